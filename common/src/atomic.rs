@@ -1,0 +1,360 @@
+//! Replacing files so that every file is always either its old or its new
+//! version, never torn.
+//!
+//! The new content goes into a temporary file in the same directory
+//! (created exclusively, mode 0600), which gets its final mode and owner,
+//! is `fsync`ed, and is renamed over the target; then the directory is
+//! `fsync`ed so the rename itself survives a crash. With
+//! [`Options::backup`] the previous version stays beside it as `name-`, the
+//! way shadow-utils keeps `passwd-`. If anything fails before the rename,
+//! the temporary file is removed and the target is untouched.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::Error;
+
+/// How the new file is to be made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Permission bits; `None` keeps the old file's, or 0644 for a new one.
+    pub mode: Option<u32>,
+    /// Owner and group; `None` keeps the old file's, or the process's for a
+    /// new one.
+    pub owner: Option<(u32, u32)>,
+    /// Keep the previous version as `<name>-`.
+    pub backup: bool,
+}
+
+/// What [`replace`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The file already held exactly this content (and mode and owner);
+    /// nothing was written and its mtime is unchanged.
+    Unchanged,
+    /// The file was created or replaced.
+    Replaced,
+}
+
+/// A file being written in place of `path`; it replaces `path` only on
+/// [`AtomicFile::commit`]. Dropped without a commit, it removes its
+/// temporary file and leaves `path` as it was.
+#[derive(Debug)]
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<File>,
+    options: Options,
+    committed: bool,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl AtomicFile {
+    /// Opens a new temporary file beside `path`.
+    pub fn create(path: &Path, options: Options) -> Result<AtomicFile, Error> {
+        let write_err = |source| Error::Write {
+            path: path.to_owned(),
+            source,
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| write_err(io::Error::other("not a file name")))?;
+        let dir = parent_dir(path);
+        let tmp = dir.join(format!(
+            ".{}.pysk-tmp.{}.{}",
+            name.to_string_lossy(),
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(write_err)?;
+        Ok(AtomicFile {
+            path: path.to_owned(),
+            tmp,
+            file: Some(file),
+            options,
+            committed: false,
+        })
+    }
+
+    /// The file the content goes to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write_err(&self, source: io::Error) -> Error {
+        Error::Write {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Makes the new content durable and puts it in place: mode and owner,
+    /// `fsync`, the backup link, `rename`, `fsync` of the directory.
+    pub fn commit(mut self) -> Result<(), Error> {
+        let Some(file) = self.file.take() else {
+            return Err(self.write_err(io::Error::other("already committed")));
+        };
+        let old = match fs::symlink_metadata(&self.path) {
+            Ok(m) => Some(m),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(self.write_err(e)),
+        };
+        let mode = self
+            .options
+            .mode
+            .or_else(|| old.as_ref().map(|m| m.mode() & 0o7777))
+            .unwrap_or(0o644);
+        let owner = self
+            .options
+            .owner
+            .or_else(|| old.as_ref().map(|m| (m.uid(), m.gid())));
+        if let Some((uid, gid)) = owner {
+            let current = file.metadata().map_err(|e| self.write_err(e))?;
+            if (current.uid(), current.gid()) != (uid, gid) {
+                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+                    .map_err(|e| self.write_err(e))?;
+            }
+        }
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| self.write_err(e))?;
+        file.sync_all().map_err(|e| self.write_err(e))?;
+        drop(file);
+        if self.options.backup && old.as_ref().is_some_and(|m| m.is_file()) {
+            self.keep_backup()?;
+        }
+        fs::rename(&self.tmp, &self.path).map_err(|e| self.write_err(e))?;
+        self.committed = true;
+        sync_dir(parent_dir(&self.path)).map_err(|e| self.write_err(e))
+    }
+
+    /// Links the current version to `<name>-`, itself atomically.
+    fn keep_backup(&self) -> Result<(), Error> {
+        let mut backup = self.path.clone().into_os_string();
+        backup.push("-");
+        let backup = PathBuf::from(backup);
+        let staging = self.tmp.with_extension("backup");
+        let _ = fs::remove_file(&staging);
+        fs::hard_link(&self.path, &staging).map_err(|e| self.write_err(e))?;
+        fs::rename(&staging, &backup).map_err(|e| {
+            let _ = fs::remove_file(&staging);
+            self.write_err(e)
+        })
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.file.as_mut() {
+            Some(f) => f.write(buf),
+            None => Err(io::Error::other("write after commit")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // Until the rename the target was never touched: only the
+        // temporary file has to go.
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Replaces `path` with `contents` atomically; writes nothing when the file
+/// already holds exactly that (and has the requested mode and owner).
+pub fn replace(path: &Path, contents: &[u8], options: Options) -> Result<Written, Error> {
+    replace_with(path, options, Some(contents), |w| w.write_all(contents))
+}
+
+/// Replaces `path` with what `fill` writes. When `expected` is given and
+/// the file already holds it, nothing is written. An error from `fill`
+/// leaves `path` untouched and no temporary file behind.
+pub fn replace_with<F>(
+    path: &Path,
+    options: Options,
+    expected: Option<&[u8]>,
+    fill: F,
+) -> Result<Written, Error>
+where
+    F: FnOnce(&mut AtomicFile) -> io::Result<()>,
+{
+    if let Some(expected) = expected
+        && unchanged(path, expected, options)
+    {
+        return Ok(Written::Unchanged);
+    }
+    let mut file = AtomicFile::create(path, options)?;
+    fill(&mut file).map_err(|source| Error::Write {
+        path: path.to_owned(),
+        source,
+    })?;
+    file.commit()?;
+    Ok(Written::Replaced)
+}
+
+fn unchanged(path: &Path, expected: &[u8], options: Options) -> bool {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    meta.is_file()
+        && meta.len() == expected.len() as u64
+        && options.mode.is_none_or(|m| meta.mode() & 0o7777 == m)
+        && options
+            .owner
+            .is_none_or(|(u, g)| (meta.uid(), meta.gid()) == (u, g))
+        && fs::read(path).is_ok_and(|current| current == expected)
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// `fsync`s a directory, so that a rename or a new entry in it is durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn creates_replaces_and_keeps_a_backup_with_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("passwd");
+        let opts = Options {
+            mode: Some(0o640),
+            owner: None,
+            backup: true,
+        };
+        assert_eq!(
+            replace(&path, b"one\n", opts).expect("create"),
+            Written::Replaced
+        );
+        assert_eq!(entries(dir.path()), ["passwd"]);
+        assert_eq!(
+            replace(&path, b"two\n", opts).expect("replace"),
+            Written::Replaced
+        );
+        assert_eq!(fs::read(&path).expect("read"), b"two\n");
+        assert_eq!(
+            fs::read(dir.path().join("passwd-")).expect("backup"),
+            b"one\n"
+        );
+        let meta = fs::metadata(&path).expect("meta");
+        assert_eq!(meta.mode() & 0o7777, 0o640);
+        assert_eq!(entries(dir.path()), ["passwd", "passwd-"]);
+    }
+
+    #[test]
+    fn keeps_the_old_mode_and_owner_when_not_told_otherwise() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("shadow");
+        fs::write(&path, "old").expect("write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+        let before = fs::metadata(&path).expect("meta");
+        replace(&path, b"new", Options::default()).expect("replace");
+        let after = fs::metadata(&path).expect("meta");
+        assert_eq!(after.mode() & 0o7777, 0o600);
+        assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+        assert_ne!(after.ino(), before.ino(), "a new inode was renamed in");
+    }
+
+    #[test]
+    fn unchanged_content_writes_nothing_and_keeps_the_mtime() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.example.org");
+        fs::write(&path, "same\n").expect("write");
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_modified(old)
+            .expect("set mtime");
+        let ino = fs::metadata(&path).expect("meta").ino();
+        assert_eq!(
+            replace(&path, b"same\n", Options::default()).expect("replace"),
+            Written::Unchanged
+        );
+        let meta = fs::metadata(&path).expect("meta");
+        assert_eq!(meta.modified().expect("mtime"), old);
+        assert_eq!(meta.ino(), ino);
+    }
+
+    #[test]
+    fn failure_while_writing_leaves_old_content_and_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("group");
+        fs::write(&path, "old content\n").expect("write");
+        let result = replace_with(&path, Options::default(), None, |w| {
+            w.write_all(b"half of the new")?;
+            Err(io::Error::other("injected failure"))
+        });
+        match result {
+            Err(Error::Write { path: p, source }) => {
+                assert_eq!(p, path);
+                assert_eq!(source.to_string(), "injected failure");
+            }
+            other => panic!("expected a write error, got {other:?}"),
+        }
+        assert_eq!(fs::read(&path).expect("read"), b"old content\n");
+        assert_eq!(entries(dir.path()), ["group"]);
+    }
+
+    #[test]
+    fn failing_rename_leaves_target_and_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A non-empty directory cannot be replaced by a file: the rename,
+        // the last step, fails.
+        let target = dir.path().join("target");
+        fs::create_dir(&target).expect("mkdir");
+        fs::write(target.join("keep"), "x").expect("write");
+        let err = replace(&target, b"data", Options::default()).expect_err("rename fails");
+        assert!(matches!(err, Error::Write { .. }), "{err:?}");
+        assert_eq!(entries(dir.path()), ["target"]);
+        assert_eq!(entries(&target), ["keep"]);
+    }
+
+    #[test]
+    fn streaming_file_dropped_without_commit_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.log");
+        {
+            let mut f = AtomicFile::create(&path, Options::default()).expect("create");
+            f.write_all(b"partial").expect("write");
+            assert_eq!(entries(dir.path()).len(), 1, "the temporary file exists");
+        }
+        assert!(entries(dir.path()).is_empty());
+    }
+}

@@ -1,0 +1,243 @@
+//! The options every tool shares, and the `config` subcommand.
+//!
+//! Each tool flattens [`CommonArgs`] into its clap parser, so `--config-dir`,
+//! `--host`, `-q` and `-v` are spelled the same everywhere, and mutating
+//! subcommands flatten [`WaitArgs`] for `--wait`.
+
+use std::ffi::{CStr, CString};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args};
+
+use crate::Error;
+use crate::inventory::is_host_name;
+use crate::report::{Level, Reporter};
+use crate::switches::{self, Spec, Switches};
+
+/// Options shared by every pysk tool.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Directory holding serverconfig/ and hosts
+    #[arg(
+        long,
+        global = true,
+        env = "PYSK_CONFIG_DIR",
+        default_value = "/etc/pysk",
+        value_name = "DIR"
+    )]
+    pub config_dir: PathBuf,
+
+    /// The server whose switches apply [default: this machine's FQDN]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub host: Option<String>,
+
+    /// Print nothing on success; only trouble goes to stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Say what is being done (twice: details too)
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// `--wait` for subcommands that take the tool's lock.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WaitArgs {
+    /// When another run holds the lock, wait up to this long instead of
+    /// exiting 75 at once
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
+}
+
+impl WaitArgs {
+    /// The longest time to wait for the lock.
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(self.wait)
+    }
+}
+
+impl CommonArgs {
+    /// The output level `-q` and `-v` ask for.
+    pub fn level(&self) -> Level {
+        match (self.quiet, self.verbose) {
+            (true, _) => Level::Quiet,
+            (false, 0) => Level::Normal,
+            (false, 1) => Level::Verbose,
+            (false, _) => Level::Debug,
+        }
+    }
+
+    /// A reporter for `tool` at the level asked for.
+    pub fn reporter(&self, tool: &'static str) -> Reporter {
+        Reporter::new(tool, self.level())
+    }
+
+    /// The host whose switches apply: `--host`, else this machine's FQDN.
+    /// It names files, so it must be a valid host name.
+    pub fn host(&self) -> Result<String, Error> {
+        let name = match &self.host {
+            Some(h) => h.to_ascii_lowercase(),
+            None => local_fqdn(),
+        };
+        if is_host_name(&name) {
+            Ok(name)
+        } else {
+            Err(Error::Config {
+                path: PathBuf::from("--host"),
+                line: 0,
+                reason: format!("{name:?} is not a valid host name"),
+            })
+        }
+    }
+
+    /// The merged switches for [`CommonArgs::host`].
+    pub fn switches(&self) -> Result<Switches, Error> {
+        Switches::load(&self.config_dir, &self.host()?)
+    }
+
+    /// The `config` subcommand: writes the effective switches for the host
+    /// in shell syntax, the tool's own keys included with their defaults.
+    pub fn print_config(&self, specs: &[Spec], out: &mut dyn Write) -> Result<(), Error> {
+        let host = self.host()?;
+        let switches = Switches::load(&self.config_dir, &host)?;
+        out.write_all(switches::render(&switches, specs, &host).as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|source| Error::Write {
+                path: PathBuf::from("stdout"),
+                source,
+            })
+    }
+}
+
+/// This machine's fully qualified name, as `hostname -f` finds it: the
+/// canonical name of `gethostname()`, or the plain host name when the
+/// resolver knows no better.
+pub fn local_fqdn() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let name = CStr::from_bytes_until_nul(&buf)
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    canonical_name(&name).unwrap_or(name)
+}
+
+fn canonical_name(name: &str) -> Option<String> {
+    let c_name = CString::new(name).ok()?;
+    // SAFETY: zeroed addrinfo is a valid "no hints" value; we set flags only.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_flags = libc::AI_CANONNAME;
+    hints.ai_family = libc::AF_UNSPEC;
+    let mut result: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: valid C string, hints and out pointer; freed below.
+    let rc = unsafe { libc::getaddrinfo(c_name.as_ptr(), std::ptr::null(), &hints, &mut result) };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: result is a valid list from getaddrinfo; ai_canonname is
+    // either null or a NUL-terminated string owned by the list.
+    let canon = unsafe {
+        let p = (*result).ai_canonname;
+        let s = (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned());
+        libc::freeaddrinfo(result);
+        s
+    };
+    canon.filter(|c| c.contains('.') || !name.contains('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+    }
+
+    #[test]
+    fn shared_options_parse_the_same_everywhere() {
+        let cli = Cli::try_parse_from([
+            "pysk-test",
+            "--config-dir",
+            "/tmp/cfg",
+            "--host",
+            "Mikuru.igowo.de",
+            "-vv",
+            "--wait",
+            "30",
+        ])
+        .expect("parses");
+        assert_eq!(cli.common.config_dir, PathBuf::from("/tmp/cfg"));
+        assert_eq!(cli.common.host().expect("host"), "mikuru.igowo.de");
+        assert_eq!(cli.common.level(), Level::Debug);
+        assert_eq!(cli.wait.duration(), Duration::from_secs(30));
+        let quiet = Cli::try_parse_from(["pysk-test", "-q"]).expect("parses");
+        assert_eq!(quiet.common.level(), Level::Quiet);
+        assert!(Cli::try_parse_from(["pysk-test", "-q", "-v"]).is_err());
+    }
+
+    #[test]
+    fn host_that_could_escape_the_config_dir_is_refused() {
+        for bad in ["../../etc/passwd", "a/b", "", "-x", ".."] {
+            let arg = format!("--host={bad}");
+            let cli = Cli::try_parse_from(["pysk-test", arg.as_str()]).expect("parses");
+            assert!(cli.common.host().is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from(["pysk-test"]).expect("parses");
+        assert!(!cli.common.host().expect("local name").is_empty());
+    }
+
+    #[test]
+    fn print_config_shows_file_values_and_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("serverconfig")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("serverconfig/default"),
+            "logs_spool=\"/srv/spool\"\n",
+        )
+        .expect("write");
+        let cli = Cli::try_parse_from([
+            "pysk-test",
+            "--config-dir",
+            dir.path().to_str().expect("utf-8"),
+            "--host",
+            "h.example",
+        ])
+        .expect("parses");
+        let specs = [
+            Spec {
+                key: "logs_spool",
+                default: "/var/spool/pysk/wwwlogs",
+                help: "the spool",
+            },
+            Spec {
+                key: "logs_memory",
+                default: "256M",
+                help: "sort memory",
+            },
+        ];
+        let mut out = Vec::new();
+        cli.common.print_config(&specs, &mut out).expect("prints");
+        let text = String::from_utf8(out).expect("utf-8");
+        let path = dir.path().join("serverconfig/default");
+        assert_eq!(
+            text,
+            format!(
+                "# effective switches for h.example\n\
+                 logs_memory=\"256M\"  # built-in default: sort memory\n\
+                 logs_spool=\"/srv/spool\"  # {}:1\n",
+                path.display()
+            )
+        );
+    }
+}

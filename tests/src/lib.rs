@@ -1,0 +1,216 @@
+//! The harness the end-to-end tests share.
+//!
+//! End-to-end tests drive the built binaries (`target/<profile>/pysk-*`)
+//! against the real programs they talk to, each in a scratch directory, on
+//! loopback and free ports. This crate holds the few things they all need:
+//! locating a binary, a scratch root, a free port, a server process that is
+//! started, waited for within a bound and killed on drop, and [`require`],
+//! which fails a test under `CI=true` when a program it needs is missing.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use tempfile::TempDir;
+
+/// The path of the built binary `name` (for example `pysk-logs`), from the
+/// same target directory as the running test.
+///
+/// # Panics
+/// When the binary has not been built; `cargo build --workspace` builds it
+/// (`scripts/test` does that before running tests).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built; run `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
+/// A fresh scratch directory, removed when dropped.
+pub fn scratch() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("pysk-test-")
+        .tempdir()
+        .expect("create a scratch directory")
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port on loopback")
+}
+
+/// A UDP and TCP port pair number on 127.0.0.1 that was free a moment ago
+/// on both protocols (for DNS servers).
+pub fn free_port_udp_tcp() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp on loopback");
+        let port = udp.local_addr().expect("udp address").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Finds `program` on `PATH` (and in the sbin directories, where Debian puts
+/// daemons). When it is missing, under `CI=true` the test fails naming the
+/// Debian package to install; elsewhere it says loudly that the test is
+/// skipped and returns `None`.
+pub fn require(program: &str, package: &str) -> Option<PathBuf> {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    require_in(program, package, ci)
+}
+
+/// [`require`] with the CI decision made by the caller.
+pub fn require_in(program: &str, package: &str, ci: bool) -> Option<PathBuf> {
+    if let Some(path) = which(program) {
+        return Some(path);
+    }
+    let msg = format!(
+        "required program {program} is missing: install the Debian package {package} \
+         (scripts/install-test-deps does)"
+    );
+    assert!(!ci, "{msg}");
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+/// The full path of `program` on `PATH`, `/usr/sbin` or `/sbin`.
+pub fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Path::new(program).is_file().then(|| PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// When a started server counts as ready.
+#[derive(Debug, Clone)]
+pub enum Ready {
+    /// It accepts TCP connections on this address.
+    Tcp(SocketAddr),
+    /// This file exists (a pid file or socket it creates).
+    File(PathBuf),
+}
+
+/// A server process started by a test in its own process group; the whole
+/// group is terminated when this is dropped.
+#[derive(Debug)]
+pub struct Server {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `command` with stdout and stderr going to `log`, and waits up
+    /// to `timeout` until it is [`Ready`].
+    ///
+    /// # Panics
+    /// When it cannot start, exits early or is not ready in time; the panic
+    /// shows its log.
+    pub fn start(
+        name: &str,
+        mut command: Command,
+        log: &Path,
+        ready: Ready,
+        timeout: Duration,
+    ) -> Server {
+        let out = File::create(log).expect("create the server log");
+        let err = out.try_clone().expect("clone the log handle");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let mut server = Server {
+            name: name.to_owned(),
+            child,
+            log: log.to_owned(),
+        };
+        server.wait_ready(&ready, timeout);
+        server
+    }
+
+    fn wait_ready(&mut self, ready: &Ready, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let is_ready = match ready {
+                Ready::Tcp(addr) => {
+                    TcpStream::connect_timeout(addr, Duration::from_millis(200)).is_ok()
+                }
+                Ready::File(path) => path.exists(),
+            };
+            if is_ready {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited early with {status}; its log:\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "{} was not ready within {timeout:?}; its log:\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// What the server has written to its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let Ok(pgid) = i32::try_from(self.child.id()) else {
+            return;
+        };
+        // SAFETY: kill(2) on our own child's process group.
+        unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                // SAFETY: as above; reaps stragglers the leader left.
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
