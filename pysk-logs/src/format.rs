@@ -1,0 +1,443 @@
+//! The access log formats pysk reads, and the combined format it writes.
+//!
+//! | name | Apache `LogFormat` |
+//! |---|---|
+//! | `igowo` | `%A %D %v %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %I %O` |
+//! | `vhextendedio` | `%v %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %I %O` |
+//! | `vhextended` | `%v %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"` |
+//! | `combined` | `%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"` |
+//! | `common` | `%h %l %u %t "%r" %>s %b` |
+//!
+//! A line is cut into fields once, and the formats are tried in that order
+//! against the number of fields before and after `%t`; every format has its
+//! own pair, so the first that fits is the only one. Quoted fields follow
+//! Apache's escaping (`\"`, `\\`, `\xhh`) and are kept byte for byte, also
+//! when they are not UTF-8. A line that fits no format is rejected with a
+//! [`Reject`] reason, never guessed at.
+
+use std::net::IpAddr;
+
+use crate::time;
+
+/// Which format a line was read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `%A %D %v` + combined + `%I %O`.
+    Igowo,
+    /// `%v` + combined + `%I %O`.
+    VhExtendedIo,
+    /// `%v` + combined.
+    VhExtended,
+    /// Apache's combined format.
+    Combined,
+    /// Apache's common format.
+    Common,
+}
+
+/// Why a line was set aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reject {
+    /// The line holds a NUL byte (a torn write or binary garbage).
+    NulByte,
+    /// The line ends inside a field or lacks its last fields: a cut write.
+    Truncated,
+    /// The fields fit none of the formats, or one is malformed.
+    BadFormat,
+    /// The timestamp is not a valid date and time.
+    BadDate,
+    /// The line names no virtual host and no `--vhost` was given.
+    NoVhost,
+    /// The virtual host is not a valid host name.
+    BadVhost,
+    /// The virtual host is not in the `--vhosts` list.
+    UnknownVhost,
+    /// The line is longer than any web server writes (64 KiB).
+    TooLong,
+}
+
+impl Reject {
+    /// Every reason, in report order.
+    pub const ALL: [Reject; 8] = [
+        Reject::NulByte,
+        Reject::Truncated,
+        Reject::BadFormat,
+        Reject::BadDate,
+        Reject::NoVhost,
+        Reject::BadVhost,
+        Reject::UnknownVhost,
+        Reject::TooLong,
+    ];
+
+    /// The reason as written in `rejected/` files and summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::NulByte => "nul-byte",
+            Reject::Truncated => "truncated",
+            Reject::BadFormat => "bad-format",
+            Reject::BadDate => "bad-date",
+            Reject::NoVhost => "no-vhost",
+            Reject::BadVhost => "bad-vhost",
+            Reject::UnknownVhost => "unknown-vhost",
+            Reject::TooLong => "too-long",
+        }
+    }
+}
+
+/// The fields of one parsed line, borrowed from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// The format it was read in.
+    pub format: Format,
+    /// `%v`, when the format has it.
+    pub vhost: Option<&'a [u8]>,
+    /// `%h %l %u`, as written (three space-separated fields).
+    pub client: &'a [u8],
+    /// The client address or name (`%h`).
+    pub host: &'a [u8],
+    /// The instant, seconds since the epoch.
+    pub time: i64,
+    /// `"%r" %>s %b`, quotes included, as written.
+    pub request: &'a [u8],
+    /// `"%{Referer}i" "%{User-Agent}i"`, quotes included, when present.
+    pub agent: Option<&'a [u8]>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bare,
+    Quoted,
+    Bracket,
+}
+
+#[derive(Clone, Copy)]
+struct Field {
+    kind: Kind,
+    start: usize,
+    end: usize,
+}
+
+const MAX_FIELDS: usize = 14;
+
+/// Cuts `line` into fields separated by single spaces: bare words,
+/// `"quoted"` (with backslash escapes) and `[bracketed]`.
+fn fields(line: &[u8], out: &mut [Field; MAX_FIELDS]) -> Result<usize, Reject> {
+    let mut n = 0;
+    let mut i = 0;
+    while i < line.len() {
+        if n == MAX_FIELDS {
+            return Err(Reject::BadFormat);
+        }
+        let (kind, start, end, next) = match line[i] {
+            b'"' => {
+                let mut j = i + 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &line[j..]) {
+                        None => return Err(Reject::Truncated),
+                        Some(k) if line[j + k] == b'\\' => {
+                            j += k + 2;
+                            if j > line.len() {
+                                return Err(Reject::Truncated);
+                            }
+                        }
+                        Some(k) => break (Kind::Quoted, i, j + k + 1, j + k + 1),
+                    }
+                }
+            }
+            b'[' => match memchr::memchr(b']', &line[i..]) {
+                None => return Err(Reject::Truncated),
+                Some(k) => (Kind::Bracket, i, i + k + 1, i + k + 1),
+            },
+            b' ' => return Err(Reject::BadFormat),
+            _ => {
+                let end = memchr::memchr(b' ', &line[i..]).map_or(line.len(), |k| i + k);
+                let word = &line[i..end];
+                if word.iter().any(|&c| c == b'"' || c < b' ' || c == 0x7f) {
+                    return Err(Reject::BadFormat);
+                }
+                (Kind::Bare, i, end, end)
+            }
+        };
+        out[n] = Field { kind, start, end };
+        n += 1;
+        match line.get(next) {
+            None => i = next,
+            Some(b' ') if next + 1 < line.len() => i = next + 1,
+            Some(_) => return Err(Reject::BadFormat),
+        }
+    }
+    Ok(n)
+}
+
+fn all_digits(b: &[u8]) -> bool {
+    !b.is_empty() && b.iter().all(u8::is_ascii_digit)
+}
+
+fn is_ip(b: &[u8]) -> bool {
+    std::str::from_utf8(b).is_ok_and(|s| s.parse::<IpAddr>().is_ok())
+}
+
+/// Whether `b` is a valid client field: an address, or a host name when
+/// the server logs names.
+fn is_client(b: &[u8]) -> bool {
+    is_ip(b) || std::str::from_utf8(b).is_ok_and(pysk_common::inventory::is_host_name)
+}
+
+/// Parses one line (without its newline; a trailing `\r` is ignored).
+pub fn parse(line: &[u8]) -> Result<Entry<'_>, Reject> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if memchr::memchr(0, line).is_some() {
+        return Err(Reject::NulByte);
+    }
+    let mut f = [Field {
+        kind: Kind::Bare,
+        start: 0,
+        end: 0,
+    }; MAX_FIELDS];
+    let n = fields(line, &mut f)?;
+    let f = &f[..n];
+    let Some(t) = f.iter().position(|x| x.kind == Kind::Bracket) else {
+        return Err(Reject::BadFormat);
+    };
+    let (before, after) = (&f[..t], &f[t + 1..]);
+    let format = match (before.len(), after.len()) {
+        (6, 7) => Format::Igowo,
+        (4, 7) => Format::VhExtendedIo,
+        (4, 5) => Format::VhExtended,
+        (3, 5) => Format::Combined,
+        (3, 3) => Format::Common,
+        (3 | 4 | 6, 0..=2) => return Err(Reject::Truncated),
+        (6, 3..=6) | (4, 6) | (3, 4) => return Err(Reject::Truncated),
+        _ => return Err(Reject::BadFormat),
+    };
+    let text = |x: &Field| &line[x.start..x.end];
+    if before.iter().any(|x| x.kind != Kind::Bare) {
+        return Err(Reject::BadFormat);
+    }
+    let shape_ok = after[0].kind == Kind::Quoted
+        && after[1].kind == Kind::Bare
+        && after[2].kind == Kind::Bare
+        && after.get(3).is_none_or(|x| x.kind == Kind::Quoted)
+        && after.get(4).is_none_or(|x| x.kind == Kind::Quoted)
+        && after[5.min(after.len())..]
+            .iter()
+            .all(|x| all_digits(text(x)));
+    let status = text(&after[1]);
+    let bytes = text(&after[2]);
+    if !shape_ok
+        || status.len() != 3
+        || !all_digits(status)
+        || !(bytes == b"-" || all_digits(bytes))
+    {
+        return Err(Reject::BadFormat);
+    }
+    let client_at = before.len() - 3;
+    if format == Format::Igowo && (!is_ip(text(&before[0])) || !all_digits(text(&before[1]))) {
+        return Err(Reject::BadFormat);
+    }
+    let host = text(&before[client_at]);
+    if !is_client(host) {
+        return Err(Reject::BadFormat);
+    }
+    let stamp = text(&f[t]);
+    let time = time::parse(&stamp[1..stamp.len() - 1]).ok_or(Reject::BadDate)?;
+    Ok(Entry {
+        format,
+        vhost: (client_at > 0).then(|| text(&before[client_at - 1])),
+        client: &line[before[client_at].start..before[client_at + 2].end],
+        host,
+        time,
+        request: &line[after[0].start..after[2].end],
+        agent: (after.len() >= 5).then(|| &line[after[3].start..after[4].end]),
+    })
+}
+
+/// Checks and lower-cases a virtual host name; `None` if it is not a valid
+/// host name (it becomes a directory name, so this is a security check).
+pub fn normalize_vhost(vhost: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(vhost).ok()?.to_ascii_lowercase();
+    pysk_common::inventory::is_host_name(&s).then_some(s)
+}
+
+/// Appends `entry` to `out` as one combined-format line with its time in
+/// UTC, newline included. `stamp` is the formatted time, which callers
+/// cache across lines of the same second.
+pub fn write_combined(entry: &Entry<'_>, stamp: &[u8; time::LEN], out: &mut Vec<u8>) {
+    out.extend_from_slice(entry.client);
+    out.extend_from_slice(b" [");
+    out.extend_from_slice(stamp);
+    out.extend_from_slice(b"] ");
+    out.extend_from_slice(entry.request);
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(entry.agent.unwrap_or(b"\"-\" \"-\""));
+    out.push(b'\n');
+}
+
+/// The instant of a combined-format line: the timestamp in its first
+/// `[...]`. Used by `merge`, which reads what `split` wrote.
+pub fn combined_time(line: &[u8]) -> Option<i64> {
+    let open = memchr::memchr(b'[', line)?;
+    let stamp = line.get(open + 1..open + 1 + time::LEN)?;
+    if line.get(open + 1 + time::LEN) != Some(&b']') {
+        return None;
+    }
+    time::parse(stamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQ: &str = r#""GET /index.html HTTP/1.1" 200 1043"#;
+    const AGENT: &str = r#""http://example.org/" "Mozilla/5.0 (X11)""#;
+    const STAMP: &str = "[17/May/2015:12:05:03 +0200]";
+
+    fn combined_of(line: &str, vhost: Option<&str>) -> String {
+        let e = parse(line.as_bytes()).expect("parses");
+        assert_eq!(
+            e.vhost.map(|v| std::str::from_utf8(v).expect("utf-8")),
+            vhost
+        );
+        let mut stamp = [0u8; time::LEN];
+        time::format_utc(e.time, &mut stamp);
+        let mut out = Vec::new();
+        write_combined(&e, &stamp, &mut out);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn every_format_becomes_the_same_combined_line_in_utc() {
+        let expected = format!("192.0.2.7 - bob [17/May/2015:10:05:03 +0000] {REQ} {AGENT}\n");
+        let cases = [
+            (
+                format!(
+                    "10.0.0.1 1234 www.example.org 192.0.2.7 - bob {STAMP} {REQ} {AGENT} 512 2048"
+                ),
+                Format::Igowo,
+                Some("www.example.org"),
+            ),
+            (
+                format!("www.example.org 192.0.2.7 - bob {STAMP} {REQ} {AGENT} 512 2048"),
+                Format::VhExtendedIo,
+                Some("www.example.org"),
+            ),
+            (
+                format!("www.example.org 192.0.2.7 - bob {STAMP} {REQ} {AGENT}"),
+                Format::VhExtended,
+                Some("www.example.org"),
+            ),
+            (
+                format!("192.0.2.7 - bob {STAMP} {REQ} {AGENT}"),
+                Format::Combined,
+                None,
+            ),
+        ];
+        for (line, format, vhost) in cases {
+            assert_eq!(
+                parse(line.as_bytes()).expect("parses").format,
+                format,
+                "{line}"
+            );
+            assert_eq!(combined_of(&line, vhost), expected, "{line}");
+        }
+        let common = format!("192.0.2.7 - bob {STAMP} {REQ}");
+        assert_eq!(
+            parse(common.as_bytes()).expect("parses").format,
+            Format::Common
+        );
+        assert_eq!(
+            combined_of(&common, None),
+            format!("192.0.2.7 - bob [17/May/2015:10:05:03 +0000] {REQ} \"-\" \"-\"\n")
+        );
+    }
+
+    #[test]
+    fn quoted_fields_keep_escapes_and_raw_bytes() {
+        let mut line = b"ex.org 2001:db8::1 - - [17/May/2015:10:05:03 +0000] \"GET /a\\\"b\\\\c\\x0a HTTP/1.1\" 404 - \"-\" \"agent \xff\xfe \\\"q\\\"\"".to_vec();
+        let e = parse(&line).expect("parses");
+        assert_eq!(e.host, b"2001:db8::1");
+        assert_eq!(e.request, b"\"GET /a\\\"b\\\\c\\x0a HTTP/1.1\" 404 -");
+        assert_eq!(e.agent, Some(&b"\"-\" \"agent \xff\xfe \\\"q\\\"\""[..]));
+        line.push(b'\r');
+        assert!(parse(&line).is_ok(), "a CRLF line ending is tolerated");
+    }
+
+    #[test]
+    fn corrupt_lines_get_their_reason() {
+        let good = format!("www.example.org 192.0.2.7 - - {STAMP} {REQ} {AGENT}");
+        let cases: Vec<(Vec<u8>, Reject)> = vec![
+            (
+                good.as_bytes()[..good.len() - 10].to_vec(),
+                Reject::Truncated,
+            ),
+            (good.as_bytes()[..40].to_vec(), Reject::Truncated),
+            (good.as_bytes()[..70].to_vec(), Reject::Truncated),
+            (b"complete garbage".to_vec(), Reject::BadFormat),
+            (b"\x00\x00\x00\x00".to_vec(), Reject::NulByte),
+            (
+                good.replacen("192.0.2.7", "19\u{0}2.0.2.7", 1).into_bytes(),
+                Reject::NulByte,
+            ),
+            (
+                good.replace("17/May/2015", "32/May/2015").into_bytes(),
+                Reject::BadDate,
+            ),
+            (
+                good.replace(" 200 ", " 2OO ").into_bytes(),
+                Reject::BadFormat,
+            ),
+            (
+                good.replace(" 1043 ", " 10x3 ").into_bytes(),
+                Reject::BadFormat,
+            ),
+            (
+                good.replace("192.0.2.7", "bad\"host").into_bytes(),
+                Reject::BadFormat,
+            ),
+            (
+                format!("a b c d e f g {STAMP} {REQ}").into_bytes(),
+                Reject::BadFormat,
+            ),
+            (format!("{good}  ").into_bytes(), Reject::BadFormat),
+            (format!("{good} 1 2 3").into_bytes(), Reject::BadFormat),
+            (
+                format!("x 10 www.example.org 192.0.2.7 - - {STAMP} {REQ} {AGENT} 1 2")
+                    .into_bytes(),
+                Reject::BadFormat,
+            ),
+        ];
+        for (line, reason) in cases {
+            assert_eq!(
+                parse(&line),
+                Err(reason),
+                "{}",
+                String::from_utf8_lossy(&line)
+            );
+        }
+    }
+
+    #[test]
+    fn vhost_names_are_checked_and_lowercased() {
+        assert_eq!(
+            normalize_vhost(b"WWW.Example.ORG").as_deref(),
+            Some("www.example.org")
+        );
+        for bad in [
+            &b"../etc"[..],
+            b"a/b",
+            b"",
+            b"..",
+            b"ex\xffample.org",
+            b"-x.org",
+        ] {
+            assert_eq!(normalize_vhost(bad), None);
+        }
+    }
+
+    #[test]
+    fn combined_time_reads_the_stamp_of_written_lines() {
+        let line = format!("192.0.2.7 - - {STAMP} {REQ} {AGENT}");
+        assert_eq!(combined_time(line.as_bytes()), Some(1_431_857_103));
+        assert_eq!(combined_time(b"192.0.2.7 - - [17/May/2015:12:05"), None);
+        assert_eq!(combined_time(b"no stamp here"), None);
+    }
+}

@@ -1,0 +1,245 @@
+//! The spool and its batches.
+//!
+//! ```text
+//! <spool>/inbox/              raw logs as they arrive (plain or gzip)
+//! <spool>/pending/<vhost>/    split output, waiting for AWStats
+//! <spool>/processed/<vhost>/  what `merge --archive` archived
+//! <spool>/rejected/           lines (and whole unreadable files) set aside
+//! <spool>/tmp/                runs, outputs in the making, batch manifests
+//! ```
+//!
+//! A split run is one batch, committed the way a database commits: every
+//! output is first written and `fsync`ed in `tmp/`; then a manifest listing
+//! each move (output into `pending/` or `rejected/`, unreadable input into
+//! `rejected/`) and each inbox file to remove is written atomically — the
+//! commit point; then the moves and removals are done and the manifest is
+//! removed. A run that dies before the commit point leaves the inbox as it
+//! was (its leftovers in `tmp/` are cleared by the next run); one that dies
+//! after it has its batch finished by the next run, which replays the
+//! manifest. Either way no line is lost and none is written twice.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LogsError, output_err};
+use pysk_common::atomic;
+
+/// The spool's directories.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    root: PathBuf,
+}
+
+/// One rename a batch makes, relative to the spool root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    /// From (relative to the spool).
+    pub from: String,
+    /// To (relative to the spool).
+    pub to: String,
+}
+
+/// What a batch does when it commits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always 1.
+    pub version: u32,
+    /// Renames, done in order.
+    pub moves: Vec<Move>,
+    /// Inbox files to remove once the moves are durable.
+    pub remove: Vec<String>,
+}
+
+impl Spool {
+    /// The spool at `root`; [`Spool::prepare`] creates its directories.
+    pub fn new(root: &Path) -> Spool {
+        Spool {
+            root: root.to_owned(),
+        }
+    }
+
+    /// The spool's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `inbox/`.
+    pub fn inbox(&self) -> PathBuf {
+        self.root.join("inbox")
+    }
+
+    /// `tmp/`.
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Creates the spool's directories where missing.
+    pub fn prepare(&self) -> Result<(), LogsError> {
+        for dir in ["inbox", "pending", "processed", "rejected", "tmp"] {
+            let path = self.root.join(dir);
+            fs::create_dir_all(&path).map_err(output_err(&path))?;
+        }
+        Ok(())
+    }
+
+    /// The files waiting in `inbox/`, oldest name first (names sort by
+    /// arrival for everything pysk writes there). Dot-files are skipped:
+    /// they are files still being written by a well-behaved sender.
+    pub fn inbox_files(&self) -> Result<Vec<PathBuf>, LogsError> {
+        let inbox = self.inbox();
+        let mut files = Vec::new();
+        for entry in fs::read_dir(&inbox).map_err(output_err(&inbox))? {
+            let entry = entry.map_err(output_err(&inbox))?;
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if entry
+                .file_type()
+                .map_err(output_err(entry.path()))?
+                .is_file()
+            {
+                files.push(entry.path());
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// `path` relative to the spool root, as a manifest stores it; `None`
+    /// when it is outside the spool or not UTF-8.
+    pub fn relative(&self, path: &Path) -> Option<String> {
+        path.strip_prefix(&self.root)
+            .ok()
+            .and_then(|p| p.to_str())
+            .map(str::to_owned)
+    }
+
+    /// A name `<dir>/<stamp>-<n><suffix>` that no file has yet and that no
+    /// move in `taken` targets.
+    pub fn fresh_name(&self, dir: &str, stamp: u64, suffix: &str, taken: &[Move]) -> String {
+        (0u64..)
+            .map(|n| format!("{dir}/{stamp}-{n}{suffix}"))
+            .find(|name| !self.root.join(name).exists() && taken.iter().all(|m| &m.to != name))
+            .unwrap_or_default()
+    }
+
+    /// Makes `manifest` the committed state of a batch: writes it
+    /// atomically, then carries it out.
+    pub fn commit(&self, manifest: &Manifest) -> Result<(), LogsError> {
+        let path = self
+            .tmp()
+            .join(format!("batch-{}.manifest", std::process::id()));
+        let text = serde_json::to_vec_pretty(manifest).map_err(|e| LogsError::Manifest {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        atomic::replace(&path, &text, atomic::Options::default())?;
+        crate::failpoint("after-commit");
+        self.apply(manifest)?;
+        fs::remove_file(&path).map_err(output_err(&path))?;
+        let tmp = self.tmp();
+        atomic::sync_dir(&tmp).map_err(output_err(tmp))
+    }
+
+    /// Carries out a committed manifest; safe to repeat after a crash
+    /// anywhere inside it.
+    fn apply(&self, manifest: &Manifest) -> Result<(), LogsError> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for m in &manifest.moves {
+            let (from, to) = (self.root.join(&m.from), self.root.join(&m.to));
+            let dir = to
+                .parent()
+                .map(Path::to_owned)
+                .unwrap_or_else(|| self.root.clone());
+            fs::create_dir_all(&dir).map_err(output_err(&dir))?;
+            match fs::rename(&from, &to) {
+                Ok(()) => {}
+                // Done before the crash we are recovering from.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && to.exists() => {}
+                Err(e) => return Err(output_err(&to)(e)),
+            }
+            crate::failpoint("mid-moves");
+            for d in [dir, from.parent().map(Path::to_owned).unwrap_or_default()] {
+                if !dirs.contains(&d) {
+                    dirs.push(d);
+                }
+            }
+        }
+        for d in &dirs {
+            atomic::sync_dir(d).map_err(output_err(d))?;
+        }
+        for name in &manifest.remove {
+            let path = self.root.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(output_err(&path)(e)),
+            }
+            crate::failpoint("mid-removes");
+        }
+        let inbox = self.inbox();
+        atomic::sync_dir(&inbox).map_err(output_err(inbox))
+    }
+
+    /// Finishes every batch a crashed run committed, then clears what
+    /// uncommitted runs left in `tmp/`. Returns how many batches were
+    /// finished.
+    pub fn recover(&self) -> Result<usize, LogsError> {
+        let tmp = self.tmp();
+        let mut manifests = Vec::new();
+        let mut leftovers = Vec::new();
+        for entry in fs::read_dir(&tmp).map_err(output_err(&tmp))? {
+            let path = entry.map_err(output_err(&tmp))?.path();
+            if path.extension().is_some_and(|e| e == "manifest") {
+                manifests.push(path);
+            } else {
+                leftovers.push(path);
+            }
+        }
+        manifests.sort();
+        for path in &manifests {
+            let bytes = fs::read(path).map_err(output_err(path))?;
+            let manifest: Manifest =
+                serde_json::from_slice(&bytes).map_err(|e| LogsError::Manifest {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            if manifest.version != 1 {
+                return Err(LogsError::Manifest {
+                    path: path.clone(),
+                    reason: format!("version {} is not 1", manifest.version),
+                });
+            }
+            let unsafe_path = |p: &String| p.split('/').any(|c| c == ".." || c.is_empty());
+            if manifest
+                .moves
+                .iter()
+                .any(|m| unsafe_path(&m.from) || unsafe_path(&m.to))
+                || manifest.remove.iter().any(unsafe_path)
+            {
+                return Err(LogsError::Manifest {
+                    path: path.clone(),
+                    reason: "a path leaves the spool".into(),
+                });
+            }
+            self.apply(&manifest)?;
+            fs::remove_file(path).map_err(output_err(path))?;
+        }
+        // Anything else in tmp/ belongs to a batch that never committed:
+        // its input is still in the inbox.
+        for path in leftovers {
+            let removed = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            removed.map_err(output_err(&path))?;
+        }
+        atomic::sync_dir(&tmp).map_err(output_err(tmp))?;
+        Ok(manifests.len())
+    }
+}

@@ -1,0 +1,186 @@
+//! Apache's `%t` timestamps: `dd/Mon/yyyy:HH:MM:SS +hhmm`.
+//!
+//! Parsing gives the instant as seconds since the Unix epoch, so lines
+//! written with different offsets compare by when they happened; formatting
+//! writes an instant back in UTC (`+0000`). Both are on the hot path of
+//! `split` and `merge`, so they work on bytes and do no allocation.
+
+/// The length of a timestamp between the brackets.
+pub const LEN: usize = 26;
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+fn digits<const N: usize>(b: &[u8]) -> Option<i64> {
+    let mut v = 0i64;
+    for &c in b.get(..N)? {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(c - b'0');
+    }
+    Some(v)
+}
+
+fn month(b: &[u8]) -> Option<i64> {
+    MONTHS
+        .iter()
+        .position(|m| m.as_slice() == b)
+        .and_then(|i| i64::try_from(i + 1).ok())
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day number since 1970-01-01 (`civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Parses the 26 bytes between `[` and `]` into seconds since the epoch, or
+/// `None` when they are not a valid date and time with a valid offset.
+pub fn parse(b: &[u8]) -> Option<i64> {
+    if b.len() != LEN
+        || b[2] != b'/'
+        || b[6] != b'/'
+        || b[11] != b':'
+        || b[14] != b':'
+        || b[17] != b':'
+        || b[20] != b' '
+    {
+        return None;
+    }
+    let day = digits::<2>(&b[0..])?;
+    let mon = month(&b[3..6])?;
+    let year = digits::<4>(&b[7..])?;
+    let hour = digits::<2>(&b[12..])?;
+    let min = digits::<2>(&b[15..])?;
+    let sec = digits::<2>(&b[18..])?;
+    let sign = match b[21] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let off_h = digits::<2>(&b[22..])?;
+    let off_m = digits::<2>(&b[24..])?;
+    if day < 1
+        || day > days_in_month(year, mon)
+        || hour > 23
+        || min > 59
+        || sec > 60
+        || off_h > 14
+        || off_m > 59
+    {
+        return None;
+    }
+    let local = days_from_civil(year, mon, day) * 86_400 + hour * 3600 + min * 60 + sec;
+    Some(local - sign * (off_h * 3600 + off_m * 60))
+}
+
+/// Writes `epoch` as `dd/Mon/yyyy:HH:MM:SS +0000` (26 bytes) into `out`.
+pub fn format_utc(epoch: i64, out: &mut [u8; LEN]) {
+    let days = epoch.div_euclid(86_400);
+    let secs = epoch.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let two = |v: i64, o: &mut [u8]| {
+        o[0] = b'0' + (v / 10 % 10) as u8;
+        o[1] = b'0' + (v % 10) as u8;
+    };
+    two(d, &mut out[0..2]);
+    out[2] = b'/';
+    let month_index = usize::try_from(m - 1).unwrap_or(0).min(11);
+    out[3..6].copy_from_slice(MONTHS[month_index]);
+    out[6] = b'/';
+    let y = y.clamp(0, 9999);
+    two(y / 100, &mut out[7..9]);
+    two(y % 100, &mut out[9..11]);
+    out[11] = b':';
+    two(secs / 3600, &mut out[12..14]);
+    out[14] = b':';
+    two(secs / 60 % 60, &mut out[15..17]);
+    out[17] = b':';
+    two(secs % 60, &mut out[18..20]);
+    out[20..].copy_from_slice(b" +0000");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(epoch: i64) -> String {
+        let mut buf = [0u8; LEN];
+        format_utc(epoch, &mut buf);
+        String::from_utf8(buf.to_vec()).expect("ascii")
+    }
+
+    #[test]
+    fn parses_with_offsets_to_the_same_instant() {
+        let a = parse(b"17/May/2015:10:05:03 +0000").expect("valid");
+        assert_eq!(a, 1_431_857_103);
+        assert_eq!(parse(b"17/May/2015:12:05:03 +0200"), Some(a));
+        assert_eq!(parse(b"17/May/2015:04:35:03 -0530"), Some(a));
+        assert_eq!(parse(b"01/Jan/1970:00:00:00 +0000"), Some(0));
+        assert_eq!(parse(b"29/Feb/2024:23:59:59 +0000"), Some(1_709_251_199));
+    }
+
+    #[test]
+    fn rejects_impossible_dates_and_malformed_text() {
+        for bad in [
+            &b"30/Feb/2024:00:00:00 +0000"[..],
+            b"29/Feb/2023:00:00:00 +0000",
+            b"17/Mai/2015:10:05:03 +0000",
+            b"17/May/2015:24:05:03 +0000",
+            b"17/May/2015:10:60:03 +0000",
+            b"17/May/2015:10:05:03 +2500",
+            b"17/May/2015:10:05:03 0000",
+            b"17/May/2015:10:05:03",
+            b"17/May/2015 10:05:03 +0000",
+            b"1x/May/2015:10:05:03 +0000",
+            b"00/May/2015:10:05:03 +0000",
+        ] {
+            assert_eq!(parse(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn formats_utc_and_round_trips() {
+        assert_eq!(utc(1_431_857_103), "17/May/2015:10:05:03 +0000");
+        assert_eq!(utc(0), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(utc(1_709_251_199), "29/Feb/2024:23:59:59 +0000");
+        for epoch in (0..4_000_000_000i64).step_by(86_399 * 37) {
+            let text = utc(epoch);
+            assert_eq!(parse(text.as_bytes()), Some(epoch), "{text}");
+        }
+    }
+}
