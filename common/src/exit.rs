@@ -135,6 +135,7 @@ mod tests {
         let code = run("pysk-test", || -> Result<Outcome, Wrapped> {
             let stdout = io::stdout();
             let mut out = stdout.lock();
+            out.write_all(b"FLOOD\n").map_err(Wrapped)?;
             loop {
                 out.write_all(b"a line of output that nobody reads\n")
                     .map_err(Wrapped)?;
@@ -148,8 +149,9 @@ mod tests {
     fn closed_stdout_pipe_ends_quietly_with_zero() {
         let exe = std::env::current_exe().expect("test binary path");
         // A real pipe: the test binary re-runs only the child test, its
-        // stdout goes into `head -n1`, which exits after one line.
-        let script = r#""$0" --exact exit::tests::flood_stdout_child --nocapture --test-threads=1 2>"$1" | head -n1 >/dev/null; echo "${PIPESTATUS[0]}""#;
+        // stdout goes into a reader that skips the test harness's own lines
+        // up to our marker, reads one line (as `head -n1` would) and exits.
+        let script = r#""$0" --exact exit::tests::flood_stdout_child --nocapture --test-threads=1 2>"$1" | sed -n '/FLOOD$/{n;p;q;}' >/dev/null; echo "${PIPESTATUS[0]}""#;
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr_path = dir.path().join("stderr");
         let out = Command::new("bash")

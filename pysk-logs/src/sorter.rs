@@ -1,12 +1,12 @@
 //! Sorting more lines than fit in memory: an external merge sort.
 //!
-//! Lines are appended to one arena with an index entry each (group, time,
-//! source file). When the arena or the index is full, the index is sorted
-//! by (group, time) — stably, so equal times keep input order — and written
-//! out as a run file; at the end the runs and what is still in memory are
-//! merged back in (group, time, input order). Memory stays within the
-//! budget whatever the input size: the arena and index are allocated once
-//! and reused.
+//! Lines are appended to one arena with an index entry each, keyed by
+//! [`Key`]: group, time, then input file and line number, so equal times
+//! keep input order however the lines arrived. When the arena or the index
+//! is full, the index is sorted and written out as a run file; at the end
+//! the runs and what is still in memory are merged back by key. Memory
+//! stays within the budget whatever the input size: the arena and index are
+//! allocated once and reused.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -14,12 +14,23 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+/// What lines are sorted by, in this order of fields; unique per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    /// The group (virtual host) it belongs to.
+    pub group: u32,
+    /// Its instant.
+    pub time: i64,
+    /// The input file it came from.
+    pub file: u32,
+    /// Its line number in that file.
+    pub seq: u32,
+}
+
 /// One line's place in the arena.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    time: i64,
-    group: u32,
-    file: u32,
+    key: Key,
     start: u32,
     len: u32,
 }
@@ -27,12 +38,8 @@ struct Slot {
 /// A record as handed back in sorted order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
-    /// The group (virtual host) it belongs to.
-    pub group: u32,
-    /// Its instant.
-    pub time: i64,
-    /// The input file it came from.
-    pub file: u32,
+    /// Its sort key.
+    pub key: Key,
     /// The line, newline included.
     pub line: &'a [u8],
 }
@@ -68,42 +75,29 @@ impl Sorter {
         &self.runs
     }
 
-    /// Adds a line that `write` appends to the arena (at most `max_len`
-    /// bytes), spilling a run first if it might not fit.
-    pub fn push<W>(
-        &mut self,
-        group: u32,
-        time: i64,
-        file: u32,
-        max_len: usize,
-        write: W,
-    ) -> io::Result<()>
-    where
-        W: FnOnce(&mut Vec<u8>),
-    {
-        if self.arena.len() + max_len > self.arena.capacity()
+    /// Adds a line (newline included) under `key`, spilling a run first
+    /// if it does not fit.
+    pub fn push(&mut self, key: Key, line: &[u8]) -> io::Result<()> {
+        if self.arena.len() + line.len() > self.arena.capacity()
             || self.index.len() == self.index.capacity()
         {
             self.spill()?;
         }
         let start = self.arena.len();
-        write(&mut self.arena);
-        let len = self.arena.len() - start;
-        let (Ok(start), Ok(len)) = (u32::try_from(start), u32::try_from(len)) else {
+        let (Ok(start32), Ok(len)) = (u32::try_from(start), u32::try_from(line.len())) else {
             return Err(io::Error::other("line does not fit the sort arena"));
         };
+        self.arena.extend_from_slice(line);
         self.index.push(Slot {
-            time,
-            group,
-            file,
-            start,
+            key,
+            start: start32,
             len,
         });
         Ok(())
     }
 
     fn sort(&mut self) {
-        self.index.sort_by_key(|s| (s.group, s.time));
+        self.index.sort_unstable_by_key(|s| s.key);
     }
 
     /// Writes what is in memory as a sorted run and empties the arena.
@@ -119,9 +113,10 @@ impl Sorter {
         self.runs.push(path);
         for s in &self.index {
             let line = &self.arena[s.start as usize..(s.start + s.len) as usize];
-            out.write_all(&s.group.to_le_bytes())?;
-            out.write_all(&s.file.to_le_bytes())?;
-            out.write_all(&s.time.to_le_bytes())?;
+            out.write_all(&s.key.group.to_le_bytes())?;
+            out.write_all(&s.key.file.to_le_bytes())?;
+            out.write_all(&s.key.seq.to_le_bytes())?;
+            out.write_all(&s.key.time.to_le_bytes())?;
             out.write_all(&s.len.to_le_bytes())?;
             out.write_all(line)?;
         }
@@ -131,8 +126,7 @@ impl Sorter {
         Ok(())
     }
 
-    /// Hands every record to `sink` in (group, time, input order) order and
-    /// removes the run files.
+    /// Hands every record to `sink` in key order and removes the run files.
     pub fn finish<F, E>(mut self, mut sink: F) -> Result<(), E>
     where
         F: FnMut(Record<'_>) -> Result<(), E>,
@@ -142,9 +136,7 @@ impl Sorter {
         if self.runs.is_empty() {
             for s in &self.index {
                 sink(Record {
-                    group: s.group,
-                    time: s.time,
-                    file: s.file,
+                    key: s.key,
                     line: &self.arena[s.start as usize..(s.start + s.len) as usize],
                 })?;
             }
@@ -154,42 +146,38 @@ impl Sorter {
         for path in &self.runs {
             readers.push(RunReader::open(path)?);
         }
-        // Sources: the runs in the order they were written, then memory,
-        // which holds the latest input; ties go to the lower source.
+        // Sources: the runs, then memory; keys are unique, so the order of
+        // sources never decides anything.
         let memory = readers.len();
         let mut next_mem = 0usize;
         let mut heap = BinaryHeap::new();
         for (i, r) in readers.iter_mut().enumerate() {
             if r.advance()? {
-                heap.push(Reverse((r.group, r.time, i)));
+                heap.push(Reverse((r.key, i)));
             }
         }
         if let Some(s) = self.index.first() {
-            heap.push(Reverse((s.group, s.time, memory)));
+            heap.push(Reverse((s.key, memory)));
         }
-        while let Some(Reverse((_, _, source))) = heap.pop() {
+        while let Some(Reverse((_, source))) = heap.pop() {
             if source == memory {
                 let s = self.index[next_mem];
                 sink(Record {
-                    group: s.group,
-                    time: s.time,
-                    file: s.file,
+                    key: s.key,
                     line: &self.arena[s.start as usize..(s.start + s.len) as usize],
                 })?;
                 next_mem += 1;
                 if let Some(n) = self.index.get(next_mem) {
-                    heap.push(Reverse((n.group, n.time, memory)));
+                    heap.push(Reverse((n.key, memory)));
                 }
             } else {
                 let r = &mut readers[source];
                 sink(Record {
-                    group: r.group,
-                    time: r.time,
-                    file: r.file,
+                    key: r.key,
                     line: &r.line,
                 })?;
                 if r.advance()? {
-                    heap.push(Reverse((r.group, r.time, source)));
+                    heap.push(Reverse((r.key, source)));
                 }
             }
         }
@@ -204,9 +192,7 @@ impl Sorter {
 /// Reads a run file back one record at a time.
 struct RunReader {
     input: BufReader<File>,
-    group: u32,
-    file: u32,
-    time: i64,
+    key: Key,
     line: Vec<u8>,
 }
 
@@ -214,28 +200,34 @@ impl RunReader {
     fn open(path: &Path) -> io::Result<RunReader> {
         Ok(RunReader {
             input: BufReader::with_capacity(RUN_READ_BUFFER, File::open(path)?),
-            group: 0,
-            file: 0,
-            time: 0,
+            key: Key {
+                group: 0,
+                time: 0,
+                file: 0,
+                seq: 0,
+            },
             line: Vec::new(),
         })
     }
 
     /// Loads the next record; `false` at the end of the run.
     fn advance(&mut self) -> io::Result<bool> {
-        let mut head = [0u8; 20];
+        let mut head = [0u8; 24];
         match self.input.read_exact(&mut head) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
             Err(e) => return Err(e),
         }
         let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-        self.group = word(0);
-        self.file = word(4);
         let mut t = [0u8; 8];
-        t.copy_from_slice(&head[8..16]);
-        self.time = i64::from_le_bytes(t);
-        let len = word(16) as usize;
+        t.copy_from_slice(&head[12..20]);
+        self.key = Key {
+            group: word(0),
+            file: word(4),
+            seq: word(8),
+            time: i64::from_le_bytes(t),
+        };
+        let len = word(20) as usize;
         self.line.resize(len, 0);
         self.input.read_exact(&mut self.line)?;
         Ok(true)
@@ -246,27 +238,25 @@ impl RunReader {
 mod tests {
     use super::*;
 
-    fn sorted(budget: usize, input: &[(u32, i64, &str)]) -> (Vec<(u32, i64, u32, String)>, usize) {
+    fn sorted(budget: usize, input: &[(u32, i64, &str)]) -> (Vec<(Key, String)>, usize) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut sorter = Sorter::new(dir.path(), budget);
+        // Two "files" fed interleaved, as parallel readers would.
         for (i, (g, t, text)) in input.iter().enumerate() {
-            let file = u32::try_from(i).expect("small");
-            sorter
-                .push(*g, *t, file, text.len(), |a| {
-                    a.extend_from_slice(text.as_bytes())
-                })
-                .expect("push");
+            let seq = u32::try_from(i / 2).expect("small");
+            let key = Key {
+                group: *g,
+                time: *t,
+                file: u32::try_from(i % 2).expect("small"),
+                seq,
+            };
+            sorter.push(key, text.as_bytes()).expect("push");
         }
         let runs = sorter.runs().len();
         let mut out = Vec::new();
         sorter
             .finish(|r| -> io::Result<()> {
-                out.push((
-                    r.group,
-                    r.time,
-                    r.file,
-                    String::from_utf8_lossy(r.line).into_owned(),
-                ));
+                out.push((r.key, String::from_utf8_lossy(r.line).into_owned()));
                 Ok(())
             })
             .expect("finish");
@@ -280,6 +270,7 @@ mod tests {
 
     #[test]
     fn sorts_by_group_then_time_and_keeps_input_order_on_ties() {
+        // (The input order is file, then line, whatever order they came in.)
         // Tiny budgets force a spill every few lines; a large one none.
         let mut input = Vec::new();
         let words = ["a", "b", "c", "d", "e", "f", "g"];
@@ -294,10 +285,10 @@ mod tests {
         assert_eq!(big, small);
         assert_eq!(big.len(), input.len());
         for pair in big.windows(2) {
-            let (a, b) = (&pair[0], &pair[1]);
-            assert!((a.0, a.1) <= (b.0, b.1), "order");
-            if (a.0, a.1) == (b.0, b.1) {
-                assert!(a.2 < b.2, "ties keep input order");
+            let (a, b) = (pair[0].0, pair[1].0);
+            assert!((a.group, a.time) <= (b.group, b.time), "order");
+            if (a.group, a.time) == (b.group, b.time) {
+                assert!((a.file, a.seq) < (b.file, b.seq), "ties keep input order");
             }
         }
     }

@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -24,7 +26,7 @@ use pysk_common::report::Reporter;
 use crate::error::{LogsError, input_err, output_err};
 use crate::format::{self, Reject};
 use crate::lines::{self, Event};
-use crate::sorter::Sorter;
+use crate::sorter::{Key, Sorter};
 use crate::spool::{Manifest, Move, Spool};
 use crate::{input, time};
 
@@ -72,19 +74,17 @@ pub struct Summary {
     pub recovered: usize,
 }
 
-/// The virtual hosts seen so far and their sort group numbers.
+/// The virtual hosts seen so far; a host's group number is its index.
 struct Vhosts<'a> {
     allowed: Option<&'a HashSet<String>>,
-    by_raw: HashMap<Vec<u8>, Result<u32, Reject>>,
     names: Vec<String>,
 }
 
 impl Vhosts<'_> {
+    /// The group of the virtual host written as `raw`, or why its lines are
+    /// rejected.
     fn group(&mut self, raw: &[u8]) -> Result<u32, Reject> {
-        if let Some(known) = self.by_raw.get(raw) {
-            return *known;
-        }
-        let result = match format::normalize_vhost(raw) {
+        match format::normalize_vhost(raw) {
             None => Err(Reject::BadVhost),
             Some(name) if self.allowed.is_some_and(|a| !a.contains(&name)) => {
                 Err(Reject::UnknownVhost)
@@ -98,9 +98,191 @@ impl Vhosts<'_> {
             }
             .try_into()
             .unwrap_or(u32::MAX)),
+        }
+    }
+}
+
+/// What every worker shares.
+struct Shared<'a> {
+    options: &'a Options,
+    tmp: &'a Path,
+    sorter: Mutex<Sorter>,
+    vhosts: Mutex<Vhosts<'a>>,
+}
+
+/// How reading one input ended.
+enum FileResult {
+    /// Read to the end.
+    Read {
+        /// Lines read.
+        lines: u64,
+        /// Rejected lines per reason.
+        rejected: BTreeMap<&'static str, u64>,
+        /// Where its rejected lines are, if it had any.
+        reject_file: Option<PathBuf>,
+    },
+    /// Reading failed; its lines are left out of the outputs.
+    Unreadable(io::Error),
+}
+
+/// Lines parsed but not yet handed to the shared sorter: handing them over
+/// in batches keeps the workers from contending for its lock.
+const BATCH: usize = 1 << 20;
+
+/// One parsing thread's state.
+struct Worker<'s, 'a> {
+    shared: &'s Shared<'a>,
+    vhost_cache: HashMap<Vec<u8>, Result<u32, Reject>>,
+    stamp: [u8; time::LEN],
+    stamp_time: i64,
+    batch: Vec<u8>,
+    keys: Vec<(Key, usize, usize)>,
+}
+
+impl<'s, 'a> Worker<'s, 'a> {
+    fn new(shared: &'s Shared<'a>) -> Self {
+        Worker {
+            shared,
+            vhost_cache: HashMap::new(),
+            stamp: [0; time::LEN],
+            stamp_time: i64::MIN,
+            batch: Vec::with_capacity(BATCH + MAX_LINE),
+            keys: Vec::new(),
+        }
+    }
+
+    fn group(&mut self, raw: &[u8]) -> Result<u32, Reject> {
+        if let Some(known) = self.vhost_cache.get(raw) {
+            return *known;
+        }
+        let result = match self.shared.vhosts.lock() {
+            Ok(mut v) => v.group(raw),
+            Err(_) => Err(Reject::BadVhost),
         };
-        self.by_raw.insert(raw.to_vec(), result);
+        self.vhost_cache.insert(raw.to_vec(), result);
         result
+    }
+
+    /// Hands the batch to the sorter.
+    fn flush(&mut self) -> io::Result<()> {
+        let mut sorter = self
+            .shared
+            .sorter
+            .lock()
+            .map_err(|_| io::Error::other("a split worker died"))?;
+        for &(key, start, end) in &self.keys {
+            sorter.push(key, &self.batch[start..end])?;
+        }
+        self.keys.clear();
+        self.batch.clear();
+        Ok(())
+    }
+
+    /// Parses one line; accepted lines go to the batch, others to `rejects`.
+    fn line(
+        &mut self,
+        file: u32,
+        line_no: u64,
+        line: &[u8],
+        rejects: &mut Rejects,
+        rejected: &mut BTreeMap<&'static str, u64>,
+    ) -> io::Result<()> {
+        let default_vhost = self.shared.options.vhost.as_deref().map(str::as_bytes);
+        let parsed = format::parse(line).and_then(|entry| {
+            let group = self.group(entry.vhost.or(default_vhost).ok_or(Reject::NoVhost)?)?;
+            Ok((entry, group))
+        });
+        match parsed {
+            Ok((entry, group)) => {
+                if entry.time != self.stamp_time {
+                    time::format_utc(entry.time, &mut self.stamp);
+                    self.stamp_time = entry.time;
+                }
+                let start = self.batch.len();
+                format::write_combined(&entry, &self.stamp, &mut self.batch);
+                let key = Key {
+                    group,
+                    time: entry.time,
+                    file,
+                    seq: u32::try_from(line_no).unwrap_or(u32::MAX),
+                };
+                self.keys.push((key, start, self.batch.len()));
+                if self.batch.len() >= BATCH {
+                    self.flush()?;
+                }
+                Ok(())
+            }
+            Err(reason) => {
+                *rejected.entry(reason.as_str()).or_default() += 1;
+                rejects.line(reason, line_no, line)
+            }
+        }
+    }
+
+    /// Reads input `fi` to the end. An input that cannot be read is a
+    /// [`FileResult::Unreadable`]; failing to write what came of it is an
+    /// error that ends the run.
+    fn read_file(&mut self, fi: usize, path: &Path) -> Result<FileResult, LogsError> {
+        let file = u32::try_from(fi).unwrap_or(u32::MAX);
+        let tmp = self.shared.tmp;
+        let mut rejects = Rejects {
+            path: tmp.join(format!("rejected-{}-{fi}.log", std::process::id())),
+            out: None,
+            source: path.display().to_string(),
+        };
+        let mut line_no = 0u64;
+        let mut rejected = BTreeMap::new();
+        let result = input::open(path).map_err(Step::Read).and_then(|reader| {
+            lines::for_each(reader, MAX_LINE, |event| -> Result<(), Step> {
+                match event {
+                    Event::Line(line) => {
+                        line_no += 1;
+                        self.line(file, line_no, line, &mut rejects, &mut rejected)
+                            .map_err(Step::Write)
+                    }
+                    Event::LongStart(part) => {
+                        line_no += 1;
+                        *rejected.entry(Reject::TooLong.as_str()).or_default() += 1;
+                        rejects
+                            .start(Reject::TooLong, line_no)
+                            .and_then(|()| rejects.writer()?.write_all(part))
+                            .map_err(Step::Write)
+                    }
+                    Event::LongMore(part) => rejects
+                        .writer()
+                        .and_then(|w| w.write_all(part))
+                        .map_err(Step::Write),
+                    Event::LongEnd => rejects
+                        .writer()
+                        .and_then(|w| w.write_all(b"\n"))
+                        .map_err(Step::Write),
+                }
+            })
+        });
+        // What was parsed goes to the sorter either way: the lines of an
+        // input that failed half-way are dropped when the outputs are
+        // written, by their file number.
+        self.flush().map_err(output_err(tmp))?;
+        match result {
+            Ok(()) => Ok(FileResult::Read {
+                lines: line_no,
+                rejected,
+                reject_file: rejects.finish().map_err(output_err(tmp))?,
+            }),
+            Err(Step::Write(e)) => Err(output_err(tmp)(e)),
+            Err(Step::Read(e)) => {
+                drop(rejects.out.take());
+                let _ = std::fs::remove_file(&rejects.path);
+                Ok(FileResult::Unreadable(e))
+            }
+        }
+    }
+}
+
+fn worker_panicked(tmp: &Path) -> LogsError {
+    LogsError::Output {
+        path: tmp.to_owned(),
+        source: io::Error::other("a split worker thread died"),
     }
 }
 
@@ -178,129 +360,118 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     }
 
     let tmp = spool.tmp();
-    let mut sorter = Sorter::new(&tmp, options.memory);
-    let mut vhosts = Vhosts {
-        allowed: options.vhosts.as_ref(),
-        by_raw: HashMap::new(),
-        names: Vec::new(),
+    let shared = Shared {
+        options,
+        tmp: &tmp,
+        sorter: Mutex::new(Sorter::new(&tmp, options.memory)),
+        vhosts: Mutex::new(Vhosts {
+            allowed: options.vhosts.as_ref(),
+            names: Vec::new(),
+        }),
     };
+    // Inputs are parsed in parallel, one file per worker at a time.
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(inputs.len());
+    let results: Vec<Result<Vec<(usize, FileResult)>, LogsError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut worker = Worker::new(&shared);
+                    let mut done = Vec::new();
+                    loop {
+                        let fi = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = inputs.get(fi) else {
+                            return Ok(done);
+                        };
+                        done.push((fi, worker.read_file(fi, path)?));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(worker_panicked(&tmp))))
+            .collect()
+    });
+    let mut by_file: Vec<Option<FileResult>> = (0..inputs.len()).map(|_| None).collect();
+    for result in results {
+        for (fi, r) in result? {
+            by_file[fi] = Some(r);
+        }
+    }
     let mut failed: Vec<bool> = vec![false; inputs.len()];
     let mut reject_files: Vec<PathBuf> = Vec::new();
-    let mut stamp = [0u8; time::LEN];
-    let mut stamp_time = i64::MIN;
-
-    for (fi, path) in inputs.iter().enumerate() {
-        let file_id = u32::try_from(fi).unwrap_or(u32::MAX);
-        let mut rejects = Rejects {
-            path: tmp.join(format!("rejected-{}-{fi}.log", std::process::id())),
-            out: None,
-            source: path.display().to_string(),
-        };
-        let mut line_no = 0u64;
-        let mut counts = (0u64, BTreeMap::<&'static str, u64>::new());
-        let result = input::open(path).map_err(Step::Read).and_then(|reader| {
-            lines::for_each(reader, MAX_LINE, |event| -> Result<(), Step> {
-                match event {
-                    Event::Line(line) => {
-                        line_no += 1;
-                        let parsed = format::parse(line).and_then(|entry| {
-                            let raw = entry.vhost.or(options.vhost.as_deref().map(str::as_bytes));
-                            let group = vhosts.group(raw.ok_or(Reject::NoVhost)?)?;
-                            Ok((entry, group))
-                        });
-                        match parsed {
-                            Ok((entry, group)) => {
-                                if entry.time != stamp_time {
-                                    time::format_utc(entry.time, &mut stamp);
-                                    stamp_time = entry.time;
-                                }
-                                counts.0 += 1;
-                                sorter
-                                    .push(group, entry.time, file_id, line.len() + 16, |arena| {
-                                        format::write_combined(&entry, &stamp, arena);
-                                    })
-                                    .map_err(Step::Write)
-                            }
-                            Err(reason) => {
-                                *counts.1.entry(reason.as_str()).or_default() += 1;
-                                rejects.line(reason, line_no, line).map_err(Step::Write)
-                            }
-                        }
-                    }
-                    Event::LongStart(part) => {
-                        line_no += 1;
-                        *counts.1.entry(Reject::TooLong.as_str()).or_default() += 1;
-                        rejects
-                            .start(Reject::TooLong, line_no)
-                            .map_err(Step::Write)?;
-                        rejects
-                            .writer()
-                            .and_then(|w| w.write_all(part))
-                            .map_err(Step::Write)
-                    }
-                    Event::LongMore(part) => rejects
-                        .writer()
-                        .and_then(|w| w.write_all(part))
-                        .map_err(Step::Write),
-                    Event::LongEnd => rejects
-                        .writer()
-                        .and_then(|w| w.write_all(b"\n"))
-                        .map_err(Step::Write),
-                }
-            })
-        });
+    for (fi, (path, result)) in inputs.iter().zip(by_file).enumerate() {
         match result {
-            Ok(()) => {
-                summary.lines += line_no;
-                summary.accepted += counts.0;
-                for (reason, n) in counts.1 {
+            Some(FileResult::Read {
+                lines,
+                rejected,
+                reject_file,
+            }) => {
+                summary.lines += lines;
+                for (reason, n) in rejected {
                     *summary.rejected.entry(reason).or_default() += n;
                 }
-                if let Some(p) = rejects.finish().map_err(output_err(&tmp))? {
-                    reject_files.push(p);
-                }
+                reject_files.extend(reject_file);
             }
-            Err(Step::Write(e)) => return Err(output_err(&tmp)(e)),
-            Err(Step::Read(e)) => {
+            Some(FileResult::Unreadable(e)) => {
                 report.warn(input_err(path)(e));
                 failed[fi] = true;
                 summary.unreadable.push(path.display().to_string());
-                drop(rejects.out.take());
-                let _ = std::fs::remove_file(&rejects.path);
             }
+            None => return Err(worker_panicked(&tmp)),
         }
     }
+    let sorter = shared
+        .sorter
+        .into_inner()
+        .map_err(|_| worker_panicked(&tmp))?;
+    let vhosts = shared
+        .vhosts
+        .into_inner()
+        .map_err(|_| worker_panicked(&tmp))?;
 
     // Write each virtual host's lines, sorted, into tmp/, leaving out the
     // lines of inputs that failed half-way.
     let mut outputs: Vec<(u32, PathBuf)> = Vec::new();
     let mut current: Option<(u32, BufWriter<File>)> = None;
+    let mut written: Vec<File> = Vec::new();
     let mut per_group: Vec<u64> = vec![0; vhosts.names.len()];
     sorter
         .finish(|record| -> io::Result<()> {
-            if failed.get(record.file as usize).copied().unwrap_or(false) {
+            let group = record.key.group;
+            if failed
+                .get(record.key.file as usize)
+                .copied()
+                .unwrap_or(false)
+            {
                 return Ok(());
             }
-            if current.as_ref().is_none_or(|(g, _)| *g != record.group) {
+            if current.as_ref().is_none_or(|(g, _)| *g != group) {
                 if let Some((_, w)) = current.take() {
-                    close_output(w)?;
+                    written.push(start_writeback(w)?);
                 }
-                let path = tmp.join(format!("out-{}-{}.log", std::process::id(), record.group));
+                let path = tmp.join(format!("out-{}-{group}.log", std::process::id()));
                 let file = File::create(&path)?;
-                outputs.push((record.group, path));
-                current = Some((record.group, BufWriter::with_capacity(1 << 20, file)));
+                outputs.push((group, path));
+                current = Some((group, BufWriter::with_capacity(1 << 20, file)));
             }
             if let Some((_, w)) = current.as_mut() {
                 w.write_all(record.line)?;
             }
-            if let Some(n) = per_group.get_mut(record.group as usize) {
+            if let Some(n) = per_group.get_mut(group as usize) {
                 *n += 1;
             }
             Ok(())
         })
         .map_err(output_err(&tmp))?;
     if let Some((_, w)) = current.take() {
-        close_output(w).map_err(output_err(&tmp))?;
+        written.push(start_writeback(w).map_err(output_err(&tmp))?);
+    }
+    for file in written {
+        file.sync_all().map_err(output_err(&tmp))?;
     }
     summary.accepted = per_group.iter().sum();
 
@@ -384,11 +555,22 @@ impl From<io::Error> for Step {
     }
 }
 
-/// Flushes an output and makes it durable.
-fn close_output(w: BufWriter<File>) -> io::Result<()> {
-    w.into_inner()
-        .map_err(io::IntoInnerError::into_error)?
-        .sync_all()
+/// Flushes an output and asks the kernel to start writing it to disk now,
+/// so that the `fsync` that makes it durable, once every output is
+/// written, finds little left to wait for.
+fn start_writeback(w: BufWriter<File>) -> io::Result<File> {
+    let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
+    // SAFETY: sync_file_range(2) on a file descriptor we own; it only
+    // schedules I/O. Failure is harmless: fsync follows anyway.
+    unsafe {
+        libc::sync_file_range(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            0,
+            0,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+    Ok(file)
 }
 
 /// The lines of the summary printed on stderr.

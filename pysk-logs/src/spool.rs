@@ -190,17 +190,8 @@ impl Spool {
     /// finished.
     pub fn recover(&self) -> Result<usize, LogsError> {
         let tmp = self.tmp();
-        let mut manifests = Vec::new();
-        let mut leftovers = Vec::new();
-        for entry in fs::read_dir(&tmp).map_err(output_err(&tmp))? {
-            let path = entry.map_err(output_err(&tmp))?.path();
-            if path.extension().is_some_and(|e| e == "manifest") {
-                manifests.push(path);
-            } else {
-                leftovers.push(path);
-            }
-        }
-        manifests.sort();
+        let mut manifests = entries(&tmp)?;
+        manifests.retain(|p| p.extension().is_some_and(|e| e == "manifest"));
         for path in &manifests {
             let bytes = fs::read(path).map_err(output_err(path))?;
             let manifest: Manifest =
@@ -229,9 +220,9 @@ impl Spool {
             self.apply(&manifest)?;
             fs::remove_file(path).map_err(output_err(path))?;
         }
-        // Anything else in tmp/ belongs to a batch that never committed:
+        // Anything left in tmp/ belongs to a batch that never committed:
         // its input is still in the inbox.
-        for path in leftovers {
+        for path in entries(&tmp)? {
             let removed = if path.is_dir() {
                 fs::remove_dir_all(&path)
             } else {
@@ -242,4 +233,14 @@ impl Spool {
         atomic::sync_dir(&tmp).map_err(output_err(tmp))?;
         Ok(manifests.len())
     }
+}
+
+/// The entries of `dir`, sorted by name.
+fn entries(dir: &Path) -> Result<Vec<PathBuf>, LogsError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(output_err(dir))? {
+        out.push(entry.map_err(output_err(dir))?.path());
+    }
+    out.sort();
+    Ok(out)
 }

@@ -39,6 +39,22 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The repository's `examples/` directory: the committed sample data.
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// Copies every file of directory `from` into `to` (created if missing).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the copy's directory");
+    for entry in std::fs::read_dir(from).expect("read the directory to copy") {
+        let entry = entry.expect("directory entry");
+        if entry.file_type().expect("file type").is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy a file");
+        }
+    }
+}
+
 /// A fresh scratch directory, removed when dropped.
 pub fn scratch() -> TempDir {
     tempfile::Builder::new()
