@@ -14,6 +14,7 @@ pub mod format;
 pub mod input;
 pub mod lines;
 pub mod merge;
+pub mod output;
 pub mod sorter;
 pub mod split;
 pub mod spool;
@@ -238,7 +239,11 @@ pub fn try_main() -> Result<Outcome, LogsError> {
                 reorder,
                 archive: args.archive,
             };
-            let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            // Straight to the file descriptor: no line buffering on the way.
+            let fd = std::os::fd::AsFd::as_fd(&stdout)
+                .try_clone_to_owned()
+                .map_err(LogsError::Stdout)?;
+            let mut out = output::ThreadedWriter::new(std::fs::File::from(fd));
             let (summary, outcome) = merge::run(&options, &mut out, &report)?;
             report.verbose(format!(
                 "merged {} line(s) from {} file(s): {} late, {} unparsable, {} archived",

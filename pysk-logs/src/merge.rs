@@ -76,8 +76,7 @@ struct Source {
     last_emitted: i64,
     last_time: i64,
     line_no: u64,
-    cached_stamp: [u8; time::LEN],
-    cached_time: Option<i64>,
+    clock: time::DayCache,
 }
 
 impl Source {
@@ -94,27 +93,14 @@ impl Source {
             last_emitted: i64::MIN,
             last_time: i64::MIN,
             line_no: 0,
-            cached_stamp: [0; time::LEN],
-            cached_time: None,
+            clock: time::DayCache::default(),
         })
     }
 
-    /// The instant of the line at `start..end`, reusing the last parse when
-    /// the stamp is the same (most lines share a second with a neighbour).
+    /// The instant of the combined-format line at `start..end`: the
+    /// timestamp in its first `[...]`.
     fn time_of(&mut self, start: usize, end: usize) -> Option<i64> {
-        let line = &self.buf[start..end];
-        let open = memchr::memchr(b'[', line)?;
-        let stamp = line.get(open + 1..open + 1 + time::LEN)?;
-        if line.get(open + 1 + time::LEN) != Some(&b']') {
-            return None;
-        }
-        if self.cached_time.is_some() && stamp == self.cached_stamp {
-            return self.cached_time;
-        }
-        let t = time::parse(stamp)?;
-        self.cached_stamp.copy_from_slice(stamp);
-        self.cached_time = Some(t);
-        Some(t)
+        format::combined_time(&self.buf[start..end], &mut self.clock)
     }
 
     /// Reads lines until the window holds `reorder` of them or the input

@@ -15,7 +15,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -135,6 +135,7 @@ struct Worker<'s, 'a> {
     vhost_cache: HashMap<Vec<u8>, Result<u32, Reject>>,
     stamp: [u8; time::LEN],
     stamp_time: i64,
+    clock: time::DayCache,
     batch: Vec<u8>,
     keys: Vec<(Key, usize, usize)>,
 }
@@ -146,6 +147,7 @@ impl<'s, 'a> Worker<'s, 'a> {
             vhost_cache: HashMap::new(),
             stamp: [0; time::LEN],
             stamp_time: i64::MIN,
+            clock: time::DayCache::default(),
             batch: Vec::with_capacity(BATCH + MAX_LINE),
             keys: Vec::new(),
         }
@@ -188,7 +190,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         rejected: &mut BTreeMap<&'static str, u64>,
     ) -> io::Result<()> {
         let default_vhost = self.shared.options.vhost.as_deref().map(str::as_bytes);
-        let parsed = format::parse(line).and_then(|entry| {
+        let parsed = format::parse(line, &mut self.clock).and_then(|entry| {
             let group = self.group(entry.vhost.or(default_vhost).ok_or(Reject::NoVhost)?)?;
             Ok((entry, group))
         });
@@ -360,6 +362,7 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     }
 
     let tmp = spool.tmp();
+    let started = Instant::now();
     let shared = Shared {
         options,
         tmp: &tmp,
@@ -433,6 +436,14 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         .into_inner()
         .map_err(|_| worker_panicked(&tmp))?;
 
+    report.debug(format!(
+        "read {} line(s) in {:.2} s, {} run(s) spilled",
+        summary.lines,
+        started.elapsed().as_secs_f64(),
+        sorter.runs().len()
+    ));
+    let started = Instant::now();
+
     // Write each virtual host's lines, sorted, into tmp/, leaving out the
     // lines of inputs that failed half-way.
     let mut outputs: Vec<(u32, PathBuf)> = Vec::new();
@@ -474,6 +485,11 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         file.sync_all().map_err(output_err(&tmp))?;
     }
     summary.accepted = per_group.iter().sum();
+
+    report.debug(format!(
+        "sorted and wrote the outputs in {:.2} s",
+        started.elapsed().as_secs_f64()
+    ));
 
     // Plan the batch: every output into place, every input gone.
     let now = SystemTime::now()

@@ -108,6 +108,48 @@ pub fn parse(b: &[u8]) -> Option<i64> {
     Some(local - sign * (off_h * 3600 + off_m * 60))
 }
 
+/// Parses timestamps like [`parse`], remembering the last date and offset:
+/// the lines of a log share them for hours, so most lines only need their
+/// time of day read.
+#[derive(Debug, Clone, Default)]
+pub struct DayCache {
+    day: [u8; 11],
+    zone: [u8; 6],
+    /// The instant of 00:00:00 of the cached day in its offset.
+    midnight: Option<i64>,
+}
+
+impl DayCache {
+    /// The instant of the 26 bytes between `[` and `]`, or `None` when they
+    /// are not a valid timestamp.
+    pub fn parse(&mut self, b: &[u8]) -> Option<i64> {
+        if let Some(midnight) = self.midnight
+            && b.len() == LEN
+            && b[..11] == self.day
+            && b[20..] == self.zone
+            && b[11] == b':'
+            && b[14] == b':'
+            && b[17] == b':'
+        {
+            let hour = digits::<2>(&b[12..])?;
+            let min = digits::<2>(&b[15..])?;
+            let sec = digits::<2>(&b[18..])?;
+            if hour > 23 || min > 59 || sec > 60 {
+                return None;
+            }
+            return Some(midnight + hour * 3600 + min * 60 + sec);
+        }
+        let t = parse(b)?;
+        let hour = digits::<2>(&b[12..])?;
+        let min = digits::<2>(&b[15..])?;
+        let sec = digits::<2>(&b[18..])?;
+        self.day.copy_from_slice(&b[..11]);
+        self.zone.copy_from_slice(&b[20..]);
+        self.midnight = Some(t - (hour * 3600 + min * 60 + sec));
+        Some(t)
+    }
+}
+
 /// Writes `epoch` as `dd/Mon/yyyy:HH:MM:SS +0000` (26 bytes) into `out`.
 pub fn format_utc(epoch: i64, out: &mut [u8; LEN]) {
     let days = epoch.div_euclid(86_400);
@@ -170,6 +212,29 @@ mod tests {
             b"00/May/2015:10:05:03 +0000",
         ] {
             assert_eq!(parse(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn day_cache_agrees_with_a_full_parse() {
+        let mut cache = DayCache::default();
+        for text in [
+            &b"17/May/2015:10:05:03 +0200"[..],
+            b"17/May/2015:10:05:04 +0200",
+            b"17/May/2015:23:59:60 +0200",
+            b"17/May/2015:00:00:00 +0200",
+            b"17/May/2015:00:00:00 -0700",
+            b"18/May/2015:00:00:00 -0700",
+            b"18/May/2015:24:00:00 -0700",
+            b"18/May/2015:1x:00:00 -0700",
+            b"18/May/2015 10:00:00 -0700",
+        ] {
+            assert_eq!(
+                cache.parse(text),
+                parse(text),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
         }
     }
 
