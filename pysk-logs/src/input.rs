@@ -15,21 +15,27 @@ pub type LogReader = Box<dyn Read + Send>;
 
 /// Opens `path` for reading its uncompressed content.
 pub fn open(path: &Path) -> io::Result<LogReader> {
-    let mut file = File::open(path)?;
+    sniff(File::open(path)?)
+}
+
+/// Reads the uncompressed content of `raw`, which may be plain or gzip.
+pub fn sniff<R: Read + Send + 'static>(mut raw: R) -> io::Result<LogReader> {
     let mut magic = [0u8; 2];
     let mut got = 0;
     while got < magic.len() {
-        match file.read(&mut magic[got..])? {
-            0 => break,
-            n => got += n,
+        match raw.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     let head = io::Cursor::new(magic[..got].to_vec());
     if got == 2 && magic == GZIP_MAGIC {
-        let raw = BufReader::with_capacity(256 * 1024, head.chain(file));
+        let raw = BufReader::with_capacity(256 * 1024, head.chain(raw));
         Ok(Box::new(MultiGzDecoder::new(raw)))
     } else {
-        Ok(Box::new(head.chain(file)))
+        Ok(Box::new(head.chain(raw)))
     }
 }
 

@@ -9,12 +9,14 @@
 //!   AWStats' `LogFile` pipe, with archiving of what was read.
 //! - `config`: the effective switches.
 
+pub mod dnscache;
 pub mod error;
 pub mod format;
 pub mod input;
 pub mod lines;
 pub mod merge;
 pub mod output;
+pub mod resolve;
 pub mod sorter;
 pub mod split;
 pub mod spool;
@@ -50,6 +52,11 @@ pub const SWITCHES: &[Spec] = &[
         help: "file listing the virtual hosts split accepts, one a line (empty: all)",
     },
     Spec {
+        key: "logs_dns_cache",
+        default: "",
+        help: "the reverse-DNS cache resolve writes (empty: <logs_spool>/dnscache.txt)",
+    },
+    Spec {
         key: "logs_reorder",
         default: "1000",
         help: "lines of lookahead per input merge uses to order nearly sorted logs",
@@ -62,6 +69,7 @@ Switches (in <config-dir>/serverconfig/default or /<fqdn>; options beat them):
   logs_memory=\"256M\"                    memory split may use for sorting
   logs_vhosts=\"\"                        file of accepted virtual hosts (empty: all)
   logs_reorder=\"1000\"                   merge's lookahead per input
+  logs_dns_cache=\"\"                     resolve's cache (empty: <logs_spool>/dnscache.txt)
 
 Exit codes: 0 ok, 1 some input unreadable (reported), 2 usage, 65 bad data,
 66 input missing, 73/74 cannot write, 75 another split runs, 78 bad config.";
@@ -92,6 +100,18 @@ FILEs are read and left in place.")]
 Example (in awstats.example.org.conf):
   LogFile=\"pysk-logs merge --archive /var/spool/pysk/wwwlogs/processed /var/spool/pysk/wwwlogs/pending/example.org/*.log |\"")]
     Merge(MergeArgs),
+    /// Build the reverse-DNS cache AWStats reads (DNSStaticCacheFile)
+    #[command(after_help = "\
+Example (nightly, after split; silent unless something is wrong):
+  pysk-logs -q resolve --cache /var/spool/pysk/wwwlogs/dnscache.txt \\
+      /var/spool/pysk/wwwlogs/pending/*/*.log
+
+Addresses come from log lines (any format split reads) or address lists,
+one a line; with no FILE or -, from stdin. Only addresses without a fresh
+cache entry are looked up. In awstats.<vhost>.conf:
+  DNSLookup=2
+  DNSStaticCacheFile=\"/var/spool/pysk/wwwlogs/dnscache.txt\"")]
+    Resolve(ResolveArgs),
     /// Print the effective switches in shell syntax
     #[command(after_help = "Example:\n  pysk-logs --host web1.example.org config")]
     Config,
@@ -132,6 +152,60 @@ struct MergeArgs {
     /// Time-sorted combined-format logs (plain or gzip); ties go to the earlier one
     #[arg(value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ResolveArgs {
+    /// The cache file [switch: logs_dns_cache; default <spool>/dnscache.txt]
+    #[arg(long, value_name = "FILE")]
+    cache: Option<PathBuf>,
+    /// Name server to ask, IP or IP:PORT ([IPv6]:PORT); repeatable [default: those of /etc/resolv.conf]
+    #[arg(long = "nameserver", value_name = "IP[:PORT]", value_parser = parse_nameserver)]
+    nameservers: Vec<std::net::SocketAddr>,
+    /// Queries in flight at most
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// Seconds to wait for one answer
+    #[arg(long, value_name = "SECS", default_value_t = 2.0, value_parser = parse_seconds)]
+    timeout: f64,
+    /// Attempts per address
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..))]
+    attempts: u8,
+    /// Days after which a name is looked up again
+    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    ttl: u64,
+    /// Hours after which a failed lookup is tried again
+    #[arg(long, value_name = "HOURS", default_value_t = 6)]
+    negative_ttl: u64,
+    /// Keep a name only if it resolves back to the address (like logresolve -c)
+    #[arg(long)]
+    confirm: bool,
+    /// Print the summary as JSON on stdout
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    wait: WaitArgs,
+    /// Logs or address lists (plain or gzip); - or none for stdin
+    #[arg(value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+/// Parses `IP`, `IP:PORT` or `[IPv6]:PORT` (port 53 when not given).
+fn parse_nameserver(text: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{text:?}: expected IP, IP:PORT or [IPv6]:PORT"))
+}
+
+/// Parses a positive number of seconds, fractions allowed.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 3600.0 => Ok(s),
+        _ => Err(format!("{text:?}: expected seconds between 0 and 3600")),
+    }
 }
 
 /// Parses a size like `256M`, `1G`, `512K` or a plain number of bytes.
@@ -225,6 +299,44 @@ pub fn try_main() -> Result<Outcome, LogsError> {
                 for line in split::describe(&summary) {
                     report.info(line);
                 }
+            }
+            Ok(outcome)
+        }
+        Command::Resolve(args) => {
+            let switches = cli.common.switches()?;
+            let cache = args.cache.clone().unwrap_or_else(|| {
+                let configured = switches.string("logs_dns_cache", "");
+                if configured.is_empty() {
+                    switches
+                        .path("logs_spool", "/var/spool/pysk/wwwlogs")
+                        .join("dnscache.txt")
+                } else {
+                    PathBuf::from(configured)
+                }
+            });
+            let options = resolve::Options {
+                cache,
+                nameservers: args.nameservers,
+                concurrency: usize::from(args.concurrency),
+                timeout: std::time::Duration::from_secs_f64(args.timeout),
+                attempts: usize::from(args.attempts),
+                ttl: std::time::Duration::from_secs(args.ttl.saturating_mul(86_400)),
+                negative_ttl: std::time::Duration::from_secs(
+                    args.negative_ttl.saturating_mul(3600),
+                ),
+                confirm: args.confirm,
+                files: args.files,
+                wait: args.wait.duration(),
+            };
+            let (summary, outcome) = resolve::run(&options, &report)?;
+            if args.json {
+                let mut out = stdout.lock();
+                serde_json::to_writer_pretty(&mut out, &summary)
+                    .map_err(io::Error::from)
+                    .and_then(|()| writeln!(out))
+                    .map_err(LogsError::Stdout)?;
+            } else {
+                report.info(resolve::describe(&summary));
             }
             Ok(outcome)
         }

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
 
+pub mod dns;
+
 /// The path of the built binary `name` (for example `pysk-logs`), from the
 /// same target directory as the running test.
 ///

@@ -1,0 +1,408 @@
+//! `pysk-logs resolve`: the reverse-DNS cache for AWStats, built by many
+//! concurrent PTR lookups through `hickory-resolver`.
+//!
+//! The addresses of the given logs (or address lists) are deduplicated;
+//! those with a fresh cache entry are not asked again. The rest are looked
+//! up with at most `--concurrency` queries in flight, each bounded by
+//! `--timeout` and `--attempts`. The cache is rewritten atomically, merged
+//! with what it held, so a failed or interrupted run loses nothing.
+
+use std::collections::HashSet;
+use std::io::{self, IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::{DnsError, NetError, runtime::TokioRuntimeProvider};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::RData;
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use pysk_common::atomic;
+use pysk_common::exit::Outcome;
+use pysk_common::lock::Lock;
+use pysk_common::report::Reporter;
+
+use crate::dnscache::{Cache, Entry, valid_name};
+use crate::error::{LogsError, input_err};
+use crate::{format, input, lines, time};
+
+/// What `resolve` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The cache file.
+    pub cache: PathBuf,
+    /// Name servers; empty means those of `/etc/resolv.conf`.
+    pub nameservers: Vec<SocketAddr>,
+    /// Queries in flight at most.
+    pub concurrency: usize,
+    /// Time for one query attempt.
+    pub timeout: Duration,
+    /// Attempts per query.
+    pub attempts: usize,
+    /// Age after which a name is asked again.
+    pub ttl: Duration,
+    /// Age after which a failed lookup is tried again.
+    pub negative_ttl: Duration,
+    /// Keep a name only if it resolves back to the address.
+    pub confirm: bool,
+    /// Logs or address lists; empty or `-` means stdin.
+    pub files: Vec<PathBuf>,
+    /// How long to wait for another run's lock.
+    pub wait: Duration,
+}
+
+/// What a resolve run did, as printed by `--json` (version 1).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Summary {
+    /// Always 1.
+    pub version: u32,
+    /// Distinct addresses in the input.
+    pub addresses: usize,
+    /// Input lines that held no address.
+    pub not_addresses: u64,
+    /// Addresses answered from a fresh cache entry.
+    pub from_cache: usize,
+    /// Addresses looked up.
+    pub queried: usize,
+    /// Lookups that gave a (valid, and with `--confirm` confirmed) name.
+    pub resolved: usize,
+    /// Lookups that gave no usable name (stored as `*`).
+    pub failed: usize,
+    /// Entries in the cache file written.
+    pub cache_entries: usize,
+    /// Seconds the run took.
+    pub elapsed: f64,
+}
+
+/// How one lookup ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Answer {
+    /// A valid host name.
+    Name(String),
+    /// The name server says there is no name, or the name is unusable:
+    /// stored as `*`.
+    NoName,
+    /// No answer (timeout, SERVFAIL, refused): stored as `*` unless an
+    /// older name is known, which is kept.
+    Failed,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Collects the distinct addresses of `files` (stdin when empty or `-`):
+/// the client of each log line, or a line that is an address.
+fn collect(files: &[PathBuf]) -> Result<(HashSet<IpAddr>, u64), LogsError> {
+    let mut addresses = HashSet::new();
+    let mut not_addresses = 0u64;
+    let mut clock = time::DayCache::default();
+    let stdin = [PathBuf::from("-")];
+    let files = if files.is_empty() { &stdin[..] } else { files };
+    for path in files {
+        let reader = if path == Path::new("-") {
+            input::sniff(io::stdin())
+        } else {
+            input::open(path)
+        }
+        .map_err(input_err(path))?;
+        lines::for_each(reader, crate::split::MAX_LINE, |event| -> io::Result<()> {
+            let lines::Event::Line(line) = event else {
+                if event == lines::Event::LongEnd {
+                    not_addresses += 1;
+                }
+                return Ok(());
+            };
+            let found = match format::parse(line, &mut clock) {
+                Ok(entry) => std::str::from_utf8(entry.host)
+                    .ok()
+                    .and_then(|h| h.parse().ok()),
+                Err(_) => std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|l| l.trim().parse().ok()),
+            };
+            match found {
+                Some(addr) => {
+                    addresses.insert(addr);
+                }
+                None if line.iter().all(u8::is_ascii_whitespace) => {}
+                None => not_addresses += 1,
+            }
+            Ok(())
+        })
+        .map_err(input_err(path))?;
+    }
+    Ok((addresses, not_addresses))
+}
+
+fn build_resolver(options: &Options) -> Result<TokioResolver, LogsError> {
+    let provider = TokioRuntimeProvider::default();
+    let mut builder = if options.nameservers.is_empty() {
+        TokioResolver::builder(provider).map_err(|e| LogsError::Setting {
+            name: "/etc/resolv.conf".into(),
+            reason: e.to_string(),
+        })?
+    } else {
+        let servers = options
+            .nameservers
+            .iter()
+            .map(|addr| {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut config = NameServerConfig::udp(addr.ip());
+                config.connections = vec![udp];
+                config
+            })
+            .collect();
+        TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), provider)
+    };
+    let opts: &mut ResolverOpts = builder.options_mut();
+    opts.timeout = options.timeout;
+    // hickory counts retries after the first attempt.
+    opts.attempts = options.attempts.saturating_sub(1);
+    opts.cache_size = 0;
+    opts.num_concurrent_reqs = 1;
+    opts.ndots = 0;
+    builder.build().map_err(|e| LogsError::Setting {
+        name: "resolver".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Looks up `addr`'s name; with `confirm`, keeps it only if it resolves
+/// back to `addr`.
+async fn lookup(resolver: &TokioResolver, addr: IpAddr, confirm: bool) -> Answer {
+    let answer = match resolver.reverse_lookup(addr).await {
+        Ok(lookup) => {
+            let name = lookup.answers().iter().find_map(|r| match &r.data {
+                RData::PTR(ptr) => Some(ptr.0.to_ascii()),
+                _ => None,
+            });
+            match name.as_deref().and_then(valid_name) {
+                Some(n) => Answer::Name(n),
+                None => Answer::NoName,
+            }
+        }
+        Err(NetError::Dns(DnsError::NoRecordsFound(_))) => Answer::NoName,
+        Err(NetError::Dns(DnsError::ResponseCode(ResponseCode::NXDomain))) => Answer::NoName,
+        Err(_) => Answer::Failed,
+    };
+    match answer {
+        Answer::Name(name) if confirm => match resolver.lookup_ip(format!("{name}.")).await {
+            Ok(ips) if ips.iter().any(|ip| ip == addr) => Answer::Name(name),
+            Ok(_) => Answer::NoName,
+            Err(NetError::Dns(DnsError::NoRecordsFound(_))) => Answer::NoName,
+            Err(_) => Answer::Failed,
+        },
+        other => other,
+    }
+}
+
+/// Whether `entry` is still good at `now`.
+fn fresh(entry: &Entry, now: i64, options: &Options) -> bool {
+    let ttl = if entry.name.is_some() {
+        options.ttl
+    } else {
+        options.negative_ttl
+    };
+    let age = now.saturating_sub(entry.time);
+    age >= 0 && u64::try_from(age).is_ok_and(|a| a < ttl.as_secs())
+}
+
+/// Runs `resolve`.
+pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), LogsError> {
+    let started = Instant::now();
+    let mut lock_path = options.cache.clone().into_os_string();
+    lock_path.push(".lock");
+    let _lock = Lock::acquire(Path::new(&lock_path), options.wait)?;
+    let (mut cache, loaded) = Cache::load(&options.cache)?;
+    if loaded.bad_lines > 0 {
+        report.warn(format!(
+            "{}:{}: {} line(s) that are no cache entry, dropped",
+            options.cache.display(),
+            loaded.first_bad,
+            loaded.bad_lines
+        ));
+    }
+    let (addresses, not_addresses) = collect(&options.files)?;
+    let now = now();
+    let mut todo: Vec<IpAddr> = addresses
+        .iter()
+        .filter(|a| cache.entries.get(a).is_none_or(|e| !fresh(e, now, options)))
+        .copied()
+        .collect();
+    todo.sort_unstable();
+    let mut summary = Summary {
+        version: 1,
+        addresses: addresses.len(),
+        not_addresses,
+        from_cache: addresses.len() - todo.len(),
+        queried: todo.len(),
+        ..Summary::default()
+    };
+    drop(addresses);
+
+    if !todo.is_empty() {
+        let resolver = Arc::new(build_resolver(options)?);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| LogsError::Setting {
+                name: "runtime".into(),
+                reason: e.to_string(),
+            })?;
+        let progress = report.progress_allowed() && io::stderr().is_terminal();
+        let answers = runtime.block_on(async {
+            let mut tasks = JoinSet::new();
+            let mut answers = Vec::with_capacity(todo.len());
+            let mut next = todo.iter();
+            let mut last_progress = Instant::now();
+            loop {
+                while tasks.len() < options.concurrency.max(1) {
+                    let Some(&addr) = next.next() else { break };
+                    let resolver = Arc::clone(&resolver);
+                    let confirm = options.confirm;
+                    tasks.spawn(async move { (addr, lookup(&resolver, addr, confirm).await) });
+                }
+                match tasks.join_next().await {
+                    Some(Ok(answer)) => answers.push(answer),
+                    Some(Err(_)) => {}
+                    None => break,
+                }
+                if progress && last_progress.elapsed() > Duration::from_millis(200) {
+                    last_progress = Instant::now();
+                    eprint!("\rpysk-logs: resolved {}/{}", answers.len(), todo.len());
+                    let _ = io::stderr().flush();
+                }
+            }
+            if progress {
+                eprint!("\r\x1b[K");
+            }
+            answers
+        });
+        let now = self::now();
+        for (addr, answer) in answers {
+            match answer {
+                Answer::Name(name) => {
+                    summary.resolved += 1;
+                    cache.entries.insert(
+                        addr,
+                        Entry {
+                            time: now,
+                            name: Some(name.into_boxed_str()),
+                        },
+                    );
+                }
+                Answer::NoName => {
+                    summary.failed += 1;
+                    cache.entries.insert(
+                        addr,
+                        Entry {
+                            time: now,
+                            name: None,
+                        },
+                    );
+                }
+                Answer::Failed => {
+                    summary.failed += 1;
+                    // A passing failure does not wipe a name we had; it
+                    // stays old, so it is asked again next time.
+                    let keep = cache.entries.get(&addr).is_some_and(|e| e.name.is_some());
+                    if !keep {
+                        cache.entries.insert(
+                            addr,
+                            Entry {
+                                time: now,
+                                name: None,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+    summary.cache_entries = cache.entries.len();
+    atomic::replace(&options.cache, &cache.render(), atomic::Options::default())?;
+    summary.elapsed = started.elapsed().as_secs_f64();
+    Ok((summary, Outcome::Success))
+}
+
+/// The lines of the summary printed on stderr.
+pub fn describe(summary: &Summary) -> String {
+    format!(
+        "resolve: {} address(es): {} from cache, {} queried, {} resolved, {} failed, in {:.1} s",
+        summary.addresses,
+        summary.from_cache,
+        summary.queried,
+        summary.resolved,
+        summary.failed,
+        summary.elapsed
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> Options {
+        Options {
+            cache: PathBuf::new(),
+            nameservers: Vec::new(),
+            concurrency: 1,
+            timeout: Duration::from_secs(1),
+            attempts: 1,
+            ttl: Duration::from_secs(7 * 86_400),
+            negative_ttl: Duration::from_secs(6 * 3600),
+            confirm: false,
+            files: Vec::new(),
+            wait: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn names_expire_after_ttl_and_failures_after_negative_ttl() {
+        let o = options();
+        let name = Entry {
+            time: 1_000_000,
+            name: Some("h.example".into()),
+        };
+        let star = Entry {
+            time: 1_000_000,
+            name: None,
+        };
+        assert!(fresh(&name, 1_000_000 + 6 * 86_400, &o));
+        assert!(!fresh(&name, 1_000_000 + 7 * 86_400, &o));
+        assert!(fresh(&star, 1_000_000 + 5 * 3600, &o));
+        assert!(!fresh(&star, 1_000_000 + 6 * 3600, &o));
+        // An entry from the future (a clock set back) is asked again.
+        assert!(!fresh(&name, 999_000, &o));
+    }
+
+    #[test]
+    fn addresses_come_from_log_lines_and_plain_lists() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mixed");
+        std::fs::write(
+            &path,
+            "www.example.org 192.0.2.7 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"x\"\n\
+             192.0.2.7\n\
+             2001:DB8::1\n\
+             \n\
+             not an address\n\
+             192.0.2.8 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 1\n",
+        )
+        .expect("write");
+        let (addrs, not) = collect(&[path.clone()]).expect("collect");
+        let mut addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        addrs.sort();
+        assert_eq!(addrs, ["192.0.2.7", "192.0.2.8", "2001:db8::1"]);
+        assert_eq!(not, 1);
+    }
+}

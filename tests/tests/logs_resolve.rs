@@ -1,0 +1,328 @@
+//! End-to-end tests of `pysk-logs resolve` against a DNS server the test
+//! runs on loopback, and of AWStats showing the names it found.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pysk_tests::dns::{DnsServer, Reply};
+use pysk_tests::{bin, copy_dir, examples, require, scratch};
+
+const DELAY: Duration = Duration::from_millis(30);
+
+/// The rules of the test fleet: 192.0.2.1–20 have names, 21–25 are
+/// NXDOMAIN, 26–28 SERVFAIL, 29–30 never answered, 31 answers with a name
+/// that is no host name; 2001:db8::1 has a name.
+fn rule(addr: IpAddr) -> Reply {
+    match addr {
+        IpAddr::V4(v4) => match v4.octets()[3] {
+            n @ 1..=20 => Reply::Name(format!("host-{n}.example.org"), DELAY),
+            21..=25 => Reply::NxDomain(DELAY),
+            26..=28 => Reply::ServFail(DELAY),
+            29 | 30 => Reply::Silence,
+            31 => Reply::Name("_service.example.org".into(), DELAY),
+            _ => Reply::NxDomain(Duration::ZERO),
+        },
+        IpAddr::V6(_) => Reply::Name("Six.Example.NET".into(), DELAY),
+    }
+}
+
+fn server(forward: HashMap<String, Vec<IpAddr>>) -> DnsServer {
+    DnsServer::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        Box::new(rule),
+        forward,
+        Duration::from_millis(450),
+    )
+    .expect("start the test DNS server")
+}
+
+fn addresses(dir: &Path) -> PathBuf {
+    let path = dir.join("addresses");
+    let mut text: String = (1..=31)
+        .map(|n| format!("192.0.2.{n}\n192.0.2.{n}\n"))
+        .collect();
+    text.push_str("2001:db8::1\nnot an address\n");
+    fs::write(&path, text).expect("write the address list");
+    path
+}
+
+fn resolve(dns: &DnsServer, cache: &Path, extra: &[&str], input: &Path) -> Output {
+    Command::new(bin("pysk-logs"))
+        .env("PYSK_CONFIG_DIR", "/nonexistent")
+        .args([
+            "resolve",
+            "--json",
+            "--concurrency",
+            "4",
+            "--timeout",
+            "0.5",
+            "--attempts",
+            "1",
+        ])
+        .arg("--nameserver")
+        .arg(dns.addr().to_string())
+        .arg("--cache")
+        .arg(cache)
+        .args(extra)
+        .arg(input)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pysk-logs resolve")
+}
+
+fn summary(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "resolve failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON summary")
+}
+
+/// The cache as address → (epoch, name).
+fn cache_entries(path: &Path) -> BTreeMap<String, (i64, String)> {
+    fs::read_to_string(path)
+        .expect("cache file")
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            assert_eq!(f.len(), 3, "{l}");
+            (
+                f[1].to_owned(),
+                (f[0].parse().expect("epoch"), f[2].to_owned()),
+            )
+        })
+        .collect()
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[test]
+fn resolves_names_marks_failures_and_keeps_to_the_concurrency() {
+    let dir = scratch();
+    let dns = server(HashMap::new());
+    let cache = dir.path().join("dnscache.txt");
+    let out = resolve(&dns, &cache, &[], &addresses(dir.path()));
+    let s = summary(&out);
+    assert_eq!(s["addresses"], 32);
+    assert_eq!(s["not_addresses"], 1);
+    assert_eq!(s["queried"], 32);
+    assert_eq!(s["resolved"], 21);
+    assert_eq!(s["failed"], 11);
+    assert_eq!(s["from_cache"], 0);
+
+    let entries = cache_entries(&cache);
+    assert_eq!(entries.len(), 32);
+    let start = now() - 60;
+    for (addr, (epoch, name)) in &entries {
+        assert!(*epoch >= start && *epoch <= now(), "{addr}: {epoch}");
+        let expected = match addr.parse::<IpAddr>().expect("address") {
+            IpAddr::V6(_) => "six.example.net".to_owned(),
+            IpAddr::V4(v4) => match v4.octets()[3] {
+                n @ 1..=20 => format!("host-{n}.example.org"),
+                _ => "*".to_owned(),
+            },
+        };
+        assert_eq!(name, &expected, "{addr}");
+    }
+    let stats = dns.stats();
+    assert_eq!(stats.queries.load(Ordering::SeqCst), 32);
+    assert_eq!(
+        stats.max_in_flight.load(Ordering::SeqCst),
+        4,
+        "never more than --concurrency"
+    );
+
+    // A second run answers everything from the cache, without a query.
+    let again = summary(&resolve(&dns, &cache, &[], &addresses(dir.path())));
+    assert_eq!(again["from_cache"], 32);
+    assert_eq!(again["queried"], 0);
+    assert_eq!(stats.queries.load(Ordering::SeqCst), 32);
+    assert_eq!(cache_entries(&cache), entries);
+}
+
+#[test]
+fn expired_entries_are_asked_again_and_unknown_ones_kept() {
+    let dir = scratch();
+    let dns = server(HashMap::new());
+    let cache = dir.path().join("dnscache.txt");
+    let old_name = now() - 8 * 86_400;
+    let old_star = now() - 7 * 3600;
+    let fresh = now() - 3600;
+    fs::write(
+        &cache,
+        format!(
+            "{old_name} 192.0.2.1 stale.example.org\n\
+             {old_star} 192.0.2.2 *\n\
+             {fresh} 192.0.2.3 cached.example.org\n\
+             {fresh} 192.0.2.21 *\n\
+             {fresh} 198.51.100.7 unrelated.example.com\n"
+        ),
+    )
+    .expect("write cache");
+    let input = dir.path().join("in");
+    fs::write(&input, "192.0.2.1\n192.0.2.2\n192.0.2.3\n192.0.2.21\n").expect("write");
+    let s = summary(&resolve(&dns, &cache, &[], &input));
+    assert_eq!(s["queried"], 2);
+    assert_eq!(s["from_cache"], 2);
+    assert_eq!(dns.stats().queries.load(Ordering::SeqCst), 2);
+    let entries = cache_entries(&cache);
+    assert_eq!(entries["192.0.2.1"].1, "host-1.example.org");
+    assert!(entries["192.0.2.1"].0 > old_name);
+    assert_eq!(entries["192.0.2.2"].1, "host-2.example.org");
+    assert_eq!(
+        entries["192.0.2.3"],
+        (fresh, "cached.example.org".to_owned())
+    );
+    assert_eq!(
+        entries["198.51.100.7"],
+        (fresh, "unrelated.example.com".to_owned())
+    );
+}
+
+#[test]
+fn a_timeout_keeps_an_old_name_and_confirm_drops_unconfirmed_names() {
+    let dir = scratch();
+    let mut forward = HashMap::new();
+    forward.insert(
+        "host-1.example.org".to_owned(),
+        vec!["192.0.2.1".parse().expect("ip")],
+    );
+    forward.insert(
+        "host-2.example.org".to_owned(),
+        vec!["192.0.2.99".parse().expect("ip")],
+    );
+    let dns = server(forward);
+    let cache = dir.path().join("dnscache.txt");
+    let old = now() - 30 * 86_400;
+    fs::write(&cache, format!("{old} 192.0.2.29 was-known.example.org\n")).expect("write");
+    let input = dir.path().join("in");
+    fs::write(&input, "192.0.2.1\n192.0.2.2\n192.0.2.29\n").expect("write");
+    let s = summary(&resolve(&dns, &cache, &["--confirm"], &input));
+    assert_eq!(s["resolved"], 1);
+    let entries = cache_entries(&cache);
+    assert_eq!(entries["192.0.2.1"].1, "host-1.example.org");
+    assert_eq!(entries["192.0.2.2"].1, "*", "does not resolve back");
+    assert_eq!(
+        entries["192.0.2.29"],
+        (old, "was-known.example.org".to_owned())
+    );
+}
+
+#[test]
+fn awstats_shows_the_names_from_the_cache() {
+    let Some(awstats) = require("/usr/lib/cgi-bin/awstats.pl", "awstats") else {
+        return;
+    };
+    let dir = scratch();
+    let spool = dir.path().join("spool");
+    copy_dir(&examples().join("inbox"), &spool.join("inbox"));
+    let pysk = bin("pysk-logs");
+    let out = Command::new(&pysk)
+        .env("PYSK_CONFIG_DIR", "/nonexistent")
+        .args(["split", "-q", "--spool"])
+        .arg(&spool)
+        .output()
+        .expect("split");
+    assert!(out.status.success());
+    let vhost = "www.example.org";
+    let pending: Vec<PathBuf> = fs::read_dir(spool.join("pending").join(vhost))
+        .expect("pending")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    // Every IPv4 client gets a name made of its address.
+    let dns = DnsServer::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        Box::new(|addr| match addr {
+            IpAddr::V4(v4) => Reply::Name(
+                format!("c-{}.clients.example.net", v4.to_string().replace('.', "-")),
+                Duration::ZERO,
+            ),
+            IpAddr::V6(_) => Reply::NxDomain(Duration::ZERO),
+        }),
+        HashMap::new(),
+        Duration::from_millis(100),
+    )
+    .expect("dns");
+    let cache = dir.path().join("dnscache.txt");
+    let s = summary(
+        &Command::new(&pysk)
+            .env("PYSK_CONFIG_DIR", "/nonexistent")
+            .args([
+                "resolve",
+                "--json",
+                "--nameserver",
+                &dns.addr().to_string(),
+                "--cache",
+            ])
+            .arg(&cache)
+            .args(&pending)
+            .output()
+            .expect("resolve"),
+    );
+    assert!(s["resolved"].as_u64().expect("count") > 10);
+
+    let conf = dir.path().join("conf");
+    let data = dir.path().join("data");
+    fs::create_dir_all(&conf).expect("mkdir");
+    fs::create_dir_all(&data).expect("mkdir");
+    let files: Vec<String> = pending.iter().map(|p| p.display().to_string()).collect();
+    fs::write(
+        conf.join(format!("awstats.{vhost}.conf")),
+        format!(
+            "LogFile=\"{} merge {} |\"\nLogType=W\nLogFormat=1\nSiteDomain=\"{vhost}\"\n\
+             HostAliases=\"{vhost}\"\nDirData=\"{}\"\nDNSLookup=2\nDNSStaticCacheFile=\"{}\"\n",
+            pysk.display(),
+            files.join(" "),
+            data.display(),
+            cache.display()
+        ),
+    )
+    .expect("config");
+    let out = Command::new("perl")
+        .arg(&awstats)
+        .arg(format!("-config={vhost}"))
+        .arg(format!("-configdir={}", conf.display()))
+        .arg("-update")
+        .env("PYSK_CONFIG_DIR", "/nonexistent")
+        .output()
+        .expect("awstats");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let db = fs::read_to_string(data.join(format!("awstats052015.{vhost}.txt"))).expect("database");
+    // The visitors section lists hosts by name where the cache had one.
+    let visitors: Vec<&str> = db
+        .lines()
+        .skip_while(|l| !l.starts_with("BEGIN_VISITOR "))
+        .skip(1)
+        .take_while(|l| *l != "END_VISITOR")
+        .map(|l| l.split(' ').next().unwrap_or_default())
+        .collect();
+    assert!(!visitors.is_empty());
+    let named = visitors
+        .iter()
+        .filter(|v| v.ends_with(".clients.example.net"))
+        .count();
+    let v6 = visitors.iter().filter(|v| v.contains(':')).count();
+    assert_eq!(
+        named + v6,
+        visitors.len(),
+        "every IPv4 visitor shown by name: {visitors:?}"
+    );
+    assert!(
+        visitors.contains(&"c-83-149-9-216.clients.example.net"),
+        "{visitors:?}"
+    );
+}
