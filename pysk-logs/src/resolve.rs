@@ -399,7 +399,7 @@ mod tests {
              192.0.2.8 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 1\n",
         )
         .expect("write");
-        let (addrs, not) = collect(&[path.clone()]).expect("collect");
+        let (addrs, not) = collect(std::slice::from_ref(&path)).expect("collect");
         let mut addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
         addrs.sort();
         assert_eq!(addrs, ["192.0.2.7", "192.0.2.8", "2001:db8::1"]);
