@@ -7,7 +7,7 @@
 //! `--timeout` and `--attempts`. The cache is rewritten atomically, merged
 //! with what it held, so a failed or interrupted run loses nothing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -22,12 +22,11 @@ use hickory_resolver::proto::rr::RData;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use pysk_common::atomic;
 use pysk_common::exit::Outcome;
 use pysk_common::lock::Lock;
 use pysk_common::report::Reporter;
 
-use crate::dnscache::{Cache, Entry, valid_name};
+use crate::dnscache::{self, Cache, Entry, valid_name};
 use crate::error::{LogsError, input_err};
 use crate::{format, input, lines, time};
 
@@ -92,15 +91,16 @@ enum Answer {
     Failed,
 }
 
-fn now() -> i64 {
+fn now() -> u32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
 }
 
 /// Collects the distinct addresses of `files` (stdin when empty or `-`):
-/// the client of each log line, or a line that is an address.
-fn collect(files: &[PathBuf]) -> Result<(HashSet<IpAddr>, u64), LogsError> {
+/// the client of each log line, or a line that is an address; returns
+/// their cache keys, sorted.
+fn collect(files: &[PathBuf]) -> Result<(Vec<[u8; 16]>, u64), LogsError> {
     let mut addresses = HashSet::new();
     let mut not_addresses = 0u64;
     let mut clock = time::DayCache::default();
@@ -130,7 +130,7 @@ fn collect(files: &[PathBuf]) -> Result<(HashSet<IpAddr>, u64), LogsError> {
             };
             match found {
                 Some(addr) => {
-                    addresses.insert(addr);
+                    addresses.insert(dnscache::key(addr));
                 }
                 None if line.iter().all(u8::is_ascii_whitespace) => {}
                 None => not_addresses += 1,
@@ -139,7 +139,9 @@ fn collect(files: &[PathBuf]) -> Result<(HashSet<IpAddr>, u64), LogsError> {
         })
         .map_err(input_err(path))?;
     }
-    Ok((addresses, not_addresses))
+    let mut keys: Vec<[u8; 16]> = addresses.into_iter().collect();
+    keys.sort_unstable();
+    Ok((keys, not_addresses))
 }
 
 fn build_resolver(options: &Options) -> Result<TokioResolver, LogsError> {
@@ -206,14 +208,13 @@ async fn lookup(resolver: &TokioResolver, addr: IpAddr, confirm: bool) -> Answer
 }
 
 /// Whether `entry` is still good at `now`.
-fn fresh(entry: &Entry, now: i64, options: &Options) -> bool {
+fn fresh(entry: &Entry<'_>, now: u32, options: &Options) -> bool {
     let ttl = if entry.name.is_some() {
         options.ttl
     } else {
         options.negative_ttl
     };
-    let age = now.saturating_sub(entry.time);
-    age >= 0 && u64::try_from(age).is_ok_and(|a| a < ttl.as_secs())
+    entry.time <= now && u64::from(now - entry.time) < ttl.as_secs()
 }
 
 /// Runs `resolve`.
@@ -222,6 +223,9 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     let mut lock_path = options.cache.clone().into_os_string();
     lock_path.push(".lock");
     let _lock = Lock::acquire(Path::new(&lock_path), options.wait)?;
+    // The input first: its set of addresses is the largest thing held
+    // before the cache is loaded.
+    let (mut todo, not_addresses) = collect(&options.files)?;
     let (mut cache, loaded) = Cache::load(&options.cache)?;
     if loaded.bad_lines > 0 {
         report.warn(format!(
@@ -231,23 +235,18 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
             loaded.bad_lines
         ));
     }
-    let (addresses, not_addresses) = collect(&options.files)?;
+    let addresses = todo.len();
     let now = now();
-    let mut todo: Vec<IpAddr> = addresses
-        .iter()
-        .filter(|a| cache.entries.get(a).is_none_or(|e| !fresh(e, now, options)))
-        .copied()
-        .collect();
-    todo.sort_unstable();
+    todo.retain(|k| cache.get(*k).is_none_or(|e| !fresh(&e, now, options)));
     let mut summary = Summary {
         version: 1,
-        addresses: addresses.len(),
+        addresses,
         not_addresses,
-        from_cache: addresses.len() - todo.len(),
+        from_cache: addresses - todo.len(),
         queried: todo.len(),
         ..Summary::default()
     };
-    drop(addresses);
+    cache.add_missing(&todo);
 
     if !todo.is_empty() {
         let resolver = Arc::new(build_resolver(options)?);
@@ -259,77 +258,61 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
                 reason: e.to_string(),
             })?;
         let progress = report.progress_allowed() && io::stderr().is_terminal();
-        let answers = runtime.block_on(async {
+        runtime.block_on(async {
             let mut tasks = JoinSet::new();
-            let mut answers = Vec::with_capacity(todo.len());
+            let mut running: HashMap<tokio::task::Id, [u8; 16]> = HashMap::new();
             let mut next = todo.iter();
+            let mut done = 0usize;
             let mut last_progress = Instant::now();
             loop {
                 while tasks.len() < options.concurrency.max(1) {
-                    let Some(&addr) = next.next() else { break };
+                    let Some(&key) = next.next() else { break };
                     let resolver = Arc::clone(&resolver);
                     let confirm = options.confirm;
-                    tasks.spawn(async move { (addr, lookup(&resolver, addr, confirm).await) });
+                    let addr = dnscache::addr(key);
+                    let handle = tasks.spawn(async move { lookup(&resolver, addr, confirm).await });
+                    running.insert(handle.id(), key);
                 }
-                match tasks.join_next().await {
-                    Some(Ok(answer)) => answers.push(answer),
-                    Some(Err(_)) => {}
+                let (key, answer) = match tasks.join_next_with_id().await {
+                    Some(Ok((id, answer))) => (running.remove(&id), answer),
+                    // A lookup that died is a failed lookup, not a lost one.
+                    Some(Err(e)) => (running.remove(&e.id()), Answer::Failed),
                     None => break,
+                };
+                let Some(key) = key else { continue };
+                done += 1;
+                let time = self::now();
+                match answer {
+                    Answer::Name(name) => {
+                        summary.resolved += 1;
+                        cache.set(key, time, Some(&name));
+                    }
+                    Answer::NoName => {
+                        summary.failed += 1;
+                        cache.set(key, time, None);
+                    }
+                    Answer::Failed => {
+                        summary.failed += 1;
+                        // A passing failure does not wipe a name we had; it
+                        // stays old, so it is asked again next time.
+                        if cache.get(key).is_none_or(|e| e.name.is_none()) {
+                            cache.set(key, time, None);
+                        }
+                    }
                 }
                 if progress && last_progress.elapsed() > Duration::from_millis(200) {
                     last_progress = Instant::now();
-                    eprint!("\rpysk-logs: resolved {}/{}", answers.len(), todo.len());
+                    eprint!("\rpysk-logs: resolved {done}/{}", todo.len());
                     let _ = io::stderr().flush();
                 }
             }
             if progress {
                 eprint!("\r\x1b[K");
             }
-            answers
         });
-        let now = self::now();
-        for (addr, answer) in answers {
-            match answer {
-                Answer::Name(name) => {
-                    summary.resolved += 1;
-                    cache.entries.insert(
-                        addr,
-                        Entry {
-                            time: now,
-                            name: Some(name.into_boxed_str()),
-                        },
-                    );
-                }
-                Answer::NoName => {
-                    summary.failed += 1;
-                    cache.entries.insert(
-                        addr,
-                        Entry {
-                            time: now,
-                            name: None,
-                        },
-                    );
-                }
-                Answer::Failed => {
-                    summary.failed += 1;
-                    // A passing failure does not wipe a name we had; it
-                    // stays old, so it is asked again next time.
-                    let keep = cache.entries.get(&addr).is_some_and(|e| e.name.is_some());
-                    if !keep {
-                        cache.entries.insert(
-                            addr,
-                            Entry {
-                                time: now,
-                                name: None,
-                            },
-                        );
-                    }
-                }
-            }
-        }
     }
-    summary.cache_entries = cache.entries.len();
-    atomic::replace(&options.cache, &cache.render(), atomic::Options::default())?;
+    summary.cache_entries = cache.len();
+    cache.save(&options.cache)?;
     summary.elapsed = started.elapsed().as_secs_f64();
     Ok((summary, Outcome::Success))
 }
@@ -371,7 +354,7 @@ mod tests {
         let o = options();
         let name = Entry {
             time: 1_000_000,
-            name: Some("h.example".into()),
+            name: Some("h.example"),
         };
         let star = Entry {
             time: 1_000_000,
@@ -400,7 +383,10 @@ mod tests {
         )
         .expect("write");
         let (addrs, not) = collect(std::slice::from_ref(&path)).expect("collect");
-        let mut addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        let mut addrs: Vec<String> = addrs
+            .iter()
+            .map(|k| dnscache::addr(*k).to_string())
+            .collect();
         addrs.sort();
         assert_eq!(addrs, ["192.0.2.7", "192.0.2.8", "2001:db8::1"]);
         assert_eq!(not, 1);
