@@ -7,8 +7,13 @@
 //!   ([`spool`]).
 //! - `merge` ([`merge`]): a streaming k-way merge of time-sorted logs, for
 //!   AWStats' `LogFile` pipe, with archiving of what was read.
+//! - `resolve` ([`resolve`]): the reverse-DNS cache AWStats reads
+//!   ([`dnscache`]), built by concurrent lookups.
 //! - `config`: the effective switches.
+//!
+//! The command line is in [`cli`]; this file dispatches it.
 
+pub mod cli;
 pub mod dnscache;
 pub mod error;
 pub mod format;
@@ -26,12 +31,13 @@ use std::collections::HashSet;
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
-use pysk_common::cli::{CommonArgs, WaitArgs};
 use pysk_common::exit::Outcome;
 use pysk_common::switches::{Spec, Switches};
 
+pub use cli::Cli;
+use cli::{Command, SplitArgs, parse_size};
 pub use error::LogsError;
 
 /// The switches `pysk-logs` reads, with their built-in defaults.
@@ -62,181 +68,6 @@ pub const SWITCHES: &[Spec] = &[
         help: "lines of lookahead per input merge uses to order nearly sorted logs",
     },
 ];
-
-const AFTER_HELP: &str = "\
-Switches (in <config-dir>/serverconfig/default or /<fqdn>; options beat them):
-  logs_spool=\"/var/spool/pysk/wwwlogs\"  the log spool
-  logs_memory=\"256M\"                    memory split may use for sorting
-  logs_vhosts=\"\"                        file of accepted virtual hosts (empty: all)
-  logs_reorder=\"1000\"                   merge's lookahead per input
-  logs_dns_cache=\"\"                     resolve's cache (empty: <logs_spool>/dnscache.txt)
-
-Exit codes: 0 ok, 1 some input unreadable (reported), 2 usage, 65 bad data,
-66 input missing, 73/74 cannot write, 75 another split runs, 78 bad config.";
-
-/// pysk-logs: web server access logs for AWStats, per virtual host and in time order
-#[derive(Debug, Parser)]
-#[command(name = "pysk-logs", version, after_help = AFTER_HELP)]
-pub struct Cli {
-    #[command(flatten)]
-    common: CommonArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Split raw logs into one time-sorted combined log per virtual host
-    #[command(after_help = "\
-Example (nightly, from cron; silent unless something is wrong):
-  pysk-logs -q split --spool /var/spool/pysk/wwwlogs --vhosts /etc/pysk/vhosts
-
-With no FILE every file in <spool>/inbox/ is processed and removed once its
-lines are safely in <spool>/pending/<vhost>/ or <spool>/rejected/. Explicit
-FILEs are read and left in place.")]
-    Split(SplitArgs),
-    /// Merge time-sorted logs by time to stdout (AWStats' LogFile pipe)
-    #[command(after_help = "\
-Example (in awstats.example.org.conf):
-  LogFile=\"pysk-logs merge --archive /var/spool/pysk/wwwlogs/processed /var/spool/pysk/wwwlogs/pending/example.org/*.log |\"")]
-    Merge(MergeArgs),
-    /// Build the reverse-DNS cache AWStats reads (DNSStaticCacheFile)
-    #[command(after_help = "\
-Example (nightly, after split; silent unless something is wrong):
-  pysk-logs -q resolve --cache /var/spool/pysk/wwwlogs/dnscache.txt \\
-      /var/spool/pysk/wwwlogs/pending/*/*.log
-
-Addresses come from log lines (any format split reads) or address lists,
-one a line; with no FILE or -, from stdin. Only addresses without a fresh
-cache entry are looked up. In awstats.<vhost>.conf:
-  DNSLookup=2
-  DNSStaticCacheFile=\"/var/spool/pysk/wwwlogs/dnscache.txt\"")]
-    Resolve(ResolveArgs),
-    /// Print the effective switches in shell syntax
-    #[command(after_help = "Example:\n  pysk-logs --host web1.example.org config")]
-    Config,
-}
-
-#[derive(Debug, clap::Args)]
-struct SplitArgs {
-    /// The spool directory [switch: logs_spool]
-    #[arg(long, value_name = "DIR")]
-    spool: Option<PathBuf>,
-    /// Accept only the virtual hosts listed in FILE (- for stdin); others go to rejected/ [switch: logs_vhosts]
-    #[arg(long, value_name = "FILE")]
-    vhosts: Option<PathBuf>,
-    /// Virtual host for lines in combined or common format
-    #[arg(long, value_name = "NAME")]
-    vhost: Option<String>,
-    /// Memory for sorting, e.g. 256M [switch: logs_memory]
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    memory: Option<usize>,
-    /// Print the summary as JSON on stdout
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    wait: WaitArgs,
-    /// Input files instead of the inbox (plain or gzip)
-    #[arg(value_name = "FILE")]
-    files: Vec<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
-struct MergeArgs {
-    /// After a complete output, move each input gzip-compressed to DIR/<vhost>/
-    #[arg(long, value_name = "DIR")]
-    archive: Option<PathBuf>,
-    /// Lines of lookahead per input for nearly sorted logs [switch: logs_reorder]
-    #[arg(long, value_name = "N")]
-    reorder: Option<usize>,
-    /// Time-sorted combined-format logs (plain or gzip); ties go to the earlier one
-    #[arg(value_name = "FILE", required = true)]
-    files: Vec<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
-struct ResolveArgs {
-    /// The cache file [switch: logs_dns_cache; default <spool>/dnscache.txt]
-    #[arg(long, value_name = "FILE")]
-    cache: Option<PathBuf>,
-    /// Name server to ask, IP or IP:PORT ([IPv6]:PORT); repeatable [default: those of /etc/resolv.conf]
-    #[arg(long = "nameserver", value_name = "IP[:PORT]", value_parser = parse_nameserver)]
-    nameservers: Vec<std::net::SocketAddr>,
-    /// Queries in flight at most
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..))]
-    concurrency: u16,
-    /// Seconds to wait for one answer
-    #[arg(long, value_name = "SECS", default_value_t = 2.0, value_parser = parse_seconds)]
-    timeout: f64,
-    /// Attempts per address
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..))]
-    attempts: u8,
-    /// Days after which a name is looked up again
-    #[arg(long, value_name = "DAYS", default_value_t = 7)]
-    ttl: u64,
-    /// Hours after which a failed lookup is tried again
-    #[arg(long, value_name = "HOURS", default_value_t = 6)]
-    negative_ttl: u64,
-    /// Keep a name only if it resolves back to the address (like logresolve -c)
-    #[arg(long)]
-    confirm: bool,
-    /// Print the summary as JSON on stdout
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    wait: WaitArgs,
-    /// Logs or address lists (plain or gzip); - or none for stdin
-    #[arg(value_name = "FILE")]
-    files: Vec<PathBuf>,
-}
-
-/// Parses `IP`, `IP:PORT` or `[IPv6]:PORT` (port 53 when not given).
-fn parse_nameserver(text: &str) -> Result<std::net::SocketAddr, String> {
-    if let Ok(addr) = text.parse() {
-        return Ok(addr);
-    }
-    text.parse::<std::net::IpAddr>()
-        .map(|ip| std::net::SocketAddr::new(ip, 53))
-        .map_err(|_| format!("{text:?}: expected IP, IP:PORT or [IPv6]:PORT"))
-}
-
-/// Parses a positive number of seconds, fractions allowed.
-fn parse_seconds(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(s) if s > 0.0 && s <= 3600.0 => Ok(s),
-        _ => Err(format!("{text:?}: expected seconds between 0 and 3600")),
-    }
-}
-
-/// Parses a size like `256M`, `1G`, `512K` or a plain number of bytes.
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => text.split_at(i),
-        None => (text, ""),
-    };
-    let shift = match unit
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        _ => return Err(format!("{text:?}: expected a size like 256M")),
-    };
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("{text:?}: expected a size like 256M"))?;
-    let bytes = n
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("{text:?}: too large"))?;
-    if bytes < 1 << 20 {
-        return Err(format!("{text:?}: at least 1M is needed"));
-    }
-    Ok(bytes)
-}
 
 /// Reads a `--vhosts` list: one name a line, `#` comments.
 fn read_vhosts(path: &Path) -> Result<HashSet<String>, LogsError> {
@@ -279,10 +110,10 @@ pub(crate) fn failpoint(name: &str) {
 pub fn try_main() -> Result<Outcome, LogsError> {
     let cli = Cli::parse();
     let report = cli.common.reporter("pysk-logs");
-    let stdout = io::stdout();
     match cli.command {
         Command::Config => {
-            cli.common.print_config(SWITCHES, &mut stdout.lock())?;
+            cli.common
+                .print_config(SWITCHES, &mut io::stdout().lock())?;
             Ok(Outcome::Success)
         }
         Command::Split(args) => {
@@ -290,11 +121,7 @@ pub fn try_main() -> Result<Outcome, LogsError> {
             let options = split_options(&args, &switches)?;
             let (summary, outcome) = split::run(&options, &report)?;
             if args.json {
-                let mut out = stdout.lock();
-                serde_json::to_writer_pretty(&mut out, &summary)
-                    .map_err(io::Error::from)
-                    .and_then(|()| writeln!(out))
-                    .map_err(LogsError::Stdout)?;
+                print_json(&summary)?;
             } else if summary.files > 0 {
                 for line in split::describe(&summary) {
                     report.info(line);
@@ -330,11 +157,7 @@ pub fn try_main() -> Result<Outcome, LogsError> {
             };
             let (summary, outcome) = resolve::run(&options, &report)?;
             if args.json {
-                let mut out = stdout.lock();
-                serde_json::to_writer_pretty(&mut out, &summary)
-                    .map_err(io::Error::from)
-                    .and_then(|()| writeln!(out))
-                    .map_err(LogsError::Stdout)?;
+                print_json(&summary)?;
             } else {
                 report.info(resolve::describe(&summary));
             }
@@ -352,7 +175,7 @@ pub fn try_main() -> Result<Outcome, LogsError> {
                 archive: args.archive,
             };
             // Straight to the file descriptor: no line buffering on the way.
-            let fd = std::os::fd::AsFd::as_fd(&stdout)
+            let fd = std::os::fd::AsFd::as_fd(&io::stdout())
                 .try_clone_to_owned()
                 .map_err(LogsError::Stdout)?;
             let mut out = output::ThreadedWriter::new(std::fs::File::from(fd));
@@ -368,6 +191,15 @@ pub fn try_main() -> Result<Outcome, LogsError> {
             Ok(outcome)
         }
     }
+}
+
+/// Prints a run's summary as JSON on stdout (`--json`).
+fn print_json(summary: &impl serde::Serialize) -> Result<(), LogsError> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, summary)
+        .map_err(io::Error::from)
+        .and_then(|()| writeln!(out))
+        .map_err(LogsError::Stdout)
 }
 
 /// Resolves `split`'s options against the switches.
@@ -408,21 +240,4 @@ fn split_options(args: &SplitArgs, switches: &Switches) -> Result<split::Options
         files: args.files.clone(),
         wait: args.wait.duration(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_suffixes() {
-        assert_eq!(parse_size("256M"), Ok(256 << 20));
-        assert_eq!(parse_size("1G"), Ok(1 << 30));
-        assert_eq!(parse_size("2048k"), Ok(2 << 20));
-        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
-        assert_eq!(parse_size("1048576"), Ok(1 << 20));
-        assert!(parse_size("12").is_err());
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("99999999999G").is_err());
-    }
 }

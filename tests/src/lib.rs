@@ -57,6 +57,41 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Configures AWStats for `vhost` in `dir/conf` (data in `dir/data`) to
+/// read `log_file` (a file or a `command |` pipe) with `extra` lines of
+/// configuration, runs `awstats.pl -update` and returns its output and the
+/// data directory. The environment holds no pysk switches.
+pub fn awstats_update(
+    awstats: &Path,
+    dir: &Path,
+    vhost: &str,
+    log_file: &str,
+    extra: &str,
+) -> (std::process::Output, PathBuf) {
+    let conf = dir.join("conf");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&conf).expect("create the AWStats config directory");
+    std::fs::create_dir_all(&data).expect("create the AWStats data directory");
+    std::fs::write(
+        conf.join(format!("awstats.{vhost}.conf")),
+        format!(
+            "LogFile=\"{log_file}\"\nLogType=W\nLogFormat=1\nSiteDomain=\"{vhost}\"\n\
+             HostAliases=\"{vhost}\"\nDirData=\"{}\"\n{extra}",
+            data.display()
+        ),
+    )
+    .expect("write the AWStats config");
+    let out = Command::new("perl")
+        .arg(awstats)
+        .arg(format!("-config={vhost}"))
+        .arg(format!("-configdir={}", conf.display()))
+        .arg("-update")
+        .env("PYSK_CONFIG_DIR", "/nonexistent")
+        .output()
+        .expect("run awstats.pl");
+    (out, data)
+}
+
 /// A fresh scratch directory, removed when dropped.
 pub fn scratch() -> TempDir {
     tempfile::Builder::new()

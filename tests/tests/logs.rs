@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use pysk_tests::{bin, copy_dir, examples, require, scratch};
+use pysk_tests::{awstats_update, bin, copy_dir, examples, require, scratch};
 
 fn pysk_logs() -> Command {
     let mut cmd = Command::new(bin("pysk-logs"));
@@ -176,10 +176,6 @@ fn awstats_reads_merged_split_output_with_every_hit_and_nothing_corrupt() {
     let spool = sample_spool(dir.path());
     let out = run(pysk_logs().args(["split", "--json", "--spool"]).arg(&spool));
     let summary = split_json(&out);
-    let conf = dir.path().join("conf");
-    let data = dir.path().join("data");
-    fs::create_dir_all(&conf).expect("mkdir");
-    fs::create_dir_all(&data).expect("mkdir");
     let archive = spool.join("processed");
     for (vhost, hits) in summary["vhosts"].as_object().expect("vhosts") {
         let pending: Vec<String> = tree(&spool.join("pending").join(vhost))
@@ -206,26 +202,13 @@ fn awstats_reads_merged_split_output_with_every_hit_and_nothing_corrupt() {
             .max()
             .expect("lines")
             .replace(['-', 'T', ':'], "");
-        fs::write(
-            conf.join(format!("awstats.{vhost}.conf")),
-            format!(
-                "LogFile=\"{} merge --archive {} {} |\"\nLogType=W\nLogFormat=1\n\
-                 SiteDomain=\"{vhost}\"\nHostAliases=\"{vhost}\"\nDirData=\"{}\"\nDNSLookup=0\n",
-                bin("pysk-logs").display(),
-                archive.display(),
-                pending.join(" "),
-                data.display()
-            ),
-        )
-        .expect("write config");
-        let out = Command::new("perl")
-            .arg(&awstats)
-            .arg(format!("-config={vhost}"))
-            .arg(format!("-configdir={}", conf.display()))
-            .arg("-update")
-            .env("PYSK_CONFIG_DIR", "/nonexistent")
-            .output()
-            .expect("run awstats");
+        let log_file = format!(
+            "{} merge --archive {} {} |",
+            bin("pysk-logs").display(),
+            archive.display(),
+            pending.join(" ")
+        );
+        let (out, data) = awstats_update(&awstats, dir.path(), vhost, &log_file, "DNSLookup=0\n");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pysk_tests::dns::{DnsServer, Reply};
-use pysk_tests::{bin, copy_dir, examples, require, scratch};
+use pysk_tests::{awstats_update, bin, copy_dir, examples, require, scratch};
 
 const DELAY: Duration = Duration::from_millis(30);
 
@@ -271,31 +271,10 @@ fn awstats_shows_the_names_from_the_cache() {
     );
     assert!(s["resolved"].as_u64().expect("count") > 10);
 
-    let conf = dir.path().join("conf");
-    let data = dir.path().join("data");
-    fs::create_dir_all(&conf).expect("mkdir");
-    fs::create_dir_all(&data).expect("mkdir");
     let files: Vec<String> = pending.iter().map(|p| p.display().to_string()).collect();
-    fs::write(
-        conf.join(format!("awstats.{vhost}.conf")),
-        format!(
-            "LogFile=\"{} merge {} |\"\nLogType=W\nLogFormat=1\nSiteDomain=\"{vhost}\"\n\
-             HostAliases=\"{vhost}\"\nDirData=\"{}\"\nDNSLookup=2\nDNSStaticCacheFile=\"{}\"\n",
-            pysk.display(),
-            files.join(" "),
-            data.display(),
-            cache.display()
-        ),
-    )
-    .expect("config");
-    let out = Command::new("perl")
-        .arg(&awstats)
-        .arg(format!("-config={vhost}"))
-        .arg(format!("-configdir={}", conf.display()))
-        .arg("-update")
-        .env("PYSK_CONFIG_DIR", "/nonexistent")
-        .output()
-        .expect("awstats");
+    let log_file = format!("{} merge {} |", pysk.display(), files.join(" "));
+    let extra = format!("DNSLookup=2\nDNSStaticCacheFile=\"{}\"\n", cache.display());
+    let (out, data) = awstats_update(&awstats, dir.path(), vhost, &log_file, &extra);
     assert!(
         out.status.success(),
         "{}",
