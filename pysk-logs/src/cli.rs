@@ -15,6 +15,11 @@ Switches (in <config-dir>/serverconfig/default or /<fqdn>; options beat them):
   logs_vhosts=\"\"                        file of accepted virtual hosts (empty: all)
   logs_reorder=\"1000\"                   merge's lookahead per input
   logs_dns_cache=\"\"                     resolve's cache (empty: <logs_spool>/dnscache.txt)
+  logs_awstats_conf_dir=\"/etc/awstats\"  where awstats writes awstats.<vhost>.conf
+  logs_awstats_data_dir=\"/var/lib/awstats\"  AWStats' DirData
+  logs_awstats_data_mode=\"0755\"         permission bits awstats sets on DirData
+  logs_awstats_include=\"/etc/awstats/awstats.conf.local\"  site-wide settings, included
+  logs_awstats_pl=\"/usr/lib/cgi-bin/awstats.pl\"  the AWStats program
 
 Exit codes: 0 ok, 1 some input unreadable (reported), 2 usage, 65 bad data,
 66 input missing, 73/74 cannot write, 75 another split runs, 78 bad config.";
@@ -60,6 +65,16 @@ cache entry are looked up. In awstats.<vhost>.conf:
   DNSLookup=2
   DNSStaticCacheFile=\"/var/spool/pysk/wwwlogs/dnscache.txt\"")]
     Resolve(ResolveArgs),
+    /// Write an AWStats configuration per virtual host and update AWStats
+    #[command(after_help = "\
+Example (nightly, after split and resolve):
+  pysk-logs -q awstats --conf-dir /etc/awstats --data-dir /var/lib/awstats
+
+Writes awstats.<vhost>.conf for every virtual host with a directory in
+<spool>/pending/ or <spool>/processed/ (or in logs_vhosts), removes the ones
+it wrote for virtual hosts that are gone, and runs awstats.pl -update for
+every virtual host with pending logs.")]
+    Awstats(AwstatsArgs),
     /// Print the effective switches in shell syntax
     #[command(after_help = "Example:\n  pysk-logs --host web1.example.org config")]
     Config,
@@ -141,6 +156,26 @@ pub struct ResolveArgs {
     /// Logs or address lists (plain or gzip); - or none for stdin
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+/// The options of `awstats`.
+#[derive(Debug, clap::Args)]
+pub struct AwstatsArgs {
+    /// The spool directory [switch: logs_spool]
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// Where the awstats.<vhost>.conf files go [switch: logs_awstats_conf_dir]
+    #[arg(long, value_name = "DIR")]
+    pub conf_dir: Option<PathBuf>,
+    /// AWStats' DirData [switch: logs_awstats_data_dir]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The reverse-DNS cache [switch: logs_dns_cache; default <spool>/dnscache.txt]
+    #[arg(long, value_name = "FILE")]
+    pub cache: Option<PathBuf>,
+    /// `--wait`, for the lock.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// Parses `IP`, `IP:PORT` or `[IPv6]:PORT` (port 53 when not given).

@@ -13,6 +13,7 @@
 //!
 //! The command line is in [`cli`]; this file dispatches it.
 
+pub mod awstats;
 pub mod cli;
 pub mod dnscache;
 pub mod error;
@@ -37,7 +38,7 @@ use pysk_common::exit::Outcome;
 use pysk_common::switches::{Spec, Switches};
 
 pub use cli::Cli;
-use cli::{Command, SplitArgs, parse_size};
+use cli::{AwstatsArgs, Command, SplitArgs, parse_size};
 pub use error::LogsError;
 
 /// The switches `pysk-logs` reads, with their built-in defaults.
@@ -61,6 +62,31 @@ pub const SWITCHES: &[Spec] = &[
         key: "logs_dns_cache",
         default: "",
         help: "the reverse-DNS cache resolve writes (empty: <logs_spool>/dnscache.txt)",
+    },
+    Spec {
+        key: "logs_awstats_conf_dir",
+        default: "/etc/awstats",
+        help: "where awstats writes awstats.<vhost>.conf",
+    },
+    Spec {
+        key: "logs_awstats_data_dir",
+        default: "/var/lib/awstats",
+        help: "AWStats' DirData",
+    },
+    Spec {
+        key: "logs_awstats_data_mode",
+        default: "0755",
+        help: "permission bits awstats sets on DirData (octal)",
+    },
+    Spec {
+        key: "logs_awstats_include",
+        default: "/etc/awstats/awstats.conf.local",
+        help: "site-wide AWStats settings, included when the file exists",
+    },
+    Spec {
+        key: "logs_awstats_pl",
+        default: "/usr/lib/cgi-bin/awstats.pl",
+        help: "the AWStats program",
     },
     Spec {
         key: "logs_reorder",
@@ -119,6 +145,9 @@ pub fn try_main() -> Result<Outcome, LogsError> {
         Command::Split(args) => {
             let switches = cli.common.switches()?;
             let options = split_options(&args, &switches)?;
+            let spool = spool::Spool::new(&options.spool);
+            spool.prepare()?;
+            let _lock = spool.lock(args.wait.duration())?;
             let (summary, outcome) = split::run(&options, &report)?;
             if args.json {
                 print_json(&summary)?;
@@ -129,18 +158,25 @@ pub fn try_main() -> Result<Outcome, LogsError> {
             }
             Ok(outcome)
         }
+        Command::Awstats(args) => {
+            let switches = cli.common.switches()?;
+            let options = awstats_options(&args, &switches)?;
+            let spool = spool::Spool::new(&options.spool);
+            spool.prepare()?;
+            let _lock = spool.lock(args.wait.duration())?;
+            let (summary, outcome) = awstats::run(&options, &report)?;
+            report.info(format!(
+                "awstats: {} configuration(s) written, {} removed, {} vhost(s) updated, {} failed",
+                summary.written.len(),
+                summary.removed.len(),
+                summary.updated.len(),
+                summary.failed.len()
+            ));
+            Ok(outcome)
+        }
         Command::Resolve(args) => {
             let switches = cli.common.switches()?;
-            let cache = args.cache.clone().unwrap_or_else(|| {
-                let configured = switches.string("logs_dns_cache", "");
-                if configured.is_empty() {
-                    switches
-                        .path("logs_spool", "/var/spool/pysk/wwwlogs")
-                        .join("dnscache.txt")
-                } else {
-                    PathBuf::from(configured)
-                }
-            });
+            let cache = args.cache.clone().unwrap_or_else(|| dns_cache(&switches));
             let options = resolve::Options {
                 cache,
                 nameservers: args.nameservers,
@@ -193,6 +229,65 @@ pub fn try_main() -> Result<Outcome, LogsError> {
     }
 }
 
+/// The spool: `--spool`, else the switch.
+fn spool_dir(spool: Option<&PathBuf>, switches: &Switches) -> PathBuf {
+    spool
+        .cloned()
+        .unwrap_or_else(|| switches.path("logs_spool", "/var/spool/pysk/wwwlogs"))
+}
+
+/// The DNS cache: the switch, else `<spool>/dnscache.txt`.
+fn dns_cache(switches: &Switches) -> PathBuf {
+    let configured = switches.string("logs_dns_cache", "");
+    if configured.is_empty() {
+        spool_dir(None, switches).join("dnscache.txt")
+    } else {
+        PathBuf::from(configured)
+    }
+}
+
+/// Resolves `awstats`' options against the switches.
+fn awstats_options(args: &AwstatsArgs, switches: &Switches) -> Result<awstats::Options, LogsError> {
+    let mode_text = switches.string("logs_awstats_data_mode", "0755");
+    let data_mode = u32::from_str_radix(&mode_text, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| LogsError::Setting {
+            name: "logs_awstats_data_mode".into(),
+            reason: format!("{mode_text:?} is not an octal mode like 0750"),
+        })?;
+    let vhosts = {
+        let p = switches.string("logs_vhosts", "");
+        if p.is_empty() {
+            None
+        } else {
+            let mut list: Vec<String> = read_vhosts(Path::new(&p))?.into_iter().collect();
+            list.sort();
+            Some(list)
+        }
+    };
+    Ok(awstats::Options {
+        spool: spool_dir(args.spool.as_ref(), switches),
+        conf_dir: args
+            .conf_dir
+            .clone()
+            .unwrap_or_else(|| switches.path("logs_awstats_conf_dir", "/etc/awstats")),
+        data_dir: args
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| switches.path("logs_awstats_data_dir", "/var/lib/awstats")),
+        data_mode,
+        dns_cache: args.cache.clone().unwrap_or_else(|| dns_cache(switches)),
+        include: switches.path("logs_awstats_include", "/etc/awstats/awstats.conf.local"),
+        awstats_pl: switches.path("logs_awstats_pl", "/usr/lib/cgi-bin/awstats.pl"),
+        pysk_logs: std::env::current_exe().map_err(|e| LogsError::Setting {
+            name: "pysk-logs".into(),
+            reason: format!("cannot find its own path: {e}"),
+        })?,
+        vhosts,
+    })
+}
+
 /// Prints a run's summary as JSON on stdout (`--json`).
 fn print_json(summary: &impl serde::Serialize) -> Result<(), LogsError> {
     let mut out = io::stdout().lock();
@@ -204,10 +299,7 @@ fn print_json(summary: &impl serde::Serialize) -> Result<(), LogsError> {
 
 /// Resolves `split`'s options against the switches.
 fn split_options(args: &SplitArgs, switches: &Switches) -> Result<split::Options, LogsError> {
-    let spool = args
-        .spool
-        .clone()
-        .unwrap_or_else(|| switches.path("logs_spool", "/var/spool/pysk/wwwlogs"));
+    let spool = spool_dir(args.spool.as_ref(), switches);
     let vhosts = args.vhosts.clone().or_else(|| {
         let p = switches.string("logs_vhosts", "");
         (!p.is_empty()).then(|| PathBuf::from(p))
@@ -238,6 +330,5 @@ fn split_options(args: &SplitArgs, switches: &Switches) -> Result<split::Options
         vhost,
         memory,
         files: args.files.clone(),
-        wait: args.wait.duration(),
     })
 }

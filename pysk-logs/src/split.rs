@@ -15,12 +15,11 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use pysk_common::exit::Outcome;
-use pysk_common::lock::Lock;
 use pysk_common::report::Reporter;
 
 use crate::error::{LogsError, input_err, output_err};
@@ -46,8 +45,6 @@ pub struct Options {
     pub memory: usize,
     /// Explicit inputs; empty means every file in `inbox/`.
     pub files: Vec<PathBuf>,
-    /// How long to wait for another run's lock.
-    pub wait: Duration,
 }
 
 /// What a split run did, as printed by `--json` (version 1).
@@ -333,11 +330,10 @@ impl Rejects {
 }
 
 /// Runs `split` and returns its summary; `Outcome::Partial` when an input
-/// could not be read.
+/// could not be read. The caller holds the spool's lock ([`crate::spool::Spool::lock`]).
 pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), LogsError> {
     let spool = Spool::new(&options.spool);
     spool.prepare()?;
-    let _lock = Lock::acquire(&options.spool.join(".split.lock"), options.wait)?;
     let mut summary = Summary {
         version: 1,
         recovered: spool.recover()?,

@@ -6,6 +6,7 @@
 //! <spool>/processed/<vhost>/  what `merge --archive` archived
 //! <spool>/rejected/           lines (and whole unreadable files) set aside
 //! <spool>/tmp/                runs, outputs in the making, batch manifests
+//! <spool>/.lock               held by split, awstats and run
 //! ```
 //!
 //! A split run is one batch, committed the way a database commits: every
@@ -74,6 +75,15 @@ impl Spool {
     /// `tmp/`.
     pub fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    /// Takes the spool's lock, `<spool>/.lock`: one run of `split`,
+    /// `awstats` or `run` at a time (`merge` and `resolve` do not need it).
+    pub fn lock(&self, wait: std::time::Duration) -> Result<pysk_common::lock::Lock, LogsError> {
+        Ok(pysk_common::lock::Lock::acquire(
+            &self.root.join(".lock"),
+            wait,
+        )?)
     }
 
     /// Creates the spool's directories where missing.

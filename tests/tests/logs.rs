@@ -324,7 +324,7 @@ fn tiny_memory_spills_runs_and_gives_the_same_bytes() {
 fn second_split_while_one_runs_exits_75() {
     let dir = scratch();
     let spool = sample_spool(dir.path());
-    let lock = spool.join(".split.lock");
+    let lock = spool.join(".lock");
     let mut holder = Command::new("flock")
         .arg(&lock)
         .args(["sleep", "30"])
@@ -347,7 +347,7 @@ fn second_split_while_one_runs_exits_75() {
     assert_eq!(out.status.code(), Some(75));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.starts_with("pysk-logs: ") && err.contains(".split.lock"),
+        err.starts_with("pysk-logs: ") && err.contains("/.lock"),
         "{err}"
     );
     assert_eq!(tree(&spool.join("inbox")).len(), 3, "nothing was touched");

@@ -1,0 +1,166 @@
+//! End-to-end test of `pysk-logs awstats`: configurations written for
+//! every virtual host, AWStats run through them, stale ones removed.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use pysk_tests::{bin, copy_dir, examples, require, scratch};
+
+fn pysk_logs(config_dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin("pysk-logs"))
+        .env("PYSK_CONFIG_DIR", config_dir)
+        .args(["--host", "web1.example.org"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pysk-logs")
+}
+
+#[test]
+fn configs_for_every_vhost_awstats_updated_and_stale_ones_removed() {
+    let Some(awstats) = require("/usr/lib/cgi-bin/awstats.pl", "awstats") else {
+        return;
+    };
+    let dir = scratch();
+    let root = dir.path();
+    let spool = root.join("spool");
+    copy_dir(&examples().join("inbox"), &spool.join("inbox"));
+    let (conf, data, cache, include) = (
+        root.join("awstats"),
+        root.join("awstats-data"),
+        root.join("dnscache.txt"),
+        root.join("awstats.conf.local"),
+    );
+    fs::write(&include, "# site-wide\nLevelForRobotsDetection=0\n").expect("include");
+    let config = root.join("pysk");
+    fs::create_dir_all(config.join("serverconfig")).expect("mkdir");
+    fs::write(
+        config.join("serverconfig/default"),
+        format!(
+            "logs_spool=\"{}\"\nlogs_awstats_conf_dir=\"{}\"\nlogs_awstats_data_dir=\"{}\"\n\
+             logs_awstats_data_mode=\"0750\"\nlogs_dns_cache=\"{}\"\nlogs_awstats_include=\"{}\"\n\
+             logs_awstats_pl=\"{}\"\n",
+            spool.display(),
+            conf.display(),
+            data.display(),
+            cache.display(),
+            include.display(),
+            awstats.display()
+        ),
+    )
+    .expect("switches");
+    // An admin's own configuration and a stale one of ours.
+    fs::create_dir_all(&conf).expect("mkdir");
+    fs::write(
+        conf.join("awstats.admin.example.conf"),
+        "LogFile=\"/var/log/x\"\n",
+    )
+    .expect("write");
+    fs::write(
+        conf.join("awstats.gone.example.conf"),
+        format!("{}\nLogFile=\"/nowhere\"\n", pysk_logs::awstats::MARKER),
+    )
+    .expect("write");
+
+    let out = pysk_logs(&config, &["-q", "split"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = pysk_logs(&config, &["awstats"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.trim(),
+        "pysk-logs: awstats: 3 configuration(s) written, 1 removed, 3 vhost(s) updated, 0 failed"
+    );
+
+    let mut confs: Vec<String> = fs::read_dir(&conf)
+        .expect("conf dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    confs.sort();
+    assert_eq!(
+        confs,
+        [
+            "awstats.admin.example.conf",
+            "awstats.blog.example.com.conf",
+            "awstats.shop.example.net.conf",
+            "awstats.www.example.org.conf"
+        ]
+    );
+    let text = fs::read_to_string(conf.join("awstats.www.example.org.conf")).expect("config");
+    assert_eq!(
+        text,
+        format!(
+            "{}\nLogFile=\"{} merge --archive {} {}/*.log |\"\nLogType=W\nLogFormat=1\n\
+             SiteDomain=\"www.example.org\"\nHostAliases=\"www.www.example.org\"\nDirData=\"{}\"\n\
+             DNSLookup=2\nDNSStaticCacheFile=\"{}\"\nInclude \"{}\"\n",
+            pysk_logs::awstats::MARKER,
+            bin("pysk-logs").display(),
+            spool.join("processed").display(),
+            spool.join("pending/www.example.org").display(),
+            data.display(),
+            cache.display(),
+            include.display()
+        )
+    );
+    assert_eq!(
+        fs::metadata(&data).expect("data dir").permissions().mode() & 0o7777,
+        0o750
+    );
+    // AWStats read every line of each vhost, and the logs were archived.
+    for (vhost, hits) in [
+        ("www.example.org", 590),
+        ("shop.example.net", 450),
+        ("blog.example.com", 460),
+    ] {
+        let db = fs::read_to_string(data.join(format!("awstats052015.{vhost}.txt"))).expect("db");
+        let last_line = db
+            .lines()
+            .find(|l| l.starts_with("LastLine "))
+            .expect("LastLine");
+        assert_eq!(
+            last_line.split(' ').nth(2),
+            Some(hits.to_string().as_str()),
+            "{vhost}"
+        );
+        assert_eq!(
+            fs::read_dir(spool.join("pending").join(vhost))
+                .expect("pending")
+                .count(),
+            0
+        );
+        assert_eq!(
+            fs::read_dir(spool.join("processed").join(vhost))
+                .expect("processed")
+                .count(),
+            1
+        );
+    }
+
+    // Nothing new: nothing written, AWStats not run, no file touched.
+    let before = fs::metadata(conf.join("awstats.www.example.org.conf"))
+        .expect("meta")
+        .modified()
+        .expect("mtime");
+    let db_before = fs::read(data.join("awstats052015.www.example.org.txt")).expect("db");
+    let out = pysk_logs(&config, &["awstats"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "pysk-logs: awstats: 0 configuration(s) written, 0 removed, 0 vhost(s) updated, 0 failed"
+    );
+    let after = fs::metadata(conf.join("awstats.www.example.org.conf"))
+        .expect("meta")
+        .modified()
+        .expect("mtime");
+    assert_eq!(before, after);
+    assert_eq!(
+        fs::read(data.join("awstats052015.www.example.org.txt")).expect("db"),
+        db_before
+    );
+}
