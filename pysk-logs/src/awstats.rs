@@ -216,15 +216,17 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
             Ok(out) => {
                 let text = String::from_utf8_lossy(&out.stdout);
                 let err = String::from_utf8_lossy(&out.stderr);
-                let last = err
-                    .lines()
-                    .chain(text.lines())
-                    .filter(|l| !l.is_empty())
-                    .last();
+                let last_of = |t: &str| {
+                    t.lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .map(str::to_owned)
+                };
+                let last = last_of(&err).or_else(|| last_of(&text));
                 report.warn(format!(
                     "{vhost}: awstats.pl failed ({}): {}",
                     out.status,
-                    last.unwrap_or("no output")
+                    last.as_deref().unwrap_or("no output")
                 ));
                 summary.failed.push(vhost.clone());
             }
