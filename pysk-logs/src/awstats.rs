@@ -60,6 +60,17 @@ pub struct Summary {
     pub failed: Vec<String>,
 }
 
+/// The summary line printed on stderr.
+pub fn describe(summary: &Summary) -> String {
+    format!(
+        "awstats: {} configuration(s) written, {} removed, {} vhost(s) updated, {} failed",
+        summary.written.len(),
+        summary.removed.len(),
+        summary.updated.len(),
+        summary.failed.len()
+    )
+}
+
 /// The virtual hosts named by the directories in `dir`.
 fn vhost_dirs(dir: &Path) -> Result<Vec<String>, LogsError> {
     let mut out = Vec::new();

@@ -20,6 +20,13 @@ Switches (in <config-dir>/serverconfig/default or /<fqdn>; options beat them):
   logs_awstats_data_mode=\"0755\"         permission bits awstats sets on DirData
   logs_awstats_include=\"/etc/awstats/awstats.conf.local\"  site-wide settings, included
   logs_awstats_pl=\"/usr/lib/cgi-bin/awstats.pl\"  the AWStats program
+  logs_dns_nameserver=\"\"                resolve's name servers, IP[:PORT] separated by spaces
+  logs_imap_url=\"\"                      fetch's mailbox; empty: run does not fetch
+  logs_imap_password_file=\"\"            its password file
+  logs_imap_subject=\"access.log\"        text the Subject of a log mail contains
+  logs_imap_done_mailbox=\"\"             move fetched mail there instead of marking it seen
+  logs_imap_ca_file=\"\"                  CA certificate (PEM) for the IMAP server
+  logs_imap_insecure_plaintext=\"no\"     allow a password without TLS to a remote host
 
 Exit codes: 0 ok, 1 some input unreadable (reported), 2 usage, 65 bad data,
 66 input missing, 73/74 cannot write, 75 another split runs, 78 bad config.";
@@ -65,6 +72,28 @@ cache entry are looked up. In awstats.<vhost>.conf:
   DNSLookup=2
   DNSStaticCacheFile=\"/var/spool/pysk/wwwlogs/dnscache.txt\"")]
     Resolve(ResolveArgs),
+    /// Fetch mailed logs from an IMAP mailbox into the spool's inbox
+    #[command(after_help = "\
+Example:
+  pysk-logs fetch --imap-url imaps://logs@mail.example.org/INBOX \\
+      --password-file /etc/pysk/secret/imap-logs
+
+Takes the unseen messages whose Subject contains --subject-contains, oldest
+first, saves every log they carry (text/plain bodies and parts, gzip
+attachments) to <spool>/inbox/imap-<uidvalidity>-<uid>-<part>.log, and only
+then marks them \\Seen (or moves them to --done-mailbox). imap:// switches to
+TLS with STARTTLS when the server offers it; a password is sent without TLS
+only to a loopback address or with --insecure-plaintext.")]
+    Fetch(FetchArgs),
+    /// The nightly job: fetch (when configured), split, resolve, awstats
+    #[command(after_help = "\
+Example (the whole nightly job, from cron):
+  15 3 * * *  root  pysk-logs -q run
+
+Each stage that fails is reported and the later stages still run where that
+is safe; the exit code is 1 when anything failed. With nothing new, nothing
+changes.")]
+    Run(RunArgs),
     /// Write an AWStats configuration per virtual host and update AWStats
     #[command(after_help = "\
 Example (nightly, after split and resolve):
@@ -158,6 +187,46 @@ pub struct ResolveArgs {
     pub files: Vec<PathBuf>,
 }
 
+/// The options of `fetch`.
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// imap[s]://USER@HOST[:PORT]/MAILBOX [switch: logs_imap_url]
+    #[arg(long, value_name = "URL")]
+    pub imap_url: Option<String>,
+    /// File holding the password, readable only by its owner [switch: logs_imap_password_file]
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Only messages whose Subject contains TEXT [switch: logs_imap_subject; default access.log]
+    #[arg(long, value_name = "TEXT")]
+    pub subject_contains: Option<String>,
+    /// Move fetched messages to this mailbox instead of marking them seen [switch: logs_imap_done_mailbox]
+    #[arg(long, value_name = "NAME")]
+    pub done_mailbox: Option<String>,
+    /// Trust this CA certificate (PEM) instead of the system's [switch: logs_imap_ca_file]
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Allow a password without TLS to a host that is not loopback [switch: logs_imap_insecure_plaintext]
+    #[arg(long)]
+    pub insecure_plaintext: bool,
+    /// The spool directory [switch: logs_spool]
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// `--wait`, for the lock.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// The options of `run`: everything comes from the switches.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The spool directory [switch: logs_spool]
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// `--wait`, for the lock.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
 /// The options of `awstats`.
 #[derive(Debug, clap::Args)]
 pub struct AwstatsArgs {
@@ -179,7 +248,7 @@ pub struct AwstatsArgs {
 }
 
 /// Parses `IP`, `IP:PORT` or `[IPv6]:PORT` (port 53 when not given).
-fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
+pub fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse() {
         return Ok(addr);
     }

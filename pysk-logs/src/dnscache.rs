@@ -36,6 +36,8 @@ struct Record {
 pub struct Cache {
     records: Vec<Record>,
     names: String,
+    /// Whether anything changed since it was loaded.
+    changed: bool,
 }
 
 /// What loading a cache file found.
@@ -91,6 +93,7 @@ impl Cache {
         let mut cache = Cache {
             records: Vec::with_capacity(size / 16),
             names: String::with_capacity(size),
+            changed: false,
         };
         let mut loaded = Loaded::default();
         let mut line_no = 0usize;
@@ -200,11 +203,13 @@ impl Cache {
         }
         if self.records.len() > before {
             self.records.sort_unstable_by_key(|r| r.addr);
+            self.changed = true;
         }
     }
 
     /// Records what was found for the address stored under `key`.
     pub fn set(&mut self, key: [u8; 16], time: u32, name: Option<&str>) {
+        self.changed = true;
         let record = self.record(key, time, name);
         match self.position(key) {
             Ok(i) => self.records[i] = record,
@@ -212,8 +217,13 @@ impl Cache {
         }
     }
 
-    /// Writes the cache to `path` atomically, entries sorted by address.
+    /// Writes the cache to `path` atomically, entries sorted by address;
+    /// when nothing changed since it was loaded and the file exists, writes
+    /// nothing.
     pub fn save(&self, path: &Path) -> Result<(), LogsError> {
+        if !self.changed && path.exists() {
+            return Ok(());
+        }
         atomic::replace_with(path, atomic::Options::default(), None, |file| {
             let mut out = BufWriter::with_capacity(1 << 20, file);
             for i in 0..self.records.len() {

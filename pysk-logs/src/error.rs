@@ -44,6 +44,13 @@ pub enum LogsError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A server (IMAP, …) could not be reached or refused us.
+    Service {
+        /// `host:port`.
+        host: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A switch or option has a value that cannot be used.
     Setting {
         /// The switch or option.
@@ -76,6 +83,7 @@ impl fmt::Display for LogsError {
                 path.display()
             ),
             LogsError::Setting { name, reason } => write!(f, "{name}: {reason}"),
+            LogsError::Service { host, reason } => write!(f, "{host}: {reason}"),
         }
     }
 }
@@ -107,6 +115,7 @@ impl ToolError for LogsError {
             LogsError::Stdout(_) | LogsError::Manifest { .. } => exit::IOERR,
             LogsError::Vhosts { .. } => exit::DATAERR,
             LogsError::Setting { .. } => exit::CONFIG,
+            LogsError::Service { .. } => exit::UNAVAILABLE,
         }
     }
 }

@@ -17,8 +17,10 @@ pub mod awstats;
 pub mod cli;
 pub mod dnscache;
 pub mod error;
+pub mod fetch;
 pub mod format;
 pub mod input;
+pub mod job;
 pub mod lines;
 pub mod merge;
 pub mod output;
@@ -87,6 +89,41 @@ pub const SWITCHES: &[Spec] = &[
         key: "logs_awstats_pl",
         default: "/usr/lib/cgi-bin/awstats.pl",
         help: "the AWStats program",
+    },
+    Spec {
+        key: "logs_dns_nameserver",
+        default: "",
+        help: "resolve's name servers, IP[:PORT] separated by spaces (empty: /etc/resolv.conf)",
+    },
+    Spec {
+        key: "logs_imap_url",
+        default: "",
+        help: "fetch's mailbox, imap[s]://USER@HOST[:PORT]/MAILBOX (empty: run does not fetch)",
+    },
+    Spec {
+        key: "logs_imap_password_file",
+        default: "",
+        help: "file holding the IMAP password, readable only by its owner",
+    },
+    Spec {
+        key: "logs_imap_subject",
+        default: "access.log",
+        help: "text the Subject of a log mail contains",
+    },
+    Spec {
+        key: "logs_imap_done_mailbox",
+        default: "",
+        help: "move fetched mail there instead of marking it seen",
+    },
+    Spec {
+        key: "logs_imap_ca_file",
+        default: "",
+        help: "CA certificate (PEM) the IMAP server's certificate is checked against",
+    },
+    Spec {
+        key: "logs_imap_insecure_plaintext",
+        default: "no",
+        help: "allow the IMAP password without TLS to a host that is not loopback",
     },
     Spec {
         key: "logs_reorder",
@@ -165,14 +202,70 @@ pub fn try_main() -> Result<Outcome, LogsError> {
             spool.prepare()?;
             let _lock = spool.lock(args.wait.duration())?;
             let (summary, outcome) = awstats::run(&options, &report)?;
+            report.info(awstats::describe(&summary));
+            Ok(outcome)
+        }
+        Command::Fetch(args) => {
+            let switches = cli.common.switches()?;
+            let options =
+                fetch_options(&args, &switches)?.ok_or_else(|| LogsError::Setting {
+                    name: "--imap-url".into(),
+                    reason: "no mailbox given (option --imap-url or switch logs_imap_url)".into(),
+                })??;
+            let spool = spool::Spool::new(&spool_dir(args.spool.as_ref(), &switches));
+            spool.prepare()?;
+            let _lock = spool.lock(args.wait.duration())?;
+            let (summary, outcome) = fetch::run(&options, &report)?;
             report.info(format!(
-                "awstats: {} configuration(s) written, {} removed, {} vhost(s) updated, {} failed",
-                summary.written.len(),
-                summary.removed.len(),
-                summary.updated.len(),
-                summary.failed.len()
+                "fetch: {} message(s), {} file(s) saved, {} unusable",
+                summary.messages,
+                summary.files.len(),
+                summary.malformed
             ));
             Ok(outcome)
+        }
+        Command::Run(args) => {
+            let switches = cli.common.switches()?;
+            let spool_path = spool_dir(args.spool.as_ref(), &switches);
+            let fetch = fetch_options(
+                &cli::FetchArgs {
+                    imap_url: None,
+                    password_file: None,
+                    subject_contains: None,
+                    done_mailbox: None,
+                    ca_file: None,
+                    insecure_plaintext: false,
+                    spool: Some(spool_path.clone()),
+                    wait: args.wait,
+                },
+                &switches,
+            )?;
+            let split_args = SplitArgs {
+                spool: Some(spool_path.clone()),
+                vhosts: None,
+                vhost: None,
+                memory: None,
+                json: false,
+                wait: args.wait,
+                files: Vec::new(),
+            };
+            let awstats_args = AwstatsArgs {
+                spool: Some(spool_path.clone()),
+                conf_dir: None,
+                data_dir: None,
+                cache: None,
+                wait: args.wait,
+            };
+            let options = job::Options {
+                fetch,
+                split: split_options(&split_args, &switches)?,
+                resolve: resolve_options(None, &switches)?,
+                awstats: awstats_options(&awstats_args, &switches)?,
+            };
+            let spool = spool::Spool::new(&spool_path);
+            spool.prepare()?;
+            let _lock = spool.lock(args.wait.duration())?;
+            Ok(job::run(options, &report))
         }
         Command::Resolve(args) => {
             let switches = cli.common.switches()?;
@@ -244,6 +337,108 @@ fn dns_cache(switches: &Switches) -> PathBuf {
     } else {
         PathBuf::from(configured)
     }
+}
+
+/// Resolves `resolve`'s options against the switches; `None` (for `run`)
+/// takes every default.
+fn resolve_options(
+    args: Option<&cli::ResolveArgs>,
+    switches: &Switches,
+) -> Result<resolve::Options, LogsError> {
+    let nameservers = match args {
+        Some(a) if !a.nameservers.is_empty() => a.nameservers.clone(),
+        _ => switches
+            .string("logs_dns_nameserver", "")
+            .split_ascii_whitespace()
+            .map(|ns| {
+                cli::parse_nameserver(ns).map_err(|reason| LogsError::Setting {
+                    name: "logs_dns_nameserver".into(),
+                    reason,
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let (concurrency, timeout, attempts, ttl_days, negative_hours, confirm) = match args {
+        Some(a) => (
+            usize::from(a.concurrency),
+            a.timeout,
+            usize::from(a.attempts),
+            a.ttl,
+            a.negative_ttl,
+            a.confirm,
+        ),
+        None => (256, 2.0, 2, 7, 6, false),
+    };
+    Ok(resolve::Options {
+        cache: args
+            .and_then(|a| a.cache.clone())
+            .unwrap_or_else(|| dns_cache(switches)),
+        nameservers,
+        concurrency,
+        timeout: std::time::Duration::from_secs_f64(timeout),
+        attempts,
+        ttl: std::time::Duration::from_secs(ttl_days.saturating_mul(86_400)),
+        negative_ttl: std::time::Duration::from_secs(negative_hours.saturating_mul(3600)),
+        confirm,
+        files: args.map(|a| a.files.clone()).unwrap_or_default(),
+        wait: args.map_or(std::time::Duration::ZERO, |a| a.wait.duration()),
+    })
+}
+
+/// Resolves `fetch`'s options against the switches: `None` when no mailbox
+/// is configured; the inner error when one is but its settings are not
+/// usable (an exposed password file, say).
+fn fetch_options(
+    args: &cli::FetchArgs,
+    switches: &Switches,
+) -> Result<Option<Result<fetch::Options, LogsError>>, LogsError> {
+    let url = args
+        .imap_url
+        .clone()
+        .unwrap_or_else(|| switches.string("logs_imap_url", ""));
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let inbox = spool_dir(args.spool.as_ref(), switches).join("inbox");
+    let optional = |given: &Option<String>, key: &str| {
+        given
+            .clone()
+            .or_else(|| Some(switches.string(key, "")).filter(|v| !v.is_empty()))
+    };
+    let insecure =
+        args.insecure_plaintext || switches.flag("logs_imap_insecure_plaintext", false)?;
+    let subject = args
+        .subject_contains
+        .clone()
+        .unwrap_or_else(|| switches.string("logs_imap_subject", "access.log"));
+    let done = optional(&args.done_mailbox, "logs_imap_done_mailbox");
+    let ca_file = args
+        .ca_file
+        .clone()
+        .or_else(|| optional(&None, "logs_imap_ca_file").map(PathBuf::from));
+    let password_file = args
+        .password_file
+        .clone()
+        .or_else(|| optional(&None, "logs_imap_password_file").map(PathBuf::from));
+    Ok(Some((|| {
+        let url: fetch::ImapUrl = url.parse().map_err(|reason| LogsError::Setting {
+            name: "logs_imap_url".into(),
+            reason,
+        })?;
+        let password_file = password_file.ok_or_else(|| LogsError::Setting {
+            name: "--password-file".into(),
+            reason: "an IMAP mailbox needs a password file (switch logs_imap_password_file)".into(),
+        })?;
+        Ok(fetch::Options {
+            url,
+            password: pysk_common::secret::read_file(&password_file)?,
+            subject_contains: subject,
+            done_mailbox: done,
+            ca_file,
+            insecure_plaintext: insecure,
+            inbox,
+        })
+    })()))
 }
 
 /// Resolves `awstats`' options against the switches.

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 pub use tempfile::TempDir;
 
 pub mod dns;
+pub mod dovecot;
 
 /// The path of the built binary `name` (for example `pysk-logs`), from the
 /// same target directory as the running test.

@@ -1,0 +1,443 @@
+//! `pysk-logs fetch`: logs that servers mailed, from an IMAP mailbox into
+//! the spool's inbox.
+//!
+//! The `imap` crate speaks IMAP over a stream we make: plain TCP, TLS from
+//! the start (`imaps://`) or after STARTTLS (`imap://`), TLS by rustls with
+//! the system's roots or `--ca-file`. `mail-parser` takes each message
+//! apart. A message's logs are written to `inbox/` atomically, named from
+//! the mailbox's UIDVALIDITY, the message's UID and the part number, so a
+//! rerun after a crash writes the same names again instead of duplicates;
+//! only once they are durable is the message marked `\Seen` (or moved).
+//! Messages that do not match are never touched: they are read with
+//! `BODY.PEEK[]`, which leaves their flags alone.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mail_parser::{MessageParser, MimeHeaders, PartType};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+use pysk_common::atomic;
+use pysk_common::exit::Outcome;
+use pysk_common::report::Reporter;
+use pysk_common::secret::Secret;
+
+use crate::error::LogsError;
+
+/// How long to wait for the server at each step.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where the mail is: `imap[s]://USER@HOST[:PORT]/MAILBOX`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapUrl {
+    /// TLS from the start (`imaps`).
+    pub tls: bool,
+    /// The login name.
+    pub user: String,
+    /// Host name or address.
+    pub host: String,
+    /// Port (143 or 993 unless given).
+    pub port: u16,
+    /// The mailbox (`INBOX` unless given).
+    pub mailbox: String,
+}
+
+impl std::str::FromStr for ImapUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ImapUrl, String> {
+        let bad =
+            |why: &str| format!("{text:?}: {why}; expected imap[s]://USER@HOST[:PORT]/MAILBOX");
+        let (tls, rest) = if let Some(r) = text.strip_prefix("imaps://") {
+            (true, r)
+        } else if let Some(r) = text.strip_prefix("imap://") {
+            (false, r)
+        } else {
+            return Err(bad("not an imap:// or imaps:// URL"));
+        };
+        let (authority, mailbox) = rest.split_once('/').unwrap_or((rest, ""));
+        let (user, hostport) = authority.rsplit_once('@').ok_or_else(|| bad("no user"))?;
+        let (host, port) = if let Some(r) = hostport.strip_prefix('[') {
+            let (h, p) = r.split_once(']').ok_or_else(|| bad("unclosed ["))?;
+            (h, p.strip_prefix(':'))
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
+            None if tls => 993,
+            None => 143,
+        };
+        let user = percent_decode(user).ok_or_else(|| bad("bad %-escape in the user"))?;
+        let mailbox = percent_decode(mailbox).ok_or_else(|| bad("bad %-escape in the mailbox"))?;
+        let printable = |s: &str| !s.is_empty() && !s.chars().any(|c| c.is_control() || c == '"');
+        if !printable(&user) || host.is_empty() || host.contains(['/', '@', ' ']) {
+            return Err(bad("empty or unusable user or host"));
+        }
+        Ok(ImapUrl {
+            tls,
+            user,
+            host: host.to_owned(),
+            port,
+            mailbox: if mailbox.is_empty() {
+                "INBOX".into()
+            } else if printable(&mailbox) {
+                mailbox
+            } else {
+                return Err(bad("unusable mailbox name"));
+            },
+        })
+    }
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// What `fetch` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The mailbox.
+    pub url: ImapUrl,
+    /// The password.
+    pub password: Secret,
+    /// Only messages whose Subject contains this.
+    pub subject_contains: String,
+    /// Move fetched messages here instead of marking them `\Seen`.
+    pub done_mailbox: Option<String>,
+    /// A CA certificate (PEM) to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Allow a login without TLS to a host that is not loopback.
+    pub insecure_plaintext: bool,
+    /// The spool's inbox.
+    pub inbox: PathBuf,
+}
+
+/// What a fetch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Matching unseen messages found.
+    pub messages: usize,
+    /// Files written to the inbox.
+    pub files: Vec<String>,
+    /// Messages that could not be used (reported, left unseen).
+    pub malformed: usize,
+}
+
+/// Any stream the IMAP session runs over.
+trait Stream: Read + Write {}
+impl<T: Read + Write> Stream for T {}
+
+fn service(url: &ImapUrl, why: impl std::fmt::Display) -> LogsError {
+    LogsError::Service {
+        host: format!("{}:{}", url.host, url.port),
+        reason: why.to_string(),
+    }
+}
+
+fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, LogsError> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path).map_err(|e| LogsError::Setting {
+                name: path.display().to_string(),
+                reason: format!("cannot read the CA file: {e}"),
+            })?;
+            for cert in certs {
+                let cert = cert.map_err(|e| LogsError::Setting {
+                    name: path.display().to_string(),
+                    reason: format!("not a PEM certificate: {e}"),
+                })?;
+                roots.add(cert).map_err(|e| LogsError::Setting {
+                    name: path.display().to_string(),
+                    reason: format!("unusable CA certificate: {e}"),
+                })?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                // A system root rustls cannot use is simply not trusted.
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| LogsError::Setting {
+            name: "tls".into(),
+            reason: e.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn wrap_tls(
+    url: &ImapUrl,
+    options: &Options,
+    tcp: TcpStream,
+) -> Result<Box<dyn Stream>, LogsError> {
+    let name = ServerName::try_from(url.host.clone()).map_err(|e| service(url, e))?;
+    let conn = ClientConnection::new(tls_config(options.ca_file.as_deref())?, name)
+        .map_err(|e| service(url, e))?;
+    let mut tls = StreamOwned::new(conn, tcp);
+    // Complete the handshake now, so a bad certificate is reported as such.
+    while tls.conn.is_handshaking() {
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .map_err(|e| service(url, format!("TLS: {e}")))?;
+    }
+    Ok(Box::new(tls))
+}
+
+/// Connects and returns a stream ready for the greeting (or, after
+/// STARTTLS, for commands) and whether the greeting is still to be read.
+fn connect(options: &Options) -> Result<(Box<dyn Stream>, bool), LogsError> {
+    let url = &options.url;
+    let addrs: Vec<_> = (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .map_err(|e| service(url, e))?
+        .collect();
+    let loopback = !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback());
+    let mut last = None;
+    let tcp = addrs
+        .iter()
+        .find_map(|a| match TcpStream::connect_timeout(a, TIMEOUT) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                last = Some(e);
+                None
+            }
+        });
+    let tcp =
+        tcp.ok_or_else(|| service(url, last.map_or("no address".into(), |e| e.to_string())))?;
+    tcp.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| service(url, e))?;
+    tcp.set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| service(url, e))?;
+    if url.tls {
+        return Ok((wrap_tls(url, options, tcp)?, true));
+    }
+    // imap://: read the greeting ourselves to see whether STARTTLS is
+    // offered, and if so switch to TLS before any credentials are sent.
+    let mut reader = BufReader::new(tcp.try_clone().map_err(|e| service(url, e))?);
+    let mut greeting = String::new();
+    reader
+        .read_line(&mut greeting)
+        .map_err(|e| service(url, e))?;
+    if !greeting.starts_with("* OK") {
+        return Err(service(
+            url,
+            format!("unexpected greeting {:?}", greeting.trim_end()),
+        ));
+    }
+    if greeting.contains("STARTTLS") {
+        let mut tcp = tcp;
+        tcp.write_all(b"s1 STARTTLS\r\n")
+            .map_err(|e| service(url, e))?;
+        let mut reply = String::new();
+        reader.read_line(&mut reply).map_err(|e| service(url, e))?;
+        if !reply.starts_with("s1 OK") {
+            return Err(service(
+                url,
+                format!("STARTTLS refused: {}", reply.trim_end()),
+            ));
+        }
+        return Ok((wrap_tls(url, options, tcp)?, false));
+    }
+    if !(loopback || options.insecure_plaintext) {
+        return Err(service(
+            url,
+            "the server offers no STARTTLS; a password goes in plain text only to a loopback \
+             address or with --insecure-plaintext",
+        ));
+    }
+    Ok((Box::new(tcp), false))
+}
+
+/// The log files a message carries: its text/plain parts (line ends made
+/// Unix again, the last line ended) and its gzip attachments, by part
+/// number.
+pub fn logs_in(raw: &[u8]) -> Vec<(usize, Vec<u8>)> {
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, part) in message.parts.iter().enumerate() {
+        match &part.body {
+            PartType::Text(text) => {
+                let is_plain = part.content_type().is_none_or(|ct| {
+                    ct.c_type.eq_ignore_ascii_case("text")
+                        && ct.subtype().is_none_or(|s| s.eq_ignore_ascii_case("plain"))
+                });
+                if is_plain && !text.trim().is_empty() {
+                    // MIME gives the last line's end to the boundary.
+                    let mut log = text.replace("\r\n", "\n");
+                    if !log.ends_with('\n') {
+                        log.push('\n');
+                    }
+                    out.push((i, log.into_bytes()));
+                }
+            }
+            PartType::Binary(bytes) | PartType::InlineBinary(bytes)
+                if bytes.starts_with(&[0x1f, 0x8b]) =>
+            {
+                out.push((i, bytes.to_vec()));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Quotes `text` as an IMAP quoted string.
+fn imap_quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Runs `fetch`.
+pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), LogsError> {
+    let url = &options.url;
+    let (stream, greeting) = connect(options)?;
+    let mut client = imap::Client::new(stream);
+    if greeting {
+        client.read_greeting().map_err(|e| service(url, e))?;
+    }
+    let mut session = client
+        .login(&url.user, options.password.expose())
+        .map_err(|(e, _)| service(url, format!("login as {}: {e}", url.user)))?;
+    let mailbox = session
+        .select(&url.mailbox)
+        .map_err(|e| service(url, format!("{}: {e}", url.mailbox)))?;
+    let validity = mailbox.uid_validity.unwrap_or(0);
+    let query = format!("UNSEEN SUBJECT {}", imap_quoted(&options.subject_contains));
+    let mut uids: Vec<u32> = session
+        .uid_search(&query)
+        .map_err(|e| service(url, e))?
+        .into_iter()
+        .collect();
+    uids.sort_unstable();
+    let mut summary = Summary {
+        messages: uids.len(),
+        ..Summary::default()
+    };
+    for uid in uids {
+        let fetched = session
+            .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+            .map_err(|e| service(url, e))?;
+        let Some(raw) = fetched.iter().find_map(|f| f.body()) else {
+            report.warn(format!(
+                "{}: message UID {uid}: no body; left unseen",
+                url.mailbox
+            ));
+            summary.malformed += 1;
+            continue;
+        };
+        let logs = logs_in(raw);
+        if logs.is_empty() {
+            report.warn(format!(
+                "{}: message UID {uid}: no log in it (no text/plain part, no gzip attachment); left unseen",
+                url.mailbox
+            ));
+            summary.malformed += 1;
+            continue;
+        }
+        for (part, bytes) in logs {
+            let name = format!("imap-{validity}-{uid}-{part}.log");
+            let path = options.inbox.join(&name);
+            atomic::replace(&path, &bytes, atomic::Options::default())?;
+            summary.files.push(name);
+        }
+        crate::failpoint("fetch-before-flag");
+        match &options.done_mailbox {
+            Some(done) => session.uid_mv(uid.to_string(), done),
+            None => session
+                .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)")
+                .map(|_| ()),
+        }
+        .map_err(|e| service(url, format!("marking UID {uid}: {e}")))?;
+    }
+    let _ = session.logout();
+    let outcome = if summary.malformed == 0 {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    };
+    Ok((summary, outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_defaults_and_escapes() {
+        let u: ImapUrl = "imaps://logs%40example.org@mail.example.org/Logs%20In"
+            .parse()
+            .expect("url");
+        assert_eq!(
+            u,
+            ImapUrl {
+                tls: true,
+                user: "logs@example.org".into(),
+                host: "mail.example.org".into(),
+                port: 993,
+                mailbox: "Logs In".into()
+            }
+        );
+        let u: ImapUrl = "imap://logs@[::1]:1143".parse().expect("url");
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port, u.mailbox.as_str()),
+            (false, "::1", 1143, "INBOX")
+        );
+        for bad in [
+            "http://x@y/",
+            "imap://host/INBOX",
+            "imap://u@h:port/",
+            "imap://u@h/%zz",
+            "imap://@h/",
+        ] {
+            assert!(bad.parse::<ImapUrl>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn logs_are_found_in_plain_bodies_and_gzip_attachments() {
+        let mail = b"Subject: access.log\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+line one=3D1\r\nline two\r\n\
+--b\r\nContent-Type: application/gzip; name=a.log.gz\r\nContent-Disposition: attachment\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nH4sIAAAAAAACA0tUSK/KLFDIyU/nAgDaYc2cCwAAAA==\r\n\
+--b\r\nContent-Type: text/html\r\n\r\n<p>no</p>\r\n--b--\r\n";
+        let logs = logs_in(mail);
+        assert_eq!(logs.len(), 2, "{logs:?}");
+        assert_eq!(logs[0].1, b"line one=1\nline two\n");
+        assert!(logs[1].1.starts_with(&[0x1f, 0x8b]));
+        assert!(
+            logs_in(b"Subject: x\r\nContent-Type: text/html\r\n\r\n<p>only html</p>").is_empty()
+        );
+    }
+}

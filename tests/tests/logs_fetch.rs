@@ -1,0 +1,333 @@
+//! End-to-end tests of `pysk-logs fetch` against Dovecot: messages are put
+//! into the mailbox over IMAP (with Python's imaplib, an independent
+//! client), fetched by pysk-logs over STARTTLS, IMAPS or plain loopback,
+//! and the inbox bytes and the flags afterwards are checked exactly.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use pysk_tests::dovecot::{Dovecot, PASSWORD, USER};
+use pysk_tests::{bin, require, scratch};
+
+/// The independent IMAP client: `append FILE FLAGS`, `flags`,
+/// `uidvalidity`, one command per run.
+const IMAP_TOOL: &str = r#"
+import imaplib, sys
+port, user, password, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+m = imaplib.IMAP4("127.0.0.1", port)
+m.login(user, password)
+if cmd == "append":
+    flags = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else None
+    typ, _ = m.append("INBOX", flags, None, open(sys.argv[5], "rb").read())
+    assert typ == "OK", typ
+elif cmd == "flags":
+    m.select("INBOX", readonly=True)
+    typ, data = m.uid("FETCH", "1:*", "(FLAGS)")
+    for item in data:
+        print(item.decode())
+elif cmd == "uidvalidity":
+    typ, data = m.status("INBOX", "(UIDVALIDITY)")
+    print(data[0].decode().split("UIDVALIDITY ")[1].rstrip(")"))
+m.logout()
+"#;
+
+fn imap_tool(port: u16, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(IMAP_TOOL)
+        .arg(port.to_string())
+        .args([USER, PASSWORD])
+        .args(args)
+        .output()
+        .expect("python3 imaplib");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn append(dir: &Path, port: u16, name: &str, message: &[u8], flags: &str) {
+    let path = dir.join(name);
+    fs::write(&path, message).expect("message file");
+    imap_tool(port, &["append", path.to_str().expect("utf-8"), flags]);
+}
+
+/// UID → flags, as the server reports them.
+fn flags(port: u16) -> Vec<(u32, String)> {
+    imap_tool(port, &["flags"])
+        .lines()
+        .map(|l| {
+            // 1 (UID 1 FLAGS (\Seen))
+            let uid = l
+                .split("UID ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .expect("uid");
+            let flags = l
+                .split("FLAGS (")
+                .nth(1)
+                .and_then(|r| r.split(')').next())
+                .unwrap_or("");
+            (uid.parse().expect("uid number"), flags.to_owned())
+        })
+        .collect()
+}
+
+fn password_file(dir: &Path) -> PathBuf {
+    let path = dir.join("imap-password");
+    fs::write(&path, format!("{PASSWORD}\n")).expect("password file");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    path
+}
+
+fn fetch(url: &str, spool: &Path, pw: &Path, ca: Option<&Path>, failpoint: Option<&str>) -> Output {
+    let mut cmd = Command::new(bin("pysk-logs"));
+    cmd.env("PYSK_CONFIG_DIR", "/nonexistent")
+        .env_remove("PYSK_LOGS_FAILPOINT")
+        .args(["fetch", "--imap-url", url, "--password-file"])
+        .arg(pw)
+        .arg("--spool")
+        .arg(spool)
+        .stdin(Stdio::null());
+    if let Some(ca) = ca {
+        cmd.arg("--ca-file").arg(ca);
+    }
+    if let Some(point) = failpoint {
+        cmd.env("PYSK_LOGS_FAILPOINT", point);
+    }
+    cmd.output().expect("run pysk-logs fetch")
+}
+
+fn inbox(spool: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = fs::read_dir(spool.join("inbox"))
+        .expect("inbox")
+        .map(|e| {
+            let e = e.expect("entry");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).expect("read"),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+const LOG1: &str = "www.example.org 192.0.2.1 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 5 \"-\" \"curl\"\n\
+www.example.org 192.0.2.2 - - [17/May/2015:10:05:04 +0000] \"GET /a HTTP/1.1\" 404 7 \"-\" \"curl\"\n";
+
+fn gzipped(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("gzip")
+        .args(["-n", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("gzip output").stdout
+}
+
+fn base64(bytes: &[u8]) -> String {
+    let out = Command::new("python3")
+        .args(["-c", "import sys,base64; sys.stdout.write(base64.encodebytes(sys.stdin.buffer.read()).decode())"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(bytes)?;
+            c.wait_with_output()
+        })
+        .expect("python3 base64");
+    String::from_utf8(out.stdout).expect("ascii")
+}
+
+#[test]
+fn fetches_logs_marks_them_seen_and_leaves_everything_else_alone() {
+    let dir = scratch();
+    let Some(dovecot) = Dovecot::start(&dir.path().join("dovecot"), true) else {
+        return;
+    };
+    let port = dovecot.imap_port;
+    let msgs = dir.path().join("msgs");
+    fs::create_dir_all(&msgs).expect("mkdir");
+    let gz = gzipped(
+        "www.example.org 192.0.2.9 - - [17/May/2015:11:00:00 +0000] \"GET /gz HTTP/1.1\" 200 1 \"-\" \"x\"\n",
+    );
+    // UID 1: a log in a plain body.
+    append(
+        &msgs,
+        port,
+        "1",
+        format!(
+            "From: web1@example.org\r\nSubject: web1 access.log\r\n\r\n{}",
+            LOG1.replace('\n', "\r\n")
+        )
+        .as_bytes(),
+        "",
+    );
+    // UID 2: multipart with a base64 gzip attachment and an HTML part.
+    append(&msgs, port, "2", format!(
+        "From: web2@example.org\r\nSubject: web2 access.log 2026-11-24\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/html\r\n\r\n<p>see attachment</p>\r\n\
+         --b1\r\nContent-Type: application/gzip; name=\"access.log.gz\"\r\nContent-Disposition: attachment; filename=\"access.log.gz\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n", base64(&gz).replace('\n', "\r\n")).as_bytes(), "");
+    // UID 3: quoted-printable body.
+    append(&msgs, port, "3", b"From: web3@example.org\r\nSubject: access.log\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+www.example.org 192.0.2.3 - - [17/May/2015:10:06:00 +0000] \"GET /q?a=3Db HTTP/1.1\" 200 1 \"-\" \"a very long user agent string that quoted-printable wr=\r\naps\"\r\n", "");
+    // UID 4: not a log mail.
+    append(
+        &msgs,
+        port,
+        "4",
+        b"From: boss@example.org\r\nSubject: lunch?\r\n\r\naccess.log is not in my subject\r\n",
+        "",
+    );
+    // UID 5: a log mail already seen.
+    append(
+        &msgs,
+        port,
+        "5",
+        b"From: web1@example.org\r\nSubject: old access.log\r\n\r\nold line\r\n",
+        "(\\Seen)",
+    );
+    // UID 6: a log mail without any log in it.
+    append(&msgs, port, "6", b"From: web4@example.org\r\nSubject: access.log\r\nContent-Type: text/html\r\n\r\n<b>oops</b>\r\n", "");
+
+    let spool = dir.path().join("spool");
+    fs::create_dir_all(spool.join("inbox")).expect("mkdir");
+    let pw = password_file(dir.path());
+    let validity = imap_tool(port, &["uidvalidity"]).trim().to_owned();
+    let url = format!("imap://{USER}@127.0.0.1:{port}/INBOX");
+    let out = fetch(&url, &spool, &pw, Some(&dovecot.ca_file), None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the unusable message is reported: {err}"
+    );
+    assert!(err.contains("message UID 6: no log in it"), "{err}");
+    assert!(!err.contains(PASSWORD));
+
+    let expected = vec![
+        (format!("imap-{validity}-1-0.log"), LOG1.as_bytes().to_vec()),
+        (format!("imap-{validity}-2-2.log"), gz.clone()),
+        (
+            format!("imap-{validity}-3-0.log"),
+            b"www.example.org 192.0.2.3 - - [17/May/2015:10:06:00 +0000] \"GET /q?a=b HTTP/1.1\" 200 1 \"-\" \"a very long user agent string that quoted-printable wraps\"\n".to_vec(),
+        ),
+    ];
+    assert_eq!(inbox(&spool), expected);
+    assert_eq!(
+        flags(port),
+        [
+            (1, "\\Seen".to_owned()),
+            (2, "\\Seen".to_owned()),
+            (3, "\\Seen".to_owned()),
+            (4, String::new()),
+            (5, "\\Seen".to_owned()),
+            (6, String::new()),
+        ]
+    );
+
+    // A crash between saving a message's logs and flagging it: the rerun
+    // writes the same file again, not a second copy.
+    append(
+        &msgs,
+        port,
+        "7",
+        b"Subject: access.log\r\n\r\nline seven\r\n",
+        "",
+    );
+    let out = fetch(
+        &url,
+        &spool,
+        &pw,
+        Some(&dovecot.ca_file),
+        Some("fetch-before-flag"),
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        flags(port)[6],
+        (7, String::new()),
+        "not flagged before the crash"
+    );
+    let out = fetch(&url, &spool, &pw, Some(&dovecot.ca_file), None);
+    assert_eq!(out.status.code(), Some(1), "UID 6 is still reported");
+    let files = inbox(&spool);
+    assert_eq!(files.len(), 4);
+    assert_eq!(
+        files[3],
+        (format!("imap-{validity}-7-0.log"), b"line seven\n".to_vec())
+    );
+    assert_eq!(flags(port)[6], (7, "\\Seen".to_owned()));
+
+    // IMAPS with the test CA works; without it the certificate is refused.
+    append(
+        &msgs,
+        port,
+        "8",
+        b"Subject: access.log\r\n\r\nline eight\r\n",
+        "",
+    );
+    let tls_url = format!("imaps://{USER}@127.0.0.1:{}/INBOX", dovecot.imaps_port);
+    let out = fetch(&tls_url, &spool, &pw, None, None);
+    assert_eq!(
+        out.status.code(),
+        Some(69),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
+    let out = fetch(&tls_url, &spool, &pw, Some(&dovecot.ca_file), None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(inbox(&spool).len(), 5);
+    assert_eq!(flags(port)[7], (8, "\\Seen".to_owned()));
+}
+
+#[test]
+fn plain_imap_only_on_loopback_and_never_with_an_exposed_password_file() {
+    let dir = scratch();
+    let Some(dovecot) = Dovecot::start(&dir.path().join("dovecot"), false) else {
+        return;
+    };
+    let port = dovecot.imap_port;
+    let msgs = dir.path().join("msgs");
+    fs::create_dir_all(&msgs).expect("mkdir");
+    append(
+        &msgs,
+        port,
+        "1",
+        b"Subject: access.log\r\n\r\nplain line\r\n",
+        "",
+    );
+    let spool = dir.path().join("spool");
+    fs::create_dir_all(spool.join("inbox")).expect("mkdir");
+    let pw = password_file(dir.path());
+    let url = format!("imap://{USER}@127.0.0.1:{port}/INBOX");
+    let out = fetch(&url, &spool, &pw, None, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(inbox(&spool).len(), 1);
+    assert_eq!(flags(port), [(1, "\\Seen".to_owned())]);
+
+    fs::set_permissions(&pw, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = fetch(&url, &spool, &pw, None, None);
+    assert_eq!(out.status.code(), Some(77));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(PASSWORD));
+    let _ = require("python3", "python3");
+}
