@@ -541,5 +541,5 @@ fn config_prints_the_switches_with_their_defaults() {
         .collect();
     assert!(lines["logs_memory"].starts_with("\"64M\"  # "));
     assert!(lines["logs_spool"].starts_with("\"/var/spool/pysk/wwwlogs\"  # built-in default"));
-    assert_eq!(lines.len(), 10);
+    assert_eq!(lines.len(), pysk_logs::SWITCHES.len());
 }
