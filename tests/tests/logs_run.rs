@@ -1,0 +1,274 @@
+//! End-to-end test of `pysk-logs run`, the nightly job: logs from the
+//! spool's inbox and from a Dovecot mailbox, split, resolved against a DNS
+//! server, and counted by AWStats; then a second run that changes nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use pysk_tests::dns::{DnsServer, Reply};
+use pysk_tests::dovecot::{Dovecot, PASSWORD, USER};
+use pysk_tests::{bin, copy_dir, examples, require, scratch};
+
+/// Every file at or below `paths`: path → (mtime, bytes).
+fn snapshot(paths: &[&Path]) -> BTreeMap<PathBuf, (SystemTime, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut stack: Vec<PathBuf> = paths.iter().map(|d| d.to_path_buf()).collect();
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            stack.extend(
+                fs::read_dir(&p)
+                    .expect("read dir")
+                    .map(|e| e.expect("entry").path()),
+            );
+        } else {
+            let meta = fs::metadata(&p).expect("meta");
+            out.insert(
+                p.clone(),
+                (meta.modified().expect("mtime"), fs::read(&p).expect("read")),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn the_nightly_job_end_to_end_and_a_second_run_changes_nothing() {
+    let Some(awstats) = require("/usr/lib/cgi-bin/awstats.pl", "awstats") else {
+        return;
+    };
+    let dir = scratch();
+    let root = dir.path();
+    let Some(dovecot) = Dovecot::start(&root.join("dovecot"), true) else {
+        return;
+    };
+    // One log line arrives by mail, the samples through the inbox.
+    let mail = "Subject: web9 access.log\r\n\r\n\
+        www.example.org 198.51.100.77 - - [17/May/2015:23:59:00 +0000] \"GET /mailed HTTP/1.1\" 200 10 \"-\" \"m\"\r\n";
+    let script = format!(
+        "import imaplib; m = imaplib.IMAP4('127.0.0.1', {}); m.login('{USER}', '{PASSWORD}'); \
+         m.append('INBOX', None, None, {:?}.encode()); m.logout()",
+        dovecot.imap_port, mail
+    );
+    let status = Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    let dns = DnsServer::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        Box::new(|addr| match addr {
+            IpAddr::V4(v4) => Reply::Name(
+                format!("c-{}.clients.example.net", v4.to_string().replace('.', "-")),
+                Duration::from_millis(5),
+            ),
+            IpAddr::V6(_) => Reply::NxDomain(Duration::ZERO),
+        }),
+        HashMap::new(),
+        Duration::from_millis(100),
+    )
+    .expect("dns");
+
+    let spool = root.join("spool");
+    copy_dir(&examples().join("inbox"), &spool.join("inbox"));
+    let (conf, data, cache) = (
+        root.join("awstats"),
+        root.join("awstats-data"),
+        root.join("dnscache.txt"),
+    );
+    let vhosts = root.join("vhosts");
+    fs::write(&vhosts, "www.example.org\nshop.example.net\n").expect("vhosts");
+    let pw = root.join("imap-password");
+    fs::write(&pw, PASSWORD).expect("password");
+    fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let config = root.join("pysk");
+    fs::create_dir_all(config.join("serverconfig")).expect("mkdir");
+    fs::write(
+        config.join("serverconfig/default"),
+        format!(
+            "logs_spool=\"{}\"\nlogs_vhosts=\"{}\"\nlogs_awstats_conf_dir=\"{}\"\n\
+             logs_awstats_data_dir=\"{}\"\nlogs_dns_cache=\"{}\"\nlogs_dns_nameserver=\"{}\"\n\
+             logs_awstats_include=\"{}\"\nlogs_awstats_pl=\"{}\"\n\
+             logs_imap_url=\"imap://{USER}@127.0.0.1:{}/INBOX\"\nlogs_imap_password_file=\"{}\"\n\
+             logs_imap_ca_file=\"{}\"\n",
+            spool.display(),
+            vhosts.display(),
+            conf.display(),
+            data.display(),
+            cache.display(),
+            dns.addr(),
+            root.join("no-local-settings").display(),
+            awstats.display(),
+            dovecot.imap_port,
+            pw.display(),
+            dovecot.ca_file.display()
+        ),
+    )
+    .expect("switches");
+    let run = || {
+        Command::new(bin("pysk-logs"))
+            .env("PYSK_CONFIG_DIR", &config)
+            .args(["--host", "logs.example.org", "-q", "run"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run pysk-logs run")
+    };
+
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "quiet: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+
+    for (vhost, hits) in [("www.example.org", 591), ("shop.example.net", 450)] {
+        let db = fs::read_to_string(data.join(format!("awstats052015.{vhost}.txt")))
+            .expect("AWStats database");
+        let last_line = db
+            .lines()
+            .find(|l| l.starts_with("LastLine "))
+            .expect("LastLine");
+        assert_eq!(
+            last_line.split(' ').nth(2),
+            Some(hits.to_string().as_str()),
+            "{vhost}"
+        );
+        let visitors: Vec<&str> = db
+            .lines()
+            .skip_while(|l| !l.starts_with("BEGIN_VISITOR "))
+            .skip(1)
+            .take_while(|l| *l != "END_VISITOR")
+            .map(|l| l.split(' ').next().unwrap_or_default())
+            .collect();
+        assert!(!visitors.is_empty());
+        assert!(
+            visitors
+                .iter()
+                .all(|v| v.ends_with(".clients.example.net") || v.contains(':')),
+            "{vhost}: {visitors:?}"
+        );
+        assert_eq!(
+            fs::read_dir(spool.join("pending").join(vhost))
+                .expect("pending")
+                .count(),
+            0
+        );
+        let archived: Vec<String> = fs::read_dir(spool.join("processed").join(vhost))
+            .expect("processed")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(archived.len(), 1);
+        assert!(archived[0].ends_with(".log.gz"));
+    }
+    let www = fs::read_to_string(data.join("awstats052015.www.example.org.txt")).expect("db");
+    assert!(
+        www.contains("c-198-51-100-77.clients.example.net"),
+        "the mailed line was counted"
+    );
+    assert!(
+        !data.join("awstats052015.blog.example.com.txt").exists(),
+        "not in logs_vhosts"
+    );
+
+    // Nothing new: the second run changes no file anywhere.
+    let dirs = [
+        spool.as_path(),
+        conf.as_path(),
+        data.as_path(),
+        cache.as_path(),
+    ];
+    let before = snapshot(&dirs);
+    assert!(
+        before.contains_key(&cache),
+        "the cache is part of the snapshot"
+    );
+    let queries = dns
+        .stats()
+        .queries
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(snapshot(&dirs), before);
+    assert_eq!(
+        dns.stats()
+            .queries
+            .load(std::sync::atomic::Ordering::SeqCst),
+        queries
+    );
+}
+
+#[test]
+fn a_failing_stage_is_reported_and_the_others_still_run() {
+    let Some(awstats) = require("/usr/lib/cgi-bin/awstats.pl", "awstats") else {
+        return;
+    };
+    let dir = scratch();
+    let root = dir.path();
+    let spool = root.join("spool");
+    copy_dir(&examples().join("inbox"), &spool.join("inbox"));
+    let pw = root.join("imap-password");
+    fs::write(&pw, "x").expect("password");
+    fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let closed = pysk_tests::free_port();
+    let config = root.join("pysk");
+    fs::create_dir_all(config.join("serverconfig")).expect("mkdir");
+    fs::write(
+        config.join("serverconfig/default"),
+        format!(
+            "logs_spool=\"{}\"\nlogs_awstats_conf_dir=\"{}\"\nlogs_awstats_data_dir=\"{}\"\n\
+             logs_dns_nameserver=\"127.0.0.1:{closed}\"\nlogs_awstats_pl=\"{}\"\n\
+             logs_imap_url=\"imap://logs@127.0.0.1:{closed}/INBOX\"\nlogs_imap_password_file=\"{}\"\n",
+            spool.display(),
+            root.join("awstats").display(),
+            root.join("data").display(),
+            awstats.display(),
+            pw.display()
+        ),
+    )
+    .expect("switches");
+    let out = Command::new(bin("pysk-logs"))
+        .env("PYSK_CONFIG_DIR", &config)
+        .args(["--host", "logs.example.org", "-q", "run"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with(&format!("pysk-logs: fetch: 127.0.0.1:{closed}: ")),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "only the failed stage speaks: {err}"
+    );
+    // split, resolve (every lookup failing: no DNS server there) and
+    // AWStats still ran.
+    assert!(
+        fs::read_dir(spool.join("inbox"))
+            .expect("inbox")
+            .next()
+            .is_none()
+    );
+    assert!(root.join("data/awstats052015.www.example.org.txt").exists());
+}
