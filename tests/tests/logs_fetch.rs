@@ -27,6 +27,12 @@ elif cmd == "flags":
     typ, data = m.uid("FETCH", "1:*", "(FLAGS)")
     for item in data:
         print(item.decode())
+elif cmd == "create":
+    typ, _ = m.create(sys.argv[5])
+    assert typ == "OK", typ
+elif cmd == "count":
+    typ, data = m.select(sys.argv[5], readonly=True)
+    print(data[0].decode())
 elif cmd == "uidvalidity":
     typ, data = m.status("INBOX", "(UIDVALIDITY)")
     print(data[0].decode().split("UIDVALIDITY ")[1].rstrip(")"))
@@ -85,6 +91,17 @@ fn password_file(dir: &Path) -> PathBuf {
 }
 
 fn fetch(url: &str, spool: &Path, pw: &Path, ca: Option<&Path>, failpoint: Option<&str>) -> Output {
+    fetch_with(url, spool, pw, ca, failpoint, &[])
+}
+
+fn fetch_with(
+    url: &str,
+    spool: &Path,
+    pw: &Path,
+    ca: Option<&Path>,
+    failpoint: Option<&str>,
+    extra: &[&str],
+) -> Output {
     let mut cmd = Command::new(bin("pysk-logs"));
     cmd.env("PYSK_CONFIG_DIR", "/nonexistent")
         .env_remove("PYSK_LOGS_FAILPOINT")
@@ -92,6 +109,7 @@ fn fetch(url: &str, spool: &Path, pw: &Path, ca: Option<&Path>, failpoint: Optio
         .arg(pw)
         .arg("--spool")
         .arg(spool)
+        .args(extra)
         .stdin(Stdio::null());
     if let Some(ca) = ca {
         cmd.arg("--ca-file").arg(ca);
@@ -324,6 +342,25 @@ fn plain_imap_only_on_loopback_and_never_with_an_exposed_password_file() {
     );
     assert_eq!(inbox(&spool).len(), 1);
     assert_eq!(flags(port), [(1, "\\Seen".to_owned())]);
+
+    // --done-mailbox moves fetched mail instead of flagging it.
+    imap_tool(port, &["create", "Done"]);
+    append(
+        &msgs,
+        port,
+        "2",
+        b"Subject: access.log\r\n\r\nmoved line\r\n",
+        "",
+    );
+    let out = fetch_with(&url, &spool, &pw, None, None, &["--done-mailbox", "Done"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(inbox(&spool).len(), 2);
+    assert_eq!(imap_tool(port, &["count", "Done"]).trim(), "1");
+    assert_eq!(flags(port).len(), 1, "the moved message left INBOX");
 
     fs::set_permissions(&pw, fs::Permissions::from_mode(0o644)).expect("chmod");
     let out = fetch(&url, &spool, &pw, None, None);
