@@ -414,6 +414,41 @@ mod tests {
     }
 
     #[test]
+    fn mutated_lines_never_panic_and_accepted_ones_write_cleanly() {
+        // A small deterministic generator: every cut, every replaced byte
+        // of real lines, many times over.
+        let good =
+            format!("10.0.0.1 1234 www.example.org 192.0.2.7 - bob {STAMP} {REQ} {AGENT} 512 2048");
+        let alphabet = b" \"[]\\:/+-0123456789abcxyz\x00\xff\r\t";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut clock = time::DayCache::default();
+        let mut stamp = [0u8; time::LEN];
+        for cut in 0..=good.len() {
+            let _ = parse(&good.as_bytes()[..cut], &mut clock);
+        }
+        for _ in 0..100_000 {
+            let mut line = good.as_bytes().to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() as usize) % line.len();
+                line[at] = alphabet[(next() as usize) % alphabet.len()];
+            }
+            if let Ok(entry) = parse(&line, &mut clock) {
+                time::format_utc(entry.time, &mut stamp);
+                let mut out = Vec::new();
+                write_combined(&entry, &stamp, &mut out);
+                assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+                assert!(!out.contains(&0));
+            }
+        }
+    }
+
+    #[test]
     fn vhost_names_are_checked_and_lowercased() {
         assert_eq!(
             normalize_vhost(b"WWW.Example.ORG").as_deref(),
