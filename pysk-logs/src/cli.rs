@@ -112,9 +112,9 @@ every virtual host with pending logs.")]
 /// The options of `split`.
 #[derive(Debug, clap::Args)]
 pub struct SplitArgs {
-    /// The spool directory [switch: logs_spool]
-    #[arg(long, value_name = "DIR")]
-    pub spool: Option<PathBuf>,
+    /// `--spool` and `--wait`.
+    #[command(flatten)]
+    pub spool: SpoolArgs,
     /// Accept only the virtual hosts listed in FILE (- for stdin); others go to rejected/ [switch: logs_vhosts]
     #[arg(long, value_name = "FILE")]
     pub vhosts: Option<PathBuf>,
@@ -127,9 +127,6 @@ pub struct SplitArgs {
     /// Print the summary as JSON on stdout
     #[arg(long)]
     pub json: bool,
-    /// `--wait`, for the lock.
-    #[command(flatten)]
-    pub wait: WaitArgs,
     /// Input files instead of the inbox (plain or gzip)
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -187,6 +184,17 @@ pub struct ResolveArgs {
     pub files: Vec<PathBuf>,
 }
 
+/// The spool and the lock, for the subcommands that take the spool's lock.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SpoolArgs {
+    /// The spool directory [switch: logs_spool]
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// `--wait`, for the lock.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
 /// The options of `fetch`.
 #[derive(Debug, clap::Args)]
 pub struct FetchArgs {
@@ -208,31 +216,25 @@ pub struct FetchArgs {
     /// Allow a password without TLS to a host that is not loopback [switch: logs_imap_insecure_plaintext]
     #[arg(long)]
     pub insecure_plaintext: bool,
-    /// The spool directory [switch: logs_spool]
-    #[arg(long, value_name = "DIR")]
-    pub spool: Option<PathBuf>,
-    /// `--wait`, for the lock.
+    /// `--spool` and `--wait`.
     #[command(flatten)]
-    pub wait: WaitArgs,
+    pub spool: SpoolArgs,
 }
 
 /// The options of `run`: everything comes from the switches.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The spool directory [switch: logs_spool]
-    #[arg(long, value_name = "DIR")]
-    pub spool: Option<PathBuf>,
-    /// `--wait`, for the lock.
+    /// `--spool` and `--wait`.
     #[command(flatten)]
-    pub wait: WaitArgs,
+    pub spool: SpoolArgs,
 }
 
 /// The options of `awstats`.
 #[derive(Debug, clap::Args)]
 pub struct AwstatsArgs {
-    /// The spool directory [switch: logs_spool]
-    #[arg(long, value_name = "DIR")]
-    pub spool: Option<PathBuf>,
+    /// `--spool` and `--wait`.
+    #[command(flatten)]
+    pub spool: SpoolArgs,
     /// Where the awstats.<vhost>.conf files go [switch: logs_awstats_conf_dir]
     #[arg(long, value_name = "DIR")]
     pub conf_dir: Option<PathBuf>,
@@ -242,9 +244,6 @@ pub struct AwstatsArgs {
     /// The reverse-DNS cache [switch: logs_dns_cache; default <spool>/dnscache.txt]
     #[arg(long, value_name = "FILE")]
     pub cache: Option<PathBuf>,
-    /// `--wait`, for the lock.
-    #[command(flatten)]
-    pub wait: WaitArgs,
 }
 
 /// Parses `IP`, `IP:PORT` or `[IPv6]:PORT` (port 53 when not given).

@@ -145,6 +145,16 @@ pub struct Summary {
     pub malformed: usize,
 }
 
+/// The summary line printed on stderr.
+pub fn describe(summary: &Summary) -> String {
+    format!(
+        "fetch: {} message(s), {} file(s) saved, {} unusable",
+        summary.messages,
+        summary.files.len(),
+        summary.malformed
+    )
+}
+
 /// Any stream the IMAP session runs over.
 trait Stream: Read + Write {}
 impl<T: Read + Write> Stream for T {}

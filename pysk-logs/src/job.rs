@@ -65,12 +65,7 @@ pub fn run(options: Options, report: &Reporter) -> Outcome {
             "fetch",
             fetch.and_then(|o| {
                 let (s, outcome) = fetch::run(&o, report)?;
-                report.info(format!(
-                    "fetch: {} message(s), {} file(s) saved, {} unusable",
-                    s.messages,
-                    s.files.len(),
-                    s.malformed
-                ));
+                report.info(fetch::describe(&s));
                 Ok(outcome)
             }),
         );

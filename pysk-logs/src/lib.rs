@@ -33,6 +33,7 @@ pub mod time;
 use std::collections::HashSet;
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -40,7 +41,7 @@ use pysk_common::exit::Outcome;
 use pysk_common::switches::{Spec, Switches};
 
 pub use cli::Cli;
-use cli::{AwstatsArgs, Command, SplitArgs, parse_size};
+use cli::{AwstatsArgs, Command, FetchArgs, SplitArgs, SpoolArgs, parse_size};
 pub use error::LogsError;
 
 /// The switches `pysk-logs` reads, with their built-in defaults.
@@ -171,20 +172,19 @@ pub(crate) fn failpoint(name: &str) {
 
 /// Parses the command line and runs the subcommand.
 pub fn try_main() -> Result<Outcome, LogsError> {
-    let cli = Cli::parse();
-    let report = cli.common.reporter("pysk-logs");
-    match cli.command {
-        Command::Config => {
-            cli.common
-                .print_config(SWITCHES, &mut io::stdout().lock())?;
-            Ok(Outcome::Success)
-        }
+    let Cli { common, command } = Cli::parse();
+    let report = common.reporter("pysk-logs");
+    if let Command::Config = command {
+        common.print_config(SWITCHES, &mut io::stdout().lock())?;
+        return Ok(Outcome::Success);
+    }
+    let switches = common.switches()?;
+    match command {
+        // Printed above, before the switches are read for a subcommand.
+        Command::Config => Ok(Outcome::Success),
         Command::Split(args) => {
-            let switches = cli.common.switches()?;
-            let options = split_options(&args, &switches)?;
-            let spool = spool::Spool::new(&options.spool);
-            spool.prepare()?;
-            let _lock = spool.lock(args.wait.duration())?;
+            let (spool, _lock) = locked_spool(&args.spool, &switches)?;
+            let options = split_options(&spool, Some(&args), &switches)?;
             let (summary, outcome) = split::run(&options, &report)?;
             if args.json {
                 print_json(&summary)?;
@@ -195,112 +195,13 @@ pub fn try_main() -> Result<Outcome, LogsError> {
             }
             Ok(outcome)
         }
-        Command::Awstats(args) => {
-            let switches = cli.common.switches()?;
-            let options = awstats_options(&args, &switches)?;
-            let spool = spool::Spool::new(&options.spool);
-            spool.prepare()?;
-            let _lock = spool.lock(args.wait.duration())?;
-            let (summary, outcome) = awstats::run(&options, &report)?;
-            report.info(awstats::describe(&summary));
-            Ok(outcome)
-        }
-        Command::Fetch(args) => {
-            let switches = cli.common.switches()?;
-            let options =
-                fetch_options(&args, &switches)?.ok_or_else(|| LogsError::Setting {
-                    name: "--imap-url".into(),
-                    reason: "no mailbox given (option --imap-url or switch logs_imap_url)".into(),
-                })??;
-            let spool = spool::Spool::new(&spool_dir(args.spool.as_ref(), &switches));
-            spool.prepare()?;
-            let _lock = spool.lock(args.wait.duration())?;
-            let (summary, outcome) = fetch::run(&options, &report)?;
-            report.info(format!(
-                "fetch: {} message(s), {} file(s) saved, {} unusable",
-                summary.messages,
-                summary.files.len(),
-                summary.malformed
-            ));
-            Ok(outcome)
-        }
-        Command::Run(args) => {
-            let switches = cli.common.switches()?;
-            let spool_path = spool_dir(args.spool.as_ref(), &switches);
-            let fetch = fetch_options(
-                &cli::FetchArgs {
-                    imap_url: None,
-                    password_file: None,
-                    subject_contains: None,
-                    done_mailbox: None,
-                    ca_file: None,
-                    insecure_plaintext: false,
-                    spool: Some(spool_path.clone()),
-                    wait: args.wait,
-                },
-                &switches,
-            )?;
-            let split_args = SplitArgs {
-                spool: Some(spool_path.clone()),
-                vhosts: None,
-                vhost: None,
-                memory: None,
-                json: false,
-                wait: args.wait,
-                files: Vec::new(),
-            };
-            let awstats_args = AwstatsArgs {
-                spool: Some(spool_path.clone()),
-                conf_dir: None,
-                data_dir: None,
-                cache: None,
-                wait: args.wait,
-            };
-            let options = job::Options {
-                fetch,
-                split: split_options(&split_args, &switches)?,
-                resolve: resolve_options(None, &switches)?,
-                awstats: awstats_options(&awstats_args, &switches)?,
-            };
-            let spool = spool::Spool::new(&spool_path);
-            spool.prepare()?;
-            let _lock = spool.lock(args.wait.duration())?;
-            Ok(job::run(options, &report))
-        }
-        Command::Resolve(args) => {
-            let switches = cli.common.switches()?;
-            let cache = args.cache.clone().unwrap_or_else(|| dns_cache(&switches));
-            let options = resolve::Options {
-                cache,
-                nameservers: args.nameservers,
-                concurrency: usize::from(args.concurrency),
-                timeout: std::time::Duration::from_secs_f64(args.timeout),
-                attempts: usize::from(args.attempts),
-                ttl: std::time::Duration::from_secs(args.ttl.saturating_mul(86_400)),
-                negative_ttl: std::time::Duration::from_secs(
-                    args.negative_ttl.saturating_mul(3600),
-                ),
-                confirm: args.confirm,
-                files: args.files,
-                wait: args.wait.duration(),
-            };
-            let (summary, outcome) = resolve::run(&options, &report)?;
-            if args.json {
-                print_json(&summary)?;
-            } else {
-                report.info(resolve::describe(&summary));
-            }
-            Ok(outcome)
-        }
         Command::Merge(args) => {
-            let switches = cli.common.switches()?;
-            let reorder = match args.reorder {
-                Some(n) => n,
-                None => switches.parsed("logs_reorder", 1000usize)?,
-            };
             let options = merge::Options {
+                reorder: match args.reorder {
+                    Some(n) => n,
+                    None => switches.parsed("logs_reorder", 1000usize)?,
+                },
                 files: args.files,
-                reorder,
                 archive: args.archive,
             };
             // Straight to the file descriptor: no line buffering on the way.
@@ -319,28 +220,122 @@ pub fn try_main() -> Result<Outcome, LogsError> {
             ));
             Ok(outcome)
         }
+        Command::Resolve(args) => {
+            let options = resolve_options(Some(&args), &switches)?;
+            let (summary, outcome) = resolve::run(&options, &report)?;
+            if args.json {
+                print_json(&summary)?;
+            } else {
+                report.info(resolve::describe(&summary));
+            }
+            Ok(outcome)
+        }
+        Command::Fetch(args) => {
+            let (spool, _lock) = locked_spool(&args.spool, &switches)?;
+            let options = fetch_options(&spool, Some(&args), &switches)?.ok_or_else(|| {
+                LogsError::Setting {
+                    name: "--imap-url".into(),
+                    reason: "no mailbox given (option --imap-url or switch logs_imap_url)".into(),
+                }
+            })??;
+            let (summary, outcome) = fetch::run(&options, &report)?;
+            report.info(fetch::describe(&summary));
+            Ok(outcome)
+        }
+        Command::Awstats(args) => {
+            let (spool, _lock) = locked_spool(&args.spool, &switches)?;
+            let options = awstats_options(&spool, Some(&args), &switches)?;
+            let (summary, outcome) = awstats::run(&options, &report)?;
+            report.info(awstats::describe(&summary));
+            Ok(outcome)
+        }
+        Command::Run(args) => {
+            let (spool, _lock) = locked_spool(&args.spool, &switches)?;
+            let options = job::Options {
+                fetch: fetch_options(&spool, None, &switches)?,
+                split: split_options(&spool, None, &switches)?,
+                resolve: resolve_options(None, &switches)?,
+                awstats: awstats_options(&spool, None, &switches)?,
+            };
+            Ok(job::run(options, &report))
+        }
     }
 }
 
-/// The spool: `--spool`, else the switch.
-fn spool_dir(spool: Option<&PathBuf>, switches: &Switches) -> PathBuf {
-    spool
-        .cloned()
-        .unwrap_or_else(|| switches.path("logs_spool", "/var/spool/pysk/wwwlogs"))
+/// The spool (`--spool`, else the switch), its directories made, its lock
+/// taken.
+fn locked_spool(
+    args: &SpoolArgs,
+    switches: &Switches,
+) -> Result<(PathBuf, pysk_common::lock::Lock), LogsError> {
+    let dir = args
+        .spool
+        .clone()
+        .unwrap_or_else(|| switches.path("logs_spool", "/var/spool/pysk/wwwlogs"));
+    let spool = spool::Spool::new(&dir);
+    spool.prepare()?;
+    let lock = spool.lock(args.wait.duration())?;
+    Ok((dir, lock))
 }
 
-/// The DNS cache: the switch, else `<spool>/dnscache.txt`.
+/// The DNS cache: the switch, else `<logs_spool>/dnscache.txt`.
 fn dns_cache(switches: &Switches) -> PathBuf {
     let configured = switches.string("logs_dns_cache", "");
     if configured.is_empty() {
-        spool_dir(None, switches).join("dnscache.txt")
+        switches
+            .path("logs_spool", "/var/spool/pysk/wwwlogs")
+            .join("dnscache.txt")
     } else {
         PathBuf::from(configured)
     }
 }
 
-/// Resolves `resolve`'s options against the switches; `None` (for `run`)
-/// takes every default.
+/// A switch naming a file, `None` when empty.
+fn optional_path(switches: &Switches, key: &str) -> Option<PathBuf> {
+    Some(switches.string(key, ""))
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Resolves `split`'s options; `None` (for `run`) takes the switches alone.
+fn split_options(
+    spool: &Path,
+    args: Option<&SplitArgs>,
+    switches: &Switches,
+) -> Result<split::Options, LogsError> {
+    let vhosts = args
+        .and_then(|a| a.vhosts.clone())
+        .or_else(|| optional_path(switches, "logs_vhosts"));
+    let memory = match args.and_then(|a| a.memory) {
+        Some(m) => m,
+        None => parse_size(&switches.string("logs_memory", "256M")).map_err(|reason| {
+            LogsError::Setting {
+                name: "logs_memory".into(),
+                reason,
+            }
+        })?,
+    };
+    let vhost = match args.and_then(|a| a.vhost.as_deref()) {
+        None => None,
+        Some(v) => {
+            Some(
+                format::normalize_vhost(v.as_bytes()).ok_or_else(|| LogsError::Setting {
+                    name: "--vhost".into(),
+                    reason: format!("{v:?} is not a virtual host name"),
+                })?,
+            )
+        }
+    };
+    Ok(split::Options {
+        spool: spool.to_owned(),
+        vhosts: vhosts.as_deref().map(read_vhosts).transpose()?,
+        vhost,
+        memory,
+        files: args.map(|a| a.files.clone()).unwrap_or_default(),
+    })
+}
+
+/// Resolves `resolve`'s options; `None` (for `run`) takes every default.
 fn resolve_options(
     args: Option<&cli::ResolveArgs>,
     switches: &Switches,
@@ -375,52 +370,45 @@ fn resolve_options(
             .unwrap_or_else(|| dns_cache(switches)),
         nameservers,
         concurrency,
-        timeout: std::time::Duration::from_secs_f64(timeout),
+        timeout: Duration::from_secs_f64(timeout),
         attempts,
-        ttl: std::time::Duration::from_secs(ttl_days.saturating_mul(86_400)),
-        negative_ttl: std::time::Duration::from_secs(negative_hours.saturating_mul(3600)),
+        ttl: Duration::from_secs(ttl_days.saturating_mul(86_400)),
+        negative_ttl: Duration::from_secs(negative_hours.saturating_mul(3600)),
         confirm,
         files: args.map(|a| a.files.clone()).unwrap_or_default(),
-        wait: args.map_or(std::time::Duration::ZERO, |a| a.wait.duration()),
+        wait: args.map_or(Duration::ZERO, |a| a.wait.duration()),
     })
 }
 
-/// Resolves `fetch`'s options against the switches: `None` when no mailbox
-/// is configured; the inner error when one is but its settings are not
-/// usable (an exposed password file, say).
+/// Resolves `fetch`'s options: `None` when no mailbox is configured; the
+/// inner error when one is but its settings are not usable (an exposed
+/// password file, say), which `run` reports as a failed stage.
 fn fetch_options(
-    args: &cli::FetchArgs,
+    spool: &Path,
+    args: Option<&FetchArgs>,
     switches: &Switches,
 ) -> Result<Option<Result<fetch::Options, LogsError>>, LogsError> {
     let url = args
-        .imap_url
-        .clone()
+        .and_then(|a| a.imap_url.clone())
         .unwrap_or_else(|| switches.string("logs_imap_url", ""));
     if url.is_empty() {
         return Ok(None);
     }
-    let inbox = spool_dir(args.spool.as_ref(), switches).join("inbox");
-    let optional = |given: &Option<String>, key: &str| {
-        given
-            .clone()
-            .or_else(|| Some(switches.string(key, "")).filter(|v| !v.is_empty()))
-    };
-    let insecure =
-        args.insecure_plaintext || switches.flag("logs_imap_insecure_plaintext", false)?;
+    let insecure = args.is_some_and(|a| a.insecure_plaintext)
+        || switches.flag("logs_imap_insecure_plaintext", false)?;
     let subject = args
-        .subject_contains
-        .clone()
+        .and_then(|a| a.subject_contains.clone())
         .unwrap_or_else(|| switches.string("logs_imap_subject", "access.log"));
-    let done = optional(&args.done_mailbox, "logs_imap_done_mailbox");
+    let done = args
+        .and_then(|a| a.done_mailbox.clone())
+        .or_else(|| Some(switches.string("logs_imap_done_mailbox", "")).filter(|v| !v.is_empty()));
     let ca_file = args
-        .ca_file
-        .clone()
-        .or_else(|| optional(&None, "logs_imap_ca_file").map(PathBuf::from));
+        .and_then(|a| a.ca_file.clone())
+        .or_else(|| optional_path(switches, "logs_imap_ca_file"));
     let password_file = args
-        .password_file
-        .clone()
-        .or_else(|| optional(&None, "logs_imap_password_file").map(PathBuf::from));
-    Ok(Some((|| {
+        .and_then(|a| a.password_file.clone())
+        .or_else(|| optional_path(switches, "logs_imap_password_file"));
+    let options = (|| {
         let url: fetch::ImapUrl = url.parse().map_err(|reason| LogsError::Setting {
             name: "logs_imap_url".into(),
             reason,
@@ -436,13 +424,18 @@ fn fetch_options(
             done_mailbox: done,
             ca_file,
             insecure_plaintext: insecure,
-            inbox,
+            inbox: spool.join("inbox"),
         })
-    })()))
+    })();
+    Ok(Some(options))
 }
 
-/// Resolves `awstats`' options against the switches.
-fn awstats_options(args: &AwstatsArgs, switches: &Switches) -> Result<awstats::Options, LogsError> {
+/// Resolves `awstats`' options; `None` (for `run`) takes the switches alone.
+fn awstats_options(
+    spool: &Path,
+    args: Option<&AwstatsArgs>,
+    switches: &Switches,
+) -> Result<awstats::Options, LogsError> {
     let mode_text = switches.string("logs_awstats_data_mode", "0755");
     let data_mode = u32::from_str_radix(&mode_text, 8)
         .ok()
@@ -451,28 +444,26 @@ fn awstats_options(args: &AwstatsArgs, switches: &Switches) -> Result<awstats::O
             name: "logs_awstats_data_mode".into(),
             reason: format!("{mode_text:?} is not an octal mode like 0750"),
         })?;
-    let vhosts = {
-        let p = switches.string("logs_vhosts", "");
-        if p.is_empty() {
-            None
-        } else {
-            let mut list: Vec<String> = read_vhosts(Path::new(&p))?.into_iter().collect();
+    let vhosts = match optional_path(switches, "logs_vhosts") {
+        None => None,
+        Some(p) => {
+            let mut list: Vec<String> = read_vhosts(&p)?.into_iter().collect();
             list.sort();
             Some(list)
         }
     };
     Ok(awstats::Options {
-        spool: spool_dir(args.spool.as_ref(), switches),
+        spool: spool.to_owned(),
         conf_dir: args
-            .conf_dir
-            .clone()
+            .and_then(|a| a.conf_dir.clone())
             .unwrap_or_else(|| switches.path("logs_awstats_conf_dir", "/etc/awstats")),
         data_dir: args
-            .data_dir
-            .clone()
+            .and_then(|a| a.data_dir.clone())
             .unwrap_or_else(|| switches.path("logs_awstats_data_dir", "/var/lib/awstats")),
         data_mode,
-        dns_cache: args.cache.clone().unwrap_or_else(|| dns_cache(switches)),
+        dns_cache: args
+            .and_then(|a| a.cache.clone())
+            .unwrap_or_else(|| dns_cache(switches)),
         include: switches.path("logs_awstats_include", "/etc/awstats/awstats.conf.local"),
         awstats_pl: switches.path("logs_awstats_pl", "/usr/lib/cgi-bin/awstats.pl"),
         pysk_logs: std::env::current_exe().map_err(|e| LogsError::Setting {
@@ -490,40 +481,4 @@ fn print_json(summary: &impl serde::Serialize) -> Result<(), LogsError> {
         .map_err(io::Error::from)
         .and_then(|()| writeln!(out))
         .map_err(LogsError::Stdout)
-}
-
-/// Resolves `split`'s options against the switches.
-fn split_options(args: &SplitArgs, switches: &Switches) -> Result<split::Options, LogsError> {
-    let spool = spool_dir(args.spool.as_ref(), switches);
-    let vhosts = args.vhosts.clone().or_else(|| {
-        let p = switches.string("logs_vhosts", "");
-        (!p.is_empty()).then(|| PathBuf::from(p))
-    });
-    let memory = match args.memory {
-        Some(m) => m,
-        None => parse_size(&switches.string("logs_memory", "256M")).map_err(|reason| {
-            LogsError::Setting {
-                name: "logs_memory".into(),
-                reason,
-            }
-        })?,
-    };
-    let vhost = match &args.vhost {
-        None => None,
-        Some(v) => {
-            Some(
-                format::normalize_vhost(v.as_bytes()).ok_or_else(|| LogsError::Setting {
-                    name: "--vhost".into(),
-                    reason: format!("{v:?} is not a virtual host name"),
-                })?,
-            )
-        }
-    };
-    Ok(split::Options {
-        spool,
-        vhosts: vhosts.as_deref().map(read_vhosts).transpose()?,
-        vhost,
-        memory,
-        files: args.files.clone(),
-    })
 }
