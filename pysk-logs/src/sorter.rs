@@ -126,6 +126,29 @@ impl Sorter {
         Ok(())
     }
 
+    /// When nothing was spilled: sorts what is in memory and returns it as
+    /// groups, each a range of records in key order, so that the groups can
+    /// be written on several threads at once. `None` when runs were spilled:
+    /// then [`Sorter::finish`] merges them.
+    pub fn sorted_groups(&mut self) -> Option<InMemory<'_>> {
+        if !self.runs.is_empty() {
+            return None;
+        }
+        self.sort();
+        let mut groups = Vec::new();
+        let mut start = 0;
+        while start < self.index.len() {
+            let group = self.index[start].key.group;
+            let end = start + self.index[start..].partition_point(|s| s.key.group == group);
+            groups.push((group, start..end));
+            start = end;
+        }
+        Some(InMemory {
+            sorter: self,
+            groups,
+        })
+    }
+
     /// Hands every record to `sink` in key order and removes the run files.
     pub fn finish<F, E>(mut self, mut sink: F) -> Result<(), E>
     where
@@ -186,6 +209,25 @@ impl Sorter {
             fs::remove_file(path)?;
         }
         Ok(())
+    }
+}
+
+/// What [`Sorter::sorted_groups`] returns: the sorted records, by group.
+#[derive(Debug)]
+pub struct InMemory<'a> {
+    sorter: &'a Sorter,
+    /// Each group and the range of its records.
+    pub groups: Vec<(u32, std::ops::Range<usize>)>,
+}
+
+impl InMemory<'_> {
+    /// The record at position `i` of the sorted order.
+    pub fn record(&self, i: usize) -> Record<'_> {
+        let s = self.sorter.index[i];
+        Record {
+            key: s.key,
+            line: &self.sorter.arena[s.start as usize..(s.start + s.len) as usize],
+        }
     }
 }
 
@@ -280,6 +322,33 @@ mod tests {
         }
         let (big, big_runs) = sorted(64 << 20, &input);
         assert_eq!(big_runs, 0);
+        // The in-memory groups hold the same order as `finish`.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sorter = Sorter::new(dir.path(), 64 << 20);
+        for (i, (g, t, text)) in input.iter().enumerate() {
+            let key = Key {
+                group: *g,
+                time: *t,
+                file: u32::try_from(i % 2).expect("small"),
+                seq: u32::try_from(i / 2).expect("small"),
+            };
+            sorter.push(key, text.as_bytes()).expect("push");
+        }
+        let mem = sorter.sorted_groups().expect("nothing spilled");
+        assert_eq!(
+            mem.groups.iter().map(|(g, _)| *g).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        let grouped: Vec<(Key, String)> = mem
+            .groups
+            .iter()
+            .flat_map(|(_, r)| r.clone())
+            .map(|i| {
+                let rec = mem.record(i);
+                (rec.key, String::from_utf8_lossy(rec.line).into_owned())
+            })
+            .collect();
+        assert_eq!(grouped, big);
         let (small, small_runs) = sorted(1, &input);
         assert!(small_runs > 3, "{small_runs} runs");
         assert_eq!(big, small);

@@ -423,7 +423,7 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
             None => return Err(worker_panicked(&tmp)),
         }
     }
-    let sorter = shared
+    let mut sorter = shared
         .sorter
         .into_inner()
         .map_err(|_| worker_panicked(&tmp))?;
@@ -441,44 +441,84 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     let started = Instant::now();
 
     // Write each virtual host's lines, sorted, into tmp/, leaving out the
-    // lines of inputs that failed half-way.
-    let mut outputs: Vec<(u32, PathBuf)> = Vec::new();
-    let mut current: Option<(u32, BufWriter<File>)> = None;
-    let mut written: Vec<File> = Vec::new();
+    // lines of inputs that failed half-way: from memory on every core when
+    // nothing was spilled, else by merging the runs.
+    let skip = |file: u32| failed.get(file as usize).copied().unwrap_or(false);
+    let mut outputs: Vec<Output> = match sorter.sorted_groups() {
+        Some(mem) => {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let results: Vec<io::Result<Vec<Output>>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let mem = &mem;
+                        let tmp = &tmp;
+                        scope.spawn(move || {
+                            let mut done = Vec::new();
+                            for (group, range) in mem.groups.iter().skip(t).step_by(threads) {
+                                let mut out = Output::create(tmp, *group)?;
+                                for i in range.clone() {
+                                    let record = mem.record(i);
+                                    if !skip(record.key.file) {
+                                        out.write(record.line)?;
+                                    }
+                                }
+                                done.push(out.finish()?);
+                            }
+                            Ok(done)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(io::Error::other("an output thread died")))
+                    })
+                    .collect()
+            });
+            let mut all = Vec::new();
+            for r in results {
+                all.extend(r.map_err(output_err(&tmp))?);
+            }
+            all
+        }
+        None => {
+            let mut all = Vec::new();
+            let mut current: Option<Output> = None;
+            sorter
+                .finish(|record| -> io::Result<()> {
+                    if skip(record.key.file) {
+                        return Ok(());
+                    }
+                    let group = record.key.group;
+                    if current.as_ref().is_none_or(|o| o.group != group) {
+                        if let Some(o) = current.take() {
+                            all.push(o.finish()?);
+                        }
+                        current = Some(Output::create(&tmp, group)?);
+                    }
+                    match current.as_mut() {
+                        Some(o) => o.write(record.line),
+                        None => Ok(()),
+                    }
+                })
+                .map_err(output_err(&tmp))?;
+            if let Some(o) = current.take() {
+                all.push(o.finish().map_err(output_err(&tmp))?);
+            }
+            all
+        }
+    };
+    outputs.sort_by_key(|o| o.group);
     let mut per_group: Vec<u64> = vec![0; vhosts.names.len()];
-    sorter
-        .finish(|record| -> io::Result<()> {
-            let group = record.key.group;
-            if failed
-                .get(record.key.file as usize)
-                .copied()
-                .unwrap_or(false)
-            {
-                return Ok(());
-            }
-            if current.as_ref().is_none_or(|(g, _)| *g != group) {
-                if let Some((_, w)) = current.take() {
-                    written.push(start_writeback(w)?);
-                }
-                let path = tmp.join(format!("out-{}-{group}.log", std::process::id()));
-                let file = File::create(&path)?;
-                outputs.push((group, path));
-                current = Some((group, BufWriter::with_capacity(1 << 20, file)));
-            }
-            if let Some((_, w)) = current.as_mut() {
-                w.write_all(record.line)?;
-            }
-            if let Some(n) = per_group.get_mut(group as usize) {
-                *n += 1;
-            }
-            Ok(())
-        })
-        .map_err(output_err(&tmp))?;
-    if let Some((_, w)) = current.take() {
-        written.push(start_writeback(w).map_err(output_err(&tmp))?);
-    }
-    for file in written {
-        file.sync_all().map_err(output_err(&tmp))?;
+    for o in &outputs {
+        if let Some(n) = per_group.get_mut(o.group as usize) {
+            *n = o.lines;
+        }
+        o.file
+            .as_ref()
+            .map_or(Ok(()), File::sync_all)
+            .map_err(output_err(&o.path))?;
     }
     summary.accepted = per_group.iter().sum();
 
@@ -501,7 +541,7 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
             source: io::Error::other("not a UTF-8 path inside the spool"),
         })
     };
-    for (group, path) in &outputs {
+    for Output { group, path, .. } in &outputs {
         let name = &vhosts.names[*group as usize];
         let to = spool.fresh_name(&format!("pending/{name}"), now, ".log", &manifest.moves);
         summary
@@ -567,22 +607,56 @@ impl From<io::Error> for Step {
     }
 }
 
-/// Flushes an output and asks the kernel to start writing it to disk now,
-/// so that the `fsync` that makes it durable, once every output is
-/// written, finds little left to wait for.
-fn start_writeback(w: BufWriter<File>) -> io::Result<File> {
-    let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
-    // SAFETY: sync_file_range(2) on a file descriptor we own; it only
-    // schedules I/O. Failure is harmless: fsync follows anyway.
-    unsafe {
-        libc::sync_file_range(
-            std::os::fd::AsRawFd::as_raw_fd(&file),
-            0,
-            0,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
+/// One virtual host's output in `tmp/`, being written.
+struct Output {
+    group: u32,
+    path: PathBuf,
+    writer: Option<BufWriter<File>>,
+    file: Option<File>,
+    lines: u64,
+}
+
+impl Output {
+    fn create(tmp: &Path, group: u32) -> io::Result<Output> {
+        let path = tmp.join(format!("out-{}-{group}.log", std::process::id()));
+        let file = File::create(&path)?;
+        Ok(Output {
+            group,
+            path,
+            writer: Some(BufWriter::with_capacity(1 << 20, file)),
+            file: None,
+            lines: 0,
+        })
     }
-    Ok(file)
+
+    fn write(&mut self, line: &[u8]) -> io::Result<()> {
+        self.lines += 1;
+        match self.writer.as_mut() {
+            Some(w) => w.write_all(line),
+            None => Err(io::Error::other("output already finished")),
+        }
+    }
+
+    /// Flushes and asks the kernel to start writing the file to disk now,
+    /// so that the `fsync` that makes it durable, once every output is
+    /// written, finds little left to wait for.
+    fn finish(mut self) -> io::Result<Output> {
+        if let Some(w) = self.writer.take() {
+            let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
+            // SAFETY: sync_file_range(2) on a file descriptor we own; it
+            // only schedules I/O. Failure is harmless: fsync follows anyway.
+            unsafe {
+                libc::sync_file_range(
+                    std::os::fd::AsRawFd::as_raw_fd(&file),
+                    0,
+                    0,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            self.file = Some(file);
+        }
+        Ok(self)
+    }
 }
 
 /// The lines of the summary printed on stderr.
