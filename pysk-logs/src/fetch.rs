@@ -268,7 +268,10 @@ fn connect(options: &Options) -> Result<(Box<dyn Stream>, bool), LogsError> {
         tcp.write_all(b"s1 STARTTLS\r\n")
             .map_err(|e| service(url, e))?;
         let mut reply = String::new();
-        reader.read_line(&mut reply).map_err(|e| service(url, e))?;
+        (&mut reader)
+            .take(8192)
+            .read_line(&mut reply)
+            .map_err(|e| service(url, e))?;
         if !reply.starts_with("s1 OK") {
             return Err(service(
                 url,
