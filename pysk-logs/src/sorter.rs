@@ -3,15 +3,17 @@
 //! Lines are appended to one arena with an index entry each, keyed by
 //! [`Key`]: group, time, then input file and line number, so equal times
 //! keep input order however the lines arrived. When the arena or the index
-//! is full, the index is sorted and written out as a run file; at the end
-//! the runs and what is still in memory are merged back by key. Memory
-//! stays within the budget whatever the input size: the arena and index are
-//! allocated once and reused.
+//! is full, the index is sorted and written out as a run file, which
+//! remembers where each group starts in it. At the end every group can be
+//! read back on its own — a k-way merge of its part of each run and of what
+//! is still in memory — so that groups are written on several threads at
+//! once. Memory stays within the budget whatever the input size: the arena
+//! and index are allocated once and reused.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// What lines are sorted by, in this order of fields; unique per line.
@@ -48,31 +50,43 @@ pub struct Record<'a> {
 #[derive(Debug)]
 pub struct Sorter {
     dir: PathBuf,
+    budget: usize,
     arena: Vec<u8>,
     index: Vec<Slot>,
-    runs: Vec<PathBuf>,
+    runs: Vec<Run>,
 }
 
+/// A spilled run: its file and where each of its groups starts.
+#[derive(Debug)]
+struct Run {
+    path: PathBuf,
+    groups: Vec<(u32, u64)>,
+}
+
+/// The read buffer of one run reader at most; fewer bytes when many runs
+/// are read at once, so that they share the last eighth of the budget.
 const RUN_READ_BUFFER: usize = 64 * 1024;
+const RECORD_HEAD: usize = 24;
 
 impl Sorter {
     /// A sorter using at most about `budget` bytes of memory, spilling runs
     /// into `dir`.
     pub fn new(dir: &Path, budget: usize) -> Sorter {
-        // Arena 5/8, index 1/4, and 1/8 for the stable sort's scratch.
+        // Arena 5/8, index 1/4, and 1/8 for sorting and reading runs back.
         let arena_cap = (budget / 8 * 5).clamp(64 * 1024, u32::MAX as usize);
         let index_cap = (budget / 4 / std::mem::size_of::<Slot>()).max(1024);
         Sorter {
             dir: dir.to_owned(),
+            budget,
             arena: Vec::with_capacity(arena_cap),
             index: Vec::with_capacity(index_cap),
             runs: Vec::new(),
         }
     }
 
-    /// The run files written so far.
-    pub fn runs(&self) -> &[PathBuf] {
-        &self.runs
+    /// How many runs were spilled so far.
+    pub fn runs(&self) -> usize {
+        self.runs.len()
     }
 
     /// Adds a line (newline included) under `key`, spilling a run first
@@ -100,6 +114,10 @@ impl Sorter {
         self.index.sort_unstable_by_key(|s| s.key);
     }
 
+    fn line(&self, s: &Slot) -> &[u8] {
+        &self.arena[s.start as usize..(s.start + s.len) as usize]
+    }
+
     /// Writes what is in memory as a sorted run and empties the arena.
     fn spill(&mut self) -> io::Result<()> {
         if self.index.is_empty() {
@@ -110,68 +128,94 @@ impl Sorter {
             .dir
             .join(format!("run-{}-{}", std::process::id(), self.runs.len()));
         let mut out = BufWriter::with_capacity(1 << 20, File::create(&path)?);
-        self.runs.push(path);
+        let mut groups: Vec<(u32, u64)> = Vec::new();
+        let mut offset = 0u64;
         for s in &self.index {
-            let line = &self.arena[s.start as usize..(s.start + s.len) as usize];
+            if groups.last().is_none_or(|(g, _)| *g != s.key.group) {
+                groups.push((s.key.group, offset));
+            }
             out.write_all(&s.key.group.to_le_bytes())?;
             out.write_all(&s.key.file.to_le_bytes())?;
             out.write_all(&s.key.seq.to_le_bytes())?;
             out.write_all(&s.key.time.to_le_bytes())?;
             out.write_all(&s.len.to_le_bytes())?;
-            out.write_all(line)?;
+            out.write_all(self.line(s))?;
+            offset += (RECORD_HEAD + s.len as usize) as u64;
         }
         out.flush()?;
+        self.runs.push(Run { path, groups });
         self.index.clear();
         self.arena.clear();
         Ok(())
     }
 
-    /// When nothing was spilled: sorts what is in memory and returns it as
-    /// groups, each a range of records in key order, so that the groups can
-    /// be written on several threads at once. `None` when runs were spilled:
-    /// then [`Sorter::finish`] merges them.
-    pub fn sorted_groups(&mut self) -> Option<InMemory<'_>> {
-        if !self.runs.is_empty() {
-            return None;
-        }
+    /// Sorts what is still in memory and returns the groups, each of which
+    /// can then be read back in key order on its own
+    /// ([`SortedGroups::for_each`]), from any thread.
+    pub fn sorted_groups(&mut self) -> SortedGroups<'_> {
         self.sort();
-        let mut groups = Vec::new();
+        let mut memory = Vec::new();
         let mut start = 0;
         while start < self.index.len() {
             let group = self.index[start].key.group;
             let end = start + self.index[start..].partition_point(|s| s.key.group == group);
-            groups.push((group, start..end));
+            memory.push((group, start..end));
             start = end;
         }
-        Some(InMemory {
+        let mut groups: Vec<u32> = memory.iter().map(|(g, _)| *g).collect();
+        for run in &self.runs {
+            groups.extend(run.groups.iter().map(|(g, _)| *g));
+        }
+        groups.sort_unstable();
+        groups.dedup();
+        let readers = self.runs.len() * std::thread::available_parallelism().map_or(1, |n| n.get());
+        let read_buffer = (self.budget / 8 / readers.max(1)).clamp(4096, RUN_READ_BUFFER);
+        SortedGroups {
             sorter: self,
+            memory,
             groups,
-        })
+            read_buffer,
+        }
     }
+}
 
-    /// Hands every record to `sink` in key order and removes the run files.
-    pub fn finish<F, E>(mut self, mut sink: F) -> Result<(), E>
+/// The sorted lines, by group; see [`Sorter::sorted_groups`].
+#[derive(Debug)]
+pub struct SortedGroups<'a> {
+    sorter: &'a Sorter,
+    memory: Vec<(u32, std::ops::Range<usize>)>,
+    /// Every group that holds lines, in order.
+    pub groups: Vec<u32>,
+    read_buffer: usize,
+}
+
+impl SortedGroups<'_> {
+    /// Hands every record of `group` to `sink` in key order: a k-way merge
+    /// of the group's part of each run and of memory.
+    pub fn for_each<F, E>(&self, group: u32, mut sink: F) -> Result<(), E>
     where
         F: FnMut(Record<'_>) -> Result<(), E>,
         E: From<io::Error>,
     {
-        self.sort();
-        if self.runs.is_empty() {
-            for s in &self.index {
-                sink(Record {
-                    key: s.key,
-                    line: &self.arena[s.start as usize..(s.start + s.len) as usize],
-                })?;
+        let sorter = self.sorter;
+        let memory: &[Slot] = match self.memory.binary_search_by_key(&group, |(g, _)| *g) {
+            Ok(i) => &sorter.index[self.memory[i].1.clone()],
+            Err(_) => &[],
+        };
+        let mut readers = Vec::new();
+        for run in &sorter.runs {
+            if let Some((_, offset)) = run.groups.iter().find(|(g, _)| *g == group) {
+                readers.push(RunReader::open_at(
+                    &run.path,
+                    *offset,
+                    group,
+                    self.read_buffer,
+                )?);
             }
-            return Ok(());
-        }
-        let mut readers = Vec::with_capacity(self.runs.len());
-        for path in &self.runs {
-            readers.push(RunReader::open(path)?);
         }
         // Sources: the runs, then memory; keys are unique, so the order of
         // sources never decides anything.
-        let memory = readers.len();
+        let in_memory = readers.len();
         let mut next_mem = 0usize;
         let mut heap = BinaryHeap::new();
         for (i, r) in readers.iter_mut().enumerate() {
@@ -179,19 +223,19 @@ impl Sorter {
                 heap.push(Reverse((r.key, i)));
             }
         }
-        if let Some(s) = self.index.first() {
-            heap.push(Reverse((s.key, memory)));
+        if let Some(s) = memory.first() {
+            heap.push(Reverse((s.key, in_memory)));
         }
         while let Some(Reverse((_, source))) = heap.pop() {
-            if source == memory {
-                let s = self.index[next_mem];
+            if source == in_memory {
+                let s = &memory[next_mem];
                 sink(Record {
                     key: s.key,
-                    line: &self.arena[s.start as usize..(s.start + s.len) as usize],
+                    line: sorter.line(s),
                 })?;
                 next_mem += 1;
-                if let Some(n) = self.index.get(next_mem) {
-                    heap.push(Reverse((n.key, memory)));
+                if let Some(n) = memory.get(next_mem) {
+                    heap.push(Reverse((n.key, in_memory)));
                 }
             } else {
                 let r = &mut readers[source];
@@ -204,46 +248,35 @@ impl Sorter {
                 }
             }
         }
-        drop(readers);
-        for path in &self.runs {
-            fs::remove_file(path)?;
+        Ok(())
+    }
+
+    /// Removes the run files.
+    pub fn remove_runs(self) -> io::Result<()> {
+        for run in &self.sorter.runs {
+            fs::remove_file(&run.path)?;
         }
         Ok(())
     }
 }
 
-/// What [`Sorter::sorted_groups`] returns: the sorted records, by group.
-#[derive(Debug)]
-pub struct InMemory<'a> {
-    sorter: &'a Sorter,
-    /// Each group and the range of its records.
-    pub groups: Vec<(u32, std::ops::Range<usize>)>,
-}
-
-impl InMemory<'_> {
-    /// The record at position `i` of the sorted order.
-    pub fn record(&self, i: usize) -> Record<'_> {
-        let s = self.sorter.index[i];
-        Record {
-            key: s.key,
-            line: &self.sorter.arena[s.start as usize..(s.start + s.len) as usize],
-        }
-    }
-}
-
-/// Reads a run file back one record at a time.
+/// Reads one group's part of a run file back, a record at a time.
 struct RunReader {
     input: BufReader<File>,
+    group: u32,
     key: Key,
     line: Vec<u8>,
 }
 
 impl RunReader {
-    fn open(path: &Path) -> io::Result<RunReader> {
+    fn open_at(path: &Path, offset: u64, group: u32, buffer: usize) -> io::Result<RunReader> {
+        let mut file = File::open(path)?;
+        file.seek(SeekFrom::Start(offset))?;
         Ok(RunReader {
-            input: BufReader::with_capacity(RUN_READ_BUFFER, File::open(path)?),
+            input: BufReader::with_capacity(buffer, file),
+            group,
             key: Key {
-                group: 0,
+                group,
                 time: 0,
                 file: 0,
                 seq: 0,
@@ -252,15 +285,18 @@ impl RunReader {
         })
     }
 
-    /// Loads the next record; `false` at the end of the run.
+    /// Loads the next record of the group; `false` at its end.
     fn advance(&mut self) -> io::Result<bool> {
-        let mut head = [0u8; 24];
+        let mut head = [0u8; RECORD_HEAD];
         match self.input.read_exact(&mut head) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
             Err(e) => return Err(e),
         }
         let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+        if word(0) != self.group {
+            return Ok(false);
+        }
         let mut t = [0u8; 8];
         t.copy_from_slice(&head[12..20]);
         self.key = Key {
@@ -280,28 +316,33 @@ impl RunReader {
 mod tests {
     use super::*;
 
+    /// Sorts `input` with `budget` bytes of memory, as two "files" fed
+    /// interleaved, the way parallel readers would; returns the records in
+    /// group then key order, the number of runs, and leaves no run file.
     fn sorted(budget: usize, input: &[(u32, i64, &str)]) -> (Vec<(Key, String)>, usize) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut sorter = Sorter::new(dir.path(), budget);
-        // Two "files" fed interleaved, as parallel readers would.
         for (i, (g, t, text)) in input.iter().enumerate() {
-            let seq = u32::try_from(i / 2).expect("small");
             let key = Key {
                 group: *g,
                 time: *t,
                 file: u32::try_from(i % 2).expect("small"),
-                seq,
+                seq: u32::try_from(i / 2).expect("small"),
             };
             sorter.push(key, text.as_bytes()).expect("push");
         }
-        let runs = sorter.runs().len();
+        let runs = sorter.runs();
+        let groups = sorter.sorted_groups();
         let mut out = Vec::new();
-        sorter
-            .finish(|r| -> io::Result<()> {
-                out.push((r.key, String::from_utf8_lossy(r.line).into_owned()));
-                Ok(())
-            })
-            .expect("finish");
+        for g in &groups.groups {
+            groups
+                .for_each(*g, |r| -> io::Result<()> {
+                    out.push((r.key, String::from_utf8_lossy(r.line).into_owned()));
+                    Ok(())
+                })
+                .expect("read back");
+        }
+        groups.remove_runs().expect("remove runs");
         assert_eq!(
             fs::read_dir(dir.path()).expect("ls").count(),
             0,
@@ -322,33 +363,6 @@ mod tests {
         }
         let (big, big_runs) = sorted(64 << 20, &input);
         assert_eq!(big_runs, 0);
-        // The in-memory groups hold the same order as `finish`.
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut sorter = Sorter::new(dir.path(), 64 << 20);
-        for (i, (g, t, text)) in input.iter().enumerate() {
-            let key = Key {
-                group: *g,
-                time: *t,
-                file: u32::try_from(i % 2).expect("small"),
-                seq: u32::try_from(i / 2).expect("small"),
-            };
-            sorter.push(key, text.as_bytes()).expect("push");
-        }
-        let mem = sorter.sorted_groups().expect("nothing spilled");
-        assert_eq!(
-            mem.groups.iter().map(|(g, _)| *g).collect::<Vec<_>>(),
-            [0, 1, 2]
-        );
-        let grouped: Vec<(Key, String)> = mem
-            .groups
-            .iter()
-            .flat_map(|(_, r)| r.clone())
-            .map(|i| {
-                let rec = mem.record(i);
-                (rec.key, String::from_utf8_lossy(rec.line).into_owned())
-            })
-            .collect();
-        assert_eq!(grouped, big);
         let (small, small_runs) = sorted(1, &input);
         assert!(small_runs > 3, "{small_runs} runs");
         assert_eq!(big, small);
@@ -360,5 +374,18 @@ mod tests {
                 assert!((a.file, a.seq) < (b.file, b.seq), "ties keep input order");
             }
         }
+    }
+
+    #[test]
+    fn groups_only_in_some_runs_are_read_back_whole() {
+        // Group 7 appears only in the first run, group 9 only in memory.
+        let mut input: Vec<(u32, i64, &str)> = (0..1500).map(|i| (7, i, "x")).collect();
+        input.extend((0..1500).map(|i| (8, i, "y")));
+        input.extend((0..10).map(|i| (9, i, "z")));
+        let (out, runs) = sorted(1, &input);
+        assert!(runs >= 2);
+        assert_eq!(out.iter().filter(|(k, _)| k.group == 7).count(), 1500);
+        assert_eq!(out.iter().filter(|(k, _)| k.group == 8).count(), 1500);
+        assert_eq!(out.iter().filter(|(k, _)| k.group == 9).count(), 10);
     }
 }

@@ -436,79 +436,49 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         "read {} line(s) in {:.2} s, {} run(s) spilled",
         summary.lines,
         started.elapsed().as_secs_f64(),
-        sorter.runs().len()
+        sorter.runs()
     ));
     let started = Instant::now();
 
-    // Write each virtual host's lines, sorted, into tmp/, leaving out the
-    // lines of inputs that failed half-way: from memory on every core when
-    // nothing was spilled, else by merging the runs.
+    // Write each virtual host's lines, sorted, into tmp/, on every core,
+    // leaving out the lines of inputs that failed half-way.
     let skip = |file: u32| failed.get(file as usize).copied().unwrap_or(false);
-    let mut outputs: Vec<Output> = match sorter.sorted_groups() {
-        Some(mem) => {
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let results: Vec<io::Result<Vec<Output>>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|t| {
-                        let mem = &mem;
-                        let tmp = &tmp;
-                        scope.spawn(move || {
-                            let mut done = Vec::new();
-                            for (group, range) in mem.groups.iter().skip(t).step_by(threads) {
-                                let mut out = Output::create(tmp, *group)?;
-                                for i in range.clone() {
-                                    let record = mem.record(i);
-                                    if !skip(record.key.file) {
-                                        out.write(record.line)?;
-                                    }
-                                }
-                                done.push(out.finish()?);
+    let groups = sorter.sorted_groups();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let results: Vec<io::Result<Vec<Output>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (groups, tmp) = (&groups, &tmp);
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    for group in groups.groups.iter().skip(t).step_by(threads) {
+                        let mut out = Output::create(tmp, *group)?;
+                        groups.for_each(*group, |record| -> io::Result<()> {
+                            if skip(record.key.file) {
+                                Ok(())
+                            } else {
+                                out.write(record.line)
                             }
-                            Ok(done)
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err(io::Error::other("an output thread died")))
-                    })
-                    .collect()
-            });
-            let mut all = Vec::new();
-            for r in results {
-                all.extend(r.map_err(output_err(&tmp))?);
-            }
-            all
-        }
-        None => {
-            let mut all = Vec::new();
-            let mut current: Option<Output> = None;
-            sorter
-                .finish(|record| -> io::Result<()> {
-                    if skip(record.key.file) {
-                        return Ok(());
+                        })?;
+                        done.push(out.finish()?);
                     }
-                    let group = record.key.group;
-                    if current.as_ref().is_none_or(|o| o.group != group) {
-                        if let Some(o) = current.take() {
-                            all.push(o.finish()?);
-                        }
-                        current = Some(Output::create(&tmp, group)?);
-                    }
-                    match current.as_mut() {
-                        Some(o) => o.write(record.line),
-                        None => Ok(()),
-                    }
+                    Ok(done)
                 })
-                .map_err(output_err(&tmp))?;
-            if let Some(o) = current.take() {
-                all.push(o.finish().map_err(output_err(&tmp))?);
-            }
-            all
-        }
-    };
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("an output thread died")))
+            })
+            .collect()
+    });
+    let mut outputs = Vec::new();
+    for r in results {
+        outputs.extend(r.map_err(output_err(&tmp))?);
+    }
+    groups.remove_runs().map_err(output_err(&tmp))?;
     outputs.sort_by_key(|o| o.group);
     let mut per_group: Vec<u64> = vec![0; vhosts.names.len()];
     for o in &outputs {
