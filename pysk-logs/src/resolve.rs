@@ -8,7 +8,7 @@
 //! with what it held, so a failed or interrupted run loses nothing.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -257,7 +257,7 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
                 name: "runtime".into(),
                 reason: e.to_string(),
             })?;
-        let progress = report.progress_allowed() && io::stderr().is_terminal();
+        let progress = report.progress_allowed();
         runtime.block_on(async {
             let mut tasks = JoinSet::new();
             let mut running: HashMap<tokio::task::Id, [u8; 16]> = HashMap::new();
