@@ -93,6 +93,51 @@ pub fn awstats_update(
     (out, data)
 }
 
+/// An AWStats database file (`awstats<MMYYYY>.<vhost>.txt`), as a test
+/// reads it.
+#[derive(Debug, Clone)]
+pub struct AwstatsDb {
+    /// The whole file.
+    pub text: String,
+}
+
+impl AwstatsDb {
+    /// Reads the database of `vhost` for `month` (`MMYYYY`) in `data`.
+    pub fn load(data: &Path, month: &str, vhost: &str) -> AwstatsDb {
+        let path = data.join(format!("awstats{month}.{vhost}.txt"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("AWStats database {}: {e}", path.display()));
+        AwstatsDb { text }
+    }
+
+    /// `LastLine`: the time of the last line AWStats read
+    /// (`YYYYMMDDhhmmss`) and how many lines it read.
+    pub fn last_line(&self) -> (String, u64) {
+        let fields: Vec<&str> = self
+            .text
+            .lines()
+            .find(|l| l.starts_with("LastLine "))
+            .expect("LastLine in the AWStats database")
+            .split(' ')
+            .collect();
+        (
+            fields[1].to_owned(),
+            fields[2].parse().expect("a line count"),
+        )
+    }
+
+    /// The hosts of the `VISITOR` section: names where AWStats had one.
+    pub fn visitors(&self) -> Vec<&str> {
+        self.text
+            .lines()
+            .skip_while(|l| !l.starts_with("BEGIN_VISITOR "))
+            .skip(1)
+            .take_while(|l| *l != "END_VISITOR")
+            .map(|l| l.split(' ').next().unwrap_or_default())
+            .collect()
+    }
+}
+
 /// A fresh scratch directory, removed when dropped.
 pub fn scratch() -> TempDir {
     tempfile::Builder::new()

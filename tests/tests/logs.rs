@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use pysk_tests::{awstats_update, bin, copy_dir, examples, require, scratch};
+use pysk_tests::{AwstatsDb, awstats_update, bin, copy_dir, examples, require, scratch};
 
 fn pysk_logs() -> Command {
     let mut cmd = Command::new(bin("pysk-logs"));
@@ -222,16 +222,8 @@ fn awstats_reads_merged_split_output_with_every_hit_and_nothing_corrupt() {
         );
         // AWStats' own database agrees: it read through the last line, which
         // is the latest of the vhost's lines.
-        let db = data.join(format!("awstats052015.{vhost}.txt"));
-        let db_text = fs::read_to_string(&db).expect("awstats database");
-        let last_line: Vec<&str> = db_text
-            .lines()
-            .find(|l| l.starts_with("LastLine "))
-            .expect("LastLine in the database")
-            .split(' ')
-            .collect();
-        assert_eq!(last_line[1], last_stamp);
-        assert_eq!(last_line[2], hits.to_string());
+        let db = AwstatsDb::load(&data, "052015", vhost);
+        assert_eq!(db.last_line(), (last_stamp, hits.as_u64().expect("count")));
         // The merged inputs were archived, compressed; pending is empty.
         assert!(tree(&spool.join("pending").join(vhost)).is_empty());
         let archived = tree(&archive.join(vhost));

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use pysk_tests::{bin, copy_dir, examples, require, scratch};
+use pysk_tests::{AwstatsDb, bin, copy_dir, examples, require, scratch};
 
 fn pysk_logs(config_dir: &Path, args: &[&str]) -> Output {
     Command::new(bin("pysk-logs"))
@@ -118,16 +118,8 @@ fn configs_for_every_vhost_awstats_updated_and_stale_ones_removed() {
         ("shop.example.net", 450),
         ("blog.example.com", 460),
     ] {
-        let db = fs::read_to_string(data.join(format!("awstats052015.{vhost}.txt"))).expect("db");
-        let last_line = db
-            .lines()
-            .find(|l| l.starts_with("LastLine "))
-            .expect("LastLine");
-        assert_eq!(
-            last_line.split(' ').nth(2),
-            Some(hits.to_string().as_str()),
-            "{vhost}"
-        );
+        let db = AwstatsDb::load(&data, "052015", vhost);
+        assert_eq!(db.last_line().1, hits, "{vhost}");
         assert_eq!(
             fs::read_dir(spool.join("pending").join(vhost))
                 .expect("pending")

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pysk_tests::dns::{DnsServer, Reply};
-use pysk_tests::{awstats_update, bin, copy_dir, examples, require, scratch};
+use pysk_tests::{AwstatsDb, awstats_update, bin, copy_dir, examples, require, scratch};
 
 const DELAY: Duration = Duration::from_millis(30);
 
@@ -280,15 +280,9 @@ fn awstats_shows_the_names_from_the_cache() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let db = fs::read_to_string(data.join(format!("awstats052015.{vhost}.txt"))).expect("database");
+    let db = AwstatsDb::load(&data, "052015", vhost);
     // The visitors section lists hosts by name where the cache had one.
-    let visitors: Vec<&str> = db
-        .lines()
-        .skip_while(|l| !l.starts_with("BEGIN_VISITOR "))
-        .skip(1)
-        .take_while(|l| *l != "END_VISITOR")
-        .map(|l| l.split(' ').next().unwrap_or_default())
-        .collect();
+    let visitors = db.visitors();
     assert!(!visitors.is_empty());
     let named = visitors
         .iter()

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use pysk_tests::dns::{DnsServer, Reply};
 use pysk_tests::dovecot::{Dovecot, PASSWORD, USER};
-use pysk_tests::{bin, copy_dir, examples, require, scratch};
+use pysk_tests::{AwstatsDb, bin, copy_dir, examples, require, scratch};
 
 /// Every file at or below `paths`: path → (mtime, bytes).
 fn snapshot(paths: &[&Path]) -> BTreeMap<PathBuf, (SystemTime, Vec<u8>)> {
@@ -132,24 +132,9 @@ fn the_nightly_job_end_to_end_and_a_second_run_changes_nothing() {
     assert!(out.stdout.is_empty());
 
     for (vhost, hits) in [("www.example.org", 591), ("shop.example.net", 450)] {
-        let db = fs::read_to_string(data.join(format!("awstats052015.{vhost}.txt")))
-            .expect("AWStats database");
-        let last_line = db
-            .lines()
-            .find(|l| l.starts_with("LastLine "))
-            .expect("LastLine");
-        assert_eq!(
-            last_line.split(' ').nth(2),
-            Some(hits.to_string().as_str()),
-            "{vhost}"
-        );
-        let visitors: Vec<&str> = db
-            .lines()
-            .skip_while(|l| !l.starts_with("BEGIN_VISITOR "))
-            .skip(1)
-            .take_while(|l| *l != "END_VISITOR")
-            .map(|l| l.split(' ').next().unwrap_or_default())
-            .collect();
+        let db = AwstatsDb::load(&data, "052015", vhost);
+        assert_eq!(db.last_line().1, hits, "{vhost}");
+        let visitors = db.visitors();
         assert!(!visitors.is_empty());
         assert!(
             visitors
