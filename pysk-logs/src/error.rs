@@ -106,6 +106,7 @@ impl ToolError for LogsError {
             LogsError::Input { source, .. } => match source.kind() {
                 io::ErrorKind::NotFound => exit::NOINPUT,
                 io::ErrorKind::PermissionDenied => exit::NOPERM,
+                io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => exit::DATAERR,
                 _ => exit::IOERR,
             },
             LogsError::Output { source, .. } => match source.kind() {

@@ -26,6 +26,9 @@ use pysk_common::report::Reporter;
 use crate::error::{LogsError, input_err, output_err};
 use crate::{format, input, time};
 
+/// The most one input's buffer grows to hold its reorder window.
+const MAX_BUFFER: usize = 64 << 20;
+
 /// How many individual late or unparsable lines are reported before only
 /// the counts are.
 const REPORT_LINES: u64 = 10;
@@ -184,6 +187,22 @@ impl Source {
             self.filled -= live;
         }
         if self.filled == self.buf.len() {
+            // The window fills the buffer: grow it, but not without bound —
+            // a file without line ends is not a log.
+            if self.buf.len() >= MAX_BUFFER {
+                return Err(LogsError::Input {
+                    path: self.path.clone(),
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "line {}: the next {} lines exceed {} MiB; not a log",
+                            self.line_no + 1,
+                            self.reorder,
+                            MAX_BUFFER >> 20
+                        ),
+                    ),
+                });
+            }
             let bigger = self.buf.len() * 2;
             self.buf.resize(bigger, 0);
         }
@@ -424,6 +443,27 @@ mod tests {
         assert!(lines[2].contains("/q1 "));
         assert!(out.ends_with('\n'));
         assert_eq!(summary.unparsable, 1);
+    }
+
+    #[test]
+    fn a_file_without_line_ends_is_refused_not_buffered_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("binary");
+        fs::write(&path, vec![b'x'; MAX_BUFFER + 1]).expect("write");
+        let options = Options {
+            files: vec![path],
+            reorder: 1000,
+            archive: None,
+        };
+        let mut out = Vec::new();
+        let err = run(
+            &options,
+            &mut out,
+            &Reporter::new("pysk-logs", Level::Quiet),
+        )
+        .expect_err("refused");
+        assert!(matches!(err, LogsError::Input { .. }), "{err}");
+        assert!(out.is_empty());
     }
 
     #[test]
