@@ -29,6 +29,9 @@ use pysk_common::secret::Secret;
 
 use crate::error::LogsError;
 
+/// The largest message taken apart; log mails are far smaller.
+const MAX_MESSAGE: u32 = 256 << 20;
+
 /// How long to wait for the server at each step.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -357,6 +360,23 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         ..Summary::default()
     };
     for uid in uids {
+        // The size first: a message is held in memory whole while it is
+        // taken apart, so one that is too big is reported and left alone.
+        let size = session
+            .uid_fetch(uid.to_string(), "RFC822.SIZE")
+            .map_err(|e| service(url, e))?
+            .iter()
+            .find_map(|f| f.size)
+            .unwrap_or(0);
+        if size > MAX_MESSAGE {
+            report.warn(format!(
+                "{}: message UID {uid}: {size} bytes, more than {} MiB; left unseen",
+                url.mailbox,
+                MAX_MESSAGE >> 20
+            ));
+            summary.malformed += 1;
+            continue;
+        }
         let fetched = session
             .uid_fetch(uid.to_string(), "BODY.PEEK[]")
             .map_err(|e| service(url, e))?;
