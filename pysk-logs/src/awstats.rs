@@ -34,6 +34,9 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// Permission bits for `DirData`.
     pub data_mode: u32,
+    /// The group `DirData` belongs to (the web server's, so that the
+    /// AWStats CGI can read it), when set.
+    pub data_group: Option<String>,
     /// The reverse-DNS cache.
     pub dns_cache: PathBuf,
     /// The local file of site-wide settings, included when it exists.
@@ -175,6 +178,17 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         fs::Permissions::from_mode(options.data_mode),
     )
     .map_err(output_err(&options.data_dir))?;
+    if let Some(name) = &options.data_group {
+        let group = nix::unistd::Group::from_name(name)
+            .ok()
+            .flatten()
+            .ok_or_else(|| LogsError::Setting {
+                name: "logs_awstats_data_group".into(),
+                reason: format!("no group {name:?} on this system"),
+            })?;
+        std::os::unix::fs::chown(&options.data_dir, None, Some(group.gid.as_raw()))
+            .map_err(output_err(&options.data_dir))?;
+    }
 
     for vhost in &vhosts {
         let path = options.conf_dir.join(format!("awstats.{vhost}.conf"));

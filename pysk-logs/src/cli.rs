@@ -18,6 +18,7 @@ Switches (in <config-dir>/serverconfig/default or /<fqdn>; options beat them):
   logs_awstats_conf_dir=\"/etc/awstats\"  where awstats writes awstats.<vhost>.conf
   logs_awstats_data_dir=\"/var/lib/awstats\"  AWStats' DirData
   logs_awstats_data_mode=\"0755\"         permission bits awstats sets on DirData
+  logs_awstats_data_group=\"\"           group awstats gives DirData (empty: unchanged)
   logs_awstats_include=\"/etc/awstats/awstats.conf.local\"  site-wide settings, included
   logs_awstats_pl=\"/usr/lib/cgi-bin/awstats.pl\"  the AWStats program
   logs_dns_nameserver=\"\"                resolve's name servers, IP[:PORT] separated by spaces

@@ -82,6 +82,11 @@ pub const SWITCHES: &[Spec] = &[
         help: "permission bits awstats sets on DirData (octal)",
     },
     Spec {
+        key: "logs_awstats_data_group",
+        default: "",
+        help: "group awstats gives DirData, e.g. www-data (empty: left as it is)",
+    },
+    Spec {
         key: "logs_awstats_include",
         default: "/etc/awstats/awstats.conf.local",
         help: "site-wide AWStats settings, included when the file exists",
@@ -461,6 +466,7 @@ fn awstats_options(
             .and_then(|a| a.data_dir.clone())
             .unwrap_or_else(|| switches.path("logs_awstats_data_dir", "/var/lib/awstats")),
         data_mode,
+        data_group: Some(switches.string("logs_awstats_data_group", "")).filter(|g| !g.is_empty()),
         dns_cache: args
             .and_then(|a| a.cache.clone())
             .unwrap_or_else(|| dns_cache(switches)),

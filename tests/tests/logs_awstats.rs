@@ -40,7 +40,7 @@ fn configs_for_every_vhost_awstats_updated_and_stale_ones_removed() {
         config.join("serverconfig/default"),
         format!(
             "logs_spool=\"{}\"\nlogs_awstats_conf_dir=\"{}\"\nlogs_awstats_data_dir=\"{}\"\n\
-             logs_awstats_data_mode=\"0750\"\nlogs_dns_cache=\"{}\"\nlogs_awstats_include=\"{}\"\n\
+             logs_awstats_data_mode=\"0750\"\nlogs_awstats_data_group=\"nogroup\"\nlogs_dns_cache=\"{}\"\nlogs_awstats_include=\"{}\"\n\
              logs_awstats_pl=\"{}\"\n",
             spool.display(),
             conf.display(),
@@ -108,9 +108,12 @@ fn configs_for_every_vhost_awstats_updated_and_stale_ones_removed() {
             include.display()
         )
     );
+    let meta = fs::metadata(&data).expect("data dir");
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o750);
     assert_eq!(
-        fs::metadata(&data).expect("data dir").permissions().mode() & 0o7777,
-        0o750
+        std::os::unix::fs::MetadataExt::gid(&meta),
+        65534,
+        "group nogroup"
     );
     // AWStats read every line of each vhost, and the logs were archived.
     for (vhost, hits) in [
