@@ -138,6 +138,30 @@ impl AwstatsDb {
     }
 }
 
+/// Writes `<config_dir>/serverconfig/default` holding `switches` as
+/// `key="value"` lines: how tests drive a tool through its switches.
+pub fn write_switches(config_dir: &Path, switches: &[(&str, String)]) {
+    let mut text = String::new();
+    for (key, value) in switches {
+        assert!(
+            !value.contains(['"', '\\', '$', '`', '\n']),
+            "{key}: a test switch needs no quoting: {value:?}"
+        );
+        text.push_str(&format!("{key}=\"{value}\"\n"));
+    }
+    let dir = config_dir.join("serverconfig");
+    std::fs::create_dir_all(&dir).expect("create serverconfig/");
+    std::fs::write(dir.join("default"), text).expect("write serverconfig/default");
+}
+
+/// Writes a secret file that only its owner may read, as the tools demand.
+pub fn secret_file(path: &Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).expect("write the secret file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod the secret file");
+}
+
 /// A fresh scratch directory, removed when dropped.
 pub fn scratch() -> TempDir {
     tempfile::Builder::new()

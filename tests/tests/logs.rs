@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use pysk_tests::{AwstatsDb, awstats_update, bin, copy_dir, examples, require, scratch};
+use pysk_tests::{
+    AwstatsDb, awstats_update, bin, copy_dir, examples, require, scratch, write_switches,
+};
 
 fn pysk_logs() -> Command {
     let mut cmd = Command::new(bin("pysk-logs"));
@@ -513,12 +515,7 @@ fn a_run_killed_at_any_point_loses_and_duplicates_nothing() {
 #[test]
 fn config_prints_the_switches_with_their_defaults() {
     let dir = scratch();
-    fs::create_dir_all(dir.path().join("serverconfig")).expect("mkdir");
-    fs::write(
-        dir.path().join("serverconfig/default"),
-        "logs_memory=\"64M\"\n",
-    )
-    .expect("write");
+    write_switches(dir.path(), &[("logs_memory", "64M".into())]);
     let out = run(pysk_logs().env("PYSK_CONFIG_DIR", dir.path()).args([
         "--host",
         "web1.example.org",

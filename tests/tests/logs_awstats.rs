@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use pysk_tests::{AwstatsDb, bin, copy_dir, examples, require, scratch};
+use pysk_tests::{AwstatsDb, bin, copy_dir, examples, require, scratch, write_switches};
 
 fn pysk_logs(config_dir: &Path, args: &[&str]) -> Output {
     Command::new(bin("pysk-logs"))
@@ -35,22 +35,20 @@ fn configs_for_every_vhost_awstats_updated_and_stale_ones_removed() {
     );
     fs::write(&include, "# site-wide\nLevelForRobotsDetection=0\n").expect("include");
     let config = root.join("pysk");
-    fs::create_dir_all(config.join("serverconfig")).expect("mkdir");
-    fs::write(
-        config.join("serverconfig/default"),
-        format!(
-            "logs_spool=\"{}\"\nlogs_awstats_conf_dir=\"{}\"\nlogs_awstats_data_dir=\"{}\"\n\
-             logs_awstats_data_mode=\"0750\"\nlogs_awstats_data_group=\"nogroup\"\nlogs_dns_cache=\"{}\"\nlogs_awstats_include=\"{}\"\n\
-             logs_awstats_pl=\"{}\"\n",
-            spool.display(),
-            conf.display(),
-            data.display(),
-            cache.display(),
-            include.display(),
-            awstats.display()
-        ),
-    )
-    .expect("switches");
+    let path = |p: &Path| p.display().to_string();
+    write_switches(
+        &config,
+        &[
+            ("logs_spool", path(&spool)),
+            ("logs_awstats_conf_dir", path(&conf)),
+            ("logs_awstats_data_dir", path(&data)),
+            ("logs_awstats_data_mode", "0750".into()),
+            ("logs_awstats_data_group", "nogroup".into()),
+            ("logs_dns_cache", path(&cache)),
+            ("logs_awstats_include", path(&include)),
+            ("logs_awstats_pl", path(&awstats)),
+        ],
+    );
     // An admin's own configuration and a stale one of ours.
     fs::create_dir_all(&conf).expect("mkdir");
     fs::write(

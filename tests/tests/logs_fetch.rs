@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use pysk_tests::dovecot::{Dovecot, PASSWORD, USER};
-use pysk_tests::{bin, require, scratch};
+use pysk_tests::{bin, require, scratch, secret_file};
 
 /// The independent IMAP client: `append FILE FLAGS`, `flags`,
 /// `uidvalidity`, one command per run.
@@ -85,8 +85,7 @@ fn flags(port: u16) -> Vec<(u32, String)> {
 
 fn password_file(dir: &Path) -> PathBuf {
     let path = dir.join("imap-password");
-    fs::write(&path, format!("{PASSWORD}\n")).expect("password file");
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    secret_file(&path, &format!("{PASSWORD}\n"));
     path
 }
 

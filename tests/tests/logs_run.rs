@@ -5,14 +5,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::net::IpAddr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use pysk_tests::dns::{DnsServer, Reply};
 use pysk_tests::dovecot::{Dovecot, PASSWORD, USER};
-use pysk_tests::{AwstatsDb, bin, copy_dir, examples, require, scratch};
+use pysk_tests::{
+    AwstatsDb, bin, copy_dir, examples, require, scratch, secret_file, write_switches,
+};
 
 /// Every file at or below `paths`: path → (mtime, bytes).
 fn snapshot(paths: &[&Path]) -> BTreeMap<PathBuf, (SystemTime, Vec<u8>)> {
@@ -83,32 +84,31 @@ fn the_nightly_job_end_to_end_and_a_second_run_changes_nothing() {
     let vhosts = root.join("vhosts");
     fs::write(&vhosts, "www.example.org\nshop.example.net\n").expect("vhosts");
     let pw = root.join("imap-password");
-    fs::write(&pw, PASSWORD).expect("password");
-    fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).expect("chmod");
+    secret_file(&pw, PASSWORD);
     let config = root.join("pysk");
-    fs::create_dir_all(config.join("serverconfig")).expect("mkdir");
-    fs::write(
-        config.join("serverconfig/default"),
-        format!(
-            "logs_spool=\"{}\"\nlogs_vhosts=\"{}\"\nlogs_awstats_conf_dir=\"{}\"\n\
-             logs_awstats_data_dir=\"{}\"\nlogs_dns_cache=\"{}\"\nlogs_dns_nameserver=\"{}\"\n\
-             logs_awstats_include=\"{}\"\nlogs_awstats_pl=\"{}\"\n\
-             logs_imap_url=\"imap://{USER}@127.0.0.1:{}/INBOX\"\nlogs_imap_password_file=\"{}\"\n\
-             logs_imap_ca_file=\"{}\"\n",
-            spool.display(),
-            vhosts.display(),
-            conf.display(),
-            data.display(),
-            cache.display(),
-            dns.addr(),
-            root.join("no-local-settings").display(),
-            awstats.display(),
-            dovecot.imap_port,
-            pw.display(),
-            dovecot.ca_file.display()
-        ),
-    )
-    .expect("switches");
+    let path = |p: &Path| p.display().to_string();
+    write_switches(
+        &config,
+        &[
+            ("logs_spool", path(&spool)),
+            ("logs_vhosts", path(&vhosts)),
+            ("logs_awstats_conf_dir", path(&conf)),
+            ("logs_awstats_data_dir", path(&data)),
+            ("logs_dns_cache", path(&cache)),
+            ("logs_dns_nameserver", dns.addr().to_string()),
+            (
+                "logs_awstats_include",
+                path(&root.join("no-local-settings")),
+            ),
+            ("logs_awstats_pl", path(&awstats)),
+            (
+                "logs_imap_url",
+                format!("imap://{USER}@127.0.0.1:{}/INBOX", dovecot.imap_port),
+            ),
+            ("logs_imap_password_file", path(&pw)),
+            ("logs_imap_ca_file", path(&dovecot.ca_file)),
+        ],
+    );
     let run = || {
         Command::new(bin("pysk-logs"))
             .env("PYSK_CONFIG_DIR", &config)
@@ -211,25 +211,25 @@ fn a_failing_stage_is_reported_and_the_others_still_run() {
     let spool = root.join("spool");
     copy_dir(&examples().join("inbox"), &spool.join("inbox"));
     let pw = root.join("imap-password");
-    fs::write(&pw, "x").expect("password");
-    fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).expect("chmod");
+    secret_file(&pw, "x");
     let closed = pysk_tests::free_port();
     let config = root.join("pysk");
-    fs::create_dir_all(config.join("serverconfig")).expect("mkdir");
-    fs::write(
-        config.join("serverconfig/default"),
-        format!(
-            "logs_spool=\"{}\"\nlogs_awstats_conf_dir=\"{}\"\nlogs_awstats_data_dir=\"{}\"\n\
-             logs_dns_nameserver=\"127.0.0.1:{closed}\"\nlogs_awstats_pl=\"{}\"\n\
-             logs_imap_url=\"imap://logs@127.0.0.1:{closed}/INBOX\"\nlogs_imap_password_file=\"{}\"\n",
-            spool.display(),
-            root.join("awstats").display(),
-            root.join("data").display(),
-            awstats.display(),
-            pw.display()
-        ),
-    )
-    .expect("switches");
+    let path = |p: &Path| p.display().to_string();
+    write_switches(
+        &config,
+        &[
+            ("logs_spool", path(&spool)),
+            ("logs_awstats_conf_dir", path(&root.join("awstats"))),
+            ("logs_awstats_data_dir", path(&root.join("data"))),
+            ("logs_dns_nameserver", format!("127.0.0.1:{closed}")),
+            ("logs_awstats_pl", path(&awstats)),
+            (
+                "logs_imap_url",
+                format!("imap://logs@127.0.0.1:{closed}/INBOX"),
+            ),
+            ("logs_imap_password_file", path(&pw)),
+        ],
+    );
     let out = Command::new(bin("pysk-logs"))
         .env("PYSK_CONFIG_DIR", &config)
         .args(["--host", "logs.example.org", "-q", "run"])
