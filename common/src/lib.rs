@@ -14,11 +14,15 @@
 //! - [`lock`]: one run of a mutating subcommand at a time (`flock`).
 //! - [`secret`]: passwords read from files that only their owner can read.
 //! - [`cli`]: the options every tool shares and the `config` subcommand.
+//! - [`date`]: UTC calendar arithmetic for timestamps and serials.
+//! - [`diff`]: unified diffs for `--dry-run` and drift reports.
 //! - [`report`]: diagnostics on stderr, honouring `--quiet` and `--verbose`.
 //! - [`error`]: the error enum for everything this crate does.
 
 pub mod atomic;
 pub mod cli;
+pub mod date;
+pub mod diff;
 pub mod error;
 pub mod exit;
 pub mod inventory;

@@ -1,0 +1,137 @@
+//! The command line of `pysk-dns`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use pysk_common::cli::{CommonArgs, WaitArgs};
+
+pub(crate) const AFTER_HELP: &str = "\
+Switches (in <config-dir>/serverconfig/default or /<fqdn>; options beat them):
+  dns_state_dir=\"/var/lib/pysk/dns\"     snapshots and serials
+  dns_zone_dir=\"/etc/bind/pysk\"         where build writes db.<zone>
+  dns_include=\"/etc/bind/named.conf.pysk\"  the zone statements for named.conf
+  dns_api_url=\"https://{name}/pysk/dns.json\"  document URL of servers without url=
+  dns_api_user=\"\"                       HTTP basic auth user (empty: none)
+  dns_api_password_file=\"\"              its password, in a file only root can read
+  dns_ca_file=\"\"                        CA certificates (PEM) instead of the system's
+  dns_insecure_http=\"no\"                allow plain http to other hosts than loopback
+  dns_connect_timeout=\"10\"              seconds to connect to a server
+  dns_read_timeout=\"30\"                 seconds for a server's whole answer
+  dns_max_document=\"16777216\"           largest document accepted, bytes
+  dns_fetch_parallel=\"16\"               servers fetched at once
+  dns_ns=\"\"                             name servers of every zone (empty: the documents')
+  dns_soa_primary=\"\"                    SOA primary (empty: the zone's first name server)
+  dns_soa_hostmaster=\"\"                 SOA mailbox, user@domain (empty: hostmaster@<zone>)
+  dns_soa_refresh=\"3600\"  dns_soa_retry=\"900\"  dns_soa_expire=\"1209600\"  dns_soa_minimum=\"3600\"
+  dns_zone_options=\"\"                   added to every zone statement, e.g. allow-transfer { 192.0.2.53; };
+  dns_servers_zone=\"\"                   zone that gets an address record per inventory server
+  dns_reload_command=\"rndc reload\"      run by build --reload after a change
+  dns_check_server=\"127.0.0.1:53\"       where --reload checks the served serials
+  dns_check_timeout=\"10\"                seconds a reloaded zone may take to be served
+
+Exit codes: 0 ok, 1 a server or zone needs attention (reported), 2 usage,
+65 damaged state, 66 input missing, 69 reload failed, 73/74 cannot write,
+75 another fetch or build runs, 77 password file readable by others, 78 bad config.";
+
+/// pysk-dns: every managed server's DNS records, merged into zones for BIND
+#[derive(Debug, Parser)]
+#[command(name = "pysk-dns", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The options every pysk tool shares.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch every server's records document into its snapshot
+    #[command(after_help = "\
+Example (from cron, before build; silent unless a server needs attention):
+  pysk-dns -q fetch --hosts /etc/pysk/hosts
+
+A server that cannot be reached, serves an invalid document, or would drop
+more than half of its zones keeps its last good snapshot; the run says so,
+with the snapshot's age, and exits 1.")]
+    Fetch(FetchArgs),
+    /// Build zone files and the named.conf include from the snapshots
+    #[command(after_help = "\
+Example (after fetch; reloads BIND only when a zone changed):
+  pysk-dns -q build --reload
+  pysk-dns build --dry-run | less     # the diff of every file it would write")]
+    Build(BuildArgs),
+    /// Print a zone's current SOA serial
+    #[command(after_help = "Example:\n  pysk-dns serial example.org")]
+    Serial(SerialArgs),
+    /// Print the effective switches (defaults included) in shell syntax
+    Config,
+}
+
+/// Where the inventory and the state are.
+#[derive(Debug, clap::Args)]
+pub struct StateArgs {
+    /// The inventory of managed servers [default: <config-dir>/hosts]
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+    /// Snapshots and serials [switch: dns_state_dir]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// `--wait`, for the lock.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// The options of `fetch`.
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// Inventory, state directory and lock.
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// CA certificates (PEM) to trust [switch: dns_ca_file]
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// The HTTP basic auth password, in a file only its owner can read
+    /// [switch: dns_api_password_file]
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Allow plain http to hosts other than loopback [switch: dns_insecure_http]
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Accept documents that drop more than half of a server's zones
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The options of `build`.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Inventory, state directory and lock.
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Where the db.<zone> files go [switch: dns_zone_dir]
+    #[arg(long, value_name = "DIR")]
+    pub zone_dir: Option<PathBuf>,
+    /// The named.conf include to write [switch: dns_include]
+    #[arg(long, value_name = "FILE")]
+    pub include: Option<PathBuf>,
+    /// Print the unified diff of every file that would change; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// After a change, run the reload command and check the served serials
+    #[arg(long, conflicts_with = "dry_run")]
+    pub reload: bool,
+}
+
+/// The options of `serial`.
+#[derive(Debug, clap::Args)]
+pub struct SerialArgs {
+    /// The zone
+    pub zone: String,
+    /// Snapshots and serials [switch: dns_state_dir]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}

@@ -1,0 +1,352 @@
+//! `pysk-dns fetch`: every server's records document, fetched in
+//! parallel, validated completely, and kept as that server's snapshot
+//! only when it is good.
+//!
+//! A server that cannot be reached, serves something invalid, or would
+//! drop more than half of its zones keeps its last good snapshot; the run
+//! reports it (with the snapshot's age) and exits 1, so that `build` never
+//! loses zones to a bad night.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+use pysk_common::inventory::{Host, Inventory};
+use pysk_common::secret::Secret;
+
+use crate::document::{self, Document};
+use crate::error::{DnsError, input_err};
+use crate::snapshot::{self, Snapshot, human_age};
+
+/// What `fetch` needs to know.
+#[derive(Debug)]
+pub struct Options {
+    /// The document URL for servers without `url=`; `{name}` is replaced
+    /// by the server's name, `{address}` by its address.
+    pub url_template: String,
+    /// HTTP basic auth user and password, when the servers want it.
+    pub auth: Option<(String, Secret)>,
+    /// CA certificates (PEM) to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// How long to wait for a connection.
+    pub connect_timeout: Duration,
+    /// How long to wait for the whole response once connected.
+    pub read_timeout: Duration,
+    /// The largest document accepted, in bytes.
+    pub max_document: u64,
+    /// Allow plain `http://` to other hosts than loopback.
+    pub insecure_http: bool,
+    /// Accept a document that drops more than half of a server's zones.
+    pub force: bool,
+    /// How many servers are fetched at once.
+    pub parallel: usize,
+}
+
+/// What became of one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    /// A new or changed document is its snapshot now.
+    Updated {
+        /// How many zones it holds.
+        zones: usize,
+    },
+    /// The document is the one already kept.
+    Unchanged {
+        /// How many zones it holds.
+        zones: usize,
+    },
+    /// It could not be fetched; the last snapshot (of that age) stays.
+    Unreachable {
+        /// Why.
+        reason: String,
+        /// The kept snapshot's age, if there is one.
+        age: Option<Duration>,
+    },
+    /// Its document was rejected as a whole; the last snapshot stays.
+    Rejected {
+        /// Why.
+        reason: String,
+        /// The kept snapshot's age, if there is one.
+        age: Option<Duration>,
+    },
+    /// Its document would drop more than half of its zones; held back.
+    HeldBack {
+        /// The zones it would drop.
+        dropped: Vec<String>,
+        /// How many zones the kept snapshot has.
+        total: usize,
+    },
+}
+
+impl Fate {
+    /// Whether this server's fetch needs an admin's attention.
+    pub fn is_problem(&self) -> bool {
+        !matches!(self, Fate::Updated { .. } | Fate::Unchanged { .. })
+    }
+
+    /// A one-line description, for the report.
+    pub fn describe(&self) -> String {
+        let kept = |age: &Option<Duration>| match age {
+            Some(a) => format!("keeping its snapshot from {} ago", human_age(*a)),
+            None => "it has no snapshot yet".to_owned(),
+        };
+        match self {
+            Fate::Updated { zones } => format!("updated, {zones} zones"),
+            Fate::Unchanged { zones } => format!("unchanged, {zones} zones"),
+            Fate::Unreachable { reason, age } => {
+                format!("unreachable ({reason}); {}", kept(age))
+            }
+            Fate::Rejected { reason, age } => {
+                format!("document rejected ({reason}); {}", kept(age))
+            }
+            Fate::HeldBack { dropped, total } => format!(
+                "held back: the new document drops {} of its {total} zones ({}); \
+                 keeping its snapshot (--force accepts it)",
+                dropped.len(),
+                dropped.join(", ")
+            ),
+        }
+    }
+}
+
+/// Fetches every server of `inventory` into `state_dir`. Returns each
+/// server's name and fate, in inventory order.
+pub fn fetch_all(
+    inventory: &Inventory,
+    state_dir: &Path,
+    options: &Options,
+) -> Result<Vec<(String, Fate)>, DnsError> {
+    let client = Client::new(options)?;
+    let hosts = &inventory.hosts;
+    let next = AtomicUsize::new(0);
+    let workers = options.parallel.clamp(1, hosts.len().max(1));
+    let mut results: Vec<(usize, Result<Fate, DnsError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(host) = hosts.get(i) else { break };
+                        done.push((i, fetch_one(&client, host, state_dir, options)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    if results.len() != hosts.len() {
+        return Err(DnsError::Setting {
+            name: "fetch".to_owned(),
+            reason: "a fetch worker stopped early".to_owned(),
+        });
+    }
+    results
+        .into_iter()
+        .map(|(i, r)| r.map(|fate| (hosts[i].name.clone(), fate)))
+        .collect()
+}
+
+/// The HTTP side: one agent with the timeouts, trust anchors and the
+/// authorization header every request carries.
+struct Client {
+    agent: ureq::Agent,
+    authorization: Option<String>,
+    max_document: u64,
+}
+
+impl Client {
+    fn new(options: &Options) -> Result<Client, DnsError> {
+        let roots = match &options.ca_file {
+            Some(path) => {
+                let pem = fs::read(path).map_err(input_err(path))?;
+                let certs = ureq::tls::parse_pem(&pem)
+                    .filter_map(|item| match item {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(e)),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| DnsError::Setting {
+                        name: format!("--ca-file {}", path.display()),
+                        reason: e.to_string(),
+                    })?;
+                if certs.is_empty() {
+                    return Err(DnsError::Setting {
+                        name: format!("--ca-file {}", path.display()),
+                        reason: "no certificate in it".to_owned(),
+                    });
+                }
+                RootCerts::from(certs)
+            }
+            None => {
+                let native = rustls_native_certs::load_native_certs();
+                RootCerts::from(
+                    native
+                        .certs
+                        .iter()
+                        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+                        .collect::<Vec<_>>(),
+                )
+            }
+        };
+        let tls = TlsConfig::builder()
+            .root_certs(roots)
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .timeout_connect(Some(options.connect_timeout))
+            .timeout_recv_response(Some(options.read_timeout))
+            .timeout_recv_body(Some(options.read_timeout))
+            // A redirect could lead from https to plain http or elsewhere:
+            // a server must publish at the address it is configured with.
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .user_agent(concat!("pysk-dns/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        let authorization = options.auth.as_ref().map(|(user, password)| {
+            let pair = format!("{user}:{}", password.expose());
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        });
+        Ok(Client {
+            agent,
+            authorization,
+            max_document: options.max_document,
+        })
+    }
+
+    /// GETs `url`; the body, or why there is none.
+    fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+        let mut request = self.agent.get(url);
+        if let Some(auth) = &self.authorization {
+            request = request.header("Authorization", auth);
+        }
+        let mut response = request.call().map_err(|e| e.to_string())?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("HTTP {status}"));
+        }
+        response
+            .body_mut()
+            .with_config()
+            .limit(self.max_document)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(n) => {
+                    format!("document larger than {n} bytes")
+                }
+                other => other.to_string(),
+            })
+    }
+}
+
+/// The URL of `host`'s document, checked: https, or http to loopback (or
+/// anywhere with `--insecure-http`).
+pub fn url_for(host: &Host, options: &Options) -> Result<String, String> {
+    let url = match host.settings.get("url") {
+        Some(u) => u.clone(),
+        None => options.url_template.replace("{name}", &host.name).replace(
+            "{address}",
+            &host.address.map(|a| a.to_string()).unwrap_or_default(),
+        ),
+    };
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|e| format!("URL {url:?} does not parse: {e}"))?;
+    let host_part = uri.host().unwrap_or_default();
+    match uri.scheme_str() {
+        Some("https") => Ok(url),
+        Some("http") => {
+            let bare = host_part.trim_start_matches('[').trim_end_matches(']');
+            let loopback =
+                bare == "localhost" || bare.parse::<IpAddr>().is_ok_and(|a| a.is_loopback());
+            if loopback || options.insecure_http {
+                Ok(url)
+            } else {
+                Err(format!(
+                    "refusing plain http to {host_part} (records and password would cross \
+                     the network unprotected; use https, or --insecure-http)"
+                ))
+            }
+        }
+        _ => Err(format!("URL {url:?} is neither https nor http")),
+    }
+}
+
+fn fetch_one(
+    client: &Client,
+    host: &Host,
+    state_dir: &Path,
+    options: &Options,
+) -> Result<Fate, DnsError> {
+    let old = snapshot::load(state_dir, &host.name)?;
+    let now = SystemTime::now();
+    let age = old.as_ref().map(|s| s.age(now));
+    let url = match url_for(host, options) {
+        Ok(u) => u,
+        Err(reason) => return Ok(Fate::Unreachable { reason, age }),
+    };
+    let body = match client.get(&url) {
+        Ok(b) => b,
+        Err(reason) => return Ok(Fate::Unreachable { reason, age }),
+    };
+    let checked: Result<(Document, usize), String> = document::parse(&body).and_then(|doc| {
+        let zones = document::validate(&doc, &host.name)?.len();
+        Ok((doc, zones))
+    });
+    let (doc, zones) = match checked {
+        Ok(x) => x,
+        Err(reason) => return Ok(Fate::Rejected { reason, age }),
+    };
+    if let Some(old) = &old
+        && !options.force
+    {
+        let new_names: BTreeSet<String> = doc.zones.iter().map(|z| normal(&z.name)).collect();
+        let old_names: BTreeSet<String> =
+            old.document.zones.iter().map(|z| normal(&z.name)).collect();
+        let dropped: Vec<String> = old_names.difference(&new_names).cloned().collect();
+        if dropped.len() * 2 > old_names.len() {
+            return Ok(Fate::HeldBack {
+                dropped,
+                total: old_names.len(),
+            });
+        }
+    }
+    let unchanged = old
+        .as_ref()
+        .is_some_and(|o| serde_json::to_value(&o.document).ok() == serde_json::to_value(&doc).ok());
+    snapshot::save(
+        state_dir,
+        &host.name,
+        &Snapshot {
+            fetched: snapshot::unix_now(),
+            document: doc,
+        },
+    )?;
+    Ok(if unchanged {
+        Fate::Unchanged { zones }
+    } else {
+        Fate::Updated { zones }
+    })
+}
+
+fn normal(zone: &str) -> String {
+    zone.trim_end_matches('.').to_ascii_lowercase()
+}

@@ -1,0 +1,5 @@
+//! `pysk-dns`: see the library for what it does.
+
+fn main() -> std::process::ExitCode {
+    pysk_common::exit::run("pysk-dns", pysk_dns::try_main)
+}

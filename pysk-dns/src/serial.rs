@@ -1,0 +1,171 @@
+//! SOA serials that change only when a zone's content changes, and never
+//! go backwards.
+//!
+//! The state file (`<state>/serials.json`) keeps, per zone, the serial
+//! and a SHA-256 of the zone file without its serial. A new serial is
+//! `max(YYYYMMDD01 of today, old + 1)` in RFC 1982 arithmetic, so it stays
+//! monotonic past 99 changes a day. Zones that disappear keep their entry:
+//! if one comes back, its serial must still be higher than the one
+//! secondaries last saw.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use pysk_common::atomic::{self, Options};
+use pysk_common::date::civil_from_days;
+
+use crate::error::{DnsError, input_err};
+use crate::render::ZoneText;
+
+/// What is recorded about one zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The serial last written.
+    pub serial: u32,
+    /// SHA-256 (hex) of the zone file without the serial.
+    pub sha256: String,
+}
+
+/// All zones' serials.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// By zone name.
+    pub zones: BTreeMap<String, Entry>,
+}
+
+/// Where the serials live.
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join("serials.json")
+}
+
+impl State {
+    /// Reads the state file; empty when there is none yet.
+    pub fn load(state_dir: &Path) -> Result<State, DnsError> {
+        let path = path(state_dir);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| DnsError::State {
+                path,
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(input_err(path)(e)),
+        }
+    }
+
+    /// Replaces the state file atomically (nothing is written when it
+    /// already holds this).
+    pub fn save(&self, state_dir: &Path) -> Result<(), DnsError> {
+        let path = path(state_dir);
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| DnsError::State {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        bytes.push(b'\n');
+        atomic::replace(&path, &bytes, Options::default())?;
+        Ok(())
+    }
+
+    /// The serial for `zone` with content `text`, updating the entry when
+    /// the content changed. `today` is `YYYYMMDD`.
+    pub fn serial_for(&mut self, zone: &str, text: &ZoneText, today: u32) -> u32 {
+        let hash = content_hash(text);
+        match self.zones.get_mut(zone) {
+            Some(e) if e.sha256 == hash => e.serial,
+            Some(e) => {
+                e.serial = next(Some(e.serial), today);
+                e.sha256 = hash;
+                e.serial
+            }
+            None => {
+                let serial = next(None, today);
+                self.zones.insert(
+                    zone.to_owned(),
+                    Entry {
+                        serial,
+                        sha256: hash,
+                    },
+                );
+                serial
+            }
+        }
+    }
+}
+
+/// SHA-256 (hex) of a zone file without its serial.
+pub fn content_hash(text: &ZoneText) -> String {
+    let mut h = Sha256::new();
+    h.update(text.head.as_bytes());
+    h.update(b"\0");
+    h.update(text.tail.as_bytes());
+    h.finalize()
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            use std::fmt::Write;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Whether `a` is greater than `b` in serial number arithmetic
+/// (RFC 1982, 32 bits).
+pub fn serial_gt(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 1 << 31
+}
+
+/// The serial after `old` on the day `today` (`YYYYMMDD`).
+pub fn next(old: Option<u32>, today: u32) -> u32 {
+    let base = today.saturating_mul(100).saturating_add(1);
+    match old {
+        Some(old) if !serial_gt(base, old) => old.wrapping_add(1),
+        _ => base,
+    }
+}
+
+/// Today's date in UTC as `YYYYMMDD`.
+pub fn today() -> u32 {
+    let days = crate::snapshot::unix_now() / 86_400;
+    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
+    u32::try_from(y * 10_000 + m * 100 + d).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_stay_monotonic_past_99_changes_a_day() {
+        let day = 20261124;
+        let mut s = next(None, day);
+        assert_eq!(s, 2026112401);
+        for _ in 0..120 {
+            let n = next(Some(s), day);
+            assert!(serial_gt(n, s));
+            s = n;
+        }
+        assert_eq!(s, 2026112521);
+        // The next day starts over at its own 01 only when that is higher.
+        assert_eq!(next(Some(s), 20261125), 2026112522);
+        assert_eq!(next(Some(2026112405), 20261125), 2026112501);
+        // Wrapping past 2^32 - 1 is still an increase in RFC 1982 terms.
+        assert!(serial_gt(next(Some(u32::MAX), 0), u32::MAX));
+    }
+
+    #[test]
+    fn the_serial_changes_only_with_the_content() {
+        let mut st = State::default();
+        let t = |tail: &str| ZoneText {
+            head: "h".into(),
+            tail: tail.into(),
+        };
+        let a = st.serial_for("example.org", &t("a"), 20261124);
+        assert_eq!(st.serial_for("example.org", &t("a"), 20261125), a);
+        let b = st.serial_for("example.org", &t("b"), 20261125);
+        assert_eq!(b, 2026112501);
+        assert!(today() > 20_260_000);
+    }
+}

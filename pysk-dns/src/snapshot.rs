@@ -1,0 +1,112 @@
+//! The state directory: the last good document of every server, kept so
+//! that a server that cannot be reached never takes its zones with it.
+//!
+//! ```text
+//! <state>/snapshots/<server>.json   {"fetched": <unix time>, "document": {…}}
+//! <state>/serials.json              see serial.rs
+//! <state>/.lock                     one fetch or build at a time
+//! ```
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use pysk_common::atomic::{self, Options};
+
+use crate::document::Document;
+use crate::error::{DnsError, input_err};
+
+/// A server's last good document and when it was fetched.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Seconds since the epoch of the last successful fetch.
+    pub fetched: u64,
+    /// The document, as validated then.
+    pub document: Document,
+}
+
+impl Snapshot {
+    /// How long ago it was fetched, as of `now`.
+    pub fn age(&self, now: SystemTime) -> Duration {
+        let fetched = UNIX_EPOCH + Duration::from_secs(self.fetched);
+        now.duration_since(fetched).unwrap_or_default()
+    }
+}
+
+/// Where `server`'s snapshot lives.
+pub fn path(state_dir: &Path, server: &str) -> PathBuf {
+    state_dir.join("snapshots").join(format!("{server}.json"))
+}
+
+/// Reads `server`'s snapshot; `None` when it has none yet. A snapshot that
+/// does not parse is an error: pysk-dns wrote it, so something else broke
+/// it, and guessing would risk dropping the server's zones.
+pub fn load(state_dir: &Path, server: &str) -> Result<Option<Snapshot>, DnsError> {
+    let path = path(state_dir, server);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(input_err(path)(e)),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| DnsError::State {
+            path,
+            reason: e.to_string(),
+        })
+}
+
+/// Replaces `server`'s snapshot atomically.
+pub fn save(state_dir: &Path, server: &str, snapshot: &Snapshot) -> Result<(), DnsError> {
+    let path = path(state_dir, server);
+    let dir = state_dir.join("snapshots");
+    fs::create_dir_all(&dir).map_err(crate::error::output_err(&dir))?;
+    let mut bytes = serde_json::to_vec(snapshot).map_err(|e| DnsError::State {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    bytes.push(b'\n');
+    let options = Options {
+        mode: Some(0o640),
+        ..Options::default()
+    };
+    atomic::replace(&path, &bytes, options)?;
+    Ok(())
+}
+
+/// Seconds since the epoch, now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// An age the way an admin reads it: `3 d 4 h`, `2 h 5 min`, `40 s`.
+pub fn human_age(age: Duration) -> String {
+    let s = age.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_naturally() {
+        assert_eq!(human_age(Duration::from_secs(42)), "42 s");
+        assert_eq!(human_age(Duration::from_secs(7500)), "2 h 5 min");
+        assert_eq!(
+            human_age(Duration::from_secs(3 * 86400 + 4 * 3600)),
+            "3 d 4 h"
+        );
+    }
+}
