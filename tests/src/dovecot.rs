@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::{Ready, Server, free_port, require};
+use crate::{Ready, Server, free_port, require, test_certificate};
 
 /// The test user and its password.
 pub const USER: &str = "logs";
@@ -32,7 +32,6 @@ impl Dovecot {
     /// OpenSSL are not installed.
     pub fn start(dir: &Path, tls: bool) -> Option<Dovecot> {
         let dovecot = require("dovecot", "dovecot-imapd")?;
-        let openssl = require("openssl", "openssl")?;
         // Dovecot runs the mail process as an unprivileged user, which must
         // reach the maildir.
         let mut p = dir.to_path_buf();
@@ -49,28 +48,7 @@ impl Dovecot {
             .status()
             .expect("chown");
         assert!(status.success(), "chown the maildir to nobody");
-        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        let status = Command::new(openssl)
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .args([
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            ])
-            // A server certificate that is its own trust anchor, not a CA.
-            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-            .args(["-addext", "extendedKeyUsage=serverAuth"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(status.success(), "openssl made no test certificate");
+        let (cert, _key) = test_certificate(dir)?;
         fs::write(dir.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).expect("passwd");
         let (imap_port, imaps_port) = (free_port(), if tls { free_port() } else { 0 });
         let d = dir.display();

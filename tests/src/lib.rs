@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
 
+pub mod bind;
 pub mod dns;
 pub mod dovecot;
+pub mod http;
 
 /// The path of the built binary `name` (for example `pysk-logs`), from the
 /// same target directory as the running test.
@@ -45,6 +47,36 @@ pub fn bin(name: &str) -> PathBuf {
 /// The repository's `examples/` directory: the committed sample data.
 pub fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// A self-signed server certificate for `localhost` and 127.0.0.1, made
+/// by OpenSSL as `dir/cert.pem` and `dir/key.pem`; clients trust
+/// `cert.pem` itself. `None` (outside CI) when OpenSSL is missing.
+pub fn test_certificate(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let openssl = require("openssl", "openssl")?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = Command::new(openssl)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
+        // A server certificate that is its own trust anchor, not a CA.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success(), "openssl made no test certificate");
+    Some((cert, key))
 }
 
 /// Copies every file of directory `from` into `to` (created if missing).

@@ -1,0 +1,554 @@
+//! End-to-end tests of `pysk-dns` against the real programs: documents
+//! served over HTTPS with basic auth by a test server, zone files checked
+//! by `named-checkzone` and `named-checkconf`, and a real `named` serving
+//! the result, queried with `dig`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::SystemTime;
+
+use pysk_tests::bind::Named;
+use pysk_tests::http::{HttpServer, Reply};
+use pysk_tests::{
+    TempDir, bin, examples, require, scratch, secret_file, test_certificate, write_switches,
+};
+
+const USER: &str = "pysk";
+const PASSWORD: &str = "s3cret-dns-pw";
+
+/// Two managed servers publishing the example documents over HTTPS.
+struct Fleet {
+    dir: TempDir,
+    http: HttpServer,
+    config: PathBuf,
+}
+
+impl Fleet {
+    fn new() -> Option<Fleet> {
+        let dir = scratch();
+        let (cert, key) = test_certificate(dir.path())?;
+        let http = HttpServer::start(Some((&cert, &key)), Some((USER, PASSWORD)));
+        let fleet = Fleet {
+            config: dir.path().join("etc"),
+            http,
+            dir,
+        };
+        for server in ["web1", "web2"] {
+            fleet.serve(server, &example(server));
+        }
+        fs::create_dir_all(&fleet.config).expect("config dir");
+        fleet.write_hosts("");
+        secret_file(&fleet.path("dns.password"), PASSWORD);
+        write_switches(
+            &fleet.config,
+            &[
+                ("dns_api_user", USER.to_owned()),
+                ("dns_api_password_file", fleet.show("dns.password")),
+                ("dns_ca_file", cert.display().to_string()),
+                ("dns_state_dir", fleet.show("state")),
+                ("dns_zone_dir", fleet.show("zones")),
+                ("dns_include", fleet.show("named.conf.pysk")),
+                (
+                    "dns_zone_options",
+                    "allow-transfer { 127.0.0.1; };".to_owned(),
+                ),
+                ("dns_servers_zone", "example.net".to_owned()),
+            ],
+        );
+        Some(fleet)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn show(&self, rel: &str) -> String {
+        self.path(rel).display().to_string()
+    }
+
+    fn serve(&self, server: &str, body: &str) {
+        self.http
+            .set(&format!("/{server}.json"), Reply::Body(body.into()));
+    }
+
+    /// The inventory: both servers at the test server, plus `extra` lines.
+    fn write_hosts(&self, extra: &str) {
+        let hosts = format!(
+            "web1.example.net 192.0.2.1 url={}\nweb2.example.net 192.0.2.2 url={}\n{extra}",
+            self.http.url("/web1.json"),
+            self.http.url("/web2.json")
+        );
+        fs::write(self.config.join("hosts"), hosts).expect("write hosts");
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(bin("pysk-dns"))
+            .arg("--config-dir")
+            .arg(&self.config)
+            .args(["--host", "ns.example.net"])
+            .args(args)
+            .output()
+            .expect("run pysk-dns")
+    }
+
+    fn zone(&self, zone: &str) -> String {
+        fs::read_to_string(self.path("zones").join(format!("db.{zone}"))).expect("zone file")
+    }
+
+    fn serial(&self, zone: &str) -> u32 {
+        let out = self.run(&["serial", zone]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a serial")
+    }
+
+    /// Every file under the scratch directory's state, zones and include,
+    /// with its mtime and content.
+    fn files(&self) -> BTreeMap<PathBuf, (SystemTime, Vec<u8>)> {
+        let mut all = BTreeMap::new();
+        for dir in ["state", "state/snapshots", "zones"] {
+            for e in fs::read_dir(self.path(dir)).expect("read dir").flatten() {
+                if e.file_type().expect("type").is_file() {
+                    let meta = e.metadata().expect("metadata");
+                    let content = fs::read(e.path()).expect("read");
+                    all.insert(e.path(), (meta.modified().expect("mtime"), content));
+                }
+            }
+        }
+        let inc = self.path("named.conf.pysk");
+        let meta = fs::metadata(&inc).expect("include");
+        all.insert(
+            inc.clone(),
+            (
+                meta.modified().expect("mtime"),
+                fs::read(&inc).expect("read"),
+            ),
+        );
+        all
+    }
+}
+
+fn example(server: &str) -> String {
+    fs::read_to_string(examples().join(format!("dns/{server}.example.net.json")))
+        .expect("example document")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exit code")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts that the run's stderr contains `text`, showing it otherwise.
+fn assert_stderr(out: &Output, text: &str) {
+    let err = stderr(out);
+    assert!(err.contains(text), "{text:?} not in: {err}");
+}
+
+fn check_zone(zone: &str, file: &Path) {
+    let checkzone = require("named-checkzone", "bind9-utils").expect("named-checkzone");
+    let out = Command::new(checkzone)
+        .args(["-k", "fail", "-n", "fail", zone])
+        .arg(file)
+        .output()
+        .expect("named-checkzone");
+    assert!(
+        out.status.success(),
+        "named-checkzone {zone}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn check_conf(conf: &Path) {
+    let checkconf = require("named-checkconf", "bind9-utils").expect("named-checkconf");
+    let out = Command::new(checkconf)
+        .arg("-z")
+        .arg(conf)
+        .output()
+        .expect("named-checkconf");
+    assert!(
+        out.status.success(),
+        "named-checkconf: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The expected long DKIM text of the example, as dig prints it: two
+/// strings, the first of 255 bytes.
+fn dkim_answer() -> String {
+    let doc: serde_json::Value = serde_json::from_str(&example("web1")).expect("json");
+    let text = doc["zones"][0]["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .find(|r| r["name"] == "mail._domainkey")
+        .and_then(|r| r["value"].as_str())
+        .expect("the DKIM record")
+        .to_owned();
+    assert!(text.len() > 255);
+    format!("\"{}\" \"{}\"", &text[..255], &text[255..])
+}
+
+#[test]
+fn fetched_and_built_zones_are_served_by_named() {
+    let Some(fleet) = Fleet::new() else { return };
+    if require("named", "bind9").is_none() {
+        return;
+    }
+    let out = fleet.run(&["fetch"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = fleet.run(&["-q", "build"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "quiet when all is well");
+    assert!(out.stdout.is_empty());
+
+    for zone in ["example.org", "example.com", "example.net"] {
+        check_zone(zone, &fleet.path("zones").join(format!("db.{zone}")));
+    }
+    let named = Named::start(&fleet.path("named"), &fleet.path("named.conf.pysk"))
+        .expect("named is installed");
+    check_conf(&named.conf);
+
+    let q = |name: &str, t: &str| named.query(name, t);
+    assert_eq!(q("www.example.org", "A"), ["192.0.2.10"]);
+    assert_eq!(q("www.example.org", "AAAA"), ["2001:db8::10"]);
+    assert_eq!(q("example.org", "MX"), ["10 mail.example.org."]);
+    assert_eq!(q("mail._domainkey.example.org", "TXT"), [dkim_answer()]);
+    assert_eq!(q("example.org", "TXT"), ["\"v=spf1 mx -all\""]);
+    assert_eq!(
+        q("_submission._tcp.example.org", "SRV"),
+        ["0 1 587 mail.example.org."]
+    );
+    assert_eq!(q("example.org", "CAA"), ["0 issue \"letsencrypt.org\""]);
+    assert_eq!(q("webmail.example.org", "CNAME"), ["mail.example.org."]);
+    assert_eq!(
+        q("example.org", "NS"),
+        ["ns1.example.net.", "ns2.example.net."]
+    );
+    // The nested domain from the second server, inside example.org's file.
+    assert_eq!(q("shop.example.org", "A"), ["192.0.2.20"]);
+    assert_eq!(q("www.shop.example.org", "CNAME"), ["shop.example.org."]);
+    assert!(
+        fleet
+            .zone("example.org")
+            .contains("$ORIGIN shop.example.org.\n")
+    );
+    assert!(!fleet.path("zones/db.shop.example.org").exists());
+    // The second server's own zone, with its null MX.
+    assert_eq!(q("www.example.com", "A"), ["192.0.2.20"]);
+    assert_eq!(q("example.com", "MX"), ["0 ."]);
+    // The inventory's servers got their addresses in dns_servers_zone.
+    assert_eq!(q("web1.example.net", "A"), ["192.0.2.1"]);
+    assert_eq!(q("web2.example.net", "A"), ["192.0.2.2"]);
+    assert_eq!(q("ns2.example.net", "A"), ["192.0.2.54"]);
+    let serial = fleet.serial("example.org");
+    assert_eq!(
+        q("example.org", "SOA")[0].split(' ').nth(2),
+        Some(serial.to_string().as_str())
+    );
+}
+
+#[test]
+fn serials_change_only_with_content_and_stay_monotonic() {
+    let Some(fleet) = Fleet::new() else { return };
+    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
+    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    let (org, com) = (fleet.serial("example.org"), fleet.serial("example.com"));
+
+    // Nothing changed: no file written, every mtime as it was.
+    let before = fleet.files();
+    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    assert_eq!(fleet.files(), before);
+
+    // One record of web2's example.com changes: only that zone's serial.
+    let changed = example("web2").replace(
+        "\"www\", \"type\": \"A\", \"value\": \"192.0.2.20\"",
+        "\"www\", \"type\": \"A\", \"value\": \"192.0.2.21\"",
+    );
+    assert_ne!(changed, example("web2"));
+    fleet.serve("web2", &changed);
+    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
+    let dry = fleet.run(&["build", "--dry-run"]);
+    assert_eq!(code(&dry), 0, "{}", stderr(&dry));
+    let diff = String::from_utf8_lossy(&dry.stdout);
+    assert!(diff.contains("-www\t7200\tIN\tA\t192.0.2.20\t; web2.example.net\n+www\t7200\tIN\tA\t192.0.2.21\t; web2.example.net\n"), "{diff}");
+    assert!(!diff.contains("db.example.org"), "{diff}");
+    assert!(
+        fleet.zone("example.com").contains("192.0.2.20"),
+        "dry run wrote nothing"
+    );
+    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    assert_eq!(fleet.serial("example.org"), org);
+    assert!(fleet.serial("example.com") > com);
+
+    // 120 changes in one day: every serial higher than the one before.
+    let mut last = fleet.serial("example.com");
+    for i in 0..120 {
+        fleet.serve(
+            "web2",
+            &changed.replace("192.0.2.21", &format!("198.51.100.{}", i % 250)),
+        );
+        assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
+        assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+        let now = fleet.serial("example.com");
+        assert!(now > last, "change {i}: serial {now} after {last}");
+        assert!(fleet.zone("example.com").contains(&format!("( {now} ")));
+        last = now;
+    }
+    check_zone("example.com", &fleet.path("zones/db.example.com"));
+    assert_eq!(fleet.serial("example.org"), org);
+}
+
+#[test]
+fn an_unreachable_server_keeps_its_zones() {
+    let Some(fleet) = Fleet::new() else { return };
+    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
+    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    let before = fleet.files();
+    fleet.http.set("/web2.json", Reply::Status(503));
+    let out = fleet.run(&["-q", "fetch"]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("web2.example.net: unreachable (HTTP 503")
+            && err.contains("keeping its snapshot from"),
+        "{err}"
+    );
+    // A server that does not answer at all.
+    fleet.write_hosts("web3.example.net 192.0.2.3 url=https://127.0.0.1:1/web3.json\n");
+    let out = fleet.run(&["-q", "fetch"]);
+    assert_eq!(code(&out), 1);
+    assert_stderr(&out, "web3.example.net: unreachable");
+    assert_stderr(&out, "it has no snapshot yet");
+    fleet.write_hosts("");
+    let out = fleet.run(&["-q", "build"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let after = fleet.files();
+    let changed: Vec<_> = after
+        .iter()
+        .filter(|(p, v)| before.get(*p) != Some(v))
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert!(changed.is_empty(), "changed: {changed:?}");
+    assert!(
+        fs::read_to_string(fleet.path("named.conf.pysk"))
+            .expect("include")
+            .contains("zone \"example.com\"")
+    );
+}
+
+#[test]
+fn hostile_documents_change_nothing_and_are_reported() {
+    let Some(fleet) = Fleet::new() else { return };
+    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
+    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    let before = fleet.files();
+    let good = example("web2");
+    let hostile: Vec<(&str, String)> = vec![
+        (
+            "character",
+            good.replace(
+                "\"www\", \"type\": \"CNAME\"",
+                "\"www\\n$INCLUDE /etc/shadow\", \"type\": \"CNAME\"",
+            ),
+        ),
+        (
+            "invalid type",
+            good.replace("\"ttl\": 7200", "\"ttl\": \"7200\""),
+        ),
+        (
+            "not an IPv4 address",
+            good.replace("192.0.2.20", "192.0.2.999"),
+        ),
+        ("unknown record type", good.replace("\"CNAME\"", "\"PTR\"")),
+        (
+            "published by",
+            good.replace("web2.example.net", "web1.example.net"),
+        ),
+        ("not a version 1", "<html>oops</html>".to_owned()),
+    ];
+    for (why, body) in &hostile {
+        assert_ne!(body, &good, "{why}: the test changed nothing");
+        fleet.serve("web2", body);
+        let out = fleet.run(&["-q", "fetch"]);
+        assert_eq!(code(&out), 1, "{why}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("web2.example.net: document rejected") && err.contains(why),
+            "{why}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+    }
+    // A 100 MB body is cut off at the limit, not read into memory.
+    fleet.http.set("/web2.json", Reply::Endless(100_000_000));
+    let out = fleet.run(&["-q", "fetch"]);
+    assert_eq!(code(&out), 1);
+    assert_stderr(&out, "larger than");
+    // Plain http to a host that is not loopback is refused outright.
+    fleet.serve("web2", &good);
+    fleet.write_hosts("web9.example.net 192.0.2.9 url=http://192.0.2.9/dns.json\n");
+    let out = fleet.run(&["-q", "fetch"]);
+    assert_eq!(code(&out), 1);
+    assert_stderr(&out, "refusing plain http to 192.0.2.9");
+    fleet.write_hosts("");
+
+    let out = fleet.run(&["-q", "build"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let after = fleet.files();
+    for (path, (_, content)) in &before {
+        if path.ends_with("web2.example.net.json") {
+            // Only the fetch time moved; the document is the good one.
+            let snap: serde_json::Value = serde_json::from_slice(&after[path].1).expect("json");
+            let old: serde_json::Value = serde_json::from_slice(content).expect("json");
+            assert_eq!(snap["document"], old["document"]);
+        } else if !path.ends_with("web1.example.net.json") {
+            assert_eq!(after.get(path), before.get(path), "{}", path.display());
+        }
+    }
+    // No password in any message.
+    assert!(!stderr(&out).contains(PASSWORD));
+}
+
+#[test]
+fn a_document_dropping_most_zones_is_held_back_unless_forced() {
+    let Some(fleet) = Fleet::new() else { return };
+    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
+    let doc: serde_json::Value = serde_json::from_str(&example("web2")).expect("json");
+    let mut fewer = doc.clone();
+    fewer["zones"] = serde_json::Value::Array(Vec::new());
+    fleet.serve("web2", &fewer.to_string());
+    let out = fleet.run(&["-q", "fetch"]);
+    assert_eq!(code(&out), 1);
+    assert_stderr(
+        &out,
+        "held back: the new document drops 2 of its 2 zones (example.com, shop.example.org)",
+    );
+    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    assert!(fleet.path("zones/db.example.com").exists());
+    let out = fleet.run(&["-q", "fetch", "--force"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = fleet.run(&["build"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        !fleet.path("zones/db.example.com").exists(),
+        "its own stale file removed"
+    );
+    let include = fs::read_to_string(fleet.path("named.conf.pysk")).expect("include");
+    assert!(!include.contains("example.com"), "{include}");
+    assert!(!fleet.zone("example.org").contains("shop"));
+}
+
+#[test]
+fn conflicts_name_both_servers_and_leave_out_only_their_records() {
+    let Some(fleet) = Fleet::new() else { return };
+    if require("named", "bind9").is_none() {
+        return;
+    }
+    // web2 also serves example.org: another name server set, a CNAME
+    // where web1 has addresses, data below a delegation, and one record
+    // identical to web1's.
+    let extra = r#"{"version": 1, "server": "web2.example.net", "zones": [
+ {"name": "example.org", "ttl": 3600, "ns": ["ns1.example.net.", "ns3.example.net."], "records": [
+  {"name": "www", "type": "CNAME", "value": "elsewhere.example.net."},
+  {"name": "mail", "type": "A", "value": "192.0.2.25"},
+  {"name": "lab", "type": "NS", "value": "ns.lab.example.org."},
+  {"name": "ns.lab", "type": "A", "value": "192.0.2.99"},
+  {"name": "host.lab", "type": "A", "value": "192.0.2.98"},
+  {"name": "ftp", "type": "A", "value": "192.0.2.30"}
+ ]}]}"#;
+    fleet.serve("web2", extra);
+    assert_eq!(code(&fleet.run(&["-q", "fetch", "--force"])), 0);
+    let out = fleet.run(&["-q", "build"]);
+    assert_eq!(code(&out), 1, "conflicts need attention");
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines.iter().any(|l| l.contains("web1.example.net gives the name servers ns1.example.net. ns2.example.net. but web2.example.net gives ns1.example.net. ns3.example.net.")), "{err}");
+    assert!(
+        lines.iter().any(|l| l.contains(
+            "www.example.org has a CNAME from web2.example.net beside A, AAAA from web1.example.net"
+        )),
+        "{err}"
+    );
+    assert!(lines.iter().any(|l| l.contains("host.lab.example.org A from web2.example.net lies at or below the delegation lab.example.org from web2.example.net")), "{err}");
+    let zone = fleet.zone("example.org");
+    assert!(
+        zone.contains("mail\t3600\tIN\tA\t192.0.2.25\t; web1.example.net, web2.example.net\n"),
+        "{zone}"
+    );
+    check_zone("example.org", &fleet.path("zones/db.example.org"));
+    let named = Named::start(&fleet.path("named"), &fleet.path("named.conf.pysk"))
+        .expect("named is installed");
+    assert_eq!(named.query("example.org", "NS"), ["ns1.example.net."]);
+    assert_eq!(named.query("www.example.org", "A"), Vec::<String>::new());
+    assert_eq!(named.query("ftp.example.org", "A"), ["192.0.2.30"]);
+    assert_eq!(
+        named.query("www.example.org", "CNAME"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn reload_checks_the_serial_named_serves() {
+    let Some(fleet) = Fleet::new() else { return };
+    if require("named", "bind9").is_none() {
+        return;
+    }
+    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
+    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    let named = Named::start(&fleet.path("named"), &fleet.path("named.conf.pysk"))
+        .expect("named is installed");
+    let mut switches = vec![
+        ("dns_api_user", USER.to_owned()),
+        ("dns_api_password_file", fleet.show("dns.password")),
+        ("dns_ca_file", fleet.show("cert.pem")),
+        ("dns_state_dir", fleet.show("state")),
+        ("dns_zone_dir", fleet.show("zones")),
+        ("dns_include", fleet.show("named.conf.pysk")),
+        ("dns_check_server", named.addr.to_string()),
+        ("dns_check_timeout", "3".to_owned()),
+        ("dns_reload_command", format!("kill -HUP {}", named.pid())),
+    ];
+    write_switches(&fleet.config, &switches);
+    // Nothing changed: no reload at all (a reload command that fails
+    // would show it).
+    fleet.run(&["-q", "build"]);
+    switches[8].1 = "false".to_owned();
+    write_switches(&fleet.config, &switches);
+    let out = fleet.run(&["-q", "build", "--reload"]);
+    assert_eq!(code(&out), 0, "no change, no reload: {}", stderr(&out));
+
+    switches[8].1 = format!("kill -HUP {}", named.pid());
+    write_switches(&fleet.config, &switches);
+    fleet.serve("web2", &example("web2").replace("192.0.2.20", "192.0.2.77"));
+    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
+    let out = fleet.run(&["-q", "build", "--reload"]);
+    assert_eq!(code(&out), 0, "{}\n{}", stderr(&out), named.log_text());
+    assert_eq!(named.query("www.example.com", "A"), ["192.0.2.77"]);
+
+    // A "reload" that reloads nothing: the old serial is still served,
+    // and the run says so.
+    switches[8].1 = "true".to_owned();
+    write_switches(&fleet.config, &switches);
+    fleet.serve("web2", &example("web2").replace("192.0.2.20", "192.0.2.78"));
+    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
+    let out = fleet.run(&["-q", "build", "--reload"]);
+    assert_eq!(code(&out), 1);
+    let serial = fleet.serial("example.com");
+    assert_stderr(
+        &out,
+        &format!(
+            "example.com: after the reload {} serves serial {}, not serial {serial}",
+            named.addr,
+            serial - 1
+        ),
+    );
+}
