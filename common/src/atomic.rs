@@ -100,6 +100,15 @@ impl AtomicFile {
     /// Makes the new content durable and puts it in place: mode and owner,
     /// `fsync`, the backup link, `rename`, `fsync` of the directory.
     pub fn commit(mut self) -> Result<(), Error> {
+        self.finish(true)?;
+        self.install()?;
+        sync_dir(parent_dir(&self.path)).map_err(|e| self.write_err(e))
+    }
+
+    /// Gives the temporary file its mode and owner and closes it, after an
+    /// `fsync` when `sync` (a [`Batch`] syncs the whole filesystem once
+    /// instead).
+    fn finish(&mut self, sync: bool) -> Result<(), Error> {
         let Some(file) = self.file.take() else {
             return Err(self.write_err(io::Error::other("already committed")));
         };
@@ -126,14 +135,22 @@ impl AtomicFile {
         }
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(|e| self.write_err(e))?;
-        file.sync_all().map_err(|e| self.write_err(e))?;
-        drop(file);
-        if self.options.backup && old.as_ref().is_some_and(|m| m.is_file()) {
+        if sync {
+            file.sync_all().map_err(|e| self.write_err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the backup link if asked to, and renames the finished
+    /// temporary file over the target.
+    fn install(&mut self) -> Result<(), Error> {
+        let is_file = fs::symlink_metadata(&self.path).is_ok_and(|m| m.is_file());
+        if self.options.backup && is_file {
             self.keep_backup()?;
         }
         fs::rename(&self.tmp, &self.path).map_err(|e| self.write_err(e))?;
         self.committed = true;
-        sync_dir(parent_dir(&self.path)).map_err(|e| self.write_err(e))
+        Ok(())
     }
 
     /// Links the current version to `<name>-`, itself atomically.
@@ -222,6 +239,98 @@ fn unchanged(path: &Path, expected: &[u8], options: Options) -> bool {
         && fs::read(path).is_ok_and(|current| current == expected)
 }
 
+/// Many files replaced together, for tools that write thousands at once
+/// (zone files): each is written to its temporary file without an
+/// `fsync`; [`Batch::commit`] then makes them all durable with one
+/// `syncfs(2)` per filesystem, renames them in the order they were staged,
+/// and `fsync`s each directory once. Every file is still either old or
+/// new after a crash; dropped without a commit, the batch leaves every
+/// target untouched.
+#[derive(Debug, Default)]
+pub struct Batch {
+    staged: Vec<AtomicFile>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// Stages `contents` for `path`; nothing is staged when the file
+    /// already holds exactly that.
+    pub fn stage(
+        &mut self,
+        path: &Path,
+        contents: &[u8],
+        options: Options,
+    ) -> Result<Written, Error> {
+        if unchanged(path, contents, options) {
+            return Ok(Written::Unchanged);
+        }
+        let mut file = AtomicFile::create(path, options)?;
+        file.write_all(contents).map_err(|e| file.write_err(e))?;
+        file.finish(false)?;
+        self.staged.push(file);
+        Ok(Written::Replaced)
+    }
+
+    /// How many files are staged.
+    pub fn len(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Whether nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        self.staged.is_empty()
+    }
+
+    /// Makes every staged file durable, then puts them in place.
+    pub fn commit(mut self) -> Result<(), Error> {
+        let mut dirs: Vec<PathBuf> = self
+            .staged
+            .iter()
+            .map(|f| parent_dir(&f.path).to_owned())
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        let mut synced_devices = Vec::new();
+        for dir in &dirs {
+            let err = |source| Error::Write {
+                path: dir.clone(),
+                source,
+            };
+            let handle = File::open(dir).map_err(err)?;
+            let device = handle.metadata().map_err(err)?.dev();
+            if !synced_devices.contains(&device) {
+                syncfs(&handle).map_err(err)?;
+                synced_devices.push(device);
+            }
+        }
+        for file in &mut self.staged {
+            file.install()?;
+        }
+        for dir in &dirs {
+            sync_dir(dir).map_err(|source| Error::Write {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// `syncfs(2)`: flushes the whole filesystem that holds `file`.
+fn syncfs(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is open for the duration of the call.
+    if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -274,6 +383,48 @@ mod tests {
         let meta = fs::metadata(&path).expect("meta");
         assert_eq!(meta.mode() & 0o7777, 0o640);
         assert_eq!(entries(dir.path()), ["passwd", "passwd-"]);
+    }
+
+    #[test]
+    fn a_batch_is_all_in_place_after_commit_and_nothing_without() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("db.a"), dir.path().join("db.b"));
+        fs::write(&a, "old a").expect("write");
+        fs::write(&b, "same").expect("write");
+        let mut batch = Batch::new();
+        assert_eq!(
+            batch
+                .stage(&a, b"new a", Options::default())
+                .expect("stage"),
+            Written::Replaced
+        );
+        assert_eq!(
+            batch.stage(&b, b"same", Options::default()).expect("stage"),
+            Written::Unchanged
+        );
+        assert_eq!(batch.len(), 1);
+        drop(batch);
+        assert_eq!(fs::read(&a).expect("read"), b"old a");
+        assert_eq!(
+            entries(dir.path()),
+            ["db.a", "db.b"],
+            "no temporary file left"
+        );
+
+        let mut batch = Batch::new();
+        for (i, name) in ["db.a", "db.c", "db.d"].iter().enumerate() {
+            batch
+                .stage(
+                    &dir.path().join(name),
+                    format!("v{i}").as_bytes(),
+                    Options::default(),
+                )
+                .expect("stage");
+        }
+        batch.commit().expect("commit");
+        assert_eq!(entries(dir.path()), ["db.a", "db.b", "db.c", "db.d"]);
+        assert_eq!(fs::read(dir.path().join("db.d")).expect("read"), b"v2");
+        assert_eq!(fs::read(&a).expect("read"), b"v0");
     }
 
     #[test]
