@@ -552,3 +552,56 @@ fn reload_checks_the_serial_named_serves() {
         ),
     );
 }
+
+#[test]
+fn a_zone_without_agreed_name_servers_keeps_its_previous_file() {
+    let Some(fleet) = Fleet::new() else { return };
+    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
+    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    let before = fleet.files();
+    // web2 now also serves example.org, with name servers web1 does not give.
+    let doc = r#"{"version": 1, "server": "web2.example.net", "zones": [
+ {"name": "example.org", "ns": ["ns3.example.net."], "records": [
+  {"name": "new", "type": "A", "value": "192.0.2.44"}]}]}"#;
+    fleet.serve("web2", doc);
+    assert_eq!(code(&fleet.run(&["-q", "fetch", "--force"])), 0);
+    let out = fleet.run(&["-q", "build"]);
+    assert_eq!(code(&out), 1);
+    assert_stderr(&out, "example.org: not written: no name servers");
+    assert_stderr(&out, "its previous file stays");
+    let org = fleet.path("zones/db.example.org");
+    assert_eq!(
+        fs::read(&org).expect("zone file"),
+        before[&org].1,
+        "the previous file is untouched"
+    );
+    let include = fs::read_to_string(fleet.path("named.conf.pysk")).expect("include");
+    assert!(include.contains("zone \"example.org\""), "{include}");
+    assert!(
+        !include.contains("example.com"),
+        "web2 dropped example.com: {include}"
+    );
+}
+
+#[test]
+fn a_second_run_while_one_holds_the_lock_exits_75_and_writes_nothing() {
+    let Some(fleet) = Fleet::new() else { return };
+    let Some(flock) = require("flock", "util-linux") else {
+        return;
+    };
+    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
+    // --no-fork: the lock is held by the process we kill, not by a child.
+    let mut holder = Command::new(flock)
+        .arg("--no-fork")
+        .arg(fleet.path("state/.lock"))
+        .args(["sleep", "30"])
+        .spawn()
+        .expect("flock");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = fleet.run(&["-q", "build"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    assert!(!fleet.path("zones").exists(), "nothing written");
+    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+}
