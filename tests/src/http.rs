@@ -26,6 +26,8 @@ pub enum Reply {
     Status(u16),
     /// 200 with a body of this many bytes, streamed, never held in memory.
     Endless(u64),
+    /// 200 and the first half of a body, then silence for this long.
+    Stall(Duration),
 }
 
 /// A running test HTTP server.
@@ -168,6 +170,12 @@ fn serve<S: Read + Write>(
             stream,
             "HTTP/1.1 {code} Test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         ),
+        Reply::Stall(pause) => write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{\"version\": 1"
+        )
+        .and_then(|()| stream.flush())
+        .map(|()| thread::sleep(pause)),
         Reply::Endless(len) => write!(
             stream,
             "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"

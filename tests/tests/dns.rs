@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use pysk_tests::bind::Named;
 use pysk_tests::http::{HttpServer, Reply};
@@ -41,23 +41,25 @@ impl Fleet {
         fs::create_dir_all(&fleet.config).expect("config dir");
         fleet.write_hosts("");
         secret_file(&fleet.path("dns.password"), PASSWORD);
-        write_switches(
-            &fleet.config,
-            &[
-                ("dns_api_user", USER.to_owned()),
-                ("dns_api_password_file", fleet.show("dns.password")),
-                ("dns_ca_file", cert.display().to_string()),
-                ("dns_state_dir", fleet.show("state")),
-                ("dns_zone_dir", fleet.show("zones")),
-                ("dns_include", fleet.show("named.conf.pysk")),
-                (
-                    "dns_zone_options",
-                    "allow-transfer { 127.0.0.1; };".to_owned(),
-                ),
-                ("dns_servers_zone", "example.net".to_owned()),
-            ],
-        );
+        write_switches(&fleet.config, &fleet.switches());
         Some(fleet)
+    }
+
+    /// The switches every test starts from.
+    fn switches(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("dns_api_user", USER.to_owned()),
+            ("dns_api_password_file", self.show("dns.password")),
+            ("dns_ca_file", self.show("cert.pem")),
+            ("dns_state_dir", self.show("state")),
+            ("dns_zone_dir", self.show("zones")),
+            ("dns_include", self.show("named.conf.pysk")),
+            (
+                "dns_zone_options",
+                "allow-transfer { 127.0.0.1; };".to_owned(),
+            ),
+            ("dns_servers_zone", "example.net".to_owned()),
+        ]
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -392,6 +394,25 @@ fn hostile_documents_change_nothing_and_are_reported() {
     let out = fleet.run(&["-q", "fetch"]);
     assert_eq!(code(&out), 1);
     assert_stderr(&out, "larger than");
+    // A server that stops sending half-way is given up after the read
+    // timeout (1 s here), not waited for.
+    fleet
+        .http
+        .set("/web2.json", Reply::Stall(Duration::from_secs(60)));
+    let mut switches = fleet.switches();
+    switches.push(("dns_read_timeout", "1".to_owned()));
+    write_switches(&fleet.config, &switches);
+    let start = Instant::now();
+    let out = fleet.run(&["-q", "fetch"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_stderr(&out, "web2.example.net: unreachable (");
+    assert_stderr(&out, "timeout");
+    write_switches(&fleet.config, &fleet.switches());
     // Plain http to a host that is not loopback is refused outright.
     fleet.serve("web2", &good);
     fleet.write_hosts("web9.example.net 192.0.2.9 url=http://192.0.2.9/dns.json\n");
@@ -506,27 +527,21 @@ fn reload_checks_the_serial_named_serves() {
     assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
     let named = Named::start(&fleet.path("named"), &fleet.path("named.conf.pysk"))
         .expect("named is installed");
-    let mut switches = vec![
-        ("dns_api_user", USER.to_owned()),
-        ("dns_api_password_file", fleet.show("dns.password")),
-        ("dns_ca_file", fleet.show("cert.pem")),
-        ("dns_state_dir", fleet.show("state")),
-        ("dns_zone_dir", fleet.show("zones")),
-        ("dns_include", fleet.show("named.conf.pysk")),
-        ("dns_check_server", named.addr.to_string()),
-        ("dns_check_timeout", "3".to_owned()),
-        ("dns_reload_command", format!("kill -HUP {}", named.pid())),
-    ];
+    let mut switches = fleet.switches();
+    switches.push(("dns_check_server", named.addr.to_string()));
+    switches.push(("dns_check_timeout", "3".to_owned()));
+    let reload_at = switches.len();
+    switches.push(("dns_reload_command", format!("kill -HUP {}", named.pid())));
     write_switches(&fleet.config, &switches);
     // Nothing changed: no reload at all (a reload command that fails
     // would show it).
     fleet.run(&["-q", "build"]);
-    switches[8].1 = "false".to_owned();
+    switches[reload_at].1 = "false".to_owned();
     write_switches(&fleet.config, &switches);
     let out = fleet.run(&["-q", "build", "--reload"]);
     assert_eq!(code(&out), 0, "no change, no reload: {}", stderr(&out));
 
-    switches[8].1 = format!("kill -HUP {}", named.pid());
+    switches[reload_at].1 = format!("kill -HUP {}", named.pid());
     write_switches(&fleet.config, &switches);
     fleet.serve("web2", &example("web2").replace("192.0.2.20", "192.0.2.77"));
     assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
@@ -536,7 +551,7 @@ fn reload_checks_the_serial_named_serves() {
 
     // A "reload" that reloads nothing: the old serial is still served,
     // and the run says so.
-    switches[8].1 = "true".to_owned();
+    switches[reload_at].1 = "true".to_owned();
     write_switches(&fleet.config, &switches);
     fleet.serve("web2", &example("web2").replace("192.0.2.20", "192.0.2.78"));
     assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
