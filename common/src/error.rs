@@ -116,16 +116,8 @@ impl ToolError for Error {
             Error::Config { .. } | Error::Inventory { .. } | Error::SecretEnv { .. } => {
                 exit::CONFIG
             }
-            Error::Read { source, .. } => match source.kind() {
-                io::ErrorKind::NotFound => exit::NOINPUT,
-                io::ErrorKind::PermissionDenied => exit::NOPERM,
-                _ => exit::IOERR,
-            },
-            Error::Write { source, .. } => match source.kind() {
-                io::ErrorKind::PermissionDenied => exit::NOPERM,
-                io::ErrorKind::BrokenPipe => exit::IOERR,
-                _ => exit::CANTCREAT,
-            },
+            Error::Read { source, .. } => exit::read_failure(source),
+            Error::Write { source, .. } => exit::write_failure(source),
             Error::Locked { .. } => exit::TEMPFAIL,
             Error::SecretExposed { .. } => exit::NOPERM,
         }

@@ -43,6 +43,28 @@ pub enum Outcome {
     Partial,
 }
 
+/// The exit code for a failure to read an input: missing (66), not
+/// permitted (77), not valid data such as a corrupt gzip stream (65),
+/// else an I/O error (74).
+pub fn read_failure(err: &io::Error) -> u8 {
+    match err.kind() {
+        io::ErrorKind::NotFound => NOINPUT,
+        io::ErrorKind::PermissionDenied => NOPERM,
+        io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => DATAERR,
+        _ => IOERR,
+    }
+}
+
+/// The exit code for a failure to write an output: not permitted (77), a
+/// closed pipe (74), else the output cannot be created (73).
+pub fn write_failure(err: &io::Error) -> u8 {
+    match err.kind() {
+        io::ErrorKind::PermissionDenied => NOPERM,
+        io::ErrorKind::BrokenPipe => IOERR,
+        _ => CANTCREAT,
+    }
+}
+
 /// What every tool's error enum provides on top of `std::error::Error`:
 /// the exit code the failure maps to.
 ///

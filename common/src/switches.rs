@@ -311,6 +311,22 @@ pub fn shell_quote(value: &str) -> String {
     out
 }
 
+/// The switch list of a tool's `--help`: each key with its built-in
+/// default and what it controls, derived from the same `specs` that
+/// `config` prints, so the two cannot drift apart.
+pub fn help(specs: &[Spec]) -> String {
+    let mut out = String::from(
+        "Switches (in <config-dir>/serverconfig/default or /<fqdn>; options beat them):\n",
+    );
+    for spec in specs {
+        out.push_str(&format!(
+            "  {}=\"{}\"\n      {}\n",
+            spec.key, spec.default, spec.help
+        ));
+    }
+    out
+}
+
 /// Renders the effective switches for `host` in shell syntax: every key a
 /// file sets and every key in `specs` once, sorted, each with a comment
 /// naming the file and line it came from or saying it is the built-in
@@ -404,6 +420,16 @@ repeated=first
 repeated=second
 odd_chars=user@host:8080,a+b%c=d
 "#;
+
+    #[test]
+    fn help_lists_every_key_with_its_default() {
+        let specs = [Spec {
+            key: "dns_ns",
+            default: "",
+            help: "name servers",
+        }];
+        assert!(help(&specs).ends_with("\n  dns_ns=\"\"\n      name servers\n"));
+    }
 
     #[test]
     fn parser_reads_every_accepted_form_as_bash_does() {

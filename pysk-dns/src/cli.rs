@@ -5,38 +5,23 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use pysk_common::cli::{CommonArgs, WaitArgs};
+use pysk_common::switches;
 
-pub(crate) const AFTER_HELP: &str = "\
-Switches (in <config-dir>/serverconfig/default or /<fqdn>; options beat them):
-  dns_state_dir=\"/var/lib/pysk/dns\"     snapshots and serials
-  dns_zone_dir=\"/etc/bind/pysk\"         where build writes db.<zone>
-  dns_include=\"/etc/bind/named.conf.pysk\"  the zone statements for named.conf
-  dns_api_url=\"https://{name}/pysk/dns.json\"  document URL of servers without url=
-  dns_api_user=\"\"                       HTTP basic auth user (empty: none)
-  dns_api_password_file=\"\"              its password, in a file only root can read
-  dns_ca_file=\"\"                        CA certificates (PEM) instead of the system's
-  dns_insecure_http=\"no\"                allow plain http to other hosts than loopback
-  dns_connect_timeout=\"10\"              seconds to connect to a server
-  dns_read_timeout=\"30\"                 seconds for a server's whole answer
-  dns_max_document=\"16777216\"           largest document accepted, bytes
-  dns_fetch_parallel=\"16\"               servers fetched at once
-  dns_ns=\"\"                             name servers of every zone (empty: the documents')
-  dns_soa_primary=\"\"                    SOA primary (empty: the zone's first name server)
-  dns_soa_hostmaster=\"\"                 SOA mailbox, user@domain (empty: hostmaster@<zone>)
-  dns_soa_refresh=\"3600\"  dns_soa_retry=\"900\"  dns_soa_expire=\"1209600\"  dns_soa_minimum=\"3600\"
-  dns_zone_options=\"\"                   added to every zone statement, e.g. allow-transfer { 192.0.2.53; };
-  dns_servers_zone=\"\"                   zone that gets an address record per inventory server
-  dns_reload_command=\"rndc reload\"      run by build --reload after a change
-  dns_check_server=\"127.0.0.1:53\"       where --reload checks the served serials
-  dns_check_timeout=\"10\"                seconds a reloaded zone may take to be served
-
+/// The exit codes, for `--help`.
+const EXIT_CODES: &str = "\
 Exit codes: 0 ok, 1 a server or zone needs attention (reported), 2 usage,
 65 damaged state, 66 input missing, 69 reload failed, 73/74 cannot write,
 75 another fetch or build runs, 77 password file readable by others, 78 bad config.";
 
+/// `--help`'s epilogue: the switches (from [`crate::SWITCHES`]) and the
+/// exit codes.
+fn after_help() -> String {
+    format!("{}\n{EXIT_CODES}", switches::help(crate::SWITCHES))
+}
+
 /// pysk-dns: every managed server's DNS records, merged into zones for BIND
 #[derive(Debug, Parser)]
-#[command(name = "pysk-dns", version, after_help = AFTER_HELP)]
+#[command(name = "pysk-dns", version, after_help = after_help())]
 pub struct Cli {
     /// The options every pysk tool shares.
     #[command(flatten)]

@@ -102,15 +102,8 @@ impl ToolError for DnsError {
     fn exit_code(&self) -> u8 {
         match self {
             DnsError::Common(e) => e.exit_code(),
-            DnsError::Input { source, .. } => match source.kind() {
-                io::ErrorKind::NotFound => exit::NOINPUT,
-                io::ErrorKind::PermissionDenied => exit::NOPERM,
-                _ => exit::IOERR,
-            },
-            DnsError::Output { source, .. } => match source.kind() {
-                io::ErrorKind::PermissionDenied => exit::NOPERM,
-                _ => exit::CANTCREAT,
-            },
+            DnsError::Input { source, .. } => exit::read_failure(source),
+            DnsError::Output { source, .. } => exit::write_failure(source),
             DnsError::State { .. } => exit::DATAERR,
             DnsError::Stdout(_) => exit::IOERR,
             DnsError::Setting { .. } => exit::CONFIG,

@@ -199,13 +199,17 @@ pub fn try_main() -> Result<Outcome, DnsError> {
     }
 }
 
-/// A switch's value, or its default from [`SWITCHES`].
-fn setting(switches: &Switches, key: &str) -> String {
-    let default = SWITCHES
+/// A switch's built-in default, from [`SWITCHES`].
+fn default_of(key: &str) -> &'static str {
+    SWITCHES
         .iter()
         .find(|s| s.key == key)
-        .map_or("", |s| s.default);
-    switches.string(key, default)
+        .map_or("", |s| s.default)
+}
+
+/// A switch's value, or its default from [`SWITCHES`].
+fn setting(switches: &Switches, key: &str) -> String {
+    switches.string(key, default_of(key))
 }
 
 /// A switch parsed into `T`; a value that does not parse names the switch.
@@ -221,7 +225,7 @@ where
 }
 
 fn yes(switches: &Switches, key: &str) -> Result<bool, DnsError> {
-    Ok(switches.flag(key, setting(switches, key) == "yes")?)
+    Ok(switches.flag(key, default_of(key) == "yes")?)
 }
 
 fn optional_path(switches: &Switches, key: &str) -> Option<PathBuf> {

@@ -7,34 +7,22 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use pysk_common::cli::{CommonArgs, WaitArgs};
+use pysk_common::switches;
 
-pub(crate) const AFTER_HELP: &str = "\
-Switches (in <config-dir>/serverconfig/default or /<fqdn>; options beat them):
-  logs_spool=\"/var/spool/pysk/wwwlogs\"  the log spool
-  logs_memory=\"256M\"                    memory split may use for sorting
-  logs_vhosts=\"\"                        file of accepted virtual hosts (empty: all)
-  logs_reorder=\"1000\"                   merge's lookahead per input
-  logs_dns_cache=\"\"                     resolve's cache (empty: <logs_spool>/dnscache.txt)
-  logs_awstats_conf_dir=\"/etc/awstats\"  where awstats writes awstats.<vhost>.conf
-  logs_awstats_data_dir=\"/var/lib/awstats\"  AWStats' DirData
-  logs_awstats_data_mode=\"0755\"         permission bits awstats sets on DirData
-  logs_awstats_data_group=\"\"           group awstats gives DirData (empty: unchanged)
-  logs_awstats_include=\"/etc/awstats/awstats.conf.local\"  site-wide settings, included
-  logs_awstats_pl=\"/usr/lib/cgi-bin/awstats.pl\"  the AWStats program
-  logs_dns_nameserver=\"\"                resolve's name servers, IP[:PORT] separated by spaces
-  logs_imap_url=\"\"                      fetch's mailbox; empty: run does not fetch
-  logs_imap_password_file=\"\"            its password file
-  logs_imap_subject=\"access.log\"        text the Subject of a log mail contains
-  logs_imap_done_mailbox=\"\"             move fetched mail there instead of marking it seen
-  logs_imap_ca_file=\"\"                  CA certificate (PEM) for the IMAP server
-  logs_imap_insecure_plaintext=\"no\"     allow a password without TLS to a remote host
-
+/// The exit codes, for `--help`.
+const EXIT_CODES: &str = "\
 Exit codes: 0 ok, 1 some input unreadable (reported), 2 usage, 65 bad data,
 66 input missing, 73/74 cannot write, 75 another split runs, 78 bad config.";
 
+/// `--help`'s epilogue: the switches (from [`crate::SWITCHES`]) and the
+/// exit codes.
+fn after_help() -> String {
+    format!("{}\n{EXIT_CODES}", switches::help(crate::SWITCHES))
+}
+
 /// pysk-logs: web server access logs for AWStats, per virtual host and in time order
 #[derive(Debug, Parser)]
-#[command(name = "pysk-logs", version, after_help = AFTER_HELP)]
+#[command(name = "pysk-logs", version, after_help = after_help())]
 pub struct Cli {
     /// The options every pysk tool shares.
     #[command(flatten)]

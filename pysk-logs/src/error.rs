@@ -103,16 +103,8 @@ impl ToolError for LogsError {
     fn exit_code(&self) -> u8 {
         match self {
             LogsError::Common(e) => e.exit_code(),
-            LogsError::Input { source, .. } => match source.kind() {
-                io::ErrorKind::NotFound => exit::NOINPUT,
-                io::ErrorKind::PermissionDenied => exit::NOPERM,
-                io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => exit::DATAERR,
-                _ => exit::IOERR,
-            },
-            LogsError::Output { source, .. } => match source.kind() {
-                io::ErrorKind::PermissionDenied => exit::NOPERM,
-                _ => exit::CANTCREAT,
-            },
+            LogsError::Input { source, .. } => exit::read_failure(source),
+            LogsError::Output { source, .. } => exit::write_failure(source),
             LogsError::Stdout(_) | LogsError::Manifest { .. } => exit::IOERR,
             LogsError::Vhosts { .. } => exit::DATAERR,
             LogsError::Setting { .. } => exit::CONFIG,
