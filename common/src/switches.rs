@@ -99,6 +99,30 @@ impl Switches {
             .map_or_else(|| default.to_owned(), |s| s.value.clone())
     }
 
+    /// The value of `key`, or its built-in default from `specs` (the
+    /// tool's switch list).
+    pub fn setting(&self, specs: &[Spec], key: &str) -> String {
+        self.string(key, default_of(specs, key))
+    }
+
+    /// The value of `key` parsed as `T`, or its built-in default from
+    /// `specs` parsed; a value that does not parse is an error at its file
+    /// and line (or naming the built-in default).
+    pub fn setting_parsed<T: FromStr>(&self, specs: &[Spec], key: &str) -> Result<T, Error>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let (value, path, line) = match self.get(key) {
+            Some(s) => (s.value.as_str(), s.path.clone(), s.line),
+            None => (default_of(specs, key), PathBuf::from("built-in default"), 0),
+        };
+        value.trim().parse().map_err(|e| Error::Config {
+            path,
+            line,
+            reason: format!("{key}: invalid value {value:?}: {e}"),
+        })
+    }
+
     /// The value of `key` as a path, or `default`.
     pub fn path(&self, key: &str, default: &str) -> PathBuf {
         PathBuf::from(self.string(key, default))
@@ -311,10 +335,19 @@ pub fn shell_quote(value: &str) -> String {
     out
 }
 
-/// The switch list of a tool's `--help`: each key with its built-in
+/// The built-in default of `key` in `specs`; empty for a key not listed.
+pub fn default_of(specs: &[Spec], key: &str) -> &'static str {
+    specs
+        .iter()
+        .find(|s| s.key == key)
+        .map_or("", |s| s.default)
+}
+
+/// The epilogue of a tool's `--help`: each switch with its built-in
 /// default and what it controls, derived from the same `specs` that
-/// `config` prints, so the two cannot drift apart.
-pub fn help(specs: &[Spec]) -> String {
+/// `config` prints so the two cannot drift apart, then the tool's
+/// `exit_codes` paragraph.
+pub fn help(specs: &[Spec], exit_codes: &str) -> String {
     let mut out = String::from(
         "Switches (in <config-dir>/serverconfig/default or /<fqdn>; options beat them):\n",
     );
@@ -324,6 +357,8 @@ pub fn help(specs: &[Spec]) -> String {
             spec.key, spec.default, spec.help
         ));
     }
+    out.push('\n');
+    out.push_str(exit_codes);
     out
 }
 
@@ -428,7 +463,10 @@ odd_chars=user@host:8080,a+b%c=d
             default: "",
             help: "name servers",
         }];
-        assert!(help(&specs).ends_with("\n  dns_ns=\"\"\n      name servers\n"));
+        assert!(
+            help(&specs, "Exit codes: 0 ok.")
+                .ends_with("\n  dns_ns=\"\"\n      name servers\n\nExit codes: 0 ok.")
+        );
     }
 
     #[test]

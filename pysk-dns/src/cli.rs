@@ -13,15 +13,9 @@ Exit codes: 0 ok, 1 a server or zone needs attention (reported), 2 usage,
 65 damaged state, 66 input missing, 69 reload failed, 73/74 cannot write,
 75 another fetch or build runs, 77 password file readable by others, 78 bad config.";
 
-/// `--help`'s epilogue: the switches (from [`crate::SWITCHES`]) and the
-/// exit codes.
-fn after_help() -> String {
-    format!("{}\n{EXIT_CODES}", switches::help(crate::SWITCHES))
-}
-
 /// pysk-dns: every managed server's DNS records, merged into zones for BIND
 #[derive(Debug, Parser)]
-#[command(name = "pysk-dns", version, after_help = after_help())]
+#[command(name = "pysk-dns", version, after_help = switches::help(crate::SWITCHES, EXIT_CODES))]
 pub struct Cli {
     /// The options every pysk tool shares.
     #[command(flatten)]

@@ -36,7 +36,7 @@ use pysk_common::cli::CommonArgs;
 use pysk_common::exit::Outcome;
 use pysk_common::inventory::Inventory;
 use pysk_common::lock::Lock;
-use pysk_common::switches::{Spec, Switches};
+use pysk_common::switches::{self, Spec, Switches};
 
 pub use cli::Cli;
 use cli::{BuildArgs, Command, FetchArgs, StateArgs};
@@ -199,33 +199,22 @@ pub fn try_main() -> Result<Outcome, DnsError> {
     }
 }
 
-/// A switch's built-in default, from [`SWITCHES`].
-fn default_of(key: &str) -> &'static str {
-    SWITCHES
-        .iter()
-        .find(|s| s.key == key)
-        .map_or("", |s| s.default)
-}
-
 /// A switch's value, or its default from [`SWITCHES`].
 fn setting(switches: &Switches, key: &str) -> String {
-    switches.string(key, default_of(key))
+    switches.setting(SWITCHES, key)
 }
 
-/// A switch parsed into `T`; a value that does not parse names the switch.
+/// A switch parsed into `T`; a value that does not parse is a
+/// configuration error at its file and line.
 fn parsed<T: FromStr>(switches: &Switches, key: &str) -> Result<T, DnsError>
 where
     T::Err: std::fmt::Display,
 {
-    let text = setting(switches, key);
-    text.trim().parse().map_err(|e| DnsError::Setting {
-        name: key.to_owned(),
-        reason: format!("{text:?}: {e}"),
-    })
+    Ok(switches.setting_parsed(SWITCHES, key)?)
 }
 
 fn yes(switches: &Switches, key: &str) -> Result<bool, DnsError> {
-    Ok(switches.flag(key, default_of(key) == "yes")?)
+    Ok(switches.flag(key, switches::default_of(SWITCHES, key) == "yes")?)
 }
 
 fn optional_path(switches: &Switches, key: &str) -> Option<PathBuf> {

@@ -14,15 +14,9 @@ const EXIT_CODES: &str = "\
 Exit codes: 0 ok, 1 some input unreadable (reported), 2 usage, 65 bad data,
 66 input missing, 73/74 cannot write, 75 another split runs, 78 bad config.";
 
-/// `--help`'s epilogue: the switches (from [`crate::SWITCHES`]) and the
-/// exit codes.
-fn after_help() -> String {
-    format!("{}\n{EXIT_CODES}", switches::help(crate::SWITCHES))
-}
-
 /// pysk-logs: web server access logs for AWStats, per virtual host and in time order
 #[derive(Debug, Parser)]
-#[command(name = "pysk-logs", version, after_help = after_help())]
+#[command(name = "pysk-logs", version, after_help = switches::help(crate::SWITCHES, EXIT_CODES))]
 pub struct Cli {
     /// The options every pysk tool shares.
     #[command(flatten)]

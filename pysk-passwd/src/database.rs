@@ -1,0 +1,127 @@
+//! The user database the control panel exports: one JSON document,
+//! version 1, read from a file or from stdin (`-`).
+//!
+//! This module only parses; [`crate::validate`] decides whether the
+//! accounts may be written.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{PasswdError, input_err};
+
+/// The largest database accepted, bytes: 10,000 users take about 3 MiB.
+const MAX_SIZE: u64 = 256 << 20;
+
+/// The whole document.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// The format version; only 1 exists.
+    pub version: u32,
+    /// The users, in the order their new entries are added.
+    pub users: Vec<User>,
+}
+
+/// One user: a Unix account with its own group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// The login name.
+    pub name: String,
+    /// The uid, also the gid of the user's own group.
+    pub uid: u32,
+    /// The crypt(3) hash, or a locked form (`!…`, `*`).
+    pub password: String,
+    /// The home directory, under `/home/<name>`.
+    pub home: String,
+    /// The login shell, listed in `/etc/shells`.
+    pub shell: String,
+    /// The comment field (real name).
+    #[serde(default)]
+    pub gecos: String,
+    /// The user's FTP-only sub-accounts.
+    #[serde(default)]
+    pub ftp: Vec<Ftp>,
+}
+
+/// An FTP-only sub-account `<owner>-<suffix>`: the owner's uid and group,
+/// the FTP shell, its own password and home.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ftp {
+    /// Appended to the owner's name after a `-`.
+    pub suffix: String,
+    /// The crypt(3) hash, or a locked form.
+    pub password: String,
+    /// The home directory, under the owner's `/home/<owner>`.
+    pub home: String,
+}
+
+/// Reads the database from `path`, or from stdin when it is `-`.
+pub fn load(path: &Path) -> Result<(Database, String), PasswdError> {
+    let (source, bytes) = if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .take(MAX_SIZE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(input_err("stdin"))?;
+        ("stdin".to_owned(), bytes)
+    } else {
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_SIZE + 1).read_to_end(&mut bytes))
+            .map_err(input_err(path))?;
+        (path.display().to_string(), bytes)
+    };
+    let database = parse(&bytes, &source)?;
+    Ok((database, source))
+}
+
+/// Parses a version 1 document; `source` names it in errors.
+pub fn parse(bytes: &[u8], source: &str) -> Result<Database, PasswdError> {
+    let err = |reason: String| PasswdError::Database {
+        source: source.to_owned(),
+        reason,
+    };
+    if bytes.len() as u64 > MAX_SIZE {
+        return Err(err(format!("larger than {MAX_SIZE} bytes")));
+    }
+    let database: Database = serde_json::from_slice(bytes).map_err(|e| err(e.to_string()))?;
+    if database.version != 1 {
+        return Err(err(format!(
+            "version {} is not supported (only 1)",
+            database.version
+        )));
+    }
+    Ok(database)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_form_and_rejects_others() {
+        let db = parse(
+            br#"{"version":1,"users":[{"name":"alice","uid":10001,"password":"!","home":"/home/alice","shell":"/bin/bash","ftp":[{"suffix":"up","password":"*","home":"/home/alice/www"}]}]}"#,
+            "t",
+        )
+        .expect("valid");
+        assert_eq!(db.users[0].gecos, "");
+        assert_eq!(db.users[0].ftp[0].suffix, "up");
+        for bad in [
+            &br#"{"version":2,"users":[]}"#[..],
+            br#"{"version":1,"users":[],"extra":1}"#,
+            br#"{"version":1,"users":[{"name":"a","uid":-1,"password":"!","home":"/h","shell":"/s"}]}"#,
+            b"not json",
+        ] {
+            assert!(matches!(
+                parse(bad, "t"),
+                Err(PasswdError::Database { .. })
+            ));
+        }
+    }
+}

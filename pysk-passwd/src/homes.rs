@@ -1,0 +1,212 @@
+//! Home directories: a missing home and its `www/` are created, a wrong
+//! owner or mode corrected, and no symbolic link is ever followed below
+//! `/home`: each directory is opened with `openat(O_NOFOLLOW |
+//! O_DIRECTORY)` relative to its already opened parent, and owner and mode
+//! are changed through that descriptor. A user who replaces `www` with a
+//! link to `/etc` gets a warning, and `/etc` is not touched.
+//!
+//! `/home` itself is the root's and trusted (it may be a link to another
+//! disk).
+
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::{Mode, mkdirat};
+
+use crate::validate::{Account, normalise};
+
+/// The mode every managed directory gets.
+const MODE: u32 = 0o755;
+
+/// What was done to one directory, or why it was left alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// It was created.
+    Created(PathBuf),
+    /// Its owner was corrected (from uid, gid).
+    Owner(PathBuf, u32, u32),
+    /// Its mode was corrected (from mode).
+    Mode(PathBuf, u32),
+    /// It could not be made right; the reason. Nothing below it touched.
+    Problem(PathBuf, String),
+}
+
+/// Makes the directories of `accounts` right inside `root`: for a user its
+/// home (every directory from `/home/<user>` down) and `www/` in it, for
+/// an FTP account its home; owner the account's uid and group `gid`, mode
+/// 0755. Returns what happened, in order.
+pub fn ensure(root: &Path, accounts: &[Account], gid: u32) -> Vec<Event> {
+    let mut events = Vec::new();
+    let base = root.join("home");
+    let home_dir = match open_home(&base) {
+        Ok(dir) => dir,
+        Err(e) => {
+            events.push(Event::Problem(base, e.to_string()));
+            return events;
+        }
+    };
+    for account in accounts {
+        let Ok(parts) = normalise(&account.home) else {
+            continue;
+        };
+        let mut parts: Vec<&str> = parts.into_iter().skip(1).collect();
+        if account.owner.is_none() {
+            parts.push("www");
+        }
+        walk(&home_dir, &base, &parts, account.uid, gid, &mut events);
+    }
+    events
+}
+
+/// Opens `/home` of the root, creating it (root's, 0755) when missing.
+fn open_home(base: &Path) -> io::Result<File> {
+    match fs::create_dir(base) {
+        Ok(()) => fs::set_permissions(base, fs::Permissions::from_mode(MODE))?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    File::open(base)
+}
+
+/// Creates and corrects each of `parts` in turn below `dir`.
+fn walk(dir: &File, base: &Path, parts: &[&str], uid: u32, gid: u32, events: &mut Vec<Event>) {
+    let mut path = base.to_owned();
+    let mut parent: OwnedFd = match dir.try_clone() {
+        Ok(f) => f.into(),
+        Err(e) => {
+            events.push(Event::Problem(path, e.to_string()));
+            return;
+        }
+    };
+    for part in parts {
+        path.push(part);
+        match step(&parent, part, &path, uid, gid, events) {
+            Ok(fd) => parent = fd,
+            Err(why) => {
+                events.push(Event::Problem(path, why));
+                return;
+            }
+        }
+    }
+}
+
+/// One directory: made if missing, opened without following a link, its
+/// owner and mode set through the descriptor.
+fn step(
+    parent: &OwnedFd,
+    name: &str,
+    path: &Path,
+    uid: u32,
+    gid: u32,
+    events: &mut Vec<Event>,
+) -> Result<OwnedFd, String> {
+    // Made private first; owner and mode are set below, through the
+    // descriptor.
+    let created = match mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o700)) {
+        Ok(()) => true,
+        Err(Errno::EEXIST) => false,
+        Err(e) => return Err(format!("cannot create: {e}")),
+    };
+    if created {
+        events.push(Event::Created(path.to_owned()));
+    }
+    let fd = openat(
+        parent.as_fd(),
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::ELOOP | Errno::ENOTDIR => {
+            "is a symbolic link or not a directory; left alone".to_owned()
+        }
+        e => format!("cannot open: {e}"),
+    })?;
+    let dir = File::from(fd);
+    let meta = dir.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+    if (meta.uid(), meta.gid()) != (uid, gid) {
+        std::os::unix::fs::fchown(&dir, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot change owner: {e}"))?;
+        if !created {
+            events.push(Event::Owner(path.to_owned(), meta.uid(), meta.gid()));
+        }
+    }
+    if meta.mode() & 0o7777 != MODE {
+        dir.set_permissions(fs::Permissions::from_mode(MODE))
+            .map_err(|e| format!("cannot change mode: {e}"))?;
+        if !created {
+            events.push(Event::Mode(path.to_owned(), meta.mode() & 0o7777));
+        }
+    }
+    Ok(dir.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn account(name: &str, home: &str, owner: Option<&str>) -> Account {
+        Account {
+            name: name.to_owned(),
+            uid: 10001,
+            gid: 10001,
+            gecos: String::new(),
+            home: home.to_owned(),
+            shell: "/bin/sh".to_owned(),
+            hash: "!".to_owned(),
+            owner: owner.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn creates_corrects_and_never_follows_a_link() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        fs::set_permissions(outside.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
+        let r = root.path();
+        let events = ensure(
+            r,
+            &[
+                account("alice", "/home/alice", None),
+                account("alice-up", "/home/alice/www/up", Some("alice")),
+            ],
+            100,
+        );
+        let created: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Created(p) => Some(p.strip_prefix(r).expect("in root").to_owned()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            created,
+            ["home/alice", "home/alice/www", "home/alice/www/up"].map(PathBuf::from)
+        );
+        for dir in ["home/alice", "home/alice/www", "home/alice/www/up"] {
+            let meta = fs::metadata(r.join(dir)).expect("made");
+            assert_eq!(
+                (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+                (10001, 100, 0o755)
+            );
+        }
+        // Drift is corrected and said.
+        fs::set_permissions(r.join("home/alice"), fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        let events = ensure(r, &[account("alice", "/home/alice", None)], 100);
+        assert_eq!(events, [Event::Mode(r.join("home/alice"), 0o700)]);
+        // www replaced by a link to a directory outside: left alone.
+        fs::remove_dir_all(r.join("home/alice/www")).expect("rm");
+        symlink(outside.path(), r.join("home/alice/www")).expect("symlink");
+        let events = ensure(r, &[account("alice", "/home/alice", None)], 100);
+        assert!(matches!(&events[..], [Event::Problem(p, _)] if *p == r.join("home/alice/www")));
+        let meta = fs::metadata(outside.path()).expect("outside");
+        assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o700));
+    }
+}

@@ -1,0 +1,832 @@
+//! End-to-end tests of `pysk-passwd` on a root made from this machine's
+//! real Debian `/etc`: shadow-utils' own `pwck` and `grpck` judge the
+//! result, the system's crypt(3) (through perl) verifies every written
+//! hash, `useradd --prefix` runs against the same root while syncs do, and
+//! a real `lckpwdf`-style lock (a POSIX fcntl lock from another process)
+//! holds the run off.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pysk_tests::{TempDir, bin, examples, require, scratch, write_switches};
+
+/// The account files a sync may touch.
+const FILES: [&str; 5] = ["passwd", "group", "shadow", "gshadow", "vsftpd.chroot_list"];
+
+/// The managed names of the example database.
+const NAMES: [&str; 6] = ["alice", "alice-upload", "bob", "carol", "dave", "dave-logs"];
+
+/// A file's content, mode, uid, gid and mtime (seconds, nanoseconds).
+type FileState = (Vec<u8>, u32, u32, u32, i64, i64);
+
+/// A root holding copies of the real `/etc` account files, owners and
+/// modes kept, plus the shells pwck wants to find.
+struct Root {
+    dir: TempDir,
+}
+
+impl Root {
+    fn new() -> Option<Root> {
+        require("pwck", "passwd")?;
+        require("perl", "perl")?;
+        assert!(
+            nix_is_root(),
+            "the pysk-passwd tests chown homes and copy /etc/shadow: run them as root"
+        );
+        let dir = scratch();
+        let root = Root { dir };
+        fs::create_dir_all(root.etc()).expect("etc");
+        for name in [
+            "passwd",
+            "group",
+            "shadow",
+            "gshadow",
+            "shells",
+            "login.defs",
+        ] {
+            let from = Path::new("/etc").join(name);
+            let to = root.etc().join(name);
+            fs::copy(&from, &to).expect("copy from /etc");
+            let meta = fs::metadata(&from).expect("stat /etc file");
+            std::os::unix::fs::chown(&to, Some(meta.uid()), Some(meta.gid())).expect("chown");
+        }
+        // A NIS compat line: kept in place, new entries go before it.
+        let mut passwd = fs::OpenOptions::new()
+            .append(true)
+            .open(root.etc().join("passwd"))
+            .expect("passwd");
+        passwd.write_all(b"+::::::\n").expect("append");
+        for program in ["bin/bash", "bin/sh", "usr/sbin/nologin"] {
+            let path = root.path().join(program);
+            fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+            fs::write(&path, "#!/bin/sh\n").expect("write");
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        fs::create_dir_all(root.config()).expect("config");
+        write_switches(&root.config(), &[]);
+        Some(root)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn etc(&self) -> PathBuf {
+        self.path().join("etc")
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    /// Runs `pysk-passwd <sub> --root <root> <args>`.
+    fn run(&self, sub: &str, args: &[&str]) -> Output {
+        self.run_with_stdin(sub, args, None)
+    }
+
+    fn run_with_stdin(&self, sub: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut child = Command::new(bin("pysk-passwd"))
+            .arg("--config-dir")
+            .arg(self.config())
+            .args(["--host", "test.example", sub, "--root"])
+            .arg(self.path())
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run pysk-passwd");
+        if let Some(bytes) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(bytes)
+                .expect("feed stdin");
+        }
+        child.wait_with_output().expect("wait")
+    }
+
+    /// Writes a database into the scratch directory and returns its path.
+    fn database(&self, name: &str, json: &str) -> String {
+        let path = self.dir.path().join(name);
+        fs::write(&path, json).expect("write database");
+        path.display().to_string()
+    }
+
+    fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.etc().join(name)).unwrap_or_default()
+    }
+
+    /// Content, mode, owner and mtime of every file a sync may touch.
+    fn snapshot(&self) -> Vec<(String, Option<FileState>)> {
+        let mut names: Vec<String> = FILES.iter().map(|s| s.to_string()).collect();
+        names.extend(FILES.iter().map(|s| format!("{s}-")));
+        names
+            .into_iter()
+            .map(|n| {
+                let p = self.etc().join(&n);
+                let state = fs::read(&p).ok().map(|bytes| {
+                    let m = fs::metadata(&p).expect("stat");
+                    (bytes, m.mode(), m.uid(), m.gid(), m.mtime(), m.mtime_nsec())
+                });
+                (n, state)
+            })
+            .collect()
+    }
+
+    /// pwck's and grpck's complaints about the root, and grpck's status.
+    fn checks(&self) -> (BTreeSet<String>, BTreeSet<String>, Option<i32>) {
+        let run = |program: &str| {
+            let out = Command::new(program)
+                .args(["-r", "-R"])
+                .arg(self.path())
+                .output()
+                .expect("run the checker");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (
+                text.lines()
+                    .filter(|l| !l.contains("no changes"))
+                    .map(str::to_owned)
+                    .collect::<BTreeSet<_>>(),
+                out.status.code(),
+            )
+        };
+        let (pwck, _) = run("pwck");
+        let (grpck, status) = run("grpck");
+        (pwck, grpck, status)
+    }
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn example() -> String {
+    examples().join("passwd/users.json").display().to_string()
+}
+
+fn example_json() -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(example()).expect("read example")).expect("json")
+}
+
+/// The sample passwords the example hashes were made from.
+fn passwords() -> Vec<(String, String)> {
+    fs::read_to_string(examples().join("passwd/passwords"))
+        .expect("passwords")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            (
+                f.next().expect("name").to_owned(),
+                f.next().expect("password").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The system's crypt(3) of `password` with the setting `hash` (libxcrypt
+/// through perl; the password passed in the environment).
+fn crypt(password: &str, hash: &str) -> String {
+    let out = Command::new("perl")
+        .args(["-e", "print crypt($ENV{PW}, $ARGV[0])", hash])
+        .env("PW", password)
+        .output()
+        .expect("perl");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn today() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        / 86_400
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn shadow_hash(root: &Root, name: &str) -> String {
+    root.read("shadow")
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}:")))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or_else(|| panic!("{name} has no shadow entry"))
+        .to_owned()
+}
+
+/// A user entry, for hand-made databases.
+fn user(name: &str, uid: u32, extra: &str) -> String {
+    let hash = crypt("pw", "$6$testsalt$");
+    format!(
+        r#"{{"name":"{name}","uid":{uid},"password":"{hash}","home":"/home/{name}","shell":"/bin/bash"{extra}}}"#
+    )
+}
+
+fn db(users: &[String]) -> String {
+    format!(r#"{{"version":1,"users":[{}]}}"#, users.join(","))
+}
+
+#[test]
+fn sync_writes_what_pwck_grpck_and_crypt_accept_and_keeps_the_rest() {
+    let Some(root) = Root::new() else { return };
+    let before = root.snapshot();
+    let original: Vec<String> = ["passwd", "group", "shadow", "gshadow"]
+        .iter()
+        .map(|n| root.read(n))
+        .collect();
+    let (pwck_before, grpck_before, grpck_status_before) = root.checks();
+
+    let out = root.run("sync", &["--users", &example()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+
+    // passwd: the entries before the NIS line, everything else unchanged.
+    let expected_passwd = original[0].replace(
+        "+::::::\n",
+        "alice:x:10001:10001:Alice Example,,,:/home/alice:/bin/bash\n\
+         alice-upload:x:10001:10001::/home/alice/www/upload:/usr/sbin/nologin\n\
+         bob:x:10002:10002:Bob Beispiel:/home/bob:/bin/sh\n\
+         carol:x:10003:10003:Carol (locked):/home/carol:/bin/bash\n\
+         dave:x:10004:10004::/home/dave/site:/bin/bash\n\
+         dave-logs:x:10004:10004::/home/dave/site/logs:/usr/sbin/nologin\n\
+         +::::::\n",
+    );
+    assert_eq!(root.read("passwd"), expected_passwd);
+    let expected_group = format!(
+        "{}alice:x:10001:\nbob:x:10002:\ncarol:x:10003:\ndave:x:10004:\n",
+        original[1].replace("\nusers:x:100:\n", "\nusers:x:100:alice,bob,carol,dave\n")
+    );
+    assert_eq!(root.read("group"), expected_group);
+    let expected_gshadow = format!(
+        "{}alice:!::\nbob:!::\ncarol:!::\ndave:!::\n",
+        original[3].replace("\nusers:*::\n", "\nusers:*::alice,bob,carol,dave\n")
+    );
+    assert_eq!(root.read("gshadow"), expected_gshadow);
+    let json = example_json();
+    let mut expected_shadow = original[2].clone();
+    for user in json["users"].as_array().expect("users") {
+        let mut add = |name: &str, hash: &str| {
+            expected_shadow.push_str(&format!("{name}:{hash}:{}:0:99999:7:::\n", today()));
+        };
+        add(
+            user["name"].as_str().expect("name"),
+            user["password"].as_str().expect("password"),
+        );
+        for ftp in user["ftp"].as_array().into_iter().flatten() {
+            let name = format!(
+                "{}-{}",
+                user["name"].as_str().expect("name"),
+                ftp["suffix"].as_str().expect("suffix")
+            );
+            add(&name, ftp["password"].as_str().expect("password"));
+        }
+    }
+    assert_eq!(root.read("shadow"), expected_shadow);
+    assert_eq!(root.read("vsftpd.chroot_list"), "alice-upload\ndave-logs\n");
+
+    // Owners and modes kept (Debian: shadow is root:shadow 0640), the old
+    // versions beside them.
+    for (name, state) in &before {
+        if let Some((bytes, mode, uid, gid, _, _)) = state
+            && !name.ends_with('-')
+        {
+            let meta = fs::metadata(root.etc().join(name)).expect("stat");
+            assert_eq!(
+                (meta.mode(), meta.uid(), meta.gid()),
+                (*mode, *uid, *gid),
+                "{name}"
+            );
+            assert_eq!(
+                &fs::read(root.etc().join(format!("{name}-"))).expect("backup"),
+                bytes
+            );
+        }
+    }
+
+    // What was shown: diffs of passwd and group, names for shadow, never
+    // a hash.
+    assert!(stdout.contains("+alice:x:10001:10001:Alice Example,,,:/home/alice:/bin/bash\n"));
+    assert!(stdout.contains("-users:x:100:\n+users:x:100:alice,bob,carol,dave\n"));
+    assert!(stdout.contains("/etc/shadow: carol: added\n"), "{stdout}");
+    assert!(!stdout.contains('$'), "a hash was shown:\n{stdout}");
+
+    // Every hash verifies its user's password with the system's crypt;
+    // carol's is locked, and her hash behind the '!' still the right one.
+    for (name, password) in passwords() {
+        let stored = shadow_hash(&root, &name);
+        let hash = stored.trim_start_matches('!');
+        assert_eq!(crypt(&password, hash), hash, "{name}");
+        assert_eq!(stored.starts_with('!'), name == "carol", "{name}");
+        assert_ne!(crypt("wrong", hash), hash);
+    }
+
+    // shadow-utils' own checkers find nothing new, nothing about ours.
+    let (pwck_after, grpck_after, grpck_status_after) = root.checks();
+    assert_eq!(pwck_after, pwck_before, "pwck complains after the sync");
+    assert_eq!(grpck_after, grpck_before, "grpck complains after the sync");
+    assert_eq!(grpck_status_after, grpck_status_before);
+    for line in pwck_after.iter().chain(&grpck_after) {
+        for name in NAMES {
+            assert!(!line.contains(&format!("'{name}'")), "{line}");
+        }
+    }
+
+    // Homes and www/, owned by the user and the shared group, 0755.
+    for (dir, uid) in [
+        ("alice", 10001),
+        ("alice/www", 10001),
+        ("alice/www/upload", 10001),
+        ("bob/www", 10002),
+        ("carol/www", 10003),
+        ("dave/site/www", 10004),
+        ("dave/site/logs", 10004),
+    ] {
+        let meta = fs::metadata(root.path().join("home").join(dir)).expect(dir);
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (uid, 100, 0o755),
+            "{dir}"
+        );
+    }
+
+    // A second sync changes nothing, says nothing, and check agrees.
+    let after = root.snapshot();
+    let again = root.run("sync", &["--users", &example()]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert_eq!(text(&again.stdout), "");
+    assert_eq!(text(&again.stderr), "");
+    assert_eq!(root.snapshot(), after);
+    let check = root.run("check", &["--users", &example()]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stdout));
+    assert_eq!(text(&check.stdout), "");
+}
+
+#[test]
+fn lastchg_moves_only_with_the_hash_and_check_reports_drift() {
+    let Some(root) = Root::new() else { return };
+    assert_eq!(
+        root.run("sync", &["--users", &example()]).status.code(),
+        Some(0)
+    );
+    // Pretend the passwords were set long ago.
+    let aged: String = root
+        .read("shadow")
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(':').collect();
+            if NAMES.contains(&f[0]) {
+                f[2] = "12345";
+            }
+            format!("{}\n", f.join(":"))
+        })
+        .collect();
+    fs::write(root.etc().join("shadow"), &aged).expect("age");
+    let check = root.run("check", &["--users", &example()]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stdout));
+
+    // bob gets a new password, alice is locked.
+    let mut json = example_json();
+    let new_hash = crypt("new-password", "$6$newsalt$");
+    json["users"][1]["password"] = new_hash.clone().into();
+    let alice = json["users"][0]["password"]
+        .as_str()
+        .expect("hash")
+        .to_owned();
+    json["users"][0]["password"] = format!("!{alice}").into();
+    let changed = root.database("changed.json", &json.to_string());
+    let check = root.run("check", &["--users", &changed]);
+    assert_eq!(check.status.code(), Some(1));
+    let shadow_path = root.etc().join("shadow").display().to_string();
+    assert_eq!(
+        text(&check.stdout),
+        format!("{shadow_path}: alice: locked\n{shadow_path}: bob: password changed\n")
+    );
+    let sync = root.run("sync", &["--users", &changed]);
+    assert_eq!(sync.status.code(), Some(0), "{}", text(&sync.stderr));
+    assert_eq!(text(&sync.stdout), text(&check.stdout));
+    let lastchg = |name: &str| -> String {
+        root.read("shadow")
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .and_then(|l| l.split(':').nth(2))
+            .expect("entry")
+            .to_owned()
+    };
+    assert_eq!(lastchg("bob"), today().to_string());
+    assert_eq!(lastchg("alice"), today().to_string());
+    for name in ["carol", "dave", "alice-upload", "dave-logs"] {
+        assert_eq!(lastchg(name), "12345", "{name}");
+    }
+    assert_eq!(shadow_hash(&root, "bob"), new_hash);
+    assert_eq!(crypt("new-password", &new_hash), new_hash);
+
+    // Someone edits passwd by hand: check shows the diff, sync restores.
+    let passwd = root.read("passwd");
+    fs::write(
+        root.etc().join("passwd"),
+        passwd.replace("/home/bob:/bin/sh", "/home/bob:/bin/bash"),
+    )
+    .expect("edit");
+    let check = root.run("check", &["--users", &changed]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        text(&check.stdout).contains(
+            "-bob:x:10002:10002:Bob Beispiel:/home/bob:/bin/bash\n+bob:x:10002:10002:Bob Beispiel:/home/bob:/bin/sh\n"
+        ),
+        "{}",
+        text(&check.stdout)
+    );
+    assert_eq!(
+        root.run("sync", &["-q", "--users", &changed]).status.code(),
+        Some(0)
+    );
+    assert_eq!(root.read("passwd"), passwd);
+}
+
+#[test]
+fn hostile_databases_exit_65_and_change_nothing() {
+    let Some(root) = Root::new() else { return };
+    let hash = crypt("pw", "$6$testsalt$");
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "colon in a name",
+            db(&[user("ev:il", 10001, "")]),
+            "name must match",
+        ),
+        (
+            "newline in a gecos",
+            db(&[user(
+                "eve",
+                10001,
+                r#","gecos":"Eve\nroot::0:0::/root:/bin/bash""#,
+            )]),
+            "gecos contains ':' or a control character",
+        ),
+        (
+            "plaintext password",
+                            r#"{"version":1,"users":[{"name":"eve","uid":10001,"password":"hunter2","home":"/home/eve","shell":"/bin/bash"}]}"#.to_owned(),
+            "password: not a crypt(3) hash",
+        ),
+        (
+            "home escaping with ..",
+            format!(
+                r#"{{"version":1,"users":[{{"name":"eve","uid":10001,"password":"{hash}","home":"/home/eve/../../etc","shell":"/bin/bash"}}]}}"#
+            ),
+            "contains \"..\"",
+        ),
+        ("uid 0", db(&[user("eve", 0, "")]), "uid 0 is outside"),
+        (
+            "a system user's name",
+            db(&[user("daemon", 10001, "")]),
+            "\"daemon\" is already a system user",
+        ),
+        (
+            "a duplicate uid",
+            db(&[user("eve", 10001, ""), user("mallory", 10001, "")]),
+            "uid 10001 is also used by user #1",
+        ),
+        (
+            "a shell not in /etc/shells",
+            db(&[user("eve", 10001, "").replace("/bin/bash", "/tmp/evil")]),
+            "not listed in /etc/shells",
+        ),
+        (
+            "one bad entry among good ones",
+            db(&[user("good", 10001, ""), user("bad", 1, "")]),
+            "uid 1 is outside",
+        ),
+        (
+            "truncated JSON",
+            r#"{"version":1,"users":[{"name":"#.to_owned(),
+            "EOF",
+        ),
+        (
+            "a later version",
+            r#"{"version":2,"users":[]}"#.to_owned(),
+            "version 2",
+        ),
+    ];
+    let before = root.snapshot();
+    for (what, json, says) in cases {
+        let path = root.database("hostile.json", &json);
+        let out = root.run("sync", &["--users", &path]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(65), "{what}: {stderr}");
+        assert!(stderr.contains(says), "{what}: {stderr}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "{what}: the password was shown"
+        );
+        assert_eq!(text(&out.stdout), "", "{what}");
+        assert_eq!(root.snapshot(), before, "{what}: files changed");
+        assert!(
+            !root.path().join("home").exists(),
+            "{what}: a home was made"
+        );
+    }
+}
+
+#[test]
+fn mass_removal_is_refused_without_force() {
+    let Some(root) = Root::new() else { return };
+    let many: Vec<String> = (0..8)
+        .map(|i| user(&format!("u{i}"), 10100 + i, ""))
+        .collect();
+    let full = root.database("full.json", &db(&many));
+    assert_eq!(
+        root.run("sync", &["-q", "--users", &full]).status.code(),
+        Some(0)
+    );
+    let before = root.snapshot();
+    // An export that lost six of eight users: refused.
+    let truncated = root.database("truncated.json", &db(&many[..2]));
+    let out = root.run("sync", &["--users", &truncated]);
+    assert_eq!(out.status.code(), Some(65));
+    assert!(
+        text(&out.stderr).contains("would remove 6 of the 8 managed accounts"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(root.snapshot(), before);
+    let out = root.run("sync", &["-q", "--force", "--users", &truncated]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+    let passwd = root.read("passwd");
+    assert!(passwd.contains("\nu1:x:10101:") && !passwd.contains("\nu2:x:"));
+    assert!(root.read("group").contains("\nusers:x:100:u0,u1\n"));
+}
+
+#[test]
+fn held_locks_give_exit_75_and_no_write() {
+    let Some(root) = Root::new() else { return };
+    let python = require("python3", "python3").expect("python3");
+    let before = root.snapshot();
+    // lckpwdf(3) as glibc takes it: a POSIX fcntl write lock on .pwd.lock,
+    // held here by another process.
+    let lock = root.etc().join(".pwd.lock");
+    let mut holder = Command::new(python)
+        .args([
+            "-c",
+            "import fcntl,sys,time\nf=open(sys.argv[1],'w')\nfcntl.lockf(f,fcntl.LOCK_EX)\nprint('held',flush=True)\ntime.sleep(60)",
+        ])
+        .arg(&lock)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
+        &mut ready,
+    )
+    .expect("read");
+    assert_eq!(ready, "held\n");
+    let started = std::time::Instant::now();
+    let out = root.run("sync", &["--lock-timeout", "1", "--users", &example()]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(
+        text(&out.stderr).contains(".pwd.lock: held by"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(root.snapshot(), before);
+
+    // shadow-utils' lock file of a running program holds it off too.
+    let mut sleeper = Command::new("sleep").arg("60").spawn().expect("sleep");
+    fs::write(root.etc().join("shadow.lock"), sleeper.id().to_string()).expect("lock");
+    let out = root.run("sync", &["--lock-timeout", "0", "--users", &example()]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("shadow.lock: held by process {}", sleeper.id())),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(root.snapshot(), before);
+    // That program is gone now: its stale lock is broken, as shadow-utils
+    // does, and the sync goes through, leaving no lock behind.
+    let out = root.run(
+        "sync",
+        &["-q", "--lock-timeout", "0", "--users", &example()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for name in ["passwd", "group", "shadow", "gshadow"] {
+        assert!(
+            !root.etc().join(format!("{name}.lock")).exists(),
+            "{name}.lock left"
+        );
+    }
+}
+
+#[test]
+fn useradd_running_alongside_syncs_loses_nothing() {
+    let Some(root) = Root::new() else { return };
+    let useradd = require("useradd", "passwd").expect("useradd");
+    let other = {
+        let mut json = example_json();
+        let users = json["users"].as_array_mut().expect("users");
+        users.remove(1);
+        json.to_string()
+    };
+    let other = root.database("other.json", &other);
+    let prefix = root.path();
+    let adder = std::thread::spawn(move || {
+        (0..30)
+            .map(|i| {
+                Command::new(&useradd)
+                    .arg("--prefix")
+                    .arg(&prefix)
+                    .args(["-M", "-s", "/bin/sh", "-u"])
+                    .arg((5000 + i).to_string())
+                    .arg(format!("loop{i}"))
+                    .output()
+                    .expect("useradd")
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut syncs = 0;
+    while !adder.is_finished() || syncs < 4 {
+        let users = if syncs % 2 == 0 {
+            example()
+        } else {
+            other.clone()
+        };
+        let out = root.run("sync", &["-q", "--users", &users]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        syncs += 1;
+    }
+    for (i, out) in adder.join().expect("useradd thread").iter().enumerate() {
+        assert!(
+            out.status.success(),
+            "useradd loop{i}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = root.run("sync", &["-q", "--users", &example()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (passwd, shadow, group) = (root.read("passwd"), root.read("shadow"), root.read("group"));
+    for i in 0..30 {
+        let name = format!("loop{i}");
+        assert!(
+            passwd.contains(&format!("\n{name}:x:{}:", 5000 + i)),
+            "{name} lost from passwd"
+        );
+        assert!(
+            shadow.contains(&format!("\n{name}:")),
+            "{name} lost from shadow"
+        );
+        assert!(
+            group.contains(&format!("\n{name}:x:")),
+            "{name} lost from group"
+        );
+    }
+    for name in NAMES {
+        assert_eq!(
+            passwd.matches(&format!("\n{name}:x:")).count(),
+            1,
+            "{name} in passwd"
+        );
+        assert!(shadow.contains(&format!("\n{name}:$")) || shadow.contains(&format!("\n{name}:!")));
+    }
+    let (_, grpck, status) = root.checks();
+    assert_eq!(status, Some(0), "{grpck:?}");
+}
+
+#[test]
+fn a_www_link_is_never_followed() {
+    let Some(root) = Root::new() else { return };
+    assert_eq!(
+        root.run("sync", &["-q", "--users", &example()])
+            .status
+            .code(),
+        Some(0)
+    );
+    let decoy = scratch();
+    fs::set_permissions(decoy.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
+    let etc_meta = fs::metadata(root.etc()).expect("etc");
+    // bob replaces www with a link to /etc (the root's), carol with one to
+    // a directory of root's elsewhere.
+    let bob_www = root.path().join("home/bob/www");
+    fs::remove_dir(&bob_www).expect("rm");
+    symlink(root.etc(), &bob_www).expect("symlink");
+    let carol_www = root.path().join("home/carol/www");
+    fs::remove_dir(&carol_www).expect("rm");
+    symlink(decoy.path(), &carol_www).expect("symlink");
+    let out = root.run("sync", &["--users", &example()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: is a symbolic link or not a directory; left alone",
+            bob_www.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&carol_www.display().to_string()),
+        "{stderr}"
+    );
+    let after = fs::metadata(root.etc()).expect("etc");
+    assert_eq!(
+        (after.uid(), after.gid(), after.mode()),
+        (etc_meta.uid(), etc_meta.gid(), etc_meta.mode())
+    );
+    let decoy_meta = fs::metadata(decoy.path()).expect("decoy");
+    assert_eq!((decoy_meta.uid(), decoy_meta.mode() & 0o7777), (0, 0o700));
+    for name in ["passwd", "shadow", "group"] {
+        let meta = fs::metadata(root.etc().join(name)).expect("stat");
+        assert_eq!(meta.uid(), 0, "{name} was chowned");
+    }
+    // An FTP home through such a link rejects the database.
+    let alice_www = root.path().join("home/alice/www");
+    fs::rename(&alice_www, root.path().join("home/alice/www.old")).expect("mv");
+    symlink(decoy.path(), &alice_www).expect("symlink");
+    let out = root.run("sync", &["--users", &example()]);
+    assert_eq!(out.status.code(), Some(65), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("passes through the symbolic link"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(fs::read_dir(decoy.path()).expect("decoy").count(), 0);
+}
+
+#[test]
+fn dry_run_from_stdin_shows_and_writes_nothing() {
+    let Some(root) = Root::new() else { return };
+    let before = root.snapshot();
+    let json = fs::read(example()).expect("example");
+    let out = root.run_with_stdin("sync", &["--dry-run", "--users", "-"], Some(&json));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("+bob:x:10002:10002:Bob Beispiel:/home/bob:/bin/sh\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(": dave-logs: added\n"), "{stdout}");
+    assert!(!stdout.contains('$'));
+    assert_eq!(root.snapshot(), before);
+    assert!(!root.path().join("home").exists());
+    // --quiet prints nothing, also for a real sync that changes things.
+    let out = root.run_with_stdin("sync", &["-q", "--users", "-"], Some(&json));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        (String::new(), String::new())
+    );
+    assert_ne!(root.snapshot(), before);
+}
+
+#[test]
+fn htpasswd_lists_the_unlocked_users() {
+    let dir = scratch();
+    let output = dir.path().join("panel.htpasswd");
+    let out = Command::new(bin("pysk-passwd"))
+        .args(["--config-dir"])
+        .arg(dir.path())
+        .args([
+            "--host",
+            "test.example",
+            "htpasswd",
+            "--users",
+            &example(),
+            "--output",
+        ])
+        .arg(&output)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json = example_json();
+    let hash = |i: usize| {
+        json["users"][i]["password"]
+            .as_str()
+            .expect("hash")
+            .to_owned()
+    };
+    assert_eq!(
+        fs::read_to_string(&output).expect("written"),
+        format!("alice:{}\nbob:{}\ndave:{}\n", hash(0), hash(1), hash(3))
+    );
+    assert_eq!(fs::metadata(&output).expect("stat").mode() & 0o777, 0o640);
+}
