@@ -89,7 +89,7 @@ pub fn parse(bytes: &[u8], source: &str) -> Result<Database, PasswdError> {
     if bytes.len() as u64 > MAX_SIZE {
         return Err(err(format!("larger than {MAX_SIZE} bytes")));
     }
-    let database: Database = serde_json::from_slice(bytes).map_err(|e| err(e.to_string()))?;
+    let database: Database = serde_json::from_slice(bytes).map_err(|e| err(describe(&e)))?;
     if database.version != 1 {
         return Err(err(format!(
             "version {} is not supported (only 1)",
@@ -97,6 +97,21 @@ pub fn parse(bytes: &[u8], source: &str) -> Result<Database, PasswdError> {
         )));
     }
     Ok(database)
+}
+
+/// serde's message, unless it quotes a string value from the document
+/// (which could be a password in the wrong place): then only where.
+fn describe(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    if message.contains("string \"") {
+        format!(
+            "a value of the wrong type or form at line {} column {}",
+            e.line(),
+            e.column()
+        )
+    } else {
+        message
+    }
 }
 
 #[cfg(test)]
@@ -117,11 +132,12 @@ mod tests {
             br#"{"version":1,"users":[],"extra":1}"#,
             br#"{"version":1,"users":[{"name":"a","uid":-1,"password":"!","home":"/h","shell":"/s"}]}"#,
             b"not json",
+            br#"{"version":1,"users":[{"name":"a","uid":"$6$secret","password":"!","home":"/h","shell":"/s"}]}"#,
         ] {
-            assert!(matches!(
-                parse(bad, "t"),
-                Err(PasswdError::Database { .. })
-            ));
+            match parse(bad, "t") {
+                Err(PasswdError::Database { reason, .. }) => assert!(!reason.contains("secret")),
+                other => panic!("{other:?}"),
+            }
         }
     }
 }

@@ -105,28 +105,33 @@ fn step(
     gid: u32,
     events: &mut Vec<Event>,
 ) -> Result<OwnedFd, String> {
-    // Made private first; owner and mode are set below, through the
-    // descriptor.
-    let created = match mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o700)) {
-        Ok(()) => true,
-        Err(Errno::EEXIST) => false,
-        Err(e) => return Err(format!("cannot create: {e}")),
-    };
-    if created {
-        events.push(Event::Created(path.to_owned()));
-    }
-    let fd = openat(
-        parent.as_fd(),
-        name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| match e {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let open = || openat(parent.as_fd(), name, flags, Mode::empty());
+    let refused = |e: Errno| match e {
         Errno::ELOOP | Errno::ENOTDIR => {
             "is a symbolic link or not a directory; left alone".to_owned()
         }
         e => format!("cannot open: {e}"),
-    })?;
+    };
+    // Opened first: on a resync every directory exists, and a failed
+    // mkdir costs as much as the open. A new directory is root's until
+    // the fchown below, which gives it to its user.
+    let mut created = false;
+    let fd = match open() {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => {
+            match mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(MODE)) {
+                Ok(()) => {
+                    created = true;
+                    events.push(Event::Created(path.to_owned()));
+                }
+                Err(Errno::EEXIST) => {}
+                Err(e) => return Err(format!("cannot create: {e}")),
+            }
+            open().map_err(refused)?
+        }
+        Err(e) => return Err(refused(e)),
+    };
     let dir = File::from(fd);
     let meta = dir.metadata().map_err(|e| format!("cannot stat: {e}"))?;
     if (meta.uid(), meta.gid()) != (uid, gid) {
