@@ -51,16 +51,54 @@ pub fn ensure(root: &Path, accounts: &[Account], gid: u32) -> Vec<Event> {
         }
     };
     for account in accounts {
-        let Ok(parts) = normalise(&account.home) else {
-            continue;
-        };
-        let mut parts: Vec<&str> = parts.into_iter().skip(1).collect();
-        if account.owner.is_none() {
-            parts.push("www");
-        }
-        walk(&home_dir, &base, &parts, account.uid, gid, &mut events);
+        walk(
+            &home_dir,
+            &base,
+            &dirs(account),
+            account.uid,
+            gid,
+            &mut events,
+        );
     }
     events
+}
+
+/// The directories [`ensure`] would create, in order, for `--dry-run`:
+/// looked up without following links (a link is left to the real run to
+/// report).
+pub fn missing(root: &Path, accounts: &[Account]) -> Vec<PathBuf> {
+    let base = root.join("home");
+    let mut out: Vec<PathBuf> = Vec::new();
+    for account in accounts {
+        let mut path = base.clone();
+        for part in dirs(account) {
+            path.push(part);
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => break,
+                Err(_) => {
+                    if !out.contains(&path) {
+                        out.push(path.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The directories below `/home` an account needs, from the top: its home
+/// (every component from `/home/<user>` down) and, for a user, `www/` in
+/// it.
+fn dirs(account: &Account) -> Vec<&str> {
+    let Ok(parts) = normalise(&account.home) else {
+        return Vec::new();
+    };
+    let mut parts: Vec<&str> = parts.into_iter().skip(1).collect();
+    if account.owner.is_none() {
+        parts.push("www");
+    }
+    parts
 }
 
 /// Opens `/home` of the root, creating it (root's, 0755) when missing.
@@ -175,14 +213,14 @@ mod tests {
         let outside = tempfile::tempdir().expect("tempdir");
         fs::set_permissions(outside.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
         let r = root.path();
-        let events = ensure(
-            r,
-            &[
-                account("alice", "/home/alice", None),
-                account("alice-up", "/home/alice/www/up", Some("alice")),
-            ],
-            100,
-        );
+        let accounts = [
+            account("alice", "/home/alice", None),
+            account("alice-up", "/home/alice/www/up", Some("alice")),
+        ];
+        let wanted = ["home/alice", "home/alice/www", "home/alice/www/up"].map(|d| r.join(d));
+        assert_eq!(missing(r, &accounts), wanted);
+        let events = ensure(r, &accounts, 100);
+        assert!(missing(r, &accounts).is_empty());
         let created: Vec<_> = events
             .iter()
             .filter_map(|e| match e {

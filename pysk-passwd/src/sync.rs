@@ -90,6 +90,12 @@ pub fn sync(
     drop(lock);
     show(&plan, options, out)?;
     if options.dry_run {
+        if !options.quiet {
+            for dir in homes::missing(&options.root, &accounts) {
+                writeln!(out, "{}: would be created", dir.display())
+                    .map_err(PasswdError::Stdout)?;
+            }
+        }
         return Ok(Outcome::Success);
     }
     let mut outcome = Outcome::Success;

@@ -785,6 +785,20 @@ fn dry_run_from_stdin_shows_and_writes_nothing() {
         "{stdout}"
     );
     assert!(stdout.contains(": dave-logs: added\n"), "{stdout}");
+    let home = root.path().join("home");
+    assert!(
+        stdout.contains(&format!(
+            "{}: would be created\n{}: would be created\n{}: would be created\n",
+            home.join("alice").display(),
+            home.join("alice/www").display(),
+            home.join("alice/www/upload").display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!(
+        "{}: would be created\n",
+        home.join("dave/site/logs").display()
+    )));
     assert!(!stdout.contains('$'));
     assert_eq!(root.snapshot(), before);
     assert!(!root.path().join("home").exists());
