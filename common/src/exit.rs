@@ -75,6 +75,41 @@ pub trait ToolError: StdError {
     fn exit_code(&self) -> u8;
 }
 
+/// Writes what every tool's error enum has alike, for an enum `$error`
+/// with the variants `Common(pysk_common::Error)`, `Input { path, source }`
+/// and `Output { path, source }` (path and io cause): the conversion
+/// `From<pysk_common::Error>`, and in the calling module the shorthands
+/// `input_err(path)` and `output_err(path)`, which turn an `io::Error` on
+/// `path` into `Input` or `Output` (for `map_err`).
+#[macro_export]
+macro_rules! tool_error_basics {
+    ($error:ident) => {
+        impl From<$crate::Error> for $error {
+            fn from(e: $crate::Error) -> Self {
+                $error::Common(e)
+            }
+        }
+
+        /// Shorthand for mapping an I/O error on `path` to the `Input`
+        /// variant.
+        pub fn input_err(
+            path: impl Into<std::path::PathBuf>,
+        ) -> impl FnOnce(std::io::Error) -> $error {
+            let path = path.into();
+            move |source| $error::Input { path, source }
+        }
+
+        /// Shorthand for mapping an I/O error on `path` to the `Output`
+        /// variant.
+        pub fn output_err(
+            path: impl Into<std::path::PathBuf>,
+        ) -> impl FnOnce(std::io::Error) -> $error {
+            let path = path.into();
+            move |source| $error::Output { path, source }
+        }
+    };
+}
+
 /// Whether `err`, or any error in its `source()` chain, is an I/O error of
 /// kind `BrokenPipe`: the reader of our stdout went away.
 pub fn is_broken_pipe(err: &(dyn StdError + 'static)) -> bool {

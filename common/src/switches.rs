@@ -49,6 +49,14 @@ pub struct Spec {
     pub help: &'static str,
 }
 
+impl Spec {
+    /// A switch `key` with its built-in `default` and `help` line, for a
+    /// tool's `const` switch list.
+    pub const fn new(key: &'static str, default: &'static str, help: &'static str) -> Spec {
+        Spec { key, default, help }
+    }
+}
+
 /// The merged switches for one host: `default` overridden by `<fqdn>`, and
 /// the host's exclude list.
 #[derive(Debug, Clone, Default)]

@@ -113,20 +113,4 @@ impl ToolError for DnsError {
     }
 }
 
-impl From<pysk_common::Error> for DnsError {
-    fn from(e: pysk_common::Error) -> Self {
-        DnsError::Common(e)
-    }
-}
-
-/// Shorthand for mapping an I/O error on `path` to [`DnsError::Output`].
-pub fn output_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> DnsError {
-    let path = path.into();
-    move |source| DnsError::Output { path, source }
-}
-
-/// Shorthand for mapping an I/O error on `path` to [`DnsError::Input`].
-pub fn input_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> DnsError {
-    let path = path.into();
-    move |source| DnsError::Input { path, source }
-}
+pysk_common::tool_error_basics!(DnsError);

@@ -44,107 +44,103 @@ pub use error::DnsError;
 
 /// The switches `pysk-dns` reads, with their built-in defaults.
 pub const SWITCHES: &[Spec] = &[
-    spec(
+    Spec::new(
         "dns_state_dir",
         "/var/lib/pysk/dns",
         "snapshots and serials",
     ),
-    spec(
+    Spec::new(
         "dns_zone_dir",
         "/etc/bind/pysk",
         "where build writes db.<zone>",
     ),
-    spec(
+    Spec::new(
         "dns_include",
         "/etc/bind/named.conf.pysk",
         "the zone statements for named.conf",
     ),
-    spec(
+    Spec::new(
         "dns_api_url",
         "https://{name}/pysk/dns.json",
         "document URL of servers without url=",
     ),
-    spec("dns_api_user", "", "HTTP basic auth user (empty: none)"),
-    spec(
+    Spec::new("dns_api_user", "", "HTTP basic auth user (empty: none)"),
+    Spec::new(
         "dns_api_password_file",
         "",
         "its password, in a file only root can read",
     ),
-    spec(
+    Spec::new(
         "dns_ca_file",
         "",
         "CA certificates (PEM) instead of the system's",
     ),
-    spec(
+    Spec::new(
         "dns_insecure_http",
         "no",
         "allow plain http to other hosts than loopback",
     ),
-    spec(
+    Spec::new(
         "dns_connect_timeout",
         "10",
         "seconds to connect to a server",
     ),
-    spec(
+    Spec::new(
         "dns_read_timeout",
         "30",
         "seconds for a server's whole answer",
     ),
-    spec(
+    Spec::new(
         "dns_max_document",
         "16777216",
         "largest document accepted, bytes",
     ),
-    spec("dns_fetch_parallel", "16", "servers fetched at once"),
-    spec(
+    Spec::new("dns_fetch_parallel", "16", "servers fetched at once"),
+    Spec::new(
         "dns_ns",
         "",
         "name servers of every zone, blank-separated (empty: the documents')",
     ),
-    spec(
+    Spec::new(
         "dns_soa_primary",
         "",
         "SOA primary (empty: the zone's first name server)",
     ),
-    spec(
+    Spec::new(
         "dns_soa_hostmaster",
         "",
         "SOA mailbox as user@domain (empty: hostmaster@<zone>)",
     ),
-    spec("dns_soa_refresh", "3600", "SOA refresh, seconds"),
-    spec("dns_soa_retry", "900", "SOA retry, seconds"),
-    spec("dns_soa_expire", "1209600", "SOA expire, seconds"),
-    spec(
+    Spec::new("dns_soa_refresh", "3600", "SOA refresh, seconds"),
+    Spec::new("dns_soa_retry", "900", "SOA retry, seconds"),
+    Spec::new("dns_soa_expire", "1209600", "SOA expire, seconds"),
+    Spec::new(
         "dns_soa_minimum",
         "3600",
         "SOA minimum (negative caching), seconds",
     ),
-    spec("dns_zone_options", "", "added to every zone statement"),
-    spec(
+    Spec::new("dns_zone_options", "", "added to every zone statement"),
+    Spec::new(
         "dns_servers_zone",
         "",
         "zone that gets an address record per inventory server",
     ),
-    spec(
+    Spec::new(
         "dns_reload_command",
         "rndc reload",
         "run by build --reload after a change",
     ),
-    spec(
+    Spec::new(
         "dns_check_server",
         "127.0.0.1:53",
         "where --reload checks the served serials",
     ),
-    spec(
+    Spec::new(
         "dns_check_timeout",
         "10",
         "seconds a reloaded zone may take to be served",
     ),
 ];
-
-const fn spec(key: &'static str, default: &'static str, help: &'static str) -> Spec {
-    Spec { key, default, help }
-}
 
 /// The tool's entry point: parses the command line, runs the subcommand.
 pub fn try_main() -> Result<Outcome, DnsError> {

@@ -113,20 +113,4 @@ impl ToolError for LogsError {
     }
 }
 
-impl From<pysk_common::Error> for LogsError {
-    fn from(e: pysk_common::Error) -> Self {
-        LogsError::Common(e)
-    }
-}
-
-/// Shorthand for mapping an I/O error on `path` to [`LogsError::Output`].
-pub fn output_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> LogsError {
-    let path = path.into();
-    move |source| LogsError::Output { path, source }
-}
-
-/// Shorthand for mapping an I/O error on `path` to [`LogsError::Input`].
-pub fn input_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> LogsError {
-    let path = path.into();
-    move |source| LogsError::Input { path, source }
-}
+pysk_common::tool_error_basics!(LogsError);

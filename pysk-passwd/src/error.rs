@@ -134,20 +134,4 @@ impl ToolError for PasswdError {
     }
 }
 
-impl From<pysk_common::Error> for PasswdError {
-    fn from(e: pysk_common::Error) -> Self {
-        PasswdError::Common(e)
-    }
-}
-
-/// Shorthand for mapping an I/O error on `path` to [`PasswdError::Input`].
-pub fn input_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> PasswdError {
-    let path = path.into();
-    move |source| PasswdError::Input { path, source }
-}
-
-/// Shorthand for mapping an I/O error on `path` to [`PasswdError::Output`].
-pub fn output_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> PasswdError {
-    let path = path.into();
-    move |source| PasswdError::Output { path, source }
-}
+pysk_common::tool_error_basics!(PasswdError);

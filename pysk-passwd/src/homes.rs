@@ -10,7 +10,7 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -114,17 +114,13 @@ fn open_home(base: &Path) -> io::Result<File> {
 /// Creates and corrects each of `parts` in turn below `dir`.
 fn walk(dir: &File, base: &Path, parts: &[&str], uid: u32, gid: u32, events: &mut Vec<Event>) {
     let mut path = base.to_owned();
-    let mut parent: OwnedFd = match dir.try_clone() {
-        Ok(f) => f.into(),
-        Err(e) => {
-            events.push(Event::Problem(path, e.to_string()));
-            return;
-        }
-    };
+    // The directory last opened; `dir` itself until the first step.
+    let mut opened: Option<OwnedFd> = None;
     for part in parts {
         path.push(part);
-        match step(&parent, part, &path, uid, gid, events) {
-            Ok(fd) => parent = fd,
+        let parent = opened.as_ref().map_or(dir.as_fd(), AsFd::as_fd);
+        match step(parent, part, &path, uid, gid, events) {
+            Ok(fd) => opened = Some(fd),
             Err(why) => {
                 events.push(Event::Problem(path, why));
                 return;
@@ -136,7 +132,7 @@ fn walk(dir: &File, base: &Path, parts: &[&str], uid: u32, gid: u32, events: &mu
 /// One directory: made if missing, opened without following a link, its
 /// owner and mode set through the descriptor.
 fn step(
-    parent: &OwnedFd,
+    parent: BorrowedFd<'_>,
     name: &str,
     path: &Path,
     uid: u32,
@@ -144,7 +140,7 @@ fn step(
     events: &mut Vec<Event>,
 ) -> Result<OwnedFd, String> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let open = || openat(parent.as_fd(), name, flags, Mode::empty());
+    let open = || openat(parent, name, flags, Mode::empty());
     let refused = |e: Errno| match e {
         Errno::ELOOP | Errno::ENOTDIR => {
             "is a symbolic link or not a directory; left alone".to_owned()
@@ -158,7 +154,7 @@ fn step(
     let fd = match open() {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => {
-            match mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(MODE)) {
+            match mkdirat(parent, name, Mode::from_bits_truncate(MODE)) {
                 Ok(()) => {
                     created = true;
                     events.push(Event::Created(path.to_owned()));

@@ -40,42 +40,38 @@ pub use error::PasswdError;
 
 /// The switches `pysk-passwd` reads, with their built-in defaults.
 pub const SWITCHES: &[Spec] = &[
-    spec(
+    Spec::new(
         "passwd_uid_min",
         "10000",
         "lowest uid (and gid) pysk manages",
     ),
-    spec(
+    Spec::new(
         "passwd_uid_max",
         "19999",
         "highest uid (and gid) pysk manages",
     ),
-    spec(
+    Spec::new(
         "passwd_ftp_shell",
         "/usr/sbin/nologin",
         "shell of the FTP-only accounts",
     ),
-    spec(
+    Spec::new(
         "passwd_shared_group",
         "users",
         "group every user is a member of",
     ),
-    spec("passwd_shared_gid", "100", "its gid"),
-    spec(
+    Spec::new("passwd_shared_gid", "100", "its gid"),
+    Spec::new(
         "passwd_chroot_list",
         "/etc/vsftpd.chroot_list",
         "vsftpd chroot list of the FTP accounts (empty: none)",
     ),
-    spec(
+    Spec::new(
         "passwd_lock_timeout",
         "15",
         "seconds to wait for the account files' locks",
     ),
 ];
-
-const fn spec(key: &'static str, default: &'static str, help: &'static str) -> Spec {
-    Spec { key, default, help }
-}
 
 /// The tool's entry point: parses the command line, runs the subcommand.
 pub fn try_main() -> Result<Outcome, PasswdError> {

@@ -94,15 +94,17 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The files in the order they are written: groups before the
-    /// accounts that use them, shadow before passwd.
-    pub fn write_order(&self) -> Vec<&Planned> {
+    /// The files in the order they are written (groups before the
+    /// accounts that use them, shadow before passwd), each with whether its
+    /// previous version is kept as `name-`: the account files are, the
+    /// chroot list (pysk's own file) is not.
+    pub fn write_order(&self) -> Vec<(&Planned, bool)> {
         let mut order = Vec::new();
-        order.extend(self.gshadow.as_ref());
-        order.push(&self.group);
-        order.push(&self.shadow);
-        order.push(&self.passwd);
-        order.extend(self.chroot_list.as_ref());
+        order.extend(self.gshadow.as_ref().map(|p| (p, true)));
+        order.push((&self.group, true));
+        order.push((&self.shadow, true));
+        order.push((&self.passwd, true));
+        order.extend(self.chroot_list.as_ref().map(|p| (p, false)));
         order
     }
 
@@ -124,7 +126,7 @@ impl Plan {
 
     /// Whether any file would change.
     pub fn changed(&self) -> bool {
-        self.write_order().iter().any(|p| p.changed())
+        self.write_order().iter().any(|(p, _)| p.changed())
     }
 }
 
@@ -135,11 +137,7 @@ pub fn taken_names(files: &Files, policy: &Policy) -> HashSet<String> {
     for (text, index) in [(&files.passwd, 2), (&files.group, 2)] {
         for line in text.lines() {
             if managed_name(line, index, &policy.uids).is_none()
-                && let Some(name) = fields(line)
-                    .first()
-                    .and_then(|n| std::str::from_utf8(n).ok())
-                && !name.is_empty()
-                && !name.starts_with(['+', '-', '#'])
+                && let Some(name) = name_of(line).filter(|n| !n.starts_with(['+', '-', '#']))
             {
                 taken.insert(name.to_owned());
             }

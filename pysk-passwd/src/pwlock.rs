@@ -127,8 +127,8 @@ fn lock_file(file: &Path, lock: &Path, deadline: Instant) -> Result<(), PasswdEr
             .mode(0o600)
             .open(&staging)
             .map_err(output_err(&staging))?;
+        // No fsync: a lock needs no durability, a crash ends its holder.
         f.write_all(pid.to_string().as_bytes())
-            .and_then(|()| f.sync_all())
             .map_err(output_err(&staging))?;
         loop {
             match fs::hard_link(&staging, lock) {

@@ -6,7 +6,7 @@
 //! version kept as `name-`, original owner and mode kept. Then the homes.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pysk_common::atomic::{self, Options as WriteOptions};
@@ -76,14 +76,25 @@ pub fn sync(
         });
     }
     if !options.dry_run {
-        for planned in plan.write_order() {
+        // Every file can be written, or none is: the chroot list is the
+        // only one whose directory may be missing.
+        if let Some(list) = &plan.chroot_list
+            && list.changed()
+            && !list.path.parent().is_some_and(Path::is_dir)
+        {
+            return Err(PasswdError::Setting {
+                name: "passwd_chroot_list".to_owned(),
+                reason: format!("{}: its directory does not exist", list.path.display()),
+            });
+        }
+        for (planned, backup) in plan.write_order() {
             if planned.changed() {
-                let backup = Some(&planned.path) != options.chroot_list.as_ref();
                 let write = WriteOptions {
                     backup,
                     ..WriteOptions::default()
                 };
-                atomic::replace(&planned.path, &planned.new, write)?;
+                // Known to differ: no second read to compare.
+                atomic::replace_with(&planned.path, write, None, |f| f.write_all(&planned.new))?;
             }
         }
     }

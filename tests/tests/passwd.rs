@@ -844,3 +844,23 @@ fn htpasswd_lists_the_unlocked_users() {
     );
     assert_eq!(fs::metadata(&output).expect("stat").mode() & 0o777, 0o640);
 }
+
+#[test]
+fn a_chroot_list_in_a_missing_directory_writes_nothing() {
+    let Some(root) = Root::new() else { return };
+    write_switches(
+        &root.config(),
+        &[("passwd_chroot_list", "/etc/vsftpd/chroot_list".to_owned())],
+    );
+    let before = root.snapshot();
+    let out = root.run("sync", &["--users", &example()]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("passwd_chroot_list: ")
+            && text(&out.stderr).contains("vsftpd/chroot_list: its directory does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(root.snapshot(), before);
+    assert!(!root.path().join("home").exists());
+}
