@@ -100,6 +100,9 @@ pub struct Entry<'a> {
     pub request: &'a [u8],
     /// `"%{Referer}i" "%{User-Agent}i"`, quotes included, when present.
     pub agent: Option<&'a [u8]>,
+    /// The request through the agent, as written: `request`, and when
+    /// there is an agent, one space and `agent`.
+    pub rest: &'a [u8],
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -243,6 +246,11 @@ pub fn parse<'a>(line: &'a [u8], clock: &mut time::DayCache) -> Result<Entry<'a>
     let time = clock
         .parse(&stamp[1..stamp.len() - 1])
         .ok_or(Reject::BadDate)?;
+    let rest_end = if after.len() >= 5 {
+        after[4].end
+    } else {
+        after[2].end
+    };
     Ok(Entry {
         format,
         vhost: (client_at > 0).then(|| text(&before[client_at - 1])),
@@ -251,6 +259,7 @@ pub fn parse<'a>(line: &'a [u8], clock: &mut time::DayCache) -> Result<Entry<'a>
         time,
         request: &line[after[0].start..after[2].end],
         agent: (after.len() >= 5).then(|| &line[after[3].start..after[4].end]),
+        rest: &line[after[0].start..rest_end],
     })
 }
 
@@ -261,18 +270,17 @@ pub fn normalize_vhost(vhost: &[u8]) -> Option<String> {
     pysk_common::inventory::is_host_name(&s).then_some(s)
 }
 
-/// Appends `entry` to `out` as one combined-format line with its time in
-/// UTC, newline included. `stamp` is the formatted time, which callers
-/// cache across lines of the same second.
-pub fn write_combined(entry: &Entry<'_>, stamp: &[u8; time::LEN], out: &mut Vec<u8>) {
-    out.extend_from_slice(entry.client);
-    out.extend_from_slice(b" [");
-    out.extend_from_slice(stamp);
-    out.extend_from_slice(b"] ");
-    out.extend_from_slice(entry.request);
-    out.extend_from_slice(b" ");
-    out.extend_from_slice(entry.agent.unwrap_or(b"\"-\" \"-\""));
-    out.push(b'\n');
+/// The pieces of `entry` as one combined-format line with its time in
+/// UTC, newline included: written one after the other, they are the line.
+/// `stamp` is the formatted time, which callers cache across lines of the
+/// same second.
+pub fn combined<'e>(entry: &Entry<'e>, stamp: &'e [u8; time::LEN]) -> [&'e [u8]; 6] {
+    let tail: &[u8] = if entry.agent.is_some() {
+        b"\n"
+    } else {
+        b" \"-\" \"-\"\n"
+    };
+    [entry.client, b" [", stamp, b"] ", entry.rest, tail]
 }
 
 /// The instant of a combined-format line: the timestamp in its first
@@ -309,9 +317,7 @@ mod tests {
         );
         let mut stamp = [0u8; time::LEN];
         time::format_utc(e.time, &mut stamp);
-        let mut out = Vec::new();
-        write_combined(&e, &stamp, &mut out);
-        String::from_utf8(out).expect("utf-8")
+        String::from_utf8(combined(&e, &stamp).concat()).expect("utf-8")
     }
 
     #[test]
@@ -440,8 +446,7 @@ mod tests {
             }
             if let Ok(entry) = parse(&line, &mut clock) {
                 time::format_utc(entry.time, &mut stamp);
-                let mut out = Vec::new();
-                write_combined(&entry, &stamp, &mut out);
+                let out = combined(&entry, &stamp).concat();
                 assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
                 assert!(!out.contains(&0));
             }

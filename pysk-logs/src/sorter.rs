@@ -1,59 +1,59 @@
-//! Sorting more lines than fit in memory: an external merge sort.
+//! Sorting the lines of `split` per virtual host: in memory, and past the
+//! memory budget in runs spilled to disk.
 //!
-//! Lines are appended to one arena with an index entry each, keyed by
-//! [`Key`]: group, time, then input file and line number, so equal times
-//! keep input order however the lines arrived. When the arena or the index
-//! is full, the index is sorted and written out as a run file, which
-//! remembers where each group starts in it. At the end every group can be
-//! read back on its own — a k-way merge of its part of each run and of what
-//! is still in memory — so that groups are written on several threads at
-//! once. Memory stays within the budget whatever the input size: the arena
-//! and index are allocated once and reused.
+//! Every parsing worker owns a [`Store`]. It keeps each group's (virtual
+//! host's) lines, already converted to combined format, together in the
+//! group's own chunks of memory, with a [`Slot`] per line saying where it
+//! is. Logs arrive nearly in time order, so a group's lines in sorted order
+//! lie mostly one after the other in its chunks, and writing them out reads
+//! memory in sequence instead of jumping about. When a store's share of the
+//! budget is full, its groups are sorted and written as a run file of lines
+//! with their keys, and the chunks are reused. At the end each worker sorts
+//! its own groups ([`Store::sort`]); [`Sorted::for_each`] then hands out
+//! one group in order — a merge of its lines in every store and of its
+//! part of every run — so that groups are written on several threads at
+//! once. Memory stays within the budget whatever the input size: chunks
+//! and slots are counted against it, and a store spills before it would
+//! pass its share.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// What lines are sorted by, in this order of fields; unique per line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Key {
-    /// The group (virtual host) it belongs to.
-    pub group: u32,
-    /// Its instant.
-    pub time: i64,
-    /// The input file it came from.
-    pub file: u32,
-    /// Its line number in that file.
-    pub seq: u32,
-}
+/// What lines are ordered by within their group: time, then input file
+/// and line number, so equal times keep input order however the lines
+/// arrived. Unique per line.
+pub type Order = (i64, u32, u32);
 
-/// One line's place in the arena.
-#[derive(Debug, Clone, Copy)]
+/// One line in memory: its order and where it is in its group's chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Slot {
-    key: Key,
+    time: i64,
+    file: u32,
+    seq: u32,
+    chunk: u32,
     start: u32,
     len: u32,
 }
 
-/// A record as handed back in sorted order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Record<'a> {
-    /// Its sort key.
-    pub key: Key,
-    /// The line, newline included.
-    pub line: &'a [u8],
+impl Slot {
+    fn order(&self) -> Order {
+        (self.time, self.file, self.seq)
+    }
+
+    fn line<'c>(&self, chunks: &'c [Vec<u8>]) -> &'c [u8] {
+        let start = self.start as usize;
+        &chunks[self.chunk as usize][start..start + self.len as usize]
+    }
 }
 
-/// An external sorter over groups of time-stamped lines.
-#[derive(Debug)]
-pub struct Sorter {
-    dir: PathBuf,
-    budget: usize,
-    arena: Vec<u8>,
-    index: Vec<Slot>,
-    runs: Vec<Run>,
+/// One group's lines in a store.
+#[derive(Debug, Default)]
+struct Group {
+    chunks: Vec<Vec<u8>>,
+    slots: Vec<Slot>,
 }
 
 /// A spilled run: its file and where each of its groups starts.
@@ -63,188 +63,284 @@ struct Run {
     groups: Vec<(u32, u64)>,
 }
 
+/// The bytes of a run record before its line: group, file, line number,
+/// time and line length.
+const RECORD_HEAD: usize = 24;
 /// The read buffer of one run reader at most; fewer bytes when many runs
 /// are read at once, so that they share the last eighth of the budget.
 const RUN_READ_BUFFER: usize = 64 * 1024;
-const RECORD_HEAD: usize = 24;
+/// Bytes gathered before they are written to a run file.
+const WRITE_BUFFER: usize = 1 << 20;
 
-impl Sorter {
-    /// A sorter using at most about `budget` bytes of memory, spilling runs
-    /// into `dir`.
-    pub fn new(dir: &Path, budget: usize) -> Sorter {
-        // Arena 5/8, index 1/4, and 1/8 for sorting and reading runs back.
-        let arena_cap = (budget / 8 * 5).clamp(64 * 1024, u32::MAX as usize);
-        let index_cap = (budget / 4 / std::mem::size_of::<Slot>()).max(1024);
-        Sorter {
+/// The smallest chunk: room for the longest line `split` accepts.
+const MIN_CHUNK: usize = 128 * 1024;
+/// The largest chunk.
+const MAX_CHUNK: usize = 1 << 20;
+
+/// One worker's lines: per group its chunks and slots, and the runs it
+/// spilled.
+#[derive(Debug)]
+pub struct Store {
+    groups: Vec<Group>,
+    /// Chunks emptied by a spill, to be used again.
+    free: Vec<Vec<u8>>,
+    chunk: usize,
+    /// Bytes of chunks and slots held.
+    used: usize,
+    limit: usize,
+    dir: PathBuf,
+    name: String,
+    runs: Vec<Run>,
+}
+
+impl Store {
+    /// A store that keeps its lines within about `limit` bytes (a chunk at
+    /// least), spilling runs into `dir` under names starting with `name`.
+    /// Lines must be shorter than 128 KiB.
+    pub fn new(dir: &Path, name: String, limit: usize) -> Store {
+        Store {
+            groups: Vec::new(),
+            free: Vec::new(),
+            chunk: (limit / 64).clamp(MIN_CHUNK, MAX_CHUNK),
+            used: 0,
+            limit,
             dir: dir.to_owned(),
-            budget,
-            arena: Vec::with_capacity(arena_cap),
-            index: Vec::with_capacity(index_cap),
+            name,
             runs: Vec::new(),
         }
     }
 
-    /// How many runs were spilled so far.
+    /// How many runs this store spilled.
     pub fn runs(&self) -> usize {
         self.runs.len()
     }
 
-    /// Adds a line (newline included) under `key`, spilling a run first
-    /// if it does not fit.
-    pub fn push(&mut self, key: Key, line: &[u8]) -> io::Result<()> {
-        if self.arena.len() + line.len() > self.arena.capacity()
-            || self.index.len() == self.index.capacity()
-        {
-            self.spill()?;
+    /// Adds a line of `group` made of `pieces`, spilling a run first when
+    /// it needs a new chunk that the budget has no room for.
+    pub fn push(&mut self, group: u32, order: Order, pieces: &[&[u8]]) -> io::Result<()> {
+        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        let g = group as usize;
+        if self.groups.len() <= g {
+            self.groups.resize_with(g + 1, Group::default);
         }
-        let start = self.arena.len();
-        let (Ok(start32), Ok(len)) = (u32::try_from(start), u32::try_from(line.len())) else {
-            return Err(io::Error::other("line does not fit the sort arena"));
-        };
-        self.arena.extend_from_slice(line);
-        self.index.push(Slot {
-            key,
-            start: start32,
-            len,
+        let full = self.groups[g]
+            .chunks
+            .last()
+            .is_none_or(|c| c.len() + len > c.capacity());
+        if full {
+            let held = self.groups.iter().any(|g| !g.slots.is_empty());
+            if held && self.free.is_empty() && self.used + self.chunk > self.limit {
+                self.spill()?;
+            }
+            let chunk = match self.free.pop() {
+                Some(c) => c,
+                None => {
+                    self.used += self.chunk;
+                    new_chunk(self.chunk)
+                }
+            };
+            self.groups[g].chunks.push(chunk);
+        }
+        let group = &mut self.groups[g];
+        let index = group.chunks.len() - 1;
+        let chunk = &mut group.chunks[index];
+        let start = chunk.len();
+        for p in pieces {
+            chunk.extend_from_slice(p);
+        }
+        let before = group.slots.capacity();
+        // Chunks are at most 1 MiB: offsets and lengths fit in a u32.
+        group.slots.push(Slot {
+            time: order.0,
+            file: order.1,
+            seq: order.2,
+            chunk: index as u32,
+            start: start as u32,
+            len: len as u32,
         });
+        self.used += (group.slots.capacity() - before) * std::mem::size_of::<Slot>();
         Ok(())
     }
 
-    fn sort(&mut self) {
-        self.index.sort_unstable_by_key(|s| s.key);
-    }
-
-    fn line(&self, s: &Slot) -> &[u8] {
-        &self.arena[s.start as usize..(s.start + s.len) as usize]
-    }
-
-    /// Writes what is in memory as a sorted run and empties the arena.
-    fn spill(&mut self) -> io::Result<()> {
-        if self.index.is_empty() {
-            return Ok(());
+    /// Sorts every group by [`Order`].
+    pub fn sort(&mut self) {
+        for group in &mut self.groups {
+            group.slots.sort_unstable_by_key(Slot::order);
         }
+    }
+
+    /// Writes every line, sorted, to a new run file and empties the store,
+    /// keeping its chunks for reuse.
+    fn spill(&mut self) -> io::Result<()> {
         self.sort();
         let path = self
             .dir
-            .join(format!("run-{}-{}", std::process::id(), self.runs.len()));
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&path)?);
-        let mut groups: Vec<(u32, u64)> = Vec::new();
+            .join(format!("run-{}-{}", self.name, self.runs.len()));
+        let mut out = File::create(&path)?;
+        let mut buf = Vec::with_capacity(WRITE_BUFFER + RECORD_HEAD + MIN_CHUNK);
+        let mut groups = Vec::new();
         let mut offset = 0u64;
-        for s in &self.index {
-            if groups.last().is_none_or(|(g, _)| *g != s.key.group) {
-                groups.push((s.key.group, offset));
+        for (g, group) in self.groups.iter_mut().enumerate() {
+            if group.slots.is_empty() {
+                continue;
             }
-            out.write_all(&s.key.group.to_le_bytes())?;
-            out.write_all(&s.key.file.to_le_bytes())?;
-            out.write_all(&s.key.seq.to_le_bytes())?;
-            out.write_all(&s.key.time.to_le_bytes())?;
-            out.write_all(&s.len.to_le_bytes())?;
-            out.write_all(self.line(s))?;
-            offset += (RECORD_HEAD + s.len as usize) as u64;
+            let number = u32::try_from(g).unwrap_or(u32::MAX);
+            groups.push((number, offset));
+            for s in &group.slots {
+                buf.extend_from_slice(&number.to_le_bytes());
+                buf.extend_from_slice(&s.file.to_le_bytes());
+                buf.extend_from_slice(&s.seq.to_le_bytes());
+                buf.extend_from_slice(&s.time.to_le_bytes());
+                buf.extend_from_slice(&s.len.to_le_bytes());
+                buf.extend_from_slice(s.line(&group.chunks));
+                offset += (RECORD_HEAD + s.len as usize) as u64;
+                if buf.len() >= WRITE_BUFFER {
+                    out.write_all(&buf)?;
+                    buf.clear();
+                }
+            }
+            group.slots.clear();
+            for mut c in group.chunks.drain(..) {
+                c.clear();
+                self.free.push(c);
+            }
         }
-        out.flush()?;
+        out.write_all(&buf)?;
         self.runs.push(Run { path, groups });
-        self.index.clear();
-        self.arena.clear();
         Ok(())
-    }
-
-    /// Sorts what is still in memory and returns the groups, each of which
-    /// can then be read back in key order on its own
-    /// ([`SortedGroups::for_each`]), from any thread.
-    pub fn sorted_groups(&mut self) -> SortedGroups<'_> {
-        self.sort();
-        let mut memory = Vec::new();
-        let mut start = 0;
-        while start < self.index.len() {
-            let group = self.index[start].key.group;
-            let end = start + self.index[start..].partition_point(|s| s.key.group == group);
-            memory.push((group, start..end));
-            start = end;
-        }
-        let mut groups: Vec<u32> = memory.iter().map(|(g, _)| *g).collect();
-        for run in &self.runs {
-            groups.extend(run.groups.iter().map(|(g, _)| *g));
-        }
-        groups.sort_unstable();
-        groups.dedup();
-        let readers = self.runs.len() * std::thread::available_parallelism().map_or(1, |n| n.get());
-        let read_buffer = (self.budget / 8 / readers.max(1)).clamp(4096, RUN_READ_BUFFER);
-        SortedGroups {
-            sorter: self,
-            memory,
-            groups,
-            read_buffer,
-        }
     }
 }
 
-/// The sorted lines, by group; see [`Sorter::sorted_groups`].
+/// A chunk of `size` bytes whose memory the kernel provides at once
+/// rather than a page at a time as it is first written: one system call
+/// instead of a fault per page.
+fn new_chunk(size: usize) -> Vec<u8> {
+    let chunk: Vec<u8> = Vec::with_capacity(size);
+    let page = 4096;
+    let start = (chunk.as_ptr() as usize).next_multiple_of(page);
+    let end = (chunk.as_ptr() as usize + size) / page * page;
+    if end > start {
+        // SAFETY: an advice on memory this Vec owns, which it has not
+        // handed out; MADV_POPULATE_WRITE only faults the pages in (zeroed)
+        // and changes no content. Failure only means the faults come later.
+        unsafe {
+            libc::madvise(
+                start as *mut libc::c_void,
+                end - start,
+                libc::MADV_POPULATE_WRITE,
+            );
+        }
+    }
+    chunk
+}
+
+/// Every worker's store, sorted, to be written group by group; see
+/// [`Sorted::for_each`].
 #[derive(Debug)]
-pub struct SortedGroups<'a> {
-    sorter: &'a Sorter,
-    memory: Vec<(u32, std::ops::Range<usize>)>,
+pub struct Sorted {
+    stores: Vec<Store>,
     /// Every group that holds lines, in order.
     pub groups: Vec<u32>,
     read_buffer: usize,
 }
 
-impl SortedGroups<'_> {
-    /// Hands every record of `group` to `sink` in key order: a k-way merge
-    /// of the group's part of each run and of memory.
+impl Sorted {
+    /// Takes the stores, each already sorted ([`Store::sort`]); `budget`
+    /// is the whole memory budget, an eighth of which is for reading runs.
+    pub fn new(stores: Vec<Store>, budget: usize) -> Sorted {
+        let mut groups: Vec<u32> = Vec::new();
+        let mut runs = 0;
+        for store in &stores {
+            groups.extend(
+                (0..store.groups.len())
+                    .filter(|&g| !store.groups[g].slots.is_empty())
+                    .filter_map(|g| u32::try_from(g).ok()),
+            );
+            for run in &store.runs {
+                groups.extend(run.groups.iter().map(|(g, _)| *g));
+            }
+            runs += store.runs.len();
+        }
+        groups.sort_unstable();
+        groups.dedup();
+        let readers = runs * std::thread::available_parallelism().map_or(1, |n| n.get());
+        let read_buffer = (budget / 8 / readers.max(1)).clamp(4096, RUN_READ_BUFFER);
+        Sorted {
+            stores,
+            groups,
+            read_buffer,
+        }
+    }
+
+    /// How many runs were spilled in all.
+    pub fn runs(&self) -> usize {
+        self.stores.iter().map(Store::runs).sum()
+    }
+
+    /// Hands every line of `group` to `sink` with its input file, in
+    /// [`Order`]: a merge of the group's slots in each store and of its
+    /// part of each run.
     pub fn for_each<F, E>(&self, group: u32, mut sink: F) -> Result<(), E>
     where
-        F: FnMut(Record<'_>) -> Result<(), E>,
+        F: FnMut(u32, &[u8]) -> Result<(), E>,
         E: From<io::Error>,
     {
-        let sorter = self.sorter;
-        let memory: &[Slot] = match self.memory.binary_search_by_key(&group, |(g, _)| *g) {
-            Ok(i) => &sorter.index[self.memory[i].1.clone()],
-            Err(_) => &[],
-        };
+        let mut memory: Vec<(&[Slot], &[Vec<u8>])> = Vec::new();
         let mut readers = Vec::new();
-        for run in &sorter.runs {
-            if let Some((_, offset)) = run.groups.iter().find(|(g, _)| *g == group) {
-                readers.push(RunReader::open_at(
-                    &run.path,
-                    *offset,
-                    group,
-                    self.read_buffer,
-                )?);
+        for store in &self.stores {
+            if let Some(g) = store
+                .groups
+                .get(group as usize)
+                .filter(|g| !g.slots.is_empty())
+            {
+                memory.push((&g.slots, &g.chunks));
+            }
+            for run in &store.runs {
+                if let Some((_, offset)) = run.groups.iter().find(|(g, _)| *g == group) {
+                    readers.push(RunReader::open_at(
+                        &run.path,
+                        *offset,
+                        group,
+                        self.read_buffer,
+                    )?);
+                }
             }
         }
-        // Sources: the runs, then memory; keys are unique, so the order of
-        // sources never decides anything.
-        let in_memory = readers.len();
-        let mut next_mem = 0usize;
+        if let ([(slots, chunks)], []) = (memory.as_slice(), readers.as_slice()) {
+            // One source: nothing to merge.
+            for s in *slots {
+                sink(s.file, s.line(chunks))?;
+            }
+            return Ok(());
+        }
+        // Sources: the runs, then the stores; orders are unique, so the
+        // order of sources never decides anything.
+        let mut next = vec![0usize; memory.len()];
         let mut heap = BinaryHeap::new();
         for (i, r) in readers.iter_mut().enumerate() {
             if r.advance()? {
-                heap.push(Reverse((r.key, i)));
+                heap.push(Reverse((r.order, i)));
             }
         }
-        if let Some(s) = memory.first() {
-            heap.push(Reverse((s.key, in_memory)));
+        for (m, (slots, _)) in memory.iter().enumerate() {
+            if let Some(s) = slots.first() {
+                heap.push(Reverse((s.order(), readers.len() + m)));
+            }
         }
         while let Some(Reverse((_, source))) = heap.pop() {
-            if source == in_memory {
-                let s = &memory[next_mem];
-                sink(Record {
-                    key: s.key,
-                    line: sorter.line(s),
-                })?;
-                next_mem += 1;
-                if let Some(n) = memory.get(next_mem) {
-                    heap.push(Reverse((n.key, in_memory)));
+            if let Some(m) = source.checked_sub(readers.len()) {
+                let (slots, chunks) = memory[m];
+                let s = &slots[next[m]];
+                sink(s.file, s.line(chunks))?;
+                next[m] += 1;
+                if let Some(n) = slots.get(next[m]) {
+                    heap.push(Reverse((n.order(), source)));
                 }
             } else {
                 let r = &mut readers[source];
-                sink(Record {
-                    key: r.key,
-                    line: &r.line,
-                })?;
+                sink(r.order.1, &r.line)?;
                 if r.advance()? {
-                    heap.push(Reverse((r.key, source)));
+                    heap.push(Reverse((r.order, source)));
                 }
             }
         }
@@ -253,8 +349,10 @@ impl SortedGroups<'_> {
 
     /// Removes the run files.
     pub fn remove_runs(self) -> io::Result<()> {
-        for run in &self.sorter.runs {
-            fs::remove_file(&run.path)?;
+        for store in &self.stores {
+            for run in &store.runs {
+                fs::remove_file(&run.path)?;
+            }
         }
         Ok(())
     }
@@ -264,7 +362,7 @@ impl SortedGroups<'_> {
 struct RunReader {
     input: BufReader<File>,
     group: u32,
-    key: Key,
+    order: Order,
     line: Vec<u8>,
 }
 
@@ -275,12 +373,7 @@ impl RunReader {
         Ok(RunReader {
             input: BufReader::with_capacity(buffer, file),
             group,
-            key: Key {
-                group,
-                time: 0,
-                file: 0,
-                seq: 0,
-            },
+            order: (0, 0, 0),
             line: Vec::new(),
         })
     }
@@ -299,14 +392,8 @@ impl RunReader {
         }
         let mut t = [0u8; 8];
         t.copy_from_slice(&head[12..20]);
-        self.key = Key {
-            group: word(0),
-            file: word(4),
-            seq: word(8),
-            time: i64::from_le_bytes(t),
-        };
-        let len = word(20) as usize;
-        self.line.resize(len, 0);
+        self.order = (i64::from_le_bytes(t), word(4), word(8));
+        self.line.resize(word(20) as usize, 0);
         self.input.read_exact(&mut self.line)?;
         Ok(true)
     }
@@ -316,33 +403,39 @@ impl RunReader {
 mod tests {
     use super::*;
 
-    /// Sorts `input` with `budget` bytes of memory, as two "files" fed
-    /// interleaved, the way parallel readers would; returns the records in
-    /// group then key order, the number of runs, and leaves no run file.
-    fn sorted(budget: usize, input: &[(u32, i64, &str)]) -> (Vec<(Key, String)>, usize) {
+    /// Stores lines `(group, time, text)` as two workers would, each
+    /// taking every other "file", with `limit` bytes each; returns every
+    /// group's lines as handed out, with their file, and the number of
+    /// runs. No run file is left behind.
+    fn sorted(limit: usize, input: &[(u32, i64, &str)]) -> (Vec<(u32, u32, String)>, usize) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut sorter = Sorter::new(dir.path(), budget);
+        let mut stores: Vec<Store> = (0..2)
+            .map(|w| Store::new(dir.path(), format!("w{w}"), limit))
+            .collect();
         for (i, (g, t, text)) in input.iter().enumerate() {
-            let key = Key {
-                group: *g,
-                time: *t,
-                file: u32::try_from(i % 2).expect("small"),
-                seq: u32::try_from(i / 2).expect("small"),
-            };
-            sorter.push(key, text.as_bytes()).expect("push");
+            let file = u32::try_from(i % 2).expect("small");
+            let seq = u32::try_from(i / 2).expect("small");
+            let index = format!("{i} ");
+            let pieces = [index.as_bytes(), text.as_bytes(), b"\n"];
+            stores[i % 2]
+                .push(*g, (*t, file, seq), &pieces)
+                .expect("push");
         }
-        let runs = sorter.runs();
-        let groups = sorter.sorted_groups();
+        for store in &mut stores {
+            store.sort();
+        }
+        let sorted = Sorted::new(stores, limit * 2);
+        let runs = sorted.runs();
         let mut out = Vec::new();
-        for g in &groups.groups {
-            groups
-                .for_each(*g, |r| -> io::Result<()> {
-                    out.push((r.key, String::from_utf8_lossy(r.line).into_owned()));
+        for &g in &sorted.groups {
+            sorted
+                .for_each(g, |file, line| -> io::Result<()> {
+                    out.push((g, file, String::from_utf8_lossy(line).into_owned()));
                     Ok(())
                 })
                 .expect("read back");
         }
-        groups.remove_runs().expect("remove runs");
+        sorted.remove_runs().expect("remove runs");
         assert_eq!(
             fs::read_dir(dir.path()).expect("ls").count(),
             0,
@@ -353,13 +446,19 @@ mod tests {
 
     #[test]
     fn sorts_by_group_then_time_and_keeps_input_order_on_ties() {
-        // (The input order is file, then line, whatever order they came in.)
-        // Tiny budgets force a spill every few lines; a large one none.
+        // A limit of one chunk forces a spill every few hundred lines; a
+        // large one none.
         let mut input = Vec::new();
         let words = ["a", "b", "c", "d", "e", "f", "g"];
-        for i in 0..5000i64 {
+        let long = "x".repeat(1000);
+        for i in 0..50_000i64 {
             let group = u32::try_from(i % 3).expect("small");
-            input.push((group, (i * 7919) % 50, words[(i % 7) as usize]));
+            let word = if i % 11 == 0 {
+                long.as_str()
+            } else {
+                words[(i % 7) as usize]
+            };
+            input.push((group, (i * 7919) % 50, word));
         }
         let (big, big_runs) = sorted(64 << 20, &input);
         assert_eq!(big_runs, 0);
@@ -367,25 +466,39 @@ mod tests {
         assert!(small_runs > 3, "{small_runs} runs");
         assert_eq!(big, small);
         assert_eq!(big.len(), input.len());
-        for pair in big.windows(2) {
-            let (a, b) = (pair[0].0, pair[1].0);
-            assert!((a.group, a.time) <= (b.group, b.time), "order");
-            if (a.group, a.time) == (b.group, b.time) {
-                assert!((a.file, a.seq) < (b.file, b.seq), "ties keep input order");
+        // Each line is "<index> <word>": its index gives its input order
+        // (file = index % 2, line = index / 2), its time and its word.
+        let seen: Vec<(u32, i64, (u32, usize))> = big
+            .iter()
+            .map(|(g, file, text)| {
+                let (i, word) = text.split_once(' ').expect("space");
+                let i: usize = i.parse().expect("index");
+                assert_eq!(format!("{}\n", input[i].2), word);
+                assert_eq!(*g, input[i].0);
+                assert_eq!(*file as usize, i % 2);
+                (*g, input[i].1, (*file, i / 2))
+            })
+            .collect();
+        for pair in seen.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            assert!((a.0, a.1) <= (b.0, b.1), "order");
+            if (a.0, a.1) == (b.0, b.1) {
+                assert!(a.2 < b.2, "ties keep input order");
             }
         }
     }
 
     #[test]
     fn groups_only_in_some_runs_are_read_back_whole() {
-        // Group 7 appears only in the first run, group 9 only in memory.
-        let mut input: Vec<(u32, i64, &str)> = (0..1500).map(|i| (7, i, "x")).collect();
-        input.extend((0..1500).map(|i| (8, i, "y")));
+        // Group 7 appears only in the first runs, group 9 only in memory.
+        let line = "y".repeat(500);
+        let mut input: Vec<(u32, i64, &str)> = (0..1500).map(|i| (7, i, line.as_str())).collect();
+        input.extend((0..1500).map(|i| (8, i, line.as_str())));
         input.extend((0..10).map(|i| (9, i, "z")));
         let (out, runs) = sorted(1, &input);
         assert!(runs >= 2);
-        assert_eq!(out.iter().filter(|(k, _)| k.group == 7).count(), 1500);
-        assert_eq!(out.iter().filter(|(k, _)| k.group == 8).count(), 1500);
-        assert_eq!(out.iter().filter(|(k, _)| k.group == 9).count(), 10);
+        assert_eq!(out.iter().filter(|(g, _, _)| *g == 7).count(), 1500);
+        assert_eq!(out.iter().filter(|(g, _, _)| *g == 8).count(), 1500);
+        assert_eq!(out.iter().filter(|(g, _, _)| *g == 9).count(), 10);
     }
 }

@@ -25,7 +25,7 @@ use pysk_common::report::Reporter;
 use crate::error::{LogsError, input_err, output_err};
 use crate::format::{self, Reject};
 use crate::lines::{self, Event};
-use crate::sorter::{Key, Sorter};
+use crate::sorter::{Sorted, Store};
 use crate::spool::{Manifest, Move, Spool};
 use crate::{input, time};
 
@@ -103,7 +103,6 @@ impl Vhosts<'_> {
 struct Shared<'a> {
     options: &'a Options,
     tmp: &'a Path,
-    sorter: Mutex<Sorter>,
     vhosts: Mutex<Vhosts<'a>>,
 }
 
@@ -122,31 +121,28 @@ enum FileResult {
     Unreadable(io::Error),
 }
 
-/// Lines parsed but not yet handed to the shared sorter: handing them over
-/// in batches keeps the workers from contending for its lock.
-const BATCH: usize = 1 << 20;
-
-/// One parsing thread's state.
+/// One parsing thread's state: every accepted line goes, converted, into
+/// its own [`Store`].
 struct Worker<'s, 'a> {
     shared: &'s Shared<'a>,
     vhost_cache: HashMap<Vec<u8>, Result<u32, Reject>>,
     stamp: [u8; time::LEN],
     stamp_time: i64,
     clock: time::DayCache,
-    batch: Vec<u8>,
-    keys: Vec<(Key, usize, usize)>,
+    store: Store,
 }
 
 impl<'s, 'a> Worker<'s, 'a> {
-    fn new(shared: &'s Shared<'a>) -> Self {
+    /// Worker number `index`, keeping its lines within `limit` bytes.
+    fn new(shared: &'s Shared<'a>, index: usize, limit: usize) -> Self {
+        let name = format!("{}-{index}", std::process::id());
         Worker {
             shared,
             vhost_cache: HashMap::new(),
             stamp: [0; time::LEN],
             stamp_time: i64::MIN,
             clock: time::DayCache::default(),
-            batch: Vec::with_capacity(BATCH + MAX_LINE),
-            keys: Vec::new(),
+            store: Store::new(shared.tmp, name, limit),
         }
     }
 
@@ -162,22 +158,8 @@ impl<'s, 'a> Worker<'s, 'a> {
         result
     }
 
-    /// Hands the batch to the sorter.
-    fn flush(&mut self) -> io::Result<()> {
-        let mut sorter = self
-            .shared
-            .sorter
-            .lock()
-            .map_err(|_| io::Error::other("a split worker died"))?;
-        for &(key, start, end) in &self.keys {
-            sorter.push(key, &self.batch[start..end])?;
-        }
-        self.keys.clear();
-        self.batch.clear();
-        Ok(())
-    }
-
-    /// Parses one line; accepted lines go to the batch, others to `rejects`.
+    /// Parses one line; accepted lines go to the store, others to
+    /// `rejects`.
     fn line(
         &mut self,
         file: u32,
@@ -197,19 +179,12 @@ impl<'s, 'a> Worker<'s, 'a> {
                     time::format_utc(entry.time, &mut self.stamp);
                     self.stamp_time = entry.time;
                 }
-                let start = self.batch.len();
-                format::write_combined(&entry, &self.stamp, &mut self.batch);
-                let key = Key {
+                let seq = u32::try_from(line_no).unwrap_or(u32::MAX);
+                self.store.push(
                     group,
-                    time: entry.time,
-                    file,
-                    seq: u32::try_from(line_no).unwrap_or(u32::MAX),
-                };
-                self.keys.push((key, start, self.batch.len()));
-                if self.batch.len() >= BATCH {
-                    self.flush()?;
-                }
-                Ok(())
+                    (entry.time, file, seq),
+                    &format::combined(&entry, &self.stamp),
+                )
             }
             Err(reason) => {
                 *rejected.entry(reason.as_str()).or_default() += 1;
@@ -258,10 +233,9 @@ impl<'s, 'a> Worker<'s, 'a> {
                 }
             })
         });
-        // What was parsed goes to the sorter either way: the lines of an
+        // What was parsed stays in the store either way: the lines of an
         // input that failed half-way are dropped when the outputs are
         // written, by their file number.
-        self.flush().map_err(output_err(tmp))?;
         match result {
             Ok(()) => Ok(FileResult::Read {
                 lines: line_no,
@@ -362,27 +336,32 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     let shared = Shared {
         options,
         tmp: &tmp,
-        sorter: Mutex::new(Sorter::new(&tmp, options.memory)),
         vhosts: Mutex::new(Vhosts {
             allowed: options.vhosts.as_ref(),
             names: Vec::new(),
         }),
     };
-    // Inputs are parsed in parallel, one file per worker at a time.
+    // Inputs are parsed in parallel, one file per worker at a time; each
+    // worker keeps its lines in its own share of the memory, an eighth of
+    // which is left for writing the outputs and reading runs back.
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(inputs.len());
-    let results: Vec<Result<Vec<(usize, FileResult)>, LogsError>> = std::thread::scope(|scope| {
+    let share = options.memory / 8 * 7 / workers;
+    type Read = (Vec<(usize, FileResult)>, Store);
+    let results: Vec<Result<Read, LogsError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut worker = Worker::new(&shared);
+            .map(|index| {
+                let (shared, next, inputs) = (&shared, &next, &inputs);
+                scope.spawn(move || {
+                    let mut worker = Worker::new(shared, index, share);
                     let mut done = Vec::new();
                     loop {
                         let fi = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = inputs.get(fi) else {
-                            return Ok(done);
+                            worker.store.sort();
+                            return Ok((done, worker.store));
                         };
                         done.push((fi, worker.read_file(fi, path)?));
                     }
@@ -395,10 +374,13 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
             .collect()
     });
     let mut by_file: Vec<Option<FileResult>> = (0..inputs.len()).map(|_| None).collect();
+    let mut stores = Vec::new();
     for result in results {
-        for (fi, r) in result? {
+        let (done, store) = result?;
+        for (fi, r) in done {
             by_file[fi] = Some(r);
         }
+        stores.push(store);
     }
     let mut failed: Vec<bool> = vec![false; inputs.len()];
     let mut reject_files: Vec<PathBuf> = Vec::new();
@@ -423,42 +405,36 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
             None => return Err(worker_panicked(&tmp)),
         }
     }
-    let mut sorter = shared
-        .sorter
-        .into_inner()
-        .map_err(|_| worker_panicked(&tmp))?;
     let vhosts = shared
         .vhosts
         .into_inner()
         .map_err(|_| worker_panicked(&tmp))?;
+    let sorted = Sorted::new(stores, options.memory);
 
     report.debug(format!(
         "read {} line(s) in {:.2} s, {} run(s) spilled",
         summary.lines,
         started.elapsed().as_secs_f64(),
-        sorter.runs()
+        sorted.runs()
     ));
     let started = Instant::now();
 
     // Write each virtual host's lines, sorted, into tmp/, on every core,
     // leaving out the lines of inputs that failed half-way.
     let skip = |file: u32| failed.get(file as usize).copied().unwrap_or(false);
-    let groups = sorter.sorted_groups();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = AtomicUsize::new(0);
     let results: Vec<io::Result<Vec<Output>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (groups, tmp) = (&groups, &tmp);
+            .map(|_| {
+                let (sorted, tmp, next) = (&sorted, &tmp, &next);
                 scope.spawn(move || {
                     let mut done = Vec::new();
-                    for group in groups.groups.iter().skip(t).step_by(threads) {
-                        let mut out = Output::create(tmp, *group)?;
-                        groups.for_each(*group, |record| -> io::Result<()> {
-                            if skip(record.key.file) {
-                                Ok(())
-                            } else {
-                                out.write(record.line)
-                            }
+                    while let Some(&group) = sorted.groups.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        let mut out = Output::create(tmp, group)?;
+                        sorted.for_each(group, |file, line| -> io::Result<()> {
+                            if skip(file) { Ok(()) } else { out.write(line) }
                         })?;
                         done.push(out.finish()?);
                     }
@@ -478,17 +454,14 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     for r in results {
         outputs.extend(r.map_err(output_err(&tmp))?);
     }
-    groups.remove_runs().map_err(output_err(&tmp))?;
+    sorted.remove_runs().map_err(output_err(&tmp))?;
     outputs.sort_by_key(|o| o.group);
     let mut per_group: Vec<u64> = vec![0; vhosts.names.len()];
     for o in &outputs {
         if let Some(n) = per_group.get_mut(o.group as usize) {
             *n = o.lines;
         }
-        o.file
-            .as_ref()
-            .map_or(Ok(()), File::sync_all)
-            .map_err(output_err(&o.path))?;
+        o.file.sync_all().map_err(output_err(&o.path))?;
     }
     summary.accepted = per_group.iter().sum();
 
@@ -577,12 +550,19 @@ impl From<io::Error> for Step {
     }
 }
 
+/// Bytes gathered before they are written to an output.
+const OUTPUT_BUFFER: usize = 1 << 20;
+/// Bytes written to an output between requests that the kernel start
+/// writing them to disk.
+const WRITEBACK: u64 = 8 << 20;
+
 /// One virtual host's output in `tmp/`, being written.
 struct Output {
     group: u32,
     path: PathBuf,
-    writer: Option<BufWriter<File>>,
-    file: Option<File>,
+    file: File,
+    buf: Vec<u8>,
+    written: u64,
     lines: u64,
 }
 
@@ -593,38 +573,54 @@ impl Output {
         Ok(Output {
             group,
             path,
-            writer: Some(BufWriter::with_capacity(1 << 20, file)),
-            file: None,
+            file,
+            buf: Vec::with_capacity(OUTPUT_BUFFER + MAX_LINE + 64),
+            written: 0,
             lines: 0,
         })
     }
 
     fn write(&mut self, line: &[u8]) -> io::Result<()> {
         self.lines += 1;
-        match self.writer.as_mut() {
-            Some(w) => w.write_all(line),
-            None => Err(io::Error::other("output already finished")),
+        self.buf.extend_from_slice(line);
+        if self.buf.len() >= OUTPUT_BUFFER {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffer out, and every [`WRITEBACK`] bytes asks the kernel
+    /// to start writing them to disk.
+    fn drain(&mut self) -> io::Result<()> {
+        self.file.write_all(&self.buf)?;
+        let before = self.written;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        if before / WRITEBACK != self.written / WRITEBACK {
+            self.writeback();
+        }
+        Ok(())
+    }
+
+    /// Asks the kernel to start writing the file to disk now, so that the
+    /// `fsync` that makes the output durable, once every output is written,
+    /// finds little left to wait for.
+    fn writeback(&self) {
+        // SAFETY: sync_file_range(2) on a file descriptor we own; it only
+        // schedules I/O. Failure is harmless: fsync follows anyway.
+        unsafe {
+            libc::sync_file_range(
+                std::os::fd::AsRawFd::as_raw_fd(&self.file),
+                0,
+                0,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
         }
     }
 
-    /// Flushes and asks the kernel to start writing the file to disk now,
-    /// so that the `fsync` that makes it durable, once every output is
-    /// written, finds little left to wait for.
     fn finish(mut self) -> io::Result<Output> {
-        if let Some(w) = self.writer.take() {
-            let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
-            // SAFETY: sync_file_range(2) on a file descriptor we own; it
-            // only schedules I/O. Failure is harmless: fsync follows anyway.
-            unsafe {
-                libc::sync_file_range(
-                    std::os::fd::AsRawFd::as_raw_fd(&file),
-                    0,
-                    0,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
-            self.file = Some(file);
-        }
+        self.drain()?;
+        self.writeback();
         Ok(self)
     }
 }

@@ -299,9 +299,18 @@ fn tiny_memory_spills_runs_and_gives_the_same_bytes() {
     let a = split_json(&run(pysk_logs()
         .args(["split", "--json", "--memory", "1G", "--spool"])
         .arg(&big)));
-    let b = split_json(&run(pysk_logs()
-        .args(["split", "--json", "--memory", "1M", "--spool"])
-        .arg(&small)));
+    let small_run = run(pysk_logs()
+        .args(["-vv", "split", "--json", "--memory", "1M", "--spool"])
+        .arg(&small));
+    let b = split_json(&small_run);
+    // The debug line says how many runs were spilled: more than one.
+    let stderr = String::from_utf8_lossy(&small_run.stderr);
+    let runs: usize = stderr
+        .lines()
+        .find_map(|l| l.split(", ").nth(1)?.strip_suffix(" run(s) spilled"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no spill count in: {stderr}"));
+    assert!(runs > 1, "{runs} run(s) spilled");
     assert_eq!(a["accepted"], 6000);
     assert_eq!(a["vhosts"], b["vhosts"]);
     for vhost in a["vhosts"].as_object().expect("vhosts").keys() {
