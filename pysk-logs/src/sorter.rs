@@ -22,19 +22,20 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use memmap2::{Advice, MmapMut};
+
 /// What lines are ordered by within their group: time, then input file
 /// and line number, so equal times keep input order however the lines
 /// arrived. Unique per line.
 pub type Order = (i64, u32, u32);
 
-/// One line in memory: its order and where it is in its group's chunks.
+/// One line in memory: its order and where it is in the store's region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Slot {
     time: i64,
     file: u32,
     seq: u32,
-    chunk: u32,
-    start: u32,
+    at: u32,
     len: u32,
 }
 
@@ -43,17 +44,20 @@ impl Slot {
         (self.time, self.file, self.seq)
     }
 
-    fn line<'c>(&self, chunks: &'c [Vec<u8>]) -> &'c [u8] {
-        let start = self.start as usize;
-        &chunks[self.chunk as usize][start..start + self.len as usize]
+    fn line<'r>(&self, region: &'r [u8]) -> &'r [u8] {
+        let at = self.at as usize;
+        &region[at..at + self.len as usize]
     }
 }
 
-/// One group's lines in a store.
+/// One group's lines in a store: their slots, and the room left in the
+/// group's current chunk of the region.
 #[derive(Debug, Default)]
 struct Group {
-    chunks: Vec<Vec<u8>>,
     slots: Vec<Slot>,
+    fill: usize,
+    end: usize,
+    chunks: u32,
 }
 
 /// A spilled run: its file and where each of its groups starts.
@@ -72,21 +76,30 @@ const RUN_READ_BUFFER: usize = 64 * 1024;
 /// Bytes gathered before they are written to a run file.
 const WRITE_BUFFER: usize = 1 << 20;
 
-/// The smallest chunk: room for the longest line `split` accepts.
+/// The first chunk of a group: room for the longest line `split` accepts.
+/// A group's chunks double from there up to [`MAX_CHUNK`], so that many
+/// small virtual hosts do not each hold a large chunk.
 const MIN_CHUNK: usize = 128 * 1024;
-/// The largest chunk.
-const MAX_CHUNK: usize = 1 << 20;
+/// The largest chunk: a huge page.
+const MAX_CHUNK: usize = 2 << 20;
 
-/// One worker's lines: per group its chunks and slots, and the runs it
-/// spilled.
+/// One worker's lines: per group its slots, the lines themselves in one
+/// region of memory handed out in chunks, and the runs it spilled.
 #[derive(Debug)]
 pub struct Store {
     groups: Vec<Group>,
-    /// Chunks emptied by a spill, to be used again.
-    free: Vec<Vec<u8>>,
-    chunk: usize,
-    /// Bytes of chunks and slots held.
-    used: usize,
+    /// Memory mapped once and reused after every spill: the kernel
+    /// provides it in huge pages where it can, and a chunk's pages are
+    /// asked for in one call before it is used, which costs a fraction of
+    /// a fault per page on a virtual machine.
+    region: MmapMut,
+    /// Where the next chunk starts.
+    next: usize,
+    /// How far the region's pages were asked for.
+    populated: usize,
+    max_chunk: usize,
+    /// Bytes of slots held.
+    slot_bytes: usize,
     limit: usize,
     dir: PathBuf,
     name: String,
@@ -94,20 +107,28 @@ pub struct Store {
 }
 
 impl Store {
-    /// A store that keeps its lines within about `limit` bytes (a chunk at
-    /// least), spilling runs into `dir` under names starting with `name`.
-    /// Lines must be shorter than 128 KiB.
-    pub fn new(dir: &Path, name: String, limit: usize) -> Store {
-        Store {
+    /// A store that keeps its lines within about `limit` bytes (two
+    /// chunks at least), spilling runs into `dir` under names starting
+    /// with `name`. Lines must be at most 128 KiB long.
+    pub fn new(dir: &Path, name: String, limit: usize) -> io::Result<Store> {
+        let max_chunk = (limit / 8).clamp(MIN_CHUNK, MAX_CHUNK);
+        // Offsets are u32; what is not written to takes no memory.
+        let size = limit.max(2 * max_chunk).min(u32::MAX as usize);
+        let region = MmapMut::map_anon(size)?;
+        // Without transparent huge pages this changes nothing.
+        let _ = region.advise(Advice::HugePage);
+        Ok(Store {
             groups: Vec::new(),
-            free: Vec::new(),
-            chunk: (limit / 64).clamp(MIN_CHUNK, MAX_CHUNK),
-            used: 0,
+            region,
+            next: 0,
+            populated: 0,
+            max_chunk,
+            slot_bytes: 0,
             limit,
             dir: dir.to_owned(),
             name,
             runs: Vec::new(),
-        }
+        })
     }
 
     /// How many runs this store spilled.
@@ -115,50 +136,64 @@ impl Store {
         self.runs.len()
     }
 
-    /// Adds a line of `group` made of `pieces`, spilling a run first when
-    /// it needs a new chunk that the budget has no room for.
+    /// Hands out a chunk of `size` bytes of the region, spilling a run
+    /// first when the budget has no room for it.
+    fn chunk(&mut self, size: usize) -> io::Result<usize> {
+        let over =
+            |s: &Store| s.next + size > s.region.len() || s.next + size + s.slot_bytes > s.limit;
+        if over(self) && self.groups.iter().any(|g| !g.slots.is_empty()) {
+            self.spill()?;
+        }
+        if self.next + size > self.region.len() {
+            return Err(io::Error::other("a line does not fit the sort memory"));
+        }
+        let at = self.next;
+        self.next += size;
+        if self.next > self.populated {
+            let end = self.next.next_multiple_of(MAX_CHUNK).min(self.region.len());
+            // Failing only means the pages come a fault at a time.
+            let _ = self.region.advise_range(
+                Advice::PopulateWrite,
+                self.populated,
+                end - self.populated,
+            );
+            self.populated = end;
+        }
+        Ok(at)
+    }
+
+    /// Adds a line of `group` made of `pieces`.
     pub fn push(&mut self, group: u32, order: Order, pieces: &[&[u8]]) -> io::Result<()> {
         let len: usize = pieces.iter().map(|p| p.len()).sum();
         let g = group as usize;
         if self.groups.len() <= g {
             self.groups.resize_with(g + 1, Group::default);
         }
-        let full = self.groups[g]
-            .chunks
-            .last()
-            .is_none_or(|c| c.len() + len > c.capacity());
-        if full {
-            let held = self.groups.iter().any(|g| !g.slots.is_empty());
-            if held && self.free.is_empty() && self.used + self.chunk > self.limit {
-                self.spill()?;
-            }
-            let chunk = match self.free.pop() {
-                Some(c) => c,
-                None => {
-                    self.used += self.chunk;
-                    new_chunk(self.chunk)
-                }
-            };
-            self.groups[g].chunks.push(chunk);
+        if self.groups[g].end - self.groups[g].fill < len {
+            let grown = MIN_CHUNK << self.groups[g].chunks.min(8);
+            let size = grown.min(self.max_chunk).max(len);
+            let at = self.chunk(size)?;
+            let group = &mut self.groups[g];
+            group.fill = at;
+            group.end = at + size;
+            group.chunks += 1;
         }
         let group = &mut self.groups[g];
-        let index = group.chunks.len() - 1;
-        let chunk = &mut group.chunks[index];
-        let start = chunk.len();
+        let at = group.fill;
         for p in pieces {
-            chunk.extend_from_slice(p);
+            self.region[group.fill..group.fill + p.len()].copy_from_slice(p);
+            group.fill += p.len();
         }
         let before = group.slots.capacity();
-        // Chunks are at most 1 MiB: offsets and lengths fit in a u32.
+        // The region is at most 4 GiB: offsets and lengths fit in a u32.
         group.slots.push(Slot {
             time: order.0,
             file: order.1,
             seq: order.2,
-            chunk: index as u32,
-            start: start as u32,
+            at: at as u32,
             len: len as u32,
         });
-        self.used += (group.slots.capacity() - before) * std::mem::size_of::<Slot>();
+        self.slot_bytes += (group.slots.capacity() - before) * std::mem::size_of::<Slot>();
         Ok(())
     }
 
@@ -170,7 +205,7 @@ impl Store {
     }
 
     /// Writes every line, sorted, to a new run file and empties the store,
-    /// keeping its chunks for reuse.
+    /// keeping its region for reuse.
     fn spill(&mut self) -> io::Result<()> {
         self.sort();
         let path = self
@@ -180,7 +215,7 @@ impl Store {
         let mut buf = Vec::with_capacity(WRITE_BUFFER + RECORD_HEAD + MIN_CHUNK);
         let mut groups = Vec::new();
         let mut offset = 0u64;
-        for (g, group) in self.groups.iter_mut().enumerate() {
+        for (g, group) in self.groups.iter().enumerate() {
             if group.slots.is_empty() {
                 continue;
             }
@@ -192,46 +227,32 @@ impl Store {
                 buf.extend_from_slice(&s.seq.to_le_bytes());
                 buf.extend_from_slice(&s.time.to_le_bytes());
                 buf.extend_from_slice(&s.len.to_le_bytes());
-                buf.extend_from_slice(s.line(&group.chunks));
+                buf.extend_from_slice(s.line(&self.region));
                 offset += (RECORD_HEAD + s.len as usize) as u64;
                 if buf.len() >= WRITE_BUFFER {
                     out.write_all(&buf)?;
                     buf.clear();
                 }
             }
-            group.slots.clear();
-            for mut c in group.chunks.drain(..) {
-                c.clear();
-                self.free.push(c);
-            }
         }
         out.write_all(&buf)?;
         self.runs.push(Run { path, groups });
+        for group in &mut self.groups {
+            *group = Group {
+                slots: std::mem::take(&mut group.slots),
+                ..Group::default()
+            };
+            group.slots.clear();
+        }
+        self.slot_bytes = self
+            .groups
+            .iter()
+            .map(|g| g.slots.capacity())
+            .sum::<usize>()
+            * std::mem::size_of::<Slot>();
+        self.next = 0;
         Ok(())
     }
-}
-
-/// A chunk of `size` bytes whose memory the kernel provides at once
-/// rather than a page at a time as it is first written: one system call
-/// instead of a fault per page.
-fn new_chunk(size: usize) -> Vec<u8> {
-    let chunk: Vec<u8> = Vec::with_capacity(size);
-    let page = 4096;
-    let start = (chunk.as_ptr() as usize).next_multiple_of(page);
-    let end = (chunk.as_ptr() as usize + size) / page * page;
-    if end > start {
-        // SAFETY: an advice on memory this Vec owns, which it has not
-        // handed out; MADV_POPULATE_WRITE only faults the pages in (zeroed)
-        // and changes no content. Failure only means the faults come later.
-        unsafe {
-            libc::madvise(
-                start as *mut libc::c_void,
-                end - start,
-                libc::MADV_POPULATE_WRITE,
-            );
-        }
-    }
-    chunk
 }
 
 /// Every worker's store, sorted, to be written group by group; see
@@ -285,7 +306,7 @@ impl Sorted {
         F: FnMut(u32, &[u8]) -> Result<(), E>,
         E: From<io::Error>,
     {
-        let mut memory: Vec<(&[Slot], &[Vec<u8>])> = Vec::new();
+        let mut memory: Vec<(&[Slot], &[u8])> = Vec::new();
         let mut readers = Vec::new();
         for store in &self.stores {
             if let Some(g) = store
@@ -293,7 +314,7 @@ impl Sorted {
                 .get(group as usize)
                 .filter(|g| !g.slots.is_empty())
             {
-                memory.push((&g.slots, &g.chunks));
+                memory.push((&g.slots, &store.region));
             }
             for run in &store.runs {
                 if let Some((_, offset)) = run.groups.iter().find(|(g, _)| *g == group) {
@@ -306,10 +327,10 @@ impl Sorted {
                 }
             }
         }
-        if let ([(slots, chunks)], []) = (memory.as_slice(), readers.as_slice()) {
+        if let ([(slots, region)], []) = (memory.as_slice(), readers.as_slice()) {
             // One source: nothing to merge.
             for s in *slots {
-                sink(s.file, s.line(chunks))?;
+                sink(s.file, s.line(region))?;
             }
             return Ok(());
         }
@@ -329,9 +350,9 @@ impl Sorted {
         }
         while let Some(Reverse((_, source))) = heap.pop() {
             if let Some(m) = source.checked_sub(readers.len()) {
-                let (slots, chunks) = memory[m];
+                let (slots, region) = memory[m];
                 let s = &slots[next[m]];
-                sink(s.file, s.line(chunks))?;
+                sink(s.file, s.line(region))?;
                 next[m] += 1;
                 if let Some(n) = slots.get(next[m]) {
                     heap.push(Reverse((n.order(), source)));
@@ -410,7 +431,7 @@ mod tests {
     fn sorted(limit: usize, input: &[(u32, i64, &str)]) -> (Vec<(u32, u32, String)>, usize) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut stores: Vec<Store> = (0..2)
-            .map(|w| Store::new(dir.path(), format!("w{w}"), limit))
+            .map(|w| Store::new(dir.path(), format!("w{w}"), limit).expect("map"))
             .collect();
         for (i, (g, t, text)) in input.iter().enumerate() {
             let file = u32::try_from(i % 2).expect("small");

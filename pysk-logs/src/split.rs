@@ -10,7 +10,7 @@
 //! duplicates nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -134,16 +134,16 @@ struct Worker<'s, 'a> {
 
 impl<'s, 'a> Worker<'s, 'a> {
     /// Worker number `index`, keeping its lines within `limit` bytes.
-    fn new(shared: &'s Shared<'a>, index: usize, limit: usize) -> Self {
+    fn new(shared: &'s Shared<'a>, index: usize, limit: usize) -> Result<Self, LogsError> {
         let name = format!("{}-{index}", std::process::id());
-        Worker {
+        Ok(Worker {
             shared,
             vhost_cache: HashMap::new(),
             stamp: [0; time::LEN],
             stamp_time: i64::MIN,
             clock: time::DayCache::default(),
-            store: Store::new(shared.tmp, name, limit),
-        }
+            store: Store::new(shared.tmp, name, limit).map_err(output_err(shared.tmp))?,
+        })
     }
 
     fn group(&mut self, raw: &[u8]) -> Result<u32, Reject> {
@@ -355,7 +355,7 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
             .map(|index| {
                 let (shared, next, inputs) = (&shared, &next, &inputs);
                 scope.spawn(move || {
-                    let mut worker = Worker::new(shared, index, share);
+                    let mut worker = Worker::new(shared, index, share)?;
                     let mut done = Vec::new();
                     loop {
                         let fi = next.fetch_add(1, Ordering::Relaxed);
@@ -420,18 +420,25 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     let started = Instant::now();
 
     // Write each virtual host's lines, sorted, into tmp/, on every core,
-    // leaving out the lines of inputs that failed half-way.
+    // leaving out the lines of inputs that failed half-way. Each host's
+    // directory in pending/ is made now, while the other threads work,
+    // rather than one after the other in the commit; an empty one left by
+    // a crash does no harm.
     let skip = |file: u32| failed.get(file as usize).copied().unwrap_or(false);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = AtomicUsize::new(0);
     let results: Vec<io::Result<Vec<Output>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                let (sorted, tmp, next) = (&sorted, &tmp, &next);
+                let (sorted, tmp, next, names) = (&sorted, &tmp, &next, &vhosts.names);
+                let pending = spool.root().join("pending");
                 scope.spawn(move || {
                     let mut done = Vec::new();
                     while let Some(&group) = sorted.groups.get(next.fetch_add(1, Ordering::Relaxed))
                     {
+                        if let Some(name) = names.get(group as usize) {
+                            fs::create_dir_all(pending.join(name))?;
+                        }
                         let mut out = Output::create(tmp, group)?;
                         sorted.for_each(group, |file, line| -> io::Result<()> {
                             if skip(file) { Ok(()) } else { out.write(line) }
