@@ -126,8 +126,7 @@ enum FileResult {
 struct Worker<'s, 'a> {
     shared: &'s Shared<'a>,
     vhost_cache: HashMap<Vec<u8>, Result<u32, Reject>>,
-    stamp: [u8; time::LEN],
-    stamp_time: i64,
+    stamp: time::UtcCache,
     clock: time::DayCache,
     store: Store,
 }
@@ -139,8 +138,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         Ok(Worker {
             shared,
             vhost_cache: HashMap::new(),
-            stamp: [0; time::LEN],
-            stamp_time: i64::MIN,
+            stamp: time::UtcCache::default(),
             clock: time::DayCache::default(),
             store: Store::new(shared.tmp, name, limit).map_err(output_err(shared.tmp))?,
         })
@@ -175,15 +173,12 @@ impl<'s, 'a> Worker<'s, 'a> {
         });
         match parsed {
             Ok((entry, group)) => {
-                if entry.time != self.stamp_time {
-                    time::format_utc(entry.time, &mut self.stamp);
-                    self.stamp_time = entry.time;
-                }
                 let seq = u32::try_from(line_no).unwrap_or(u32::MAX);
+                let stamp = self.stamp.format(entry.time);
                 self.store.push(
                     group,
                     (entry.time, file, seq),
-                    &format::combined(&entry, &self.stamp),
+                    &format::combined(&entry, stamp),
                 )
             }
             Err(reason) => {

@@ -153,6 +153,48 @@ pub fn format_utc(epoch: i64, out: &mut [u8; LEN]) {
     out[20..].copy_from_slice(b" +0000");
 }
 
+/// Formats instants like [`format_utc`], remembering the last one: lines
+/// near in time share their day, and then only the time of day is written.
+#[derive(Debug, Clone)]
+pub struct UtcCache {
+    time: i64,
+    day: i64,
+    text: [u8; LEN],
+}
+
+impl Default for UtcCache {
+    fn default() -> UtcCache {
+        let mut text = [0; LEN];
+        format_utc(0, &mut text);
+        UtcCache {
+            time: 0,
+            day: 0,
+            text,
+        }
+    }
+}
+
+impl UtcCache {
+    /// `epoch` as `dd/Mon/yyyy:HH:MM:SS +0000`.
+    pub fn format(&mut self, epoch: i64) -> &[u8; LEN] {
+        if epoch != self.time {
+            let day = epoch.div_euclid(86_400);
+            if day == self.day {
+                let secs = epoch.rem_euclid(86_400);
+                for (at, v) in [(12, secs / 3600), (15, secs / 60 % 60), (18, secs % 60)] {
+                    self.text[at] = b'0' + (v / 10) as u8;
+                    self.text[at + 1] = b'0' + (v % 10) as u8;
+                }
+            } else {
+                format_utc(epoch, &mut self.text);
+                self.day = day;
+            }
+            self.time = epoch;
+        }
+        &self.text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +255,32 @@ mod tests {
                 String::from_utf8_lossy(text)
             );
         }
+    }
+
+    #[test]
+    fn the_cache_formats_like_format_utc() {
+        let mut cache = UtcCache::default();
+        let mut t = 1_431_820_000i64;
+        for step in [
+            0,
+            1,
+            59,
+            3600,
+            86_399,
+            1,
+            86_400 * 40,
+            -86_401,
+            -7,
+            0,
+            12_345,
+        ] {
+            for _ in 0..50 {
+                t += step;
+                assert_eq!(cache.format(t), utc(t).as_bytes(), "{t}");
+            }
+        }
+        assert_eq!(cache.format(0), utc(0).as_bytes());
+        assert_eq!(cache.format(-1), utc(-1).as_bytes());
     }
 
     #[test]
