@@ -3,8 +3,8 @@
 //!
 //! Every parsing worker owns a [`Store`]. It keeps each group's (virtual
 //! host's) lines, already converted to combined format, together in the
-//! group's own chunks of memory, with a [`Slot`] per line saying where it
-//! is. Logs arrive nearly in time order, so a group's lines in sorted order
+//! group's own chunks of one memory region, with a slot per line saying
+//! where it is. Logs arrive nearly in time order, so a group's lines in sorted order
 //! lie mostly one after the other in its chunks, and writing them out reads
 //! memory in sequence instead of jumping about. When a store's share of the
 //! budget is full, its groups are sorted and written as a run file of lines

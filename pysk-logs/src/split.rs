@@ -2,8 +2,9 @@
 //! virtual host out.
 //!
 //! Every line of every input is parsed ([`crate::format`]), converted to
-//! combined format in UTC and handed to the external [`Sorter`] under its
-//! virtual host; lines that fit no format go, with their reason, source
+//! combined format in UTC and kept under its virtual host in the parsing
+//! worker's own [`Store`], the external sort; lines that fit no format go,
+//! with their reason, source
 //! file and line number, to a rejected file of their input. The outputs,
 //! the rejected files and the removal of the inbox files are then committed
 //! as one batch ([`crate::spool`]), so a run killed at any point loses and
