@@ -651,17 +651,29 @@ fn useradd_running_alongside_syncs_loses_nothing() {
     };
     let other = root.database("other.json", &other);
     let prefix = root.path();
+    // With --prefix, useradd does not wait for the lock files: it gives up
+    // at once ("cannot lock ... try again later"), and is run again, as a
+    // script would.
     let adder = std::thread::spawn(move || {
         (0..30)
             .map(|i| {
-                Command::new(&useradd)
-                    .arg("--prefix")
-                    .arg(&prefix)
-                    .args(["-M", "-s", "/bin/sh", "-u"])
-                    .arg((5000 + i).to_string())
-                    .arg(format!("loop{i}"))
-                    .output()
-                    .expect("useradd")
+                let mut tries = 0;
+                loop {
+                    let out = Command::new(&useradd)
+                        .arg("--prefix")
+                        .arg(&prefix)
+                        .args(["-M", "-s", "/bin/sh", "-u"])
+                        .arg((5000 + i).to_string())
+                        .arg(format!("loop{i}"))
+                        .output()
+                        .expect("useradd");
+                    tries += 1;
+                    let locked = String::from_utf8_lossy(&out.stderr).contains("cannot lock");
+                    if out.status.success() || !locked || tries == 500 {
+                        break out;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
             })
             .collect::<Vec<_>>()
     });
