@@ -239,12 +239,10 @@ impl Store {
         }
         out.write_all(&buf)?;
         self.runs.push(Run { path, groups });
+        // The groups keep their slot lists' memory, still counted.
         for group in &mut self.groups {
-            *group = Group {
-                slots: std::mem::take(&mut group.slots),
-                ..Group::default()
-            };
             group.slots.clear();
+            (group.fill, group.end, group.chunks) = (0, 0, 0);
         }
         self.slot_bytes = self
             .groups

@@ -345,8 +345,8 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         .map_or(1, |n| n.get())
         .min(inputs.len());
     let share = options.memory / 8 * 7 / workers;
-    type Read = (Vec<(usize, FileResult)>, Store);
-    let results: Vec<Result<Read, LogsError>> = std::thread::scope(|scope| {
+    type WorkerResult = (Vec<(usize, FileResult)>, Store);
+    let results: Vec<Result<WorkerResult, LogsError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|index| {
                 let (shared, next, inputs) = (&shared, &next, &inputs);
@@ -423,7 +423,7 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     let skip = |file: u32| failed.get(file as usize).copied().unwrap_or(false);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = AtomicUsize::new(0);
-    let results: Vec<io::Result<Vec<Output>>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Vec<Output>, LogsError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let (sorted, tmp, next, names) = (&sorted, &tmp, &next, &vhosts.names);
@@ -433,13 +433,17 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
                     while let Some(&group) = sorted.groups.get(next.fetch_add(1, Ordering::Relaxed))
                     {
                         if let Some(name) = names.get(group as usize) {
-                            fs::create_dir_all(pending.join(name))?;
+                            let dir = pending.join(name);
+                            fs::create_dir_all(&dir).map_err(output_err(&dir))?;
                         }
-                        let mut out = Output::create(tmp, group)?;
-                        sorted.for_each(group, |file, line| -> io::Result<()> {
-                            if skip(file) { Ok(()) } else { out.write(line) }
-                        })?;
-                        done.push(out.finish()?);
+                        let mut out = Output::create(tmp, group).map_err(output_err(tmp))?;
+                        sorted
+                            .for_each(group, |file, line| -> io::Result<()> {
+                                if skip(file) { Ok(()) } else { out.write(line) }
+                            })
+                            .map_err(output_err(&out.path))?;
+                        let path = out.path.clone();
+                        done.push(out.finish().map_err(output_err(&path))?);
                     }
                     Ok(done)
                 })
@@ -448,14 +452,15 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         handles
             .into_iter()
             .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(io::Error::other("an output thread died")))
+                h.join().unwrap_or_else(|_| {
+                    Err(output_err(&tmp)(io::Error::other("an output thread died")))
+                })
             })
             .collect()
     });
     let mut outputs = Vec::new();
     for r in results {
-        outputs.extend(r.map_err(output_err(&tmp))?);
+        outputs.extend(r?);
     }
     sorted.remove_runs().map_err(output_err(&tmp))?;
     outputs.sort_by_key(|o| o.group);
