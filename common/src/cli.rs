@@ -1,8 +1,9 @@
 //! The options every tool shares, and the `config` subcommand.
 //!
 //! Each tool flattens [`CommonArgs`] into its clap parser, so `--config-dir`,
-//! `--host`, `-q` and `-v` are spelled the same everywhere, and mutating
-//! subcommands flatten [`WaitArgs`] for `--wait`.
+//! `--host`, `-q` and `-v` are spelled the same everywhere; subcommands that
+//! take a lock flatten [`WaitArgs`] for `--wait`, subcommands that change
+//! the system [`DryRunArgs`], and those that report a summary [`JsonArgs`].
 
 use std::ffi::{CStr, CString};
 use std::io::Write;
@@ -12,9 +13,11 @@ use std::time::Duration;
 use clap::{ArgAction, Args};
 
 use crate::Error;
-use crate::inventory::is_host_name;
+use crate::error::Origin;
+use crate::hostname::is_host_name;
 use crate::report::{Level, Reporter};
-use crate::switches::{self, Spec, Switches};
+use crate::settings::{Settings, Spec};
+use crate::switches::Switches;
 
 /// Options shared by every pysk tool.
 #[derive(Debug, Clone, Args)]
@@ -42,20 +45,39 @@ pub struct CommonArgs {
     pub verbose: u8,
 }
 
-/// `--wait` for subcommands that take the tool's lock.
-#[derive(Debug, Clone, Copy, Args)]
+/// `--wait` for subcommands that take a lock.
+#[derive(Debug, Clone, Default, Args)]
 pub struct WaitArgs {
-    /// When another run holds the lock, wait up to this long instead of
-    /// exiting 75 at once
-    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
-    pub wait: u64,
+    /// When another run holds the lock, wait up to SECONDS for it before
+    /// exiting 75 [default: the tool's <tool>_wait switch, see below]
+    #[arg(long, value_name = "SECONDS")]
+    pub wait: Option<String>,
 }
 
 impl WaitArgs {
-    /// The longest time to wait for the lock.
-    pub fn duration(&self) -> Duration {
-        Duration::from_secs(self.wait)
+    /// The longest time to wait for the lock: `--wait`, else the tool's
+    /// switch `key` (such as `logs_wait`), else its default.
+    pub fn resolve(&self, settings: &Settings, key: &str) -> Result<Duration, Error> {
+        settings.seconds(key, self.wait.as_deref())
     }
+}
+
+/// `--dry-run` for subcommands that change the system.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct DryRunArgs {
+    /// Print the plan or the unified diff of what would change; change
+    /// nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `--json` for subcommands that report a summary.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct JsonArgs {
+    /// Print the summary as one JSON document ("version": 1) on stdout
+    /// instead of lines on stderr
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl CommonArgs {
@@ -77,37 +99,38 @@ impl CommonArgs {
     /// The host whose switches apply: `--host`, else this machine's FQDN.
     /// It names files, so it must be a valid host name.
     pub fn host(&self) -> Result<String, Error> {
-        let name = match &self.host {
-            Some(h) => h.to_ascii_lowercase(),
-            None => local_fqdn(),
+        let (name, origin) = match &self.host {
+            Some(h) => (h.to_ascii_lowercase(), Origin::Option("--host".into())),
+            None => (local_fqdn(), Origin::Default),
         };
         if is_host_name(&name) {
             Ok(name)
         } else {
-            Err(Error::Config {
-                path: PathBuf::from("--host"),
-                line: 0,
-                reason: format!("{name:?} is not a valid host name"),
+            Err(Error::Setting {
+                key: "host".into(),
+                origin,
+                reason: format!(
+                    "{name:?} is not a valid host name (letters, digits, hyphens, dots)"
+                ),
             })
         }
     }
 
-    /// The merged switches for [`CommonArgs::host`].
-    pub fn switches(&self) -> Result<Switches, Error> {
-        Switches::load(&self.config_dir, &self.host()?)
+    /// The settings of a tool whose switch list is `specs`, for
+    /// [`CommonArgs::host`].
+    pub fn settings(&self, specs: &'static [Spec]) -> Result<Settings, Error> {
+        let switches = Switches::load(&self.config_dir, &self.host()?)?;
+        Ok(Settings::new(specs, switches))
     }
 
     /// The `config` subcommand: writes the effective switches for the host
     /// in shell syntax, the tool's own keys included with their defaults.
-    pub fn print_config(&self, specs: &[Spec], out: &mut dyn Write) -> Result<(), Error> {
+    pub fn print_config(&self, specs: &'static [Spec], out: &mut dyn Write) -> Result<(), Error> {
         let host = self.host()?;
-        let switches = Switches::load(&self.config_dir, &host)?;
-        out.write_all(switches::render(&switches, specs, &host).as_bytes())
+        let text = self.settings(specs)?.render(&host);
+        out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
-            .map_err(|source| Error::Write {
-                path: PathBuf::from("stdout"),
-                source,
-            })
+            .map_err(Error::Stdout)
     }
 }
 
@@ -180,7 +203,12 @@ mod tests {
         assert_eq!(cli.common.config_dir, PathBuf::from("/tmp/cfg"));
         assert_eq!(cli.common.host().expect("host"), "mikuru.igowo.de");
         assert_eq!(cli.common.level(), Level::Debug);
-        assert_eq!(cli.wait.duration(), Duration::from_secs(30));
+        const SPECS: &[Spec] = &[Spec::new("t_wait", "0", "lock wait")];
+        let settings = Settings::new(SPECS, Switches::default());
+        assert_eq!(
+            cli.wait.resolve(&settings, "t_wait").expect("wait"),
+            Duration::from_secs(30)
+        );
         let quiet = Cli::try_parse_from(["pysk-test", "-q"]).expect("parses");
         assert_eq!(quiet.common.level(), Level::Quiet);
         assert!(Cli::try_parse_from(["pysk-test", "-q", "-v"]).is_err());
@@ -188,10 +216,11 @@ mod tests {
 
     #[test]
     fn host_that_could_escape_the_config_dir_is_refused() {
-        for bad in ["../../etc/passwd", "a/b", "", "-x", ".."] {
+        for bad in ["../../etc/passwd", "a/b", "", "-x", "..", "foo_bar"] {
             let arg = format!("--host={bad}");
             let cli = Cli::try_parse_from(["pysk-test", arg.as_str()]).expect("parses");
-            assert!(cli.common.host().is_err(), "{bad:?}");
+            let err = cli.common.host().expect_err(bad);
+            assert!(err.to_string().starts_with("--host: "), "{err}");
         }
         let cli = Cli::try_parse_from(["pysk-test"]).expect("parses");
         assert!(!cli.common.host().expect("local name").is_empty());
@@ -214,20 +243,12 @@ mod tests {
             "h.example",
         ])
         .expect("parses");
-        let specs = [
-            Spec {
-                key: "logs_spool",
-                default: "/var/spool/pysk/wwwlogs",
-                help: "the spool",
-            },
-            Spec {
-                key: "logs_memory",
-                default: "256M",
-                help: "sort memory",
-            },
+        const SPECS: &[Spec] = &[
+            Spec::new("logs_spool", "/var/spool/pysk/wwwlogs", "the spool"),
+            Spec::new("logs_memory", "256M", "sort memory"),
         ];
         let mut out = Vec::new();
-        cli.common.print_config(&specs, &mut out).expect("prints");
+        cli.common.print_config(SPECS, &mut out).expect("prints");
         let text = String::from_utf8(out).expect("utf-8");
         let path = dir.path().join("serverconfig/default");
         assert_eq!(

@@ -1,6 +1,20 @@
-//! Calendar arithmetic on the proleptic Gregorian calendar, in UTC, for
-//! tools that stamp dates (log timestamps, zone serials) without pulling
-//! in a date library.
+//! The clock, and calendar arithmetic on the proleptic Gregorian calendar,
+//! in UTC, for tools that stamp dates (log timestamps, zone serials,
+//! shadow's last change) without pulling in a date library.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the epoch, now (0 for a clock set before 1970).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Today in UTC, as days since 1970-01-01 (what shadow's fields count).
+pub fn today() -> i64 {
+    i64::try_from(unix_now() / 86_400).unwrap_or(i64::MAX)
+}
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
 /// `days_from_civil`).
@@ -42,5 +56,13 @@ mod tests {
             let (y, m, d) = civil_from_days(day);
             assert_eq!(days_from_civil(y, m, d), day);
         }
+    }
+
+    #[test]
+    fn today_is_the_day_of_now() {
+        let (now, day) = (unix_now(), today());
+        // 2026-01-01 or later, and the same day (unless midnight passed).
+        assert!(day >= days_from_civil(2026, 1, 1));
+        assert!((day - i64::try_from(now / 86_400).expect("fits")).abs() <= 1);
     }
 }

@@ -1,20 +1,40 @@
-//! The error enum for everything `pysk-common` does.
+//! The error enum for everything `pysk-common` does, and for what every
+//! tool's errors have alike.
 //!
-//! Every variant names the file (and line, where there is one) and the
-//! cause, so the message a tool prints tells the admin where to look. Tools
-//! wrap it in their own error enum and keep its exit code.
+//! Every variant names the file (and line, where there is one), the option
+//! or the switch, and the cause, so the message a tool prints tells the
+//! admin where to look. Tools wrap it in their own error enum (its `Common`
+//! variant), which holds only what is the tool's own, and keep its exit
+//! code. An error that two tools would both need belongs here, so that it
+//! is worded the same everywhere by construction.
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::exit::{self, ToolError};
 
-/// A failure in one of the shared mechanisms.
+/// Where a setting's value came from, for the message that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line option, such as `--memory`.
+    Option(String),
+    /// A line of a switches file.
+    Switch {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+    },
+    /// The built-in default written in the tool's switch list.
+    Default,
+}
+
+/// A failure in one of the shared mechanisms, or one that every tool can
+/// meet (reading, writing, a bad setting).
 #[derive(Debug)]
 pub enum Error {
-    /// A configuration file has a line outside the accepted syntax, or a
-    /// value of the wrong type.
+    /// A configuration file has a line outside the accepted syntax.
     Config {
         /// The file.
         path: PathBuf,
@@ -32,20 +52,41 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// Reading a file failed.
+    /// A setting (an option, a switch or a built-in default) has a value
+    /// that cannot be used.
+    Setting {
+        /// The switch key, or the option for options without a switch.
+        key: String,
+        /// Where the value came from.
+        origin: Origin,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A certificate file given to be trusted holds no usable certificate.
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Reading a file or directory failed.
     Read {
         /// The file.
         path: PathBuf,
         /// The cause.
         source: io::Error,
     },
-    /// Writing or replacing a file failed; the old version is untouched.
+    /// Writing, creating or removing a file or directory failed; a file
+    /// being replaced keeps its old version.
     Write {
         /// The file that was to be written.
         path: PathBuf,
         /// The cause.
         source: io::Error,
     },
+    /// Writing to standard output failed (a closed pipe ends quietly, see
+    /// [`exit::run`]).
+    Stdout(io::Error),
     /// Another run holds the lock.
     Locked {
         /// The lock file.
@@ -60,12 +101,42 @@ pub enum Error {
         /// Its permission bits.
         mode: u32,
     },
-    /// A secret was to come from an environment variable that is not set
-    /// or not valid UTF-8.
-    SecretEnv {
-        /// The variable's name.
-        var: String,
-    },
+    /// A fault inside the tool, not in its input: a bug to report.
+    Internal(String),
+}
+
+/// The cause of an I/O error as a person reads it: the system's message
+/// without Rust's `(os error N)` suffix.
+pub fn cause(err: &io::Error) -> String {
+    let text = err.to_string();
+    match (err.raw_os_error(), text.rfind(" (os error ")) {
+        (Some(_), Some(at)) => text[..at].to_owned(),
+        _ => text,
+    }
+}
+
+/// Shorthand for `map_err`: an I/O error on `path` while reading it.
+pub fn read_err(path: impl AsRef<Path>) -> impl FnOnce(io::Error) -> Error {
+    let path = path.as_ref().to_owned();
+    move |source| Error::Read { path, source }
+}
+
+/// Shorthand for `map_err`: an I/O error on `path` while writing it.
+pub fn write_err(path: impl AsRef<Path>) -> impl FnOnce(io::Error) -> Error {
+    let path = path.as_ref().to_owned();
+    move |source| Error::Write { path, source }
+}
+
+impl Error {
+    /// A bad value of a command-line option that has no switch, such as
+    /// `--vhost`: reported as `--vhost: <reason>`, exit 2.
+    pub fn option(option: &str, reason: impl Into<String>) -> Error {
+        Error::Setting {
+            key: option.to_owned(),
+            origin: Origin::Option(option.to_owned()),
+            reason: reason.into(),
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -74,10 +145,25 @@ impl fmt::Display for Error {
             Error::Config { path, line, reason } | Error::Inventory { path, line, reason } => {
                 write!(f, "{}:{line}: {reason}", path.display())
             }
-            Error::Read { path, source } => write!(f, "{}: cannot read: {source}", path.display()),
-            Error::Write { path, source } => {
-                write!(f, "{}: cannot write: {source}", path.display())
+            Error::Setting {
+                key,
+                origin,
+                reason,
+            } => match origin {
+                Origin::Option(option) => write!(f, "{option}: {reason}"),
+                Origin::Switch { path, line } => {
+                    write!(f, "{}:{line}: {key}: {reason}", path.display())
+                }
+                Origin::Default => write!(f, "{key} (built-in default): {reason}"),
+            },
+            Error::CaFile { path, reason } => write!(f, "{}: {reason}", path.display()),
+            Error::Read { path, source } => {
+                write!(f, "{}: cannot read: {}", path.display(), cause(source))
             }
+            Error::Write { path, source } => {
+                write!(f, "{}: cannot write: {}", path.display(), cause(source))
+            }
+            Error::Stdout(source) => write!(f, "stdout: {}", cause(source)),
             Error::Locked { path, waited: 0 } => write!(
                 f,
                 "{}: another run holds the lock; try again later or use --wait",
@@ -94,9 +180,7 @@ impl fmt::Display for Error {
                 path.display(),
                 mode & 0o7777
             ),
-            Error::SecretEnv { var } => {
-                write!(f, "{var}: environment variable is not set or not UTF-8")
-            }
+            Error::Internal(what) => write!(f, "internal error, please report it: {what}"),
         }
     }
 }
@@ -104,7 +188,9 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Read { source, .. } | Error::Write { source, .. } => Some(source),
+            Error::Read { source, .. } | Error::Write { source, .. } | Error::Stdout(source) => {
+                Some(source)
+            }
             _ => None,
         }
     }
@@ -113,13 +199,78 @@ impl std::error::Error for Error {
 impl ToolError for Error {
     fn exit_code(&self) -> u8 {
         match self {
-            Error::Config { .. } | Error::Inventory { .. } | Error::SecretEnv { .. } => {
-                exit::CONFIG
-            }
+            Error::Setting {
+                origin: Origin::Option(_),
+                ..
+            } => exit::USAGE,
+            Error::Config { .. }
+            | Error::Inventory { .. }
+            | Error::Setting { .. }
+            | Error::CaFile { .. } => exit::CONFIG,
             Error::Read { source, .. } => exit::read_failure(source),
             Error::Write { source, .. } => exit::write_failure(source),
+            Error::Stdout(_) => exit::IOERR,
             Error::Locked { .. } => exit::TEMPFAIL,
             Error::SecretExposed { .. } => exit::NOPERM,
+            Error::Internal(_) => exit::SOFTWARE,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_causes_read_without_the_os_error_suffix() {
+        let err = Error::Read {
+            path: PathBuf::from("/var/spool/x"),
+            source: io::Error::from_raw_os_error(libc::ENOENT),
+        };
+        assert_eq!(
+            err.to_string(),
+            "/var/spool/x: cannot read: No such file or directory"
+        );
+        assert_eq!(err.exit_code(), exit::NOINPUT);
+        let custom = io::Error::other("not a gzip stream (os error 7)");
+        assert_eq!(cause(&custom), "not a gzip stream (os error 7)");
+    }
+
+    #[test]
+    fn each_origin_of_a_setting_is_named_its_own_way() {
+        let reason = "\"12\": at least 1M is needed".to_owned();
+        let option = Error::Setting {
+            key: "logs_memory".into(),
+            origin: Origin::Option("--memory".into()),
+            reason: reason.clone(),
+        };
+        assert_eq!(
+            option.to_string(),
+            "--memory: \"12\": at least 1M is needed"
+        );
+        assert_eq!(option.exit_code(), exit::USAGE);
+        let switch = Error::Setting {
+            key: "logs_memory".into(),
+            origin: Origin::Switch {
+                path: PathBuf::from("/etc/pysk/serverconfig/default"),
+                line: 3,
+            },
+            reason: reason.clone(),
+        };
+        assert_eq!(
+            switch.to_string(),
+            "/etc/pysk/serverconfig/default:3: logs_memory: \"12\": at least 1M is needed"
+        );
+        assert_eq!(switch.exit_code(), exit::CONFIG);
+        let default = Error::Setting {
+            key: "logs_memory".into(),
+            origin: Origin::Default,
+            reason,
+        };
+        assert_eq!(
+            default.to_string(),
+            "logs_memory (built-in default): \"12\": at least 1M is needed"
+        );
+        assert_eq!(Error::option("--vhost", "x").to_string(), "--vhost: x");
     }
 }

@@ -21,6 +21,8 @@ pub const DATAERR: u8 = 65;
 pub const NOINPUT: u8 = 66;
 /// A service was unavailable (`EX_UNAVAILABLE`).
 pub const UNAVAILABLE: u8 = 69;
+/// A fault inside the tool, not in its input (`EX_SOFTWARE`).
+pub const SOFTWARE: u8 = 70;
 /// An output file could not be created (`EX_CANTCREAT`).
 pub const CANTCREAT: u8 = 73;
 /// An I/O error (`EX_IOERR`).
@@ -76,11 +78,9 @@ pub trait ToolError: StdError {
 }
 
 /// Writes what every tool's error enum has alike, for an enum `$error`
-/// with the variants `Common(pysk_common::Error)`, `Input { path, source }`
-/// and `Output { path, source }` (path and io cause): the conversion
-/// `From<pysk_common::Error>`, and in the calling module the shorthands
-/// `input_err(path)` and `output_err(path)`, which turn an `io::Error` on
-/// `path` into `Input` or `Output` (for `map_err`).
+/// whose variant `Common(pysk_common::Error)` holds the failures every tool
+/// can meet (reading, writing, stdout, a bad setting): the conversion
+/// `From<pysk_common::Error>`, so that `?` lifts them.
 #[macro_export]
 macro_rules! tool_error_basics {
     ($error:ident) => {
@@ -89,25 +89,17 @@ macro_rules! tool_error_basics {
                 $error::Common(e)
             }
         }
-
-        /// Shorthand for mapping an I/O error on `path` to the `Input`
-        /// variant.
-        pub fn input_err(
-            path: impl Into<std::path::PathBuf>,
-        ) -> impl FnOnce(std::io::Error) -> $error {
-            let path = path.into();
-            move |source| $error::Input { path, source }
-        }
-
-        /// Shorthand for mapping an I/O error on `path` to the `Output`
-        /// variant.
-        pub fn output_err(
-            path: impl Into<std::path::PathBuf>,
-        ) -> impl FnOnce(std::io::Error) -> $error {
-            let path = path.into();
-            move |source| $error::Output { path, source }
-        }
     };
+}
+
+/// The exit-code paragraph of a tool's `--help`, from the codes the tool
+/// uses and what each means for it, so that every tool words it alike.
+pub fn help(codes: &[(u8, &str)]) -> String {
+    let mut out = String::from("Exit codes:\n");
+    for (code, meaning) in codes {
+        out.push_str(&format!("  {code:>2}  {meaning}\n"));
+    }
+    out
 }
 
 /// Whether `err`, or any error in its `source()` chain, is an I/O error of

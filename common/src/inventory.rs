@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::Error;
+use crate::hostname::is_host_name;
 
 /// One managed server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,22 +115,6 @@ impl Inventory {
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
     }
-}
-
-/// Whether `name` is a host name pysk accepts: dot-separated labels of
-/// letters, digits and hyphens, 1 to 63 characters each, not starting or
-/// ending with a hyphen, at most 253 characters in all. Also what makes a
-/// `--host` value safe to use as a file name.
-pub fn is_host_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
 }
 
 #[cfg(test)]

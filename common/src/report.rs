@@ -1,11 +1,51 @@
-//! Diagnostics on stderr, as `pysk-<tool>: <what>: <why>`.
+//! Where results go: diagnostics on stderr, as `pysk-<tool>: <what>: <why>`,
+//! and the `--json` summary on stdout.
 //!
 //! Trouble (warnings and errors) is always printed, so cron mails it; the
-//! summary of a run is printed unless `--quiet`, so a quiet successful run
-//! prints nothing; details only with `--verbose`.
+//! summary of a run, and what a real run changed, is printed unless
+//! `--quiet`, so a quiet successful run prints nothing; details only with
+//! `--verbose`. Stdout carries only what was asked for: data, a dry run's
+//! plan or diff, or the one `--json` document ([`print_json`]).
 
 use std::fmt::Display;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+use crate::Error;
+
+/// The version of every `--json` document; it changes only when a field's
+/// meaning does (new fields may appear in the same version).
+pub const JSON_VERSION: u32 = 1;
+
+/// A summary with the document version in front.
+#[derive(Serialize)]
+struct Versioned<'a, T: Serialize> {
+    version: u32,
+    #[serde(flatten)]
+    summary: &'a T,
+}
+
+/// The `--json` document of `summary`: a JSON object whose first field is
+/// `"version": 1`, followed by the summary's own fields. `summary` must
+/// serialize as an object (a struct with named fields).
+pub fn json(summary: &impl Serialize) -> Result<String, Error> {
+    serde_json::to_string_pretty(&Versioned {
+        version: JSON_VERSION,
+        summary,
+    })
+    .map_err(|e| Error::Internal(format!("summary does not serialize as JSON: {e}")))
+}
+
+/// Prints `summary` as the run's `--json` document on stdout (see
+/// [`json`]), one document and a newline.
+pub fn print_json(summary: &impl Serialize) -> Result<(), Error> {
+    let text = json(summary)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(Error::Stdout)
+}
 
 /// How much a run says on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -117,5 +157,23 @@ mod tests {
         assert!(verbose.format(Kind::Verbose, &"step").is_some());
         assert_eq!(verbose.format(Kind::Debug, &"detail"), None);
         assert!(!quiet.progress_allowed());
+    }
+
+    #[test]
+    fn json_documents_start_with_their_version() {
+        #[derive(Serialize)]
+        struct Summary {
+            files: u32,
+            vhosts: Vec<&'static str>,
+        }
+        let doc = json(&Summary {
+            files: 2,
+            vhosts: vec!["a.example"],
+        })
+        .expect("serializes");
+        assert_eq!(
+            doc,
+            "{\n  \"version\": 1,\n  \"files\": 2,\n  \"vhosts\": [\n    \"a.example\"\n  ]\n}"
+        );
     }
 }

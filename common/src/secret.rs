@@ -1,5 +1,6 @@
 //! Secrets: passwords and passphrases, from files only their owner can
-//! read, or from the environment; never from argv.
+//! read; never from argv or the environment (both are visible to other
+//! processes of the same user, and the environment to every child).
 //!
 //! A [`Secret`] never prints its content: its `Debug` shows `***` and it has
 //! no `Display`, so it cannot end up in a log line or an error message by
@@ -55,15 +56,6 @@ pub fn read_file(path: &Path) -> Result<Secret, Error> {
         text.pop();
     }
     Ok(Secret(text))
-}
-
-/// Reads a secret from the environment variable `var`.
-pub fn from_env(var: &str) -> Result<Secret, Error> {
-    std::env::var(var)
-        .map(Secret)
-        .map_err(|_| Error::SecretEnv {
-            var: var.to_owned(),
-        })
 }
 
 #[cfg(test)]

@@ -15,14 +15,16 @@
 //! backtick, `~`, a second word, an unclosed quote, a line continuation) is a
 //! configuration error naming the file and line, never silently misread.
 //!
-//! Every key has a built-in default in the tool that reads it, so every tool
-//! runs with no file at all; the host file overrides `default`.
+//! The host file overrides `default`. Every key has a built-in default in
+//! the tool that reads it, so every tool runs with no file at all; tools
+//! read values through [`crate::settings::Settings`], never from here
+//! directly. The exclude list is read only by the tool that pushes
+//! configuration ([`exclude`]), so a malformed one fails no other tool.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use crate::Error;
 
@@ -37,38 +39,16 @@ pub struct Switch {
     pub line: usize,
 }
 
-/// A switch a tool reads: its key, built-in default and meaning, for
-/// `--help`, the README and `pysk-<tool> config`.
-#[derive(Debug, Clone, Copy)]
-pub struct Spec {
-    /// The key, for example `logs_spool`.
-    pub key: &'static str,
-    /// The value used when no file sets the key.
-    pub default: &'static str,
-    /// One line saying what it controls.
-    pub help: &'static str,
-}
-
-impl Spec {
-    /// A switch `key` with its built-in `default` and `help` line, for a
-    /// tool's `const` switch list.
-    pub const fn new(key: &'static str, default: &'static str, help: &'static str) -> Spec {
-        Spec { key, default, help }
-    }
-}
-
-/// The merged switches for one host: `default` overridden by `<fqdn>`, and
-/// the host's exclude list.
+/// The merged switches for one host: `default` overridden by `<fqdn>`.
 #[derive(Debug, Clone, Default)]
 pub struct Switches {
     values: BTreeMap<String, Switch>,
-    exclude: Vec<PathBuf>,
 }
 
 impl Switches {
-    /// Loads `serverconfig/default`, `serverconfig/<host>` and
-    /// `serverconfig/exclude/<host>` under `config_dir`; a missing file is
-    /// simply not there, an unreadable or malformed one is an error.
+    /// Loads `serverconfig/default` and `serverconfig/<host>` under
+    /// `config_dir`; a missing file is simply not there, an unreadable or
+    /// malformed one is an error.
     pub fn load(config_dir: &Path, host: &str) -> Result<Switches, Error> {
         let base = config_dir.join("serverconfig");
         let mut switches = Switches::default();
@@ -78,10 +58,6 @@ impl Switches {
                     switches.values.insert(key, switch);
                 }
             }
-        }
-        let exclude = base.join("exclude").join(host);
-        if let Some(text) = read_optional(&exclude)? {
-            switches.exclude = parse_exclude(&text, &exclude)?;
         }
         Ok(switches)
     }
@@ -95,79 +71,16 @@ impl Switches {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Switch)> {
         self.values.iter().map(|(k, s)| (k.as_str(), s))
     }
+}
 
-    /// The paths the configuration push must not overwrite on this host.
-    pub fn exclude(&self) -> &[PathBuf] {
-        &self.exclude
-    }
-
-    /// The string value of `key`, or `default`.
-    pub fn string(&self, key: &str, default: &str) -> String {
-        self.get(key)
-            .map_or_else(|| default.to_owned(), |s| s.value.clone())
-    }
-
-    /// The value of `key`, or its built-in default from `specs` (the
-    /// tool's switch list).
-    pub fn setting(&self, specs: &[Spec], key: &str) -> String {
-        self.string(key, default_of(specs, key))
-    }
-
-    /// The value of `key` parsed as `T`, or its built-in default from
-    /// `specs` parsed; a value that does not parse is an error at its file
-    /// and line (or naming the built-in default).
-    pub fn setting_parsed<T: FromStr>(&self, specs: &[Spec], key: &str) -> Result<T, Error>
-    where
-        T::Err: std::fmt::Display,
-    {
-        let (value, path, line) = match self.get(key) {
-            Some(s) => (s.value.as_str(), s.path.clone(), s.line),
-            None => (default_of(specs, key), PathBuf::from("built-in default"), 0),
-        };
-        value.trim().parse().map_err(|e| Error::Config {
-            path,
-            line,
-            reason: format!("{key}: invalid value {value:?}: {e}"),
-        })
-    }
-
-    /// The value of `key` as a path, or `default`.
-    pub fn path(&self, key: &str, default: &str) -> PathBuf {
-        PathBuf::from(self.string(key, default))
-    }
-
-    /// The value of `key` parsed as `T` (a number, an address, …), or
-    /// `default`; a value that does not parse is an error at its file and
-    /// line.
-    pub fn parsed<T: FromStr>(&self, key: &str, default: T) -> Result<T, Error>
-    where
-        T::Err: std::fmt::Display,
-    {
-        match self.get(key) {
-            None => Ok(default),
-            Some(s) => s.value.parse().map_err(|e| Error::Config {
-                path: s.path.clone(),
-                line: s.line,
-                reason: format!("{key}: invalid value {:?}: {e}", s.value),
-            }),
-        }
-    }
-
-    /// The value of `key` as a yes/no switch (`yes`, `true`, `on`, `1` or
-    /// `no`, `false`, `off`, `0`, any case), or `default`.
-    pub fn flag(&self, key: &str, default: bool) -> Result<bool, Error> {
-        let Some(s) = self.get(key) else {
-            return Ok(default);
-        };
-        match s.value.to_ascii_lowercase().as_str() {
-            "yes" | "true" | "on" | "1" => Ok(true),
-            "no" | "false" | "off" | "0" => Ok(false),
-            _ => Err(Error::Config {
-                path: s.path.clone(),
-                line: s.line,
-                reason: format!("{key}: expected yes or no, found {:?}", s.value),
-            }),
-        }
+/// The paths the configuration push must not overwrite on `host`:
+/// `serverconfig/exclude/<host>` under `config_dir`, one absolute path a
+/// line, `#` comments; none when the file is missing.
+pub fn exclude(config_dir: &Path, host: &str) -> Result<Vec<PathBuf>, Error> {
+    let path = config_dir.join("serverconfig/exclude").join(host);
+    match read_optional(&path)? {
+        Some(text) => parse_exclude(&text, &path),
+        None => Ok(Vec::new()),
     }
 }
 
@@ -343,72 +256,10 @@ pub fn shell_quote(value: &str) -> String {
     out
 }
 
-/// The built-in default of `key` in `specs`; empty for a key not listed.
-pub fn default_of(specs: &[Spec], key: &str) -> &'static str {
-    specs
-        .iter()
-        .find(|s| s.key == key)
-        .map_or("", |s| s.default)
-}
-
-/// The epilogue of a tool's `--help`: each switch with its built-in
-/// default and what it controls, derived from the same `specs` that
-/// `config` prints so the two cannot drift apart, then the tool's
-/// `exit_codes` paragraph.
-pub fn help(specs: &[Spec], exit_codes: &str) -> String {
-    let mut out = String::from(
-        "Switches (in <config-dir>/serverconfig/default or /<fqdn>; options beat them):\n",
-    );
-    for spec in specs {
-        out.push_str(&format!(
-            "  {}=\"{}\"\n      {}\n",
-            spec.key, spec.default, spec.help
-        ));
-    }
-    out.push('\n');
-    out.push_str(exit_codes);
-    out
-}
-
-/// Renders the effective switches for `host` in shell syntax: every key a
-/// file sets and every key in `specs` once, sorted, each with a comment
-/// naming the file and line it came from or saying it is the built-in
-/// default. Sourcing the output in bash gives back the same values.
-pub fn render(switches: &Switches, specs: &[Spec], host: &str) -> String {
-    let mut lines: BTreeMap<&str, String> = BTreeMap::new();
-    for spec in specs {
-        lines.insert(
-            spec.key,
-            format!(
-                "{}={}  # built-in default: {}",
-                spec.key,
-                shell_quote(spec.default),
-                spec.help
-            ),
-        );
-    }
-    for (key, s) in switches.iter() {
-        lines.insert(
-            key,
-            format!(
-                "{key}={}  # {}:{}",
-                shell_quote(&s.value),
-                s.path.display(),
-                s.line
-            ),
-        );
-    }
-    let mut out = format!("# effective switches for {host}\n");
-    for line in lines.values() {
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::{Settings, Spec};
     use std::process::Command;
 
     fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
@@ -465,19 +316,6 @@ odd_chars=user@host:8080,a+b%c=d
 "#;
 
     #[test]
-    fn help_lists_every_key_with_its_default() {
-        let specs = [Spec {
-            key: "dns_ns",
-            default: "",
-            help: "name servers",
-        }];
-        assert!(
-            help(&specs, "Exit codes: 0 ok.")
-                .ends_with("\n  dns_ns=\"\"\n      name servers\n\nExit codes: 0 ok.")
-        );
-    }
-
-    #[test]
     fn parser_reads_every_accepted_form_as_bash_does() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = write(dir.path(), "default", EVERY_FORM);
@@ -529,8 +367,14 @@ odd_chars=user@host:8080,a+b%c=d
         }
     }
 
+    /// The value a file set for `key`, or `fallback`.
+    fn value(s: &Switches, key: &str, fallback: &str) -> String {
+        s.get(key)
+            .map_or_else(|| fallback.to_owned(), |v| v.value.clone())
+    }
+
     #[test]
-    fn host_file_overrides_default_and_exclude_is_read() {
+    fn host_file_overrides_default_and_exclude_is_read_on_demand() {
         let dir = tempfile::tempdir().expect("tempdir");
         write(
             dir.path(),
@@ -548,27 +392,37 @@ odd_chars=user@host:8080,a+b%c=d
             "# keep the local postfix\n/etc/postfix/main.cf\n",
         );
         let s = Switches::load(dir.path(), "mikuru.igowo.de").expect("load");
-        assert_eq!(s.string("mysql_conf", "x"), "my.innodb.cnf");
+        assert_eq!(value(&s, "mysql_conf", "x"), "my.innodb.cnf");
         assert_eq!(s.get("mysql_conf").expect("set").path, host);
-        assert_eq!(s.string("postfix_conf", "x"), "main.antispam.cf");
-        assert_eq!(s.string("unset", "fallback"), "fallback");
-        assert_eq!(s.exclude(), [PathBuf::from("/etc/postfix/main.cf")]);
+        assert_eq!(value(&s, "postfix_conf", "x"), "main.antispam.cf");
+        assert!(s.get("unset").is_none());
+        assert_eq!(
+            exclude(dir.path(), "mikuru.igowo.de").expect("exclude"),
+            [PathBuf::from("/etc/postfix/main.cf")]
+        );
 
         let other = Switches::load(dir.path(), "kyon.igowo.de").expect("load");
-        assert_eq!(other.string("mysql_conf", "x"), "my.small.cnf");
-        assert!(other.exclude().is_empty());
+        assert_eq!(value(&other, "mysql_conf", "x"), "my.small.cnf");
+        assert!(
+            exclude(dir.path(), "kyon.igowo.de")
+                .expect("none")
+                .is_empty()
+        );
     }
 
     #[test]
     fn original_pysk_layout_fixture_loads_and_matches_bash() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pysk-original");
         let mikuru = Switches::load(&dir, "mikuru.igowo.de").expect("load");
-        assert_eq!(mikuru.string("mysql_conf", ""), "my.innodb.cnf");
-        assert_eq!(mikuru.string("postfix_conf", ""), "main.antispam.cf");
-        assert!(mikuru.exclude().is_empty());
+        assert_eq!(value(&mikuru, "mysql_conf", ""), "my.innodb.cnf");
+        assert_eq!(value(&mikuru, "postfix_conf", ""), "main.antispam.cf");
+        assert!(exclude(&dir, "mikuru.igowo.de").expect("none").is_empty());
         let kyon = Switches::load(&dir, "kyon.igowo.de").expect("load");
-        assert_eq!(kyon.string("mysql_conf", ""), "my.small.cnf");
-        assert_eq!(kyon.exclude(), [PathBuf::from("/etc/postfix/main.cf")]);
+        assert_eq!(value(&kyon, "mysql_conf", ""), "my.small.cnf");
+        assert_eq!(
+            exclude(&dir, "kyon.igowo.de").expect("exclude"),
+            [PathBuf::from("/etc/postfix/main.cf")]
+        );
         // A script sourcing default then the host file sees the same.
         let keys = ["mysql_conf", "postfix_conf"];
         let default = dir.join("serverconfig/default");
@@ -588,50 +442,26 @@ odd_chars=user@host:8080,a+b%c=d
         assert_eq!(
             values,
             [
-                mikuru.string("mysql_conf", "").as_str(),
-                mikuru.string("postfix_conf", "").as_str()
+                value(&mikuru, "mysql_conf", "").as_str(),
+                value(&mikuru, "postfix_conf", "").as_str()
             ]
         );
     }
 
     #[test]
-    fn no_config_at_all_gives_the_defaults() {
+    fn no_config_at_all_gives_no_switches() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Switches::load(&dir.path().join("missing"), "h").expect("load");
         assert_eq!(s.iter().count(), 0);
-        assert_eq!(s.parsed("n", 7u32).expect("default"), 7);
-        assert!(s.flag("f", true).expect("default"));
     }
 
     #[test]
-    fn typed_getters_report_bad_values_at_their_line() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = write(
-            dir.path(),
-            "serverconfig/default",
-            "workers=8\nbroken=eight\nenabled=Yes\nmaybe=perhaps\n",
-        );
-        let s = Switches::load(dir.path(), "h").expect("load");
-        assert_eq!(s.parsed("workers", 1u32).expect("number"), 8);
-        assert!(s.flag("enabled", false).expect("flag"));
-        match s.parsed::<u32>("broken", 1) {
-            Err(Error::Config {
-                path: p, line: 2, ..
-            }) => assert_eq!(p, path),
-            other => panic!("unexpected {other:?}"),
-        }
-        assert!(matches!(
-            s.flag("maybe", false),
-            Err(Error::Config { line: 4, .. })
-        ));
-    }
-
-    #[test]
-    fn relative_exclude_path_is_an_error() {
+    fn a_malformed_exclude_list_fails_only_its_reader() {
         let dir = tempfile::tempdir().expect("tempdir");
         write(dir.path(), "serverconfig/exclude/h", "/ok\netc/passwd\n");
+        assert!(Switches::load(dir.path(), "h").is_ok());
         assert!(matches!(
-            Switches::load(dir.path(), "h"),
+            exclude(dir.path(), "h"),
             Err(Error::Config { line: 2, .. })
         ));
     }
@@ -641,12 +471,12 @@ odd_chars=user@host:8080,a+b%c=d
         let dir = tempfile::tempdir().expect("tempdir");
         write(dir.path(), "serverconfig/default", EVERY_FORM);
         let s = Switches::load(dir.path(), "h").expect("load");
-        let specs = [Spec {
-            key: "from_spec",
-            default: "a \"quoted\" $default `x` \\",
-            help: "a test key",
-        }];
-        let text = render(&s, &specs, "h");
+        const SPECS: &[Spec] = &[Spec::new(
+            "from_spec",
+            "a \"quoted\" $default `x` \\",
+            "a test key",
+        )];
+        let text = Settings::new(SPECS, s.clone()).render("h");
         let rendered = write(dir.path(), "rendered", &text);
         let mut keys: Vec<&str> = s.iter().map(|(k, _)| k).collect();
         keys.push("from_spec");
@@ -654,7 +484,7 @@ odd_chars=user@host:8080,a+b%c=d
         for (k, sw) in s.iter() {
             assert_eq!(back[k], sw.value, "{k}");
         }
-        assert_eq!(back["from_spec"], specs[0].default);
+        assert_eq!(back["from_spec"], SPECS[0].default);
         // Each key once, and re-parsed by us to the same values.
         let reparsed = parse(&text, &rendered).expect("our own output parses");
         assert_eq!(reparsed.len(), keys.len());

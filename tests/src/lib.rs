@@ -6,6 +6,7 @@
 //! locating a binary, a scratch root, a free port, a server process that is
 //! started, waited for within a bound and killed on drop, and [`require`],
 //! which fails a test under `CI=true` when a program it needs is missing.
+//! Every test runs a tool through [`tool`] ([`cmd`]).
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -17,7 +18,10 @@ use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
 
+pub use cmd::{TestCommand, stderr, stdout, tool};
+
 pub mod bind;
+pub mod cmd;
 pub mod dns;
 pub mod dovecot;
 pub mod http;

@@ -539,5 +539,17 @@ fn config_prints_the_switches_with_their_defaults() {
         .collect();
     assert!(lines["logs_memory"].starts_with("\"64M\"  # "));
     assert!(lines["logs_spool"].starts_with("\"/var/spool/pysk/wwwlogs\"  # built-in default"));
-    assert_eq!(lines.len(), pysk_logs::SWITCHES.len());
+    // Every switch `--help` documents, and no other, is in the output.
+    let help = run(pysk_logs().arg("--help"));
+    let documented: Vec<&str> = std::str::from_utf8(&help.stdout)
+        .expect("utf-8")
+        .lines()
+        .filter_map(|l| l.strip_prefix("  logs_"))
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .collect();
+    assert!(documented.len() > 10, "{documented:?}");
+    assert_eq!(lines.len(), documented.len());
+    for key in documented {
+        assert!(lines.contains_key(format!("logs_{key}").as_str()), "{key}");
+    }
 }

@@ -8,6 +8,10 @@ use std::process::{Command, Output, Stdio};
 
 use pysk_tests::{AwstatsDb, bin, copy_dir, examples, require, scratch, write_switches};
 
+/// The first line of every configuration `pysk-logs awstats` writes: only
+/// files that start with it are ever rewritten or removed.
+const MARKER: &str = "# Written by pysk-logs awstats: changes here are overwritten.";
+
 fn pysk_logs(config_dir: &Path, args: &[&str]) -> Output {
     Command::new(bin("pysk-logs"))
         .env("PYSK_CONFIG_DIR", config_dir)
@@ -58,7 +62,7 @@ fn configs_for_every_vhost_awstats_updated_and_stale_ones_removed() {
     .expect("write");
     fs::write(
         conf.join("awstats.gone.example.conf"),
-        format!("{}\nLogFile=\"/nowhere\"\n", pysk_logs::awstats::MARKER),
+        format!("{}\nLogFile=\"/nowhere\"\n", MARKER),
     )
     .expect("write");
 
@@ -97,7 +101,7 @@ fn configs_for_every_vhost_awstats_updated_and_stale_ones_removed() {
             "{}\nLogFile=\"{} merge --archive {} {}/*.log |\"\nLogType=W\nLogFormat=1\n\
              SiteDomain=\"www.example.org\"\nHostAliases=\"www.www.example.org\"\nDirData=\"{}\"\n\
              DNSLookup=2\nDNSStaticCacheFile=\"{}\"\nInclude \"{}\"\n",
-            pysk_logs::awstats::MARKER,
+            MARKER,
             bin("pysk-logs").display(),
             spool.join("processed").display(),
             spool.join("pending/www.example.org").display(),
