@@ -5,25 +5,12 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use pysk_tests::{
-    AwstatsDb, awstats_update, bin, copy_dir, examples, require, scratch, write_switches,
+    AwstatsDb, awstats_update, bin, copy_dir, examples, require, scratch, tool, write_switches,
 };
-
-fn pysk_logs() -> Command {
-    let mut cmd = Command::new(bin("pysk-logs"));
-    // No switches from the machine running the tests.
-    cmd.env("PYSK_CONFIG_DIR", "/nonexistent")
-        .env_remove("PYSK_LOGS_FAILPOINT");
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run pysk-logs")
-}
 
 /// A spool whose inbox holds a copy of the sample inbox.
 fn sample_spool(root: &Path) -> PathBuf {
@@ -69,13 +56,8 @@ fn lines_below(dir: &Path) -> Vec<Vec<u8>> {
     out
 }
 
-/// The JSON summary of a split run.
+/// The JSON summary of a split run that succeeded.
 fn split_json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "split failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     serde_json::from_slice(&out.stdout).expect("split --json prints JSON")
 }
 
@@ -83,11 +65,12 @@ fn split_json(out: &Output) -> serde_json::Value {
 fn split_sorts_the_sample_inbox_per_vhost_and_sets_corrupt_lines_aside() {
     let dir = scratch();
     let spool = sample_spool(dir.path());
-    let out = run(pysk_logs()
+    let out = tool("pysk-logs")
         .args(["split", "--json", "--spool"])
         .arg(&spool)
         .arg("--vhosts")
-        .arg(examples().join("vhosts")));
+        .arg(examples().join("vhosts"))
+        .succeeds();
     let summary = split_json(&out);
     assert_eq!(summary["files"], 3);
     assert_eq!(summary["lines"], 1505);
@@ -176,7 +159,10 @@ fn awstats_reads_merged_split_output_with_every_hit_and_nothing_corrupt() {
     };
     let dir = scratch();
     let spool = sample_spool(dir.path());
-    let out = run(pysk_logs().args(["split", "--json", "--spool"]).arg(&spool));
+    let out = tool("pysk-logs")
+        .args(["split", "--json", "--spool"])
+        .arg(&spool)
+        .succeeds();
     let summary = split_json(&out);
     let archive = spool.join("processed");
     for (vhost, hits) in summary["vhosts"].as_object().expect("vhosts") {
@@ -246,10 +232,11 @@ fn combined_lines_need_vhost_and_unknown_vhosts_are_kept_aside() {
     )
     .expect("write");
     let spool = dir.path().join("spool");
-    let out = run(pysk_logs()
+    let out = tool("pysk-logs")
         .args(["split", "--json", "--spool"])
         .arg(&spool)
-        .arg(&combined));
+        .arg(&combined)
+        .succeeds();
     let summary = split_json(&out);
     assert_eq!(summary["rejected"], serde_json::json!({"no-vhost": 2}));
     assert!(combined.exists(), "explicit inputs are left in place");
@@ -257,12 +244,13 @@ fn combined_lines_need_vhost_and_unknown_vhosts_are_kept_aside() {
     let spool = dir.path().join("spool2");
     let vhosts = dir.path().join("vhosts");
     fs::write(&vhosts, "www.example.org\n").expect("write");
-    let out = run(pysk_logs()
+    let out = tool("pysk-logs")
         .args(["split", "--json", "--vhost", "WWW.example.org", "--vhosts"])
         .arg(&vhosts)
         .arg("--spool")
         .arg(&spool)
-        .arg(&combined));
+        .arg(&combined)
+        .succeeds();
     let summary = split_json(&out);
     assert_eq!(summary["vhosts"], serde_json::json!({"www.example.org": 2}));
     assert_eq!(summary["rejected"], serde_json::json!({"unknown-vhost": 1}));
@@ -296,12 +284,16 @@ fn tiny_memory_spills_runs_and_gives_the_same_bytes() {
             }
         }
     }
-    let a = split_json(&run(pysk_logs()
-        .args(["split", "--json", "--memory", "1G", "--spool"])
-        .arg(&big)));
-    let small_run = run(pysk_logs()
+    let a = split_json(
+        &tool("pysk-logs")
+            .args(["split", "--json", "--memory", "1G", "--spool"])
+            .arg(&big)
+            .succeeds(),
+    );
+    let small_run = tool("pysk-logs")
         .args(["-vv", "split", "--json", "--memory", "1M", "--spool"])
-        .arg(&small));
+        .arg(&small)
+        .succeeds();
     let b = split_json(&small_run);
     // The debug line says how many runs were spilled: more than one.
     let stderr = String::from_utf8_lossy(&small_run.stderr);
@@ -346,8 +338,10 @@ fn second_split_while_one_runs_exits_75() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let out = run(pysk_logs().args(["split", "--spool"]).arg(&spool));
-    assert_eq!(out.status.code(), Some(75));
+    let out = tool("pysk-logs")
+        .args(["split", "--spool"])
+        .arg(&spool)
+        .fails_with(75);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.starts_with("pysk-logs: ") && err.contains("/.lock"),
@@ -362,24 +356,33 @@ fn second_split_while_one_runs_exits_75() {
 fn merge_output_into_a_closed_pipe_ends_quietly_and_archives_nothing() {
     let dir = scratch();
     let spool = sample_spool(dir.path());
-    split_json(&run(pysk_logs()
-        .args(["split", "--json", "--spool"])
-        .arg(&spool)));
+    split_json(
+        &tool("pysk-logs")
+            .args(["split", "--json", "--spool"])
+            .arg(&spool)
+            .succeeds(),
+    );
     let pending: Vec<PathBuf> = tree(&spool.join("pending"))
         .iter()
         .map(|r| spool.join("pending").join(r))
         .collect();
     let script =
         r#""$0" merge --archive "$1" "${@:2}" | head -n1 >/dev/null; echo "${PIPESTATUS[0]}""#;
-    let out = Command::new("bash")
-        .arg("-c")
+    // bash runs the tool with the environment the builder gives it.
+    let logs = tool("pysk-logs").command();
+    let mut bash = Command::new("bash");
+    bash.arg("-c")
         .arg(script)
-        .arg(bin("pysk-logs"))
+        .arg(logs.get_program())
         .arg(dir.path().join("archive"))
-        .args(&pending)
-        .env("PYSK_CONFIG_DIR", "/nonexistent")
-        .output()
-        .expect("bash");
+        .args(&pending);
+    for (key, value) in logs.get_envs() {
+        match value {
+            Some(value) => bash.env(key, value),
+            None => bash.env_remove(key),
+        };
+    }
+    let out = bash.output().expect("bash");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
     assert!(
         out.stderr.is_empty(),
@@ -394,17 +397,17 @@ fn merge_output_into_a_closed_pipe_ends_quietly_and_archives_nothing() {
 fn merge_of_every_vhost_holds_every_line_once_in_time_order() {
     let dir = scratch();
     let spool = sample_spool(dir.path());
-    split_json(&run(pysk_logs()
-        .args(["split", "--json", "--spool"])
-        .arg(&spool)));
+    split_json(
+        &tool("pysk-logs")
+            .args(["split", "--json", "--spool"])
+            .arg(&spool)
+            .succeeds(),
+    );
     let pending = spool.join("pending");
-    let mut cmd = pysk_logs();
-    cmd.arg("merge");
-    for rel in tree(&pending) {
-        cmd.arg(pending.join(rel));
-    }
-    let out = run(&mut cmd);
-    assert!(out.status.success());
+    let out = tool("pysk-logs")
+        .arg("merge")
+        .args(tree(&pending).iter().map(|rel| pending.join(rel)))
+        .succeeds();
     assert!(out.stderr.is_empty());
     let mut merged: Vec<Vec<u8>> = out
         .stdout
@@ -431,28 +434,22 @@ fn crashed_then_rerun(
 ) -> PathBuf {
     let spool = root.join("spool");
     copy_dir(inbox, &spool.join("inbox"));
-    let mut first = pysk_logs();
-    first
+    let first = tool("pysk-logs")
         .args(["split", "-q", "--memory", "1M", "--spool"])
         .arg(&spool);
     if let Some(point) = failpoint {
-        let out = first
-            .env("PYSK_LOGS_FAILPOINT", point)
-            .output()
-            .expect("run");
+        let out = first.env("PYSK_LOGS_FAILPOINT", point).output();
         assert!(!out.status.success(), "failpoint {point} was not reached");
     } else {
-        let mut child = first.spawn().expect("spawn");
+        let mut child = first.spawn();
         std::thread::sleep(delay);
         let _ = child.kill();
         child.wait().expect("wait");
     }
-    let out = run(pysk_logs().args(["split", "-q", "--spool"]).arg(&spool));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    tool("pysk-logs")
+        .args(["split", "-q", "--spool"])
+        .arg(&spool)
+        .succeeds();
     assert!(tree(&spool.join("inbox")).is_empty());
     assert!(
         tree(&spool.join("tmp")).is_empty(),
@@ -480,9 +477,12 @@ fn a_run_killed_at_any_point_loses_and_duplicates_nothing() {
     }
     let reference = dir.path().join("reference");
     copy_dir(&inbox, &reference.join("inbox"));
-    split_json(&run(pysk_logs()
-        .args(["split", "--json", "--spool"])
-        .arg(&reference)));
+    split_json(
+        &tool("pysk-logs")
+            .args(["split", "--json", "--spool"])
+            .arg(&reference)
+            .succeeds(),
+    );
     let expected_pending = lines_below(&reference.join("pending"));
     let expected_rejected = lines_below(&reference.join("rejected"));
     assert_eq!(expected_pending.len(), 30_000);
@@ -525,12 +525,10 @@ fn a_run_killed_at_any_point_loses_and_duplicates_nothing() {
 fn config_prints_the_switches_with_their_defaults() {
     let dir = scratch();
     write_switches(dir.path(), &[("logs_memory", "64M".into())]);
-    let out = run(pysk_logs().env("PYSK_CONFIG_DIR", dir.path()).args([
-        "--host",
-        "web1.example.org",
-        "config",
-    ]));
-    assert!(out.status.success());
+    let out = tool("pysk-logs")
+        .config_dir(dir.path())
+        .args(["--host", "web1.example.org", "config"])
+        .succeeds();
     let text = String::from_utf8(out.stdout).expect("utf-8");
     let lines: BTreeMap<&str, &str> = text
         .lines()
@@ -540,7 +538,7 @@ fn config_prints_the_switches_with_their_defaults() {
     assert!(lines["logs_memory"].starts_with("\"64M\"  # "));
     assert!(lines["logs_spool"].starts_with("\"/var/spool/pysk/wwwlogs\"  # built-in default"));
     // Every switch `--help` documents, and no other, is in the output.
-    let help = run(pysk_logs().arg("--help"));
+    let help = tool("pysk-logs").arg("--help").output();
     let documented: Vec<&str> = std::str::from_utf8(&help.stdout)
         .expect("utf-8")
         .lines()

@@ -4,23 +4,12 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
-use pysk_tests::{AwstatsDb, bin, copy_dir, examples, require, scratch, write_switches};
+use pysk_tests::{AwstatsDb, bin, copy_dir, examples, require, scratch, tool, write_switches};
 
 /// The first line of every configuration `pysk-logs awstats` writes: only
 /// files that start with it are ever rewritten or removed.
 const MARKER: &str = "# Written by pysk-logs awstats: changes here are overwritten.";
-
-fn pysk_logs(config_dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin("pysk-logs"))
-        .env("PYSK_CONFIG_DIR", config_dir)
-        .args(["--host", "web1.example.org"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run pysk-logs")
-}
 
 #[test]
 fn configs_for_every_vhost_awstats_updated_and_stale_ones_removed() {
@@ -66,15 +55,15 @@ fn configs_for_every_vhost_awstats_updated_and_stale_ones_removed() {
     )
     .expect("write");
 
-    let out = pysk_logs(&config, &["-q", "split"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = pysk_logs(&config, &["awstats"]);
+    tool("pysk-logs")
+        .config_dir(&config)
+        .args(["--host", "web1.example.org", "-q", "split"])
+        .succeeds();
+    let out = tool("pysk-logs")
+        .config_dir(&config)
+        .args(["--host", "web1.example.org", "awstats"])
+        .succeeds();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
     assert_eq!(
         err.trim(),
         "pysk-logs: awstats: 3 configuration(s) written, 1 removed, 3 vhost(s) updated, 0 failed"
@@ -145,8 +134,10 @@ fn configs_for_every_vhost_awstats_updated_and_stale_ones_removed() {
         .modified()
         .expect("mtime");
     let db_before = fs::read(data.join("awstats052015.www.example.org.txt")).expect("db");
-    let out = pysk_logs(&config, &["awstats"]);
-    assert!(out.status.success());
+    let out = tool("pysk-logs")
+        .config_dir(&config)
+        .args(["--host", "web1.example.org", "awstats"])
+        .succeeds();
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
         "pysk-logs: awstats: 0 configuration(s) written, 0 removed, 0 vhost(s) updated, 0 failed"

@@ -6,10 +6,10 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use pysk_tests::dovecot::{Dovecot, PASSWORD, USER};
-use pysk_tests::{bin, require, scratch, secret_file};
+use pysk_tests::{TestCommand, require, scratch, secret_file, tool};
 
 /// The independent IMAP client: `append FILE FLAGS`, `flags`,
 /// `uidvalidity`, one command per run.
@@ -89,34 +89,17 @@ fn password_file(dir: &Path) -> PathBuf {
     path
 }
 
-fn fetch(url: &str, spool: &Path, pw: &Path, ca: Option<&Path>, failpoint: Option<&str>) -> Output {
-    fetch_with(url, spool, pw, ca, failpoint, &[])
-}
-
-fn fetch_with(
-    url: &str,
-    spool: &Path,
-    pw: &Path,
-    ca: Option<&Path>,
-    failpoint: Option<&str>,
-    extra: &[&str],
-) -> Output {
-    let mut cmd = Command::new(bin("pysk-logs"));
-    cmd.env("PYSK_CONFIG_DIR", "/nonexistent")
-        .env_remove("PYSK_LOGS_FAILPOINT")
+/// `pysk-logs fetch` from `url` into `spool`, trusting `ca` if given.
+fn fetch(url: &str, spool: &Path, pw: &Path, ca: Option<&Path>) -> TestCommand {
+    let cmd = tool("pysk-logs")
         .args(["fetch", "--imap-url", url, "--password-file"])
         .arg(pw)
         .arg("--spool")
-        .arg(spool)
-        .args(extra)
-        .stdin(Stdio::null());
-    if let Some(ca) = ca {
-        cmd.arg("--ca-file").arg(ca);
+        .arg(spool);
+    match ca {
+        Some(ca) => cmd.arg("--ca-file").arg(ca),
+        None => cmd,
     }
-    if let Some(point) = failpoint {
-        cmd.env("PYSK_LOGS_FAILPOINT", point);
-    }
-    cmd.output().expect("run pysk-logs fetch")
 }
 
 fn inbox(spool: &Path) -> Vec<(String, Vec<u8>)> {
@@ -230,13 +213,9 @@ www.example.org 192.0.2.3 - - [17/May/2015:10:06:00 +0000] \"GET /q?a=3Db HTTP/1
     let pw = password_file(dir.path());
     let validity = imap_tool(port, &["uidvalidity"]).trim().to_owned();
     let url = format!("imap://{USER}@127.0.0.1:{port}/INBOX");
-    let out = fetch(&url, &spool, &pw, Some(&dovecot.ca_file), None);
+    // The unusable message is reported.
+    let out = fetch(&url, &spool, &pw, Some(&dovecot.ca_file)).fails_with(1);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the unusable message is reported: {err}"
-    );
     assert!(err.contains("message UID 6: no log in it"), "{err}");
     assert!(!err.contains(PASSWORD));
 
@@ -270,21 +249,17 @@ www.example.org 192.0.2.3 - - [17/May/2015:10:06:00 +0000] \"GET /q?a=3Db HTTP/1
         b"Subject: access.log\r\n\r\nline seven\r\n",
         "",
     );
-    let out = fetch(
-        &url,
-        &spool,
-        &pw,
-        Some(&dovecot.ca_file),
-        Some("fetch-before-flag"),
-    );
+    let out = fetch(&url, &spool, &pw, Some(&dovecot.ca_file))
+        .env("PYSK_LOGS_FAILPOINT", "fetch-before-flag")
+        .output();
     assert!(!out.status.success());
     assert_eq!(
         flags(port)[6],
         (7, String::new()),
         "not flagged before the crash"
     );
-    let out = fetch(&url, &spool, &pw, Some(&dovecot.ca_file), None);
-    assert_eq!(out.status.code(), Some(1), "UID 6 is still reported");
+    // UID 6 is still reported.
+    fetch(&url, &spool, &pw, Some(&dovecot.ca_file)).fails_with(1);
     let files = inbox(&spool);
     assert_eq!(files.len(), 4);
     assert_eq!(
@@ -302,16 +277,9 @@ www.example.org 192.0.2.3 - - [17/May/2015:10:06:00 +0000] \"GET /q?a=3Db HTTP/1
         "",
     );
     let tls_url = format!("imaps://{USER}@127.0.0.1:{}/INBOX", dovecot.imaps_port);
-    let out = fetch(&tls_url, &spool, &pw, None, None);
-    assert_eq!(
-        out.status.code(),
-        Some(69),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = fetch(&tls_url, &spool, &pw, None).fails_with(69);
     assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
-    let out = fetch(&tls_url, &spool, &pw, Some(&dovecot.ca_file), None);
-    assert_eq!(out.status.code(), Some(1));
+    fetch(&tls_url, &spool, &pw, Some(&dovecot.ca_file)).fails_with(1);
     assert_eq!(inbox(&spool).len(), 5);
     assert_eq!(flags(port)[7], (8, "\\Seen".to_owned()));
 }
@@ -339,12 +307,7 @@ fn plain_imap_only_on_loopback_and_never_with_an_exposed_password_file() {
     fs::create_dir_all(spool.join("inbox")).expect("mkdir");
     let pw = password_file(dir.path());
     let url = format!("imap://{USER}@127.0.0.1:{port}/INBOX");
-    let out = fetch(&url, &spool, &pw, None, None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    fetch(&url, &spool, &pw, None).succeeds();
     assert_eq!(inbox(&spool).len(), 1);
     assert_eq!(flags(port), [(1, "\\Seen".to_owned())]);
 
@@ -357,18 +320,14 @@ fn plain_imap_only_on_loopback_and_never_with_an_exposed_password_file() {
         b"Subject: access.log\r\n\r\nmoved line\r\n",
         "",
     );
-    let out = fetch_with(&url, &spool, &pw, None, None, &["--done-mailbox", "Done"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    fetch(&url, &spool, &pw, None)
+        .args(["--done-mailbox", "Done"])
+        .succeeds();
     assert_eq!(inbox(&spool).len(), 2);
     assert_eq!(imap_tool(port, &["count", "Done"]).trim(), "1");
     assert_eq!(flags(port).len(), 1, "the moved message left INBOX");
 
     fs::set_permissions(&pw, fs::Permissions::from_mode(0o644)).expect("chmod");
-    let out = fetch(&url, &spool, &pw, None, None);
-    assert_eq!(out.status.code(), Some(77));
+    let out = fetch(&url, &spool, &pw, None).fails_with(77);
     assert!(!String::from_utf8_lossy(&out.stderr).contains(PASSWORD));
 }

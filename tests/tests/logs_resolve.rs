@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pysk_tests::dns::{DnsServer, Reply};
-use pysk_tests::{AwstatsDb, awstats_update, bin, copy_dir, examples, require, scratch};
+use pysk_tests::{AwstatsDb, awstats_update, bin, copy_dir, examples, require, scratch, tool};
 
 const DELAY: Duration = Duration::from_millis(30);
 
@@ -52,8 +52,7 @@ fn addresses(dir: &Path) -> PathBuf {
 }
 
 fn resolve(dns: &DnsServer, cache: &Path, extra: &[&str], input: &Path) -> Output {
-    Command::new(bin("pysk-logs"))
-        .env("PYSK_CONFIG_DIR", "/nonexistent")
+    tool("pysk-logs")
         .args([
             "resolve",
             "--json",
@@ -70,17 +69,11 @@ fn resolve(dns: &DnsServer, cache: &Path, extra: &[&str], input: &Path) -> Outpu
         .arg(cache)
         .args(extra)
         .arg(input)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run pysk-logs resolve")
+        .succeeds()
 }
 
+/// The JSON summary of a resolve run that succeeded.
 fn summary(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "resolve failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     serde_json::from_slice(&out.stdout).expect("JSON summary")
 }
 
@@ -226,14 +219,10 @@ fn awstats_shows_the_names_from_the_cache() {
     let dir = scratch();
     let spool = dir.path().join("spool");
     copy_dir(&examples().join("inbox"), &spool.join("inbox"));
-    let pysk = bin("pysk-logs");
-    let out = Command::new(&pysk)
-        .env("PYSK_CONFIG_DIR", "/nonexistent")
+    tool("pysk-logs")
         .args(["split", "-q", "--spool"])
         .arg(&spool)
-        .output()
-        .expect("split");
-    assert!(out.status.success());
+        .succeeds();
     let vhost = "www.example.org";
     let pending: Vec<PathBuf> = fs::read_dir(spool.join("pending").join(vhost))
         .expect("pending")
@@ -255,8 +244,7 @@ fn awstats_shows_the_names_from_the_cache() {
     .expect("dns");
     let cache = dir.path().join("dnscache.txt");
     let s = summary(
-        &Command::new(&pysk)
-            .env("PYSK_CONFIG_DIR", "/nonexistent")
+        &tool("pysk-logs")
             .args([
                 "resolve",
                 "--json",
@@ -266,13 +254,12 @@ fn awstats_shows_the_names_from_the_cache() {
             ])
             .arg(&cache)
             .args(&pending)
-            .output()
-            .expect("resolve"),
+            .succeeds(),
     );
     assert!(s["resolved"].as_u64().expect("count") > 10);
 
     let files: Vec<String> = pending.iter().map(|p| p.display().to_string()).collect();
-    let log_file = format!("{} merge {} |", pysk.display(), files.join(" "));
+    let log_file = format!("{} merge {} |", bin("pysk-logs").display(), files.join(" "));
     let extra = format!("DNSLookup=2\nDNSStaticCacheFile=\"{}\"\n", cache.display());
     let (out, data) = awstats_update(&awstats, dir.path(), vhost, &log_file, &extra);
     assert!(

@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use pysk_tests::dns::{DnsServer, Reply};
 use pysk_tests::dovecot::{Dovecot, PASSWORD, USER};
 use pysk_tests::{
-    AwstatsDb, bin, copy_dir, examples, require, scratch, secret_file, write_switches,
+    AwstatsDb, copy_dir, examples, require, scratch, secret_file, tool, write_switches,
 };
 
 /// Every file at or below `paths`: path → (mtime, bytes).
@@ -110,20 +110,13 @@ fn the_nightly_job_end_to_end_and_a_second_run_changes_nothing() {
         ],
     );
     let run = || {
-        Command::new(bin("pysk-logs"))
-            .env("PYSK_CONFIG_DIR", &config)
+        tool("pysk-logs")
+            .config_dir(&config)
             .args(["--host", "logs.example.org", "-q", "run"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run pysk-logs run")
+            .succeeds()
     };
 
     let out = run();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(
         out.stderr.is_empty(),
         "quiet: {}",
@@ -183,11 +176,6 @@ fn the_nightly_job_end_to_end_and_a_second_run_changes_nothing() {
         .load(std::sync::atomic::Ordering::SeqCst);
     let out = run();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
         out.stderr.is_empty(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
@@ -230,14 +218,11 @@ fn a_failing_stage_is_reported_and_the_others_still_run() {
             ("logs_imap_password_file", path(&pw)),
         ],
     );
-    let out = Command::new(bin("pysk-logs"))
-        .env("PYSK_CONFIG_DIR", &config)
+    let out = tool("pysk-logs")
+        .config_dir(&config)
         .args(["--host", "logs.example.org", "-q", "run"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run");
+        .fails_with(1);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.starts_with(&format!("pysk-logs: fetch: 127.0.0.1:{closed}: ")),
         "{err}"
