@@ -303,3 +303,244 @@ fn mailbox(text: &str) -> Result<String, String> {
     }
     Ok(format!("{}.{domain}.", user.replace('.', "\\.")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    use clap::Parser;
+    use pysk_common::exit::{self, ToolError};
+
+    use crate::cli::{Cli, Command};
+
+    /// The parsed command line `args` (after `pysk-dns`), for the host
+    /// `ns.example.net` with its configuration in `dir`, and its settings.
+    fn parse(dir: &Path, args: &[&str]) -> (Cli, Settings) {
+        let config = dir.to_str().expect("utf-8");
+        let mut argv = vec![
+            "pysk-dns",
+            "--config-dir",
+            config,
+            "--host",
+            "ns.example.net",
+        ];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).expect("parses");
+        let settings = cli.common.settings(SWITCHES).expect("settings");
+        (cli, settings)
+    }
+
+    /// Resolves whatever subcommand `args` names, as `try_main` would.
+    fn resolve(dir: &Path, args: &[&str]) -> Result<Resolved, DnsError> {
+        let (cli, settings) = parse(dir, args);
+        Ok(match &cli.command {
+            Command::Fetch(a) => Resolved::Fetch(
+                location(&cli.common, &settings, &a.state)?,
+                Box::new(fetch_options(&settings, a)?),
+            ),
+            Command::Build(a) => {
+                let location = location(&cli.common, &settings, &a.state)?;
+                let options = build_options(&settings, a, &location.dir)?;
+                Resolved::Build(location, Box::new(options))
+            }
+            Command::Serial(a) => Resolved::Serial(serial_state_dir(&settings, a)?),
+            Command::Config => Resolved::Config(settings.render("ns.example.net")),
+        })
+    }
+
+    #[derive(Debug)]
+    enum Resolved {
+        Fetch(Location, Box<fetch::Options>),
+        Build(Location, Box<build::Options>),
+        Serial(PathBuf),
+        Config(String),
+    }
+
+    fn write_config(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("serverconfig/default");
+        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        fs::write(&path, text).expect("write");
+        path
+    }
+
+    #[test]
+    fn every_subcommand_resolves_from_the_built_in_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Resolved::Fetch(location, fetch) = resolve(dir.path(), &["fetch"]).expect("fetch")
+        else {
+            panic!("not fetch")
+        };
+        assert_eq!(location.dir, Path::new("/var/lib/pysk/dns"));
+        assert_eq!(location.hosts, dir.path().join("hosts"));
+        assert_eq!(location.wait, Duration::ZERO);
+        assert!(fetch.auth.is_none() && fetch.ca_file.is_none());
+        assert!(!fetch.insecure_plaintext && !fetch.json);
+        assert_eq!(fetch.read_timeout, Duration::from_secs(30));
+        assert_eq!(fetch.max_document, 16 << 20);
+        assert_eq!(fetch.parallel, 16);
+        let Resolved::Build(_, build) = resolve(dir.path(), &["build", "--reload"]).expect("build")
+        else {
+            panic!("not build")
+        };
+        assert_eq!(build.zone_dir, Path::new("/etc/bind/pysk"));
+        assert_eq!(build.include, Path::new("/etc/bind/named.conf.pysk"));
+        assert_eq!(build.soa.refresh, 3600);
+        assert!(build.policy.ns.is_empty() && build.servers_zone.is_none());
+        let reload = build.reload.expect("--reload");
+        assert_eq!(reload.command, "rndc reload");
+        assert_eq!(reload.server.to_string(), "127.0.0.1:53");
+        assert!(matches!(
+            resolve(dir.path(), &["build", "--dry-run"]),
+            Ok(Resolved::Build(_, b)) if b.dry_run && b.reload.is_none()
+        ));
+        assert!(matches!(
+            resolve(dir.path(), &["serial", "example.org"]),
+            Ok(Resolved::Serial(p)) if p == Path::new("/var/lib/pysk/dns")
+        ));
+        assert!(matches!(
+            resolve(dir.path(), &["config"]),
+            Ok(Resolved::Config(text)) if text.contains("dns_wait=\"0\"  # built-in default")
+        ));
+    }
+
+    #[test]
+    fn every_subcommand_resolves_from_a_config_file_and_options_beat_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("dns.password");
+        fs::write(&secret, "pw\n").expect("write");
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).expect("chmod");
+        write_config(
+            dir.path(),
+            &format!(
+                "dns_state_dir=/srv/dns\ndns_zone_dir=/srv/zones\ndns_api_user=pysk\n\
+                 dns_api_password_file={}\ndns_insecure_plaintext=yes\ndns_wait=\" 2.5 \"\n\
+                 dns_read_timeout=5\ndns_max_document=1M\ndns_ns=\"ns1.example.net NS2.example.net.\"\n\
+                 dns_soa_hostmaster=host.master@example.org\ndns_servers_zone=example.net\n\
+                 dns_check_server=127.0.0.1:5353\ndns_reload_command=\"kill -HUP 1\"\n",
+                secret.display()
+            ),
+        );
+        let Resolved::Fetch(location, fetch) = resolve(dir.path(), &["fetch"]).expect("fetch")
+        else {
+            panic!("not fetch")
+        };
+        assert_eq!(location.dir, Path::new("/srv/dns"));
+        assert_eq!(location.wait, Duration::from_millis(2500));
+        let (user, password) = fetch.auth.expect("auth");
+        assert_eq!((user.as_str(), password.expose()), ("pysk", "pw"));
+        assert!(fetch.insecure_plaintext);
+        assert_eq!(fetch.read_timeout, Duration::from_secs(5));
+        assert_eq!(fetch.max_document, 1 << 20);
+        let args = [
+            "build",
+            "--reload",
+            "--json",
+            "--state-dir",
+            "/o",
+            "--wait",
+            "1",
+        ];
+        let Resolved::Build(location, build) = resolve(dir.path(), &args).expect("build") else {
+            panic!("not build")
+        };
+        assert_eq!(location.dir, Path::new("/o"));
+        assert_eq!(location.wait, Duration::from_secs(1));
+        assert_eq!(build.state_dir, Path::new("/o"));
+        assert_eq!(build.zone_dir, Path::new("/srv/zones"));
+        assert_eq!(build.policy.ns, ["ns1.example.net", "ns2.example.net"]);
+        assert_eq!(build.soa.hostmaster, "host\\.master.example.org.");
+        assert_eq!(build.servers_zone.as_deref(), Some("example.net"));
+        assert!(build.json);
+        let reload = build.reload.expect("--reload");
+        assert_eq!(reload.command, "kill -HUP 1");
+        assert_eq!(reload.server.port(), 5353);
+        assert!(matches!(
+            resolve(dir.path(), &["serial", "example.org"]),
+            Ok(Resolved::Serial(p)) if p == Path::new("/srv/dns")
+        ));
+    }
+
+    /// The message and exit code of resolving `args` against `config`.
+    fn failure(config: &str, args: &[&str]) -> (String, u8, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write_config(dir.path(), config);
+        let err = resolve(dir.path(), args).expect_err("a bad value");
+        (err.to_string(), err.exit_code(), path)
+    }
+
+    #[test]
+    fn bad_values_are_named_where_they_came_from() {
+        let (msg, code, path) = failure("dns_api_url=x\ndns_read_timeout=soon\n", &["fetch"]);
+        assert_eq!(
+            msg,
+            format!(
+                "{}:2: dns_read_timeout: \"soon\": expected seconds from 0 to 86400",
+                path.display()
+            )
+        );
+        assert_eq!(code, exit::CONFIG);
+        let (msg, code, _) = failure("", &["build", "--wait", "soon"]);
+        assert_eq!(msg, "--wait: \"soon\": expected seconds from 0 to 86400");
+        assert_eq!(code, exit::USAGE);
+        let (msg, _, path) = failure("dns_ns=\"ns1.example.net a_b\"\n", &["build"]);
+        assert_eq!(
+            msg,
+            format!(
+                "{}:1: dns_ns: \"ns1.example.net a_b\": \"a_b\": \
+                 character '_' not allowed in a host name label",
+                path.display()
+            )
+        );
+        let (msg, _, _) = failure("", &["build", "--zone-dir", "/a\"b"]);
+        assert_eq!(msg, "--zone-dir: /a\"b cannot be named in named.conf");
+        let (msg, _, path) = failure("dns_soa_hostmaster=nobody\n", &["build"]);
+        assert_eq!(
+            msg,
+            format!(
+                "{}:1: dns_soa_hostmaster: \"nobody\": not user@domain",
+                path.display()
+            )
+        );
+        let (msg, code, _) = failure("dns_api_user=pysk\n", &["fetch"]);
+        assert_eq!(
+            msg,
+            "dns_api_password_file (built-in default): empty, but user \"pysk\" \
+             (dns_api_user) needs a password file"
+        );
+        assert_eq!(code, exit::CONFIG);
+        let (msg, _, _) = failure("", &["fetch", "--password-file", "/p"]);
+        assert!(
+            msg.starts_with("dns_api_user (built-in default): empty, but"),
+            "{msg}"
+        );
+        let (msg, _, path) = failure("dns_check_server=localhost\n", &["build", "--reload"]);
+        assert!(
+            msg.starts_with(&format!(
+                "{}:1: dns_check_server: \"localhost\": ",
+                path.display()
+            )),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn the_old_plaintext_switch_is_reported_as_unknown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write_config(dir.path(), "dns_insecure_http=yes\n");
+        let (cli, settings) = parse(dir.path(), &["fetch", "--insecure-http"]);
+        assert_eq!(
+            settings.unknown(),
+            [format!(
+                "{}:1: dns_insecure_http: not a switch this tool reads (misspelt, or retired?); ignored",
+                path.display()
+            )]
+        );
+        let Command::Fetch(args) = &cli.command else {
+            panic!("not fetch")
+        };
+        assert!(args.insecure_plaintext, "the old option is an alias");
+    }
+}
