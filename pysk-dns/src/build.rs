@@ -1,12 +1,17 @@
 //! `pysk-dns build`: zone files and the `named.conf` include from the
 //! snapshots, written only where something changed.
 //!
-//! Order of writes: the serial state first (so a serial is never handed
-//! out twice for different content), then the zone files, then the
-//! include, then stale zone files of pysk-dns' own are removed. Every file
-//! is replaced atomically, the zone files and the include as one batch
-//! made durable by a single `syncfs` (10,000 `fsync`s would dominate a
-//! first build); a rebuild with nothing changed writes nothing.
+//! A build is planned first, without touching anything ([`plan`]: zones
+//! assembled and rendered, serials decided, the files to write and to
+//! remove listed), then either shown ([`Plan::show`], the `--dry-run` diff)
+//! or applied ([`Plan::apply`]). Order of writes: the serial state first
+//! (so a serial is never handed out twice for different content), then the
+//! zone files, then the include, then stale zone files of pysk-dns' own
+//! are removed. Every file is replaced atomically, the zone files and the
+//! include as one batch made durable by a single `syncfs` (10,000 `fsync`s
+//! would dominate a first build); a rebuild with nothing changed writes
+//! nothing. With `--reload`, the name server is reloaded after a change
+//! and asked for every changed zone's serial.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -15,20 +20,24 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Serialize;
+
 use pysk_common::atomic::{self, Batch, Options as WriteOptions};
-use pysk_common::diff;
+use pysk_common::error::{read_err, write_err};
 use pysk_common::exit::Outcome;
 use pysk_common::inventory::Inventory;
-use pysk_common::report::Reporter;
+use pysk_common::report::{Kind, Reporter};
+use pysk_common::{diff, marker};
 
 use crate::document::{self, Data, Record, Zone};
-use crate::error::{DnsError, input_err, output_err};
+use crate::error::DnsError;
 use crate::name;
 use crate::reload;
 use crate::render::{self, MARKER, SoaTimers};
 use crate::serial::{self, State};
 use crate::snapshot;
-use crate::zone::{self, Policy};
+use crate::summary::{self, BuildSummary, NotServed, ReloadReport};
+use crate::zone::{self, Assembled, Policy};
 
 /// What `build` needs to know.
 #[derive(Debug, Clone)]
@@ -51,10 +60,12 @@ pub struct Options {
     pub dry_run: bool,
     /// Reload the name server after a change, and check what it serves.
     pub reload: Option<Reload>,
+    /// The summary goes to stdout as `--json` instead of lines on stderr.
+    pub json: bool,
 }
 
 /// How to reload the name server and check it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reload {
     /// The command, split at blanks (`rndc reload`).
     pub command: String,
@@ -67,23 +78,158 @@ pub struct Reload {
 /// The label records from the inventory carry in place of a server name.
 pub const INVENTORY: &str = "inventory";
 
-/// One file `build` wants to change.
-struct Change {
-    path: PathBuf,
-    old: Option<String>,
-    /// The new content; `None` removes the file.
-    new: Option<String>,
+/// What becomes of one zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Its file is written with a new serial.
+    Written,
+    /// Its file already holds what it should.
+    Unchanged,
+    /// It has a problem (reported); its previous file, if any, stays.
+    NotWritten,
 }
 
-/// Builds the zones from the snapshots of `inventory`'s servers; writes
-/// diffs to `out` with `--dry-run`.
-pub fn build(
+/// One zone in the plan.
+#[derive(Debug, Clone)]
+pub struct ZonePlan {
+    /// The zone.
+    pub zone: String,
+    /// What becomes of it.
+    pub status: Status,
+    /// Its serial (none for a zone not written).
+    pub serial: Option<u32>,
+    /// Its file.
+    pub file: PathBuf,
+    /// Whether the include names it (every zone that has a file).
+    pub included: bool,
+}
+
+/// One file `build` wants to change.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The file.
+    pub path: PathBuf,
+    /// What it holds now (`None`: it does not exist).
+    pub old: Option<String>,
+    /// The new content; `None` removes the file.
+    pub new: Option<String>,
+}
+
+/// A build computed without touching anything.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// What to tell the admin, in order: trouble as warnings, the zones
+    /// and files that change as summary lines.
+    pub notes: Vec<(Kind, String)>,
+    /// Every zone, in the order they are built.
+    pub zones: Vec<ZonePlan>,
+    /// The zone files and the include to write (in this order), then the
+    /// stale files to remove.
+    pub changes: Vec<Change>,
+    /// The serial state's file.
+    pub state_file: PathBuf,
+    /// The serial state as it is.
+    before: State,
+    /// The serial state as the plan leaves it.
+    after: State,
+}
+
+/// What a build did, for the exit code and the `--json` summary.
+#[derive(Debug)]
+pub struct Built {
+    /// Exit 1 when a server or zone needs attention.
+    pub outcome: Outcome,
+    /// The `--json` document.
+    pub summary: BuildSummary,
+}
+
+/// Builds the zones from the snapshots of `inventory`'s servers: plans,
+/// reports the plan's notes, then writes the `--dry-run` diffs to `out` or
+/// applies the plan.
+pub fn run(
     inventory: &Inventory,
     options: &Options,
     reporter: &Reporter,
     out: &mut dyn Write,
-) -> Result<Outcome, DnsError> {
-    let mut outcome = Outcome::Success;
+) -> Result<Built, DnsError> {
+    let plan = plan(inventory, options)?;
+    plan.report(reporter, options.json);
+    let mut problems = plan.problems();
+    if options.dry_run {
+        plan.show(out)?;
+        let summary = summary::build(&plan, false, None, problems);
+        return Ok(Built {
+            outcome: outcome(&summary),
+            summary,
+        });
+    }
+    let wrote = plan.apply(options)?;
+    let reloaded = match &options.reload {
+        Some(r) if wrote => Some(plan.reload(r)?),
+        Some(_) => Some(ReloadReport {
+            ran: false,
+            not_served: Vec::new(),
+        }),
+        None => None,
+    };
+    if let Some(r) = &options.reload {
+        for z in reloaded.iter().flat_map(|done| &done.not_served) {
+            let line = format!(
+                "{}: after the reload {} {}, not serial {}; see the name server's log",
+                z.zone, r.server, z.seen, z.serial
+            );
+            reporter.warn(&line);
+            problems.push(line);
+        }
+    }
+    let summary = summary::build(&plan, wrote, reloaded, problems);
+    Ok(Built {
+        outcome: outcome(&summary),
+        summary,
+    })
+}
+
+/// Exit 1 when the summary lists a problem.
+fn outcome(summary: &BuildSummary) -> Outcome {
+    if summary.problems.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    }
+}
+
+/// Plans the build: reads the snapshots, the serial state and the files
+/// as they are, and decides every zone's content, serial and file.
+pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> {
+    let mut notes = Vec::new();
+    let inputs = inputs(inventory, options, &mut notes)?;
+    let zones = zone::assemble(&inputs, &options.policy);
+    let before = State::load(&options.state_dir)?;
+    let mut plan = Plan {
+        notes,
+        zones: Vec::new(),
+        changes: Vec::new(),
+        state_file: serial::path(&options.state_dir),
+        after: before.clone(),
+        before,
+    };
+    let today = serial::today();
+    for z in &zones {
+        plan.zone(z, options, today)?;
+    }
+    plan.include(options)?;
+    plan.stale(options)?;
+    Ok(plan)
+}
+
+/// Every server's zones from its snapshot (a server without one is
+/// reported), and the inventory's own zone when `dns_servers_zone` is set.
+fn inputs(
+    inventory: &Inventory,
+    options: &Options,
+    notes: &mut Vec<(Kind, String)>,
+) -> Result<Vec<(String, Vec<Zone>)>, DnsError> {
     let mut inputs = Vec::new();
     for host in &inventory.hosts {
         match snapshot::load(&options.state_dir, &host.name)? {
@@ -96,59 +242,52 @@ pub fn build(
                 })?;
                 inputs.push((host.name.clone(), zones));
             }
-            None => {
-                reporter.warn(format_args!(
+            None => notes.push((
+                Kind::Warning,
+                format!(
                     "{}: no snapshot yet (run pysk-dns fetch); its zones are not built",
                     host.name
-                ));
-                outcome = Outcome::Partial;
-            }
+                ),
+            )),
         }
     }
     if let Some(zone) = &options.servers_zone {
         inputs.push((
             INVENTORY.to_owned(),
-            vec![servers_zone(zone, inventory, reporter)],
+            vec![servers_zone(zone, inventory, notes)],
         ));
     }
-    let zones = zone::assemble(&inputs, &options.policy);
+    Ok(inputs)
+}
 
-    let mut state = State::load(&options.state_dir)?;
-    let state_before = state.clone();
-    let today = serial::today();
-    let mut changes = Vec::new();
-    let mut included = Vec::new();
-    let mut written = Vec::new();
-    for z in &zones {
+impl Plan {
+    /// Plans one assembled zone: its conflicts reported, its file rendered
+    /// with its serial, and changed when it differs.
+    fn zone(&mut self, z: &Assembled, options: &Options, today: u32) -> Result<(), DnsError> {
         for c in &z.conflicts {
-            reporter.warn(c);
-            outcome = Outcome::Partial;
+            self.notes.push((Kind::Warning, c.clone()));
         }
         let path = options.zone_dir.join(format!("db.{}", z.name));
         let old = read_optional(&path)?;
         if let Some(why) = z.invalid() {
-            reporter.warn(format_args!(
-                "{}: not written: {why}; {}",
-                z.name,
-                if old.is_some() {
-                    "its previous file stays"
-                } else {
-                    "it has no previous file"
-                }
+            let stays = if old.is_some() {
+                "its previous file stays"
+            } else {
+                "it has no previous file"
+            };
+            self.notes.push((
+                Kind::Warning,
+                format!("{}: not written: {why}; {stays}", z.name),
             ));
-            outcome = Outcome::Partial;
-            if old.is_some() {
-                included.push(z.name.as_str());
-            }
-            continue;
+            self.add_zone(z, Status::NotWritten, None, &path, old.is_some());
+            return Ok(());
         }
-        included.push(z.name.as_str());
         let text = render::zone_file(z, &options.soa);
-        if !state.zones.contains_key(&z.name)
+        if !self.after.zones.contains_key(&z.name)
             && let Some(seen) = old.as_deref().and_then(serial_in)
         {
             // The state was lost, but the file shows what secondaries saw.
-            state.zones.insert(
+            self.after.zones.insert(
                 z.name.clone(),
                 serial::Entry {
                     serial: seen,
@@ -156,99 +295,193 @@ pub fn build(
                 },
             );
         }
-        let serial = state.serial_for(&z.name, &text, today);
+        let serial = self.after.serial_for(&z.name, &text, today);
         let new = text.with_serial(serial);
-        if old.as_deref() != Some(new.as_str()) {
-            reporter.info(format_args!("{}: serial {serial}", z.name));
-            written.push((z.name.clone(), serial));
-            changes.push(Change {
-                path,
+        if old.as_deref() == Some(new.as_str()) {
+            self.add_zone(z, Status::Unchanged, Some(serial), &path, true);
+            return Ok(());
+        }
+        self.notes
+            .push((Kind::Info, format!("{}: serial {serial}", z.name)));
+        self.add_zone(z, Status::Written, Some(serial), &path, true);
+        self.changes.push(Change {
+            path,
+            old,
+            new: Some(new),
+        });
+        Ok(())
+    }
+
+    /// Records a zone's fate; `included` when the include names its file
+    /// (every zone but one not written that has no previous file).
+    fn add_zone(
+        &mut self,
+        z: &Assembled,
+        status: Status,
+        serial: Option<u32>,
+        file: &Path,
+        included: bool,
+    ) {
+        self.zones.push(ZonePlan {
+            zone: z.name.clone(),
+            status,
+            serial,
+            file: file.to_owned(),
+            included,
+        });
+    }
+
+    /// Plans the include naming every zone that has a file.
+    fn include(&mut self, options: &Options) -> Result<(), DnsError> {
+        let included: Vec<&str> = self
+            .zones
+            .iter()
+            .filter(|z| z.included)
+            .map(|z| z.zone.as_str())
+            .collect();
+        let text = render::include(&included, &options.zone_dir, &options.zone_options);
+        let old = read_optional(&options.include)?;
+        if old.as_deref() != Some(text.as_str()) {
+            self.changes.push(Change {
+                path: options.include.clone(),
                 old,
-                new: Some(new),
+                new: Some(text),
             });
         }
-    }
-    let include_text = render::include(&included, &options.zone_dir, &options.zone_options);
-    let old_include = read_optional(&options.include)?;
-    if old_include.as_deref() != Some(include_text.as_str()) {
-        changes.push(Change {
-            path: options.include.clone(),
-            old: old_include,
-            new: Some(include_text),
-        });
-    }
-    let keep: BTreeSet<String> = included.iter().map(|z| format!("db.{z}")).collect();
-    for stale in stale_files(&options.zone_dir, &keep)? {
-        reporter.info(format_args!(
-            "{}: no server has it any more; removed",
-            stale.display()
-        ));
-        let old = read_optional(&stale)?;
-        changes.push(Change {
-            path: stale,
-            old,
-            new: None,
-        });
+        Ok(())
     }
 
-    if options.dry_run {
-        let state_path = serial::path(&options.state_dir);
-        if state != state_before {
-            let render = |s: &State| serde_json::to_string_pretty(s).unwrap_or_default() + "\n";
-            let old = read_optional(&state_path)?.map(|_| render(&state_before));
-            print_diff(out, &state_path, old.as_deref(), Some(&render(&state)))?;
+    /// Plans the removal of zone files of our own that no zone needs.
+    fn stale(&mut self, options: &Options) -> Result<(), DnsError> {
+        let keep: BTreeSet<String> = self
+            .zones
+            .iter()
+            .filter(|z| z.included)
+            .map(|z| format!("db.{}", z.zone))
+            .collect();
+        for stale in stale_files(&options.zone_dir, &keep)? {
+            self.notes.push((
+                Kind::Info,
+                format!("{}: no server has it any more; removed", stale.display()),
+            ));
+            let old = read_optional(&stale)?;
+            self.changes.push(Change {
+                path: stale,
+                old,
+                new: None,
+            });
         }
-        for c in &changes {
+        Ok(())
+    }
+
+    /// Tells the admin the plan's notes: warnings always, the changes
+    /// unless the summary goes out as `--json`.
+    pub fn report(&self, reporter: &Reporter, json: bool) {
+        for (kind, line) in &self.notes {
+            match kind {
+                Kind::Warning => reporter.warn(line),
+                Kind::Info if !json => reporter.info(line),
+                Kind::Info => {}
+                Kind::Verbose => reporter.verbose(line),
+                Kind::Debug => reporter.debug(line),
+            }
+        }
+    }
+
+    /// The plan's warnings.
+    pub fn problems(&self) -> Vec<String> {
+        self.notes
+            .iter()
+            .filter(|(kind, _)| *kind == Kind::Warning)
+            .map(|(_, line)| line.clone())
+            .collect()
+    }
+
+    /// Whether the serial state changes.
+    pub fn state_changes(&self) -> bool {
+        self.after != self.before
+    }
+
+    /// `--dry-run`: writes the unified diff of every file the plan would
+    /// change to `out`, the serial state first.
+    pub fn show(&self, out: &mut dyn Write) -> Result<(), DnsError> {
+        if self.state_changes() {
+            let path = &self.state_file;
+            let render = |s: &State| serde_json::to_string_pretty(s).unwrap_or_default() + "\n";
+            let existed = path.try_exists().map_err(read_err(path))?;
+            let old = existed.then(|| render(&self.before));
+            print_diff(out, path, old.as_deref(), Some(&render(&self.after)))?;
+        }
+        for c in &self.changes {
             print_diff(out, &c.path, c.old.as_deref(), c.new.as_deref())?;
         }
-        return Ok(outcome);
+        Ok(())
     }
-    if changes.is_empty() {
-        return Ok(outcome);
-    }
-    if state != state_before {
-        state.save(&options.state_dir)?;
-    }
-    fs::create_dir_all(&options.zone_dir).map_err(output_err(&options.zone_dir))?;
-    // Zone files first, the include that names them after (a batch renames
-    // in staging order), stale files last.
-    let mut batch = Batch::new();
-    for c in &changes {
-        if let Some(text) = &c.new {
-            batch.stage(&c.path, text.as_bytes(), WriteOptions::default())?;
-        }
-    }
-    batch.commit()?;
-    for c in changes.iter().filter(|c| c.new.is_none()) {
-        fs::remove_file(&c.path).map_err(output_err(&c.path))?;
-    }
-    atomic::sync_dir(&options.zone_dir).map_err(output_err(&options.zone_dir))?;
 
-    if let Some(r) = &options.reload {
-        reload::run_command(&r.command)?;
-        let missing = reload::check_served(r.server, &written, r.patience);
-        for (zone, serial, seen) in &missing {
-            reporter.warn(format_args!(
-                "{zone}: after the reload {} {seen}, not serial {serial}; see the name server's log",
-                r.server
-            ));
-            outcome = Outcome::Partial;
+    /// Writes the plan: the serial state, then the zone files and the
+    /// include as one batch, then the stale files removed. Whether
+    /// anything was written (nothing is when no file changes).
+    pub fn apply(&self, options: &Options) -> Result<bool, DnsError> {
+        if self.changes.is_empty() {
+            return Ok(false);
         }
+        if self.state_changes() {
+            self.after.save(&options.state_dir)?;
+        }
+        let dir = &options.zone_dir;
+        fs::create_dir_all(dir).map_err(write_err(dir))?;
+        // Zone files first, the include that names them after (a batch
+        // renames in staging order), stale files last.
+        let mut batch = Batch::new();
+        for c in &self.changes {
+            if let Some(text) = &c.new {
+                batch.stage(&c.path, text.as_bytes(), WriteOptions::default())?;
+            }
+        }
+        batch.commit()?;
+        for c in self.changes.iter().filter(|c| c.new.is_none()) {
+            fs::remove_file(&c.path).map_err(write_err(&c.path))?;
+        }
+        atomic::sync_dir(dir).map_err(write_err(dir))?;
+        Ok(true)
     }
-    Ok(outcome)
+
+    /// `--reload` after a change: runs the reload command, then waits for
+    /// every written zone to be served with its new serial; lists the
+    /// zones that are not, each with what was seen instead.
+    pub fn reload(&self, r: &Reload) -> Result<ReloadReport, DnsError> {
+        reload::run_command(&r.command)?;
+        let written: Vec<(String, u32)> = self
+            .zones
+            .iter()
+            .filter(|z| z.status == Status::Written)
+            .filter_map(|z| Some((z.zone.clone(), z.serial?)))
+            .collect();
+        let missing = reload::check_served(r.server, &written, r.patience);
+        Ok(ReloadReport {
+            ran: true,
+            not_served: missing
+                .into_iter()
+                .map(|(zone, serial, seen)| NotServed { zone, serial, seen })
+                .collect(),
+        })
+    }
 }
 
 /// The inventory's servers as address records of `zone`.
-fn servers_zone(zone: &str, inventory: &Inventory, reporter: &Reporter) -> Zone {
+fn servers_zone(zone: &str, inventory: &Inventory, notes: &mut Vec<(Kind, String)>) -> Zone {
     let mut records = Vec::new();
     for host in &inventory.hosts {
         let Some(address) = host.address else {
             continue;
         };
         if !name::is_within(&host.name, zone) {
-            reporter.verbose(format_args!(
-                "{}: outside dns_servers_zone {zone}; no address record",
-                host.name
+            notes.push((
+                Kind::Verbose,
+                format!(
+                    "{}: outside dns_servers_zone {zone}; no address record",
+                    host.name
+                ),
             ));
             continue;
         }
@@ -281,30 +514,32 @@ fn read_optional(path: &Path) -> Result<Option<String>, DnsError> {
     match fs::read(path) {
         Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(input_err(path)(e)),
+        Err(e) => Err(read_err(path)(e).into()),
     }
 }
 
-/// Zone files in `dir` that pysk-dns wrote and no zone needs any more.
+/// Zone files in `dir` that pysk-dns wrote (they carry its marker) and no
+/// zone needs any more.
 fn stale_files(dir: &Path, keep: &BTreeSet<String>) -> Result<Vec<PathBuf>, DnsError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(input_err(dir)(e)),
+        Err(e) => return Err(read_err(dir)(e).into()),
     };
     let mut stale = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(input_err(dir))?;
+        let entry = entry.map_err(read_err(dir))?;
         let file = entry.file_name();
         let Some(file) = file.to_str() else { continue };
         if !file.starts_with("db.") || keep.contains(file) {
             continue;
         }
         let path = entry.path();
-        let ours = fs::read(&path)
-            .map(|b| b.starts_with(MARKER.as_bytes()))
-            .unwrap_or(false);
-        if ours {
+        // Only plain files; a directory or a link of that name is not ours.
+        if !entry.file_type().map_err(read_err(&path))?.is_file() {
+            continue;
+        }
+        if marker::carries(&path, MARKER).map_err(read_err(&path))? {
             stale.push(path);
         }
     }
@@ -319,5 +554,6 @@ fn print_diff(
     new: Option<&str>,
 ) -> Result<(), DnsError> {
     out.write_all(diff::unified(path, old, new).as_bytes())
-        .map_err(DnsError::Stdout)
+        .map_err(pysk_common::Error::Stdout)?;
+    Ok(())
 }

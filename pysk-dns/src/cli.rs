@@ -4,18 +4,50 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use pysk_common::cli::{CommonArgs, WaitArgs};
-use pysk_common::switches;
+use pysk_common::cli::{CommonArgs, DryRunArgs, JsonArgs, WaitArgs};
+use pysk_common::{exit, settings};
 
-/// The exit codes, for `--help`.
-const EXIT_CODES: &str = "\
-Exit codes: 0 ok, 1 a server or zone needs attention (reported), 2 usage,
-65 damaged state, 66 input missing, 69 reload failed, 73/74 cannot write,
-75 another fetch or build runs, 77 password file readable by others, 78 bad config.";
+use crate::settings::SWITCHES;
+
+/// The tool's name, written once: clap, the reporter and `main` use it.
+pub const NAME: &str = env!("CARGO_PKG_NAME");
+
+/// Every exit code `pysk-dns` can return, for `--help`.
+const EXIT_CODES: &[(u8, &str)] = &[
+    (exit::OK, "ok"),
+    (exit::PARTIAL, "a server or zone needs attention (reported)"),
+    (exit::USAGE, "usage: a bad option or option value"),
+    (exit::DATAERR, "damaged state (a snapshot or serials.json)"),
+    (
+        exit::NOINPUT,
+        "input missing (no serial for the zone, a missing file)",
+    ),
+    (exit::UNAVAILABLE, "the reload command failed"),
+    (exit::SOFTWARE, "internal fault (please report it)"),
+    (exit::CANTCREAT, "cannot create a file"),
+    (exit::IOERR, "I/O error"),
+    (
+        exit::TEMPFAIL,
+        "another fetch or build holds the lock; try again or use --wait",
+    ),
+    (
+        exit::NOPERM,
+        "permission denied, or a password file readable by others",
+    ),
+    (
+        exit::CONFIG,
+        "bad configuration (switches, inventory, CA file)",
+    ),
+];
+
+/// The epilogue of `--help`: the switches, then the exit codes.
+fn after_help() -> String {
+    settings::help(SWITCHES, &exit::help(EXIT_CODES))
+}
 
 /// pysk-dns: every managed server's DNS records, merged into zones for BIND
 #[derive(Debug, Parser)]
-#[command(name = "pysk-dns", version, after_help = switches::help(crate::SWITCHES, EXIT_CODES))]
+#[command(version, after_help = after_help())]
 pub struct Cli {
     /// The options every pysk tool shares.
     #[command(flatten)]
@@ -77,16 +109,22 @@ pub struct FetchArgs {
     /// [switch: dns_api_password_file]
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
-    /// Allow plain http to hosts other than loopback [switch: dns_insecure_http]
-    #[arg(long)]
-    pub insecure_http: bool,
+    /// Allow plain http to hosts other than loopback
+    /// [switch: dns_insecure_plaintext]
+    // `--insecure-http`, the old spelling, still works (hidden) for one release.
+    #[arg(long, alias = "insecure-http")]
+    pub insecure_plaintext: bool,
     /// Accept documents that drop more than half of a server's zones
     #[arg(long)]
     pub force: bool,
+    /// `--json`, for the summary.
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 /// The options of `build`.
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("stdout").args(["dry_run", "json"]).multiple(false))]
 pub struct BuildArgs {
     /// Inventory, state directory and lock.
     #[command(flatten)]
@@ -97,12 +135,15 @@ pub struct BuildArgs {
     /// The named.conf include to write [switch: dns_include]
     #[arg(long, value_name = "FILE")]
     pub include: Option<PathBuf>,
-    /// Print the unified diff of every file that would change; write nothing
-    #[arg(long)]
-    pub dry_run: bool,
+    /// `--dry-run`: the unified diff of every file that would change.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
     /// After a change, run the reload command and check the served serials
     #[arg(long, conflicts_with = "dry_run")]
     pub reload: bool,
+    /// `--json`, for the summary.
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 /// The options of `serial`.

@@ -3,10 +3,10 @@
 //! Problems with one server (unreachable, a rejected document) or one zone
 //! (a conflict, a failed validation) are reported and counted instead, so
 //! that the other servers and zones still get done; these variants end the
-//! whole run.
+//! whole run. What every tool can meet (reading, writing, a bad setting, a
+//! lock, an internal fault) is `pysk_common::Error`, kept in `Common`.
 
 use std::fmt;
-use std::io;
 use std::path::PathBuf;
 
 use pysk_common::exit::{self, ToolError};
@@ -14,35 +14,13 @@ use pysk_common::exit::{self, ToolError};
 /// A failure that ends a `pysk-dns` run.
 #[derive(Debug)]
 pub enum DnsError {
-    /// A shared mechanism failed (switches, inventory, lock, atomic write).
+    /// A shared mechanism failed (settings, inventory, lock, reading or
+    /// writing a file, the CA file, stdout).
     Common(pysk_common::Error),
-    /// A state file (snapshot, serials) or zone file could not be read.
-    Input {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// A file or directory could not be written or removed.
-    Output {
-        /// The file or directory.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
     /// A state file pysk-dns wrote itself no longer parses.
     State {
         /// The file.
         path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Writing to standard output failed (a closed pipe ends quietly).
-    Stdout(io::Error),
-    /// A switch or option has a value that cannot be used.
-    Setting {
-        /// The switch or option.
-        name: String,
         /// What is wrong with it.
         reason: String,
     },
@@ -66,19 +44,11 @@ impl fmt::Display for DnsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DnsError::Common(e) => e.fmt(f),
-            DnsError::Input { path, source } => {
-                write!(f, "{}: cannot read: {source}", path.display())
-            }
-            DnsError::Output { path, source } => {
-                write!(f, "{}: cannot write: {source}", path.display())
-            }
             DnsError::State { path, reason } => write!(
                 f,
                 "{}: damaged state file ({reason}); move it away to start over",
                 path.display()
             ),
-            DnsError::Stdout(e) => write!(f, "stdout: {e}"),
-            DnsError::Setting { name, reason } => write!(f, "{name}: {reason}"),
             DnsError::NoSerial { zone, path } => {
                 write!(f, "{zone}: no serial recorded in {}", path.display())
             }
@@ -91,8 +61,6 @@ impl std::error::Error for DnsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             DnsError::Common(e) => Some(e),
-            DnsError::Input { source, .. } | DnsError::Output { source, .. } => Some(source),
-            DnsError::Stdout(e) => Some(e),
             _ => None,
         }
     }
@@ -102,11 +70,7 @@ impl ToolError for DnsError {
     fn exit_code(&self) -> u8 {
         match self {
             DnsError::Common(e) => e.exit_code(),
-            DnsError::Input { source, .. } => exit::read_failure(source),
-            DnsError::Output { source, .. } => exit::write_failure(source),
             DnsError::State { .. } => exit::DATAERR,
-            DnsError::Stdout(_) => exit::IOERR,
-            DnsError::Setting { .. } => exit::CONFIG,
             DnsError::NoSerial { .. } => exit::NOINPUT,
             DnsError::Reload { .. } => exit::UNAVAILABLE,
         }

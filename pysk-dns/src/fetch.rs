@@ -8,8 +8,6 @@
 //! loses zones to a bad night.
 
 use std::collections::BTreeSet;
-use std::fs;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,11 +16,16 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
+use pysk_common::date;
+use pysk_common::exit::Outcome;
 use pysk_common::inventory::{Host, Inventory};
+use pysk_common::net;
+use pysk_common::report::Reporter;
 use pysk_common::secret::Secret;
+use pysk_common::tls;
 
 use crate::document::{self, Document};
-use crate::error::{DnsError, input_err};
+use crate::error::DnsError;
 use crate::snapshot::{self, Snapshot, human_age};
 
 /// What `fetch` needs to know.
@@ -41,12 +44,15 @@ pub struct Options {
     pub read_timeout: Duration,
     /// The largest document accepted, in bytes.
     pub max_document: u64,
-    /// Allow plain `http://` to other hosts than loopback.
-    pub insecure_http: bool,
+    /// Allow plain `http://` to other hosts than loopback
+    /// (`--insecure-plaintext`).
+    pub insecure_plaintext: bool,
     /// Accept a document that drops more than half of a server's zones.
     pub force: bool,
     /// How many servers are fetched at once.
     pub parallel: usize,
+    /// The summary goes to stdout as `--json` instead of a line on stderr.
+    pub json: bool,
 }
 
 /// What became of one server.
@@ -82,6 +88,8 @@ pub enum Fate {
         dropped: Vec<String>,
         /// How many zones the kept snapshot has.
         total: usize,
+        /// The kept snapshot's age.
+        age: Duration,
     },
 }
 
@@ -89,6 +97,18 @@ impl Fate {
     /// Whether this server's fetch needs an admin's attention.
     pub fn is_problem(&self) -> bool {
         !matches!(self, Fate::Updated { .. } | Fate::Unchanged { .. })
+    }
+
+    /// Its name in the `--json` summary: `updated`, `unchanged`,
+    /// `unreachable`, `rejected` or `held_back`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fate::Updated { .. } => "updated",
+            Fate::Unchanged { .. } => "unchanged",
+            Fate::Unreachable { .. } => "unreachable",
+            Fate::Rejected { .. } => "rejected",
+            Fate::HeldBack { .. } => "held_back",
+        }
     }
 
     /// A one-line description, for the report.
@@ -106,7 +126,7 @@ impl Fate {
             Fate::Rejected { reason, age } => {
                 format!("document rejected ({reason}); {}", kept(age))
             }
-            Fate::HeldBack { dropped, total } => format!(
+            Fate::HeldBack { dropped, total, .. } => format!(
                 "held back: the new document drops {} of its {total} zones ({}); \
                  keeping its snapshot (--force accepts it)",
                 dropped.len(),
@@ -148,15 +168,32 @@ pub fn fetch_all(
     });
     results.sort_by_key(|(i, _)| *i);
     if results.len() != hosts.len() {
-        return Err(DnsError::Setting {
-            name: "fetch".to_owned(),
-            reason: "a fetch worker stopped early".to_owned(),
-        });
+        return Err(pysk_common::Error::Internal("a fetch worker stopped early".to_owned()).into());
     }
     results
         .into_iter()
         .map(|(i, r)| r.map(|fate| (hosts[i].name.clone(), fate)))
         .collect()
+}
+
+/// Reports every server's fate on stderr (trouble as a warning, the rest
+/// with `-v`), then, unless the summary goes out as `--json`, how many were
+/// fetched. Exit 1 when a server needs attention.
+pub fn report(fates: &[(String, Fate)], reporter: &Reporter, json: bool) -> Outcome {
+    let mut outcome = Outcome::Success;
+    for (server, fate) in fates {
+        if fate.is_problem() {
+            reporter.warn(format_args!("{server}: {}", fate.describe()));
+            outcome = Outcome::Partial;
+        } else {
+            reporter.verbose(format_args!("{server}: {}", fate.describe()));
+        }
+    }
+    if !json {
+        let good = fates.iter().filter(|(_, f)| !f.is_problem()).count();
+        reporter.info(format_args!("fetched {good} of {} servers", fates.len()));
+    }
+    outcome
 }
 
 /// The HTTP side: one agent with the timeouts, trust anchors and the
@@ -169,41 +206,12 @@ struct Client {
 
 impl Client {
     fn new(options: &Options) -> Result<Client, DnsError> {
-        let roots = match &options.ca_file {
-            Some(path) => {
-                let pem = fs::read(path).map_err(input_err(path))?;
-                let certs = ureq::tls::parse_pem(&pem)
-                    .filter_map(|item| match item {
-                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
-                        Ok(_) => None,
-                        Err(e) => Some(Err(e)),
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| DnsError::Setting {
-                        name: format!("--ca-file {}", path.display()),
-                        reason: e.to_string(),
-                    })?;
-                if certs.is_empty() {
-                    return Err(DnsError::Setting {
-                        name: format!("--ca-file {}", path.display()),
-                        reason: "no certificate in it".to_owned(),
-                    });
-                }
-                RootCerts::from(certs)
-            }
-            None => {
-                let native = rustls_native_certs::load_native_certs();
-                RootCerts::from(
-                    native
-                        .certs
-                        .iter()
-                        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-                        .collect::<Vec<_>>(),
-                )
-            }
-        };
+        let roots = tls::roots(options.ca_file.as_deref())?
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+            .collect::<Vec<_>>();
         let tls = TlsConfig::builder()
-            .root_certs(roots)
+            .root_certs(RootCerts::from(roots))
             .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .build();
         let agent = ureq::Agent::config_builder()
@@ -258,7 +266,7 @@ impl Client {
 }
 
 /// The URL of `host`'s document, checked: https, or http to loopback (or
-/// anywhere with `--insecure-http`).
+/// anywhere with `--insecure-plaintext`), by `pysk_common::net`'s rule.
 pub fn url_for(host: &Host, options: &Options) -> Result<String, String> {
     let url = match host.settings.get("url") {
         Some(u) => u.clone(),
@@ -273,19 +281,11 @@ pub fn url_for(host: &Host, options: &Options) -> Result<String, String> {
     let host_part = uri.host().unwrap_or_default();
     match uri.scheme_str() {
         Some("https") => Ok(url),
-        Some("http") => {
-            let bare = host_part.trim_start_matches('[').trim_end_matches(']');
-            let loopback =
-                bare == "localhost" || bare.parse::<IpAddr>().is_ok_and(|a| a.is_loopback());
-            if loopback || options.insecure_http {
-                Ok(url)
-            } else {
-                Err(format!(
-                    "refusing plain http to {host_part} (records and password would cross \
-                     the network unprotected; use https, or --insecure-http)"
-                ))
-            }
-        }
+        Some("http") if net::plaintext_allowed(host_part, options.insecure_plaintext) => Ok(url),
+        Some("http") => Err(format!(
+            "refusing plain http to {host_part} (records and password would cross \
+             the network unprotected; use https, or --insecure-plaintext)"
+        )),
         _ => Err(format!("URL {url:?} is neither https nor http")),
     }
 }
@@ -326,6 +326,7 @@ fn fetch_one(
             return Ok(Fate::HeldBack {
                 dropped,
                 total: old_names.len(),
+                age: old.age(now),
             });
         }
     }
@@ -336,7 +337,7 @@ fn fetch_one(
         state_dir,
         &host.name,
         &Snapshot {
-            fetched: snapshot::unix_now(),
+            fetched: date::unix_now(),
             document: doc,
         },
     )?;

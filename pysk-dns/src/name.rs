@@ -4,6 +4,8 @@
 
 use std::cmp::Ordering;
 
+use pysk_common::hostname::{self, MAX_NAME};
+
 /// Which characters a name's labels may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
@@ -14,16 +16,17 @@ pub enum Rule {
     Service,
 }
 
-/// The longest name in text form, without the trailing dot (RFC 1035).
-pub const MAX_NAME: usize = 253;
-/// The longest label (RFC 1035).
-pub const MAX_LABEL: usize = 63;
-
-/// Checks one label; `wildcard` allows it to be `*`.
-fn check_label(label: &str, rule: Rule, wildcard: bool) -> Result<(), String> {
-    if label.is_empty() {
-        return Err("empty label".to_owned());
+impl Rule {
+    /// Whether labels may carry `_`: the flag of the one host-name rule
+    /// ([`hostname::check_label`]).
+    pub fn underscore(self) -> bool {
+        self == Rule::Service
     }
+}
+
+/// Checks one label by the one host-name rule; `wildcard` allows it to be
+/// `*`.
+fn check_label(label: &str, rule: Rule, wildcard: bool) -> Result<(), String> {
     if label == "*" {
         return if wildcard {
             Ok(())
@@ -31,27 +34,7 @@ fn check_label(label: &str, rule: Rule, wildcard: bool) -> Result<(), String> {
             Err("a wildcard may only be the first label of an owner name".to_owned())
         };
     }
-    if label.len() > MAX_LABEL {
-        return Err(format!("label longer than {MAX_LABEL} octets"));
-    }
-    if !label.is_ascii() {
-        return Err("not ASCII: give internationalised names as punycode (xn--…)".to_owned());
-    }
-    let ok = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || (c == b'_' && rule == Rule::Service);
-    if let Some(c) = label.bytes().find(|&c| !ok(c)) {
-        return Err(format!(
-            "character {:?} not allowed in a {} label",
-            char::from(c),
-            match rule {
-                Rule::Host => "host name",
-                Rule::Service => "domain name",
-            }
-        ));
-    }
-    if label.starts_with('-') || label.ends_with('-') {
-        return Err("a label must not begin or end with a hyphen".to_owned());
-    }
-    Ok(())
+    hostname::check_label(label, rule.underscore())
 }
 
 /// Checks an absolute name given without or with its trailing dot and

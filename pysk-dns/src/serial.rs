@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use pysk_common::atomic::{self, Options};
-use pysk_common::date::civil_from_days;
+use pysk_common::date::{self, civil_from_days};
+use pysk_common::error::read_err;
 
-use crate::error::{DnsError, input_err};
+use crate::error::DnsError;
 use crate::render::ZoneText;
 
 /// What is recorded about one zone.
@@ -53,7 +54,7 @@ impl State {
                 reason: e.to_string(),
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
-            Err(e) => Err(input_err(path)(e)),
+            Err(e) => Err(read_err(path)(e).into()),
         }
     }
 
@@ -61,9 +62,8 @@ impl State {
     /// already holds this).
     pub fn save(&self, state_dir: &Path) -> Result<(), DnsError> {
         let path = path(state_dir);
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| DnsError::State {
-            path: path.clone(),
-            reason: e.to_string(),
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| {
+            pysk_common::Error::Internal(format!("the serials do not serialize: {e}"))
         })?;
         bytes.push(b'\n');
         atomic::replace(&path, &bytes, Options::default())?;
@@ -128,8 +128,7 @@ pub fn next(old: Option<u32>, today: u32) -> u32 {
 
 /// Today's date in UTC as `YYYYMMDD`.
 pub fn today() -> u32 {
-    let days = crate::snapshot::unix_now() / 86_400;
-    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
+    let (y, m, d) = civil_from_days(date::today());
     u32::try_from(y * 10_000 + m * 100 + d).unwrap_or(0)
 }
 

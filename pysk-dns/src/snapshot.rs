@@ -14,10 +14,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use pysk_common::atomic::{self, Options};
-
 use crate::document::Document;
-use crate::error::{DnsError, input_err};
+use pysk_common::atomic::{self, Options};
+use pysk_common::error::{read_err, write_err};
+
+use crate::error::DnsError;
 
 /// A server's last good document and when it was fetched.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,7 +50,7 @@ pub fn load(state_dir: &Path, server: &str) -> Result<Option<Snapshot>, DnsError
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(input_err(path)(e)),
+        Err(e) => return Err(read_err(path)(e).into()),
     };
     serde_json::from_slice(&bytes)
         .map(Some)
@@ -63,11 +64,9 @@ pub fn load(state_dir: &Path, server: &str) -> Result<Option<Snapshot>, DnsError
 pub fn save(state_dir: &Path, server: &str, snapshot: &Snapshot) -> Result<(), DnsError> {
     let path = path(state_dir, server);
     let dir = state_dir.join("snapshots");
-    fs::create_dir_all(&dir).map_err(crate::error::output_err(&dir))?;
-    let mut bytes = serde_json::to_vec(snapshot).map_err(|e| DnsError::State {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+    fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+    let mut bytes = serde_json::to_vec(snapshot)
+        .map_err(|e| pysk_common::Error::Internal(format!("a snapshot does not serialize: {e}")))?;
     bytes.push(b'\n');
     let options = Options {
         mode: Some(0o640),
@@ -75,14 +74,6 @@ pub fn save(state_dir: &Path, server: &str, snapshot: &Snapshot) -> Result<(), D
     };
     atomic::replace(&path, &bytes, options)?;
     Ok(())
-}
-
-/// Seconds since the epoch, now.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// An age the way an admin reads it: `3 d 4 h`, `2 h 5 min`, `40 s`.

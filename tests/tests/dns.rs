@@ -12,7 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 use pysk_tests::bind::Named;
 use pysk_tests::http::{HttpServer, Reply};
 use pysk_tests::{
-    TempDir, bin, examples, require, scratch, secret_file, test_certificate, write_switches,
+    TempDir, TestCommand, examples, require, scratch, secret_file, test_certificate, tool,
+    write_switches,
 };
 
 const USER: &str = "pysk";
@@ -85,14 +86,12 @@ impl Fleet {
         fs::write(self.config.join("hosts"), hosts).expect("write hosts");
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(bin("pysk-dns"))
-            .arg("--config-dir")
-            .arg(&self.config)
+    /// `pysk-dns` with this fleet's configuration, for `ns.example.net`.
+    fn dns(&self, args: &[&str]) -> TestCommand {
+        tool("pysk-dns")
+            .config_dir(&self.config)
             .args(["--host", "ns.example.net"])
             .args(args)
-            .output()
-            .expect("run pysk-dns")
     }
 
     fn zone(&self, zone: &str) -> String {
@@ -100,8 +99,7 @@ impl Fleet {
     }
 
     fn serial(&self, zone: &str) -> u32 {
-        let out = self.run(&["serial", zone]);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let out = self.dns(&["serial", zone]).succeeds();
         String::from_utf8_lossy(&out.stdout)
             .trim()
             .parse()
@@ -205,9 +203,9 @@ fn fetched_and_built_zones_are_served_by_named() {
     if require("named", "bind9").is_none() {
         return;
     }
-    let out = fleet.run(&["fetch"]);
+    let out = fleet.dns(&["fetch"]).output();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let out = fleet.run(&["-q", "build"]);
+    let out = fleet.dns(&["-q", "build"]).output();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stderr(&out), "", "quiet when all is well");
     assert!(out.stdout.is_empty());
@@ -261,13 +259,13 @@ fn fetched_and_built_zones_are_served_by_named() {
 #[test]
 fn serials_change_only_with_content_and_stay_monotonic() {
     let Some(fleet) = Fleet::new() else { return };
-    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
-    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    fleet.dns(&["-q", "fetch"]).succeeds();
+    fleet.dns(&["-q", "build"]).succeeds();
     let (org, com) = (fleet.serial("example.org"), fleet.serial("example.com"));
 
     // Nothing changed: no file written, every mtime as it was.
     let before = fleet.files();
-    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    fleet.dns(&["-q", "build"]).succeeds();
     assert_eq!(fleet.files(), before);
 
     // One record of web2's example.com changes: only that zone's serial.
@@ -277,8 +275,8 @@ fn serials_change_only_with_content_and_stay_monotonic() {
     );
     assert_ne!(changed, example("web2"));
     fleet.serve("web2", &changed);
-    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
-    let dry = fleet.run(&["build", "--dry-run"]);
+    fleet.dns(&["-q", "fetch"]).succeeds();
+    let dry = fleet.dns(&["build", "--dry-run"]).output();
     assert_eq!(code(&dry), 0, "{}", stderr(&dry));
     let diff = String::from_utf8_lossy(&dry.stdout);
     assert!(diff.contains("-www\t7200\tIN\tA\t192.0.2.20\t; web2.example.net\n+www\t7200\tIN\tA\t192.0.2.21\t; web2.example.net\n"), "{diff}");
@@ -287,7 +285,7 @@ fn serials_change_only_with_content_and_stay_monotonic() {
         fleet.zone("example.com").contains("192.0.2.20"),
         "dry run wrote nothing"
     );
-    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    fleet.dns(&["-q", "build"]).succeeds();
     assert_eq!(fleet.serial("example.org"), org);
     assert!(fleet.serial("example.com") > com);
 
@@ -298,8 +296,8 @@ fn serials_change_only_with_content_and_stay_monotonic() {
             "web2",
             &changed.replace("192.0.2.21", &format!("198.51.100.{}", i % 250)),
         );
-        assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
-        assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+        fleet.dns(&["-q", "fetch"]).succeeds();
+        fleet.dns(&["-q", "build"]).succeeds();
         let now = fleet.serial("example.com");
         assert!(now > last, "change {i}: serial {now} after {last}");
         assert!(fleet.zone("example.com").contains(&format!("( {now} ")));
@@ -312,11 +310,11 @@ fn serials_change_only_with_content_and_stay_monotonic() {
 #[test]
 fn an_unreachable_server_keeps_its_zones() {
     let Some(fleet) = Fleet::new() else { return };
-    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
-    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    fleet.dns(&["-q", "fetch"]).succeeds();
+    fleet.dns(&["-q", "build"]).succeeds();
     let before = fleet.files();
     fleet.http.set("/web2.json", Reply::Status(503));
-    let out = fleet.run(&["-q", "fetch"]);
+    let out = fleet.dns(&["-q", "fetch"]).output();
     assert_eq!(code(&out), 1);
     let err = stderr(&out);
     assert!(
@@ -326,12 +324,12 @@ fn an_unreachable_server_keeps_its_zones() {
     );
     // A server that does not answer at all.
     fleet.write_hosts("web3.example.net 192.0.2.3 url=https://127.0.0.1:1/web3.json\n");
-    let out = fleet.run(&["-q", "fetch"]);
+    let out = fleet.dns(&["-q", "fetch"]).output();
     assert_eq!(code(&out), 1);
     assert_stderr(&out, "web3.example.net: unreachable");
     assert_stderr(&out, "it has no snapshot yet");
     fleet.write_hosts("");
-    let out = fleet.run(&["-q", "build"]);
+    let out = fleet.dns(&["-q", "build"]).output();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let after = fleet.files();
     let changed: Vec<_> = after
@@ -350,8 +348,8 @@ fn an_unreachable_server_keeps_its_zones() {
 #[test]
 fn hostile_documents_change_nothing_and_are_reported() {
     let Some(fleet) = Fleet::new() else { return };
-    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
-    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    fleet.dns(&["-q", "fetch"]).succeeds();
+    fleet.dns(&["-q", "build"]).succeeds();
     let before = fleet.files();
     let good = example("web2");
     let hostile: Vec<(&str, String)> = vec![
@@ -380,7 +378,7 @@ fn hostile_documents_change_nothing_and_are_reported() {
     for (why, body) in &hostile {
         assert_ne!(body, &good, "{why}: the test changed nothing");
         fleet.serve("web2", body);
-        let out = fleet.run(&["-q", "fetch"]);
+        let out = fleet.dns(&["-q", "fetch"]).output();
         assert_eq!(code(&out), 1, "{why}");
         let err = stderr(&out);
         assert!(
@@ -391,7 +389,7 @@ fn hostile_documents_change_nothing_and_are_reported() {
     }
     // A 100 MB body is cut off at the limit, not read into memory.
     fleet.http.set("/web2.json", Reply::Endless(100_000_000));
-    let out = fleet.run(&["-q", "fetch"]);
+    let out = fleet.dns(&["-q", "fetch"]).output();
     assert_eq!(code(&out), 1);
     assert_stderr(&out, "larger than");
     // A server that stops sending half-way is given up after the read
@@ -403,7 +401,7 @@ fn hostile_documents_change_nothing_and_are_reported() {
     switches.push(("dns_read_timeout", "1".to_owned()));
     write_switches(&fleet.config, &switches);
     let start = Instant::now();
-    let out = fleet.run(&["-q", "fetch"]);
+    let out = fleet.dns(&["-q", "fetch"]).output();
     assert_eq!(code(&out), 1);
     assert!(
         start.elapsed() < Duration::from_secs(20),
@@ -416,12 +414,12 @@ fn hostile_documents_change_nothing_and_are_reported() {
     // Plain http to a host that is not loopback is refused outright.
     fleet.serve("web2", &good);
     fleet.write_hosts("web9.example.net 192.0.2.9 url=http://192.0.2.9/dns.json\n");
-    let out = fleet.run(&["-q", "fetch"]);
+    let out = fleet.dns(&["-q", "fetch"]).output();
     assert_eq!(code(&out), 1);
     assert_stderr(&out, "refusing plain http to 192.0.2.9");
     fleet.write_hosts("");
 
-    let out = fleet.run(&["-q", "build"]);
+    let out = fleet.dns(&["-q", "build"]).output();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let after = fleet.files();
     for (path, (_, content)) in &before {
@@ -441,22 +439,22 @@ fn hostile_documents_change_nothing_and_are_reported() {
 #[test]
 fn a_document_dropping_most_zones_is_held_back_unless_forced() {
     let Some(fleet) = Fleet::new() else { return };
-    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
+    fleet.dns(&["-q", "fetch"]).succeeds();
     let doc: serde_json::Value = serde_json::from_str(&example("web2")).expect("json");
     let mut fewer = doc.clone();
     fewer["zones"] = serde_json::Value::Array(Vec::new());
     fleet.serve("web2", &fewer.to_string());
-    let out = fleet.run(&["-q", "fetch"]);
+    let out = fleet.dns(&["-q", "fetch"]).output();
     assert_eq!(code(&out), 1);
     assert_stderr(
         &out,
         "held back: the new document drops 2 of its 2 zones (example.com, shop.example.org)",
     );
-    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    fleet.dns(&["-q", "build"]).succeeds();
     assert!(fleet.path("zones/db.example.com").exists());
-    let out = fleet.run(&["-q", "fetch", "--force"]);
+    let out = fleet.dns(&["-q", "fetch", "--force"]).output();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let out = fleet.run(&["build"]);
+    let out = fleet.dns(&["build"]).output();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
         !fleet.path("zones/db.example.com").exists(),
@@ -486,8 +484,8 @@ fn conflicts_name_both_servers_and_leave_out_only_their_records() {
   {"name": "ftp", "type": "A", "value": "192.0.2.30"}
  ]}]}"#;
     fleet.serve("web2", extra);
-    assert_eq!(code(&fleet.run(&["-q", "fetch", "--force"])), 0);
-    let out = fleet.run(&["-q", "build"]);
+    fleet.dns(&["-q", "fetch", "--force"]).succeeds();
+    let out = fleet.dns(&["-q", "build"]).output();
     assert_eq!(code(&out), 1, "conflicts need attention");
     let err = stderr(&out);
     let lines: Vec<&str> = err.lines().collect();
@@ -523,8 +521,8 @@ fn reload_checks_the_serial_named_serves() {
     if require("named", "bind9").is_none() {
         return;
     }
-    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
-    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    fleet.dns(&["-q", "fetch"]).succeeds();
+    fleet.dns(&["-q", "build"]).succeeds();
     let named = Named::start(&fleet.path("named"), &fleet.path("named.conf.pysk"))
         .expect("named is installed");
     let mut switches = fleet.switches();
@@ -535,17 +533,17 @@ fn reload_checks_the_serial_named_serves() {
     write_switches(&fleet.config, &switches);
     // Nothing changed: no reload at all (a reload command that fails
     // would show it).
-    fleet.run(&["-q", "build"]);
+    fleet.dns(&["-q", "build"]).output();
     switches[reload_at].1 = "false".to_owned();
     write_switches(&fleet.config, &switches);
-    let out = fleet.run(&["-q", "build", "--reload"]);
+    let out = fleet.dns(&["-q", "build", "--reload"]).output();
     assert_eq!(code(&out), 0, "no change, no reload: {}", stderr(&out));
 
     switches[reload_at].1 = format!("kill -HUP {}", named.pid());
     write_switches(&fleet.config, &switches);
     fleet.serve("web2", &example("web2").replace("192.0.2.20", "192.0.2.77"));
-    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
-    let out = fleet.run(&["-q", "build", "--reload"]);
+    fleet.dns(&["-q", "fetch"]).succeeds();
+    let out = fleet.dns(&["-q", "build", "--reload"]).output();
     assert_eq!(code(&out), 0, "{}\n{}", stderr(&out), named.log_text());
     assert_eq!(named.query("www.example.com", "A"), ["192.0.2.77"]);
 
@@ -554,8 +552,8 @@ fn reload_checks_the_serial_named_serves() {
     switches[reload_at].1 = "true".to_owned();
     write_switches(&fleet.config, &switches);
     fleet.serve("web2", &example("web2").replace("192.0.2.20", "192.0.2.78"));
-    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
-    let out = fleet.run(&["-q", "build", "--reload"]);
+    fleet.dns(&["-q", "fetch"]).succeeds();
+    let out = fleet.dns(&["-q", "build", "--reload"]).output();
     assert_eq!(code(&out), 1);
     let serial = fleet.serial("example.com");
     assert_stderr(
@@ -571,16 +569,16 @@ fn reload_checks_the_serial_named_serves() {
 #[test]
 fn a_zone_without_agreed_name_servers_keeps_its_previous_file() {
     let Some(fleet) = Fleet::new() else { return };
-    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
-    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    fleet.dns(&["-q", "fetch"]).succeeds();
+    fleet.dns(&["-q", "build"]).succeeds();
     let before = fleet.files();
     // web2 now also serves example.org, with name servers web1 does not give.
     let doc = r#"{"version": 1, "server": "web2.example.net", "zones": [
  {"name": "example.org", "ns": ["ns3.example.net."], "records": [
   {"name": "new", "type": "A", "value": "192.0.2.44"}]}]}"#;
     fleet.serve("web2", doc);
-    assert_eq!(code(&fleet.run(&["-q", "fetch", "--force"])), 0);
-    let out = fleet.run(&["-q", "build"]);
+    fleet.dns(&["-q", "fetch", "--force"]).succeeds();
+    let out = fleet.dns(&["-q", "build"]).output();
     assert_eq!(code(&out), 1);
     assert_stderr(&out, "example.org: not written: no name servers");
     assert_stderr(&out, "its previous file stays");
@@ -604,7 +602,7 @@ fn a_second_run_while_one_holds_the_lock_exits_75_and_writes_nothing() {
     let Some(flock) = require("flock", "util-linux") else {
         return;
     };
-    assert_eq!(code(&fleet.run(&["-q", "fetch"])), 0);
+    fleet.dns(&["-q", "fetch"]).succeeds();
     // --no-fork: the lock is held by the process we kill, not by a child.
     let mut holder = Command::new(flock)
         .arg("--no-fork")
@@ -613,10 +611,166 @@ fn a_second_run_while_one_holds_the_lock_exits_75_and_writes_nothing() {
         .spawn()
         .expect("flock");
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let out = fleet.run(&["-q", "build"]);
+    let out = fleet.dns(&["-q", "build"]).output();
     let _ = holder.kill();
     let _ = holder.wait();
     assert_eq!(code(&out), 75, "{}", stderr(&out));
     assert!(!fleet.path("zones").exists(), "nothing written");
-    assert_eq!(code(&fleet.run(&["-q", "build"])), 0);
+    fleet.dns(&["-q", "build"]).succeeds();
+}
+
+#[test]
+fn a_held_lock_is_waited_for_with_wait() {
+    let Some(fleet) = Fleet::new() else { return };
+    let Some(flock) = require("flock", "util-linux") else {
+        return;
+    };
+    fleet.dns(&["-q", "fetch"]).succeeds();
+    let mut holder = Command::new(flock)
+        .arg("--no-fork")
+        .arg(fleet.path("state/.lock"))
+        .args(["sleep", "1"])
+        .spawn()
+        .expect("flock");
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let out = fleet.dns(&["-q", "build", "--wait", "20"]).succeeds();
+    let _ = holder.wait();
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "it waited for the holder: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(stderr(&out), "");
+    assert!(fleet.path("zones/db.example.org").exists());
+}
+
+/// Parses a `--json` document, checking that `"version": 1` comes first.
+fn json_document(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("{\n  \"version\": 1,\n"), "{text}");
+    serde_json::from_str(&text).expect("one JSON document")
+}
+
+#[test]
+fn fetch_json_gives_every_servers_fate() {
+    let Some(fleet) = Fleet::new() else { return };
+    let out = fleet.dns(&["fetch", "--json"]).succeeds();
+    assert_eq!(stderr(&out), "", "the summary is the document");
+    let doc = json_document(&out);
+    assert_eq!(doc["counts"]["servers"], 2);
+    assert_eq!(doc["counts"]["good"], 2);
+    assert_eq!(doc["counts"]["updated"], 2);
+    assert_eq!(doc["servers"][0]["server"], "web1.example.net");
+    assert_eq!(doc["servers"][0]["fate"], "updated");
+    for (i, server) in ["web1", "web2"].into_iter().enumerate() {
+        let sent: serde_json::Value = serde_json::from_str(&example(server)).expect("json");
+        let zones = sent["zones"].as_array().expect("zones").len();
+        assert_eq!(doc["servers"][i]["zones"], zones, "{server}");
+    }
+
+    fleet.http.set("/web2.json", Reply::Status(503));
+    let out = fleet.dns(&["fetch", "--json"]).fails_with(1);
+    assert_stderr(&out, "web2.example.net: unreachable (HTTP 503");
+    let doc = json_document(&out);
+    assert_eq!(doc["counts"]["good"], 1);
+    assert_eq!(doc["counts"]["unchanged"], 1);
+    assert_eq!(doc["counts"]["unreachable"], 1);
+    let web2 = &doc["servers"][1];
+    assert_eq!(web2["fate"], "unreachable");
+    assert_eq!(web2["good"], false);
+    assert_eq!(web2["kept_snapshot"], true);
+    assert!(web2["snapshot_age_seconds"].as_u64().is_some(), "{web2}");
+    assert!(
+        web2["reason"].as_str().is_some_and(|r| r.contains("503")),
+        "{web2}"
+    );
+}
+
+#[test]
+fn build_json_counts_zones_and_files() {
+    let Some(fleet) = Fleet::new() else { return };
+    fleet.dns(&["-q", "fetch"]).succeeds();
+    let out = fleet.dns(&["build", "--json"]).succeeds();
+    assert_eq!(stderr(&out), "", "no serial lines beside the document");
+    let doc = json_document(&out);
+    assert_eq!(doc["counts"]["zones"], 3);
+    assert_eq!(doc["counts"]["written"], 3);
+    assert_eq!(doc["counts"]["unchanged"], 0);
+    // Three zone files, the include and the serials.
+    assert_eq!(doc["counts"]["files"], 5);
+    assert_eq!(doc["counts"]["removed"], 0);
+    assert_eq!(doc["problems"], serde_json::json!([]));
+    let org = doc["zones"]
+        .as_array()
+        .expect("zones")
+        .iter()
+        .find(|z| z["zone"] == "example.org")
+        .expect("example.org");
+    assert_eq!(org["status"], "written");
+    assert_eq!(org["serial"], fleet.serial("example.org"));
+
+    let out = fleet.dns(&["build", "--json"]).succeeds();
+    let doc = json_document(&out);
+    assert_eq!(doc["counts"]["written"], 0);
+    assert_eq!(doc["counts"]["unchanged"], 3);
+    assert_eq!(doc["files"], serde_json::json!([]));
+    // Its diff is what --dry-run puts on stdout: the two do not mix.
+    fleet.dns(&["build", "--json", "--dry-run"]).fails_with(2);
+}
+
+#[test]
+fn a_bad_switch_value_is_named_with_its_file_and_line() {
+    let Some(fleet) = Fleet::new() else { return };
+    let mut switches = fleet.switches();
+    switches.push(("dns_read_timeout", "soon".to_owned()));
+    write_switches(&fleet.config, &switches);
+    let out = fleet.dns(&["-q", "fetch"]).fails_with(78);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "pysk-dns: {}:{}: dns_read_timeout: \"soon\": expected seconds from 0 to 86400\n",
+            fleet.config.join("serverconfig/default").display(),
+            switches.len()
+        )
+    );
+    assert!(!fleet.path("state").exists(), "nothing done");
+}
+
+#[test]
+fn insecure_plaintext_allows_http_and_the_old_spellings_are_told() {
+    let Some(fleet) = Fleet::new() else { return };
+    fleet.write_hosts("web9.example.net 192.0.2.9 url=http://192.0.2.9/dns.json\n");
+    let mut switches = fleet.switches();
+    switches.push(("dns_connect_timeout", "1".to_owned()));
+    write_switches(&fleet.config, &switches);
+    let refused = "refusing plain http to 192.0.2.9 (records and password would cross \
+                   the network unprotected; use https, or --insecure-plaintext)";
+    let out = fleet.dns(&["-q", "fetch"]).fails_with(1);
+    assert_stderr(&out, refused);
+    // Allowed, it is tried (and that address answers nobody).
+    for option in ["--insecure-plaintext", "--insecure-http"] {
+        let out = fleet.dns(&["-q", "fetch", option]).fails_with(1);
+        assert_stderr(&out, "web9.example.net: unreachable (");
+        assert!(!stderr(&out).contains("refusing"), "{option}");
+    }
+    // The switch's old key is no longer read, and the run says so.
+    switches.push(("dns_insecure_http", "yes".to_owned()));
+    write_switches(&fleet.config, &switches);
+    let out = fleet.dns(&["-q", "fetch"]).fails_with(1);
+    assert_stderr(
+        &out,
+        &format!(
+            "pysk-dns: {}:{}: dns_insecure_http: not a switch this tool reads",
+            fleet.config.join("serverconfig/default").display(),
+            switches.len()
+        ),
+    );
+    assert_stderr(&out, refused);
+    let last = switches.len() - 1;
+    switches[last] = ("dns_insecure_plaintext", "yes".to_owned());
+    write_switches(&fleet.config, &switches);
+    let out = fleet.dns(&["-q", "fetch"]).fails_with(1);
+    assert!(!stderr(&out).contains("refusing"), "{}", stderr(&out));
+    assert_stderr(&out, "web9.example.net: unreachable (");
 }
