@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use pysk_common::atomic::{self, Batch, Options as WriteOptions};
@@ -214,9 +215,16 @@ pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> 
         after: before.clone(),
         before,
     };
+    // Rendering and reading the previous files is the CPU- and I/O-bound
+    // part of a build of thousands of zones: done on every core; serials
+    // are then decided in zone order, as they depend on the shared state.
+    let rendered: Vec<Rendered> = zones
+        .par_iter()
+        .map(|z| Rendered::new(z, options))
+        .collect::<Result<_, _>>()?;
     let today = serial::today();
-    for z in &zones {
-        plan.zone(z, options, today)?;
+    for (z, r) in zones.iter().zip(rendered) {
+        plan.zone(z, r, today);
     }
     plan.include(options)?;
     plan.stale(options)?;
@@ -260,16 +268,38 @@ fn inputs(
     Ok(inputs)
 }
 
+/// One zone's file as it is and as it would be rendered (without its
+/// serial); `text` is `None` for a zone that is not written.
+struct Rendered {
+    path: PathBuf,
+    old: Option<String>,
+    text: Option<render::ZoneText>,
+}
+
+impl Rendered {
+    fn new(z: &Assembled, options: &Options) -> Result<Rendered, DnsError> {
+        let path = options.zone_dir.join(format!("db.{}", z.name));
+        Ok(Rendered {
+            old: read_optional(&path)?,
+            text: z
+                .invalid()
+                .is_none()
+                .then(|| render::zone_file(z, &options.soa)),
+            path,
+        })
+    }
+}
+
 impl Plan {
-    /// Plans one assembled zone: its conflicts reported, its file rendered
-    /// with its serial, and changed when it differs.
-    fn zone(&mut self, z: &Assembled, options: &Options, today: u32) -> Result<(), DnsError> {
+    /// Plans one assembled zone: its conflicts reported, its serial
+    /// decided, and its file changed when it differs.
+    fn zone(&mut self, z: &Assembled, rendered: Rendered, today: u32) {
         for c in &z.conflicts {
             self.notes.push((Kind::Warning, c.clone()));
         }
-        let path = options.zone_dir.join(format!("db.{}", z.name));
-        let old = read_optional(&path)?;
-        if let Some(why) = z.invalid() {
+        let Rendered { path, old, text } = rendered;
+        let Some(text) = text else {
+            let why = z.invalid().unwrap_or_default();
             let stays = if old.is_some() {
                 "its previous file stays"
             } else {
@@ -280,9 +310,8 @@ impl Plan {
                 format!("{}: not written: {why}; {stays}", z.name),
             ));
             self.add_zone(z, Status::NotWritten, None, &path, old.is_some());
-            return Ok(());
-        }
-        let text = render::zone_file(z, &options.soa);
+            return;
+        };
         if !self.after.zones.contains_key(&z.name)
             && let Some(seen) = old.as_deref().and_then(serial_in)
         {
@@ -299,7 +328,7 @@ impl Plan {
         let new = text.with_serial(serial);
         if old.as_deref() == Some(new.as_str()) {
             self.add_zone(z, Status::Unchanged, Some(serial), &path, true);
-            return Ok(());
+            return;
         }
         self.notes
             .push((Kind::Info, format!("{}: serial {serial}", z.name)));
@@ -309,7 +338,6 @@ impl Plan {
             old,
             new: Some(new),
         });
-        Ok(())
     }
 
     /// Records a zone's fate; `included` when the include names its file
