@@ -606,10 +606,11 @@ fn held_locks_give_exit_75_and_no_write() {
     // --wait, its old spelling --lock-timeout (kept for scripts), and the
     // switch passwd_wait each wait as long as they say, then give up; a
     // dry run takes the same locks.
-    let waits: [(&[&str], &[(&str, String)]); 3] = [
+    let wait = [("passwd_wait", "1".to_owned())];
+    let waits: [(&[&str], &[_]); 3] = [
         (&["--wait", "1"], &[]),
         (&["--lock-timeout", "1"], &[]),
-        (&[], &[("passwd_wait", "1".to_owned())]),
+        (&[], &wait),
     ];
     let users = example();
     for (option, switches) in waits {
@@ -901,4 +902,234 @@ fn a_chroot_list_in_a_missing_directory_writes_nothing() {
     );
     assert_eq!(root.snapshot(), before);
     assert!(!root.path().join("home").exists());
+}
+
+/// A run's stdout as a `--json` document: "version": 1 comes first.
+fn json_doc(out: &Output) -> serde_json::Value {
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("{\n  \"version\": 1,\n"),
+        "version is not first:\n{stdout}"
+    );
+    assert!(!stdout.contains('$'), "a hash was shown:\n{stdout}");
+    serde_json::from_str(&stdout).expect("one JSON document")
+}
+
+#[test]
+fn sync_and_check_json_count_and_name_the_changes() {
+    let Some(root) = Root::new() else { return };
+    let etc = |name: &str| root.etc().join(name).display().to_string();
+    let counts = |added: u64| serde_json::json!({"added": added, "changed": 0, "removed": 0});
+    let before = root.snapshot();
+    let out = root.run("sync", &["--json", "--dry-run", "--users", &example()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan = json_doc(&out);
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["files_written"], 0);
+    assert_eq!(plan["homes"]["created"], 11);
+    assert_eq!(root.snapshot(), before);
+
+    let out = root.run("sync", &["--json", "--users", &example()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "", "the summary is the document");
+    let done = json_doc(&out);
+    let expected = serde_json::json!({
+        "version": 1,
+        "dry_run": false,
+        "files": [
+            {"path": etc("passwd"), "changed": true, "users": counts(4), "ftp_accounts": counts(2)},
+            {"path": etc("group"), "changed": true, "users": counts(4), "ftp_accounts": counts(0)},
+            {"path": etc("shadow"), "changed": true, "users": counts(4), "ftp_accounts": counts(2)},
+            {"path": etc("gshadow"), "changed": true, "users": counts(4), "ftp_accounts": counts(0)},
+            {"path": etc("vsftpd.chroot_list"), "changed": true, "users": counts(0), "ftp_accounts": counts(2)},
+        ],
+        "files_written": 5,
+        "homes": {"created": 11, "fixed": 0},
+        "problems": 0,
+    });
+    assert_eq!(done, expected);
+    assert_eq!(
+        plan["files"], expected["files"],
+        "the dry run planned the same"
+    );
+
+    // In sync: check says so, and a second sync changes nothing.
+    let out = root.run("check", &["--json", "--users", &example()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        json_doc(&out),
+        serde_json::json!({"version": 1, "in_sync": true, "files": []})
+    );
+    let again = json_doc(&root.run("sync", &["--json", "--users", &example()]));
+    assert_eq!(again["files_written"], 0);
+    assert_eq!(
+        again["homes"],
+        serde_json::json!({"created": 0, "fixed": 0})
+    );
+
+    // bob gets a new password, carol is gone, a home has the wrong mode.
+    let mut json = example_json();
+    json["users"][1]["password"] = crypt("new-password", "$6$newsalt$").into();
+    json["users"].as_array_mut().expect("users").remove(2);
+    let changed = root.database("changed.json", &json.to_string());
+    fs::set_permissions(
+        root.path().join("home/bob"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .expect("chmod");
+    let out = root.run("check", &["--json", "--users", &changed]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let names = |added: &[&str], changed: &[&str], removed: &[&str]| serde_json::json!({"added": added, "changed": changed, "removed": removed});
+    let file = |name: &str, changes: serde_json::Value| {
+        let mut entry = changes;
+        entry["path"] = etc(name).into();
+        entry
+    };
+    assert_eq!(
+        json_doc(&out),
+        serde_json::json!({"version": 1, "in_sync": false, "files": [
+            file("passwd", names(&[], &[], &["carol"])),
+            file("group", names(&[], &["users"], &["carol"])),
+            file("shadow", names(&[], &["bob"], &["carol"])),
+            file("gshadow", names(&[], &["users"], &["carol"])),
+        ]})
+    );
+    let out = root.run("sync", &["--json", "--users", &changed]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let done = json_doc(&out);
+    let files = done["files"].as_array().expect("files");
+    assert_eq!(
+        files[0]["users"],
+        serde_json::json!({"added": 0, "changed": 0, "removed": 1})
+    );
+    assert_eq!(
+        files[2]["users"],
+        serde_json::json!({"added": 0, "changed": 1, "removed": 1})
+    );
+    assert_eq!(files[4]["changed"], false);
+    assert_eq!(done["files_written"], 4);
+    assert_eq!(done["homes"], serde_json::json!({"created": 0, "fixed": 1}));
+}
+
+#[test]
+fn a_quiet_sync_that_changes_things_prints_nothing() {
+    let Some(root) = Root::new() else { return };
+    let out = root.run("sync", &["-q", "--users", &example()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        (String::new(), String::new())
+    );
+    // An entry and a home to correct: changed, and still not a word.
+    let mut json = example_json();
+    json["users"][0]["gecos"] = "Alice Renamed".into();
+    let changed = root.database("changed.json", &json.to_string());
+    fs::set_permissions(
+        root.path().join("home/alice"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .expect("chmod");
+    let out = root.run("sync", &["-q", "--users", &changed]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        (String::new(), String::new())
+    );
+    assert!(root.read("passwd").contains(":Alice Renamed:/home/alice:"));
+    let mode = fs::metadata(root.path().join("home/alice"))
+        .expect("home")
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755);
+}
+
+#[test]
+fn a_bad_switch_is_named_with_its_file_and_line_and_an_old_one_is_warned_about() {
+    let Some(root) = Root::new() else { return };
+    let file = root.config().join("serverconfig/default");
+    write_switches(&root.config(), &[("passwd_uid_min", "ten".to_owned())]);
+    let before = root.snapshot();
+    let out = root.run("sync", &["--users", &example()]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "pysk-passwd: {}:1: passwd_uid_min: \"ten\": invalid digit found in string\n",
+            file.display()
+        )
+    );
+    assert_eq!(root.snapshot(), before);
+    // The retired name of passwd_wait: warned about (even with -q),
+    // ignored, and the sync goes on.
+    write_switches(&root.config(), &[("passwd_lock_timeout", "30".to_owned())]);
+    let out = root.run("sync", &["-q", "--users", &example()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "pysk-passwd: {}:1: passwd_lock_timeout: not a switch this tool reads (misspelt, \
+             or retired?); ignored; it is passwd_wait now\n",
+            file.display()
+        )
+    );
+    assert_ne!(root.snapshot(), before);
+}
+
+#[test]
+fn htpasswd_dry_run_names_the_users_writes_nothing_and_shows_no_hash() {
+    let dir = scratch();
+    let output = dir.path().join("panel.htpasswd");
+    let htpasswd = |args: &[&str]| {
+        tool("pysk-passwd")
+            .args(["htpasswd", "--users", &example(), "--output"])
+            .arg(&output)
+            .args(args)
+            .output()
+    };
+    // Nothing there yet: every user would be added, no file is made.
+    let out = htpasswd(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = output.display();
+    assert_eq!(
+        text(&out.stdout),
+        format!("{shown}: alice: added\n{shown}: bob: added\n{shown}: dave: added\n")
+    );
+    assert!(!output.exists());
+    // An old file: alice's hash differs, zed is gone, bob and dave are new.
+    let old = "alice:$6$old$x\nzed:$1$zed$y\n";
+    fs::write(&output, old).expect("write");
+    fs::set_permissions(&output, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let mtime = fs::metadata(&output)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    let out = htpasswd(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{shown}: bob: added\n{shown}: dave: added\n{shown}: alice: changed\n\
+             {shown}: zed: removed\n"
+        )
+    );
+    assert!(!text(&out.stdout).contains('$') && !text(&out.stderr).contains('$'));
+    assert_eq!(fs::read_to_string(&output).expect("kept"), old);
+    assert_eq!(
+        fs::metadata(&output)
+            .expect("stat")
+            .modified()
+            .expect("mtime"),
+        mtime
+    );
+    // The real run writes it and says the same on stderr; its mode stays.
+    let out = htpasswd(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+    assert!(text(&out.stderr).contains(&format!("pysk-passwd: {shown}: zed: removed\n")));
+    assert!(!text(&out.stderr).contains('$'));
+    assert!(
+        fs::read_to_string(&output)
+            .expect("written")
+            .starts_with("alice:$")
+    );
+    assert_eq!(fs::metadata(&output).expect("stat").mode() & 0o777, 0o600);
 }
