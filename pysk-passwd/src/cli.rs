@@ -4,19 +4,48 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use pysk_common::cli::CommonArgs;
-use pysk_common::switches;
+use pysk_common::cli::{CommonArgs, DryRunArgs, JsonArgs, WaitArgs};
+use pysk_common::exit;
+use pysk_common::settings;
 
-/// The exit codes, for `--help`.
-const EXIT_CODES: &str = "\
-Exit codes: 0 ok, 1 check found drift or a home needs attention (reported),
-2 usage, 65 database rejected (nothing written), 66 a file missing,
-73/74 cannot write, 75 the account files are locked by another program,
-77 permission denied, 78 bad config.";
+use crate::settings::SWITCHES;
+
+/// The tool's name, written once: clap, the reporter and `main` use it.
+pub const NAME: &str = env!("CARGO_PKG_NAME");
+
+/// Every exit code the tool can return, and what it means here.
+const EXIT_CODES: &[(u8, &str)] = &[
+    (0, "ok: the files match the database (now, or already)"),
+    (
+        1,
+        "check found differences, or a home directory needs attention (reported)",
+    ),
+    (2, "usage: a bad option"),
+    (
+        65,
+        "the user database was rejected or would remove too many accounts; nothing written",
+    ),
+    (
+        66,
+        "an input is missing (the database, passwd, group, shadow)",
+    ),
+    (70, "internal error (please report it)"),
+    (73, "a file cannot be written"),
+    (74, "an I/O error (stdout closed, a disk error)"),
+    (
+        75,
+        "the account files are locked by another program; nothing written",
+    ),
+    (77, "permission denied"),
+    (
+        78,
+        "bad configuration: a switch, or account files that disagree with one",
+    ),
+];
 
 /// pysk-passwd: the control panel's users in passwd, group and shadow
 #[derive(Debug, Parser)]
-#[command(name = "pysk-passwd", version, after_help = switches::help(crate::SWITCHES, EXIT_CODES))]
+#[command(version, after_help = settings::help(SWITCHES, &exit::help(EXIT_CODES)))]
 pub struct Cli {
     /// The options every pysk tool shares.
     #[command(flatten)]
@@ -32,24 +61,32 @@ pub enum Command {
     /// Make passwd, group, shadow, gshadow, the chroot list and the homes
     /// match the user database
     #[command(after_help = "\
-Example (from cron; silent unless something changed or needs attention):
+Example (from cron; -q: silent unless something needs attention):
   panel-export-users | pysk-passwd -q sync --users -
   pysk-passwd sync --users users.json --dry-run   # what it would change
 
+What a sync changed is reported on stderr, one line per entry (hidden by
+-q); --dry-run prints the diffs on stdout instead and writes nothing.
+--wait defaults to the switch passwd_wait (pysk-passwd --help lists them).
 A database with any problem is rejected whole: each problem is listed and
 nothing is written (exit 65).")]
     Sync(SyncArgs),
     /// Exit 0 when the files match the database, 1 with the differences
     #[command(after_help = "\
+The differences are printed on stdout (diffs; names only for shadow and
+gshadow), or with --json as one document.
+
 Example (monitoring):
-  pysk-passwd check --users /var/lib/panel/users.json || echo drift")]
+  pysk-passwd check --users /var/lib/panel/users.json >/dev/null || echo drift")]
     Check(CheckArgs),
     /// Write the users' name:hash lines for the panel's web login
     #[command(after_help = "\
 Example:
   pysk-passwd htpasswd --users users.json --output /etc/apache2/panel.htpasswd
 
-Locked users (hash starting with ! or *) and FTP accounts are left out.")]
+Locked users (hash starting with ! or *) and FTP accounts are left out.
+With --output, what changed is reported per user on stderr (names only);
+--dry-run prints that on stdout and writes nothing.")]
     Htpasswd(HtpasswdArgs),
     /// Print the effective switches (defaults included) in shell syntax
     Config,
@@ -68,21 +105,26 @@ pub struct Target {
 
 /// The options of `sync`.
 #[derive(Debug, clap::Args)]
+// `--lock-timeout` was `--wait`'s name until 0.1: kept, hidden, for the
+// scripts that use it.
+#[command(mut_arg("wait", |a| a.alias("lock-timeout")))]
 pub struct SyncArgs {
     /// Database and root.
     #[command(flatten)]
     pub target: Target,
-    /// Print what would change; write nothing
-    #[arg(long)]
-    pub dry_run: bool,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
     /// Accept a database that removes more than half of the managed
     /// accounts (and more than five)
     #[arg(long)]
     pub force: bool,
-    /// Wait this long for the account files' locks, then exit 75
-    /// [switch: passwd_lock_timeout]
-    #[arg(long, value_name = "SECS")]
-    pub lock_timeout: Option<u64>,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 /// The options of `check`.
@@ -91,10 +133,14 @@ pub struct CheckArgs {
     /// Database and root.
     #[command(flatten)]
     pub target: Target,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 /// The options of `htpasswd`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("dry_run", |a| a.requires("output")))]
 pub struct HtpasswdArgs {
     /// The user database (JSON version 1), or - for stdin
     #[arg(long, value_name = "FILE")]
@@ -102,4 +148,49 @@ pub struct HtpasswdArgs {
     /// Write here (atomically) instead of stdout
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// `--dry-run` (with `--output`).
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent_and_help_lists_every_exit_code() {
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        for (code, _) in EXIT_CODES {
+            assert!(help.contains(&format!("\n  {code:>2}  ")), "{code}");
+        }
+        assert!(help.contains("passwd_wait=\"15\"  [--wait]"), "{help}");
+        assert_eq!(Cli::command().get_name(), NAME);
+    }
+
+    #[test]
+    fn lock_timeout_is_a_hidden_alias_of_wait() {
+        let cli =
+            Cli::try_parse_from(["pysk-passwd", "sync", "--users", "-", "--lock-timeout", "4"])
+                .expect("the old spelling parses");
+        let Command::Sync(args) = cli.command else {
+            panic!("not sync")
+        };
+        assert_eq!(args.wait.wait.as_deref(), Some("4"));
+        let mut cmd = Cli::command();
+        let sync = cmd.find_subcommand_mut("sync").expect("sync");
+        let help = sync.render_long_help().to_string();
+        assert!(
+            help.contains("--wait") && !help.contains("lock-timeout"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn htpasswd_dry_run_needs_an_output() {
+        assert!(
+            Cli::try_parse_from(["pysk-passwd", "htpasswd", "--users", "-", "--dry-run"]).is_err()
+        );
+    }
 }

@@ -9,7 +9,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::error::{PasswdError, input_err};
+use pysk_common::error::read_err;
+
+use crate::error::PasswdError;
 
 /// The largest database accepted, bytes: 10,000 users take about 3 MiB.
 const MAX_SIZE: u64 = 256 << 20;
@@ -59,31 +61,32 @@ pub struct Ftp {
     pub home: String,
 }
 
-/// Reads the database from `path`, or from stdin when it is `-`.
+/// Reads the database from `path`, or from stdin when it is `-`; also
+/// returns the name errors give it (the path, or `stdin`).
 pub fn load(path: &Path) -> Result<(Database, String), PasswdError> {
-    let (source, bytes) = if path.as_os_str() == "-" {
+    let (origin, bytes) = if path.as_os_str() == "-" {
         let mut bytes = Vec::new();
         std::io::stdin()
             .lock()
             .take(MAX_SIZE + 1)
             .read_to_end(&mut bytes)
-            .map_err(input_err("stdin"))?;
+            .map_err(read_err("stdin"))?;
         ("stdin".to_owned(), bytes)
     } else {
         let mut bytes = Vec::new();
         std::fs::File::open(path)
             .and_then(|f| f.take(MAX_SIZE + 1).read_to_end(&mut bytes))
-            .map_err(input_err(path))?;
+            .map_err(read_err(path))?;
         (path.display().to_string(), bytes)
     };
-    let database = parse(&bytes, &source)?;
-    Ok((database, source))
+    let database = parse(&bytes, &origin)?;
+    Ok((database, origin))
 }
 
-/// Parses a version 1 document; `source` names it in errors.
-pub fn parse(bytes: &[u8], source: &str) -> Result<Database, PasswdError> {
+/// Parses a version 1 document; `origin` names it in errors.
+pub fn parse(bytes: &[u8], origin: &str) -> Result<Database, PasswdError> {
     let err = |reason: String| PasswdError::Database {
-        source: source.to_owned(),
+        origin: origin.to_owned(),
         reason,
     };
     if bytes.len() as u64 > MAX_SIZE {

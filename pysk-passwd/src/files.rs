@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::error::{PasswdError, input_err};
+use pysk_common::error::read_err;
+
+use crate::error::PasswdError;
 
 /// One file: where it is and what it holds (`None`: it does not exist).
 #[derive(Debug, Clone)]
@@ -23,7 +25,7 @@ impl Text {
         let bytes = match std::fs::read(&path) {
             Ok(b) => Some(b),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(input_err(path)(e)),
+            Err(e) => return Err(read_err(path)(e).into()),
         };
         Ok(Text { path, bytes })
     }
@@ -32,7 +34,7 @@ impl Text {
     pub fn read_required(path: PathBuf) -> Result<Text, PasswdError> {
         let text = Text::read(path)?;
         if text.bytes.is_none() {
-            return Err(input_err(&text.path)(io::ErrorKind::NotFound.into()));
+            return Err(read_err(&text.path)(io::ErrorKind::NotFound.into()).into());
         }
         Ok(text)
     }

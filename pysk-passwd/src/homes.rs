@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, mkdirat};
+use pysk_common::error::cause;
 
 use crate::validate::{Account, normalise};
 
@@ -46,7 +47,10 @@ pub fn ensure(root: &Path, accounts: &[Account], gid: u32) -> Vec<Event> {
     let home_dir = match open_home(&base) {
         Ok(dir) => dir,
         Err(e) => {
-            events.push(Event::Problem(base, e.to_string()));
+            events.push(Event::Problem(
+                base,
+                format!("cannot create or open: {}", cause(&e)),
+            ));
             return events;
         }
     };
@@ -145,7 +149,7 @@ fn step(
         Errno::ELOOP | Errno::ENOTDIR => {
             "is a symbolic link or not a directory; left alone".to_owned()
         }
-        e => format!("cannot open: {e}"),
+        e => format!("cannot open: {}", errno(e)),
     };
     // Opened first: on a resync every directory exists, and a failed
     // mkdir costs as much as the open. A new directory is root's until
@@ -160,29 +164,37 @@ fn step(
                     events.push(Event::Created(path.to_owned()));
                 }
                 Err(Errno::EEXIST) => {}
-                Err(e) => return Err(format!("cannot create: {e}")),
+                Err(e) => return Err(format!("cannot create: {}", errno(e))),
             }
             open().map_err(refused)?
         }
         Err(e) => return Err(refused(e)),
     };
     let dir = File::from(fd);
-    let meta = dir.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+    let meta = dir
+        .metadata()
+        .map_err(|e| format!("cannot stat: {}", cause(&e)))?;
     if (meta.uid(), meta.gid()) != (uid, gid) {
         std::os::unix::fs::fchown(&dir, Some(uid), Some(gid))
-            .map_err(|e| format!("cannot change owner: {e}"))?;
+            .map_err(|e| format!("cannot change owner: {}", cause(&e)))?;
         if !created {
             events.push(Event::Owner(path.to_owned(), meta.uid(), meta.gid()));
         }
     }
     if meta.mode() & 0o7777 != MODE {
         dir.set_permissions(fs::Permissions::from_mode(MODE))
-            .map_err(|e| format!("cannot change mode: {e}"))?;
+            .map_err(|e| format!("cannot change mode: {}", cause(&e)))?;
         if !created {
             events.push(Event::Mode(path.to_owned(), meta.mode() & 0o7777));
         }
     }
     Ok(dir.into())
+}
+
+/// A system call's error as a person reads it (`Permission denied`, not
+/// `EACCES: Permission denied (os error 13)`).
+fn errno(e: Errno) -> String {
+    cause(&io::Error::from(e))
 }
 
 #[cfg(test)]

@@ -14,8 +14,10 @@ use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
+use serde::Serialize;
+
 use crate::error::PasswdError;
-use crate::files::{Files, Text, fields, managed_name};
+use crate::files::{Files, Text, fields, lines, managed_name};
 use crate::validate::Account;
 
 /// The switches that shape the entries.
@@ -43,12 +45,61 @@ pub struct Planned {
     /// For files holding secrets (shadow, gshadow): one line per changed
     /// entry, shown instead of a diff.
     pub summary: Option<Vec<String>>,
+    /// The entries added, changed and removed, by name.
+    pub changes: Changes,
+}
+
+/// The names of the entries of one file that a sync adds, changes or
+/// removes (the first line of a name counts), for the report and `--json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Changes {
+    /// New entries, in the order of the new file.
+    pub added: Vec<String>,
+    /// Entries whose line changes, in the order of the new file.
+    pub changed: Vec<String>,
+    /// Entries that go, in the order of the old file.
+    pub removed: Vec<String>,
+}
+
+/// What a managed name is, for the counts of `--json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A user: an account with its own group.
+    User,
+    /// An FTP-only account of a user.
+    Ftp,
 }
 
 impl Planned {
     /// Whether the file would change.
     pub fn changed(&self) -> bool {
         self.old.as_deref() != Some(self.new.as_slice())
+    }
+
+    /// One line per changed entry, prefixed with the path, for the report
+    /// of a real sync: the summary of a secret file, else each name with
+    /// `added`, `changed` or `removed`; a file that changes in no entry
+    /// (a duplicate line dropped) is `rewritten`.
+    pub fn lines(&self) -> Vec<String> {
+        if !self.changed() {
+            return Vec::new();
+        }
+        let path = &self.path.display().to_string();
+        let mut out: Vec<String> = match &self.summary {
+            Some(lines) => lines.iter().map(|l| format!("{path}: {l}")).collect(),
+            None => [
+                (&self.changes.added, "added"),
+                (&self.changes.changed, "changed"),
+                (&self.changes.removed, "removed"),
+            ]
+            .into_iter()
+            .flat_map(|(names, what)| names.iter().map(move |n| format!("{path}: {n}: {what}")))
+            .collect(),
+        };
+        if out.is_empty() {
+            out.push(format!("{path}: rewritten"));
+        }
+        out
     }
 
     /// What to show of the change: a unified diff, or for a secret file
@@ -91,6 +142,8 @@ pub struct Plan {
     pub managed: usize,
     /// How many of them the sync removes.
     pub removed: usize,
+    /// Every managed account name, before or after, and what it is.
+    pub kinds: HashMap<String, Kind>,
 }
 
 impl Plan {
@@ -108,20 +161,20 @@ impl Plan {
         order
     }
 
+    /// The files in the order they are shown: passwd, group, shadow,
+    /// gshadow, the chroot list.
+    pub fn files(&self) -> Vec<&Planned> {
+        let mut files = vec![&self.passwd, &self.group, &self.shadow];
+        files.extend(self.gshadow.as_ref());
+        files.extend(self.chroot_list.as_ref());
+        files
+    }
+
     /// What the sync changes, for the admin: passwd and group as diffs,
     /// shadow and gshadow as one line per entry, the chroot list as a
     /// diff. Empty when nothing changes.
     pub fn show(&self) -> String {
-        let mut out = self.passwd.show();
-        out.push_str(&self.group.show());
-        out.push_str(&self.shadow.show());
-        if let Some(g) = &self.gshadow {
-            out.push_str(&g.show());
-        }
-        if let Some(c) = &self.chroot_list {
-            out.push_str(&c.show());
-        }
-        out
+        self.files().iter().map(|p| p.show()).collect()
     }
 
     /// Whether any file would change.
@@ -198,6 +251,13 @@ pub fn plan(
         |_| None,
     );
 
+    // Every managed group name, before or after.
+    let groups_any: HashSet<&str> = old_groups
+        .iter()
+        .copied()
+        .chain(member_names.iter().copied())
+        .collect();
+    let in_group = |n: &str| groups_any.contains(n) || n == policy.shared_group;
     let shared = SharedGroup {
         policy,
         keep: &managed_any,
@@ -257,11 +317,6 @@ pub fn plan(
     let gshadow = match files.gshadow.bytes {
         None => None,
         Some(_) => {
-            let groups_any: HashSet<&str> = old_groups
-                .iter()
-                .copied()
-                .chain(member_names.iter().copied())
-                .collect();
             let old = entries(&files.gshadow, |n| groups_any.contains(n));
             let mut new: Vec<(&str, Vec<u8>)> = users
                 .iter()
@@ -280,7 +335,7 @@ pub fn plan(
                 |l| shared.edit(l, 3),
             );
             let summary = summarize(&old, &new, |_, _| "entry changed".to_owned());
-            Some(planned(&files.gshadow, bytes, Some(summary)))
+            Some(planned(&files.gshadow, bytes, Some(summary), in_group))
         }
     };
 
@@ -290,27 +345,98 @@ pub fn plan(
             bytes.extend_from_slice(a.name.as_bytes());
             bytes.push(b'\n');
         }
-        planned(text, bytes, None)
+        planned(text, bytes, None, |_| true)
     });
 
+    let in_passwd = |n: &str| managed_any.contains(n);
     Ok(Plan {
-        passwd: planned(&files.passwd, passwd, None),
-        group: planned(&files.group, group, None),
-        shadow: planned(&files.shadow, shadow_bytes, Some(shadow_summary)),
+        passwd: planned(&files.passwd, passwd, None, in_passwd),
+        group: planned(&files.group, group, None, in_group),
+        shadow: planned(&files.shadow, shadow_bytes, Some(shadow_summary), in_passwd),
         gshadow,
         chroot_list,
         managed: old_users.len(),
         removed,
+        kinds: kinds(accounts, &old_users, &old_groups),
     })
 }
 
-fn planned(text: &Text, new: Vec<u8>, summary: Option<Vec<String>>) -> Planned {
+/// One file's plan; `relevant` selects the names whose entries count as
+/// its changes.
+fn planned(
+    text: &Text,
+    new: Vec<u8>,
+    summary: Option<Vec<String>>,
+    relevant: impl Fn(&str) -> bool,
+) -> Planned {
+    let changes = changes(text.bytes.as_deref().unwrap_or_default(), &new, relevant);
     Planned {
         path: text.path.clone(),
         old: text.bytes.clone(),
         new,
         summary,
+        changes,
     }
+}
+
+/// The entries (first line of each `relevant` name) that differ between
+/// two versions of a file of `name:…` lines.
+pub fn changes(old: &[u8], new: &[u8], relevant: impl Fn(&str) -> bool) -> Changes {
+    let first_lines = |bytes| {
+        let mut order: Vec<&str> = Vec::new();
+        let mut map: HashMap<&str, &[u8]> = HashMap::new();
+        for line in lines(bytes) {
+            if let Some(name) = name_of(line).filter(|n| relevant(n))
+                && !map.contains_key(name)
+            {
+                map.insert(name, line);
+                order.push(name);
+            }
+        }
+        (order, map)
+    };
+    let ((old_order, old_map), (new_order, new_map)) = (first_lines(old), first_lines(new));
+    let mut out = Changes::default();
+    for name in new_order {
+        match old_map.get(name) {
+            None => out.added.push(name.to_owned()),
+            Some(line) if *line != new_map[name] => out.changed.push(name.to_owned()),
+            Some(_) => {}
+        }
+    }
+    out.removed = old_order
+        .into_iter()
+        .filter(|n| !new_map.contains_key(n))
+        .map(str::to_owned)
+        .collect();
+    out
+}
+
+/// What each managed name is: the new accounts as the database says, an
+/// old one gone from it a user when it had a group of its own, else an FTP
+/// account.
+fn kinds(accounts: &[Account], old_users: &[&str], old_groups: &[&str]) -> HashMap<String, Kind> {
+    let had_group: HashSet<&str> = old_groups.iter().copied().collect();
+    let mut kinds: HashMap<String, Kind> = old_users
+        .iter()
+        .map(|n| {
+            let kind = if had_group.contains(n) {
+                Kind::User
+            } else {
+                Kind::Ftp
+            };
+            ((*n).to_owned(), kind)
+        })
+        .collect();
+    for a in accounts {
+        let kind = if a.owner.is_some() {
+            Kind::Ftp
+        } else {
+            Kind::User
+        };
+        kinds.insert(a.name.clone(), kind);
+    }
+    kinds
 }
 
 /// Each name once, in first-seen order.
@@ -350,9 +476,9 @@ impl SharedGroup<'_> {
     /// not gshadow), its gid must be the configured one and no other
     /// group may have it.
     fn find(&self, text: &Text, gid_field: Option<usize>) -> Result<bool, PasswdError> {
-        let mismatch = |reason: String| PasswdError::Setting {
-            name: "passwd_shared_group".to_owned(),
-            reason: format!("{}: {reason}", text.path.display()),
+        let mismatch = |reason: String| PasswdError::Conflict {
+            path: text.path.clone(),
+            reason,
         };
         let mut found = false;
         for line in text.lines() {
@@ -364,7 +490,7 @@ impl SharedGroup<'_> {
                     gid.and_then(|g| g.parse::<u32>().ok()) == Some(self.policy.shared_gid);
                 if is_shared && !gid_is_shared {
                     return Err(mismatch(format!(
-                        "group {:?} has gid {}, not passwd_shared_gid {}",
+                        "group {:?} (passwd_shared_group) has gid {}, not {} (passwd_shared_gid)",
                         self.policy.shared_group,
                         gid.unwrap_or("(none)"),
                         self.policy.shared_gid
@@ -372,7 +498,8 @@ impl SharedGroup<'_> {
                 }
                 if gid_is_shared && !is_shared && name_of(line).is_some() {
                     return Err(mismatch(format!(
-                        "gid {} belongs to another group than {:?}",
+                        "gid {} (passwd_shared_gid) belongs to another group than {:?} \
+                         (passwd_shared_group)",
                         self.policy.shared_gid, self.policy.shared_group
                     )));
                 }
@@ -648,11 +775,15 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_gid_taken_by_another_group_is_a_setting_error() {
+    fn a_shared_gid_taken_by_another_group_is_a_conflict_with_the_switches() {
         let f = files("", "staff:x:100:\n", "", "");
-        assert!(matches!(
-            plan(&f, &[], &policy(), 1),
-            Err(PasswdError::Setting { .. })
-        ));
+        match plan(&f, &[], &policy(), 1) {
+            Err(e @ PasswdError::Conflict { .. }) => assert_eq!(
+                e.to_string(),
+                "/etc/group: gid 100 (passwd_shared_gid) belongs to another group than \
+                 \"users\" (passwd_shared_group); nothing written"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -26,7 +26,9 @@ use nix::fcntl::{FcntlArg, fcntl};
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
-use crate::error::{PasswdError, input_err, output_err};
+use pysk_common::error::{read_err, write_err};
+
+use crate::error::PasswdError;
 
 /// How often a held lock is tried again.
 const POLL: Duration = Duration::from_millis(50);
@@ -79,7 +81,7 @@ fn lock_pwd(path: &Path, deadline: Instant) -> Result<File, PasswdError> {
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
-        .map_err(output_err(path))?;
+        .map_err(write_err(path))?;
     // SAFETY: flock is a plain C struct; all-zero is a valid value.
     let mut request: libc::flock = unsafe { std::mem::zeroed() };
     request.l_type = libc::F_WRLCK as libc::c_short;
@@ -94,7 +96,7 @@ fn lock_pwd(path: &Path, deadline: Instant) -> Result<File, PasswdError> {
                     holder: holder_of_fcntl_lock(&file),
                 });
             }
-            Err(e) => return Err(output_err(path)(io::Error::from(e))),
+            Err(e) => return Err(write_err(path)(io::Error::from(e)).into()),
         }
     }
 }
@@ -126,20 +128,20 @@ fn lock_file(file: &Path, lock: &Path, deadline: Instant) -> Result<(), PasswdEr
             .truncate(true)
             .mode(0o600)
             .open(&staging)
-            .map_err(output_err(&staging))?;
+            .map_err(write_err(&staging))?;
         // No fsync: a lock needs no durability, a crash ends its holder.
         f.write_all(pid.to_string().as_bytes())
-            .map_err(output_err(&staging))?;
+            .map_err(write_err(&staging))?;
         loop {
             match fs::hard_link(&staging, lock) {
                 Ok(()) => {
-                    let links = fs::metadata(&staging).map_err(input_err(&staging))?.nlink();
+                    let links = fs::metadata(&staging).map_err(read_err(&staging))?.nlink();
                     if links == 2 {
                         return Ok(());
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(output_err(lock)(e)),
+                Err(e) => return Err(write_err(lock)(e).into()),
             }
             match lock_holder(lock) {
                 Holder::Gone => {

@@ -5,25 +5,30 @@
 //! and only then writes: each changed file atomically with its previous
 //! version kept as `name-`, original owner and mode kept. Then the homes.
 
+use std::collections::HashSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use pysk_common::atomic::{self, Options as WriteOptions};
+use pysk_common::date::today;
 use pysk_common::exit::Outcome;
-use pysk_common::report::Reporter;
+use pysk_common::report::{Reporter, print_json};
 
-use crate::database::Database;
+use crate::database::{self, Database};
 use crate::error::PasswdError;
 use crate::files::Files;
 use crate::homes::{self, Event};
 use crate::plan::{self, Plan, Policy};
 use crate::pwlock::AccountLock;
+use crate::summary::{CheckSummary, SyncSummary};
 use crate::validate::{self, Account, Rules};
 
-/// Where and how to sync.
+/// What to sync (or check), where and how.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The user database, or `-` for stdin.
+    pub users: PathBuf,
     /// The root whose `etc/` and `home/` are managed (`/` on a live system).
     pub root: PathBuf,
     /// The entry-shaping switches.
@@ -31,13 +36,13 @@ pub struct Options {
     /// The vsftpd chroot list inside `root`, if one is kept.
     pub chroot_list: Option<PathBuf>,
     /// How long to wait for the account files' locks.
-    pub lock_timeout: Duration,
+    pub wait: Duration,
     /// Print what would change; write nothing.
     pub dry_run: bool,
     /// Accept a database that removes many managed accounts at once.
     pub force: bool,
-    /// Print nothing on success.
-    pub quiet: bool,
+    /// Print the summary as the `--json` document.
+    pub json: bool,
 }
 
 /// More than this share of the managed accounts, and more than
@@ -47,121 +52,169 @@ const REMOVAL_SHARE: f64 = 0.5;
 /// See [`REMOVAL_SHARE`].
 const REMOVAL_FLOOR: usize = 5;
 
-/// Syncs the root's files with `db` (from `source`); writes the changes
-/// shown to `out`.
+/// Syncs the root's files with the database: under the account files'
+/// locks (a dry run takes them too, to read what a sync would), validate,
+/// plan, refuse a mass removal, then show the plan on `out` (dry run) or
+/// write and report each change on stderr, and make the homes.
 pub fn sync(
-    db: &Database,
-    source: &str,
     options: &Options,
     report: &Reporter,
     out: &mut dyn Write,
 ) -> Result<Outcome, PasswdError> {
-    let lock = if options.dry_run {
-        None
-    } else {
-        Some(AccountLock::acquire(
-            &options.root.join("etc"),
-            options.lock_timeout,
-        )?)
-    };
-    let (accounts, plan) = prepare(db, source, options, report)?;
+    let (db, origin) = database::load(&options.users)?;
+    let lock = AccountLock::acquire(&options.root.join("etc"), options.wait)?;
+    let (accounts, plan) = prepare(&db, &origin, options, report)?;
     if !options.force
         && plan.removed > REMOVAL_FLOOR
         && plan.removed as f64 > plan.managed as f64 * REMOVAL_SHARE
     {
         return Err(PasswdError::Refused {
-            source: source.to_owned(),
+            origin,
             removed: plan.removed,
             managed: plan.managed,
         });
     }
-    if !options.dry_run {
-        // Every file can be written, or none is: the chroot list is the
-        // only one whose directory may be missing.
-        if let Some(list) = &plan.chroot_list
-            && list.changed()
-            && !list.path.parent().is_some_and(Path::is_dir)
-        {
-            return Err(PasswdError::Setting {
-                name: "passwd_chroot_list".to_owned(),
-                reason: format!("{}: its directory does not exist", list.path.display()),
-            });
-        }
-        for (planned, backup) in plan.write_order() {
-            if planned.changed() {
-                let write = WriteOptions {
-                    backup,
-                    ..WriteOptions::default()
-                };
-                // Known to differ: no second read to compare.
-                atomic::replace_with(&planned.path, write, None, |f| f.write_all(&planned.new))?;
-            }
-        }
-    }
-    drop(lock);
-    show(&plan, options, out)?;
     if options.dry_run {
-        if !options.quiet {
-            for dir in homes::missing(&options.root, &accounts) {
-                writeln!(out, "{}: would be created", dir.display())
-                    .map_err(PasswdError::Stdout)?;
-            }
-        }
-        return Ok(Outcome::Success);
+        drop(lock);
+        return dry_run(&plan, &accounts, options, out);
     }
-    let mut outcome = Outcome::Success;
-    for event in homes::ensure(&options.root, &accounts, options.policy.shared_gid) {
-        match event {
-            Event::Created(path) => report.info(format_args!("{}: created", path.display())),
-            Event::Owner(path, uid, gid) => report.info(format_args!(
-                "{}: owner was {uid}:{gid}, corrected",
-                path.display()
-            )),
-            Event::Mode(path, mode) => report.info(format_args!(
-                "{}: mode was {mode:04o}, corrected",
-                path.display()
-            )),
-            Event::Problem(path, why) => {
-                report.warn(format_args!("{}: {why}", path.display()));
-                outcome = Outcome::Partial;
-            }
+    write(&plan)?;
+    drop(lock);
+    let mut summary = SyncSummary::new(&plan, false);
+    if !options.json {
+        for line in plan.files().iter().flat_map(|p| p.lines()) {
+            report.info(line);
         }
+    }
+    let outcome = ensure_homes(&accounts, options, report, &mut summary);
+    if options.json {
+        print_json(&summary)?;
     }
     Ok(outcome)
 }
 
-/// Compares the root's files with `db`: [`Outcome::Success`] when they
-/// match, else the differences to `out` and [`Outcome::Partial`].
+/// Writes each changed file, in the plan's order, keeping the previous
+/// version where the plan says so.
+fn write(plan: &Plan) -> Result<(), PasswdError> {
+    for (planned, backup) in plan.write_order() {
+        if planned.changed() {
+            let write = WriteOptions {
+                backup,
+                ..WriteOptions::default()
+            };
+            // Known to differ: no second read to compare.
+            atomic::replace_with(&planned.path, write, None, |f| f.write_all(&planned.new))?;
+        }
+    }
+    Ok(())
+}
+
+/// `--dry-run`: the plan and the homes that would be made on `out`, or
+/// the `--json` document of the same.
+fn dry_run(
+    plan: &Plan,
+    accounts: &[Account],
+    options: &Options,
+    out: &mut dyn Write,
+) -> Result<Outcome, PasswdError> {
+    let missing = homes::missing(&options.root, accounts);
+    if options.json {
+        let mut summary = SyncSummary::new(plan, true);
+        summary.homes.created = missing.len();
+        print_json(&summary)?;
+    } else {
+        let mut text = plan.show();
+        for dir in missing {
+            text.push_str(&format!("{}: would be created\n", dir.display()));
+        }
+        print(out, &text)?;
+    }
+    Ok(Outcome::Success)
+}
+
+/// Makes the homes right, each change reported on stderr (unless
+/// `--json`) and counted, each problem warned about:
+/// [`Outcome::Partial`] when there was one.
+fn ensure_homes(
+    accounts: &[Account],
+    options: &Options,
+    report: &Reporter,
+    summary: &mut SyncSummary,
+) -> Outcome {
+    let say = |msg: String| {
+        if !options.json {
+            report.info(msg);
+        }
+    };
+    let mut fixed = HashSet::new();
+    for event in homes::ensure(&options.root, accounts, options.policy.shared_gid) {
+        match event {
+            Event::Created(path) => {
+                summary.homes.created += 1;
+                say(format!("{}: created", path.display()));
+            }
+            Event::Owner(path, uid, gid) => {
+                say(format!(
+                    "{}: owner was {uid}:{gid}, corrected",
+                    path.display()
+                ));
+                fixed.insert(path);
+            }
+            Event::Mode(path, mode) => {
+                say(format!(
+                    "{}: mode was {mode:04o}, corrected",
+                    path.display()
+                ));
+                fixed.insert(path);
+            }
+            Event::Problem(path, why) => {
+                report.warn(format_args!("{}: {why}", path.display()));
+                summary.problems += 1;
+            }
+        }
+    }
+    summary.homes.fixed = fixed.len();
+    if summary.problems == 0 {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    }
+}
+
+/// Compares the root's files with the database: [`Outcome::Success`]
+/// when they match, else [`Outcome::Partial`]; the differences (the data
+/// `check` is asked for) go to `out`, or the `--json` document to stdout.
 pub fn check(
-    db: &Database,
-    source: &str,
     options: &Options,
     report: &Reporter,
     out: &mut dyn Write,
 ) -> Result<Outcome, PasswdError> {
-    let (_, plan) = prepare(db, source, options, report)?;
-    if !plan.changed() {
-        return Ok(Outcome::Success);
+    let (db, origin) = database::load(&options.users)?;
+    let (_, plan) = prepare(&db, &origin, options, report)?;
+    if options.json {
+        print_json(&CheckSummary::new(&plan))?;
+    } else {
+        print(out, &plan.show())?;
     }
-    show(&plan, options, out)?;
-    Ok(Outcome::Partial)
+    Ok(if plan.changed() {
+        Outcome::Partial
+    } else {
+        Outcome::Success
+    })
 }
 
-/// Writes what the plan changes to `out`, unless quiet.
-fn show(plan: &Plan, options: &Options, out: &mut dyn Write) -> Result<(), PasswdError> {
-    if options.quiet {
-        return Ok(());
-    }
-    out.write_all(plan.show().as_bytes())
+/// Writes `text` to `out` (stdout).
+pub fn print(out: &mut dyn Write, text: &str) -> Result<(), PasswdError> {
+    out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
-        .map_err(PasswdError::Stdout)
+        .map_err(|e| pysk_common::Error::Stdout(e).into())
 }
 
 /// Reads the files, validates the database against them (each problem
 /// reported), and plans the new files.
 fn prepare(
     db: &Database,
-    source: &str,
+    origin: &str,
     options: &Options,
     report: &Reporter,
 ) -> Result<(Vec<Account>, Plan), PasswdError> {
@@ -174,33 +227,26 @@ fn prepare(
         taken: &taken,
         root: Some(&options.root),
     };
-    let accounts = validated(db, source, &rules, report)?;
+    let accounts = validated(db, origin, &rules, report)?;
     let plan = plan::plan(&files, &accounts, &options.policy, today())?;
     Ok((accounts, plan))
 }
 
-/// The accounts of `db`, or each problem reported and the database
-/// rejected.
+/// The accounts of `db` (from `origin`), or each problem reported and the
+/// database rejected.
 pub fn validated(
     db: &Database,
-    source: &str,
+    origin: &str,
     rules: &Rules,
     report: &Reporter,
 ) -> Result<Vec<Account>, PasswdError> {
     validate::accounts(db, rules).map_err(|problems| {
         for problem in &problems {
-            report.warn(format_args!("{source}: {problem}"));
+            report.warn(format_args!("{origin}: {problem}"));
         }
         PasswdError::Rejected {
-            source: source.to_owned(),
+            origin: origin.to_owned(),
             problems: problems.len(),
         }
     })
-}
-
-/// Today as shadow counts days: since 1970-01-01, UTC.
-fn today() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| (d.as_secs() / 86_400) as i64)
 }

@@ -11,9 +11,9 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pysk_tests::{TempDir, bin, examples, require, scratch, write_switches};
+use pysk_tests::{TempDir, examples, require, scratch, tool, write_switches};
 
 /// The account files a sync may touch.
 const FILES: [&str; 5] = ["passwd", "group", "shadow", "gshadow", "vsftpd.chroot_list"];
@@ -90,30 +90,15 @@ impl Root {
     }
 
     fn run_with_stdin(&self, sub: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut child = Command::new(bin("pysk-passwd"))
-            .arg("--config-dir")
-            .arg(self.config())
+        let mut cmd = tool("pysk-passwd")
+            .config_dir(&self.config())
             .args(["--host", "test.example", sub, "--root"])
             .arg(self.path())
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run pysk-passwd");
+            .args(args);
         if let Some(bytes) = stdin {
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(bytes)
-                .expect("feed stdin");
+            cmd = cmd.stdin(bytes);
         }
-        child.wait_with_output().expect("wait")
+        cmd.output()
     }
 
     /// Writes a database into the scratch directory and returns its path.
@@ -256,7 +241,7 @@ fn sync_writes_what_pwck_grpck_and_crypt_accept_and_keeps_the_rest() {
 
     let out = root.run("sync", &["--users", &example()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
 
     // passwd: the entries before the NIS line, everything else unchanged.
     let expected_passwd = original[0].replace(
@@ -321,12 +306,26 @@ fn sync_writes_what_pwck_grpck_and_crypt_accept_and_keeps_the_rest() {
         }
     }
 
-    // What was shown: diffs of passwd and group, names for shadow, never
-    // a hash.
-    assert!(stdout.contains("+alice:x:10001:10001:Alice Example,,,:/home/alice:/bin/bash\n"));
-    assert!(stdout.contains("-users:x:100:\n+users:x:100:alice,bob,carol,dave\n"));
-    assert!(stdout.contains("/etc/shadow: carol: added\n"), "{stdout}");
-    assert!(!stdout.contains('$'), "a hash was shown:\n{stdout}");
+    // What was changed, on stderr: one line per entry, never a hash;
+    // stdout is for what was asked for, and nothing was.
+    assert_eq!(text(&out.stdout), "");
+    let etc = root.etc();
+    for line in [
+        format!("{}: alice: added", etc.join("passwd").display()),
+        format!("{}: users: changed", etc.join("group").display()),
+        format!("{}: carol: added", etc.join("shadow").display()),
+        format!(
+            "{}: dave-logs: added",
+            etc.join("vsftpd.chroot_list").display()
+        ),
+        format!("{}: created", root.path().join("home/alice/www").display()),
+    ] {
+        assert!(
+            stderr.contains(&format!("pysk-passwd: {line}\n")),
+            "{line}:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains('$'), "a hash was shown:\n{stderr}");
 
     // Every hash verifies its user's password with the system's crypt;
     // carol's is locked, and her hash behind the '!' still the right one.
@@ -421,7 +420,13 @@ fn lastchg_moves_only_with_the_hash_and_check_reports_drift() {
     );
     let sync = root.run("sync", &["--users", &changed]);
     assert_eq!(sync.status.code(), Some(0), "{}", text(&sync.stderr));
-    assert_eq!(text(&sync.stdout), text(&check.stdout));
+    // What check shows on stdout, a sync reports on stderr.
+    assert_eq!(text(&sync.stdout), "");
+    let reported: String = text(&check.stdout)
+        .lines()
+        .map(|l| format!("pysk-passwd: {l}\n"))
+        .collect();
+    assert_eq!(text(&sync.stderr), reported);
     let lastchg = |name: &str| -> String {
         root.read("shadow")
             .lines()
@@ -598,23 +603,50 @@ fn held_locks_give_exit_75_and_no_write() {
     )
     .expect("read");
     assert_eq!(ready, "held\n");
-    let started = std::time::Instant::now();
-    let out = root.run("sync", &["--lock-timeout", "1", "--users", &example()]);
+    // --wait, its old spelling --lock-timeout (kept for scripts), and the
+    // switch passwd_wait each wait as long as they say, then give up; a
+    // dry run takes the same locks.
+    let wait = [("passwd_wait", "1".to_owned())];
+    let waits: [(&[&str], &[_]); 3] = [
+        (&["--wait", "1"], &[]),
+        (&["--lock-timeout", "1"], &[]),
+        (&[], &wait),
+    ];
+    let users = example();
+    for (option, switches) in waits {
+        write_switches(&root.config(), switches);
+        for dry_run in [&[][..], &["--dry-run"]] {
+            let mut args = option.to_vec();
+            args.extend(dry_run);
+            args.extend(["--users", &users]);
+            let started = Instant::now();
+            let out = root.run("sync", &args);
+            let waited = started.elapsed();
+            assert_eq!(
+                out.status.code(),
+                Some(75),
+                "{args:?}: {}",
+                text(&out.stderr)
+            );
+            assert!(waited >= Duration::from_secs(1), "{args:?}: {waited:?}");
+            assert!(waited < Duration::from_secs(10), "{args:?}: {waited:?}");
+            assert!(
+                text(&out.stderr).contains(".pwd.lock: held by"),
+                "{}",
+                text(&out.stderr)
+            );
+            assert_eq!(text(&out.stdout), "");
+            assert_eq!(root.snapshot(), before);
+        }
+    }
+    write_switches(&root.config(), &[]);
     let _ = holder.kill();
     let _ = holder.wait();
-    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
-    assert!(started.elapsed() >= Duration::from_secs(1));
-    assert!(
-        text(&out.stderr).contains(".pwd.lock: held by"),
-        "{}",
-        text(&out.stderr)
-    );
-    assert_eq!(root.snapshot(), before);
 
     // shadow-utils' lock file of a running program holds it off too.
     let mut sleeper = Command::new("sleep").arg("60").spawn().expect("sleep");
     fs::write(root.etc().join("shadow.lock"), sleeper.id().to_string()).expect("lock");
-    let out = root.run("sync", &["--lock-timeout", "0", "--users", &example()]);
+    let out = root.run("sync", &["--wait", "0", "--users", &example()]);
     let _ = sleeper.kill();
     let _ = sleeper.wait();
     assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
@@ -626,10 +658,7 @@ fn held_locks_give_exit_75_and_no_write() {
     assert_eq!(root.snapshot(), before);
     // That program is gone now: its stale lock is broken, as shadow-utils
     // does, and the sync goes through, leaving no lock behind.
-    let out = root.run(
-        "sync",
-        &["-q", "--lock-timeout", "0", "--users", &example()],
-    );
+    let out = root.run("sync", &["-q", "--wait", "0", "--users", &example()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     for name in ["passwd", "group", "shadow", "gshadow"] {
         assert!(
@@ -828,9 +857,8 @@ fn dry_run_from_stdin_shows_and_writes_nothing() {
 fn htpasswd_lists_the_unlocked_users() {
     let dir = scratch();
     let output = dir.path().join("panel.htpasswd");
-    let out = Command::new(bin("pysk-passwd"))
-        .args(["--config-dir"])
-        .arg(dir.path())
+    let out = tool("pysk-passwd")
+        .config_dir(dir.path())
         .args([
             "--host",
             "test.example",
@@ -840,8 +868,7 @@ fn htpasswd_lists_the_unlocked_users() {
             "--output",
         ])
         .arg(&output)
-        .output()
-        .expect("run");
+        .output();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let json = example_json();
     let hash = |i: usize| {
@@ -875,4 +902,234 @@ fn a_chroot_list_in_a_missing_directory_writes_nothing() {
     );
     assert_eq!(root.snapshot(), before);
     assert!(!root.path().join("home").exists());
+}
+
+/// A run's stdout as a `--json` document: "version": 1 comes first.
+fn json_doc(out: &Output) -> serde_json::Value {
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("{\n  \"version\": 1,\n"),
+        "version is not first:\n{stdout}"
+    );
+    assert!(!stdout.contains('$'), "a hash was shown:\n{stdout}");
+    serde_json::from_str(&stdout).expect("one JSON document")
+}
+
+#[test]
+fn sync_and_check_json_count_and_name_the_changes() {
+    let Some(root) = Root::new() else { return };
+    let etc = |name: &str| root.etc().join(name).display().to_string();
+    let counts = |added: u64| serde_json::json!({"added": added, "changed": 0, "removed": 0});
+    let before = root.snapshot();
+    let out = root.run("sync", &["--json", "--dry-run", "--users", &example()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan = json_doc(&out);
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["files_written"], 0);
+    assert_eq!(plan["homes"]["created"], 11);
+    assert_eq!(root.snapshot(), before);
+
+    let out = root.run("sync", &["--json", "--users", &example()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "", "the summary is the document");
+    let done = json_doc(&out);
+    let expected = serde_json::json!({
+        "version": 1,
+        "dry_run": false,
+        "files": [
+            {"path": etc("passwd"), "changed": true, "users": counts(4), "ftp_accounts": counts(2)},
+            {"path": etc("group"), "changed": true, "users": counts(4), "ftp_accounts": counts(0)},
+            {"path": etc("shadow"), "changed": true, "users": counts(4), "ftp_accounts": counts(2)},
+            {"path": etc("gshadow"), "changed": true, "users": counts(4), "ftp_accounts": counts(0)},
+            {"path": etc("vsftpd.chroot_list"), "changed": true, "users": counts(0), "ftp_accounts": counts(2)},
+        ],
+        "files_written": 5,
+        "homes": {"created": 11, "fixed": 0},
+        "problems": 0,
+    });
+    assert_eq!(done, expected);
+    assert_eq!(
+        plan["files"], expected["files"],
+        "the dry run planned the same"
+    );
+
+    // In sync: check says so, and a second sync changes nothing.
+    let out = root.run("check", &["--json", "--users", &example()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        json_doc(&out),
+        serde_json::json!({"version": 1, "in_sync": true, "files": []})
+    );
+    let again = json_doc(&root.run("sync", &["--json", "--users", &example()]));
+    assert_eq!(again["files_written"], 0);
+    assert_eq!(
+        again["homes"],
+        serde_json::json!({"created": 0, "fixed": 0})
+    );
+
+    // bob gets a new password, carol is gone, a home has the wrong mode.
+    let mut json = example_json();
+    json["users"][1]["password"] = crypt("new-password", "$6$newsalt$").into();
+    json["users"].as_array_mut().expect("users").remove(2);
+    let changed = root.database("changed.json", &json.to_string());
+    fs::set_permissions(
+        root.path().join("home/bob"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .expect("chmod");
+    let out = root.run("check", &["--json", "--users", &changed]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let names = |added: &[&str], changed: &[&str], removed: &[&str]| serde_json::json!({"added": added, "changed": changed, "removed": removed});
+    let file = |name: &str, changes: serde_json::Value| {
+        let mut entry = changes;
+        entry["path"] = etc(name).into();
+        entry
+    };
+    assert_eq!(
+        json_doc(&out),
+        serde_json::json!({"version": 1, "in_sync": false, "files": [
+            file("passwd", names(&[], &[], &["carol"])),
+            file("group", names(&[], &["users"], &["carol"])),
+            file("shadow", names(&[], &["bob"], &["carol"])),
+            file("gshadow", names(&[], &["users"], &["carol"])),
+        ]})
+    );
+    let out = root.run("sync", &["--json", "--users", &changed]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let done = json_doc(&out);
+    let files = done["files"].as_array().expect("files");
+    assert_eq!(
+        files[0]["users"],
+        serde_json::json!({"added": 0, "changed": 0, "removed": 1})
+    );
+    assert_eq!(
+        files[2]["users"],
+        serde_json::json!({"added": 0, "changed": 1, "removed": 1})
+    );
+    assert_eq!(files[4]["changed"], false);
+    assert_eq!(done["files_written"], 4);
+    assert_eq!(done["homes"], serde_json::json!({"created": 0, "fixed": 1}));
+}
+
+#[test]
+fn a_quiet_sync_that_changes_things_prints_nothing() {
+    let Some(root) = Root::new() else { return };
+    let out = root.run("sync", &["-q", "--users", &example()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        (String::new(), String::new())
+    );
+    // An entry and a home to correct: changed, and still not a word.
+    let mut json = example_json();
+    json["users"][0]["gecos"] = "Alice Renamed".into();
+    let changed = root.database("changed.json", &json.to_string());
+    fs::set_permissions(
+        root.path().join("home/alice"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .expect("chmod");
+    let out = root.run("sync", &["-q", "--users", &changed]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        (String::new(), String::new())
+    );
+    assert!(root.read("passwd").contains(":Alice Renamed:/home/alice:"));
+    let mode = fs::metadata(root.path().join("home/alice"))
+        .expect("home")
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755);
+}
+
+#[test]
+fn a_bad_switch_is_named_with_its_file_and_line_and_an_old_one_is_warned_about() {
+    let Some(root) = Root::new() else { return };
+    let file = root.config().join("serverconfig/default");
+    write_switches(&root.config(), &[("passwd_uid_min", "ten".to_owned())]);
+    let before = root.snapshot();
+    let out = root.run("sync", &["--users", &example()]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "pysk-passwd: {}:1: passwd_uid_min: \"ten\": invalid digit found in string\n",
+            file.display()
+        )
+    );
+    assert_eq!(root.snapshot(), before);
+    // The retired name of passwd_wait: warned about (even with -q),
+    // ignored, and the sync goes on.
+    write_switches(&root.config(), &[("passwd_lock_timeout", "30".to_owned())]);
+    let out = root.run("sync", &["-q", "--users", &example()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "pysk-passwd: {}:1: passwd_lock_timeout: not a switch this tool reads (misspelt, \
+             or retired?); ignored; it is passwd_wait now\n",
+            file.display()
+        )
+    );
+    assert_ne!(root.snapshot(), before);
+}
+
+#[test]
+fn htpasswd_dry_run_names_the_users_writes_nothing_and_shows_no_hash() {
+    let dir = scratch();
+    let output = dir.path().join("panel.htpasswd");
+    let htpasswd = |args: &[&str]| {
+        tool("pysk-passwd")
+            .args(["htpasswd", "--users", &example(), "--output"])
+            .arg(&output)
+            .args(args)
+            .output()
+    };
+    // Nothing there yet: every user would be added, no file is made.
+    let out = htpasswd(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = output.display();
+    assert_eq!(
+        text(&out.stdout),
+        format!("{shown}: alice: added\n{shown}: bob: added\n{shown}: dave: added\n")
+    );
+    assert!(!output.exists());
+    // An old file: alice's hash differs, zed is gone, bob and dave are new.
+    let old = "alice:$6$old$x\nzed:$1$zed$y\n";
+    fs::write(&output, old).expect("write");
+    fs::set_permissions(&output, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let mtime = fs::metadata(&output)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    let out = htpasswd(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{shown}: bob: added\n{shown}: dave: added\n{shown}: alice: changed\n\
+             {shown}: zed: removed\n"
+        )
+    );
+    assert!(!text(&out.stdout).contains('$') && !text(&out.stderr).contains('$'));
+    assert_eq!(fs::read_to_string(&output).expect("kept"), old);
+    assert_eq!(
+        fs::metadata(&output)
+            .expect("stat")
+            .modified()
+            .expect("mtime"),
+        mtime
+    );
+    // The real run writes it and says the same on stderr; its mode stays.
+    let out = htpasswd(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+    assert!(text(&out.stderr).contains(&format!("pysk-passwd: {shown}: zed: removed\n")));
+    assert!(!text(&out.stderr).contains('$'));
+    assert!(
+        fs::read_to_string(&output)
+            .expect("written")
+            .starts_with("alice:$")
+    );
+    assert_eq!(fs::metadata(&output).expect("stat").mode() & 0o777, 0o600);
 }
