@@ -13,12 +13,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pysk_common::atomic::{self, Written};
+use serde::Serialize;
+
+use pysk_common::atomic;
+use pysk_common::error::cause;
 use pysk_common::exit::Outcome;
+use pysk_common::marker;
 use pysk_common::report::Reporter;
 
-use crate::error::{LogsError, input_err, output_err};
+use crate::error::LogsError;
 use crate::format::normalize_vhost;
+use pysk_common::error::{read_err, write_err};
 
 /// The first line of every configuration pysk-logs writes.
 pub const MARKER: &str = "# Written by pysk-logs awstats: changes here are overwritten.";
@@ -34,9 +39,9 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// Permission bits for `DirData`.
     pub data_mode: u32,
-    /// The group `DirData` belongs to (the web server's, so that the
-    /// AWStats CGI can read it), when set.
-    pub data_group: Option<String>,
+    /// The group id `DirData` is given (the web server's group, so that
+    /// the AWStats CGI can read it), when set.
+    pub data_group: Option<u32>,
     /// The reverse-DNS cache.
     pub dns_cache: PathBuf,
     /// The local file of site-wide settings, included when it exists.
@@ -50,8 +55,8 @@ pub struct Options {
     pub vhosts: Option<Vec<String>>,
 }
 
-/// What an `awstats` run did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What an `awstats` run did, as printed by `--json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     /// Configurations written because they were new or changed.
     pub written: Vec<String>,
@@ -80,11 +85,11 @@ fn vhost_dirs(dir: &Path) -> Result<Vec<String>, LogsError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(input_err(dir)(e)),
+        Err(e) => return Err(read_err(dir)(e).into()),
     };
     for entry in entries {
-        let entry = entry.map_err(input_err(dir))?;
-        if !entry.file_type().map_err(input_err(entry.path()))?.is_dir() {
+        let entry = entry.map_err(read_err(dir))?;
+        if !entry.file_type().map_err(read_err(entry.path()))?.is_dir() {
             continue;
         }
         if let Some(name) = entry
@@ -98,13 +103,19 @@ fn vhost_dirs(dir: &Path) -> Result<Vec<String>, LogsError> {
     Ok(out)
 }
 
+/// Whether `value` can be written inside `"…"` in an AWStats
+/// configuration: no quote, no line end (the settings check the paths
+/// they resolve with this, to name the switch that holds one).
+pub fn quotable(value: &str) -> bool {
+    !value.contains(['"', '\n', '\r'])
+}
+
 /// Quotes a value for an AWStats configuration line (no `"` can occur in
 /// the paths and names we write, which are checked; this keeps it so).
 fn quoted(value: &str) -> Result<String, LogsError> {
-    if value.contains(['"', '\n', '\r']) {
-        return Err(LogsError::Setting {
-            name: "awstats".into(),
-            reason: format!("{value:?} cannot be written into an AWStats configuration"),
+    if !quotable(value) {
+        return Err(LogsError::Unquotable {
+            value: value.to_owned(),
         });
     }
     Ok(format!("\"{value}\""))
@@ -142,9 +153,10 @@ pub fn config(options: &Options, vhost: &str) -> Result<String, LogsError> {
     Ok(text)
 }
 
-/// Whether the file at `path` is one pysk-logs wrote.
-fn ours(path: &Path) -> bool {
-    fs::read_to_string(path).is_ok_and(|t| t.starts_with(MARKER))
+/// Whether the file at `path` is one pysk-logs wrote: it starts with
+/// [`MARKER`] (see [`pysk_common::marker`]).
+fn ours(path: &Path) -> Result<bool, LogsError> {
+    Ok(marker::carries(path, MARKER).map_err(read_err(path))?)
 }
 
 /// Whether `vhost` has logs waiting in `pending/`.
@@ -156,9 +168,28 @@ fn has_pending(spool: &Path, vhost: &str) -> bool {
     })
 }
 
-/// Writes the configurations, removes stale ones, and runs AWStats for
-/// every vhost with pending logs.
-pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), LogsError> {
+/// One configuration file to write or remove.
+#[derive(Debug, Clone)]
+struct Change {
+    vhost: String,
+    path: PathBuf,
+    /// What the file holds now (`None`: no file).
+    old: Option<String>,
+    /// What it is to hold (`None`: it is removed).
+    new: Option<String>,
+}
+
+/// What an `awstats` run would do, found without changing anything.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    changes: Vec<Change>,
+    /// Vhosts with pending logs, for `awstats.pl -update`.
+    updates: Vec<String>,
+}
+
+/// The virtual hosts to configure: the list given, else those with a
+/// directory in `pending/` or `processed/`; sorted, each once.
+fn vhosts(options: &Options) -> Result<Vec<String>, LogsError> {
     let mut vhosts = match &options.vhosts {
         Some(list) => list.clone(),
         None => {
@@ -169,49 +200,29 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     };
     vhosts.sort();
     vhosts.dedup();
-    let mut summary = Summary::default();
+    Ok(vhosts)
+}
 
-    fs::create_dir_all(&options.conf_dir).map_err(output_err(&options.conf_dir))?;
-    fs::create_dir_all(&options.data_dir).map_err(output_err(&options.data_dir))?;
-    fs::set_permissions(
-        &options.data_dir,
-        fs::Permissions::from_mode(options.data_mode),
-    )
-    .map_err(output_err(&options.data_dir))?;
-    if let Some(name) = &options.data_group {
-        let group = nix::unistd::Group::from_name(name)
-            .ok()
-            .flatten()
-            .ok_or_else(|| LogsError::Setting {
-                name: "logs_awstats_data_group".into(),
-                reason: format!("no group {name:?} on this system"),
-            })?;
-        std::os::unix::fs::chown(&options.data_dir, None, Some(group.gid.as_raw()))
-            .map_err(output_err(&options.data_dir))?;
+/// The current text of `path`, `None` when there is none.
+fn current(path: &Path) -> Result<Option<String>, LogsError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(read_err(path)(e).into()),
     }
+}
 
-    for vhost in &vhosts {
-        let path = options.conf_dir.join(format!("awstats.{vhost}.conf"));
-        if path.exists() && !ours(&path) {
-            report.warn(format!(
-                "{}: not written by pysk-logs; left as it is",
-                path.display()
-            ));
-            continue;
-        }
-        let text = config(options, vhost)?;
-        let opts = atomic::Options {
-            mode: Some(0o644),
-            ..atomic::Options::default()
-        };
-        if atomic::replace(&path, text.as_bytes(), opts)? == Written::Replaced {
-            summary.written.push(vhost.clone());
-        }
-    }
-
-    // Configurations pysk-logs wrote for vhosts that are gone.
-    for entry in fs::read_dir(&options.conf_dir).map_err(input_err(&options.conf_dir))? {
-        let path = entry.map_err(input_err(&options.conf_dir))?.path();
+/// The configurations of pysk-logs in `conf_dir` whose vhost is not in
+/// `vhosts`: `(vhost, path)`.
+fn stale(conf_dir: &Path, vhosts: &[String]) -> Result<Vec<(String, PathBuf)>, LogsError> {
+    let entries = match fs::read_dir(conf_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(read_err(conf_dir)(e).into()),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(read_err(conf_dir))?.path();
         let Some(vhost) = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -220,51 +231,184 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         else {
             continue;
         };
-        if !vhosts.iter().any(|v| v == vhost) && ours(&path) {
-            fs::remove_file(&path).map_err(output_err(&path))?;
-            summary.removed.push(vhost.to_owned());
+        if !vhosts.iter().any(|v| v == vhost) && ours(&path)? {
+            out.push((vhost.to_owned(), path));
         }
     }
-    atomic::sync_dir(&options.conf_dir).map_err(output_err(&options.conf_dir))?;
+    out.sort();
+    Ok(out)
+}
 
-    for vhost in vhosts.iter().filter(|v| has_pending(&options.spool, v)) {
-        let out = Command::new(&options.awstats_pl)
-            .arg(format!("-config={vhost}"))
-            .arg(format!("-configdir={}", options.conf_dir.display()))
-            .arg("-update")
-            .output();
-        match out {
-            Ok(out) if out.status.success() => {
-                report.verbose(format!("{vhost}: AWStats updated"));
-                summary.updated.push(vhost.clone());
-            }
-            Ok(out) => {
-                let text = String::from_utf8_lossy(&out.stdout);
-                let err = String::from_utf8_lossy(&out.stderr);
-                let last_of = |t: &str| {
-                    t.lines()
-                        .rev()
-                        .find(|l| !l.trim().is_empty())
-                        .map(str::to_owned)
-                };
-                let last = last_of(&err).or_else(|| last_of(&text));
-                report.warn(format!(
-                    "{vhost}: awstats.pl failed ({}): {}",
-                    out.status,
-                    last.as_deref().unwrap_or("no output")
-                ));
-                summary.failed.push(vhost.clone());
-            }
-            Err(e) => {
-                report.warn(format!("{}: cannot run: {e}", options.awstats_pl.display()));
-                summary.failed.push(vhost.clone());
-            }
+/// Finds what a run would change: configurations new or different,
+/// configurations of vhosts that are gone, vhosts to update. Reads only;
+/// an admin's own file of the same name is reported and left alone.
+pub fn plan(options: &Options, report: &Reporter) -> Result<Plan, LogsError> {
+    let vhosts = vhosts(options)?;
+    let mut plan = Plan::default();
+    for vhost in &vhosts {
+        let path = options.conf_dir.join(format!("awstats.{vhost}.conf"));
+        let old = current(&path)?;
+        if old.is_some() && !ours(&path)? {
+            report.warn(format!(
+                "{}: not written by pysk-logs; left as it is",
+                path.display()
+            ));
+            continue;
+        }
+        let new = config(options, vhost)?;
+        if old.as_deref() != Some(new.as_str()) {
+            plan.changes.push(Change {
+                vhost: vhost.clone(),
+                path,
+                old,
+                new: Some(new),
+            });
         }
     }
-    let outcome = if summary.failed.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::Partial
+    for (vhost, path) in stale(&options.conf_dir, &vhosts)? {
+        let old = current(&path)?;
+        plan.changes.push(Change {
+            vhost,
+            path,
+            old,
+            new: None,
+        });
+    }
+    plan.updates = vhosts
+        .into_iter()
+        .filter(|v| has_pending(&options.spool, v))
+        .collect();
+    Ok(plan)
+}
+
+impl Plan {
+    /// The dry run's output: the unified diff of every configuration to
+    /// write or remove, then the AWStats command for each vhost to update.
+    pub fn show(&self, options: &Options) -> String {
+        let mut out = String::new();
+        for c in &self.changes {
+            out.push_str(&pysk_common::diff::unified(
+                &c.path,
+                c.old.as_deref(),
+                c.new.as_deref(),
+            ));
+        }
+        for vhost in &self.updates {
+            out.push_str(&format!(
+                "would run: {} {}\n",
+                options.awstats_pl.display(),
+                update_args(options, vhost).join(" ")
+            ));
+        }
+        out
+    }
+
+    /// Carries the plan out: `DirData` made with its mode and group, the
+    /// configurations written and removed, AWStats run for every vhost
+    /// with pending logs (a failed update is reported and counted).
+    pub fn apply(
+        self,
+        options: &Options,
+        report: &Reporter,
+    ) -> Result<(Summary, Outcome), LogsError> {
+        prepare_dirs(options)?;
+        let mut summary = Summary::default();
+        for c in self.changes {
+            match &c.new {
+                Some(text) => {
+                    let opts = atomic::Options {
+                        mode: Some(0o644),
+                        ..atomic::Options::default()
+                    };
+                    atomic::replace(&c.path, text.as_bytes(), opts)?;
+                    summary.written.push(c.vhost);
+                }
+                None => {
+                    fs::remove_file(&c.path).map_err(write_err(&c.path))?;
+                    summary.removed.push(c.vhost);
+                }
+            }
+        }
+        atomic::sync_dir(&options.conf_dir).map_err(write_err(&options.conf_dir))?;
+        for vhost in self.updates {
+            match update(options, &vhost) {
+                Ok(()) => {
+                    report.verbose(format!("{vhost}: AWStats updated"));
+                    summary.updated.push(vhost);
+                }
+                Err(why) => {
+                    report.warn(why);
+                    summary.failed.push(vhost);
+                }
+            }
+        }
+        let outcome = if summary.failed.is_empty() {
+            Outcome::Success
+        } else {
+            Outcome::Partial
+        };
+        Ok((summary, outcome))
+    }
+}
+
+/// Makes the configuration directory and `DirData`, the latter with its
+/// mode and group.
+fn prepare_dirs(options: &Options) -> Result<(), LogsError> {
+    fs::create_dir_all(&options.conf_dir).map_err(write_err(&options.conf_dir))?;
+    fs::create_dir_all(&options.data_dir).map_err(write_err(&options.data_dir))?;
+    fs::set_permissions(
+        &options.data_dir,
+        fs::Permissions::from_mode(options.data_mode),
+    )
+    .map_err(write_err(&options.data_dir))?;
+    if let Some(gid) = options.data_group {
+        std::os::unix::fs::chown(&options.data_dir, None, Some(gid))
+            .map_err(write_err(&options.data_dir))?;
+    }
+    Ok(())
+}
+
+/// The arguments of `awstats.pl` that update `vhost`.
+fn update_args(options: &Options, vhost: &str) -> Vec<String> {
+    vec![
+        format!("-config={vhost}"),
+        format!("-configdir={}", options.conf_dir.display()),
+        "-update".to_owned(),
+    ]
+}
+
+/// Runs `awstats.pl -update` for `vhost`; the error is the line to report.
+fn update(options: &Options, vhost: &str) -> Result<(), String> {
+    let out = Command::new(&options.awstats_pl)
+        .args(update_args(options, vhost))
+        .output()
+        .map_err(|e| {
+            format!(
+                "{}: cannot run: {}",
+                options.awstats_pl.display(),
+                cause(&e)
+            )
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let last_of = |t: &[u8]| {
+        String::from_utf8_lossy(t)
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(str::to_owned)
     };
-    Ok((summary, outcome))
+    let last = last_of(&out.stderr).or_else(|| last_of(&out.stdout));
+    Err(format!(
+        "{vhost}: awstats.pl failed ({}): {}",
+        out.status,
+        last.as_deref().unwrap_or("no output")
+    ))
+}
+
+/// Writes the configurations, removes stale ones, and runs AWStats for
+/// every vhost with pending logs: [`plan`], then [`Plan::apply`].
+pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), LogsError> {
+    plan(options, report)?.apply(options, report)
 }

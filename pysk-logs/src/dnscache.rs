@@ -16,8 +16,9 @@ use std::path::Path;
 
 use pysk_common::atomic;
 
-use crate::error::{LogsError, input_err};
+use crate::error::LogsError;
 use crate::lines::{self, Event};
+use pysk_common::error::read_err;
 
 /// A record's name: none yet, or a span of the arena.
 const NO_NAME: u32 = u32::MAX;
@@ -82,7 +83,7 @@ impl Cache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Ok((Cache::default(), Loaded::default()));
             }
-            Err(e) => return Err(input_err(path)(e)),
+            Err(e) => return Err(read_err(path)(e).into()),
         };
         // Reserved, not touched: capacity that is never used costs no
         // memory, while growing by doubling would copy everything at the
@@ -127,7 +128,7 @@ impl Cache {
             }
             Ok(())
         })
-        .map_err(input_err(path))?;
+        .map_err(read_err(path))?;
         // Sorted, and for an address listed twice the later line wins.
         cache.records.reverse();
         cache.records.sort_by_key(|r| r.addr);
@@ -266,7 +267,7 @@ fn parse_line(line: &[u8]) -> Option<(IpAddr, u32, Option<String>)> {
 /// characters), so nothing raw ever reaches the file.
 pub fn valid_name(name: &str) -> Option<String> {
     let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-    pysk_common::inventory::is_host_name(&name).then_some(name)
+    pysk_common::hostname::is_host_name(&name).then_some(name)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! The one error enum of `pysk-logs`.
+//! The one error enum of `pysk-logs`: what every tool shares is
+//! [`pysk_common::Error`] (reading, writing, stdout, a bad setting, a lock
+//! held, an internal fault); the variants here are this tool's own.
 
 use std::fmt;
-use std::io;
 use std::path::PathBuf;
 
 use pysk_common::exit::{self, ToolError};
@@ -10,24 +11,8 @@ use pysk_common::exit::{self, ToolError};
 /// single files are reported and counted instead, see `split`).
 #[derive(Debug)]
 pub enum LogsError {
-    /// A shared mechanism failed (switches, lock, atomic write).
+    /// A shared mechanism failed, or a failure every tool can meet.
     Common(pysk_common::Error),
-    /// An input file could not be opened or read.
-    Input {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// An output file or directory could not be written.
-    Output {
-        /// The file or directory.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// Writing to standard output failed (a closed pipe ends quietly).
-    Stdout(io::Error),
     /// A `--vhosts` list has a line that is not a host name.
     Vhosts {
         /// The list (`-` for stdin).
@@ -44,19 +29,25 @@ pub enum LogsError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A server (IMAP, …) could not be reached or refused us.
+    /// A server (IMAP, DNS) could not be reached, refused us, or broke
+    /// its protocol.
     Service {
-        /// `host:port`.
+        /// `host:port`, or the resolver's configuration.
         host: String,
         /// What went wrong.
         reason: String,
     },
-    /// A switch or option has a value that cannot be used.
-    Setting {
-        /// The switch or option.
-        name: String,
+    /// The system's resolver configuration cannot be used (`resolve`
+    /// without `--nameserver`).
+    ResolvConf {
         /// What is wrong with it.
         reason: String,
+    },
+    /// A value that would have to be written into an AWStats configuration
+    /// holds a quote or a line end, which that format cannot carry.
+    Unquotable {
+        /// The value.
+        value: String,
     },
 }
 
@@ -64,13 +55,6 @@ impl fmt::Display for LogsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LogsError::Common(e) => e.fmt(f),
-            LogsError::Input { path, source } => {
-                write!(f, "{}: cannot read: {source}", path.display())
-            }
-            LogsError::Output { path, source } => {
-                write!(f, "{}: cannot write: {source}", path.display())
-            }
-            LogsError::Stdout(e) => write!(f, "stdout: {e}"),
             LogsError::Vhosts { path, line, text } => write!(
                 f,
                 "{}:{line}: {text:?} is not a virtual host name",
@@ -82,8 +66,13 @@ impl fmt::Display for LogsError {
                  after checking the inbox",
                 path.display()
             ),
-            LogsError::Setting { name, reason } => write!(f, "{name}: {reason}"),
             LogsError::Service { host, reason } => write!(f, "{host}: {reason}"),
+            LogsError::ResolvConf { reason } => write!(f, "/etc/resolv.conf: {reason}"),
+            LogsError::Unquotable { value } => write!(
+                f,
+                "{value:?}: cannot be written into an AWStats configuration \
+                 (holds a quote or a line end)"
+            ),
         }
     }
 }
@@ -92,8 +81,6 @@ impl std::error::Error for LogsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LogsError::Common(e) => Some(e),
-            LogsError::Input { source, .. } | LogsError::Output { source, .. } => Some(source),
-            LogsError::Stdout(e) => Some(e),
             _ => None,
         }
     }
@@ -103,12 +90,10 @@ impl ToolError for LogsError {
     fn exit_code(&self) -> u8 {
         match self {
             LogsError::Common(e) => e.exit_code(),
-            LogsError::Input { source, .. } => exit::read_failure(source),
-            LogsError::Output { source, .. } => exit::write_failure(source),
-            LogsError::Stdout(_) | LogsError::Manifest { .. } => exit::IOERR,
+            LogsError::Manifest { .. } => exit::IOERR,
             LogsError::Vhosts { .. } => exit::DATAERR,
-            LogsError::Setting { .. } => exit::CONFIG,
             LogsError::Service { .. } => exit::UNAVAILABLE,
+            LogsError::ResolvConf { .. } | LogsError::Unquotable { .. } => exit::CONFIG,
         }
     }
 }

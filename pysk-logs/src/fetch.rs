@@ -18,16 +18,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mail_parser::{MessageParser, MimeHeaders, PartType};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use serde::Serialize;
 
 use pysk_common::atomic;
+use pysk_common::error::cause;
 use pysk_common::exit::Outcome;
+use pysk_common::net::plaintext_allowed;
 use pysk_common::report::Reporter;
 use pysk_common::secret::Secret;
 
 use crate::error::LogsError;
+use crate::{failpoint, input};
 
 /// The largest message taken apart; log mails are far smaller.
 const MAX_MESSAGE: u32 = 256 << 20;
@@ -54,8 +57,7 @@ impl std::str::FromStr for ImapUrl {
     type Err = String;
 
     fn from_str(text: &str) -> Result<ImapUrl, String> {
-        let bad =
-            |why: &str| format!("{text:?}: {why}; expected imap[s]://USER@HOST[:PORT]/MAILBOX");
+        let bad = |why: &str| format!("{why}; expected imap[s]://USER@HOST[:PORT]/MAILBOX");
         let (tls, rest) = if let Some(r) = text.strip_prefix("imaps://") {
             (true, r)
         } else if let Some(r) = text.strip_prefix("imap://") {
@@ -137,12 +139,12 @@ pub struct Options {
     pub inbox: PathBuf,
 }
 
-/// What a fetch did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a fetch did, as printed by `--json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     /// Matching unseen messages found.
     pub messages: usize,
-    /// Files written to the inbox.
+    /// Files written to the inbox (names inside it).
     pub files: Vec<String>,
     /// Messages that could not be used (reported, left unseen).
     pub malformed: usize,
@@ -162,6 +164,7 @@ pub fn describe(summary: &Summary) -> String {
 trait Stream: Read + Write {}
 impl<T: Read + Write> Stream for T {}
 
+/// A failure of the server at `url`, or of the way to it.
 fn service(url: &ImapUrl, why: impl std::fmt::Display) -> LogsError {
     LogsError::Service {
         host: format!("{}:{}", url.host, url.port),
@@ -169,39 +172,46 @@ fn service(url: &ImapUrl, why: impl std::fmt::Display) -> LogsError {
     }
 }
 
+/// [`service`] for an I/O error, worded without the os error number.
+fn service_io(url: &ImapUrl, err: &std::io::Error) -> LogsError {
+    service(url, cause(err))
+}
+
+/// [`service`] for an error of the IMAP session.
+fn service_imap(url: &ImapUrl, context: &str, err: &imap::Error) -> LogsError {
+    let why = match err {
+        imap::Error::Io(e) => cause(e),
+        other => other.to_string(),
+    };
+    if context.is_empty() {
+        service(url, why)
+    } else {
+        service(url, format!("{context}: {why}"))
+    }
+}
+
+/// The TLS client configuration: the roots of `--ca-file` or the system
+/// (see [`pysk_common::tls::roots`]).
 fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, LogsError> {
     let mut roots = RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path).map_err(|e| LogsError::Setting {
-                name: path.display().to_string(),
-                reason: format!("cannot read the CA file: {e}"),
-            })?;
-            for cert in certs {
-                let cert = cert.map_err(|e| LogsError::Setting {
-                    name: path.display().to_string(),
-                    reason: format!("not a PEM certificate: {e}"),
-                })?;
-                roots.add(cert).map_err(|e| LogsError::Setting {
-                    name: path.display().to_string(),
+    for cert in pysk_common::tls::roots(ca_file)? {
+        match (roots.add(cert), ca_file) {
+            (Ok(()), _) => {}
+            (Err(e), Some(path)) => {
+                return Err(pysk_common::Error::CaFile {
+                    path: path.to_owned(),
                     reason: format!("unusable CA certificate: {e}"),
-                })?;
+                }
+                .into());
             }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                // A system root rustls cannot use is simply not trusted.
-                let _ = roots.add(cert);
-            }
+            // A system root rustls cannot use is simply not trusted.
+            (Err(_), None) => {}
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| LogsError::Setting {
-            name: "tls".into(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| pysk_common::Error::Internal(format!("TLS configuration: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
@@ -220,7 +230,7 @@ fn wrap_tls(
     while tls.conn.is_handshaking() {
         tls.conn
             .complete_io(&mut tls.sock)
-            .map_err(|e| service(url, format!("TLS: {e}")))?;
+            .map_err(|e| service(url, format!("TLS: {}", cause(&e))))?;
     }
     Ok(Box::new(tls))
 }
@@ -231,9 +241,8 @@ fn connect(options: &Options) -> Result<(Box<dyn Stream>, bool), LogsError> {
     let url = &options.url;
     let addrs: Vec<_> = (url.host.as_str(), url.port)
         .to_socket_addrs()
-        .map_err(|e| service(url, e))?
+        .map_err(|e| service_io(url, &e))?
         .collect();
-    let loopback = !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback());
     let mut last = None;
     let tcp = addrs
         .iter()
@@ -244,22 +253,21 @@ fn connect(options: &Options) -> Result<(Box<dyn Stream>, bool), LogsError> {
                 None
             }
         });
-    let tcp =
-        tcp.ok_or_else(|| service(url, last.map_or("no address".into(), |e| e.to_string())))?;
+    let tcp = tcp.ok_or_else(|| service(url, last.map_or("no address".into(), |e| cause(&e))))?;
     tcp.set_read_timeout(Some(TIMEOUT))
-        .map_err(|e| service(url, e))?;
+        .map_err(|e| service_io(url, &e))?;
     tcp.set_write_timeout(Some(TIMEOUT))
-        .map_err(|e| service(url, e))?;
+        .map_err(|e| service_io(url, &e))?;
     if url.tls {
         return Ok((wrap_tls(url, options, tcp)?, true));
     }
     // imap://: read the greeting ourselves to see whether STARTTLS is
     // offered, and if so switch to TLS before any credentials are sent.
-    let mut reader = BufReader::new(tcp.try_clone().map_err(|e| service(url, e))?);
+    let mut reader = BufReader::new(tcp.try_clone().map_err(|e| service_io(url, &e))?);
     let mut greeting = String::new();
     reader
         .read_line(&mut greeting)
-        .map_err(|e| service(url, e))?;
+        .map_err(|e| service_io(url, &e))?;
     if !greeting.starts_with("* OK") {
         return Err(service(
             url,
@@ -269,12 +277,12 @@ fn connect(options: &Options) -> Result<(Box<dyn Stream>, bool), LogsError> {
     if greeting.contains("STARTTLS") {
         let mut tcp = tcp;
         tcp.write_all(b"s1 STARTTLS\r\n")
-            .map_err(|e| service(url, e))?;
+            .map_err(|e| service_io(url, &e))?;
         let mut reply = String::new();
         (&mut reader)
             .take(8192)
             .read_line(&mut reply)
-            .map_err(|e| service(url, e))?;
+            .map_err(|e| service_io(url, &e))?;
         if !reply.starts_with("s1 OK") {
             return Err(service(
                 url,
@@ -283,7 +291,7 @@ fn connect(options: &Options) -> Result<(Box<dyn Stream>, bool), LogsError> {
         }
         return Ok((wrap_tls(url, options, tcp)?, false));
     }
-    if !(loopback || options.insecure_plaintext) {
+    if !plaintext_allowed(&url.host, options.insecure_plaintext) {
         return Err(service(
             url,
             "the server offers no STARTTLS; a password goes in plain text only to a loopback \
@@ -317,9 +325,7 @@ pub fn logs_in(raw: &[u8]) -> Vec<(usize, Vec<u8>)> {
                     out.push((i, log.into_bytes()));
                 }
             }
-            PartType::Binary(bytes) | PartType::InlineBinary(bytes)
-                if bytes.starts_with(&[0x1f, 0x8b]) =>
-            {
+            PartType::Binary(bytes) | PartType::InlineBinary(bytes) if input::is_gzip(bytes) => {
                 out.push((i, bytes.to_vec()));
             }
             _ => {}
@@ -339,19 +345,32 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     let (stream, greeting) = connect(options)?;
     let mut client = imap::Client::new(stream);
     if greeting {
-        client.read_greeting().map_err(|e| service(url, e))?;
+        client
+            .read_greeting()
+            .map_err(|e| service_imap(url, "", &e))?;
     }
     let mut session = client
         .login(&url.user, options.password.expose())
-        .map_err(|(e, _)| service(url, format!("login as {}: {e}", url.user)))?;
+        .map_err(|(e, _)| service_imap(url, &format!("login as {}", url.user), &e))?;
     let mailbox = session
         .select(&url.mailbox)
-        .map_err(|e| service(url, format!("{}: {e}", url.mailbox)))?;
-    let validity = mailbox.uid_validity.unwrap_or(0);
+        .map_err(|e| service_imap(url, &url.mailbox, &e))?;
+    // The inbox names carry the UIDVALIDITY, so that a rerun writes the
+    // same names; a server that does not send it (RFC 3501 says it must)
+    // gets nothing fetched rather than names that could collide.
+    let validity = mailbox.uid_validity.ok_or_else(|| {
+        service(
+            url,
+            format!(
+                "{}: the server sent no UIDVALIDITY for the mailbox; nothing fetched",
+                url.mailbox
+            ),
+        )
+    })?;
     let query = format!("UNSEEN SUBJECT {}", imap_quoted(&options.subject_contains));
     let mut uids: Vec<u32> = session
         .uid_search(&query)
-        .map_err(|e| service(url, e))?
+        .map_err(|e| service_imap(url, "", &e))?
         .into_iter()
         .collect();
     uids.sort_unstable();
@@ -364,7 +383,7 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         // taken apart, so one that is too big is reported and left alone.
         let size = session
             .uid_fetch(uid.to_string(), "RFC822.SIZE")
-            .map_err(|e| service(url, e))?
+            .map_err(|e| service_imap(url, "", &e))?
             .iter()
             .find_map(|f| f.size)
             .unwrap_or(0);
@@ -379,7 +398,7 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         }
         let fetched = session
             .uid_fetch(uid.to_string(), "BODY.PEEK[]")
-            .map_err(|e| service(url, e))?;
+            .map_err(|e| service_imap(url, "", &e))?;
         let Some(raw) = fetched.iter().find_map(|f| f.body()) else {
             report.warn(format!(
                 "{}: message UID {uid}: no body; left unseen",
@@ -403,14 +422,14 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
             atomic::replace(&path, &bytes, atomic::Options::default())?;
             summary.files.push(name);
         }
-        crate::failpoint("fetch-before-flag");
+        failpoint::reached("fetch-before-flag");
         match &options.done_mailbox {
             Some(done) => session.uid_mv(uid.to_string(), done),
             None => session
                 .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)")
                 .map(|_| ()),
         }
-        .map_err(|e| service(url, format!("marking UID {uid}: {e}")))?;
+        .map_err(|e| service_imap(url, &format!("marking UID {uid}"), &e))?;
     }
     let _ = session.logout();
     let outcome = if summary.malformed == 0 {
@@ -468,7 +487,7 @@ Content-Transfer-Encoding: base64\r\n\r\nH4sIAAAAAAACA0tUSK/KLFDIyU/nAgDaYc2cCwA
         let logs = logs_in(mail);
         assert_eq!(logs.len(), 2, "{logs:?}");
         assert_eq!(logs[0].1, b"line one=1\nline two\n");
-        assert!(logs[1].1.starts_with(&[0x1f, 0x8b]));
+        assert!(input::is_gzip(&logs[1].1));
         assert!(
             logs_in(b"Subject: x\r\nContent-Type: text/html\r\n\r\n<p>only html</p>").is_empty()
         );

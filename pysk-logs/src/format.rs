@@ -216,7 +216,7 @@ fn is_ip(b: &[u8]) -> bool {
 /// Whether `b` is a valid client field: an address, or a host name when
 /// the server logs names.
 fn is_client(b: &[u8]) -> bool {
-    is_ip(b) || std::str::from_utf8(b).is_ok_and(pysk_common::inventory::is_host_name)
+    is_ip(b) || std::str::from_utf8(b).is_ok_and(pysk_common::hostname::is_host_name)
 }
 
 /// Parses one line (without its newline; a trailing `\r` is ignored),
@@ -311,7 +311,7 @@ fn parse_fields<'a>(line: &'a [u8], clock: &mut time::DayCache) -> Result<Entry<
 /// host name (it becomes a directory name, so this is a security check).
 pub fn normalize_vhost(vhost: &[u8]) -> Option<String> {
     let s = std::str::from_utf8(vhost).ok()?.to_ascii_lowercase();
-    pysk_common::inventory::is_host_name(&s).then_some(s)
+    pysk_common::hostname::is_host_name(&s).then_some(s)
 }
 
 /// The pieces of `entry` as one combined-format line with its time in

@@ -10,6 +10,12 @@ use flate2::read::MultiGzDecoder;
 /// The gzip magic number.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
+/// Whether `head`, the first bytes of a file or message part, starts a
+/// gzip stream: the one test of "is this gzip" every reader uses.
+pub fn is_gzip(head: &[u8]) -> bool {
+    head.starts_with(&GZIP_MAGIC)
+}
+
 /// A reader over the uncompressed content of a log file.
 pub type LogReader = Box<dyn Read + Send>;
 
@@ -31,7 +37,7 @@ pub fn sniff<R: Read + Send + 'static>(mut raw: R) -> io::Result<LogReader> {
         }
     }
     let head = io::Cursor::new(magic[..got].to_vec());
-    if got == 2 && magic == GZIP_MAGIC {
+    if is_gzip(&magic[..got]) {
         let raw = BufReader::with_capacity(256 * 1024, head.chain(raw));
         Ok(Box::new(MultiGzDecoder::new(raw)))
     } else {

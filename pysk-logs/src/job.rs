@@ -9,6 +9,8 @@
 use std::fs;
 use std::path::PathBuf;
 
+use serde::Serialize;
+
 use pysk_common::exit::Outcome;
 use pysk_common::report::Reporter;
 
@@ -48,61 +50,107 @@ fn pending_logs(spool: &std::path::Path) -> Vec<PathBuf> {
     out
 }
 
-/// Runs the stages in order; the caller holds the spool's lock.
-pub fn run(options: Options, report: &Reporter) -> Outcome {
-    let mut failed = false;
-    let mut stage = |name: &str, result: Result<Outcome, LogsError>| match result {
-        Ok(Outcome::Success) => {}
-        Ok(Outcome::Partial) => failed = true,
-        Err(e) => {
-            report.warn(format!("{name}: {e}"));
-            failed = true;
-        }
-    };
+/// What a `run` did, as printed by `--json`: each stage's own summary
+/// (absent when the stage did not run or failed), and the stages that
+/// failed with their error.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// `fetch`'s summary; absent when no mailbox is configured.
+    pub fetch: Option<fetch::Summary>,
+    /// `split`'s summary.
+    pub split: Option<split::Summary>,
+    /// `resolve`'s summary; absent when no log was pending.
+    pub resolve: Option<resolve::Summary>,
+    /// `awstats`' summary.
+    pub awstats: Option<awstats::Summary>,
+    /// Stages that failed outright, in order.
+    pub failed: Vec<Failure>,
+}
 
-    if let Some(fetch) = options.fetch {
-        stage(
-            "fetch",
-            fetch.and_then(|o| {
-                let (s, outcome) = fetch::run(&o, report)?;
-                report.info(fetch::describe(&s));
-                Ok(outcome)
-            }),
-        );
-    }
-    stage(
-        "split",
-        split::run(&options.split, report).map(|(s, outcome)| {
-            if s.files > 0 {
-                for line in split::describe(&s) {
-                    report.info(line);
+/// A stage that failed outright.
+#[derive(Debug, Serialize)]
+pub struct Failure {
+    /// The stage: `fetch`, `split`, `resolve` or `awstats`.
+    pub stage: &'static str,
+    /// The error, as it is printed on stderr.
+    pub error: String,
+}
+
+/// How the stages report: the summary lines on stderr, unless `--json`
+/// collects them into one document instead.
+struct Stages<'r> {
+    report: &'r Reporter,
+    json: bool,
+    partial: bool,
+    summary: Summary,
+}
+
+impl Stages<'_> {
+    /// Records how stage `name` ended; `describe` gives its summary lines.
+    fn end<S>(
+        &mut self,
+        name: &'static str,
+        result: Result<(S, Outcome), LogsError>,
+        describe: impl Fn(&S) -> Vec<String>,
+    ) -> Option<S> {
+        match result {
+            Ok((summary, outcome)) => {
+                self.partial |= outcome == Outcome::Partial;
+                if !self.json {
+                    describe(&summary)
+                        .into_iter()
+                        .for_each(|l| self.report.info(l));
                 }
+                Some(summary)
             }
-            outcome
-        }),
-    );
+            Err(e) => {
+                self.report.warn(format!("{name}: {e}"));
+                self.partial = true;
+                self.summary.failed.push(Failure {
+                    stage: name,
+                    error: e.to_string(),
+                });
+                None
+            }
+        }
+    }
+}
+
+/// Runs the stages in order; the caller holds the spool's lock. With
+/// `json`, the stages' summary lines are not printed: the caller prints
+/// the returned summary instead.
+pub fn run(options: Options, report: &Reporter, json: bool) -> (Summary, Outcome) {
+    let mut stages = Stages {
+        report,
+        json,
+        partial: false,
+        summary: Summary::default(),
+    };
+    if let Some(fetch) = options.fetch {
+        let result = fetch.and_then(|o| fetch::run(&o, report));
+        stages.summary.fetch = stages.end("fetch", result, |s| vec![fetch::describe(s)]);
+    }
+    let result = split::run(&options.split, report);
+    stages.summary.split = stages.end("split", result, |s| {
+        if s.files > 0 {
+            split::describe(s)
+        } else {
+            Vec::new()
+        }
+    });
     let pending = pending_logs(&options.split.spool);
     if !pending.is_empty() {
         let mut resolve = options.resolve;
         resolve.files = pending;
-        stage(
-            "resolve",
-            resolve::run(&resolve, report).map(|(s, outcome)| {
-                report.info(resolve::describe(&s));
-                outcome
-            }),
-        );
+        let result = resolve::run(&resolve, report);
+        stages.summary.resolve = stages.end("resolve", result, |s| vec![resolve::describe(s)]);
     }
-    stage(
-        "awstats",
-        awstats::run(&options.awstats, report).map(|(s, outcome)| {
-            report.info(awstats::describe(&s));
-            outcome
-        }),
-    );
-    if failed {
+    let result = awstats::run(&options.awstats, report);
+    stages.summary.awstats = stages.end("awstats", result, |s| vec![awstats::describe(s)]);
+    let outcome = if stages.partial {
         Outcome::Partial
     } else {
         Outcome::Success
-    }
+    };
+    (stages.summary, outcome)
 }

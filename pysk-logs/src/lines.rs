@@ -18,6 +18,10 @@ pub enum Event<'a> {
     LongEnd,
 }
 
+/// The longest line accepted whole (split, resolve); Apache's own request
+/// line limit is 8 KiB.
+pub const MAX_LINE: usize = 64 * 1024;
+
 const BUFFER: usize = 1 << 20;
 
 /// Calls `on_event` for every line of `reader` in order. Lines longer than

@@ -1,5 +1,5 @@
 //! `pysk-logs`: see the library for what it does.
 
 fn main() -> std::process::ExitCode {
-    pysk_common::exit::run("pysk-logs", pysk_logs::try_main)
+    pysk_common::exit::run(pysk_logs::cli::NAME, pysk_logs::try_main)
 }

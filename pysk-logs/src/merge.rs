@@ -23,8 +23,9 @@ use pysk_common::atomic::{self, AtomicFile};
 use pysk_common::exit::Outcome;
 use pysk_common::report::Reporter;
 
-use crate::error::{LogsError, input_err, output_err};
+use crate::error::LogsError;
 use crate::{format, input, time};
+use pysk_common::error::{read_err, write_err};
 
 /// The most one input's buffer grows to hold its reorder window.
 const MAX_BUFFER: usize = 64 << 20;
@@ -86,7 +87,7 @@ impl Source {
     fn open(path: &Path, reorder: usize, buffer: usize) -> Result<Source, LogsError> {
         Ok(Source {
             path: path.to_owned(),
-            reader: input::open(path).map_err(input_err(path))?,
+            reader: input::open(path).map_err(read_err(path))?,
             buf: vec![0; buffer],
             scan: 0,
             filled: 0,
@@ -190,18 +191,16 @@ impl Source {
             // The window fills the buffer: grow it, but not without bound —
             // a file without line ends is not a log.
             if self.buf.len() >= MAX_BUFFER {
-                return Err(LogsError::Input {
-                    path: self.path.clone(),
-                    source: io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "line {}: the next {} lines exceed {} MiB; not a log",
-                            self.line_no + 1,
-                            self.reorder,
-                            MAX_BUFFER >> 20
-                        ),
+                return Err(read_err(&self.path)(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "line {}: the next {} lines exceed {} MiB; not a log",
+                        self.line_no + 1,
+                        self.reorder,
+                        MAX_BUFFER >> 20
                     ),
-                });
+                ))
+                .into());
             }
             let bigger = self.buf.len() * 2;
             self.buf.resize(bigger, 0);
@@ -217,7 +216,7 @@ impl Source {
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(input_err(&self.path)(e)),
+                Err(e) => return Err(read_err(&self.path)(e).into()),
             }
         }
     }
@@ -237,6 +236,15 @@ impl Source {
         }
         Ok(())
     }
+}
+
+/// The summary line (printed with `-v`; merge's stdout is AWStats'
+/// data, so its summary stays on stderr).
+pub fn describe(summary: &Summary, files: usize) -> String {
+    format!(
+        "merged {} line(s) from {files} file(s): {} late, {} unparsable, {} archived",
+        summary.lines, summary.late, summary.unparsable, summary.archived
+    )
 }
 
 /// Merges `options.files` into `out`, then archives them when asked.
@@ -264,7 +272,7 @@ pub fn run(
         // Keep writing from this input while its front is still the
         // earliest of all: no heap traffic for runs of lines.
         loop {
-            source.emit(out).map_err(LogsError::Stdout)?;
+            source.emit(out).map_err(pysk_common::Error::Stdout)?;
             summary.lines += 1;
             source.fill(&mut summary, report)?;
             let Some(t) = source.front_time() else {
@@ -279,7 +287,7 @@ pub fn run(
             }
         }
     }
-    out.flush().map_err(LogsError::Stdout)?;
+    out.flush().map_err(pysk_common::Error::Stdout)?;
     drop(sources);
 
     let mut outcome = Outcome::Success;
@@ -316,19 +324,20 @@ fn archive_one(path: &Path, archive: &Path) -> Result<PathBuf, LogsError> {
             n.to_str()
                 .and_then(|s| format::normalize_vhost(s.as_bytes()))
         })
-        .ok_or_else(|| LogsError::Output {
-            path: path.to_owned(),
-            source: io::Error::other("its directory is not named for a virtual host; not archived"),
+        .ok_or_else(|| {
+            write_err(path)(io::Error::other(
+                "its directory is not named for a virtual host; not archived",
+            ))
         })?;
     let dir = archive.join(&vhost);
-    fs::create_dir_all(&dir).map_err(output_err(&dir))?;
+    fs::create_dir_all(&dir).map_err(write_err(&dir))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut raw = fs::File::open(path).map_err(input_err(path))?;
+    let mut raw = fs::File::open(path).map_err(read_err(path))?;
     let mut magic = [0u8; 2];
-    let is_gzip = raw.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+    let is_gzip = raw.read_exact(&mut magic).is_ok() && input::is_gzip(&magic);
     drop(raw);
     let base = name.strip_suffix(".gz").unwrap_or(&name).to_owned();
     let dest = (0u32..)
@@ -339,18 +348,18 @@ fn archive_one(path: &Path, archive: &Path) -> Result<PathBuf, LogsError> {
         .find(|p| !p.exists())
         .unwrap_or_else(|| dir.join(format!("{base}.gz")));
     let mut file = AtomicFile::create(&dest, atomic::Options::default())?;
-    let mut input = fs::File::open(path).map_err(input_err(path))?;
+    let mut input = fs::File::open(path).map_err(read_err(path))?;
     if is_gzip {
-        io::copy(&mut input, &mut file).map_err(output_err(&dest))?;
+        io::copy(&mut input, &mut file).map_err(write_err(&dest))?;
     } else {
         let mut gz = GzEncoder::new(&mut file, Compression::default());
-        io::copy(&mut input, &mut gz).map_err(output_err(&dest))?;
-        gz.finish().map_err(output_err(&dest))?;
+        io::copy(&mut input, &mut gz).map_err(write_err(&dest))?;
+        gz.finish().map_err(write_err(&dest))?;
     }
     file.commit()?;
-    fs::remove_file(path).map_err(output_err(path))?;
+    fs::remove_file(path).map_err(write_err(path))?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        atomic::sync_dir(parent).map_err(output_err(parent))?;
+        atomic::sync_dir(parent).map_err(write_err(parent))?;
     }
     Ok(dest)
 }
@@ -462,7 +471,10 @@ mod tests {
             &Reporter::new("pysk-logs", Level::Quiet),
         )
         .expect_err("refused");
-        assert!(matches!(err, LogsError::Input { .. }), "{err}");
+        assert!(
+            matches!(err, LogsError::Common(pysk_common::Error::Read { .. })),
+            "{err}"
+        );
         assert!(out.is_empty());
     }
 

@@ -36,6 +36,13 @@ pub struct ThreadedWriter {
 }
 
 impl ThreadedWriter {
+    /// Starts a writer thread for this process's stdout, written straight
+    /// to its file descriptor: no line buffering on the way.
+    pub fn stdout() -> io::Result<ThreadedWriter> {
+        let fd = std::os::fd::AsFd::as_fd(&io::stdout()).try_clone_to_owned()?;
+        Ok(ThreadedWriter::new(std::fs::File::from(fd)))
+    }
+
     /// Starts a writer thread for `dest`.
     pub fn new<W: Write + Send + 'static>(mut dest: W) -> ThreadedWriter {
         let (to_writer, inbox) = sync_channel::<Msg>(POOL);

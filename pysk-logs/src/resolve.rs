@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
@@ -27,8 +27,9 @@ use pysk_common::lock::Lock;
 use pysk_common::report::Reporter;
 
 use crate::dnscache::{self, Cache, Entry, valid_name};
-use crate::error::{LogsError, input_err};
+use crate::error::LogsError;
 use crate::{format, input, lines, time};
+use pysk_common::error::{cause, read_err};
 
 /// What `resolve` is asked to do.
 #[derive(Debug, Clone)]
@@ -55,11 +56,9 @@ pub struct Options {
     pub wait: Duration,
 }
 
-/// What a resolve run did, as printed by `--json` (version 1).
+/// What a resolve run did, as printed by `--json`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Summary {
-    /// Always 1.
-    pub version: u32,
     /// Distinct addresses in the input.
     pub addresses: usize,
     /// Input lines that held no address.
@@ -91,10 +90,9 @@ enum Answer {
     Failed,
 }
 
+/// Now, as the cache stores times: seconds since the epoch in 32 bits.
 fn now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+    u32::try_from(pysk_common::date::unix_now()).unwrap_or(u32::MAX)
 }
 
 /// Collects the distinct addresses of `files` (stdin when empty or `-`):
@@ -112,8 +110,8 @@ fn collect(files: &[PathBuf]) -> Result<(Vec<[u8; 16]>, u64), LogsError> {
         } else {
             input::open(path)
         }
-        .map_err(input_err(path))?;
-        lines::for_each(reader, crate::split::MAX_LINE, |event| -> io::Result<()> {
+        .map_err(read_err(path))?;
+        lines::for_each(reader, lines::MAX_LINE, |event| -> io::Result<()> {
             let lines::Event::Line(line) = event else {
                 if event == lines::Event::LongEnd {
                     not_addresses += 1;
@@ -137,7 +135,7 @@ fn collect(files: &[PathBuf]) -> Result<(Vec<[u8; 16]>, u64), LogsError> {
             }
             Ok(())
         })
-        .map_err(input_err(path))?;
+        .map_err(read_err(path))?;
     }
     let mut keys: Vec<[u8; 16]> = addresses.into_iter().collect();
     keys.sort_unstable();
@@ -147,8 +145,7 @@ fn collect(files: &[PathBuf]) -> Result<(Vec<[u8; 16]>, u64), LogsError> {
 fn build_resolver(options: &Options) -> Result<TokioResolver, LogsError> {
     let provider = TokioRuntimeProvider::default();
     let mut builder = if options.nameservers.is_empty() {
-        TokioResolver::builder(provider).map_err(|e| LogsError::Setting {
-            name: "/etc/resolv.conf".into(),
+        TokioResolver::builder(provider).map_err(|e| LogsError::ResolvConf {
             reason: e.to_string(),
         })?
     } else {
@@ -172,10 +169,9 @@ fn build_resolver(options: &Options) -> Result<TokioResolver, LogsError> {
     opts.cache_size = 0;
     opts.num_concurrent_reqs = 1;
     opts.ndots = 0;
-    builder.build().map_err(|e| LogsError::Setting {
-        name: "resolver".into(),
-        reason: e.to_string(),
-    })
+    builder
+        .build()
+        .map_err(|e| pysk_common::Error::Internal(format!("resolver: {e}")).into())
 }
 
 /// Looks up `addr`'s name; with `confirm`, keeps it only if it resolves
@@ -239,7 +235,6 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     let now = now();
     todo.retain(|k| cache.get(*k).is_none_or(|e| !fresh(&e, now, options)));
     let mut summary = Summary {
-        version: 1,
         addresses,
         not_addresses,
         from_cache: addresses - todo.len(),
@@ -253,10 +248,7 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| LogsError::Setting {
-                name: "runtime".into(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| pysk_common::Error::Internal(format!("tokio runtime: {}", cause(&e))))?;
         let progress = report.progress_allowed();
         runtime.block_on(async {
             let mut tasks = JoinSet::new();

@@ -10,28 +10,26 @@
 //! as one batch ([`crate::spool`]), so a run killed at any point loses and
 //! duplicates nothing.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use serde::Serialize;
 
 use pysk_common::exit::Outcome;
 use pysk_common::report::Reporter;
 
-use crate::error::{LogsError, input_err, output_err};
+use crate::error::LogsError;
 use crate::format::{self, Reject};
-use crate::lines::{self, Event};
+use crate::lines::{self, Event, MAX_LINE};
 use crate::sorter::{Sorted, Store};
 use crate::spool::{Manifest, Move, Spool};
 use crate::{input, time};
-
-/// The longest line accepted; Apache's own request line limit is 8 KiB.
-pub const MAX_LINE: usize = 64 * 1024;
+use pysk_common::error::{read_err, write_err};
 
 /// What `split` is asked to do.
 #[derive(Debug, Clone)]
@@ -39,7 +37,7 @@ pub struct Options {
     /// The spool root.
     pub spool: PathBuf,
     /// When given, the only virtual hosts accepted.
-    pub vhosts: Option<HashSet<String>>,
+    pub vhosts: Option<BTreeSet<String>>,
     /// The virtual host for lines of formats without one.
     pub vhost: Option<String>,
     /// Memory for sorting, in bytes.
@@ -48,11 +46,9 @@ pub struct Options {
     pub files: Vec<PathBuf>,
 }
 
-/// What a split run did, as printed by `--json` (version 1).
+/// What a split run did, as printed by `--json`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Summary {
-    /// Always 1.
-    pub version: u32,
     /// Input files read.
     pub files: usize,
     /// Lines read.
@@ -74,7 +70,7 @@ pub struct Summary {
 
 /// The virtual hosts seen so far; a host's group number is its index.
 struct Vhosts<'a> {
-    allowed: Option<&'a HashSet<String>>,
+    allowed: Option<&'a BTreeSet<String>>,
     names: Vec<String>,
 }
 
@@ -141,20 +137,25 @@ impl<'s, 'a> Worker<'s, 'a> {
             vhost_cache: HashMap::new(),
             stamp: time::UtcCache::default(),
             clock: time::DayCache::default(),
-            store: Store::new(shared.tmp, name, limit).map_err(output_err(shared.tmp))?,
+            store: Store::new(shared.tmp, name, limit).map_err(write_err(shared.tmp))?,
         })
     }
 
-    fn group(&mut self, raw: &[u8]) -> Result<u32, Reject> {
+    /// The group of the virtual host written as `raw`, or why its lines
+    /// are rejected; a poisoned lock (another worker died holding it) is
+    /// an internal fault that ends the run, never a verdict on the line.
+    fn group(&mut self, raw: &[u8]) -> Result<Result<u32, Reject>, Step> {
         if let Some(known) = self.vhost_cache.get(raw) {
-            return *known;
+            return Ok(*known);
         }
-        let result = match self.shared.vhosts.lock() {
-            Ok(mut v) => v.group(raw),
-            Err(_) => Err(Reject::BadVhost),
-        };
+        let result = self
+            .shared
+            .vhosts
+            .lock()
+            .map_err(|_| Step::Internal("the virtual host list's lock is poisoned"))?
+            .group(raw);
         self.vhost_cache.insert(raw.to_vec(), result);
-        result
+        Ok(result)
     }
 
     /// Parses one line; accepted lines go to the store, others to
@@ -166,12 +167,15 @@ impl<'s, 'a> Worker<'s, 'a> {
         line: &[u8],
         rejects: &mut Rejects,
         rejected: &mut BTreeMap<&'static str, u64>,
-    ) -> io::Result<()> {
+    ) -> Result<(), Step> {
         let default_vhost = self.shared.options.vhost.as_deref().map(str::as_bytes);
-        let parsed = format::parse(line, &mut self.clock).and_then(|entry| {
-            let group = self.group(entry.vhost.or(default_vhost).ok_or(Reject::NoVhost)?)?;
-            Ok((entry, group))
-        });
+        let parsed = match format::parse(line, &mut self.clock) {
+            Ok(entry) => match entry.vhost.or(default_vhost) {
+                Some(raw) => self.group(raw)?.map(|group| (entry, group)),
+                None => Err(Reject::NoVhost),
+            },
+            Err(reason) => Err(reason),
+        };
         match parsed {
             Ok((entry, group)) => {
                 let seq = u32::try_from(line_no).unwrap_or(u32::MAX);
@@ -187,6 +191,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                 rejects.line(reason, line_no, line)
             }
         }
+        .map_err(Step::Write)
     }
 
     /// Reads input `fi` to the end. An input that cannot be read is a
@@ -208,7 +213,6 @@ impl<'s, 'a> Worker<'s, 'a> {
                     Event::Line(line) => {
                         line_no += 1;
                         self.line(file, line_no, line, &mut rejects, &mut rejected)
-                            .map_err(Step::Write)
                     }
                     Event::LongStart(part) => {
                         line_no += 1;
@@ -236,9 +240,10 @@ impl<'s, 'a> Worker<'s, 'a> {
             Ok(()) => Ok(FileResult::Read {
                 lines: line_no,
                 rejected,
-                reject_file: rejects.finish().map_err(output_err(tmp))?,
+                reject_file: rejects.finish().map_err(write_err(tmp))?,
             }),
-            Err(Step::Write(e)) => Err(output_err(tmp)(e)),
+            Err(Step::Write(e)) => Err(write_err(tmp)(e).into()),
+            Err(Step::Internal(what)) => Err(internal(what)),
             Err(Step::Read(e)) => {
                 drop(rejects.out.take());
                 let _ = std::fs::remove_file(&rejects.path);
@@ -248,11 +253,14 @@ impl<'s, 'a> Worker<'s, 'a> {
     }
 }
 
-fn worker_panicked(tmp: &Path) -> LogsError {
-    LogsError::Output {
-        path: tmp.to_owned(),
-        source: io::Error::other("a split worker thread died"),
-    }
+/// An internal fault of the run (a worker that died, a poisoned lock):
+/// reported as such, exit 70.
+fn internal(what: &str) -> LogsError {
+    pysk_common::Error::Internal(format!("split: {what}")).into()
+}
+
+fn worker_panicked() -> LogsError {
+    internal("a worker thread died")
 }
 
 /// The rejected lines of one input file, written to `tmp/` as they come.
@@ -305,7 +313,6 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     let spool = Spool::new(&options.spool);
     spool.prepare()?;
     let mut summary = Summary {
-        version: 1,
         recovered: spool.recover()?,
         ..Summary::default()
     };
@@ -366,7 +373,7 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(worker_panicked(&tmp))))
+            .map(|h| h.join().unwrap_or_else(|_| Err(worker_panicked())))
             .collect()
     });
     let mut by_file: Vec<Option<FileResult>> = (0..inputs.len()).map(|_| None).collect();
@@ -394,17 +401,14 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
                 reject_files.extend(reject_file);
             }
             Some(FileResult::Unreadable(e)) => {
-                report.warn(input_err(path)(e));
+                report.warn(read_err(path)(e));
                 failed[fi] = true;
                 summary.unreadable.push(path.display().to_string());
             }
-            None => return Err(worker_panicked(&tmp)),
+            None => return Err(worker_panicked()),
         }
     }
-    let vhosts = shared
-        .vhosts
-        .into_inner()
-        .map_err(|_| worker_panicked(&tmp))?;
+    let vhosts = shared.vhosts.into_inner().map_err(|_| worker_panicked())?;
     let sorted = Sorted::new(stores, options.memory);
 
     report.debug(format!(
@@ -434,16 +438,16 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
                     {
                         if let Some(name) = names.get(group as usize) {
                             let dir = pending.join(name);
-                            fs::create_dir_all(&dir).map_err(output_err(&dir))?;
+                            fs::create_dir_all(&dir).map_err(write_err(&dir))?;
                         }
-                        let mut out = Output::create(tmp, group).map_err(output_err(tmp))?;
+                        let mut out = Output::create(tmp, group).map_err(write_err(tmp))?;
                         sorted
                             .for_each(group, |file, line| -> io::Result<()> {
                                 if skip(file) { Ok(()) } else { out.write(line) }
                             })
-                            .map_err(output_err(&out.path))?;
+                            .map_err(write_err(&out.path))?;
                         let path = out.path.clone();
-                        done.push(out.finish().map_err(output_err(&path))?);
+                        done.push(out.finish().map_err(write_err(&path))?);
                     }
                     Ok(done)
                 })
@@ -452,9 +456,8 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         handles
             .into_iter()
             .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(output_err(&tmp)(io::Error::other("an output thread died")))
-                })
+                h.join()
+                    .unwrap_or_else(|_| Err(internal("an output thread died")))
             })
             .collect()
     });
@@ -462,14 +465,14 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     for r in results {
         outputs.extend(r?);
     }
-    sorted.remove_runs().map_err(output_err(&tmp))?;
+    sorted.remove_runs().map_err(write_err(&tmp))?;
     outputs.sort_by_key(|o| o.group);
     let mut per_group: Vec<u64> = vec![0; vhosts.names.len()];
     for o in &outputs {
         if let Some(n) = per_group.get_mut(o.group as usize) {
             *n = o.lines;
         }
-        o.file.sync_all().map_err(output_err(&o.path))?;
+        o.file.sync_all().map_err(write_err(&o.path))?;
     }
     summary.accepted = per_group.iter().sum();
 
@@ -479,18 +482,15 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     ));
 
     // Plan the batch: every output into place, every input gone.
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = pysk_common::date::unix_now();
     let mut manifest = Manifest {
         version: 1,
         ..Manifest::default()
     };
     let rel = |p: &Path| {
-        spool.relative(p).ok_or_else(|| LogsError::Output {
-            path: p.to_owned(),
-            source: io::Error::other("not a UTF-8 path inside the spool"),
-        })
+        spool
+            .relative(p)
+            .ok_or_else(|| write_err(p)(io::Error::other("not a UTF-8 path inside the spool")))
     };
     for Output { group, path, .. } in &outputs {
         let name = &vhosts.names[*group as usize];
@@ -533,7 +533,7 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
             }
         }
     }
-    crate::failpoint("before-commit");
+    crate::failpoint::reached("before-commit");
     spool.commit(&manifest)?;
 
     let outcome = if summary.unreadable.is_empty() {
@@ -544,11 +544,12 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     Ok((summary, outcome))
 }
 
-/// How reading one input failed: reading it (which sets the input aside)
-/// or writing what came of it (which ends the run).
+/// How reading one input failed: reading it (which sets the input aside),
+/// writing what came of it, or an internal fault (which end the run).
 enum Step {
     Read(io::Error),
     Write(io::Error),
+    Internal(&'static str),
 }
 
 impl From<io::Error> for Step {

@@ -6,7 +6,7 @@
 //! <spool>/processed/<vhost>/  what `merge --archive` archived
 //! <spool>/rejected/           lines (and whole unreadable files) set aside
 //! <spool>/tmp/                runs, outputs in the making, batch manifests
-//! <spool>/.lock               held by split, awstats and run
+//! <spool>/.lock               held by split, fetch, awstats and run
 //! ```
 //!
 //! A split run is one batch, committed the way a database commits: every
@@ -25,8 +25,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{LogsError, output_err};
+use crate::error::LogsError;
 use pysk_common::atomic;
+use pysk_common::error::write_err;
 
 /// The spool's directories.
 #[derive(Debug, Clone)]
@@ -78,7 +79,8 @@ impl Spool {
     }
 
     /// Takes the spool's lock, `<spool>/.lock`: one run of `split`,
-    /// `awstats` or `run` at a time (`merge` and `resolve` do not need it).
+    /// `fetch`, `awstats` or `run` at a time (`merge` does not need it;
+    /// `resolve` locks its cache instead).
     pub fn lock(&self, wait: std::time::Duration) -> Result<pysk_common::lock::Lock, LogsError> {
         Ok(pysk_common::lock::Lock::acquire(
             &self.root.join(".lock"),
@@ -86,11 +88,24 @@ impl Spool {
         )?)
     }
 
+    /// The spool at `root` with its directories made and its lock taken,
+    /// waiting up to `wait` for another run: how split, fetch, awstats and
+    /// run begin. The spool stays locked while the returned lock lives.
+    pub fn open_locked(
+        root: &Path,
+        wait: std::time::Duration,
+    ) -> Result<(Spool, pysk_common::lock::Lock), LogsError> {
+        let spool = Spool::new(root);
+        spool.prepare()?;
+        let lock = spool.lock(wait)?;
+        Ok((spool, lock))
+    }
+
     /// Creates the spool's directories where missing.
     pub fn prepare(&self) -> Result<(), LogsError> {
         for dir in ["inbox", "pending", "processed", "rejected", "tmp"] {
             let path = self.root.join(dir);
-            fs::create_dir_all(&path).map_err(output_err(&path))?;
+            fs::create_dir_all(&path).map_err(write_err(&path))?;
         }
         Ok(())
     }
@@ -101,15 +116,15 @@ impl Spool {
     pub fn inbox_files(&self) -> Result<Vec<PathBuf>, LogsError> {
         let inbox = self.inbox();
         let mut files = Vec::new();
-        for entry in fs::read_dir(&inbox).map_err(output_err(&inbox))? {
-            let entry = entry.map_err(output_err(&inbox))?;
+        for entry in fs::read_dir(&inbox).map_err(write_err(&inbox))? {
+            let entry = entry.map_err(write_err(&inbox))?;
             let name = entry.file_name();
             if name.to_string_lossy().starts_with('.') {
                 continue;
             }
             if entry
                 .file_type()
-                .map_err(output_err(entry.path()))?
+                .map_err(write_err(entry.path()))?
                 .is_file()
             {
                 files.push(entry.path());
@@ -148,11 +163,11 @@ impl Spool {
             reason: e.to_string(),
         })?;
         atomic::replace(&path, &text, atomic::Options::default())?;
-        crate::failpoint("after-commit");
+        crate::failpoint::reached("after-commit");
         self.apply(manifest)?;
-        fs::remove_file(&path).map_err(output_err(&path))?;
+        fs::remove_file(&path).map_err(write_err(&path))?;
         let tmp = self.tmp();
-        atomic::sync_dir(&tmp).map_err(output_err(tmp))
+        Ok(atomic::sync_dir(&tmp).map_err(write_err(tmp))?)
     }
 
     /// Carries out a committed manifest; safe to repeat after a crash
@@ -165,14 +180,14 @@ impl Spool {
                 .parent()
                 .map(Path::to_owned)
                 .unwrap_or_else(|| self.root.clone());
-            fs::create_dir_all(&dir).map_err(output_err(&dir))?;
+            fs::create_dir_all(&dir).map_err(write_err(&dir))?;
             match fs::rename(&from, &to) {
                 Ok(()) => {}
                 // Done before the crash we are recovering from.
                 Err(e) if e.kind() == io::ErrorKind::NotFound && to.exists() => {}
-                Err(e) => return Err(output_err(&to)(e)),
+                Err(e) => return Err(write_err(&to)(e).into()),
             }
-            crate::failpoint("mid-moves");
+            crate::failpoint::reached("mid-moves");
             for d in [dir, from.parent().map(Path::to_owned).unwrap_or_default()] {
                 if !dirs.contains(&d) {
                     dirs.push(d);
@@ -180,7 +195,7 @@ impl Spool {
             }
         }
         for d in &dirs {
-            atomic::sync_dir(d).map_err(output_err(d))?;
+            atomic::sync_dir(d).map_err(write_err(d))?;
         }
         // Removing a large file frees its blocks and cached pages, which
         // takes the kernel a while: inputs are removed on every core.
@@ -197,7 +212,7 @@ impl Spool {
                 .try_for_each(|h| h.join().unwrap_or_else(|_| Err(self.remove_failed())))
         })?;
         let inbox = self.inbox();
-        atomic::sync_dir(&inbox).map_err(output_err(inbox))
+        Ok(atomic::sync_dir(&inbox).map_err(write_err(inbox))?)
     }
 
     /// Removes the inputs `names`; one already gone was removed before a
@@ -208,16 +223,15 @@ impl Spool {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(output_err(&path)(e)),
+                Err(e) => return Err(write_err(&path)(e).into()),
             }
-            crate::failpoint("mid-removes");
+            crate::failpoint::reached("mid-removes");
         }
         Ok(())
     }
 
     fn remove_failed(&self) -> LogsError {
-        let inbox = self.inbox();
-        output_err(&inbox)(io::Error::other("a thread removing inputs died"))
+        pysk_common::Error::Internal("spool: a thread removing inputs died".into()).into()
     }
 
     /// Finishes every batch a crashed run committed, then clears what
@@ -228,7 +242,7 @@ impl Spool {
         let mut manifests = entries(&tmp)?;
         manifests.retain(|p| p.extension().is_some_and(|e| e == "manifest"));
         for path in &manifests {
-            let bytes = fs::read(path).map_err(output_err(path))?;
+            let bytes = fs::read(path).map_err(write_err(path))?;
             let manifest: Manifest =
                 serde_json::from_slice(&bytes).map_err(|e| LogsError::Manifest {
                     path: path.clone(),
@@ -253,7 +267,7 @@ impl Spool {
                 });
             }
             self.apply(&manifest)?;
-            fs::remove_file(path).map_err(output_err(path))?;
+            fs::remove_file(path).map_err(write_err(path))?;
         }
         // Anything left in tmp/ belongs to a batch that never committed:
         // its input is still in the inbox.
@@ -263,9 +277,9 @@ impl Spool {
             } else {
                 fs::remove_file(&path)
             };
-            removed.map_err(output_err(&path))?;
+            removed.map_err(write_err(&path))?;
         }
-        atomic::sync_dir(&tmp).map_err(output_err(tmp))?;
+        atomic::sync_dir(&tmp).map_err(write_err(tmp))?;
         Ok(manifests.len())
     }
 }
@@ -273,8 +287,8 @@ impl Spool {
 /// The entries of `dir`, sorted by name.
 fn entries(dir: &Path) -> Result<Vec<PathBuf>, LogsError> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(output_err(dir))? {
-        out.push(entry.map_err(output_err(dir))?.path());
+    for entry in fs::read_dir(dir).map_err(write_err(dir))? {
+        out.push(entry.map_err(write_err(dir))?.path());
     }
     out.sort();
     Ok(out)
