@@ -49,7 +49,8 @@ pub struct CommonArgs {
 #[derive(Debug, Clone, Default, Args)]
 pub struct WaitArgs {
     /// When another run holds the lock, wait up to SECONDS for it before
-    /// exiting 75 [default: the tool's <tool>_wait switch, see below]
+    /// exiting 75 [default: the tool's *_wait switch, listed in the tool's
+    /// own --help]
     #[arg(long, value_name = "SECONDS")]
     pub wait: Option<String>,
 }

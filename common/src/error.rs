@@ -11,6 +11,7 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::exit::{self, ToolError};
 
@@ -91,8 +92,8 @@ pub enum Error {
     Locked {
         /// The lock file.
         path: PathBuf,
-        /// How long we waited, in seconds (0: not at all).
-        waited: u64,
+        /// How long we waited (zero: not at all).
+        waited: Duration,
     },
     /// A secret file may be read by others than its owner.
     SecretExposed {
@@ -164,15 +165,16 @@ impl fmt::Display for Error {
                 write!(f, "{}: cannot write: {}", path.display(), cause(source))
             }
             Error::Stdout(source) => write!(f, "stdout: {}", cause(source)),
-            Error::Locked { path, waited: 0 } => write!(
+            Error::Locked { path, waited } if waited.is_zero() => write!(
                 f,
                 "{}: another run holds the lock; try again later or use --wait",
                 path.display()
             ),
             Error::Locked { path, waited } => write!(
                 f,
-                "{}: another run still held the lock after {waited} s",
-                path.display()
+                "{}: another run still held the lock after {} s",
+                path.display(),
+                waited.as_secs_f64()
             ),
             Error::SecretExposed { path, mode } => write!(
                 f,
@@ -272,5 +274,18 @@ mod tests {
             "logs_memory (built-in default): \"12\": at least 1M is needed"
         );
         assert_eq!(Error::option("--vhost", "x").to_string(), "--vhost: x");
+    }
+
+    #[test]
+    fn a_lock_waited_for_says_how_long_even_under_a_second() {
+        let locked = |ms| Error::Locked {
+            path: PathBuf::from("/run/pysk/x.lock"),
+            waited: Duration::from_millis(ms),
+        };
+        assert!(locked(0).to_string().ends_with("try again later or use --wait"));
+        assert_eq!(
+            locked(500).to_string(),
+            "/run/pysk/x.lock: another run still held the lock after 0.5 s"
+        );
     }
 }

@@ -53,7 +53,7 @@ impl Lock {
                 Err(TryLockError::WouldBlock) => {
                     return Err(Error::Locked {
                         path: path.to_owned(),
-                        waited: wait.as_secs(),
+                        waited: wait,
                     });
                 }
                 Err(TryLockError::Error(source)) => return Err(io_err(source)),
@@ -108,7 +108,7 @@ mod tests {
         let err = Lock::acquire(&path, Duration::ZERO).expect_err("held elsewhere");
         assert!(start.elapsed() < Duration::from_secs(2));
         assert_eq!(err.exit_code(), exit::TEMPFAIL);
-        assert!(matches!(err, Error::Locked { waited: 0, .. }));
+        assert!(matches!(err, Error::Locked { waited, .. } if waited.is_zero()));
         // Kill the whole group: the shell's children inherit the locked fd.
         let pgid = i32::try_from(holder.id()).expect("pid fits");
         // SAFETY: kill(2) on the process group of our own child.

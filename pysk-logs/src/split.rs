@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use pysk_common::exit::Outcome;
@@ -259,10 +260,6 @@ fn internal(what: &str) -> LogsError {
     pysk_common::Error::Internal(format!("split: {what}")).into()
 }
 
-fn worker_panicked() -> LogsError {
-    internal("a worker thread died")
-}
-
 /// The rejected lines of one input file, written to `tmp/` as they come.
 struct Rejects {
     path: PathBuf,
@@ -308,11 +305,63 @@ impl Rejects {
 }
 
 /// Runs `split` and returns its summary; `Outcome::Partial` when an input
-/// could not be read. The caller holds the spool's lock ([`crate::spool::Spool::lock`]).
+/// could not be read. The caller holds the spool's lock
+/// ([`crate::spool::Spool::lock`]).
+///
+/// The phases, each a function below: [`start`] (finish an interrupted
+/// batch, list the inputs), [`parse`] (every input into the workers'
+/// stores, on every core), [`tally`] (what each input gave), [`write`]
+/// (each virtual host's lines, sorted, into `tmp/`, on every core),
+/// [`plan_batch`] (the manifest: outputs into place, inputs gone), and the
+/// commit.
 pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), LogsError> {
     let spool = Spool::new(&options.spool);
+    let (mut summary, inputs) = start(&spool, options, report)?;
+    if inputs.is_empty() {
+        return Ok((summary, Outcome::Success));
+    }
+    let tmp = spool.tmp();
+    let started = Instant::now();
+    let Parsed {
+        by_file,
+        stores,
+        names,
+    } = parse(options, &tmp, &inputs)?;
+    let tallied = tally(inputs, options, by_file, &mut summary, report)?;
+    let sorted = Sorted::new(stores, options.memory);
+    report.debug(format!(
+        "read {} line(s) in {:.2} s, {} run(s) spilled",
+        summary.lines,
+        started.elapsed().as_secs_f64(),
+        sorted.runs()
+    ));
+    let started = Instant::now();
+    let outputs = write(&sorted, &spool, &names, &tallied.failed)?;
+    sorted.remove_runs().map_err(write_err(&tmp))?;
+    report.debug(format!(
+        "sorted and wrote the outputs in {:.2} s",
+        started.elapsed().as_secs_f64()
+    ));
+    let manifest = plan_batch(&spool, &outputs, &names, &tallied, &mut summary, report)?;
+    crate::failpoint::reached("before-commit");
+    spool.commit(&manifest)?;
+    let outcome = if summary.unreadable.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    };
+    Ok((summary, outcome))
+}
+
+/// Makes the spool, finishes any batch an interrupted run committed, and
+/// lists the inputs: the explicit files, else the inbox.
+fn start(
+    spool: &Spool,
+    options: &Options,
+    report: &Reporter,
+) -> Result<(Summary, Vec<PathBuf>), LogsError> {
     spool.prepare()?;
-    let mut summary = Summary {
+    let summary = Summary {
         recovered: spool.recover()?,
         ..Summary::default()
     };
@@ -323,71 +372,117 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
             summary.recovered
         ));
     }
-    let from_inbox = options.files.is_empty();
-    let inputs = if from_inbox {
+    let inputs = if options.files.is_empty() {
         spool.inbox_files()?
     } else {
         options.files.clone()
     };
-    summary.files = inputs.len();
-    if inputs.is_empty() {
-        return Ok((summary, Outcome::Success));
-    }
+    Ok((
+        Summary {
+            files: inputs.len(),
+            ..summary
+        },
+        inputs,
+    ))
+}
 
-    let tmp = spool.tmp();
-    let started = Instant::now();
+/// Parses every input on every core: each of rayon's threads is one worker
+/// (`rayon::broadcast`) that takes whole files, one at a time, and keeps
+/// its lines in its own [`Store`], a share of 7/8 of `--memory` (the last
+/// eighth is for writing the outputs and reading spilled runs back). One
+/// worker a thread, rather than a task a file, because a store is a large
+/// mapped region, made once per worker.
+fn parse(options: &Options, tmp: &Path, inputs: &[PathBuf]) -> Result<Parsed, LogsError> {
     let shared = Shared {
         options,
-        tmp: &tmp,
+        tmp,
         vhosts: Mutex::new(Vhosts {
             allowed: options.vhosts.as_ref(),
             names: Vec::new(),
         }),
     };
-    // Inputs are parsed in parallel, one file per worker at a time; each
-    // worker keeps its lines in its own share of the memory, an eighth of
-    // which is left for writing the outputs and reading runs back.
     let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(inputs.len());
+    let workers = rayon::current_num_threads().min(inputs.len());
     let share = options.memory / 8 * 7 / workers;
-    type WorkerResult = (Vec<(usize, FileResult)>, Store);
-    let results: Vec<Result<WorkerResult, LogsError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|index| {
-                let (shared, next, inputs) = (&shared, &next, &inputs);
-                scope.spawn(move || {
-                    let mut worker = Worker::new(shared, index, share)?;
-                    let mut done = Vec::new();
-                    loop {
-                        let fi = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(path) = inputs.get(fi) else {
-                            worker.store.sort();
-                            return Ok((done, worker.store));
-                        };
-                        done.push((fi, worker.read_file(fi, path)?));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(worker_panicked())))
-            .collect()
+    let results = rayon::broadcast(|ctx| -> Result<Option<WorkerResult>, LogsError> {
+        if ctx.index() >= workers {
+            return Ok(None);
+        }
+        let mut worker = Worker::new(&shared, ctx.index(), share)?;
+        let mut done = Vec::new();
+        loop {
+            let fi = next.fetch_add(1, Ordering::Relaxed);
+            let Some(path) = inputs.get(fi) else { break };
+            done.push((fi, worker.read_file(fi, path)?));
+        }
+        worker.store.sort();
+        Ok(Some((done, worker.store)))
     });
     let mut by_file: Vec<Option<FileResult>> = (0..inputs.len()).map(|_| None).collect();
     let mut stores = Vec::new();
-    for result in results {
-        let (done, store) = result?;
+    for (done, store) in results
+        .into_iter()
+        .filter_map(Result::transpose)
+        .collect::<Result<Vec<_>, _>>()?
+    {
         for (fi, r) in done {
             by_file[fi] = Some(r);
         }
         stores.push(store);
     }
-    let mut failed: Vec<bool> = vec![false; inputs.len()];
-    let mut reject_files: Vec<PathBuf> = Vec::new();
-    for (fi, (path, result)) in inputs.iter().zip(by_file).enumerate() {
+    let vhosts = shared
+        .vhosts
+        .into_inner()
+        .map_err(|_| internal("the virtual host list's lock is poisoned"))?;
+    Ok(Parsed {
+        by_file,
+        stores,
+        names: vhosts.names,
+    })
+}
+
+/// What [`parse`] gives.
+struct Parsed {
+    /// Each input's result, by input number (`None`: read by no worker).
+    by_file: Vec<Option<FileResult>>,
+    /// The workers' stores, their groups sorted.
+    stores: Vec<Store>,
+    /// The virtual hosts' names, by group.
+    names: Vec<String>,
+}
+
+/// What one worker did: each input it read, by input number, and its store.
+type WorkerResult = (Vec<(usize, FileResult)>, Store);
+
+/// What the inputs gave, once they are all read.
+struct Tallied {
+    /// The inputs.
+    inputs: Vec<PathBuf>,
+    /// They came from the inbox (and go once committed).
+    from_inbox: bool,
+    /// By input: it could not be read, so its lines are left out and it is
+    /// set aside whole.
+    failed: Vec<bool>,
+    /// The rejected-lines files in `tmp/`.
+    reject_files: Vec<PathBuf>,
+}
+
+/// Adds each input's lines and rejects to the summary, and reports the
+/// inputs that could not be read.
+fn tally(
+    inputs: Vec<PathBuf>,
+    options: &Options,
+    by_file: Vec<Option<FileResult>>,
+    summary: &mut Summary,
+    report: &Reporter,
+) -> Result<Tallied, LogsError> {
+    let mut tallied = Tallied {
+        failed: vec![false; inputs.len()],
+        reject_files: Vec::new(),
+        from_inbox: options.files.is_empty(),
+        inputs,
+    };
+    for (fi, (path, result)) in tallied.inputs.iter().zip(by_file).enumerate() {
         match result {
             Some(FileResult::Read {
                 lines,
@@ -398,90 +493,72 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
                 for (reason, n) in rejected {
                     *summary.rejected.entry(reason).or_default() += n;
                 }
-                reject_files.extend(reject_file);
+                tallied.reject_files.extend(reject_file);
             }
             Some(FileResult::Unreadable(e)) => {
                 report.warn(read_err(path)(e));
-                failed[fi] = true;
+                tallied.failed[fi] = true;
                 summary.unreadable.push(path.display().to_string());
             }
-            None => return Err(worker_panicked()),
+            None => return Err(internal("an input was read by no worker")),
         }
     }
-    let vhosts = shared.vhosts.into_inner().map_err(|_| worker_panicked())?;
-    let sorted = Sorted::new(stores, options.memory);
+    Ok(tallied)
+}
 
-    report.debug(format!(
-        "read {} line(s) in {:.2} s, {} run(s) spilled",
-        summary.lines,
-        started.elapsed().as_secs_f64(),
-        sorted.runs()
-    ));
-    let started = Instant::now();
-
-    // Write each virtual host's lines, sorted, into tmp/, on every core,
-    // leaving out the lines of inputs that failed half-way. Each host's
-    // directory in pending/ is made now, while the other threads work,
-    // rather than one after the other in the commit; an empty one left by
-    // a crash does no harm.
+/// Writes each virtual host's lines, sorted, into `tmp/`, on every core
+/// (rayon, a virtual host a task), leaving out the lines of inputs that
+/// failed half-way, and makes every output durable. Each host's directory
+/// in `pending/` is made now, while the other threads work, rather than
+/// one after the other in the commit; an empty one left by a crash does no
+/// harm. The outputs come back in group order.
+fn write(
+    sorted: &Sorted,
+    spool: &Spool,
+    names: &[String],
+    failed: &[bool],
+) -> Result<Vec<Output>, LogsError> {
+    let tmp = spool.tmp();
+    let pending = spool.root().join("pending");
     let skip = |file: u32| failed.get(file as usize).copied().unwrap_or(false);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let next = AtomicUsize::new(0);
-    let results: Vec<Result<Vec<Output>, LogsError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let (sorted, tmp, next, names) = (&sorted, &tmp, &next, &vhosts.names);
-                let pending = spool.root().join("pending");
-                scope.spawn(move || {
-                    let mut done = Vec::new();
-                    while let Some(&group) = sorted.groups.get(next.fetch_add(1, Ordering::Relaxed))
-                    {
-                        if let Some(name) = names.get(group as usize) {
-                            let dir = pending.join(name);
-                            fs::create_dir_all(&dir).map_err(write_err(&dir))?;
-                        }
-                        let mut out = Output::create(tmp, group).map_err(write_err(tmp))?;
-                        sorted
-                            .for_each(group, |file, line| -> io::Result<()> {
-                                if skip(file) { Ok(()) } else { out.write(line) }
-                            })
-                            .map_err(write_err(&out.path))?;
-                        let path = out.path.clone();
-                        done.push(out.finish().map_err(write_err(&path))?);
-                    }
-                    Ok(done)
+    let mut outputs: Vec<Output> = sorted
+        .groups
+        .par_iter()
+        .map(|&group| -> Result<Output, LogsError> {
+            if let Some(name) = names.get(group as usize) {
+                let dir = pending.join(name);
+                fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+            }
+            let mut out = Output::create(&tmp, group).map_err(write_err(&tmp))?;
+            sorted
+                .for_each(group, |file, line| -> io::Result<()> {
+                    if skip(file) { Ok(()) } else { out.write(line) }
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(internal("an output thread died")))
-            })
-            .collect()
-    });
-    let mut outputs = Vec::new();
-    for r in results {
-        outputs.extend(r?);
-    }
-    sorted.remove_runs().map_err(write_err(&tmp))?;
+                .map_err(write_err(&out.path))?;
+            let path = out.path.clone();
+            Ok(out.finish().map_err(write_err(&path))?)
+        })
+        .collect::<Result<_, _>>()?;
     outputs.sort_by_key(|o| o.group);
-    let mut per_group: Vec<u64> = vec![0; vhosts.names.len()];
     for o in &outputs {
-        if let Some(n) = per_group.get_mut(o.group as usize) {
-            *n = o.lines;
-        }
         o.file.sync_all().map_err(write_err(&o.path))?;
     }
-    summary.accepted = per_group.iter().sum();
+    Ok(outputs)
+}
 
-    report.debug(format!(
-        "sorted and wrote the outputs in {:.2} s",
-        started.elapsed().as_secs_f64()
-    ));
-
-    // Plan the batch: every output into place, every input gone.
+/// The batch to commit: every output to a fresh name in
+/// `pending/<vhost>/`, every rejected-lines file to `rejected/`, and, for
+/// inbox runs, every input removed (or, when it could not be read, moved
+/// whole to `rejected/`). Fills in the summary's per-host counts and
+/// outputs.
+fn plan_batch(
+    spool: &Spool,
+    outputs: &[Output],
+    names: &[String],
+    tallied: &Tallied,
+    summary: &mut Summary,
+    report: &Reporter,
+) -> Result<Manifest, LogsError> {
     let now = pysk_common::date::unix_now();
     let mut manifest = Manifest {
         version: 1,
@@ -492,19 +569,23 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
             .relative(p)
             .ok_or_else(|| write_err(p)(io::Error::other("not a UTF-8 path inside the spool")))
     };
-    for Output { group, path, .. } in &outputs {
-        let name = &vhosts.names[*group as usize];
+    for Output {
+        group, path, lines, ..
+    } in outputs
+    {
+        let name = names
+            .get(*group as usize)
+            .ok_or_else(|| internal("an output of no virtual host"))?;
         let to = spool.fresh_name(&format!("pending/{name}"), now, ".log", &manifest.moves);
-        summary
-            .vhosts
-            .insert(name.clone(), per_group[*group as usize]);
+        summary.accepted += lines;
+        summary.vhosts.insert(name.clone(), *lines);
         summary.outputs.push(to.clone());
         manifest.moves.push(Move {
             from: rel(path)?,
             to,
         });
     }
-    for path in &reject_files {
+    for path in &tallied.reject_files {
         let to = spool.fresh_name("rejected", now, ".log", &manifest.moves);
         summary.outputs.push(to.clone());
         manifest.moves.push(Move {
@@ -512,36 +593,42 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
             to,
         });
     }
-    if from_inbox {
-        for (path, failed) in inputs.iter().zip(&failed) {
-            let Some(from) = spool.relative(path) else {
-                report.warn(format!(
-                    "{}: name is not UTF-8; left in the inbox",
-                    path.display()
-                ));
-                continue;
-            };
-            if *failed {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default();
-                let to = spool.fresh_name("rejected", now, &format!("-{name}"), &manifest.moves);
-                manifest.moves.push(Move { from, to });
-            } else {
-                manifest.remove.push(from);
-            }
+    if tallied.from_inbox {
+        inbox_fates(spool, tallied, now, &mut manifest, report);
+    }
+    Ok(manifest)
+}
+
+/// Adds to `manifest` what becomes of each inbox file: removed once its
+/// lines are committed, or moved whole to `rejected/` when it could not be
+/// read. A name that is not UTF-8 cannot be written into the manifest, so
+/// that file stays in the inbox, reported.
+fn inbox_fates(
+    spool: &Spool,
+    tallied: &Tallied,
+    now: u64,
+    manifest: &mut Manifest,
+    report: &Reporter,
+) {
+    for (path, failed) in tallied.inputs.iter().zip(&tallied.failed) {
+        let Some(from) = spool.relative(path) else {
+            report.warn(format!(
+                "{}: name is not UTF-8; left in the inbox",
+                path.display()
+            ));
+            continue;
+        };
+        if *failed {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            let to = spool.fresh_name("rejected", now, &format!("-{name}"), &manifest.moves);
+            manifest.moves.push(Move { from, to });
+        } else {
+            manifest.remove.push(from);
         }
     }
-    crate::failpoint::reached("before-commit");
-    spool.commit(&manifest)?;
-
-    let outcome = if summary.unreadable.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::Partial
-    };
-    Ok((summary, outcome))
 }
 
 /// How reading one input failed: reading it (which sets the input aside),
