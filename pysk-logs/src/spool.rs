@@ -19,6 +19,7 @@
 //! after it has its batch finished by the next run, which replays the
 //! manifest. Either way no line is lost and none is written twice.
 
+use rayon::prelude::*;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -199,39 +200,25 @@ impl Spool {
         }
         // Removing a large file frees its blocks and cached pages, which
         // takes the kernel a while: inputs are removed on every core.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per_thread = manifest.remove.len().div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = manifest
-                .remove
-                .chunks(per_thread)
-                .map(|names| scope.spawn(move || self.remove(names)))
-                .collect();
-            handles
-                .into_iter()
-                .try_for_each(|h| h.join().unwrap_or_else(|_| Err(self.remove_failed())))
-        })?;
+        manifest
+            .remove
+            .par_iter()
+            .try_for_each(|name| self.remove(name))?;
         let inbox = self.inbox();
         Ok(atomic::sync_dir(&inbox).map_err(write_err(inbox))?)
     }
 
-    /// Removes the inputs `names`; one already gone was removed before a
+    /// Removes the input `name`; one already gone was removed before a
     /// crash.
-    fn remove(&self, names: &[String]) -> Result<(), LogsError> {
-        for name in names {
-            let path = self.root.join(name);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(write_err(&path)(e).into()),
-            }
-            crate::failpoint::reached("mid-removes");
+    fn remove(&self, name: &str) -> Result<(), LogsError> {
+        let path = self.root.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(write_err(&path)(e).into()),
         }
+        crate::failpoint::reached("mid-removes");
         Ok(())
-    }
-
-    fn remove_failed(&self) -> LogsError {
-        pysk_common::Error::Internal("spool: a thread removing inputs died".into()).into()
     }
 
     /// Finishes every batch a crashed run committed, then clears what
