@@ -282,7 +282,11 @@ mod tests {
             path: PathBuf::from("/run/pysk/x.lock"),
             waited: Duration::from_millis(ms),
         };
-        assert!(locked(0).to_string().ends_with("try again later or use --wait"));
+        assert!(
+            locked(0)
+                .to_string()
+                .ends_with("try again later or use --wait")
+        );
         assert_eq!(
             locked(500).to_string(),
             "/run/pysk/x.lock: another run still held the lock after 0.5 s"
