@@ -207,34 +207,76 @@ pub fn plan(
     policy: &Policy,
     today: i64,
 ) -> Result<Plan, PasswdError> {
-    let old_users: Vec<&str> = distinct(
-        files
-            .passwd
-            .lines()
-            .into_iter()
-            .filter_map(|l| managed_name(l, 2, &policy.uids)),
-    );
-    let old_groups: Vec<&str> = distinct(
-        files
-            .group
-            .lines()
-            .into_iter()
-            .filter_map(|l| managed_name(l, 2, &policy.uids)),
-    );
-    let new_names: HashSet<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
-    let users: Vec<&Account> = accounts.iter().filter(|a| a.owner.is_none()).collect();
-    let removed = old_users.iter().filter(|n| !new_names.contains(*n)).count();
+    let names = Names::new(files, accounts, policy);
+    let shared = SharedGroup {
+        policy,
+        keep: &names.managed_any,
+        members: &names.members,
+    };
+    let in_passwd = |n: &str| names.managed_any.contains(n);
+    let in_group = |n: &str| names.groups_any.contains(n) || n == policy.shared_group;
+    let passwd = passwd_file(files, accounts, policy);
+    let group = group_file(files, &names, &shared)?;
+    Ok(Plan {
+        passwd: planned(&files.passwd, passwd, None, in_passwd),
+        group: planned(&files.group, group, None, in_group),
+        shadow: shadow_file(files, accounts, &names, today),
+        gshadow: gshadow_file(files, &names, &shared)?,
+        chroot_list: chroot_list(files, accounts),
+        managed: names.old_users.len(),
+        removed: names.removed,
+        kinds: kinds(accounts, &names.old_users, &names.old_groups),
+    })
+}
 
-    // Every name pysk manages, before or after: not kept as a member of
-    // the shared group unless it is a user now.
-    let managed_any: HashSet<&str> = old_users
-        .iter()
-        .copied()
-        .chain(new_names.iter().copied())
-        .collect();
-    let member_names: Vec<&str> = users.iter().map(|a| a.name.as_str()).collect();
+/// The names a plan works with: who is managed now, who will be.
+struct Names<'a> {
+    /// The managed users in passwd now, in file order.
+    old_users: Vec<&'a str>,
+    /// The managed groups in group now, in file order.
+    old_groups: Vec<&'a str>,
+    /// The users (not FTP accounts) of the database.
+    users: Vec<&'a Account>,
+    /// Every name pysk manages, before or after: not kept as a member of
+    /// the shared group unless it is a user now.
+    managed_any: HashSet<&'a str>,
+    /// Every managed group name, before or after.
+    groups_any: HashSet<&'a str>,
+    /// The shared group's managed members: the users, in order.
+    members: Vec<&'a str>,
+    /// Managed users the database no longer has.
+    removed: usize,
+}
 
-    let passwd_new: Vec<(&str, Vec<u8>)> = accounts
+impl<'a> Names<'a> {
+    fn new(files: &'a Files, accounts: &'a [Account], policy: &Policy) -> Names<'a> {
+        let managed = |text: &'a Text| {
+            distinct(
+                text.lines()
+                    .into_iter()
+                    .filter_map(|l| managed_name(l, 2, &policy.uids)),
+            )
+        };
+        let old_users = managed(&files.passwd);
+        let old_groups = managed(&files.group);
+        let new_names: HashSet<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
+        let users: Vec<&Account> = accounts.iter().filter(|a| a.owner.is_none()).collect();
+        let members: Vec<&str> = users.iter().map(|a| a.name.as_str()).collect();
+        Names {
+            removed: old_users.iter().filter(|n| !new_names.contains(*n)).count(),
+            managed_any: old_users.iter().copied().chain(new_names).collect(),
+            groups_any: old_groups.iter().chain(&members).copied().collect(),
+            old_users,
+            old_groups,
+            users,
+            members,
+        }
+    }
+}
+
+/// passwd's new content: every account's line, in place of its old one.
+fn passwd_file(files: &Files, accounts: &[Account], policy: &Policy) -> Vec<u8> {
+    let new: Vec<(&str, Vec<u8>)> = accounts
         .iter()
         .map(|a| {
             let line = format!(
@@ -244,26 +286,20 @@ pub fn plan(
             (a.name.as_str(), line.into_bytes())
         })
         .collect();
-    let passwd = merge(
+    merge(
         &files.passwd,
         |l| managed_name(l, 2, &policy.uids),
-        &passwd_new,
+        &new,
         |_| None,
-    );
+    )
+}
 
-    // Every managed group name, before or after.
-    let groups_any: HashSet<&str> = old_groups
-        .iter()
-        .copied()
-        .chain(member_names.iter().copied())
-        .collect();
-    let in_group = |n: &str| groups_any.contains(n) || n == policy.shared_group;
-    let shared = SharedGroup {
-        policy,
-        keep: &managed_any,
-        members: &member_names,
-    };
-    let mut group_new: Vec<(&str, Vec<u8>)> = users
+/// group's new content: a group per user, and the shared group with the
+/// users as members (added when missing).
+fn group_file(files: &Files, names: &Names, shared: &SharedGroup) -> Result<Vec<u8>, PasswdError> {
+    let policy = shared.policy;
+    let mut new: Vec<(&str, Vec<u8>)> = names
+        .users
         .iter()
         .map(|a| {
             (
@@ -272,31 +308,34 @@ pub fn plan(
             )
         })
         .collect();
-    let has_shared = shared.find(&files.group, Some(2))?;
-    if !has_shared {
-        group_new.push((
+    if !shared.find(&files.group, Some(2))? {
+        new.push((
             &policy.shared_group,
             format!(
                 "{}:x:{}:{}",
                 policy.shared_group,
                 policy.shared_gid,
-                member_names.join(",")
+                names.members.join(",")
             )
             .into_bytes(),
         ));
     }
-    let group = merge(
+    Ok(merge(
         &files.group,
         |l| managed_name(l, 2, &policy.uids),
-        &group_new,
+        &new,
         |l| shared.edit(l, 3),
-    );
+    ))
+}
 
-    let old_shadow = entries(&files.shadow, |n| managed_any.contains(n));
-    let shadow_new: Vec<(&str, Vec<u8>)> = accounts
+/// shadow's new content: every account's hash, its last change kept while
+/// the hash is, else `today`; summarised without showing a hash.
+fn shadow_file(files: &Files, accounts: &[Account], names: &Names, today: i64) -> Planned {
+    let old = entries(&files.shadow, |n| names.managed_any.contains(n));
+    let new: Vec<(&str, Vec<u8>)> = accounts
         .iter()
         .map(|a| {
-            let lastchg = old_shadow
+            let lastchg = old
                 .get(a.name.as_str())
                 .map(|l| fields(l))
                 .filter(|f| f.get(1) == Some(&a.hash.as_bytes()))
@@ -306,58 +345,65 @@ pub fn plan(
             (a.name.as_str(), line.into_bytes())
         })
         .collect();
-    let shadow_bytes = merge(
+    let bytes = merge(
         &files.shadow,
-        |l| name_of(l).filter(|n| managed_any.contains(n)),
-        &shadow_new,
+        |l| name_of(l).filter(|n| names.managed_any.contains(n)),
+        &new,
         |_| None,
     );
-    let shadow_summary = summarize(&old_shadow, &shadow_new, shadow_change);
+    let summary = summarize(&old, &new, shadow_change);
+    planned(&files.shadow, bytes, Some(summary), |n| {
+        names.managed_any.contains(n)
+    })
+}
 
-    let gshadow = match files.gshadow.bytes {
-        None => None,
-        Some(_) => {
-            let old = entries(&files.gshadow, |n| groups_any.contains(n));
-            let mut new: Vec<(&str, Vec<u8>)> = users
-                .iter()
-                .map(|a| (a.name.as_str(), format!("{}:!::", a.name).into_bytes()))
-                .collect();
-            if !shared.find(&files.gshadow, None)? {
-                new.push((
-                    &policy.shared_group,
-                    format!("{}:*::{}", policy.shared_group, member_names.join(",")).into_bytes(),
-                ));
-            }
-            let bytes = merge(
-                &files.gshadow,
-                |l| name_of(l).filter(|n| groups_any.contains(n)),
-                &new,
-                |l| shared.edit(l, 3),
-            );
-            let summary = summarize(&old, &new, |_, _| "entry changed".to_owned());
-            Some(planned(&files.gshadow, bytes, Some(summary), in_group))
-        }
-    };
+/// gshadow's new content, when the system has the file: as group's.
+fn gshadow_file(
+    files: &Files,
+    names: &Names,
+    shared: &SharedGroup,
+) -> Result<Option<Planned>, PasswdError> {
+    if files.gshadow.bytes.is_none() {
+        return Ok(None);
+    }
+    let policy = shared.policy;
+    let old = entries(&files.gshadow, |n| names.groups_any.contains(n));
+    let mut new: Vec<(&str, Vec<u8>)> = names
+        .users
+        .iter()
+        .map(|a| (a.name.as_str(), format!("{}:!::", a.name).into_bytes()))
+        .collect();
+    if !shared.find(&files.gshadow, None)? {
+        new.push((
+            &policy.shared_group,
+            format!("{}:*::{}", policy.shared_group, names.members.join(",")).into_bytes(),
+        ));
+    }
+    let bytes = merge(
+        &files.gshadow,
+        |l| name_of(l).filter(|n| names.groups_any.contains(n)),
+        &new,
+        |l| shared.edit(l, 3),
+    );
+    let summary = summarize(&old, &new, |_, _| "entry changed".to_owned());
+    let in_group = |n: &str| names.groups_any.contains(n) || n == policy.shared_group;
+    Ok(Some(planned(
+        &files.gshadow,
+        bytes,
+        Some(summary),
+        in_group,
+    )))
+}
 
-    let chroot_list = files.chroot_list.as_ref().map(|text| {
+/// The chroot list's new content, when one is kept: the FTP accounts.
+fn chroot_list(files: &Files, accounts: &[Account]) -> Option<Planned> {
+    files.chroot_list.as_ref().map(|text| {
         let mut bytes = Vec::new();
         for a in accounts.iter().filter(|a| a.owner.is_some()) {
             bytes.extend_from_slice(a.name.as_bytes());
             bytes.push(b'\n');
         }
         planned(text, bytes, None, |_| true)
-    });
-
-    let in_passwd = |n: &str| managed_any.contains(n);
-    Ok(Plan {
-        passwd: planned(&files.passwd, passwd, None, in_passwd),
-        group: planned(&files.group, group, None, in_group),
-        shadow: planned(&files.shadow, shadow_bytes, Some(shadow_summary), in_passwd),
-        gshadow,
-        chroot_list,
-        managed: old_users.len(),
-        removed,
-        kinds: kinds(accounts, &old_users, &old_groups),
     })
 }
 
