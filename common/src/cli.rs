@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Args};
+use clap::{ArgAction, Args, Parser};
 
 use crate::Error;
 use crate::error::Origin;
@@ -49,8 +49,7 @@ pub struct CommonArgs {
 #[derive(Debug, Clone, Default, Args)]
 pub struct WaitArgs {
     /// When another run holds the lock, wait up to SECONDS for it before
-    /// exiting 75 [default: the tool's *_wait switch, listed in the tool's
-    /// own --help]
+    /// exiting 75 [default: the tool's *_wait switch]
     #[arg(long, value_name = "SECONDS")]
     pub wait: Option<String>,
 }
@@ -118,21 +117,54 @@ impl CommonArgs {
     }
 
     /// The settings of a tool whose switch list is `specs`, for
-    /// [`CommonArgs::host`].
-    pub fn settings(&self, specs: &'static [Spec]) -> Result<Settings, Error> {
+    /// [`CommonArgs::host`]. Switches that look like the tool's but are
+    /// none of its keys are reported as warnings on `report`.
+    pub fn settings(&self, specs: &'static [Spec], report: &Reporter) -> Result<Settings, Error> {
         let switches = Switches::load(&self.config_dir, &self.host()?)?;
-        Ok(Settings::new(specs, switches))
+        let settings = Settings::new(specs, switches);
+        for warning in settings.unknown() {
+            report.warn(warning);
+        }
+        Ok(settings)
     }
 
-    /// The `config` subcommand: writes the effective switches for the host
-    /// in shell syntax, the tool's own keys included with their defaults.
-    pub fn print_config(&self, specs: &'static [Spec], out: &mut dyn Write) -> Result<(), Error> {
-        let host = self.host()?;
-        let text = self.settings(specs)?.render(&host);
+    /// The `config` subcommand: writes the effective `settings` for the
+    /// host in shell syntax, the tool's own keys included with their
+    /// defaults.
+    pub fn print_config(&self, settings: &Settings, out: &mut dyn Write) -> Result<(), Error> {
+        let text = settings.render(&self.host()?);
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
             .map_err(Error::Stdout)
     }
+}
+
+/// Parses the command line of a tool whose switch list is `specs` (exiting
+/// 2 with clap's message on a usage error, 0 after `--help`), with the help
+/// of every `--wait` stating the tool's default from its `*_wait` switch.
+pub fn parse<C: Parser>(specs: &[Spec]) -> C {
+    let mut command = C::command();
+    if let Some(spec) = specs.iter().find(|s| s.key.ends_with("_wait")) {
+        command = with_wait_default(command, spec);
+    }
+    let mut matches = command.get_matches();
+    C::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit())
+}
+
+/// `command` with the help of its `--wait`, and its subcommands', naming
+/// the default of the switch `spec`.
+fn with_wait_default(command: clap::Command, spec: &Spec) -> clap::Command {
+    let help = format!(
+        "When another run holds the lock, wait up to SECONDS for it before exiting 75 \
+         [default: {} s, switch {}]",
+        spec.default, spec.key
+    );
+    let command = if command.get_arguments().any(|a| a.get_id() == "wait") {
+        command.mut_arg("wait", |a| a.help(help))
+    } else {
+        command
+    };
+    command.mut_subcommands(|sub| with_wait_default(sub, spec))
 }
 
 /// This machine's fully qualified name, as `hostname -f` finds it: the
@@ -228,6 +260,26 @@ mod tests {
     }
 
     #[test]
+    fn wait_help_states_the_tools_default() {
+        #[derive(Parser)]
+        struct Tool {
+            #[command(subcommand)]
+            command: Sub,
+        }
+        #[derive(clap::Subcommand)]
+        enum Sub {
+            Sync(WaitArgs),
+        }
+        const SPECS: &[Spec] = &[Spec::new("t_wait", "15", "lock wait")];
+        let help = with_wait_default(<Tool as clap::CommandFactory>::command(), &SPECS[0])
+            .find_subcommand_mut("sync")
+            .expect("sync")
+            .render_help()
+            .to_string();
+        assert!(help.contains("[default: 15 s, switch t_wait]"), "{help}");
+    }
+
+    #[test]
     fn print_config_shows_file_values_and_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("serverconfig")).expect("mkdir");
@@ -249,7 +301,11 @@ mod tests {
             Spec::new("logs_memory", "256M", "sort memory"),
         ];
         let mut out = Vec::new();
-        cli.common.print_config(SPECS, &mut out).expect("prints");
+        let report = Reporter::new("pysk-test", Level::Quiet);
+        let settings = cli.common.settings(SPECS, &report).expect("settings");
+        cli.common
+            .print_config(&settings, &mut out)
+            .expect("prints");
         let text = String::from_utf8(out).expect("utf-8");
         let path = dir.path().join("serverconfig/default");
         assert_eq!(

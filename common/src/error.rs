@@ -88,12 +88,14 @@ pub enum Error {
     /// Writing to standard output failed (a closed pipe ends quietly, see
     /// [`exit::run`]).
     Stdout(io::Error),
-    /// Another run holds the lock.
+    /// Another run, or another program, holds the lock.
     Locked {
         /// The lock file.
         path: PathBuf,
         /// How long we waited (zero: not at all).
         waited: Duration,
+        /// Who holds it, when known (`process 1234`).
+        holder: Option<String>,
     },
     /// A secret file may be read by others than its owner.
     SecretExposed {
@@ -165,17 +167,34 @@ impl fmt::Display for Error {
                 write!(f, "{}: cannot write: {}", path.display(), cause(source))
             }
             Error::Stdout(source) => write!(f, "stdout: {}", cause(source)),
-            Error::Locked { path, waited } if waited.is_zero() => write!(
-                f,
-                "{}: another run holds the lock; try again later or use --wait",
-                path.display()
-            ),
-            Error::Locked { path, waited } => write!(
-                f,
-                "{}: another run still held the lock after {} s",
-                path.display(),
-                waited.as_secs_f64()
-            ),
+            Error::Locked {
+                path,
+                waited,
+                holder,
+            } => {
+                let path = path.display();
+                let waited = waited.as_secs_f64();
+                match (holder, waited > 0.0) {
+                    (None, false) => write!(
+                        f,
+                        "{path}: another run holds the lock; try again later or use --wait"
+                    ),
+                    (None, true) => {
+                        write!(
+                            f,
+                            "{path}: another run still held the lock after {waited} s"
+                        )
+                    }
+                    (Some(who), false) => write!(
+                        f,
+                        "{path}: held by {who}; nothing written, try again later or use --wait"
+                    ),
+                    (Some(who), true) => write!(
+                        f,
+                        "{path}: still held by {who} after {waited} s; nothing written"
+                    ),
+                }
+            }
             Error::SecretExposed { path, mode } => write!(
                 f,
                 "{}: secret file is readable by group or others (mode {:04o}); run chmod 600 on it",
@@ -278,18 +297,26 @@ mod tests {
 
     #[test]
     fn a_lock_waited_for_says_how_long_even_under_a_second() {
-        let locked = |ms| Error::Locked {
+        let locked = |ms, holder: Option<&str>| Error::Locked {
             path: PathBuf::from("/run/pysk/x.lock"),
             waited: Duration::from_millis(ms),
+            holder: holder.map(str::to_owned),
         };
-        assert!(
-            locked(0)
-                .to_string()
-                .ends_with("try again later or use --wait")
+        assert_eq!(
+            locked(0, None).to_string(),
+            "/run/pysk/x.lock: another run holds the lock; try again later or use --wait"
         );
         assert_eq!(
-            locked(500).to_string(),
+            locked(500, None).to_string(),
             "/run/pysk/x.lock: another run still held the lock after 0.5 s"
+        );
+        assert_eq!(
+            locked(0, Some("process 42")).to_string(),
+            "/run/pysk/x.lock: held by process 42; nothing written, try again later or use --wait"
+        );
+        assert_eq!(
+            locked(500, Some("process 42")).to_string(),
+            "/run/pysk/x.lock: still held by process 42 after 0.5 s; nothing written"
         );
     }
 }

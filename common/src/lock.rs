@@ -54,6 +54,7 @@ impl Lock {
                     return Err(Error::Locked {
                         path: path.to_owned(),
                         waited: wait,
+                        holder: None,
                     });
                 }
                 Err(TryLockError::Error(source)) => return Err(io_err(source)),

@@ -97,6 +97,22 @@ impl Reporter {
         self.level > Level::Quiet && std::io::stderr().is_terminal()
     }
 
+    /// Redraws the progress line `msg` (`\r<tool>: <msg>`, no newline) when
+    /// [`Reporter::progress_allowed`]; call [`Reporter::progress_done`]
+    /// after the last one.
+    pub fn progress(&self, msg: impl Display) {
+        if self.progress_allowed() {
+            eprint!("\r{}: {msg}", self.tool);
+        }
+    }
+
+    /// Ends the progress line, so what follows starts on a line of its own.
+    pub fn progress_done(&self) {
+        if self.progress_allowed() {
+            eprintln!();
+        }
+    }
+
     /// The line `msg` of `kind` becomes at this level, or `None` when the
     /// level hides it.
     pub fn format(&self, kind: Kind, msg: &dyn Display) -> Option<String> {

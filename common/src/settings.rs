@@ -35,6 +35,9 @@ pub struct Spec {
     pub help: &'static str,
     /// The option that beats the switch, for example `--spool`.
     pub option: Option<&'static str>,
+    /// The key this one replaced in an earlier release, which files may
+    /// still set: named in the warning about it.
+    pub replaces: Option<&'static str>,
 }
 
 impl Spec {
@@ -46,6 +49,7 @@ impl Spec {
             default,
             help,
             option: None,
+            replaces: None,
         }
     }
 
@@ -53,6 +57,15 @@ impl Spec {
     pub const fn option(self, option: &'static str) -> Spec {
         Spec {
             option: Some(option),
+            ..self
+        }
+    }
+
+    /// The same switch, which replaced the key `old` (files that still set
+    /// `old` are told the new name).
+    pub const fn replaces(self, old: &'static str) -> Spec {
+        Spec {
+            replaces: Some(old),
             ..self
         }
     }
@@ -100,11 +113,11 @@ impl Settings {
             .filter(|(key, _)| key.starts_with(&prefix))
             .filter(|(key, _)| !self.specs.iter().any(|s| s.key == *key))
             .map(|(key, s)| {
-                format!(
-                    "{}:{}: {key}: not a switch this tool reads (misspelt, or retired?); ignored",
-                    s.path.display(),
-                    s.line
-                )
+                let why = match self.specs.iter().find(|s| s.replaces == Some(key)) {
+                    Some(new) => format!("renamed to {}", new.key),
+                    None => "not a switch this tool reads (misspelt, or retired?)".to_owned(),
+                };
+                format!("{}:{}: {key}: {why}; ignored", s.path.display(), s.line)
             })
             .collect()
     }
@@ -173,19 +186,34 @@ impl Settings {
         self.with(key, cli, |t| Ok((!t.is_empty()).then(|| t.to_owned())))
     }
 
-    /// `key` as a path; the command line's path wins as it is.
+    /// `key` as a path; the command line's path wins as it is (relative to
+    /// the working directory, as any command's). A switch must give an
+    /// absolute path: a relative one would depend on the directory cron
+    /// happens to run the tool in, and an empty one would be that
+    /// directory.
     pub fn path(&self, key: &str, cli: Option<PathBuf>) -> Result<PathBuf, Error> {
         match cli {
+            Some(path) if path.as_os_str().is_empty() => {
+                Err(self.invalid(key, Some(""), "empty; give a path"))
+            }
             Some(path) => self.spec(key).map(|_| path),
-            None => self.with(key, None, |t| Ok(PathBuf::from(t))),
+            None => self.with(key, None, absolute),
         }
     }
 
-    /// `key` as a path; `None` when empty.
+    /// `key` as a path; `None` when empty. A switch must give an absolute
+    /// path, as for [`Settings::path`].
     pub fn optional_path(&self, key: &str, cli: Option<PathBuf>) -> Result<Option<PathBuf>, Error> {
         match cli {
-            Some(path) => self.spec(key).map(|_| Some(path)),
-            None => self.with(key, None, |t| Ok((!t.is_empty()).then(|| PathBuf::from(t)))),
+            Some(path) if !path.as_os_str().is_empty() => self.spec(key).map(|_| Some(path)),
+            Some(_) => Ok(None),
+            None => self.with(key, None, |t| {
+                if t.is_empty() {
+                    Ok(None)
+                } else {
+                    absolute(t).map(Some)
+                }
+            }),
         }
     }
 
@@ -211,10 +239,10 @@ impl Settings {
     /// `key` parsed as `T` (a number, an address, …).
     pub fn parsed<T: FromStr>(&self, key: &str, cli: Option<&str>) -> Result<T, Error>
     where
-        T::Err: std::fmt::Display,
+        T::Err: std::fmt::Display + 'static,
     {
         self.with(key, cli, |t| {
-            t.trim().parse().map_err(|e: T::Err| e.to_string())
+            t.trim().parse().map_err(|e: T::Err| why_not(&e))
         })
     }
 
@@ -256,6 +284,32 @@ impl Settings {
     }
 }
 
+/// A path from a switch: absolute, or an error saying why it must be.
+fn absolute(text: &str) -> Result<PathBuf, String> {
+    match text {
+        "" => Err("empty; give an absolute path".to_owned()),
+        t if t.starts_with('/') => Ok(PathBuf::from(t)),
+        _ => Err(
+            "not an absolute path (a relative one would depend on the directory the tool runs in)"
+                .to_owned(),
+        ),
+    }
+}
+
+/// Why a value did not parse, in words for the admin: a number's error
+/// says what a number must look like; others say what their type says.
+fn why_not<E: std::fmt::Display + 'static>(err: &E) -> String {
+    use std::num::IntErrorKind;
+    match (err as &dyn std::any::Any).downcast_ref::<std::num::ParseIntError>() {
+        Some(e) => match e.kind() {
+            IntErrorKind::PosOverflow => "too large".to_owned(),
+            IntErrorKind::NegOverflow => "too small".to_owned(),
+            _ => "expected a whole number".to_owned(),
+        },
+        None => err.to_string(),
+    }
+}
+
 /// The epilogue of a tool's `--help`: each switch with its built-in default,
 /// the option that beats it and what it controls, derived from the same
 /// `specs` that `config` prints so the two cannot drift apart, then the
@@ -265,7 +319,10 @@ pub fn help(specs: &[Spec], exit_codes: &str) -> String {
         "Switches (in <config-dir>/serverconfig/default or /<fqdn>; options beat them):\n",
     );
     for spec in specs {
-        let option = spec.option.map(|o| format!("  [{o}]")).unwrap_or_default();
+        let option = spec
+            .option
+            .map(|o| format!("  [option {o}]"))
+            .unwrap_or_default();
         out.push_str(&format!(
             "  {}=\"{}\"{option}\n      {}\n",
             spec.key, spec.default, spec.help
@@ -341,7 +398,7 @@ mod tests {
         Spec::new("t_file", "", "a file (empty: none)").option("--file"),
         Spec::new("t_dir", "/var/lib/t", "a directory").option("--dir"),
         Spec::new("t_on", "no", "a flag").option("--on"),
-        Spec::new("t_wait", "15", "seconds"),
+        Spec::new("t_wait", "15", "seconds").replaces("t_old_wait"),
         Spec::new("t_count", "8", "a number"),
         Spec::new("t_broken", "many", "a default that does not parse"),
     ];
@@ -449,12 +506,19 @@ mod tests {
         let err = s.parsed::<u32>("t_broken", None).expect_err("bad default");
         assert_eq!(
             err.to_string(),
-            "t_broken (built-in default): \"many\": invalid digit found in string"
+            "t_broken (built-in default): \"many\": expected a whole number"
         );
         let later = s.invalid("t_count", None, "must be below t_wait");
         assert_eq!(
             later.to_string(),
             "t_count (built-in default): must be below t_wait"
+        );
+        let (s, _, _dir) = settings("t_count=99999999999\n");
+        let err = s.parsed::<u32>("t_count", None).expect_err("too large");
+        assert!(
+            err.to_string()
+                .ends_with(": t_count: \"99999999999\": too large"),
+            "{err}"
         );
     }
 
@@ -477,14 +541,45 @@ mod tests {
     }
 
     #[test]
+    fn switches_give_absolute_paths_and_the_command_line_any() {
+        let (s, path, _dir) = settings("t_dir=\"spool\"\nt_file=\"rel/x\"\n");
+        let err = s.path("t_dir", None).expect_err("relative");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:1: t_dir: \"spool\": not an absolute path (a relative one would depend on \
+                 the directory the tool runs in)",
+                path.display()
+            )
+        );
+        assert!(s.optional_path("t_file", None).is_err());
+        assert_eq!(
+            s.path("t_dir", Some(PathBuf::from("spool"))).expect("cli"),
+            Path::new("spool")
+        );
+        let (s, _, _dir) = settings("t_dir=\"\"\n");
+        assert!(s.path("t_dir", None).is_err(), "empty");
+        assert!(
+            s.path("t_dir", Some(PathBuf::new())).is_err(),
+            "empty option"
+        );
+    }
+
+    #[test]
     fn unknown_keys_with_the_tools_prefix_are_listed_for_a_warning() {
-        let (s, path, _dir) = settings("t_misspelt=1\nother_key=2\nt_name=x\n");
+        let (s, path, _dir) = settings("t_misspelt=1\nother_key=2\nt_name=x\nt_old_wait=3\n");
         assert_eq!(
             s.unknown(),
-            [format!(
-                "{}:1: t_misspelt: not a switch this tool reads (misspelt, or retired?); ignored",
-                path.display()
-            )]
+            [
+                format!(
+                    "{}:1: t_misspelt: not a switch this tool reads (misspelt, or retired?); ignored",
+                    path.display()
+                ),
+                format!(
+                    "{}:4: t_old_wait: renamed to t_wait; ignored",
+                    path.display()
+                )
+            ]
         );
     }
 
@@ -509,8 +604,9 @@ mod tests {
     fn help_lists_every_key_with_its_default_and_option() {
         let specs = [Spec::new("dns_ns", "", "name servers").option("--ns")];
         assert!(
-            help(&specs, "Exit codes: 0 ok.")
-                .ends_with("\n  dns_ns=\"\"  [--ns]\n      name servers\n\nExit codes: 0 ok.")
+            help(&specs, "Exit codes: 0 ok.").ends_with(
+                "\n  dns_ns=\"\"  [option --ns]\n      name servers\n\nExit codes: 0 ok."
+            )
         );
     }
 
