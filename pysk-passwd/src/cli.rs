@@ -15,30 +15,33 @@ pub const NAME: &str = env!("CARGO_PKG_NAME");
 
 /// Every exit code the tool can return, and what it means here.
 const EXIT_CODES: &[(u8, &str)] = &[
-    (0, "ok: the files match the database (now, or already)"),
     (
-        1,
+        exit::OK,
+        "ok: the files match the database (now, or already)",
+    ),
+    (
+        exit::PARTIAL,
         "check found differences, or a home directory needs attention (reported)",
     ),
-    (2, "usage: a bad option"),
+    (exit::USAGE, "usage: a bad option"),
     (
-        65,
+        exit::DATAERR,
         "the user database was rejected or would remove too many accounts; nothing written",
     ),
     (
-        66,
+        exit::NOINPUT,
         "an input is missing (the database, passwd, group, shadow)",
     ),
-    (70, "internal error (please report it)"),
-    (73, "a file cannot be written"),
-    (74, "an I/O error (stdout closed, a disk error)"),
+    (exit::SOFTWARE, "internal error (please report it)"),
+    (exit::CANTCREAT, "a file cannot be written"),
+    (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
     (
-        75,
+        exit::TEMPFAIL,
         "the account files are locked by another program; nothing written",
     ),
-    (77, "permission denied"),
+    (exit::NOPERM, "permission denied"),
     (
-        78,
+        exit::CONFIG,
         "bad configuration: a switch, or account files that disagree with one",
     ),
 ];
@@ -66,9 +69,8 @@ Example (from cron; -q: silent unless something needs attention):
   pysk-passwd sync --users users.json --dry-run   # what it would change
 
 What a sync changed is reported on stderr, one line per entry (hidden by
--q); --dry-run prints the diffs on stdout instead and writes nothing.
---wait defaults to the switch passwd_wait (pysk-passwd --help lists them).
-A database with any problem is rejected whole: each problem is listed and
+-q); --dry-run prints the diffs on stdout instead and creates nothing, not
+even a lock file (it waits for the locks that are held). A database with any problem is rejected whole: each problem is listed and
 nothing is written (exit 65).")]
     Sync(SyncArgs),
     /// Exit 0 when the files match the database, 1 with the differences
@@ -86,7 +88,8 @@ Example:
 
 Locked users (hash starting with ! or *) and FTP accounts are left out.
 With --output, what changed is reported per user on stderr (names only);
---dry-run prints that on stdout and writes nothing.")]
+--dry-run prints that on stdout and writes nothing; --json prints the
+summary as one document instead (names only).")]
     Htpasswd(HtpasswdArgs),
     /// Print the effective switches (defaults included) in shell syntax
     Config,
@@ -138,9 +141,11 @@ pub struct CheckArgs {
     pub json: JsonArgs,
 }
 
-/// The options of `htpasswd`.
+/// The options of `htpasswd`: without `--output` the lines are the data
+/// on stdout, so `--dry-run` and `--json` need one.
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("dry_run", |a| a.requires("output")))]
+#[command(mut_arg("json", |a| a.requires("output")))]
 pub struct HtpasswdArgs {
     /// The user database (JSON version 1), or - for stdin
     #[arg(long, value_name = "FILE")]
@@ -151,6 +156,9 @@ pub struct HtpasswdArgs {
     /// `--dry-run` (with `--output`).
     #[command(flatten)]
     pub dry_run: DryRunArgs,
+    /// `--json` (with `--output`).
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 #[cfg(test)]
@@ -165,7 +173,10 @@ mod tests {
         for (code, _) in EXIT_CODES {
             assert!(help.contains(&format!("\n  {code:>2}  ")), "{code}");
         }
-        assert!(help.contains("passwd_wait=\"15\"  [--wait]"), "{help}");
+        assert!(
+            help.contains("passwd_wait=\"15\"  [option --wait]"),
+            "{help}"
+        );
         assert_eq!(Cli::command().get_name(), NAME);
     }
 
@@ -188,9 +199,14 @@ mod tests {
     }
 
     #[test]
-    fn htpasswd_dry_run_needs_an_output() {
-        assert!(
-            Cli::try_parse_from(["pysk-passwd", "htpasswd", "--users", "-", "--dry-run"]).is_err()
-        );
+    fn htpasswd_dry_run_and_json_need_an_output() {
+        for flag in ["--dry-run", "--json"] {
+            let line = ["pysk-passwd", "htpasswd", "--users", "-", flag];
+            assert!(Cli::try_parse_from(line).is_err(), "{flag}");
+        }
+        let line = ["pysk-passwd", "htpasswd", "--users", "-", "--output", "x"];
+        let mut line = line.to_vec();
+        line.extend(["--dry-run", "--json"]);
+        assert!(Cli::try_parse_from(line).is_ok());
     }
 }

@@ -14,7 +14,8 @@ use pysk_common::exit::{self, ToolError};
 #[derive(Debug)]
 pub enum PasswdError {
     /// A failure every tool can meet: reading or writing a file, stdout, a
-    /// bad setting, an internal fault.
+    /// bad setting, a held lock (the account files' locks too), an internal
+    /// fault.
     Common(pysk_common::Error),
     /// The user database is not a valid version 1 document.
     Database {
@@ -39,13 +40,6 @@ pub enum PasswdError {
         removed: usize,
         /// Managed accounts there are now.
         managed: usize,
-    },
-    /// Another program holds the account files' lock.
-    Locked {
-        /// The lock file.
-        path: PathBuf,
-        /// Who holds it, when known.
-        holder: String,
     },
     /// An account file disagrees with the switches (the shared group has
     /// another gid, or its gid belongs to another group): one of the two
@@ -77,11 +71,6 @@ impl fmt::Display for PasswdError {
                 "{origin}: would remove {removed} of the {managed} managed accounts; \
                  refused, nothing written (--force to accept)"
             ),
-            PasswdError::Locked { path, holder } => write!(
-                f,
-                "{}: held by {holder}; nothing written, try again later",
-                path.display()
-            ),
             PasswdError::Conflict { path, reason } => {
                 write!(f, "{}: {reason}; nothing written", path.display())
             }
@@ -105,7 +94,6 @@ impl ToolError for PasswdError {
             PasswdError::Database { .. }
             | PasswdError::Rejected { .. }
             | PasswdError::Refused { .. } => exit::DATAERR,
-            PasswdError::Locked { .. } => exit::TEMPFAIL,
             PasswdError::Conflict { .. } => exit::CONFIG,
         }
     }

@@ -30,8 +30,6 @@ pub mod validate;
 
 use std::io;
 
-use clap::Parser;
-
 use pysk_common::exit::Outcome;
 
 pub use cli::Cli;
@@ -41,13 +39,13 @@ pub use error::PasswdError;
 /// The tool's entry point: parses the command line, resolves the options,
 /// runs the subcommand.
 pub fn try_main() -> Result<Outcome, PasswdError> {
-    let Cli { common, command } = Cli::parse();
+    let Cli { common, command } = pysk_common::cli::parse::<Cli>(settings::SWITCHES);
     let report = common.reporter(cli::NAME);
-    let settings = settings::load(&common, &report)?;
+    let settings = common.settings(settings::SWITCHES, &report)?;
     let mut out = io::stdout().lock();
     match command {
         Command::Config => {
-            common.print_config(settings::SWITCHES, &mut out)?;
+            common.print_config(&settings, &mut out)?;
             Ok(Outcome::Success)
         }
         Command::Sync(args) => sync::sync(&settings::sync(&settings, &args)?, &report, &mut out),

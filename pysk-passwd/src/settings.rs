@@ -5,8 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use pysk_common::cli::CommonArgs;
-use pysk_common::report::Reporter;
 use pysk_common::settings::{Settings, Spec};
 
 use crate::cli::{CheckArgs, HtpasswdArgs, SyncArgs, Target};
@@ -49,34 +47,9 @@ pub const SWITCHES: &[Spec] = &[
         "15",
         "seconds to wait for the account files' locks (sync)",
     )
-    .option("--wait"),
+    .option("--wait")
+    .replaces("passwd_lock_timeout"),
 ];
-
-/// Switches that were renamed, with their new names, for the warning
-/// about a file that still sets the old one.
-const RENAMED: &[(&str, &str)] = &[("passwd_lock_timeout", "passwd_wait")];
-
-/// The settings of the host; each switch with the tool's prefix that it
-/// does not read (misspelt, or renamed) is warned about.
-pub fn load(common: &CommonArgs, report: &Reporter) -> Result<Settings, PasswdError> {
-    let settings = common.settings(SWITCHES)?;
-    for warning in settings.unknown() {
-        report.warn(renamed_hint(warning));
-    }
-    Ok(settings)
-}
-
-/// `warning` about an unknown switch, with the new name when the switch
-/// was renamed.
-fn renamed_hint(warning: String) -> String {
-    match RENAMED
-        .iter()
-        .find(|(old, _)| warning.contains(&format!(": {old}: ")))
-    {
-        Some((_, new)) => format!("{warning}; it is {new} now"),
-        None => warning,
-    }
-}
 
 /// The options of `sync`.
 pub fn sync(settings: &Settings, args: &SyncArgs) -> Result<sync::Options, PasswdError> {
@@ -107,6 +80,7 @@ pub fn htpasswd(
         users: args.users.clone(),
         output: args.output.clone(),
         dry_run: args.dry_run.dry_run,
+        json: args.json.json,
         policy: policy(settings)?,
     })
 }
@@ -134,41 +108,39 @@ fn target(
 /// `passwd_chroot_list` inside `root` (`None` when empty); when the run
 /// `writes` it, its directory must exist, so that every file can be
 /// written or none is.
+///
+/// The switch names the list on the live system: it must be absolute, as
+/// every path in a switch ([`Settings::optional_path`]); it is then
+/// normalised as the homes are (no `..`) and taken inside `root`.
 fn chroot_list(
     settings: &Settings,
     root: &Path,
     writes: bool,
 ) -> Result<Option<PathBuf>, PasswdError> {
     const KEY: &str = "passwd_chroot_list";
+    if settings.optional_path(KEY, None)?.is_none() {
+        return Ok(None);
+    }
     let list = settings.with(KEY, None, |text| {
-        if text.is_empty() {
-            return Ok(None);
-        }
         let parts = normalise(text).map_err(str::to_owned)?;
-        Ok(Some(
-            parts.iter().fold(root.to_owned(), |p, part| p.join(part)),
-        ))
+        Ok(parts.iter().fold(root.to_owned(), |p, part| p.join(part)))
     })?;
-    if let Some(path) = &list
-        && writes
-        && !path.parent().is_some_and(Path::is_dir)
-    {
-        let reason = format!("{}: its directory does not exist", path.display());
+    if writes && !list.parent().is_some_and(Path::is_dir) {
+        let reason = format!("{}: its directory does not exist", list.display());
         return Err(settings.invalid(KEY, None, reason).into());
     }
-    Ok(list)
+    Ok(Some(list))
 }
 
 /// The switches that shape the entries, each checked on its own and the
 /// uid range and shared gid against each other.
 fn policy(settings: &Settings) -> Result<Policy, PasswdError> {
-    let min: u32 = settings.with("passwd_uid_min", None, |text| {
-        match text.trim().parse::<u32>() {
-            Ok(0) => Err("uid 0 is root's and never managed".to_owned()),
-            Ok(min) => Ok(min),
-            Err(e) => Err(e.to_string()),
-        }
-    })?;
+    let min: u32 = settings.parsed("passwd_uid_min", None)?;
+    if min == 0 {
+        let text = settings.string("passwd_uid_min", None)?;
+        let reason = format!("{text:?}: uid 0 is root's and never managed");
+        return Err(settings.invalid("passwd_uid_min", None, reason).into());
+    }
     let max: u32 = settings.parsed("passwd_uid_max", None)?;
     if min > max {
         let reason = format!("{min} is above passwd_uid_max {max}: the managed range is empty");
@@ -226,7 +198,8 @@ mod tests {
         line.push(dir.to_str().expect("utf-8"));
         line.extend(args);
         let cli = Cli::try_parse_from(line).expect("parses");
-        let settings = cli.common.settings(SWITCHES).expect("settings");
+        let report = cli.common.reporter(crate::cli::NAME);
+        let settings = cli.common.settings(SWITCHES, &report).expect("settings");
         (cli.command, settings)
     }
 
@@ -242,13 +215,22 @@ mod tests {
 
     /// Every subcommand and branch, over the root `root`.
     fn every_subcommand(root: &str) -> Vec<Vec<String>> {
-        let lines: [&[&str]; 7] = [
+        let lines: [&[&str]; 8] = [
             &["sync", "--users", "-"],
             &["sync", "--users", "-", "--dry-run", "--force", "--json"],
             &["sync", "--users", "-", "--wait", "3"],
             &["check", "--users", "-", "--json"],
             &["htpasswd", "--users", "-"],
             &["htpasswd", "--users", "-", "--output", "x", "--dry-run"],
+            &[
+                "htpasswd",
+                "--users",
+                "-",
+                "--output",
+                "x",
+                "--dry-run",
+                "--json",
+            ],
             &["config"],
         ];
         lines
@@ -337,6 +319,16 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_empty_chroot_list_is_none_even_in_a_root_without_its_directory() {
+        let (dir, _) = config("passwd_chroot_list=\n");
+        let line = ["sync", "--users", "-", "--root", "/nonexistent"];
+        let (Command::Sync(args), settings) = parse(dir.path(), &line) else {
+            panic!("not sync")
+        };
+        assert_eq!(sync(&settings, &args).expect("sync").chroot_list, None);
+    }
+
     /// The error `switches` give for `sync`, with the switches file's path.
     fn sync_error(switches: &str, line: &[&str]) -> (PasswdError, PathBuf) {
         let (dir, file) = config(switches);
@@ -353,7 +345,7 @@ mod tests {
         for (text, says) in [
             (
                 "# uids\npasswd_uid_min=ten\n",
-                "passwd_uid_min: \"ten\": invalid digit found in string",
+                "passwd_uid_min: \"ten\": expected a whole number",
             ),
             (
                 "\npasswd_uid_min=0\n",
@@ -377,7 +369,11 @@ mod tests {
             ),
             (
                 "\npasswd_chroot_list=etc/list\n",
-                "passwd_chroot_list: \"etc/list\": is not an absolute path",
+                "passwd_chroot_list: \"etc/list\": not an absolute path",
+            ),
+            (
+                "\npasswd_chroot_list=/etc/../list\n",
+                "passwd_chroot_list: \"/etc/../list\": contains \"..\"",
             ),
             (
                 "\npasswd_wait=soon\n",
@@ -424,16 +420,21 @@ mod tests {
 
     #[test]
     fn a_renamed_switch_is_warned_about_with_its_new_name() {
-        let (dir, file) = config("passwd_lock_timeout=30\n");
+        let (dir, file) = config("passwd_lock_timeout=30\npasswd_wiat=3\n");
         let (_, settings) = parse(dir.path(), &["config"]);
-        let warnings: Vec<String> = settings.unknown().into_iter().map(renamed_hint).collect();
         assert_eq!(
-            warnings,
-            [format!(
-                "{}:1: passwd_lock_timeout: not a switch this tool reads (misspelt, or \
-                 retired?); ignored; it is passwd_wait now",
-                file.display()
-            )]
+            settings.unknown(),
+            [
+                format!(
+                    "{}:1: passwd_lock_timeout: renamed to passwd_wait; ignored",
+                    file.display()
+                ),
+                format!(
+                    "{}:2: passwd_wiat: not a switch this tool reads (misspelt, or \
+                     retired?); ignored",
+                    file.display()
+                )
+            ]
         );
     }
 }

@@ -1,6 +1,6 @@
-//! The `--json` documents of `sync` and `check`: counts and names only,
-//! never a hash. `pysk_common::report::print_json` puts `"version": 1` in
-//! front.
+//! The `--json` documents of `sync`, `check` and `htpasswd`: counts and
+//! names only, never a hash. `pysk_common::report::print_json` puts
+//! `"version": 1` in front.
 
 use serde::Serialize;
 
@@ -134,4 +134,19 @@ impl CheckSummary {
             files,
         }
     }
+}
+
+/// What `htpasswd --output` changed (or, with `--dry-run`, would change).
+#[derive(Debug, Clone, Serialize)]
+pub struct HtpasswdSummary {
+    /// Whether this was a dry run (nothing written).
+    pub dry_run: bool,
+    /// The `--output` file.
+    pub path: String,
+    /// Whether the file was replaced (not in a dry run, nor when it held
+    /// these lines already).
+    pub written: bool,
+    /// The users added, whose hash changed, and removed, by name.
+    #[serde(flatten)]
+    pub changes: Changes,
 }

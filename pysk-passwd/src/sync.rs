@@ -53,16 +53,22 @@ const REMOVAL_SHARE: f64 = 0.5;
 const REMOVAL_FLOOR: usize = 5;
 
 /// Syncs the root's files with the database: under the account files'
-/// locks (a dry run takes them too, to read what a sync would), validate,
-/// plan, refuse a mass removal, then show the plan on `out` (dry run) or
-/// write and report each change on stderr, and make the homes.
+/// locks (a dry run waits for them too, creating no lock file, to read
+/// what a sync would), validate, plan, refuse a mass removal, then show
+/// the plan on `out` (dry run) or write and report each change on stderr,
+/// and make the homes.
 pub fn sync(
     options: &Options,
     report: &Reporter,
     out: &mut dyn Write,
 ) -> Result<Outcome, PasswdError> {
     let (db, origin) = database::load(&options.users)?;
-    let lock = AccountLock::acquire(&options.root.join("etc"), options.wait)?;
+    let etc = options.root.join("etc");
+    let lock = if options.dry_run {
+        AccountLock::for_dry_run(&etc, options.wait)?
+    } else {
+        AccountLock::acquire(&etc, options.wait)?
+    };
     let (accounts, plan) = prepare(&db, &origin, options, report)?;
     if !options.force
         && plan.removed > REMOVAL_FLOOR

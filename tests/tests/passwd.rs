@@ -579,20 +579,16 @@ fn mass_removal_is_refused_without_force() {
     assert!(root.read("group").contains("\nusers:x:100:u0,u1\n"));
 }
 
-#[test]
-fn held_locks_give_exit_75_and_no_write() {
-    let Some(root) = Root::new() else { return };
+/// A process holding `.pwd.lock` as `lckpwdf(3)` does in glibc: a POSIX
+/// fcntl write lock, taken by python.
+fn hold_pwd_lock(lock: &Path) -> std::process::Child {
     let python = require("python3", "python3").expect("python3");
-    let before = root.snapshot();
-    // lckpwdf(3) as glibc takes it: a POSIX fcntl write lock on .pwd.lock,
-    // held here by another process.
-    let lock = root.etc().join(".pwd.lock");
     let mut holder = Command::new(python)
         .args([
             "-c",
             "import fcntl,sys,time\nf=open(sys.argv[1],'w')\nfcntl.lockf(f,fcntl.LOCK_EX)\nprint('held',flush=True)\ntime.sleep(60)",
         ])
-        .arg(&lock)
+        .arg(lock)
         .stdout(Stdio::piped())
         .spawn()
         .expect("python");
@@ -603,9 +599,17 @@ fn held_locks_give_exit_75_and_no_write() {
     )
     .expect("read");
     assert_eq!(ready, "held\n");
+    holder
+}
+
+#[test]
+fn a_held_pwd_lock_gives_exit_75_and_no_write() {
+    let Some(root) = Root::new() else { return };
+    let before = root.snapshot();
+    let mut holder = hold_pwd_lock(&root.etc().join(".pwd.lock"));
     // --wait, its old spelling --lock-timeout (kept for scripts), and the
     // switch passwd_wait each wait as long as they say, then give up; a
-    // dry run takes the same locks.
+    // dry run waits for the lock too (the file exists).
     let wait = [("passwd_wait", "1".to_owned())];
     let waits: [(&[&str], &[_]); 3] = [
         (&["--wait", "1"], &[]),
@@ -613,6 +617,7 @@ fn held_locks_give_exit_75_and_no_write() {
         (&[], &wait),
     ];
     let users = example();
+    let held = format!(".pwd.lock: still held by process {} after 1 s", holder.id());
     for (option, switches) in waits {
         write_switches(&root.config(), switches);
         for dry_run in [&[][..], &["--dry-run"]] {
@@ -630,34 +635,51 @@ fn held_locks_give_exit_75_and_no_write() {
             );
             assert!(waited >= Duration::from_secs(1), "{args:?}: {waited:?}");
             assert!(waited < Duration::from_secs(10), "{args:?}: {waited:?}");
-            assert!(
-                text(&out.stderr).contains(".pwd.lock: held by"),
-                "{}",
-                text(&out.stderr)
-            );
+            assert!(text(&out.stderr).contains(&held), "{}", text(&out.stderr));
             assert_eq!(text(&out.stdout), "");
             assert_eq!(root.snapshot(), before);
         }
     }
-    write_switches(&root.config(), &[]);
     let _ = holder.kill();
     let _ = holder.wait();
+}
 
-    // shadow-utils' lock file of a running program holds it off too.
+#[test]
+fn a_held_lock_file_gives_exit_75_and_a_stale_one_is_broken() {
+    let Some(root) = Root::new() else { return };
+    let before = root.snapshot();
+    // shadow-utils' lock file of a running program holds a sync off, and a
+    // dry run too (it waits for it, though it cannot take it).
     let mut sleeper = Command::new("sleep").arg("60").spawn().expect("sleep");
-    fs::write(root.etc().join("shadow.lock"), sleeper.id().to_string()).expect("lock");
-    let out = root.run("sync", &["--wait", "0", "--users", &example()]);
+    let lock = root.etc().join("shadow.lock");
+    fs::write(&lock, sleeper.id().to_string()).expect("lock");
+    for dry_run in [&[][..], &["--dry-run"]] {
+        let mut args = vec!["--wait", "0"];
+        args.extend(dry_run);
+        let users = example();
+        args.extend(["--users", &users]);
+        let out = root.run("sync", &args);
+        assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(&format!("shadow.lock: held by process {}", sleeper.id())),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), "");
+        assert_eq!(root.snapshot(), before);
+    }
     let _ = sleeper.kill();
     let _ = sleeper.wait();
-    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains(&format!("shadow.lock: held by process {}", sleeper.id())),
-        "{}",
-        text(&out.stderr)
+    // That program is gone now: a dry run goes through and leaves its
+    // stale lock alone (it creates and removes nothing) ...
+    let out = root.run("sync", &["--dry-run", "--wait", "0", "--users", &example()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        fs::read_to_string(&lock).expect("kept"),
+        sleeper.id().to_string()
     );
-    assert_eq!(root.snapshot(), before);
-    // That program is gone now: its stale lock is broken, as shadow-utils
-    // does, and the sync goes through, leaving no lock behind.
+    // ... and a sync breaks it, as shadow-utils does, and goes through,
+    // leaving no lock behind.
     let out = root.run("sync", &["-q", "--wait", "0", "--users", &example()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     for name in ["passwd", "group", "shadow", "gshadow"] {
@@ -843,6 +865,24 @@ fn dry_run_from_stdin_shows_and_writes_nothing() {
     assert!(!stdout.contains('$'));
     assert_eq!(root.snapshot(), before);
     assert!(!root.path().join("home").exists());
+    // A dry run creates nothing, not even a lock file: the root's etc holds
+    // what it held.
+    let mut names: Vec<String> = fs::read_dir(root.etc())
+        .expect("etc")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "group",
+            "gshadow",
+            "login.defs",
+            "passwd",
+            "shadow",
+            "shells"
+        ]
+    );
     // --quiet prints nothing, also for a real sync that changes things.
     let out = root.run_with_stdin("sync", &["-q", "--users", "-"], Some(&json));
     assert_eq!(out.status.code(), Some(0));
@@ -1053,7 +1093,7 @@ fn a_bad_switch_is_named_with_its_file_and_line_and_an_old_one_is_warned_about()
     assert_eq!(
         text(&out.stderr),
         format!(
-            "pysk-passwd: {}:1: passwd_uid_min: \"ten\": invalid digit found in string\n",
+            "pysk-passwd: {}:1: passwd_uid_min: \"ten\": expected a whole number\n",
             file.display()
         )
     );
@@ -1066,8 +1106,7 @@ fn a_bad_switch_is_named_with_its_file_and_line_and_an_old_one_is_warned_about()
     assert_eq!(
         text(&out.stderr),
         format!(
-            "pysk-passwd: {}:1: passwd_lock_timeout: not a switch this tool reads (misspelt, \
-             or retired?); ignored; it is passwd_wait now\n",
+            "pysk-passwd: {}:1: passwd_lock_timeout: renamed to passwd_wait; ignored\n",
             file.display()
         )
     );
@@ -1132,4 +1171,48 @@ fn htpasswd_dry_run_names_the_users_writes_nothing_and_shows_no_hash() {
             .starts_with("alice:$")
     );
     assert_eq!(fs::metadata(&output).expect("stat").mode() & 0o777, 0o600);
+}
+
+#[test]
+fn htpasswd_json_names_the_users_and_a_dry_run_prints_the_same_document() {
+    let dir = scratch();
+    let output = dir.path().join("panel.htpasswd");
+    let htpasswd = |args: &[&str]| {
+        tool("pysk-passwd")
+            .args(["htpasswd", "--users", &example(), "--json", "--output"])
+            .arg(&output)
+            .args(args)
+            .output()
+    };
+    let old = "alice:$6$old$x\nzed:$1$zed$y\n";
+    fs::write(&output, old).expect("write");
+    let document = |dry_run: bool, written: bool| {
+        serde_json::json!({
+            "version": 1, "dry_run": dry_run, "path": output.display().to_string(),
+            "written": written, "added": ["bob", "dave"], "changed": ["alice"],
+            "removed": ["zed"],
+        })
+    };
+    // The dry run: the document the real run prints, nothing else, and
+    // nothing written.
+    let out = htpasswd(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json_doc(&out), document(true, false));
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(fs::read_to_string(&output).expect("kept"), old);
+    // The real run: the document instead of the lines on stderr.
+    let out = htpasswd(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json_doc(&out), document(false, true));
+    assert_eq!(text(&out.stderr), "");
+    assert_ne!(fs::read_to_string(&output).expect("written"), old);
+    // Nothing left to change: nothing written, and the document says so.
+    let out = htpasswd(&[]);
+    assert_eq!(
+        json_doc(&out),
+        serde_json::json!({
+            "version": 1, "dry_run": false, "path": output.display().to_string(),
+            "written": false, "added": [], "changed": [], "removed": [],
+        })
+    );
 }
