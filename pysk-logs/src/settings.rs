@@ -299,15 +299,25 @@ pub fn awstats(
         dns_cache: quotable(s, "logs_dns_cache", args.cache.as_deref(), cache)?,
         include: quotable(s, "logs_awstats_include", None, include)?,
         awstats_pl: s.path("logs_awstats_pl", None)?,
-        pysk_logs: std::env::current_exe().map_err(|e| {
-            Error::Internal(format!("cannot find pysk-logs' own path: {}", cause(&e)))
-        })?,
+        pysk_logs: own_path()?,
         vhosts: match list {
             Some(path) => Some(vhosts::read(&path)?.into_iter().collect()),
             None => None,
         },
         spool,
     })
+}
+
+/// The path of this program, which each configuration's `LogFile` pipe
+/// runs; it too must be a path AWStats can carry.
+fn own_path() -> Result<PathBuf, LogsError> {
+    let path = std::env::current_exe()
+        .map_err(|e| Error::Internal(format!("cannot find pysk-logs' own path: {}", cause(&e))))?;
+    if !crate::awstats::quotable(&path.display().to_string()) {
+        let why = "holds a quote or a line end, which an AWStats LogFile line cannot carry";
+        return Err(Error::Internal(format!("pysk-logs' own path {path:?}: {why}")).into());
+    }
+    Ok(path)
 }
 
 /// `run`'s stages' options, all from the switches but the spool. A
