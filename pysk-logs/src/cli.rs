@@ -130,7 +130,8 @@ it wrote for virtual hosts that are gone, and runs awstats.pl -update for
 every virtual host with pending logs. --dry-run prints the unified diff of
 each configuration it would write or remove and the awstats.pl commands it
 would run (with --json: the document the real run would print, with
-\"dry_run\": true), and creates nothing, not even the spool or its lock.")]
+\"dry_run\": true); it creates nothing, no spool directory and no lock
+file, and waits for the spool's lock only when that file exists.")]
     Awstats(AwstatsArgs),
     /// Print the effective switches in shell syntax
     #[command(after_help = "Example:\n  pysk-logs --host web1.example.org config")]

@@ -147,7 +147,10 @@ fn build_resolver(options: &Options) -> Result<TokioResolver, LogsError> {
     let provider = TokioRuntimeProvider::default();
     let mut builder = if options.nameservers.is_empty() {
         TokioResolver::builder(provider).map_err(|e| LogsError::ResolvConf {
-            reason: e.to_string(),
+            reason: match e {
+                NetError::Io(io) => cause(&io),
+                other => other.to_string(),
+            },
         })?
     } else {
         let servers = options

@@ -681,6 +681,34 @@ mod tests {
     }
 
     #[test]
+    fn a_path_switch_must_be_absolute_but_an_option_may_be_relative() {
+        let (s, path, _cfg) = settings("logs_spool=spool\nlogs_awstats_conf_dir=\n");
+        let err = spool(&s, &SpoolArgs::default()).expect_err("relative");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "{}:1: logs_spool: \"spool\": not an absolute path",
+                path.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), exit::CONFIG);
+        let err = awstats(&s, Path::new("/s"), &AwstatsArgs::default()).expect_err("empty");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}:2: logs_awstats_conf_dir: ", path.display())),
+            "{err}"
+        );
+        let args = SpoolArgs {
+            spool: Some(PathBuf::from("spool")),
+            ..SpoolArgs::default()
+        };
+        assert_eq!(
+            spool(&s, &args).expect("relative option").0,
+            Path::new("spool")
+        );
+    }
+
+    #[test]
     fn a_bad_option_is_named_as_the_option() {
         let s = empty();
         let args = SplitArgs {
