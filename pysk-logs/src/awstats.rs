@@ -55,9 +55,12 @@ pub struct Options {
     pub vhosts: Option<Vec<String>>,
 }
 
-/// What an `awstats` run did, as printed by `--json`.
+/// What an `awstats` run did (with `--dry-run`, would do), as printed by
+/// `--json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
+    /// Whether this was a dry run: nothing written, AWStats not run.
+    pub dry_run: bool,
     /// Configurations written because they were new or changed.
     pub written: Vec<String>,
     /// Configurations of vhosts that are gone, removed.
@@ -110,13 +113,16 @@ pub fn quotable(value: &str) -> bool {
     !value.contains(['"', '\n', '\r'])
 }
 
-/// Quotes a value for an AWStats configuration line (no `"` can occur in
-/// the paths and names we write, which are checked; this keeps it so).
+/// Quotes a value for an AWStats configuration line. The settings refuse
+/// every path that is not [`quotable`], naming its switch or option, and
+/// virtual host names cannot hold a quote; one that still arrives here is
+/// a fault of the tool, not of its input.
 fn quoted(value: &str) -> Result<String, LogsError> {
     if !quotable(value) {
-        return Err(LogsError::Unquotable {
-            value: value.to_owned(),
-        });
+        return Err(pysk_common::Error::Internal(format!(
+            "{value:?} reached an AWStats configuration unchecked (it holds a quote or a line end)"
+        ))
+        .into());
     }
     Ok(format!("\"{value}\""))
 }
@@ -282,6 +288,22 @@ pub fn plan(options: &Options, report: &Reporter) -> Result<Plan, LogsError> {
 }
 
 impl Plan {
+    /// The `--json` document the real run would print, for `--dry-run
+    /// --json`: the configurations it would write and remove, the vhosts
+    /// it would update (none has failed, as none has run).
+    pub fn summary(&self) -> Summary {
+        let (written, removed): (Vec<&Change>, Vec<&Change>) =
+            self.changes.iter().partition(|c| c.new.is_some());
+        let vhosts = |changes: Vec<&Change>| changes.into_iter().map(|c| c.vhost.clone()).collect();
+        Summary {
+            dry_run: true,
+            written: vhosts(written),
+            removed: vhosts(removed),
+            updated: self.updates.clone(),
+            failed: Vec::new(),
+        }
+    }
+
     /// The dry run's output: the unified diff of every configuration to
     /// write or remove, then the AWStats command for each vhost to update.
     pub fn show(&self, options: &Options) -> String {

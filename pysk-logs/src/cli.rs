@@ -62,12 +62,20 @@ Example (nightly, from cron; silent unless something is wrong):
 
 With no FILE every file in <spool>/inbox/ is processed and removed once its
 lines are safely in <spool>/pending/<vhost>/ or <spool>/rejected/. Explicit
-FILEs are read and left in place.")]
+FILEs are read and left in place.
+
+There is no --dry-run: split only moves data through the tool's own spool
+(inbox/ to pending/ and rejected/), changes no configuration, and a run
+killed at any point is finished or undone by the next.")]
     Split(SplitArgs),
     /// Merge time-sorted logs by time to stdout (AWStats' LogFile pipe)
     #[command(after_help = "\
 Example (in awstats.example.org.conf):
-  LogFile=\"pysk-logs merge --archive /var/spool/pysk/wwwlogs/processed /var/spool/pysk/wwwlogs/pending/example.org/*.log |\"")]
+  LogFile=\"pysk-logs merge --archive /var/spool/pysk/wwwlogs/processed /var/spool/pysk/wwwlogs/pending/example.org/*.log |\"
+
+There is no --dry-run: merge's product is the data on stdout, and
+--archive moves what was read into the tool's own archive (processed/),
+only after the whole output was written; no configuration changes.")]
     Merge(MergeArgs),
     /// Build the reverse-DNS cache AWStats reads (DNSStaticCacheFile)
     #[command(after_help = "\
@@ -79,7 +87,10 @@ Addresses come from log lines (any format split reads) or address lists,
 one a line; with no FILE or -, from stdin. Only addresses without a fresh
 cache entry are looked up. In awstats.<vhost>.conf:
   DNSLookup=2
-  DNSStaticCacheFile=\"/var/spool/pysk/wwwlogs/dnscache.txt\"")]
+  DNSStaticCacheFile=\"/var/spool/pysk/wwwlogs/dnscache.txt\"
+
+There is no --dry-run: resolve's product is the cache, the tool's own data
+(rewritten atomically, merged with what it held), not configuration.")]
     Resolve(ResolveArgs),
     /// Fetch mailed logs from an IMAP mailbox into the spool's inbox
     #[command(after_help = "\
@@ -92,7 +103,10 @@ first, saves every log they carry (text/plain bodies and parts, gzip
 attachments) to <spool>/inbox/imap-<uidvalidity>-<uid>-<part>.log, and only
 then marks them \\Seen (or moves them to --done-mailbox). imap:// switches to
 TLS with STARTTLS when the server offers it; a password is sent without TLS
-only to a loopback address or with --insecure-plaintext.")]
+only to a loopback address or with --insecure-plaintext.
+
+There is no --dry-run: fetch consumes the mailbox like a queue, moving its
+logs into the tool's own spool; it changes no configuration.")]
     Fetch(FetchArgs),
     /// The nightly job: fetch (when configured), split, resolve, awstats
     #[command(after_help = "\
@@ -115,7 +129,9 @@ Writes awstats.<vhost>.conf for every virtual host with a directory in
 it wrote for virtual hosts that are gone, and runs awstats.pl -update for
 every virtual host with pending logs. --dry-run prints the unified diff of
 each configuration it would write or remove and the awstats.pl commands it
-would run, and changes nothing.")]
+would run (with --json: the document the real run would print, with
+\"dry_run\": true); it creates nothing, no spool directory and no lock
+file, and waits for the spool's lock only when that file exists.")]
     Awstats(AwstatsArgs),
     /// Print the effective switches in shell syntax
     #[command(after_help = "Example:\n  pysk-logs --host web1.example.org config")]
@@ -128,13 +144,13 @@ pub struct SplitArgs {
     /// `--spool` and `--wait`.
     #[command(flatten)]
     pub spool: SpoolArgs,
-    /// Accept only the virtual hosts listed in FILE (- for stdin); others go to rejected/
+    /// Accept only the virtual hosts listed in FILE (- for stdin); others go to rejected/ [switch: logs_vhosts]
     #[arg(long, value_name = "FILE")]
     pub vhosts: Option<PathBuf>,
     /// Virtual host for lines in combined or common format
     #[arg(long, value_name = "NAME")]
     pub vhost: Option<String>,
-    /// Memory for sorting, e.g. 256M (at least 1M)
+    /// Memory for sorting, e.g. 256M (at least 1M) [switch: logs_memory]
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
     /// `--json`.
@@ -151,7 +167,7 @@ pub struct MergeArgs {
     /// After a complete output, move each input gzip-compressed to DIR/<vhost>/
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
-    /// Lines of lookahead per input for nearly sorted logs
+    /// Lines of lookahead per input for nearly sorted logs [switch: logs_reorder]
     #[arg(long, value_name = "N")]
     pub reorder: Option<String>,
     /// Time-sorted combined-format logs (plain or gzip); ties go to the earlier one
@@ -162,28 +178,28 @@ pub struct MergeArgs {
 /// The options of `resolve`.
 #[derive(Debug, Default, clap::Args)]
 pub struct ResolveArgs {
-    /// The cache file [default: <spool>/dnscache.txt]
+    /// The cache file [default: <spool>/dnscache.txt] [switch: logs_dns_cache]
     #[arg(long, value_name = "FILE")]
     pub cache: Option<PathBuf>,
-    /// Name server to ask, IP or IP:PORT ([IPv6]:PORT); repeatable [default: those of /etc/resolv.conf]
+    /// Name server to ask, IP or IP:PORT ([IPv6]:PORT); repeatable [default: those of /etc/resolv.conf] [switch: logs_dns_nameserver]
     #[arg(long = "nameserver", value_name = "IP[:PORT]")]
     pub nameservers: Vec<String>,
-    /// Queries in flight at most
+    /// Queries in flight at most [switch: logs_dns_concurrency]
     #[arg(long, value_name = "N")]
     pub concurrency: Option<String>,
-    /// Seconds to wait for one answer
+    /// Seconds to wait for one answer [switch: logs_dns_timeout]
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<String>,
-    /// Attempts per address
+    /// Attempts per address [switch: logs_dns_attempts]
     #[arg(long, value_name = "N")]
     pub attempts: Option<String>,
-    /// Days after which a name is looked up again
+    /// Days after which a name is looked up again [switch: logs_dns_ttl]
     #[arg(long, value_name = "DAYS")]
     pub ttl: Option<String>,
-    /// Hours after which a failed lookup is tried again
+    /// Hours after which a failed lookup is tried again [switch: logs_dns_negative_ttl]
     #[arg(long, value_name = "HOURS")]
     pub negative_ttl: Option<String>,
-    /// Keep a name only if it resolves back to the address (like logresolve -c)
+    /// Keep a name only if it resolves back to the address (like logresolve -c) [switch: logs_dns_confirm]
     #[arg(long)]
     pub confirm: bool,
     /// `--json`.
@@ -200,7 +216,7 @@ pub struct ResolveArgs {
 /// The spool and the lock, for the subcommands that take the spool's lock.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SpoolArgs {
-    /// The spool directory
+    /// The spool directory [switch: logs_spool]
     #[arg(long, value_name = "DIR")]
     pub spool: Option<PathBuf>,
     /// `--wait`, for the lock.
@@ -211,22 +227,22 @@ pub struct SpoolArgs {
 /// The options of `fetch`.
 #[derive(Debug, Default, clap::Args)]
 pub struct FetchArgs {
-    /// imap[s]://USER@HOST[:PORT]/MAILBOX
+    /// imap[s]://USER@HOST[:PORT]/MAILBOX [switch: logs_imap_url]
     #[arg(long, value_name = "URL")]
     pub imap_url: Option<String>,
-    /// File holding the password, readable only by its owner
+    /// File holding the password, readable only by its owner [switch: logs_imap_password_file]
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
-    /// Only messages whose Subject contains TEXT
+    /// Only messages whose Subject contains TEXT [switch: logs_imap_subject]
     #[arg(long, value_name = "TEXT")]
     pub subject_contains: Option<String>,
-    /// Move fetched messages to this mailbox instead of marking them seen
+    /// Move fetched messages to this mailbox instead of marking them seen [switch: logs_imap_done_mailbox]
     #[arg(long, value_name = "NAME")]
     pub done_mailbox: Option<String>,
-    /// Trust this CA certificate (PEM) instead of the system's
+    /// Trust this CA certificate (PEM) instead of the system's [switch: logs_imap_ca_file]
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-    /// Allow a password without TLS to a host that is not loopback
+    /// Allow a password without TLS to a host that is not loopback [switch: logs_imap_insecure_plaintext]
     #[arg(long)]
     pub insecure_plaintext: bool,
     /// `--spool` and `--wait`.
@@ -250,18 +266,17 @@ pub struct RunArgs {
 
 /// The options of `awstats`.
 #[derive(Debug, Default, clap::Args)]
-#[command(group = clap::ArgGroup::new("awstats-output").args(["dry_run", "json"]).multiple(false))]
 pub struct AwstatsArgs {
     /// `--spool` and `--wait`.
     #[command(flatten)]
     pub spool: SpoolArgs,
-    /// Where the awstats.<vhost>.conf files go
+    /// Where the awstats.<vhost>.conf files go [switch: logs_awstats_conf_dir]
     #[arg(long, value_name = "DIR")]
     pub conf_dir: Option<PathBuf>,
-    /// AWStats' DirData
+    /// AWStats' DirData [switch: logs_awstats_data_dir]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The reverse-DNS cache [default: <spool>/dnscache.txt]
+    /// The reverse-DNS cache [default: <spool>/dnscache.txt] [switch: logs_dns_cache]
     #[arg(long, value_name = "FILE")]
     pub cache: Option<PathBuf>,
     /// `--dry-run`.
@@ -294,8 +309,38 @@ mod tests {
     }
 
     #[test]
-    fn awstats_dry_run_and_json_exclude_each_other() {
-        assert!(Cli::try_parse_from([NAME, "awstats", "--dry-run", "--json"]).is_err());
-        assert!(Cli::try_parse_from([NAME, "awstats", "--dry-run"]).is_ok());
+    fn awstats_dry_run_takes_json() {
+        let cli = Cli::try_parse_from([NAME, "awstats", "--dry-run", "--json"]).expect("parses");
+        let Command::Awstats(args) = cli.command else {
+            panic!("awstats")
+        };
+        assert!(args.dry_run.dry_run && args.json.json);
+    }
+
+    #[test]
+    fn every_option_a_switch_beats_names_its_switch() {
+        let command = Cli::command();
+        for spec in SWITCHES {
+            let Some(option) = spec.option.and_then(|o| o.strip_prefix("--")) else {
+                continue;
+            };
+            if option == "wait" {
+                // Its help comes from `pysk_common::cli::parse`.
+                continue;
+            }
+            let helps: Vec<String> = command
+                .get_subcommands()
+                .flat_map(|sub| sub.get_arguments())
+                .filter(|a| a.get_long() == Some(option))
+                .map(|a| a.get_help().map(ToString::to_string).unwrap_or_default())
+                .collect();
+            assert!(!helps.is_empty(), "--{option}");
+            for help in helps {
+                assert!(
+                    help.ends_with(&format!("[switch: {}]", spec.key)),
+                    "--{option}: {help}"
+                );
+            }
+        }
     }
 }

@@ -43,12 +43,6 @@ pub enum LogsError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A value that would have to be written into an AWStats configuration
-    /// holds a quote or a line end, which that format cannot carry.
-    Unquotable {
-        /// The value.
-        value: String,
-    },
 }
 
 impl fmt::Display for LogsError {
@@ -68,11 +62,6 @@ impl fmt::Display for LogsError {
             ),
             LogsError::Service { host, reason } => write!(f, "{host}: {reason}"),
             LogsError::ResolvConf { reason } => write!(f, "/etc/resolv.conf: {reason}"),
-            LogsError::Unquotable { value } => write!(
-                f,
-                "{value:?}: cannot be written into an AWStats configuration \
-                 (holds a quote or a line end)"
-            ),
         }
     }
 }
@@ -93,7 +82,7 @@ impl ToolError for LogsError {
             LogsError::Manifest { .. } => exit::IOERR,
             LogsError::Vhosts { .. } => exit::DATAERR,
             LogsError::Service { .. } => exit::UNAVAILABLE,
-            LogsError::ResolvConf { .. } | LogsError::Unquotable { .. } => exit::CONFIG,
+            LogsError::ResolvConf { .. } => exit::CONFIG,
         }
     }
 }

@@ -339,97 +339,31 @@ fn imap_quoted(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// Runs `fetch`.
+/// An IMAP session over any stream.
+type Session = imap::Session<Box<dyn Stream>>;
+
+/// Runs `fetch`: logs in, takes the matching unseen messages oldest first,
+/// saves each one's logs and only then marks it seen (or moves it).
 pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), LogsError> {
     let url = &options.url;
-    let (stream, greeting) = connect(options)?;
-    let mut client = imap::Client::new(stream);
-    if greeting {
-        client
-            .read_greeting()
-            .map_err(|e| service_imap(url, "", &e))?;
-    }
-    let mut session = client
-        .login(&url.user, options.password.expose())
-        .map_err(|(e, _)| service_imap(url, &format!("login as {}", url.user), &e))?;
-    let mailbox = session
-        .select(&url.mailbox)
-        .map_err(|e| service_imap(url, &url.mailbox, &e))?;
-    // The inbox names carry the UIDVALIDITY, so that a rerun writes the
-    // same names; a server that does not send it (RFC 3501 says it must)
-    // gets nothing fetched rather than names that could collide.
-    let validity = mailbox.uid_validity.ok_or_else(|| {
-        service(
-            url,
-            format!(
-                "{}: the server sent no UIDVALIDITY for the mailbox; nothing fetched",
-                url.mailbox
-            ),
-        )
-    })?;
-    let query = format!("UNSEEN SUBJECT {}", imap_quoted(&options.subject_contains));
-    let mut uids: Vec<u32> = session
-        .uid_search(&query)
-        .map_err(|e| service_imap(url, "", &e))?
-        .into_iter()
-        .collect();
-    uids.sort_unstable();
+    let mut session = log_in(options)?;
+    let validity = select(&mut session, url)?;
+    let uids = unseen(&mut session, options)?;
     let mut summary = Summary {
         messages: uids.len(),
         ..Summary::default()
     };
     for uid in uids {
-        // The size first: a message is held in memory whole while it is
-        // taken apart, so one that is too big is reported and left alone.
-        let size = session
-            .uid_fetch(uid.to_string(), "RFC822.SIZE")
-            .map_err(|e| service_imap(url, "", &e))?
-            .iter()
-            .find_map(|f| f.size)
-            .unwrap_or(0);
-        if size > MAX_MESSAGE {
-            report.warn(format!(
-                "{}: message UID {uid}: {size} bytes, more than {} MiB; left unseen",
-                url.mailbox,
-                MAX_MESSAGE >> 20
-            ));
-            summary.malformed += 1;
-            continue;
+        match take(&mut session, options, validity, uid)? {
+            Taken::Saved(files) => summary.files.extend(files),
+            Taken::Unusable(why) => {
+                report.warn(format!(
+                    "{}: message UID {uid}: {why}; left unseen",
+                    url.mailbox
+                ));
+                summary.malformed += 1;
+            }
         }
-        let fetched = session
-            .uid_fetch(uid.to_string(), "BODY.PEEK[]")
-            .map_err(|e| service_imap(url, "", &e))?;
-        let Some(raw) = fetched.iter().find_map(|f| f.body()) else {
-            report.warn(format!(
-                "{}: message UID {uid}: no body; left unseen",
-                url.mailbox
-            ));
-            summary.malformed += 1;
-            continue;
-        };
-        let logs = logs_in(raw);
-        if logs.is_empty() {
-            report.warn(format!(
-                "{}: message UID {uid}: no log in it (no text/plain part, no gzip attachment); left unseen",
-                url.mailbox
-            ));
-            summary.malformed += 1;
-            continue;
-        }
-        for (part, bytes) in logs {
-            let name = format!("imap-{validity}-{uid}-{part}.log");
-            let path = options.inbox.join(&name);
-            atomic::replace(&path, &bytes, atomic::Options::default())?;
-            summary.files.push(name);
-        }
-        failpoint::reached("fetch-before-flag");
-        match &options.done_mailbox {
-            Some(done) => session.uid_mv(uid.to_string(), done),
-            None => session
-                .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)")
-                .map(|_| ()),
-        }
-        .map_err(|e| service_imap(url, &format!("marking UID {uid}"), &e))?;
     }
     let _ = session.logout();
     let outcome = if summary.malformed == 0 {
@@ -438,6 +372,143 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         Outcome::Partial
     };
     Ok((summary, outcome))
+}
+
+/// Connects (TLS as [`connect`] decides) and logs in.
+fn log_in(options: &Options) -> Result<Session, LogsError> {
+    let url = &options.url;
+    let (stream, greeting) = connect(options)?;
+    let mut client = imap::Client::new(stream);
+    if greeting {
+        client
+            .read_greeting()
+            .map_err(|e| service_imap(url, "", &e))?;
+    }
+    client
+        .login(&url.user, options.password.expose())
+        .map_err(|(e, _)| service_imap(url, &format!("login as {}", url.user), &e))
+}
+
+/// Selects the mailbox and returns its UIDVALIDITY. The inbox names carry
+/// it, so that a rerun writes the same names; a server that does not send
+/// it (RFC 3501 says it must) gets nothing fetched rather than names that
+/// could collide.
+fn select(session: &mut Session, url: &ImapUrl) -> Result<u32, LogsError> {
+    let mailbox = session
+        .select(&url.mailbox)
+        .map_err(|e| service_imap(url, &url.mailbox, &e))?;
+    mailbox.uid_validity.ok_or_else(|| {
+        service(
+            url,
+            format!(
+                "{}: the server sent no UIDVALIDITY for the mailbox; nothing fetched",
+                url.mailbox
+            ),
+        )
+    })
+}
+
+/// The UIDs of the unseen messages whose Subject matches, oldest first.
+fn unseen(session: &mut Session, options: &Options) -> Result<Vec<u32>, LogsError> {
+    let query = format!("UNSEEN SUBJECT {}", imap_quoted(&options.subject_contains));
+    let mut uids: Vec<u32> = session
+        .uid_search(&query)
+        .map_err(|e| service_imap(&options.url, "", &e))?
+        .into_iter()
+        .collect();
+    uids.sort_unstable();
+    Ok(uids)
+}
+
+/// How taking one message ended.
+enum Taken {
+    /// Its logs were saved (these names in the inbox) and it was marked.
+    Saved(Vec<String>),
+    /// It cannot be used, for this reason; it is left unseen.
+    Unusable(String),
+}
+
+/// Takes message `uid`: its size checked, its logs saved to the inbox,
+/// then the message marked seen (or moved).
+fn take(
+    session: &mut Session,
+    options: &Options,
+    validity: u32,
+    uid: u32,
+) -> Result<Taken, LogsError> {
+    let url = &options.url;
+    // The size first: a message is held in memory whole while it is taken
+    // apart, so one that is too big is reported and left alone.
+    let size = size(session, url, uid)?;
+    if size > MAX_MESSAGE {
+        let why = format!("{size} bytes, more than {} MiB", MAX_MESSAGE >> 20);
+        return Ok(Taken::Unusable(why));
+    }
+    let fetched = session
+        .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+        .map_err(|e| service_imap(url, "", &e))?;
+    let Some(raw) = fetched.iter().find_map(|f| f.body()) else {
+        return Ok(Taken::Unusable("no body".to_owned()));
+    };
+    let logs = logs_in(raw);
+    if logs.is_empty() {
+        let why = "no log in it (no text/plain part, no gzip attachment)";
+        return Ok(Taken::Unusable(why.to_owned()));
+    }
+    let files = save(&options.inbox, validity, uid, logs)?;
+    failpoint::reached("fetch-before-flag");
+    mark(session, options, uid)?;
+    Ok(Taken::Saved(files))
+}
+
+/// The size of message `uid`. A server that does not send it breaks the
+/// protocol (RFC 3501 makes `RFC822.SIZE` a fetch item it must answer):
+/// that ends the run, the message and those after it left unseen, rather
+/// than a size guessed that would pass the limit.
+fn size(session: &mut Session, url: &ImapUrl, uid: u32) -> Result<u32, LogsError> {
+    session
+        .uid_fetch(uid.to_string(), "RFC822.SIZE")
+        .map_err(|e| service_imap(url, "", &e))?
+        .iter()
+        .find_map(|f| f.size)
+        .ok_or_else(|| {
+            service(
+                url,
+                format!(
+                    "{}: message UID {uid}: the server sent no RFC822.SIZE; \
+                     it and the messages after it are left unseen",
+                    url.mailbox
+                ),
+            )
+        })
+}
+
+/// Writes the `logs` of message `uid` atomically into `inbox`, named so
+/// that a rerun writes the same names; returns the names.
+fn save(
+    inbox: &Path,
+    validity: u32,
+    uid: u32,
+    logs: Vec<(usize, Vec<u8>)>,
+) -> Result<Vec<String>, LogsError> {
+    let mut names = Vec::with_capacity(logs.len());
+    for (part, bytes) in logs {
+        let name = format!("imap-{validity}-{uid}-{part}.log");
+        atomic::replace(&inbox.join(&name), &bytes, atomic::Options::default())?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// Marks message `uid` `\Seen`, or moves it to `--done-mailbox`.
+fn mark(session: &mut Session, options: &Options, uid: u32) -> Result<(), LogsError> {
+    match &options.done_mailbox {
+        Some(done) => session.uid_mv(uid.to_string(), done),
+        None => session
+            .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)")
+            .map(|_| ()),
+    }
+    .map_err(|e| service_imap(&options.url, &format!("marking UID {uid}"), &e))
 }
 
 #[cfg(test)]
@@ -473,6 +544,100 @@ mod tests {
         ] {
             assert!(bad.parse::<ImapUrl>().is_err(), "{bad}");
         }
+    }
+
+    /// A scripted IMAP server on a loopback port, for one session: a
+    /// mailbox with UIDVALIDITY 7 holding one matching message, UID 5, of
+    /// which a `RFC822.SIZE` fetch gets `size_reply`. Returns the port and
+    /// the commands it was sent, once the session is over.
+    fn scripted_server(size_reply: &'static str) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accept");
+            let mut out = stream.try_clone().expect("clone");
+            let mut commands = Vec::new();
+            out.write_all(b"* OK scripted server ready\r\n")
+                .expect("greet");
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let (tag, command) = line.split_once(' ').unwrap_or((&line, ""));
+                let upper = command.to_ascii_uppercase();
+                let reply = if upper.starts_with("LOGIN") {
+                    String::new()
+                } else if upper.starts_with("SELECT") {
+                    "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n".to_owned()
+                } else if upper.starts_with("UID SEARCH") {
+                    "* SEARCH 5\r\n".to_owned()
+                } else if upper.contains("RFC822.SIZE") {
+                    format!("{size_reply}\r\n")
+                } else if upper.starts_with("LOGOUT") {
+                    "* BYE\r\n".to_owned()
+                } else {
+                    commands.push(command.to_owned());
+                    out.write_all(format!("{tag} NO not scripted\r\n").as_bytes())
+                        .expect("reply");
+                    continue;
+                };
+                commands.push(command.to_owned());
+                out.write_all(format!("{reply}{tag} OK done\r\n").as_bytes())
+                    .expect("reply");
+                if upper.starts_with("LOGOUT") {
+                    break;
+                }
+            }
+            commands
+        });
+        (port, server)
+    }
+
+    #[test]
+    fn a_message_without_a_size_is_the_servers_fault_and_stays_unseen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "secret\n").expect("pw");
+        std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
+        let inbox = dir.path().join("inbox");
+        std::fs::create_dir(&inbox).expect("inbox");
+        let (port, server) = scripted_server("* 1 FETCH (UID 5)");
+        let options = Options {
+            url: format!("imap://logs@127.0.0.1:{port}/INBOX")
+                .parse()
+                .expect("url"),
+            password: pysk_common::secret::read_file(&pw).expect("password"),
+            subject_contains: "access.log".into(),
+            done_mailbox: None,
+            ca_file: None,
+            insecure_plaintext: false,
+            inbox: inbox.clone(),
+        };
+        let report = Reporter::new("pysk-logs", pysk_common::report::Level::Quiet);
+        let err = run(&options, &report).expect_err("no size");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "127.0.0.1:{port}: INBOX: message UID 5: the server sent no RFC822.SIZE; \
+                 it and the messages after it are left unseen"
+            )
+        );
+        assert_eq!(
+            pysk_common::exit::ToolError::exit_code(&err),
+            pysk_common::exit::UNAVAILABLE
+        );
+        // The connection is dropped with the error; the server sees it end.
+        let commands = server.join().expect("server");
+        assert!(
+            commands
+                .iter()
+                .all(|c| !c.contains("BODY") && !c.contains("STORE") && !c.contains("MOVE")),
+            "neither read nor marked: {commands:?}"
+        );
+        assert!(
+            commands.iter().any(|c| c.contains("RFC822.SIZE")),
+            "{commands:?}"
+        );
+        assert_eq!(std::fs::read_dir(&inbox).expect("inbox").count(), 0);
     }
 
     #[test]

@@ -43,8 +43,6 @@ pub mod vhosts;
 
 use std::io::{self, Write};
 
-use clap::Parser;
-
 use pysk_common::exit::Outcome;
 use pysk_common::report::{Reporter, print_json};
 use pysk_common::settings::Settings;
@@ -56,19 +54,14 @@ use spool::Spool;
 
 /// Parses the command line and runs the subcommand.
 pub fn try_main() -> Result<Outcome, LogsError> {
-    let Cli { common, command } = Cli::parse();
+    let Cli { common, command } = pysk_common::cli::parse::<Cli>(SWITCHES);
     let report = common.reporter(cli::NAME);
-    if let Command::Config = command {
-        common.print_config(SWITCHES, &mut io::stdout().lock())?;
-        return Ok(Outcome::Success);
-    }
-    let settings = common.settings(SWITCHES)?;
-    for line in settings.unknown() {
-        report.warn(line);
-    }
+    let settings = common.settings(SWITCHES, &report)?;
     match command {
-        // Printed above, before the switches are read for a subcommand.
-        Command::Config => Ok(Outcome::Success),
+        Command::Config => {
+            common.print_config(&settings, &mut io::stdout().lock())?;
+            Ok(Outcome::Success)
+        }
         Command::Split(args) => split(&settings, &args, &report),
         Command::Merge(args) => merge(&settings, &args, &report),
         Command::Resolve(args) => resolve(&settings, &args, &report),
@@ -133,7 +126,9 @@ fn fetch(settings: &Settings, args: &FetchArgs, report: &Reporter) -> Result<Out
     Ok(outcome)
 }
 
-/// `awstats`, under the spool's lock; `--dry-run` prints the plan.
+/// `awstats`, under the spool's lock; `--dry-run` prints the plan (or,
+/// with `--json`, the document the real run would print) and creates
+/// nothing, not even the spool or its lock file.
 fn awstats(
     settings: &Settings,
     args: &AwstatsArgs,
@@ -141,16 +136,21 @@ fn awstats(
 ) -> Result<Outcome, LogsError> {
     let (dir, wait) = settings::spool(settings, &args.spool)?;
     let options = settings::awstats(settings, &dir, args)?;
-    let (_spool, _lock) = Spool::open_locked(&dir, wait)?;
-    let plan = awstats::plan(&options, report)?;
     if args.dry_run.dry_run {
-        let mut out = io::stdout().lock();
-        out.write_all(plan.show(&options).as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(pysk_common::Error::Stdout)?;
+        let _lock = Spool::new(&dir).lock_existing(wait)?;
+        let plan = awstats::plan(&options, report)?;
+        if args.json.json {
+            print_json(&plan.summary())?;
+        } else {
+            let mut out = io::stdout().lock();
+            out.write_all(plan.show(&options).as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(pysk_common::Error::Stdout)?;
+        }
         return Ok(Outcome::Success);
     }
-    let (summary, outcome) = plan.apply(&options, report)?;
+    let (_spool, _lock) = Spool::open_locked(&dir, wait)?;
+    let (summary, outcome) = awstats::run(&options, report)?;
     if args.json.json {
         print_json(&summary)?;
     } else {

@@ -7,8 +7,9 @@
 //! `--timeout` and `--attempts`. The cache is rewritten atomically, merged
 //! with what it held, so a failed or interrupted run loses nothing.
 
-use std::collections::{HashMap, HashSet};
-use std::io::{self, Write};
+use std::collections::HashSet;
+use std::future::Future;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -146,7 +147,10 @@ fn build_resolver(options: &Options) -> Result<TokioResolver, LogsError> {
     let provider = TokioRuntimeProvider::default();
     let mut builder = if options.nameservers.is_empty() {
         TokioResolver::builder(provider).map_err(|e| LogsError::ResolvConf {
-            reason: e.to_string(),
+            reason: match e {
+                NetError::Io(io) => cause(&io),
+                other => other.to_string(),
+            },
         })?
     } else {
         let servers = options
@@ -213,24 +217,16 @@ fn fresh(entry: &Entry<'_>, now: u32, options: &Options) -> bool {
     entry.time <= now && u64::from(now - entry.time) < ttl.as_secs()
 }
 
-/// Runs `resolve`.
+/// Runs `resolve`: under the cache's lock, the addresses of the input,
+/// those without a fresh cache entry looked up, the cache saved with what
+/// was found.
 pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), LogsError> {
     let started = Instant::now();
-    let mut lock_path = options.cache.clone().into_os_string();
-    lock_path.push(".lock");
-    let _lock = Lock::acquire(Path::new(&lock_path), options.wait)?;
+    let _lock = lock(options)?;
     // The input first: its set of addresses is the largest thing held
     // before the cache is loaded.
     let (mut todo, not_addresses) = collect(&options.files)?;
-    let (mut cache, loaded) = Cache::load(&options.cache)?;
-    if loaded.bad_lines > 0 {
-        report.warn(format!(
-            "{}:{}: {} line(s) that are no cache entry, dropped",
-            options.cache.display(),
-            loaded.first_bad,
-            loaded.bad_lines
-        ));
-    }
+    let mut cache = load(&options.cache, report)?;
     let addresses = todo.len();
     let now = now();
     todo.retain(|k| cache.get(*k).is_none_or(|e| !fresh(&e, now, options)));
@@ -242,71 +238,167 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         ..Summary::default()
     };
     cache.add_missing(&todo);
-
     if !todo.is_empty() {
-        let resolver = Arc::new(build_resolver(options)?);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| pysk_common::Error::Internal(format!("tokio runtime: {}", cause(&e))))?;
-        let progress = report.progress_allowed();
-        runtime.block_on(async {
-            let mut tasks = JoinSet::new();
-            let mut running: HashMap<tokio::task::Id, [u8; 16]> = HashMap::new();
-            let mut next = todo.iter();
-            let mut done = 0usize;
-            let mut last_progress = Instant::now();
-            loop {
-                while tasks.len() < options.concurrency.max(1) {
-                    let Some(&key) = next.next() else { break };
-                    let resolver = Arc::clone(&resolver);
-                    let confirm = options.confirm;
-                    let addr = dnscache::addr(key);
-                    let handle = tasks.spawn(async move { lookup(&resolver, addr, confirm).await });
-                    running.insert(handle.id(), key);
-                }
-                let (key, answer) = match tasks.join_next_with_id().await {
-                    Some(Ok((id, answer))) => (running.remove(&id), answer),
-                    // A lookup that died is a failed lookup, not a lost one.
-                    Some(Err(e)) => (running.remove(&e.id()), Answer::Failed),
-                    None => break,
-                };
-                let Some(key) = key else { continue };
-                done += 1;
-                let time = self::now();
-                match answer {
-                    Answer::Name(name) => {
-                        summary.resolved += 1;
-                        cache.set(key, time, Some(&name));
-                    }
-                    Answer::NoName => {
-                        summary.failed += 1;
-                        cache.set(key, time, None);
-                    }
-                    Answer::Failed => {
-                        summary.failed += 1;
-                        // A passing failure does not wipe a name we had; it
-                        // stays old, so it is asked again next time.
-                        if cache.get(key).is_none_or(|e| e.name.is_none()) {
-                            cache.set(key, time, None);
-                        }
-                    }
-                }
-                if progress && last_progress.elapsed() > Duration::from_millis(200) {
-                    last_progress = Instant::now();
-                    eprint!("\rpysk-logs: resolved {done}/{}", todo.len());
-                    let _ = io::stderr().flush();
-                }
-            }
-            if progress {
-                eprint!("\r\x1b[K");
-            }
-        });
+        look_up(&todo, options, report, |key, answer| {
+            record(&mut cache, &mut summary, key, answer);
+        })?;
     }
     summary.cache_entries = cache.len();
     cache.save(&options.cache)?;
     summary.elapsed = started.elapsed().as_secs_f64();
     Ok((summary, Outcome::Success))
+}
+
+/// The cache's own lock, `<cache>.lock`: one run per cache at a time.
+fn lock(options: &Options) -> Result<Lock, LogsError> {
+    let mut path = options.cache.clone().into_os_string();
+    path.push(".lock");
+    Ok(Lock::acquire(Path::new(&path), options.wait)?)
+}
+
+/// The cache at `path`; lines that are no cache entry are reported and
+/// dropped.
+fn load(path: &Path, report: &Reporter) -> Result<Cache, LogsError> {
+    let (cache, loaded) = Cache::load(path)?;
+    if loaded.bad_lines > 0 {
+        report.warn(format!(
+            "{}:{}: {} line(s) that are no cache entry, dropped",
+            path.display(),
+            loaded.first_bad,
+            loaded.bad_lines
+        ));
+    }
+    Ok(cache)
+}
+
+/// Looks up the addresses stored under the keys `todo` on a
+/// current-thread runtime, handing each answer to `each` as it comes, with
+/// a progress line on a terminal.
+fn look_up(
+    todo: &[[u8; 16]],
+    options: &Options,
+    report: &Reporter,
+    mut each: impl FnMut([u8; 16], Answer),
+) -> Result<(), LogsError> {
+    let resolver = Arc::new(build_resolver(options)?);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| pysk_common::Error::Internal(format!("tokio runtime: {}", cause(&e))))?;
+    let confirm = options.confirm;
+    let ask = move |addr| {
+        let resolver = Arc::clone(&resolver);
+        async move { lookup(&resolver, addr, confirm).await }
+    };
+    let mut progress = Progress::new(report, todo.len());
+    let result = runtime.block_on(answers(todo, options.concurrency, ask, |key, answer| {
+        progress.step();
+        each(key, answer);
+    }));
+    progress.finish();
+    result
+}
+
+/// Runs `ask` for the address of every key of `todo`, at most
+/// `concurrency` at a time, and hands each answer to `each`. A task that
+/// dies is a fault of the tool, not a failed lookup: it ends the run as
+/// [`pysk_common::Error::Internal`] before anything is saved.
+async fn answers<F, Fut>(
+    todo: &[[u8; 16]],
+    concurrency: usize,
+    ask: F,
+    mut each: impl FnMut([u8; 16], Answer),
+) -> Result<(), LogsError>
+where
+    F: Fn(IpAddr) -> Fut,
+    Fut: Future<Output = Answer> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    let mut next = todo.iter();
+    loop {
+        while tasks.len() < concurrency.max(1) {
+            let Some(&key) = next.next() else { break };
+            let asked = ask(dnscache::addr(key));
+            tasks.spawn(async move { (key, asked.await) });
+        }
+        match tasks.join_next().await {
+            Some(Ok((key, answer))) => each(key, answer),
+            Some(Err(e)) => {
+                let why = format!("resolve: a lookup task died ({e}); the cache is left as it was");
+                return Err(pysk_common::Error::Internal(why).into());
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Records `answer` for the address stored under `key` in `cache`, and
+/// counts it in `summary`.
+fn record(cache: &mut Cache, summary: &mut Summary, key: [u8; 16], answer: Answer) {
+    let time = now();
+    match answer {
+        Answer::Name(name) => {
+            summary.resolved += 1;
+            cache.set(key, time, Some(&name));
+        }
+        Answer::NoName => {
+            summary.failed += 1;
+            cache.set(key, time, None);
+        }
+        Answer::Failed => {
+            summary.failed += 1;
+            // A passing failure does not wipe a name we had; it stays old,
+            // so it is asked again next time.
+            if cache.get(key).is_none_or(|e| e.name.is_none()) {
+                cache.set(key, time, None);
+            }
+        }
+    }
+}
+
+/// The progress line of the lookups, redrawn at most five times a second
+/// through [`Reporter::progress`] (only on a terminal).
+struct Progress<'r> {
+    report: &'r Reporter,
+    total: usize,
+    done: usize,
+    last: Instant,
+    shown: bool,
+}
+
+impl<'r> Progress<'r> {
+    fn new(report: &'r Reporter, total: usize) -> Progress<'r> {
+        Progress {
+            report,
+            total,
+            done: 0,
+            last: Instant::now(),
+            shown: false,
+        }
+    }
+
+    /// One more answer.
+    fn step(&mut self) {
+        self.done += 1;
+        if self.last.elapsed() > Duration::from_millis(200) {
+            self.last = Instant::now();
+            self.shown = true;
+            self.draw();
+        }
+    }
+
+    fn draw(&self) {
+        self.report
+            .progress(format!("resolved {}/{}", self.done, self.total));
+    }
+
+    /// Ends the line, with the final count, when one was drawn.
+    fn finish(self) {
+        if self.shown {
+            self.draw();
+            self.report.progress_done();
+        }
+    }
 }
 
 /// The lines of the summary printed on stderr.
@@ -358,6 +450,84 @@ mod tests {
         assert!(!fresh(&star, 1_000_000 + 6 * 3600, &o));
         // An entry from the future (a clock set back) is asked again.
         assert!(!fresh(&name, 999_000, &o));
+    }
+
+    fn keys(addrs: &[&str]) -> Vec<[u8; 16]> {
+        let mut keys: Vec<[u8; 16]> = addrs
+            .iter()
+            .map(|a| dnscache::key(a.parse().expect("address")))
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    #[test]
+    fn a_lookup_task_that_dies_is_an_internal_fault_not_a_failed_lookup() {
+        let todo = keys(&["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
+        let dead = dnscache::addr(todo[1]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let mut got = Vec::new();
+        let ask = move |addr: IpAddr| async move {
+            if addr == dead {
+                panic!("this lookup dies");
+            }
+            Answer::NoName
+        };
+        let result = runtime.block_on(answers(&todo, 1, ask, |key, answer| {
+            got.push((key, answer));
+        }));
+        let err = result.expect_err("a task died");
+        assert!(
+            matches!(&err, LogsError::Common(pysk_common::Error::Internal(_))),
+            "{err}"
+        );
+        assert_eq!(
+            pysk_common::exit::ToolError::exit_code(&err),
+            pysk_common::exit::SOFTWARE
+        );
+        assert!(err.to_string().contains("a lookup task died"), "{err}");
+        assert_eq!(
+            got,
+            [(todo[0], Answer::NoName)],
+            "no verdict on the dead one"
+        );
+    }
+
+    #[test]
+    fn every_answer_comes_once_and_a_passing_failure_keeps_a_known_name() {
+        let todo = keys(&["192.0.2.1", "192.0.2.2", "2001:db8::1"]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let mut got = Vec::new();
+        let ask = |_: IpAddr| async { Answer::Failed };
+        runtime
+            .block_on(answers(&todo, 2, ask, |key, _| got.push(key)))
+            .expect("all answered");
+        got.sort_unstable();
+        assert_eq!(got, todo);
+
+        let mut cache = Cache::default();
+        cache.add_missing(&todo);
+        cache.set(todo[0], 1, Some("known.example"));
+        let mut summary = Summary::default();
+        record(&mut cache, &mut summary, todo[0], Answer::Failed);
+        record(&mut cache, &mut summary, todo[1], Answer::Failed);
+        record(
+            &mut cache,
+            &mut summary,
+            todo[2],
+            Answer::Name("h.example".into()),
+        );
+        assert_eq!(
+            cache.get(todo[0]).and_then(|e| e.name),
+            Some("known.example")
+        );
+        assert_eq!(cache.get(todo[1]).and_then(|e| e.name), None);
+        assert_eq!(cache.get(todo[2]).and_then(|e| e.name), Some("h.example"));
+        assert_eq!((summary.resolved, summary.failed), (1, 2));
     }
 
     #[test]

@@ -299,15 +299,25 @@ pub fn awstats(
         dns_cache: quotable(s, "logs_dns_cache", args.cache.as_deref(), cache)?,
         include: quotable(s, "logs_awstats_include", None, include)?,
         awstats_pl: s.path("logs_awstats_pl", None)?,
-        pysk_logs: std::env::current_exe().map_err(|e| {
-            Error::Internal(format!("cannot find pysk-logs' own path: {}", cause(&e)))
-        })?,
+        pysk_logs: own_path()?,
         vhosts: match list {
             Some(path) => Some(vhosts::read(&path)?.into_iter().collect()),
             None => None,
         },
         spool,
     })
+}
+
+/// The path of this program, which each configuration's `LogFile` pipe
+/// runs; it too must be a path AWStats can carry.
+fn own_path() -> Result<PathBuf, LogsError> {
+    let path = std::env::current_exe()
+        .map_err(|e| Error::Internal(format!("cannot find pysk-logs' own path: {}", cause(&e))))?;
+    if !crate::awstats::quotable(&path.display().to_string()) {
+        let why = "holds a quote or a line end, which an AWStats LogFile line cannot carry";
+        return Err(Error::Internal(format!("pysk-logs' own path {path:?}: {why}")).into());
+    }
+    Ok(path)
 }
 
 /// `run`'s stages' options, all from the switches but the spool. A
@@ -667,6 +677,34 @@ mod tests {
             err.to_string()
                 .starts_with(&format!("{}:2: logs_awstats_data_group: ", path.display())),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_path_switch_must_be_absolute_but_an_option_may_be_relative() {
+        let (s, path, _cfg) = settings("logs_spool=spool\nlogs_awstats_conf_dir=\n");
+        let err = spool(&s, &SpoolArgs::default()).expect_err("relative");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "{}:1: logs_spool: \"spool\": not an absolute path",
+                path.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), exit::CONFIG);
+        let err = awstats(&s, Path::new("/s"), &AwstatsArgs::default()).expect_err("empty");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}:2: logs_awstats_conf_dir: ", path.display())),
+            "{err}"
+        );
+        let args = SpoolArgs {
+            spool: Some(PathBuf::from("spool")),
+            ..SpoolArgs::default()
+        };
+        assert_eq!(
+            spool(&s, &args).expect("relative option").0,
+            Path::new("spool")
         );
     }
 

@@ -254,8 +254,11 @@ impl<'s, 'a> Worker<'s, 'a> {
     }
 }
 
-/// An internal fault of the run (a worker that died, a poisoned lock):
-/// reported as such, exit 70.
+/// An internal fault of the run (a poisoned lock): reported as such, exit
+/// 70. A worker that panics is not caught here: rayon raises its panic
+/// again in the thread that started the work, and release builds abort on
+/// a panic, so the run ends before its commit point and the next run
+/// starts from the same inbox.
 fn internal(what: &str) -> LogsError {
     pysk_common::Error::Internal(format!("split: {what}")).into()
 }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::LogsError;
 use pysk_common::atomic;
-use pysk_common::error::write_err;
+use pysk_common::error::{read_err, write_err};
 
 /// The spool's directories.
 #[derive(Debug, Clone)]
@@ -89,6 +89,22 @@ impl Spool {
         )?)
     }
 
+    /// The spool's lock for a dry run, which creates nothing: taken like
+    /// [`Spool::lock`] (waiting up to `wait` for another run) when
+    /// `<spool>/.lock` exists; `None` when it does not, for then no run
+    /// has begun in this spool and the dry run plans against what is
+    /// there.
+    pub fn lock_existing(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<Option<pysk_common::lock::Lock>, LogsError> {
+        if self.root.join(".lock").is_file() {
+            self.lock(wait).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// The spool at `root` with its directories made and its lock taken,
     /// waiting up to `wait` for another run: how split, fetch, awstats and
     /// run begin. The spool stays locked while the returned lock lives.
@@ -117,17 +133,13 @@ impl Spool {
     pub fn inbox_files(&self) -> Result<Vec<PathBuf>, LogsError> {
         let inbox = self.inbox();
         let mut files = Vec::new();
-        for entry in fs::read_dir(&inbox).map_err(write_err(&inbox))? {
-            let entry = entry.map_err(write_err(&inbox))?;
+        for entry in fs::read_dir(&inbox).map_err(read_err(&inbox))? {
+            let entry = entry.map_err(read_err(&inbox))?;
             let name = entry.file_name();
             if name.to_string_lossy().starts_with('.') {
                 continue;
             }
-            if entry
-                .file_type()
-                .map_err(write_err(entry.path()))?
-                .is_file()
-            {
+            if entry.file_type().map_err(read_err(entry.path()))?.is_file() {
                 files.push(entry.path());
             }
         }
@@ -229,7 +241,7 @@ impl Spool {
         let mut manifests = entries(&tmp)?;
         manifests.retain(|p| p.extension().is_some_and(|e| e == "manifest"));
         for path in &manifests {
-            let bytes = fs::read(path).map_err(write_err(path))?;
+            let bytes = fs::read(path).map_err(read_err(path))?;
             let manifest: Manifest =
                 serde_json::from_slice(&bytes).map_err(|e| LogsError::Manifest {
                     path: path.clone(),
@@ -274,8 +286,8 @@ impl Spool {
 /// The entries of `dir`, sorted by name.
 fn entries(dir: &Path) -> Result<Vec<PathBuf>, LogsError> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(write_err(dir))? {
-        out.push(entry.map_err(write_err(dir))?.path());
+    for entry in fs::read_dir(dir).map_err(read_err(dir))? {
+        out.push(entry.map_err(read_err(dir))?.path());
     }
     out.sort();
     Ok(out)

@@ -164,9 +164,26 @@ fn awstats_dry_run_prints_the_diffs_and_commands_and_changes_nothing() {
     assert_eq!((files(&s.conf), files(&s.spool)), before, "nothing written");
     assert!(!s.data.exists(), "DirData not made");
 
-    // The real run writes exactly what the dry run showed, AWStats reads
-    // it, and a dry run after it has nothing to show.
-    pysk_logs(&s.config).args(["-q", "awstats"]).succeeds();
+    // With --json, the document the real run prints, marked as a dry run.
+    let out = pysk_logs(&s.config)
+        .args(["awstats", "--dry-run", "--json"])
+        .succeeds();
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let planned = json_doc(&out);
+    assert_eq!(
+        planned,
+        serde_json::json!({"version": 1, "dry_run": true, "written": VHOSTS,
+            "removed": ["gone.example"], "updated": VHOSTS, "failed": []})
+    );
+    assert_eq!((files(&s.conf), files(&s.spool)), before, "nothing written");
+    assert!(!s.data.exists(), "DirData not made");
+
+    // The real run does what the dry run said, writes exactly what it
+    // showed, AWStats reads it, and a dry run after it has nothing to show.
+    let out = pysk_logs(&s.config).args(["awstats", "--json"]).succeeds();
+    let mut done = json_doc(&out);
+    done["dry_run"] = serde_json::json!(true);
+    assert_eq!(done, planned);
     for vhost in VHOSTS {
         assert_eq!(
             fs::read_to_string(s.conf_path(vhost)).expect("written"),
@@ -287,7 +304,8 @@ fn fetch_awstats_and_run_print_json_documents_with_their_version() {
     let doc = json_doc(&out);
     assert_eq!(
         doc,
-        serde_json::json!({"version": 1, "written": [], "removed": [], "updated": [], "failed": []})
+        serde_json::json!({"version": 1, "dry_run": false, "written": [], "removed": [],
+            "updated": [], "failed": []})
     );
     assert!(s.root.join("dnscache.txt").exists());
 }
@@ -378,4 +396,98 @@ fn wait_gives_a_held_lock_time_from_the_option_or_the_switch() {
     let out = child.wait_with_output().expect("awstats");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "", "no vhost, nothing to show");
+}
+
+#[test]
+fn awstats_dry_run_creates_nothing_not_even_the_spool_or_its_lock() {
+    let dir = scratch();
+    let config = dir.path().join("pysk");
+    let conf = dir.path().join("awstats");
+    write_switches(
+        &config,
+        &[
+            ("logs_awstats_conf_dir", conf.display().to_string()),
+            (
+                "logs_awstats_data_dir",
+                dir.path().join("data").display().to_string(),
+            ),
+        ],
+    );
+    let before = tree(dir.path());
+    let spool = dir.path().join("new");
+    let spool_arg = spool.display().to_string();
+    let out = pysk_logs(&config)
+        .args(["awstats", "--spool", &spool_arg, "--dry-run"])
+        .succeeds();
+    assert_eq!(stdout(&out), "", "no vhost, nothing to show");
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let out = pysk_logs(&config)
+        .args(["awstats", "--spool", &spool_arg, "--dry-run", "--json"])
+        .succeeds();
+    assert_eq!(
+        json_doc(&out),
+        serde_json::json!({"version": 1, "dry_run": true, "written": [], "removed": [],
+            "updated": [], "failed": []})
+    );
+    assert_eq!(tree(dir.path()), before, "no directory, no lock file");
+
+    // A spool without its lock file is planned against as it is: a vhost
+    // directory in pending/ is configured, and still nothing is made.
+    fs::create_dir_all(spool.join("pending/www.example.org")).expect("pending");
+    let before = tree(dir.path());
+    let out = pysk_logs(&config)
+        .args(["awstats", "--spool", &spool_arg, "--dry-run", "--json"])
+        .succeeds();
+    assert_eq!(
+        json_doc(&out)["written"],
+        serde_json::json!(["www.example.org"])
+    );
+    assert_eq!(tree(dir.path()), before, "no lock file, no spool directory");
+}
+
+/// Every path below `dir`, directories included.
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            stack.extend(
+                fs::read_dir(&p)
+                    .expect("dir")
+                    .map(|e| e.expect("entry").path()),
+            );
+        }
+        out.push(p);
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn config_prints_the_loaded_switches_and_warns_about_unknown_ones() {
+    let dir = scratch();
+    let config = dir.path().join("pysk");
+    write_switches(
+        &config,
+        &[
+            ("logs_memory", "64M".into()),
+            ("logs_memroy", "128M".into()),
+        ],
+    );
+    let out = pysk_logs(&config).arg("config").succeeds();
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "pysk-logs: {}:2: logs_memroy: not a switch this tool reads (misspelt, or \
+             retired?); ignored\n",
+            config.join("serverconfig/default").display()
+        )
+    );
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("# effective switches for web1.example.org\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nlogs_memory=\"64M\"  # "), "{text}");
+    assert!(text.contains("\nlogs_memroy=\"128M\"  # "), "{text}");
 }
