@@ -345,7 +345,7 @@ fn dns_cache(s: &Settings, spool: &Path, cli: Option<PathBuf>) -> Result<PathBuf
         .unwrap_or_else(|| spool.join("dnscache.txt")))
 }
 
-/// `path`, the value of `key`, when AWStats can carry it in a
+/// `path`, the value of `key`, made absolute, when AWStats can carry it in a
 /// configuration line; otherwise an error naming where it came from.
 fn quotable(
     s: &Settings,
@@ -353,6 +353,9 @@ fn quotable(
     cli: Option<&Path>,
     path: PathBuf,
 ) -> Result<PathBuf, LogsError> {
+    // AWStats runs the LogFile pipe from a directory of its own: a path
+    // given relative on the command line is made absolute here.
+    let path = std::path::absolute(&path).map_err(pysk_common::error::read_err(&path))?;
     let text = path.display().to_string();
     if crate::awstats::quotable(&text) {
         return Ok(path);
@@ -706,6 +709,17 @@ mod tests {
             spool(&s, &args).expect("relative option").0,
             Path::new("spool")
         );
+        // What awstats writes into a configuration is made absolute: AWStats
+        // runs the LogFile pipe from a directory of its own.
+        let (s, _, _cfg) = settings("");
+        let args = AwstatsArgs {
+            cache: Some(PathBuf::from("cache.txt")),
+            ..AwstatsArgs::default()
+        };
+        let options = awstats(&s, Path::new("spool"), &args).expect("relative options");
+        let cwd = std::env::current_dir().expect("cwd");
+        assert_eq!(options.spool, cwd.join("spool"));
+        assert_eq!(options.dns_cache, cwd.join("cache.txt"));
     }
 
     #[test]
