@@ -3,8 +3,10 @@
 //!
 //! A build is planned first, without touching anything ([`plan`]: zones
 //! assembled and rendered, serials decided, the files to write and to
-//! remove listed), then either shown ([`Plan::show`], the `--dry-run` diff)
-//! or applied ([`Plan::apply`]). Order of writes: the serial state first
+//! remove listed), then either shown (`--dry-run`: the diff of
+//! [`Plan::show`], or with `--json` only the summary the build would give;
+//! a dry run creates nothing, see [`Location::open_to_look`]) or applied
+//! ([`Plan::apply`]). Order of writes: the serial state first
 //! (so a serial is never handed out twice for different content), then the
 //! zone files, then the include, then stale zone files of pysk-dns' own
 //! are removed. Every file is replaced atomically, the zone files and the
@@ -30,6 +32,7 @@ use pysk_common::inventory::Inventory;
 use pysk_common::report::{Kind, Reporter};
 use pysk_common::{diff, marker};
 
+use crate::cli;
 use crate::document::{self, Data, Record, Zone};
 use crate::error::DnsError;
 use crate::name;
@@ -250,8 +253,9 @@ fn inputs(
             None => notes.push((
                 Kind::Warning,
                 format!(
-                    "{}: no snapshot yet (run pysk-dns fetch); its zones are not built",
-                    host.name
+                    "{}: no snapshot yet (run {} fetch); its zones are not built",
+                    host.name,
+                    cli::NAME
                 ),
             )),
         }

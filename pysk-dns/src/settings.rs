@@ -50,7 +50,7 @@ pub const SWITCHES: &[Spec] = &[
     Spec::new(
         "dns_api_password_file",
         "",
-        "its password, in a file only root can read",
+        "its password, in a file only its owner can read",
     )
     .option("--password-file"),
     Spec::new(
