@@ -181,6 +181,22 @@ fn check_conf(conf: &Path) {
     );
 }
 
+/// Waits until `named` answers for every one of `zones`: it listens
+/// before it has loaded them, so a query at once may find no zone yet.
+fn serving(named: &Named, zones: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for zone in zones {
+        while named.query(zone, "SOA").is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "named never served {zone}: {}",
+                named.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 /// The expected long DKIM text of the example, as dig prints it: two
 /// strings, the first of 255 bytes.
 fn dkim_answer() -> String {
@@ -215,6 +231,7 @@ fn fetched_and_built_zones_are_served_by_named() {
     }
     let named = Named::start(&fleet.path("named"), &fleet.path("named.conf.pysk"))
         .expect("named is installed");
+    serving(&named, &["example.org", "example.com", "example.net"]);
     check_conf(&named.conf);
 
     let q = |name: &str, t: &str| named.query(name, t);
@@ -513,6 +530,7 @@ fn conflicts_name_both_servers_and_leave_out_only_their_records() {
     check_zone("example.org", &fleet.path("zones/db.example.org"));
     let named = Named::start(&fleet.path("named"), &fleet.path("named.conf.pysk"))
         .expect("named is installed");
+    serving(&named, &["example.org"]);
     assert_eq!(named.query("example.org", "NS"), ["ns1.example.net."]);
     assert_eq!(named.query("www.example.org", "A"), Vec::<String>::new());
     assert_eq!(named.query("ftp.example.org", "A"), ["192.0.2.30"]);
