@@ -3,8 +3,10 @@
 //!
 //! A build is planned first, without touching anything ([`plan`]: zones
 //! assembled and rendered, serials decided, the files to write and to
-//! remove listed), then either shown ([`Plan::show`], the `--dry-run` diff)
-//! or applied ([`Plan::apply`]). Order of writes: the serial state first
+//! remove listed), then either shown (`--dry-run`: the diff of
+//! [`Plan::show`], or with `--json` only the summary the build would give;
+//! a dry run creates nothing, see [`Location::open_to_look`]) or applied
+//! ([`Plan::apply`]). Order of writes: the serial state first
 //! (so a serial is never handed out twice for different content), then the
 //! zone files, then the include, then stale zone files of pysk-dns' own
 //! are removed. Every file is replaced atomically, the zone files and the
@@ -30,6 +32,7 @@ use pysk_common::inventory::Inventory;
 use pysk_common::report::{Kind, Reporter};
 use pysk_common::{diff, marker};
 
+use crate::cli;
 use crate::document::{self, Data, Record, Zone};
 use crate::error::DnsError;
 use crate::name;
@@ -37,6 +40,7 @@ use crate::reload;
 use crate::render::{self, MARKER, SoaTimers};
 use crate::serial::{self, State};
 use crate::snapshot;
+use crate::state::Location;
 use crate::summary::{self, BuildSummary, NotServed, ReloadReport};
 use crate::zone::{self, Assembled, Policy};
 
@@ -145,50 +149,46 @@ pub struct Built {
     pub summary: BuildSummary,
 }
 
-/// Builds the zones from the snapshots of `inventory`'s servers: plans,
-/// reports the plan's notes, then writes the `--dry-run` diffs to `out` or
-/// applies the plan.
+/// Builds the zones from the snapshots of the servers of `location`'s
+/// inventory, holding its lock: plans, reports the plan's notes, then
+/// either shows the plan (`--dry-run`: the diffs on `out`, or with `--json`
+/// only the summary) or applies it and reloads the name server if asked.
 pub fn run(
-    inventory: &Inventory,
+    location: &Location,
     options: &Options,
     reporter: &Reporter,
     out: &mut dyn Write,
 ) -> Result<Built, DnsError> {
-    let plan = plan(inventory, options)?;
+    let (inventory, _lock) = if options.dry_run {
+        location.open_to_look()?
+    } else {
+        let (inventory, lock) = location.open()?;
+        (inventory, Some(lock))
+    };
+    let plan = plan(&inventory, options)?;
     plan.report(reporter, options.json);
-    let mut problems = plan.problems();
     if options.dry_run {
-        plan.show(out)?;
-        let summary = summary::build(&plan, false, None, problems);
-        return Ok(Built {
-            outcome: outcome(&summary),
-            summary,
-        });
+        return plan.dry_run(options.json, out);
     }
     let wrote = plan.apply(options)?;
+    let mut problems = plan.problems();
     let reloaded = match &options.reload {
-        Some(r) if wrote => Some(plan.reload(r)?),
-        Some(_) => Some(ReloadReport {
-            ran: false,
-            not_served: Vec::new(),
-        }),
+        Some(r) => Some(plan.reload_after(r, wrote, reporter, &mut problems)?),
         None => None,
     };
-    if let Some(r) = &options.reload {
-        for z in reloaded.iter().flat_map(|done| &done.not_served) {
-            let line = format!(
-                "{}: after the reload {} {}, not serial {}; see the name server's log",
-                z.zone, r.server, z.seen, z.serial
-            );
-            reporter.warn(&line);
-            problems.push(line);
+    Ok(Built::new(summary::build(
+        &plan, wrote, false, reloaded, problems,
+    )))
+}
+
+impl Built {
+    /// The result of a build that `summary` describes.
+    fn new(summary: BuildSummary) -> Built {
+        Built {
+            outcome: outcome(&summary),
+            summary,
         }
     }
-    let summary = summary::build(&plan, wrote, reloaded, problems);
-    Ok(Built {
-        outcome: outcome(&summary),
-        summary,
-    })
 }
 
 /// Exit 1 when the summary lists a problem.
@@ -253,8 +253,9 @@ fn inputs(
             None => notes.push((
                 Kind::Warning,
                 format!(
-                    "{}: no snapshot yet (run pysk-dns fetch); its zones are not built",
-                    host.name
+                    "{}: no snapshot yet (run {} fetch); its zones are not built",
+                    host.name,
+                    cli::NAME
                 ),
             )),
         }
@@ -430,19 +431,35 @@ impl Plan {
         self.after != self.before
     }
 
-    /// `--dry-run`: writes the unified diff of every file the plan would
-    /// change to `out`, the serial state first.
+    /// `--dry-run`: the diffs on `out` (without `json`), and the summary
+    /// the real build would give, marked as a dry run.
+    fn dry_run(&self, json: bool, out: &mut dyn Write) -> Result<Built, DnsError> {
+        if !json {
+            self.show(out)?;
+        }
+        let would_write = !self.changes.is_empty();
+        Ok(Built::new(summary::build(
+            self,
+            would_write,
+            true,
+            None,
+            self.problems(),
+        )))
+    }
+
+    /// Writes the unified diff of every file the plan would change to
+    /// `out`, the serial state first (its new side exactly the bytes
+    /// [`State::save`] writes).
     pub fn show(&self, out: &mut dyn Write) -> Result<(), DnsError> {
         if self.state_changes() {
-            let path = &self.state_file;
-            let render = |s: &State| serde_json::to_string_pretty(s).unwrap_or_default() + "\n";
-            let existed = path.try_exists().map_err(read_err(path))?;
-            let old = existed.then(|| render(&self.before));
-            print_diff(out, path, old.as_deref(), Some(&render(&self.after)))?;
+            let old = read_optional(&self.state_file)?;
+            let new = self.after.text()?;
+            print_diff(out, &self.state_file, old.as_deref(), Some(&new))?;
         }
         for c in &self.changes {
             print_diff(out, &c.path, c.old.as_deref(), c.new.as_deref())?;
         }
+        out.flush().map_err(pysk_common::Error::Stdout)?;
         Ok(())
     }
 
@@ -474,9 +491,37 @@ impl Plan {
         Ok(true)
     }
 
-    /// `--reload` after a change: runs the reload command, then waits for
-    /// every written zone to be served with its new serial; lists the
-    /// zones that are not, each with what was seen instead.
+    /// `--reload`: after a change (`wrote`), runs the reload command and
+    /// checks that every written zone is served with its new serial; each
+    /// zone that is not is warned about and added to `problems`.
+    fn reload_after(
+        &self,
+        r: &Reload,
+        wrote: bool,
+        reporter: &Reporter,
+        problems: &mut Vec<String>,
+    ) -> Result<ReloadReport, DnsError> {
+        if !wrote {
+            return Ok(ReloadReport {
+                ran: false,
+                not_served: Vec::new(),
+            });
+        }
+        let done = self.reload(r)?;
+        for z in &done.not_served {
+            let line = format!(
+                "{}: after the reload {} {}, not serial {}; see the name server's log",
+                z.zone, r.server, z.seen, z.serial
+            );
+            reporter.warn(&line);
+            problems.push(line);
+        }
+        Ok(done)
+    }
+
+    /// Runs the reload command, then waits for every written zone to be
+    /// served with its new serial; lists the zones that are not, each
+    /// with what was seen instead.
     pub fn reload(&self, r: &Reload) -> Result<ReloadReport, DnsError> {
         reload::run_command(&r.command)?;
         let written: Vec<(String, u32)> = self

@@ -73,7 +73,8 @@ with the snapshot's age, and exits 1.")]
     #[command(after_help = "\
 Example (after fetch; reloads BIND only when a zone changed):
   pysk-dns -q build --reload
-  pysk-dns build --dry-run | less     # the diff of every file it would write")]
+  pysk-dns build --dry-run | less     # the diff of every file it would write
+  pysk-dns build --dry-run --json     # what it would write, as the --json document")]
     Build(BuildArgs),
     /// Print a zone's current SOA serial
     #[command(after_help = "Example:\n  pysk-dns serial example.org")]
@@ -124,7 +125,6 @@ pub struct FetchArgs {
 
 /// The options of `build`.
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("stdout").args(["dry_run", "json"]).multiple(false))]
 pub struct BuildArgs {
     /// Inventory, state directory and lock.
     #[command(flatten)]
@@ -135,7 +135,8 @@ pub struct BuildArgs {
     /// The named.conf include to write [switch: dns_include]
     #[arg(long, value_name = "FILE")]
     pub include: Option<PathBuf>,
-    /// `--dry-run`: the unified diff of every file that would change.
+    /// `--dry-run`: the unified diff of every file that would change (with
+    /// `--json`: the summary the build would give instead).
     #[command(flatten)]
     pub dry_run: DryRunArgs,
     /// After a change, run the reload command and check the served serials

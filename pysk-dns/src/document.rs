@@ -238,26 +238,68 @@ enum RType {
     Caa,
 }
 
+impl RType {
+    /// The type a record's `type` names, in any case.
+    fn parse(text: &str) -> Result<RType, String> {
+        Ok(match text.to_ascii_uppercase().as_str() {
+            "A" => RType::A,
+            "AAAA" => RType::Aaaa,
+            "CNAME" => RType::Cname,
+            "MX" => RType::Mx,
+            "TXT" => RType::Txt,
+            "SRV" => RType::Srv,
+            "NS" => RType::Ns,
+            "CAA" => RType::Caa,
+            _ => return Err(format!("unknown record type {text:?}")),
+        })
+    }
+
+    /// Its mnemonic, for messages.
+    fn name(self) -> &'static str {
+        match self {
+            RType::A => "A",
+            RType::Aaaa => "AAAA",
+            RType::Cname => "CNAME",
+            RType::Mx => "MX",
+            RType::Txt => "TXT",
+            RType::Srv => "SRV",
+            RType::Ns => "NS",
+            RType::Caa => "CAA",
+        }
+    }
+
+    /// The optional fields it takes, and the rule its owner name follows
+    /// (host names for records that name hosts, `_` allowed otherwise).
+    fn shape(self) -> (&'static [&'static str], Rule) {
+        match self {
+            RType::A | RType::Aaaa => (&[], Rule::Host),
+            RType::Mx => (&["priority"], Rule::Host),
+            RType::Srv => (&["priority", "weight", "port"], Rule::Service),
+            RType::Caa => (&["flags", "tag"], Rule::Service),
+            RType::Cname | RType::Txt | RType::Ns => (&[], Rule::Service),
+        }
+    }
+}
+
+/// One record of the zone `origin`, validated: its type, the fields it
+/// may carry, its owner, its data, its TTL (the zone's `default_ttl` when
+/// absent), in that order.
 fn record(r: &RecordDoc, origin: &str, default_ttl: u32) -> Result<Record, String> {
-    let rtype = r.rtype.to_ascii_uppercase();
-    let kind = match rtype.as_str() {
-        "A" => RType::A,
-        "AAAA" => RType::Aaaa,
-        "CNAME" => RType::Cname,
-        "MX" => RType::Mx,
-        "TXT" => RType::Txt,
-        "SRV" => RType::Srv,
-        "NS" => RType::Ns,
-        "CAA" => RType::Caa,
-        _ => return Err(format!("unknown record type {:?}", r.rtype)),
-    };
-    let (allowed, rule): (&[&str], Rule) = match kind {
-        RType::A | RType::Aaaa => (&[], Rule::Host),
-        RType::Mx => (&["priority"], Rule::Host),
-        RType::Srv => (&["priority", "weight", "port"], Rule::Service),
-        RType::Caa => (&["flags", "tag"], Rule::Service),
-        RType::Cname | RType::Txt | RType::Ns => (&[], Rule::Service),
-    };
+    let kind = RType::parse(&r.rtype)?;
+    let (allowed, rule) = kind.shape();
+    check_fields(r, kind, allowed)?;
+    let owner = owner(r, origin, rule)?;
+    let data = data(r, kind, &owner, origin)?;
+    Ok(Record {
+        owner,
+        ttl: ttl(r.ttl.unwrap_or(default_ttl))?,
+        data,
+    })
+}
+
+/// Refuses a field that a record of `kind` does not take (a priority on
+/// an A record, say).
+fn check_fields(r: &RecordDoc, kind: RType, allowed: &[&str]) -> Result<(), String> {
     let present = [
         ("priority", r.priority.is_some()),
         ("weight", r.weight.is_some()),
@@ -267,17 +309,31 @@ fn record(r: &RecordDoc, origin: &str, default_ttl: u32) -> Result<Record, Strin
     ];
     for (field, is_set) in present {
         if is_set && !allowed.contains(&field) {
-            return Err(format!("{field} does not belong to a {rtype} record"));
+            return Err(format!(
+                "{field} does not belong to a {} record",
+                kind.name()
+            ));
         }
     }
+    Ok(())
+}
+
+/// The record's absolute owner, which must lie inside the zone `origin`.
+fn owner(r: &RecordDoc, origin: &str, rule: Rule) -> Result<String, String> {
     let owner = name::in_zone(&r.name, origin, rule, true, false)?;
     if !name::is_within(&owner, origin) {
         return Err(format!("owner {owner} lies outside the zone"));
     }
+    Ok(owner)
+}
+
+/// The record's data from its value and fields, by type.
+fn data(r: &RecordDoc, kind: RType, owner: &str, origin: &str) -> Result<Data, String> {
     let target = |rule| name::in_zone(&r.value, origin, rule, false, false);
     let target_or_root = |rule| name::in_zone(&r.value, origin, rule, false, true);
-    let need = |v: Option<u16>, field: &str| v.ok_or_else(|| format!("{rtype} needs {field}"));
-    let data = match kind {
+    let need =
+        |v: Option<u16>, field: &str| v.ok_or_else(|| format!("{} needs {field}", kind.name()));
+    Ok(match kind {
         RType::A => Data::A(
             r.value
                 .parse()
@@ -288,18 +344,14 @@ fn record(r: &RecordDoc, origin: &str, default_ttl: u32) -> Result<Record, Strin
                 .parse()
                 .map_err(|_| format!("{:?} is not an IPv6 address", r.value))?,
         ),
-        RType::Cname => {
-            if owner == origin {
-                return Err("a CNAME cannot be at the zone's apex".to_owned());
-            }
-            Data::Cname(target(Rule::Service)?)
+        RType::Cname if owner == origin => {
+            return Err("a CNAME cannot be at the zone's apex".to_owned());
         }
-        RType::Ns => {
-            if owner == origin {
-                return Err("the zone's own name servers belong in its ns list".to_owned());
-            }
-            Data::Ns(target(Rule::Host)?)
+        RType::Cname => Data::Cname(target(Rule::Service)?),
+        RType::Ns if owner == origin => {
+            return Err("the zone's own name servers belong in its ns list".to_owned());
         }
+        RType::Ns => Data::Ns(target(Rule::Host)?),
         RType::Mx => Data::Mx(need(r.priority, "priority")?, target_or_root(Rule::Host)?),
         RType::Srv => Data::Srv(
             need(r.priority, "priority")?,
@@ -311,24 +363,23 @@ fn record(r: &RecordDoc, origin: &str, default_ttl: u32) -> Result<Record, Strin
             text(&r.value, "text", MAX_TXT)?;
             Data::Txt(r.value.clone())
         }
-        RType::Caa => {
-            let tag = r.tag.clone().ok_or("CAA needs tag")?;
-            if tag.is_empty() || tag.len() > 15 || !tag.bytes().all(|c| c.is_ascii_alphanumeric()) {
-                return Err(format!("CAA tag {tag:?} is not 1 to 15 letters and digits"));
-            }
-            text(&r.value, "CAA value", 1024)?;
-            Data::Caa(
-                r.flags.unwrap_or(0),
-                tag.to_ascii_lowercase(),
-                r.value.clone(),
-            )
-        }
-    };
-    Ok(Record {
-        owner,
-        ttl: ttl(r.ttl.unwrap_or(default_ttl))?,
-        data,
+        RType::Caa => caa(r)?,
     })
+}
+
+/// A CAA record's data: flags (0 when absent), a tag of 1 to 15 letters
+/// and digits (kept in lowercase), and its value.
+fn caa(r: &RecordDoc) -> Result<Data, String> {
+    let tag = r.tag.clone().ok_or("CAA needs tag")?;
+    if tag.is_empty() || tag.len() > 15 || !tag.bytes().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!("CAA tag {tag:?} is not 1 to 15 letters and digits"));
+    }
+    text(&r.value, "CAA value", 1024)?;
+    Ok(Data::Caa(
+        r.flags.unwrap_or(0),
+        tag.to_ascii_lowercase(),
+        r.value.clone(),
+    ))
 }
 
 #[cfg(test)]

@@ -11,12 +11,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 use pysk_common::date;
+use pysk_common::error;
 use pysk_common::exit::Outcome;
 use pysk_common::inventory::{Host, Inventory};
 use pysk_common::net;
@@ -27,6 +28,7 @@ use pysk_common::tls;
 use crate::document::{self, Document};
 use crate::error::DnsError;
 use crate::snapshot::{self, Snapshot, human_age};
+use crate::state::Location;
 
 /// What `fetch` needs to know.
 #[derive(Debug)]
@@ -136,6 +138,14 @@ impl Fate {
     }
 }
 
+/// Fetches every server of `location`'s inventory into its state
+/// directory, holding its lock. Returns each server's name and fate, in
+/// inventory order.
+pub fn run(location: &Location, options: &Options) -> Result<Vec<(String, Fate)>, DnsError> {
+    let (inventory, _lock) = location.open()?;
+    fetch_all(&inventory, &location.dir, options)
+}
+
 /// Fetches every server of `inventory` into `state_dir`. Returns each
 /// server's name and fate, in inventory order.
 pub fn fetch_all(
@@ -223,7 +233,11 @@ impl Client {
             // a server must publish at the address it is configured with.
             .max_redirects(0)
             .http_status_as_error(false)
-            .user_agent(concat!("pysk-dns/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                env!("CARGO_PKG_NAME"),
+                "/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
             .new_agent();
         let authorization = options.auth.as_ref().map(|(user, password)| {
@@ -246,7 +260,7 @@ impl Client {
         if let Some(auth) = &self.authorization {
             request = request.header("Authorization", auth);
         }
-        let mut response = request.call().map_err(|e| e.to_string())?;
+        let mut response = request.call().map_err(why_not)?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("HTTP {status}"));
@@ -260,8 +274,18 @@ impl Client {
                 ureq::Error::BodyExceedsLimit(n) => {
                     format!("document larger than {n} bytes")
                 }
-                other => other.to_string(),
+                other => why_not(other),
             })
+    }
+}
+
+/// Why a request failed, in words for the admin: an I/O error (a refused
+/// connection, a reset) by its cause alone, without Rust's `(os error N)`;
+/// any other as `ureq` says it.
+fn why_not(err: ureq::Error) -> String {
+    match err {
+        ureq::Error::Io(e) => error::cause(&e),
+        other => other.to_string(),
     }
 }
 
@@ -297,7 +321,7 @@ fn fetch_one(
     options: &Options,
 ) -> Result<Fate, DnsError> {
     let old = snapshot::load(state_dir, &host.name)?;
-    let now = SystemTime::now();
+    let now = date::unix_now();
     let age = old.as_ref().map(|s| s.age(now));
     let url = match url_for(host, options) {
         Ok(u) => u,
@@ -337,7 +361,7 @@ fn fetch_one(
         state_dir,
         &host.name,
         &Snapshot {
-            fetched: date::unix_now(),
+            fetched: now,
             document: doc,
         },
     )?;

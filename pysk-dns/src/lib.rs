@@ -9,11 +9,12 @@
 //!   the content ([`serial`]), then shown (`--dry-run`) or written
 //!   atomically; `--reload` reloads the name server and checks what it
 //!   serves ([`reload`]).
-//! - `serial`: a zone's serial. `config`: the effective switches.
+//! - `serial`: a zone's serial ([`serial::lookup`]). `config`: the
+//!   effective switches.
 //!
 //! The command line is in [`cli`], every option is resolved in
 //! [`settings`], the state directory and its lock are [`state`], the
-//! `--json` documents [`summary`]; this file only dispatches.
+//! `--json` documents [`summary`]; this file only dispatches and prints.
 
 pub mod build;
 pub mod cli;
@@ -32,8 +33,6 @@ pub mod zone;
 
 use std::io::{self, Write};
 
-use clap::Parser;
-
 use pysk_common::cli::CommonArgs;
 use pysk_common::exit::Outcome;
 use pysk_common::report::{self, Reporter};
@@ -46,28 +45,22 @@ pub use error::DnsError;
 /// The tool's entry point: parses the command line, resolves the
 /// subcommand's options, runs it and prints its result.
 pub fn try_main() -> Result<Outcome, DnsError> {
-    let Cli { common, command } = Cli::parse();
+    let Cli { common, command } = pysk_common::cli::parse::<Cli>(settings::SWITCHES);
     let report = common.reporter(cli::NAME);
-    let settings = common.settings(settings::SWITCHES)?;
-    for line in settings.unknown() {
-        report.warn(line);
-    }
+    let settings = common.settings(settings::SWITCHES, &report)?;
     match command {
         Command::Fetch(args) => run_fetch(&common, &settings, &args, &report),
         Command::Build(args) => run_build(&common, &settings, &args, &report),
         Command::Serial(args) => run_serial(&settings, &args),
         Command::Config => {
-            let text = settings.render(&common.host()?);
-            let mut out = io::stdout().lock();
-            out.write_all(text.as_bytes())
-                .and_then(|()| out.flush())
-                .map_err(pysk_common::Error::Stdout)?;
+            common.print_config(&settings, &mut io::stdout().lock())?;
             Ok(Outcome::Success)
         }
     }
 }
 
-/// `fetch`: every server's document into its snapshot.
+/// `fetch`: every server's document into its snapshot; the fates on
+/// stderr, or the `--json` document.
 fn run_fetch(
     common: &CommonArgs,
     settings: &Settings,
@@ -76,8 +69,7 @@ fn run_fetch(
 ) -> Result<Outcome, DnsError> {
     let location = settings::location(common, settings, &args.state)?;
     let options = settings::fetch_options(settings, args)?;
-    let (inventory, _lock) = location.open()?;
-    let fates = fetch::fetch_all(&inventory, &location.dir, &options)?;
+    let fates = fetch::run(&location, &options)?;
     let outcome = fetch::report(&fates, report, options.json);
     if options.json {
         report::print_json(&summary::fetch(&fates))?;
@@ -85,7 +77,8 @@ fn run_fetch(
     Ok(outcome)
 }
 
-/// `build`: zone files and the include from the snapshots.
+/// `build`: zone files and the include from the snapshots (a dry run's
+/// diff on stdout), then the `--json` document.
 fn run_build(
     common: &CommonArgs,
     settings: &Settings,
@@ -94,11 +87,7 @@ fn run_build(
 ) -> Result<Outcome, DnsError> {
     let location = settings::location(common, settings, &args.state)?;
     let options = settings::build_options(settings, args, &location.dir)?;
-    let (inventory, _lock) = location.open()?;
-    let mut out = io::stdout().lock();
-    let built = build::run(&inventory, &options, report, &mut out)?;
-    out.flush().map_err(pysk_common::Error::Stdout)?;
-    drop(out);
+    let built = build::run(&location, &options, report, &mut io::stdout().lock())?;
     if options.json {
         report::print_json(&built.summary)?;
     }
@@ -108,12 +97,7 @@ fn run_build(
 /// `serial`: a zone's serial on stdout.
 fn run_serial(settings: &Settings, args: &SerialArgs) -> Result<Outcome, DnsError> {
     let state_dir = settings::serial_state_dir(settings, args)?;
-    let zone = args.zone.trim_end_matches('.').to_ascii_lowercase();
-    let state = serial::State::load(&state_dir)?;
-    let entry = state.zones.get(&zone).ok_or_else(|| DnsError::NoSerial {
-        zone: zone.clone(),
-        path: serial::path(&state_dir),
-    })?;
-    writeln!(io::stdout(), "{}", entry.serial).map_err(pysk_common::Error::Stdout)?;
+    let serial = serial::lookup(&state_dir, &args.zone)?;
+    writeln!(io::stdout(), "{serial}").map_err(pysk_common::Error::Stdout)?;
     Ok(Outcome::Success)
 }

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
+use pysk_common::error::cause;
+
 use crate::error::DnsError;
 
 /// Runs `command` (split at blanks, no shell). A command that cannot be
@@ -27,7 +29,7 @@ pub fn run_command(command: &str) -> Result<(), DnsError> {
     let out = Command::new(program)
         .args(words)
         .output()
-        .map_err(|e| err(format!("cannot run: {e}")))?;
+        .map_err(|e| err(format!("cannot run: {}", cause(&e))))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -50,17 +52,16 @@ pub fn served_serial(server: SocketAddr, zone: &str, timeout: Duration) -> Resul
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let socket = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
-    socket
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    socket.connect(server).map_err(|e| e.to_string())?;
-    socket.send(&bytes).map_err(|e| e.to_string())?;
+    let io = |e: std::io::Error| cause(&e);
+    let socket = UdpSocket::bind(bind).map_err(io)?;
+    socket.set_read_timeout(Some(timeout)).map_err(io)?;
+    socket.connect(server).map_err(io)?;
+    socket.send(&bytes).map_err(io)?;
     let mut buf = [0u8; 4096];
     loop {
         let n = socket
             .recv(&mut buf)
-            .map_err(|e| format!("no answer: {e}"))?;
+            .map_err(|e| format!("no answer: {}", cause(&e)))?;
         let Ok(reply) = Message::from_vec(&buf[..n]) else {
             continue;
         };

@@ -13,7 +13,7 @@ use crate::zone::Assembled;
 
 /// The first line of every file pysk-dns writes; a zone file without it is
 /// never removed as stale.
-pub const MARKER: &str = "; written by pysk-dns";
+pub const MARKER: &str = concat!("; written by ", env!("CARGO_PKG_NAME"));
 
 /// The SOA fields that come from switches.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -58,15 +58,24 @@ impl State {
         }
     }
 
+    /// The state file's content: what [`State::save`] writes, and what
+    /// `build --dry-run` shows in its diff.
+    pub fn text(&self) -> Result<String, DnsError> {
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| {
+            pysk_common::Error::Internal(format!("the serials do not serialize: {e}"))
+        })?;
+        text.push('\n');
+        Ok(text)
+    }
+
     /// Replaces the state file atomically (nothing is written when it
     /// already holds this).
     pub fn save(&self, state_dir: &Path) -> Result<(), DnsError> {
-        let path = path(state_dir);
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| {
-            pysk_common::Error::Internal(format!("the serials do not serialize: {e}"))
-        })?;
-        bytes.push(b'\n');
-        atomic::replace(&path, &bytes, Options::default())?;
+        atomic::replace(
+            &path(state_dir),
+            self.text()?.as_bytes(),
+            Options::default(),
+        )?;
         Ok(())
     }
 
@@ -93,6 +102,19 @@ impl State {
                 serial
             }
         }
+    }
+}
+
+/// The serial recorded for `zone` (any case, with or without the trailing
+/// dot) in the state of `state_dir`, for `pysk-dns serial`.
+pub fn lookup(state_dir: &Path, zone: &str) -> Result<u32, DnsError> {
+    let zone = zone.trim_end_matches('.').to_ascii_lowercase();
+    match State::load(state_dir)?.zones.get(&zone) {
+        Some(entry) => Ok(entry.serial),
+        None => Err(DnsError::NoSerial {
+            zone,
+            path: path(state_dir),
+        }),
     }
 }
 

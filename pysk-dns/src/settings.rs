@@ -50,7 +50,7 @@ pub const SWITCHES: &[Spec] = &[
     Spec::new(
         "dns_api_password_file",
         "",
-        "its password, in a file only root can read",
+        "its password, in a file only its owner can read",
     )
     .option("--password-file"),
     Spec::new(
@@ -64,7 +64,8 @@ pub const SWITCHES: &[Spec] = &[
         "no",
         "allow plain http to other hosts than loopback",
     )
-    .option("--insecure-plaintext"),
+    .option("--insecure-plaintext")
+    .replaces("dns_insecure_http"),
     Spec::new(
         "dns_connect_timeout",
         "10",
@@ -313,6 +314,7 @@ mod tests {
 
     use clap::Parser;
     use pysk_common::exit::{self, ToolError};
+    use pysk_common::report::{Level, Reporter};
 
     use crate::cli::{Cli, Command};
 
@@ -329,7 +331,8 @@ mod tests {
         ];
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).expect("parses");
-        let settings = cli.common.settings(SWITCHES).expect("settings");
+        let report = Reporter::new("pysk-dns", Level::Quiet);
+        let settings = cli.common.settings(SWITCHES, &report).expect("settings");
         (cli, settings)
     }
 
@@ -347,7 +350,11 @@ mod tests {
                 Resolved::Build(location, Box::new(options))
             }
             Command::Serial(a) => Resolved::Serial(serial_state_dir(&settings, a)?),
-            Command::Config => Resolved::Config(settings.render("ns.example.net")),
+            Command::Config => {
+                let mut out = Vec::new();
+                cli.common.print_config(&settings, &mut out)?;
+                Resolved::Config(String::from_utf8(out).expect("utf-8"))
+            }
         })
     }
 
@@ -394,7 +401,11 @@ mod tests {
         assert_eq!(reload.server.to_string(), "127.0.0.1:53");
         assert!(matches!(
             resolve(dir.path(), &["build", "--dry-run"]),
-            Ok(Resolved::Build(_, b)) if b.dry_run && b.reload.is_none()
+            Ok(Resolved::Build(_, b)) if b.dry_run && b.reload.is_none() && !b.json
+        ));
+        assert!(matches!(
+            resolve(dir.path(), &["build", "--dry-run", "--json"]),
+            Ok(Resolved::Build(_, b)) if b.dry_run && b.json
         ));
         assert!(matches!(
             resolve(dir.path(), &["serial", "example.org"]),
@@ -516,6 +527,21 @@ mod tests {
             msg.starts_with("dns_api_user (built-in default): empty, but"),
             "{msg}"
         );
+        let (msg, code, path) = failure("dns_state_dir=var/lib/dns\n", &["serial", "x.org"]);
+        assert_eq!(
+            msg,
+            format!(
+                "{}:1: dns_state_dir: \"var/lib/dns\": not an absolute path \
+                 (a relative one would depend on the directory the tool runs in)",
+                path.display()
+            )
+        );
+        assert_eq!(code, exit::CONFIG);
+        let (msg, _, path) = failure("dns_ca_file=cert.pem\n", &["fetch"]);
+        assert!(
+            msg.starts_with(&format!("{}:1: dns_ca_file: ", path.display())),
+            "{msg}"
+        );
         let (msg, _, path) = failure("dns_check_server=localhost\n", &["build", "--reload"]);
         assert!(
             msg.starts_with(&format!(
@@ -527,14 +553,14 @@ mod tests {
     }
 
     #[test]
-    fn the_old_plaintext_switch_is_reported_as_unknown() {
+    fn the_old_plaintext_switch_is_reported_as_renamed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = write_config(dir.path(), "dns_insecure_http=yes\n");
         let (cli, settings) = parse(dir.path(), &["fetch", "--insecure-http"]);
         assert_eq!(
             settings.unknown(),
             [format!(
-                "{}:1: dns_insecure_http: not a switch this tool reads (misspelt, or retired?); ignored",
+                "{}:1: dns_insecure_http: renamed to dns_insecure_plaintext; ignored",
                 path.display()
             )]
         );

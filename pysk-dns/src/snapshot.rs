@@ -10,7 +10,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,10 +30,10 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// How long ago it was fetched, as of `now`.
-    pub fn age(&self, now: SystemTime) -> Duration {
-        let fetched = UNIX_EPOCH + Duration::from_secs(self.fetched);
-        now.duration_since(fetched).unwrap_or_default()
+    /// How long ago it was fetched, as of `now` (seconds since the epoch,
+    /// from `pysk_common::date::unix_now`).
+    pub fn age(&self, now: u64) -> Duration {
+        Duration::from_secs(now.saturating_sub(self.fetched))
     }
 }
 

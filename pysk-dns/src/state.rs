@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pysk_common::error::write_err;
+use pysk_common::error::{read_err, write_err};
 use pysk_common::inventory::Inventory;
 use pysk_common::lock::Lock;
 
@@ -24,12 +24,70 @@ pub struct Location {
 }
 
 impl Location {
+    /// The state directory's lock file.
+    pub fn lock_file(&self) -> PathBuf {
+        self.dir.join(".lock")
+    }
+
     /// Loads the inventory, makes the state directory and takes its lock,
     /// which is held until the returned [`Lock`] is dropped.
     pub fn open(&self) -> Result<(Inventory, Lock), DnsError> {
         let inventory = Inventory::load(&self.hosts)?;
         std::fs::create_dir_all(&self.dir).map_err(write_err(&self.dir))?;
-        let lock = Lock::acquire(&self.dir.join(".lock"), self.wait)?;
+        let lock = Lock::acquire(&self.lock_file(), self.wait)?;
         Ok((inventory, lock))
+    }
+
+    /// For a dry run, which creates nothing: loads the inventory and takes
+    /// the lock only when its file already exists (waiting for it as a
+    /// real run would). Without one, nothing is locked and the run plans
+    /// against what is there (an absent state directory: no state yet).
+    pub fn open_to_look(&self) -> Result<(Inventory, Option<Lock>), DnsError> {
+        let inventory = Inventory::load(&self.hosts)?;
+        let path = self.lock_file();
+        let lock = if path.try_exists().map_err(read_err(&path))? {
+            Some(Lock::acquire(&path, self.wait)?)
+        } else {
+            None
+        };
+        Ok((inventory, lock))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pysk_common::exit::{self, ToolError};
+
+    fn location(dir: &std::path::Path) -> Location {
+        let hosts = dir.join("hosts");
+        std::fs::write(&hosts, "web1.example.net 192.0.2.1\n").expect("hosts");
+        Location {
+            hosts,
+            dir: dir.join("state"),
+            wait: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_dry_run_creates_nothing_and_locks_only_an_existing_lock_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let location = location(tmp.path());
+        let (inventory, lock) = location.open_to_look().expect("looks");
+        assert_eq!(inventory.hosts.len(), 1);
+        assert!(lock.is_none());
+        assert!(!location.dir.exists(), "no state directory made");
+        std::fs::create_dir(&location.dir).expect("mkdir");
+        let (_, lock) = location.open_to_look().expect("looks");
+        assert!(lock.is_none());
+        assert!(!location.lock_file().exists(), "no lock file made");
+
+        let (_, held) = location.open().expect("a real run");
+        assert!(location.lock_file().exists());
+        let err = location.open_to_look().expect_err("held by the real run");
+        assert_eq!(err.exit_code(), exit::TEMPFAIL);
+        drop(held);
+        let (_, lock) = location.open_to_look().expect("looks");
+        assert!(lock.is_some(), "an existing lock file is taken");
     }
 }

@@ -125,9 +125,13 @@ fn server_report(server: &str, fate: &Fate) -> ServerReport {
 }
 
 /// `build --json`: every zone's fate, the files written and removed, the
-/// reload, and the problems reported.
+/// reload, and the problems reported; with `--dry-run`, what the build
+/// would do.
 #[derive(Debug, Serialize)]
 pub struct BuildSummary {
+    /// Whether this was a dry run: then nothing was written, and `files`
+    /// and `removed` are what the build would write and remove.
+    pub dry_run: bool,
     /// Each zone, in build order.
     pub zones: Vec<ZoneReport>,
     /// The files written: zone files, the include, the serial state.
@@ -195,10 +199,13 @@ pub struct BuildCounts {
 }
 
 /// The `build --json` document of `plan`, once applied (`wrote`: whether
-/// anything was written), with what `--reload` did and every problem.
+/// anything was written) or, for a `dry_run`, as the real build would give
+/// it (`wrote`: whether it would write), with what `--reload` did and every
+/// problem.
 pub fn build(
     plan: &Plan,
     wrote: bool,
+    dry_run: bool,
     reload: Option<ReloadReport>,
     problems: Vec<String>,
 ) -> BuildSummary {
@@ -234,6 +241,7 @@ pub fn build(
         removed: removed.len(),
     };
     BuildSummary {
+        dry_run,
         zones,
         files,
         removed,

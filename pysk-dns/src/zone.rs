@@ -70,7 +70,7 @@ pub struct Policy {
 /// Assembles the zone files from `(server, zones)` pairs. The result is
 /// ordered by zone name and does not depend on the order of `inputs`.
 pub fn assemble(inputs: &[(String, Vec<Zone>)], policy: &Policy) -> Vec<Assembled> {
-    let mut domains: BTreeMap<&str, Vec<(&str, &Zone)>> = BTreeMap::new();
+    let mut domains: Domains = BTreeMap::new();
     for (server, zones) in inputs {
         for z in zones {
             domains.entry(&z.name).or_default().push((server, z));
@@ -98,26 +98,51 @@ pub fn assemble(inputs: &[(String, Vec<Zone>)], policy: &Policy) -> Vec<Assemble
         .collect()
 }
 
-fn assemble_one(
-    apex: &str,
-    members: &[&str],
-    domains: &BTreeMap<&str, Vec<(&str, &Zone)>>,
-    policy: &Policy,
-) -> Assembled {
+/// The servers' zones of each domain, by domain, each list in server
+/// order.
+type Domains<'a> = BTreeMap<&'a str, Vec<(&'a str, &'a Zone)>>;
+
+/// One zone file: the domain `apex` with the domains inside it present
+/// (`members`, the apex included), assembled in named steps: the TTL and
+/// name servers from the apex's documents, the records of every member
+/// combined, the conflicting ones left out, the rest in file order.
+fn assemble_one(apex: &str, members: &[&str], domains: &Domains, policy: &Policy) -> Assembled {
     let mut conflicts = Vec::new();
-    let apex_docs = domains.get(apex).map(Vec::as_slice).unwrap_or_default();
+    let apex_docs = docs_of(domains, apex);
     let ttl = apex_docs
         .iter()
         .map(|(_, z)| z.ttl)
         .min()
         .unwrap_or(crate::document::DEFAULT_TTL);
     let (ns, ns_servers) = name_servers(apex, apex_docs, policy, &mut conflicts);
+    let (mut by_owner, servers) = combine(members, domains);
+    drop_below_delegations(apex, &mut by_owner, &mut conflicts);
+    drop_cname_conflicts(apex, &mut by_owner, &mut conflicts);
+    Assembled {
+        name: apex.to_owned(),
+        ttl,
+        ns,
+        ns_servers,
+        servers: servers.into_iter().map(str::to_owned).collect(),
+        records: entries(apex, members, by_owner, ttl),
+        conflicts,
+    }
+}
 
-    // Combine: identical (owner, data) from several servers is one record.
+/// The servers' zones of `domain` (none when no server has it).
+fn docs_of<'m, 'a>(domains: &'m Domains<'a>, domain: &str) -> &'m [(&'a str, &'a Zone)] {
+    domains.get(domain).map(Vec::as_slice).unwrap_or_default()
+}
+
+/// The records of every member domain by owner, identical `(owner, data)`
+/// from several servers combined into one with the lowest TTL and the
+/// servers that gave it (each owner's list in data order), and every
+/// server that contributed.
+fn combine<'a>(members: &[&str], domains: &Domains<'a>) -> (ByOwner<'a>, BTreeSet<&'a str>) {
     let mut combined: HashMap<(&str, &Data), (u32, BTreeSet<&str>)> = HashMap::new();
     let mut servers = BTreeSet::new();
     for domain in members {
-        for (server, zone) in domains.get(domain).map(Vec::as_slice).unwrap_or_default() {
+        for (server, zone) in docs_of(domains, domain) {
             servers.insert(*server);
             for Record { owner, ttl, data } in &zone.records {
                 let e = combined
@@ -132,20 +157,22 @@ fn assemble_one(
     for ((owner, data), (ttl, srv)) in combined {
         by_owner.entry(owner).or_default().push((data, ttl, srv));
     }
-    drop_below_delegations(apex, &mut by_owner, &mut conflicts);
-    drop_cname_conflicts(apex, &mut by_owner, &mut conflicts);
+    for list in by_owner.values_mut() {
+        list.sort_by(|a, b| a.0.cmp(b.0));
+    }
+    (by_owner, servers)
+}
 
+/// The records left in `by_owner` as the file's entries, each under the
+/// deepest member domain that holds it, with one TTL per RRset, in file
+/// order: the apex's section first, then the other sections, each by
+/// owner and data in canonical order.
+fn entries(apex: &str, members: &[&str], by_owner: ByOwner, ttl: u32) -> Vec<Entry> {
     let member_set: HashSet<&str> = members.iter().copied().collect();
     let mut records = Vec::new();
-    for (owner, mut list) in by_owner {
+    for (owner, list) in by_owner {
         let section = section_of(owner, &member_set).unwrap_or(apex);
-        list.sort_by(|a, b| a.0.cmp(b.0));
-        // One TTL per RRset: the lowest any server asked for.
-        let mut rrset_ttl: HashMap<&str, u32> = HashMap::new();
-        for (data, ttl, _) in &list {
-            let t = rrset_ttl.entry(data.type_name()).or_insert(*ttl);
-            *t = (*t).min(*ttl);
-        }
+        let rrset_ttl = rrset_ttls(&list);
         for (data, _, srv) in list {
             records.push(Entry {
                 section: section.to_owned(),
@@ -163,15 +190,18 @@ fn assemble_one(
             .then_with(|| name::canonical_cmp(&a.owner, &b.owner))
             .then_with(|| a.data.cmp(&b.data))
     });
-    Assembled {
-        name: apex.to_owned(),
-        ttl,
-        ns,
-        ns_servers,
-        servers: servers.into_iter().map(str::to_owned).collect(),
-        records,
-        conflicts,
+    records
+}
+
+/// One TTL per RRset of an owner's records: the lowest any server asked
+/// for, by type.
+fn rrset_ttls<'a>(list: &[(&'a Data, u32, BTreeSet<&str>)]) -> HashMap<&'a str, u32> {
+    let mut rrset_ttl: HashMap<&str, u32> = HashMap::new();
+    for (data, ttl, _) in list {
+        let t = rrset_ttl.entry(data.type_name()).or_insert(*ttl);
+        *t = (*t).min(*ttl);
     }
+    rrset_ttl
 }
 
 /// The zone's name servers: the policy's, or those the apex documents

@@ -181,6 +181,22 @@ fn check_conf(conf: &Path) {
     );
 }
 
+/// Waits until `named` answers for every one of `zones`: it listens
+/// before it has loaded them, so a query at once may find no zone yet.
+fn serving(named: &Named, zones: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for zone in zones {
+        while named.query(zone, "SOA").is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "named never served {zone}: {}",
+                named.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 /// The expected long DKIM text of the example, as dig prints it: two
 /// strings, the first of 255 bytes.
 fn dkim_answer() -> String {
@@ -215,6 +231,7 @@ fn fetched_and_built_zones_are_served_by_named() {
     }
     let named = Named::start(&fleet.path("named"), &fleet.path("named.conf.pysk"))
         .expect("named is installed");
+    serving(&named, &["example.org", "example.com", "example.net"]);
     check_conf(&named.conf);
 
     let q = |name: &str, t: &str| named.query(name, t);
@@ -326,8 +343,15 @@ fn an_unreachable_server_keeps_its_zones() {
     fleet.write_hosts("web3.example.net 192.0.2.3 url=https://127.0.0.1:1/web3.json\n");
     let out = fleet.dns(&["-q", "fetch"]).output();
     assert_eq!(code(&out), 1);
-    assert_stderr(&out, "web3.example.net: unreachable");
-    assert_stderr(&out, "it has no snapshot yet");
+    assert_stderr(
+        &out,
+        "pysk-dns: web3.example.net: unreachable (Connection refused); it has no snapshot yet\n",
+    );
+    assert!(!stderr(&out).contains("os error"), "{}", stderr(&out));
+    let out = fleet.dns(&["-q", "fetch", "--json"]).fails_with(1);
+    let doc = json_document(&out);
+    assert_eq!(doc["servers"][2]["fate"], "unreachable");
+    assert_eq!(doc["servers"][2]["reason"], "Connection refused");
     fleet.write_hosts("");
     let out = fleet.dns(&["-q", "build"]).output();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -506,6 +530,7 @@ fn conflicts_name_both_servers_and_leave_out_only_their_records() {
     check_zone("example.org", &fleet.path("zones/db.example.org"));
     let named = Named::start(&fleet.path("named"), &fleet.path("named.conf.pysk"))
         .expect("named is installed");
+    serving(&named, &["example.org"]);
     assert_eq!(named.query("example.org", "NS"), ["ns1.example.net."]);
     assert_eq!(named.query("www.example.org", "A"), Vec::<String>::new());
     assert_eq!(named.query("ftp.example.org", "A"), ["192.0.2.30"]);
@@ -612,9 +637,17 @@ fn a_second_run_while_one_holds_the_lock_exits_75_and_writes_nothing() {
         .expect("flock");
     std::thread::sleep(std::time::Duration::from_millis(300));
     let out = fleet.dns(&["-q", "build"]).output();
+    let dry = fleet.dns(&["-q", "build", "--dry-run"]).output();
     let _ = holder.kill();
     let _ = holder.wait();
     assert_eq!(code(&out), 75, "{}", stderr(&out));
+    assert_eq!(
+        code(&dry),
+        75,
+        "a dry run takes an existing lock: {}",
+        stderr(&dry)
+    );
+    assert_eq!(dry.stdout, b"", "no diff without the lock");
     assert!(!fleet.path("zones").exists(), "nothing written");
     fleet.dns(&["-q", "build"]).succeeds();
 }
@@ -694,6 +727,7 @@ fn build_json_counts_zones_and_files() {
     let out = fleet.dns(&["build", "--json"]).succeeds();
     assert_eq!(stderr(&out), "", "no serial lines beside the document");
     let doc = json_document(&out);
+    assert_eq!(doc["dry_run"], false);
     assert_eq!(doc["counts"]["zones"], 3);
     assert_eq!(doc["counts"]["written"], 3);
     assert_eq!(doc["counts"]["unchanged"], 0);
@@ -715,8 +749,75 @@ fn build_json_counts_zones_and_files() {
     assert_eq!(doc["counts"]["written"], 0);
     assert_eq!(doc["counts"]["unchanged"], 3);
     assert_eq!(doc["files"], serde_json::json!([]));
-    // Its diff is what --dry-run puts on stdout: the two do not mix.
-    fleet.dns(&["build", "--json", "--dry-run"]).fails_with(2);
+}
+
+#[test]
+fn build_dry_run_json_gives_the_document_of_the_real_build_instead_of_the_diff() {
+    let Some(fleet) = Fleet::new() else { return };
+    fleet.dns(&["-q", "fetch"]).succeeds();
+    let diff = fleet.dns(&["-q", "build", "--dry-run"]).succeeds();
+    let diff = String::from_utf8_lossy(&diff.stdout).into_owned();
+    let dry = fleet.dns(&["build", "--dry-run", "--json"]).succeeds();
+    assert_eq!(stderr(&dry), "", "no serial lines beside the document");
+    assert!(!fleet.path("zones").exists(), "a dry run writes nothing");
+    assert!(!fleet.path("state/serials.json").exists());
+    let mut would = json_document(&dry);
+    assert_eq!(would["dry_run"], true);
+    assert_eq!(would["counts"]["written"], 3);
+    assert_eq!(would["counts"]["files"], 5);
+    assert_eq!(
+        would["files"][0],
+        fleet.show("state/serials.json"),
+        "the serial state first"
+    );
+    let out = fleet.dns(&["build", "--json"]).succeeds();
+    let mut real = json_document(&out);
+    assert_eq!(real["dry_run"], false);
+    // The plain dry run's diff of the serial state is the file written.
+    let written = fs::read_to_string(fleet.path("state/serials.json")).expect("serials");
+    let added: String = written.lines().map(|l| format!("+{l}\n")).collect();
+    let header = format!(
+        "--- /dev/null\n+++ {}\n@@ -0,0 +1,{} @@\n",
+        fleet.show("state/serials.json"),
+        written.lines().count()
+    );
+    assert!(diff.starts_with(&(header + &added)), "{diff}");
+    would["dry_run"] = false.into();
+    real["dry_run"] = false.into();
+    assert_eq!(would, real, "the dry run foretold the real build");
+
+    // Nothing to do: the same document with nothing written.
+    let out = fleet.dns(&["build", "--dry-run", "--json"]).succeeds();
+    let doc = json_document(&out);
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["counts"]["unchanged"], 3);
+    assert_eq!(doc["files"], serde_json::json!([]));
+}
+
+#[test]
+fn a_dry_run_creates_no_directory_and_no_lock_file() {
+    let Some(fleet) = Fleet::new() else { return };
+    let fresh = fleet.path("fresh");
+    let fresh_arg = fleet.show("fresh");
+    let out = fleet
+        .dns(&["-q", "build", "--dry-run", "--state-dir", &fresh_arg])
+        .fails_with(1);
+    assert_stderr(
+        &out,
+        "pysk-dns: web1.example.net: no snapshot yet (run pysk-dns fetch); its zones are not built\n",
+    );
+    // The include it would write, with no zone in it yet.
+    let diff = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        diff.starts_with(&format!(
+            "--- /dev/null\n+++ {}\n",
+            fleet.show("named.conf.pysk")
+        )),
+        "{diff}"
+    );
+    assert!(!fresh.exists(), "no state directory, no lock file");
+    assert!(!fleet.path("zones").exists());
+    assert!(!fleet.path("named.conf.pysk").exists());
 }
 
 #[test]
@@ -761,7 +862,7 @@ fn insecure_plaintext_allows_http_and_the_old_spellings_are_told() {
     assert_stderr(
         &out,
         &format!(
-            "pysk-dns: {}:{}: dns_insecure_http: not a switch this tool reads",
+            "pysk-dns: {}:{}: dns_insecure_http: renamed to dns_insecure_plaintext; ignored\n",
             fleet.config.join("serverconfig/default").display(),
             switches.len()
         ),
