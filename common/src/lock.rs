@@ -38,6 +38,25 @@ impl Lock {
             .write(true)
             .open(path)
             .map_err(io_err)?;
+        Lock::hold(path, file, wait)
+    }
+
+    /// Takes the lock on `path` only if the lock file exists, creating
+    /// nothing (what a dry run does): `None` when there is no lock file, so
+    /// no run can hold it. Otherwise as [`Lock::acquire`].
+    pub fn existing(path: &Path, wait: Duration) -> Result<Option<Lock>, Error> {
+        match File::open(path) {
+            Ok(file) => Lock::hold(path, file, wait).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Locks the open lock file `file`, retrying until `wait` has passed.
+    fn hold(path: &Path, file: File, wait: Duration) -> Result<Lock, Error> {
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {
@@ -57,7 +76,12 @@ impl Lock {
                         holder: None,
                     });
                 }
-                Err(TryLockError::Error(source)) => return Err(io_err(source)),
+                Err(TryLockError::Error(source)) => {
+                    return Err(Error::Write {
+                        path: path.to_owned(),
+                        source,
+                    });
+                }
             }
         }
     }
@@ -118,6 +142,28 @@ mod tests {
         // The holders died (the group's last member may take a moment to be
         // torn down): the lock is free again, nothing stale is left.
         Lock::acquire(&path, Duration::from_secs(10)).expect("free after the holder died");
+    }
+
+    #[test]
+    fn an_existing_lock_is_taken_and_a_missing_one_is_not_made() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("run/pysk-test.lock");
+        assert!(
+            Lock::existing(&path, Duration::ZERO)
+                .expect("none")
+                .is_none()
+        );
+        assert!(!path.exists() && !dir.path().join("run").exists());
+        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let mut holder = hold_elsewhere(&path, 30);
+        let err = Lock::existing(&path, Duration::ZERO).expect_err("held elsewhere");
+        assert_eq!(err.exit_code(), exit::TEMPFAIL);
+        let pgid = i32::try_from(holder.id()).expect("pid fits");
+        // SAFETY: kill(2) on the process group of our own child.
+        assert_eq!(unsafe { libc::kill(-pgid, libc::SIGKILL) }, 0);
+        holder.wait().expect("wait");
+        let lock = Lock::existing(&path, Duration::from_secs(10)).expect("free");
+        assert!(lock.is_some());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pysk_common::error::{read_err, write_err};
+use pysk_common::error::write_err;
 use pysk_common::inventory::Inventory;
 use pysk_common::lock::Lock;
 
@@ -44,12 +44,7 @@ impl Location {
     /// against what is there (an absent state directory: no state yet).
     pub fn open_to_look(&self) -> Result<(Inventory, Option<Lock>), DnsError> {
         let inventory = Inventory::load(&self.hosts)?;
-        let path = self.lock_file();
-        let lock = if path.try_exists().map_err(read_err(&path))? {
-            Some(Lock::acquire(&path, self.wait)?)
-        } else {
-            None
-        };
+        let lock = Lock::existing(&self.lock_file(), self.wait)?;
         Ok((inventory, lock))
     }
 }

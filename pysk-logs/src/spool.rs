@@ -98,11 +98,10 @@ impl Spool {
         &self,
         wait: std::time::Duration,
     ) -> Result<Option<pysk_common::lock::Lock>, LogsError> {
-        if self.root.join(".lock").is_file() {
-            self.lock(wait).map(Some)
-        } else {
-            Ok(None)
-        }
+        Ok(pysk_common::lock::Lock::existing(
+            &self.root.join(".lock"),
+            wait,
+        )?)
     }
 
     /// The spool at `root` with its directories made and its lock taken,
