@@ -15,6 +15,7 @@
 //! resolving every subcommand.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -114,10 +115,18 @@ impl Settings {
             .filter(|(key, _)| !self.specs.iter().any(|s| s.key == *key))
             .map(|(key, s)| {
                 let why = match self.specs.iter().find(|s| s.replaces == Some(key)) {
-                    Some(new) => format!("renamed to {}", new.key),
-                    None => "not a switch this tool reads (misspelt, or retired?)".to_owned(),
+                    Some(new) if self.switches.get(new.key).is_some() => {
+                        format!("renamed to {}, which is set too; ignored", new.key)
+                    }
+                    Some(new) => format!(
+                        "renamed to {}; read as {} for this release, rename it",
+                        new.key, new.key
+                    ),
+                    None => {
+                        "not a switch this tool reads (misspelt, or retired?); ignored".to_owned()
+                    }
                 };
-                format!("{}:{}: {key}: {why}; ignored", s.path.display(), s.line)
+                format!("{}:{}: {key}: {why}", s.path.display(), s.line)
             })
             .collect()
     }
@@ -130,10 +139,15 @@ impl Settings {
     }
 
     /// The text of `key` and where it came from: `cli` when given, else the
-    /// switch, else the built-in default.
+    /// switch (or, for one release, the key it replaced), else the
+    /// built-in default.
     fn source<'a>(&'a self, key: &str, cli: Option<&'a str>) -> Result<(&'a str, Origin), Error> {
         let spec = self.spec(key)?;
-        Ok(match (cli, self.switches.get(key)) {
+        let switch = self
+            .switches
+            .get(key)
+            .or_else(|| spec.replaces.and_then(|old| self.switches.get(old)));
+        Ok(match (cli, switch) {
             (Some(text), _) => (text, Origin::Option(spec.option.unwrap_or(key).to_owned())),
             (None, Some(Switch { value, path, line })) => (
                 value.as_str(),
@@ -234,6 +248,34 @@ impl Settings {
     /// `key` as a number of seconds (see [`parse_seconds`]).
     pub fn seconds(&self, key: &str, cli: Option<&str>) -> Result<Duration, Error> {
         self.with(key, cli, parse_seconds)
+    }
+
+    /// `key` as a timeout: seconds, more than zero (a zero timeout would
+    /// make every attempt fail).
+    pub fn timeout(&self, key: &str, cli: Option<&str>) -> Result<Duration, Error> {
+        self.with(key, cli, |t| match parse_seconds(t)? {
+            d if d.is_zero() => Err("expected seconds from more than 0 to 86400".to_owned()),
+            d => Ok(d),
+        })
+    }
+
+    /// `key` as a whole number within `range` (a count, a limit): the
+    /// error states the range.
+    pub fn count<T>(
+        &self,
+        key: &str,
+        cli: Option<&str>,
+        range: RangeInclusive<T>,
+    ) -> Result<T, Error>
+    where
+        T: Copy + Into<u64> + TryFrom<u64>,
+    {
+        let (min, max) = ((*range.start()).into(), (*range.end()).into());
+        self.with(key, cli, |t| {
+            parse_count(t, min..=max).and_then(|n| {
+                T::try_from(n).map_err(|_| format!("expected a whole number from {min} to {max}"))
+            })
+        })
     }
 
     /// `key` parsed as `T` (a number, an address, …).
@@ -368,6 +410,21 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .map_err(|_| "expected a size like 256M".to_owned())?;
     n.checked_mul(1 << shift)
         .ok_or_else(|| "too large".to_owned())
+}
+
+/// Parses a whole number within `range`; the error states the range.
+pub fn parse_count(text: &str, range: RangeInclusive<u64>) -> Result<u64, String> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            format!(
+                "expected a whole number from {} to {}",
+                range.start(),
+                range.end()
+            )
+        })
 }
 
 /// Parses a number of seconds, fractions allowed, up to a day.
@@ -541,6 +598,57 @@ mod tests {
     }
 
     #[test]
+    fn a_renamed_key_is_read_for_one_release_unless_the_new_one_is_set() {
+        let (s, path, _dir) = settings("t_old_wait=3\n");
+        assert_eq!(
+            s.seconds("t_wait", None).expect("old key"),
+            Duration::from_secs(3)
+        );
+        let err = s.with("t_wait", None, |_| Err::<(), _>("no".to_owned()));
+        assert_eq!(
+            origin_of(err.expect_err("bad")),
+            Origin::Switch { path, line: 1 }
+        );
+        let (s, path, _dir) = settings("t_old_wait=3\nt_wait=4\n");
+        assert_eq!(
+            s.seconds("t_wait", None).expect("new key"),
+            Duration::from_secs(4)
+        );
+        assert_eq!(
+            s.unknown(),
+            [format!(
+                "{}:1: t_old_wait: renamed to t_wait, which is set too; ignored",
+                path.display()
+            )]
+        );
+    }
+
+    #[test]
+    fn counts_and_timeouts_state_their_range() {
+        let (s, path, _dir) = settings("t_count=0\nt_wait=0\n");
+        let err = s.count::<u16>("t_count", None, 1..=64).expect_err("zero");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:1: t_count: \"0\": expected a whole number from 1 to 64",
+                path.display()
+            )
+        );
+        assert_eq!(
+            s.count::<u16>("t_count", Some("64"), 1..=64).expect("cli"),
+            64
+        );
+        assert!(s.count::<u16>("t_count", Some("65"), 1..=64).is_err());
+        assert!(s.timeout("t_wait", None).is_err());
+        assert_eq!(
+            s.timeout("t_wait", Some("0.5")).expect("half a second"),
+            Duration::from_millis(500)
+        );
+        assert_eq!(parse_count(" 7 ", 1..=10), Ok(7));
+        assert!(parse_count("-1", 0..=10).is_err());
+    }
+
+    #[test]
     fn switches_give_absolute_paths_and_the_command_line_any() {
         let (s, path, _dir) = settings("t_dir=\"spool\"\nt_file=\"rel/x\"\n");
         let err = s.path("t_dir", None).expect_err("relative");
@@ -576,7 +684,7 @@ mod tests {
                     path.display()
                 ),
                 format!(
-                    "{}:4: t_old_wait: renamed to t_wait; ignored",
+                    "{}:4: t_old_wait: renamed to t_wait; read as t_wait for this release, rename it",
                     path.display()
                 )
             ]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use pysk_common::cli::CommonArgs;
 use pysk_common::error::read_err;
 use pysk_common::secret::{self, Secret};
-use pysk_common::settings::{Settings, Spec};
+use pysk_common::settings::{Settings, Spec, parse_size};
 
 use crate::build::{self, Reload};
 use crate::cli::{BuildArgs, FetchArgs, SerialArgs, StateArgs};
@@ -158,12 +158,15 @@ pub fn fetch_options(settings: &Settings, args: &FetchArgs) -> Result<fetch::Opt
         url_template: settings.string("dns_api_url", None)?,
         auth: auth(settings, args)?,
         ca_file: settings.optional_path("dns_ca_file", args.ca_file.clone())?,
-        connect_timeout: settings.seconds("dns_connect_timeout", None)?,
-        read_timeout: settings.seconds("dns_read_timeout", None)?,
-        max_document: settings.size("dns_max_document", None)?,
+        connect_timeout: settings.timeout("dns_connect_timeout", None)?,
+        read_timeout: settings.timeout("dns_read_timeout", None)?,
+        max_document: settings.with("dns_max_document", None, |t| match parse_size(t)? {
+            0 => Err("expected a size above 0, like 16M".to_owned()),
+            n => Ok(n),
+        })?,
         insecure_plaintext: settings.flag("dns_insecure_plaintext", args.insecure_plaintext)?,
         force: args.force,
-        parallel: settings.parsed("dns_fetch_parallel", None)?,
+        parallel: usize::from(settings.count::<u16>("dns_fetch_parallel", None, 1..=256)?),
         json: args.json.json,
     })
 }
@@ -227,16 +230,20 @@ pub fn build_options(
 
 /// The zone directory, absolute: `named.conf` names its files in quotes.
 fn zone_dir(settings: &Settings, cli: Option<PathBuf>) -> Result<PathBuf, DnsError> {
-    // Only whether the option was given matters to `invalid`, not its text.
-    let given = cli.as_ref().map(|_| "");
+    let given = cli.as_ref().map(|p| p.to_string_lossy().into_owned());
     let dir = settings.path("dns_zone_dir", cli.clone())?;
     let dir = std::path::absolute(&dir).map_err(read_err(&dir))?;
     if dir
         .to_str()
         .is_none_or(|s| s.contains('"') || s.chars().any(char::is_control))
     {
-        let why = format!("{} cannot be named in named.conf", dir.display());
-        return Err(settings.invalid("dns_zone_dir", given, why).into());
+        let why = format!(
+            "{:?}: a quote or control character cannot be named in named.conf",
+            dir.display().to_string()
+        );
+        return Err(settings
+            .invalid("dns_zone_dir", given.as_deref(), why)
+            .into());
     }
     Ok(dir)
 }
@@ -261,7 +268,7 @@ fn reload(settings: &Settings) -> Result<Reload, DnsError> {
     Ok(Reload {
         command: settings.string("dns_reload_command", None)?,
         server: settings.parsed("dns_check_server", None)?,
-        patience: settings.seconds("dns_check_timeout", None)?,
+        patience: settings.timeout("dns_check_timeout", None)?,
     })
 }
 
@@ -506,7 +513,10 @@ mod tests {
             )
         );
         let (msg, _, _) = failure("", &["build", "--zone-dir", "/a\"b"]);
-        assert_eq!(msg, "--zone-dir: /a\"b cannot be named in named.conf");
+        assert_eq!(
+            msg,
+            "--zone-dir: \"/a\\\"b\": a quote or control character cannot be named in named.conf"
+        );
         let (msg, _, path) = failure("dns_soa_hostmaster=nobody\n", &["build"]);
         assert_eq!(
             msg,
@@ -560,7 +570,8 @@ mod tests {
         assert_eq!(
             settings.unknown(),
             [format!(
-                "{}:1: dns_insecure_http: renamed to dns_insecure_plaintext; ignored",
+                "{}:1: dns_insecure_http: renamed to dns_insecure_plaintext; \
+                 read as dns_insecure_plaintext for this release, rename it",
                 path.display()
             )]
         );
@@ -568,5 +579,11 @@ mod tests {
             panic!("not fetch")
         };
         assert!(args.insecure_plaintext, "the old option is an alias");
+        assert!(
+            settings
+                .flag("dns_insecure_plaintext", false)
+                .expect("the old switch"),
+            "the old switch is read for one release"
+        );
     }
 }

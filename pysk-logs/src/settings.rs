@@ -10,7 +10,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use pysk_common::Error;
@@ -186,15 +185,20 @@ pub fn split(
     })
 }
 
+/// The largest reorder window: a million lines per input is far beyond
+/// any disorder a server writes, and bounds the memory a window takes.
+const MAX_REORDER: u64 = 1_000_000;
+
 /// `merge`'s options.
 pub fn merge(s: &Settings, args: &MergeArgs) -> Result<crate::merge::Options, LogsError> {
     Ok(crate::merge::Options {
         files: args.files.clone(),
-        reorder: s.with(
+        reorder: usize::try_from(s.count(
             "logs_reorder",
             args.reorder.as_deref(),
-            at_least_one::<usize>,
-        )?,
+            1..=MAX_REORDER,
+        )?)
+        .map_err(|_| Error::Internal("a reorder window beyond usize".into()))?,
         archive: args.archive.clone(),
     })
 }
@@ -211,16 +215,12 @@ fn resolve_in(
     spool: &Path,
     args: &ResolveArgs,
 ) -> Result<crate::resolve::Options, LogsError> {
-    let concurrency = s.with(
+    let concurrency = s.count::<u16>(
         "logs_dns_concurrency",
         args.concurrency.as_deref(),
-        at_least_one::<u16>,
+        1..=u16::MAX,
     )?;
-    let attempts = s.with(
-        "logs_dns_attempts",
-        args.attempts.as_deref(),
-        at_least_one::<u8>,
-    )?;
+    let attempts = s.count::<u8>("logs_dns_attempts", args.attempts.as_deref(), 1..=u8::MAX)?;
     let ttl_days: u64 = s.parsed("logs_dns_ttl", args.ttl.as_deref())?;
     let negative_hours: u64 = s.parsed("logs_dns_negative_ttl", args.negative_ttl.as_deref())?;
     Ok(crate::resolve::Options {
@@ -423,36 +423,6 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
         Ok(s) if s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
         _ => Err("expected seconds above 0, up to 3600".to_owned()),
     }
-}
-
-/// Parses a count from 1 to `T`'s largest value.
-fn at_least_one<T>(text: &str) -> Result<T, String>
-where
-    T: FromStr + PartialEq + From<u8> + std::fmt::Display + Bounded,
-{
-    text.trim()
-        .parse::<T>()
-        .ok()
-        .filter(|n| *n != T::from(0))
-        .ok_or_else(|| format!("expected a number from 1 to {}", T::MAX))
-}
-
-/// The largest value of a count's type, for [`at_least_one`]'s message.
-trait Bounded {
-    /// The largest value.
-    const MAX: Self;
-}
-
-impl Bounded for u8 {
-    const MAX: u8 = u8::MAX;
-}
-
-impl Bounded for u16 {
-    const MAX: u16 = u16::MAX;
-}
-
-impl Bounded for usize {
-    const MAX: usize = usize::MAX;
 }
 
 /// The id of the group named `name`; `None` when empty.
@@ -661,7 +631,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "{}:3: logs_dns_attempts: \"0\": expected a number from 1 to 255",
+                "{}:3: logs_dns_attempts: \"0\": expected a whole number from 1 to 255",
                 path.display()
             )
         );

@@ -426,7 +426,8 @@ mod tests {
             settings.unknown(),
             [
                 format!(
-                    "{}:1: passwd_lock_timeout: renamed to passwd_wait; ignored",
+                    "{}:1: passwd_lock_timeout: renamed to passwd_wait; read as passwd_wait \
+                     for this release, rename it",
                     file.display()
                 ),
                 format!(

@@ -855,19 +855,22 @@ fn insecure_plaintext_allows_http_and_the_old_spellings_are_told() {
         assert_stderr(&out, "web9.example.net: unreachable (");
         assert!(!stderr(&out).contains("refusing"), "{option}");
     }
-    // The switch's old key is no longer read, and the run says so.
+    // The switch's old key is still read for one release, and the run
+    // says it was renamed.
     switches.push(("dns_insecure_http", "yes".to_owned()));
     write_switches(&fleet.config, &switches);
     let out = fleet.dns(&["-q", "fetch"]).fails_with(1);
     assert_stderr(
         &out,
         &format!(
-            "pysk-dns: {}:{}: dns_insecure_http: renamed to dns_insecure_plaintext; ignored\n",
+            "pysk-dns: {}:{}: dns_insecure_http: renamed to dns_insecure_plaintext; \
+             read as dns_insecure_plaintext for this release, rename it\n",
             fleet.config.join("serverconfig/default").display(),
             switches.len()
         ),
     );
-    assert_stderr(&out, refused);
+    assert!(!stderr(&out).contains("refusing"), "{}", stderr(&out));
+    assert_stderr(&out, "web9.example.net: unreachable (");
     let last = switches.len() - 1;
     switches[last] = ("dns_insecure_plaintext", "yes".to_owned());
     write_switches(&fleet.config, &switches);

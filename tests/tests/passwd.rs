@@ -1098,15 +1098,16 @@ fn a_bad_switch_is_named_with_its_file_and_line_and_an_old_one_is_warned_about()
         )
     );
     assert_eq!(root.snapshot(), before);
-    // The retired name of passwd_wait: warned about (even with -q),
-    // ignored, and the sync goes on.
+    // The old name of passwd_wait: warned about (even with -q), still
+    // read for one release, and the sync goes on.
     write_switches(&root.config(), &[("passwd_lock_timeout", "30".to_owned())]);
     let out = root.run("sync", &["-q", "--users", &example()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stderr),
         format!(
-            "pysk-passwd: {}:1: passwd_lock_timeout: renamed to passwd_wait; ignored\n",
+            "pysk-passwd: {}:1: passwd_lock_timeout: renamed to passwd_wait; \
+             read as passwd_wait for this release, rename it\n",
             file.display()
         )
     );
