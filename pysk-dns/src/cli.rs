@@ -80,6 +80,12 @@ Example (after fetch; reloads BIND only when a zone changed):
     #[command(after_help = "Example:\n  pysk-dns serial example.org")]
     Serial(SerialArgs),
     /// Print the effective switches (defaults included) in shell syntax
+    #[command(after_help = "\
+Example:
+  pysk-dns --host ns1.example.org config > /tmp/switches.sh
+
+Each line says where its value came from (file and line, or the built-in
+default); bash reads the output back to the same values.")]
     Config,
 }
 

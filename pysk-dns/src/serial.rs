@@ -108,7 +108,8 @@ impl State {
 /// The serial recorded for `zone` (any case, with or without the trailing
 /// dot) in the state of `state_dir`, for `pysk-dns serial`.
 pub fn lookup(state_dir: &Path, zone: &str) -> Result<u32, DnsError> {
-    let zone = zone.trim_end_matches('.').to_ascii_lowercase();
+    let zone = crate::name::absolute(zone, crate::name::Rule::Service, false)
+        .map_err(|why| pysk_common::Error::option("ZONE", format!("{zone:?}: {why}")))?;
     match State::load(state_dir)?.zones.get(&zone) {
         Some(entry) => Ok(entry.serial),
         None => Err(DnsError::NoSerial {

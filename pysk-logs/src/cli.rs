@@ -133,8 +133,13 @@ would run (with --json: the document the real run would print, with
 \"dry_run\": true); it creates nothing, no spool directory and no lock
 file, and waits for the spool's lock only when that file exists.")]
     Awstats(AwstatsArgs),
-    /// Print the effective switches in shell syntax
-    #[command(after_help = "Example:\n  pysk-logs --host web1.example.org config")]
+    /// Print the effective switches (defaults included) in shell syntax
+    #[command(after_help = "\
+Example:
+  pysk-logs --host web1.example.org config > /tmp/switches.sh
+
+Each line says where its value came from (file and line, or the built-in
+default); bash reads the output back to the same values.")]
     Config,
 }
 

@@ -257,12 +257,18 @@ pub fn fetch(
                 "an IMAP mailbox needs a password file: set this switch or give --password-file";
             s.invalid("logs_imap_password_file", None, why)
         })?;
+    let ca_file = s.optional_path("logs_imap_ca_file", args.ca_file.clone())?;
+    if let Some(path) = &ca_file {
+        // Checked now, so that a bad CA file is a configuration error found
+        // before any connection, not a failed handshake later.
+        pysk_common::tls::roots(Some(path))?;
+    }
     Ok(crate::fetch::Options {
         url,
         password: pysk_common::secret::read_file(&password_file)?,
         subject_contains: s.string("logs_imap_subject", args.subject_contains.as_deref())?,
         done_mailbox: s.optional_string("logs_imap_done_mailbox", args.done_mailbox.as_deref())?,
-        ca_file: s.optional_path("logs_imap_ca_file", args.ca_file.clone())?,
+        ca_file,
         insecure_plaintext: s.flag("logs_imap_insecure_plaintext", args.insecure_plaintext)?,
         inbox: spool.join("inbox"),
     })
@@ -440,6 +446,12 @@ fn group_id(name: &str) -> Result<Option<u32>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A real CA certificate file (the ISRG Root X1 root, public).
+    const CA_FILE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../common/fixtures/isrg-root-x1.pem"
+    );
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
@@ -529,9 +541,10 @@ mod tests {
              logs_awstats_pl=/srv/awstats.pl\n\
              logs_imap_url=imaps://logs@mail.example.org/Logs\nlogs_imap_password_file={}\n\
              logs_imap_subject=weblog\nlogs_imap_done_mailbox=Done\n\
-             logs_imap_ca_file=/srv/ca.pem\nlogs_imap_insecure_plaintext=yes\n",
+             logs_imap_ca_file={}\nlogs_imap_insecure_plaintext=yes\n",
             list.display(),
-            pw.display()
+            pw.display(),
+            CA_FILE
         );
         let (s, _, _cfg) = settings(&text);
         let (spool, wait) = spool(&s, &SpoolArgs::default()).expect("spool");
@@ -571,7 +584,7 @@ mod tests {
         assert_eq!(f.password.expose(), "secret");
         assert_eq!(f.subject_contains, "weblog");
         assert_eq!(f.done_mailbox.as_deref(), Some("Done"));
-        assert_eq!(f.ca_file.as_deref(), Some(Path::new("/srv/ca.pem")));
+        assert_eq!(f.ca_file.as_deref(), Some(Path::new(CA_FILE)));
         assert!(f.insecure_plaintext);
         assert_eq!(f.inbox, Path::new("/srv/spool/inbox"));
         let a = awstats(&s, &spool, &AwstatsArgs::default()).expect("awstats");
@@ -690,6 +703,28 @@ mod tests {
         let cwd = std::env::current_dir().expect("cwd");
         assert_eq!(options.spool, cwd.join("spool"));
         assert_eq!(options.dns_cache, cwd.join("cache.txt"));
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused_before_any_connection() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pw = dir.path().join("pw");
+        fs::write(&pw, "secret\n").expect("pw");
+        fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).expect("chmod");
+        let ca = dir.path().join("ca.pem");
+        fs::write(&ca, "not a certificate\n").expect("ca");
+        let args = FetchArgs {
+            imap_url: Some("imaps://logs@127.0.0.1:1/INBOX".into()),
+            password_file: Some(pw),
+            ca_file: Some(ca.clone()),
+            ..FetchArgs::default()
+        };
+        let err = fetch(&empty(), Path::new("/s"), &args).expect_err("no certificate");
+        assert_eq!(
+            err.to_string(),
+            format!("{}: no certificate in it", ca.display())
+        );
+        assert_eq!(err.exit_code(), exit::CONFIG);
     }
 
     #[test]

@@ -70,8 +70,9 @@ Example (from cron; -q: silent unless something needs attention):
 
 What a sync changed is reported on stderr, one line per entry (hidden by
 -q); --dry-run prints the diffs on stdout instead and creates nothing, not
-even a lock file (it waits for the locks that are held). A database with any problem is rejected whole: each problem is listed and
-nothing is written (exit 65).")]
+even a lock file (it waits for the locks that are held). A database with
+any problem is rejected whole: each problem is listed and nothing is
+written (exit 65).")]
     Sync(SyncArgs),
     /// Exit 0 when the files match the database, 1 with the differences
     #[command(after_help = "\
@@ -92,6 +93,12 @@ With --output, what changed is reported per user on stderr (names only);
 summary as one document instead (names only).")]
     Htpasswd(HtpasswdArgs),
     /// Print the effective switches (defaults included) in shell syntax
+    #[command(after_help = "\
+Example:
+  pysk-passwd --host web1.example.org config > /tmp/switches.sh
+
+Each line says where its value came from (file and line, or the built-in
+default); bash reads the output back to the same values.")]
     Config,
 }
 

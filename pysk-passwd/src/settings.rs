@@ -58,8 +58,7 @@ pub fn sync(settings: &Settings, args: &SyncArgs) -> Result<sync::Options, Passw
         dry_run: args.dry_run.dry_run,
         force: args.force,
         json: args.json.json,
-        // A sync writes the list: its directory must be there.
-        ..target(settings, &args.target, true)?
+        ..target(settings, &args.target)?
     })
 }
 
@@ -67,7 +66,7 @@ pub fn sync(settings: &Settings, args: &SyncArgs) -> Result<sync::Options, Passw
 pub fn check(settings: &Settings, args: &CheckArgs) -> Result<sync::Options, PasswdError> {
     Ok(sync::Options {
         json: args.json.json,
-        ..target(settings, &args.target, false)?
+        ..target(settings, &args.target)?
     })
 }
 
@@ -86,18 +85,13 @@ pub fn htpasswd(
 }
 
 /// What `sync` and `check` share: the database, the root, the switches
-/// that shape the entries, the chroot list (which must be writable when
-/// `writes`); the rest as for a check.
-fn target(
-    settings: &Settings,
-    target: &Target,
-    writes: bool,
-) -> Result<sync::Options, PasswdError> {
+/// that shape the entries, the chroot list; the rest as for a check.
+fn target(settings: &Settings, target: &Target) -> Result<sync::Options, PasswdError> {
     Ok(sync::Options {
         users: target.users.clone(),
         root: target.root.clone(),
         policy: policy(settings)?,
-        chroot_list: chroot_list(settings, &target.root, writes)?,
+        chroot_list: chroot_list(settings, &target.root)?,
         wait: std::time::Duration::ZERO,
         dry_run: false,
         force: false,
@@ -105,18 +99,14 @@ fn target(
     })
 }
 
-/// `passwd_chroot_list` inside `root` (`None` when empty); when the run
-/// `writes` it, its directory must exist, so that every file can be
-/// written or none is.
+/// `passwd_chroot_list` inside `root` (`None` when empty); its directory
+/// must exist, so that a sync can write every file or none (and a check
+/// does not report as drift a state no sync could reach).
 ///
 /// The switch names the list on the live system: it must be absolute, as
 /// every path in a switch ([`Settings::optional_path`]); it is then
 /// normalised as the homes are (no `..`) and taken inside `root`.
-fn chroot_list(
-    settings: &Settings,
-    root: &Path,
-    writes: bool,
-) -> Result<Option<PathBuf>, PasswdError> {
+fn chroot_list(settings: &Settings, root: &Path) -> Result<Option<PathBuf>, PasswdError> {
     const KEY: &str = "passwd_chroot_list";
     if settings.optional_path(KEY, None)?.is_none() {
         return Ok(None);
@@ -125,7 +115,7 @@ fn chroot_list(
         let parts = normalise(text).map_err(str::to_owned)?;
         Ok(parts.iter().fold(root.to_owned(), |p, part| p.join(part)))
     })?;
-    if writes && !list.parent().is_some_and(Path::is_dir) {
+    if !list.parent().is_some_and(Path::is_dir) {
         let reason = format!("{}: its directory does not exist", list.display());
         return Err(settings.invalid(KEY, None, reason).into());
     }
@@ -407,7 +397,7 @@ mod tests {
              /nonexistent/etc/vsftpd.chroot_list: its directory does not exist"
         );
         assert_eq!(err.exit_code(), exit::CONFIG);
-        // A check writes nothing: a missing directory is only a difference.
+        // A check refuses it alike: no sync could reach that state.
         let (dir, _) = config("");
         let (Command::Check(args), settings) = parse(
             dir.path(),
@@ -415,7 +405,8 @@ mod tests {
         ) else {
             panic!("not check")
         };
-        assert!(check(&settings, &args).is_ok());
+        let err = check(&settings, &args).expect_err("missing directory");
+        assert_eq!(err.exit_code(), exit::CONFIG);
     }
 
     #[test]
