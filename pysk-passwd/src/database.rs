@@ -102,24 +102,50 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<Database, PasswdError> {
     Ok(database)
 }
 
-/// serde's message, unless it quotes a string value from the document
-/// (which could be a password in the wrong place): then only where.
+/// What is wrong with the document, in words for the admin, with where:
+/// not JSON, cut short, or not the documented form (then the field named,
+/// unless the message would quote a string value from the document, which
+/// could be a password in the wrong place).
 fn describe(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let at = format!("line {}, column {}", e.line(), e.column());
     let message = e.to_string();
-    if message.contains("string \"") {
-        format!(
-            "a value of the wrong type or form at line {} column {}",
-            e.line(),
-            e.column()
-        )
-    } else {
-        message
+    let bare = message
+        .rsplit_once(" at line ")
+        .map_or(message.as_str(), |(m, _)| m);
+    match e.classify() {
+        Category::Syntax => format!("not valid JSON ({at})"),
+        Category::Eof => format!("the document ends too early ({at})"),
+        Category::Data if !bare.contains("string \"") => {
+            format!("{} ({at})", bare.replace('`', "\""))
+        }
+        Category::Data | Category::Io => format!("a value of the wrong type or form ({at})"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_say_what_is_wrong_and_where_in_words() {
+        let reason = |text: &str| match parse(text.as_bytes(), "t") {
+            Err(PasswdError::Database { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            reason("root:x:0:0::/root:/bin/sh\n"),
+            "not valid JSON (line 1, column 1)"
+        );
+        assert_eq!(
+            reason("{\"version\": 1,"),
+            "the document ends too early (line 1, column 14)"
+        );
+        assert_eq!(
+            reason(r#"{"version":1,"users":[{"name":"a","uid":5}]}"#),
+            "missing field \"password\" (line 1, column 42)"
+        );
+    }
 
     #[test]
     fn parses_the_documented_form_and_rejects_others() {
