@@ -115,7 +115,7 @@ fn describe(e: &serde_json::Error) -> String {
         .map_or(message.as_str(), |(m, _)| m);
     match e.classify() {
         Category::Syntax => format!("not valid JSON ({at})"),
-        Category::Eof => format!("the document ends too early ({at})"),
+        Category::Eof => format!("the document ends too early (EOF at {at})"),
         Category::Data if !bare.contains("string \"") => {
             format!("{} ({at})", bare.replace('`', "\""))
         }
@@ -139,7 +139,7 @@ mod tests {
         );
         assert_eq!(
             reason("{\"version\": 1,"),
-            "the document ends too early (line 1, column 14)"
+            "the document ends too early (EOF at line 1, column 14)"
         );
         assert_eq!(
             reason(r#"{"version":1,"users":[{"name":"a","uid":5}]}"#),
