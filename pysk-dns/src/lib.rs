@@ -16,6 +16,7 @@
 //! [`settings`], the state directory and its lock are [`state`], the
 //! `--json` documents [`summary`]; this file only dispatches and prints.
 
+pub mod bindcheck;
 pub mod build;
 pub mod cli;
 pub mod document;
