@@ -6,7 +6,8 @@
 //!   ([`snapshot`]) only when good.
 //! - `build` ([`build`]): a plan of zones assembled from all snapshots
 //!   ([`zone`]), rendered ([`render`]) with serials that change only with
-//!   the content ([`serial`]), then shown (`--dry-run`) or written
+//!   the content ([`serial`]), checked against what BIND refuses
+//!   ([`bindcheck`]), then shown (`--dry-run`) or written
 //!   atomically; `--reload` reloads the name server and checks what it
 //!   serves ([`reload`]).
 //! - `serial`: a zone's serial ([`serial::lookup`]). `config`: the
