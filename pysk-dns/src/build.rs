@@ -32,6 +32,7 @@ use pysk_common::inventory::Inventory;
 use pysk_common::report::{Kind, Reporter};
 use pysk_common::{diff, marker};
 
+use crate::bindcheck::{self, Checked};
 use crate::cli;
 use crate::document::{self, Data, Record, Zone};
 use crate::error::DnsError;
@@ -61,6 +62,9 @@ pub struct Options {
     pub zone_options: String,
     /// The zone the inventory's servers get address records in.
     pub servers_zone: Option<String>,
+    /// The program that checks each changed zone file before it is
+    /// installed (`named-checkzone`); `None`: no check.
+    pub checkzone: Option<String>,
     /// Print the diffs instead of writing.
     pub dry_run: bool,
     /// Reload the name server after a change, and check what it serves.
@@ -138,6 +142,11 @@ pub struct Plan {
     before: State,
     /// The serial state as the plan leaves it.
     after: State,
+    /// Servers whose snapshot is damaged: the zones they contributed keep
+    /// their files.
+    damaged: BTreeSet<String>,
+    /// The zone file checker, while it is there to run.
+    checkzone: Option<String>,
 }
 
 /// What a build did, for the exit code and the `--json` summary.
@@ -204,7 +213,8 @@ fn outcome(summary: &BuildSummary) -> Outcome {
 /// as they are, and decides every zone's content, serial and file.
 pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> {
     let mut notes = Vec::new();
-    let inputs = inputs(inventory, options, &mut notes)?;
+    let mut damaged = BTreeSet::new();
+    let inputs = inputs(inventory, options, &mut notes, &mut damaged)?;
     let zones = zone::assemble(&inputs, &options.policy);
     let before = State::load(&options.state_dir)?;
     let mut plan = Plan {
@@ -214,6 +224,8 @@ pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> 
         state_file: serial::path(&options.state_dir),
         after: before.clone(),
         before,
+        damaged,
+        checkzone: options.checkzone.clone(),
     };
     // Rendering and reading the previous files is the CPU- and I/O-bound
     // part of a build of thousands of zones: done on every core; serials
@@ -226,31 +238,49 @@ pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> 
     for (z, r) in zones.iter().zip(rendered) {
         plan.zone(z, r, today);
     }
+    plan.keep_damaged(options)?;
     plan.include(options)?;
     plan.stale(options)?;
     Ok(plan)
 }
 
 /// Every server's zones from its snapshot (a server without one is
-/// reported), and the inventory's own zone when `dns_servers_zone` is set.
+/// reported; one whose snapshot is damaged is reported and added to
+/// `damaged`), and the inventory's own zone when `dns_servers_zone` is
+/// set.
 fn inputs(
     inventory: &Inventory,
     options: &Options,
     notes: &mut Vec<(Kind, String)>,
+    damaged: &mut BTreeSet<String>,
 ) -> Result<Vec<(String, Vec<Zone>)>, DnsError> {
     let mut inputs = Vec::new();
     for host in &inventory.hosts {
-        match snapshot::load(&options.state_dir, &host.name)? {
-            Some(snap) => {
-                let zones = document::validate(&snap.document, &host.name).map_err(|reason| {
-                    DnsError::State {
-                        path: snapshot::path(&options.state_dir, &host.name),
-                        reason,
-                    }
-                })?;
-                inputs.push((host.name.clone(), zones));
+        let path = snapshot::path(&options.state_dir, &host.name);
+        let loaded = snapshot::load(&options.state_dir, &host.name).and_then(|snap| {
+            snap.map(|s| document::validate(&s.document, &host.name))
+                .transpose()
+                .map_err(|reason| DnsError::State {
+                    path: path.clone(),
+                    reason,
+                })
+        });
+        match loaded {
+            Ok(Some(zones)) => inputs.push((host.name.clone(), zones)),
+            Err(DnsError::State { path, reason }) => {
+                notes.push((
+                    Kind::Warning,
+                    format!(
+                        "{}: snapshot {} is damaged ({reason}); the zones it contributed \
+                         keep their files until a fetch of it succeeds",
+                        host.name,
+                        path.display()
+                    ),
+                ));
+                damaged.insert(host.name.clone());
             }
-            None => notes.push((
+            Err(e) => return Err(e),
+            Ok(None) => notes.push((
                 Kind::Warning,
                 format!(
                     "{}: no snapshot yet (run {} fetch); its zones are not built",
@@ -275,17 +305,17 @@ struct Rendered {
     path: PathBuf,
     old: Option<String>,
     text: Option<render::ZoneText>,
+    why: Option<String>,
 }
 
 impl Rendered {
     fn new(z: &Assembled, options: &Options) -> Result<Rendered, DnsError> {
         let path = options.zone_dir.join(format!("db.{}", z.name));
+        let why = z.invalid().or_else(|| bindcheck::missing_glue(z));
         Ok(Rendered {
             old: read_optional(&path)?,
-            text: z
-                .invalid()
-                .is_none()
-                .then(|| render::zone_file(z, &options.soa)),
+            text: why.is_none().then(|| render::zone_file(z, &options.soa)),
+            why,
             path,
         })
     }
@@ -298,37 +328,37 @@ impl Plan {
         for c in &z.conflicts {
             self.notes.push((Kind::Warning, c.clone()));
         }
-        let Rendered { path, old, text } = rendered;
-        let Some(text) = text else {
-            let why = z.invalid().unwrap_or_default();
-            let stays = if old.is_some() {
-                "its previous file stays"
-            } else {
-                "it has no previous file"
-            };
-            self.notes.push((
-                Kind::Warning,
-                format!("{}: not written: {why}; {stays}", z.name),
-            ));
-            self.add_zone(z, Status::NotWritten, None, &path, old.is_some());
+        let Rendered {
+            path,
+            old,
+            text,
+            why,
+        } = rendered;
+        let held = self.held_by_damaged(old.as_deref());
+        let (Some(text), None) = (text, &held) else {
+            let why = held.or(why).unwrap_or_default();
+            self.not_written(z, &why, &path, old.is_some());
             return;
         };
-        if !self.after.zones.contains_key(&z.name)
-            && let Some(seen) = old.as_deref().and_then(serial_in)
-        {
-            // The state was lost, but the file shows what secondaries saw.
-            self.after.zones.insert(
-                z.name.clone(),
-                serial::Entry {
-                    serial: seen,
-                    sha256: String::new(),
-                },
-            );
+        if let Some(seen) = old.as_deref().and_then(serial_in) {
+            // The file shows what secondaries saw: never go below it, even
+            // with a state restored from an older backup, or lost.
+            let same = old.as_deref() == Some(text.with_serial(seen).as_str());
+            self.after.at_least(&z.name, seen, &text, same);
         }
         let serial = self.after.serial_for(&z.name, &text, today);
         let new = text.with_serial(serial);
         if old.as_deref() == Some(new.as_str()) {
             self.add_zone(z, Status::Unchanged, Some(serial), &path, true);
+            return;
+        }
+        if let Err(why) = self.check(&z.name, &new, &path) {
+            let why = format!("{why} (its records come from {})", z.servers.join(", "));
+            match self.before.zones.get(&z.name) {
+                Some(e) => self.after.zones.insert(z.name.clone(), e.clone()),
+                None => self.after.zones.remove(&z.name),
+            };
+            self.not_written(z, &why, &path, old.is_some());
             return;
         }
         self.notes
@@ -339,6 +369,85 @@ impl Plan {
             old,
             new: Some(new),
         });
+    }
+
+    /// Reports a zone that is not written, for `why`; its previous file,
+    /// if it has one (`had_file`), stays.
+    fn not_written(&mut self, z: &Assembled, why: &str, path: &Path, had_file: bool) {
+        let stays = if had_file {
+            "its previous file stays"
+        } else {
+            "it has no previous file"
+        };
+        self.notes.push((
+            Kind::Warning,
+            format!("{}: not written: {why}; {stays}", z.name),
+        ));
+        self.add_zone(z, Status::NotWritten, None, path, had_file);
+    }
+
+    /// Why a zone whose file is `old` is not rebuilt, if it is not: the
+    /// file holds records of a server whose snapshot is damaged.
+    fn held_by_damaged(&self, old: Option<&str>) -> Option<String> {
+        let server = render::servers_of(old?)
+            .into_iter()
+            .find(|s| self.damaged.contains(*s))?;
+        Some(format!(
+            "it holds records of {server}, whose snapshot is damaged"
+        ))
+    }
+
+    /// Checks a changed zone file with the checker (`dns_checkzone`), when
+    /// there is one; a checker that is not installed is said once (`-v`)
+    /// and not asked again.
+    fn check(&mut self, zone: &str, text: &str, path: &Path) -> Result<(), String> {
+        let Some(program) = &self.checkzone else {
+            return Ok(());
+        };
+        if bindcheck::checkzone(program, zone, text, path)? == Checked::Absent {
+            self.notes.push((
+                Kind::Verbose,
+                format!("{program}: not installed; zone files are not checked"),
+            ));
+            self.checkzone = None;
+        }
+        Ok(())
+    }
+
+    /// Keeps the files of zones no snapshot has now but a server whose
+    /// snapshot is damaged contributed to: they stay, named by the include.
+    fn keep_damaged(&mut self, options: &Options) -> Result<(), DnsError> {
+        if self.damaged.is_empty() {
+            return Ok(());
+        }
+        let planned: BTreeSet<String> = self
+            .zones
+            .iter()
+            .map(|z| format!("db.{}", z.zone))
+            .collect();
+        for file in stale_files(&options.zone_dir, &planned)? {
+            let old = read_optional(&file)?;
+            let (Some(why), Some(zone)) = (
+                self.held_by_damaged(old.as_deref()),
+                file.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_prefix("db.")),
+            ) else {
+                continue;
+            };
+            self.notes.push((
+                Kind::Warning,
+                format!("{zone}: not written: {why}; its previous file stays"),
+            ));
+            self.zones.push(ZonePlan {
+                zone: zone.to_owned(),
+                status: Status::NotWritten,
+                serial: None,
+                file: file.clone(),
+                included: true,
+            });
+        }
+        Ok(())
     }
 
     /// Records a zone's fate; `included` when the include names its file
@@ -467,11 +576,13 @@ impl Plan {
     /// include as one batch, then the stale files removed. Whether
     /// anything was written (nothing is when no file changes).
     pub fn apply(&self, options: &Options) -> Result<bool, DnsError> {
-        if self.changes.is_empty() {
-            return Ok(false);
-        }
+        // The state alone changes when a zone file shows a higher serial
+        // than a state restored from an older backup.
         if self.state_changes() {
             self.after.save(&options.state_dir)?;
+        }
+        if self.changes.is_empty() {
+            return Ok(false);
         }
         let dir = &options.zone_dir;
         fs::create_dir_all(dir).map_err(write_err(dir))?;

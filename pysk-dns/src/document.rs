@@ -351,6 +351,11 @@ fn data(r: &RecordDoc, kind: RType, owner: &str, origin: &str) -> Result<Data, S
         RType::Ns if owner == origin => {
             return Err("the zone's own name servers belong in its ns list".to_owned());
         }
+        RType::Ns if owner.starts_with("*.") => {
+            return Err(
+                "a wildcard owner cannot have NS records (BIND refuses the zone)".to_owned(),
+            );
+        }
         RType::Ns => Data::Ns(target(Rule::Host)?),
         RType::Mx => Data::Mx(need(r.priority, "priority")?, target_or_root(Rule::Host)?),
         RType::Srv => Data::Srv(
@@ -440,6 +445,10 @@ mod tests {
                 "unknown record type",
             ),
             (r#"{"name":"@","type":"CNAME","value":"x."}"#, "apex"),
+            (
+                r#"{"name":"*","type":"NS","value":"ns.example.net."}"#,
+                "wildcard owner",
+            ),
             (r#"{"name":"t","type":"TXT","value":"a\u0000b"}"#, "control"),
             (
                 r#"{"name":"www.other.net.","type":"A","value":"192.0.2.1"}"#,

@@ -84,14 +84,27 @@ pub enum Fate {
         /// The kept snapshot's age, if there is one.
         age: Option<Duration>,
     },
-    /// Its document would drop more than half of its zones; held back.
+    /// Its document would drop more than half of its zones or of its
+    /// records; held back.
     HeldBack {
         /// The zones it would drop.
         dropped: Vec<String>,
         /// How many zones the kept snapshot has.
         total: usize,
+        /// How many zones the new document has.
+        zones_after: usize,
+        /// How many records the kept snapshot and the new document have.
+        records: (usize, usize),
         /// The kept snapshot's age.
         age: Duration,
+    },
+    /// Its snapshot was damaged (it did not parse or validate); what the
+    /// fetch then did.
+    Damaged {
+        /// The damaged snapshot and what became of it.
+        note: String,
+        /// The fate of the fetch, as if it had no snapshot.
+        then: Box<Fate>,
     },
 }
 
@@ -110,6 +123,7 @@ impl Fate {
             Fate::Unreachable { .. } => "unreachable",
             Fate::Rejected { .. } => "rejected",
             Fate::HeldBack { .. } => "held_back",
+            Fate::Damaged { then, .. } => then.name(),
         }
     }
 
@@ -128,13 +142,44 @@ impl Fate {
             Fate::Rejected { reason, age } => {
                 format!("document rejected ({reason}); {}", kept(age))
             }
-            Fate::HeldBack { dropped, total, .. } => format!(
-                "held back: the new document drops {} of its {total} zones ({}); \
-                 keeping its snapshot (--force accepts it)",
+            Fate::HeldBack { .. } => format!(
+                "held back: {}; keeping its snapshot (--force accepts it)",
+                self.shrink().unwrap_or_default()
+            ),
+            Fate::Damaged { note, then } => format!("{note}; {}", then.describe()),
+        }
+    }
+
+    /// What a held-back document would drop, with the zones and records
+    /// before and after: `the new document drops 2 of its 2 zones (a, b):
+    /// 2 zones with 6 records before, 0 with 0 after`.
+    pub fn shrink(&self) -> Option<String> {
+        let Fate::HeldBack {
+            dropped,
+            total,
+            zones_after,
+            records: (before, after),
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let what = if dropped.len() * 2 > *total {
+            format!(
+                "drops {} of its {total} zones ({})",
                 dropped.len(),
                 dropped.join(", ")
-            ),
-        }
+            )
+        } else {
+            format!(
+                "drops {} of its {before} records",
+                before.saturating_sub(*after)
+            )
+        };
+        Some(format!(
+            "the new document {what}: {total} zones with {before} records before, \
+             {zones_after} with {after} after"
+        ))
     }
 }
 
@@ -320,7 +365,47 @@ fn fetch_one(
     state_dir: &Path,
     options: &Options,
 ) -> Result<Fate, DnsError> {
-    let old = snapshot::load(state_dir, &host.name)?;
+    let (old, damaged) = match snapshot::load(state_dir, &host.name) {
+        Ok(old) => (old, None),
+        Err(DnsError::State { path, reason }) => (None, Some((path, reason))),
+        Err(e) => return Err(e),
+    };
+    let aside = damaged
+        .as_ref()
+        .map(|(path, _)| snapshot::aside_path(path, date::unix_now()));
+    let fate = fetch_with(client, host, state_dir, options, old, aside.as_deref())?;
+    let (Some((path, reason)), Some(aside)) = (damaged, aside) else {
+        return Ok(fate);
+    };
+    let note = if fate.is_problem() {
+        format!(
+            "snapshot {} is damaged ({reason}); its zones keep their files until a fetch succeeds",
+            path.display()
+        )
+    } else {
+        format!(
+            "snapshot {} was damaged ({reason}); set aside as {} and replaced",
+            path.display(),
+            aside.display()
+        )
+    };
+    Ok(Fate::Damaged {
+        note,
+        then: Box::new(fate),
+    })
+}
+
+/// Fetches `host`'s document and keeps it when good, against its kept
+/// snapshot `old`; a damaged snapshot in its place is renamed to `aside`
+/// before the good document replaces it.
+fn fetch_with(
+    client: &Client,
+    host: &Host,
+    state_dir: &Path,
+    options: &Options,
+    old: Option<Snapshot>,
+    aside: Option<&Path>,
+) -> Result<Fate, DnsError> {
     let now = date::unix_now();
     let age = old.as_ref().map(|s| s.age(now));
     let url = match url_for(host, options) {
@@ -346,10 +431,15 @@ fn fetch_one(
         let old_names: BTreeSet<String> =
             old.document.zones.iter().map(|z| normal(&z.name)).collect();
         let dropped: Vec<String> = old_names.difference(&new_names).cloned().collect();
-        if dropped.len() * 2 > old_names.len() {
+        let records = (records_in(&old.document), records_in(&doc));
+        if dropped.len() * 2 > old_names.len()
+            || (records.0 - records.0.min(records.1)) * 2 > records.0
+        {
             return Ok(Fate::HeldBack {
                 dropped,
                 total: old_names.len(),
+                zones_after: new_names.len(),
+                records,
                 age: old.age(now),
             });
         }
@@ -357,6 +447,10 @@ fn fetch_one(
     let unchanged = old
         .as_ref()
         .is_some_and(|o| serde_json::to_value(&o.document).ok() == serde_json::to_value(&doc).ok());
+    if let Some(aside) = aside {
+        let damaged = snapshot::path(state_dir, &host.name);
+        std::fs::rename(&damaged, aside).map_err(pysk_common::error::write_err(&damaged))?;
+    }
     snapshot::save(
         state_dir,
         &host.name,
@@ -370,6 +464,11 @@ fn fetch_one(
     } else {
         Fate::Updated { zones }
     })
+}
+
+/// How many records a document holds, in all its zones.
+fn records_in(doc: &Document) -> usize {
+    doc.zones.iter().map(|z| z.records.len()).sum()
 }
 
 fn normal(zone: &str) -> String {

@@ -6,7 +6,8 @@
 //!   ([`snapshot`]) only when good.
 //! - `build` ([`build`]): a plan of zones assembled from all snapshots
 //!   ([`zone`]), rendered ([`render`]) with serials that change only with
-//!   the content ([`serial`]), then shown (`--dry-run`) or written
+//!   the content ([`serial`]), checked against what BIND refuses
+//!   ([`bindcheck`]), then shown (`--dry-run`) or written
 //!   atomically; `--reload` reloads the name server and checks what it
 //!   serves ([`reload`]).
 //! - `serial`: a zone's serial ([`serial::lookup`]). `config`: the
@@ -16,6 +17,7 @@
 //! [`settings`], the state directory and its lock are [`state`], the
 //! `--json` documents [`summary`]; this file only dispatches and prints.
 
+pub mod bindcheck;
 pub mod build;
 pub mod cli;
 pub mod document;

@@ -107,6 +107,23 @@ pub fn zone_file(zone: &Assembled, soa: &SoaTimers) -> ZoneText {
     ZoneText { head, tail }
 }
 
+/// The servers a zone file written by pysk-dns names in its second line
+/// (`; Zone <zone>, from the snapshots of <servers>.`); none for any
+/// other file.
+pub fn servers_of(text: &str) -> Vec<&str> {
+    let Some(line) = text.lines().nth(1).filter(|l| l.starts_with("; Zone ")) else {
+        return Vec::new();
+    };
+    let Some((_, list)) = line.split_once(", from the snapshots of ") else {
+        return Vec::new();
+    };
+    list.strip_suffix('.')
+        .unwrap_or(list)
+        .split(", ")
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// Writes a record's data in zone file syntax; names absolute.
 fn rdata(out: &mut String, data: &Data) {
     let _ = match data {
@@ -115,6 +132,8 @@ fn rdata(out: &mut String, data: &Data) {
         Data::Aaaa(a) => write!(out, "{a}"),
         Data::Mx(p, n) => write!(out, "{p} {}", fqdn(n)),
         Data::Srv(p, w, port, n) => write!(out, "{p} {w} {port} {}", fqdn(n)),
+        // An empty text is one empty string: BIND refuses a TXT without any.
+        Data::Txt(t) if t.is_empty() => write!(out, "\"\""),
         Data::Txt(t) => {
             // A character-string holds at most 255 bytes (RFC 1035 3.3.14).
             for (i, chunk) in t.as_bytes().chunks(255).enumerate() {
@@ -189,5 +208,15 @@ mod tests {
             "a".repeat(45)
         );
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn an_empty_text_is_one_empty_string() {
+        let mut out = String::new();
+        rdata(&mut out, &Data::Txt(String::new()));
+        assert_eq!(out, "\"\"");
+        let head = "; written by pysk-dns: x\n; Zone a.org, from the snapshots of web1.example.net, inventory.\n";
+        assert_eq!(servers_of(head), ["web1.example.net", "inventory"]);
+        assert!(servers_of("; Zone a.org by hand\n").is_empty());
     }
 }

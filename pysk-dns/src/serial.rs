@@ -79,6 +79,33 @@ impl State {
         Ok(())
     }
 
+    /// Raises `zone`'s recorded serial to `seen`, the serial in its file
+    /// as it is, when that is higher (RFC 1982): a state restored from an
+    /// older backup, or lost, never hands out a serial secondaries have
+    /// passed. `same` when the file holds exactly `text` with `seen`: then
+    /// `seen` stays its serial; otherwise the next change goes above it.
+    pub fn at_least(&mut self, zone: &str, seen: u32, text: &ZoneText, same: bool) {
+        if self
+            .zones
+            .get(zone)
+            .is_some_and(|e| !serial_gt(seen, e.serial))
+        {
+            return;
+        }
+        let sha256 = if same {
+            content_hash(text)
+        } else {
+            String::new()
+        };
+        self.zones.insert(
+            zone.to_owned(),
+            Entry {
+                serial: seen,
+                sha256,
+            },
+        );
+    }
+
     /// The serial for `zone` with content `text`, updating the entry when
     /// the content changed. `today` is `YYYYMMDD`.
     pub fn serial_for(&mut self, zone: &str, text: &ZoneText, today: u32) -> u32 {
@@ -189,5 +216,24 @@ mod tests {
         let b = st.serial_for("example.org", &t("b"), 20261125);
         assert_eq!(b, 2026112501);
         assert!(today() > 20_260_000);
+    }
+
+    #[test]
+    fn a_higher_serial_in_the_file_wins_over_an_older_state() {
+        let t = ZoneText {
+            head: "h".into(),
+            tail: "a".into(),
+        };
+        let mut st = State::default();
+        assert_eq!(st.serial_for("example.org", &t, 20261124), 2026112401);
+        // The file says 04 with the same content: 04 stays.
+        st.at_least("example.org", 2026112404, &t, true);
+        assert_eq!(st.serial_for("example.org", &t, 20261124), 2026112404);
+        // The file says 09 with other content: the next serial is above it.
+        st.at_least("example.org", 2026112409, &t, false);
+        assert_eq!(st.serial_for("example.org", &t, 20261124), 2026112410);
+        // A lower serial in the file changes nothing.
+        st.at_least("example.org", 2026112402, &t, false);
+        assert_eq!(st.serial_for("example.org", &t, 20261124), 2026112410);
     }
 }

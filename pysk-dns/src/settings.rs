@@ -112,6 +112,11 @@ pub const SWITCHES: &[Spec] = &[
         "zone that gets an address record per inventory server",
     ),
     Spec::new(
+        "dns_checkzone",
+        "named-checkzone",
+        "checks each changed zone file before it is installed (empty: no check)",
+    ),
+    Spec::new(
         "dns_reload_command",
         "rndc reload",
         "run by build --reload after a change",
@@ -218,6 +223,7 @@ pub fn build_options(
             }
         })?,
         servers_zone: names(settings, "dns_servers_zone")?.into_iter().next(),
+        checkzone: settings.optional_string("dns_checkzone", None)?,
         dry_run: args.dry_run.dry_run,
         reload: if args.reload {
             Some(reload(settings)?)

@@ -42,9 +42,18 @@ pub fn path(state_dir: &Path, server: &str) -> PathBuf {
     state_dir.join("snapshots").join(format!("{server}.json"))
 }
 
+/// Where a damaged snapshot at `path` is set aside at `now` (seconds
+/// since the epoch): `<server>.json.damaged-<now>`.
+pub fn aside_path(path: &Path, now: u64) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".damaged-{now}"));
+    path.with_file_name(name)
+}
+
 /// Reads `server`'s snapshot; `None` when it has none yet. A snapshot that
-/// does not parse is an error: pysk-dns wrote it, so something else broke
-/// it, and guessing would risk dropping the server's zones.
+/// does not parse is [`DnsError::State`]: pysk-dns wrote it, so something
+/// else broke it; `fetch` and `build` set that server aside (its zones
+/// keep their files) and go on with the others.
 pub fn load(state_dir: &Path, server: &str) -> Result<Option<Snapshot>, DnsError> {
     let path = path(state_dir, server);
     let bytes = match fs::read(&path) {

@@ -41,6 +41,9 @@ pub struct ServerReport {
     /// The age of the kept snapshot, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_age_seconds: Option<u64>,
+    /// What became of a damaged snapshot, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damaged_snapshot: Option<String>,
     /// The zones a held-back document would drop.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<String>,
@@ -93,6 +96,7 @@ fn server_report(server: &str, fate: &Fate) -> ServerReport {
         reason: None,
         kept_snapshot: None,
         snapshot_age_seconds: None,
+        damaged_snapshot: None,
         dropped: Vec::new(),
     };
     match fate {
@@ -110,16 +114,19 @@ fn server_report(server: &str, fate: &Fate) -> ServerReport {
             dropped,
             total,
             age,
+            ..
         } => ServerReport {
             zones: Some(*total),
-            reason: Some(format!(
-                "the new document drops {} of its {total} zones",
-                dropped.len()
-            )),
+            reason: fate.shrink(),
             kept_snapshot: Some(true),
             snapshot_age_seconds: Some(age.as_secs()),
             dropped: dropped.clone(),
             ..base
+        },
+        Fate::Damaged { note, then } => ServerReport {
+            good: false,
+            damaged_snapshot: Some(note.clone()),
+            ..server_report(server, then)
         },
     }
 }
