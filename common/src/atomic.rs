@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Error;
+use crate::report::Reporter;
 
 /// How the new file is to be made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -381,6 +382,36 @@ pub fn remove_stale(dir: &Path) -> Result<usize, Error> {
     Ok(removed)
 }
 
+/// [`remove_stale`] in each of `dirs` (each once; an empty path is the
+/// current directory), with a warning through `reporter` for each
+/// directory where something was removed. Returns how many were removed.
+pub fn remove_stale_in(
+    dirs: impl IntoIterator<Item = impl AsRef<Path>>,
+    reporter: &Reporter,
+) -> Result<usize, Error> {
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut total = 0;
+    for dir in dirs {
+        let dir = match dir.as_ref() {
+            d if d.as_os_str().is_empty() => Path::new("."),
+            d => d,
+        };
+        if seen.iter().any(|s| s == dir) {
+            continue;
+        }
+        seen.push(dir.to_owned());
+        let removed = remove_stale(dir)?;
+        if removed > 0 {
+            reporter.warn(format_args!(
+                "{}: removed {removed} temporary file(s) left by a killed run",
+                dir.display()
+            ));
+        }
+        total += removed;
+    }
+    Ok(total)
+}
+
 /// The pid in a temporary file's name of [`AtomicFile`]'s making, `None`
 /// for any other name.
 fn tmp_pid(name: &OsStr) -> Option<u32> {
@@ -714,5 +745,23 @@ mod tests {
         );
         assert_eq!(remove_stale(dir.path()).expect("own kept"), 0);
         assert_eq!(entries(dir.path()), names);
+    }
+
+    #[test]
+    fn each_directory_is_cleaned_once_and_the_removals_add_up() {
+        let (a, b) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let dead = dead_pid();
+        for (dir, n) in [(a.path(), 3), (b.path(), 2)] {
+            for i in 0..n {
+                fs::write(dir.join(format!(".db.x.pysk-tmp.{dead}.{i}")), "x").expect("write");
+            }
+        }
+        let reporter = Reporter::new("pysk-test", crate::report::Level::Quiet);
+        let dirs = [a.path(), b.path(), a.path()];
+        assert_eq!(remove_stale_in(dirs, &reporter).expect("cleans"), 5);
+        assert!(entries(a.path()).is_empty() && entries(b.path()).is_empty());
     }
 }
