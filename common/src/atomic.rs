@@ -709,7 +709,9 @@ mod tests {
         let target_dir = tempfile::tempdir().expect("tempdir");
         let target = target_dir.path().join("shadow");
         fs::write(&target, "root:secret\n").expect("write");
-        let link = dir.path().join(format!(".shadow.pysk-tmp.{}.0", dead_pid()));
+        let link = dir
+            .path()
+            .join(format!(".shadow.pysk-tmp.{}.0", dead_pid()));
         std::os::unix::fs::symlink(&target, &link).expect("symlink");
         let dangling = dir.path().join(format!(".group.pysk-tmp.{}.1", dead_pid()));
         std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).expect("symlink");

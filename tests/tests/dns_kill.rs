@@ -213,7 +213,11 @@ fn builds_killed_with_sigkill_leave_nothing_after_the_next_build() {
     dns(&reference, &["-q", "build"]).succeeds();
     let took = start.elapsed();
     let expected = zone_files(&reference);
-    assert_eq!(expected.len(), ZONES, "the reference build wrote every zone");
+    assert_eq!(
+        expected.len(),
+        ZONES,
+        "the reference build wrote every zone"
+    );
 
     let mut kills = 0;
     let mut most = 0;
@@ -227,7 +231,10 @@ fn builds_killed_with_sigkill_leave_nothing_after_the_next_build() {
         }
         kills += usize::from(kill_build(&killed, took.mul_f64(share)));
     }
-    assert!(kills >= 6, "only {kills} builds were still running when killed");
+    assert!(
+        kills >= 6,
+        "only {kills} builds were still running when killed"
+    );
     let left = leftovers(&killed).len();
     assert!(
         left > 0 && most > 0,
