@@ -8,14 +8,21 @@
 //! [`Options::backup`] the previous version stays beside it as `name-`, the
 //! way shadow-utils keeps `passwd-`. If anything fails before the rename,
 //! the temporary file is removed and the target is untouched.
+//!
+//! A process killed before its rename (`kill -9`, a crash) leaves its
+//! temporary files behind; [`remove_stale`], called at the start of each
+//! run under the run's lock, removes those whose process is gone.
 
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Error;
+use crate::report::Reporter;
 
 /// How the new file is to be made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,6 +60,10 @@ pub struct AtomicFile {
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// What names a temporary file: `.<name>.pysk-tmp.<pid>.<n>`, and
+/// `.<name>.pysk-tmp.<pid>.backup` while the backup link is staged.
+const TMP_MARK: &str = "pysk-tmp";
+
 impl AtomicFile {
     /// Opens a new temporary file beside `path`.
     pub fn create(path: &Path, options: Options) -> Result<AtomicFile, Error> {
@@ -65,7 +76,7 @@ impl AtomicFile {
             .ok_or_else(|| write_err(io::Error::other("not a file name")))?;
         let dir = parent_dir(path);
         let tmp = dir.join(format!(
-            ".{}.pysk-tmp.{}.{}",
+            ".{}.{TMP_MARK}.{}.{}",
             name.to_string_lossy(),
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
@@ -320,6 +331,130 @@ impl Batch {
     }
 }
 
+/// Removes the temporary files [`AtomicFile`] left in `dir` (not below it)
+/// by a process that is gone: `.<name>.pysk-tmp.<pid>.<n>` and
+/// `.<name>.pysk-tmp.<pid>.backup` whose pid `kill(pid, 0)` reports as not
+/// existing. A live pid's files (even if the pid was reused) and this
+/// process's own are kept; anything else is never touched. A link with
+/// such a name is removed as the link, never followed; a directory with
+/// one is kept. Returns how many were removed; a missing `dir` has none.
+///
+/// Call it under the lock of the run that writes in `dir`, so that no
+/// other run of the tool is writing there.
+pub fn remove_stale(dir: &Path) -> Result<usize, Error> {
+    let read_err = |source| Error::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(read_err(e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(read_err)?;
+        let Some(pid) = tmp_pid(&entry.file_name()) else {
+            continue;
+        };
+        // The entry's own type: a link is not followed.
+        let is_dir = entry.file_type().map_err(read_err)?.is_dir();
+        if is_dir || pid == std::process::id() || alive(pid) {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(Error::Write {
+                    path: entry.path(),
+                    source,
+                });
+            }
+        }
+    }
+    if removed > 0 {
+        sync_dir(dir).map_err(|source| Error::Write {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    Ok(removed)
+}
+
+/// [`remove_stale`] in each of `dirs` (each once; an empty path is the
+/// current directory), with a warning through `reporter` for each
+/// directory where something was removed. Returns how many were removed.
+pub fn remove_stale_in(
+    dirs: impl IntoIterator<Item = impl AsRef<Path>>,
+    reporter: &Reporter,
+) -> Result<usize, Error> {
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut total = 0;
+    for dir in dirs {
+        let dir = match dir.as_ref() {
+            d if d.as_os_str().is_empty() => Path::new("."),
+            d => d,
+        };
+        if seen.iter().any(|s| s == dir) {
+            continue;
+        }
+        seen.push(dir.to_owned());
+        let removed = remove_stale(dir)?;
+        if removed > 0 {
+            reporter.warn(format_args!(
+                "{}: removed {removed} temporary file(s) left by a killed run",
+                dir.display()
+            ));
+        }
+        total += removed;
+    }
+    Ok(total)
+}
+
+/// The pid in a temporary file's name of [`AtomicFile`]'s making, `None`
+/// for any other name.
+fn tmp_pid(name: &OsStr) -> Option<u32> {
+    let name = name.as_bytes();
+    let (rest, last) = split_last(name)?;
+    if !(all_digits(last) || last == b"backup") {
+        return None;
+    }
+    let (rest, pid) = split_last(rest)?;
+    let (hidden, mark) = split_last(rest)?;
+    // `.<name>`: the dot and at least one byte of the target's name.
+    if mark != TMP_MARK.as_bytes() || hidden.len() < 2 || hidden[0] != b'.' || !all_digits(pid) {
+        return None;
+    }
+    let pid: u32 = std::str::from_utf8(pid).ok()?.parse().ok()?;
+    // 0 and anything above i32::MAX are no process's id (kill(2) would
+    // read them as a process group).
+    (1..=i32::MAX as u32).contains(&pid).then_some(pid)
+}
+
+/// `name` split at its last dot.
+fn split_last(name: &[u8]) -> Option<(&[u8], &[u8])> {
+    let dot = name.iter().rposition(|&b| b == b'.')?;
+    Some((&name[..dot], &name[dot + 1..]))
+}
+
+fn all_digits(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(u8::is_ascii_digit)
+}
+
+/// Whether process `pid` exists: `kill(pid, 0)` fails with `ESRCH` only
+/// when it does not (`EPERM`: it exists, owned by someone else).
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    // SAFETY: signal 0 sends nothing; the call only checks the pid.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
 /// `syncfs(2)`: flushes the whole filesystem that holds `file`.
 fn syncfs(file: &File) -> io::Result<()> {
     use std::os::fd::AsRawFd;
@@ -507,5 +642,128 @@ mod tests {
             assert_eq!(entries(dir.path()).len(), 1, "the temporary file exists");
         }
         assert!(entries(dir.path()).is_empty());
+    }
+
+    /// The pid of a process that has exited and been reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        child.wait().expect("wait");
+        pid
+    }
+
+    #[test]
+    fn stale_temporary_files_of_a_dead_process_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (dead, me) = (dead_pid(), std::process::id());
+        let mut live = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let stale = [
+            format!(".db.example.org.pysk-tmp.{dead}.0"),
+            format!(".db.example.org.pysk-tmp.{dead}.17"),
+            format!(".shadow.pysk-tmp.{dead}.backup"),
+            format!("..hidden.pysk-tmp.{dead}.3"),
+        ];
+        let kept = [
+            format!(".shadow.pysk-tmp.{}.0", live.id()),
+            format!(".shadow.pysk-tmp.{me}.0"),
+            ".passwd.pysk-tmp.1.0".to_owned(),
+            format!("db.example.org.pysk-tmp.{dead}.0"),
+            format!("..pysk-tmp.{dead}.0"),
+            format!(".x.pysk-tmp.{dead}.0.old"),
+            format!(".x.pysk-tmp.{dead}.1a"),
+            format!(".x.pysk-tmp.{dead}."),
+            format!(".x.pysk-temp.{dead}.0"),
+            ".x.pysk-tmp.0.0".to_owned(),
+            ".x.pysk-tmp.4294967296.0".to_owned(),
+            "db.example.org".to_owned(),
+            "passwd-".to_owned(),
+        ];
+        for name in stale.iter().chain(&kept) {
+            fs::write(dir.path().join(name), "x").expect("write");
+        }
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).expect("mkdir");
+        fs::write(sub.join(&stale[0]), "x").expect("write");
+        let stale_dir = format!(".d.pysk-tmp.{dead}.0");
+        fs::create_dir(dir.path().join(&stale_dir)).expect("mkdir");
+
+        assert_eq!(remove_stale(dir.path()).expect("cleans"), stale.len());
+        let mut expected: Vec<String> = kept.to_vec();
+        expected.extend([stale_dir, "sub".to_owned()]);
+        expected.sort();
+        assert_eq!(entries(dir.path()), expected);
+        assert_eq!(entries(&sub), [stale[0].clone()], "not below the directory");
+        assert_eq!(remove_stale(dir.path()).expect("again"), 0);
+        live.kill().expect("kill sleep");
+        live.wait().expect("wait");
+    }
+
+    #[test]
+    fn a_link_with_a_stale_name_is_removed_as_the_link_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target_dir = tempfile::tempdir().expect("tempdir");
+        let target = target_dir.path().join("shadow");
+        fs::write(&target, "root:secret\n").expect("write");
+        let link = dir
+            .path()
+            .join(format!(".shadow.pysk-tmp.{}.0", dead_pid()));
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let dangling = dir.path().join(format!(".group.pysk-tmp.{}.1", dead_pid()));
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).expect("symlink");
+
+        assert_eq!(remove_stale(dir.path()).expect("cleans"), 2);
+        assert!(entries(dir.path()).is_empty());
+        assert_eq!(fs::read(&target).expect("target kept"), b"root:secret\n");
+    }
+
+    #[test]
+    fn a_missing_directory_has_nothing_stale_and_an_unreadable_one_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(remove_stale(&dir.path().join("absent")).expect("absent"), 0);
+        let file = dir.path().join("file");
+        fs::write(&file, "x").expect("write");
+        match remove_stale(&file) {
+            Err(Error::Read { path, .. }) => assert_eq!(path, file),
+            other => panic!("expected a read error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_names_atomic_file_makes_are_recognised_with_their_pid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.example.org");
+        let _file = AtomicFile::create(&path, Options::default()).expect("create");
+        let names = entries(dir.path());
+        assert_eq!(names.len(), 1);
+        assert_eq!(
+            tmp_pid(OsStr::new(&names[0])),
+            Some(std::process::id()),
+            "{names:?}"
+        );
+        assert_eq!(remove_stale(dir.path()).expect("own kept"), 0);
+        assert_eq!(entries(dir.path()), names);
+    }
+
+    #[test]
+    fn each_directory_is_cleaned_once_and_the_removals_add_up() {
+        let (a, b) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let dead = dead_pid();
+        for (dir, n) in [(a.path(), 3), (b.path(), 2)] {
+            for i in 0..n {
+                fs::write(dir.join(format!(".db.x.pysk-tmp.{dead}.{i}")), "x").expect("write");
+            }
+        }
+        let reporter = Reporter::new("pysk-test", crate::report::Level::Quiet);
+        let dirs = [a.path(), b.path(), a.path()];
+        assert_eq!(remove_stale_in(dirs, &reporter).expect("cleans"), 5);
+        assert!(entries(a.path()).is_empty() && entries(b.path()).is_empty());
     }
 }

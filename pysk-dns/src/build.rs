@@ -172,6 +172,7 @@ pub fn run(
         location.open_to_look()?
     } else {
         let (inventory, lock) = location.open()?;
+        atomic::remove_stale_in(crate::state::written_dirs(options), reporter)?;
         (inventory, Some(lock))
     };
     let plan = plan(&inventory, options)?;

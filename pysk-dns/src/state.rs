@@ -2,7 +2,7 @@
 //! (see [`crate::snapshot`] for its layout), and the lock that keeps one
 //! fetch or build at a time in it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pysk_common::error::write_err;
@@ -47,6 +47,23 @@ impl Location {
         let lock = Lock::existing(&self.lock_file(), self.wait)?;
         Ok((inventory, lock))
     }
+}
+
+/// The directories a build writes in, where a killed run's temporary
+/// files are cleared at the start of the next: the zone directory, the
+/// include's, the state directory and its snapshots (which `fetch` writes
+/// under the same lock).
+pub fn written_dirs(options: &crate::build::Options) -> [PathBuf; 4] {
+    [
+        options.zone_dir.clone(),
+        options
+            .include
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_owned(),
+        options.state_dir.clone(),
+        options.state_dir.join("snapshots"),
+    ]
 }
 
 #[cfg(test)]

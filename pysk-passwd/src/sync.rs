@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pysk_common::atomic::{self, Options as WriteOptions};
@@ -67,7 +67,10 @@ pub fn sync(
     let lock = if options.dry_run {
         AccountLock::for_dry_run(&etc, options.wait)?
     } else {
-        AccountLock::acquire(&etc, options.wait)?
+        let lock = AccountLock::acquire(&etc, options.wait)?;
+        let chroot_dir = options.chroot_list.as_deref().and_then(Path::parent);
+        atomic::remove_stale_in(std::iter::once(etc.as_path()).chain(chroot_dir), report)?;
+        lock
     };
     let (accounts, plan) = prepare(&db, &origin, options, report)?;
     if !options.force
