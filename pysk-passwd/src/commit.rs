@@ -109,7 +109,7 @@ pub fn write(etc: &Path, changes: &[Change]) -> Result<(), PasswdError> {
     atomic::replace(&path, &text, options)?;
     // Committed: from here on the staged files belong to the intent.
     staged.0.clear();
-    finish(etc, &intent)
+    finish(etc, &intent).map(drop)
 }
 
 /// The staged files of a set not yet committed; removed on drop.
@@ -177,8 +177,10 @@ fn dirs<'a>(paths: impl Iterator<Item = &'a Path>) -> Vec<PathBuf> {
 
 /// Carries out a committed intent: each staged file still there put in
 /// place (its backup first), the directories synced, the intent removed.
-/// Safe to repeat after a crash anywhere inside it.
-fn finish(etc: &Path, intent: &Intent) -> Result<(), PasswdError> {
+/// Safe to repeat after a crash anywhere inside it. Returns how many files
+/// it renamed.
+fn finish(etc: &Path, intent: &Intent) -> Result<usize, PasswdError> {
+    let mut renamed = 0;
     for target in &intent.files {
         let staged = staged_path(&target.path);
         if fs::symlink_metadata(&staged).is_err() {
@@ -188,6 +190,7 @@ fn finish(etc: &Path, intent: &Intent) -> Result<(), PasswdError> {
             keep_backup(&target.path)?;
         }
         fs::rename(&staged, &target.path).map_err(write_err(&target.path))?;
+        renamed += 1;
         let name = target
             .path
             .file_name()
@@ -200,7 +203,8 @@ fn finish(etc: &Path, intent: &Intent) -> Result<(), PasswdError> {
     }
     let path = etc.join(INTENT);
     fs::remove_file(&path).map_err(write_err(&path))?;
-    Ok(atomic::sync_dir(etc).map_err(write_err(etc))?)
+    atomic::sync_dir(etc).map_err(write_err(etc))?;
+    Ok(renamed)
 }
 
 /// Links the current `path` to `<path>-`, itself atomically.
@@ -237,9 +241,10 @@ pub fn recover(
     allowed.extend(chroot_list.map(Path::to_owned));
     if pending(etc) {
         let intent = read_intent(&path, &allowed)?;
-        finish(etc, &intent)?;
+        let renamed = finish(etc, &intent)?;
         report.warn(format_args!(
-            "{}: finished the sync that was interrupted ({} file(s) in place)",
+            "{}: finished the sync that was interrupted ({renamed} of its {} file(s) \
+             put in place now)",
             path.display(),
             intent.files.len()
         ));

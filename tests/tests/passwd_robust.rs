@@ -352,16 +352,11 @@ fn a_full_disk_leaves_every_file_old() {
     // The root's etc becomes a 1 MiB tmpfs holding the same files.
     let saved = scratch();
     copy_etc(&root.etc(), saved.path());
-    for name in ["vsftpd.chroot_list"] {
-        fs::copy(root.etc().join(name), saved.path().join(name)).expect("copy");
-    }
+    let list = "vsftpd.chroot_list";
+    fs::copy(root.etc().join(list), saved.path().join(list)).expect("copy");
     let tmpfs = Tmpfs::mount(&root.etc(), "1m");
     copy_etc(saved.path(), &root.etc());
-    fs::copy(
-        saved.path().join("vsftpd.chroot_list"),
-        root.etc().join("vsftpd.chroot_list"),
-    )
-    .expect("copy");
+    fs::copy(saved.path().join(list), root.etc().join(list)).expect("copy");
     let db = root.database("changed.json", &changed_example());
     let filler = root.etc().join("filler");
     let before = root.snapshot();
@@ -465,7 +460,11 @@ fn a_crash_between_the_renames_is_finished_by_the_next_run() {
             "{failpoint}, {finisher}: {stderr}"
         );
         assert!(
-            stderr.contains(".pysk-passwd.intent: finished the sync that was interrupted"),
+            stderr.contains(&format!(
+                "{}: finished the sync that was interrupted ({} of its 5 file(s) put in place now)",
+                root.etc().join(".pysk-passwd.intent").display(),
+                4 - i
+            )),
             "{failpoint}, {finisher}: {stderr}"
         );
         assert_eq!(
