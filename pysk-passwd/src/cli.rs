@@ -42,7 +42,8 @@ const EXIT_CODES: &[(u8, &str)] = &[
     (exit::NOPERM, "permission denied"),
     (
         exit::CONFIG,
-        "bad configuration: a switch, or account files that disagree with one",
+        "bad configuration: a switch, account files that disagree with one, or an \
+         interrupted sync's record that cannot be carried out",
     ),
 ];
 
@@ -72,7 +73,11 @@ What a sync changed is reported on stderr, one line per entry (hidden by
 -q); --dry-run prints the diffs on stdout instead and creates nothing, not
 even a lock file (it waits for the locks that are held). A database with
 any problem is rejected whole: each problem is listed and nothing is
-written (exit 65).")]
+written (exit 65). The changed files are staged and synced before any is
+renamed (a full disk leaves every file old); a sync interrupted between
+the renames is finished by the next sync or check. A link or other
+trouble below one user's home skips that user's directories with one
+warning (exit 1); everyone else is synced.")]
     Sync(SyncArgs),
     /// Exit 0 when the files match the database, 1 with the differences
     #[command(after_help = "\

@@ -92,6 +92,13 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<Database, PasswdError> {
     if bytes.len() as u64 > MAX_SIZE {
         return Err(err(format!("larger than {MAX_SIZE} bytes")));
     }
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return Err(err(
+            "starts with a UTF-8 byte order mark, which JSON does not allow; \
+             save the document without it"
+                .to_owned(),
+        ));
+    }
     let database: Database = serde_json::from_slice(bytes).map_err(|e| err(describe(&e)))?;
     if database.version != 1 {
         return Err(err(format!(
@@ -136,6 +143,11 @@ mod tests {
         assert_eq!(
             reason("root:x:0:0::/root:/bin/sh\n"),
             "not valid JSON (line 1, column 1)"
+        );
+        assert_eq!(
+            reason("\u{feff}{\"version\":1,\"users\":[]}"),
+            "starts with a UTF-8 byte order mark, which JSON does not allow; \
+             save the document without it"
         );
         assert_eq!(
             reason("{\"version\": 1,"),

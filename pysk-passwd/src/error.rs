@@ -50,6 +50,14 @@ pub enum PasswdError {
         /// What disagrees, naming the switch.
         reason: String,
     },
+    /// The record of an interrupted sync cannot be carried out: it must be
+    /// looked at by hand (the staged files are beside their targets).
+    Intent {
+        /// The intent record.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl fmt::Display for PasswdError {
@@ -74,6 +82,11 @@ impl fmt::Display for PasswdError {
             PasswdError::Conflict { path, reason } => {
                 write!(f, "{}: {reason}; nothing written", path.display())
             }
+            PasswdError::Intent { path, reason } => write!(
+                f,
+                "{}: {reason}; the interrupted sync is left as it is",
+                path.display()
+            ),
         }
     }
 }
@@ -94,7 +107,7 @@ impl ToolError for PasswdError {
             PasswdError::Database { .. }
             | PasswdError::Rejected { .. }
             | PasswdError::Refused { .. } => exit::DATAERR,
-            PasswdError::Conflict { .. } => exit::CONFIG,
+            PasswdError::Conflict { .. } | PasswdError::Intent { .. } => exit::CONFIG,
         }
     }
 }

@@ -1,6 +1,32 @@
 //! Which password fields may be written to shadow: crypt(3) hashes in a
 //! form libxcrypt knows, with the right lengths, or a locked form. A
 //! plaintext password, or anything else, is refused.
+//!
+//! The cost of a hash is paid by the system at every login attempt, so it
+//! is capped: a hash asking for minutes of CPU or gigabytes of memory
+//! per attempt would let anyone holding the database make logins a
+//! denial of service. The caps are the largest costs libxcrypt's own
+//! `crypt_gensalt` makes for yescrypt (cost 11) and a few seconds of CPU
+//! for the others: [`MAX_SHA_ROUNDS`], [`MAX_BCRYPT_COST`],
+//! [`MAX_YESCRYPT_N`], [`MAX_YESCRYPT_PARAMS`], [`MAX_YESCRYPT_SALT`].
+
+/// The most `rounds=` a `$5$`/`$6$` hash may ask for (libxcrypt takes up
+/// to 999,999,999; its default is 5,000; this is about two seconds).
+pub const MAX_SHA_ROUNDS: u32 = 5_000_000;
+/// The highest bcrypt cost (libxcrypt takes up to 31, 2^31 rounds).
+pub const MAX_BCRYPT_COST: u8 = 15;
+/// The highest yescrypt `N` character, in crypt's base64 order: `F`, the
+/// `N` of libxcrypt's highest cost (11, 1 GiB of memory per attempt; its
+/// default, cost 5, is `9`).
+pub const MAX_YESCRYPT_N: u8 = b'F';
+/// The longest yescrypt parameter string (libxcrypt makes 3 characters,
+/// `j9T`; `p`, `t`, `g` and `NROM` add a few).
+pub const MAX_YESCRYPT_PARAMS: usize = 8;
+/// The longest yescrypt salt, characters: 64 bytes in crypt's base64.
+pub const MAX_YESCRYPT_SALT: usize = 86;
+
+/// crypt's base64 alphabet, in its order.
+const B64: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// The characters of crypt's base64 alphabet.
 fn is_b64(c: u8) -> bool {
@@ -35,23 +61,26 @@ fn check_hash(hash: &str) -> Result<(), &'static str> {
     // parts[0] is empty: the hash starts with '$'.
     let (good, what) = match parts.as_slice() {
         ["", "1", salt, digest] => (sha_like(salt, digest, 8, 22), "malformed MD5 ($1$) hash"),
-        ["", "5", rest @ ..] => (sha_crypt(rest, 43), "malformed SHA-256 ($5$) hash"),
-        ["", "6", rest @ ..] => (sha_crypt(rest, 86), "malformed SHA-512 ($6$) hash"),
+        ["", "5", rest @ ..] => (
+            sha_crypt(rest, 43),
+            "malformed SHA-256 ($5$) hash, or rounds above 5000000",
+        ),
+        ["", "6", rest @ ..] => (
+            sha_crypt(rest, 86),
+            "malformed SHA-512 ($6$) hash, or rounds above 5000000",
+        ),
         ["", "y", params, salt, digest] => (
-            !params.is_empty()
-                && all_b64(params)
-                && !salt.is_empty()
-                && all_b64(salt)
-                && digest.len() == 43
-                && all_b64(digest),
-            "malformed yescrypt ($y$) hash",
+            yescrypt(params, salt, digest),
+            "malformed yescrypt ($y$) hash, or its cost above what is allowed",
         ),
         ["", "2b" | "2y", cost, rest] => (
             cost.len() == 2
-                && cost.parse::<u8>().is_ok_and(|c| (4..=31).contains(&c))
+                && cost
+                    .parse::<u8>()
+                    .is_ok_and(|c| (4..=MAX_BCRYPT_COST).contains(&c))
                 && rest.len() == 53
                 && all_b64(rest),
-            "malformed bcrypt ($2b$/$2y$) hash",
+            "malformed bcrypt ($2b$/$2y$) hash, or its cost above 15",
         ),
         _ => (
             false,
@@ -68,12 +97,31 @@ fn sha_crypt(rest: &[&str], digest_len: usize) -> bool {
             rounds
                 .strip_prefix("rounds=")
                 .and_then(|n| n.parse::<u32>().ok())
-                .is_some_and(|n| (1000..=999_999_999).contains(&n))
+                .is_some_and(|n| (1000..=MAX_SHA_ROUNDS).contains(&n))
                 && sha_like(salt, digest, 16, digest_len)
         }
         [salt, digest] => sha_like(salt, digest, 16, digest_len),
         _ => false,
     }
+}
+
+/// `$y$`: parameters (flavour, `N`, `r`, …) of at most
+/// [`MAX_YESCRYPT_PARAMS`] with `N` at most [`MAX_YESCRYPT_N`], a salt of
+/// at most [`MAX_YESCRYPT_SALT`], the digest.
+fn yescrypt(params: &str, salt: &str, digest: &str) -> bool {
+    let rank = |c: u8| B64.iter().position(|&b| b == c);
+    let n_ok = params
+        .as_bytes()
+        .get(1)
+        .and_then(|&n| rank(n))
+        .is_some_and(|n| rank(MAX_YESCRYPT_N).is_some_and(|max| n <= max));
+    (3..=MAX_YESCRYPT_PARAMS).contains(&params.len())
+        && all_b64(params)
+        && n_ok
+        && (1..=MAX_YESCRYPT_SALT).contains(&salt.len())
+        && all_b64(salt)
+        && digest.len() == 43
+        && all_b64(digest)
 }
 
 fn sha_like(salt: &str, digest: &str, max_salt: usize, digest_len: usize) -> bool {
@@ -95,6 +143,9 @@ mod tests {
             YESCRYPT,
             "$1$abcdefgh$0123456789abcdefghijkl",
             "$5$rounds=5000$salt$0123456789012345678901234567890123456789012",
+            "$6$rounds=5000000$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1",
+            "$2b$15$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
+            "$y$jFT$abcdefgh$xvFaZSd9axMQo69BDau3Yg5J6B.kJ983D6DP6bkyDD0",
             "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
             "!",
             "*",
@@ -120,10 +171,17 @@ mod tests {
             "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
             "$y$$salt$OIk7Kt0BOkdqVq/E6nyAgkcCwY1bBN3zHE3xhZV2gWD",
             "$5$rounds=x$salt$0123456789012345678901234567890123456789012",
+            "$6$rounds=5000001$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1",
+            "$6$rounds=999999999$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1",
+            "$2b$16$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
+            "$y$jGT$abcdefgh$xvFaZSd9axMQo69BDau3Yg5J6B.kJ983D6DP6bkyDD0",
+            "$y$j9T/////////$abcdefgh$9WNEpu8Mx2S4KNGvbVWKM6clOSoY6.YEl7AYF4DGV04",
         ] {
             assert!(check(bad).is_err(), "{bad:?}");
         }
         let long_salt = SHA512.replace("saltsalt", "saltsaltsaltsaltX");
         assert!(check(&long_salt).is_err());
+        let long_params = YESCRYPT.replace("j9T", &format!("j9T{}", "/".repeat(3000)));
+        assert!(check(&long_params).is_err());
     }
 }

@@ -3,11 +3,15 @@
 //! `/home`: each directory is opened with `openat(O_NOFOLLOW |
 //! O_DIRECTORY)` relative to its already opened parent, and owner and mode
 //! are changed through that descriptor. A user who replaces `www` with a
-//! link to `/etc` gets a warning, and `/etc` is not touched.
+//! link to `/etc` (or puts a FIFO or a file where a directory belongs)
+//! gets one warning, `/etc` is not touched, and the rest of that user's
+//! directories (its FTP accounts' homes too) are left for the next run;
+//! every other user's are made.
 //!
 //! `/home` itself is the root's and trusted (it may be a link to another
 //! disk).
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -40,7 +44,9 @@ pub enum Event {
 /// Makes the directories of `accounts` right inside `root`: for a user its
 /// home (every directory from `/home/<user>` down) and `www/` in it, for
 /// an FTP account its home; owner the account's uid and group `gid`, mode
-/// 0755. Returns what happened, in order.
+/// 0755. After a problem, the user's remaining accounts (`accounts` lists
+/// each user's FTP accounts after it) are skipped: one problem per user.
+/// Returns what happened, in order.
 pub fn ensure(root: &Path, accounts: &[Account], gid: u32) -> Vec<Event> {
     let mut events = Vec::new();
     let base = root.join("home");
@@ -54,17 +60,30 @@ pub fn ensure(root: &Path, accounts: &[Account], gid: u32) -> Vec<Event> {
             return events;
         }
     };
+    let mut skipped: HashSet<&str> = HashSet::new();
     for account in accounts {
-        walk(
-            &home_dir,
-            &base,
-            &dirs(account),
-            account.uid,
+        let user = account.owner.as_deref().unwrap_or(&account.name);
+        if skipped.contains(user) {
+            continue;
+        }
+        let target = Target {
+            user,
+            uid: account.uid,
             gid,
-            &mut events,
-        );
+        };
+        if !walk(&home_dir, &base, &dirs(account), &target, &mut events) {
+            skipped.insert(user);
+        }
     }
     events
+}
+
+/// Whose directories a walk makes, and their owner.
+struct Target<'a> {
+    /// The user they belong to (an FTP account's owner), for the message.
+    user: &'a str,
+    uid: u32,
+    gid: u32,
 }
 
 /// The directories [`ensure`] would create, in order, for `--dry-run`:
@@ -115,22 +134,25 @@ fn open_home(base: &Path) -> io::Result<File> {
     File::open(base)
 }
 
-/// Creates and corrects each of `parts` in turn below `dir`.
-fn walk(dir: &File, base: &Path, parts: &[&str], uid: u32, gid: u32, events: &mut Vec<Event>) {
+/// Creates and corrects each of `parts` in turn below `dir`; false, the
+/// problem recorded naming the user, when one could not be made right.
+fn walk(dir: &File, base: &Path, parts: &[&str], target: &Target, events: &mut Vec<Event>) -> bool {
     let mut path = base.to_owned();
     // The directory last opened; `dir` itself until the first step.
     let mut opened: Option<OwnedFd> = None;
     for part in parts {
         path.push(part);
         let parent = opened.as_ref().map_or(dir.as_fd(), AsFd::as_fd);
-        match step(parent, part, &path, uid, gid, events) {
+        match step(parent, part, &path, target.uid, target.gid, events) {
             Ok(fd) => opened = Some(fd),
             Err(why) => {
+                let why = format!("{why}; the directories of user {} skipped", target.user);
                 events.push(Event::Problem(path, why));
-                return;
+                return false;
             }
         }
     }
+    true
 }
 
 /// One directory: made if missing, opened without following a link, its
@@ -255,8 +277,12 @@ mod tests {
         // www replaced by a link to a directory outside: left alone.
         fs::remove_dir_all(r.join("home/alice/www")).expect("rm");
         symlink(outside.path(), r.join("home/alice/www")).expect("symlink");
-        let events = ensure(r, &[account("alice", "/home/alice", None)], 100);
-        assert!(matches!(&events[..], [Event::Problem(p, _)] if *p == r.join("home/alice/www")));
+        let events = ensure(r, &accounts, 100);
+        assert!(
+            matches!(&events[..], [Event::Problem(p, why)]
+                if *p == r.join("home/alice/www") && why.ends_with("user alice skipped")),
+            "{events:?}"
+        );
         let meta = fs::metadata(outside.path()).expect("outside");
         assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o700));
     }

@@ -53,7 +53,6 @@ pub fn run(
         ftp_shell: &options.policy.ftp_shell,
         shells: None::<&BTreeSet<String>>,
         taken: &HashSet::new(),
-        root: None,
     };
     let text = lines(&validated(&db, &origin, &rules, report)?);
     let Some(path) = &options.output else {

@@ -7,7 +7,8 @@
 //!   new content, unmanaged lines untouched.
 //! - [`pwlock`]: `.pwd.lock` and shadow-utils' `<file>.lock`, as the
 //!   system's tools take them; [`sync`]: the locked read-plan-write and
-//!   `check`; [`homes`]: home directories made without following links;
+//!   `check`; [`commit`]: the changed files written as one set (staged,
+//!   an intent record, renames), an interrupted set finished; [`homes`]: home directories made without following links;
 //!   [`summary`]: their `--json` documents.
 //! - [`htpasswd`]: the users' `name:hash` lines for the panel's web login.
 //!
@@ -15,6 +16,7 @@
 //! (command line, else switch, else default); this file only dispatches.
 
 pub mod cli;
+pub mod commit;
 pub mod database;
 pub mod error;
 pub mod files;

@@ -147,8 +147,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The files in the order they are written (groups before the
-    /// accounts that use them, shadow before passwd), each with whether its
+    /// The files in the order they are renamed into place (groups before
+    /// the accounts that use them, shadow and the chroot list before
+    /// passwd: see [`crate::commit`] for why), each with whether its
     /// previous version is kept as `name-`: the account files are, the
     /// chroot list (pysk's own file) is not.
     pub fn write_order(&self) -> Vec<(&Planned, bool)> {
@@ -156,8 +157,8 @@ impl Plan {
         order.extend(self.gshadow.as_ref().map(|p| (p, true)));
         order.push((&self.group, true));
         order.push((&self.shadow, true));
-        order.push((&self.passwd, true));
         order.extend(self.chroot_list.as_ref().map(|p| (p, false)));
+        order.push((&self.passwd, true));
         order
     }
 

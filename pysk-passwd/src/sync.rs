@@ -1,20 +1,21 @@
 //! `sync` and `check`: the account files made to match the database.
 //!
-//! A sync takes the account files' locks, reads the files under them,
-//! validates the whole database against them, computes every new file,
-//! and only then writes: each changed file atomically with its previous
-//! version kept as `name-`, original owner and mode kept. Then the homes.
+//! A sync takes the account files' locks, finishes a sync a crash
+//! interrupted, reads the files under them, validates the whole database
+//! against them, computes every new file, and only then writes the
+//! changed files as one set ([`crate::commit`]), each previous version
+//! kept as `name-`, original owner and mode kept. Then the homes.
 
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pysk_common::atomic::{self, Options as WriteOptions};
 use pysk_common::date::today;
 use pysk_common::exit::Outcome;
 use pysk_common::report::{Reporter, print_json};
 
+use crate::commit::{self, Change};
 use crate::database::{self, Database};
 use crate::error::PasswdError;
 use crate::files::Files;
@@ -72,6 +73,11 @@ pub fn sync(
         atomic::remove_stale_in(std::iter::once(etc.as_path()).chain(chroot_dir), report)?;
         lock
     };
+    if options.dry_run {
+        warn_pending(&etc, report);
+    } else {
+        commit::recover(&etc, options.chroot_list.as_deref(), report)?;
+    }
     let (accounts, plan) = prepare(&db, &origin, options, report)?;
     if !options.force
         && plan.removed > REMOVAL_FLOOR
@@ -87,7 +93,7 @@ pub fn sync(
         drop(lock);
         return dry_run(&plan, &accounts, options, out);
     }
-    write(&plan)?;
+    write(&etc, &plan)?;
     drop(lock);
     let mut summary = SyncSummary::new(&plan, false);
     if !options.json {
@@ -102,20 +108,30 @@ pub fn sync(
     Ok(outcome)
 }
 
-/// Writes each changed file, in the plan's order, keeping the previous
-/// version where the plan says so.
-fn write(plan: &Plan) -> Result<(), PasswdError> {
-    for (planned, backup) in plan.write_order() {
-        if planned.changed() {
-            let write = WriteOptions {
-                backup,
-                ..WriteOptions::default()
-            };
-            // Known to differ: no second read to compare.
-            atomic::replace_with(&planned.path, write, None, |f| f.write_all(&planned.new))?;
-        }
+/// Writes the changed files as one set, in the plan's order, keeping the
+/// previous version where the plan says so.
+fn write(etc: &Path, plan: &Plan) -> Result<(), PasswdError> {
+    let changes: Vec<Change> = plan
+        .write_order()
+        .into_iter()
+        .filter(|(planned, _)| planned.changed())
+        .map(|(planned, backup)| Change {
+            path: &planned.path,
+            new: &planned.new,
+            backup,
+        })
+        .collect();
+    commit::write(etc, &changes)
+}
+
+/// A dry run finishes nothing: it says that a real sync would first.
+fn warn_pending(etc: &Path, report: &Reporter) {
+    if commit::pending(etc) {
+        report.warn(format_args!(
+            "{}: a sync was interrupted; the next sync or check finishes it first",
+            etc.join(commit::INTENT).display()
+        ));
     }
-    Ok(())
 }
 
 /// `--dry-run`: the plan and the homes that would be made on `out`, or
@@ -190,7 +206,8 @@ fn ensure_homes(
     }
 }
 
-/// Compares the root's files with the database: [`Outcome::Success`]
+/// Compares the root's files with the database (after finishing a sync a
+/// crash interrupted, under the locks): [`Outcome::Success`]
 /// when they match, else [`Outcome::Partial`]; the differences (the data
 /// `check` is asked for) go to `out`, or the `--json` document to stdout.
 pub fn check(
@@ -199,6 +216,11 @@ pub fn check(
     out: &mut dyn Write,
 ) -> Result<Outcome, PasswdError> {
     let (db, origin) = database::load(&options.users)?;
+    let etc = options.root.join("etc");
+    if commit::pending(&etc) {
+        let _lock = AccountLock::acquire(&etc, options.wait)?;
+        commit::recover(&etc, options.chroot_list.as_deref(), report)?;
+    }
     let (_, plan) = prepare(&db, &origin, options, report)?;
     if options.json {
         print_json(&CheckSummary::new(&plan))?;
@@ -234,7 +256,6 @@ fn prepare(
         ftp_shell: &options.policy.ftp_shell,
         shells: Some(&files.shells),
         taken: &taken,
-        root: Some(&options.root),
     };
     let accounts = validated(db, origin, &rules, report)?;
     let plan = plan::plan(&files, &accounts, &options.policy, today())?;
