@@ -36,8 +36,10 @@ use crate::cli;
 use crate::document::{self, Data, Record, Zone};
 use crate::error::DnsError;
 use crate::name;
+use crate::owner::{self, Owners};
 use crate::reload;
 use crate::render::{self, MARKER, SoaTimers};
+use crate::reserved;
 use crate::serial::{self, State};
 use crate::snapshot;
 use crate::state::Location;
@@ -61,6 +63,9 @@ pub struct Options {
     pub zone_options: String,
     /// The zone the inventory's servers get address records in.
     pub servers_zone: Option<String>,
+    /// Zones no server may publish, besides public suffixes and
+    /// special-use names (`dns_reserved_zones`).
+    pub reserved: Vec<String>,
     /// Print the diffs instead of writing.
     pub dry_run: bool,
     /// Reload the name server after a change, and check what it serves.
@@ -138,6 +143,12 @@ pub struct Plan {
     before: State,
     /// The serial state as the plan leaves it.
     after: State,
+    /// The RRset owners' file.
+    owners_file: PathBuf,
+    /// The RRset owners as recorded.
+    owners_before: Owners,
+    /// The RRset owners as the plan leaves them.
+    owners_after: Owners,
 }
 
 /// What a build did, for the exit code and the `--json` summary.
@@ -204,10 +215,23 @@ fn outcome(summary: &BuildSummary) -> Outcome {
 /// as they are, and decides every zone's content, serial and file.
 pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> {
     let mut notes = Vec::new();
-    let inputs = inputs(inventory, options, &mut notes)?;
+    let lists = owner::lists(inventory, &mut notes);
+    let owners_before = Owners::load(&options.state_dir)?;
+    let judged = owner::judge(inputs(inventory, options, &mut notes)?, &lists, &owners_before);
+    notes.extend(judged.notes);
+    let mut inputs = judged.inputs;
+    if let Some(zone) = &options.servers_zone {
+        inputs.push((
+            INVENTORY.to_owned(),
+            vec![servers_zone(zone, inventory, &mut notes)],
+        ));
+    }
     let zones = zone::assemble(&inputs, &options.policy);
     let before = State::load(&options.state_dir)?;
     let mut plan = Plan {
+        owners_file: owner::path(&options.state_dir),
+        owners_before,
+        owners_after: judged.owners,
         notes,
         zones: Vec::new(),
         changes: Vec::new(),
@@ -232,7 +256,7 @@ pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> 
 }
 
 /// Every server's zones from its snapshot (a server without one is
-/// reported), and the inventory's own zone when `dns_servers_zone` is set.
+/// reported), reserved zones left out and reported.
 fn inputs(
     inventory: &Inventory,
     options: &Options,
@@ -248,6 +272,10 @@ fn inputs(
                         reason,
                     }
                 })?;
+                let zones = zones
+                    .into_iter()
+                    .filter(|z| allowed(z, &host.name, &options.reserved, notes))
+                    .collect();
                 inputs.push((host.name.clone(), zones));
             }
             None => notes.push((
@@ -260,13 +288,20 @@ fn inputs(
             )),
         }
     }
-    if let Some(zone) = &options.servers_zone {
-        inputs.push((
-            INVENTORY.to_owned(),
-            vec![servers_zone(zone, inventory, notes)],
-        ));
-    }
     Ok(inputs)
+}
+
+/// Whether `server` may publish the zone `z` at all: not a public suffix,
+/// special-use or reserved zone (each refused one is reported).
+fn allowed(z: &Zone, server: &str, reserved: &[String], notes: &mut Vec<(Kind, String)>) -> bool {
+    let Some(why) = reserved::why(&z.name, reserved) else {
+        return true;
+    };
+    notes.push((
+        Kind::Warning,
+        format!("{}: zone from {server} refused: {why}; left out", z.name),
+    ));
+    false
 }
 
 /// One zone's file as it is and as it would be rendered (without its
@@ -456,6 +491,11 @@ impl Plan {
             let new = self.after.text()?;
             print_diff(out, &self.state_file, old.as_deref(), Some(&new))?;
         }
+        if self.owners_after != self.owners_before {
+            let old = read_optional(&self.owners_file)?;
+            let new = self.owners_after.text()?;
+            print_diff(out, &self.owners_file, old.as_deref(), Some(&new))?;
+        }
         for c in &self.changes {
             print_diff(out, &c.path, c.old.as_deref(), c.new.as_deref())?;
         }
@@ -463,10 +503,14 @@ impl Plan {
         Ok(())
     }
 
-    /// Writes the plan: the serial state, then the zone files and the
-    /// include as one batch, then the stale files removed. Whether
-    /// anything was written (nothing is when no file changes).
+    /// Writes the plan: the RRset owners when they changed, the serial
+    /// state, then the zone files and the include as one batch, then the
+    /// stale files removed. Whether any zone file or the include was
+    /// written (none is when no file changes).
     pub fn apply(&self, options: &Options) -> Result<bool, DnsError> {
+        if self.owners_after != self.owners_before {
+            self.owners_after.save(&options.state_dir)?;
+        }
         if self.changes.is_empty() {
             return Ok(false);
         }
