@@ -14,7 +14,7 @@
 //!   order) until that server stops publishing it, when it passes to the
 //!   next (reported). Another server's identical RRset is combined with
 //!   it, a differing one is a conflict.
-//! - A CNAME or a delegation (NS below a zone's apex) at or above another
+//! - A CNAME or a delegation (an NS record) at or above another
 //!   server's names is a conflict; the one that was not already there
 //!   yields, and when both are new, the CNAME or delegation does.
 //!
@@ -147,7 +147,7 @@ pub fn judge(inputs: Vec<(String, Vec<Zone>)>, lists: &Lists, before: &Owners) -
     let inputs = j.zones_allowed(inputs);
     let published = published(&inputs);
     let (mut accepted, owners, kept) = j.rrsets(&published, before);
-    j.structure(&inputs, &mut accepted, &kept);
+    j.structure(&mut accepted, &kept);
     j.nested(&inputs, &accepted);
     let owners = Owners {
         rrsets: owners
@@ -172,7 +172,7 @@ struct Judge<'a> {
 /// Every RRset published, with each publisher's data in inventory order.
 type Published = BTreeMap<Key, Vec<(String, BTreeSet<Data>)>>;
 
-/// Every RRset in `inputs`, the zones' `ns` lists as `<zone> NS`.
+/// Every RRset in `inputs`, the zones' `ns` lists as `<zone> ns`.
 fn published(inputs: &[(String, Vec<Zone>)]) -> Published {
     let mut by_key: BTreeMap<Key, Vec<(String, BTreeSet<Data>)>> = BTreeMap::new();
     for (server, zones) in inputs {
@@ -184,7 +184,7 @@ fn published(inputs: &[(String, Vec<Zone>)]) -> Published {
             }
             if !z.ns.is_empty() {
                 let set = z.ns.iter().map(|n| Data::Ns(n.clone())).collect();
-                mine.insert((z.name.clone(), "NS"), set);
+                mine.insert((z.name.clone(), "ns"), set);
             }
         }
         for (key, set) in mine {
@@ -222,7 +222,7 @@ impl Judge<'_> {
             cur = name::parent(n);
         }
         if self.lists.contains_key(server) {
-            Permit::Refused(format!("outside the zones= list of {server}"))
+            Permit::Refused("outside its zones= list".to_owned())
         } else {
             Permit::First
         }
@@ -236,8 +236,8 @@ impl Judge<'_> {
             for z in zones {
                 if let Permit::Refused(why) = self.permit(&z.name, &server) {
                     self.warn(format!(
-                        "{}: zone {} from {server}: {why}; left out",
-                        z.name, z.name
+                        "{}: zone from {server} refused: {why}; left out",
+                        z.name
                     ));
                 } else {
                     kept.push(z);
@@ -323,15 +323,10 @@ impl Judge<'_> {
     /// Leaves out CNAMEs and delegations at or above another server's
     /// names, or those names: the RRset that was not already there yields,
     /// the CNAME or delegation when both are new.
-    fn structure(&mut self, inputs: &[(String, Vec<Zone>)], accepted: &mut Accepted, kept: &HashSet<Key>) {
-        let apexes: HashSet<&str> = inputs
-            .iter()
-            .flat_map(|(_, zones)| zones.iter().map(|z| z.name.as_str()))
-            .collect();
+    fn structure(&mut self, accepted: &mut Accepted, kept: &HashSet<Key>) {
         let mut cuts: HashMap<&str, Vec<&Key>> = HashMap::new();
         for key in accepted.keys() {
-            let cut = key.1 == "CNAME" || (key.1 == "NS" && !apexes.contains(key.0.as_str()));
-            if cut {
+            if key.1 == "CNAME" || key.1 == "NS" {
                 cuts.entry(key.0.as_str()).or_default().push(key);
             }
         }
@@ -442,7 +437,7 @@ fn filter(inputs: Vec<(String, Vec<Zone>)>, accepted: &Accepted) -> Vec<(String,
                 .into_iter()
                 .map(|mut z| {
                     z.records.retain(|r| ok(&r.owner, r.data.type_name(), &server));
-                    if !ok(&z.name, "NS", &server) {
+                    if !ok(&z.name, "ns", &server) {
                         z.ns.clear();
                     }
                     z

@@ -136,12 +136,11 @@ pub fn why(zone: &str, admin: &[String]) -> Option<String> {
     if let Some(r) = SPECIAL_USE.iter().find(|r| name::is_within(zone, r)) {
         return Some(format!("{r} is a special-use or locally served zone"));
     }
-    if !zone.contains('.') {
-        return Some("a top-level domain".to_owned());
+    let suffix = psl::suffix(zone.as_bytes());
+    if suffix.is_some_and(|s| s.is_known() && s.as_bytes() == zone.as_bytes()) {
+        return Some("a public suffix".to_owned());
     }
-    psl::suffix(zone.as_bytes())
-        .filter(|s| s.is_known() && s.as_bytes() == zone.as_bytes())
-        .map(|_| "a public suffix".to_owned())
+    (!zone.contains('.')).then(|| "a top-level domain".to_owned())
 }
 
 #[cfg(test)]
