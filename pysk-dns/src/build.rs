@@ -215,11 +215,8 @@ fn outcome(summary: &BuildSummary) -> Outcome {
 /// as they are, and decides every zone's content, serial and file.
 pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> {
     let mut notes = Vec::new();
-    let lists = owner::lists(inventory, &mut notes);
     let owners_before = Owners::load(&options.state_dir)?;
-    let judged = owner::judge(inputs(inventory, options, &mut notes)?, &lists, &owners_before);
-    notes.extend(judged.notes);
-    let mut inputs = judged.inputs;
+    let (mut inputs, owners_after) = judged(inventory, options, &owners_before, &mut notes)?;
     if let Some(zone) = &options.servers_zone {
         inputs.push((
             INVENTORY.to_owned(),
@@ -231,7 +228,7 @@ pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> 
     let mut plan = Plan {
         owners_file: owner::path(&options.state_dir),
         owners_before,
-        owners_after: judged.owners,
+        owners_after,
         notes,
         zones: Vec::new(),
         changes: Vec::new(),
@@ -255,13 +252,35 @@ pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> 
     Ok(plan)
 }
 
+/// Every server's zones as the ownership rule leaves them (see
+/// [`owner`]), and the owners after this build. A server without a
+/// snapshot keeps the RRsets it owns.
+fn judged(
+    inventory: &Inventory,
+    options: &Options,
+    before: &Owners,
+    notes: &mut Vec<(Kind, String)>,
+) -> Result<(owner::Inputs, Owners), DnsError> {
+    let lists = owner::lists(inventory, notes);
+    let inputs = inputs(inventory, options, notes)?;
+    let unknown = inventory
+        .hosts
+        .iter()
+        .filter(|h| !inputs.iter().any(|(s, _)| *s == h.name))
+        .map(|h| h.name.clone())
+        .collect();
+    let judged = owner::judge(inputs, &lists, before, &unknown);
+    notes.extend(judged.notes);
+    Ok((judged.inputs, judged.owners))
+}
+
 /// Every server's zones from its snapshot (a server without one is
 /// reported), reserved zones left out and reported.
 fn inputs(
     inventory: &Inventory,
     options: &Options,
     notes: &mut Vec<(Kind, String)>,
-) -> Result<Vec<(String, Vec<Zone>)>, DnsError> {
+) -> Result<owner::Inputs, DnsError> {
     let mut inputs = Vec::new();
     for host in &inventory.hosts {
         match snapshot::load(&options.state_dir, &host.name)? {

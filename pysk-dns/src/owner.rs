@@ -108,6 +108,9 @@ pub fn lists(inventory: &Inventory, notes: &mut Vec<(Kind, String)>) -> Lists {
     lists
 }
 
+/// Every server's zones, by server in inventory order.
+pub type Inputs = Vec<(String, Vec<Zone>)>;
+
 /// The `zones=` lists by server.
 pub type Lists = BTreeMap<String, Vec<String>>;
 
@@ -116,7 +119,7 @@ pub type Lists = BTreeMap<String, Vec<String>>;
 #[derive(Debug)]
 pub struct Judged {
     /// The inputs as they are assembled.
-    pub inputs: Vec<(String, Vec<Zone>)>,
+    pub inputs: Inputs,
     /// The owners after this build.
     pub owners: Owners,
     /// Conflicts (warnings), handovers and nested names.
@@ -137,11 +140,13 @@ enum Permit {
 }
 
 /// Judges every server's zones (`inputs` in inventory order) against the
-/// lists and the owners `before`.
-pub fn judge(inputs: Vec<(String, Vec<Zone>)>, lists: &Lists, before: &Owners) -> Judged {
+/// lists and the owners `before`. The RRsets of the servers in `unknown`
+/// (in the inventory, but without a document at hand) stay theirs.
+pub fn judge(inputs: Inputs, lists: &Lists, before: &Owners, unknown: &HashSet<String>) -> Judged {
     let mut j = Judge {
         lists,
         claimed: lists.values().flatten().map(String::as_str).collect(),
+        unknown,
         notes: Vec::new(),
     };
     let inputs = j.zones_allowed(inputs);
@@ -149,13 +154,18 @@ pub fn judge(inputs: Vec<(String, Vec<Zone>)>, lists: &Lists, before: &Owners) -
     let (mut accepted, owners, kept) = j.rrsets(&published, before);
     j.structure(&mut accepted, &kept);
     j.nested(&inputs, &accepted);
-    let owners = Owners {
+    let mut owners = Owners {
         rrsets: owners
             .into_iter()
             .filter(|(k, _)| accepted.contains_key(k))
             .map(|((n, t), s)| (format!("{n} {t}"), s))
             .collect(),
     };
+    for (key, server) in &before.rrsets {
+        if unknown.contains(server) {
+            owners.rrsets.insert(key.clone(), server.clone());
+        }
+    }
     Judged {
         inputs: filter(inputs, &accepted),
         owners,
@@ -166,6 +176,7 @@ pub fn judge(inputs: Vec<(String, Vec<Zone>)>, lists: &Lists, before: &Owners) -
 struct Judge<'a> {
     lists: &'a Lists,
     claimed: HashSet<&'a str>,
+    unknown: &'a HashSet<String>,
     notes: Vec<(Kind, String)>,
 }
 
@@ -173,7 +184,7 @@ struct Judge<'a> {
 type Published = BTreeMap<Key, Vec<(String, BTreeSet<Data>)>>;
 
 /// Every RRset in `inputs`, the zones' `ns` lists as `<zone> ns`.
-fn published(inputs: &[(String, Vec<Zone>)]) -> Published {
+fn published(inputs: &Inputs) -> Published {
     let mut by_key: BTreeMap<Key, Vec<(String, BTreeSet<Data>)>> = BTreeMap::new();
     for (server, zones) in inputs {
         let mut mine: BTreeMap<Key, BTreeSet<Data>> = BTreeMap::new();
@@ -229,7 +240,7 @@ impl Judge<'_> {
     }
 
     /// The zones each server may publish at all (their apex permitted).
-    fn zones_allowed(&mut self, inputs: Vec<(String, Vec<Zone>)>) -> Vec<(String, Vec<Zone>)> {
+    fn zones_allowed(&mut self, inputs: Inputs) -> Inputs {
         let mut out = Vec::new();
         for (server, zones) in inputs {
             let mut kept = Vec::new();
@@ -263,7 +274,10 @@ impl Judge<'_> {
             for (server, set) in publishers {
                 match self.permit(&key.0, server) {
                     Permit::Listed => {
-                        accepted.entry(key.clone()).or_default().insert(server.clone());
+                        accepted
+                            .entry(key.clone())
+                            .or_default()
+                            .insert(server.clone());
                     }
                     Permit::First => first.push((server, set)),
                     Permit::Refused(why) => self.warn(format!(
@@ -278,7 +292,10 @@ impl Judge<'_> {
             let owned = first.iter().find(|(s, _)| **s == owner).map(|(_, d)| *d);
             for (server, set) in &first {
                 if Some(*set) == owned {
-                    accepted.entry(key.clone()).or_default().insert((*server).clone());
+                    accepted
+                        .entry(key.clone())
+                        .or_default()
+                        .insert((*server).clone());
                 } else {
                     self.warn(format!(
                         "{} {} from {server} differs from that of {owner}, which owns it; \
@@ -294,7 +311,8 @@ impl Judge<'_> {
 
     /// The owner of `key` among its first-publisher servers: the recorded
     /// one while it publishes it, else the first in inventory order (a
-    /// handover from a recorded owner is reported).
+    /// handover from a recorded owner is reported); none while the
+    /// recorded owner's document is not at hand (the others refused).
     fn owner(
         &mut self,
         key: &Key,
@@ -308,6 +326,16 @@ impl Judge<'_> {
             if first.iter().any(|(s, _)| *s == r) {
                 kept.insert(key.clone());
                 return Some(r.clone());
+            }
+            if self.unknown.contains(r) {
+                for (server, _) in first {
+                    self.warn(format!(
+                        "{} {} from {server}: owned by {r}, whose document is not at hand; \
+                         left out",
+                        key.0, key.1
+                    ));
+                }
+                return None;
             }
             self.notes.push((
                 Kind::Info,
@@ -345,7 +373,8 @@ impl Judge<'_> {
                         *cut
                     };
                     if losers.insert(loser.clone()) {
-                        self.notes.push((Kind::Warning, conflict(loser, *cut, key, accepted)));
+                        self.notes
+                            .push((Kind::Warning, conflict(loser, cut, key, accepted)));
                     }
                 }
                 cur = name::parent(n);
@@ -356,7 +385,7 @@ impl Judge<'_> {
 
     /// Lists with `-v` the names a server publishes below a zone of
     /// another server, where no other server publishes.
-    fn nested(&mut self, inputs: &[(String, Vec<Zone>)], accepted: &Accepted) {
+    fn nested(&mut self, inputs: &Inputs, accepted: &Accepted) {
         let mut zones: HashMap<&str, BTreeSet<&str>> = HashMap::new();
         for (server, zs) in inputs {
             for z in zs {
@@ -365,7 +394,9 @@ impl Judge<'_> {
         }
         let mut at: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for ((n, _), servers) in accepted {
-            at.entry(n).or_default().extend(servers.iter().map(String::as_str));
+            at.entry(n)
+                .or_default()
+                .extend(servers.iter().map(String::as_str));
         }
         for (n, servers) in at {
             let [server] = servers.iter().copied().collect::<Vec<_>>()[..] else {
@@ -424,7 +455,7 @@ fn conflict(loser: &Key, cut: &Key, other: &Key, accepted: &Accepted) -> String 
 
 /// The inputs with only accepted RRsets; a zone whose `ns` list was not
 /// accepted keeps its records but does not vote on name servers.
-fn filter(inputs: Vec<(String, Vec<Zone>)>, accepted: &Accepted) -> Vec<(String, Vec<Zone>)> {
+fn filter(inputs: Inputs, accepted: &Accepted) -> Inputs {
     let ok = |n: &str, t: &'static str, s: &str| {
         accepted
             .get(&(n.to_owned(), t))
@@ -436,7 +467,8 @@ fn filter(inputs: Vec<(String, Vec<Zone>)>, accepted: &Accepted) -> Vec<(String,
             let zones = zones
                 .into_iter()
                 .map(|mut z| {
-                    z.records.retain(|r| ok(&r.owner, r.data.type_name(), &server));
+                    z.records
+                        .retain(|r| ok(&r.owner, r.data.type_name(), &server));
                     if !ok(&z.name, "ns", &server) {
                         z.ns.clear();
                     }
@@ -446,4 +478,138 @@ fn filter(inputs: Vec<(String, Vec<Zone>)>, accepted: &Accepted) -> Vec<(String,
             (server, zones)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::Record;
+
+    fn zone(name: &str, records: &[(&str, Data)]) -> Zone {
+        Zone {
+            name: name.into(),
+            ttl: 3600,
+            ns: vec!["ns1.example.net".into()],
+            records: records
+                .iter()
+                .map(|(owner, data)| Record {
+                    owner: (*owner).into(),
+                    ttl: 300,
+                    data: data.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn a(last: u8) -> Data {
+        Data::A([192, 0, 2, last].into())
+    }
+
+    fn input(server: &str, zones: Vec<Zone>) -> (String, Vec<Zone>) {
+        (server.to_owned(), zones)
+    }
+
+    /// The records each server keeps, as `server owner TYPE`.
+    fn kept(j: &Judged) -> Vec<String> {
+        let mut v = Vec::new();
+        for (server, zones) in &j.inputs {
+            for r in zones.iter().flat_map(|z| &z.records) {
+                v.push(format!("{server} {} {}", r.owner, r.data.type_name()));
+            }
+        }
+        v
+    }
+
+    fn warnings(j: &Judged) -> usize {
+        j.notes.iter().filter(|(k, _)| *k == Kind::Warning).count()
+    }
+
+    #[test]
+    fn the_first_publisher_owns_and_identical_rrsets_combine() {
+        let www = "www.example.org";
+        let inputs = vec![
+            input("web1", vec![zone("example.org", &[(www, a(1))])]),
+            input("web2", vec![zone("example.org", &[(www, a(9))])]),
+            input("web3", vec![zone("example.org", &[(www, a(1))])]),
+        ];
+        let j = judge(inputs, &Lists::new(), &Owners::default(), &HashSet::new());
+        assert_eq!(
+            kept(&j),
+            ["web1 www.example.org A", "web3 www.example.org A"]
+        );
+        assert_eq!(warnings(&j), 1, "{:?}", j.notes);
+        assert_eq!(j.owners.rrsets["www.example.org A"], "web1");
+
+        // web1 stops: web2 takes over, reported; an absent owner keeps it.
+        let inputs = vec![input("web2", vec![zone("example.org", &[(www, a(9))])])];
+        let after = judge(inputs.clone(), &Lists::new(), &j.owners, &HashSet::new());
+        assert_eq!(kept(&after), ["web2 www.example.org A"]);
+        assert!(
+            after
+                .notes
+                .iter()
+                .any(|(k, l)| *k == Kind::Info && l.contains("now owned by web2"))
+        );
+        let unknown = HashSet::from(["web1".to_owned()]);
+        let held = judge(inputs, &Lists::new(), &j.owners, &unknown);
+        assert!(kept(&held).is_empty());
+        assert_eq!(held.owners.rrsets["www.example.org A"], "web1");
+    }
+
+    #[test]
+    fn cnames_and_delegations_yield_to_names_already_there() {
+        let before = Owners {
+            rrsets: BTreeMap::from([("www.example.org A".to_owned(), "web1".to_owned())]),
+        };
+        let cname = Data::Cname("evil.example.net".into());
+        let inputs = vec![
+            input(
+                "web1",
+                vec![zone("example.org", &[("www.example.org", a(1))])],
+            ),
+            input(
+                "web2",
+                vec![zone(
+                    "example.org",
+                    &[
+                        ("www.example.org", cname),
+                        ("example.org", Data::Ns("x".into())),
+                    ],
+                )],
+            ),
+        ];
+        let j = judge(inputs, &Lists::new(), &before, &HashSet::new());
+        assert_eq!(kept(&j), ["web1 www.example.org A"]);
+        assert_eq!(warnings(&j), 2, "{:?}", j.notes);
+    }
+
+    #[test]
+    fn listed_servers_combine_and_the_others_are_refused() {
+        let lists = Lists::from([
+            ("web1".to_owned(), vec!["example.org".to_owned()]),
+            ("web2".to_owned(), vec!["example.org".to_owned()]),
+        ]);
+        let www = "www.example.org";
+        let inputs = vec![
+            input("web1", vec![zone("example.org", &[(www, a(1))])]),
+            input(
+                "web2",
+                vec![
+                    zone("example.org", &[(www, a(2))]),
+                    zone("example.com", &[("example.com", a(2))]),
+                ],
+            ),
+            input(
+                "mail",
+                vec![zone("example.org", &[("new.example.org", a(3))])],
+            ),
+        ];
+        let j = judge(inputs, &lists, &Owners::default(), &HashSet::new());
+        assert_eq!(
+            kept(&j),
+            ["web1 www.example.org A", "web2 www.example.org A"]
+        );
+        assert_eq!(warnings(&j), 2, "{:?}", j.notes);
+        assert!(j.owners.rrsets.is_empty());
+    }
 }

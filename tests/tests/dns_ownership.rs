@@ -126,9 +126,9 @@ fn zone(name: &str, records: &[(&str, &str, &str)]) -> String {
     let records: Vec<String> = records
         .iter()
         .map(|(n, t, v)| match v.split_once(' ') {
-            Some((prio, host)) if *t == "MX" => format!(
-                r#"{{"name": "{n}", "type": "MX", "value": "{host}", "priority": {prio}}}"#
-            ),
+            Some((prio, host)) if *t == "MX" => {
+                format!(r#"{{"name": "{n}", "type": "MX", "value": "{host}", "priority": {prio}}}"#)
+            }
             _ => format!(r#"{{"name": "{n}", "type": "{t}", "value": "{v}"}}"#),
         })
         .collect();
@@ -303,7 +303,10 @@ fn another_servers_names_are_refused_naming_both_servers() {
     assert_eq!(named.query("mail.example.org", "A"), ["192.0.2.25"]);
     assert_eq!(named.query("mail.example.org", "NS"), Vec::<String>::new());
     assert_eq!(named.query("ftp.example.org", "A"), ["192.0.2.30"]);
-    assert_eq!(named.query("ftp.example.org", "CNAME"), Vec::<String>::new());
+    assert_eq!(
+        named.query("ftp.example.org", "CNAME"),
+        Vec::<String>::new()
+    );
     assert_eq!(named.query("www.example.com", "A"), ["192.0.2.20"]);
 }
 
@@ -332,7 +335,10 @@ fn web_and_mail_split_and_a_nested_subdomain_are_served() {
         "web2",
         &zone(
             "shop.example.org",
-            &[("@", "A", "192.0.2.20"), ("www", "CNAME", "shop.example.org.")],
+            &[
+                ("@", "A", "192.0.2.20"),
+                ("www", "CNAME", "shop.example.org."),
+            ],
         ),
     );
     let out = fleet.build(&["-v"]);
@@ -368,7 +374,10 @@ fn round_robin_across_listed_servers_and_the_list_closes_the_door() {
     let out = fleet.build(&["-q"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let owners = fs::read_to_string(fleet.path("state/owners.json")).unwrap_or_default();
-    assert!(!owners.contains("example.org"), "listed names have no first publisher");
+    assert!(
+        !owners.contains("example.org"),
+        "listed names have no first publisher"
+    );
 
     // The mail server has no list: example.org is closed to it, even for
     // a new name; web2 cannot leave its own list.
