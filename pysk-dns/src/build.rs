@@ -144,7 +144,7 @@ pub struct Plan {
     /// The serial state as the plan leaves it.
     after: State,
     /// The RRset owners' file.
-    owners_file: PathBuf,
+    pub owners_file: PathBuf,
     /// The RRset owners as recorded.
     owners_before: Owners,
     /// The RRset owners as the plan leaves them.
@@ -485,6 +485,11 @@ impl Plan {
         self.after != self.before
     }
 
+    /// Whether the recorded RRset owners change.
+    pub fn owners_change(&self) -> bool {
+        self.owners_after != self.owners_before
+    }
+
     /// `--dry-run`: the diffs on `out` (without `json`), and the summary
     /// the real build would give, marked as a dry run.
     fn dry_run(&self, json: bool, out: &mut dyn Write) -> Result<Built, DnsError> {
@@ -510,7 +515,7 @@ impl Plan {
             let new = self.after.text()?;
             print_diff(out, &self.state_file, old.as_deref(), Some(&new))?;
         }
-        if self.owners_after != self.owners_before {
+        if self.owners_change() {
             let old = read_optional(&self.owners_file)?;
             let new = self.owners_after.text()?;
             print_diff(out, &self.owners_file, old.as_deref(), Some(&new))?;
@@ -527,7 +532,7 @@ impl Plan {
     /// stale files removed. Whether any zone file or the include was
     /// written (none is when no file changes).
     pub fn apply(&self, options: &Options) -> Result<bool, DnsError> {
-        if self.owners_after != self.owners_before {
+        if self.owners_change() {
             self.owners_after.save(&options.state_dir)?;
         }
         if self.changes.is_empty() {

@@ -733,8 +733,8 @@ fn build_json_counts_zones_and_files() {
     assert_eq!(doc["counts"]["zones"], 3);
     assert_eq!(doc["counts"]["written"], 3);
     assert_eq!(doc["counts"]["unchanged"], 0);
-    // Three zone files, the include and the serials.
-    assert_eq!(doc["counts"]["files"], 5);
+    // Three zone files, the include, the serials and the RRset owners.
+    assert_eq!(doc["counts"]["files"], 6);
     assert_eq!(doc["counts"]["removed"], 0);
     assert_eq!(doc["problems"], serde_json::json!([]));
     let org = doc["zones"]
@@ -766,7 +766,7 @@ fn build_dry_run_json_gives_the_document_of_the_real_build_instead_of_the_diff()
     let mut would = json_document(&dry);
     assert_eq!(would["dry_run"], true);
     assert_eq!(would["counts"]["written"], 3);
-    assert_eq!(would["counts"]["files"], 5);
+    assert_eq!(would["counts"]["files"], 6);
     assert_eq!(
         would["files"][0],
         fleet.show("state/serials.json"),
