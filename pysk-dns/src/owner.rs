@@ -143,9 +143,18 @@ enum Permit {
 /// lists and the owners `before`. The RRsets of the servers in `unknown`
 /// (in the inventory, but without a document at hand) stay theirs.
 pub fn judge(inputs: Inputs, lists: &Lists, before: &Owners, unknown: &HashSet<String>) -> Judged {
+    let mut claimed: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (server, list) in lists {
+        for domain in list {
+            let holders = claimed.entry(domain).or_default();
+            if !holders.contains(&server.as_str()) {
+                holders.push(server);
+            }
+        }
+    }
     let mut j = Judge {
         lists,
-        claimed: lists.values().flatten().map(String::as_str).collect(),
+        claimed,
         unknown,
         notes: Vec::new(),
     };
@@ -175,7 +184,8 @@ pub fn judge(inputs: Inputs, lists: &Lists, before: &Owners, unknown: &HashSet<S
 
 struct Judge<'a> {
     lists: &'a Lists,
-    claimed: HashSet<&'a str>,
+    /// The servers listing each listed domain, in server order.
+    claimed: HashMap<&'a str, Vec<&'a str>>,
     unknown: &'a HashSet<String>,
     notes: Vec<(Kind, String)>,
 }
@@ -217,13 +227,7 @@ impl Judge<'_> {
     fn permit(&self, name: &str, server: &str) -> Permit {
         let mut cur = Some(name);
         while let Some(n) = cur {
-            if self.claimed.contains(n) {
-                let holders: Vec<&str> = self
-                    .lists
-                    .iter()
-                    .filter(|(_, l)| l.iter().any(|d| d == n))
-                    .map(|(s, _)| s.as_str())
-                    .collect();
+            if let Some(holders) = self.claimed.get(n) {
                 return if holders.contains(&server) {
                     Permit::Listed
                 } else {
