@@ -37,8 +37,10 @@ use crate::cli;
 use crate::document::{self, Data, Record, Zone};
 use crate::error::DnsError;
 use crate::name;
+use crate::owner::{self, Owners};
 use crate::reload;
 use crate::render::{self, MARKER, SoaTimers};
+use crate::reserved;
 use crate::serial::{self, State};
 use crate::snapshot;
 use crate::state::Location;
@@ -65,6 +67,9 @@ pub struct Options {
     /// The program that checks each changed zone file before it is
     /// installed (`named-checkzone`); `None`: no check.
     pub checkzone: Option<String>,
+    /// Zones no server may publish, besides public suffixes and
+    /// special-use names (`dns_reserved_zones`).
+    pub reserved: Vec<String>,
     /// Print the diffs instead of writing.
     pub dry_run: bool,
     /// Reload the name server after a change, and check what it serves.
@@ -147,6 +152,12 @@ pub struct Plan {
     damaged: BTreeSet<String>,
     /// The zone file checker, while it is there to run.
     checkzone: Option<String>,
+    /// The RRset owners' file.
+    pub owners_file: PathBuf,
+    /// The RRset owners as recorded.
+    owners_before: Owners,
+    /// The RRset owners as the plan leaves them.
+    owners_after: Owners,
 }
 
 /// What a build did, for the exit code and the `--json` summary.
@@ -215,10 +226,21 @@ fn outcome(summary: &BuildSummary) -> Outcome {
 pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> {
     let mut notes = Vec::new();
     let mut damaged = BTreeSet::new();
-    let inputs = inputs(inventory, options, &mut notes, &mut damaged)?;
+    let owners_before = Owners::load(&options.state_dir)?;
+    let (mut inputs, owners_after) =
+        judged(inventory, options, &owners_before, &mut notes, &mut damaged)?;
+    if let Some(zone) = &options.servers_zone {
+        inputs.push((
+            INVENTORY.to_owned(),
+            vec![servers_zone(zone, inventory, &mut notes)],
+        ));
+    }
     let zones = zone::assemble(&inputs, &options.policy);
     let before = State::load(&options.state_dir)?;
     let mut plan = Plan {
+        owners_file: owner::path(&options.state_dir),
+        owners_before,
+        owners_after,
         notes,
         zones: Vec::new(),
         changes: Vec::new(),
@@ -245,16 +267,38 @@ pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> 
     Ok(plan)
 }
 
+/// Every server's zones as the ownership rule leaves them (see
+/// [`owner`]), and the owners after this build. A server without a
+/// snapshot, or with a damaged one, keeps the RRsets it owns.
+fn judged(
+    inventory: &Inventory,
+    options: &Options,
+    before: &Owners,
+    notes: &mut Vec<(Kind, String)>,
+    damaged: &mut BTreeSet<String>,
+) -> Result<(owner::Inputs, Owners), DnsError> {
+    let lists = owner::lists(inventory, notes);
+    let inputs = inputs(inventory, options, notes, damaged)?;
+    let unknown = inventory
+        .hosts
+        .iter()
+        .filter(|h| !inputs.iter().any(|(s, _)| *s == h.name))
+        .map(|h| h.name.clone())
+        .collect();
+    let judged = owner::judge(inputs, &lists, before, &unknown);
+    notes.extend(judged.notes);
+    Ok((judged.inputs, judged.owners))
+}
+
 /// Every server's zones from its snapshot (a server without one is
 /// reported; one whose snapshot is damaged is reported and added to
-/// `damaged`), and the inventory's own zone when `dns_servers_zone` is
-/// set.
+/// `damaged`), reserved zones left out and reported.
 fn inputs(
     inventory: &Inventory,
     options: &Options,
     notes: &mut Vec<(Kind, String)>,
     damaged: &mut BTreeSet<String>,
-) -> Result<Vec<(String, Vec<Zone>)>, DnsError> {
+) -> Result<owner::Inputs, DnsError> {
     let mut inputs = Vec::new();
     for host in &inventory.hosts {
         let path = snapshot::path(&options.state_dir, &host.name);
@@ -267,7 +311,13 @@ fn inputs(
                 })
         });
         match loaded {
-            Ok(Some(zones)) => inputs.push((host.name.clone(), zones)),
+            Ok(Some(zones)) => {
+                let zones = zones
+                    .into_iter()
+                    .filter(|z| allowed(z, &host.name, &options.reserved, notes))
+                    .collect();
+                inputs.push((host.name.clone(), zones));
+            }
             Err(DnsError::State { path, reason }) => {
                 notes.push((
                     Kind::Warning,
@@ -291,13 +341,20 @@ fn inputs(
             )),
         }
     }
-    if let Some(zone) = &options.servers_zone {
-        inputs.push((
-            INVENTORY.to_owned(),
-            vec![servers_zone(zone, inventory, notes)],
-        ));
-    }
     Ok(inputs)
+}
+
+/// Whether `server` may publish the zone `z` at all: not a public suffix,
+/// special-use or reserved zone (each refused one is reported).
+fn allowed(z: &Zone, server: &str, reserved: &[String], notes: &mut Vec<(Kind, String)>) -> bool {
+    let Some(why) = reserved::why(&z.name, reserved) else {
+        return true;
+    };
+    notes.push((
+        Kind::Warning,
+        format!("{}: zone from {server} refused: {why}; left out", z.name),
+    ));
+    false
 }
 
 /// One zone's file as it is and as it would be rendered (without its
@@ -541,6 +598,11 @@ impl Plan {
         self.after != self.before
     }
 
+    /// Whether the recorded RRset owners change.
+    pub fn owners_change(&self) -> bool {
+        self.owners_after != self.owners_before
+    }
+
     /// `--dry-run`: the diffs on `out` (without `json`), and the summary
     /// the real build would give, marked as a dry run.
     fn dry_run(&self, json: bool, out: &mut dyn Write) -> Result<Built, DnsError> {
@@ -566,6 +628,11 @@ impl Plan {
             let new = self.after.text()?;
             print_diff(out, &self.state_file, old.as_deref(), Some(&new))?;
         }
+        if self.owners_change() {
+            let old = read_optional(&self.owners_file)?;
+            let new = self.owners_after.text()?;
+            print_diff(out, &self.owners_file, old.as_deref(), Some(&new))?;
+        }
         for c in &self.changes {
             print_diff(out, &c.path, c.old.as_deref(), c.new.as_deref())?;
         }
@@ -573,10 +640,14 @@ impl Plan {
         Ok(())
     }
 
-    /// Writes the plan: the serial state, then the zone files and the
-    /// include as one batch, then the stale files removed. Whether
-    /// anything was written (nothing is when no file changes).
+    /// Writes the plan: the RRset owners when they changed, the serial
+    /// state, then the zone files and the include as one batch, then the
+    /// stale files removed. Whether any zone file or the include was
+    /// written (none is when no file changes).
     pub fn apply(&self, options: &Options) -> Result<bool, DnsError> {
+        if self.owners_change() {
+            self.owners_after.save(&options.state_dir)?;
+        }
         // The state alone changes when a zone file shows a higher serial
         // than a state restored from an older backup.
         if self.state_changes() {

@@ -105,6 +105,11 @@ pub const SWITCHES: &[Spec] = &[
         "3600",
         "SOA minimum (negative caching), seconds",
     ),
+    Spec::new(
+        "dns_reserved_zones",
+        "",
+        "zones (and their subdomains) no server may publish, blank-separated",
+    ),
     Spec::new("dns_zone_options", "", "added to every zone statement"),
     Spec::new(
         "dns_servers_zone",
@@ -224,6 +229,7 @@ pub fn build_options(
         })?,
         servers_zone: names(settings, "dns_servers_zone")?.into_iter().next(),
         checkzone: settings.optional_string("dns_checkzone", None)?,
+        reserved: names(settings, "dns_reserved_zones")?,
         dry_run: args.dry_run.dry_run,
         reload: if args.reload {
             Some(reload(settings)?)

@@ -235,6 +235,9 @@ pub fn build(
     } else {
         (Vec::new(), Vec::new())
     };
+    if plan.owners_change() {
+        files.insert(0, plan.owners_file.clone());
+    }
     if wrote && plan.state_changes() {
         files.insert(0, plan.state_file.clone());
     }
