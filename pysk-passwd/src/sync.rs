@@ -53,6 +53,24 @@ const REMOVAL_SHARE: f64 = 0.5;
 /// See [`REMOVAL_SHARE`].
 const REMOVAL_FLOOR: usize = 5;
 
+/// The account files' locks for a sync. A real sync then clears what a
+/// killed run left: its temporary files in `etc/` and the chroot list's
+/// directory, and a set of files it staged but did not finish putting in
+/// place (finished now, see [`commit::recover`]). A dry run creates and
+/// changes nothing; it only warns of an unfinished set.
+fn lock(etc: &Path, options: &Options, report: &Reporter) -> Result<AccountLock, PasswdError> {
+    if options.dry_run {
+        let lock = AccountLock::for_dry_run(etc, options.wait)?;
+        warn_pending(etc, report);
+        return Ok(lock);
+    }
+    let lock = AccountLock::acquire(etc, options.wait)?;
+    let chroot_dir = options.chroot_list.as_deref().and_then(Path::parent);
+    pysk_common::atomic::remove_stale_in(std::iter::once(etc).chain(chroot_dir), report)?;
+    commit::recover(etc, options.chroot_list.as_deref(), report)?;
+    Ok(lock)
+}
+
 /// Syncs the root's files with the database: under the account files'
 /// locks (a dry run waits for them too, creating no lock file, to read
 /// what a sync would), validate, plan, refuse a mass removal, then show
@@ -65,19 +83,7 @@ pub fn sync(
 ) -> Result<Outcome, PasswdError> {
     let (db, origin) = database::load(&options.users)?;
     let etc = options.root.join("etc");
-    let lock = if options.dry_run {
-        AccountLock::for_dry_run(&etc, options.wait)?
-    } else {
-        let lock = AccountLock::acquire(&etc, options.wait)?;
-        let chroot_dir = options.chroot_list.as_deref().and_then(Path::parent);
-        atomic::remove_stale_in(std::iter::once(etc.as_path()).chain(chroot_dir), report)?;
-        lock
-    };
-    if options.dry_run {
-        warn_pending(&etc, report);
-    } else {
-        commit::recover(&etc, options.chroot_list.as_deref(), report)?;
-    }
+    let lock = lock(&etc, options, report)?;
     let (accounts, plan) = prepare(&db, &origin, options, report)?;
     if !options.force
         && plan.removed > REMOVAL_FLOOR
