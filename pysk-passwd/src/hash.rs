@@ -8,7 +8,8 @@
 //! denial of service. The caps are the largest costs libxcrypt's own
 //! `crypt_gensalt` makes for yescrypt (cost 11) and a few seconds of CPU
 //! for the others: [`MAX_SHA_ROUNDS`], [`MAX_BCRYPT_COST`],
-//! [`MAX_YESCRYPT_N`], [`MAX_YESCRYPT_PARAMS`], [`MAX_YESCRYPT_SALT`].
+//! [`MAX_YESCRYPT_N`] (and yescrypt's parameters only in the forms
+//! `crypt_gensalt` writes), [`MAX_YESCRYPT_SALT`].
 
 /// The most `rounds=` a `$5$`/`$6$` hash may ask for (libxcrypt takes up
 /// to 999,999,999; its default is 5,000; this is about two seconds).
@@ -19,9 +20,6 @@ pub const MAX_BCRYPT_COST: u8 = 15;
 /// `N` of libxcrypt's highest cost (11, 1 GiB of memory per attempt; its
 /// default, cost 5, is `9`).
 pub const MAX_YESCRYPT_N: u8 = b'F';
-/// The longest yescrypt parameter string (libxcrypt makes 3 characters,
-/// `j9T`; `p`, `t`, `g` and `NROM` add a few).
-pub const MAX_YESCRYPT_PARAMS: usize = 8;
 /// The longest yescrypt salt, characters: 64 bytes in crypt's base64.
 pub const MAX_YESCRYPT_SALT: usize = 86;
 
@@ -105,19 +103,19 @@ fn sha_crypt(rest: &[&str], digest_len: usize) -> bool {
     }
 }
 
-/// `$y$`: parameters (flavour, `N`, `r`, …) of at most
-/// [`MAX_YESCRYPT_PARAMS`] with `N` at most [`MAX_YESCRYPT_N`], a salt of
-/// at most [`MAX_YESCRYPT_SALT`], the digest.
+/// `$y$`: the parameters exactly as libxcrypt's `crypt_gensalt` writes them
+/// for its cost 1 to 11 (`j75` … `jFT`: flavour `j`, `N` at most `F`, `r`
+/// as `5` or `T`, no further parameter, since `r`, `p`, `t` and the rest
+/// are numbers of any length that could ask for gigabytes of memory or
+/// minutes of CPU per login attempt), a salt of at most
+/// [`MAX_YESCRYPT_SALT`], the digest.
 fn yescrypt(params: &str, salt: &str, digest: &str) -> bool {
     let rank = |c: u8| B64.iter().position(|&b| b == c);
-    let n_ok = params
-        .as_bytes()
-        .get(1)
-        .and_then(|&n| rank(n))
-        .is_some_and(|n| rank(MAX_YESCRYPT_N).is_some_and(|max| n <= max));
-    (3..=MAX_YESCRYPT_PARAMS).contains(&params.len())
-        && all_b64(params)
-        && n_ok
+    let params_ok = match params.as_bytes() {
+        [b'j', n, b'5' | b'T'] => rank(*n).is_some_and(|n| rank(MAX_YESCRYPT_N) >= Some(n)),
+        _ => false,
+    };
+    params_ok
         && (1..=MAX_YESCRYPT_SALT).contains(&salt.len())
         && all_b64(salt)
         && digest.len() == 43
@@ -146,6 +144,8 @@ mod tests {
             "$6$rounds=5000000$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1",
             "$2b$15$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
             "$y$jFT$abcdefgh$xvFaZSd9axMQo69BDau3Yg5J6B.kJ983D6DP6bkyDD0",
+            // What `mkpasswd -m yescrypt -R 1` writes (r = 8).
+            "$y$j75$l8JdGrNLkYd.4IcVinHgk1$i6A8M0EMX20nF0gr5a1J32sbRdgRibE8KdSo.LJUX/0",
             "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
             "!",
             "*",
@@ -176,6 +176,10 @@ mod tests {
             "$2b$16$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
             "$y$jGT$abcdefgh$xvFaZSd9axMQo69BDau3Yg5J6B.kJ983D6DP6bkyDD0",
             "$y$j9T/////////$abcdefgh$9WNEpu8Mx2S4KNGvbVWKM6clOSoY6.YEl7AYF4DGV04",
+            // A time cost `t` after r, and a large r: short, but minutes of
+            // CPU or gigabytes of memory per login attempt.
+            "$y$j9T0zz$abcdefgh$9WNEpu8Mx2S4KNGvbVWKM6clOSoY6.YEl7AYF4DGV04",
+            "$y$j9zz$abcdefgh$9WNEpu8Mx2S4KNGvbVWKM6clOSoY6.YEl7AYF4DGV04",
         ] {
             assert!(check(bad).is_err(), "{bad:?}");
         }
