@@ -227,14 +227,8 @@ pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> 
     let mut notes = Vec::new();
     let mut damaged = BTreeSet::new();
     let owners_before = Owners::load(&options.state_dir)?;
-    let (mut inputs, owners_after) =
+    let (inputs, owners_after) =
         judged(inventory, options, &owners_before, &mut notes, &mut damaged)?;
-    if let Some(zone) = &options.servers_zone {
-        inputs.push((
-            INVENTORY.to_owned(),
-            vec![servers_zone(zone, inventory, &mut notes)],
-        ));
-    }
     let zones = zone::assemble(&inputs, &options.policy);
     let before = State::load(&options.state_dir)?;
     let mut plan = Plan {
@@ -268,8 +262,9 @@ pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> 
 }
 
 /// Every server's zones as the ownership rule leaves them (see
-/// [`owner`]), and the owners after this build. A server without a
-/// snapshot, or with a damaged one, keeps the RRsets it owns.
+/// [`owner`]; the inventory's `dns_servers_zone` judged as its owner),
+/// and the owners after this build. A server without a snapshot, or with
+/// a damaged one, keeps the RRsets it owns.
 fn judged(
     inventory: &Inventory,
     options: &Options,
@@ -277,15 +272,22 @@ fn judged(
     notes: &mut Vec<(Kind, String)>,
     damaged: &mut BTreeSet<String>,
 ) -> Result<(owner::Inputs, Owners), DnsError> {
-    let lists = owner::lists(inventory, notes);
-    let inputs = inputs(inventory, options, notes, damaged)?;
+    let lists = owner::lists(inventory, &options.reserved, notes);
+    let mut inputs = inputs(inventory, options, notes, damaged)?;
+    if let Some(zone) = &options.servers_zone {
+        inputs.push((
+            INVENTORY.to_owned(),
+            vec![servers_zone(zone, inventory, notes)],
+        ));
+    }
     let unknown = inventory
         .hosts
         .iter()
         .filter(|h| !inputs.iter().any(|(s, _)| *s == h.name))
         .map(|h| h.name.clone())
         .collect();
-    let judged = owner::judge(inputs, &lists, before, &unknown);
+    let ns_fixed = !options.policy.ns.is_empty();
+    let judged = owner::judge(inputs, &lists, before, &unknown, ns_fixed);
     notes.extend(judged.notes);
     Ok((judged.inputs, judged.owners))
 }

@@ -347,8 +347,9 @@ fn web_and_mail_split_and_a_nested_subdomain_are_served() {
     assert!(!err.contains("warning"), "{err}");
     assert!(
         err.contains(
-            "shop.example.org: published by web2.example.net below example.org, which \
-             mail.example.net, web1.example.net publishes; accepted (a zones= list closes this)"
+            "shop.example.org A: published by web2.example.net at or below example.org, \
+             which mail.example.net, web1.example.net publishes; accepted (a zones= list \
+             closes this)"
         ),
         "{err}"
     );
@@ -468,4 +469,173 @@ fn a_migration_hands_ownership_over_and_is_reported() {
     );
     let named = fleet.named(&["example.org"]);
     assert_eq!(named.query("www.example.org", "A"), ["192.0.2.66"]);
+}
+
+#[test]
+fn the_inventorys_server_names_belong_to_the_inventory() {
+    let switches = [
+        ("dns_servers_zone", "example.net".to_owned()),
+        ("dns_ns", "ns1.example.com ns2.example.com".to_owned()),
+    ];
+    let Some(fleet) = Fleet::new(&switches) else {
+        return;
+    };
+    let attack = zone(
+        "example.net",
+        &[
+            ("web1", "A", "203.0.113.66"),
+            ("mail", "CNAME", "evil.example.com."),
+            ("shop", "A", "192.0.2.40"),
+        ],
+    );
+    fleet.serve("web2", &attack);
+    let out = fleet.build(&["-q"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_lines(
+        &out,
+        &[
+            &format!(
+                "{WARN}web1.example.net A from web2.example.net differs from that of \
+                 inventory, which owns it; left out, inventory's served"
+            ),
+            &format!(
+                "{WARN}mail.example.net CNAME from web2.example.net lies at or above \
+                 mail.example.net A from inventory; left out, inventory's served"
+            ),
+        ],
+    );
+    let named = fleet.named(&["example.net"]);
+    assert_eq!(named.query("web1.example.net", "A"), ["192.0.2.1"]);
+    assert_eq!(named.query("mail.example.net", "A"), ["192.0.2.3"]);
+    assert_eq!(
+        named.query("mail.example.net", "CNAME"),
+        Vec::<String>::new()
+    );
+    assert_eq!(named.query("shop.example.net", "A"), ["192.0.2.40"]);
+}
+
+#[test]
+fn a_zones_entry_naming_a_public_suffix_or_reserved_zone_is_not_listed() {
+    let reserved = ("dns_reserved_zones", "corp.example.net".to_owned());
+    let Some(fleet) = Fleet::new(&[reserved]) else {
+        return;
+    };
+    fleet.write_hosts(&[("web2", "zones=com,corp.example.net,example.org")]);
+    fleet.serve("web1", &zone("example.com", &[("www", "A", "192.0.2.10")]));
+    let web2 = [
+        zone("example.com", &[("www", "A", "203.0.113.66")]),
+        zone("example.org", &[("www", "A", "192.0.2.20")]),
+    ];
+    fleet.serve("web2", &web2.join(", "));
+    let out = fleet.build(&["-q"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_lines(
+        &out,
+        &[
+            &format!(
+                "{WARN}web2.example.net (inventory line 2): zones= \"com\": a public suffix; \
+                 not listed"
+            ),
+            &format!(
+                "{WARN}web2.example.net (inventory line 2): zones= \"corp.example.net\": \
+                 corp.example.net is reserved by dns_reserved_zones; not listed"
+            ),
+            &format!(
+                "{WARN}example.com: zone from web2.example.net refused: outside its zones= \
+                 list; left out"
+            ),
+        ],
+    );
+    let named = fleet.named(&["example.com", "example.org"]);
+    assert_eq!(named.query("www.example.com", "A"), ["192.0.2.10"]);
+    assert_eq!(named.query("www.example.org", "A"), ["192.0.2.20"]);
+}
+
+#[test]
+fn a_new_parent_zone_does_not_absorb_another_servers_zone() {
+    let Some(fleet) = Fleet::new(&[]) else { return };
+    fleet.serve(
+        "web1",
+        &zone("shop.example.org", &[("@", "A", "192.0.2.10")]),
+    );
+    let out = fleet.build(&["-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    fleet.serve("web2", &zone("example.org", &[("www", "A", "192.0.2.20")]));
+    let out = fleet.build(&["-q"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_lines(
+        &out,
+        &[&format!(
+            "{WARN}example.org: zone from web2.example.net refused: a new zone above the \
+             zone shop.example.org of web1.example.net, which owns names in it; left out"
+        )],
+    );
+    assert!(fleet.path("zones/db.shop.example.org").exists());
+    assert!(!fleet.path("zones/db.example.org").exists());
+    let named = fleet.named(&["shop.example.org"]);
+    assert_eq!(named.query("shop.example.org", "A"), ["192.0.2.10"]);
+    assert_eq!(named.query("www.example.org", "A"), Vec::<String>::new());
+}
+
+#[test]
+fn a_handover_to_servers_that_differ_is_held() {
+    let Some(fleet) = Fleet::new(&[]) else { return };
+    let www = |a: &str| zone("example.org", &[("www", "A", a), ("@", "TXT", "shared")]);
+    fleet.serve("web1", &www("192.0.2.10"));
+    let out = fleet.build(&["-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    fleet.serve("web1", "");
+    fleet.serve("web2", &www("192.0.2.20"));
+    fleet.serve("mail", &www("192.0.2.30"));
+    let out = fleet.build(&["-q"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_lines(
+        &out,
+        &[&format!(
+            "{WARN}www.example.org A: web1.example.net no longer publishes it and \
+             web2.example.net, mail.example.net publish different data; held, left out"
+        )],
+    );
+    let owners = fs::read_to_string(fleet.path("state/owners.json")).expect("owners");
+    assert!(
+        owners.contains(r#""www.example.org A": "web1.example.net""#),
+        "{owners}"
+    );
+    let named = fleet.named(&["example.org"]);
+    assert_eq!(named.query("www.example.org", "A"), Vec::<String>::new());
+    assert_eq!(named.query("example.org", "TXT"), ["\"shared\""]);
+}
+
+#[test]
+fn the_owners_ttl_is_served_whatever_the_others_give() {
+    let Some(fleet) = Fleet::new(&[]) else { return };
+    let with_ttl = |zone_ttl: u32, rr_ttl: u32| {
+        format!(
+            r#"{{"name": "example.org", "ttl": {zone_ttl}, "ns": ["ns1.example.net."], "records": [{{"name": "www", "type": "A", "value": "192.0.2.10", "ttl": {rr_ttl}}}]}}"#
+        )
+    };
+    fleet.serve("web1", &with_ttl(3600, 600));
+    fleet.serve("web2", &with_ttl(0, 0));
+    let out = fleet.build(&["-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let file = fs::read_to_string(fleet.path("zones/db.example.org")).expect("zone file");
+    assert!(file.contains("$TTL 3600\n"), "{file}");
+    let named = fleet.named(&["example.org"]);
+    assert_eq!(named.query("www.example.org", "A"), ["192.0.2.10"]);
+    assert_eq!(ttl(&named, "www.example.org", "A"), ["600"]);
+}
+
+/// The TTLs `named` answers with for `name`'s `rtype` records.
+fn ttl(named: &Named, name: &str, rtype: &str) -> Vec<String> {
+    let dig = require("dig", "bind9-dnsutils").expect("dig");
+    let out = Command::new(dig)
+        .arg(format!("@{}", named.addr.ip()))
+        .args(["-p", &named.addr.port().to_string()])
+        .args(["+norec", "+noall", "+answer", name, rtype])
+        .output()
+        .expect("run dig");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .collect()
 }
