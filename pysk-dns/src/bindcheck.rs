@@ -5,7 +5,7 @@
 
 use std::io::{self, Write};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 
 use pysk_common::error::cause;
 
@@ -48,13 +48,18 @@ pub enum Checked {
     Absent,
 }
 
-/// Runs `program` (`named-checkzone`; no shell) on `text` staged in a
-/// temporary file, as `program <zone> <file>`. The checker's message,
-/// with the staged file's name replaced by `target`'s, when it refuses
-/// the zone.
+/// What the checker is given as the zone file: the rendered text comes
+/// on its standard input, so no file is ever staged (a killed build
+/// leaves none, a dry run creates none). `-` would do too, but the
+/// checker's messages then name a stream address, not a file.
+const STDIN: &str = "/dev/stdin";
+
+/// Runs `program` (`named-checkzone`; no shell) as `program <zone>
+/// /dev/stdin` with `text` on its standard input. The checker's message,
+/// with `/dev/stdin` replaced by `target`'s name, when it refuses the
+/// zone.
 pub fn checkzone(program: &str, zone: &str, text: &str, target: &Path) -> Result<Checked, String> {
-    let staged = stage(text).map_err(|e| format!("cannot stage the zone file: {}", cause(&e)))?;
-    let out = match Command::new(program).arg(zone).arg(staged.path()).output() {
+    let out = match run(program, zone, text) {
         Ok(out) => out,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Checked::Absent),
         Err(e) => return Err(format!("{program}: cannot run: {}", cause(&e))),
@@ -67,22 +72,33 @@ pub fn checkzone(program: &str, zone: &str, text: &str, target: &Path) -> Result
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let staged_name = staged.path().display().to_string();
     let lines: Vec<String> = said
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .map(|l| l.replace(&staged_name, &target.display().to_string()))
+        .map(|l| l.replace(STDIN, &target.display().to_string()))
         .collect();
     Err(format!("{program} refuses it: {}", lines.join("; ")))
 }
 
-/// `text` in a new temporary file (mode 0600, removed when dropped).
-fn stage(text: &str) -> io::Result<tempfile::NamedTempFile> {
-    let mut file = tempfile::Builder::new()
-        .prefix("pysk-dns-check.")
-        .tempfile()?;
-    file.write_all(text.as_bytes())?;
-    file.flush()?;
-    Ok(file)
+/// `program <zone> /dev/stdin`, fed `text` from a second thread while its
+/// output is read (a checker that stops reading early makes the write
+/// fail, which its exit status then explains).
+fn run(program: &str, zone: &str, text: &str) -> io::Result<Output> {
+    let mut child = Command::new(program)
+        .arg(zone)
+        .arg(STDIN)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            if let Some(stdin) = stdin.as_mut() {
+                let _ = stdin.write_all(text.as_bytes());
+            }
+        });
+        child.wait_with_output()
+    })
 }

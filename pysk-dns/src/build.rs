@@ -150,8 +150,10 @@ pub struct Plan {
     /// Servers whose snapshot is damaged: the zones they contributed keep
     /// their files.
     damaged: BTreeSet<String>,
-    /// The zone file checker, while it is there to run.
+    /// The zone file checker, until the changed files are checked.
     checkzone: Option<String>,
+    /// The changed zone files the checker is still to see.
+    unchecked: Vec<Unchecked>,
     /// The RRset owners' file.
     pub owners_file: PathBuf,
     /// The RRset owners as recorded.
@@ -243,6 +245,7 @@ pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> 
         before,
         damaged,
         checkzone: options.checkzone.clone(),
+        unchecked: Vec::new(),
     };
     // Rendering and reading the previous files is the CPU- and I/O-bound
     // part of a build of thousands of zones: done on every core; serials
@@ -255,6 +258,7 @@ pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> 
     for (z, r) in zones.iter().zip(rendered) {
         plan.zone(z, r, today);
     }
+    plan.check_zones();
     plan.keep_damaged(options)?;
     plan.include(options)?;
     plan.stale(options)?;
@@ -359,6 +363,29 @@ fn allowed(z: &Zone, server: &str, reserved: &[String], notes: &mut Vec<(Kind, S
     false
 }
 
+/// A changed zone file the checker is still to see, by its place in the
+/// plan: its zone, its change and its `serial` note (which become a zone
+/// not written and a warning if the checker refuses it).
+#[derive(Debug, Clone)]
+struct Unchecked {
+    zone: usize,
+    change: usize,
+    note: usize,
+    /// The servers its records come from, for the warning.
+    servers: String,
+}
+
+/// The warning for `zone`, not written for `why`; `had_file`: its
+/// previous file stays.
+fn not_written_note(zone: &str, why: &str, had_file: bool) -> String {
+    let stays = if had_file {
+        "its previous file stays"
+    } else {
+        "it has no previous file"
+    };
+    format!("{zone}: not written: {why}; {stays}")
+}
+
 /// One zone's file as it is and as it would be rendered (without its
 /// serial); `text` is `None` for a zone that is not written.
 struct Rendered {
@@ -412,14 +439,13 @@ impl Plan {
             self.add_zone(z, Status::Unchanged, Some(serial), &path, true);
             return;
         }
-        if let Err(why) = self.check(&z.name, &new, &path) {
-            let why = format!("{why} (its records come from {})", z.servers.join(", "));
-            match self.before.zones.get(&z.name) {
-                Some(e) => self.after.zones.insert(z.name.clone(), e.clone()),
-                None => self.after.zones.remove(&z.name),
-            };
-            self.not_written(z, &why, &path, old.is_some());
-            return;
+        if self.checkzone.is_some() {
+            self.unchecked.push(Unchecked {
+                zone: self.zones.len(),
+                change: self.changes.len(),
+                note: self.notes.len(),
+                servers: z.servers.join(", "),
+            });
         }
         self.notes
             .push((Kind::Info, format!("{}: serial {serial}", z.name)));
@@ -434,15 +460,8 @@ impl Plan {
     /// Reports a zone that is not written, for `why`; its previous file,
     /// if it has one (`had_file`), stays.
     fn not_written(&mut self, z: &Assembled, why: &str, path: &Path, had_file: bool) {
-        let stays = if had_file {
-            "its previous file stays"
-        } else {
-            "it has no previous file"
-        };
-        self.notes.push((
-            Kind::Warning,
-            format!("{}: not written: {why}; {stays}", z.name),
-        ));
+        self.notes
+            .push((Kind::Warning, not_written_note(&z.name, why, had_file)));
         self.add_zone(z, Status::NotWritten, None, path, had_file);
     }
 
@@ -457,21 +476,65 @@ impl Plan {
         ))
     }
 
-    /// Checks a changed zone file with the checker (`dns_checkzone`), when
-    /// there is one; a checker that is not installed is said once (`-v`)
-    /// and not asked again.
-    fn check(&mut self, zone: &str, text: &str, path: &Path) -> Result<(), String> {
-        let Some(program) = &self.checkzone else {
-            return Ok(());
+    /// Checks the changed zone files with the checker (`dns_checkzone`),
+    /// when there is one, all at once on every core; then, in zone order,
+    /// a refused file is not written (its zone keeps its previous file
+    /// and serial). A checker that is not installed is said once (`-v`).
+    fn check_zones(&mut self) {
+        let Some(program) = self.checkzone.take() else {
+            return;
         };
-        if bindcheck::checkzone(program, zone, text, path)? == Checked::Absent {
+        let unchecked = std::mem::take(&mut self.unchecked);
+        let results = self.run_checks(&program, &unchecked);
+        if results.contains(&Ok(Checked::Absent)) {
             self.notes.push((
                 Kind::Verbose,
                 format!("{program}: not installed; zone files are not checked"),
             ));
-            self.checkzone = None;
         }
-        Ok(())
+        let mut refused = BTreeSet::new();
+        for (u, result) in unchecked.iter().zip(results) {
+            if let Err(why) = result {
+                self.refuse(u, &why);
+                refused.insert(u.change);
+            }
+        }
+        let changes = std::mem::take(&mut self.changes);
+        self.changes = changes
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !refused.contains(i))
+            .map(|(_, c)| c)
+            .collect();
+    }
+
+    /// What the checker `program` says of each of the `unchecked` files,
+    /// in their order; run on rayon's pool.
+    fn run_checks(&self, program: &str, unchecked: &[Unchecked]) -> Vec<Result<Checked, String>> {
+        unchecked
+            .par_iter()
+            .map(|u| {
+                let change = &self.changes[u.change];
+                let text = change.new.as_deref().unwrap_or_default();
+                bindcheck::checkzone(program, &self.zones[u.zone].zone, text, &change.path)
+            })
+            .collect()
+    }
+
+    /// Turns the zone of `u`, which the checker refused for `why`, into
+    /// one not written: its serial as before, its note a warning.
+    fn refuse(&mut self, u: &Unchecked, why: &str) {
+        let why = format!("{why} (its records come from {})", u.servers);
+        let had_file = self.changes[u.change].old.is_some();
+        let zone = &mut self.zones[u.zone];
+        match self.before.zones.get(&zone.zone) {
+            Some(e) => self.after.zones.insert(zone.zone.clone(), e.clone()),
+            None => self.after.zones.remove(&zone.zone),
+        };
+        zone.status = Status::NotWritten;
+        zone.serial = None;
+        zone.included = had_file;
+        self.notes[u.note] = (Kind::Warning, not_written_note(&zone.zone, &why, had_file));
     }
 
     /// Keeps the files of zones no snapshot has now but a server whose

@@ -16,6 +16,7 @@ use std::time::Duration;
 use base64::Engine;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
+use pysk_common::atomic;
 use pysk_common::date;
 use pysk_common::error;
 use pysk_common::exit::Outcome;
@@ -184,10 +185,16 @@ impl Fate {
 }
 
 /// Fetches every server of `location`'s inventory into its state
-/// directory, holding its lock. Returns each server's name and fate, in
-/// inventory order.
-pub fn run(location: &Location, options: &Options) -> Result<Vec<(String, Fate)>, DnsError> {
+/// directory, holding its lock, after clearing the snapshot temporary
+/// files a killed run left (a warning through `reporter` if there were
+/// any). Returns each server's name and fate, in inventory order.
+pub fn run(
+    location: &Location,
+    options: &Options,
+    reporter: &Reporter,
+) -> Result<Vec<(String, Fate)>, DnsError> {
     let (inventory, _lock) = location.open()?;
+    atomic::remove_stale_in([snapshot::dir(&location.dir)], reporter)?;
     fetch_all(&inventory, &location.dir, options)
 }
 

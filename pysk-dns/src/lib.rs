@@ -73,7 +73,7 @@ fn run_fetch(
 ) -> Result<Outcome, DnsError> {
     let location = settings::location(common, settings, &args.state)?;
     let options = settings::fetch_options(settings, args)?;
-    let fates = fetch::run(&location, &options)?;
+    let fates = fetch::run(&location, &options, report)?;
     let outcome = fetch::report(&fates, report, options.json);
     if options.json {
         report::print_json(&summary::fetch(&fates))?;

@@ -39,7 +39,7 @@ impl Snapshot {
 
 /// Where `server`'s snapshot lives.
 pub fn path(state_dir: &Path, server: &str) -> PathBuf {
-    state_dir.join("snapshots").join(format!("{server}.json"))
+    dir(state_dir).join(format!("{server}.json"))
 }
 
 /// Where a damaged snapshot at `path` is set aside at `now` (seconds
@@ -69,10 +69,15 @@ pub fn load(state_dir: &Path, server: &str) -> Result<Option<Snapshot>, DnsError
         })
 }
 
+/// The directory of the snapshots in `state_dir`.
+pub fn dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("snapshots")
+}
+
 /// Replaces `server`'s snapshot atomically.
 pub fn save(state_dir: &Path, server: &str, snapshot: &Snapshot) -> Result<(), DnsError> {
     let path = path(state_dir, server);
-    let dir = state_dir.join("snapshots");
+    let dir = dir(state_dir);
     fs::create_dir_all(&dir).map_err(write_err(&dir))?;
     let mut bytes = serde_json::to_vec(snapshot)
         .map_err(|e| pysk_common::Error::Internal(format!("a snapshot does not serialize: {e}")))?;

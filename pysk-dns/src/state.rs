@@ -62,7 +62,7 @@ pub fn written_dirs(options: &crate::build::Options) -> [PathBuf; 4] {
             .unwrap_or(Path::new("."))
             .to_owned(),
         options.state_dir.clone(),
-        options.state_dir.join("snapshots"),
+        crate::snapshot::dir(&options.state_dir),
     ]
 }
 

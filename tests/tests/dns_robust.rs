@@ -298,8 +298,13 @@ fn records_bind_refuses_are_refused_and_zone_files_checked_before_install() {
     fleet.serve("web2", &to_cname);
     fleet.serve("web1", &example("web1").replace("192.0.2.25", "192.0.2.27"));
     fleet.dns(&["-q", "fetch"]).succeeds();
+    // A dry run checks too (named-checkzone reads the file from its
+    // stdin) and says what the build will say.
+    let dry = fleet.dns(&["-q", "build", "--dry-run"]).output();
+    assert_eq!(code(&dry), 1);
     let out = fleet.dns(&["-q", "build"]).output();
     assert_eq!(code(&out), 1);
+    assert_eq!(stderr(&dry), stderr(&out));
     let err = stderr(&out);
     assert!(
         err.starts_with(&format!(
