@@ -28,6 +28,8 @@ const ZONES: usize = 3000;
 /// Each build clears what the one before left, so the last kill, whose
 /// leftovers the checked build must clear, is in the middle.
 const KILL_AT: [f64; 8] = [0.1, 0.95, 0.25, 1.1, 0.4, 0.85, 0.55, 0.7];
+/// Kills mid-build, for when the late ones found the build done.
+const MORE_AT: [f64; 4] = [0.3, 0.45, 0.6, 0.5];
 /// Extra tries at these shares when a loaded machine made the last kill
 /// miss the staging (which follows the zone files' checks, late).
 const RETRY_AT: [f64; 8] = [0.5, 0.6, 0.65, 0.75, 0.8, 0.88, 0.93, 0.97];
@@ -230,6 +232,15 @@ fn builds_killed_with_sigkill_leave_nothing_after_the_next_build() {
     let mut most = 0;
     for share in KILL_AT {
         kills += usize::from(kill_build(&killed, took.mul_f64(share)));
+        most = most.max(leftovers(&killed).len());
+    }
+    // A loaded machine can make a build finish before a late kill: more
+    // kills mid-build, until six have hit a running build.
+    for share in MORE_AT.iter().cycle().take(12) {
+        if kills >= 6 {
+            break;
+        }
+        kills += usize::from(kill_build(&killed, took.mul_f64(*share)));
         most = most.max(leftovers(&killed).len());
     }
     for share in RETRY_AT {
