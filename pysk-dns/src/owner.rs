@@ -29,14 +29,10 @@
 //! listed with `-v`: a `zones=` list is how an admin closes that door.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use pysk_common::atomic::{self, Options};
-use pysk_common::error::read_err;
 use pysk_common::inventory::Inventory;
 use pysk_common::report::Kind;
 
@@ -45,6 +41,7 @@ use crate::document::{Data, Zone};
 use crate::error::DnsError;
 use crate::name::{self, Rule};
 use crate::reserved;
+use crate::state;
 
 /// The recorded owners: by RRset (`"<name> <TYPE>"`), the server that
 /// owns it.
@@ -62,34 +59,17 @@ pub fn path(state_dir: &Path) -> PathBuf {
 impl Owners {
     /// Reads the owners file; empty when there is none yet.
     pub fn load(state_dir: &Path) -> Result<Owners, DnsError> {
-        let path = path(state_dir);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| DnsError::State {
-                path,
-                reason: e.to_string(),
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Owners::default()),
-            Err(e) => Err(read_err(path)(e).into()),
-        }
+        state::load_json(path(state_dir))
     }
 
     /// The owners file's content, as [`Owners::save`] writes it.
     pub fn text(&self) -> Result<String, DnsError> {
-        let mut text = serde_json::to_string_pretty(self).map_err(|e| {
-            pysk_common::Error::Internal(format!("the owners do not serialize: {e}"))
-        })?;
-        text.push('\n');
-        Ok(text)
+        state::json_text(self, "owners")
     }
 
     /// Replaces the owners file atomically.
     pub fn save(&self, state_dir: &Path) -> Result<(), DnsError> {
-        atomic::replace(
-            &path(state_dir),
-            self.text()?.as_bytes(),
-            Options::default(),
-        )?;
-        Ok(())
+        state::save_json(&path(state_dir), self, "owners")
     }
 }
 

@@ -9,19 +9,16 @@
 //! secondaries last saw.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use pysk_common::atomic::{self, Options};
 use pysk_common::date::{self, civil_from_days};
-use pysk_common::error::read_err;
 
 use crate::error::DnsError;
 use crate::render::ZoneText;
+use crate::state;
 
 /// What is recorded about one zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,36 +44,19 @@ pub fn path(state_dir: &Path) -> PathBuf {
 impl State {
     /// Reads the state file; empty when there is none yet.
     pub fn load(state_dir: &Path) -> Result<State, DnsError> {
-        let path = path(state_dir);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| DnsError::State {
-                path,
-                reason: e.to_string(),
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
-            Err(e) => Err(read_err(path)(e).into()),
-        }
+        state::load_json(path(state_dir))
     }
 
     /// The state file's content: what [`State::save`] writes, and what
     /// `build --dry-run` shows in its diff.
     pub fn text(&self) -> Result<String, DnsError> {
-        let mut text = serde_json::to_string_pretty(self).map_err(|e| {
-            pysk_common::Error::Internal(format!("the serials do not serialize: {e}"))
-        })?;
-        text.push('\n');
-        Ok(text)
+        state::json_text(self, "serials")
     }
 
     /// Replaces the state file atomically (nothing is written when it
     /// already holds this).
     pub fn save(&self, state_dir: &Path) -> Result<(), DnsError> {
-        atomic::replace(
-            &path(state_dir),
-            self.text()?.as_bytes(),
-            Options::default(),
-        )?;
-        Ok(())
+        state::save_json(&path(state_dir), self, "serials")
     }
 
     /// Raises `zone`'s recorded serial to `seen`, the serial in its file

@@ -2,10 +2,15 @@
 //! (see [`crate::snapshot`] for its layout), and the lock that keeps one
 //! fetch or build at a time in it.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pysk_common::error::write_err;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use pysk_common::atomic;
+use pysk_common::error::{read_err, write_err};
 use pysk_common::inventory::Inventory;
 use pysk_common::lock::Lock;
 
@@ -64,6 +69,37 @@ pub fn written_dirs(options: &crate::build::Options) -> [PathBuf; 4] {
         options.state_dir.clone(),
         crate::snapshot::dir(&options.state_dir),
     ]
+}
+
+/// A JSON file pysk-dns keeps in its state directory (`serials.json`,
+/// `owners.json`): its content, or the empty value when there is none
+/// yet; a file that does not parse is damaged state (exit 65).
+pub fn load_json<T: DeserializeOwned + Default>(path: PathBuf) -> Result<T, DnsError> {
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| DnsError::State {
+            path,
+            reason: e.to_string(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(read_err(path)(e).into()),
+    }
+}
+
+/// The text of a state file holding `value` (`what` names it in a fault):
+/// what [`save_json`] writes, and what `build --dry-run` diffs.
+pub fn json_text<T: Serialize>(value: &T, what: &str) -> Result<String, DnsError> {
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|e| pysk_common::Error::Internal(format!("the {what} do not serialize: {e}")))?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Replaces the state file at `path` with `value` atomically (nothing is
+/// written when it already holds this).
+pub fn save_json<T: Serialize>(path: &Path, value: &T, what: &str) -> Result<(), DnsError> {
+    let text = json_text(value, what)?;
+    atomic::replace(path, text.as_bytes(), atomic::Options::default())?;
+    Ok(())
 }
 
 #[cfg(test)]
