@@ -5,7 +5,7 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{Ready, Server, free_port_udp_tcp, require};
 
@@ -78,4 +78,54 @@ impl Named {
         lines.sort();
         lines
     }
+
+    /// Waits until it answers for every one of `zones`: `named` listens
+    /// before it has loaded them, so a query at once may find no zone yet.
+    pub fn serving(&self, zones: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for zone in zones {
+            while self.query(zone, "SOA").is_empty() {
+                assert!(
+                    Instant::now() < deadline,
+                    "named never served {zone}: {}",
+                    self.log_text()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Asserts that BIND's own `named-checkzone` loads `file` as `zone`,
+/// treating what it would only warn about as failures.
+pub fn check_zone(zone: &str, file: &Path) {
+    let checkzone = require("named-checkzone", "bind9-utils").expect("named-checkzone");
+    let out = Command::new(checkzone)
+        .args(["-k", "fail", "-n", "fail", zone])
+        .arg(file)
+        .output()
+        .expect("named-checkzone");
+    assert!(
+        out.status.success(),
+        "named-checkzone {zone}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts that `named-checkconf -z` loads the configuration `conf` and
+/// every zone it names.
+pub fn check_conf(conf: &Path) {
+    let checkconf = require("named-checkconf", "bind9-utils").expect("named-checkconf");
+    let out = Command::new(checkconf)
+        .arg("-z")
+        .arg(conf)
+        .output()
+        .expect("named-checkconf");
+    assert!(
+        out.status.success(),
+        "named-checkconf: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

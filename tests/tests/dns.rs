@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime};
 
-use pysk_tests::bind::Named;
+use pysk_tests::bind::{Named, check_conf, check_zone};
 use pysk_tests::http::{HttpServer, Reply};
 use pysk_tests::{
     TempDir, TestCommand, examples, require, scratch, secret_file, test_certificate, tool,
@@ -151,52 +151,6 @@ fn assert_stderr(out: &Output, text: &str) {
     assert!(err.contains(text), "{text:?} not in: {err}");
 }
 
-fn check_zone(zone: &str, file: &Path) {
-    let checkzone = require("named-checkzone", "bind9-utils").expect("named-checkzone");
-    let out = Command::new(checkzone)
-        .args(["-k", "fail", "-n", "fail", zone])
-        .arg(file)
-        .output()
-        .expect("named-checkzone");
-    assert!(
-        out.status.success(),
-        "named-checkzone {zone}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn check_conf(conf: &Path) {
-    let checkconf = require("named-checkconf", "bind9-utils").expect("named-checkconf");
-    let out = Command::new(checkconf)
-        .arg("-z")
-        .arg(conf)
-        .output()
-        .expect("named-checkconf");
-    assert!(
-        out.status.success(),
-        "named-checkconf: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Waits until `named` answers for every one of `zones`: it listens
-/// before it has loaded them, so a query at once may find no zone yet.
-fn serving(named: &Named, zones: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for zone in zones {
-        while named.query(zone, "SOA").is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "named never served {zone}: {}",
-                named.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
 /// The expected long DKIM text of the example, as dig prints it: two
 /// strings, the first of 255 bytes.
 fn dkim_answer() -> String {
@@ -231,7 +185,7 @@ fn fetched_and_built_zones_are_served_by_named() {
     }
     let named = Named::start(&fleet.path("named"), &fleet.path("named.conf.pysk"))
         .expect("named is installed");
-    serving(&named, &["example.org", "example.com", "example.net"]);
+    named.serving(&["example.org", "example.com", "example.net"]);
     check_conf(&named.conf);
 
     let q = |name: &str, t: &str| named.query(name, t);
@@ -537,7 +491,7 @@ fn conflicts_name_both_servers_and_leave_out_only_their_records() {
     check_zone("example.org", &fleet.path("zones/db.example.org"));
     let named = Named::start(&fleet.path("named"), &fleet.path("named.conf.pysk"))
         .expect("named is installed");
-    serving(&named, &["example.org"]);
+    named.serving(&["example.org"]);
     assert_eq!(
         named.query("example.org", "NS"),
         ["ns1.example.net.", "ns2.example.net."]

@@ -5,11 +5,10 @@
 //! subdomain, a migration) still served by a real `named`.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-use pysk_tests::bind::Named;
+use pysk_tests::bind::{Named, check_conf};
 use pysk_tests::http::{HttpServer, Reply};
 use pysk_tests::{
     TempDir, TestCommand, require, scratch, secret_file, test_certificate, tool, write_switches,
@@ -116,7 +115,7 @@ impl Fleet {
         let named = Named::start(&self.path("named"), &self.path("named.conf.pysk"))
             .expect("named is installed");
         check_conf(&named.conf);
-        serving(&named, zones);
+        named.serving(zones);
         named
     }
 }
@@ -154,36 +153,6 @@ fn assert_lines(out: &Output, lines: &[&str]) {
     got.sort_unstable();
     want.sort_unstable();
     assert_eq!(got, want, "{err}");
-}
-
-fn check_conf(conf: &Path) {
-    let checkconf = require("named-checkconf", "bind9-utils").expect("named-checkconf");
-    let out = Command::new(checkconf)
-        .arg("-z")
-        .arg(conf)
-        .output()
-        .expect("named-checkconf");
-    assert!(
-        out.status.success(),
-        "named-checkconf: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Waits until `named` answers for every one of `zones`.
-fn serving(named: &Named, zones: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for zone in zones {
-        while named.query(zone, "SOA").is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "named never served {zone}: {}",
-                named.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
 }
 
 const WARN: &str = "pysk-dns: ";

@@ -8,7 +8,6 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Output;
-use std::time::{Duration, Instant};
 
 use pysk_tests::bind::Named;
 use pysk_tests::http::{HttpServer, Reply};
@@ -108,7 +107,7 @@ impl Fleet {
     fn named(&self) -> Named {
         let named = Named::start(&self.path("named"), &self.path("named.conf.pysk"))
             .expect("named is installed");
-        serving(&named, &["example.org", "example.com", "example.net"]);
+        named.serving(&["example.org", "example.com", "example.net"]);
         named
     }
 }
@@ -137,21 +136,6 @@ fn stderr(out: &Output) -> String {
 fn assert_stderr(out: &Output, text: &str) {
     let err = stderr(out);
     assert!(err.contains(text), "{text:?} not in: {err}");
-}
-
-/// Waits until `named` answers for every one of `zones`.
-fn serving(named: &Named, zones: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for zone in zones {
-        while named.query(zone, "SOA").is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "named never served {zone}: {}",
-                named.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
 }
 
 /// The serial `named` serves for `zone`.
