@@ -22,6 +22,7 @@
 //! - [`secret`]: passwords read from files that only their owner can read.
 //! - [`cli`]: the options every tool shares and the `config` subcommand.
 //! - [`date`]: the clock, and UTC calendar arithmetic.
+//! - [`failpoint`]: crash points for the kill tests.
 //! - [`diff`]: unified diffs for `--dry-run` and drift reports.
 //! - [`report`]: diagnostics on stderr, honouring `--quiet` and `--verbose`,
 //!   and the `--json` document printer.
@@ -34,6 +35,7 @@ pub mod date;
 pub mod diff;
 pub mod error;
 pub mod exit;
+pub mod failpoint;
 pub mod hostname;
 pub mod inventory;
 pub mod lock;

@@ -4,7 +4,5 @@
 /// Ends the run at once, as a crash would, when the environment variable
 /// `PYSK_LOGS_FAILPOINT` names `name`; does nothing otherwise.
 pub fn reached(name: &str) {
-    if std::env::var_os("PYSK_LOGS_FAILPOINT").is_some_and(|v| v == name) {
-        std::process::abort();
-    }
+    pysk_common::failpoint::reached("PYSK_LOGS_FAILPOINT", name);
 }

@@ -196,7 +196,8 @@ fn finish(etc: &Path, intent: &Intent) -> Result<usize, PasswdError> {
             .file_name()
             .unwrap_or_default()
             .to_string_lossy();
-        failpoint(&format!("renamed-{name}"));
+        // The crash tests end the run here (`renamed-<file>`).
+        pysk_common::failpoint::reached("PYSK_PASSWD_FAILPOINT", &format!("renamed-{name}"));
     }
     for dir in dirs(intent.files.iter().map(|t| t.path.as_path())) {
         atomic::sync_dir(&dir).map_err(write_err(&dir))?;
@@ -279,15 +280,6 @@ fn read_intent(path: &Path, allowed: &[PathBuf]) -> Result<Intent, PasswdError> 
         )));
     }
     Ok(intent)
-}
-
-/// Ends the run at once, as a crash would, when `PYSK_PASSWD_FAILPOINT`
-/// names `name` (`renamed-<file>`: right after that file's rename), for
-/// the crash tests.
-fn failpoint(name: &str) {
-    if std::env::var_os("PYSK_PASSWD_FAILPOINT").is_some_and(|v| v == name) {
-        std::process::abort();
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,12 @@
+//! Crash points for the kill tests: a run ends at once, as a crash would,
+//! at a named point of a window that a timed kill rarely hits (between
+//! the renames of a batch, say). Each tool names its own environment
+//! variable, so that a test sets the crash point of one tool only.
+
+/// Ends the process with `abort` when the environment variable `var`
+/// names `name`; does nothing otherwise.
+pub fn reached(var: &str, name: &str) {
+    if std::env::var_os(var).is_some_and(|v| v == name) {
+        std::process::abort();
+    }
+}
