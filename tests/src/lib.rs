@@ -190,6 +190,44 @@ pub fn write_switches(config_dir: &Path, switches: &[(&str, String)]) {
     std::fs::write(dir.join("default"), text).expect("write serverconfig/default");
 }
 
+/// The account files the pysk-passwd tests copy from this machine's
+/// `/etc`: what a sync reads and what `pwck` and `grpck` judge.
+pub const ACCOUNT_FILES: [&str; 6] = [
+    "passwd",
+    "group",
+    "shadow",
+    "gshadow",
+    "shells",
+    "login.defs",
+];
+
+/// Copies the [`ACCOUNT_FILES`] of `from` into `to`, owners kept (modes
+/// come with the copy).
+pub fn copy_account_files(from: &Path, to: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    for name in ACCOUNT_FILES {
+        let (src, dst) = (from.join(name), to.join(name));
+        std::fs::copy(&src, &dst).expect("copy an account file");
+        let meta = std::fs::metadata(&src).expect("stat an account file");
+        std::os::unix::fs::chown(&dst, Some(meta.uid()), Some(meta.gid())).expect("chown");
+    }
+}
+
+/// Puts an executable stand-in at each of `programs` (paths relative to
+/// `root`, such as `bin/bash`), so that the shells a user database names
+/// exist below a test's root.
+pub fn stand_in_programs(root: &Path, programs: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
+    for program in programs {
+        let path = root.join(program);
+        std::fs::create_dir_all(path.parent().expect("a program's directory"))
+            .expect("make a program's directory");
+        std::fs::write(&path, "#!/bin/sh\n").expect("write a stand-in program");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod a stand-in program");
+    }
+}
+
 /// Writes a secret file that only its owner may read, as the tools demand.
 pub fn secret_file(path: &Path, content: &str) {
     use std::os::unix::fs::PermissionsExt;

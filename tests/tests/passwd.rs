@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pysk_tests::{TempDir, examples, require, scratch, tool, write_switches};
+use pysk_tests::{
+    TempDir, copy_account_files, examples, require, scratch, stand_in_programs, tool,
+    write_switches,
+};
 
 /// The account files a sync may touch.
 const FILES: [&str; 5] = ["passwd", "group", "shadow", "gshadow", "vsftpd.chroot_list"];
@@ -41,32 +44,14 @@ impl Root {
         let dir = scratch();
         let root = Root { dir };
         fs::create_dir_all(root.etc()).expect("etc");
-        for name in [
-            "passwd",
-            "group",
-            "shadow",
-            "gshadow",
-            "shells",
-            "login.defs",
-        ] {
-            let from = Path::new("/etc").join(name);
-            let to = root.etc().join(name);
-            fs::copy(&from, &to).expect("copy from /etc");
-            let meta = fs::metadata(&from).expect("stat /etc file");
-            std::os::unix::fs::chown(&to, Some(meta.uid()), Some(meta.gid())).expect("chown");
-        }
+        copy_account_files(Path::new("/etc"), &root.etc());
         // A NIS compat line: kept in place, new entries go before it.
         let mut passwd = fs::OpenOptions::new()
             .append(true)
             .open(root.etc().join("passwd"))
             .expect("passwd");
         passwd.write_all(b"+::::::\n").expect("append");
-        for program in ["bin/bash", "bin/sh", "usr/sbin/nologin"] {
-            let path = root.path().join(program);
-            fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
-            fs::write(&path, "#!/bin/sh\n").expect("write");
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
-        }
+        stand_in_programs(&root.path(), &["bin/bash", "bin/sh", "usr/sbin/nologin"]);
         fs::create_dir_all(root.config()).expect("config");
         write_switches(&root.config(), &[]);
         Some(root)

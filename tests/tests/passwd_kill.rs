@@ -7,13 +7,14 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use pysk_tests::{TempDir, require, scratch, tool, write_switches};
+use pysk_tests::{
+    TempDir, copy_account_files, require, scratch, stand_in_programs, tool, write_switches,
+};
 
 const USERS: u32 = 3000;
 /// Rounds whose sync is killed the moment a temporary file appears.
@@ -40,26 +41,8 @@ impl Root {
         );
         let root = Root { dir: scratch() };
         fs::create_dir_all(root.etc().join("vsftpd")).expect("etc");
-        for name in [
-            "passwd",
-            "group",
-            "shadow",
-            "gshadow",
-            "shells",
-            "login.defs",
-        ] {
-            let from = Path::new("/etc").join(name);
-            let to = root.etc().join(name);
-            fs::copy(&from, &to).expect("copy from /etc");
-            let meta = fs::metadata(&from).expect("stat /etc file");
-            std::os::unix::fs::chown(&to, Some(meta.uid()), Some(meta.gid())).expect("chown");
-        }
-        for program in ["bin/bash", "usr/sbin/nologin"] {
-            let path = root.path().join(program);
-            fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
-            fs::write(&path, "#!/bin/sh\n").expect("write");
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
-        }
+        copy_account_files(Path::new("/etc"), &root.etc());
+        stand_in_programs(&root.path(), &["bin/bash", "usr/sbin/nologin"]);
         write_switches(
             &root.config(),
             &[("passwd_chroot_list", "/etc/vsftpd/chroot_list".to_owned())],

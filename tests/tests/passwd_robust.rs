@@ -15,7 +15,10 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use pysk_tests::{TempDir, examples, require, scratch, tool, write_switches};
+use pysk_tests::{
+    TempDir, copy_account_files, examples, require, scratch, stand_in_programs, tool,
+    write_switches,
+};
 
 /// The account files a sync may touch, and their backups.
 const FILES: [&str; 10] = [
@@ -29,16 +32,6 @@ const FILES: [&str; 10] = [
     "shadow-",
     "gshadow-",
     "vsftpd.chroot_list-",
-];
-
-/// The account files copied from the real `/etc`.
-const COPIED: [&str; 6] = [
-    "passwd",
-    "group",
-    "shadow",
-    "gshadow",
-    "shells",
-    "login.defs",
 ];
 
 /// A file's content, mode, uid, gid and mtime.
@@ -60,13 +53,8 @@ impl Root {
         );
         let root = Root { dir: scratch() };
         fs::create_dir_all(root.etc()).expect("etc");
-        copy_etc(Path::new("/etc"), &root.etc());
-        for program in ["bin/bash", "bin/sh", "usr/sbin/nologin"] {
-            let path = root.path().join(program);
-            fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
-            fs::write(&path, "#!/bin/sh\n").expect("write");
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
-        }
+        copy_account_files(Path::new("/etc"), &root.etc());
+        stand_in_programs(&root.path(), &["bin/bash", "bin/sh", "usr/sbin/nologin"]);
         fs::create_dir_all(root.config()).expect("config");
         write_switches(&root.config(), &[]);
         Some(root)
@@ -156,16 +144,6 @@ impl Root {
             );
         }
         complaints
-    }
-}
-
-/// Copies the account files of `from` into `to`, owners and modes kept.
-fn copy_etc(from: &Path, to: &Path) {
-    for name in COPIED {
-        let (src, dst) = (from.join(name), to.join(name));
-        fs::copy(&src, &dst).expect("copy an account file");
-        let meta = fs::metadata(&src).expect("stat");
-        std::os::unix::fs::chown(&dst, Some(meta.uid()), Some(meta.gid())).expect("chown");
     }
 }
 
@@ -351,11 +329,11 @@ fn a_full_disk_leaves_every_file_old() {
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
     // The root's etc becomes a 1 MiB tmpfs holding the same files.
     let saved = scratch();
-    copy_etc(&root.etc(), saved.path());
+    copy_account_files(&root.etc(), saved.path());
     let list = "vsftpd.chroot_list";
     fs::copy(root.etc().join(list), saved.path().join(list)).expect("copy");
     let tmpfs = Tmpfs::mount(&root.etc(), "1m");
-    copy_etc(saved.path(), &root.etc());
+    copy_account_files(saved.path(), &root.etc());
     fs::copy(saved.path().join(list), root.etc().join(list)).expect("copy");
     let db = root.database("changed.json", &changed_example());
     let filler = root.etc().join("filler");
