@@ -247,6 +247,19 @@ pub fn describe(summary: &Summary, files: usize) -> String {
     )
 }
 
+/// The final count of the lines written late or without a readable
+/// timestamp, when there were any: the lines themselves are reported only
+/// up to [`REPORT_LINES`] of each kind, the count always.
+fn disorder(summary: &Summary) -> Option<String> {
+    (summary.late > 0 || summary.unparsable > 0).then(|| {
+        format!(
+            "{} line(s) written late (out of order; raise --reorder), {} line(s) without a \
+             readable timestamp",
+            summary.late, summary.unparsable
+        )
+    })
+}
+
 /// Merges `options.files` into `out`, then archives them when asked.
 pub fn run(
     options: &Options,
@@ -289,6 +302,9 @@ pub fn run(
     }
     out.flush().map_err(pysk_common::Error::Stdout)?;
     drop(sources);
+    if let Some(count) = disorder(&summary) {
+        report.warn(count);
+    }
 
     let mut outcome = Outcome::Success;
     if let Some(archive) = &options.archive {
@@ -339,7 +355,11 @@ fn archive_one(path: &Path, archive: &Path) -> Result<PathBuf, LogsError> {
     let mut magic = [0u8; 2];
     let is_gzip = raw.read_exact(&mut magic).is_ok() && input::is_gzip(&magic);
     drop(raw);
-    let base = name.strip_suffix(".gz").unwrap_or(&name).to_owned();
+    let base = [".gz", ".bz2", ".xz", ".zst"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .unwrap_or(&name)
+        .to_owned();
     let dest = (0u32..)
         .map(|n| match n {
             0 => dir.join(format!("{base}.gz")),
@@ -348,12 +368,14 @@ fn archive_one(path: &Path, archive: &Path) -> Result<PathBuf, LogsError> {
         .find(|p| !p.exists())
         .unwrap_or_else(|| dir.join(format!("{base}.gz")));
     let mut file = AtomicFile::create(&dest, atomic::Options::default())?;
-    let mut input = fs::File::open(path).map_err(read_err(path))?;
     if is_gzip {
+        let mut input = fs::File::open(path).map_err(read_err(path))?;
         io::copy(&mut input, &mut file).map_err(write_err(&dest))?;
     } else {
+        // Plain, bzip2, xz or zstd: the archive holds gzip only.
+        let mut input = input::open(path).map_err(read_err(path))?;
         let mut gz = GzEncoder::new(&mut file, Compression::default());
-        io::copy(&mut input, &mut gz).map_err(write_err(&dest))?;
+        copy_from(&mut input, &mut gz, path, &dest)?;
         gz.finish().map_err(write_err(&dest))?;
     }
     file.commit()?;
@@ -362,6 +384,26 @@ fn archive_one(path: &Path, archive: &Path) -> Result<PathBuf, LogsError> {
         atomic::sync_dir(parent).map_err(write_err(parent))?;
     }
     Ok(dest)
+}
+
+/// Copies `input` (read from `path`) into `out` (written to `dest`),
+/// telling a read error from a write error.
+fn copy_from(
+    input: &mut impl Read,
+    out: &mut impl Write,
+    path: &Path,
+    dest: &Path,
+) -> Result<(), LogsError> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(path)(e).into()),
+        };
+        out.write_all(&buf[..n]).map_err(write_err(dest))?;
+    }
 }
 
 #[cfg(test)]
@@ -452,6 +494,24 @@ mod tests {
         assert!(lines[2].contains("/q1 "));
         assert!(out.ends_with('\n'));
         assert_eq!(summary.unparsable, 1);
+    }
+
+    #[test]
+    fn the_count_of_late_and_unparsable_lines_is_told_whenever_there_are_any() {
+        assert_eq!(disorder(&Summary::default()), None);
+        let summary = Summary {
+            lines: 40,
+            late: 13,
+            unparsable: 0,
+            archived: 0,
+        };
+        assert_eq!(
+            disorder(&summary).as_deref(),
+            Some(
+                "13 line(s) written late (out of order; raise --reorder), 0 line(s) without a \
+                 readable timestamp"
+            )
+        );
     }
 
     #[test]
