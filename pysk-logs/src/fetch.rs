@@ -30,7 +30,7 @@ use pysk_common::report::Reporter;
 use pysk_common::secret::Secret;
 
 use crate::error::LogsError;
-use crate::{failpoint, input};
+use crate::{failpoint, format, input, time};
 
 /// The largest message taken apart; log mails are far smaller.
 const MAX_MESSAGE: u32 = 256 << 20;
@@ -301,37 +301,67 @@ fn connect(options: &Options) -> Result<(Box<dyn Stream>, bool), LogsError> {
     Ok((Box::new(tcp), false))
 }
 
-/// The log files a message carries: its text/plain parts (line ends made
-/// Unix again, the last line ended) and its gzip attachments, by part
-/// number.
+/// The log files a message carries, by part number: its compressed
+/// attachments (gzip, bzip2, xz, zstd), its text/plain attachments and its
+/// text/plain bodies (line ends made Unix again, the last line ended). A
+/// text body beside log attachments is the sender's cover note ("log
+/// attached"), not a log: it is kept only if its lines are log lines.
 pub fn logs_in(raw: &[u8]) -> Vec<(usize, Vec<u8>)> {
     let Some(message) = MessageParser::default().parse(raw) else {
         return Vec::new();
     };
-    let mut out = Vec::new();
+    let mut attachments = Vec::new();
+    let mut bodies = Vec::new();
     for (i, part) in message.parts.iter().enumerate() {
         match &part.body {
-            PartType::Text(text) => {
-                let is_plain = part.content_type().is_none_or(|ct| {
-                    ct.c_type.eq_ignore_ascii_case("text")
-                        && ct.subtype().is_none_or(|s| s.eq_ignore_ascii_case("plain"))
-                });
-                if is_plain && !text.trim().is_empty() {
-                    // MIME gives the last line's end to the boundary.
-                    let mut log = text.replace("\r\n", "\n");
-                    if !log.ends_with('\n') {
-                        log.push('\n');
-                    }
-                    out.push((i, log.into_bytes()));
+            PartType::Text(text) if is_plain(part) && !text.trim().is_empty() => {
+                // MIME gives the last line's end to the boundary.
+                let mut log = text.replace("\r\n", "\n");
+                if !log.ends_with('\n') {
+                    log.push('\n');
+                }
+                let is_attachment = part
+                    .content_disposition()
+                    .is_some_and(|d| d.is_attachment());
+                if is_attachment {
+                    attachments.push((i, log.into_bytes()));
+                } else {
+                    bodies.push((i, log.into_bytes()));
                 }
             }
-            PartType::Binary(bytes) | PartType::InlineBinary(bytes) if input::is_gzip(bytes) => {
-                out.push((i, bytes.to_vec()));
+            PartType::Binary(bytes) | PartType::InlineBinary(bytes)
+                if input::compression(bytes).is_some() =>
+            {
+                attachments.push((i, bytes.to_vec()));
             }
             _ => {}
         }
     }
-    out
+    let beside_logs = !attachments.is_empty();
+    attachments.extend(
+        bodies
+            .into_iter()
+            .filter(|(_, text)| !beside_logs || all_log_lines(text)),
+    );
+    attachments.sort_by_key(|(i, _)| *i);
+    attachments
+}
+
+/// Whether a part is text/plain (or has no type, which means it).
+fn is_plain(part: &mail_parser::MessagePart<'_>) -> bool {
+    part.content_type().is_none_or(|ct| {
+        ct.c_type.eq_ignore_ascii_case("text")
+            && ct.subtype().is_none_or(|s| s.eq_ignore_ascii_case("plain"))
+    })
+}
+
+/// Whether every line of `text` that is not blank is a line `split`
+/// accepts the format of.
+fn all_log_lines(text: &[u8]) -> bool {
+    let mut clock = time::DayCache::default();
+    text.split(|&b| b == b'\n')
+        .filter(|line| !line.trim_ascii().is_empty())
+        .all(|line| format::parse(line, &mut clock).is_ok())
 }
 
 /// Quotes `text` as an IMAP quoted string.
@@ -640,21 +670,67 @@ mod tests {
         assert_eq!(std::fs::read_dir(&inbox).expect("inbox").count(), 0);
     }
 
-    #[test]
-    fn logs_are_found_in_plain_bodies_and_gzip_attachments() {
-        let mail = b"Subject: access.log\r\nMIME-Version: 1.0\r\n\
+    /// A multipart message: a text/plain body, then `attachments`.
+    fn mail(body: &str, attachments: &str) -> Vec<u8> {
+        format!(
+            "Subject: access.log\r\nMIME-Version: 1.0\r\n\
 Content-Type: multipart/mixed; boundary=b\r\n\r\n\
 --b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
-line one=3D1\r\nline two\r\n\
---b\r\nContent-Type: application/gzip; name=a.log.gz\r\nContent-Disposition: attachment\r\n\
-Content-Transfer-Encoding: base64\r\n\r\nH4sIAAAAAAACA0tUSK/KLFDIyU/nAgDaYc2cCwAAAA==\r\n\
---b\r\nContent-Type: text/html\r\n\r\n<p>no</p>\r\n--b--\r\n";
-        let logs = logs_in(mail);
-        assert_eq!(logs.len(), 2, "{logs:?}");
+{body}\r\n{attachments}\
+--b\r\nContent-Type: text/html\r\n\r\n<p>no</p>\r\n--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    const GZIP_PART: &str = "--b\r\nContent-Type: application/gzip; name=a.log.gz\r\n\
+Content-Disposition: attachment\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+H4sIAAAAAAACA0tUSK/KLFDIyU/nAgDaYc2cCwAAAA==\r\n";
+
+    const LOG_LINE: &str = "192.0.2.1 - - [17/May/2015:10:05:03 +0000] \
+\"GET / HTTP/1.1\" 200 1 \"-\" \"-\"";
+
+    #[test]
+    fn a_body_alone_is_a_log_beside_attachments_only_if_its_lines_are() {
+        // Alone, the body is the log (`mail -s access.log < access.log`).
+        let logs = logs_in(&mail("line one=3D1\r\nline two", ""));
+        assert_eq!(logs.len(), 1, "{logs:?}");
         assert_eq!(logs[0].1, b"line one=1\nline two\n");
+        // Beside a log attachment, "log attached" is a cover note.
+        let logs = logs_in(&mail("Log attached.\r\n\r\n-- \r\nroot", GZIP_PART));
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert_eq!(logs[0].0, 2);
+        assert!(input::is_gzip(&logs[0].1));
+        // Unless its lines are log lines.
+        let body = format!("{LOG_LINE}\r\n\r\n{LOG_LINE}");
+        let logs = logs_in(&mail(&body, GZIP_PART));
+        assert_eq!(logs.len(), 2, "{logs:?}");
+        assert_eq!(
+            logs[0].1,
+            format!("{LOG_LINE}\n\n{LOG_LINE}\n").into_bytes()
+        );
         assert!(input::is_gzip(&logs[1].1));
+        // A text/plain attachment is a log attachment too.
+        let text_part = format!(
+            "--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; \
+             filename=access.log\r\n\r\n{LOG_LINE}\r\n"
+        );
+        let logs = logs_in(&mail("see the attachment", &text_part));
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert_eq!(logs[0].1, format!("{LOG_LINE}\n").into_bytes());
         assert!(
             logs_in(b"Subject: x\r\nContent-Type: text/html\r\n\r\n<p>only html</p>").is_empty()
         );
+    }
+
+    #[test]
+    fn attachments_in_every_compression_split_reads_are_logs() {
+        let zst = zstd::stream::encode_all(&b"a\n"[..], 1).expect("zstd");
+        let part = format!(
+            "--b\r\nContent-Type: application/zstd\r\nContent-Disposition: attachment\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &zst)
+        );
+        let logs = logs_in(&mail("attached", &part));
+        assert_eq!(logs, [(2, zst)]);
     }
 }

@@ -139,7 +139,10 @@ impl<R: BufRead> Read for GzipMembers<R> {
             if n > 0 || buf.is_empty() {
                 return Ok(n);
             }
-            let Some(mut raw) = self.member.take().map(flate2::bufread::GzDecoder::into_inner)
+            let Some(mut raw) = self
+                .member
+                .take()
+                .map(flate2::bufread::GzDecoder::into_inner)
             else {
                 break;
             };
@@ -271,8 +274,8 @@ mod tests {
 
     #[test]
     fn bzip2_xz_and_zstd_round_trip_and_fail_when_cut() {
-        let text = b"192.0.2.1 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 1\n"
-            .repeat(500);
+        let text =
+            b"192.0.2.1 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 1\n".repeat(500);
         let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
         bz.write_all(&text).expect("bzip2");
         let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
@@ -289,10 +292,16 @@ mod tests {
             let mut twice = bytes.clone();
             twice.extend(&bytes);
             std::fs::write(&path, &twice).expect("write");
-            assert_eq!(read_all(&path).expect(name), [&text[..], &text[..]].concat());
+            assert_eq!(
+                read_all(&path).expect(name),
+                [&text[..], &text[..]].concat()
+            );
             std::fs::write(&path, &bytes[..bytes.len() - 5]).expect("write");
             let err = read_all(&path).expect_err(name);
-            assert!(err.to_string().starts_with(&format!("{name} data: ")), "{err}");
+            assert!(
+                err.to_string().starts_with(&format!("{name} data: ")),
+                "{err}"
+            );
         }
     }
 }
