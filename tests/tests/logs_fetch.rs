@@ -284,6 +284,121 @@ www.example.org 192.0.2.3 - - [17/May/2015:10:06:00 +0000] \"GET /q?a=3Db HTTP/1
     assert_eq!(flags(port)[7], (8, "\\Seen".to_owned()));
 }
 
+/// `text` compressed by the real `xz`.
+fn xz_compressed(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("xz")
+        .args(["-c", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("xz");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("xz output").stdout
+}
+
+/// A multipart message: a text/plain `body`, then each attachment as
+/// (content type, file name, bytes), base64-encoded.
+fn with_attachments(subject: &str, body: &str, attachments: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut mail = format!(
+        "From: web5@example.org\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n{}\r\n",
+        body.replace('\n', "\r\n")
+    );
+    for (ctype, name, bytes) in attachments {
+        mail.push_str(&format!(
+            "--b1\r\nContent-Type: {ctype}; name=\"{name}\"\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            base64(bytes).replace('\n', "\r\n")
+        ));
+    }
+    mail.push_str("--b1--\r\n");
+    mail.into_bytes()
+}
+
+#[test]
+fn a_cover_note_beside_log_attachments_is_not_saved_as_a_log() {
+    if require("python3", "python3").is_none() || require("xz", "xz-utils").is_none() {
+        return;
+    }
+    let dir = scratch();
+    let Some(dovecot) = Dovecot::start(&dir.path().join("dovecot"), true) else {
+        return;
+    };
+    let port = dovecot.imap_port;
+    let msgs = dir.path().join("msgs");
+    fs::create_dir_all(&msgs).expect("mkdir");
+    let gz = gzipped(LOG1);
+    let xz = xz_compressed(LOG1);
+    // UID 1: a cover note, a gzip and an xz attachment.
+    let note = "Hello,\n\nthe access log of web5 is attached.\n\n-- \nlogrotate on web5\n";
+    append(
+        &msgs,
+        port,
+        "1",
+        &with_attachments(
+            "web5 access.log",
+            note,
+            &[
+                ("application/gzip", "access.log.1.gz", &gz),
+                ("application/x-xz", "access.log.2.xz", &xz),
+            ],
+        ),
+        "",
+    );
+    // UID 2: a body that is log lines itself, beside an attachment.
+    append(
+        &msgs,
+        port,
+        "2",
+        &with_attachments(
+            "web5 access.log",
+            LOG1,
+            &[("application/gzip", "access.log.1.gz", &gz)],
+        ),
+        "",
+    );
+    let spool = dir.path().join("spool");
+    fs::create_dir_all(spool.join("inbox")).expect("mkdir");
+    let pw = password_file(dir.path());
+    let validity = imap_tool(port, &["uidvalidity"]).trim().to_owned();
+    let url = format!("imap://{USER}@127.0.0.1:{port}/INBOX");
+    let out = fetch(&url, &spool, &pw, Some(&dovecot.ca_file)).succeeds();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).matches("UID").count(),
+        0
+    );
+    assert_eq!(
+        inbox(&spool),
+        [
+            (format!("imap-{validity}-1-2.log"), gz.clone()),
+            (format!("imap-{validity}-1-3.log"), xz),
+            (format!("imap-{validity}-2-1.log"), LOG1.as_bytes().to_vec()),
+            (format!("imap-{validity}-2-2.log"), gz),
+        ]
+    );
+    assert_eq!(
+        flags(port),
+        [(1, "\\Seen".to_owned()), (2, "\\Seen".to_owned())]
+    );
+    // What fetch saved, split reads whole: nothing rejected.
+    let out = tool("pysk-logs")
+        .args(["split", "--json", "--spool"])
+        .arg(&spool)
+        .succeeds();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(summary["lines"], 8);
+    assert_eq!(summary["accepted"], 8);
+    assert_eq!(summary["rejected"], serde_json::json!({}));
+}
+
 #[test]
 fn plain_imap_only_on_loopback_and_never_with_an_exposed_password_file() {
     if require("python3", "python3").is_none() {

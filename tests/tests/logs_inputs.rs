@@ -262,7 +262,10 @@ fn split_sets_a_cut_or_corrupt_stream_of_any_kind_aside_whole_and_exits_1() {
             .iter()
             .find(|r| r.ends_with(&format!("-{name}")))
             .unwrap_or_else(|| panic!("{name} in rejected/: {rejected:?}"));
-        assert_eq!(&fs::read(spool.join("rejected").join(kept)).expect("read"), bytes);
+        assert_eq!(
+            &fs::read(spool.join("rejected").join(kept)).expect("read"),
+            bytes
+        );
     }
     // No line of a cut input is used (whether an empty output is left for
     // its vhost is the inbox's business, not the reader's).
@@ -293,7 +296,11 @@ fn sorted_inputs(dir: &Path) -> (Vec<PathBuf>, String) {
     }
     let plain: Vec<(u32, String)> = (4..2000).step_by(5).map(|s| (s, combined(s, 2))).collect();
     let path = dir.join("plain.log");
-    fs::write(&path, plain.iter().map(|(_, l)| l.as_str()).collect::<String>()).expect("write");
+    fs::write(
+        &path,
+        plain.iter().map(|(_, l)| l.as_str()).collect::<String>(),
+    )
+    .expect("write");
     paths.push(path);
     all.extend(plain);
     all.sort_by_key(|(s, _)| *s);
@@ -359,17 +366,30 @@ fn merge_archives_every_compression_as_gzip() {
     let archived = files_below(&archive.join("www.example.org"));
     assert_eq!(
         archived,
-        ["0.log.gz", "1.log.gz", "2.log.gz", "3.log.gz", "plain.log.gz"]
+        [
+            "0.log.gz",
+            "1.log.gz",
+            "2.log.gz",
+            "3.log.gz",
+            "plain.log.gz"
+        ]
     );
     // Each archived file is gzip, with the very lines of its input.
     let again = tool("pysk-logs")
         .arg("merge")
-        .args(archived.iter().map(|a| archive.join("www.example.org").join(a)))
+        .args(
+            archived
+                .iter()
+                .map(|a| archive.join("www.example.org").join(a)),
+        )
         .output();
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(String::from_utf8_lossy(&again.stdout), merged);
     for a in &archived {
-        assert!(program_accepts("gzip", &archive.join("www.example.org").join(a)));
+        assert!(program_accepts(
+            "gzip",
+            &archive.join("www.example.org").join(a)
+        ));
     }
 }
 
@@ -397,11 +417,17 @@ fn merge_always_ends_with_the_count_of_late_and_unreadable_lines() {
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 21, "{err}");
         assert_eq!(
-            lines.iter().filter(|l| l.contains("written out of order")).count(),
+            lines
+                .iter()
+                .filter(|l| l.contains("written out of order"))
+                .count(),
             10
         );
         assert_eq!(
-            lines.iter().filter(|l| l.contains("no readable timestamp;")).count(),
+            lines
+                .iter()
+                .filter(|l| l.contains("no readable timestamp;"))
+                .count(),
             10
         );
         assert_eq!(
