@@ -99,7 +99,7 @@ Example:
       --password-file /etc/pysk/secret/imap-logs
 
 Takes the unseen messages whose Subject contains --subject-contains, oldest
-first, saves every log they carry (text/plain bodies and parts, gzip
+first, saves every log they carry (text/plain bodies and parts, compressed
 attachments) to <spool>/inbox/imap-<uidvalidity>-<uid>-<part>.log, and only
 then marks them \\Seen (or moves them to --done-mailbox). imap:// switches to
 TLS with STARTTLS when the server offers it; a password is sent without TLS
@@ -161,7 +161,7 @@ pub struct SplitArgs {
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,
-    /// Input files instead of the inbox (plain or gzip)
+    /// Input files instead of the inbox (plain, gzip, bzip2, xz or zstd)
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }
@@ -175,7 +175,7 @@ pub struct MergeArgs {
     /// Lines of lookahead per input for nearly sorted logs [switch: logs_reorder]
     #[arg(long, value_name = "N")]
     pub reorder: Option<String>,
-    /// Time-sorted combined-format logs (plain or gzip); ties go to the earlier one
+    /// Time-sorted combined-format logs (plain, gzip, bzip2, xz or zstd); ties go to the earlier one
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
 }
@@ -213,7 +213,7 @@ pub struct ResolveArgs {
     /// `--wait`, for the cache's lock.
     #[command(flatten)]
     pub wait: WaitArgs,
-    /// Logs or address lists (plain or gzip); - or none for stdin
+    /// Logs or address lists (plain, gzip, bzip2, xz or zstd); - or none for stdin
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }
