@@ -20,7 +20,8 @@ use pysk_common::error::cause;
 pub enum Compression {
     /// gzip (RFC 1952), `1f 8b`.
     Gzip,
-    /// bzip2, `BZh` and the block size digit.
+    /// bzip2, `BZh`, the block size digit and the magic of a block or of
+    /// the stream's end (ten bytes: `BZh1` alone could start a text line).
     Bzip2,
     /// xz, `fd 37 7a 58 5a 00`.
     Xz,
@@ -29,7 +30,14 @@ pub enum Compression {
 }
 
 /// The most bytes [`compression`] needs to look at.
-const MAGIC_LEN: usize = 6;
+const MAGIC_LEN: usize = 10;
+
+/// What follows a bzip2 stream's header: a block (the digits of pi) or
+/// the end of the stream (those of the square root of pi).
+const BZIP2_NEXT: [[u8; 6]; 2] = [
+    [0x31, 0x41, 0x59, 0x26, 0x53, 0x59],
+    [0x17, 0x72, 0x45, 0x38, 0x50, 0x90],
+];
 
 /// The read buffer of a compressed stream.
 const BUFFER: usize = 256 * 1024;
@@ -51,7 +59,11 @@ impl Compression {
 pub fn compression(head: &[u8]) -> Option<Compression> {
     match head {
         [0x1f, 0x8b, ..] => Some(Compression::Gzip),
-        [b'B', b'Z', b'h', b'1'..=b'9', ..] => Some(Compression::Bzip2),
+        [b'B', b'Z', b'h', b'1'..=b'9', next @ ..]
+            if BZIP2_NEXT.iter().any(|magic| next.starts_with(magic)) =>
+        {
+            Some(Compression::Bzip2)
+        }
         [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Some(Compression::Xz),
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(Compression::Zstd),
         [low, 0x2a, 0x4d, 0x18, ..] if low & 0xf0 == 0x50 => Some(Compression::Zstd),
@@ -254,8 +266,13 @@ mod tests {
     #[test]
     fn every_compression_is_known_by_its_magic() {
         assert_eq!(compression(&[0x1f, 0x8b, 8]), Some(Compression::Gzip));
-        assert_eq!(compression(b"BZh91AY"), Some(Compression::Bzip2));
-        assert_eq!(compression(b"BZh0"), None);
+        assert_eq!(compression(b"BZh91AY&SY"), Some(Compression::Bzip2));
+        assert_eq!(
+            compression(b"BZh9\x17\x72\x45\x38\x50\x90"),
+            Some(Compression::Bzip2)
+        );
+        assert_eq!(compression(b"BZh91AY"), None);
+        assert_eq!(compression(b"BZh1 192.0.2.1 - -"), None);
         assert_eq!(
             compression(&[0xfd, b'7', b'z', b'X', b'Z', 0]),
             Some(Compression::Xz)
