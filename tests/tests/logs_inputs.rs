@@ -528,6 +528,20 @@ fn resolve_reads_every_compression_and_a_cut_input_changes_nothing() {
         [1, 2, 3, 4, 9].map(|n| format!("192.0.2.{n} host-{n}.example.org"))
     );
 
+    // On stdin too, by content.
+    let text: String = (0..50).map(|s| combined(s, 10)).collect();
+    let out = tool("pysk-logs")
+        .args(["resolve", "--json", "--timeout", "2", "--attempts", "1"])
+        .arg("--nameserver")
+        .arg(server.addr().to_string())
+        .arg("--cache")
+        .arg(&cache)
+        .stdin(compress("zstd", text.as_bytes()))
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["addresses"], 1);
+    assert_eq!(json(&out)["resolved"], 1);
+
     // A cut input: an error naming it, exit 74, the cache as it was.
     let before = fs::read(&cache).expect("cache");
     for (program, _, ext) in PROGRAMS {
