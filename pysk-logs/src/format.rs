@@ -870,10 +870,14 @@ mod tests {
     #[test]
     fn mutated_lines_never_panic_and_accepted_ones_write_cleanly() {
         // A small deterministic generator: every cut, every replaced byte
-        // of real lines, many times over.
-        let good =
-            format!("10.0.0.1 1234 www.example.org 192.0.2.7 - bob {STAMP} {REQ} {AGENT} 512 2048");
-        let alphabet = b" \"[]\\:/+-0123456789abcxyz\x00\xff\r\t";
+        // of real lines, many times over. What is accepted writes one clean
+        // line that reads back with the same time, by split and by merge.
+        let goods = [
+            format!("10.0.0.1 1234 www.example.org 192.0.2.7 - bob {STAMP} {REQ} {AGENT} 512 2048"),
+            format!("unix: - b[o]b {STAMP} {REQ} {AGENT} \"198.51.100.1\" "),
+            CADDY.to_owned(),
+        ];
+        let alphabet = b" \"[]{}\\:/+-0123456789abcxyz\x00\xff\r\t";
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
             seed ^= seed << 13;
@@ -883,24 +887,27 @@ mod tests {
         };
         let mut clock = time::DayCache::default();
         let mut stamp = [0u8; time::LEN];
-        for cut in 0..=good.len() {
-            let _ = parse(&good.as_bytes()[..cut], &mut clock, &mut Vec::new());
-        }
-        for _ in 0..100_000 {
-            let mut line = good.as_bytes().to_vec();
-            for _ in 0..(next() % 4 + 1) {
-                let at = (next() as usize) % line.len();
-                line[at] = alphabet[(next() as usize) % alphabet.len()];
+        for good in &goods {
+            for cut in 0..=good.len() {
+                let _ = parse(&good.as_bytes()[..cut], &mut clock, &mut Vec::new());
             }
-            if let Ok(entry) = parse(&line, &mut clock, &mut Vec::new()) {
-                time::format_utc(entry.time, &mut stamp);
-                let out = combined(&entry, &stamp).concat();
-                assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
-                assert!(
-                    !out.contains(&0),
-                    "{}",
-                    String::from_utf8_lossy(&line).escape_debug()
-                );
+            for _ in 0..40_000 {
+                let mut line = good.as_bytes().to_vec();
+                for _ in 0..(next() % 4 + 1) {
+                    let at = (next() as usize) % line.len();
+                    line[at] = alphabet[(next() as usize) % alphabet.len()];
+                }
+                let mut scratch = Vec::new();
+                if let Ok(entry) = parse(&line, &mut clock, &mut scratch) {
+                    time::format_utc(entry.time, &mut stamp);
+                    let out = combined(&entry, &stamp).concat();
+                    let shown = String::from_utf8_lossy(&line).escape_debug().to_string();
+                    assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1, "{shown}");
+                    assert!(!out.contains(&0), "{shown}");
+                    let out = &out[..out.len() - 1];
+                    assert_eq!(p(out).map(|e| e.time), Ok(entry.time), "{shown}");
+                    assert_eq!(combined_time(out, &mut clock), Some(entry.time), "{shown}");
+                }
             }
         }
     }

@@ -34,9 +34,12 @@ fn formats() -> PathBuf {
     examples().join("formats")
 }
 
+/// Each virtual host's expected bytes.
+type Outputs = BTreeMap<String, Vec<u8>>;
+
 /// The expected output of `sample`: each virtual host's bytes, and the
 /// rejected lines as (line number, reason).
-fn expected(sample: &Sample) -> (BTreeMap<String, Vec<u8>>, Vec<(u64, String)>) {
+fn expected(sample: &Sample) -> (Outputs, Vec<(u64, String)>) {
     let dir = formats().join("expected").join(sample.name);
     let mut outputs = BTreeMap::new();
     for entry in fs::read_dir(&dir).expect("expected dir") {
