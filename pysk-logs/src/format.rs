@@ -390,7 +390,9 @@ fn parse_fields<'a>(line: &'a [u8], clock: &mut time::DayCache) -> Result<Entry<
 /// The second reading of a line the fast path refused (see the module's
 /// documentation): an empty line, a Caddy line, or the table's formats
 /// with a trailing blank, fields after the user agent and the other
-/// clients.
+/// clients. Kept out of line: the fast path's code stays as it was.
+#[cold]
+#[inline(never)]
 fn parse_other<'a>(
     line: &'a [u8],
     clock: &mut time::DayCache,
