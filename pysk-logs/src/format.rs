@@ -52,9 +52,10 @@ pub enum Format {
     Igowo,
     /// `%v` + combined + `%I %O`.
     VhExtendedIo,
-    /// `%v` + combined.
+    /// `%v` + combined; also Apache's `vhost_combined` (`%v:%p` + combined).
     VhExtended,
-    /// Apache's combined format.
+    /// Apache's combined format; also nginx's `main` (fields after the user
+    /// agent are dropped, in every format).
     Combined,
     /// Apache's common format.
     Common,
