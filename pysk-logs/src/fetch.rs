@@ -359,9 +359,10 @@ fn is_plain(part: &mail_parser::MessagePart<'_>) -> bool {
 /// accepts the format of.
 fn all_log_lines(text: &[u8]) -> bool {
     let mut clock = time::DayCache::default();
+    let mut scratch = Vec::new();
     text.split(|&b| b == b'\n')
         .filter(|line| !line.trim_ascii().is_empty())
-        .all(|line| format::parse(line, &mut clock).is_ok())
+        .all(|line| format::parse(line, &mut clock, &mut scratch).is_ok())
 }
 
 /// Quotes `text` as an IMAP quoted string.

@@ -14,10 +14,36 @@
 //! Apache's escaping (`\"`, `\\`, `\xhh`) and are kept byte for byte, also
 //! when they are not UTF-8. A line that fits no format is rejected with a
 //! [`Reject`] reason, never guessed at.
+//!
+//! That table is the fast path. Only a line it refuses is read again, by
+//! the rules the servers' own formats need:
+//!
+//! - fields after the user agent (nginx's `main` adds
+//!   `"$http_x_forwarded_for"`, other formats times or upstreams, quoted or
+//!   bare) are accepted and dropped from the combined output, as AWStats
+//!   ignores them; one trailing blank (nginx `log_format` lines that end in
+//!   a space) is ignored like a trailing `\r`;
+//! - a client AWStats counts but the fast path does not know: nginx's
+//!   `unix:` (a Unix socket), an IPv6 address with a zone index
+//!   (`fe80::1%eth0`), a host name with `_` (`HostnameLookups On`); any
+//!   other client is `bad-client`;
+//! - a line that is a JSON object is Caddy's access log ([`caddy`]);
+//! - an empty (or all-blank) line is `empty`.
+//!
+//! Apache's `vhost_combined` (`%v:%p` + combined, Debian's
+//! `other_vhosts_access.log`) is `vhextended` to the table: [`vhost_name`]
+//! drops the port when the virtual host is looked up, and a `%v` that is
+//! empty (the default server without a name, `:80`) names no virtual host.
+//!
+//! The time is the first field that starts with `[`: a bare field may hold
+//! a `[` (a user `us[er]`), but never starts with one. [`combined_time`],
+//! which `merge` uses, reads the time by the same rule.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use crate::time;
+
+mod caddy;
 
 /// Which format a line was read in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,12 +52,15 @@ pub enum Format {
     Igowo,
     /// `%v` + combined + `%I %O`.
     VhExtendedIo,
-    /// `%v` + combined.
+    /// `%v` + combined; also Apache's `vhost_combined` (`%v:%p` + combined).
     VhExtended,
-    /// Apache's combined format.
+    /// Apache's combined format; also nginx's `main` (fields after the user
+    /// agent are dropped, in every format).
     Combined,
     /// Apache's common format.
     Common,
+    /// Caddy's JSON access log.
+    Caddy,
 }
 
 /// Why a line was set aside.
@@ -53,11 +82,15 @@ pub enum Reject {
     UnknownVhost,
     /// The line is longer than any web server writes (64 KiB).
     TooLong,
+    /// The line is empty or all blanks.
+    Empty,
+    /// The client (`%h`) is neither an address nor a host name.
+    BadClient,
 }
 
 impl Reject {
     /// Every reason, in report order.
-    pub const ALL: [Reject; 8] = [
+    pub const ALL: [Reject; 10] = [
         Reject::NulByte,
         Reject::Truncated,
         Reject::BadFormat,
@@ -66,6 +99,8 @@ impl Reject {
         Reject::BadVhost,
         Reject::UnknownVhost,
         Reject::TooLong,
+        Reject::Empty,
+        Reject::BadClient,
     ];
 
     /// The reason as written in `rejected/` files and summaries.
@@ -79,16 +114,20 @@ impl Reject {
             Reject::BadVhost => "bad-vhost",
             Reject::UnknownVhost => "unknown-vhost",
             Reject::TooLong => "too-long",
+            Reject::Empty => "empty",
+            Reject::BadClient => "bad-client",
         }
     }
 }
 
-/// The fields of one parsed line, borrowed from it.
+/// The fields of one parsed line, borrowed from it (or, for a converted
+/// Caddy line, from the caller's scratch buffer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry<'a> {
     /// The format it was read in.
     pub format: Format,
-    /// `%v`, when the format has it.
+    /// `%v` as written, when the format has it: `vhost_combined`'s
+    /// `%v:%p` keeps its port here; [`vhost_name`] drops it.
     pub vhost: Option<&'a [u8]>,
     /// `%h %l %u`, as written (three space-separated fields).
     pub client: &'a [u8],
@@ -121,15 +160,19 @@ struct Field {
 
 const MAX_FIELDS: usize = 14;
 
+/// The most fields the second reading takes (extra fields after the user
+/// agent).
+const MAX_FIELDS_OTHER: usize = 64;
+
 /// Cuts `line` into fields separated by single spaces: bare words,
 /// `"quoted"` (with backslash escapes) and `[bracketed]`. A line that
 /// passes holds no NUL byte outside its bracketed field: bare words refuse
 /// control characters and quoted fields NUL bytes.
-fn fields(line: &[u8], out: &mut [Field; MAX_FIELDS]) -> Result<usize, Reject> {
+fn fields<const N: usize>(line: &[u8], out: &mut [Field; N]) -> Result<usize, Reject> {
     let mut n = 0;
     let mut i = 0;
     while i < line.len() {
-        if n == MAX_FIELDS {
+        if n == N {
             return Err(Reject::BadFormat);
         }
         let (kind, start, end, next) = match line[i] {
@@ -219,13 +262,51 @@ fn is_client(b: &[u8]) -> bool {
     is_ip(b) || std::str::from_utf8(b).is_ok_and(pysk_common::hostname::is_host_name)
 }
 
+/// Whether `b` is a client AWStats counts that [`is_client`] does not
+/// know: nginx's `unix:` (a request over a Unix socket), an IPv6 address
+/// with a zone index (`fe80::1%eth0`), a host name with `_`.
+fn is_other_client(b: &[u8]) -> bool {
+    let word = |c: &u8| c.is_ascii_graphic() && *c != b'"';
+    if let Some(path) = b.strip_prefix(b"unix:") {
+        return path.iter().all(word);
+    }
+    let Ok(s) = std::str::from_utf8(b) else {
+        return false;
+    };
+    if let Some((addr, zone)) = s.split_once('%') {
+        return addr.parse::<Ipv6Addr>().is_ok()
+            && !zone.is_empty()
+            && zone
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+    }
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty()
+                && b.len() <= 63
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+        })
+}
+
 /// Parses one line (without its newline; a trailing `\r` is ignored),
-/// reading its timestamp through `clock`.
-pub fn parse<'a>(line: &'a [u8], clock: &mut time::DayCache) -> Result<Entry<'a>, Reject> {
+/// reading its timestamp through `clock`. A Caddy line is converted into
+/// `scratch`, which its entry then borrows; other lines leave it alone.
+pub fn parse<'a>(
+    line: &'a [u8],
+    clock: &mut time::DayCache,
+    scratch: &'a mut Vec<u8>,
+) -> Result<Entry<'a>, Reject> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if let Ok(entry) = parse_fields(line, clock) {
+        return Ok(entry);
+    }
     // A NUL byte is the reason whatever else is wrong with the line; only a
     // line that fails needs the search, as one that passes holds none.
-    parse_fields(line, clock).map_err(|reason| {
+    parse_other(line, clock, scratch).map_err(|reason| {
         if memchr::memchr(0, line).is_some() {
             Reject::NulByte
         } else {
@@ -234,7 +315,7 @@ pub fn parse<'a>(line: &'a [u8], clock: &mut time::DayCache) -> Result<Entry<'a>
     })
 }
 
-/// [`parse`] but for telling NUL bytes apart.
+/// The fast path: the formats of the table, exactly.
 fn parse_fields<'a>(line: &'a [u8], clock: &mut time::DayCache) -> Result<Entry<'a>, Reject> {
     let mut f = [Field {
         kind: Kind::Bare,
@@ -307,6 +388,125 @@ fn parse_fields<'a>(line: &'a [u8], clock: &mut time::DayCache) -> Result<Entry<
     })
 }
 
+/// The second reading of a line the fast path refused (see the module's
+/// documentation): an empty line, a Caddy line, or the table's formats
+/// with a trailing blank, fields after the user agent and the other
+/// clients. Kept out of line: the fast path's code stays as it was.
+#[cold]
+#[inline(never)]
+fn parse_other<'a>(
+    line: &'a [u8],
+    clock: &mut time::DayCache,
+    scratch: &'a mut Vec<u8>,
+) -> Result<Entry<'a>, Reject> {
+    if line.iter().all(|&b| b == b' ' || b == b'\t') {
+        return Err(Reject::Empty);
+    }
+    if line.first() == Some(&b'{') {
+        return caddy::parse(line, scratch);
+    }
+    let line = line.strip_suffix(b" ").unwrap_or(line);
+    let mut f = [Field {
+        kind: Kind::Bare,
+        start: 0,
+        end: 0,
+    }; MAX_FIELDS_OTHER];
+    let n = fields(line, &mut f)?;
+    read_other(line, &f[..n], clock)
+}
+
+/// What follows `%t`, field by field, in the longest format (`igowo`).
+const SHAPE: [Kind; 7] = [
+    Kind::Quoted,
+    Kind::Bare,
+    Kind::Bare,
+    Kind::Quoted,
+    Kind::Quoted,
+    Kind::Bare,
+    Kind::Bare,
+];
+
+/// Reads the fields `f` of `line` by the table's formats, any fields after
+/// the format's last one ignored. Fewer fields than the format needs, each
+/// of the right kind, are a cut line (`truncated`); anything else that
+/// does not fit is `bad-format`.
+fn read_other<'a>(
+    line: &'a [u8],
+    f: &[Field],
+    clock: &mut time::DayCache,
+) -> Result<Entry<'a>, Reject> {
+    let t = f
+        .iter()
+        .position(|x| x.kind == Kind::Bracket)
+        .ok_or(Reject::BadFormat)?;
+    let (before, after) = (&f[..t], &f[t + 1..]);
+    let text = |x: &Field| &line[x.start..x.end];
+    let (format, need) = match (before.len(), after.len()) {
+        (6, _) => (Format::Igowo, 7),
+        (4, _) => (Format::VhExtended, 5),
+        (3, 3) => (Format::Common, 3),
+        (3, _) => (Format::Combined, 5),
+        _ => return Err(Reject::BadFormat),
+    };
+    let shape_ok = before.iter().all(|x| x.kind == Kind::Bare)
+        && after.iter().zip(&SHAPE[..need]).all(|(x, k)| x.kind == *k);
+    if after.len() < need {
+        return Err(if shape_ok {
+            Reject::Truncated
+        } else {
+            Reject::BadFormat
+        });
+    }
+    let (status, bytes) = (text(&after[1]), text(&after[2]));
+    if !shape_ok
+        || status.len() != 3
+        || !all_digits(status)
+        || !(bytes == b"-" || all_digits(bytes))
+        || (format == Format::Igowo
+            && !(is_ip(text(&before[0]))
+                && all_digits(text(&before[1]))
+                && all_digits(text(&after[5]))
+                && all_digits(text(&after[6]))))
+    {
+        return Err(Reject::BadFormat);
+    }
+    let client_at = before.len() - 3;
+    let host = text(&before[client_at]);
+    if !is_client(host) && !is_other_client(host) {
+        return Err(Reject::BadClient);
+    }
+    let stamp = text(&f[t]);
+    let time = clock
+        .parse(&stamp[1..stamp.len() - 1])
+        .ok_or(Reject::BadDate)?;
+    let rest_end = if need >= 5 {
+        after[4].end
+    } else {
+        after[2].end
+    };
+    Ok(Entry {
+        format,
+        vhost: (client_at > 0).then(|| text(&before[client_at - 1])),
+        client: &line[before[client_at].start..before[client_at + 2].end],
+        host,
+        time,
+        request: &line[after[0].start..after[2].end],
+        agent: (need >= 5).then(|| &line[after[3].start..after[4].end]),
+        rest: &line[after[0].start..rest_end],
+    })
+}
+
+/// The name in a virtual host field as written: `vhost_combined`'s
+/// `%v:%p` without its port. `None` when nothing is left: Apache's default
+/// server without a name writes `:80`, a line that names no virtual host.
+pub fn vhost_name(raw: &[u8]) -> Option<&[u8]> {
+    let name = match memchr::memrchr(b':', raw) {
+        Some(i) if all_digits(&raw[i + 1..]) && !raw[..i].contains(&b':') => &raw[..i],
+        _ => raw,
+    };
+    (!name.is_empty()).then_some(name)
+}
+
 /// Checks and lower-cases a virtual host name; `None` if it is not a valid
 /// host name (it becomes a directory name, so this is a security check).
 pub fn normalize_vhost(vhost: &[u8]) -> Option<String> {
@@ -327,13 +527,24 @@ pub fn combined<'e>(entry: &Entry<'e>, stamp: &'e [u8; time::LEN]) -> [&'e [u8];
     [entry.client, b" [", stamp, b"] ", entry.rest, tail]
 }
 
-/// The instant of a combined-format line: the timestamp in its first
-/// `[...]`, read through `clock`. Used by `merge`, which reads what `split`
-/// wrote.
+/// The instant of a combined-format line: the timestamp in the first
+/// field that starts with `[` (the rule [`parse`] finds `%t` by), read
+/// through `clock`; for a Caddy JSON line, its `ts`. Used by `merge`,
+/// which reads what `split` wrote, and raw logs.
 pub fn combined_time(line: &[u8], clock: &mut time::DayCache) -> Option<i64> {
+    if line.first() == Some(&b'{') {
+        return caddy::time(line);
+    }
     // The stamp is a few dozen bytes in: a plain loop beats a vectorised
     // search's setup here.
-    let open = line.iter().position(|&b| b == b'[')?;
+    let mut from = 0;
+    let open = loop {
+        let at = from + line[from..].iter().position(|&b| b == b'[')?;
+        if at == 0 || line[at - 1] == b' ' {
+            break at;
+        }
+        from = at + 1;
+    };
     let stamp = line.get(open + 1..open + 1 + time::LEN)?;
     if line.get(open + 1 + time::LEN) != Some(&b']') {
         return None;
@@ -346,7 +557,12 @@ mod tests {
     use super::*;
 
     fn p(line: &[u8]) -> Result<Entry<'_>, Reject> {
-        parse(line, &mut time::DayCache::default())
+        // A Caddy line's entry borrows its scratch buffer: one per test line.
+        parse(
+            line,
+            &mut time::DayCache::default(),
+            Box::leak(Box::default()),
+        )
     }
 
     const REQ: &str = r#""GET /index.html HTTP/1.1" 200 1043"#;
@@ -354,7 +570,7 @@ mod tests {
     const STAMP: &str = "[17/May/2015:12:05:03 +0200]";
 
     fn combined_of(line: &str, vhost: Option<&str>) -> String {
-        let e = parse(line.as_bytes(), &mut time::DayCache::default()).expect("parses");
+        let e = p(line.as_bytes()).expect("parses");
         assert_eq!(
             e.vhost.map(|v| std::str::from_utf8(v).expect("utf-8")),
             vhost
@@ -467,7 +683,34 @@ mod tests {
                 Reject::BadFormat,
             ),
             (format!("{good}  ").into_bytes(), Reject::BadFormat),
-            (format!("{good} 1 2 3").into_bytes(), Reject::BadFormat),
+            (
+                format!("{good} 1 2 3")
+                    .replace(" 200 ", " 20 ")
+                    .into_bytes(),
+                Reject::BadFormat,
+            ),
+            (b"".to_vec(), Reject::Empty),
+            (b"  \t ".to_vec(), Reject::Empty),
+            (
+                format!("192.0.2.7 - - {STAMP} {REQ} 512").into_bytes(),
+                Reject::BadFormat,
+            ),
+            (
+                format!("192.0.2.7 - - {STAMP} {REQ} \"-\"").into_bytes(),
+                Reject::Truncated,
+            ),
+            (
+                good.replacen("192.0.2.7", "-", 1).into_bytes(),
+                Reject::BadClient,
+            ),
+            (
+                good.replacen("192.0.2.7", "a..b", 1).into_bytes(),
+                Reject::BadClient,
+            ),
+            (
+                good.replacen("192.0.2.7", "fe80::1%", 1).into_bytes(),
+                Reject::BadClient,
+            ),
             (
                 format!("x 10 www.example.org 192.0.2.7 - - {STAMP} {REQ} {AGENT} 1 2")
                     .into_bytes(),
@@ -480,12 +723,164 @@ mod tests {
     }
 
     #[test]
+    fn vhost_combined_names_the_vhost_without_its_port() {
+        let line = format!("www.example.org:443 192.0.2.7 - bob {STAMP} {REQ} {AGENT}");
+        let expected = format!("192.0.2.7 - bob [17/May/2015:10:05:03 +0000] {REQ} {AGENT}\n");
+        assert_eq!(combined_of(&line, Some("www.example.org:443")), expected);
+        assert_eq!(
+            vhost_name(b"www.example.org:443"),
+            Some(&b"www.example.org"[..])
+        );
+        assert_eq!(
+            vhost_name(b"www.example.org"),
+            Some(&b"www.example.org"[..])
+        );
+        assert_eq!(vhost_name(b":80"), None, "the default server names none");
+        assert_eq!(vhost_name(b"[::1]:443"), Some(&b"[::1]:443"[..]));
+        assert_eq!(vhost_name(b"a:b"), Some(&b"a:b"[..]));
+        let default = format!(":80 192.0.2.7 - bob {STAMP} {REQ} {AGENT}");
+        assert_eq!(combined_of(&default, Some(":80")), expected);
+    }
+
+    #[test]
+    fn fields_after_the_agent_and_a_trailing_blank_are_dropped() {
+        let expected = format!("192.0.2.7 - bob [17/May/2015:10:05:03 +0000] {REQ} {AGENT}\n");
+        let base = format!("192.0.2.7 - bob {STAMP} {REQ} {AGENT}");
+        for line in [
+            format!("{base} \"-\""),
+            format!("{base} \"198.51.100.1, 10.0.0.1\" "),
+            format!("{base} \"-\" \r"),
+            format!("{base} "),
+            format!("{base} 0.005 \"upstream\" - 1 2 3 4 5 6 7 8 9 10 11 12"),
+        ] {
+            assert_eq!(combined_of(&line, None), expected, "{line:?}");
+        }
+        let vh = format!("www.example.org:80 192.0.2.7 - bob {STAMP} {REQ} {AGENT} \"-\"");
+        assert_eq!(combined_of(&vh, Some("www.example.org:80")), expected);
+        let io = format!("www.example.org 192.0.2.7 - bob {STAMP} {REQ} {AGENT} 1 2 3");
+        assert_eq!(combined_of(&io, Some("www.example.org")), expected);
+        assert_eq!(
+            p(format!("{base}  ").as_bytes()),
+            Err(Reject::BadFormat),
+            "one blank only"
+        );
+    }
+
+    #[test]
+    fn clients_awstats_counts_are_accepted() {
+        for client in ["unix:", "fe80::1%eth0", "crawl_1.example.org", "_gateway"] {
+            let line = format!("{client} - - {STAMP} {REQ} {AGENT}");
+            let e = p(line.as_bytes()).expect(client);
+            assert_eq!(e.host, client.as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_bracket_inside_the_user_is_not_the_time_for_split_or_merge() {
+        let line = format!("192.0.2.7 - us[er] {STAMP} {REQ} {AGENT}");
+        let e = p(line.as_bytes()).expect("parses");
+        assert_eq!(e.client, b"192.0.2.7 - us[er]");
+        let out = combined_of(&line, None);
+        assert_eq!(
+            combined_time(out.as_bytes(), &mut time::DayCache::default()),
+            Some(e.time)
+        );
+        assert_eq!(
+            p(format!("192.0.2.7 - [user] {STAMP} {REQ} {AGENT}").as_bytes()),
+            Err(Reject::BadFormat)
+        );
+    }
+
+    const CADDY: &str = r#"{"level":"info","ts":1431857103.5241024,"logger":"http.log.access","msg":"handled request","request":{"remote_ip":"10.0.0.9","remote_port":"41342","client_ip":"192.0.2.7","proto":"HTTP/2.0","method":"GET","host":"WWW.example.org:8443","uri":"/a\"b\\c\u0001\n\u00e9?q=1","headers":{"User-Agent":["Mozilla/5.0 (X11)"],"Referer":["http://example.org/"],"Accept":["*/*"]}},"bytes_read":0,"user_id":"bob smith","duration":0.0009,"size":1043,"status":200,"resp_headers":{}}"#;
+
+    #[test]
+    fn caddy_lines_become_combined_lines() {
+        let mut scratch = Vec::new();
+        let e = parse(
+            CADDY.as_bytes(),
+            &mut time::DayCache::default(),
+            &mut scratch,
+        )
+        .expect("parses");
+        assert_eq!(e.format, Format::Caddy);
+        assert_eq!(e.vhost, Some(&b"WWW.example.org:8443"[..]));
+        assert_eq!(e.host, b"192.0.2.7");
+        let mut stamp = [0u8; time::LEN];
+        time::format_utc(e.time, &mut stamp);
+        assert_eq!(
+            String::from_utf8(combined(&e, &stamp).concat()).expect("ascii"),
+            "192.0.2.7 - bob\\x20smith [17/May/2015:10:05:03 +0000] \
+             \"GET /a\\\"b\\\\c\\x01\\n\\xc3\\xa9?q=1 HTTP/2.0\" 200 1043 \
+             \"http://example.org/\" \"Mozilla/5.0 (X11)\"\n"
+        );
+        assert_eq!(
+            combined_time(CADDY.as_bytes(), &mut time::DayCache::default()),
+            Some(1_431_857_103)
+        );
+    }
+
+    #[test]
+    fn caddy_lines_without_optional_fields_and_with_iso_times() {
+        let line = r#"{"ts":"2015-05-17T12:05:03.52+02:00","request":{"remote_ip":"2001:db8::1","method":"HEAD","uri":"/","proto":"HTTP/1.1","headers":{"User-Agent":["a","b"]}},"status":304,"size":0,"user_id":""}"#;
+        let mut scratch = Vec::new();
+        let e = parse(
+            line.as_bytes(),
+            &mut time::DayCache::default(),
+            &mut scratch,
+        )
+        .expect("parses");
+        assert_eq!(e.vhost, None);
+        assert_eq!(e.time, 1_431_857_103);
+        assert_eq!(e.client, b"2001:db8::1 - -");
+        assert_eq!(e.rest, br#""HEAD / HTTP/1.1" 304 0 "-" "a, b""#);
+        for (iso, t) in [
+            ("2015-05-17T10:05:03Z", Some(1_431_857_103)),
+            ("2015-05-17T10:05:03.999-0130", Some(1_431_857_103 + 5400)),
+            ("2015-05-17 10:05:03Z", None),
+            ("2015-13-17T10:05:03Z", None),
+            ("2015-05-17T10:05:03", None),
+        ] {
+            assert_eq!(
+                caddy::time(format!(r#"{{"ts":"{iso}"}}"#).as_bytes()),
+                t,
+                "{iso}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_caddy_lines_get_their_reason() {
+        let cases = [
+            (&CADDY[..CADDY.len() - 30], Reject::Truncated),
+            ("{}", Reject::BadFormat),
+            ("{not json", Reject::BadFormat),
+        ];
+        for (line, reason) in cases {
+            assert_eq!(p(line.as_bytes()), Err(reason), "{line}");
+        }
+        let status = CADDY.replace(r#""status":200"#, r#""status":0"#);
+        assert_eq!(p(status.as_bytes()), Err(Reject::BadFormat));
+        let date = CADDY.replace("1431857103.5241024", "-5");
+        assert_eq!(p(date.as_bytes()), Err(Reject::BadDate));
+        let client = CADDY.replace("192.0.2.7", "a b");
+        assert_eq!(p(client.as_bytes()), Err(Reject::BadClient));
+        assert_eq!(
+            p(CADDY.replace("info", "in\u{0}fo").as_bytes()),
+            Err(Reject::NulByte)
+        );
+    }
+
+    #[test]
     fn mutated_lines_never_panic_and_accepted_ones_write_cleanly() {
         // A small deterministic generator: every cut, every replaced byte
-        // of real lines, many times over.
-        let good =
-            format!("10.0.0.1 1234 www.example.org 192.0.2.7 - bob {STAMP} {REQ} {AGENT} 512 2048");
-        let alphabet = b" \"[]\\:/+-0123456789abcxyz\x00\xff\r\t";
+        // of real lines, many times over. What is accepted writes one clean
+        // line that reads back with the same time, by split and by merge.
+        let goods = [
+            format!("10.0.0.1 1234 www.example.org 192.0.2.7 - bob {STAMP} {REQ} {AGENT} 512 2048"),
+            format!("unix: - b[o]b {STAMP} {REQ} {AGENT} \"198.51.100.1\" "),
+            CADDY.to_owned(),
+        ];
+        let alphabet = b" \"[]{}\\:/+-0123456789abcxyz\x00\xff\r\t";
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
             seed ^= seed << 13;
@@ -495,24 +890,27 @@ mod tests {
         };
         let mut clock = time::DayCache::default();
         let mut stamp = [0u8; time::LEN];
-        for cut in 0..=good.len() {
-            let _ = parse(&good.as_bytes()[..cut], &mut clock);
-        }
-        for _ in 0..100_000 {
-            let mut line = good.as_bytes().to_vec();
-            for _ in 0..(next() % 4 + 1) {
-                let at = (next() as usize) % line.len();
-                line[at] = alphabet[(next() as usize) % alphabet.len()];
+        for good in &goods {
+            for cut in 0..=good.len() {
+                let _ = parse(&good.as_bytes()[..cut], &mut clock, &mut Vec::new());
             }
-            if let Ok(entry) = parse(&line, &mut clock) {
-                time::format_utc(entry.time, &mut stamp);
-                let out = combined(&entry, &stamp).concat();
-                assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
-                assert!(
-                    !out.contains(&0),
-                    "{}",
-                    String::from_utf8_lossy(&line).escape_debug()
-                );
+            for _ in 0..40_000 {
+                let mut line = good.as_bytes().to_vec();
+                for _ in 0..(next() % 4 + 1) {
+                    let at = (next() as usize) % line.len();
+                    line[at] = alphabet[(next() as usize) % alphabet.len()];
+                }
+                let mut scratch = Vec::new();
+                if let Ok(entry) = parse(&line, &mut clock, &mut scratch) {
+                    time::format_utc(entry.time, &mut stamp);
+                    let out = combined(&entry, &stamp).concat();
+                    let shown = String::from_utf8_lossy(&line).escape_debug().to_string();
+                    assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1, "{shown}");
+                    assert!(!out.contains(&0), "{shown}");
+                    let out = &out[..out.len() - 1];
+                    assert_eq!(p(out).map(|e| e.time), Ok(entry.time), "{shown}");
+                    assert_eq!(combined_time(out, &mut clock), Some(entry.time), "{shown}");
+                }
             }
         }
     }

@@ -119,7 +119,8 @@ fn collect(files: &[PathBuf]) -> Result<(Vec<[u8; 16]>, u64), LogsError> {
                 }
                 return Ok(());
             };
-            let found = match format::parse(line, &mut clock) {
+            let mut scratch = Vec::new();
+            let found = match format::parse(line, &mut clock, &mut scratch) {
                 Ok(entry) => std::str::from_utf8(entry.host)
                     .ok()
                     .and_then(|h| h.parse().ok()),

@@ -149,12 +149,19 @@ impl<'s, 'a> Worker<'s, 'a> {
         if let Some(known) = self.vhost_cache.get(raw) {
             return Ok(*known);
         }
-        let result = self
+        let default_vhost = self.shared.options.vhost.as_deref().map(str::as_bytes);
+        let mut vhosts = self
             .shared
             .vhosts
             .lock()
-            .map_err(|_| Step::Internal("the virtual host list's lock is poisoned"))?
-            .group(raw);
+            .map_err(|_| Step::Internal("the virtual host list's lock is poisoned"))?;
+        // `%v:%p` names the virtual host without its port; an empty `%v`
+        // (the default server) names none.
+        let result = match format::vhost_name(raw).or(default_vhost) {
+            Some(name) => vhosts.group(name),
+            None => Err(Reject::NoVhost),
+        };
+        drop(vhosts);
         self.vhost_cache.insert(raw.to_vec(), result);
         Ok(result)
     }
@@ -170,7 +177,8 @@ impl<'s, 'a> Worker<'s, 'a> {
         rejected: &mut BTreeMap<&'static str, u64>,
     ) -> Result<(), Step> {
         let default_vhost = self.shared.options.vhost.as_deref().map(str::as_bytes);
-        let parsed = match format::parse(line, &mut self.clock) {
+        let mut scratch = Vec::new();
+        let parsed = match format::parse(line, &mut self.clock, &mut scratch) {
             Ok(entry) => match entry.vhost.or(default_vhost) {
                 Some(raw) => self.group(raw)?.map(|group| (entry, group)),
                 None => Err(Reject::NoVhost),
