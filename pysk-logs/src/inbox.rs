@@ -116,6 +116,7 @@ pub fn take(inbox: &Path, settle: Duration) -> Result<Listing, LogsError> {
         }
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
+    listing.odd.sort_by(|a, b| a.path.cmp(&b.path));
     let now = SystemTime::now();
     let (ready, recent): (Vec<_>, Vec<_>) = files
         .into_iter()
@@ -255,10 +256,9 @@ fn writable(info: &Path) -> bool {
 /// Step 4 of the protocol, for every file taken and read: each is renamed
 /// to `<name>.taken-<n>` (unless it has such a name already, or could not
 /// be read: none of its lines is committed, and it moves whole to
-/// `rejected/`), then checked. Returns, by file, its path now when it is
-/// unchanged and nobody holds it open for writing, else `None` (it stays
-/// in the inbox).
-pub fn freeze(taken: &[Taken], unread: &[bool]) -> Result<Vec<Option<PathBuf>>, LogsError> {
+/// `rejected/`), then checked. Returns, by file, where it is now and
+/// whether its lines may be committed.
+pub fn freeze(taken: &[Taken], unread: &[bool]) -> Result<Vec<Frozen>, LogsError> {
     let mut moved = Vec::with_capacity(taken.len());
     for (i, t) in taken.iter().enumerate() {
         let name = match unread.get(i) {
@@ -280,12 +280,29 @@ pub fn freeze(taken: &[Taken], unread: &[bool]) -> Result<Vec<Option<PathBuf>>, 
     Ok(taken
         .iter()
         .zip(moved)
-        .map(|(t, to)| {
-            let to = to?;
-            let now = fs::symlink_metadata(&to).ok().map(|m| Stamp::of(&m));
-            (now == Some(t.stamp) && !open.contains(&t.stamp.key())).then_some(to)
+        .map(|(t, to)| match to {
+            Some(path) => {
+                let now = fs::symlink_metadata(&path).ok().map(|m| Stamp::of(&m));
+                let unchanged = now == Some(t.stamp) && !open.contains(&t.stamp.key());
+                Frozen { path, unchanged }
+            }
+            None => Frozen {
+                path: t.path.clone(),
+                unchanged: false,
+            },
         })
         .collect())
+}
+
+/// A file taken and read, after [`freeze`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frozen {
+    /// Where it is now.
+    pub path: PathBuf,
+    /// Nobody wrote to it since it was taken, nor can from now on (but
+    /// through a descriptor of a process we may not examine): its lines
+    /// may be committed and it removed.
+    pub unchanged: bool,
 }
 
 /// `<name>.taken-<n>` beside `path`, a name no file has; `None` for a
@@ -293,15 +310,33 @@ pub fn freeze(taken: &[Taken], unread: &[bool]) -> Result<Vec<Option<PathBuf>>, 
 /// opens it by that name).
 fn taken_name(path: &Path) -> Option<PathBuf> {
     let name = path.file_name()?.to_string_lossy().into_owned();
-    if name
-        .rsplit_once(".taken-")
-        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if taken_stem(&name).is_some() {
         return None;
     }
     (0u64..)
         .map(|n| path.with_file_name(format!("{name}.taken-{n}")))
         .find(|p| fs::symlink_metadata(p).is_err())
+}
+
+/// The stem of a name `<stem>.taken-<n>`.
+fn taken_stem(name: &str) -> Option<&str> {
+    name.rsplit_once(".taken-")
+        .filter(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(stem, _)| stem)
+}
+
+/// The name a file had when it arrived in the inbox: `path` without the
+/// `.taken-<n>` a run gave it, so that rejected lines name their source
+/// the same whichever run read them.
+pub fn delivered_as(path: &Path) -> PathBuf {
+    match path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(taken_stem)
+    {
+        Some(stem) => path.with_file_name(stem),
+        None => path.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -353,11 +388,28 @@ mod tests {
             .and_then(|mut f| f.write_all(b"y\n"))
             .expect("append");
         let frozen = freeze(&l.taken, &[]).expect("freeze");
-        assert_eq!(frozen, vec![None]);
+        let path = dir.path().join("a.log.taken-0");
+        assert_eq!(
+            frozen,
+            vec![Frozen {
+                path,
+                unchanged: false
+            }]
+        );
         assert!(dir.path().join("a.log.taken-0").exists());
         let again = take(dir.path(), Duration::ZERO).expect("take");
         let frozen = freeze(&again.taken, &[]).expect("freeze");
-        assert_eq!(frozen, vec![Some(dir.path().join("a.log.taken-0"))]);
+        let path = dir.path().join("a.log.taken-0");
+        assert_eq!(
+            frozen,
+            vec![Frozen {
+                path,
+                unchanged: true
+            }]
+        );
+        let taken = dir.path().join("a.log.taken-0");
+        assert_eq!(delivered_as(&taken), dir.path().join("a.log"));
+        assert_eq!(delivered_as(Path::new("b.taken-x")), Path::new("b.taken-x"));
     }
 
     #[test]

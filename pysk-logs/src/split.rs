@@ -207,6 +207,15 @@ impl<'s, 'a> Worker<'s, 'a> {
         .map_err(Step::Write)
     }
 
+    /// The name rejected lines give as their source: an inbox file's name
+    /// as it arrived ([`inbox::delivered_as`]), an explicit input's path.
+    fn source(&self, path: &Path) -> PathBuf {
+        match self.shared.options.files.is_empty() {
+            true => inbox::delivered_as(path),
+            false => path.to_owned(),
+        }
+    }
+
     /// Reads input `fi` to the end. An input that cannot be read is a
     /// [`FileResult::Unreadable`]; failing to write what came of it is an
     /// error that ends the run.
@@ -216,7 +225,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         let mut rejects = Rejects {
             path: tmp.join(format!("rejected-{}-{fi}.log", std::process::id())),
             out: None,
-            source: path.display().to_string(),
+            source: self.source(path).display().to_string(),
         };
         let mut line_no = 0u64;
         let mut rejected = BTreeMap::new();
@@ -331,7 +340,7 @@ impl Rejects {
 /// commit.
 pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), LogsError> {
     let spool = Spool::new(&options.spool);
-    let (mut summary, inputs, taken) = start(&spool, options, report)?;
+    let (mut summary, (inputs, taken)) = start(&spool, options, report)?;
     if inputs.is_empty() {
         let outcome = outcome(&summary);
         return Ok((summary, outcome));
@@ -382,6 +391,9 @@ fn outcome(summary: &Summary) -> Outcome {
     }
 }
 
+/// The inputs [`start`] lists, and for an inbox run the files taken.
+type Inputs = (Vec<PathBuf>, Option<Vec<Taken>>);
+
 /// Makes the spool, finishes any batch an interrupted run committed, and
 /// lists the inputs: the explicit files, else the inbox files
 /// [`inbox::take`] takes (also returned, to be checked once read).
@@ -389,7 +401,7 @@ fn start(
     spool: &Spool,
     options: &Options,
     report: &Reporter,
-) -> Result<(Summary, Vec<PathBuf>, Option<Vec<Taken>>), LogsError> {
+) -> Result<(Summary, Inputs), LogsError> {
     spool.prepare()?;
     let summary = Summary {
         recovered: spool.recover()?,
@@ -408,7 +420,7 @@ fn start(
             files: inputs.len(),
             ..summary
         };
-        return Ok((summary, inputs, None));
+        return Ok((summary, (inputs, None)));
     }
     let listing = inbox::take(&spool.inbox(), options.inbox_settle)?;
     for odd in &listing.odd {
@@ -431,7 +443,7 @@ fn start(
         waiting: listing.waiting,
         ..summary
     };
-    Ok((summary, inputs, Some(listing.taken)))
+    Ok((summary, (inputs, Some(listing.taken))))
 }
 
 /// Parses every input on every core: each of rayon's threads is one worker
@@ -530,12 +542,12 @@ impl Tallied {
 }
 
 /// Adds each input's lines and rejects to the summary, and reports the
-/// inputs that could not be read. `frozen` (inbox runs) is each input's
-/// path after [`inbox::freeze`], `None` for one written to while it was
-/// read: that one is reported, counts for nothing and stays.
+/// inputs that could not be read. `frozen` (inbox runs) is each input
+/// after [`inbox::freeze`]: one written to while it was read is reported,
+/// counts for nothing and stays.
 fn tally(
     inputs: Vec<PathBuf>,
-    frozen: Option<Vec<Option<PathBuf>>>,
+    frozen: Option<Vec<inbox::Frozen>>,
     by_file: Vec<Option<FileResult>>,
     summary: &mut Summary,
     report: &Reporter,
@@ -548,10 +560,8 @@ fn tally(
         inputs,
     };
     for (fi, now) in frozen.into_iter().flatten().enumerate() {
-        match now {
-            Some(path) => tallied.inputs[fi] = path,
-            None => tallied.changed[fi] = true,
-        }
+        tallied.inputs[fi] = now.path;
+        tallied.changed[fi] = !now.unchanged;
     }
     for (fi, (path, result)) in tallied.inputs.iter().zip(by_file).enumerate() {
         if tallied.changed[fi] {
