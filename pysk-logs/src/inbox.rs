@@ -30,7 +30,13 @@
 //!    was taken. Only then are its lines committed and the file removed
 //!    with the batch. A file that fails this is left (under its new name)
 //!    for the next run, which reads it whole, and this run's lines of it
-//!    are dropped: nothing is lost and nothing is committed twice.
+//!    are dropped: nothing is lost and nothing is committed twice. A file
+//!    that already has such a name (left by an earlier run, so no writer
+//!    opens it by name) keeps it, and one that could not be read keeps its
+//!    own (none of its lines is used; it moves whole to `rejected/`). A
+//!    process we may not examine that holds a file open from before the
+//!    rename is the one writer this cannot see: the quiet period is the
+//!    guard against it.
 
 use std::collections::HashSet;
 use std::fs::{self, Metadata};
@@ -98,43 +104,19 @@ pub struct Listing {
     pub hidden: usize,
 }
 
+/// An inbox file and what `lstat` said of it.
+type Entry = (PathBuf, Metadata);
+
 /// Lists the inbox and takes the files that are complete (steps 1–3 of
 /// the module's protocol), waiting at most `settle` for recent ones.
 pub fn take(inbox: &Path, settle: Duration) -> Result<Listing, LogsError> {
-    let mut listing = Listing::default();
-    let mut files = Vec::new();
-    for entry in fs::read_dir(inbox).map_err(read_err(inbox))? {
-        let entry = entry.map_err(read_err(inbox))?;
-        if entry.file_name().as_encoded_bytes().starts_with(b".") {
-            continue;
-        }
-        let path = entry.path();
-        let meta = fs::symlink_metadata(&path).map_err(read_err(&path))?;
-        match odd_kind(&meta) {
-            Some(why) => listing.odd.push(left(&path, why)),
-            None => files.push((path, meta)),
-        }
-    }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    listing.odd.sort_by(|a, b| a.path.cmp(&b.path));
-    let now = SystemTime::now();
-    let (ready, recent): (Vec<_>, Vec<_>) = files
-        .into_iter()
-        .partition(|(_, meta)| quiet(meta, now, settle));
-    let mut candidates = ready;
-    if !recent.is_empty() {
-        std::thread::sleep(wait_for(&recent, now, settle));
-        let now = SystemTime::now();
-        for (path, _) in recent {
-            let meta = fs::symlink_metadata(&path).map_err(read_err(&path))?;
-            if odd_kind(&meta).is_none() && quiet(&meta, now, settle) {
-                candidates.push((path, meta));
-            } else {
-                listing.waiting.push(left(&path, "still being written"));
-            }
-        }
-        candidates.sort_by(|a, b| a.0.cmp(&b.0));
-    }
+    let (files, odd) = list(inbox)?;
+    let (candidates, waiting) = quiet_ones(files, settle)?;
+    let mut listing = Listing {
+        odd,
+        waiting,
+        ..Listing::default()
+    };
     let keys: HashSet<_> = candidates.iter().map(|(_, m)| Stamp::of(m).key()).collect();
     let (open, hidden) = writers(&keys);
     listing.hidden = hidden;
@@ -147,6 +129,52 @@ pub fn take(inbox: &Path, settle: Duration) -> Result<Listing, LogsError> {
         }
     }
     Ok(listing)
+}
+
+/// Step 1: the regular files of the inbox and its odd entries, each
+/// sorted by name; dot-files left out.
+fn list(inbox: &Path) -> Result<(Vec<Entry>, Vec<Left>), LogsError> {
+    let (mut files, mut odd) = (Vec::new(), Vec::new());
+    for entry in fs::read_dir(inbox).map_err(read_err(inbox))? {
+        let entry = entry.map_err(read_err(inbox))?;
+        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).map_err(read_err(&path))?;
+        match odd_kind(&meta) {
+            Some(why) => odd.push(left(&path, why)),
+            None => files.push((path, meta)),
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    odd.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((files, odd))
+}
+
+/// Step 3: the files that are quiet now or after one wait of at most
+/// `settle`, sorted by name, and those still being written.
+fn quiet_ones(files: Vec<Entry>, settle: Duration) -> Result<(Vec<Entry>, Vec<Left>), LogsError> {
+    let now = SystemTime::now();
+    let (mut ready, recent): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|(_, meta)| quiet(meta, now, settle));
+    let mut waiting = Vec::new();
+    if recent.is_empty() {
+        return Ok((ready, waiting));
+    }
+    std::thread::sleep(wait_for(&recent, now, settle));
+    let now = SystemTime::now();
+    for (path, _) in recent {
+        let meta = fs::symlink_metadata(&path).map_err(read_err(&path))?;
+        if odd_kind(&meta).is_none() && quiet(&meta, now, settle) {
+            ready.push((path, meta));
+        } else {
+            waiting.push(left(&path, "still being written"));
+        }
+    }
+    ready.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((ready, waiting))
 }
 
 /// Why an inbox entry of this type is not a file to read; `None` for a
@@ -189,7 +217,7 @@ fn quiet(meta: &Metadata, now: SystemTime, settle: Duration) -> bool {
 
 /// How long until the most recently written of `recent` has been quiet for
 /// `settle`: never more than `settle`.
-fn wait_for(recent: &[(PathBuf, Metadata)], now: SystemTime, settle: Duration) -> Duration {
+fn wait_for(recent: &[Entry], now: SystemTime, settle: Duration) -> Duration {
     let newest = recent
         .iter()
         .filter_map(|(_, m)| m.modified().ok())

@@ -422,6 +422,24 @@ fn start(
         };
         return Ok((summary, (inputs, None)));
     }
+    let listing = take_inbox(spool, options, report)?;
+    let inputs: Vec<PathBuf> = listing.taken.iter().map(|t| t.path.clone()).collect();
+    let summary = Summary {
+        files: inputs.len(),
+        odd: listing.odd,
+        waiting: listing.waiting,
+        ..summary
+    };
+    Ok((summary, (inputs, Some(listing.taken))))
+}
+
+/// The inbox files [`inbox::take`] takes; what it leaves is reported: odd
+/// entries as trouble, files still being written as news.
+fn take_inbox(
+    spool: &Spool,
+    options: &Options,
+    report: &Reporter,
+) -> Result<inbox::Listing, LogsError> {
     let listing = inbox::take(&spool.inbox(), options.inbox_settle)?;
     for odd in &listing.odd {
         report.warn(format!("{}: {}; left in the inbox", odd.path, odd.why));
@@ -436,14 +454,7 @@ fn start(
             listing.hidden
         ));
     }
-    let inputs: Vec<PathBuf> = listing.taken.iter().map(|t| t.path.clone()).collect();
-    let summary = Summary {
-        files: inputs.len(),
-        odd: listing.odd,
-        waiting: listing.waiting,
-        ..summary
-    };
-    Ok((summary, (inputs, Some(listing.taken))))
+    Ok(listing)
 }
 
 /// Parses every input on every core: each of rayon's threads is one worker
