@@ -62,7 +62,12 @@ Example (nightly, from cron; silent unless something is wrong):
 
 With no FILE every file in <spool>/inbox/ is processed and removed once its
 lines are safely in <spool>/pending/<vhost>/ or <spool>/rejected/. Explicit
-FILEs are read and left in place.
+FILEs are read and left in place. An inbox file is taken only when no process
+has it open for writing and its last write is --inbox-settle seconds ago
+(one renamed into place is taken at once); one written to while it was read
+is left, none of its lines taken, for the next run. Dot-files are skipped as
+still in delivery; a directory, FIFO, socket or symbolic link in the inbox is
+reported, left in place, and the exit code is 1.
 
 There is no --dry-run: split only moves data through the tool's own spool
 (inbox/ to pending/ and rejected/), changes no configuration, and a run
@@ -158,6 +163,9 @@ pub struct SplitArgs {
     /// Memory for sorting, e.g. 256M (at least 1M) [switch: logs_memory]
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
+    /// Seconds since its last write before an inbox file is taken [switch: logs_inbox_settle]
+    #[arg(long, value_name = "SECS")]
+    pub inbox_settle: Option<String>,
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,
@@ -264,6 +272,9 @@ pub struct RunArgs {
     /// `--spool` and `--wait`.
     #[command(flatten)]
     pub spool: SpoolArgs,
+    /// Seconds since its last write before split takes an inbox file [switch: logs_inbox_settle]
+    #[arg(long, value_name = "SECS")]
+    pub inbox_settle: Option<String>,
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,

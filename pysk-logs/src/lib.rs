@@ -28,6 +28,7 @@ pub mod error;
 pub mod failpoint;
 pub mod fetch;
 pub mod format;
+pub mod inbox;
 pub mod input;
 pub mod job;
 pub mod lines;

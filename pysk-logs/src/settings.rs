@@ -42,6 +42,12 @@ pub const SWITCHES: &[Spec] = &[
     )
     .option("--memory"),
     Spec::new(
+        "logs_inbox_settle",
+        "3",
+        "seconds since its last write before split takes an inbox file (0-3600)",
+    )
+    .option("--inbox-settle"),
+    Spec::new(
         "logs_vhosts",
         "",
         "file listing the virtual hosts split accepts and awstats configures, one a line (empty: all)",
@@ -182,6 +188,11 @@ pub fn split(
         memory: s.with("logs_memory", args.memory.as_deref(), parse_memory)?,
         vhosts: list.as_deref().map(vhosts::read).transpose()?,
         files: args.files.clone(),
+        inbox_settle: s.with(
+            "logs_inbox_settle",
+            args.inbox_settle.as_deref(),
+            parse_settle,
+        )?,
     })
 }
 
@@ -337,9 +348,13 @@ pub fn run(s: &Settings, spool: &Path, args: &RunArgs) -> Result<crate::job::Opt
         spool: args.spool.clone(),
         ..AwstatsArgs::default()
     };
+    let split_args = SplitArgs {
+        inbox_settle: args.inbox_settle.clone(),
+        ..SplitArgs::default()
+    };
     Ok(crate::job::Options {
         fetch,
-        split: split(s, spool, &SplitArgs::default())?,
+        split: split(s, spool, &split_args)?,
         resolve: resolve_in(s, spool, &ResolveArgs::default())?,
         awstats: awstats(s, spool, &awstats_args)?,
     })
@@ -423,6 +438,14 @@ fn parse_memory(text: &str) -> Result<usize, String> {
     usize::try_from(bytes).map_err(|_| "too large".to_owned())
 }
 
+/// Parses the inbox's quiet period: whole seconds, 0 to an hour.
+fn parse_settle(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<u64>() {
+        Ok(s) if s <= 3600 => Ok(Duration::from_secs(s)),
+        _ => Err("expected whole seconds, 0 to 3600".to_owned()),
+    }
+}
+
 /// Parses resolve's time for one answer: seconds above 0, up to an hour.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
     match text.trim().parse::<f64>() {
@@ -494,6 +517,7 @@ mod tests {
         assert_eq!(wait, Duration::ZERO);
         let o = split(&s, &spool, &SplitArgs::default()).expect("split");
         assert_eq!((o.memory, o.vhosts, o.vhost), (256 << 20, None, None));
+        assert_eq!(o.inbox_settle, Duration::from_secs(3));
         let m = merge(&s, &MergeArgs::default()).expect("merge");
         assert_eq!(m.reorder, 1000);
         let r = resolve(&s, &ResolveArgs::default()).expect("resolve");
@@ -814,5 +838,44 @@ mod tests {
             Err("\"ns1.example\": expected IP, IP:PORT or [IPv6]:PORT".to_owned())
         );
         assert_eq!(parse_nameservers(""), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn the_inbox_quiet_period_comes_from_the_option_the_switch_or_the_default() {
+        let (s, path, _cfg) = settings("logs_inbox_settle=10\n");
+        let spool = Path::new("/s");
+        let o = split(&s, spool, &SplitArgs::default()).expect("split");
+        assert_eq!(o.inbox_settle, Duration::from_secs(10));
+        let args = SplitArgs {
+            inbox_settle: Some("0".into()),
+            ..SplitArgs::default()
+        };
+        assert_eq!(
+            split(&s, spool, &args).expect("split").inbox_settle,
+            Duration::ZERO
+        );
+        let args = RunArgs {
+            inbox_settle: Some("1".into()),
+            ..RunArgs::default()
+        };
+        let j = run(&s, spool, &args).expect("run");
+        assert_eq!(j.split.inbox_settle, Duration::from_secs(1));
+        let args = SplitArgs {
+            inbox_settle: Some("1.5".into()),
+            ..SplitArgs::default()
+        };
+        let err = split(&s, spool, &args).expect_err("fraction");
+        assert_eq!(
+            err.to_string(),
+            "--inbox-settle: \"1.5\": expected whole seconds, 0 to 3600"
+        );
+        let (s, _, _cfg2) = settings("logs_inbox_settle=-1\n");
+        let err = split(&s, spool, &SplitArgs::default()).expect_err("negative");
+        assert!(
+            err.to_string()
+                .ends_with("logs_inbox_settle: \"-1\": expected whole seconds, 0 to 3600"),
+            "{err}"
+        );
+        assert!(path.exists());
     }
 }

@@ -8,7 +8,9 @@
 //! file and line number, to a rejected file of their input. The outputs,
 //! the rejected files and the removal of the inbox files are then committed
 //! as one batch ([`crate::spool`]), so a run killed at any point loses and
-//! duplicates nothing.
+//! duplicates nothing. Inbox files are taken and, once read, checked by
+//! the protocol of [`crate::inbox`], so a file still being written is
+//! never read and then removed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -16,7 +18,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -26,6 +28,7 @@ use pysk_common::report::Reporter;
 
 use crate::error::LogsError;
 use crate::format::{self, Reject};
+use crate::inbox::{self, Left, Taken};
 use crate::lines::{self, Event, MAX_LINE};
 use crate::sorter::{Sorted, Store};
 use crate::spool::{Manifest, Move, Spool};
@@ -45,6 +48,9 @@ pub struct Options {
     pub memory: usize,
     /// Explicit inputs; empty means every file in `inbox/`.
     pub files: Vec<PathBuf>,
+    /// How long an inbox file's last write must be past before it is
+    /// taken ([`crate::inbox`]).
+    pub inbox_settle: Duration,
 }
 
 /// What a split run did, as printed by `--json`.
@@ -67,6 +73,12 @@ pub struct Summary {
     pub outputs: Vec<String>,
     /// Batches of an earlier, interrupted run that were finished first.
     pub recovered: usize,
+    /// Inbox entries that are not files (directories, FIFOs, sockets,
+    /// links): left in place, and the run exits 1.
+    pub odd: Vec<Left>,
+    /// Inbox files still being written, or written to while they were
+    /// read: left for the next run, none of their lines committed.
+    pub waiting: Vec<Left>,
 }
 
 /// The virtual hosts seen so far; a host's group number is its index.
@@ -203,6 +215,15 @@ impl<'s, 'a> Worker<'s, 'a> {
         .map_err(Step::Write)
     }
 
+    /// The name rejected lines give as their source: an inbox file's name
+    /// as it arrived ([`inbox::delivered_as`]), an explicit input's path.
+    fn source(&self, path: &Path) -> PathBuf {
+        match self.shared.options.files.is_empty() {
+            true => inbox::delivered_as(path),
+            false => path.to_owned(),
+        }
+    }
+
     /// Reads input `fi` to the end. An input that cannot be read is a
     /// [`FileResult::Unreadable`]; failing to write what came of it is an
     /// error that ends the run.
@@ -212,7 +233,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         let mut rejects = Rejects {
             path: tmp.join(format!("rejected-{}-{fi}.log", std::process::id())),
             out: None,
-            source: path.display().to_string(),
+            source: self.source(path).display().to_string(),
         };
         let mut line_no = 0u64;
         let mut rejected = BTreeMap::new();
@@ -327,9 +348,10 @@ impl Rejects {
 /// commit.
 pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), LogsError> {
     let spool = Spool::new(&options.spool);
-    let (mut summary, inputs) = start(&spool, options, report)?;
+    let (mut summary, (inputs, taken)) = start(&spool, options, report)?;
     if inputs.is_empty() {
-        return Ok((summary, Outcome::Success));
+        let outcome = outcome(&summary);
+        return Ok((summary, outcome));
     }
     let tmp = spool.tmp();
     let started = Instant::now();
@@ -338,7 +360,15 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         stores,
         names,
     } = parse(options, &tmp, &inputs)?;
-    let tallied = tally(inputs, options, by_file, &mut summary, report)?;
+    let unread: Vec<bool> = by_file
+        .iter()
+        .map(|r| matches!(r, Some(FileResult::Unreadable(_))))
+        .collect();
+    let frozen = taken
+        .as_deref()
+        .map(|taken| inbox::freeze(taken, &unread))
+        .transpose()?;
+    let tallied = tally(inputs, frozen, by_file, &mut summary, report)?;
     let sorted = Sorted::new(stores, options.memory);
     report.debug(format!(
         "read {} line(s) in {:.2} s, {} run(s) spilled",
@@ -347,7 +377,7 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         sorted.runs()
     ));
     let started = Instant::now();
-    let outputs = write(&sorted, &spool, &names, &tallied.failed)?;
+    let outputs = write(&sorted, &spool, &names, &tallied.skipped())?;
     sorted.remove_runs().map_err(write_err(&tmp))?;
     report.debug(format!(
         "sorted and wrote the outputs in {:.2} s",
@@ -356,21 +386,30 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     let manifest = plan_batch(&spool, &outputs, &names, &tallied, &mut summary, report)?;
     crate::failpoint::reached("before-commit");
     spool.commit(&manifest)?;
-    let outcome = if summary.unreadable.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::Partial
-    };
+    let outcome = outcome(&summary);
     Ok((summary, outcome))
 }
 
+/// Exit 1 when an input could not be read or the inbox holds odd entries.
+fn outcome(summary: &Summary) -> Outcome {
+    if summary.unreadable.is_empty() && summary.odd.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    }
+}
+
+/// The inputs [`start`] lists, and for an inbox run the files taken.
+type Inputs = (Vec<PathBuf>, Option<Vec<Taken>>);
+
 /// Makes the spool, finishes any batch an interrupted run committed, and
-/// lists the inputs: the explicit files, else the inbox.
+/// lists the inputs: the explicit files, else the inbox files
+/// [`inbox::take`] takes (also returned, to be checked once read).
 fn start(
     spool: &Spool,
     options: &Options,
     report: &Reporter,
-) -> Result<(Summary, Vec<PathBuf>), LogsError> {
+) -> Result<(Summary, Inputs), LogsError> {
     spool.prepare()?;
     let summary = Summary {
         recovered: spool.recover()?,
@@ -383,18 +422,47 @@ fn start(
             summary.recovered
         ));
     }
-    let inputs = if options.files.is_empty() {
-        spool.inbox_files()?
-    } else {
-        options.files.clone()
-    };
-    Ok((
-        Summary {
+    if !options.files.is_empty() {
+        let inputs = options.files.clone();
+        let summary = Summary {
             files: inputs.len(),
             ..summary
-        },
-        inputs,
-    ))
+        };
+        return Ok((summary, (inputs, None)));
+    }
+    let listing = take_inbox(spool, options, report)?;
+    let inputs: Vec<PathBuf> = listing.taken.iter().map(|t| t.path.clone()).collect();
+    let summary = Summary {
+        files: inputs.len(),
+        odd: listing.odd,
+        waiting: listing.waiting,
+        ..summary
+    };
+    Ok((summary, (inputs, Some(listing.taken))))
+}
+
+/// The inbox files [`inbox::take`] takes; what it leaves is reported: odd
+/// entries as trouble, files still being written as news.
+fn take_inbox(
+    spool: &Spool,
+    options: &Options,
+    report: &Reporter,
+) -> Result<inbox::Listing, LogsError> {
+    let listing = inbox::take(&spool.inbox(), options.inbox_settle)?;
+    for odd in &listing.odd {
+        report.warn(format!("{}: {}; left in the inbox", odd.path, odd.why));
+    }
+    for w in &listing.waiting {
+        report.info(format!("{}: {}; left for the next run", w.path, w.why));
+    }
+    if listing.hidden > 0 {
+        report.debug(format!(
+            "{} process(es) could not be examined for inbox files open for writing \
+             (no permission); the quiet period alone guards against them",
+            listing.hidden
+        ));
+    }
+    Ok(listing)
 }
 
 /// Parses every input on every core: each of rayon's threads is one worker
@@ -474,26 +542,51 @@ struct Tallied {
     /// By input: it could not be read, so its lines are left out and it is
     /// set aside whole.
     failed: Vec<bool>,
+    /// By input: it was written to while it was read, so its lines are
+    /// left out and it stays in the inbox for the next run.
+    changed: Vec<bool>,
     /// The rejected-lines files in `tmp/`.
     reject_files: Vec<PathBuf>,
 }
 
+impl Tallied {
+    /// By input: its lines are left out of the outputs.
+    fn skipped(&self) -> Vec<bool> {
+        self.failed
+            .iter()
+            .zip(&self.changed)
+            .map(|(f, c)| *f || *c)
+            .collect()
+    }
+}
+
 /// Adds each input's lines and rejects to the summary, and reports the
-/// inputs that could not be read.
+/// inputs that could not be read. `frozen` (inbox runs) is each input
+/// after [`inbox::freeze`]: one written to while it was read is reported,
+/// counts for nothing and stays.
 fn tally(
     inputs: Vec<PathBuf>,
-    options: &Options,
+    frozen: Option<Vec<inbox::Frozen>>,
     by_file: Vec<Option<FileResult>>,
     summary: &mut Summary,
     report: &Reporter,
 ) -> Result<Tallied, LogsError> {
     let mut tallied = Tallied {
         failed: vec![false; inputs.len()],
+        changed: vec![false; inputs.len()],
         reject_files: Vec::new(),
-        from_inbox: options.files.is_empty(),
+        from_inbox: frozen.is_some(),
         inputs,
     };
+    for (fi, now) in frozen.into_iter().flatten().enumerate() {
+        tallied.inputs[fi] = now.path;
+        tallied.changed[fi] = !now.unchanged;
+    }
     for (fi, (path, result)) in tallied.inputs.iter().zip(by_file).enumerate() {
+        if tallied.changed[fi] {
+            changed(path, result, summary, report);
+            continue;
+        }
         match result {
             Some(FileResult::Read {
                 lines,
@@ -517,29 +610,49 @@ fn tally(
     Ok(tallied)
 }
 
+/// Reports an inbox file written to while it was read and drops what this
+/// run made of it: its rejected lines (its accepted ones are left out when
+/// the outputs are written).
+fn changed(path: &Path, result: Option<FileResult>, summary: &mut Summary, report: &Reporter) {
+    if let Some(FileResult::Read {
+        reject_file: Some(file),
+        ..
+    }) = result
+    {
+        let _ = fs::remove_file(file);
+    }
+    let why = "written to while it was read";
+    report.warn(format!(
+        "{}: {why}; left for the next run, none of its lines taken",
+        path.display()
+    ));
+    summary.waiting.push(Left {
+        path: path.display().to_string(),
+        why,
+    });
+}
+
 /// Writes each virtual host's lines, sorted, into `tmp/`, on every core
-/// (rayon, a virtual host a task), leaving out the lines of inputs that
-/// failed half-way, and makes every output durable. Each host's directory
-/// in `pending/` is made now, while the other threads work, rather than
-/// one after the other in the commit; an empty one left by a crash does no
-/// harm. The outputs come back in group order.
+/// (rayon, a virtual host a task), leaving out the lines of the inputs
+/// `skip`ped (failed half-way, or written to while read), and makes every
+/// output durable. A host left with no line has no output and no entry.
+/// Each host's directory in `pending/` is made by its task, while the
+/// other threads work, rather than one after the other in the commit; an
+/// empty one left by a crash does no harm. The outputs come back in group
+/// order.
 fn write(
     sorted: &Sorted,
     spool: &Spool,
     names: &[String],
-    failed: &[bool],
+    skip: &[bool],
 ) -> Result<Vec<Output>, LogsError> {
     let tmp = spool.tmp();
     let pending = spool.root().join("pending");
-    let skip = |file: u32| failed.get(file as usize).copied().unwrap_or(false);
+    let skip = |file: u32| skip.get(file as usize).copied().unwrap_or(false);
     let mut outputs: Vec<Output> = sorted
         .groups
         .par_iter()
-        .map(|&group| -> Result<Output, LogsError> {
-            if let Some(name) = names.get(group as usize) {
-                let dir = pending.join(name);
-                fs::create_dir_all(&dir).map_err(write_err(&dir))?;
-            }
+        .map(|&group| -> Result<Option<Output>, LogsError> {
             let mut out = Output::create(&tmp, group).map_err(write_err(&tmp))?;
             sorted
                 .for_each(group, |file, line| -> io::Result<()> {
@@ -547,8 +660,18 @@ fn write(
                 })
                 .map_err(write_err(&out.path))?;
             let path = out.path.clone();
-            Ok(out.finish().map_err(write_err(&path))?)
+            if out.lines == 0 {
+                drop(out);
+                fs::remove_file(&path).map_err(write_err(&path))?;
+                return Ok(None);
+            }
+            if let Some(name) = names.get(group as usize) {
+                let dir = pending.join(name);
+                fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+            }
+            Ok(Some(out.finish().map_err(write_err(&path))?))
         })
+        .filter_map(Result::transpose)
         .collect::<Result<_, _>>()?;
     outputs.sort_by_key(|o| o.group);
     for o in &outputs {
@@ -612,8 +735,9 @@ fn plan_batch(
 
 /// Adds to `manifest` what becomes of each inbox file: removed once its
 /// lines are committed, or moved whole to `rejected/` when it could not be
-/// read. A name that is not UTF-8 cannot be written into the manifest, so
-/// that file stays in the inbox, reported.
+/// read; one written to while it was read stays. A name that is not UTF-8
+/// cannot be written into the manifest, so that file stays in the inbox,
+/// reported.
 fn inbox_fates(
     spool: &Spool,
     tallied: &Tallied,
@@ -621,7 +745,10 @@ fn inbox_fates(
     manifest: &mut Manifest,
     report: &Reporter,
 ) {
-    for (path, failed) in tallied.inputs.iter().zip(&tallied.failed) {
+    for (fi, (path, failed)) in tallied.inputs.iter().zip(&tallied.failed).enumerate() {
+        if tallied.changed[fi] {
+            continue;
+        }
         let Some(from) = spool.relative(path) else {
             report.warn(format!(
                 "{}: name is not UTF-8; left in the inbox",

@@ -1,7 +1,8 @@
 //! The spool and its batches.
 //!
 //! ```text
-//! <spool>/inbox/              raw logs as they arrive (plain or gzip)
+//! <spool>/inbox/              raw logs as they arrive (plain or gzip;
+//!                             taken by the protocol of `crate::inbox`)
 //! <spool>/pending/<vhost>/    split output, waiting for AWStats
 //! <spool>/processed/<vhost>/  what `merge --archive` archived
 //! <spool>/rejected/           lines (and whole unreadable files) set aside
@@ -124,26 +125,6 @@ impl Spool {
             fs::create_dir_all(&path).map_err(write_err(&path))?;
         }
         Ok(())
-    }
-
-    /// The files waiting in `inbox/`, oldest name first (names sort by
-    /// arrival for everything pysk writes there). Dot-files are skipped:
-    /// they are files still being written by a well-behaved sender.
-    pub fn inbox_files(&self) -> Result<Vec<PathBuf>, LogsError> {
-        let inbox = self.inbox();
-        let mut files = Vec::new();
-        for entry in fs::read_dir(&inbox).map_err(read_err(&inbox))? {
-            let entry = entry.map_err(read_err(&inbox))?;
-            let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') {
-                continue;
-            }
-            if entry.file_type().map_err(read_err(entry.path()))?.is_file() {
-                files.push(entry.path());
-            }
-        }
-        files.sort();
-        Ok(files)
     }
 
     /// `path` relative to the spool root, as a manifest stores it; `None`

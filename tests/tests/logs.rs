@@ -435,7 +435,15 @@ fn crashed_then_rerun(
     let spool = root.join("spool");
     copy_dir(inbox, &spool.join("inbox"));
     let first = tool("pysk-logs")
-        .args(["split", "-q", "--memory", "1M", "--spool"])
+        .args([
+            "split",
+            "-q",
+            "--memory",
+            "1M",
+            "--inbox-settle",
+            "0",
+            "--spool",
+        ])
         .arg(&spool);
     if let Some(point) = failpoint {
         let out = first.env("PYSK_LOGS_FAILPOINT", point).output();
