@@ -247,6 +247,11 @@ const MULTIPLE: u32 = 4;
 /// Answers needed before the timeout is learned; until then a try waits
 /// the ceiling, `--timeout`.
 const SAMPLES: u64 = 20;
+/// Every this many answers the counts so far are halved, so the timeout
+/// follows the path as it is now (as TCP's smoothed round-trip time
+/// does): the first wave of queries, slowed by being sent all at once,
+/// stops weighing on the rest of the run.
+const HALF_LIFE: u64 = 1024;
 /// How often a waiting try looks at the learned timeout again, so the
 /// first tries, sent before anything was learned, stop waiting as soon as
 /// it is.
@@ -270,8 +275,10 @@ struct Patience {
 struct Learned {
     /// Answers per time bucket.
     buckets: Vec<u64>,
-    /// Answers in all.
+    /// Answers counted in `buckets`.
     seen: u64,
+    /// Answers since the counts were last halved.
+    since_halved: u64,
     /// The timeout they give.
     timeout: Duration,
 }
@@ -283,6 +290,7 @@ impl Patience {
             learned: Mutex::new(Learned {
                 buckets: vec![0; BUCKETS],
                 seen: 0,
+                since_halved: 0,
                 timeout: ceiling,
             }),
         }
@@ -305,8 +313,14 @@ impl Patience {
         let Ok(mut l) = self.learned.lock() else {
             return;
         };
+        if l.since_halved == HALF_LIFE {
+            l.buckets.iter_mut().for_each(|n| *n /= 2);
+            l.seen = l.buckets.iter().sum();
+            l.since_halved = 0;
+        }
         l.buckets[bucket(took)] += 1;
         l.seen += 1;
+        l.since_halved += 1;
         if l.seen >= SAMPLES {
             let p99 = percentile(&l.buckets, l.seen, 99);
             l.timeout = p99.saturating_mul(MULTIPLE).max(FLOOR).min(self.ceiling);
@@ -740,6 +754,20 @@ mod tests {
         // An hour-long answer lands in the last bucket.
         assert_eq!(bucket(Duration::from_secs(3600)), BUCKETS - 1);
         assert_eq!(bucket(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn old_answers_weigh_less_so_a_slow_start_is_forgotten() {
+        let p = Patience::new(Duration::from_secs(2));
+        for _ in 0..100 {
+            p.learn(Duration::from_secs(1));
+        }
+        assert_eq!(p.timeout(), Duration::from_secs(2));
+        // 2% of all answers were slow, but three half-lives ago.
+        for _ in 0..5000 {
+            p.learn(Duration::from_millis(10));
+        }
+        assert_eq!(p.timeout(), FLOOR);
     }
 
     /// `ask` on paused time: the number of tries made, and the result,
