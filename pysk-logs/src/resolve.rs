@@ -252,9 +252,11 @@ const SAMPLES: u64 = 20;
 /// does): the first wave of queries, slowed by being sent all at once,
 /// stops weighing on the rest of the run.
 const HALF_LIFE: u64 = 1024;
-/// How often a waiting try looks at the learned timeout again, so the
-/// first tries, sent before anything was learned, stop waiting as soon as
-/// it is.
+/// How often a waiting try looks at the timeout again while it is not
+/// learned yet, so the first tries, sent before anything was learned, stop
+/// waiting the ceiling as soon as it is. Once learned, a try wakes at its
+/// deadline only (thousands of tries waking every 50 ms would cost the
+/// single thread more than the lookups).
 const RECHECK: Duration = Duration::from_millis(50);
 /// Answer-time buckets: bucket `i` holds times up to `GROWTH^i` ms.
 const GROWTH: f64 = 1.125;
@@ -301,6 +303,16 @@ impl Patience {
         self.learned.lock().map_or(self.ceiling, |l| l.timeout)
     }
 
+    /// When a try due to give up at `deadline` looks at the timeout again.
+    fn wake(&self, deadline: tokio::time::Instant) -> tokio::time::Instant {
+        let learning = self.learned.lock().is_ok_and(|l| l.seen < SAMPLES);
+        if learning {
+            deadline.min(tokio::time::Instant::now() + RECHECK)
+        } else {
+            deadline
+        }
+    }
+
     /// How long try number `attempt` (from 0) waits: the learned timeout,
     /// doubled for each try before it, never more than the ceiling.
     fn wait(&self, attempt: usize) -> Duration {
@@ -345,7 +357,7 @@ impl Patience {
             tokio::pin!(query);
             loop {
                 let deadline = sent + self.wait(attempt);
-                let wake = deadline.min(tokio::time::Instant::now() + RECHECK);
+                let wake = self.wake(deadline);
                 match tokio::time::timeout_at(wake, &mut query).await {
                     Ok(result @ (Ok(_) | Err(NetError::Dns(_)))) => {
                         self.learn(sent.elapsed());
