@@ -200,7 +200,7 @@ pub struct ResolveArgs {
     /// Queries in flight at most [switch: logs_dns_concurrency]
     #[arg(long, value_name = "N")]
     pub concurrency: Option<String>,
-    /// Seconds to wait for one answer [switch: logs_dns_timeout]
+    /// Seconds to wait for one answer at most: the ceiling of the timeout learned from the run's answers [switch: logs_dns_timeout]
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<String>,
     /// Attempts per address [switch: logs_dns_attempts]

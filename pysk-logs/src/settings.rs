@@ -80,7 +80,7 @@ pub const SWITCHES: &[Spec] = &[
     Spec::new(
         "logs_dns_timeout",
         "2",
-        "seconds resolve waits for one answer (up to 3600)",
+        "seconds resolve waits for one answer at most, the ceiling of the timeout it learns (up to 3600)",
     )
     .option("--timeout"),
     Spec::new("logs_dns_attempts", "2", "resolve's attempts per address").option("--attempts"),

@@ -237,10 +237,12 @@ fn send_loop(socket: &UdpSocket, stats: &Stats, stop: &AtomicBool, queue: &Queue
         match q.peek() {
             Some(Reverse(p)) if p.due <= now => {
                 if let Some(Reverse(p)) = q.pop() {
+                    // Counted out before the reply leaves: once it has, the
+                    // client may send its next query at once.
+                    stats.in_flight.fetch_sub(1, Ordering::SeqCst);
                     if let Some(bytes) = &p.bytes {
                         let _ = socket.send_to(bytes, p.to);
                     }
-                    stats.in_flight.fetch_sub(1, Ordering::SeqCst);
                 }
             }
             Some(Reverse(p)) => {

@@ -6,7 +6,8 @@ use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pysk_tests::dns::{DnsServer, Reply};
@@ -36,7 +37,10 @@ fn server(forward: HashMap<String, Vec<IpAddr>>) -> DnsServer {
         "127.0.0.1:0".parse().expect("addr"),
         Box::new(rule),
         forward,
-        Duration::from_millis(450),
+        // Shorter than the shortest try (the learned timeout's 200 ms
+        // floor), so a silent query has left the count before the next
+        // one is sent.
+        Duration::from_millis(150),
     )
     .expect("start the test DNS server")
 }
@@ -52,22 +56,22 @@ fn addresses(dir: &Path) -> PathBuf {
 }
 
 fn resolve(dns: &DnsServer, cache: &Path, extra: &[&str], input: &Path) -> Output {
+    // Every wait under 333 ms, the interval at which hickory's UDP client
+    // sends a query again within one try: one query per try.
+    let mut options = vec!["--concurrency", "4", "--timeout", "0.3", "--attempts", "1"];
+    options.extend_from_slice(extra);
+    resolve_with(dns, cache, &options, input)
+}
+
+/// `resolve --json` with these `options` only.
+fn resolve_with(dns: &DnsServer, cache: &Path, options: &[&str], input: &Path) -> Output {
     tool("pysk-logs")
-        .args([
-            "resolve",
-            "--json",
-            "--concurrency",
-            "4",
-            "--timeout",
-            "0.5",
-            "--attempts",
-            "1",
-        ])
+        .args(["resolve", "--json"])
+        .args(options)
         .arg("--nameserver")
         .arg(dns.addr().to_string())
         .arg("--cache")
         .arg(cache)
-        .args(extra)
         .arg(input)
         .succeeds()
 }
@@ -111,19 +115,27 @@ fn resolves_names_marks_failures_and_keeps_to_the_concurrency() {
     assert_eq!(s["queried"], 32);
     assert_eq!(s["resolved"], 21);
     assert_eq!(s["failed"], 11);
+    assert_eq!(s["unanswered"], 2);
     assert_eq!(s["from_cache"], 0);
 
     let entries = cache_entries(&cache);
     assert_eq!(entries.len(), 32);
     let start = now() - 60;
     for (addr, (epoch, name)) in &entries {
+        let v4 = addr.parse::<IpAddr>().ok().and_then(|a| match a {
+            IpAddr::V4(v4) => Some(v4.octets()[3]),
+            IpAddr::V6(_) => None,
+        });
+        if matches!(v4, Some(29 | 30)) {
+            // Never answered: no verdict, epoch 0, asked again next run.
+            assert_eq!((*epoch, name.as_str()), (0, "*"), "{addr}");
+            continue;
+        }
         assert!(*epoch >= start && *epoch <= now(), "{addr}: {epoch}");
-        let expected = match addr.parse::<IpAddr>().expect("address") {
-            IpAddr::V6(_) => "six.example.net".to_owned(),
-            IpAddr::V4(v4) => match v4.octets()[3] {
-                n @ 1..=20 => format!("host-{n}.example.org"),
-                _ => "*".to_owned(),
-            },
+        let expected = match v4 {
+            None => "six.example.net".to_owned(),
+            Some(n @ 1..=20) => format!("host-{n}.example.org"),
+            Some(_) => "*".to_owned(),
         };
         assert_eq!(name, &expected, "{addr}");
     }
@@ -135,11 +147,128 @@ fn resolves_names_marks_failures_and_keeps_to_the_concurrency() {
         "never more than --concurrency"
     );
 
-    // A second run answers everything from the cache, without a query.
+    // A second run answers everything from the cache but the two that
+    // never answered, which it asks again.
     let again = summary(&resolve(&dns, &cache, &[], &addresses(dir.path())));
-    assert_eq!(again["from_cache"], 32);
-    assert_eq!(again["queried"], 0);
-    assert_eq!(stats.queries.load(Ordering::SeqCst), 32);
+    assert_eq!(again["from_cache"], 30);
+    assert_eq!(again["queried"], 2);
+    assert_eq!(again["unanswered"], 2);
+    assert_eq!(stats.queries.load(Ordering::SeqCst), 34);
+    assert_eq!(cache_entries(&cache), entries);
+}
+
+/// A server that answers 192.0.2.1–250 at once with a name and
+/// 198.51.100.1 only after 300 ms (counting the queries for it in
+/// `slow_asked`); 192.0.2.251–254 are never answered.
+fn slow_rule(addr: IpAddr, slow_asked: &AtomicUsize) -> Reply {
+    match addr {
+        IpAddr::V4(v4) if v4.octets()[..3] == [198, 51, 100] => {
+            slow_asked.fetch_add(1, Ordering::SeqCst);
+            Reply::Name("slow.example.org".into(), Duration::from_millis(300))
+        }
+        IpAddr::V4(v4) => match v4.octets()[3] {
+            n @ 1..=250 => Reply::Name(format!("fast-{n}.example.org"), Duration::ZERO),
+            _ => Reply::Silence,
+        },
+        IpAddr::V6(_) => Reply::NxDomain(Duration::ZERO),
+    }
+}
+
+fn slow_server() -> (DnsServer, Arc<AtomicUsize>) {
+    let slow_asked = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&slow_asked);
+    let dns = DnsServer::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        Box::new(move |addr| slow_rule(addr, &counter)),
+        HashMap::new(),
+        Duration::from_millis(150),
+    )
+    .expect("start the test DNS server");
+    (dns, slow_asked)
+}
+
+/// The fast addresses 192.0.2.1–250 (looked up first: they sort first),
+/// then `more`.
+fn fast_then(dir: &Path, more: &[&str]) -> PathBuf {
+    let path = dir.join("in");
+    let mut text: String = (1..=250).map(|n| format!("192.0.2.{n}\n")).collect();
+    for addr in more {
+        text.push_str(addr);
+        text.push('\n');
+    }
+    fs::write(&path, text).expect("write the address list");
+    path
+}
+
+#[test]
+fn an_answer_after_the_learned_timeout_but_before_the_ceiling_is_found() {
+    let dir = scratch();
+    let (dns, slow_asked) = slow_server();
+    let cache = dir.path().join("dnscache.txt");
+    let input = fast_then(dir.path(), &["198.51.100.1"]);
+    // The ceiling is 2 s; the 250 answers at once teach the 200 ms floor,
+    // so the first try for the slow address gives up at 200 ms and the
+    // second, waiting 400 ms, gets its answer after 300 ms.
+    let options = ["--concurrency", "4", "--timeout", "2", "--attempts", "2"];
+    let s = summary(&resolve_with(&dns, &cache, &options, &input));
+    assert_eq!(s["queried"], 251);
+    assert_eq!(s["resolved"], 251);
+    assert_eq!(s["unanswered"], 0);
+    assert_eq!(s["learned_timeout"], 0.2, "learned below the slow answer");
+    // The first try gave up; hickory's UDP client may send the second
+    // try's query once more (after 333 ms) before its answer comes.
+    let asked = slow_asked.load(Ordering::SeqCst);
+    assert!((2..=3).contains(&asked), "{asked} queries for the slow one");
+    let entries = cache_entries(&cache);
+    assert_eq!(entries["198.51.100.1"].1, "slow.example.org");
+    assert_eq!(entries["192.0.2.250"].1, "fast-250.example.org");
+}
+
+#[test]
+fn a_silent_address_keeps_its_cache_entry_and_is_asked_again() {
+    let dir = scratch();
+    let (dns, _) = slow_server();
+    let cache = dir.path().join("dnscache.txt");
+    let old_name = now() - 30 * 86_400;
+    let old_star = now() - 7 * 3600;
+    fs::write(
+        &cache,
+        format!(
+            "{old_name} 192.0.2.251 was-known.example.org\n\
+             {old_star} 192.0.2.252 *\n"
+        ),
+    )
+    .expect("write cache");
+    let input = fast_then(dir.path(), &["192.0.2.251", "192.0.2.252", "192.0.2.253"]);
+    let options = ["--concurrency", "4", "--timeout", "2", "--attempts", "2"];
+    let s = summary(&resolve_with(&dns, &cache, &options, &input));
+    assert_eq!(s["queried"], 253);
+    assert_eq!(s["resolved"], 250);
+    assert_eq!(s["failed"], 3);
+    assert_eq!(s["unanswered"], 3);
+    assert_eq!(s["learned_timeout"], 0.2);
+    let entries = cache_entries(&cache);
+    assert_eq!(
+        entries["192.0.2.251"],
+        (old_name, "was-known.example.org".to_owned()),
+        "the known name is neither erased nor renewed"
+    );
+    assert_eq!(entries["192.0.2.252"], (old_star, "*".to_owned()));
+    assert_eq!(entries["192.0.2.253"], (0, "*".to_owned()));
+
+    // Next run: the fast ones come from the cache, the silent ones are
+    // asked again, one query each (a 0.3 s ceiling, nothing learned).
+    let before = dns.stats().queries.load(Ordering::SeqCst);
+    let options = ["--concurrency", "4", "--timeout", "0.3", "--attempts", "1"];
+    let again = summary(&resolve_with(&dns, &cache, &options, &input));
+    assert_eq!(again["from_cache"], 250);
+    assert_eq!(again["queried"], 3);
+    assert_eq!(again["unanswered"], 3);
+    assert_eq!(
+        again["learned_timeout"], 0.3,
+        "too few answers: the ceiling"
+    );
+    assert_eq!(dns.stats().queries.load(Ordering::SeqCst), before + 3);
     assert_eq!(cache_entries(&cache), entries);
 }
 
