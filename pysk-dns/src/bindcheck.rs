@@ -2,9 +2,21 @@
 //! a name server inside the zone without an address record in it (no
 //! glue), and whatever `named-checkzone` (switch `dns_checkzone`) finds
 //! in the rendered file.
+//!
+//! Starting one checker per zone costs about 10 ms of CPU, 90 s for the
+//! 9,000 files of a first build of a large fleet. So when the checker is
+//! BIND's `named-checkzone`, the changed zones are first loaded in
+//! batches by the `named-checkconf -z` next to it ([`loaded_by_checkconf`]:
+//! BIND's own loader, as `named` runs it); only the zones it does not
+//! report as loaded are then checked one by one, which gives each refused
+//! zone the checker's own message. Any other checker runs per zone.
 
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use pysk_common::error::cause;
@@ -101,4 +113,68 @@ fn run(program: &str, zone: &str, text: &str) -> io::Result<Output> {
         });
         child.wait_with_output()
     })
+}
+
+/// The `named-checkconf` that loads zones as `program` checks them: the
+/// one next to `program` when `program` is BIND's `named-checkzone`.
+pub fn checkconf_for(program: &str) -> Option<PathBuf> {
+    let path = Path::new(program);
+    (path.file_name()? == "named-checkzone").then(|| path.with_file_name("named-checkconf"))
+}
+
+/// The zones of `zones` (name, file text) that `checkconf -z` reports as
+/// loaded, run once over a configuration naming all of them. Each text
+/// and the configuration are handed over as anonymous memory files
+/// (`memfd_create`), opened by the checker as `/proc/<our pid>/fd/<n>`:
+/// no file is staged anywhere, a killed build leaves none. A zone the
+/// checker does not report as loaded (refused, or its message not
+/// understood) is not in the set; so is every zone when it cannot run.
+pub fn loaded_by_checkconf(checkconf: &Path, zones: &[(&str, &str)]) -> HashSet<String> {
+    let Ok(files) = zones
+        .iter()
+        .map(|(_, text)| memory_file(text))
+        .collect::<io::Result<Vec<File>>>()
+    else {
+        return HashSet::new();
+    };
+    let pid = std::process::id();
+    let mut conf = String::new();
+    for ((zone, _), file) in zones.iter().zip(&files) {
+        let fd = file.as_raw_fd();
+        let _ = writeln!(
+            conf,
+            "zone \"{zone}\" {{ type master; file \"/proc/{pid}/fd/{fd}\"; }};"
+        );
+    }
+    let Ok(conf) = memory_file(&conf) else {
+        return HashSet::new();
+    };
+    let out = Command::new(checkconf)
+        .arg("-z")
+        .arg(format!("/proc/{pid}/fd/{}", conf.as_raw_fd()))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    let Ok(out) = out else {
+        return HashSet::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("zone ")?.split_once("/IN: loaded serial "))
+        .map(|(zone, _)| zone.to_owned())
+        .collect()
+}
+
+/// An anonymous file in memory holding `text` (closed on exec; the
+/// checker opens it through our `/proc/<pid>/fd`).
+fn memory_file(text: &str) -> io::Result<File> {
+    // SAFETY: the name is a valid C string; the call has no other input.
+    let fd = unsafe { libc::memfd_create(c"pysk-dns-check".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and is owned by nothing else.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    file.write_all(text.as_bytes())?;
+    Ok(file)
 }
