@@ -300,8 +300,8 @@ type Places = Vec<Vec<(Option<Slot>, Vec<Slot>)>>;
 struct Table<'i> {
     /// By slot, sorted.
     keys: Vec<Key>,
-    /// By slot, each publisher's data, in inventory order.
-    published: Vec<Vec<(Srv, BTreeSet<Rdata<'i>>)>>,
+    /// Each publisher's data at each RRset.
+    published: Published<'i>,
     /// By slot, the recorded owner.
     owned: Vec<Option<Srv>>,
     places: Places,
@@ -372,27 +372,57 @@ fn sort_slots(keys: &mut Vec<Key>) -> Vec<Slot> {
     rank
 }
 
-/// By slot, what each server publishes there, in inventory order.
-fn publications<'i>(
-    j: &Judge,
-    inputs: &'i Inputs,
-    places: &Places,
-    len: usize,
-) -> Vec<Vec<(Srv, BTreeSet<Rdata<'i>>)>> {
-    let mut published: Vec<Vec<(Srv, BTreeSet<Rdata>)>> = vec![Vec::new(); len];
-    for ((server, zones), zone_places) in inputs.iter().zip(places) {
-        let mut mine: HashMap<Slot, BTreeSet<Rdata>> = HashMap::new();
+/// What each server publishes at each RRset, in one sorted list.
+struct Published<'i> {
+    /// By slot, then server in inventory order: the data, sorted.
+    data: Vec<Rdata<'i>>,
+    /// Each (slot, server)'s part of `data`: the server and where its
+    /// data ends; in the order of `data`.
+    parts: Vec<(Srv, usize)>,
+    /// By slot, where its parts end.
+    ends: Vec<usize>,
+}
+
+impl<'i> Published<'i> {
+    /// The publishers of `slot`, each with its data, in inventory order.
+    fn at(&self, slot: usize) -> impl Iterator<Item = (Srv, &[Rdata<'i>])> {
+        let first = slot.checked_sub(1).map_or(0, |s| self.ends[s]);
+        let parts = &self.parts[first..self.ends[slot]];
+        let mut start = first.checked_sub(1).map_or(0, |p| self.parts[p].1);
+        parts.iter().map(move |(srv, end)| {
+            let data = &self.data[start..*end];
+            start = *end;
+            (*srv, data)
+        })
+    }
+}
+
+/// What each server publishes, by slot and server in inventory order.
+fn publications<'i>(j: &Judge, inputs: &'i Inputs, places: &Places, len: usize) -> Published<'i> {
+    let mut entries: Vec<(Slot, usize, Rdata)> = Vec::new();
+    for (i, ((_, zones), zone_places)) in inputs.iter().zip(places).enumerate() {
         for (z, (ns, records)) in zones.iter().zip(zone_places) {
             for (r, s) in z.records.iter().zip(records) {
-                mine.entry(*s).or_default().insert(Rdata::Record(&r.data));
+                entries.push((*s, i, Rdata::Record(&r.data)));
             }
             if let (Some(s), false) = (ns, z.ns.is_empty() || j.ns_fixed) {
-                mine.insert(*s, z.ns.iter().map(|n| Rdata::Ns(n)).collect());
+                entries.extend(z.ns.iter().map(|n| (*s, i, Rdata::Ns(n))));
             }
         }
-        let srv = j.servers.id(server);
-        for (s, set) in mine {
-            published[s as usize].push((srv, set));
+    }
+    entries.sort_unstable();
+    entries.dedup();
+    let srv: Vec<Srv> = inputs.iter().map(|(s, _)| j.servers.id(s)).collect();
+    let mut published = Published {
+        data: Vec::with_capacity(entries.len()),
+        parts: Vec::new(),
+        ends: vec![0; len],
+    };
+    for (n, (slot, i, data)) in entries.iter().enumerate() {
+        published.data.push(*data);
+        if entries.get(n + 1).is_none_or(|(s, k, _)| (s, k) != (slot, i)) {
+            published.parts.push((srv[*i], n + 1));
+            published.ends[*slot as usize] = published.parts.len();
         }
     }
     published
@@ -543,14 +573,16 @@ impl<'a> Judge<'a> {
         let mut accepted: Accepted = vec![Vec::new(); len];
         let mut owners = vec![None; len];
         let mut kept = vec![false; len];
-        for (slot, publishers) in table.published.iter().enumerate() {
-            let key = &table.keys[slot];
+        let mut publishers = Vec::new();
+        for (slot, key) in table.keys.iter().enumerate() {
+            publishers.clear();
+            publishers.extend(table.published.at(slot));
             let mut first = Vec::new();
             let inventory = publishers.iter().any(|(s, _)| *s == self.inventory);
-            for (server, set) in publishers {
+            for (server, set) in &publishers {
                 match self.permit(key.0, *server) {
                     Permit::Listed if !inventory => add(&mut accepted[slot], *server),
-                    Permit::Listed | Permit::First => first.push((*server, set)),
+                    Permit::Listed | Permit::First => first.push((*server, *set)),
                     Permit::Refused(why) => {
                         let line = format!(
                             "{} from {}: {why}; left out",
@@ -595,7 +627,7 @@ impl<'a> Judge<'a> {
         &mut self,
         key: &Key,
         recorded: Option<Srv>,
-        first: &[(Srv, &BTreeSet<Rdata>)],
+        first: &[(Srv, &[Rdata])],
     ) -> Option<(Srv, bool)> {
         let (head, _) = first.first()?;
         if first.iter().any(|(s, _)| *s == self.inventory) {
