@@ -161,8 +161,8 @@ pub struct Plan {
     unchecked: Vec<Unchecked>,
     /// The RRset owners' file.
     pub owners_file: PathBuf,
-    /// The RRset owners as recorded.
-    owners_before: Owners,
+    /// Whether the plan changes the recorded RRset owners.
+    owners_changed: bool,
     /// The RRset owners as the plan leaves them.
     owners_after: Owners,
 }
@@ -236,11 +236,16 @@ pub fn plan(inventory: &Inventory, options: &Options) -> Result<Plan, DnsError> 
     let owners_before = Owners::load(&options.state_dir)?;
     let (inputs, owners_after) =
         judged(inventory, options, &owners_before, &mut notes, &mut damaged)?;
+    let owners_changed = owners_after != owners_before;
+    // The documents and the owners as recorded are not needed past this
+    // point: freed before every zone is rendered (the build's peak).
+    drop(owners_before);
     let zones = zone::assemble(&inputs, &options.policy);
+    drop(inputs);
     let before = State::load(&options.state_dir)?;
     let mut plan = Plan {
         owners_file: owner::path(&options.state_dir),
-        owners_before,
+        owners_changed,
         owners_after,
         notes,
         zones: Vec::new(),
@@ -692,7 +697,7 @@ impl Plan {
 
     /// Whether the recorded RRset owners change.
     pub fn owners_change(&self) -> bool {
-        self.owners_after != self.owners_before
+        self.owners_changed
     }
 
     /// `--dry-run`: the diffs on `out` (without `json`), and the summary

@@ -420,7 +420,10 @@ fn publications<'i>(j: &Judge, inputs: &'i Inputs, places: &Places, len: usize) 
     };
     for (n, (slot, i, data)) in entries.iter().enumerate() {
         published.data.push(*data);
-        if entries.get(n + 1).is_none_or(|(s, k, _)| (s, k) != (slot, i)) {
+        if entries
+            .get(n + 1)
+            .is_none_or(|(s, k, _)| (s, k) != (slot, i))
+        {
             published.parts.push((srv[*i], n + 1));
             published.ends[*slot as usize] = published.parts.len();
         }
