@@ -89,11 +89,6 @@ pub struct Reload {
     pub patience: Duration,
 }
 
-/// How many changed zone files one `named-checkconf -z` loads: each is
-/// an open memory file while it runs, well below the usual limit of open
-/// files.
-const CHECK_BATCH: usize = 250;
-
 /// The label records from the inventory carry in place of a server name.
 pub const INVENTORY: &str = "inventory";
 
@@ -532,7 +527,7 @@ impl Plan {
         };
         let loaded: HashSet<String> = match bindcheck::checkconf_for(program) {
             Some(checkconf) => unchecked
-                .par_chunks(CHECK_BATCH)
+                .par_chunks(bindcheck::batch_size(unchecked.len()))
                 .map(|batch| {
                     let zones: Vec<(&str, &str)> = batch.iter().map(zone_text).collect();
                     bindcheck::loaded_by_checkconf(&checkconf, &zones)
