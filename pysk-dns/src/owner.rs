@@ -118,8 +118,101 @@ pub struct Judged {
     pub notes: Vec<(Kind, String)>,
 }
 
+/// A name, by its place in [`Names`]: ids are numbered in the names'
+/// string order, so maps keyed by them iterate as maps keyed by the names.
+type Id = u32;
+
+/// A server, by its place in [`Servers`] (alphabetical, as names sort).
+type Srv = u32;
+
 /// One RRset: owner name and type.
-type Key = (String, &'static str);
+type Key = (Id, &'static str);
+
+/// The RRset types a key can have (`ns`: a zone's `ns` list).
+const TYPES: [&str; 9] = ["A", "AAAA", "CAA", "CNAME", "MX", "NS", "SRV", "TXT", "ns"];
+
+/// Every name the judgement looks at (owners, zones, recorded owners,
+/// listed domains) and all their parents, each stored once: the maps and
+/// parent walks of 200,000 RRsets then compare and hash numbers, not
+/// strings.
+struct Names {
+    text: Vec<String>,
+    index: HashMap<String, Id>,
+    parent: Vec<Option<Id>>,
+}
+
+impl Names {
+    fn new<'n>(all: impl Iterator<Item = &'n str>) -> Names {
+        let mut set: HashSet<&str> = HashSet::new();
+        for n in all {
+            let mut cur = Some(n);
+            // A name seen before came with all its parents.
+            while let Some(d) = cur.filter(|d| set.insert(d)) {
+                cur = name::parent(d);
+            }
+        }
+        let mut text: Vec<&str> = set.into_iter().collect();
+        text.sort_unstable();
+        let index: HashMap<String, Id> = text
+            .iter()
+            .zip(0..)
+            .map(|(t, i)| ((*t).to_owned(), i))
+            .collect();
+        let parent = text
+            .iter()
+            .map(|t| name::parent(t).and_then(|p| index.get(p).copied()))
+            .collect();
+        Names {
+            text: text.into_iter().map(str::to_owned).collect(),
+            index,
+            parent,
+        }
+    }
+
+    /// The id of `n`, which [`Names::new`] was given (or a parent of).
+    fn id(&self, n: &str) -> Id {
+        self.index[n]
+    }
+
+    fn text(&self, id: Id) -> &str {
+        &self.text[id as usize]
+    }
+
+    /// `id`, its parent, its parent's parent … up to the top.
+    fn line(&self, id: Id) -> impl Iterator<Item = Id> + '_ {
+        std::iter::successors(Some(id), |i| self.parent[*i as usize])
+    }
+}
+
+/// Every server named: in the inputs, the recorded owners, the lists and
+/// the servers without a document at hand; alphabetical.
+struct Servers(Vec<String>);
+
+impl Servers {
+    /// The id of `s`, which the table was built with.
+    fn id(&self, s: &str) -> Srv {
+        self.0
+            .binary_search_by(|x| x.as_str().cmp(s))
+            .map_or(Srv::MAX, |i| i as Srv)
+    }
+
+    fn name(&self, s: Srv) -> &str {
+        self.0.get(s as usize).map_or("", String::as_str)
+    }
+
+    /// The names of `set`, comma-separated.
+    fn join(&self, set: &[Srv]) -> String {
+        let names: Vec<&str> = set.iter().map(|s| self.name(*s)).collect();
+        names.join(", ")
+    }
+}
+
+/// Adds `s` to the sorted set `set`.
+fn add(set: &mut Vec<Srv>, s: Srv) {
+    if let Err(i) = set.binary_search(&s) {
+        set.insert(i, s);
+    }
+}
 
 /// What a server may do at a name.
 enum Permit {
@@ -145,113 +238,302 @@ pub fn judge(
     unknown: &HashSet<String>,
     ns_fixed: bool,
 ) -> Judged {
-    let mut claimed: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (server, list) in lists {
-        for domain in list {
-            let holders = claimed.entry(domain).or_default();
-            if !holders.contains(&server.as_str()) {
-                holders.push(server);
-            }
-        }
-    }
-    let mut j = Judge {
-        lists,
-        claimed,
-        before,
-        unknown,
-        held: HashSet::new(),
-        notes: Vec::new(),
-    };
+    let mut j = Judge::new(&inputs, lists, before, unknown, ns_fixed);
     let inputs = j.zones_allowed(inputs);
-    let published = published(&inputs, ns_fixed);
-    let (mut accepted, owners, kept) = j.rrsets(&published);
-    j.structure(&mut accepted, &kept);
-    j.nested(&inputs, &accepted);
-    let owners: BTreeMap<Key, String> = owners
-        .into_iter()
-        .filter(|(k, _)| accepted.contains_key(k))
-        .collect();
-    let mut recorded = Owners {
-        rrsets: owners
-            .iter()
-            .filter(|(_, s)| *s != INVENTORY)
-            .map(|((n, t), s)| (format!("{n} {t}"), s.clone()))
-            .collect(),
+    let (keys, places, mut accepted, owners) = {
+        let table = Table::new(&j, &inputs);
+        let (accepted, owners, kept) = j.rrsets(&table);
+        (table.keys, table.places, accepted, (owners, kept))
     };
-    for (key, server) in &before.rrsets {
-        if unknown.contains(server) || j.held.contains(key) {
-            recorded.rrsets.insert(key.clone(), server.clone());
+    let (mut owners, kept) = owners;
+    j.structure(&keys, &mut accepted, &kept);
+    j.nested(&inputs, &keys, &accepted);
+    for (owner, servers) in owners.iter_mut().zip(&accepted) {
+        if servers.is_empty() {
+            *owner = None;
         }
     }
+    let recorded = j.recorded(&keys, &owners);
     Judged {
-        inputs: filter(inputs, &accepted, &owners),
+        inputs: filter(inputs, &j, &places, &accepted, &owners),
         owners: recorded,
         notes: j.notes,
     }
 }
 
 struct Judge<'a> {
-    lists: &'a Lists,
+    names: Names,
+    servers: Servers,
+    /// The servers with a `zones=` list.
+    listing: HashSet<Srv>,
     /// The servers listing each listed domain, in server order.
-    claimed: HashMap<&'a str, Vec<&'a str>>,
+    claimed: HashMap<Id, Vec<Srv>>,
     before: &'a Owners,
-    unknown: &'a HashSet<String>,
+    /// `dns_ns` sets the name servers: the `ns` lists are not judged.
+    ns_fixed: bool,
+    unknown: HashSet<Srv>,
+    inventory: Srv,
     /// The RRsets (`"<name> <TYPE>"`) held for their recorded owner.
     held: HashSet<String>,
     notes: Vec<(Kind, String)>,
 }
 
-/// Every RRset published, with each publisher's data in inventory order.
-type Published = BTreeMap<Key, Vec<(String, BTreeSet<Data>)>>;
+/// An RRset, by its place in [`Table::keys`].
+type Slot = u32;
 
-/// Every RRset in `inputs`, the zones' `ns` lists as `<zone> ns` unless
-/// `ns_fixed`.
-fn published(inputs: &Inputs, ns_fixed: bool) -> Published {
-    let mut by_key: BTreeMap<Key, Vec<(String, BTreeSet<Data>)>> = BTreeMap::new();
-    for (server, zones) in inputs {
-        let mut mine: BTreeMap<Key, BTreeSet<Data>> = BTreeMap::new();
-        for z in zones {
-            for r in &z.records {
-                let key = (r.owner.clone(), r.data.type_name());
-                mine.entry(key).or_default().insert(r.data.clone());
-            }
-            if !ns_fixed && !z.ns.is_empty() {
-                let set = z.ns.iter().map(|n| Data::Ns(n.clone())).collect();
-                mine.insert((z.name.clone(), "ns"), set);
-            }
-        }
-        for (key, set) in mine {
-            by_key.entry(key).or_default().push((server.clone(), set));
-        }
-    }
-    by_key
+/// One record's data as published, borrowed: a record's, or a name of a
+/// zone's `ns` list (as `Data::Ns` would compare).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Rdata<'i> {
+    Record(&'i Data),
+    Ns(&'i str),
 }
 
-/// The servers allowed each RRset.
-type Accepted = BTreeMap<Key, BTreeSet<String>>;
+/// Where each zone's RRsets are in the table, by server and zone as in
+/// the inputs: its `ns` list's (when any server publishes `<zone> ns`)
+/// and each record's.
+type Places = Vec<Vec<(Option<Slot>, Vec<Slot>)>>;
 
-impl Judge<'_> {
+/// Every RRset published (the zones' `ns` lists as `<zone> ns` unless
+/// `dns_ns` fixes them), numbered in key order: the judgement keeps its
+/// decisions in vectors by slot, looked up by number.
+struct Table<'i> {
+    /// By slot, sorted.
+    keys: Vec<Key>,
+    /// Each publisher's data at each RRset.
+    published: Published<'i>,
+    /// By slot, the recorded owner.
+    owned: Vec<Option<Srv>>,
+    places: Places,
+}
+
+impl<'i> Table<'i> {
+    fn new(j: &Judge, inputs: &'i Inputs) -> Table<'i> {
+        let mut slots: HashMap<Key, Slot> = HashMap::new();
+        let mut keys = Vec::new();
+        let mut slot = |key: Key| {
+            *slots.entry(key).or_insert_with(|| {
+                keys.push(key);
+                (keys.len() - 1) as Slot
+            })
+        };
+        let mut places: Places = inputs
+            .iter()
+            .map(|(_, zones)| {
+                let mut zone_places = Vec::new();
+                for z in zones {
+                    let ns = (!j.ns_fixed && !z.ns.is_empty())
+                        .then(|| slot((j.names.id(&z.name), "ns")));
+                    let records = z
+                        .records
+                        .iter()
+                        .map(|r| slot((j.names.id(&r.owner), r.data.type_name())))
+                        .collect();
+                    zone_places.push((ns, records));
+                }
+                zone_places
+            })
+            .collect();
+        // A zone without an `ns` list still has the place of its zone's.
+        for ((_, zones), zone_places) in inputs.iter().zip(&mut places) {
+            for (z, (ns, _)) in zones.iter().zip(zone_places) {
+                *ns = slots.get(&(j.names.id(&z.name), "ns")).copied();
+            }
+        }
+        let rank = sort_slots(&mut keys);
+        for (ns, records) in places.iter_mut().flatten() {
+            if let Some(n) = ns {
+                *n = rank[*n as usize];
+            }
+            for r in records {
+                *r = rank[*r as usize];
+            }
+        }
+        let published = publications(j, inputs, &places, keys.len());
+        let owned = owned(j, &slots, &rank, keys.len());
+        Table {
+            keys,
+            published,
+            owned,
+            places,
+        }
+    }
+}
+
+/// Sorts `keys`; the new slot of each old one.
+fn sort_slots(keys: &mut Vec<Key>) -> Vec<Slot> {
+    let mut order: Vec<Slot> = (0..keys.len() as Slot).collect();
+    order.sort_unstable_by_key(|i| keys[*i as usize]);
+    let mut rank = vec![0; keys.len()];
+    for (new, old) in order.iter().enumerate() {
+        rank[*old as usize] = new as Slot;
+    }
+    *keys = order.iter().map(|i| keys[*i as usize]).collect();
+    rank
+}
+
+/// What each server publishes at each RRset, in one sorted list.
+struct Published<'i> {
+    /// By slot, then server in inventory order: the data, sorted.
+    data: Vec<Rdata<'i>>,
+    /// Each (slot, server)'s part of `data`: the server and where its
+    /// data ends; in the order of `data`.
+    parts: Vec<(Srv, usize)>,
+    /// By slot, where its parts end.
+    ends: Vec<usize>,
+}
+
+impl<'i> Published<'i> {
+    /// The publishers of `slot`, each with its data, in inventory order.
+    fn at(&self, slot: usize) -> impl Iterator<Item = (Srv, &[Rdata<'i>])> {
+        let first = slot.checked_sub(1).map_or(0, |s| self.ends[s]);
+        let parts = &self.parts[first..self.ends[slot]];
+        let mut start = first.checked_sub(1).map_or(0, |p| self.parts[p].1);
+        parts.iter().map(move |(srv, end)| {
+            let data = &self.data[start..*end];
+            start = *end;
+            (*srv, data)
+        })
+    }
+}
+
+/// What each server publishes, by slot and server in inventory order.
+fn publications<'i>(j: &Judge, inputs: &'i Inputs, places: &Places, len: usize) -> Published<'i> {
+    let mut entries: Vec<(Slot, usize, Rdata)> = Vec::new();
+    for (i, ((_, zones), zone_places)) in inputs.iter().zip(places).enumerate() {
+        for (z, (ns, records)) in zones.iter().zip(zone_places) {
+            for (r, s) in z.records.iter().zip(records) {
+                entries.push((*s, i, Rdata::Record(&r.data)));
+            }
+            if let (Some(s), false) = (ns, z.ns.is_empty() || j.ns_fixed) {
+                entries.extend(z.ns.iter().map(|n| (*s, i, Rdata::Ns(n))));
+            }
+        }
+    }
+    entries.sort_unstable();
+    entries.dedup();
+    let srv: Vec<Srv> = inputs.iter().map(|(s, _)| j.servers.id(s)).collect();
+    let mut published = Published {
+        data: Vec::with_capacity(entries.len()),
+        parts: Vec::new(),
+        ends: vec![0; len],
+    };
+    for (n, (slot, i, data)) in entries.iter().enumerate() {
+        published.data.push(*data);
+        if entries
+            .get(n + 1)
+            .is_none_or(|(s, k, _)| (s, k) != (slot, i))
+        {
+            published.parts.push((srv[*i], n + 1));
+            published.ends[*slot as usize] = published.parts.len();
+        }
+    }
+    published
+}
+
+/// By slot, the owner recorded in `before`.
+fn owned(j: &Judge, slots: &HashMap<Key, Slot>, rank: &[Slot], len: usize) -> Vec<Option<Srv>> {
+    let mut owned = vec![None; len];
+    for (k, s) in &j.before.rrsets {
+        let (n, t) = split_key(k);
+        let Some(t) = TYPES.iter().find(|x| **x == t) else {
+            continue;
+        };
+        let Some(id) = j.names.index.get(n) else {
+            continue;
+        };
+        if let Some(slot) = slots.get(&(*id, *t)) {
+            owned[rank[*slot as usize] as usize] = Some(j.servers.id(s));
+        }
+    }
+    owned
+}
+
+/// The name of a recorded RRset `"<name> <TYPE>"`, and its type.
+fn split_key(key: &str) -> (&str, &str) {
+    key.rsplit_once(' ').unwrap_or((key, ""))
+}
+
+/// By slot, the servers allowed each RRset (sorted; empty: none).
+type Accepted = Vec<Vec<Srv>>;
+
+impl<'a> Judge<'a> {
+    fn new(
+        inputs: &Inputs,
+        lists: &Lists,
+        before: &'a Owners,
+        unknown: &HashSet<String>,
+        ns_fixed: bool,
+    ) -> Judge<'a> {
+        let names = Names::new(
+            inputs
+                .iter()
+                .flat_map(|(_, zs)| zs)
+                .flat_map(|z| {
+                    std::iter::once(z.name.as_str()).chain(z.records.iter().map(|r| &*r.owner))
+                })
+                .chain(before.rrsets.keys().map(|k| split_key(k).0))
+                .chain(lists.values().flatten().map(String::as_str)),
+        );
+        let mut all: Vec<String> = inputs.iter().map(|(s, _)| s.clone()).collect();
+        all.extend(before.rrsets.values().cloned());
+        all.extend(lists.keys().cloned());
+        all.extend(unknown.iter().cloned());
+        all.push(INVENTORY.to_owned());
+        all.sort_unstable();
+        all.dedup();
+        let servers = Servers(all);
+        let mut claimed: HashMap<Id, Vec<Srv>> = HashMap::new();
+        for (server, list) in lists {
+            for domain in list {
+                add(
+                    claimed.entry(names.id(domain)).or_default(),
+                    servers.id(server),
+                );
+            }
+        }
+        Judge {
+            listing: lists.keys().map(|s| servers.id(s)).collect(),
+            unknown: unknown.iter().map(|s| servers.id(s)).collect(),
+            inventory: servers.id(INVENTORY),
+            names,
+            servers,
+            claimed,
+            before,
+            ns_fixed,
+            held: HashSet::new(),
+            notes: Vec::new(),
+        }
+    }
+
     fn warn(&mut self, line: String) {
         self.notes.push((Kind::Warning, line));
     }
 
+    /// `"<name> <TYPE>"`, as messages name an RRset.
+    fn rrset(&self, key: &Key) -> String {
+        format!("{} {}", self.names.text(key.0), key.1)
+    }
+
     /// What `server` may do at `name`.
-    fn permit(&self, name: &str, server: &str) -> Permit {
-        if server == INVENTORY {
+    fn permit(&self, name: Id, server: Srv) -> Permit {
+        if server == self.inventory {
             return Permit::First;
         }
-        let mut cur = Some(name);
-        while let Some(n) = cur {
-            if let Some(holders) = self.claimed.get(n) {
+        for n in self.names.line(name) {
+            if let Some(holders) = self.claimed.get(&n) {
                 return if holders.contains(&server) {
                     Permit::Listed
                 } else {
-                    Permit::Refused(format!("{n} is given to {} by zones=", holders.join(", ")))
+                    Permit::Refused(format!(
+                        "{} is given to {} by zones=",
+                        self.names.text(n),
+                        self.servers.join(holders)
+                    ))
                 };
             }
-            cur = name::parent(n);
         }
-        if self.lists.contains_key(server) {
+        if self.listing.contains(&server) {
             Permit::Refused("outside its zones= list".to_owned())
         } else {
             Permit::First
@@ -261,15 +543,17 @@ impl Judge<'_> {
     /// The zones each server may publish at all: their apex permitted,
     /// and a new claim not above another server's zone (see [`Claims`]).
     fn zones_allowed(&mut self, inputs: Inputs) -> Inputs {
-        let claims = Claims::new(&inputs, self.before, self.unknown);
+        let claims = Claims::new(self, &inputs);
         let mut out = Vec::new();
         for (server, zones) in inputs {
+            let srv = self.servers.id(&server);
             let mut kept = Vec::new();
             for z in zones {
-                let why = match self.permit(&z.name, &server) {
+                let apex = self.names.id(&z.name);
+                let why = match self.permit(apex, srv) {
                     Permit::Refused(why) => Some(why),
                     Permit::Listed => None,
-                    Permit::First => claims.refused(&z.name, &server),
+                    Permit::First => claims.refused(self, apex, srv),
                 };
                 if let Some(why) = why {
                     self.warn(format!(
@@ -286,181 +570,230 @@ impl Judge<'_> {
     }
 
     /// Decides every RRset: the servers accepted for it, the first-publisher
-    /// owners, and the RRsets whose owner stays from `before`.
-    fn rrsets(&mut self, published: &Published) -> (Accepted, BTreeMap<Key, String>, HashSet<Key>) {
-        let mut accepted = Accepted::new();
-        let mut owners = BTreeMap::new();
-        let mut kept = HashSet::new();
-        for (key, publishers) in published {
+    /// owners, and whether its owner stays from `before`; all by slot.
+    fn rrsets(&mut self, table: &Table) -> (Accepted, Vec<Option<Srv>>, Vec<bool>) {
+        let len = table.keys.len();
+        let mut accepted: Accepted = vec![Vec::new(); len];
+        let mut owners = vec![None; len];
+        let mut kept = vec![false; len];
+        let mut publishers = Vec::new();
+        for (slot, key) in table.keys.iter().enumerate() {
+            publishers.clear();
+            publishers.extend(table.published.at(slot));
             let mut first = Vec::new();
-            let inventory = publishers.iter().any(|(s, _)| s == INVENTORY);
-            for (server, set) in publishers {
-                match self.permit(&key.0, server) {
-                    Permit::Listed if !inventory => {
-                        accepted
-                            .entry(key.clone())
-                            .or_default()
-                            .insert(server.clone());
+            let inventory = publishers.iter().any(|(s, _)| *s == self.inventory);
+            for (server, set) in &publishers {
+                match self.permit(key.0, *server) {
+                    Permit::Listed if !inventory => add(&mut accepted[slot], *server),
+                    Permit::Listed | Permit::First => first.push((*server, *set)),
+                    Permit::Refused(why) => {
+                        let line = format!(
+                            "{} from {}: {why}; left out",
+                            self.rrset(key),
+                            self.servers.name(*server)
+                        );
+                        self.warn(line);
                     }
-                    Permit::Listed | Permit::First => first.push((server, set)),
-                    Permit::Refused(why) => self.warn(format!(
-                        "{} {} from {server}: {why}; left out",
-                        key.0, key.1
-                    )),
                 }
             }
-            let Some(owner) = self.owner(key, &first, &mut kept) else {
+            let recorded = table.owned[slot];
+            let Some((owner, stays)) = self.owner(key, recorded, &first) else {
                 continue;
             };
-            let owned = first.iter().find(|(s, _)| **s == owner).map(|(_, d)| *d);
+            kept[slot] = stays;
+            let owned = first.iter().find(|(s, _)| *s == owner).map(|(_, d)| *d);
             for (server, set) in &first {
                 if Some(*set) == owned {
-                    accepted
-                        .entry(key.clone())
-                        .or_default()
-                        .insert((*server).clone());
+                    add(&mut accepted[slot], *server);
                 } else {
-                    self.warn(format!(
-                        "{} {} from {server} differs from that of {owner}, which owns it; \
-                         left out, {owner}'s served",
-                        key.0, key.1
-                    ));
+                    let (s, o) = (self.servers.name(*server), self.servers.name(owner));
+                    let line = format!(
+                        "{} from {s} differs from that of {o}, which owns it; \
+                         left out, {o}'s served",
+                        self.rrset(key)
+                    );
+                    self.warn(line);
                 }
             }
-            owners.insert(key.clone(), owner);
+            owners[slot] = Some(owner);
         }
         (accepted, owners, kept)
     }
 
-    /// The owner of `key` among its first-publisher servers: the
-    /// inventory when it publishes it, the recorded one while it publishes
-    /// it, else the first in inventory order (a handover from a recorded
-    /// owner is reported); none while the recorded owner's document is not
-    /// at hand, or when the servers taking over differ (the others
-    /// refused, the RRset held).
+    /// The owner of `key` among its first-publisher servers, and whether
+    /// it stays from before: the inventory when it publishes it, the
+    /// `recorded` one while it publishes it, else the first in inventory
+    /// order (a handover from a recorded owner is reported); none while
+    /// the recorded owner's document is not at hand, or when the servers
+    /// taking over differ (the others refused, the RRset held).
     fn owner(
         &mut self,
         key: &Key,
-        first: &[(&String, &BTreeSet<Data>)],
-        kept: &mut HashSet<Key>,
-    ) -> Option<String> {
+        recorded: Option<Srv>,
+        first: &[(Srv, &[Rdata])],
+    ) -> Option<(Srv, bool)> {
         let (head, _) = first.first()?;
-        if first.iter().any(|(s, _)| *s == INVENTORY) {
-            kept.insert(key.clone());
-            return Some(INVENTORY.to_owned());
+        if first.iter().any(|(s, _)| *s == self.inventory) {
+            return Some((self.inventory, true));
         }
-        let id = format!("{} {}", key.0, key.1);
-        if let Some(r) = self.before.rrsets.get(&id) {
+        if let Some(r) = recorded {
             if first.iter().any(|(s, _)| *s == r) {
-                kept.insert(key.clone());
-                return Some(r.clone());
+                return Some((r, true));
             }
-            if self.unknown.contains(r) {
+            let id = self.rrset(key);
+            let owner = self.servers.name(r).to_owned();
+            if self.unknown.contains(&r) {
                 for (server, _) in first {
-                    self.warn(format!(
-                        "{} {} from {server}: owned by {r}, whose document is not at hand; \
+                    let line = format!(
+                        "{id} from {}: owned by {owner}, whose document is not at hand; \
                          left out",
-                        key.0, key.1
-                    ));
+                        self.servers.name(*server)
+                    );
+                    self.warn(line);
                 }
                 return None;
             }
             if first.iter().any(|(_, d)| *d != first[0].1) {
-                let all: Vec<&str> = first.iter().map(|(s, _)| s.as_str()).collect();
-                self.warn(format!(
-                    "{id}: {r} no longer publishes it and {} publish different data; \
+                let all: Vec<Srv> = first.iter().map(|(s, _)| *s).collect();
+                let line = format!(
+                    "{id}: {owner} no longer publishes it and {} publish different data; \
                      held, left out",
-                    all.join(", ")
-                ));
+                    self.servers.join(&all)
+                );
+                self.warn(line);
                 self.held.insert(id);
                 return None;
             }
-            self.notes.push((
-                Kind::Info,
-                format!(
-                    "{} {}: {r} no longer publishes it; now owned by {head}",
-                    key.0, key.1
-                ),
-            ));
+            let line = format!(
+                "{id}: {owner} no longer publishes it; now owned by {}",
+                self.servers.name(*head)
+            );
+            self.notes.push((Kind::Info, line));
         }
-        Some((*head).clone())
+        Some((*head, false))
     }
 
     /// Leaves out CNAMEs and delegations at or above another server's
     /// names, or those names: the RRset that was not already there yields,
     /// the CNAME or delegation when both are new.
-    fn structure(&mut self, accepted: &mut Accepted, kept: &HashSet<Key>) {
-        let mut cuts: HashMap<&str, Vec<&Key>> = HashMap::new();
-        for key in accepted.keys() {
-            if key.1 == "CNAME" || key.1 == "NS" {
-                cuts.entry(key.0.as_str()).or_default().push(key);
+    fn structure(&mut self, keys: &[Key], accepted: &mut Accepted, kept: &[bool]) {
+        let mut cuts: HashMap<Id, Vec<usize>> = HashMap::new();
+        for (slot, key) in keys.iter().enumerate() {
+            if (key.1 == "CNAME" || key.1 == "NS") && !accepted[slot].is_empty() {
+                cuts.entry(key.0).or_default().push(slot);
             }
         }
-        let mut losers: BTreeSet<Key> = BTreeSet::new();
-        for (key, servers) in accepted.iter() {
-            let mut cur = Some(key.0.as_str());
-            while let Some(n) = cur {
-                for cut in cuts.get(n).into_iter().flatten() {
-                    let theirs = &accepted[*cut];
-                    if *cut == key || servers.is_subset(theirs) {
+        let mut losers: BTreeSet<usize> = BTreeSet::new();
+        for (slot, servers) in accepted.iter().enumerate() {
+            if servers.is_empty() {
+                continue;
+            }
+            for n in self.names.line(keys[slot].0) {
+                for cut in cuts.get(&n).into_iter().flatten().copied() {
+                    let theirs = &accepted[cut];
+                    if cut == slot || servers.iter().all(|s| theirs.contains(s)) {
                         continue;
                     }
-                    let loser = if kept.contains(*cut) && !kept.contains(key) {
-                        key
-                    } else {
-                        *cut
-                    };
-                    if losers.insert(loser.clone()) {
-                        self.notes
-                            .push((Kind::Warning, conflict(loser, cut, key, accepted)));
+                    let loser = if kept[cut] && !kept[slot] { slot } else { cut };
+                    if losers.insert(loser) {
+                        let line = self.conflict(keys, loser, cut, slot, accepted);
+                        self.notes.push((Kind::Warning, line));
                     }
                 }
-                cur = name::parent(n);
             }
         }
-        accepted.retain(|k, _| !losers.contains(k));
+        for loser in losers {
+            accepted[loser].clear();
+        }
     }
 
     /// Lists with `-v` every RRset a server adds at or below a name (or
     /// zone) another server publishes.
-    fn nested(&mut self, inputs: &Inputs, accepted: &Accepted) {
-        let mut at: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    fn nested(&mut self, inputs: &Inputs, keys: &[Key], accepted: &Accepted) {
+        let mut at: Vec<Vec<Srv>> = vec![Vec::new(); self.names.text.len()];
         for (server, zs) in inputs {
+            let srv = self.servers.id(server);
             for z in zs {
-                at.entry(z.name.as_str()).or_default().insert(server);
+                add(&mut at[self.names.id(&z.name) as usize], srv);
             }
         }
-        for ((n, _), servers) in accepted {
-            at.entry(n)
-                .or_default()
-                .extend(servers.iter().map(String::as_str));
+        for (key, servers) in keys.iter().zip(accepted) {
+            for s in servers {
+                add(&mut at[key.0 as usize], *s);
+            }
         }
-        for ((n, t), servers) in accepted {
-            let mut cur = Some(n.as_str());
-            while let Some(d) = cur {
-                let others: Vec<&str> = at
-                    .get(d)
-                    .into_iter()
-                    .flatten()
+        for (key, servers) in keys.iter().zip(accepted) {
+            for d in self.names.line(key.0) {
+                let others: Vec<Srv> = at[d as usize]
+                    .iter()
                     .copied()
-                    .filter(|s| !servers.contains(*s))
+                    .filter(|s| !servers.contains(s))
                     .collect();
                 if !others.is_empty() {
                     for s in servers {
-                        self.notes.push((
-                            Kind::Verbose,
-                            format!(
-                                "{n} {t}: published by {s} at or below {d}, which {} \
-                                 publishes; accepted (a zones= list closes this)",
-                                others.join(", ")
-                            ),
-                        ));
+                        let line = format!(
+                            "{}: published by {} at or below {}, which {} \
+                             publishes; accepted (a zones= list closes this)",
+                            self.rrset(key),
+                            self.servers.name(*s),
+                            self.names.text(d),
+                            self.servers.join(&others)
+                        );
+                        self.notes.push((Kind::Verbose, line));
                     }
                     break;
                 }
-                cur = name::parent(d);
             }
         }
+    }
+
+    /// The sentence for a CNAME or delegation conflict: the loser left out.
+    fn conflict(
+        &self,
+        keys: &[Key],
+        loser: usize,
+        cut: usize,
+        other: usize,
+        accepted: &Accepted,
+    ) -> String {
+        let who = |slot: usize| self.servers.join(&accepted[slot]);
+        let (winner, what) = if loser == cut {
+            (other, "lies at or above")
+        } else {
+            (cut, "lies at or below")
+        };
+        let kind = match keys[winner].1 {
+            "NS" => "the delegation ",
+            "CNAME" => "the CNAME ",
+            _ => "",
+        };
+        format!(
+            "{} from {} {what} {kind}{} from {}; left out, {}'s served",
+            self.rrset(&keys[loser]),
+            who(loser),
+            self.rrset(&keys[winner]),
+            who(winner),
+            who(winner)
+        )
+    }
+
+    /// The owners to record: the first-publisher owners of the accepted
+    /// RRsets (not the inventory's), and the recorded ones of servers
+    /// without a document at hand and of held RRsets.
+    fn recorded(&self, keys: &[Key], owners: &[Option<Srv>]) -> Owners {
+        let mut rrsets: BTreeMap<String, String> = keys
+            .iter()
+            .zip(owners)
+            .filter_map(|(key, s)| Some((key, (*s).filter(|s| *s != self.inventory)?)))
+            .map(|(key, s)| (self.rrset(key), self.servers.name(s).to_owned()))
+            .collect();
+        for (key, server) in &self.before.rrsets {
+            let unknown = self.unknown.contains(&self.servers.id(server));
+            if unknown || self.held.contains(key) {
+                rrsets.insert(key.clone(), server.clone());
+            }
+        }
+        Owners { rrsets }
     }
 }
 
@@ -471,41 +804,41 @@ impl Judge<'_> {
 struct Claims {
     /// `(domain, server)` for every domain at or above a name the server
     /// owns.
-    owned_under: HashSet<(String, String)>,
+    owned_under: HashSet<(Id, Srv)>,
     /// By domain, the zone apexes at or below it whose server owns names
     /// within them, with that server.
-    owned_zones: HashMap<String, Vec<(String, String)>>,
+    owned_zones: HashMap<Id, Vec<(Id, Srv)>>,
     /// The names the servers without a document at hand own, with the
     /// server.
-    held: HashMap<String, String>,
+    held: HashMap<Id, Srv>,
 }
 
 impl Claims {
-    fn new(inputs: &Inputs, before: &Owners, unknown: &HashSet<String>) -> Claims {
+    fn new(j: &Judge, inputs: &Inputs) -> Claims {
         let mut owned_under = HashSet::new();
         let mut held = HashMap::new();
-        for (key, server) in &before.rrsets {
-            let name = key.rsplit_once(' ').map_or(key.as_str(), |(n, _)| n);
-            if unknown.contains(server) {
-                held.insert(name.to_owned(), server.clone());
+        for (key, server) in &j.before.rrsets {
+            let name = j.names.id(split_key(key).0);
+            let server = j.servers.id(server);
+            if j.unknown.contains(&server) {
+                held.insert(name, server);
             }
-            let mut cur = Some(name);
-            while let Some(d) = cur {
-                owned_under.insert((d.to_owned(), server.clone()));
-                cur = name::parent(d);
+            for d in j.names.line(name) {
+                if !owned_under.insert((d, server)) {
+                    break;
+                }
             }
         }
-        let mut owned_zones: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        let mut owned_zones: HashMap<Id, Vec<(Id, Srv)>> = HashMap::new();
         for (server, zones) in inputs {
+            let server = j.servers.id(server);
             for z in zones {
-                if !owned_under.contains(&(z.name.clone(), server.clone())) {
+                let apex = j.names.id(&z.name);
+                if !owned_under.contains(&(apex, server)) {
                     continue;
                 }
-                let mut cur = name::parent(&z.name);
-                while let Some(d) = cur {
-                    let entry = (z.name.clone(), server.clone());
-                    owned_zones.entry(d.to_owned()).or_default().push(entry);
-                    cur = name::parent(d);
+                for d in j.names.line(apex).skip(1) {
+                    owned_zones.entry(d).or_default().push((apex, server));
                 }
             }
         }
@@ -518,73 +851,54 @@ impl Claims {
 
     /// Why `server` may not claim the zone `apex`, if it is a new claim
     /// that may not be made.
-    fn refused(&self, apex: &str, server: &str) -> Option<String> {
-        if server == INVENTORY
-            || self
-                .owned_under
-                .contains(&(apex.to_owned(), server.to_owned()))
-        {
+    fn refused(&self, j: &Judge, apex: Id, server: Srv) -> Option<String> {
+        if server == j.inventory || self.owned_under.contains(&(apex, server)) {
             return None;
         }
-        let below = self.owned_zones.get(apex).into_iter().flatten();
-        if let Some((zone, owner)) = below.into_iter().find(|(_, s)| s != server) {
+        let below = self.owned_zones.get(&apex).into_iter().flatten();
+        if let Some((zone, owner)) = below.into_iter().find(|(_, s)| *s != server) {
             return Some(format!(
-                "a new zone above the zone {zone} of {owner}, which owns names in it"
+                "a new zone above the zone {} of {}, which owns names in it",
+                j.names.text(*zone),
+                j.servers.name(*owner)
             ));
         }
-        let mut cur = Some(apex);
-        while let Some(n) = cur {
-            if let Some(owner) = self.held.get(n) {
+        for n in j.names.line(apex) {
+            if let Some(owner) = self.held.get(&n) {
                 return Some(format!(
-                    "at or below {n}, owned by {owner}, whose document is not at hand"
+                    "at or below {}, owned by {}, whose document is not at hand",
+                    j.names.text(n),
+                    j.servers.name(*owner)
                 ));
             }
-            cur = name::parent(n);
         }
         None
     }
 }
 
-/// The sentence for a CNAME or delegation conflict: the loser left out.
-fn conflict(loser: &Key, cut: &Key, other: &Key, accepted: &Accepted) -> String {
-    let who = |k: &Key| accepted[k].iter().cloned().collect::<Vec<_>>().join(", ");
-    let (winner, what) = if loser == cut {
-        (other, "lies at or above")
-    } else {
-        (cut, "lies at or below")
-    };
-    let kind = match winner.1 {
-        "NS" => "the delegation ",
-        "CNAME" => "the CNAME ",
-        _ => "",
-    };
-    format!(
-        "{} {} from {} {what} {kind}{} {} from {}; left out, {}'s served",
-        loser.0,
-        loser.1,
-        who(loser),
-        winner.0,
-        winner.1,
-        who(winner),
-        who(winner)
-    )
-}
-
-/// The TTL each owned RRset has in its owner's publication, and a zone's
-/// (as `<zone> ns`) in that of the owner of its `ns` list.
-fn owner_ttls(inputs: &Inputs, owners: &BTreeMap<Key, String>) -> HashMap<Key, u32> {
-    let mut ttls: HashMap<Key, u32> = HashMap::new();
-    for (server, zones) in inputs {
-        let mut owns = |key: Key, ttl: u32| {
-            if owners.get(&key) == Some(server) {
-                let t = ttls.entry(key).or_insert(ttl);
+/// By slot, the TTL each owned RRset has in its owner's publication,
+/// and a zone's (as `<zone> ns`) in that of the owner of its `ns` list.
+fn owner_ttls(
+    inputs: &Inputs,
+    j: &Judge,
+    places: &Places,
+    owners: &[Option<Srv>],
+) -> Vec<Option<u32>> {
+    let mut ttls = vec![None; owners.len()];
+    for ((server, zones), zone_places) in inputs.iter().zip(places) {
+        let server = Some(j.servers.id(server));
+        let mut owns = |slot: Slot, ttl: u32| {
+            if owners[slot as usize] == server {
+                let t = ttls[slot as usize].get_or_insert(ttl);
                 *t = (*t).min(ttl);
             }
         };
-        for z in zones {
-            owns((z.name.clone(), "ns"), z.ttl);
-            for r in &z.records {
-                owns((r.owner.clone(), r.data.type_name()), r.ttl);
+        for (z, (ns, records)) in zones.iter().zip(zone_places) {
+            if let Some(ns) = ns {
+                owns(*ns, z.ttl);
+            }
+            for (r, slot) in z.records.iter().zip(records) {
+                owns(*slot, r.ttl);
             }
         }
     }
@@ -594,29 +908,36 @@ fn owner_ttls(inputs: &Inputs, owners: &BTreeMap<Key, String>) -> HashMap<Key, u
 /// The inputs with only accepted RRsets, each owned RRset (and zone) with
 /// its owner's TTL; a zone whose `ns` list was not accepted keeps its
 /// records but does not vote on name servers.
-fn filter(inputs: Inputs, accepted: &Accepted, owners: &BTreeMap<Key, String>) -> Inputs {
-    let ttls = owner_ttls(&inputs, owners);
-    let ok = |n: &str, t: &'static str, s: &str| {
-        accepted
-            .get(&(n.to_owned(), t))
-            .is_some_and(|set| set.contains(s))
-    };
+fn filter(
+    inputs: Inputs,
+    j: &Judge,
+    places: &Places,
+    accepted: &Accepted,
+    owners: &[Option<Srv>],
+) -> Inputs {
+    let ttls = owner_ttls(&inputs, j, places, owners);
+    let ok = |slot: Slot, s: Srv| accepted[slot as usize].contains(&s);
     inputs
         .into_iter()
-        .map(|(server, zones)| {
+        .zip(places)
+        .map(|((server, zones), zone_places)| {
+            let srv = j.servers.id(&server);
             let zones = zones
                 .into_iter()
-                .map(|mut z| {
-                    z.records
-                        .retain(|r| ok(&r.owner, r.data.type_name(), &server));
-                    for r in &mut z.records {
-                        let key = (r.owner.clone(), r.data.type_name());
-                        r.ttl = ttls.get(&key).copied().unwrap_or(r.ttl);
+                .zip(zone_places)
+                .map(|(mut z, (ns, records))| {
+                    let mut slots = records.iter();
+                    z.records.retain_mut(|r| {
+                        let Some(slot) = slots.next() else {
+                            return false;
+                        };
+                        r.ttl = ttls[*slot as usize].unwrap_or(r.ttl);
+                        ok(*slot, srv)
+                    });
+                    if let Some(ttl) = ns.and_then(|n| ttls[n as usize]) {
+                        z.ttl = ttl;
                     }
-                    if let Some(ttl) = ttls.get(&(z.name.clone(), "ns")) {
-                        z.ttl = *ttl;
-                    }
-                    if !ok(&z.name, "ns", &server) {
+                    if !ns.is_some_and(|n| ok(n, srv)) {
                         z.ns.clear();
                     }
                     z
