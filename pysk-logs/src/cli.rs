@@ -104,8 +104,9 @@ Example:
       --password-file /etc/pysk/secret/imap-logs
 
 Takes the unseen messages whose Subject contains --subject-contains, oldest
-first, saves every log they carry (text/plain bodies and parts, compressed
-attachments) to <spool>/inbox/imap-<uidvalidity>-<uid>-<part>.log, and only
+first, saves every log they carry (text/plain bodies, attachments of any type
+with log lines, compressed or not; a body without one beside them is a cover
+note, left out with a warning) to <spool>/inbox/imap-<uidvalidity>-<uid>-<part>.log, and only
 then marks them \\Seen (or moves them to --done-mailbox). imap:// switches to
 TLS with STARTTLS when the server offers it; a password is sent without TLS
 only to a loopback address or with --insecure-plaintext.

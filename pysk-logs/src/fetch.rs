@@ -301,50 +301,92 @@ fn connect(options: &Options) -> Result<(Box<dyn Stream>, bool), LogsError> {
     Ok((Box::new(tcp), false))
 }
 
-/// The log files a message carries, by part number: its compressed
-/// attachments (gzip, bzip2, xz, zstd), its text/plain attachments and its
-/// text/plain bodies (line ends made Unix again, the last line ended). A
-/// text body beside log attachments is the sender's cover note ("log
-/// attached"), not a log: it is kept only if its lines are log lines.
-pub fn logs_in(raw: &[u8]) -> Vec<(usize, Vec<u8>)> {
+/// How much of a part is looked at to tell whether it is a log: its first
+/// bytes and, when compressed, the first bytes of its content.
+const SAMPLE: usize = 1 << 20;
+
+/// What a message carries: its logs by part number, and what was left out
+/// (each a sentence for a warning).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The logs, by part number.
+    pub logs: Vec<(usize, Vec<u8>)>,
+    /// The parts left out, and why.
+    pub left_out: Vec<String>,
+}
+
+/// The log files a message carries, by part number: its text/plain bodies
+/// (line ends made Unix again, the last line ended) and every attachment,
+/// of any type, whose content (decompressed when it is gzip, bzip2, xz or
+/// zstd) has a log line. A text body beside log attachments may be the
+/// sender's cover note ("log attached"): it is kept unless no line of it is
+/// a log line (its bad lines then go to `rejected/` through split). What is
+/// left out is named in [`Found::left_out`].
+pub fn logs_in(raw: &[u8]) -> Found {
     let Some(message) = MessageParser::default().parse(raw) else {
-        return Vec::new();
+        return Found::default();
     };
-    let mut attachments = Vec::new();
+    let mut found = Found::default();
     let mut bodies = Vec::new();
     for (i, part) in message.parts.iter().enumerate() {
-        match &part.body {
-            PartType::Text(text) if is_plain(part) && !text.trim().is_empty() => {
-                // MIME gives the last line's end to the boundary.
-                let mut log = text.replace("\r\n", "\n");
-                if !log.ends_with('\n') {
-                    log.push('\n');
+        let is_attachment = part
+            .content_disposition()
+            .is_some_and(|d| d.is_attachment());
+        let bytes = match &part.body {
+            PartType::Text(text) if is_plain(part) && !is_attachment => {
+                if !text.trim().is_empty() {
+                    bodies.push((i, unix_text(text)));
                 }
-                let is_attachment = part
-                    .content_disposition()
-                    .is_some_and(|d| d.is_attachment());
-                if is_attachment {
-                    attachments.push((i, log.into_bytes()));
-                } else {
-                    bodies.push((i, log.into_bytes()));
-                }
+                continue;
             }
-            PartType::Binary(bytes) | PartType::InlineBinary(bytes)
-                if input::compression(bytes).is_some() =>
-            {
-                attachments.push((i, bytes.to_vec()));
-            }
-            _ => {}
+            PartType::Text(text) if is_plain(part) => unix_text(text),
+            PartType::Text(text) if is_attachment => text.as_bytes().to_vec(),
+            PartType::Binary(bytes) | PartType::InlineBinary(bytes) => bytes.to_vec(),
+            _ => continue,
+        };
+        if is_log(&bytes) {
+            found.logs.push((i, bytes));
+        } else {
+            found.left_out.push(format!(
+                "part {i} ({}): an attachment without a log line in it; left out",
+                describe_part(part)
+            ));
         }
     }
-    let beside_logs = !attachments.is_empty();
-    attachments.extend(
-        bodies
-            .into_iter()
-            .filter(|(_, text)| !beside_logs || all_log_lines(text)),
-    );
-    attachments.sort_by_key(|(i, _)| *i);
-    attachments
+    let beside_logs = !found.logs.is_empty();
+    for (i, text) in bodies {
+        if !beside_logs || is_log(&text) {
+            found.logs.push((i, text));
+        } else {
+            found.left_out.push(format!(
+                "part {i}: a text body beside the log attachments without a log line in it; \
+                 left out as a cover note"
+            ));
+        }
+    }
+    found.logs.sort_by_key(|(i, _)| *i);
+    found
+}
+
+/// A text part as a log file: line ends made Unix again, the last line
+/// ended (MIME gives the last line's end to the boundary).
+fn unix_text(text: &str) -> Vec<u8> {
+    let mut log = text.replace("\r\n", "\n");
+    if !log.ends_with('\n') {
+        log.push('\n');
+    }
+    log.into_bytes()
+}
+
+/// A part's type and file name, as a warning names it.
+fn describe_part(part: &mail_parser::MessagePart<'_>) -> String {
+    let kind = part.content_type().map_or("text/plain".to_owned(), |ct| {
+        format!("{}/{}", ct.c_type, ct.subtype().unwrap_or("?"))
+    });
+    match part.attachment_name() {
+        Some(name) => format!("{kind} {name:?}"),
+        None => kind,
+    }
 }
 
 /// Whether a part is text/plain (or has no type, which means it).
@@ -355,14 +397,31 @@ fn is_plain(part: &mail_parser::MessagePart<'_>) -> bool {
     })
 }
 
-/// Whether every line of `text` that is not blank is a line `split`
-/// accepts the format of.
-fn all_log_lines(text: &[u8]) -> bool {
+/// Whether `bytes` is a log: a line in its first [`SAMPLE`] bytes (of the
+/// content, when compressed) is a line `split` accepts the format of. A
+/// compressed part that does not decompress at all is a log too: split
+/// reads it, finds it broken and reports it, rather than it being dropped
+/// here without a word.
+fn is_log(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(SAMPLE)];
+    if input::compression(head).is_none() {
+        return any_log_line(head);
+    }
+    let mut content = Vec::new();
+    if let Ok(reader) = input::sniff(std::io::Cursor::new(head.to_vec())) {
+        // The sample is cut, so its stream ends early: what came before
+        // the error is what is looked at.
+        let _ = reader.take(SAMPLE as u64).read_to_end(&mut content);
+    }
+    content.is_empty() || any_log_line(&content)
+}
+
+/// Whether any line of `text` is a line `split` accepts the format of.
+fn any_log_line(text: &[u8]) -> bool {
     let mut clock = time::DayCache::default();
     let mut scratch = Vec::new();
     text.split(|&b| b == b'\n')
-        .filter(|line| !line.trim_ascii().is_empty())
-        .all(|line| format::parse(line, &mut clock, &mut scratch).is_ok())
+        .any(|line| format::parse(line, &mut clock, &mut scratch).is_ok())
 }
 
 /// Quotes `text` as an IMAP quoted string.
@@ -385,7 +444,11 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         ..Summary::default()
     };
     for uid in uids {
-        match take(&mut session, options, validity, uid)? {
+        let (taken, left_out) = take(&mut session, options, validity, uid)?;
+        for why in left_out {
+            report.warn(format!("{}: message UID {uid}: {why}", url.mailbox));
+        }
+        match taken {
             Taken::Saved(files) => summary.files.extend(files),
             Taken::Unusable(why) => {
                 report.warn(format!(
@@ -460,36 +523,37 @@ enum Taken {
 }
 
 /// Takes message `uid`: its size checked, its logs saved to the inbox,
-/// then the message marked seen (or moved).
+/// then the message marked seen (or moved). Also returns the parts left
+/// out as not logs, for warnings.
 fn take(
     session: &mut Session,
     options: &Options,
     validity: u32,
     uid: u32,
-) -> Result<Taken, LogsError> {
+) -> Result<(Taken, Vec<String>), LogsError> {
     let url = &options.url;
     // The size first: a message is held in memory whole while it is taken
     // apart, so one that is too big is reported and left alone.
     let size = size(session, url, uid)?;
     if size > MAX_MESSAGE {
         let why = format!("{size} bytes, more than {} MiB", MAX_MESSAGE >> 20);
-        return Ok(Taken::Unusable(why));
+        return Ok((Taken::Unusable(why), Vec::new()));
     }
     let fetched = session
         .uid_fetch(uid.to_string(), "BODY.PEEK[]")
         .map_err(|e| service_imap(url, "", &e))?;
     let Some(raw) = fetched.iter().find_map(|f| f.body()) else {
-        return Ok(Taken::Unusable("no body".to_owned()));
+        return Ok((Taken::Unusable("no body".to_owned()), Vec::new()));
     };
-    let logs = logs_in(raw);
-    if logs.is_empty() {
-        let why = "no log in it (no text/plain part, no gzip attachment)";
-        return Ok(Taken::Unusable(why.to_owned()));
+    let found = logs_in(raw);
+    if found.logs.is_empty() {
+        let why = "no log in it (no text/plain body, no attachment with log lines)";
+        return Ok((Taken::Unusable(why.to_owned()), found.left_out));
     }
-    let files = save(&options.inbox, validity, uid, logs)?;
+    let files = save(&options.inbox, validity, uid, found.logs)?;
     failpoint::reached("fetch-before-flag");
     mark(session, options, uid)?;
-    Ok(Taken::Saved(files))
+    Ok((Taken::Saved(files), found.left_out))
 }
 
 /// The size of message `uid`. A server that does not send it breaks the
@@ -683,55 +747,109 @@ Content-Type: multipart/mixed; boundary=b\r\n\r\n\
         .into_bytes()
     }
 
+    /// A gzip attachment holding [`LOG_LINE`].
     const GZIP_PART: &str = "--b\r\nContent-Type: application/gzip; name=a.log.gz\r\n\
 Content-Disposition: attachment\r\nContent-Transfer-Encoding: base64\r\n\r\n\
-H4sIAAAAAAACA0tUSK/KLFDIyU/nAgDaYc2cCwAAAA==\r\n";
+H4sIAAAAAAACAzO0NNIz0DPSM1TQBcJoQ3N938RKfSMDQ1MrQwMrA1MrA2MFbQMgiFVQcncNUdBX8AgJCdA31DNUUjAyMFAwVFDSVQJhLgAiCVCySgAAAA==\r\n";
 
     const LOG_LINE: &str = "192.0.2.1 - - [17/May/2015:10:05:03 +0000] \
 \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"";
 
     #[test]
-    fn a_body_alone_is_a_log_beside_attachments_only_if_its_lines_are() {
+    fn a_body_is_a_cover_note_beside_attachments_only_if_no_line_is_a_log_line() {
         // Alone, the body is the log (`mail -s access.log < access.log`).
-        let logs = logs_in(&mail("line one=3D1\r\nline two", ""));
-        assert_eq!(logs.len(), 1, "{logs:?}");
-        assert_eq!(logs[0].1, b"line one=1\nline two\n");
-        // Beside a log attachment, "log attached" is a cover note.
-        let logs = logs_in(&mail("Log attached.\r\n\r\n-- \r\nroot", GZIP_PART));
-        assert_eq!(logs.len(), 1, "{logs:?}");
-        assert_eq!(logs[0].0, 2);
-        assert!(input::is_gzip(&logs[0].1));
-        // Unless its lines are log lines.
-        let body = format!("{LOG_LINE}\r\n\r\n{LOG_LINE}");
-        let logs = logs_in(&mail(&body, GZIP_PART));
-        assert_eq!(logs.len(), 2, "{logs:?}");
+        let found = logs_in(&mail("line one=3D1\r\nline two", ""));
+        assert_eq!(found.logs, [(1, b"line one=1\nline two\n".to_vec())]);
+        assert!(found.left_out.is_empty());
+        // Beside a log attachment, "log attached" is a cover note, named.
+        let found = logs_in(&mail("Log attached.\r\n\r\n-- \r\nroot", GZIP_PART));
+        assert_eq!(found.logs.len(), 1, "{found:?}");
+        assert_eq!(found.logs[0].0, 2);
+        assert!(input::is_gzip(&found.logs[0].1));
         assert_eq!(
-            logs[0].1,
-            format!("{LOG_LINE}\n\n{LOG_LINE}\n").into_bytes()
+            found.left_out,
+            [
+                "part 1: a text body beside the log attachments without a log line in it; \
+              left out as a cover note"
+            ]
         );
-        assert!(input::is_gzip(&logs[1].1));
+        // A body with one log line is a log, its other lines and all.
+        let body = format!("Log of web3:\r\n{LOG_LINE}\r\n\r\n{}", &LOG_LINE[..30]);
+        let found = logs_in(&mail(&body, GZIP_PART));
+        assert_eq!(found.logs.len(), 2, "{found:?}");
+        assert_eq!(
+            found.logs[0].1,
+            format!("Log of web3:\n{LOG_LINE}\n\n{}\n", &LOG_LINE[..30]).into_bytes()
+        );
+        assert!(input::is_gzip(&found.logs[1].1));
+        assert!(found.left_out.is_empty());
         // A text/plain attachment is a log attachment too.
         let text_part = format!(
             "--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; \
              filename=access.log\r\n\r\n{LOG_LINE}\r\n"
         );
-        let logs = logs_in(&mail("see the attachment", &text_part));
-        assert_eq!(logs.len(), 1, "{logs:?}");
-        assert_eq!(logs[0].1, format!("{LOG_LINE}\n").into_bytes());
+        let found = logs_in(&mail("see the attachment", &text_part));
+        assert_eq!(found.logs, [(2, format!("{LOG_LINE}\n").into_bytes())]);
         assert!(
-            logs_in(b"Subject: x\r\nContent-Type: text/html\r\n\r\n<p>only html</p>").is_empty()
+            logs_in(b"Subject: x\r\nContent-Type: text/html\r\n\r\n<p>only html</p>")
+                .logs
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_attachment_of_any_type_is_a_log_by_its_lines_and_named_when_it_is_not() {
+        let part = |ctype: &str, name: &str, bytes: &[u8]| {
+            format!(
+                "--b\r\nContent-Type: {ctype}\r\nContent-Disposition: attachment; \
+                 filename={name}\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
+            )
+        };
+        let log = format!("{LOG_LINE}\n");
+        let attachments = part("application/octet-stream", "access.log", log.as_bytes())
+            + &part("application/pdf", "report.pdf", b"%PDF-1.4\n%%EOF\n");
+        let found = logs_in(&mail("Log attached.", &attachments));
+        assert_eq!(found.logs, [(2, log.into_bytes())]);
+        assert_eq!(
+            found.left_out,
+            [
+                "part 3 (application/pdf \"report.pdf\"): an attachment without a log line in \
+                 it; left out",
+                "part 1: a text body beside the log attachments without a log line in it; \
+                 left out as a cover note"
+            ]
+        );
+        // A compressed attachment is judged by its content; one that does
+        // not decompress at all is kept, for split to report.
+        let gz_text = {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(b"not a log\n").expect("gzip");
+            enc.finish().expect("gzip")
+        };
+        let broken = [0x1f, 0x8b, 0xff, 0xff];
+        let found = logs_in(&mail(
+            "x",
+            &(part("application/gzip", "a.gz", &gz_text)
+                + &part("application/gzip", "b.gz", &broken)),
+        ));
+        assert_eq!(found.logs, [(3, broken.to_vec())]);
+        assert_eq!(
+            found.left_out[0],
+            "part 2 (application/gzip \"a.gz\"): an attachment without a log line in it; \
+             left out"
         );
     }
 
     #[test]
     fn attachments_in_every_compression_split_reads_are_logs() {
-        let zst = zstd::stream::encode_all(&b"a\n"[..], 1).expect("zstd");
+        let zst = zstd::stream::encode_all(format!("{LOG_LINE}\n").as_bytes(), 1).expect("zstd");
         let part = format!(
             "--b\r\nContent-Type: application/zstd\r\nContent-Disposition: attachment\r\n\
              Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
             base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &zst)
         );
-        let logs = logs_in(&mail("attached", &part));
-        assert_eq!(logs, [(2, zst)]);
+        let found = logs_in(&mail("attached", &part));
+        assert_eq!(found.logs, [(2, zst)]);
     }
 }

@@ -259,7 +259,16 @@ fn is_ip(b: &[u8]) -> bool {
 /// Whether `b` is a valid client field: an address, or a host name when
 /// the server logs names.
 fn is_client(b: &[u8]) -> bool {
-    is_ip(b) || std::str::from_utf8(b).is_ok_and(pysk_common::hostname::is_host_name)
+    is_ip(b)
+        || (is_name_like(b)
+            && std::str::from_utf8(b).is_ok_and(pysk_common::hostname::is_host_name))
+}
+
+/// Whether a client that is not an address can be a host name at all: it
+/// has a letter or digit, and not every label is digits (`1.2.3.999` is a
+/// broken IPv4 address, not a name).
+fn is_name_like(b: &[u8]) -> bool {
+    b.iter().any(u8::is_ascii_alphanumeric) && !b.split(|&c| c == b'.').all(all_digits)
 }
 
 /// Whether `b` is a client AWStats counts that [`is_client`] does not
@@ -281,6 +290,7 @@ fn is_other_client(b: &[u8]) -> bool {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
     }
     s.len() <= 253
+        && is_name_like(b)
         && s.split('.').all(|label| {
             let b = label.as_bytes();
             !b.is_empty()
@@ -773,6 +783,10 @@ mod tests {
             let e = p(line.as_bytes()).expect(client);
             assert_eq!(e.host, client.as_bytes());
         }
+        for client in ["1.2.3.999", "1.2.3.4.5", "12345", "_", "_._", "-"] {
+            let line = format!("{client} - - {STAMP} {REQ} {AGENT}");
+            assert_eq!(p(line.as_bytes()), Err(Reject::BadClient), "{client}");
+        }
     }
 
     #[test]
@@ -838,6 +852,12 @@ mod tests {
             ("2015-05-17T10:05:03.999-0130", Some(1_431_857_103 + 5400)),
             ("2015-05-17 10:05:03Z", None),
             ("2015-13-17T10:05:03Z", None),
+            ("2023-02-31T22:13:20Z", None),
+            ("2023-02-29T22:13:20Z", None),
+            ("2023-04-31T22:13:20Z", None),
+            ("2024-02-29T00:00:00Z", Some(1_709_164_800)),
+            ("2000-02-29T00:00:00Z", Some(951_782_400)),
+            ("2100-02-29T00:00:00Z", None),
             ("2015-05-17T10:05:03", None),
         ] {
             assert_eq!(

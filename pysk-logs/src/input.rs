@@ -133,13 +133,19 @@ impl Read for Decoded {
 /// gzip members read one after another, as `gzip -d` reads them; zero
 /// bytes after the last member are padding, anything else is an error.
 struct GzipMembers<R: BufRead> {
-    member: Option<flate2::bufread::GzDecoder<R>>,
+    member: Option<flate2::bufread::GzDecoder<Source<R>>>,
 }
+
+/// What a gzip member is read from: the bytes already taken to see that a
+/// member starts there, then the rest of the stream.
+type Source<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
 
 impl<R: BufRead> GzipMembers<R> {
     fn new(raw: R) -> GzipMembers<R> {
         GzipMembers {
-            member: Some(flate2::bufread::GzDecoder::new(raw)),
+            member: Some(flate2::bufread::GzDecoder::new(
+                io::Cursor::new(Vec::new()).chain(raw),
+            )),
         }
     }
 }
@@ -151,38 +157,58 @@ impl<R: BufRead> Read for GzipMembers<R> {
             if n > 0 || buf.is_empty() {
                 return Ok(n);
             }
-            let Some(mut raw) = self
+            let Some(mut source) = self
                 .member
                 .take()
                 .map(flate2::bufread::GzDecoder::into_inner)
             else {
                 break;
             };
-            if another_member(&mut raw)? {
-                self.member = Some(flate2::bufread::GzDecoder::new(raw));
+            if let Some(mut head) = another_member(&mut source)? {
+                let (seen, raw) = source.into_inner();
+                let at = usize::try_from(seen.position()).unwrap_or(usize::MAX);
+                head.extend(seen.get_ref().get(at..).unwrap_or_default());
+                let source = io::Cursor::new(head).chain(raw);
+                self.member = Some(flate2::bufread::GzDecoder::new(source));
             }
         }
         Ok(0)
     }
 }
 
-/// After a gzip member: whether another one starts. Zero padding is read
-/// to its end and ends the stream; other bytes are an error.
-fn another_member(raw: &mut impl BufRead) -> io::Result<bool> {
+/// The error for what follows the last gzip member when it is neither
+/// another member nor zero padding.
+fn trailing_garbage() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "bytes after the last member that are neither a member nor zero padding",
+    )
+}
+
+/// After a gzip member: whether another one starts, and if so its two
+/// magic bytes, taken from `raw` to see them. Zero padding is read to its
+/// end and ends the stream; other bytes are an error.
+fn another_member(raw: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
     let mut first = true;
     loop {
         let data = raw.fill_buf()?;
         match data.first() {
-            None => return Ok(false),
-            Some(&0x1f) if first => return Ok(true),
+            None => return Ok(None),
+            Some(&0x1f) if first => {
+                raw.consume(1);
+                return match raw.fill_buf()?.first() {
+                    Some(&0x8b) => {
+                        raw.consume(1);
+                        Ok(Some(vec![0x1f, 0x8b]))
+                    }
+                    _ => Err(trailing_garbage()),
+                };
+            }
             Some(_) => {}
         }
         first = false;
         if data.iter().any(|&b| b != 0) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "bytes after the last member that are neither a member nor zero padding",
-            ));
+            return Err(trailing_garbage());
         }
         let n = data.len();
         raw.consume(n);
@@ -248,6 +274,34 @@ mod tests {
             err.to_string(),
             "gzip data: bytes after the last member that are neither a member nor zero padding"
         );
+    }
+
+    #[test]
+    fn bytes_after_a_member_that_only_start_like_one_are_garbage_not_a_cut_member() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tail");
+        for tail in [
+            &[0x1f][..],
+            &[0x1f, 0x00],
+            &[0x1f, b'x', 0, 0, 0, 0, 0, 0, 0, 0],
+        ] {
+            let mut bytes = gzip(b"a\n");
+            bytes.extend(tail);
+            std::fs::write(&path, &bytes).expect("write");
+            let err = read_all(&path).expect_err("garbage");
+            assert_eq!(
+                err.to_string(),
+                "gzip data: bytes after the last member that are neither a member nor zero \
+                 padding",
+                "{tail:?}"
+            );
+        }
+        // A member that really starts and is cut is still cut short.
+        let mut bytes = gzip(b"a\n");
+        bytes.extend(&gzip(b"b\n")[..12]);
+        std::fs::write(&path, &bytes).expect("write");
+        let err = read_all(&path).expect_err("cut");
+        assert_eq!(err.to_string(), "gzip data: cut short");
     }
 
     #[test]

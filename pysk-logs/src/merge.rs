@@ -123,7 +123,8 @@ impl Source {
                 };
             self.scan = end;
             self.line_no += 1;
-            let time = match self.time_of(start, end - usize::from(newline)) {
+            let own = self.time_of(start, end - usize::from(newline));
+            let time = match own {
                 Some(t) => t,
                 None => {
                     summary.unparsable += 1;
@@ -137,7 +138,9 @@ impl Source {
                     self.last_time
                 }
             };
-            if time < self.last_emitted {
+            // A line without its own time takes the one before it: it is
+            // late only if that line was, and that line is counted already.
+            if own.is_some() && time < self.last_emitted {
                 summary.late += 1;
                 if summary.late <= REPORT_LINES {
                     report.warn(format!(
@@ -494,6 +497,18 @@ mod tests {
         assert!(lines[2].contains("/q1 "));
         assert!(out.ends_with('\n'));
         assert_eq!(summary.unparsable, 1);
+    }
+
+    #[test]
+    fn a_line_without_a_time_after_a_late_one_is_not_late_itself() {
+        let mut text = String::new();
+        for s in ["05", "04", "03"] {
+            text += &line(&format!("17/May/2015:10:00:{s} +0000"), s);
+            text += "garbage\n";
+        }
+        let (out, summary) = merge(&[("x", text.clone())], 1);
+        assert_eq!(out, text);
+        assert_eq!((summary.late, summary.unparsable), (2, 3));
     }
 
     #[test]

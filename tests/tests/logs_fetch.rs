@@ -324,7 +324,7 @@ fn with_attachments(subject: &str, body: &str, attachments: &[(&str, &str, &[u8]
 }
 
 #[test]
-fn a_cover_note_beside_log_attachments_is_not_saved_as_a_log() {
+fn a_cover_note_is_left_out_with_a_warning_and_a_log_of_any_type_is_saved() {
     if require("python3", "python3").is_none() || require("xz", "xz-utils").is_none() {
         return;
     }
@@ -365,15 +365,56 @@ fn a_cover_note_beside_log_attachments_is_not_saved_as_a_log() {
         ),
         "",
     );
+    // UID 3: a body of log lines under a heading and with one line cut,
+    // beside an attachment: a log, its two bad lines for split to reject.
+    let cut = &LOG1[..40];
+    let body3 = format!("Log of web3:\n{LOG1}{cut}\n");
+    append(
+        &msgs,
+        port,
+        "3",
+        &with_attachments(
+            "web3 access.log",
+            &body3,
+            &[("application/gzip", "access.log.1.gz", &gz)],
+        ),
+        "",
+    );
+    // UID 4: an uncompressed log sent as application/octet-stream beside a
+    // cover note and an attachment that is no log.
+    append(
+        &msgs,
+        port,
+        "4",
+        &with_attachments(
+            "web4 access.log",
+            note,
+            &[
+                ("application/octet-stream", "access.log", LOG1.as_bytes()),
+                ("application/pdf", "report.pdf", b"%PDF-1.4\n%%EOF\n"),
+            ],
+        ),
+        "",
+    );
     let spool = dir.path().join("spool");
     fs::create_dir_all(spool.join("inbox")).expect("mkdir");
     let pw = password_file(dir.path());
     let validity = imap_tool(port, &["uidvalidity"]).trim().to_owned();
     let url = format!("imap://{USER}@127.0.0.1:{port}/INBOX");
     let out = fetch(&url, &spool, &pw, Some(&dovecot.ca_file)).succeeds();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("UID")).collect();
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).matches("UID").count(),
-        0
+        warnings,
+        [
+            "pysk-logs: INBOX: message UID 1: part 1: a text body beside the log attachments \
+             without a log line in it; left out as a cover note",
+            "pysk-logs: INBOX: message UID 4: part 3 (application/pdf \"report.pdf\"): an \
+             attachment without a log line in it; left out",
+            "pysk-logs: INBOX: message UID 4: part 1: a text body beside the log attachments \
+             without a log line in it; left out as a cover note",
+        ],
+        "{err}"
     );
     assert_eq!(
         inbox(&spool),
@@ -381,22 +422,27 @@ fn a_cover_note_beside_log_attachments_is_not_saved_as_a_log() {
             (format!("imap-{validity}-1-2.log"), gz.clone()),
             (format!("imap-{validity}-1-3.log"), xz),
             (format!("imap-{validity}-2-1.log"), LOG1.as_bytes().to_vec()),
-            (format!("imap-{validity}-2-2.log"), gz),
+            (format!("imap-{validity}-2-2.log"), gz.clone()),
+            (format!("imap-{validity}-3-1.log"), body3.into_bytes()),
+            (format!("imap-{validity}-3-2.log"), gz),
+            (format!("imap-{validity}-4-2.log"), LOG1.as_bytes().to_vec()),
         ]
     );
-    assert_eq!(
-        flags(port),
-        [(1, "\\Seen".to_owned()), (2, "\\Seen".to_owned())]
-    );
-    // What fetch saved, split reads whole: nothing rejected.
+    let seen = |uid| (uid, "\\Seen".to_owned());
+    assert_eq!(flags(port), [seen(1), seen(2), seen(3), seen(4)]);
+    // What fetch saved, split reads whole: only the body's heading and its
+    // cut line are rejected.
     let out = tool("pysk-logs")
         .args(["split", "--json", "--spool"])
         .arg(&spool)
         .succeeds();
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(summary["lines"], 8);
-    assert_eq!(summary["accepted"], 8);
-    assert_eq!(summary["rejected"], serde_json::json!({}));
+    assert_eq!(summary["lines"], 16);
+    assert_eq!(summary["accepted"], 14);
+    assert_eq!(
+        summary["rejected"],
+        serde_json::json!({"bad-format": 1, "truncated": 1})
+    );
 }
 
 #[test]

@@ -462,6 +462,44 @@ fn merge_always_ends_with_the_count_of_late_and_unreadable_lines() {
     assert_eq!(stderr(&out), "");
 }
 
+#[test]
+fn merge_counts_a_line_without_a_time_after_a_late_one_only_as_timeless() {
+    let dir = scratch();
+    // 14 lines each earlier than the one before (13 late), each followed by
+    // a line without a time: that one takes the late line's time but is
+    // not late itself.
+    let mut text = String::new();
+    for s in (0..14).rev() {
+        text.push_str(&combined(100 + s, 1));
+        text.push_str("no time here\n");
+    }
+    let path = dir.path().join("mixed.log");
+    fs::write(&path, &text).expect("write");
+    let out = tool("pysk-logs")
+        .args(["merge", "--reorder", "1"])
+        .arg(&path)
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), text);
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 21, "{err}");
+    let late: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains("written out of order"))
+        .copied()
+        .collect();
+    assert_eq!(late.len(), 10, "{err}");
+    // The late ones are the lines with a time: 3, 5, 7, ...
+    let first = format!("pysk-logs: {}:3: 1 s earlier", path.display());
+    assert!(late[0].starts_with(&first), "{err}");
+    assert_eq!(
+        lines[20],
+        "pysk-logs: 13 line(s) written late (out of order; raise --reorder), 14 line(s) \
+         without a readable timestamp"
+    );
+}
+
 /// A DNS server naming 192.0.2.N `host-N.example.org`.
 fn dns() -> DnsServer {
     let rule = |addr: IpAddr| match addr {

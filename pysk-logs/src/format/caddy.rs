@@ -98,7 +98,10 @@ fn iso8601(b: &[u8]) -> Option<i64> {
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if b[16] != b':' || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if b[16] != b':'
+        || !(1..=12).contains(&month)
+        || !(1..=crate::time::days_in_month(year, month)).contains(&day)
+    {
         return None;
     }
     let mut i = 19;
