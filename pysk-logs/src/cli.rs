@@ -64,10 +64,13 @@ With no FILE every file in <spool>/inbox/ is processed and removed once its
 lines are safely in <spool>/pending/<vhost>/ or <spool>/rejected/. Explicit
 FILEs are read and left in place. An inbox file is taken only when no process
 has it open for writing and its last write is --inbox-settle seconds ago
-(one renamed into place is taken at once); one written to while it was read
+(one renamed into place is taken at once, unless renamed in the same clock
+tick of the file system as its last write); one written to while it was read
 is left, none of its lines taken, for the next run. Dot-files are skipped as
 still in delivery; a directory, FIFO, socket or symbolic link in the inbox is
-reported, left in place, and the exit code is 1.
+reported, left in place, and the exit code is 1, as for a file that cannot be
+renamed once read. A file open for writing and unchanged for over an hour is
+a warning.
 
 There is no --dry-run: split only moves data through the tool's own spool
 (inbox/ to pending/ and rejected/), changes no configuration, and a run

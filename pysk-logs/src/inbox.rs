@@ -16,13 +16,20 @@
 //!    them) is left for the next run. Processes whose descriptors we may
 //!    not see (another user's, when not run as root) cannot be checked:
 //!    for them the quiet period below is the only guard.
+//!    One that stays open for writing and unchanged for an hour (a program
+//!    logging straight into the inbox) is reported as a warning each run.
 //! 3. **Quiet.** A file whose change time differs from its modification
 //!    time had something other than a write done to it last (a rename
 //!    into place, `cp -p` or `touch` setting its times): it is complete
 //!    and taken at once. Otherwise its last write was at its modification
 //!    time, and it is taken once that is `settle` ago; a run waits (at
 //!    most `settle`) for files that are not yet quiet, looks again, and
-//!    leaves those still written to for the next run.
+//!    leaves those still written to for the next run. A file renamed into
+//!    place within the same clock tick of the file system as its last
+//!    write has equal times, so it is not told from one just written: it
+//!    waits out the quiet period too. An entry gone meanwhile (renamed or
+//!    removed by its sender) is simply not there: a name that appeared
+//!    meanwhile is for the next run.
 //! 4. **Frozen after reading.** Each file read is renamed in the inbox to
 //!    `<name>.taken-<n>`, so that a writer opening its name from then on
 //!    makes a new file; then no process may hold it open for writing and
@@ -31,11 +38,16 @@
 //!    with the batch. A file that fails this is left (under its new name)
 //!    for the next run, which reads it whole, and this run's lines of it
 //!    are dropped: nothing is lost and nothing is committed twice. A file
-//!    that already has such a name (left by an earlier run, so no writer
-//!    opens it by name) keeps it, and one that could not be read keeps its
-//!    own (none of its lines is used; it moves whole to `rejected/`). A
-//!    process we may not examine that holds a file open from before the
-//!    rename is the one writer this cannot see: the quiet period is the
+//!    that already has such a UTF-8 name (left by an earlier run, so no
+//!    writer opens it by name) keeps it, and one that could not be read
+//!    keeps its own (none of its lines is used; it moves whole to
+//!    `rejected/`). The new name is always UTF-8 (each byte that is not
+//!    as U+FFFD) and fits the 255-byte limit (the name before the suffix
+//!    shortened), so the removal can be recorded; a later run's rejected
+//!    lines then name the file so. A file that cannot be renamed is
+//!    reported, none of its lines used, and left in place; the others go
+//!    on. A process we may not examine that holds a file open from before
+//!    the rename is the one writer this cannot see: the quiet period is the
 //!    guard against it.
 
 use std::collections::HashSet;
@@ -47,7 +59,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::error::LogsError;
-use pysk_common::error::{read_err, write_err};
+use pysk_common::error::{cause, read_err};
 
 /// An inbox entry left where it is, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,8 +67,20 @@ pub struct Left {
     /// The entry.
     pub path: String,
     /// Why it was not taken.
-    pub why: &'static str,
+    pub why: String,
+    /// Left so long that someone should look (see [`FORGOTTEN`]).
+    #[serde(skip)]
+    pub stale: bool,
 }
+
+/// How long a file may stay open for writing with no write before it is
+/// reported as a warning rather than as news: a copy in progress writes
+/// far more often, a program logging into the inbox never lets go.
+pub const FORGOTTEN: Duration = Duration::from_secs(3600);
+
+/// Why a file that stays open for writing and unchanged is left.
+const FORGOTTEN_WHY: &str =
+    "open for writing but unchanged for over an hour (a program writing its log into the inbox?)";
 
 /// What a file was when it was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +136,7 @@ type Entry = (PathBuf, Metadata);
 pub fn take(inbox: &Path, settle: Duration) -> Result<Listing, LogsError> {
     let (files, odd) = list(inbox)?;
     let (candidates, waiting) = quiet_ones(files, settle)?;
+    let now = SystemTime::now();
     let mut listing = Listing {
         odd,
         waiting,
@@ -123,7 +148,13 @@ pub fn take(inbox: &Path, settle: Duration) -> Result<Listing, LogsError> {
     for (path, meta) in candidates {
         let stamp = Stamp::of(&meta);
         if open.contains(&stamp.key()) {
-            listing.waiting.push(left(&path, "open for writing"));
+            listing.waiting.push(match age(&meta, now) >= FORGOTTEN {
+                true => Left {
+                    stale: true,
+                    ..left(&path, FORGOTTEN_WHY)
+                },
+                false => left(&path, "open for writing"),
+            });
         } else {
             listing.taken.push(Taken { path, stamp });
         }
@@ -132,7 +163,7 @@ pub fn take(inbox: &Path, settle: Duration) -> Result<Listing, LogsError> {
 }
 
 /// Step 1: the regular files of the inbox and its odd entries, each
-/// sorted by name; dot-files left out.
+/// sorted by name; dot-files and entries gone meanwhile left out.
 fn list(inbox: &Path) -> Result<(Vec<Entry>, Vec<Left>), LogsError> {
     let (mut files, mut odd) = (Vec::new(), Vec::new());
     for entry in fs::read_dir(inbox).map_err(read_err(inbox))? {
@@ -141,7 +172,9 @@ fn list(inbox: &Path) -> Result<(Vec<Entry>, Vec<Left>), LogsError> {
             continue;
         }
         let path = entry.path();
-        let meta = fs::symlink_metadata(&path).map_err(read_err(&path))?;
+        let Some(meta) = still_there(&path)? else {
+            continue;
+        };
         match odd_kind(&meta) {
             Some(why) => odd.push(left(&path, why)),
             None => files.push((path, meta)),
@@ -153,7 +186,8 @@ fn list(inbox: &Path) -> Result<(Vec<Entry>, Vec<Left>), LogsError> {
 }
 
 /// Step 3: the files that are quiet now or after one wait of at most
-/// `settle`, sorted by name, and those still being written.
+/// `settle`, sorted by name, and those still being written; a file gone
+/// meanwhile is left out.
 fn quiet_ones(files: Vec<Entry>, settle: Duration) -> Result<(Vec<Entry>, Vec<Left>), LogsError> {
     let now = SystemTime::now();
     let (mut ready, recent): (Vec<_>, Vec<_>) = files
@@ -166,7 +200,9 @@ fn quiet_ones(files: Vec<Entry>, settle: Duration) -> Result<(Vec<Entry>, Vec<Le
     std::thread::sleep(wait_for(&recent, now, settle));
     let now = SystemTime::now();
     for (path, _) in recent {
-        let meta = fs::symlink_metadata(&path).map_err(read_err(&path))?;
+        let Some(meta) = still_there(&path)? else {
+            continue;
+        };
         if odd_kind(&meta).is_none() && quiet(&meta, now, settle) {
             ready.push((path, meta));
         } else {
@@ -175,6 +211,16 @@ fn quiet_ones(files: Vec<Entry>, settle: Duration) -> Result<(Vec<Entry>, Vec<Le
     }
     ready.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((ready, waiting))
+}
+
+/// What `lstat` says of an inbox entry; `None` when it is gone (renamed
+/// or removed by its sender since it was listed).
+fn still_there(path: &Path) -> Result<Option<Metadata>, LogsError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => Ok(Some(meta)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(read_err(path)(e).into()),
+    }
 }
 
 /// Why an inbox entry of this type is not a file to read; `None` for a
@@ -196,11 +242,20 @@ fn odd_kind(meta: &Metadata) -> Option<&'static str> {
     }
 }
 
-fn left(path: &Path, why: &'static str) -> Left {
+fn left(path: &Path, why: &str) -> Left {
     Left {
         path: path.display().to_string(),
-        why,
+        why: why.to_owned(),
+        stale: false,
     }
+}
+
+/// How long ago a file was last written (zero for a time in the future).
+fn age(meta: &Metadata, now: SystemTime) -> Duration {
+    meta.modified()
+        .ok()
+        .and_then(|m| now.duration_since(m).ok())
+        .unwrap_or_default()
 }
 
 /// Whether a file is done being written: something other than a write was
@@ -282,44 +337,61 @@ fn writable(info: &Path) -> bool {
 }
 
 /// Step 4 of the protocol, for every file taken and read: each is renamed
-/// to `<name>.taken-<n>` (unless it has such a name already, or could not
-/// be read: none of its lines is committed, and it moves whole to
-/// `rejected/`), then checked. Returns, by file, where it is now and
-/// whether its lines may be committed.
-pub fn freeze(taken: &[Taken], unread: &[bool]) -> Result<Vec<Frozen>, LogsError> {
-    let mut moved = Vec::with_capacity(taken.len());
-    for (i, t) in taken.iter().enumerate() {
-        let name = match unread.get(i) {
-            Some(true) => None,
-            _ => taken_name(&t.path),
-        };
-        let Some(to) = name else {
-            moved.push(Some(t.path.clone()));
-            continue;
-        };
-        match fs::rename(&t.path, &to) {
-            Ok(()) => moved.push(Some(to)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => moved.push(None),
-            Err(e) => return Err(write_err(&to)(e).into()),
-        }
-    }
+/// to `<name>.taken-<n>` (unless it has such a UTF-8 name already, or
+/// could not be read: none of its lines is committed, and it moves whole
+/// to `rejected/`), then checked. Returns, by file, where it is now and
+/// whether its lines may be committed. A rename that fails counts for its
+/// file alone.
+pub fn freeze(taken: &[Taken], unread: &[bool]) -> Vec<Frozen> {
+    let moved: Vec<_> = taken
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match unread.get(i) {
+            Some(true) => Ok(Some(t.path.clone())),
+            _ => rename_taken(&t.path),
+        })
+        .collect();
     let keys: HashSet<_> = taken.iter().map(|t| t.stamp.key()).collect();
     let (open, _) = writers(&keys);
-    Ok(taken
+    taken
         .iter()
         .zip(moved)
         .map(|(t, to)| match to {
-            Some(path) => {
+            Ok(Some(path)) => {
                 let now = fs::symlink_metadata(&path).ok().map(|m| Stamp::of(&m));
-                let unchanged = now == Some(t.stamp) && !open.contains(&t.stamp.key());
-                Frozen { path, unchanged }
+                let state = match now == Some(t.stamp) && !open.contains(&t.stamp.key()) {
+                    true => State::Unchanged,
+                    false => State::Changed,
+                };
+                Frozen { path, state }
             }
-            None => Frozen {
+            Ok(None) => Frozen {
                 path: t.path.clone(),
-                unchanged: false,
+                state: State::Changed,
+            },
+            Err(why) => Frozen {
+                path: t.path.clone(),
+                state: State::Stuck(why),
             },
         })
-        .collect())
+        .collect()
+}
+
+/// Renames a file taken to its `<name>.taken-<n>` (see [`taken_name`]):
+/// where it is now, `None` if it is gone, or why it could not be renamed.
+fn rename_taken(path: &Path) -> Result<Option<PathBuf>, String> {
+    let Some(to) = taken_name(path) else {
+        return Ok(Some(path.to_owned()));
+    };
+    match fs::rename(path, &to) {
+        Ok(()) => Ok(Some(to)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!(
+            "cannot rename to {}: {}",
+            to.file_name().unwrap_or_default().to_string_lossy(),
+            cause(&e)
+        )),
+    }
 }
 
 /// A file taken and read, after [`freeze`].
@@ -327,23 +399,54 @@ pub fn freeze(taken: &[Taken], unread: &[bool]) -> Result<Vec<Frozen>, LogsError
 pub struct Frozen {
     /// Where it is now.
     pub path: PathBuf,
+    /// Whether its lines may be committed.
+    pub state: State,
+}
+
+/// What [`freeze`] found of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
     /// Nobody wrote to it since it was taken, nor can from now on (but
     /// through a descriptor of a process we may not examine): its lines
     /// may be committed and it removed.
-    pub unchanged: bool,
+    Unchanged,
+    /// Written to (or gone) since it was taken: left for the next run.
+    Changed,
+    /// It could not be renamed (why): left where it is, none of its lines
+    /// used.
+    Stuck(String),
 }
 
-/// `<name>.taken-<n>` beside `path`, a name no file has; `None` for a
-/// file that already has such a name (left by an earlier run: no writer
-/// opens it by that name).
+/// The longest file name most file systems take, in bytes.
+const NAME_MAX: usize = 255;
+
+/// `<name>.taken-<n>` beside `path`, a UTF-8 name of at most [`NAME_MAX`]
+/// bytes that no file has (`<name>` is the file's name, bytes that are not
+/// UTF-8 as U+FFFD, shortened to fit); `None` for a file that already has
+/// such a name (left by an earlier run: no writer opens it by that name).
 fn taken_name(path: &Path) -> Option<PathBuf> {
-    let name = path.file_name()?.to_string_lossy().into_owned();
-    if taken_stem(&name).is_some() {
+    let raw = path.file_name()?;
+    if raw.to_str().and_then(taken_stem).is_some() {
         return None;
     }
+    let name = raw.to_string_lossy();
     (0u64..)
-        .map(|n| path.with_file_name(format!("{name}.taken-{n}")))
+        .map(|n| {
+            let suffix = format!(".taken-{n}");
+            let stem = shortened(&name, NAME_MAX - suffix.len());
+            path.with_file_name(format!("{stem}{suffix}"))
+        })
         .find(|p| fs::symlink_metadata(p).is_err())
+}
+
+/// The longest start of `name` of at most `max` bytes that ends on a
+/// character boundary.
+fn shortened(name: &str, max: usize) -> &str {
+    let end = (0..=max.min(name.len()))
+        .rev()
+        .find(|&i| name.is_char_boundary(i))
+        .unwrap_or(0);
+    &name[..end]
 }
 
 /// The stem of a name `<stem>.taken-<n>`.
@@ -381,9 +484,15 @@ mod tests {
         fs::write(inbox.join(".part"), "x\n").expect("dot");
         fs::write(inbox.join("a.log"), "x\n").expect("file");
         let l = take(inbox, Duration::ZERO).expect("take");
-        let whys: Vec<_> = l.odd.iter().map(|o| o.why).collect();
-        assert_eq!(whys.len(), 2);
-        assert!(whys.contains(&"a directory"));
+        let link = "a symbolic link (move or copy the file itself into the inbox)";
+        assert_eq!(
+            l.odd,
+            vec![
+                left(&inbox.join("dangling"), link),
+                left(&inbox.join("sub"), "a directory")
+            ]
+        );
+        assert_eq!(l.waiting, vec![]);
         assert_eq!(l.taken.len(), 1);
         assert!(l.taken[0].path.ends_with("a.log"));
     }
@@ -415,24 +524,24 @@ mod tests {
             .open(&path)
             .and_then(|mut f| f.write_all(b"y\n"))
             .expect("append");
-        let frozen = freeze(&l.taken, &[]).expect("freeze");
+        let frozen = freeze(&l.taken, &[]);
         let path = dir.path().join("a.log.taken-0");
         assert_eq!(
             frozen,
             vec![Frozen {
                 path,
-                unchanged: false
+                state: State::Changed
             }]
         );
         assert!(dir.path().join("a.log.taken-0").exists());
         let again = take(dir.path(), Duration::ZERO).expect("take");
-        let frozen = freeze(&again.taken, &[]).expect("freeze");
+        let frozen = freeze(&again.taken, &[]);
         let path = dir.path().join("a.log.taken-0");
         assert_eq!(
             frozen,
             vec![Frozen {
                 path,
-                unchanged: true
+                state: State::Unchanged
             }]
         );
         let taken = dir.path().join("a.log.taken-0");
@@ -446,5 +555,45 @@ mod tests {
         fs::write(dir.path().join("a.log"), "x\n").expect("write");
         let l = take(dir.path(), Duration::from_millis(200)).expect("take");
         assert_eq!((l.taken.len(), l.waiting.len()), (1, 0));
+    }
+
+    #[test]
+    fn a_taken_name_is_utf8_and_fits() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let long = "a".repeat(250);
+        let path = dir.path().join(&long);
+        let taken = taken_name(&path).expect("a new name");
+        let want = format!("{}.taken-0", &long[..NAME_MAX - 8]);
+        assert_eq!(taken, dir.path().join(&want));
+        assert_eq!(want.len(), NAME_MAX);
+
+        let odd = std::ffi::OsStr::from_bytes(b"\xfe.log.taken-0");
+        let taken = taken_name(&dir.path().join(odd)).expect("a new name");
+        assert_eq!(taken, dir.path().join("\u{fffd}.log.taken-0.taken-0"));
+        assert_eq!(taken_name(&dir.path().join("b.log.taken-3")), None);
+
+        let wide = "\u{e9}".repeat(127);
+        let taken = taken_name(&dir.path().join(&wide)).expect("a new name");
+        let name = taken.file_name().and_then(|n| n.to_str()).expect("UTF-8");
+        assert_eq!(name, format!("{}.taken-0", "\u{e9}".repeat(123)));
+    }
+
+    #[test]
+    fn a_file_open_and_unwritten_for_an_hour_is_stale() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.log");
+        let w = fs::File::create(&path).expect("create");
+        let old = SystemTime::now() - FORGOTTEN - Duration::from_secs(5);
+        w.set_modified(old).expect("set times");
+        let l = take(dir.path(), Duration::ZERO).expect("take");
+        assert_eq!(
+            l.waiting,
+            vec![Left {
+                stale: true,
+                ..left(&path, FORGOTTEN_WHY)
+            }]
+        );
+        drop(w);
     }
 }

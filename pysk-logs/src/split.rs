@@ -28,7 +28,7 @@ use pysk_common::report::Reporter;
 
 use crate::error::LogsError;
 use crate::format::{self, Reject};
-use crate::inbox::{self, Left, Taken};
+use crate::inbox::{self, Left, State, Taken};
 use crate::lines::{self, Event, MAX_LINE};
 use crate::sorter::{Sorted, Store};
 use crate::spool::{Manifest, Move, Spool};
@@ -79,6 +79,10 @@ pub struct Summary {
     /// Inbox files still being written, or written to while they were
     /// read: left for the next run, none of their lines committed.
     pub waiting: Vec<Left>,
+    /// Inbox files that could not be renamed once read, or whose removal
+    /// cannot be recorded: left in place, none of their lines committed,
+    /// and the run exits 1.
+    pub stuck: Vec<Left>,
 }
 
 /// The virtual hosts seen so far; a host's group number is its index.
@@ -366,8 +370,7 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
         .collect();
     let frozen = taken
         .as_deref()
-        .map(|taken| inbox::freeze(taken, &unread))
-        .transpose()?;
+        .map(|taken| recordable(&spool, inbox::freeze(taken, &unread)));
     let tallied = tally(inputs, frozen, by_file, &mut summary, report)?;
     let sorted = Sorted::new(stores, options.memory);
     report.debug(format!(
@@ -390,9 +393,27 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     Ok((summary, outcome))
 }
 
-/// Exit 1 when an input could not be read or the inbox holds odd entries.
+/// Each file [`inbox::freeze`] would let go whose removal cannot be
+/// written into the manifest (a path that is not UTF-8) marked stuck, so
+/// that its lines are never committed: the next run would commit them
+/// again.
+fn recordable(spool: &Spool, frozen: Vec<inbox::Frozen>) -> Vec<inbox::Frozen> {
+    frozen
+        .into_iter()
+        .map(|f| match f.state {
+            State::Unchanged if spool.relative(&f.path).is_none() => inbox::Frozen {
+                state: State::Stuck("name is not UTF-8, so its removal cannot be recorded".into()),
+                ..f
+            },
+            _ => f,
+        })
+        .collect()
+}
+
+/// Exit 1 when an input could not be read, an inbox file could not be let
+/// go, or the inbox holds odd entries.
 fn outcome(summary: &Summary) -> Outcome {
-    if summary.unreadable.is_empty() && summary.odd.is_empty() {
+    if summary.unreadable.is_empty() && summary.odd.is_empty() && summary.stuck.is_empty() {
         Outcome::Success
     } else {
         Outcome::Partial
@@ -442,7 +463,8 @@ fn start(
 }
 
 /// The inbox files [`inbox::take`] takes; what it leaves is reported: odd
-/// entries as trouble, files still being written as news.
+/// entries as trouble, files still being written as news (but one open
+/// for writing and unchanged for long as trouble).
 fn take_inbox(
     spool: &Spool,
     options: &Options,
@@ -453,7 +475,11 @@ fn take_inbox(
         report.warn(format!("{}: {}; left in the inbox", odd.path, odd.why));
     }
     for w in &listing.waiting {
-        report.info(format!("{}: {}; left for the next run", w.path, w.why));
+        let text = format!("{}: {}; left for the next run", w.path, w.why);
+        match w.stale {
+            true => report.warn(text),
+            false => report.info(text),
+        }
     }
     if listing.hidden > 0 {
         report.debug(format!(
@@ -542,9 +568,10 @@ struct Tallied {
     /// By input: it could not be read, so its lines are left out and it is
     /// set aside whole.
     failed: Vec<bool>,
-    /// By input: it was written to while it was read, so its lines are
-    /// left out and it stays in the inbox for the next run.
-    changed: Vec<bool>,
+    /// By input: it was written to while it was read, or could not be
+    /// let go ([`State::Stuck`]), so its lines are left out and it stays
+    /// in the inbox for the next run.
+    left: Vec<bool>,
     /// The rejected-lines files in `tmp/`.
     reject_files: Vec<PathBuf>,
 }
@@ -554,7 +581,7 @@ impl Tallied {
     fn skipped(&self) -> Vec<bool> {
         self.failed
             .iter()
-            .zip(&self.changed)
+            .zip(&self.left)
             .map(|(f, c)| *f || *c)
             .collect()
     }
@@ -562,8 +589,8 @@ impl Tallied {
 
 /// Adds each input's lines and rejects to the summary, and reports the
 /// inputs that could not be read. `frozen` (inbox runs) is each input
-/// after [`inbox::freeze`]: one written to while it was read is reported,
-/// counts for nothing and stays.
+/// after [`inbox::freeze`]: one written to while it was read, or stuck, is
+/// reported, counts for nothing and stays.
 fn tally(
     inputs: Vec<PathBuf>,
     frozen: Option<Vec<inbox::Frozen>>,
@@ -573,18 +600,20 @@ fn tally(
 ) -> Result<Tallied, LogsError> {
     let mut tallied = Tallied {
         failed: vec![false; inputs.len()],
-        changed: vec![false; inputs.len()],
+        left: vec![false; inputs.len()],
         reject_files: Vec::new(),
         from_inbox: frozen.is_some(),
         inputs,
     };
+    let mut states = Vec::new();
     for (fi, now) in frozen.into_iter().flatten().enumerate() {
         tallied.inputs[fi] = now.path;
-        tallied.changed[fi] = !now.unchanged;
+        tallied.left[fi] = now.state != State::Unchanged;
+        states.push(now.state);
     }
     for (fi, (path, result)) in tallied.inputs.iter().zip(by_file).enumerate() {
-        if tallied.changed[fi] {
-            changed(path, result, summary, report);
+        if let Some(state) = states.get(fi).filter(|_| tallied.left[fi]) {
+            left_in_inbox(path, state, result, summary, report);
             continue;
         }
         match result {
@@ -610,10 +639,16 @@ fn tally(
     Ok(tallied)
 }
 
-/// Reports an inbox file written to while it was read and drops what this
-/// run made of it: its rejected lines (its accepted ones are left out when
-/// the outputs are written).
-fn changed(path: &Path, result: Option<FileResult>, summary: &mut Summary, report: &Reporter) {
+/// Reports an inbox file written to while it was read, or stuck, and
+/// drops what this run made of it: its rejected lines (its accepted ones
+/// are left out when the outputs are written).
+fn left_in_inbox(
+    path: &Path,
+    state: &State,
+    result: Option<FileResult>,
+    summary: &mut Summary,
+    report: &Reporter,
+) {
     if let Some(FileResult::Read {
         reject_file: Some(file),
         ..
@@ -621,14 +656,22 @@ fn changed(path: &Path, result: Option<FileResult>, summary: &mut Summary, repor
     {
         let _ = fs::remove_file(file);
     }
-    let why = "written to while it was read";
+    let (why, list, until) = match state {
+        State::Stuck(why) => (why.as_str(), &mut summary.stuck, "in the inbox"),
+        _ => (
+            "written to while it was read",
+            &mut summary.waiting,
+            "for the next run",
+        ),
+    };
     report.warn(format!(
-        "{}: {why}; left for the next run, none of its lines taken",
+        "{}: {why}; left {until}, none of its lines taken",
         path.display()
     ));
-    summary.waiting.push(Left {
+    list.push(Left {
         path: path.display().to_string(),
-        why,
+        why: why.to_owned(),
+        stale: false,
     });
 }
 
@@ -735,9 +778,10 @@ fn plan_batch(
 
 /// Adds to `manifest` what becomes of each inbox file: removed once its
 /// lines are committed, or moved whole to `rejected/` when it could not be
-/// read; one written to while it was read stays. A name that is not UTF-8
-/// cannot be written into the manifest, so that file stays in the inbox,
-/// reported.
+/// read; one written to while it was read, or stuck, stays. A file that
+/// could not be read and whose name is not UTF-8 cannot be written into
+/// the manifest, so it stays in the inbox, reported (none of its lines is
+/// committed; [`recordable`] keeps every other such file out).
 fn inbox_fates(
     spool: &Spool,
     tallied: &Tallied,
@@ -746,7 +790,7 @@ fn inbox_fates(
     report: &Reporter,
 ) {
     for (fi, (path, failed)) in tallied.inputs.iter().zip(&tallied.failed).enumerate() {
-        if tallied.changed[fi] {
+        if tallied.left[fi] {
             continue;
         }
         let Some(from) = spool.relative(path) else {

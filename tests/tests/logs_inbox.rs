@@ -345,3 +345,138 @@ fn an_unreadable_input_leaves_no_empty_output_and_no_zero_line_entry() {
         .succeeds();
     assert_eq!(stderr(&summary), "");
 }
+
+#[test]
+fn a_name_too_long_for_the_taken_suffix_is_taken_and_blocks_no_other_file() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = scratch();
+    let spool = dir.path().join("spool");
+    let inbox = spool.join("inbox");
+    fs::create_dir_all(&inbox).expect("inbox");
+    fs::write(inbox.join("a".repeat(250)), line("www.example.org", 0)).expect("long");
+    // Each byte that is not UTF-8 is three bytes once made UTF-8.
+    let mut odd = vec![0xfe; 90];
+    odd.extend_from_slice(b".log");
+    let odd = std::ffi::OsStr::from_bytes(&odd);
+    fs::write(inbox.join(odd), line("www.example.org", 1)).expect("odd");
+    fs::write(inbox.join("good.log"), line("www.example.org", 2)).expect("good");
+
+    let out = tool("pysk-logs")
+        .args(["split", "-q", "--inbox-settle", "0", "--spool"])
+        .arg(&spool)
+        .succeeds();
+    assert_eq!(stderr(&out), "");
+    exactly_once(&spool, 3);
+    assert_eq!(split_ok(&spool, "0"), 0);
+    exactly_once(&spool, 3);
+}
+
+#[test]
+fn a_file_renamed_while_split_waits_for_it_fails_nothing() {
+    let dir = scratch();
+    let spool = dir.path().join("spool");
+    let inbox = spool.join("inbox");
+    fs::create_dir_all(&inbox).expect("inbox");
+    let old = fs::File::create(inbox.join("old.log")).expect("old");
+    (&old)
+        .write_all(line("www.example.org", 0).as_bytes())
+        .expect("old");
+    old.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(600))
+        .expect("old times");
+    drop(old);
+    // An uploader's temporary name (no dot), just written: split waits.
+    fs::write(inbox.join("upload.filepart"), line("www.example.org", 1)).expect("upload");
+
+    let child = tool("pysk-logs")
+        .args(["split", "--json", "--inbox-settle", "5", "--spool"])
+        .arg(&spool)
+        .spawn();
+    let wchan = PathBuf::from(format!("/proc/{}/wchan", child.id()));
+    // Renamed once split sleeps out the quiet period (that sleep is the
+    // only one before it takes the files).
+    while !fs::read_to_string(&wchan)
+        .expect("the split's wait channel")
+        .contains("nanosleep")
+    {
+        std::thread::yield_now();
+    }
+    fs::rename(inbox.join("upload.filepart"), inbox.join("upload.log")).expect("rename");
+    let out = child.wait_with_output().expect("split");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (&json["files"], &json["accepted"], &json["waiting"]),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!([])
+        )
+    );
+    let left: Vec<_> = fs::read_dir(&inbox)
+        .expect("inbox")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, ["upload.log"]);
+    assert_eq!(split_ok(&spool, "0"), 1);
+    exactly_once(&spool, 2);
+}
+
+#[test]
+fn a_name_not_utf8_that_looks_taken_is_committed_once() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = scratch();
+    let spool = dir.path().join("spool");
+    let inbox = spool.join("inbox");
+    fs::create_dir_all(&inbox).expect("inbox");
+    let name = std::ffi::OsStr::from_bytes(b"\xfe.log.taken-0");
+    fs::write(inbox.join(name), lines("www.example.org", 0, 2)).expect("odd");
+
+    let out = tool("pysk-logs")
+        .args(["split", "-q", "--inbox-settle", "0", "--spool"])
+        .arg(&spool)
+        .succeeds();
+    assert_eq!(stderr(&out), "");
+    exactly_once(&spool, 2);
+    assert_eq!(split_ok(&spool, "0"), 0);
+    exactly_once(&spool, 2);
+}
+
+#[test]
+fn a_file_held_open_and_unwritten_for_hours_is_a_warning() {
+    let Some(sleep) = require("sleep", "coreutils") else {
+        return;
+    };
+    let dir = scratch();
+    let spool = dir.path().join("spool");
+    let inbox = spool.join("inbox");
+    fs::create_dir_all(&inbox).expect("inbox");
+    let path = inbox.join("daemon.log");
+    let log = fs::File::create(&path).expect("log");
+    (&log)
+        .write_all(line("www.example.org", 0).as_bytes())
+        .expect("log");
+    log.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .expect("times");
+    // A program that keeps the log open for writing, as a daemon does.
+    let mut daemon = Command::new(sleep)
+        .arg("600")
+        .stdout(Stdio::from(log))
+        .spawn()
+        .expect("sleep");
+
+    let out = tool("pysk-logs")
+        .args(["split", "-q", "--inbox-settle", "0", "--spool"])
+        .arg(&spool)
+        .succeeds();
+    daemon.kill().expect("kill sleep");
+    daemon.wait().expect("sleep ended");
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "pysk-logs: {}: open for writing but unchanged for over an hour \
+             (a program writing its log into the inbox?); left for the next run\n",
+            path.display()
+        )
+    );
+    assert!(path.exists());
+}
