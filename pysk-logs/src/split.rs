@@ -389,8 +389,21 @@ pub fn run(options: &Options, report: &Reporter) -> Result<(Summary, Outcome), L
     let manifest = plan_batch(&spool, &outputs, &names, &tallied, &mut summary, report)?;
     crate::failpoint::reached("before-commit");
     spool.commit(&manifest)?;
+    warn_no_vhost(&summary, report);
     let outcome = outcome(&summary);
     Ok((summary, outcome))
+}
+
+/// Lines without a virtual host are a sender's logs in combined or common
+/// format split without `--vhost`: every such line of that server ends in
+/// `rejected/` night after night, so it is said even with `-q`.
+fn warn_no_vhost(summary: &Summary, report: &Reporter) {
+    if let Some(n) = summary.rejected.get(Reject::NoVhost.as_str()) {
+        report.warn(format!(
+            "{n} line(s) name no virtual host (combined or common format) and went to \
+             rejected/: split such a server's logs with --vhost NAME"
+        ));
+    }
 }
 
 /// Each file [`inbox::freeze`] would let go whose removal cannot be

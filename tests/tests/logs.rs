@@ -9,7 +9,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use pysk_tests::{
-    AwstatsDb, awstats_update, bin, copy_dir, examples, require, scratch, tool, write_switches,
+    AwstatsDb, awstats_update, bin, copy_dir, examples, require, scratch, stderr, tool,
+    write_switches,
 };
 
 /// A spool whose inbox holds a copy of the sample inbox.
@@ -240,6 +241,12 @@ fn combined_lines_need_vhost_and_unknown_vhosts_are_kept_aside() {
     let summary = split_json(&out);
     assert_eq!(summary["rejected"], serde_json::json!({"no-vhost": 2}));
     assert!(combined.exists(), "explicit inputs are left in place");
+    assert_eq!(
+        stderr(&out),
+        "pysk-logs: 2 line(s) name no virtual host (combined or common format) and went to \
+         rejected/: split such a server's logs with --vhost NAME\n",
+        "said even when the summary goes to stdout"
+    );
 
     let spool = dir.path().join("spool2");
     let vhosts = dir.path().join("vhosts");

@@ -19,7 +19,7 @@
 
 use serde::Deserialize;
 
-use super::{Entry, Format, Reject, is_client, is_other_client};
+use super::{Entry, Format, Reject, is_word};
 use pysk_common::date::days_from_civil;
 
 /// The parts of a Caddy log line that combined format holds.
@@ -155,7 +155,7 @@ pub(super) fn parse<'a>(line: &[u8], scratch: &'a mut Vec<u8>) -> Result<Entry<'
         .filter(|c| !c.is_empty())
         .or(r.remote_ip.as_deref())
         .ok_or(Reject::BadClient)?;
-    if !is_client(client.as_bytes()) && !is_other_client(client.as_bytes()) {
+    if !is_word(client.as_bytes()) {
         return Err(Reject::BadClient);
     }
     if !(100..=999).contains(&log.status) {
