@@ -355,21 +355,7 @@ fn parse_fields<'a>(line: &'a [u8], clock: &mut time::DayCache) -> Result<Entry<
     let time = clock
         .parse(&stamp[1..stamp.len() - 1])
         .ok_or(Reject::BadDate)?;
-    let rest_end = if after.len() >= 5 {
-        after[4].end
-    } else {
-        after[2].end
-    };
-    Ok(Entry {
-        format,
-        vhost: (client_at > 0).then(|| text(&before[client_at - 1])),
-        client: &line[before[client_at].start..before[client_at + 2].end],
-        host,
-        time,
-        request: &line[after[0].start..after[2].end],
-        agent: (after.len() >= 5).then(|| &line[after[3].start..after[4].end]),
-        rest: &line[after[0].start..rest_end],
-    })
+    Ok(entry(line, f, t, format, time, after.len() >= 5))
 }
 
 /// The second reading of a line the fast path refused (see the module's
@@ -463,21 +449,35 @@ fn read_other<'a>(
     let time = clock
         .parse(&stamp[1..stamp.len() - 1])
         .ok_or(Reject::BadDate)?;
-    let rest_end = if need >= 5 {
-        after[4].end
-    } else {
-        after[2].end
-    };
-    Ok(Entry {
+    Ok(entry(line, f, t, format, time, need >= 5))
+}
+
+/// The entry of `line`, whose fields `f` fit `format` with the time at
+/// `f[t]` (already read: `time`); `agent` when the format has the referer
+/// and the user agent. Both readings end here.
+#[inline(always)]
+fn entry<'a>(
+    line: &'a [u8],
+    f: &[Field],
+    t: usize,
+    format: Format,
+    time: i64,
+    agent: bool,
+) -> Entry<'a> {
+    let (before, after) = (&f[..t], &f[t + 1..]);
+    let text = |x: &Field| &line[x.start..x.end];
+    let client_at = before.len() - 3;
+    let rest_end = if agent { after[4].end } else { after[2].end };
+    Entry {
         format,
         vhost: (client_at > 0).then(|| text(&before[client_at - 1])),
         client: &line[before[client_at].start..before[client_at + 2].end],
-        host,
+        host: text(&before[client_at]),
         time,
         request: &line[after[0].start..after[2].end],
-        agent: (need >= 5).then(|| &line[after[3].start..after[4].end]),
+        agent: agent.then(|| &line[after[3].start..after[4].end]),
         rest: &line[after[0].start..rest_end],
-    })
+    }
 }
 
 /// The name in a virtual host field as written: `vhost_combined`'s

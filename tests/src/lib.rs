@@ -94,6 +94,25 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The files below `dir`, recursively, as paths relative to it, sorted:
+/// what a spool holds after a run, to compare exactly.
+pub fn files_below(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten() {
+            let p = e.expect("directory entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).expect("below").display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Configures AWStats for `vhost` in `dir/conf` (data in `dir/data`) to
 /// read `log_file` (a file or a `command |` pipe) with `extra` lines of
 /// configuration, runs `awstats.pl -update` and returns its output and the

@@ -9,8 +9,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use pysk_tests::{
-    AwstatsDb, awstats_update, bin, copy_dir, examples, require, scratch, stderr, tool,
-    write_switches,
+    AwstatsDb, awstats_update, bin, copy_dir, examples, files_below, require, scratch, stderr,
+    tool, write_switches,
 };
 
 /// A spool whose inbox holds a copy of the sample inbox.
@@ -20,32 +20,11 @@ fn sample_spool(root: &Path) -> PathBuf {
     spool
 }
 
-/// The files below `dir`, recursively, relative to it, sorted.
-fn tree(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).expect("below").display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Every line of every file directly in `dir`'s subdirectories (or in
 /// `dir`), sorted: a multiset to compare runs by.
 fn lines_below(dir: &Path) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for rel in tree(dir) {
+    for rel in files_below(dir) {
         let data = fs::read(dir.join(&rel)).expect("read output");
         out.extend(
             data.split(|&b| b == b'\n')
@@ -88,8 +67,8 @@ fn split_sorts_the_sample_inbox_per_vhost_and_sets_corrupt_lines_aside() {
 
     // The inbox is empty, each vhost has one sorted UTC log, and every
     // rejected line names its file and line.
-    assert!(tree(&spool.join("inbox")).is_empty());
-    let pending = tree(&spool.join("pending"));
+    assert!(files_below(&spool.join("inbox")).is_empty());
+    let pending = files_below(&spool.join("pending"));
     assert_eq!(pending.len(), 3, "{pending:?}");
     for rel in &pending {
         let text = fs::read_to_string(spool.join("pending").join(rel)).expect("utf-8 sample");
@@ -167,7 +146,7 @@ fn awstats_reads_merged_split_output_with_every_hit_and_nothing_corrupt() {
     let summary = split_json(&out);
     let archive = spool.join("processed");
     for (vhost, hits) in summary["vhosts"].as_object().expect("vhosts") {
-        let pending: Vec<String> = tree(&spool.join("pending").join(vhost))
+        let pending: Vec<String> = files_below(&spool.join("pending").join(vhost))
             .iter()
             .map(|f| {
                 spool
@@ -214,8 +193,8 @@ fn awstats_reads_merged_split_output_with_every_hit_and_nothing_corrupt() {
         let db = AwstatsDb::load(&data, "052015", vhost);
         assert_eq!(db.last_line(), (last_stamp, hits.as_u64().expect("count")));
         // The merged inputs were archived, compressed; pending is empty.
-        assert!(tree(&spool.join("pending").join(vhost)).is_empty());
-        let archived = tree(&archive.join(vhost));
+        assert!(files_below(&spool.join("pending").join(vhost)).is_empty());
+        let archived = files_below(&archive.join(vhost));
         assert_eq!(archived.len(), 1);
         assert!(archived[0].ends_with(".log.gz"));
     }
@@ -264,7 +243,7 @@ fn combined_lines_need_vhost_and_unknown_vhosts_are_kept_aside() {
     let log = fs::read_to_string(
         spool
             .join("pending/www.example.org")
-            .join(&tree(&spool.join("pending/www.example.org"))[0]),
+            .join(&files_below(&spool.join("pending/www.example.org"))[0]),
     )
     .expect("output");
     assert_eq!(
@@ -315,11 +294,14 @@ fn tiny_memory_spills_runs_and_gives_the_same_bytes() {
     for vhost in a["vhosts"].as_object().expect("vhosts").keys() {
         let read = |spool: &Path| {
             let d = spool.join("pending").join(vhost);
-            fs::read(d.join(&tree(&d)[0])).expect("output")
+            fs::read(d.join(&files_below(&d)[0])).expect("output")
         };
         assert_eq!(read(&big), read(&small), "{vhost}");
     }
-    assert!(tree(&small.join("tmp")).is_empty(), "runs are removed");
+    assert!(
+        files_below(&small.join("tmp")).is_empty(),
+        "runs are removed"
+    );
 }
 
 #[test]
@@ -354,7 +336,11 @@ fn second_split_while_one_runs_exits_75() {
         err.starts_with("pysk-logs: ") && err.contains("/.lock"),
         "{err}"
     );
-    assert_eq!(tree(&spool.join("inbox")).len(), 3, "nothing was touched");
+    assert_eq!(
+        files_below(&spool.join("inbox")).len(),
+        3,
+        "nothing was touched"
+    );
     holder.kill().expect("kill");
     holder.wait().expect("wait");
 }
@@ -369,7 +355,7 @@ fn merge_output_into_a_closed_pipe_ends_quietly_and_archives_nothing() {
             .arg(&spool)
             .succeeds(),
     );
-    let pending: Vec<PathBuf> = tree(&spool.join("pending"))
+    let pending: Vec<PathBuf> = files_below(&spool.join("pending"))
         .iter()
         .map(|r| spool.join("pending").join(r))
         .collect();
@@ -413,7 +399,7 @@ fn merge_of_every_vhost_holds_every_line_once_in_time_order() {
     let pending = spool.join("pending");
     let out = tool("pysk-logs")
         .arg("merge")
-        .args(tree(&pending).iter().map(|rel| pending.join(rel)))
+        .args(files_below(&pending).iter().map(|rel| pending.join(rel)))
         .succeeds();
     assert!(out.stderr.is_empty());
     let mut merged: Vec<Vec<u8>> = out
@@ -465,11 +451,11 @@ fn crashed_then_rerun(
         .args(["split", "-q", "--spool"])
         .arg(&spool)
         .succeeds();
-    assert!(tree(&spool.join("inbox")).is_empty());
+    assert!(files_below(&spool.join("inbox")).is_empty());
     assert!(
-        tree(&spool.join("tmp")).is_empty(),
+        files_below(&spool.join("tmp")).is_empty(),
         "{:?}",
-        tree(&spool.join("tmp"))
+        files_below(&spool.join("tmp"))
     );
     spool
 }

@@ -120,21 +120,27 @@ fn inbox(spool: &Path) -> Vec<(String, Vec<u8>)> {
 const LOG1: &str = "www.example.org 192.0.2.1 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 5 \"-\" \"curl\"\n\
 www.example.org 192.0.2.2 - - [17/May/2015:10:05:04 +0000] \"GET /a HTTP/1.1\" 404 7 \"-\" \"curl\"\n";
 
-fn gzipped(text: &str) -> Vec<u8> {
+/// `text` through a real compressing program (`gzip -n -c`, `xz -c -q`).
+fn compressed(program: &str, args: &[&str], text: &str) -> Vec<u8> {
     use std::io::Write;
-    let mut child = Command::new("gzip")
-        .args(["-n", "-c"])
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("gzip");
+        .expect(program);
     child
         .stdin
         .take()
         .expect("stdin")
         .write_all(text.as_bytes())
         .expect("write");
-    child.wait_with_output().expect("gzip output").stdout
+    child.wait_with_output().expect(program).stdout
+}
+
+/// `text` compressed by the real `gzip`.
+fn gzipped(text: &str) -> Vec<u8> {
+    compressed("gzip", &["-n", "-c"], text)
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -286,20 +292,7 @@ www.example.org 192.0.2.3 - - [17/May/2015:10:06:00 +0000] \"GET /q?a=3Db HTTP/1
 
 /// `text` compressed by the real `xz`.
 fn xz_compressed(text: &str) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = Command::new("xz")
-        .args(["-c", "-q"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("xz");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    child.wait_with_output().expect("xz output").stdout
+    compressed("xz", &["-c", "-q"], text)
 }
 
 /// A multipart message: a text/plain `body`, then each attachment as

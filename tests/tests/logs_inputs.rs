@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use pysk_tests::dns::{DnsServer, Reply};
-use pysk_tests::{require, scratch, stderr, tool};
+use pysk_tests::{files_below, require, scratch, stderr, tool};
 
 /// The compressing programs, their Debian packages, and the name a
 /// rotated log compressed by each gets.
@@ -89,24 +89,6 @@ fn vhost_lines(vhost: &str, seconds: impl Iterator<Item = u32>) -> (String, Vec<
         out.push(line);
     }
     (raw, out)
-}
-
-/// The files below `dir`, relative to it, sorted.
-fn files_below(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).into_iter().flatten() {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).expect("below").display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// The content of each vhost's outputs in `pending/`, concatenated.
