@@ -43,6 +43,10 @@ pub enum Outcome {
     /// The run finished, but some work failed and was reported on stderr;
     /// the tool exits [`PARTIAL`].
     Partial,
+    /// The run speaks another program's exit codes on purpose (a
+    /// monitoring plugin's 0 to 3, `pysk-ssl check --nagios`): exit with
+    /// this code.
+    Foreign(u8),
 }
 
 /// The exit code for a failure to read an input: missing (66), not
@@ -132,6 +136,7 @@ where
     match try_main() {
         Ok(Outcome::Success) => ExitCode::from(OK),
         Ok(Outcome::Partial) => ExitCode::from(PARTIAL),
+        Ok(Outcome::Foreign(code)) => ExitCode::from(code),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(OK),
         Err(err) => {
             eprintln!("{tool}: {err}");

@@ -1,0 +1,205 @@
+//! Certificates read without trusting them: a size limit before reading,
+//! PEM or DER, every certificate parsed whole, a bounded number of names;
+//! what the checks need kept as plain fields, and PEM written back from
+//! the DER alone (nothing of the input's text is copied).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::pem::Pem;
+use x509_parser::prelude::FromDer;
+
+use pysk_common::error::read_err;
+
+use crate::error::SslError;
+
+/// Largest file read as certificates or a key: a chain of a few
+/// certificates is a few kilobytes.
+pub const MAX_FILE: u64 = 1 << 20;
+/// Most certificates in one file.
+pub const MAX_CERTS: usize = 16;
+/// Most DNS names in one certificate (public CAs allow 100 to a few
+/// hundred).
+pub const MAX_NAMES: usize = 1_000;
+
+/// One certificate, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cert {
+    /// Its DER encoding.
+    pub der: Vec<u8>,
+    /// Its subject, as text.
+    pub subject: String,
+    /// Its issuer, as text.
+    pub issuer: String,
+    /// Its subject, encoded (compared with issuers).
+    pub subject_raw: Vec<u8>,
+    /// Its issuer, encoded.
+    pub issuer_raw: Vec<u8>,
+    /// Start of validity, seconds since the epoch.
+    pub not_before: i64,
+    /// End of validity, seconds since the epoch.
+    pub not_after: i64,
+    /// Its DNS names (subjectAltName).
+    pub names: Vec<String>,
+    /// Whether it may issue certificates (basicConstraints CA).
+    pub is_ca: bool,
+    /// The subject public key's bits (compared with a private key's).
+    pub public_key: Vec<u8>,
+    /// The key's type, as `list` shows it.
+    pub key_type: String,
+}
+
+/// Reads `path` whole, refusing anything larger than [`MAX_FILE`] before
+/// reading it (a device or a pipe is cut there too).
+pub fn read_limited(path: &Path) -> Result<Vec<u8>, SslError> {
+    let file = File::open(path).map_err(read_err(path))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err(path))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(SslError::Input {
+            path: path.to_owned(),
+            reason: format!(
+                "larger than {} KiB: not a certificate or key file",
+                MAX_FILE >> 10
+            ),
+        });
+    }
+    Ok(bytes)
+}
+
+/// The certificates of the file `path`.
+pub fn read(path: &Path) -> Result<Vec<Cert>, SslError> {
+    decode(path, &read_limited(path)?)
+}
+
+/// The certificates in `bytes` (one DER certificate, or PEM
+/// `CERTIFICATE` blocks; text around the blocks is ignored, as openssl
+/// does); anything else is an error naming `path`.
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<Vec<Cert>, SslError> {
+    let bad = |reason: String| SslError::Input {
+        path: path.to_owned(),
+        reason,
+    };
+    if bytes.first() == Some(&0x30) {
+        return Ok(vec![
+            parse(bytes).map_err(|why| bad(format!("DER: {why}")))?,
+        ]);
+    }
+    let mut certs = Vec::new();
+    for (n, block) in Pem::iter_from_buffer(bytes).enumerate() {
+        let at = n + 1;
+        let block = block.map_err(|e| bad(format!("PEM block {at}: {e}")))?;
+        if block.label != "CERTIFICATE" {
+            return Err(bad(format!(
+                "PEM block {at} is a {}, not a certificate",
+                block.label
+            )));
+        }
+        if certs.len() == MAX_CERTS {
+            return Err(bad(format!("more than {MAX_CERTS} certificates")));
+        }
+        certs.push(parse(&block.contents).map_err(|why| bad(format!("certificate {at}: {why}")))?);
+    }
+    if certs.is_empty() {
+        return Err(bad("no certificate in it (neither PEM nor DER)".to_owned()));
+    }
+    Ok(certs)
+}
+
+/// One DER certificate, whole (nothing may follow it).
+pub fn parse(der: &[u8]) -> Result<Cert, String> {
+    let (rest, cert) =
+        X509Certificate::from_der(der).map_err(|e| format!("not a certificate: {e}"))?;
+    if !rest.is_empty() {
+        return Err("bytes after the certificate".to_owned());
+    }
+    let names = dns_names(&cert)?;
+    Ok(Cert {
+        der: der[..der.len() - rest.len()].to_vec(),
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        subject_raw: cert.subject().as_raw().to_vec(),
+        issuer_raw: cert.issuer().as_raw().to_vec(),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        names,
+        is_ca: cert.is_ca(),
+        public_key: cert.public_key().subject_public_key.data.to_vec(),
+        key_type: key_type(&cert),
+    })
+}
+
+/// The DNS names of `cert`'s subjectAltName, at most [`MAX_NAMES`].
+fn dns_names(cert: &X509Certificate<'_>) -> Result<Vec<String>, String> {
+    let ext = cert
+        .subject_alternative_name()
+        .map_err(|e| format!("subjectAltName: {e}"))?;
+    let Some(ext) = ext else {
+        return Ok(Vec::new());
+    };
+    let names = &ext.value.general_names;
+    if names.len() > MAX_NAMES {
+        return Err(format!(
+            "{} subjectAltNames: more than {MAX_NAMES} is not a server certificate",
+            names.len()
+        ));
+    }
+    Ok(names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(name) => Some(name.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect())
+}
+
+/// `ec-p256`, `rsa2048`, … as `csr --key-type` spells them.
+fn key_type(cert: &X509Certificate<'_>) -> String {
+    use x509_parser::public_key::PublicKey;
+    match cert.public_key().parsed() {
+        Ok(PublicKey::RSA(rsa)) => format!("rsa{}", rsa.key_size()),
+        Ok(PublicKey::EC(point)) => format!("ec-p{}", point.key_size()),
+        Ok(_) | Err(_) => "other".to_owned(),
+    }
+}
+
+/// Whether `issuer`'s key verifies `cert`'s signature (and its subject is
+/// `cert`'s issuer).
+pub fn issued(cert: &Cert, issuer: &Cert) -> bool {
+    if cert.issuer_raw != issuer.subject_raw {
+        return false;
+    }
+    let (Ok((_, child)), Ok((_, parent))) = (
+        X509Certificate::from_der(&cert.der),
+        X509Certificate::from_der(&issuer.der),
+    ) else {
+        return false;
+    };
+    child.verify_signature(Some(parent.public_key())).is_ok()
+}
+
+impl Cert {
+    /// Whether it is its own issuer (a root).
+    pub fn self_signed(&self) -> bool {
+        issued(self, self)
+    }
+
+    /// Its PEM text.
+    pub fn pem(&self) -> String {
+        let body = STANDARD.encode(&self.der);
+        let mut text = String::from("-----BEGIN CERTIFICATE-----\n");
+        for line in body.as_bytes().chunks(64) {
+            text.push_str(&String::from_utf8_lossy(line));
+            text.push('\n');
+        }
+        text.push_str("-----END CERTIFICATE-----\n");
+        text
+    }
+}

@@ -1,0 +1,227 @@
+//! The command line of `pysk-ssl`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use pysk_common::cli::{CommonArgs, DryRunArgs, JsonArgs, WaitArgs};
+use pysk_common::exit;
+use pysk_common::settings;
+
+use crate::settings::SWITCHES;
+
+/// The tool's name, written once: clap, the reporter and `main` use it.
+pub const NAME: &str = env!("CARGO_PKG_NAME");
+
+/// Every exit code the tool can return, and what it means here.
+const EXIT_CODES: &[(u8, &str)] = &[
+    (exit::OK, "ok"),
+    (
+        exit::PARTIAL,
+        "check found something that needs attention (reported)",
+    ),
+    (exit::USAGE, "usage: a bad option"),
+    (
+        exit::DATAERR,
+        "a certificate or key was refused (the check that failed is named); nothing changed",
+    ),
+    (exit::NOINPUT, "an input file is missing"),
+    (exit::UNAVAILABLE, "the reload command failed"),
+    (exit::SOFTWARE, "internal error (please report it)"),
+    (exit::CANTCREAT, "a file cannot be written"),
+    (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
+    (
+        exit::TEMPFAIL,
+        "another run holds the lock; nothing changed",
+    ),
+    (exit::NOPERM, "permission denied"),
+    (exit::CONFIG, "bad configuration: a switch"),
+];
+
+/// pysk-ssl: private keys, CSRs, certificates installed only when their
+/// chain verifies, expiry reports
+#[derive(Debug, Parser)]
+#[command(version, after_help = settings::help(SWITCHES, &exit::help(EXIT_CODES)))]
+pub struct Cli {
+    /// The options every pysk tool shares.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make a new private key and a certificate signing request for NAME
+    #[command(after_help = "\
+Example:
+  pysk-ssl csr www.example.org --san example.org --key-type ec-p384
+
+Writes DIR/NAME.csr (send it to the CA) and the new key as
+DIR/NAME_pending.key (mode 0640, group ssl_key_group): the key a server
+loads, DIR/NAME.key, is replaced only by `install`, together with a
+certificate that matches it. --reuse-key signs the CSR with the pending key,
+else the live one, instead of making a new key.")]
+    Csr(CsrArgs),
+    /// Install a signed certificate with its chain, only if every check passes
+    #[command(after_help = "\
+Example:
+  pysk-ssl install www.example.org --cert www.crt --chain intermediate.pem
+
+The checks, in order: key (the --key file, else NAME's pending key, else its
+live key, matches the certificate), chain (ordered leaf first — a chain
+given out of order is reordered — and every signature verifies up to a trust
+anchor of the system's store or --ca-file; the anchor itself is not
+installed), expiry (no certificate of the chain expires within --warn-days),
+names (the certificate's DNS names cover NAME, wildcards as RFC 6125 says).
+A failed check is named, exit 65, and nothing is changed. Then NAME.key,
+NAME.crt, NAME_chain.crt and NAME_combined.crt change together (one
+symbolic link flipped), and ssl_reload_command runs.")]
+    Install(InstallArgs),
+    /// Check every installed certificate, its chain and its key
+    #[command(after_help = "\
+Example (cron, mail only when something needs attention):
+  pysk-ssl -q check
+Example (Nagios/Icinga):
+  pysk-ssl check --nagios --warn-days 21 --crit-days 7
+
+Exit 1 when something needs attention. --nagios prints one status line and
+exits with Nagios' codes instead (0 ok, 1 warning, 2 critical, 3 unknown):
+it deliberately leaves the sysexits codes of the other subcommands.")]
+    Check(CheckArgs),
+    /// List the installed certificates
+    #[command(after_help = "\
+Example:
+  pysk-ssl list --json | jq -r '.certificates[] | select(.days_left < 30) | .name'")]
+    List(ListArgs),
+    /// Print the effective switches (defaults included) in shell syntax
+    #[command(after_help = "\
+Example:
+  pysk-ssl --host web1.example.org config > /tmp/switches.sh")]
+    Config,
+}
+
+/// Where the certificates live.
+#[derive(Debug, clap::Args)]
+pub struct DirArgs {
+    /// The certificate directory [switch: ssl_dir]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The trust anchors.
+#[derive(Debug, clap::Args)]
+pub struct CaArgs {
+    /// Trust the certificates of this PEM file instead of the system's
+    /// store (a private CA) [switch: ssl_ca_file]
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The options of `csr`.
+#[derive(Debug, clap::Args)]
+pub struct CsrArgs {
+    /// The certificate's name (its first DNS name and the files' names)
+    pub name: String,
+    /// Another DNS name the certificate is for (repeatable; `*.` allowed)
+    #[arg(long, value_name = "NAME")]
+    pub san: Vec<String>,
+    /// ec-p256, ec-p384, rsa2048 or rsa4096 [switch: ssl_key_type]
+    #[arg(long, value_name = "TYPE")]
+    pub key_type: Option<String>,
+    /// Sign the CSR with the existing key (pending, else live)
+    #[arg(long)]
+    pub reuse_key: bool,
+    /// The directory.
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// The options of `install`.
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// The certificate's name
+    pub name: String,
+    /// The signed certificate (PEM or DER; further certificates in it are
+    /// taken as chain)
+    #[arg(long, value_name = "FILE")]
+    pub cert: PathBuf,
+    /// The intermediate certificates (PEM), in any order
+    #[arg(long, value_name = "FILE")]
+    pub chain: Option<PathBuf>,
+    /// The private key (PEM) [default: NAME's pending key, else its live key]
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Refuse a chain with a certificate expiring within DAYS
+    /// [switch: ssl_warn_days]
+    #[arg(long, value_name = "DAYS")]
+    pub warn_days: Option<String>,
+    /// Trust anchors.
+    #[command(flatten)]
+    pub ca: CaArgs,
+    /// The directory.
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// The options of `check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Warn about certificates expiring within DAYS [switch: ssl_warn_days]
+    #[arg(long, value_name = "DAYS")]
+    pub warn_days: Option<String>,
+    /// Critical for certificates expiring within DAYS [switch: ssl_crit_days]
+    #[arg(long, value_name = "DAYS")]
+    pub crit_days: Option<String>,
+    /// One status line and Nagios' exit codes (0, 1, 2, 3)
+    #[arg(long, conflicts_with = "json")]
+    pub nagios: bool,
+    /// Trust anchors.
+    #[command(flatten)]
+    pub ca: CaArgs,
+    /// The directory.
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+}
+
+/// The options of `list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// The directory.
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent_and_help_lists_every_exit_code() {
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        for (code, _) in EXIT_CODES {
+            assert!(help.contains(&format!("\n  {code:>2}  ")), "{code}");
+        }
+        assert!(help.contains("ssl_wait=\"15\"  [option --wait]"), "{help}");
+        assert_eq!(Cli::command().get_name(), NAME);
+    }
+}

@@ -1,0 +1,94 @@
+//! `csr`: a new private key (or the existing one) and a certificate
+//! signing request for a name, under the directory's lock. The new key is
+//! written as the pending key: the live key is replaced only by `install`,
+//! together with a certificate that matches it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+
+use pysk_common::exit::Outcome;
+use pysk_common::lock::Lock;
+use pysk_common::report::Reporter;
+
+use crate::certs::read_limited;
+use crate::error::SslError;
+use crate::keys::{self, KeyType};
+use crate::store::{Part, Store};
+
+/// What `csr` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The certificate's name (checked).
+    pub name: String,
+    /// Its DNS names, `name` first (checked, without duplicates).
+    pub sans: Vec<String>,
+    /// The type of a new key.
+    pub key_type: KeyType,
+    /// Sign with the existing key instead of making one.
+    pub reuse_key: bool,
+    /// The certificate directory.
+    pub store: Store,
+    /// How long to wait for the lock.
+    pub wait: Duration,
+}
+
+/// Makes the key (unless reused) and the CSR, each written atomically:
+/// the key before the CSR, so that a CSR never names a key that is not
+/// on disk.
+pub fn run(options: &Options, report: &Reporter) -> Result<Outcome, SslError> {
+    let store = &options.store;
+    store.create()?;
+    let _lock = Lock::acquire(&store.lock_path(), options.wait)?;
+    let (key, from) = if options.reuse_key {
+        existing_key(options)?
+    } else {
+        let key = keys::generate(options.key_type)?;
+        let path = store.pending_key(&options.name);
+        store.write_key(&path, key.serialize_pem().as_bytes())?;
+        (key, path)
+    };
+    let pem = request(&options.sans, &key)?;
+    let csr = store.csr(&options.name);
+    store.write_public(&csr, pem.as_bytes())?;
+    report.info(format_args!(
+        "{}: CSR for {} written; key {}",
+        csr.display(),
+        options.sans.join(", "),
+        from.display()
+    ));
+    Ok(Outcome::Success)
+}
+
+/// The pending key of the name, else its live key.
+fn existing_key(options: &Options) -> Result<(KeyPair, PathBuf), SslError> {
+    let store = &options.store;
+    let candidates = [
+        store.pending_key(&options.name),
+        store.live(&options.name, Part::Key),
+    ];
+    for path in candidates {
+        if path.exists() {
+            let key = keys::parse(&path, &read_limited(&path)?)?;
+            return Ok((key, path));
+        }
+    }
+    Err(SslError::Input {
+        path: store.live(&options.name, Part::Key),
+        reason: "--reuse-key: no pending or live key to reuse".to_owned(),
+    })
+}
+
+/// The PEM request for `sans` (the first as common name) signed by `key`.
+fn request(sans: &[String], key: &KeyPair) -> Result<String, SslError> {
+    let internal = |e: rcgen::Error| pysk_common::Error::Internal(format!("making the CSR: {e}"));
+    let mut params = CertificateParams::new(sans.to_vec()).map_err(internal)?;
+    let mut dn = DistinguishedName::new();
+    if let Some(first) = sans.first() {
+        dn.push(DnType::CommonName, first.as_str());
+    }
+    params.distinguished_name = dn;
+    let csr = params.serialize_request(key).map_err(internal)?;
+    Ok(csr.pem().map_err(internal)?)
+}

@@ -1,0 +1,212 @@
+//! `install`: the gate. The key, the chain, the expiry and the names are
+//! checked before anything is written; a failed check is named (exit 65)
+//! and nothing changes. Then the set is installed ([`Store::install`]),
+//! the pending key it took is removed, and `ssl_reload_command` runs.
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use pysk_common::date::unix_now;
+use pysk_common::error::{cause, write_err};
+use pysk_common::exit::Outcome;
+use pysk_common::lock::Lock;
+use pysk_common::report::Reporter;
+
+use crate::certs::{self, Cert};
+use crate::chain::{self, Failure};
+use crate::error::SslError;
+use crate::keys;
+use crate::store::{Part, Set, Store};
+
+/// What `install` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The certificate's name (checked).
+    pub name: String,
+    /// The signed certificate.
+    pub cert: PathBuf,
+    /// The intermediates.
+    pub chain: Option<PathBuf>,
+    /// The private key, else the pending or live key.
+    pub key: Option<PathBuf>,
+    /// The trust anchors (`None`: the system's store).
+    pub ca_file: Option<PathBuf>,
+    /// No certificate of the chain may expire within this many days.
+    pub warn_days: u64,
+    /// Run after the install (split at blanks; empty: none).
+    pub reload: String,
+    /// The certificate directory.
+    pub store: Store,
+    /// Show what would be installed; change nothing.
+    pub dry_run: bool,
+    /// How long to wait for the lock.
+    pub wait: Duration,
+}
+
+/// The key that matches the certificate, and where it came from.
+struct Key {
+    pem: Vec<u8>,
+    path: PathBuf,
+    pending: bool,
+}
+
+/// Checks, then installs (or shows, for a dry run) the certificate.
+pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, SslError> {
+    let store = &options.store;
+    let _lock = if options.dry_run {
+        Lock::existing(&store.lock_path(), options.wait)?
+    } else {
+        store.create()?;
+        Some(Lock::acquire(&store.lock_path(), options.wait)?)
+    };
+    let mut given = certs::read(&options.cert)?;
+    if let Some(chain) = &options.chain {
+        given.extend(certs::read(chain)?);
+    }
+    let (leaf, pool) = chain::split_leaf(given)
+        .ok_or_else(|| pysk_common::Error::Internal("no certificate read".to_owned()))?;
+    let refused = |f: Failure| SslError::Refused {
+        name: options.name.clone(),
+        check: f.check,
+        reason: f.reason,
+    };
+    let key = matching_key(options, &leaf)?.map_err(refused)?;
+    let anchors = chain::anchors(options.ca_file.as_deref())?;
+    let served = chain::build(leaf, pool, &anchors).map_err(refused)?;
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    chain::expiry(&served, now, options.warn_days).map_err(refused)?;
+    chain::covers(&served.leaf, &options.name).map_err(refused)?;
+    let set = Set {
+        key: key.pem.clone(),
+        cert: served.leaf.pem().into_bytes(),
+        chain: served
+            .chain
+            .iter()
+            .map(Cert::pem)
+            .collect::<String>()
+            .into_bytes(),
+    };
+    if options.dry_run {
+        show(options, &served, &key, out)?;
+        return Ok(Outcome::Success);
+    }
+    store.install(&options.name, &set)?;
+    if key.pending {
+        fs::remove_file(&key.path).map_err(write_err(&key.path))?;
+    }
+    report.info(format_args!(
+        "{}: installed in {} (leaf \"{}\", expires {}, {} intermediate(s))",
+        options.name,
+        store.dir().display(),
+        served.leaf.subject,
+        chain::date(served.leaf.not_after),
+        served.chain.len()
+    ));
+    reload(&options.reload)?;
+    Ok(Outcome::Success)
+}
+
+/// The first of `--key`, the pending key, the live key that matches the
+/// leaf: a missing key is an error of its own, a key that does not match
+/// the `key` check's failure.
+fn matching_key(options: &Options, leaf: &Cert) -> Result<Result<Key, Failure>, SslError> {
+    let store = &options.store;
+    let candidates: Vec<(PathBuf, bool)> = match &options.key {
+        Some(path) => vec![(path.clone(), false)],
+        None => vec![
+            (store.pending_key(&options.name), true),
+            (store.live(&options.name, Part::Key), false),
+        ],
+    };
+    let mut tried = Vec::new();
+    for (path, pending) in candidates {
+        if options.key.is_none() && !path.exists() {
+            continue;
+        }
+        let pem = certs::read_limited(&path)?;
+        let pair = keys::parse(&path, &pem)?;
+        if chain::key_matches(leaf, pair.public_key_raw()) {
+            return Ok(Ok(Key { pem, path, pending }));
+        }
+        tried.push(path.display().to_string());
+    }
+    let reason = if tried.is_empty() {
+        format!("{} has no key: run csr first, or give --key", options.name)
+    } else {
+        format!(
+            "the certificate does not match the key {}",
+            tried.join(" nor ")
+        )
+    };
+    Ok(Err(Failure {
+        check: "key",
+        reason,
+    }))
+}
+
+/// The dry run's plan: what each live file would hold (the key as `***`).
+fn show(
+    options: &Options,
+    served: &chain::Served,
+    key: &Key,
+    out: &mut dyn Write,
+) -> Result<(), SslError> {
+    let file = |part: Part| options.store.live(&options.name, part);
+    let intermediates: Vec<&str> = served.chain.iter().map(|c| c.subject.as_str()).collect();
+    let text = format!(
+        "would install {name} (checks passed: key, chain, expiry, names):\n\
+         \x20 {key_file}: *** (from {key_from})\n\
+         \x20 {cert}: \"{leaf}\", expires {expires}\n\
+         \x20 {chain_file}: {intermediates}\n\
+         \x20 {combined}: the leaf and the chain\n\
+         \x20 trust anchor (not installed): \"{anchor}\"\n{reload}",
+        name = options.name,
+        key_file = file(Part::Key).display(),
+        key_from = key.path.display(),
+        cert = file(Part::Cert).display(),
+        leaf = served.leaf.subject,
+        expires = chain::date(served.leaf.not_after),
+        chain_file = file(Part::Chain).display(),
+        intermediates = if intermediates.is_empty() {
+            "empty".to_owned()
+        } else {
+            format!("{intermediates:?}")
+        },
+        combined = file(Part::Combined).display(),
+        anchor = served.anchor.subject,
+        reload = if options.reload.trim().is_empty() {
+            String::new()
+        } else {
+            format!("then run: {}\n", options.reload)
+        },
+    );
+    out.write_all(text.as_bytes())
+        .map_err(pysk_common::Error::Stdout)?;
+    Ok(())
+}
+
+/// Runs `command` (split at blanks, no shell); nothing when it is empty.
+/// A command that cannot start or exits non-zero is an error with its
+/// stderr.
+fn reload(command: &str) -> Result<(), SslError> {
+    let mut words = command.split_whitespace();
+    let Some(program) = words.next() else {
+        return Ok(());
+    };
+    let err = |reason: String| SslError::Reload {
+        command: command.to_owned(),
+        reason,
+    };
+    let run = Command::new(program)
+        .args(words)
+        .output()
+        .map_err(|e| err(format!("cannot run: {}", cause(&e))))?;
+    if run.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    Err(err(format!("{} ({})", run.status, stderr.trim())))
+}

@@ -1,0 +1,56 @@
+//! `pysk-ssl`: private keys and CSRs, certificates installed only when
+//! their chain verifies, expiry checks cron can trust.
+//!
+//! - [`csr`]: a new key (kept pending) and its CSR; [`keys`] makes and
+//!   reads keys, [`names`] checks and matches DNS names.
+//! - [`install`]: the gate; [`certs`] reads certificates without trusting
+//!   them, [`chain`] orders and verifies the path to a trust anchor and
+//!   judges expiry, names and key; [`store`] writes a name's files as one
+//!   set.
+//! - [`check`]: every installed certificate judged (lines, `--json`,
+//!   `--nagios`); [`list`]: what is installed.
+//!
+//! The command line is in [`cli`]; [`settings`] resolves every option
+//! (command line, else switch, else default); this file only dispatches.
+
+pub mod certs;
+pub mod chain;
+pub mod check;
+pub mod cli;
+pub mod csr;
+pub mod error;
+pub mod install;
+pub mod keys;
+pub mod list;
+pub mod names;
+pub mod settings;
+pub mod store;
+
+use std::io;
+
+use pysk_common::exit::Outcome;
+
+pub use cli::Cli;
+use cli::Command;
+pub use error::SslError;
+
+/// The tool's entry point: parses the command line, resolves the options,
+/// runs the subcommand.
+pub fn try_main() -> Result<Outcome, SslError> {
+    let Cli { common, command } = pysk_common::cli::parse::<Cli>(settings::SWITCHES);
+    let report = common.reporter(cli::NAME);
+    let settings = common.settings(settings::SWITCHES, &report)?;
+    let mut out = io::stdout().lock();
+    match command {
+        Command::Config => {
+            common.print_config(&settings, &mut out)?;
+            Ok(Outcome::Success)
+        }
+        Command::Csr(args) => csr::run(&settings::csr(&settings, &args)?, &report),
+        Command::Install(args) => {
+            install::run(&settings::install(&settings, &args)?, &report, &mut out)
+        }
+        Command::Check(args) => check::run(&settings::check(&settings, &args)?, &report, &mut out),
+        Command::List(args) => list::run(&settings::list(&settings, &args)?, &report, &mut out),
+    }
+}

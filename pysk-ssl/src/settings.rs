@@ -1,0 +1,225 @@
+//! Every option of every subcommand, resolved in one place: the command
+//! line beats the switch, which beats the built-in default written once in
+//! [`SWITCHES`]. Each bad value is reported where it came from (the
+//! switch's file and line, the option, or the built-in default).
+
+use std::path::PathBuf;
+
+use pysk_common::settings::{Settings, Spec};
+
+use crate::check;
+use crate::cli::{CaArgs, CheckArgs, CsrArgs, DirArgs, InstallArgs, ListArgs};
+use crate::error::SslError;
+use crate::install;
+use crate::keys::KeyType;
+use crate::list;
+use crate::names;
+use crate::store::Store;
+use crate::{csr, keys};
+
+/// The switches `pysk-ssl` reads, with their built-in defaults.
+pub const SWITCHES: &[Spec] = &[
+    Spec::new(
+        "ssl_dir",
+        "/etc/pysk/ssl",
+        "the keys, CSRs and certificates, NAME.key, NAME.crt, ...",
+    )
+    .option("--dir"),
+    Spec::new(
+        "ssl_key_group",
+        "ssl-cert",
+        "group that may read the private keys (mode 0640)",
+    ),
+    Spec::new(
+        "ssl_key_type",
+        "ec-p256",
+        "key type of a new key: ec-p256, ec-p384, rsa2048, rsa4096",
+    )
+    .option("--key-type"),
+    Spec::new(
+        "ssl_ca_file",
+        "",
+        "trust anchors (PEM) instead of the system's store (empty: the store)",
+    )
+    .option("--ca-file"),
+    Spec::new(
+        "ssl_warn_days",
+        "30",
+        "a chain expiring within this many days is refused by install, warned about by check",
+    )
+    .option("--warn-days"),
+    Spec::new(
+        "ssl_crit_days",
+        "7",
+        "check: critical within this many days",
+    )
+    .option("--crit-days"),
+    Spec::new(
+        "ssl_reload_command",
+        "",
+        "run after an install, split at blanks, no shell (empty: none)",
+    ),
+    Spec::new(
+        "ssl_wait",
+        "15",
+        "seconds to wait for the directory's lock (csr, install)",
+    )
+    .option("--wait"),
+];
+
+/// The options of `csr`.
+pub fn csr(settings: &Settings, args: &CsrArgs) -> Result<csr::Options, SslError> {
+    let name = names::checked("NAME", &args.name, false)?;
+    let mut sans = vec![name.clone()];
+    for san in &args.san {
+        let san = names::checked("--san", san, true)?;
+        if !sans.contains(&san) {
+            sans.push(san);
+        }
+    }
+    let key_type = settings.with("ssl_key_type", args.key_type.as_deref(), |text| {
+        text.parse::<KeyType>()
+    })?;
+    Ok(csr::Options {
+        name,
+        sans,
+        key_type,
+        reuse_key: args.reuse_key,
+        store: store(settings, &args.dir)?,
+        wait: args.wait.resolve(settings, "ssl_wait")?,
+    })
+}
+
+/// The options of `install`.
+pub fn install(settings: &Settings, args: &InstallArgs) -> Result<install::Options, SslError> {
+    Ok(install::Options {
+        name: names::checked("NAME", &args.name, false)?,
+        cert: args.cert.clone(),
+        chain: args.chain.clone(),
+        key: args.key.clone(),
+        ca_file: ca_file(settings, &args.ca)?,
+        warn_days: days(settings, "ssl_warn_days", args.warn_days.as_deref())?,
+        reload: settings.string("ssl_reload_command", None)?,
+        store: store(settings, &args.dir)?,
+        dry_run: args.dry_run.dry_run,
+        wait: args.wait.resolve(settings, "ssl_wait")?,
+    })
+}
+
+/// The options of `check`.
+pub fn check(settings: &Settings, args: &CheckArgs) -> Result<check::Options, SslError> {
+    let warn_days = days(settings, "ssl_warn_days", args.warn_days.as_deref())?;
+    let crit_days = days(settings, "ssl_crit_days", args.crit_days.as_deref())?;
+    if crit_days > warn_days {
+        let reason = format!("{crit_days} is above the warning threshold {warn_days}");
+        return Err(settings
+            .invalid("ssl_crit_days", args.crit_days.as_deref(), reason)
+            .into());
+    }
+    Ok(check::Options {
+        dir: dir(settings, &args.dir)?,
+        ca_file: ca_file(settings, &args.ca)?,
+        warn_days,
+        crit_days,
+        nagios: args.nagios,
+        json: args.json.json,
+    })
+}
+
+/// The options of `list`.
+pub fn list(settings: &Settings, args: &ListArgs) -> Result<list::Options, SslError> {
+    Ok(list::Options {
+        dir: dir(settings, &args.dir)?,
+        json: args.json.json,
+    })
+}
+
+/// `--dir`, else `ssl_dir`.
+fn dir(settings: &Settings, args: &DirArgs) -> Result<PathBuf, SslError> {
+    Ok(settings.path("ssl_dir", args.dir.clone())?)
+}
+
+/// The directory and the group of its keys.
+fn store(settings: &Settings, args: &DirArgs) -> Result<Store, SslError> {
+    let key_gid = settings.with("ssl_key_group", None, keys::group_id)?;
+    Ok(Store::new(dir(settings, args)?, key_gid))
+}
+
+/// `--ca-file`, else `ssl_ca_file` (`None`: the system's store).
+fn ca_file(settings: &Settings, args: &CaArgs) -> Result<Option<PathBuf>, SslError> {
+    Ok(settings.optional_path("ssl_ca_file", args.ca_file.clone())?)
+}
+
+/// A number of days, at most 100 years' worth.
+fn days(settings: &Settings, key: &str, cli: Option<&str>) -> Result<u64, SslError> {
+    Ok(settings.count(key, cli, 0..=36_500)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    /// The command line `args` parsed, its settings loaded from `dir`
+    /// whose `serverconfig/default` holds `text`, and resolved.
+    fn resolve(text: &str, args: &[&str]) -> Result<(), SslError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("serverconfig/default");
+        fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        fs::write(&file, text).expect("write");
+        let mut line = vec!["pysk-ssl", "--host", "h.example", "--config-dir"];
+        line.push(dir.path().to_str().expect("utf-8"));
+        line.extend(args);
+        let cli = Cli::try_parse_from(line).expect("parses");
+        let report = cli.common.reporter(crate::cli::NAME);
+        let settings = cli.common.settings(SWITCHES, &report)?;
+        match &cli.command {
+            Command::Csr(a) => csr(&settings, a).map(drop),
+            Command::Install(a) => install(&settings, a).map(drop),
+            Command::Check(a) => check(&settings, a).map(drop),
+            Command::List(a) => list(&settings, a).map(drop),
+            Command::Config => Ok(()),
+        }
+    }
+
+    const LINES: &[&[&str]] = &[
+        &["csr", "www.example.org", "--san", "*.example.org"],
+        &["install", "www.example.org", "--cert", "c.pem"],
+        &["check"],
+        &["list"],
+        &["config"],
+    ];
+
+    #[test]
+    fn every_subcommand_resolves_from_no_configuration_and_from_a_file() {
+        let file = "ssl_dir=/srv/ssl\nssl_key_group=root\nssl_key_type=rsa2048\n\
+                    ssl_ca_file=/etc/ca.pem\nssl_warn_days=20\nssl_crit_days=5\n\
+                    ssl_reload_command=\"systemctl reload nginx\"\nssl_wait=3\n";
+        for line in LINES {
+            resolve("ssl_key_group=root\n", line).expect("defaults");
+            resolve(file, line).expect("file");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_named_where_they_came_from() {
+        let err = resolve(
+            "ssl_key_group=root\nssl_key_type=dsa\n",
+            &["csr", "a.example"],
+        )
+        .expect_err("dsa");
+        assert!(err.to_string().contains("ssl_key_type"), "{err}");
+        let err = resolve("ssl_key_group=root\n", &["check", "--crit-days", "40"])
+            .expect_err("crit above warn");
+        assert!(err.to_string().starts_with("--crit-days"), "{err}");
+        let err = resolve("ssl_key_group=no-such-group-here\n", &["csr", "a.example"])
+            .expect_err("group");
+        assert!(err.to_string().contains("ssl_key_group"), "{err}");
+        let err = resolve("ssl_key_group=root\n", &["csr", "x_y.example"]).expect_err("name");
+        assert!(err.to_string().starts_with("NAME"), "{err}");
+    }
+}

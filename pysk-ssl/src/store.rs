@@ -1,0 +1,328 @@
+//! The files of each name in `ssl_dir`, and installing a new set of them
+//! so that a server never loads a key with another key's certificate.
+//!
+//! Per name: `NAME.key` (mode 0640, group `ssl_key_group`), `NAME.crt`
+//! (the leaf), `NAME_chain.crt` (the intermediates), `NAME_combined.crt`
+//! (leaf and chain, what nginx and Dovecot load), `NAME.csr`, and
+//! `NAME_pending.key`, the key of the last CSR until `install` takes it.
+//!
+//! The four live names are symbolic links into one directory of sets:
+//! `NAME.key` → `.sets/NAME/current/NAME.key`, and `.sets/NAME/current`
+//! → `<n>`, a directory holding one complete, matching set. An install
+//! writes the set `<n+1>` whole ([`atomic::Batch`]: each file staged,
+//! one `syncfs`, the renames, the directory synced), then flips `current`
+//! with one `rename` of a new link over it: every live name changes at
+//! the same instant. What a crash between two steps leaves:
+//!
+//! 1. before the flip: `current` still names the old set; the half-made
+//!    `<n+1>` is unseen and the next install removes it;
+//! 2. after the flip, before the live links exist (a first install): a
+//!    name is missing or a link into the new set, never a file of
+//!    another set: a server fails to load, it does not load a wrong pair;
+//! 3. after the links, before the pending key is removed: the pending key
+//!    is the live one; the next `csr` replaces it.
+//!
+//! Live names that are regular files (installed by hand before pysk) are
+//! first adopted: hard-linked into the set `0`, `current` pointed at it,
+//! then each name replaced by its link — the same content throughout —
+//! before the new set is written, so that case keeps every step above.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, symlink};
+use std::path::{Path, PathBuf};
+
+use pysk_common::Error;
+use pysk_common::atomic::{self, Batch, Options};
+use pysk_common::error::{read_err, write_err};
+use pysk_common::failpoint;
+
+/// The environment variable naming the crash point of the kill tests.
+pub const FAILPOINT: &str = "PYSK_SSL_FAILPOINT";
+
+/// One of the live files of a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// `NAME.key`.
+    Key,
+    /// `NAME.crt`.
+    Cert,
+    /// `NAME_chain.crt`.
+    Chain,
+    /// `NAME_combined.crt`.
+    Combined,
+}
+
+impl Part {
+    /// Every part, in the order a set is written.
+    pub const ALL: [Part; 4] = [Part::Cert, Part::Chain, Part::Combined, Part::Key];
+
+    /// Its file name for `name`.
+    pub fn file(self, name: &str) -> String {
+        match self {
+            Part::Key => format!("{name}.key"),
+            Part::Cert => format!("{name}.crt"),
+            Part::Chain => format!("{name}_chain.crt"),
+            Part::Combined => format!("{name}_combined.crt"),
+        }
+    }
+}
+
+/// The content of a set, one text per [`Part`].
+#[derive(Debug, Clone)]
+pub struct Set {
+    /// The private key (PEM).
+    pub key: Vec<u8>,
+    /// The leaf (PEM).
+    pub cert: Vec<u8>,
+    /// The intermediates (PEM), possibly empty.
+    pub chain: Vec<u8>,
+}
+
+impl Set {
+    /// The content of `part`.
+    fn content(&self, part: Part) -> Vec<u8> {
+        match part {
+            Part::Key => self.key.clone(),
+            Part::Cert => self.cert.clone(),
+            Part::Chain => self.chain.clone(),
+            Part::Combined => [&self.cert[..], &self.chain[..]].concat(),
+        }
+    }
+}
+
+/// The certificate directory and the group of its keys.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+    key_gid: u32,
+}
+
+impl Store {
+    /// The store in `dir`, keys readable by the group `key_gid`.
+    pub fn new(dir: PathBuf, key_gid: u32) -> Store {
+        Store { dir, key_gid }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The lock file of `csr` and `install`.
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join(".pysk-ssl.lock")
+    }
+
+    /// The live file `part` of `name`.
+    pub fn live(&self, name: &str, part: Part) -> PathBuf {
+        self.dir.join(part.file(name))
+    }
+
+    /// The key of `name`'s last CSR, not yet installed.
+    pub fn pending_key(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}_pending.key"))
+    }
+
+    /// `name`'s CSR.
+    pub fn csr(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.csr"))
+    }
+
+    /// Creates the directory (0755) when it is missing.
+    pub fn create(&self) -> Result<(), Error> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&self.dir)
+            .map_err(write_err(&self.dir))
+    }
+
+    /// Writes a private key to `path` atomically: mode 0640, group
+    /// `ssl_key_group`.
+    pub fn write_key(&self, path: &Path, pem: &[u8]) -> Result<(), Error> {
+        atomic::replace(path, pem, self.key_options()).map(drop)
+    }
+
+    /// Writes public content (a CSR) to `path` atomically, mode 0644.
+    pub fn write_public(&self, path: &Path, text: &[u8]) -> Result<(), Error> {
+        let options = Options {
+            mode: Some(0o644),
+            ..Options::default()
+        };
+        atomic::replace(path, text, options).map(drop)
+    }
+
+    fn key_options(&self) -> Options {
+        Options {
+            mode: Some(0o640),
+            owner: Some((nix::unistd::geteuid().as_raw(), self.key_gid)),
+            backup: false,
+        }
+    }
+
+    /// The names with a certificate here (`NAME.crt`), sorted.
+    pub fn names(&self) -> Result<Vec<String>, Error> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(read_err(&self.dir))? {
+            let entry = entry.map_err(read_err(&self.dir))?;
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let Some(name) = file.strip_suffix(".crt") else {
+                continue;
+            };
+            if !name.starts_with('.') && !name.ends_with("_chain") && !name.ends_with("_combined") {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Installs `set` as `name`'s live files (see the module's steps).
+    pub fn install(&self, name: &str, set: &Set) -> Result<(), Error> {
+        let sets = self.dir.join(".sets").join(name);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&sets)
+            .map_err(write_err(&sets))?;
+        let mut current = current_set(&sets)?;
+        if current.is_none() && self.adopt(name, &sets)? {
+            current = Some(0);
+        }
+        let next = current.map_or(1, |n| n + 1);
+        self.write_set(name, &sets.join(next.to_string()), set)?;
+        failpoint::reached(FAILPOINT, "set-written");
+        flip(&sets, next)?;
+        failpoint::reached(FAILPOINT, "flipped");
+        self.link(name)?;
+        prune(&sets, next, current)
+    }
+
+    /// Writes `set` into the new set directory `dir` (a leftover of a
+    /// crashed install is removed first).
+    fn write_set(&self, name: &str, dir: &Path, set: &Set) -> Result<(), Error> {
+        match fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(write_err(dir)(e)),
+        }
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(dir)
+            .map_err(write_err(dir))?;
+        let public = Options {
+            mode: Some(0o644),
+            ..Options::default()
+        };
+        let mut batch = Batch::new();
+        for part in Part::ALL {
+            let options = if part == Part::Key {
+                self.key_options()
+            } else {
+                public
+            };
+            batch.stage(&dir.join(part.file(name)), &set.content(part), options)?;
+        }
+        batch.commit()
+    }
+
+    /// Hand-made live files become the set `0`: hard-linked in, `current`
+    /// pointed at it, the names linked. Whether there were any.
+    fn adopt(&self, name: &str, sets: &Path) -> Result<bool, Error> {
+        let found: Vec<Part> = Part::ALL
+            .into_iter()
+            .filter(|p| fs::symlink_metadata(self.live(name, *p)).is_ok_and(|m| m.is_file()))
+            .collect();
+        if found.is_empty() {
+            return Ok(false);
+        }
+        let zero = sets.join("0");
+        let _ = fs::remove_dir_all(&zero);
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&zero)
+            .map_err(write_err(&zero))?;
+        for part in found {
+            let to = zero.join(part.file(name));
+            fs::hard_link(self.live(name, part), &to).map_err(write_err(&to))?;
+        }
+        atomic::sync_dir(&zero).map_err(write_err(&zero))?;
+        flip(sets, 0)?;
+        self.link(name)?;
+        Ok(true)
+    }
+
+    /// Makes each live name the link into `current`, where it is not.
+    fn link(&self, name: &str) -> Result<(), Error> {
+        for part in Part::ALL {
+            let path = self.live(name, part);
+            let target = Path::new(".sets")
+                .join(name)
+                .join("current")
+                .join(part.file(name));
+            if fs::read_link(&path).is_ok_and(|t| t == target) {
+                continue;
+            }
+            replace_link(&target, &path)?;
+            failpoint::reached(FAILPOINT, &format!("linked-{}", part.file(name)));
+        }
+        atomic::sync_dir(&self.dir).map_err(write_err(&self.dir))
+    }
+}
+
+/// The set `current` names, if any.
+fn current_set(sets: &Path) -> Result<Option<u64>, Error> {
+    let link = sets.join("current");
+    match fs::read_link(&link) {
+        Ok(target) => target
+            .to_str()
+            .and_then(|t| t.parse().ok())
+            .map(Some)
+            .ok_or_else(|| Error::Read {
+                path: link,
+                source: io::Error::other("not a link to a numbered set"),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(read_err(&link)(e)),
+    }
+}
+
+/// Points `current` at the set `n` with one rename, then syncs.
+fn flip(sets: &Path, n: u64) -> Result<(), Error> {
+    replace_link(Path::new(&n.to_string()), &sets.join("current"))?;
+    atomic::sync_dir(sets).map_err(write_err(sets))
+}
+
+/// Replaces `path` by a symbolic link to `target` with one rename.
+fn replace_link(target: &Path, path: &Path) -> Result<(), Error> {
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{file}.pysk-link.{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    symlink(target, &tmp).map_err(write_err(path))?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        write_err(path)(e)
+    })
+}
+
+/// Removes every set but `keep` and the one before it.
+fn prune(sets: &Path, keep: u64, previous: Option<u64>) -> Result<(), Error> {
+    for entry in fs::read_dir(sets).map_err(read_err(sets))? {
+        let entry = entry.map_err(read_err(sets))?;
+        let Some(n) = entry
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if n != keep && Some(n) != previous {
+            fs::remove_dir_all(entry.path()).map_err(write_err(entry.path()))?;
+        }
+    }
+    Ok(())
+}
