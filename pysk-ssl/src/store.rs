@@ -187,7 +187,10 @@ impl Store {
             .create(&sets)
             .map_err(write_err(&sets))?;
         let mut current = current_set(&sets)?;
-        if current.is_none() && self.adopt(name, &sets)? {
+        if current.is_some() {
+            // An adoption interrupted before every name was linked.
+            self.link(name)?;
+        } else if self.adopt(name, &sets)? {
             current = Some(0);
         }
         let next = current.map_or(1, |n| n + 1);
