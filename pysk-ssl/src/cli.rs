@@ -137,6 +137,9 @@ pub struct CsrArgs {
     /// The directory.
     #[command(flatten)]
     pub dir: DirArgs,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
     /// `--wait`.
     #[command(flatten)]
     pub wait: WaitArgs,

@@ -3,6 +3,7 @@
 //! written as the pending key: the live key is replaced only by `install`,
 //! together with a certificate that matches it.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ pub struct Options {
     pub reuse_key: bool,
     /// The certificate directory.
     pub store: Store,
+    /// Say what would be written; write nothing.
+    pub dry_run: bool,
     /// How long to wait for the lock.
     pub wait: Duration,
 }
@@ -37,8 +40,12 @@ pub struct Options {
 /// Makes the key (unless reused) and the CSR, each written atomically:
 /// the key before the CSR, so that a CSR never names a key that is not
 /// on disk.
-pub fn run(options: &Options, report: &Reporter) -> Result<Outcome, SslError> {
+pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, SslError> {
     let store = &options.store;
+    if options.dry_run {
+        let _lock = Lock::existing(&store.lock_path(), options.wait)?;
+        return show(options, out);
+    }
     store.create()?;
     let _lock = Lock::acquire(&store.lock_path(), options.wait)?;
     let (key, from) = if options.reuse_key {
@@ -58,6 +65,35 @@ pub fn run(options: &Options, report: &Reporter) -> Result<Outcome, SslError> {
         options.sans.join(", "),
         from.display()
     ));
+    Ok(Outcome::Success)
+}
+
+/// The dry run's plan: the files `csr` would write (a key as `***`).
+fn show(options: &Options, out: &mut dyn Write) -> Result<Outcome, SslError> {
+    let store = &options.store;
+    let key = if options.reuse_key {
+        existing_key(options)?.1
+    } else {
+        store.pending_key(&options.name)
+    };
+    let text = format!(
+        "would write {}: CSR for {}\n{} {}: ***{}\n",
+        store.csr(&options.name).display(),
+        options.sans.join(", "),
+        if options.reuse_key {
+            "signed with"
+        } else {
+            "would write"
+        },
+        key.display(),
+        if options.reuse_key {
+            String::new()
+        } else {
+            format!(" (a new {} key)", options.key_type)
+        },
+    );
+    out.write_all(text.as_bytes())
+        .map_err(pysk_common::Error::Stdout)?;
     Ok(Outcome::Success)
 }
 

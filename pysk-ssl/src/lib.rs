@@ -46,7 +46,7 @@ pub fn try_main() -> Result<Outcome, SslError> {
             common.print_config(&settings, &mut out)?;
             Ok(Outcome::Success)
         }
-        Command::Csr(args) => csr::run(&settings::csr(&settings, &args)?, &report),
+        Command::Csr(args) => csr::run(&settings::csr(&settings, &args)?, &report, &mut out),
         Command::Install(args) => {
             install::run(&settings::install(&settings, &args)?, &report, &mut out)
         }

@@ -86,6 +86,7 @@ pub fn csr(settings: &Settings, args: &CsrArgs) -> Result<csr::Options, SslError
         key_type,
         reuse_key: args.reuse_key,
         store: store(settings, &args.dir)?,
+        dry_run: args.dry_run.dry_run,
         wait: args.wait.resolve(settings, "ssl_wait")?,
     })
 }

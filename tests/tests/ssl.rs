@@ -547,3 +547,77 @@ fn check_warns_nagios_style_about_a_certificate_expiring_soon() {
     assert_eq!(doc["certificates"][0]["status"], "unknown");
     assert_eq!(doc["certificates"][1]["status"], "ok");
 }
+
+#[test]
+fn a_dry_run_csr_creates_nothing_and_a_held_lock_exits_75() {
+    let Some(env) = Env::new() else { return };
+    let Some(flock) = require("flock", "util-linux") else {
+        return;
+    };
+    let out = env.tool().args(["csr", NAME, "--dry-run"]).succeeds();
+    let plan = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(plan.contains("*** (a new ec-p256 key)"), "{plan}");
+    assert!(!env.path("ssl").exists(), "no directory, no lock file");
+    env.csr(&[]);
+    let before = snapshot(&env.path("ssl"));
+    let mut holder = Command::new(flock)
+        .arg("--no-fork")
+        .arg(env.ssl(".pysk-ssl.lock"))
+        .args(["sleep", "30"])
+        .spawn()
+        .expect("flock");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let held = env.tool().args(["csr", NAME, "--wait", "0"]).output();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(
+        held.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&held.stderr)
+    );
+    assert_eq!(snapshot(&env.path("ssl")), before);
+}
+
+#[test]
+fn the_reload_command_runs_after_an_install_without_a_shell() {
+    let Some(env) = Env::new() else { return };
+    let marker = env.path("reloaded");
+    let ssl = env.path("ssl");
+    let ca = env.path("root.pem");
+    let switches = |reload: String| {
+        write_switches(
+            env.dir.path(),
+            &[
+                ("ssl_dir", ssl.display().to_string()),
+                ("ssl_key_group", "nogroup".to_owned()),
+                ("ssl_ca_file", ca.display().to_string()),
+                ("ssl_reload_command", reload),
+            ],
+        );
+    };
+    let semicolon = env.path(";");
+    switches(format!(
+        "touch {} {}",
+        marker.display(),
+        semicolon.display()
+    ));
+    let key = env.csr(&[]);
+    env.install(&leaf(&env.inter, &key, &[NAME], 90)).succeeds();
+    assert!(marker.exists(), "touch ran");
+    assert!(
+        env.path(";").exists(),
+        "no shell: ';' was touched as a file"
+    );
+    switches("false".to_owned());
+    let key = env.csr(&[]);
+    let out = env
+        .install(&leaf(&env.inter, &key, &[NAME], 90))
+        .fails_with(69);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("ssl_reload_command \"false\": exit status: 1"),
+        "{err}"
+    );
+    env.verify_installed();
+}
