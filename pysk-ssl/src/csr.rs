@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 
+use pysk_common::atomic;
 use pysk_common::exit::Outcome;
 use pysk_common::lock::Lock;
 use pysk_common::report::Reporter;
@@ -48,6 +49,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     }
     store.create()?;
     let _lock = Lock::acquire(&store.lock_path(), options.wait)?;
+    atomic::remove_stale_in(store.written_dirs(&options.name), report)?;
     let (key, from) = if options.reuse_key {
         existing_key(options)?
     } else {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use pysk_common::atomic;
 use pysk_common::date::unix_now;
 use pysk_common::error::{cause, write_err};
 use pysk_common::exit::Outcome;
@@ -62,6 +63,9 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         store.create()?;
         Some(Lock::acquire(&store.lock_path(), options.wait)?)
     };
+    if !options.dry_run {
+        atomic::remove_stale_in(store.written_dirs(&options.name), report)?;
+    }
     let mut given = certs::read(&options.cert)?;
     if let Some(chain) = &options.chain {
         given.extend(certs::read(chain)?);

@@ -31,6 +31,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, symlink};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use pysk_common::Error;
 use pysk_common::atomic::{self, Batch, Options};
@@ -127,6 +128,13 @@ impl Store {
     /// `name`'s CSR.
     pub fn csr(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.csr"))
+    }
+
+    /// Where a run on `name` may have left temporary files: the directory
+    /// and the name's directory of sets (cleared under the lock with
+    /// [`atomic::remove_stale_in`]).
+    pub fn written_dirs(&self, name: &str) -> [PathBuf; 2] {
+        [self.dir.clone(), self.dir.join(".sets").join(name)]
     }
 
     /// Creates the directory (0755) when it is missing.
@@ -297,14 +305,19 @@ fn flip(sets: &Path, n: u64) -> Result<(), Error> {
     atomic::sync_dir(sets).map_err(write_err(sets))
 }
 
+/// Numbers the temporary links, far above the numbers [`atomic`]'s files
+/// take, in the same naming, so that [`atomic::remove_stale`] clears a
+/// killed run's.
+static LINKS: AtomicU64 = AtomicU64::new(1 << 40);
+
 /// Replaces `path` by a symbolic link to `target` with one rename.
 fn replace_link(target: &Path, path: &Path) -> Result<(), Error> {
     let file = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{file}.pysk-link.{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
+    let n = LINKS.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(".{file}.pysk-tmp.{}.{n}", std::process::id()));
     symlink(target, &tmp).map_err(write_err(path))?;
     fs::rename(&tmp, path).map_err(|e| {
         let _ = fs::remove_file(&tmp);

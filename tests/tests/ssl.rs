@@ -507,6 +507,18 @@ fn installs_killed_between_steps_never_pair_a_key_with_another_certificate() {
     env.install(&leaf(&env.inter, &key, &[NAME], 90)).succeeds();
     env.verify_installed();
     env.tool().args(["-q", "check"]).succeeds();
+    let left: Vec<PathBuf> = snapshot(&env.path("ssl"))
+        .into_keys()
+        .filter(|p| p.to_string_lossy().contains("pysk-tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let sets = fs::read_dir(env.path("ssl/.sets").join(NAME))
+        .expect("sets")
+        .count();
+    assert_eq!(
+        sets, 3,
+        "current and two sets: the new one and the one before"
+    );
 }
 
 #[test]
