@@ -91,6 +91,22 @@ Exit 1 when something needs attention. --nagios prints one status line and
 exits with Nagios' codes instead (0 ok, 1 warning, 2 critical, 3 unknown):
 it deliberately leaves the sysexits codes of the other subcommands.")]
     Check(CheckArgs),
+    /// Compare the chain servers present with the one installed
+    #[command(after_help = "\
+Examples:
+  pysk-ssl served www.example.org:443
+  pysk-ssl served mail.example.org:25 mail.example.org:587 --starttls smtp
+
+--starttls applies to every endpoint of the run: probe each protocol in its
+own run.
+
+For each endpoint: the served leaf is compared with DIR/NAME.crt (NAME:
+--expect, else --name, else the host) — a newer certificate on disk is
+\"renewed but not reloaded\" —, the served chain is judged as install
+judges one (path to a trust anchor, expiry within --warn-days, names).
+Endpoints are probed concurrently; each connect, read and write is bounded
+by --timeout. Exit 1 when any endpoint needs attention.")]
+    Served(ServedArgs),
     /// List the installed certificates
     #[command(after_help = "\
 Example:
@@ -190,6 +206,38 @@ pub struct CheckArgs {
     /// One status line and Nagios' exit codes (0, 1, 2, 3)
     #[arg(long, conflicts_with = "json")]
     pub nagios: bool,
+    /// Trust anchors.
+    #[command(flatten)]
+    pub ca: CaArgs,
+    /// The directory.
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+}
+
+/// The options of `served`.
+#[derive(Debug, clap::Args)]
+pub struct ServedArgs {
+    /// HOST:PORT of each server to probe
+    #[arg(required = true, value_name = "HOST:PORT")]
+    pub endpoints: Vec<String>,
+    /// The name to send as SNI [default: the host]
+    #[arg(long, value_name = "SNI")]
+    pub name: Option<String>,
+    /// Upgrade a plain connection first: smtp, imap or pop3
+    #[arg(long, value_name = "PROTOCOL")]
+    pub starttls: Option<String>,
+    /// Compare with the installed certificate of NAME [default: the SNI name]
+    #[arg(long, value_name = "NAME")]
+    pub expect: Option<String>,
+    /// Limit of each connect, read and write [switch: ssl_timeout]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<String>,
+    /// Warn about a served chain expiring within DAYS [switch: ssl_warn_days]
+    #[arg(long, value_name = "DAYS")]
+    pub warn_days: Option<String>,
     /// Trust anchors.
     #[command(flatten)]
     pub ca: CaArgs,

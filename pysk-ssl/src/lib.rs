@@ -8,7 +8,8 @@
 //!   judges expiry, names and key; [`store`] writes a name's files as one
 //!   set.
 //! - [`check`]: every installed certificate judged (lines, `--json`,
-//!   `--nagios`); [`list`]: what is installed.
+//!   `--nagios`); [`list`]: what is installed; [`served`]: the chain
+//!   servers present (STARTTLS too) against the one installed.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
@@ -23,6 +24,7 @@ pub mod install;
 pub mod keys;
 pub mod list;
 pub mod names;
+pub mod served;
 pub mod settings;
 pub mod store;
 
@@ -51,6 +53,7 @@ pub fn try_main() -> Result<Outcome, SslError> {
             install::run(&settings::install(&settings, &args)?, &report, &mut out)
         }
         Command::Check(args) => check::run(&settings::check(&settings, &args)?, &report, &mut out),
+        Command::Served(args) => served::run(&settings::served(&settings, &args)?, &report),
         Command::List(args) => list::run(&settings::list(&settings, &args)?, &report, &mut out),
     }
 }

@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use pysk_common::settings::{Settings, Spec};
 
 use crate::check;
-use crate::cli::{CaArgs, CheckArgs, CsrArgs, DirArgs, InstallArgs, ListArgs};
+use crate::cli::{CaArgs, CheckArgs, CsrArgs, DirArgs, InstallArgs, ListArgs, ServedArgs};
 use crate::error::SslError;
 use crate::install;
 use crate::keys::KeyType;
 use crate::list;
 use crate::names;
+use crate::served;
 use crate::store::Store;
 use crate::{csr, keys};
 
@@ -59,6 +60,12 @@ pub const SWITCHES: &[Spec] = &[
         "",
         "run after an install, split at blanks, no shell (empty: none)",
     ),
+    Spec::new(
+        "ssl_timeout",
+        "10",
+        "served: seconds each connect, read and write may take",
+    )
+    .option("--timeout"),
     Spec::new(
         "ssl_wait",
         "15",
@@ -127,6 +134,32 @@ pub fn check(settings: &Settings, args: &CheckArgs) -> Result<check::Options, Ss
     })
 }
 
+/// The options of `served`.
+pub fn served(settings: &Settings, args: &ServedArgs) -> Result<served::Options, SslError> {
+    let starttls = match &args.starttls {
+        Some(text) => Some(text.parse().map_err(|why: String| {
+            pysk_common::Error::option("--starttls", format!("{text:?}: {why}"))
+        })?),
+        None => None,
+    };
+    let name = |option: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|t| names::checked(option, t, false))
+            .transpose()
+    };
+    Ok(served::Options {
+        endpoints: args.endpoints.clone(),
+        sni: name("--name", &args.name)?,
+        starttls,
+        expect: name("--expect", &args.expect)?,
+        dir: dir(settings, &args.dir)?,
+        ca_file: ca_file(settings, &args.ca)?,
+        warn_days: days(settings, "ssl_warn_days", args.warn_days.as_deref())?,
+        timeout: settings.timeout("ssl_timeout", args.timeout.as_deref())?,
+        json: args.json.json,
+    })
+}
+
 /// The options of `list`.
 pub fn list(settings: &Settings, args: &ListArgs) -> Result<list::Options, SslError> {
     Ok(list::Options {
@@ -183,6 +216,7 @@ mod tests {
             Command::Install(a) => install(&settings, a).map(drop),
             Command::Check(a) => check(&settings, a).map(drop),
             Command::List(a) => list(&settings, a).map(drop),
+            Command::Served(a) => served(&settings, a).map(drop),
             Command::Config => Ok(()),
         }
     }
@@ -192,6 +226,7 @@ mod tests {
         &["install", "www.example.org", "--cert", "c.pem"],
         &["check"],
         &["list"],
+        &["served", "www.example.org:443", "--starttls", "smtp"],
         &["config"],
     ];
 
@@ -199,7 +234,7 @@ mod tests {
     fn every_subcommand_resolves_from_no_configuration_and_from_a_file() {
         let file = "ssl_dir=/srv/ssl\nssl_key_group=root\nssl_key_type=rsa2048\n\
                     ssl_ca_file=/etc/ca.pem\nssl_warn_days=20\nssl_crit_days=5\n\
-                    ssl_reload_command=\"systemctl reload nginx\"\nssl_wait=3\n";
+                    ssl_reload_command=\"systemctl reload nginx\"\nssl_wait=3\nssl_timeout=4\n";
         for line in LINES {
             resolve("ssl_key_group=root\n", line).expect("defaults");
             resolve(file, line).expect("file");

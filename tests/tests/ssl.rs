@@ -633,3 +633,110 @@ fn the_reload_command_runs_after_an_install_without_a_shell() {
     );
     env.verify_installed();
 }
+
+/// `openssl s_server` on a free loopback port serving `NAME`'s installed
+/// key, certificate and chain.
+fn s_server(env: &Env, log: &str) -> (pysk_tests::Server, u16) {
+    let port = pysk_tests::free_port();
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_server", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(env.ssl(&format!("{NAME}.crt")))
+        .arg("-cert_chain")
+        .arg(env.ssl(&format!("{NAME}_chain.crt")))
+        .arg("-key")
+        .arg(env.ssl(&format!("{NAME}.key")));
+    let ready = pysk_tests::Ready::Tcp(([127, 0, 0, 1], port).into());
+    let server = pysk_tests::Server::start(
+        "openssl s_server",
+        cmd,
+        &env.path(log),
+        ready,
+        std::time::Duration::from_secs(10),
+    );
+    (server, port)
+}
+
+/// A small SMTP front on a free loopback port: greeting, EHLO, STARTTLS,
+/// then every byte passed to `tls_port` and back.
+fn smtp_front(tls_port: u16) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let mut out = client.try_clone().expect("clone");
+            let mut lines = BufReader::new(client.try_clone().expect("clone"));
+            let _ = out.write_all(b"220 front ESMTP\r\n");
+            let mut line = String::new();
+            while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let reply: &[u8] = match line.trim_end() {
+                    l if l.starts_with("EHLO") => b"250-front\r\n250 STARTTLS\r\n",
+                    "STARTTLS" => b"220 2.0.0 ready\r\n",
+                    _ => b"500 what\r\n",
+                };
+                let _ = out.write_all(reply);
+                if line.trim_end() == "STARTTLS" {
+                    break;
+                }
+                line.clear();
+            }
+            let Ok(server) = TcpStream::connect(("127.0.0.1", tls_port)) else {
+                continue;
+            };
+            let (mut up, mut down) = (server.try_clone().expect("clone"), server);
+            let mut from = client;
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut out, &mut up);
+                let _ = up.shutdown(std::net::Shutdown::Both);
+            });
+            let _ = std::io::copy(&mut down, &mut from);
+            let _ = from.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    port
+}
+
+#[test]
+fn served_catches_a_certificate_renewed_but_not_reloaded_plain_and_with_starttls() {
+    let Some(env) = Env::new() else { return };
+    let key = env.csr(&[]);
+    env.install(&leaf(&env.inter, &key, &[NAME], 60)).succeeds();
+    let (old_server, port) = s_server(&env, "s_server-old.log");
+    let front = smtp_front(port);
+    let plain = format!("127.0.0.1:{port}");
+    let smtp = format!("127.0.0.1:{front}");
+    let served = |endpoint: &str, extra: &[&str]| {
+        env.tool()
+            .args(["served", endpoint, "--name", NAME, "--timeout", "5"])
+            .args(extra)
+    };
+    let out = served(&plain, &[]).succeeds();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("serves the installed www.example.org"),
+        "{err}"
+    );
+    served(&smtp, &["--starttls", "smtp"]).succeeds();
+    // Renewed: the disk has a newer certificate, the server the old one.
+    let key = env.csr(&[]);
+    env.install(&leaf(&env.inter, &key, &[NAME], 90)).succeeds();
+    for (endpoint, extra) in [(&plain, &[][..]), (&smtp, &["--starttls", "smtp"][..])] {
+        let out = served(endpoint, extra).fails_with(1);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains("renewed but not reloaded"), "{err}");
+    }
+    let out = served(&plain, &["--json"]).fails_with(1);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["endpoints"][0]["installed"], false);
+    assert_eq!(doc["endpoints"][0]["served"][1], "CN=Test Intermediate");
+    drop(old_server);
+    let (_new_server, port) = s_server(&env, "s_server-new.log");
+    served(&format!("127.0.0.1:{port}"), &[]).succeeds();
+    let closed = pysk_tests::free_port();
+    let out = served(&format!("127.0.0.1:{closed}"), &[]).fails_with(1);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("cannot connect: Connection refused"), "{err}");
+}
