@@ -20,6 +20,7 @@ use crate::certs::{self, Cert};
 use crate::chain::{self, Failure};
 use crate::error::SslError;
 use crate::keys;
+use crate::served;
 use crate::store::{Part, Set, Store};
 
 /// What `install` is asked to do.
@@ -41,6 +42,9 @@ pub struct Options {
     pub reload: String,
     /// The certificate directory.
     pub store: Store,
+    /// The probe of the served certificate after the reload
+    /// (`ssl_check_after_reload`), if any.
+    pub check_after_reload: Option<served::Options>,
     /// Show what would be installed; change nothing.
     pub dry_run: bool,
     /// How long to wait for the lock.
@@ -110,7 +114,10 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         served.chain.len()
     ));
     reload(&options.reload)?;
-    Ok(Outcome::Success)
+    match &options.check_after_reload {
+        Some(check) => served::confirm(check, report),
+        None => Ok(Outcome::Success),
+    }
 }
 
 /// The first of `--key`, the pending key, the live key that matches the

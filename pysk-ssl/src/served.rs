@@ -145,6 +145,39 @@ pub fn run(options: &Options, report: &Reporter) -> Result<Outcome, SslError> {
     })
 }
 
+/// How often `install` probes after the reload, a second apart, until the
+/// server serves the new certificate (a reload takes effect a moment later).
+const CONFIRM_ATTEMPTS: u32 = 5;
+
+/// `install`'s check after the reload (`ssl_check_after_reload`): the one
+/// endpoint of `options` probed until it serves the installed
+/// certificate; otherwise its problems are reported (exit 1).
+pub fn confirm(options: &Options, report: &Reporter) -> Result<Outcome, SslError> {
+    let anchors = chain::anchors(options.ca_file.as_deref())?;
+    let Some(endpoint) = options.endpoints.first() else {
+        return Ok(Outcome::Success);
+    };
+    let mut verdict = judge(endpoint, options, &anchors);
+    for _ in 1..CONFIRM_ATTEMPTS {
+        if verdict.problems.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        verdict = judge(endpoint, options, &anchors);
+    }
+    for problem in &verdict.problems {
+        report.warn(format_args!("{endpoint}: {problem}"));
+    }
+    if verdict.problems.is_empty() {
+        report.info(format_args!(
+            "{endpoint}: serves the installed {}",
+            verdict.name
+        ));
+        return Ok(Outcome::Success);
+    }
+    Ok(Outcome::Partial)
+}
+
 /// One endpoint: its chain fetched, compared with the disk, judged.
 fn judge(endpoint: &str, options: &Options, anchors: &[Cert]) -> Verdict {
     let host = endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h);

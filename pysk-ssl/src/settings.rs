@@ -61,6 +61,11 @@ pub const SWITCHES: &[Spec] = &[
         "run after an install, split at blanks, no shell (empty: none)",
     ),
     Spec::new(
+        "ssl_check_after_reload",
+        "",
+        "install: HOST:PORT whose served certificate must be the new one after the reload (empty: none)",
+    ),
+    Spec::new(
         "ssl_timeout",
         "10",
         "served: seconds each connect, read and write may take",
@@ -109,6 +114,7 @@ pub fn install(settings: &Settings, args: &InstallArgs) -> Result<install::Optio
         warn_days: days(settings, "ssl_warn_days", args.warn_days.as_deref())?,
         reload: settings.string("ssl_reload_command", None)?,
         store: store(settings, &args.dir)?,
+        check_after_reload: check_after_reload(settings, args)?,
         dry_run: args.dry_run.dry_run,
         wait: args.wait.resolve(settings, "ssl_wait")?,
     })
@@ -158,6 +164,29 @@ pub fn served(settings: &Settings, args: &ServedArgs) -> Result<served::Options,
         timeout: settings.timeout("ssl_timeout", args.timeout.as_deref())?,
         json: args.json.json,
     })
+}
+
+/// The probe `install` runs after the reload: `ssl_check_after_reload`'s
+/// endpoint, the name as SNI and as the certificate to compare with.
+fn check_after_reload(
+    settings: &Settings,
+    args: &InstallArgs,
+) -> Result<Option<served::Options>, SslError> {
+    let Some(endpoint) = settings.optional_string("ssl_check_after_reload", None)? else {
+        return Ok(None);
+    };
+    let name = names::checked("NAME", &args.name, false)?;
+    Ok(Some(served::Options {
+        endpoints: vec![endpoint],
+        sni: Some(name.clone()),
+        starttls: None,
+        expect: Some(name),
+        dir: dir(settings, &args.dir)?,
+        ca_file: ca_file(settings, &args.ca)?,
+        warn_days: days(settings, "ssl_warn_days", args.warn_days.as_deref())?,
+        timeout: settings.timeout("ssl_timeout", None)?,
+        json: false,
+    }))
 }
 
 /// The options of `list`.
@@ -234,7 +263,7 @@ mod tests {
     fn every_subcommand_resolves_from_no_configuration_and_from_a_file() {
         let file = "ssl_dir=/srv/ssl\nssl_key_group=root\nssl_key_type=rsa2048\n\
                     ssl_ca_file=/etc/ca.pem\nssl_warn_days=20\nssl_crit_days=5\n\
-                    ssl_reload_command=\"systemctl reload nginx\"\nssl_wait=3\nssl_timeout=4\n";
+                    ssl_reload_command=\"systemctl reload nginx\"\nssl_wait=3\nssl_timeout=4\nssl_check_after_reload=127.0.0.1:443\n";
         for line in LINES {
             resolve("ssl_key_group=root\n", line).expect("defaults");
             resolve(file, line).expect("file");

@@ -735,6 +735,30 @@ fn served_catches_a_certificate_renewed_but_not_reloaded_plain_and_with_starttls
     drop(old_server);
     let (_new_server, port) = s_server(&env, "s_server-new.log");
     served(&format!("127.0.0.1:{port}"), &[]).succeeds();
+    // install's own probe after the reload: the same certificate again
+    // passes, a renewal the server did not load is exit 1.
+    write_switches(
+        env.dir.path(),
+        &[
+            ("ssl_dir", env.path("ssl").display().to_string()),
+            ("ssl_key_group", "nogroup".to_owned()),
+            ("ssl_ca_file", env.path("root.pem").display().to_string()),
+            ("ssl_reload_command", "true".to_owned()),
+            ("ssl_check_after_reload", format!("127.0.0.1:{port}")),
+        ],
+    );
+    let same = fs::read_to_string(env.ssl(&format!("{NAME}.crt"))).expect("crt");
+    let out = env.install(&same).succeeds();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("serves the installed www.example.org"),
+        "{err}"
+    );
+    let out = env
+        .install(&leaf(&env.inter, &key, &[NAME], 120))
+        .fails_with(1);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("renewed but not reloaded"), "{err}");
     let closed = pysk_tests::free_port();
     let out = served(&format!("127.0.0.1:{closed}"), &[]).fails_with(1);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
