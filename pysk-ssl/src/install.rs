@@ -65,28 +65,15 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         Lock::existing(&store.lock_path(), options.wait)?
     } else {
         store.create()?;
-        Some(Lock::acquire(&store.lock_path(), options.wait)?)
-    };
-    if !options.dry_run {
+        let lock = Lock::acquire(&store.lock_path(), options.wait)?;
         atomic::remove_stale_in(store.written_dirs(&options.name), report)?;
-    }
-    let mut given = certs::read(&options.cert)?;
-    if let Some(chain) = &options.chain {
-        given.extend(certs::read(chain)?);
-    }
-    let (leaf, pool) = chain::split_leaf(given)
-        .ok_or_else(|| pysk_common::Error::Internal("no certificate read".to_owned()))?;
-    let refused = |f: Failure| SslError::Refused {
-        name: options.name.clone(),
-        check: f.check,
-        reason: f.reason,
+        Some(lock)
     };
-    let key = matching_key(options, &leaf)?.map_err(refused)?;
-    let anchors = chain::anchors(options.ca_file.as_deref())?;
-    let served = chain::build(leaf, pool, &anchors).map_err(refused)?;
-    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-    chain::expiry(&served, now, options.warn_days).map_err(refused)?;
-    chain::covers(&served.leaf, &options.name).map_err(refused)?;
+    let (served, key) = gate(options)?;
+    if options.dry_run {
+        show(options, &served, &key, out)?;
+        return Ok(Outcome::Success);
+    }
     let set = Set {
         key: key.pem.clone(),
         cert: served.leaf.pem().into_bytes(),
@@ -97,10 +84,6 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
             .collect::<String>()
             .into_bytes(),
     };
-    if options.dry_run {
-        show(options, &served, &key, out)?;
-        return Ok(Outcome::Success);
-    }
     store.install(&options.name, &set)?;
     if key.pending {
         fs::remove_file(&key.path).map_err(write_err(&key.path))?;
@@ -118,6 +101,30 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         Some(check) => served::confirm(check, report),
         None => Ok(Outcome::Success),
     }
+}
+
+/// The checks, in the order key, chain, expiry, names: the chain to serve
+/// and the key that matches it, or the first failed check as
+/// [`SslError::Refused`].
+fn gate(options: &Options) -> Result<(chain::Served, Key), SslError> {
+    let mut given = certs::read(&options.cert)?;
+    if let Some(chain) = &options.chain {
+        given.extend(certs::read(chain)?);
+    }
+    let (leaf, pool) = chain::split_leaf(given)
+        .ok_or_else(|| pysk_common::Error::Internal("no certificate read".to_owned()))?;
+    let refused = |f: Failure| SslError::Refused {
+        name: options.name.clone(),
+        check: f.check,
+        reason: f.reason,
+    };
+    let key = matching_key(options, &leaf)?.map_err(refused)?;
+    let anchors = chain::anchors(options.ca_file.as_deref())?;
+    let served = chain::build(leaf, pool, &anchors).map_err(refused)?;
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    chain::expiry(&served, now, options.warn_days).map_err(refused)?;
+    chain::covers(&served.leaf, &options.name).map_err(refused)?;
+    Ok((served, key))
 }
 
 /// The first of `--key`, the pending key, the live key that matches the
