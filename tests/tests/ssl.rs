@@ -434,6 +434,16 @@ fn hostile_inputs_give_clear_errors_and_change_nothing() {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(err.contains("refused by the chain check"), "{err}");
     assert_eq!(snapshot(&env.path("ssl")), before);
+    // A DER certificate that is whole is taken as well as PEM.
+    let der = env.file("leaf.der", pem_der(&leaf(&env.inter, &key, &[NAME], 90)));
+    let chain = env.path("inter.pem");
+    env.tool()
+        .args(["install", NAME, "--cert"])
+        .arg(&der)
+        .arg("--chain")
+        .arg(&chain)
+        .succeeds();
+    env.verify_installed();
 }
 
 /// The parameters of a CA named `cn`.
