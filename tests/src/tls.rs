@@ -420,6 +420,7 @@ impl SServer {
 struct Front {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    accepter: Option<thread::JoinHandle<()>>,
 }
 
 impl Front {
@@ -428,7 +429,7 @@ impl Front {
         let addr = listener.local_addr().expect("its address");
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        thread::spawn(move || {
+        let accepter = thread::spawn(move || {
             for conn in listener.incoming() {
                 if flag.load(Ordering::SeqCst) {
                     break;
@@ -438,15 +439,23 @@ impl Front {
                 }
             }
         });
-        Front { addr, stop }
+        Front {
+            addr,
+            stop,
+            accepter: Some(accepter),
+        }
     }
 }
 
 impl Drop for Front {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
+        // Wake the accept loop so it sees the flag, and wait until it has
+        // closed the listener.
         let _ = TcpStream::connect(self.addr);
+        if let Some(accepter) = self.accepter.take() {
+            let _ = accepter.join();
+        }
     }
 }
 

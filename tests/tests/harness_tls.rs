@@ -257,3 +257,63 @@ fn pebble_resolves_the_test_names_and_reaches_the_webroot() {
     assert_eq!(answers(NAME), "127.0.0.1\n");
     assert_eq!(answers("other.example.test"), "");
 }
+
+#[test]
+fn pebble_issues_through_the_webroot_to_an_independent_client() {
+    let dir = scratch();
+    let Some(pebble) = Pebble::start(dir.path(), &[NAME]) else {
+        return;
+    };
+    let (Some(lego), Some(openssl)) = (require("lego", "lego"), openssl()) else {
+        return;
+    };
+    let store = dir.path().join("lego");
+    let mut cmd = Command::new(lego);
+    cmd.args(["--server", &pebble.directory, "--accept-tos"])
+        .args(["--email", "hostmaster@example.test", "--domains", NAME])
+        .args(["--key-type", "ec256", "--http", "--http.webroot"])
+        .arg(&pebble.webroot)
+        .arg("--path")
+        .arg(&store)
+        .arg("run")
+        .env("LEGO_CA_CERTIFICATES", &pebble.ca_file);
+    let out = run_bounded(cmd, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "lego: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let certs = store.join("certificates");
+    let leaf = certs.join(format!("{NAME}.crt"));
+    let issuer = certs.join(format!("{NAME}.issuer.crt"));
+    assert_eq!(
+        openssl_verify(&openssl, &pebble.issuer_root, &issuer, &leaf),
+        Ok(())
+    );
+}
+
+#[test]
+fn every_process_is_stopped_on_drop() {
+    let dir = scratch();
+    let Some(pebble) = Pebble::start(dir.path(), &[NAME]) else {
+        return;
+    };
+    let (_, files) = leaf_set(dir.path(), Validity::LEAF);
+    let server = SServer::start(
+        dir.path(),
+        &files.cert,
+        Some(&files.chain),
+        &files.key,
+        Some(StartTls::Smtp),
+    )
+    .expect("openssl is there");
+    let addrs = [pebble.addr, pebble.http01, pebble.dns, server.addr];
+    drop(pebble);
+    drop(server);
+    for addr in addrs {
+        assert!(
+            TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
+            "{addr} still listens"
+        );
+    }
+}
