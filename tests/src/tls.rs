@@ -16,8 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -28,10 +28,10 @@ use crate::{Ready, Server, free_port, free_port_udp_tcp, require, secret_file};
 /// test fails.
 const BOUND: Duration = Duration::from_secs(20);
 
-/// Tells certificates of one test run apart: every CA gets its own name.
-static SERIAL: AtomicU32 = AtomicU32::new(1);
+/// Numbers the CAs of one test process, so that no two share a name.
+static CA_NUMBER: AtomicU32 = AtomicU32::new(1);
 
-/// A validity window in whole days from now (negative: in the past).
+/// A validity window in days from this moment (negative: in the past).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validity {
     /// The first day of validity, from now.
@@ -74,31 +74,60 @@ pub struct Intermediate {
     pem: String,
 }
 
-/// A leaf certificate, its key and the chain that leads to the root, all
+/// A certificate the test CA issued and the chain that leads to the root,
 /// PEM.
 #[derive(Debug, Clone)]
-pub struct Leaf {
+pub struct Issued {
     /// The leaf certificate.
     pub cert: String,
-    /// Its private key (PKCS#8).
-    pub key: String,
     /// The intermediate that signed it.
     pub chain: String,
 }
 
-/// The files [`Leaf::write`] made.
+/// The files [`Issued::write`] made.
 #[derive(Debug, Clone)]
-pub struct LeafFiles {
+pub struct IssuedFiles {
     /// `NAME.crt`: the leaf.
     pub cert: PathBuf,
-    /// `NAME.key`: its key, mode 0600.
-    pub key: PathBuf,
     /// `NAME_chain.crt`: the intermediate.
     pub chain: PathBuf,
     /// `NAME_combined.crt`: leaf, then intermediate.
     pub combined: PathBuf,
     /// `NAME_reversed.crt`: intermediate, then leaf (the classic mistake).
     pub reversed: PathBuf,
+}
+
+/// An [`Issued`] certificate with the private key the test CA made for it
+/// (never printed: no `Debug`).
+#[derive(Clone)]
+pub struct Leaf {
+    /// The certificate and its chain.
+    pub issued: Issued,
+    /// Its private key (PKCS#8 PEM).
+    pub key: String,
+}
+
+/// The files [`Leaf::write`] made: [`IssuedFiles`] and the key.
+#[derive(Debug, Clone)]
+pub struct LeafFiles {
+    /// The certificate files.
+    pub issued: IssuedFiles,
+    /// `NAME.key`: the key, mode 0600.
+    pub key: PathBuf,
+}
+
+impl std::ops::Deref for Leaf {
+    type Target = Issued;
+    fn deref(&self) -> &Issued {
+        &self.issued
+    }
+}
+
+impl std::ops::Deref for LeafFiles {
+    type Target = IssuedFiles;
+    fn deref(&self) -> &IssuedFiles {
+        &self.issued
+    }
 }
 
 fn ca_params(name: &str, validity: Validity) -> CertificateParams {
@@ -122,7 +151,7 @@ fn new_key() -> KeyPair {
 impl TestCa {
     /// A new root, valid for years ([`Validity::CA`]).
     pub fn new() -> TestCa {
-        let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+        let n = CA_NUMBER.fetch_add(1, Ordering::Relaxed);
         let params = ca_params(&format!("pysk test root {n}"), Validity::CA);
         let key = new_key();
         let pem = params.self_signed(&key).expect("self-sign the root").pem();
@@ -144,7 +173,7 @@ impl TestCa {
 
     /// A new intermediate signed by this root, valid for `validity`.
     pub fn intermediate(&self, validity: Validity) -> Intermediate {
-        let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+        let n = CA_NUMBER.fetch_add(1, Ordering::Relaxed);
         let params = ca_params(&format!("pysk test intermediate {n}"), validity);
         let key = new_key();
         let pem = params
@@ -178,25 +207,43 @@ impl Intermediate {
         if let Some(first) = sans.first() {
             params.distinguished_name.push(DnType::CommonName, *first);
         }
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        validity.apply(&mut params);
+        server_cert(&mut params, validity);
         let key = new_key();
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .expect("sign the leaf")
-            .pem();
+        let cert = params.signed_by(&key, &self.issuer).expect("sign the leaf");
         Leaf {
-            cert,
+            issued: self.issued(cert.pem()),
             key: key.serialize_pem(),
+        }
+    }
+
+    /// A server certificate for the key and names of `csr` (PEM, as a
+    /// tool wrote it; its signature is checked), as a CA answers a request.
+    pub fn sign_csr(&self, csr: &str, validity: Validity) -> Issued {
+        let mut request =
+            CertificateSigningRequestParams::from_pem(csr).expect("a well-formed, signed CSR");
+        server_cert(&mut request.params, validity);
+        let cert = request.signed_by(&self.issuer).expect("sign the CSR");
+        self.issued(cert.pem())
+    }
+
+    fn issued(&self, cert: String) -> Issued {
+        Issued {
+            cert,
             chain: self.pem.clone(),
         }
     }
 }
 
-impl Leaf {
+/// Makes `params` a server certificate's, valid for `validity`.
+fn server_cert(params: &mut CertificateParams, validity: Validity) {
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    validity.apply(params);
+}
+
+impl Issued {
     /// The leaf followed by its chain: what servers load.
     pub fn combined(&self) -> String {
         format!("{}{}", self.cert, self.chain)
@@ -207,17 +254,15 @@ impl Leaf {
         format!("{}{}", self.chain, self.cert)
     }
 
-    /// Writes the [`LeafFiles`] of this leaf as `dir/NAME*`.
-    pub fn write(&self, dir: &Path, name: &str) -> LeafFiles {
-        let files = LeafFiles {
+    /// Writes the [`IssuedFiles`] as `dir/NAME*` (`dir` created).
+    pub fn write(&self, dir: &Path, name: &str) -> IssuedFiles {
+        let files = IssuedFiles {
             cert: dir.join(format!("{name}.crt")),
-            key: dir.join(format!("{name}.key")),
             chain: dir.join(format!("{name}_chain.crt")),
             combined: dir.join(format!("{name}_combined.crt")),
             reversed: dir.join(format!("{name}_reversed.crt")),
         };
-        fs::create_dir_all(dir).expect("create the leaf's directory");
-        secret_file(&files.key, &self.key);
+        fs::create_dir_all(dir).expect("create the certificates' directory");
         for (path, text) in [
             (&files.cert, self.cert.clone()),
             (&files.chain, self.chain.clone()),
@@ -227,6 +272,17 @@ impl Leaf {
             fs::write(path, text).expect("write a test certificate file");
         }
         files
+    }
+}
+
+impl Leaf {
+    /// Writes the [`LeafFiles`] as `dir/NAME*`: the certificates and
+    /// `NAME.key`.
+    pub fn write(&self, dir: &Path, name: &str) -> LeafFiles {
+        let issued = self.issued.write(dir, name);
+        let key = dir.join(format!("{name}.key"));
+        secret_file(&key, &self.key);
+        LeafFiles { issued, key }
     }
 }
 

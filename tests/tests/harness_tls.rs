@@ -106,7 +106,7 @@ fn a_misordered_chain_behind_the_leaf_is_served_as_it_is() {
     assert!(seen.verified, "{}", seen.output);
     assert_eq!(
         seen.chain,
-        vec![leaf.cert.clone(), leaf.chain.clone(), leaf.cert]
+        vec![leaf.cert.clone(), leaf.chain.clone(), leaf.cert.clone()]
     );
 }
 
@@ -315,5 +315,50 @@ fn every_process_is_stopped_on_drop() {
             TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
             "{addr} still listens"
         );
+    }
+}
+
+#[test]
+fn a_csr_made_elsewhere_is_signed_and_served() {
+    let Some(openssl) = openssl() else { return };
+    let dir = scratch();
+    let ca = TestCa::new();
+    let root = dir.path().join("root.pem");
+    ca.write_root(&root);
+    let intermediate = ca.intermediate(Validity::CA);
+    let key_types: [(&str, &[&str]); 2] = [
+        ("ec", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]),
+        ("rsa", &["rsa:2048"]),
+    ];
+    for (kind, newkey) in key_types {
+        let key = dir.path().join(format!("{kind}.key"));
+        let csr = dir.path().join(format!("{kind}.csr"));
+        let mut req = Command::new(&openssl);
+        req.args(["req", "-new", "-nodes", "-newkey"])
+            .args(newkey)
+            .args(["-subj", &format!("/CN={NAME}")])
+            .args(["-addext", &format!("subjectAltName=DNS:{NAME}")])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr);
+        let out = run_bounded(req, Duration::from_secs(20));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let csr = std::fs::read_to_string(&csr).expect("read the CSR");
+        let files = intermediate
+            .sign_csr(&csr, Validity::LEAF)
+            .write(dir.path(), kind);
+        assert_eq!(
+            openssl_verify(&openssl, &root, &files.chain, &files.cert),
+            Ok(())
+        );
+        let server = SServer::start(dir.path(), &files.cert, Some(&files.chain), &key, None)
+            .expect("openssl is there");
+        let seen = s_client(&openssl, server.addr, NAME, &root, None);
+        assert!(seen.verified, "{kind}: {}", seen.output);
     }
 }
