@@ -471,6 +471,34 @@ impl SServer {
     }
 }
 
+impl SServer {
+    /// Serves `combined` (leaf first, then its chain, as nginx and Dovecot
+    /// read `NAME_combined.crt`) with `key`: the first certificate as
+    /// `-cert`, the rest as `-cert_chain`, split into files beside the
+    /// log in `dir`. `None` (outside CI) when OpenSSL is missing.
+    pub fn combined(
+        dir: &Path,
+        combined: &Path,
+        key: &Path,
+        starttls: Option<StartTls>,
+    ) -> Option<SServer> {
+        let text = fs::read_to_string(combined).expect("read the combined file");
+        let certs = pem_certificates(&text);
+        let (leaf, chain) = certs
+            .split_first()
+            .unwrap_or_else(|| panic!("no certificate in {}", combined.display()));
+        let stem = combined.file_name().expect("a file name").to_string_lossy();
+        let (leaf_file, chain_file) = (
+            dir.join(format!("{stem}.served-leaf")),
+            dir.join(format!("{stem}.served-chain")),
+        );
+        fs::write(&leaf_file, leaf).expect("write the served leaf");
+        fs::write(&chain_file, chain.concat()).expect("write the served chain");
+        let chain_file = (!chain.is_empty()).then_some(chain_file.as_path());
+        SServer::start(dir, &leaf_file, chain_file, key, starttls)
+    }
+}
+
 /// A plain-text listener that speaks a protocol's greeting and STARTTLS,
 /// then relays the connection to the TLS server.
 struct Front {

@@ -158,6 +158,12 @@ fn a_real_handshake_verifies_and_shows_the_served_chain() {
     assert_eq!(seen.chain, vec![leaf.cert.clone(), leaf.chain.clone()]);
     let wrong = s_client(&openssl, server.addr, "other.example.test", &root, None);
     assert!(!wrong.verified, "{}", wrong.output);
+    drop(server);
+    let server =
+        SServer::combined(dir.path(), &files.combined, &files.key, None).expect("openssl is there");
+    let seen = s_client(&openssl, server.addr, NAME, &root, None);
+    assert!(seen.verified, "{}", seen.output);
+    assert_eq!(seen.chain, vec![leaf.cert.clone(), leaf.chain.clone()]);
 }
 
 #[test]
