@@ -25,6 +25,7 @@ pub mod cmd;
 pub mod dns;
 pub mod dovecot;
 pub mod http;
+pub mod tls;
 
 /// The path of the built binary `name` (for example `pysk-logs`), from the
 /// same target directory as the running test.
