@@ -80,6 +80,22 @@ A failed check is named, exit 65, and nothing is changed. Then NAME.key,
 NAME.crt, NAME_chain.crt and NAME_combined.crt change together (one
 symbolic link flipped), and ssl_reload_command runs.")]
     Install(InstallArgs),
+    /// Order a certificate from an ACME CA (HTTP-01) and install it
+    #[command(after_help = "\
+Example:
+  pysk-ssl acme www.example.org --san example.org --webroot /var/www/acme
+
+Makes a new key (kept pending), proves every name by writing the CA's token
+under WEBROOT/.well-known/acme-challenge/ (the web server must serve it on
+port 80 for each name), and installs the issued certificate through the
+same checks as `install` (exit 65 if one fails, nothing changed), then runs
+ssl_reload_command. The account is made on first use; its credentials are
+kept in ssl_acme_account (mode 0600) and never printed. --ca-file is
+trusted both for the connection to the CA (its first certificate) and by
+the install's chain check. The name is recorded as ACME-managed in
+DIR/.acme/ (`list` shows it). A CA that cannot be reached or refuses a
+step: exit 69, nothing installed.")]
+    Acme(AcmeArgs),
     /// Check every installed certificate, its chain and its key
     #[command(after_help = "\
 Example (cron, mail only when something needs attention):
@@ -189,6 +205,35 @@ pub struct InstallArgs {
     /// `--dry-run`.
     #[command(flatten)]
     pub dry_run: DryRunArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// The options of `acme`.
+#[derive(Debug, clap::Args)]
+pub struct AcmeArgs {
+    /// The certificate's name (its first DNS name and the files' names)
+    pub name: String,
+    /// Another DNS name the certificate is for (repeatable; no wildcards:
+    /// HTTP-01 cannot prove them)
+    #[arg(long, value_name = "NAME")]
+    pub san: Vec<String>,
+    /// The directory the web server serves /.well-known/acme-challenge/ from
+    #[arg(long, value_name = "DIR")]
+    pub webroot: PathBuf,
+    /// The ACME CA's directory URL [switch: ssl_acme_directory]
+    #[arg(long, value_name = "URL")]
+    pub directory: Option<String>,
+    /// ec-p256, ec-p384, rsa2048 or rsa4096 [switch: ssl_key_type]
+    #[arg(long, value_name = "TYPE")]
+    pub key_type: Option<String>,
+    /// Trust anchors.
+    #[command(flatten)]
+    pub ca: CaArgs,
+    /// The directory.
+    #[command(flatten)]
+    pub dir: DirArgs,
     /// `--wait`.
     #[command(flatten)]
     pub wait: WaitArgs,

@@ -121,12 +121,23 @@ fn existing_key(options: &Options) -> Result<(KeyPair, PathBuf), SslError> {
 /// The PEM request for `sans` (the first as common name) signed by `key`.
 fn request(sans: &[String], key: &KeyPair) -> Result<String, SslError> {
     let internal = |e: rcgen::Error| pysk_common::Error::Internal(format!("making the CSR: {e}"));
+    Ok(signed(sans, key)?.pem().map_err(internal)?)
+}
+
+/// The DER request for `sans` signed by `key` (what an ACME order is
+/// finalized with).
+pub fn request_der(sans: &[String], key: &KeyPair) -> Result<Vec<u8>, SslError> {
+    Ok(signed(sans, key)?.der().to_vec())
+}
+
+/// The request for `sans` (the first as common name) signed by `key`.
+fn signed(sans: &[String], key: &KeyPair) -> Result<rcgen::CertificateSigningRequest, SslError> {
+    let internal = |e: rcgen::Error| pysk_common::Error::Internal(format!("making the CSR: {e}"));
     let mut params = CertificateParams::new(sans.to_vec()).map_err(internal)?;
     let mut dn = DistinguishedName::new();
     if let Some(first) = sans.first() {
         dn.push(DnType::CommonName, first.as_str());
     }
     params.distinguished_name = dn;
-    let csr = params.serialize_request(key).map_err(internal)?;
-    Ok(csr.pem().map_err(internal)?)
+    Ok(params.serialize_request(key).map_err(internal)?)
 }

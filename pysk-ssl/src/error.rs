@@ -30,6 +30,14 @@ pub enum SslError {
         /// Why.
         reason: String,
     },
+    /// The ACME CA could not be reached or refused a step; nothing was
+    /// installed.
+    Acme {
+        /// The step: `new order`, `validation`, …
+        step: &'static str,
+        /// Why (the CA's problem document, or the connection's error).
+        reason: String,
+    },
     /// The reload command could not run or failed; the files are in place.
     Reload {
         /// The command.
@@ -52,6 +60,9 @@ impl fmt::Display for SslError {
                 f,
                 "{name}: refused by the {check} check: {reason}; nothing changed"
             ),
+            SslError::Acme { step, reason } => {
+                write!(f, "ACME {step}: {reason}; nothing installed")
+            }
             SslError::Reload { command, reason } => write!(
                 f,
                 "ssl_reload_command \"{command}\": {reason}; the files are installed"
@@ -74,7 +85,7 @@ impl ToolError for SslError {
         match self {
             SslError::Common(e) => e.exit_code(),
             SslError::Input { .. } | SslError::Refused { .. } => exit::DATAERR,
-            SslError::Reload { .. } => exit::UNAVAILABLE,
+            SslError::Acme { .. } | SslError::Reload { .. } => exit::UNAVAILABLE,
         }
     }
 }

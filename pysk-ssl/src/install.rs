@@ -69,6 +69,18 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         atomic::remove_stale_in(store.written_dirs(&options.name), report)?;
         Some(lock)
     };
+    locked(options, report, out)
+}
+
+/// The gate, then the install (or, for a dry run, what it would install),
+/// the reload and the probe, for a caller that holds the directory's lock
+/// (`install`, `acme`).
+pub fn locked(
+    options: &Options,
+    report: &Reporter,
+    out: &mut dyn Write,
+) -> Result<Outcome, SslError> {
+    let store = &options.store;
     let (served, key) = gate(options)?;
     if options.dry_run {
         show(options, &served, &key, out)?;

@@ -7,6 +7,8 @@
 //!   them, [`chain`] orders and verifies the path to a trust anchor and
 //!   judges expiry, names and key; [`store`] writes a name's files as one
 //!   set.
+//! - [`acme`]: a certificate ordered from an ACME CA (HTTP-01 through a
+//!   webroot), then installed through the same gate.
 //! - [`check`]: every installed certificate judged (lines, `--json`,
 //!   `--nagios`); [`list`]: what is installed; [`served`]: the chain
 //!   servers present (STARTTLS too) against the one installed.
@@ -14,6 +16,7 @@
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
 
+pub mod acme;
 pub mod certs;
 pub mod chain;
 pub mod check;
@@ -52,6 +55,7 @@ pub fn try_main() -> Result<Outcome, SslError> {
         Command::Install(args) => {
             install::run(&settings::install(&settings, &args)?, &report, &mut out)
         }
+        Command::Acme(args) => acme::run(&settings::acme(&settings, &args)?, &report, &mut out),
         Command::Check(args) => check::run(&settings::check(&settings, &args)?, &report, &mut out),
         Command::Served(args) => served::run(&settings::served(&settings, &args)?, &report),
         Command::List(args) => list::run(&settings::list(&settings, &args)?, &report, &mut out),

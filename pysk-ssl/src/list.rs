@@ -57,7 +57,10 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let mut outcome = Outcome::Success;
     for name in store.names()? {
         match certs::read(&store.live(&name, Part::Cert)) {
-            Ok(given) => entries.push(entry(name, &given[0], now)),
+            Ok(given) => {
+                let acme = store.acme_record(&name).exists();
+                entries.push(entry(name, &given[0], now, acme));
+            }
             Err(e) => {
                 report.warn(e);
                 outcome = Outcome::Partial;
@@ -87,7 +90,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     Ok(outcome)
 }
 
-fn entry(name: String, leaf: &certs::Cert, now: i64) -> Entry {
+fn entry(name: String, leaf: &certs::Cert, now: i64, acme: bool) -> Entry {
     Entry {
         name,
         sans: leaf.names.clone(),
@@ -95,6 +98,6 @@ fn entry(name: String, leaf: &certs::Cert, now: i64) -> Entry {
         key_type: leaf.key_type.clone(),
         not_after: chain::date(leaf.not_after),
         days_left: chain::days(leaf.not_after, now),
-        acme: false,
+        acme,
     }
 }

@@ -7,8 +7,11 @@ use std::path::PathBuf;
 
 use pysk_common::settings::{Settings, Spec};
 
+use crate::acme;
 use crate::check;
-use crate::cli::{CaArgs, CheckArgs, CsrArgs, DirArgs, InstallArgs, ListArgs, ServedArgs};
+use crate::cli::{
+    AcmeArgs, CaArgs, CheckArgs, CsrArgs, DirArgs, InstallArgs, ListArgs, ServedArgs,
+};
 use crate::error::SslError;
 use crate::install;
 use crate::keys::KeyType;
@@ -72,6 +75,17 @@ pub const SWITCHES: &[Spec] = &[
     )
     .option("--timeout"),
     Spec::new(
+        "ssl_acme_account",
+        "/etc/pysk/ssl-acme-account.json",
+        "acme: the ACME account's credentials (mode 0600; made on first use)",
+    ),
+    Spec::new(
+        "ssl_acme_directory",
+        "https://acme-v02.api.letsencrypt.org/directory",
+        "acme: the ACME CA's directory URL",
+    )
+    .option("--directory"),
+    Spec::new(
         "ssl_wait",
         "15",
         "seconds to wait for the directory's lock (csr, install)",
@@ -114,9 +128,52 @@ pub fn install(settings: &Settings, args: &InstallArgs) -> Result<install::Optio
         warn_days: days(settings, "ssl_warn_days", args.warn_days.as_deref())?,
         reload: settings.string("ssl_reload_command", None)?,
         store: store(settings, &args.dir)?,
-        check_after_reload: check_after_reload(settings, args)?,
+        check_after_reload: check_after_reload(
+            settings,
+            &args.name,
+            &args.dir,
+            &args.ca,
+            args.warn_days.as_deref(),
+        )?,
         dry_run: args.dry_run.dry_run,
         wait: args.wait.resolve(settings, "ssl_wait")?,
+    })
+}
+
+/// The options of `acme`: NAME and its `--san`s (no wildcards), and the
+/// install that follows, from the chain it keeps in `DIR/.acme/`.
+pub fn acme(settings: &Settings, args: &AcmeArgs) -> Result<acme::Options, SslError> {
+    let name = names::checked("NAME", &args.name, false)?;
+    let mut sans = vec![name.clone()];
+    for san in &args.san {
+        let san = names::checked("--san", san, false)?;
+        if !sans.contains(&san) {
+            sans.push(san);
+        }
+    }
+    let store = store(settings, &args.dir)?;
+    let install = install::Options {
+        cert: store.acme_chain(&name),
+        chain: None,
+        key: None,
+        ca_file: ca_file(settings, &args.ca)?,
+        warn_days: days(settings, "ssl_warn_days", None)?,
+        reload: settings.string("ssl_reload_command", None)?,
+        check_after_reload: check_after_reload(settings, &args.name, &args.dir, &args.ca, None)?,
+        store,
+        dry_run: false,
+        wait: args.wait.resolve(settings, "ssl_wait")?,
+        name,
+    };
+    Ok(acme::Options {
+        sans,
+        webroot: args.webroot.clone(),
+        directory: settings.string("ssl_acme_directory", args.directory.as_deref())?,
+        account: settings.path("ssl_acme_account", None)?,
+        key_type: settings.with("ssl_key_type", args.key_type.as_deref(), |text| {
+            text.parse::<KeyType>()
+        })?,
+        install,
     })
 }
 
@@ -170,20 +227,23 @@ pub fn served(settings: &Settings, args: &ServedArgs) -> Result<served::Options,
 /// endpoint, the name as SNI and as the certificate to compare with.
 fn check_after_reload(
     settings: &Settings,
-    args: &InstallArgs,
+    name: &str,
+    dir_args: &DirArgs,
+    ca: &CaArgs,
+    warn_days: Option<&str>,
 ) -> Result<Option<served::Options>, SslError> {
     let Some(endpoint) = settings.optional_string("ssl_check_after_reload", None)? else {
         return Ok(None);
     };
-    let name = names::checked("NAME", &args.name, false)?;
+    let name = names::checked("NAME", name, false)?;
     Ok(Some(served::Options {
         endpoints: vec![endpoint],
         sni: Some(name.clone()),
         starttls: None,
         expect: Some(name),
-        dir: dir(settings, &args.dir)?,
-        ca_file: ca_file(settings, &args.ca)?,
-        warn_days: days(settings, "ssl_warn_days", args.warn_days.as_deref())?,
+        dir: dir(settings, dir_args)?,
+        ca_file: ca_file(settings, ca)?,
+        warn_days: days(settings, "ssl_warn_days", warn_days)?,
         timeout: settings.timeout("ssl_timeout", None)?,
         json: false,
     }))
@@ -246,6 +306,7 @@ mod tests {
             Command::Check(a) => check(&settings, a).map(drop),
             Command::List(a) => list(&settings, a).map(drop),
             Command::Served(a) => served(&settings, a).map(drop),
+            Command::Acme(a) => acme(&settings, a).map(drop),
             Command::Config => Ok(()),
         }
     }
@@ -256,6 +317,14 @@ mod tests {
         &["check"],
         &["list"],
         &["served", "www.example.org:443", "--starttls", "smtp"],
+        &[
+            "acme",
+            "www.example.org",
+            "--san",
+            "example.org",
+            "--webroot",
+            "/var/www",
+        ],
         &["config"],
     ];
 
@@ -263,7 +332,8 @@ mod tests {
     fn every_subcommand_resolves_from_no_configuration_and_from_a_file() {
         let file = "ssl_dir=/srv/ssl\nssl_key_group=root\nssl_key_type=rsa2048\n\
                     ssl_ca_file=/etc/ca.pem\nssl_warn_days=20\nssl_crit_days=5\n\
-                    ssl_reload_command=\"systemctl reload nginx\"\nssl_wait=3\nssl_timeout=4\nssl_check_after_reload=127.0.0.1:443\n";
+                    ssl_reload_command=\"systemctl reload nginx\"\nssl_wait=3\nssl_timeout=4\nssl_check_after_reload=127.0.0.1:443\n\
+                    ssl_acme_account=/srv/acme.json\nssl_acme_directory=https://acme.example/dir\n";
         for line in LINES {
             resolve("ssl_key_group=root\n", line).expect("defaults");
             resolve(file, line).expect("file");

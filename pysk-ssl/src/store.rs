@@ -169,6 +169,21 @@ impl Store {
         }
     }
 
+    /// Where `acme` keeps what it issued and which names it manages.
+    pub fn acme_dir(&self) -> PathBuf {
+        self.dir.join(".acme")
+    }
+
+    /// The chain `acme` last had issued for `name`.
+    pub fn acme_chain(&self, name: &str) -> PathBuf {
+        self.acme_dir().join(format!("{name}.pem"))
+    }
+
+    /// The record that `name` is ACME-managed (its names, webroot and CA).
+    pub fn acme_record(&self, name: &str) -> PathBuf {
+        self.acme_dir().join(format!("{name}.json"))
+    }
+
     /// The names with a certificate here (`NAME.crt`), sorted.
     pub fn names(&self) -> Result<Vec<String>, Error> {
         let mut names = Vec::new();

@@ -1,0 +1,262 @@
+//! `acme`: a certificate from an ACME CA (RFC 8555) through HTTP-01 with
+//! the challenge files in a webroot, then the gate and install of
+//! [`install`]. The account's credentials are kept in `ssl_acme_account`
+//! (mode 0600, never printed); the new key is kept as NAME's pending key
+//! until the certificate that matches it is installed; the issued chain
+//! is kept in `DIR/.acme/NAME.pem` and the name recorded as ACME-managed
+//! in `DIR/.acme/NAME.json` (what `list` and `renew` read).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use instant_acme::{
+    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier,
+    NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
+};
+use pysk_common::atomic;
+use pysk_common::error::{read_err, write_err};
+use pysk_common::exit::Outcome;
+use pysk_common::lock::Lock;
+use pysk_common::report::Reporter;
+use serde::Serialize;
+
+use crate::csr;
+use crate::error::SslError;
+use crate::install;
+use crate::keys::{self, KeyType};
+
+/// What `acme` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The DNS names, NAME first (checked; no wildcards: HTTP-01 cannot
+    /// prove them).
+    pub sans: Vec<String>,
+    /// Where `.well-known/acme-challenge/` is served from.
+    pub webroot: PathBuf,
+    /// The ACME directory URL.
+    pub directory: String,
+    /// The account's credentials (`ssl_acme_account`).
+    pub account: PathBuf,
+    /// The type of the new key.
+    pub key_type: KeyType,
+    /// The install that follows (its `cert` is where the issued chain is
+    /// kept; its `ca_file` is also what the connection to the CA trusts).
+    pub install: install::Options,
+}
+
+/// What `DIR/.acme/NAME.json` records: how the name was issued.
+#[derive(Debug, Serialize)]
+struct Record<'a> {
+    version: u32,
+    sans: &'a [String],
+    webroot: &'a Path,
+    directory: &'a str,
+}
+
+/// How long the CA may take to validate and to issue.
+const RETRIES: RetryPolicy = RetryPolicy::new().timeout(Duration::from_secs(120));
+
+/// Orders the certificate, then installs it as `install` does.
+pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, SslError> {
+    let install = &options.install;
+    let store = &install.store;
+    let name = &install.name;
+    store.create()?;
+    let _lock = Lock::acquire(&store.lock_path(), install.wait)?;
+    atomic::remove_stale_in(store.written_dirs(name), report)?;
+    let key = keys::generate(options.key_type)?;
+    store.write_key(&store.pending_key(name), key.serialize_pem().as_bytes())?;
+    let request = csr::request_der(&options.sans, &key)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| acme_error("starting the client", e))?;
+    let chain = runtime.block_on(issue(options, &request))?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .create(store.acme_dir())
+        .map_err(write_err(&store.acme_dir()))?;
+    store.write_public(&install.cert, chain.as_bytes())?;
+    let outcome = install::locked(install, report, out)?;
+    let record = Record {
+        version: 1,
+        sans: &options.sans,
+        webroot: &options.webroot,
+        directory: &options.directory,
+    };
+    let text = serde_json::to_string_pretty(&record)
+        .map_err(|e| pysk_common::Error::Internal(format!("the ACME record: {e}")))?;
+    store.write_public(&store.acme_record(name), format!("{text}\n").as_bytes())?;
+    Ok(outcome)
+}
+
+/// The order: account, HTTP-01 for every name, finalization with the CSR;
+/// the certificate chain (PEM). The challenge files are removed whatever
+/// happens.
+async fn issue(options: &Options, request: &[u8]) -> Result<String, SslError> {
+    let account = account(options).await?;
+    let identifiers: Vec<Identifier> = options
+        .sans
+        .iter()
+        .map(|n| Identifier::Dns(n.clone()))
+        .collect();
+    let mut order = account
+        .new_order(&NewOrder::new(&identifiers))
+        .await
+        .map_err(|e| acme_error("new order", e))?;
+    let mut written = Vec::new();
+    let result = validate(&mut order, &options.webroot, &mut written).await;
+    for path in &written {
+        // A challenge file left behind is harmless: it names no secret.
+        let _ = fs::remove_file(path);
+    }
+    result?;
+    order
+        .finalize_csr(request)
+        .await
+        .map_err(|e| acme_error("finalizing the order", e))?;
+    order
+        .poll_certificate(&RETRIES)
+        .await
+        .map_err(|e| acme_error("fetching the certificate", e))
+}
+
+/// Answers every pending authorization's HTTP-01 challenge with a file in
+/// `webroot` (listed in `written`) and waits until the order is ready.
+async fn validate(
+    order: &mut Order,
+    webroot: &Path,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), SslError> {
+    let dir = webroot.join(".well-known").join("acme-challenge");
+    let mut authorizations = order.authorizations();
+    while let Some(authz) = authorizations.next().await {
+        let mut authz = authz.map_err(|e| acme_error("authorization", e))?;
+        match authz.status {
+            AuthorizationStatus::Pending => {}
+            AuthorizationStatus::Valid => continue,
+            other => return Err(acme_error("authorization", format!("status {other:?}"))),
+        }
+        let mut challenge = authz
+            .challenge(ChallengeType::Http01)
+            .ok_or_else(|| acme_error("authorization", "the CA offers no HTTP-01 challenge"))?;
+        let token = &challenge.token;
+        if token.is_empty()
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(acme_error("challenge", "the CA sent a malformed token"));
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .create(&dir)
+            .map_err(write_err(&dir))?;
+        let path = dir.join(token);
+        let options = atomic::Options {
+            mode: Some(0o644),
+            ..atomic::Options::default()
+        };
+        written.push(path.clone());
+        atomic::replace(
+            &path,
+            challenge.key_authorization().as_str().as_bytes(),
+            options,
+        )?;
+        challenge
+            .set_ready()
+            .await
+            .map_err(|e| acme_error("challenge", e))?;
+    }
+    match order.poll_ready(&RETRIES).await {
+        Ok(OrderStatus::Ready) => Ok(()),
+        Ok(status) => Err(acme_error("validation", order_failure(order, status))),
+        Err(e) => Err(acme_error("validation", e)),
+    }
+}
+
+/// Why an order is not ready: its status and the CA's problem, if any.
+fn order_failure(order: &mut Order, status: OrderStatus) -> String {
+    match &order.state().error {
+        Some(problem) => format!("order {status:?}: {problem}"),
+        None => format!("order {status:?}"),
+    }
+}
+
+/// The account of `ssl_acme_account` at the directory, or a new one whose
+/// credentials are written there (mode 0600) first.
+async fn account(options: &Options) -> Result<Account, SslError> {
+    let path = &options.account;
+    if path.exists() {
+        let credentials = read_credentials(path, &options.directory)?;
+        return builder(options)?
+            .from_credentials(credentials)
+            .await
+            .map_err(|e| acme_error("the account", e));
+    }
+    let new = NewAccount {
+        contact: &[],
+        terms_of_service_agreed: true,
+        only_return_existing: false,
+    };
+    let (account, credentials) = builder(options)?
+        .create(&new, options.directory.clone(), None)
+        .await
+        .map_err(|e| acme_error("creating the account", e))?;
+    let text = serde_json::to_vec(&credentials)
+        .map_err(|e| pysk_common::Error::Internal(format!("the account's credentials: {e}")))?;
+    let private = atomic::Options {
+        mode: Some(0o600),
+        ..atomic::Options::default()
+    };
+    atomic::replace(path, &text, private)?;
+    Ok(account)
+}
+
+/// The credentials in `path`, which must be for `directory`. Their content
+/// is never quoted: a parse error gives its position only.
+fn read_credentials(path: &Path, directory: &str) -> Result<AccountCredentials, SslError> {
+    let bytes = fs::read(path).map_err(read_err(path))?;
+    let bad = |e: serde_json::Error| SslError::Input {
+        path: path.to_owned(),
+        reason: format!(
+            "not an ACME account's credentials (line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+    };
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(bad)?;
+    let stored = value
+        .get("directory")
+        .and_then(|d| d.as_str())
+        .unwrap_or("");
+    if stored != directory {
+        return Err(SslError::Input {
+            path: path.to_owned(),
+            reason: format!(
+                "the account is at \"{stored}\", not at \"{directory}\": give another ssl_acme_account"
+            ),
+        });
+    }
+    serde_json::from_value(value).map_err(bad)
+}
+
+/// The client: trusting `--ca-file`'s first certificate, else the system's
+/// verifier.
+fn builder(options: &Options) -> Result<AccountBuilder, SslError> {
+    match &options.install.ca_file {
+        Some(file) => Account::builder_with_root(file),
+        None => Account::builder(),
+    }
+    .map_err(|e| acme_error("the client", e))
+}
+
+/// An ACME failure at `step`.
+fn acme_error(step: &'static str, reason: impl std::fmt::Display) -> SslError {
+    SslError::Acme {
+        step,
+        reason: reason.to_string(),
+    }
+}
