@@ -20,7 +20,7 @@ use pysk_common::error::{read_err, write_err};
 use pysk_common::exit::Outcome;
 use pysk_common::lock::Lock;
 use pysk_common::report::Reporter;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::csr;
 use crate::error::SslError;
@@ -46,13 +46,18 @@ pub struct Options {
     pub install: install::Options,
 }
 
-/// What `DIR/.acme/NAME.json` records: how the name was issued.
-#[derive(Debug, Serialize)]
-struct Record<'a> {
-    version: u32,
-    sans: &'a [String],
-    webroot: &'a Path,
-    directory: &'a str,
+/// What `DIR/.acme/NAME.json` records: how the name was issued (what
+/// `renew` orders again).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Record {
+    /// The record's format: 1.
+    pub version: u32,
+    /// The DNS names, NAME first.
+    pub sans: Vec<String>,
+    /// The webroot of the challenges.
+    pub webroot: PathBuf,
+    /// The ACME directory URL.
+    pub directory: String,
 }
 
 /// How long the CA may take to validate and to issue.
@@ -82,9 +87,9 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let outcome = install::locked(install, report, out)?;
     let record = Record {
         version: 1,
-        sans: &options.sans,
-        webroot: &options.webroot,
-        directory: &options.directory,
+        sans: options.sans.clone(),
+        webroot: options.webroot.clone(),
+        directory: options.directory.clone(),
     };
     let text = serde_json::to_string_pretty(&record)
         .map_err(|e| pysk_common::Error::Internal(format!("the ACME record: {e}")))?;

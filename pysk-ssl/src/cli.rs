@@ -96,6 +96,18 @@ the install's chain check. The name is recorded as ACME-managed in
 DIR/.acme/ (`list` shows it). A CA that cannot be reached or refuses a
 step: exit 69, nothing installed.")]
     Acme(AcmeArgs),
+    /// Renew every ACME-managed certificate that is due
+    #[command(after_help = "\
+Example (cron, daily):
+  pysk-ssl -q renew
+
+A certificate is due when less than a third of its lifetime is left. Each
+due name is ordered again as `acme` ordered it (the names, webroot and CA
+recorded in DIR/.acme/NAME.json), with the account of ssl_acme_account,
+and installed through the same checks, then ssl_reload_command runs.
+--dry-run says which names are due and orders nothing. A name that fails is
+reported and the others go on; exit 1 if any failed.")]
+    Renew(RenewArgs),
     /// Check every installed certificate, its chain and its key
     #[command(after_help = "\
 Example (cron, mail only when something needs attention):
@@ -234,6 +246,23 @@ pub struct AcmeArgs {
     /// The directory.
     #[command(flatten)]
     pub dir: DirArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// The options of `renew`.
+#[derive(Debug, clap::Args)]
+pub struct RenewArgs {
+    /// Trust anchors.
+    #[command(flatten)]
+    pub ca: CaArgs,
+    /// The directory.
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
     /// `--wait`.
     #[command(flatten)]
     pub wait: WaitArgs,

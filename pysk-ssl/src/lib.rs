@@ -8,7 +8,8 @@
 //!   judges expiry, names and key; [`store`] writes a name's files as one
 //!   set.
 //! - [`acme`]: a certificate ordered from an ACME CA (HTTP-01 through a
-//!   webroot), then installed through the same gate.
+//!   webroot), then installed through the same gate; [`renew`]: every
+//!   ACME-managed name that is due ordered again.
 //! - [`check`]: every installed certificate judged (lines, `--json`,
 //!   `--nagios`); [`list`]: what is installed; [`served`]: the chain
 //!   servers present (STARTTLS too) against the one installed.
@@ -27,6 +28,7 @@ pub mod install;
 pub mod keys;
 pub mod list;
 pub mod names;
+pub mod renew;
 pub mod served;
 pub mod settings;
 pub mod store;
@@ -56,6 +58,7 @@ pub fn try_main() -> Result<Outcome, SslError> {
             install::run(&settings::install(&settings, &args)?, &report, &mut out)
         }
         Command::Acme(args) => acme::run(&settings::acme(&settings, &args)?, &report, &mut out),
+        Command::Renew(args) => renew::run(&settings::renew(&settings, &args)?, &report, &mut out),
         Command::Check(args) => check::run(&settings::check(&settings, &args)?, &report, &mut out),
         Command::Served(args) => served::run(&settings::served(&settings, &args)?, &report),
         Command::List(args) => list::run(&settings::list(&settings, &args)?, &report, &mut out),

@@ -10,13 +10,14 @@ use pysk_common::settings::{Settings, Spec};
 use crate::acme;
 use crate::check;
 use crate::cli::{
-    AcmeArgs, CaArgs, CheckArgs, CsrArgs, DirArgs, InstallArgs, ListArgs, ServedArgs,
+    AcmeArgs, CaArgs, CheckArgs, CsrArgs, DirArgs, InstallArgs, ListArgs, RenewArgs, ServedArgs,
 };
 use crate::error::SslError;
 use crate::install;
 use crate::keys::KeyType;
 use crate::list;
 use crate::names;
+use crate::renew;
 use crate::served;
 use crate::store::Store;
 use crate::{csr, keys};
@@ -130,7 +131,7 @@ pub fn install(settings: &Settings, args: &InstallArgs) -> Result<install::Optio
         store: store(settings, &args.dir)?,
         check_after_reload: check_after_reload(
             settings,
-            &args.name,
+            Some(&args.name),
             &args.dir,
             &args.ca,
             args.warn_days.as_deref(),
@@ -159,7 +160,13 @@ pub fn acme(settings: &Settings, args: &AcmeArgs) -> Result<acme::Options, SslEr
         ca_file: ca_file(settings, &args.ca)?,
         warn_days: days(settings, "ssl_warn_days", None)?,
         reload: settings.string("ssl_reload_command", None)?,
-        check_after_reload: check_after_reload(settings, &args.name, &args.dir, &args.ca, None)?,
+        check_after_reload: check_after_reload(
+            settings,
+            Some(&args.name),
+            &args.dir,
+            &args.ca,
+            None,
+        )?,
         store,
         dry_run: false,
         wait: args.wait.resolve(settings, "ssl_wait")?,
@@ -174,6 +181,22 @@ pub fn acme(settings: &Settings, args: &AcmeArgs) -> Result<acme::Options, SslEr
             text.parse::<KeyType>()
         })?,
         install,
+    })
+}
+
+/// The options of `renew`: the switches `acme` reads, for every
+/// ACME-managed name.
+pub fn renew(settings: &Settings, args: &RenewArgs) -> Result<renew::Options, SslError> {
+    Ok(renew::Options {
+        store: store(settings, &args.dir)?,
+        account: settings.path("ssl_acme_account", None)?,
+        key_type: settings.with("ssl_key_type", None, |text| text.parse::<KeyType>())?,
+        ca_file: ca_file(settings, &args.ca)?,
+        warn_days: days(settings, "ssl_warn_days", None)?,
+        reload: settings.string("ssl_reload_command", None)?,
+        check_after_reload: check_after_reload(settings, None, &args.dir, &args.ca, None)?,
+        dry_run: args.dry_run.dry_run,
+        wait: args.wait.resolve(settings, "ssl_wait")?,
     })
 }
 
@@ -224,10 +247,11 @@ pub fn served(settings: &Settings, args: &ServedArgs) -> Result<served::Options,
 }
 
 /// The probe `install` runs after the reload: `ssl_check_after_reload`'s
-/// endpoint, the name as SNI and as the certificate to compare with.
+/// endpoint, the name (if given here; `renew` sets it per name) as SNI and
+/// as the certificate to compare with.
 fn check_after_reload(
     settings: &Settings,
-    name: &str,
+    name: Option<&str>,
     dir_args: &DirArgs,
     ca: &CaArgs,
     warn_days: Option<&str>,
@@ -235,12 +259,15 @@ fn check_after_reload(
     let Some(endpoint) = settings.optional_string("ssl_check_after_reload", None)? else {
         return Ok(None);
     };
-    let name = names::checked("NAME", name, false)?;
+    let name = match name {
+        Some(name) => Some(names::checked("NAME", name, false)?),
+        None => None,
+    };
     Ok(Some(served::Options {
         endpoints: vec![endpoint],
-        sni: Some(name.clone()),
+        sni: name.clone(),
         starttls: None,
-        expect: Some(name),
+        expect: name,
         dir: dir(settings, dir_args)?,
         ca_file: ca_file(settings, ca)?,
         warn_days: days(settings, "ssl_warn_days", warn_days)?,
@@ -307,6 +334,7 @@ mod tests {
             Command::List(a) => list(&settings, a).map(drop),
             Command::Served(a) => served(&settings, a).map(drop),
             Command::Acme(a) => acme(&settings, a).map(drop),
+            Command::Renew(a) => renew(&settings, a).map(drop),
             Command::Config => Ok(()),
         }
     }
@@ -325,6 +353,7 @@ mod tests {
             "--webroot",
             "/var/www",
         ],
+        &["renew", "--dry-run"],
         &["config"],
     ];
 

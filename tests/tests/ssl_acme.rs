@@ -2,13 +2,15 @@
 //! pebble-challtestsrv as its resolver and the webroot served on its
 //! HTTP-01 port): a certificate issued, installed through the gate and
 //! verified by `openssl verify`, the account kept 0600 and never printed,
-//! the name listed as ACME-managed and passing `check`.
+//! the name listed as ACME-managed and passing `check`; `renew` leaving a
+//! fresh certificate alone and ordering again one made due, a broken name
+//! not stopping the others.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use pysk_tests::tls::{Pebble, openssl, openssl_verify};
+use pysk_tests::tls::{Pebble, TestCa, Validity, openssl, openssl_verify};
 use pysk_tests::{TempDir, scratch, stdout, tool, write_switches};
 
 const NAME: &str = "www.example.test";
@@ -147,4 +149,79 @@ fn acme_without_a_served_webroot_fails_and_installs_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ACME validation"), "{err}");
     assert!(!env.ssl(&format!("{NAME}.crt")).exists());
+}
+
+/// `renew` with `args` against pebble.
+fn renew(env: &Env, args: &[&str]) -> std::process::Output {
+    tool("pysk-ssl")
+        .config_dir(env.dir.path())
+        .arg("renew")
+        .args(args)
+        .arg("--ca-file")
+        .arg(&env.pebble.ca_file)
+        .succeeds()
+}
+
+#[test]
+fn renew_skips_a_fresh_certificate_and_renews_one_made_due() {
+    let Some(env) = Env::new() else {
+        return;
+    };
+    env.acme().succeeds();
+    let leaf = env.ssl(&format!("{NAME}.crt"));
+    let fresh = fs::read(&leaf).expect("the leaf");
+    let out = renew(&env, &[]);
+    assert_eq!(
+        fresh,
+        fs::read(&leaf).expect("the leaf"),
+        "a fresh one is kept"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not due"), "{err}");
+
+    // A certificate of another CA with 35 days left of 115: due (less
+    // than a third left), yet past the gate's 30 days.
+    let tool = || tool("pysk-ssl").config_dir(env.dir.path());
+    tool().args(["csr", NAME, "--san", SAN]).succeeds();
+    let csr = fs::read_to_string(env.ssl(&format!("{NAME}.csr"))).expect("the CSR");
+    let ca = TestCa::new();
+    let root = env.dir.path().join("test-root.pem");
+    ca.write_root(&root);
+    let files = ca
+        .intermediate(Validity::CA)
+        .sign_csr(&csr, Validity::days(-80, 35))
+        .write(&env.dir.path().join("due"), NAME);
+    tool()
+        .args(["install", NAME, "--cert"])
+        .arg(&files.cert)
+        .arg("--chain")
+        .arg(&files.chain)
+        .arg("--ca-file")
+        .arg(&root)
+        .succeeds();
+    let due = fs::read(&leaf).expect("the due leaf");
+
+    let plan = renew(&env, &["--dry-run"]);
+    assert!(
+        stdout(&plan).contains(&format!("would renew {NAME}")),
+        "{plan:?}"
+    );
+    assert_eq!(
+        due,
+        fs::read(&leaf).expect("the leaf"),
+        "a dry run orders nothing"
+    );
+
+    // A broken name before it does not stop it: reported, exit 1.
+    let broken = env.ssl(".acme/a.example.test.json");
+    fs::write(&broken, "{ not json").expect("a broken record");
+    let out = tool()
+        .arg("renew")
+        .arg("--ca-file")
+        .arg(&env.pebble.ca_file)
+        .fails_with(1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a.example.test"), "{err}");
+    assert_ne!(due, fs::read(&leaf).expect("the renewed leaf"));
+    env.verify_installed();
 }

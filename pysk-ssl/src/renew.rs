@@ -1,0 +1,169 @@
+//! `renew`: every ACME-managed name (`DIR/.acme/NAME.json`) whose
+//! certificate has less than a third of its lifetime left is ordered again
+//! through [`acme`] with the names, webroot and CA of its record, and
+//! installed through the same gate. One failing name does not stop the
+//! others: each failure is reported and the run exits 1.
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pysk_common::date::unix_now;
+use pysk_common::error::read_err;
+use pysk_common::exit::Outcome;
+use pysk_common::report::Reporter;
+
+use crate::acme::{self, Record};
+use crate::certs;
+use crate::chain;
+use crate::error::SslError;
+use crate::install;
+use crate::keys::KeyType;
+use crate::names;
+use crate::served;
+use crate::store::{Part, Store};
+
+/// What `renew` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The certificate directory.
+    pub store: Store,
+    /// The account's credentials (`ssl_acme_account`).
+    pub account: PathBuf,
+    /// The type of each new key.
+    pub key_type: KeyType,
+    /// The trust anchors (`None`: the system's store), also trusted for
+    /// the connection to the CA.
+    pub ca_file: Option<PathBuf>,
+    /// No certificate of a new chain may expire within this many days.
+    pub warn_days: u64,
+    /// Run after each install (split at blanks; empty: none).
+    pub reload: String,
+    /// The probe after each reload (`ssl_check_after_reload`), its name
+    /// set to the name renewed.
+    pub check_after_reload: Option<served::Options>,
+    /// Say which names are due; order nothing.
+    pub dry_run: bool,
+    /// How long to wait for the lock.
+    pub wait: Duration,
+}
+
+/// A certificate is due when less than this fraction (1/N) of its
+/// lifetime is left.
+const DUE_FRACTION: i64 = 3;
+
+/// Renews every due ACME-managed name; `Partial` (exit 1) when any failed.
+pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, SslError> {
+    let mut outcome = Outcome::Success;
+    for name in managed(&options.store)? {
+        if let Err(e) = renew(options, &name, report, out) {
+            report.warn(format_args!("{name}: {e}"));
+            outcome = Outcome::Partial;
+        }
+    }
+    Ok(outcome)
+}
+
+/// The names with an ACME record, sorted.
+fn managed(store: &Store) -> Result<Vec<String>, SslError> {
+    let dir = store.acme_dir();
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut names = Vec::new();
+    for entry in fs::read_dir(&dir).map_err(read_err(&dir))? {
+        let entry = entry.map_err(read_err(&dir))?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if let Some(name) = file.strip_suffix(".json") {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// One name: skipped when not due, else shown (dry run) or renewed.
+fn renew(
+    options: &Options,
+    name: &str,
+    report: &Reporter,
+    out: &mut dyn Write,
+) -> Result<(), SslError> {
+    let store = &options.store;
+    let record = record(store, name)?;
+    let leaf = certs::read(&store.live(name, Part::Cert))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| pysk_common::Error::Internal("no certificate read".to_owned()))?;
+    let due = leaf.not_after - (leaf.not_after - leaf.not_before) / DUE_FRACTION;
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    if now < due {
+        report.info(format_args!(
+            "{name}: not due (renewed from {})",
+            chain::date(due)
+        ));
+        return Ok(());
+    }
+    if options.dry_run {
+        writeln!(
+            out,
+            "would renew {name} (expires {}) from {}",
+            chain::date(leaf.not_after),
+            record.directory
+        )
+        .map_err(pysk_common::Error::Stdout)?;
+        return Ok(());
+    }
+    acme::run(&order(options, name, record), report, out)?;
+    Ok(())
+}
+
+/// The record of `name`, its names checked as the command line's are.
+fn record(store: &Store, name: &str) -> Result<Record, SslError> {
+    let path = store.acme_record(name);
+    let bytes = certs::read_limited(&path)?;
+    let bad = |reason: String| SslError::Input {
+        path: path.clone(),
+        reason,
+    };
+    let record: Record =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not an ACME record: {e}")))?;
+    if record.version != 1 || record.sans.first().map(String::as_str) != Some(name) {
+        return Err(bad(format!("not a version 1 record for {name}")));
+    }
+    for san in &record.sans {
+        names::checked("a record's name", san, false)?;
+    }
+    Ok(record)
+}
+
+/// The `acme` run that renews `name` as its record says.
+fn order(options: &Options, name: &str, record: Record) -> acme::Options {
+    let store = options.store.clone();
+    let check_after_reload = options.check_after_reload.clone().map(|mut probe| {
+        probe.sni = Some(name.to_owned());
+        probe.expect = Some(name.to_owned());
+        probe
+    });
+    acme::Options {
+        sans: record.sans,
+        webroot: record.webroot,
+        directory: record.directory,
+        account: options.account.clone(),
+        key_type: options.key_type,
+        install: install::Options {
+            name: name.to_owned(),
+            cert: store.acme_chain(name),
+            chain: None,
+            key: None,
+            ca_file: options.ca_file.clone(),
+            warn_days: options.warn_days,
+            reload: options.reload.clone(),
+            store,
+            check_after_reload,
+            dry_run: false,
+            wait: options.wait,
+        },
+    }
+}
