@@ -11,9 +11,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bytes::Bytes;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
 use instant_acme::{
-    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier,
-    NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
+    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, BodyWrapper, ChallengeType,
+    Identifier, NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
 };
 use pysk_common::atomic;
 use pysk_common::error::{read_err, write_err};
@@ -248,14 +251,29 @@ fn read_credentials(path: &Path, directory: &str) -> Result<AccountCredentials, 
     serde_json::from_value(value).map_err(bad)
 }
 
-/// The client: trusting `--ca-file`'s first certificate, else the system's
-/// verifier.
+/// The client: HTTPS only, trusting every certificate of `--ca-file`,
+/// else the system's store.
 fn builder(options: &Options) -> Result<AccountBuilder, SslError> {
-    match &options.install.ca_file {
-        Some(file) => Account::builder_with_root(file),
-        None => Account::builder(),
+    let mut roots = rustls::RootCertStore::empty();
+    for root in pysk_common::tls::roots(options.install.ca_file.as_deref())? {
+        // A system certificate rustls cannot use is simply not trusted.
+        let _ = roots.add(root);
     }
-    .map_err(|e| acme_error("the client", e))
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| acme_error("the client", e))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .build();
+    let client: HyperClient<_, BodyWrapper<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build(connector);
+    Ok(Account::builder_with_http(Box::new(client)))
 }
 
 /// An ACME failure at `step`.

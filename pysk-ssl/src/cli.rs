@@ -91,8 +91,8 @@ port 80 for each name), and installs the issued certificate through the
 same checks as `install` (exit 65 if one fails, nothing changed), then runs
 ssl_reload_command. The account is made on first use; its credentials are
 kept in ssl_acme_account (mode 0600) and never printed. --ca-file is
-trusted both for the connection to the CA (its first certificate) and by
-the install's chain check. The name is recorded as ACME-managed in
+trusted both for the connection to the CA and by the install's chain
+check. The name is recorded as ACME-managed in
 DIR/.acme/ (`list` shows it). A CA that cannot be reached or refuses a
 step: exit 69, nothing installed.")]
     Acme(AcmeArgs),

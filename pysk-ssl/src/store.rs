@@ -130,11 +130,15 @@ impl Store {
         self.dir.join(format!("{name}.csr"))
     }
 
-    /// Where a run on `name` may have left temporary files: the directory
-    /// and the name's directory of sets (cleared under the lock with
-    /// [`atomic::remove_stale_in`]).
-    pub fn written_dirs(&self, name: &str) -> [PathBuf; 2] {
-        [self.dir.clone(), self.dir.join(".sets").join(name)]
+    /// Where a run on `name` may have left temporary files: the directory,
+    /// the name's directory of sets and `acme`'s directory (cleared under
+    /// the lock with [`atomic::remove_stale_in`]).
+    pub fn written_dirs(&self, name: &str) -> [PathBuf; 3] {
+        [
+            self.dir.clone(),
+            self.dir.join(".sets").join(name),
+            self.acme_dir(),
+        ]
     }
 
     /// Creates the directory (0755) when it is missing.

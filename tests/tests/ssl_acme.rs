@@ -151,14 +151,21 @@ fn acme_without_a_served_webroot_fails_and_installs_nothing() {
     assert!(!env.ssl(&format!("{NAME}.crt")).exists());
 }
 
-/// `renew` with `args` against pebble.
+/// `renew` with `args` against pebble, trusting pebble's roots in the
+/// other order (the issuing root first): every certificate of the file
+/// is trusted for the connection, not only the first.
 fn renew(env: &Env, args: &[&str]) -> std::process::Output {
+    let bundle = env.dir.path().join("roots-reversed.pem");
+    let listener = fs::read_to_string(env.dir.path().join("pebble-listener-root.pem"))
+        .expect("pebble's listener root");
+    let issuer = fs::read_to_string(&env.pebble.issuer_root).expect("pebble's issuing root");
+    fs::write(&bundle, format!("{issuer}{listener}")).expect("write the bundle");
     tool("pysk-ssl")
         .config_dir(env.dir.path())
         .arg("renew")
         .args(args)
         .arg("--ca-file")
-        .arg(&env.pebble.ca_file)
+        .arg(&bundle)
         .succeeds()
 }
 
