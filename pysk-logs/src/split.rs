@@ -819,6 +819,11 @@ fn inbox_fates(
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default();
             let to = spool.fresh_name("rejected", now, &format!("-{name}"), &manifest.moves);
+            report.warn(format!(
+                "{}: set aside whole as {}",
+                path.display(),
+                spool.root().join(&to).display()
+            ));
             manifest.moves.push(Move { from, to });
         } else {
             manifest.remove.push(from);

@@ -143,3 +143,14 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// A run's exit code (a run killed by a signal has none: the test fails).
+pub fn code(out: &Output) -> i32 {
+    out.status.code().expect("exit code")
+}
+
+/// Asserts that the run's stderr contains `text`, showing it otherwise.
+pub fn assert_stderr(out: &Output, text: &str) {
+    let err = stderr(out);
+    assert!(err.contains(text), "{text:?} not in: {err}");
+}

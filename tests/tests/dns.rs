@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 use pysk_tests::bind::{Named, check_conf, check_zone};
 use pysk_tests::http::{HttpServer, Reply};
 use pysk_tests::{
-    TempDir, TestCommand, examples, require, scratch, secret_file, test_certificate, tool,
-    write_switches,
+    TempDir, TestCommand, assert_stderr, code, examples, require, scratch, secret_file, stderr,
+    test_certificate, tool, write_switches,
 };
 
 const USER: &str = "pysk";
@@ -135,20 +135,6 @@ impl Fleet {
 fn example(server: &str) -> String {
     fs::read_to_string(examples().join(format!("dns/{server}.example.net.json")))
         .expect("example document")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Asserts that the run's stderr contains `text`, showing it otherwise.
-fn assert_stderr(out: &Output, text: &str) {
-    let err = stderr(out);
-    assert!(err.contains(text), "{text:?} not in: {err}");
 }
 
 /// The expected long DKIM text of the example, as dig prints it: two

@@ -11,7 +11,8 @@ use std::process::{Command, Output};
 use pysk_tests::bind::{Named, check_conf};
 use pysk_tests::http::{HttpServer, Reply};
 use pysk_tests::{
-    TempDir, TestCommand, require, scratch, secret_file, test_certificate, tool, write_switches,
+    TempDir, TestCommand, code, require, scratch, secret_file, stderr, test_certificate, tool,
+    write_switches,
 };
 
 const USER: &str = "pysk";
@@ -135,14 +136,6 @@ fn zone(name: &str, records: &[(&str, &str, &str)]) -> String {
         r#"{{"name": "{name}", "ns": ["ns1.example.net.", "ns2.example.net."], "records": [{}]}}"#,
         records.join(", ")
     )
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Asserts the run's stderr is exactly `lines` (in any order).

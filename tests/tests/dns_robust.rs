@@ -7,13 +7,12 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Output;
 
 use pysk_tests::bind::Named;
 use pysk_tests::http::{HttpServer, Reply};
 use pysk_tests::{
-    TempDir, TestCommand, examples, require, scratch, secret_file, test_certificate, tool,
-    write_switches,
+    TempDir, TestCommand, assert_stderr, code, examples, require, scratch, secret_file, stderr,
+    test_certificate, tool, write_switches,
 };
 
 const USER: &str = "pysk";
@@ -122,20 +121,6 @@ fn edited(server: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
     let mut doc: serde_json::Value = serde_json::from_str(&example(server)).expect("json");
     edit(&mut doc);
     doc.to_string()
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Asserts that the run's stderr contains `text`, showing it otherwise.
-fn assert_stderr(out: &Output, text: &str) {
-    let err = stderr(out);
-    assert!(err.contains(text), "{text:?} not in: {err}");
 }
 
 /// The serial `named` serves for `zone`.

@@ -248,6 +248,16 @@ fn split_sets_a_cut_or_corrupt_stream_of_any_kind_aside_whole_and_exits_1() {
             &fs::read(spool.join("rejected").join(kept)).expect("read"),
             bytes
         );
+        let told = format!(
+            "pysk-logs: {}: set aside whole as {}",
+            inbox.join(name).display(),
+            spool.join("rejected").join(kept).display()
+        );
+        assert!(
+            stderr(&out).lines().any(|l| l == told),
+            "{told} in {}",
+            stderr(&out)
+        );
     }
     // No line of a cut input is used (whether an empty output is left for
     // its vhost is the inbox's business, not the reader's).
