@@ -124,16 +124,27 @@ it deliberately leaves the sysexits codes of the other subcommands.")]
 Examples:
   pysk-ssl served www.example.org:443
   pysk-ssl served mail.example.org:25 mail.example.org:587 --starttls smtp
+  pysk-ssl -q served --from /etc/pysk/ssl-endpoints
+  pysk-ssl -q served --inventory
 
---starttls applies to every endpoint of the run: probe each protocol in its
-own run.
+--name, --starttls and --expect apply to the HOST:PORT arguments; a list
+gives each endpoint its own (# comments):
+  www.example.org:443
+  192.0.2.25:25 name=mail.example.org starttls=smtp
+  192.0.2.25:993 name=mail.example.org expect=mail.example.org
+The inventory's servers are probed at their address (else their name) with
+their name as SNI, at the ports of their ssl= setting:
+  mail.example.org 192.0.2.25 ssl=443,25/smtp,143/imap,110/pop3,993
 
-For each endpoint: the served leaf is compared with DIR/NAME.crt (NAME:
---expect, else --name, else the host) — a newer certificate on disk is
-\"renewed but not reloaded\" —, the served chain is judged as install
-judges one (path to a trust anchor, expiry within --warn-days, names).
-Endpoints are probed concurrently; each connect, read and write is bounded
-by --timeout. Exit 1 when any endpoint needs attention.")]
+For each endpoint: the served leaf is compared with DIR/NAME.crt — a newer
+certificate on disk is \"renewed but not reloaded\" —, and the served chain
+is judged as install judges one (path to a trust anchor, expiry within
+--warn-days, names). An endpoint of the command line or a list must be
+installed in DIR; an inventory server's certificate is compared when it is
+installed here and otherwise judged alone (servers keep their certificates
+on their own disks). Endpoints are probed concurrently (64 at a time); each
+endpoint's whole probe is bounded by --timeout. Exit 1 when any endpoint
+needs attention.")]
     Served(ServedArgs),
     /// List the installed certificates
     #[command(after_help = "\
@@ -295,18 +306,33 @@ pub struct CheckArgs {
 #[derive(Debug, clap::Args)]
 pub struct ServedArgs {
     /// HOST:PORT of each server to probe
-    #[arg(required = true, value_name = "HOST:PORT")]
+    #[arg(value_name = "HOST:PORT", required_unless_present_any = ["from", "inventory"])]
     pub endpoints: Vec<String>,
-    /// The name to send as SNI [default: the host]
+    /// Also probe the endpoints listed in FILE (`-`: standard input), one
+    /// a line: HOST:PORT [name=SNI] [starttls=PROTOCOL] [expect=NAME]
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// Also probe every server of the inventory, at the ports of its ssl=
+    /// setting (ssl=443,25/smtp; default 443)
+    #[arg(long)]
+    pub inventory: bool,
+    /// The inventory [default: <config-dir>/hosts]
+    #[arg(long, value_name = "FILE", requires = "inventory")]
+    pub hosts: Option<PathBuf>,
+    /// The name to send as SNI to the HOST:PORT arguments [default: the
+    /// host]
     #[arg(long, value_name = "SNI")]
     pub name: Option<String>,
-    /// Upgrade a plain connection first: smtp, imap or pop3
+    /// Upgrade the HOST:PORT arguments' plain connections first: smtp,
+    /// imap or pop3
     #[arg(long, value_name = "PROTOCOL")]
     pub starttls: Option<String>,
-    /// Compare with the installed certificate of NAME [default: the SNI name]
+    /// Compare the HOST:PORT arguments with the installed certificate of
+    /// NAME [default: the SNI name]
     #[arg(long, value_name = "NAME")]
     pub expect: Option<String>,
-    /// Limit of each connect, read and write [switch: ssl_timeout]
+    /// Limit of each endpoint's whole probe: connect, STARTTLS, handshake
+    /// [switch: ssl_timeout]
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<String>,
     /// Warn about a served chain expiring within DAYS [switch: ssl_warn_days]

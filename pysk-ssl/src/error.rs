@@ -21,6 +21,16 @@ pub enum SslError {
         /// What is wrong with it (never its content).
         reason: String,
     },
+    /// A line of an endpoint list or of the inventory's `ssl=` setting
+    /// is not what `served` can probe; nothing was probed.
+    List {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The install gate refused the certificate; nothing was changed.
     Refused {
         /// The name being installed.
@@ -52,6 +62,9 @@ impl fmt::Display for SslError {
         match self {
             SslError::Common(e) => e.fmt(f),
             SslError::Input { path, reason } => write!(f, "{}: {reason}", path.display()),
+            SslError::List { path, line, reason } => {
+                write!(f, "{}:{line}: {reason}", path.display())
+            }
             SslError::Refused {
                 name,
                 check,
@@ -84,7 +97,9 @@ impl ToolError for SslError {
     fn exit_code(&self) -> u8 {
         match self {
             SslError::Common(e) => e.exit_code(),
-            SslError::Input { .. } | SslError::Refused { .. } => exit::DATAERR,
+            SslError::Input { .. } | SslError::List { .. } | SslError::Refused { .. } => {
+                exit::DATAERR
+            }
             SslError::Acme { .. } | SslError::Reload { .. } => exit::UNAVAILABLE,
         }
     }

@@ -12,7 +12,8 @@
 //!   ACME-managed name that is due ordered again.
 //! - [`check`]: every installed certificate judged (lines, `--json`,
 //!   `--nagios`); [`list`]: what is installed; [`served`]: the chain
-//!   servers present (STARTTLS too) against the one installed.
+//!   servers present (STARTTLS too) against the one installed, for the
+//!   [`endpoints`] of the command line, a list or the inventory.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
@@ -23,6 +24,7 @@ pub mod chain;
 pub mod check;
 pub mod cli;
 pub mod csr;
+pub mod endpoints;
 pub mod error;
 pub mod install;
 pub mod keys;
@@ -60,7 +62,7 @@ pub fn try_main() -> Result<Outcome, SslError> {
         Command::Acme(args) => acme::run(&settings::acme(&settings, &args)?, &report, &mut out),
         Command::Renew(args) => renew::run(&settings::renew(&settings, &args)?, &report, &mut out),
         Command::Check(args) => check::run(&settings::check(&settings, &args)?, &report, &mut out),
-        Command::Served(args) => served::run(&settings::served(&settings, &args)?, &report),
+        Command::Served(args) => served::run(&settings::served(&common, &settings, &args)?, &report),
         Command::List(args) => list::run(&settings::list(&settings, &args)?, &report, &mut out),
     }
 }

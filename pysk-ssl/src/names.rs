@@ -8,15 +8,20 @@ use pysk_common::hostname;
 /// host name; `*.` in front only when `wildcard`. A bad one is an error
 /// of `origin` (`NAME`, `--san`).
 pub fn checked(origin: &str, text: &str, wildcard: bool) -> Result<String, Error> {
+    parse(text, wildcard).map_err(|why| Error::option(origin, why))
+}
+
+/// [`checked`]'s rule, with the reason as text (for errors that name a
+/// file and line instead of an option).
+pub fn parse(text: &str, wildcard: bool) -> Result<String, String> {
     let name = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
     let rest = match name.strip_prefix("*.") {
         Some(rest) if wildcard => rest,
         _ => &name,
     };
-    hostname::check(rest).map_err(|why| Error::option(origin, format!("{text:?}: {why}")))?;
+    hostname::check(rest).map_err(|why| format!("{text:?}: {why}"))?;
     if rest.contains('_') || !rest.contains('.') {
-        let why = "not a fully qualified host name";
-        return Err(Error::option(origin, format!("{text:?}: {why}")));
+        return Err(format!("{text:?}: not a fully qualified host name"));
     }
     Ok(name)
 }

@@ -142,8 +142,10 @@ fn record(store: &Store, name: &str) -> Result<Record, SslError> {
 fn order(options: &Options, name: &str, record: Record) -> acme::Options {
     let store = options.store.clone();
     let check_after_reload = options.check_after_reload.clone().map(|mut probe| {
-        probe.sni = Some(name.to_owned());
-        probe.expect = Some(name.to_owned());
+        for endpoint in &mut probe.endpoints {
+            endpoint.sni = name.to_owned();
+            endpoint.expect = name.to_owned();
+        }
         probe
     });
     acme::Options {

@@ -4,12 +4,12 @@
 //! expiry, names). STARTTLS for SMTP, IMAP and POP3, because the fleet
 //! serves mail. Endpoints are probed concurrently, each bounded in time.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -23,55 +23,26 @@ use pysk_common::report::{self, Reporter};
 
 use crate::certs::{self, Cert};
 use crate::chain;
+use crate::endpoints::{Compare, Endpoint, StartTls};
 use crate::error::SslError;
 use crate::store::{Part, Store};
 
 /// Most endpoints probed at once.
-const CONCURRENCY: usize = 32;
-
-/// The plain-text protocols that upgrade to TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartTls {
-    /// SMTP's `STARTTLS` (RFC 3207).
-    Smtp,
-    /// IMAP's `STARTTLS` (RFC 3501).
-    Imap,
-    /// POP3's `STLS` (RFC 2595).
-    Pop3,
-}
-
-impl FromStr for StartTls {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<StartTls, String> {
-        match text {
-            "smtp" => Ok(StartTls::Smtp),
-            "imap" => Ok(StartTls::Imap),
-            "pop3" => Ok(StartTls::Pop3),
-            _ => Err("expected smtp, imap or pop3".to_owned()),
-        }
-    }
-}
+const CONCURRENCY: usize = 64;
 
 /// What `served` is asked to do.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// `HOST:PORT` of each server.
-    pub endpoints: Vec<String>,
-    /// The name sent as SNI (default: the host).
-    pub sni: Option<String>,
-    /// The protocol to upgrade first.
-    pub starttls: Option<StartTls>,
-    /// The name whose installed files the served chain is compared with
-    /// (default: the SNI name).
-    pub expect: Option<String>,
+    /// The servers to probe.
+    pub endpoints: Vec<Endpoint>,
     /// The certificate directory.
     pub dir: PathBuf,
     /// The trust anchors (`None`: the system's store).
     pub ca_file: Option<PathBuf>,
     /// Warn when the served chain expires within this many days.
     pub warn_days: u64,
-    /// The limit of each connect, read and write.
+    /// The limit of one endpoint's whole probe: connect, STARTTLS,
+    /// handshake.
     pub timeout: Duration,
     /// The `--json` document instead of lines.
     pub json: bool,
@@ -80,16 +51,19 @@ pub struct Options {
 /// One endpoint's verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
-    /// `HOST:PORT`.
+    /// `HOST:PORT` connected to.
     pub endpoint: String,
+    /// The name sent as SNI.
+    pub sni: String,
     /// The name compared with the disk.
     pub name: String,
     /// The subjects of the served certificates, leaf first, as served.
     pub served: Vec<String>,
     /// The served leaf's expiry (`YYYY-MM-DD`).
     pub expires: Option<String>,
-    /// Whether the served leaf is the installed `NAME.crt`.
-    pub installed: bool,
+    /// Whether the served leaf is the installed `NAME.crt` (`None`: not
+    /// installed here, so not compared).
+    pub installed: Option<bool>,
     /// What needs attention (none: all is well).
     pub problems: Vec<String>,
 }
@@ -104,21 +78,7 @@ struct Summary<'a> {
 /// Probes every endpoint and reports.
 pub fn run(options: &Options, report: &Reporter) -> Result<Outcome, SslError> {
     let anchors = chain::anchors(options.ca_file.as_deref())?;
-    let mut verdicts = Vec::new();
-    for batch in options.endpoints.chunks(CONCURRENCY) {
-        let found: Vec<Verdict> = std::thread::scope(|s| {
-            let handles: Vec<_> = batch
-                .iter()
-                .map(|e| s.spawn(|| judge(e, options, &anchors)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join())
-                .collect::<Result<_, _>>()
-        })
-        .map_err(|_| pysk_common::Error::Internal("a probe thread panicked".to_owned()))?;
-        verdicts.extend(found);
-    }
+    let verdicts = probe_all(options, &anchors)?;
     let attention = verdicts.iter().filter(|v| !v.problems.is_empty()).count();
     if options.json {
         report::print_json(&Summary {
@@ -126,15 +86,12 @@ pub fn run(options: &Options, report: &Reporter) -> Result<Outcome, SslError> {
             attention,
         })?;
     } else {
-        for v in &verdicts {
+        for (v, e) in verdicts.iter().zip(&options.endpoints) {
             for problem in &v.problems {
-                report.warn(format_args!("{}: {problem}", v.endpoint));
+                report.warn(format_args!("{e}: {problem}"));
             }
             if v.problems.is_empty() {
-                report.info(format_args!(
-                    "{}: serves the installed {}",
-                    v.endpoint, v.name
-                ));
+                report.info(format_args!("{e}: {}", v.good()));
             }
         }
     }
@@ -143,6 +100,34 @@ pub fn run(options: &Options, report: &Reporter) -> Result<Outcome, SslError> {
     } else {
         Outcome::Partial
     })
+}
+
+/// Every endpoint judged, [`CONCURRENCY`] at a time, in the given order.
+fn probe_all(options: &Options, anchors: &[Cert]) -> Result<Vec<Verdict>, SslError> {
+    let next = AtomicUsize::new(0);
+    let found = Mutex::new(vec![None; options.endpoints.len()]);
+    let workers = options.endpoints.len().clamp(1, CONCURRENCY);
+    let work = || {
+        loop {
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            let Some(endpoint) = options.endpoints.get(n) else {
+                return true;
+            };
+            let verdict = judge(endpoint, options, anchors);
+            match found.lock() {
+                Ok(mut found) => found[n] = Some(verdict),
+                Err(_) => return false,
+            }
+        }
+    };
+    let finished = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers).map(|_| s.spawn(work)).collect();
+        handles.into_iter().all(|h| h.join().unwrap_or(false))
+    });
+    let found = found.into_inner().ok().filter(|_| finished);
+    found
+        .and_then(|v| v.into_iter().collect::<Option<Vec<_>>>())
+        .ok_or_else(|| pysk_common::Error::Internal("a probe thread panicked".to_owned()).into())
 }
 
 /// How often `install` probes after the reload, a second apart, until the
@@ -169,30 +154,37 @@ pub fn confirm(options: &Options, report: &Reporter) -> Result<Outcome, SslError
         report.warn(format_args!("{endpoint}: {problem}"));
     }
     if verdict.problems.is_empty() {
-        report.info(format_args!(
-            "{endpoint}: serves the installed {}",
-            verdict.name
-        ));
+        report.info(format_args!("{endpoint}: {}", verdict.good()));
         return Ok(Outcome::Success);
     }
     Ok(Outcome::Partial)
 }
 
+impl Verdict {
+    /// What a good verdict says.
+    fn good(&self) -> String {
+        match self.installed {
+            Some(_) => format!("serves the installed {}", self.name),
+            None => format!(
+                "serves a good chain for {} (not installed here, not compared)",
+                self.name
+            ),
+        }
+    }
+}
+
 /// One endpoint: its chain fetched, compared with the disk, judged.
-fn judge(endpoint: &str, options: &Options, anchors: &[Cert]) -> Verdict {
-    let host = endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let sni = options.sni.clone().unwrap_or_else(|| host.to_owned());
-    let name = options.expect.clone().unwrap_or_else(|| sni.clone());
+fn judge(endpoint: &Endpoint, options: &Options, anchors: &[Cert]) -> Verdict {
     let mut verdict = Verdict {
-        endpoint: endpoint.to_owned(),
-        name: name.clone(),
+        endpoint: endpoint.address.clone(),
+        sni: endpoint.sni.clone(),
+        name: endpoint.expect.clone(),
         served: Vec::new(),
         expires: None,
-        installed: false,
+        installed: None,
         problems: Vec::new(),
     };
-    let served = match fetch(endpoint, &sni, options) {
+    let served = match fetch(endpoint, options.timeout) {
         Ok(served) => served,
         Err(why) => {
             verdict.problems.push(why);
@@ -205,7 +197,7 @@ fn judge(endpoint: &str, options: &Options, anchors: &[Cert]) -> Verdict {
         return verdict;
     };
     verdict.expires = Some(chain::date(leaf.not_after));
-    compare(&mut verdict, leaf, options);
+    compare(&mut verdict, leaf, endpoint.compare, &options.dir);
     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     match chain::build(leaf.clone(), rest.to_vec(), anchors) {
         Ok(path) => {
@@ -217,18 +209,23 @@ fn judge(endpoint: &str, options: &Options, anchors: &[Cert]) -> Verdict {
             .problems
             .push(format!("the served chain: {}", f.reason)),
     }
-    if let Err(f) = chain::covers(leaf, &name) {
+    if let Err(f) = chain::covers(leaf, &verdict.name) {
         verdict.problems.push(f.reason);
     }
     verdict
 }
 
 /// The served leaf against the installed `NAME.crt`.
-fn compare(verdict: &mut Verdict, leaf: &Cert, options: &Options) {
-    let store = Store::new(options.dir.clone(), 0);
+fn compare(verdict: &mut Verdict, leaf: &Cert, how: Compare, dir: &Path) {
+    let store = Store::new(dir.to_owned(), 0);
     let path = store.live(&verdict.name, Part::Cert);
     let installed = match certs::read(&path) {
         Ok(mut given) => given.remove(0),
+        Err(SslError::Common(pysk_common::Error::Read { source, .. }))
+            if how == Compare::IfInstalled && source.kind() == ErrorKind::NotFound =>
+        {
+            return;
+        }
         Err(e) => {
             verdict
                 .problems
@@ -236,8 +233,9 @@ fn compare(verdict: &mut Verdict, leaf: &Cert, options: &Options) {
             return;
         }
     };
-    verdict.installed = installed.der == leaf.der;
-    if verdict.installed {
+    let same = installed.der == leaf.der;
+    verdict.installed = Some(same);
+    if same {
         return;
     }
     verdict
@@ -254,20 +252,20 @@ fn compare(verdict: &mut Verdict, leaf: &Cert, options: &Options) {
         });
 }
 
-/// Connects, upgrades when asked, and returns the chain the server sent.
-fn fetch(endpoint: &str, sni: &str, options: &Options) -> Result<Vec<Cert>, String> {
+/// Connects, upgrades when asked, and returns the chain the server sent,
+/// all within `timeout`.
+fn fetch(endpoint: &Endpoint, timeout: Duration) -> Result<Vec<Cert>, String> {
+    let deadline = Deadline(Instant::now() + timeout, timeout);
     let address = endpoint
+        .address
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve: {}", cause(&e)))?
         .next()
         .ok_or_else(|| "no address".to_owned())?;
-    let mut tcp = TcpStream::connect_timeout(&address, options.timeout)
+    let mut tcp = TcpStream::connect_timeout(&address, deadline.left()?)
         .map_err(|e| format!("cannot connect: {}", cause(&e)))?;
-    let io = |e: std::io::Error| cause(&e);
-    tcp.set_read_timeout(Some(options.timeout)).map_err(io)?;
-    tcp.set_write_timeout(Some(options.timeout)).map_err(io)?;
-    if let Some(protocol) = options.starttls {
-        starttls(&mut tcp, protocol)?;
+    if let Some(protocol) = endpoint.starttls {
+        starttls(&mut Line(&mut tcp, deadline), protocol)?;
     }
     let recorder = Arc::new(Recorder::default());
     let config =
@@ -277,13 +275,10 @@ fn fetch(endpoint: &str, sni: &str, options: &Options) -> Result<Vec<Cert>, Stri
             .dangerous()
             .with_custom_certificate_verifier(recorder.clone())
             .with_no_client_auth();
-    let server =
-        ServerName::try_from(sni.to_owned()).map_err(|_| format!("{sni:?}: not a server name"))?;
+    let server = ServerName::try_from(endpoint.sni.clone())
+        .map_err(|_| format!("{:?}: not a server name", endpoint.sni))?;
     let mut tls = ClientConnection::new(Arc::new(config), server).map_err(|e| e.to_string())?;
-    while tls.is_handshaking() {
-        tls.complete_io(&mut tcp)
-            .map_err(|e| format!("TLS handshake: {}", cause(&e)))?;
-    }
+    handshake(&mut tls, &mut tcp, deadline).map_err(|e| format!("TLS handshake: {e}"))?;
     let chain = recorder
         .chain
         .lock()
@@ -298,70 +293,151 @@ fn fetch(endpoint: &str, sni: &str, options: &Options) -> Result<Vec<Cert>, Stri
         .collect()
 }
 
+/// When an endpoint's probe must end, and its whole budget (for the
+/// message).
+#[derive(Debug, Clone, Copy)]
+struct Deadline(Instant, Duration);
+
+impl Deadline {
+    /// The time left, or the error that says it ran out.
+    fn left(self) -> Result<Duration, String> {
+        let left = self.0.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no answer within {} s", self.1.as_secs_f64()));
+        }
+        Ok(left)
+    }
+
+    /// Bounds the socket's next read and write by the time left.
+    fn bound(self, tcp: &TcpStream) -> Result<(), String> {
+        let left = self.left()?;
+        let io = |e: std::io::Error| cause(&e);
+        tcp.set_read_timeout(Some(left)).map_err(io)?;
+        tcp.set_write_timeout(Some(left)).map_err(io)
+    }
+}
+
+/// The TLS handshake, each read and write bounded by the deadline (a
+/// server sending a byte at a time cannot hold the probe longer).
+fn handshake(
+    tls: &mut ClientConnection,
+    tcp: &mut TcpStream,
+    deadline: Deadline,
+) -> Result<(), String> {
+    let timed_out = |e: &std::io::Error| {
+        matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+    };
+    while tls.is_handshaking() {
+        deadline.bound(tcp)?;
+        let step = if tls.wants_write() {
+            tls.write_tls(tcp).map(drop)
+        } else {
+            match tls.read_tls(tcp) {
+                Ok(0) => return Err("the server closed the connection".to_owned()),
+                Ok(_) => tls
+                    .process_new_packets()
+                    .map(drop)
+                    .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e)),
+                Err(e) => Err(e),
+            }
+        };
+        match step {
+            Err(e) if timed_out(&e) => deadline.left().map(drop)?,
+            Err(e) => return Err(cause(&e)),
+            Ok(()) => {}
+        }
+    }
+    // A TLS 1.3 client has nothing left to send; anything queued (an
+    // alert) is flushed on a best-effort basis.
+    while tls.wants_write() && tls.write_tls(tcp).is_ok_and(|n| n > 0) {}
+    Ok(())
+}
+
+/// A connection read a line at a time before the handshake, within the
+/// deadline.
+struct Line<'a>(&'a mut TcpStream, Deadline);
+
 /// The plain-text exchange before the handshake.
-fn starttls(tcp: &mut TcpStream, protocol: StartTls) -> Result<(), String> {
+fn starttls(tcp: &mut Line<'_>, protocol: StartTls) -> Result<(), String> {
     let first = |_: &str| true;
     match protocol {
         StartTls::Smtp => {
             // A reply's last line has a blank, not a dash, after its code.
             let last = |l: &str| l.as_bytes().get(3) != Some(&b'-');
-            expect(tcp, "220", last)?;
-            send(tcp, "EHLO pysk-ssl.invalid\r\n")?;
-            expect(tcp, "250", last)?;
-            send(tcp, "STARTTLS\r\n")?;
-            expect(tcp, "220", last)
+            tcp.expect("220", last)?;
+            tcp.send("EHLO pysk-ssl.invalid\r\n")?;
+            tcp.expect("250", last)?;
+            tcp.send("STARTTLS\r\n")?;
+            tcp.expect("220", last)
         }
         StartTls::Imap => {
-            expect(tcp, "* OK", first)?;
-            send(tcp, "a1 STARTTLS\r\n")?;
-            expect(tcp, "a1 OK", |l: &str| l.starts_with("a1 "))
+            tcp.expect("* OK", first)?;
+            tcp.send("a1 STARTTLS\r\n")?;
+            tcp.expect("a1 OK", |l: &str| l.starts_with("a1 "))
         }
         StartTls::Pop3 => {
-            expect(tcp, "+OK", first)?;
-            send(tcp, "STLS\r\n")?;
-            expect(tcp, "+OK", first)
+            tcp.expect("+OK", first)?;
+            tcp.send("STLS\r\n")?;
+            tcp.expect("+OK", first)
         }
     }
 }
 
-/// Sends one command line.
-fn send(tcp: &mut TcpStream, line: &str) -> Result<(), String> {
-    tcp.write_all(line.as_bytes())
-        .map_err(|e| format!("STARTTLS: {}", cause(&e)))
-}
+impl Line<'_> {
+    /// Sends one command line.
+    fn send(&mut self, line: &str) -> Result<(), String> {
+        self.1.bound(self.0).map_err(|e| format!("STARTTLS: {e}"))?;
+        self.0
+            .write_all(line.as_bytes())
+            .map_err(|e| format!("STARTTLS: {}", self.why(&e)))
+    }
 
-/// Reads lines until `last` says a reply ended; its final line must start
-/// with `want`.
-fn expect(tcp: &mut TcpStream, want: &str, last: impl Fn(&str) -> bool) -> Result<(), String> {
-    for _ in 0..100 {
-        let line = read_line(tcp)?;
-        if last(&line) {
-            if line.starts_with(want) {
-                return Ok(());
+    /// Reads lines until `last` says a reply ended; its final line must
+    /// start with `want`.
+    fn expect(&mut self, want: &str, last: impl Fn(&str) -> bool) -> Result<(), String> {
+        for _ in 0..100 {
+            let line = self.read_line()?;
+            if last(&line) {
+                if line.starts_with(want) {
+                    return Ok(());
+                }
+                return Err(format!(
+                    "STARTTLS: the server answered {:?}",
+                    line.trim_end()
+                ));
             }
-            return Err(format!(
-                "STARTTLS: the server answered {:?}",
-                line.trim_end()
-            ));
         }
+        Err("STARTTLS: a reply of more than 100 lines".to_owned())
     }
-    Err("STARTTLS: a reply of more than 100 lines".to_owned())
-}
 
-/// One line, byte by byte (nothing of the handshake is read ahead), at
-/// most 1,000 bytes.
-fn read_line(tcp: &mut TcpStream) -> Result<String, String> {
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while line.len() < 1000 {
-        match tcp.read(&mut byte) {
-            Ok(0) => return Err("STARTTLS: the server closed the connection".to_owned()),
-            Ok(_) if byte[0] == b'\n' => return Ok(String::from_utf8_lossy(&line).into_owned()),
-            Ok(_) => line.push(byte[0]),
-            Err(e) => return Err(format!("STARTTLS: {}", cause(&e))),
+    /// One line, byte by byte (nothing of the handshake is read ahead), at
+    /// most 1,000 bytes.
+    fn read_line(&mut self) -> Result<String, String> {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while line.len() < 1000 {
+            self.1.bound(self.0).map_err(|e| format!("STARTTLS: {e}"))?;
+            match self.0.read(&mut byte) {
+                Ok(0) => return Err("STARTTLS: the server closed the connection".to_owned()),
+                Ok(_) if byte[0] == b'\n' => {
+                    return Ok(String::from_utf8_lossy(&line).into_owned());
+                }
+                Ok(_) => line.push(byte[0]),
+                Err(e) => return Err(format!("STARTTLS: {}", self.why(&e))),
+            }
+        }
+        Err("STARTTLS: a line longer than 1000 bytes".to_owned())
+    }
+
+    /// An I/O error in words; a timeout as the deadline's.
+    fn why(&self, e: &std::io::Error) -> String {
+        match e.kind() {
+            ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+                format!("no answer within {} s", self.1.1.as_secs_f64())
+            }
+            _ => cause(e),
         }
     }
-    Err("STARTTLS: a line longer than 1000 bytes".to_owned())
 }
 
 /// A verifier that records the chain and accepts it: `served` judges the

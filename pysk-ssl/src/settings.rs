@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use pysk_common::cli::CommonArgs;
 use pysk_common::settings::{Settings, Spec};
 
 use crate::acme;
@@ -12,6 +13,7 @@ use crate::check;
 use crate::cli::{
     AcmeArgs, CaArgs, CheckArgs, CsrArgs, DirArgs, InstallArgs, ListArgs, RenewArgs, ServedArgs,
 };
+use crate::endpoints::{self, Given};
 use crate::error::SslError;
 use crate::install;
 use crate::keys::KeyType;
@@ -72,7 +74,7 @@ pub const SWITCHES: &[Spec] = &[
     Spec::new(
         "ssl_timeout",
         "10",
-        "served: seconds each connect, read and write may take",
+        "served: seconds the probe of one endpoint (connect, STARTTLS, handshake) may take",
     )
     .option("--timeout"),
     Spec::new(
@@ -220,30 +222,52 @@ pub fn check(settings: &Settings, args: &CheckArgs) -> Result<check::Options, Ss
     })
 }
 
-/// The options of `served`.
-pub fn served(settings: &Settings, args: &ServedArgs) -> Result<served::Options, SslError> {
-    let starttls = match &args.starttls {
-        Some(text) => Some(text.parse().map_err(|why: String| {
-            pysk_common::Error::option("--starttls", format!("{text:?}: {why}"))
-        })?),
-        None => None,
+/// The options of `served`: the endpoints of the command line, the list
+/// and the inventory, in that order.
+pub fn served(
+    common: &CommonArgs,
+    settings: &Settings,
+    args: &ServedArgs,
+) -> Result<served::Options, SslError> {
+    let given = Given {
+        sni: name("--name", args.name.as_deref())?,
+        starttls: match &args.starttls {
+            Some(text) => Some(
+                text.parse()
+                    .map_err(|why| pysk_common::Error::option("--starttls", why))?,
+            ),
+            None => None,
+        },
+        expect: name("--expect", args.expect.as_deref())?,
     };
-    let name = |option: &str, text: &Option<String>| {
-        text.as_deref()
-            .map(|t| names::checked(option, t, false))
-            .transpose()
-    };
+    let mut endpoints = args
+        .endpoints
+        .iter()
+        .map(|a| given.endpoint(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|why| pysk_common::Error::option("HOST:PORT", why))?;
+    if let Some(path) = &args.from {
+        endpoints.extend(endpoints::from_file(path)?);
+    }
+    if args.inventory {
+        let hosts = args.hosts.clone();
+        endpoints.extend(endpoints::from_inventory(
+            &hosts.unwrap_or_else(|| common.config_dir.join("hosts")),
+        )?);
+    }
     Ok(served::Options {
-        endpoints: args.endpoints.clone(),
-        sni: name("--name", &args.name)?,
-        starttls,
-        expect: name("--expect", &args.expect)?,
+        endpoints,
         dir: dir(settings, &args.dir)?,
         ca_file: ca_file(settings, &args.ca)?,
         warn_days: days(settings, "ssl_warn_days", args.warn_days.as_deref())?,
         timeout: settings.timeout("ssl_timeout", args.timeout.as_deref())?,
         json: args.json.json,
     })
+}
+
+/// An option naming a certificate.
+fn name(option: &str, text: Option<&str>) -> Result<Option<String>, SslError> {
+    Ok(text.map(|t| names::checked(option, t, false)).transpose()?)
 }
 
 /// The probe `install` runs after the reload: `ssl_check_after_reload`'s
@@ -263,11 +287,16 @@ fn check_after_reload(
         Some(name) => Some(names::checked("NAME", name, false)?),
         None => None,
     };
-    Ok(Some(served::Options {
-        endpoints: vec![endpoint],
+    let given = Given {
         sni: name.clone(),
         starttls: None,
         expect: name,
+    };
+    let endpoint = given
+        .endpoint(&endpoint)
+        .map_err(|why| pysk_common::Error::option("ssl_check_after_reload", why))?;
+    Ok(Some(served::Options {
+        endpoints: vec![endpoint],
         dir: dir(settings, dir_args)?,
         ca_file: ca_file(settings, ca)?,
         warn_days: days(settings, "ssl_warn_days", warn_days)?,
@@ -332,7 +361,7 @@ mod tests {
             Command::Install(a) => install(&settings, a).map(drop),
             Command::Check(a) => check(&settings, a).map(drop),
             Command::List(a) => list(&settings, a).map(drop),
-            Command::Served(a) => served(&settings, a).map(drop),
+            Command::Served(a) => served(&cli.common, &settings, a).map(drop),
             Command::Acme(a) => acme(&settings, a).map(drop),
             Command::Renew(a) => renew(&settings, a).map(drop),
             Command::Config => Ok(()),
