@@ -203,7 +203,9 @@ fn host_endpoints(host: &Host) -> Result<Vec<Endpoint>, String> {
     ports
         .split(',')
         .map(|item| {
-            let (port, protocol) = item.split_once('/').map_or((item, None), |(p, s)| (p, Some(s)));
+            let (port, protocol) = item
+                .split_once('/')
+                .map_or((item, None), |(p, s)| (p, Some(s)));
             let port: u16 = port
                 .parse()
                 .ok()
@@ -279,13 +281,22 @@ mod tests {
     #[test]
     fn a_bad_line_is_named_with_its_file_and_line() {
         for (text, want) in [
-            ("a.example:443\nb.example\n", "list:2: \"b.example\": expected HOST:PORT"),
-            ("a.example:0\n", "list:1: \"a.example:0\": expected HOST:PORT"),
+            (
+                "a.example:443\nb.example\n",
+                "list:2: \"b.example\": expected HOST:PORT",
+            ),
+            (
+                "a.example:0\n",
+                "list:1: \"a.example:0\": expected HOST:PORT",
+            ),
             (
                 "a.example:25 starttls=ftp\n",
                 "list:1: \"ftp\": expected smtp, imap or pop3",
             ),
-            ("a.example:25 smtp\n", "list:1: \"smtp\": expected key=value"),
+            (
+                "a.example:25 smtp\n",
+                "list:1: \"smtp\": expected key=value",
+            ),
             (
                 "a.example:25 sni=x\n",
                 "list:1: \"sni\": expected name, expect or starttls",
@@ -316,8 +327,18 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("192.0.2.1:443".into(), a.clone(), None, Compare::IfInstalled),
-                ("192.0.2.1:25".into(), a, Some(StartTls::Smtp), Compare::IfInstalled),
+                (
+                    "192.0.2.1:443".into(),
+                    a.clone(),
+                    None,
+                    Compare::IfInstalled
+                ),
+                (
+                    "192.0.2.1:25".into(),
+                    a,
+                    Some(StartTls::Smtp),
+                    Compare::IfInstalled
+                ),
                 (
                     "b.example.org:443".into(),
                     "b.example.org".into(),

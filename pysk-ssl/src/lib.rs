@@ -62,7 +62,9 @@ pub fn try_main() -> Result<Outcome, SslError> {
         Command::Acme(args) => acme::run(&settings::acme(&settings, &args)?, &report, &mut out),
         Command::Renew(args) => renew::run(&settings::renew(&settings, &args)?, &report, &mut out),
         Command::Check(args) => check::run(&settings::check(&settings, &args)?, &report, &mut out),
-        Command::Served(args) => served::run(&settings::served(&common, &settings, &args)?, &report),
+        Command::Served(args) => {
+            served::run(&settings::served(&common, &settings, &args)?, &report)
+        }
         Command::List(args) => list::run(&settings::list(&settings, &args)?, &report, &mut out),
     }
 }

@@ -324,9 +324,8 @@ fn handshake(
     tcp: &mut TcpStream,
     deadline: Deadline,
 ) -> Result<(), String> {
-    let timed_out = |e: &std::io::Error| {
-        matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
-    };
+    let timed_out =
+        |e: &std::io::Error| matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut);
     while tls.is_handshaking() {
         deadline.bound(tcp)?;
         let step = if tls.wants_write() {
