@@ -15,14 +15,16 @@ use bytes::Bytes;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{
-    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, BodyWrapper, ChallengeType,
-    Identifier, NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
+    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, BodyWrapper,
+    CertificateIdentifier, ChallengeType, Identifier, NewAccount, NewOrder, Order, OrderStatus,
+    RetryPolicy,
 };
 use pysk_common::atomic;
 use pysk_common::error::{read_err, write_err};
 use pysk_common::exit::Outcome;
 use pysk_common::lock::Lock;
 use pysk_common::report::Reporter;
+use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 use crate::csr;
@@ -44,9 +46,24 @@ pub struct Options {
     pub account: PathBuf,
     /// The type of the new key.
     pub key_type: KeyType,
+    /// The certificate this order replaces (RFC 9773), named when the CA
+    /// offers renewal information.
+    pub replaces: Option<CertificateIdentifier<'static>>,
     /// The install that follows (its `cert` is where the issued chain is
     /// kept; its `ca_file` is also what the connection to the CA trusts).
     pub install: install::Options,
+}
+
+/// The CA's suggested renewal window of a certificate (RFC 9773, ACME
+/// Renewal Information).
+#[derive(Debug, Clone)]
+pub struct Renewal {
+    /// When the window opens (Unix time): renew from then on.
+    pub start: i64,
+    /// When it closes.
+    pub end: i64,
+    /// The certificate's identifier, which the replacing order names.
+    pub id: CertificateIdentifier<'static>,
 }
 
 /// What `DIR/.acme/NAME.json` records: how the name was issued (what
@@ -77,11 +94,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let key = keys::generate(options.key_type)?;
     store.write_key(&store.pending_key(name), key.serialize_pem().as_bytes())?;
     let request = csr::request_der(&options.sans, &key)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| acme_error("starting the client", e))?;
-    let chain = runtime.block_on(issue(options, &request))?;
+    let chain = runtime()?.block_on(issue(options, &request))?;
     fs::DirBuilder::new()
         .recursive(true)
         .create(store.acme_dir())
@@ -100,6 +113,45 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     Ok(outcome)
 }
 
+/// The CA's renewal window for the certificate `leaf` (DER), `None` when
+/// the CA offers no renewal information or no account is kept yet (a
+/// read: nothing is created).
+pub fn renewal_info(options: &Options, leaf: &[u8]) -> Result<Option<Renewal>, SslError> {
+    if !options.account.exists() {
+        return Ok(None);
+    }
+    let der = CertificateDer::from(leaf);
+    let id = CertificateIdentifier::try_from(&der)
+        .map_err(|why| acme_error("renewal information", why))?
+        .into_owned();
+    let runtime = runtime()?;
+    let info = runtime.block_on(async {
+        let credentials = read_credentials(&options.account, &options.directory)?;
+        let account = builder(options)?
+            .from_credentials(credentials)
+            .await
+            .map_err(|e| acme_error("the account", e))?;
+        match account.renewal_info(&id).await {
+            Ok((info, _)) => Ok(Some(info)),
+            Err(instant_acme::Error::Unsupported(_)) => Ok(None),
+            Err(e) => Err(acme_error("renewal information", e)),
+        }
+    })?;
+    Ok(info.map(|info| Renewal {
+        start: info.suggested_window.start.unix_timestamp(),
+        end: info.suggested_window.end.unix_timestamp(),
+        id,
+    }))
+}
+
+/// The runtime of one exchange with the CA.
+fn runtime() -> Result<tokio::runtime::Runtime, SslError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| acme_error("starting the client", e))
+}
+
 /// The order: account, HTTP-01 for every name, finalization with the CSR;
 /// the certificate chain (PEM). The challenge files are removed whatever
 /// happens.
@@ -110,10 +162,21 @@ async fn issue(options: &Options, request: &[u8]) -> Result<String, SslError> {
         .iter()
         .map(|n| Identifier::Dns(n.clone()))
         .collect();
-    let mut order = account
-        .new_order(&NewOrder::new(&identifiers))
-        .await
-        .map_err(|e| acme_error("new order", e))?;
+    let linked = match &options.replaces {
+        Some(id) => {
+            let new = NewOrder::new(&identifiers).replaces(id.clone());
+            account.new_order(&new).await.ok()
+        }
+        None => None,
+    };
+    // A CA may refuse to link the order to the certificate it replaces
+    // (RFC 9773: already replaced, or the link not kept): the certificate
+    // is ordered all the same, unlinked.
+    let mut order = match linked {
+        Some(order) => Ok(order),
+        None => account.new_order(&NewOrder::new(&identifiers)).await,
+    }
+    .map_err(|e| acme_error("new order", e))?;
     let mut written = Vec::new();
     let result = validate(&mut order, &options.webroot, &mut written).await;
     for path in &written {

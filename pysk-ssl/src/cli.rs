@@ -101,7 +101,10 @@ step: exit 69, nothing installed.")]
 Example (cron, daily):
   pysk-ssl -q renew
 
-A certificate is due when less than a third of its lifetime is left. Each
+A certificate is due when less than a third of its lifetime is left, or
+earlier when the CA's renewal window (ACME Renewal Information, RFC 9773)
+opens earlier; the new order then names the certificate it replaces. A CA
+that offers no window, or cannot answer, leaves the lifetime rule. Each
 due name is ordered again as `acme` ordered it (the names, webroot and CA
 recorded in DIR/.acme/NAME.json), with the account of ssl_acme_account,
 and installed through the same checks, then ssl_reload_command runs.

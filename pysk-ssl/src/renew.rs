@@ -1,5 +1,6 @@
 //! `renew`: every ACME-managed name (`DIR/.acme/NAME.json`) whose
-//! certificate has less than a third of its lifetime left is ordered again
+//! certificate has less than a third of its lifetime left, or whose CA's
+//! renewal window (RFC 9773) has opened, is ordered again
 //! through [`acme`] with the names, webroot and CA of its record, and
 //! installed through the same gate. One failing name does not stop the
 //! others: each failure is reported and the run exits 1.
@@ -9,13 +10,14 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use instant_acme::CertificateIdentifier;
 use pysk_common::date::unix_now;
 use pysk_common::error::read_err;
 use pysk_common::exit::Outcome;
 use pysk_common::report::Reporter;
 
 use crate::acme::{self, Record};
-use crate::certs;
+use crate::certs::{self, Cert};
 use crate::chain;
 use crate::error::SslError;
 use crate::install;
@@ -96,27 +98,78 @@ fn renew(
         .into_iter()
         .next()
         .ok_or_else(|| pysk_common::Error::Internal("no certificate read".to_owned()))?;
-    let due = leaf.not_after - (leaf.not_after - leaf.not_before) / DUE_FRACTION;
+    let mut order = order(options, name, record);
+    let due = due(&order, &leaf, report);
     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-    if now < due {
+    if now < due.from {
         report.info(format_args!(
-            "{name}: not due (renewed from {})",
-            chain::date(due)
+            "{name}: not due (renewed from {}, {})",
+            chain::date(due.from),
+            due.by
         ));
         return Ok(());
     }
     if options.dry_run {
         writeln!(
             out,
-            "would renew {name} (expires {}) from {}",
+            "would renew {name} (expires {}; due from {}, {}) from {}",
             chain::date(leaf.not_after),
-            record.directory
+            chain::date(due.from),
+            due.by,
+            order.directory
         )
         .map_err(pysk_common::Error::Stdout)?;
         return Ok(());
     }
-    acme::run(&order(options, name, record), report, out)?;
+    order.replaces = due.replaces;
+    acme::run(&order, report, out)?;
     Ok(())
+}
+
+/// When a certificate is due, and by which rule.
+struct Due {
+    /// Renew from this Unix time on.
+    from: i64,
+    /// The rule, in words.
+    by: &'static str,
+    /// The certificate's identifier for the new order, when the CA offers
+    /// renewal information.
+    replaces: Option<CertificateIdentifier<'static>>,
+}
+
+/// When `leaf` is due: once a third of its lifetime is left, or earlier
+/// when the CA's renewal window (RFC 9773) opens earlier — a CA moves the
+/// window forward when it must revoke. A CA that cannot say is no reason
+/// to fail: the lifetime rule stands.
+fn due(order: &acme::Options, leaf: &Cert, report: &Reporter) -> Due {
+    let by_lifetime = Due {
+        from: leaf.not_after - (leaf.not_after - leaf.not_before) / DUE_FRACTION,
+        by: "a third of its lifetime left",
+        replaces: None,
+    };
+    match acme::renewal_info(order, &leaf.der) {
+        Ok(None) => by_lifetime,
+        Ok(Some(window)) => Due {
+            from: window.start.min(by_lifetime.from),
+            by: if window.start < by_lifetime.from {
+                "the CA's renewal window"
+            } else {
+                by_lifetime.by
+            },
+            replaces: Some(window.id),
+        },
+        Err(e) => {
+            let why = match e {
+                SslError::Acme { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            report.info(format_args!(
+                "{}: no renewal information from the CA ({why}); due by its lifetime",
+                order.install.name
+            ));
+            by_lifetime
+        }
+    }
 }
 
 /// The record of `name`, its names checked as the command line's are.
@@ -154,6 +207,7 @@ fn order(options: &Options, name: &str, record: Record) -> acme::Options {
         directory: record.directory,
         account: options.account.clone(),
         key_type: options.key_type,
+        replaces: None,
         install: install::Options {
             name: name.to_owned(),
             cert: store.acme_chain(name),

@@ -182,6 +182,7 @@ pub fn acme(settings: &Settings, args: &AcmeArgs) -> Result<acme::Options, SslEr
         key_type: settings.with("ssl_key_type", args.key_type.as_deref(), |text| {
             text.parse::<KeyType>()
         })?,
+        replaces: None,
         install,
     })
 }

@@ -28,6 +28,8 @@ pub enum Reply {
     Endless(u64),
     /// 200 and the first half of a body, then silence for this long.
     Stall(Duration),
+    /// 200 with these further headers (`Name: value`) and this body.
+    Headed(Vec<String>, Vec<u8>),
 }
 
 /// A running test HTTP server.
@@ -164,6 +166,13 @@ fn serve<S: Read + Write>(
             stream,
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
+        )
+        .and_then(|()| stream.write_all(&body)),
+        Reply::Headed(headers, body) => write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
+            body.len(),
+            headers.iter().map(|h| format!("{h}\r\n")).collect::<String>()
         )
         .and_then(|()| stream.write_all(&body)),
         Reply::Status(code) => write!(

@@ -10,8 +10,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use pysk_tests::tls::{Pebble, TestCa, Validity, openssl, openssl_verify};
-use pysk_tests::{TempDir, scratch, stdout, tool, write_switches};
+use pysk_tests::http::{HttpServer, Reply};
+use pysk_tests::tls::{Pebble, TestCa, Validity, https_get, openssl, openssl_verify};
+use pysk_tests::{TempDir, assert_stderr, scratch, stdout, tool, write_switches};
 
 const NAME: &str = "www.example.test";
 const SAN: &str = "example.test";
@@ -231,4 +232,167 @@ fn renew_skips_a_fresh_certificate_and_renews_one_made_due() {
     assert!(err.contains("a.example.test"), "{err}");
     assert_ne!(due, fs::read(&leaf).expect("the renewed leaf"));
     env.verify_installed();
+}
+
+/// The ARI identifier of a certificate (RFC 9773 4.1): its authority key
+/// identifier and serial, each base64url without padding.
+fn ari_id(pem_file: &Path) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use x509_parser::extensions::ParsedExtension;
+    let text = fs::read(pem_file).expect("the leaf");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&text).expect("PEM");
+    let cert = pem.parse_x509().expect("a certificate");
+    let aki = cert
+        .iter_extensions()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => aki.key_identifier.clone(),
+            _ => None,
+        })
+        .expect("an authority key identifier");
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(aki.0),
+        URL_SAFE_NO_PAD.encode(cert.tbs_certificate.raw_serial())
+    )
+}
+
+/// A suggested window from `start` to `end` days from now, as the CA's
+/// renewalInfo resource answers.
+fn window(start: i64, end: i64) -> Reply {
+    let at = |days: i64| {
+        (time::OffsetDateTime::now_utc() + time::Duration::days(days))
+            .replace_nanosecond(0)
+            .expect("whole seconds")
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("RFC 3339")
+    };
+    let body = format!(
+        r#"{{"suggestedWindow": {{"start": "{}", "end": "{}"}}}}"#,
+        at(start),
+        at(end)
+    );
+    Reply::Headed(vec!["Retry-After: 21600".to_owned()], body.into_bytes())
+}
+
+/// Debian's pebble predates ACME Renewal Information (RFC 9773), so the
+/// test serves the CA's directory itself, pebble's with a `renewalInfo`
+/// resource added, and answers that resource: everything else (account,
+/// order, challenges, certificate) is pebble's.
+#[test]
+fn renew_follows_the_cas_renewal_window_when_it_offers_one() {
+    let Some(env) = Env::new() else {
+        return;
+    };
+    let ca = TestCa::new();
+    let front_files = ca
+        .intermediate(Validity::CA)
+        .leaf(&["127.0.0.1"], Validity::LEAF)
+        .write(env.dir.path(), "ari-front");
+    let front = HttpServer::start(Some((&front_files.combined, &front_files.key)), None);
+    let bundle = env.dir.path().join("ari-bundle.pem");
+    let pebble_roots = fs::read_to_string(&env.pebble.ca_file).expect("pebble's roots");
+    fs::write(&bundle, format!("{pebble_roots}{}", ca.root_pem())).expect("the bundle");
+    let pebble_dir = env.pebble.directory.trim_start_matches("https://");
+    let (addr, path) = pebble_dir.split_once('/').expect("host and path");
+    let listener_root = env.dir.path().join("pebble-listener-root.pem");
+    let (status, text) = https_get(
+        addr.parse().expect("pebble's address"),
+        &format!("/{path}"),
+        &listener_root,
+    )
+    .expect("pebble's directory");
+    assert_eq!(status, 200);
+    let mut directory: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    directory["renewalInfo"] = front.url("/ari").into();
+    front.set("/dir", Reply::Body(directory.to_string().into_bytes()));
+    let acme = || {
+        tool("pysk-ssl")
+            .config_dir(env.dir.path())
+            .args(["acme", NAME, "--san", SAN, "--webroot"])
+            .arg(&env.pebble.webroot)
+            .arg("--directory")
+            .arg(front.url("/dir"))
+            .arg("--ca-file")
+            .arg(&bundle)
+    };
+    acme().succeeds();
+    let leaf = env.ssl(&format!("{NAME}.crt"));
+    let fresh = fs::read(&leaf).expect("the leaf");
+    let renew = || {
+        tool("pysk-ssl")
+            .config_dir(env.dir.path())
+            .arg("renew")
+            .arg("--ca-file")
+            .arg(&bundle)
+    };
+    let day = |days: i64| {
+        let at = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+        format!("{}", at.date())
+    };
+
+    // A window ten days ahead, long before a third of pebble's lifetime
+    // is left: that is when it is due, and not yet.
+    front.set(&format!("/ari/{}", ari_id(&leaf)), window(10, 11));
+    let out = renew().succeeds();
+    assert_stderr(
+        &out,
+        &format!(
+            "pysk-ssl: {NAME}: not due (renewed from {}, the CA's renewal window)\n",
+            day(10)
+        ),
+    );
+    assert_eq!(fresh, fs::read(&leaf).expect("the leaf"));
+
+    // The CA moves the window into the past (as before a revocation): the
+    // fresh certificate is due now, a dry run says so, the run renews it.
+    front.set(&format!("/ari/{}", ari_id(&leaf)), window(-1, 1));
+    let plan = renew().arg("--dry-run").succeeds();
+    let expires = x509_not_after(&leaf);
+    assert_eq!(
+        stdout(&plan),
+        format!(
+            "would renew {NAME} (expires {expires}; due from {}, the CA's renewal window) from {}\n",
+            day(-1),
+            front.url("/dir")
+        )
+    );
+    assert_eq!(fresh, fs::read(&leaf).expect("the leaf"));
+    renew().succeeds();
+    assert_ne!(fresh, fs::read(&leaf).expect("the renewed leaf"));
+    env.verify_installed();
+
+    // The new certificate has its own identifier, which this CA cannot
+    // answer for: the lifetime rule stands and it is not due.
+    let out = renew().succeeds();
+    assert_stderr(
+        &out,
+        &format!(
+            "pysk-ssl: {NAME}: no renewal information from the CA (missing data: missing \
+             Retry-After header); due by its lifetime\n\
+             pysk-ssl: {NAME}: not due (renewed from {}, a third of its lifetime left)\n",
+            lifetime_due(&leaf)
+        ),
+    );
+}
+
+/// The day a third of the certificate's lifetime is left, `YYYY-MM-DD`.
+fn lifetime_due(pem_file: &Path) -> String {
+    let text = fs::read(pem_file).expect("the leaf");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&text).expect("PEM");
+    let cert = pem.parse_x509().expect("a certificate");
+    let (from, to) = (
+        cert.validity().not_before.timestamp(),
+        cert.validity().not_after.timestamp(),
+    );
+    let due = time::OffsetDateTime::from_unix_timestamp(to - (to - from) / 3).expect("a date");
+    format!("{}", due.date())
+}
+
+/// A certificate's not-after date, `YYYY-MM-DD`.
+fn x509_not_after(pem_file: &Path) -> String {
+    let text = fs::read(pem_file).expect("the leaf");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&text).expect("PEM");
+    let cert = pem.parse_x509().expect("a certificate");
+    format!("{}", cert.validity().not_after.to_datetime().date())
 }
