@@ -68,10 +68,16 @@ pub struct TestCa {
     pem: String,
 }
 
-/// An intermediate CA signed by a [`TestCa`]; it signs leaves.
+/// An intermediate CA signed by a [`TestCa`] (or by another
+/// intermediate); it signs leaves.
 pub struct Intermediate {
     issuer: Issuer<'static, KeyPair>,
     pem: String,
+    /// Its common name.
+    name: String,
+    /// Its certificate and those above it up to the root (not included),
+    /// nearest first: what its leaves' [`Issued::chain`] is.
+    chain: String,
 }
 
 /// A certificate the test CA issued and the chain that leads to the root,
@@ -80,7 +86,8 @@ pub struct Intermediate {
 pub struct Issued {
     /// The leaf certificate.
     pub cert: String,
-    /// The intermediate that signed it.
+    /// The intermediate that signed it, followed by those above that one
+    /// up to the root (not included) when there are more.
     pub chain: String,
 }
 
@@ -89,9 +96,9 @@ pub struct Issued {
 pub struct IssuedFiles {
     /// `NAME.crt`: the leaf.
     pub cert: PathBuf,
-    /// `NAME_chain.crt`: the intermediate.
+    /// `NAME_chain.crt`: the intermediate(s).
     pub chain: PathBuf,
-    /// `NAME_combined.crt`: leaf, then intermediate.
+    /// `NAME_combined.crt`: leaf, then intermediate(s).
     pub combined: PathBuf,
     /// `NAME_reversed.crt`: intermediate, then leaf (the classic mistake).
     pub reversed: PathBuf,
@@ -173,17 +180,7 @@ impl TestCa {
 
     /// A new intermediate signed by this root, valid for `validity`.
     pub fn intermediate(&self, validity: Validity) -> Intermediate {
-        let n = CA_NUMBER.fetch_add(1, Ordering::Relaxed);
-        let params = ca_params(&format!("pysk test intermediate {n}"), validity);
-        let key = new_key();
-        let pem = params
-            .signed_by(&key, &self.issuer)
-            .expect("sign the intermediate")
-            .pem();
-        Intermediate {
-            issuer: Issuer::new(params, key),
-            pem,
-        }
+        Intermediate::signed_by(&self.issuer, "", validity)
     }
 }
 
@@ -193,27 +190,106 @@ impl Default for TestCa {
     }
 }
 
+/// A new intermediate's name: `pysk test intermediate N`, unique in the
+/// test process.
+fn intermediate_name() -> String {
+    let n = CA_NUMBER.fetch_add(1, Ordering::Relaxed);
+    format!("pysk test intermediate {n}")
+}
+
 impl Intermediate {
+    /// A new intermediate signed by `issuer`, whose chain (`above`) up to
+    /// the root follows it in [`Intermediate::chain`].
+    fn signed_by(issuer: &Issuer<'static, KeyPair>, above: &str, validity: Validity) -> Self {
+        let name = intermediate_name();
+        let params = ca_params(&name, validity);
+        let key = new_key();
+        let pem = params
+            .signed_by(&key, issuer)
+            .expect("sign the intermediate")
+            .pem();
+        Intermediate {
+            issuer: Issuer::new(params, key),
+            chain: format!("{pem}{above}"),
+            pem,
+            name,
+        }
+    }
+
+    /// A new intermediate signed by this one, valid for `validity`: a path
+    /// of two intermediates to the root. Its leaves' chain is both, the
+    /// new one first.
+    pub fn intermediate(&self, validity: Validity) -> Intermediate {
+        Intermediate::signed_by(&self.issuer, &self.chain, validity)
+    }
+
+    /// Two CAs, A and B, each issued by the other and neither by a root,
+    /// both valid for `validity`: returns A (certified by B), whose
+    /// leaves' chain is A (by B) then B (by A), a path that never ends at
+    /// an anchor.
+    pub fn cross_signed_loop(validity: Validity) -> Intermediate {
+        let (a_name, b_name) = (intermediate_name(), intermediate_name());
+        let (a_params, b_params) = (ca_params(&a_name, validity), ca_params(&b_name, validity));
+        let (a_key, b_key) = (new_key(), new_key());
+        let a_by_b = a_params
+            .signed_by(&a_key, &Issuer::from_params(&b_params, &b_key))
+            .expect("sign A with B")
+            .pem();
+        let b_by_a = b_params
+            .signed_by(&b_key, &Issuer::from_params(&a_params, &a_key))
+            .expect("sign B with A")
+            .pem();
+        Intermediate {
+            issuer: Issuer::new(a_params, a_key),
+            chain: format!("{a_by_b}{b_by_a}"),
+            pem: a_by_b,
+            name: a_name,
+        }
+    }
+
     /// The intermediate certificate.
     pub fn pem(&self) -> &str {
         &self.pem
     }
 
+    /// Its common name, `pysk test intermediate N` (its subject is
+    /// `CN=` this name and nothing else).
+    pub fn common_name(&self) -> &str {
+        &self.name
+    }
+
     /// A server certificate for `sans` (host names, wildcards or IP
     /// addresses; the first is also the common name) with a new key.
     pub fn leaf(&self, sans: &[&str], validity: Validity) -> Leaf {
+        let key = new_key();
+        Leaf {
+            issued: self.leaf_for(&key, sans, validity),
+            key: key.serialize_pem(),
+        }
+    }
+
+    /// A server certificate for `sans`, like [`Intermediate::leaf`], over
+    /// the private key `key` (PEM, as a tool wrote it; it must parse): the
+    /// answer to a request whose names the test chooses, e.g. names other
+    /// than those the key's CSR asked for.
+    pub fn leaf_with_key(&self, key: &str, sans: &[&str], validity: Validity) -> Leaf {
+        let pair = KeyPair::from_pem(key).expect("a private key rcgen reads");
+        Leaf {
+            issued: self.leaf_for(&pair, sans, validity),
+            key: key.to_owned(),
+        }
+    }
+
+    /// The server certificate for `sans` over `key`, valid for `validity`.
+    fn leaf_for(&self, key: &KeyPair, sans: &[&str], validity: Validity) -> Issued {
         let names: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
         let mut params = CertificateParams::new(names).expect("valid test SANs");
         if let Some(first) = sans.first() {
             params.distinguished_name.push(DnType::CommonName, *first);
         }
         server_cert(&mut params, validity);
-        let key = new_key();
-        let cert = params.signed_by(&key, &self.issuer).expect("sign the leaf");
-        Leaf {
-            issued: self.issued(cert.pem()),
-            key: key.serialize_pem(),
-        }
+        let cert = params.signed_by(key, &self.issuer).expect("sign the leaf");
+        self.issued(cert.pem())
     }
 
     /// A server certificate for the key and names of `csr` (PEM, as a
@@ -229,7 +305,7 @@ impl Intermediate {
     fn issued(&self, cert: String) -> Issued {
         Issued {
             cert,
-            chain: self.pem.clone(),
+            chain: self.chain.clone(),
         }
     }
 }
@@ -244,6 +320,13 @@ fn server_cert(params: &mut CertificateParams, validity: Validity) {
 }
 
 impl Issued {
+    /// The leaf certificate in DER, as some CAs deliver it.
+    pub fn cert_der(&self) -> Vec<u8> {
+        CertificateDer::from_pem_slice(self.cert.as_bytes())
+            .expect("the leaf's PEM")
+            .to_vec()
+    }
+
     /// The leaf followed by its chain: what servers load.
     pub fn combined(&self) -> String {
         format!("{}{}", self.cert, self.chain)
@@ -362,6 +445,34 @@ pub fn openssl_verify(
     } else {
         Err(text)
     }
+}
+
+/// Runs `openssl ARGS FILE` within the time bound: its standard output.
+/// Fails the test, showing what OpenSSL said, when OpenSSL fails.
+pub fn openssl_stdout(openssl: &Path, args: &[&str], file: &Path) -> String {
+    let mut cmd = Command::new(openssl);
+    cmd.args(args).arg(file);
+    let out = run_bounded(cmd, BOUND);
+    assert!(
+        out.status.success(),
+        "openssl {args:?} {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The public key (PEM) OpenSSL reads from `file`: a private key's, or
+/// else the first certificate's. Two files hold a matching key and
+/// certificate when these are equal.
+pub fn openssl_public_key(openssl: &Path, file: &Path) -> String {
+    let text = fs::read_to_string(file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+    let args: &[&str] = if text.contains("PRIVATE KEY-----") {
+        &["pkey", "-pubout", "-in"]
+    } else {
+        &["x509", "-pubkey", "-noout", "-in"]
+    };
+    openssl_stdout(openssl, args, file)
 }
 
 /// The plain-text protocol spoken before the TLS handshake.

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use pysk_tests::tls::{
-    Leaf, LeafFiles, Pebble, SServer, StartTls, TestCa, Validity, openssl, openssl_verify,
-    run_bounded, s_client,
+    Intermediate, Leaf, LeafFiles, Pebble, SServer, StartTls, TestCa, Validity, openssl,
+    openssl_public_key, openssl_stdout, openssl_verify, run_bounded, s_client,
 };
 use pysk_tests::{require, scratch};
 
@@ -367,4 +367,168 @@ fn a_csr_made_elsewhere_is_signed_and_served() {
         let seen = s_client(&openssl, server.addr, NAME, &root, None);
         assert!(seen.verified, "{kind}: {}", seen.output);
     }
+}
+
+/// `subject=...` and `issuer=...` of the first certificate of `cert`, as
+/// RFC 2253 names.
+fn subject_and_issuer(openssl: &Path, cert: &Path) -> String {
+    openssl_stdout(
+        openssl,
+        &[
+            "x509", "-noout", "-subject", "-issuer", "-nameopt", "RFC2253", "-in",
+        ],
+        cert,
+    )
+}
+
+#[test]
+fn an_intermediate_of_an_intermediate_chains_both_to_the_root() {
+    let Some(openssl) = openssl() else { return };
+    let dir = scratch();
+    let ca = TestCa::new();
+    let root = dir.path().join("root.pem");
+    ca.write_root(&root);
+    let first = ca.intermediate(Validity::CA);
+    let second = first.intermediate(Validity::CA);
+    let leaf = second.leaf(&[NAME], Validity::LEAF);
+    assert_eq!(leaf.chain, format!("{}{}", second.pem(), first.pem()));
+    let files = leaf.write(dir.path(), "www");
+    assert_eq!(
+        openssl_verify(&openssl, &root, &files.chain, &files.cert),
+        Ok(())
+    );
+    assert_eq!(
+        subject_and_issuer(&openssl, &files.chain),
+        format!(
+            "subject=CN={}\nissuer=CN={}\n",
+            second.common_name(),
+            first.common_name()
+        )
+    );
+    // Without the first intermediate the path stops at the second.
+    let alone = dir.path().join("second.pem");
+    std::fs::write(&alone, second.pem()).expect("write the second intermediate");
+    let err = openssl_verify(&openssl, &root, &alone, &files.cert)
+        .expect_err("the first intermediate is missing");
+    assert!(
+        err.contains("unable to get local issuer certificate"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_cross_signed_loop_issues_each_other_and_reaches_no_root() {
+    let Some(openssl) = openssl() else { return };
+    let dir = scratch();
+    let ca = TestCa::new();
+    let root = dir.path().join("root.pem");
+    ca.write_root(&root);
+    let a = Intermediate::cross_signed_loop(Validity::CA);
+    let leaf = a.leaf(&[NAME], Validity::LEAF);
+    let certs = pysk_tests::tls::pem_certificates(&leaf.chain);
+    assert_eq!(certs.len(), 2, "{}", leaf.chain);
+    assert_eq!(certs[0], a.pem().replace("\r\n", "\n"));
+    let files = leaf.write(dir.path(), "www");
+    let b_by_a = dir.path().join("b.pem");
+    std::fs::write(&b_by_a, &certs[1]).expect("write B");
+    let b = subject_and_issuer(&openssl, &b_by_a);
+    let b_name = b
+        .strip_prefix("subject=CN=")
+        .and_then(|rest| rest.split_once('\n'))
+        .map(|(name, _)| name.to_owned())
+        .unwrap_or_else(|| panic!("no subject in {b}"));
+    assert_ne!(b_name, a.common_name());
+    assert_eq!(
+        subject_and_issuer(&openssl, &files.chain),
+        format!("subject=CN={}\nissuer=CN={b_name}\n", a.common_name())
+    );
+    assert_eq!(
+        b,
+        format!("subject=CN={b_name}\nissuer=CN={}\n", a.common_name())
+    );
+    assert_eq!(
+        subject_and_issuer(&openssl, &files.cert),
+        format!("subject=CN={NAME}\nissuer=CN={}\n", a.common_name())
+    );
+    // Each signature is good: trusting B alone, A's leaf verifies through
+    // A, and trusting A alone, B verifies.
+    let a_by_b = dir.path().join("a.pem");
+    std::fs::write(&a_by_b, &certs[0]).expect("write A");
+    let partial = |trusted: &Path, untrusted: &Path, cert: &Path| {
+        let mut cmd = Command::new(&openssl);
+        cmd.args(["verify", "-partial_chain", "-CAfile"])
+            .arg(trusted)
+            .arg("-untrusted")
+            .arg(untrusted)
+            .arg(cert);
+        let out = run_bounded(cmd, Duration::from_secs(20));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    partial(&b_by_a, &a_by_b, &files.cert);
+    partial(&a_by_b, &a_by_b, &b_by_a);
+    let err = openssl_verify(&openssl, &root, &files.chain, &files.cert)
+        .expect_err("no path to the root");
+    assert!(
+        err.contains("unable to get local issuer certificate"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_leaf_over_a_given_key_matches_it_in_pem_and_der() {
+    let Some(openssl) = openssl() else { return };
+    let dir = scratch();
+    let ca = TestCa::new();
+    let root = dir.path().join("root.pem");
+    ca.write_root(&root);
+    let intermediate = ca.intermediate(Validity::CA);
+    let key = dir.path().join("given.key");
+    let mut genpkey = Command::new(&openssl);
+    genpkey
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
+        .arg("-out")
+        .arg(&key);
+    assert!(
+        run_bounded(genpkey, Duration::from_secs(20))
+            .status
+            .success()
+    );
+    let pem = std::fs::read_to_string(&key).expect("read the key");
+    let leaf = intermediate.leaf_with_key(&pem, &[NAME, "mail.example.test"], Validity::LEAF);
+    assert_eq!(leaf.key, pem);
+    let files = leaf.write(dir.path(), "www");
+    assert_eq!(
+        openssl_verify(&openssl, &root, &files.chain, &files.cert),
+        Ok(())
+    );
+    let public = openssl_public_key(&openssl, &key);
+    assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"), "{public}");
+    assert_eq!(openssl_public_key(&openssl, &files.cert), public);
+    let other = intermediate
+        .leaf(&[NAME], Validity::LEAF)
+        .write(dir.path(), "other");
+    assert_ne!(openssl_public_key(&openssl, &other.key), public);
+    let text = openssl_stdout(
+        &openssl,
+        &["x509", "-noout", "-ext", "subjectAltName", "-in"],
+        &files.cert,
+    );
+    assert!(
+        text.contains("DNS:www.example.test, DNS:mail.example.test"),
+        "{text}"
+    );
+    let der = dir.path().join("www.der");
+    std::fs::write(&der, leaf.cert_der()).expect("write the DER leaf");
+    let back = openssl_stdout(&openssl, &["x509", "-inform", "DER", "-in"], &der);
+    assert_eq!(back, leaf.cert.replace("\r\n", "\n"));
 }
