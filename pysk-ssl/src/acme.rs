@@ -23,13 +23,13 @@ use pysk_common::atomic;
 use pysk_common::error::{read_err, write_err};
 use pysk_common::exit::Outcome;
 use pysk_common::lock::Lock;
-use pysk_common::report::Reporter;
+use pysk_common::report::{self, Reporter};
 use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 use crate::csr;
 use crate::error::SslError;
-use crate::install;
+use crate::install::{self, Installed};
 use crate::keys::{self, KeyType};
 
 /// What `acme` is asked to do.
@@ -46,6 +46,8 @@ pub struct Options {
     pub account: PathBuf,
     /// The type of the new key.
     pub key_type: KeyType,
+    /// Check and show the plan; order nothing.
+    pub dry_run: bool,
     /// The certificate this order replaces (RFC 9773), named when the CA
     /// offers renewal information.
     pub replaces: Option<CertificateIdentifier<'static>>,
@@ -83,14 +85,56 @@ pub struct Record {
 /// How long the CA may take to validate and to issue.
 const RETRIES: RetryPolicy = RetryPolicy::new().timeout(Duration::from_secs(120));
 
-/// Orders the certificate, then installs it as `install` does.
+/// The `--json` document of `acme`: what was ordered and installed, or
+/// with `dry_run` what would be ordered.
+#[derive(Debug, Serialize)]
+pub struct Ordered {
+    /// The name.
+    pub name: String,
+    /// Whether this is a dry run's plan.
+    pub dry_run: bool,
+    /// The DNS names ordered, NAME first.
+    pub sans: Vec<String>,
+    /// The ACME directory URL.
+    pub directory: String,
+    /// The account's credentials file.
+    pub account: PathBuf,
+    /// Whether the account was (or would be) created by this run.
+    pub account_created: bool,
+    /// Where the challenges are written.
+    pub webroot: PathBuf,
+    /// What was installed (none for a dry run, which orders nothing).
+    pub installed: Option<Installed>,
+}
+
+/// Orders the certificate, then installs it as `install` does; a dry run
+/// checks what it can without the CA and shows the plan.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, SslError> {
+    let (outcome, ordered) = if options.dry_run {
+        (Outcome::Success, plan(options, out)?)
+    } else {
+        order_and_install(options, report, out)?
+    };
+    if options.install.json {
+        report::print_json(&ordered)?;
+    }
+    Ok(outcome)
+}
+
+/// The order and the install, under the directory's lock.
+pub fn order_and_install(
+    options: &Options,
+    report: &Reporter,
+    out: &mut dyn Write,
+) -> Result<(Outcome, Ordered), SslError> {
     let install = &options.install;
     let store = &install.store;
     let name = &install.name;
     store.create()?;
     let _lock = Lock::acquire(&store.lock_path(), install.wait)?;
     atomic::remove_stale_in(store.written_dirs(name), report)?;
+    atomic::remove_stale_in([challenge_dir(&options.webroot)], report)?;
+    let mut ordered = ordered(options)?;
     let key = keys::generate(options.key_type)?;
     store.write_key(&store.pending_key(name), key.serialize_pem().as_bytes())?;
     let request = csr::request_der(&options.sans, &key)?;
@@ -100,7 +144,8 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         .create(store.acme_dir())
         .map_err(write_err(&store.acme_dir()))?;
     store.write_public(&install.cert, chain.as_bytes())?;
-    let outcome = install::locked(install, report, out)?;
+    let (outcome, installed) = install::locked(install, report, out)?;
+    ordered.installed = Some(installed);
     let record = Record {
         version: 1,
         sans: options.sans.clone(),
@@ -110,7 +155,77 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let text = serde_json::to_string_pretty(&record)
         .map_err(|e| pysk_common::Error::Internal(format!("the ACME record: {e}")))?;
     store.write_public(&store.acme_record(name), format!("{text}\n").as_bytes())?;
-    Ok(outcome)
+    Ok((outcome, ordered))
+}
+
+/// The dry run: the lock waited for where it exists, the webroot and the
+/// account checked, the plan shown (unless `--json`). Nothing is created
+/// and the CA is not asked.
+fn plan(options: &Options, out: &mut dyn Write) -> Result<Ordered, SslError> {
+    let install = &options.install;
+    let store = &install.store;
+    let _lock = Lock::existing(&store.lock_path(), install.wait)?;
+    let ordered = ordered(options)?;
+    if install.json {
+        return Ok(ordered);
+    }
+    let account = if ordered.account_created {
+        " (would be created, mode 0600)"
+    } else {
+        ""
+    };
+    let reload = install.reload.trim();
+    let text = format!(
+        "would order {sans} from {directory}\n\
+         \x20 account: {path}{account}\n\
+         \x20 challenges: {challenges}/\n\
+         \x20 key: {key}: *** (a new {key_type} key)\n\
+         \x20 then install it as install does (checks: key, chain, expiry, names){reload}\n",
+        sans = options.sans.join(", "),
+        directory = options.directory,
+        path = options.account.display(),
+        challenges = challenge_dir(&options.webroot).display(),
+        key = store.pending_key(&install.name).display(),
+        key_type = options.key_type,
+        reload = if reload.is_empty() {
+            String::new()
+        } else {
+            format!(", then run: {reload}")
+        },
+    );
+    out.write_all(text.as_bytes())
+        .map_err(pysk_common::Error::Stdout)?;
+    Ok(ordered)
+}
+
+/// What a run orders, before it does: the webroot must be a directory,
+/// and a kept account must be for this CA.
+fn ordered(options: &Options) -> Result<Ordered, SslError> {
+    if !fs::metadata(&options.webroot).is_ok_and(|m| m.is_dir()) {
+        return Err(SslError::Input {
+            path: options.webroot.clone(),
+            reason: "the webroot is not a directory".to_owned(),
+        });
+    }
+    let account_created = !options.account.exists();
+    if !account_created {
+        let _checked = read_credentials(&options.account, &options.directory)?;
+    }
+    Ok(Ordered {
+        name: options.install.name.clone(),
+        dry_run: options.dry_run,
+        sans: options.sans.clone(),
+        directory: options.directory.clone(),
+        account: options.account.clone(),
+        account_created,
+        webroot: options.webroot.clone(),
+        installed: None,
+    })
+}
+
+/// Where the challenge files are written: RFC 8555's path in the webroot.
+fn challenge_dir(webroot: &Path) -> PathBuf {
+    webroot.join(".well-known").join("acme-challenge")
 }
 
 /// The CA's renewal window for the certificate `leaf` (DER), `None` when
@@ -201,7 +316,7 @@ async fn validate(
     webroot: &Path,
     written: &mut Vec<PathBuf>,
 ) -> Result<(), SslError> {
-    let dir = webroot.join(".well-known").join("acme-challenge");
+    let dir = challenge_dir(webroot);
     let mut authorizations = order.authorizations();
     while let Some(authz) = authorizations.next().await {
         let mut authz = authz.map_err(|e| acme_error("authorization", e))?;

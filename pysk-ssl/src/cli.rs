@@ -198,6 +198,9 @@ pub struct CsrArgs {
     /// `--dry-run`.
     #[command(flatten)]
     pub dry_run: DryRunArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
     /// `--wait`.
     #[command(flatten)]
     pub wait: WaitArgs,
@@ -231,6 +234,9 @@ pub struct InstallArgs {
     /// `--dry-run`.
     #[command(flatten)]
     pub dry_run: DryRunArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
     /// `--wait`.
     #[command(flatten)]
     pub wait: WaitArgs,
@@ -260,6 +266,12 @@ pub struct AcmeArgs {
     /// The directory.
     #[command(flatten)]
     pub dir: DirArgs,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
     /// `--wait`.
     #[command(flatten)]
     pub wait: WaitArgs,
@@ -277,6 +289,9 @@ pub struct RenewArgs {
     /// `--dry-run`.
     #[command(flatten)]
     pub dry_run: DryRunArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
     /// `--wait`.
     #[command(flatten)]
     pub wait: WaitArgs,

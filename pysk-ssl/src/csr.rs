@@ -4,7 +4,7 @@
 //! together with a certificate that matches it.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
@@ -12,7 +12,8 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use pysk_common::atomic;
 use pysk_common::exit::Outcome;
 use pysk_common::lock::Lock;
-use pysk_common::report::Reporter;
+use pysk_common::report::{self, Reporter};
+use serde::Serialize;
 
 use crate::certs::read_limited;
 use crate::error::SslError;
@@ -34,8 +35,22 @@ pub struct Options {
     pub store: Store,
     /// Say what would be written; write nothing.
     pub dry_run: bool,
+    /// Print the `--json` document instead of lines.
+    pub json: bool,
     /// How long to wait for the lock.
     pub wait: Duration,
+}
+
+/// The `--json` document of `csr`: what was written, or with `dry_run`
+/// what would be.
+#[derive(Debug, Serialize)]
+struct Written<'a> {
+    name: &'a str,
+    dry_run: bool,
+    sans: &'a [String],
+    csr: PathBuf,
+    key: PathBuf,
+    new_key: Option<String>,
 }
 
 /// Makes the key (unless reused) and the CSR, each written atomically:
@@ -45,7 +60,16 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let store = &options.store;
     if options.dry_run {
         let _lock = Lock::existing(&store.lock_path(), options.wait)?;
-        return show(options, out);
+        let key = if options.reuse_key {
+            existing_key(options)?.1
+        } else {
+            store.pending_key(&options.name)
+        };
+        if options.json {
+            report::print_json(&written(options, key))?;
+            return Ok(Outcome::Success);
+        }
+        return show(options, &key, out);
     }
     store.create()?;
     let _lock = Lock::acquire(&store.lock_path(), options.wait)?;
@@ -61,23 +85,34 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let pem = request(&options.sans, &key)?;
     let csr = store.csr(&options.name);
     store.write_public(&csr, pem.as_bytes())?;
-    report.info(format_args!(
-        "{}: CSR for {} written; key {}",
-        csr.display(),
-        options.sans.join(", "),
-        from.display()
-    ));
+    if options.json {
+        report::print_json(&written(options, from))?;
+    } else {
+        report.info(format_args!(
+            "{}: CSR for {} written; key {}",
+            csr.display(),
+            options.sans.join(", "),
+            from.display()
+        ));
+    }
     Ok(Outcome::Success)
 }
 
+/// The `--json` document, the key being `key`.
+fn written(options: &Options, key: PathBuf) -> Written<'_> {
+    Written {
+        name: &options.name,
+        dry_run: options.dry_run,
+        sans: &options.sans,
+        csr: options.store.csr(&options.name),
+        key,
+        new_key: (!options.reuse_key).then(|| options.key_type.to_string()),
+    }
+}
+
 /// The dry run's plan: the files `csr` would write (a key as `***`).
-fn show(options: &Options, out: &mut dyn Write) -> Result<Outcome, SslError> {
+fn show(options: &Options, key: &Path, out: &mut dyn Write) -> Result<Outcome, SslError> {
     let store = &options.store;
-    let key = if options.reuse_key {
-        existing_key(options)?.1
-    } else {
-        store.pending_key(&options.name)
-    };
     let text = format!(
         "would write {}: CSR for {}\n{} {}: ***{}\n",
         store.csr(&options.name).display(),

@@ -14,7 +14,8 @@ use pysk_common::date::unix_now;
 use pysk_common::error::{cause, write_err};
 use pysk_common::exit::Outcome;
 use pysk_common::lock::Lock;
-use pysk_common::report::Reporter;
+use pysk_common::report::{self, Reporter};
+use serde::Serialize;
 
 use crate::certs::{self, Cert};
 use crate::chain::{self, Failure};
@@ -47,8 +48,40 @@ pub struct Options {
     pub check_after_reload: Option<served::Options>,
     /// Show what would be installed; change nothing.
     pub dry_run: bool,
+    /// Print the `--json` document instead of lines.
+    pub json: bool,
+    /// Installed for `acme`, which keeps the name ACME-managed; an install
+    /// by hand ends that (`renew` would replace the certificate).
+    pub for_acme: bool,
     /// How long to wait for the lock.
     pub wait: Duration,
+}
+
+/// The `--json` document of `install` (and part of `acme`'s): what was
+/// installed, or with `dry_run` what would be.
+#[derive(Debug, Serialize)]
+pub struct Installed {
+    /// The name.
+    pub name: String,
+    /// Whether this is a dry run's plan.
+    pub dry_run: bool,
+    /// The certificate directory.
+    pub dir: PathBuf,
+    /// The leaf's subject.
+    pub leaf: String,
+    /// The leaf's expiry, `YYYY-MM-DD`.
+    pub expires: String,
+    /// The intermediates' subjects, as installed (leaf's issuer first).
+    pub intermediates: Vec<String>,
+    /// The trust anchor the chain leads to (not installed).
+    pub anchor: String,
+    /// Where the key came from.
+    pub key_from: PathBuf,
+    /// The reload command, if any.
+    pub reload: Option<String>,
+    /// Whether the name was ACME-managed and no longer is (installed by
+    /// hand).
+    pub acme_ended: bool,
 }
 
 /// The key that matches the certificate, and where it came from.
@@ -58,7 +91,8 @@ struct Key {
     pending: bool,
 }
 
-/// Checks, then installs (or shows, for a dry run) the certificate.
+/// Checks, then installs (or shows, for a dry run) the certificate; with
+/// `json`, the document on stdout instead of the lines.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, SslError> {
     let store = &options.store;
     let _lock = if options.dry_run {
@@ -69,22 +103,30 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         atomic::remove_stale_in(store.written_dirs(&options.name), report)?;
         Some(lock)
     };
-    locked(options, report, out)
+    let (outcome, installed) = locked(options, report, out)?;
+    if options.json {
+        report::print_json(&installed)?;
+    }
+    Ok(outcome)
 }
 
 /// The gate, then the install (or, for a dry run, what it would install),
 /// the reload and the probe, for a caller that holds the directory's lock
-/// (`install`, `acme`).
+/// (`install`, `acme`); the lines unless `json`, and the `--json`
+/// document for the caller to print.
 pub fn locked(
     options: &Options,
     report: &Reporter,
     out: &mut dyn Write,
-) -> Result<Outcome, SslError> {
+) -> Result<(Outcome, Installed), SslError> {
     let store = &options.store;
     let (served, key) = gate(options)?;
+    let installed = summary(options, &served, &key);
     if options.dry_run {
-        show(options, &served, &key, out)?;
-        return Ok(Outcome::Success);
+        if !options.json {
+            show(options, &served, &key, &installed, out)?;
+        }
+        return Ok((Outcome::Success, installed));
     }
     let set = Set {
         key: key.pem.clone(),
@@ -100,19 +142,65 @@ pub fn locked(
     if key.pending {
         fs::remove_file(&key.path).map_err(write_err(&key.path))?;
     }
-    report.info(format_args!(
-        "{}: installed in {} (leaf \"{}\", expires {}, {} intermediate(s))",
-        options.name,
-        store.dir().display(),
-        served.leaf.subject,
-        chain::date(served.leaf.not_after),
-        served.chain.len()
-    ));
-    reload(&options.reload)?;
-    match &options.check_after_reload {
-        Some(check) => served::confirm(check, report),
-        None => Ok(Outcome::Success),
+    if !options.json {
+        report.info(format_args!(
+            "{}: installed in {} (leaf \"{}\", expires {}, {} intermediate(s))",
+            options.name,
+            store.dir().display(),
+            served.leaf.subject,
+            chain::date(served.leaf.not_after),
+            served.chain.len()
+        ));
     }
+    if installed.acme_ended {
+        end_acme(options, report)?;
+    }
+    reload(&options.reload)?;
+    let outcome = match &options.check_after_reload {
+        Some(check) => served::confirm(check, report)?,
+        None => Outcome::Success,
+    };
+    Ok((outcome, installed))
+}
+
+/// The `--json` document of an install that passed the gate.
+fn summary(options: &Options, served: &chain::Served, key: &Key) -> Installed {
+    let reload = options.reload.trim();
+    Installed {
+        name: options.name.clone(),
+        dry_run: options.dry_run,
+        dir: options.store.dir().to_owned(),
+        leaf: served.leaf.subject.clone(),
+        expires: chain::date(served.leaf.not_after),
+        intermediates: served.chain.iter().map(|c| c.subject.clone()).collect(),
+        anchor: served.anchor.subject.clone(),
+        key_from: key.path.clone(),
+        reload: (!reload.is_empty()).then(|| reload.to_owned()),
+        acme_ended: !options.for_acme && options.store.acme_record(&options.name).exists(),
+    }
+}
+
+/// A certificate installed by hand ends ACME's management of the name:
+/// its record and issued chain are removed, so that `renew` does not
+/// replace the certificate with an ordered one.
+fn end_acme(options: &Options, report: &Reporter) -> Result<(), SslError> {
+    let (store, name) = (&options.store, &options.name);
+    let record = store.acme_record(name);
+    for path in [store.acme_chain(name), record.clone()] {
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(write_err(&path)(e).into());
+            }
+            _ => {}
+        }
+    }
+    if !options.json {
+        report.info(format_args!(
+            "{name}: installed by hand, no longer renewed by ACME ({} removed)",
+            record.display()
+        ));
+    }
+    Ok(())
 }
 
 /// The checks, in the order key, chain, expiry, names: the chain to serve
@@ -182,6 +270,7 @@ fn show(
     options: &Options,
     served: &chain::Served,
     key: &Key,
+    installed: &Installed,
     out: &mut dyn Write,
 ) -> Result<(), SslError> {
     let file = |part: Part| options.store.live(&options.name, part);
@@ -192,7 +281,7 @@ fn show(
          \x20 {cert}: \"{leaf}\", expires {expires}\n\
          \x20 {chain_file}: {intermediates}\n\
          \x20 {combined}: the leaf and the chain\n\
-         \x20 trust anchor (not installed): \"{anchor}\"\n{reload}",
+         \x20 trust anchor (not installed): \"{anchor}\"\n{acme}{reload}",
         name = options.name,
         key_file = file(Part::Key).display(),
         key_from = key.path.display(),
@@ -207,6 +296,14 @@ fn show(
         },
         combined = file(Part::Combined).display(),
         anchor = served.anchor.subject,
+        acme = if installed.acme_ended {
+            format!(
+                "  {}: removed (no longer renewed by ACME)\n",
+                options.store.acme_record(&options.name).display()
+            )
+        } else {
+            String::new()
+        },
         reload = if options.reload.trim().is_empty() {
             String::new()
         } else {

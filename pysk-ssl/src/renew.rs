@@ -14,7 +14,8 @@ use instant_acme::CertificateIdentifier;
 use pysk_common::date::unix_now;
 use pysk_common::error::read_err;
 use pysk_common::exit::Outcome;
-use pysk_common::report::Reporter;
+use pysk_common::report::{self, Reporter};
+use serde::Serialize;
 
 use crate::acme::{self, Record};
 use crate::certs::{self, Cert};
@@ -47,6 +48,8 @@ pub struct Options {
     pub check_after_reload: Option<served::Options>,
     /// Say which names are due; order nothing.
     pub dry_run: bool,
+    /// Print the `--json` document instead of lines.
+    pub json: bool,
     /// How long to wait for the lock.
     pub wait: Duration,
 }
@@ -55,16 +58,67 @@ pub struct Options {
 /// lifetime is left.
 const DUE_FRACTION: i64 = 3;
 
+/// What became of one name, for `--json`.
+#[derive(Debug, Serialize)]
+struct Renewed {
+    name: String,
+    /// `not-due`, `due` (a dry run), `renewed` or `failed`.
+    status: &'static str,
+    /// From when it is due (`YYYY-MM-DD`; none when it failed before).
+    due_from: Option<String>,
+    /// The rule that made it due.
+    by: Option<&'static str>,
+    /// The installed certificate's expiry (the new one's when renewed).
+    expires: Option<String>,
+    /// Why it failed.
+    error: Option<String>,
+}
+
+/// The `--json` document of `renew`.
+#[derive(Debug, Serialize)]
+struct Summary {
+    dry_run: bool,
+    names: Vec<Renewed>,
+    renewed: usize,
+    failed: usize,
+}
+
 /// Renews every due ACME-managed name; `Partial` (exit 1) when any failed.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, SslError> {
-    let mut outcome = Outcome::Success;
+    let mut names = Vec::new();
     for name in managed(&options.store)? {
-        if let Err(e) = renew(options, &name, report, out) {
-            report.warn(format_args!("{name}: {e}"));
-            outcome = Outcome::Partial;
+        let mut entry = Renewed {
+            name: name.clone(),
+            status: "failed",
+            due_from: None,
+            by: None,
+            expires: None,
+            error: None,
+        };
+        if let Err(e) = renew(options, &mut entry, report, out) {
+            if !options.json {
+                report.warn(format_args!("{name}: {e}"));
+            }
+            entry.status = "failed";
+            entry.error = Some(e.to_string());
         }
+        names.push(entry);
     }
-    Ok(outcome)
+    let count = |status| names.iter().filter(|n| n.status == status).count();
+    let (renewed, failed) = (count("renewed"), count("failed"));
+    if options.json {
+        report::print_json(&Summary {
+            dry_run: options.dry_run,
+            names,
+            renewed,
+            failed,
+        })?;
+    }
+    Ok(if failed == 0 {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    })
 }
 
 /// The names with an ACME record, sorted.
@@ -85,44 +139,57 @@ fn managed(store: &Store) -> Result<Vec<String>, SslError> {
     Ok(names)
 }
 
-/// One name: skipped when not due, else shown (dry run) or renewed.
+/// One name: skipped when not due, else shown (dry run) or renewed;
+/// `entry` says which.
 fn renew(
     options: &Options,
-    name: &str,
+    entry: &mut Renewed,
     report: &Reporter,
     out: &mut dyn Write,
 ) -> Result<(), SslError> {
     let store = &options.store;
-    let record = record(store, name)?;
-    let leaf = certs::read(&store.live(name, Part::Cert))?
+    let name = entry.name.clone();
+    let record = record(store, &name)?;
+    let leaf = certs::read(&store.live(&name, Part::Cert))?
         .into_iter()
         .next()
         .ok_or_else(|| pysk_common::Error::Internal("no certificate read".to_owned()))?;
-    let mut order = order(options, name, record);
+    let mut order = order(options, &name, record);
     let due = due(&order, &leaf, report);
+    entry.due_from = Some(chain::date(due.from));
+    entry.by = Some(due.by);
+    entry.expires = Some(chain::date(leaf.not_after));
     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     if now < due.from {
-        report.info(format_args!(
-            "{name}: not due (renewed from {}, {})",
-            chain::date(due.from),
-            due.by
-        ));
+        entry.status = "not-due";
+        if !options.json {
+            report.info(format_args!(
+                "{name}: not due (renewed from {}, {})",
+                chain::date(due.from),
+                due.by
+            ));
+        }
         return Ok(());
     }
+    entry.status = "due";
     if options.dry_run {
-        writeln!(
-            out,
-            "would renew {name} (expires {}; due from {}, {}) from {}",
-            chain::date(leaf.not_after),
-            chain::date(due.from),
-            due.by,
-            order.directory
-        )
-        .map_err(pysk_common::Error::Stdout)?;
+        if !options.json {
+            writeln!(
+                out,
+                "would renew {name} (expires {}; due from {}, {}) from {}",
+                chain::date(leaf.not_after),
+                chain::date(due.from),
+                due.by,
+                order.directory
+            )
+            .map_err(pysk_common::Error::Stdout)?;
+        }
         return Ok(());
     }
     order.replaces = due.replaces;
-    acme::run(&order, report, out)?;
+    let (_, ordered) = acme::order_and_install(&order, report, out)?;
+    entry.status = "renewed";
+    entry.expires = ordered.installed.map(|i| i.expires);
     Ok(())
 }
 
@@ -207,6 +274,7 @@ fn order(options: &Options, name: &str, record: Record) -> acme::Options {
         directory: record.directory,
         account: options.account.clone(),
         key_type: options.key_type,
+        dry_run: false,
         replaces: None,
         install: install::Options {
             name: name.to_owned(),
@@ -219,6 +287,8 @@ fn order(options: &Options, name: &str, record: Record) -> acme::Options {
             store,
             check_after_reload,
             dry_run: false,
+            json: options.json,
+            for_acme: true,
             wait: options.wait,
         },
     }

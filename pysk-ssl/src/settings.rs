@@ -116,6 +116,7 @@ pub fn csr(settings: &Settings, args: &CsrArgs) -> Result<csr::Options, SslError
         reuse_key: args.reuse_key,
         store: store(settings, &args.dir)?,
         dry_run: args.dry_run.dry_run,
+        json: args.json.json,
         wait: args.wait.resolve(settings, "ssl_wait")?,
     })
 }
@@ -139,6 +140,8 @@ pub fn install(settings: &Settings, args: &InstallArgs) -> Result<install::Optio
             args.warn_days.as_deref(),
         )?,
         dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+        for_acme: false,
         wait: args.wait.resolve(settings, "ssl_wait")?,
     })
 }
@@ -171,6 +174,8 @@ pub fn acme(settings: &Settings, args: &AcmeArgs) -> Result<acme::Options, SslEr
         )?,
         store,
         dry_run: false,
+        json: args.json.json,
+        for_acme: true,
         wait: args.wait.resolve(settings, "ssl_wait")?,
         name,
     };
@@ -182,6 +187,7 @@ pub fn acme(settings: &Settings, args: &AcmeArgs) -> Result<acme::Options, SslEr
         key_type: settings.with("ssl_key_type", args.key_type.as_deref(), |text| {
             text.parse::<KeyType>()
         })?,
+        dry_run: args.dry_run.dry_run,
         replaces: None,
         install,
     })
@@ -199,6 +205,7 @@ pub fn renew(settings: &Settings, args: &RenewArgs) -> Result<renew::Options, Ss
         reload: settings.string("ssl_reload_command", None)?,
         check_after_reload: check_after_reload(settings, None, &args.dir, &args.ca, None)?,
         dry_run: args.dry_run.dry_run,
+        json: args.json.json,
         wait: args.wait.resolve(settings, "ssl_wait")?,
     })
 }

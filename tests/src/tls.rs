@@ -66,6 +66,7 @@ impl Validity {
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
     pem: String,
+    name: String,
 }
 
 /// An intermediate CA signed by a [`TestCa`] (or by another
@@ -159,13 +160,21 @@ impl TestCa {
     /// A new root, valid for years ([`Validity::CA`]).
     pub fn new() -> TestCa {
         let n = CA_NUMBER.fetch_add(1, Ordering::Relaxed);
-        let params = ca_params(&format!("pysk test root {n}"), Validity::CA);
+        let name = format!("pysk test root {n}");
+        let params = ca_params(&name, Validity::CA);
         let key = new_key();
         let pem = params.self_signed(&key).expect("self-sign the root").pem();
         TestCa {
             issuer: Issuer::new(params, key),
             pem,
+            name,
         }
+    }
+
+    /// Its common name, `pysk test root N` (its subject is `CN=` this
+    /// name and nothing else).
+    pub fn common_name(&self) -> &str {
+        &self.name
     }
 
     /// The root certificate (the trust anchor a test gives `--ca-file`).

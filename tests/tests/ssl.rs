@@ -541,3 +541,70 @@ fn served_catches_a_certificate_renewed_but_not_reloaded_plain_and_with_starttls
     let out = served(&format!("127.0.0.1:{closed}"), &[]).fails_with(1);
     assert_stderr(&out, "cannot connect: Connection refused");
 }
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(out)).expect("a JSON document")
+}
+
+#[test]
+fn csr_and_install_print_their_json_documents_and_a_dry_run_the_would_be_one() {
+    let Some(env) = Env::new() else { return };
+    let (csr_file, pending) = (
+        env.ssl(&format!("{NAME}.csr")),
+        env.ssl(&format!("{NAME}_pending.key")),
+    );
+    let written = |dry_run: bool| {
+        serde_json::json!({
+            "version": 1,
+            "name": NAME,
+            "dry_run": dry_run,
+            "sans": [NAME, "example.org"],
+            "csr": csr_file,
+            "key": pending,
+            "new_key": "ec-p384",
+        })
+    };
+    let args = ["csr", NAME, "--san", "example.org", "--key-type", "ec-p384"];
+    let plan = env
+        .tool()
+        .args(args)
+        .args(["--dry-run", "--json"])
+        .succeeds();
+    assert_eq!(json(&plan), written(true));
+    assert!(!env.path("ssl").exists(), "a dry run creates nothing");
+    let out = env.tool().args(args).arg("--json").succeeds();
+    assert_eq!(json(&out), written(false));
+    assert_stderr(&out, "");
+    assert!(csr_file.exists() && pending.exists());
+
+    let key = fs::read_to_string(&pending).expect("the pending key");
+    let leaf = env.leaf(&key, &[NAME, "example.org"], 60);
+    let installed = |dry_run: bool| {
+        let expires = time::OffsetDateTime::now_utc() + time::Duration::days(60);
+        serde_json::json!({
+            "version": 1,
+            "name": NAME,
+            "dry_run": dry_run,
+            "dir": env.path("ssl"),
+            "leaf": format!("CN={NAME}"),
+            "expires": format!("{}", expires.date()),
+            "intermediates": [format!("CN={}", env.inter.common_name())],
+            "anchor": format!("CN={}", env.ca.common_name()),
+            "key_from": pending,
+            "reload": null,
+            "acme_ended": false,
+        })
+    };
+    let before = snapshot(&env.path("ssl"));
+    let plan = env.install(&leaf).args(["--dry-run", "--json"]).succeeds();
+    assert_eq!(json(&plan), installed(true));
+    assert_eq!(
+        before,
+        snapshot(&env.path("ssl")),
+        "a dry run changes nothing"
+    );
+    let out = env.install(&leaf).arg("--json").succeeds();
+    assert_eq!(json(&out), installed(false));
+    assert_stderr(&out, "");
+    env.verify_installed();
+}

@@ -187,8 +187,12 @@ fn renew_skips_a_fresh_certificate_and_renews_one_made_due() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not due"), "{err}");
 
-    // A certificate of another CA with 35 days left of 115: due (less
-    // than a third left), yet past the gate's 30 days.
+    // A certificate with 35 days left of 115 stands in for an ACME
+    // certificate grown old: due (less than a third left), yet past the
+    // gate's 30 days. Installed by hand, it ends ACME's management, so the
+    // record is put back as the ACME run wrote it.
+    let record = env.ssl(&format!(".acme/{NAME}.json"));
+    let acme_record = fs::read(&record).expect("the ACME record");
     let tool = || tool("pysk-ssl").config_dir(env.dir.path());
     tool().args(["csr", NAME, "--san", SAN]).succeeds();
     let csr = fs::read_to_string(env.ssl(&format!("{NAME}.csr"))).expect("the CSR");
@@ -207,6 +211,7 @@ fn renew_skips_a_fresh_certificate_and_renews_one_made_due() {
         .arg("--ca-file")
         .arg(&root)
         .succeeds();
+    fs::write(&record, acme_record).expect("the record put back");
     let due = fs::read(&leaf).expect("the due leaf");
 
     let plan = renew(&env, &["--dry-run"]);
@@ -395,4 +400,150 @@ fn x509_not_after(pem_file: &Path) -> String {
     let (_, pem) = x509_parser::pem::parse_x509_pem(&text).expect("PEM");
     let cert = pem.parse_x509().expect("a certificate");
     format!("{}", cert.validity().not_after.to_datetime().date())
+}
+
+#[test]
+fn acme_dry_run_json_and_an_install_by_hand_that_ends_acme_management() {
+    let Some(env) = Env::new() else {
+        return;
+    };
+    let account = env.dir.path().join("account.json");
+    let pending = env.ssl(&format!("{NAME}_pending.key"));
+    let plan = env.acme().arg("--dry-run").succeeds();
+    assert_eq!(
+        stdout(&plan),
+        format!(
+            "would order {NAME}, {SAN} from {}\n  account: {} (would be created, mode 0600)\n  \
+             challenges: {}/.well-known/acme-challenge/\n  key: {}: *** (a new ec-p256 key)\n  \
+             then install it as install does (checks: key, chain, expiry, names)\n",
+            env.pebble.directory,
+            account.display(),
+            env.pebble.webroot.display(),
+            pending.display()
+        )
+    );
+    assert!(!account.exists() && !env.dir.path().join("ssl").exists());
+    let ordered = |dry_run: bool, created: bool| {
+        serde_json::json!({
+            "version": 1,
+            "name": NAME,
+            "dry_run": dry_run,
+            "sans": [NAME, SAN],
+            "directory": env.pebble.directory,
+            "account": account,
+            "account_created": created,
+            "webroot": env.pebble.webroot,
+            "installed": null,
+        })
+    };
+    let plan = env.acme().args(["--dry-run", "--json"]).succeeds();
+    assert_eq!(json(&plan), ordered(true, true));
+    let missing = env.dir.path().join("no-webroot");
+    let out = tool("pysk-ssl")
+        .config_dir(env.dir.path())
+        .args(["acme", NAME, "--dry-run", "--webroot"])
+        .arg(&missing)
+        .arg("--directory")
+        .arg(&env.pebble.directory)
+        .fails_with(65);
+    assert_stderr(
+        &out,
+        &format!(
+            "pysk-ssl: {}: the webroot is not a directory\n",
+            missing.display()
+        ),
+    );
+
+    let out = env.acme().arg("--json").succeeds();
+    let mut doc = json(&out);
+    let installed = doc["installed"].take();
+    assert_eq!(doc, ordered(false, true));
+    assert_eq!(installed["name"], NAME);
+    assert_eq!(installed["dry_run"], false);
+    assert_eq!(installed["key_from"], pending.display().to_string());
+    assert_eq!(installed["acme_ended"], false);
+    let leaf = env.ssl(&format!("{NAME}.crt"));
+    assert_eq!(installed["expires"], x509_not_after(&leaf));
+    let plan = env.acme().args(["--dry-run", "--json"]).succeeds();
+    assert_eq!(json(&plan), ordered(true, false));
+
+    let renew = || {
+        tool("pysk-ssl")
+            .config_dir(env.dir.path())
+            .args(["renew", "--json", "--ca-file"])
+            .arg(&env.pebble.ca_file)
+    };
+    let out = renew().succeeds();
+    assert_eq!(
+        json(&out),
+        serde_json::json!({
+            "version": 1,
+            "dry_run": false,
+            "names": [{
+                "name": NAME,
+                "status": "not-due",
+                "due_from": lifetime_due(&leaf),
+                "by": "a third of its lifetime left",
+                "expires": x509_not_after(&leaf),
+                "error": null,
+            }],
+            "renewed": 0,
+            "failed": 0,
+        })
+    );
+
+    // A certificate of another CA installed by hand: the name is no
+    // longer ACME's, so renew leaves it alone.
+    let tool = || tool("pysk-ssl").config_dir(env.dir.path());
+    tool().args(["csr", NAME, "--san", SAN]).succeeds();
+    let csr = fs::read_to_string(env.ssl(&format!("{NAME}.csr"))).expect("the CSR");
+    let ca = TestCa::new();
+    let root = env.dir.path().join("test-root.pem");
+    ca.write_root(&root);
+    let files = ca
+        .intermediate(Validity::CA)
+        .sign_csr(&csr, Validity::days(-80, 35))
+        .write(&env.dir.path().join("bought"), NAME);
+    let record = env.ssl(&format!(".acme/{NAME}.json"));
+    let install = || {
+        tool()
+            .args(["install", NAME, "--cert"])
+            .arg(&files.cert)
+            .arg("--chain")
+            .arg(&files.chain)
+            .arg("--ca-file")
+            .arg(&root)
+    };
+    let plan = install().args(["--dry-run"]).succeeds();
+    assert!(
+        stdout(&plan).contains(&format!(
+            "\n  {}: removed (no longer renewed by ACME)\n",
+            record.display()
+        )),
+        "{}",
+        stdout(&plan)
+    );
+    assert!(record.exists(), "a dry run removes nothing");
+    let out = install().succeeds();
+    let err = pysk_tests::stderr(&out);
+    assert!(
+        err.ends_with(&format!(
+            "pysk-ssl: {NAME}: installed by hand, no longer renewed by ACME ({} removed)\n",
+            record.display()
+        )),
+        "{err}"
+    );
+    assert!(!record.exists());
+    assert!(!env.ssl(&format!(".acme/{NAME}.pem")).exists());
+    let out = renew().succeeds();
+    assert_eq!(
+        json(&out),
+        serde_json::json!({"version": 1, "dry_run": false, "names": [], "renewed": 0, "failed": 0})
+    );
+    let out = tool().args(["list", "--json"]).succeeds();
+    assert_eq!(json(&out)["certificates"][0]["acme"], false);
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(out)).expect("a JSON document")
 }
