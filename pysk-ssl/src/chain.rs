@@ -32,9 +32,14 @@ fn fail<T>(check: &'static str, reason: String) -> Result<T, Failure> {
 pub struct Served {
     /// The server's certificate.
     pub leaf: Cert,
-    /// The intermediates, each issued by the next (the anchor left out).
+    /// The intermediates, each issued by the next (the anchor left out):
+    /// first the path to the anchor, then any cross-signed certificates
+    /// given for older clients (the anchor's key certified by an older
+    /// root).
     pub chain: Vec<Cert>,
-    /// The trust anchor that issued the last one.
+    /// How many of `chain` lead to the anchor.
+    pub path: usize,
+    /// The trust anchor that issued the last one of the path.
     pub anchor: Cert,
 }
 
@@ -60,9 +65,11 @@ pub fn split_leaf(mut given: Vec<Cert>) -> Option<(Cert, Vec<Cert>)> {
 
 /// The path from `leaf` through `pool` to one of `anchors`: each step the
 /// anchor that issued the current certificate, else the CA of the pool
-/// that did (each used once, so a loop ends). Self-signed certificates
-/// left in the pool are dropped (the anchor is not served); any other
-/// left over is refused.
+/// that did (each used once, so a loop ends). Cross-signed certificates
+/// that continue beyond the anchor (a Sectigo or an old Let's Encrypt
+/// bundle) are kept after the path; self-signed certificates left in the
+/// pool are dropped (the anchor is not served); any other left over is
+/// refused.
 pub fn build(leaf: Cert, mut pool: Vec<Cert>, anchors: &[Cert]) -> Result<Served, Failure> {
     let mut chain: Vec<Cert> = Vec::new();
     let anchor = loop {
@@ -89,6 +96,8 @@ pub fn build(leaf: Cert, mut pool: Vec<Cert>, anchors: &[Cert]) -> Result<Served
         }
         chain.push(next);
     };
+    let path = chain.len();
+    cross_signed(&leaf, &mut chain, &mut pool)?;
     if let Some(stray) = pool.iter().find(|c| !c.self_signed()) {
         let why = format!(
             "\"{}\" is not on the path from the leaf to its anchor",
@@ -99,8 +108,29 @@ pub fn build(leaf: Cert, mut pool: Vec<Cert>, anchors: &[Cert]) -> Result<Served
     Ok(Served {
         leaf,
         chain,
+        path,
         anchor,
     })
+}
+
+/// Moves from `pool` to the end of `chain` each CA certificate, not
+/// self-signed, that issued the chain's last one (the leaf's when the
+/// chain is empty): an anchor's key certified by an older root, served for
+/// clients that do not trust the anchor yet.
+fn cross_signed(leaf: &Cert, chain: &mut Vec<Cert>, pool: &mut Vec<Cert>) -> Result<(), Failure> {
+    loop {
+        let last = chain.last().unwrap_or(leaf);
+        let Some(at) = pool
+            .iter()
+            .position(|c| c.is_ca && !c.self_signed() && certs::issued(last, c))
+        else {
+            return Ok(());
+        };
+        if chain.len() == MAX_DEPTH {
+            return fail("chain", format!("more than {MAX_DEPTH} intermediates"));
+        }
+        chain.push(pool.remove(at));
+    }
 }
 
 /// Why `current` reaches no anchor.
@@ -118,11 +148,12 @@ fn unanchored(current: &Cert) -> String {
     )
 }
 
-/// No certificate of `path` (leaf and intermediates) is outside its
-/// validity within `warn_days` of `now`.
-pub fn expiry(path: &Served, now: i64, warn_days: u64) -> Result<(), Failure> {
+/// No certificate of the path (leaf and intermediates up to the anchor;
+/// not the cross-signed ones after it, which only older clients use) is
+/// outside its validity within `warn_days` of `now`.
+pub fn expiry(served: &Served, now: i64, warn_days: u64) -> Result<(), Failure> {
     let limit = now.saturating_add(i64::try_from(warn_days).unwrap_or(i64::MAX / 2) * 86_400);
-    for cert in std::iter::once(&path.leaf).chain(&path.chain) {
+    for cert in std::iter::once(&served.leaf).chain(&served.chain[..served.path]) {
         if cert.not_before > now {
             let why = format!(
                 "\"{}\" is not valid before {}",

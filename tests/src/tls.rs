@@ -65,6 +65,7 @@ impl Validity {
 /// A test root CA (ECDSA P-256), made in memory by rcgen.
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
+    params: CertificateParams,
     pem: String,
     name: String,
 }
@@ -165,10 +166,22 @@ impl TestCa {
         let key = new_key();
         let pem = params.self_signed(&key).expect("self-sign the root").pem();
         TestCa {
-            issuer: Issuer::new(params, key),
+            issuer: Issuer::new(params.clone(), key),
+            params,
             pem,
             name,
         }
+    }
+
+    /// This root's name and key certified by `older`: the cross-signed
+    /// certificate a CA serves after its intermediate so that clients
+    /// trusting only the older root still find a path (Sectigo's
+    /// USERTrust by AAA, Let's Encrypt's ISRG Root X1 by DST).
+    pub fn cross_signed_by(&self, older: &TestCa) -> String {
+        self.params
+            .signed_by(self.issuer.key(), &older.issuer)
+            .expect("cross-sign the root")
+            .pem()
     }
 
     /// Its common name, `pysk test root N` (its subject is `CN=` this

@@ -608,3 +608,44 @@ fn csr_and_install_print_their_json_documents_and_a_dry_run_the_would_be_one() {
     assert_stderr(&out, "");
     env.verify_installed();
 }
+
+#[test]
+fn a_chain_with_a_cross_signed_root_is_installed_whole_for_either_anchor() {
+    let Some(env) = Env::new() else { return };
+    // The root of Env signs the intermediate; an older root cross-signed
+    // it, and the bundle carries that cross-signed certificate last.
+    let older = TestCa::new();
+    let cross = env.ca.cross_signed_by(&older);
+    let key = env.csr(&[]);
+    let leaf = env.leaf(&key, &[NAME], 60);
+    let chain = env.file("bundle.pem", format!("{}{cross}", env.inter.pem()));
+    let served_chain = format!("{}{cross}", env.inter.pem());
+    env.install_files(&env.file("leaf.pem", &leaf), &chain)
+        .succeeds();
+    let installed = fs::read_to_string(env.ssl(&format!("{NAME}_chain.crt"))).expect("chain");
+    assert_eq!(installed, served_chain);
+    env.verify_installed();
+
+    // Trusting only the older root, the path goes through the cross-signed
+    // certificate: the same chain is installed.
+    let old_root = env.path("older-root.pem");
+    older.write_root(&old_root);
+    env.tool().args(["csr", NAME]).succeeds();
+    let key = fs::read_to_string(env.ssl(&format!("{NAME}_pending.key"))).expect("key");
+    let leaf = env.leaf(&key, &[NAME], 61);
+    env.install_files(&env.file("leaf.pem", &leaf), &chain)
+        .arg("--ca-file")
+        .arg(&old_root)
+        .succeeds();
+    let installed = fs::read_to_string(env.ssl(&format!("{NAME}_chain.crt"))).expect("chain");
+    assert_eq!(installed, served_chain);
+    assert_eq!(
+        openssl_verify(
+            &env.openssl,
+            &old_root,
+            &env.ssl(&format!("{NAME}_chain.crt")),
+            &env.ssl(&format!("{NAME}.crt"))
+        ),
+        Ok(())
+    );
+}
