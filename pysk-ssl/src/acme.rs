@@ -6,24 +6,23 @@
 //! is kept in `DIR/.acme/NAME.pem` and the name recorded as ACME-managed
 //! in `DIR/.acme/NAME.json` (what `list` and `renew` read).
 
+mod client;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::TokioExecutor;
 use instant_acme::{
-    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, BodyWrapper,
-    CertificateIdentifier, ChallengeType, Identifier, NewAccount, NewOrder, Order, OrderStatus,
-    RetryPolicy,
+    AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier, NewOrder, Order,
+    OrderStatus, RetryPolicy,
 };
 use pysk_common::atomic;
-use pysk_common::error::{read_err, write_err};
+use pysk_common::error::{cause, write_err};
 use pysk_common::exit::Outcome;
 use pysk_common::lock::Lock;
 use pysk_common::report::{self, Reporter};
+use rcgen::KeyPair;
 use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +30,8 @@ use crate::csr;
 use crate::error::SslError;
 use crate::install::{self, Installed};
 use crate::keys::{self, KeyType};
+use crate::store::Store;
+use client::{account, exchange, existing_account, read_credentials};
 
 /// What `acme` is asked to do.
 #[derive(Debug, Clone)]
@@ -48,6 +49,8 @@ pub struct Options {
     pub key_type: KeyType,
     /// Check and show the plan; order nothing.
     pub dry_run: bool,
+    /// How long the CA may take to answer one request.
+    pub request_limit: Duration,
     /// The certificate this order replaces (RFC 9773), named when the CA
     /// offers renewal information.
     pub replaces: Option<CertificateIdentifier<'static>>,
@@ -135,17 +138,43 @@ pub fn order_and_install(
     atomic::remove_stale_in(store.written_dirs(name), report)?;
     atomic::remove_stale_in([challenge_dir(&options.webroot)], report)?;
     let mut ordered = ordered(options)?;
-    let key = keys::generate(options.key_type)?;
-    store.write_key(&store.pending_key(name), key.serialize_pem().as_bytes())?;
-    let request = csr::request_der(&options.sans, &key)?;
-    let chain = runtime()?.block_on(issue(options, &request))?;
     fs::DirBuilder::new()
         .recursive(true)
         .create(store.acme_dir())
         .map_err(write_err(&store.acme_dir()))?;
-    store.write_public(&install.cert, chain.as_bytes())?;
-    let (outcome, installed) = install::locked(install, report, out)?;
+    // The new key is ACME's own, not NAME's pending key: a CSR made by
+    // `csr` and sent to another CA keeps its key.
+    let key_path = acme_key(store, name);
+    let key = keys::generate(options.key_type)?;
+    store.write_key(&key_path, key.serialize_pem().as_bytes())?;
+    let result = order_then_install(options, &key, &key_path, report, out);
+    // Installed in the set, or of no use: the key is not left behind.
+    if let Err(e) = fs::remove_file(&key_path) {
+        report.warn(format_args!("{}: {}", key_path.display(), cause(&e)));
+    }
+    let (outcome, installed) = result?;
     ordered.installed = Some(installed);
+    Ok((outcome, ordered))
+}
+
+/// Where `acme` keeps the key of its order until it is installed.
+fn acme_key(store: &Store, name: &str) -> PathBuf {
+    store.acme_dir().join(format!("{name}.key"))
+}
+
+/// The order over `key`, its chain kept, then the gate and install with
+/// the ACME record written beside the set.
+fn order_then_install(
+    options: &Options,
+    key: &KeyPair,
+    key_path: &Path,
+    report: &Reporter,
+    out: &mut dyn Write,
+) -> Result<(Outcome, Installed), SslError> {
+    let request = csr::request_der(&options.sans, key)?;
+    let chain = exchange("the order", issue(options, &request))?;
+    let store = &options.install.store;
+    store.write_public(&options.install.cert, chain.as_bytes())?;
     let record = Record {
         version: 1,
         sans: options.sans.clone(),
@@ -154,8 +183,12 @@ pub fn order_and_install(
     };
     let text = serde_json::to_string_pretty(&record)
         .map_err(|e| pysk_common::Error::Internal(format!("the ACME record: {e}")))?;
-    store.write_public(&store.acme_record(name), format!("{text}\n").as_bytes())?;
-    Ok((outcome, ordered))
+    let install = install::Options {
+        key: Some(key_path.to_owned()),
+        acme_record: Some(format!("{text}\n").into_bytes()),
+        ..options.install.clone()
+    };
+    install::locked(&install, report, out)
 }
 
 /// The dry run: the lock waited for where it exists, the webroot and the
@@ -185,7 +218,7 @@ fn plan(options: &Options, out: &mut dyn Write) -> Result<Ordered, SslError> {
         directory = options.directory,
         path = options.account.display(),
         challenges = challenge_dir(&options.webroot).display(),
-        key = store.pending_key(&install.name).display(),
+        key = acme_key(store, &install.name).display(),
         key_type = options.key_type,
         reload = if reload.is_empty() {
             String::new()
@@ -239,13 +272,8 @@ pub fn renewal_info(options: &Options, leaf: &[u8]) -> Result<Option<Renewal>, S
     let id = CertificateIdentifier::try_from(&der)
         .map_err(|why| acme_error("renewal information", why))?
         .into_owned();
-    let runtime = runtime()?;
-    let info = runtime.block_on(async {
-        let credentials = read_credentials(&options.account, &options.directory)?;
-        let account = builder(options)?
-            .from_credentials(credentials)
-            .await
-            .map_err(|e| acme_error("the account", e))?;
+    let info = exchange("renewal information", async {
+        let account = existing_account(options).await?;
         match account.renewal_info(&id).await {
             Ok((info, _)) => Ok(Some(info)),
             Err(instant_acme::Error::Unsupported(_)) => Ok(None),
@@ -257,14 +285,6 @@ pub fn renewal_info(options: &Options, leaf: &[u8]) -> Result<Option<Renewal>, S
         end: info.suggested_window.end.unix_timestamp(),
         id,
     }))
-}
-
-/// The runtime of one exchange with the CA.
-fn runtime() -> Result<tokio::runtime::Runtime, SslError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| acme_error("starting the client", e))
 }
 
 /// The order: account, HTTP-01 for every name, finalization with the CSR;
@@ -371,91 +391,8 @@ fn order_failure(order: &mut Order, status: OrderStatus) -> String {
     }
 }
 
-/// The account of `ssl_acme_account` at the directory, or a new one whose
-/// credentials are written there (mode 0600) first.
-async fn account(options: &Options) -> Result<Account, SslError> {
-    let path = &options.account;
-    if path.exists() {
-        let credentials = read_credentials(path, &options.directory)?;
-        return builder(options)?
-            .from_credentials(credentials)
-            .await
-            .map_err(|e| acme_error("the account", e));
-    }
-    let new = NewAccount {
-        contact: &[],
-        terms_of_service_agreed: true,
-        only_return_existing: false,
-    };
-    let (account, credentials) = builder(options)?
-        .create(&new, options.directory.clone(), None)
-        .await
-        .map_err(|e| acme_error("creating the account", e))?;
-    let text = serde_json::to_vec(&credentials)
-        .map_err(|e| pysk_common::Error::Internal(format!("the account's credentials: {e}")))?;
-    let private = atomic::Options {
-        mode: Some(0o600),
-        ..atomic::Options::default()
-    };
-    atomic::replace(path, &text, private)?;
-    Ok(account)
-}
-
-/// The credentials in `path`, which must be for `directory`. Their content
-/// is never quoted: a parse error gives its position only.
-fn read_credentials(path: &Path, directory: &str) -> Result<AccountCredentials, SslError> {
-    let bytes = fs::read(path).map_err(read_err(path))?;
-    let bad = |e: serde_json::Error| SslError::Input {
-        path: path.to_owned(),
-        reason: format!(
-            "not an ACME account's credentials (line {}, column {})",
-            e.line(),
-            e.column()
-        ),
-    };
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(bad)?;
-    let stored = value
-        .get("directory")
-        .and_then(|d| d.as_str())
-        .unwrap_or("");
-    if stored != directory {
-        return Err(SslError::Input {
-            path: path.to_owned(),
-            reason: format!(
-                "the account is at \"{stored}\", not at \"{directory}\": give another ssl_acme_account"
-            ),
-        });
-    }
-    serde_json::from_value(value).map_err(bad)
-}
-
-/// The client: HTTPS only, trusting every certificate of `--ca-file`,
-/// else the system's store.
-fn builder(options: &Options) -> Result<AccountBuilder, SslError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for root in pysk_common::tls::roots(options.install.ca_file.as_deref())? {
-        // A system certificate rustls cannot use is simply not trusted.
-        let _ = roots.add(root);
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| acme_error("the client", e))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .enable_http1()
-        .build();
-    let client: HyperClient<_, BodyWrapper<Bytes>> =
-        HyperClient::builder(TokioExecutor::new()).build(connector);
-    Ok(Account::builder_with_http(Box::new(client)))
-}
-
 /// An ACME failure at `step`.
-fn acme_error(step: &'static str, reason: impl std::fmt::Display) -> SslError {
+pub(crate) fn acme_error(step: &'static str, reason: impl std::fmt::Display) -> SslError {
     SslError::Acme {
         step,
         reason: reason.to_string(),

@@ -50,9 +50,11 @@ pub struct Options {
     pub dry_run: bool,
     /// Print the `--json` document instead of lines.
     pub json: bool,
-    /// Installed for `acme`, which keeps the name ACME-managed; an install
-    /// by hand ends that (`renew` would replace the certificate).
-    pub for_acme: bool,
+    /// For `acme`: its record of the name (`.acme/NAME.json`), written
+    /// right after the set, before the reload, so that a name whose reload
+    /// fails is still renewed. `None` (an install by hand) ends ACME's
+    /// management of the name (`renew` would replace the certificate).
+    pub acme_record: Option<Vec<u8>>,
     /// How long to wait for the lock.
     pub wait: Duration,
 }
@@ -155,6 +157,9 @@ pub fn locked(
     if installed.acme_ended {
         end_acme(options, report)?;
     }
+    if let Some(record) = &options.acme_record {
+        store.write_public(&store.acme_record(&options.name), record)?;
+    }
     reload(&options.reload)?;
     let outcome = match &options.check_after_reload {
         Some(check) => served::confirm(check, report)?,
@@ -176,7 +181,8 @@ fn summary(options: &Options, served: &chain::Served, key: &Key) -> Installed {
         anchor: served.anchor.subject.clone(),
         key_from: key.path.clone(),
         reload: (!reload.is_empty()).then(|| reload.to_owned()),
-        acme_ended: !options.for_acme && options.store.acme_record(&options.name).exists(),
+        acme_ended: options.acme_record.is_none()
+            && options.store.acme_record(&options.name).exists(),
     }
 }
 

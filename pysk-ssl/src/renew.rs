@@ -46,6 +46,8 @@ pub struct Options {
     /// The probe after each reload (`ssl_check_after_reload`), its name
     /// set to the name renewed.
     pub check_after_reload: Option<served::Options>,
+    /// How long the CA may take to answer one request.
+    pub request_limit: Duration,
     /// Say which names are due; order nothing.
     pub dry_run: bool,
     /// Print the `--json` document instead of lines.
@@ -275,6 +277,7 @@ fn order(options: &Options, name: &str, record: Record) -> acme::Options {
         account: options.account.clone(),
         key_type: options.key_type,
         dry_run: false,
+        request_limit: options.request_limit,
         replaces: None,
         install: install::Options {
             name: name.to_owned(),
@@ -288,7 +291,7 @@ fn order(options: &Options, name: &str, record: Record) -> acme::Options {
             check_after_reload,
             dry_run: false,
             json: options.json,
-            for_acme: true,
+            acme_record: None,
             wait: options.wait,
         },
     }

@@ -78,6 +78,11 @@ pub const SWITCHES: &[Spec] = &[
     )
     .option("--timeout"),
     Spec::new(
+        "ssl_acme_timeout",
+        "30",
+        "acme, renew: seconds the CA may take to answer one request",
+    ),
+    Spec::new(
         "ssl_acme_account",
         "/etc/pysk/ssl-acme-account.json",
         "acme: the ACME account's credentials (mode 0600; made on first use)",
@@ -141,7 +146,7 @@ pub fn install(settings: &Settings, args: &InstallArgs) -> Result<install::Optio
         )?,
         dry_run: args.dry_run.dry_run,
         json: args.json.json,
-        for_acme: false,
+        acme_record: None,
         wait: args.wait.resolve(settings, "ssl_wait")?,
     })
 }
@@ -175,7 +180,7 @@ pub fn acme(settings: &Settings, args: &AcmeArgs) -> Result<acme::Options, SslEr
         store,
         dry_run: false,
         json: args.json.json,
-        for_acme: true,
+        acme_record: None,
         wait: args.wait.resolve(settings, "ssl_wait")?,
         name,
     };
@@ -188,6 +193,7 @@ pub fn acme(settings: &Settings, args: &AcmeArgs) -> Result<acme::Options, SslEr
             text.parse::<KeyType>()
         })?,
         dry_run: args.dry_run.dry_run,
+        request_limit: settings.timeout("ssl_acme_timeout", None)?,
         replaces: None,
         install,
     })
@@ -204,6 +210,7 @@ pub fn renew(settings: &Settings, args: &RenewArgs) -> Result<renew::Options, Ss
         warn_days: days(settings, "ssl_warn_days", None)?,
         reload: settings.string("ssl_reload_command", None)?,
         check_after_reload: check_after_reload(settings, None, &args.dir, &args.ca, None)?,
+        request_limit: settings.timeout("ssl_acme_timeout", None)?,
         dry_run: args.dry_run.dry_run,
         json: args.json.json,
         wait: args.wait.resolve(settings, "ssl_wait")?,

@@ -91,6 +91,10 @@ fn acme_issues_through_the_webroot_and_installs_through_the_gate() {
     assert_eq!(mode(&account), 0o600);
     assert_eq!(mode(&env.ssl(&format!("{NAME}.key"))), 0o640);
     assert!(!env.ssl(&format!("{NAME}_pending.key")).exists());
+    assert!(
+        !env.ssl(&format!(".acme/{NAME}.key")).exists(),
+        "the order's key is not left"
+    );
     let printed = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
     let credentials = fs::read_to_string(&account).expect("the account");
     let secret: serde_json::Value = serde_json::from_str(&credentials).expect("JSON");
@@ -408,7 +412,7 @@ fn acme_dry_run_json_and_an_install_by_hand_that_ends_acme_management() {
         return;
     };
     let account = env.dir.path().join("account.json");
-    let pending = env.ssl(&format!("{NAME}_pending.key"));
+    let order_key = env.ssl(&format!(".acme/{NAME}.key"));
     let plan = env.acme().arg("--dry-run").succeeds();
     assert_eq!(
         stdout(&plan),
@@ -419,7 +423,7 @@ fn acme_dry_run_json_and_an_install_by_hand_that_ends_acme_management() {
             env.pebble.directory,
             account.display(),
             env.pebble.webroot.display(),
-            pending.display()
+            order_key.display()
         )
     );
     assert!(!account.exists() && !env.dir.path().join("ssl").exists());
@@ -460,7 +464,7 @@ fn acme_dry_run_json_and_an_install_by_hand_that_ends_acme_management() {
     assert_eq!(doc, ordered(false, true));
     assert_eq!(installed["name"], NAME);
     assert_eq!(installed["dry_run"], false);
-    assert_eq!(installed["key_from"], pending.display().to_string());
+    assert_eq!(installed["key_from"], order_key.display().to_string());
     assert_eq!(installed["acme_ended"], false);
     let leaf = env.ssl(&format!("{NAME}.crt"));
     assert_eq!(installed["expires"], x509_not_after(&leaf));
@@ -546,4 +550,92 @@ fn acme_dry_run_json_and_an_install_by_hand_that_ends_acme_management() {
 
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(&stdout(out)).expect("a JSON document")
+}
+
+/// Env's switches and `extra`.
+fn switches(env: &Env, extra: &[(&str, String)]) {
+    let mut all = vec![
+        ("ssl_dir", env.dir.path().join("ssl").display().to_string()),
+        ("ssl_key_group", "nogroup".to_owned()),
+        (
+            "ssl_acme_account",
+            env.dir.path().join("account.json").display().to_string(),
+        ),
+    ];
+    all.extend_from_slice(extra);
+    write_switches(env.dir.path(), &all);
+}
+
+#[test]
+fn acme_keeps_a_pending_key_and_its_record_through_a_failed_reload() {
+    let Some(env) = Env::new() else {
+        return;
+    };
+    // A CSR made for another CA: its pending key must survive the order.
+    tool("pysk-ssl")
+        .config_dir(env.dir.path())
+        .args(["csr", NAME])
+        .succeeds();
+    let pending = env.ssl(&format!("{NAME}_pending.key"));
+    let before = fs::read(&pending).expect("the pending key");
+    switches(&env, &[("ssl_reload_command", "false".to_owned())]);
+    let out = env.acme().fails_with(69);
+    let err = pysk_tests::stderr(&out);
+    assert!(
+        err.ends_with(
+            "pysk-ssl: ssl_reload_command \"false\": exit status: 1 (); the files are installed\n"
+        ),
+        "{err}"
+    );
+    env.verify_installed();
+    assert_eq!(before, fs::read(&pending).expect("the pending key, kept"));
+    assert!(
+        env.ssl(&format!(".acme/{NAME}.json")).exists(),
+        "the name is ACME-managed although the reload failed"
+    );
+    let list = tool("pysk-ssl")
+        .config_dir(env.dir.path())
+        .args(["list", "--json"])
+        .succeeds();
+    assert_eq!(json(&list)["certificates"][0]["acme"], true);
+}
+
+#[test]
+fn an_account_others_may_read_is_refused_and_a_silent_ca_is_cut_off() {
+    let Some(env) = Env::new() else {
+        return;
+    };
+    let account = env.dir.path().join("account.json");
+    env.acme().succeeds();
+    fs::set_permissions(&account, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = env.acme().fails_with(77);
+    assert_stderr(
+        &out,
+        &format!(
+            "pysk-ssl: {}: secret file is readable by group or others (mode 0644); run chmod 600 on it\n",
+            account.display()
+        ),
+    );
+    fs::remove_file(&account).expect("no account");
+
+    // A CA that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let _held = std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(4).collect();
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        drop(held);
+    });
+    switches(&env, &[("ssl_acme_timeout", "2".to_owned())]);
+    let out = tool("pysk-ssl")
+        .config_dir(env.dir.path())
+        .args(["acme", NAME, "--webroot"])
+        .arg(&env.pebble.webroot)
+        .arg("--directory")
+        .arg(format!("https://{addr}/dir"))
+        .fails_with(69);
+    assert_stderr(
+        &out,
+        "pysk-ssl: ACME creating the account: no answer within 2 s; nothing installed\n",
+    );
 }
