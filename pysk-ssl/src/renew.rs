@@ -16,6 +16,7 @@ use pysk_common::error::read_err;
 use pysk_common::exit::Outcome;
 use pysk_common::report::{self, Reporter};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::acme::{self, Record};
 use crate::certs::{self, Cert};
@@ -195,6 +196,23 @@ fn renew(
     Ok(())
 }
 
+/// The moment in the CA's window a certificate is renewed at: RFC 9773
+/// asks for a random one, so that a fleet does not renew at once. It is
+/// drawn from the certificate's digest, so that it is the same on every
+/// run (cron asks daily) and spread evenly over the window across
+/// certificates.
+fn point_in(window: &acme::Renewal, der: &[u8]) -> i64 {
+    let span = u64::try_from(window.end.saturating_sub(window.start)).unwrap_or(0);
+    if span == 0 {
+        return window.start;
+    }
+    let digest = Sha256::digest(der);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let offset = u64::from_be_bytes(first) % span;
+    window.start.saturating_add(i64::try_from(offset).unwrap_or(0))
+}
+
 /// When a certificate is due, and by which rule.
 struct Due {
     /// Renew from this Unix time on.
@@ -218,15 +236,18 @@ fn due(order: &acme::Options, leaf: &Cert, report: &Reporter) -> Due {
     };
     match acme::renewal_info(order, &leaf.der) {
         Ok(None) => by_lifetime,
-        Ok(Some(window)) => Due {
-            from: window.start.min(by_lifetime.from),
-            by: if window.start < by_lifetime.from {
+        Ok(Some(window)) => {
+            let at = point_in(&window, &leaf.der);
+            Due {
+                from: at.min(by_lifetime.from),
+                by: if at < by_lifetime.from {
                 "the CA's renewal window"
             } else {
-                by_lifetime.by
-            },
-            replaces: Some(window.id),
-        },
+                    by_lifetime.by
+                },
+                replaces: Some(window.id),
+            }
+        }
         Err(e) => {
             let why = match e {
                 SslError::Acme { reason, .. } => reason,
@@ -294,5 +315,36 @@ fn order(options: &Options, name: &str, record: Record) -> acme::Options {
             acme_record: None,
             wait: options.wait,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(start: i64, end: i64) -> acme::Renewal {
+        acme::Renewal {
+            start,
+            end,
+            id: CertificateIdentifier::new(
+                rustls::pki_types::Der::from_slice(b"aki"),
+                rustls::pki_types::Der::from_slice(b"serial"),
+            )
+            .into_owned(),
+        }
+    }
+
+    #[test]
+    fn the_point_in_the_window_is_stable_and_spread_over_it() {
+        let w = window(1_000_000, 1_000_000 + 86_400);
+        let points: Vec<i64> = (0u32..400)
+            .map(|n| point_in(&w, &n.to_be_bytes()))
+            .collect();
+        assert!(points.iter().all(|p| (w.start..w.end).contains(p)));
+        assert_eq!(points[7], point_in(&w, &7u32.to_be_bytes()), "stable");
+        let halves = points.iter().filter(|p| **p < w.start + 43_200).count();
+        assert!((150..250).contains(&halves), "{halves} of 400 in the first half");
+        assert_eq!(point_in(&window(5, 5), b"x"), 5);
+        assert_eq!(point_in(&window(9, 5), b"x"), 9, "a window that ends first");
     }
 }
