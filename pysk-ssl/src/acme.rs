@@ -240,6 +240,7 @@ fn ordered(options: &Options) -> Result<Ordered, SslError> {
             reason: "the webroot is not a directory".to_owned(),
         });
     }
+    challenge_dirs(&options.webroot, false)?;
     let account_created = !options.account.exists();
     if !account_created {
         let _checked = read_credentials(&options.account, &options.directory)?;
@@ -254,6 +255,32 @@ fn ordered(options: &Options) -> Result<Ordered, SslError> {
         webroot: options.webroot.clone(),
         installed: None,
     })
+}
+
+/// Checks `.well-known/acme-challenge/` in the webroot, making what is
+/// missing when `create`: each must be a directory, not a symbolic link,
+/// since whoever may write the webroot must not make this run write and
+/// remove files elsewhere.
+fn challenge_dirs(webroot: &Path, create: bool) -> Result<(), SslError> {
+    let mut dir = webroot.to_owned();
+    for part in [".well-known", "acme-challenge"] {
+        dir.push(part);
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.file_type().is_dir() => {}
+            Ok(_) => {
+                return Err(SslError::Input {
+                    path: dir,
+                    reason: "not a directory (a symbolic link is not followed)".to_owned(),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                fs::create_dir(&dir).map_err(write_err(&dir))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(pysk_common::error::read_err(&dir)(e).into()),
+        }
+    }
+    Ok(())
 }
 
 /// Where the challenge files are written: RFC 8555's path in the webroot.
@@ -356,10 +383,7 @@ async fn validate(
         {
             return Err(acme_error("challenge", "the CA sent a malformed token"));
         }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .create(&dir)
-            .map_err(write_err(&dir))?;
+        challenge_dirs(webroot, true)?;
         let path = dir.join(token);
         let options = atomic::Options {
             mode: Some(0o644),

@@ -18,7 +18,8 @@ const EXIT_CODES: &[(u8, &str)] = &[
     (exit::OK, "ok"),
     (
         exit::PARTIAL,
-        "check found something that needs attention (reported)",
+        "something needs attention (reported): check, served, a renew that failed for a name, \
+         install's probe after the reload",
     ),
     (exit::USAGE, "usage: a bad option"),
     (
@@ -26,7 +27,11 @@ const EXIT_CODES: &[(u8, &str)] = &[
         "a certificate or key was refused (the check that failed is named); nothing changed",
     ),
     (exit::NOINPUT, "an input file is missing"),
-    (exit::UNAVAILABLE, "the reload command failed"),
+    (
+        exit::UNAVAILABLE,
+        "the reload command failed (the files are installed), or the ACME CA could not be \
+         reached or refused a step (nothing installed)",
+    ),
     (exit::SOFTWARE, "internal error (please report it)"),
     (exit::CANTCREAT, "a file cannot be written"),
     (exit::IOERR, "an I/O error (stdout closed, a disk error)"),

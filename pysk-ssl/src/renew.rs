@@ -210,7 +210,9 @@ fn point_in(window: &acme::Renewal, der: &[u8]) -> i64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     let offset = u64::from_be_bytes(first) % span;
-    window.start.saturating_add(i64::try_from(offset).unwrap_or(0))
+    window
+        .start
+        .saturating_add(i64::try_from(offset).unwrap_or(0))
 }
 
 /// When a certificate is due, and by which rule.
@@ -241,8 +243,8 @@ fn due(order: &acme::Options, leaf: &Cert, report: &Reporter) -> Due {
             Due {
                 from: at.min(by_lifetime.from),
                 by: if at < by_lifetime.from {
-                "the CA's renewal window"
-            } else {
+                    "the CA's renewal window"
+                } else {
                     by_lifetime.by
                 },
                 replaces: Some(window.id),
@@ -343,7 +345,10 @@ mod tests {
         assert!(points.iter().all(|p| (w.start..w.end).contains(p)));
         assert_eq!(points[7], point_in(&w, &7u32.to_be_bytes()), "stable");
         let halves = points.iter().filter(|p| **p < w.start + 43_200).count();
-        assert!((150..250).contains(&halves), "{halves} of 400 in the first half");
+        assert!(
+            (150..250).contains(&halves),
+            "{halves} of 400 in the first half"
+        );
         assert_eq!(point_in(&window(5, 5), b"x"), 5);
         assert_eq!(point_in(&window(9, 5), b"x"), 9, "a window that ends first");
     }

@@ -256,14 +256,7 @@ fn compare(verdict: &mut Verdict, leaf: &Cert, how: Compare, dir: &Path) {
 /// all within `timeout`.
 fn fetch(endpoint: &Endpoint, timeout: Duration) -> Result<Vec<Cert>, String> {
     let deadline = Deadline(Instant::now() + timeout, timeout);
-    let address = endpoint
-        .address
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve: {}", cause(&e)))?
-        .next()
-        .ok_or_else(|| "no address".to_owned())?;
-    let mut tcp = TcpStream::connect_timeout(&address, deadline.left()?)
-        .map_err(|e| format!("cannot connect: {}", cause(&e)))?;
+    let mut tcp = connect(&endpoint.address, deadline)?;
     if let Some(protocol) = endpoint.starttls {
         starttls(&mut Line(&mut tcp, deadline), protocol)?;
     }
@@ -279,6 +272,9 @@ fn fetch(endpoint: &Endpoint, timeout: Duration) -> Result<Vec<Cert>, String> {
         .map_err(|_| format!("{:?}: not a server name", endpoint.sni))?;
     let mut tls = ClientConnection::new(Arc::new(config), server).map_err(|e| e.to_string())?;
     handshake(&mut tls, &mut tcp, deadline).map_err(|e| format!("TLS handshake: {e}"))?;
+    // Said goodbye as a client should; the chain is already recorded.
+    tls.send_close_notify();
+    let _ = tls.write_tls(&mut tcp);
     let chain = recorder
         .chain
         .lock()
@@ -291,6 +287,23 @@ fn fetch(endpoint: &Endpoint, timeout: Duration) -> Result<Vec<Cert>, String> {
             certs::parse(der).map_err(|why| format!("served certificate {}: {why}", n + 1))
         })
         .collect()
+}
+
+/// A connection to the first of the address's resolved addresses that
+/// accepts one within the deadline (a name with an IPv6 and an IPv4
+/// address where only one is served still connects).
+fn connect(address: &str, deadline: Deadline) -> Result<TcpStream, String> {
+    let addresses = address
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve: {}", cause(&e)))?;
+    let mut last = "no address".to_owned();
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, deadline.left()?) {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = format!("cannot connect: {}", cause(&e)),
+        }
+    }
+    Err(last)
 }
 
 /// When an endpoint's probe must end, and its whole budget (for the

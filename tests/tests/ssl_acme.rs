@@ -459,6 +459,34 @@ fn acme_dry_run_json_and_an_install_by_hand_that_ends_acme_management() {
         ),
     );
 
+    // A challenge directory that is a symbolic link is not followed.
+    let well_known = env.pebble.webroot.join(".well-known");
+    let elsewhere = env.dir.path().join("elsewhere");
+    fs::create_dir_all(&elsewhere).expect("elsewhere");
+    let had = well_known.exists();
+    if had {
+        fs::rename(&well_known, env.dir.path().join("well-known-aside")).expect("aside");
+    }
+    std::os::unix::fs::symlink(&elsewhere, &well_known).expect("symlink");
+    let out = env.acme().arg("--dry-run").fails_with(65);
+    assert_stderr(
+        &out,
+        &format!(
+            "pysk-ssl: {}: not a directory (a symbolic link is not followed)\n",
+            well_known.display()
+        ),
+    );
+    fs::remove_file(&well_known).expect("the link removed");
+    if had {
+        fs::rename(env.dir.path().join("well-known-aside"), &well_known).expect("back");
+    }
+    assert!(
+        fs::read_dir(&elsewhere)
+            .expect("elsewhere")
+            .next()
+            .is_none()
+    );
+
     let out = env.acme().arg("--json").succeeds();
     let mut doc = json(&out);
     let installed = doc["installed"].take();

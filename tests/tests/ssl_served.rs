@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use pysk_tests::tls::{SServer, StartTls, TestCa, Validity};
-use pysk_tests::{assert_stderr, scratch, stdout, tool};
+use pysk_tests::{assert_stderr, scratch, stdout, tool, write_switches};
 
 const NAME: &str = "www.example.org";
 /// A second name of the same certificate, installed nowhere.
@@ -37,7 +37,10 @@ impl Site {
             .leaf(&[NAME, OTHER], Validity::LEAF);
         let given = leaf.write(dir.path(), "given");
         let ssl = dir.path().join("ssl");
+        let config = dir.path().join("config");
+        write_switches(&config, &[("ssl_key_group", "nogroup".to_owned())]);
         tool("pysk-ssl")
+            .config_dir(&config)
             .args(["-q", "install", NAME, "--dir"])
             .arg(&ssl)
             .arg("--cert")
@@ -193,7 +196,6 @@ fn the_inventory_compares_what_is_installed_here_and_judges_the_rest() {
     let Some(site) = Site::new() else { return };
     let (plain, smtp) = (site.plain.addr, site.smtp.addr);
     let config = site.path("config");
-    fs::create_dir_all(&config).expect("config dir");
     // The inventory reaches each server at its address; the ports are
     // those of the servers the test started.
     fs::write(
