@@ -197,6 +197,11 @@ pub fn key_matches(leaf: &Cert, key: &[u8]) -> bool {
     leaf.public_key == key
 }
 
+/// Now, as the Unix time certificates' dates are compared with.
+pub fn now() -> i64 {
+    i64::try_from(pysk_common::date::unix_now()).unwrap_or(i64::MAX)
+}
+
 /// `2026-12-01` for the instant `at`.
 pub fn date(at: i64) -> String {
     let (y, m, d) = civil_from_days(at.div_euclid(86_400));

@@ -10,7 +10,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use pysk_common::atomic;
-use pysk_common::date::unix_now;
 use pysk_common::error::{cause, write_err};
 use pysk_common::exit::Outcome;
 use pysk_common::lock::Lock;
@@ -227,7 +226,7 @@ fn gate(options: &Options) -> Result<(chain::Served, Key), SslError> {
     let key = matching_key(options, &leaf)?.map_err(refused)?;
     let anchors = chain::anchors(options.ca_file.as_deref())?;
     let served = chain::build(leaf, pool, &anchors).map_err(refused)?;
-    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    let now = chain::now();
     chain::expiry(&served, now, options.warn_days).map_err(refused)?;
     chain::covers(&served.leaf, &options.name).map_err(refused)?;
     Ok((served, key))

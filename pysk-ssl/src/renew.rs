@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use instant_acme::CertificateIdentifier;
-use pysk_common::date::unix_now;
 use pysk_common::error::read_err;
 use pysk_common::exit::Outcome;
 use pysk_common::report::{self, Reporter};
@@ -162,7 +161,7 @@ fn renew(
     entry.due_from = Some(chain::date(due.from));
     entry.by = Some(due.by);
     entry.expires = Some(chain::date(leaf.not_after));
-    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    let now = chain::now();
     if now < due.from {
         entry.status = "not-due";
         if !options.json {

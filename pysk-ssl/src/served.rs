@@ -16,7 +16,6 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
 use serde::Serialize;
 
-use pysk_common::date::unix_now;
 use pysk_common::error::cause;
 use pysk_common::exit::Outcome;
 use pysk_common::report::{self, Reporter};
@@ -198,7 +197,7 @@ fn judge(endpoint: &Endpoint, options: &Options, anchors: &[Cert]) -> Verdict {
     };
     verdict.expires = Some(chain::date(leaf.not_after));
     compare(&mut verdict, leaf, endpoint.compare, &options.dir);
-    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    let now = chain::now();
     match chain::build(leaf.clone(), rest.to_vec(), anchors) {
         Ok(path) => {
             if let Err(f) = chain::expiry(&path, now, options.warn_days) {

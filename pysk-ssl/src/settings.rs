@@ -104,16 +104,8 @@ pub const SWITCHES: &[Spec] = &[
 /// The options of `csr`.
 pub fn csr(settings: &Settings, args: &CsrArgs) -> Result<csr::Options, SslError> {
     let name = names::checked("NAME", &args.name, false)?;
-    let mut sans = vec![name.clone()];
-    for san in &args.san {
-        let san = names::checked("--san", san, true)?;
-        if !sans.contains(&san) {
-            sans.push(san);
-        }
-    }
-    let key_type = settings.with("ssl_key_type", args.key_type.as_deref(), |text| {
-        text.parse::<KeyType>()
-    })?;
+    let sans = sans(&name, &args.san, true)?;
+    let key_type = key_type(settings, args.key_type.as_deref())?;
     Ok(csr::Options {
         name,
         sans,
@@ -155,13 +147,7 @@ pub fn install(settings: &Settings, args: &InstallArgs) -> Result<install::Optio
 /// install that follows, from the chain it keeps in `DIR/.acme/`.
 pub fn acme(settings: &Settings, args: &AcmeArgs) -> Result<acme::Options, SslError> {
     let name = names::checked("NAME", &args.name, false)?;
-    let mut sans = vec![name.clone()];
-    for san in &args.san {
-        let san = names::checked("--san", san, false)?;
-        if !sans.contains(&san) {
-            sans.push(san);
-        }
-    }
+    let sans = sans(&name, &args.san, false)?;
     let store = store(settings, &args.dir)?;
     let install = install::Options {
         cert: store.acme_chain(&name),
@@ -189,9 +175,7 @@ pub fn acme(settings: &Settings, args: &AcmeArgs) -> Result<acme::Options, SslEr
         webroot: args.webroot.clone(),
         directory: settings.string("ssl_acme_directory", args.directory.as_deref())?,
         account: settings.path("ssl_acme_account", None)?,
-        key_type: settings.with("ssl_key_type", args.key_type.as_deref(), |text| {
-            text.parse::<KeyType>()
-        })?,
+        key_type: key_type(settings, args.key_type.as_deref())?,
         dry_run: args.dry_run.dry_run,
         request_limit: settings.timeout("ssl_acme_timeout", None)?,
         replaces: None,
@@ -205,7 +189,7 @@ pub fn renew(settings: &Settings, args: &RenewArgs) -> Result<renew::Options, Ss
     Ok(renew::Options {
         store: store(settings, &args.dir)?,
         account: settings.path("ssl_acme_account", None)?,
-        key_type: settings.with("ssl_key_type", None, |text| text.parse::<KeyType>())?,
+        key_type: key_type(settings, None)?,
         ca_file: ca_file(settings, &args.ca)?,
         warn_days: days(settings, "ssl_warn_days", None)?,
         reload: settings.string("ssl_reload_command", None)?,
@@ -326,6 +310,23 @@ pub fn list(settings: &Settings, args: &ListArgs) -> Result<list::Options, SslEr
         dir: dir(settings, &args.dir)?,
         json: args.json.json,
     })
+}
+
+/// NAME and each `--san` once, checked (`*.` allowed when `wildcard`).
+fn sans(name: &str, given: &[String], wildcard: bool) -> Result<Vec<String>, SslError> {
+    let mut sans = vec![name.to_owned()];
+    for san in given {
+        let san = names::checked("--san", san, wildcard)?;
+        if !sans.contains(&san) {
+            sans.push(san);
+        }
+    }
+    Ok(sans)
+}
+
+/// `--key-type`, else `ssl_key_type`.
+fn key_type(settings: &Settings, cli: Option<&str>) -> Result<KeyType, SslError> {
+    Ok(settings.with("ssl_key_type", cli, |text| text.parse::<KeyType>())?)
 }
 
 /// `--dir`, else `ssl_dir`.
