@@ -6,11 +6,10 @@
 use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use pysk_common::atomic;
-use pysk_common::error::{cause, write_err};
+use pysk_common::error::write_err;
 use pysk_common::exit::Outcome;
 use pysk_common::lock::Lock;
 use pysk_common::report::{self, Reporter};
@@ -20,6 +19,7 @@ use crate::certs::{self, Cert};
 use crate::chain::{self, Failure};
 use crate::error::SslError;
 use crate::keys;
+use crate::reload;
 use crate::served;
 use crate::store::{Part, Set, Store};
 
@@ -159,7 +159,7 @@ pub fn locked(
     if let Some(record) = &options.acme_record {
         store.write_public(&store.acme_record(&options.name), record)?;
     }
-    reload(&options.reload)?;
+    reload::run(store.dir(), &options.reload)?;
     let outcome = match &options.check_after_reload {
         Some(check) => served::confirm(check, report)?,
         None => Outcome::Success,
@@ -318,27 +318,4 @@ fn show(
     out.write_all(text.as_bytes())
         .map_err(pysk_common::Error::Stdout)?;
     Ok(())
-}
-
-/// Runs `command` (split at blanks, no shell); nothing when it is empty.
-/// A command that cannot start or exits non-zero is an error with its
-/// stderr.
-fn reload(command: &str) -> Result<(), SslError> {
-    let mut words = command.split_whitespace();
-    let Some(program) = words.next() else {
-        return Ok(());
-    };
-    let err = |reason: String| SslError::Reload {
-        command: command.to_owned(),
-        reason,
-    };
-    let run = Command::new(program)
-        .args(words)
-        .output()
-        .map_err(|e| err(format!("cannot run: {}", cause(&e))))?;
-    if run.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    Err(err(format!("{} ({})", run.status, stderr.trim())))
 }

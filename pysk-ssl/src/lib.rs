@@ -6,7 +6,8 @@
 //! - [`install`]: the gate; [`certs`] reads certificates without trusting
 //!   them, [`chain`] orders and verifies the path to a trust anchor and
 //!   judges expiry, names and key; [`store`] writes a name's files as one
-//!   set.
+//!   set; [`reload`] runs `ssl_reload_command` and remembers one that
+//!   failed.
 //! - [`acme`]: a certificate ordered from an ACME CA (HTTP-01 through a
 //!   webroot), then installed through the same gate; [`renew`]: every
 //!   ACME-managed name that is due ordered again.
@@ -30,6 +31,7 @@ pub mod install;
 pub mod keys;
 pub mod list;
 pub mod names;
+pub mod reload;
 pub mod renew;
 pub mod served;
 pub mod settings;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use instant_acme::CertificateIdentifier;
 use pysk_common::error::read_err;
 use pysk_common::exit::Outcome;
+use pysk_common::lock::Lock;
 use pysk_common::report::{self, Reporter};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -24,6 +25,7 @@ use crate::error::SslError;
 use crate::install;
 use crate::keys::KeyType;
 use crate::names;
+use crate::reload;
 use crate::served;
 use crate::store::{Part, Store};
 
@@ -106,6 +108,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         }
         names.push(entry);
     }
+    retry_reload(options, report)?;
     let count = |status| names.iter().filter(|n| n.status == status).count();
     let (renewed, failed) = (count("renewed"), count("failed"));
     if options.json {
@@ -121,6 +124,18 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     } else {
         Outcome::Partial
     })
+}
+
+/// The reload that failed after an earlier install, run again under the
+/// directory's lock (only when its lock file exists: there is nothing to
+/// reload otherwise).
+fn retry_reload(options: &Options, report: &Reporter) -> Result<(), SslError> {
+    let dir = options.store.dir();
+    if !reload::pending(dir).exists() {
+        return Ok(());
+    }
+    let _lock = Lock::existing(&options.store.lock_path(), options.wait)?;
+    reload::retry(dir, &options.reload, options.dry_run, report)
 }
 
 /// The names with an ACME record, sorted.

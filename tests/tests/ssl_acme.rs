@@ -627,6 +627,42 @@ fn acme_keeps_a_pending_key_and_its_record_through_a_failed_reload() {
         .args(["list", "--json"])
         .succeeds();
     assert_eq!(json(&list)["certificates"][0]["acme"], true);
+
+    // The failed reload is remembered: the next renew, with nothing due,
+    // runs it again, and once it succeeded, no more.
+    let reloaded = env.dir.path().join("reloaded");
+    let touch = format!("/usr/bin/touch {}", reloaded.display());
+    switches(&env, &[("ssl_reload_command", touch)]);
+    let renew = || {
+        tool("pysk-ssl")
+            .config_dir(env.dir.path())
+            .args(["renew", "--ca-file"])
+            .arg(&env.pebble.ca_file)
+    };
+    let plan = renew().arg("--dry-run").succeeds();
+    assert!(
+        pysk_tests::stderr(&plan).ends_with(
+            "pysk-ssl: would run ssl_reload_command again: it failed after an earlier install\n"
+        ),
+        "{}",
+        pysk_tests::stderr(&plan)
+    );
+    assert!(!reloaded.exists(), "a dry run runs nothing");
+    let out = renew().succeeds();
+    assert!(
+        pysk_tests::stderr(&out).ends_with(
+            "pysk-ssl: running ssl_reload_command again: it failed after an earlier install\n"
+        ),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+    assert!(reloaded.exists());
+    fs::remove_file(&reloaded).expect("reset");
+    renew().succeeds();
+    assert!(
+        !reloaded.exists(),
+        "a reload that succeeded is not repeated"
+    );
 }
 
 #[test]
