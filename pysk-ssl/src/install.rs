@@ -99,6 +99,10 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let _lock = if options.dry_run {
         Lock::existing(&store.lock_path(), options.wait)?
     } else {
+        // A refused certificate changes nothing, not even by making the
+        // directory or its lock file: the gate runs first, and again
+        // under the lock.
+        gate(options)?;
         store.create()?;
         let lock = Lock::acquire(&store.lock_path(), options.wait)?;
         atomic::remove_stale_in(store.written_dirs(&options.name), report)?;

@@ -649,3 +649,19 @@ fn a_chain_with_a_cross_signed_root_is_installed_whole_for_either_anchor() {
         Ok(())
     );
 }
+
+#[test]
+fn a_refused_install_into_a_new_directory_creates_nothing() {
+    let Some(env) = Env::new() else { return };
+    let key = env.csr(&[]);
+    let leaf = env.leaf(&key, &["other.example.org"], 60);
+    let fresh = env.path("fresh");
+    let out = env.install(&leaf).arg("--dir").arg(&fresh).fails_with(65);
+    assert_stderr(
+        &out,
+        &format!(
+            "pysk-ssl: {NAME}: refused by the key check: {NAME} has no key: run csr first, or give --key; nothing changed\n"
+        ),
+    );
+    assert!(!fresh.exists(), "no directory, no lock file");
+}
