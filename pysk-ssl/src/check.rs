@@ -1,8 +1,9 @@
 //! `check`: every certificate in the directory with its chain and its key,
 //! judged against the warning and critical thresholds. A file that cannot
-//! be read or parsed is reported for its name; nothing stops the others.
+//! be read or parsed, or is not a regular file, is reported for its name;
+//! nothing stops the others.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -185,15 +186,17 @@ fn judge(store: &Store, name: &str, anchors: &[Cert], now: i64, options: &Option
         }
     };
     let chain_file = store.live(name, Part::Chain);
-    let pool = match certs::read(&chain_file) {
-        Ok(pool) => pool,
-        Err(_) if std::fs::metadata(&chain_file).is_ok_and(|m| m.len() == 0) => Vec::new(),
-        Err(SslError::Common(pysk_common::Error::Read { .. })) if !chain_file.exists() => {
-            Vec::new()
+    // The chain as NAME_chain.crt holds it; `None` when it could not be
+    // read.
+    let chain = match certs::read(&chain_file) {
+        Ok(chain) => Some(chain),
+        Err(_) if std::fs::metadata(&chain_file).is_ok_and(|m| m.is_file() && m.len() == 0) => {
+            Some(Vec::new())
         }
+        Err(e) if not_found(&e) => Some(Vec::new()),
         Err(e) => {
             add(&mut verdict, Status::Unknown, e.to_string());
-            Vec::new()
+            None
         }
     };
     if let Some(problem) = key_problem(store, name, &leaf) {
@@ -202,6 +205,7 @@ fn judge(store: &Store, name: &str, anchors: &[Cert], now: i64, options: &Option
     if let Err(f) = chain::covers(&leaf, name) {
         add(&mut verdict, Status::Critical, f.reason);
     }
+    let pool = chain.clone().unwrap_or_default();
     let first = std::iter::once(&leaf)
         .chain(&pool)
         .map(|c| c.not_after)
@@ -209,6 +213,17 @@ fn judge(store: &Store, name: &str, anchors: &[Cert], now: i64, options: &Option
         .unwrap_or(leaf.not_after);
     verdict.expires = Some(chain::date(first));
     verdict.days_left = Some(chain::days(first, now));
+    if chain.is_none() {
+        // The chain could not be read (said above): no path to judge, but
+        // the leaf's own expiry still counts.
+        let alone = chain::Served {
+            leaf: leaf.clone(),
+            chain: Vec::new(),
+            anchor: leaf,
+        };
+        expiry(&mut verdict, &alone, now, options, &mut add);
+        return verdict;
+    }
     match chain::build(leaf, pool, anchors) {
         Ok(served) => expiry(&mut verdict, &served, now, options, &mut add),
         Err(f) => add(
@@ -218,6 +233,12 @@ fn judge(store: &Store, name: &str, anchors: &[Cert], now: i64, options: &Option
         ),
     }
     verdict
+}
+
+/// Whether `e` is a file that does not exist.
+fn not_found(e: &SslError) -> bool {
+    matches!(e, SslError::Common(pysk_common::Error::Read { source, .. })
+        if source.kind() == io::ErrorKind::NotFound)
 }
 
 /// The expiry of the served chain against both thresholds.
