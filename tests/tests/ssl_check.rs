@@ -1,7 +1,9 @@
 //! End-to-end tests of `pysk-ssl check` (and the text it shares with
 //! `list` and `served`) on the directories admins really have: a FIFO
-//! among the certificates, certificates whose subject carries control
-//! characters.
+//! among the certificates, keys the monitoring user may not read, a
+//! `NAME_combined.crt` that differs from `NAME.crt` and `NAME_chain.crt`,
+//! a CA bundle kept beside the names, and certificates whose subject
+//! carries control characters.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -25,6 +27,7 @@ const MAIL: &str = "mail.example.org";
 /// everything but the keys readable by any user, as on a server.
 struct Env {
     dir: TempDir,
+    ca: TestCa,
     inter: Intermediate,
 }
 
@@ -36,7 +39,7 @@ impl Env {
         let ca = TestCa::new();
         let inter = ca.intermediate(Validity::CA);
         ca.write_root(&dir.path().join("root.pem"));
-        let env = Env { dir, inter };
+        let env = Env { dir, ca, inter };
         env.switches(&[]);
         env
     }
@@ -166,6 +169,135 @@ fn a_fifo_in_the_directory_is_unknown_for_its_name_and_the_others_are_checked() 
     );
 }
 
+/// `cmd` run as `nobody` (group `nogroup`, no other groups), bounded.
+fn as_nobody(setpriv: &Path, cmd: Command) -> Output {
+    let mut wrapped = Command::new(setpriv);
+    wrapped
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    run_bounded(wrapped, BOUND)
+}
+
+#[test]
+fn a_key_the_monitoring_user_cannot_read_is_unknown_and_a_mismatch_stays_critical() {
+    let Some(setpriv) = require("setpriv", "util-linux") else {
+        return;
+    };
+    let env = Env::new();
+    let www = env.leaf(&[WWW]);
+    env.put(WWW, &www);
+    // mail's key is another certificate's: a real mismatch, readable by
+    // anyone so that nobody can see it is one.
+    let mail = env.leaf(&[MAIL]);
+    env.put(MAIL, &mail);
+    let mail_key = env.ssl(&format!("{MAIL}.key"));
+    fs::write(&mail_key, &env.leaf(&[MAIL]).key).expect("another key");
+    fs::set_permissions(&mail_key, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let www_key = env.ssl(&format!("{WWW}.key"));
+    let mismatch = format!("{}: does not match the certificate", mail_key.display());
+    // As root, www is fine.
+    let out = env.check(&["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        verdicts(&out),
+        vec![owned(MAIL, "critical", &[&mismatch]), owned(WWW, "ok", &[])]
+    );
+    // As nobody: www's key (0640 root:root) cannot be read.
+    let denied = format!("key: {}: cannot read: Permission denied", www_key.display());
+    let out = as_nobody(&setpriv, env.tool().args(["check", "--json"]).command());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        verdicts(&out),
+        vec![
+            owned(MAIL, "critical", &[&mismatch]),
+            owned(WWW, "unknown", &[&denied])
+        ]
+    );
+    fs::write(&mail_key, &mail.key).expect("mail's own key");
+    let out = as_nobody(&setpriv, env.tool().args(["check", "--nagios"]).command());
+    assert_eq!(
+        outcome(&out),
+        (
+            Some(3),
+            format!("SSL UNKNOWN - 1 of 2 certificates: {WWW}: {denied}\n"),
+            String::new()
+        )
+    );
+}
+
+#[test]
+fn a_combined_file_that_is_not_the_leaf_then_the_chain_is_critical() {
+    let env = Env::new();
+    let leaf = env.leaf(&[WWW]);
+    env.put(WWW, &leaf);
+    let combined = env.ssl(&format!("{WWW}_combined.crt"));
+    let check = |text: String| {
+        fs::write(&combined, text).expect("combined");
+        env.check(&["--nagios"])
+    };
+    let critical = |why: &str| {
+        (
+            Some(2),
+            format!("SSL CRITICAL - 1 of 1 certificates: {WWW}: {WWW}_combined.crt {why}\n"),
+            String::new(),
+        )
+    };
+    let ok = (
+        Some(0),
+        "SSL OK - 1 certificates\n".to_owned(),
+        String::new(),
+    );
+    assert_eq!(outcome(&check(leaf.combined())), ok);
+    assert_eq!(
+        outcome(&check(leaf.reversed())),
+        critical(&format!(
+            "does not start with {WWW}.crt's certificate (it is certificate 2 of 2: \
+             servers would present the chain in the wrong order)"
+        ))
+    );
+    assert_eq!(
+        outcome(&check(leaf.chain.clone())),
+        critical(&format!(
+            "does not start with {WWW}.crt's certificate (it holds no copy of it: \
+             servers present another certificate)"
+        ))
+    );
+    // The certificate before a renewal, still in the combined file.
+    let older = env.leaf(&[WWW]);
+    assert_eq!(
+        outcome(&check(older.combined())),
+        critical(&format!(
+            "does not start with {WWW}.crt's certificate (it holds no copy of it: \
+             servers present another certificate)"
+        ))
+    );
+    assert_eq!(
+        outcome(&check(leaf.cert.clone())),
+        critical(&format!(
+            "does not continue with {WWW}_chain.crt's certificates: 0 after the leaf, \
+             1 in {WWW}_chain.crt"
+        ))
+    );
+    let other = env.ca.intermediate(Validity::CA);
+    assert_eq!(
+        outcome(&check(format!("{}{}", leaf.cert, other.pem()))),
+        critical(&format!(
+            "does not continue with {WWW}_chain.crt's certificates: its certificate 2 \
+             is not {WWW}_chain.crt's certificate 1"
+        ))
+    );
+    // No combined file at all is no problem: not every server loads one.
+    fs::remove_file(&combined).expect("rm combined");
+    assert_eq!(outcome(&env.check(&["--nagios"])), ok);
+}
+
 /// A self-signed server certificate for `name` whose common name is
 /// `cn`, and its key (PEM).
 fn self_signed(name: &str, cn: &str) -> (String, String) {
@@ -238,4 +370,42 @@ fn control_characters_of_a_certificate_are_escaped_in_every_output() {
         .fails_with(1);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(doc["endpoints"][0]["served"], serde_json::json!([escaped]));
+}
+
+#[test]
+fn a_ca_bundle_is_a_foreign_file_and_a_name_is_said_once() {
+    let env = Env::new();
+    // www's certificate is for another name.
+    env.put(WWW, &env.leaf(&["other.example.org"]));
+    let bundle = env.ssl("ca-bundle.crt");
+    fs::write(&bundle, format!("{}{}", env.ca.root_pem(), env.inter.pem())).expect("bundle");
+    let foreign = format!("{}: a CA certificate, not a server's", bundle.display());
+    let names = "the certificate is for other.example.org";
+    assert_eq!(
+        outcome(&env.check(&["-q"])),
+        (
+            Some(1),
+            String::new(),
+            format!(
+                "pysk-ssl: ca-bundle: {foreign}\n\
+                 pysk-ssl: {WWW}: {names}\n\
+                 pysk-ssl: 2 of 2 certificates need attention\n"
+            )
+        )
+    );
+    assert_eq!(
+        verdicts(&env.check(&["--json"])),
+        vec![
+            owned("ca-bundle", "unknown", &[&foreign]),
+            owned(WWW, "critical", &[names]),
+        ]
+    );
+    assert_eq!(
+        outcome(&env.check(&["--nagios"])),
+        (
+            Some(2),
+            format!("SSL CRITICAL - 2 of 2 certificates: ca-bundle: {foreign}, {WWW}: {names}\n"),
+            String::new()
+        )
+    );
 }
