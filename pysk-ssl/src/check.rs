@@ -2,7 +2,8 @@
 //! its combined file, judged against the warning and critical thresholds.
 //! A file that cannot be read or parsed, or is foreign (not a regular
 //! file, a CA's certificate), is reported for its name as unknown; nothing
-//! stops the others.
+//! stops the others. With `--nagios`, every error of the run is a status
+//! line too ([`nagios`]).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -119,6 +120,24 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     } else {
         Outcome::Partial
     })
+}
+
+/// `check --nagios`: the run `body`, any of whose errors (the settings,
+/// the directory, the trust anchors) becomes `SSL UNKNOWN - <error>` on
+/// stdout and Nagios' unknown (3), so that the monitoring reads a status
+/// line whatever failed.
+pub fn nagios(
+    out: &mut dyn Write,
+    body: impl FnOnce(&mut dyn Write) -> Result<Outcome, SslError>,
+) -> Result<Outcome, SslError> {
+    match body(out) {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            let line = certs::escape(&e.to_string());
+            writeln!(out, "SSL UNKNOWN - {line}").map_err(pysk_common::Error::Stdout)?;
+            Ok(Outcome::Foreign(Status::Unknown.nagios()))
+        }
+    }
 }
 
 /// The lines on stderr: problems always, the rest unless `-q`.

@@ -2,8 +2,9 @@
 //! `list` and `served`) on the directories admins really have: a FIFO
 //! among the certificates, keys the monitoring user may not read, a
 //! `NAME_combined.crt` that differs from `NAME.crt` and `NAME_chain.crt`,
-//! a CA bundle kept beside the names, and certificates whose subject
-//! carries control characters.
+//! a CA bundle kept beside the names, certificates whose subject carries
+//! control characters, and `--nagios` speaking Nagios' codes for every
+//! error of the run.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -167,6 +168,62 @@ fn a_fifo_in_the_directory_is_unknown_for_its_name_and_the_others_are_checked() 
             String::new()
         )
     );
+}
+
+#[test]
+fn nagios_reports_every_error_of_the_run_as_unknown() {
+    let env = Env::new();
+    env.put(WWW, &env.leaf(&[WWW]));
+    assert_eq!(
+        outcome(&env.check(&["--nagios"])),
+        (
+            Some(0),
+            "SSL OK - 1 certificates\n".to_owned(),
+            String::new()
+        )
+    );
+    let unknown = |line: String| (Some(3), format!("SSL UNKNOWN - {line}\n"), String::new());
+    // The directory missing.
+    let gone = env.path("gone");
+    env.switches(&[("ssl_dir", gone.display().to_string())]);
+    let out = env.check(&[]);
+    assert_eq!(out.status.code(), Some(66));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        outcome(&env.check(&["--nagios"])),
+        unknown(format!(
+            "{}: cannot read: No such file or directory",
+            gone.display()
+        ))
+    );
+    // A trust anchor file that is not one.
+    env.switches(&[]);
+    let bad_ca = env.path("bad-ca.pem");
+    fs::write(&bad_ca, "not a certificate\n").expect("bad ca");
+    assert_eq!(
+        outcome(&env.check(&["--nagios", "--ca-file", bad_ca.to_str().expect("utf-8")])),
+        unknown(format!("{}: no certificate in it", bad_ca.display()))
+    );
+    // A bad switch, and a bad value on the command line.
+    env.switches(&[("ssl_warn_days", "soon".to_owned())]);
+    let switches = env.path("serverconfig/default");
+    let out = env.check(&["--nagios"]);
+    assert_eq!(
+        outcome(&out),
+        unknown(format!(
+            "{}:4: ssl_warn_days: \"soon\": expected a whole number from 0 to 36500",
+            switches.display()
+        ))
+    );
+    env.switches(&[]);
+    assert_eq!(
+        outcome(&env.check(&["--nagios", "--crit-days", "40"])),
+        unknown("--crit-days: 40 is above the warning threshold 30".to_owned())
+    );
+    // A command line clap cannot parse is outside --nagios (its --help
+    // says so): the usage error, exit 2.
+    let out = env.check(&["--nagios", "--no-such-option"]);
+    assert_eq!((out.status.code(), stdout(&out)), (Some(2), String::new()));
 }
 
 /// `cmd` run as `nobody` (group `nogroup`, no other groups), bounded.
