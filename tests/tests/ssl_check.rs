@@ -466,3 +466,73 @@ fn a_ca_bundle_is_a_foreign_file_and_a_name_is_said_once() {
         )
     );
 }
+
+/// `YYYY-MM-DD` and the whole days left of `pem`'s certificate's end of
+/// validity, read with x509-parser rather than the tool.
+fn expiry_of(pem: &str) -> (String, i64) {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("pem");
+    let cert = block.parse_x509().expect("certificate");
+    let at = cert.validity().not_after.timestamp();
+    let date = time::OffsetDateTime::from_unix_timestamp(at)
+        .expect("a date")
+        .date();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    (
+        format!(
+            "{:04}-{:02}-{:02}",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        ),
+        (at - now).div_euclid(86_400),
+    )
+}
+
+#[test]
+fn the_nagios_line_says_which_certificate_expires_when() {
+    let env = Env::new();
+    let leaf = env.inter.leaf(&[WWW], Validity::days(-1, 20));
+    env.put(WWW, &leaf);
+    let (date, days) = expiry_of(&leaf.cert);
+    let expires = |limit: u32| {
+        format!("\"CN={WWW}\" expires {date} (in {days} days; the limit is {limit} days)")
+    };
+    assert_eq!(
+        outcome(&env.check(&["--nagios"])),
+        (
+            Some(1),
+            format!(
+                "SSL WARNING - 1 of 1 certificates: {WWW}: {}\n",
+                expires(30)
+            ),
+            String::new()
+        )
+    );
+    assert_eq!(
+        outcome(&env.check(&["--nagios", "--crit-days", "25", "--warn-days", "40"])),
+        (
+            Some(2),
+            format!(
+                "SSL CRITICAL - 1 of 1 certificates: {WWW}: {}\n",
+                expires(25)
+            ),
+            String::new()
+        )
+    );
+    let out = env.check(&["--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        doc,
+        serde_json::json!({
+            "version": 1,
+            "certificates": [{
+                "name": WWW,
+                "status": "warning",
+                "expires": date,
+                "days_left": days,
+                "problems": [expires(30)],
+            }],
+            "attention": 1,
+        })
+    );
+}
