@@ -1,10 +1,15 @@
 //! Certificates read without trusting them: a size limit before reading,
 //! PEM or DER, every certificate parsed whole, a bounded number of names;
 //! what the checks need kept as plain fields, and PEM written back from
-//! the DER alone (nothing of the input's text is copied).
+//! the DER alone (nothing of the input's text is copied). The text kept
+//! (subject, issuer, DNS names) has its control characters escaped, so a
+//! certificate, a served one too, cannot forge lines of a report or send
+//! a terminal its escape sequences.
 
-use std::fs::File;
+use std::fmt::Write as _;
+use std::fs::OpenOptions;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use base64::Engine;
@@ -32,9 +37,9 @@ pub const MAX_NAMES: usize = 1_000;
 pub struct Cert {
     /// Its DER encoding.
     pub der: Vec<u8>,
-    /// Its subject, as text.
+    /// Its subject, as text ([`escape`]d).
     pub subject: String,
-    /// Its issuer, as text.
+    /// Its issuer, as text ([`escape`]d).
     pub issuer: String,
     /// Its subject, encoded (compared with issuers).
     pub subject_raw: Vec<u8>,
@@ -44,7 +49,7 @@ pub struct Cert {
     pub not_before: i64,
     /// End of validity, seconds since the epoch.
     pub not_after: i64,
-    /// Its DNS names (subjectAltName).
+    /// Its DNS names (subjectAltName), lowercase, [`escape`]d.
     pub names: Vec<String>,
     /// Whether it may issue certificates (basicConstraints CA).
     pub is_ca: bool,
@@ -54,10 +59,24 @@ pub struct Cert {
     pub key_type: String,
 }
 
-/// Reads `path` whole, refusing anything larger than [`MAX_FILE`] before
-/// reading it (a device or a pipe is cut there too).
+/// Reads the regular file `path` whole, refusing anything larger than
+/// [`MAX_FILE`] before reading it. It is opened without blocking (a FIFO
+/// left in a directory would otherwise wait for a writer forever) and
+/// anything but a regular file is refused: a FIFO, a device, a socket, a
+/// directory.
 pub fn read_limited(path: &Path) -> Result<Vec<u8>, SslError> {
-    let file = File::open(path).map_err(read_err(path))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(read_err(path))?;
+    let meta = file.metadata().map_err(read_err(path))?;
+    if !meta.is_file() {
+        return Err(SslError::Input {
+            path: path.to_owned(),
+            reason: "not a regular file".to_owned(),
+        });
+    }
     let mut bytes = Vec::new();
     file.take(MAX_FILE + 1)
         .read_to_end(&mut bytes)
@@ -123,8 +142,8 @@ pub fn parse(der: &[u8]) -> Result<Cert, String> {
     let names = dns_names(&cert)?;
     Ok(Cert {
         der: der[..der.len() - rest.len()].to_vec(),
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
+        subject: escape(&cert.subject().to_string()),
+        issuer: escape(&cert.issuer().to_string()),
         subject_raw: cert.subject().as_raw().to_vec(),
         issuer_raw: cert.issuer().as_raw().to_vec(),
         not_before: cert.validity().not_before.timestamp(),
@@ -154,10 +173,45 @@ fn dns_names(cert: &X509Certificate<'_>) -> Result<Vec<String>, String> {
     Ok(names
         .iter()
         .filter_map(|n| match n {
-            GeneralName::DNSName(name) => Some(name.to_ascii_lowercase()),
+            GeneralName::DNSName(name) => Some(escape(&name.to_ascii_lowercase())),
             _ => None,
         })
         .collect())
+}
+
+/// `text` with every character that is not printable written as an
+/// escape: `\n`, `\r`, `\t`, `\x1b` (other ASCII controls), `\u{9b}`
+/// (C1 controls, and the invisible marks that reorder or hide text:
+/// zero-width and bidirectional controls), and a backslash doubled so
+/// that an escape is never ambiguous.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if c.is_control() || invisible(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Format characters that hide or reorder text on a terminal: zero-width
+/// spaces and joiners, the bidirectional marks, embeddings, overrides and
+/// isolates, the byte-order mark.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'
+    )
 }
 
 /// `ec-p256`, `rsa2048`, … as `csr --key-type` spells them.
@@ -201,5 +255,19 @@ impl Cert {
         }
         text.push_str("-----END CERTIFICATE-----\n");
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_not_printable_is_escaped_and_the_rest_kept() {
+        assert_eq!(
+            escape("CN=a\nb\r\tc\x1b[31m\x7f\u{9b}d\u{202e}e\u{200b}\\x1b é, O=Ü"),
+            "CN=a\\nb\\r\\tc\\x1b[31m\\x7f\\u{9b}d\\u{202e}e\\u{200b}\\\\x1b é, O=Ü"
+        );
+        assert_eq!(escape("CN=www.example.org"), "CN=www.example.org");
     }
 }

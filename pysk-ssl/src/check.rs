@@ -1,8 +1,11 @@
-//! `check`: every certificate in the directory with its chain and its key,
-//! judged against the warning and critical thresholds. A file that cannot
-//! be read or parsed is reported for its name; nothing stops the others.
+//! `check`: every certificate in the directory with its chain, its key and
+//! its combined file, judged against the warning and critical thresholds.
+//! A file that cannot be read or parsed, or is foreign (not a regular
+//! file, a CA's certificate), is reported for its name as unknown; nothing
+//! stops the others. With `--nagios`, every error of the run is a status
+//! line too ([`nagios`]).
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -40,7 +43,8 @@ pub struct Options {
 pub enum Status {
     /// Nothing to do.
     Ok,
-    /// A file could not be judged (unreadable, not a certificate).
+    /// A file could not be judged (unreadable, not a certificate, not a
+    /// server's certificate).
     Unknown,
     /// Expires within the warning threshold.
     Warning,
@@ -118,6 +122,24 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     })
 }
 
+/// `check --nagios`: the run `body`, any of whose errors (the settings,
+/// the directory, the trust anchors) becomes `SSL UNKNOWN - <error>` on
+/// stdout and Nagios' unknown (3), so that the monitoring reads a status
+/// line whatever failed.
+pub fn nagios(
+    out: &mut dyn Write,
+    body: impl FnOnce(&mut dyn Write) -> Result<Outcome, SslError>,
+) -> Result<Outcome, SslError> {
+    match body(out) {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            let line = certs::escape(&e.to_string());
+            writeln!(out, "SSL UNKNOWN - {line}").map_err(pysk_common::Error::Stdout)?;
+            Ok(Outcome::Foreign(Status::Unknown.nagios()))
+        }
+    }
+}
+
 /// The lines on stderr: problems always, the rest unless `-q`.
 fn tell(verdicts: &[Verdict], report: &Reporter) {
     for v in verdicts {
@@ -164,7 +186,8 @@ fn nagios_line(verdicts: &[Verdict], worst: Status) -> String {
     )
 }
 
-/// One name: its files read, chain built, key compared, expiry judged.
+/// One name: its files read, chain built, key compared, the combined
+/// file compared with both, expiry judged.
 fn judge(store: &Store, name: &str, anchors: &[Cert], now: i64, options: &Options) -> Verdict {
     let mut verdict = Verdict {
         name: name.to_owned(),
@@ -177,7 +200,15 @@ fn judge(store: &Store, name: &str, anchors: &[Cert], now: i64, options: &Option
         v.status = v.status.max(status);
         v.problems.push(problem);
     };
-    let leaf = match certs::read(&store.live(name, Part::Cert)) {
+    let cert_file = store.live(name, Part::Cert);
+    let leaf = match certs::read(&cert_file) {
+        // A CA's certificate (a bundle kept beside the sets) is no
+        // server's: a foreign file, not a broken name.
+        Ok(given) if given[0].is_ca => {
+            let why = format!("{}: a CA certificate, not a server's", cert_file.display());
+            add(&mut verdict, Status::Unknown, why);
+            return verdict;
+        }
         Ok(mut given) => given.remove(0),
         Err(e) => {
             add(&mut verdict, Status::Unknown, e.to_string());
@@ -185,23 +216,32 @@ fn judge(store: &Store, name: &str, anchors: &[Cert], now: i64, options: &Option
         }
     };
     let chain_file = store.live(name, Part::Chain);
-    let pool = match certs::read(&chain_file) {
-        Ok(pool) => pool,
-        Err(_) if std::fs::metadata(&chain_file).is_ok_and(|m| m.len() == 0) => Vec::new(),
-        Err(SslError::Common(pysk_common::Error::Read { .. })) if !chain_file.exists() => {
-            Vec::new()
+    // The chain as NAME_chain.crt holds it; `None` when it could not be
+    // read, so the combined file is not compared with a guess.
+    let chain = match certs::read(&chain_file) {
+        Ok(chain) => Some(chain),
+        Err(_) if std::fs::metadata(&chain_file).is_ok_and(|m| m.is_file() && m.len() == 0) => {
+            Some(Vec::new())
         }
+        Err(e) if not_found(&e) => Some(Vec::new()),
         Err(e) => {
             add(&mut verdict, Status::Unknown, e.to_string());
-            Vec::new()
+            None
         }
     };
-    if let Some(problem) = key_problem(store, name, &leaf) {
-        add(&mut verdict, Status::Critical, problem);
+    if let Some((status, problem)) = key_problem(store, name, &leaf) {
+        add(&mut verdict, status, problem);
+    }
+    if let Some((status, problem)) = combined_problem(store, name, &leaf, chain.as_deref()) {
+        add(&mut verdict, status, problem);
     }
     if let Err(f) = chain::covers(&leaf, name) {
-        add(&mut verdict, Status::Critical, f.reason);
+        // The verdict is the name's already: say the why alone.
+        let prefix = format!("{name}: ");
+        let why = f.reason.strip_prefix(&prefix).unwrap_or(&f.reason);
+        add(&mut verdict, Status::Critical, why.to_owned());
     }
+    let pool = chain.clone().unwrap_or_default();
     let first = std::iter::once(&leaf)
         .chain(&pool)
         .map(|c| c.not_after)
@@ -209,6 +249,17 @@ fn judge(store: &Store, name: &str, anchors: &[Cert], now: i64, options: &Option
         .unwrap_or(leaf.not_after);
     verdict.expires = Some(chain::date(first));
     verdict.days_left = Some(chain::days(first, now));
+    if chain.is_none() {
+        // The chain could not be read (said above): no path to judge, but
+        // the leaf's own expiry still counts.
+        let alone = chain::Served {
+            leaf: leaf.clone(),
+            chain: Vec::new(),
+            anchor: leaf,
+        };
+        expiry(&mut verdict, &alone, now, options, &mut add);
+        return verdict;
+    }
     match chain::build(leaf, pool, anchors) {
         Ok(served) => expiry(&mut verdict, &served, now, options, &mut add),
         Err(f) => add(
@@ -218,6 +269,18 @@ fn judge(store: &Store, name: &str, anchors: &[Cert], now: i64, options: &Option
         ),
     }
     verdict
+}
+
+/// Whether `e` is a file that does not exist.
+fn not_found(e: &SslError) -> bool {
+    matches!(e, SslError::Common(pysk_common::Error::Read { source, .. })
+        if source.kind() == io::ErrorKind::NotFound)
+}
+
+/// Whether `e` is a file that exists but could not be read (permission
+/// denied, an I/O error): nothing can be said of its content.
+fn unreadable(e: &SslError) -> bool {
+    matches!(e, SslError::Common(pysk_common::Error::Read { .. })) && !not_found(e)
 }
 
 /// The expiry of the served chain against both thresholds.
@@ -235,19 +298,81 @@ fn expiry(
     }
 }
 
-/// What is wrong with `name`'s key, if anything.
-fn key_problem(store: &Store, name: &str, leaf: &Cert) -> Option<String> {
+/// What is wrong with `name`'s key, if anything: a key that does not
+/// match, is missing or is not a key is critical (the server cannot use
+/// it); one this user may not read is unknown (monitoring often runs as a
+/// user outside the keys' group).
+fn key_problem(store: &Store, name: &str, leaf: &Cert) -> Option<(Status, String)> {
     let path = store.live(name, Part::Key);
     let pem = match certs::read_limited(&path) {
         Ok(pem) => pem,
-        Err(e) => return Some(format!("key: {e}")),
+        Err(e) if unreadable(&e) => return Some((Status::Unknown, format!("key: {e}"))),
+        Err(e) => return Some((Status::Critical, format!("key: {e}"))),
     };
     match keys::parse(&path, &pem) {
         Ok(key) if chain::key_matches(leaf, key.public_key_raw()) => None,
-        Ok(_) => Some(format!(
-            "{}: does not match the certificate",
-            path.display()
+        Ok(_) => Some((
+            Status::Critical,
+            format!("{}: does not match the certificate", path.display()),
         )),
-        Err(e) => Some(e.to_string()),
+        Err(e) => Some((Status::Critical, e.to_string())),
     }
+}
+
+/// What is wrong with `NAME_combined.crt`, the file nginx and Dovecot
+/// load, if it exists: it must hold `NAME.crt`'s certificate first, then
+/// `chain`'s (`NAME_chain.crt`'s; not compared when that could not be
+/// read), nothing else. A server loading anything else presents another
+/// chain, or another certificate, than the one checked.
+fn combined_problem(
+    store: &Store,
+    name: &str,
+    leaf: &Cert,
+    chain: Option<&[Cert]>,
+) -> Option<(Status, String)> {
+    let path = store.live(name, Part::Combined);
+    let given = match certs::read(&path) {
+        Ok(given) => given,
+        Err(e) if not_found(&e) => return None,
+        Err(e) if unreadable(&e) => return Some((Status::Unknown, e.to_string())),
+        Err(e) => return Some((Status::Critical, e.to_string())),
+    };
+    let combined = Part::Combined.file(name);
+    let cert = Part::Cert.file(name);
+    if given[0].der != leaf.der {
+        let why = match given.iter().position(|c| c.der == leaf.der) {
+            Some(at) => format!(
+                "{combined} does not start with {cert}'s certificate (it is certificate {} of {}: \
+                 servers would present the chain in the wrong order)",
+                at + 1,
+                given.len()
+            ),
+            None => format!(
+                "{combined} does not start with {cert}'s certificate (it holds no copy of it: \
+                 servers present another certificate)"
+            ),
+        };
+        return Some((Status::Critical, why));
+    }
+    let chain = chain?;
+    let rest = &given[1..];
+    let chain_file = Part::Chain.file(name);
+    let why = if rest.len() != chain.len() {
+        format!(
+            "{combined} does not continue with {chain_file}'s certificates: {} after the leaf, \
+             {} in {chain_file}",
+            rest.len(),
+            chain.len()
+        )
+    } else if let Some(at) = rest.iter().zip(chain).position(|(a, b)| a.der != b.der) {
+        format!(
+            "{combined} does not continue with {chain_file}'s certificates: its certificate {} \
+             is not {chain_file}'s certificate {}",
+            at + 2,
+            at + 1
+        )
+    } else {
+        return None;
+    };
+    Some((Status::Critical, why))
 }

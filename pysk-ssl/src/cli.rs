@@ -125,7 +125,10 @@ Example (Nagios/Icinga):
 
 Exit 1 when something needs attention. --nagios prints one status line and
 exits with Nagios' codes instead (0 ok, 1 warning, 2 critical, 3 unknown):
-it deliberately leaves the sysexits codes of the other subcommands.")]
+it deliberately leaves the sysexits codes of the other subcommands. Any error
+of the run (the switches, DIR, the trust anchors) is then
+\"SSL UNKNOWN - <the error>\", exit 3; only a command line that cannot be
+parsed at all (an unknown option) exits 2 with the usage message.")]
     Check(CheckArgs),
     /// Compare the chain servers present with the one installed
     #[command(after_help = "\

@@ -37,7 +37,7 @@ pub mod served;
 pub mod settings;
 pub mod store;
 
-use std::io;
+use std::io::{self, Write};
 
 use pysk_common::exit::Outcome;
 
@@ -46,27 +46,35 @@ use cli::Command;
 pub use error::SslError;
 
 /// The tool's entry point: parses the command line, resolves the options,
-/// runs the subcommand.
+/// runs the subcommand. `check --nagios` reports its errors as Nagios'
+/// unknown ([`check::nagios`]).
 pub fn try_main() -> Result<Outcome, SslError> {
-    let Cli { common, command } = pysk_common::cli::parse::<Cli>(settings::SWITCHES);
+    let cli = pysk_common::cli::parse::<Cli>(settings::SWITCHES);
+    let mut out = io::stdout().lock();
+    if matches!(&cli.command, Command::Check(args) if args.nagios) {
+        return check::nagios(&mut out, |out| dispatch(cli, out));
+    }
+    dispatch(cli, &mut out)
+}
+
+/// Resolves the settings and runs the subcommand.
+fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<Outcome, SslError> {
+    let Cli { common, command } = cli;
     let report = common.reporter(cli::NAME);
     let settings = common.settings(settings::SWITCHES, &report)?;
-    let mut out = io::stdout().lock();
     match command {
         Command::Config => {
-            common.print_config(&settings, &mut out)?;
+            common.print_config(&settings, out)?;
             Ok(Outcome::Success)
         }
-        Command::Csr(args) => csr::run(&settings::csr(&settings, &args)?, &report, &mut out),
-        Command::Install(args) => {
-            install::run(&settings::install(&settings, &args)?, &report, &mut out)
-        }
-        Command::Acme(args) => acme::run(&settings::acme(&settings, &args)?, &report, &mut out),
-        Command::Renew(args) => renew::run(&settings::renew(&settings, &args)?, &report, &mut out),
-        Command::Check(args) => check::run(&settings::check(&settings, &args)?, &report, &mut out),
+        Command::Csr(args) => csr::run(&settings::csr(&settings, &args)?, &report, out),
+        Command::Install(args) => install::run(&settings::install(&settings, &args)?, &report, out),
+        Command::Acme(args) => acme::run(&settings::acme(&settings, &args)?, &report, out),
+        Command::Renew(args) => renew::run(&settings::renew(&settings, &args)?, &report, out),
+        Command::Check(args) => check::run(&settings::check(&settings, &args)?, &report, out),
         Command::Served(args) => {
             served::run(&settings::served(&common, &settings, &args)?, &report)
         }
-        Command::List(args) => list::run(&settings::list(&settings, &args)?, &report, &mut out),
+        Command::List(args) => list::run(&settings::list(&settings, &args)?, &report, out),
     }
 }

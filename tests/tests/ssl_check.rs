@@ -1,0 +1,538 @@
+//! End-to-end tests of `pysk-ssl check` (and the text it shares with
+//! `list` and `served`) on the directories admins really have: a FIFO
+//! among the certificates, keys the monitoring user may not read, a
+//! `NAME_combined.crt` that differs from `NAME.crt` and `NAME_chain.crt`,
+//! a CA bundle kept beside the names, certificates whose subject carries
+//! control characters, and `--nagios` speaking Nagios' codes for every
+//! error of the run.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use rcgen::{CertificateParams, DnType, KeyPair};
+
+use pysk_tests::tls::{Intermediate, Leaf, SServer, TestCa, Validity, run_bounded};
+use pysk_tests::{TempDir, TestCommand, require, scratch, stderr, stdout, tool};
+
+/// How long a `check` may take: it reads a few files.
+const BOUND: Duration = Duration::from_secs(20);
+
+const WWW: &str = "www.example.org";
+const MAIL: &str = "mail.example.org";
+
+/// A scratch directory with switches pointing the tool at `ssl/`, the test
+/// root (`root.pem`) as the only trust anchor, keys for the group `root`;
+/// everything but the keys readable by any user, as on a server.
+struct Env {
+    dir: TempDir,
+    ca: TestCa,
+    inter: Intermediate,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = scratch();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs::create_dir(dir.path().join("ssl")).expect("ssl/");
+        let ca = TestCa::new();
+        let inter = ca.intermediate(Validity::CA);
+        ca.write_root(&dir.path().join("root.pem"));
+        let env = Env { dir, ca, inter };
+        env.switches(&[]);
+        env
+    }
+
+    /// Writes the switches of [`Env`] and `extra`.
+    fn switches(&self, extra: &[(&str, String)]) {
+        let mut switches = vec![
+            ("ssl_dir", self.ssl("").display().to_string()),
+            ("ssl_key_group", "root".to_owned()),
+            ("ssl_ca_file", self.path("root.pem").display().to_string()),
+        ];
+        switches.extend_from_slice(extra);
+        pysk_tests::write_switches(self.dir.path(), &switches);
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    fn ssl(&self, file: &str) -> PathBuf {
+        self.path("ssl").join(file)
+    }
+
+    fn tool(&self) -> TestCommand {
+        tool("pysk-ssl").config_dir(self.dir.path())
+    }
+
+    /// A leaf for `sans` from the intermediate, valid for 90 days.
+    fn leaf(&self, sans: &[&str]) -> Leaf {
+        self.inter.leaf(sans, Validity::LEAF)
+    }
+
+    /// `name`'s files as an admin lays them by hand: `NAME.crt`,
+    /// `NAME_chain.crt`, `NAME_combined.crt` (leaf, then chain) and
+    /// `NAME.key`, mode 0640, owner and group root.
+    fn put(&self, name: &str, leaf: &Leaf) {
+        fs::write(self.ssl(&format!("{name}.crt")), &leaf.cert).expect("crt");
+        fs::write(self.ssl(&format!("{name}_chain.crt")), &leaf.chain).expect("chain");
+        fs::write(self.ssl(&format!("{name}_combined.crt")), leaf.combined()).expect("combined");
+        let key = self.ssl(&format!("{name}.key"));
+        fs::write(&key, &leaf.key).expect("key");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).expect("chmod key");
+    }
+
+    /// `check` with `args`, bounded in time.
+    fn check(&self, args: &[&str]) -> Output {
+        run_bounded(self.tool().arg("check").args(args).command(), BOUND)
+    }
+}
+
+/// The run's exit code, its stdout and its stderr.
+fn outcome(out: &Output) -> (Option<i32>, String, String) {
+    (out.status.code(), stdout(out), stderr(out))
+}
+
+/// Each certificate's name, status and problems from `check --json`.
+fn verdicts(out: &Output) -> Vec<(String, String, Vec<String>)> {
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("check --json");
+    doc["certificates"]
+        .as_array()
+        .expect("certificates")
+        .iter()
+        .map(|v| {
+            let problems = v["problems"]
+                .as_array()
+                .expect("problems")
+                .iter()
+                .map(|p| p.as_str().expect("a problem").to_owned())
+                .collect();
+            (
+                v["name"].as_str().expect("name").to_owned(),
+                v["status"].as_str().expect("status").to_owned(),
+                problems,
+            )
+        })
+        .collect()
+}
+
+fn owned(name: &str, status: &str, problems: &[&str]) -> (String, String, Vec<String>) {
+    (
+        name.to_owned(),
+        status.to_owned(),
+        problems.iter().map(|p| (*p).to_owned()).collect(),
+    )
+}
+
+#[test]
+fn a_fifo_in_the_directory_is_unknown_for_its_name_and_the_others_are_checked() {
+    let Some(mkfifo) = require("mkfifo", "coreutils") else {
+        return;
+    };
+    let env = Env::new();
+    env.put(WWW, &env.leaf(&[WWW]));
+    env.put(MAIL, &env.leaf(&[MAIL]));
+    let fifo = env.ssl("stuck.crt");
+    // A FIFO as a certificate, and one as another name's chain: opening
+    // either for reading would wait for a writer forever.
+    let mail_chain = env.ssl(&format!("{MAIL}_chain.crt"));
+    fs::remove_file(&mail_chain).expect("rm chain");
+    for path in [&fifo, &mail_chain] {
+        let made = Command::new(&mkfifo).arg(path).status().expect("mkfifo");
+        assert!(made.success());
+    }
+    let out = env.check(&["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let not_regular = |path: &Path| format!("{}: not a regular file", path.display());
+    assert_eq!(
+        verdicts(&out),
+        vec![
+            owned(MAIL, "unknown", &[&not_regular(&mail_chain)]),
+            owned("stuck", "unknown", &[&not_regular(&fifo)]),
+            owned(WWW, "ok", &[]),
+        ]
+    );
+    let out = env.check(&["--nagios"]);
+    assert_eq!(
+        outcome(&out),
+        (
+            Some(3),
+            format!(
+                "SSL UNKNOWN - 2 of 3 certificates: {MAIL}: {}, stuck: {}\n",
+                not_regular(&mail_chain),
+                not_regular(&fifo)
+            ),
+            String::new()
+        )
+    );
+}
+
+#[test]
+fn nagios_reports_every_error_of_the_run_as_unknown() {
+    let env = Env::new();
+    env.put(WWW, &env.leaf(&[WWW]));
+    assert_eq!(
+        outcome(&env.check(&["--nagios"])),
+        (
+            Some(0),
+            "SSL OK - 1 certificates\n".to_owned(),
+            String::new()
+        )
+    );
+    let unknown = |line: String| (Some(3), format!("SSL UNKNOWN - {line}\n"), String::new());
+    // The directory missing.
+    let gone = env.path("gone");
+    env.switches(&[("ssl_dir", gone.display().to_string())]);
+    let out = env.check(&[]);
+    assert_eq!(out.status.code(), Some(66));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        outcome(&env.check(&["--nagios"])),
+        unknown(format!(
+            "{}: cannot read: No such file or directory",
+            gone.display()
+        ))
+    );
+    // A trust anchor file that is not one.
+    env.switches(&[]);
+    let bad_ca = env.path("bad-ca.pem");
+    fs::write(&bad_ca, "not a certificate\n").expect("bad ca");
+    assert_eq!(
+        outcome(&env.check(&["--nagios", "--ca-file", bad_ca.to_str().expect("utf-8")])),
+        unknown(format!("{}: no certificate in it", bad_ca.display()))
+    );
+    // A bad switch, and a bad value on the command line.
+    env.switches(&[("ssl_warn_days", "soon".to_owned())]);
+    let switches = env.path("serverconfig/default");
+    let out = env.check(&["--nagios"]);
+    assert_eq!(
+        outcome(&out),
+        unknown(format!(
+            "{}:4: ssl_warn_days: \"soon\": expected a whole number from 0 to 36500",
+            switches.display()
+        ))
+    );
+    env.switches(&[]);
+    assert_eq!(
+        outcome(&env.check(&["--nagios", "--crit-days", "40"])),
+        unknown("--crit-days: 40 is above the warning threshold 30".to_owned())
+    );
+    // A command line clap cannot parse is outside --nagios (its --help
+    // says so): the usage error, exit 2.
+    let out = env.check(&["--nagios", "--no-such-option"]);
+    assert_eq!((out.status.code(), stdout(&out)), (Some(2), String::new()));
+}
+
+/// `cmd` run as `nobody` (group `nogroup`, no other groups), bounded.
+fn as_nobody(setpriv: &Path, cmd: Command) -> Output {
+    let mut wrapped = Command::new(setpriv);
+    wrapped
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    run_bounded(wrapped, BOUND)
+}
+
+#[test]
+fn a_key_the_monitoring_user_cannot_read_is_unknown_and_a_mismatch_stays_critical() {
+    let Some(setpriv) = require("setpriv", "util-linux") else {
+        return;
+    };
+    let env = Env::new();
+    let www = env.leaf(&[WWW]);
+    env.put(WWW, &www);
+    // mail's key is another certificate's: a real mismatch, readable by
+    // anyone so that nobody can see it is one.
+    let mail = env.leaf(&[MAIL]);
+    env.put(MAIL, &mail);
+    let mail_key = env.ssl(&format!("{MAIL}.key"));
+    fs::write(&mail_key, &env.leaf(&[MAIL]).key).expect("another key");
+    fs::set_permissions(&mail_key, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let www_key = env.ssl(&format!("{WWW}.key"));
+    let mismatch = format!("{}: does not match the certificate", mail_key.display());
+    // As root, www is fine.
+    let out = env.check(&["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        verdicts(&out),
+        vec![owned(MAIL, "critical", &[&mismatch]), owned(WWW, "ok", &[])]
+    );
+    // As nobody: www's key (0640 root:root) cannot be read.
+    let denied = format!("key: {}: cannot read: Permission denied", www_key.display());
+    let out = as_nobody(&setpriv, env.tool().args(["check", "--json"]).command());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        verdicts(&out),
+        vec![
+            owned(MAIL, "critical", &[&mismatch]),
+            owned(WWW, "unknown", &[&denied])
+        ]
+    );
+    fs::write(&mail_key, &mail.key).expect("mail's own key");
+    let out = as_nobody(&setpriv, env.tool().args(["check", "--nagios"]).command());
+    assert_eq!(
+        outcome(&out),
+        (
+            Some(3),
+            format!("SSL UNKNOWN - 1 of 2 certificates: {WWW}: {denied}\n"),
+            String::new()
+        )
+    );
+}
+
+#[test]
+fn a_combined_file_that_is_not_the_leaf_then_the_chain_is_critical() {
+    let env = Env::new();
+    let leaf = env.leaf(&[WWW]);
+    env.put(WWW, &leaf);
+    let combined = env.ssl(&format!("{WWW}_combined.crt"));
+    let check = |text: String| {
+        fs::write(&combined, text).expect("combined");
+        env.check(&["--nagios"])
+    };
+    let critical = |why: &str| {
+        (
+            Some(2),
+            format!("SSL CRITICAL - 1 of 1 certificates: {WWW}: {WWW}_combined.crt {why}\n"),
+            String::new(),
+        )
+    };
+    let ok = (
+        Some(0),
+        "SSL OK - 1 certificates\n".to_owned(),
+        String::new(),
+    );
+    assert_eq!(outcome(&check(leaf.combined())), ok);
+    assert_eq!(
+        outcome(&check(leaf.reversed())),
+        critical(&format!(
+            "does not start with {WWW}.crt's certificate (it is certificate 2 of 2: \
+             servers would present the chain in the wrong order)"
+        ))
+    );
+    assert_eq!(
+        outcome(&check(leaf.chain.clone())),
+        critical(&format!(
+            "does not start with {WWW}.crt's certificate (it holds no copy of it: \
+             servers present another certificate)"
+        ))
+    );
+    // The certificate before a renewal, still in the combined file.
+    let older = env.leaf(&[WWW]);
+    assert_eq!(
+        outcome(&check(older.combined())),
+        critical(&format!(
+            "does not start with {WWW}.crt's certificate (it holds no copy of it: \
+             servers present another certificate)"
+        ))
+    );
+    assert_eq!(
+        outcome(&check(leaf.cert.clone())),
+        critical(&format!(
+            "does not continue with {WWW}_chain.crt's certificates: 0 after the leaf, \
+             1 in {WWW}_chain.crt"
+        ))
+    );
+    let other = env.ca.intermediate(Validity::CA);
+    assert_eq!(
+        outcome(&check(format!("{}{}", leaf.cert, other.pem()))),
+        critical(&format!(
+            "does not continue with {WWW}_chain.crt's certificates: its certificate 2 \
+             is not {WWW}_chain.crt's certificate 1"
+        ))
+    );
+    // No combined file at all is no problem: not every server loads one.
+    fs::remove_file(&combined).expect("rm combined");
+    assert_eq!(outcome(&env.check(&["--nagios"])), ok);
+}
+
+/// A self-signed server certificate for `name` whose common name is
+/// `cn`, and its key (PEM).
+fn self_signed(name: &str, cn: &str) -> (String, String) {
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(vec![name.to_owned()]).expect("params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(90);
+    let cert = params.self_signed(&key).expect("self-sign");
+    (cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn control_characters_of_a_certificate_are_escaped_in_every_output() {
+    let env = Env::new();
+    let name = "evil.example.org";
+    let (cert, key) = self_signed(name, "evil\nSSL OK - forged\x1b[2J\u{9b}31m\u{202e}\\x");
+    let escaped = "CN=evil\\nSSL OK - forged\\x1b[2J\\u{9b}31m\\u{202e}\\\\x";
+    let cert_file = env.ssl(&format!("{name}.crt"));
+    let key_file = env.ssl(&format!("{name}.key"));
+    fs::write(&cert_file, &cert).expect("crt");
+    fs::write(&key_file, &key).expect("key");
+    let problem = format!("chain: \"{escaped}\" is self-signed and not a trust anchor");
+    assert_eq!(
+        outcome(&env.check(&["--nagios"])),
+        (
+            Some(2),
+            format!("SSL CRITICAL - 1 of 1 certificates: {name}: {problem}\n"),
+            String::new()
+        )
+    );
+    assert_eq!(
+        outcome(&env.check(&["-q"])),
+        (
+            Some(1),
+            String::new(),
+            format!(
+                "pysk-ssl: {name}: {problem}\n\
+                 pysk-ssl: 1 of 1 certificates need attention\n"
+            )
+        )
+    );
+    assert_eq!(verdicts(&env.check(&["--json"]))[0].2, vec![problem]);
+    let out = env.tool().arg("list").succeeds();
+    let list = stdout(&out);
+    let fields: Vec<&str> = list.trim_end_matches('\n').split('\t').collect();
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert_eq!(fields[5], escaped, "{list}");
+    // A server presenting it: what served prints of it is escaped too.
+    let Some(server) = SServer::start(env.dir.path(), &cert_file, None, &key_file, None) else {
+        return;
+    };
+    let endpoint = format!("127.0.0.1:{}", server.addr.port());
+    let out = env
+        .tool()
+        .args(["served", &endpoint, "--name", name, "--timeout", "10"])
+        .fails_with(1);
+    let err = stderr(&out);
+    assert!(!err.contains(['\x1b', '\u{9b}', '\u{202e}']), "{err:?}");
+    assert!(
+        err.starts_with(&format!(
+            "pysk-ssl: {endpoint} ({name}): the served chain: \"{escaped}\" is self-signed"
+        )),
+        "{err}"
+    );
+    let out = env
+        .tool()
+        .args(["served", &endpoint, "--name", name, "--json"])
+        .fails_with(1);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["endpoints"][0]["served"], serde_json::json!([escaped]));
+}
+
+#[test]
+fn a_ca_bundle_is_a_foreign_file_and_a_name_is_said_once() {
+    let env = Env::new();
+    // www's certificate is for another name.
+    env.put(WWW, &env.leaf(&["other.example.org"]));
+    let bundle = env.ssl("ca-bundle.crt");
+    fs::write(&bundle, format!("{}{}", env.ca.root_pem(), env.inter.pem())).expect("bundle");
+    let foreign = format!("{}: a CA certificate, not a server's", bundle.display());
+    let names = "the certificate is for other.example.org";
+    assert_eq!(
+        outcome(&env.check(&["-q"])),
+        (
+            Some(1),
+            String::new(),
+            format!(
+                "pysk-ssl: ca-bundle: {foreign}\n\
+                 pysk-ssl: {WWW}: {names}\n\
+                 pysk-ssl: 2 of 2 certificates need attention\n"
+            )
+        )
+    );
+    assert_eq!(
+        verdicts(&env.check(&["--json"])),
+        vec![
+            owned("ca-bundle", "unknown", &[&foreign]),
+            owned(WWW, "critical", &[names]),
+        ]
+    );
+    assert_eq!(
+        outcome(&env.check(&["--nagios"])),
+        (
+            Some(2),
+            format!("SSL CRITICAL - 2 of 2 certificates: ca-bundle: {foreign}, {WWW}: {names}\n"),
+            String::new()
+        )
+    );
+}
+
+/// `YYYY-MM-DD` and the whole days left of `pem`'s certificate's end of
+/// validity, read with x509-parser rather than the tool.
+fn expiry_of(pem: &str) -> (String, i64) {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("pem");
+    let cert = block.parse_x509().expect("certificate");
+    let at = cert.validity().not_after.timestamp();
+    let date = time::OffsetDateTime::from_unix_timestamp(at)
+        .expect("a date")
+        .date();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    (
+        format!(
+            "{:04}-{:02}-{:02}",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        ),
+        (at - now).div_euclid(86_400),
+    )
+}
+
+#[test]
+fn the_nagios_line_says_which_certificate_expires_when() {
+    let env = Env::new();
+    let leaf = env.inter.leaf(&[WWW], Validity::days(-1, 20));
+    env.put(WWW, &leaf);
+    let (date, days) = expiry_of(&leaf.cert);
+    let expires = |limit: u32| {
+        format!("\"CN={WWW}\" expires {date} (in {days} days; the limit is {limit} days)")
+    };
+    assert_eq!(
+        outcome(&env.check(&["--nagios"])),
+        (
+            Some(1),
+            format!(
+                "SSL WARNING - 1 of 1 certificates: {WWW}: {}\n",
+                expires(30)
+            ),
+            String::new()
+        )
+    );
+    assert_eq!(
+        outcome(&env.check(&["--nagios", "--crit-days", "25", "--warn-days", "40"])),
+        (
+            Some(2),
+            format!(
+                "SSL CRITICAL - 1 of 1 certificates: {WWW}: {}\n",
+                expires(25)
+            ),
+            String::new()
+        )
+    );
+    let out = env.check(&["--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        doc,
+        serde_json::json!({
+            "version": 1,
+            "certificates": [{
+                "name": WWW,
+                "status": "warning",
+                "expires": date,
+                "days_left": days,
+                "problems": [expires(30)],
+            }],
+            "attention": 1,
+        })
+    );
+}
