@@ -188,7 +188,7 @@ fn order_then_install(
         acme_record: Some(format!("{text}\n").into_bytes()),
         ..options.install.clone()
     };
-    install::locked(&install, report, out)
+    install::locked(&install, install::given(&install)?, report, out)
 }
 
 /// The dry run: the lock waited for where it exists, the webroot and the

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use base64::Engine;
@@ -77,6 +77,32 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>, SslError> {
             reason: "not a regular file".to_owned(),
         });
     }
+    read_at_most(path, file)
+}
+
+/// Reads a file the admin named on the command line (`--cert`, `--chain`,
+/// `--key`): a regular file as [`read_limited`] does, and also a pipe
+/// (`--cert <(…)`, `/dev/stdin`), waited for since someone is writing it;
+/// a directory or a socket is refused.
+pub fn read_given(path: &Path) -> Result<Vec<u8>, SslError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(path)
+        .map_err(read_err(path))?;
+    let kind = file.metadata().map_err(read_err(path))?.file_type();
+    if !(kind.is_file() || kind.is_fifo() || kind.is_char_device()) {
+        return Err(SslError::Input {
+            path: path.to_owned(),
+            reason: "not a file or a pipe".to_owned(),
+        });
+    }
+    read_at_most(path, file)
+}
+
+/// The whole of `file`, refused when larger than [`MAX_FILE`] (read no
+/// further).
+fn read_at_most(path: &Path, file: std::fs::File) -> Result<Vec<u8>, SslError> {
     let mut bytes = Vec::new();
     file.take(MAX_FILE + 1)
         .read_to_end(&mut bytes)
@@ -96,6 +122,11 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>, SslError> {
 /// The certificates of the file `path`.
 pub fn read(path: &Path) -> Result<Vec<Cert>, SslError> {
     decode(path, &read_limited(path)?)
+}
+
+/// The certificates of a file named on the command line ([`read_given`]).
+pub fn read_named(path: &Path) -> Result<Vec<Cert>, SslError> {
+    decode(path, &read_given(path)?)
 }
 
 /// The certificates in `bytes` (one DER certificate, or PEM

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use pysk_common::date::unix_now;
 use pysk_common::exit::Outcome;
 use pysk_common::report::{self, Reporter};
 
@@ -90,7 +89,7 @@ struct Summary<'a> {
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, SslError> {
     let store = Store::new(options.dir.clone(), 0);
     let anchors = chain::anchors(options.ca_file.as_deref())?;
-    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    let now = chain::now();
     let verdicts: Vec<Verdict> = store
         .names()?
         .iter()
@@ -255,6 +254,7 @@ fn judge(store: &Store, name: &str, anchors: &[Cert], now: i64, options: &Option
         let alone = chain::Served {
             leaf: leaf.clone(),
             chain: Vec::new(),
+            path: 0,
             anchor: leaf,
         };
         expiry(&mut verdict, &alone, now, options, &mut add);

@@ -96,19 +96,20 @@ struct Key {
 /// `json`, the document on stdout instead of the lines.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, SslError> {
     let store = &options.store;
+    let given = given(options)?;
     let _lock = if options.dry_run {
         Lock::existing(&store.lock_path(), options.wait)?
     } else {
         // A refused certificate changes nothing, not even by making the
         // directory or its lock file: the gate runs first, and again
         // under the lock.
-        gate(options)?;
+        gate(options, given.clone())?;
         store.create()?;
         let lock = Lock::acquire(&store.lock_path(), options.wait)?;
         atomic::remove_stale_in(store.written_dirs(&options.name), report)?;
         Some(lock)
     };
-    let (outcome, installed) = locked(options, report, out)?;
+    let (outcome, installed) = locked(options, given, report, out)?;
     if options.json {
         report::print_json(&installed)?;
     }
@@ -121,11 +122,12 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 /// document for the caller to print.
 pub fn locked(
     options: &Options,
+    given: Vec<Cert>,
     report: &Reporter,
     out: &mut dyn Write,
 ) -> Result<(Outcome, Installed), SslError> {
     let store = &options.store;
-    let (served, key) = gate(options)?;
+    let (served, key) = gate(options, given)?;
     let installed = summary(options, &served, &key);
     if options.dry_run {
         if !options.json {
@@ -212,14 +214,20 @@ fn end_acme(options: &Options, report: &Reporter) -> Result<(), SslError> {
     Ok(())
 }
 
+/// The certificates of `--cert` and `--chain`, read once (either may be
+/// a pipe).
+pub fn given(options: &Options) -> Result<Vec<Cert>, SslError> {
+    let mut given = certs::read_named(&options.cert)?;
+    if let Some(chain) = &options.chain {
+        given.extend(certs::read_named(chain)?);
+    }
+    Ok(given)
+}
+
 /// The checks, in the order key, chain, expiry, names: the chain to serve
 /// and the key that matches it, or the first failed check as
 /// [`SslError::Refused`].
-fn gate(options: &Options) -> Result<(chain::Served, Key), SslError> {
-    let mut given = certs::read(&options.cert)?;
-    if let Some(chain) = &options.chain {
-        given.extend(certs::read(chain)?);
-    }
+fn gate(options: &Options, given: Vec<Cert>) -> Result<(chain::Served, Key), SslError> {
     let (leaf, pool) = chain::split_leaf(given)
         .ok_or_else(|| pysk_common::Error::Internal("no certificate read".to_owned()))?;
     let refused = |f: Failure| SslError::Refused {

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use pysk_common::date::unix_now;
 use pysk_common::exit::Outcome;
 use pysk_common::report::{self, Reporter};
 
@@ -52,7 +51,7 @@ struct Summary {
 /// about (exit 1) and `check` says more.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, SslError> {
     let store = Store::new(options.dir.clone(), 0);
-    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    let now = chain::now();
     let mut entries = Vec::new();
     let mut outcome = Outcome::Success;
     for name in store.names()? {

@@ -665,3 +665,32 @@ fn a_refused_install_into_a_new_directory_creates_nothing() {
     );
     assert!(!fresh.exists(), "no directory, no lock file");
 }
+
+#[test]
+fn a_certificate_piped_in_is_installed_and_a_directory_refused() {
+    let Some(env) = Env::new() else { return };
+    let key = env.csr(&[]);
+    let leaf = env.leaf(&key, &[NAME], 60);
+    env.tool()
+        .args(["-q", "install", NAME, "--cert", "/dev/stdin", "--chain"])
+        .arg(env.path("inter.pem"))
+        .stdin(leaf.clone())
+        .succeeds();
+    assert_eq!(
+        fs::read_to_string(env.ssl(&format!("{NAME}.crt"))).expect("the leaf"),
+        leaf
+    );
+    env.verify_installed();
+    let out = env
+        .tool()
+        .args(["install", NAME, "--cert"])
+        .arg(env.path("ssl"))
+        .fails_with(65);
+    assert_stderr(
+        &out,
+        &format!(
+            "pysk-ssl: {}: not a file or a pipe\n",
+            env.path("ssl").display()
+        ),
+    );
+}
