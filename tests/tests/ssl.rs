@@ -7,7 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, symlink};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -353,46 +354,143 @@ fn hostile_inputs_give_clear_errors_and_change_nothing() {
     env.verify_installed();
 }
 
+/// Every crash point of an install, in the order a run adopting
+/// hand-made files reaches them.
+const CRASH_POINTS: [&str; 7] = [
+    "linked-www.example.org.crt",
+    "linked-www.example.org_chain.crt",
+    "linked-www.example.org_combined.crt",
+    "linked-www.example.org.key",
+    "adopted",
+    "set-written",
+    "flipped",
+];
+
+/// How the admin left the live files before pysk.
+#[derive(Debug, Clone, Copy)]
+enum HandMade {
+    /// Regular files: key, certificate and chain.
+    Files,
+    /// A certbot-like layout: the four live names are symbolic links to
+    /// files in `ext/`.
+    Links,
+}
+
+impl Env {
+    /// Empties `ssl/` and `ext/`, then lays out a key and certificate of
+    /// the old kind `how`.
+    fn hand_made(&self, how: HandMade) {
+        for dir in ["ssl", "ext"] {
+            let _ = fs::remove_dir_all(self.path(dir));
+            fs::create_dir_all(self.path(dir)).expect("mkdir");
+        }
+        let old = self.inter.leaf(&[NAME], Validity::LEAF);
+        let files = [
+            (format!("{NAME}.key"), "old.key", old.key.clone()),
+            (format!("{NAME}.crt"), "old.crt", old.cert.clone()),
+            (
+                format!("{NAME}_chain.crt"),
+                "old_chain.crt",
+                self.inter.pem().to_owned(),
+            ),
+            (
+                format!("{NAME}_combined.crt"),
+                "old_combined.crt",
+                format!("{}{}", old.cert, self.inter.pem()),
+            ),
+        ];
+        for (live, target, text) in files {
+            match how {
+                HandMade::Files if live.ends_with("_combined.crt") => {}
+                HandMade::Files => fs::write(self.ssl(&live), text).expect("hand-made file"),
+                HandMade::Links => {
+                    fs::write(self.path("ext").join(target), text).expect("link target");
+                    symlink(Path::new("../ext").join(target), self.ssl(&live)).expect("link");
+                }
+            }
+        }
+    }
+
+    /// A new CSR's certificate installed with the crash point `point`:
+    /// the run dies there of `abort` (SIGABRT), and what the live names
+    /// hold is one set, which openssl verifies.
+    fn install_killed_at(&self, point: &str) {
+        let key = self.csr(&[]);
+        let cert = self.file("leaf.pem", self.leaf(&key, &[NAME], 90));
+        let out = self
+            .install_files(&cert, &self.path("inter.pem"))
+            .env("PYSK_SSL_FAILPOINT", point)
+            .output();
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "{point}: {:?}, {}",
+            out.status,
+            stderr(&out)
+        );
+        self.assert_one_set(point);
+    }
+
+    /// openssl verifies `NAME.crt` with `NAME_chain.crt`, and finds the
+    /// public keys of `NAME.key`, `NAME.crt` and `NAME_combined.crt`
+    /// (when there is one) equal.
+    fn assert_one_set(&self, when: &str) {
+        let key = openssl_public_key(&self.openssl, &self.ssl(&format!("{NAME}.key")));
+        let cert = self.ssl(&format!("{NAME}.crt"));
+        assert_eq!(openssl_public_key(&self.openssl, &cert), key, "{when}");
+        let chain = self.ssl(&format!("{NAME}_chain.crt"));
+        assert_eq!(
+            openssl_verify(&self.openssl, &self.path("root.pem"), &chain, &cert),
+            Ok(()),
+            "{when}"
+        );
+        let combined = self.ssl(&format!("{NAME}_combined.crt"));
+        if combined.exists() {
+            assert_eq!(openssl_public_key(&self.openssl, &combined), key, "{when}");
+        }
+    }
+}
+
 #[test]
 fn installs_killed_between_steps_never_pair_a_key_with_another_certificate() {
     let Some(env) = Env::new() else { return };
-    // Hand-made files first, as Pysk had them: adopted, then replaced.
-    let old = env.inter.leaf(&[NAME], Validity::LEAF);
-    fs::create_dir_all(env.path("ssl")).expect("mkdir");
-    fs::write(env.ssl(&format!("{NAME}.key")), &old.key).expect("key");
-    fs::write(env.ssl(&format!("{NAME}.crt")), &old.cert).expect("crt");
-    fs::write(env.ssl(&format!("{NAME}_chain.crt")), env.inter.pem()).expect("chain");
-    let points = [
-        "linked-www.example.org.crt",
-        "linked-www.example.org_combined.crt",
-        "set-written",
-        "flipped",
-    ];
-    for point in points {
-        let key = env.csr(&[]);
-        let cert = env.file("leaf.pem", env.leaf(&key, &[NAME], 90));
-        let out = env
-            .install_files(&cert, &env.path("inter.pem"))
-            .env("PYSK_SSL_FAILPOINT", point)
-            .output();
-        assert!(
-            !out.status.success(),
-            "{point}: the crash point was reached"
-        );
-        env.verify_installed();
-        let combined = env.ssl(&format!("{NAME}_combined.crt"));
-        if combined.exists() {
+    for how in [HandMade::Files, HandMade::Links] {
+        for point in CRASH_POINTS {
+            let when = format!("{how:?}, {point}");
+            env.hand_made(how);
+            env.assert_one_set(&format!("{how:?}, before"));
+            let targets = snapshot(&env.path("ext"));
+            env.install_killed_at(point);
+            // The next install finishes what the killed one left.
+            let key = env.csr(&[]);
+            env.install(&env.leaf(&key, &[NAME], 90)).succeeds();
+            env.assert_one_set(&when);
+            env.tool().args(["-q", "check"]).succeeds();
+            for part in [".key", ".crt", "_chain.crt", "_combined.crt"] {
+                let link = fs::read_link(env.ssl(&format!("{NAME}{part}"))).expect("a link");
+                assert_eq!(
+                    link,
+                    Path::new(".sets")
+                        .join(NAME)
+                        .join("current")
+                        .join(format!("{NAME}{part}")),
+                    "{when}"
+                );
+            }
             assert_eq!(
-                openssl_public_key(&env.openssl, &combined),
-                openssl_public_key(&env.openssl, &env.ssl(&format!("{NAME}.key"))),
-                "{point}"
+                snapshot(&env.path("ext")),
+                targets,
+                "{when}: the admin's files are never written through"
             );
         }
+    }
+    // From pysk's own set, each crash point of a plain install.
+    for point in ["set-written", "flipped"] {
+        env.install_killed_at(point);
     }
     let key = env.csr(&[]);
     env.install(&env.leaf(&key, &[NAME], 90)).succeeds();
     env.verify_installed();
-    env.tool().args(["-q", "check"]).succeeds();
     let left: Vec<PathBuf> = snapshot(&env.path("ssl"))
         .into_keys()
         .filter(|p| p.to_string_lossy().contains("pysk-tmp"))
@@ -405,6 +503,37 @@ fn installs_killed_between_steps_never_pair_a_key_with_another_certificate() {
         sets, 3,
         "current and two sets: the new one and the one before"
     );
+}
+
+#[test]
+fn hand_made_links_that_dangle_loop_or_lead_to_a_directory_are_refused_with_nothing_changed() {
+    let Some(env) = Env::new() else { return };
+    env.hand_made(HandMade::Links);
+    let key = env.csr(&[]);
+    let cert = env.file("leaf.pem", env.leaf(&key, &[NAME], 90));
+    let live_key = env.ssl(&format!("{NAME}.key"));
+    let cases = [
+        ("../ext/gone.key", "missing"),
+        ("www.example.org.key", "a loop of links"),
+        ("../ext", "not a regular file"),
+    ];
+    for (target, why) in cases {
+        fs::remove_file(&live_key).expect("rm");
+        symlink(target, &live_key).expect("link");
+        let before = snapshot(&env.path("ssl"));
+        let out = env
+            .install_files(&cert, &env.path("inter.pem"))
+            .fails_with(65);
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "pysk-ssl: {}: cannot read: a symbolic link to {target}, which is {why}; \
+                 nothing changed\n",
+                live_key.display()
+            )
+        );
+        assert_eq!(snapshot(&env.path("ssl")), before, "{target}");
+    }
 }
 
 #[test]
