@@ -244,9 +244,9 @@ fn matching_key(options: &Options, leaf: &Cert) -> Result<Result<Key, Failure>, 
         if options.key.is_none() && !path.exists() {
             continue;
         }
-        let pem = certs::read_limited(&path)?;
-        let pair = keys::parse(&path, &pem)?;
-        if chain::key_matches(leaf, pair.public_key_raw()) {
+        let key = keys::read(&path, &certs::read_limited(&path)?)?;
+        if chain::key_matches(leaf, key.pair.public_key_raw()) {
+            let pem = key.pem;
             return Ok(Ok(Key { pem, path, pending }));
         }
         tried.push(path.display().to_string());

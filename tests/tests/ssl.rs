@@ -11,10 +11,11 @@ use std::os::unix::fs::{MetadataExt, symlink};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use pysk_tests::tls::{
     Intermediate, SServer, StartTls, TestCa, Validity, openssl, openssl_public_key, openssl_stdout,
-    openssl_verify,
+    openssl_verify, run_bounded,
 };
 use pysk_tests::{TempDir, TestCommand, assert_stderr, require, scratch, stderr, stdout, tool};
 
@@ -736,4 +737,119 @@ fn csr_and_install_print_their_json_documents_and_a_dry_run_the_would_be_one() {
     assert_eq!(json(&out), installed(false));
     assert_stderr(&out, "");
     env.verify_installed();
+}
+
+impl Env {
+    /// Runs `openssl ARGS` in the scratch directory; it must succeed.
+    fn openssl_run(&self, args: &[&str]) {
+        let mut cmd = Command::new(&self.openssl);
+        cmd.args(args).current_dir(self.dir.path());
+        let out = run_bounded(cmd, Duration::from_secs(120));
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn keys_made_by_openssl_are_installed_as_the_key_block_alone() {
+    let Some(env) = Env::new() else { return };
+    env.openssl_run(&[
+        "ecparam",
+        "-genkey",
+        "-name",
+        "prime256v1",
+        "-out",
+        "ecparam.pem",
+    ]);
+    env.openssl_run(&["genrsa", "-traditional", "-out", "pkcs1.pem", "2048"]);
+    env.openssl_run(&[
+        "ecparam",
+        "-genkey",
+        "-name",
+        "secp384r1",
+        "-noout",
+        "-out",
+        "sec1.pem",
+    ]);
+    env.openssl_run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "pkcs8.pem",
+    ]);
+    let pkcs8 = fs::read_to_string(env.path("pkcs8.pem")).expect("pkcs8");
+    let other = env
+        .inter
+        .leaf(&["other.example.org"], Validity::LEAF)
+        .issued
+        .cert;
+    env.file(
+        "noted.pem",
+        format!("# the key of {NAME}, made 2024\n{pkcs8}\nsee the wiki\n{other}"),
+    );
+    let ecparam = fs::read_to_string(env.path("ecparam.pem")).expect("ecparam");
+    assert!(
+        ecparam.starts_with("-----BEGIN EC PARAMETERS-----\n"),
+        "{ecparam}"
+    );
+    // What openssl writes from the key alone (in its traditional format,
+    // or PKCS #8): the installed key's bytes.
+    let cases = [
+        ("ecparam.pem", true),
+        ("pkcs1.pem", true),
+        ("sec1.pem", true),
+        ("noted.pem", false),
+    ];
+    for (file, traditional) in cases {
+        let given = env.path(file);
+        let args: &[&str] = if traditional {
+            &["pkey", "-traditional", "-in"]
+        } else {
+            &["pkey", "-in"]
+        };
+        let alone = openssl_stdout(&env.openssl, args, &given);
+        let as_pkcs8 = openssl_stdout(&env.openssl, &["pkey", "-in"], &given);
+        let cert = env.file("leaf.pem", env.leaf(&as_pkcs8, &[NAME], 90));
+        let before = fs::read(&given).expect("given");
+        env.install_files(&cert, &env.path("inter.pem"))
+            .arg("--key")
+            .arg(&given)
+            .succeeds();
+        let installed = fs::read_to_string(env.ssl(&format!("{NAME}.key"))).expect("key");
+        assert_eq!(installed, alone, "{file}");
+        assert_eq!(installed.matches("-----BEGIN ").count(), 1, "{file}");
+        assert_eq!(
+            openssl_public_key(&env.openssl, &env.ssl(&format!("{NAME}.key"))),
+            openssl_public_key(&env.openssl, &cert),
+            "{file}"
+        );
+        env.verify_installed();
+        assert_eq!(fs::read(&given).expect("given"), before, "{file} kept");
+    }
+    // Two private keys in one file: which one is meant is not guessed.
+    let two = env.file(
+        "two.pem",
+        format!(
+            "{pkcs8}{}",
+            fs::read_to_string(env.path("sec1.pem")).expect("sec1")
+        ),
+    );
+    let as_pkcs8 = openssl_stdout(&env.openssl, &["pkey", "-in"], &env.path("pkcs8.pem"));
+    let cert = env.file("leaf.pem", env.leaf(&as_pkcs8, &[NAME], 90));
+    let before = snapshot(&env.path("ssl"));
+    let out = env
+        .install_files(&cert, &env.path("inter.pem"))
+        .arg("--key")
+        .arg(&two)
+        .fails_with(65);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "pysk-ssl: {}: more than one private key in it (PEM blocks 1 and 2)\n",
+            two.display()
+        )
+    );
+    assert_eq!(snapshot(&env.path("ssl")), before);
 }
