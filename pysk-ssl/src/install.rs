@@ -229,35 +229,59 @@ fn gate(options: &Options) -> Result<(chain::Served, Key), SslError> {
 
 /// The first of `--key`, the pending key, the live key that matches the
 /// leaf: a missing key is an error of its own, a key that does not match
-/// the `key` check's failure.
+/// the `key` check's failure. `--key` naming the pending key (the same
+/// file) takes it as the pending key: it is removed once installed. Without
+/// `--key`, a pending or live key that is not a usable key is passed over:
+/// another that matches wins, and it is named in the failure only when
+/// none does.
 fn matching_key(options: &Options, leaf: &Cert) -> Result<Result<Key, Failure>, SslError> {
+    use std::os::unix::fs::MetadataExt;
     let store = &options.store;
+    let pending_key = store.pending_key(&options.name);
     let candidates: Vec<(PathBuf, bool)> = match &options.key {
-        Some(path) => vec![(path.clone(), false)],
+        Some(path) => {
+            let inode = |p: &std::path::Path| fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+            let pending = inode(path).is_some_and(|i| inode(&pending_key) == Some(i));
+            vec![(path.clone(), pending)]
+        }
         None => vec![
-            (store.pending_key(&options.name), true),
+            (pending_key, true),
             (store.live(&options.name, Part::Key), false),
         ],
     };
     let mut tried = Vec::new();
+    let mut unusable = Vec::new();
     for (path, pending) in candidates {
         if options.key.is_none() && !path.exists() {
             continue;
         }
-        let key = keys::read(&path, &certs::read_limited(&path)?)?;
+        let read = certs::read_limited(&path).and_then(|bytes| keys::read(&path, &bytes));
+        let key = match read {
+            Ok(key) => key,
+            Err(e @ SslError::Input { .. }) if options.key.is_none() => {
+                unusable.push(e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if chain::key_matches(leaf, key.pair.public_key_raw()) {
             let pem = key.pem;
             return Ok(Ok(Key { pem, path, pending }));
         }
         tried.push(path.display().to_string());
     }
-    let reason = if tried.is_empty() {
-        format!("{} has no key: run csr first, or give --key", options.name)
-    } else {
-        format!(
+    let mut reasons = Vec::new();
+    if !tried.is_empty() {
+        reasons.push(format!(
             "the certificate does not match the key {}",
             tried.join(" nor ")
-        )
+        ));
+    }
+    reasons.extend(unusable);
+    let reason = if reasons.is_empty() {
+        format!("{} has no key: run csr first, or give --key", options.name)
+    } else {
+        reasons.join("; ")
     };
     Ok(Err(Failure {
         check: "key",

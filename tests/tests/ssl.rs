@@ -853,3 +853,54 @@ fn keys_made_by_openssl_are_installed_as_the_key_block_alone() {
     );
     assert_eq!(snapshot(&env.path("ssl")), before);
 }
+
+#[test]
+fn a_corrupt_pending_key_yields_to_a_live_key_that_matches_and_key_may_name_the_pending_key() {
+    let Some(env) = Env::new() else { return };
+    let key = env.csr(&[]);
+    env.install(&env.leaf(&key, &[NAME], 90)).succeeds();
+    let (pending, live) = (
+        env.ssl(&format!("{NAME}_pending.key")),
+        env.ssl(&format!("{NAME}.key")),
+    );
+    let corrupt = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+    fs::write(&pending, corrupt).expect("a corrupt pending key");
+    // The live key matches: it wins, without a word about the pending one.
+    let same = fs::read_to_string(env.ssl(&format!("{NAME}.crt"))).expect("crt");
+    let out = env.install(&same).arg("--json").succeeds();
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    assert_eq!(json(&out)["key_from"], live.display().to_string());
+    assert_eq!(fs::read_to_string(&pending).expect("kept"), corrupt);
+    env.verify_installed();
+    // No key matches: the corrupt pending key is one of the reasons.
+    let before = snapshot(&env.path("ssl"));
+    let stranger = env.inter.leaf(&[NAME], Validity::LEAF);
+    let out = env.install(&stranger.cert).fails_with(65);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "pysk-ssl: {NAME}: refused by the key check: the certificate does not match the key \
+             {}; {}: not a usable private key (PEM, unencrypted RSA or ECDSA); nothing changed\n",
+            live.display(),
+            pending.display()
+        )
+    );
+    assert_eq!(snapshot(&env.path("ssl")), before);
+    // --key naming the pending key (spelt another way) takes it as such:
+    // installed, then removed like a pending key found by itself.
+    let key = env.csr(&[]);
+    let spelt = env.path("ssl/./").join(format!("{NAME}_pending.key"));
+    let out = env
+        .install(&env.leaf(&key, &[NAME], 90))
+        .arg("--key")
+        .arg(&spelt)
+        .arg("--json")
+        .succeeds();
+    assert_eq!(json(&out)["key_from"], spelt.display().to_string());
+    assert!(!pending.exists(), "the pending key was taken");
+    env.verify_installed();
+    assert_eq!(
+        openssl_public_key(&env.openssl, &live),
+        openssl_public_key(&env.openssl, &env.file("new.key", &key))
+    );
+}
