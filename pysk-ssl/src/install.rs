@@ -122,7 +122,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 /// document for the caller to print.
 pub fn locked(
     options: &Options,
-    given: Vec<Cert>,
+    given: Given,
     report: &Reporter,
     out: &mut dyn Write,
 ) -> Result<(Outcome, Installed), SslError> {
@@ -214,28 +214,38 @@ fn end_acme(options: &Options, report: &Reporter) -> Result<(), SslError> {
     Ok(())
 }
 
-/// The certificates of `--cert` and `--chain`, read once (either may be
-/// a pipe).
-pub fn given(options: &Options) -> Result<Vec<Cert>, SslError> {
-    let mut given = certs::read_named(&options.cert)?;
+/// What the command line gave, read once (each file may be a pipe).
+#[derive(Debug, Clone)]
+pub struct Given {
+    /// The certificates of `--cert` and `--chain`.
+    certs: Vec<Cert>,
+    /// The bytes of `--key`.
+    key: Option<Vec<u8>>,
+}
+
+/// Reads `--cert`, `--chain` and `--key` once, so that the gate can run
+/// before the lock and again under it.
+pub fn given(options: &Options) -> Result<Given, SslError> {
+    let mut certs = certs::read_named(&options.cert)?;
     if let Some(chain) = &options.chain {
-        given.extend(certs::read_named(chain)?);
+        certs.extend(certs::read_named(chain)?);
     }
-    Ok(given)
+    let key = options.key.as_deref().map(certs::read_given).transpose()?;
+    Ok(Given { certs, key })
 }
 
 /// The checks, in the order key, chain, expiry, names: the chain to serve
 /// and the key that matches it, or the first failed check as
 /// [`SslError::Refused`].
-fn gate(options: &Options, given: Vec<Cert>) -> Result<(chain::Served, Key), SslError> {
-    let (leaf, pool) = chain::split_leaf(given)
+fn gate(options: &Options, given: Given) -> Result<(chain::Served, Key), SslError> {
+    let (leaf, pool) = chain::split_leaf(given.certs)
         .ok_or_else(|| pysk_common::Error::Internal("no certificate read".to_owned()))?;
     let refused = |f: Failure| SslError::Refused {
         name: options.name.clone(),
         check: f.check,
         reason: f.reason,
     };
-    let key = matching_key(options, &leaf)?.map_err(refused)?;
+    let key = matching_key(options, given.key.as_deref(), &leaf)?.map_err(refused)?;
     let anchors = chain::anchors(options.ca_file.as_deref())?;
     let served = chain::build(leaf, pool, &anchors).map_err(refused)?;
     let now = chain::now();
@@ -244,37 +254,68 @@ fn gate(options: &Options, given: Vec<Cert>) -> Result<(chain::Served, Key), Ssl
     Ok((served, key))
 }
 
-/// The first of `--key`, the pending key, the live key that matches the
-/// leaf: a missing key is an error of its own, a key that does not match
-/// the `key` check's failure.
-fn matching_key(options: &Options, leaf: &Cert) -> Result<Result<Key, Failure>, SslError> {
+/// The first of `--key` (its bytes `given`, read once), the pending key,
+/// the live key that matches the leaf: a missing key is an error of its own, a key that does not match
+/// the `key` check's failure. `--key` naming the pending key (the same
+/// file) takes it as the pending key: it is removed once installed. Without
+/// `--key`, a pending or live key that is not a usable key is passed over:
+/// another that matches wins, and it is named in the failure only when
+/// none does.
+fn matching_key(
+    options: &Options,
+    given: Option<&[u8]>,
+    leaf: &Cert,
+) -> Result<Result<Key, Failure>, SslError> {
+    use std::os::unix::fs::MetadataExt;
     let store = &options.store;
+    let pending_key = store.pending_key(&options.name);
     let candidates: Vec<(PathBuf, bool)> = match &options.key {
-        Some(path) => vec![(path.clone(), false)],
+        Some(path) => {
+            let inode = |p: &std::path::Path| fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+            let pending = inode(path).is_some_and(|i| inode(&pending_key) == Some(i));
+            vec![(path.clone(), pending)]
+        }
         None => vec![
-            (store.pending_key(&options.name), true),
+            (pending_key, true),
             (store.live(&options.name, Part::Key), false),
         ],
     };
     let mut tried = Vec::new();
+    let mut unusable = Vec::new();
     for (path, pending) in candidates {
         if options.key.is_none() && !path.exists() {
             continue;
         }
-        let pem = certs::read_limited(&path)?;
-        let pair = keys::parse(&path, &pem)?;
-        if chain::key_matches(leaf, pair.public_key_raw()) {
+        let read = match given {
+            Some(bytes) => keys::read(&path, bytes),
+            None => certs::read_limited(&path).and_then(|bytes| keys::read(&path, &bytes)),
+        };
+        let key = match read {
+            Ok(key) => key,
+            Err(e @ SslError::Input { .. }) if options.key.is_none() => {
+                unusable.push(e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if chain::key_matches(leaf, key.pair.public_key_raw()) {
+            let pem = key.pem;
             return Ok(Ok(Key { pem, path, pending }));
         }
         tried.push(path.display().to_string());
     }
-    let reason = if tried.is_empty() {
-        format!("{} has no key: run csr first, or give --key", options.name)
-    } else {
-        format!(
+    let mut reasons = Vec::new();
+    if !tried.is_empty() {
+        reasons.push(format!(
             "the certificate does not match the key {}",
             tried.join(" nor ")
-        )
+        ));
+    }
+    reasons.extend(unusable);
+    let reason = if reasons.is_empty() {
+        format!("{} has no key: run csr first, or give --key", options.name)
+    } else {
+        reasons.join("; ")
     };
     Ok(Err(Failure {
         check: "key",

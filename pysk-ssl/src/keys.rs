@@ -6,7 +6,12 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use rcgen::{KeyPair, RsaKeySize};
+use rustls_pki_types::PrivateKeyDer;
+use x509_parser::der_parser::der::parse_der;
+use x509_parser::pem::Pem;
 
 use crate::error::SslError;
 
@@ -59,19 +64,91 @@ pub fn generate(kind: KeyType) -> Result<KeyPair, SslError> {
     made.map_err(|e| pysk_common::Error::Internal(format!("generating a {kind} key: {e}")).into())
 }
 
-/// The private key in the PEM text `bytes` read from `path` (PKCS #8,
-/// PKCS #1 or SEC1). The error never quotes the file.
+/// A private key read from a file: the pair, and the PEM it is installed
+/// as.
+pub struct PrivateKey {
+    /// The key pair.
+    pub pair: KeyPair,
+    /// One PEM block written from the key's DER alone, under the label it
+    /// was given with (`PRIVATE KEY`, `EC PRIVATE KEY`, `RSA PRIVATE KEY`):
+    /// nothing else of the file (comments, parameters, other blocks) is
+    /// copied.
+    pub pem: Vec<u8>,
+}
+
+/// The private key in the PEM text `bytes` read from `path`, with
+/// [`PrivateKey::pem`] (see [`read`]).
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<KeyPair, SslError> {
-    let bad = |reason: &str| SslError::Input {
+    read(path, bytes).map(|key| key.pair)
+}
+
+/// The private key in the PEM text `bytes` read from `path`: the one block
+/// labelled `PRIVATE KEY` (PKCS #8), `RSA PRIVATE KEY` (PKCS #1) or
+/// `EC PRIVATE KEY` (SEC1); other blocks (the `EC PARAMETERS` of `openssl
+/// ecparam -genkey`, certificates) and text around them are skipped. A
+/// second private key, an encrypted or unsupported one, or a block that
+/// is not PEM is an error. The error never quotes the file.
+pub fn read(path: &Path, bytes: &[u8]) -> Result<PrivateKey, SslError> {
+    let bad = |reason: String| SslError::Input {
         path: path.to_owned(),
-        reason: reason.to_owned(),
+        reason,
     };
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("not a PEM private key"))?;
-    if !text.contains("PRIVATE KEY-----") {
-        return Err(bad("not a PEM private key"));
+    let unusable = "not a usable private key (PEM, unencrypted RSA or ECDSA)";
+    let mut found: Option<(usize, &'static str, Vec<u8>)> = None;
+    for (n, block) in Pem::iter_from_buffer(bytes).enumerate() {
+        let at = n + 1;
+        let block = block.map_err(|_| bad(format!("PEM block {at} is not valid PEM")))?;
+        let label = match block.label.as_str() {
+            "PRIVATE KEY" => "PRIVATE KEY",
+            "RSA PRIVATE KEY" => "RSA PRIVATE KEY",
+            "EC PRIVATE KEY" => "EC PRIVATE KEY",
+            other if other.ends_with("PRIVATE KEY") => {
+                return Err(bad(format!(
+                    "PEM block {at} is labelled {other}: {unusable}"
+                )));
+            }
+            _ => continue,
+        };
+        if let Some((first, ..)) = found {
+            return Err(bad(format!(
+                "more than one private key in it (PEM blocks {first} and {at})"
+            )));
+        }
+        found = Some((at, label, block.contents));
     }
-    KeyPair::from_pem(text)
-        .map_err(|_| bad("not a usable private key (PEM, unencrypted RSA or ECDSA)"))
+    let Some((_, label, der)) = found else {
+        return Err(bad("not a PEM private key".to_owned()));
+    };
+    // One DER structure, nothing after it, of the kind its label says.
+    let whole = matches!(parse_der(&der), Ok((rest, _)) if rest.is_empty());
+    let key = match PrivateKeyDer::try_from(der.as_slice()) {
+        Ok(key) if whole => key,
+        _ => return Err(bad(unusable.to_owned())),
+    };
+    let kind_ok = matches!(
+        (&key, label),
+        (PrivateKeyDer::Pkcs8(_), "PRIVATE KEY")
+            | (PrivateKeyDer::Pkcs1(_), "RSA PRIVATE KEY")
+            | (PrivateKeyDer::Sec1(_), "EC PRIVATE KEY")
+    );
+    if !kind_ok {
+        return Err(bad(unusable.to_owned()));
+    }
+    let pair = KeyPair::try_from(&key).map_err(|_| bad(unusable.to_owned()))?;
+    let pem = encode(label, pair.serialized_der()).into_bytes();
+    Ok(PrivateKey { pair, pem })
+}
+
+/// The PEM block `label` holding `der`: base64 in lines of 64.
+fn encode(label: &str, der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let mut text = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        text.push_str(&String::from_utf8_lossy(line));
+        text.push('\n');
+    }
+    text.push_str(&format!("-----END {label}-----\n"));
+    text
 }
 
 /// The gid of the group named `name` (`ssl_key_group`).
@@ -99,5 +176,59 @@ mod tests {
         let secret = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n";
         let err = parse(path, secret.as_bytes()).expect_err("garbage");
         assert!(!err.to_string().contains("c2VjcmV0"), "{err}");
+    }
+
+    /// The named curve P-256, as `openssl ecparam -genkey` writes it
+    /// before the key.
+    const EC_PARAMETERS: &str =
+        "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n";
+
+    #[test]
+    fn the_key_block_is_picked_by_its_label_and_written_alone() {
+        let path = Path::new("k.pem");
+        let key = generate(KeyType::EcP256).expect("generate");
+        let pem = key.serialize_pem();
+        let other = generate(KeyType::EcP256).expect("generate").serialize_pem();
+        let cert = rcgen::CertificateParams::new(vec!["a.example".to_owned()])
+            .and_then(|p| p.self_signed(&key))
+            .expect("a certificate")
+            .pem();
+        for text in [
+            format!("{EC_PARAMETERS}{pem}"),
+            format!("# the key of a.example\n{pem}trailing words\n{cert}"),
+            format!("{cert}{pem}"),
+        ] {
+            let read = read(path, text.as_bytes()).expect(&text);
+            assert_eq!(read.pair.public_key_raw(), key.public_key_raw());
+            assert_eq!(String::from_utf8(read.pem).expect("text"), pem, "{text}");
+        }
+        let refused = |text: String| read(path, text.as_bytes()).err().map(|e| e.to_string());
+        assert_eq!(
+            refused(format!("{pem}{EC_PARAMETERS}{other}")),
+            Some("k.pem: more than one private key in it (PEM blocks 1 and 3)".to_owned())
+        );
+        let encrypted = pem.replace("PRIVATE KEY", "ENCRYPTED PRIVATE KEY");
+        assert_eq!(
+            refused(encrypted),
+            Some(
+                "k.pem: PEM block 1 is labelled ENCRYPTED PRIVATE KEY: not a usable private key \
+                 (PEM, unencrypted RSA or ECDSA)"
+                    .to_owned()
+            )
+        );
+        // PKCS #8 under the SEC1 label: the label names what is written.
+        let mislabelled = pem.replace("PRIVATE KEY", "EC PRIVATE KEY");
+        assert_eq!(
+            refused(mislabelled),
+            Some("k.pem: not a usable private key (PEM, unencrypted RSA or ECDSA)".to_owned())
+        );
+        assert_eq!(
+            refused(EC_PARAMETERS.to_owned()),
+            Some("k.pem: not a PEM private key".to_owned())
+        );
+        assert_eq!(
+            refused(format!("{pem}-----BEGIN PRIVATE KEY-----\n@@\n")),
+            Some("k.pem: PEM block 2 is not valid PEM".to_owned())
+        );
     }
 }

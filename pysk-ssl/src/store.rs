@@ -22,21 +22,31 @@
 //! 3. after the links, before the pending key is removed: the pending key
 //!    is the live one; the next `csr` replaces it.
 //!
-//! Live names that are regular files (installed by hand before pysk) are
-//! first adopted: hard-linked into the set `0`, `current` pointed at it,
-//! then each name replaced by its link — the same content throughout —
-//! before the new set is written, so that case keeps every step above.
+//! Live names that are not yet these links — regular files installed by
+//! hand before pysk, or symbolic links the admin made elsewhere (a
+//! certbot-like `NAME.key` → `../archive/NAME/privkey3.pem`) — are first
+//! adopted: what the names show is taken whole into a set of its own (`0`,
+//! or the one after `current`): a regular file hard-linked, a link's
+//! target copied (its mode and owner kept), a name already linked through
+//! `current` hard-linked from there. `current` is pointed at that set
+//! (crash point `adopted`), then each name replaced by its link. Every
+//! name shows the same content throughout, so each relink moves between
+//! two views of one consistent set, and the new set is written only
+//! after. A link that dangles, loops or leads to something other than a
+//! regular file is an error before anything is written.
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, symlink};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pysk_common::Error;
 use pysk_common::atomic::{self, Batch, Options};
-use pysk_common::error::{read_err, write_err};
+use pysk_common::error::{cause, read_err, write_err};
 use pysk_common::failpoint;
+
+use crate::certs::MAX_FILE;
 
 /// The environment variable naming the crash point of the kill tests.
 pub const FAILPOINT: &str = "PYSK_SSL_FAILPOINT";
@@ -207,6 +217,7 @@ impl Store {
 
     /// Installs `set` as `name`'s live files (see the module's steps).
     pub fn install(&self, name: &str, set: &Set) -> Result<(), Error> {
+        let live = self.live_names(name)?;
         let sets = self.dir.join(".sets").join(name);
         fs::DirBuilder::new()
             .recursive(true)
@@ -214,11 +225,10 @@ impl Store {
             .create(&sets)
             .map_err(write_err(&sets))?;
         let mut current = current_set(&sets)?;
-        if current.is_some() {
-            // An adoption interrupted before every name was linked.
-            self.link(name)?;
-        } else if self.adopt(name, &sets)? {
-            current = Some(0);
+        if live.iter().any(|(_, state)| !matches!(state, Live::Linked)) {
+            let adopted = current.map_or(0, |n| n + 1);
+            self.adopt(name, &sets, adopted, current, &live)?;
+            current = Some(adopted);
         }
         let next = current.map_or(1, |n| n + 1);
         self.write_set(name, &sets.join(next.to_string()), set)?;
@@ -227,6 +237,42 @@ impl Store {
         failpoint::reached(FAILPOINT, "flipped");
         self.link(name)?;
         prune(&sets, next, current)
+    }
+
+    /// What each live name of `name` is now; a name that is neither
+    /// missing, nor a regular file, nor a link to one is an error, before
+    /// anything is written.
+    fn live_names(&self, name: &str) -> Result<Vec<(Part, Live)>, Error> {
+        let mut live = Vec::new();
+        for part in Part::ALL {
+            let path = self.live(name, part);
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(read_err(&path)(e)),
+            };
+            let state = if meta.is_file() {
+                Live::File
+            } else if meta.file_type().is_symlink() {
+                let target = fs::read_link(&path).map_err(read_err(&path))?;
+                if target == self.link_target(name, part) {
+                    Live::Linked
+                } else {
+                    linked_file(&path, &target)?;
+                    Live::Link
+                }
+            } else {
+                return Err(Error::Read {
+                    path,
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "neither a regular file nor a symbolic link; nothing changed",
+                    ),
+                });
+            };
+            live.push((part, state));
+        }
+        Ok(live)
     }
 
     /// Writes `set` into the new set directory `dir` (a leftover of a
@@ -257,40 +303,73 @@ impl Store {
         batch.commit()
     }
 
-    /// Hand-made live files become the set `0`: hard-linked in, `current`
-    /// pointed at it, the names linked. Whether there were any.
-    fn adopt(&self, name: &str, sets: &Path) -> Result<bool, Error> {
-        let found: Vec<Part> = Part::ALL
-            .into_iter()
-            .filter(|p| fs::symlink_metadata(self.live(name, *p)).is_ok_and(|m| m.is_file()))
-            .collect();
-        if found.is_empty() {
-            return Ok(false);
+    /// What the live names show becomes the set `n` (see the module's
+    /// doc): hand-made files hard-linked, hand-made links' targets copied,
+    /// names already linked hard-linked from the set `current`; then
+    /// `current` is pointed at it and every name linked.
+    fn adopt(
+        &self,
+        name: &str,
+        sets: &Path,
+        n: u64,
+        current: Option<u64>,
+        live: &[(Part, Live)],
+    ) -> Result<(), Error> {
+        let dir = sets.join(n.to_string());
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(write_err(&dir)(e)),
         }
-        let zero = sets.join("0");
-        let _ = fs::remove_dir_all(&zero);
         fs::DirBuilder::new()
             .mode(0o755)
-            .create(&zero)
-            .map_err(write_err(&zero))?;
-        for part in found {
-            let to = zero.join(part.file(name));
-            fs::hard_link(self.live(name, part), &to).map_err(write_err(&to))?;
+            .create(&dir)
+            .map_err(write_err(&dir))?;
+        let mut copies = Batch::new();
+        for (part, state) in live {
+            let from = self.live(name, *part);
+            let to = dir.join(part.file(name));
+            match state {
+                Live::File => fs::hard_link(&from, &to).map_err(write_err(&to))?,
+                Live::Link => {
+                    let meta = fs::metadata(&from).map_err(read_err(&from))?;
+                    let content = fs::read(&from).map_err(read_err(&from))?;
+                    let options = Options {
+                        mode: Some(meta.mode() & 0o7777),
+                        owner: Some((meta.uid(), meta.gid())),
+                        backup: false,
+                    };
+                    copies.stage(&to, &content, options)?;
+                }
+                Live::Linked => {
+                    let Some(k) = current else { continue };
+                    let from = sets.join(k.to_string()).join(part.file(name));
+                    if fs::symlink_metadata(&from).is_ok_and(|m| m.is_file()) {
+                        fs::hard_link(&from, &to).map_err(write_err(&to))?;
+                    }
+                }
+            }
         }
-        atomic::sync_dir(&zero).map_err(write_err(&zero))?;
-        flip(sets, 0)?;
-        self.link(name)?;
-        Ok(true)
+        copies.commit()?;
+        atomic::sync_dir(&dir).map_err(write_err(&dir))?;
+        flip(sets, n)?;
+        failpoint::reached(FAILPOINT, "adopted");
+        self.link(name)
+    }
+
+    /// The target of the live name `part`'s link: its file in `current`.
+    fn link_target(&self, name: &str, part: Part) -> PathBuf {
+        Path::new(".sets")
+            .join(name)
+            .join("current")
+            .join(part.file(name))
     }
 
     /// Makes each live name the link into `current`, where it is not.
     fn link(&self, name: &str) -> Result<(), Error> {
         for part in Part::ALL {
             let path = self.live(name, part);
-            let target = Path::new(".sets")
-                .join(name)
-                .join("current")
-                .join(part.file(name));
+            let target = self.link_target(name, part);
             if fs::read_link(&path).is_ok_and(|t| t == target) {
                 continue;
             }
@@ -299,6 +378,45 @@ impl Store {
         }
         atomic::sync_dir(&self.dir).map_err(write_err(&self.dir))
     }
+}
+
+/// What a live name is when an install starts (a missing one is left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Live {
+    /// The link into `current` that [`Store::link`] makes.
+    Linked,
+    /// A regular file made by hand: hard-linked when adopted.
+    File,
+    /// A symbolic link made by hand to a regular file: its content copied
+    /// when adopted.
+    Link,
+}
+
+/// Checks that the hand-made link `path` (to `target`) leads to a regular
+/// file of at most [`MAX_FILE`] bytes: a link that dangles, loops or leads
+/// elsewhere is an error naming both.
+fn linked_file(path: &Path, target: &Path) -> Result<(), Error> {
+    let why = match fs::metadata(path) {
+        Ok(meta) if meta.is_file() && meta.len() <= MAX_FILE => return Ok(()),
+        Ok(meta) if meta.is_file() => format!(
+            "larger than {} KiB: not a key or certificate",
+            MAX_FILE >> 10
+        ),
+        Ok(_) => "not a regular file".to_owned(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => "missing".to_owned(),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => "a loop of links".to_owned(),
+        Err(e) => format!("unreadable ({})", cause(&e)),
+    };
+    Err(Error::Read {
+        path: path.to_owned(),
+        source: io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "a symbolic link to {}, which is {why}; nothing changed",
+                target.display()
+            ),
+        ),
+    })
 }
 
 /// The set `current` names, if any.

@@ -154,3 +154,8 @@ pub fn assert_stderr(out: &Output, text: &str) {
     let err = stderr(out);
     assert!(err.contains(text), "{text:?} not in: {err}");
 }
+
+/// Asserts that the run's stderr is exactly `text`.
+pub fn assert_stderr_is(out: &Output, text: &str) {
+    assert_eq!(stderr(out), text, "the run's stderr");
+}

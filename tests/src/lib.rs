@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
 
-pub use cmd::{TestCommand, assert_stderr, code, stderr, stdout, tool};
+pub use cmd::{TestCommand, assert_stderr, assert_stderr_is, code, stderr, stdout, tool};
 
 pub mod bind;
 pub mod cmd;

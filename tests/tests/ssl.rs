@@ -7,15 +7,19 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, symlink};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use pysk_tests::tls::{
     Intermediate, SServer, StartTls, TestCa, Validity, openssl, openssl_public_key, openssl_stdout,
-    openssl_verify,
+    openssl_verify, pem_certificates, run_bounded,
 };
-use pysk_tests::{TempDir, TestCommand, assert_stderr, require, scratch, stderr, stdout, tool};
+use pysk_tests::{
+    TempDir, TestCommand, assert_stderr, assert_stderr_is, require, scratch, stderr, stdout, tool,
+};
 
 /// A scratch directory with switches pointing the tool at `ssl/`, the
 /// test root (`root.pem`) as the only trust anchor, keys for the group
@@ -179,13 +183,32 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, FileState> {
     all
 }
 
+/// The gid of `group` (`ssl_key_group` of the tests is `nogroup`), as
+/// `getent` finds it.
+fn gid(group: &str) -> u32 {
+    let out = Command::new("getent")
+        .args(["group", group])
+        .output()
+        .expect("getent");
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    line.split(':')
+        .nth(2)
+        .and_then(|g| g.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no group {group}: {line:?}"))
+}
+
 #[test]
 fn csr_install_check_and_list_for_every_key_type() {
     let Some(env) = Env::new() else { return };
+    let nogroup = gid("nogroup");
     for kind in ["ec-p256", "ec-p384", "rsa2048", "rsa4096"] {
         let key = env.csr(&["--san", "example.org", "--key-type", kind]);
         let pending = fs::metadata(env.ssl(&format!("{NAME}_pending.key"))).expect("pending");
-        assert_eq!(pending.mode() & 0o777, 0o640, "{kind}");
+        assert_eq!(
+            (pending.mode() & 0o777, pending.uid(), pending.gid()),
+            (0o640, 0, nogroup),
+            "{kind}"
+        );
         let text = openssl_stdout(
             &env.openssl,
             &["req", "-noout", "-text", "-in"],
@@ -200,7 +223,11 @@ fn csr_install_check_and_list_for_every_key_type() {
         env.verify_installed();
         assert!(!env.ssl(&format!("{NAME}_pending.key")).exists(), "{kind}");
         let live = fs::metadata(env.ssl(&format!("{NAME}.key"))).expect("key");
-        assert_eq!((live.mode() & 0o777, live.uid()), (0o640, 0), "{kind}");
+        assert_eq!(
+            (live.mode() & 0o777, live.uid(), live.gid()),
+            (0o640, 0, nogroup),
+            "{kind}"
+        );
         let line = stdout(&env.tool().arg("list").succeeds());
         assert!(
             line.starts_with(&format!("{NAME}\t")) && line.contains(kind),
@@ -293,6 +320,13 @@ fn the_gate_refuses_with_the_check_named_and_nothing_changed() {
     assert!(err.contains(&subject), "{subject} not in: {err}");
 }
 
+/// The subject of the PEM certificate `pem`, as x509-parser writes it.
+fn subject(pem: &str) -> String {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("PEM");
+    let cert = block.parse_x509().expect("a certificate");
+    cert.subject().to_string()
+}
+
 #[test]
 fn hostile_inputs_give_clear_errors_and_change_nothing() {
     let Some(env) = Env::new() else { return };
@@ -312,29 +346,36 @@ fn hostile_inputs_give_clear_errors_and_change_nothing() {
                 "garbage.pem",
                 "-----BEGIN CERTIFICATE-----\n@@not base64@@\n-----END CERTIFICATE-----\n",
             ),
-            "PEM block 1",
+            "PEM block 1: base64 decode error",
         ),
-        (env.file("cut.der", &whole[..200]), "DER: not a certificate"),
-        (env.file("none.txt", "hello\n"), "no certificate in it"),
-        (huge, "larger than 1024 KiB"),
+        (
+            env.file("cut.der", &whole[..200]),
+            "DER: not a certificate: Parsing Error: NomError(Eof)",
+        ),
+        (
+            env.file("none.txt", "hello\n"),
+            "no certificate in it (neither PEM nor DER)",
+        ),
+        (huge, "larger than 1024 KiB: not a certificate or key file"),
         (
             env.file("many.pem", env.leaf(&key, &many, 90)),
-            "10000 subjectAltNames",
+            "certificate 1: 10000 subjectAltNames: more than 1000 is not a server certificate",
         ),
         (
             env.path("ssl").join(format!("{NAME}.key")),
-            "is a PRIVATE KEY, not a certificate",
+            "PEM block 1 is a PRIVATE KEY, not a certificate",
         ),
     ];
-    for (file, expected) in cases {
+    for (file, reason) in cases {
         let out = env
             .tool()
             .args(["install", NAME, "--cert"])
             .arg(&file)
             .fails_with(65);
-        let err = stderr(&out);
-        assert!(err.contains(expected), "{}: {err}", file.display());
-        assert!(!err.contains("BEGIN") && err.lines().count() == 1, "{err}");
+        assert_eq!(
+            stderr(&out),
+            format!("pysk-ssl: {}: {reason}\n", file.display())
+        );
         assert_eq!(snapshot(&env.path("ssl")), before, "{}", file.display());
     }
     // Two CAs that issued each other: the path ends, it does not loop.
@@ -343,8 +384,21 @@ fn hostile_inputs_give_clear_errors_and_change_nothing() {
         .issued;
     let cert = env.file("loop-leaf.pem", &looped.cert);
     let chain = env.file("loop.pem", &looped.chain);
+    let [a, b] = pem_certificates(&looped.chain)
+        .iter()
+        .map(|pem| subject(pem))
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("A by B, then B by A");
     let out = env.install_files(&cert, &chain).fails_with(65);
-    assert_stderr(&out, "refused by the chain check");
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "pysk-ssl: {NAME}: refused by the chain check: incomplete: nothing given or trusted \
+             issued \"{b}\" (its issuer is \"{a}\"); is an intermediate certificate missing?; \
+             nothing changed\n"
+        )
+    );
     assert_eq!(snapshot(&env.path("ssl")), before);
     // A DER certificate that is whole is taken as well as PEM.
     let der = env.inter.leaf_with_key(&key, &[NAME], Validity::LEAF);
@@ -353,46 +407,149 @@ fn hostile_inputs_give_clear_errors_and_change_nothing() {
     env.verify_installed();
 }
 
+/// Every crash point of an install, in the order a run adopting
+/// hand-made files reaches them.
+const CRASH_POINTS: [&str; 7] = [
+    "linked-www.example.org.crt",
+    "linked-www.example.org_chain.crt",
+    "linked-www.example.org_combined.crt",
+    "linked-www.example.org.key",
+    "adopted",
+    "set-written",
+    "flipped",
+];
+
+/// How the admin left the live files before pysk.
+#[derive(Debug, Clone, Copy)]
+enum HandMade {
+    /// Regular files: key, certificate and chain.
+    Files,
+    /// A certbot-like layout: the four live names are symbolic links to
+    /// files in `ext/`.
+    Links,
+}
+
+impl Env {
+    /// Empties `ssl/` and `ext/`, then lays out a key and certificate of
+    /// the old kind `how`.
+    fn hand_made(&self, how: HandMade) {
+        for dir in ["ssl", "ext"] {
+            let _ = fs::remove_dir_all(self.path(dir));
+            fs::create_dir_all(self.path(dir)).expect("mkdir");
+        }
+        let old = self.inter.leaf(&[NAME], Validity::LEAF);
+        let files = [
+            (format!("{NAME}.key"), "old.key", old.key.clone()),
+            (format!("{NAME}.crt"), "old.crt", old.cert.clone()),
+            (
+                format!("{NAME}_chain.crt"),
+                "old_chain.crt",
+                self.inter.pem().to_owned(),
+            ),
+            (
+                format!("{NAME}_combined.crt"),
+                "old_combined.crt",
+                format!("{}{}", old.cert, self.inter.pem()),
+            ),
+        ];
+        for (live, target, text) in files {
+            match how {
+                HandMade::Files if live.ends_with("_combined.crt") => {}
+                HandMade::Files => fs::write(self.ssl(&live), text).expect("hand-made file"),
+                HandMade::Links => {
+                    fs::write(self.path("ext").join(target), text).expect("link target");
+                    symlink(Path::new("../ext").join(target), self.ssl(&live)).expect("link");
+                }
+            }
+        }
+    }
+
+    /// A new CSR's certificate installed with the crash point `point`:
+    /// the run dies there of `abort` (SIGABRT), and what the live names
+    /// hold is one set, which openssl verifies.
+    fn install_killed_at(&self, point: &str) {
+        let key = self.csr(&[]);
+        let cert = self.file("leaf.pem", self.leaf(&key, &[NAME], 90));
+        let out = self
+            .install_files(&cert, &self.path("inter.pem"))
+            .env("PYSK_SSL_FAILPOINT", point)
+            .output();
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "{point}: {:?}, {}",
+            out.status,
+            stderr(&out)
+        );
+        self.assert_one_set(point);
+    }
+
+    /// openssl verifies `NAME.crt` with `NAME_chain.crt`, and finds the
+    /// public keys of `NAME.key`, `NAME.crt` and `NAME_combined.crt`
+    /// (when there is one) equal.
+    fn assert_one_set(&self, when: &str) {
+        let key = openssl_public_key(&self.openssl, &self.ssl(&format!("{NAME}.key")));
+        let cert = self.ssl(&format!("{NAME}.crt"));
+        assert_eq!(openssl_public_key(&self.openssl, &cert), key, "{when}");
+        let chain = self.ssl(&format!("{NAME}_chain.crt"));
+        assert_eq!(
+            openssl_verify(&self.openssl, &self.path("root.pem"), &chain, &cert),
+            Ok(()),
+            "{when}"
+        );
+        let combined = self.ssl(&format!("{NAME}_combined.crt"));
+        if combined.exists() {
+            assert_eq!(openssl_public_key(&self.openssl, &combined), key, "{when}");
+        }
+    }
+}
+
 #[test]
 fn installs_killed_between_steps_never_pair_a_key_with_another_certificate() {
     let Some(env) = Env::new() else { return };
-    // Hand-made files first, as Pysk had them: adopted, then replaced.
-    let old = env.inter.leaf(&[NAME], Validity::LEAF);
-    fs::create_dir_all(env.path("ssl")).expect("mkdir");
-    fs::write(env.ssl(&format!("{NAME}.key")), &old.key).expect("key");
-    fs::write(env.ssl(&format!("{NAME}.crt")), &old.cert).expect("crt");
-    fs::write(env.ssl(&format!("{NAME}_chain.crt")), env.inter.pem()).expect("chain");
-    let points = [
-        "linked-www.example.org.crt",
-        "linked-www.example.org_combined.crt",
-        "set-written",
-        "flipped",
-    ];
-    for point in points {
-        let key = env.csr(&[]);
-        let cert = env.file("leaf.pem", env.leaf(&key, &[NAME], 90));
-        let out = env
-            .install_files(&cert, &env.path("inter.pem"))
-            .env("PYSK_SSL_FAILPOINT", point)
-            .output();
-        assert!(
-            !out.status.success(),
-            "{point}: the crash point was reached"
-        );
-        env.verify_installed();
-        let combined = env.ssl(&format!("{NAME}_combined.crt"));
-        if combined.exists() {
+    for how in [HandMade::Files, HandMade::Links] {
+        for point in CRASH_POINTS {
+            let when = format!("{how:?}, {point}");
+            env.hand_made(how);
+            env.assert_one_set(&format!("{how:?}, before"));
+            let targets = snapshot(&env.path("ext"));
+            env.install_killed_at(point);
+            // The next install finishes what the killed one left.
+            let key = env.csr(&[]);
+            env.install(&env.leaf(&key, &[NAME], 90)).succeeds();
+            env.assert_one_set(&when);
+            let meta = fs::metadata(env.ssl(&format!("{NAME}.key"))).expect("key");
             assert_eq!(
-                openssl_public_key(&env.openssl, &combined),
-                openssl_public_key(&env.openssl, &env.ssl(&format!("{NAME}.key"))),
-                "{point}"
+                (meta.mode() & 0o777, meta.uid(), meta.gid()),
+                (0o640, 0, gid("nogroup")),
+                "{when}"
+            );
+            env.tool().args(["-q", "check"]).succeeds();
+            for part in [".key", ".crt", "_chain.crt", "_combined.crt"] {
+                let link = fs::read_link(env.ssl(&format!("{NAME}{part}"))).expect("a link");
+                assert_eq!(
+                    link,
+                    Path::new(".sets")
+                        .join(NAME)
+                        .join("current")
+                        .join(format!("{NAME}{part}")),
+                    "{when}"
+                );
+            }
+            assert_eq!(
+                snapshot(&env.path("ext")),
+                targets,
+                "{when}: the admin's files are never written through"
             );
         }
+    }
+    // From pysk's own set, each crash point of a plain install.
+    for point in ["set-written", "flipped"] {
+        env.install_killed_at(point);
     }
     let key = env.csr(&[]);
     env.install(&env.leaf(&key, &[NAME], 90)).succeeds();
     env.verify_installed();
-    env.tool().args(["-q", "check"]).succeeds();
     let left: Vec<PathBuf> = snapshot(&env.path("ssl"))
         .into_keys()
         .filter(|p| p.to_string_lossy().contains("pysk-tmp"))
@@ -408,13 +565,44 @@ fn installs_killed_between_steps_never_pair_a_key_with_another_certificate() {
 }
 
 #[test]
+fn hand_made_links_that_dangle_loop_or_lead_to_a_directory_are_refused_with_nothing_changed() {
+    let Some(env) = Env::new() else { return };
+    env.hand_made(HandMade::Links);
+    let key = env.csr(&[]);
+    let cert = env.file("leaf.pem", env.leaf(&key, &[NAME], 90));
+    let live_key = env.ssl(&format!("{NAME}.key"));
+    let cases = [
+        ("../ext/gone.key", "missing"),
+        ("www.example.org.key", "a loop of links"),
+        ("../ext", "not a regular file"),
+    ];
+    for (target, why) in cases {
+        fs::remove_file(&live_key).expect("rm");
+        symlink(target, &live_key).expect("link");
+        let before = snapshot(&env.path("ssl"));
+        let out = env
+            .install_files(&cert, &env.path("inter.pem"))
+            .fails_with(65);
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "pysk-ssl: {}: cannot read: a symbolic link to {target}, which is {why}; \
+                 nothing changed\n",
+                live_key.display()
+            )
+        );
+        assert_eq!(snapshot(&env.path("ssl")), before, "{target}");
+    }
+}
+
+#[test]
 fn check_warns_nagios_style_about_a_certificate_expiring_soon() {
     let Some(env) = Env::new() else { return };
     let key = env.csr(&[]);
     let cert = env.leaf(&key, &[NAME], 20);
     env.install(&cert).arg("--warn-days").arg("5").succeeds();
     let out = env.tool().arg("check").fails_with(1);
-    assert_stderr(&out, "1 of 1 certificates need attention");
+    assert_stderr(&out, "pysk-ssl: 1 of 1 certificates need attention\n");
     let out = env.tool().args(["check", "--nagios"]).fails_with(1);
     let line = stdout(&out);
     assert!(
@@ -488,7 +676,10 @@ fn the_reload_command_runs_after_an_install_without_a_shell() {
     env.switches(&[("ssl_reload_command", "false".to_owned())]);
     let key = env.csr(&[]);
     let out = env.install(&env.leaf(&key, &[NAME], 90)).fails_with(69);
-    assert_stderr(&out, "ssl_reload_command \"false\": exit status: 1");
+    assert_stderr(
+        &out,
+        "pysk-ssl: ssl_reload_command \"false\": exit status: 1 (); the files are installed\n",
+    );
     env.verify_installed();
 }
 
@@ -506,14 +697,20 @@ fn served_catches_a_certificate_renewed_but_not_reloaded_plain_and_with_starttls
             .args(extra)
     };
     let out = served(&plain, &[]).succeeds();
-    assert_stderr(&out, "serves the installed www.example.org");
+    assert_stderr_is(
+        &out,
+        &format!("pysk-ssl: {plain} ({NAME}): serves the installed {NAME}\n"),
+    );
     served(&smtp, &["--starttls", "smtp"]).succeeds();
     // Renewed: the disk has a newer certificate, the servers the old one.
     let key = env.csr(&[]);
     env.install(&env.leaf(&key, &[NAME], 90)).succeeds();
     for (endpoint, extra) in [(&plain, &[][..]), (&smtp, &["--starttls", "smtp"][..])] {
         let out = served(endpoint, extra).fails_with(1);
-        assert_stderr(&out, "renewed but not reloaded");
+        assert_stderr(
+            &out,
+            "renewed but not reloaded: serves a certificate expiring",
+        );
     }
     let out = served(&plain, &["--json"]).fails_with(1);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -530,16 +727,25 @@ fn served_catches_a_certificate_renewed_but_not_reloaded_plain_and_with_starttls
     // passes, a renewal the server did not load is exit 1.
     env.switches(&[
         ("ssl_reload_command", "true".to_owned()),
-        ("ssl_check_after_reload", new),
+        ("ssl_check_after_reload", new.clone()),
     ]);
     let same = fs::read_to_string(env.ssl(&format!("{NAME}.crt"))).expect("crt");
     let out = env.install(&same).succeeds();
-    assert_stderr(&out, "serves the installed www.example.org");
+    assert_stderr(
+        &out,
+        &format!("pysk-ssl: {new} ({NAME}): serves the installed {NAME}\n"),
+    );
     let out = env.install(&env.leaf(&key, &[NAME], 120)).fails_with(1);
-    assert_stderr(&out, "renewed but not reloaded");
+    assert_stderr(
+        &out,
+        "renewed but not reloaded: serves a certificate expiring",
+    );
     let closed = pysk_tests::free_port();
     let out = served(&format!("127.0.0.1:{closed}"), &[]).fails_with(1);
-    assert_stderr(&out, "cannot connect: Connection refused");
+    assert_stderr_is(
+        &out,
+        &format!("pysk-ssl: 127.0.0.1:{closed} ({NAME}): cannot connect: Connection refused\n"),
+    );
 }
 
 fn json(out: &std::process::Output) -> serde_json::Value {
@@ -574,7 +780,7 @@ fn csr_and_install_print_their_json_documents_and_a_dry_run_the_would_be_one() {
     assert!(!env.path("ssl").exists(), "a dry run creates nothing");
     let out = env.tool().args(args).arg("--json").succeeds();
     assert_eq!(json(&out), written(false));
-    assert_stderr(&out, "");
+    assert_stderr_is(&out, "");
     assert!(csr_file.exists() && pending.exists());
 
     let key = fs::read_to_string(&pending).expect("the pending key");
@@ -605,7 +811,7 @@ fn csr_and_install_print_their_json_documents_and_a_dry_run_the_would_be_one() {
     );
     let out = env.install(&leaf).arg("--json").succeeds();
     assert_eq!(json(&out), installed(false));
-    assert_stderr(&out, "");
+    assert_stderr_is(&out, "");
     env.verify_installed();
 }
 
@@ -657,7 +863,7 @@ fn a_refused_install_into_a_new_directory_creates_nothing() {
     let leaf = env.leaf(&key, &["other.example.org"], 60);
     let fresh = env.path("fresh");
     let out = env.install(&leaf).arg("--dir").arg(&fresh).fails_with(65);
-    assert_stderr(
+    assert_stderr_is(
         &out,
         &format!(
             "pysk-ssl: {NAME}: refused by the key check: {NAME} has no key: run csr first, or give --key; nothing changed\n"
@@ -686,11 +892,198 @@ fn a_certificate_piped_in_is_installed_and_a_directory_refused() {
         .args(["install", NAME, "--cert"])
         .arg(env.path("ssl"))
         .fails_with(65);
-    assert_stderr(
+    assert_stderr_is(
         &out,
         &format!(
             "pysk-ssl: {}: not a file or a pipe\n",
             env.path("ssl").display()
         ),
     );
+}
+
+impl Env {
+    /// Runs `openssl ARGS` in the scratch directory; it must succeed.
+    fn openssl_run(&self, args: &[&str]) {
+        let mut cmd = Command::new(&self.openssl);
+        cmd.args(args).current_dir(self.dir.path());
+        let out = run_bounded(cmd, Duration::from_secs(120));
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn keys_made_by_openssl_are_installed_as_the_key_block_alone() {
+    let Some(env) = Env::new() else { return };
+    env.openssl_run(&[
+        "ecparam",
+        "-genkey",
+        "-name",
+        "prime256v1",
+        "-out",
+        "ecparam.pem",
+    ]);
+    env.openssl_run(&["genrsa", "-traditional", "-out", "pkcs1.pem", "2048"]);
+    env.openssl_run(&[
+        "ecparam",
+        "-genkey",
+        "-name",
+        "secp384r1",
+        "-noout",
+        "-out",
+        "sec1.pem",
+    ]);
+    env.openssl_run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "pkcs8.pem",
+    ]);
+    let pkcs8 = fs::read_to_string(env.path("pkcs8.pem")).expect("pkcs8");
+    let other = env
+        .inter
+        .leaf(&["other.example.org"], Validity::LEAF)
+        .issued
+        .cert;
+    env.file(
+        "noted.pem",
+        format!("# the key of {NAME}, made 2024\n{pkcs8}\nsee the wiki\n{other}"),
+    );
+    let ecparam = fs::read_to_string(env.path("ecparam.pem")).expect("ecparam");
+    assert!(
+        ecparam.starts_with("-----BEGIN EC PARAMETERS-----\n"),
+        "{ecparam}"
+    );
+    // What openssl writes from the key alone (in its traditional format,
+    // or PKCS #8): the installed key's bytes.
+    let cases = [
+        ("ecparam.pem", true),
+        ("pkcs1.pem", true),
+        ("sec1.pem", true),
+        ("noted.pem", false),
+    ];
+    for (file, traditional) in cases {
+        let given = env.path(file);
+        let args: &[&str] = if traditional {
+            &["pkey", "-traditional", "-in"]
+        } else {
+            &["pkey", "-in"]
+        };
+        let alone = openssl_stdout(&env.openssl, args, &given);
+        let as_pkcs8 = openssl_stdout(&env.openssl, &["pkey", "-in"], &given);
+        let cert = env.file("leaf.pem", env.leaf(&as_pkcs8, &[NAME], 90));
+        let before = fs::read(&given).expect("given");
+        env.install_files(&cert, &env.path("inter.pem"))
+            .arg("--key")
+            .arg(&given)
+            .succeeds();
+        let installed = fs::read_to_string(env.ssl(&format!("{NAME}.key"))).expect("key");
+        assert_eq!(installed, alone, "{file}");
+        let meta = fs::metadata(env.ssl(&format!("{NAME}.key"))).expect("key");
+        assert_eq!(
+            (meta.mode() & 0o777, meta.uid(), meta.gid()),
+            (0o640, 0, gid("nogroup")),
+            "{file}"
+        );
+        assert_eq!(installed.matches("-----BEGIN ").count(), 1, "{file}");
+        assert_eq!(
+            openssl_public_key(&env.openssl, &env.ssl(&format!("{NAME}.key"))),
+            openssl_public_key(&env.openssl, &cert),
+            "{file}"
+        );
+        env.verify_installed();
+        assert_eq!(fs::read(&given).expect("given"), before, "{file} kept");
+    }
+    // Two private keys in one file: which one is meant is not guessed.
+    let two = env.file(
+        "two.pem",
+        format!(
+            "{pkcs8}{}",
+            fs::read_to_string(env.path("sec1.pem")).expect("sec1")
+        ),
+    );
+    let as_pkcs8 = openssl_stdout(&env.openssl, &["pkey", "-in"], &env.path("pkcs8.pem"));
+    let cert = env.file("leaf.pem", env.leaf(&as_pkcs8, &[NAME], 90));
+    let before = snapshot(&env.path("ssl"));
+    let out = env
+        .install_files(&cert, &env.path("inter.pem"))
+        .arg("--key")
+        .arg(&two)
+        .fails_with(65);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "pysk-ssl: {}: more than one private key in it (PEM blocks 1 and 2)\n",
+            two.display()
+        )
+    );
+    assert_eq!(snapshot(&env.path("ssl")), before);
+}
+
+#[test]
+fn a_corrupt_pending_key_yields_to_a_live_key_that_matches_and_key_may_name_the_pending_key() {
+    let Some(env) = Env::new() else { return };
+    let key = env.csr(&[]);
+    env.install(&env.leaf(&key, &[NAME], 90)).succeeds();
+    let (pending, live) = (
+        env.ssl(&format!("{NAME}_pending.key")),
+        env.ssl(&format!("{NAME}.key")),
+    );
+    let corrupt = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+    fs::write(&pending, corrupt).expect("a corrupt pending key");
+    // The live key matches: it wins, without a word about the pending one.
+    let same = fs::read_to_string(env.ssl(&format!("{NAME}.crt"))).expect("crt");
+    let out = env.install(&same).arg("--json").succeeds();
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    assert_eq!(json(&out)["key_from"], live.display().to_string());
+    assert_eq!(fs::read_to_string(&pending).expect("kept"), corrupt);
+    env.verify_installed();
+    // No key matches: the corrupt pending key is one of the reasons.
+    let before = snapshot(&env.path("ssl"));
+    let stranger = env.inter.leaf(&[NAME], Validity::LEAF);
+    let out = env.install(&stranger.cert).fails_with(65);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "pysk-ssl: {NAME}: refused by the key check: the certificate does not match the key \
+             {}; {}: not a usable private key (PEM, unencrypted RSA or ECDSA); nothing changed\n",
+            live.display(),
+            pending.display()
+        )
+    );
+    assert_eq!(snapshot(&env.path("ssl")), before);
+    // --key naming the pending key (spelt another way) takes it as such:
+    // installed, then removed like a pending key found by itself.
+    let key = env.csr(&[]);
+    let spelt = env.path("ssl/./").join(format!("{NAME}_pending.key"));
+    let out = env
+        .install(&env.leaf(&key, &[NAME], 90))
+        .arg("--key")
+        .arg(&spelt)
+        .arg("--json")
+        .succeeds();
+    assert_eq!(json(&out)["key_from"], spelt.display().to_string());
+    assert!(!pending.exists(), "the pending key was taken");
+    env.verify_installed();
+    assert_eq!(
+        openssl_public_key(&env.openssl, &live),
+        openssl_public_key(&env.openssl, &env.file("new.key", &key))
+    );
+}
+
+#[test]
+fn a_key_piped_in_is_installed() {
+    let Some(env) = Env::new() else { return };
+    let leaf = env.inter.leaf(&[NAME], Validity::LEAF);
+    let files = leaf.write(&env.path("given"), NAME);
+    env.tool()
+        .args(["-q", "install", NAME, "--key", "/dev/stdin", "--cert"])
+        .arg(&files.cert)
+        .arg("--chain")
+        .arg(&files.chain)
+        .stdin(leaf.key.clone())
+        .succeeds();
+    env.verify_installed();
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use pysk_tests::http::{HttpServer, Reply};
 use pysk_tests::tls::{Pebble, TestCa, Validity, https_get, openssl, openssl_verify};
-use pysk_tests::{TempDir, assert_stderr, scratch, stdout, tool, write_switches};
+use pysk_tests::{TempDir, assert_stderr_is, scratch, stdout, tool, write_switches};
 
 const NAME: &str = "www.example.test";
 const SAN: &str = "example.test";
@@ -345,7 +345,7 @@ fn renew_follows_the_cas_renewal_window_when_it_offers_one() {
     // a moment long, so that the point the tool draws in them is known.)
     front.set(&format!("/ari/{}", ari_id(&leaf)), window(10, 10));
     let out = renew().succeeds();
-    assert_stderr(
+    assert_stderr_is(
         &out,
         &format!(
             "pysk-ssl: {NAME}: not due (renewed from {}, the CA's renewal window)\n",
@@ -375,7 +375,7 @@ fn renew_follows_the_cas_renewal_window_when_it_offers_one() {
     // The new certificate has its own identifier, which this CA cannot
     // answer for: the lifetime rule stands and it is not due.
     let out = renew().succeeds();
-    assert_stderr(
+    assert_stderr_is(
         &out,
         &format!(
             "pysk-ssl: {NAME}: no renewal information from the CA (missing data: missing \
@@ -451,7 +451,7 @@ fn acme_dry_run_json_and_an_install_by_hand_that_ends_acme_management() {
         .arg("--directory")
         .arg(&env.pebble.directory)
         .fails_with(65);
-    assert_stderr(
+    assert_stderr_is(
         &out,
         &format!(
             "pysk-ssl: {}: the webroot is not a directory\n",
@@ -469,7 +469,7 @@ fn acme_dry_run_json_and_an_install_by_hand_that_ends_acme_management() {
     }
     std::os::unix::fs::symlink(&elsewhere, &well_known).expect("symlink");
     let out = env.acme().arg("--dry-run").fails_with(65);
-    assert_stderr(
+    assert_stderr_is(
         &out,
         &format!(
             "pysk-ssl: {}: not a directory (a symbolic link is not followed)\n",
@@ -674,7 +674,7 @@ fn an_account_others_may_read_is_refused_and_a_silent_ca_is_cut_off() {
     env.acme().succeeds();
     fs::set_permissions(&account, fs::Permissions::from_mode(0o644)).expect("chmod");
     let out = env.acme().fails_with(77);
-    assert_stderr(
+    assert_stderr_is(
         &out,
         &format!(
             "pysk-ssl: {}: secret file is readable by group or others (mode 0644); run chmod 600 on it\n",
@@ -699,7 +699,7 @@ fn an_account_others_may_read_is_refused_and_a_silent_ca_is_cut_off() {
         .arg("--directory")
         .arg(format!("https://{addr}/dir"))
         .fails_with(69);
-    assert_stderr(
+    assert_stderr_is(
         &out,
         "pysk-ssl: ACME creating the account: no answer within 2 s; nothing installed\n",
     );

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use pysk_tests::tls::{SServer, StartTls, TestCa, Validity};
-use pysk_tests::{assert_stderr, scratch, stdout, tool, write_switches};
+use pysk_tests::{assert_stderr_is, scratch, stdout, tool, write_switches};
 
 const NAME: &str = "www.example.org";
 /// A second name of the same certificate, installed nowhere.
@@ -137,7 +137,7 @@ fn a_list_gives_each_endpoint_its_own_name_and_starttls() {
         .served(&[&smtp, "--name", NAME, "--starttls", "smtp"])
         .args(["--from", list.to_str().expect("utf-8")])
         .succeeds();
-    assert_stderr(
+    assert_stderr_is(
         &out,
         &format!(
             "pysk-ssl: {smtp} ({NAME}): serves the installed {NAME}\n\
@@ -171,7 +171,7 @@ fn a_bad_list_line_is_named_and_nothing_is_probed() {
         let out = site
             .served(&["--from", list.to_str().expect("utf-8")])
             .fails_with(65);
-        assert_stderr(&out, &format!("pysk-ssl: {}:{why}\n", list.display()));
+        assert_stderr_is(&out, &format!("pysk-ssl: {}:{why}\n", list.display()));
         assert_eq!(stdout(&out), "");
     }
     let missing = site.path("no-such-list");
@@ -209,7 +209,7 @@ fn the_inventory_compares_what_is_installed_here_and_judges_the_rest() {
     )
     .expect("inventory");
     let out = site.served(&["--inventory"]).succeeds();
-    assert_stderr(
+    assert_stderr_is(
         &out,
         &format!(
             "pysk-ssl: {plain} ({NAME}): serves the installed {NAME}\n\
@@ -230,7 +230,7 @@ fn the_inventory_compares_what_is_installed_here_and_judges_the_rest() {
     )
     .expect("inventory");
     let out = site.served(&["--inventory"]).fails_with(1);
-    assert_stderr(
+    assert_stderr_is(
         &out,
         &format!(
             "pysk-ssl: {smtp} (mx.example.net): mx.example.net: the certificate is for {NAME}, {OTHER}\n"
@@ -239,7 +239,7 @@ fn the_inventory_compares_what_is_installed_here_and_judges_the_rest() {
 
     fs::write(config.join("hosts"), "mx.example.net ssl=25/ftp\n").expect("inventory");
     let out = site.served(&["--inventory"]).fails_with(65);
-    assert_stderr(
+    assert_stderr_is(
         &out,
         &format!(
             "pysk-ssl: {}:1: \"ftp\": expected smtp, imap or pop3\n",
@@ -279,7 +279,7 @@ fn a_server_answering_a_byte_at_a_time_is_cut_off_at_the_timeout() {
         .args(["--timeout", "1", "--dir"])
         .arg(dir.path().join("ssl"))
         .fails_with(1);
-    assert_stderr(
+    assert_stderr_is(
         &out,
         &format!("pysk-ssl: {endpoint} ({NAME}): STARTTLS: no answer within 1 s\n"),
     );
