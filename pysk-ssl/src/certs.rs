@@ -15,7 +15,10 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use x509_parser::certificate::X509Certificate;
+use x509_parser::der_parser::error::Error as DerError;
+use x509_parser::error::X509Error;
 use x509_parser::extensions::GeneralName;
+use x509_parser::nom;
 use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer;
 
@@ -165,8 +168,16 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Vec<Cert>, SslError> {
 
 /// One DER certificate, whole (nothing may follow it).
 pub fn parse(der: &[u8]) -> Result<Cert, String> {
-    let (rest, cert) =
-        X509Certificate::from_der(der).map_err(|e| format!("not a certificate: {e}"))?;
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| match e {
+        nom::Err::Incomplete(_) | nom::Err::Error(X509Error::Der(DerError::Incomplete(_))) => {
+            "not a certificate: cut short".to_owned()
+        }
+        nom::Err::Error(X509Error::NomError(nom::error::ErrorKind::Eof))
+        | nom::Err::Failure(X509Error::NomError(nom::error::ErrorKind::Eof)) => {
+            "not a certificate: cut short".to_owned()
+        }
+        _ => "not a certificate (malformed DER)".to_owned(),
+    })?;
     if !rest.is_empty() {
         return Err("bytes after the certificate".to_owned());
     }

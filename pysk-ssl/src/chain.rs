@@ -84,7 +84,7 @@ pub fn build(leaf: Cert, mut pool: Vec<Cert>, anchors: &[Cert]) -> Result<Served
             .iter()
             .position(|c| c.is_ca && certs::issued(current, c))
         else {
-            return fail("chain", unanchored(current));
+            return fail("chain", unanchored(current, &chain));
         };
         let next = pool.remove(at);
         if next.self_signed() {
@@ -133,8 +133,15 @@ fn cross_signed(leaf: &Cert, chain: &mut Vec<Cert>, pool: &mut Vec<Cert>) -> Res
     }
 }
 
-/// Why `current` reaches no anchor.
-fn unanchored(current: &Cert) -> String {
+/// Why `current`, the last of `chain` (or the leaf), reaches no anchor.
+fn unanchored(current: &Cert, chain: &[Cert]) -> String {
+    if let Some(issuer) = chain.iter().find(|c| certs::issued(current, c)) {
+        return format!(
+            "the chain goes round: \"{}\" was issued by \"{}\", which comes before it, \
+             and no trust anchor issued either",
+            current.subject, issuer.subject
+        );
+    }
     if current.self_signed() {
         return format!(
             "\"{}\" is self-signed and not a trust anchor",
