@@ -309,8 +309,8 @@ fn key_problem(store: &Store, name: &str, leaf: &Cert) -> Option<(Status, String
         Err(e) if unreadable(&e) => return Some((Status::Unknown, format!("key: {e}"))),
         Err(e) => return Some((Status::Critical, format!("key: {e}"))),
     };
-    match keys::parse(&path, &pem) {
-        Ok(key) if chain::key_matches(leaf, key.public_key_raw()) => None,
+    match keys::public_key(&path, &pem) {
+        Ok(key) if chain::key_matches(leaf, &key) => None,
         Ok(_) => Some((
             Status::Critical,
             format!("{}: does not match the certificate", path.display()),
