@@ -6,14 +6,17 @@
 //! certificate, a served one too, cannot forge lines of a report or send
 //! a terminal its escape sequences.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::der_parser::error::Error as DerError;
 use x509_parser::error::X509Error;
@@ -266,11 +269,28 @@ fn key_type(cert: &X509Certificate<'_>) -> String {
     }
 }
 
+/// The (certificate, issuer) pairs whose signature verified in this
+/// process, each by the SHA-256 of the certificate's DER then of the
+/// issuer's: a run checks each distinct signature once, however many names
+/// share it (the intermediates and the root behind every leaf of a
+/// directory). Only successes are kept, keyed by the exact bytes of both,
+/// and verifying is a function of those bytes alone, so a hit is the answer
+/// verifying again would give; a failure is verified again each time.
+static VERIFIED: LazyLock<Mutex<HashSet<[u8; 64]>>> = LazyLock::new(Mutex::default);
+
 /// Whether `issuer`'s key verifies `cert`'s signature (and its subject is
-/// `cert`'s issuer).
+/// `cert`'s issuer); each pair verified once a process ([`VERIFIED`]).
 pub fn issued(cert: &Cert, issuer: &Cert) -> bool {
     if cert.issuer_raw != issuer.subject_raw {
         return false;
+    }
+    let mut pair = [0; 64];
+    pair[..32].copy_from_slice(&Sha256::digest(&cert.der));
+    pair[32..].copy_from_slice(&Sha256::digest(&issuer.der));
+    // The set is whole even if a thread panicked holding it.
+    let verified = || VERIFIED.lock().unwrap_or_else(PoisonError::into_inner);
+    if verified().contains(&pair) {
+        return true;
     }
     let (Ok((_, child)), Ok((_, parent))) = (
         X509Certificate::from_der(&cert.der),
@@ -278,7 +298,11 @@ pub fn issued(cert: &Cert, issuer: &Cert) -> bool {
     ) else {
         return false;
     };
-    child.verify_signature(Some(parent.public_key())).is_ok()
+    let good = child.verify_signature(Some(parent.public_key())).is_ok();
+    if good {
+        verified().insert(pair);
+    }
+    good
 }
 
 impl Cert {
@@ -311,5 +335,42 @@ mod tests {
             "CN=a\\nb\\r\\tc\\x1b[31m\\x7f\\u{9b}d\\u{202e}e\\u{200b}\\\\x1b é, O=Ü"
         );
         assert_eq!(escape("CN=www.example.org"), "CN=www.example.org");
+    }
+
+    /// A CA named `name` over a new key: its certificate and issuer.
+    fn ca(name: &str) -> (Cert, rcgen::Issuer<'static, rcgen::KeyPair>) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).expect("self-signed");
+        let parsed = parse(cert.der()).expect("parse");
+        (parsed, rcgen::Issuer::new(params, key))
+    }
+
+    #[test]
+    fn a_signature_verified_once_is_remembered_by_the_exact_bytes_only() {
+        let (root, issuer) = ca("Test Root");
+        // Another CA of the same name: its key did not sign the leaf.
+        let (impostor, _) = ca("Test Root");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["a.example".to_owned()]).expect("params");
+        let leaf = parse(params.signed_by(&key, &issuer).expect("leaf").der()).expect("parse");
+        // The same leaf with one bit of its signature changed.
+        let mut forged = leaf.clone();
+        let last = forged.der.len() - 1;
+        forged.der[last] ^= 1;
+        for round in 0..2 {
+            assert!(issued(&leaf, &root), "round {round}");
+            assert!(!issued(&leaf, &impostor), "round {round}");
+            assert!(!issued(&forged, &root), "round {round}");
+            assert!(
+                root.self_signed() && impostor.self_signed(),
+                "round {round}"
+            );
+            assert!(!issued(&root, &impostor), "round {round}");
+        }
     }
 }
