@@ -2,9 +2,11 @@
 //! its combined file, judged against the warning and critical thresholds.
 //! A file that cannot be read or parsed, or is foreign (not a regular
 //! file, a CA's certificate), is reported for its name as unknown; nothing
-//! stops the others. With `--nagios`, every error of the run is a status
-//! line too ([`nagios`]).
+//! stops the others. With `--nagios`, a short status line and one line per
+//! flagged name (`nagios_text`); every error of the run is a status line
+//! too ([`nagios`]).
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
@@ -31,7 +33,7 @@ pub struct Options {
     pub warn_days: u64,
     /// Critical within this many days.
     pub crit_days: u64,
-    /// One status line and Nagios' exit codes.
+    /// Nagios' status line, long output and exit codes.
     pub nagios: bool,
     /// The `--json` document instead of lines.
     pub json: bool,
@@ -104,8 +106,9 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         .max()
         .unwrap_or(Status::Ok);
     if options.nagios {
-        let line = nagios_line(&verdicts, worst);
-        writeln!(out, "{line}").map_err(pysk_common::Error::Stdout)?;
+        let text = nagios_text(&verdicts, worst);
+        out.write_all(text.as_bytes())
+            .map_err(pysk_common::Error::Stdout)?;
         return Ok(Outcome::Foreign(worst.nagios()));
     }
     if options.json {
@@ -163,28 +166,115 @@ fn tell(verdicts: &[Verdict], report: &Reporter) {
     }
 }
 
-/// `SSL WARNING - 1 of 3 certificates: www.example.org: …`.
-fn nagios_line(verdicts: &[Verdict], worst: Status) -> String {
-    let word = match worst {
+/// Most flagged names the status line names; the others are counted.
+const NAGIOS_NAMED: usize = 3;
+/// Most bytes of a name on the status line.
+const NAGIOS_NAME_BYTES: usize = 128;
+/// Most bytes of a problem on the status line.
+const NAGIOS_PROBLEM_BYTES: usize = 256;
+
+/// `check --nagios`'s output, in Nagios' plugin format: a status line
+/// short enough for Nagios to keep whole (it keeps about 4 KB of it, and
+/// this stays under 1.5 KB), then the long output, one line per flagged
+/// name. The status line counts the flagged names by state and names the
+/// worst [`NAGIOS_NAMED`] with their first problem, each cut short
+/// ([`NAGIOS_NAME_BYTES`], [`NAGIOS_PROBLEM_BYTES`]):
+///
+/// ```text
+/// SSL CRITICAL - 1 critical, 2 warning of 40 certificates: a.example (…), b.example (…), and 1 more
+/// CRITICAL: a.example: …; …
+/// WARNING: b.example: …
+/// WARNING: c.example: …
+/// ```
+///
+/// Names are in order of state (critical, warning, unknown), then of
+/// name. Every line is one line: a control character in a name or a
+/// path is written as an escape.
+fn nagios_text(verdicts: &[Verdict], worst: Status) -> String {
+    let mut bad: Vec<&Verdict> = verdicts.iter().filter(|v| v.status != Status::Ok).collect();
+    if bad.is_empty() {
+        return format!("SSL OK - {} certificates\n", verdicts.len());
+    }
+    bad.sort_by_key(|v| std::cmp::Reverse(v.status));
+    let counts: Vec<String> = [Status::Critical, Status::Warning, Status::Unknown]
+        .into_iter()
+        .filter_map(|status| {
+            let n = bad.iter().filter(|v| v.status == status).count();
+            (n > 0).then(|| format!("{n} {}", word(status).to_ascii_lowercase()))
+        })
+        .collect();
+    let mut named: Vec<String> = bad
+        .iter()
+        .take(NAGIOS_NAMED)
+        .map(|v| {
+            let name = cut(&one_line(&v.name), NAGIOS_NAME_BYTES);
+            match v.problems.first() {
+                Some(problem) => {
+                    format!("{name} ({})", cut(&one_line(problem), NAGIOS_PROBLEM_BYTES))
+                }
+                None => name,
+            }
+        })
+        .collect();
+    if bad.len() > NAGIOS_NAMED {
+        named.push(format!("and {} more", bad.len() - NAGIOS_NAMED));
+    }
+    let mut text = format!(
+        "SSL {} - {} of {} certificates: {}\n",
+        word(worst),
+        counts.join(", "),
+        verdicts.len(),
+        named.join(", ")
+    );
+    for v in bad {
+        let problems: Vec<String> = v.problems.iter().map(|p| one_line(p)).collect();
+        let _ = writeln!(
+            text,
+            "{}: {}: {}",
+            word(v.status),
+            one_line(&v.name),
+            problems.join("; ")
+        );
+    }
+    text
+}
+
+/// A state as Nagios' status line spells it.
+fn word(status: Status) -> &'static str {
+    match status {
         Status::Ok => "OK",
         Status::Warning => "WARNING",
         Status::Critical => "CRITICAL",
         Status::Unknown => "UNKNOWN",
-    };
-    let bad: Vec<String> = verdicts
-        .iter()
-        .filter(|v| v.status != Status::Ok)
-        .map(|v| format!("{}: {}", v.name, v.problems.join("; ")))
-        .collect();
-    if bad.is_empty() {
-        return format!("SSL OK - {} certificates", verdicts.len());
     }
-    format!(
-        "SSL {word} - {} of {} certificates: {}",
-        bad.len(),
-        verdicts.len(),
-        bad.join(", ")
-    )
+}
+
+/// `text` with its control characters [`certs::escape`]d (a name or a
+/// path that holds a line break would otherwise start a line of its own);
+/// the rest, text escaped already included, as it is.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                certs::escape(&c.to_string())
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, `…` (3
+/// bytes more) saying so.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// One name: its files read, chain built, key compared, the combined
@@ -377,4 +467,73 @@ fn combined_problem(
         return None;
     };
     Some((Status::Critical, why))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(name: &str, status: Status, problems: &[&str]) -> Verdict {
+        Verdict {
+            name: name.to_owned(),
+            status,
+            expires: None,
+            days_left: None,
+            problems: problems.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_status_line_names_the_worst_three_and_the_long_output_all() {
+        let verdicts = [
+            verdict("a.example", Status::Warning, &["\"CN=a\" expires soon"]),
+            verdict("b.example", Status::Ok, &[]),
+            verdict(
+                "c.example",
+                Status::Unknown,
+                &["c.example.crt: not a regular file"],
+            ),
+            verdict("d.example", Status::Critical, &["key: no", "chain: no"]),
+            verdict(
+                "e\nSSL OK - x",
+                Status::Warning,
+                &["/ssl/e\nSSL OK - x.crt: late"],
+            ),
+        ];
+        assert_eq!(
+            nagios_text(&verdicts, Status::Critical),
+            "SSL CRITICAL - 1 critical, 2 warning, 1 unknown of 5 certificates: \
+             d.example (key: no), a.example (\"CN=a\" expires soon), \
+             e\\nSSL OK - x (/ssl/e\\nSSL OK - x.crt: late), and 1 more\n\
+             CRITICAL: d.example: key: no; chain: no\n\
+             WARNING: a.example: \"CN=a\" expires soon\n\
+             WARNING: e\\nSSL OK - x: /ssl/e\\nSSL OK - x.crt: late\n\
+             UNKNOWN: c.example: c.example.crt: not a regular file\n"
+        );
+        assert_eq!(
+            nagios_text(&verdicts[1..2], Status::Ok),
+            "SSL OK - 1 certificates\n"
+        );
+        assert_eq!(
+            nagios_text(&verdicts[..1], Status::Warning),
+            "SSL WARNING - 1 warning of 1 certificates: a.example (\"CN=a\" expires soon)\n\
+             WARNING: a.example: \"CN=a\" expires soon\n"
+        );
+    }
+
+    #[test]
+    fn the_status_line_stays_short_however_long_the_names_and_problems() {
+        let long = "é".repeat(2_000);
+        let verdicts: Vec<Verdict> = (0..5_000)
+            .map(|n| verdict(&format!("{n}{long}"), Status::Critical, &[&long, &long]))
+            .collect();
+        let text = nagios_text(&verdicts, Status::Critical);
+        let first = text.lines().next().expect("a status line");
+        assert!(first.len() < 1_500, "{}", first.len());
+        assert!(first.starts_with("SSL CRITICAL - 5000 critical of 5000 certificates: 0éé"));
+        assert!(first.ends_with("é…), and 4997 more"), "{first}");
+        assert_eq!(text.lines().count(), 5_001);
+        assert_eq!(cut("aé", 2), "a…");
+        assert_eq!(cut("aé", 3), "aé");
+    }
 }

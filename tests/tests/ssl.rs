@@ -606,7 +606,7 @@ fn check_warns_nagios_style_about_a_certificate_expiring_soon() {
     let out = env.tool().args(["check", "--nagios"]).fails_with(1);
     let line = stdout(&out);
     assert!(
-        line.starts_with("SSL WARNING - 1 of 1 certificates: www.example.org:"),
+        line.starts_with("SSL WARNING - 1 warning of 1 certificates: www.example.org ("),
         "{line}"
     );
     let out = env

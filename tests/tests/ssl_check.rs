@@ -4,7 +4,8 @@
 //! `NAME_combined.crt` that differs from `NAME.crt` and `NAME_chain.crt`,
 //! a CA bundle kept beside the names, certificates whose subject carries
 //! control characters, and `--nagios` speaking Nagios' codes for every
-//! error of the run.
+//! error of the run, its status line short and its long output a line per
+//! flagged name.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -161,9 +162,11 @@ fn a_fifo_in_the_directory_is_unknown_for_its_name_and_the_others_are_checked() 
         (
             Some(3),
             format!(
-                "SSL UNKNOWN - 2 of 3 certificates: {MAIL}: {}, stuck: {}\n",
-                not_regular(&mail_chain),
-                not_regular(&fifo)
+                "SSL UNKNOWN - 2 unknown of 3 certificates: {MAIL} ({mail}), stuck ({stuck})\n\
+                 UNKNOWN: {MAIL}: {mail}\n\
+                 UNKNOWN: stuck: {stuck}\n",
+                mail = not_regular(&mail_chain),
+                stuck = not_regular(&fifo)
             ),
             String::new()
         )
@@ -283,7 +286,10 @@ fn a_key_the_monitoring_user_cannot_read_is_unknown_and_a_mismatch_stays_critica
         outcome(&out),
         (
             Some(3),
-            format!("SSL UNKNOWN - 1 of 2 certificates: {WWW}: {denied}\n"),
+            format!(
+                "SSL UNKNOWN - 1 unknown of 2 certificates: {WWW} ({denied})\n\
+                 UNKNOWN: {WWW}: {denied}\n"
+            ),
             String::new()
         )
     );
@@ -302,7 +308,10 @@ fn a_combined_file_that_is_not_the_leaf_then_the_chain_is_critical() {
     let critical = |why: &str| {
         (
             Some(2),
-            format!("SSL CRITICAL - 1 of 1 certificates: {WWW}: {WWW}_combined.crt {why}\n"),
+            format!(
+                "SSL CRITICAL - 1 critical of 1 certificates: {WWW} ({WWW}_combined.crt {why})\n\
+                 CRITICAL: {WWW}: {WWW}_combined.crt {why}\n"
+            ),
             String::new(),
         )
     };
@@ -383,7 +392,10 @@ fn control_characters_of_a_certificate_are_escaped_in_every_output() {
         outcome(&env.check(&["--nagios"])),
         (
             Some(2),
-            format!("SSL CRITICAL - 1 of 1 certificates: {name}: {problem}\n"),
+            format!(
+                "SSL CRITICAL - 1 critical of 1 certificates: {name} ({problem})\n\
+                 CRITICAL: {name}: {problem}\n"
+            ),
             String::new()
         )
     );
@@ -461,7 +473,12 @@ fn a_ca_bundle_is_a_foreign_file_and_a_name_is_said_once() {
         outcome(&env.check(&["--nagios"])),
         (
             Some(2),
-            format!("SSL CRITICAL - 2 of 2 certificates: ca-bundle: {foreign}, {WWW}: {names}\n"),
+            format!(
+                "SSL CRITICAL - 1 critical, 1 unknown of 2 certificates: {WWW} ({names}), \
+                 ca-bundle ({foreign})\n\
+                 CRITICAL: {WWW}: {names}\n\
+                 UNKNOWN: ca-bundle: {foreign}\n"
+            ),
             String::new()
         )
     );
@@ -502,7 +519,8 @@ fn the_nagios_line_says_which_certificate_expires_when() {
         (
             Some(1),
             format!(
-                "SSL WARNING - 1 of 1 certificates: {WWW}: {}\n",
+                "SSL WARNING - 1 warning of 1 certificates: {WWW} ({0})\n\
+                 WARNING: {WWW}: {0}\n",
                 expires(30)
             ),
             String::new()
@@ -513,7 +531,8 @@ fn the_nagios_line_says_which_certificate_expires_when() {
         (
             Some(2),
             format!(
-                "SSL CRITICAL - 1 of 1 certificates: {WWW}: {}\n",
+                "SSL CRITICAL - 1 critical of 1 certificates: {WWW} ({0})\n\
+                 CRITICAL: {WWW}: {0}\n",
                 expires(25)
             ),
             String::new()
@@ -535,4 +554,181 @@ fn the_nagios_line_says_which_certificate_expires_when() {
             "attention": 1,
         })
     );
+}
+
+/// The private key of each form openssl writes, as `(name, file text)`:
+/// PKCS #8, PKCS #1, SEC1 with and without `EC PARAMETERS` before it,
+/// SEC1 without its public point, Ed25519.
+fn openssl_keys(openssl: &Path, dir: &Path) -> Vec<(String, String)> {
+    let run = |name: &str, args: &[&str]| {
+        let file = dir.join(format!("{name}.pem"));
+        let mut cmd = Command::new(openssl);
+        // genrsa takes the size last.
+        cmd.arg(args[0]).arg("-out").arg(&file).args(&args[1..]);
+        let out = run_bounded(cmd, BOUND);
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+        (name.to_owned(), fs::read_to_string(&file).expect("the key"))
+    };
+    let mut keys = vec![
+        run(
+            "rsa-pkcs8",
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ],
+        ),
+        run("rsa-pkcs1", &["genrsa", "-traditional", "3072"]),
+        run("ec-params", &["ecparam", "-name", "prime256v1", "-genkey"]),
+        run(
+            "ec-sec1",
+            &["ecparam", "-name", "secp384r1", "-genkey", "-noout"],
+        ),
+        run(
+            "ec-pkcs8",
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-384",
+            ],
+        ),
+        run(
+            "ec-p521",
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-521",
+            ],
+        ),
+        run("ed25519", &["genpkey", "-algorithm", "ed25519"]),
+    ];
+    let sec1 = dir.join("ec-sec1.pem");
+    keys.push(run(
+        "ec-no-public",
+        &["ec", "-no_public", "-in", sec1.to_str().expect("utf-8")],
+    ));
+    keys
+}
+
+/// The private key block of `text` alone (rcgen reads the first block).
+fn key_block(text: &str) -> String {
+    let start = text.find("-----BEGIN ").expect("a block");
+    let start = if text[start..].starts_with("-----BEGIN EC PARAMETERS") {
+        start
+            + text[start..]
+                .find("-----BEGIN EC PRIVATE")
+                .expect("the key")
+    } else {
+        start
+    };
+    text[start..].to_owned()
+}
+
+#[test]
+fn keys_in_every_form_openssl_writes_match_their_certificate_and_no_other() {
+    let Some(openssl) = pysk_tests::tls::openssl() else {
+        return;
+    };
+    let env = Env::new();
+    let keys = openssl_keys(&openssl, env.dir.path());
+    let names: Vec<String> = keys
+        .iter()
+        .map(|(form, _)| format!("{form}.example.org"))
+        .collect();
+    for ((_, text), name) in keys.iter().zip(&names) {
+        let leaf = env
+            .inter
+            .leaf_with_key(&key_block(text), &[name], Validity::LEAF);
+        env.put(name, &leaf);
+        // The key as openssl wrote it, EC PARAMETERS and all.
+        fs::write(env.ssl(&format!("{name}.key")), text).expect("key");
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    let out = env.check(&["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ok: Vec<_> = sorted.iter().map(|name| owned(name, "ok", &[])).collect();
+    assert_eq!(verdicts(&out), ok);
+    // Each name given the next one's key: every one is caught.
+    for (at, name) in names.iter().enumerate() {
+        let (_, other) = &keys[(at + 1) % keys.len()];
+        fs::write(env.ssl(&format!("{name}.key")), other).expect("key");
+    }
+    let out = env.check(&["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let mismatched: Vec<_> = sorted
+        .iter()
+        .map(|name| {
+            let key = env.ssl(&format!("{name}.key"));
+            let why = format!("{}: does not match the certificate", key.display());
+            owned(name, "critical", &[&why])
+        })
+        .collect();
+    assert_eq!(verdicts(&out), mismatched);
+}
+
+#[test]
+fn the_nagios_status_line_stays_short_and_the_long_output_names_every_one() {
+    let env = Env::new();
+    // 200 names of 70 characters: 150 expiring within 20 days, 50 of them
+    // with another name's key too, and 10 that are fine.
+    let name = |n: usize| format!("{n:03}-{}.example.org", "x".repeat(54));
+    for n in 0..210 {
+        let validity = if n < 200 {
+            Validity::days(-1, 20)
+        } else {
+            Validity::LEAF
+        };
+        env.put(&name(n), &env.inter.leaf(&[&name(n)], validity));
+    }
+    for n in (0..200).step_by(4) {
+        let key = fs::read(env.ssl(&format!("{}.key", name(n)))).expect("key");
+        fs::write(env.ssl(&format!("{}.key", name(n + 1))), key).expect("key");
+    }
+    let json = env.check(&["--json"]);
+    let judged = verdicts(&json);
+    assert_eq!(judged.len(), 210);
+    let flagged: Vec<_> = judged
+        .iter()
+        .filter(|(_, status, _)| status != "ok")
+        .collect();
+    let critical: Vec<_> = flagged.iter().filter(|(_, s, _)| s == "critical").collect();
+    let warning: Vec<_> = flagged.iter().filter(|(_, s, _)| s == "warning").collect();
+    assert_eq!(
+        (flagged.len(), critical.len(), warning.len()),
+        (200, 50, 150)
+    );
+    let out = env.check(&["--nagios"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    let first = lines.next().expect("a status line");
+    let quoted =
+        |(name, _, problems): &&&(String, String, Vec<String>)| format!("{name} ({})", problems[0]);
+    assert_eq!(
+        first,
+        format!(
+            "SSL CRITICAL - 50 critical, 150 warning of 210 certificates: {}, {}, {}, and 197 more",
+            quoted(&critical[0]),
+            quoted(&critical[1]),
+            quoted(&critical[2])
+        )
+    );
+    assert!(first.len() < 1_000, "{}", first.len());
+    // The long output: every flagged name, critical ones first, all its
+    // problems.
+    let long: Vec<String> = critical
+        .iter()
+        .map(|v| ("CRITICAL", v))
+        .chain(warning.iter().map(|v| ("WARNING", v)))
+        .map(|(word, (name, _, problems))| format!("{word}: {name}: {}", problems.join("; ")))
+        .collect();
+    assert_eq!(lines.map(str::to_owned).collect::<Vec<_>>(), long);
 }
