@@ -123,8 +123,9 @@ Example (cron, mail only when something needs attention):
 Example (Nagios/Icinga):
   pysk-ssl check --nagios --warn-days 21 --crit-days 7
 
-Exit 1 when something needs attention. --nagios prints one status line and
-exits with Nagios' codes instead (0 ok, 1 warning, 2 critical, 3 unknown):
+Exit 1 when something needs attention. --nagios prints a short status line
+(the worst names first), then one line per certificate that needs attention
+(Nagios' long output), and exits with Nagios' codes instead (0 ok, 1 warning, 2 critical, 3 unknown):
 it deliberately leaves the sysexits codes of the other subcommands. Any error
 of the run (the switches, DIR, the trust anchors) is then
 \"SSL UNKNOWN - <the error>\", exit 3; only a command line that cannot be
