@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use pysk_tests::http::{HttpServer, Reply};
-use pysk_tests::tls::{Pebble, TestCa, Validity, https_get, openssl, openssl_verify};
+use pysk_tests::tls::{IssuedFiles, Pebble, TestCa, Validity, https_get, openssl, openssl_verify};
 use pysk_tests::{TempDir, assert_stderr_is, scratch, stdout, tool, write_switches};
 
 const NAME: &str = "www.example.test";
@@ -62,6 +62,26 @@ impl Env {
             .arg(&self.pebble.directory)
             .arg("--ca-file")
             .arg(&self.pebble.ca_file)
+    }
+
+    /// A certificate for NAME and SAN from a test CA of its own, over a
+    /// new pending key (`csr`), with 35 days left of 115 (due for renewal,
+    /// yet past the gate's 30 days), written below `sub`; and that CA's
+    /// root file.
+    fn bought(&self, sub: &str) -> (IssuedFiles, PathBuf) {
+        tool("pysk-ssl")
+            .config_dir(self.dir.path())
+            .args(["csr", NAME, "--san", SAN])
+            .succeeds();
+        let csr = fs::read_to_string(self.ssl(&format!("{NAME}.csr"))).expect("the CSR");
+        let ca = TestCa::new();
+        let root = self.dir.path().join(format!("{sub}-root.pem"));
+        ca.write_root(&root);
+        let files = ca
+            .intermediate(Validity::CA)
+            .sign_csr(&csr, Validity::days(-80, 35))
+            .write(&self.dir.path().join(sub), NAME);
+        (files, root)
     }
 
     /// The installed set verified by openssl against pebble's root.
@@ -198,15 +218,7 @@ fn renew_skips_a_fresh_certificate_and_renews_one_made_due() {
     let record = env.ssl(&format!(".acme/{NAME}.json"));
     let acme_record = fs::read(&record).expect("the ACME record");
     let tool = || tool("pysk-ssl").config_dir(env.dir.path());
-    tool().args(["csr", NAME, "--san", SAN]).succeeds();
-    let csr = fs::read_to_string(env.ssl(&format!("{NAME}.csr"))).expect("the CSR");
-    let ca = TestCa::new();
-    let root = env.dir.path().join("test-root.pem");
-    ca.write_root(&root);
-    let files = ca
-        .intermediate(Validity::CA)
-        .sign_csr(&csr, Validity::days(-80, 35))
-        .write(&env.dir.path().join("due"), NAME);
+    let (files, root) = env.bought("due");
     tool()
         .args(["install", NAME, "--cert"])
         .arg(&files.cert)
@@ -528,15 +540,7 @@ fn acme_dry_run_json_and_an_install_by_hand_that_ends_acme_management() {
     // A certificate of another CA installed by hand: the name is no
     // longer ACME's, so renew leaves it alone.
     let tool = || tool("pysk-ssl").config_dir(env.dir.path());
-    tool().args(["csr", NAME, "--san", SAN]).succeeds();
-    let csr = fs::read_to_string(env.ssl(&format!("{NAME}.csr"))).expect("the CSR");
-    let ca = TestCa::new();
-    let root = env.dir.path().join("test-root.pem");
-    ca.write_root(&root);
-    let files = ca
-        .intermediate(Validity::CA)
-        .sign_csr(&csr, Validity::days(-80, 35))
-        .write(&env.dir.path().join("bought"), NAME);
+    let (files, root) = env.bought("bought");
     let record = env.ssl(&format!(".acme/{NAME}.json"));
     let install = || {
         tool()
