@@ -33,7 +33,10 @@ const EXIT_CODES: &[(u8, &str)] = &[
          reached or refused a step (nothing installed)",
     ),
     (exit::SOFTWARE, "internal error (please report it)"),
-    (exit::CANTCREAT, "a file cannot be written"),
+    (
+        exit::CANTCREAT,
+        "a file cannot be written, or csr would replace a pending key (--new-key)",
+    ),
     (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
     (
         exit::TEMPFAIL,
@@ -68,7 +71,9 @@ Writes DIR/NAME.csr (send it to the CA) and the new key as
 DIR/NAME_pending.key (mode 0640, group ssl_key_group): the key a server
 loads, DIR/NAME.key, is replaced only by `install`, together with a
 certificate that matches it. --reuse-key signs the CSR with the pending key,
-else the live one, instead of making a new key.")]
+else the live one, instead of making a new key. A pending key that is
+there already is not replaced unless --new-key says so (exit 73): its CSR
+may be at a CA.")]
     Csr(CsrArgs),
     /// Install a signed certificate with its chain, only if every check passes
     #[command(after_help = "\
@@ -199,8 +204,12 @@ pub struct CsrArgs {
     #[arg(long, value_name = "TYPE")]
     pub key_type: Option<String>,
     /// Sign the CSR with the existing key (pending, else live)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "new_key")]
     pub reuse_key: bool,
+    /// Make a new key even when a pending one is there (its CSR may be at
+    /// a CA: the certificate it brings back will match no key)
+    #[arg(long)]
+    pub new_key: bool,
     /// The directory.
     #[command(flatten)]
     pub dir: DirArgs,

@@ -31,6 +31,8 @@ pub struct Options {
     pub key_type: KeyType,
     /// Sign with the existing key instead of making one.
     pub reuse_key: bool,
+    /// Replace a pending key that is there already.
+    pub new_key: bool,
     /// The certificate directory.
     pub store: Store,
     /// Say what would be written; write nothing.
@@ -60,6 +62,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let store = &options.store;
     if options.dry_run {
         let _lock = Lock::existing(&store.lock_path(), options.wait)?;
+        keep_pending(options)?;
         let key = if options.reuse_key {
             existing_key(options)?.1
         } else {
@@ -74,6 +77,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     store.create()?;
     let _lock = Lock::acquire(&store.lock_path(), options.wait)?;
     atomic::remove_stale_in(store.written_dirs(&options.name), report)?;
+    keep_pending(options)?;
     let (key, from) = if options.reuse_key {
         existing_key(options)?
     } else {
@@ -96,6 +100,22 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         ));
     }
     Ok(Outcome::Success)
+}
+
+/// A new key would replace the pending one: refused unless `--new-key`,
+/// since the CSR made with it may be at a CA, and the certificate it
+/// brings back would then match no key.
+fn keep_pending(options: &Options) -> Result<(), SslError> {
+    let pending = options.store.pending_key(&options.name);
+    if options.reuse_key || options.new_key || !pending.exists() {
+        return Ok(());
+    }
+    Err(SslError::Exists {
+        path: pending,
+        reason: "a pending key is there already, its CSR perhaps at a CA: --reuse-key signs \
+                 a new CSR with it, --new-key replaces it"
+            .to_owned(),
+    })
 }
 
 /// The `--json` document, the key being `key`.

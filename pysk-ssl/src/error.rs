@@ -31,6 +31,14 @@ pub enum SslError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A file would be replaced that must not be without being asked
+    /// (a pending key); nothing was changed.
+    Exists {
+        /// The file.
+        path: PathBuf,
+        /// Why it is kept, and how to go on.
+        reason: String,
+    },
     /// The install gate refused the certificate; nothing was changed.
     Refused {
         /// The name being installed.
@@ -62,6 +70,7 @@ impl fmt::Display for SslError {
         match self {
             SslError::Common(e) => e.fmt(f),
             SslError::Input { path, reason } => write!(f, "{}: {reason}", path.display()),
+            SslError::Exists { path, reason } => write!(f, "{}: {reason}", path.display()),
             SslError::List { path, line, reason } => {
                 write!(f, "{}:{line}: {reason}", path.display())
             }
@@ -101,6 +110,7 @@ impl ToolError for SslError {
                 exit::DATAERR
             }
             SslError::Acme { .. } | SslError::Reload { .. } => exit::UNAVAILABLE,
+            SslError::Exists { .. } => exit::CANTCREAT,
         }
     }
 }

@@ -111,6 +111,7 @@ pub fn csr(settings: &Settings, args: &CsrArgs) -> Result<csr::Options, SslError
         sans,
         key_type,
         reuse_key: args.reuse_key,
+        new_key: args.new_key,
         store: store(settings, &args.dir)?,
         dry_run: args.dry_run.dry_run,
         json: args.json.json,

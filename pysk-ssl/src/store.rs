@@ -304,7 +304,8 @@ impl Store {
     }
 
     /// What the live names show becomes the set `n` (see the module's
-    /// doc): hand-made files hard-linked, hand-made links' targets copied,
+    /// doc): hand-made files hard-linked (a key copied with the keys' mode
+    /// and group), hand-made links' targets copied,
     /// names already linked hard-linked from the set `current`; then
     /// `current` is pointed at it and every name linked.
     fn adopt(
@@ -330,6 +331,12 @@ impl Store {
             let from = self.live(name, *part);
             let to = dir.join(part.file(name));
             match state {
+                // A key made by hand is copied with the keys' mode and
+                // group: one others could read is not kept so in the set.
+                Live::File | Live::Link if *part == Part::Key => {
+                    let content = fs::read(&from).map_err(read_err(&from))?;
+                    copies.stage(&to, &content, self.key_options())?;
+                }
                 Live::File => fs::hard_link(&from, &to).map_err(write_err(&to))?,
                 Live::Link => {
                     let meta = fs::metadata(&from).map_err(read_err(&from))?;

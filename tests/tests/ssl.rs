@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, symlink};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -81,10 +81,20 @@ impl Env {
         path
     }
 
-    /// `csr NAME` with `args`, the CSR verified by openssl, then the
-    /// pending key it wrote (PEM), which is the CSR's.
+    /// `csr NAME` with `args` (a new key replacing any pending one unless
+    /// `--reuse-key`), the CSR verified by openssl, then the pending key
+    /// it wrote (PEM), which is the CSR's.
     fn csr(&self, args: &[&str]) -> String {
-        self.tool().args(["csr", NAME]).args(args).succeeds();
+        let fresh = if args.contains(&"--reuse-key") {
+            None
+        } else {
+            Some("--new-key")
+        };
+        self.tool()
+            .args(["csr", NAME])
+            .args(args)
+            .args(fresh)
+            .succeeds();
         let csr = self.ssl(&format!("{NAME}.csr"));
         let pending = self.ssl(&format!("{NAME}_pending.key"));
         openssl_stdout(&self.openssl, &["req", "-verify", "-noout", "-in"], &csr);
@@ -1086,4 +1096,55 @@ fn a_key_piped_in_is_installed() {
         .stdin(leaf.key.clone())
         .succeeds();
     env.verify_installed();
+}
+
+#[test]
+fn a_second_csr_keeps_the_pending_key_unless_told_and_an_exposed_key_is_adopted_private() {
+    let Some(env) = Env::new() else { return };
+    env.tool().args(["-q", "csr", NAME]).succeeds();
+    let pending = env.ssl(&format!("{NAME}_pending.key"));
+    let first = fs::read(&pending).expect("the pending key");
+    for args in [&["csr", NAME][..], &["csr", NAME, "--dry-run"][..]] {
+        let out = env.tool().args(args).fails_with(73);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-ssl: {}: a pending key is there already, its CSR perhaps at a CA: \
+                 --reuse-key signs a new CSR with it, --new-key replaces it\n",
+                pending.display()
+            ),
+        );
+        assert_eq!(first, fs::read(&pending).expect("the pending key, kept"));
+    }
+    env.tool()
+        .args(["-q", "csr", NAME, "--reuse-key"])
+        .succeeds();
+    assert_eq!(first, fs::read(&pending).expect("the pending key, reused"));
+    env.tool().args(["-q", "csr", NAME, "--new-key"]).succeeds();
+    assert_ne!(first, fs::read(&pending).expect("a new pending key"));
+
+    // A key installed by hand that others may read: the set adopted from
+    // it holds the key with the keys' mode and group.
+    let leaf = env.inter.leaf(&[NAME], Validity::LEAF);
+    let hand = env.path("hand");
+    let files = leaf.write(&hand, NAME);
+    fs::set_permissions(&files.key, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let next = env
+        .inter
+        .leaf(&[NAME], Validity::LEAF)
+        .write(&env.path("next"), NAME);
+    env.tool()
+        .args(["-q", "install", NAME, "--dir"])
+        .arg(&hand)
+        .arg("--cert")
+        .arg(&next.cert)
+        .arg("--chain")
+        .arg(&next.chain)
+        .arg("--key")
+        .arg(&next.key)
+        .succeeds();
+    let adopted = hand.join(format!(".sets/{NAME}/0/{NAME}.key"));
+    let meta = fs::metadata(&adopted).expect("the adopted key");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    assert_eq!(meta.gid(), gid("nogroup"));
 }
