@@ -30,6 +30,7 @@ use crate::csr;
 use crate::error::SslError;
 use crate::install::{self, Installed};
 use crate::keys::{self, KeyType};
+use crate::reload;
 use crate::store::Store;
 use client::{account, exchange, existing_account, read_credentials};
 
@@ -138,6 +139,7 @@ pub fn order_and_install(
     atomic::remove_stale_in(store.written_dirs(name), report)?;
     atomic::remove_stale_in([challenge_dir(&options.webroot)], report)?;
     let mut ordered = ordered(options)?;
+    reload::check(&install.reload)?;
     fs::DirBuilder::new()
         .recursive(true)
         .create(store.acme_dir())
@@ -199,6 +201,7 @@ fn plan(options: &Options, out: &mut dyn Write) -> Result<Ordered, SslError> {
     let store = &install.store;
     let _lock = Lock::existing(&store.lock_path(), install.wait)?;
     let ordered = ordered(options)?;
+    reload::check(&install.reload)?;
     if install.json {
         return Ok(ordered);
     }

@@ -56,7 +56,8 @@ pub enum SslError {
         /// Why (the CA's problem document, or the connection's error).
         reason: String,
     },
-    /// The reload command could not run or failed; the files are in place.
+    /// The reload command could not run or failed (the reason says
+    /// whether the files are in place).
     Reload {
         /// The command.
         command: String,
@@ -85,10 +86,9 @@ impl fmt::Display for SslError {
             SslError::Acme { step, reason } => {
                 write!(f, "ACME {step}: {reason}; nothing installed")
             }
-            SslError::Reload { command, reason } => write!(
-                f,
-                "ssl_reload_command \"{command}\": {reason}; the files are installed"
-            ),
+            SslError::Reload { command, reason } => {
+                write!(f, "ssl_reload_command \"{command}\": {reason}")
+            }
         }
     }
 }

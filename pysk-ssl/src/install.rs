@@ -97,6 +97,7 @@ struct Key {
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, SslError> {
     let store = &options.store;
     let given = given(options)?;
+    reload::check(&options.reload)?;
     let _lock = if options.dry_run {
         Lock::existing(&store.lock_path(), options.wait)?
     } else {
@@ -365,9 +366,17 @@ fn show(
         reload = if options.reload.trim().is_empty() {
             String::new()
         } else {
-            format!("then run: {}\n", options.reload)
+            format!("then run: {}\n", options.reload.trim())
         },
     );
+    let text = match options
+        .check_after_reload
+        .as_ref()
+        .and_then(|c| c.endpoints.first())
+    {
+        Some(endpoint) => format!("{text}then check that {endpoint} serves it\n"),
+        None => text,
+    };
     out.write_all(text.as_bytes())
         .map_err(pysk_common::Error::Stdout)?;
     Ok(())

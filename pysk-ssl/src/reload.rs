@@ -5,7 +5,8 @@
 //! certificate because one reload failed.
 
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -33,27 +34,71 @@ pub fn run(dir: &Path, command: &str) -> Result<(), SslError> {
         command: command.to_owned(),
         reason,
     };
-    let run = Command::new(program)
-        .args(words)
-        .output()
-        .map_err(|e| err(format!("cannot run: {}", cause(&e))))?;
+    let run = Command::new(program).args(words).output().map_err(|e| {
+        err(format!(
+            "cannot run: {}; the files are installed",
+            cause(&e)
+        ))
+    })?;
     if !run.status.success() {
         let stderr = String::from_utf8_lossy(&run.stderr);
-        return Err(err(format!("{} ({})", run.status, stderr.trim())));
+        return Err(err(format!(
+            "{} ({}); the files are installed",
+            run.status,
+            stderr.trim()
+        )));
     }
     clear(&mark)
 }
 
+/// Checks, before anything is installed, that the reload command's
+/// program can be run: a typo in `ssl_reload_command` is found before the
+/// files change, not after.
+pub fn check(command: &str) -> Result<(), SslError> {
+    let Some(program) = command.split_whitespace().next() else {
+        return Ok(());
+    };
+    let runnable = |path: &Path| {
+        fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let found = if program.contains('/') {
+        runnable(Path::new(program))
+    } else {
+        std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| runnable(&dir.join(program)))
+        })
+    };
+    if found {
+        return Ok(());
+    }
+    Err(SslError::Reload {
+        command: command.to_owned(),
+        reason: format!("cannot run: no program {program} (nothing installed)"),
+    })
+}
+
 /// Runs the reload again when an earlier one failed; nothing otherwise.
-/// For a dry run, says it would.
-pub fn retry(dir: &Path, command: &str, dry_run: bool, report: &Reporter) -> Result<(), SslError> {
+/// A dry run says it would, on `out` with the rest of its plan (unless
+/// `quiet_plan`: the `--json` document says it).
+pub fn retry(
+    dir: &Path,
+    command: &str,
+    dry_run: bool,
+    quiet_plan: bool,
+    report: &Reporter,
+    out: &mut dyn Write,
+) -> Result<(), SslError> {
     if !pending(dir).exists() {
         return Ok(());
     }
     if dry_run {
-        report.info(format_args!(
-            "would run ssl_reload_command again: it failed after an earlier install"
-        ));
+        if !quiet_plan {
+            writeln!(
+                out,
+                "would run ssl_reload_command again: it failed after an earlier install"
+            )
+            .map_err(pysk_common::Error::Stdout)?;
+        }
         return Ok(());
     }
     report.info(format_args!(

@@ -85,6 +85,9 @@ struct Summary {
     names: Vec<Renewed>,
     renewed: usize,
     failed: usize,
+    /// Whether a reload that failed earlier was (or, for a dry run, would
+    /// be) run again.
+    reload_retried: bool,
 }
 
 /// Renews every due ACME-managed name; `Partial` (exit 1) when any failed.
@@ -108,7 +111,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         }
         names.push(entry);
     }
-    retry_reload(options, report)?;
+    let reload_retried = retry_reload(options, report, out)?;
     let count = |status| names.iter().filter(|n| n.status == status).count();
     let (renewed, failed) = (count("renewed"), count("failed"));
     if options.json {
@@ -117,6 +120,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
             names,
             renewed,
             failed,
+            reload_retried,
         })?;
     }
     Ok(if failed == 0 {
@@ -129,13 +133,19 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 /// The reload that failed after an earlier install, run again under the
 /// directory's lock (only when its lock file exists: there is nothing to
 /// reload otherwise).
-fn retry_reload(options: &Options, report: &Reporter) -> Result<(), SslError> {
+fn retry_reload(
+    options: &Options,
+    report: &Reporter,
+    out: &mut dyn Write,
+) -> Result<bool, SslError> {
     let dir = options.store.dir();
     if !reload::pending(dir).exists() {
-        return Ok(());
+        return Ok(false);
     }
     let _lock = Lock::existing(&options.store.lock_path(), options.wait)?;
-    reload::retry(dir, &options.reload, options.dry_run, report)
+    let (dry_run, json) = (options.dry_run, options.json);
+    reload::retry(dir, &options.reload, dry_run, json, report, out)?;
+    Ok(true)
 }
 
 /// The names with an ACME record, sorted.

@@ -249,11 +249,20 @@ pub fn served(
     if let Some(path) = &args.from {
         endpoints.extend(endpoints::from_file(path)?);
     }
+    let hosts = args
+        .hosts
+        .clone()
+        .unwrap_or_else(|| common.config_dir.join("hosts"));
     if args.inventory {
-        let hosts = args.hosts.clone();
-        endpoints.extend(endpoints::from_inventory(
-            &hosts.unwrap_or_else(|| common.config_dir.join("hosts")),
-        )?);
+        endpoints.extend(endpoints::from_inventory(&hosts)?);
+    }
+    if endpoints.is_empty() {
+        // A list or inventory empty by mistake is not "all is well".
+        let path = args.from.clone().unwrap_or(hosts);
+        return Err(SslError::Input {
+            path,
+            reason: "no endpoint in it: nothing to probe".to_owned(),
+        });
     }
     Ok(served::Options {
         endpoints,
@@ -294,7 +303,7 @@ fn check_after_reload(
     };
     let endpoint = given
         .endpoint(&endpoint)
-        .map_err(|why| pysk_common::Error::option("ssl_check_after_reload", why))?;
+        .map_err(|why| settings.invalid("ssl_check_after_reload", None, why))?;
     Ok(Some(served::Options {
         endpoints: vec![endpoint],
         dir: dir(settings, dir_args)?,
@@ -435,6 +444,23 @@ mod tests {
                 "{}:2: ssl_key_type: \"dsa\": expected ec-p256, ec-p384, rsa2048 or rsa4096",
                 file.display()
             )
+        );
+        let err = resolve_in(
+            &dir,
+            "ssl_key_group=root\nssl_check_after_reload=nohostport\n",
+            &["install", "a.example.org", "--cert", "c.pem"],
+        )
+        .expect_err("no port");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:2: ssl_check_after_reload: \"nohostport\": expected HOST:PORT",
+                file.display()
+            )
+        );
+        assert_eq!(
+            pysk_common::exit::ToolError::exit_code(&err),
+            pysk_common::exit::CONFIG
         );
         let err = resolve("ssl_key_group=root\n", &["check", "--crit-days", "40"])
             .expect_err("crit above warn");

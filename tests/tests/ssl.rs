@@ -1148,3 +1148,38 @@ fn a_second_csr_keeps_the_pending_key_unless_told_and_an_exposed_key_is_adopted_
     assert_eq!(meta.permissions().mode() & 0o777, 0o640);
     assert_eq!(meta.gid(), gid("nogroup"));
 }
+
+#[test]
+fn a_reload_command_that_cannot_run_is_found_before_anything_is_installed() {
+    let Some(env) = Env::new() else { return };
+    let key = env.csr(&[]);
+    env.switches(&[(
+        "ssl_reload_command",
+        "/nonexistent/reload-servers now".to_owned(),
+    )]);
+    let leaf = env.leaf(&key, &[NAME], 60);
+    for dry_run in [true, false] {
+        let out = env
+            .install(&leaf)
+            .args(dry_run.then_some("--dry-run"))
+            .fails_with(69);
+        assert_stderr_is(
+            &out,
+            "pysk-ssl: ssl_reload_command \"/nonexistent/reload-servers now\": cannot run: no \
+             program /nonexistent/reload-servers (nothing installed)\n",
+        );
+        assert!(!env.ssl(&format!("{NAME}.crt")).exists());
+    }
+    env.switches(&[
+        ("ssl_reload_command", "true".to_owned()),
+        ("ssl_check_after_reload", "127.0.0.1:4433".to_owned()),
+    ]);
+    let plan = env.install(&leaf).arg("--dry-run").succeeds();
+    assert!(
+        stdout(&plan).ends_with(&format!(
+            "then run: true\nthen check that 127.0.0.1:4433 ({NAME}) serves it\n"
+        )),
+        "{}",
+        stdout(&plan)
+    );
+}

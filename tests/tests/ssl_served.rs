@@ -174,6 +174,18 @@ fn a_bad_list_line_is_named_and_nothing_is_probed() {
         assert_stderr_is(&out, &format!("pysk-ssl: {}:{why}\n", list.display()));
         assert_eq!(stdout(&out), "");
     }
+    // A list empty by mistake is not "all is well".
+    fs::write(&list, "# nothing yet\n\n").expect("list");
+    let out = site
+        .served(&["--from", list.to_str().expect("utf-8")])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-ssl: {}: no endpoint in it: nothing to probe\n",
+            list.display()
+        ),
+    );
     let missing = site.path("no-such-list");
     let out = site
         .served(&["--from", missing.to_str().expect("utf-8")])
