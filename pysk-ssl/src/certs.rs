@@ -153,8 +153,13 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Vec<Cert>, SslError> {
         let at = n + 1;
         let block = block.map_err(|e| bad(format!("PEM block {at}: {e}")))?;
         if block.label != "CERTIFICATE" {
+            let hint = if block.label.ends_with("PRIVATE KEY") {
+                " (give a key with --key, in a file of its own)"
+            } else {
+                ""
+            };
             return Err(bad(format!(
-                "PEM block {at} is a {}, not a certificate",
+                "PEM block {at} is a {}, not a certificate{hint}",
                 block.label
             )));
         }

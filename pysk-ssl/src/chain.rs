@@ -196,7 +196,7 @@ pub fn covers(leaf: &Cert, name: &str) -> Result<(), Failure> {
         n if n <= 5 => format!("the certificate is for {}", leaf.names.join(", ")),
         n => format!("none of the certificate's {n} names covers it"),
     };
-    fail("names", format!("{name}: {why}"))
+    fail("names", why)
 }
 
 /// Whether the public key `key` (a private key's) is the leaf's.

@@ -96,7 +96,7 @@ pub const SWITCHES: &[Spec] = &[
     Spec::new(
         "ssl_wait",
         "15",
-        "seconds to wait for the directory's lock (csr, install)",
+        "seconds to wait for the directory's lock (csr, install, acme, renew)",
     )
     .option("--wait"),
 ];

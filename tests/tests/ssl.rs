@@ -373,7 +373,7 @@ fn hostile_inputs_give_clear_errors_and_change_nothing() {
         ),
         (
             env.path("ssl").join(format!("{NAME}.key")),
-            "PEM block 1 is a PRIVATE KEY, not a certificate",
+            "PEM block 1 is a PRIVATE KEY, not a certificate (give a key with --key, in a file of its own)",
         ),
     ];
     for (file, reason) in cases {

@@ -244,9 +244,7 @@ fn the_inventory_compares_what_is_installed_here_and_judges_the_rest() {
     let out = site.served(&["--inventory"]).fails_with(1);
     assert_stderr_is(
         &out,
-        &format!(
-            "pysk-ssl: {smtp} (mx.example.net): mx.example.net: the certificate is for {NAME}, {OTHER}\n"
-        ),
+        &format!("pysk-ssl: {smtp} (mx.example.net): the certificate is for {NAME}, {OTHER}\n"),
     );
 
     fs::write(config.join("hosts"), "mx.example.net ssl=25/ftp\n").expect("inventory");
