@@ -2,16 +2,20 @@
 //! its combined file, judged against the warning and critical thresholds.
 //! A file that cannot be read or parsed, or is foreign (not a regular
 //! file, a CA's certificate), is reported for its name as unknown; nothing
-//! stops the others. With `--nagios`, a short status line and one line per
-//! flagged name (`nagios_text`); every error of the run is a status line
-//! too ([`nagios`]).
+//! stops the others. A name's problems are kept worst first. The directory
+//! has problems of its own: a reload that failed after the last install
+//! (critical) and no certificate at all (unknown). With `--nagios`, a
+//! short status line and one line per directory problem and flagged name
+//! (`nagios_text`); every error of the run is a status line too
+//! ([`nagios`]).
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use pysk_common::exit::Outcome;
 use pysk_common::report::{self, Reporter};
@@ -20,6 +24,7 @@ use crate::certs::{self, Cert};
 use crate::chain;
 use crate::error::SslError;
 use crate::keys;
+use crate::reload;
 use crate::store::{Part, Store};
 
 /// What `check` is asked to do.
@@ -77,8 +82,24 @@ pub struct Verdict {
     pub expires: Option<String>,
     /// Whole days until then.
     pub days_left: Option<i64>,
-    /// What needs attention.
-    pub problems: Vec<String>,
+    /// What needs attention, worst first.
+    pub problems: Vec<Problem>,
+}
+
+/// One thing that needs attention, and how bad it is; `--json` writes its
+/// text alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// How bad.
+    pub status: Status,
+    /// What it is.
+    pub text: String,
+}
+
+impl Serialize for Problem {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
 }
 
 /// The `--json` document.
@@ -86,6 +107,8 @@ pub struct Verdict {
 struct Summary<'a> {
     certificates: &'a [Verdict],
     attention: usize,
+    /// The directory's own problems.
+    problems: &'a [Problem],
 }
 
 /// Checks every name and reports (lines, `--json` or `--nagios`).
@@ -99,14 +122,16 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         .par_iter()
         .map(|name| judge(&store, name, &anchors, now, options))
         .collect();
+    let dir_problems = directory_problems(&options.dir, verdicts.is_empty());
     let attention = verdicts.iter().filter(|v| v.status != Status::Ok).count();
     let worst = verdicts
         .iter()
         .map(|v| v.status)
+        .chain(dir_problems.iter().map(|p| p.status))
         .max()
         .unwrap_or(Status::Ok);
     if options.nagios {
-        let text = nagios_text(&verdicts, worst);
+        let text = nagios_text(&dir_problems, &verdicts, worst);
         out.write_all(text.as_bytes())
             .map_err(pysk_common::Error::Stdout)?;
         return Ok(Outcome::Foreign(worst.nagios()));
@@ -115,11 +140,12 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         report::print_json(&Summary {
             certificates: &verdicts,
             attention,
+            problems: &dir_problems,
         })?;
     } else {
-        tell(&verdicts, report);
+        tell(&dir_problems, &verdicts, report);
     }
-    Ok(if attention == 0 {
+    Ok(if attention == 0 && dir_problems.is_empty() {
         Outcome::Success
     } else {
         Outcome::Partial
@@ -144,11 +170,56 @@ pub fn nagios(
     }
 }
 
-/// The lines on stderr: problems always, the rest unless `-q`.
-fn tell(verdicts: &[Verdict], report: &Reporter) {
+/// The directory's own problems: a reload that failed after the last
+/// install (`DIR/.reload-pending`, see [`reload::pending`]) is critical,
+/// since the servers may still present the certificates it replaced; a
+/// directory without any certificate is unknown (one that should hold
+/// them holds none: nothing can be judged).
+fn directory_problems(dir: &Path, empty: bool) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mark = reload::pending(dir);
+    if std::fs::symlink_metadata(&mark).is_ok() {
+        problems.push(Problem {
+            status: Status::Critical,
+            text: format!(
+                "ssl_reload_command failed after an install ({}): the servers may still serve \
+                 the old certificates",
+                mark.display()
+            ),
+        });
+    }
+    if empty {
+        problems.push(Problem {
+            status: Status::Unknown,
+            text: format!("no certificates in {}", dir.display()),
+        });
+    }
+    problems
+}
+
+/// `n` and `word`, with an `s` unless `n` is 1.
+fn count(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// The lines on stderr: problems always, each with its state
+/// (`NAME: warning: …`), the rest unless `-q`.
+fn tell(dir_problems: &[Problem], verdicts: &[Verdict], report: &Reporter) {
+    for problem in dir_problems {
+        report.warn(format_args!("{}: {}", lower(problem.status), problem.text));
+    }
     for v in verdicts {
         for problem in &v.problems {
-            report.warn(format_args!("{}: {problem}", v.name));
+            report.warn(format_args!(
+                "{}: {}: {}",
+                v.name,
+                lower(problem.status),
+                problem.text
+            ));
         }
         if let (Status::Ok, Some(expires), Some(days)) = (v.status, &v.expires, v.days_left) {
             report.info(format_args!(
@@ -160,8 +231,13 @@ fn tell(verdicts: &[Verdict], report: &Reporter) {
     let attention = verdicts.iter().filter(|v| v.status != Status::Ok).count();
     if attention > 0 {
         report.warn(format_args!(
-            "{attention} of {} certificates need attention",
-            verdicts.len()
+            "{attention} of {} {}",
+            count(verdicts.len(), "certificate"),
+            if attention == 1 {
+                "needs attention"
+            } else {
+                "need attention"
+            }
         ));
     }
 }
@@ -175,9 +251,10 @@ const NAGIOS_PROBLEM_BYTES: usize = 256;
 
 /// `check --nagios`'s output, in Nagios' plugin format: a status line
 /// short enough for Nagios to keep whole (it keeps about 4 KB of it, and
-/// this stays under 1.5 KB), then the long output, one line per flagged
-/// name. The status line counts the flagged names by state and names the
-/// worst [`NAGIOS_NAMED`] with their first problem, each cut short
+/// this stays under 2 KB), then the long output, one line per directory
+/// problem and per flagged name. The status line starts with the
+/// directory's problems, then counts the flagged names by state and names
+/// the worst [`NAGIOS_NAMED`] with their worst problem, each cut short
 /// ([`NAGIOS_NAME_BYTES`], [`NAGIOS_PROBLEM_BYTES`]):
 ///
 /// ```text
@@ -190,10 +267,21 @@ const NAGIOS_PROBLEM_BYTES: usize = 256;
 /// Names are in order of state (critical, warning, unknown), then of
 /// name. Every line is one line: a control character in a name or a
 /// path is written as an escape.
-fn nagios_text(verdicts: &[Verdict], worst: Status) -> String {
+fn nagios_text(dir_problems: &[Problem], verdicts: &[Verdict], worst: Status) -> String {
     let mut bad: Vec<&Verdict> = verdicts.iter().filter(|v| v.status != Status::Ok).collect();
+    let mut parts: Vec<String> = dir_problems
+        .iter()
+        .map(|p| cut(&one_line(&p.text), NAGIOS_PROBLEM_BYTES))
+        .collect();
+    let mut long = String::new();
+    for p in dir_problems {
+        let _ = writeln!(long, "{}: {}", word(p.status), one_line(&p.text));
+    }
     if bad.is_empty() {
-        return format!("SSL OK - {} certificates\n", verdicts.len());
+        if !verdicts.is_empty() {
+            parts.push(count(verdicts.len(), "certificate"));
+        }
+        return format!("SSL {} - {}\n{long}", word(worst), parts.join("; "));
     }
     bad.sort_by_key(|v| std::cmp::Reverse(v.status));
     let counts: Vec<String> = [Status::Critical, Status::Warning, Status::Unknown]
@@ -209,9 +297,10 @@ fn nagios_text(verdicts: &[Verdict], worst: Status) -> String {
         .map(|v| {
             let name = cut(&one_line(&v.name), NAGIOS_NAME_BYTES);
             match v.problems.first() {
-                Some(problem) => {
-                    format!("{name} ({})", cut(&one_line(problem), NAGIOS_PROBLEM_BYTES))
-                }
+                Some(problem) => format!(
+                    "{name} ({})",
+                    cut(&one_line(&problem.text), NAGIOS_PROBLEM_BYTES)
+                ),
                 None => name,
             }
         })
@@ -219,15 +308,15 @@ fn nagios_text(verdicts: &[Verdict], worst: Status) -> String {
     if bad.len() > NAGIOS_NAMED {
         named.push(format!("and {} more", bad.len() - NAGIOS_NAMED));
     }
-    let mut text = format!(
-        "SSL {} - {} of {} certificates: {}\n",
-        word(worst),
+    parts.push(format!(
+        "{} of {}: {}",
         counts.join(", "),
-        verdicts.len(),
+        count(verdicts.len(), "certificate"),
         named.join(", ")
-    );
+    ));
+    let mut text = format!("SSL {} - {}\n{long}", word(worst), parts.join("; "));
     for v in bad {
-        let problems: Vec<String> = v.problems.iter().map(|p| one_line(p)).collect();
+        let problems: Vec<String> = v.problems.iter().map(|p| one_line(&p.text)).collect();
         let _ = writeln!(
             text,
             "{}: {}: {}",
@@ -246,6 +335,16 @@ fn word(status: Status) -> &'static str {
         Status::Warning => "WARNING",
         Status::Critical => "CRITICAL",
         Status::Unknown => "UNKNOWN",
+    }
+}
+
+/// A state as `check`'s lines spell it (`warning`).
+fn lower(status: Status) -> &'static str {
+    match status {
+        Status::Ok => "ok",
+        Status::Warning => "warning",
+        Status::Critical => "critical",
+        Status::Unknown => "unknown",
     }
 }
 
@@ -277,9 +376,26 @@ fn cut(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
-/// One name: its files read, chain built, key compared, the combined
-/// file compared with both, expiry judged.
+/// One name judged ([`judge_in_order`]), its problems worst first (in
+/// the order found among equals).
 fn judge(store: &Store, name: &str, anchors: &[Cert], now: i64, options: &Options) -> Verdict {
+    let mut verdict = judge_in_order(store, name, anchors, now, options);
+    verdict
+        .problems
+        .sort_by_key(|p| std::cmp::Reverse(p.status));
+    verdict
+}
+
+/// One name: its files read, chain built, key compared and its mode
+/// judged, the combined file compared with both, expiry judged; the
+/// problems in the order found.
+fn judge_in_order(
+    store: &Store,
+    name: &str,
+    anchors: &[Cert],
+    now: i64,
+    options: &Options,
+) -> Verdict {
     let mut verdict = Verdict {
         name: name.to_owned(),
         status: Status::Ok,
@@ -287,9 +403,9 @@ fn judge(store: &Store, name: &str, anchors: &[Cert], now: i64, options: &Option
         days_left: None,
         problems: Vec::new(),
     };
-    let mut add = |v: &mut Verdict, status: Status, problem: String| {
+    let mut add = |v: &mut Verdict, status: Status, text: String| {
         v.status = v.status.max(status);
-        v.problems.push(problem);
+        v.problems.push(Problem { status, text });
     };
     let cert_file = store.live(name, Part::Cert);
     let leaf = match certs::read(&cert_file) {
@@ -321,6 +437,9 @@ fn judge(store: &Store, name: &str, anchors: &[Cert], now: i64, options: &Option
         }
     };
     if let Some((status, problem)) = key_problem(store, name, &leaf) {
+        add(&mut verdict, status, problem);
+    }
+    if let Some((status, problem)) = key_mode_problem(&store.live(name, Part::Key)) {
         add(&mut verdict, status, problem);
     }
     if let Some((status, problem)) = combined_problem(store, name, &leaf, chain.as_deref()) {
@@ -411,6 +530,35 @@ fn key_problem(store: &Store, name: &str, leaf: &Cert) -> Option<(Status, String
     }
 }
 
+/// Whether the key at `path` (its target, for a link) may be read by
+/// others or written by anyone but its owner: critical, as any local user
+/// (or a web application's) could take the key, or replace it. A key that
+/// cannot be found is said by [`key_problem`].
+fn key_mode_problem(path: &Path) -> Option<(Status, String)> {
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    let mut what = Vec::new();
+    if mode & 0o004 != 0 {
+        what.push("readable by others");
+    }
+    match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => what.push("writable by its group and others"),
+        (true, false) => what.push("writable by its group"),
+        (false, true) => what.push("writable by others"),
+        (false, false) => {}
+    }
+    if what.is_empty() {
+        return None;
+    }
+    Some((
+        Status::Critical,
+        format!(
+            "key: {}: {} (mode {mode:04o}); run chmod 640 on it",
+            path.display(),
+            what.join(" and ")
+        ),
+    ))
+}
+
 /// What is wrong with `NAME_combined.crt`, the file nginx and Dovecot
 /// load, if it exists: it must hold `NAME.crt`'s certificate first, then
 /// `chain`'s (`NAME_chain.crt`'s; not compared when that could not be
@@ -479,7 +627,13 @@ mod tests {
             status,
             expires: None,
             days_left: None,
-            problems: problems.iter().map(|p| (*p).to_owned()).collect(),
+            problems: problems
+                .iter()
+                .map(|p| Problem {
+                    status,
+                    text: (*p).to_owned(),
+                })
+                .collect(),
         }
     }
 
@@ -501,7 +655,7 @@ mod tests {
             ),
         ];
         assert_eq!(
-            nagios_text(&verdicts, Status::Critical),
+            nagios_text(&[], &verdicts, Status::Critical),
             "SSL CRITICAL - 1 critical, 2 warning, 1 unknown of 5 certificates: \
              d.example (key: no), a.example (\"CN=a\" expires soon), \
              e\\nSSL OK - x (/ssl/e\\nSSL OK - x.crt: late), and 1 more\n\
@@ -511,12 +665,16 @@ mod tests {
              UNKNOWN: c.example: c.example.crt: not a regular file\n"
         );
         assert_eq!(
-            nagios_text(&verdicts[1..2], Status::Ok),
-            "SSL OK - 1 certificates\n"
+            nagios_text(&[], &verdicts[1..2], Status::Ok),
+            "SSL OK - 1 certificate\n"
         );
         assert_eq!(
-            nagios_text(&verdicts[..1], Status::Warning),
-            "SSL WARNING - 1 warning of 1 certificates: a.example (\"CN=a\" expires soon)\n\
+            nagios_text(&[], &[verdicts[1].clone(), verdicts[1].clone()], Status::Ok),
+            "SSL OK - 2 certificates\n"
+        );
+        assert_eq!(
+            nagios_text(&[], &verdicts[..1], Status::Warning),
+            "SSL WARNING - 1 warning of 1 certificate: a.example (\"CN=a\" expires soon)\n\
              WARNING: a.example: \"CN=a\" expires soon\n"
         );
     }
@@ -527,7 +685,7 @@ mod tests {
         let verdicts: Vec<Verdict> = (0..5_000)
             .map(|n| verdict(&format!("{n}{long}"), Status::Critical, &[&long, &long]))
             .collect();
-        let text = nagios_text(&verdicts, Status::Critical);
+        let text = nagios_text(&[], &verdicts, Status::Critical);
         let first = text.lines().next().expect("a status line");
         assert!(first.len() < 1_500, "{}", first.len());
         assert!(first.starts_with("SSL CRITICAL - 5000 critical of 5000 certificates: 0éé"));
@@ -535,5 +693,86 @@ mod tests {
         assert_eq!(text.lines().count(), 5_001);
         assert_eq!(cut("aé", 2), "a…");
         assert_eq!(cut("aé", 3), "aé");
+    }
+
+    #[test]
+    fn the_directory_s_problems_come_first_on_the_status_line_and_in_the_long_output() {
+        let pending = Problem {
+            status: Status::Critical,
+            text: "ssl_reload_command failed after an install (/ssl/.reload-pending): x".to_owned(),
+        };
+        let empty = Problem {
+            status: Status::Unknown,
+            text: "no certificates in /ssl\n".to_owned(),
+        };
+        assert_eq!(
+            nagios_text(std::slice::from_ref(&empty), &[], Status::Unknown),
+            "SSL UNKNOWN - no certificates in /ssl\\n\nUNKNOWN: no certificates in /ssl\\n\n"
+        );
+        assert_eq!(
+            nagios_text(
+                std::slice::from_ref(&pending),
+                &[verdict("b.example", Status::Ok, &[])],
+                Status::Critical
+            ),
+            "SSL CRITICAL - ssl_reload_command failed after an install (/ssl/.reload-pending): x; \
+             1 certificate\n\
+             CRITICAL: ssl_reload_command failed after an install (/ssl/.reload-pending): x\n"
+        );
+        assert_eq!(
+            nagios_text(
+                &[pending],
+                &[
+                    verdict("a.example", Status::Warning, &["late"]),
+                    verdict("b.example", Status::Ok, &[])
+                ],
+                Status::Critical
+            ),
+            "SSL CRITICAL - ssl_reload_command failed after an install (/ssl/.reload-pending): x; \
+             1 warning of 2 certificates: a.example (late)\n\
+             CRITICAL: ssl_reload_command failed after an install (/ssl/.reload-pending): x\n\
+             WARNING: a.example: late\n"
+        );
+    }
+
+    #[test]
+    fn a_key_others_may_read_or_anyone_but_its_owner_write_is_critical() {
+        let dir = std::env::temp_dir().join(format!("pysk-ssl-check-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let key = dir.join("a.key");
+        std::fs::write(&key, "k").expect("key");
+        let with = |mode: u32| {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            key_mode_problem(&key).map(|(status, why)| {
+                assert_eq!(status, Status::Critical);
+                why.strip_prefix(&format!("key: {}: ", key.display()))
+                    .expect("the key named")
+                    .to_owned()
+            })
+        };
+        assert_eq!(with(0o640), None);
+        assert_eq!(with(0o600), None);
+        assert_eq!(with(0o400), None);
+        assert_eq!(
+            with(0o644).as_deref(),
+            Some("readable by others (mode 0644); run chmod 640 on it")
+        );
+        assert_eq!(
+            with(0o660).as_deref(),
+            Some("writable by its group (mode 0660); run chmod 640 on it")
+        );
+        assert_eq!(
+            with(0o602).as_deref(),
+            Some("writable by others (mode 0602); run chmod 640 on it")
+        );
+        assert_eq!(
+            with(0o666).as_deref(),
+            Some(
+                "readable by others and writable by its group and others (mode 0666); \
+                 run chmod 640 on it"
+            )
+        );
+        assert_eq!(key_mode_problem(&dir.join("missing.key")), None);
+        std::fs::remove_dir_all(&dir).expect("rm");
     }
 }

@@ -612,11 +612,11 @@ fn check_warns_nagios_style_about_a_certificate_expiring_soon() {
     let cert = env.leaf(&key, &[NAME], 20);
     env.install(&cert).arg("--warn-days").arg("5").succeeds();
     let out = env.tool().arg("check").fails_with(1);
-    assert_stderr(&out, "pysk-ssl: 1 of 1 certificates need attention\n");
+    assert_stderr(&out, "pysk-ssl: 1 of 1 certificate needs attention\n");
     let out = env.tool().args(["check", "--nagios"]).fails_with(1);
     let line = stdout(&out);
     assert!(
-        line.starts_with("SSL WARNING - 1 warning of 1 certificates: www.example.org ("),
+        line.starts_with("SSL WARNING - 1 warning of 1 certificate: www.example.org ("),
         "{line}"
     );
     let out = env

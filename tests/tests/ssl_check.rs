@@ -181,7 +181,7 @@ fn nagios_reports_every_error_of_the_run_as_unknown() {
         outcome(&env.check(&["--nagios"])),
         (
             Some(0),
-            "SSL OK - 1 certificates\n".to_owned(),
+            "SSL OK - 1 certificate\n".to_owned(),
             String::new()
         )
     );
@@ -262,12 +262,20 @@ fn a_key_the_monitoring_user_cannot_read_is_unknown_and_a_mismatch_stays_critica
     fs::set_permissions(&mail_key, fs::Permissions::from_mode(0o644)).expect("chmod");
     let www_key = env.ssl(&format!("{WWW}.key"));
     let mismatch = format!("{}: does not match the certificate", mail_key.display());
+    // That any user can read it is critical too.
+    let readable = format!(
+        "key: {}: readable by others (mode 0644); run chmod 640 on it",
+        mail_key.display()
+    );
     // As root, www is fine.
     let out = env.check(&["--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
         verdicts(&out),
-        vec![owned(MAIL, "critical", &[&mismatch]), owned(WWW, "ok", &[])]
+        vec![
+            owned(MAIL, "critical", &[&mismatch, &readable]),
+            owned(WWW, "ok", &[])
+        ]
     );
     // As nobody: www's key (0640 root:root) cannot be read.
     let denied = format!("key: {}: cannot read: Permission denied", www_key.display());
@@ -276,7 +284,7 @@ fn a_key_the_monitoring_user_cannot_read_is_unknown_and_a_mismatch_stays_critica
     assert_eq!(
         verdicts(&out),
         vec![
-            owned(MAIL, "critical", &[&mismatch]),
+            owned(MAIL, "critical", &[&mismatch, &readable]),
             owned(WWW, "unknown", &[&denied])
         ]
     );
@@ -285,9 +293,11 @@ fn a_key_the_monitoring_user_cannot_read_is_unknown_and_a_mismatch_stays_critica
     assert_eq!(
         outcome(&out),
         (
-            Some(3),
+            Some(2),
             format!(
-                "SSL UNKNOWN - 1 unknown of 2 certificates: {WWW} ({denied})\n\
+                "SSL CRITICAL - 1 critical, 1 unknown of 2 certificates: {MAIL} ({readable}), \
+                 {WWW} ({denied})\n\
+                 CRITICAL: {MAIL}: {readable}\n\
                  UNKNOWN: {WWW}: {denied}\n"
             ),
             String::new()
@@ -309,7 +319,7 @@ fn a_combined_file_that_is_not_the_leaf_then_the_chain_is_critical() {
         (
             Some(2),
             format!(
-                "SSL CRITICAL - 1 critical of 1 certificates: {WWW} ({WWW}_combined.crt {why})\n\
+                "SSL CRITICAL - 1 critical of 1 certificate: {WWW} ({WWW}_combined.crt {why})\n\
                  CRITICAL: {WWW}: {WWW}_combined.crt {why}\n"
             ),
             String::new(),
@@ -317,7 +327,7 @@ fn a_combined_file_that_is_not_the_leaf_then_the_chain_is_critical() {
     };
     let ok = (
         Some(0),
-        "SSL OK - 1 certificates\n".to_owned(),
+        "SSL OK - 1 certificate\n".to_owned(),
         String::new(),
     );
     assert_eq!(outcome(&check(leaf.combined())), ok);
@@ -387,13 +397,14 @@ fn control_characters_of_a_certificate_are_escaped_in_every_output() {
     let key_file = env.ssl(&format!("{name}.key"));
     fs::write(&cert_file, &cert).expect("crt");
     fs::write(&key_file, &key).expect("key");
+    fs::set_permissions(&key_file, fs::Permissions::from_mode(0o640)).expect("chmod key");
     let problem = format!("chain: \"{escaped}\" is self-signed and not a trust anchor");
     assert_eq!(
         outcome(&env.check(&["--nagios"])),
         (
             Some(2),
             format!(
-                "SSL CRITICAL - 1 critical of 1 certificates: {name} ({problem})\n\
+                "SSL CRITICAL - 1 critical of 1 certificate: {name} ({problem})\n\
                  CRITICAL: {name}: {problem}\n"
             ),
             String::new()
@@ -405,8 +416,8 @@ fn control_characters_of_a_certificate_are_escaped_in_every_output() {
             Some(1),
             String::new(),
             format!(
-                "pysk-ssl: {name}: {problem}\n\
-                 pysk-ssl: 1 of 1 certificates need attention\n"
+                "pysk-ssl: {name}: critical: {problem}\n\
+                 pysk-ssl: 1 of 1 certificate needs attention\n"
             )
         )
     );
@@ -456,8 +467,8 @@ fn a_ca_bundle_is_a_foreign_file_and_a_name_is_said_once() {
             Some(1),
             String::new(),
             format!(
-                "pysk-ssl: ca-bundle: {foreign}\n\
-                 pysk-ssl: {WWW}: {names}\n\
+                "pysk-ssl: ca-bundle: unknown: {foreign}\n\
+                 pysk-ssl: {WWW}: critical: {names}\n\
                  pysk-ssl: 2 of 2 certificates need attention\n"
             )
         )
@@ -519,7 +530,7 @@ fn the_nagios_line_says_which_certificate_expires_when() {
         (
             Some(1),
             format!(
-                "SSL WARNING - 1 warning of 1 certificates: {WWW} ({0})\n\
+                "SSL WARNING - 1 warning of 1 certificate: {WWW} ({0})\n\
                  WARNING: {WWW}: {0}\n",
                 expires(30)
             ),
@@ -531,7 +542,7 @@ fn the_nagios_line_says_which_certificate_expires_when() {
         (
             Some(2),
             format!(
-                "SSL CRITICAL - 1 critical of 1 certificates: {WWW} ({0})\n\
+                "SSL CRITICAL - 1 critical of 1 certificate: {WWW} ({0})\n\
                  CRITICAL: {WWW}: {0}\n",
                 expires(25)
             ),
@@ -552,6 +563,7 @@ fn the_nagios_line_says_which_certificate_expires_when() {
                 "problems": [expires(30)],
             }],
             "attention": 1,
+            "problems": [],
         })
     );
 }
@@ -731,4 +743,236 @@ fn the_nagios_status_line_stays_short_and_the_long_output_names_every_one() {
         .map(|(word, (name, _, problems))| format!("{word}: {name}: {}", problems.join("; ")))
         .collect();
     assert_eq!(lines.map(str::to_owned).collect::<Vec<_>>(), long);
+}
+
+/// The directory as `check` names it in its problems.
+fn dir_shown(env: &Env) -> String {
+    env.ssl("").display().to_string()
+}
+
+#[test]
+fn a_key_others_may_read_or_write_is_critical_and_each_line_says_how_bad() {
+    let env = Env::new();
+    env.put(WWW, &env.leaf(&[WWW]));
+    // mail expires in 20 days: a warning, said as one.
+    let mail = env.inter.leaf(&[MAIL], Validity::days(-1, 20));
+    env.put(MAIL, &mail);
+    let (date, days) = expiry_of(&mail.cert);
+    let soon = format!("\"CN={MAIL}\" expires {date} (in {days} days; the limit is 30 days)");
+    let www_key = env.ssl(&format!("{WWW}.key"));
+    let open = |mode: u32, what: &str| {
+        fs::set_permissions(&www_key, fs::Permissions::from_mode(mode)).expect("chmod");
+        format!(
+            "key: {}: {what} (mode {mode:04o}); run chmod 640 on it",
+            www_key.display()
+        )
+    };
+    let readable = open(0o644, "readable by others");
+    assert_eq!(
+        outcome(&env.check(&["-q"])),
+        (
+            Some(1),
+            String::new(),
+            format!(
+                "pysk-ssl: {MAIL}: warning: {soon}\n\
+                 pysk-ssl: {WWW}: critical: {readable}\n\
+                 pysk-ssl: 2 of 2 certificates need attention\n"
+            )
+        )
+    );
+    assert_eq!(
+        verdicts(&env.check(&["--json"])),
+        vec![
+            owned(MAIL, "warning", &[&soon]),
+            owned(WWW, "critical", &[&readable]),
+        ]
+    );
+    let writable = open(0o660, "writable by its group");
+    assert_eq!(
+        outcome(&env.check(&["--nagios"])),
+        (
+            Some(2),
+            format!(
+                "SSL CRITICAL - 1 critical, 1 warning of 2 certificates: {WWW} ({writable}), \
+                 {MAIL} ({soon})\n\
+                 CRITICAL: {WWW}: {writable}\n\
+                 WARNING: {MAIL}: {soon}\n"
+            ),
+            String::new()
+        )
+    );
+    // The mode install writes, and the owner's alone, are fine: one name
+    // needs attention, and the summary says so in the singular.
+    for mode in [0o640, 0o600] {
+        fs::set_permissions(&www_key, fs::Permissions::from_mode(mode)).expect("chmod");
+        assert_eq!(
+            outcome(&env.check(&["-q"])),
+            (
+                Some(1),
+                String::new(),
+                format!(
+                    "pysk-ssl: {MAIL}: warning: {soon}\n\
+                     pysk-ssl: 1 of 2 certificates needs attention\n"
+                )
+            )
+        );
+    }
+    fs::remove_file(env.ssl(&format!("{WWW}.crt"))).expect("rm www");
+    assert_eq!(
+        outcome(&env.check(&["-q"])),
+        (
+            Some(1),
+            String::new(),
+            format!(
+                "pysk-ssl: {MAIL}: warning: {soon}\n\
+                 pysk-ssl: 1 of 1 certificate needs attention\n"
+            )
+        )
+    );
+}
+
+#[test]
+fn a_name_s_worst_problem_comes_first_on_the_status_line_and_in_every_list() {
+    let Some(setpriv) = require("setpriv", "util-linux") else {
+        return;
+    };
+    let env = Env::new();
+    // Expires in 2 days (critical), and its key (0640 root:root) cannot
+    // be read by nobody (unknown), a problem found before the expiry.
+    let leaf = env.inter.leaf(&[WWW], Validity::days(-1, 2));
+    env.put(WWW, &leaf);
+    let (date, days) = expiry_of(&leaf.cert);
+    let expires = format!("\"CN={WWW}\" expires {date} (in {days} days; the limit is 7 days)");
+    let www_key = env.ssl(&format!("{WWW}.key"));
+    let denied = format!("key: {}: cannot read: Permission denied", www_key.display());
+    let nobody = |args: &[&str]| as_nobody(&setpriv, env.tool().arg("check").args(args).command());
+    assert_eq!(
+        outcome(&nobody(&["--nagios"])),
+        (
+            Some(2),
+            format!(
+                "SSL CRITICAL - 1 critical of 1 certificate: {WWW} ({expires})\n\
+                 CRITICAL: {WWW}: {expires}; {denied}\n"
+            ),
+            String::new()
+        )
+    );
+    assert_eq!(
+        outcome(&nobody(&["-q"])),
+        (
+            Some(1),
+            String::new(),
+            format!(
+                "pysk-ssl: {WWW}: critical: {expires}\n\
+                 pysk-ssl: {WWW}: unknown: {denied}\n\
+                 pysk-ssl: 1 of 1 certificate needs attention\n"
+            )
+        )
+    );
+    assert_eq!(
+        verdicts(&nobody(&["--json"])),
+        vec![owned(WWW, "critical", &[&expires, &denied])]
+    );
+}
+
+#[test]
+fn a_reload_that_failed_after_an_install_is_critical_for_the_directory() {
+    let env = Env::new();
+    let www = env.leaf(&[WWW]);
+    env.put(WWW, &www);
+    let (www_date, www_days) = expiry_of(&www.cert);
+    let ok = (
+        Some(0),
+        "SSL OK - 1 certificate\n".to_owned(),
+        String::new(),
+    );
+    assert_eq!(outcome(&env.check(&["--nagios"])), ok);
+    // What ssl_reload_command leaves when it fails after an install.
+    let mark = env.ssl(".reload-pending");
+    fs::write(&mark, "").expect("mark");
+    let failed = format!(
+        "ssl_reload_command failed after an install ({}): the servers may still serve the \
+         old certificates",
+        mark.display()
+    );
+    assert_eq!(
+        outcome(&env.check(&[])),
+        (
+            Some(1),
+            String::new(),
+            format!(
+                "pysk-ssl: critical: {failed}\n\
+                 pysk-ssl: {WWW}: ok, expires {www_date} (in {www_days} days)\n"
+            )
+        )
+    );
+    let out = env.check(&["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["problems"], serde_json::json!([failed]));
+    assert_eq!(doc["attention"], 0);
+    assert_eq!(verdicts(&out), vec![owned(WWW, "ok", &[])]);
+    assert_eq!(
+        outcome(&env.check(&["--nagios"])),
+        (
+            Some(2),
+            format!("SSL CRITICAL - {failed}; 1 certificate\nCRITICAL: {failed}\n"),
+            String::new()
+        )
+    );
+    // With a name's warning beside it.
+    let soon = env.inter.leaf(&[MAIL], Validity::days(-1, 20));
+    env.put(MAIL, &soon);
+    let (date, days) = expiry_of(&soon.cert);
+    let expires = format!("\"CN={MAIL}\" expires {date} (in {days} days; the limit is 30 days)");
+    assert_eq!(
+        outcome(&env.check(&["--nagios"])),
+        (
+            Some(2),
+            format!(
+                "SSL CRITICAL - {failed}; 1 warning of 2 certificates: {MAIL} ({expires})\n\
+                 CRITICAL: {failed}\n\
+                 WARNING: {MAIL}: {expires}\n"
+            ),
+            String::new()
+        )
+    );
+    // A reload that succeeds removes the mark: ok again.
+    fs::remove_file(env.ssl(&format!("{MAIL}.crt"))).expect("rm mail");
+    fs::remove_file(&mark).expect("rm mark");
+    assert_eq!(outcome(&env.check(&["--nagios"])), ok);
+}
+
+#[test]
+fn a_directory_without_certificates_is_unknown() {
+    let env = Env::new();
+    let none = format!("no certificates in {}", dir_shown(&env));
+    assert_eq!(
+        outcome(&env.check(&[])),
+        (
+            Some(1),
+            String::new(),
+            format!("pysk-ssl: unknown: {none}\n")
+        )
+    );
+    assert_eq!(
+        outcome(&env.check(&["--nagios"])),
+        (
+            Some(3),
+            format!("SSL UNKNOWN - {none}\nUNKNOWN: {none}\n"),
+            String::new()
+        )
+    );
+    let out = env.check(&["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        doc,
+        serde_json::json!({
+            "version": 1,
+            "certificates": [],
+            "attention": 0,
+            "problems": [none],
+        })
+    );
 }
