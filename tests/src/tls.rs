@@ -38,12 +38,29 @@ pub struct Validity {
     pub from_days: i64,
     /// The last day of validity, from now.
     pub to_days: i64,
+    /// Hours added to the end (see [`Validity::midday`]).
+    pub extra_hours: i64,
 }
 
 impl Validity {
     /// Valid from `from_days` to `to_days` days from now.
     pub const fn days(from_days: i64, to_days: i64) -> Validity {
-        Validity { from_days, to_days }
+        Validity {
+            from_days,
+            to_days,
+            extra_hours: 0,
+        }
+    }
+
+    /// The same, ending twelve hours later: the whole days left stay the
+    /// same from the moment the certificate is made until well after the
+    /// tool read it, where an end exactly N days ahead is N days off in
+    /// the same second and N - 1 a second later.
+    pub const fn midday(self) -> Validity {
+        Validity {
+            extra_hours: 12,
+            ..self
+        }
     }
 
     /// A leaf as CAs issue them: since yesterday, for 90 days.
@@ -58,7 +75,8 @@ impl Validity {
     fn apply(self, params: &mut CertificateParams) {
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now + time::Duration::days(self.from_days);
-        params.not_after = now + time::Duration::days(self.to_days);
+        params.not_after =
+            now + time::Duration::days(self.to_days) + time::Duration::hours(self.extra_hours);
     }
 }
 

@@ -519,7 +519,7 @@ fn expiry_of(pem: &str) -> (String, i64) {
 #[test]
 fn the_nagios_line_says_which_certificate_expires_when() {
     let env = Env::new();
-    let leaf = env.inter.leaf(&[WWW], Validity::days(-1, 20));
+    let leaf = env.inter.leaf(&[WWW], Validity::days(-1, 20).midday());
     env.put(WWW, &leaf);
     let (date, days) = expiry_of(&leaf.cert);
     let expires = |limit: u32| {
@@ -693,7 +693,7 @@ fn the_nagios_status_line_stays_short_and_the_long_output_names_every_one() {
     let name = |n: usize| format!("{n:03}-{}.example.org", "x".repeat(54));
     for n in 0..210 {
         let validity = if n < 200 {
-            Validity::days(-1, 20)
+            Validity::days(-1, 20).midday()
         } else {
             Validity::LEAF
         };
@@ -755,7 +755,7 @@ fn a_key_others_may_read_or_write_is_critical_and_each_line_says_how_bad() {
     let env = Env::new();
     env.put(WWW, &env.leaf(&[WWW]));
     // mail expires in 20 days: a warning, said as one.
-    let mail = env.inter.leaf(&[MAIL], Validity::days(-1, 20));
+    let mail = env.inter.leaf(&[MAIL], Validity::days(-1, 20).midday());
     env.put(MAIL, &mail);
     let (date, days) = expiry_of(&mail.cert);
     let soon = format!("\"CN={MAIL}\" expires {date} (in {days} days; the limit is 30 days)");
@@ -839,7 +839,7 @@ fn a_name_s_worst_problem_comes_first_on_the_status_line_and_in_every_list() {
     let env = Env::new();
     // Expires in 2 days (critical), and its key (0640 root:root) cannot
     // be read by nobody (unknown), a problem found before the expiry.
-    let leaf = env.inter.leaf(&[WWW], Validity::days(-1, 2));
+    let leaf = env.inter.leaf(&[WWW], Validity::days(-1, 2).midday());
     env.put(WWW, &leaf);
     let (date, days) = expiry_of(&leaf.cert);
     let expires = format!("\"CN={WWW}\" expires {date} (in {days} days; the limit is 7 days)");
@@ -921,7 +921,7 @@ fn a_reload_that_failed_after_an_install_is_critical_for_the_directory() {
         )
     );
     // With a name's warning beside it.
-    let soon = env.inter.leaf(&[MAIL], Validity::days(-1, 20));
+    let soon = env.inter.leaf(&[MAIL], Validity::days(-1, 20).midday());
     env.put(MAIL, &soon);
     let (date, days) = expiry_of(&soon.cert);
     let expires = format!("\"CN={MAIL}\" expires {date} (in {days} days; the limit is 30 days)");
