@@ -25,6 +25,8 @@ pub mod cmd;
 pub mod dns;
 pub mod dovecot;
 pub mod http;
+pub mod mariadb;
+pub mod pg;
 pub mod tls;
 
 /// The path of the built binary `name` (for example `pysk-logs`), from the
