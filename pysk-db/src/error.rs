@@ -1,0 +1,47 @@
+//! The one error enum of `pysk-db`: what every tool can meet is a
+//! [`pysk_common::Error`] in [`DbError::Common`]; the rest is this tool's
+//! own.
+
+use std::fmt;
+
+use pysk_common::exit::{self, ToolError};
+
+/// A failure that ends a `pysk-db` run.
+#[derive(Debug)]
+pub enum DbError {
+    /// A failure every tool can meet: reading or writing a file, stdout, a
+    /// bad setting, a held lock, an internal fault.
+    Common(pysk_common::Error),
+    /// A database or account name that the name rule refuses; refused
+    /// before any connection, nothing changed.
+    Name(String),
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbError::Common(e) => e.fmt(f),
+            DbError::Name(why) => write!(f, "{why}; nothing changed"),
+        }
+    }
+}
+
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DbError::Common(e) => Some(e),
+            DbError::Name(_) => None,
+        }
+    }
+}
+
+impl ToolError for DbError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            DbError::Common(e) => e.exit_code(),
+            DbError::Name(_) => exit::DATAERR,
+        }
+    }
+}
+
+pysk_common::tool_error_basics!(DbError);

@@ -1,0 +1,37 @@
+//! `pysk-db`: PostgreSQL and MariaDB setup and upkeep that never leaks a
+//! password and never trusts a name.
+//!
+//! - [`names`]: the name rule (`db_name_pattern`) every database and
+//!   account name is checked against before any connection, and the
+//!   quoting every statement uses all the same.
+//!
+//! The command line is in [`cli`]; [`settings`] resolves every option
+//! (command line, else switch, else default); this file only dispatches.
+
+pub mod cli;
+pub mod error;
+pub mod names;
+pub mod settings;
+
+use std::io;
+
+use pysk_common::exit::Outcome;
+
+pub use cli::Cli;
+use cli::Command;
+pub use error::DbError;
+
+/// The tool's entry point: parses the command line, resolves the options,
+/// runs the subcommand.
+pub fn try_main() -> Result<Outcome, DbError> {
+    let Cli { common, command } = pysk_common::cli::parse::<Cli>(settings::SWITCHES);
+    let report = common.reporter(cli::NAME);
+    let settings = common.settings(settings::SWITCHES, &report)?;
+    let mut out = io::stdout().lock();
+    match command {
+        Command::Config => {
+            common.print_config(&settings, &mut out)?;
+            Ok(Outcome::Success)
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Every switch of `pysk-db`, with its built-in default written once in
+//! [`SWITCHES`]: the command line beats the switch, which beats the
+//! default, and each bad value is reported where it came from (the
+//! switch's file and line, or the option).
+
+use pysk_common::settings::{Settings, Spec};
+
+use crate::error::DbError;
+use crate::names::{self, Rule};
+
+/// The switches `pysk-db` reads, with their built-in defaults.
+pub const SWITCHES: &[Spec] = &[
+    Spec::new(
+        "db_pg_socket_dir",
+        "/var/run/postgresql",
+        "the directory of PostgreSQL's Unix socket",
+    ),
+    Spec::new(
+        "db_pg_port",
+        "5432",
+        "PostgreSQL's port (it names the socket file)",
+    ),
+    Spec::new(
+        "db_pg_superuser",
+        "postgres",
+        "the system account PostgreSQL's superuser is reached as (peer authentication)",
+    ),
+    Spec::new(
+        "db_mysql_socket",
+        "/run/mysqld/mysqld.sock",
+        "MariaDB's Unix socket, reached as root (unix_socket authentication)",
+    ),
+    Spec::new(
+        "db_mysql_auth",
+        "ed25519",
+        "how MariaDB accounts are made: ed25519 or mysql_native_password",
+    ),
+    Spec::new(
+        "db_name_pattern",
+        names::DEFAULT_PATTERN,
+        "the regular expression every database and account name must match",
+    ),
+    Spec::new(
+        "db_lock_timeout",
+        "5",
+        "seconds maintenance waits for a table's lock before it skips the table",
+    ),
+    Spec::new(
+        "db_state_dir",
+        "/var/lib/pysk/db",
+        "where the lock file of mutating runs lives",
+    ),
+    Spec::new(
+        "db_wait",
+        "0",
+        "seconds a mutating run waits for another's lock",
+    )
+    .option("--wait"),
+];
+
+/// The name rule of `db_name_pattern`, its errors named where the value
+/// came from.
+pub fn name_rule(settings: &Settings) -> Result<Rule, DbError> {
+    Ok(settings.with("db_name_pattern", None, Rule::new)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    use clap::Parser;
+
+    use crate::cli::Cli;
+
+    fn settings(text: &str) -> (tempfile::TempDir, Result<Settings, DbError>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("serverconfig/default");
+        fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        fs::write(&file, text).expect("write");
+        let path = dir.path().to_str().expect("utf-8").to_owned();
+        let cli = Cli::try_parse_from([
+            "pysk-db",
+            "--host",
+            "h.example",
+            "--config-dir",
+            &path,
+            "config",
+        ])
+        .expect("parses");
+        let report = cli.common.reporter(crate::cli::NAME);
+        let settings = cli
+            .common
+            .settings(SWITCHES, &report)
+            .map_err(DbError::from);
+        (dir, settings)
+    }
+
+    #[test]
+    fn the_name_rule_comes_from_the_default_or_a_switch_named_where_it_is_bad() {
+        let (_dir, s) = settings("");
+        let rule = name_rule(&s.expect("settings")).expect("the default rule");
+        assert!(rule.check("database", "shop").is_ok());
+        let (dir, s) = settings("db_name_pattern=\"(\"\n");
+        let err = name_rule(&s.expect("settings")).expect_err("a bad pattern");
+        let file = dir.path().join("serverconfig/default");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "{}:1: db_name_pattern: \"(\": not a regular expression",
+                file.display()
+            )),
+            "{err}"
+        );
+    }
+}
