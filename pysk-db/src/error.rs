@@ -15,6 +15,13 @@ pub enum DbError {
     /// A database or account name that the name rule refuses; refused
     /// before any connection, nothing changed.
     Name(String),
+    /// A server that cannot be reached, or refused the connection.
+    Unreachable {
+        /// The server, by its socket.
+        server: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for DbError {
@@ -22,6 +29,7 @@ impl fmt::Display for DbError {
         match self {
             DbError::Common(e) => e.fmt(f),
             DbError::Name(why) => write!(f, "{why}; nothing changed"),
+            DbError::Unreachable { server, reason } => write!(f, "{server}: {reason}"),
         }
     }
 }
@@ -30,7 +38,7 @@ impl std::error::Error for DbError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             DbError::Common(e) => Some(e),
-            DbError::Name(_) => None,
+            DbError::Name(_) | DbError::Unreachable { .. } => None,
         }
     }
 }
@@ -40,6 +48,7 @@ impl ToolError for DbError {
         match self {
             DbError::Common(e) => e.exit_code(),
             DbError::Name(_) => exit::DATAERR,
+            DbError::Unreachable { .. } => exit::UNAVAILABLE,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! - [`names`]: the name rule (`db_name_pattern`) every database and
 //!   account name is checked against before any connection, and the
 //!   quoting every statement uses all the same.
+//! - [`pg`]: PostgreSQL, reached as its superuser by peer authentication.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
@@ -11,6 +12,7 @@
 pub mod cli;
 pub mod error;
 pub mod names;
+pub mod pg;
 pub mod settings;
 
 use std::io;

@@ -1,0 +1,103 @@
+//! The connection to PostgreSQL as its superuser. A stock Debian cluster
+//! lets the system account `postgres` in by peer authentication and
+//! refuses root, so the process takes that account's uid and gid for the
+//! connect alone — the server checks the peer once, at connect — and is
+//! root again before anything else happens. The sync client runs its
+//! runtime on the calling thread and starts no thread on a Unix socket;
+//! the switch is still done before any thread of ours starts, since
+//! glibc switches every thread of the process.
+
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{Gid, Uid, User, setresgid, setresuid};
+
+use crate::error::DbError;
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The directory of the server's socket (`db_pg_socket_dir`).
+    pub socket_dir: PathBuf,
+    /// The port that names the socket (`db_pg_port`).
+    pub port: u16,
+    /// The system account the superuser is reached as (`db_pg_superuser`),
+    /// also the database role.
+    pub superuser: String,
+}
+
+impl Target {
+    /// The socket file, as errors name it.
+    pub fn socket(&self) -> PathBuf {
+        self.socket_dir.join(format!(".s.PGSQL.{}", self.port))
+    }
+}
+
+/// A client connected as the superuser to `database`.
+pub fn connect(target: &Target, database: &str) -> Result<postgres::Client, DbError> {
+    let account = User::from_name(&target.superuser)
+        .map_err(|e| unreachable(target, format!("looking up {}: {e}", target.superuser)))?
+        .ok_or_else(|| unreachable(target, format!("no system account {}", target.superuser)))?;
+    let config = config(target, &target.socket_dir, database);
+    let connected = as_account(&account, || config.connect(postgres::NoTls))?;
+    connected.map_err(|e| unreachable(target, why(&e)))
+}
+
+/// The client's configuration: the socket only (a host name would be
+/// resolved on a thread of the client's own).
+fn config(target: &Target, dir: &Path, database: &str) -> postgres::Config {
+    let mut config = postgres::Config::new();
+    config
+        .host_path(dir)
+        .port(target.port)
+        .user(&target.superuser)
+        .dbname(database)
+        .application_name("pysk-db");
+    config
+}
+
+/// Runs `work` with the effective uid and gid of `account`, and is root
+/// again afterwards whatever `work` did. The gid is switched first, while
+/// the process may still do so; the real and saved ids stay root's, which
+/// is what lets it switch back.
+fn as_account<T>(account: &User, work: impl FnOnce() -> T) -> Result<T, DbError> {
+    let (root, group) = (Uid::from_raw(0), Gid::from_raw(0));
+    let switch = |what: &str, e: nix::Error| {
+        DbError::Common(pysk_common::Error::Internal(format!(
+            "switching to the account {} ({what}): {e}",
+            account.name
+        )))
+    };
+    setresgid(group, account.gid, group).map_err(|e| switch("gid", e))?;
+    if let Err(e) = setresuid(root, account.uid, root) {
+        let _ = setresgid(group, group, group);
+        return Err(switch("uid", e));
+    }
+    let done = work();
+    setresuid(root, root, root).map_err(|e| switch("back to root", e))?;
+    setresgid(group, group, group).map_err(|e| switch("back to root's group", e))?;
+    Ok(done)
+}
+
+/// A client error in words: the server's message and code, else the
+/// cause of a failed connection.
+pub fn why(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            return pysk_common::error::cause(io);
+        }
+        source = inner.source();
+    }
+    e.to_string()
+}
+
+/// The server at `target` cannot be reached or refused the connection.
+fn unreachable(target: &Target, reason: String) -> DbError {
+    DbError::Unreachable {
+        server: target.socket().display().to_string(),
+        reason,
+    }
+}
