@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-use pysk_common::cli::CommonArgs;
+use pysk_common::cli::{CommonArgs, DryRunArgs, JsonArgs, WaitArgs};
 use pysk_common::exit;
 use pysk_common::settings;
 
@@ -19,7 +19,19 @@ const EXIT_CODES: &[(u8, &str)] = &[
         exit::DATAERR,
         "a database or account name the name rule refuses; nothing changed",
     ),
+    (
+        exit::UNAVAILABLE,
+        "a server cannot be reached or refused a statement (named by its socket)",
+    ),
     (exit::SOFTWARE, "internal error (please report it)"),
+    (
+        exit::CANTCREAT,
+        "the state directory or its lock file cannot be written",
+    ),
+    (
+        exit::TEMPFAIL,
+        "another run holds the lock; nothing changed",
+    ),
     (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
     (exit::CONFIG, "bad configuration: a switch"),
 ];
@@ -39,11 +51,42 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// PostgreSQL, reached as its superuser through the Unix socket
+    #[command(subcommand)]
+    Pg(PgCommand),
     /// Print the effective switches (defaults included) in shell syntax
     #[command(after_help = "\
 Example:
   pysk-db --host db1.example.org config > /tmp/switches.sh")]
     Config,
+}
+
+/// The PostgreSQL subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PgCommand {
+    /// Take back what a fresh cluster grants everyone
+    #[command(after_help = "\
+Example:
+  pysk-db pg setup --dry-run
+
+PUBLIC keeps only CONNECT on template1 (every new database is its copy),
+and loses CREATE on the schema public of every database that still grants
+it (PostgreSQL 14 and older). A second run changes nothing and says so.")]
+    Setup(SetupArgs),
+}
+
+/// The options of a `setup`.
+#[derive(Debug, clap::Args)]
+pub struct SetupArgs {
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 #[cfg(test)]

@@ -15,6 +15,13 @@ pub enum DbError {
     /// A database or account name that the name rule refuses; refused
     /// before any connection, nothing changed.
     Name(String),
+    /// A statement the server refused.
+    Server {
+        /// The server, by its socket.
+        server: String,
+        /// The server's message and code.
+        reason: String,
+    },
     /// A server that cannot be reached, or refused the connection.
     Unreachable {
         /// The server, by its socket.
@@ -29,7 +36,9 @@ impl fmt::Display for DbError {
         match self {
             DbError::Common(e) => e.fmt(f),
             DbError::Name(why) => write!(f, "{why}; nothing changed"),
-            DbError::Unreachable { server, reason } => write!(f, "{server}: {reason}"),
+            DbError::Unreachable { server, reason } | DbError::Server { server, reason } => {
+                write!(f, "{server}: {reason}")
+            }
         }
     }
 }
@@ -38,7 +47,7 @@ impl std::error::Error for DbError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             DbError::Common(e) => Some(e),
-            DbError::Name(_) | DbError::Unreachable { .. } => None,
+            DbError::Name(_) | DbError::Unreachable { .. } | DbError::Server { .. } => None,
         }
     }
 }
@@ -48,7 +57,7 @@ impl ToolError for DbError {
         match self {
             DbError::Common(e) => e.exit_code(),
             DbError::Name(_) => exit::DATAERR,
-            DbError::Unreachable { .. } => exit::UNAVAILABLE,
+            DbError::Unreachable { .. } | DbError::Server { .. } => exit::UNAVAILABLE,
         }
     }
 }

@@ -20,7 +20,7 @@ use std::io;
 use pysk_common::exit::Outcome;
 
 pub use cli::Cli;
-use cli::Command;
+use cli::{Command, PgCommand};
 pub use error::DbError;
 
 /// The tool's entry point: parses the command line, resolves the options,
@@ -31,6 +31,9 @@ pub fn try_main() -> Result<Outcome, DbError> {
     let settings = common.settings(settings::SWITCHES, &report)?;
     let mut out = io::stdout().lock();
     match command {
+        Command::Pg(PgCommand::Setup(args)) => {
+            pg::setup::run(&settings::pg_setup(&settings, &args)?, &report, &mut out)
+        }
         Command::Config => {
             common.print_config(&settings, &mut out)?;
             Ok(Outcome::Success)

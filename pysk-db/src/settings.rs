@@ -5,8 +5,11 @@
 
 use pysk_common::settings::{Settings, Spec};
 
+use crate::cli::SetupArgs;
 use crate::error::DbError;
 use crate::names::{self, Rule};
+use crate::pg::connect::Target;
+use crate::pg::setup;
 
 /// The switches `pysk-db` reads, with their built-in defaults.
 pub const SWITCHES: &[Spec] = &[
@@ -57,6 +60,26 @@ pub const SWITCHES: &[Spec] = &[
     )
     .option("--wait"),
 ];
+
+/// The PostgreSQL server: its socket and superuser.
+pub fn pg_target(settings: &Settings) -> Result<Target, DbError> {
+    Ok(Target {
+        socket_dir: settings.path("db_pg_socket_dir", None)?,
+        port: settings.parsed("db_pg_port", None)?,
+        superuser: settings.string("db_pg_superuser", None)?,
+    })
+}
+
+/// The options of `pg setup`.
+pub fn pg_setup(settings: &Settings, args: &SetupArgs) -> Result<setup::Options, DbError> {
+    Ok(setup::Options {
+        target: pg_target(settings)?,
+        lock: settings.path("db_state_dir", None)?.join("pysk-db.lock"),
+        wait: args.wait.resolve(settings, "db_wait")?,
+        dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+    })
+}
 
 /// The name rule of `db_name_pattern`, its errors named where the value
 /// came from.
