@@ -1,6 +1,8 @@
 //! PostgreSQL: reached as its superuser through the Unix socket by peer
 //! authentication ([`connect`]), so that no password exists at all;
-//! [`setup`] takes back what a fresh cluster grants everyone.
+//! [`setup`] takes back what a fresh cluster grants everyone; [`scram`]
+//! makes and checks password verifiers on the client.
 
 pub mod connect;
+pub mod scram;
 pub mod setup;
