@@ -17,7 +17,7 @@ const EXIT_CODES: &[(u8, &str)] = &[
     (exit::USAGE, "usage: a bad option"),
     (
         exit::DATAERR,
-        "a database or account name the name rule refuses; nothing changed",
+        "a name the name rule refuses, or a database owned by someone else; nothing changed",
     ),
     (
         exit::UNAVAILABLE,
@@ -27,6 +27,10 @@ const EXIT_CODES: &[(u8, &str)] = &[
     (
         exit::CANTCREAT,
         "the state directory or its lock file cannot be written",
+    ),
+    (
+        exit::NOPERM,
+        "a password file others may read (run chmod 600 on it)",
     ),
     (
         exit::TEMPFAIL,
@@ -73,6 +77,40 @@ PUBLIC keeps only CONNECT on template1 (every new database is its copy),
 and loses CREATE on the schema public of every database that still grants
 it (PostgreSQL 14 and older). A second run changes nothing and says so.")]
     Setup(SetupArgs),
+    /// Make a database with its own owner
+    #[command(after_help = "\
+Example:
+  pysk-db pg create shop --owner shop_admin --password-file /root/shop.pw
+
+A NOLOGIN role named after the database, the owner a LOGIN role and a member
+of it, the database owned by the owner, ALL on its schema public to the
+owner. The password (from a file only its owner may read) reaches the
+server only as a SCRAM-SHA-256 verifier made here; a stored verifier of the
+same password is left alone, so a second run changes nothing and says so.
+A database that exists with another owner is refused (exit 65).")]
+    Create(CreateArgs),
+}
+
+/// The options of `pg create`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// The database
+    pub database: String,
+    /// Its owner, a login role
+    #[arg(long, value_name = "USER")]
+    pub owner: String,
+    /// The owner's password, from a file only its owner may read
+    #[arg(long, value_name = "FILE")]
+    pub password_file: std::path::PathBuf,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// The options of a `setup`.

@@ -15,6 +15,9 @@ pub enum DbError {
     /// A database or account name that the name rule refuses; refused
     /// before any connection, nothing changed.
     Name(String),
+    /// What is there conflicts with what was asked (a database owned by
+    /// someone else); nothing changed.
+    Conflict(String),
     /// A statement the server refused.
     Server {
         /// The server, by its socket.
@@ -35,7 +38,7 @@ impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DbError::Common(e) => e.fmt(f),
-            DbError::Name(why) => write!(f, "{why}; nothing changed"),
+            DbError::Name(why) | DbError::Conflict(why) => write!(f, "{why}; nothing changed"),
             DbError::Unreachable { server, reason } | DbError::Server { server, reason } => {
                 write!(f, "{server}: {reason}")
             }
@@ -47,7 +50,10 @@ impl std::error::Error for DbError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             DbError::Common(e) => Some(e),
-            DbError::Name(_) | DbError::Unreachable { .. } | DbError::Server { .. } => None,
+            DbError::Name(_)
+            | DbError::Conflict(_)
+            | DbError::Unreachable { .. }
+            | DbError::Server { .. } => None,
         }
     }
 }
@@ -56,7 +62,7 @@ impl ToolError for DbError {
     fn exit_code(&self) -> u8 {
         match self {
             DbError::Common(e) => e.exit_code(),
-            DbError::Name(_) => exit::DATAERR,
+            DbError::Name(_) | DbError::Conflict(_) => exit::DATAERR,
             DbError::Unreachable { .. } | DbError::Server { .. } => exit::UNAVAILABLE,
         }
     }

@@ -4,7 +4,8 @@
 //! - [`names`]: the name rule (`db_name_pattern`) every database and
 //!   account name is checked against before any connection, and the
 //!   quoting every statement uses all the same.
-//! - [`pg`]: PostgreSQL, reached as its superuser by peer authentication.
+//! - [`pg`]: PostgreSQL, reached as its superuser by peer authentication:
+//!   `setup`, `create`.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
@@ -31,6 +32,9 @@ pub fn try_main() -> Result<Outcome, DbError> {
     let settings = common.settings(settings::SWITCHES, &report)?;
     let mut out = io::stdout().lock();
     match command {
+        Command::Pg(PgCommand::Create(args)) => {
+            pg::create::run(&settings::pg_create(&settings, &args)?, &report, &mut out)
+        }
         Command::Pg(PgCommand::Setup(args)) => {
             pg::setup::run(&settings::pg_setup(&settings, &args)?, &report, &mut out)
         }

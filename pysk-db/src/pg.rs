@@ -1,8 +1,10 @@
 //! PostgreSQL: reached as its superuser through the Unix socket by peer
 //! authentication ([`connect`]), so that no password exists at all;
 //! [`setup`] takes back what a fresh cluster grants everyone; [`scram`]
-//! makes and checks password verifiers on the client.
+//! makes and checks password verifiers on the client; [`create`] makes a
+//! database with its owner.
 
 pub mod connect;
+pub mod create;
 pub mod scram;
 pub mod setup;

@@ -5,11 +5,11 @@
 
 use pysk_common::settings::{Settings, Spec};
 
-use crate::cli::SetupArgs;
+use crate::cli::{CreateArgs, SetupArgs};
 use crate::error::DbError;
 use crate::names::{self, Rule};
 use crate::pg::connect::Target;
-use crate::pg::setup;
+use crate::pg::{create, setup};
 
 /// The switches `pysk-db` reads, with their built-in defaults.
 pub const SWITCHES: &[Spec] = &[
@@ -74,11 +74,37 @@ pub fn pg_target(settings: &Settings) -> Result<Target, DbError> {
 pub fn pg_setup(settings: &Settings, args: &SetupArgs) -> Result<setup::Options, DbError> {
     Ok(setup::Options {
         target: pg_target(settings)?,
-        lock: settings.path("db_state_dir", None)?.join("pysk-db.lock"),
+        lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,
         json: args.json.json,
     })
+}
+
+/// The options of `pg create`: the names checked by the rule before any
+/// connection, the password read from its file (refused when others may
+/// read it).
+pub fn pg_create(settings: &Settings, args: &CreateArgs) -> Result<create::Options, DbError> {
+    let rule = name_rule(settings)?;
+    let database = rule
+        .check("database", &args.database)
+        .map_err(DbError::Name)?;
+    let owner = rule.check("owner", &args.owner).map_err(DbError::Name)?;
+    Ok(create::Options {
+        target: pg_target(settings)?,
+        database: database.to_owned(),
+        owner: owner.to_owned(),
+        password: pysk_common::secret::read_file(&args.password_file)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "db_wait")?,
+        dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+    })
+}
+
+/// The lock file of mutating runs, in `db_state_dir`.
+fn lock_path(settings: &Settings) -> Result<std::path::PathBuf, DbError> {
+    Ok(settings.path("db_state_dir", None)?.join("pysk-db.lock"))
 }
 
 /// The name rule of `db_name_pattern`, its errors named where the value

@@ -109,3 +109,109 @@ fn setup_takes_back_what_everyone_was_granted_once() {
         serde_json::json!({"version": 1, "dry_run": false, "changes": [], "unchanged": 4})
     );
 }
+
+impl Env {
+    /// A password file only root may read.
+    fn password(&self, name: &str, password: &str) -> std::path::PathBuf {
+        let path = self.dir.path().join(name);
+        pysk_tests::secret_file(&path, password);
+        path
+    }
+
+    fn create(&self, db: &str, owner: &str, password: &Path) -> pysk_tests::TestCommand {
+        self.tool()
+            .args(["pg", "create", db, "--owner", owner, "--password-file"])
+            .arg(password)
+    }
+}
+
+#[test]
+fn create_makes_the_database_with_its_owner_and_no_password_reaches_the_log() {
+    let Some(env) = Env::new() else { return };
+    let secret = "Kunde-Pa55 wört!";
+    let pw = env.password("shop.pw", secret);
+    let plan = env
+        .create("shop", "shop_admin", &pw)
+        .arg("--dry-run")
+        .succeeds();
+    assert_eq!(
+        stdout(&plan),
+        "would make the role shop: CREATE ROLE \"shop\" NOLOGIN;\n\
+         would make the login role shop_admin: CREATE ROLE \"shop_admin\" LOGIN PASSWORD '***';\n\
+         would make shop_admin a member of shop: GRANT \"shop\" TO \"shop_admin\";\n\
+         would make the database shop: CREATE DATABASE \"shop\" OWNER \"shop_admin\";\n\
+         would make ALL on shop's schema public to shop_admin: GRANT ALL ON SCHEMA public TO \"shop_admin\";\n"
+    );
+    assert_eq!(
+        env.pg
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'shop%'")
+            .trim(),
+        "0"
+    );
+
+    let out = env.create("shop", "shop_admin", &pw).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: made the role shop\n\
+         pysk-db: made the login role shop_admin\n\
+         pysk-db: made shop_admin a member of shop\n\
+         pysk-db: made the database shop\n\
+         pysk-db: made ALL on shop's schema public to shop_admin\n",
+    );
+    assert_eq!(
+        env.pg
+            .psql(
+                "SELECT r.rolcanlogin, u.rolcanlogin, pg_has_role('shop_admin', 'shop', 'MEMBER'), \
+                 pg_get_userbyid(d.datdba) FROM pg_roles r, pg_roles u, pg_database d \
+                 WHERE r.rolname = 'shop' AND u.rolname = 'shop_admin' AND d.datname = 'shop'"
+            )
+            .trim(),
+        "f|t|t|shop_admin"
+    );
+    let login = env
+        .pg
+        .login("shop_admin", secret, "shop", "SELECT current_user");
+    assert!(login.status.success(), "{login:?}");
+    assert_eq!(String::from_utf8_lossy(&login.stdout).trim(), "shop_admin");
+    assert!(
+        !env.pg.log_text().contains(secret),
+        "the plaintext reached the log"
+    );
+
+    // A second run with the same password changes nothing and says so.
+    let again = env.create("shop", "shop_admin", &pw).succeeds();
+    assert_stderr_is(
+        &again,
+        "pysk-db: nothing to change: shop exists, owned by shop_admin\n",
+    );
+    // Another password is set again, as a verifier.
+    let other = env.password("shop2.pw", "another one");
+    let out = env.create("shop", "shop_admin", &other).succeeds();
+    assert_stderr_is(&out, "pysk-db: made shop_admin's password\n");
+    assert!(!env.pg.log_text().contains("another one"));
+
+    // Hostile names are refused before any connection, nothing changed.
+    let roles = env.pg.psql("SELECT count(*) FROM pg_roles");
+    for bad in [
+        "a\"; DROP DATABASE shop; --",
+        "a`b",
+        &"a".repeat(64),
+        "../x",
+        "shоp",
+    ] {
+        let out = env.create(bad, "shop_admin", &pw).fails_with(65);
+        assert!(
+            pysk_tests::stderr(&out).ends_with("; nothing changed\n"),
+            "{}",
+            pysk_tests::stderr(&out)
+        );
+    }
+    assert_eq!(roles, env.pg.psql("SELECT count(*) FROM pg_roles"));
+    // A database owned by someone else is not taken over.
+    env.pg.psql("CREATE DATABASE theirs");
+    let out = env.create("theirs", "shop_admin", &pw).fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the database theirs exists, owned by postgres, not shop_admin; nothing changed\n",
+    );
+}
