@@ -6,5 +6,6 @@
 
 pub mod connect;
 pub mod create;
+pub mod plan;
 pub mod scram;
 pub mod setup;

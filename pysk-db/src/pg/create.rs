@@ -12,13 +12,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use pysk_common::exit::Outcome;
-use pysk_common::lock::Lock;
 use pysk_common::report::{self, Reporter};
 use pysk_common::secret::Secret;
 
 use crate::error::DbError;
 use crate::names::{literal, pg_identifier};
 use crate::pg::connect::{self, Target};
+use crate::pg::plan::{self, Step};
 use crate::pg::scram;
 
 /// What `pg create` is asked to do.
@@ -42,20 +42,6 @@ pub struct Options {
     pub json: bool,
 }
 
-/// One statement of the plan.
-#[derive(Debug, Clone, Serialize)]
-pub struct Step {
-    /// The database it runs in.
-    pub database: String,
-    /// What it does, in words.
-    pub what: String,
-    /// The statement as shown (a verifier as `***`).
-    pub sql: String,
-    /// The statement as run.
-    #[serde(skip)]
-    run: String,
-}
-
 /// The `--json` document.
 #[derive(Debug, Serialize)]
 struct Summary<'a> {
@@ -67,21 +53,14 @@ struct Summary<'a> {
 
 /// Plans, then shows or applies.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
-    let _lock = if options.dry_run {
-        Lock::existing(&options.lock, options.wait)?
-    } else {
-        if let Some(dir) = options.lock.parent() {
-            std::fs::create_dir_all(dir).map_err(pysk_common::error::write_err(dir))?;
-        }
-        Some(Lock::acquire(&options.lock, options.wait)?)
-    };
-    let steps = plan(options)?;
+    let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
+    let steps = steps(options)?;
     if options.dry_run {
         if !options.json {
-            show(&steps, out)?;
+            plan::show(&steps, "make", out)?;
         }
     } else {
-        apply(&options.target, &steps, options.json, report)?;
+        plan::apply(&options.target, &steps, "made", options.json, report)?;
     }
     if options.json {
         report::print_json(&Summary {
@@ -100,7 +79,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 }
 
 /// The statements the catalogs call for, in order.
-fn plan(options: &Options) -> Result<Vec<Step>, DbError> {
+fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
     let (db, owner) = (&options.database, &options.owner);
     let mut client = connect::connect(&options.target, "postgres")?;
     let mut steps = Vec::new();
@@ -196,7 +175,7 @@ fn role_exists(
 ) -> Result<bool, DbError> {
     let rows = client
         .query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
-        .map_err(|e| server(options, &e))?;
+        .map_err(|e| plan::server(&options.target, &e))?;
     Ok(!rows.is_empty())
 }
 
@@ -212,7 +191,7 @@ fn stored_password(
             "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
             &[&name],
         )
-        .map_err(|e| server(options, &e))?;
+        .map_err(|e| plan::server(&options.target, &e))?;
     Ok(rows.first().map(|row| row.get(0)))
 }
 
@@ -224,7 +203,7 @@ fn member(client: &mut postgres::Client, options: &Options) -> Result<bool, DbEr
              JOIN pg_roles u ON u.oid = m.member WHERE r.rolname = $1 AND u.rolname = $2",
             &[&options.database, &options.owner],
         )
-        .map_err(|e| server(options, &e))?;
+        .map_err(|e| plan::server(&options.target, &e))?;
     Ok(!rows.is_empty())
 }
 
@@ -238,7 +217,7 @@ fn database_owner(
             "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
             &[&options.database],
         )
-        .map_err(|e| server(options, &e))?;
+        .map_err(|e| plan::server(&options.target, &e))?;
     Ok(rows.first().map(|row| row.get(0)))
 }
 
@@ -252,46 +231,6 @@ fn schema_granted(client: &mut postgres::Client, options: &Options) -> Result<bo
              OR has_schema_privilege($1, 'public', 'CREATE, USAGE')",
             &[&options.owner],
         )
-        .map_err(|e| server(options, &e))?;
+        .map_err(|e| plan::server(&options.target, &e))?;
     Ok(row.get(0))
-}
-
-/// Runs each step in its database, said as it is done (unless the
-/// `--json` document says it).
-fn apply(target: &Target, steps: &[Step], json: bool, report: &Reporter) -> Result<(), DbError> {
-    for step in steps {
-        let mut client = connect::connect(target, &step.database)?;
-        client
-            .batch_execute(&step.run)
-            .map_err(|e| DbError::Server {
-                server: target.socket().display().to_string(),
-                reason: format!("{}: {}", step.sql, connect::why(&e)),
-            })?;
-        if !json {
-            report.info(format_args!("made {}", step.what));
-        }
-    }
-    Ok(())
-}
-
-/// The dry run's plan on stdout, verifiers as `***`.
-fn show(steps: &[Step], out: &mut dyn Write) -> Result<(), DbError> {
-    let mut text = String::new();
-    for step in steps {
-        text.push_str(&format!("would make {}: {};\n", step.what, step.sql));
-    }
-    if steps.is_empty() {
-        text.push_str("nothing to change\n");
-    }
-    out.write_all(text.as_bytes())
-        .map_err(pysk_common::Error::Stdout)?;
-    Ok(())
-}
-
-/// A statement the server refused.
-fn server(options: &Options, e: &postgres::Error) -> DbError {
-    DbError::Server {
-        server: options.target.socket().display().to_string(),
-        reason: connect::why(e),
-    }
 }

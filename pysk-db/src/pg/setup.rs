@@ -11,12 +11,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use pysk_common::exit::Outcome;
-use pysk_common::lock::Lock;
 use pysk_common::report::{self, Reporter};
 
 use crate::error::DbError;
 use crate::names::pg_identifier;
 use crate::pg::connect::{self, Target};
+use crate::pg::plan::{self, Step};
 
 /// What `pg setup` is asked to do.
 #[derive(Debug, Clone)]
@@ -33,38 +33,20 @@ pub struct Options {
     pub json: bool,
 }
 
-/// One change of the plan.
-#[derive(Debug, Clone, Serialize)]
-pub struct Change {
-    /// The database the statement runs in.
-    pub database: String,
-    /// What it takes back, in words.
-    pub what: String,
-    /// The statement.
-    pub sql: String,
-}
-
 /// The `--json` document.
 #[derive(Debug, Serialize)]
 struct Summary<'a> {
     dry_run: bool,
-    changes: &'a [Change],
+    changes: &'a [Step],
     unchanged: usize,
 }
 
 /// Plans, then shows or applies.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
-    let _lock = if options.dry_run {
-        Lock::existing(&options.lock, options.wait)?
-    } else {
-        if let Some(dir) = options.lock.parent() {
-            std::fs::create_dir_all(dir).map_err(pysk_common::error::write_err(dir))?;
-        }
-        Some(Lock::acquire(&options.lock, options.wait)?)
-    };
-    let (changes, unchanged) = plan(&options.target)?;
+    let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
+    let (changes, unchanged) = steps(&options.target)?;
     if !options.dry_run {
-        apply(&options.target, &changes, options.json, report)?;
+        plan::apply(&options.target, &changes, "took back", options.json, report)?;
     }
     if options.json {
         report::print_json(&Summary {
@@ -73,7 +55,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
             unchanged,
         })?;
     } else if options.dry_run {
-        show(&changes, out)?;
+        plan::show(&changes, "take back", out)?;
     } else if changes.is_empty() {
         report.info(format_args!(
             "nothing to change: PUBLIC's grants are as setup leaves them"
@@ -84,7 +66,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 
 /// The changes the catalogs call for, and how many checks found nothing
 /// to change.
-fn plan(target: &Target) -> Result<(Vec<Change>, usize), DbError> {
+fn steps(target: &Target) -> Result<(Vec<Step>, usize), DbError> {
     let mut client = connect::connect(target, "template1")?;
     let mut changes = Vec::new();
     let mut unchanged = 0;
@@ -95,11 +77,11 @@ fn plan(target: &Target) -> Result<(Vec<Change>, usize), DbError> {
             "has_database_privilege('public', 'template1', $1)",
             privilege,
         )? {
-            changes.push(Change {
-                database: "template1".to_owned(),
-                what: format!("PUBLIC's {privilege} on the database template1"),
-                sql: format!("REVOKE {privilege} ON DATABASE template1 FROM PUBLIC"),
-            });
+            changes.push(Step::plain(
+                "template1",
+                format!("PUBLIC's {privilege} on the database template1"),
+                format!("REVOKE {privilege} ON DATABASE template1 FROM PUBLIC"),
+            ));
         } else {
             unchanged += 1;
         }
@@ -109,21 +91,19 @@ fn plan(target: &Target) -> Result<(Vec<Change>, usize), DbError> {
             "SELECT datname::text FROM pg_database WHERE datallowconn ORDER BY datname",
             &[],
         )
-        .map_err(|e| server(target, &e))?;
+        .map_err(|e| plan::server(target, &e))?;
     drop(client);
     for row in databases {
         let database: String = row.get(0);
         let mut client = connect::connect(target, &database)?;
         let check = "has_schema_privilege('public', 'public', $1)";
         if schema_exists(&mut client, target)? && granted(&mut client, target, check, "CREATE")? {
-            changes.push(Change {
-                sql: "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned(),
-                what: format!(
-                    "PUBLIC's CREATE on the schema public of {}",
-                    pg_identifier(&database)
-                ),
-                database,
-            });
+            let what = format!(
+                "PUBLIC's CREATE on the schema public of {}",
+                pg_identifier(&database)
+            );
+            let sql = "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned();
+            changes.push(Step::plain(&database, what, sql));
         } else {
             unchanged += 1;
         }
@@ -141,7 +121,7 @@ fn granted(
 ) -> Result<bool, DbError> {
     let row = client
         .query_one(&format!("SELECT {function}"), &[&privilege])
-        .map_err(|e| server(target, &e))?;
+        .map_err(|e| plan::server(target, &e))?;
     Ok(row.get(0))
 }
 
@@ -153,51 +133,6 @@ fn schema_exists(client: &mut postgres::Client, target: &Target) -> Result<bool,
             "SELECT count(*) > 0 FROM pg_namespace WHERE nspname = 'public'",
             &[],
         )
-        .map_err(|e| server(target, &e))?;
+        .map_err(|e| plan::server(target, &e))?;
     Ok(row.get(0))
-}
-
-/// Runs each change in its database, said as it is done (unless the
-/// `--json` document says it).
-fn apply(
-    target: &Target,
-    changes: &[Change],
-    json: bool,
-    report: &Reporter,
-) -> Result<(), DbError> {
-    for change in changes {
-        let mut client = connect::connect(target, &change.database)?;
-        client
-            .batch_execute(&change.sql)
-            .map_err(|e| server(target, &e))?;
-        if !json {
-            report.info(format_args!("took back {}", change.what));
-        }
-    }
-    Ok(())
-}
-
-/// The dry run's plan on stdout.
-fn show(changes: &[Change], out: &mut dyn Write) -> Result<(), DbError> {
-    let mut text = String::new();
-    for change in changes {
-        text.push_str(&format!(
-            "would take back {}: {};\n",
-            change.what, change.sql
-        ));
-    }
-    if changes.is_empty() {
-        text.push_str("nothing to change\n");
-    }
-    out.write_all(text.as_bytes())
-        .map_err(pysk_common::Error::Stdout)?;
-    Ok(())
-}
-
-/// A statement the server refused.
-fn server(target: &Target, e: &postgres::Error) -> DbError {
-    DbError::Server {
-        server: target.socket().display().to_string(),
-        reason: connect::why(e),
-    }
 }
