@@ -89,6 +89,61 @@ server only as a SCRAM-SHA-256 verifier made here; a stored verifier of the
 same password is left alone, so a second run changes nothing and says so.
 A database that exists with another owner is refused (exit 65).")]
     Create(CreateArgs),
+    /// Set a login role's password
+    #[command(after_help = "\
+Example:
+  pysk-db pg password shop_admin --password-file /root/shop.pw
+
+The password reaches the server only as a SCRAM-SHA-256 verifier made
+here; when the stored verifier is one of the same password, nothing
+changes.")]
+    Password(PasswordArgs),
+    /// Drop a database and the role named after it
+    #[command(after_help = "\
+Example:
+  pysk-db pg drop shop --dry-run
+
+A database with connections is refused (exit 65) unless --force, which
+ends them. The owner role stays: it may own more.")]
+    Drop(DropArgs),
+}
+
+/// The options of `pg password`.
+#[derive(Debug, clap::Args)]
+pub struct PasswordArgs {
+    /// The login role
+    pub user: String,
+    /// The password, from a file only its owner may read
+    #[arg(long, value_name = "FILE")]
+    pub password_file: std::path::PathBuf,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// The options of `pg drop`.
+#[derive(Debug, clap::Args)]
+pub struct DropArgs {
+    /// The database
+    pub database: String,
+    /// End the database's connections
+    #[arg(long)]
+    pub force: bool,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// The options of `pg create`.

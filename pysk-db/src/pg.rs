@@ -2,10 +2,13 @@
 //! authentication ([`connect`]), so that no password exists at all;
 //! [`setup`] takes back what a fresh cluster grants everyone; [`scram`]
 //! makes and checks password verifiers on the client; [`create`] makes a
-//! database with its owner.
+//! database with its owner, [`password`] sets a role's, [`drop`] removes a
+//! database and its role.
 
 pub mod connect;
 pub mod create;
+pub mod drop;
+pub mod password;
 pub mod plan;
 pub mod scram;
 pub mod setup;

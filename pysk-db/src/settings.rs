@@ -5,11 +5,11 @@
 
 use pysk_common::settings::{Settings, Spec};
 
-use crate::cli::{CreateArgs, SetupArgs};
+use crate::cli::{CreateArgs, DropArgs, PasswordArgs, SetupArgs};
 use crate::error::DbError;
 use crate::names::{self, Rule};
 use crate::pg::connect::Target;
-use crate::pg::{create, setup};
+use crate::pg::{create, drop, password, setup};
 
 /// The switches `pysk-db` reads, with their built-in defaults.
 pub const SWITCHES: &[Spec] = &[
@@ -95,6 +95,40 @@ pub fn pg_create(settings: &Settings, args: &CreateArgs) -> Result<create::Optio
         database: database.to_owned(),
         owner: owner.to_owned(),
         password: pysk_common::secret::read_file(&args.password_file)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "db_wait")?,
+        dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+    })
+}
+
+/// The options of `pg password`.
+pub fn pg_password(settings: &Settings, args: &PasswordArgs) -> Result<password::Options, DbError> {
+    let user = name_rule(settings)?
+        .check("user", &args.user)
+        .map_err(DbError::Name)?
+        .to_owned();
+    Ok(password::Options {
+        target: pg_target(settings)?,
+        user,
+        password: pysk_common::secret::read_file(&args.password_file)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "db_wait")?,
+        dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+    })
+}
+
+/// The options of `pg drop`.
+pub fn pg_drop(settings: &Settings, args: &DropArgs) -> Result<drop::Options, DbError> {
+    let database = name_rule(settings)?
+        .check("database", &args.database)
+        .map_err(DbError::Name)?
+        .to_owned();
+    Ok(drop::Options {
+        target: pg_target(settings)?,
+        database,
+        force: args.force,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,

@@ -215,3 +215,120 @@ fn create_makes_the_database_with_its_owner_and_no_password_reaches_the_log() {
         "pysk-db: the database theirs exists, owned by postgres, not shop_admin; nothing changed\n",
     );
 }
+
+#[test]
+fn password_is_set_as_a_verifier_once_and_drop_refuses_a_busy_database() {
+    let Some(env) = Env::new() else { return };
+    let first = env.password("first.pw", "first secret");
+    env.create("blog", "blog_admin", &first).succeeds();
+    let second = env.password("second.pw", "second secret");
+    let password = |file: &Path| {
+        env.tool()
+            .args(["pg", "password", "blog_admin", "--password-file"])
+            .arg(file)
+    };
+    let plan = password(&second).arg("--dry-run").succeeds();
+    assert_eq!(
+        stdout(&plan),
+        "would set blog_admin's password: ALTER ROLE \"blog_admin\" PASSWORD '***';\n"
+    );
+    let out = password(&second).succeeds();
+    assert_stderr_is(&out, "pysk-db: set blog_admin's password\n");
+    let login = env
+        .pg
+        .login("blog_admin", "second secret", "blog", "SELECT 1");
+    assert!(login.status.success(), "{login:?}");
+    let old = env
+        .pg
+        .login("blog_admin", "first secret", "blog", "SELECT 1");
+    assert!(!old.status.success(), "the old password no longer works");
+    let again = password(&second).succeeds();
+    assert_stderr_is(
+        &again,
+        "pysk-db: nothing to change: blog_admin has this password already\n",
+    );
+    assert!(!env.pg.log_text().contains("second secret"));
+    let out = env
+        .tool()
+        .args(["pg", "password", "nobody_here", "--password-file"])
+        .arg(&second)
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: there is no role nobody_here; nothing changed\n",
+    );
+
+    // A session in the database: drop refuses, --force ends it.
+    let mut session = std::process::Command::new(env.pg_psql_path())
+        .args(["-X", "-q", "-h"])
+        .arg(&env.pg.socket_dir)
+        .args([
+            "-p",
+            &env.pg.port.to_string(),
+            "-U",
+            "blog_admin",
+            "-d",
+            "blog",
+        ])
+        .args(["-c", "SELECT pg_sleep(30)"])
+        .env("PGPASSWORD", "second secret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("a session");
+    wait_for_session(&env, "blog");
+    let out = env.tool().args(["pg", "drop", "blog"]).fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the database blog has 1 connection(s): --force ends them; nothing changed\n",
+    );
+    let plan = env
+        .tool()
+        .args(["pg", "drop", "blog", "--force", "--dry-run"])
+        .succeeds();
+    assert_eq!(
+        stdout(&plan),
+        "would drop the database blog: DROP DATABASE \"blog\" WITH (FORCE);\n\
+         would drop the role blog: DROP ROLE \"blog\";\n"
+    );
+    let out = env
+        .tool()
+        .args(["pg", "drop", "blog", "--force"])
+        .succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: dropped the database blog\npysk-db: dropped the role blog\n",
+    );
+    let _ = session.wait();
+    assert_eq!(
+        env.pg
+            .psql("SELECT count(*) FROM pg_database WHERE datname = 'blog'")
+            .trim(),
+        "0"
+    );
+    let again = env.tool().args(["pg", "drop", "blog"]).succeeds();
+    assert_stderr_is(
+        &again,
+        "pysk-db: nothing to change: there is no database blog nor role blog\n",
+    );
+}
+
+impl Env {
+    fn pg_psql_path(&self) -> std::path::PathBuf {
+        self.pg.bin_dir.join("psql")
+    }
+}
+
+/// Waits until a session is connected to `db` (up to ten seconds).
+fn wait_for_session(env: &Env, db: &str) {
+    for _ in 0..100 {
+        let n = env.pg.psql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}'"
+        ));
+        if n.trim() != "0" {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no session in {db}");
+}

@@ -1,0 +1,100 @@
+//! `pg password USER --password-file F`: a login role's password set as a
+//! SCRAM verifier made here, and left alone when the stored verifier is
+//! one of the same password.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use pysk_common::exit::Outcome;
+use pysk_common::report::{self, Reporter};
+use pysk_common::secret::Secret;
+
+use crate::error::DbError;
+use crate::names::{literal, pg_identifier};
+use crate::pg::connect::{self, Target};
+use crate::pg::plan::{self, Step};
+use crate::pg::scram;
+
+/// What `pg password` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server.
+    pub target: Target,
+    /// The role (checked by the name rule).
+    pub user: String,
+    /// Its new password.
+    pub password: Secret,
+    /// The lock file of mutating runs.
+    pub lock: std::path::PathBuf,
+    /// How long to wait for it.
+    pub wait: Duration,
+    /// Show the plan; change nothing.
+    pub dry_run: bool,
+    /// The `--json` document instead of lines.
+    pub json: bool,
+}
+
+/// The `--json` document.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    dry_run: bool,
+    user: &'a str,
+    changed: bool,
+}
+
+/// Checks the stored verifier, then sets a new one when it differs.
+pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
+    let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
+    let steps = steps(options)?;
+    if options.dry_run {
+        if !options.json {
+            plan::show(&steps, "set", out)?;
+        }
+    } else {
+        plan::apply(&options.target, &steps, "set", options.json, report)?;
+    }
+    if options.json {
+        report::print_json(&Summary {
+            dry_run: options.dry_run,
+            user: &options.user,
+            changed: !steps.is_empty(),
+        })?;
+    } else if steps.is_empty() && !options.dry_run {
+        report.info(format_args!(
+            "nothing to change: {} has this password already",
+            options.user
+        ));
+    }
+    Ok(Outcome::Success)
+}
+
+/// The statement, if the stored verifier is not one of the password.
+fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
+    let mut client = connect::connect(&options.target, "postgres")?;
+    let rows = client
+        .query(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
+            &[&options.user],
+        )
+        .map_err(|e| plan::server(&options.target, &e))?;
+    let Some(row) = rows.first() else {
+        return Err(DbError::Conflict(format!(
+            "there is no role {}",
+            options.user
+        )));
+    };
+    let stored: Option<String> = row.get(0);
+    let password = options.password.expose().as_bytes();
+    if stored.as_deref().and_then(|s| scram::matches(s, password)) == Some(true) {
+        return Ok(Vec::new());
+    }
+    let head = format!("ALTER ROLE {} PASSWORD", pg_identifier(&options.user));
+    Ok(vec![Step {
+        database: "postgres".to_owned(),
+        what: format!("{}'s password", options.user),
+        sql: format!("{head} '***'"),
+        run: format!("{head} {}", literal(&scram::verifier(password))),
+    }])
+}
