@@ -24,6 +24,13 @@ impl Secret {
     }
 }
 
+impl From<String> for Secret {
+    /// A secret made by the tool itself (a generated password).
+    fn from(text: String) -> Secret {
+        Secret(text)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")

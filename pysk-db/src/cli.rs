@@ -89,6 +89,14 @@ server only as a SCRAM-SHA-256 verifier made here; a stored verifier of the
 same password is left alone, so a second run changes nothing and says so.
 A database that exists with another owner is refused (exit 65).")]
     Create(CreateArgs),
+    /// Make another database for an existing owner
+    #[command(after_help = "\
+Example:
+  pysk-db pg add-db shop_test --owner shop_admin
+
+As create, for an owner that exists already; its password is left as it
+is. An owner that does not exist is refused (exit 65).")]
+    AddDb(AddDbArgs),
     /// Set a login role's password
     #[command(after_help = "\
 Example:
@@ -106,6 +114,25 @@ Example:
 A database with connections is refused (exit 65) unless --force, which
 ends them. The owner role stays: it may own more.")]
     Drop(DropArgs),
+}
+
+/// The options of `pg add-db`.
+#[derive(Debug, clap::Args)]
+pub struct AddDbArgs {
+    /// The database
+    pub database: String,
+    /// Its owner, a login role that exists
+    #[arg(long, value_name = "USER")]
+    pub owner: String,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// The options of `pg password`.
@@ -155,8 +182,16 @@ pub struct CreateArgs {
     #[arg(long, value_name = "USER")]
     pub owner: String,
     /// The owner's password, from a file only its owner may read
-    #[arg(long, value_name = "FILE")]
-    pub password_file: std::path::PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "generate_password"
+    )]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Make a password, written once to OUT (mode 0600) and never
+    /// printed; OUT must not exist yet
+    #[arg(long, value_name = "OUT", conflicts_with = "password_file")]
+    pub generate_password: Option<std::path::PathBuf>,
     /// `--dry-run`.
     #[command(flatten)]
     pub dry_run: DryRunArgs,

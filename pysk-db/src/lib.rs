@@ -5,7 +5,7 @@
 //!   account name is checked against before any connection, and the
 //!   quoting every statement uses all the same.
 //! - [`pg`]: PostgreSQL, reached as its superuser by peer authentication:
-//!   `setup`, `create`, `password`, `drop`.
+//!   `setup`, `create`, `add-db`, `password`, `drop`.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
@@ -34,6 +34,9 @@ pub fn try_main() -> Result<Outcome, DbError> {
     match command {
         Command::Pg(PgCommand::Create(args)) => {
             pg::create::run(&settings::pg_create(&settings, &args)?, &report, &mut out)
+        }
+        Command::Pg(PgCommand::AddDb(args)) => {
+            pg::create::run(&settings::pg_add_db(&settings, &args)?, &report, &mut out)
         }
         Command::Pg(PgCommand::Password(args)) => {
             pg::password::run(&settings::pg_password(&settings, &args)?, &report, &mut out)

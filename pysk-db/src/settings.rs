@@ -3,9 +3,10 @@
 //! default, and each bad value is reported where it came from (the
 //! switch's file and line, or the option).
 
+use pysk_common::secret::Secret;
 use pysk_common::settings::{Settings, Spec};
 
-use crate::cli::{CreateArgs, DropArgs, PasswordArgs, SetupArgs};
+use crate::cli::{AddDbArgs, CreateArgs, DropArgs, PasswordArgs, SetupArgs};
 use crate::error::DbError;
 use crate::names::{self, Rule};
 use crate::pg::connect::Target;
@@ -94,7 +95,40 @@ pub fn pg_create(settings: &Settings, args: &CreateArgs) -> Result<create::Optio
         target: pg_target(settings)?,
         database: database.to_owned(),
         owner: owner.to_owned(),
-        password: pysk_common::secret::read_file(&args.password_file)?,
+        password: Some(create_password(args)?),
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "db_wait")?,
+        dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+    })
+}
+
+/// `--password-file`'s password, or a new one written to
+/// `--generate-password`'s file (not for a dry run, which writes nothing).
+fn create_password(args: &CreateArgs) -> Result<Secret, DbError> {
+    match (&args.password_file, &args.generate_password) {
+        (Some(file), _) => Ok(pysk_common::secret::read_file(file)?),
+        (None, Some(out)) => password::generate(out, args.dry_run.dry_run),
+        (None, None) => Err(pysk_common::Error::option(
+            "--password-file",
+            "either it or --generate-password is needed",
+        )
+        .into()),
+    }
+}
+
+/// The options of `pg add-db`: `create` for an owner that exists.
+pub fn pg_add_db(settings: &Settings, args: &AddDbArgs) -> Result<create::Options, DbError> {
+    let rule = name_rule(settings)?;
+    let database = rule
+        .check("database", &args.database)
+        .map_err(DbError::Name)?;
+    let owner = rule.check("owner", &args.owner).map_err(DbError::Name)?;
+    Ok(create::Options {
+        target: pg_target(settings)?,
+        database: database.to_owned(),
+        owner: owner.to_owned(),
+        password: None,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,

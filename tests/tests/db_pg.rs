@@ -332,3 +332,100 @@ fn wait_for_session(env: &Env, db: &str) {
     }
     panic!("no session in {db}");
 }
+
+#[test]
+fn a_generated_password_is_written_once_and_add_db_serves_an_existing_owner() {
+    let Some(env) = Env::new() else { return };
+    let out_file = env.dir.path().join("generated.pw");
+    let plan = env
+        .tool()
+        .args([
+            "pg",
+            "create",
+            "wiki",
+            "--owner",
+            "wiki_admin",
+            "--generate-password",
+        ])
+        .arg(&out_file)
+        .arg("--dry-run")
+        .succeeds();
+    assert!(
+        stdout(&plan).contains("PASSWORD '***'"),
+        "{}",
+        stdout(&plan)
+    );
+    assert!(!out_file.exists(), "a dry run writes no password");
+    let out = env
+        .tool()
+        .args([
+            "pg",
+            "create",
+            "wiki",
+            "--owner",
+            "wiki_admin",
+            "--generate-password",
+        ])
+        .arg(&out_file)
+        .succeeds();
+    let password = std::fs::read_to_string(&out_file).expect("the password");
+    let password = password.trim_end();
+    assert_eq!(password.len(), 24);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&out_file).expect("stat").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(
+        !pysk_tests::stderr(&out).contains(password),
+        "never printed"
+    );
+    assert!(!env.pg.log_text().contains(password), "never logged");
+    let login = env.pg.login("wiki_admin", password, "wiki", "SELECT 1");
+    assert!(login.status.success(), "{login:?}");
+    let again = env
+        .tool()
+        .args([
+            "pg",
+            "create",
+            "wiki",
+            "--owner",
+            "wiki_admin",
+            "--generate-password",
+        ])
+        .arg(&out_file)
+        .fails_with(65);
+    assert_stderr_is(
+        &again,
+        &format!(
+            "pysk-db: {} exists: give it as --password-file; nothing changed\n",
+            out_file.display()
+        ),
+    );
+
+    let out = env
+        .tool()
+        .args(["pg", "add-db", "wiki_test", "--owner", "wiki_admin"])
+        .succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: made the role wiki_test\n\
+         pysk-db: made wiki_admin a member of wiki_test\n\
+         pysk-db: made the database wiki_test\n\
+         pysk-db: made ALL on wiki_test's schema public to wiki_admin\n",
+    );
+    let login = env
+        .pg
+        .login("wiki_admin", password, "wiki_test", "SELECT 1");
+    assert!(
+        login.status.success(),
+        "the password is unchanged: {login:?}"
+    );
+    let out = env
+        .tool()
+        .args(["pg", "add-db", "other", "--owner", "nobody_here"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: there is no role nobody_here: pg create makes it, with a password; nothing changed\n",
+    );
+}

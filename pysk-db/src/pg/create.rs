@@ -30,8 +30,9 @@ pub struct Options {
     pub database: String,
     /// Its owner (checked by the name rule).
     pub owner: String,
-    /// The owner's password.
-    pub password: Secret,
+    /// The owner's password; `None` (`add-db`): the owner must exist, and
+    /// its password is left as it is.
+    pub password: Option<Secret>,
     /// The lock file of mutating runs.
     pub lock: std::path::PathBuf,
     /// How long to wait for it.
@@ -95,18 +96,26 @@ fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
         let sql = format!("CREATE ROLE {} NOLOGIN", pg_identifier(db));
         step(format!("the role {db}"), sql.clone(), sql, "postgres");
     }
-    let verifier = || scram::verifier(options.password.expose().as_bytes());
-    match stored_password(&mut client, options, owner)? {
-        None => {
-            let (shown, run) = role_sql("CREATE ROLE", owner, "LOGIN PASSWORD", &verifier());
+    match (
+        stored_password(&mut client, options, owner)?,
+        &options.password,
+    ) {
+        (None, None) => {
+            return Err(DbError::Conflict(format!(
+                "there is no role {owner}: pg create makes it, with a password"
+            )));
+        }
+        (Some(_), None) => {}
+        (None, Some(password)) => {
+            let verifier = scram::verifier(password.expose().as_bytes());
+            let (shown, run) = role_sql("CREATE ROLE", owner, "LOGIN PASSWORD", &verifier);
             step(format!("the login role {owner}"), shown, run, "postgres");
         }
-        Some(stored) => {
-            let same = stored
-                .as_deref()
-                .and_then(|s| scram::matches(s, options.password.expose().as_bytes()));
-            if same != Some(true) {
-                let (shown, run) = role_sql("ALTER ROLE", owner, "LOGIN PASSWORD", &verifier());
+        (Some(stored), Some(password)) => {
+            let password = password.expose().as_bytes();
+            if stored.as_deref().and_then(|s| scram::matches(s, password)) != Some(true) {
+                let verifier = scram::verifier(password);
+                let (shown, run) = role_sql("ALTER ROLE", owner, "LOGIN PASSWORD", &verifier);
                 step(format!("{owner}'s password"), shown, run, "postgres");
             }
         }
