@@ -14,6 +14,7 @@ pub const NAME: &str = env!("CARGO_PKG_NAME");
 /// Every exit code the tool can return, and what it means here.
 const EXIT_CODES: &[(u8, &str)] = &[
     (exit::OK, "ok"),
+    (exit::PARTIAL, "vacuum: a table the server refused (named)"),
     (exit::USAGE, "usage: a bad option"),
     (
         exit::DATAERR,
@@ -114,6 +115,45 @@ Example:
 A database with connections is refused (exit 65) unless --force, which
 ends them. The owner role stays: it may own more.")]
     Drop(DropArgs),
+    /// Vacuum every table, skipping those another session holds
+    #[command(after_help = "\
+Examples (cron, nightly):
+  pysk-db -q pg vacuum --all --analyze
+  pysk-db pg vacuum shop --dry-run
+
+Each table is vacuumed on its own with SKIP_LOCKED and the lock_timeout of
+db_lock_timeout, so maintenance never queues behind another session's lock:
+a table held elsewhere is skipped and named. Every database but template0
+(which takes no connections) with --all.")]
+    Vacuum(VacuumArgs),
+}
+
+/// The options of `pg vacuum`.
+#[derive(Debug, clap::Args)]
+pub struct VacuumArgs {
+    /// The databases
+    #[arg(
+        value_name = "DB",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub databases: Vec<String>,
+    /// Every database that takes connections
+    #[arg(long)]
+    pub all: bool,
+    /// ANALYZE too
+    #[arg(long)]
+    pub analyze: bool,
+    /// Seconds a table's lock is waited for before it is skipped
+    /// [switch: db_lock_timeout]
+    #[arg(long, value_name = "SECONDS")]
+    pub lock_timeout: Option<String>,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 /// The options of `pg add-db`.

@@ -5,7 +5,7 @@
 //!   account name is checked against before any connection, and the
 //!   quoting every statement uses all the same.
 //! - [`pg`]: PostgreSQL, reached as its superuser by peer authentication:
-//!   `setup`, `create`, `add-db`, `password`, `drop`.
+//!   `setup`, `create`, `add-db`, `password`, `drop`, `vacuum`.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
@@ -43,6 +43,9 @@ pub fn try_main() -> Result<Outcome, DbError> {
         }
         Command::Pg(PgCommand::Drop(args)) => {
             pg::drop::run(&settings::pg_drop(&settings, &args)?, &report, &mut out)
+        }
+        Command::Pg(PgCommand::Vacuum(args)) => {
+            pg::vacuum::run(&settings::pg_vacuum(&settings, &args)?, &report, &mut out)
         }
         Command::Pg(PgCommand::Setup(args)) => {
             pg::setup::run(&settings::pg_setup(&settings, &args)?, &report, &mut out)

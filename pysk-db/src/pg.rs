@@ -3,7 +3,8 @@
 //! [`setup`] takes back what a fresh cluster grants everyone; [`scram`]
 //! makes and checks password verifiers on the client; [`create`] makes a
 //! database with its owner, [`password`] sets a role's, [`drop`] removes a
-//! database and its role.
+//! database and its role, [`vacuum`] keeps every table in shape without
+//! waiting on a lock.
 
 pub mod connect;
 pub mod create;
@@ -12,3 +13,4 @@ pub mod password;
 pub mod plan;
 pub mod scram;
 pub mod setup;
+pub mod vacuum;

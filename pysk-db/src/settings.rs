@@ -6,11 +6,11 @@
 use pysk_common::secret::Secret;
 use pysk_common::settings::{Settings, Spec};
 
-use crate::cli::{AddDbArgs, CreateArgs, DropArgs, PasswordArgs, SetupArgs};
+use crate::cli::{AddDbArgs, CreateArgs, DropArgs, PasswordArgs, SetupArgs, VacuumArgs};
 use crate::error::DbError;
 use crate::names::{self, Rule};
 use crate::pg::connect::Target;
-use crate::pg::{create, drop, password, setup};
+use crate::pg::{create, drop, password, setup, vacuum};
 
 /// The switches `pysk-db` reads, with their built-in defaults.
 pub const SWITCHES: &[Spec] = &[
@@ -48,7 +48,8 @@ pub const SWITCHES: &[Spec] = &[
         "db_lock_timeout",
         "5",
         "seconds maintenance waits for a table's lock before it skips the table",
-    ),
+    )
+    .option("--lock-timeout"),
     Spec::new(
         "db_state_dir",
         "/var/lib/pysk/db",
@@ -165,6 +166,25 @@ pub fn pg_drop(settings: &Settings, args: &DropArgs) -> Result<drop::Options, Db
         force: args.force,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
+        dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+    })
+}
+
+/// The options of `pg vacuum`.
+pub fn pg_vacuum(settings: &Settings, args: &VacuumArgs) -> Result<vacuum::Options, DbError> {
+    let rule = name_rule(settings)?;
+    let databases = args
+        .databases
+        .iter()
+        .map(|db| rule.check("database", db).map(str::to_owned))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(DbError::Name)?;
+    Ok(vacuum::Options {
+        target: pg_target(settings)?,
+        databases,
+        analyze: args.analyze,
+        lock_timeout: settings.timeout("db_lock_timeout", args.lock_timeout.as_deref())?,
         dry_run: args.dry_run.dry_run,
         json: args.json.json,
     })

@@ -429,3 +429,82 @@ fn a_generated_password_is_written_once_and_add_db_serves_an_existing_owner() {
         "pysk-db: there is no role nobody_here: pg create makes it, with a password; nothing changed\n",
     );
 }
+
+#[test]
+fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
+    let Some(env) = Env::new() else { return };
+    let pw = env.password("shop.pw", "shop secret");
+    env.create("shop", "shop_admin", &pw).succeeds();
+    let tables = "CREATE TABLE orders (id int); CREATE TABLE items (id int); \
+                  INSERT INTO orders SELECT generate_series(1, 1000); \
+                  INSERT INTO items SELECT generate_series(1, 1000);";
+    let made = env.pg.login("shop_admin", "shop secret", "shop", tables);
+    assert!(made.status.success(), "{made:?}");
+    // Another session holds orders, as a migration would.
+    let mut holder = std::process::Command::new(env.pg_psql_path())
+        .args(["-X", "-q", "-h"])
+        .arg(&env.pg.socket_dir)
+        .args([
+            "-p",
+            &env.pg.port.to_string(),
+            "-U",
+            "shop_admin",
+            "-d",
+            "shop",
+        ])
+        .args([
+            "-c",
+            "BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(30);",
+        ])
+        .env("PGPASSWORD", "shop secret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("a session");
+    for _ in 0..100 {
+        let locks = env.pg.psql_in(
+            "shop",
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname = 'orders' AND l.mode = 'AccessExclusiveLock' AND l.granted",
+        );
+        if locks.trim() == "1" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let started = std::time::Instant::now();
+    let out = env
+        .tool()
+        .args([
+            "pg",
+            "vacuum",
+            "shop",
+            "--analyze",
+            "--json",
+            "--lock-timeout",
+            "2",
+        ])
+        .succeeds();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let shop = &doc["databases"][0];
+    assert_eq!(shop["database"], "shop");
+    assert_eq!(
+        shop["skipped"],
+        serde_json::json!(["\"public\".\"orders\""])
+    );
+    assert_eq!(shop["failed"], serde_json::json!([]));
+    let tables = shop["tables"].as_u64().expect("tables");
+    assert_eq!(shop["vacuumed"].as_u64(), Some(tables - 1));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "vacuum waited on the held table"
+    );
+    let analyzed = env.pg.psql_in(
+        "shop",
+        "SELECT relname, last_vacuum IS NOT NULL, last_analyze IS NOT NULL \
+         FROM pg_stat_user_tables ORDER BY relname",
+    );
+    assert_eq!(analyzed.trim(), "items|t|t\norders|f|f");
+    holder.kill().ok();
+    let _ = holder.wait();
+}

@@ -32,12 +32,32 @@ impl Target {
     }
 }
 
+/// The server's notices and warnings of a session (SQLSTATE, message),
+/// as they arrive.
+pub type Notices = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
 /// A client connected as the superuser to `database`.
 pub fn connect(target: &Target, database: &str) -> Result<postgres::Client, DbError> {
+    connect_with(target, database, None)
+}
+
+/// [`connect`], the session's notices collected in `notices`.
+pub fn connect_with(
+    target: &Target,
+    database: &str,
+    notices: Option<Notices>,
+) -> Result<postgres::Client, DbError> {
     let account = User::from_name(&target.superuser)
         .map_err(|e| unreachable(target, format!("looking up {}: {e}", target.superuser)))?
         .ok_or_else(|| unreachable(target, format!("no system account {}", target.superuser)))?;
-    let config = config(target, &target.socket_dir, database);
+    let mut config = config(target, &target.socket_dir, database);
+    if let Some(notices) = notices {
+        config.notice_callback(move |notice| {
+            if let Ok(mut list) = notices.lock() {
+                list.push((notice.code().code().to_owned(), notice.message().to_owned()));
+            }
+        });
+    }
     let connected = as_account(&account, || config.connect(postgres::NoTls))?;
     connected.map_err(|e| unreachable(target, why(&e)))
 }

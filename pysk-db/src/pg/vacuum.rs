@@ -1,0 +1,202 @@
+//! `pg vacuum [--analyze] [--all | DB...]`: every table of every database
+//! (but `template0`, which takes no connections) vacuumed one at a time
+//! with `SKIP_LOCKED` and the session's `lock_timeout` (`db_lock_timeout`),
+//! so that maintenance never queues behind a migration's lock and stalls
+//! a site. A table another session holds is skipped and named: PostgreSQL
+//! says so only for a table named in the statement, which is why the
+//! tables are taken one by one.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use pysk_common::exit::Outcome;
+use pysk_common::report::{self, Reporter};
+
+use crate::error::DbError;
+use crate::names::pg_identifier;
+use crate::pg::connect::{self, Notices, Target};
+use crate::pg::plan;
+
+/// SQLSTATE `lock_not_available`: a table skipped, or a lock not had in
+/// time.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// What `pg vacuum` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server.
+    pub target: Target,
+    /// The databases (checked by the name rule); empty: all.
+    pub databases: Vec<String>,
+    /// ANALYZE too.
+    pub analyze: bool,
+    /// How long a table's lock is waited for before it is skipped.
+    pub lock_timeout: Duration,
+    /// Name the tables; vacuum nothing.
+    pub dry_run: bool,
+    /// The `--json` document instead of lines.
+    pub json: bool,
+}
+
+/// One database's outcome.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Vacuumed {
+    /// The database.
+    pub database: String,
+    /// Seconds it took.
+    pub seconds: f64,
+    /// Its tables.
+    pub tables: usize,
+    /// Those done.
+    pub vacuumed: usize,
+    /// Those skipped because another session held them.
+    pub skipped: Vec<String>,
+    /// Those the server refused, with why.
+    pub failed: Vec<String>,
+}
+
+/// The `--json` document.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    dry_run: bool,
+    databases: &'a [Vacuumed],
+}
+
+/// Vacuums each database in turn; `Partial` (exit 1) when a table failed.
+pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
+    let databases = if options.databases.is_empty() {
+        all_databases(&options.target)?
+    } else {
+        options.databases.clone()
+    };
+    let mut done = Vec::new();
+    for database in databases {
+        let vacuumed = vacuum(options, &database, out)?;
+        if !options.json && !options.dry_run {
+            say(&vacuumed, report);
+        }
+        done.push(vacuumed);
+    }
+    if options.json {
+        report::print_json(&Summary {
+            dry_run: options.dry_run,
+            databases: &done,
+        })?;
+    }
+    Ok(if done.iter().all(|d| d.failed.is_empty()) {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    })
+}
+
+/// Every database that takes connections.
+fn all_databases(target: &Target) -> Result<Vec<String>, DbError> {
+    let mut client = connect::connect(target, "postgres")?;
+    let rows = client
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datallowconn ORDER BY datname",
+            &[],
+        )
+        .map_err(|e| plan::server(target, &e))?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// One database, table by table.
+fn vacuum(options: &Options, database: &str, out: &mut dyn Write) -> Result<Vacuumed, DbError> {
+    let target = &options.target;
+    let started = Instant::now();
+    let notices: Notices = Arc::new(Mutex::new(Vec::new()));
+    let mut client = connect::connect_with(target, database, Some(notices.clone()))?;
+    let tables = tables(&mut client, target)?;
+    let mut result = Vacuumed {
+        database: database.to_owned(),
+        tables: tables.len(),
+        ..Vacuumed::default()
+    };
+    if options.dry_run {
+        if !options.json {
+            for table in &tables {
+                writeln!(out, "would vacuum {database}: {table}")
+                    .map_err(pysk_common::Error::Stdout)?;
+            }
+        }
+        return Ok(result);
+    }
+    let timeout = format!(
+        "SET lock_timeout = '{}ms'",
+        options.lock_timeout.as_millis()
+    );
+    client
+        .batch_execute(&timeout)
+        .map_err(|e| plan::server(target, &e))?;
+    let how = if options.analyze {
+        "SKIP_LOCKED, ANALYZE"
+    } else {
+        "SKIP_LOCKED"
+    };
+    for table in tables {
+        notices.lock().map(|mut n| n.clear()).ok();
+        match client.batch_execute(&format!("VACUUM ({how}) {table}")) {
+            Ok(()) if skipped(&notices) => result.skipped.push(table),
+            Ok(()) => result.vacuumed += 1,
+            Err(e) if e.code().is_some_and(|c| c.code() == LOCK_NOT_AVAILABLE) => {
+                result.skipped.push(table);
+            }
+            Err(e) => result.failed.push(format!("{table}: {}", connect::why(&e))),
+        }
+    }
+    result.seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
+    Ok(result)
+}
+
+/// Whether the last statement's notices say a table was skipped.
+fn skipped(notices: &Notices) -> bool {
+    notices
+        .lock()
+        .map(|n| n.iter().any(|(code, _)| code == LOCK_NOT_AVAILABLE))
+        .unwrap_or(false)
+}
+
+/// The database's tables and materialized views, as `schema.table`
+/// quoted, but other sessions' temporary ones.
+fn tables(client: &mut postgres::Client, target: &Target) -> Result<Vec<String>, DbError> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' \
+             ORDER BY n.nspname, c.relname",
+            &[],
+        )
+        .map_err(|e| plan::server(target, &e))?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let (schema, table): (String, String) = (row.get(0), row.get(1));
+            format!("{}.{}", pg_identifier(&schema), pg_identifier(&table))
+        })
+        .collect())
+}
+
+/// A database's outcome in lines: the count, then what was skipped or
+/// failed (a warning: it needs attention).
+fn say(vacuumed: &Vacuumed, report: &Reporter) {
+    report.info(format_args!(
+        "{}: {} of {} tables vacuumed in {:.2} s",
+        vacuumed.database, vacuumed.vacuumed, vacuumed.tables, vacuumed.seconds
+    ));
+    if !vacuumed.skipped.is_empty() {
+        report.info(format_args!(
+            "{}: skipped, held by another session: {}",
+            vacuumed.database,
+            vacuumed.skipped.join(", ")
+        ));
+    }
+    for failure in &vacuumed.failed {
+        report.warn(format_args!("{}: {failure}", vacuumed.database));
+    }
+}
