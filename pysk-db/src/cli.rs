@@ -156,6 +156,20 @@ pub struct VacuumArgs {
     pub json: JsonArgs,
 }
 
+/// `CREATE DATABASE`'s options for a new database.
+#[derive(Debug, clap::Args)]
+pub struct MakeArgs {
+    /// The new database's encoding [default: the template's]
+    #[arg(long, value_name = "ENCODING")]
+    pub encoding: Option<String>,
+    /// The new database's locale [default: the template's]
+    #[arg(long, value_name = "LOCALE")]
+    pub locale: Option<String>,
+    /// The database it is copied from [default: template1]
+    #[arg(long, value_name = "DB")]
+    pub template: Option<String>,
+}
+
 /// The options of `pg add-db`.
 #[derive(Debug, clap::Args)]
 pub struct AddDbArgs {
@@ -164,6 +178,9 @@ pub struct AddDbArgs {
     /// Its owner, a login role that exists
     #[arg(long, value_name = "USER")]
     pub owner: String,
+    /// How the new database is made.
+    #[command(flatten)]
+    pub make: MakeArgs,
     /// `--dry-run`.
     #[command(flatten)]
     pub dry_run: DryRunArgs,
@@ -232,6 +249,9 @@ pub struct CreateArgs {
     /// printed; OUT must not exist yet
     #[arg(long, value_name = "OUT", conflicts_with = "password_file")]
     pub generate_password: Option<std::path::PathBuf>,
+    /// How a new database is made.
+    #[command(flatten)]
+    pub make: MakeArgs,
     /// `--dry-run`.
     #[command(flatten)]
     pub dry_run: DryRunArgs,

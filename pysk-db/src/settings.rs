@@ -6,7 +6,7 @@
 use pysk_common::secret::Secret;
 use pysk_common::settings::{Settings, Spec};
 
-use crate::cli::{AddDbArgs, CreateArgs, DropArgs, PasswordArgs, SetupArgs, VacuumArgs};
+use crate::cli::{AddDbArgs, CreateArgs, DropArgs, MakeArgs, PasswordArgs, SetupArgs, VacuumArgs};
 use crate::error::DbError;
 use crate::names::{self, Rule};
 use crate::pg::connect::Target;
@@ -97,10 +97,42 @@ pub fn pg_create(settings: &Settings, args: &CreateArgs) -> Result<create::Optio
         database: database.to_owned(),
         owner: owner.to_owned(),
         password: Some(create_password(args)?),
+        make: make(&rule, &args.make)?,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,
         json: args.json.json,
+    })
+}
+
+/// `CREATE DATABASE`'s options: the template checked by the name rule,
+/// encoding and locale as plain words (they become quoted literals).
+fn make(rule: &Rule, args: &MakeArgs) -> Result<create::Make, DbError> {
+    let word = |option: &str, value: &Option<String>| -> Result<Option<String>, DbError> {
+        match value {
+            Some(v)
+                if v.is_empty()
+                    || !v
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b)) =>
+            {
+                Err(pysk_common::Error::option(
+                    option,
+                    format!("{:?}: not an encoding or locale name", v),
+                )
+                .into())
+            }
+            other => Ok(other.clone()),
+        }
+    };
+    let template = match &args.template {
+        Some(t) => Some(rule.check("template", t).map_err(DbError::Name)?.to_owned()),
+        None => None,
+    };
+    Ok(create::Make {
+        encoding: word("--encoding", &args.encoding)?,
+        locale: word("--locale", &args.locale)?,
+        template,
     })
 }
 
@@ -130,6 +162,7 @@ pub fn pg_add_db(settings: &Settings, args: &AddDbArgs) -> Result<create::Option
         database: database.to_owned(),
         owner: owner.to_owned(),
         password: None,
+        make: make(&rule, &args.make)?,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,

@@ -420,6 +420,43 @@ fn a_generated_password_is_written_once_and_add_db_serves_an_existing_owner() {
         login.status.success(),
         "the password is unchanged: {login:?}"
     );
+    // A database made from template0 with its own encoding and locale.
+    env.tool()
+        .args(["-q", "pg", "add-db", "wiki_c", "--owner", "wiki_admin"])
+        .args([
+            "--template",
+            "template0",
+            "--encoding",
+            "SQL_ASCII",
+            "--locale",
+            "C",
+        ])
+        .succeeds();
+    assert_eq!(
+        env.pg
+            .psql(
+                "SELECT pg_encoding_to_char(encoding), datcollate FROM pg_database \
+                 WHERE datname = 'wiki_c'"
+            )
+            .trim(),
+        "SQL_ASCII|C"
+    );
+    let out = env
+        .tool()
+        .args([
+            "pg",
+            "add-db",
+            "wiki_x",
+            "--owner",
+            "wiki_admin",
+            "--locale",
+            "C'; --",
+        ])
+        .fails_with(2);
+    assert_stderr_is(
+        &out,
+        "pysk-db: --locale: \"C'; --\": not an encoding or locale name\n",
+    );
     let out = env
         .tool()
         .args(["pg", "add-db", "other", "--owner", "nobody_here"])

@@ -41,6 +41,37 @@ pub struct Options {
     pub dry_run: bool,
     /// The `--json` document instead of lines.
     pub json: bool,
+    /// How a new database is made.
+    pub make: Make,
+}
+
+/// How a new database is made: `CREATE DATABASE`'s options (the server's
+/// defaults where `None`).
+#[derive(Debug, Clone, Default)]
+pub struct Make {
+    /// `ENCODING`.
+    pub encoding: Option<String>,
+    /// `LOCALE`.
+    pub locale: Option<String>,
+    /// `TEMPLATE` (checked by the name rule).
+    pub template: Option<String>,
+}
+
+impl Make {
+    /// The options as `CREATE DATABASE` takes them, each value quoted.
+    fn clauses(&self) -> String {
+        let mut text = String::new();
+        if let Some(template) = &self.template {
+            text.push_str(&format!(" TEMPLATE {}", pg_identifier(template)));
+        }
+        if let Some(encoding) = &self.encoding {
+            text.push_str(&format!(" ENCODING {}", literal(encoding)));
+        }
+        if let Some(locale) = &self.locale {
+            text.push_str(&format!(" LOCALE {}", literal(locale)));
+        }
+        text
+    }
 }
 
 /// The `--json` document.
@@ -132,9 +163,10 @@ fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
     match database_owner(&mut client, options)? {
         None => {
             let sql = format!(
-                "CREATE DATABASE {} OWNER {}",
+                "CREATE DATABASE {} OWNER {}{}",
                 pg_identifier(db),
-                pg_identifier(owner)
+                pg_identifier(owner),
+                options.make.clauses()
             );
             step(format!("the database {db}"), sql.clone(), sql, "postgres");
             let sql = format!("GRANT ALL ON SCHEMA public TO {}", pg_identifier(owner));
