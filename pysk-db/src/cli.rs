@@ -144,6 +144,9 @@ pub struct VacuumArgs {
     /// ANALYZE too
     #[arg(long)]
     pub analyze: bool,
+    /// REINDEX each user table CONCURRENTLY too
+    #[arg(long)]
+    pub reindex: bool,
     /// Seconds a table's lock is waited for before it is skipped
     /// [switch: db_lock_timeout]
     #[arg(long, value_name = "SECONDS")]

@@ -217,6 +217,7 @@ pub fn pg_vacuum(settings: &Settings, args: &VacuumArgs) -> Result<vacuum::Optio
         target: pg_target(settings)?,
         databases,
         analyze: args.analyze,
+        reindex: args.reindex,
         lock_timeout: settings.timeout("db_lock_timeout", args.lock_timeout.as_deref())?,
         dry_run: args.dry_run.dry_run,
         json: args.json.json,

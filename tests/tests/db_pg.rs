@@ -472,7 +472,7 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
     let Some(env) = Env::new() else { return };
     let pw = env.password("shop.pw", "shop secret");
     env.create("shop", "shop_admin", &pw).succeeds();
-    let tables = "CREATE TABLE orders (id int); CREATE TABLE items (id int); \
+    let tables = "CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE items (id int PRIMARY KEY); \
                   INSERT INTO orders SELECT generate_series(1, 1000); \
                   INSERT INTO items SELECT generate_series(1, 1000);";
     let made = env.pg.login("shop_admin", "shop secret", "shop", tables);
@@ -542,6 +542,66 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
          FROM pg_stat_user_tables ORDER BY relname",
     );
     assert_eq!(analyzed.trim(), "items|t|t\norders|f|f");
-    holder.kill().ok();
+    // REINDEX CONCURRENTLY has no SKIP_LOCKED: the lock_timeout stops it,
+    // and it leaves no half-built index behind.
+    let out = env
+        .tool()
+        .args([
+            "pg",
+            "vacuum",
+            "shop",
+            "--reindex",
+            "--json",
+            "--lock-timeout",
+            "1",
+        ])
+        .succeeds();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    // An open transaction in the database makes REINDEX CONCURRENTLY wait
+    // for it on every table (it waits out older snapshots): the
+    // lock_timeout ends each, and every half-built index is dropped.
+    assert_eq!(doc["databases"][0]["reindexed"], 0, "{doc}");
+    assert_eq!(
+        doc["databases"][0]["reindex_skipped"],
+        serde_json::json!(["\"public\".\"items\"", "\"public\".\"orders\""]),
+        "{doc}"
+    );
+    assert_eq!(
+        doc["databases"][0]["failed"],
+        serde_json::json!([]),
+        "{doc}"
+    );
+    assert_eq!(
+        env.pg
+            .psql_in("shop", "SELECT count(*) FROM pg_index WHERE NOT indisvalid")
+            .trim(),
+        "0"
+    );
+    env.pg.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = 'shop' AND pid <> pg_backend_pid()",
+    );
     let _ = holder.wait();
+    // Once the session is gone, both tables are reindexed.
+    wait_for_no_session(&env, "shop");
+    let out = env
+        .tool()
+        .args(["pg", "vacuum", "shop", "--reindex", "--json"])
+        .succeeds();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(doc["databases"][0]["reindexed"], 2, "{doc}");
+}
+
+/// Waits until no session is connected to `db` (up to ten seconds).
+fn wait_for_no_session(env: &Env, db: &str) {
+    for _ in 0..100 {
+        let n = env.pg.psql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}'"
+        ));
+        if n.trim() == "0" {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("a session stays in {db}");
 }

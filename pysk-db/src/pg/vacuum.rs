@@ -33,6 +33,8 @@ pub struct Options {
     pub databases: Vec<String>,
     /// ANALYZE too.
     pub analyze: bool,
+    /// REINDEX each user table CONCURRENTLY too.
+    pub reindex: bool,
     /// How long a table's lock is waited for before it is skipped.
     pub lock_timeout: Duration,
     /// Name the tables; vacuum nothing.
@@ -56,6 +58,11 @@ pub struct Vacuumed {
     pub skipped: Vec<String>,
     /// Those the server refused, with why.
     pub failed: Vec<String>,
+    /// User tables reindexed (with `--reindex`).
+    pub reindexed: usize,
+    /// User tables not reindexed because another session held them (the
+    /// half-built indexes such a stop leaves are dropped).
+    pub reindex_skipped: Vec<String>,
 }
 
 /// The `--json` document.
@@ -149,8 +156,75 @@ fn vacuum(options: &Options, database: &str, out: &mut dyn Write) -> Result<Vacu
             Err(e) => result.failed.push(format!("{table}: {}", connect::why(&e))),
         }
     }
+    if options.reindex {
+        reindex(&mut client, target, &mut result)?;
+    }
     result.seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
     Ok(result)
+}
+
+/// Each user table reindexed CONCURRENTLY (the server refuses that for
+/// system catalogs), within the session's lock_timeout: a table held
+/// elsewhere is skipped, and the invalid `_ccnew` indexes a stopped
+/// REINDEX CONCURRENTLY leaves behind — kept up to date on every write
+/// until dropped — are dropped.
+fn reindex(
+    client: &mut postgres::Client,
+    target: &Target,
+    result: &mut Vacuumed,
+) -> Result<(), DbError> {
+    let user_tables = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' \
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
+             ORDER BY n.nspname, c.relname",
+            &[],
+        )
+        .map_err(|e| plan::server(target, &e))?;
+    let mut stopped = false;
+    for row in user_tables {
+        let (schema, table): (String, String) = (row.get(0), row.get(1));
+        let name = format!("{}.{}", pg_identifier(&schema), pg_identifier(&table));
+        match client.batch_execute(&format!("REINDEX TABLE CONCURRENTLY {name}")) {
+            Ok(()) => result.reindexed += 1,
+            Err(e) if e.code().is_some_and(|c| c.code() == LOCK_NOT_AVAILABLE) => {
+                result.reindex_skipped.push(name);
+                stopped = true;
+            }
+            Err(e) => result.failed.push(format!("{name}: {}", connect::why(&e))),
+        }
+    }
+    if stopped {
+        drop_half_built(client, target, result)?;
+    }
+    Ok(())
+}
+
+/// Drops the invalid `_ccnew` indexes a stopped REINDEX CONCURRENTLY left.
+fn drop_half_built(
+    client: &mut postgres::Client,
+    target: &Target,
+    result: &mut Vacuumed,
+) -> Result<(), DbError> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE NOT i.indisvalid AND c.relname LIKE '%\\_ccnew%'",
+            &[],
+        )
+        .map_err(|e| plan::server(target, &e))?;
+    for row in rows {
+        let (schema, index): (String, String) = (row.get(0), row.get(1));
+        let name = format!("{}.{}", pg_identifier(&schema), pg_identifier(&index));
+        if let Err(e) = client.batch_execute(&format!("DROP INDEX CONCURRENTLY {name}")) {
+            result.failed.push(format!("{name}: {}", connect::why(&e)));
+        }
+    }
+    Ok(())
 }
 
 /// Whether the last statement's notices say a table was skipped.
@@ -189,6 +263,13 @@ fn say(vacuumed: &Vacuumed, report: &Reporter) {
         "{}: {} of {} tables vacuumed in {:.2} s",
         vacuumed.database, vacuumed.vacuumed, vacuumed.tables, vacuumed.seconds
     ));
+    if !vacuumed.reindex_skipped.is_empty() {
+        report.info(format_args!(
+            "{}: not reindexed, held by another session: {}",
+            vacuumed.database,
+            vacuumed.reindex_skipped.join(", ")
+        ));
+    }
     if !vacuumed.skipped.is_empty() {
         report.info(format_args!(
             "{}: skipped, held by another session: {}",
