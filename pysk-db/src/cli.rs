@@ -147,6 +147,9 @@ pub struct VacuumArgs {
     /// REINDEX each user table CONCURRENTLY too
     #[arg(long)]
     pub reindex: bool,
+    /// Databases vacuumed at once
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
     /// Seconds a table's lock is waited for before it is skipped
     /// [switch: db_lock_timeout]
     #[arg(long, value_name = "SECONDS")]

@@ -218,6 +218,7 @@ pub fn pg_vacuum(settings: &Settings, args: &VacuumArgs) -> Result<vacuum::Optio
         databases,
         analyze: args.analyze,
         reindex: args.reindex,
+        jobs: args.jobs,
         lock_timeout: settings.timeout("db_lock_timeout", args.lock_timeout.as_deref())?,
         dry_run: args.dry_run.dry_run,
         json: args.json.json,

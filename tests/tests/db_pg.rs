@@ -590,6 +590,35 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
         .succeeds();
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     assert_eq!(doc["databases"][0]["reindexed"], 2, "{doc}");
+    // Every database, two at a time, reported in their order.
+    let out = env
+        .tool()
+        .args([
+            "pg",
+            "vacuum",
+            "--all",
+            "--analyze",
+            "--jobs",
+            "2",
+            "--json",
+        ])
+        .succeeds();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let names: Vec<&str> = doc["databases"]
+        .as_array()
+        .expect("databases")
+        .iter()
+        .map(|d| d["database"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(names, ["postgres", "shop", "template1"]);
+    assert!(
+        doc["databases"]
+            .as_array()
+            .expect("databases")
+            .iter()
+            .all(|d| d["skipped"] == serde_json::json!([]) && d["vacuumed"] == d["tables"]),
+        "{doc}"
+    );
 }
 
 /// Waits until no session is connected to `db` (up to ten seconds).

@@ -41,6 +41,8 @@ pub struct Options {
     pub dry_run: bool,
     /// The `--json` document instead of lines.
     pub json: bool,
+    /// Databases vacuumed at once.
+    pub jobs: usize,
 }
 
 /// One database's outcome.
@@ -72,20 +74,44 @@ struct Summary<'a> {
     databases: &'a [Vacuumed],
 }
 
-/// Vacuums each database in turn; `Partial` (exit 1) when a table failed.
+/// A database's session: its name, the client, the notices it collects.
+struct Session {
+    database: String,
+    client: postgres::Client,
+    notices: Notices,
+}
+
+/// Vacuums the databases, `jobs` at a time; `Partial` (exit 1) when a
+/// table failed. Every connection is made first, on this thread: the
+/// account switch of a connect applies to every thread of the process.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
     let databases = if options.databases.is_empty() {
         all_databases(&options.target)?
     } else {
         options.databases.clone()
     };
-    let mut done = Vec::new();
+    let mut sessions = Vec::new();
     for database in databases {
-        let vacuumed = vacuum(options, &database, out)?;
+        let notices: Notices = Arc::new(Mutex::new(Vec::new()));
+        let client = connect::connect_with(&options.target, &database, Some(notices.clone()))?;
+        sessions.push(Session {
+            database,
+            client,
+            notices,
+        });
+    }
+    let done = if options.dry_run {
+        sessions
+            .into_iter()
+            .map(|s| plan_only(options, s, out))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        in_parallel(options, sessions)?
+    };
+    for vacuumed in &done {
         if !options.json && !options.dry_run {
-            say(&vacuumed, report);
+            say(vacuumed, report);
         }
-        done.push(vacuumed);
     }
     if options.json {
         report::print_json(&Summary {
@@ -97,6 +123,66 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         Outcome::Success
     } else {
         Outcome::Partial
+    })
+}
+
+/// The sessions vacuumed by `options.jobs` threads, each taking the next
+/// database; the outcomes in the databases' order.
+fn in_parallel(options: &Options, sessions: Vec<Session>) -> Result<Vec<Vacuumed>, DbError> {
+    let count = sessions.len();
+    let queue = Mutex::new(sessions.into_iter().enumerate().collect::<Vec<_>>());
+    let found: Mutex<Vec<Option<Result<Vacuumed, DbError>>>> =
+        Mutex::new((0..count).map(|_| None).collect());
+    let work = || {
+        loop {
+            let next = queue
+                .lock()
+                .ok()
+                .and_then(|mut q| (!q.is_empty()).then(|| q.remove(0)));
+            let Some((n, session)) = next else {
+                return;
+            };
+            let outcome = vacuum(options, session);
+            if let Ok(mut found) = found.lock() {
+                found[n] = Some(outcome);
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 0..options.jobs.clamp(1, count.max(1)) {
+            s.spawn(work);
+        }
+    });
+    let found = found
+        .into_inner()
+        .map_err(|_| pysk_common::Error::Internal("a vacuum thread panicked".to_owned()))?;
+    found
+        .into_iter()
+        .map(|f| {
+            f.unwrap_or_else(|| {
+                Err(pysk_common::Error::Internal("a database was not vacuumed".to_owned()).into())
+            })
+        })
+        .collect()
+}
+
+/// A dry run's view of one database: its tables, named on `out`.
+fn plan_only(
+    options: &Options,
+    mut session: Session,
+    out: &mut dyn Write,
+) -> Result<Vacuumed, DbError> {
+    let tables = tables(&mut session.client, &options.target)?;
+    if !options.json {
+        for table in &tables {
+            writeln!(out, "would vacuum {}: {table}", session.database)
+                .map_err(pysk_common::Error::Stdout)?;
+        }
+    }
+    Ok(Vacuumed {
+        database: session.database,
+        tables: tables.len(),
+        ..Vacuumed::default()
     })
 }
 
@@ -113,26 +199,20 @@ fn all_databases(target: &Target) -> Result<Vec<String>, DbError> {
 }
 
 /// One database, table by table.
-fn vacuum(options: &Options, database: &str, out: &mut dyn Write) -> Result<Vacuumed, DbError> {
+fn vacuum(options: &Options, session: Session) -> Result<Vacuumed, DbError> {
     let target = &options.target;
     let started = Instant::now();
-    let notices: Notices = Arc::new(Mutex::new(Vec::new()));
-    let mut client = connect::connect_with(target, database, Some(notices.clone()))?;
+    let Session {
+        database,
+        mut client,
+        notices,
+    } = session;
     let tables = tables(&mut client, target)?;
     let mut result = Vacuumed {
-        database: database.to_owned(),
+        database,
         tables: tables.len(),
         ..Vacuumed::default()
     };
-    if options.dry_run {
-        if !options.json {
-            for table in &tables {
-                writeln!(out, "would vacuum {database}: {table}")
-                    .map_err(pysk_common::Error::Stdout)?;
-            }
-        }
-        return Ok(result);
-    }
     let timeout = format!(
         "SET lock_timeout = '{}ms'",
         options.lock_timeout.as_millis()
