@@ -634,3 +634,45 @@ fn wait_for_no_session(env: &Env, db: &str) {
     }
     panic!("a session stays in {db}");
 }
+
+/// Whether any process's command line holds `secret` right now.
+fn in_some_cmdline(secret: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|bytes| String::from_utf8_lossy(&bytes).contains(secret))
+    })
+}
+
+#[test]
+fn no_password_appears_in_any_command_line_while_the_tool_runs() {
+    let Some(env) = Env::new() else { return };
+    let secret = "cmdline-canary-7f3a91";
+    let pw = env.password("canary.pw", secret);
+    for args in [
+        vec![
+            "pg",
+            "create",
+            "canary",
+            "--owner",
+            "canary_admin",
+            "--password-file",
+        ],
+        vec!["pg", "password", "canary_admin", "--password-file"],
+    ] {
+        let mut child = env.tool().args(&args).arg(&pw).spawn();
+        let mut looks = 0;
+        while child.try_wait().expect("wait").is_none() {
+            assert!(
+                !in_some_cmdline(secret),
+                "{args:?}: the password is in a command line"
+            );
+            looks += 1;
+        }
+        assert!(child.wait().expect("wait").success(), "{args:?}");
+        assert!(looks > 0, "{args:?}: the run was watched");
+    }
+    assert!(!env.pg.log_text().contains(secret));
+}
