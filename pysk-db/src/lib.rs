@@ -6,12 +6,15 @@
 //!   quoting every statement uses all the same.
 //! - [`pg`]: PostgreSQL, reached as its superuser by peer authentication:
 //!   `setup`, `create`.
+//! - [`mysql`]: MariaDB, reached as root by `unix_socket`
+//!   authentication: `setup`, `create`.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
 
 pub mod cli;
 pub mod error;
+pub mod mysql;
 pub mod names;
 pub mod pg;
 pub mod settings;
