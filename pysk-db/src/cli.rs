@@ -58,6 +58,9 @@ pub enum Command {
     /// PostgreSQL, reached as its superuser through the Unix socket
     #[command(subcommand)]
     Pg(PgCommand),
+    /// MariaDB, reached as root through the Unix socket
+    #[command(subcommand)]
+    Mysql(MysqlCommand),
     /// Print the effective switches (defaults included) in shell syntax
     #[command(after_help = "\
 Example:
@@ -89,6 +92,22 @@ server only as a SCRAM-SHA-256 verifier made here; a stored verifier of the
 same password is left alone, so a second run changes nothing and says so.
 A database that exists with another owner is refused (exit 65).")]
     Create(CreateArgs),
+}
+
+/// The MariaDB subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MysqlCommand {
+    /// Remove what a fresh install leaves open to everyone
+    #[command(after_help = "\
+Example:
+  pysk-db mysql setup --dry-run
+
+Drops the anonymous accounts and root at any host but localhost, revokes
+what the PUBLIC role may do on test and test\\_%, drops the test database
+while it is empty; root stays reachable by unix_socket. With
+db_mysql_auth=ed25519 the plugin auth_ed25519 is installed. A second run
+changes nothing and says so.")]
+    Setup(SetupArgs),
 }
 
 /// The options of `pg create`.

@@ -24,7 +24,7 @@ use std::io;
 use pysk_common::exit::Outcome;
 
 pub use cli::Cli;
-use cli::{Command, PgCommand};
+use cli::{Command, MysqlCommand, PgCommand};
 pub use error::DbError;
 
 /// The tool's entry point: parses the command line, resolves the options,
@@ -40,6 +40,9 @@ pub fn try_main() -> Result<Outcome, DbError> {
         }
         Command::Pg(PgCommand::Setup(args)) => {
             pg::setup::run(&settings::pg_setup(&settings, &args)?, &report, &mut out)
+        }
+        Command::Mysql(MysqlCommand::Setup(args)) => {
+            mysql::setup::run(&settings::mysql_setup(&settings, &args)?, &report, &mut out)
         }
         Command::Config => {
             common.print_config(&settings, &mut out)?;

@@ -5,3 +5,5 @@
 //! its account(s).
 
 pub mod connect;
+pub mod hash;
+pub mod setup;

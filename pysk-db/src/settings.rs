@@ -7,6 +7,8 @@ use pysk_common::settings::{Settings, Spec};
 
 use crate::cli::{CreateArgs, SetupArgs};
 use crate::error::DbError;
+use crate::mysql;
+use crate::mysql::hash::Auth;
 use crate::names::{self, Rule};
 use crate::pg::connect::Target;
 use crate::pg::{create, setup};
@@ -95,6 +97,33 @@ pub fn pg_create(settings: &Settings, args: &CreateArgs) -> Result<create::Optio
         database: database.to_owned(),
         owner: owner.to_owned(),
         password: pysk_common::secret::read_file(&args.password_file)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "db_wait")?,
+        dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+    })
+}
+
+/// The MariaDB server: its socket.
+pub fn mysql_target(settings: &Settings) -> Result<mysql::connect::Target, DbError> {
+    Ok(mysql::connect::Target {
+        socket: settings.path("db_mysql_socket", None)?,
+    })
+}
+
+/// How MariaDB accounts are made (`db_mysql_auth`).
+pub fn mysql_auth(settings: &Settings) -> Result<Auth, DbError> {
+    Ok(settings.with("db_mysql_auth", None, Auth::parse)?)
+}
+
+/// The options of `mysql setup`.
+pub fn mysql_setup(
+    settings: &Settings,
+    args: &SetupArgs,
+) -> Result<mysql::setup::Options, DbError> {
+    Ok(mysql::setup::Options {
+        target: mysql_target(settings)?,
+        auth: mysql_auth(settings)?,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,

@@ -9,7 +9,51 @@ use mysql::prelude::Queryable;
 use pysk_common::exit::ToolError;
 use pysk_db::mysql::connect::{Target, connect};
 use pysk_tests::mariadb::Mariadb;
-use pysk_tests::scratch;
+use pysk_tests::{TempDir, assert_stderr_is, scratch, stdout, tool, write_switches};
+
+/// A scratch directory, a running MariaDB, switches pointing at it.
+struct Env {
+    dir: TempDir,
+    db: Mariadb,
+}
+
+impl Env {
+    fn new(auth: &str) -> Option<Env> {
+        let dir = scratch();
+        let db = Mariadb::start(&dir.path().join("my"))?;
+        write_switches(
+            &dir.path().join("config"),
+            &[
+                ("db_mysql_socket", db.socket.display().to_string()),
+                ("db_mysql_auth", auth.to_owned()),
+                (
+                    "db_state_dir",
+                    dir.path().join("state").display().to_string(),
+                ),
+            ],
+        );
+        Some(Env { dir, db })
+    }
+
+    fn tool(&self) -> pysk_tests::TestCommand {
+        tool("pysk-db").config_dir(&self.dir.path().join("config"))
+    }
+
+    /// What setup looks at and what it must keep: accounts, database
+    /// grants, databases, root's and PUBLIC's grants, the ed25519 plugin.
+    fn catalogs(&self) -> String {
+        [
+            "SELECT user, host FROM mysql.user ORDER BY user, host",
+            "SELECT host, db, user FROM mysql.db ORDER BY db, user",
+            "SHOW DATABASES",
+            "SHOW GRANTS FOR root@localhost",
+            "SHOW GRANTS FOR PUBLIC",
+            "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519'",
+        ]
+        .map(|sql| format!("{sql}:\n{}\n", self.db.mariadb(sql)))
+        .concat()
+    }
+}
 
 #[test]
 fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_is_named() {
@@ -44,4 +88,106 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_is_named() {
         format!("{}: No such file or directory", gone.socket.display())
     );
     assert_eq!(err.exit_code(), 69);
+}
+
+/// Root's grants as `mariadb-install-db` makes them, which setup keeps.
+const ROOT_GRANTS: &str = "GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` IDENTIFIED VIA \
+    mysql_native_password USING 'invalid' OR unix_socket WITH GRANT OPTION\n\
+    GRANT PROXY ON ``@`%` TO `root`@`localhost` WITH GRANT OPTION";
+
+#[test]
+fn setup_removes_exactly_the_insecure_defaults_once() {
+    let Some(env) = Env::new("ed25519") else {
+        return;
+    };
+    let db = &env.db;
+    let hostname = db.mariadb("SELECT LOWER(@@hostname)");
+    // A remote root someone added, and what an admin made on purpose,
+    // which must stay: an account at '%' and its grant on a test_ name.
+    db.mariadb(
+        "CREATE USER 'root'@'10.0.0.%' IDENTIFIED VIA unix_socket; \
+         CREATE USER 'alice'@'%' IDENTIFIED VIA unix_socket; \
+         GRANT SELECT ON `test_x`.* TO 'alice'@'%'; CREATE DATABASE shop",
+    );
+    let before = env.catalogs();
+    let mut anonymous = vec!["localhost".to_owned(), hostname.clone()];
+    anonymous.sort();
+    anonymous.dedup();
+    let drops: String = anonymous
+        .iter()
+        .map(|host| {
+            format!("would drop the anonymous account ''@'{host}': DROP USER ``@`{host}`;\n")
+        })
+        .collect();
+    let expected_plan = format!(
+        "would install the ed25519 authentication plugin: INSTALL SONAME 'auth_ed25519';\n\
+         {drops}\
+         would drop the remote root account 'root'@'10.0.0.%': DROP USER `root`@`10.0.0.%`;\n\
+         would revoke PUBLIC's privileges on test: REVOKE ALL PRIVILEGES ON `test`.* FROM PUBLIC;\n\
+         would revoke PUBLIC's privileges on test\\_%: REVOKE ALL PRIVILEGES ON `test\\_%`.* FROM PUBLIC;\n\
+         would drop the database test: DROP DATABASE `test`;\n"
+    );
+    let plan = env.tool().args(["mysql", "setup", "--dry-run"]).succeeds();
+    assert_eq!(stdout(&plan), expected_plan);
+    assert_eq!(env.catalogs(), before, "a dry run changes nothing");
+    assert!(
+        !env.dir.path().join("state").exists(),
+        "a dry run creates nothing"
+    );
+
+    let out = env.tool().args(["mysql", "setup"]).succeeds();
+    let done: String = expected_plan
+        .lines()
+        .map(|line| {
+            let (head, _) = line.split_once(": ").expect("a plan line");
+            let head = head.strip_prefix("would ").expect("would");
+            let (verb, what) = head.split_once(' ').expect("a verb");
+            let verb = match verb {
+                "drop" => "dropped",
+                "revoke" => "revoked",
+                _ => "installed",
+            };
+            format!("pysk-db: {verb} {what}\n")
+        })
+        .collect();
+    assert_stderr_is(&out, &done);
+
+    assert_eq!(
+        db.mariadb("SELECT user, host FROM mysql.user ORDER BY user, host"),
+        "PUBLIC\t\nalice\t%\nmariadb.sys\tlocalhost\nmysql\tlocalhost\nroot\tlocalhost"
+    );
+    assert_eq!(
+        db.mariadb("SELECT host, db, user, Select_priv FROM mysql.db ORDER BY db, user"),
+        "%\ttest_x\talice\tY"
+    );
+    assert_eq!(
+        db.mariadb("SHOW DATABASES"),
+        "information_schema\nmysql\nperformance_schema\nshop\nsys"
+    );
+    assert_eq!(db.mariadb("SHOW GRANTS FOR root@localhost"), ROOT_GRANTS);
+    assert_eq!(db.mariadb("SHOW GRANTS FOR PUBLIC"), "");
+    assert_eq!(
+        db.mariadb(
+            "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519'"
+        ),
+        "ACTIVE"
+    );
+    // Root still comes in by unix_socket: the second run is root's.
+    let after = env.catalogs();
+    let again = env.tool().args(["mysql", "setup"]).succeeds();
+    assert_stderr_is(
+        &again,
+        "pysk-db: nothing to change: no anonymous account, remote root or test database\n",
+    );
+    let plan = env.tool().args(["mysql", "setup", "--dry-run"]).succeeds();
+    assert_eq!(stdout(&plan), "nothing to change\n");
+    let doc: serde_json::Value = serde_json::from_str(&stdout(
+        &env.tool().args(["mysql", "setup", "--json"]).succeeds(),
+    ))
+    .expect("JSON");
+    assert_eq!(
+        doc,
+        serde_json::json!({"version": 1, "dry_run": false, "changes": [], "unchanged": 7})
+    );
+    assert_eq!(env.catalogs(), after, "the second runs changed nothing");
 }
