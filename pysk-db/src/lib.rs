@@ -44,6 +44,11 @@ pub fn try_main() -> Result<Outcome, DbError> {
         Command::Mysql(MysqlCommand::Setup(args)) => {
             mysql::setup::run(&settings::mysql_setup(&settings, &args)?, &report, &mut out)
         }
+        Command::Mysql(MysqlCommand::Create(args)) => mysql::create::run(
+            &settings::mysql_create(&settings, &args)?,
+            &report,
+            &mut out,
+        ),
         Command::Config => {
             common.print_config(&settings, &mut out)?;
             Ok(Outcome::Success)

@@ -5,5 +5,6 @@
 //! its account(s).
 
 pub mod connect;
+pub mod create;
 pub mod hash;
 pub mod setup;

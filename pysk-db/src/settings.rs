@@ -5,7 +5,7 @@
 
 use pysk_common::settings::{Settings, Spec};
 
-use crate::cli::{CreateArgs, SetupArgs};
+use crate::cli::{CreateArgs, MysqlCreateArgs, SetupArgs};
 use crate::error::DbError;
 use crate::mysql;
 use crate::mysql::hash::Auth;
@@ -124,6 +124,55 @@ pub fn mysql_setup(
     Ok(mysql::setup::Options {
         target: mysql_target(settings)?,
         auth: mysql_auth(settings)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "db_wait")?,
+        dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+    })
+}
+
+/// The options of `mysql create`: the names, hosts, character set and
+/// collation checked before any connection, the password read from its
+/// file (refused when others may read it).
+pub fn mysql_create(
+    settings: &Settings,
+    args: &MysqlCreateArgs,
+) -> Result<mysql::create::Options, DbError> {
+    let rule = name_rule(settings)?;
+    let database = rule
+        .check("database", &args.database)
+        .map_err(DbError::Name)?;
+    let user = rule
+        .check("user", args.user.as_deref().unwrap_or(database))
+        .map_err(DbError::Name)?;
+    let mut hosts = Vec::new();
+    for host in &args.hosts {
+        let host = mysql::create::check_host(host).map_err(DbError::Name)?;
+        if !hosts.iter().any(|h: &String| h == host) {
+            hosts.push(host.to_owned());
+        }
+    }
+    let charset = mysql::create::check_charset("charset", &args.charset).map_err(DbError::Name)?;
+    let collation = match &args.collation {
+        Some(c) => Some(mysql::create::check_charset("collation", c).map_err(DbError::Name)?),
+        None => None,
+    };
+    let password = pysk_common::secret::read_file(&args.password_file)?;
+    if password.expose().is_empty() {
+        return Err(DbError::Conflict(format!(
+            "the password file {} is empty",
+            args.password_file.display()
+        )));
+    }
+    Ok(mysql::create::Options {
+        target: mysql_target(settings)?,
+        auth: mysql_auth(settings)?,
+        database: database.to_owned(),
+        user: user.to_owned(),
+        hosts,
+        password,
+        charset: charset.to_owned(),
+        collation: collation.map(str::to_owned),
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,

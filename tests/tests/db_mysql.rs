@@ -191,3 +191,184 @@ fn setup_removes_exactly_the_insecure_defaults_once() {
     );
     assert_eq!(env.catalogs(), after, "the second runs changed nothing");
 }
+
+impl Env {
+    /// A password file only root may read.
+    fn password(&self, name: &str, password: &str) -> std::path::PathBuf {
+        let path = self.dir.path().join(name);
+        pysk_tests::secret_file(&path, password);
+        path
+    }
+
+    fn create(&self, db: &str, password: &std::path::Path) -> pysk_tests::TestCommand {
+        self.tool()
+            .args(["mysql", "create", db, "--password-file"])
+            .arg(password)
+    }
+}
+
+#[test]
+fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
+    for (auth, clause) in [
+        ("ed25519", "IDENTIFIED VIA ed25519 USING '***'"),
+        ("mysql_native_password", "IDENTIFIED BY PASSWORD '***'"),
+    ] {
+        let Some(env) = Env::new(auth) else {
+            return;
+        };
+        let db = &env.db;
+        env.tool().args(["mysql", "setup"]).succeeds();
+        let secret = "Kunde-Pa55 wört!";
+        let pw = env.password("shop.pw", secret);
+        let plan = env
+            .create("shop_db", &pw)
+            .args([
+                "--user",
+                "shop",
+                "--account-host",
+                "localhost",
+                "--account-host",
+                "10.0.0.%",
+            ])
+            .arg("--dry-run")
+            .succeeds();
+        assert_eq!(
+            stdout(&plan),
+            format!(
+                "would make the account shop@localhost: CREATE USER `shop`@`localhost` {clause};\n\
+                 would make the account shop@10.0.0.%: CREATE USER `shop`@`10.0.0.%` {clause};\n\
+                 would make the database shop_db: CREATE DATABASE `shop_db` CHARACTER SET utf8mb4;\n\
+                 would make ALL on shop_db to shop@localhost: GRANT ALL PRIVILEGES ON `shop\\_db`.* TO `shop`@`localhost`;\n\
+                 would make ALL on shop_db to shop@10.0.0.%: GRANT ALL PRIVILEGES ON `shop\\_db`.* TO `shop`@`10.0.0.%`;\n"
+            )
+        );
+        assert_eq!(
+            db.mariadb("SELECT COUNT(*) FROM mysql.user WHERE user = 'shop'"),
+            "0"
+        );
+
+        let out = env
+            .create("shop_db", &pw)
+            .args([
+                "--user",
+                "shop",
+                "--account-host",
+                "localhost",
+                "--account-host",
+                "10.0.0.%",
+            ])
+            .succeeds();
+        assert_stderr_is(
+            &out,
+            "pysk-db: made the account shop@localhost\n\
+             pysk-db: made the account shop@10.0.0.%\n\
+             pysk-db: made the database shop_db\n\
+             pysk-db: made ALL on shop_db to shop@localhost\n\
+             pysk-db: made ALL on shop_db to shop@10.0.0.%\n",
+        );
+        assert_eq!(
+            db.mariadb(
+                "SELECT user, host, plugin FROM mysql.user WHERE user = 'shop' ORDER BY host"
+            ),
+            format!("shop\t10.0.0.%\t{auth}\nshop\tlocalhost\t{auth}")
+        );
+        assert_eq!(
+            db.mariadb("SHOW GRANTS FOR shop@localhost")
+                .lines()
+                .nth(1)
+                .expect("the database grant"),
+            "GRANT ALL PRIVILEGES ON `shop\\\\_db`.* TO `shop`@`localhost`"
+        );
+        assert_eq!(
+            db.mariadb(
+                "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA \
+                 WHERE SCHEMA_NAME = 'shop_db'"
+            ),
+            "utf8mb4"
+        );
+        let login = db.login(
+            "shop",
+            secret,
+            "CREATE TABLE shop_db.t (i INT); SELECT CURRENT_USER()",
+        );
+        assert!(login.status.success(), "{login:?}");
+        assert_eq!(stdout(&login), "shop@localhost\n");
+        let wrong = db.login("shop", "not it", "SELECT 1");
+        assert_eq!(wrong.status.code(), Some(1), "{wrong:?}");
+        // The grant is this database only: `_` is no wildcard.
+        let other = db.login("shop", secret, "CREATE DATABASE shopxdb");
+        assert_eq!(other.status.code(), Some(1), "{other:?}");
+
+        // A second run with the same password changes nothing.
+        let again = env
+            .create("shop_db", &pw)
+            .args([
+                "--user",
+                "shop",
+                "--account-host",
+                "localhost",
+                "--account-host",
+                "10.0.0.%",
+            ])
+            .succeeds();
+        assert_stderr_is(
+            &again,
+            "pysk-db: nothing to change: shop_db exists, with ALL to shop at localhost, 10.0.0.%\n",
+        );
+        // Another password is set again, as a hash; the JSON says so.
+        let other = env.password("shop2.pw", "another one");
+        let doc: serde_json::Value = serde_json::from_str(&stdout(
+            &env.create("shop_db", &other)
+                .args(["--user", "shop", "--json"])
+                .succeeds(),
+        ))
+        .expect("JSON");
+        assert_eq!(
+            doc,
+            serde_json::json!({"version": 1, "dry_run": false, "database": "shop_db",
+                "user": "shop", "hosts": ["localhost"], "changes": [{
+                    "what": "shop@localhost's password",
+                    "sql": format!("ALTER USER `shop`@`localhost` {clause}")}]})
+        );
+        assert!(db.login("shop", "another one", "SELECT 1").status.success());
+        let log = db.log_text();
+        assert!(
+            !log.contains(secret),
+            "the plaintext reached the log:\n{log}"
+        );
+        assert!(!log.contains("another one"), "{log}");
+
+        // Hostile names are refused before any connection, nothing changed.
+        let before = env.catalogs();
+        let connects = db.log_text().matches("Connect\t").count();
+        for bad in [
+            "a\"; DROP DATABASE shop_db; --",
+            "a`b",
+            &"a".repeat(64),
+            "../x",
+            "shоp",
+        ] {
+            let out = env.create(bad, &pw).fails_with(65);
+            assert!(
+                pysk_tests::stderr(&out).ends_with("; nothing changed\n"),
+                "{out:?}"
+            );
+            let out = env.create("ok", &pw).args(["--user", bad]).fails_with(65);
+            assert!(
+                pysk_tests::stderr(&out).ends_with("; nothing changed\n"),
+                "{out:?}"
+            );
+        }
+        for bad in ["a`b", "h' OR 1", ""] {
+            env.create("ok", &pw)
+                .args(["--account-host", bad])
+                .fails_with(65);
+        }
+        assert_eq!(
+            db.log_text().matches("Connect\t").count(),
+            connects,
+            "no connection"
+        );
+        assert_eq!(env.catalogs(), before);
+    }
+}

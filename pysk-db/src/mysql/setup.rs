@@ -122,6 +122,19 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     Ok(Outcome::Success)
 }
 
+/// The statement that installs the `ed25519` plugin.
+pub const INSTALL_ED25519: &str = "INSTALL SONAME 'auth_ed25519'";
+
+/// Whether the `ed25519` authentication plugin is installed and active.
+pub fn ed25519_active(conn: &mut Conn, target: &Target) -> Result<bool, DbError> {
+    let status: Option<String> = conn
+        .query_first(
+            "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519'",
+        )
+        .map_err(|e| target.refused(None, &e))?;
+    Ok(status.as_deref() == Some("ACTIVE"))
+}
+
 /// An account as statements name it.
 fn account(user: &str, host: &str) -> String {
     format!("{}@{}", mysql_identifier(user), mysql_identifier(host))
@@ -157,19 +170,13 @@ fn plan(
     }
 
     if options.auth == Auth::Ed25519 {
-        let status: Option<String> = conn
-            .query_first(
-                "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS \
-                 WHERE PLUGIN_NAME = 'ed25519'",
-            )
-            .map_err(refused)?;
-        check(if status.as_deref() == Some("ACTIVE") {
+        check(if ed25519_active(conn, target)? {
             Vec::new()
         } else {
             vec![Change {
                 action: "install",
                 what: "the ed25519 authentication plugin".to_owned(),
-                sql: "INSTALL SONAME 'auth_ed25519'".to_owned(),
+                sql: INSTALL_ED25519.to_owned(),
             }]
         });
     }
