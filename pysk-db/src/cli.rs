@@ -59,6 +59,9 @@ pub enum Command {
     /// PostgreSQL, reached as its superuser through the Unix socket
     #[command(subcommand)]
     Pg(PgCommand),
+    /// MariaDB, reached as root through the Unix socket
+    #[command(subcommand)]
+    Mysql(MysqlCommand),
     /// Print the effective switches (defaults included) in shell syntax
     #[command(after_help = "\
 Example:
@@ -225,6 +228,69 @@ pub struct DropArgs {
     /// End the database's connections
     #[arg(long)]
     pub force: bool,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// The MariaDB subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MysqlCommand {
+    /// Remove what a fresh install leaves open to everyone
+    #[command(after_help = "\
+Example:
+  pysk-db mysql setup --dry-run
+
+Drops the anonymous accounts and root at any host but localhost, revokes
+what the PUBLIC role may do on test and test\\_%, drops the test database
+while it is empty; root stays reachable by unix_socket. With
+db_mysql_auth=ed25519 the plugin auth_ed25519 is installed. A second run
+changes nothing and says so.")]
+    Setup(SetupArgs),
+    /// Make a database with its account(s)
+    #[command(after_help = "\
+Example:
+  pysk-db mysql create shop --user shop --account-host localhost --password-file /root/shop.pw
+
+The account USER@HOST for each --account-host (localhost when none is
+given; --host is the option every pysk tool has), the
+database, ALL on it to each account. The password (from a file only its
+owner may read) reaches the server only as the hash of db_mysql_auth made
+here (ed25519 or mysql_native_password); a stored hash of the same password
+is left alone, so a second run changes nothing and says so.")]
+    Create(MysqlCreateArgs),
+}
+
+/// The options of `mysql create`.
+#[derive(Debug, clap::Args)]
+pub struct MysqlCreateArgs {
+    /// The database
+    pub database: String,
+    /// The account's user name (default: the database's name)
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// A host the account may come from (repeatable)
+    #[arg(
+        long = "account-host",
+        value_name = "HOST",
+        default_value = "localhost"
+    )]
+    pub hosts: Vec<String>,
+    /// The account's password, from a file only its owner may read
+    #[arg(long, value_name = "FILE")]
+    pub password_file: std::path::PathBuf,
+    /// The database's character set
+    #[arg(long, value_name = "CHARSET", default_value = "utf8mb4")]
+    pub charset: String,
+    /// Its collation (default: the character set's)
+    #[arg(long, value_name = "COLLATION")]
+    pub collation: Option<String>,
     /// `--dry-run`.
     #[command(flatten)]
     pub dry_run: DryRunArgs,

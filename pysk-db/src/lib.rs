@@ -6,12 +6,15 @@
 //!   quoting every statement uses all the same.
 //! - [`pg`]: PostgreSQL, reached as its superuser by peer authentication:
 //!   `setup`, `create`, `add-db`, `password`, `drop`, `vacuum`.
+//! - [`mysql`]: MariaDB, reached as root by `unix_socket`
+//!   authentication: `setup`, `create`.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
 
 pub mod cli;
 pub mod error;
+pub mod mysql;
 pub mod names;
 pub mod pg;
 pub mod settings;
@@ -21,7 +24,7 @@ use std::io;
 use pysk_common::exit::Outcome;
 
 pub use cli::Cli;
-use cli::{Command, PgCommand};
+use cli::{Command, MysqlCommand, PgCommand};
 pub use error::DbError;
 
 /// The tool's entry point: parses the command line, resolves the options,
@@ -50,6 +53,14 @@ pub fn try_main() -> Result<Outcome, DbError> {
         Command::Pg(PgCommand::Setup(args)) => {
             pg::setup::run(&settings::pg_setup(&settings, &args)?, &report, &mut out)
         }
+        Command::Mysql(MysqlCommand::Setup(args)) => {
+            mysql::setup::run(&settings::mysql_setup(&settings, &args)?, &report, &mut out)
+        }
+        Command::Mysql(MysqlCommand::Create(args)) => mysql::create::run(
+            &settings::mysql_create(&settings, &args)?,
+            &report,
+            &mut out,
+        ),
         Command::Config => {
             common.print_config(&settings, &mut out)?;
             Ok(Outcome::Success)

@@ -6,8 +6,12 @@
 use pysk_common::secret::Secret;
 use pysk_common::settings::{Settings, Spec};
 
-use crate::cli::{AddDbArgs, CreateArgs, DropArgs, MakeArgs, PasswordArgs, SetupArgs, VacuumArgs};
+use crate::cli::{
+    AddDbArgs, CreateArgs, DropArgs, MakeArgs, MysqlCreateArgs, PasswordArgs, SetupArgs, VacuumArgs,
+};
 use crate::error::DbError;
+use crate::mysql;
+use crate::mysql::hash::Auth;
 use crate::names::{self, Rule};
 use crate::pg::connect::Target;
 use crate::pg::{create, drop, password, setup, vacuum};
@@ -204,6 +208,33 @@ pub fn pg_drop(settings: &Settings, args: &DropArgs) -> Result<drop::Options, Db
     })
 }
 
+/// The MariaDB server: its socket.
+pub fn mysql_target(settings: &Settings) -> Result<mysql::connect::Target, DbError> {
+    Ok(mysql::connect::Target {
+        socket: settings.path("db_mysql_socket", None)?,
+    })
+}
+
+/// How MariaDB accounts are made (`db_mysql_auth`).
+pub fn mysql_auth(settings: &Settings) -> Result<Auth, DbError> {
+    Ok(settings.with("db_mysql_auth", None, Auth::parse)?)
+}
+
+/// The options of `mysql setup`.
+pub fn mysql_setup(
+    settings: &Settings,
+    args: &SetupArgs,
+) -> Result<mysql::setup::Options, DbError> {
+    Ok(mysql::setup::Options {
+        target: mysql_target(settings)?,
+        auth: mysql_auth(settings)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "db_wait")?,
+        dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+    })
+}
+
 /// The options of `pg vacuum`.
 pub fn pg_vacuum(settings: &Settings, args: &VacuumArgs) -> Result<vacuum::Options, DbError> {
     let rule = name_rule(settings)?;
@@ -220,6 +251,55 @@ pub fn pg_vacuum(settings: &Settings, args: &VacuumArgs) -> Result<vacuum::Optio
         reindex: args.reindex,
         jobs: args.jobs,
         lock_timeout: settings.timeout("db_lock_timeout", args.lock_timeout.as_deref())?,
+        dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+    })
+}
+
+/// The options of `mysql create`: the names, hosts, character set and
+/// collation checked before any connection, the password read from its
+/// file (refused when others may read it).
+pub fn mysql_create(
+    settings: &Settings,
+    args: &MysqlCreateArgs,
+) -> Result<mysql::create::Options, DbError> {
+    let rule = name_rule(settings)?;
+    let database = rule
+        .check("database", &args.database)
+        .map_err(DbError::Name)?;
+    let user = rule
+        .check("user", args.user.as_deref().unwrap_or(database))
+        .map_err(DbError::Name)?;
+    let mut hosts = Vec::new();
+    for host in &args.hosts {
+        let host = mysql::create::check_host(host).map_err(DbError::Name)?;
+        if !hosts.iter().any(|h: &String| h == host) {
+            hosts.push(host.to_owned());
+        }
+    }
+    let charset = mysql::create::check_charset("charset", &args.charset).map_err(DbError::Name)?;
+    let collation = match &args.collation {
+        Some(c) => Some(mysql::create::check_charset("collation", c).map_err(DbError::Name)?),
+        None => None,
+    };
+    let password = pysk_common::secret::read_file(&args.password_file)?;
+    if password.expose().is_empty() {
+        return Err(DbError::Conflict(format!(
+            "the password file {} is empty",
+            args.password_file.display()
+        )));
+    }
+    Ok(mysql::create::Options {
+        target: mysql_target(settings)?,
+        auth: mysql_auth(settings)?,
+        database: database.to_owned(),
+        user: user.to_owned(),
+        hosts,
+        password,
+        charset: charset.to_owned(),
+        collation: collation.map(str::to_owned),
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,
         json: args.json.json,
     })

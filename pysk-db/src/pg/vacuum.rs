@@ -79,6 +79,10 @@ struct Session {
     database: String,
     client: postgres::Client,
     notices: Notices,
+    /// Whether the catalogs every database shares are vacuumed here: in
+    /// the first database only, as they are one relation (vacuumed from
+    /// two sessions at once, one would skip it as locked).
+    shared: bool,
 }
 
 /// Vacuums the databases, `jobs` at a time; `Partial` (exit 1) when a
@@ -90,11 +94,12 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     } else {
         options.databases.clone()
     };
-    let mut sessions = Vec::new();
+    let mut sessions: Vec<Session> = Vec::new();
     for database in databases {
         let notices: Notices = Arc::new(Mutex::new(Vec::new()));
         let client = connect::connect_with(&options.target, &database, Some(notices.clone()))?;
         sessions.push(Session {
+            shared: sessions.is_empty(),
             database,
             client,
             notices,
@@ -172,7 +177,7 @@ fn plan_only(
     mut session: Session,
     out: &mut dyn Write,
 ) -> Result<Vacuumed, DbError> {
-    let tables = tables(&mut session.client, &options.target)?;
+    let tables = tables(&mut session.client, &options.target, session.shared)?;
     if !options.json {
         for table in &tables {
             writeln!(out, "would vacuum {}: {table}", session.database)
@@ -206,8 +211,9 @@ fn vacuum(options: &Options, session: Session) -> Result<Vacuumed, DbError> {
         database,
         mut client,
         notices,
+        shared,
     } = session;
-    let tables = tables(&mut client, target)?;
+    let tables = tables(&mut client, target, shared)?;
     let mut result = Vacuumed {
         database,
         tables: tables.len(),
@@ -316,15 +322,21 @@ fn skipped(notices: &Notices) -> bool {
 }
 
 /// The database's tables and materialized views, as `schema.table`
-/// quoted, but other sessions' temporary ones.
-fn tables(client: &mut postgres::Client, target: &Target) -> Result<Vec<String>, DbError> {
+/// quoted, but other sessions' temporary ones, and the shared catalogs
+/// unless `shared`.
+fn tables(
+    client: &mut postgres::Client,
+    target: &Target,
+    shared: bool,
+) -> Result<Vec<String>, DbError> {
     let rows = client
         .query(
             "SELECT n.nspname::text, c.relname::text FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' \
+             AND (NOT c.relisshared OR $1) \
              ORDER BY n.nspname, c.relname",
-            &[],
+            &[&shared],
         )
         .map_err(|e| plan::server(target, &e))?;
     Ok(rows

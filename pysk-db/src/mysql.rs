@@ -1,0 +1,10 @@
+//! MariaDB: reached as root through its Unix socket by `unix_socket`
+//! authentication ([`connect`]), so that no password exists at all;
+//! [`hash`] makes the account hashes on the client; [`setup`] removes the
+//! insecure defaults of a fresh install; [`create`] makes a database with
+//! its account(s).
+
+pub mod connect;
+pub mod create;
+pub mod hash;
+pub mod setup;

@@ -1,0 +1,374 @@
+//! `pysk-db mysql` against a real MariaDB 10.11 as a hand-run
+//! `mariadb-install-db` leaves it (test database and anonymous accounts
+//! included): root reached by `unix_socket`; what each subcommand changes,
+//! read back from `mysql.user`, `mysql.db` and `SHOW GRANTS`; dry runs that
+//! change nothing; second runs that find nothing to change.
+
+use mysql::prelude::Queryable;
+
+use pysk_common::exit::ToolError;
+use pysk_db::mysql::connect::{Target, connect};
+use pysk_tests::mariadb::Mariadb;
+use pysk_tests::{TempDir, assert_stderr_is, scratch, stdout, tool, write_switches};
+
+/// A scratch directory, a running MariaDB, switches pointing at it.
+struct Env {
+    dir: TempDir,
+    db: Mariadb,
+}
+
+impl Env {
+    fn new(auth: &str) -> Option<Env> {
+        let dir = scratch();
+        let db = Mariadb::start(&dir.path().join("my"))?;
+        write_switches(
+            &dir.path().join("config"),
+            &[
+                ("db_mysql_socket", db.socket.display().to_string()),
+                ("db_mysql_auth", auth.to_owned()),
+                (
+                    "db_state_dir",
+                    dir.path().join("state").display().to_string(),
+                ),
+            ],
+        );
+        Some(Env { dir, db })
+    }
+
+    fn tool(&self) -> pysk_tests::TestCommand {
+        tool("pysk-db").config_dir(&self.dir.path().join("config"))
+    }
+
+    /// What setup looks at and what it must keep: accounts, database
+    /// grants, databases, root's and PUBLIC's grants, the ed25519 plugin.
+    fn catalogs(&self) -> String {
+        [
+            "SELECT user, host FROM mysql.user ORDER BY user, host",
+            "SELECT host, db, user FROM mysql.db ORDER BY db, user",
+            "SHOW DATABASES",
+            "SHOW GRANTS FOR root@localhost",
+            "SHOW GRANTS FOR PUBLIC",
+            "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519'",
+        ]
+        .map(|sql| format!("{sql}:\n{}\n", self.db.mariadb(sql)))
+        .concat()
+    }
+}
+
+#[test]
+fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_is_named() {
+    let dir = scratch();
+    let Some(db) = Mariadb::start(dir.path()) else {
+        return;
+    };
+    let target = Target {
+        socket: db.socket.clone(),
+    };
+    let mut conn = connect(&target).expect("connected");
+    let row: Option<(String, String)> = conn
+        .query_first("SELECT CURRENT_USER(), @@socket")
+        .expect("a query");
+    assert_eq!(
+        row,
+        Some(("root@localhost".to_owned(), db.socket.display().to_string()))
+    );
+    assert!(
+        db.log_text()
+            .contains("Connect\troot@localhost on  using Socket"),
+        "{}",
+        db.log_text()
+    );
+
+    let gone = Target {
+        socket: dir.path().join("no-such.sock"),
+    };
+    let err = connect(&gone).expect_err("no server");
+    assert_eq!(
+        err.to_string(),
+        format!("{}: No such file or directory", gone.socket.display())
+    );
+    assert_eq!(err.exit_code(), 69);
+}
+
+/// Root's grants as `mariadb-install-db` makes them, which setup keeps.
+const ROOT_GRANTS: &str = "GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` IDENTIFIED VIA \
+    mysql_native_password USING 'invalid' OR unix_socket WITH GRANT OPTION\n\
+    GRANT PROXY ON ``@`%` TO `root`@`localhost` WITH GRANT OPTION";
+
+#[test]
+fn setup_removes_exactly_the_insecure_defaults_once() {
+    let Some(env) = Env::new("ed25519") else {
+        return;
+    };
+    let db = &env.db;
+    let hostname = db.mariadb("SELECT LOWER(@@hostname)");
+    // A remote root someone added, and what an admin made on purpose,
+    // which must stay: an account at '%' and its grant on a test_ name.
+    db.mariadb(
+        "CREATE USER 'root'@'10.0.0.%' IDENTIFIED VIA unix_socket; \
+         CREATE USER 'alice'@'%' IDENTIFIED VIA unix_socket; \
+         GRANT SELECT ON `test_x`.* TO 'alice'@'%'; CREATE DATABASE shop",
+    );
+    let before = env.catalogs();
+    let mut anonymous = vec!["localhost".to_owned(), hostname.clone()];
+    anonymous.sort();
+    anonymous.dedup();
+    let drops: String = anonymous
+        .iter()
+        .map(|host| {
+            format!("would drop the anonymous account ''@'{host}': DROP USER ``@`{host}`;\n")
+        })
+        .collect();
+    let expected_plan = format!(
+        "would install the ed25519 authentication plugin: INSTALL SONAME 'auth_ed25519';\n\
+         {drops}\
+         would drop the remote root account 'root'@'10.0.0.%': DROP USER `root`@`10.0.0.%`;\n\
+         would revoke PUBLIC's privileges on test: REVOKE ALL PRIVILEGES ON `test`.* FROM PUBLIC;\n\
+         would revoke PUBLIC's privileges on test\\_%: REVOKE ALL PRIVILEGES ON `test\\_%`.* FROM PUBLIC;\n\
+         would drop the database test: DROP DATABASE `test`;\n"
+    );
+    let plan = env.tool().args(["mysql", "setup", "--dry-run"]).succeeds();
+    assert_eq!(stdout(&plan), expected_plan);
+    assert_eq!(env.catalogs(), before, "a dry run changes nothing");
+    assert!(
+        !env.dir.path().join("state").exists(),
+        "a dry run creates nothing"
+    );
+
+    let out = env.tool().args(["mysql", "setup"]).succeeds();
+    let done: String = expected_plan
+        .lines()
+        .map(|line| {
+            let (head, _) = line.split_once(": ").expect("a plan line");
+            let head = head.strip_prefix("would ").expect("would");
+            let (verb, what) = head.split_once(' ').expect("a verb");
+            let verb = match verb {
+                "drop" => "dropped",
+                "revoke" => "revoked",
+                _ => "installed",
+            };
+            format!("pysk-db: {verb} {what}\n")
+        })
+        .collect();
+    assert_stderr_is(&out, &done);
+
+    assert_eq!(
+        db.mariadb("SELECT user, host FROM mysql.user ORDER BY user, host"),
+        "PUBLIC\t\nalice\t%\nmariadb.sys\tlocalhost\nmysql\tlocalhost\nroot\tlocalhost"
+    );
+    assert_eq!(
+        db.mariadb("SELECT host, db, user, Select_priv FROM mysql.db ORDER BY db, user"),
+        "%\ttest_x\talice\tY"
+    );
+    assert_eq!(
+        db.mariadb("SHOW DATABASES"),
+        "information_schema\nmysql\nperformance_schema\nshop\nsys"
+    );
+    assert_eq!(db.mariadb("SHOW GRANTS FOR root@localhost"), ROOT_GRANTS);
+    assert_eq!(db.mariadb("SHOW GRANTS FOR PUBLIC"), "");
+    assert_eq!(
+        db.mariadb(
+            "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519'"
+        ),
+        "ACTIVE"
+    );
+    // Root still comes in by unix_socket: the second run is root's.
+    let after = env.catalogs();
+    let again = env.tool().args(["mysql", "setup"]).succeeds();
+    assert_stderr_is(
+        &again,
+        "pysk-db: nothing to change: no anonymous account, remote root or test database\n",
+    );
+    let plan = env.tool().args(["mysql", "setup", "--dry-run"]).succeeds();
+    assert_eq!(stdout(&plan), "nothing to change\n");
+    let doc: serde_json::Value = serde_json::from_str(&stdout(
+        &env.tool().args(["mysql", "setup", "--json"]).succeeds(),
+    ))
+    .expect("JSON");
+    assert_eq!(
+        doc,
+        serde_json::json!({"version": 1, "dry_run": false, "changes": [], "unchanged": 7})
+    );
+    assert_eq!(env.catalogs(), after, "the second runs changed nothing");
+}
+
+impl Env {
+    /// A password file only root may read.
+    fn password(&self, name: &str, password: &str) -> std::path::PathBuf {
+        let path = self.dir.path().join(name);
+        pysk_tests::secret_file(&path, password);
+        path
+    }
+
+    fn create(&self, db: &str, password: &std::path::Path) -> pysk_tests::TestCommand {
+        self.tool()
+            .args(["mysql", "create", db, "--password-file"])
+            .arg(password)
+    }
+}
+
+#[test]
+fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
+    for (auth, clause) in [
+        ("ed25519", "IDENTIFIED VIA ed25519 USING '***'"),
+        ("mysql_native_password", "IDENTIFIED BY PASSWORD '***'"),
+    ] {
+        let Some(env) = Env::new(auth) else {
+            return;
+        };
+        let db = &env.db;
+        env.tool().args(["mysql", "setup"]).succeeds();
+        let secret = "Kunde-Pa55 wört!";
+        let pw = env.password("shop.pw", secret);
+        let plan = env
+            .create("shop_db", &pw)
+            .args([
+                "--user",
+                "shop",
+                "--account-host",
+                "localhost",
+                "--account-host",
+                "10.0.0.%",
+            ])
+            .arg("--dry-run")
+            .succeeds();
+        assert_eq!(
+            stdout(&plan),
+            format!(
+                "would make the account shop@localhost: CREATE USER `shop`@`localhost` {clause};\n\
+                 would make the account shop@10.0.0.%: CREATE USER `shop`@`10.0.0.%` {clause};\n\
+                 would make the database shop_db: CREATE DATABASE `shop_db` CHARACTER SET utf8mb4;\n\
+                 would make ALL on shop_db to shop@localhost: GRANT ALL PRIVILEGES ON `shop\\_db`.* TO `shop`@`localhost`;\n\
+                 would make ALL on shop_db to shop@10.0.0.%: GRANT ALL PRIVILEGES ON `shop\\_db`.* TO `shop`@`10.0.0.%`;\n"
+            )
+        );
+        assert_eq!(
+            db.mariadb("SELECT COUNT(*) FROM mysql.user WHERE user = 'shop'"),
+            "0"
+        );
+
+        let out = env
+            .create("shop_db", &pw)
+            .args([
+                "--user",
+                "shop",
+                "--account-host",
+                "localhost",
+                "--account-host",
+                "10.0.0.%",
+            ])
+            .succeeds();
+        assert_stderr_is(
+            &out,
+            "pysk-db: made the account shop@localhost\n\
+             pysk-db: made the account shop@10.0.0.%\n\
+             pysk-db: made the database shop_db\n\
+             pysk-db: made ALL on shop_db to shop@localhost\n\
+             pysk-db: made ALL on shop_db to shop@10.0.0.%\n",
+        );
+        assert_eq!(
+            db.mariadb(
+                "SELECT user, host, plugin FROM mysql.user WHERE user = 'shop' ORDER BY host"
+            ),
+            format!("shop\t10.0.0.%\t{auth}\nshop\tlocalhost\t{auth}")
+        );
+        assert_eq!(
+            db.mariadb("SHOW GRANTS FOR shop@localhost")
+                .lines()
+                .nth(1)
+                .expect("the database grant"),
+            "GRANT ALL PRIVILEGES ON `shop\\\\_db`.* TO `shop`@`localhost`"
+        );
+        assert_eq!(
+            db.mariadb(
+                "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA \
+                 WHERE SCHEMA_NAME = 'shop_db'"
+            ),
+            "utf8mb4"
+        );
+        let login = db.login(
+            "shop",
+            secret,
+            "CREATE TABLE shop_db.t (i INT); SELECT CURRENT_USER()",
+        );
+        assert!(login.status.success(), "{login:?}");
+        assert_eq!(stdout(&login), "shop@localhost\n");
+        let wrong = db.login("shop", "not it", "SELECT 1");
+        assert_eq!(wrong.status.code(), Some(1), "{wrong:?}");
+        // The grant is this database only: `_` is no wildcard.
+        let other = db.login("shop", secret, "CREATE DATABASE shopxdb");
+        assert_eq!(other.status.code(), Some(1), "{other:?}");
+
+        // A second run with the same password changes nothing.
+        let again = env
+            .create("shop_db", &pw)
+            .args([
+                "--user",
+                "shop",
+                "--account-host",
+                "localhost",
+                "--account-host",
+                "10.0.0.%",
+            ])
+            .succeeds();
+        assert_stderr_is(
+            &again,
+            "pysk-db: nothing to change: shop_db exists, with ALL to shop at localhost, 10.0.0.%\n",
+        );
+        // Another password is set again, as a hash; the JSON says so.
+        let other = env.password("shop2.pw", "another one");
+        let doc: serde_json::Value = serde_json::from_str(&stdout(
+            &env.create("shop_db", &other)
+                .args(["--user", "shop", "--json"])
+                .succeeds(),
+        ))
+        .expect("JSON");
+        assert_eq!(
+            doc,
+            serde_json::json!({"version": 1, "dry_run": false, "database": "shop_db",
+                "user": "shop", "hosts": ["localhost"], "changes": [{
+                    "what": "shop@localhost's password",
+                    "sql": format!("ALTER USER `shop`@`localhost` {clause}")}]})
+        );
+        assert!(db.login("shop", "another one", "SELECT 1").status.success());
+        let log = db.log_text();
+        assert!(
+            !log.contains(secret),
+            "the plaintext reached the log:\n{log}"
+        );
+        assert!(!log.contains("another one"), "{log}");
+
+        // Hostile names are refused before any connection, nothing changed.
+        let before = env.catalogs();
+        let connects = db.log_text().matches("Connect\t").count();
+        for bad in [
+            "a\"; DROP DATABASE shop_db; --",
+            "a`b",
+            &"a".repeat(64),
+            "../x",
+            "shоp",
+        ] {
+            let out = env.create(bad, &pw).fails_with(65);
+            assert!(
+                pysk_tests::stderr(&out).ends_with("; nothing changed\n"),
+                "{out:?}"
+            );
+            let out = env.create("ok", &pw).args(["--user", bad]).fails_with(65);
+            assert!(
+                pysk_tests::stderr(&out).ends_with("; nothing changed\n"),
+                "{out:?}"
+            );
+        }
+        for bad in ["a`b", "h' OR 1", ""] {
+            env.create("ok", &pw)
+                .args(["--account-host", bad])
+                .fails_with(65);
+        }
+        assert_eq!(
+            db.log_text().matches("Connect\t").count(),
+            connects,
+            "no connection"
+        );
+        assert_eq!(env.catalogs(), before);
+    }
+}
