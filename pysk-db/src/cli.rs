@@ -62,11 +62,29 @@ pub enum Command {
     /// MariaDB, reached as root through the Unix socket
     #[command(subcommand)]
     Mysql(MysqlCommand),
+    /// List both servers' databases: owners, sizes, sessions
+    #[command(after_help = "\
+Example:
+  pysk-db list --json | jq -r '.databases[] | select(.sessions > 0) | .name'
+
+One line per database on stdout, tab-separated: server (postgresql or
+mariadb), name, owners (MariaDB: the accounts with ALL on it), bytes,
+sessions. A server not running here (no socket) is said on stderr and
+left out.")]
+    List(ListArgs),
     /// Print the effective switches (defaults included) in shell syntax
     #[command(after_help = "\
 Example:
   pysk-db --host db1.example.org config > /tmp/switches.sh")]
     Config,
+}
+
+/// The options of `list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 /// The PostgreSQL subcommands.

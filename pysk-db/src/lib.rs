@@ -9,11 +9,14 @@
 //! - [`mysql`]: MariaDB, reached as root by `unix_socket`
 //!   authentication: `setup`, `create`.
 //!
+//! - [`list`]: both servers' databases.
+//!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
 
 pub mod cli;
 pub mod error;
+pub mod list;
 pub mod mysql;
 pub mod names;
 pub mod pg;
@@ -61,6 +64,7 @@ pub fn try_main() -> Result<Outcome, DbError> {
             &report,
             &mut out,
         ),
+        Command::List(args) => list::run(&settings::list(&settings, &args)?, &report, &mut out),
         Command::Config => {
             common.print_config(&settings, &mut out)?;
             Ok(Outcome::Success)

@@ -7,7 +7,8 @@ use pysk_common::secret::Secret;
 use pysk_common::settings::{Settings, Spec};
 
 use crate::cli::{
-    AddDbArgs, CreateArgs, DropArgs, MakeArgs, MysqlCreateArgs, PasswordArgs, SetupArgs, VacuumArgs,
+    AddDbArgs, CreateArgs, DropArgs, ListArgs, MakeArgs, MysqlCreateArgs, PasswordArgs, SetupArgs,
+    VacuumArgs,
 };
 use crate::error::DbError;
 use crate::mysql;
@@ -308,6 +309,15 @@ pub fn mysql_create(
 /// The lock file of mutating runs, in `db_state_dir`.
 fn lock_path(settings: &Settings) -> Result<std::path::PathBuf, DbError> {
     Ok(settings.path("db_state_dir", None)?.join("pysk-db.lock"))
+}
+
+/// The options of `list`.
+pub fn list(settings: &Settings, args: &ListArgs) -> Result<crate::list::Options, DbError> {
+    Ok(crate::list::Options {
+        pg: pg_target(settings)?,
+        mysql: mysql_target(settings)?,
+        json: args.json.json,
+    })
 }
 
 /// The name rule of `db_name_pattern`, its errors named where the value

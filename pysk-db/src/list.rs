@@ -1,0 +1,172 @@
+//! `list [--json]`: the databases of both servers — owner (PostgreSQL's
+//! database owner; MariaDB's accounts with ALL on it), size and sessions
+//! — one line each on stdout. A server not running here (no socket) is
+//! said and left out; one that refuses is an error.
+
+use std::io::{ErrorKind, Write};
+
+use mysql::prelude::Queryable;
+use serde::Serialize;
+
+use pysk_common::exit::Outcome;
+use pysk_common::report::{self, Reporter};
+
+use crate::error::DbError;
+use crate::mysql::connect as maria;
+use crate::pg::connect::{self, Target};
+use crate::pg::plan;
+
+/// What `list` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The PostgreSQL server.
+    pub pg: Target,
+    /// The MariaDB server.
+    pub mysql: maria::Target,
+    /// The `--json` document instead of lines.
+    pub json: bool,
+}
+
+/// One database.
+#[derive(Debug, Clone, Serialize)]
+pub struct Database {
+    /// `postgresql` or `mariadb`.
+    pub server: &'static str,
+    /// Its name.
+    pub name: String,
+    /// Its owner(s).
+    pub owners: Vec<String>,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Sessions connected to it now.
+    pub sessions: u64,
+}
+
+/// The `--json` document.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    databases: &'a [Database],
+    not_running: &'a [String],
+}
+
+/// Lists both servers' databases.
+pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
+    let mut databases = Vec::new();
+    let mut not_running = Vec::new();
+    match postgresql(&options.pg) {
+        Ok(found) => databases.extend(found),
+        Err(e) if missing(&options.pg.socket()) => not_running.push(note(&e)),
+        Err(e) => return Err(e),
+    }
+    match mariadb(&options.mysql) {
+        Ok(found) => databases.extend(found),
+        Err(e) if missing(&options.mysql.socket) => not_running.push(note(&e)),
+        Err(e) => return Err(e),
+    }
+    if options.json {
+        report::print_json(&Summary {
+            databases: &databases,
+            not_running: &not_running,
+        })?;
+        return Ok(Outcome::Success);
+    }
+    for line in &not_running {
+        report.info(format_args!("not running here: {line}"));
+    }
+    let mut text = String::new();
+    for db in &databases {
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            db.server,
+            db.name,
+            db.owners.join(","),
+            db.bytes,
+            db.sessions
+        ));
+    }
+    out.write_all(text.as_bytes())
+        .map_err(pysk_common::Error::Stdout)?;
+    Ok(Outcome::Success)
+}
+
+/// Whether a server's socket is not there at all (the server is not
+/// installed or not running here).
+fn missing(socket: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(socket).is_err_and(|e| e.kind() == ErrorKind::NotFound)
+}
+
+/// An unreachable server, as the list says it.
+fn note(e: &DbError) -> String {
+    e.to_string()
+}
+
+/// PostgreSQL's databases that take connections.
+fn postgresql(target: &Target) -> Result<Vec<Database>, DbError> {
+    let mut client = connect::connect(target, "postgres")?;
+    let rows = client
+        .query(
+            "SELECT d.datname::text, pg_get_userbyid(d.datdba)::text, \
+             pg_database_size(d.oid)::bigint, \
+             (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) \
+             FROM pg_database d WHERE d.datallowconn ORDER BY 1",
+            &[],
+        )
+        .map_err(|e| plan::server(target, &e))?;
+    Ok(rows
+        .iter()
+        .map(|row| Database {
+            server: "postgresql",
+            name: row.get(0),
+            owners: vec![row.get(1)],
+            bytes: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
+            sessions: u64::try_from(row.get::<_, i64>(3)).unwrap_or(0),
+        })
+        .collect())
+}
+
+/// MariaDB's databases but its own.
+fn mariadb(target: &maria::Target) -> Result<Vec<Database>, DbError> {
+    let mut conn = maria::connect(target)?;
+    let refused = |e: mysql::Error| target.refused(None, &e);
+    let rows: Vec<(String, u64, u64)> = conn
+        .query(
+            "SELECT s.SCHEMA_NAME, \
+             COALESCE((SELECT SUM(t.DATA_LENGTH + t.INDEX_LENGTH) FROM information_schema.TABLES t \
+                       WHERE t.TABLE_SCHEMA = s.SCHEMA_NAME), 0), \
+             (SELECT COUNT(*) FROM information_schema.PROCESSLIST p WHERE p.DB = s.SCHEMA_NAME) \
+             FROM information_schema.SCHEMATA s \
+             WHERE s.SCHEMA_NAME NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') \
+             ORDER BY 1",
+        )
+        .map_err(refused)?;
+    let mut databases = Vec::new();
+    for (name, bytes, sessions) in rows {
+        let owners: Vec<(String, String)> = conn
+            .exec(
+                "SELECT User, Host FROM mysql.db WHERE Db = ? AND Select_priv = 'Y' \
+                 AND Insert_priv = 'Y' AND Drop_priv = 'Y' AND User <> '' ORDER BY 1, 2",
+                (like_literal(&name),),
+            )
+            .map_err(refused)?;
+        databases.push(Database {
+            server: "mariadb",
+            // A role (PUBLIC among them) has no host.
+            owners: owners
+                .into_iter()
+                .map(|(u, h)| if h.is_empty() { u } else { format!("{u}@{h}") })
+                .collect(),
+            name,
+            bytes,
+            sessions,
+        });
+    }
+    Ok(databases)
+}
+
+/// A database name as `mysql.db` stores it for a grant on that database
+/// alone: `_` and `%` escaped, since they are wildcards there.
+fn like_literal(name: &str) -> String {
+    name.replace('\\', "\\\\")
+        .replace('_', "\\_")
+        .replace('%', "\\%")
+}
