@@ -7,7 +7,7 @@
 //! - [`pg`]: PostgreSQL, reached as its superuser by peer authentication:
 //!   `setup`, `create`, `add-db`, `password`, `drop`, `vacuum`.
 //! - [`mysql`]: MariaDB, reached as root by `unix_socket`
-//!   authentication: `setup`, `create`.
+//!   authentication: `setup`, `create`, `password`, `drop`, `check`.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
@@ -61,6 +61,17 @@ pub fn try_main() -> Result<Outcome, DbError> {
             &report,
             &mut out,
         ),
+        Command::Mysql(MysqlCommand::Password(args)) => mysql::password::run(
+            &settings::mysql_password(&settings, &args)?,
+            &report,
+            &mut out,
+        ),
+        Command::Mysql(MysqlCommand::Drop(args)) => {
+            mysql::drop::run(&settings::mysql_drop(&settings, &args)?, &report, &mut out)
+        }
+        Command::Mysql(MysqlCommand::Check(args)) => {
+            mysql::check::run(&settings::mysql_check(&settings, &args)?, &report, &mut out)
+        }
         Command::Config => {
             common.print_config(&settings, &mut out)?;
             Ok(Outcome::Success)
