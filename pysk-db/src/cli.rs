@@ -14,7 +14,10 @@ pub const NAME: &str = env!("CARGO_PKG_NAME");
 /// Every exit code the tool can return, and what it means here.
 const EXIT_CODES: &[(u8, &str)] = &[
     (exit::OK, "ok"),
-    (exit::PARTIAL, "vacuum: a table the server refused (named)"),
+    (
+        exit::PARTIAL,
+        "vacuum: a table the server refused; mysql check: a table that reports an error (named)",
+    ),
     (exit::USAGE, "usage: a bad option"),
     (
         exit::DATAERR,
@@ -283,6 +286,94 @@ owner may read) reaches the server only as the hash of db_mysql_auth made
 here (ed25519 or mysql_native_password); a stored hash of the same password
 is left alone, so a second run changes nothing and says so.")]
     Create(MysqlCreateArgs),
+    /// Set an account's password
+    #[command(after_help = "\
+Example:
+  pysk-db mysql password shop --password-file /root/shop.pw
+
+The account USER at each --account-host (every host it has when none is
+given) gets the hash of db_mysql_auth made here; an account whose stored
+hash is one of the same password is left alone. An account that does not
+exist is refused (exit 65).")]
+    Password(MysqlPasswordArgs),
+    /// Drop a database and the accounts made for it
+    #[command(after_help = "\
+Example:
+  pysk-db mysql drop shop --dry-run
+
+The database and the account USER (default: the database's name) at every
+host it has. Nothing there: nothing to change.")]
+    Drop(MysqlDropArgs),
+    /// Check (or optimize, repair, analyze) every table
+    #[command(after_help = "\
+Examples (cron, weekly):
+  pysk-db -q mysql check
+  pysk-db mysql check --optimize
+
+Every table of every database but mysql, information_schema,
+performance_schema and sys, one statement per table, each row the server
+reports shown. --optimize rebuilds an InnoDB table whole, so a table larger
+than the free space of the data directory is skipped and named. Exit 1
+when a table reports an error.")]
+    Check(MysqlCheckArgs),
+}
+
+/// The options of `mysql password`.
+#[derive(Debug, clap::Args)]
+pub struct MysqlPasswordArgs {
+    /// The account's user name
+    pub user: String,
+    /// A host of the account (repeatable; default: every host it has)
+    #[arg(long = "account-host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// The password, from a file only its owner may read
+    #[arg(long, value_name = "FILE")]
+    pub password_file: std::path::PathBuf,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// The options of `mysql drop`.
+#[derive(Debug, clap::Args)]
+pub struct MysqlDropArgs {
+    /// The database
+    pub database: String,
+    /// The account's user name (default: the database's name)
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// The options of `mysql check`.
+#[derive(Debug, clap::Args)]
+pub struct MysqlCheckArgs {
+    /// OPTIMIZE TABLE instead of CHECK TABLE
+    #[arg(long, group = "how")]
+    pub optimize: bool,
+    /// REPAIR TABLE instead of CHECK TABLE
+    #[arg(long, group = "how")]
+    pub repair: bool,
+    /// ANALYZE TABLE instead of CHECK TABLE
+    #[arg(long, group = "how")]
+    pub analyze: bool,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 /// The options of `mysql create`.

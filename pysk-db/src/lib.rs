@@ -7,7 +7,7 @@
 //! - [`pg`]: PostgreSQL, reached as its superuser by peer authentication:
 //!   `setup`, `create`, `add-db`, `password`, `drop`, `vacuum`.
 //! - [`mysql`]: MariaDB, reached as root by `unix_socket`
-//!   authentication: `setup`, `create`.
+//!   authentication: `setup`, `create`, `password`, `drop`, `check`.
 //!
 //! - [`list`]: both servers' databases.
 //!
@@ -65,6 +65,17 @@ pub fn try_main() -> Result<Outcome, DbError> {
             &mut out,
         ),
         Command::List(args) => list::run(&settings::list(&settings, &args)?, &report, &mut out),
+        Command::Mysql(MysqlCommand::Password(args)) => mysql::password::run(
+            &settings::mysql_password(&settings, &args)?,
+            &report,
+            &mut out,
+        ),
+        Command::Mysql(MysqlCommand::Drop(args)) => {
+            mysql::drop::run(&settings::mysql_drop(&settings, &args)?, &report, &mut out)
+        }
+        Command::Mysql(MysqlCommand::Check(args)) => {
+            mysql::check::run(&settings::mysql_check(&settings, &args)?, &report, &mut out)
+        }
         Command::Config => {
             common.print_config(&settings, &mut out)?;
             Ok(Outcome::Success)

@@ -306,6 +306,87 @@ pub fn mysql_create(
     })
 }
 
+/// The options of `mysql password`: the names and hosts checked before
+/// any connection, the password read from its file.
+pub fn mysql_password(
+    settings: &Settings,
+    args: &crate::cli::MysqlPasswordArgs,
+) -> Result<mysql::password::Options, DbError> {
+    let user = name_rule(settings)?
+        .check("user", &args.user)
+        .map_err(DbError::Name)?;
+    let mut hosts = Vec::new();
+    for host in &args.hosts {
+        let host = mysql::create::check_host(host).map_err(DbError::Name)?;
+        if !hosts.iter().any(|h: &String| h == host) {
+            hosts.push(host.to_owned());
+        }
+    }
+    let password = pysk_common::secret::read_file(&args.password_file)?;
+    if password.expose().is_empty() {
+        return Err(DbError::Conflict(format!(
+            "the password file {} is empty",
+            args.password_file.display()
+        )));
+    }
+    Ok(mysql::password::Options {
+        target: mysql_target(settings)?,
+        auth: mysql_auth(settings)?,
+        user: user.to_owned(),
+        hosts,
+        password,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "db_wait")?,
+        dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+    })
+}
+
+/// The options of `mysql drop`: the names checked before any connection.
+pub fn mysql_drop(
+    settings: &Settings,
+    args: &crate::cli::MysqlDropArgs,
+) -> Result<mysql::drop::Options, DbError> {
+    let rule = name_rule(settings)?;
+    let database = rule
+        .check("database", &args.database)
+        .map_err(DbError::Name)?;
+    let user = rule
+        .check("user", args.user.as_deref().unwrap_or(database))
+        .map_err(DbError::Name)?;
+    Ok(mysql::drop::Options {
+        target: mysql_target(settings)?,
+        database: database.to_owned(),
+        user: user.to_owned(),
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "db_wait")?,
+        dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+    })
+}
+
+/// The options of `mysql check`.
+pub fn mysql_check(
+    settings: &Settings,
+    args: &crate::cli::MysqlCheckArgs,
+) -> Result<mysql::check::Options, DbError> {
+    use mysql::check::How;
+    let how = if args.optimize {
+        How::Optimize
+    } else if args.repair {
+        How::Repair
+    } else if args.analyze {
+        How::Analyze
+    } else {
+        How::Check
+    };
+    Ok(mysql::check::Options {
+        target: mysql_target(settings)?,
+        how,
+        json: args.json.json,
+    })
+}
+
 /// The lock file of mutating runs, in `db_state_dir`.
 fn lock_path(settings: &Settings) -> Result<std::path::PathBuf, DbError> {
     Ok(settings.path("db_state_dir", None)?.join("pysk-db.lock"))

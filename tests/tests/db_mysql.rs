@@ -372,3 +372,237 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
         assert_eq!(env.catalogs(), before);
     }
 }
+
+#[test]
+fn password_sets_a_hash_leaves_the_same_one_alone_and_refuses_a_missing_account() {
+    for (auth, clause) in [
+        ("ed25519", "IDENTIFIED VIA ed25519 USING '***'"),
+        ("mysql_native_password", "IDENTIFIED BY PASSWORD '***'"),
+    ] {
+        let Some(env) = Env::new(auth) else {
+            return;
+        };
+        let db = &env.db;
+        env.tool().args(["mysql", "setup"]).succeeds();
+        let old = env.password("old.pw", "alt-Pa55 ä");
+        env.create("shop", &old)
+            .args(["--account-host", "localhost", "--account-host", "10.0.0.%"])
+            .succeeds();
+        let secret = "neu-Pa55 wört!";
+        let new = env.password("new.pw", secret);
+        let password = || {
+            env.tool()
+                .args(["mysql", "password", "shop", "--password-file"])
+                .arg(&new)
+        };
+        let before =
+            db.mariadb("SELECT host, authentication_string FROM mysql.user WHERE user = 'shop'");
+        let plan = password().arg("--dry-run").succeeds();
+        assert_eq!(
+            stdout(&plan),
+            format!(
+                "would set shop@10.0.0.%'s password: ALTER USER `shop`@`10.0.0.%` {clause};\n\
+                 would set shop@localhost's password: ALTER USER `shop`@`localhost` {clause};\n"
+            )
+        );
+        assert_eq!(
+            db.mariadb("SELECT host, authentication_string FROM mysql.user WHERE user = 'shop'"),
+            before
+        );
+        let out = password().args(["--account-host", "localhost"]).succeeds();
+        assert_stderr_is(&out, "pysk-db: set shop@localhost's password\n");
+        assert!(db.login("shop", secret, "SELECT 1").status.success());
+        assert_eq!(
+            db.login("shop", "alt-Pa55 ä", "SELECT 1").status.code(),
+            Some(1)
+        );
+        // Every host when none is named: only the one still different.
+        let out = password().succeeds();
+        assert_stderr_is(&out, "pysk-db: set shop@10.0.0.%'s password\n");
+        let after =
+            db.mariadb("SELECT host, authentication_string FROM mysql.user WHERE user = 'shop'");
+        let again = password().succeeds();
+        assert_stderr_is(
+            &again,
+            "pysk-db: nothing to change: shop has this password already at 10.0.0.%, localhost\n",
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(&stdout(&password().arg("--json").succeeds())).expect("JSON");
+        assert_eq!(
+            doc,
+            serde_json::json!({"version": 1, "dry_run": false, "user": "shop",
+                "hosts": ["10.0.0.%", "localhost"], "changes": []})
+        );
+        assert_eq!(
+            db.mariadb("SELECT host, authentication_string FROM mysql.user WHERE user = 'shop'"),
+            after
+        );
+        let log = db.log_text();
+        assert!(
+            !log.contains(secret),
+            "the plaintext reached the log:\n{log}"
+        );
+        assert!(!log.contains("alt-Pa55"), "{log}");
+
+        let out = env
+            .tool()
+            .args(["mysql", "password", "nobody", "--password-file"])
+            .arg(&new)
+            .fails_with(65);
+        assert_stderr_is(
+            &out,
+            "pysk-db: there is no account nobody; nothing changed\n",
+        );
+        let out = password()
+            .args(["--account-host", "192.0.2.1"])
+            .fails_with(65);
+        assert_stderr_is(
+            &out,
+            "pysk-db: there is no account shop@192.0.2.1; nothing changed\n",
+        );
+        for bad in ["a`b", "shоp", "../x"] {
+            env.tool()
+                .args(["mysql", "password", bad, "--password-file"])
+                .arg(&new)
+                .fails_with(65);
+        }
+        assert_eq!(
+            db.mariadb("SELECT host, authentication_string FROM mysql.user WHERE user = 'shop'"),
+            after
+        );
+    }
+}
+
+#[test]
+fn drop_removes_the_database_and_its_accounts_once() {
+    let Some(env) = Env::new("mysql_native_password") else {
+        return;
+    };
+    let db = &env.db;
+    env.tool().args(["mysql", "setup"]).succeeds();
+    let pw = env.password("shop.pw", "Pa55-drop");
+    env.create("shop", &pw)
+        .args(["--account-host", "localhost", "--account-host", "10.0.0.%"])
+        .succeeds();
+    env.create("blog", &pw).succeeds();
+    db.mariadb("CREATE TABLE shop.t (i INT)");
+    let catalogs = "SELECT user, host FROM mysql.user WHERE user IN ('shop', 'blog') \
+                    ORDER BY user, host; SELECT db, user FROM mysql.db ORDER BY db; \
+                    SHOW DATABASES LIKE 'shop'";
+    let before = db.mariadb(catalogs);
+    let plan = env
+        .tool()
+        .args(["mysql", "drop", "shop", "--dry-run"])
+        .succeeds();
+    assert_eq!(
+        stdout(&plan),
+        "would drop the database shop: DROP DATABASE `shop`;\n\
+         would drop the account shop@10.0.0.%: DROP USER `shop`@`10.0.0.%`;\n\
+         would drop the account shop@localhost: DROP USER `shop`@`localhost`;\n"
+    );
+    assert_eq!(db.mariadb(catalogs), before);
+    let out = env.tool().args(["mysql", "drop", "shop"]).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: dropped the database shop\n\
+         pysk-db: dropped the account shop@10.0.0.%\n\
+         pysk-db: dropped the account shop@localhost\n",
+    );
+    assert_eq!(db.mariadb(catalogs), "blog\tlocalhost\nblog\tblog");
+    let again = env.tool().args(["mysql", "drop", "shop"]).succeeds();
+    assert_stderr_is(
+        &again,
+        "pysk-db: nothing to change: there is no database shop nor account shop\n",
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(
+        &env.tool()
+            .args(["mysql", "drop", "shop", "--json"])
+            .succeeds(),
+    ))
+    .expect("JSON");
+    assert_eq!(
+        doc,
+        serde_json::json!({"version": 1, "dry_run": false, "database": "shop",
+            "user": "shop", "changes": []})
+    );
+    // The server's own are refused; hostile names too, before connecting.
+    env.tool()
+        .args(["mysql", "drop", "shop", "--user", "root"])
+        .fails_with(65);
+    env.tool().args(["mysql", "drop", "mysql"]).fails_with(65);
+    for bad in ["a`b", "a\"; DROP DATABASE blog; --", "shоp"] {
+        env.tool().args(["mysql", "drop", bad]).fails_with(65);
+    }
+    assert_eq!(db.mariadb("SHOW GRANTS FOR root@localhost"), ROOT_GRANTS);
+    assert_eq!(db.mariadb("SHOW DATABASES LIKE 'blog'"), "blog");
+}
+
+#[test]
+fn check_reports_every_table_but_the_servers_own() {
+    let Some(env) = Env::new("ed25519") else {
+        return;
+    };
+    let db = &env.db;
+    db.mariadb(
+        "CREATE DATABASE shop; CREATE TABLE shop.orders (i INT PRIMARY KEY) ENGINE=InnoDB; \
+         INSERT INTO shop.orders VALUES (1), (2); \
+         CREATE TABLE shop.`odd``name` (i INT) ENGINE=MyISAM; \
+         CREATE DATABASE blog; CREATE TABLE blog.posts (t TEXT) ENGINE=MyISAM; \
+         INSERT INTO blog.posts VALUES ('x'); CREATE VIEW blog.v AS SELECT 1",
+    );
+    let out = env.tool().args(["mysql", "check"]).succeeds();
+    assert_eq!(
+        stdout(&out),
+        "blog.posts: status: OK\nshop.odd`name: status: OK\nshop.orders: status: OK\n"
+    );
+    assert_stderr_is(&out, "");
+    let out = env.tool().args(["mysql", "check", "--analyze"]).succeeds();
+    assert_eq!(
+        stdout(&out),
+        "blog.posts: status: Table is already up to date\n\
+         shop.odd`name: status: Table is already up to date\n\
+         shop.orders: status: OK\n"
+    );
+    let out = env.tool().args(["mysql", "check", "--optimize"]).succeeds();
+    assert_eq!(
+        stdout(&out),
+        "blog.posts: status: Table is already up to date\n\
+         shop.odd`name: status: Table is already up to date\n\
+         shop.orders: note: Table does not support optimize, doing recreate + analyze instead\n\
+         shop.orders: status: OK\n"
+    );
+    assert_stderr_is(
+        &out,
+        "pysk-db: OPTIMIZE TABLE rebuilds an InnoDB table whole: it needs the \
+         table's size again on disk and blocks writes to it briefly at start and end\n",
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(
+        &env.tool().args(["mysql", "check", "--json"]).succeeds(),
+    ))
+    .expect("JSON");
+    assert_eq!(doc["operation"], "check");
+    assert_eq!(doc["errors"], 0);
+    assert_eq!(doc["tables"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        doc["tables"][2],
+        serde_json::json!({"database": "shop", "table": "orders", "engine": "InnoDB",
+            "messages": [{"msg_type": "status", "msg_text": "OK"}]})
+    );
+    // A MyISAM table whose index file is garbage reports an error: exit 1.
+    let myi = db.data_dir.join("blog/posts.MYI");
+    db.mariadb("FLUSH TABLES");
+    let mut bytes = std::fs::read(&myi).expect("the index file");
+    for b in bytes.iter_mut() {
+        *b = 0xff;
+    }
+    std::fs::write(&myi, &bytes).expect("garbage written");
+    db.mariadb("FLUSH TABLES");
+    let out = env.tool().args(["mysql", "check"]).fails_with(1);
+    let text = stdout(&out);
+    assert!(text.contains("blog.posts: error: "), "{text}");
+    assert!(
+        text.ends_with("shop.odd`name: status: OK\nshop.orders: status: OK\n"),
+        "{text}"
+    );
+    assert_stderr_is(&out, "pysk-db: blog.posts reports an error\n");
+}

@@ -65,6 +65,18 @@ pub struct Step {
     run: String,
 }
 
+impl Step {
+    /// A step: what it makes, the statement as shown, the statement as run.
+    pub fn new(what: String, sql: String, run: String) -> Step {
+        Step { what, sql, run }
+    }
+
+    /// The statement as run (it may hold a hash).
+    pub fn statement(&self) -> &str {
+        &self.run
+    }
+}
+
 /// The `--json` document.
 #[derive(Debug, Serialize)]
 struct Summary<'a> {

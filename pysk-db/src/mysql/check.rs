@@ -1,0 +1,228 @@
+//! `mysql check [--optimize | --repair | --analyze]`: every table of every
+//! database but the server's own, one `CHECK TABLE` (or `OPTIMIZE`,
+//! `REPAIR`, `ANALYZE TABLE`) each, every row the server reports shown per
+//! table. InnoDB has no in-place OPTIMIZE: it rebuilds the whole table,
+//! which needs its size again on disk, so with `--optimize` a table larger
+//! than the free space of the data directory is skipped and named rather
+//! than left to fill the disk.
+
+use std::io::Write;
+use std::path::Path;
+
+use mysql::prelude::Queryable;
+use serde::Serialize;
+
+use pysk_common::exit::Outcome;
+use pysk_common::report::{self, Reporter};
+
+use crate::error::DbError;
+use crate::mysql::connect::{self, Target};
+use crate::mysql::drop::SYSTEM_DATABASES;
+use crate::names::mysql_identifier;
+
+/// Which statement is run on each table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum How {
+    /// `CHECK TABLE`.
+    Check,
+    /// `OPTIMIZE TABLE`.
+    Optimize,
+    /// `REPAIR TABLE`.
+    Repair,
+    /// `ANALYZE TABLE`.
+    Analyze,
+}
+
+impl How {
+    /// The statement's head.
+    fn statement(self) -> &'static str {
+        match self {
+            How::Check => "CHECK TABLE",
+            How::Optimize => "OPTIMIZE TABLE",
+            How::Repair => "REPAIR TABLE",
+            How::Analyze => "ANALYZE TABLE",
+        }
+    }
+}
+
+/// What `mysql check` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server.
+    pub target: Target,
+    /// The statement.
+    pub how: How,
+    /// The `--json` document instead of lines.
+    pub json: bool,
+}
+
+/// One row the server reported for a table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    /// `status`, `note`, `info`, `warning` or `error`.
+    pub msg_type: String,
+    /// What it says.
+    pub msg_text: String,
+}
+
+/// One table's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Checked {
+    /// Its database.
+    pub database: String,
+    /// The table.
+    pub table: String,
+    /// Its storage engine.
+    pub engine: String,
+    /// What the server reported.
+    pub messages: Vec<Message>,
+}
+
+/// A table `--optimize` left alone.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// Its database.
+    pub database: String,
+    /// The table.
+    pub table: String,
+    /// Its data and indexes, in bytes.
+    pub bytes: u64,
+    /// The free space of the data directory, in bytes.
+    pub free: u64,
+}
+
+/// The `--json` document.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    operation: How,
+    tables: &'a [Checked],
+    skipped: &'a [Skipped],
+    errors: usize,
+}
+
+/// A row of `information_schema.TABLES`: database, table, engine, bytes.
+type Table = (String, String, Option<String>, Option<u64>);
+
+/// Runs the statement on every table; `Partial` (exit 1) when a table
+/// reports an error.
+pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
+    let target = &options.target;
+    let mut conn = connect::connect(target)?;
+    let tables: Vec<Table> = conn
+        .exec(
+            format!(
+                "SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE, DATA_LENGTH + INDEX_LENGTH \
+                 FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+                 AND TABLE_SCHEMA NOT IN ({}) ORDER BY TABLE_SCHEMA, TABLE_NAME",
+                ["?"; SYSTEM_DATABASES.len()].join(", ")
+            ),
+            SYSTEM_DATABASES.to_vec(),
+        )
+        .map_err(|e| target.refused(None, &e))?;
+    let free = if options.how == How::Optimize {
+        if !options.json
+            && tables
+                .iter()
+                .any(|(_, _, engine, _)| engine.as_deref() == Some("InnoDB"))
+        {
+            report.warn(format_args!(
+                "OPTIMIZE TABLE rebuilds an InnoDB table whole: it needs the table's size \
+                 again on disk and blocks writes to it briefly at start and end"
+            ));
+        }
+        let datadir: Option<String> = conn
+            .query_first("SELECT @@datadir")
+            .map_err(|e| target.refused(None, &e))?;
+        let datadir = datadir.unwrap_or_default();
+        Some(free_bytes(Path::new(&datadir))?)
+    } else {
+        None
+    };
+
+    let mut done = Vec::new();
+    let mut skipped = Vec::new();
+    for (database, table, engine, bytes) in tables {
+        let bytes = bytes.unwrap_or(0);
+        if let Some(free) = free
+            && bytes > free
+        {
+            skipped.push(Skipped {
+                database,
+                table,
+                bytes,
+                free,
+            });
+            continue;
+        }
+        let sql = format!(
+            "{} {}.{}",
+            options.how.statement(),
+            mysql_identifier(&database),
+            mysql_identifier(&table)
+        );
+        let messages = match conn.query::<(String, String, String, String), _>(&sql) {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|(_, _, msg_type, msg_text)| Message { msg_type, msg_text })
+                .collect(),
+            Err(e) => vec![Message {
+                msg_type: "error".to_owned(),
+                msg_text: connect::why(&e),
+            }],
+        };
+        done.push(Checked {
+            database,
+            table,
+            engine: engine.unwrap_or_default(),
+            messages,
+        });
+    }
+    let failed: Vec<&Checked> = done
+        .iter()
+        .filter(|c| c.messages.iter().any(|m| m.msg_type == "error"))
+        .collect();
+    if options.json {
+        report::print_json(&Summary {
+            operation: options.how,
+            tables: &done,
+            skipped: &skipped,
+            errors: failed.len(),
+        })?;
+    } else {
+        let mut text = String::new();
+        for checked in &done {
+            for m in &checked.messages {
+                text.push_str(&format!(
+                    "{}.{}: {}: {}\n",
+                    checked.database, checked.table, m.msg_type, m.msg_text
+                ));
+            }
+        }
+        out.write_all(text.as_bytes())
+            .map_err(pysk_common::Error::Stdout)?;
+        for s in &skipped {
+            report.warn(format_args!(
+                "skipped {}.{}: its {} bytes exceed the {} bytes free for the data directory",
+                s.database, s.table, s.bytes, s.free
+            ));
+        }
+        for f in &failed {
+            report.warn(format_args!("{}.{} reports an error", f.database, f.table));
+        }
+    }
+    Ok(if failed.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    })
+}
+
+/// The bytes an unprivileged writer may still use on `dir`'s file system.
+// The field types of statvfs differ between platforms (u64 on Linux).
+#[allow(clippy::useless_conversion)]
+fn free_bytes(dir: &Path) -> Result<u64, DbError> {
+    let stat = nix::sys::statvfs::statvfs(dir)
+        .map_err(|e| pysk_common::error::read_err(dir)(std::io::Error::from(e)))?;
+    Ok(u64::from(stat.blocks_available()).saturating_mul(u64::from(stat.fragment_size())))
+}

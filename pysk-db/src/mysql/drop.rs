@@ -1,0 +1,151 @@
+//! `mysql drop DB [--user U]`: the database and the account `create` made
+//! for it (`U`, default the database's name) at every host it has; what is
+//! not there is not dropped, so a second run finds nothing to change.
+
+use std::io::Write;
+use std::time::Duration;
+
+use mysql::Conn;
+use mysql::prelude::Queryable;
+use serde::Serialize;
+
+use pysk_common::exit::Outcome;
+use pysk_common::lock::Lock;
+use pysk_common::report::{self, Reporter};
+
+use crate::error::DbError;
+use crate::mysql::connect::{self, Target};
+use crate::mysql::create::Step;
+use crate::names::mysql_identifier;
+
+/// What `mysql drop` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server.
+    pub target: Target,
+    /// The database (checked by the name rule).
+    pub database: String,
+    /// The account's user name (checked by the name rule).
+    pub user: String,
+    /// The lock file of mutating runs.
+    pub lock: std::path::PathBuf,
+    /// How long to wait for it.
+    pub wait: Duration,
+    /// Show the plan; change nothing.
+    pub dry_run: bool,
+    /// The `--json` document instead of lines.
+    pub json: bool,
+}
+
+/// Databases the server needs; never dropped.
+pub const SYSTEM_DATABASES: [&str; 4] =
+    ["mysql", "information_schema", "performance_schema", "sys"];
+
+/// Accounts the server needs (root reaches it, `mysql` runs upgrades,
+/// `mariadb.sys` owns the system views); never dropped.
+const SYSTEM_ACCOUNTS: [&str; 3] = ["root", "mysql", "mariadb.sys"];
+
+/// The `--json` document.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    dry_run: bool,
+    database: &'a str,
+    user: &'a str,
+    changes: &'a [Step],
+}
+
+/// Plans, then shows or applies.
+pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
+    let _lock = if options.dry_run {
+        Lock::existing(&options.lock, options.wait)?
+    } else {
+        if let Some(dir) = options.lock.parent() {
+            std::fs::create_dir_all(dir).map_err(pysk_common::error::write_err(dir))?;
+        }
+        Some(Lock::acquire(&options.lock, options.wait)?)
+    };
+    let mut conn = connect::connect(&options.target)?;
+    let steps = plan(&mut conn, options)?;
+    if options.dry_run {
+        if !options.json {
+            let mut text = String::new();
+            for step in &steps {
+                text.push_str(&format!("would drop {}: {};\n", step.what, step.sql));
+            }
+            if steps.is_empty() {
+                text.push_str("nothing to change\n");
+            }
+            out.write_all(text.as_bytes())
+                .map_err(pysk_common::Error::Stdout)?;
+        }
+    } else {
+        for step in &steps {
+            conn.query_drop(step.statement())
+                .map_err(|e| options.target.refused(Some(&step.sql), &e))?;
+            if !options.json {
+                report.info(format_args!("dropped {}", step.what));
+            }
+        }
+    }
+    if options.json {
+        report::print_json(&Summary {
+            dry_run: options.dry_run,
+            database: &options.database,
+            user: &options.user,
+            changes: &steps,
+        })?;
+    } else if steps.is_empty() && !options.dry_run {
+        report.info(format_args!(
+            "nothing to change: there is no database {} nor account {}",
+            options.database, options.user
+        ));
+    }
+    Ok(Outcome::Success)
+}
+
+/// The statements: the database (when there), then each account of the
+/// user (roles are not accounts and stay).
+fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
+    let refused = |e: mysql::Error| options.target.refused(None, &e);
+    let (db, user) = (&options.database, &options.user);
+    if SYSTEM_DATABASES.contains(&db.as_str()) {
+        return Err(DbError::Conflict(format!(
+            "{db} is a system database of the server"
+        )));
+    }
+    if SYSTEM_ACCOUNTS.contains(&user.as_str()) {
+        return Err(DbError::Conflict(format!(
+            "{user} is an account the server needs"
+        )));
+    }
+    let mut steps = Vec::new();
+    let exists: Option<String> = conn
+        .exec_first(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (db.as_str(),),
+        )
+        .map_err(refused)?;
+    if exists.is_some() {
+        let sql = format!("DROP DATABASE {}", mysql_identifier(db));
+        steps.push(Step::new(format!("the database {db}"), sql.clone(), sql));
+    }
+    let hosts: Vec<String> = conn
+        .exec(
+            "SELECT Host FROM mysql.user WHERE User = ? AND is_role = 'N' ORDER BY Host",
+            (user.as_str(),),
+        )
+        .map_err(refused)?;
+    for host in hosts {
+        let sql = format!(
+            "DROP USER {}@{}",
+            mysql_identifier(user),
+            mysql_identifier(&host)
+        );
+        steps.push(Step::new(
+            format!("the account {user}@{host}"),
+            sql.clone(),
+            sql,
+        ));
+    }
+    Ok(steps)
+}
