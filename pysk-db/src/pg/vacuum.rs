@@ -86,33 +86,39 @@ struct Session {
 }
 
 /// Vacuums the databases, `jobs` at a time; `Partial` (exit 1) when a
-/// table failed. Every connection is made first, on this thread: the
-/// account switch of a connect applies to every thread of the process.
+/// table failed. Connections are made on this thread, between batches:
+/// the account switch of a connect applies to every thread of the
+/// process.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
     let databases = if options.databases.is_empty() {
         all_databases(&options.target)?
     } else {
         options.databases.clone()
     };
-    let mut sessions: Vec<Session> = Vec::new();
-    for database in databases {
-        let notices: Notices = Arc::new(Mutex::new(Vec::new()));
-        let client = connect::connect_with(&options.target, &database, Some(notices.clone()))?;
-        sessions.push(Session {
-            shared: sessions.is_empty(),
-            database,
-            client,
-            notices,
-        });
+    // At most `jobs` sessions at once: a cluster of hundreds of databases
+    // must not run out of connections. Each batch is connected here, on
+    // this thread, then vacuumed on its own threads.
+    let mut done = Vec::new();
+    for (n, batch) in databases.chunks(options.jobs.max(1)).enumerate() {
+        let mut sessions = Vec::new();
+        for (k, database) in batch.iter().enumerate() {
+            let notices: Notices = Arc::new(Mutex::new(Vec::new()));
+            let client = connect::connect_with(&options.target, database, Some(notices.clone()))?;
+            sessions.push(Session {
+                shared: n == 0 && k == 0,
+                database: database.clone(),
+                client,
+                notices,
+            });
+        }
+        if options.dry_run {
+            for session in sessions {
+                done.push(plan_only(options, session, out)?);
+            }
+        } else {
+            done.extend(in_parallel(options, sessions)?);
+        }
     }
-    let done = if options.dry_run {
-        sessions
-            .into_iter()
-            .map(|s| plan_only(options, s, out))
-            .collect::<Result<Vec<_>, _>>()?
-    } else {
-        in_parallel(options, sessions)?
-    };
     for vacuumed in &done {
         if !options.json && !options.dry_run {
             say(vacuumed, report);
@@ -131,44 +137,24 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     })
 }
 
-/// The sessions vacuumed by `options.jobs` threads, each taking the next
-/// database; the outcomes in the databases' order.
+/// A batch of sessions vacuumed at once, a thread each; the outcomes in
+/// the sessions' order.
 fn in_parallel(options: &Options, sessions: Vec<Session>) -> Result<Vec<Vacuumed>, DbError> {
-    let count = sessions.len();
-    let queue = Mutex::new(sessions.into_iter().enumerate().collect::<Vec<_>>());
-    let found: Mutex<Vec<Option<Result<Vacuumed, DbError>>>> =
-        Mutex::new((0..count).map(|_| None).collect());
-    let work = || {
-        loop {
-            let next = queue
-                .lock()
-                .ok()
-                .and_then(|mut q| (!q.is_empty()).then(|| q.remove(0)));
-            let Some((n, session)) = next else {
-                return;
-            };
-            let outcome = vacuum(options, session);
-            if let Ok(mut found) = found.lock() {
-                found[n] = Some(outcome);
-            }
-        }
-    };
-    std::thread::scope(|s| {
-        for _ in 0..options.jobs.clamp(1, count.max(1)) {
-            s.spawn(work);
-        }
-    });
-    let found = found
-        .into_inner()
-        .map_err(|_| pysk_common::Error::Internal("a vacuum thread panicked".to_owned()))?;
-    found
-        .into_iter()
-        .map(|f| {
-            f.unwrap_or_else(|| {
-                Err(pysk_common::Error::Internal("a database was not vacuumed".to_owned()).into())
+    let outcomes: Vec<Result<Vacuumed, DbError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = sessions
+            .into_iter()
+            .map(|session| s.spawn(|| vacuum(options, session)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(pysk_common::Error::Internal("a vacuum thread panicked".to_owned()).into())
+                })
             })
-        })
-        .collect()
+            .collect()
+    });
+    outcomes.into_iter().collect()
 }
 
 /// A dry run's view of one database: its tables, named on `out`.
