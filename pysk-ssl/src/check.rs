@@ -446,10 +446,7 @@ fn judge_in_order(
         add(&mut verdict, status, problem);
     }
     if let Err(f) = chain::covers(&leaf, name) {
-        // The verdict is the name's already: say the why alone.
-        let prefix = format!("{name}: ");
-        let why = f.reason.strip_prefix(&prefix).unwrap_or(&f.reason);
-        add(&mut verdict, Status::Critical, why.to_owned());
+        add(&mut verdict, Status::Critical, f.reason);
     }
     let pool = chain.clone().unwrap_or_default();
     let first = std::iter::once(&leaf)
