@@ -392,8 +392,16 @@ pub struct MysqlCreateArgs {
     )]
     pub hosts: Vec<String>,
     /// The account's password, from a file only its owner may read
-    #[arg(long, value_name = "FILE")]
-    pub password_file: std::path::PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "generate_password"
+    )]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Make a password, written once to OUT (mode 0600) and never
+    /// printed; OUT must not exist yet
+    #[arg(long, value_name = "OUT", conflicts_with = "password_file")]
+    pub generate_password: Option<std::path::PathBuf>,
     /// The database's character set
     #[arg(long, value_name = "CHARSET", default_value = "utf8mb4")]
     pub charset: String,

@@ -10,6 +10,7 @@
 //!   authentication: `setup`, `create`, `password`, `drop`, `check`.
 //!
 //! - [`list`]: both servers' databases.
+//! - [`password`]: where a new account's password comes from.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod list;
 pub mod mysql;
 pub mod names;
+pub mod password;
 pub mod pg;
 pub mod settings;
 

@@ -3,7 +3,6 @@
 //! default, and each bad value is reported where it came from (the
 //! switch's file and line, or the option).
 
-use pysk_common::secret::Secret;
 use pysk_common::settings::{Settings, Spec};
 
 use crate::cli::{
@@ -101,7 +100,11 @@ pub fn pg_create(settings: &Settings, args: &CreateArgs) -> Result<create::Optio
         target: pg_target(settings)?,
         database: database.to_owned(),
         owner: owner.to_owned(),
-        password: Some(create_password(args)?),
+        password: Some(crate::password::from_options(
+            args.password_file.as_deref(),
+            args.generate_password.as_deref(),
+            args.dry_run.dry_run,
+        )?),
         make: make(&rule, &args.make)?,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
@@ -141,20 +144,6 @@ fn make(rule: &Rule, args: &MakeArgs) -> Result<create::Make, DbError> {
     })
 }
 
-/// `--password-file`'s password, or a new one written to
-/// `--generate-password`'s file (not for a dry run, which writes nothing).
-fn create_password(args: &CreateArgs) -> Result<Secret, DbError> {
-    match (&args.password_file, &args.generate_password) {
-        (Some(file), _) => Ok(pysk_common::secret::read_file(file)?),
-        (None, Some(out)) => password::generate(out, args.dry_run.dry_run),
-        (None, None) => Err(pysk_common::Error::option(
-            "--password-file",
-            "either it or --generate-password is needed",
-        )
-        .into()),
-    }
-}
-
 /// The options of `pg add-db`: `create` for an owner that exists.
 pub fn pg_add_db(settings: &Settings, args: &AddDbArgs) -> Result<create::Options, DbError> {
     let rule = name_rule(settings)?;
@@ -184,7 +173,7 @@ pub fn pg_password(settings: &Settings, args: &PasswordArgs) -> Result<password:
     Ok(password::Options {
         target: pg_target(settings)?,
         user,
-        password: pysk_common::secret::read_file(&args.password_file)?,
+        password: crate::password::read(&args.password_file)?,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,
@@ -283,13 +272,11 @@ pub fn mysql_create(
         Some(c) => Some(mysql::create::check_charset("collation", c).map_err(DbError::Name)?),
         None => None,
     };
-    let password = pysk_common::secret::read_file(&args.password_file)?;
-    if password.expose().is_empty() {
-        return Err(DbError::Conflict(format!(
-            "the password file {} is empty",
-            args.password_file.display()
-        )));
-    }
+    let password = crate::password::from_options(
+        args.password_file.as_deref(),
+        args.generate_password.as_deref(),
+        args.dry_run.dry_run,
+    )?;
     Ok(mysql::create::Options {
         target: mysql_target(settings)?,
         auth: mysql_auth(settings)?,
@@ -322,13 +309,7 @@ pub fn mysql_password(
             hosts.push(host.to_owned());
         }
     }
-    let password = pysk_common::secret::read_file(&args.password_file)?;
-    if password.expose().is_empty() {
-        return Err(DbError::Conflict(format!(
-            "the password file {} is empty",
-            args.password_file.display()
-        )));
-    }
+    let password = crate::password::read(&args.password_file)?;
     Ok(mysql::password::Options {
         target: mysql_target(settings)?,
         auth: mysql_auth(settings)?,

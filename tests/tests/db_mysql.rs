@@ -606,3 +606,182 @@ fn check_reports_every_table_but_the_servers_own() {
     );
     assert_stderr_is(&out, "pysk-db: blog.posts reports an error\n");
 }
+
+#[test]
+fn a_generated_password_is_written_once_and_an_empty_one_is_refused() {
+    let Some(env) = Env::new("ed25519") else {
+        return;
+    };
+    let db = &env.db;
+    let out_file = env.dir.path().join("generated.pw");
+    let generate = || {
+        env.tool()
+            .args(["mysql", "create", "wiki", "--generate-password"])
+            .arg(&out_file)
+    };
+    let plan = generate().arg("--dry-run").succeeds();
+    assert!(
+        stdout(&plan).contains("IDENTIFIED VIA ed25519 USING '***'"),
+        "{}",
+        stdout(&plan)
+    );
+    assert!(!out_file.exists(), "a dry run writes no password");
+
+    let out = generate().succeeds();
+    let password = std::fs::read_to_string(&out_file).expect("the password");
+    let password = password.strip_suffix('\n').expect("one line");
+    assert_eq!(password.len(), 24);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&out_file).expect("stat").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(
+        !pysk_tests::stderr(&out).contains(password),
+        "never printed"
+    );
+    assert!(!db.log_text().contains(password), "never logged");
+    let login = db.login("wiki", password, "SELECT CURRENT_USER()");
+    assert_eq!(stdout(&login), "wiki@localhost\n", "{login:?}");
+
+    // Written once: a second run is told to use the file it made.
+    let again = generate().fails_with(65);
+    assert_stderr_is(
+        &again,
+        &format!(
+            "pysk-db: {} exists: give it as --password-file; nothing changed\n",
+            out_file.display()
+        ),
+    );
+    let again = env.create("wiki", &out_file).succeeds();
+    assert_stderr_is(
+        &again,
+        "pysk-db: nothing to change: wiki exists, with ALL to wiki at localhost\n",
+    );
+
+    // An empty password file is no password.
+    let empty = env.password("empty.pw", "");
+    let out = env.create("blog", &empty).fails_with(65);
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: the password file {} is empty; nothing changed\n",
+            empty.display()
+        ),
+    );
+    assert_eq!(db.mariadb("SHOW DATABASES LIKE 'blog'"), "");
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: std::path::PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&path).expect("the mount point");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .expect("run mount");
+        assert!(out.status.success(), "mount a tmpfs: {out:?}");
+        Tmpfs(path)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn optimize_skips_a_table_larger_than_the_free_disk_and_repair_mends_a_broken_one() {
+    let dir = scratch();
+    // A data directory on a file system of 160 MiB: the server takes 35,
+    // the table below 90 more, so there is no room to rebuild it.
+    let small = Tmpfs::mount(dir.path().join("small"), "160m");
+    let Some(db) = Mariadb::start(&small.0) else {
+        return;
+    };
+    db.mariadb(
+        "CREATE DATABASE shop; USE shop; \
+         CREATE TABLE shop.big (i INT PRIMARY KEY, t VARCHAR(2000)) ENGINE=InnoDB; \
+         INSERT INTO shop.big SELECT seq, REPEAT('x', 2000) FROM seq_1_to_40000; \
+         CREATE TABLE shop.small (i INT PRIMARY KEY) ENGINE=InnoDB; \
+         INSERT INTO shop.small VALUES (1); \
+         CREATE TABLE shop.notes (t VARCHAR(10)) ENGINE=MyISAM; \
+         INSERT INTO shop.notes VALUES ('a'), ('b')",
+    );
+    write_switches(
+        &dir.path().join("config"),
+        &[("db_mysql_socket", db.socket.display().to_string())],
+    );
+    let tool = || tool("pysk-db").config_dir(&dir.path().join("config"));
+    let big = db.data_dir.join("shop/big.ibd");
+    let big_before = std::fs::metadata(&big).expect("big.ibd").len();
+
+    // The size weighed is the table's true one, not the statistics that
+    // still call the fresh table 16 KiB.
+    let out = tool().args(["mysql", "check", "--optimize"]).succeeds();
+    assert_eq!(
+        stdout(&out),
+        "shop.notes: status: OK\n\
+         shop.small: note: Table does not support optimize, doing recreate + analyze instead\n\
+         shop.small: status: OK\n"
+    );
+    let err = pysk_tests::stderr(&out);
+    let skipped = err
+        .strip_prefix(
+            "pysk-db: OPTIMIZE TABLE rebuilds an InnoDB table whole: it needs the table's size \
+             again on disk and blocks writes to it briefly at start and end\n\
+             pysk-db: skipped shop.big: its ",
+        )
+        .and_then(|rest| rest.strip_suffix(" bytes free for the data directory\n"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let (bytes, free) = skipped
+        .split_once(" bytes exceed the ")
+        .unwrap_or_else(|| panic!("{err}"));
+    let bytes: u64 = bytes.parse().expect("the table's bytes");
+    let free: u64 = free.parse().expect("the free bytes");
+    assert!(bytes > 80 << 20 && free < bytes, "{err}");
+    assert_eq!(std::fs::metadata(&big).expect("big.ibd").len(), big_before);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(
+        &tool()
+            .args(["mysql", "check", "--optimize", "--json"])
+            .succeeds(),
+    ))
+    .expect("JSON");
+    assert_eq!(doc["skipped"][0]["table"], "big");
+    assert_eq!(doc["skipped"][0]["bytes"], bytes);
+    assert_eq!(doc["tables"].as_array().map(Vec::len), Some(2));
+
+    // A MyISAM data file cut short, as a crash leaves it: check finds it,
+    // repair mends it, and check finds nothing more.
+    let myd = db.data_dir.join("shop/notes.MYD");
+    db.mariadb("FLUSH TABLES");
+    let bytes = std::fs::read(&myd).expect("the data file");
+    std::fs::write(&myd, &bytes[..bytes.len() - 3]).expect("cut short");
+    db.mariadb("FLUSH TABLES");
+    let out = tool().args(["mysql", "check"]).fails_with(1);
+    assert_eq!(
+        stdout(&out),
+        "shop.big: status: OK\n\
+         shop.notes: error: Size of datafile is:        37         Should be: 40\n\
+         shop.notes: error: Corrupt\n\
+         shop.small: status: OK\n"
+    );
+    assert_stderr_is(&out, "pysk-db: shop.notes reports an error\n");
+    let out = tool().args(["mysql", "check", "--repair"]).succeeds();
+    assert_eq!(
+        stdout(&out),
+        "shop.big: note: The storage engine for the table doesn't support repair\n\
+         shop.notes: status: OK\n\
+         shop.small: note: The storage engine for the table doesn't support repair\n"
+    );
+    assert_stderr_is(&out, "");
+    let out = tool().args(["mysql", "check"]).succeeds();
+    assert_eq!(
+        stdout(&out),
+        "shop.big: status: OK\nshop.notes: status: OK\nshop.small: status: OK\n"
+    );
+    drop(db);
+}

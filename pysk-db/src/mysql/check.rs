@@ -9,6 +9,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use mysql::Conn;
 use mysql::prelude::Queryable;
 use serde::Serialize;
 
@@ -109,75 +110,122 @@ type Table = (String, String, Option<String>, Option<u64>);
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
     let target = &options.target;
     let mut conn = connect::connect(target)?;
-    let tables: Vec<Table> = conn
-        .exec(
-            format!(
-                "SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE, DATA_LENGTH + INDEX_LENGTH \
-                 FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
-                 AND TABLE_SCHEMA NOT IN ({}) ORDER BY TABLE_SCHEMA, TABLE_NAME",
-                ["?"; SYSTEM_DATABASES.len()].join(", ")
-            ),
-            SYSTEM_DATABASES.to_vec(),
-        )
-        .map_err(|e| target.refused(None, &e))?;
+    let mut tables = tables(&mut conn, target)?;
     let free = if options.how == How::Optimize {
-        if !options.json
-            && tables
-                .iter()
-                .any(|(_, _, engine, _)| engine.as_deref() == Some("InnoDB"))
-        {
+        if !options.json && tables.iter().any(|t| t.2.as_deref() == Some("InnoDB")) {
             report.warn(format_args!(
                 "OPTIMIZE TABLE rebuilds an InnoDB table whole: it needs the table's size \
                  again on disk and blocks writes to it briefly at start and end"
             ));
         }
-        let datadir: Option<String> = conn
-            .query_first("SELECT @@datadir")
-            .map_err(|e| target.refused(None, &e))?;
-        let datadir = datadir.unwrap_or_default();
-        Some(free_bytes(Path::new(&datadir))?)
+        measure_innodb(&mut conn, target, &mut tables)?;
+        Some(free_of_datadir(&mut conn, target)?)
     } else {
         None
     };
-
     let mut done = Vec::new();
     let mut skipped = Vec::new();
     for (database, table, engine, bytes) in tables {
         let bytes = bytes.unwrap_or(0);
-        if let Some(free) = free
-            && bytes > free
-        {
-            skipped.push(Skipped {
+        match free {
+            Some(free) if bytes > free => skipped.push(Skipped {
                 database,
                 table,
                 bytes,
                 free,
-            });
+            }),
+            _ => {
+                let messages = statement(&mut conn, options.how, &database, &table);
+                let engine = engine.unwrap_or_default();
+                done.push(Checked {
+                    database,
+                    table,
+                    engine,
+                    messages,
+                });
+            }
+        }
+    }
+    show(options, report, out, &done, &skipped)
+}
+
+/// Every base table but those of the server's own databases.
+fn tables(conn: &mut Conn, target: &Target) -> Result<Vec<Table>, DbError> {
+    conn.exec(
+        format!(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE, DATA_LENGTH + INDEX_LENGTH \
+             FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+             AND TABLE_SCHEMA NOT IN ({}) ORDER BY TABLE_SCHEMA, TABLE_NAME",
+            ["?"; SYSTEM_DATABASES.len()].join(", ")
+        ),
+        SYSTEM_DATABASES.to_vec(),
+    )
+    .map_err(|e| target.refused(None, &e))
+}
+
+/// The true size of each InnoDB table: the sizes `information_schema`
+/// gives come from statistics that are refreshed in the background and
+/// may be far behind a table that just grew, so each is analyzed (cheap:
+/// it samples pages) and measured again before its rebuild is weighed.
+fn measure_innodb(conn: &mut Conn, target: &Target, tables: &mut [Table]) -> Result<(), DbError> {
+    let refused = |e: mysql::Error| target.refused(None, &e);
+    for (database, table, engine, bytes) in tables.iter_mut() {
+        if engine.as_deref() != Some("InnoDB") {
             continue;
         }
-        let sql = format!(
-            "{} {}.{}",
-            options.how.statement(),
-            mysql_identifier(&database),
-            mysql_identifier(&table)
-        );
-        let messages = match conn.query::<(String, String, String, String), _>(&sql) {
-            Ok(rows) => rows
-                .into_iter()
-                .map(|(_, _, msg_type, msg_text)| Message { msg_type, msg_text })
-                .collect(),
-            Err(e) => vec![Message {
-                msg_type: "error".to_owned(),
-                msg_text: connect::why(&e),
-            }],
-        };
-        done.push(Checked {
-            database,
-            table,
-            engine: engine.unwrap_or_default(),
-            messages,
-        });
+        let name = format!("{}.{}", mysql_identifier(database), mysql_identifier(table));
+        conn.query_drop(format!("ANALYZE TABLE {name}"))
+            .map_err(refused)?;
+        *bytes = conn
+            .exec_first(
+                "SELECT DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (database.as_str(), table.as_str()),
+            )
+            .map_err(refused)?
+            .flatten();
     }
+    Ok(())
+}
+
+/// The free space of the file system of the server's data directory.
+fn free_of_datadir(conn: &mut Conn, target: &Target) -> Result<u64, DbError> {
+    let datadir: Option<String> = conn
+        .query_first("SELECT @@datadir")
+        .map_err(|e| target.refused(None, &e))?;
+    free_bytes(Path::new(&datadir.unwrap_or_default()))
+}
+
+/// The rows the server reports for `how` on one table; a statement the
+/// server refuses is that table's error.
+fn statement(conn: &mut Conn, how: How, database: &str, table: &str) -> Vec<Message> {
+    let sql = format!(
+        "{} {}.{}",
+        how.statement(),
+        mysql_identifier(database),
+        mysql_identifier(table)
+    );
+    match conn.query::<(String, String, String, String), _>(&sql) {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(_, _, msg_type, msg_text)| Message { msg_type, msg_text })
+            .collect(),
+        Err(e) => vec![Message {
+            msg_type: "error".to_owned(),
+            msg_text: connect::why(&e),
+        }],
+    }
+}
+
+/// Every table's rows on stdout (or the `--json` document), the skipped
+/// and failed tables on stderr.
+fn show(
+    options: &Options,
+    report: &Reporter,
+    out: &mut dyn Write,
+    done: &[Checked],
+    skipped: &[Skipped],
+) -> Result<Outcome, DbError> {
     let failed: Vec<&Checked> = done
         .iter()
         .filter(|c| c.messages.iter().any(|m| m.msg_type == "error"))
@@ -185,13 +233,13 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     if options.json {
         report::print_json(&Summary {
             operation: options.how,
-            tables: &done,
-            skipped: &skipped,
+            tables: done,
+            skipped,
             errors: failed.len(),
         })?;
     } else {
         let mut text = String::new();
-        for checked in &done {
+        for checked in done {
             for m in &checked.messages {
                 text.push_str(&format!(
                     "{}.{}: {}: {}\n",
@@ -201,7 +249,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         }
         out.write_all(text.as_bytes())
             .map_err(pysk_common::Error::Stdout)?;
-        for s in &skipped {
+        for s in skipped {
             report.warn(format_args!(
                 "skipped {}.{}: its {} bytes exceed the {} bytes free for the data directory",
                 s.database, s.table, s.bytes, s.free

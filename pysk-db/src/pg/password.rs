@@ -36,36 +36,6 @@ pub struct Options {
     pub json: bool,
 }
 
-/// Random bytes of a generated password (URL-safe base64: 24
-/// characters, 144 bits).
-const GENERATED_BYTES: usize = 18;
-
-/// A new random password; written to `out` (mode 0600, atomically) unless
-/// `dry_run`. `out` must not exist: a password is written once, and an
-/// earlier one is given back with `--password-file`.
-pub fn generate(out: &std::path::Path, dry_run: bool) -> Result<Secret, DbError> {
-    use base64::Engine;
-    if out.exists() {
-        return Err(DbError::Conflict(format!(
-            "{} exists: give it as --password-file",
-            out.display()
-        )));
-    }
-    let mut bytes = [0u8; GENERATED_BYTES];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .map_err(pysk_common::error::read_err("/dev/urandom"))?;
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    if !dry_run {
-        let private = pysk_common::atomic::Options {
-            mode: Some(0o600),
-            ..pysk_common::atomic::Options::default()
-        };
-        pysk_common::atomic::replace(out, format!("{text}\n").as_bytes(), private)?;
-    }
-    Ok(Secret::from(text))
-}
-
 /// The `--json` document.
 #[derive(Debug, Serialize)]
 struct Summary<'a> {
