@@ -27,20 +27,21 @@ const EXIT_CODES: &[(u8, &str)] = &[
         exit::UNAVAILABLE,
         "a server cannot be reached or refused a statement (named by its socket)",
     ),
+    (exit::NOINPUT, "a password file that cannot be read"),
     (exit::SOFTWARE, "internal error (please report it)"),
     (
         exit::CANTCREAT,
-        "the state directory or its lock file cannot be written",
+        "the state directory, its lock file or a generated password's file cannot be written",
+    ),
+    (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
+    (
+        exit::TEMPFAIL,
+        "another run holds the lock; nothing changed",
     ),
     (
         exit::NOPERM,
         "a password file others may read (run chmod 600 on it)",
     ),
-    (
-        exit::TEMPFAIL,
-        "another run holds the lock; nothing changed",
-    ),
-    (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
     (exit::CONFIG, "bad configuration: a switch"),
 ];
 

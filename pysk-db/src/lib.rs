@@ -22,6 +22,7 @@ pub mod mysql;
 pub mod names;
 pub mod password;
 pub mod pg;
+pub mod plan;
 pub mod settings;
 
 use std::io;

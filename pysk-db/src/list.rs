@@ -13,8 +13,8 @@ use pysk_common::report::{self, Reporter};
 
 use crate::error::DbError;
 use crate::mysql::connect as maria;
+use crate::pg::apply;
 use crate::pg::connect::{self, Target};
-use crate::pg::plan;
 
 /// What `list` is asked to do.
 #[derive(Debug, Clone)]
@@ -111,7 +111,7 @@ fn postgresql(target: &Target) -> Result<Vec<Database>, DbError> {
              FROM pg_database d WHERE d.datallowconn ORDER BY 1",
             &[],
         )
-        .map_err(|e| plan::server(target, &e))?;
+        .map_err(|e| apply::server(target, &e))?;
     Ok(rows
         .iter()
         .map(|row| Database {

@@ -6,11 +6,11 @@
 //! database and its role, [`vacuum`] keeps every table in shape without
 //! waiting on a lock.
 
+pub mod apply;
 pub mod connect;
 pub mod create;
 pub mod drop;
 pub mod password;
-pub mod plan;
 pub mod scram;
 pub mod setup;
 pub mod vacuum;

@@ -103,7 +103,6 @@ pub fn pg_create(settings: &Settings, args: &CreateArgs) -> Result<create::Optio
         password: Some(crate::password::from_options(
             args.password_file.as_deref(),
             args.generate_password.as_deref(),
-            args.dry_run.dry_run,
         )?),
         make: make(&rule, &args.make)?,
         lock: lock_path(settings)?,
@@ -275,7 +274,6 @@ pub fn mysql_create(
     let password = crate::password::from_options(
         args.password_file.as_deref(),
         args.generate_password.as_deref(),
-        args.dry_run.dry_run,
     )?;
     Ok(mysql::create::Options {
         target: mysql_target(settings)?,

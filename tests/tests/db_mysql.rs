@@ -327,6 +327,7 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
             doc,
             serde_json::json!({"version": 1, "dry_run": false, "database": "shop_db",
                 "user": "shop", "hosts": ["localhost"], "changes": [{
+                    "action": "set",
                     "what": "shop@localhost's password",
                     "sql": format!("ALTER USER `shop`@`localhost` {clause}")}]})
         );

@@ -70,7 +70,7 @@ fn setup_takes_back_what_everyone_was_granted_once() {
     let plan = env.tool().args(["pg", "setup", "--dry-run"]).succeeds();
     assert_eq!(
         stdout(&plan),
-        "would take back PUBLIC's TEMPORARY on the database template1: \
+        "would revoke PUBLIC's TEMPORARY on the database template1: \
          REVOKE TEMPORARY ON DATABASE template1 FROM PUBLIC;\n"
     );
     assert_eq!(
@@ -83,7 +83,7 @@ fn setup_takes_back_what_everyone_was_granted_once() {
     let out = env.tool().args(["pg", "setup"]).succeeds();
     assert_stderr_is(
         &out,
-        "pysk-db: took back PUBLIC's TEMPORARY on the database template1\n",
+        "pysk-db: revoked PUBLIC's TEMPORARY on the database template1\n",
     );
     assert_eq!(env.public_has("TEMPORARY"), "f");
     assert_eq!(env.public_has("CONNECT"), "t", "CONNECT is kept");

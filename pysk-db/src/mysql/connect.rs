@@ -6,9 +6,13 @@
 
 use std::path::PathBuf;
 
+use mysql::prelude::Queryable;
 use mysql::{Conn, OptsBuilder};
 
+use pysk_common::report::Reporter;
+
 use crate::error::DbError;
+use crate::plan::Step;
 
 /// Where to connect.
 #[derive(Debug, Clone)]
@@ -62,4 +66,21 @@ pub fn why(e: &mysql::Error) -> String {
         mysql::Error::IoError(io) => pysk_common::error::cause(io),
         other => other.to_string(),
     }
+}
+
+/// Runs a plan's steps in order on `conn`, each said as it is done
+/// unless `json`.
+pub fn apply(
+    conn: &mut Conn,
+    target: &Target,
+    steps: &[Step],
+    json: bool,
+    report: &Reporter,
+) -> Result<(), DbError> {
+    for step in steps {
+        conn.query_drop(step.statement())
+            .map_err(|e| target.refused(Some(&step.sql), &e))?;
+        step.said(json, report);
+    }
+    Ok(())
 }

@@ -14,15 +14,15 @@ use mysql::prelude::Queryable;
 use serde::Serialize;
 
 use pysk_common::exit::Outcome;
-use pysk_common::lock::Lock;
 use pysk_common::report::{self, Reporter};
-use pysk_common::secret::Secret;
 
 use crate::error::DbError;
 use crate::mysql::connect::{self, Target};
 use crate::mysql::hash::Auth;
 use crate::mysql::setup::{INSTALL_ED25519, ed25519_active};
 use crate::names::mysql_identifier;
+use crate::password::Password;
+use crate::plan::{self, Action, Step};
 
 /// What `mysql create` is asked to do.
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ pub struct Options {
     /// The hosts it may come from (checked by [`check_host`]).
     pub hosts: Vec<String>,
     /// The account's password.
-    pub password: Secret,
+    pub password: Password,
     /// The database's character set (checked by [`check_charset`]).
     pub charset: String,
     /// Its collation, when not the character set's default.
@@ -51,30 +51,6 @@ pub struct Options {
     pub dry_run: bool,
     /// The `--json` document instead of lines.
     pub json: bool,
-}
-
-/// One statement of the plan.
-#[derive(Debug, Clone, Serialize)]
-pub struct Step {
-    /// What it makes, in words.
-    pub what: String,
-    /// The statement as shown (a hash as `***`).
-    pub sql: String,
-    /// The statement as run.
-    #[serde(skip)]
-    run: String,
-}
-
-impl Step {
-    /// A step: what it makes, the statement as shown, the statement as run.
-    pub fn new(what: String, sql: String, run: String) -> Step {
-        Step { what, sql, run }
-    }
-
-    /// The statement as run (it may hold a hash).
-    pub fn statement(&self) -> &str {
-        &self.run
-    }
 }
 
 /// The `--json` document.
@@ -115,36 +91,16 @@ pub fn check_charset<'a>(what: &str, name: &'a str) -> Result<&'a str, String> {
 
 /// Plans, then shows or applies.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
-    let _lock = if options.dry_run {
-        Lock::existing(&options.lock, options.wait)?
-    } else {
-        if let Some(dir) = options.lock.parent() {
-            std::fs::create_dir_all(dir).map_err(pysk_common::error::write_err(dir))?;
-        }
-        Some(Lock::acquire(&options.lock, options.wait)?)
-    };
+    let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
     let mut conn = connect::connect(&options.target)?;
     let steps = plan(&mut conn, options)?;
     if options.dry_run {
         if !options.json {
-            let mut text = String::new();
-            for step in &steps {
-                text.push_str(&format!("would make {}: {};\n", step.what, step.sql));
-            }
-            if steps.is_empty() {
-                text.push_str("nothing to change\n");
-            }
-            out.write_all(text.as_bytes())
-                .map_err(pysk_common::Error::Stdout)?;
+            plan::show(&steps, out)?;
         }
     } else {
-        for step in &steps {
-            conn.query_drop(&step.run)
-                .map_err(|e| options.target.refused(Some(&step.sql), &e))?;
-            if !options.json {
-                report.info(format_args!("made {}", step.what));
-            }
-        }
+        options.password.keep()?;
+        connect::apply(&mut conn, &options.target, &steps, options.json, report)?;
     }
     if options.json {
         report::print_json(&Summary {
@@ -180,16 +136,19 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
     let refused = |e: mysql::Error| target.refused(None, &e);
     let (db, user, auth) = (&options.database, &options.user, options.auth);
     let mut steps = Vec::new();
-    let mut step = |what: String, sql: String, run: String| steps.push(Step { what, sql, run });
+    let mut step = |action: Action, what: String, sql: String, run: String| {
+        steps.push(Step::secret(action, None, what, sql, run));
+    };
 
     if auth == Auth::Ed25519 && !ed25519_active(conn, target)? {
         step(
+            Action::Install,
             "the ed25519 authentication plugin".to_owned(),
             INSTALL_ED25519.to_owned(),
             INSTALL_ED25519.to_owned(),
         );
     }
-    let hash = auth.hash(options.password.expose().as_bytes());
+    let hash = auth.hash(options.password.secret.expose().as_bytes());
     if !auth.well_formed(&hash) {
         return Err(DbError::Common(pysk_common::Error::Internal(format!(
             "a {} hash of the wrong form",
@@ -208,6 +167,11 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
             .map_err(refused)?;
         let verb = match stored {
             None => "CREATE USER",
+            Some(_) if options.password.generated.is_some() => {
+                return Err(DbError::Conflict(format!(
+                    "the account {user}@{host} exists: give its password with --password-file"
+                )));
+            }
             Some((plugin, text)) if plugin == auth.plugin() && text == hash => continue,
             Some(_) => "ALTER USER",
         };
@@ -218,6 +182,11 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
             format!("{user}@{host}'s password")
         };
         step(
+            if verb == "CREATE USER" {
+                Action::Make
+            } else {
+                Action::Set
+            },
             what,
             format!("{verb} {account} {}", auth.clause("***")),
             format!("{verb} {account} {}", auth.clause(&hash)),
@@ -239,7 +208,7 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
         if let Some(collation) = &options.collation {
             sql.push_str(&format!(" COLLATE {collation}"));
         }
-        step(format!("the database {db}"), sql.clone(), sql);
+        step(Action::Make, format!("the database {db}"), sql.clone(), sql);
     }
 
     let pattern = mysql_identifier(&grant_pattern(db));
@@ -255,6 +224,7 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
         };
         if !granted.contains(&grant) {
             step(
+                Action::Make,
                 format!("ALL on {db} to {user}@{host}"),
                 grant.clone(),
                 grant,

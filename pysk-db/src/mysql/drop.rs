@@ -10,13 +10,12 @@ use mysql::prelude::Queryable;
 use serde::Serialize;
 
 use pysk_common::exit::Outcome;
-use pysk_common::lock::Lock;
 use pysk_common::report::{self, Reporter};
 
 use crate::error::DbError;
 use crate::mysql::connect::{self, Target};
-use crate::mysql::create::Step;
 use crate::names::mysql_identifier;
+use crate::plan::{self, Action, Step};
 
 /// What `mysql drop` is asked to do.
 #[derive(Debug, Clone)]
@@ -56,36 +55,15 @@ struct Summary<'a> {
 
 /// Plans, then shows or applies.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
-    let _lock = if options.dry_run {
-        Lock::existing(&options.lock, options.wait)?
-    } else {
-        if let Some(dir) = options.lock.parent() {
-            std::fs::create_dir_all(dir).map_err(pysk_common::error::write_err(dir))?;
-        }
-        Some(Lock::acquire(&options.lock, options.wait)?)
-    };
+    let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
     let mut conn = connect::connect(&options.target)?;
     let steps = plan(&mut conn, options)?;
     if options.dry_run {
         if !options.json {
-            let mut text = String::new();
-            for step in &steps {
-                text.push_str(&format!("would drop {}: {};\n", step.what, step.sql));
-            }
-            if steps.is_empty() {
-                text.push_str("nothing to change\n");
-            }
-            out.write_all(text.as_bytes())
-                .map_err(pysk_common::Error::Stdout)?;
+            plan::show(&steps, out)?;
         }
     } else {
-        for step in &steps {
-            conn.query_drop(step.statement())
-                .map_err(|e| options.target.refused(Some(&step.sql), &e))?;
-            if !options.json {
-                report.info(format_args!("dropped {}", step.what));
-            }
-        }
+        connect::apply(&mut conn, &options.target, &steps, options.json, report)?;
     }
     if options.json {
         report::print_json(&Summary {
@@ -127,7 +105,12 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
         .map_err(refused)?;
     if exists.is_some() {
         let sql = format!("DROP DATABASE {}", mysql_identifier(db));
-        steps.push(Step::new(format!("the database {db}"), sql.clone(), sql));
+        steps.push(Step::plain(
+            Action::Drop,
+            None,
+            format!("the database {db}"),
+            sql,
+        ));
     }
     let hosts: Vec<String> = conn
         .exec(
@@ -141,9 +124,10 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
             mysql_identifier(user),
             mysql_identifier(&host)
         );
-        steps.push(Step::new(
+        steps.push(Step::plain(
+            Action::Drop,
+            None,
             format!("the account {user}@{host}"),
-            sql.clone(),
             sql,
         ));
     }

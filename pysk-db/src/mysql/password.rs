@@ -12,16 +12,15 @@ use mysql::prelude::Queryable;
 use serde::Serialize;
 
 use pysk_common::exit::Outcome;
-use pysk_common::lock::Lock;
 use pysk_common::report::{self, Reporter};
 use pysk_common::secret::Secret;
 
 use crate::error::DbError;
 use crate::mysql::connect::{self, Target};
-use crate::mysql::create::Step;
 use crate::mysql::hash::Auth;
 use crate::mysql::setup::{INSTALL_ED25519, ed25519_active};
 use crate::names::mysql_identifier;
+use crate::plan::{self, Action, Step};
 
 /// What `mysql password` is asked to do.
 #[derive(Debug, Clone)]
@@ -57,36 +56,15 @@ struct Summary<'a> {
 
 /// Plans, then shows or applies.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
-    let _lock = if options.dry_run {
-        Lock::existing(&options.lock, options.wait)?
-    } else {
-        if let Some(dir) = options.lock.parent() {
-            std::fs::create_dir_all(dir).map_err(pysk_common::error::write_err(dir))?;
-        }
-        Some(Lock::acquire(&options.lock, options.wait)?)
-    };
+    let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
     let mut conn = connect::connect(&options.target)?;
     let (hosts, steps) = plan(&mut conn, options)?;
     if options.dry_run {
         if !options.json {
-            let mut text = String::new();
-            for step in &steps {
-                text.push_str(&format!("would set {}: {};\n", step.what, step.sql));
-            }
-            if steps.is_empty() {
-                text.push_str("nothing to change\n");
-            }
-            out.write_all(text.as_bytes())
-                .map_err(pysk_common::Error::Stdout)?;
+            plan::show(&steps, out)?;
         }
     } else {
-        for step in &steps {
-            conn.query_drop(step.statement())
-                .map_err(|e| options.target.refused(Some(&step.sql), &e))?;
-            if !options.json {
-                report.info(format_args!("set {}", step.what));
-            }
-        }
+        connect::apply(&mut conn, &options.target, &steps, options.json, report)?;
     }
     if options.json {
         report::print_json(&Summary {
@@ -146,14 +124,17 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<(Vec<String>, Vec<Step>), 
             continue;
         }
         if steps.is_empty() && auth == Auth::Ed25519 && !ed25519_active(conn, target)? {
-            steps.push(Step::new(
+            steps.push(Step::plain(
+                Action::Install,
+                None,
                 "the ed25519 authentication plugin".to_owned(),
-                INSTALL_ED25519.to_owned(),
                 INSTALL_ED25519.to_owned(),
             ));
         }
         let account = format!("{}@{}", mysql_identifier(user), mysql_identifier(host));
-        steps.push(Step::new(
+        steps.push(Step::secret(
+            Action::Set,
+            None,
             format!("{user}@{host}'s password"),
             format!("ALTER USER {account} {}", auth.clause("***")),
             format!("ALTER USER {account} {}", auth.clause(&hash)),

@@ -15,13 +15,13 @@ use mysql::prelude::Queryable;
 use serde::Serialize;
 
 use pysk_common::exit::Outcome;
-use pysk_common::lock::Lock;
 use pysk_common::report::{self, Reporter};
 
 use crate::error::DbError;
 use crate::mysql::connect::{self, Target};
 use crate::mysql::hash::Auth;
 use crate::names::mysql_identifier;
+use crate::plan::{self, Action, Step};
 
 /// What `mysql setup` is asked to do.
 #[derive(Debug, Clone)]
@@ -40,34 +40,11 @@ pub struct Options {
     pub json: bool,
 }
 
-/// One change of the plan.
-#[derive(Debug, Clone, Serialize)]
-pub struct Change {
-    /// What is done: `drop`, `revoke`, `set` or `install`.
-    pub action: &'static str,
-    /// To what, in words.
-    pub what: String,
-    /// The statement.
-    pub sql: String,
-}
-
-impl Change {
-    /// The action done, as the report says it.
-    fn done(&self) -> &'static str {
-        match self.action {
-            "drop" => "dropped",
-            "revoke" => "revoked",
-            "install" => "installed",
-            _ => "set",
-        }
-    }
-}
-
 /// The `--json` document.
 #[derive(Debug, Serialize)]
 struct Summary<'a> {
     dry_run: bool,
-    changes: &'a [Change],
+    changes: &'a [Step],
     unchanged: usize,
 }
 
@@ -76,45 +53,23 @@ const TEST_PATTERN: &str = "test\\_%";
 
 /// Plans, then shows or applies.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
-    let _lock = if options.dry_run {
-        Lock::existing(&options.lock, options.wait)?
-    } else {
-        if let Some(dir) = options.lock.parent() {
-            std::fs::create_dir_all(dir).map_err(pysk_common::error::write_err(dir))?;
-        }
-        Some(Lock::acquire(&options.lock, options.wait)?)
-    };
+    let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
     let mut conn = connect::connect(&options.target)?;
-    let (changes, unchanged) = plan(&mut conn, options, report)?;
-    if !options.dry_run {
-        for change in &changes {
-            conn.query_drop(&change.sql)
-                .map_err(|e| options.target.refused(Some(&change.sql), &e))?;
-            if !options.json {
-                report.info(format_args!("{} {}", change.done(), change.what));
-            }
+    let (steps, unchanged) = plan(&mut conn, options, report)?;
+    if options.dry_run {
+        if !options.json {
+            plan::show(&steps, out)?;
         }
+    } else {
+        connect::apply(&mut conn, &options.target, &steps, options.json, report)?;
     }
     if options.json {
         report::print_json(&Summary {
             dry_run: options.dry_run,
-            changes: &changes,
+            changes: &steps,
             unchanged,
         })?;
-    } else if options.dry_run {
-        let mut text = String::new();
-        for change in &changes {
-            text.push_str(&format!(
-                "would {} {}: {};\n",
-                change.action, change.what, change.sql
-            ));
-        }
-        if changes.is_empty() {
-            text.push_str("nothing to change\n");
-        }
-        out.write_all(text.as_bytes())
-            .map_err(pysk_common::Error::Stdout)?;
-    } else if changes.is_empty() {
+    } else if steps.is_empty() && !options.dry_run {
         report.info(format_args!(
             "nothing to change: no anonymous account, remote root or test database"
         ));
@@ -146,128 +101,154 @@ fn plan(
     conn: &mut Conn,
     options: &Options,
     report: &Reporter,
-) -> Result<(Vec<Change>, usize), DbError> {
+) -> Result<(Vec<Step>, usize), DbError> {
     let target = &options.target;
-    let refused = |e: mysql::Error| target.refused(None, &e);
-    let mut changes = Vec::new();
-    let mut unchanged = 0;
-    let mut check = |found: Vec<Change>| {
-        if found.is_empty() {
-            unchanged += 1;
-        }
-        changes.extend(found);
-    };
-
-    // Root must be root@localhost: the remote ones are dropped below, and
-    // an account this session is not must not be the one kept.
-    let me: Option<String> = conn.query_first("SELECT CURRENT_USER()").map_err(refused)?;
-    if me.as_deref() != Some("root@localhost") {
-        return Err(DbError::Conflict(format!(
-            "{}: connected as {}, not root@localhost",
-            target.name(),
-            me.unwrap_or_default().escape_debug()
-        )));
-    }
-
+    root_session(conn, target)?;
+    let mut found = Vec::new();
     if options.auth == Auth::Ed25519 {
-        check(if ed25519_active(conn, target)? {
-            Vec::new()
-        } else {
-            vec![Change {
-                action: "install",
-                what: "the ed25519 authentication plugin".to_owned(),
-                sql: INSTALL_ED25519.to_owned(),
-            }]
-        });
+        found.push(ed25519(conn, target)?);
     }
+    found.extend([
+        root_by_socket(conn, target)?,
+        accounts(conn, target, "User = ''", "anonymous")?,
+        accounts(
+            conn,
+            target,
+            "User = 'root' AND Host <> 'localhost'",
+            "remote root",
+        )?,
+        public_grants(conn, target, "test")?,
+        public_grants(conn, target, TEST_PATTERN)?,
+        test_database(conn, target, report)?,
+    ]);
+    let unchanged = found.iter().filter(|steps| steps.is_empty()).count();
+    Ok((found.concat(), unchanged))
+}
 
-    // Root with no unix_socket was reached with an empty password: it gets
-    // Debian's stock authentication back.
+/// Installs the `ed25519` plugin when it is not active.
+fn ed25519(conn: &mut Conn, target: &Target) -> Result<Vec<Step>, DbError> {
+    if ed25519_active(conn, target)? {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Step::plain(
+        Action::Install,
+        None,
+        "the ed25519 authentication plugin".to_owned(),
+        INSTALL_ED25519.to_owned(),
+    )])
+}
+
+/// Refuses a session that is not `root@localhost`: the remote roots are
+/// dropped, and the account kept must be the one this session is.
+fn root_session(conn: &mut Conn, target: &Target) -> Result<(), DbError> {
+    let me: Option<String> = conn
+        .query_first("SELECT CURRENT_USER()")
+        .map_err(|e| target.refused(None, &e))?;
+    if me.as_deref() == Some("root@localhost") {
+        return Ok(());
+    }
+    Err(DbError::Conflict(format!(
+        "{}: connected as {}, not root@localhost",
+        target.name(),
+        me.unwrap_or_default().escape_debug()
+    )))
+}
+
+/// Root reached without `unix_socket` (an empty password) gets Debian's
+/// stock authentication back.
+fn root_by_socket(conn: &mut Conn, target: &Target) -> Result<Vec<Step>, DbError> {
     let root: Option<String> = conn
         .query_first("SHOW CREATE USER `root`@`localhost`")
-        .map_err(refused)?;
-    check(if root.is_some_and(|text| text.contains("unix_socket")) {
-        Vec::new()
-    } else {
-        vec![Change {
-            action: "set",
-            what: "root@localhost to unix_socket authentication".to_owned(),
-            sql: "ALTER USER `root`@`localhost` IDENTIFIED VIA mysql_native_password \
-                  USING 'invalid' OR unix_socket"
-                .to_owned(),
-        }]
-    });
+        .map_err(|e| target.refused(None, &e))?;
+    if root.is_some_and(|text| text.contains("unix_socket")) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Step::plain(
+        Action::Set,
+        None,
+        "root@localhost to unix_socket authentication".to_owned(),
+        "ALTER USER `root`@`localhost` IDENTIFIED VIA mysql_native_password \
+         USING 'invalid' OR unix_socket"
+            .to_owned(),
+    )])
+}
 
-    let accounts = |conn: &mut Conn, condition: &str| -> Result<Vec<(String, String)>, DbError> {
-        conn.query(format!(
+/// Drops the accounts matching `condition`, called `kind` accounts.
+fn accounts(
+    conn: &mut Conn,
+    target: &Target,
+    condition: &str,
+    kind: &str,
+) -> Result<Vec<Step>, DbError> {
+    let found: Vec<(String, String)> = conn
+        .query(format!(
             "SELECT User, Host FROM mysql.user WHERE is_role = 'N' AND {condition} \
              ORDER BY User, Host"
         ))
-        .map_err(|e| target.refused(None, &e))
-    };
-    let drop_accounts = |found: Vec<(String, String)>, kind: &str| -> Vec<Change> {
-        found
-            .into_iter()
-            .map(|(user, host)| Change {
-                action: "drop",
-                what: format!(
-                    "the {kind} account '{}'@'{}'",
-                    user.escape_debug(),
-                    host.escape_debug()
-                ),
-                sql: format!("DROP USER {}", account(&user, &host)),
-            })
-            .collect()
-    };
-    check(drop_accounts(accounts(conn, "User = ''")?, "anonymous"));
-    check(drop_accounts(
-        accounts(conn, "User = 'root' AND Host <> 'localhost'")?,
-        "remote root",
-    ));
+        .map_err(|e| target.refused(None, &e))?;
+    Ok(found
+        .into_iter()
+        .map(|(user, host)| {
+            let what = format!(
+                "the {kind} account '{}'@'{}'",
+                user.escape_debug(),
+                host.escape_debug()
+            );
+            let sql = format!("DROP USER {}", account(&user, &host));
+            Step::plain(Action::Drop, None, what, sql)
+        })
+        .collect())
+}
 
-    for db in ["test", TEST_PATTERN] {
-        let rows: Vec<String> = conn
-            .exec(
-                "SELECT Db FROM mysql.db WHERE User = 'PUBLIC' AND Host = '' AND Db = ?",
-                (db,),
-            )
-            .map_err(refused)?;
-        check(if rows.is_empty() {
-            Vec::new()
-        } else {
-            vec![Change {
-                action: "revoke",
-                what: format!("PUBLIC's privileges on {db}"),
-                sql: format!(
-                    "REVOKE ALL PRIVILEGES ON {}.* FROM PUBLIC",
-                    mysql_identifier(db)
-                ),
-            }]
-        });
+/// Takes back what the `PUBLIC` role may do on the databases `db` names.
+fn public_grants(conn: &mut Conn, target: &Target, db: &str) -> Result<Vec<Step>, DbError> {
+    let rows: Vec<String> = conn
+        .exec(
+            "SELECT Db FROM mysql.db WHERE User = 'PUBLIC' AND Host = '' AND Db = ?",
+            (db,),
+        )
+        .map_err(|e| target.refused(None, &e))?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
     }
+    Ok(vec![Step::plain(
+        Action::Revoke,
+        None,
+        format!("PUBLIC's privileges on {db}"),
+        format!(
+            "REVOKE ALL PRIVILEGES ON {}.* FROM PUBLIC",
+            mysql_identifier(db)
+        ),
+    )])
+}
 
-    // The test database goes only while it is empty: tables in it are
-    // someone's data.
+/// Drops the `test` database while it is empty: tables in it are
+/// someone's data, kept and named.
+fn test_database(
+    conn: &mut Conn,
+    target: &Target,
+    report: &Reporter,
+) -> Result<Vec<Step>, DbError> {
     let test: Option<(u64, u64)> = conn
         .query_first(
             "SELECT COUNT(*), (SELECT COUNT(*) FROM information_schema.TABLES \
              WHERE TABLE_SCHEMA = 'test') FROM information_schema.SCHEMATA \
              WHERE SCHEMA_NAME = 'test'",
         )
-        .map_err(refused)?;
-    check(match test {
-        Some((1, 0)) => vec![Change {
-            action: "drop",
-            what: "the database test".to_owned(),
-            sql: "DROP DATABASE `test`".to_owned(),
-        }],
+        .map_err(|e| target.refused(None, &e))?;
+    match test {
+        Some((1, 0)) => Ok(vec![Step::plain(
+            Action::Drop,
+            None,
+            "the database test".to_owned(),
+            "DROP DATABASE `test`".to_owned(),
+        )]),
         Some((1, tables)) => {
             report.warn(format_args!(
                 "kept the database test: it holds {tables} table(s); drop it by hand"
             ));
-            Vec::new()
+            Ok(Vec::new())
         }
-        _ => Vec::new(),
-    });
-    Ok((changes, unchanged))
+        _ => Ok(Vec::new()),
+    }
 }

@@ -13,13 +13,14 @@ use serde::Serialize;
 
 use pysk_common::exit::Outcome;
 use pysk_common::report::{self, Reporter};
-use pysk_common::secret::Secret;
 
 use crate::error::DbError;
 use crate::names::{literal, pg_identifier};
+use crate::password::Password;
+use crate::pg::apply;
 use crate::pg::connect::{self, Target};
-use crate::pg::plan::{self, Step};
 use crate::pg::scram;
+use crate::plan::{self, Action, Step};
 
 /// What `pg create` is asked to do.
 #[derive(Debug, Clone)]
@@ -32,7 +33,7 @@ pub struct Options {
     pub owner: String,
     /// The owner's password; `None` (`add-db`): the owner must exist, and
     /// its password is left as it is.
-    pub password: Option<Secret>,
+    pub password: Option<Password>,
     /// The lock file of mutating runs.
     pub lock: std::path::PathBuf,
     /// How long to wait for it.
@@ -89,10 +90,13 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let steps = steps(options)?;
     if options.dry_run {
         if !options.json {
-            plan::show(&steps, "make", out)?;
+            plan::show(&steps, out)?;
         }
     } else {
-        plan::apply(&options.target, &steps, "made", options.json, report)?;
+        if let Some(password) = &options.password {
+            password.keep()?;
+        }
+        apply::steps(&options.target, &steps, options.json, report)?;
     }
     if options.json {
         report::print_json(&Summary {
@@ -116,12 +120,7 @@ fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
     let mut client = connect::connect(&options.target, "postgres")?;
     let mut steps = Vec::new();
     let mut step = |what: String, sql: String, run: String, database: &str| {
-        steps.push(Step {
-            database: database.to_owned(),
-            what,
-            sql,
-            run,
-        });
+        steps.push(Step::secret(Action::Make, Some(database), what, sql, run));
     };
     if !role_exists(&mut client, options, db)? {
         let sql = format!("CREATE ROLE {} NOLOGIN", pg_identifier(db));
@@ -138,12 +137,23 @@ fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
         }
         (Some(_), None) => {}
         (None, Some(password)) => {
-            let verifier = scram::verifier(password.expose().as_bytes());
+            let verifier = scram::verifier(password.secret.expose().as_bytes());
             let (shown, run) = role_sql("CREATE ROLE", owner, "LOGIN PASSWORD", &verifier);
             step(format!("the login role {owner}"), shown, run, "postgres");
         }
+        (
+            Some(_),
+            Some(Password {
+                generated: Some(_), ..
+            }),
+        ) => {
+            return Err(DbError::Conflict(format!(
+                "the role {owner} exists: give its password with --password-file, \
+                 or use add-db"
+            )));
+        }
         (Some(stored), Some(password)) => {
-            let password = password.expose().as_bytes();
+            let password = password.secret.expose().as_bytes();
             if stored.as_deref().and_then(|s| scram::matches(s, password)) != Some(true) {
                 let verifier = scram::verifier(password);
                 let (shown, run) = role_sql("ALTER ROLE", owner, "LOGIN PASSWORD", &verifier);
@@ -216,7 +226,7 @@ fn role_exists(
 ) -> Result<bool, DbError> {
     let rows = client
         .query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
-        .map_err(|e| plan::server(&options.target, &e))?;
+        .map_err(|e| apply::server(&options.target, &e))?;
     Ok(!rows.is_empty())
 }
 
@@ -232,7 +242,7 @@ fn stored_password(
             "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
             &[&name],
         )
-        .map_err(|e| plan::server(&options.target, &e))?;
+        .map_err(|e| apply::server(&options.target, &e))?;
     Ok(rows.first().map(|row| row.get(0)))
 }
 
@@ -244,7 +254,7 @@ fn member(client: &mut postgres::Client, options: &Options) -> Result<bool, DbEr
              JOIN pg_roles u ON u.oid = m.member WHERE r.rolname = $1 AND u.rolname = $2",
             &[&options.database, &options.owner],
         )
-        .map_err(|e| plan::server(&options.target, &e))?;
+        .map_err(|e| apply::server(&options.target, &e))?;
     Ok(!rows.is_empty())
 }
 
@@ -258,7 +268,7 @@ fn database_owner(
             "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
             &[&options.database],
         )
-        .map_err(|e| plan::server(&options.target, &e))?;
+        .map_err(|e| apply::server(&options.target, &e))?;
     Ok(rows.first().map(|row| row.get(0)))
 }
 
@@ -272,6 +282,6 @@ fn schema_granted(client: &mut postgres::Client, options: &Options) -> Result<bo
              OR has_schema_privilege($1, 'public', 'CREATE, USAGE')",
             &[&options.owner],
         )
-        .map_err(|e| plan::server(&options.target, &e))?;
+        .map_err(|e| apply::server(&options.target, &e))?;
     Ok(row.get(0))
 }

@@ -13,8 +13,9 @@ use pysk_common::report::{self, Reporter};
 
 use crate::error::DbError;
 use crate::names::pg_identifier;
+use crate::pg::apply;
 use crate::pg::connect::{self, Target};
-use crate::pg::plan::{self, Step};
+use crate::plan::{self, Action, Step};
 
 /// What `pg drop` is asked to do.
 #[derive(Debug, Clone)]
@@ -49,10 +50,10 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let steps = steps(options)?;
     if options.dry_run {
         if !options.json {
-            plan::show(&steps, "drop", out)?;
+            plan::show(&steps, out)?;
         }
     } else {
-        plan::apply(&options.target, &steps, "dropped", options.json, report)?;
+        apply::steps(&options.target, &steps, options.json, report)?;
     }
     if options.json {
         report::print_json(&Summary {
@@ -77,7 +78,7 @@ fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
         client
             .query_one(sql, &[db])
             .map(|row| row.get::<_, i64>(0))
-            .map_err(|e| plan::server(&options.target, &e))
+            .map_err(|e| apply::server(&options.target, &e))
     };
     let exists = query(
         &mut client,
@@ -100,11 +101,21 @@ fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
         }
         let force = if options.force { " WITH (FORCE)" } else { "" };
         let sql = format!("DROP DATABASE {}{force}", pg_identifier(db));
-        steps.push(Step::plain("postgres", format!("the database {db}"), sql));
+        steps.push(Step::plain(
+            Action::Drop,
+            Some("postgres"),
+            format!("the database {db}"),
+            sql,
+        ));
     }
     if role > 0 {
         let sql = format!("DROP ROLE {}", pg_identifier(db));
-        steps.push(Step::plain("postgres", format!("the role {db}"), sql));
+        steps.push(Step::plain(
+            Action::Drop,
+            Some("postgres"),
+            format!("the role {db}"),
+            sql,
+        ));
     }
     Ok(steps)
 }

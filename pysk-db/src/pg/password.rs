@@ -13,9 +13,10 @@ use pysk_common::secret::Secret;
 
 use crate::error::DbError;
 use crate::names::{literal, pg_identifier};
+use crate::pg::apply;
 use crate::pg::connect::{self, Target};
-use crate::pg::plan::{self, Step};
 use crate::pg::scram;
+use crate::plan::{self, Action, Step};
 
 /// What `pg password` is asked to do.
 #[derive(Debug, Clone)]
@@ -41,7 +42,7 @@ pub struct Options {
 struct Summary<'a> {
     dry_run: bool,
     user: &'a str,
-    changed: bool,
+    changes: &'a [Step],
 }
 
 /// Checks the stored verifier, then sets a new one when it differs.
@@ -50,16 +51,16 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let steps = steps(options)?;
     if options.dry_run {
         if !options.json {
-            plan::show(&steps, "set", out)?;
+            plan::show(&steps, out)?;
         }
     } else {
-        plan::apply(&options.target, &steps, "set", options.json, report)?;
+        apply::steps(&options.target, &steps, options.json, report)?;
     }
     if options.json {
         report::print_json(&Summary {
             dry_run: options.dry_run,
             user: &options.user,
-            changed: !steps.is_empty(),
+            changes: &steps,
         })?;
     } else if steps.is_empty() && !options.dry_run {
         report.info(format_args!(
@@ -78,7 +79,7 @@ fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
             "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
             &[&options.user],
         )
-        .map_err(|e| plan::server(&options.target, &e))?;
+        .map_err(|e| apply::server(&options.target, &e))?;
     let Some(row) = rows.first() else {
         return Err(DbError::Conflict(format!(
             "there is no role {}",
@@ -91,10 +92,11 @@ fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
         return Ok(Vec::new());
     }
     let head = format!("ALTER ROLE {} PASSWORD", pg_identifier(&options.user));
-    Ok(vec![Step {
-        database: "postgres".to_owned(),
-        what: format!("{}'s password", options.user),
-        sql: format!("{head} '***'"),
-        run: format!("{head} {}", literal(&scram::verifier(password))),
-    }])
+    Ok(vec![Step::secret(
+        Action::Set,
+        Some("postgres"),
+        format!("{}'s password", options.user),
+        format!("{head} '***'"),
+        format!("{head} {}", literal(&scram::verifier(password))),
+    )])
 }

@@ -15,8 +15,9 @@ use pysk_common::report::{self, Reporter};
 
 use crate::error::DbError;
 use crate::names::pg_identifier;
+use crate::pg::apply;
 use crate::pg::connect::{self, Target};
-use crate::pg::plan::{self, Step};
+use crate::plan::{self, Action, Step};
 
 /// What `pg setup` is asked to do.
 #[derive(Debug, Clone)]
@@ -46,7 +47,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
     let (changes, unchanged) = steps(&options.target)?;
     if !options.dry_run {
-        plan::apply(&options.target, &changes, "took back", options.json, report)?;
+        apply::steps(&options.target, &changes, options.json, report)?;
     }
     if options.json {
         report::print_json(&Summary {
@@ -55,7 +56,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
             unchanged,
         })?;
     } else if options.dry_run {
-        plan::show(&changes, "take back", out)?;
+        plan::show(&changes, out)?;
     } else if changes.is_empty() {
         report.info(format_args!(
             "nothing to change: PUBLIC's grants are as setup leaves them"
@@ -78,7 +79,8 @@ fn steps(target: &Target) -> Result<(Vec<Step>, usize), DbError> {
             privilege,
         )? {
             changes.push(Step::plain(
-                "template1",
+                Action::Revoke,
+                Some("template1"),
                 format!("PUBLIC's {privilege} on the database template1"),
                 format!("REVOKE {privilege} ON DATABASE template1 FROM PUBLIC"),
             ));
@@ -91,7 +93,7 @@ fn steps(target: &Target) -> Result<(Vec<Step>, usize), DbError> {
             "SELECT datname::text FROM pg_database WHERE datallowconn ORDER BY datname",
             &[],
         )
-        .map_err(|e| plan::server(target, &e))?;
+        .map_err(|e| apply::server(target, &e))?;
     drop(client);
     for row in databases {
         let database: String = row.get(0);
@@ -103,7 +105,7 @@ fn steps(target: &Target) -> Result<(Vec<Step>, usize), DbError> {
                 pg_identifier(&database)
             );
             let sql = "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned();
-            changes.push(Step::plain(&database, what, sql));
+            changes.push(Step::plain(Action::Revoke, Some(&database), what, sql));
         } else {
             unchanged += 1;
         }
@@ -121,7 +123,7 @@ fn granted(
 ) -> Result<bool, DbError> {
     let row = client
         .query_one(&format!("SELECT {function}"), &[&privilege])
-        .map_err(|e| plan::server(target, &e))?;
+        .map_err(|e| apply::server(target, &e))?;
     Ok(row.get(0))
 }
 
@@ -133,6 +135,6 @@ fn schema_exists(client: &mut postgres::Client, target: &Target) -> Result<bool,
             "SELECT count(*) > 0 FROM pg_namespace WHERE nspname = 'public'",
             &[],
         )
-        .map_err(|e| plan::server(target, &e))?;
+        .map_err(|e| apply::server(target, &e))?;
     Ok(row.get(0))
 }

@@ -17,8 +17,8 @@ use pysk_common::report::{self, Reporter};
 
 use crate::error::DbError;
 use crate::names::pg_identifier;
+use crate::pg::apply;
 use crate::pg::connect::{self, Notices, Target};
-use crate::pg::plan;
 
 /// SQLSTATE `lock_not_available`: a table skipped, or a lock not had in
 /// time.
@@ -185,7 +185,7 @@ fn all_databases(target: &Target) -> Result<Vec<String>, DbError> {
             "SELECT datname::text FROM pg_database WHERE datallowconn ORDER BY datname",
             &[],
         )
-        .map_err(|e| plan::server(target, &e))?;
+        .map_err(|e| apply::server(target, &e))?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
@@ -211,7 +211,7 @@ fn vacuum(options: &Options, session: Session) -> Result<Vacuumed, DbError> {
     );
     client
         .batch_execute(&timeout)
-        .map_err(|e| plan::server(target, &e))?;
+        .map_err(|e| apply::server(target, &e))?;
     let how = if options.analyze {
         "SKIP_LOCKED, ANALYZE"
     } else {
@@ -254,7 +254,7 @@ fn reindex(
              ORDER BY n.nspname, c.relname",
             &[],
         )
-        .map_err(|e| plan::server(target, &e))?;
+        .map_err(|e| apply::server(target, &e))?;
     let mut stopped = false;
     for row in user_tables {
         let (schema, table): (String, String) = (row.get(0), row.get(1));
@@ -288,7 +288,7 @@ fn drop_half_built(
              WHERE NOT i.indisvalid AND c.relname LIKE '%\\_ccnew%'",
             &[],
         )
-        .map_err(|e| plan::server(target, &e))?;
+        .map_err(|e| apply::server(target, &e))?;
     for row in rows {
         let (schema, index): (String, String) = (row.get(0), row.get(1));
         let name = format!("{}.{}", pg_identifier(&schema), pg_identifier(&index));
@@ -324,7 +324,7 @@ fn tables(
              ORDER BY n.nspname, c.relname",
             &[&shared],
         )
-        .map_err(|e| plan::server(target, &e))?;
+        .map_err(|e| apply::server(target, &e))?;
     Ok(rows
         .iter()
         .map(|row| {
