@@ -1,0 +1,33 @@
+//! `pysk-backup`: validated database dumps, encrypted incremental backups
+//! with duplicity or restic, and restores that are proven.
+//!
+//! The command line is in [`cli`]; [`settings`] resolves every option
+//! (command line, else switch, else default); this file only dispatches.
+
+pub mod cli;
+pub mod error;
+pub mod settings;
+
+use std::io;
+
+use pysk_common::exit::Outcome;
+
+pub use cli::Cli;
+use cli::Command;
+pub use error::BackupError;
+
+/// The tool's entry point: parses the command line, resolves the options,
+/// runs the subcommand.
+pub fn try_main() -> Result<Outcome, BackupError> {
+    let Cli { common, command } = pysk_common::cli::parse::<Cli>(settings::SWITCHES);
+    let report = common.reporter(cli::NAME);
+    let settings = common.settings(settings::SWITCHES, &report)?;
+    let mut out = io::stdout().lock();
+    match command {
+        Command::Config => {
+            common.print_config(&settings, &mut out)?;
+            Ok(Outcome::Success)
+        }
+        other => Err(pysk_common::Error::Internal(format!("{other:?}: not built yet")).into()),
+    }
+}

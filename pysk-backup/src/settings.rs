@@ -1,0 +1,126 @@
+//! Every switch of `pysk-backup`, with its built-in default written once
+//! in [`SWITCHES`]: the command line beats the switch, which beats the
+//! default, and each bad value is reported where it came from (the
+//! switch's file and line, or the option).
+
+use std::path::PathBuf;
+
+use pysk_common::settings::{Settings, Spec};
+
+use crate::error::BackupError;
+
+/// The directories every excluded path list starts from: Pysk's.
+pub const DEFAULT_EXCLUDES: &str =
+    "/proc /sys /dev /run /tmp /var/tmp /var/cache /lost+found /mnt /media";
+
+/// The switches `pysk-backup` reads, with their built-in defaults.
+pub const SWITCHES: &[Spec] = &[
+    Spec::new(
+        "backup_engine",
+        "duplicity",
+        "what makes the backup: duplicity or restic",
+    ),
+    Spec::new("backup_source", "/", "the tree that is backed up"),
+    Spec::new(
+        "backup_dump_dir",
+        "/var/backups/pysk",
+        "where the dump sets live (current, sets/)",
+    )
+    .option("--dir"),
+    Spec::new(
+        "backup_state_dir",
+        "/var/lib/pysk/backup",
+        "the lock, the last success, the drills, duplicity's cache, GnuPG's home",
+    ),
+    Spec::new(
+        "backup_target",
+        "",
+        "where backups go: a duplicity URL or a restic repository (file:///srv/backup, sftp://...)",
+    ),
+    Spec::new(
+        "backup_passphrase_file",
+        "/etc/pysk/backup.passphrase",
+        "the backup's passphrase (mode 0600): duplicity's GPG passphrase, restic's password",
+    ),
+    Spec::new(
+        "backup_full_if_older_than",
+        "14D",
+        "duplicity: a full backup when the last is older than this",
+    ),
+    Spec::new(
+        "backup_keep_full",
+        "2",
+        "duplicity: the full chains kept",
+    ),
+    Spec::new("backup_keep_daily", "7", "restic: daily snapshots kept"),
+    Spec::new("backup_keep_weekly", "4", "restic: weekly snapshots kept"),
+    Spec::new("backup_keep_monthly", "6", "restic: monthly snapshots kept"),
+    Spec::new(
+        "backup_exclude",
+        DEFAULT_EXCLUDES,
+        "paths left out of the backup, separated by spaces",
+    ),
+    Spec::new(
+        "backup_shrink_percent",
+        "50",
+        "a dump smaller than this percentage of the last good one fails",
+    ),
+    Spec::new(
+        "backup_lock_wait_timeout",
+        "60",
+        "seconds a dump waits for a table's lock before it fails",
+    ),
+    Spec::new(
+        "backup_notify_command",
+        "",
+        "run (no shell) with start, success or failure as its last argument",
+    ),
+    Spec::new(
+        "backup_wait",
+        "0",
+        "seconds a run waits for another's lock",
+    )
+    .option("--wait"),
+    Spec::new(
+        "db_pg_socket_dir",
+        "/var/run/postgresql",
+        "the directory of PostgreSQL's Unix socket",
+    ),
+    Spec::new(
+        "db_pg_port",
+        "5432",
+        "PostgreSQL's port (it names the socket file)",
+    ),
+    Spec::new(
+        "db_pg_superuser",
+        "postgres",
+        "the system account pg_dump runs as (peer authentication)",
+    ),
+    Spec::new(
+        "db_mysql_socket",
+        "/run/mysqld/mysqld.sock",
+        "MariaDB's Unix socket, reached as root (unix_socket authentication)",
+    ),
+];
+
+/// The lock file every run that changes the dump sets or the backup
+/// takes.
+pub fn lock_path(settings: &Settings) -> Result<PathBuf, BackupError> {
+    Ok(settings.path("backup_state_dir", None)?.join("pysk-backup.lock"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_switch_is_the_tools_and_has_a_description() {
+        for spec in SWITCHES {
+            assert!(
+                spec.key.starts_with("backup_") || spec.key.starts_with("db_"),
+                "{}",
+                spec.key
+            );
+        }
+    }
+}
