@@ -473,6 +473,33 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// Replaces `link` by a symbolic link to `target` with one rename, so that
+/// whoever follows `link` sees the old target or the new one, never none.
+/// The new link is made beside it under a temporary name of
+/// [`AtomicFile`]'s naming (so [`remove_stale`] clears a killed run's) and
+/// removed again when the rename fails. The directory is not synced: the
+/// caller does that once with [`sync_dir`] when it needs the flip durable.
+pub fn replace_link(target: &Path, link: &Path) -> Result<(), Error> {
+    let write_err = |source| Error::Write {
+        path: link.to_owned(),
+        source,
+    };
+    let name = link
+        .file_name()
+        .ok_or_else(|| write_err(io::Error::other("not a file name")))?;
+    let tmp = parent_dir(link).join(format!(
+        ".{}.{TMP_MARK}.{}.{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::os::unix::fs::symlink(target, &tmp).map_err(write_err)?;
+    fs::rename(&tmp, link).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        write_err(e)
+    })
+}
+
 /// `fsync`s a directory, so that a rename or a new entry in it is durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -747,6 +774,26 @@ mod tests {
         );
         assert_eq!(remove_stale(dir.path()).expect("own kept"), 0);
         assert_eq!(entries(dir.path()), names);
+    }
+
+    #[test]
+    fn a_link_is_replaced_in_one_rename_and_a_failed_one_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let link = dir.path().join("current");
+        replace_link(Path::new("one"), &link).expect("create");
+        assert_eq!(fs::read_link(&link).expect("link"), Path::new("one"));
+        replace_link(Path::new("sets/two"), &link).expect("replace");
+        assert_eq!(fs::read_link(&link).expect("link"), Path::new("sets/two"));
+        assert_eq!(entries(dir.path()), ["current"]);
+        // A non-empty directory cannot be replaced by a link.
+        let busy = dir.path().join("busy");
+        fs::create_dir(&busy).expect("mkdir");
+        fs::write(busy.join("keep"), "x").expect("write");
+        match replace_link(Path::new("one"), &busy) {
+            Err(Error::Write { path, .. }) => assert_eq!(path, busy),
+            other => panic!("expected a write error, got {other:?}"),
+        }
+        assert_eq!(entries(dir.path()), ["busy", "current"]);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! (command line, else switch, else default); this file only dispatches.
 
 pub mod cli;
+pub mod dump;
 pub mod error;
 pub mod settings;
 
@@ -26,6 +27,11 @@ pub fn try_main() -> Result<Outcome, BackupError> {
     match command {
         Command::Config => {
             common.print_config(&settings, &mut out)?;
+            Ok(Outcome::Success)
+        }
+        Command::Dump(args) => {
+            let summary = dump::run(&settings::dump(&settings, &args)?, &report)?;
+            dump::show(&summary, args.json.json, &report, &mut out)?;
             Ok(Outcome::Success)
         }
         other => Err(pysk_common::Error::Internal(format!("{other:?}: not built yet")).into()),

@@ -5,8 +5,12 @@
 
 use std::path::PathBuf;
 
+use pysk_common::cli::WaitArgs;
 use pysk_common::settings::{Settings, Spec};
+use pysk_db::pg::connect::Target;
 
+use crate::cli::{DumpArgs, Selection};
+use crate::dump;
 use crate::error::BackupError;
 
 /// The directories every excluded path list starts from: Pysk's.
@@ -47,11 +51,7 @@ pub const SWITCHES: &[Spec] = &[
         "14D",
         "duplicity: a full backup when the last is older than this",
     ),
-    Spec::new(
-        "backup_keep_full",
-        "2",
-        "duplicity: the full chains kept",
-    ),
+    Spec::new("backup_keep_full", "2", "duplicity: the full chains kept"),
     Spec::new("backup_keep_daily", "7", "restic: daily snapshots kept"),
     Spec::new("backup_keep_weekly", "4", "restic: weekly snapshots kept"),
     Spec::new("backup_keep_monthly", "6", "restic: monthly snapshots kept"),
@@ -75,12 +75,7 @@ pub const SWITCHES: &[Spec] = &[
         "",
         "run (no shell) with start, success or failure as its last argument",
     ),
-    Spec::new(
-        "backup_wait",
-        "0",
-        "seconds a run waits for another's lock",
-    )
-    .option("--wait"),
+    Spec::new("backup_wait", "0", "seconds a run waits for another's lock").option("--wait"),
     Spec::new(
         "db_pg_socket_dir",
         "/var/run/postgresql",
@@ -106,7 +101,50 @@ pub const SWITCHES: &[Spec] = &[
 /// The lock file every run that changes the dump sets or the backup
 /// takes.
 pub fn lock_path(settings: &Settings) -> Result<PathBuf, BackupError> {
-    Ok(settings.path("backup_state_dir", None)?.join("pysk-backup.lock"))
+    Ok(settings
+        .path("backup_state_dir", None)?
+        .join("pysk-backup.lock"))
+}
+
+/// The options of `dump`.
+pub fn dump(settings: &Settings, args: &DumpArgs) -> Result<dump::Options, BackupError> {
+    dump_with(
+        settings,
+        &args.selection,
+        args.dir.clone(),
+        args.dry_run.dry_run,
+        &args.wait,
+    )
+}
+
+/// A dump's options from its parts, for `dump` and for `run` (which has
+/// no `--dir`).
+pub fn dump_with(
+    settings: &Settings,
+    selection: &Selection,
+    dir: Option<PathBuf>,
+    dry_run: bool,
+    wait: &WaitArgs,
+) -> Result<dump::Options, BackupError> {
+    Ok(dump::Options {
+        dir: settings.path("backup_dump_dir", dir)?,
+        lock: lock_path(settings)?,
+        wait: wait.resolve(settings, "backup_wait")?,
+        postgres: selection.postgres,
+        mysql: selection.mysql,
+        only: selection.only.clone(),
+        exclude: selection.exclude.clone(),
+        force: selection.force,
+        shrink_percent: settings.count("backup_shrink_percent", None, 0u64..=100)?,
+        lock_wait: settings.timeout("backup_lock_wait_timeout", None)?,
+        pg: Target {
+            socket_dir: settings.path("db_pg_socket_dir", None)?,
+            port: settings.count("db_pg_port", None, 1u16..=u16::MAX)?,
+            superuser: settings.string("db_pg_superuser", None)?,
+        },
+        mysql_socket: settings.path("db_mysql_socket", None)?,
+        dry_run,
+    })
 }
 
 #[cfg(test)]

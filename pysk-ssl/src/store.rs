@@ -37,9 +37,8 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, symlink};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use pysk_common::Error;
 use pysk_common::atomic::{self, Batch, Options};
@@ -380,7 +379,7 @@ impl Store {
             if fs::read_link(&path).is_ok_and(|t| t == target) {
                 continue;
             }
-            replace_link(&target, &path)?;
+            atomic::replace_link(&target, &path)?;
             failpoint::reached(FAILPOINT, &format!("linked-{}", part.file(name)));
         }
         atomic::sync_dir(&self.dir).map_err(write_err(&self.dir))
@@ -445,28 +444,8 @@ fn current_set(sets: &Path) -> Result<Option<u64>, Error> {
 
 /// Points `current` at the set `n` with one rename, then syncs.
 fn flip(sets: &Path, n: u64) -> Result<(), Error> {
-    replace_link(Path::new(&n.to_string()), &sets.join("current"))?;
+    atomic::replace_link(Path::new(&n.to_string()), &sets.join("current"))?;
     atomic::sync_dir(sets).map_err(write_err(sets))
-}
-
-/// Numbers the temporary links, far above the numbers [`atomic`]'s files
-/// take, in the same naming, so that [`atomic::remove_stale`] clears a
-/// killed run's.
-static LINKS: AtomicU64 = AtomicU64::new(1 << 40);
-
-/// Replaces `path` by a symbolic link to `target` with one rename.
-fn replace_link(target: &Path, path: &Path) -> Result<(), Error> {
-    let file = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let n = LINKS.fetch_add(1, Ordering::Relaxed);
-    let tmp = path.with_file_name(format!(".{file}.pysk-tmp.{}.{n}", std::process::id()));
-    symlink(target, &tmp).map_err(write_err(path))?;
-    fs::rename(&tmp, path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        write_err(path)(e)
-    })
 }
 
 /// Removes every set but `keep` and the one before it.

@@ -1,0 +1,404 @@
+//! `pysk-backup dump`: a new dump set of every database, each dump
+//! validated before it counts, committed only when all of them were
+//! ([`set`]). [`pg`] and [`mysql`] make each server's dumps; [`child`]
+//! runs the dumpers.
+//!
+//! Under the lock: a killed run's leftovers removed, the last good set's
+//! manifest read (a server it had dumps of must still be there; a dump
+//! shrinking below `backup_shrink_percent` of its last size fails unless
+//! `--force`), the servers and databases chosen, then the set written and
+//! committed. Any failure leaves `current` and its set as they were.
+
+pub mod child;
+pub mod mysql;
+pub mod pg;
+pub mod set;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use pysk_common::lock::Lock;
+use pysk_common::report::Reporter;
+use pysk_db::error::DbError;
+use pysk_db::pg::connect::Target;
+
+use crate::error::BackupError;
+use set::{Entry, Manifest, Staging};
+
+/// What a dump run does, resolved from the command line and the switches.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The dump directory (`current`, `sets/`).
+    pub dir: PathBuf,
+    /// The run's lock file.
+    pub lock: PathBuf,
+    /// How long to wait for another run's lock.
+    pub wait: Duration,
+    /// `--postgres`: PostgreSQL asked for (its socket must exist).
+    pub postgres: bool,
+    /// `--mysql`: MariaDB asked for (its socket must exist).
+    pub mysql: bool,
+    /// `--only`: only these databases.
+    pub only: Vec<String>,
+    /// `--exclude`: not these databases.
+    pub exclude: Vec<String>,
+    /// `--force`: keep a dump that shrank.
+    pub force: bool,
+    /// `backup_shrink_percent`.
+    pub shrink_percent: u64,
+    /// `backup_lock_wait_timeout`.
+    pub lock_wait: Duration,
+    /// PostgreSQL's socket and superuser.
+    pub pg: Target,
+    /// MariaDB's socket.
+    pub mysql_socket: PathBuf,
+    /// `--dry-run`: say what would be dumped, write nothing.
+    pub dry_run: bool,
+}
+
+/// What a dump run did (or, dry, would do): the `--json` document.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// The new set, now `current` (`None` when nothing was written).
+    pub set: Option<PathBuf>,
+    /// Every dump written, as in the manifest.
+    pub dumps: Vec<Entry>,
+    /// A dry run's dumps it would make.
+    pub planned: Vec<Planned>,
+    /// Servers left out, and why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A dump to be made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Planned {
+    /// `postgresql` or `mariadb`.
+    pub server: &'static str,
+    /// `globals`, `grants` or `database`.
+    pub kind: &'static str,
+    /// The database, for a database's dump.
+    pub database: Option<String>,
+}
+
+/// A server not dumped.
+#[derive(Debug, Serialize)]
+pub struct Skipped {
+    /// `postgresql` or `mariadb`.
+    pub server: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+/// A pysk-db error as ours: a server that cannot be reached or refuses us
+/// is unavailable (69).
+pub fn db_error(e: DbError) -> BackupError {
+    match e {
+        DbError::Common(e) => BackupError::Common(e),
+        DbError::Unreachable { server, reason } | DbError::Server { server, reason } => {
+            BackupError::Unavailable {
+                what: server,
+                reason,
+            }
+        }
+        DbError::Name(why) | DbError::Conflict(why) => BackupError::Name(why),
+    }
+}
+
+/// Makes a new dump set (or, dry, says what it would hold).
+pub fn run(options: &Options, report: &Reporter) -> Result<Summary, BackupError> {
+    let _lock = match options.dry_run {
+        true => Lock::existing(&options.lock, options.wait)?,
+        false => Some(Lock::acquire(&options.lock, options.wait)?),
+    };
+    if !options.dry_run {
+        set::clean(&options.dir, report)?;
+    }
+    let previous = previous(&options.dir, report);
+    let (servers, skipped) = servers(options, previous.as_ref())?;
+    let mut pg = match servers.pg {
+        true => Some(pg::Server::new(&options.pg, options.lock_wait)?),
+        false => None,
+    };
+    let mut my = match servers.mysql {
+        true => Some(mysql::Server::connect(
+            &options.mysql_socket,
+            options.lock_wait,
+        )?),
+        false => None,
+    };
+    let pg_dbs = match &pg {
+        Some(server) => server.databases()?,
+        None => Vec::new(),
+    };
+    let my_dbs = match &mut my {
+        Some(server) => server.databases()?,
+        None => Vec::new(),
+    };
+    check_only(options, &pg_dbs, &my_dbs, report)?;
+    let mut plan = Vec::new();
+    if pg.is_some() {
+        plan.extend(planned(options, pg::SERVER, "globals", &pg_dbs));
+    }
+    if my.is_some() {
+        plan.extend(planned(options, mysql::SERVER, "grants", &my_dbs));
+    }
+    let mut summary = Summary {
+        dry_run: options.dry_run,
+        set: None,
+        dumps: Vec::new(),
+        planned: Vec::new(),
+        skipped,
+    };
+    if options.dry_run || plan.is_empty() {
+        summary.planned = plan;
+        return Ok(summary);
+    }
+    let staging = Staging::create(&options.dir)?;
+    for planned in &plan {
+        let entry = dump_one(planned, &staging.path, pg.as_mut(), my.as_mut())?;
+        check_shrink(options, &entry, previous.as_ref(), report)?;
+        said(&entry, report);
+        summary.dumps.push(entry);
+    }
+    let manifest = Manifest {
+        version: 1,
+        created: staging.created.clone(),
+        host: pysk_common::cli::local_fqdn(),
+        dumps: summary.dumps.clone(),
+    };
+    summary.set = Some(staging.commit(&manifest)?);
+    Ok(summary)
+}
+
+/// The last good set's manifest; one that cannot be read is warned about
+/// and taken as none.
+fn previous(dir: &Path, report: &Reporter) -> Option<Manifest> {
+    let set = set::current_set(dir)?;
+    match Manifest::read(&set) {
+        Ok(manifest) => Some(manifest),
+        Err(e) => {
+            report.warn(format_args!("the last dump set: {e}"));
+            None
+        }
+    }
+}
+
+/// Which servers a run dumps.
+#[derive(Debug, Clone, Copy)]
+struct Servers {
+    pg: bool,
+    mysql: bool,
+}
+
+/// The servers to dump: those asked for (their socket must exist), or
+/// every one whose socket exists — a server the last good set had dumps
+/// of and whose socket is gone fails the run, as a crashed server must not
+/// make a silently smaller backup.
+fn servers(
+    options: &Options,
+    previous: Option<&Manifest>,
+) -> Result<(Servers, Vec<Skipped>), BackupError> {
+    let asked = options.postgres || options.mysql;
+    let mut skipped = Vec::new();
+    let mut pick = |server: &'static str, wanted: bool, socket: &Path| {
+        let there = socket.exists();
+        let had = previous.is_some_and(|m| m.dumps.iter().any(|d| d.server == server));
+        match (asked, wanted, there) {
+            (true, true, true) | (false, _, true) => Ok(true),
+            (true, true, false) => Err(BackupError::Unavailable {
+                what: socket.display().to_string(),
+                reason: "no such socket: is the server running?".into(),
+            }),
+            (true, false, _) => Ok(false),
+            (false, _, false) if had => Err(BackupError::Failed {
+                step: format!("the dump of {server}"),
+                reason: format!(
+                    "its socket {} is gone, but the last good dump set has its dumps \
+                     (name the servers to dump with --postgres or --mysql)",
+                    socket.display()
+                ),
+            }),
+            (false, _, false) => {
+                skipped.push(Skipped {
+                    server,
+                    reason: format!("no socket {}", socket.display()),
+                });
+                Ok(false)
+            }
+        }
+    };
+    let pg = pick(pg::SERVER, options.postgres, &options.pg.socket())?;
+    let mysql = pick(mysql::SERVER, options.mysql, &options.mysql_socket)?;
+    Ok((Servers { pg, mysql }, skipped))
+}
+
+/// `--only` must name databases that are there; `--exclude` naming none
+/// is warned about.
+fn check_only(
+    options: &Options,
+    pg: &[String],
+    my: &[String],
+    report: &Reporter,
+) -> Result<(), BackupError> {
+    let known = |name: &String| pg.contains(name) || my.contains(name);
+    if let Some(name) = options.only.iter().find(|n| !known(n)) {
+        return Err(BackupError::Name(format!(
+            "--only {name}: no such database on the servers dumped"
+        )));
+    }
+    for name in options.exclude.iter().filter(|n| !known(n)) {
+        report.warn(format_args!("--exclude {name}: no such database"));
+    }
+    Ok(())
+}
+
+/// A server's dumps: its globals or grants, then each database chosen;
+/// none when `--only` leaves none of its databases.
+fn planned(
+    options: &Options,
+    server: &'static str,
+    first: &'static str,
+    databases: &[String],
+) -> Vec<Planned> {
+    let chosen: Vec<&String> = databases
+        .iter()
+        .filter(|d| options.only.is_empty() || options.only.contains(d))
+        .filter(|d| !options.exclude.contains(d))
+        .collect();
+    if !options.only.is_empty() && chosen.is_empty() {
+        return Vec::new();
+    }
+    let mut plan = vec![Planned {
+        server,
+        kind: first,
+        database: None,
+    }];
+    plan.extend(chosen.into_iter().map(|d| Planned {
+        server,
+        kind: "database",
+        database: Some(d.clone()),
+    }));
+    plan
+}
+
+/// Makes one planned dump in the staging directory `set`.
+fn dump_one(
+    planned: &Planned,
+    set: &Path,
+    pg: Option<&mut pg::Server<'_>>,
+    my: Option<&mut mysql::Server>,
+) -> Result<Entry, BackupError> {
+    set::make_dir(&set.join(planned.server))?;
+    let missing = || {
+        BackupError::from(pysk_common::Error::Internal(format!(
+            "{planned:?}: no server"
+        )))
+    };
+    match (planned.server, planned.database.as_deref()) {
+        (pg::SERVER, None) => pg.ok_or_else(missing)?.globals(set),
+        (pg::SERVER, Some(db)) => pg.ok_or_else(missing)?.database(db, set),
+        (_, None) => my.ok_or_else(missing)?.grants(set),
+        (_, Some(db)) => my.ok_or_else(missing)?.database(db, set),
+    }
+}
+
+/// A dump smaller than `backup_shrink_percent` of the same dump in the
+/// last good set fails the run, unless `--force` (then a warning).
+fn check_shrink(
+    options: &Options,
+    entry: &Entry,
+    previous: Option<&Manifest>,
+    report: &Reporter,
+) -> Result<(), BackupError> {
+    let Some(before) = previous.and_then(|m| m.dumps.iter().find(|d| d.same_dump(entry))) else {
+        return Ok(());
+    };
+    if u128::from(entry.bytes) * 100
+        >= u128::from(before.bytes) * u128::from(options.shrink_percent)
+    {
+        return Ok(());
+    }
+    let what = format!(
+        "{} bytes, less than {} % of the last good dump's {} bytes",
+        entry.bytes, options.shrink_percent, before.bytes
+    );
+    if options.force {
+        report.warn(format_args!("{}: {what}; kept (--force)", step(entry)));
+        return Ok(());
+    }
+    Err(BackupError::Failed {
+        step: step(entry),
+        reason: format!("{what} (backup_shrink_percent); keep it with --force"),
+    })
+}
+
+/// A dump in words: "the dump of postgresql database shop".
+fn step(entry: &Entry) -> String {
+    match &entry.database {
+        Some(db) => format!("the dump of {} database {db}", entry.server),
+        None => format!("the dump of {} {}", entry.server, entry.kind),
+    }
+}
+
+/// A line per dump with `-v`; the non-transactional tables always.
+fn said(entry: &Entry, report: &Reporter) {
+    let rows: u64 = entry.tables.values().sum();
+    report.verbose(format_args!(
+        "{}: {} ({} bytes, {} tables, {rows} rows)",
+        step(entry),
+        entry.file,
+        entry.bytes,
+        entry.tables.len()
+    ));
+    if !entry.myisam.is_empty() {
+        report.warn(format_args!(
+            "{}: not transactional, so not consistent with the rest of the dump: {}",
+            step(entry),
+            entry.myisam.join(", ")
+        ));
+    }
+}
+
+/// Prints the summary: `--json` on stdout; else a dry run's plan on
+/// stdout, a real run's result on stderr (hidden by `-q`).
+pub fn show(
+    summary: &Summary,
+    json: bool,
+    report: &Reporter,
+    out: &mut dyn Write,
+) -> Result<(), BackupError> {
+    if json {
+        pysk_common::report::print_json(summary)?;
+        return Ok(());
+    }
+    for skipped in &summary.skipped {
+        report.info(format_args!(
+            "{}: skipped, {}",
+            skipped.server, skipped.reason
+        ));
+    }
+    let stdout = |e| BackupError::from(pysk_common::Error::Stdout(e));
+    for p in &summary.planned {
+        let line = match &p.database {
+            Some(db) => format!("would dump {} database {db}", p.server),
+            None => format!("would dump {} {}", p.server, p.kind),
+        };
+        writeln!(out, "{line}").map_err(stdout)?;
+    }
+    match &summary.set {
+        Some(set) => report.info(format_args!(
+            "{}: {} dumps, {} bytes",
+            set.display(),
+            summary.dumps.len(),
+            summary.dumps.iter().map(|d| d.bytes).sum::<u64>()
+        )),
+        None if !summary.dry_run => report.info("no database server to dump; nothing written"),
+        None => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! MariaDB's dumps, as root over the socket by `unix_socket` (no password
+//! exists, so none is passed): every account's grants (`SHOW CREATE USER`
+//! and `SHOW GRANTS`, as SQL) and each database (`mariadb-dump
+//! --single-transaction --routines --events --triggers`, without
+//! `--databases`: no `CREATE DATABASE` or `USE`, so a dump restores into
+//! any name). Both compressed with flate2 as they are written; a
+//! database's dump counts only when the dumper exited 0 with nothing on
+//! stderr, its last line is `-- Dump completed on …`, and the gzip file
+//! reads back whole (to its end, CRC and length checked). Rows are counted
+//! just before the dump in a consistent snapshot of our own (an
+//! estimate); non-transactional tables (MyISAM, Aria, …) are named, as
+//! `--single-transaction` does not make their dump consistent.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use mysql::Conn;
+use mysql::prelude::Queryable;
+
+use pysk_db::mysql::connect::{self, Target, why};
+use pysk_db::names::{literal, mysql_identifier};
+
+use super::child::{self, DumpFile, Tail};
+use super::db_error;
+use super::set::{Entry, file_name};
+use crate::error::BackupError;
+
+/// The server's name in the manifest and the set's directory.
+pub const SERVER: &str = "mariadb";
+
+/// The system's own databases, never dumped (the grants stand for
+/// `mysql`).
+const SYSTEM: [&str; 4] = ["information_schema", "performance_schema", "sys", "mysql"];
+
+/// How a complete dump's last line starts.
+const COMPLETED: &str = "-- Dump completed on";
+
+/// A MariaDB server to dump, connected.
+pub struct Server {
+    target: Target,
+    conn: Conn,
+}
+
+impl Server {
+    /// Connects as root; our session waits at most `lock_wait` for a lock.
+    pub fn connect(socket: &Path, lock_wait: Duration) -> Result<Server, BackupError> {
+        let target = Target {
+            socket: socket.to_owned(),
+        };
+        let mut conn = connect::connect(&target).map_err(db_error)?;
+        let sql = format!(
+            "SET SESSION lock_wait_timeout = {}",
+            lock_wait.as_secs().max(1)
+        );
+        conn.query_drop(sql).map_err(|e| unavailable(&target, &e))?;
+        Ok(Server { target, conn })
+    }
+
+    /// Every database but the system's.
+    pub fn databases(&mut self) -> Result<Vec<String>, BackupError> {
+        let names: Vec<String> = self
+            .conn
+            .query("SHOW DATABASES")
+            .map_err(|e| unavailable(&self.target, &e))?;
+        Ok(names
+            .into_iter()
+            .filter(|n| !SYSTEM.contains(&n.as_str()))
+            .collect())
+    }
+
+    /// Every account's and role's grants into `set/mariadb/grants.sql.gz`.
+    pub fn grants(&mut self, set: &Path) -> Result<Entry, BackupError> {
+        let failed = |reason: String| BackupError::Failed {
+            step: "the dump of MariaDB's accounts and grants".into(),
+            reason,
+        };
+        let sql = self.grants_sql().map_err(|e| failed(why(&e)))?;
+        let file = format!("{SERVER}/grants.sql.gz");
+        let path = set.join(&file);
+        let mut gz = GzEncoder::new(DumpFile::create(&path)?, Compression::default());
+        gz.write_all(sql.as_bytes())
+            .and_then(|()| gz.try_finish())
+            .map_err(|e| {
+                failed(format!(
+                    "{}: {}",
+                    path.display(),
+                    pysk_common::error::cause(&e)
+                ))
+            })?;
+        let (bytes, sha256) = finish(gz, &path).map_err(failed)?;
+        let mut grants = entry(
+            "grants",
+            None,
+            file,
+            bytes,
+            sha256,
+            BTreeMap::new(),
+            Vec::new(),
+        );
+        grants.rows = "exact".into();
+        Ok(grants)
+    }
+
+    /// The statements that make every account and role again: roles and
+    /// accounts created (`IF NOT EXISTS`, so those a fresh server has are
+    /// kept), then every grant, roles' first.
+    fn grants_sql(&mut self) -> Result<String, mysql::Error> {
+        let accounts: Vec<(String, String, String)> = self.conn.query(
+            "SELECT User, Host, is_role FROM mysql.user ORDER BY is_role DESC, User, Host",
+        )?;
+        let mut creates = String::new();
+        let mut grants = String::new();
+        for (user, host, is_role) in &accounts {
+            let name = match is_role.as_str() {
+                "Y" => mysql_identifier(user),
+                _ => format!("{}@{}", literal(user), literal(host)),
+            };
+            if is_role == "Y" {
+                if user != "PUBLIC" {
+                    creates.push_str(&format!("CREATE ROLE IF NOT EXISTS {name};\n"));
+                }
+            } else {
+                let create: String = self
+                    .conn
+                    .query_first(format!("SHOW CREATE USER {name}"))?
+                    .unwrap_or_default();
+                let create = match create.strip_prefix("CREATE USER ") {
+                    Some(rest) => format!("CREATE USER IF NOT EXISTS {rest}"),
+                    None => create,
+                };
+                creates.push_str(&format!("{create};\n"));
+            }
+            let shown: Vec<String> = self.conn.query(format!("SHOW GRANTS FOR {name}"))?;
+            for grant in shown {
+                grants.push_str(&format!("{grant};\n"));
+            }
+        }
+        Ok(format!("{creates}{grants}"))
+    }
+
+    /// The dump of `database` into `set/mariadb/<name>.sql.gz`, its rows
+    /// counted just before.
+    pub fn database(&mut self, database: &str, set: &Path) -> Result<Entry, BackupError> {
+        let step = format!("the dump of MariaDB database {database}");
+        let failed = |reason: String| BackupError::Failed {
+            step: step.clone(),
+            reason,
+        };
+        let (tables, myisam) = self
+            .count(database)
+            .map_err(|e| failed(format!("counting its rows: {}", why(&e))))?;
+        // A database called `grants` must not take the grants' file.
+        let stem = match file_name(database, "") {
+            name if name == "grants" => "%67rants".to_owned(),
+            name => name,
+        };
+        let file = format!("{SERVER}/{stem}.sql.gz");
+        let path = set.join(&file);
+        let mut gz = GzEncoder::new(DumpFile::create(&path)?, Compression::default());
+        let args = [
+            "--no-defaults".to_owned(),
+            format!("--socket={}", self.target.socket.display()),
+            "--user=root".into(),
+            "--default-character-set=utf8mb4".into(),
+            "--single-transaction".into(),
+            "--routines".into(),
+            "--events".into(),
+            "--triggers".into(),
+            "--max-allowed-packet=1G".into(),
+            "--".into(),
+            database.to_owned(),
+        ];
+        let mut dumper = child::spawn(child::command("mariadb-dump", args, None))?;
+        let mut tail = Tail::default();
+        let copied = child::copy(&mut dumper.child, &mut gz, None, &mut tail);
+        dumper.finish().map_err(failed)?;
+        copied.map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        if !tail.last_line().starts_with(COMPLETED) {
+            return Err(failed(format!(
+                "its last line is not \"{COMPLETED} …\": the dump is incomplete"
+            )));
+        }
+        gz.try_finish().map_err(|e| {
+            failed(format!(
+                "{}: {}",
+                path.display(),
+                pysk_common::error::cause(&e)
+            ))
+        })?;
+        let (bytes, sha256) = finish(gz, &path).map_err(failed)?;
+        Ok(entry(
+            "database",
+            Some(database),
+            file,
+            bytes,
+            sha256,
+            tables,
+            myisam,
+        ))
+    }
+
+    /// Every base table's rows in a consistent snapshot; the
+    /// non-transactional tables among them.
+    fn count(
+        &mut self,
+        database: &str,
+    ) -> Result<(BTreeMap<String, u64>, Vec<String>), mysql::Error> {
+        self.conn
+            .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
+        let listed: Vec<(String, Option<String>)> = self.conn.exec(
+            "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+            (database,),
+        )?;
+        let mut tables = BTreeMap::new();
+        let mut myisam = Vec::new();
+        for (table, engine) in listed {
+            let sql = format!(
+                "SELECT COUNT(*) FROM {}.{}",
+                mysql_identifier(database),
+                mysql_identifier(&table)
+            );
+            let rows: u64 = self.conn.query_first(sql)?.unwrap_or(0);
+            if !engine
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case("InnoDB"))
+            {
+                myisam.push(table.clone());
+            }
+            tables.insert(table, rows);
+        }
+        self.conn.query_drop("COMMIT")?;
+        Ok((tables, myisam))
+    }
+}
+
+/// Ends the gzip file, syncs it, and reads it back whole: every member
+/// decompressed to its end, CRC and length checked. Its size and SHA-256.
+fn finish(gz: GzEncoder<DumpFile>, path: &Path) -> Result<(u64, String), String> {
+    let said = |e: io::Error| format!("{}: {}", path.display(), pysk_common::error::cause(&e));
+    let out = gz.finish().map_err(said)?;
+    let (bytes, sha256) = out.finish().map_err(|e| e.to_string())?;
+    let file = File::open(path).map_err(said)?;
+    io::copy(
+        &mut MultiGzDecoder::new(BufReader::new(file)),
+        &mut io::sink(),
+    )
+    .map_err(|e| format!("reading it back: {}", said(e)))?;
+    Ok((bytes, sha256))
+}
+
+/// A statement of ours the server refused: it is there but unusable.
+fn unavailable(target: &Target, e: &mysql::Error) -> BackupError {
+    BackupError::Unavailable {
+        what: target.name(),
+        reason: why(e),
+    }
+}
+
+/// A dump's manifest entry on this server.
+fn entry(
+    kind: &str,
+    database: Option<&str>,
+    file: String,
+    bytes: u64,
+    sha256: String,
+    tables: BTreeMap<String, u64>,
+    myisam: Vec<String>,
+) -> Entry {
+    Entry {
+        server: SERVER.into(),
+        kind: kind.into(),
+        database: database.map(str::to_owned),
+        file,
+        bytes,
+        sha256,
+        tables,
+        rows: "estimate".into(),
+        myisam,
+    }
+}

@@ -1,0 +1,231 @@
+//! PostgreSQL's dumps: the globals (`pg_dumpall --globals-only`: roles and
+//! tablespaces) and each database (`pg_dump -Fc`), run as the superuser's
+//! system account (peer authentication over the socket, no password).
+//!
+//! A database's dump: a session of ours (the same account, for the connect
+//! only) opens a repeatable-read transaction, exports its snapshot and
+//! counts every user table in it; `pg_dump --snapshot` dumps that very
+//! snapshot while the session keeps it open. This process reads
+//! pg_dump's output, writes it to the 0600 file and feeds the same bytes
+//! to `pg_restore -f /dev/null`, which reads the whole archive back (a cut
+//! or corrupt one fails it); both programs' exit status and stderr are
+//! checked.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use nix::unistd::User;
+use postgres::Client;
+
+use pysk_db::names::pg_identifier;
+use pysk_db::pg::connect::{self, Target, why};
+
+use super::child::{self, DumpFile, Tail};
+use super::db_error;
+use super::set::{Entry, file_name};
+use crate::error::BackupError;
+
+/// The server's name in the manifest and the set's directory.
+pub const SERVER: &str = "postgresql";
+
+/// The last line of `pg_dumpall`'s output.
+const DUMPALL_END: &str = "-- PostgreSQL database cluster dump complete\n--";
+
+/// A PostgreSQL server to dump.
+#[derive(Debug)]
+pub struct Server<'a> {
+    /// Where and as whom.
+    pub target: &'a Target,
+    /// The account the programs run as.
+    pub account: User,
+    /// How long pg_dump and our session wait for a table's lock.
+    pub lock_wait: Duration,
+}
+
+impl<'a> Server<'a> {
+    /// The server at `target`, its superuser's system account looked up.
+    pub fn new(target: &'a Target, lock_wait: Duration) -> Result<Server<'a>, BackupError> {
+        let account = User::from_name(&target.superuser)
+            .ok()
+            .flatten()
+            .ok_or_else(|| BackupError::Unavailable {
+                what: target.socket().display().to_string(),
+                reason: format!("no system account {}", target.superuser),
+            })?;
+        Ok(Server {
+            target,
+            account,
+            lock_wait,
+        })
+    }
+
+    /// Every database that takes connections, but the templates.
+    pub fn databases(&self) -> Result<Vec<String>, BackupError> {
+        let mut client = connect::connect(self.target, "postgres").map_err(db_error)?;
+        let sql = "SELECT datname FROM pg_database WHERE datallowconn \
+                   AND datname NOT IN ('template0', 'template1') ORDER BY datname";
+        let rows = client
+            .query(sql, &[])
+            .map_err(|e| self.refused("listing the databases", &e))?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// The programs' connection options.
+    fn connection(&self) -> Vec<String> {
+        vec![
+            "--no-password".into(),
+            format!("--host={}", self.target.socket_dir.display()),
+            format!("--port={}", self.target.port),
+            format!("--username={}", self.target.superuser),
+        ]
+    }
+
+    /// `pg_dumpall --globals-only` into `set/postgresql/globals.sql`.
+    pub fn globals(&self, set: &Path) -> Result<Entry, BackupError> {
+        let file = format!("{SERVER}/globals.sql");
+        let mut out = DumpFile::create(&set.join(&file))?;
+        let mut args = self.connection();
+        args.push("--globals-only".into());
+        let mut dumper = child::spawn(child::command("pg_dumpall", args, Some(&self.account)))?;
+        let mut tail = Tail::default();
+        let copied = child::copy(&mut dumper.child, &mut out, None, &mut tail);
+        let failed = |reason| BackupError::Failed {
+            step: "the dump of PostgreSQL's roles and tablespaces".into(),
+            reason,
+        };
+        dumper.finish().map_err(failed)?;
+        copied.map_err(|e| failed(format!("{}: {e}", out.path().display())))?;
+        if !tail.ends_with(DUMPALL_END) {
+            return Err(failed(format!(
+                "its output does not end with \"{}\"",
+                DUMPALL_END.replace('\n', " ")
+            )));
+        }
+        let (bytes, sha256) = out.finish()?;
+        Ok(entry("globals", None, file, bytes, sha256, BTreeMap::new()))
+    }
+
+    /// `pg_dump -Fc` of `database` into `set/postgresql/<name>.dump`, read
+    /// back by pg_restore as it is written, its tables counted in its own
+    /// snapshot.
+    pub fn database(&self, database: &str, set: &Path) -> Result<Entry, BackupError> {
+        let step = format!("the dump of PostgreSQL database {database}");
+        let failed = |reason: String| BackupError::Failed {
+            step: step.clone(),
+            reason,
+        };
+        let mut session = connect::connect(self.target, database).map_err(db_error)?;
+        let (snapshot, tables) = self
+            .snapshot(&mut session)
+            .map_err(|e| failed(format!("counting its rows: {}", why(&e))))?;
+        let file = format!("{SERVER}/{}", file_name(database, ".dump"));
+        let mut out = DumpFile::create(&set.join(&file))?;
+        let mut args = self.connection();
+        args.extend([
+            "--format=custom".into(),
+            format!("--snapshot={snapshot}"),
+            format!("--lock-wait-timeout={}", self.lock_wait.as_millis()),
+            format!("--dbname=dbname={}", conninfo_value(database)),
+        ]);
+        let mut dumper = child::spawn(child::command("pg_dump", args, Some(&self.account)))?;
+        let restore_args = ["--file=/dev/null"];
+        let mut restore = child::command("pg_restore", restore_args, Some(&self.account));
+        restore
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        let mut checker = child::spawn(restore)?;
+        let feed = checker.child.stdin.take();
+        let copied = child::copy(&mut dumper.child, &mut out, feed, &mut Tail::default());
+        dumper.finish().map_err(failed)?;
+        copied.map_err(|e| failed(format!("{}: {e}", out.path().display())))?;
+        checker
+            .finish()
+            .map_err(|e| failed(format!("reading the dump back: {e}")))?;
+        session
+            .batch_execute("COMMIT")
+            .map_err(|e| failed(format!("ending its snapshot: {}", why(&e))))?;
+        let (bytes, sha256) = out.finish()?;
+        Ok(entry(
+            "database",
+            Some(database),
+            file,
+            bytes,
+            sha256,
+            tables,
+        ))
+    }
+
+    /// Opens the session's repeatable-read transaction, exports its
+    /// snapshot and counts every user table in it.
+    fn snapshot(
+        &self,
+        session: &mut Client,
+    ) -> Result<(String, BTreeMap<String, u64>), postgres::Error> {
+        session.batch_execute(&format!(
+            "SET application_name = 'pysk-backup'; SET lock_timeout = {}; \
+             BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            self.lock_wait.as_millis()
+        ))?;
+        let snapshot: String = session
+            .query_one("SELECT pg_export_snapshot()", &[])?
+            .get(0);
+        let list = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' \
+             AND n.nspname NOT LIKE 'pg\\_%' \
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                 AND d.objid = c.oid AND d.deptype = 'e') \
+             ORDER BY 1, 2";
+        let mut tables = BTreeMap::new();
+        for row in session.query(list, &[])? {
+            let (schema, table): (String, String) = (row.get(0), row.get(1));
+            let sql = format!(
+                "SELECT count(*) FROM {}.{}",
+                pg_identifier(&schema),
+                pg_identifier(&table)
+            );
+            let count: i64 = session.query_one(sql.as_str(), &[])?.get(0);
+            tables.insert(
+                format!("{schema}.{table}"),
+                u64::try_from(count).unwrap_or(0),
+            );
+        }
+        Ok((snapshot, tables))
+    }
+
+    fn refused(&self, what: &str, e: &postgres::Error) -> BackupError {
+        BackupError::Unavailable {
+            what: self.target.socket().display().to_string(),
+            reason: format!("{what}: {}", why(e)),
+        }
+    }
+}
+
+/// A dump's manifest entry on this server.
+fn entry(
+    kind: &str,
+    database: Option<&str>,
+    file: String,
+    bytes: u64,
+    sha256: String,
+    tables: BTreeMap<String, u64>,
+) -> Entry {
+    Entry {
+        server: SERVER.into(),
+        kind: kind.into(),
+        database: database.map(str::to_owned),
+        file,
+        bytes,
+        sha256,
+        tables,
+        rows: "exact".into(),
+        myisam: Vec::new(),
+    }
+}
+
+/// A value in a libpq connection string: in single quotes, `\` and `'`
+/// escaped with a backslash.
+fn conninfo_value(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
