@@ -216,7 +216,7 @@ fn servers(
             }),
             (true, false, _) => Ok(false),
             (false, _, false) if had => Err(BackupError::Failed {
-                step: format!("the dump of {server}"),
+                step: format!("the dump of {}", display(server)),
                 reason: format!(
                     "its socket {} is gone, but the last good dump set has its dumps \
                      (name the servers to dump with --postgres or --mysql)",
@@ -337,11 +337,21 @@ fn check_shrink(
     })
 }
 
-/// A dump in words: "the dump of postgresql database shop".
+/// A dump in words: "the dump of PostgreSQL database shop".
 fn step(entry: &Entry) -> String {
+    let server = display(&entry.server);
     match &entry.database {
-        Some(db) => format!("the dump of {} database {db}", entry.server),
-        None => format!("the dump of {} {}", entry.server, entry.kind),
+        Some(db) => format!("the dump of {server} database {db}"),
+        None => format!("the dump of {server} {}", entry.kind),
+    }
+}
+
+/// A server's name in messages.
+fn display(server: &str) -> &str {
+    match server {
+        pg::SERVER => "PostgreSQL",
+        mysql::SERVER => "MariaDB",
+        other => other,
     }
 }
 
@@ -379,14 +389,16 @@ pub fn show(
     for skipped in &summary.skipped {
         report.info(format_args!(
             "{}: skipped, {}",
-            skipped.server, skipped.reason
+            display(skipped.server),
+            skipped.reason
         ));
     }
     let stdout = |e| BackupError::from(pysk_common::Error::Stdout(e));
     for p in &summary.planned {
+        let server = display(p.server);
         let line = match &p.database {
-            Some(db) => format!("would dump {} database {db}", p.server),
-            None => format!("would dump {} {}", p.server, p.kind),
+            Some(db) => format!("would dump {server} database {db}"),
+            None => format!("would dump {server} {}", p.kind),
         };
         writeln!(out, "{line}").map_err(stdout)?;
     }

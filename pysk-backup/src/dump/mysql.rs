@@ -77,7 +77,7 @@ impl Server {
     /// Every account's and role's grants into `set/mariadb/grants.sql.gz`.
     pub fn grants(&mut self, set: &Path) -> Result<Entry, BackupError> {
         let failed = |reason: String| BackupError::Failed {
-            step: "the dump of MariaDB's accounts and grants".into(),
+            step: "the dump of MariaDB grants".into(),
             reason,
         };
         let sql = self.grants_sql().map_err(|e| failed(why(&e)))?;

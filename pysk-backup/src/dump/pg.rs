@@ -91,7 +91,7 @@ impl<'a> Server<'a> {
         let mut tail = Tail::default();
         let copied = child::copy(&mut dumper.child, &mut out, None, &mut tail);
         let failed = |reason| BackupError::Failed {
-            step: "the dump of PostgreSQL's roles and tablespaces".into(),
+            step: "the dump of PostgreSQL globals".into(),
             reason,
         };
         dumper.finish().map_err(failed)?;

@@ -1,0 +1,705 @@
+//! `pysk-backup dump` against a real PostgreSQL 15 and MariaDB 10.11 with
+//! data, roles and grants: the manifest checked exactly against the files
+//! (sizes, SHA-256 by `sha256sum`, row counts), the dumps restored by
+//! `pg_restore` and `mariadb` into second databases; `--only`,
+//! `--exclude`, `--dry-run`; a shrunken dump; a missing socket; dump
+//! connections terminated by the servers while the dumper waits on a lock
+//! (never by timing), and a run killed with SIGKILL, each leaving the last
+//! good set as `current`, byte for byte, and no staging directory.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use pysk_tests::mariadb::Mariadb;
+use pysk_tests::pg::Postgres;
+use pysk_tests::{TempDir, TestCommand, scratch, stderr, stdout, tool, write_switches};
+
+/// How long a test waits for something it expects to happen.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// Both servers and where the tool keeps its dumps.
+struct Env {
+    dir: TempDir,
+    pg: Postgres,
+    maria: Mariadb,
+    config: PathBuf,
+    dumps: PathBuf,
+}
+
+impl Env {
+    /// Both servers started, filled, and the switches pointing at them.
+    fn start() -> Option<Env> {
+        let dir = scratch();
+        let pg = Postgres::start(&dir.path().join("pg"))?;
+        let maria = Mariadb::start(&dir.path().join("maria"))?;
+        let env = Env {
+            config: dir.path().join("config"),
+            dumps: dir.path().join("dumps"),
+            dir,
+            pg,
+            maria,
+        };
+        env.switches(&env.maria.socket.display().to_string());
+        env.fill();
+        Some(env)
+    }
+
+    /// The switches, MariaDB's socket at `mysql_socket`.
+    fn switches(&self, mysql_socket: &str) {
+        let path = |p: &Path| p.display().to_string();
+        write_switches(
+            &self.config,
+            &[
+                ("backup_dump_dir", path(&self.dumps)),
+                ("backup_state_dir", path(&self.dir.path().join("state"))),
+                ("backup_lock_wait_timeout", "300".into()),
+                ("db_pg_socket_dir", path(&self.pg.socket_dir)),
+                ("db_pg_port", self.pg.port.to_string()),
+                ("db_mysql_socket", mysql_socket.into()),
+            ],
+        );
+    }
+
+    fn pysk(&self) -> TestCommand {
+        tool("pysk-backup").config_dir(&self.config)
+    }
+
+    /// Roles, grants and tables of several kinds on both servers.
+    fn fill(&self) {
+        self.pg.psql(
+            "CREATE ROLE shop_owner LOGIN; CREATE ROLE reporter NOLOGIN; \
+             CREATE DATABASE shop OWNER shop_owner;",
+        );
+        self.pg.psql_in(
+            "shop",
+            "SET ROLE shop_owner; \
+             CREATE TABLE orders (id int PRIMARY KEY, ref text); \
+             INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 1200) g; \
+             CREATE SCHEMA sales; CREATE TABLE sales.\"Line Items\" (id int, note text); \
+             INSERT INTO sales.\"Line Items\" SELECT g, 'n' || g FROM generate_series(1, 37) g; \
+             CREATE TABLE events (id int, at date) PARTITION BY RANGE (at); \
+             CREATE TABLE events_2026 PARTITION OF events \
+                 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01'); \
+             INSERT INTO events SELECT g, '2026-03-01' FROM generate_series(1, 5) g; \
+             GRANT SELECT ON orders TO reporter;",
+        );
+        self.maria.mariadb(
+            "CREATE DATABASE blog; \
+             CREATE TABLE blog.posts (id int PRIMARY KEY, body text) ENGINE=InnoDB; \
+             USE blog; INSERT INTO posts SELECT seq, md5(seq) FROM seq_1_to_10; \
+             CREATE TABLE blog.legacy (id int) ENGINE=MyISAM; \
+             INSERT INTO blog.legacy VALUES (1), (2), (3); \
+             CREATE USER 'blogger'@'localhost' IDENTIFIED BY 'pw'; \
+             GRANT ALL ON blog.* TO 'blogger'@'localhost';",
+        );
+    }
+
+    /// The manifest of the set `current` names.
+    fn manifest(&self) -> serde_json::Value {
+        let text = fs::read(self.dumps.join("current/manifest.json")).expect("the manifest");
+        serde_json::from_slice(&text).expect("the manifest is JSON")
+    }
+
+    /// Runs a PostgreSQL program as the `postgres` account, `input` (a
+    /// file only root may read) on its stdin.
+    fn as_postgres(&self, program: &str, args: &[&str], input: &Path) -> Output {
+        let owner = fs::metadata(&self.pg.data_dir).expect("the data directory");
+        Command::new(self.pg.bin_dir.join(program))
+            .args(args)
+            .stdin(fs::File::open(input).expect("the input"))
+            .uid(owner.uid())
+            .gid(owner.gid())
+            .current_dir("/")
+            .output()
+            .expect("run a PostgreSQL program")
+    }
+
+    fn pg_args(&self) -> Vec<String> {
+        vec![
+            format!("--host={}", self.pg.socket_dir.display()),
+            format!("--port={}", self.pg.port),
+            "--username=postgres".into(),
+        ]
+    }
+}
+
+/// Every file below `dir` (and where each link points), with its bytes:
+/// a set compared byte for byte.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let meta = fs::symlink_metadata(&path).expect("metadata");
+            let key = path.strip_prefix(dir).expect("below").to_path_buf();
+            if meta.file_type().is_symlink() {
+                let target = fs::read_link(&path).expect("link");
+                files.insert(key, target.into_os_string().into_encoded_bytes());
+            } else if meta.is_dir() {
+                todo.push(path);
+            } else {
+                files.insert(key, fs::read(&path).expect("read"));
+            }
+        }
+    }
+    files
+}
+
+/// The staging directories left in `sets/`.
+fn staging(dumps: &Path) -> Vec<String> {
+    fs::read_dir(dumps.join("sets"))
+        .expect("sets/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".new-"))
+        .collect()
+}
+
+/// Polls `probe` until it gives something, failing the test after
+/// [`BOUND`].
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(
+            start.elapsed() < BOUND,
+            "{what} did not happen within {BOUND:?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sha256sum(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a sum")
+        .to_owned()
+}
+
+#[test]
+fn a_full_dump_of_both_servers_is_exact_and_restores() {
+    let Some(env) = Env::start() else {
+        return;
+    };
+    let out = env.pysk().args(["dump", "--dry-run"]).succeeds();
+    assert_eq!(
+        stdout(&out),
+        "would dump PostgreSQL globals\nwould dump PostgreSQL database postgres\n\
+         would dump PostgreSQL database shop\nwould dump MariaDB grants\n\
+         would dump MariaDB database blog\nwould dump MariaDB database test\n"
+    );
+    assert!(!env.dumps.exists(), "a dry run writes nothing");
+    assert!(!env.dir.path().join("state").exists(), "nor a lock file");
+
+    let out = env.pysk().args(["dump", "--json"]).succeeds();
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(summary["version"], 1);
+    assert_eq!(summary["dry_run"], false);
+    assert_eq!(
+        stderr(&out),
+        "pysk-backup: the dump of MariaDB database blog: not transactional, so not \
+         consistent with the rest of the dump: legacy\n"
+    );
+    let manifest = env.manifest();
+    assert_eq!(summary["dumps"], manifest["dumps"]);
+    let set = fs::canonicalize(env.dumps.join("current")).expect("current");
+    assert_eq!(summary["set"], set.display().to_string());
+    check_manifest(&env, &set, &manifest);
+    check_modes(&env.dumps);
+    restore_postgres(&env, &set);
+    restore_mariadb(&env, &set);
+}
+
+/// Every dump named with its file, size, SHA-256 and row counts, exactly.
+fn check_manifest(env: &Env, set: &Path, manifest: &serde_json::Value) {
+    assert_eq!(manifest["version"], 1);
+    let dumps = manifest["dumps"].as_array().expect("dumps");
+    let described: Vec<String> = dumps
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {} {} {} {}",
+                d["server"], d["kind"], d["database"], d["file"], d["tables"], d["rows"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        described,
+        [
+            r#""postgresql" "globals" null "postgresql/globals.sql" {} "exact""#,
+            r#""postgresql" "database" "postgres" "postgresql/postgres.dump" {} "exact""#,
+            r#""postgresql" "database" "shop" "postgresql/shop.dump" {"public.events_2026":5,"public.orders":1200,"sales.Line Items":37} "exact""#,
+            r#""mariadb" "grants" null "mariadb/grants.sql.gz" {} "exact""#,
+            r#""mariadb" "database" "blog" "mariadb/blog.sql.gz" {"legacy":3,"posts":10} "estimate""#,
+            r#""mariadb" "database" "test" "mariadb/test.sql.gz" {} "estimate""#,
+        ]
+    );
+    assert_eq!(dumps[4]["myisam"], serde_json::json!(["legacy"]));
+    let mut files = vec!["manifest.json".to_owned()];
+    for d in dumps {
+        let path = set.join(d["file"].as_str().expect("file"));
+        assert_eq!(d["bytes"], fs::metadata(&path).expect("the dump").len());
+        assert_eq!(d["sha256"], sha256sum(&path));
+        files.push(d["file"].as_str().expect("file").to_owned());
+    }
+    files.sort();
+    let mut found: Vec<String> = snapshot(set)
+        .keys()
+        .map(|p| p.display().to_string())
+        .collect();
+    found.sort();
+    assert_eq!(
+        found, files,
+        "the set holds its dumps and the manifest only"
+    );
+    let globals = fs::read_to_string(set.join("postgresql/globals.sql")).expect("globals");
+    assert!(globals.contains("\nCREATE ROLE shop_owner;\n"), "{globals}");
+    assert!(globals.contains("\nCREATE ROLE reporter;\n"), "{globals}");
+    let grants = zcat(&set.join("mariadb/grants.sql.gz"));
+    assert!(
+        grants.contains("\nGRANT ALL PRIVILEGES ON `blog`.* TO `blogger`@`localhost`;\n"),
+        "{grants}"
+    );
+    assert!(
+        grants.contains(
+            "\nCREATE USER IF NOT EXISTS `blogger`@`localhost` IDENTIFIED BY PASSWORD '*"
+        )
+    );
+    let _ = env;
+}
+
+fn zcat(path: &Path) -> String {
+    let out = Command::new("zcat").arg(path).output().expect("zcat");
+    assert!(out.status.success(), "zcat {}", path.display());
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+/// Dumps are 0600 and directories 0700.
+fn check_modes(dumps: &Path) {
+    let mut todo = vec![dumps.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        assert_eq!(
+            fs::metadata(&d).expect("dir").mode() & 0o7777,
+            0o700,
+            "{}",
+            d.display()
+        );
+        for entry in fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let meta = fs::symlink_metadata(&path).expect("meta");
+            if meta.is_dir() {
+                todo.push(path);
+            } else if meta.is_file() {
+                assert_eq!(
+                    meta.permissions().mode() & 0o7777,
+                    0o600,
+                    "{}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// `pg_restore --list` names the tables' data; the dump restored into a
+/// second database has the same rows.
+fn restore_postgres(env: &Env, set: &Path) {
+    let file = set.join("postgresql/shop.dump");
+    let list = env.as_postgres("pg_restore", &["--list"], &file);
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.contains(" TABLE DATA public orders shop_owner\n"),
+        "{list}"
+    );
+    assert!(
+        list.contains(" TABLE DATA sales Line Items shop_owner\n"),
+        "{list}"
+    );
+    env.pg.psql("CREATE DATABASE shop_copy");
+    let mut args: Vec<String> = env.pg_args();
+    args.extend(["--exit-on-error".into(), "--dbname=shop_copy".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.as_postgres("pg_restore", &args, &file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let count = "SELECT (SELECT count(*) FROM orders) || ' ' || \
+                 (SELECT count(*) FROM sales.\"Line Items\") || ' ' || \
+                 (SELECT count(*) FROM events) || ' ' || \
+                 (SELECT sum(length(ref)) FROM orders)";
+    assert_eq!(
+        env.pg.psql_in("shop_copy", count),
+        env.pg.psql_in("shop", count)
+    );
+    assert_eq!(env.pg.psql_in("shop_copy", count), "1200 37 5 38400");
+    let grants = "SELECT has_table_privilege('reporter', 'orders', 'SELECT')";
+    assert_eq!(env.pg.psql_in("shop_copy", grants), "t");
+}
+
+/// The dump fed to `mariadb` into a second database has the same rows.
+fn restore_mariadb(env: &Env, set: &Path) {
+    env.maria.mariadb("CREATE DATABASE blog_copy");
+    let script = format!(
+        "zcat '{}' | mariadb --no-defaults --socket='{}' -u root blog_copy",
+        set.join("mariadb/blog.sql.gz").display(),
+        env.maria.socket.display()
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let count = |db: &str| {
+        env.maria.mariadb(&format!(
+            "SELECT (SELECT COUNT(*) FROM {db}.posts), (SELECT COUNT(*) FROM {db}.legacy), \
+             (SELECT GROUP_CONCAT(body ORDER BY id) FROM {db}.posts)"
+        ))
+    };
+    assert_eq!(count("blog_copy"), count("blog"));
+    assert!(count("blog_copy").starts_with("10\t3\t"));
+}
+
+#[test]
+fn selection_shrinking_and_missing_servers() {
+    let Some(env) = Env::start() else {
+        return;
+    };
+    let out = env.pysk().args(["dump", "--only", "nosuch"]).fails_with(65);
+    assert_eq!(
+        stderr(&out),
+        "pysk-backup: --only nosuch: no such database on the servers dumped; nothing changed\n"
+    );
+    env.pysk()
+        .args(["-q", "dump", "--only", "shop", "--only", "blog"])
+        .succeeds();
+    assert_eq!(
+        files(&env),
+        [
+            "postgresql/globals.sql",
+            "postgresql/shop.dump",
+            "mariadb/grants.sql.gz",
+            "mariadb/blog.sql.gz"
+        ]
+    );
+    env.pysk()
+        .args(["-q", "dump", "--postgres", "--exclude", "postgres"])
+        .succeeds();
+    assert_eq!(
+        files(&env),
+        ["postgresql/globals.sql", "postgresql/shop.dump"]
+    );
+    let out = env.pysk().args(["-v", "dump"]).succeeds();
+    assert_eq!(files(&env).len(), 6);
+    assert!(
+        stderr(&out)
+            .contains("pysk-backup: the dump of PostgreSQL database shop: postgresql/shop.dump (")
+    );
+
+    // A dump that shrank below half of the last good one.
+    let before = snapshot(&env.dumps);
+    let last = env.manifest()["dumps"][2]["bytes"].as_u64().expect("bytes");
+    env.pg.psql_in("shop", "DELETE FROM orders WHERE id > 20");
+    let out = env.pysk().args(["dump"]).fails_with(1);
+    let text = stderr(&out);
+    let (_, said) = text
+        .split_once("pysk-backup: the dump of PostgreSQL database shop failed: ")
+        .expect(&text);
+    let end = format!(
+        " bytes, less than 50 % of the last good dump's {last} bytes \
+         (backup_shrink_percent); keep it with --force\n"
+    );
+    let now: u64 = said.strip_suffix(&end).expect(said).parse().expect("bytes");
+    assert!(now * 2 < last);
+    assert_eq!(snapshot(&env.dumps), before, "the last good set is kept");
+    assert!(staging(&env.dumps).is_empty());
+    let out = env.pysk().args(["dump", "--force"]).succeeds();
+    assert!(stderr(&out).contains(&format!(
+        "pysk-backup: the dump of PostgreSQL database shop: {now} bytes, less than 50 % \
+         of the last good dump's {last} bytes; kept (--force)\n"
+    )));
+    assert_eq!(env.manifest()["dumps"][2]["bytes"], now);
+    assert_eq!(env.manifest()["dumps"][2]["tables"]["public.orders"], 20);
+
+    missing_and_unreachable_sockets(&env);
+}
+
+/// The database files of the current set, in order.
+fn files(env: &Env) -> Vec<String> {
+    env.manifest()["dumps"]
+        .as_array()
+        .expect("dumps")
+        .iter()
+        .map(|d| d["file"].as_str().expect("file").to_owned())
+        .collect()
+}
+
+/// A server the last set had whose socket is gone fails the run; asked
+/// for, it is unavailable (69); a socket nobody serves is too.
+fn missing_and_unreachable_sockets(env: &Env) {
+    let gone = env.dir.path().join("gone.sock");
+    env.switches(&gone.display().to_string());
+    let before = snapshot(&env.dumps);
+    let out = env.pysk().args(["dump"]).fails_with(1);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "pysk-backup: the dump of MariaDB failed: its socket {} is gone, but the last \
+             good dump set has its dumps (name the servers to dump with --postgres or --mysql)\n",
+            gone.display()
+        )
+    );
+    let out = env.pysk().args(["dump", "--mysql"]).fails_with(69);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "pysk-backup: {}: no such socket: is the server running?\n",
+            gone.display()
+        )
+    );
+    assert_eq!(snapshot(&env.dumps), before);
+    env.pysk().args(["-q", "dump", "--postgres"]).succeeds();
+    let out = env.pysk().args(["dump"]).succeeds();
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "pysk-backup: MariaDB: skipped, no socket {}\n",
+            gone.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(files(env).len(), 3);
+
+    // A socket file nobody listens on.
+    let dead = env.dir.path().join("dead.sock");
+    drop(std::os::unix::net::UnixListener::bind(&dead).expect("bind"));
+    env.switches(&dead.display().to_string());
+    let out = env.pysk().args(["dump", "--mysql"]).fails_with(69);
+    assert!(
+        stderr(&out).starts_with(&format!("pysk-backup: {}: ", dead.display())),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn dumps_killed_mid_dump_keep_the_last_good_set() {
+    let Some(env) = Env::start() else {
+        return;
+    };
+    env.pysk().args(["-q", "dump"]).succeeds();
+    let good = snapshot(&env.dumps);
+
+    // pg_dump waits for the lock on events, held by another session (our
+    // own session counts its partition, which needs no lock on it).
+    let blocker = hold_pg_lock(&env);
+    let run = env.pysk().args(["dump", "--postgres"]).spawn();
+    let pid = waiting_pg_dump(&env);
+    env.pg.psql(&format!("SELECT pg_terminate_backend({pid})"));
+    let out = run.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(
+            "pysk-backup: the dump of PostgreSQL database shop failed: pg_dump exited with 1: \
+             pg_dump: error: "
+        ),
+        "{}",
+        stderr(&out)
+    );
+    release_pg(&env, blocker);
+    assert_eq!(
+        snapshot(&env.dumps),
+        good,
+        "the last good set, byte for byte"
+    );
+    assert!(staging(&env.dumps).is_empty());
+
+    // mariadb-dump waits for mysql.event (its --events), locked elsewhere.
+    let blocker = hold_mariadb_lock(&env);
+    let run = env.pysk().args(["dump", "--mysql"]).spawn();
+    let id = wait_for("mariadb-dump waiting on show events", || {
+        let list = env.maria.mariadb(
+            "SELECT ID FROM information_schema.PROCESSLIST \
+             WHERE INFO = 'show events' AND STATE LIKE 'Waiting%'",
+        );
+        (!list.is_empty()).then_some(list)
+    });
+    env.maria.mariadb(&format!("KILL {id}"));
+    let out = run.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(
+            "pysk-backup: the dump of MariaDB database blog failed: mariadb-dump exited with 2: "
+        ),
+        "{}",
+        stderr(&out)
+    );
+    release_mariadb(&env, blocker);
+    assert_eq!(snapshot(&env.dumps), good);
+    assert!(staging(&env.dumps).is_empty());
+
+    killed_run_leaves_no_staging(&env, &good);
+}
+
+/// SIGKILL of the tool while pg_dump waits: `current` intact, pg_dump gone
+/// with it, and the next run removes the staging directory.
+fn killed_run_leaves_no_staging(env: &Env, good: &BTreeMap<PathBuf, Vec<u8>>) {
+    let blocker = hold_pg_lock(env);
+    let mut run = env.pysk().args(["dump", "--postgres"]).spawn();
+    waiting_pg_dump(env);
+    let dumpers = children(run.id(), "pg_dump");
+    assert_eq!(dumpers.len(), 1, "pg_dump is the tool's child");
+    run.kill().expect("SIGKILL");
+    run.wait().expect("wait");
+    assert_eq!(
+        staging(&env.dumps).len(),
+        1,
+        "the killed run's staging directory"
+    );
+    let proc = PathBuf::from(format!("/proc/{}", dumpers[0]));
+    wait_for("pg_dump to die with the tool", || {
+        (!proc.exists()).then_some(())
+    });
+    release_pg(env, blocker);
+    let mut now = snapshot(&env.dumps);
+    now.retain(|path, _| !path.starts_with(Path::new("sets").join(&staging(&env.dumps)[0])));
+    assert_eq!(&now, good, "current and its set untouched");
+    let out = env.pysk().args(["dump"]).succeeds();
+    assert!(
+        stderr(&out).contains("removed the unfinished dump set of a run that was killed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(staging(&env.dumps).is_empty());
+    assert_eq!(files(env).len(), 6);
+}
+
+/// A session holding an exclusive lock on `events` alone (not its
+/// partition), until released.
+fn hold_pg_lock(env: &Env) -> Child {
+    let owner = fs::metadata(&env.pg.data_dir).expect("the data directory");
+    let mut args = env.pg_args();
+    args.extend([
+        "--dbname=shop".into(),
+        "--command=LOCK TABLE ONLY events IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600)".into(),
+    ]);
+    let child = Command::new(env.pg.bin_dir.join("psql"))
+        .args(&args)
+        .uid(owner.uid())
+        .gid(owner.gid())
+        .current_dir("/")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("psql");
+    wait_for("the lock on events", || {
+        let held = env.pg.psql_in(
+            "shop",
+            "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass \
+             AND mode = 'AccessExclusiveLock' AND granted",
+        );
+        (held == "1").then_some(())
+    });
+    child
+}
+
+/// The backend of a pg_dump waiting for a lock.
+fn waiting_pg_dump(env: &Env) -> String {
+    wait_for("pg_dump waiting for the lock", || {
+        let pid = env.pg.psql(
+            "SELECT pid FROM pg_stat_activity \
+             WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'",
+        );
+        (!pid.is_empty()).then_some(pid)
+    })
+}
+
+/// A session holding `mysql.event` locked for writing, until released.
+fn hold_mariadb_lock(env: &Env) -> Child {
+    let child = Command::new("mariadb")
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", env.maria.socket.display()))
+        .args([
+            "-u",
+            "root",
+            "-e",
+            "LOCK TABLES mysql.event WRITE; SELECT SLEEP(600)",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mariadb");
+    wait_for("the lock on mysql.event", || {
+        let n = env.maria.mariadb(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+             WHERE INFO LIKE 'SELECT SLEEP(600)%'",
+        );
+        (n == "1").then_some(())
+    });
+    child
+}
+
+/// Ends the PostgreSQL lock holder: its session (which would not notice
+/// its client gone while it sleeps), then its client.
+fn release_pg(env: &Env, mut child: Child) {
+    env.pg.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE 'LOCK TABLE ONLY events%'",
+    );
+    child.kill().expect("kill the lock holder");
+    child.wait().expect("wait");
+}
+
+/// Ends the MariaDB lock holder: its connection, then its client.
+fn release_mariadb(env: &Env, mut child: Child) {
+    let id = env.maria.mariadb(
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(600)%'",
+    );
+    env.maria.mariadb(&format!("KILL {id}"));
+    child.kill().expect("kill the lock holder");
+    child.wait().expect("wait");
+}
+
+/// The pids of the children of `parent` named `name`.
+fn children(parent: u32, name: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").expect("/proc") {
+        let entry = entry.expect("entry");
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let comm = head.split_once(" (").map_or("", |(_, c)| c);
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if comm == name && ppid == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
+}
