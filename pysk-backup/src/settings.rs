@@ -161,4 +161,60 @@ mod tests {
             );
         }
     }
+
+    fn dump_args(argv: &[&str]) -> DumpArgs {
+        use clap::Parser;
+        let mut full = vec!["pysk-backup", "dump"];
+        full.extend_from_slice(argv);
+        match crate::cli::Cli::parse_from(full).command {
+            crate::cli::Command::Dump(args) => args,
+            other => panic!("not dump: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dump_resolves_from_defaults_from_a_file_and_from_options() {
+        use pysk_common::switches::Switches;
+        let empty = Settings::new(SWITCHES, Switches::default());
+        let o = dump(&empty, &dump_args(&[])).expect("defaults");
+        assert_eq!(o.dir, PathBuf::from("/var/backups/pysk"));
+        assert_eq!(
+            o.lock,
+            PathBuf::from("/var/lib/pysk/backup/pysk-backup.lock")
+        );
+        assert_eq!((o.shrink_percent, o.lock_wait.as_secs()), (50, 60));
+        assert_eq!(
+            o.pg.socket(),
+            PathBuf::from("/var/run/postgresql/.s.PGSQL.5432")
+        );
+        assert_eq!(o.mysql_socket, PathBuf::from("/run/mysqld/mysqld.sock"));
+        assert!(!o.postgres && !o.mysql && !o.force && !o.dry_run);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("serverconfig/default");
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(
+            &file,
+            "backup_dump_dir=/srv/dumps\nbackup_shrink_percent=30\ndb_pg_port=5433\n",
+        )
+        .expect("write");
+        let settings = Settings::new(SWITCHES, Switches::load(dir.path(), "h").expect("load"));
+        let args = dump_args(&[
+            "--dir",
+            "/tmp/d",
+            "--postgres",
+            "--only",
+            "shop",
+            "--dry-run",
+        ]);
+        let o = dump(&settings, &args).expect("file");
+        assert_eq!(o.dir, PathBuf::from("/tmp/d"));
+        assert_eq!((o.shrink_percent, o.pg.port), (30, 5433));
+        assert!(o.postgres && o.dry_run && o.only == ["shop"]);
+
+        std::fs::write(&file, "backup_shrink_percent=150\n").expect("write");
+        let settings = Settings::new(SWITCHES, Switches::load(dir.path(), "h").expect("load"));
+        let err = dump(&settings, &dump_args(&[])).expect_err("out of range");
+        assert!(err.to_string().contains("backup_shrink_percent"), "{err}");
+    }
 }
