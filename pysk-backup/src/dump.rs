@@ -120,33 +120,7 @@ pub fn run(options: &Options, report: &Reporter) -> Result<Summary, BackupError>
     }
     let previous = previous(&options.dir, report);
     let (servers, skipped) = servers(options, previous.as_ref())?;
-    let mut pg = match servers.pg {
-        true => Some(pg::Server::new(&options.pg, options.lock_wait)?),
-        false => None,
-    };
-    let mut my = match servers.mysql {
-        true => Some(mysql::Server::connect(
-            &options.mysql_socket,
-            options.lock_wait,
-        )?),
-        false => None,
-    };
-    let pg_dbs = match &pg {
-        Some(server) => server.databases()?,
-        None => Vec::new(),
-    };
-    let my_dbs = match &mut my {
-        Some(server) => server.databases()?,
-        None => Vec::new(),
-    };
-    check_only(options, &pg_dbs, &my_dbs, report)?;
-    let mut plan = Vec::new();
-    if pg.is_some() {
-        plan.extend(planned(options, pg::SERVER, "globals", &pg_dbs));
-    }
-    if my.is_some() {
-        plan.extend(planned(options, mysql::SERVER, "grants", &my_dbs));
-    }
+    let (mut pg, mut my, plan) = plan(options, servers, report)?;
     let mut summary = Summary {
         dry_run: options.dry_run,
         set: None,
@@ -173,6 +147,46 @@ pub fn run(options: &Options, report: &Reporter) -> Result<Summary, BackupError>
     };
     summary.set = Some(staging.commit(&manifest)?);
     Ok(summary)
+}
+
+/// The servers connected (PostgreSQL, MariaDB) and the dumps to make.
+type Plan<'a> = (Option<pg::Server<'a>>, Option<mysql::Server>, Vec<Planned>);
+
+/// The servers connected and the dumps to make, in order: each server's
+/// globals or grants, then its databases.
+fn plan<'a>(
+    options: &'a Options,
+    servers: Servers,
+    report: &Reporter,
+) -> Result<Plan<'a>, BackupError> {
+    let pg = match servers.pg {
+        true => Some(pg::Server::new(&options.pg, options.lock_wait)?),
+        false => None,
+    };
+    let mut my = match servers.mysql {
+        true => Some(mysql::Server::connect(
+            &options.mysql_socket,
+            options.lock_wait,
+        )?),
+        false => None,
+    };
+    let pg_dbs = match &pg {
+        Some(server) => server.databases()?,
+        None => Vec::new(),
+    };
+    let my_dbs = match &mut my {
+        Some(server) => server.databases()?,
+        None => Vec::new(),
+    };
+    check_only(options, &pg_dbs, &my_dbs, report)?;
+    let mut plan = Vec::new();
+    if pg.is_some() {
+        plan.extend(planned(options, pg::SERVER, "globals", &pg_dbs));
+    }
+    if my.is_some() {
+        plan.extend(planned(options, mysql::SERVER, "grants", &my_dbs));
+    }
+    Ok((pg, my, plan))
 }
 
 /// The last good set's manifest; one that cannot be read is warned about

@@ -217,14 +217,14 @@ fn a_full_dump_of_both_servers_is_exact_and_restores() {
     assert_eq!(summary["dumps"], manifest["dumps"]);
     let set = fs::canonicalize(env.dumps.join("current")).expect("current");
     assert_eq!(summary["set"], set.display().to_string());
-    check_manifest(&env, &set, &manifest);
+    check_manifest(&set, &manifest);
     check_modes(&env.dumps);
     restore_postgres(&env, &set);
     restore_mariadb(&env, &set);
 }
 
 /// Every dump named with its file, size, SHA-256 and row counts, exactly.
-fn check_manifest(env: &Env, set: &Path, manifest: &serde_json::Value) {
+fn check_manifest(set: &Path, manifest: &serde_json::Value) {
     assert_eq!(manifest["version"], 1);
     let dumps = manifest["dumps"].as_array().expect("dumps");
     let described: Vec<String> = dumps
@@ -278,7 +278,6 @@ fn check_manifest(env: &Env, set: &Path, manifest: &serde_json::Value) {
             "\nCREATE USER IF NOT EXISTS `blogger`@`localhost` IDENTIFIED BY PASSWORD '*"
         )
     );
-    let _ = env;
 }
 
 fn zcat(path: &Path) -> String {
