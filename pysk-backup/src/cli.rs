@@ -279,7 +279,10 @@ mod tests {
         for (code, _) in EXIT_CODES {
             assert!(help.contains(&format!("\n  {code:>2}  ")), "{code}");
         }
-        assert!(help.contains("backup_wait=\"0\"  [option --wait]"), "{help}");
+        assert!(
+            help.contains("backup_wait=\"0\"  [option --wait]"),
+            "{help}"
+        );
         assert_eq!(Cli::command().get_name(), NAME);
     }
 }

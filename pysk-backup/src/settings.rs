@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use pysk_common::settings::{Settings, Spec};
 
+use crate::cli::{ListArgs, RestoreArgs, RunArgs, StatusArgs, VerifyArgs};
+use crate::engine::{self, Kind};
 use crate::error::BackupError;
+use crate::{list, restore_files, run, status, verify};
 
 /// The directories every excluded path list starts from: Pysk's.
 pub const DEFAULT_EXCLUDES: &str =
@@ -47,11 +50,7 @@ pub const SWITCHES: &[Spec] = &[
         "14D",
         "duplicity: a full backup when the last is older than this",
     ),
-    Spec::new(
-        "backup_keep_full",
-        "2",
-        "duplicity: the full chains kept",
-    ),
+    Spec::new("backup_keep_full", "2", "duplicity: the full chains kept"),
     Spec::new("backup_keep_daily", "7", "restic: daily snapshots kept"),
     Spec::new("backup_keep_weekly", "4", "restic: weekly snapshots kept"),
     Spec::new("backup_keep_monthly", "6", "restic: monthly snapshots kept"),
@@ -75,12 +74,7 @@ pub const SWITCHES: &[Spec] = &[
         "",
         "run (no shell) with start, success or failure as its last argument",
     ),
-    Spec::new(
-        "backup_wait",
-        "0",
-        "seconds a run waits for another's lock",
-    )
-    .option("--wait"),
+    Spec::new("backup_wait", "0", "seconds a run waits for another's lock").option("--wait"),
     Spec::new(
         "db_pg_socket_dir",
         "/var/run/postgresql",
@@ -106,7 +100,107 @@ pub const SWITCHES: &[Spec] = &[
 /// The lock file every run that changes the dump sets or the backup
 /// takes.
 pub fn lock_path(settings: &Settings) -> Result<PathBuf, BackupError> {
-    Ok(settings.path("backup_state_dir", None)?.join("pysk-backup.lock"))
+    Ok(settings
+        .path("backup_state_dir", None)?
+        .join("pysk-backup.lock"))
+}
+
+/// The engine and everything it needs, from the switches.
+pub fn engine(settings: &Settings) -> Result<engine::Config, BackupError> {
+    Ok(engine::Config {
+        kind: settings.parsed::<Kind>("backup_engine", None)?,
+        target: settings.with("backup_target", None, |t| match t.trim() {
+            "" => Err("empty; give a duplicity URL or a restic repository".to_owned()),
+            t => Ok(t.to_owned()),
+        })?,
+        passphrase_file: settings.path("backup_passphrase_file", None)?,
+        state_dir: settings.path("backup_state_dir", None)?,
+        source: settings.path("backup_source", None)?,
+        excludes: settings.with("backup_exclude", None, absolute_paths)?,
+        full_if_older_than: settings.with("backup_full_if_older_than", None, |t| {
+            match t.trim() {
+                "" => Err("empty; give a duplicity time such as 14D".to_owned()),
+                t if t.contains(char::is_whitespace) => {
+                    Err("one duplicity time: no blanks".to_owned())
+                }
+                t => Ok(t.to_owned()),
+            }
+        })?,
+        keep_full: settings.count("backup_keep_full", None, 1..=1000)?,
+        keep_daily: settings.count("backup_keep_daily", None, 1..=100_000)?,
+        keep_weekly: settings.count("backup_keep_weekly", None, 0..=100_000)?,
+        keep_monthly: settings.count("backup_keep_monthly", None, 0..=100_000)?,
+        dump_dir: settings.path("backup_dump_dir", None)?,
+    })
+}
+
+/// Paths separated by blanks, each absolute.
+fn absolute_paths(text: &str) -> Result<Vec<PathBuf>, String> {
+    let paths = text.split_whitespace().map(PathBuf::from);
+    paths
+        .map(|p| match p.is_absolute() {
+            true => Ok(p),
+            false => Err(format!("{}: not an absolute path", p.display())),
+        })
+        .collect()
+}
+
+/// The options of `run`.
+pub fn run(settings: &Settings, args: &RunArgs) -> Result<run::Options, BackupError> {
+    let notify = settings.string("backup_notify_command", None)?;
+    Ok(run::Options {
+        engine: engine(settings)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "backup_wait")?,
+        notify: notify.split_whitespace().map(str::to_owned).collect(),
+        dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+    })
+}
+
+/// The options of `verify`.
+pub fn verify(settings: &Settings, args: &VerifyArgs) -> Result<verify::Options, BackupError> {
+    Ok(verify::Options {
+        engine: engine(settings)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "backup_wait")?,
+        compare_data: args.compare_data,
+        json: args.json.json,
+    })
+}
+
+/// The options of `status`.
+pub fn status(settings: &Settings, args: &StatusArgs) -> Result<status::Options, BackupError> {
+    Ok(status::Options {
+        engine: engine(settings)?,
+        state_dir: settings.path("backup_state_dir", None)?,
+        json: args.json.json,
+    })
+}
+
+/// The options of `list`.
+pub fn list(settings: &Settings, args: &ListArgs) -> Result<list::Options, BackupError> {
+    Ok(list::Options {
+        engine: engine(settings)?,
+        time: args.time.clone(),
+        json: args.json.json,
+    })
+}
+
+/// The options of `restore` (a file or directory; `restore-db` is
+/// another's).
+pub fn restore(
+    settings: &Settings,
+    args: &RestoreArgs,
+) -> Result<restore_files::Options, BackupError> {
+    Ok(restore_files::Options {
+        engine: engine(settings)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "backup_wait")?,
+        path: args.path.clone(),
+        time: args.time.clone(),
+        to: args.to.clone(),
+    })
 }
 
 #[cfg(test)]
