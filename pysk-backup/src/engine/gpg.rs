@@ -1,6 +1,8 @@
 //! GnuPG's private home for duplicity: `<state>/gnupg`, mode 0700, so no
-//! other program's keys or agent are used; and the guard that stops the
-//! `gpg-agent` each duplicity call starts there, so none outlives the
+//! other program's keys or agent are used; and the guard around each
+//! duplicity call: it starts that home's `gpg-agent` itself, from a clean
+//! environment (an agent that gpg started would inherit duplicity's, the
+//! passphrase with it), and stops it afterwards, so none outlives the
 //! run.
 
 use std::fs::{self, DirBuilder};
@@ -29,9 +31,28 @@ impl Home {
         &self.dir
     }
 
-    /// A guard that stops this home's agent when dropped.
+    /// Starts this home's agent with a clean environment; the guard
+    /// stops it when dropped.
     pub fn agent_guard(&self) -> AgentGuard<'_> {
+        // When it cannot start, gpg starts one itself: the backup still
+        // works, and the guard still stops it.
+        let _ = self.gpgconf(&["--launch", "gpg-agent"]);
         AgentGuard { home: self }
+    }
+
+    /// Runs `gpgconf ARGS` for this home, with nothing but `PATH` and
+    /// `GNUPGHOME` in its environment.
+    fn gpgconf(&self, args: &[&str]) -> std::io::Result<std::process::ExitStatus> {
+        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+        Command::new("gpgconf")
+            .args(args)
+            .env_clear()
+            .env("PATH", path)
+            .env("GNUPGHOME", &self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
     }
 }
 
@@ -44,18 +65,9 @@ pub struct AgentGuard<'a> {
 
 impl Drop for AgentGuard<'_> {
     fn drop(&mut self) {
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
         // Nothing to report when it fails: with no agent running there is
         // nothing to stop, and a missing gpgconf means no gpg started one.
-        let _ = Command::new("gpgconf")
-            .args(["--kill", "all"])
-            .env_clear()
-            .env("PATH", path)
-            .env("GNUPGHOME", self.home.dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = self.home.gpgconf(&["--kill", "all"]);
     }
 }
 
