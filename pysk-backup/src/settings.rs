@@ -217,4 +217,57 @@ mod tests {
             );
         }
     }
+
+    fn settings(text: &str) -> (tempfile::TempDir, Settings) {
+        use clap::Parser;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("serverconfig/default");
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&file, text).expect("write");
+        let path = dir.path().to_str().expect("utf-8").to_owned();
+        let args = [
+            "pysk-backup",
+            "--host",
+            "h.example",
+            "--config-dir",
+            &path,
+            "config",
+        ];
+        let cli = crate::cli::Cli::try_parse_from(args).expect("parses");
+        let report = cli.common.reporter(crate::cli::NAME);
+        let settings = cli.common.settings(SWITCHES, &report).expect("settings");
+        (dir, settings)
+    }
+
+    #[test]
+    fn the_engine_needs_a_target_and_takes_only_absolute_excludes() {
+        let (_dir, none) = settings("");
+        let err = engine(&none).expect_err("no target").to_string();
+        assert!(
+            err.contains("backup_target") && err.contains("empty"),
+            "{err}"
+        );
+        let (_dir, given) = settings(
+            "backup_target=\"file:///srv/b\"\nbackup_engine=\"restic\"\nbackup_exclude=\"/a /b\"\n",
+        );
+        let config = engine(&given).expect("resolves");
+        assert_eq!(config.kind, Kind::Restic);
+        assert_eq!(config.excludes, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(
+            (
+                config.keep_full,
+                config.keep_daily,
+                config.full_if_older_than.as_str()
+            ),
+            (2, 7, "14D")
+        );
+        let (_dir, relative) = settings("backup_target=\"x\"\nbackup_exclude=\"tmp\"\n");
+        let err = engine(&relative).expect_err("relative").to_string();
+        assert!(err.contains("tmp: not an absolute path"), "{err}");
+        let (_dir, zero) = settings("backup_target=\"x\"\nbackup_keep_full=\"0\"\n");
+        assert!(
+            engine(&zero).is_err(),
+            "keeping no full chain would delete the newest"
+        );
+    }
 }
