@@ -1,13 +1,24 @@
 //! `pysk-backup`: validated database dumps, encrypted incremental backups
 //! with duplicity or restic, and restores that are proven.
 //!
+//! - [`engine`]: duplicity and restic behind one interface.
+//! - [`run`]: the nightly job: backup, check, and only then retention.
+//! - [`verify`], [`status`], [`list`], [`restore_files`] (`restore`): the
+//!   backup's integrity, what it holds, its files, a file brought back.
+//!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
 
 pub mod cli;
 pub mod dump;
+pub mod engine;
 pub mod error;
+pub mod list;
+pub mod restore_files;
+pub mod run;
 pub mod settings;
+pub mod status;
+pub mod verify;
 
 use std::io;
 
@@ -25,6 +36,17 @@ pub fn try_main() -> Result<Outcome, BackupError> {
     let settings = common.settings(settings::SWITCHES, &report)?;
     let mut out = io::stdout().lock();
     match command {
+        Command::Run(args) => run::run(&settings::run(&settings, &args)?, &report, &mut out),
+        Command::Verify(args) => {
+            verify::run(&settings::verify(&settings, &args)?, &report, &mut out)
+        }
+        Command::Status(args) => {
+            status::run(&settings::status(&settings, &args)?, &report, &mut out)
+        }
+        Command::List(args) => list::run(&settings::list(&settings, &args)?, &report, &mut out),
+        Command::Restore(args) => {
+            restore_files::run(&settings::restore(&settings, &args)?, &report, &mut out)
+        }
         Command::Config => {
             common.print_config(&settings, &mut out)?;
             Ok(Outcome::Success)

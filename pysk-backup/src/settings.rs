@@ -9,9 +9,10 @@ use pysk_common::cli::WaitArgs;
 use pysk_common::settings::{Settings, Spec};
 use pysk_db::pg::connect::Target;
 
-use crate::cli::{DumpArgs, Selection};
-use crate::dump;
+use crate::cli::{DumpArgs, ListArgs, RestoreArgs, RunArgs, Selection, StatusArgs, VerifyArgs};
+use crate::engine::{self, Kind};
 use crate::error::BackupError;
+use crate::{dump, list, restore_files, run, status, verify};
 
 /// The directories every excluded path list starts from: Pysk's.
 pub const DEFAULT_EXCLUDES: &str =
@@ -106,6 +107,103 @@ pub fn lock_path(settings: &Settings) -> Result<PathBuf, BackupError> {
         .join("pysk-backup.lock"))
 }
 
+/// The engine and everything it needs, from the switches.
+pub fn engine(settings: &Settings) -> Result<engine::Config, BackupError> {
+    Ok(engine::Config {
+        kind: settings.parsed::<Kind>("backup_engine", None)?,
+        target: settings.with("backup_target", None, |t| match t.trim() {
+            "" => Err("empty; give a duplicity URL or a restic repository".to_owned()),
+            t => Ok(t.to_owned()),
+        })?,
+        passphrase_file: settings.path("backup_passphrase_file", None)?,
+        state_dir: settings.path("backup_state_dir", None)?,
+        source: settings.path("backup_source", None)?,
+        excludes: settings.with("backup_exclude", None, absolute_paths)?,
+        full_if_older_than: settings.with("backup_full_if_older_than", None, |t| {
+            match t.trim() {
+                "" => Err("empty; give a duplicity time such as 14D".to_owned()),
+                t if t.contains(char::is_whitespace) => {
+                    Err("one duplicity time: no blanks".to_owned())
+                }
+                t => Ok(t.to_owned()),
+            }
+        })?,
+        keep_full: settings.count("backup_keep_full", None, 1..=1000)?,
+        keep_daily: settings.count("backup_keep_daily", None, 1..=100_000)?,
+        keep_weekly: settings.count("backup_keep_weekly", None, 0..=100_000)?,
+        keep_monthly: settings.count("backup_keep_monthly", None, 0..=100_000)?,
+        dump_dir: settings.path("backup_dump_dir", None)?,
+    })
+}
+
+/// Paths separated by blanks, each absolute.
+fn absolute_paths(text: &str) -> Result<Vec<PathBuf>, String> {
+    let paths = text.split_whitespace().map(PathBuf::from);
+    paths
+        .map(|p| match p.is_absolute() {
+            true => Ok(p),
+            false => Err(format!("{}: not an absolute path", p.display())),
+        })
+        .collect()
+}
+
+/// The options of `run`.
+pub fn run(settings: &Settings, args: &RunArgs) -> Result<run::Options, BackupError> {
+    let notify = settings.string("backup_notify_command", None)?;
+    Ok(run::Options {
+        engine: engine(settings)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "backup_wait")?,
+        notify: notify.split_whitespace().map(str::to_owned).collect(),
+        dry_run: args.dry_run.dry_run,
+        json: args.json.json,
+    })
+}
+
+/// The options of `verify`.
+pub fn verify(settings: &Settings, args: &VerifyArgs) -> Result<verify::Options, BackupError> {
+    Ok(verify::Options {
+        engine: engine(settings)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "backup_wait")?,
+        compare_data: args.compare_data,
+        json: args.json.json,
+    })
+}
+
+/// The options of `status`.
+pub fn status(settings: &Settings, args: &StatusArgs) -> Result<status::Options, BackupError> {
+    Ok(status::Options {
+        engine: engine(settings)?,
+        state_dir: settings.path("backup_state_dir", None)?,
+        json: args.json.json,
+    })
+}
+
+/// The options of `list`.
+pub fn list(settings: &Settings, args: &ListArgs) -> Result<list::Options, BackupError> {
+    Ok(list::Options {
+        engine: engine(settings)?,
+        time: args.time.clone(),
+        json: args.json.json,
+    })
+}
+
+/// The options of `restore` (a file or directory; `restore-db` is
+/// another's).
+pub fn restore(
+    settings: &Settings,
+    args: &RestoreArgs,
+) -> Result<restore_files::Options, BackupError> {
+    Ok(restore_files::Options {
+        engine: engine(settings)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "backup_wait")?,
+        path: args.path.clone(),
+        time: args.time.clone(),
+        to: args.to.clone(),
+    })
+}
 /// The options of `dump`.
 pub fn dump(settings: &Settings, args: &DumpArgs) -> Result<dump::Options, BackupError> {
     dump_with(
@@ -162,6 +260,58 @@ mod tests {
         }
     }
 
+    fn settings(text: &str) -> (tempfile::TempDir, Settings) {
+        use clap::Parser;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("serverconfig/default");
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&file, text).expect("write");
+        let path = dir.path().to_str().expect("utf-8").to_owned();
+        let args = [
+            "pysk-backup",
+            "--host",
+            "h.example",
+            "--config-dir",
+            &path,
+            "config",
+        ];
+        let cli = crate::cli::Cli::try_parse_from(args).expect("parses");
+        let report = cli.common.reporter(crate::cli::NAME);
+        let settings = cli.common.settings(SWITCHES, &report).expect("settings");
+        (dir, settings)
+    }
+
+    #[test]
+    fn the_engine_needs_a_target_and_takes_only_absolute_excludes() {
+        let (_dir, none) = settings("");
+        let err = engine(&none).expect_err("no target").to_string();
+        assert!(
+            err.contains("backup_target") && err.contains("empty"),
+            "{err}"
+        );
+        let (_dir, given) = settings(
+            "backup_target=\"file:///srv/b\"\nbackup_engine=\"restic\"\nbackup_exclude=\"/a /b\"\n",
+        );
+        let config = engine(&given).expect("resolves");
+        assert_eq!(config.kind, Kind::Restic);
+        assert_eq!(config.excludes, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(
+            (
+                config.keep_full,
+                config.keep_daily,
+                config.full_if_older_than.as_str()
+            ),
+            (2, 7, "14D")
+        );
+        let (_dir, relative) = settings("backup_target=\"x\"\nbackup_exclude=\"tmp\"\n");
+        let err = engine(&relative).expect_err("relative").to_string();
+        assert!(err.contains("tmp: not an absolute path"), "{err}");
+        let (_dir, zero) = settings("backup_target=\"x\"\nbackup_keep_full=\"0\"\n");
+        assert!(
+            engine(&zero).is_err(),
+            "keeping no full chain would delete the newest"
+        );
+    }
     fn dump_args(argv: &[&str]) -> DumpArgs {
         use clap::Parser;
         let mut full = vec!["pysk-backup", "dump"];

@@ -1,0 +1,250 @@
+//! The two engines behind one interface: duplicity (full and incremental
+//! chains, GPG with a passphrase) and restic (deduplicated snapshots).
+//! [`open`] picks one from [`Config`]; every result is read from the
+//! engine's machine-readable output (duplicity's `--log-fd`, restic's
+//! `--json`), never from the text meant for people.
+
+pub mod child;
+pub mod duplicity;
+pub mod gpg;
+pub mod restic;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::error::BackupError;
+
+/// Which engine makes the backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// duplicity: full and incremental chains, GPG symmetric encryption.
+    Duplicity,
+    /// restic: deduplicated snapshots in a repository.
+    Restic,
+}
+
+impl Kind {
+    /// The engine's name, as the switch gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Duplicity => "duplicity",
+            Kind::Restic => "restic",
+        }
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Kind, String> {
+        match text {
+            "duplicity" => Ok(Kind::Duplicity),
+            "restic" => Ok(Kind::Restic),
+            _ => Err("expected duplicity or restic".to_owned()),
+        }
+    }
+}
+
+/// Everything an engine needs, resolved from the switches.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The engine.
+    pub kind: Kind,
+    /// duplicity's target URL or restic's repository.
+    pub target: String,
+    /// The passphrase (0600): duplicity's GPG passphrase, restic's
+    /// password.
+    pub passphrase_file: PathBuf,
+    /// The state directory: duplicity's archive, GnuPG's home, the
+    /// children's `HOME`.
+    pub state_dir: PathBuf,
+    /// The tree backed up.
+    pub source: PathBuf,
+    /// Paths left out (only those below `source` are passed on).
+    pub excludes: Vec<PathBuf>,
+    /// duplicity: a full backup when the last one is older than this.
+    pub full_if_older_than: String,
+    /// duplicity: the full chains kept.
+    pub keep_full: u32,
+    /// restic: daily snapshots kept.
+    pub keep_daily: u32,
+    /// restic: weekly snapshots kept.
+    pub keep_weekly: u32,
+    /// restic: monthly snapshots kept.
+    pub keep_monthly: u32,
+    /// The dump directory: its unfinished and old sets are left out.
+    pub dump_dir: PathBuf,
+}
+
+/// A backup just made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backed {
+    /// `full`, `incremental` (duplicity) or `snapshot` (restic).
+    pub kind: String,
+    /// The backup set's time (duplicity) or the snapshot's ID (restic).
+    pub id: String,
+    /// Files in the source.
+    pub files: u64,
+    /// Bytes in the source.
+    pub bytes: u64,
+    /// Bytes the target grew by.
+    pub added: u64,
+    /// Files the engine could not read (duplicity's count; restic says
+    /// only that there were some: 1).
+    pub unreadable: u64,
+}
+
+/// What a verify found, the backup being intact.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verified {
+    /// Files changed since the backup (only with `--compare-data`):
+    /// information, as a live system always changes.
+    pub changed: Vec<String>,
+}
+
+/// One backup set of a duplicity chain, or one restic snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Set {
+    /// `full`, `incremental` or `snapshot`.
+    pub kind: String,
+    /// When it was made (RFC 3339, UTC).
+    pub time: String,
+    /// restic's snapshot ID; duplicity's sets have none.
+    pub id: Option<String>,
+    /// duplicity: its volumes.
+    pub volumes: Option<u64>,
+}
+
+/// A duplicity chain: a full backup and its incrementals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Chain {
+    /// Whether its signatures are all there (duplicity's `chain-complete`).
+    pub complete: bool,
+    /// Its sets, oldest first.
+    pub sets: Vec<Set>,
+}
+
+/// What the target holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// The engine.
+    pub engine: Kind,
+    /// The target.
+    pub target: String,
+    /// The newest full backup (duplicity) or snapshot (restic).
+    pub last_full: Option<String>,
+    /// The newest incremental backup (duplicity).
+    pub last_incremental: Option<String>,
+    /// duplicity's chains, oldest first; restic's snapshots as one.
+    pub chains: Vec<Chain>,
+    /// Bytes the target holds, when it can be measured.
+    pub bytes: Option<u64>,
+}
+
+/// One file of a backup.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// Its path relative to the source.
+    pub path: String,
+    /// `dir`, `file`, `symlink`, …
+    pub kind: String,
+    /// Its modification time (RFC 3339, UTC).
+    pub mtime: String,
+    /// Its size (restic; duplicity does not say).
+    pub size: Option<u64>,
+}
+
+/// What retention removed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Pruned {
+    /// The sets or snapshots removed.
+    pub removed: Vec<Set>,
+}
+
+/// What every engine does.
+pub trait Engine {
+    /// Backs `source` up (a duplicity full or incremental, a restic
+    /// snapshot).
+    fn backup(&self) -> Result<Backed, BackupError>;
+    /// A quick check that the backup just made is there and whole.
+    fn check(&self, backed: &Backed) -> Result<(), BackupError>;
+    /// The backup's integrity (`Damaged` when it is not intact); with
+    /// `compare_data` also the files changed since.
+    fn verify(&self, compare_data: bool) -> Result<Verified, BackupError>;
+    /// What the target holds.
+    fn status(&self) -> Result<Status, BackupError>;
+    /// The files of the backup at `time` (the newest without one).
+    fn list(&self, time: Option<&str>) -> Result<Vec<Entry>, BackupError>;
+    /// Restores `path` (relative to the source) as at `time` to
+    /// `to/path`.
+    fn restore(&self, path: &Path, time: Option<&str>, to: &Path) -> Result<(), BackupError>;
+    /// Retention; never removes the newest chain or snapshot.
+    fn prune(&self) -> Result<Pruned, BackupError>;
+    /// Removes what failed runs left on the target.
+    fn cleanup(&self) -> Result<(), BackupError>;
+}
+
+/// The engine `config` names, with its secret checked (0600, else exit
+/// 77) and its private directories made.
+pub fn open(config: &Config) -> Result<Box<dyn Engine>, BackupError> {
+    match config.kind {
+        Kind::Duplicity => Ok(Box::new(duplicity::Duplicity::open(config)?)),
+        Kind::Restic => Ok(Box::new(restic::Restic::open(config)?)),
+    }
+}
+
+/// The children's `HOME`: `<state>/home`, private.
+pub fn home_dir(config: &Config) -> Result<PathBuf, BackupError> {
+    let home = config.state_dir.join("home");
+    gpg::private_dir(&config.state_dir)?;
+    gpg::private_dir(&home)?;
+    Ok(home)
+}
+
+/// The paths left out, as absolute paths below the source: the
+/// configured excludes that lie below it (duplicity refuses any other),
+/// and the dump directory's unfinished sets and every set `current` does
+/// not point to.
+pub fn excludes(config: &Config) -> Vec<PathBuf> {
+    let below = |p: &Path| p.starts_with(&config.source) && p != config.source;
+    let mut paths: Vec<PathBuf> = config
+        .excludes
+        .iter()
+        .filter(|p| below(p))
+        .cloned()
+        .collect();
+    let sets = config.dump_dir.join("sets");
+    if below(&sets) {
+        let current = fs::read_link(config.dump_dir.join("current")).ok();
+        let current = current.as_ref().and_then(|c| c.file_name());
+        for entry in fs::read_dir(&sets).into_iter().flatten().flatten() {
+            if Some(entry.file_name().as_os_str()) != current {
+                paths.push(entry.path());
+            }
+        }
+    }
+    paths
+}
+
+/// A path given to restore, as the relative path inside the source:
+/// leading `/` removed, `..` refused.
+pub fn inside_path(path: &Path) -> Result<PathBuf, BackupError> {
+    use std::path::Component;
+    let mut inside = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::Normal(name) => inside.push(name),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(BackupError::Name(format!(
+                    "{}: a path in the backup cannot hold ..",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(inside)
+}

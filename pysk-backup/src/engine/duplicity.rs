@@ -1,0 +1,281 @@
+//! duplicity: full and incremental chains, GPG-encrypted with the
+//! passphrase, which reaches duplicity only in `PASSPHRASE` of its own
+//! environment. `--archive-dir <state>/duplicity --name pysk` on every
+//! call (duplicity's default cache is shared with anything else root
+//! runs), GnuPG in `<state>/gnupg`, its agent stopped after each call.
+//! Results come from `--log-fd` ([`log`]).
+
+pub mod log;
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use pysk_common::secret::{self, Secret};
+
+use crate::engine::child::{Child, Finished};
+use crate::engine::{
+    self, Backed, Chain, Config, Engine, Entry, Pruned, Set, Status, Verified, gpg,
+};
+use crate::error::BackupError;
+use log::Record;
+
+/// The duplicity engine.
+#[derive(Debug)]
+pub struct Duplicity {
+    config: Config,
+    passphrase: Secret,
+    home: PathBuf,
+    gnupg: gpg::Home,
+    archive: PathBuf,
+}
+
+impl Duplicity {
+    /// Reads the passphrase (0600, else exit 77) and makes the private
+    /// directories.
+    pub fn open(config: &Config) -> Result<Duplicity, BackupError> {
+        let passphrase = secret::read_file(&config.passphrase_file)?;
+        let home = engine::home_dir(config)?;
+        let archive = config.state_dir.join("duplicity");
+        gpg::private_dir(&archive)?;
+        Ok(Duplicity {
+            config: config.clone(),
+            passphrase,
+            home,
+            gnupg: gpg::Home::open(&config.state_dir)?,
+            archive,
+        })
+    }
+
+    /// Runs duplicity with `args` and the options every call has; its
+    /// agent is stopped when the call returns.
+    fn run(&self, args: Vec<OsString>) -> Result<(Finished, Vec<Record>), BackupError> {
+        let child = Child::new("duplicity", &self.home)
+            .args(args)
+            .arg("--archive-dir")
+            .arg(&self.archive)
+            .args(["--name", "pysk"])
+            .env("PASSPHRASE", self.passphrase.expose())
+            .env("GNUPGHOME", self.gnupg.dir());
+        let _agent = self.gnupg.agent_guard();
+        let done = child.run_logged("--log-fd")?;
+        let records = log::records(&done.log);
+        Ok((done, records))
+    }
+
+    /// [`Duplicity::run`], any exit but 0 an error for `step`.
+    fn call(&self, step: &str, args: Vec<OsString>) -> Result<Vec<Record>, BackupError> {
+        let (done, records) = self.run(args)?;
+        match done.ok() {
+            true => Ok(records),
+            false => Err(self.failure(step, &done, &records)),
+        }
+    }
+
+    /// What a failed call means, by duplicity's error code.
+    fn failure(&self, step: &str, done: &Finished, records: &[Record]) -> BackupError {
+        let errors = log::errors(records);
+        let reason = match errors.is_empty() {
+            true => done.stderr_tail(),
+            false => errors
+                .iter()
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        let code = errors
+            .first()
+            .map(|e| e.0)
+            .or(done.code.and_then(|c| c.try_into().ok()));
+        match code {
+            // mismatched or unreadable manifests, a hash mismatch, a volume
+            // of the wrong size; no manifests or signatures at all
+            Some(4 | 5 | 6 | 18 | 21 | 44) => BackupError::Damaged(reason),
+            Some(19 | 20) => BackupError::Name(reason),
+            Some(8 | 38 | 50..=55) => BackupError::Unavailable {
+                what: self.config.target.clone(),
+                reason,
+            },
+            _ => BackupError::Failed {
+                step: format!("duplicity {step}"),
+                reason,
+            },
+        }
+    }
+
+    /// The chains on the target.
+    fn chains(&self) -> Result<Vec<Chain>, BackupError> {
+        let records = self.call(
+            "collection-status",
+            args(["collection-status", &self.config.target]),
+        )?;
+        Ok(log::chains(&records))
+    }
+
+    /// `--exclude P` for every path left out.
+    fn exclude_args(&self) -> Vec<OsString> {
+        let excludes = engine::excludes(&self.config);
+        excludes
+            .into_iter()
+            .flat_map(|p| ["--exclude".into(), p.into_os_string()])
+            .collect()
+    }
+}
+
+/// Arguments from anything path-like.
+fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(items: I) -> Vec<OsString> {
+    items.into_iter().map(Into::into).collect()
+}
+
+/// The newest set of all chains.
+fn newest(chains: &[Chain], kind: Option<&str>) -> Option<Set> {
+    let sets = chains.iter().flat_map(|c| &c.sets);
+    sets.filter(|s| kind.is_none_or(|k| s.kind == k))
+        .max_by(|a, b| a.time.cmp(&b.time))
+        .cloned()
+}
+
+impl Engine for Duplicity {
+    fn backup(&self) -> Result<Backed, BackupError> {
+        let mut argv = args(["--full-if-older-than", &self.config.full_if_older_than]);
+        argv.extend(self.exclude_args());
+        argv.extend(args([
+            self.config.source.as_os_str(),
+            self.config.target.as_ref(),
+        ]));
+        let stats = log::statistics(&self.call("backup", argv)?);
+        let set = newest(&self.chains()?, None).ok_or_else(|| {
+            BackupError::Damaged(
+                "duplicity reported a backup that the target does not list".to_owned(),
+            )
+        })?;
+        let stat = |key: &str| stats.get(key).copied().unwrap_or(0);
+        Ok(Backed {
+            kind: set.kind,
+            id: set.time,
+            files: stat("SourceFiles"),
+            bytes: stat("SourceFileSize"),
+            added: stat("TotalDestinationSizeChange"),
+            unreadable: stat("Errors"),
+        })
+    }
+
+    fn check(&self, backed: &Backed) -> Result<(), BackupError> {
+        let chains = self.chains()?;
+        let whole = chains.iter().filter(|c| c.complete).flat_map(|c| &c.sets);
+        match whole.clone().find(|s| s.time == backed.id) {
+            Some(set) if set.volumes.unwrap_or(0) > 0 => Ok(()),
+            Some(_) => Err(BackupError::Damaged(format!(
+                "the backup of {} has no volume",
+                backed.id
+            ))),
+            None => Err(BackupError::Damaged(format!(
+                "the backup of {} is in no complete chain on the target",
+                backed.id
+            ))),
+        }
+    }
+
+    fn verify(&self, compare_data: bool) -> Result<Verified, BackupError> {
+        let mut argv = args(["verify"]);
+        if compare_data {
+            argv.push("--compare-data".into());
+        }
+        argv.extend(self.exclude_args());
+        argv.extend(args([
+            self.config.target.as_ref(),
+            self.config.source.as_os_str(),
+        ]));
+        let (done, records) = self.run(argv)?;
+        // Exit 1 with no error record: files differ, the backup is whole.
+        let differs = done.code == Some(1) && log::errors(&records).is_empty();
+        match done.ok() || differs {
+            true => Ok(Verified {
+                changed: log::differences(&records),
+            }),
+            false => Err(self.failure("verify", &done, &records)),
+        }
+    }
+
+    fn status(&self) -> Result<Status, BackupError> {
+        let chains = self.chains()?;
+        Ok(Status {
+            engine: self.config.kind,
+            target: self.config.target.clone(),
+            last_full: newest(&chains, Some("full")).map(|s| s.time),
+            last_incremental: newest(&chains, Some("incremental")).map(|s| s.time),
+            bytes: local_size(&self.config.target),
+            chains,
+        })
+    }
+
+    fn list(&self, time: Option<&str>) -> Result<Vec<Entry>, BackupError> {
+        let mut argv = args(["list-current-files"]);
+        if let Some(time) = time {
+            argv.extend(args(["--time", time]));
+        }
+        argv.push(self.config.target.clone().into());
+        Ok(log::files(&self.call("list-current-files", argv)?))
+    }
+
+    fn restore(&self, path: &Path, time: Option<&str>, to: &Path) -> Result<(), BackupError> {
+        let inside = engine::inside_path(path)?;
+        let dest = to.join(&inside);
+        let mut argv = args(["restore"]);
+        if !inside.as_os_str().is_empty() {
+            argv.extend(args([
+                "--file-to-restore".into(),
+                inside.clone().into_os_string(),
+            ]));
+        }
+        if let Some(time) = time {
+            argv.extend(args(["--time", time]));
+        }
+        if dest.exists() {
+            argv.push("--force".into()); // `to` itself, checked empty
+        }
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|source| pysk_common::Error::Write {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        argv.extend(args([self.config.target.as_ref(), dest.as_os_str()]));
+        self.call("restore", argv)?;
+        Ok(())
+    }
+
+    fn prune(&self) -> Result<Pruned, BackupError> {
+        let before = self.chains()?;
+        let keep = self.config.keep_full.to_string();
+        let target = self.config.target.as_str();
+        self.call(
+            "remove-all-but-n-full",
+            args(["remove-all-but-n-full", &keep, "--force", target]),
+        )?;
+        let after: Vec<Set> = self.chains()?.into_iter().flat_map(|c| c.sets).collect();
+        let removed = before
+            .into_iter()
+            .flat_map(|c| c.sets)
+            .filter(|s| !after.contains(s));
+        Ok(Pruned {
+            removed: removed.collect(),
+        })
+    }
+
+    fn cleanup(&self) -> Result<(), BackupError> {
+        self.call("cleanup", args(["cleanup", "--force", &self.config.target]))?;
+        Ok(())
+    }
+}
+
+/// The bytes of a `file://` target's files; `None` for other targets.
+fn local_size(target: &str) -> Option<u64> {
+    let dir = target.strip_prefix("file://")?;
+    let entries = fs::read_dir(dir).ok()?;
+    let sizes = entries
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file());
+    Some(sizes.map(|m| m.len()).sum())
+}

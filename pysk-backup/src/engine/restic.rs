@@ -1,0 +1,352 @@
+//! restic: deduplicated snapshots in a repository, initialised on first
+//! use. The password reaches restic as `RESTIC_PASSWORD_FILE` (the 0600
+//! file itself); results come from `--json`. The source is backed up as
+//! `.` from inside it, so paths in the snapshot are relative to it (a
+//! restore lands at `DIR/PATH`).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::engine::child::{Child, Finished};
+use crate::engine::{
+    self, Backed, Chain, Config, Engine, Entry, Pruned, Set, Status, Verified, gpg,
+};
+use crate::error::BackupError;
+
+/// The restic engine.
+#[derive(Debug)]
+pub struct Restic {
+    config: Config,
+    home: PathBuf,
+    cache: PathBuf,
+}
+
+/// One line of `backup --json`: progress, a file's fate, the summary.
+#[derive(Debug, Deserialize)]
+struct Message {
+    message_type: String,
+    action: Option<String>,
+    item: Option<String>,
+    snapshot_id: Option<String>,
+    total_files_processed: Option<u64>,
+    total_bytes_processed: Option<u64>,
+    data_added: Option<u64>,
+}
+
+/// A snapshot of `snapshots --json` or `forget --json`.
+#[derive(Debug, Deserialize)]
+struct Snapshot {
+    time: String,
+    id: Option<String>,
+}
+
+/// A node of `ls --json`.
+#[derive(Debug, Deserialize)]
+struct Node {
+    struct_type: String,
+    path: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    mtime: Option<String>,
+    size: Option<u64>,
+}
+
+/// A group of `forget --json`.
+#[derive(Debug, Deserialize)]
+struct Forgotten {
+    remove: Option<Vec<Snapshot>>,
+}
+
+impl Restic {
+    /// Checks the password file (0600, else exit 77) and makes the
+    /// private directories.
+    pub fn open(config: &Config) -> Result<Restic, BackupError> {
+        pysk_common::secret::read_file(&config.passphrase_file)?;
+        let home = engine::home_dir(config)?;
+        let cache = config.state_dir.join("restic");
+        gpg::private_dir(&cache)?;
+        Ok(Restic {
+            config: config.clone(),
+            home,
+            cache,
+        })
+    }
+
+    /// restic with the repository, its cache and the password file.
+    fn child(&self) -> Child {
+        Child::new("restic", &self.home)
+            .arg("--repo")
+            .arg(&self.config.target)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .env("RESTIC_PASSWORD_FILE", &self.config.passphrase_file)
+    }
+
+    /// Runs `restic ARGS`; any exit but 0 is an error for `step`.
+    fn call(&self, step: &str, args: &[&str]) -> Result<Finished, BackupError> {
+        let done = self.child().args(args).run()?;
+        match done.ok() {
+            true => Ok(done),
+            false => Err(self.failure(step, &done)),
+        }
+    }
+
+    /// A failed call: a repository that is not there is unavailable (10
+    /// from restic 0.17 on), anything else a failed step.
+    fn failure(&self, step: &str, done: &Finished) -> BackupError {
+        match done.code {
+            Some(10) => BackupError::Unavailable {
+                what: self.config.target.clone(),
+                reason: done.stderr_tail(),
+            },
+            _ => BackupError::Failed {
+                step: format!("restic {step}"),
+                reason: done.stderr_tail(),
+            },
+        }
+    }
+
+    /// Initialises the repository when it is not there yet.
+    fn ensure_repository(&self) -> Result<(), BackupError> {
+        let probe = self.child().args(["cat", "config"]).run()?;
+        if probe.ok() {
+            return Ok(());
+        }
+        let init = self.child().arg("init").run()?;
+        match init.ok() {
+            true => Ok(()),
+            false => Err(BackupError::Unavailable {
+                what: self.config.target.clone(),
+                reason: format!("{}; init: {}", probe.stderr_tail(), init.stderr_tail()),
+            }),
+        }
+    }
+
+    /// `backup --json` of the source (`--dry-run -vv` too when asked),
+    /// its lines.
+    fn backup_run(&self, extra: &[&str]) -> Result<(Finished, Vec<Message>), BackupError> {
+        let mut argv: Vec<OsString> = vec!["backup".into(), "--json".into()];
+        argv.extend(extra.iter().map(OsString::from));
+        for path in engine::excludes(&self.config) {
+            argv.extend(["--exclude".into(), path.into_os_string()]);
+        }
+        argv.push(".".into());
+        let done = self
+            .child()
+            .args(argv)
+            .current_dir(&self.config.source)
+            .run()?;
+        let text = String::from_utf8_lossy(&done.stdout);
+        let lines = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        Ok((done, lines))
+    }
+
+    /// The snapshots, oldest first.
+    fn snapshots(&self) -> Result<Vec<Set>, BackupError> {
+        let done = self.call("snapshots", &["snapshots", "--json"])?;
+        let list: Vec<Snapshot> = parse(&done.stdout, "snapshots")?;
+        let mut sets: Vec<Set> = list.into_iter().map(set).collect();
+        sets.sort_by(|a, b| a.time.cmp(&b.time));
+        Ok(sets)
+    }
+
+    /// The snapshot `time` names, else the newest.
+    fn snapshot<'a>(&self, time: Option<&'a str>) -> &'a str {
+        time.unwrap_or("latest")
+    }
+}
+
+/// A snapshot as a set.
+fn set(s: Snapshot) -> Set {
+    Set {
+        kind: "snapshot".to_owned(),
+        time: utc_seconds(&s.time),
+        id: s.id,
+        volumes: None,
+    }
+}
+
+/// restic's `2026-11-29T23:46:44.481914Z` as `2026-11-29T23:46:44Z`.
+fn utc_seconds(time: &str) -> String {
+    match (time.strip_suffix('Z'), time.find('.')) {
+        (Some(_), Some(dot)) => format!("{}Z", &time[..dot]),
+        _ => time.to_owned(),
+    }
+}
+
+/// restic's JSON document on stdout.
+fn parse<T: serde::de::DeserializeOwned>(stdout: &[u8], what: &str) -> Result<T, BackupError> {
+    let text = String::from_utf8_lossy(stdout);
+    let json = text
+        .lines()
+        .find(|l| l.starts_with(['[', '{']))
+        .unwrap_or("");
+    serde_json::from_str(json).map_err(|e| {
+        pysk_common::Error::Internal(format!("restic {what} --json: unexpected output: {e}")).into()
+    })
+}
+
+impl Engine for Restic {
+    fn backup(&self) -> Result<Backed, BackupError> {
+        self.ensure_repository()?;
+        let (done, lines) = self.backup_run(&[])?;
+        // 3: the snapshot was made, but some files could not be read.
+        if !matches!(done.code, Some(0 | 3)) {
+            return Err(self.failure("backup", &done));
+        }
+        let summary = lines.into_iter().find(|m| m.message_type == "summary");
+        let summary = summary.ok_or_else(|| BackupError::Failed {
+            step: "restic backup".to_owned(),
+            reason: "no summary in its --json output".to_owned(),
+        })?;
+        Ok(Backed {
+            kind: "snapshot".to_owned(),
+            id: summary.snapshot_id.unwrap_or_default(),
+            files: summary.total_files_processed.unwrap_or(0),
+            bytes: summary.total_bytes_processed.unwrap_or(0),
+            added: summary.data_added.unwrap_or(0),
+            unreadable: u64::from(done.code == Some(3)),
+        })
+    }
+
+    fn check(&self, backed: &Backed) -> Result<(), BackupError> {
+        let done = self.child().arg("check").run()?;
+        if !done.ok() {
+            return Err(BackupError::Damaged(done.stderr_tail()));
+        }
+        let sets = self.snapshots()?;
+        let listed = sets.iter().filter_map(|s| s.id.as_deref());
+        match listed
+            .clone()
+            .any(|id| !backed.id.is_empty() && id.starts_with(&backed.id))
+        {
+            true => Ok(()),
+            false => Err(BackupError::Damaged(format!(
+                "snapshot {} is not listed",
+                backed.id
+            ))),
+        }
+    }
+
+    fn verify(&self, compare_data: bool) -> Result<Verified, BackupError> {
+        let done = self.child().args(["check", "--read-data"]).run()?;
+        if !done.ok() {
+            return Err(BackupError::Damaged(done.stderr_tail()));
+        }
+        if !compare_data {
+            return Ok(Verified::default());
+        }
+        let (done, lines) = self.backup_run(&["--dry-run", "-vv"])?;
+        if !matches!(done.code, Some(0 | 3)) {
+            return Err(self.failure("backup --dry-run", &done));
+        }
+        let changed = lines.into_iter().filter(|m| {
+            m.message_type == "verbose_status"
+                && matches!(m.action.as_deref(), Some("new" | "modified"))
+                && m.item.as_deref().is_some_and(|i| !i.ends_with('/'))
+        });
+        let changed = changed
+            .filter_map(|m| m.item)
+            .map(|i| i.trim_start_matches('/').to_owned());
+        Ok(Verified {
+            changed: changed.collect(),
+        })
+    }
+
+    fn status(&self) -> Result<Status, BackupError> {
+        let sets = self.snapshots()?;
+        let stats = self.call("stats", &["stats", "--json", "--mode", "raw-data"])?;
+        let size: serde_json::Value = parse(&stats.stdout, "stats")?;
+        Ok(Status {
+            engine: self.config.kind,
+            target: self.config.target.clone(),
+            last_full: sets.last().map(|s| s.time.clone()),
+            last_incremental: None,
+            bytes: size.get("total_size").and_then(serde_json::Value::as_u64),
+            chains: vec![Chain {
+                complete: true,
+                sets,
+            }],
+        })
+    }
+
+    fn list(&self, time: Option<&str>) -> Result<Vec<Entry>, BackupError> {
+        let done = self.call("ls", &["ls", "--json", self.snapshot(time)])?;
+        let text = String::from_utf8_lossy(&done.stdout);
+        let nodes = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Node>(l).ok());
+        let entries = nodes.filter(|n| n.struct_type == "node").filter_map(|n| {
+            Some(Entry {
+                path: n.path?.trim_start_matches('/').to_owned(),
+                kind: n.kind.unwrap_or_default(),
+                mtime: n.mtime.as_deref().map(utc_seconds).unwrap_or_default(),
+                size: n.size,
+            })
+        });
+        Ok(entries.collect())
+    }
+
+    fn restore(&self, path: &Path, time: Option<&str>, to: &Path) -> Result<(), BackupError> {
+        let inside = engine::inside_path(path)?;
+        let mut argv: Vec<OsString> = vec!["restore".into(), self.snapshot(time).into()];
+        argv.extend(["--target".into(), to.as_os_str().to_owned()]);
+        if !inside.as_os_str().is_empty() {
+            argv.extend([
+                "--include".into(),
+                Path::new("/").join(&inside).into_os_string(),
+            ]);
+        }
+        let done = self.child().args(argv).run()?;
+        if !done.ok() {
+            return Err(self.failure("restore", &done));
+        }
+        match to.join(&inside).symlink_metadata() {
+            Ok(_) => Ok(()),
+            Err(_) => Err(BackupError::Name(format!(
+                "{}: not in the backup",
+                inside.display()
+            ))),
+        }
+    }
+
+    fn prune(&self) -> Result<Pruned, BackupError> {
+        let c = &self.config;
+        let (d, w, m) = (
+            c.keep_daily.to_string(),
+            c.keep_weekly.to_string(),
+            c.keep_monthly.to_string(),
+        );
+        let argv = [
+            "forget",
+            "--json",
+            "--keep-daily",
+            &d,
+            "--keep-weekly",
+            &w,
+            "--keep-monthly",
+            &m,
+            "--prune",
+        ];
+        let done = self.call("forget", &argv)?;
+        let groups: Vec<Forgotten> = parse(&done.stdout, "forget")?;
+        let removed = groups
+            .into_iter()
+            .flat_map(|g| g.remove.unwrap_or_default())
+            .map(set);
+        Ok(Pruned {
+            removed: removed.collect(),
+        })
+    }
+
+    fn cleanup(&self) -> Result<(), BackupError> {
+        // Only locks of processes that are gone (restic's own test).
+        self.call("unlock", &["unlock"])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,69 @@
+//! `pysk-backup verify`: the backup's integrity, under the lock. Exit 1
+//! only when the backup itself is damaged, missing or unreadable;
+//! `--compare-data` also lists the files changed since, as information.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use pysk_common::exit::Outcome;
+use pysk_common::lock::Lock;
+use pysk_common::report::{self, Reporter};
+
+use crate::engine::{self, Kind};
+use crate::error::BackupError;
+
+/// What `verify` does.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The engine.
+    pub engine: engine::Config,
+    /// The lock file.
+    pub lock: PathBuf,
+    /// How long to wait for the lock.
+    pub wait: Duration,
+    /// Also compare the backup with the files as they are now.
+    pub compare_data: bool,
+    /// Print the `--json` document.
+    pub json: bool,
+}
+
+/// The `--json` document.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// The engine.
+    pub engine: Kind,
+    /// The target.
+    pub target: String,
+    /// Whether the data was compared with the source.
+    pub compare_data: bool,
+    /// The files changed since the backup (with `--compare-data`).
+    pub changed: Vec<String>,
+}
+
+/// Verifies the backup; a damaged one is an error (exit 1).
+pub fn run(
+    opts: &Options,
+    report: &Reporter,
+    _out: &mut dyn Write,
+) -> Result<Outcome, BackupError> {
+    let _lock = Lock::acquire(&opts.lock, opts.wait)?;
+    let verified = engine::open(&opts.engine)?.verify(opts.compare_data)?;
+    let summary = Summary {
+        engine: opts.engine.kind,
+        target: opts.engine.target.clone(),
+        compare_data: opts.compare_data,
+        changed: verified.changed,
+    };
+    if opts.json {
+        report::print_json(&summary)?;
+    } else {
+        report.info(format_args!("{}: the backup is intact", summary.target));
+        for file in &summary.changed {
+            report.info(format_args!("changed since: {file}"));
+        }
+    }
+    Ok(Outcome::Success)
+}

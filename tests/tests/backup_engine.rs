@@ -1,0 +1,640 @@
+//! `pysk-backup` run, restore, list, status, verify against the real
+//! duplicity (to a `file://` target) and restic (a local repository),
+//! both in scratch directories with a 0600 passphrase file: restored
+//! files compared byte for byte with the source, tampered volumes and
+//! packs, retention, the lock, notifications, and the passphrase in no
+//! command line and in no environment but the engine's.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use pysk_tests::{TempDir, require, scratch, secret_file, stdout, tool, write_switches};
+use serde_json::Value;
+
+const PASSPHRASE: &str = "canary-passphrase-5e1d0c77";
+
+/// A source tree, a target, a state directory and switches for one engine.
+struct Env {
+    dir: TempDir,
+    engine: &'static str,
+}
+
+impl Env {
+    fn new(engine: &'static str, extra: &[(&str, String)]) -> Option<Env> {
+        require(engine, engine)?;
+        require("gpgconf", "gnupg")?;
+        let env = Env {
+            dir: scratch(),
+            engine,
+        };
+        make_tree(&env.src());
+        secret_file(&env.path("passphrase"), &format!("{PASSPHRASE}\n"));
+        let notify = env.path("notify.sh");
+        fs::write(
+            &notify,
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$(dirname \"$0\")/notify.log\"\n",
+        )
+        .expect("write the notify script");
+        fs::set_permissions(&notify, fs::Permissions::from_mode(0o755)).expect("chmod");
+        env.switches(extra);
+        Some(env)
+    }
+
+    fn switches(&self, extra: &[(&str, String)]) {
+        let target = match self.engine {
+            "duplicity" => format!("file://{}", self.path("target").display()),
+            _ => self.path("target").display().to_string(),
+        };
+        let mut switches = vec![
+            ("backup_engine", self.engine.to_owned()),
+            ("backup_source", self.src().display().to_string()),
+            ("backup_target", target),
+            ("backup_state_dir", self.state().display().to_string()),
+            (
+                "backup_passphrase_file",
+                self.path("passphrase").display().to_string(),
+            ),
+            ("backup_dump_dir", self.path("dumps").display().to_string()),
+            (
+                "backup_exclude",
+                format!("/proc {}", self.src().join("skip").display()),
+            ),
+            (
+                "backup_notify_command",
+                format!("{} arg1", self.path("notify.sh").display()),
+            ),
+        ];
+        for (key, value) in extra {
+            switches.retain(|(k, _)| k != key);
+            switches.push((key, value.clone()));
+        }
+        write_switches(&self.path("config"), &switches);
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn src(&self) -> PathBuf {
+        self.path("src")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    fn tool(&self) -> pysk_tests::TestCommand {
+        tool("pysk-backup").config_dir(&self.path("config"))
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.tool().args(args).arg("--json").succeeds();
+        let doc: Value = serde_json::from_str(&stdout(&out)).expect("a JSON document");
+        assert_eq!(doc["version"], 1, "{doc}");
+        doc
+    }
+
+    fn notified(&self) -> String {
+        fs::read_to_string(self.path("notify.log")).unwrap_or_default()
+    }
+
+    /// Restores `path` as at `time` into a fresh directory; its root.
+    fn restore(&self, path: &str, time: Option<&str>, name: &str) -> PathBuf {
+        let to = self.path(name);
+        let mut cmd = self.tool().args(["restore", path, "--to"]).arg(&to);
+        if let Some(time) = time {
+            cmd = cmd.args(["--time", time]);
+        }
+        let out = cmd.succeeds();
+        assert!(stdout(&out).is_empty());
+        to
+    }
+}
+
+/// Binary, empty, a symbolic link, nested directories, and `skip/`
+/// (excluded).
+fn make_tree(src: &Path) {
+    fs::create_dir_all(src.join("etc/deep/er")).expect("mkdir");
+    fs::create_dir_all(src.join("skip")).expect("mkdir");
+    let mut state = 0x2545_f491_u32;
+    let binary: Vec<u8> = (0..300_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_le_bytes()[0]
+        })
+        .collect();
+    fs::write(src.join("etc/deep/er/blob.bin"), binary).expect("write");
+    fs::write(src.join("etc/deep/config"), "version one\n").expect("write");
+    fs::write(src.join("empty"), "").expect("write");
+    fs::write(src.join("skip/secret-scratch"), "left out\n").expect("write");
+    std::os::unix::fs::symlink("etc/deep/config", src.join("link")).expect("symlink");
+}
+
+/// Every file below `dir` (paths relative to it), with its bytes or link
+/// target.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut all = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in fs::read_dir(&d).expect("read_dir").flatten() {
+            let (path, kind) = (entry.path(), entry.file_type().expect("file type"));
+            let rel = path.strip_prefix(dir).expect("below").display().to_string();
+            if kind.is_dir() {
+                all.push((rel + "/", Vec::new()));
+                todo.push(path);
+            } else if kind.is_symlink() {
+                let target = fs::read_link(&path).expect("readlink");
+                all.push((rel, format!("-> {}", target.display()).into_bytes()));
+            } else {
+                all.push((rel, fs::read(&path).expect("read")));
+            }
+        }
+    }
+    all.sort();
+    all
+}
+
+/// Asserts two trees are equal, naming paths and sizes (not bytes) when
+/// they are not.
+fn assert_same(got: &[(String, Vec<u8>)], want: &[(String, Vec<u8>)]) {
+    let show = |t: &[(String, Vec<u8>)]| {
+        t.iter()
+            .map(|(p, b)| format!("{p} ({} bytes)", b.len()))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        got == want,
+        "restored {:?}\nexpected {:?}",
+        show(got),
+        show(want)
+    );
+}
+
+/// The source as it should come back: all but `skip/`.
+fn expected(src: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut all = tree(src);
+    all.retain(|(p, _)| !p.starts_with("skip"));
+    all
+}
+
+fn listed(env: &Env, time: Option<&str>) -> Vec<String> {
+    let mut args = vec!["list"];
+    args.extend(time.iter().flat_map(|t| ["--time", *t]));
+    let doc = env.json(&args);
+    let mut paths: Vec<String> = doc["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["path"].as_str().expect("path").to_owned())
+        .collect();
+    paths.sort();
+    paths
+}
+
+const LISTED: [&str; 8] = [
+    "empty",
+    "etc",
+    "etc/deep",
+    "etc/deep/config",
+    "etc/deep/er",
+    "etc/deep/er/blob.bin",
+    "link",
+    "new-file",
+];
+
+/// Flips one byte in the middle of `file`.
+fn tamper(file: &Path) {
+    let mut bytes = fs::read(file).expect("read the volume");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(file, bytes).expect("write the volume");
+}
+
+fn files_in(dir: &Path, contains: &str) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in fs::read_dir(&d).expect("read_dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.to_string_lossy().contains(contains) {
+                all.push(path);
+            }
+        }
+    }
+    all.sort();
+    all
+}
+
+/// Pids whose command line contains `needle`.
+fn pids_with_cmdline(needle: &str) -> Vec<u32> {
+    let entries = fs::read_dir("/proc").expect("read /proc");
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle))
+        })
+        .collect()
+}
+
+/// Waits (at most five seconds) until no gpg-agent of `home` runs.
+fn no_agent_of(home: &Path) -> bool {
+    let needle = home.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let agents: Vec<u32> = pids_with_cmdline(&needle)
+            .into_iter()
+            .filter(|pid| {
+                fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|b| String::from_utf8_lossy(&b).contains("gpg-agent"))
+            })
+            .collect();
+        if agents.is_empty() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn change_source(src: &Path) {
+    fs::write(src.join("etc/deep/config"), "version two\n").expect("write");
+    fs::write(src.join("new-file"), [0u8, 1, 2, 255]).expect("write");
+}
+
+#[test]
+fn duplicity_backs_up_restores_both_versions_lists_verifies_and_prunes() {
+    let Some(env) = Env::new("duplicity", &[("backup_keep_full", "1".into())]) else {
+        return;
+    };
+    let first = env.json(&["run"]);
+    assert_eq!(first["backup"]["kind"], "full", "{first}");
+    assert_eq!(env.notified(), "arg1 start\narg1 success\n");
+    let stamp: Value =
+        serde_json::from_slice(&fs::read(env.state().join("last-success.json")).expect("stamp"))
+            .expect("json");
+    assert_eq!(
+        (&stamp["version"], &stamp["engine"], &stamp["backup"]),
+        (&1.into(), &"duplicity".into(), &first["backup"])
+    );
+    assert!(
+        no_agent_of(&env.state().join("gnupg")),
+        "a gpg-agent outlived the run"
+    );
+    let v1 = expected(&env.src());
+    std::thread::sleep(Duration::from_millis(1100));
+    change_source(&env.src());
+    let second = env.json(&["run"]);
+    assert_eq!(second["backup"]["kind"], "incremental", "{second}");
+    let (t1, t2) = (
+        first["backup"]["id"].as_str().expect("id"),
+        second["backup"]["id"].as_str().expect("id"),
+    );
+
+    assert_same(&tree(&env.restore(".", Some(t1), "r1")), &v1);
+    assert_same(&tree(&env.restore("/", None, "r2")), &expected(&env.src()));
+    let one = env.restore("etc/deep/config", Some(t1), "r3");
+    assert_same(
+        &tree(&one),
+        &[
+            ("etc/".into(), vec![]),
+            ("etc/deep/".into(), vec![]),
+            ("etc/deep/config".into(), b"version one\n".to_vec()),
+        ],
+    );
+    env.tool()
+        .args(["restore", "etc", "--to"])
+        .arg(env.path("r2"))
+        .fails_with(65);
+    env.tool()
+        .args(["restore", "no/such", "--to"])
+        .arg(env.path("r4"))
+        .fails_with(65);
+
+    assert_eq!(listed(&env, None), LISTED);
+    assert_eq!(listed(&env, Some(t1)), LISTED[..7]);
+    let status = env.json(&["status"]);
+    assert_eq!(
+        (
+            &status["engine"],
+            &status["last_full"],
+            &status["last_incremental"]
+        ),
+        (&"duplicity".into(), &t1.into(), &t2.into()),
+        "{status}"
+    );
+    assert_eq!(status["chains"].as_array().map(Vec::len), Some(1));
+    assert_eq!(status["chains"][0]["complete"], true);
+    assert_eq!(
+        status["chains"][0]["sets"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert!(
+        status["bytes"].as_u64().is_some_and(|b| b > 1000),
+        "{status}"
+    );
+    assert_eq!(status["last_success"]["backup"], second["backup"]);
+
+    let quiet = env.tool().args(["-q", "verify"]).succeeds();
+    assert_eq!((quiet.stdout.len(), quiet.stderr.len()), (0, 0));
+    fs::write(env.src().join("empty"), "not any more\n").expect("write");
+    let compared = env.json(&["verify", "--compare-data"]);
+    let changed = compared["changed"].as_array().expect("changed");
+    assert!(
+        changed.len() == 1 && changed[0].as_str().is_some_and(|c| c.contains("empty")),
+        "{compared}"
+    );
+
+    // A new full chain: the older chain is pruned, the newest kept.
+    env.switches(&[
+        ("backup_keep_full", "1".into()),
+        ("backup_full_if_older_than", "1s".into()),
+    ]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let third = env.json(&["run"]);
+    assert_eq!(third["backup"]["kind"], "full", "{third}");
+    let removed: Vec<&str> = third["pruned"]["removed"]
+        .as_array()
+        .expect("removed")
+        .iter()
+        .map(|s| s["time"].as_str().expect("time"))
+        .collect();
+    assert_eq!(removed, [t1, t2]);
+    let status = env.json(&["status"]);
+    assert_eq!(
+        status["chains"].as_array().map(Vec::len),
+        Some(1),
+        "{status}"
+    );
+    assert_eq!(status["last_full"], third["backup"]["id"]);
+    assert_same(&tree(&env.restore(".", None, "r5")), &expected(&env.src()));
+
+    let volumes = files_in(&env.path("target"), ".vol1.difftar.gpg");
+    tamper(&volumes[0]);
+    let out = env.tool().arg("verify").fails_with(1);
+    let err = pysk_tests::stderr(&out);
+    assert!(
+        err.contains("the backup is damaged: Invalid data - SHA1 hash mismatch"),
+        "{err}"
+    );
+    assert!(
+        no_agent_of(&env.state().join("gnupg")),
+        "a gpg-agent outlived verify"
+    );
+}
+
+#[test]
+fn restic_backs_up_restores_both_snapshots_lists_verifies_and_prunes() {
+    let Some(env) = Env::new("restic", &[]) else {
+        return;
+    };
+    let first = env.json(&["run"]);
+    assert_eq!(first["backup"]["kind"], "snapshot", "{first}");
+    assert!(
+        env.path("target/config").is_file(),
+        "the repository was initialised"
+    );
+    let id1 = first["backup"]["id"].as_str().expect("id").to_owned();
+    let v1 = expected(&env.src());
+    assert_same(&tree(&env.restore(".", Some(&id1), "r1")), &v1);
+    change_source(&env.src());
+    let second = env.json(&["run"]);
+    assert_eq!(
+        env.notified(),
+        "arg1 start\narg1 success\narg1 start\narg1 success\n"
+    );
+    // Snapshots of one day: keep-daily keeps the newest only.
+    let removed = second["pruned"]["removed"].as_array().expect("removed");
+    assert!(
+        removed.len() == 1
+            && removed[0]["id"]
+                .as_str()
+                .is_some_and(|i| i.starts_with(&id1)),
+        "{second}"
+    );
+    let id2 = second["backup"]["id"].as_str().expect("id");
+    env.tool()
+        .args(["restore", ".", "--time", &id1, "--to"])
+        .arg(env.path("r0"))
+        .fails_with(1);
+    assert_same(
+        &tree(&env.restore(".", Some(id2), "r2")),
+        &expected(&env.src()),
+    );
+    let one = env.restore("etc/deep/er/blob.bin", None, "r3");
+    let blob: Vec<_> = v1
+        .iter()
+        .filter(|(p, _)| "etc/deep/er/blob.bin".starts_with(p.as_str()))
+        .cloned()
+        .collect();
+    assert_same(&tree(&one), &blob);
+    env.tool()
+        .args(["restore", "no/such", "--to"])
+        .arg(env.path("r4"))
+        .fails_with(65);
+    fs::create_dir(env.path("full")).expect("mkdir");
+    fs::write(env.path("full/x"), "").expect("write");
+    env.tool()
+        .args(["restore", "etc", "--to"])
+        .arg(env.path("full"))
+        .fails_with(65);
+
+    assert_eq!(listed(&env, None), LISTED);
+    let status = env.json(&["status"]);
+    let sets = status["chains"][0]["sets"].as_array().expect("sets");
+    assert!(
+        sets.len() == 1 && sets[0]["id"].as_str().is_some_and(|i| i.starts_with(id2)),
+        "{status}"
+    );
+    assert_eq!(
+        (&status["engine"], &status["last_full"]),
+        (&"restic".into(), &sets[0]["time"])
+    );
+    assert!(
+        status["bytes"].as_u64().is_some_and(|b| b > 100_000),
+        "{status}"
+    );
+
+    let quiet = env.tool().args(["-q", "verify"]).succeeds();
+    assert_eq!((quiet.stdout.len(), quiet.stderr.len()), (0, 0));
+    fs::write(env.src().join("empty"), "not any more\n").expect("write");
+    let compared = env.json(&["verify", "--compare-data"]);
+    assert_eq!(
+        compared["changed"],
+        serde_json::json!(["empty"]),
+        "{compared}"
+    );
+
+    let mut packs = files_in(&env.path("target/data"), "");
+    packs.sort_by_key(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0));
+    let biggest = packs.last().expect("a pack").clone();
+    tamper(&biggest);
+    env.tool().arg("verify").fails_with(1);
+    // A pack gone: the run's check fails, nothing is pruned.
+    fs::remove_file(&biggest).expect("remove the pack");
+    let stamp = fs::read(env.state().join("last-success.json")).expect("stamp");
+    env.tool().arg("run").fails_with(1);
+    assert!(
+        env.notified().ends_with("arg1 start\narg1 failure\n"),
+        "{}",
+        env.notified()
+    );
+    assert_eq!(
+        fs::read(env.state().join("last-success.json")).expect("stamp"),
+        stamp
+    );
+    let status = env.json(&["status"]);
+    assert_eq!(
+        status["chains"][0]["sets"].as_array().map(Vec::len),
+        Some(2),
+        "{status}"
+    );
+}
+
+/// A large file, so that a run lasts long enough to be watched.
+fn grow(src: &Path, megabytes: usize) {
+    let mut state = 0x9e37_79b9_u32;
+    let bytes: Vec<u8> = (0..megabytes << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_le_bytes()[1]
+        })
+        .collect();
+    fs::write(src.join("large.bin"), bytes).expect("write the large file");
+}
+
+/// The parent of `pid`, from `/proc/<pid>/stat`.
+fn parent(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Whether `pid` is a process whose command line names duplicity, or one
+/// of its descendants (the gpg it runs inherits its environment); `None`
+/// when it ended before it could be judged.
+fn in_duplicity_tree(mut pid: u32) -> Option<bool> {
+    for _ in 0..64 {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        if stat.rsplit_once(')')?.1.trim_start().starts_with('Z') {
+            return None; // ended: a zombie has neither environment nor command line
+        }
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        // An exiting process's command line reads empty; its name stays.
+        if String::from_utf8_lossy(&cmdline).contains("/duplicity")
+            || stat.contains(" (duplicity) ")
+        {
+            return Some(true);
+        }
+        match parent(pid)? {
+            p if p > 1 => pid = p,
+            _ => return Some(false),
+        }
+    }
+    Some(false)
+}
+
+/// Pids whose `file` (`cmdline`, `environ`) holds `needle`.
+fn holding(file: &str, needle: &str) -> Vec<u32> {
+    let entries = fs::read_dir("/proc").expect("read /proc");
+    let pids = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+    pids.filter(|pid| {
+        fs::read(format!("/proc/{pid}/{file}"))
+            .is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle))
+    })
+    .collect()
+}
+
+#[test]
+fn the_passphrase_is_in_no_command_line_and_only_in_the_engines_environment() {
+    for engine in ["duplicity", "restic"] {
+        let Some(env) = Env::new(engine, &[]) else {
+            return;
+        };
+        grow(&env.src(), 24);
+        let mut child = env.tool().arg("run").spawn();
+        let (mut seen_engine, mut samples) = (false, 0);
+        while child.try_wait().expect("wait").is_none() {
+            assert_eq!(
+                holding("cmdline", PASSPHRASE),
+                Vec::<u32>::new(),
+                "{engine}: in a command line"
+            );
+            for pid in holding("environ", PASSPHRASE) {
+                let judged = in_duplicity_tree(pid);
+                assert!(
+                    engine == "duplicity" && judged != Some(false),
+                    "{engine}: in the environment of {pid}: {:?}",
+                    fs::read_to_string(format!("/proc/{pid}/stat"))
+                );
+                seen_engine = true;
+            }
+            seen_engine |= engine == "restic" && !pids_with_cmdline("restic").is_empty();
+            samples += 1;
+        }
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            seen_engine,
+            "{engine}: the engine was never seen running ({samples} samples)"
+        );
+    }
+}
+
+#[test]
+fn a_second_run_exits_75_and_a_killed_run_leaves_no_lock_behind() {
+    let Some(env) = Env::new("restic", &[]) else {
+        return;
+    };
+    env.json(&["run"]);
+    let lock = fs::File::open(env.state().join("pysk-backup.lock")).expect("the lock file");
+    lock.lock().expect("hold the lock");
+    env.tool().arg("run").fails_with(75);
+    drop(lock);
+
+    grow(&env.src(), 24);
+    let mut cmd = env.tool().arg("run").command();
+    cmd.process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("start a run");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pids_with_cmdline("backup")
+        .iter()
+        .any(|pid| parent(*pid) == Some(child.id()))
+    {
+        assert!(Instant::now() < deadline, "restic backup never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let group = i32::try_from(child.id()).expect("a pid");
+    // SAFETY: kill(2) on the process group the test just started.
+    assert_eq!(unsafe { libc::kill(-group, libc::SIGKILL) }, 0);
+    child.wait().expect("wait");
+    let after = env.json(&["run"]);
+    assert_eq!(after["backup"]["kind"], "snapshot", "{after}");
+    assert_same(&tree(&env.restore(".", None, "r")), &expected(&env.src()));
+}
