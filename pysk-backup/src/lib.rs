@@ -5,15 +5,22 @@
 //! - [`run`]: the nightly job: backup, check, and only then retention.
 //! - [`verify`], [`status`], [`list`], [`restore_files`] (`restore`): the
 //!   backup's integrity, what it holds, its files, a file brought back.
+//! - [`drill`], [`restore_db`] (`restore-db`): dumps restored into
+//!   throw-away servers and counted, or into the production server;
+//!   [`fetch`] finds the dump set, [`load`] feeds it to the servers.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
 
 pub mod cli;
+pub mod drill;
 pub mod dump;
 pub mod engine;
 pub mod error;
+pub mod fetch;
 pub mod list;
+pub mod load;
+pub mod restore_db;
 pub mod restore_files;
 pub mod run;
 pub mod settings;
@@ -56,6 +63,9 @@ pub fn try_main() -> Result<Outcome, BackupError> {
             dump::show(&summary, args.json.json, &report, &mut out)?;
             Ok(Outcome::Success)
         }
-        other => Err(pysk_common::Error::Internal(format!("{other:?}: not built yet")).into()),
+        Command::Drill(args) => drill::run(&settings::drill(&settings, &args)?, &report, &mut out),
+        Command::RestoreDb(args) => {
+            restore_db::run(&settings::restore_db(&settings, &args)?, &report, &mut out)
+        }
     }
 }

@@ -9,10 +9,13 @@ use pysk_common::cli::WaitArgs;
 use pysk_common::settings::{Settings, Spec};
 use pysk_db::pg::connect::Target;
 
-use crate::cli::{DumpArgs, ListArgs, RestoreArgs, RunArgs, Selection, StatusArgs, VerifyArgs};
+use crate::cli::{
+    DrillArgs, DumpArgs, ListArgs, RestoreArgs, RestoreDbArgs, RunArgs, Selection, StatusArgs,
+    VerifyArgs,
+};
 use crate::engine::{self, Kind};
 use crate::error::BackupError;
-use crate::{dump, list, restore_files, run, status, verify};
+use crate::{drill, dump, list, restore_db, restore_files, run, status, verify};
 
 /// The directories every excluded path list starts from: Pysk's.
 pub const DEFAULT_EXCLUDES: &str =
@@ -96,6 +99,11 @@ pub const SWITCHES: &[Spec] = &[
         "db_mysql_socket",
         "/run/mysqld/mysqld.sock",
         "MariaDB's Unix socket, reached as root (unix_socket authentication)",
+    ),
+    Spec::new(
+        "db_name_pattern",
+        pysk_db::names::DEFAULT_PATTERN,
+        "the names restore-db gives a database (a regular expression)",
     ),
 ];
 
@@ -204,6 +212,54 @@ pub fn restore(
         to: args.to.clone(),
     })
 }
+/// PostgreSQL's socket and superuser, from the switches.
+fn pg_target(settings: &Settings) -> Result<Target, BackupError> {
+    Ok(Target {
+        socket_dir: settings.path("db_pg_socket_dir", None)?,
+        port: settings.count("db_pg_port", None, 1u16..=u16::MAX)?,
+        superuser: settings.string("db_pg_superuser", None)?,
+    })
+}
+
+/// The options of `drill`; the engine only with `--from-backup`.
+pub fn drill(settings: &Settings, args: &DrillArgs) -> Result<drill::Options, BackupError> {
+    Ok(drill::Options {
+        dump_dir: settings.path("backup_dump_dir", None)?,
+        state_dir: settings.path("backup_state_dir", None)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "backup_wait")?,
+        from_backup: match args.from_backup {
+            true => Some(engine(settings)?),
+            false => None,
+        },
+        pg_superuser: settings.string("db_pg_superuser", None)?,
+        json: args.json.json,
+    })
+}
+
+/// The options of `restore-db`; the engine only with `--time`.
+pub fn restore_db(
+    settings: &Settings,
+    args: &RestoreDbArgs,
+) -> Result<restore_db::Options, BackupError> {
+    let rule = settings.with("db_name_pattern", None, pysk_db::names::Rule::new)?;
+    Ok(restore_db::Options {
+        dump_dir: settings.path("backup_dump_dir", None)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "backup_wait")?,
+        name: args.name.clone(),
+        from_backup: match &args.time {
+            Some(time) => Some((time.clone(), engine(settings)?)),
+            None => None,
+        },
+        as_name: args.as_name.clone(),
+        rule,
+        pg: pg_target(settings)?,
+        mysql_socket: settings.path("db_mysql_socket", None)?,
+        dry_run: args.dry_run.dry_run,
+    })
+}
+
 /// The options of `dump`.
 pub fn dump(settings: &Settings, args: &DumpArgs) -> Result<dump::Options, BackupError> {
     dump_with(

@@ -1,0 +1,158 @@
+//! The drill's throw-away PostgreSQL: `initdb` and `postgres` of the
+//! newest version below `/usr/lib/postgresql`, run as the superuser's
+//! system account, the cluster and its socket in the drill's temporary
+//! directory, no TCP listener. Stopped when dropped: a fast shutdown
+//! (SIGINT) that ends every session, then an immediate one (SIGQUIT),
+//! then SIGKILL — PostgreSQL's children each call `setsid()`, so only the
+//! postmaster is signalled, and it ends them.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::chown;
+
+use pysk_common::error::write_err;
+use pysk_db::pg::connect::Target;
+
+use super::{BOUND, log_tail, stop};
+use crate::dump::child;
+use crate::error::BackupError;
+use crate::load::pg::{Server, bin_dir};
+
+/// The port that names the socket; nothing listens on TCP.
+const PORT: u16 = 5432;
+
+/// A running throw-away PostgreSQL.
+#[derive(Debug)]
+pub struct Postgres {
+    /// The server, as the loaders reach it.
+    pub server: Server,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Postgres {
+    /// Makes a cluster in `root/postgresql` and starts it; ready to take
+    /// connections when this returns.
+    pub fn start(root: &Path, superuser: &str) -> Result<Postgres, BackupError> {
+        let bin = bin_dir().ok_or_else(|| BackupError::Unavailable {
+            what: "postgres".into(),
+            reason: "no PostgreSQL server below /usr/lib/postgresql (is it installed?)".into(),
+        })?;
+        let dir = root.join("postgresql");
+        let data = dir.join("data");
+        let target = Target {
+            socket_dir: dir.clone(),
+            port: PORT,
+            superuser: superuser.to_owned(),
+        };
+        let server = Server::new(target)?;
+        fs::create_dir(&dir).map_err(write_err(&dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(write_err(&dir))?;
+        chown(&dir, Some(server.account.uid), Some(server.account.gid))
+            .map_err(|e| write_err(&dir)(e.into()))?;
+        initdb(&bin, &server, &data)?;
+        configure(&data, &dir)?;
+        let log = dir.join("postgres.log");
+        let out = File::create(&log).map_err(write_err(&log))?;
+        let err = out.try_clone().map_err(write_err(&log))?;
+        let mut cmd = child::command(
+            &bin.join("postgres").display().to_string(),
+            ["-D".as_ref(), data.as_os_str()],
+            Some(&server.account),
+        );
+        cmd.stdout(out).stderr(err);
+        let child = cmd.spawn().map_err(|e| BackupError::Unavailable {
+            what: "postgres".into(),
+            reason: pysk_common::error::cause(&e),
+        })?;
+        let mut pg = Postgres { server, child, log };
+        pg.wait_ready(&data.join("postmaster.pid"))?;
+        Ok(pg)
+    }
+
+    /// Waits until the postmaster says `ready` in its pid file (what
+    /// `pg_ctl -w` waits for), at most [`BOUND`].
+    fn wait_ready(&mut self, pid_file: &Path) -> Result<(), BackupError> {
+        let start = Instant::now();
+        loop {
+            let text = fs::read_to_string(pid_file).unwrap_or_default();
+            if text.lines().nth(7).map(str::trim) == Some("ready") {
+                return Ok(());
+            }
+            let gone = matches!(self.child.try_wait(), Ok(Some(_)));
+            if gone || start.elapsed() > BOUND {
+                return Err(BackupError::Failed {
+                    step: "starting the drill's PostgreSQL".into(),
+                    reason: format!(
+                        "{}: {}",
+                        if gone {
+                            "it exited"
+                        } else {
+                            "not ready in time"
+                        },
+                        log_tail(&self.log)
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        stop(
+            &mut self.child,
+            &[(Signal::SIGINT, 30), (Signal::SIGQUIT, 5)],
+        );
+    }
+}
+
+/// `initdb` of a UTF-8 cluster, the superuser reached by peer
+/// authentication only, not waiting for the disk (it is thrown away).
+fn initdb(bin: &Path, server: &Server, data: &Path) -> Result<(), BackupError> {
+    let args = [
+        "--no-sync".to_owned(),
+        format!("--pgdata={}", data.display()),
+        format!("--username={}", server.target.superuser),
+        "--encoding=UTF8".into(),
+        "--locale=C.UTF-8".into(),
+        "--auth-local=peer".into(),
+        "--auth-host=reject".into(),
+    ];
+    let mut cmd = child::command(
+        &bin.join("initdb").display().to_string(),
+        args,
+        Some(&server.account),
+    );
+    cmd.stdout(Stdio::null());
+    crate::load::feed(cmd, std::io::empty())
+        .map(drop)
+        .map_err(|reason| BackupError::Failed {
+            step: "initdb of the drill's PostgreSQL".into(),
+            reason,
+        })
+}
+
+/// The socket in `socket_dir` alone, and durability traded for speed.
+fn configure(data: &Path, socket_dir: &Path) -> Result<(), BackupError> {
+    let conf = data.join("postgresql.conf");
+    let dir = socket_dir.display().to_string().replace('\'', "''");
+    let text = format!(
+        "\n# pysk-backup drill\nlisten_addresses = ''\nport = {PORT}\n\
+         unix_socket_directories = '{dir}'\nfsync = off\nsynchronous_commit = off\n\
+         full_page_writes = off\n"
+    );
+    OpenOptions::new()
+        .append(true)
+        .open(&conf)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(write_err(&conf))?;
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! PostgreSQL's part of a restore: the globals by `psql`, a database made
+//! (from `template0`, as `pg_restore --create` would) and its dump loaded
+//! by `pg_restore --exit-on-error`, each client run as the superuser's
+//! system account (peer authentication over the socket); every user
+//! table counted as the dump counted it.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::unistd::User;
+
+use pysk_db::names::pg_identifier;
+use pysk_db::pg::connect::{self, Target, why};
+
+use super::Counts;
+use crate::dump::child;
+use crate::error::BackupError;
+
+/// Where Debian installs each PostgreSQL version's programs.
+const PG_LIB: &str = "/usr/lib/postgresql";
+
+/// A PostgreSQL server and how its clients reach it.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Its socket and superuser.
+    pub target: Target,
+    /// The superuser's system account, which the clients run as.
+    pub account: User,
+}
+
+impl Server {
+    /// The server at `target`, its superuser's system account looked up.
+    pub fn new(target: Target) -> Result<Server, BackupError> {
+        let account = User::from_name(&target.superuser)
+            .ok()
+            .flatten()
+            .ok_or_else(|| BackupError::Unavailable {
+                what: target.socket().display().to_string(),
+                reason: format!("no system account {}", target.superuser),
+            })?;
+        Ok(Server { target, account })
+    }
+
+    /// `program` of the newest PostgreSQL, run as the superuser's account
+    /// with the connection options and `args`.
+    fn client(&self, program: &str, args: &[String]) -> Command {
+        let mut all = vec![
+            "--no-password".to_owned(),
+            format!("--host={}", self.target.socket_dir.display()),
+            format!("--port={}", self.target.port),
+            format!("--username={}", self.target.superuser),
+        ];
+        all.extend_from_slice(args);
+        child::command(&program_path(program), all, Some(&self.account))
+    }
+
+    /// Runs `globals.sql` (roles, tablespaces) with `psql`. The one error
+    /// allowed is the superuser's own role, which every cluster has.
+    pub fn globals(&self, file: &Path) -> Result<(), String> {
+        let input = File::open(file).map_err(|e| pysk_common::error::cause(&e))?;
+        let args = ["-X", "-q", "--dbname=postgres", "--file=-"].map(str::to_owned);
+        let said = super::feed(self.client("psql", &args), input)?;
+        let known = format!("ERROR:  role \"{}\" already exists", self.target.superuser);
+        let other: Vec<&str> = said
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.ends_with(&known))
+            .collect();
+        match other.is_empty() {
+            true => Ok(()),
+            false => Err(format!("psql: {}", super::quote(&other.join("\n")))),
+        }
+    }
+
+    /// Loads the `pg_dump -Fc` archive `file` into `database` (which
+    /// must exist), stopping at the first error; in one transaction when
+    /// `atomic`.
+    pub fn load(&self, database: &str, file: &Path, atomic: bool) -> Result<(), String> {
+        let input = File::open(file).map_err(|e| pysk_common::error::cause(&e))?;
+        let mut args = vec![
+            format!("--dbname=dbname={}", conninfo_value(database)),
+            "--exit-on-error".to_owned(),
+        ];
+        if atomic {
+            args.push("--single-transaction".into());
+        }
+        let said = super::feed(self.client("pg_restore", &args), input)?;
+        match said.trim().is_empty() {
+            true => Ok(()),
+            false => Err(format!("pg_restore: {}", super::quote(&said))),
+        }
+    }
+
+    /// Runs `sql` in database `postgres` as the superuser.
+    fn execute(&self, sql: &str) -> Result<(), BackupError> {
+        let mut client =
+            connect::connect(&self.target, "postgres").map_err(crate::dump::db_error)?;
+        client.batch_execute(sql).map_err(|e| BackupError::Failed {
+            step: sql.to_owned(),
+            reason: why(&e),
+        })
+    }
+
+    /// Whether `database` exists.
+    pub fn exists(&self, database: &str) -> Result<bool, BackupError> {
+        let mut client =
+            connect::connect(&self.target, "postgres").map_err(crate::dump::db_error)?;
+        let sql = "SELECT 1 FROM pg_database WHERE datname = $1";
+        let rows = client
+            .query(sql, &[&database])
+            .map_err(|e| BackupError::Unavailable {
+                what: self.target.socket().display().to_string(),
+                reason: why(&e),
+            })?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Creates `database` from `template0`.
+    pub fn create(&self, database: &str) -> Result<(), BackupError> {
+        self.execute(&format!(
+            "CREATE DATABASE {} TEMPLATE template0",
+            pg_identifier(database)
+        ))
+    }
+
+    /// Drops `database` (a restore that failed).
+    pub fn drop_database(&self, database: &str) -> Result<(), BackupError> {
+        self.execute(&format!("DROP DATABASE {}", pg_identifier(database)))
+    }
+
+    /// Every user table of `database` with its rows, keyed `schema.table`
+    /// as the dump's manifest keys them.
+    pub fn count(&self, database: &str) -> Result<Counts, String> {
+        let mut client = connect::connect(&self.target, database).map_err(|e| e.to_string())?;
+        let list = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' \
+             AND n.nspname NOT LIKE 'pg\\_%' \
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                 AND d.objid = c.oid AND d.deptype = 'e') \
+             ORDER BY 1, 2";
+        let mut counts = Counts::new();
+        for row in client.query(list, &[]).map_err(|e| why(&e))? {
+            let (schema, table): (String, String) = (row.get(0), row.get(1));
+            let sql = format!(
+                "SELECT count(*) FROM {}.{}",
+                pg_identifier(&schema),
+                pg_identifier(&table)
+            );
+            let rows: i64 = client
+                .query_one(sql.as_str(), &[])
+                .map_err(|e| why(&e))?
+                .get(0);
+            counts.insert(
+                format!("{schema}.{table}"),
+                u64::try_from(rows).unwrap_or(0),
+            );
+        }
+        Ok(counts)
+    }
+}
+
+/// The `bin` directory of the newest PostgreSQL below
+/// `/usr/lib/postgresql` (Debian keeps `initdb` and `postgres` there,
+/// off `PATH`).
+pub fn bin_dir() -> Option<PathBuf> {
+    let version = |name: &str| -> Option<Vec<u32>> {
+        name.split('.').map(|part| part.parse().ok()).collect()
+    };
+    fs::read_dir(PG_LIB)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let v = version(&e.file_name().into_string().ok()?)?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").is_file().then_some((v, bin))
+        })
+        .max()
+        .map(|(_, bin)| bin)
+}
+
+/// `program` of the newest PostgreSQL when there is one, else as `PATH`
+/// finds it.
+pub fn program_path(program: &str) -> String {
+    bin_dir()
+        .map(|bin| bin.join(program))
+        .filter(|p| p.is_file())
+        .map_or_else(|| program.to_owned(), |p| p.display().to_string())
+}
+
+/// A value in a libpq connection string: in single quotes, `\` and `'`
+/// escaped with a backslash.
+fn conninfo_value(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}

@@ -1,0 +1,416 @@
+//! `pysk-backup drill` and `restore-db` against a real PostgreSQL 15 and
+//! MariaDB 10.11 (the "production" servers, with data, roles and grants),
+//! a dump set made by the tool's own `dump` and a backup made by its
+//! `run` (duplicity to a `file://` target): the drill proves both
+//! servers' databases in throw-away servers and writes `drills.json`; a
+//! cut dump file or a miscounted manifest fails it, naming the database
+//! and the tables; `--from-backup` drills the set the backup holds;
+//! `restore-db` of both kinds under `--as` is compared table by table
+//! (rows and a checksum of them) with the original; an existing name is
+//! refused with 65; no throw-away server is left running.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use pysk_tests::mariadb::Mariadb;
+use pysk_tests::pg::Postgres;
+use pysk_tests::{
+    TempDir, TestCommand, require, scratch, secret_file, stderr, stdout, tool, write_switches,
+};
+use serde_json::Value;
+
+/// Both production servers, a source tree holding the dump directory, a
+/// duplicity target, and the tool's own temporary directory.
+struct Env {
+    dir: TempDir,
+    pg: Postgres,
+    maria: Mariadb,
+}
+
+impl Env {
+    fn start() -> Option<Env> {
+        require("duplicity", "duplicity")?;
+        require("gpgconf", "gnupg")?;
+        let dir = scratch();
+        let pg = Postgres::start(&dir.path().join("pg"))?;
+        let maria = Mariadb::start(&dir.path().join("maria"))?;
+        let env = Env { dir, pg, maria };
+        for d in ["src", "tmp"] {
+            fs::create_dir(env.path(d)).expect("mkdir");
+        }
+        fs::set_permissions(env.path("tmp"), fs::Permissions::from_mode(0o711)).expect("chmod");
+        secret_file(&env.path("passphrase"), "drill-passphrase\n");
+        env.switches();
+        env.fill();
+        Some(env)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn dumps(&self) -> PathBuf {
+        self.path("src/dumps")
+    }
+
+    fn switches(&self) {
+        let p = |name: &str| self.path(name).display().to_string();
+        write_switches(
+            &self.path("config"),
+            &[
+                ("backup_engine", "duplicity".into()),
+                ("backup_source", p("src")),
+                ("backup_target", format!("file://{}", p("target"))),
+                ("backup_passphrase_file", p("passphrase")),
+                ("backup_dump_dir", self.dumps().display().to_string()),
+                ("backup_state_dir", p("state")),
+                ("db_pg_socket_dir", self.pg.socket_dir.display().to_string()),
+                ("db_pg_port", self.pg.port.to_string()),
+                ("db_mysql_socket", self.maria.socket.display().to_string()),
+            ],
+        );
+    }
+
+    /// The tool, its temporary files below `tmp/` (to find what it
+    /// leaves).
+    fn pysk(&self) -> TestCommand {
+        tool("pysk-backup")
+            .config_dir(&self.path("config"))
+            .env("TMPDIR", self.path("tmp"))
+    }
+
+    /// Roles owning and granted tables, several schemas and kinds; a
+    /// MariaDB database with InnoDB and MyISAM tables and an account.
+    fn fill(&self) {
+        self.pg.psql(
+            "CREATE ROLE shop_owner LOGIN; CREATE ROLE reporter NOLOGIN; \
+             CREATE DATABASE shop OWNER shop_owner;",
+        );
+        self.pg.psql_in(
+            "shop",
+            "SET ROLE shop_owner; \
+             CREATE TABLE orders (id int PRIMARY KEY, ref text); \
+             INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 1200) g; \
+             CREATE SCHEMA sales; CREATE TABLE sales.\"Line Items\" (id int, note text); \
+             INSERT INTO sales.\"Line Items\" SELECT g, 'n' || g FROM generate_series(1, 37) g; \
+             CREATE TABLE empty_one (id int); \
+             GRANT SELECT ON orders TO reporter;",
+        );
+        self.maria.mariadb(
+            "CREATE DATABASE blog; \
+             CREATE TABLE blog.posts (id int PRIMARY KEY, body text) ENGINE=InnoDB; \
+             USE blog; INSERT INTO posts SELECT seq, md5(seq) FROM seq_1_to_500; \
+             CREATE TABLE blog.legacy (id int) ENGINE=MyISAM; \
+             INSERT INTO blog.legacy VALUES (1), (2), (3); \
+             CREATE USER 'blogger'@'localhost' IDENTIFIED BY 'pw'; \
+             GRANT ALL ON blog.* TO 'blogger'@'localhost';",
+        );
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.pysk().args(args).arg("--json").succeeds();
+        let doc: Value = serde_json::from_str(&stdout(&out)).expect("a JSON document");
+        assert_eq!(doc["version"], 1, "{doc}");
+        doc
+    }
+
+    fn drills(&self) -> Value {
+        let text = fs::read(self.path("state/drills.json")).expect("drills.json");
+        serde_json::from_slice(&text).expect("drills.json is JSON")
+    }
+
+    /// The name of the set `current` points to.
+    fn current(&self) -> String {
+        let link = fs::read_link(self.dumps().join("current")).expect("current");
+        link.file_name()
+            .expect("a set")
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Every PostgreSQL table of `db`: its rows and an MD5 of them in
+    /// order.
+    fn pg_tables(&self, db: &str) -> String {
+        self.pg.psql_in(
+            db,
+            "SELECT 'orders', count(*), md5(string_agg(t::text, ',' ORDER BY t.id)) FROM orders t \
+             UNION ALL SELECT 'lines', count(*), md5(string_agg(t::text, ',' ORDER BY t.id)) \
+                 FROM sales.\"Line Items\" t \
+             UNION ALL SELECT 'empty', count(*), md5(string_agg(t::text, ',')) FROM empty_one t",
+        )
+    }
+
+    /// Every MariaDB table of `db`: its rows and an MD5 of them in order.
+    fn maria_tables(&self, db: &str) -> String {
+        self.maria.mariadb(&format!(
+            "SELECT 'posts', COUNT(*), MD5(GROUP_CONCAT(CONCAT_WS('|', id, body) ORDER BY id)) \
+                 FROM `{db}`.posts \
+             UNION ALL SELECT 'legacy', COUNT(*), MD5(GROUP_CONCAT(id ORDER BY id)) \
+                 FROM `{db}`.legacy"
+        ))
+    }
+}
+
+/// Pids whose command line contains `needle`.
+fn pids_with_cmdline(needle: &str) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .expect("read /proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}
+
+/// The drill's databases by key: (proven, tables, rows).
+fn drilled(doc: &Value) -> Vec<(String, bool, u64, u64)> {
+    doc["databases"]
+        .as_array()
+        .expect("databases")
+        .iter()
+        .map(|d| {
+            (
+                format!(
+                    "{}/{}",
+                    d["server"].as_str().expect("server"),
+                    d["database"].as_str().expect("database")
+                ),
+                d["proven"].as_bool().expect("proven"),
+                d["tables"].as_u64().expect("tables"),
+                d["rows"].as_u64().expect("rows"),
+            )
+        })
+        .collect()
+}
+
+/// What a drill of the filled servers proves.
+fn all_proven() -> Vec<(String, bool, u64, u64)> {
+    vec![
+        ("postgresql/postgres".into(), true, 0, 0),
+        ("postgresql/shop".into(), true, 3, 1237),
+        ("mariadb/blog".into(), true, 2, 503),
+        ("mariadb/test".into(), true, 0, 0),
+    ]
+}
+
+#[test]
+fn the_drill_proves_both_servers_and_fails_on_a_cut_or_miscounted_dump() {
+    let Some(env) = Env::start() else {
+        return;
+    };
+    env.pysk().arg("dump").succeeds();
+    let set = env.current();
+    let doc = env.json(&["drill"]);
+    assert_eq!(drilled(&doc), all_proven(), "{doc}");
+    assert_eq!(
+        (doc["set"].as_str(), doc["from_backup"].as_bool()),
+        (Some(set.as_str()), Some(false))
+    );
+    let drills = env.drills();
+    assert_eq!(drills["version"], 1);
+    let keys: Vec<&String> = drills["databases"]
+        .as_object()
+        .expect("map")
+        .keys()
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "mariadb/blog",
+            "mariadb/test",
+            "postgresql/postgres",
+            "postgresql/shop"
+        ]
+    );
+    assert_eq!(drills["databases"]["postgresql/shop"]["set"], set.as_str());
+    assert_eq!(drills["databases"]["postgresql/shop"]["tables"], 3);
+    let shop_proven = drills["databases"]["postgresql/shop"]["proven"].clone();
+    let tmp = env.path("tmp").display().to_string();
+    assert_eq!(
+        pids_with_cmdline(&tmp),
+        Vec::<u32>::new(),
+        "a throw-away server is left"
+    );
+    assert_eq!(
+        fs::read_dir(env.path("tmp")).expect("tmp").count(),
+        0,
+        "temporary files left"
+    );
+
+    // A cut PostgreSQL dump: that database fails, the others are proven.
+    let shop = env.dumps().join("current/postgresql/shop.dump");
+    let whole = fs::read(&shop).expect("the dump");
+    fs::write(&shop, &whole[..whole.len() / 2]).expect("cut");
+    let out = env.pysk().arg("drill").fails_with(1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("pysk-backup: postgresql/shop: ") && err.contains("shop.dump"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the drill failed for 1 of 4 databases: postgresql/shop\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pysk-backup: mariadb/blog: proven, 2 tables, 503 rows"),
+        "{err}"
+    );
+    fs::write(&shop, &whole).expect("mend");
+    let drills = env.drills();
+    assert_eq!(
+        drills["databases"]["postgresql/shop"]["proven"], shop_proven,
+        "a failed drill keeps the last proof"
+    );
+    let blog_proven = drills["databases"]["mariadb/blog"]["proven"].clone();
+
+    // A cut MariaDB dump.
+    let blog = env.dumps().join("current/mariadb/blog.sql.gz");
+    let whole = fs::read(&blog).expect("the dump");
+    fs::write(&blog, &whole[..whole.len() - 40]).expect("cut");
+    let out = env.pysk().arg("drill").fails_with(1);
+    assert!(
+        stderr(&out).contains("the drill failed for 1 of 4 databases: mariadb/blog\n"),
+        "{}",
+        stderr(&out)
+    );
+    fs::write(&blog, &whole).expect("mend");
+    assert_eq!(
+        env.drills()["databases"]["mariadb/blog"]["proven"],
+        blog_proven,
+        "a failed drill keeps the last proof"
+    );
+
+    // A manifest whose count differs from the dump's rows.
+    let manifest = env.dumps().join("current/manifest.json");
+    let text = fs::read_to_string(&manifest).expect("manifest");
+    fs::write(
+        &manifest,
+        text.replace("\"public.orders\": 1200", "\"public.orders\": 1201"),
+    )
+    .expect("edit");
+    let out = env.pysk().arg("drill").fails_with(1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("pysk-backup: postgresql/shop: row counts differ: public.orders (recorded 1201, restored 1200)\n"),
+        "{err}"
+    );
+    assert_eq!(
+        pids_with_cmdline(&tmp),
+        Vec::<u32>::new(),
+        "a throw-away server is left"
+    );
+}
+
+#[test]
+fn restore_db_brings_back_both_kinds_from_the_set_and_the_backup() {
+    let Some(env) = Env::start() else {
+        return;
+    };
+    env.pysk().arg("dump").succeeds();
+    env.pysk().arg("run").succeeds();
+    let backed = env.current();
+    // A newer set that the backup does not hold.
+    env.pg.psql_in("shop", "DELETE FROM orders WHERE id > 1000");
+    env.maria.mariadb("DELETE FROM blog.posts WHERE id > 400");
+    env.pysk().args(["dump", "--force"]).succeeds();
+    assert_ne!(env.current(), backed);
+
+    let doc = env.json(&["drill", "--from-backup"]);
+    assert_eq!(drilled(&doc), all_proven(), "{doc}");
+    assert_eq!(
+        (doc["set"].as_str(), doc["from_backup"].as_bool()),
+        (Some(backed.as_str()), Some(true))
+    );
+
+    // From the local set: the rows as they are now.
+    let out = env
+        .pysk()
+        .args(["restore-db", "shop", "--as", "shop_now", "--dry-run"])
+        .succeeds();
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "would restore PostgreSQL database shop of the dump set {} as shop_now\n",
+            env.current()
+        )
+    );
+    assert_eq!(
+        env.pg
+            .psql("SELECT count(*) FROM pg_database WHERE datname = 'shop_now'"),
+        "0"
+    );
+    env.pysk()
+        .args(["restore-db", "shop", "--as", "shop_now"])
+        .succeeds();
+    assert_eq!(env.pg_tables("shop_now"), env.pg_tables("shop"));
+    assert!(
+        env.pg_tables("shop").starts_with("orders|1000|"),
+        "{}",
+        env.pg_tables("shop")
+    );
+    assert_eq!(
+        env.pg.psql_in("shop_now", "SELECT tableowner, has_table_privilege('reporter', 'orders', 'SELECT') FROM pg_tables WHERE tablename = 'orders'"),
+        "shop_owner|t",
+        "owners and grants kept"
+    );
+    env.pysk()
+        .args(["restore-db", "blog", "--as", "blog_now"])
+        .succeeds();
+    assert_eq!(env.maria_tables("blog_now"), env.maria_tables("blog"));
+
+    // From the backup: the rows as they were.
+    let shop_then = env.pg_tables("shop");
+    env.pysk()
+        .args([
+            "restore-db",
+            "postgresql/shop",
+            "--as",
+            "shop_then",
+            "--time",
+            "now",
+        ])
+        .succeeds();
+    let then = env.pg_tables("shop_then");
+    assert!(
+        then.starts_with("orders|1200|") && then != shop_then,
+        "{then}"
+    );
+    env.pysk()
+        .args(["restore-db", "blog", "--as", "blog_then", "--time", "now"])
+        .succeeds();
+    assert!(
+        env.maria_tables("blog_then").starts_with("posts\t500\t"),
+        "{}",
+        env.maria_tables("blog_then")
+    );
+
+    // Names that are taken, unknown or against the rule change nothing.
+    let out = env.pysk().args(["restore-db", "shop"]).fails_with(65);
+    assert!(
+        stderr(&out).contains("PostgreSQL database shop exists already"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env
+        .pysk()
+        .args(["restore-db", "blog", "--as", "blog_now"])
+        .fails_with(65);
+    assert!(
+        stderr(&out).contains("MariaDB database blog_now exists already"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.pysk().args(["restore-db", "nothere"]).fails_with(65);
+    assert!(
+        stderr(&out).contains("nothere: no such database in the dump set"),
+        "{}",
+        stderr(&out)
+    );
+    env.pysk()
+        .args(["restore-db", "shop", "--as", "Bad-Name"])
+        .fails_with(65);
+    assert_eq!(env.pg_tables("shop_now"), env.pg_tables("shop"));
+}
