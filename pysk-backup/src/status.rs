@@ -85,7 +85,34 @@ fn show(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
         .and_then(|v| v.get("time"))
         .and_then(|t| t.as_str());
     writeln!(out, "last success: {}", success.unwrap_or("none"))?;
+    drills(s.drills.as_ref(), out)?;
     out.flush()
+}
+
+/// A line per database with its last proven restore, as the drill wrote
+/// it.
+fn drills(drills: Option<&serde_json::Value>, out: &mut dyn Write) -> std::io::Result<()> {
+    let databases = drills
+        .and_then(|d| d.get("databases"))
+        .and_then(|d| d.as_object())
+        .filter(|d| !d.is_empty());
+    let Some(databases) = databases else {
+        return writeln!(out, "restore proven: never (pysk-backup drill proves one)");
+    };
+    let text = |v: &serde_json::Value, key: &str| {
+        v.get(key)
+            .map(|x| x.to_string().trim_matches('"').to_owned())
+    };
+    for (database, proven) in databases {
+        writeln!(
+            out,
+            "restore proven: {database} at {} (dump set {}, {} tables)",
+            text(proven, "proven").unwrap_or_default(),
+            text(proven, "set").unwrap_or_default(),
+            text(proven, "tables").unwrap_or_default()
+        )?;
+    }
+    Ok(())
 }
 
 /// A JSON file of the state directory; `None` when it is not there.

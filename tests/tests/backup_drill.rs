@@ -325,6 +325,17 @@ fn restore_db_brings_back_both_kinds_from_the_set_and_the_backup() {
         (Some(backed.as_str()), Some(true))
     );
 
+    let status = stdout(&env.pysk().arg("status").succeeds());
+    assert!(
+        status.contains(&format!(
+            "\nrestore proven: postgresql/shop at {} (dump set {backed}, 3 tables)\n",
+            env.drills()["databases"]["postgresql/shop"]["proven"]
+                .as_str()
+                .expect("a time")
+        )),
+        "{status}"
+    );
+
     // From the local set: the rows as they are now.
     let out = env
         .pysk()
