@@ -424,4 +424,23 @@ fn restore_db_brings_back_both_kinds_from_the_set_and_the_backup() {
         .args(["restore-db", "shop", "--as", "Bad-Name"])
         .fails_with(65);
     assert_eq!(env.pg_tables("shop_now"), env.pg_tables("shop"));
+
+    // A cut dump is refused before anything is made.
+    let shop = env.dumps().join("current/postgresql/shop.dump");
+    let whole = fs::read(&shop).expect("the dump");
+    fs::write(&shop, &whole[..whole.len() - 1]).expect("cut");
+    let out = env
+        .pysk()
+        .args(["restore-db", "shop", "--as", "shop_cut"])
+        .fails_with(1);
+    assert!(
+        stderr(&out).contains("but the manifest records"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        env.pg
+            .psql("SELECT count(*) FROM pg_database WHERE datname = 'shop_cut'"),
+        "0"
+    );
 }
