@@ -1,7 +1,7 @@
 //! `pysk-backup dump`: a new dump set of every database, each dump
 //! validated before it counts, committed only when all of them were
-//! ([`set`]). [`pg`] and [`mysql`] make each server's dumps; [`child`]
-//! runs the dumpers.
+//! ([`set`]). [`pg`] and [`mysql`] make each server's dumps, written
+//! through [`file`]; [`dumper`] starts the dumpers.
 //!
 //! Under the lock: a killed run's leftovers removed, the last good set's
 //! manifest read (a server it had dumps of must still be there; a dump
@@ -9,7 +9,7 @@
 //! `--force`), the servers and databases chosen, then the set written and
 //! committed. Any failure leaves `current` and its set as they were.
 
-pub mod child;
+pub mod file;
 pub mod mysql;
 pub mod pg;
 pub mod set;
@@ -18,6 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nix::unistd::User;
 use serde::Serialize;
 
 use pysk_common::lock::Lock;
@@ -25,6 +26,7 @@ use pysk_common::report::Reporter;
 use pysk_db::error::DbError;
 use pysk_db::pg::connect::Target;
 
+use crate::child::Child;
 use crate::error::BackupError;
 use set::{Entry, Manifest, Staging};
 
@@ -106,6 +108,16 @@ pub fn db_error(e: DbError) -> BackupError {
             }
         }
         DbError::Name(why) | DbError::Conflict(why) => BackupError::Name(why),
+    }
+}
+
+/// A dumper (`pg_dump`, `mariadb-dump`, ...) in `/`, as `account` when
+/// given (else root, `HOME=/root`), from a cleared environment.
+pub fn dumper(program: &str, account: Option<&User>) -> Child {
+    let child = Child::new(program, Path::new("/root")).current_dir(Path::new("/"));
+    match account {
+        Some(user) => child.account(user),
+        None => child,
     }
 }
 

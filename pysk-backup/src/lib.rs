@@ -9,6 +9,7 @@
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
 
+pub mod child;
 pub mod cli;
 pub mod dump;
 pub mod engine;

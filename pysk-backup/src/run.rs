@@ -9,7 +9,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -229,14 +229,9 @@ fn notify(opts: &Options, event: &str, report: &Reporter) {
     let Some((program, args)) = opts.notify.split_first() else {
         return;
     };
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-    let spawned = Command::new(program)
+    let spawned = crate::child::command(program)
         .args(args)
         .arg(event)
-        .env_clear()
-        .env("PATH", path)
-        .env("LANG", "C.UTF-8")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn();
