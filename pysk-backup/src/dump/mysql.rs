@@ -285,5 +285,7 @@ fn entry(
         tables,
         rows: "estimate".into(),
         myisam,
+        carried: false,
+        from: None,
     }
 }

@@ -223,6 +223,8 @@ fn entry(
         tables,
         rows: "exact".into(),
         myisam: Vec::new(),
+        carried: false,
+        from: None,
     }
 }
 
