@@ -75,16 +75,19 @@ of every table taken in the dump's own snapshot. MariaDB: every account's
 grants, then each database with mariadb-dump --single-transaction,
 compressed, its last line checked. A dump smaller than
 backup_shrink_percent of the last good one fails unless --force. The new
-set replaces the last good one only when every dump succeeded.")]
+set replaces the last good one only when every dump succeeded. What
+--only, --postgres or --mysql leave out is carried over from the last
+good set (hard links, marked \"carried\" in the manifest).")]
     Dump(DumpArgs),
     /// Dump, back up, check the backup, prune: the nightly job
     #[command(after_help = "\
 Example (cron, nightly):
   pysk-backup -q run
 
-The dumps, then the engine's backup of backup_source with the dump set,
-then a check of the new backup; only then retention. Any failed step
-stops the run with exit 1 and prunes nothing. backup_notify_command runs
+The dumps (as `dump` makes them, under the run's lock), then the
+engine's backup of backup_source with the dump set, then a check of the
+new backup; only then retention. Any failed step stops the run with exit
+1 and prunes nothing; a failed dump is never uploaded. backup_notify_command runs
 with start, success or failure as its last argument.")]
     Run(RunArgs),
     /// Check the backup's integrity

@@ -1,7 +1,7 @@
 //! `pysk-backup dump`: a new dump set of every database, each dump
 //! validated before it counts, committed only when all of them were
-//! ([`set`]). [`pg`] and [`mysql`] make each server's dumps; [`child`]
-//! runs the dumpers.
+//! ([`set`]). [`pg`] and [`mysql`] make each server's dumps, written
+//! through [`file`]; [`dumper`] starts the dumpers.
 //!
 //! Under the lock: a killed run's leftovers removed, the last good set's
 //! manifest read (a server it had dumps of must still be there; a dump
@@ -9,7 +9,8 @@
 //! `--force`), the servers and databases chosen, then the set written and
 //! committed. Any failure leaves `current` and its set as they were.
 
-pub mod child;
+pub mod carry;
+pub mod file;
 pub mod mysql;
 pub mod pg;
 pub mod set;
@@ -18,6 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nix::unistd::User;
 use serde::Serialize;
 
 use pysk_common::lock::Lock;
@@ -25,7 +27,9 @@ use pysk_common::report::Reporter;
 use pysk_db::error::DbError;
 use pysk_db::pg::connect::Target;
 
+use crate::child::Child;
 use crate::error::BackupError;
+use carry::Previous;
 use set::{Entry, Manifest, Staging};
 
 /// What a dump run does, resolved from the command line and the switches.
@@ -68,6 +72,9 @@ pub struct Summary {
     pub set: Option<PathBuf>,
     /// Every dump written, as in the manifest.
     pub dumps: Vec<Entry>,
+    /// The last good set's dumps carried over into the new set (or, dry,
+    /// that would be), as this run left them out.
+    pub carried: Vec<Entry>,
     /// A dry run's dumps it would make.
     pub planned: Vec<Planned>,
     /// Servers left out, and why.
@@ -109,22 +116,40 @@ pub fn db_error(e: DbError) -> BackupError {
     }
 }
 
-/// Makes a new dump set (or, dry, says what it would hold).
+/// A dumper (`pg_dump`, `mariadb-dump`, ...) in `/`, as `account` when
+/// given (else root, `HOME=/root`), from a cleared environment.
+pub fn dumper(program: &str, account: Option<&User>) -> Child {
+    let child = Child::new(program, Path::new("/root")).current_dir(Path::new("/"));
+    match account {
+        Some(user) => child.account(user),
+        None => child,
+    }
+}
+
+/// `pysk-backup dump`: takes the lock (a dry run only waits for a held
+/// one), then [`locked`].
 pub fn run(options: &Options, report: &Reporter) -> Result<Summary, BackupError> {
     let _lock = match options.dry_run {
         true => Lock::existing(&options.lock, options.wait)?,
         false => Some(Lock::acquire(&options.lock, options.wait)?),
     };
+    locked(options, report)
+}
+
+/// Makes a new dump set (or, dry, says what it would hold); the caller
+/// holds the lock (`run` holds its own for the whole job).
+pub fn locked(options: &Options, report: &Reporter) -> Result<Summary, BackupError> {
     if !options.dry_run {
         set::clean(&options.dir, report)?;
     }
-    let previous = previous(&options.dir, report);
-    let (servers, skipped) = servers(options, previous.as_ref())?;
+    let previous = Previous::read(&options.dir, report);
+    let (servers, skipped) = servers(options, previous.as_ref().map(|p| &p.manifest))?;
     let (mut pg, mut my, plan) = plan(options, servers, report)?;
     let mut summary = Summary {
         dry_run: options.dry_run,
         set: None,
         dumps: Vec::new(),
+        carried: carry::carried(options, previous.as_ref(), &plan, &skipped),
         planned: Vec::new(),
         skipped,
     };
@@ -139,11 +164,16 @@ pub fn run(options: &Options, report: &Reporter) -> Result<Summary, BackupError>
         said(&entry, report);
         summary.dumps.push(entry);
     }
+    if let Some(previous) = &previous {
+        carry::link(previous, &summary.carried, &staging.path)?;
+    }
+    let mut dumps = summary.dumps.clone();
+    dumps.extend(summary.carried.iter().cloned());
     let manifest = Manifest {
         version: 1,
         created: staging.created.clone(),
         host: pysk_common::cli::local_fqdn(),
-        dumps: summary.dumps.clone(),
+        dumps: carry::ordered(dumps),
     };
     summary.set = Some(staging.commit(&manifest)?);
     Ok(summary)
@@ -189,19 +219,6 @@ fn plan<'a>(
     Ok((pg, my, plan))
 }
 
-/// The last good set's manifest; one that cannot be read is warned about
-/// and taken as none.
-fn previous(dir: &Path, report: &Reporter) -> Option<Manifest> {
-    let set = set::current_set(dir)?;
-    match Manifest::read(&set) {
-        Ok(manifest) => Some(manifest),
-        Err(e) => {
-            report.warn(format_args!("the last dump set: {e}"));
-            None
-        }
-    }
-}
-
 /// Which servers a run dumps.
 #[derive(Debug, Clone, Copy)]
 struct Servers {
@@ -211,8 +228,8 @@ struct Servers {
 
 /// The servers to dump: those asked for (their socket must exist), or
 /// every one whose socket exists — a server the last good set had dumps
-/// of and whose socket is gone fails the run, as a crashed server must not
-/// make a silently smaller backup.
+/// of and whose socket is gone fails the run (unless `--force`), as a
+/// crashed server must not make a silently smaller backup.
 fn servers(
     options: &Options,
     previous: Option<&Manifest>,
@@ -229,18 +246,22 @@ fn servers(
                 reason: "no such socket: is the server running?".into(),
             }),
             (true, false, _) => Ok(false),
-            (false, _, false) if had => Err(BackupError::Failed {
+            (false, _, false) if had && !options.force => Err(BackupError::Failed {
                 step: format!("the dump of {}", display(server)),
                 reason: format!(
                     "its socket {} is gone, but the last good dump set has its dumps \
-                     (name the servers to dump with --postgres or --mysql)",
+                     (--force drops them; --postgres or --mysql carries them over)",
                     socket.display()
                 ),
             }),
             (false, _, false) => {
+                let dropped = match had {
+                    true => "; its dumps of the last good set dropped (--force)",
+                    false => "",
+                };
                 skipped.push(Skipped {
                     server,
-                    reason: format!("no socket {}", socket.display()),
+                    reason: format!("no socket {}{dropped}", socket.display()),
                 });
                 Ok(false)
             }
@@ -326,10 +347,11 @@ fn dump_one(
 fn check_shrink(
     options: &Options,
     entry: &Entry,
-    previous: Option<&Manifest>,
+    previous: Option<&Previous>,
     report: &Reporter,
 ) -> Result<(), BackupError> {
-    let Some(before) = previous.and_then(|m| m.dumps.iter().find(|d| d.same_dump(entry))) else {
+    let dumps = previous.iter().flat_map(|p| &p.manifest.dumps);
+    let Some(before) = dumps.into_iter().find(|d| d.same_dump(entry)) else {
         return Ok(());
     };
     if u128::from(entry.bytes) * 100
@@ -353,10 +375,19 @@ fn check_shrink(
 
 /// A dump in words: "the dump of PostgreSQL database shop".
 fn step(entry: &Entry) -> String {
-    let server = display(&entry.server);
-    match &entry.database {
-        Some(db) => format!("the dump of {server} database {db}"),
-        None => format!("the dump of {server} {}", entry.kind),
+    format!(
+        "the dump of {}",
+        named(&entry.server, &entry.kind, entry.database.as_deref())
+    )
+}
+
+/// What a dump holds, in words: "PostgreSQL database shop", "MariaDB
+/// grants".
+fn named(server: &str, kind: &str, database: Option<&str>) -> String {
+    let server = display(server);
+    match database {
+        Some(db) => format!("{server} database {db}"),
+        None => format!("{server} {kind}"),
     }
 }
 
@@ -409,19 +440,24 @@ pub fn show(
     }
     let stdout = |e| BackupError::from(pysk_common::Error::Stdout(e));
     for p in &summary.planned {
-        let server = display(p.server);
-        let line = match &p.database {
-            Some(db) => format!("would dump {server} database {db}"),
-            None => format!("would dump {server} {}", p.kind),
-        };
-        writeln!(out, "{line}").map_err(stdout)?;
+        let what = named(p.server, p.kind, p.database.as_deref());
+        writeln!(out, "would dump {what}").map_err(stdout)?;
+    }
+    for c in &summary.carried {
+        let what = named(&c.server, &c.kind, c.database.as_deref());
+        let from = c.from.as_deref().unwrap_or_default();
+        match summary.dry_run {
+            true => writeln!(out, "would carry over {what} from set {from}").map_err(stdout)?,
+            false => report.info(format_args!("carried over from set {from}: {what}")),
+        }
     }
     match &summary.set {
         Some(set) => report.info(format_args!(
-            "{}: {} dumps, {} bytes",
+            "{}: {} dumps, {} bytes, {} carried over",
             set.display(),
             summary.dumps.len(),
-            summary.dumps.iter().map(|d| d.bytes).sum::<u64>()
+            summary.dumps.iter().map(|d| d.bytes).sum::<u64>(),
+            summary.carried.len()
         )),
         None if !summary.dry_run => report.info("no database server to dump; nothing written"),
         None => {}

@@ -4,7 +4,6 @@
 //! engine's machine-readable output (duplicity's `--log-fd`, restic's
 //! `--json`), never from the text meant for people.
 
-pub mod child;
 pub mod duplicity;
 pub mod gpg;
 pub mod restic;

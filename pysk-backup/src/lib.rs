@@ -12,6 +12,7 @@
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
 
+pub mod child;
 pub mod cli;
 pub mod drill;
 pub mod dump;

@@ -1,15 +1,15 @@
-//! `pysk-backup run`: the nightly job, under the lock. Notify `start`;
-//! the engine's backup of the source; a check of that backup; only then
-//! retention and cleanup; the last-success stamp; notify `success`. Any
-//! failed step notifies `failure`, ends the run with its error (exit 1
-//! for a failed step or a damaged backup) and prunes nothing.
-//!
-//! The dump step comes first of all steps (see [`steps`]); it is built
-//! in the module `dump`.
+//! `pysk-backup run`: the nightly job, under one lock (its own; the dump
+//! step runs under it, [`dump::locked`]). Notify `start`; a new dump set
+//! ([`dump`]); the engine's backup of the source, the set with it; a
+//! check of that backup; only then retention and cleanup; the
+//! last-success stamp; notify `success`. Any failed step notifies
+//! `failure`, ends the run with its error (exit 1 for a failed dump or
+//! step or a damaged backup), uploads nothing after it and prunes
+//! nothing; a failed dump leaves the last good set as `current`.
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use pysk_common::exit::Outcome;
 use pysk_common::lock::Lock;
 use pysk_common::report::{self, Reporter};
 
+use crate::dump;
 use crate::engine::{self, Backed, Kind, Pruned};
 use crate::error::BackupError;
 
@@ -31,6 +32,8 @@ const NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Options {
     /// The engine.
     pub engine: engine::Config,
+    /// The dump step (its lock is ours).
+    pub dump: dump::Options,
     /// The lock file.
     pub lock: PathBuf,
     /// How long to wait for the lock.
@@ -48,6 +51,8 @@ pub struct Options {
 pub struct Summary {
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// The dump step: the new set (or, dry, the dumps it would make).
+    pub dump: dump::Summary,
     /// The engine.
     pub engine: Kind,
     /// The target.
@@ -71,7 +76,7 @@ struct Stamp<'a> {
 /// Runs the job.
 pub fn run(opts: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, BackupError> {
     if opts.dry_run {
-        return dry_run(opts, out);
+        return dry_run(opts, report, out);
     }
     let _lock = Lock::acquire(&opts.lock, opts.wait)?;
     notify(opts, "start", report);
@@ -95,9 +100,9 @@ pub fn run(opts: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Out
 /// The steps in order; the first that fails ends the run.
 fn steps(opts: &Options, report: &Reporter) -> Result<Summary, BackupError> {
     let engine = engine::open(&opts.engine)?;
-    // The dump step belongs here, before anything is backed up: the
-    // module `dump` (`dump::run`), whose failure ends the run at this
-    // point, so a failed dump is never uploaded.
+    // Before anything is backed up: a failed dump ends the run here, so
+    // it is never uploaded and the last good set stays `current`.
+    let dumped = dump::locked(&opts.dump, report)?;
     let backed = engine.backup()?;
     if backed.unreadable > 0 {
         report.warn(format_args!(
@@ -112,6 +117,7 @@ fn steps(opts: &Options, report: &Reporter) -> Result<Summary, BackupError> {
     engine.cleanup()?;
     Ok(Summary {
         dry_run: false,
+        dump: dumped,
         engine: opts.engine.kind,
         target: opts.engine.target.clone(),
         backup: Some(backed),
@@ -120,13 +126,18 @@ fn steps(opts: &Options, report: &Reporter) -> Result<Summary, BackupError> {
     })
 }
 
-/// What a run would do: the same checks of the passphrase file, nothing
-/// made (no lock file, no directory).
-fn dry_run(opts: &Options, out: &mut dyn Write) -> Result<Outcome, BackupError> {
+/// What a run would do: the same checks of the passphrase file, the
+/// dumps it would make, nothing made (no lock file, no directory).
+fn dry_run(opts: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, BackupError> {
     let _lock = Lock::existing(&opts.lock, opts.wait)?;
     pysk_common::secret::read_file(&opts.engine.passphrase_file)?;
+    let dry = dump::Options {
+        dry_run: true,
+        ..opts.dump.clone()
+    };
     let summary = Summary {
         dry_run: true,
+        dump: dump::locked(&dry, report)?,
         engine: opts.engine.kind,
         target: opts.engine.target.clone(),
         backup: None,
@@ -137,6 +148,7 @@ fn dry_run(opts: &Options, out: &mut dyn Write) -> Result<Outcome, BackupError> 
         report::print_json(&summary)?;
         return Ok(Outcome::Success);
     }
+    dump::show(&summary.dump, false, report, out)?;
     plan(opts, &summary, out).map_err(pysk_common::Error::Stdout)?;
     Ok(Outcome::Success)
 }
@@ -180,6 +192,7 @@ fn print(opts: &Options, summary: &Summary, report: &Reporter) -> Result<(), Bac
     if opts.json {
         return Ok(report::print_json(summary)?);
     }
+    dump::show(&summary.dump, false, report, &mut std::io::sink())?;
     if let Some(b) = &summary.backup {
         report.info(format_args!(
             "{} backup {} to {}: {} files, {} bytes, {} bytes added",
@@ -229,14 +242,9 @@ fn notify(opts: &Options, event: &str, report: &Reporter) {
     let Some((program, args)) = opts.notify.split_first() else {
         return;
     };
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-    let spawned = Command::new(program)
+    let spawned = crate::child::command(program)
         .args(args)
         .arg(event)
-        .env_clear()
-        .env("PATH", path)
-        .env("LANG", "C.UTF-8")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn();

@@ -158,12 +158,14 @@ fn absolute_paths(text: &str) -> Result<Vec<PathBuf>, String> {
 /// The options of `run`.
 pub fn run(settings: &Settings, args: &RunArgs) -> Result<run::Options, BackupError> {
     let notify = settings.string("backup_notify_command", None)?;
+    let dry_run = args.dry_run.dry_run;
     Ok(run::Options {
         engine: engine(settings)?,
+        dump: dump_with(settings, &args.selection, None, dry_run, &args.wait)?,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "backup_wait")?,
         notify: notify.split_whitespace().map(str::to_owned).collect(),
-        dry_run: args.dry_run.dry_run,
+        dry_run,
         json: args.json.json,
     })
 }

@@ -20,6 +20,7 @@ pub use tempfile::TempDir;
 
 pub use cmd::{TestCommand, assert_stderr, assert_stderr_is, code, stderr, stdout, tool};
 
+pub mod backup;
 pub mod bind;
 pub mod cmd;
 pub mod dns;

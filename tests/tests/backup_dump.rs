@@ -13,15 +13,13 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
 
+use pysk_tests::backup::{
+    children, hold_pg_lock, pg_args, release_pg, snapshot, staging, wait_for, waiting_pg_dump,
+};
 use pysk_tests::mariadb::Mariadb;
 use pysk_tests::pg::Postgres;
 use pysk_tests::{TempDir, TestCommand, scratch, stderr, stdout, tool, write_switches};
-
-/// How long a test waits for something it expects to happen.
-const BOUND: Duration = Duration::from_secs(30);
 
 /// Both servers and where the tool keeps its dumps.
 struct Env {
@@ -121,59 +119,7 @@ impl Env {
     }
 
     fn pg_args(&self) -> Vec<String> {
-        vec![
-            format!("--host={}", self.pg.socket_dir.display()),
-            format!("--port={}", self.pg.port),
-            "--username=postgres".into(),
-        ]
-    }
-}
-
-/// Every file below `dir` (and where each link points), with its bytes:
-/// a set compared byte for byte.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in fs::read_dir(&d).expect("read_dir") {
-            let path = entry.expect("entry").path();
-            let meta = fs::symlink_metadata(&path).expect("metadata");
-            let key = path.strip_prefix(dir).expect("below").to_path_buf();
-            if meta.file_type().is_symlink() {
-                let target = fs::read_link(&path).expect("link");
-                files.insert(key, target.into_os_string().into_encoded_bytes());
-            } else if meta.is_dir() {
-                todo.push(path);
-            } else {
-                files.insert(key, fs::read(&path).expect("read"));
-            }
-        }
-    }
-    files
-}
-
-/// The staging directories left in `sets/`.
-fn staging(dumps: &Path) -> Vec<String> {
-    fs::read_dir(dumps.join("sets"))
-        .expect("sets/")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".new-"))
-        .collect()
-}
-
-/// Polls `probe` until it gives something, failing the test after
-/// [`BOUND`].
-fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(found) = probe() {
-            return found;
-        }
-        assert!(
-            start.elapsed() < BOUND,
-            "{what} did not happen within {BOUND:?}"
-        );
-        thread::sleep(Duration::from_millis(20));
+        pg_args(&self.pg)
     }
 }
 
@@ -399,13 +345,33 @@ fn selection_shrinking_and_missing_servers() {
             "mariadb/blog.sql.gz"
         ]
     );
+    let first = fs::read_link(env.dumps.join("current")).expect("current");
+    let first = first
+        .file_name()
+        .expect("a set")
+        .to_string_lossy()
+        .into_owned();
     env.pysk()
         .args(["-q", "dump", "--postgres", "--exclude", "postgres"])
         .succeeds();
     assert_eq!(
         files(&env),
-        ["postgresql/globals.sql", "postgresql/shop.dump"]
+        [
+            "postgresql/globals.sql",
+            "postgresql/shop.dump",
+            "mariadb/grants.sql.gz",
+            "mariadb/blog.sql.gz"
+        ],
+        "MariaDB, left out, is carried over; the excluded database is not"
     );
+    let dumps = env.manifest()["dumps"].clone();
+    let marks: Vec<_> = (0..4)
+        .map(|i| (&dumps[i]["carried"], &dumps[i]["from"]))
+        .collect();
+    let (yes, from) = (serde_json::json!(true), serde_json::json!(first));
+    let carried = (&yes, &from);
+    let null = &serde_json::Value::Null;
+    assert_eq!(marks, [(null, null), (null, null), carried, carried]);
     let out = env.pysk().args(["-v", "dump"]).succeeds();
     assert_eq!(files(&env).len(), 6);
     assert!(
@@ -462,7 +428,8 @@ fn missing_and_unreachable_sockets(env: &Env) {
         stderr(&out),
         format!(
             "pysk-backup: the dump of MariaDB failed: its socket {} is gone, but the last \
-             good dump set has its dumps (name the servers to dump with --postgres or --mysql)\n",
+             good dump set has its dumps (--force drops them; --postgres or --mysql carries \
+             them over)\n",
             gone.display()
         )
     );
@@ -476,10 +443,13 @@ fn missing_and_unreachable_sockets(env: &Env) {
     );
     assert_eq!(snapshot(&env.dumps), before);
     env.pysk().args(["-q", "dump", "--postgres"]).succeeds();
-    let out = env.pysk().args(["dump"]).succeeds();
+    assert_eq!(files(env).len(), 6, "MariaDB's dumps carried over");
+    env.pysk().args(["dump"]).fails_with(1);
+    let out = env.pysk().args(["dump", "--force"]).succeeds();
     assert!(
         stderr(&out).starts_with(&format!(
-            "pysk-backup: MariaDB: skipped, no socket {}\n",
+            "pysk-backup: MariaDB: skipped, no socket {}; its dumps of the last good set \
+             dropped (--force)\n",
             gone.display()
         )),
         "{}",
@@ -509,9 +479,9 @@ fn dumps_killed_mid_dump_keep_the_last_good_set() {
 
     // pg_dump waits for the lock on events, held by another session (our
     // own session counts its partition, which needs no lock on it).
-    let blocker = hold_pg_lock(&env);
+    let blocker = hold_pg_lock(&env.pg, "shop", "events");
     let run = env.pysk().args(["dump", "--postgres"]).spawn();
-    let pid = waiting_pg_dump(&env);
+    let pid = waiting_pg_dump(&env.pg);
     env.pg.psql(&format!("SELECT pg_terminate_backend({pid})"));
     let out = run.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -523,7 +493,7 @@ fn dumps_killed_mid_dump_keep_the_last_good_set() {
         "{}",
         stderr(&out)
     );
-    release_pg(&env, blocker);
+    release_pg(&env.pg, blocker);
     assert_eq!(
         snapshot(&env.dumps),
         good,
@@ -561,9 +531,9 @@ fn dumps_killed_mid_dump_keep_the_last_good_set() {
 /// SIGKILL of the tool while pg_dump waits: `current` intact, pg_dump gone
 /// with it, and the next run removes the staging directory.
 fn killed_run_leaves_no_staging(env: &Env, good: &BTreeMap<PathBuf, Vec<u8>>) {
-    let blocker = hold_pg_lock(env);
+    let blocker = hold_pg_lock(&env.pg, "shop", "events");
     let mut run = env.pysk().args(["dump", "--postgres"]).spawn();
-    waiting_pg_dump(env);
+    waiting_pg_dump(&env.pg);
     let dumpers = children(run.id(), "pg_dump");
     assert_eq!(dumpers.len(), 1, "pg_dump is the tool's child");
     run.kill().expect("SIGKILL");
@@ -577,7 +547,7 @@ fn killed_run_leaves_no_staging(env: &Env, good: &BTreeMap<PathBuf, Vec<u8>>) {
     wait_for("pg_dump to die with the tool", || {
         (!proc.exists()).then_some(())
     });
-    release_pg(env, blocker);
+    release_pg(&env.pg, blocker);
     let mut now = snapshot(&env.dumps);
     now.retain(|path, _| !path.starts_with(Path::new("sets").join(&staging(&env.dumps)[0])));
     assert_eq!(&now, good, "current and its set untouched");
@@ -589,46 +559,6 @@ fn killed_run_leaves_no_staging(env: &Env, good: &BTreeMap<PathBuf, Vec<u8>>) {
     );
     assert!(staging(&env.dumps).is_empty());
     assert_eq!(files(env).len(), 6);
-}
-
-/// A session holding an exclusive lock on `events` alone (not its
-/// partition), until released.
-fn hold_pg_lock(env: &Env) -> Child {
-    let owner = fs::metadata(&env.pg.data_dir).expect("the data directory");
-    let mut args = env.pg_args();
-    args.extend([
-        "--dbname=shop".into(),
-        "--command=LOCK TABLE ONLY events IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600)".into(),
-    ]);
-    let child = Command::new(env.pg.bin_dir.join("psql"))
-        .args(&args)
-        .uid(owner.uid())
-        .gid(owner.gid())
-        .current_dir("/")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("psql");
-    wait_for("the lock on events", || {
-        let held = env.pg.psql_in(
-            "shop",
-            "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass \
-             AND mode = 'AccessExclusiveLock' AND granted",
-        );
-        (held == "1").then_some(())
-    });
-    child
-}
-
-/// The backend of a pg_dump waiting for a lock.
-fn waiting_pg_dump(env: &Env) -> String {
-    wait_for("pg_dump waiting for the lock", || {
-        let pid = env.pg.psql(
-            "SELECT pid FROM pg_stat_activity \
-             WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'",
-        );
-        (!pid.is_empty()).then_some(pid)
-    })
 }
 
 /// A session holding `mysql.event` locked for writing, until released.
@@ -656,17 +586,6 @@ fn hold_mariadb_lock(env: &Env) -> Child {
     child
 }
 
-/// Ends the PostgreSQL lock holder: its session (which would not notice
-/// its client gone while it sleeps), then its client.
-fn release_pg(env: &Env, mut child: Child) {
-    env.pg.psql(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE query LIKE 'LOCK TABLE ONLY events%'",
-    );
-    child.kill().expect("kill the lock holder");
-    child.wait().expect("wait");
-}
-
 /// Ends the MariaDB lock holder: its connection, then its client.
 fn release_mariadb(env: &Env, mut child: Child) {
     let id = env.maria.mariadb(
@@ -675,30 +594,4 @@ fn release_mariadb(env: &Env, mut child: Child) {
     env.maria.mariadb(&format!("KILL {id}"));
     child.kill().expect("kill the lock holder");
     child.wait().expect("wait");
-}
-
-/// The pids of the children of `parent` named `name`.
-fn children(parent: u32, name: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/proc").expect("/proc") {
-        let entry = entry.expect("entry");
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((head, rest)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        let comm = head.split_once(" (").map_or("", |(_, c)| c);
-        let ppid = rest
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
-        if comm == name && ppid == Some(parent) {
-            found.push(pid);
-        }
-    }
-    found
 }

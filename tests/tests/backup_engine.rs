@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use pysk_tests::backup::{environments_holding, grow};
 use pysk_tests::{TempDir, require, scratch, secret_file, stdout, tool, write_switches};
 use serde_json::Value;
 
@@ -59,6 +60,12 @@ impl Env {
                 self.path("passphrase").display().to_string(),
             ),
             ("backup_dump_dir", self.path("dumps").display().to_string()),
+            // No database server here: the run's dump step has none to dump.
+            ("db_pg_socket_dir", self.path("no-pg").display().to_string()),
+            (
+                "db_mysql_socket",
+                self.path("no-mysqld.sock").display().to_string(),
+            ),
             (
                 "backup_exclude",
                 format!("/proc {}", self.src().join("skip").display()),
@@ -502,20 +509,6 @@ fn restic_backs_up_restores_both_snapshots_lists_verifies_and_prunes() {
     );
 }
 
-/// A large file, so that a run lasts long enough to be watched.
-fn grow(src: &Path, megabytes: usize) {
-    let mut state = 0x9e37_79b9_u32;
-    let bytes: Vec<u8> = (0..megabytes << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state.to_le_bytes()[1]
-        })
-        .collect();
-    fs::write(src.join("large.bin"), bytes).expect("write the large file");
-}
-
 /// The parent of `pid`, from `/proc/<pid>/stat`.
 fn parent(pid: u32) -> Option<u32> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -551,19 +544,6 @@ fn in_duplicity_tree(mut pid: u32) -> Option<bool> {
     Some(false)
 }
 
-/// Pids whose `file` (`cmdline`, `environ`) holds `needle`.
-fn holding(file: &str, needle: &str) -> Vec<u32> {
-    let entries = fs::read_dir("/proc").expect("read /proc");
-    let pids = entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
-    pids.filter(|pid| {
-        fs::read(format!("/proc/{pid}/{file}"))
-            .is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle))
-    })
-    .collect()
-}
-
 #[test]
 fn the_passphrase_is_in_no_command_line_and_only_in_the_engines_environment() {
     for engine in ["duplicity", "restic"] {
@@ -574,12 +554,7 @@ fn the_passphrase_is_in_no_command_line_and_only_in_the_engines_environment() {
         let mut child = env.tool().arg("run").spawn();
         let (mut seen_engine, mut samples) = (false, 0);
         while child.try_wait().expect("wait").is_none() {
-            assert_eq!(
-                holding("cmdline", PASSPHRASE),
-                Vec::<u32>::new(),
-                "{engine}: in a command line"
-            );
-            for pid in holding("environ", PASSPHRASE) {
+            for pid in environments_holding(PASSPHRASE, engine) {
                 let judged = in_duplicity_tree(pid);
                 assert!(
                     engine == "duplicity" && judged != Some(false),

@@ -17,7 +17,7 @@ use nix::unistd::{User, chown};
 use pysk_common::error::write_err;
 
 use super::{BOUND, log_tail, stop};
-use crate::dump::child;
+use crate::child;
 use crate::error::BackupError;
 use crate::load::mysql::Server;
 
@@ -78,7 +78,7 @@ impl Mariadb {
             format!("--log-error={}", log.display()),
         ]);
         args.extend(SMALL.map(str::to_owned));
-        let mut cmd = child::command("mariadbd", args, None);
+        let mut cmd = child::managed("mariadbd", args, None);
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         let child = cmd.spawn().map_err(|e| BackupError::Unavailable {
             what: "mariadbd".into(),
@@ -135,7 +135,7 @@ fn install(common: &[String]) -> Result<(), BackupError> {
         "--skip-test-db".into(),
     ]);
     args.extend(SMALL.map(str::to_owned));
-    let cmd = child::command("mariadb-install-db", args, None);
+    let cmd = child::managed("mariadb-install-db", args, None);
     crate::load::feed(cmd, std::io::empty())
         .map(drop)
         .map_err(|reason| BackupError::Failed {

@@ -20,7 +20,7 @@ use pysk_common::error::write_err;
 use pysk_db::pg::connect::Target;
 
 use super::{BOUND, log_tail, stop};
-use crate::dump::child;
+use crate::child;
 use crate::error::BackupError;
 use crate::load::pg::{Server, bin_dir};
 
@@ -61,7 +61,7 @@ impl Postgres {
         let log = dir.join("postgres.log");
         let out = File::create(&log).map_err(write_err(&log))?;
         let err = out.try_clone().map_err(write_err(&log))?;
-        let mut cmd = child::command(
+        let mut cmd = child::managed(
             &bin.join("postgres").display().to_string(),
             ["-D".as_ref(), data.as_os_str()],
             Some(&server.account),
@@ -126,7 +126,7 @@ fn initdb(bin: &Path, server: &Server, data: &Path) -> Result<(), BackupError> {
         "--auth-local=peer".into(),
         "--auth-host=reject".into(),
     ];
-    let mut cmd = child::command(
+    let mut cmd = child::managed(
         &bin.join("initdb").display().to_string(),
         args,
         Some(&server.account),

@@ -26,9 +26,11 @@ use mysql::prelude::Queryable;
 use pysk_db::mysql::connect::{self, Target, why};
 use pysk_db::names::{literal, mysql_identifier};
 
-use super::child::{self, DumpFile, Tail};
 use super::db_error;
+use super::dumper;
+use super::file::DumpFile;
 use super::set::{Entry, file_name};
+use crate::child::Tail;
 use crate::error::BackupError;
 
 /// The server's name in the manifest and the set's directory.
@@ -176,9 +178,9 @@ impl Server {
             "--".into(),
             database.to_owned(),
         ];
-        let mut dumper = child::spawn(child::command("mariadb-dump", args, None))?;
+        let mut dumper = dumper("mariadb-dump", None).args(args).spawn()?;
         let mut tail = Tail::default();
-        let copied = child::copy(&mut dumper.child, &mut gz, None, &mut tail);
+        let copied = dumper.copy(&mut gz, None, &mut tail);
         dumper.finish().map_err(failed)?;
         copied.map_err(|e| failed(format!("{}: {e}", path.display())))?;
         if !tail.last_line().starts_with(COMPLETED) {
@@ -283,5 +285,7 @@ fn entry(
         tables,
         rows: "estimate".into(),
         myisam,
+        carried: false,
+        from: None,
     }
 }

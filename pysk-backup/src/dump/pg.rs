@@ -21,9 +21,10 @@ use postgres::Client;
 use pysk_db::names::pg_identifier;
 use pysk_db::pg::connect::{self, Target, why};
 
-use super::child::{self, DumpFile, Tail};
-use super::db_error;
+use super::file::DumpFile;
 use super::set::{Entry, file_name};
+use super::{db_error, dumper};
+use crate::child::Tail;
 use crate::error::BackupError;
 
 /// The server's name in the manifest and the set's directory.
@@ -87,9 +88,11 @@ impl<'a> Server<'a> {
         let mut out = DumpFile::create(&set.join(&file))?;
         let mut args = self.connection();
         args.push("--globals-only".into());
-        let mut dumper = child::spawn(child::command("pg_dumpall", args, Some(&self.account)))?;
+        let mut dumper = dumper("pg_dumpall", Some(&self.account))
+            .args(args)
+            .spawn()?;
         let mut tail = Tail::default();
-        let copied = child::copy(&mut dumper.child, &mut out, None, &mut tail);
+        let copied = dumper.copy(&mut out, None, &mut tail);
         let failed = |reason| BackupError::Failed {
             step: "the dump of PostgreSQL globals".into(),
             reason,
@@ -128,15 +131,14 @@ impl<'a> Server<'a> {
             format!("--lock-wait-timeout={}", self.lock_wait.as_millis()),
             format!("--dbname=dbname={}", conninfo_value(database)),
         ]);
-        let mut dumper = child::spawn(child::command("pg_dump", args, Some(&self.account)))?;
-        let restore_args = ["--file=/dev/null"];
-        let mut restore = child::command("pg_restore", restore_args, Some(&self.account));
-        restore
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null());
-        let mut checker = child::spawn(restore)?;
+        let mut dumper = dumper("pg_dump", Some(&self.account)).args(args).spawn()?;
+        let mut checker = super::dumper("pg_restore", Some(&self.account))
+            .arg("--file=/dev/null")
+            .piped_input()
+            .no_output()
+            .spawn()?;
         let feed = checker.child.stdin.take();
-        let copied = child::copy(&mut dumper.child, &mut out, feed, &mut Tail::default());
+        let copied = dumper.copy(&mut out, feed, &mut Tail::default());
         dumper.finish().map_err(failed)?;
         copied.map_err(|e| failed(format!("{}: {e}", out.path().display())))?;
         checker
@@ -221,6 +223,8 @@ fn entry(
         tables,
         rows: "exact".into(),
         myisam: Vec::new(),
+        carried: false,
+        from: None,
     }
 }
 

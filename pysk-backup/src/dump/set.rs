@@ -68,6 +68,17 @@ pub struct Entry {
     /// consistent under `--single-transaction`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub myisam: Vec<String>,
+    /// Carried over from an earlier set (hard-linked), as this run left
+    /// its server or database out (`--only`, `--postgres`, `--mysql`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub carried: bool,
+    /// The set a carried dump was made in (`20261129T235000Z`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 impl Entry {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use pysk_common::secret::{self, Secret};
 
-use crate::engine::child::{Child, Finished};
+use crate::child::{Child, Finished};
 use crate::engine::{
     self, Backed, Chain, Config, Engine, Entry, Pruned, Set, Status, Verified, gpg,
 };

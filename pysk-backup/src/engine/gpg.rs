@@ -8,7 +8,7 @@
 use std::fs::{self, DirBuilder};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::error::BackupError;
 
@@ -40,16 +40,12 @@ impl Home {
         AgentGuard { home: self }
     }
 
-    /// Runs `gpgconf ARGS` for this home, with nothing but `PATH` and
-    /// `GNUPGHOME` in its environment.
+    /// Runs `gpgconf ARGS` for this home, with nothing but `PATH`, `LANG`
+    /// and `GNUPGHOME` in its environment.
     fn gpgconf(&self, args: &[&str]) -> std::io::Result<std::process::ExitStatus> {
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-        Command::new("gpgconf")
+        crate::child::command("gpgconf")
             .args(args)
-            .env_clear()
-            .env("PATH", path)
             .env("GNUPGHOME", &self.dir)
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::engine::child::{Child, Finished};
+use crate::child::{Child, Finished};
 use crate::engine::{
     self, Backed, Chain, Config, Engine, Entry, Pruned, Set, Status, Verified, gpg,
 };

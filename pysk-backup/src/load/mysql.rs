@@ -16,7 +16,7 @@ use pysk_db::mysql::connect::{self, Target, why};
 use pysk_db::names::mysql_identifier;
 
 use super::Counts;
-use crate::dump::child;
+use crate::child;
 use crate::error::BackupError;
 
 /// A MariaDB server reached over its socket.
@@ -51,7 +51,7 @@ impl Server {
         if let Some(database) = database {
             args.push(format!("--database={database}"));
         }
-        let cmd = child::command("mariadb", args, None);
+        let cmd = child::managed("mariadb", args, None);
         let said = super::feed(cmd, MultiGzDecoder::new(BufReader::new(input)))?;
         match said.trim().is_empty() {
             true => Ok(()),

@@ -14,7 +14,7 @@ use pysk_db::names::pg_identifier;
 use pysk_db::pg::connect::{self, Target, why};
 
 use super::Counts;
-use crate::dump::child;
+use crate::child;
 use crate::error::BackupError;
 
 /// Where Debian installs each PostgreSQL version's programs.
@@ -52,7 +52,7 @@ impl Server {
             format!("--username={}", self.target.superuser),
         ];
         all.extend_from_slice(args);
-        child::command(&program_path(program), all, Some(&self.account))
+        child::managed(&program_path(program), all, Some(&self.account))
     }
 
     /// Runs `globals.sql` (roles, tablespaces) with `psql`. The one error
