@@ -351,6 +351,24 @@ fn internal(program: &str, e: &io::Error) -> BackupError {
     pysk_common::Error::Internal(format!("running {program}: {}", cause(e))).into()
 }
 
+/// `program` with `args`, in `/`, as `account` when given (its home as
+/// `HOME`, else `/root`), as [`Child::new`] builds it, for a caller that
+/// manages the process itself.
+pub fn managed<I, S>(program: &str, args: I, account: Option<&User>) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let child = Child::new(program, Path::new("/root"))
+        .current_dir(Path::new("/"))
+        .args(args);
+    match account {
+        Some(user) => child.account(user),
+        None => child,
+    }
+    .into_command()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,20 +435,3 @@ mod tests {
     }
 }
 
-/// `program` with `args`, in `/`, as `account` when given (its home as
-/// `HOME`, else `/root`), as [`Child::new`] builds it, for a caller that
-/// manages the process itself.
-pub fn managed<I, S>(program: &str, args: I, account: Option<&User>) -> Command
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let child = Child::new(program, Path::new("/root"))
-        .current_dir(Path::new("/"))
-        .args(args);
-    match account {
-        Some(user) => child.account(user),
-        None => child,
-    }
-    .into_command()
-}
