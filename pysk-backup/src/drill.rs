@@ -8,10 +8,12 @@
 //! manifest (exact counts equal; estimates within 2 % or 10 rows). A
 //! database whose restore fails or whose counts differ fails the drill
 //! (exit 1); the others are still drilled. `<state>/drills.json` keeps
-//! the last proven restore of each database.
+//! the last proven restore of each database. What a killed drill left is
+//! swept first ([`stale`]).
 
 pub mod mariadb;
 pub mod postgres;
+pub mod stale;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -125,6 +127,7 @@ impl Drilled {
 /// Runs the drill.
 pub fn run(opts: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, BackupError> {
     let _lock = Lock::acquire(&opts.lock, opts.wait)?;
+    stale::sweep(&std::env::temp_dir(), report);
     let fetched = match &opts.from_backup {
         Some(config) => fetch::from_backup(config, None)?,
         None => fetch::local(&opts.dump_dir)?,

@@ -13,6 +13,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+use pysk_tests::backup::wait_for;
 use pysk_tests::mariadb::Mariadb;
 use pysk_tests::pg::Postgres;
 use pysk_tests::{
@@ -442,5 +443,103 @@ fn restore_db_brings_back_both_kinds_from_the_set_and_the_backup() {
         env.pg
             .psql("SELECT count(*) FROM pg_database WHERE datname = 'shop_cut'"),
         "0"
+    );
+}
+
+/// The command name (`comm`) of `pid`.
+fn comm(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// A server left from a killed drill, as one started before the servers
+/// died with their drill would be: `mariadbd` as `mysql` on the killed
+/// drill's data, its pid file where the drill writes it.
+fn leftover_mariadbd(drill_dir: &std::path::Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let dir = drill_dir.join("mariadb");
+    let owner = fs::metadata(&dir).expect("the killed drill's MariaDB");
+    let d = |name: &str| dir.join(name).display().to_string();
+    let child = std::process::Command::new("mariadbd")
+        .args([
+            "--no-defaults".to_owned(),
+            format!("--datadir={}", d("data")),
+            format!("--tmpdir={}", d("tmp")),
+            format!("--socket={}", d("left.sock")),
+            "--skip-networking".into(),
+            format!("--pid-file={}", d("mariadbd.pid")),
+            format!("--log-error={}", d("left.log")),
+            "--innodb-log-file-size=16M".into(),
+            "--innodb-use-native-aio=0".into(),
+        ])
+        .uid(std::os::unix::fs::MetadataExt::uid(&owner))
+        .gid(std::os::unix::fs::MetadataExt::gid(&owner))
+        .current_dir("/")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mariadbd");
+    let pid = child.id().to_string();
+    wait_for("the leftover server's pid file", || {
+        let text = fs::read_to_string(dir.join("mariadbd.pid")).unwrap_or_default();
+        (text.trim() == pid).then_some(())
+    });
+    child
+}
+
+#[test]
+fn a_killed_drill_leaves_no_server_running_and_the_next_drill_sweeps_its_directory() {
+    let Some(env) = Env::start() else {
+        return;
+    };
+    // Enough rows that the drill is still loading when it is killed.
+    env.maria.mariadb(
+        "CREATE TABLE blog.bulk (id int PRIMARY KEY, v text) ENGINE=InnoDB; \
+         USE blog; INSERT INTO bulk SELECT seq, repeat(md5(seq), 4) FROM seq_1_to_300000;",
+    );
+    env.pysk().arg("dump").succeeds();
+    let tmp = env.path("tmp").display().to_string();
+    let mut drill = env.pysk().arg("drill").spawn();
+    wait_for("the drill's mariadb client loading", || {
+        pids_with_cmdline(&tmp)
+            .into_iter()
+            .find(|&pid| comm(pid) == "mariadb")
+    });
+    drill.kill().expect("SIGKILL");
+    drill.wait().expect("wait");
+    wait_for("every throw-away server gone with the drill", || {
+        pids_with_cmdline(&tmp).is_empty().then_some(())
+    });
+    let left: Vec<PathBuf> = fs::read_dir(env.path("tmp"))
+        .expect("tmp")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    // A server still running in it is stopped, the directory removed.
+    let mut server = leftover_mariadbd(&left[0]);
+    let out = env.pysk().arg("drill").succeeds();
+    assert!(
+        stderr(&out).contains(&format!(
+            "pysk-backup: stopping a killed drill's server (pid {}) in {}\n",
+            server.id(),
+            left[0].display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let status = server.wait().expect("wait");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert_eq!(pids_with_cmdline(&tmp), Vec::<u32>::new());
+    assert_eq!(fs::read_dir(env.path("tmp")).expect("tmp").count(), 0);
+    assert_eq!(
+        env.drills()["databases"]["mariadb/blog"]["tables"],
+        3,
+        "the next drill proves the database"
     );
 }
