@@ -187,7 +187,7 @@ impl Throwaway {
     /// Loads the globals (roles) or grants.
     fn globals(&self, file: &Path) -> Result<(), String> {
         match self {
-            Throwaway::Pg(pg) => pg.server.globals(file),
+            Throwaway::Pg(pg) => pg.globals(file),
             Throwaway::My(my) => my.server.load(file, None),
         }
     }
@@ -201,7 +201,7 @@ impl Throwaway {
                 if !pg.server.exists(database).map_err(said)? {
                     pg.server.create(database).map_err(said)?;
                 }
-                pg.server.load(database, file, false)
+                pg.server.load(database, file, load::pg::Into::Throwaway)
             }
             Throwaway::My(my) => {
                 if !my.server.exists(database).map_err(said)? {

@@ -184,7 +184,7 @@ impl Production {
 
     fn load(&self, database: &str, file: &std::path::Path) -> Result<(), String> {
         match self {
-            Production::Pg(s) => s.load(database, file, true),
+            Production::Pg(s) => s.load(database, file, load::pg::Into::Production),
             Production::My(s) => s.load(file, Some(database)),
         }
     }

@@ -109,6 +109,23 @@ impl Env {
         );
     }
 
+    /// A tablespace `ts` in the scratch tree holding `shop`'s empty
+    /// table; its directory.
+    fn tablespace(&self) -> PathBuf {
+        use std::os::unix::fs::MetadataExt;
+        let dir = self.path("ts");
+        fs::create_dir(&dir).expect("mkdir");
+        let owner = fs::metadata(&self.pg.data_dir).expect("the data directory");
+        std::os::unix::fs::chown(&dir, Some(owner.uid()), Some(owner.gid())).expect("chown");
+        self.pg.psql(&format!(
+            "CREATE TABLESPACE ts OWNER shop_owner LOCATION '{}'",
+            dir.display()
+        ));
+        self.pg
+            .psql_in("shop", "ALTER TABLE empty_one SET TABLESPACE ts");
+        dir
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let out = self.pysk().args(args).arg("--json").succeeds();
         let doc: Value = serde_json::from_str(&stdout(&out)).expect("a JSON document");
@@ -151,6 +168,16 @@ impl Env {
                  FROM `{db}`.legacy"
         ))
     }
+}
+
+/// The entries of `dir` (the top level: a server's `PG_<version>_…`).
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// Pids whose command line contains `needle`.
@@ -202,10 +229,18 @@ fn the_drill_proves_both_servers_and_fails_on_a_cut_or_miscounted_dump() {
     let Some(env) = Env::start() else {
         return;
     };
+    let tablespace = env.tablespace();
+    let tablespace_before = entries(&tablespace);
+    assert_eq!(tablespace_before.len(), 1, "{tablespace_before:?}");
     env.pysk().arg("dump").succeeds();
     let set = env.current();
     let doc = env.json(&["drill"]);
     assert_eq!(drilled(&doc), all_proven(), "{doc}");
+    assert_eq!(
+        entries(&tablespace),
+        tablespace_before,
+        "the drill wrote in the production tablespace"
+    );
     assert_eq!(
         (doc["set"].as_str(), doc["from_backup"].as_bool()),
         (Some(set.as_str()), Some(false))

@@ -5,6 +5,7 @@
 //! table counted as the dump counted it.
 
 use std::fs::{self, File};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,6 +20,15 @@ use crate::error::BackupError;
 
 /// Where Debian installs each PostgreSQL version's programs.
 const PG_LIB: &str = "/usr/lib/postgresql";
+
+/// The kind of server a dump is loaded into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Into {
+    /// The production server (`restore-db`).
+    Production,
+    /// A drill's throw-away server.
+    Throwaway,
+}
 
 /// A PostgreSQL server and how its clients reach it.
 #[derive(Debug, Clone)]
@@ -55,10 +65,10 @@ impl Server {
         child::managed(&program_path(program), all, Some(&self.account))
     }
 
-    /// Runs `globals.sql` (roles, tablespaces) with `psql`. The one error
-    /// allowed is the superuser's own role, which every cluster has.
-    pub fn globals(&self, file: &Path) -> Result<(), String> {
-        let input = File::open(file).map_err(|e| pysk_common::error::cause(&e))?;
+    /// Runs the globals (roles, tablespaces) `input` gives with `psql`.
+    /// The one error allowed is the superuser's own role, which every
+    /// cluster has.
+    pub fn globals(&self, input: impl Read) -> Result<(), String> {
         let args = ["-X", "-q", "--dbname=postgres", "--file=-"].map(str::to_owned);
         let said = super::feed(self.client("psql", &args), input)?;
         let known = format!("ERROR:  role \"{}\" already exists", self.target.superuser);
@@ -73,17 +83,19 @@ impl Server {
     }
 
     /// Loads the `pg_dump -Fc` archive `file` into `database` (which
-    /// must exist), stopping at the first error; in one transaction when
-    /// `atomic`.
-    pub fn load(&self, database: &str, file: &Path, atomic: bool) -> Result<(), String> {
+    /// must exist), stopping at the first error: into production in one
+    /// transaction; into a throw-away server without tablespaces (its
+    /// tables in its own directory, never in a production tablespace's).
+    pub fn load(&self, database: &str, file: &Path, into: Into) -> Result<(), String> {
         let input = File::open(file).map_err(|e| pysk_common::error::cause(&e))?;
         let mut args = vec![
             format!("--dbname=dbname={}", conninfo_value(database)),
             "--exit-on-error".to_owned(),
         ];
-        if atomic {
-            args.push("--single-transaction".into());
-        }
+        args.push(match into {
+            Into::Production => "--single-transaction".into(),
+            Into::Throwaway => "--no-tablespaces".into(),
+        });
         let said = super::feed(self.client("pg_restore", &args), input)?;
         match said.trim().is_empty() {
             true => Ok(()),
