@@ -188,26 +188,28 @@ impl Throwaway {
     fn globals(&self, file: &Path) -> Result<(), String> {
         match self {
             Throwaway::Pg(pg) => pg.globals(file),
-            Throwaway::My(my) => my.server.load(file, None),
+            Throwaway::My(my) => my.server.load(file, None, None),
         }
     }
 
-    /// Makes `database` (a fresh server's own, such as `postgres`, is
-    /// there already, empty) and loads its dump.
-    fn restore(&self, database: &str, file: &Path) -> Result<(), String> {
+    /// Makes `database` as the manifest records it (a fresh server's
+    /// own, such as `postgres`, is there already, empty) and loads its
+    /// dump.
+    fn restore(&self, entry: &Entry, file: &Path) -> Result<(), String> {
+        let database = entry.database.as_deref().unwrap_or_default();
         let said = |e: BackupError| e.to_string();
         match self {
             Throwaway::Pg(pg) => {
                 if !pg.server.exists(database).map_err(said)? {
-                    pg.server.create(database).map_err(said)?;
+                    pg.server.create(database, &entry.options).map_err(said)?;
                 }
                 pg.server.load(database, file, load::pg::Into::Throwaway)
             }
             Throwaway::My(my) => {
                 if !my.server.exists(database).map_err(said)? {
-                    my.server.create(database).map_err(said)?;
+                    my.server.create(database, &entry.options).map_err(said)?;
                 }
-                my.server.load(file, Some(database))
+                my.server.load(file, Some(database), None)
             }
         }
     }
@@ -271,7 +273,7 @@ fn drill_one(
         Some(why) => Err(why.to_owned()),
         None => fetched
             .check(entry)
-            .and_then(|()| thrown.restore(&database, &fetched.file(entry)))
+            .and_then(|()| thrown.restore(entry, &fetched.file(entry)))
             .and_then(|()| thrown.count(&database)),
     };
     let mut drilled = Drilled {

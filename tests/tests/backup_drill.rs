@@ -578,3 +578,91 @@ fn a_killed_drill_leaves_no_server_running_and_the_next_drill_sweeps_its_directo
         "the next drill proves the database"
     );
 }
+
+#[test]
+fn a_latin1_database_keeps_its_encoding_owner_and_character_set() {
+    let Some(env) = Env::start() else {
+        return;
+    };
+    env.pg.psql(
+        "CREATE DATABASE legacy ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' \
+         TEMPLATE template0 OWNER shop_owner",
+    );
+    env.pg.psql_in(
+        "legacy",
+        "SET ROLE shop_owner; CREATE TABLE names (n text); \
+         INSERT INTO names VALUES ('Müller'), ('Señor');",
+    );
+    // A routine made under utf8mb4, then the database's default changed:
+    // the dump wraps the routine in ALTER DATABASE `old` lines.
+    env.maria.mariadb(
+        "CREATE DATABASE old CHARACTER SET utf8mb4; \
+         CREATE TABLE old.names (n varchar(20)) CHARACTER SET latin1; \
+         INSERT INTO old.names VALUES ('Müller'); \
+         CREATE PROCEDURE old.hello() SELECT 1; \
+         ALTER DATABASE old CHARACTER SET latin1 COLLATE latin1_swedish_ci;",
+    );
+    env.pysk().arg("dump").succeeds();
+    let gunzip = std::process::Command::new("gzip")
+        .arg("-dc")
+        .arg(env.dumps().join("current/mariadb/old.sql.gz"))
+        .output()
+        .expect("gzip");
+    let sql = String::from_utf8_lossy(&gunzip.stdout);
+    assert!(
+        sql.contains("\nALTER DATABASE `old` CHARACTER SET latin1 COLLATE latin1_swedish_ci ;\n"),
+        "{sql}"
+    );
+    let doc = env.json(&["drill"]);
+    let legacy = drilled(&doc)
+        .into_iter()
+        .filter(|d| d.0 == "postgresql/legacy" || d.0 == "mariadb/old")
+        .collect::<Vec<_>>();
+    assert_eq!(
+        legacy,
+        [
+            ("postgresql/legacy".to_owned(), true, 1, 2),
+            ("mariadb/old".to_owned(), true, 1, 1)
+        ],
+        "{doc}"
+    );
+
+    env.pysk()
+        .args(["restore-db", "legacy", "--as", "legacy_copy"])
+        .succeeds();
+    assert_eq!(
+        env.pg.psql(
+            "SELECT pg_encoding_to_char(encoding), datcollate, datctype, \
+             pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'legacy_copy'"
+        ),
+        "LATIN1|C|C|shop_owner"
+    );
+    assert_eq!(
+        env.pg.psql_in(
+            "legacy_copy",
+            "SELECT string_agg(n, ',' ORDER BY n) FROM names"
+        ),
+        "Müller,Señor"
+    );
+    // The copy of a dropped original: its ALTER DATABASE lines name the
+    // copy, never `old`.
+    env.maria.mariadb("DROP DATABASE old");
+    env.pysk()
+        .args(["restore-db", "old", "--as", "old_copy"])
+        .succeeds();
+    assert_eq!(
+        env.maria.mariadb(
+            "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME \
+             FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'old%'"
+        ),
+        "old_copy\tlatin1\tlatin1_swedish_ci"
+    );
+    assert_eq!(env.maria.mariadb("SELECT n FROM old_copy.names"), "Müller");
+    assert_eq!(
+        env.maria.mariadb(
+            "SELECT ROUTINE_SCHEMA, ROUTINE_NAME FROM information_schema.ROUTINES \
+             WHERE ROUTINE_NAME = 'hello'"
+        ),
+        "old_copy\thello"
+    );
+}

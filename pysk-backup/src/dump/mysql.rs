@@ -157,6 +157,9 @@ impl Server {
         let (tables, myisam) = self
             .count(database)
             .map_err(|e| failed(format!("counting its rows: {}", why(&e))))?;
+        let options = self
+            .options(database)
+            .map_err(|e| failed(format!("reading its character set: {}", why(&e))))?;
         // A database called `grants` must not take the grants' file.
         let stem = match file_name(database, "") {
             name if name == "grants" => "%67rants".to_owned(),
@@ -196,7 +199,7 @@ impl Server {
             ))
         })?;
         let (bytes, sha256) = finish(gz, &path).map_err(failed)?;
-        Ok(entry(
+        let mut entry = entry(
             "database",
             Some(database),
             file,
@@ -204,7 +207,27 @@ impl Server {
             sha256,
             tables,
             myisam,
-        ))
+        );
+        entry.options = options;
+        Ok(entry)
+    }
+
+    /// The database's default character set and collation (a dump
+    /// without `--databases` holds neither).
+    fn options(&mut self, database: &str) -> Result<BTreeMap<String, String>, mysql::Error> {
+        let found: Option<(String, String)> = self.conn.exec_first(
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME \
+             FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (database,),
+        )?;
+        Ok(found
+            .map(|(set, collation)| {
+                BTreeMap::from([
+                    ("character_set".to_owned(), set),
+                    ("collation".to_owned(), collation),
+                ])
+            })
+            .unwrap_or_default())
     }
 
     /// Every base table's rows in a consistent snapshot; the
@@ -287,5 +310,6 @@ fn entry(
         myisam,
         carried: false,
         from: None,
+        options: BTreeMap::new(),
     }
 }

@@ -122,6 +122,8 @@ impl<'a> Server<'a> {
         let (snapshot, tables) = self
             .snapshot(&mut session)
             .map_err(|e| failed(format!("counting its rows: {}", why(&e))))?;
+        let options = options(&mut session)
+            .map_err(|e| failed(format!("reading its encoding: {}", why(&e))))?;
         let file = format!("{SERVER}/{}", file_name(database, ".dump"));
         let mut out = DumpFile::create(&set.join(&file))?;
         let mut args = self.connection();
@@ -148,14 +150,9 @@ impl<'a> Server<'a> {
             .batch_execute("COMMIT")
             .map_err(|e| failed(format!("ending its snapshot: {}", why(&e))))?;
         let (bytes, sha256) = out.finish()?;
-        Ok(entry(
-            "database",
-            Some(database),
-            file,
-            bytes,
-            sha256,
-            tables,
-        ))
+        let mut entry = entry("database", Some(database), file, bytes, sha256, tables);
+        entry.options = options;
+        Ok(entry)
     }
 
     /// Opens the session's repeatable-read transaction, exports its
@@ -204,6 +201,34 @@ impl<'a> Server<'a> {
     }
 }
 
+/// The database's encoding, locale and owner, as `CREATE DATABASE` takes
+/// them (the columns this server's version has).
+fn options(session: &mut Client) -> Result<BTreeMap<String, String>, postgres::Error> {
+    let sql = "SELECT pg_encoding_to_char(d.encoding), pg_get_userbyid(d.datdba), \
+               row_to_json(d)::text FROM pg_database d WHERE d.datname = current_database()";
+    let row = session.query_one(sql, &[])?;
+    let (encoding, owner, json): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+    let columns: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&json).unwrap_or_default();
+    let mut options = BTreeMap::from([
+        ("encoding".to_owned(), encoding),
+        ("owner".to_owned(), owner),
+    ]);
+    let wanted = [
+        ("datcollate", "collate"),
+        ("datctype", "ctype"),
+        ("datlocprovider", "locale_provider"),
+        ("daticulocale", "icu_locale"),
+        ("datlocale", "icu_locale"),
+    ];
+    for (column, key) in wanted {
+        if let Some(serde_json::Value::String(value)) = columns.get(column) {
+            options.insert(key.to_owned(), value.clone());
+        }
+    }
+    Ok(options)
+}
+
 /// A dump's manifest entry on this server.
 fn entry(
     kind: &str,
@@ -225,6 +250,7 @@ fn entry(
         myisam: Vec::new(),
         carried: false,
         from: None,
+        options: BTreeMap::new(),
     }
 }
 

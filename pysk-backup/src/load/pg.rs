@@ -4,6 +4,7 @@
 //! system account (peer authentication over the socket); every user
 //! table counted as the dump counted it.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -127,12 +128,54 @@ impl Server {
         Ok(!rows.is_empty())
     }
 
-    /// Creates `database` from `template0`.
-    pub fn create(&self, database: &str) -> Result<(), BackupError> {
-        self.execute(&format!(
+    /// Creates `database` from `template0` as the dumped database was
+    /// made (`options` of its manifest entry): its encoding and locale,
+    /// and its owner when that role exists here (else the superuser).
+    pub fn create(
+        &self,
+        database: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<(), BackupError> {
+        let mut sql = format!(
             "CREATE DATABASE {} TEMPLATE template0",
             pg_identifier(database)
-        ))
+        );
+        let clauses = [
+            ("encoding", "ENCODING"),
+            ("collate", "LC_COLLATE"),
+            ("ctype", "LC_CTYPE"),
+        ];
+        for (key, clause) in clauses {
+            if let Some(value) = options.get(key) {
+                sql.push_str(&format!(" {clause} {}", pg_literal(value)));
+            }
+        }
+        if options.get("locale_provider").map(String::as_str) == Some("i") {
+            sql.push_str(" LOCALE_PROVIDER icu");
+            if let Some(locale) = options.get("icu_locale") {
+                sql.push_str(&format!(" ICU_LOCALE {}", pg_literal(locale)));
+            }
+        }
+        if let Some(owner) = options.get("owner")
+            && self.role_exists(owner)?
+        {
+            sql.push_str(&format!(" OWNER {}", pg_identifier(owner)));
+        }
+        self.execute(&sql)
+    }
+
+    /// Whether the role `name` exists.
+    fn role_exists(&self, name: &str) -> Result<bool, BackupError> {
+        let mut client =
+            connect::connect(&self.target, "postgres").map_err(crate::dump::db_error)?;
+        let sql = "SELECT 1 FROM pg_roles WHERE rolname = $1";
+        let rows = client
+            .query(sql, &[&name])
+            .map_err(|e| BackupError::Unavailable {
+                what: self.target.socket().display().to_string(),
+                reason: why(&e),
+            })?;
+        Ok(!rows.is_empty())
     }
 
     /// Drops `database` (a restore that failed).
@@ -198,6 +241,12 @@ pub fn program_path(program: &str) -> String {
         .map(|bin| bin.join(program))
         .filter(|p| p.is_file())
         .map_or_else(|| program.to_owned(), |p| p.display().to_string())
+}
+
+/// A string literal (`standard_conforming_strings` on: a backslash is
+/// itself), a quote doubled.
+fn pg_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// A value in a libpq connection string: in single quotes, `\` and `'`
