@@ -238,31 +238,42 @@ impl Server {
     ) -> Result<(BTreeMap<String, u64>, Vec<String>), mysql::Error> {
         self.conn
             .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
-        let listed: Vec<(String, Option<String>)> = self.conn.exec(
-            "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES \
-             WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-            (database,),
-        )?;
-        let mut tables = BTreeMap::new();
-        let mut myisam = Vec::new();
-        for (table, engine) in listed {
-            let sql = format!(
-                "SELECT COUNT(*) FROM {}.{}",
-                mysql_identifier(database),
-                mysql_identifier(&table)
-            );
-            let rows: u64 = self.conn.query_first(sql)?.unwrap_or(0);
-            if !engine
-                .as_deref()
-                .is_some_and(|e| e.eq_ignore_ascii_case("InnoDB"))
-            {
-                myisam.push(table.clone());
-            }
-            tables.insert(table, rows);
-        }
+        let (tables, myisam) = count_tables(&mut self.conn, database)?;
         self.conn.query_drop("COMMIT")?;
         Ok((tables, myisam))
     }
+}
+
+/// Every base table of `database` with its rows, and the
+/// non-transactional ones among them: what the manifest records at the
+/// dump and what a restore is compared with, so both sides count alike.
+pub fn count_tables(
+    conn: &mut Conn,
+    database: &str,
+) -> Result<(BTreeMap<String, u64>, Vec<String>), mysql::Error> {
+    let listed: Vec<(String, Option<String>)> = conn.exec(
+        "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+        (database,),
+    )?;
+    let mut tables = BTreeMap::new();
+    let mut myisam = Vec::new();
+    for (table, engine) in listed {
+        let sql = format!(
+            "SELECT COUNT(*) FROM {}.{}",
+            mysql_identifier(database),
+            mysql_identifier(&table)
+        );
+        let rows: u64 = conn.query_first(sql)?.unwrap_or(0);
+        if !engine
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case("InnoDB"))
+        {
+            myisam.push(table.clone());
+        }
+        tables.insert(table, rows);
+    }
+    Ok((tables, myisam))
 }
 
 /// Ends the gzip file, syncs it, and reads it back whole: every member

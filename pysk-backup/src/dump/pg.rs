@@ -169,27 +169,7 @@ impl<'a> Server<'a> {
         let snapshot: String = session
             .query_one("SELECT pg_export_snapshot()", &[])?
             .get(0);
-        let list = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' \
-             AND n.nspname NOT LIKE 'pg\\_%' \
-             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
-                 AND d.objid = c.oid AND d.deptype = 'e') \
-             ORDER BY 1, 2";
-        let mut tables = BTreeMap::new();
-        for row in session.query(list, &[])? {
-            let (schema, table): (String, String) = (row.get(0), row.get(1));
-            let sql = format!(
-                "SELECT count(*) FROM {}.{}",
-                pg_identifier(&schema),
-                pg_identifier(&table)
-            );
-            let count: i64 = session.query_one(sql.as_str(), &[])?.get(0);
-            tables.insert(
-                format!("{schema}.{table}"),
-                u64::try_from(count).unwrap_or(0),
-            );
-        }
+        let tables = count_tables(session)?;
         Ok((snapshot, tables))
     }
 
@@ -199,6 +179,34 @@ impl<'a> Server<'a> {
             reason: format!("{what}: {}", why(e)),
         }
     }
+}
+
+/// Every user table of the session's database with its rows, keyed
+/// `schema.table`: what the manifest records at the dump and what a
+/// restore is compared with, so both sides count alike.
+pub fn count_tables(client: &mut Client) -> Result<BTreeMap<String, u64>, postgres::Error> {
+    let list = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' \
+         AND n.nspname NOT LIKE 'pg\\_%' \
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+             AND d.objid = c.oid AND d.deptype = 'e') \
+         ORDER BY 1, 2";
+    let mut tables = BTreeMap::new();
+    for row in client.query(list, &[])? {
+        let (schema, table): (String, String) = (row.get(0), row.get(1));
+        let sql = format!(
+            "SELECT count(*) FROM {}.{}",
+            pg_identifier(&schema),
+            pg_identifier(&table)
+        );
+        let count: i64 = client.query_one(sql.as_str(), &[])?.get(0);
+        tables.insert(
+            format!("{schema}.{table}"),
+            u64::try_from(count).unwrap_or(0),
+        );
+    }
+    Ok(tables)
 }
 
 /// The database's encoding, locale and owner, as `CREATE DATABASE` takes

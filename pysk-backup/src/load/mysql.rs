@@ -125,24 +125,9 @@ impl Server {
     /// Every base table of `database` with its rows.
     pub fn count(&self, database: &str) -> Result<Counts, String> {
         let mut conn = self.connect().map_err(|e| e.to_string())?;
-        let tables: Vec<String> = conn
-            .exec(
-                "SELECT TABLE_NAME FROM information_schema.TABLES \
-                 WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-                (database,),
-            )
-            .map_err(|e| why(&e))?;
-        let mut counts = Counts::new();
-        for table in tables {
-            let sql = format!(
-                "SELECT COUNT(*) FROM {}.{}",
-                mysql_identifier(database),
-                mysql_identifier(&table)
-            );
-            let rows: u64 = conn.query_first(sql).map_err(|e| why(&e))?.unwrap_or(0);
-            counts.insert(table, rows);
-        }
-        Ok(counts)
+        crate::dump::mysql::count_tables(&mut conn, database)
+            .map(|(counts, _)| counts)
+            .map_err(|e| why(&e))
     }
 }
 

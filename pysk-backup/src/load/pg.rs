@@ -187,31 +187,7 @@ impl Server {
     /// as the dump's manifest keys them.
     pub fn count(&self, database: &str) -> Result<Counts, String> {
         let mut client = connect::connect(&self.target, database).map_err(|e| e.to_string())?;
-        let list = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' \
-             AND n.nspname NOT LIKE 'pg\\_%' \
-             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
-                 AND d.objid = c.oid AND d.deptype = 'e') \
-             ORDER BY 1, 2";
-        let mut counts = Counts::new();
-        for row in client.query(list, &[]).map_err(|e| why(&e))? {
-            let (schema, table): (String, String) = (row.get(0), row.get(1));
-            let sql = format!(
-                "SELECT count(*) FROM {}.{}",
-                pg_identifier(&schema),
-                pg_identifier(&table)
-            );
-            let rows: i64 = client
-                .query_one(sql.as_str(), &[])
-                .map_err(|e| why(&e))?
-                .get(0);
-            counts.insert(
-                format!("{schema}.{table}"),
-                u64::try_from(rows).unwrap_or(0),
-            );
-        }
-        Ok(counts)
+        crate::dump::pg::count_tables(&mut client).map_err(|e| why(&e))
     }
 }
 
