@@ -8,10 +8,12 @@
 //! manifest (exact counts equal; estimates within 2 % or 10 rows). A
 //! database whose restore fails or whose counts differ fails the drill
 //! (exit 1); the others are still drilled. `<state>/drills.json` keeps
-//! the last proven restore of each database.
+//! the last proven restore of each database. What a killed drill left is
+//! swept first ([`stale`]).
 
 pub mod mariadb;
 pub mod postgres;
+pub mod stale;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -125,6 +127,7 @@ impl Drilled {
 /// Runs the drill.
 pub fn run(opts: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, BackupError> {
     let _lock = Lock::acquire(&opts.lock, opts.wait)?;
+    stale::sweep(&std::env::temp_dir(), report);
     let fetched = match &opts.from_backup {
         Some(config) => fetch::from_backup(config, None)?,
         None => fetch::local(&opts.dump_dir)?,
@@ -184,27 +187,29 @@ impl Throwaway {
     /// Loads the globals (roles) or grants.
     fn globals(&self, file: &Path) -> Result<(), String> {
         match self {
-            Throwaway::Pg(pg) => pg.server.globals(file),
-            Throwaway::My(my) => my.server.load(file, None),
+            Throwaway::Pg(pg) => pg.globals(file),
+            Throwaway::My(my) => my.server.load(file, None, None),
         }
     }
 
-    /// Makes `database` (a fresh server's own, such as `postgres`, is
-    /// there already, empty) and loads its dump.
-    fn restore(&self, database: &str, file: &Path) -> Result<(), String> {
+    /// Makes `database` as the manifest records it (a fresh server's
+    /// own, such as `postgres`, is there already, empty) and loads its
+    /// dump.
+    fn restore(&self, entry: &Entry, file: &Path) -> Result<(), String> {
+        let database = entry.database.as_deref().unwrap_or_default();
         let said = |e: BackupError| e.to_string();
         match self {
             Throwaway::Pg(pg) => {
                 if !pg.server.exists(database).map_err(said)? {
-                    pg.server.create(database).map_err(said)?;
+                    pg.server.create(database, &entry.options).map_err(said)?;
                 }
-                pg.server.load(database, file, false)
+                pg.server.load(database, file, load::pg::Into::Throwaway)
             }
             Throwaway::My(my) => {
                 if !my.server.exists(database).map_err(said)? {
-                    my.server.create(database).map_err(said)?;
+                    my.server.create(database, &entry.options).map_err(said)?;
                 }
-                my.server.load(file, Some(database))
+                my.server.load(file, Some(database), None)
             }
         }
     }
@@ -268,7 +273,7 @@ fn drill_one(
         Some(why) => Err(why.to_owned()),
         None => fetched
             .check(entry)
-            .and_then(|()| thrown.restore(&database, &fetched.file(entry)))
+            .and_then(|()| thrown.restore(entry, &fetched.file(entry)))
             .and_then(|()| thrown.count(&database)),
     };
     let mut drilled = Drilled {

@@ -6,15 +6,18 @@
 //! it then (restored into a temporary directory first); its file is
 //! checked against the manifest before the server sees it.
 //!
-//! PostgreSQL: the database made from `template0`, owned by the
-//! superuser; `pg_restore --exit-on-error --single-transaction` as the
+//! PostgreSQL: the database made from `template0` with the dumped one's
+//! encoding and locale, owned by its owner when that role exists (else
+//! the superuser); `pg_restore --exit-on-error --single-transaction` as the
 //! superuser keeps every object's owner and grants as dumped, so the
 //! roles must exist (the set's `globals.sql` holds them): a restore
-//! naming a missing role fails whole. MariaDB: `CREATE DATABASE`, the
-//! dump loaded as root; grants are per database name, so a copy under
+//! naming a missing role fails whole. MariaDB: `CREATE DATABASE` with
+//! the dumped one's character set and collation, the dump loaded as root
+//! (its `ALTER DATABASE` lines made to name NEWNAME); grants are per database name, so a copy under
 //! NEWNAME has none of the original's. A restore that fails drops the
 //! database it made, so nothing is left half done.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -95,8 +98,8 @@ pub fn run(opts: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Out
         writeln!(out, "would restore {what}").map_err(pysk_common::Error::Stdout)?;
         return Ok(Outcome::Success);
     }
-    server.create(target)?;
-    if let Err(reason) = server.load(target, &fetched.file(entry)) {
+    server.create(target, &entry.options)?;
+    if let Err(reason) = server.load(target, source, &fetched.file(entry)) {
         if let Err(e) = server.drop_database(target) {
             report.warn(format_args!("dropping the half-restored {target}: {e}"));
         }
@@ -175,17 +178,21 @@ impl Production {
         }
     }
 
-    fn create(&self, database: &str) -> Result<(), BackupError> {
+    fn create(
+        &self,
+        database: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<(), BackupError> {
         match self {
-            Production::Pg(s) => s.create(database),
-            Production::My(s) => s.create(database),
+            Production::Pg(s) => s.create(database, options),
+            Production::My(s) => s.create(database, options),
         }
     }
 
-    fn load(&self, database: &str, file: &std::path::Path) -> Result<(), String> {
+    fn load(&self, database: &str, dumped: &str, file: &std::path::Path) -> Result<(), String> {
         match self {
-            Production::Pg(s) => s.load(database, file, true),
-            Production::My(s) => s.load(file, Some(database)),
+            Production::Pg(s) => s.load(database, file, load::pg::Into::Production),
+            Production::My(s) => s.load(file, Some(database), Some(dumped)),
         }
     }
 

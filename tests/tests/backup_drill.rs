@@ -13,6 +13,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+use pysk_tests::backup::wait_for;
 use pysk_tests::mariadb::Mariadb;
 use pysk_tests::pg::Postgres;
 use pysk_tests::{
@@ -108,6 +109,23 @@ impl Env {
         );
     }
 
+    /// A tablespace `ts` in the scratch tree holding `shop`'s empty
+    /// table; its directory.
+    fn tablespace(&self) -> PathBuf {
+        use std::os::unix::fs::MetadataExt;
+        let dir = self.path("ts");
+        fs::create_dir(&dir).expect("mkdir");
+        let owner = fs::metadata(&self.pg.data_dir).expect("the data directory");
+        std::os::unix::fs::chown(&dir, Some(owner.uid()), Some(owner.gid())).expect("chown");
+        self.pg.psql(&format!(
+            "CREATE TABLESPACE ts OWNER shop_owner LOCATION '{}'",
+            dir.display()
+        ));
+        self.pg
+            .psql_in("shop", "ALTER TABLE empty_one SET TABLESPACE ts");
+        dir
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let out = self.pysk().args(args).arg("--json").succeeds();
         let doc: Value = serde_json::from_str(&stdout(&out)).expect("a JSON document");
@@ -150,6 +168,16 @@ impl Env {
                  FROM `{db}`.legacy"
         ))
     }
+}
+
+/// The entries of `dir` (the top level: a server's `PG_<version>_…`).
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// Pids whose command line contains `needle`.
@@ -201,10 +229,18 @@ fn the_drill_proves_both_servers_and_fails_on_a_cut_or_miscounted_dump() {
     let Some(env) = Env::start() else {
         return;
     };
+    let tablespace = env.tablespace();
+    let tablespace_before = entries(&tablespace);
+    assert_eq!(tablespace_before.len(), 1, "{tablespace_before:?}");
     env.pysk().arg("dump").succeeds();
     let set = env.current();
     let doc = env.json(&["drill"]);
     assert_eq!(drilled(&doc), all_proven(), "{doc}");
+    assert_eq!(
+        entries(&tablespace),
+        tablespace_before,
+        "the drill wrote in the production tablespace"
+    );
     assert_eq!(
         (doc["set"].as_str(), doc["from_backup"].as_bool()),
         (Some(set.as_str()), Some(false))
@@ -442,5 +478,191 @@ fn restore_db_brings_back_both_kinds_from_the_set_and_the_backup() {
         env.pg
             .psql("SELECT count(*) FROM pg_database WHERE datname = 'shop_cut'"),
         "0"
+    );
+}
+
+/// The command name (`comm`) of `pid`.
+fn comm(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// A server left from a killed drill, as one started before the servers
+/// died with their drill would be: `mariadbd` as `mysql` on the killed
+/// drill's data, its pid file where the drill writes it.
+fn leftover_mariadbd(drill_dir: &std::path::Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let dir = drill_dir.join("mariadb");
+    let owner = fs::metadata(&dir).expect("the killed drill's MariaDB");
+    let d = |name: &str| dir.join(name).display().to_string();
+    let child = std::process::Command::new("mariadbd")
+        .args([
+            "--no-defaults".to_owned(),
+            format!("--datadir={}", d("data")),
+            format!("--tmpdir={}", d("tmp")),
+            format!("--socket={}", d("left.sock")),
+            "--skip-networking".into(),
+            format!("--pid-file={}", d("mariadbd.pid")),
+            format!("--log-error={}", d("left.log")),
+            "--innodb-log-file-size=16M".into(),
+            "--innodb-use-native-aio=0".into(),
+        ])
+        .uid(std::os::unix::fs::MetadataExt::uid(&owner))
+        .gid(std::os::unix::fs::MetadataExt::gid(&owner))
+        .current_dir("/")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mariadbd");
+    let pid = child.id().to_string();
+    wait_for("the leftover server's pid file", || {
+        let text = fs::read_to_string(dir.join("mariadbd.pid")).unwrap_or_default();
+        (text.trim() == pid).then_some(())
+    });
+    child
+}
+
+#[test]
+fn a_killed_drill_leaves_no_server_running_and_the_next_drill_sweeps_its_directory() {
+    let Some(env) = Env::start() else {
+        return;
+    };
+    // Enough rows that the drill is still loading when it is killed.
+    env.maria.mariadb(
+        "CREATE TABLE blog.bulk (id int PRIMARY KEY, v text) ENGINE=InnoDB; \
+         USE blog; INSERT INTO bulk SELECT seq, repeat(md5(seq), 4) FROM seq_1_to_300000;",
+    );
+    env.pysk().arg("dump").succeeds();
+    let tmp = env.path("tmp").display().to_string();
+    let mut drill = env.pysk().arg("drill").spawn();
+    wait_for("the drill's mariadb client loading", || {
+        pids_with_cmdline(&tmp)
+            .into_iter()
+            .find(|&pid| comm(pid) == "mariadb")
+    });
+    drill.kill().expect("SIGKILL");
+    drill.wait().expect("wait");
+    wait_for("every throw-away server gone with the drill", || {
+        pids_with_cmdline(&tmp).is_empty().then_some(())
+    });
+    let left: Vec<PathBuf> = fs::read_dir(env.path("tmp"))
+        .expect("tmp")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    // A server still running in it is stopped, the directory removed.
+    let mut server = leftover_mariadbd(&left[0]);
+    let out = env.pysk().arg("drill").succeeds();
+    assert!(
+        stderr(&out).contains(&format!(
+            "pysk-backup: stopping a killed drill's server (pid {}) in {}\n",
+            server.id(),
+            left[0].display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let status = server.wait().expect("wait");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert_eq!(pids_with_cmdline(&tmp), Vec::<u32>::new());
+    assert_eq!(fs::read_dir(env.path("tmp")).expect("tmp").count(), 0);
+    assert_eq!(
+        env.drills()["databases"]["mariadb/blog"]["tables"],
+        3,
+        "the next drill proves the database"
+    );
+}
+
+#[test]
+fn a_latin1_database_keeps_its_encoding_owner_and_character_set() {
+    let Some(env) = Env::start() else {
+        return;
+    };
+    env.pg.psql(
+        "CREATE DATABASE legacy ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' \
+         TEMPLATE template0 OWNER shop_owner",
+    );
+    env.pg.psql_in(
+        "legacy",
+        "SET ROLE shop_owner; CREATE TABLE names (n text); \
+         INSERT INTO names VALUES ('Müller'), ('Señor');",
+    );
+    // A routine made under utf8mb4, then the database's default changed:
+    // the dump wraps the routine in ALTER DATABASE `old` lines.
+    env.maria.mariadb(
+        "CREATE DATABASE old CHARACTER SET utf8mb4; \
+         CREATE TABLE old.names (n varchar(20)) CHARACTER SET latin1; \
+         INSERT INTO old.names VALUES ('Müller'); \
+         CREATE PROCEDURE old.hello() SELECT 1; \
+         ALTER DATABASE old CHARACTER SET latin1 COLLATE latin1_swedish_ci;",
+    );
+    env.pysk().arg("dump").succeeds();
+    let gunzip = std::process::Command::new("gzip")
+        .arg("-dc")
+        .arg(env.dumps().join("current/mariadb/old.sql.gz"))
+        .output()
+        .expect("gzip");
+    let sql = String::from_utf8_lossy(&gunzip.stdout);
+    assert!(
+        sql.contains("\nALTER DATABASE `old` CHARACTER SET latin1 COLLATE latin1_swedish_ci ;\n"),
+        "{sql}"
+    );
+    let doc = env.json(&["drill"]);
+    let legacy = drilled(&doc)
+        .into_iter()
+        .filter(|d| d.0 == "postgresql/legacy" || d.0 == "mariadb/old")
+        .collect::<Vec<_>>();
+    assert_eq!(
+        legacy,
+        [
+            ("postgresql/legacy".to_owned(), true, 1, 2),
+            ("mariadb/old".to_owned(), true, 1, 1)
+        ],
+        "{doc}"
+    );
+
+    env.pysk()
+        .args(["restore-db", "legacy", "--as", "legacy_copy"])
+        .succeeds();
+    assert_eq!(
+        env.pg.psql(
+            "SELECT pg_encoding_to_char(encoding), datcollate, datctype, \
+             pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'legacy_copy'"
+        ),
+        "LATIN1|C|C|shop_owner"
+    );
+    assert_eq!(
+        env.pg.psql_in(
+            "legacy_copy",
+            "SELECT string_agg(n, ',' ORDER BY n) FROM names"
+        ),
+        "Müller,Señor"
+    );
+    // The copy of a dropped original: its ALTER DATABASE lines name the
+    // copy, never `old`.
+    env.maria.mariadb("DROP DATABASE old");
+    env.pysk()
+        .args(["restore-db", "old", "--as", "old_copy"])
+        .succeeds();
+    assert_eq!(
+        env.maria.mariadb(
+            "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME \
+             FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'old%'"
+        ),
+        "old_copy\tlatin1\tlatin1_swedish_ci"
+    );
+    assert_eq!(env.maria.mariadb("SELECT n FROM old_copy.names"), "Müller");
+    assert_eq!(
+        env.maria.mariadb(
+            "SELECT ROUTINE_SCHEMA, ROUTINE_NAME FROM information_schema.ROUTINES \
+             WHERE ROUTINE_NAME = 'hello'"
+        ),
+        "old_copy\thello"
     );
 }

@@ -1,9 +1,12 @@
 //! The drill's throw-away MariaDB: `mariadb-install-db` and `mariadbd`,
 //! both with `--no-defaults` (no option file of the machine's takes
-//! part) and `--user=mysql`, the data, the socket and a tmpdir of its own
-//! in the drill's temporary directory, no TCP listener, root by
-//! `unix_socket`. Stopped when dropped: SIGTERM (a clean shutdown), then
-//! SIGKILL.
+//! part), started as the `mysql` account rather than switching to it
+//! themselves (`--user`): the switch then comes before
+//! `PR_SET_PDEATHSIG`, which a later change of user would clear, so the
+//! server dies with a killed drill. The data, the socket and a tmpdir of
+//! its own lie in the drill's temporary directory, no TCP listener, root
+//! by `unix_socket`. Stopped when dropped: SIGTERM (a clean shutdown),
+//! then SIGKILL.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -63,11 +66,10 @@ impl Mariadb {
         }
         let common = [
             "--no-defaults".to_owned(),
-            format!("--user={ACCOUNT}"),
             format!("--datadir={}", data.display()),
             format!("--tmpdir={}", tmp.display()),
         ];
-        install(&common)?;
+        install(&common, &account)?;
         let socket = dir.join("mysqld.sock");
         let log = dir.join("mariadbd.log");
         let mut args = common.to_vec();
@@ -78,7 +80,7 @@ impl Mariadb {
             format!("--log-error={}", log.display()),
         ]);
         args.extend(SMALL.map(str::to_owned));
-        let mut cmd = child::managed("mariadbd", args, None);
+        let mut cmd = child::managed("mariadbd", args, Some(&account));
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         let child = cmd.spawn().map_err(|e| BackupError::Unavailable {
             what: "mariadbd".into(),
@@ -126,16 +128,17 @@ impl Drop for Mariadb {
     }
 }
 
-/// `mariadb-install-db`: the system tables, root by `unix_socket`, no
-/// test database.
-fn install(common: &[String]) -> Result<(), BackupError> {
+/// `mariadb-install-db` as `account`: the system tables, root by
+/// `unix_socket`, no test database.
+fn install(common: &[String], account: &User) -> Result<(), BackupError> {
     let mut args = common.to_vec();
     args.extend([
         "--auth-root-authentication-method=socket".to_owned(),
+        "--auth-root-socket-user=root".into(),
         "--skip-test-db".into(),
     ]);
     args.extend(SMALL.map(str::to_owned));
-    let cmd = child::managed("mariadb-install-db", args, None);
+    let cmd = child::managed("mariadb-install-db", args, Some(account));
     crate::load::feed(cmd, std::io::empty())
         .map(drop)
         .map_err(|reason| BackupError::Failed {

@@ -5,6 +5,12 @@
 //! (SIGINT) that ends every session, then an immediate one (SIGQUIT),
 //! then SIGKILL — PostgreSQL's children each call `setsid()`, so only the
 //! postmaster is signalled, and it ends them.
+//!
+//! The globals' tablespaces are made in directories of the drill's own
+//! (each `CREATE TABLESPACE … LOCATION` rewritten), and the databases
+//! loaded without tablespaces: the throw-away server runs as the account
+//! that owns production's tablespace directories, and must never write
+//! there.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -16,7 +22,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::chown;
 
-use pysk_common::error::write_err;
+use pysk_common::error::{cause, write_err};
 use pysk_db::pg::connect::Target;
 
 use super::{BOUND, log_tail, stop};
@@ -34,6 +40,7 @@ pub struct Postgres {
     pub server: Server,
     child: Child,
     log: PathBuf,
+    dir: PathBuf,
 }
 
 impl Postgres {
@@ -71,7 +78,12 @@ impl Postgres {
             what: "postgres".into(),
             reason: pysk_common::error::cause(&e),
         })?;
-        let mut pg = Postgres { server, child, log };
+        let mut pg = Postgres {
+            server,
+            child,
+            log,
+            dir,
+        };
         pg.wait_ready(&data.join("postmaster.pid"))?;
         Ok(pg)
     }
@@ -103,6 +115,49 @@ impl Postgres {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+impl Postgres {
+    /// Runs `globals.sql`, each tablespace made in a directory of the
+    /// drill's ([`relocate`]).
+    pub fn globals(&self, file: &Path) -> Result<(), String> {
+        let said = |e: std::io::Error| format!("{}: {}", file.display(), cause(&e));
+        let sql = fs::read_to_string(file).map_err(said)?;
+        let (sql, dirs) = relocate(&sql, &self.dir.join("tablespaces"))?;
+        for dir in &dirs {
+            let account = &self.server.account;
+            fs::create_dir_all(dir)
+                .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o700)))
+                .and_then(|()| chown(dir, Some(account.uid), Some(account.gid)).map_err(Into::into))
+                .map_err(|e| format!("{}: {}", dir.display(), cause(&e)))?;
+        }
+        self.server.globals(sql.as_bytes())
+    }
+}
+
+/// `globals.sql` with the `LOCATION` of each `CREATE TABLESPACE` (one
+/// line of `pg_dumpall`'s, ending `';`) replaced by a directory below
+/// `base`; those directories. A statement of another shape is refused
+/// rather than run as it is.
+fn relocate(sql: &str, base: &Path) -> Result<(String, Vec<PathBuf>), String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut dirs = Vec::new();
+    for line in sql.split_inclusive('\n') {
+        let statement = line.trim_end_matches('\n');
+        if !statement.starts_with("CREATE TABLESPACE ") {
+            out.push_str(line);
+            continue;
+        }
+        let head = statement
+            .strip_suffix("';")
+            .and_then(|s| s.rfind(" LOCATION '").map(|at| &statement[..at]))
+            .ok_or_else(|| format!("a tablespace the drill cannot move: {statement}"))?;
+        let dir = base.join(dirs.len().to_string());
+        let location = dir.display().to_string().replace('\'', "''");
+        out.push_str(&format!("{head} LOCATION '{location}';\n"));
+        dirs.push(dir);
+    }
+    Ok((out, dirs))
 }
 
 impl Drop for Postgres {
@@ -155,4 +210,30 @@ fn configure(data: &Path, socket_dir: &Path) -> Result<(), BackupError> {
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(write_err(&conf))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_tablespace_moves_below_the_drill_and_an_odd_one_is_refused() {
+        let sql = "CREATE ROLE a;\n\
+                   CREATE TABLESPACE ts OWNER a LOCATION '/srv/pg''ts';\n\
+                   GRANT CREATE ON TABLESPACE ts TO a;\n\
+                   CREATE TABLESPACE \"T 2\" OWNER a LOCATION '/srv/t2';\n";
+        let (moved, dirs) = relocate(sql, Path::new("/tmp/d'r/ts")).expect("moved");
+        assert_eq!(
+            moved,
+            "CREATE ROLE a;\n\
+             CREATE TABLESPACE ts OWNER a LOCATION '/tmp/d''r/ts/0';\n\
+             GRANT CREATE ON TABLESPACE ts TO a;\n\
+             CREATE TABLESPACE \"T 2\" OWNER a LOCATION '/tmp/d''r/ts/1';\n"
+        );
+        assert_eq!(
+            dirs,
+            [Path::new("/tmp/d'r/ts/0"), Path::new("/tmp/d'r/ts/1")]
+        );
+        assert!(relocate("CREATE TABLESPACE x LOCATION '/a\nb';\n", Path::new("/t")).is_err());
+    }
 }

@@ -130,6 +130,7 @@ mod tests {
             myisam: Vec::new(),
             carried: from.is_some(),
             from: from.map(str::to_owned),
+            options: Default::default(),
         }
     }
 

@@ -157,6 +157,9 @@ impl Server {
         let (tables, myisam) = self
             .count(database)
             .map_err(|e| failed(format!("counting its rows: {}", why(&e))))?;
+        let options = self
+            .options(database)
+            .map_err(|e| failed(format!("reading its character set: {}", why(&e))))?;
         // A database called `grants` must not take the grants' file.
         let stem = match file_name(database, "") {
             name if name == "grants" => "%67rants".to_owned(),
@@ -196,7 +199,7 @@ impl Server {
             ))
         })?;
         let (bytes, sha256) = finish(gz, &path).map_err(failed)?;
-        Ok(entry(
+        let mut entry = entry(
             "database",
             Some(database),
             file,
@@ -204,7 +207,27 @@ impl Server {
             sha256,
             tables,
             myisam,
-        ))
+        );
+        entry.options = options;
+        Ok(entry)
+    }
+
+    /// The database's default character set and collation (a dump
+    /// without `--databases` holds neither).
+    fn options(&mut self, database: &str) -> Result<BTreeMap<String, String>, mysql::Error> {
+        let found: Option<(String, String)> = self.conn.exec_first(
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME \
+             FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (database,),
+        )?;
+        Ok(found
+            .map(|(set, collation)| {
+                BTreeMap::from([
+                    ("character_set".to_owned(), set),
+                    ("collation".to_owned(), collation),
+                ])
+            })
+            .unwrap_or_default())
     }
 
     /// Every base table's rows in a consistent snapshot; the
@@ -215,31 +238,42 @@ impl Server {
     ) -> Result<(BTreeMap<String, u64>, Vec<String>), mysql::Error> {
         self.conn
             .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
-        let listed: Vec<(String, Option<String>)> = self.conn.exec(
-            "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES \
-             WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-            (database,),
-        )?;
-        let mut tables = BTreeMap::new();
-        let mut myisam = Vec::new();
-        for (table, engine) in listed {
-            let sql = format!(
-                "SELECT COUNT(*) FROM {}.{}",
-                mysql_identifier(database),
-                mysql_identifier(&table)
-            );
-            let rows: u64 = self.conn.query_first(sql)?.unwrap_or(0);
-            if !engine
-                .as_deref()
-                .is_some_and(|e| e.eq_ignore_ascii_case("InnoDB"))
-            {
-                myisam.push(table.clone());
-            }
-            tables.insert(table, rows);
-        }
+        let (tables, myisam) = count_tables(&mut self.conn, database)?;
         self.conn.query_drop("COMMIT")?;
         Ok((tables, myisam))
     }
+}
+
+/// Every base table of `database` with its rows, and the
+/// non-transactional ones among them: what the manifest records at the
+/// dump and what a restore is compared with, so both sides count alike.
+pub fn count_tables(
+    conn: &mut Conn,
+    database: &str,
+) -> Result<(BTreeMap<String, u64>, Vec<String>), mysql::Error> {
+    let listed: Vec<(String, Option<String>)> = conn.exec(
+        "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+        (database,),
+    )?;
+    let mut tables = BTreeMap::new();
+    let mut myisam = Vec::new();
+    for (table, engine) in listed {
+        let sql = format!(
+            "SELECT COUNT(*) FROM {}.{}",
+            mysql_identifier(database),
+            mysql_identifier(&table)
+        );
+        let rows: u64 = conn.query_first(sql)?.unwrap_or(0);
+        if !engine
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case("InnoDB"))
+        {
+            myisam.push(table.clone());
+        }
+        tables.insert(table, rows);
+    }
+    Ok((tables, myisam))
 }
 
 /// Ends the gzip file, syncs it, and reads it back whole: every member
@@ -287,5 +321,6 @@ fn entry(
         myisam,
         carried: false,
         from: None,
+        options: BTreeMap::new(),
     }
 }

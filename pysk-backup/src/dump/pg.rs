@@ -122,6 +122,8 @@ impl<'a> Server<'a> {
         let (snapshot, tables) = self
             .snapshot(&mut session)
             .map_err(|e| failed(format!("counting its rows: {}", why(&e))))?;
+        let options = options(&mut session)
+            .map_err(|e| failed(format!("reading its encoding: {}", why(&e))))?;
         let file = format!("{SERVER}/{}", file_name(database, ".dump"));
         let mut out = DumpFile::create(&set.join(&file))?;
         let mut args = self.connection();
@@ -148,14 +150,9 @@ impl<'a> Server<'a> {
             .batch_execute("COMMIT")
             .map_err(|e| failed(format!("ending its snapshot: {}", why(&e))))?;
         let (bytes, sha256) = out.finish()?;
-        Ok(entry(
-            "database",
-            Some(database),
-            file,
-            bytes,
-            sha256,
-            tables,
-        ))
+        let mut entry = entry("database", Some(database), file, bytes, sha256, tables);
+        entry.options = options;
+        Ok(entry)
     }
 
     /// Opens the session's repeatable-read transaction, exports its
@@ -172,27 +169,7 @@ impl<'a> Server<'a> {
         let snapshot: String = session
             .query_one("SELECT pg_export_snapshot()", &[])?
             .get(0);
-        let list = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' \
-             AND n.nspname NOT LIKE 'pg\\_%' \
-             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
-                 AND d.objid = c.oid AND d.deptype = 'e') \
-             ORDER BY 1, 2";
-        let mut tables = BTreeMap::new();
-        for row in session.query(list, &[])? {
-            let (schema, table): (String, String) = (row.get(0), row.get(1));
-            let sql = format!(
-                "SELECT count(*) FROM {}.{}",
-                pg_identifier(&schema),
-                pg_identifier(&table)
-            );
-            let count: i64 = session.query_one(sql.as_str(), &[])?.get(0);
-            tables.insert(
-                format!("{schema}.{table}"),
-                u64::try_from(count).unwrap_or(0),
-            );
-        }
+        let tables = count_tables(session)?;
         Ok((snapshot, tables))
     }
 
@@ -202,6 +179,62 @@ impl<'a> Server<'a> {
             reason: format!("{what}: {}", why(e)),
         }
     }
+}
+
+/// Every user table of the session's database with its rows, keyed
+/// `schema.table`: what the manifest records at the dump and what a
+/// restore is compared with, so both sides count alike.
+pub fn count_tables(client: &mut Client) -> Result<BTreeMap<String, u64>, postgres::Error> {
+    let list = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' \
+         AND n.nspname NOT LIKE 'pg\\_%' \
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+             AND d.objid = c.oid AND d.deptype = 'e') \
+         ORDER BY 1, 2";
+    let mut tables = BTreeMap::new();
+    for row in client.query(list, &[])? {
+        let (schema, table): (String, String) = (row.get(0), row.get(1));
+        let sql = format!(
+            "SELECT count(*) FROM {}.{}",
+            pg_identifier(&schema),
+            pg_identifier(&table)
+        );
+        let count: i64 = client.query_one(sql.as_str(), &[])?.get(0);
+        tables.insert(
+            format!("{schema}.{table}"),
+            u64::try_from(count).unwrap_or(0),
+        );
+    }
+    Ok(tables)
+}
+
+/// The database's encoding, locale and owner, as `CREATE DATABASE` takes
+/// them (the columns this server's version has).
+fn options(session: &mut Client) -> Result<BTreeMap<String, String>, postgres::Error> {
+    let sql = "SELECT pg_encoding_to_char(d.encoding), pg_get_userbyid(d.datdba), \
+               row_to_json(d)::text FROM pg_database d WHERE d.datname = current_database()";
+    let row = session.query_one(sql, &[])?;
+    let (encoding, owner, json): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+    let columns: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&json).unwrap_or_default();
+    let mut options = BTreeMap::from([
+        ("encoding".to_owned(), encoding),
+        ("owner".to_owned(), owner),
+    ]);
+    let wanted = [
+        ("datcollate", "collate"),
+        ("datctype", "ctype"),
+        ("datlocprovider", "locale_provider"),
+        ("daticulocale", "icu_locale"),
+        ("datlocale", "icu_locale"),
+    ];
+    for (column, key) in wanted {
+        if let Some(serde_json::Value::String(value)) = columns.get(column) {
+            options.insert(key.to_owned(), value.clone());
+        }
+    }
+    Ok(options)
 }
 
 /// A dump's manifest entry on this server.
@@ -225,6 +258,7 @@ fn entry(
         myisam: Vec::new(),
         carried: false,
         from: None,
+        options: BTreeMap::new(),
     }
 }
 

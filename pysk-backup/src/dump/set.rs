@@ -75,6 +75,12 @@ pub struct Entry {
     /// The set a carried dump was made in (`20261129T235000Z`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// What the database is made with again, as it was when dumped:
+    /// PostgreSQL `encoding`, `collate`, `ctype`, `locale_provider`,
+    /// `icu_locale`, `owner`; MariaDB `character_set`, `collation`.
+    /// Empty in a set made before they were recorded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 fn is_false(b: &bool) -> bool {

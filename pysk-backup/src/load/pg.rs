@@ -4,7 +4,9 @@
 //! system account (peer authentication over the socket); every user
 //! table counted as the dump counted it.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,6 +21,15 @@ use crate::error::BackupError;
 
 /// Where Debian installs each PostgreSQL version's programs.
 const PG_LIB: &str = "/usr/lib/postgresql";
+
+/// The kind of server a dump is loaded into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Into {
+    /// The production server (`restore-db`).
+    Production,
+    /// A drill's throw-away server.
+    Throwaway,
+}
 
 /// A PostgreSQL server and how its clients reach it.
 #[derive(Debug, Clone)]
@@ -55,10 +66,10 @@ impl Server {
         child::managed(&program_path(program), all, Some(&self.account))
     }
 
-    /// Runs `globals.sql` (roles, tablespaces) with `psql`. The one error
-    /// allowed is the superuser's own role, which every cluster has.
-    pub fn globals(&self, file: &Path) -> Result<(), String> {
-        let input = File::open(file).map_err(|e| pysk_common::error::cause(&e))?;
+    /// Runs the globals (roles, tablespaces) `input` gives with `psql`.
+    /// The one error allowed is the superuser's own role, which every
+    /// cluster has.
+    pub fn globals(&self, input: impl Read) -> Result<(), String> {
         let args = ["-X", "-q", "--dbname=postgres", "--file=-"].map(str::to_owned);
         let said = super::feed(self.client("psql", &args), input)?;
         let known = format!("ERROR:  role \"{}\" already exists", self.target.superuser);
@@ -73,17 +84,19 @@ impl Server {
     }
 
     /// Loads the `pg_dump -Fc` archive `file` into `database` (which
-    /// must exist), stopping at the first error; in one transaction when
-    /// `atomic`.
-    pub fn load(&self, database: &str, file: &Path, atomic: bool) -> Result<(), String> {
+    /// must exist), stopping at the first error: into production in one
+    /// transaction; into a throw-away server without tablespaces (its
+    /// tables in its own directory, never in a production tablespace's).
+    pub fn load(&self, database: &str, file: &Path, into: Into) -> Result<(), String> {
         let input = File::open(file).map_err(|e| pysk_common::error::cause(&e))?;
         let mut args = vec![
             format!("--dbname=dbname={}", conninfo_value(database)),
             "--exit-on-error".to_owned(),
         ];
-        if atomic {
-            args.push("--single-transaction".into());
-        }
+        args.push(match into {
+            Into::Production => "--single-transaction".into(),
+            Into::Throwaway => "--no-tablespaces".into(),
+        });
         let said = super::feed(self.client("pg_restore", &args), input)?;
         match said.trim().is_empty() {
             true => Ok(()),
@@ -115,12 +128,54 @@ impl Server {
         Ok(!rows.is_empty())
     }
 
-    /// Creates `database` from `template0`.
-    pub fn create(&self, database: &str) -> Result<(), BackupError> {
-        self.execute(&format!(
+    /// Creates `database` from `template0` as the dumped database was
+    /// made (`options` of its manifest entry): its encoding and locale,
+    /// and its owner when that role exists here (else the superuser).
+    pub fn create(
+        &self,
+        database: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<(), BackupError> {
+        let mut sql = format!(
             "CREATE DATABASE {} TEMPLATE template0",
             pg_identifier(database)
-        ))
+        );
+        let clauses = [
+            ("encoding", "ENCODING"),
+            ("collate", "LC_COLLATE"),
+            ("ctype", "LC_CTYPE"),
+        ];
+        for (key, clause) in clauses {
+            if let Some(value) = options.get(key) {
+                sql.push_str(&format!(" {clause} {}", pg_literal(value)));
+            }
+        }
+        if options.get("locale_provider").map(String::as_str) == Some("i") {
+            sql.push_str(" LOCALE_PROVIDER icu");
+            if let Some(locale) = options.get("icu_locale") {
+                sql.push_str(&format!(" ICU_LOCALE {}", pg_literal(locale)));
+            }
+        }
+        if let Some(owner) = options.get("owner")
+            && self.role_exists(owner)?
+        {
+            sql.push_str(&format!(" OWNER {}", pg_identifier(owner)));
+        }
+        self.execute(&sql)
+    }
+
+    /// Whether the role `name` exists.
+    fn role_exists(&self, name: &str) -> Result<bool, BackupError> {
+        let mut client =
+            connect::connect(&self.target, "postgres").map_err(crate::dump::db_error)?;
+        let sql = "SELECT 1 FROM pg_roles WHERE rolname = $1";
+        let rows = client
+            .query(sql, &[&name])
+            .map_err(|e| BackupError::Unavailable {
+                what: self.target.socket().display().to_string(),
+                reason: why(&e),
+            })?;
+        Ok(!rows.is_empty())
     }
 
     /// Drops `database` (a restore that failed).
@@ -132,31 +187,7 @@ impl Server {
     /// as the dump's manifest keys them.
     pub fn count(&self, database: &str) -> Result<Counts, String> {
         let mut client = connect::connect(&self.target, database).map_err(|e| e.to_string())?;
-        let list = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' \
-             AND n.nspname NOT LIKE 'pg\\_%' \
-             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
-                 AND d.objid = c.oid AND d.deptype = 'e') \
-             ORDER BY 1, 2";
-        let mut counts = Counts::new();
-        for row in client.query(list, &[]).map_err(|e| why(&e))? {
-            let (schema, table): (String, String) = (row.get(0), row.get(1));
-            let sql = format!(
-                "SELECT count(*) FROM {}.{}",
-                pg_identifier(&schema),
-                pg_identifier(&table)
-            );
-            let rows: i64 = client
-                .query_one(sql.as_str(), &[])
-                .map_err(|e| why(&e))?
-                .get(0);
-            counts.insert(
-                format!("{schema}.{table}"),
-                u64::try_from(rows).unwrap_or(0),
-            );
-        }
-        Ok(counts)
+        crate::dump::pg::count_tables(&mut client).map_err(|e| why(&e))
     }
 }
 
@@ -186,6 +217,12 @@ pub fn program_path(program: &str) -> String {
         .map(|bin| bin.join(program))
         .filter(|p| p.is_file())
         .map_or_else(|| program.to_owned(), |p| p.display().to_string())
+}
+
+/// A string literal (`standard_conforming_strings` on: a backslash is
+/// itself), a quote doubled.
+fn pg_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// A value in a libpq connection string: in single quotes, `\` and `'`
