@@ -434,4 +434,3 @@ mod tests {
         assert_eq!(tail.last_line(), "-- Dump completed on 2026-11-30 00:50:00");
     }
 }
-

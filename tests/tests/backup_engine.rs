@@ -592,24 +592,136 @@ fn a_second_run_exits_75_and_a_killed_run_leaves_no_lock_behind() {
     drop(lock);
 
     grow(&env.src(), 24);
+    another_restics_lock_is_waited_for_and_a_dead_ones_removed(&env);
     let mut cmd = env.tool().arg("run").command();
     cmd.process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = cmd.spawn().expect("start a run");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !pids_with_cmdline("backup")
-        .iter()
-        .any(|pid| parent(*pid) == Some(child.id()))
-    {
-        assert!(Instant::now() < deadline, "restic backup never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let run = child.id();
+    let backup = || {
+        let pids = pids_with_arg("backup");
+        pids.into_iter().find(|pid| parent(*pid) == Some(run))
+    };
+    let restic = stop_once_locked(backup, &env.path("target/locks"));
     let group = i32::try_from(child.id()).expect("a pid");
     // SAFETY: kill(2) on the process group the test just started.
     assert_eq!(unsafe { libc::kill(-group, libc::SIGKILL) }, 0);
     child.wait().expect("wait");
+    // restic tells a stale lock by its process being gone, reaped by init.
+    pysk_tests::backup::wait_for("the killed restic reaped", || {
+        (!Path::new(&format!("/proc/{restic}")).exists()).then_some(())
+    });
+    assert_eq!(lock_files(&env), 1, "the killed restic's lock stays");
     let after = env.json(&["run"]);
     assert_eq!(after["backup"]["kind"], "snapshot", "{after}");
     assert_same(&tree(&env.restore(".", None, "r")), &expected(&env.src()));
+}
+
+/// A restic of another program holding its lock: `verify` and `run` exit
+/// 75 (never "damaged"); once it is dead, its stale lock is removed and
+/// the run succeeds. A wrong passphrase exits 77, a target that is not
+/// there 69.
+fn another_restics_lock_is_waited_for_and_a_dead_ones_removed(env: &Env) {
+    let mut other = KillOnDrop(
+        std::process::Command::new("restic")
+            .args(["--no-cache", "--repo"])
+            .arg(env.path("target"))
+            .arg("backup")
+            .arg(env.src())
+            .env("RESTIC_PASSWORD_FILE", env.path("passphrase"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start restic"),
+    );
+    let pid = other.0.id();
+    stop_once_locked(|| Some(pid), &env.path("target/locks"));
+    let out = env.tool().arg("verify").fails_with(75);
+    let err = pysk_tests::stderr(&out);
+    assert!(
+        err.contains("locked by another program") && err.contains("already locked"),
+        "{err}"
+    );
+    let stamp = fs::read(env.state().join("last-success.json")).expect("stamp");
+    env.tool().arg("run").fails_with(75);
+    assert_eq!(
+        fs::read(env.state().join("last-success.json")).expect("stamp"),
+        stamp
+    );
+    other.0.kill().expect("kill restic");
+    other.0.wait().expect("wait");
+    assert_eq!(lock_files(env), 1, "the dead restic's lock stays");
+    env.json(&["run"]);
+    assert_eq!(lock_files(env), 0, "the stale lock was removed");
+
+    secret_file(&env.path("passphrase"), "not the passphrase\n");
+    env.tool().arg("verify").fails_with(77);
+    env.tool().arg("run").fails_with(77);
+    secret_file(&env.path("passphrase"), &format!("{PASSPHRASE}\n"));
+    env.switches(&[("backup_target", env.path("nowhere").display().to_string())]);
+    env.tool().arg("verify").fails_with(69);
+    env.switches(&[]);
+}
+
+/// A child killed when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The files in the repository's `locks/`.
+fn lock_files(env: &Env) -> usize {
+    fs::read_dir(env.path("target/locks")).map_or(0, Iterator::count)
+}
+
+/// Stops (SIGSTOP) the process `find` gives once `locks` holds a lock
+/// file with its contents, looking only once it is stopped: its lock is
+/// then known to be written, and it has not ended.
+fn stop_once_locked(find: impl Fn() -> Option<u32>, locks: &Path) -> u32 {
+    pysk_tests::backup::wait_for("a restic holding its lock", || {
+        let pid = find()?;
+        let signal = |sig| {
+            let pid = i32::try_from(pid).expect("a pid");
+            // SAFETY: kill(2) on a restic the test started (or its run did).
+            unsafe { libc::kill(pid, sig) }
+        };
+        signal(libc::SIGSTOP);
+        pysk_tests::backup::wait_for("the stop", || stopped(pid));
+        let written = fs::read_dir(locks).into_iter().flatten().flatten();
+        if written
+            .filter_map(|e| e.metadata().ok())
+            .any(|m| m.len() > 0)
+        {
+            return Some(pid);
+        }
+        signal(libc::SIGCONT);
+        None
+    })
+}
+
+/// `Some(())` once `pid` is stopped (or gone).
+fn stopped(pid: u32) -> Option<()> {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Some(());
+    };
+    let state = stat.rsplit_once(')')?.1.trim_start().chars().next();
+    matches!(state, Some('T' | 'Z')).then_some(())
+}
+
+/// Pids with `arg` as one of their arguments.
+fn pids_with_arg(arg: &str) -> Vec<u32> {
+    let entries = fs::read_dir("/proc").expect("read /proc");
+    let pids = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+    pids.filter(|pid| {
+        fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|b| b.split(|c| *c == 0).any(|a| a == arg.as_bytes()))
+    })
+    .collect()
 }

@@ -35,6 +35,17 @@ struct Message {
     data_added: Option<u64>,
 }
 
+/// What restic says when the repository cannot be reached.
+const UNREACHABLE: &[&str] = &[
+    "unable to open config file",
+    "unable to open repository",
+    "invalid backend",
+    "dial tcp",
+    "connection refused",
+    "i/o timeout",
+    "no such host",
+];
+
 /// A snapshot of `snapshots --json` or `forget --json`.
 #[derive(Debug, Deserialize)]
 struct Snapshot {
@@ -93,19 +104,47 @@ impl Restic {
         }
     }
 
-    /// A failed call: a repository that is not there is unavailable (10
-    /// from restic 0.17 on), anything else a failed step.
+    /// A failed call, told apart by restic's `Fatal:` lines (0.14 exits 1
+    /// for all of them): a wrong password, a repository another live
+    /// restic has locked, one that cannot be reached (10 from restic 0.17
+    /// on), real damage; anything else a failed step.
     fn failure(&self, step: &str, done: &Finished) -> BackupError {
-        match done.code {
-            Some(10) => BackupError::Unavailable {
+        let mut reason = done.stderr_tail();
+        let mut said = |marks: &[&str]| {
+            let line = done
+                .stderr
+                .lines()
+                .find(|l| marks.iter().any(|m| l.contains(m)));
+            if let Some(line) = line.filter(|l| !reason.contains(l.trim())) {
+                reason = format!("{} / {reason}", line.trim());
+            }
+            line.is_some()
+        };
+        if said(&["wrong password or no key found"]) {
+            BackupError::Denied(reason)
+        } else if said(&["repository is already locked"]) {
+            BackupError::Busy(reason)
+        } else if done.code == Some(10) || said(UNREACHABLE) {
+            BackupError::Unavailable {
                 what: self.config.target.clone(),
-                reason: done.stderr_tail(),
-            },
-            _ => BackupError::Failed {
+                reason,
+            }
+        } else if said(&["repository contains errors", "does not match"]) {
+            BackupError::Damaged(reason)
+        } else {
+            BackupError::Failed {
                 step: format!("restic {step}"),
-                reason: done.stderr_tail(),
-            },
+                reason,
+            }
         }
+    }
+
+    /// Removes the locks of restic processes that are gone (restic's own
+    /// test: a dead process on this host, or older than 30 minutes); a
+    /// killed run's lock would otherwise stop every later `check`. Called
+    /// under our lock, so no restic of ours is running.
+    fn unlock(&self) -> Result<(), BackupError> {
+        self.call("unlock", &["unlock"]).map(drop)
     }
 
     /// Initialises the repository when it is not there yet.
@@ -113,6 +152,10 @@ impl Restic {
         let probe = self.child().args(["cat", "config"]).run()?;
         if probe.ok() {
             return Ok(());
+        }
+        let why = self.failure("cat config", &probe);
+        if let BackupError::Denied(_) | BackupError::Busy(_) = why {
+            return Err(why);
         }
         let init = self.child().arg("init").run()?;
         match init.ok() {
@@ -194,6 +237,7 @@ fn parse<T: serde::de::DeserializeOwned>(stdout: &[u8], what: &str) -> Result<T,
 impl Engine for Restic {
     fn backup(&self) -> Result<Backed, BackupError> {
         self.ensure_repository()?;
+        self.unlock()?;
         let (done, lines) = self.backup_run(&[])?;
         // 3: the snapshot was made, but some files could not be read.
         if !matches!(done.code, Some(0 | 3)) {
@@ -215,10 +259,7 @@ impl Engine for Restic {
     }
 
     fn check(&self, backed: &Backed) -> Result<(), BackupError> {
-        let done = self.child().arg("check").run()?;
-        if !done.ok() {
-            return Err(BackupError::Damaged(done.stderr_tail()));
-        }
+        self.call("check", &["check"])?;
         let sets = self.snapshots()?;
         let listed = sets.iter().filter_map(|s| s.id.as_deref());
         match listed
@@ -234,10 +275,8 @@ impl Engine for Restic {
     }
 
     fn verify(&self, compare_data: bool) -> Result<Verified, BackupError> {
-        let done = self.child().args(["check", "--read-data"]).run()?;
-        if !done.ok() {
-            return Err(BackupError::Damaged(done.stderr_tail()));
-        }
+        self.unlock()?;
+        self.call("check --read-data", &["check", "--read-data"])?;
         if !compare_data {
             return Ok(Verified::default());
         }
@@ -345,8 +384,6 @@ impl Engine for Restic {
     }
 
     fn cleanup(&self) -> Result<(), BackupError> {
-        // Only locks of processes that are gone (restic's own test).
-        self.call("unlock", &["unlock"])?;
-        Ok(())
+        self.unlock()
     }
 }
