@@ -186,6 +186,8 @@ pub fn status(settings: &Settings, args: &StatusArgs) -> Result<status::Options,
     Ok(status::Options {
         engine: engine(settings)?,
         state_dir: settings.path("backup_state_dir", None)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "backup_wait")?,
         json: args.json.json,
     })
 }
@@ -195,6 +197,8 @@ pub fn list(settings: &Settings, args: &ListArgs) -> Result<list::Options, Backu
     Ok(list::Options {
         engine: engine(settings)?,
         time: args.time.clone(),
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "backup_wait")?,
         json: args.json.json,
     })
 }

@@ -387,6 +387,8 @@ fn duplicity_backs_up_restores_both_versions_lists_verifies_and_prunes() {
     assert_eq!(status["last_full"], third["backup"]["id"]);
     assert_same(&tree(&env.restore(".", None, "r5")), &expected(&env.src()));
 
+    busy_elsewhere_and_a_wrong_passphrase(&env);
+
     let volumes = files_in(&env.path("target"), ".vol1.difftar.gpg");
     tamper(&volumes[0]);
     let out = env.tool().arg("verify").fails_with(1);
@@ -623,12 +625,16 @@ fn a_second_run_exits_75_and_a_killed_run_leaves_no_lock_behind() {
 /// the run succeeds. A wrong passphrase exits 77, a target that is not
 /// there 69.
 fn another_restics_lock_is_waited_for_and_a_dead_ones_removed(env: &Env) {
+    // Slow to read, nothing on disk: restic is still at it when stopped.
+    fs::create_dir(env.path("sparse")).expect("mkdir");
+    let sparse = fs::File::create(env.path("sparse/zeros")).expect("create");
+    sparse.set_len(4 << 30).expect("a sparse file");
     let mut other = KillOnDrop(
         std::process::Command::new("restic")
             .args(["--no-cache", "--repo"])
             .arg(env.path("target"))
             .arg("backup")
-            .arg(env.src())
+            .arg(env.path("sparse"))
             .env("RESTIC_PASSWORD_FILE", env.path("passphrase"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -663,6 +669,51 @@ fn another_restics_lock_is_waited_for_and_a_dead_ones_removed(env: &Env) {
     env.tool().arg("verify").fails_with(69);
     env.switches(&[]);
 }
+
+/// The tool's lock held by a run: `status` and `list` wait for it
+/// (`--wait`), then exit 75; duplicity's cache locked by another
+/// duplicity (its error 23): 75; a wrong passphrase (GnuPG's "Bad
+/// session key", error 31): 77, never "damaged".
+fn busy_elsewhere_and_a_wrong_passphrase(env: &Env) {
+    let lock = fs::File::open(env.state().join("pysk-backup.lock")).expect("the lock file");
+    lock.lock().expect("hold the lock");
+    let start = Instant::now();
+    env.tool().args(["status", "--wait", "1"]).fails_with(75);
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    env.tool().arg("list").fails_with(75);
+    drop(lock);
+
+    let cache_lock = env.state().join("duplicity/pysk/lockfile");
+    let mut holder = std::process::Command::new("python3")
+        .args(["-c", HOLD_LOCKF])
+        .arg(&cache_lock)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let mut said = String::new();
+    let pipe = holder.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(pipe), &mut said).expect("read");
+    let holder = KillOnDrop(holder);
+    assert_eq!(said, "locked\n");
+    let out = env.tool().arg("verify").fails_with(75);
+    let err = pysk_tests::stderr(&out);
+    assert!(err.contains("Another duplicity instance"), "{err}");
+    drop(holder);
+
+    secret_file(&env.path("passphrase"), "not the passphrase\n");
+    let out = env.tool().arg("verify").fails_with(77);
+    let err = pysk_tests::stderr(&out);
+    assert!(err.contains("does not open the backup"), "{err}");
+    secret_file(&env.path("passphrase"), &format!("{PASSPHRASE}\n"));
+}
+
+/// Holds the POSIX lock duplicity takes on its cache (Python's
+/// `fcntl.lockf`, as duplicity's `fasteners` does) until killed.
+const HOLD_LOCKF: &str = "import fcntl, sys, time\n\
+f = open(sys.argv[1], 'a')\n\
+fcntl.lockf(f, fcntl.LOCK_EX)\n\
+print('locked', flush=True)\n\
+time.sleep(120)\n";
 
 /// A child killed when the test ends, passed or not.
 struct KillOnDrop(std::process::Child);
@@ -704,13 +755,19 @@ fn stop_once_locked(find: impl Fn() -> Option<u32>, locks: &Path) -> u32 {
     })
 }
 
-/// `Some(())` once `pid` is stopped (or gone).
+/// `Some(())` once every thread of `pid` is stopped (or gone).
 fn stopped(pid: u32) -> Option<()> {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return Some(());
     };
-    let state = stat.rsplit_once(')')?.1.trim_start().chars().next();
-    matches!(state, Some('T' | 'Z')).then_some(())
+    let state = |task: PathBuf| {
+        let stat = fs::read_to_string(task.join("stat")).ok()?;
+        stat.rsplit_once(')')?.1.trim_start().chars().next()
+    };
+    let mut states = tasks.flatten().map(|t| state(t.path()));
+    states
+        .all(|s| matches!(s, None | Some('T' | 't' | 'Z')))
+        .then_some(())
 }
 
 /// Pids with `arg` as one of their arguments.

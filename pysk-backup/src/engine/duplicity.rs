@@ -92,6 +92,10 @@ impl Duplicity {
             // of the wrong size; no manifests or signatures at all
             Some(4 | 5 | 6 | 18 | 21 | 44) => BackupError::Damaged(reason),
             Some(19 | 20) => BackupError::Name(reason),
+            // another duplicity holds the archive directory's lock
+            Some(23) => BackupError::Busy(reason),
+            // GnuPG cannot decrypt with this passphrase
+            Some(31) if reason.contains("Bad session key") => BackupError::Denied(reason),
             Some(8 | 38 | 50..=55) => BackupError::Unavailable {
                 what: self.config.target.clone(),
                 reason,
@@ -187,8 +191,9 @@ impl Engine for Duplicity {
             self.config.source.as_os_str(),
         ]));
         let (done, records) = self.run(argv)?;
-        // Exit 1 with no error record: files differ, the backup is whole.
-        let differs = done.code == Some(1) && log::errors(&records).is_empty();
+        // Exit 1 with no error record, only with --compare-data: files
+        // differ, the backup is whole. Without it, 1 is a failure.
+        let differs = compare_data && done.code == Some(1) && log::errors(&records).is_empty();
         match done.ok() || differs {
             true => Ok(Verified {
                 changed: log::differences(&records),
