@@ -102,6 +102,34 @@ pub struct Verified {
     /// Files changed since the backup (only with `--compare-data`):
     /// information, as a live system always changes.
     pub changed: Vec<String>,
+    /// The backup proven whole: the newest chain's full backup time
+    /// (duplicity), the newest snapshot's ID (restic); retention keeps it.
+    pub proven: Option<String>,
+}
+
+/// The stamp `<state>/verified.json` (with `"version": 1`): the last
+/// backup `verify` proved.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Proven {
+    /// When it was proven (RFC 3339, UTC).
+    pub time: String,
+    /// The engine.
+    pub engine: String,
+    /// duplicity: the chain's full backup time; restic: the snapshot ID.
+    pub backup: String,
+}
+
+/// The path of the stamp of the last verified backup.
+pub fn proven_path(config: &Config) -> PathBuf {
+    config.state_dir.join("verified.json")
+}
+
+/// The backup `verify` last proved with this engine, if any (an
+/// unreadable stamp protects nothing and is not an error).
+pub fn proven(config: &Config) -> Option<String> {
+    let bytes = fs::read(proven_path(config)).ok()?;
+    let stamp: Proven = serde_json::from_slice(&bytes).ok()?;
+    (stamp.engine == config.kind.name()).then_some(stamp.backup)
 }
 
 /// One backup set of a duplicity chain, or one restic snapshot.
@@ -180,7 +208,8 @@ pub trait Engine {
     /// Restores `path` (relative to the source) as at `time` to
     /// `to/path`.
     fn restore(&self, path: &Path, time: Option<&str>, to: &Path) -> Result<(), BackupError>;
-    /// Retention; never removes the newest chain or snapshot.
+    /// Retention; never removes the newest chain or snapshot, nor the one
+    /// [`proven`] names.
     fn prune(&self) -> Result<Pruned, BackupError>;
     /// Removes what failed runs left on the target.
     fn cleanup(&self) -> Result<(), BackupError>;

@@ -363,7 +363,16 @@ fn duplicity_backs_up_restores_both_versions_lists_verifies_and_prunes() {
         "{compared}"
     );
 
-    // A new full chain: the older chain is pruned, the newest kept.
+    let proven: Value =
+        serde_json::from_slice(&fs::read(env.state().join("verified.json")).expect("stamp"))
+            .expect("json");
+    assert_eq!(
+        (&proven["engine"], &proven["backup"]),
+        (&"duplicity".into(), &t1.into())
+    );
+
+    // A new full chain with keep_full 1: the verified chain stays until
+    // the new one is verified too; then the older chain is pruned.
     env.switches(&[
         ("backup_keep_full", "1".into()),
         ("backup_full_if_older_than", "1s".into()),
@@ -371,7 +380,11 @@ fn duplicity_backs_up_restores_both_versions_lists_verifies_and_prunes() {
     std::thread::sleep(Duration::from_millis(1100));
     let third = env.json(&["run"]);
     assert_eq!(third["backup"]["kind"], "full", "{third}");
-    let removed: Vec<&str> = third["pruned"]["removed"]
+    assert_eq!(third["pruned"]["removed"], serde_json::json!([]), "{third}");
+    env.tool().arg("verify").succeeds();
+    std::thread::sleep(Duration::from_millis(1100));
+    let fourth = env.json(&["run"]);
+    let removed: Vec<&str> = fourth["pruned"]["removed"]
         .as_array()
         .expect("removed")
         .iter()
@@ -379,17 +392,26 @@ fn duplicity_backs_up_restores_both_versions_lists_verifies_and_prunes() {
         .collect();
     assert_eq!(removed, [t1, t2]);
     let status = env.json(&["status"]);
-    assert_eq!(
-        status["chains"].as_array().map(Vec::len),
-        Some(1),
-        "{status}"
-    );
-    assert_eq!(status["last_full"], third["backup"]["id"]);
+    let fulls: Vec<&Value> = status["chains"]
+        .as_array()
+        .expect("chains")
+        .iter()
+        .map(|c| &c["sets"][0]["time"])
+        .collect();
+    assert_eq!(fulls, [&third["backup"]["id"], &fourth["backup"]["id"]]);
+    assert_eq!(status["last_full"], fourth["backup"]["id"]);
     assert_same(&tree(&env.restore(".", None, "r5")), &expected(&env.src()));
 
     busy_elsewhere_and_a_wrong_passphrase(&env);
 
-    let volumes = files_in(&env.path("target"), ".vol1.difftar.gpg");
+    let stamp = fourth["backup"]["id"]
+        .as_str()
+        .expect("id")
+        .replace(['-', ':'], "");
+    let volumes = files_in(
+        &env.path("target"),
+        &format!("full.{stamp}.vol1.difftar.gpg"),
+    );
     tamper(&volumes[0]);
     let out = env.tool().arg("verify").fails_with(1);
     let err = pysk_tests::stderr(&out);
@@ -484,6 +506,17 @@ fn restic_backs_up_restores_both_snapshots_lists_verifies_and_prunes() {
         serde_json::json!(["empty"]),
         "{compared}"
     );
+    // The verified snapshot outlives keep-daily's "newest of the day".
+    let third = env.json(&["run"]);
+    assert_eq!(third["pruned"]["removed"], serde_json::json!([]), "{third}");
+    let status = env.json(&["status"]);
+    let ids: Vec<&str> = status["chains"][0]["sets"]
+        .as_array()
+        .expect("sets")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id"))
+        .collect();
+    assert!(ids.len() == 2 && ids[0].starts_with(id2), "{status}");
 
     let mut packs = files_in(&env.path("target/data"), "");
     packs.sort_by_key(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0));
@@ -506,7 +539,7 @@ fn restic_backs_up_restores_both_snapshots_lists_verifies_and_prunes() {
     let status = env.json(&["status"]);
     assert_eq!(
         status["chains"][0]["sets"].as_array().map(Vec::len),
-        Some(2),
+        Some(3),
         "{status}"
     );
 }

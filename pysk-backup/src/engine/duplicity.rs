@@ -194,12 +194,16 @@ impl Engine for Duplicity {
         // Exit 1 with no error record, only with --compare-data: files
         // differ, the backup is whole. Without it, 1 is a failure.
         let differs = compare_data && done.code == Some(1) && log::errors(&records).is_empty();
-        match done.ok() || differs {
-            true => Ok(Verified {
-                changed: log::differences(&records),
-            }),
-            false => Err(self.failure("verify", &done, &records)),
+        if !(done.ok() || differs) {
+            return Err(self.failure("verify", &done, &records));
         }
+        // verify reads the chain that restores "now": the newest.
+        let newest = self.chains()?.pop();
+        let full = newest.and_then(|c| c.sets.into_iter().next());
+        Ok(Verified {
+            changed: log::differences(&records),
+            proven: full.map(|s| s.time),
+        })
     }
 
     fn status(&self) -> Result<Status, BackupError> {
@@ -252,7 +256,8 @@ impl Engine for Duplicity {
 
     fn prune(&self) -> Result<Pruned, BackupError> {
         let before = self.chains()?;
-        let keep = self.config.keep_full.to_string();
+        let keep = keep_full(&before, self.config.keep_full, engine::proven(&self.config));
+        let keep = keep.to_string();
         let target = self.config.target.as_str();
         self.call(
             "remove-all-but-n-full",
@@ -271,6 +276,18 @@ impl Engine for Duplicity {
     fn cleanup(&self) -> Result<(), BackupError> {
         self.call("cleanup", args(["cleanup", "--force", &self.config.target]))?;
         Ok(())
+    }
+}
+
+/// The full chains to keep: `keep`, or more so that the chain whose full
+/// backup `proven` names (the last verified) is among them.
+fn keep_full(chains: &[Chain], keep: u32, proven: Option<String>) -> u32 {
+    let fulls: Vec<&Set> = chains.iter().filter_map(|c| c.sets.first()).collect();
+    let there = proven.filter(|p| fulls.iter().any(|s| &s.time == p));
+    let since = there.map(|p| fulls.iter().filter(|s| s.time >= p).count());
+    match since.and_then(|n| u32::try_from(n).ok()) {
+        Some(n) => keep.max(n),
+        None => keep,
     }
 }
 

@@ -277,8 +277,13 @@ impl Engine for Restic {
     fn verify(&self, compare_data: bool) -> Result<Verified, BackupError> {
         self.unlock()?;
         self.call("check --read-data", &["check", "--read-data"])?;
+        // check --read-data read every pack: the newest snapshot is whole.
+        let proven = self.snapshots()?.pop().and_then(|s| s.id);
         if !compare_data {
-            return Ok(Verified::default());
+            return Ok(Verified {
+                changed: Vec::new(),
+                proven,
+            });
         }
         let (done, lines) = self.backup_run(&["--dry-run", "-vv"])?;
         if !matches!(done.code, Some(0 | 3)) {
@@ -294,6 +299,7 @@ impl Engine for Restic {
             .map(|i| i.trim_start_matches('/').to_owned());
         Ok(Verified {
             changed: changed.collect(),
+            proven,
         })
     }
 
@@ -361,25 +367,34 @@ impl Engine for Restic {
             c.keep_weekly.to_string(),
             c.keep_monthly.to_string(),
         );
-        let argv = [
-            "forget",
-            "--json",
+        let policy = [
             "--keep-daily",
             &d,
             "--keep-weekly",
             &w,
             "--keep-monthly",
             &m,
-            "--prune",
         ];
-        let done = self.call("forget", &argv)?;
+        // The policy's plan first, then only its snapshots that are not
+        // the last verified one (restic 0.14 cannot keep one by ID).
+        let mut plan = vec!["forget", "--dry-run", "--json"];
+        plan.extend(policy);
+        let done = self.call("forget --dry-run", &plan)?;
         let groups: Vec<Forgotten> = parse(&done.stdout, "forget")?;
-        let removed = groups
+        let proven = engine::proven(c);
+        let removed: Vec<Snapshot> = groups
             .into_iter()
             .flat_map(|g| g.remove.unwrap_or_default())
-            .map(set);
+            .filter(|s| s.id.is_some() && s.id != proven)
+            .collect();
+        if removed.is_empty() {
+            return Ok(Pruned::default());
+        }
+        let mut argv = vec!["forget", "--prune"];
+        argv.extend(removed.iter().filter_map(|s| s.id.as_deref()));
+        self.call("forget", &argv)?;
         Ok(Pruned {
-            removed: removed.collect(),
+            removed: removed.into_iter().map(set).collect(),
         })
     }
 
