@@ -59,7 +59,11 @@ impl Env {
                 "backup_passphrase_file",
                 self.path("passphrase").display().to_string(),
             ),
-            ("backup_dump_dir", self.path("dumps").display().to_string()),
+            // Below the source, as a run requires.
+            (
+                "backup_dump_dir",
+                self.src().join("dumps").display().to_string(),
+            ),
             // No database server here: the run's dump step has none to dump.
             ("db_pg_socket_dir", self.path("no-pg").display().to_string()),
             (
@@ -163,6 +167,9 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
             }
         }
     }
+    // The dump directory (empty sets here: no database server) is
+    // backup_run's to compare.
+    all.retain(|(p, _)| !p.starts_with("dumps"));
     all.sort();
     all
 }
@@ -199,6 +206,7 @@ fn listed(env: &Env, time: Option<&str>) -> Vec<String> {
         .expect("files")
         .iter()
         .map(|f| f["path"].as_str().expect("path").to_owned())
+        .filter(|p| !p.starts_with("dumps"))
         .collect();
     paths.sort();
     paths
@@ -620,6 +628,18 @@ fn a_second_run_exits_75_and_a_killed_run_leaves_no_lock_behind() {
     let Some(env) = Env::new("restic", &[]) else {
         return;
     };
+    // Dumps the backup would not hold: refused before anything runs.
+    let outside = env.path("dumps").display().to_string();
+    env.switches(&[("backup_dump_dir", outside)]);
+    let out = env.tool().arg("run").fails_with(78);
+    let err = pysk_tests::stderr(&out);
+    assert!(
+        err.contains("backup_dump_dir: ") && err.contains("is not below backup_source"),
+        "{err}"
+    );
+    assert_eq!(env.notified(), "");
+    assert!(!env.path("target").exists() && !env.path("dumps").exists());
+    env.switches(&[]);
     env.json(&["run"]);
     let lock = fs::File::open(env.state().join("pysk-backup.lock")).expect("the lock file");
     lock.lock().expect("hold the lock");
