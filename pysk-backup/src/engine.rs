@@ -244,6 +244,10 @@ pub fn excludes(config: &Config) -> Vec<PathBuf> {
         .filter(|p| below(p))
         .cloned()
         .collect();
+    // The tool's own state (duplicity's cache, GnuPG's home, the
+    // temporary files) and a local target would back up themselves.
+    let own = [Some(config.state_dir.clone()), local_target(&config.target)];
+    paths.extend(own.into_iter().flatten().filter(|p| below(p)));
     let sets = config.dump_dir.join("sets");
     if below(&sets) {
         let current = fs::read_link(config.dump_dir.join("current")).ok();
@@ -255,6 +259,16 @@ pub fn excludes(config: &Config) -> Vec<PathBuf> {
         }
     }
     paths
+}
+
+/// The directory of a target on this machine: `file://PATH` (duplicity),
+/// `local:PATH` or an absolute path (restic); `None` for others.
+pub fn local_target(target: &str) -> Option<PathBuf> {
+    let path = target
+        .strip_prefix("file://")
+        .or_else(|| target.strip_prefix("local:"))
+        .unwrap_or(target);
+    Some(PathBuf::from(path)).filter(|p| p.is_absolute())
 }
 
 /// A path given to restore, as the relative path inside the source:
@@ -275,4 +289,46 @@ pub fn inside_path(path: &Path) -> Result<PathBuf, BackupError> {
         }
     }
     Ok(inside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(target: &str) -> Config {
+        Config {
+            kind: Kind::Duplicity,
+            target: target.to_owned(),
+            passphrase_file: "/etc/pysk/backup.passphrase".into(),
+            state_dir: "/srv/state".into(),
+            source: "/srv".into(),
+            excludes: vec!["/proc".into(), "/srv/tmp".into()],
+            full_if_older_than: "14D".into(),
+            keep_full: 2,
+            keep_daily: 7,
+            keep_weekly: 4,
+            keep_monthly: 6,
+            dump_dir: "/nonexistent/dumps".into(),
+        }
+    }
+
+    #[test]
+    fn the_state_and_a_local_target_below_the_source_are_left_out() {
+        let paths = |target| excludes(&config(target));
+        let want = |t: &str| -> Vec<PathBuf> {
+            ["/srv/tmp", "/srv/state", t]
+                .iter()
+                .map(PathBuf::from)
+                .collect()
+        };
+        assert_eq!(paths("file:///srv/backup"), want("/srv/backup"));
+        assert_eq!(paths("local:/srv/repo"), want("/srv/repo"));
+        assert_eq!(paths("/srv/repo"), want("/srv/repo"));
+        let remote: Vec<PathBuf> = ["/srv/tmp", "/srv/state"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(paths("sftp://h//srv/backup"), remote);
+        assert_eq!(paths("file:///var/backup"), remote);
+    }
 }

@@ -310,8 +310,14 @@ fn duplicity_backs_up_restores_both_versions_lists_verifies_and_prunes() {
     let v1 = expected(&env.src());
     std::thread::sleep(Duration::from_millis(1100));
     change_source(&env.src());
+    // What a killed duplicity left in its temporary directory.
+    let stale = env.state().join("tmp/duplicity-stale-tempdir");
+    fs::create_dir_all(&stale).expect("mkdir");
+    fs::write(stale.join("mktemp-vol1"), "partial volume").expect("write");
     let second = env.json(&["run"]);
     assert_eq!(second["backup"]["kind"], "incremental", "{second}");
+    let tmp = fs::read_dir(env.state().join("tmp")).expect("<state>/tmp");
+    assert_eq!(tmp.count(), 0, "the temporary directory is emptied");
     let (t1, t2) = (
         first["backup"]["id"].as_str().expect("id"),
         second["backup"]["id"].as_str().expect("id"),

@@ -28,6 +28,7 @@ pub struct Duplicity {
     home: PathBuf,
     gnupg: gpg::Home,
     archive: PathBuf,
+    tmp: PathBuf,
 }
 
 impl Duplicity {
@@ -44,6 +45,7 @@ impl Duplicity {
             home,
             gnupg: gpg::Home::open(&config.state_dir)?,
             archive,
+            tmp: fresh_tmp(config)?,
         })
     }
 
@@ -55,6 +57,9 @@ impl Duplicity {
             .arg("--archive-dir")
             .arg(&self.archive)
             .args(["--name", "pysk"])
+            .arg("--tempdir")
+            .arg(&self.tmp)
+            .env("TMPDIR", &self.tmp)
             .env("PASSPHRASE", self.passphrase.expose())
             .env("GNUPGHOME", self.gnupg.dir());
         let _agent = self.gnupg.agent_guard();
@@ -124,6 +129,21 @@ impl Duplicity {
             .flat_map(|p| ["--exclude".into(), p.into_os_string()])
             .collect()
     }
+}
+
+/// `<state>/tmp` (0700), duplicity's temporary directory, emptied of
+/// what a killed run left there (volumes of up to 200 MB). Every command
+/// that opens the engine holds the lock (or no run can hold it).
+fn fresh_tmp(config: &Config) -> Result<PathBuf, BackupError> {
+    let tmp = config.state_dir.join("tmp");
+    match fs::remove_dir_all(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(pysk_common::error::write_err(&tmp)(e).into());
+        }
+        _ => {}
+    }
+    gpg::private_dir(&tmp)?;
+    Ok(tmp)
 }
 
 /// Arguments from anything path-like.
