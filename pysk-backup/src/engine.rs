@@ -76,6 +76,9 @@ pub struct Config {
     pub keep_monthly: u32,
     /// The dump directory: its unfinished and old sets are left out.
     pub dump_dir: PathBuf,
+    /// This machine's name (restic's `--host`: in a repository shared
+    /// by several machines, `latest` and retention are this one's).
+    pub host: String,
 }
 
 /// A backup just made.
@@ -309,6 +312,7 @@ mod tests {
             keep_weekly: 4,
             keep_monthly: 6,
             dump_dir: "/nonexistent/dumps".into(),
+            host: "h.example".into(),
         }
     }
 

@@ -43,7 +43,8 @@ pub const SWITCHES: &[Spec] = &[
     Spec::new(
         "backup_target",
         "",
-        "where backups go: a duplicity URL or a restic repository (file:///srv/backup, sftp://...)",
+        "where backups go, in the engine's own syntax: a duplicity URL (file:///srv/backup, \
+         sftp://...) or a restic repository (/srv/backup, file:///srv/backup, sftp:host:/path)",
     ),
     Spec::new(
         "backup_passphrase_file",
@@ -141,6 +142,7 @@ pub fn engine(settings: &Settings) -> Result<engine::Config, BackupError> {
         keep_weekly: settings.count("backup_keep_weekly", None, 0..=100_000)?,
         keep_monthly: settings.count("backup_keep_monthly", None, 0..=100_000)?,
         dump_dir: settings.path("backup_dump_dir", None)?,
+        host: pysk_common::cli::local_fqdn(),
     })
 }
 

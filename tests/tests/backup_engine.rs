@@ -46,10 +46,8 @@ impl Env {
     }
 
     fn switches(&self, extra: &[(&str, String)]) {
-        let target = match self.engine {
-            "duplicity" => format!("file://{}", self.path("target").display()),
-            _ => self.path("target").display().to_string(),
-        };
+        // restic's own local form is the path; file:// is taken too.
+        let target = format!("file://{}", self.path("target").display());
         let mut switches = vec![
             ("backup_engine", self.engine.to_owned()),
             ("backup_source", self.src().display().to_string()),
@@ -495,6 +493,7 @@ fn restic_backs_up_restores_both_snapshots_lists_verifies_and_prunes() {
         .arg(env.path("full"))
         .fails_with(65);
 
+    another_hosts_snapshot(&env);
     assert_eq!(listed(&env, None), LISTED);
     let status = env.json(&["status"]);
     let sets = status["chains"][0]["sets"].as_array().expect("sets");
@@ -556,6 +555,15 @@ fn restic_backs_up_restores_both_snapshots_lists_verifies_and_prunes() {
         Some(3),
         "{status}"
     );
+    let theirs = std::process::Command::new("restic")
+        .args(["--no-cache", "--host", "other.example", "--repo"])
+        .arg(env.path("target"))
+        .args(["snapshots", "--json"])
+        .env("RESTIC_PASSWORD_FILE", env.path("passphrase"))
+        .output()
+        .expect("run restic");
+    let theirs: Value = serde_json::from_slice(&theirs.stdout).expect("json");
+    assert_eq!(theirs.as_array().map(Vec::len), Some(1), "{theirs}");
 }
 
 /// The parent of `pid`, from `/proc/<pid>/stat`.
@@ -773,6 +781,22 @@ f = open(sys.argv[1], 'a')\n\
 fcntl.lockf(f, fcntl.LOCK_EX)\n\
 print('locked', flush=True)\n\
 time.sleep(120)\n";
+
+/// A newer snapshot of another machine in the same repository: `latest`,
+/// `status` and retention see this machine's alone.
+fn another_hosts_snapshot(env: &Env) {
+    fs::create_dir(env.path("other")).expect("mkdir");
+    fs::write(env.path("other/theirs"), "another machine's file\n").expect("write");
+    let out = std::process::Command::new("restic")
+        .args(["--no-cache", "--host", "other.example", "--repo"])
+        .arg(env.path("target"))
+        .arg("backup")
+        .arg(env.path("other"))
+        .env("RESTIC_PASSWORD_FILE", env.path("passphrase"))
+        .output()
+        .expect("run restic");
+    assert!(out.status.success(), "{out:?}");
+}
 
 /// A child killed when the test ends, passed or not.
 struct KillOnDrop(std::process::Child);

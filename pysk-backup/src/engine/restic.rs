@@ -87,9 +87,11 @@ impl Restic {
 
     /// restic with the repository, its cache and the password file.
     fn child(&self) -> Child {
+        // restic has no file:// backend: its local form is the path.
+        let target = &self.config.target;
         Child::new("restic", &self.home)
             .arg("--repo")
-            .arg(&self.config.target)
+            .arg(target.strip_prefix("file://").unwrap_or(target))
             .arg("--cache-dir")
             .arg(&self.cache)
             .env("RESTIC_PASSWORD_FILE", &self.config.passphrase_file)
@@ -171,6 +173,7 @@ impl Restic {
     /// its lines.
     fn backup_run(&self, extra: &[&str]) -> Result<(Finished, Vec<Message>), BackupError> {
         let mut argv: Vec<OsString> = vec!["backup".into(), "--json".into()];
+        argv.extend(["--host".into(), OsString::from(&self.config.host)]);
         argv.extend(extra.iter().map(OsString::from));
         for path in engine::excludes(&self.config) {
             argv.extend(["--exclude".into(), path.into_os_string()]);
@@ -191,7 +194,8 @@ impl Restic {
 
     /// The snapshots, oldest first.
     fn snapshots(&self) -> Result<Vec<Set>, BackupError> {
-        let done = self.call("snapshots", &["snapshots", "--json"])?;
+        let host = self.config.host.as_str();
+        let done = self.call("snapshots", &["snapshots", "--json", "--host", host])?;
         let list: Vec<Snapshot> = parse(&done.stdout, "snapshots")?;
         let mut sets: Vec<Set> = list.into_iter().map(set).collect();
         sets.sort_by(|a, b| a.time.cmp(&b.time));
@@ -321,7 +325,9 @@ impl Engine for Restic {
     }
 
     fn list(&self, time: Option<&str>) -> Result<Vec<Entry>, BackupError> {
-        let done = self.call("ls", &["ls", "--json", self.snapshot(time)])?;
+        let host = self.config.host.as_str();
+        let argv = ["ls", "--json", "--host", host, self.snapshot(time)];
+        let done = self.call("ls", &argv)?;
         let text = String::from_utf8_lossy(&done.stdout);
         let nodes = text
             .lines()
@@ -340,6 +346,7 @@ impl Engine for Restic {
     fn restore(&self, path: &Path, time: Option<&str>, to: &Path) -> Result<(), BackupError> {
         let inside = engine::inside_path(path)?;
         let mut argv: Vec<OsString> = vec!["restore".into(), self.snapshot(time).into()];
+        argv.extend(["--host".into(), OsString::from(&self.config.host)]);
         argv.extend(["--target".into(), to.as_os_str().to_owned()]);
         if !inside.as_os_str().is_empty() {
             argv.extend([
@@ -377,7 +384,7 @@ impl Engine for Restic {
         ];
         // The policy's plan first, then only its snapshots that are not
         // the last verified one (restic 0.14 cannot keep one by ID).
-        let mut plan = vec!["forget", "--dry-run", "--json"];
+        let mut plan = vec!["forget", "--dry-run", "--json", "--host", &c.host];
         plan.extend(policy);
         let done = self.call("forget --dry-run", &plan)?;
         let groups: Vec<Forgotten> = parse(&done.stdout, "forget")?;
