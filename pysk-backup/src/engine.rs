@@ -94,9 +94,20 @@ pub struct Backed {
     pub bytes: u64,
     /// Bytes the target grew by.
     pub added: u64,
-    /// Files the engine could not read (duplicity's count; restic says
-    /// only that there were some: 1).
+    /// Files the engine could not read.
     pub unreadable: u64,
+    /// The first of them (at most [`UNREADABLE_KEPT`]), absolute paths.
+    pub unreadable_paths: Vec<PathBuf>,
+}
+
+/// The unreadable paths a [`Backed`] names.
+pub const UNREADABLE_KEPT: usize = 20;
+
+/// Paths an engine reported, absolute (relative ones are below the
+/// source), the first [`UNREADABLE_KEPT`].
+pub fn absolute(config: &Config, paths: Vec<String>) -> Vec<PathBuf> {
+    let paths = paths.into_iter().map(|p| config.source.join(p));
+    paths.take(UNREADABLE_KEPT).collect()
 }
 
 /// What a verify found, the backup being intact.

@@ -167,7 +167,9 @@ impl Engine for Duplicity {
             self.config.source.as_os_str(),
             self.config.target.as_ref(),
         ]));
-        let stats = log::statistics(&self.call("backup", argv)?);
+        let records = self.call("backup", argv)?;
+        let stats = log::statistics(&records);
+        let unreadable_paths = engine::absolute(&self.config, log::unreadable(&records));
         let set = newest(&self.chains()?, None).ok_or_else(|| {
             BackupError::Damaged(
                 "duplicity reported a backup that the target does not list".to_owned(),
@@ -180,7 +182,8 @@ impl Engine for Duplicity {
             files: stat("SourceFiles"),
             bytes: stat("SourceFileSize"),
             added: stat("TotalDestinationSizeChange"),
-            unreadable: stat("Errors"),
+            unreadable: stat("Errors").max(unreadable_paths.len() as u64),
+            unreadable_paths,
         })
     }
 

@@ -247,6 +247,13 @@ impl Engine for Restic {
         if !matches!(done.code, Some(0 | 3)) {
             return Err(self.failure("backup", &done));
         }
+        let errors: Vec<String> = lines
+            .iter()
+            .filter(|m| m.message_type == "error")
+            .filter_map(|m| m.item.clone())
+            .collect();
+        let unreadable = (errors.len() as u64).max(u64::from(done.code == Some(3)));
+        let unreadable_paths = engine::absolute(&self.config, errors);
         let summary = lines.into_iter().find(|m| m.message_type == "summary");
         let summary = summary.ok_or_else(|| BackupError::Failed {
             step: "restic backup".to_owned(),
@@ -258,7 +265,8 @@ impl Engine for Restic {
             files: summary.total_files_processed.unwrap_or(0),
             bytes: summary.total_bytes_processed.unwrap_or(0),
             added: summary.data_added.unwrap_or(0),
-            unreadable: u64::from(done.code == Some(3)),
+            unreadable,
+            unreadable_paths,
         })
     }
 

@@ -196,6 +196,18 @@ pub fn unescape(text: &str) -> String {
     out
 }
 
+/// The paths of `WARNING` records duplicity could not read or stat
+/// (`WarningCode.cannot_read` 10, `cannot_stat` 9), as written.
+pub fn unreadable(records: &[Record]) -> Vec<String> {
+    let warnings = records
+        .iter()
+        .filter(|r| r.level == "WARNING" && matches!(r.code, 9 | 10));
+    warnings
+        .filter_map(|r| r.data.first())
+        .filter_map(|d| Some(unescape(d.strip_prefix('\'')?.strip_suffix('\'')?)))
+        .collect()
+}
+
 /// The messages of `verify --compare-data`'s differences, after
 /// `Difference found: `.
 pub fn differences(records: &[Record]) -> Vec<String> {
@@ -288,6 +300,13 @@ inc 20261129T234606Z 2 enc\norphaned-sets-num 0\nincomplete-sets-num 0\n. Collec
             ),
             (7, 3420, 0)
         );
+    }
+
+    #[test]
+    fn unreadable_paths_come_from_cannot_read_and_cannot_stat_warnings() {
+        let log = "WARNING 10 '/srv/d/it\\x27s'\n. Error accessing possibly locked file /srv/d/it's\n\n\
+WARNING 9 'gone'\n. x\n\nWARNING 5\n. incomplete\n\n";
+        assert_eq!(unreadable(&records(log)), ["/srv/d/it's", "gone"]);
     }
 
     #[test]
