@@ -37,11 +37,12 @@ const EXIT_CODES: &[(u8, &str)] = &[
     (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
     (
         exit::TEMPFAIL,
-        "another run holds the lock; nothing changed",
+        "another run holds the lock, or another program the engine's repository; nothing changed",
     ),
     (
         exit::NOPERM,
-        "the passphrase file may be read by others (run chmod 600 on it)",
+        "the passphrase file may be read by others (run chmod 600 on it), or its passphrase \
+         does not open the backup",
     ),
     (exit::CONFIG, "bad configuration: a switch"),
 ];
@@ -206,6 +207,9 @@ pub struct StatusArgs {
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// The options of `list`.
@@ -218,6 +222,9 @@ pub struct ListArgs {
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// The options of `restore`.

@@ -76,6 +76,9 @@ pub struct Config {
     pub keep_monthly: u32,
     /// The dump directory: its unfinished and old sets are left out.
     pub dump_dir: PathBuf,
+    /// This machine's name (restic's `--host`: in a repository shared
+    /// by several machines, `latest` and retention are this one's).
+    pub host: String,
 }
 
 /// A backup just made.
@@ -91,9 +94,20 @@ pub struct Backed {
     pub bytes: u64,
     /// Bytes the target grew by.
     pub added: u64,
-    /// Files the engine could not read (duplicity's count; restic says
-    /// only that there were some: 1).
+    /// Files the engine could not read.
     pub unreadable: u64,
+    /// The first of them (at most [`UNREADABLE_KEPT`]), absolute paths.
+    pub unreadable_paths: Vec<PathBuf>,
+}
+
+/// The unreadable paths a [`Backed`] names.
+pub const UNREADABLE_KEPT: usize = 20;
+
+/// Paths an engine reported, absolute (relative ones are below the
+/// source), the first [`UNREADABLE_KEPT`].
+pub fn absolute(config: &Config, paths: Vec<String>) -> Vec<PathBuf> {
+    let paths = paths.into_iter().map(|p| config.source.join(p));
+    paths.take(UNREADABLE_KEPT).collect()
 }
 
 /// What a verify found, the backup being intact.
@@ -102,6 +116,34 @@ pub struct Verified {
     /// Files changed since the backup (only with `--compare-data`):
     /// information, as a live system always changes.
     pub changed: Vec<String>,
+    /// The backup proven whole: the newest chain's full backup time
+    /// (duplicity), the newest snapshot's ID (restic); retention keeps it.
+    pub proven: Option<String>,
+}
+
+/// The stamp `<state>/verified.json` (with `"version": 1`): the last
+/// backup `verify` proved.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Proven {
+    /// When it was proven (RFC 3339, UTC).
+    pub time: String,
+    /// The engine.
+    pub engine: String,
+    /// duplicity: the chain's full backup time; restic: the snapshot ID.
+    pub backup: String,
+}
+
+/// The path of the stamp of the last verified backup.
+pub fn proven_path(config: &Config) -> PathBuf {
+    config.state_dir.join("verified.json")
+}
+
+/// The backup `verify` last proved with this engine, if any (an
+/// unreadable stamp protects nothing and is not an error).
+pub fn proven(config: &Config) -> Option<String> {
+    let bytes = fs::read(proven_path(config)).ok()?;
+    let stamp: Proven = serde_json::from_slice(&bytes).ok()?;
+    (stamp.engine == config.kind.name()).then_some(stamp.backup)
 }
 
 /// One backup set of a duplicity chain, or one restic snapshot.
@@ -180,7 +222,8 @@ pub trait Engine {
     /// Restores `path` (relative to the source) as at `time` to
     /// `to/path`.
     fn restore(&self, path: &Path, time: Option<&str>, to: &Path) -> Result<(), BackupError>;
-    /// Retention; never removes the newest chain or snapshot.
+    /// Retention; never removes the newest chain or snapshot, nor the one
+    /// [`proven`] names.
     fn prune(&self) -> Result<Pruned, BackupError>;
     /// Removes what failed runs left on the target.
     fn cleanup(&self) -> Result<(), BackupError>;
@@ -215,6 +258,10 @@ pub fn excludes(config: &Config) -> Vec<PathBuf> {
         .filter(|p| below(p))
         .cloned()
         .collect();
+    // The tool's own state (duplicity's cache, GnuPG's home, the
+    // temporary files) and a local target would back up themselves.
+    let own = [Some(config.state_dir.clone()), local_target(&config.target)];
+    paths.extend(own.into_iter().flatten().filter(|p| below(p)));
     let sets = config.dump_dir.join("sets");
     if below(&sets) {
         let current = fs::read_link(config.dump_dir.join("current")).ok();
@@ -226,6 +273,16 @@ pub fn excludes(config: &Config) -> Vec<PathBuf> {
         }
     }
     paths
+}
+
+/// The directory of a target on this machine: `file://PATH` (duplicity),
+/// `local:PATH` or an absolute path (restic); `None` for others.
+pub fn local_target(target: &str) -> Option<PathBuf> {
+    let path = target
+        .strip_prefix("file://")
+        .or_else(|| target.strip_prefix("local:"))
+        .unwrap_or(target);
+    Some(PathBuf::from(path)).filter(|p| p.is_absolute())
 }
 
 /// A path given to restore, as the relative path inside the source:
@@ -246,4 +303,47 @@ pub fn inside_path(path: &Path) -> Result<PathBuf, BackupError> {
         }
     }
     Ok(inside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(target: &str) -> Config {
+        Config {
+            kind: Kind::Duplicity,
+            target: target.to_owned(),
+            passphrase_file: "/etc/pysk/backup.passphrase".into(),
+            state_dir: "/srv/state".into(),
+            source: "/srv".into(),
+            excludes: vec!["/proc".into(), "/srv/tmp".into()],
+            full_if_older_than: "14D".into(),
+            keep_full: 2,
+            keep_daily: 7,
+            keep_weekly: 4,
+            keep_monthly: 6,
+            dump_dir: "/nonexistent/dumps".into(),
+            host: "h.example".into(),
+        }
+    }
+
+    #[test]
+    fn the_state_and_a_local_target_below_the_source_are_left_out() {
+        let paths = |target| excludes(&config(target));
+        let want = |t: &str| -> Vec<PathBuf> {
+            ["/srv/tmp", "/srv/state", t]
+                .iter()
+                .map(PathBuf::from)
+                .collect()
+        };
+        assert_eq!(paths("file:///srv/backup"), want("/srv/backup"));
+        assert_eq!(paths("local:/srv/repo"), want("/srv/repo"));
+        assert_eq!(paths("/srv/repo"), want("/srv/repo"));
+        let remote: Vec<PathBuf> = ["/srv/tmp", "/srv/state"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(paths("sftp://h//srv/backup"), remote);
+        assert_eq!(paths("file:///var/backup"), remote);
+    }
 }

@@ -26,6 +26,11 @@ pub enum BackupError {
     },
     /// The backup itself is damaged, missing or unreadable.
     Damaged(String),
+    /// The engine's repository is locked by another program that is still
+    /// running; nothing changed, try again later.
+    Busy(String),
+    /// The passphrase does not open the backup (a wrong passphrase file).
+    Denied(String),
     /// A server or program needed cannot be reached or run.
     Unavailable {
         /// The server (by its socket) or the program.
@@ -42,6 +47,13 @@ impl fmt::Display for BackupError {
             BackupError::Name(why) => write!(f, "{why}; nothing changed"),
             BackupError::Failed { step, reason } => write!(f, "{step} failed: {reason}"),
             BackupError::Damaged(why) => write!(f, "the backup is damaged: {why}"),
+            BackupError::Busy(why) => {
+                write!(f, "the backup target is locked by another program: {why}")
+            }
+            BackupError::Denied(why) => write!(
+                f,
+                "the passphrase of backup_passphrase_file does not open the backup: {why}"
+            ),
             BackupError::Unavailable { what, reason } => write!(f, "{what}: {reason}"),
         }
     }
@@ -54,6 +66,8 @@ impl std::error::Error for BackupError {
             BackupError::Name(_)
             | BackupError::Failed { .. }
             | BackupError::Damaged(_)
+            | BackupError::Busy(_)
+            | BackupError::Denied(_)
             | BackupError::Unavailable { .. } => None,
         }
     }
@@ -65,6 +79,8 @@ impl ToolError for BackupError {
             BackupError::Common(e) => e.exit_code(),
             BackupError::Name(_) => exit::DATAERR,
             BackupError::Failed { .. } | BackupError::Damaged(_) => exit::PARTIAL,
+            BackupError::Busy(_) => exit::TEMPFAIL,
+            BackupError::Denied(_) => exit::NOPERM,
             BackupError::Unavailable { .. } => exit::UNAVAILABLE,
         }
     }

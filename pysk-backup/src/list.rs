@@ -1,11 +1,16 @@
 //! `pysk-backup list`: the files of the backup (the newest, or as at
 //! `--time`), one path a line on stdout, or the `--json` document.
+//! Under the lock when its file exists (`--wait`), as duplicity locks
+//! its cache for every action.
 
 use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use pysk_common::exit::Outcome;
+use pysk_common::lock::Lock;
 use pysk_common::report::{self, Reporter};
 
 use crate::engine::{self, Entry};
@@ -18,6 +23,11 @@ pub struct Options {
     pub engine: engine::Config,
     /// The backup as it was at this time.
     pub time: Option<String>,
+    /// The lock file: taken only if it exists (a run holds it while
+    /// duplicity locks its cache), creating nothing.
+    pub lock: PathBuf,
+    /// How long to wait for the lock.
+    pub wait: Duration,
     /// Print the `--json` document.
     pub json: bool,
 }
@@ -35,6 +45,7 @@ pub fn run(
     _report: &Reporter,
     out: &mut dyn Write,
 ) -> Result<Outcome, BackupError> {
+    let _lock = Lock::existing(&opts.lock, opts.wait)?;
     let files = engine::open(&opts.engine)?.list(opts.time.as_deref())?;
     if opts.json {
         report::print_json(&Listing { files })?;

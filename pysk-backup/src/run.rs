@@ -104,12 +104,7 @@ fn steps(opts: &Options, report: &Reporter) -> Result<Summary, BackupError> {
     // it is never uploaded and the last good set stays `current`.
     let dumped = dump::locked(&opts.dump, report)?;
     let backed = engine.backup()?;
-    if backed.unreadable > 0 {
-        report.warn(format_args!(
-            "{}: some files could not be read and are not in the backup",
-            opts.engine.source.display()
-        ));
-    }
+    unreadable(opts, &backed, report)?;
     report.verbose(format_args!("backed up: {} {}", backed.kind, backed.id));
     engine.check(&backed)?;
     report.verbose("the new backup is on the target, whole");
@@ -124,6 +119,41 @@ fn steps(opts: &Options, report: &Reporter) -> Result<Summary, BackupError> {
         pruned: Some(pruned),
         excludes: engine::excludes(&opts.engine),
     })
+}
+
+/// The policy on files the engine could not read: a failure of the run
+/// (nothing pruned) when one is in the dump directory, as the dumps must
+/// be in the backup; a warning naming a few otherwise (a live system has
+/// sockets and files that vanish mid-run).
+fn unreadable(opts: &Options, backed: &Backed, report: &Reporter) -> Result<(), BackupError> {
+    let paths = &backed.unreadable_paths;
+    let few = |list: &[&PathBuf]| {
+        let shown: Vec<String> = list
+            .iter()
+            .take(3)
+            .map(|p| p.display().to_string())
+            .collect();
+        shown.join(", ")
+    };
+    let dumps: Vec<&PathBuf> = paths
+        .iter()
+        .filter(|p| p.starts_with(&opts.engine.dump_dir))
+        .collect();
+    if !dumps.is_empty() {
+        return Err(BackupError::Failed {
+            step: "the backup".to_owned(),
+            reason: format!("the dump set could not be read: {}", few(&dumps)),
+        });
+    }
+    if backed.unreadable > 0 {
+        let all: Vec<&PathBuf> = paths.iter().collect();
+        report.warn(format_args!(
+            "{} files could not be read and are not in the backup: {}",
+            backed.unreadable,
+            few(&all)
+        ));
+    }
+    Ok(())
 }
 
 /// What a run would do: the same checks of the passphrase file, the

@@ -43,7 +43,8 @@ pub const SWITCHES: &[Spec] = &[
     Spec::new(
         "backup_target",
         "",
-        "where backups go: a duplicity URL or a restic repository (file:///srv/backup, sftp://...)",
+        "where backups go, in the engine's own syntax: a duplicity URL (file:///srv/backup, \
+         sftp://...) or a restic repository (/srv/backup, file:///srv/backup, sftp:host:/path)",
     ),
     Spec::new(
         "backup_passphrase_file",
@@ -141,7 +142,30 @@ pub fn engine(settings: &Settings) -> Result<engine::Config, BackupError> {
         keep_weekly: settings.count("backup_keep_weekly", None, 0..=100_000)?,
         keep_monthly: settings.count("backup_keep_monthly", None, 0..=100_000)?,
         dump_dir: settings.path("backup_dump_dir", None)?,
+        host: pysk_common::cli::local_fqdn(),
     })
+}
+
+/// Refuses (78) a dump directory the backup would not hold: not below
+/// `backup_source`, or under a path of `backup_exclude`; a run would
+/// otherwise report success without the databases.
+fn dumps_in_the_backup(settings: &Settings, config: &engine::Config) -> Result<(), BackupError> {
+    let dir = &config.dump_dir;
+    let why = match config.excludes.iter().find(|e| dir.starts_with(e)) {
+        _ if !dir.starts_with(&config.source) => format!(
+            "{} is not below backup_source {}",
+            dir.display(),
+            config.source.display()
+        ),
+        Some(excluded) => format!(
+            "{} lies under {} of backup_exclude",
+            dir.display(),
+            excluded.display()
+        ),
+        None => return Ok(()),
+    };
+    let reason = format!("{why}: the dumps would not be in the backup");
+    Err(settings.invalid("backup_dump_dir", None, reason).into())
 }
 
 /// Paths separated by blanks, each absolute.
@@ -159,8 +183,10 @@ fn absolute_paths(text: &str) -> Result<Vec<PathBuf>, String> {
 pub fn run(settings: &Settings, args: &RunArgs) -> Result<run::Options, BackupError> {
     let notify = settings.string("backup_notify_command", None)?;
     let dry_run = args.dry_run.dry_run;
+    let engine = engine(settings)?;
+    dumps_in_the_backup(settings, &engine)?;
     Ok(run::Options {
-        engine: engine(settings)?,
+        engine,
         dump: dump_with(settings, &args.selection, None, dry_run, &args.wait)?,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "backup_wait")?,
@@ -186,6 +212,8 @@ pub fn status(settings: &Settings, args: &StatusArgs) -> Result<status::Options,
     Ok(status::Options {
         engine: engine(settings)?,
         state_dir: settings.path("backup_state_dir", None)?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "backup_wait")?,
         json: args.json.json,
     })
 }
@@ -195,6 +223,8 @@ pub fn list(settings: &Settings, args: &ListArgs) -> Result<list::Options, Backu
     Ok(list::Options {
         engine: engine(settings)?,
         time: args.time.clone(),
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "backup_wait")?,
         json: args.json.json,
     })
 }
@@ -370,6 +400,39 @@ mod tests {
             "keeping no full chain would delete the newest"
         );
     }
+    #[test]
+    fn run_refuses_a_dump_dir_the_backup_would_not_hold() {
+        let run_args = |text: &str| {
+            let (dir, s) = settings(text);
+            let args = match <crate::cli::Cli as clap::Parser>::parse_from(["pysk-backup", "run"])
+                .command
+            {
+                crate::cli::Command::Run(args) => args,
+                other => panic!("not run: {other:?}"),
+            };
+            (dir, run(&s, &args).map(|_| ()))
+        };
+        let base = "backup_target=\"x\"\nbackup_source=\"/srv\"\n";
+        let (_d, outside) = run_args(&format!("{base}backup_dump_dir=\"/var/backups/pysk\"\n"));
+        let err = outside.expect_err("outside the source");
+        assert_eq!(pysk_common::exit::ToolError::exit_code(&err), 78);
+        let text = err.to_string();
+        assert!(
+            text.contains("backup_dump_dir: /var/backups/pysk is not below backup_source /srv"),
+            "{text}"
+        );
+        let (_d, excluded) = run_args(&format!(
+            "{base}backup_dump_dir=\"/srv/tmp/d\"\nbackup_exclude=\"/srv/tmp\"\n"
+        ));
+        let text = excluded.expect_err("excluded").to_string();
+        assert!(
+            text.contains("/srv/tmp/d lies under /srv/tmp of backup_exclude"),
+            "{text}"
+        );
+        let (_d, fine) = run_args(&format!("{base}backup_dump_dir=\"/srv/dumps\"\n"));
+        fine.expect("below the source, not excluded");
+    }
+
     fn dump_args(argv: &[&str]) -> DumpArgs {
         use clap::Parser;
         let mut full = vec!["pysk-backup", "dump"];

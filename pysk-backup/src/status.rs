@@ -2,14 +2,18 @@
 //! machine-readable output), the last successful run
 //! (`<state>/last-success.json`) and the last proven restore of each
 //! database (`<state>/drills.json`, as the drill wrote it).
+//! Under the lock when its file exists (`--wait`), as duplicity locks
+//! its cache for every action.
 
 use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use pysk_common::exit::Outcome;
+use pysk_common::lock::Lock;
 use pysk_common::report::{self, Reporter};
 
 use crate::engine::{self, Status};
@@ -22,6 +26,11 @@ pub struct Options {
     pub engine: engine::Config,
     /// The state directory.
     pub state_dir: PathBuf,
+    /// The lock file: taken only if it exists (a run holds it while
+    /// duplicity locks its cache), creating nothing.
+    pub lock: PathBuf,
+    /// How long to wait for the lock.
+    pub wait: Duration,
     /// Print the `--json` document.
     pub json: bool,
 }
@@ -44,6 +53,7 @@ pub fn run(
     _report: &Reporter,
     out: &mut dyn Write,
 ) -> Result<Outcome, BackupError> {
+    let _lock = Lock::existing(&opts.lock, opts.wait)?;
     let summary = Summary {
         backup: engine::open(&opts.engine)?.status()?,
         last_success: read_json(&opts.state_dir.join("last-success.json"))?,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use pysk_common::atomic::{self, Options as FileOptions};
 use pysk_common::exit::Outcome;
 use pysk_common::lock::Lock;
 use pysk_common::report::{self, Reporter};
@@ -51,6 +52,9 @@ pub fn run(
 ) -> Result<Outcome, BackupError> {
     let _lock = Lock::acquire(&opts.lock, opts.wait)?;
     let verified = engine::open(&opts.engine)?.verify(opts.compare_data)?;
+    if let Some(backup) = &verified.proven {
+        record(&opts.engine, backup)?;
+    }
     let summary = Summary {
         engine: opts.engine.kind,
         target: opts.engine.target.clone(),
@@ -66,4 +70,21 @@ pub fn run(
         }
     }
     Ok(Outcome::Success)
+}
+
+/// Writes `<state>/verified.json` atomically: retention keeps this
+/// backup until a newer one is proven.
+fn record(config: &engine::Config, backup: &str) -> Result<(), BackupError> {
+    let text = report::json(&engine::Proven {
+        time: crate::run::now_rfc3339(),
+        engine: config.kind.name().to_owned(),
+        backup: backup.to_owned(),
+    })?;
+    let options = FileOptions {
+        mode: Some(0o644),
+        ..FileOptions::default()
+    };
+    let path = engine::proven_path(config);
+    atomic::replace(&path, format!("{text}\n").as_bytes(), options)?;
+    Ok(())
 }

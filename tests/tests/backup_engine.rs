@@ -46,10 +46,8 @@ impl Env {
     }
 
     fn switches(&self, extra: &[(&str, String)]) {
-        let target = match self.engine {
-            "duplicity" => format!("file://{}", self.path("target").display()),
-            _ => self.path("target").display().to_string(),
-        };
+        // restic's own local form is the path; file:// is taken too.
+        let target = format!("file://{}", self.path("target").display());
         let mut switches = vec![
             ("backup_engine", self.engine.to_owned()),
             ("backup_source", self.src().display().to_string()),
@@ -59,7 +57,11 @@ impl Env {
                 "backup_passphrase_file",
                 self.path("passphrase").display().to_string(),
             ),
-            ("backup_dump_dir", self.path("dumps").display().to_string()),
+            // Below the source, as a run requires.
+            (
+                "backup_dump_dir",
+                self.src().join("dumps").display().to_string(),
+            ),
             // No database server here: the run's dump step has none to dump.
             ("db_pg_socket_dir", self.path("no-pg").display().to_string()),
             (
@@ -163,6 +165,9 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
             }
         }
     }
+    // The dump directory (empty sets here: no database server) is
+    // backup_run's to compare.
+    all.retain(|(p, _)| !p.starts_with("dumps"));
     all.sort();
     all
 }
@@ -199,6 +204,7 @@ fn listed(env: &Env, time: Option<&str>) -> Vec<String> {
         .expect("files")
         .iter()
         .map(|f| f["path"].as_str().expect("path").to_owned())
+        .filter(|p| !p.starts_with("dumps"))
         .collect();
     paths.sort();
     paths
@@ -302,8 +308,14 @@ fn duplicity_backs_up_restores_both_versions_lists_verifies_and_prunes() {
     let v1 = expected(&env.src());
     std::thread::sleep(Duration::from_millis(1100));
     change_source(&env.src());
+    // What a killed duplicity left in its temporary directory.
+    let stale = env.state().join("tmp/duplicity-stale-tempdir");
+    fs::create_dir_all(&stale).expect("mkdir");
+    fs::write(stale.join("mktemp-vol1"), "partial volume").expect("write");
     let second = env.json(&["run"]);
     assert_eq!(second["backup"]["kind"], "incremental", "{second}");
+    let tmp = fs::read_dir(env.state().join("tmp")).expect("<state>/tmp");
+    assert_eq!(tmp.count(), 0, "the temporary directory is emptied");
     let (t1, t2) = (
         first["backup"]["id"].as_str().expect("id"),
         second["backup"]["id"].as_str().expect("id"),
@@ -363,7 +375,16 @@ fn duplicity_backs_up_restores_both_versions_lists_verifies_and_prunes() {
         "{compared}"
     );
 
-    // A new full chain: the older chain is pruned, the newest kept.
+    let proven: Value =
+        serde_json::from_slice(&fs::read(env.state().join("verified.json")).expect("stamp"))
+            .expect("json");
+    assert_eq!(
+        (&proven["engine"], &proven["backup"]),
+        (&"duplicity".into(), &t1.into())
+    );
+
+    // A new full chain with keep_full 1: the verified chain stays until
+    // the new one is verified too; then the older chain is pruned.
     env.switches(&[
         ("backup_keep_full", "1".into()),
         ("backup_full_if_older_than", "1s".into()),
@@ -371,7 +392,11 @@ fn duplicity_backs_up_restores_both_versions_lists_verifies_and_prunes() {
     std::thread::sleep(Duration::from_millis(1100));
     let third = env.json(&["run"]);
     assert_eq!(third["backup"]["kind"], "full", "{third}");
-    let removed: Vec<&str> = third["pruned"]["removed"]
+    assert_eq!(third["pruned"]["removed"], serde_json::json!([]), "{third}");
+    env.tool().arg("verify").succeeds();
+    std::thread::sleep(Duration::from_millis(1100));
+    let fourth = env.json(&["run"]);
+    let removed: Vec<&str> = fourth["pruned"]["removed"]
         .as_array()
         .expect("removed")
         .iter()
@@ -379,15 +404,26 @@ fn duplicity_backs_up_restores_both_versions_lists_verifies_and_prunes() {
         .collect();
     assert_eq!(removed, [t1, t2]);
     let status = env.json(&["status"]);
-    assert_eq!(
-        status["chains"].as_array().map(Vec::len),
-        Some(1),
-        "{status}"
-    );
-    assert_eq!(status["last_full"], third["backup"]["id"]);
+    let fulls: Vec<&Value> = status["chains"]
+        .as_array()
+        .expect("chains")
+        .iter()
+        .map(|c| &c["sets"][0]["time"])
+        .collect();
+    assert_eq!(fulls, [&third["backup"]["id"], &fourth["backup"]["id"]]);
+    assert_eq!(status["last_full"], fourth["backup"]["id"]);
     assert_same(&tree(&env.restore(".", None, "r5")), &expected(&env.src()));
 
-    let volumes = files_in(&env.path("target"), ".vol1.difftar.gpg");
+    busy_elsewhere_and_a_wrong_passphrase(&env);
+
+    let stamp = fourth["backup"]["id"]
+        .as_str()
+        .expect("id")
+        .replace(['-', ':'], "");
+    let volumes = files_in(
+        &env.path("target"),
+        &format!("full.{stamp}.vol1.difftar.gpg"),
+    );
     tamper(&volumes[0]);
     let out = env.tool().arg("verify").fails_with(1);
     let err = pysk_tests::stderr(&out);
@@ -457,6 +493,7 @@ fn restic_backs_up_restores_both_snapshots_lists_verifies_and_prunes() {
         .arg(env.path("full"))
         .fails_with(65);
 
+    another_hosts_snapshot(&env);
     assert_eq!(listed(&env, None), LISTED);
     let status = env.json(&["status"]);
     let sets = status["chains"][0]["sets"].as_array().expect("sets");
@@ -482,6 +519,17 @@ fn restic_backs_up_restores_both_snapshots_lists_verifies_and_prunes() {
         serde_json::json!(["empty"]),
         "{compared}"
     );
+    // The verified snapshot outlives keep-daily's "newest of the day".
+    let third = env.json(&["run"]);
+    assert_eq!(third["pruned"]["removed"], serde_json::json!([]), "{third}");
+    let status = env.json(&["status"]);
+    let ids: Vec<&str> = status["chains"][0]["sets"]
+        .as_array()
+        .expect("sets")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id"))
+        .collect();
+    assert!(ids.len() == 2 && ids[0].starts_with(id2), "{status}");
 
     let mut packs = files_in(&env.path("target/data"), "");
     packs.sort_by_key(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0));
@@ -504,9 +552,18 @@ fn restic_backs_up_restores_both_snapshots_lists_verifies_and_prunes() {
     let status = env.json(&["status"]);
     assert_eq!(
         status["chains"][0]["sets"].as_array().map(Vec::len),
-        Some(2),
+        Some(3),
         "{status}"
     );
+    let theirs = std::process::Command::new("restic")
+        .args(["--no-cache", "--host", "other.example", "--repo"])
+        .arg(env.path("target"))
+        .args(["snapshots", "--json"])
+        .env("RESTIC_PASSWORD_FILE", env.path("passphrase"))
+        .output()
+        .expect("run restic");
+    let theirs: Value = serde_json::from_slice(&theirs.stdout).expect("json");
+    assert_eq!(theirs.as_array().map(Vec::len), Some(1), "{theirs}");
 }
 
 /// The parent of `pid`, from `/proc/<pid>/stat`.
@@ -585,6 +642,18 @@ fn a_second_run_exits_75_and_a_killed_run_leaves_no_lock_behind() {
     let Some(env) = Env::new("restic", &[]) else {
         return;
     };
+    // Dumps the backup would not hold: refused before anything runs.
+    let outside = env.path("dumps").display().to_string();
+    env.switches(&[("backup_dump_dir", outside)]);
+    let out = env.tool().arg("run").fails_with(78);
+    let err = pysk_tests::stderr(&out);
+    assert!(
+        err.contains("backup_dump_dir: ") && err.contains("is not below backup_source"),
+        "{err}"
+    );
+    assert_eq!(env.notified(), "");
+    assert!(!env.path("target").exists() && !env.path("dumps").exists());
+    env.switches(&[]);
     env.json(&["run"]);
     let lock = fs::File::open(env.state().join("pysk-backup.lock")).expect("the lock file");
     lock.lock().expect("hold the lock");
@@ -592,24 +661,207 @@ fn a_second_run_exits_75_and_a_killed_run_leaves_no_lock_behind() {
     drop(lock);
 
     grow(&env.src(), 24);
+    another_restics_lock_is_waited_for_and_a_dead_ones_removed(&env);
     let mut cmd = env.tool().arg("run").command();
     cmd.process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = cmd.spawn().expect("start a run");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !pids_with_cmdline("backup")
-        .iter()
-        .any(|pid| parent(*pid) == Some(child.id()))
-    {
-        assert!(Instant::now() < deadline, "restic backup never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let run = child.id();
+    let backup = || {
+        let pids = pids_with_arg("backup");
+        pids.into_iter().find(|pid| parent(*pid) == Some(run))
+    };
+    let restic = stop_once_locked(backup, &env.path("target/locks"));
     let group = i32::try_from(child.id()).expect("a pid");
     // SAFETY: kill(2) on the process group the test just started.
     assert_eq!(unsafe { libc::kill(-group, libc::SIGKILL) }, 0);
     child.wait().expect("wait");
+    // restic tells a stale lock by its process being gone, reaped by init.
+    pysk_tests::backup::wait_for("the killed restic reaped", || {
+        (!Path::new(&format!("/proc/{restic}")).exists()).then_some(())
+    });
+    assert_eq!(lock_files(&env), 1, "the killed restic's lock stays");
     let after = env.json(&["run"]);
     assert_eq!(after["backup"]["kind"], "snapshot", "{after}");
     assert_same(&tree(&env.restore(".", None, "r")), &expected(&env.src()));
+}
+
+/// A restic of another program holding its lock: `verify` and `run` exit
+/// 75 (never "damaged"); once it is dead, its stale lock is removed and
+/// the run succeeds. A wrong passphrase exits 77, a target that is not
+/// there 69.
+fn another_restics_lock_is_waited_for_and_a_dead_ones_removed(env: &Env) {
+    // Slow to read, nothing on disk: restic is still at it when stopped.
+    fs::create_dir(env.path("sparse")).expect("mkdir");
+    let sparse = fs::File::create(env.path("sparse/zeros")).expect("create");
+    sparse.set_len(4 << 30).expect("a sparse file");
+    let mut other = KillOnDrop(
+        std::process::Command::new("restic")
+            .args(["--no-cache", "--repo"])
+            .arg(env.path("target"))
+            .arg("backup")
+            .arg(env.path("sparse"))
+            .env("RESTIC_PASSWORD_FILE", env.path("passphrase"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start restic"),
+    );
+    let pid = other.0.id();
+    stop_once_locked(|| Some(pid), &env.path("target/locks"));
+    let out = env.tool().arg("verify").fails_with(75);
+    let err = pysk_tests::stderr(&out);
+    assert!(
+        err.contains("locked by another program") && err.contains("already locked"),
+        "{err}"
+    );
+    let stamp = fs::read(env.state().join("last-success.json")).expect("stamp");
+    env.tool().arg("run").fails_with(75);
+    assert_eq!(
+        fs::read(env.state().join("last-success.json")).expect("stamp"),
+        stamp
+    );
+    other.0.kill().expect("kill restic");
+    other.0.wait().expect("wait");
+    assert_eq!(lock_files(env), 1, "the dead restic's lock stays");
+    env.json(&["run"]);
+    assert_eq!(lock_files(env), 0, "the stale lock was removed");
+
+    secret_file(&env.path("passphrase"), "not the passphrase\n");
+    env.tool().arg("verify").fails_with(77);
+    env.tool().arg("run").fails_with(77);
+    secret_file(&env.path("passphrase"), &format!("{PASSPHRASE}\n"));
+    env.switches(&[("backup_target", env.path("nowhere").display().to_string())]);
+    env.tool().arg("verify").fails_with(69);
+    env.switches(&[]);
+}
+
+/// The tool's lock held by a run: `status` and `list` wait for it
+/// (`--wait`), then exit 75; duplicity's cache locked by another
+/// duplicity (its error 23): 75; a wrong passphrase (GnuPG's "Bad
+/// session key", error 31): 77, never "damaged".
+fn busy_elsewhere_and_a_wrong_passphrase(env: &Env) {
+    let lock = fs::File::open(env.state().join("pysk-backup.lock")).expect("the lock file");
+    lock.lock().expect("hold the lock");
+    let start = Instant::now();
+    env.tool().args(["status", "--wait", "1"]).fails_with(75);
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    env.tool().arg("list").fails_with(75);
+    drop(lock);
+
+    let cache_lock = env.state().join("duplicity/pysk/lockfile");
+    let mut holder = std::process::Command::new("python3")
+        .args(["-c", HOLD_LOCKF])
+        .arg(&cache_lock)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let mut said = String::new();
+    let pipe = holder.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(pipe), &mut said).expect("read");
+    let holder = KillOnDrop(holder);
+    assert_eq!(said, "locked\n");
+    let out = env.tool().arg("verify").fails_with(75);
+    let err = pysk_tests::stderr(&out);
+    assert!(err.contains("Another duplicity instance"), "{err}");
+    drop(holder);
+
+    secret_file(&env.path("passphrase"), "not the passphrase\n");
+    let out = env.tool().arg("verify").fails_with(77);
+    let err = pysk_tests::stderr(&out);
+    assert!(err.contains("does not open the backup"), "{err}");
+    secret_file(&env.path("passphrase"), &format!("{PASSPHRASE}\n"));
+}
+
+/// Holds the POSIX lock duplicity takes on its cache (Python's
+/// `fcntl.lockf`, as duplicity's `fasteners` does) until killed.
+const HOLD_LOCKF: &str = "import fcntl, sys, time\n\
+f = open(sys.argv[1], 'a')\n\
+fcntl.lockf(f, fcntl.LOCK_EX)\n\
+print('locked', flush=True)\n\
+time.sleep(120)\n";
+
+/// A newer snapshot of another machine in the same repository: `latest`,
+/// `status` and retention see this machine's alone.
+fn another_hosts_snapshot(env: &Env) {
+    fs::create_dir(env.path("other")).expect("mkdir");
+    fs::write(env.path("other/theirs"), "another machine's file\n").expect("write");
+    let out = std::process::Command::new("restic")
+        .args(["--no-cache", "--host", "other.example", "--repo"])
+        .arg(env.path("target"))
+        .arg("backup")
+        .arg(env.path("other"))
+        .env("RESTIC_PASSWORD_FILE", env.path("passphrase"))
+        .output()
+        .expect("run restic");
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// A child killed when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The files in the repository's `locks/`.
+fn lock_files(env: &Env) -> usize {
+    fs::read_dir(env.path("target/locks")).map_or(0, Iterator::count)
+}
+
+/// Stops (SIGSTOP) the process `find` gives once `locks` holds a lock
+/// file with its contents, looking only once it is stopped: its lock is
+/// then known to be written, and it has not ended.
+fn stop_once_locked(find: impl Fn() -> Option<u32>, locks: &Path) -> u32 {
+    pysk_tests::backup::wait_for("a restic holding its lock", || {
+        let pid = find()?;
+        let signal = |sig| {
+            let pid = i32::try_from(pid).expect("a pid");
+            // SAFETY: kill(2) on a restic the test started (or its run did).
+            unsafe { libc::kill(pid, sig) }
+        };
+        signal(libc::SIGSTOP);
+        pysk_tests::backup::wait_for("the stop", || stopped(pid));
+        let written = fs::read_dir(locks).into_iter().flatten().flatten();
+        if written
+            .filter_map(|e| e.metadata().ok())
+            .any(|m| m.len() > 0)
+        {
+            return Some(pid);
+        }
+        signal(libc::SIGCONT);
+        None
+    })
+}
+
+/// `Some(())` once every thread of `pid` is stopped (or gone).
+fn stopped(pid: u32) -> Option<()> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Some(());
+    };
+    let state = |task: PathBuf| {
+        let stat = fs::read_to_string(task.join("stat")).ok()?;
+        stat.rsplit_once(')')?.1.trim_start().chars().next()
+    };
+    let mut states = tasks.flatten().map(|t| state(t.path()));
+    states
+        .all(|s| matches!(s, None | Some('T' | 't' | 'Z')))
+        .then_some(())
+}
+
+/// Pids with `arg` as one of their arguments.
+fn pids_with_arg(arg: &str) -> Vec<u32> {
+    let entries = fs::read_dir("/proc").expect("read /proc");
+    let pids = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+    pids.filter(|pid| {
+        fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|b| b.split(|c| *c == 0).any(|a| a == arg.as_bytes()))
+    })
+    .collect()
 }

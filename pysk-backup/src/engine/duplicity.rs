@@ -28,6 +28,7 @@ pub struct Duplicity {
     home: PathBuf,
     gnupg: gpg::Home,
     archive: PathBuf,
+    tmp: PathBuf,
 }
 
 impl Duplicity {
@@ -44,6 +45,7 @@ impl Duplicity {
             home,
             gnupg: gpg::Home::open(&config.state_dir)?,
             archive,
+            tmp: fresh_tmp(config)?,
         })
     }
 
@@ -55,6 +57,9 @@ impl Duplicity {
             .arg("--archive-dir")
             .arg(&self.archive)
             .args(["--name", "pysk"])
+            .arg("--tempdir")
+            .arg(&self.tmp)
+            .env("TMPDIR", &self.tmp)
             .env("PASSPHRASE", self.passphrase.expose())
             .env("GNUPGHOME", self.gnupg.dir());
         let _agent = self.gnupg.agent_guard();
@@ -92,6 +97,10 @@ impl Duplicity {
             // of the wrong size; no manifests or signatures at all
             Some(4 | 5 | 6 | 18 | 21 | 44) => BackupError::Damaged(reason),
             Some(19 | 20) => BackupError::Name(reason),
+            // another duplicity holds the archive directory's lock
+            Some(23) => BackupError::Busy(reason),
+            // GnuPG cannot decrypt with this passphrase
+            Some(31) if reason.contains("Bad session key") => BackupError::Denied(reason),
             Some(8 | 38 | 50..=55) => BackupError::Unavailable {
                 what: self.config.target.clone(),
                 reason,
@@ -122,6 +131,21 @@ impl Duplicity {
     }
 }
 
+/// `<state>/tmp` (0700), duplicity's temporary directory, emptied of
+/// what a killed run left there (volumes of up to 200 MB). Every command
+/// that opens the engine holds the lock (or no run can hold it).
+fn fresh_tmp(config: &Config) -> Result<PathBuf, BackupError> {
+    let tmp = config.state_dir.join("tmp");
+    match fs::remove_dir_all(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(pysk_common::error::write_err(&tmp)(e).into());
+        }
+        _ => {}
+    }
+    gpg::private_dir(&tmp)?;
+    Ok(tmp)
+}
+
 /// Arguments from anything path-like.
 fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(items: I) -> Vec<OsString> {
     items.into_iter().map(Into::into).collect()
@@ -143,7 +167,9 @@ impl Engine for Duplicity {
             self.config.source.as_os_str(),
             self.config.target.as_ref(),
         ]));
-        let stats = log::statistics(&self.call("backup", argv)?);
+        let records = self.call("backup", argv)?;
+        let stats = log::statistics(&records);
+        let unreadable_paths = engine::absolute(&self.config, log::unreadable(&records));
         let set = newest(&self.chains()?, None).ok_or_else(|| {
             BackupError::Damaged(
                 "duplicity reported a backup that the target does not list".to_owned(),
@@ -156,7 +182,8 @@ impl Engine for Duplicity {
             files: stat("SourceFiles"),
             bytes: stat("SourceFileSize"),
             added: stat("TotalDestinationSizeChange"),
-            unreadable: stat("Errors"),
+            unreadable: stat("Errors").max(unreadable_paths.len() as u64),
+            unreadable_paths,
         })
     }
 
@@ -187,14 +214,19 @@ impl Engine for Duplicity {
             self.config.source.as_os_str(),
         ]));
         let (done, records) = self.run(argv)?;
-        // Exit 1 with no error record: files differ, the backup is whole.
-        let differs = done.code == Some(1) && log::errors(&records).is_empty();
-        match done.ok() || differs {
-            true => Ok(Verified {
-                changed: log::differences(&records),
-            }),
-            false => Err(self.failure("verify", &done, &records)),
+        // Exit 1 with no error record, only with --compare-data: files
+        // differ, the backup is whole. Without it, 1 is a failure.
+        let differs = compare_data && done.code == Some(1) && log::errors(&records).is_empty();
+        if !(done.ok() || differs) {
+            return Err(self.failure("verify", &done, &records));
         }
+        // verify reads the chain that restores "now": the newest.
+        let newest = self.chains()?.pop();
+        let full = newest.and_then(|c| c.sets.into_iter().next());
+        Ok(Verified {
+            changed: log::differences(&records),
+            proven: full.map(|s| s.time),
+        })
     }
 
     fn status(&self) -> Result<Status, BackupError> {
@@ -247,7 +279,8 @@ impl Engine for Duplicity {
 
     fn prune(&self) -> Result<Pruned, BackupError> {
         let before = self.chains()?;
-        let keep = self.config.keep_full.to_string();
+        let keep = keep_full(&before, self.config.keep_full, engine::proven(&self.config));
+        let keep = keep.to_string();
         let target = self.config.target.as_str();
         self.call(
             "remove-all-but-n-full",
@@ -266,6 +299,18 @@ impl Engine for Duplicity {
     fn cleanup(&self) -> Result<(), BackupError> {
         self.call("cleanup", args(["cleanup", "--force", &self.config.target]))?;
         Ok(())
+    }
+}
+
+/// The full chains to keep: `keep`, or more so that the chain whose full
+/// backup `proven` names (the last verified) is among them.
+fn keep_full(chains: &[Chain], keep: u32, proven: Option<String>) -> u32 {
+    let fulls: Vec<&Set> = chains.iter().filter_map(|c| c.sets.first()).collect();
+    let there = proven.filter(|p| fulls.iter().any(|s| &s.time == p));
+    let since = there.map(|p| fulls.iter().filter(|s| s.time >= p).count());
+    match since.and_then(|n| u32::try_from(n).ok()) {
+        Some(n) => keep.max(n),
+        None => keep,
     }
 }
 

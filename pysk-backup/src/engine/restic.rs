@@ -35,6 +35,17 @@ struct Message {
     data_added: Option<u64>,
 }
 
+/// What restic says when the repository cannot be reached.
+const UNREACHABLE: &[&str] = &[
+    "unable to open config file",
+    "unable to open repository",
+    "invalid backend",
+    "dial tcp",
+    "connection refused",
+    "i/o timeout",
+    "no such host",
+];
+
 /// A snapshot of `snapshots --json` or `forget --json`.
 #[derive(Debug, Deserialize)]
 struct Snapshot {
@@ -76,9 +87,11 @@ impl Restic {
 
     /// restic with the repository, its cache and the password file.
     fn child(&self) -> Child {
+        // restic has no file:// backend: its local form is the path.
+        let target = &self.config.target;
         Child::new("restic", &self.home)
             .arg("--repo")
-            .arg(&self.config.target)
+            .arg(target.strip_prefix("file://").unwrap_or(target))
             .arg("--cache-dir")
             .arg(&self.cache)
             .env("RESTIC_PASSWORD_FILE", &self.config.passphrase_file)
@@ -93,19 +106,47 @@ impl Restic {
         }
     }
 
-    /// A failed call: a repository that is not there is unavailable (10
-    /// from restic 0.17 on), anything else a failed step.
+    /// A failed call, told apart by restic's `Fatal:` lines (0.14 exits 1
+    /// for all of them): a wrong password, a repository another live
+    /// restic has locked, one that cannot be reached (10 from restic 0.17
+    /// on), real damage; anything else a failed step.
     fn failure(&self, step: &str, done: &Finished) -> BackupError {
-        match done.code {
-            Some(10) => BackupError::Unavailable {
+        let mut reason = done.stderr_tail();
+        let mut said = |marks: &[&str]| {
+            let line = done
+                .stderr
+                .lines()
+                .find(|l| marks.iter().any(|m| l.contains(m)));
+            if let Some(line) = line.filter(|l| !reason.contains(l.trim())) {
+                reason = format!("{} / {reason}", line.trim());
+            }
+            line.is_some()
+        };
+        if said(&["wrong password or no key found"]) {
+            BackupError::Denied(reason)
+        } else if said(&["repository is already locked"]) {
+            BackupError::Busy(reason)
+        } else if done.code == Some(10) || said(UNREACHABLE) {
+            BackupError::Unavailable {
                 what: self.config.target.clone(),
-                reason: done.stderr_tail(),
-            },
-            _ => BackupError::Failed {
+                reason,
+            }
+        } else if said(&["repository contains errors", "does not match"]) {
+            BackupError::Damaged(reason)
+        } else {
+            BackupError::Failed {
                 step: format!("restic {step}"),
-                reason: done.stderr_tail(),
-            },
+                reason,
+            }
         }
+    }
+
+    /// Removes the locks of restic processes that are gone (restic's own
+    /// test: a dead process on this host, or older than 30 minutes); a
+    /// killed run's lock would otherwise stop every later `check`. Called
+    /// under our lock, so no restic of ours is running.
+    fn unlock(&self) -> Result<(), BackupError> {
+        self.call("unlock", &["unlock"]).map(drop)
     }
 
     /// Initialises the repository when it is not there yet.
@@ -113,6 +154,10 @@ impl Restic {
         let probe = self.child().args(["cat", "config"]).run()?;
         if probe.ok() {
             return Ok(());
+        }
+        let why = self.failure("cat config", &probe);
+        if let BackupError::Denied(_) | BackupError::Busy(_) = why {
+            return Err(why);
         }
         let init = self.child().arg("init").run()?;
         match init.ok() {
@@ -128,6 +173,7 @@ impl Restic {
     /// its lines.
     fn backup_run(&self, extra: &[&str]) -> Result<(Finished, Vec<Message>), BackupError> {
         let mut argv: Vec<OsString> = vec!["backup".into(), "--json".into()];
+        argv.extend(["--host".into(), OsString::from(&self.config.host)]);
         argv.extend(extra.iter().map(OsString::from));
         for path in engine::excludes(&self.config) {
             argv.extend(["--exclude".into(), path.into_os_string()]);
@@ -148,7 +194,8 @@ impl Restic {
 
     /// The snapshots, oldest first.
     fn snapshots(&self) -> Result<Vec<Set>, BackupError> {
-        let done = self.call("snapshots", &["snapshots", "--json"])?;
+        let host = self.config.host.as_str();
+        let done = self.call("snapshots", &["snapshots", "--json", "--host", host])?;
         let list: Vec<Snapshot> = parse(&done.stdout, "snapshots")?;
         let mut sets: Vec<Set> = list.into_iter().map(set).collect();
         sets.sort_by(|a, b| a.time.cmp(&b.time));
@@ -194,11 +241,19 @@ fn parse<T: serde::de::DeserializeOwned>(stdout: &[u8], what: &str) -> Result<T,
 impl Engine for Restic {
     fn backup(&self) -> Result<Backed, BackupError> {
         self.ensure_repository()?;
+        self.unlock()?;
         let (done, lines) = self.backup_run(&[])?;
         // 3: the snapshot was made, but some files could not be read.
         if !matches!(done.code, Some(0 | 3)) {
             return Err(self.failure("backup", &done));
         }
+        let errors: Vec<String> = lines
+            .iter()
+            .filter(|m| m.message_type == "error")
+            .filter_map(|m| m.item.clone())
+            .collect();
+        let unreadable = (errors.len() as u64).max(u64::from(done.code == Some(3)));
+        let unreadable_paths = engine::absolute(&self.config, errors);
         let summary = lines.into_iter().find(|m| m.message_type == "summary");
         let summary = summary.ok_or_else(|| BackupError::Failed {
             step: "restic backup".to_owned(),
@@ -210,15 +265,13 @@ impl Engine for Restic {
             files: summary.total_files_processed.unwrap_or(0),
             bytes: summary.total_bytes_processed.unwrap_or(0),
             added: summary.data_added.unwrap_or(0),
-            unreadable: u64::from(done.code == Some(3)),
+            unreadable,
+            unreadable_paths,
         })
     }
 
     fn check(&self, backed: &Backed) -> Result<(), BackupError> {
-        let done = self.child().arg("check").run()?;
-        if !done.ok() {
-            return Err(BackupError::Damaged(done.stderr_tail()));
-        }
+        self.call("check", &["check"])?;
         let sets = self.snapshots()?;
         let listed = sets.iter().filter_map(|s| s.id.as_deref());
         match listed
@@ -234,12 +287,15 @@ impl Engine for Restic {
     }
 
     fn verify(&self, compare_data: bool) -> Result<Verified, BackupError> {
-        let done = self.child().args(["check", "--read-data"]).run()?;
-        if !done.ok() {
-            return Err(BackupError::Damaged(done.stderr_tail()));
-        }
+        self.unlock()?;
+        self.call("check --read-data", &["check", "--read-data"])?;
+        // check --read-data read every pack: the newest snapshot is whole.
+        let proven = self.snapshots()?.pop().and_then(|s| s.id);
         if !compare_data {
-            return Ok(Verified::default());
+            return Ok(Verified {
+                changed: Vec::new(),
+                proven,
+            });
         }
         let (done, lines) = self.backup_run(&["--dry-run", "-vv"])?;
         if !matches!(done.code, Some(0 | 3)) {
@@ -255,6 +311,7 @@ impl Engine for Restic {
             .map(|i| i.trim_start_matches('/').to_owned());
         Ok(Verified {
             changed: changed.collect(),
+            proven,
         })
     }
 
@@ -276,7 +333,9 @@ impl Engine for Restic {
     }
 
     fn list(&self, time: Option<&str>) -> Result<Vec<Entry>, BackupError> {
-        let done = self.call("ls", &["ls", "--json", self.snapshot(time)])?;
+        let host = self.config.host.as_str();
+        let argv = ["ls", "--json", "--host", host, self.snapshot(time)];
+        let done = self.call("ls", &argv)?;
         let text = String::from_utf8_lossy(&done.stdout);
         let nodes = text
             .lines()
@@ -295,6 +354,7 @@ impl Engine for Restic {
     fn restore(&self, path: &Path, time: Option<&str>, to: &Path) -> Result<(), BackupError> {
         let inside = engine::inside_path(path)?;
         let mut argv: Vec<OsString> = vec!["restore".into(), self.snapshot(time).into()];
+        argv.extend(["--host".into(), OsString::from(&self.config.host)]);
         argv.extend(["--target".into(), to.as_os_str().to_owned()]);
         if !inside.as_os_str().is_empty() {
             argv.extend([
@@ -322,31 +382,38 @@ impl Engine for Restic {
             c.keep_weekly.to_string(),
             c.keep_monthly.to_string(),
         );
-        let argv = [
-            "forget",
-            "--json",
+        let policy = [
             "--keep-daily",
             &d,
             "--keep-weekly",
             &w,
             "--keep-monthly",
             &m,
-            "--prune",
         ];
-        let done = self.call("forget", &argv)?;
+        // The policy's plan first, then only its snapshots that are not
+        // the last verified one (restic 0.14 cannot keep one by ID).
+        let mut plan = vec!["forget", "--dry-run", "--json", "--host", &c.host];
+        plan.extend(policy);
+        let done = self.call("forget --dry-run", &plan)?;
         let groups: Vec<Forgotten> = parse(&done.stdout, "forget")?;
-        let removed = groups
+        let proven = engine::proven(c);
+        let removed: Vec<Snapshot> = groups
             .into_iter()
             .flat_map(|g| g.remove.unwrap_or_default())
-            .map(set);
+            .filter(|s| s.id.is_some() && s.id != proven)
+            .collect();
+        if removed.is_empty() {
+            return Ok(Pruned::default());
+        }
+        let mut argv = vec!["forget", "--prune"];
+        argv.extend(removed.iter().filter_map(|s| s.id.as_deref()));
+        self.call("forget", &argv)?;
         Ok(Pruned {
-            removed: removed.collect(),
+            removed: removed.into_iter().map(set).collect(),
         })
     }
 
     fn cleanup(&self) -> Result<(), BackupError> {
-        // Only locks of processes that are gone (restic's own test).
-        self.call("unlock", &["unlock"])?;
-        Ok(())
+        self.unlock()
     }
 }

@@ -196,6 +196,18 @@ pub fn unescape(text: &str) -> String {
     out
 }
 
+/// The paths of `WARNING` records duplicity could not read or stat
+/// (`WarningCode.cannot_read` 10, `cannot_stat` 9), as written.
+pub fn unreadable(records: &[Record]) -> Vec<String> {
+    let warnings = records
+        .iter()
+        .filter(|r| r.level == "WARNING" && matches!(r.code, 9 | 10));
+    warnings
+        .filter_map(|r| r.data.first())
+        .filter_map(|d| Some(unescape(d.strip_prefix('\'')?.strip_suffix('\'')?)))
+        .collect()
+}
+
 /// The messages of `verify --compare-data`'s differences, after
 /// `Difference found: `.
 pub fn differences(records: &[Record]) -> Vec<String> {
@@ -210,7 +222,10 @@ pub fn differences(records: &[Record]) -> Vec<String> {
 /// duplicity's `20261129T234600Z` as `2026-11-29T23:46:00Z`.
 pub fn rfc3339(stamp: &str) -> Option<String> {
     let b = stamp.as_bytes();
-    let shape = b.len() == 16 && b[8] == b'T' && b[15] == b'Z';
+    if b.len() != 16 {
+        return None;
+    }
+    let shape = b[8] == b'T' && b[15] == b'Z';
     let digits = b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
     (shape && digits).then(|| {
         let s = stamp;
@@ -284,6 +299,30 @@ inc 20261129T234606Z 2 enc\norphaned-sets-num 0\nincomplete-sets-num 0\n. Collec
                 stats["ElapsedTime"]
             ),
             (7, 3420, 0)
+        );
+    }
+
+    #[test]
+    fn unreadable_paths_come_from_cannot_read_and_cannot_stat_warnings() {
+        let log = "WARNING 10 '/srv/d/it\\x27s'\n. Error accessing possibly locked file /srv/d/it's\n\n\
+WARNING 9 'gone'\n. x\n\nWARNING 5\n. incomplete\n\n";
+        assert_eq!(unreadable(&records(log)), ["/srv/d/it's", "gone"]);
+    }
+
+    #[test]
+    fn a_stamp_of_the_wrong_length_or_shape_is_none() {
+        assert_eq!(rfc3339("2026"), None);
+        assert_eq!(rfc3339(""), None);
+        assert_eq!(rfc3339("20261129T2346000"), None);
+        assert_eq!(rfc3339("20261129T234600Z0"), None);
+        assert_eq!(
+            rfc3339("20261129T234600Z").as_deref(),
+            Some("2026-11-29T23:46:00Z")
+        );
+        let short = files(&records("INFO 10 2026 'a' reg\n. a\n\n"));
+        assert_eq!(
+            (short[0].path.as_str(), short[0].mtime.as_str()),
+            ("a", "2026")
         );
     }
 }
