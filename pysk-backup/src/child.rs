@@ -266,24 +266,28 @@ impl Running {
 
     /// Copies the child's stdout to `out` (and to `feed`, as long as its
     /// reader takes it) until its end, the tail noted. A failed write of
-    /// `out` is the error; a feed that stops taking is left to its
-    /// reader's exit status.
+    /// `out` is the error, as [`CopyError::Write`]; a feed that stops
+    /// taking is left to its reader's exit status.
     pub fn copy(
         &mut self,
         out: &mut impl Write,
         mut feed: Option<ChildStdin>,
         tail: &mut Tail,
-    ) -> Result<(), String> {
-        let mut stdout = self.child.stdout.take().ok_or("no output pipe")?;
+    ) -> Result<(), CopyError> {
+        let mut stdout = self
+            .child
+            .stdout
+            .take()
+            .ok_or_else(|| CopyError::Read("no output pipe".into()))?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = match stdout.read(&mut buf) {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("reading the dump: {}", cause(&e))),
+                Err(e) => return Err(CopyError::Read(format!("reading the dump: {}", cause(&e)))),
             };
-            out.write_all(&buf[..n]).map_err(|e| cause(&e))?;
+            out.write_all(&buf[..n]).map_err(CopyError::Write)?;
             tail.push(&buf[..n]);
             if let Some(pipe) = feed.as_mut()
                 && pipe.write_all(&buf[..n]).is_err()
@@ -292,6 +296,16 @@ impl Running {
             }
         }
     }
+}
+
+/// Why [`Running::copy`] stopped before the child's output ended.
+#[derive(Debug)]
+pub enum CopyError {
+    /// Its output could not be read.
+    Read(String),
+    /// The file it goes to could not be written (a full disk): the
+    /// child then dies of a closed pipe, which is not the cause.
+    Write(io::Error),
 }
 
 /// The last bytes of a stream, to check how it ended.

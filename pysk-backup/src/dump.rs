@@ -27,7 +27,7 @@ use pysk_common::report::Reporter;
 use pysk_db::error::DbError;
 use pysk_db::pg::connect::Target;
 
-use crate::child::Child;
+use crate::child::{Child, CopyError, Running};
 use crate::error::BackupError;
 use carry::Previous;
 use set::{Entry, Manifest, Staging};
@@ -123,6 +123,27 @@ pub fn dumper(program: &str, account: Option<&User>) -> Child {
     match account {
         Some(user) => child.account(user),
         None => child,
+    }
+}
+
+/// The verdict on a dumper whose output [`Running::copy`] wrote to
+/// `path`. A failed write of that file comes first, as what it is (a full
+/// disk: 73, the file named), since the dumper then dies of the closed
+/// pipe; then the dumper's own verdict, then a failed read of its output.
+pub fn judge(
+    copied: Result<(), CopyError>,
+    dumper: Running,
+    path: &Path,
+    failed: impl Fn(String) -> BackupError,
+) -> Result<(), BackupError> {
+    let verdict = dumper.finish();
+    if let Err(CopyError::Write(e)) = copied {
+        return Err(pysk_common::error::write_err(path)(e).into());
+    }
+    verdict.map_err(&failed)?;
+    match copied {
+        Err(CopyError::Read(why)) => Err(failed(format!("{}: {why}", path.display()))),
+        _ => Ok(()),
     }
 }
 

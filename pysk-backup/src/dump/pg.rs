@@ -23,7 +23,7 @@ use pysk_db::pg::connect::{self, Target, why};
 
 use super::file::DumpFile;
 use super::set::{Entry, file_name};
-use super::{db_error, dumper};
+use super::{db_error, dumper, judge};
 use crate::child::Tail;
 use crate::error::BackupError;
 
@@ -97,8 +97,7 @@ impl<'a> Server<'a> {
             step: "the dump of PostgreSQL globals".into(),
             reason,
         };
-        dumper.finish().map_err(failed)?;
-        copied.map_err(|e| failed(format!("{}: {e}", out.path().display())))?;
+        judge(copied, dumper, out.path(), failed)?;
         if !tail.ends_with(DUMPALL_END) {
             return Err(failed(format!(
                 "its output does not end with \"{}\"",
@@ -141,11 +140,9 @@ impl<'a> Server<'a> {
             .spawn()?;
         let feed = checker.child.stdin.take();
         let copied = dumper.copy(&mut out, feed, &mut Tail::default());
-        dumper.finish().map_err(failed)?;
-        copied.map_err(|e| failed(format!("{}: {e}", out.path().display())))?;
-        checker
-            .finish()
-            .map_err(|e| failed(format!("reading the dump back: {e}")))?;
+        let checked = checker.finish();
+        judge(copied, dumper, out.path(), failed)?;
+        checked.map_err(|e| failed(format!("reading the dump back: {e}")))?;
         session
             .batch_execute("COMMIT")
             .map_err(|e| failed(format!("ending its snapshot: {}", why(&e))))?;
