@@ -82,11 +82,7 @@ impl Finished {
     /// A dumper's verdict: `Err` with the reason when it exited other than
     /// 0 or wrote anything on stderr (its first lines quoted).
     pub fn verdict(&self) -> Result<(), String> {
-        let lines = lines(&self.stderr);
-        let mut said = lines[..lines.len().min(STDERR_LINES)].join(" / ");
-        if lines.len() > STDERR_LINES {
-            said.push_str(" / …");
-        }
+        let said = quote(&self.stderr);
         let how = match (self.code, self.signal) {
             (Some(0), _) if said.is_empty() => return Ok(()),
             (Some(0), _) => "exited with 0 but wrote on stderr".to_owned(),
@@ -99,6 +95,17 @@ impl Finished {
             false => format!("{} {how}: {said}", self.program),
         })
     }
+}
+
+/// The first lines of a child's stderr that are not blank, joined with
+/// ` / ` (empty when there are none).
+pub fn quote(stderr: &str) -> String {
+    let lines = lines(stderr);
+    let mut said = lines[..lines.len().min(STDERR_LINES)].join(" / ");
+    if lines.len() > STDERR_LINES {
+        said.push_str(" / …");
+    }
+    said
 }
 
 /// The lines of `text` that are not blank, trimmed.
@@ -365,22 +372,24 @@ fn internal(program: &str, e: &io::Error) -> BackupError {
     pysk_common::Error::Internal(format!("running {program}: {}", cause(e))).into()
 }
 
-/// `program` with `args`, in `/`, as `account` when given (its home as
-/// `HOME`, else `/root`), as [`Child::new`] builds it, for a caller that
-/// manages the process itself.
-pub fn managed<I, S>(program: &str, args: I, account: Option<&User>) -> Command
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let child = Child::new(program, Path::new("/root"))
-        .current_dir(Path::new("/"))
-        .args(args);
+/// `program` in `/`, as `account` when given (its home as `HOME`, else
+/// root with `HOME=/root`), as [`Child::new`] builds it: a dumper, a
+/// database client, a throw-away server.
+pub fn program(program: &str, account: Option<&User>) -> Child {
+    let child = Child::new(program, Path::new("/root")).current_dir(Path::new("/"));
     match account {
         Some(user) => child.account(user),
         None => child,
     }
-    .into_command()
+}
+
+/// [`program`] with `args`, for a caller that manages the process itself.
+pub fn managed<I, S>(name: &str, args: I, account: Option<&User>) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    program(name, account).args(args).into_command()
 }
 
 #[cfg(test)]

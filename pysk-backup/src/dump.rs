@@ -1,7 +1,7 @@
 //! `pysk-backup dump`: a new dump set of every database, each dump
 //! validated before it counts, committed only when all of them were
 //! ([`set`]). [`pg`] and [`mysql`] make each server's dumps, written
-//! through [`file`]; [`dumper`] starts the dumpers.
+//! through [`file`]; [`judge`] weighs each dumper.
 //!
 //! Under the lock: a killed run's leftovers removed, the last good set's
 //! manifest read (a server it had dumps of must still be there; a dump
@@ -19,7 +19,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::unistd::User;
 use serde::Serialize;
 
 use pysk_common::lock::Lock;
@@ -27,7 +26,7 @@ use pysk_common::report::Reporter;
 use pysk_db::error::DbError;
 use pysk_db::pg::connect::Target;
 
-use crate::child::{Child, CopyError, Running};
+use crate::child::{CopyError, Running};
 use crate::error::BackupError;
 use carry::Previous;
 use set::{Entry, Manifest, Staging};
@@ -113,16 +112,6 @@ pub fn db_error(e: DbError) -> BackupError {
             }
         }
         DbError::Name(why) | DbError::Conflict(why) => BackupError::Name(why),
-    }
-}
-
-/// A dumper (`pg_dump`, `mariadb-dump`, ...) in `/`, as `account` when
-/// given (else root, `HOME=/root`), from a cleared environment.
-pub fn dumper(program: &str, account: Option<&User>) -> Child {
-    let child = Child::new(program, Path::new("/root")).current_dir(Path::new("/"));
-    match account {
-        Some(user) => child.account(user),
-        None => child,
     }
 }
 

@@ -29,8 +29,9 @@ use pysk_db::names::{literal, mysql_identifier};
 
 use super::file::DumpFile;
 use super::set::{Entry, file_name};
-use super::{db_error, dumper, judge};
+use super::{db_error, judge};
 use crate::child::Tail;
+use crate::child::program;
 use crate::error::BackupError;
 
 /// The server's name in the manifest and the set's directory.
@@ -87,18 +88,8 @@ impl Server {
         let path = set.join(&file);
         let mut gz = GzEncoder::new(DumpFile::create(&path)?, Compression::default());
         gz.write_all(sql.as_bytes()).map_err(write_err(&path))?;
-        let (bytes, sha256) = finish(gz, &path, failed)?;
-        let mut grants = entry(
-            "grants",
-            None,
-            file,
-            bytes,
-            sha256,
-            BTreeMap::new(),
-            Vec::new(),
-        );
-        grants.rows = "exact".into();
-        Ok(grants)
+        let written = finish(gz, &path, failed)?;
+        Ok(Entry::written(SERVER, "grants", None, file, written))
     }
 
     /// The statements that make every account and role again: roles and
@@ -173,7 +164,7 @@ impl Server {
             "--".into(),
             database.to_owned(),
         ];
-        let mut dumper = dumper("mariadb-dump", None).args(args).spawn()?;
+        let mut dumper = program("mariadb-dump", None).args(args).spawn()?;
         let mut tail = Tail::default();
         let copied = dumper.copy(&mut gz, None, &mut tail);
         judge(copied, dumper, &path, failed)?;
@@ -182,18 +173,14 @@ impl Server {
                 "its last line is not \"{COMPLETED} …\": the dump is incomplete"
             )));
         }
-        let (bytes, sha256) = finish(gz, &path, failed)?;
-        let mut entry = entry(
-            "database",
-            Some(database),
-            file,
-            bytes,
-            sha256,
+        let written = finish(gz, &path, failed)?;
+        Ok(Entry {
             tables,
+            rows: "estimate".into(),
             myisam,
-        );
-        entry.options = options;
-        Ok(entry)
+            options,
+            ..Entry::written(SERVER, "database", Some(database), file, written)
+        })
     }
 
     /// The database's default character set and collation (a dump
@@ -291,31 +278,5 @@ fn unavailable(target: &Target, e: &mysql::Error) -> BackupError {
     BackupError::Unavailable {
         what: target.name(),
         reason: why(e),
-    }
-}
-
-/// A dump's manifest entry on this server.
-fn entry(
-    kind: &str,
-    database: Option<&str>,
-    file: String,
-    bytes: u64,
-    sha256: String,
-    tables: BTreeMap<String, u64>,
-    myisam: Vec<String>,
-) -> Entry {
-    Entry {
-        server: SERVER.into(),
-        kind: kind.into(),
-        database: database.map(str::to_owned),
-        file,
-        bytes,
-        sha256,
-        tables,
-        rows: "estimate".into(),
-        myisam,
-        carried: false,
-        from: None,
-        options: BTreeMap::new(),
     }
 }
