@@ -82,11 +82,7 @@ impl Finished {
     /// A dumper's verdict: `Err` with the reason when it exited other than
     /// 0 or wrote anything on stderr (its first lines quoted).
     pub fn verdict(&self) -> Result<(), String> {
-        let lines = lines(&self.stderr);
-        let mut said = lines[..lines.len().min(STDERR_LINES)].join(" / ");
-        if lines.len() > STDERR_LINES {
-            said.push_str(" / …");
-        }
+        let said = quote(&self.stderr);
         let how = match (self.code, self.signal) {
             (Some(0), _) if said.is_empty() => return Ok(()),
             (Some(0), _) => "exited with 0 but wrote on stderr".to_owned(),
@@ -99,6 +95,17 @@ impl Finished {
             false => format!("{} {how}: {said}", self.program),
         })
     }
+}
+
+/// The first lines of a child's stderr that are not blank, joined with
+/// ` / ` (empty when there are none).
+pub fn quote(stderr: &str) -> String {
+    let lines = lines(stderr);
+    let mut said = lines[..lines.len().min(STDERR_LINES)].join(" / ");
+    if lines.len() > STDERR_LINES {
+        said.push_str(" / …");
+    }
+    said
 }
 
 /// The lines of `text` that are not blank, trimmed.
@@ -266,24 +273,28 @@ impl Running {
 
     /// Copies the child's stdout to `out` (and to `feed`, as long as its
     /// reader takes it) until its end, the tail noted. A failed write of
-    /// `out` is the error; a feed that stops taking is left to its
-    /// reader's exit status.
+    /// `out` is the error, as [`CopyError::Write`]; a feed that stops
+    /// taking is left to its reader's exit status.
     pub fn copy(
         &mut self,
         out: &mut impl Write,
         mut feed: Option<ChildStdin>,
         tail: &mut Tail,
-    ) -> Result<(), String> {
-        let mut stdout = self.child.stdout.take().ok_or("no output pipe")?;
+    ) -> Result<(), CopyError> {
+        let mut stdout = self
+            .child
+            .stdout
+            .take()
+            .ok_or_else(|| CopyError::Read("no output pipe".into()))?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = match stdout.read(&mut buf) {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("reading the dump: {}", cause(&e))),
+                Err(e) => return Err(CopyError::Read(format!("reading the dump: {}", cause(&e)))),
             };
-            out.write_all(&buf[..n]).map_err(|e| cause(&e))?;
+            out.write_all(&buf[..n]).map_err(CopyError::Write)?;
             tail.push(&buf[..n]);
             if let Some(pipe) = feed.as_mut()
                 && pipe.write_all(&buf[..n]).is_err()
@@ -292,6 +303,16 @@ impl Running {
             }
         }
     }
+}
+
+/// Why [`Running::copy`] stopped before the child's output ended.
+#[derive(Debug)]
+pub enum CopyError {
+    /// Its output could not be read.
+    Read(String),
+    /// The file it goes to could not be written (a full disk): the
+    /// child then dies of a closed pipe, which is not the cause.
+    Write(io::Error),
 }
 
 /// The last bytes of a stream, to check how it ended.
@@ -351,22 +372,24 @@ fn internal(program: &str, e: &io::Error) -> BackupError {
     pysk_common::Error::Internal(format!("running {program}: {}", cause(e))).into()
 }
 
-/// `program` with `args`, in `/`, as `account` when given (its home as
-/// `HOME`, else `/root`), as [`Child::new`] builds it, for a caller that
-/// manages the process itself.
-pub fn managed<I, S>(program: &str, args: I, account: Option<&User>) -> Command
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let child = Child::new(program, Path::new("/root"))
-        .current_dir(Path::new("/"))
-        .args(args);
+/// `program` in `/`, as `account` when given (its home as `HOME`, else
+/// root with `HOME=/root`), as [`Child::new`] builds it: a dumper, a
+/// database client, a throw-away server.
+pub fn program(program: &str, account: Option<&User>) -> Child {
+    let child = Child::new(program, Path::new("/root")).current_dir(Path::new("/"));
     match account {
         Some(user) => child.account(user),
         None => child,
     }
-    .into_command()
+}
+
+/// [`program`] with `args`, for a caller that manages the process itself.
+pub fn managed<I, S>(name: &str, args: I, account: Option<&User>) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    program(name, account).args(args).into_command()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `pysk-backup dump`: a new dump set of every database, each dump
 //! validated before it counts, committed only when all of them were
 //! ([`set`]). [`pg`] and [`mysql`] make each server's dumps, written
-//! through [`file`]; [`dumper`] starts the dumpers.
+//! through [`file`]; [`judge`] weighs each dumper.
 //!
 //! Under the lock: a killed run's leftovers removed, the last good set's
 //! manifest read (a server it had dumps of must still be there; a dump
@@ -19,7 +19,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::unistd::User;
 use serde::Serialize;
 
 use pysk_common::lock::Lock;
@@ -27,7 +26,7 @@ use pysk_common::report::Reporter;
 use pysk_db::error::DbError;
 use pysk_db::pg::connect::Target;
 
-use crate::child::Child;
+use crate::child::{CopyError, Running};
 use crate::error::BackupError;
 use carry::Previous;
 use set::{Entry, Manifest, Staging};
@@ -116,13 +115,24 @@ pub fn db_error(e: DbError) -> BackupError {
     }
 }
 
-/// A dumper (`pg_dump`, `mariadb-dump`, ...) in `/`, as `account` when
-/// given (else root, `HOME=/root`), from a cleared environment.
-pub fn dumper(program: &str, account: Option<&User>) -> Child {
-    let child = Child::new(program, Path::new("/root")).current_dir(Path::new("/"));
-    match account {
-        Some(user) => child.account(user),
-        None => child,
+/// The verdict on a dumper whose output [`Running::copy`] wrote to
+/// `path`. A failed write of that file comes first, as what it is (a full
+/// disk: 73, the file named), since the dumper then dies of the closed
+/// pipe; then the dumper's own verdict, then a failed read of its output.
+pub fn judge(
+    copied: Result<(), CopyError>,
+    dumper: Running,
+    path: &Path,
+    failed: impl Fn(String) -> BackupError,
+) -> Result<(), BackupError> {
+    let verdict = dumper.finish();
+    if let Err(CopyError::Write(e)) = copied {
+        return Err(pysk_common::error::write_err(path)(e).into());
+    }
+    verdict.map_err(&failed)?;
+    match copied {
+        Err(CopyError::Read(why)) => Err(failed(format!("{}: {why}", path.display()))),
+        _ => Ok(()),
     }
 }
 

@@ -1,12 +1,14 @@
 //! The dump set a drill or `restore-db` restores: the local `current`
 //! set, or the set as the backup holds it, restored by the engine into a
-//! private temporary directory that is removed with the [`Fetched`]. Each
-//! dump file is checked against the manifest (size and SHA-256) before
-//! any server sees it.
+//! private temporary directory (`<state>/fetch/pysk-fetch-XXXXXX`, below
+//! a 0700 directory: it holds decrypted dumps) that is removed with the
+//! [`Fetched`]; what a killed run left there is removed by the next
+//! fetch, under the lock. Each dump file is checked against the manifest
+//! (size and SHA-256) before any server sees it.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -44,6 +46,34 @@ pub fn temp_dir(what: &str) -> Result<TempDir, BackupError> {
     Ok(tmp)
 }
 
+/// The directory below `backup_state_dir` where sets are fetched.
+const FETCH_DIR: &str = "fetch";
+
+/// A new temporary directory in `parent` (made 0700 if missing), after
+/// removing what a killed fetch left there: the callers hold the lock, so
+/// nothing else uses it.
+fn fetch_dir(parent: &Path) -> Result<TempDir, BackupError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
+        .map_err(write_err(parent))?;
+    fs::set_permissions(parent, fs::Permissions::from_mode(0o700)).map_err(write_err(parent))?;
+    for entry in fs::read_dir(parent).map_err(read_err(parent))? {
+        let entry = entry.map_err(read_err(parent))?;
+        let path = entry.path();
+        match entry.file_type().is_ok_and(|t| t.is_dir()) {
+            true => fs::remove_dir_all(&path),
+            false => fs::remove_file(&path),
+        }
+        .map_err(write_err(&path))?;
+    }
+    tempfile::Builder::new()
+        .prefix("pysk-fetch-")
+        .tempdir_in(parent)
+        .map_err(|e| write_err(parent)(e).into())
+}
+
 /// The set `current` names in `dump_dir`.
 pub fn local(dump_dir: &Path) -> Result<Fetched, BackupError> {
     let dir = set::current_set(dump_dir).ok_or_else(|| {
@@ -69,7 +99,7 @@ pub fn from_backup(config: &engine::Config, time: Option<&str>) -> Result<Fetche
                 config.source.display()
             ),
         })?;
-    let tmp = temp_dir("fetch")?;
+    let tmp = fetch_dir(&config.state_dir.join(FETCH_DIR))?;
     engine::open(config)?.restore(inside, time, tmp.path())?;
     let dir = set::current_set(&tmp.path().join(inside)).ok_or_else(|| {
         BackupError::Name(format!(

@@ -10,56 +10,31 @@ pub mod pg;
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
-use std::thread;
 
 use serde::Serialize;
 
+use crate::child::Child;
 use crate::error::BackupError;
 
-/// The most of a client's stderr kept, and the lines of it quoted.
-const STDERR_KEPT: usize = 64 * 1024;
-const STDERR_LINES: usize = 5;
-
-/// Runs `cmd` with everything `input` gives on its stdin (stdout
-/// discarded): its stderr when it exited with 0, else why it failed.
-pub fn feed(mut cmd: Command, mut input: impl Read) -> Result<String, String> {
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd
+/// Runs `client` with everything `input` gives on its stdin (stdout
+/// discarded): its stderr when it exited with 0, else why it failed
+/// ([`crate::child::Finished::verdict`]).
+pub fn feed(client: Child, mut input: impl Read) -> Result<String, String> {
+    let mut running = client
+        .piped_input()
+        .no_output()
         .spawn()
-        .map_err(|e| format!("{program}: {}", pysk_common::error::cause(&e)))?;
-    let mut stderr = child.stderr.take();
-    let reader = thread::spawn(move || {
-        let mut kept = Vec::new();
-        if let Some(pipe) = stderr.as_mut() {
-            let _ = pipe
-                .by_ref()
-                .take(STDERR_KEPT as u64)
-                .read_to_end(&mut kept);
-            let _ = io::copy(pipe, &mut io::sink());
-        }
-        kept
-    });
-    let fed = child
+        .map_err(|e| e.to_string())?;
+    let fed = running
+        .child
         .stdin
         .take()
         .map(|mut stdin| copy_into(&mut input, &mut stdin));
-    let status = child.wait();
-    let said = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
-    let status = status.map_err(|e| format!("{program}: {}", pysk_common::error::cause(&e)))?;
-    let how = match (status.code(), status.signal()) {
-        (Some(0), _) => None,
-        (Some(code), _) => Some(format!("exited with {code}")),
-        (_, signal) => Some(format!("was killed by signal {}", signal.unwrap_or(0))),
-    };
-    match (how, fed) {
-        (Some(how), _) => Err(format!("{program} {how}: {}", quote(&said))),
-        (None, Some(Err(InputError(e)))) => Err(format!("reading the dump: {e}")),
-        (None, _) => Ok(said),
+    let done = running.wait().map_err(|e| e.to_string())?;
+    match (done.ok(), fed) {
+        (false, _) => Err(done.verdict().err().unwrap_or_default()),
+        (true, Some(Err(InputError(e)))) => Err(format!("reading the dump: {e}")),
+        (true, _) => Ok(done.stderr),
     }
 }
 
@@ -67,7 +42,8 @@ pub fn feed(mut cmd: Command, mut input: impl Read) -> Result<String, String> {
 struct InputError(String);
 
 /// Copies `input` into the client's stdin until its end, or until the
-/// client stops reading (its exit status then says why).
+/// client stops reading (its exit status then says why); the pipe is
+/// closed at the end.
 fn copy_into(input: &mut impl Read, stdin: &mut impl Write) -> Result<(), InputError> {
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -81,23 +57,6 @@ fn copy_into(input: &mut impl Read, stdin: &mut impl Write) -> Result<(), InputE
             return Ok(());
         }
     }
-}
-
-/// The first lines of a client's stderr, joined with ` / `.
-pub fn quote(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let mut said = lines[..lines.len().min(STDERR_LINES)].join(" / ");
-    if lines.len() > STDERR_LINES {
-        said.push_str(" / …");
-    }
-    if said.is_empty() {
-        said = "nothing on stderr".into();
-    }
-    said
 }
 
 /// Rows per table, keyed as in the manifest.
@@ -193,13 +152,13 @@ mod tests {
 
     #[test]
     fn a_client_is_judged_by_its_exit_status_and_quoted() {
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", "wc -c; echo said >&2"]);
-        assert_eq!(feed(cmd, &b"12345"[..]), Ok("said\n".to_owned()));
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", "echo one >&2; echo two >&2; exit 3"]);
+        let sh = |script: &str| crate::child::program("sh", None).args(["-c", script]);
         assert_eq!(
-            feed(cmd, io::empty()),
+            feed(sh("wc -c; echo said >&2"), &b"12345"[..]),
+            Ok("said\n".to_owned())
+        );
+        assert_eq!(
+            feed(sh("echo one >&2; echo two >&2; exit 3"), io::empty()),
             Err("sh exited with 3: one / two".to_owned())
         );
     }

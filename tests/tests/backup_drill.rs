@@ -534,9 +534,9 @@ fn a_killed_drill_leaves_no_server_running_and_the_next_drill_sweeps_its_directo
         "CREATE TABLE blog.bulk (id int PRIMARY KEY, v text) ENGINE=InnoDB; \
          USE blog; INSERT INTO bulk SELECT seq, repeat(md5(seq), 4) FROM seq_1_to_300000;",
     );
-    env.pysk().arg("dump").succeeds();
+    env.pysk().arg("run").succeeds();
     let tmp = env.path("tmp").display().to_string();
-    let mut drill = env.pysk().arg("drill").spawn();
+    let mut drill = env.pysk().args(["drill", "--from-backup"]).spawn();
     wait_for("the drill's mariadb client loading", || {
         pids_with_cmdline(&tmp)
             .into_iter()
@@ -551,11 +551,27 @@ fn a_killed_drill_leaves_no_server_running_and_the_next_drill_sweeps_its_directo
         .expect("tmp")
         .map(|e| e.expect("entry").path())
         .collect();
-    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left.len(), 1, "only the drill's own directory: {left:?}");
+    // The set fetched from the backup (decrypted dumps) lies below the
+    // state directory, in a directory only root may enter.
+    let fetch = env.path("state/fetch");
+    let fetched: Vec<String> = fs::read_dir(&fetch)
+        .expect("state/fetch")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        fetched.len() == 1 && fetched[0].starts_with("pysk-fetch-"),
+        "{fetched:?}"
+    );
+    let mode = fs::metadata(&fetch)
+        .expect("state/fetch")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
 
-    // A server still running in it is stopped, the directory removed.
+    // A server still running in it is stopped, the directories removed.
     let mut server = leftover_mariadbd(&left[0]);
-    let out = env.pysk().arg("drill").succeeds();
+    let out = env.pysk().args(["drill", "--from-backup"]).succeeds();
     assert!(
         stderr(&out).contains(&format!(
             "pysk-backup: stopping a killed drill's server (pid {}) in {}\n",
@@ -572,6 +588,7 @@ fn a_killed_drill_leaves_no_server_running_and_the_next_drill_sweeps_its_directo
     );
     assert_eq!(pids_with_cmdline(&tmp), Vec::<u32>::new());
     assert_eq!(fs::read_dir(env.path("tmp")).expect("tmp").count(), 0);
+    assert_eq!(fs::read_dir(&fetch).expect("state/fetch").count(), 0);
     assert_eq!(
         env.drills()["databases"]["mariadb/blog"]["tables"],
         3,

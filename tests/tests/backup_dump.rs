@@ -595,3 +595,86 @@ fn release_mariadb(env: &Env, mut child: Child) {
     child.kill().expect("kill the lock holder");
     child.wait().expect("wait");
 }
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(path: PathBuf, size: &str) -> Tmpfs {
+        fs::create_dir_all(&path).expect("the mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .expect("run mount");
+        assert!(out.status.success(), "mount a tmpfs: {out:?}");
+        Tmpfs(path)
+    }
+
+    /// Fills the file system but for `free` bytes, with `filler`.
+    fn fill_but(&self, free: u64) -> PathBuf {
+        use std::io::Write;
+        let filler = self.0.join("filler");
+        let mut file = fs::File::create(&filler).expect("the filler");
+        let block = vec![0x5a_u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let len = file.metadata().expect("its size").len();
+        file.set_len(len - free).expect("free some");
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_dump_directory_is_reported_as_such() {
+    let Some(env) = Env::start() else {
+        return;
+    };
+    let small = Tmpfs::mount(env.dir.path().join("small"), "16m");
+    let dumps = small.0.join("dumps");
+    let dump = |what: &str| {
+        env.pysk()
+            .args(["dump", what, "--dir"])
+            .arg(&dumps)
+            .fails_with(73)
+    };
+    env.pysk()
+        .args(["-q", "dump", "--dir"])
+        .arg(&dumps)
+        .succeeds();
+    let good = snapshot(&dumps);
+    // Dumps far larger than the pipe's buffer: the dumper is still
+    // writing when the file cannot take more.
+    env.pg.psql_in(
+        "shop",
+        "CREATE TABLE bulk AS SELECT g, md5(g::text) || md5((g * 7)::text) AS t \
+         FROM generate_series(1, 60000) g",
+    );
+    env.maria.mariadb(
+        "USE blog; CREATE TABLE blog.bulk ENGINE=InnoDB \
+         SELECT seq, concat(md5(seq), md5(seq * 7)) AS t FROM seq_1_to_60000",
+    );
+    let filler = small.fill_but(64 * 1024);
+    for (what, file) in [
+        ("--postgres", "postgresql/shop.dump"),
+        ("--mysql", "mariadb/blog.sql.gz"),
+    ] {
+        let out = dump(what);
+        let text = stderr(&out);
+        let stamp = text
+            .strip_prefix(&format!("pysk-backup: {}/sets/.new-", dumps.display()))
+            .and_then(|rest| {
+                rest.strip_suffix(&format!("/{file}: cannot write: No space left on device\n"))
+            })
+            .unwrap_or_else(|| panic!("{what}: {text}"));
+        assert_eq!(stamp.len(), "20261130T010101Z".len(), "{text}");
+        assert!(staging(&dumps).is_empty(), "{what}: no staging left");
+    }
+    fs::remove_file(filler).expect("remove the filler");
+    assert_eq!(snapshot(&dumps), good, "current and its set as they were");
+}

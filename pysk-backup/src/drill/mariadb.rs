@@ -138,7 +138,7 @@ fn install(common: &[String], account: &User) -> Result<(), BackupError> {
         "--skip-test-db".into(),
     ]);
     args.extend(SMALL.map(str::to_owned));
-    let cmd = child::managed("mariadb-install-db", args, Some(account));
+    let cmd = child::program("mariadb-install-db", Some(account)).args(args);
     crate::load::feed(cmd, std::io::empty())
         .map(drop)
         .map_err(|reason| BackupError::Failed {

@@ -16,7 +16,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -181,12 +181,11 @@ fn initdb(bin: &Path, server: &Server, data: &Path) -> Result<(), BackupError> {
         "--auth-local=peer".into(),
         "--auth-host=reject".into(),
     ];
-    let mut cmd = child::managed(
+    let cmd = child::program(
         &bin.join("initdb").display().to_string(),
-        args,
         Some(&server.account),
-    );
-    cmd.stdout(Stdio::null());
+    )
+    .args(args);
     crate::load::feed(cmd, std::io::empty())
         .map(drop)
         .map_err(|reason| BackupError::Failed {

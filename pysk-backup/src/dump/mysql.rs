@@ -23,14 +23,15 @@ use flate2::write::GzEncoder;
 use mysql::Conn;
 use mysql::prelude::Queryable;
 
+use pysk_common::error::{cause, write_err};
 use pysk_db::mysql::connect::{self, Target, why};
 use pysk_db::names::{literal, mysql_identifier};
 
-use super::db_error;
-use super::dumper;
 use super::file::DumpFile;
 use super::set::{Entry, file_name};
+use super::{db_error, judge};
 use crate::child::Tail;
+use crate::child::program;
 use crate::error::BackupError;
 
 /// The server's name in the manifest and the set's directory.
@@ -86,27 +87,9 @@ impl Server {
         let file = format!("{SERVER}/grants.sql.gz");
         let path = set.join(&file);
         let mut gz = GzEncoder::new(DumpFile::create(&path)?, Compression::default());
-        gz.write_all(sql.as_bytes())
-            .and_then(|()| gz.try_finish())
-            .map_err(|e| {
-                failed(format!(
-                    "{}: {}",
-                    path.display(),
-                    pysk_common::error::cause(&e)
-                ))
-            })?;
-        let (bytes, sha256) = finish(gz, &path).map_err(failed)?;
-        let mut grants = entry(
-            "grants",
-            None,
-            file,
-            bytes,
-            sha256,
-            BTreeMap::new(),
-            Vec::new(),
-        );
-        grants.rows = "exact".into();
-        Ok(grants)
+        gz.write_all(sql.as_bytes()).map_err(write_err(&path))?;
+        let written = finish(gz, &path, failed)?;
+        Ok(Entry::written(SERVER, "grants", None, file, written))
     }
 
     /// The statements that make every account and role again: roles and
@@ -181,35 +164,23 @@ impl Server {
             "--".into(),
             database.to_owned(),
         ];
-        let mut dumper = dumper("mariadb-dump", None).args(args).spawn()?;
+        let mut dumper = program("mariadb-dump", None).args(args).spawn()?;
         let mut tail = Tail::default();
         let copied = dumper.copy(&mut gz, None, &mut tail);
-        dumper.finish().map_err(failed)?;
-        copied.map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        judge(copied, dumper, &path, failed)?;
         if !tail.last_line().starts_with(COMPLETED) {
             return Err(failed(format!(
                 "its last line is not \"{COMPLETED} …\": the dump is incomplete"
             )));
         }
-        gz.try_finish().map_err(|e| {
-            failed(format!(
-                "{}: {}",
-                path.display(),
-                pysk_common::error::cause(&e)
-            ))
-        })?;
-        let (bytes, sha256) = finish(gz, &path).map_err(failed)?;
-        let mut entry = entry(
-            "database",
-            Some(database),
-            file,
-            bytes,
-            sha256,
+        let written = finish(gz, &path, failed)?;
+        Ok(Entry {
             tables,
+            rows: "estimate".into(),
             myisam,
-        );
-        entry.options = options;
-        Ok(entry)
+            options,
+            ..Entry::written(SERVER, "database", Some(database), file, written)
+        })
     }
 
     /// The database's default character set and collation (a dump
@@ -277,17 +248,28 @@ pub fn count_tables(
 }
 
 /// Ends the gzip file, syncs it, and reads it back whole: every member
-/// decompressed to its end, CRC and length checked. Its size and SHA-256.
-fn finish(gz: GzEncoder<DumpFile>, path: &Path) -> Result<(u64, String), String> {
-    let said = |e: io::Error| format!("{}: {}", path.display(), pysk_common::error::cause(&e));
-    let out = gz.finish().map_err(said)?;
-    let (bytes, sha256) = out.finish().map_err(|e| e.to_string())?;
-    let file = File::open(path).map_err(said)?;
+/// decompressed to its end, CRC and length checked. Its size and SHA-256;
+/// a failed write is the file's (73), a failed read-back `failed`.
+fn finish(
+    gz: GzEncoder<DumpFile>,
+    path: &Path,
+    failed: impl Fn(String) -> BackupError,
+) -> Result<(u64, String), BackupError> {
+    let out = gz.finish().map_err(write_err(path))?;
+    let (bytes, sha256) = out.finish()?;
+    let unread = |e: io::Error| {
+        failed(format!(
+            "reading it back: {}: {}",
+            path.display(),
+            cause(&e)
+        ))
+    };
+    let file = File::open(path).map_err(unread)?;
     io::copy(
         &mut MultiGzDecoder::new(BufReader::new(file)),
         &mut io::sink(),
     )
-    .map_err(|e| format!("reading it back: {}", said(e)))?;
+    .map_err(unread)?;
     Ok((bytes, sha256))
 }
 
@@ -296,31 +278,5 @@ fn unavailable(target: &Target, e: &mysql::Error) -> BackupError {
     BackupError::Unavailable {
         what: target.name(),
         reason: why(e),
-    }
-}
-
-/// A dump's manifest entry on this server.
-fn entry(
-    kind: &str,
-    database: Option<&str>,
-    file: String,
-    bytes: u64,
-    sha256: String,
-    tables: BTreeMap<String, u64>,
-    myisam: Vec<String>,
-) -> Entry {
-    Entry {
-        server: SERVER.into(),
-        kind: kind.into(),
-        database: database.map(str::to_owned),
-        file,
-        bytes,
-        sha256,
-        tables,
-        rows: "estimate".into(),
-        myisam,
-        carried: false,
-        from: None,
-        options: BTreeMap::new(),
     }
 }

@@ -23,8 +23,9 @@ use pysk_db::pg::connect::{self, Target, why};
 
 use super::file::DumpFile;
 use super::set::{Entry, file_name};
-use super::{db_error, dumper};
+use super::{db_error, judge};
 use crate::child::Tail;
+use crate::child::program;
 use crate::error::BackupError;
 
 /// The server's name in the manifest and the set's directory.
@@ -47,16 +48,9 @@ pub struct Server<'a> {
 impl<'a> Server<'a> {
     /// The server at `target`, its superuser's system account looked up.
     pub fn new(target: &'a Target, lock_wait: Duration) -> Result<Server<'a>, BackupError> {
-        let account = User::from_name(&target.superuser)
-            .ok()
-            .flatten()
-            .ok_or_else(|| BackupError::Unavailable {
-                what: target.socket().display().to_string(),
-                reason: format!("no system account {}", target.superuser),
-            })?;
         Ok(Server {
             target,
-            account,
+            account: account(target)?,
             lock_wait,
         })
     }
@@ -72,23 +66,13 @@ impl<'a> Server<'a> {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
-    /// The programs' connection options.
-    fn connection(&self) -> Vec<String> {
-        vec![
-            "--no-password".into(),
-            format!("--host={}", self.target.socket_dir.display()),
-            format!("--port={}", self.target.port),
-            format!("--username={}", self.target.superuser),
-        ]
-    }
-
     /// `pg_dumpall --globals-only` into `set/postgresql/globals.sql`.
     pub fn globals(&self, set: &Path) -> Result<Entry, BackupError> {
         let file = format!("{SERVER}/globals.sql");
         let mut out = DumpFile::create(&set.join(&file))?;
-        let mut args = self.connection();
+        let mut args = connection(self.target);
         args.push("--globals-only".into());
-        let mut dumper = dumper("pg_dumpall", Some(&self.account))
+        let mut dumper = program("pg_dumpall", Some(&self.account))
             .args(args)
             .spawn()?;
         let mut tail = Tail::default();
@@ -97,16 +81,14 @@ impl<'a> Server<'a> {
             step: "the dump of PostgreSQL globals".into(),
             reason,
         };
-        dumper.finish().map_err(failed)?;
-        copied.map_err(|e| failed(format!("{}: {e}", out.path().display())))?;
+        judge(copied, dumper, out.path(), failed)?;
         if !tail.ends_with(DUMPALL_END) {
             return Err(failed(format!(
                 "its output does not end with \"{}\"",
                 DUMPALL_END.replace('\n', " ")
             )));
         }
-        let (bytes, sha256) = out.finish()?;
-        Ok(entry("globals", None, file, bytes, sha256, BTreeMap::new()))
+        Ok(Entry::written(SERVER, "globals", None, file, out.finish()?))
     }
 
     /// `pg_dump -Fc` of `database` into `set/postgresql/<name>.dump`, read
@@ -126,33 +108,32 @@ impl<'a> Server<'a> {
             .map_err(|e| failed(format!("reading its encoding: {}", why(&e))))?;
         let file = format!("{SERVER}/{}", file_name(database, ".dump"));
         let mut out = DumpFile::create(&set.join(&file))?;
-        let mut args = self.connection();
+        let mut args = connection(self.target);
         args.extend([
             "--format=custom".into(),
             format!("--snapshot={snapshot}"),
             format!("--lock-wait-timeout={}", self.lock_wait.as_millis()),
             format!("--dbname=dbname={}", conninfo_value(database)),
         ]);
-        let mut dumper = dumper("pg_dump", Some(&self.account)).args(args).spawn()?;
-        let mut checker = super::dumper("pg_restore", Some(&self.account))
+        let mut dumper = program("pg_dump", Some(&self.account)).args(args).spawn()?;
+        let mut checker = program("pg_restore", Some(&self.account))
             .arg("--file=/dev/null")
             .piped_input()
             .no_output()
             .spawn()?;
         let feed = checker.child.stdin.take();
         let copied = dumper.copy(&mut out, feed, &mut Tail::default());
-        dumper.finish().map_err(failed)?;
-        copied.map_err(|e| failed(format!("{}: {e}", out.path().display())))?;
-        checker
-            .finish()
-            .map_err(|e| failed(format!("reading the dump back: {e}")))?;
+        let checked = checker.finish();
+        judge(copied, dumper, out.path(), failed)?;
+        checked.map_err(|e| failed(format!("reading the dump back: {e}")))?;
         session
             .batch_execute("COMMIT")
             .map_err(|e| failed(format!("ending its snapshot: {}", why(&e))))?;
-        let (bytes, sha256) = out.finish()?;
-        let mut entry = entry("database", Some(database), file, bytes, sha256, tables);
-        entry.options = options;
-        Ok(entry)
+        Ok(Entry {
+            tables,
+            options,
+            ..Entry::written(SERVER, "database", Some(database), file, out.finish()?)
+        })
     }
 
     /// Opens the session's repeatable-read transaction, exports its
@@ -237,33 +218,30 @@ fn options(session: &mut Client) -> Result<BTreeMap<String, String>, postgres::E
     Ok(options)
 }
 
-/// A dump's manifest entry on this server.
-fn entry(
-    kind: &str,
-    database: Option<&str>,
-    file: String,
-    bytes: u64,
-    sha256: String,
-    tables: BTreeMap<String, u64>,
-) -> Entry {
-    Entry {
-        server: SERVER.into(),
-        kind: kind.into(),
-        database: database.map(str::to_owned),
-        file,
-        bytes,
-        sha256,
-        tables,
-        rows: "exact".into(),
-        myisam: Vec::new(),
-        carried: false,
-        from: None,
-        options: BTreeMap::new(),
-    }
+/// The system account of `target`'s superuser, which PostgreSQL's
+/// programs run as (peer authentication over the socket).
+pub fn account(target: &Target) -> Result<User, BackupError> {
+    User::from_name(&target.superuser)
+        .ok()
+        .flatten()
+        .ok_or_else(|| BackupError::Unavailable {
+            what: target.socket().display().to_string(),
+            reason: format!("no system account {}", target.superuser),
+        })
+}
+
+/// PostgreSQL's programs' options connecting to `target`.
+pub fn connection(target: &Target) -> Vec<String> {
+    vec![
+        "--no-password".into(),
+        format!("--host={}", target.socket_dir.display()),
+        format!("--port={}", target.port),
+        format!("--username={}", target.superuser),
+    ]
 }
 
 /// A value in a libpq connection string: in single quotes, `\` and `'`
 /// escaped with a backslash.
-fn conninfo_value(value: &str) -> String {
+pub fn conninfo_value(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }

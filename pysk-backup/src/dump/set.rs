@@ -88,6 +88,32 @@ fn is_false(b: &bool) -> bool {
 }
 
 impl Entry {
+    /// A dump just written: `server`'s `kind` dump of `database` (none
+    /// for the globals or grants) in `file`, its size and SHA-256, its
+    /// rows `exact` (the caller sets what else it knows).
+    pub fn written(
+        server: &str,
+        kind: &str,
+        database: Option<&str>,
+        file: String,
+        (bytes, sha256): (u64, String),
+    ) -> Entry {
+        Entry {
+            server: server.into(),
+            kind: kind.into(),
+            database: database.map(str::to_owned),
+            file,
+            bytes,
+            sha256,
+            tables: BTreeMap::new(),
+            rows: "exact".into(),
+            myisam: Vec::new(),
+            carried: false,
+            from: None,
+            options: BTreeMap::new(),
+        }
+    }
+
     /// Whether `other` is a dump of the same thing (server, kind,
     /// database).
     pub fn same_dump(&self, other: &Entry) -> bool {

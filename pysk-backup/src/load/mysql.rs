@@ -62,7 +62,7 @@ impl Server {
         if let Some(database) = database {
             args.push(format!("--database={database}"));
         }
-        let cmd = child::managed("mariadb", args, None);
+        let cmd = child::program("mariadb", None).args(args);
         let sql = BufReader::new(MultiGzDecoder::new(BufReader::new(input)));
         let said = match (dumped, database) {
             (Some(from), Some(to)) if from != to => super::feed(cmd, Renamed::new(sql, from, to)),
@@ -70,7 +70,7 @@ impl Server {
         }?;
         match said.trim().is_empty() {
             true => Ok(()),
-            false => Err(format!("mariadb: {}", super::quote(&said))),
+            false => Err(format!("mariadb: {}", child::quote(&said))),
         }
     }
 

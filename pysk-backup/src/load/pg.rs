@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use nix::unistd::User;
 
@@ -16,7 +15,8 @@ use pysk_db::names::pg_identifier;
 use pysk_db::pg::connect::{self, Target, why};
 
 use super::Counts;
-use crate::child;
+use crate::child::{self, Child};
+use crate::dump::pg;
 use crate::error::BackupError;
 
 /// Where Debian installs each PostgreSQL version's programs.
@@ -43,27 +43,16 @@ pub struct Server {
 impl Server {
     /// The server at `target`, its superuser's system account looked up.
     pub fn new(target: Target) -> Result<Server, BackupError> {
-        let account = User::from_name(&target.superuser)
-            .ok()
-            .flatten()
-            .ok_or_else(|| BackupError::Unavailable {
-                what: target.socket().display().to_string(),
-                reason: format!("no system account {}", target.superuser),
-            })?;
+        let account = pg::account(&target)?;
         Ok(Server { target, account })
     }
 
     /// `program` of the newest PostgreSQL, run as the superuser's account
     /// with the connection options and `args`.
-    fn client(&self, program: &str, args: &[String]) -> Command {
-        let mut all = vec![
-            "--no-password".to_owned(),
-            format!("--host={}", self.target.socket_dir.display()),
-            format!("--port={}", self.target.port),
-            format!("--username={}", self.target.superuser),
-        ];
-        all.extend_from_slice(args);
-        child::managed(&program_path(program), all, Some(&self.account))
+    fn client(&self, program: &str, args: &[String]) -> Child {
+        child::program(&program_path(program), Some(&self.account))
+            .args(pg::connection(&self.target))
+            .args(args)
     }
 
     /// Runs the globals (roles, tablespaces) `input` gives with `psql`.
@@ -79,7 +68,7 @@ impl Server {
             .collect();
         match other.is_empty() {
             true => Ok(()),
-            false => Err(format!("psql: {}", super::quote(&other.join("\n")))),
+            false => Err(format!("psql: {}", child::quote(&other.join("\n")))),
         }
     }
 
@@ -90,7 +79,7 @@ impl Server {
     pub fn load(&self, database: &str, file: &Path, into: Into) -> Result<(), String> {
         let input = File::open(file).map_err(|e| pysk_common::error::cause(&e))?;
         let mut args = vec![
-            format!("--dbname=dbname={}", conninfo_value(database)),
+            format!("--dbname=dbname={}", pg::conninfo_value(database)),
             "--exit-on-error".to_owned(),
         ];
         args.push(match into {
@@ -100,7 +89,7 @@ impl Server {
         let said = super::feed(self.client("pg_restore", &args), input)?;
         match said.trim().is_empty() {
             true => Ok(()),
-            false => Err(format!("pg_restore: {}", super::quote(&said))),
+            false => Err(format!("pg_restore: {}", child::quote(&said))),
         }
     }
 
@@ -187,7 +176,7 @@ impl Server {
     /// as the dump's manifest keys them.
     pub fn count(&self, database: &str) -> Result<Counts, String> {
         let mut client = connect::connect(&self.target, database).map_err(|e| e.to_string())?;
-        crate::dump::pg::count_tables(&mut client).map_err(|e| why(&e))
+        pg::count_tables(&mut client).map_err(|e| why(&e))
     }
 }
 
@@ -223,10 +212,4 @@ pub fn program_path(program: &str) -> String {
 /// itself), a quote doubled.
 fn pg_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
-}
-
-/// A value in a libpq connection string: in single quotes, `\` and `'`
-/// escaped with a backslash.
-fn conninfo_value(value: &str) -> String {
-    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
