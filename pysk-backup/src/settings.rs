@@ -147,11 +147,18 @@ pub fn engine(settings: &Settings) -> Result<engine::Config, BackupError> {
 }
 
 /// Refuses (78) a dump directory the backup would not hold: not below
-/// `backup_source`, or under a path of `backup_exclude`; a run would
+/// `backup_source`, or under a path of `backup_exclude` below it; a run would
 /// otherwise report success without the databases.
 fn dumps_in_the_backup(settings: &Settings, config: &engine::Config) -> Result<(), BackupError> {
     let dir = &config.dump_dir;
-    let why = match config.excludes.iter().find(|e| dir.starts_with(e)) {
+    // Only the excludes below the source take effect (the engines are
+    // given those alone): a /tmp above a source in /tmp excludes nothing.
+    let excluded = config
+        .excludes
+        .iter()
+        .filter(|e| e.starts_with(&config.source) && **e != config.source)
+        .find(|e| dir.starts_with(e));
+    let why = match excluded {
         _ if !dir.starts_with(&config.source) => format!(
             "{} is not below backup_source {}",
             dir.display(),
@@ -400,6 +407,7 @@ mod tests {
             "keeping no full chain would delete the newest"
         );
     }
+
     #[test]
     fn run_refuses_a_dump_dir_the_backup_would_not_hold() {
         let run_args = |text: &str| {
@@ -431,6 +439,13 @@ mod tests {
         );
         let (_d, fine) = run_args(&format!("{base}backup_dump_dir=\"/srv/dumps\"\n"));
         fine.expect("below the source, not excluded");
+        // An exclude above the source is not given to the engine, so it
+        // leaves out nothing of it.
+        let (_d, above) = run_args(
+            "backup_target=\"x\"\nbackup_source=\"/tmp/site\"\n\
+             backup_dump_dir=\"/tmp/site/dumps\"\nbackup_exclude=\"/tmp /proc\"\n",
+        );
+        above.expect("/tmp holds the source, it does not exclude the dumps");
     }
 
     fn dump_args(argv: &[&str]) -> DumpArgs {
