@@ -4,7 +4,9 @@
 //! its caller adds (the engine's passphrase reaches that child alone),
 //! killed with us (so a killed run leaves no dumper or engine behind),
 //! its stderr gathered on a thread, and for duplicity a pipe its
-//! `--log-fd` writes to.
+//! `--log-fd` writes to. Engines run in a session of their own (no
+//! controlling terminal, a process group to kill whole), and one that
+//! logs an error but does not end is killed with its children.
 
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
@@ -12,7 +14,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::sys::signal::Signal;
@@ -26,6 +31,10 @@ use crate::error::BackupError;
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The lines of a failed dumper's stderr quoted in an error.
 const STDERR_LINES: usize = 5;
+/// How long a child may go on after logging an error before it and its
+/// process group are killed: duplicity, after a GnuPG failure, can wait
+/// for ever for a `gpg` that waits for it to read.
+const ERROR_GRACE: Duration = Duration::from_secs(10);
 
 /// `program` with an environment of `PATH` and `LANG=C.UTF-8` only, and
 /// no input.
@@ -170,6 +179,19 @@ impl Child {
         self
     }
 
+    /// Runs in a new session (`setsid`): no controlling terminal, so
+    /// nothing it starts can wait for a passphrase typed there, and a
+    /// process group of its own, which [`Child::run_logged`] kills whole.
+    pub fn own_session(mut self) -> Child {
+        // SAFETY: setsid() is async-signal-safe and touches no memory of
+        // the parent.
+        unsafe {
+            self.cmd
+                .pre_exec(|| nix::unistd::setsid().map(drop).map_err(io::Error::from));
+        }
+        self
+    }
+
     /// Its standard input a pipe to write to ([`Running::child`]).
     pub fn piped_input(mut self) -> Child {
         self.cmd.stdin(Stdio::piped());
@@ -205,7 +227,9 @@ impl Child {
 
     /// Runs the program with `option N` added last, N being the write
     /// end of a pipe (inherited by this child alone) whose text is
-    /// returned in [`Finished::log`].
+    /// returned in [`Finished::log`]. A child that logs an `ERROR` record
+    /// and has not ended [`ERROR_GRACE`] later is killed, with its
+    /// process group when it has its own ([`Child::own_session`]).
     pub fn run_logged(mut self, option: &str) -> Result<Finished, BackupError> {
         let io_fault = |e: io::Error| internal(&self.program, &e);
         let (reader, writer) = io::pipe().map_err(io_fault)?;
@@ -215,8 +239,65 @@ impl Child {
         let spawned = self.cmd.spawn();
         drop(writer);
         let child = spawned.map_err(|e| spawn_error(&self.program, &e))?;
-        Running::new(self.program, child, Some(reader)).wait()
+        let erred = Arc::new(Mutex::new(None));
+        let log = watched_log(reader, Arc::clone(&erred));
+        let ended = Arc::new(AtomicBool::new(false));
+        let pid = nix::unistd::Pid::from_raw(child.id().cast_signed());
+        let watchdog = watchdog(pid, erred, Arc::clone(&ended));
+        let mut running = Running::new(self.program, child, None);
+        running.log = log;
+        let done = running.wait();
+        ended.store(true, Ordering::SeqCst);
+        let _ = watchdog.join();
+        done
     }
+}
+
+/// Reads a `--log-fd` pipe to its end, noting when the first record of
+/// level `ERROR` came.
+fn watched_log(
+    reader: io::PipeReader,
+    erred: Arc<Mutex<Option<Instant>>>,
+) -> JoinHandle<io::Result<Vec<u8>>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let mut lines = io::BufReader::new(reader);
+        loop {
+            let start = bytes.len();
+            if io::BufRead::read_until(&mut lines, b'\n', &mut bytes)? == 0 {
+                return Ok(bytes);
+            }
+            if bytes[start..].starts_with(b"ERROR ")
+                && let Ok(mut at) = erred.lock()
+            {
+                at.get_or_insert_with(Instant::now);
+            }
+        }
+    })
+}
+
+/// Kills `pid`'s process group (or `pid` when it leads none) once an
+/// error was logged [`ERROR_GRACE`] ago and it has not ended.
+fn watchdog(
+    pid: nix::unistd::Pid,
+    erred: Arc<Mutex<Option<Instant>>>,
+    ended: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    use nix::sys::signal::{kill, killpg};
+    thread::spawn(move || {
+        while !ended.load(Ordering::SeqCst) {
+            let since = erred.lock().ok().and_then(|at| *at);
+            if since.is_some_and(|at| at.elapsed() >= ERROR_GRACE) {
+                let own_group = nix::unistd::getpgid(Some(pid)) == Ok(pid);
+                let _ = match own_group {
+                    true => killpg(pid, Signal::SIGKILL),
+                    false => kill(pid, Signal::SIGKILL),
+                };
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    })
 }
 
 /// A child running, its stderr (and log pipe) read on threads.

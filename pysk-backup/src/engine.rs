@@ -7,6 +7,7 @@
 pub mod duplicity;
 pub mod gpg;
 pub mod restic;
+pub mod verifier;
 
 use std::fs;
 use std::path::{Path, PathBuf};

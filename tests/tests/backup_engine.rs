@@ -865,3 +865,91 @@ fn pids_with_arg(arg: &str) -> Vec<u32> {
     })
     .collect()
 }
+
+/// The sets of every chain, as `status` lists them.
+fn sets(env: &Env) -> Vec<Value> {
+    let status = env.json(&["status"]);
+    let chains = status["chains"].as_array().expect("chains").iter();
+    chains
+        .flat_map(|c| c["sets"].as_array().expect("sets").clone())
+        .collect()
+}
+
+/// A passphrase file changed after the chain was started: `run` exits 77
+/// naming the switch and the record, before anything is uploaded; the
+/// chain's passphrase still verifies. An incremental that duplicity
+/// itself encrypted with another passphrase (behind the tool's back)
+/// makes `verify` fail with 77 within seconds, where duplicity alone
+/// waits for ever on its `gpg`.
+#[test]
+fn duplicity_refuses_another_passphrase_and_never_hangs_on_a_foreign_set() {
+    let Some(env) = Env::new("duplicity", &[]) else {
+        return;
+    };
+    grow(&env.src(), 3);
+    env.tool().arg("run").succeeds();
+    let record = fs::metadata(env.state().join("passphrase.verifier")).expect("the record");
+    assert_eq!(record.permissions().mode() & 0o777, 0o600);
+    let before = sets(&env);
+    assert_eq!(before.len(), 1, "{before:?}");
+    fs::write(env.src().join("new-file"), "changed\n").expect("write");
+    secret_file(&env.path("passphrase"), "another passphrase\n");
+    let out = env.tool().arg("run").fails_with(77);
+    let err = pysk_tests::stderr(&out);
+    assert!(
+        err.contains("backup_passphrase_file") && err.contains("made with another passphrase"),
+        "{err}"
+    );
+    assert_eq!(sets(&env), before, "nothing was uploaded");
+    assert!(env.notified().ends_with("arg1 start\narg1 failure\n"));
+    secret_file(&env.path("passphrase"), &format!("{PASSPHRASE}\n"));
+    env.tool().arg("verify").succeeds();
+
+    foreign_incremental(&env, "another passphrase");
+    let start = Instant::now();
+    let mut verify = std::process::Command::new(pysk_tests::bin("pysk-backup"))
+        .arg("verify")
+        .env("PYSK_CONFIG_DIR", env.path("config"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start verify");
+    let status = loop {
+        if let Some(status) = verify.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(90) {
+            let _ = verify.kill();
+            panic!("verify still runs after 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(77));
+    assert!(pids_with_cmdline(&env.state().display().to_string()).is_empty());
+}
+
+/// An incremental made by duplicity itself with `passphrase`, on the
+/// tool's cache (larger than a pipe holds, as gpg's wait needs).
+fn foreign_incremental(env: &Env, passphrase: &str) {
+    fs::write(env.src().join("large.bin"), vec![7u8; 3 << 20]).expect("write");
+    let state = env.state();
+    let status = std::process::Command::new("duplicity")
+        .arg("incremental")
+        .arg("--archive-dir")
+        .arg(state.join("duplicity"))
+        .args(["--name", "pysk", "--exclude"])
+        .arg(env.src().join("skip"))
+        .arg(env.src())
+        .arg(format!("file://{}", env.path("target").display()))
+        .env("PASSPHRASE", passphrase)
+        .env("GNUPGHOME", state.join("gnupg"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run duplicity");
+    assert!(status.success());
+    let _ = std::process::Command::new("gpgconf")
+        .args(["--kill", "all"])
+        .env("GNUPGHOME", state.join("gnupg"))
+        .status();
+}

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use pysk_common::secret::{self, Secret};
 
 use crate::child::{Child, Finished};
+use crate::engine::verifier::{self, Found};
 use crate::engine::{
     self, Backed, Chain, Config, Engine, Entry, Pruned, Set, Status, Verified, gpg,
 };
@@ -53,6 +54,7 @@ impl Duplicity {
     /// agent is stopped when the call returns.
     fn run(&self, args: Vec<OsString>) -> Result<(Finished, Vec<Record>), BackupError> {
         let child = Child::new("duplicity", &self.home)
+            .own_session()
             .args(args)
             .arg("--archive-dir")
             .arg(&self.archive)
@@ -112,6 +114,14 @@ impl Duplicity {
         }
     }
 
+    /// Checks the passphrase against the record of the chain's
+    /// ([`verifier`]) before any call that encrypts or decrypts: another
+    /// passphrase is `Denied` (77) before duplicity runs. With no record
+    /// (a new machine restoring), duplicity's own decryption decides.
+    fn passphrase_check(&self) -> Result<Found, BackupError> {
+        verifier::check(&self.config.state_dir, self.passphrase.expose().as_bytes())
+    }
+
     /// The chains on the target.
     fn chains(&self) -> Result<Vec<Chain>, BackupError> {
         let records = self.call(
@@ -161,13 +171,22 @@ fn newest(chains: &[Chain], kind: Option<&str>) -> Option<Set> {
 
 impl Engine for Duplicity {
     fn backup(&self) -> Result<Backed, BackupError> {
-        let mut argv = args(["--full-if-older-than", &self.config.full_if_older_than]);
+        // No record of the chain's passphrase: a new chain (a full
+        // backup), recorded once it is made.
+        let new_chain = self.passphrase_check()? == Found::Missing;
+        let mut argv = match new_chain {
+            true => args(["full"]),
+            false => args(["--full-if-older-than", &self.config.full_if_older_than]),
+        };
         argv.extend(self.exclude_args());
         argv.extend(args([
             self.config.source.as_os_str(),
             self.config.target.as_ref(),
         ]));
         let records = self.call("backup", argv)?;
+        if new_chain {
+            verifier::record(&self.config.state_dir, self.passphrase.expose().as_bytes())?;
+        }
         let stats = log::statistics(&records);
         let unreadable_paths = engine::absolute(&self.config, log::unreadable(&records));
         let set = newest(&self.chains()?, None).ok_or_else(|| {
@@ -204,6 +223,7 @@ impl Engine for Duplicity {
     }
 
     fn verify(&self, compare_data: bool) -> Result<Verified, BackupError> {
+        self.passphrase_check()?;
         let mut argv = args(["verify"]);
         if compare_data {
             argv.push("--compare-data".into());
@@ -242,6 +262,7 @@ impl Engine for Duplicity {
     }
 
     fn list(&self, time: Option<&str>) -> Result<Vec<Entry>, BackupError> {
+        self.passphrase_check()?;
         let mut argv = args(["list-current-files"]);
         if let Some(time) = time {
             argv.extend(args(["--time", time]));
@@ -251,6 +272,7 @@ impl Engine for Duplicity {
     }
 
     fn restore(&self, path: &Path, time: Option<&str>, to: &Path) -> Result<(), BackupError> {
+        self.passphrase_check()?;
         let inside = engine::inside_path(path)?;
         let dest = to.join(&inside);
         let mut argv = args(["restore"]);

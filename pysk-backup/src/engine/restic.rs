@@ -90,6 +90,7 @@ impl Restic {
         // restic has no file:// backend: its local form is the path.
         let target = &self.config.target;
         Child::new("restic", &self.home)
+            .own_session()
             .arg("--repo")
             .arg(target.strip_prefix("file://").unwrap_or(target))
             .arg("--cache-dir")
