@@ -8,6 +8,7 @@
 //! nothing; a failed dump leaves the last good set as `current`.
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::thread;
@@ -266,8 +267,9 @@ pub fn now_rfc3339() -> String {
     )
 }
 
-/// Runs the notify command (no shell) with `event` last; its failure is
-/// a warning, never the run's.
+/// Runs the notify command (no shell) with `event` last, in a process
+/// group of its own that is killed whole after [`NOTIFY_TIMEOUT`]; its
+/// failure is a warning, never the run's.
 fn notify(opts: &Options, event: &str, report: &Reporter) {
     let Some((program, args)) = opts.notify.split_first() else {
         return;
@@ -277,6 +279,9 @@ fn notify(opts: &Options, event: &str, report: &Reporter) {
         .arg(event)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
+        // Its own process group, so a timeout kills what it started too
+        // (a curl of a shell-script notifier), not the command alone.
+        .process_group(0)
         .spawn();
     let why = match spawned {
         Ok(child) => wait_bounded(child),
@@ -299,7 +304,8 @@ fn wait_bounded(mut child: std::process::Child) -> Option<String> {
             Ok(Some(status)) => return Some(format!("ended with {status}")),
             Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
             Ok(None) => {
-                let _ = child.kill();
+                let group = nix::unistd::Pid::from_raw(child.id().cast_signed());
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
                 let _ = child.wait();
                 return Some(format!("killed after {} seconds", NOTIFY_TIMEOUT.as_secs()));
             }

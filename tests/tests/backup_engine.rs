@@ -953,3 +953,49 @@ fn foreign_incremental(env: &Env, passphrase: &str) {
         .env("GNUPGHOME", state.join("gnupg"))
         .status();
 }
+
+/// A notify command that outlives its 60 seconds is killed with what it
+/// started: after the run, neither its blocking `sleep` nor the one it
+/// put in the background runs.
+#[test]
+fn a_slow_notify_command_is_killed_with_its_children() {
+    let Some(env) = Env::new("duplicity", &[]) else {
+        return;
+    };
+    let slow = env.path("slow.sh");
+    fs::write(
+        &slow,
+        "#!/bin/sh\n[ \"$1\" = success ] || exit 0\nsleep 6001 &\nsleep 6002\n",
+    )
+    .expect("write the notify script");
+    fs::set_permissions(&slow, fs::Permissions::from_mode(0o755)).expect("chmod");
+    env.switches(&[("backup_notify_command", slow.display().to_string())]);
+    // stderr to a file: a sleep left running would hold a pipe open.
+    let log = fs::File::create(env.path("run.err")).expect("create");
+    let start = Instant::now();
+    let status = std::process::Command::new(pysk_tests::bin("pysk-backup"))
+        .arg("run")
+        .env("PYSK_CONFIG_DIR", env.path("config"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .status()
+        .expect("run");
+    assert!(start.elapsed() >= Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0));
+    let err = fs::read_to_string(env.path("run.err")).expect("read");
+    assert!(err.contains("success: killed after 60 seconds"), "{err}");
+    let sleeps = |arg: &str| {
+        pids_with_cmdline(arg)
+            .into_iter()
+            .filter(|pid| {
+                fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|b| b == format!("sleep\0{arg}\0").as_bytes())
+            })
+            .count()
+    };
+    assert_eq!(
+        (sleeps("6001"), sleeps("6002")),
+        (0, 0),
+        "a notifier's sleep outlived the run"
+    );
+}
