@@ -2,11 +2,12 @@
 //! passphrase, which reaches duplicity only in `PASSPHRASE` of its own
 //! environment. `--archive-dir <state>/duplicity --name pysk` on every
 //! call (duplicity's default cache is shared with anything else root
-//! runs), GnuPG in `<state>/gnupg`, its agent stopped after each call.
+//! runs), GnuPG in `<state>/gnupg`, its agent stopped with the engine.
 //! Results come from `--log-fd` ([`log`]).
 
 pub mod log;
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,9 @@ pub struct Duplicity {
     gnupg: gpg::Home,
     archive: PathBuf,
     tmp: PathBuf,
+    /// The last listing of the chains, until a call may change them: the
+    /// backup, its check and retention read one `collection-status`.
+    chains: RefCell<Option<Vec<Chain>>>,
 }
 
 impl Duplicity {
@@ -47,11 +51,12 @@ impl Duplicity {
             gnupg: gpg::Home::open(&config.state_dir)?,
             archive,
             tmp: fresh_tmp(config)?,
+            chains: RefCell::new(None),
         })
     }
 
-    /// Runs duplicity with `args` and the options every call has; its
-    /// agent is stopped when the call returns.
+    /// Runs duplicity with `args` and the options every call has, the
+    /// home's agent started first.
     fn run(&self, args: Vec<OsString>) -> Result<(Finished, Vec<Record>), BackupError> {
         let child = Child::new("duplicity", &self.home)
             .own_session()
@@ -64,7 +69,9 @@ impl Duplicity {
             .env("TMPDIR", &self.tmp)
             .env("PASSPHRASE", self.passphrase.expose())
             .env("GNUPGHOME", self.gnupg.dir());
-        let _agent = self.gnupg.agent_guard();
+        // Whatever this call changes, the listing of the chains is redone.
+        self.chains.take();
+        self.gnupg.start_agent();
         let done = child.run_logged("--log-fd")?;
         let records = log::records(&done.log);
         Ok((done, records))
@@ -122,13 +129,19 @@ impl Duplicity {
         verifier::check(&self.config.state_dir, self.passphrase.expose().as_bytes())
     }
 
-    /// The chains on the target.
+    /// The chains on the target, listed anew only when a call since the
+    /// last listing may have changed them.
     fn chains(&self) -> Result<Vec<Chain>, BackupError> {
+        if let Some(chains) = self.chains.borrow().clone() {
+            return Ok(chains);
+        }
         let records = self.call(
             "collection-status",
             args(["collection-status", &self.config.target]),
         )?;
-        Ok(log::chains(&records))
+        let chains = log::chains(&records);
+        self.chains.replace(Some(chains.clone()));
+        Ok(chains)
     }
 
     /// `--exclude P` for every path left out.
@@ -302,6 +315,9 @@ impl Engine for Duplicity {
     fn prune(&self) -> Result<Pruned, BackupError> {
         let before = self.chains()?;
         let keep = keep_full(&before, self.config.keep_full, engine::proven(&self.config));
+        if before.len() <= keep as usize {
+            return Ok(Pruned::default()); // no chain beyond those kept
+        }
         let keep = keep.to_string();
         let target = self.config.target.as_str();
         self.call(

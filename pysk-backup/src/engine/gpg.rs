@@ -1,10 +1,11 @@
 //! GnuPG's private home for duplicity: `<state>/gnupg`, mode 0700, so no
-//! other program's keys or agent are used; and the guard around each
-//! duplicity call: it starts that home's `gpg-agent` itself, from a clean
-//! environment (an agent that gpg started would inherit duplicity's, the
-//! passphrase with it), and stops it afterwards, so none outlives the
-//! run.
+//! other program's keys or agent are used; and its `gpg-agent`, which
+//! the tool starts itself from a clean environment (an agent that gpg
+//! started would inherit duplicity's, the passphrase with it) before the
+//! first duplicity call of a command and stops when the engine is done,
+//! so none outlives the run.
 
+use std::cell::Cell;
 use std::fs::{self, DirBuilder};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -13,9 +14,11 @@ use std::process::Stdio;
 use crate::error::BackupError;
 
 /// The private GnuPG home directory.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Home {
     dir: PathBuf,
+    /// Whether this home's agent was started (and is to be stopped).
+    agent: Cell<bool>,
 }
 
 impl Home {
@@ -23,7 +26,10 @@ impl Home {
     pub fn open(state_dir: &Path) -> Result<Home, BackupError> {
         let dir = state_dir.join("gnupg");
         private_dir(&dir)?;
-        Ok(Home { dir })
+        Ok(Home {
+            dir,
+            agent: Cell::new(false),
+        })
     }
 
     /// The directory, for `GNUPGHOME`.
@@ -31,13 +37,23 @@ impl Home {
         &self.dir
     }
 
-    /// Starts this home's agent with a clean environment; the guard
-    /// stops it when dropped.
-    pub fn agent_guard(&self) -> AgentGuard<'_> {
-        // When it cannot start, gpg starts one itself: the backup still
-        // works, and the guard still stops it.
-        let _ = self.gpgconf(&["--launch", "gpg-agent"]);
-        AgentGuard { home: self }
+    /// Starts this home's agent with a clean environment, once: later
+    /// calls find it running. When it cannot start, gpg starts one
+    /// itself: the backup still works, and [`Home::stop_agent`] still
+    /// stops it.
+    pub fn start_agent(&self) {
+        if !self.agent.replace(true) {
+            let _ = self.gpgconf(&["--launch", "gpg-agent"]);
+        }
+    }
+
+    /// Stops this home's agent (`gpgconf --kill all`) if one was started.
+    pub fn stop_agent(&self) {
+        // Nothing to report when it fails: with no agent running there is
+        // nothing to stop, and a missing gpgconf means no gpg started one.
+        if self.agent.replace(false) {
+            let _ = self.gpgconf(&["--kill", "all"]);
+        }
     }
 
     /// Runs `gpgconf ARGS` for this home, with nothing but `PATH`, `LANG`
@@ -52,18 +68,9 @@ impl Home {
     }
 }
 
-/// Runs `gpgconf --kill all` for its home when dropped: after every
-/// duplicity call, whether it succeeded or not.
-#[derive(Debug)]
-pub struct AgentGuard<'a> {
-    home: &'a Home,
-}
-
-impl Drop for AgentGuard<'_> {
+impl Drop for Home {
     fn drop(&mut self) {
-        // Nothing to report when it fails: with no agent running there is
-        // nothing to stop, and a missing gpgconf means no gpg started one.
-        let _ = self.home.gpgconf(&["--kill", "all"]);
+        self.stop_agent();
     }
 }
 

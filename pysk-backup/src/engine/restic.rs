@@ -4,6 +4,7 @@
 //! `.` from inside it, so paths in the snapshot are relative to it (a
 //! restore lands at `DIR/PATH`).
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,9 @@ pub struct Restic {
     config: Config,
     home: PathBuf,
     cache: PathBuf,
+    /// Retention's plan as `check` read it (its listing of this host's
+    /// snapshots proves the new one is there), for `prune` to carry out.
+    plan: RefCell<Option<Vec<Forgotten>>>,
 }
 
 /// One line of `backup --json`: progress, a file's fate, the summary.
@@ -64,9 +68,11 @@ struct Node {
     size: Option<u64>,
 }
 
-/// A group of `forget --json`.
+/// A group of `forget --json`: the snapshots the policy keeps and those
+/// it would remove.
 #[derive(Debug, Deserialize)]
 struct Forgotten {
+    keep: Option<Vec<Snapshot>>,
     remove: Option<Vec<Snapshot>>,
 }
 
@@ -82,6 +88,7 @@ impl Restic {
             config: config.clone(),
             home,
             cache,
+            plan: RefCell::new(None),
         })
     }
 
@@ -140,6 +147,22 @@ impl Restic {
                 reason,
             }
         }
+    }
+
+    /// Retention's plan for this host's snapshots by the policy of the
+    /// switches (`forget --dry-run --json`), which lists every snapshot.
+    fn plan(&self) -> Result<Vec<Forgotten>, BackupError> {
+        let c = &self.config;
+        let (d, w, m) = (
+            c.keep_daily.to_string(),
+            c.keep_weekly.to_string(),
+            c.keep_monthly.to_string(),
+        );
+        let mut argv = vec!["forget", "--dry-run", "--json", "--host", &c.host];
+        argv.extend(["--keep-daily", &d, "--keep-weekly", &w]);
+        argv.extend(["--keep-monthly", &m]);
+        let done = self.call("forget --dry-run", &argv)?;
+        parse(&done.stdout, "forget")
     }
 
     /// Removes the locks of restic processes that are gone (restic's own
@@ -273,12 +296,16 @@ impl Engine for Restic {
 
     fn check(&self, backed: &Backed) -> Result<(), BackupError> {
         self.call("check", &["check"])?;
-        let sets = self.snapshots()?;
-        let listed = sets.iter().filter_map(|s| s.id.as_deref());
-        match listed
+        let plan = self.plan()?;
+        let listed = plan
+            .iter()
+            .flat_map(|g| g.keep.iter().chain(&g.remove).flatten())
+            .filter_map(|s| s.id.as_deref());
+        let found = listed
             .clone()
-            .any(|id| !backed.id.is_empty() && id.starts_with(&backed.id))
-        {
+            .any(|id| !backed.id.is_empty() && id.starts_with(&backed.id));
+        self.plan.replace(Some(plan));
+        match found {
             true => Ok(()),
             false => Err(BackupError::Damaged(format!(
                 "snapshot {} is not listed",
@@ -377,27 +404,13 @@ impl Engine for Restic {
     }
 
     fn prune(&self) -> Result<Pruned, BackupError> {
-        let c = &self.config;
-        let (d, w, m) = (
-            c.keep_daily.to_string(),
-            c.keep_weekly.to_string(),
-            c.keep_monthly.to_string(),
-        );
-        let policy = [
-            "--keep-daily",
-            &d,
-            "--keep-weekly",
-            &w,
-            "--keep-monthly",
-            &m,
-        ];
-        // The policy's plan first, then only its snapshots that are not
-        // the last verified one (restic 0.14 cannot keep one by ID).
-        let mut plan = vec!["forget", "--dry-run", "--json", "--host", &c.host];
-        plan.extend(policy);
-        let done = self.call("forget --dry-run", &plan)?;
-        let groups: Vec<Forgotten> = parse(&done.stdout, "forget")?;
-        let proven = engine::proven(c);
+        // The policy's plan, then only its snapshots that are not the last
+        // verified one (restic 0.14 cannot keep one by ID).
+        let groups = match self.plan.take() {
+            Some(plan) => plan,
+            None => self.plan()?,
+        };
+        let proven = engine::proven(&self.config);
         let removed: Vec<Snapshot> = groups
             .into_iter()
             .flat_map(|g| g.remove.unwrap_or_default())
@@ -415,6 +428,8 @@ impl Engine for Restic {
     }
 
     fn cleanup(&self) -> Result<(), BackupError> {
-        self.unlock()
+        // Nothing is left to clean: restic removes its own locks, and a
+        // killed one's stale lock is removed before the next backup.
+        Ok(())
     }
 }
