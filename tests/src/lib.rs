@@ -29,6 +29,7 @@ pub mod http;
 pub mod mariadb;
 pub mod pg;
 pub mod tls;
+pub mod tmpfs;
 
 /// The path of the built binary `name` (for example `pysk-logs`), from the
 /// same target directory as the running test.

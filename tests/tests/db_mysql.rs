@@ -9,6 +9,7 @@ use mysql::prelude::Queryable;
 use pysk_common::exit::ToolError;
 use pysk_db::mysql::connect::{Target, connect};
 use pysk_tests::mariadb::Mariadb;
+use pysk_tests::tmpfs::Tmpfs;
 use pysk_tests::{TempDir, assert_stderr_is, scratch, stdout, tool, write_switches};
 
 /// A scratch directory, a running MariaDB, switches pointing at it.
@@ -672,35 +673,13 @@ fn a_generated_password_is_written_once_and_an_empty_one_is_refused() {
     assert_eq!(db.mariadb("SHOW DATABASES LIKE 'blog'"), "");
 }
 
-/// A small tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(path: std::path::PathBuf, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(&path).expect("the mount point");
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&path)
-            .output()
-            .expect("run mount");
-        assert!(out.status.success(), "mount a tmpfs: {out:?}");
-        Tmpfs(path)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn optimize_skips_a_table_larger_than_the_free_disk_and_repair_mends_a_broken_one() {
     let dir = scratch();
     // A data directory on a file system of 160 MiB: the server takes 35,
     // the table below 90 more, so there is no room to rebuild it.
     let small = Tmpfs::mount(dir.path().join("small"), "160m");
-    let Some(db) = Mariadb::start(&small.0) else {
+    let Some(db) = Mariadb::start(small.path()) else {
         return;
     };
     db.mariadb(
