@@ -147,21 +147,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_and_a_server_left_out_carry_the_rest_excluded_and_dropped_do_not() {
+    /// The dump options of `pysk-backup dump <argv>`, with no switches.
+    fn options(argv: &[&str]) -> Options {
+        use clap::Parser;
         use pysk_common::switches::Switches;
         let settings =
             pysk_common::settings::Settings::new(crate::settings::SWITCHES, Switches::default());
-        let args = |argv: &[&str]| {
-            use clap::Parser;
-            let mut full = vec!["pysk-backup", "dump"];
-            full.extend_from_slice(argv);
-            match crate::cli::Cli::parse_from(full).command {
-                crate::cli::Command::Dump(args) => args,
-                other => panic!("not dump: {other:?}"),
-            }
-        };
-        let previous = Previous {
+        let mut full = vec!["pysk-backup", "dump"];
+        full.extend_from_slice(argv);
+        match crate::cli::Cli::parse_from(full).command {
+            crate::cli::Command::Dump(args) => crate::settings::dump(&settings, &args),
+            other => panic!("not dump: {other:?}"),
+        }
+        .expect("options")
+    }
+
+    /// A last good set with PostgreSQL's shop, crm (itself carried) and
+    /// old, and MariaDB's blog.
+    fn previous() -> Previous {
+        Previous {
             dir: PathBuf::from("/d/sets/20261129T000000Z"),
             name: "20261129T000000Z".into(),
             manifest: Manifest {
@@ -182,12 +186,14 @@ mod tests {
                     entry(mysql::SERVER, "database", Some("blog"), None),
                 ],
             },
-        };
-        let options =
-            crate::settings::dump(&settings, &args(&["--only", "shop", "--exclude", "old"]))
-                .expect("options");
+        }
+    }
+
+    #[test]
+    fn only_carries_the_rest_marked_with_its_set_but_not_the_excluded() {
+        let options = options(&["--only", "shop", "--exclude", "old"]);
         let plan = [planned(pg::SERVER, None), planned(pg::SERVER, Some("shop"))];
-        let carried = carried(&options, Some(&previous), &plan, &[]);
+        let carried = carried(&options, Some(&previous()), &plan, &[]);
         let named: Vec<_> = carried
             .iter()
             .map(|e| (e.file.as_str(), e.from.as_deref()))
@@ -201,12 +207,17 @@ mod tests {
             ]
         );
         assert!(carried.iter().all(|e| e.carried));
+    }
+
+    #[test]
+    fn a_dropped_server_and_a_full_run_carry_nothing() {
+        let plan = [planned(pg::SERVER, None), planned(pg::SERVER, Some("shop"))];
         let dropped = [Skipped {
             server: mysql::SERVER,
             reason: String::new(),
         }];
-        let full = crate::settings::dump(&settings, &args(&[])).expect("options");
-        assert!(carried_names(&full, &previous, &plan, &dropped).is_empty());
+        let full = options(&[]);
+        assert!(carried_names(&full, &previous(), &plan, &dropped).is_empty());
     }
 
     fn carried_names(

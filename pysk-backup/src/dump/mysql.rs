@@ -151,28 +151,13 @@ impl Server {
         let file = format!("{SERVER}/{stem}.sql.gz");
         let path = set.join(&file);
         let mut gz = GzEncoder::new(DumpFile::create(&path)?, Compression::default());
-        let args = [
-            "--no-defaults".to_owned(),
-            format!("--socket={}", self.target.socket.display()),
-            "--user=root".into(),
-            "--default-character-set=utf8mb4".into(),
-            "--single-transaction".into(),
-            "--routines".into(),
-            "--events".into(),
-            "--triggers".into(),
-            "--max-allowed-packet=1G".into(),
-            "--".into(),
-            database.to_owned(),
-        ];
-        let mut dumper = program("mariadb-dump", None).args(args).spawn()?;
+        let mut dumper = program("mariadb-dump", None)
+            .args(dump_args(&self.target.socket, database))
+            .spawn()?;
         let mut tail = Tail::default();
         let copied = dumper.copy(&mut gz, None, &mut tail);
         judge(copied, dumper, &path, failed)?;
-        if !tail.last_line().starts_with(COMPLETED) {
-            return Err(failed(format!(
-                "its last line is not \"{COMPLETED} …\": the dump is incomplete"
-            )));
-        }
+        completed(&tail).map_err(&failed)?;
         let written = finish(gz, &path, failed)?;
         Ok(Entry {
             tables,
@@ -212,6 +197,36 @@ impl Server {
         let (tables, myisam) = count_tables(&mut self.conn, database)?;
         self.conn.query_drop("COMMIT")?;
         Ok((tables, myisam))
+    }
+}
+
+/// `mariadb-dump`'s arguments for `database` over `socket`: one
+/// consistent transaction, routines, events and triggers, no
+/// `CREATE DATABASE`.
+fn dump_args(socket: &Path, database: &str) -> [String; 11] {
+    [
+        "--no-defaults".to_owned(),
+        format!("--socket={}", socket.display()),
+        "--user=root".into(),
+        "--default-character-set=utf8mb4".into(),
+        "--single-transaction".into(),
+        "--routines".into(),
+        "--events".into(),
+        "--triggers".into(),
+        "--max-allowed-packet=1G".into(),
+        "--".into(),
+        database.to_owned(),
+    ]
+}
+
+/// A dump is whole only when its last line is `-- Dump completed on …`
+/// (mariadb-dump writes it last, after the data).
+fn completed(tail: &Tail) -> Result<(), String> {
+    match tail.last_line().starts_with(COMPLETED) {
+        true => Ok(()),
+        false => Err(format!(
+            "its last line is not \"{COMPLETED} …\": the dump is incomplete"
+        )),
     }
 }
 
