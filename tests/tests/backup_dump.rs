@@ -50,6 +50,12 @@ impl Env {
 
     /// The switches, MariaDB's socket at `mysql_socket`.
     fn switches(&self, mysql_socket: &str) {
+        self.switches_with(mysql_socket, self.pg.port);
+    }
+
+    /// The switches, MariaDB's socket at `mysql_socket` and PostgreSQL's
+    /// port `pg_port`.
+    fn switches_with(&self, mysql_socket: &str, pg_port: u16) {
         let path = |p: &Path| p.display().to_string();
         write_switches(
             &self.config,
@@ -58,7 +64,7 @@ impl Env {
                 ("backup_state_dir", path(&self.dir.path().join("state"))),
                 ("backup_lock_wait_timeout", "300".into()),
                 ("db_pg_socket_dir", path(&self.pg.socket_dir)),
-                ("db_pg_port", self.pg.port.to_string()),
+                ("db_pg_port", pg_port.to_string()),
                 ("db_mysql_socket", mysql_socket.into()),
             ],
         );
@@ -333,9 +339,11 @@ fn selection_shrinking_and_missing_servers() {
         stderr(&out),
         "pysk-backup: --only nosuch: no such database on the servers dumped; nothing changed\n"
     );
-    env.pysk()
+    let out = env
+        .pysk()
         .args(["-q", "dump", "--only", "shop", "--only", "blog"])
         .succeeds();
+    assert_eq!(stderr(&out), "", "blog's MyISAM table is no news under -q");
     assert_eq!(
         files(&env),
         [
@@ -404,7 +412,112 @@ fn selection_shrinking_and_missing_servers() {
     assert_eq!(env.manifest()["dumps"][2]["bytes"], now);
     assert_eq!(env.manifest()["dumps"][2]["tables"]["public.orders"], 20);
 
+    selection_edges(&env);
     missing_and_unreachable_sockets(&env);
+}
+
+/// `--only` and `--exclude` naming one database is a usage error; a
+/// PostgreSQL database that takes no connections is named as skipped, and
+/// MariaDB's `#mysql50#` names (a `lost+found` in its data directory) are
+/// no databases to dump; then [`only_edges`].
+fn selection_edges(env: &Env) {
+    let before = snapshot(&env.dumps);
+    let out = env
+        .pysk()
+        .args(["dump", "--only", "shop", "--exclude", "shop"])
+        .fails_with(2);
+    assert_eq!(
+        stderr(&out),
+        "pysk-backup: --exclude: shop is also named by --only; name it in one of them\n"
+    );
+    assert_eq!(snapshot(&env.dumps), before);
+
+    env.pg.psql("CREATE DATABASE archive");
+    env.pg
+        .psql("ALTER DATABASE archive WITH ALLOW_CONNECTIONS false");
+    fs::create_dir(env.maria.data_dir.join("lost+found")).expect("lost+found");
+    env.maria.mariadb("CREATE DATABASE gone");
+    assert!(
+        env.maria
+            .mariadb("SHOW DATABASES")
+            .contains("#mysql50#lost+found")
+    );
+    let out = env.pysk().args(["dump", "--json"]).succeeds();
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(
+        summary["skipped"],
+        serde_json::json!([{"server": "postgresql", "database": "archive",
+            "reason": "it takes no connections (datallowconn is false)"}])
+    );
+    assert_eq!(
+        stderr(&out),
+        "pysk-backup: the dump of MariaDB database blog: not transactional, so not \
+         consistent with the rest of the dump: legacy\n",
+        "at normal verbosity the MyISAM table is named"
+    );
+    assert_eq!(summary["dumps"][4]["myisam"], serde_json::json!(["legacy"]));
+    assert_eq!(
+        files(env)[5..],
+        ["mariadb/gone.sql.gz", "mariadb/test.sql.gz"]
+    );
+    let out = env
+        .pysk()
+        .args(["dump", "--only", "archive"])
+        .fails_with(65);
+    assert_eq!(
+        stderr(&out),
+        "pysk-backup: --only archive: it takes no connections (datallowconn is false); \
+         nothing changed\n"
+    );
+    only_edges(env);
+}
+
+/// Under `--only`, a database gone from its server is not carried over,
+/// and a server the selection leaves nothing to dump is not connected, so
+/// a broken one (a socket nobody serves) does not fail the run.
+fn only_edges(env: &Env) {
+    env.maria.mariadb("DROP DATABASE gone");
+    let dead = env.pg.socket_dir.join(".s.PGSQL.1");
+    drop(std::os::unix::net::UnixListener::bind(&dead).expect("bind"));
+    env.switches_with(&env.maria.socket.display().to_string(), 1);
+    let out = env.pysk().args(["-q", "dump", "--only", "blog"]).succeeds();
+    assert_eq!(
+        stderr(&out),
+        "pysk-backup: MariaDB database gone is no longer on the server; not carried over\n"
+    );
+    let all = [
+        "postgresql/globals.sql",
+        "postgresql/postgres.dump",
+        "postgresql/shop.dump",
+        "mariadb/grants.sql.gz",
+        "mariadb/blog.sql.gz",
+        "mariadb/test.sql.gz",
+    ];
+    assert_eq!(files(env), all);
+    let dumps = env.manifest()["dumps"].clone();
+    let carried: Vec<_> = (0..6).map(|i| dumps[i]["carried"] == true).collect();
+    assert_eq!(carried, [true, true, true, false, false, true]);
+
+    let dead = env.dir.path().join("dead-maria.sock");
+    drop(std::os::unix::net::UnixListener::bind(&dead).expect("bind"));
+    env.switches(&dead.display().to_string());
+    let out = env.pysk().args(["dump", "--only", "shop"]).succeeds();
+    let text = stderr(&out);
+    assert!(
+        text.starts_with(
+            "pysk-backup: PostgreSQL database archive: skipped, it takes no connections \
+             (datallowconn is false)\n"
+        ),
+        "{text}"
+    );
+    let mut shop_first = all;
+    shop_first.swap(1, 2);
+    assert_eq!(
+        files(env),
+        shop_first,
+        "the new dump before the carried ones"
+    );
+    env.switches(&env.maria.socket.display().to_string());
 }
 
 /// The database files of the current set, in order.

@@ -41,6 +41,10 @@ pub const SERVER: &str = "mariadb";
 /// `mysql`).
 const SYSTEM: [&str; 4] = ["information_schema", "performance_schema", "sys", "mysql"];
 
+/// How MariaDB shows a directory of its data directory whose name is not
+/// one of its encoded database names.
+const LEGACY_NAME: &str = "#mysql50#";
+
 /// How a complete dump's last line starts.
 const COMPLETED: &str = "-- Dump completed on";
 
@@ -65,7 +69,11 @@ impl Server {
         Ok(Server { target, conn })
     }
 
-    /// Every database but the system's.
+    /// Every database but the system's. Names starting `#mysql50#` are
+    /// left out too: they are directories of the data directory that are
+    /// no database of this server's format (such as `lost+found` on a
+    /// mount point, shown as `#mysql50#lost+found`), which mariadb-dump
+    /// cannot dump.
     pub fn databases(&mut self) -> Result<Vec<String>, BackupError> {
         let names: Vec<String> = self
             .conn
@@ -73,7 +81,7 @@ impl Server {
             .map_err(|e| unavailable(&self.target, &e))?;
         Ok(names
             .into_iter()
-            .filter(|n| !SYSTEM.contains(&n.as_str()))
+            .filter(|n| !SYSTEM.contains(&n.as_str()) && !n.starts_with(LEGACY_NAME))
             .collect())
     }
 
