@@ -4,8 +4,10 @@
 //! `pg_restore` and `mariadb` into second databases; `--only`,
 //! `--exclude`, `--dry-run`; a shrunken dump; a missing socket; dump
 //! connections terminated by the servers while the dumper waits on a lock
-//! (never by timing), and a run killed with SIGKILL, each leaving the last
-//! good set as `current`, byte for byte, and no staging directory.
+//! (never by timing), dumpers that exit 0 with output that is not whole
+//! (stand-ins first on `PATH` around the real ones), and a run killed with
+//! SIGKILL, each leaving the last good set as `current`, byte for byte,
+//! and no staging directory.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -790,4 +792,84 @@ fn a_full_dump_directory_is_reported_as_such() {
     }
     fs::remove_file(filler).expect("remove the filler");
     assert_eq!(snapshot(&dumps), good, "current and its set as they were");
+}
+
+/// Puts a stand-in for `program` first on a `PATH` of its own: `script`,
+/// in which `REAL` is the real program. The `PATH` the tool then gets.
+fn stand_in(env: &Env, program: &str, script: &str) -> String {
+    let real = pysk_tests::which(program).expect("the real program");
+    let dir = env.dir.path().join(format!("stand-in-{program}"));
+    fs::create_dir_all(&dir).expect("mkdir");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = dir.join(program);
+    let text = format!("#!/bin/sh\nREAL='{}'\n{script}", real.display());
+    fs::write(&path, text).expect("write the stand-in");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = std::env::var("PATH").unwrap_or_default();
+    format!("{}:{path}", dir.display())
+}
+
+/// pg_dump's archive of shop cut in half (its other databases whole).
+const CUT_ARCHIVE: &str = r#"case "$*" in *"dbname='shop'"*) ;; *) exec "$REAL" "$@" ;; esac
+out=$(mktemp) || exit 1
+"$REAL" "$@" | cat > "$out" || exit 1
+head -c $(( $(stat -c %s "$out") / 2 )) "$out"
+rm -f "$out"
+"#;
+
+/// mariadb-dump's output without its last line, `-- Dump completed on …`.
+const NOT_COMPLETED: &str = r#""$REAL" "$@" | grep -v '^-- Dump completed on'
+"#;
+
+/// pg_dumpall's output without its end, `-- PostgreSQL database cluster
+/// dump complete`.
+const NO_DUMPALL_END: &str = r#""$REAL" "$@" | grep -v '^-- PostgreSQL database cluster dump complete'
+"#;
+
+/// Dumpers that exit 0 and write nothing on stderr, but whose output is
+/// not whole: each is caught by the check made for it (pg_restore reading
+/// the archive back, the `-- Dump completed` line, pg_dumpall's last
+/// line), so the run fails with 1, naming the database and the check, and
+/// `current` stays as it was, byte for byte.
+#[test]
+fn dumps_that_exit_0_but_are_not_whole_fail_their_checks() {
+    let Some(env) = Env::start() else {
+        return;
+    };
+    env.pysk().args(["-q", "dump"]).succeeds();
+    let good = snapshot(&env.dumps);
+    let cases = [
+        (
+            "pg_dump",
+            CUT_ARCHIVE,
+            "--postgres",
+            "the dump of PostgreSQL database shop failed: reading the dump back: pg_restore \
+             exited with 1: pg_restore: error: could not read from input file: end of file",
+        ),
+        (
+            "mariadb-dump",
+            NOT_COMPLETED,
+            "--mysql",
+            "the dump of MariaDB database blog failed: its last line is not \
+             \"-- Dump completed on …\": the dump is incomplete",
+        ),
+        (
+            "pg_dumpall",
+            NO_DUMPALL_END,
+            "--postgres",
+            "the dump of PostgreSQL globals failed: its output does not end with \
+             \"-- PostgreSQL database cluster dump complete --\"",
+        ),
+    ];
+    for (program, script, server, error) in cases {
+        let path = stand_in(&env, program, script);
+        let out = env
+            .pysk()
+            .env("PATH", path)
+            .args(["dump", server])
+            .fails_with(1);
+        assert_eq!(stderr(&out), format!("pysk-backup: {error}\n"), "{program}");
+        assert_eq!(snapshot(&env.dumps), good, "{program}: current as it was");
+        assert!(staging(&env.dumps).is_empty(), "{program}: no staging left");
+    }
 }

@@ -287,13 +287,19 @@ fn finish(
             cause(&e)
         ))
     };
-    let file = File::open(path).map_err(unread)?;
+    read_back(path).map_err(unread)?;
+    Ok((bytes, sha256))
+}
+
+/// Reads the gzip file at `path` whole: every member decompressed to its
+/// end, CRC and length checked (a cut or corrupt file fails).
+fn read_back(path: &Path) -> io::Result<()> {
+    let file = File::open(path)?;
     io::copy(
         &mut MultiGzDecoder::new(BufReader::new(file)),
         &mut io::sink(),
-    )
-    .map_err(unread)?;
-    Ok((bytes, sha256))
+    )?;
+    Ok(())
 }
 
 /// A statement of ours the server refused: it is there but unusable.
@@ -301,5 +307,33 @@ fn unavailable(target: &Target, e: &mysql::Error) -> BackupError {
     BackupError::Unavailable {
         what: target.name(),
         reason: why(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_gzip_file_does_not_read_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("blog.sql.gz");
+        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+        gz.write_all(&b"INSERT INTO posts VALUES (1);\n".repeat(1000))
+            .expect("compress");
+        let whole = gz.finish().expect("finish");
+        std::fs::write(&path, &whole).expect("write");
+        read_back(&path).expect("the whole file reads back");
+        for cut in [whole.len() - 4, whole.len() / 2, 10] {
+            std::fs::write(&path, &whole[..cut]).expect("write");
+            let e = read_back(&path).expect_err("a cut file");
+            assert!(
+                matches!(
+                    e.kind(),
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidInput
+                ),
+                "{cut}: {e:?}"
+            );
+        }
     }
 }
