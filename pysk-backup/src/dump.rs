@@ -375,14 +375,7 @@ fn servers(
                 reason: "no such socket: is the server running?".into(),
             }),
             (true, false, _) => Ok(false),
-            (false, _, false) if had && !options.force => Err(BackupError::Failed {
-                step: format!("the dump of {}", display(server)),
-                reason: format!(
-                    "its socket {} is gone, but the last good dump set has its dumps \
-                     (--force drops them; --postgres or --mysql carries them over)",
-                    socket.display()
-                ),
-            }),
+            (false, _, false) if had && !options.force => Err(gone(server, socket)),
             (false, _, false) => {
                 let dropped = match had {
                     true => "; its dumps of the last good set dropped (--force)",
@@ -410,6 +403,18 @@ fn servers(
         needed.mysql,
     )?;
     Ok((Servers { pg, mysql }, skipped))
+}
+
+/// A server the last good set had dumps of whose socket is gone.
+fn gone(server: &str, socket: &Path) -> BackupError {
+    BackupError::Failed {
+        step: format!("the dump of {}", display(server)),
+        reason: format!(
+            "its socket {} is gone, but the last good dump set has its dumps \
+             (--force drops them; --postgres or --mysql carries them over)",
+            socket.display()
+        ),
+    }
 }
 
 /// `--only` must name databases that are there (and take connections);
