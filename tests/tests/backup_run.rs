@@ -484,13 +484,17 @@ fn the_passphrase_is_in_no_command_line_and_only_in_the_engine_child_while_dumps
     let Some(env) = Env::start() else {
         return;
     };
+    // A passphrase of its own: the other tests of this file, running at
+    // the same time, have engines holding theirs.
+    let own = "run-canary-passphrase-only-here-5c1f08";
+    secret_file(&env.path("passphrase"), &format!("{own}\n"));
     for engine in ENGINES {
         let blocker = hold_pg_lock(&env.pg, "shop", "events");
         let mut run = spawn_run(&env, engine, &["run"]);
         waiting_pg_dump(&env.pg);
         let mut dumps_seen = 0;
         for _ in 0..20 {
-            let environs = environments_holding(PASSPHRASE, engine);
+            let environs = environments_holding(own, engine);
             assert_eq!(environs, Vec::<u32>::new(), "{engine}: while dumping");
             dumps_seen += children(run.id(), "pg_dump").len();
         }
@@ -498,7 +502,7 @@ fn the_passphrase_is_in_no_command_line_and_only_in_the_engine_child_while_dumps
         release_pg(&env.pg, blocker);
         let mut engine_seen = false;
         while run.try_wait().expect("wait").is_none() {
-            for pid in environments_holding(PASSPHRASE, engine) {
+            for pid in environments_holding(own, engine) {
                 let judged = below_duplicity(run.id(), pid);
                 assert!(
                     engine == "duplicity" && judged != Some(false),
