@@ -91,13 +91,36 @@ pub struct Planned {
     pub database: Option<String>,
 }
 
-/// A server not dumped.
+/// A server, or one of its databases, not dumped.
 #[derive(Debug, Serialize)]
 pub struct Skipped {
     /// `postgresql` or `mariadb`.
     pub server: &'static str,
+    /// The database, when one database is left out (not the server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
     /// Why.
     pub reason: String,
+}
+
+/// The databases of each server connected (`None`: not connected, so
+/// not known), for carrying over only what is still there.
+#[derive(Debug, Default)]
+pub struct Listed {
+    /// PostgreSQL's, those that take no connections among them.
+    pub pg: Option<Vec<String>>,
+    /// MariaDB's.
+    pub mysql: Option<Vec<String>>,
+}
+
+impl Listed {
+    /// The databases of `server`, when it was connected.
+    pub fn of(&self, server: &str) -> Option<&[String]> {
+        match server {
+            pg::SERVER => self.pg.as_deref(),
+            _ => self.mysql.as_deref(),
+        }
+    }
 }
 
 /// A pysk-db error as ours: a server that cannot be reached or refuses us
@@ -136,9 +159,25 @@ pub fn judge(
     }
 }
 
+impl Options {
+    /// A database both `--only` and `--exclude` name is a usage error
+    /// (exit 2): the two contradict each other.
+    pub fn check(&self) -> Result<(), BackupError> {
+        match self.only.iter().find(|n| self.exclude.contains(n)) {
+            Some(name) => Err(pysk_common::Error::option(
+                "--exclude",
+                format!("{name} is also named by --only; name it in one of them"),
+            )
+            .into()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// `pysk-backup dump`: takes the lock (a dry run only waits for a held
 /// one), then [`locked`].
 pub fn run(options: &Options, report: &Reporter) -> Result<Summary, BackupError> {
+    options.check()?;
     let _lock = match options.dry_run {
         true => Lock::existing(&options.lock, options.wait)?,
         false => Some(Lock::acquire(&options.lock, options.wait)?),
@@ -149,17 +188,25 @@ pub fn run(options: &Options, report: &Reporter) -> Result<Summary, BackupError>
 /// Makes a new dump set (or, dry, says what it would hold); the caller
 /// holds the lock (`run` holds its own for the whole job).
 pub fn locked(options: &Options, report: &Reporter) -> Result<Summary, BackupError> {
+    options.check()?;
     if !options.dry_run {
         set::clean(&options.dir, report)?;
     }
     let previous = Previous::read(&options.dir, report);
-    let (servers, skipped) = servers(options, previous.as_ref().map(|p| &p.manifest))?;
-    let (mut pg, mut my, plan) = plan(options, servers, report)?;
+    let (mut connected, skipped) = connect(options, previous.as_ref().map(|p| &p.manifest))?;
+    check_only(options, &connected, report)?;
+    let plan = connected.plan(options);
+    let carried = carry::carried(
+        options,
+        previous.as_ref(),
+        (&plan, &skipped, &connected.listed),
+        report,
+    );
     let mut summary = Summary {
         dry_run: options.dry_run,
         set: None,
         dumps: Vec::new(),
-        carried: carry::carried(options, previous.as_ref(), &plan, &skipped),
+        carried,
         planned: Vec::new(),
         skipped,
     };
@@ -169,7 +216,12 @@ pub fn locked(options: &Options, report: &Reporter) -> Result<Summary, BackupErr
     }
     let staging = Staging::create(&options.dir)?;
     for planned in &plan {
-        let entry = dump_one(planned, &staging.path, pg.as_mut(), my.as_mut())?;
+        let entry = dump_one(
+            planned,
+            &staging.path,
+            connected.pg.as_mut(),
+            connected.my.as_mut(),
+        )?;
         check_shrink(options, &entry, previous.as_ref(), report)?;
         said(&entry, report);
         summary.dumps.push(entry);
@@ -189,44 +241,106 @@ pub fn locked(options: &Options, report: &Reporter) -> Result<Summary, BackupErr
     Ok(summary)
 }
 
-/// The servers connected (PostgreSQL, MariaDB) and the dumps to make.
-type Plan<'a> = (Option<pg::Server<'a>>, Option<mysql::Server>, Vec<Planned>);
+/// The servers connected and what they hold.
+#[derive(Default)]
+struct Connected<'a> {
+    pg: Option<pg::Server<'a>>,
+    my: Option<mysql::Server>,
+    /// The databases of each, to dump.
+    pg_dbs: Vec<String>,
+    my_dbs: Vec<String>,
+    /// Every database of each, to carry over.
+    listed: Listed,
+    /// PostgreSQL's databases that take no connections.
+    closed: Vec<String>,
+}
 
-/// The servers connected and the dumps to make, in order: each server's
-/// globals or grants, then its databases.
-fn plan<'a>(
+impl<'a> Connected<'a> {
+    /// Connects to each of `servers` not yet connected and lists its
+    /// databases.
+    fn add(&mut self, options: &'a Options, servers: Servers) -> Result<(), BackupError> {
+        if servers.pg && self.pg.is_none() {
+            let server = pg::Server::new(&options.pg, options.lock_wait)?;
+            let (open, closed) = server.databases()?;
+            self.listed.pg = Some(open.iter().chain(&closed).cloned().collect());
+            (self.pg_dbs, self.closed) = (open, closed);
+            self.pg = Some(server);
+        }
+        if servers.mysql && self.my.is_none() {
+            let mut server = mysql::Server::connect(&options.mysql_socket, options.lock_wait)?;
+            self.my_dbs = server.databases()?;
+            self.listed.mysql = Some(self.my_dbs.clone());
+            self.my = Some(server);
+        }
+        Ok(())
+    }
+
+    /// Whether a server connected holds `name` (to dump).
+    fn holds(&self, name: &String) -> bool {
+        self.pg_dbs.contains(name) || self.my_dbs.contains(name)
+    }
+
+    /// The dumps to make, in order: each server's globals or grants, then
+    /// its databases.
+    fn plan(&self, options: &Options) -> Vec<Planned> {
+        let mut plan = Vec::new();
+        if self.pg.is_some() {
+            plan.extend(planned(options, pg::SERVER, "globals", &self.pg_dbs));
+        }
+        if self.my.is_some() {
+            plan.extend(planned(options, mysql::SERVER, "grants", &self.my_dbs));
+        }
+        plan
+    }
+}
+
+/// The servers to dump, connected, and what is skipped. Under `--only`,
+/// first only the servers the last good set says hold those databases
+/// (both when one is new to it), so that a server the selection leaves
+/// nothing to dump is not needed; every other server too when one of the
+/// names is not found there.
+fn connect<'a>(
     options: &'a Options,
-    servers: Servers,
-    report: &Reporter,
-) -> Result<Plan<'a>, BackupError> {
-    let pg = match servers.pg {
-        true => Some(pg::Server::new(&options.pg, options.lock_wait)?),
-        false => None,
-    };
-    let mut my = match servers.mysql {
-        true => Some(mysql::Server::connect(
-            &options.mysql_socket,
-            options.lock_wait,
-        )?),
-        false => None,
-    };
-    let pg_dbs = match &pg {
-        Some(server) => server.databases()?,
-        None => Vec::new(),
-    };
-    let my_dbs = match &mut my {
-        Some(server) => server.databases()?,
-        None => Vec::new(),
-    };
-    check_only(options, &pg_dbs, &my_dbs, report)?;
-    let mut plan = Vec::new();
-    if pg.is_some() {
-        plan.extend(planned(options, pg::SERVER, "globals", &pg_dbs));
+    previous: Option<&Manifest>,
+) -> Result<(Connected<'a>, Vec<Skipped>), BackupError> {
+    let (servers_first, mut skipped) = servers(options, previous, needed(options, previous))?;
+    let mut connected = Connected::default();
+    connected.add(options, servers_first)?;
+    if !options.only.iter().all(|n| connected.holds(n)) {
+        let every = Servers {
+            pg: true,
+            mysql: true,
+        };
+        let (all, again) = servers(options, previous, every)?;
+        connected.add(options, all)?;
+        skipped = again;
     }
-    if my.is_some() {
-        plan.extend(planned(options, mysql::SERVER, "grants", &my_dbs));
+    skipped.extend(connected.closed.iter().map(|database| Skipped {
+        server: pg::SERVER,
+        database: Some(database.clone()),
+        reason: "it takes no connections (datallowconn is false)".into(),
+    }));
+    Ok((connected, skipped))
+}
+
+/// Under `--only`, the servers the last good set has a dump of one of its
+/// databases on; both when it has none of one of them (a new database).
+fn needed(options: &Options, previous: Option<&Manifest>) -> Servers {
+    let had = |server: &str, name: &String| {
+        previous.is_some_and(|m| {
+            m.dumps
+                .iter()
+                .any(|d| d.server == server && d.database.as_ref() == Some(name))
+        })
+    };
+    let only = &options.only;
+    let unknown = only
+        .iter()
+        .any(|n| !had(pg::SERVER, n) && !had(mysql::SERVER, n));
+    Servers {
+        pg: only.is_empty() || unknown || only.iter().any(|n| had(pg::SERVER, n)),
+        mysql: only.is_empty() || unknown || only.iter().any(|n| had(mysql::SERVER, n)),
     }
-    Ok((pg, my, plan))
 }
 
 /// Which servers a run dumps.
@@ -237,16 +351,21 @@ struct Servers {
 }
 
 /// The servers to dump: those asked for (their socket must exist), or
-/// every one whose socket exists — a server the last good set had dumps
-/// of and whose socket is gone fails the run (unless `--force`), as a
-/// crashed server must not make a silently smaller backup.
+/// every one `needed` whose socket exists — a server the last good set
+/// had dumps of and whose socket is gone fails the run (unless
+/// `--force`), as a crashed server must not make a silently smaller
+/// backup. A server not needed is left out, its dumps carried over.
 fn servers(
     options: &Options,
     previous: Option<&Manifest>,
+    needed: Servers,
 ) -> Result<(Servers, Vec<Skipped>), BackupError> {
     let asked = options.postgres || options.mysql;
     let mut skipped = Vec::new();
-    let mut pick = |server: &'static str, wanted: bool, socket: &Path| {
+    let mut pick = |server: &'static str, wanted: bool, socket: &Path, needed: bool| {
+        if !asked && !needed {
+            return Ok(false);
+        }
         let there = socket.exists();
         let had = previous.is_some_and(|m| m.dumps.iter().any(|d| d.server == server));
         match (asked, wanted, there) {
@@ -256,14 +375,7 @@ fn servers(
                 reason: "no such socket: is the server running?".into(),
             }),
             (true, false, _) => Ok(false),
-            (false, _, false) if had && !options.force => Err(BackupError::Failed {
-                step: format!("the dump of {}", display(server)),
-                reason: format!(
-                    "its socket {} is gone, but the last good dump set has its dumps \
-                     (--force drops them; --postgres or --mysql carries them over)",
-                    socket.display()
-                ),
-            }),
+            (false, _, false) if had && !options.force => Err(gone(server, socket)),
             (false, _, false) => {
                 let dropped = match had {
                     true => "; its dumps of the last good set dropped (--force)",
@@ -271,30 +383,56 @@ fn servers(
                 };
                 skipped.push(Skipped {
                     server,
+                    database: None,
                     reason: format!("no socket {}{dropped}", socket.display()),
                 });
                 Ok(false)
             }
         }
     };
-    let pg = pick(pg::SERVER, options.postgres, &options.pg.socket())?;
-    let mysql = pick(mysql::SERVER, options.mysql, &options.mysql_socket)?;
+    let pg = pick(
+        pg::SERVER,
+        options.postgres,
+        &options.pg.socket(),
+        needed.pg,
+    )?;
+    let mysql = pick(
+        mysql::SERVER,
+        options.mysql,
+        &options.mysql_socket,
+        needed.mysql,
+    )?;
     Ok((Servers { pg, mysql }, skipped))
 }
 
-/// `--only` must name databases that are there; `--exclude` naming none
-/// is warned about.
+/// A server the last good set had dumps of whose socket is gone.
+fn gone(server: &str, socket: &Path) -> BackupError {
+    BackupError::Failed {
+        step: format!("the dump of {}", display(server)),
+        reason: format!(
+            "its socket {} is gone, but the last good dump set has its dumps \
+             (--force drops them; --postgres or --mysql carries them over)",
+            socket.display()
+        ),
+    }
+}
+
+/// `--only` must name databases that are there (and take connections);
+/// `--exclude` naming none is warned about.
 fn check_only(
     options: &Options,
-    pg: &[String],
-    my: &[String],
+    connected: &Connected<'_>,
     report: &Reporter,
 ) -> Result<(), BackupError> {
-    let known = |name: &String| pg.contains(name) || my.contains(name);
-    if let Some(name) = options.only.iter().find(|n| !known(n)) {
-        return Err(BackupError::Name(format!(
-            "--only {name}: no such database on the servers dumped"
-        )));
+    let listed = &connected.listed;
+    let on = |server: &str, name: &String| listed.of(server).is_some_and(|l| l.contains(name));
+    let known = |name: &String| on(pg::SERVER, name) || on(mysql::SERVER, name);
+    if let Some(name) = options.only.iter().find(|n| !connected.holds(n)) {
+        let why = match known(name) {
+            true => "it takes no connections (datallowconn is false)",
+            false => "no such database on the servers dumped",
+        };
+        return Err(BackupError::Name(format!("--only {name}: {why}")));
     }
     for name in options.exclude.iter().filter(|n| !known(n)) {
         report.warn(format_args!("--exclude {name}: no such database"));
@@ -410,7 +548,9 @@ fn display(server: &str) -> &str {
     }
 }
 
-/// A line per dump with `-v`; the non-transactional tables always.
+/// A line per dump with `-v`; the non-transactional tables unless `-q`
+/// (a lasting property of those tables, not trouble of this run: the
+/// manifest and `--json` keep them as `myisam`).
 fn said(entry: &Entry, report: &Reporter) {
     let rows: u64 = entry.tables.values().sum();
     report.verbose(format_args!(
@@ -421,7 +561,7 @@ fn said(entry: &Entry, report: &Reporter) {
         entry.tables.len()
     ));
     if !entry.myisam.is_empty() {
-        report.warn(format_args!(
+        report.info(format_args!(
             "{}: not transactional, so not consistent with the rest of the dump: {}",
             step(entry),
             entry.myisam.join(", ")
@@ -442,11 +582,11 @@ pub fn show(
         return Ok(());
     }
     for skipped in &summary.skipped {
-        report.info(format_args!(
-            "{}: skipped, {}",
-            display(skipped.server),
-            skipped.reason
-        ));
+        let what = match &skipped.database {
+            Some(db) => format!("{} database {db}", display(skipped.server)),
+            None => display(skipped.server).to_owned(),
+        };
+        report.info(format_args!("{what}: skipped, {}", skipped.reason));
     }
     let stdout = |e| BackupError::from(pysk_common::Error::Stdout(e));
     for p in &summary.planned {

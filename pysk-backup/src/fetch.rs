@@ -148,14 +148,6 @@ impl Fetched {
         Ok(())
     }
 
-    /// The dump of `database` on `server`.
-    pub fn database(&self, server: &str, database: &str) -> Option<&Entry> {
-        self.manifest
-            .dumps
-            .iter()
-            .find(|d| d.server == server && d.database.as_deref() == Some(database))
-    }
-
     /// The globals (PostgreSQL) or grants (MariaDB) of `server`.
     pub fn globals(&self, server: &str) -> Option<&Entry> {
         self.manifest

@@ -76,6 +76,8 @@ struct Stamp<'a> {
 
 /// Runs the job.
 pub fn run(opts: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, BackupError> {
+    // A contradictory selection is a usage error before anything starts.
+    opts.dump.check()?;
     if opts.dry_run {
         return dry_run(opts, report, out);
     }

@@ -4,8 +4,10 @@
 //! `pg_restore` and `mariadb` into second databases; `--only`,
 //! `--exclude`, `--dry-run`; a shrunken dump; a missing socket; dump
 //! connections terminated by the servers while the dumper waits on a lock
-//! (never by timing), and a run killed with SIGKILL, each leaving the last
-//! good set as `current`, byte for byte, and no staging directory.
+//! (never by timing), dumpers that exit 0 with output that is not whole
+//! (stand-ins first on `PATH` around the real ones), and a run killed with
+//! SIGKILL, each leaving the last good set as `current`, byte for byte,
+//! and no staging directory.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -50,6 +52,12 @@ impl Env {
 
     /// The switches, MariaDB's socket at `mysql_socket`.
     fn switches(&self, mysql_socket: &str) {
+        self.switches_with(mysql_socket, self.pg.port);
+    }
+
+    /// The switches, MariaDB's socket at `mysql_socket` and PostgreSQL's
+    /// port `pg_port`.
+    fn switches_with(&self, mysql_socket: &str, pg_port: u16) {
         let path = |p: &Path| p.display().to_string();
         write_switches(
             &self.config,
@@ -58,7 +66,7 @@ impl Env {
                 ("backup_state_dir", path(&self.dir.path().join("state"))),
                 ("backup_lock_wait_timeout", "300".into()),
                 ("db_pg_socket_dir", path(&self.pg.socket_dir)),
-                ("db_pg_port", self.pg.port.to_string()),
+                ("db_pg_port", pg_port.to_string()),
                 ("db_mysql_socket", mysql_socket.into()),
             ],
         );
@@ -333,9 +341,11 @@ fn selection_shrinking_and_missing_servers() {
         stderr(&out),
         "pysk-backup: --only nosuch: no such database on the servers dumped; nothing changed\n"
     );
-    env.pysk()
+    let out = env
+        .pysk()
         .args(["-q", "dump", "--only", "shop", "--only", "blog"])
         .succeeds();
+    assert_eq!(stderr(&out), "", "blog's MyISAM table is no news under -q");
     assert_eq!(
         files(&env),
         [
@@ -379,7 +389,14 @@ fn selection_shrinking_and_missing_servers() {
             .contains("pysk-backup: the dump of PostgreSQL database shop: postgresql/shop.dump (")
     );
 
-    // A dump that shrank below half of the last good one.
+    shrinking(&env);
+    selection_edges(&env);
+    missing_and_unreachable_sockets(&env);
+}
+
+/// A dump that shrank below half of the last good one fails the run,
+/// unless `--force`.
+fn shrinking(env: &Env) {
     let before = snapshot(&env.dumps);
     let last = env.manifest()["dumps"][2]["bytes"].as_u64().expect("bytes");
     env.pg.psql_in("shop", "DELETE FROM orders WHERE id > 20");
@@ -403,8 +420,114 @@ fn selection_shrinking_and_missing_servers() {
     )));
     assert_eq!(env.manifest()["dumps"][2]["bytes"], now);
     assert_eq!(env.manifest()["dumps"][2]["tables"]["public.orders"], 20);
+}
 
-    missing_and_unreachable_sockets(&env);
+/// `--only` and `--exclude` naming one database is a usage error; then
+/// [`not_databases`] and [`only_edges`].
+fn selection_edges(env: &Env) {
+    let before = snapshot(&env.dumps);
+    let out = env
+        .pysk()
+        .args(["dump", "--only", "shop", "--exclude", "shop"])
+        .fails_with(2);
+    assert_eq!(
+        stderr(&out),
+        "pysk-backup: --exclude: shop is also named by --only; name it in one of them\n"
+    );
+    assert_eq!(snapshot(&env.dumps), before);
+    not_databases(env);
+    only_edges(env);
+}
+
+/// A PostgreSQL database that takes no connections is named as skipped
+/// (and `--only` of it refused); MariaDB's `#mysql50#` names are no
+/// databases to dump; the MyISAM note is printed at normal verbosity.
+fn not_databases(env: &Env) {
+    env.pg.psql("CREATE DATABASE archive");
+    env.pg
+        .psql("ALTER DATABASE archive WITH ALLOW_CONNECTIONS false");
+    fs::create_dir(env.maria.data_dir.join("lost+found")).expect("lost+found");
+    env.maria.mariadb("CREATE DATABASE gone");
+    assert!(
+        env.maria
+            .mariadb("SHOW DATABASES")
+            .contains("#mysql50#lost+found")
+    );
+    let out = env.pysk().args(["dump", "--json"]).succeeds();
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(
+        summary["skipped"],
+        serde_json::json!([{"server": "postgresql", "database": "archive",
+            "reason": "it takes no connections (datallowconn is false)"}])
+    );
+    assert_eq!(
+        stderr(&out),
+        "pysk-backup: the dump of MariaDB database blog: not transactional, so not \
+         consistent with the rest of the dump: legacy\n",
+        "at normal verbosity the MyISAM table is named"
+    );
+    assert_eq!(summary["dumps"][4]["myisam"], serde_json::json!(["legacy"]));
+    assert_eq!(
+        files(env)[5..],
+        ["mariadb/gone.sql.gz", "mariadb/test.sql.gz"]
+    );
+    let out = env
+        .pysk()
+        .args(["dump", "--only", "archive"])
+        .fails_with(65);
+    assert_eq!(
+        stderr(&out),
+        "pysk-backup: --only archive: it takes no connections (datallowconn is false); \
+         nothing changed\n"
+    );
+}
+
+/// Under `--only`, a database gone from its server is not carried over,
+/// and a server the selection leaves nothing to dump is not connected, so
+/// a broken one (a socket nobody serves) does not fail the run.
+fn only_edges(env: &Env) {
+    env.maria.mariadb("DROP DATABASE gone");
+    let dead = env.pg.socket_dir.join(".s.PGSQL.1");
+    drop(std::os::unix::net::UnixListener::bind(&dead).expect("bind"));
+    env.switches_with(&env.maria.socket.display().to_string(), 1);
+    let out = env.pysk().args(["-q", "dump", "--only", "blog"]).succeeds();
+    assert_eq!(
+        stderr(&out),
+        "pysk-backup: MariaDB database gone is no longer on the server; not carried over\n"
+    );
+    let all = [
+        "postgresql/globals.sql",
+        "postgresql/postgres.dump",
+        "postgresql/shop.dump",
+        "mariadb/grants.sql.gz",
+        "mariadb/blog.sql.gz",
+        "mariadb/test.sql.gz",
+    ];
+    assert_eq!(files(env), all);
+    let dumps = env.manifest()["dumps"].clone();
+    let carried: Vec<_> = (0..6).map(|i| dumps[i]["carried"] == true).collect();
+    assert_eq!(carried, [true, true, true, false, false, true]);
+
+    let dead = env.dir.path().join("dead-maria.sock");
+    drop(std::os::unix::net::UnixListener::bind(&dead).expect("bind"));
+    env.switches(&dead.display().to_string());
+    let out = env.pysk().args(["dump", "--only", "shop"]).succeeds();
+    let text = stderr(&out);
+    assert!(
+        text.starts_with(
+            "pysk-backup: PostgreSQL database archive: skipped, it takes no connections \
+             (datallowconn is false)\n"
+        ),
+        "{text}"
+    );
+    let mut shop_first = all;
+    shop_first.swap(1, 2);
+    assert_eq!(
+        files(env),
+        shop_first,
+        "the new dump before the carried ones"
+    );
+    env.switches(&env.maria.socket.display().to_string());
 }
 
 /// The database files of the current set, in order.
@@ -677,4 +800,84 @@ fn a_full_dump_directory_is_reported_as_such() {
     }
     fs::remove_file(filler).expect("remove the filler");
     assert_eq!(snapshot(&dumps), good, "current and its set as they were");
+}
+
+/// Puts a stand-in for `program` first on a `PATH` of its own: `script`,
+/// in which `REAL` is the real program. The `PATH` the tool then gets.
+fn stand_in(env: &Env, program: &str, script: &str) -> String {
+    let real = pysk_tests::which(program).expect("the real program");
+    let dir = env.dir.path().join(format!("stand-in-{program}"));
+    fs::create_dir_all(&dir).expect("mkdir");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = dir.join(program);
+    let text = format!("#!/bin/sh\nREAL='{}'\n{script}", real.display());
+    fs::write(&path, text).expect("write the stand-in");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = std::env::var("PATH").unwrap_or_default();
+    format!("{}:{path}", dir.display())
+}
+
+/// pg_dump's archive of shop cut in half (its other databases whole).
+const CUT_ARCHIVE: &str = r#"case "$*" in *"dbname='shop'"*) ;; *) exec "$REAL" "$@" ;; esac
+out=$(mktemp) || exit 1
+"$REAL" "$@" | cat > "$out" || exit 1
+head -c $(( $(stat -c %s "$out") / 2 )) "$out"
+rm -f "$out"
+"#;
+
+/// mariadb-dump's output without its last line, `-- Dump completed on …`.
+const NOT_COMPLETED: &str = r#""$REAL" "$@" | grep -v '^-- Dump completed on'
+"#;
+
+/// pg_dumpall's output without its end, `-- PostgreSQL database cluster
+/// dump complete`.
+const NO_DUMPALL_END: &str = r#""$REAL" "$@" | grep -v '^-- PostgreSQL database cluster dump complete'
+"#;
+
+/// Dumpers that exit 0 and write nothing on stderr, but whose output is
+/// not whole: each is caught by the check made for it (pg_restore reading
+/// the archive back, the `-- Dump completed` line, pg_dumpall's last
+/// line), so the run fails with 1, naming the database and the check, and
+/// `current` stays as it was, byte for byte.
+#[test]
+fn dumps_that_exit_0_but_are_not_whole_fail_their_checks() {
+    let Some(env) = Env::start() else {
+        return;
+    };
+    env.pysk().args(["-q", "dump"]).succeeds();
+    let good = snapshot(&env.dumps);
+    let cases = [
+        (
+            "pg_dump",
+            CUT_ARCHIVE,
+            "--postgres",
+            "the dump of PostgreSQL database shop failed: reading the dump back: pg_restore \
+             exited with 1: pg_restore: error: could not read from input file: end of file",
+        ),
+        (
+            "mariadb-dump",
+            NOT_COMPLETED,
+            "--mysql",
+            "the dump of MariaDB database blog failed: its last line is not \
+             \"-- Dump completed on …\": the dump is incomplete",
+        ),
+        (
+            "pg_dumpall",
+            NO_DUMPALL_END,
+            "--postgres",
+            "the dump of PostgreSQL globals failed: its output does not end with \
+             \"-- PostgreSQL database cluster dump complete --\"",
+        ),
+    ];
+    for (program, script, server, error) in cases {
+        let path = stand_in(&env, program, script);
+        let out = env
+            .pysk()
+            .env("PATH", path)
+            .args(["dump", server])
+            .fails_with(1);
+        assert_eq!(stderr(&out), format!("pysk-backup: {error}\n"), "{program}");
+        assert_eq!(snapshot(&env.dumps), good, "{program}: current as it was");
+        assert!(staging(&env.dumps).is_empty(), "{program}: no staging left");
+    }
 }

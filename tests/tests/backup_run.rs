@@ -6,7 +6,8 @@
 //! or pruned; `kill -9` of a run while pg_dump waits on a lock and while
 //! the engine runs (found by its parent pid, never by timing), each
 //! followed by a run that succeeds; the passphrase in no command line and
-//! in no environment but the engine child's while the dumpers run.
+//! in no environment but the engine child's while the dumpers run;
+//! `status` showing the restore proofs of the current set's databases.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -218,7 +219,70 @@ fn run_dumps_backs_up_and_restores_the_set_byte_for_byte_with_both_engines() {
         assert_whole(&env.dumps());
     }
     assert_eq!(env.notified(), "start\nsuccess\nstart\nsuccess\n");
+    let before = env.current();
     only_carries_the_other_dumps_over(&env);
+    status_shows_the_proofs_of_the_current_set(&env, &before);
+    let out = env
+        .tool("restic")
+        .args(["run", "--only", "shop", "--exclude", "shop"])
+        .fails_with(2);
+    assert_eq!(
+        stderr(&out),
+        "pysk-backup: --exclude: shop is also named by --only; name it in one of them\n"
+    );
+    assert_eq!(
+        env.notified(),
+        "start\nsuccess\nstart\nsuccess\nstart\nsuccess\n",
+        "a usage error starts nothing"
+    );
+}
+
+/// `status` with restic speaks of snapshots; it shows the proofs of the
+/// databases in the current set only, says which were of an older set
+/// (`before`, shop's, dumped anew since; blog's is carried over from it,
+/// so still current) and which were never proven.
+fn status_shows_the_proofs_of_the_current_set(env: &Env, before: &str) {
+    let drills = serde_json::json!({"version": 1, "databases": {
+        "postgresql/shop": {"proven": "2026-11-30T01:00:00Z", "set": before, "tables": 2},
+        "mariadb/blog": {"proven": "2026-11-30T01:00:01Z", "set": before, "tables": 1},
+        "postgresql/gone": {"proven": "2026-11-30T01:00:02Z", "set": before, "tables": 4}}});
+    fs::write(env.path("state-restic/drills.json"), drills.to_string()).expect("drills.json");
+    let current = env.current();
+    let text = stdout(&env.tool("restic").arg("status").succeeds());
+    let (head, proofs) = text.split_once("\nrestore ").expect(&text);
+    assert!(head.starts_with("engine: restic\ntarget: "), "{text}");
+    assert!(
+        head.contains(&format!("\nsnapshots: {}\n", env.backups("restic"))),
+        "{text}"
+    );
+    assert!(!text.contains("full") && !text.contains("chain"), "{text}");
+    assert_eq!(
+        format!("restore {proofs}"),
+        format!(
+            "restore proven: postgresql/shop at 2026-11-30T01:00:00Z (dump set {before}, 2 tables)\n\
+             restore proof older than current: postgresql/shop proven on set {before}; current is {current}\n\
+             restore never proven: postgresql/postgres (pysk-backup drill proves it)\n\
+             restore proven: mariadb/blog at 2026-11-30T01:00:01Z (dump set {before}, 1 tables)\n\
+             restore never proven: mariadb/test (pysk-backup drill proves it)\n"
+        )
+    );
+    let doc = env.json("restic", &["status"]);
+    assert_eq!(doc["current_set"], current.as_str());
+    let marks: Vec<_> = doc["proofs"]
+        .as_array()
+        .expect("proofs")
+        .iter()
+        .map(|p| (p["database"].as_str(), p["current"].as_bool()))
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            (Some("postgresql/shop"), Some(false)),
+            (Some("postgresql/postgres"), Some(false)),
+            (Some("mariadb/blog"), Some(true)),
+            (Some("mariadb/test"), Some(false)),
+        ]
+    );
 }
 
 /// `run --only shop`: PostgreSQL's globals and shop dumped anew, the other
@@ -420,13 +484,17 @@ fn the_passphrase_is_in_no_command_line_and_only_in_the_engine_child_while_dumps
     let Some(env) = Env::start() else {
         return;
     };
+    // A passphrase of its own: the other tests of this file, running at
+    // the same time, have engines holding theirs.
+    let own = "run-canary-passphrase-only-here-5c1f08";
+    secret_file(&env.path("passphrase"), &format!("{own}\n"));
     for engine in ENGINES {
         let blocker = hold_pg_lock(&env.pg, "shop", "events");
         let mut run = spawn_run(&env, engine, &["run"]);
         waiting_pg_dump(&env.pg);
         let mut dumps_seen = 0;
         for _ in 0..20 {
-            let environs = environments_holding(PASSPHRASE, engine);
+            let environs = environments_holding(own, engine);
             assert_eq!(environs, Vec::<u32>::new(), "{engine}: while dumping");
             dumps_seen += children(run.id(), "pg_dump").len();
         }
@@ -434,7 +502,7 @@ fn the_passphrase_is_in_no_command_line_and_only_in_the_engine_child_while_dumps
         release_pg(&env.pg, blocker);
         let mut engine_seen = false;
         while run.try_wait().expect("wait").is_none() {
-            for pid in environments_holding(PASSPHRASE, engine) {
+            for pid in environments_holding(own, engine) {
                 let judged = below_duplicity(run.id(), pid);
                 assert!(
                     engine == "duplicity" && judged != Some(false),

@@ -5,7 +5,8 @@
 //! other databases. Each carried dump is hard-linked into the new set,
 //! its manifest entry kept and marked `"carried": true` with the set it
 //! was made in. A database `--exclude` names is not carried, nor the
-//! dumps of a server dropped with `--force` when its socket is gone.
+//! dumps of a server dropped with `--force` when its socket is gone, nor
+//! a database no longer on a server the run connected to (warned about).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use pysk_common::error::{read_err, write_err};
 use pysk_common::report::Reporter;
 
 use super::set::{self, Entry, Manifest};
-use super::{Options, Planned, Skipped};
+use super::{Listed, Options, Planned, Skipped};
 use crate::error::BackupError;
 
 /// The last good set.
@@ -48,26 +49,37 @@ impl Previous {
     }
 }
 
-/// The dumps of the last good set this run carries over, marked.
+/// What a run makes: its plan, the servers and databases it skips, and
+/// the databases of each server it connected.
+pub type Made<'a> = (&'a [Planned], &'a [Skipped], &'a Listed);
+
+/// The dumps of the last good set this run carries over, marked. A
+/// database no longer on its server (as listed, when connected) is not
+/// carried, with a warning.
 pub fn carried(
     options: &Options,
     previous: Option<&Previous>,
-    plan: &[Planned],
-    skipped: &[Skipped],
+    (plan, skipped, listed): Made<'_>,
+    report: &Reporter,
 ) -> Vec<Entry> {
     let Some(previous) = previous else {
         return Vec::new();
     };
     let carries = |e: &Entry| {
         let dumped = plan.iter().any(|p| p.server == e.server);
+        let dropped = skipped
+            .iter()
+            .any(|s| s.server == e.server && s.database.is_none());
         match (&e.database, dumped) {
-            _ if skipped.iter().any(|s| s.server == e.server) => false,
-            (_, false) => true,
+            _ if dropped => false,
+            (None, false) => true,
             (None, true) => false,
+            (Some(db), false) => still_there(e, db, listed, report),
             (Some(db), true) => {
                 !options.only.is_empty()
                     && !options.exclude.contains(db)
                     && !plan.iter().any(|p| p.database.as_ref() == Some(db))
+                    && still_there(e, db, listed, report)
             }
         }
     };
@@ -79,6 +91,21 @@ pub fn carried(
             ..e.clone()
         })
         .collect()
+}
+
+/// Whether the database `db` of `entry` is still on its server (taken as
+/// so when the server was not connected); warned about when not.
+fn still_there(entry: &Entry, db: &String, listed: &Listed, report: &Reporter) -> bool {
+    let gone = listed
+        .of(&entry.server)
+        .is_some_and(|dbs| !dbs.contains(db));
+    if gone {
+        report.warn(format_args!(
+            "{} database {db} is no longer on the server; not carried over",
+            super::display(&entry.server)
+        ));
+    }
+    !gone
 }
 
 /// Hard-links each carried dump from the last good set into `staging`,
@@ -147,21 +174,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_and_a_server_left_out_carry_the_rest_excluded_and_dropped_do_not() {
+    /// The dump options of `pysk-backup dump <argv>`, with no switches.
+    fn options(argv: &[&str]) -> Options {
+        use clap::Parser;
         use pysk_common::switches::Switches;
         let settings =
             pysk_common::settings::Settings::new(crate::settings::SWITCHES, Switches::default());
-        let args = |argv: &[&str]| {
-            use clap::Parser;
-            let mut full = vec!["pysk-backup", "dump"];
-            full.extend_from_slice(argv);
-            match crate::cli::Cli::parse_from(full).command {
-                crate::cli::Command::Dump(args) => args,
-                other => panic!("not dump: {other:?}"),
-            }
-        };
-        let previous = Previous {
+        let mut full = vec!["pysk-backup", "dump"];
+        full.extend_from_slice(argv);
+        match crate::cli::Cli::parse_from(full).command {
+            crate::cli::Command::Dump(args) => crate::settings::dump(&settings, &args),
+            other => panic!("not dump: {other:?}"),
+        }
+        .expect("options")
+    }
+
+    /// A last good set with PostgreSQL's shop, crm (itself carried) and
+    /// old, and MariaDB's blog.
+    fn previous() -> Previous {
+        Previous {
             dir: PathBuf::from("/d/sets/20261129T000000Z"),
             name: "20261129T000000Z".into(),
             manifest: Manifest {
@@ -182,12 +213,19 @@ mod tests {
                     entry(mysql::SERVER, "database", Some("blog"), None),
                 ],
             },
-        };
-        let options =
-            crate::settings::dump(&settings, &args(&["--only", "shop", "--exclude", "old"]))
-                .expect("options");
+        }
+    }
+
+    #[test]
+    fn only_carries_the_rest_marked_with_its_set_but_not_the_excluded() {
+        let options = options(&["--only", "shop", "--exclude", "old"]);
         let plan = [planned(pg::SERVER, None), planned(pg::SERVER, Some("shop"))];
-        let carried = carried(&options, Some(&previous), &plan, &[]);
+        let carried = carried(
+            &options,
+            Some(&previous()),
+            (&plan, &[], &Listed::default()),
+            &quiet(),
+        );
         let named: Vec<_> = carried
             .iter()
             .map(|e| (e.file.as_str(), e.from.as_deref()))
@@ -201,21 +239,47 @@ mod tests {
             ]
         );
         assert!(carried.iter().all(|e| e.carried));
-        let dropped = [Skipped {
-            server: mysql::SERVER,
-            reason: String::new(),
-        }];
-        let full = crate::settings::dump(&settings, &args(&[])).expect("options");
-        assert!(carried_names(&full, &previous, &plan, &dropped).is_empty());
     }
 
-    fn carried_names(
-        options: &Options,
-        previous: &Previous,
-        plan: &[Planned],
-        skipped: &[Skipped],
-    ) -> Vec<String> {
-        carried(options, Some(previous), plan, skipped)
+    #[test]
+    fn a_dropped_server_and_a_full_run_carry_nothing() {
+        let plan = [planned(pg::SERVER, None), planned(pg::SERVER, Some("shop"))];
+        let dropped = [Skipped {
+            server: mysql::SERVER,
+            database: None,
+            reason: String::new(),
+        }];
+        let full = options(&[]);
+        let made = (&plan[..], &dropped[..], &Listed::default());
+        assert!(carried_names(&full, &previous(), made).is_empty());
+    }
+
+    #[test]
+    fn only_does_not_carry_a_database_gone_from_its_server() {
+        let plan = [planned(pg::SERVER, None), planned(pg::SERVER, Some("shop"))];
+        let listed = Listed {
+            pg: Some(vec!["shop".into(), "crm".into()]),
+            mysql: Some(Vec::new()),
+        };
+        let made = (&plan[..], &[][..], &listed);
+        assert_eq!(
+            carried_names(&options(&["--only", "shop"]), &previous(), made),
+            ["postgresql/crm", "mariadb/grants"]
+        );
+        let unknown = (&plan[..], &[][..], &Listed::default());
+        assert_eq!(
+            carried_names(&options(&["--only", "shop"]), &previous(), unknown).len(),
+            4,
+            "a server not connected keeps all its dumps"
+        );
+    }
+
+    fn quiet() -> Reporter {
+        Reporter::new("pysk-backup", pysk_common::report::Level::Quiet)
+    }
+
+    fn carried_names(options: &Options, previous: &Previous, made: Made<'_>) -> Vec<String> {
+        carried(options, Some(previous), made, &quiet())
             .into_iter()
             .map(|e| e.file)
             .collect()

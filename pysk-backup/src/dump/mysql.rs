@@ -41,6 +41,10 @@ pub const SERVER: &str = "mariadb";
 /// `mysql`).
 const SYSTEM: [&str; 4] = ["information_schema", "performance_schema", "sys", "mysql"];
 
+/// How MariaDB shows a directory of its data directory whose name is not
+/// one of its encoded database names.
+const LEGACY_NAME: &str = "#mysql50#";
+
 /// How a complete dump's last line starts.
 const COMPLETED: &str = "-- Dump completed on";
 
@@ -65,7 +69,11 @@ impl Server {
         Ok(Server { target, conn })
     }
 
-    /// Every database but the system's.
+    /// Every database but the system's. Names starting `#mysql50#` are
+    /// left out too: they are directories of the data directory that are
+    /// no database of this server's format (such as `lost+found` on a
+    /// mount point, shown as `#mysql50#lost+found`), which mariadb-dump
+    /// cannot dump.
     pub fn databases(&mut self) -> Result<Vec<String>, BackupError> {
         let names: Vec<String> = self
             .conn
@@ -73,7 +81,7 @@ impl Server {
             .map_err(|e| unavailable(&self.target, &e))?;
         Ok(names
             .into_iter()
-            .filter(|n| !SYSTEM.contains(&n.as_str()))
+            .filter(|n| !SYSTEM.contains(&n.as_str()) && !n.starts_with(LEGACY_NAME))
             .collect())
     }
 
@@ -151,28 +159,13 @@ impl Server {
         let file = format!("{SERVER}/{stem}.sql.gz");
         let path = set.join(&file);
         let mut gz = GzEncoder::new(DumpFile::create(&path)?, Compression::default());
-        let args = [
-            "--no-defaults".to_owned(),
-            format!("--socket={}", self.target.socket.display()),
-            "--user=root".into(),
-            "--default-character-set=utf8mb4".into(),
-            "--single-transaction".into(),
-            "--routines".into(),
-            "--events".into(),
-            "--triggers".into(),
-            "--max-allowed-packet=1G".into(),
-            "--".into(),
-            database.to_owned(),
-        ];
-        let mut dumper = program("mariadb-dump", None).args(args).spawn()?;
+        let mut dumper = program("mariadb-dump", None)
+            .args(dump_args(&self.target.socket, database))
+            .spawn()?;
         let mut tail = Tail::default();
         let copied = dumper.copy(&mut gz, None, &mut tail);
         judge(copied, dumper, &path, failed)?;
-        if !tail.last_line().starts_with(COMPLETED) {
-            return Err(failed(format!(
-                "its last line is not \"{COMPLETED} …\": the dump is incomplete"
-            )));
-        }
+        completed(&tail).map_err(&failed)?;
         let written = finish(gz, &path, failed)?;
         Ok(Entry {
             tables,
@@ -212,6 +205,36 @@ impl Server {
         let (tables, myisam) = count_tables(&mut self.conn, database)?;
         self.conn.query_drop("COMMIT")?;
         Ok((tables, myisam))
+    }
+}
+
+/// `mariadb-dump`'s arguments for `database` over `socket`: one
+/// consistent transaction, routines, events and triggers, no
+/// `CREATE DATABASE`.
+fn dump_args(socket: &Path, database: &str) -> [String; 11] {
+    [
+        "--no-defaults".to_owned(),
+        format!("--socket={}", socket.display()),
+        "--user=root".into(),
+        "--default-character-set=utf8mb4".into(),
+        "--single-transaction".into(),
+        "--routines".into(),
+        "--events".into(),
+        "--triggers".into(),
+        "--max-allowed-packet=1G".into(),
+        "--".into(),
+        database.to_owned(),
+    ]
+}
+
+/// A dump is whole only when its last line is `-- Dump completed on …`
+/// (mariadb-dump writes it last, after the data).
+fn completed(tail: &Tail) -> Result<(), String> {
+    match tail.last_line().starts_with(COMPLETED) {
+        true => Ok(()),
+        false => Err(format!(
+            "its last line is not \"{COMPLETED} …\": the dump is incomplete"
+        )),
     }
 }
 
@@ -264,13 +287,19 @@ fn finish(
             cause(&e)
         ))
     };
-    let file = File::open(path).map_err(unread)?;
+    read_back(path).map_err(unread)?;
+    Ok((bytes, sha256))
+}
+
+/// Reads the gzip file at `path` whole: every member decompressed to its
+/// end, CRC and length checked (a cut or corrupt file fails).
+fn read_back(path: &Path) -> io::Result<()> {
+    let file = File::open(path)?;
     io::copy(
         &mut MultiGzDecoder::new(BufReader::new(file)),
         &mut io::sink(),
-    )
-    .map_err(unread)?;
-    Ok((bytes, sha256))
+    )?;
+    Ok(())
 }
 
 /// A statement of ours the server refused: it is there but unusable.
@@ -278,5 +307,33 @@ fn unavailable(target: &Target, e: &mysql::Error) -> BackupError {
     BackupError::Unavailable {
         what: target.name(),
         reason: why(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_gzip_file_does_not_read_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("blog.sql.gz");
+        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+        gz.write_all(&b"INSERT INTO posts VALUES (1);\n".repeat(1000))
+            .expect("compress");
+        let whole = gz.finish().expect("finish");
+        std::fs::write(&path, &whole).expect("write");
+        read_back(&path).expect("the whole file reads back");
+        for cut in [whole.len() - 4, whole.len() / 2, 10] {
+            std::fs::write(&path, &whole[..cut]).expect("write");
+            let e = read_back(&path).expect_err("a cut file");
+            assert!(
+                matches!(
+                    e.kind(),
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidInput
+                ),
+                "{cut}: {e:?}"
+            );
+        }
     }
 }

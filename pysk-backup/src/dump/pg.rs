@@ -55,15 +55,24 @@ impl<'a> Server<'a> {
         })
     }
 
-    /// Every database that takes connections, but the templates.
-    pub fn databases(&self) -> Result<Vec<String>, BackupError> {
+    /// Every database but the templates: those that take connections, to
+    /// dump, and those that do not (`datallowconn` false), which pg_dump
+    /// cannot dump and the run names as skipped.
+    pub fn databases(&self) -> Result<(Vec<String>, Vec<String>), BackupError> {
         let mut client = connect::connect(self.target, "postgres").map_err(db_error)?;
-        let sql = "SELECT datname FROM pg_database WHERE datallowconn \
-                   AND datname NOT IN ('template0', 'template1') ORDER BY datname";
+        let sql = "SELECT datname, datallowconn FROM pg_database \
+                   WHERE datname NOT IN ('template0', 'template1') ORDER BY datname";
         let rows = client
             .query(sql, &[])
             .map_err(|e| self.refused("listing the databases", &e))?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
+        let (mut open, mut closed) = (Vec::new(), Vec::new());
+        for row in rows {
+            match row.get::<_, bool>(1) {
+                true => open.push(row.get(0)),
+                false => closed.push(row.get(0)),
+            }
+        }
+        Ok((open, closed))
     }
 
     /// `pg_dumpall --globals-only` into `set/postgresql/globals.sql`.
