@@ -133,11 +133,17 @@ impl Child {
         cmd.env("HOME", home)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches
-        // no memory of the parent.
+        let parent = nix::unistd::getpid();
+        // SAFETY: prctl(PR_SET_PDEATHSIG) and getppid() are
+        // async-signal-safe and touch no memory of the parent.
         unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)
+            cmd.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+                // A parent killed before the line above: no signal comes.
+                match nix::unistd::getppid() == parent {
+                    true => Ok(()),
+                    false => Err(io::Error::other("the tool ended before its child started")),
+                }
             });
         }
         Child {

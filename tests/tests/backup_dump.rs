@@ -21,6 +21,7 @@ use pysk_tests::backup::{
 };
 use pysk_tests::mariadb::Mariadb;
 use pysk_tests::pg::Postgres;
+use pysk_tests::tmpfs::Tmpfs;
 use pysk_tests::{TempDir, TestCommand, scratch, stderr, stdout, tool, write_switches};
 
 /// Both servers and where the tool keeps its dumps.
@@ -719,47 +720,13 @@ fn release_mariadb(env: &Env, mut child: Child) {
     child.wait().expect("wait");
 }
 
-/// A tmpfs mounted for a test, unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(path: PathBuf, size: &str) -> Tmpfs {
-        fs::create_dir_all(&path).expect("the mount point");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&path)
-            .output()
-            .expect("run mount");
-        assert!(out.status.success(), "mount a tmpfs: {out:?}");
-        Tmpfs(path)
-    }
-
-    /// Fills the file system but for `free` bytes, with `filler`.
-    fn fill_but(&self, free: u64) -> PathBuf {
-        use std::io::Write;
-        let filler = self.0.join("filler");
-        let mut file = fs::File::create(&filler).expect("the filler");
-        let block = vec![0x5a_u8; 64 * 1024];
-        while file.write_all(&block).is_ok() {}
-        let len = file.metadata().expect("its size").len();
-        file.set_len(len - free).expect("free some");
-        filler
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_dump_directory_is_reported_as_such() {
     let Some(env) = Env::start() else {
         return;
     };
     let small = Tmpfs::mount(env.dir.path().join("small"), "16m");
-    let dumps = small.0.join("dumps");
+    let dumps = small.path().join("dumps");
     let dump = |what: &str| {
         env.pysk()
             .args(["dump", what, "--dir"])

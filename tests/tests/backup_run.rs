@@ -5,7 +5,8 @@
 //! connection terminated mid-dump failing the run with nothing uploaded
 //! or pruned; `kill -9` of a run while pg_dump waits on a lock and while
 //! the engine runs (found by its parent pid, never by timing), each
-//! followed by a run that succeeds; the passphrase in no command line and
+//! followed by a run that succeeds, and at random moments of a run, each
+//! leaving a whole `current` and the last backup; the passphrase in no command line and
 //! in no environment but the engine child's while the dumpers run;
 //! `status` showing the restore proofs of the current set's databases.
 
@@ -14,6 +15,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 use pysk_tests::backup::{
     children, environments_holding, grow, hold_pg_lock, release_pg, snapshot, staging, wait_for,
@@ -514,5 +516,117 @@ fn the_passphrase_is_in_no_command_line_and_only_in_the_engine_child_while_dumps
         let out = run.wait_with_output().expect("wait");
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         assert!(engine_seen, "{engine} was never seen running");
+    }
+}
+
+/// A tiny xorshift generator seeded from the clock: the kill moments
+/// differ on every run of the suite, and the seed is in every failure.
+struct Moments(u64);
+
+impl Moments {
+    fn new() -> Moments {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Moments(nanos | 1)
+    }
+
+    /// A moment between the start and the end of a run lasting `span`.
+    fn within(&mut self, span: Duration) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        span.mul_f64((self.0 % 10_000) as f64 / 10_000.0)
+    }
+}
+
+/// Every process below `root`, found by parent pids.
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid = stat.rsplit_once(") ")?.1.split_whitespace().nth(1)?;
+            Some((pid, ppid.parse().ok()?))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|p| p.1 == parent).map(|p| p.0));
+        i += 1;
+    }
+    found.split_off(1)
+}
+
+/// Kills the run with SIGKILL and waits until what it had started is
+/// gone too (dumpers and engines die with it; their children follow),
+/// reaped by init: restic takes a zombie's lock for a live one.
+fn kill_and_settle(mut run: std::process::Child) {
+    let below = descendants(run.id());
+    run.kill().expect("SIGKILL");
+    run.wait().expect("wait");
+    wait_for("the killed run's processes to be reaped", || {
+        let gone = |pid: &u32| !Path::new(&format!("/proc/{pid}")).exists();
+        below.iter().all(gone).then_some(())
+    });
+}
+
+/// The `current` link and the set it names, as a backup holds them
+/// (staging directories and older sets left by a killed run are not).
+fn current_view(dumps: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let set = Path::new("sets").join(
+        fs::read_link(dumps.join("current"))
+            .expect("current")
+            .file_name()
+            .expect("a set"),
+    );
+    let mut view = snapshot(dumps);
+    view.retain(|path, _| path == Path::new("current") || path.starts_with(&set));
+    view
+}
+
+#[test]
+fn kill_9_of_a_run_at_random_moments_leaves_a_whole_set_and_the_last_backup() {
+    let Some(env) = Env::start() else {
+        return;
+    };
+    grow(&env.root(), 16);
+    let mut moments = Moments::new();
+    let seed = moments.0;
+    for engine in ENGINES {
+        env.json(engine, &["run"]);
+        let started = Instant::now();
+        env.json(engine, &["run"]);
+        let span = started.elapsed();
+        // What the newest backup holds: the set `current` named then.
+        let mut newest = current_view(&env.dumps());
+        for round in 0..4 {
+            let at = moments.within(span);
+            let what =
+                format!("{engine}, round {round}, killed at {at:?} of {span:?}, seed {seed}");
+            let run = spawn_run(&env, engine, &["run"]);
+            std::thread::sleep(at);
+            kill_and_settle(run);
+            assert_whole(&env.dumps());
+            let now = current_view(&env.dumps());
+            let restored = env.restored(engine, None, &format!("x-{engine}-{round}"));
+            assert!(
+                restored == newest || restored == now,
+                "{what}: the newest backup holds what it held before or the set now current"
+            );
+            newest = restored;
+        }
+        let next = env.json(engine, &["run"]);
+        assert!(next["backup"]["id"].is_string(), "{next}, seed {seed}");
+        assert!(staging(&env.dumps()).is_empty(), "seed {seed}");
+        assert_eq!(
+            env.restored(engine, None, &format!("y-{engine}")),
+            snapshot(&env.dumps()),
+            "seed {seed}"
+        );
     }
 }

@@ -167,8 +167,10 @@ impl Restic {
 
     /// Removes the locks of restic processes that are gone (restic's own
     /// test: a dead process on this host, or older than 30 minutes); a
-    /// killed run's lock would otherwise stop every later `check`. Called
-    /// under our lock, so no restic of ours is running.
+    /// killed `check` or `prune` leaves an exclusive lock that would
+    /// otherwise stop every later command, `restore` too. Called before
+    /// each command that takes restic's lock, under our lock (or with no
+    /// run of ours ever made here), so no restic of ours is running.
     fn unlock(&self) -> Result<(), BackupError> {
         self.call("unlock", &["unlock"]).map(drop)
     }
@@ -344,6 +346,7 @@ impl Engine for Restic {
     }
 
     fn status(&self) -> Result<Status, BackupError> {
+        self.unlock()?;
         let sets = self.snapshots()?;
         let stats = self.call("stats", &["stats", "--json", "--mode", "raw-data"])?;
         let size: serde_json::Value = parse(&stats.stdout, "stats")?;
@@ -361,6 +364,7 @@ impl Engine for Restic {
     }
 
     fn list(&self, time: Option<&str>) -> Result<Vec<Entry>, BackupError> {
+        self.unlock()?;
         let host = self.config.host.as_str();
         let argv = ["ls", "--json", "--host", host, self.snapshot(time)];
         let done = self.call("ls", &argv)?;
@@ -381,6 +385,7 @@ impl Engine for Restic {
 
     fn restore(&self, path: &Path, time: Option<&str>, to: &Path) -> Result<(), BackupError> {
         let inside = engine::inside_path(path)?;
+        self.unlock()?;
         let mut argv: Vec<OsString> = vec!["restore".into(), self.snapshot(time).into()];
         argv.extend(["--host".into(), OsString::from(&self.config.host)]);
         argv.extend(["--target".into(), to.as_os_str().to_owned()]);
