@@ -352,6 +352,11 @@ mod tests {
                 "{}",
                 spec.key
             );
+            assert!(
+                !spec.help.trim().is_empty(),
+                "{} has no description",
+                spec.key
+            );
         }
     }
 

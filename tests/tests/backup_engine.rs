@@ -16,24 +16,36 @@ use pysk_tests::backup::{environments_holding, grow};
 use pysk_tests::{TempDir, require, scratch, secret_file, stdout, tool, write_switches};
 use serde_json::Value;
 
-const PASSPHRASE: &str = "canary-passphrase-5e1d0c77";
-
 /// A source tree, a target, a state directory and switches for one engine.
 struct Env {
     dir: TempDir,
     engine: &'static str,
+    /// This environment's own passphrase: the scan of every process's
+    /// environment finds no other test's engine holding it.
+    passphrase: String,
 }
 
 impl Env {
     fn new(engine: &'static str, extra: &[(&str, String)]) -> Option<Env> {
         require(engine, engine)?;
         require("gpgconf", "gnupg")?;
+        let dir = scratch();
+        let name = dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        let passphrase = format!(
+            "canary-{engine}-{}-{}",
+            std::process::id(),
+            name.expect("a named scratch directory")
+        );
         let env = Env {
-            dir: scratch(),
+            dir,
             engine,
+            passphrase,
         };
         make_tree(&env.src());
-        secret_file(&env.path("passphrase"), &format!("{PASSPHRASE}\n"));
+        env.good_passphrase();
         let notify = env.path("notify.sh");
         fs::write(
             &notify,
@@ -82,6 +94,11 @@ impl Env {
             switches.push((key, value.clone()));
         }
         write_switches(&self.path("config"), &switches);
+    }
+
+    /// Puts this environment's passphrase back into its file.
+    fn good_passphrase(&self) {
+        secret_file(&self.path("passphrase"), &format!("{}\n", self.passphrase));
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -611,7 +628,7 @@ fn the_passphrase_is_in_no_command_line_and_only_in_the_engines_environment() {
         let mut child = env.tool().arg("run").spawn();
         let (mut seen_engine, mut samples) = (false, 0);
         while child.try_wait().expect("wait").is_none() {
-            for pid in environments_holding(PASSPHRASE, engine) {
+            for pid in environments_holding(&env.passphrase, engine) {
                 let judged = in_duplicity_tree(pid);
                 assert!(
                     engine == "duplicity" && judged != Some(false),
@@ -731,7 +748,7 @@ fn another_restics_lock_is_waited_for_and_a_dead_ones_removed(env: &Env) {
     secret_file(&env.path("passphrase"), "not the passphrase\n");
     env.tool().arg("verify").fails_with(77);
     env.tool().arg("run").fails_with(77);
-    secret_file(&env.path("passphrase"), &format!("{PASSPHRASE}\n"));
+    env.good_passphrase();
     env.switches(&[("backup_target", env.path("nowhere").display().to_string())]);
     env.tool().arg("verify").fails_with(69);
     env.switches(&[]);
@@ -771,7 +788,7 @@ fn busy_elsewhere_and_a_wrong_passphrase(env: &Env) {
     let out = env.tool().arg("verify").fails_with(77);
     let err = pysk_tests::stderr(&out);
     assert!(err.contains("does not open the backup"), "{err}");
-    secret_file(&env.path("passphrase"), &format!("{PASSPHRASE}\n"));
+    env.good_passphrase();
 }
 
 /// Holds the POSIX lock duplicity takes on its cache (Python's
@@ -808,13 +825,30 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The files in the repository's `locks/`.
+/// The locks in the repository's `locks/`: files named by their ID
+/// alone. restic writes a lock as `ID-tmp-N` and renames it when it is
+/// whole; until then no other restic sees it (the temporary name is no
+/// ID, and restic skips a lock it cannot load).
 fn lock_files(env: &Env) -> usize {
-    fs::read_dir(env.path("target/locks")).map_or(0, Iterator::count)
+    locks_in(&env.path("target/locks")).len()
 }
 
-/// Stops (SIGSTOP) the process `find` gives once `locks` holds a lock
-/// file with its contents, looking only once it is stopped: its lock is
+/// The sizes of the whole locks in `dir` (see [`lock_files`]).
+fn locks_in(dir: &Path) -> Vec<u64> {
+    let entries = fs::read_dir(dir).into_iter().flatten().flatten();
+    let named = entries.filter(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+    });
+    named
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .collect()
+}
+
+/// Stops (SIGSTOP) the process `find` gives once `locks` holds a whole
+/// lock file (see [`lock_files`]), looking only once it is stopped: its lock is
 /// then known to be written, and it has not ended.
 fn stop_once_locked(find: impl Fn() -> Option<u32>, locks: &Path) -> u32 {
     pysk_tests::backup::wait_for("a restic holding its lock", || {
@@ -826,11 +860,9 @@ fn stop_once_locked(find: impl Fn() -> Option<u32>, locks: &Path) -> u32 {
         };
         signal(libc::SIGSTOP);
         pysk_tests::backup::wait_for("the stop", || stopped(pid));
-        let written = fs::read_dir(locks).into_iter().flatten().flatten();
-        if written
-            .filter_map(|e| e.metadata().ok())
-            .any(|m| m.len() > 0)
-        {
+        // A whole lock, renamed from its temporary name: another restic
+        // sees that one (a stop before the rename once let verify pass).
+        if locks_in(locks).into_iter().any(|len| len > 0) {
             return Some(pid);
         }
         signal(libc::SIGCONT);
@@ -902,7 +934,7 @@ fn duplicity_refuses_another_passphrase_and_never_hangs_on_a_foreign_set() {
     );
     assert_eq!(sets(&env), before, "nothing was uploaded");
     assert!(env.notified().ends_with("arg1 start\narg1 failure\n"));
-    secret_file(&env.path("passphrase"), &format!("{PASSPHRASE}\n"));
+    env.good_passphrase();
     env.tool().arg("verify").succeeds();
 
     foreign_incremental(&env, "another passphrase");
