@@ -353,10 +353,17 @@ fn duplicity_backs_up_restores_both_versions_lists_verifies_and_prunes() {
         .args(["restore", "etc", "--to"])
         .arg(env.path("r2"))
         .fails_with(65);
-    env.tool()
+    let out = env
+        .tool()
         .args(["restore", "no/such", "--to"])
         .arg(env.path("r4"))
         .fails_with(65);
+    assert_eq!(
+        pysk_tests::stderr(&out),
+        "pysk-backup: no/such not found in archive - no files restored; nothing changed\n"
+    );
+    assert!(!env.path("r4").exists(), "nothing restored, nothing made");
+    times_are_checked_before_duplicity_runs(&env);
 
     assert_eq!(listed(&env, None), LISTED);
     assert_eq!(listed(&env, Some(t1)), LISTED[..7]);
@@ -410,7 +417,18 @@ fn duplicity_backs_up_restores_both_versions_lists_verifies_and_prunes() {
     let third = env.json(&["run"]);
     assert_eq!(third["backup"]["kind"], "full", "{third}");
     assert_eq!(third["pruned"]["removed"], serde_json::json!([]), "{third}");
-    env.tool().arg("verify").succeeds();
+    let out = env.tool().args(["-v", "verify"]).succeeds();
+    let target = format!("file://{}", env.path("target").display());
+    assert_eq!(
+        pysk_tests::stderr(&out),
+        format!(
+            "pysk-backup: verifying {target} with duplicity: every volume of the newest chain \
+             read, decrypted and checked against its manifest\n\
+             pysk-backup: proven: {}, kept by retention until a newer backup is proven\n\
+             pysk-backup: {target}: the backup is intact\n",
+            third["backup"]["id"].as_str().expect("id")
+        )
+    );
     std::thread::sleep(Duration::from_millis(1100));
     let fourth = env.json(&["run"]);
     let removed: Vec<&str> = fourth["pruned"]["removed"]
@@ -484,10 +502,20 @@ fn restic_backs_up_restores_both_snapshots_lists_verifies_and_prunes() {
         "{second}"
     );
     let id2 = second["backup"]["id"].as_str().expect("id");
-    env.tool()
+    let out = env
+        .tool()
         .args(["restore", ".", "--time", &id1, "--to"])
         .arg(env.path("r0"))
-        .fails_with(1);
+        .fails_with(65);
+    assert_eq!(
+        pysk_tests::stderr(&out),
+        format!(
+            "pysk-backup: no such snapshot here: invalid id \"{id1}\": \
+             no matching ID found for prefix \"{id1}\"; nothing changed\n"
+        )
+    );
+    assert!(!env.path("r0").exists(), "nothing restored, nothing made");
+    snapshots_are_checked_before_restic_runs(&env);
     assert_same(
         &tree(&env.restore(".", Some(id2), "r2")),
         &expected(&env.src()),
@@ -499,10 +527,16 @@ fn restic_backs_up_restores_both_snapshots_lists_verifies_and_prunes() {
         .cloned()
         .collect();
     assert_same(&tree(&one), &blob);
-    env.tool()
+    let out = env
+        .tool()
         .args(["restore", "no/such", "--to"])
         .arg(env.path("r4"))
         .fails_with(65);
+    assert_eq!(
+        pysk_tests::stderr(&out),
+        "pysk-backup: no/such: not in the backup; nothing changed\n"
+    );
+    assert!(!env.path("r4").exists(), "nothing restored, nothing made");
     fs::create_dir(env.path("full")).expect("mkdir");
     fs::write(env.path("full/x"), "").expect("write");
     env.tool()
@@ -746,12 +780,98 @@ fn another_restics_lock_is_waited_for_and_a_dead_ones_removed(env: &Env) {
     assert_eq!(lock_files(env), 0, "the stale lock was removed");
 
     secret_file(&env.path("passphrase"), "not the passphrase\n");
-    env.tool().arg("verify").fails_with(77);
-    env.tool().arg("run").fails_with(77);
+    let denied = format!(
+        "pysk-backup: the passphrase of backup_passphrase_file does not open the backup: \
+         {} is not the password of the restic repository file://{} \
+         (restic: Fatal: wrong password or no key found)\n",
+        env.path("passphrase").display(),
+        env.path("target").display()
+    );
+    let out = env.tool().arg("verify").fails_with(77);
+    assert_eq!(pysk_tests::stderr(&out), denied);
+    // Never an init over a repository that is there.
+    let out = env.tool().args(["-q", "run"]).fails_with(77);
+    assert_eq!(pysk_tests::stderr(&out), denied);
     env.good_passphrase();
     env.switches(&[("backup_target", env.path("nowhere").display().to_string())]);
     env.tool().arg("verify").fails_with(69);
     env.switches(&[]);
+}
+
+/// `--time` in none of duplicity's formats: exit 2 before duplicity
+/// runs, naming the value and the formats; bad switches make `config`
+/// exit 78 naming the file and line, as `run` does.
+fn times_are_checked_before_duplicity_runs(env: &Env) {
+    let formats = "now, an interval (3D, 1h30m; s m h D W M Y), an RFC 3339 time \
+                   (2026-11-28T04:00:00Z), a date (2026-11-28, 2026/11/28, 11/28/2026) \
+                   or seconds since the epoch";
+    for args in [&["list"][..], &["restore", "etc", "--to", "/nonexistent/x"]] {
+        let out = env
+            .tool()
+            .args(args)
+            .args(["--time", "garbage"])
+            .fails_with(2);
+        assert_eq!(
+            pysk_tests::stderr(&out),
+            format!(
+                "pysk-backup: --time: \"garbage\" is no time duplicity takes: give {formats}\n"
+            )
+        );
+    }
+    let file = env.path("config/serverconfig/default");
+    for (key, value, why) in [
+        (
+            "backup_engine",
+            "borg",
+            "\"borg\": expected duplicity or restic",
+        ),
+        (
+            "backup_source",
+            "src",
+            "\"src\": not an absolute path (a relative one would depend on the directory \
+             the tool runs in)",
+        ),
+    ] {
+        env.switches(&[(key, value.to_owned())]);
+        let out = env.tool().arg("config").fails_with(78);
+        let err = pysk_tests::stderr(&out);
+        let line = fs::read_to_string(&file)
+            .expect("the switches")
+            .lines()
+            .position(|l| l.starts_with(&format!("{key}=")))
+            .expect("the switch's line")
+            + 1;
+        assert_eq!(
+            err,
+            format!("pysk-backup: {}:{line}: {key}: {why}\n", file.display())
+        );
+    }
+    // The test's own switches back.
+    env.switches(&[("backup_keep_full", "1".into())]);
+    env.tool().arg("config").succeeds();
+}
+
+/// `--time` that is no snapshot ID: exit 2 before restic runs; an ID
+/// that matches no snapshot: `list` fails (restic's ls prints nothing
+/// and exits 0).
+fn snapshots_are_checked_before_restic_runs(env: &Env) {
+    let out = env.tool().args(["list", "--time", "3D"]).fails_with(2);
+    assert_eq!(
+        pysk_tests::stderr(&out),
+        "pysk-backup: --time: \"3D\" is no time restic takes: give a snapshot ID \
+         (8 to 64 hex digits, as status lists them) or latest\n"
+    );
+    let out = env
+        .tool()
+        .args(["list", "--time", "deadbeef"])
+        .fails_with(65);
+    assert_eq!(
+        pysk_tests::stderr(&out),
+        format!(
+            "pysk-backup: no snapshot deadbeef in file://{}; nothing changed\n",
+            env.path("target").display()
+        )
+    );
 }
 
 /// The tool's lock held by a run: `status` and `list` wait for it
