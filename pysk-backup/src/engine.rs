@@ -320,6 +320,16 @@ pub fn target_fault(config: &Config) -> Option<BackupError> {
     })
 }
 
+/// Refuses, before a backup, a local target that cannot be written (a
+/// read-only file system): the engines would retry for minutes before
+/// they give up. One that is not there yet is made by the engine.
+pub fn writable(config: &Config) -> Result<(), BackupError> {
+    match target_fault(config) {
+        Some(fault @ BackupError::Common(_)) => Err(fault),
+        _ => Ok(()),
+    }
+}
+
 /// A path given to restore, as the relative path inside the source:
 /// leading `/` removed, `..` refused.
 pub fn inside_path(path: &Path) -> Result<PathBuf, BackupError> {

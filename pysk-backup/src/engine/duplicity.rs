@@ -224,6 +224,7 @@ fn newest(chains: &[Chain], kind: Option<&str>) -> Option<Set> {
 
 impl Engine for Duplicity {
     fn backup(&self) -> Result<Backed, BackupError> {
+        engine::writable(&self.config)?;
         // No record of the chain's passphrase: a new chain (a full
         // backup), recorded once it is made.
         let new_chain = self.passphrase_check()? == Found::Missing;
@@ -398,4 +399,34 @@ fn local_size(target: &str) -> Option<u64> {
         .filter_map(|e| e.metadata().ok())
         .filter(|m| m.is_file());
     Some(sizes.map(|m| m.len()).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_read_that_names_damage_is_damage_and_nothing_else_is() {
+        let failed = |reason: &str| BackupError::Failed {
+            step: "duplicity verify".into(),
+            reason: reason.into(),
+        };
+        let said = |e: BackupError| e.to_string();
+        assert_eq!(
+            said(damaged(failed("KeyError: 1"))),
+            "the backup is damaged: KeyError: 1"
+        );
+        assert_eq!(
+            said(damaged(failed(
+                "GPGError: GPG Failed, see log below: gpg: decryption failed: No secret key"
+            ))),
+            "the backup is damaged: GPGError: GPG Failed, see log below: gpg: decryption failed: No secret key"
+        );
+        assert_eq!(
+            said(damaged(failed("Connection reset by peer"))),
+            "duplicity verify failed: Connection reset by peer"
+        );
+        let denied = BackupError::Denied("Bad session key".into());
+        assert!(matches!(damaged(denied), BackupError::Denied(_)));
+    }
 }

@@ -262,6 +262,7 @@ fn parse<T: serde::de::DeserializeOwned>(stdout: &[u8], what: &str) -> Result<T,
 
 impl Engine for Restic {
     fn backup(&self) -> Result<Backed, BackupError> {
+        engine::writable(&self.config)?;
         self.ensure_repository()?;
         self.unlock()?;
         let (done, lines) = self.backup_run(&[])?;
