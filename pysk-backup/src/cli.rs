@@ -107,13 +107,17 @@ system always changes).")]
     List(ListArgs),
     /// Restore a file or directory from the backup into a directory
     #[command(after_help = "\
-Example:
-  pysk-backup restore etc/nginx --time 3D --to /root/restored")]
+Examples:
+  pysk-backup restore etc/nginx --time 3D --to /root/restored        (duplicity)
+  pysk-backup restore etc/nginx --time 4f2a9c1e --to /root/restored  (restic)
+
+Nothing is created when nothing is restored.")]
     Restore(RestoreArgs),
     /// Restore one database's dump from the backup into its server
     #[command(after_help = "\
-Example:
-  pysk-backup restore-db shop --as shop_yesterday --time 1D")]
+Examples:
+  pysk-backup restore-db shop --as shop_yesterday --time 1D        (duplicity)
+  pysk-backup restore-db shop --as shop_yesterday --time 4f2a9c1e  (restic)")]
     RestoreDb(RestoreDbArgs),
     /// Restore the newest dumps into throw-away servers and compare every
     /// table's rows with what was recorded
@@ -215,8 +219,10 @@ pub struct StatusArgs {
 /// The options of `list`.
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
-    /// The backup as it was at this time (duplicity's time formats:
-    /// 3D, 2026-11-28, an RFC 3339 time; restic: a snapshot ID)
+    /// The backup as it was at this time. duplicity: now, an interval
+    /// (3D, 1h30m; s m h D W M Y ago), an RFC 3339 time, a date
+    /// (2026-11-28, 2026/11/28, 11/28/2026) or epoch seconds; restic: a
+    /// snapshot ID (8 to 64 hex digits, as status lists them) or latest
     #[arg(long, value_name = "T")]
     pub time: Option<String>,
     /// `--json`.
@@ -232,7 +238,10 @@ pub struct ListArgs {
 pub struct RestoreArgs {
     /// The file or directory, relative to backup_source
     pub path: PathBuf,
-    /// The backup as it was at this time
+    /// The backup as it was at this time. duplicity: now, an interval
+    /// (3D, 1h30m; s m h D W M Y ago), an RFC 3339 time, a date
+    /// (2026-11-28, 2026/11/28, 11/28/2026) or epoch seconds; restic: a
+    /// snapshot ID (8 to 64 hex digits, as status lists them) or latest
     #[arg(long, value_name = "T")]
     pub time: Option<String>,
     /// A directory to restore into; it must not exist or be empty
@@ -248,7 +257,10 @@ pub struct RestoreArgs {
 pub struct RestoreDbArgs {
     /// The database, as it was dumped
     pub name: String,
-    /// The backup as it was at this time
+    /// The backup as it was at this time. duplicity: now, an interval
+    /// (3D, 1h30m; s m h D W M Y ago), an RFC 3339 time, a date
+    /// (2026-11-28, 2026/11/28, 11/28/2026) or epoch seconds; restic: a
+    /// snapshot ID (8 to 64 hex digits, as status lists them) or latest
     #[arg(long, value_name = "T")]
     pub time: Option<String>,
     /// Restore under this name; it must not exist

@@ -142,6 +142,10 @@ pub fn run(opts: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Out
         databases.extend(drill_server(server, &fetched, tmp.path(), opts, report)?);
     }
     record(opts, &fetched, &databases, report)?;
+    let all_proven = !databases.is_empty() && databases.iter().all(|d| d.proven);
+    if let (Some(config), true) = (&opts.from_backup, all_proven) {
+        prove_backup(config, report)?;
+    }
     let summary = Summary {
         from_backup: opts.from_backup.is_some(),
         set: fetched.stamp.clone(),
@@ -374,6 +378,11 @@ fn show(
     report: &Reporter,
     _out: &mut dyn Write,
 ) -> Result<(), BackupError> {
+    // The document instead of the lines, as dump --json and run --json.
+    if json {
+        report::print_json(summary)?;
+        return Ok(());
+    }
     for d in &summary.databases {
         match d.proven {
             true => report.info(format_args!(
@@ -392,8 +401,20 @@ fn show(
             summary.set
         ));
     }
-    if json {
-        report::print_json(summary)?;
+    Ok(())
+}
+
+/// Records the backup the dump set came from as proven
+/// (`verified.json`, as `verify` does): every database of it restored
+/// and counted, so retention keeps it until a newer one is proven. The
+/// fetch restored the newest chain (duplicity) or snapshot (restic).
+fn prove_backup(config: &engine::Config, report: &Reporter) -> Result<(), BackupError> {
+    let status = engine::open(config)?.status()?;
+    if let Some(backup) = status.newest_proof() {
+        crate::verify::record(config, &backup)?;
+        report.verbose(format_args!(
+            "proven: {backup}, kept by retention until a newer backup is proven"
+        ));
     }
     Ok(())
 }

@@ -7,6 +7,8 @@
 pub mod duplicity;
 pub mod gpg;
 pub mod restic;
+pub mod said;
+pub mod time;
 pub mod verifier;
 
 use std::fs;
@@ -186,6 +188,19 @@ pub struct Status {
     pub bytes: Option<u64>,
 }
 
+impl Status {
+    /// What `verified.json` names for the newest backup: the newest
+    /// chain's full backup time (duplicity), the newest snapshot's ID
+    /// (restic).
+    pub fn newest_proof(&self) -> Option<String> {
+        let newest = self.chains.last()?;
+        match self.engine {
+            Kind::Duplicity => newest.sets.first().map(|s| s.time.clone()),
+            Kind::Restic => newest.sets.last().and_then(|s| s.id.clone()),
+        }
+    }
+}
+
 /// One file of a backup.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
@@ -284,6 +299,35 @@ pub fn local_target(target: &str) -> Option<PathBuf> {
         .or_else(|| target.strip_prefix("local:"))
         .unwrap_or(target);
     Some(PathBuf::from(path)).filter(|p| p.is_absolute())
+}
+
+/// What is wrong with a local target directory, asked once an engine
+/// call on it failed (a read-only target still verifies with
+/// duplicity): one that cannot be written (its path and the system's
+/// cause, as any file not written: 73), or one that is not there. `None`
+/// for another target, or one that is fine.
+pub fn target_fault(config: &Config) -> Option<BackupError> {
+    use nix::unistd::{AccessFlags, access};
+    let dir = local_target(&config.target)?;
+    let existing = dir.ancestors().find(|p| p.exists())?;
+    if let Err(errno) = access(existing, AccessFlags::W_OK) {
+        let source = std::io::Error::from_raw_os_error(errno as i32);
+        return Some(pysk_common::Error::Write { path: dir, source }.into());
+    }
+    (existing != dir).then(|| BackupError::Unavailable {
+        what: config.target.clone(),
+        reason: format!("{}: no such directory", dir.display()),
+    })
+}
+
+/// Refuses, before a backup, a local target that cannot be written (a
+/// read-only file system): the engines would retry for minutes before
+/// they give up. One that is not there yet is made by the engine.
+pub fn writable(config: &Config) -> Result<(), BackupError> {
+    match target_fault(config) {
+        Some(fault @ BackupError::Common(_)) => Err(fault),
+        _ => Ok(()),
+    }
 }
 
 /// A path given to restore, as the relative path inside the source:

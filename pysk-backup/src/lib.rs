@@ -56,6 +56,7 @@ pub fn try_main() -> Result<Outcome, BackupError> {
             restore_files::run(&settings::restore(&settings, &args)?, &report, &mut out)
         }
         Command::Config => {
+            settings::check(&settings)?;
             common.print_config(&settings, &mut out)?;
             Ok(Outcome::Success)
         }

@@ -118,12 +118,18 @@ pub fn lock_path(settings: &Settings) -> Result<PathBuf, BackupError> {
 
 /// The engine and everything it needs, from the switches.
 pub fn engine(settings: &Settings) -> Result<engine::Config, BackupError> {
+    let target = settings.with("backup_target", None, |t| match t.trim() {
+        "" => Err("empty; give a duplicity URL or a restic repository".to_owned()),
+        t => Ok(t.to_owned()),
+    })?;
+    engine_with(settings, target)
+}
+
+/// The engine's settings but its target, which is given.
+fn engine_with(settings: &Settings, target: String) -> Result<engine::Config, BackupError> {
     Ok(engine::Config {
         kind: settings.parsed::<Kind>("backup_engine", None)?,
-        target: settings.with("backup_target", None, |t| match t.trim() {
-            "" => Err("empty; give a duplicity URL or a restic repository".to_owned()),
-            t => Ok(t.to_owned()),
-        })?,
+        target,
         passphrase_file: settings.path("backup_passphrase_file", None)?,
         state_dir: settings.path("backup_state_dir", None)?,
         source: settings.path("backup_source", None)?,
@@ -137,6 +143,9 @@ pub fn engine(settings: &Settings) -> Result<engine::Config, BackupError> {
                 t => Ok(t.to_owned()),
             }
         })?,
+        // 1 is safe: retention keeps the chains back to the verified one
+        // (engine::duplicity's keep_full), so the older chain stays until
+        // the new one is proven.
         keep_full: settings.count("backup_keep_full", None, 1..=1000)?,
         keep_daily: settings.count("backup_keep_daily", None, 1..=100_000)?,
         keep_weekly: settings.count("backup_keep_weekly", None, 0..=100_000)?,
@@ -144,6 +153,26 @@ pub fn engine(settings: &Settings) -> Result<engine::Config, BackupError> {
         dump_dir: settings.path("backup_dump_dir", None)?,
         host: pysk_common::cli::local_fqdn(),
     })
+}
+
+/// Every switch resolved as the commands resolve them, for `config`:
+/// the first bad value is reported with its file and line (78), as `run`
+/// would report it. An empty `backup_target` passes (`dump` and `drill`
+/// need none); the dump directory must be one the backup holds.
+pub fn check(settings: &Settings) -> Result<(), BackupError> {
+    let selection = Selection {
+        postgres: false,
+        mysql: false,
+        only: Vec::new(),
+        exclude: Vec::new(),
+        force: false,
+    };
+    dump_with(settings, &selection, None, false, &WaitArgs { wait: None })?;
+    settings.with("db_name_pattern", None, pysk_db::names::Rule::new)?;
+    settings.string("backup_notify_command", None)?;
+    let target = settings.string("backup_target", None)?;
+    let config = engine_with(settings, target)?;
+    dumps_in_the_backup(settings, &config)
 }
 
 /// Refuses (78) a dump directory the backup would not hold: not below
@@ -225,11 +254,24 @@ pub fn status(settings: &Settings, args: &StatusArgs) -> Result<status::Options,
     })
 }
 
+/// `--time`, if given, in a form the engine takes (exit 2 otherwise,
+/// before the engine runs).
+fn time(config: &engine::Config, time: Option<&String>) -> Result<Option<String>, BackupError> {
+    let Some(time) = time else {
+        return Ok(None);
+    };
+    match engine::time::check(config.kind, time) {
+        Ok(()) => Ok(Some(time.clone())),
+        Err(why) => Err(pysk_common::Error::option("--time", why).into()),
+    }
+}
+
 /// The options of `list`.
 pub fn list(settings: &Settings, args: &ListArgs) -> Result<list::Options, BackupError> {
+    let engine = engine(settings)?;
     Ok(list::Options {
-        engine: engine(settings)?,
-        time: args.time.clone(),
+        time: time(&engine, args.time.as_ref())?,
+        engine,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "backup_wait")?,
         json: args.json.json,
@@ -242,12 +284,13 @@ pub fn restore(
     settings: &Settings,
     args: &RestoreArgs,
 ) -> Result<restore_files::Options, BackupError> {
+    let engine = engine(settings)?;
     Ok(restore_files::Options {
-        engine: engine(settings)?,
+        time: time(&engine, args.time.as_ref())?,
+        engine,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "backup_wait")?,
         path: args.path.clone(),
-        time: args.time.clone(),
         to: args.to.clone(),
     })
 }
@@ -288,7 +331,10 @@ pub fn restore_db(
         wait: args.wait.resolve(settings, "backup_wait")?,
         name: args.name.clone(),
         from_backup: match &args.time {
-            Some(time) => Some((time.clone(), engine(settings)?)),
+            Some(given) => {
+                let engine = engine(settings)?;
+                time(&engine, Some(given))?.map(|t| (t, engine))
+            }
             None => None,
         },
         as_name: args.as_name.clone(),
@@ -350,6 +396,11 @@ mod tests {
             assert!(
                 spec.key.starts_with("backup_") || spec.key.starts_with("db_"),
                 "{}",
+                spec.key
+            );
+            assert!(
+                !spec.help.trim().is_empty(),
+                "{} has no description",
                 spec.key
             );
         }

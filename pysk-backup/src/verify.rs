@@ -51,9 +51,18 @@ pub fn run(
     _out: &mut dyn Write,
 ) -> Result<Outcome, BackupError> {
     let _lock = Lock::acquire(&opts.lock, opts.wait)?;
+    report.verbose(format_args!(
+        "verifying {} with {}: {}",
+        opts.engine.target,
+        opts.engine.kind.name(),
+        checked(opts.engine.kind, opts.compare_data)
+    ));
     let verified = engine::open(&opts.engine)?.verify(opts.compare_data)?;
     if let Some(backup) = &verified.proven {
         record(&opts.engine, backup)?;
+        report.verbose(format_args!(
+            "proven: {backup}, kept by retention until a newer backup is proven"
+        ));
     }
     let summary = Summary {
         engine: opts.engine.kind,
@@ -72,9 +81,30 @@ pub fn run(
     Ok(Outcome::Success)
 }
 
+/// What a verify checks, in words.
+fn checked(kind: Kind, compare_data: bool) -> &'static str {
+    match (kind, compare_data) {
+        (Kind::Duplicity, false) => {
+            "every volume of the newest chain read, decrypted and checked against its manifest"
+        }
+        (Kind::Duplicity, true) => {
+            "every volume of the newest chain read, decrypted and checked against its manifest, \
+             and its files compared with backup_source"
+        }
+        (Kind::Restic, false) => {
+            "the repository's structure, then every pack read and checked (check --read-data)"
+        }
+        (Kind::Restic, true) => {
+            "the repository's structure, then every pack read and checked (check --read-data), \
+             and backup_source compared with the newest snapshot"
+        }
+    }
+}
+
 /// Writes `<state>/verified.json` atomically: retention keeps this
-/// backup until a newer one is proven.
-fn record(config: &engine::Config, backup: &str) -> Result<(), BackupError> {
+/// backup until a newer one is proven (`verify` and `drill
+/// --from-backup` prove one).
+pub fn record(config: &engine::Config, backup: &str) -> Result<(), BackupError> {
     let text = report::json(&engine::Proven {
         time: crate::run::now_rfc3339(),
         engine: config.kind.name().to_owned(),

@@ -354,11 +354,29 @@ fn restore_db_brings_back_both_kinds_from_the_set_and_the_backup() {
     env.pysk().args(["dump", "--force"]).succeeds();
     assert_ne!(env.current(), backed);
 
-    let doc = env.json(&["drill", "--from-backup"]);
+    assert!(!env.path("state/verified.json").exists());
+    let out = env
+        .pysk()
+        .args(["drill", "--from-backup", "--json"])
+        .succeeds();
+    // The document replaces the lines, as with dump --json.
+    assert_eq!(stderr(&out), "");
+    let doc: Value = serde_json::from_str(&stdout(&out)).expect("a JSON document");
     assert_eq!(drilled(&doc), all_proven(), "{doc}");
     assert_eq!(
         (doc["set"].as_str(), doc["from_backup"].as_bool()),
         (Some(backed.as_str()), Some(true))
+    );
+    // What the drill read back is proven, as a verify proves it:
+    // retention keeps that chain.
+    let proven: Value =
+        serde_json::from_slice(&fs::read(env.path("state/verified.json")).expect("verified.json"))
+            .expect("JSON");
+    let status = env.json(&["status"]);
+    assert_eq!(
+        (&proven["version"], &proven["engine"], &proven["backup"]),
+        (&1.into(), &"duplicity".into(), &status["last_full"]),
+        "{proven} {status}"
     );
 
     let status = stdout(&env.pysk().arg("status").succeeds());

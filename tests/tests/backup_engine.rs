@@ -16,24 +16,36 @@ use pysk_tests::backup::{environments_holding, grow};
 use pysk_tests::{TempDir, require, scratch, secret_file, stdout, tool, write_switches};
 use serde_json::Value;
 
-const PASSPHRASE: &str = "canary-passphrase-5e1d0c77";
-
 /// A source tree, a target, a state directory and switches for one engine.
 struct Env {
     dir: TempDir,
     engine: &'static str,
+    /// This environment's own passphrase: the scan of every process's
+    /// environment finds no other test's engine holding it.
+    passphrase: String,
 }
 
 impl Env {
     fn new(engine: &'static str, extra: &[(&str, String)]) -> Option<Env> {
         require(engine, engine)?;
         require("gpgconf", "gnupg")?;
+        let dir = scratch();
+        let name = dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        let passphrase = format!(
+            "canary-{engine}-{}-{}",
+            std::process::id(),
+            name.expect("a named scratch directory")
+        );
         let env = Env {
-            dir: scratch(),
+            dir,
             engine,
+            passphrase,
         };
         make_tree(&env.src());
-        secret_file(&env.path("passphrase"), &format!("{PASSPHRASE}\n"));
+        env.good_passphrase();
         let notify = env.path("notify.sh");
         fs::write(
             &notify,
@@ -82,6 +94,11 @@ impl Env {
             switches.push((key, value.clone()));
         }
         write_switches(&self.path("config"), &switches);
+    }
+
+    /// Puts this environment's passphrase back into its file.
+    fn good_passphrase(&self) {
+        secret_file(&self.path("passphrase"), &format!("{}\n", self.passphrase));
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -336,10 +353,17 @@ fn duplicity_backs_up_restores_both_versions_lists_verifies_and_prunes() {
         .args(["restore", "etc", "--to"])
         .arg(env.path("r2"))
         .fails_with(65);
-    env.tool()
+    let out = env
+        .tool()
         .args(["restore", "no/such", "--to"])
         .arg(env.path("r4"))
         .fails_with(65);
+    assert_eq!(
+        pysk_tests::stderr(&out),
+        "pysk-backup: no/such not found in archive - no files restored; nothing changed\n"
+    );
+    assert!(!env.path("r4").exists(), "nothing restored, nothing made");
+    times_are_checked_before_duplicity_runs(&env);
 
     assert_eq!(listed(&env, None), LISTED);
     assert_eq!(listed(&env, Some(t1)), LISTED[..7]);
@@ -393,7 +417,18 @@ fn duplicity_backs_up_restores_both_versions_lists_verifies_and_prunes() {
     let third = env.json(&["run"]);
     assert_eq!(third["backup"]["kind"], "full", "{third}");
     assert_eq!(third["pruned"]["removed"], serde_json::json!([]), "{third}");
-    env.tool().arg("verify").succeeds();
+    let out = env.tool().args(["-v", "verify"]).succeeds();
+    let target = format!("file://{}", env.path("target").display());
+    assert_eq!(
+        pysk_tests::stderr(&out),
+        format!(
+            "pysk-backup: verifying {target} with duplicity: every volume of the newest chain \
+             read, decrypted and checked against its manifest\n\
+             pysk-backup: proven: {}, kept by retention until a newer backup is proven\n\
+             pysk-backup: {target}: the backup is intact\n",
+            third["backup"]["id"].as_str().expect("id")
+        )
+    );
     std::thread::sleep(Duration::from_millis(1100));
     let fourth = env.json(&["run"]);
     let removed: Vec<&str> = fourth["pruned"]["removed"]
@@ -467,10 +502,20 @@ fn restic_backs_up_restores_both_snapshots_lists_verifies_and_prunes() {
         "{second}"
     );
     let id2 = second["backup"]["id"].as_str().expect("id");
-    env.tool()
+    let out = env
+        .tool()
         .args(["restore", ".", "--time", &id1, "--to"])
         .arg(env.path("r0"))
-        .fails_with(1);
+        .fails_with(65);
+    assert_eq!(
+        pysk_tests::stderr(&out),
+        format!(
+            "pysk-backup: no such snapshot here: invalid id \"{id1}\": \
+             no matching ID found for prefix \"{id1}\"; nothing changed\n"
+        )
+    );
+    assert!(!env.path("r0").exists(), "nothing restored, nothing made");
+    snapshots_are_checked_before_restic_runs(&env);
     assert_same(
         &tree(&env.restore(".", Some(id2), "r2")),
         &expected(&env.src()),
@@ -482,10 +527,16 @@ fn restic_backs_up_restores_both_snapshots_lists_verifies_and_prunes() {
         .cloned()
         .collect();
     assert_same(&tree(&one), &blob);
-    env.tool()
+    let out = env
+        .tool()
         .args(["restore", "no/such", "--to"])
         .arg(env.path("r4"))
         .fails_with(65);
+    assert_eq!(
+        pysk_tests::stderr(&out),
+        "pysk-backup: no/such: not in the backup; nothing changed\n"
+    );
+    assert!(!env.path("r4").exists(), "nothing restored, nothing made");
     fs::create_dir(env.path("full")).expect("mkdir");
     fs::write(env.path("full/x"), "").expect("write");
     env.tool()
@@ -611,7 +662,7 @@ fn the_passphrase_is_in_no_command_line_and_only_in_the_engines_environment() {
         let mut child = env.tool().arg("run").spawn();
         let (mut seen_engine, mut samples) = (false, 0);
         while child.try_wait().expect("wait").is_none() {
-            for pid in environments_holding(PASSPHRASE, engine) {
+            for pid in environments_holding(&env.passphrase, engine) {
                 let judged = in_duplicity_tree(pid);
                 assert!(
                     engine == "duplicity" && judged != Some(false),
@@ -729,12 +780,98 @@ fn another_restics_lock_is_waited_for_and_a_dead_ones_removed(env: &Env) {
     assert_eq!(lock_files(env), 0, "the stale lock was removed");
 
     secret_file(&env.path("passphrase"), "not the passphrase\n");
-    env.tool().arg("verify").fails_with(77);
-    env.tool().arg("run").fails_with(77);
-    secret_file(&env.path("passphrase"), &format!("{PASSPHRASE}\n"));
+    let denied = format!(
+        "pysk-backup: the passphrase of backup_passphrase_file does not open the backup: \
+         {} is not the password of the restic repository file://{} \
+         (restic: Fatal: wrong password or no key found)\n",
+        env.path("passphrase").display(),
+        env.path("target").display()
+    );
+    let out = env.tool().arg("verify").fails_with(77);
+    assert_eq!(pysk_tests::stderr(&out), denied);
+    // Never an init over a repository that is there.
+    let out = env.tool().args(["-q", "run"]).fails_with(77);
+    assert_eq!(pysk_tests::stderr(&out), denied);
+    env.good_passphrase();
     env.switches(&[("backup_target", env.path("nowhere").display().to_string())]);
     env.tool().arg("verify").fails_with(69);
     env.switches(&[]);
+}
+
+/// `--time` in none of duplicity's formats: exit 2 before duplicity
+/// runs, naming the value and the formats; bad switches make `config`
+/// exit 78 naming the file and line, as `run` does.
+fn times_are_checked_before_duplicity_runs(env: &Env) {
+    let formats = "now, an interval (3D, 1h30m; s m h D W M Y), an RFC 3339 time \
+                   (2026-11-28T04:00:00Z), a date (2026-11-28, 2026/11/28, 11/28/2026) \
+                   or seconds since the epoch";
+    for args in [&["list"][..], &["restore", "etc", "--to", "/nonexistent/x"]] {
+        let out = env
+            .tool()
+            .args(args)
+            .args(["--time", "garbage"])
+            .fails_with(2);
+        assert_eq!(
+            pysk_tests::stderr(&out),
+            format!(
+                "pysk-backup: --time: \"garbage\" is no time duplicity takes: give {formats}\n"
+            )
+        );
+    }
+    let file = env.path("config/serverconfig/default");
+    for (key, value, why) in [
+        (
+            "backup_engine",
+            "borg",
+            "\"borg\": expected duplicity or restic",
+        ),
+        (
+            "backup_source",
+            "src",
+            "\"src\": not an absolute path (a relative one would depend on the directory \
+             the tool runs in)",
+        ),
+    ] {
+        env.switches(&[(key, value.to_owned())]);
+        let out = env.tool().arg("config").fails_with(78);
+        let err = pysk_tests::stderr(&out);
+        let line = fs::read_to_string(&file)
+            .expect("the switches")
+            .lines()
+            .position(|l| l.starts_with(&format!("{key}=")))
+            .expect("the switch's line")
+            + 1;
+        assert_eq!(
+            err,
+            format!("pysk-backup: {}:{line}: {key}: {why}\n", file.display())
+        );
+    }
+    // The test's own switches back.
+    env.switches(&[("backup_keep_full", "1".into())]);
+    env.tool().arg("config").succeeds();
+}
+
+/// `--time` that is no snapshot ID: exit 2 before restic runs; an ID
+/// that matches no snapshot: `list` fails (restic's ls prints nothing
+/// and exits 0).
+fn snapshots_are_checked_before_restic_runs(env: &Env) {
+    let out = env.tool().args(["list", "--time", "3D"]).fails_with(2);
+    assert_eq!(
+        pysk_tests::stderr(&out),
+        "pysk-backup: --time: \"3D\" is no time restic takes: give a snapshot ID \
+         (8 to 64 hex digits, as status lists them) or latest\n"
+    );
+    let out = env
+        .tool()
+        .args(["list", "--time", "deadbeef"])
+        .fails_with(65);
+    assert_eq!(
+        pysk_tests::stderr(&out),
+        format!(
+            "pysk-backup: no snapshot deadbeef in file://{}; nothing changed\n",
+            env.path("target").display()
+        )
+    );
 }
 
 /// The tool's lock held by a run: `status` and `list` wait for it
@@ -771,7 +908,7 @@ fn busy_elsewhere_and_a_wrong_passphrase(env: &Env) {
     let out = env.tool().arg("verify").fails_with(77);
     let err = pysk_tests::stderr(&out);
     assert!(err.contains("does not open the backup"), "{err}");
-    secret_file(&env.path("passphrase"), &format!("{PASSPHRASE}\n"));
+    env.good_passphrase();
 }
 
 /// Holds the POSIX lock duplicity takes on its cache (Python's
@@ -808,13 +945,30 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The files in the repository's `locks/`.
+/// The locks in the repository's `locks/`: files named by their ID
+/// alone. restic writes a lock as `ID-tmp-N` and renames it when it is
+/// whole; until then no other restic sees it (the temporary name is no
+/// ID, and restic skips a lock it cannot load).
 fn lock_files(env: &Env) -> usize {
-    fs::read_dir(env.path("target/locks")).map_or(0, Iterator::count)
+    locks_in(&env.path("target/locks")).len()
 }
 
-/// Stops (SIGSTOP) the process `find` gives once `locks` holds a lock
-/// file with its contents, looking only once it is stopped: its lock is
+/// The sizes of the whole locks in `dir` (see [`lock_files`]).
+fn locks_in(dir: &Path) -> Vec<u64> {
+    let entries = fs::read_dir(dir).into_iter().flatten().flatten();
+    let named = entries.filter(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+    });
+    named
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .collect()
+}
+
+/// Stops (SIGSTOP) the process `find` gives once `locks` holds a whole
+/// lock file (see [`lock_files`]), looking only once it is stopped: its lock is
 /// then known to be written, and it has not ended.
 fn stop_once_locked(find: impl Fn() -> Option<u32>, locks: &Path) -> u32 {
     pysk_tests::backup::wait_for("a restic holding its lock", || {
@@ -826,11 +980,9 @@ fn stop_once_locked(find: impl Fn() -> Option<u32>, locks: &Path) -> u32 {
         };
         signal(libc::SIGSTOP);
         pysk_tests::backup::wait_for("the stop", || stopped(pid));
-        let written = fs::read_dir(locks).into_iter().flatten().flatten();
-        if written
-            .filter_map(|e| e.metadata().ok())
-            .any(|m| m.len() > 0)
-        {
+        // A whole lock, renamed from its temporary name: another restic
+        // sees that one (a stop before the rename once let verify pass).
+        if locks_in(locks).into_iter().any(|len| len > 0) {
             return Some(pid);
         }
         signal(libc::SIGCONT);
@@ -902,7 +1054,7 @@ fn duplicity_refuses_another_passphrase_and_never_hangs_on_a_foreign_set() {
     );
     assert_eq!(sets(&env), before, "nothing was uploaded");
     assert!(env.notified().ends_with("arg1 start\narg1 failure\n"));
-    secret_file(&env.path("passphrase"), &format!("{PASSPHRASE}\n"));
+    env.good_passphrase();
     env.tool().arg("verify").succeeds();
 
     foreign_incremental(&env, "another passphrase");

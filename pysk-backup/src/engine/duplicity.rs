@@ -17,7 +17,7 @@ use pysk_common::secret::{self, Secret};
 use crate::child::{Child, Finished};
 use crate::engine::verifier::{self, Found};
 use crate::engine::{
-    self, Backed, Chain, Config, Engine, Entry, Pruned, Set, Status, Verified, gpg,
+    self, Backed, Chain, Config, Engine, Entry, Pruned, Set, Status, Verified, gpg, said,
 };
 use crate::error::BackupError;
 use log::Record;
@@ -86,11 +86,13 @@ impl Duplicity {
         }
     }
 
-    /// What a failed call means, by duplicity's error code.
+    /// What a failed call means, by duplicity's error code; a local
+    /// target that cannot be written or is not there is named as such.
+    /// The reason is duplicity's message, a Python traceback left out.
     fn failure(&self, step: &str, done: &Finished, records: &[Record]) -> BackupError {
         let errors = log::errors(records);
         let reason = match errors.is_empty() {
-            true => done.stderr_tail(),
+            true => stderr_cause(done),
             false => errors
                 .iter()
                 .map(|(_, m)| m.as_str())
@@ -102,14 +104,23 @@ impl Duplicity {
             .map(|e| e.0)
             .or(done.code.and_then(|c| c.try_into().ok()));
         match code {
+            // another duplicity holds the archive directory's lock
+            Some(23) => return BackupError::Busy(reason),
+            // GnuPG cannot decrypt with this passphrase
+            Some(31) if reason.contains("Bad session key") => {
+                return BackupError::Denied(reason);
+            }
+            _ => {}
+        }
+        if let Some(fault) = engine::target_fault(&self.config) {
+            return fault;
+        }
+        match code {
             // mismatched or unreadable manifests, a hash mismatch, a volume
             // of the wrong size; no manifests or signatures at all
             Some(4 | 5 | 6 | 18 | 21 | 44) => BackupError::Damaged(reason),
-            Some(19 | 20) => BackupError::Name(reason),
-            // another duplicity holds the archive directory's lock
-            Some(23) => BackupError::Busy(reason),
-            // GnuPG cannot decrypt with this passphrase
-            Some(31) if reason.contains("Bad session key") => BackupError::Denied(reason),
+            // "… not found in archive - no files restored."
+            Some(19 | 20) => BackupError::Name(reason.trim_end_matches('.').to_owned()),
             Some(8 | 38 | 50..=55) => BackupError::Unavailable {
                 what: self.config.target.clone(),
                 reason,
@@ -169,6 +180,48 @@ fn fresh_tmp(config: &Config) -> Result<PathBuf, BackupError> {
     Ok(tmp)
 }
 
+/// duplicity's stderr without a Python traceback (its exception line
+/// kept), else its last lines.
+fn stderr_cause(done: &Finished) -> String {
+    let lines: Vec<String> = done.stderr.lines().map(str::to_owned).collect();
+    let cause = said::python_cause(&lines[lines.len().saturating_sub(40)..]);
+    match cause.is_empty() {
+        true => done.stderr_tail(),
+        false => cause,
+    }
+}
+
+/// What duplicity says when a volume it reads is damaged: an exception
+/// while reading it, a hash that does not match, GnuPG unable to
+/// decrypt it (another passphrase is `Denied` before this).
+const DAMAGE: &[&str] = &[
+    "KeyError",
+    "IndexError",
+    "hash mismatch",
+    "Invalid data",
+    "GPGError",
+    "decryption failed",
+    "gpg failed",
+    "CRC error",
+    "invalid packet",
+    "BadGzipFile",
+    "Not a gzipped file",
+    "zlib.error",
+    "tarfile.ReadError",
+];
+
+/// A failed step of reading the backup that names damage, as
+/// [`BackupError::Damaged`]: verify's exit 1 then says "the backup is
+/// damaged", quoting duplicity.
+fn damaged(error: BackupError) -> BackupError {
+    match error {
+        BackupError::Failed { reason, .. } if DAMAGE.iter().any(|m| reason.contains(m)) => {
+            BackupError::Damaged(reason)
+        }
+        other => other,
+    }
+}
+
 /// Arguments from anything path-like.
 fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(items: I) -> Vec<OsString> {
     items.into_iter().map(Into::into).collect()
@@ -184,6 +237,7 @@ fn newest(chains: &[Chain], kind: Option<&str>) -> Option<Set> {
 
 impl Engine for Duplicity {
     fn backup(&self) -> Result<Backed, BackupError> {
+        engine::writable(&self.config)?;
         // No record of the chain's passphrase: a new chain (a full
         // backup), recorded once it is made.
         let new_chain = self.passphrase_check()? == Found::Missing;
@@ -251,7 +305,7 @@ impl Engine for Duplicity {
         // differ, the backup is whole. Without it, 1 is a failure.
         let differs = compare_data && done.code == Some(1) && log::errors(&records).is_empty();
         if !(done.ok() || differs) {
-            return Err(self.failure("verify", &done, &records));
+            return Err(damaged(self.failure("verify", &done, &records)));
         }
         // verify reads the chain that restores "now": the newest.
         let newest = self.chains()?.pop();
@@ -361,4 +415,34 @@ fn local_size(target: &str) -> Option<u64> {
         .filter_map(|e| e.metadata().ok())
         .filter(|m| m.is_file());
     Some(sizes.map(|m| m.len()).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_read_that_names_damage_is_damage_and_nothing_else_is() {
+        let failed = |reason: &str| BackupError::Failed {
+            step: "duplicity verify".into(),
+            reason: reason.into(),
+        };
+        let said = |e: BackupError| e.to_string();
+        assert_eq!(
+            said(damaged(failed("KeyError: 1"))),
+            "the backup is damaged: KeyError: 1"
+        );
+        assert_eq!(
+            said(damaged(failed(
+                "GPGError: GPG Failed, see log below: gpg: decryption failed: No secret key"
+            ))),
+            "the backup is damaged: GPGError: GPG Failed, see log below: gpg: decryption failed: No secret key"
+        );
+        assert_eq!(
+            said(damaged(failed("Connection reset by peer"))),
+            "duplicity verify failed: Connection reset by peer"
+        );
+        let denied = BackupError::Denied("Bad session key".into());
+        assert!(matches!(damaged(denied), BackupError::Denied(_)));
+    }
 }

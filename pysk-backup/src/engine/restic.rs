@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::child::{Child, Finished};
 use crate::engine::{
-    self, Backed, Chain, Config, Engine, Entry, Pruned, Set, Status, Verified, gpg,
+    self, Backed, Chain, Config, Engine, Entry, Pruned, Set, Status, Verified, gpg, said,
 };
 use crate::error::BackupError;
 
@@ -48,6 +48,13 @@ const UNREACHABLE: &[&str] = &[
     "connection refused",
     "i/o timeout",
     "no such host",
+];
+
+/// What restic says when the repository is not there: only then is it
+/// initialised.
+const MISSING: &[&str] = &[
+    "Is there a repository at the following location?",
+    "repository does not exist",
 ];
 
 /// A snapshot of `snapshots --json` or `forget --json`.
@@ -116,29 +123,44 @@ impl Restic {
 
     /// A failed call, told apart by restic's `Fatal:` lines (0.14 exits 1
     /// for all of them): a wrong password, a repository another live
-    /// restic has locked, one that cannot be reached (10 from restic 0.17
-    /// on), real damage; anything else a failed step.
+    /// restic has locked, a local target that cannot be written or is not
+    /// there, one that cannot be reached (10 from restic 0.17 on), a
+    /// snapshot that is not there, real damage; anything else a failed
+    /// step. The reason quotes restic's cause, never its stack frames.
     fn failure(&self, step: &str, done: &Finished) -> BackupError {
-        let mut reason = done.stderr_tail();
-        let mut said = |marks: &[&str]| {
-            let line = done
+        let reason = said::go_cause(&done.stderr);
+        let reason = match reason.is_empty() {
+            true => done.stderr_tail(),
+            false => reason,
+        };
+        let said = |marks: &[&str]| marks.iter().any(|m| done.stderr.contains(m));
+        if said(&["wrong password or no key found"]) {
+            return BackupError::Denied(format!(
+                "{} is not the password of the restic repository {} (restic: {reason})",
+                self.config.passphrase_file.display(),
+                self.config.target
+            ));
+        }
+        if said(&["repository is already locked"]) {
+            // Who holds it: restic's line and its time, before the rest.
+            let holder = done
                 .stderr
                 .lines()
-                .find(|l| marks.iter().any(|m| l.contains(m)));
-            if let Some(line) = line.filter(|l| !reason.contains(l.trim())) {
-                reason = format!("{} / {reason}", line.trim());
-            }
-            line.is_some()
-        };
-        if said(&["wrong password or no key found"]) {
-            BackupError::Denied(reason)
-        } else if said(&["repository is already locked"]) {
-            BackupError::Busy(reason)
-        } else if done.code == Some(10) || said(UNREACHABLE) {
+                .map(str::trim)
+                .skip_while(|l| !l.contains("repository is already locked"));
+            let holder: Vec<&str> = holder.take(2).collect();
+            return BackupError::Busy(format!("{} / {reason}", holder.join(" / ")));
+        }
+        if let Some(fault) = engine::target_fault(&self.config) {
+            return fault;
+        }
+        if done.code == Some(10) || said(UNREACHABLE) {
             BackupError::Unavailable {
                 what: self.config.target.clone(),
                 reason,
             }
+        } else if said(&["no matching ID found", "no snapshot found"]) {
+            BackupError::Name(format!("no such snapshot here: {reason}"))
         } else if said(&["repository contains errors", "does not match"]) {
             BackupError::Damaged(reason)
         } else {
@@ -175,23 +197,22 @@ impl Restic {
         self.call("unlock", &["unlock"]).map(drop)
     }
 
-    /// Initialises the repository when it is not there yet.
+    /// Initialises the repository when it is not there yet (its config
+    /// file missing); any other failure (a wrong password, a lock, a
+    /// target that cannot be written) is the error, never a reason to
+    /// `init` over it.
     fn ensure_repository(&self) -> Result<(), BackupError> {
         let probe = self.child().args(["cat", "config"]).run()?;
         if probe.ok() {
             return Ok(());
         }
-        let why = self.failure("cat config", &probe);
-        if let BackupError::Denied(_) | BackupError::Busy(_) = why {
-            return Err(why);
+        if !MISSING.iter().any(|m| probe.stderr.contains(m)) {
+            return Err(self.failure("cat config", &probe));
         }
         let init = self.child().arg("init").run()?;
         match init.ok() {
             true => Ok(()),
-            false => Err(BackupError::Unavailable {
-                what: self.config.target.clone(),
-                reason: format!("{}; init: {}", probe.stderr_tail(), init.stderr_tail()),
-            }),
+            false => Err(self.failure("init", &init)),
         }
     }
 
@@ -266,6 +287,7 @@ fn parse<T: serde::de::DeserializeOwned>(stdout: &[u8], what: &str) -> Result<T,
 
 impl Engine for Restic {
     fn backup(&self) -> Result<Backed, BackupError> {
+        engine::writable(&self.config)?;
         self.ensure_repository()?;
         self.unlock()?;
         let (done, lines) = self.backup_run(&[])?;
@@ -369,6 +391,15 @@ impl Engine for Restic {
         let argv = ["ls", "--json", "--host", host, self.snapshot(time)];
         let done = self.call("ls", &argv)?;
         let text = String::from_utf8_lossy(&done.stdout);
+        // restic ignores an ID or `latest` that matches nothing (exit 0,
+        // no output): no snapshot line, no such snapshot.
+        if !text.contains("\"struct_type\":\"snapshot\"") {
+            return Err(BackupError::Name(format!(
+                "no snapshot {} in {}",
+                self.snapshot(time),
+                self.config.target
+            )));
+        }
         let nodes = text
             .lines()
             .filter_map(|l| serde_json::from_str::<Node>(l).ok());

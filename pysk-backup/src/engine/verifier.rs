@@ -13,6 +13,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 use crate::error::BackupError;
 
@@ -61,7 +62,9 @@ pub fn check(state_dir: &Path, passphrase: &[u8]) -> Result<Found, BackupError> 
         unhex(salt).ok_or_else(unreadable)?,
         unhex(hash).ok_or_else(unreadable)?,
     );
-    match derive(passphrase, &salt, rounds) == want[..] {
+    // In constant time: how much of the hash matches tells nothing.
+    let derived = derive(passphrase, &salt, rounds);
+    match bool::from(derived[..].ct_eq(&want[..])) {
         true => Ok(Found::Matches),
         false => Err(BackupError::Denied(format!(
             "the chain on the target was made with another passphrase ({} records it); \

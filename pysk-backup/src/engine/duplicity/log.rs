@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::engine::{Chain, Entry, Set};
+use crate::engine::{Chain, Entry, Set, said};
 
 /// `InfoCode.collection_status`: the chains.
 const COLLECTION_STATUS: u32 = 3;
@@ -65,19 +65,13 @@ fn start(line: &str) -> Option<Record> {
     })
 }
 
-/// The `ERROR` records: code and message.
+/// The `ERROR` records: code and message, a Python traceback in it left
+/// out (its exception line kept).
 pub fn errors(records: &[Record]) -> Vec<(u32, String)> {
-    let text = |r: &Record| {
-        r.message
-            .iter()
-            .map(|l| l.trim())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
     records
         .iter()
         .filter(|r| r.level == "ERROR")
-        .map(|r| (r.code, text(r).trim().to_owned()))
+        .map(|r| (r.code, said::python_cause(&r.message)))
         .collect()
 }
 
