@@ -223,8 +223,12 @@ pub struct Pruned {
 
 /// What every engine does.
 pub trait Engine {
+    /// Before the dump step: the target can be written and reached, and
+    /// the passphrase opens it (a restic repository made on first use),
+    /// so a run that cannot back up fails before a long dump.
+    fn prepare(&self) -> Result<(), BackupError>;
     /// Backs `source` up (a duplicity full or incremental, a restic
-    /// snapshot).
+    /// snapshot), after [`Engine::prepare`].
     fn backup(&self) -> Result<Backed, BackupError>;
     /// A quick check that the backup just made is there and whole.
     fn check(&self, backed: &Backed) -> Result<(), BackupError>;

@@ -103,6 +103,7 @@ pub fn run(opts: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Out
 /// The steps in order; the first that fails ends the run.
 fn steps(opts: &Options, report: &Reporter) -> Result<Summary, BackupError> {
     let engine = engine::open(&opts.engine)?;
+    engine.prepare()?;
     // Before anything is backed up: a failed dump ends the run here, so
     // it is never uploaded and the last good set stays `current`.
     let dumped = dump::locked(&opts.dump, report)?;

@@ -7,7 +7,7 @@
 
 pub mod log;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,8 @@ pub struct Duplicity {
     /// The last listing of the chains, until a call may change them: the
     /// backup, its check and retention read one `collection-status`.
     chains: RefCell<Option<Vec<Chain>>>,
+    /// What [`Engine::prepare`] found of the passphrase's record.
+    prepared: Cell<Option<Found>>,
 }
 
 impl Duplicity {
@@ -52,6 +54,7 @@ impl Duplicity {
             archive,
             tmp: fresh_tmp(config)?,
             chains: RefCell::new(None),
+            prepared: Cell::new(None),
         })
     }
 
@@ -236,11 +239,20 @@ fn newest(chains: &[Chain], kind: Option<&str>) -> Option<Set> {
 }
 
 impl Engine for Duplicity {
-    fn backup(&self) -> Result<Backed, BackupError> {
+    fn prepare(&self) -> Result<(), BackupError> {
         engine::writable(&self.config)?;
+        self.prepared.set(Some(self.passphrase_check()?));
+        Ok(())
+    }
+
+    fn backup(&self) -> Result<Backed, BackupError> {
         // No record of the chain's passphrase: a new chain (a full
         // backup), recorded once it is made.
-        let new_chain = self.passphrase_check()? == Found::Missing;
+        let found = match self.prepared.get() {
+            Some(found) => found,
+            None => self.passphrase_check()?,
+        };
+        let new_chain = found == Found::Missing;
         let mut argv = match new_chain {
             true => args(["full"]),
             false => args(["--full-if-older-than", &self.config.full_if_older_than]),

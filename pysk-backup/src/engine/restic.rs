@@ -286,10 +286,13 @@ fn parse<T: serde::de::DeserializeOwned>(stdout: &[u8], what: &str) -> Result<T,
 }
 
 impl Engine for Restic {
-    fn backup(&self) -> Result<Backed, BackupError> {
+    fn prepare(&self) -> Result<(), BackupError> {
         engine::writable(&self.config)?;
         self.ensure_repository()?;
-        self.unlock()?;
+        self.unlock()
+    }
+
+    fn backup(&self) -> Result<Backed, BackupError> {
         let (done, lines) = self.backup_run(&[])?;
         // 3: the snapshot was made, but some files could not be read.
         if !matches!(done.code, Some(0 | 3)) {

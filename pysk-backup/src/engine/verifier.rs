@@ -23,7 +23,7 @@ const ROUNDS: u32 = 600_000;
 const SCHEME: &str = "pbkdf2-sha256";
 
 /// What the check of a passphrase found.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
     /// No record: no chain was started by this machine (or the admin
     /// removed it to start a new one).
