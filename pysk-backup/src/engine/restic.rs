@@ -197,17 +197,18 @@ impl Restic {
         self.call("unlock", &["unlock"]).map(drop)
     }
 
-    /// Initialises the repository when it is not there yet (its config
-    /// file missing); any other failure (a wrong password, a lock, a
-    /// target that cannot be written) is the error, never a reason to
-    /// `init` over it.
-    fn ensure_repository(&self) -> Result<(), BackupError> {
-        let probe = self.child().args(["cat", "config"]).run()?;
+    /// Removes stale locks ([`Restic::unlock`]), which opens the
+    /// repository with the password, and initialises it when it is not
+    /// there yet (its config file missing); any other failure (a wrong
+    /// password, a target that cannot be written) is the error, never a
+    /// reason to `init` over it.
+    fn unlock_or_init(&self) -> Result<(), BackupError> {
+        let probe = self.child().arg("unlock").run()?;
         if probe.ok() {
             return Ok(());
         }
         if !MISSING.iter().any(|m| probe.stderr.contains(m)) {
-            return Err(self.failure("cat config", &probe));
+            return Err(self.failure("unlock", &probe));
         }
         let init = self.child().arg("init").run()?;
         match init.ok() {
@@ -288,8 +289,7 @@ fn parse<T: serde::de::DeserializeOwned>(stdout: &[u8], what: &str) -> Result<T,
 impl Engine for Restic {
     fn prepare(&self) -> Result<(), BackupError> {
         engine::writable(&self.config)?;
-        self.ensure_repository()?;
-        self.unlock()
+        self.unlock_or_init()
     }
 
     fn backup(&self) -> Result<Backed, BackupError> {
