@@ -149,7 +149,7 @@ pub struct Selection {
     #[arg(long, value_name = "DB")]
     pub exclude: Vec<String>,
     /// Keep a dump that shrank below backup_shrink_percent of the last
-    /// good one
+    /// good one, and drop the dumps of a server whose socket is gone
     #[arg(long)]
     pub force: bool,
 }

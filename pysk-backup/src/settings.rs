@@ -78,7 +78,7 @@ pub const SWITCHES: &[Spec] = &[
     Spec::new(
         "backup_notify_command",
         "",
-        "run (no shell) with start, success or failure as its last argument",
+        "run (no shell; split at blanks) with start, success or failure as its last argument",
     ),
     Spec::new("backup_wait", "0", "seconds a run waits for another's lock").option("--wait"),
     Spec::new(
