@@ -2,7 +2,7 @@
 //! read (`--password-file`), or a new random one (`--generate-password`)
 //! made in memory and written once, mode 0600, only when the run is
 //! about to apply a plan that uses it — a run refused on the way writes
-//! nothing. The password is never printed and never put on a command
+//! nothing; once written, the file is the password of later runs. The password is never printed and never put on a command
 //! line.
 
 use std::fs::{self, OpenOptions};
@@ -25,7 +25,8 @@ const GENERATED_BYTES: usize = 18;
 pub struct Password {
     /// The password.
     pub secret: Secret,
-    /// `--generate-password`'s file, written by [`Password::keep`].
+    /// `--generate-password`'s file, to be written by [`Password::keep`]
+    /// (`None` when the password was read from a file).
     pub generated: Option<PathBuf>,
 }
 
@@ -79,13 +80,17 @@ fn exists(out: &Path) -> DbError {
     ))
 }
 
-/// A new random password for `out`, made in memory; `out` must not
-/// exist (a password is written once, and an earlier one is given back
-/// with `--password-file`).
+/// The password of `--generate-password OUT`: the one written to OUT by
+/// an earlier run when OUT exists (so a second run finds nothing to
+/// change), else a new random one made in memory, to be written by
+/// [`Password::keep`].
 fn generate(out: &Path) -> Result<Password, DbError> {
     use base64::Engine;
     if fs::symlink_metadata(out).is_ok() {
-        return Err(exists(out));
+        return Ok(Password {
+            secret: read(out)?,
+            generated: None,
+        });
     }
     let mut bytes = [0u8; GENERATED_BYTES];
     fs::File::open("/dev/urandom")
@@ -98,17 +103,25 @@ fn generate(out: &Path) -> Result<Password, DbError> {
     })
 }
 
-/// The password in `path`, refused when others may read the file (exit
-/// 77) or when it is empty (exit 65): an empty password is no password.
+/// The password in `path`: its one line, without the newline (spaces
+/// count). Refused when others may read the file (exit 77), and when it
+/// is empty or holds another line, a carriage return or any other
+/// control character (exit 65): such a password is a slip nobody could
+/// type.
 pub fn read(path: &Path) -> Result<Secret, DbError> {
     let password = pysk_common::secret::read_file(path)?;
-    if password.expose().is_empty() {
-        return Err(DbError::Conflict(format!(
-            "the password file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(password)
+    let text = password.expose();
+    let why = if text.is_empty() {
+        "is empty"
+    } else if text.chars().any(char::is_control) {
+        "holds a line break or another control character (one line is the password)"
+    } else {
+        return Ok(password);
+    };
+    Err(DbError::Conflict(format!(
+        "the password file {} {why}",
+        path.display()
+    )))
 }
 
 /// `--password-file`'s password, or a new one for `--generate-password`'s

@@ -40,8 +40,9 @@ pub const SWITCHES: &[Spec] = &[
     ),
     Spec::new(
         "db_mysql_auth",
-        "ed25519",
-        "how MariaDB accounts are made: ed25519 or mysql_native_password",
+        "mysql_native_password",
+        "how MariaDB accounts are made: mysql_native_password (every client) or ed25519 \
+         (not PHP's mysqlnd)",
     ),
     Spec::new(
         "db_name_pattern",

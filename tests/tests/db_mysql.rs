@@ -644,31 +644,63 @@ fn a_generated_password_is_written_once_and_an_empty_one_is_refused() {
     let login = db.login("wiki", password, "SELECT CURRENT_USER()");
     assert_eq!(stdout(&login), "wiki@localhost\n", "{login:?}");
 
-    // Written once: a second run is told to use the file it made.
-    let again = generate().fails_with(65);
-    assert_stderr_is(
-        &again,
-        &format!(
-            "pysk-db: {} exists: give it as --password-file; nothing changed\n",
-            out_file.display()
-        ),
-    );
-    let again = env.create("wiki", &out_file).succeeds();
+    // Written once: a second run takes it as the password, and finds
+    // nothing to change; an account whose password this run would not
+    // know is refused, nothing written.
+    let again = generate().succeeds();
     assert_stderr_is(
         &again,
         "pysk-db: nothing to change: wiki exists, with ALL to wiki at localhost\n",
     );
-
-    // An empty password file is no password.
-    let empty = env.password("empty.pw", "");
-    let out = env.create("blog", &empty).fails_with(65);
-    assert_stderr_is(
-        &out,
-        &format!(
-            "pysk-db: the password file {} is empty; nothing changed\n",
-            empty.display()
-        ),
+    assert_eq!(
+        std::fs::read_to_string(&out_file).expect("the password"),
+        format!("{password}\n")
     );
+    let elsewhere = env.dir.path().join("elsewhere.pw");
+    let refused = env
+        .tool()
+        .args([
+            "mysql",
+            "create",
+            "wiki2",
+            "--user",
+            "wiki",
+            "--generate-password",
+        ])
+        .arg(&elsewhere)
+        .fails_with(65);
+    assert_stderr_is(
+        &refused,
+        "pysk-db: the account wiki@localhost exists, but not --generate-password's file: \
+         give its password with --password-file; nothing changed\n",
+    );
+    assert!(!elsewhere.exists(), "nothing written");
+
+    // An empty password file is no password; one with a carriage return
+    // or a second line holds a password nobody could type.
+    for (name, content, why) in [
+        ("empty.pw", "", "is empty"),
+        (
+            "crlf.pw",
+            "secret\r\n",
+            "holds a line break or another control character (one line is the password)",
+        ),
+        (
+            "two.pw",
+            "secret\nmore\n",
+            "holds a line break or another control character (one line is the password)",
+        ),
+    ] {
+        let file = env.password(name, content);
+        let out = env.create("blog", &file).fails_with(65);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: the password file {} {why}; nothing changed\n",
+                file.display()
+            ),
+        );
+    }
     assert_eq!(db.mariadb("SHOW DATABASES LIKE 'blog'"), "");
 }
 

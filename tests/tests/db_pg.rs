@@ -393,14 +393,36 @@ fn a_generated_password_is_written_once_and_add_db_serves_an_existing_owner() {
             "--generate-password",
         ])
         .arg(&out_file)
-        .fails_with(65);
+        .succeeds();
+    // The file written is the password of later runs: nothing to change.
     assert_stderr_is(
         &again,
-        &format!(
-            "pysk-db: {} exists: give it as --password-file; nothing changed\n",
-            out_file.display()
-        ),
+        "pysk-db: nothing to change: wiki exists, owned by wiki_admin\n",
     );
+    assert_eq!(
+        std::fs::read_to_string(&out_file).expect("the password"),
+        format!("{password}\n")
+    );
+    // An owner that exists, whose password this run would not know.
+    let elsewhere = env.dir.path().join("elsewhere.pw");
+    let refused = env
+        .tool()
+        .args([
+            "pg",
+            "create",
+            "wiki2",
+            "--owner",
+            "wiki_admin",
+            "--generate-password",
+        ])
+        .arg(&elsewhere)
+        .fails_with(65);
+    assert_stderr_is(
+        &refused,
+        "pysk-db: the role wiki_admin exists, but not --generate-password's file: give its \
+         password with --password-file, or use add-db; nothing changed\n",
+    );
+    assert!(!elsewhere.exists(), "nothing written");
 
     let out = env
         .tool()

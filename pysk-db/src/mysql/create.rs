@@ -169,7 +169,8 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
             None => "CREATE USER",
             Some(_) if options.password.generated.is_some() => {
                 return Err(DbError::Conflict(format!(
-                    "the account {user}@{host} exists: give its password with --password-file"
+                    "the account {user}@{host} exists, but not --generate-password's file: \
+                     give its password with --password-file"
                 )));
             }
             Some((plugin, text)) if plugin == auth.plugin() && text == hash => continue,

@@ -148,8 +148,8 @@ fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
             }),
         ) => {
             return Err(DbError::Conflict(format!(
-                "the role {owner} exists: give its password with --password-file, \
-                 or use add-db"
+                "the role {owner} exists, but not --generate-password's file: give its \
+                 password with --password-file, or use add-db"
             )));
         }
         (Some(stored), Some(password)) => {
