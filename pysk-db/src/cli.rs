@@ -285,7 +285,12 @@ given; --host is the option every pysk tool has), the
 database, ALL on it to each account. The password (from a file only its
 owner may read) reaches the server only as the hash of db_mysql_auth made
 here (ed25519 or mysql_native_password); a stored hash of the same password
-is left alone, so a second run changes nothing and says so.")]
+is left alone, so a second run changes nothing and says so. Refused (exit
+65, nothing changed): the server's own databases and accounts (root,
+mysql, mariadb.sys, PUBLIC); an account that signs in otherwise
+(unix_socket, a chain of plugins); a database that exists with grants to
+other accounts (root and PUBLIC aside). A bad --account-host, --charset or
+--collation exits 2.")]
     Create(MysqlCreateArgs),
     /// Set an account's password
     #[command(after_help = "\
@@ -294,8 +299,10 @@ Example:
 
 The account USER at each --account-host (every host it has when none is
 given) gets the hash of db_mysql_auth made here; an account whose stored
-hash is one of the same password is left alone. An account that does not
-exist is refused (exit 65).")]
+hash is one of the same password is left alone. Refused (exit 65,
+nothing changed): an account that does not exist, the server's own (root,
+mysql, mariadb.sys, PUBLIC), and one that signs in otherwise than by a
+password alone (unix_socket, a chain of plugins).")]
     Password(MysqlPasswordArgs),
     /// Drop a database and the accounts made for it
     #[command(after_help = "\
@@ -303,7 +310,8 @@ Example:
   pysk-db mysql drop shop --dry-run
 
 The database and the account USER (default: the database's name) at every
-host it has. Nothing there: nothing to change.")]
+host it has. Nothing there: nothing to change. The server's own databases
+and accounts are refused (exit 65).")]
     Drop(MysqlDropArgs),
     /// Check (or optimize, repair, analyze) every table
     #[command(after_help = "\

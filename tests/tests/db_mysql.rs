@@ -361,9 +361,29 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
             );
         }
         for bad in ["a`b", "h' OR 1", ""] {
-            env.create("ok", &pw)
+            let out = env
+                .create("ok", &pw)
                 .args(["--account-host", bad])
-                .fails_with(65);
+                .fails_with(2);
+            assert_stderr_is(
+                &out,
+                &format!(
+                    "pysk-db: --account-host: {bad:?}: not a host this tool takes \
+                     (letters, digits and .-_%:/)\n"
+                ),
+            );
+        }
+        for (option, bad) in [
+            ("--charset", "utf8; DROP DATABASE shop_db"),
+            ("--collation", "Latin1"),
+        ] {
+            let out = env.create("ok", &pw).args([option, bad]).fails_with(2);
+            assert_stderr_is(
+                &out,
+                &format!(
+                    "pysk-db: {option}: {bad:?}: not a name this tool takes (a-z, 0-9 and _)\n"
+                ),
+            );
         }
         assert_eq!(
             db.log_text().matches("Connect\t").count(),
@@ -754,7 +774,6 @@ fn optimize_skips_a_table_larger_than_the_free_disk_and_repair_mends_a_broken_on
     assert_eq!(doc["skipped"][0]["table"], "big");
     assert_eq!(doc["skipped"][0]["bytes"], bytes);
     assert_eq!(doc["tables"].as_array().map(Vec::len), Some(2));
-
     // A MyISAM data file cut short, as a crash leaves it: check finds it,
     // repair mends it, and check finds nothing more.
     let myd = db.data_dir.join("shop/notes.MYD");
@@ -785,4 +804,126 @@ fn optimize_skips_a_table_larger_than_the_free_disk_and_repair_mends_a_broken_on
         "shop.big: status: OK\nshop.notes: status: OK\nshop.small: status: OK\n"
     );
     drop(db);
+}
+
+#[test]
+fn the_servers_accounts_other_sign_ins_and_others_databases_are_left_alone() {
+    let Some(env) = Env::new("ed25519") else {
+        return;
+    };
+    let db = &env.db;
+    env.tool().args(["mysql", "setup"]).succeeds();
+    let pw = env.password("a.pw", "Pa55-owner-a");
+    db.mariadb(
+        "CREATE USER sock@localhost IDENTIFIED VIA unix_socket; \
+         CREATE USER chain@localhost IDENTIFIED VIA mysql_native_password \
+         USING PASSWORD('old') OR unix_socket",
+    );
+    let accounts = "SELECT User, Host, Priv FROM mysql.global_priv ORDER BY User, Host; \
+                    SHOW DATABASES";
+    let before = db.mariadb(accounts);
+
+    // The server's own accounts: refused before any connection, so root
+    // keeps its unix_socket login.
+    let wide = env.dir.path().join("wide");
+    write_switches(
+        &wide,
+        &[
+            ("db_mysql_socket", db.socket.display().to_string()),
+            ("db_name_pattern", "^[A-Za-z_.]+".to_owned()),
+        ],
+    );
+    let connects = db.log_text().matches("Connect\t").count();
+    for user in ["root", "mysql", "mariadb.sys", "PUBLIC", "Root"] {
+        let password = tool("pysk-db")
+            .config_dir(&wide)
+            .args(["mysql", "password", user, "--password-file"])
+            .arg(&pw)
+            .fails_with(65);
+        let create = tool("pysk-db")
+            .config_dir(&wide)
+            .args(["mysql", "create", "cust", "--user", user, "--password-file"])
+            .arg(&pw)
+            .fails_with(65);
+        let why = format!("pysk-db: {user} is an account the server needs; nothing changed\n");
+        assert_stderr_is(&password, &why);
+        assert_stderr_is(&create, &why);
+    }
+    let out = env
+        .create("mysql", &pw)
+        .args(["--user", "cust"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: mysql is a system database of the server; nothing changed\n",
+    );
+    assert_eq!(db.log_text().matches("Connect\t").count(), connects);
+
+    // An account that signs in otherwise keeps its way in.
+    for (user, how) in [
+        ("sock", "unix_socket"),
+        ("chain", "mysql_native_password OR another plugin"),
+    ] {
+        let why = format!(
+            "pysk-db: {user}@localhost signs in by {how}, not by a password alone: \
+             left as it is; nothing changed\n"
+        );
+        let out = env
+            .tool()
+            .args(["mysql", "password", user, "--password-file"])
+            .arg(&pw)
+            .fails_with(65);
+        assert_stderr_is(&out, &why);
+        let out = env
+            .create("sockdb", &pw)
+            .args(["--user", user])
+            .fails_with(65);
+        assert_stderr_is(&out, &why);
+    }
+    assert_eq!(db.mariadb(accounts), before, "nothing changed");
+    assert_eq!(db.mariadb("SELECT 1").as_str(), "1", "root still gets in");
+
+    // Someone else's database is not handed over; one with only root's
+    // and PUBLIC's grants is taken on.
+    env.create("cust_a", &pw).succeeds();
+    let catalogs = "SELECT User, Host, Db FROM mysql.db ORDER BY 1, 2, 3; \
+                    SELECT User FROM mysql.user ORDER BY 1";
+    let before = db.mariadb(catalogs);
+    let pw_b = env.password("b.pw", "Pa55-owner-b");
+    let out = env
+        .create("cust_a", &pw_b)
+        .args(["--user", "cust_b"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the database cust_a exists with grants to cust_a@localhost, \
+         not cust_b's alone; nothing changed\n",
+    );
+    assert_eq!(db.mariadb(catalogs), before);
+    db.mariadb("CREATE DATABASE legacy; GRANT SELECT ON legacy.* TO PUBLIC");
+    let out = env.create("legacy", &pw_b).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: made the account legacy@localhost\n\
+         pysk-db: made ALL on legacy to legacy@localhost\n",
+    );
+
+    // A grant WITH GRANT OPTION is ALL still; one missing a privilege is
+    // not, and is made whole.
+    db.mariadb("GRANT ALL ON `cust\\_a`.* TO cust_a@localhost WITH GRANT OPTION");
+    let out = env.create("cust_a", &pw).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: nothing to change: cust_a exists, with ALL to cust_a at localhost\n",
+    );
+    db.mariadb("REVOKE DELETE ON `cust\\_a`.* FROM cust_a@localhost");
+    let out = env.create("cust_a", &pw).succeeds();
+    assert_stderr_is(&out, "pysk-db: made ALL on cust_a to cust_a@localhost\n");
+    assert_eq!(
+        db.mariadb(
+            "SELECT Delete_priv, Grant_priv FROM mysql.db \
+             WHERE User = 'cust_a' AND Db = 'cust\\\\_a'"
+        ),
+        "Y\tY"
+    );
 }

@@ -17,8 +17,8 @@ use pysk_common::exit::Outcome;
 use pysk_common::report::{self, Reporter};
 
 use crate::error::DbError;
+use crate::mysql::SYSTEM_DATABASES;
 use crate::mysql::connect::{self, Target};
-use crate::mysql::drop::SYSTEM_DATABASES;
 use crate::names::mysql_identifier;
 
 /// Which statement is run on each table.
