@@ -317,13 +317,18 @@ and accounts are refused (exit 65).")]
     #[command(after_help = "\
 Examples (cron, weekly):
   pysk-db -q mysql check
-  pysk-db mysql check --optimize
+  pysk-db mysql check --optimize --dry-run
 
 Every table of every database but mysql, information_schema,
-performance_schema and sys, one statement per table, each row the server
-reports shown. --optimize rebuilds an InnoDB table whole, so a table larger
-than the free space of the data directory is skipped and named. Exit 1
-when a table reports an error.")]
+performance_schema and sys (system-versioned tables too), one statement
+per table, each row the server reports shown (with -q only its warnings
+and errors). --optimize rebuilds an InnoDB table whole, so a table larger
+than the free space of the data directory is skipped and named.
+--optimize, --repair and --analyze change tables: they run under the lock
+(--wait), and --dry-run lists the statements and the tables that would be
+skipped (sized by the server's statistics; the real run analyzes each
+InnoDB table first) and runs none. Exit 1 when a table reports an
+error.")]
     Check(MysqlCheckArgs),
 }
 
@@ -380,9 +385,15 @@ pub struct MysqlCheckArgs {
     /// ANALYZE TABLE instead of CHECK TABLE
     #[arg(long, group = "how")]
     pub analyze: bool,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// The options of `mysql create`.

@@ -373,6 +373,9 @@ pub fn mysql_check(
     Ok(mysql::check::Options {
         target: mysql_target(settings)?,
         how,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "db_wait")?,
+        dry_run: args.dry_run.dry_run,
         json: args.json.json,
     })
 }

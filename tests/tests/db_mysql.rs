@@ -568,19 +568,62 @@ fn check_reports_every_table_but_the_servers_own() {
         "CREATE DATABASE shop; CREATE TABLE shop.orders (i INT PRIMARY KEY) ENGINE=InnoDB; \
          INSERT INTO shop.orders VALUES (1), (2); \
          CREATE TABLE shop.`odd``name` (i INT) ENGINE=MyISAM; \
+         CREATE TABLE shop.hist (i INT) ENGINE=InnoDB WITH SYSTEM VERSIONING; \
+         INSERT INTO shop.hist VALUES (1); UPDATE shop.hist SET i = 2; \
          CREATE DATABASE blog; CREATE TABLE blog.posts (t TEXT) ENGINE=MyISAM; \
          INSERT INTO blog.posts VALUES ('x'); CREATE VIEW blog.v AS SELECT 1",
     );
     let out = env.tool().args(["mysql", "check"]).succeeds();
     assert_eq!(
         stdout(&out),
-        "blog.posts: status: OK\nshop.odd`name: status: OK\nshop.orders: status: OK\n"
+        "blog.posts: status: OK\nshop.hist: status: OK\nshop.odd`name: status: OK\n\
+         shop.orders: status: OK\n"
     );
     assert_stderr_is(&out, "");
+    // Quiet and well: nothing at all, for cron.
+    let out = env.tool().args(["-q", "mysql", "check"]).succeeds();
+    assert_eq!(stdout(&out), "");
+    assert_stderr_is(&out, "");
+
+    // A dry run lists the statements, runs none and makes no state.
+    let statements = |log: &str| {
+        ["ANALYZE TABLE", "OPTIMIZE TABLE", "REPAIR TABLE"].map(|s| log.matches(s).count())
+    };
+    let ran = statements(&db.log_text());
+    let plan = env
+        .tool()
+        .args(["mysql", "check", "--analyze", "--dry-run"])
+        .succeeds();
+    assert_eq!(
+        stdout(&plan),
+        "would analyze blog.posts: ANALYZE TABLE `blog`.`posts`;\n\
+         would analyze shop.hist: ANALYZE TABLE `shop`.`hist`;\n\
+         would analyze shop.odd`name: ANALYZE TABLE `shop`.`odd``name`;\n\
+         would analyze shop.orders: ANALYZE TABLE `shop`.`orders`;\n"
+    );
+    assert_stderr_is(&plan, "");
+    let doc: serde_json::Value = serde_json::from_str(&stdout(
+        &env.tool()
+            .args(["mysql", "check", "--optimize", "--dry-run", "--json"])
+            .succeeds(),
+    ))
+    .expect("JSON");
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["operation"], "optimize");
+    assert_eq!(
+        doc["tables"][3],
+        serde_json::json!({"database": "shop", "table": "orders", "engine": "InnoDB",
+            "messages": []})
+    );
+    assert_eq!(doc["skipped"], serde_json::json!([]));
+    assert_eq!(statements(&db.log_text()), ran, "a dry run runs none");
+    assert!(!env.dir.path().join("state").exists(), "nor makes state");
+
     let out = env.tool().args(["mysql", "check", "--analyze"]).succeeds();
     assert_eq!(
         stdout(&out),
         "blog.posts: status: Table is already up to date\n\
+         shop.hist: status: OK\n\
          shop.odd`name: status: Table is already up to date\n\
          shop.orders: status: OK\n"
     );
@@ -588,6 +631,8 @@ fn check_reports_every_table_but_the_servers_own() {
     assert_eq!(
         stdout(&out),
         "blog.posts: status: Table is already up to date\n\
+         shop.hist: note: Table does not support optimize, doing recreate + analyze instead\n\
+         shop.hist: status: OK\n\
          shop.odd`name: status: Table is already up to date\n\
          shop.orders: note: Table does not support optimize, doing recreate + analyze instead\n\
          shop.orders: status: OK\n"
@@ -597,15 +642,21 @@ fn check_reports_every_table_but_the_servers_own() {
         "pysk-db: OPTIMIZE TABLE rebuilds an InnoDB table whole: it needs the \
          table's size again on disk and blocks writes to it briefly at start and end\n",
     );
+    assert_eq!(
+        db.mariadb("SELECT i FROM shop.hist FOR SYSTEM_TIME ALL ORDER BY i"),
+        "1\n2",
+        "the history kept"
+    );
     let doc: serde_json::Value = serde_json::from_str(&stdout(
         &env.tool().args(["mysql", "check", "--json"]).succeeds(),
     ))
     .expect("JSON");
+    assert_eq!(doc["dry_run"], false);
     assert_eq!(doc["operation"], "check");
     assert_eq!(doc["errors"], 0);
-    assert_eq!(doc["tables"].as_array().map(Vec::len), Some(3));
+    assert_eq!(doc["tables"].as_array().map(Vec::len), Some(4));
     assert_eq!(
-        doc["tables"][2],
+        doc["tables"][3],
         serde_json::json!({"database": "shop", "table": "orders", "engine": "InnoDB",
             "messages": [{"msg_type": "status", "msg_text": "OK"}]})
     );
@@ -622,10 +673,23 @@ fn check_reports_every_table_but_the_servers_own() {
     let text = stdout(&out);
     assert!(text.contains("blog.posts: error: "), "{text}");
     assert!(
-        text.ends_with("shop.odd`name: status: OK\nshop.orders: status: OK\n"),
+        text.ends_with(
+            "shop.hist: status: OK\nshop.odd`name: status: OK\nshop.orders: status: OK\n"
+        ),
         "{text}"
     );
     assert_stderr_is(&out, "pysk-db: blog.posts reports an error\n");
+    // Quiet: the trouble alone.
+    let quiet = env.tool().args(["-q", "mysql", "check"]).fails_with(1);
+    // (The server says "Error" and "error" here, both trouble.)
+    let trouble: String = text
+        .lines()
+        .filter(|l| l.starts_with("blog.posts: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(trouble.contains("blog.posts: error: "), "{trouble}");
+    assert_eq!(stdout(&quiet), trouble);
+    assert_stderr_is(&quiet, "pysk-db: blog.posts reports an error\n");
 }
 
 #[test]
@@ -774,6 +838,21 @@ fn optimize_skips_a_table_larger_than_the_free_disk_and_repair_mends_a_broken_on
     assert_eq!(doc["skipped"][0]["table"], "big");
     assert_eq!(doc["skipped"][0]["bytes"], bytes);
     assert_eq!(doc["tables"].as_array().map(Vec::len), Some(2));
+    // A dry run weighs the sizes the statistics give, which the real
+    // run has brought up to date: it names the table it would skip.
+    let plan = tool()
+        .args(["mysql", "check", "--optimize", "--dry-run"])
+        .succeeds();
+    let plan = stdout(&plan);
+    assert!(
+        plan.starts_with(&format!(
+            "would optimize shop.notes: OPTIMIZE TABLE `shop`.`notes`;\n\
+             would optimize shop.small: OPTIMIZE TABLE `shop`.`small`;\n\
+             would skip shop.big: its {bytes} bytes exceed the "
+        )),
+        "{plan}"
+    );
+
     // A MyISAM data file cut short, as a crash leaves it: check finds it,
     // repair mends it, and check finds nothing more.
     let myd = db.data_dir.join("shop/notes.MYD");
