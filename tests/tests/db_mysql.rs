@@ -6,7 +6,6 @@
 
 use mysql::prelude::Queryable;
 
-use pysk_common::exit::ToolError;
 use pysk_db::mysql::connect::{Target, connect};
 use pysk_tests::mariadb::Mariadb;
 use pysk_tests::{TempDir, assert_stderr_is, scratch, stdout, tool, write_switches};
@@ -56,11 +55,12 @@ impl Env {
 }
 
 #[test]
-fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_is_named() {
-    let dir = scratch();
-    let Some(db) = Mariadb::start(dir.path()) else {
+fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_or_held_lock_is_named() {
+    let Some(env) = Env::new("ed25519") else {
         return;
     };
+    let db = &env.db;
+    // The library's connect: root over the socket, as the log shows.
     let target = Target {
         socket: db.socket.clone(),
     };
@@ -79,15 +79,57 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_is_named() {
         db.log_text()
     );
 
-    let gone = Target {
-        socket: dir.path().join("no-such.sock"),
-    };
-    let err = connect(&gone).expect_err("no server");
-    assert_eq!(
-        err.to_string(),
-        format!("{}: No such file or directory", gone.socket.display())
+    // The binary: a socket that is not there is named, exit 69.
+    let gone = env.dir.path().join("no-such.sock");
+    let gone_config = env.dir.path().join("gone");
+    write_switches(
+        &gone_config,
+        &[("db_mysql_socket", gone.display().to_string())],
     );
-    assert_eq!(err.exit_code(), 69);
+    for args in [["mysql", "setup", "--dry-run"], ["-q", "mysql", "check"]] {
+        let out = tool("pysk-db")
+            .config_dir(&gone_config)
+            .args(args)
+            .fails_with(69);
+        assert_stderr_is(
+            &out,
+            &format!("pysk-db: {}: No such file or directory\n", gone.display()),
+        );
+    }
+
+    // Another run holds the lock: a mutating run, its dry run and
+    // check --optimize give up after --wait with 75; plain check takes
+    // no lock.
+    let state = env.dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("the state directory");
+    let lock = state.join("pysk-db.lock");
+    let holder = std::fs::File::create(&lock).expect("the lock file");
+    holder.lock().expect("the lock held");
+    let before = env.catalogs();
+    for args in [
+        vec!["mysql", "drop", "test"],
+        vec!["mysql", "setup", "--dry-run"],
+        vec!["mysql", "check", "--optimize"],
+    ] {
+        let out = env
+            .tool()
+            .args(&args)
+            .args(["--wait", "0.2"])
+            .fails_with(75);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: {}: another run still held the lock after 0.2 s\n",
+                lock.display()
+            ),
+        );
+    }
+    env.tool().args(["-q", "mysql", "check"]).succeeds();
+    assert_eq!(env.catalogs(), before, "nothing changed");
+    drop(holder);
+    env.tool()
+        .args(["mysql", "drop", "test", "--wait", "0.2"])
+        .succeeds();
 }
 
 /// Root's grants as `mariadb-install-db` makes them, which setup keeps.
@@ -1005,4 +1047,42 @@ fn the_servers_accounts_other_sign_ins_and_others_databases_are_left_alone() {
         ),
         "Y\tY"
     );
+}
+
+/// Whether any process's command line holds `secret` right now.
+fn in_some_cmdline(secret: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|bytes| String::from_utf8_lossy(&bytes).contains(secret))
+    })
+}
+
+#[test]
+fn no_password_appears_in_any_command_line_while_the_tool_runs() {
+    let Some(env) = Env::new("ed25519") else {
+        return;
+    };
+    let secret = "cmdline-canary-4c8e27";
+    let pw = env.password("canary.pw", secret);
+    for args in [
+        vec!["mysql", "create", "canary", "--password-file"],
+        vec!["mysql", "password", "canary", "--password-file"],
+    ] {
+        let mut child = env.tool().args(&args).arg(&pw).spawn();
+        let mut looks = 0;
+        while child.try_wait().expect("wait").is_none() {
+            assert!(
+                !in_some_cmdline(secret),
+                "{args:?}: the password is in a command line"
+            );
+            looks += 1;
+        }
+        assert!(child.wait().expect("wait").success(), "{args:?}");
+        assert!(looks > 0, "{args:?}: the run was watched");
+    }
+    assert!(env.db.login("canary", secret, "SELECT 1").status.success());
+    assert!(!env.db.log_text().contains(secret));
 }
