@@ -285,7 +285,12 @@ given; --host is the option every pysk tool has), the
 database, ALL on it to each account. The password (from a file only its
 owner may read) reaches the server only as the hash of db_mysql_auth made
 here (ed25519 or mysql_native_password); a stored hash of the same password
-is left alone, so a second run changes nothing and says so.")]
+is left alone, so a second run changes nothing and says so. Refused (exit
+65, nothing changed): the server's own databases and accounts (root,
+mysql, mariadb.sys, PUBLIC); an account that signs in otherwise
+(unix_socket, a chain of plugins); a database that exists with grants to
+other accounts (root and PUBLIC aside). A bad --account-host, --charset or
+--collation exits 2.")]
     Create(MysqlCreateArgs),
     /// Set an account's password
     #[command(after_help = "\
@@ -294,8 +299,10 @@ Example:
 
 The account USER at each --account-host (every host it has when none is
 given) gets the hash of db_mysql_auth made here; an account whose stored
-hash is one of the same password is left alone. An account that does not
-exist is refused (exit 65).")]
+hash is one of the same password is left alone. Refused (exit 65,
+nothing changed): an account that does not exist, the server's own (root,
+mysql, mariadb.sys, PUBLIC), and one that signs in otherwise than by a
+password alone (unix_socket, a chain of plugins).")]
     Password(MysqlPasswordArgs),
     /// Drop a database and the accounts made for it
     #[command(after_help = "\
@@ -303,19 +310,25 @@ Example:
   pysk-db mysql drop shop --dry-run
 
 The database and the account USER (default: the database's name) at every
-host it has. Nothing there: nothing to change.")]
+host it has. Nothing there: nothing to change. The server's own databases
+and accounts are refused (exit 65).")]
     Drop(MysqlDropArgs),
     /// Check (or optimize, repair, analyze) every table
     #[command(after_help = "\
 Examples (cron, weekly):
   pysk-db -q mysql check
-  pysk-db mysql check --optimize
+  pysk-db mysql check --optimize --dry-run
 
 Every table of every database but mysql, information_schema,
-performance_schema and sys, one statement per table, each row the server
-reports shown. --optimize rebuilds an InnoDB table whole, so a table larger
-than the free space of the data directory is skipped and named. Exit 1
-when a table reports an error.")]
+performance_schema and sys (system-versioned tables too), one statement
+per table, each row the server reports shown (with -q only its warnings
+and errors). --optimize rebuilds an InnoDB table whole, so a table larger
+than the free space of the data directory is skipped and named.
+--optimize, --repair and --analyze change tables: they run under the lock
+(--wait), and --dry-run lists the statements and the tables that would be
+skipped (sized by the server's statistics; the real run analyzes each
+InnoDB table first) and runs none. Exit 1 when a table reports an
+error.")]
     Check(MysqlCheckArgs),
 }
 
@@ -372,9 +385,15 @@ pub struct MysqlCheckArgs {
     /// ANALYZE TABLE instead of CHECK TABLE
     #[arg(long, group = "how")]
     pub analyze: bool,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// The options of `mysql create`.

@@ -12,6 +12,7 @@ use pysk_common::exit::Outcome;
 use pysk_common::report::{self, Reporter};
 
 use crate::error::DbError;
+use crate::mysql::SYSTEM_DATABASES;
 use crate::mysql::connect as maria;
 use crate::pg::apply;
 use crate::pg::connect::{self, Target};
@@ -129,14 +130,19 @@ fn mariadb(target: &maria::Target) -> Result<Vec<Database>, DbError> {
     let mut conn = maria::connect(target)?;
     let refused = |e: mysql::Error| target.refused(None, &e);
     let rows: Vec<(String, u64, u64)> = conn
-        .query(
-            "SELECT s.SCHEMA_NAME, \
-             COALESCE((SELECT SUM(t.DATA_LENGTH + t.INDEX_LENGTH) FROM information_schema.TABLES t \
-                       WHERE t.TABLE_SCHEMA = s.SCHEMA_NAME), 0), \
-             (SELECT COUNT(*) FROM information_schema.PROCESSLIST p WHERE p.DB = s.SCHEMA_NAME) \
-             FROM information_schema.SCHEMATA s \
-             WHERE s.SCHEMA_NAME NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') \
-             ORDER BY 1",
+        .exec(
+            format!(
+                "SELECT s.SCHEMA_NAME, \
+                 COALESCE((SELECT SUM(t.DATA_LENGTH + t.INDEX_LENGTH) \
+                           FROM information_schema.TABLES t \
+                           WHERE t.TABLE_SCHEMA = s.SCHEMA_NAME), 0), \
+                 (SELECT COUNT(*) FROM information_schema.PROCESSLIST p \
+                  WHERE p.DB = s.SCHEMA_NAME) \
+                 FROM information_schema.SCHEMATA s \
+                 WHERE s.SCHEMA_NAME NOT IN ({}) ORDER BY 1",
+                ["?"; SYSTEM_DATABASES.len()].join(", ")
+            ),
+            SYSTEM_DATABASES.to_vec(),
         )
         .map_err(refused)?;
     let mut databases = Vec::new();
@@ -145,7 +151,7 @@ fn mariadb(target: &maria::Target) -> Result<Vec<Database>, DbError> {
             .exec(
                 "SELECT User, Host FROM mysql.db WHERE Db = ? AND Select_priv = 'Y' \
                  AND Insert_priv = 'Y' AND Drop_priv = 'Y' AND User <> '' ORDER BY 1, 2",
-                (like_literal(&name),),
+                (crate::mysql::grant_pattern(&name),),
             )
             .map_err(refused)?;
         databases.push(Database {
@@ -161,12 +167,4 @@ fn mariadb(target: &maria::Target) -> Result<Vec<Database>, DbError> {
         });
     }
     Ok(databases)
-}
-
-/// A database name as `mysql.db` stores it for a grant on that database
-/// alone: `_` and `%` escaped, since they are wildcards there.
-fn like_literal(name: &str) -> String {
-    name.replace('\\', "\\\\")
-        .replace('_', "\\_")
-        .replace('%', "\\%")
 }

@@ -246,9 +246,10 @@ pub fn pg_vacuum(settings: &Settings, args: &VacuumArgs) -> Result<vacuum::Optio
     })
 }
 
-/// The options of `mysql create`: the names, hosts, character set and
-/// collation checked before any connection, the password read from its
-/// file (refused when others may read it).
+/// The options of `mysql create`: the names (no system database or
+/// account), hosts, character set and collation checked before any
+/// connection, the password read from its file (refused when others may
+/// read it).
 pub fn mysql_create(
     settings: &Settings,
     args: &MysqlCreateArgs,
@@ -257,20 +258,15 @@ pub fn mysql_create(
     let database = rule
         .check("database", &args.database)
         .map_err(DbError::Name)?;
+    let database = mysql::not_a_system_database(database)?;
     let user = rule
         .check("user", args.user.as_deref().unwrap_or(database))
         .map_err(DbError::Name)?;
-    let mut hosts = Vec::new();
-    for host in &args.hosts {
-        let host = mysql::create::check_host(host).map_err(DbError::Name)?;
-        if !hosts.iter().any(|h: &String| h == host) {
-            hosts.push(host.to_owned());
-        }
-    }
-    let charset = mysql::create::check_charset("charset", &args.charset).map_err(DbError::Name)?;
-    let collation = match &args.collation {
-        Some(c) => Some(mysql::create::check_charset("collation", c).map_err(DbError::Name)?),
-        None => None,
+    let user = mysql::not_a_system_account(user)?;
+    let charset = |option: &str, value: &str| {
+        mysql::create::check_charset(value)
+            .map(str::to_owned)
+            .map_err(|why| DbError::from(pysk_common::Error::option(option, why)))
     };
     let password = crate::password::from_options(
         args.password_file.as_deref(),
@@ -281,10 +277,13 @@ pub fn mysql_create(
         auth: mysql_auth(settings)?,
         database: database.to_owned(),
         user: user.to_owned(),
-        hosts,
+        hosts: mysql_hosts(&args.hosts)?,
         password,
-        charset: charset.to_owned(),
-        collation: collation.map(str::to_owned),
+        charset: charset("--charset", &args.charset)?,
+        collation: match &args.collation {
+            Some(c) => Some(charset("--collation", c)?),
+            None => None,
+        },
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,
@@ -292,8 +291,22 @@ pub fn mysql_create(
     })
 }
 
-/// The options of `mysql password`: the names and hosts checked before
-/// any connection, the password read from its file.
+/// `--account-host`'s values, each checked (a bad one is an option error)
+/// and each once.
+fn mysql_hosts(hosts: &[String]) -> Result<Vec<String>, DbError> {
+    let mut checked: Vec<String> = Vec::new();
+    for host in hosts {
+        let host = mysql::create::check_host(host)
+            .map_err(|why| pysk_common::Error::option("--account-host", why))?;
+        if !checked.iter().any(|h| h == host) {
+            checked.push(host.to_owned());
+        }
+    }
+    Ok(checked)
+}
+
+/// The options of `mysql password`: the name (no system account) and
+/// hosts checked before any connection, the password read from its file.
 pub fn mysql_password(
     settings: &Settings,
     args: &crate::cli::MysqlPasswordArgs,
@@ -301,13 +314,8 @@ pub fn mysql_password(
     let user = name_rule(settings)?
         .check("user", &args.user)
         .map_err(DbError::Name)?;
-    let mut hosts = Vec::new();
-    for host in &args.hosts {
-        let host = mysql::create::check_host(host).map_err(DbError::Name)?;
-        if !hosts.iter().any(|h: &String| h == host) {
-            hosts.push(host.to_owned());
-        }
-    }
+    let user = mysql::not_a_system_account(user)?;
+    let hosts = mysql_hosts(&args.hosts)?;
     let password = crate::password::read(&args.password_file)?;
     Ok(mysql::password::Options {
         target: mysql_target(settings)?,
@@ -322,7 +330,8 @@ pub fn mysql_password(
     })
 }
 
-/// The options of `mysql drop`: the names checked before any connection.
+/// The options of `mysql drop`: the names (no system database or
+/// account) checked before any connection.
 pub fn mysql_drop(
     settings: &Settings,
     args: &crate::cli::MysqlDropArgs,
@@ -331,9 +340,11 @@ pub fn mysql_drop(
     let database = rule
         .check("database", &args.database)
         .map_err(DbError::Name)?;
+    let database = mysql::not_a_system_database(database)?;
     let user = rule
         .check("user", args.user.as_deref().unwrap_or(database))
         .map_err(DbError::Name)?;
+    let user = mysql::not_a_system_account(user)?;
     Ok(mysql::drop::Options {
         target: mysql_target(settings)?,
         database: database.to_owned(),
@@ -363,6 +374,9 @@ pub fn mysql_check(
     Ok(mysql::check::Options {
         target: mysql_target(settings)?,
         how,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "db_wait")?,
+        dry_run: args.dry_run.dry_run,
         json: args.json.json,
     })
 }

@@ -6,7 +6,6 @@
 
 use mysql::prelude::Queryable;
 
-use pysk_common::exit::ToolError;
 use pysk_db::mysql::connect::{Target, connect};
 use pysk_tests::mariadb::Mariadb;
 use pysk_tests::{TempDir, assert_stderr_is, scratch, stdout, tool, write_switches};
@@ -56,11 +55,12 @@ impl Env {
 }
 
 #[test]
-fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_is_named() {
-    let dir = scratch();
-    let Some(db) = Mariadb::start(dir.path()) else {
+fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_or_held_lock_is_named() {
+    let Some(env) = Env::new("ed25519") else {
         return;
     };
+    let db = &env.db;
+    // The library's connect: root over the socket, as the log shows.
     let target = Target {
         socket: db.socket.clone(),
     };
@@ -79,15 +79,57 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_is_named() {
         db.log_text()
     );
 
-    let gone = Target {
-        socket: dir.path().join("no-such.sock"),
-    };
-    let err = connect(&gone).expect_err("no server");
-    assert_eq!(
-        err.to_string(),
-        format!("{}: No such file or directory", gone.socket.display())
+    // The binary: a socket that is not there is named, exit 69.
+    let gone = env.dir.path().join("no-such.sock");
+    let gone_config = env.dir.path().join("gone");
+    write_switches(
+        &gone_config,
+        &[("db_mysql_socket", gone.display().to_string())],
     );
-    assert_eq!(err.exit_code(), 69);
+    for args in [["mysql", "setup", "--dry-run"], ["-q", "mysql", "check"]] {
+        let out = tool("pysk-db")
+            .config_dir(&gone_config)
+            .args(args)
+            .fails_with(69);
+        assert_stderr_is(
+            &out,
+            &format!("pysk-db: {}: No such file or directory\n", gone.display()),
+        );
+    }
+
+    // Another run holds the lock: a mutating run, its dry run and
+    // check --optimize give up after --wait with 75; plain check takes
+    // no lock.
+    let state = env.dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("the state directory");
+    let lock = state.join("pysk-db.lock");
+    let holder = std::fs::File::create(&lock).expect("the lock file");
+    holder.lock().expect("the lock held");
+    let before = env.catalogs();
+    for args in [
+        vec!["mysql", "drop", "test"],
+        vec!["mysql", "setup", "--dry-run"],
+        vec!["mysql", "check", "--optimize"],
+    ] {
+        let out = env
+            .tool()
+            .args(&args)
+            .args(["--wait", "0.2"])
+            .fails_with(75);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: {}: another run still held the lock after 0.2 s\n",
+                lock.display()
+            ),
+        );
+    }
+    env.tool().args(["-q", "mysql", "check"]).succeeds();
+    assert_eq!(env.catalogs(), before, "nothing changed");
+    drop(holder);
+    env.tool()
+        .args(["mysql", "drop", "test", "--wait", "0.2"])
+        .succeeds();
 }
 
 /// Root's grants as `mariadb-install-db` makes them, which setup keeps.
@@ -361,9 +403,29 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
             );
         }
         for bad in ["a`b", "h' OR 1", ""] {
-            env.create("ok", &pw)
+            let out = env
+                .create("ok", &pw)
                 .args(["--account-host", bad])
-                .fails_with(65);
+                .fails_with(2);
+            assert_stderr_is(
+                &out,
+                &format!(
+                    "pysk-db: --account-host: {bad:?}: not a host this tool takes \
+                     (letters, digits and .-_%:/)\n"
+                ),
+            );
+        }
+        for (option, bad) in [
+            ("--charset", "utf8; DROP DATABASE shop_db"),
+            ("--collation", "Latin1"),
+        ] {
+            let out = env.create("ok", &pw).args([option, bad]).fails_with(2);
+            assert_stderr_is(
+                &out,
+                &format!(
+                    "pysk-db: {option}: {bad:?}: not a name this tool takes (a-z, 0-9 and _)\n"
+                ),
+            );
         }
         assert_eq!(
             db.log_text().matches("Connect\t").count(),
@@ -548,19 +610,62 @@ fn check_reports_every_table_but_the_servers_own() {
         "CREATE DATABASE shop; CREATE TABLE shop.orders (i INT PRIMARY KEY) ENGINE=InnoDB; \
          INSERT INTO shop.orders VALUES (1), (2); \
          CREATE TABLE shop.`odd``name` (i INT) ENGINE=MyISAM; \
+         CREATE TABLE shop.hist (i INT) ENGINE=InnoDB WITH SYSTEM VERSIONING; \
+         INSERT INTO shop.hist VALUES (1); UPDATE shop.hist SET i = 2; \
          CREATE DATABASE blog; CREATE TABLE blog.posts (t TEXT) ENGINE=MyISAM; \
          INSERT INTO blog.posts VALUES ('x'); CREATE VIEW blog.v AS SELECT 1",
     );
     let out = env.tool().args(["mysql", "check"]).succeeds();
     assert_eq!(
         stdout(&out),
-        "blog.posts: status: OK\nshop.odd`name: status: OK\nshop.orders: status: OK\n"
+        "blog.posts: status: OK\nshop.hist: status: OK\nshop.odd`name: status: OK\n\
+         shop.orders: status: OK\n"
     );
     assert_stderr_is(&out, "");
+    // Quiet and well: nothing at all, for cron.
+    let out = env.tool().args(["-q", "mysql", "check"]).succeeds();
+    assert_eq!(stdout(&out), "");
+    assert_stderr_is(&out, "");
+
+    // A dry run lists the statements, runs none and makes no state.
+    let statements = |log: &str| {
+        ["ANALYZE TABLE", "OPTIMIZE TABLE", "REPAIR TABLE"].map(|s| log.matches(s).count())
+    };
+    let ran = statements(&db.log_text());
+    let plan = env
+        .tool()
+        .args(["mysql", "check", "--analyze", "--dry-run"])
+        .succeeds();
+    assert_eq!(
+        stdout(&plan),
+        "would analyze blog.posts: ANALYZE TABLE `blog`.`posts`;\n\
+         would analyze shop.hist: ANALYZE TABLE `shop`.`hist`;\n\
+         would analyze shop.odd`name: ANALYZE TABLE `shop`.`odd``name`;\n\
+         would analyze shop.orders: ANALYZE TABLE `shop`.`orders`;\n"
+    );
+    assert_stderr_is(&plan, "");
+    let doc: serde_json::Value = serde_json::from_str(&stdout(
+        &env.tool()
+            .args(["mysql", "check", "--optimize", "--dry-run", "--json"])
+            .succeeds(),
+    ))
+    .expect("JSON");
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["operation"], "optimize");
+    assert_eq!(
+        doc["tables"][3],
+        serde_json::json!({"database": "shop", "table": "orders", "engine": "InnoDB",
+            "messages": []})
+    );
+    assert_eq!(doc["skipped"], serde_json::json!([]));
+    assert_eq!(statements(&db.log_text()), ran, "a dry run runs none");
+    assert!(!env.dir.path().join("state").exists(), "nor makes state");
+
     let out = env.tool().args(["mysql", "check", "--analyze"]).succeeds();
     assert_eq!(
         stdout(&out),
         "blog.posts: status: Table is already up to date\n\
+         shop.hist: status: OK\n\
          shop.odd`name: status: Table is already up to date\n\
          shop.orders: status: OK\n"
     );
@@ -568,6 +673,8 @@ fn check_reports_every_table_but_the_servers_own() {
     assert_eq!(
         stdout(&out),
         "blog.posts: status: Table is already up to date\n\
+         shop.hist: note: Table does not support optimize, doing recreate + analyze instead\n\
+         shop.hist: status: OK\n\
          shop.odd`name: status: Table is already up to date\n\
          shop.orders: note: Table does not support optimize, doing recreate + analyze instead\n\
          shop.orders: status: OK\n"
@@ -577,15 +684,21 @@ fn check_reports_every_table_but_the_servers_own() {
         "pysk-db: OPTIMIZE TABLE rebuilds an InnoDB table whole: it needs the \
          table's size again on disk and blocks writes to it briefly at start and end\n",
     );
+    assert_eq!(
+        db.mariadb("SELECT i FROM shop.hist FOR SYSTEM_TIME ALL ORDER BY i"),
+        "1\n2",
+        "the history kept"
+    );
     let doc: serde_json::Value = serde_json::from_str(&stdout(
         &env.tool().args(["mysql", "check", "--json"]).succeeds(),
     ))
     .expect("JSON");
+    assert_eq!(doc["dry_run"], false);
     assert_eq!(doc["operation"], "check");
     assert_eq!(doc["errors"], 0);
-    assert_eq!(doc["tables"].as_array().map(Vec::len), Some(3));
+    assert_eq!(doc["tables"].as_array().map(Vec::len), Some(4));
     assert_eq!(
-        doc["tables"][2],
+        doc["tables"][3],
         serde_json::json!({"database": "shop", "table": "orders", "engine": "InnoDB",
             "messages": [{"msg_type": "status", "msg_text": "OK"}]})
     );
@@ -602,10 +715,23 @@ fn check_reports_every_table_but_the_servers_own() {
     let text = stdout(&out);
     assert!(text.contains("blog.posts: error: "), "{text}");
     assert!(
-        text.ends_with("shop.odd`name: status: OK\nshop.orders: status: OK\n"),
+        text.ends_with(
+            "shop.hist: status: OK\nshop.odd`name: status: OK\nshop.orders: status: OK\n"
+        ),
         "{text}"
     );
     assert_stderr_is(&out, "pysk-db: blog.posts reports an error\n");
+    // Quiet: the trouble alone.
+    let quiet = env.tool().args(["-q", "mysql", "check"]).fails_with(1);
+    // (The server says "Error" and "error" here, both trouble.)
+    let trouble: String = text
+        .lines()
+        .filter(|l| l.starts_with("blog.posts: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(trouble.contains("blog.posts: error: "), "{trouble}");
+    assert_eq!(stdout(&quiet), trouble);
+    assert_stderr_is(&quiet, "pysk-db: blog.posts reports an error\n");
 }
 
 #[test]
@@ -786,6 +912,20 @@ fn optimize_skips_a_table_larger_than_the_free_disk_and_repair_mends_a_broken_on
     assert_eq!(doc["skipped"][0]["table"], "big");
     assert_eq!(doc["skipped"][0]["bytes"], bytes);
     assert_eq!(doc["tables"].as_array().map(Vec::len), Some(2));
+    // A dry run weighs the sizes the statistics give, which the real
+    // run has brought up to date: it names the table it would skip.
+    let plan = tool()
+        .args(["mysql", "check", "--optimize", "--dry-run"])
+        .succeeds();
+    let plan = stdout(&plan);
+    assert!(
+        plan.starts_with(&format!(
+            "would optimize shop.notes: OPTIMIZE TABLE `shop`.`notes`;\n\
+             would optimize shop.small: OPTIMIZE TABLE `shop`.`small`;\n\
+             would skip shop.big: its {bytes} bytes exceed the "
+        )),
+        "{plan}"
+    );
 
     // A MyISAM data file cut short, as a crash leaves it: check finds it,
     // repair mends it, and check finds nothing more.
@@ -817,4 +957,164 @@ fn optimize_skips_a_table_larger_than_the_free_disk_and_repair_mends_a_broken_on
         "shop.big: status: OK\nshop.notes: status: OK\nshop.small: status: OK\n"
     );
     drop(db);
+}
+
+#[test]
+fn the_servers_accounts_other_sign_ins_and_others_databases_are_left_alone() {
+    let Some(env) = Env::new("ed25519") else {
+        return;
+    };
+    let db = &env.db;
+    env.tool().args(["mysql", "setup"]).succeeds();
+    let pw = env.password("a.pw", "Pa55-owner-a");
+    db.mariadb(
+        "CREATE USER sock@localhost IDENTIFIED VIA unix_socket; \
+         CREATE USER chain@localhost IDENTIFIED VIA mysql_native_password \
+         USING PASSWORD('old') OR unix_socket",
+    );
+    let accounts = "SELECT User, Host, Priv FROM mysql.global_priv ORDER BY User, Host; \
+                    SHOW DATABASES";
+    let before = db.mariadb(accounts);
+
+    // The server's own accounts: refused before any connection, so root
+    // keeps its unix_socket login.
+    let wide = env.dir.path().join("wide");
+    write_switches(
+        &wide,
+        &[
+            ("db_mysql_socket", db.socket.display().to_string()),
+            ("db_name_pattern", "^[A-Za-z_.]+".to_owned()),
+        ],
+    );
+    let connects = db.log_text().matches("Connect\t").count();
+    for user in ["root", "mysql", "mariadb.sys", "PUBLIC", "Root"] {
+        let password = tool("pysk-db")
+            .config_dir(&wide)
+            .args(["mysql", "password", user, "--password-file"])
+            .arg(&pw)
+            .fails_with(65);
+        let create = tool("pysk-db")
+            .config_dir(&wide)
+            .args(["mysql", "create", "cust", "--user", user, "--password-file"])
+            .arg(&pw)
+            .fails_with(65);
+        let why = format!("pysk-db: {user} is an account the server needs; nothing changed\n");
+        assert_stderr_is(&password, &why);
+        assert_stderr_is(&create, &why);
+    }
+    let out = env
+        .create("mysql", &pw)
+        .args(["--user", "cust"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: mysql is a system database of the server; nothing changed\n",
+    );
+    assert_eq!(db.log_text().matches("Connect\t").count(), connects);
+
+    // An account that signs in otherwise keeps its way in.
+    for (user, how) in [
+        ("sock", "unix_socket"),
+        ("chain", "mysql_native_password OR another plugin"),
+    ] {
+        let why = format!(
+            "pysk-db: {user}@localhost signs in by {how}, not by a password alone: \
+             left as it is; nothing changed\n"
+        );
+        let out = env
+            .tool()
+            .args(["mysql", "password", user, "--password-file"])
+            .arg(&pw)
+            .fails_with(65);
+        assert_stderr_is(&out, &why);
+        let out = env
+            .create("sockdb", &pw)
+            .args(["--user", user])
+            .fails_with(65);
+        assert_stderr_is(&out, &why);
+    }
+    assert_eq!(db.mariadb(accounts), before, "nothing changed");
+    assert_eq!(db.mariadb("SELECT 1").as_str(), "1", "root still gets in");
+
+    // Someone else's database is not handed over; one with only root's
+    // and PUBLIC's grants is taken on.
+    env.create("cust_a", &pw).succeeds();
+    let catalogs = "SELECT User, Host, Db FROM mysql.db ORDER BY 1, 2, 3; \
+                    SELECT User FROM mysql.user ORDER BY 1";
+    let before = db.mariadb(catalogs);
+    let pw_b = env.password("b.pw", "Pa55-owner-b");
+    let out = env
+        .create("cust_a", &pw_b)
+        .args(["--user", "cust_b"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the database cust_a exists with grants to cust_a@localhost, \
+         not cust_b's alone; nothing changed\n",
+    );
+    assert_eq!(db.mariadb(catalogs), before);
+    db.mariadb("CREATE DATABASE legacy; GRANT SELECT ON legacy.* TO PUBLIC");
+    let out = env.create("legacy", &pw_b).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: made the account legacy@localhost\n\
+         pysk-db: made ALL on legacy to legacy@localhost\n",
+    );
+
+    // A grant WITH GRANT OPTION is ALL still; one missing a privilege is
+    // not, and is made whole.
+    db.mariadb("GRANT ALL ON `cust\\_a`.* TO cust_a@localhost WITH GRANT OPTION");
+    let out = env.create("cust_a", &pw).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: nothing to change: cust_a exists, with ALL to cust_a at localhost\n",
+    );
+    db.mariadb("REVOKE DELETE ON `cust\\_a`.* FROM cust_a@localhost");
+    let out = env.create("cust_a", &pw).succeeds();
+    assert_stderr_is(&out, "pysk-db: made ALL on cust_a to cust_a@localhost\n");
+    assert_eq!(
+        db.mariadb(
+            "SELECT Delete_priv, Grant_priv FROM mysql.db \
+             WHERE User = 'cust_a' AND Db = 'cust\\\\_a'"
+        ),
+        "Y\tY"
+    );
+}
+
+/// Whether any process's command line holds `secret` right now.
+fn in_some_cmdline(secret: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|bytes| String::from_utf8_lossy(&bytes).contains(secret))
+    })
+}
+
+#[test]
+fn no_password_appears_in_any_command_line_while_the_tool_runs() {
+    let Some(env) = Env::new("ed25519") else {
+        return;
+    };
+    let secret = "cmdline-canary-4c8e27";
+    let pw = env.password("canary.pw", secret);
+    for args in [
+        vec!["mysql", "create", "canary", "--password-file"],
+        vec!["mysql", "password", "canary", "--password-file"],
+    ] {
+        let mut child = env.tool().args(&args).arg(&pw).spawn();
+        let mut looks = 0;
+        while child.try_wait().expect("wait").is_none() {
+            assert!(
+                !in_some_cmdline(secret),
+                "{args:?}: the password is in a command line"
+            );
+            looks += 1;
+        }
+        assert!(child.wait().expect("wait").success(), "{args:?}");
+        assert!(looks > 0, "{args:?}: the run was watched");
+    }
+    assert!(env.db.login("canary", secret, "SELECT 1").status.success());
+    assert!(!env.db.log_text().contains(secret));
 }

@@ -18,7 +18,9 @@ use pysk_common::report::{self, Reporter};
 
 use crate::error::DbError;
 use crate::mysql::connect::{self, Target};
+use crate::mysql::grant_pattern;
 use crate::mysql::hash::Auth;
+use crate::mysql::password;
 use crate::mysql::setup::{INSTALL_ED25519, ed25519_active};
 use crate::names::mysql_identifier;
 use crate::password::Password;
@@ -31,9 +33,10 @@ pub struct Options {
     pub target: Target,
     /// How the accounts are made.
     pub auth: Auth,
-    /// The database (checked by the name rule).
+    /// The database (checked by the name rule; not a system database).
     pub database: String,
-    /// The account's user name (checked by the name rule).
+    /// The account's user name (checked by the name rule; not a system
+    /// account).
     pub user: String,
     /// The hosts it may come from (checked by [`check_host`]).
     pub hosts: Vec<String>,
@@ -64,28 +67,28 @@ struct Summary<'a> {
 }
 
 /// `host` when it is a host an account may name: letters, digits and
-/// `.-_%:/` (names, addresses, wildcards, netmasks), at most 255 bytes.
+/// `.-_%:/` (names, addresses, wildcards, netmasks), at most 255 bytes;
+/// else why not, for `--account-host`'s error.
 pub fn check_host(host: &str) -> Result<&str, String> {
     let fine = |b: u8| b.is_ascii_alphanumeric() || b".-_%:/".contains(&b);
     if !host.is_empty() && host.len() <= 255 && host.bytes().all(fine) {
         return Ok(host);
     }
     Err(format!(
-        "host \"{}\": not a host this tool takes (letters, digits and .-_%:/)",
-        host.escape_debug()
+        "{host:?}: not a host this tool takes (letters, digits and .-_%:/)"
     ))
 }
 
 /// `name` when it is a character set or collation name: lower-case
-/// letters, digits and `_`, at most 64 bytes.
-pub fn check_charset<'a>(what: &str, name: &'a str) -> Result<&'a str, String> {
+/// letters, digits and `_`, at most 64 bytes; else why not, for the
+/// option's error.
+pub fn check_charset(name: &str) -> Result<&str, String> {
     let fine = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_';
     if !name.is_empty() && name.len() <= 64 && name.bytes().all(fine) {
         return Ok(name);
     }
     Err(format!(
-        "{what} \"{}\": not a name this tool takes (a-z, 0-9 and _)",
-        name.escape_debug()
+        "{name:?}: not a name this tool takes (a-z, 0-9 and _)"
     ))
 }
 
@@ -121,116 +124,154 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     Ok(Outcome::Success)
 }
 
-/// A database name as a grant names it: `_` and `%` are wildcards there,
-/// so they are escaped to mean this database only.
-fn grant_pattern(database: &str) -> String {
-    database
-        .replace('\\', "\\\\")
-        .replace('_', "\\_")
-        .replace('%', "\\%")
-}
-
-/// The statements the catalogs call for, in order.
+/// The statements the catalogs call for, in order: the plugin, the
+/// accounts, the database, the grants.
 fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
     let target = &options.target;
-    let refused = |e: mysql::Error| target.refused(None, &e);
-    let (db, user, auth) = (&options.database, &options.user, options.auth);
     let mut steps = Vec::new();
-    let mut step = |action: Action, what: String, sql: String, run: String| {
-        steps.push(Step::secret(action, None, what, sql, run));
-    };
-
-    if auth == Auth::Ed25519 && !ed25519_active(conn, target)? {
-        step(
+    if options.auth == Auth::Ed25519 && !ed25519_active(conn, target)? {
+        steps.push(Step::plain(
             Action::Install,
+            None,
             "the ed25519 authentication plugin".to_owned(),
             INSTALL_ED25519.to_owned(),
-            INSTALL_ED25519.to_owned(),
-        );
+        ));
     }
-    let hash = auth.hash(options.password.secret.expose().as_bytes());
-    if !auth.well_formed(&hash) {
-        return Err(DbError::Common(pysk_common::Error::Internal(format!(
-            "a {} hash of the wrong form",
-            auth.plugin()
-        ))));
-    }
-    let mut created = Vec::new();
+    accounts(conn, options, &mut steps)?;
+    database(conn, options, &mut steps)?;
     for host in &options.hosts {
-        let account = format!("{}@{}", mysql_identifier(user), mysql_identifier(host));
-        let stored: Option<(String, String)> = conn
-            .exec_first(
-                "SELECT plugin, authentication_string FROM mysql.user \
-                 WHERE User = ? AND Host = ? AND is_role = 'N'",
-                (user.as_str(), host.as_str()),
-            )
-            .map_err(refused)?;
-        let verb = match stored {
-            None => "CREATE USER",
+        if !has_all(conn, options, host)? {
+            let (db, user) = (&options.database, &options.user);
+            let sql = format!(
+                "GRANT ALL PRIVILEGES ON {}.* TO {}",
+                mysql_identifier(&grant_pattern(db)),
+                account(user, host)
+            );
+            let what = format!("ALL on {db} to {user}@{host}");
+            steps.push(Step::plain(Action::Make, None, what, sql));
+        }
+    }
+    Ok(steps)
+}
+
+/// `user@host` quoted.
+fn account(user: &str, host: &str) -> String {
+    format!("{}@{}", mysql_identifier(user), mysql_identifier(host))
+}
+
+/// Each account made, or its password set when its stored hash is not
+/// one of this password; an account another way in (`unix_socket`, a
+/// chain) is refused, and so is one that exists when the password is to
+/// be generated (its applications use the one it has).
+fn accounts(conn: &mut Conn, options: &Options, steps: &mut Vec<Step>) -> Result<(), DbError> {
+    let (user, auth) = (&options.user, options.auth);
+    let stored = password::stored(conn, &options.target, user)?;
+    let hash = password::hash(auth, &options.password.secret)?;
+    for host in &options.hosts {
+        let (action, verb, what) = match stored.iter().find(|s| &s.host == host) {
+            None => (
+                Action::Make,
+                "CREATE USER",
+                format!("the account {user}@{host}"),
+            ),
             Some(_) if options.password.generated.is_some() => {
                 return Err(DbError::Conflict(format!(
                     "the account {user}@{host} exists, but not --generate-password's file: \
                      give its password with --password-file"
                 )));
             }
-            Some((plugin, text)) if plugin == auth.plugin() && text == hash => continue,
-            Some(_) => "ALTER USER",
+            Some(account) => {
+                account.replaceable(user)?;
+                if account.holds(auth, &hash) {
+                    continue;
+                }
+                (
+                    Action::Set,
+                    "ALTER USER",
+                    format!("{user}@{host}'s password"),
+                )
+            }
         };
-        let what = if verb == "CREATE USER" {
-            created.push(host);
-            format!("the account {user}@{host}")
-        } else {
-            format!("{user}@{host}'s password")
-        };
-        step(
-            if verb == "CREATE USER" {
-                Action::Make
-            } else {
-                Action::Set
-            },
+        let account = account(user, host);
+        steps.push(Step::secret(
+            action,
+            None,
             what,
             format!("{verb} {account} {}", auth.clause("***")),
             format!("{verb} {account} {}", auth.clause(&hash)),
-        );
+        ));
     }
+    Ok(())
+}
 
+/// The database made when it is not there; one that is there and that
+/// other accounts hold grants on (root and PUBLIC aside) is someone
+/// else's, and refused.
+fn database(conn: &mut Conn, options: &Options, steps: &mut Vec<Step>) -> Result<(), DbError> {
+    let refused = |e: mysql::Error| options.target.refused(None, &e);
+    let (db, user) = (&options.database, &options.user);
     let exists: Option<String> = conn
         .exec_first(
             "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
             (db.as_str(),),
         )
         .map_err(refused)?;
-    if exists.is_none() {
-        let mut sql = format!(
-            "CREATE DATABASE {} CHARACTER SET {}",
-            mysql_identifier(db),
-            options.charset
-        );
-        if let Some(collation) = &options.collation {
-            sql.push_str(&format!(" COLLATE {collation}"));
+    if exists.is_some() {
+        let others: Vec<(String, String)> = conn
+            .exec(
+                "SELECT DISTINCT User, Host FROM mysql.db WHERE Db IN (?, ?) \
+                 AND User NOT IN ('root', 'PUBLIC', ?) ORDER BY 1, 2",
+                (grant_pattern(db), db.as_str(), user.as_str()),
+            )
+            .map_err(refused)?;
+        if others.is_empty() {
+            return Ok(());
         }
-        step(Action::Make, format!("the database {db}"), sql.clone(), sql);
+        let others: Vec<String> = others.iter().map(|(u, h)| format!("{u}@{h}")).collect();
+        return Err(DbError::Conflict(format!(
+            "the database {db} exists with grants to {}, not {user}'s alone",
+            others.join(", ")
+        )));
     }
+    let mut sql = format!(
+        "CREATE DATABASE {} CHARACTER SET {}",
+        mysql_identifier(db),
+        options.charset
+    );
+    if let Some(collation) = &options.collation {
+        sql.push_str(&format!(" COLLATE {collation}"));
+    }
+    steps.push(Step::plain(
+        Action::Make,
+        None,
+        format!("the database {db}"),
+        sql,
+    ));
+    Ok(())
+}
 
-    let pattern = mysql_identifier(&grant_pattern(db));
-    for host in &options.hosts {
-        let account = format!("{}@{}", mysql_identifier(user), mysql_identifier(host));
-        let grant = format!("GRANT ALL PRIVILEGES ON {pattern}.* TO {account}");
-        // A new account has no grant yet (and SHOW GRANTS would fail).
-        let granted: Vec<String> = if created.contains(&host) {
-            Vec::new()
-        } else {
-            conn.query(format!("SHOW GRANTS FOR {account}"))
-                .map_err(refused)?
-        };
-        if !granted.contains(&grant) {
-            step(
-                Action::Make,
-                format!("ALL on {db} to {user}@{host}"),
-                grant.clone(),
-                grant,
-            );
-        }
-    }
-    Ok(steps)
+/// Whether `user@host` holds every privilege on the database (its row of
+/// `mysql.db`, every `*_priv` column but `Grant_priv` `Y`), whether or not
+/// it may also grant them.
+fn has_all(conn: &mut Conn, options: &Options, host: &str) -> Result<bool, DbError> {
+    let row: Option<mysql::Row> = conn
+        .exec_first(
+            "SELECT * FROM mysql.db WHERE Host = ? AND User = ? AND Db = ?",
+            (
+                host,
+                options.user.as_str(),
+                grant_pattern(&options.database),
+            ),
+        )
+        .map_err(|e| options.target.refused(None, &e))?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    let columns = row.columns_ref();
+    Ok(columns.iter().enumerate().all(|(i, column)| {
+        let name = column.name_str();
+        !name.ends_with("_priv")
+            || name == "Grant_priv"
+            || row.get::<String, _>(i).as_deref() == Some("Y")
+    }))
 }

@@ -22,9 +22,10 @@ use crate::plan::{self, Action, Step};
 pub struct Options {
     /// The server.
     pub target: Target,
-    /// The database (checked by the name rule).
+    /// The database (checked by the name rule; not a system database).
     pub database: String,
-    /// The account's user name (checked by the name rule).
+    /// The account's user name (checked by the name rule; not a system
+    /// account).
     pub user: String,
     /// The lock file of mutating runs.
     pub lock: std::path::PathBuf,
@@ -35,14 +36,6 @@ pub struct Options {
     /// The `--json` document instead of lines.
     pub json: bool,
 }
-
-/// Databases the server needs; never dropped.
-pub const SYSTEM_DATABASES: [&str; 4] =
-    ["mysql", "information_schema", "performance_schema", "sys"];
-
-/// Accounts the server needs (root reaches it, `mysql` runs upgrades,
-/// `mariadb.sys` owns the system views); never dropped.
-const SYSTEM_ACCOUNTS: [&str; 3] = ["root", "mysql", "mariadb.sys"];
 
 /// The `--json` document.
 #[derive(Debug, Serialize)]
@@ -86,16 +79,6 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
     let refused = |e: mysql::Error| options.target.refused(None, &e);
     let (db, user) = (&options.database, &options.user);
-    if SYSTEM_DATABASES.contains(&db.as_str()) {
-        return Err(DbError::Conflict(format!(
-            "{db} is a system database of the server"
-        )));
-    }
-    if SYSTEM_ACCOUNTS.contains(&user.as_str()) {
-        return Err(DbError::Conflict(format!(
-            "{user} is an account the server needs"
-        )));
-    }
     let mut steps = Vec::new();
     let exists: Option<String> = conn
         .exec_first(
