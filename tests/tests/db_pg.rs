@@ -51,10 +51,6 @@ impl Env {
     }
 }
 
-fn exists(path: &Path) -> bool {
-    path.exists()
-}
-
 #[test]
 fn setup_takes_back_what_everyone_was_granted_once() {
     let Some(env) = Env::new() else { return };
@@ -78,7 +74,7 @@ fn setup_takes_back_what_everyone_was_granted_once() {
         "t",
         "a dry run changes nothing"
     );
-    assert!(!exists(&env.state()), "a dry run creates nothing");
+    assert!(!env.state().exists(), "a dry run creates nothing");
 
     let out = env.tool().args(["pg", "setup"]).succeeds();
     assert_stderr_is(

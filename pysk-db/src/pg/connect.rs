@@ -7,7 +7,7 @@
 //! the switch is still done before any thread of ours starts, since
 //! glibc switches every thread of the process.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::unistd::{Gid, Uid, User, setresgid, setresuid};
 
@@ -50,7 +50,7 @@ pub fn connect_with(
     let account = User::from_name(&target.superuser)
         .map_err(|e| unreachable(target, format!("looking up {}: {e}", target.superuser)))?
         .ok_or_else(|| unreachable(target, format!("no system account {}", target.superuser)))?;
-    let mut config = config(target, &target.socket_dir, database);
+    let mut config = config(target, database);
     if let Some(notices) = notices {
         config.notice_callback(move |notice| {
             if let Ok(mut list) = notices.lock() {
@@ -64,10 +64,10 @@ pub fn connect_with(
 
 /// The client's configuration: the socket only (a host name would be
 /// resolved on a thread of the client's own).
-fn config(target: &Target, dir: &Path, database: &str) -> postgres::Config {
+fn config(target: &Target, database: &str) -> postgres::Config {
     let mut config = postgres::Config::new();
     config
-        .host_path(dir)
+        .host_path(&target.socket_dir)
         .port(target.port)
         .user(&target.superuser)
         .dbname(database)

@@ -15,7 +15,7 @@ use pysk_common::exit::Outcome;
 use pysk_common::report::{self, Reporter};
 
 use crate::error::DbError;
-use crate::names::{literal, pg_identifier};
+use crate::names::{pg_identifier, pg_literal};
 use crate::password::Password;
 use crate::pg::apply;
 use crate::pg::connect::{self, Target};
@@ -66,10 +66,10 @@ impl Make {
             text.push_str(&format!(" TEMPLATE {}", pg_identifier(template)));
         }
         if let Some(encoding) = &self.encoding {
-            text.push_str(&format!(" ENCODING {}", literal(encoding)));
+            text.push_str(&format!(" ENCODING {}", pg_literal(encoding)));
         }
         if let Some(locale) = &self.locale {
-            text.push_str(&format!(" LOCALE {}", literal(locale)));
+            text.push_str(&format!(" LOCALE {}", pg_literal(locale)));
         }
         text
     }
@@ -214,7 +214,7 @@ fn role_sql(verb: &str, role: &str, clause: &str, verifier: &str) -> (String, St
     let head = format!("{verb} {} {clause}", pg_identifier(role));
     (
         format!("{head} '***'"),
-        format!("{head} {}", literal(verifier)),
+        format!("{head} {}", pg_literal(verifier)),
     )
 }
 

@@ -205,12 +205,8 @@ fn vacuum(options: &Options, session: Session) -> Result<Vacuumed, DbError> {
         tables: tables.len(),
         ..Vacuumed::default()
     };
-    let timeout = format!(
-        "SET lock_timeout = '{}ms'",
-        options.lock_timeout.as_millis()
-    );
     client
-        .batch_execute(&timeout)
+        .batch_execute(&set_lock_timeout(options.lock_timeout))
         .map_err(|e| apply::server(target, &e))?;
     let how = if options.analyze {
         "SKIP_LOCKED, ANALYZE"
@@ -299,6 +295,14 @@ fn drop_half_built(
     Ok(())
 }
 
+/// The statement that sets the session's `lock_timeout` to `timeout`, in
+/// whole milliseconds rounded up: never `0ms`, which PostgreSQL reads as
+/// "wait forever".
+fn set_lock_timeout(timeout: Duration) -> String {
+    let ms = timeout.as_nanos().div_ceil(1_000_000).max(1);
+    format!("SET lock_timeout = '{ms}ms'")
+}
+
 /// Whether the last statement's notices say a table was skipped.
 fn skipped(notices: &Notices) -> bool {
     notices
@@ -357,5 +361,23 @@ fn say(vacuumed: &Vacuumed, report: &Reporter) {
     }
     for failure in &vacuumed.failed {
         report.warn(format_args!("{}: {failure}", vacuumed.database));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_timeout_below_a_millisecond_never_becomes_wait_forever() {
+        let sql = |nanos| set_lock_timeout(Duration::from_nanos(nanos));
+        assert_eq!(sql(400_000), "SET lock_timeout = '1ms'");
+        assert_eq!(sql(1), "SET lock_timeout = '1ms'");
+        assert_eq!(sql(0), "SET lock_timeout = '1ms'");
+        assert_eq!(sql(1_000_001), "SET lock_timeout = '2ms'");
+        assert_eq!(
+            set_lock_timeout(Duration::from_secs(5)),
+            "SET lock_timeout = '5000ms'"
+        );
     }
 }
