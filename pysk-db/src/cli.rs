@@ -112,8 +112,12 @@ A NOLOGIN role named after the database, the owner a LOGIN role and a member
 of it, the database owned by the owner, ALL on its schema public to the
 owner. The password (from a file only its owner may read) reaches the
 server only as a SCRAM-SHA-256 verifier made here; a stored verifier of the
-same password is left alone, so a second run changes nothing and says so.
-A database that exists with another owner is refused (exit 65).")]
+same password is left alone, so a second run changes nothing and says so;
+an owner that exists gets LOGIN when it lacks it.
+Refused (exit 65): a database that exists with another owner; a role named
+like the database that is more than a bare NOLOGIN group role (its members
+get what it may do); a superuser owner; an owner named like the database;
+names beginning with pg_.")]
     Create(CreateArgs),
     /// Make another database for an existing owner
     #[command(after_help = "\
@@ -121,7 +125,8 @@ Example:
   pysk-db pg add-db shop_test --owner shop_admin
 
 As create, for an owner that exists already; its password is left as it
-is. An owner that does not exist is refused (exit 65).")]
+is. An owner that does not exist is refused (exit 65), as is all create
+refuses.")]
     AddDb(AddDbArgs),
     /// Set a login role's password
     #[command(after_help = "\

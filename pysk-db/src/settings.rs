@@ -92,14 +92,11 @@ pub fn pg_setup(settings: &Settings, args: &SetupArgs) -> Result<setup::Options,
 /// read it).
 pub fn pg_create(settings: &Settings, args: &CreateArgs) -> Result<create::Options, DbError> {
     let rule = name_rule(settings)?;
-    let database = rule
-        .check("database", &args.database)
-        .map_err(DbError::Name)?;
-    let owner = rule.check("owner", &args.owner).map_err(DbError::Name)?;
+    let (database, owner) = pg_names(&rule, &args.database, &args.owner)?;
     Ok(create::Options {
         target: pg_target(settings)?,
-        database: database.to_owned(),
-        owner: owner.to_owned(),
+        database,
+        owner,
         password: Some(crate::password::from_options(
             args.password_file.as_deref(),
             args.generate_password.as_deref(),
@@ -110,6 +107,29 @@ pub fn pg_create(settings: &Settings, args: &CreateArgs) -> Result<create::Optio
         dry_run: args.dry_run.dry_run,
         json: args.json.json,
     })
+}
+
+/// The database and owner of `pg create`/`add-db`: each by the name
+/// rule, neither beginning with `pg_` (PostgreSQL keeps those for its own
+/// roles, and the database names a role), and not the same name, since
+/// the database's role is a group role of its own.
+fn pg_names(rule: &Rule, database: &str, owner: &str) -> Result<(String, String), DbError> {
+    let database = rule.check("database", database).map_err(DbError::Name)?;
+    let owner = rule.check("owner", owner).map_err(DbError::Name)?;
+    for (what, name) in [("database", database), ("owner", owner)] {
+        if name.starts_with("pg_") {
+            return Err(DbError::Name(format!(
+                "{what} \"{name}\": PostgreSQL keeps role names beginning with pg_ for its own"
+            )));
+        }
+    }
+    if database == owner {
+        return Err(DbError::Name(format!(
+            "the owner {owner} has the database's name: the database's role {database} is a \
+             NOLOGIN group role of its own, so the owner needs another name"
+        )));
+    }
+    Ok((database.to_owned(), owner.to_owned()))
 }
 
 /// `CREATE DATABASE`'s options: the template checked by the name rule,
@@ -146,14 +166,11 @@ fn make(rule: &Rule, args: &MakeArgs) -> Result<create::Make, DbError> {
 /// The options of `pg add-db`: `create` for an owner that exists.
 pub fn pg_add_db(settings: &Settings, args: &AddDbArgs) -> Result<create::Options, DbError> {
     let rule = name_rule(settings)?;
-    let database = rule
-        .check("database", &args.database)
-        .map_err(DbError::Name)?;
-    let owner = rule.check("owner", &args.owner).map_err(DbError::Name)?;
+    let (database, owner) = pg_names(&rule, &args.database, &args.owner)?;
     Ok(create::Options {
         target: pg_target(settings)?,
-        database: database.to_owned(),
-        owner: owner.to_owned(),
+        database,
+        owner,
         password: None,
         make: make(&rule, &args.make)?,
         lock: lock_path(settings)?,

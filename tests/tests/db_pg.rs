@@ -49,6 +49,24 @@ impl Env {
     fn state(&self) -> std::path::PathBuf {
         self.dir.path().join("state")
     }
+
+    /// The tool with `db_pg_socket_dir` a directory that does not exist:
+    /// a run that gets as far as connecting exits 69, so 65 proves that a
+    /// refusal came before any connection.
+    fn offline(&self) -> pysk_tests::TestCommand {
+        let config = self.dir.path().join("offline");
+        write_switches(
+            &config,
+            &[
+                (
+                    "db_pg_socket_dir",
+                    self.dir.path().join("no-such-dir").display().to_string(),
+                ),
+                ("db_state_dir", self.state().display().to_string()),
+            ],
+        );
+        tool("pysk-db").config_dir(&config)
+    }
 }
 
 #[test]
@@ -183,7 +201,7 @@ fn create_makes_the_database_with_its_owner_and_no_password_reaches_the_log() {
     // Another password is set again, as a verifier.
     let other = env.password("shop2.pw", "another one");
     let out = env.create("shop", "shop_admin", &other).succeeds();
-    assert_stderr_is(&out, "pysk-db: made shop_admin's password\n");
+    assert_stderr_is(&out, "pysk-db: set shop_admin's password\n");
     assert!(!env.pg.log_text().contains("another one"));
 
     // Hostile names are refused before any connection, nothing changed.
@@ -409,6 +427,28 @@ fn a_generated_password_is_written_once_and_add_db_serves_an_existing_owner() {
          pysk-db: made the database wiki_test\n\
          pysk-db: made ALL on wiki_test's schema public to wiki_admin\n",
     );
+    let again = env
+        .tool()
+        .args(["pg", "add-db", "wiki_test", "--owner", "wiki_admin"])
+        .succeeds();
+    assert_stderr_is(
+        &again,
+        "pysk-db: nothing to change: wiki_test exists, owned by wiki_admin\n",
+    );
+    // An owner that exists keeps its password: none is generated for it.
+    let other_file = env.dir.path().join("other.pw");
+    let out = env
+        .tool()
+        .args(["pg", "create", "wiki2", "--owner", "wiki_admin"])
+        .arg("--generate-password")
+        .arg(&other_file)
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role wiki_admin exists: give its password with --password-file, \
+         or use add-db; nothing changed\n",
+    );
+    assert!(!other_file.exists(), "no password written");
     let login = env
         .pg
         .login("wiki_admin", password, "wiki_test", "SELECT 1");
@@ -671,4 +711,138 @@ fn no_password_appears_in_any_command_line_while_the_tool_runs() {
         assert!(looks > 0, "{args:?}: the run was watched");
     }
     assert!(!env.pg.log_text().contains(secret));
+}
+
+#[test]
+fn create_hands_the_owner_no_role_it_does_not_own_and_no_superuser() {
+    let Some(env) = Env::new() else { return };
+    let pw = env.password("cust.pw", "cust secret");
+    // Names PostgreSQL keeps, and an owner named like the database, are
+    // refused before any connection.
+    let offline = |db: &str, owner: &str, expected: &str| {
+        let out = env
+            .offline()
+            .args(["pg", "create", db, "--owner", owner, "--password-file"])
+            .arg(&pw)
+            .fails_with(65);
+        assert_stderr_is(&out, &format!("pysk-db: {expected}; nothing changed\n"));
+    };
+    offline(
+        "pg_execute_server_program",
+        "cust",
+        "database \"pg_execute_server_program\": PostgreSQL keeps role names beginning with pg_ for its own",
+    );
+    offline(
+        "shop",
+        "pg_monitor",
+        "owner \"pg_monitor\": PostgreSQL keeps role names beginning with pg_ for its own",
+    );
+    offline(
+        "app",
+        "app",
+        "the owner app has the database's name: the database's role app is a NOLOGIN group role \
+         of its own, so the owner needs another name",
+    );
+    let out = env
+        .offline()
+        .args(["pg", "add-db", "app", "--owner", "app"])
+        .fails_with(65);
+    assert!(
+        pysk_tests::stderr(&out).starts_with("pysk-db: the owner app has the database's name"),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+
+    // A role named like the database that is more than a bare NOLOGIN
+    // group role is not handed to the owner.
+    env.pg.psql(
+        "CREATE ROLE admin LOGIN SUPERUSER; CREATE ROLE blog LOGIN; \
+         CREATE ROLE crm NOLOGIN CREATEDB; CREATE ROLE ops NOLOGIN; \
+         GRANT pg_read_all_data TO ops",
+    );
+    for (db, why) in [
+        ("admin", "a superuser"),
+        ("blog", "a login role"),
+        (
+            "crm",
+            "a role with CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS",
+        ),
+        ("ops", "a member of another role"),
+        ("postgres", "one of PostgreSQL's own"),
+    ] {
+        let out = env.create(db, "cust", &pw).fails_with(65);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: the role {db} exists and is {why}, not a NOLOGIN group role: \
+                 cust is not made a member of it; nothing changed\n"
+            ),
+        );
+    }
+    // Nor is a superuser made a database's owner, or given a password.
+    let out = env.create("shop", "postgres", &pw).fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role postgres is a superuser: a customer's database is not given to one; \
+         nothing changed\n",
+    );
+    assert_eq!(
+        env.pg.psql(
+            "SELECT count(*) FROM pg_roles WHERE rolname IN ('cust', 'shop'); \
+                 SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = 'postgres'"
+        ),
+        "0\nt"
+    );
+
+    // An owner that exists NOLOGIN, with this very password: it is made a
+    // login role, and its password is left alone.
+    env.pg
+        .psql("CREATE ROLE lazy NOLOGIN PASSWORD 'cust secret'");
+    let create = || env.create("lazy_db", "lazy", &pw).arg("--json");
+    let doc = |out: &std::process::Output| -> serde_json::Value {
+        serde_json::from_str(&stdout(out)).expect("JSON")
+    };
+    let step = |database: &str, what: &str, sql: &str| serde_json::json!({"action": "make", "database": database, "what": what, "sql": sql});
+    let changes = serde_json::json!([
+        step(
+            "postgres",
+            "the role lazy_db",
+            "CREATE ROLE \"lazy_db\" NOLOGIN"
+        ),
+        step("postgres", "lazy a login role", "ALTER ROLE \"lazy\" LOGIN"),
+        step(
+            "postgres",
+            "lazy a member of lazy_db",
+            "GRANT \"lazy_db\" TO \"lazy\""
+        ),
+        step(
+            "postgres",
+            "the database lazy_db",
+            "CREATE DATABASE \"lazy_db\" OWNER \"lazy\""
+        ),
+        step(
+            "lazy_db",
+            "ALL on lazy_db's schema public to lazy",
+            "GRANT ALL ON SCHEMA public TO \"lazy\""
+        ),
+    ]);
+    let mut expected = serde_json::json!({
+        "version": 1, "dry_run": true, "database": "lazy_db", "owner": "lazy", "changes": changes
+    });
+    let plan = create().arg("--dry-run").succeeds();
+    assert_eq!(doc(&plan), expected);
+    assert_eq!(
+        env.pg
+            .psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'lazy'"),
+        "f",
+        "a dry run changes nothing"
+    );
+    let out = create().succeeds();
+    expected["dry_run"] = false.into();
+    assert_eq!(doc(&out), expected);
+    assert_stderr_is(&out, "");
+    let login = env.pg.login("lazy", "cust secret", "lazy_db", "SELECT 1");
+    assert!(login.status.success(), "{login:?}");
+    expected["changes"] = serde_json::json!([]);
+    assert_eq!(doc(&create().succeeds()), expected);
 }
