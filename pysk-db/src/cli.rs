@@ -137,13 +137,16 @@ The password reaches the server only as a SCRAM-SHA-256 verifier made
 here; when the stored verifier is one of the same password, nothing
 changes.")]
     Password(PasswordArgs),
-    /// Drop a database and the role named after it
+    /// Drop a database and the group role named after it
     #[command(after_help = "\
 Example:
   pysk-db pg drop shop --dry-run
 
 A database with connections is refused (exit 65) unless --force, which
-ends them. The owner role stays: it may own more.")]
+ends them. The owner role stays: it may own more. A role of the database's
+name that is not a bare NOLOGIN group role as create makes it (a login, a
+superuser) stays and is said. postgres, template0 and template1 are refused
+(exit 65).")]
     Drop(DropArgs),
     /// Vacuum every table, skipping those another session holds
     #[command(after_help = "\

@@ -197,12 +197,18 @@ pub fn pg_password(settings: &Settings, args: &PasswordArgs) -> Result<password:
     })
 }
 
-/// The options of `pg drop`.
+/// The options of `pg drop`: PostgreSQL's own databases refused before
+/// any connection.
 pub fn pg_drop(settings: &Settings, args: &DropArgs) -> Result<drop::Options, DbError> {
     let database = name_rule(settings)?
         .check("database", &args.database)
         .map_err(DbError::Name)?
         .to_owned();
+    if ["postgres", "template0", "template1"].contains(&database.as_str()) {
+        return Err(DbError::Name(format!(
+            "database \"{database}\": PostgreSQL's own, never dropped"
+        )));
+    }
     Ok(drop::Options {
         target: pg_target(settings)?,
         database,

@@ -323,7 +323,72 @@ fn password_is_set_as_a_verifier_once_and_drop_refuses_a_busy_database() {
     let again = env.tool().args(["pg", "drop", "blog"]).succeeds();
     assert_stderr_is(
         &again,
-        "pysk-db: nothing to change: there is no database blog nor role blog\n",
+        "pysk-db: nothing to change: there is no database blog nor group role blog\n",
+    );
+
+    // A customer's login named like a database is not the database's
+    // group role: it stays, and so does a superuser of that name.
+    env.pg
+        .psql("CREATE ROLE blog LOGIN; CREATE ROLE boss LOGIN SUPERUSER");
+    let out = env.tool().args(["pg", "drop", "blog"]).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role blog stays: it is a login role, not a NOLOGIN group role\n\
+         pysk-db: nothing to change: there is no database blog nor group role blog\n",
+    );
+    let out = env.tool().args(["pg", "drop", "boss", "--json"]).succeeds();
+    assert_stderr_is(&out, "");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("JSON"),
+        serde_json::json!({"version": 1, "dry_run": false, "database": "boss",
+                           "changes": [], "role_kept": "a superuser"})
+    );
+    assert_eq!(
+        env.pg
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname IN ('blog', 'boss')"),
+        "2"
+    );
+    // PostgreSQL's own databases are refused before any connection.
+    for db in ["postgres", "template0", "template1"] {
+        let out = env.offline().args(["pg", "drop", db]).fails_with(65);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: database \"{db}\": PostgreSQL's own, never dropped; nothing changed\n"
+            ),
+        );
+    }
+    // --json: what was dropped, and the password set.
+    env.create("news", "news_admin", &first).succeeds();
+    let third = env.password("third.pw", "third secret");
+    let out = env
+        .tool()
+        .args(["pg", "password", "news_admin", "--json", "--password-file"])
+        .arg(&third)
+        .succeeds();
+    assert_stderr_is(&out, "");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("JSON"),
+        serde_json::json!({"version": 1, "dry_run": false, "user": "news_admin", "changes": [
+            {"action": "set", "database": "postgres", "what": "news_admin's password",
+             "sql": "ALTER ROLE \"news_admin\" PASSWORD '***'"}]})
+    );
+    let out = env.tool().args(["pg", "drop", "news", "--json"]).succeeds();
+    assert_stderr_is(&out, "");
+    let drop = |what: &str, sql: &str| serde_json::json!({"action": "drop", "database": "postgres", "what": what, "sql": sql});
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("JSON"),
+        serde_json::json!({"version": 1, "dry_run": false, "database": "news", "changes": [
+            drop("the database news", "DROP DATABASE \"news\""),
+            drop("the role news", "DROP ROLE \"news\""),
+        ]})
+    );
+    assert_eq!(
+        env.pg.psql(
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'news'; \
+             SELECT count(*) FROM pg_database WHERE datname = 'news'"
+        ),
+        "0\n0"
     );
 }
 

@@ -147,7 +147,7 @@ fn group_role(
     steps: &mut Vec<Step>,
 ) -> Result<(), DbError> {
     let db = &options.database;
-    match role(client, options, db)? {
+    match role(client, &options.target, db)? {
         None => {
             let sql = format!("CREATE ROLE {} NOLOGIN", pg_identifier(db));
             steps.push(make("postgres", format!("the role {db}"), sql));
@@ -174,7 +174,7 @@ fn owner_role(
     steps: &mut Vec<Step>,
 ) -> Result<(), DbError> {
     let owner = &options.owner;
-    let found = role(client, options, owner)?;
+    let found = role(client, &options.target, owner)?;
     let refuse = |why: String| Err(DbError::Conflict(why));
     match (&found, &options.password) {
         (None, None) => refuse(format!(
@@ -208,7 +208,7 @@ fn owner_role(
 }
 
 /// What the catalog says of a role.
-struct Role {
+pub(crate) struct Role {
     /// `rolcanlogin`.
     login: bool,
     /// `rolsuper`.
@@ -227,7 +227,7 @@ struct Role {
 impl Role {
     /// Why the role is not a group role as `create` makes one, in words;
     /// `None` when it is one.
-    fn not_a_group(&self) -> Option<&'static str> {
+    pub(crate) fn not_a_group(&self) -> Option<&'static str> {
         if self.predefined {
             Some("one of PostgreSQL's own")
         } else if self.superuser {
@@ -320,9 +320,9 @@ fn role_sql(verb: &str, role: &str, clause: &str, verifier: &str) -> (String, St
 }
 
 /// The role `name` as the catalog has it, `None` when there is none.
-fn role(
+pub(crate) fn role(
     client: &mut postgres::Client,
-    options: &Options,
+    target: &Target,
     name: &str,
 ) -> Result<Option<Role>, DbError> {
     let rows = client
@@ -334,7 +334,7 @@ fn role(
              rolpassword FROM pg_authid a WHERE rolname = $1",
             &[&name],
         )
-        .map_err(|e| apply::server(&options.target, &e))?;
+        .map_err(|e| apply::server(target, &e))?;
     Ok(rows.first().map(|row| Role {
         login: row.get(0),
         superuser: row.get(1),
