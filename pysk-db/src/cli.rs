@@ -40,9 +40,12 @@ const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         exit::NOPERM,
-        "a password file others may read (run chmod 600 on it)",
+        "a password file others may read (chmod 600 it); pg: run as neither root nor db_pg_superuser",
     ),
-    (exit::CONFIG, "bad configuration: a switch"),
+    (
+        exit::CONFIG,
+        "bad configuration: a switch (db_pg_superuser: no such system account)",
+    ),
 ];
 
 /// pysk-db: PostgreSQL and MariaDB setup and upkeep

@@ -67,8 +67,26 @@ pub const SWITCHES: &[Spec] = &[
     .option("--wait"),
 ];
 
-/// The PostgreSQL server: its socket and superuser.
+/// The PostgreSQL server: its socket and superuser, whose system account
+/// must exist (a bad `db_pg_superuser` otherwise: exit 78).
 pub fn pg_target(settings: &Settings) -> Result<Target, DbError> {
+    let target = pg_server(settings)?;
+    if let Ok(None) = nix::unistd::User::from_name(&target.superuser) {
+        return Err(settings
+            .invalid(
+                "db_pg_superuser",
+                None,
+                format!("{:?}: no system account of that name", target.superuser),
+            )
+            .into());
+    }
+    Ok(target)
+}
+
+/// The PostgreSQL server, its superuser's account not looked up: `list`
+/// says a server that is not here, and a machine without PostgreSQL may
+/// have no such account.
+fn pg_server(settings: &Settings) -> Result<Target, DbError> {
     Ok(Target {
         socket_dir: settings.path("db_pg_socket_dir", None)?,
         port: settings.parsed("db_pg_port", None)?,
@@ -397,7 +415,7 @@ fn lock_path(settings: &Settings) -> Result<std::path::PathBuf, DbError> {
 /// The options of `list`.
 pub fn list(settings: &Settings, args: &ListArgs) -> Result<crate::list::Options, DbError> {
     Ok(crate::list::Options {
-        pg: pg_target(settings)?,
+        pg: pg_server(settings)?,
         mysql: mysql_target(settings)?,
         json: args.json.json,
     })
