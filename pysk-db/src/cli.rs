@@ -16,7 +16,7 @@ const EXIT_CODES: &[(u8, &str)] = &[
     (exit::OK, "ok"),
     (
         exit::PARTIAL,
-        "vacuum: a table the server refused; mysql check: a table that reports an error (named)",
+        "vacuum: a table or database that failed; mysql check: a table that reports an error (named)",
     ),
     (exit::USAGE, "usage: a bad option"),
     (
@@ -159,8 +159,12 @@ Examples (cron, nightly):
 
 Each table is vacuumed on its own with SKIP_LOCKED and the lock_timeout of
 db_lock_timeout, so maintenance never queues behind another session's lock:
-a table held elsewhere is skipped and named. Every database but template0
-(which takes no connections) with --all.")]
+a table held elsewhere is skipped and named. With --analyze, partitioned
+tables are analyzed too. Every database but template0 (which takes no
+connections) with --all; a named database that does not exist is refused
+(exit 65), one that fails on the way is named (exit 1) and the others are
+still done. Runs under the state lock (--wait); --reindex drops the
+half-built indexes its stopped REINDEX leaves on a table.")]
     Vacuum(VacuumArgs),
 }
 
@@ -196,6 +200,9 @@ pub struct VacuumArgs {
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// `CREATE DATABASE`'s options for a new database.

@@ -281,6 +281,8 @@ pub fn pg_vacuum(settings: &Settings, args: &VacuumArgs) -> Result<vacuum::Optio
         reindex: args.reindex,
         jobs: args.jobs,
         lock_timeout: settings.timeout("db_lock_timeout", args.lock_timeout.as_deref())?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,
         json: args.json.json,
     })

@@ -610,6 +610,9 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // A lock timeout far longer than the run may take: were the table
+    // waited for, not skipped at once, the run would last a minute and
+    // name it as timed out.
     let started = std::time::Instant::now();
     let out = env
         .tool()
@@ -620,9 +623,13 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
             "--analyze",
             "--json",
             "--lock-timeout",
-            "2",
+            "60",
         ])
         .succeeds();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "vacuum waited on the held table"
+    );
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     let shop = &doc["databases"][0];
     assert_eq!(shop["database"], "shop");
@@ -630,12 +637,15 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
         shop["skipped"],
         serde_json::json!(["\"public\".\"orders\""])
     );
+    assert_eq!(shop["timed_out"], serde_json::json!([]));
     assert_eq!(shop["failed"], serde_json::json!([]));
     let tables = shop["tables"].as_u64().expect("tables");
     assert_eq!(shop["vacuumed"].as_u64(), Some(tables - 1));
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(25),
-        "vacuum waited on the held table"
+        env.pg
+            .log_text()
+            .contains("skipping vacuum of \"orders\" --- lock not available"),
+        "SKIP_LOCKED skipped it"
     );
     let analyzed = env.pg.psql_in(
         "shop",
@@ -691,6 +701,37 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
         .succeeds();
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     assert_eq!(doc["databases"][0]["reindexed"], 2, "{doc}");
+    // A partitioned table is analyzed as a whole (VACUUM has nothing to do
+    // on it: its partitions are tables of their own).
+    let made = env.pg.login(
+        "shop_admin",
+        "shop secret",
+        "shop",
+        "CREATE TABLE events (id int) PARTITION BY RANGE (id); \
+         CREATE TABLE events_1 PARTITION OF events FOR VALUES FROM (0) TO (1000); \
+         INSERT INTO events SELECT generate_series(1, 999);",
+    );
+    assert!(made.status.success(), "{made:?}");
+    let plan = env
+        .tool()
+        .args(["pg", "vacuum", "shop", "--analyze", "--dry-run"])
+        .succeeds();
+    assert!(
+        stdout(&plan).contains("would analyze shop: \"public\".\"events\"\n")
+            && stdout(&plan).contains("would vacuum shop: \"public\".\"events_1\"\n"),
+        "{}",
+        stdout(&plan)
+    );
+    env.tool()
+        .args(["-q", "pg", "vacuum", "shop", "--analyze"])
+        .succeeds();
+    assert_eq!(
+        env.pg.psql_in(
+            "shop",
+            "SELECT count(*) > 0 FROM pg_stats WHERE tablename = 'events' AND inherited"
+        ),
+        "t"
+    );
     // Every database, two at a time, reported in their order.
     let out = env
         .tool()
@@ -720,6 +761,87 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
             .all(|d| d["skipped"] == serde_json::json!([]) && d["vacuumed"] == d["tables"]),
         "{doc}"
     );
+}
+
+#[test]
+fn vacuum_takes_the_lock_refuses_a_missing_database_and_goes_on_past_a_failing_one() {
+    let Some(env) = Env::new() else { return };
+    env.pg.psql("CREATE DATABASE shop; CREATE DATABASE broken");
+    // A database that does not exist is bad input, said before anything
+    // is done.
+    let out = env
+        .tool()
+        .args(["pg", "vacuum", "nosuch", "shop"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: there is no database nosuch; nothing changed\n",
+    );
+    let out = env
+        .tool()
+        .args(["pg", "vacuum", "template0"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the database template0 takes no connections; nothing changed\n",
+    );
+    // One that fails on the way (here: its connections refused) is named,
+    // and the others are still done.
+    let hba = env.pg.data_dir.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+    std::fs::write(&hba, format!("local broken postgres reject\n{rules}")).expect("write");
+    env.pg.psql("SELECT pg_reload_conf()");
+    for _ in 0..100 {
+        if !env.pg.psql_output("broken", "SELECT 1").status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = env
+        .tool()
+        .args(["pg", "vacuum", "broken", "shop", "--json"])
+        .fails_with(1);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let (broken, shop) = (&doc["databases"][0], &doc["databases"][1]);
+    assert_eq!(broken["database"], "broken");
+    assert_eq!(broken["tables"], 0);
+    let why = broken["failed"][0].as_str().expect("a failure");
+    assert!(
+        why.contains("database \"broken\"") && why.ends_with("(28000)"),
+        "{why}"
+    );
+    assert_eq!(shop["database"], "shop");
+    assert_eq!(shop["failed"], serde_json::json!([]));
+    assert!(shop["tables"].as_u64() > Some(0), "{doc}");
+    assert_eq!(shop["vacuumed"], shop["tables"]);
+
+    // Vacuum runs under the state lock as the mutating subcommands do: a
+    // held lock is exit 75, and a dry run waits for it when its file is
+    // there.
+    let lock_file = env.state().join("pysk-db.lock");
+    let held =
+        pysk_common::lock::Lock::acquire(&lock_file, std::time::Duration::ZERO).expect("the lock");
+    for args in [&["pg", "vacuum", "shop"][..], &["pg", "setup"][..]] {
+        let out = env.tool().args(args).fails_with(75);
+        assert!(
+            pysk_tests::stderr(&out).starts_with(&format!("pysk-db: {}", lock_file.display())),
+            "{}",
+            pysk_tests::stderr(&out)
+        );
+    }
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        drop(held);
+    });
+    let started = std::time::Instant::now();
+    env.tool()
+        .args(["pg", "vacuum", "shop", "--dry-run", "--wait", "20"])
+        .succeeds();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1400),
+        "the dry run waited for the lock"
+    );
+    release.join().expect("released");
 }
 
 /// Waits until no session is connected to `db` (up to ten seconds).
