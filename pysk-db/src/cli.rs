@@ -102,9 +102,12 @@ pub enum PgCommand {
 Example:
   pysk-db pg setup --dry-run
 
-PUBLIC keeps only CONNECT on template1 (every new database is its copy),
-and loses CREATE on the schema public of every database that still grants
-it (PostgreSQL 14 and older). A second run changes nothing and says so.")]
+PUBLIC keeps only CONNECT on template1, so no one else can put a schema
+into it for every new database to copy (a database's own grants are not
+copied: a new one grants PUBLIC CONNECT and TEMPORARY, as PostgreSQL
+always does), and loses CREATE on the schema public of every database that
+still grants it (PostgreSQL 14 and older). A second run changes nothing
+and says so.")]
     Setup(SetupArgs),
     /// Make a database with its own owner
     #[command(after_help = "\

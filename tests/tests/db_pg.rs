@@ -109,6 +109,31 @@ fn setup_takes_back_what_everyone_was_granted_once() {
         "f"
     );
 
+    // A database whose schema public still lets everyone create (as
+    // PostgreSQL 14 and older made every one).
+    env.pg.psql("CREATE DATABASE legacy");
+    env.pg
+        .psql_in("legacy", "GRANT CREATE ON SCHEMA public TO PUBLIC");
+    let public_creates = || {
+        env.pg.psql_in(
+            "legacy",
+            "SELECT has_schema_privilege('public', 'public', 'CREATE')",
+        )
+    };
+    assert_eq!(public_creates(), "t");
+    let plan = env.tool().args(["pg", "setup", "--dry-run"]).succeeds();
+    assert_eq!(
+        stdout(&plan),
+        "would revoke PUBLIC's CREATE on the schema public of \"legacy\": \
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC;\n"
+    );
+    let out = env.tool().args(["pg", "setup"]).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: revoked PUBLIC's CREATE on the schema public of \"legacy\"\n",
+    );
+    assert_eq!(public_creates(), "f");
+
     let again = env.tool().args(["pg", "setup"]).succeeds();
     assert_stderr_is(
         &again,
@@ -120,7 +145,7 @@ fn setup_takes_back_what_everyone_was_granted_once() {
     .expect("JSON");
     assert_eq!(
         doc,
-        serde_json::json!({"version": 1, "dry_run": false, "changes": [], "unchanged": 4})
+        serde_json::json!({"version": 1, "dry_run": false, "changes": [], "unchanged": 5})
     );
 }
 
@@ -204,8 +229,10 @@ fn create_makes_the_database_with_its_owner_and_no_password_reaches_the_log() {
     assert_stderr_is(&out, "pysk-db: set shop_admin's password\n");
     assert!(!env.pg.log_text().contains("another one"));
 
-    // Hostile names are refused before any connection, nothing changed.
+    // Hostile names are refused before any connection (the offline
+    // switches make a connection exit 69), nothing changed.
     let roles = env.pg.psql("SELECT count(*) FROM pg_roles");
+    let pw_arg = pw.to_str().expect("a UTF-8 path");
     for bad in [
         "a\"; DROP DATABASE shop; --",
         "a`b",
@@ -213,12 +240,47 @@ fn create_makes_the_database_with_its_owner_and_no_password_reaches_the_log() {
         "../x",
         "shоp",
     ] {
-        let out = env.create(bad, "shop_admin", &pw).fails_with(65);
-        assert!(
-            pysk_tests::stderr(&out).ends_with("; nothing changed\n"),
-            "{}",
-            pysk_tests::stderr(&out)
-        );
+        for args in [
+            &[
+                "pg",
+                "create",
+                bad,
+                "--owner",
+                "shop_admin",
+                "--password-file",
+                pw_arg,
+            ][..],
+            &[
+                "pg",
+                "create",
+                "shop",
+                "--owner",
+                bad,
+                "--password-file",
+                pw_arg,
+            ],
+            &["pg", "add-db", bad, "--owner", "shop_admin"],
+            &["pg", "add-db", "shop_x", "--owner", bad],
+            &[
+                "pg",
+                "add-db",
+                "shop_x",
+                "--owner",
+                "shop_admin",
+                "--template",
+                bad,
+            ],
+            &["pg", "password", bad, "--password-file", pw_arg],
+            &["pg", "drop", bad],
+            &["pg", "vacuum", "shop", bad],
+        ] {
+            let out = env.offline().args(args).fails_with(65);
+            let err = pysk_tests::stderr(&out);
+            assert!(
+                err.ends_with("not a name this tool takes (db_name_pattern ^[a-z_][a-z0-9_]{0,62}$); nothing changed\n"),
+                "{args:?}: {err}"
+            );
+        }
     }
     assert_eq!(roles, env.pg.psql("SELECT count(*) FROM pg_roles"));
     // A database owned by someone else is not taken over.
