@@ -16,7 +16,7 @@ const EXIT_CODES: &[(u8, &str)] = &[
     (exit::OK, "ok"),
     (
         exit::PARTIAL,
-        "vacuum: a table the server refused; mysql check: a table that reports an error (named)",
+        "vacuum: a table or database that failed; mysql check: a table that reports an error (named)",
     ),
     (exit::USAGE, "usage: a bad option"),
     (
@@ -40,9 +40,12 @@ const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         exit::NOPERM,
-        "a password file others may read (run chmod 600 on it)",
+        "a password file others may read (chmod 600 it); pg: run as neither root nor db_pg_superuser",
     ),
-    (exit::CONFIG, "bad configuration: a switch"),
+    (
+        exit::CONFIG,
+        "bad configuration: a switch (db_pg_superuser: no such system account)",
+    ),
 ];
 
 /// pysk-db: PostgreSQL and MariaDB setup and upkeep
@@ -99,9 +102,12 @@ pub enum PgCommand {
 Example:
   pysk-db pg setup --dry-run
 
-PUBLIC keeps only CONNECT on template1 (every new database is its copy),
-and loses CREATE on the schema public of every database that still grants
-it (PostgreSQL 14 and older). A second run changes nothing and says so.")]
+PUBLIC keeps only CONNECT on template1, so no one else can put a schema
+into it for every new database to copy (a database's own grants are not
+copied: a new one grants PUBLIC CONNECT and TEMPORARY, as PostgreSQL
+always does), and loses CREATE on the schema public of every database that
+still grants it (PostgreSQL 14 and older). A second run changes nothing
+and says so.")]
     Setup(SetupArgs),
     /// Make a database with its own owner
     #[command(after_help = "\
@@ -112,8 +118,12 @@ A NOLOGIN role named after the database, the owner a LOGIN role and a member
 of it, the database owned by the owner, ALL on its schema public to the
 owner. The password (from a file only its owner may read) reaches the
 server only as a SCRAM-SHA-256 verifier made here; a stored verifier of the
-same password is left alone, so a second run changes nothing and says so.
-A database that exists with another owner is refused (exit 65).")]
+same password is left alone, so a second run changes nothing and says so;
+an owner that exists gets LOGIN when it lacks it.
+Refused (exit 65): a database that exists with another owner; a role named
+like the database that is more than a bare NOLOGIN group role (its members
+get what it may do); a superuser owner; an owner named like the database;
+names beginning with pg_.")]
     Create(CreateArgs),
     /// Make another database for an existing owner
     #[command(after_help = "\
@@ -121,7 +131,8 @@ Example:
   pysk-db pg add-db shop_test --owner shop_admin
 
 As create, for an owner that exists already; its password is left as it
-is. An owner that does not exist is refused (exit 65).")]
+is. An owner that does not exist is refused (exit 65), as is all create
+refuses.")]
     AddDb(AddDbArgs),
     /// Set a login role's password
     #[command(after_help = "\
@@ -132,13 +143,16 @@ The password reaches the server only as a SCRAM-SHA-256 verifier made
 here; when the stored verifier is one of the same password, nothing
 changes.")]
     Password(PasswordArgs),
-    /// Drop a database and the role named after it
+    /// Drop a database and the group role named after it
     #[command(after_help = "\
 Example:
   pysk-db pg drop shop --dry-run
 
 A database with connections is refused (exit 65) unless --force, which
-ends them. The owner role stays: it may own more.")]
+ends them. The owner role stays: it may own more. A role of the database's
+name that is not a bare NOLOGIN group role as create makes it (a login, a
+superuser) stays and is said. postgres, template0 and template1 are refused
+(exit 65).")]
     Drop(DropArgs),
     /// Vacuum every table, skipping those another session holds
     #[command(after_help = "\
@@ -148,8 +162,12 @@ Examples (cron, nightly):
 
 Each table is vacuumed on its own with SKIP_LOCKED and the lock_timeout of
 db_lock_timeout, so maintenance never queues behind another session's lock:
-a table held elsewhere is skipped and named. Every database but template0
-(which takes no connections) with --all.")]
+a table held elsewhere is skipped and named. With --analyze, partitioned
+tables are analyzed too. Every database but template0 (which takes no
+connections) with --all; a named database that does not exist is refused
+(exit 65), one that fails on the way is named (exit 1) and the others are
+still done. Runs under the state lock (--wait); --reindex drops the
+half-built indexes its stopped REINDEX leaves on a table.")]
     Vacuum(VacuumArgs),
 }
 
@@ -185,6 +203,9 @@ pub struct VacuumArgs {
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// `CREATE DATABASE`'s options for a new database.

@@ -68,8 +68,26 @@ pub const SWITCHES: &[Spec] = &[
     .option("--wait"),
 ];
 
-/// The PostgreSQL server: its socket and superuser.
+/// The PostgreSQL server: its socket and superuser, whose system account
+/// must exist (a bad `db_pg_superuser` otherwise: exit 78).
 pub fn pg_target(settings: &Settings) -> Result<Target, DbError> {
+    let target = pg_server(settings)?;
+    if let Ok(None) = nix::unistd::User::from_name(&target.superuser) {
+        return Err(settings
+            .invalid(
+                "db_pg_superuser",
+                None,
+                format!("{:?}: no system account of that name", target.superuser),
+            )
+            .into());
+    }
+    Ok(target)
+}
+
+/// The PostgreSQL server, its superuser's account not looked up: `list`
+/// says a server that is not here, and a machine without PostgreSQL may
+/// have no such account.
+fn pg_server(settings: &Settings) -> Result<Target, DbError> {
     Ok(Target {
         socket_dir: settings.path("db_pg_socket_dir", None)?,
         port: settings.parsed("db_pg_port", None)?,
@@ -93,14 +111,11 @@ pub fn pg_setup(settings: &Settings, args: &SetupArgs) -> Result<setup::Options,
 /// read it).
 pub fn pg_create(settings: &Settings, args: &CreateArgs) -> Result<create::Options, DbError> {
     let rule = name_rule(settings)?;
-    let database = rule
-        .check("database", &args.database)
-        .map_err(DbError::Name)?;
-    let owner = rule.check("owner", &args.owner).map_err(DbError::Name)?;
+    let (database, owner) = pg_names(&rule, &args.database, &args.owner)?;
     Ok(create::Options {
         target: pg_target(settings)?,
-        database: database.to_owned(),
-        owner: owner.to_owned(),
+        database,
+        owner,
         password: Some(crate::password::from_options(
             args.password_file.as_deref(),
             args.generate_password.as_deref(),
@@ -111,6 +126,29 @@ pub fn pg_create(settings: &Settings, args: &CreateArgs) -> Result<create::Optio
         dry_run: args.dry_run.dry_run,
         json: args.json.json,
     })
+}
+
+/// The database and owner of `pg create`/`add-db`: each by the name
+/// rule, neither beginning with `pg_` (PostgreSQL keeps those for its own
+/// roles, and the database names a role), and not the same name, since
+/// the database's role is a group role of its own.
+fn pg_names(rule: &Rule, database: &str, owner: &str) -> Result<(String, String), DbError> {
+    let database = rule.check("database", database).map_err(DbError::Name)?;
+    let owner = rule.check("owner", owner).map_err(DbError::Name)?;
+    for (what, name) in [("database", database), ("owner", owner)] {
+        if name.starts_with("pg_") {
+            return Err(DbError::Name(format!(
+                "{what} \"{name}\": PostgreSQL keeps role names beginning with pg_ for its own"
+            )));
+        }
+    }
+    if database == owner {
+        return Err(DbError::Name(format!(
+            "the owner {owner} has the database's name: the database's role {database} is a \
+             NOLOGIN group role of its own, so the owner needs another name"
+        )));
+    }
+    Ok((database.to_owned(), owner.to_owned()))
 }
 
 /// `CREATE DATABASE`'s options: the template checked by the name rule,
@@ -147,14 +185,11 @@ fn make(rule: &Rule, args: &MakeArgs) -> Result<create::Make, DbError> {
 /// The options of `pg add-db`: `create` for an owner that exists.
 pub fn pg_add_db(settings: &Settings, args: &AddDbArgs) -> Result<create::Options, DbError> {
     let rule = name_rule(settings)?;
-    let database = rule
-        .check("database", &args.database)
-        .map_err(DbError::Name)?;
-    let owner = rule.check("owner", &args.owner).map_err(DbError::Name)?;
+    let (database, owner) = pg_names(&rule, &args.database, &args.owner)?;
     Ok(create::Options {
         target: pg_target(settings)?,
-        database: database.to_owned(),
-        owner: owner.to_owned(),
+        database,
+        owner,
         password: None,
         make: make(&rule, &args.make)?,
         lock: lock_path(settings)?,
@@ -181,12 +216,18 @@ pub fn pg_password(settings: &Settings, args: &PasswordArgs) -> Result<password:
     })
 }
 
-/// The options of `pg drop`.
+/// The options of `pg drop`: PostgreSQL's own databases refused before
+/// any connection.
 pub fn pg_drop(settings: &Settings, args: &DropArgs) -> Result<drop::Options, DbError> {
     let database = name_rule(settings)?
         .check("database", &args.database)
         .map_err(DbError::Name)?
         .to_owned();
+    if ["postgres", "template0", "template1"].contains(&database.as_str()) {
+        return Err(DbError::Name(format!(
+            "database \"{database}\": PostgreSQL's own, never dropped"
+        )));
+    }
     Ok(drop::Options {
         target: pg_target(settings)?,
         database,
@@ -241,6 +282,8 @@ pub fn pg_vacuum(settings: &Settings, args: &VacuumArgs) -> Result<vacuum::Optio
         reindex: args.reindex,
         jobs: args.jobs,
         lock_timeout: settings.timeout("db_lock_timeout", args.lock_timeout.as_deref())?,
+        lock: lock_path(settings)?,
+        wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,
         json: args.json.json,
     })
@@ -389,7 +432,7 @@ fn lock_path(settings: &Settings) -> Result<std::path::PathBuf, DbError> {
 /// The options of `list`.
 pub fn list(settings: &Settings, args: &ListArgs) -> Result<crate::list::Options, DbError> {
     Ok(crate::list::Options {
-        pg: pg_target(settings)?,
+        pg: pg_server(settings)?,
         mysql: mysql_target(settings)?,
         json: args.json.json,
     })

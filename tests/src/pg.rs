@@ -197,6 +197,17 @@ impl Postgres {
         run_fed(cmd, sql.as_bytes(), BOUND)
     }
 
+    /// Makes `cmd` run as the system account `name` (no supplementary
+    /// groups) in the server's directory, which every account may read:
+    /// for a tool run as `postgres` itself, or as someone else.
+    ///
+    /// # Panics
+    /// When there is no such account.
+    pub fn run_as(&self, cmd: &mut Command, name: &str) {
+        let account = account(name).unwrap_or_else(|| panic!("no system account {name}"));
+        as_account(cmd, account, &self.home);
+    }
+
     /// `psql -X -A -t -v ON_ERROR_STOP=1` on this server's socket as
     /// `user` in `db`, reading the SQL from stdin; no `PG*` variable of
     /// the test's environment leaks in.

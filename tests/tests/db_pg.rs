@@ -49,10 +49,24 @@ impl Env {
     fn state(&self) -> std::path::PathBuf {
         self.dir.path().join("state")
     }
-}
 
-fn exists(path: &Path) -> bool {
-    path.exists()
+    /// The tool with `db_pg_socket_dir` a directory that does not exist:
+    /// a run that gets as far as connecting exits 69, so 65 proves that a
+    /// refusal came before any connection.
+    fn offline(&self) -> pysk_tests::TestCommand {
+        let config = self.dir.path().join("offline");
+        write_switches(
+            &config,
+            &[
+                (
+                    "db_pg_socket_dir",
+                    self.dir.path().join("no-such-dir").display().to_string(),
+                ),
+                ("db_state_dir", self.state().display().to_string()),
+            ],
+        );
+        tool("pysk-db").config_dir(&config)
+    }
 }
 
 #[test]
@@ -78,7 +92,7 @@ fn setup_takes_back_what_everyone_was_granted_once() {
         "t",
         "a dry run changes nothing"
     );
-    assert!(!exists(&env.state()), "a dry run creates nothing");
+    assert!(!env.state().exists(), "a dry run creates nothing");
 
     let out = env.tool().args(["pg", "setup"]).succeeds();
     assert_stderr_is(
@@ -95,6 +109,31 @@ fn setup_takes_back_what_everyone_was_granted_once() {
         "f"
     );
 
+    // A database whose schema public still lets everyone create (as
+    // PostgreSQL 14 and older made every one).
+    env.pg.psql("CREATE DATABASE legacy");
+    env.pg
+        .psql_in("legacy", "GRANT CREATE ON SCHEMA public TO PUBLIC");
+    let public_creates = || {
+        env.pg.psql_in(
+            "legacy",
+            "SELECT has_schema_privilege('public', 'public', 'CREATE')",
+        )
+    };
+    assert_eq!(public_creates(), "t");
+    let plan = env.tool().args(["pg", "setup", "--dry-run"]).succeeds();
+    assert_eq!(
+        stdout(&plan),
+        "would revoke PUBLIC's CREATE on the schema public of \"legacy\": \
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC;\n"
+    );
+    let out = env.tool().args(["pg", "setup"]).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: revoked PUBLIC's CREATE on the schema public of \"legacy\"\n",
+    );
+    assert_eq!(public_creates(), "f");
+
     let again = env.tool().args(["pg", "setup"]).succeeds();
     assert_stderr_is(
         &again,
@@ -106,7 +145,7 @@ fn setup_takes_back_what_everyone_was_granted_once() {
     .expect("JSON");
     assert_eq!(
         doc,
-        serde_json::json!({"version": 1, "dry_run": false, "changes": [], "unchanged": 4})
+        serde_json::json!({"version": 1, "dry_run": false, "changes": [], "unchanged": 5})
     );
 }
 
@@ -187,11 +226,13 @@ fn create_makes_the_database_with_its_owner_and_no_password_reaches_the_log() {
     // Another password is set again, as a verifier.
     let other = env.password("shop2.pw", "another one");
     let out = env.create("shop", "shop_admin", &other).succeeds();
-    assert_stderr_is(&out, "pysk-db: made shop_admin's password\n");
+    assert_stderr_is(&out, "pysk-db: set shop_admin's password\n");
     assert!(!env.pg.log_text().contains("another one"));
 
-    // Hostile names are refused before any connection, nothing changed.
+    // Hostile names are refused before any connection (the offline
+    // switches make a connection exit 69), nothing changed.
     let roles = env.pg.psql("SELECT count(*) FROM pg_roles");
+    let pw_arg = pw.to_str().expect("a UTF-8 path");
     for bad in [
         "a\"; DROP DATABASE shop; --",
         "a`b",
@@ -199,12 +240,47 @@ fn create_makes_the_database_with_its_owner_and_no_password_reaches_the_log() {
         "../x",
         "shоp",
     ] {
-        let out = env.create(bad, "shop_admin", &pw).fails_with(65);
-        assert!(
-            pysk_tests::stderr(&out).ends_with("; nothing changed\n"),
-            "{}",
-            pysk_tests::stderr(&out)
-        );
+        for args in [
+            &[
+                "pg",
+                "create",
+                bad,
+                "--owner",
+                "shop_admin",
+                "--password-file",
+                pw_arg,
+            ][..],
+            &[
+                "pg",
+                "create",
+                "shop",
+                "--owner",
+                bad,
+                "--password-file",
+                pw_arg,
+            ],
+            &["pg", "add-db", bad, "--owner", "shop_admin"],
+            &["pg", "add-db", "shop_x", "--owner", bad],
+            &[
+                "pg",
+                "add-db",
+                "shop_x",
+                "--owner",
+                "shop_admin",
+                "--template",
+                bad,
+            ],
+            &["pg", "password", bad, "--password-file", pw_arg],
+            &["pg", "drop", bad],
+            &["pg", "vacuum", "shop", bad],
+        ] {
+            let out = env.offline().args(args).fails_with(65);
+            let err = pysk_tests::stderr(&out);
+            assert!(
+                err.ends_with("not a name this tool takes (db_name_pattern ^[a-z_][a-z0-9_]{0,62}$); nothing changed\n"),
+                "{args:?}: {err}"
+            );
+        }
     }
     assert_eq!(roles, env.pg.psql("SELECT count(*) FROM pg_roles"));
     // A database owned by someone else is not taken over.
@@ -309,7 +385,72 @@ fn password_is_set_as_a_verifier_once_and_drop_refuses_a_busy_database() {
     let again = env.tool().args(["pg", "drop", "blog"]).succeeds();
     assert_stderr_is(
         &again,
-        "pysk-db: nothing to change: there is no database blog nor role blog\n",
+        "pysk-db: nothing to change: there is no database blog nor group role blog\n",
+    );
+
+    // A customer's login named like a database is not the database's
+    // group role: it stays, and so does a superuser of that name.
+    env.pg
+        .psql("CREATE ROLE blog LOGIN; CREATE ROLE boss LOGIN SUPERUSER");
+    let out = env.tool().args(["pg", "drop", "blog"]).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role blog stays: it is a login role, not a NOLOGIN group role\n\
+         pysk-db: nothing to change: there is no database blog nor group role blog\n",
+    );
+    let out = env.tool().args(["pg", "drop", "boss", "--json"]).succeeds();
+    assert_stderr_is(&out, "");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("JSON"),
+        serde_json::json!({"version": 1, "dry_run": false, "database": "boss",
+                           "changes": [], "role_kept": "a superuser"})
+    );
+    assert_eq!(
+        env.pg
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname IN ('blog', 'boss')"),
+        "2"
+    );
+    // PostgreSQL's own databases are refused before any connection.
+    for db in ["postgres", "template0", "template1"] {
+        let out = env.offline().args(["pg", "drop", db]).fails_with(65);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: database \"{db}\": PostgreSQL's own, never dropped; nothing changed\n"
+            ),
+        );
+    }
+    // --json: what was dropped, and the password set.
+    env.create("news", "news_admin", &first).succeeds();
+    let third = env.password("third.pw", "third secret");
+    let out = env
+        .tool()
+        .args(["pg", "password", "news_admin", "--json", "--password-file"])
+        .arg(&third)
+        .succeeds();
+    assert_stderr_is(&out, "");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("JSON"),
+        serde_json::json!({"version": 1, "dry_run": false, "user": "news_admin", "changes": [
+            {"action": "set", "database": "postgres", "what": "news_admin's password",
+             "sql": "ALTER ROLE \"news_admin\" PASSWORD '***'"}]})
+    );
+    let out = env.tool().args(["pg", "drop", "news", "--json"]).succeeds();
+    assert_stderr_is(&out, "");
+    let drop = |what: &str, sql: &str| serde_json::json!({"action": "drop", "database": "postgres", "what": what, "sql": sql});
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("JSON"),
+        serde_json::json!({"version": 1, "dry_run": false, "database": "news", "changes": [
+            drop("the database news", "DROP DATABASE \"news\""),
+            drop("the role news", "DROP ROLE \"news\""),
+        ]})
+    );
+    assert_eq!(
+        env.pg.psql(
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'news'; \
+             SELECT count(*) FROM pg_database WHERE datname = 'news'"
+        ),
+        "0\n0"
     );
 }
 
@@ -435,6 +576,15 @@ fn a_generated_password_is_written_once_and_add_db_serves_an_existing_owner() {
          pysk-db: made the database wiki_test\n\
          pysk-db: made ALL on wiki_test's schema public to wiki_admin\n",
     );
+    let again = env
+        .tool()
+        .args(["pg", "add-db", "wiki_test", "--owner", "wiki_admin"])
+        .succeeds();
+    assert_stderr_is(
+        &again,
+        "pysk-db: nothing to change: wiki_test exists, owned by wiki_admin\n",
+    );
+    // The owner that exists kept its password.
     let login = env
         .pg
         .login("wiki_admin", password, "wiki_test", "SELECT 1");
@@ -531,6 +681,9 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // A lock timeout far longer than the run may take: were the table
+    // waited for, not skipped at once, the run would last a minute and
+    // name it as timed out.
     let started = std::time::Instant::now();
     let out = env
         .tool()
@@ -541,9 +694,13 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
             "--analyze",
             "--json",
             "--lock-timeout",
-            "2",
+            "60",
         ])
         .succeeds();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "vacuum waited on the held table"
+    );
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     let shop = &doc["databases"][0];
     assert_eq!(shop["database"], "shop");
@@ -551,12 +708,15 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
         shop["skipped"],
         serde_json::json!(["\"public\".\"orders\""])
     );
+    assert_eq!(shop["timed_out"], serde_json::json!([]));
     assert_eq!(shop["failed"], serde_json::json!([]));
     let tables = shop["tables"].as_u64().expect("tables");
     assert_eq!(shop["vacuumed"].as_u64(), Some(tables - 1));
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(25),
-        "vacuum waited on the held table"
+        env.pg
+            .log_text()
+            .contains("skipping vacuum of \"orders\" --- lock not available"),
+        "SKIP_LOCKED skipped it"
     );
     let analyzed = env.pg.psql_in(
         "shop",
@@ -612,6 +772,37 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
         .succeeds();
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     assert_eq!(doc["databases"][0]["reindexed"], 2, "{doc}");
+    // A partitioned table is analyzed as a whole (VACUUM has nothing to do
+    // on it: its partitions are tables of their own).
+    let made = env.pg.login(
+        "shop_admin",
+        "shop secret",
+        "shop",
+        "CREATE TABLE events (id int) PARTITION BY RANGE (id); \
+         CREATE TABLE events_1 PARTITION OF events FOR VALUES FROM (0) TO (1000); \
+         INSERT INTO events SELECT generate_series(1, 999);",
+    );
+    assert!(made.status.success(), "{made:?}");
+    let plan = env
+        .tool()
+        .args(["pg", "vacuum", "shop", "--analyze", "--dry-run"])
+        .succeeds();
+    assert!(
+        stdout(&plan).contains("would analyze shop: \"public\".\"events\"\n")
+            && stdout(&plan).contains("would vacuum shop: \"public\".\"events_1\"\n"),
+        "{}",
+        stdout(&plan)
+    );
+    env.tool()
+        .args(["-q", "pg", "vacuum", "shop", "--analyze"])
+        .succeeds();
+    assert_eq!(
+        env.pg.psql_in(
+            "shop",
+            "SELECT count(*) > 0 FROM pg_stats WHERE tablename = 'events' AND inherited"
+        ),
+        "t"
+    );
     // Every database, two at a time, reported in their order.
     let out = env
         .tool()
@@ -641,6 +832,87 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
             .all(|d| d["skipped"] == serde_json::json!([]) && d["vacuumed"] == d["tables"]),
         "{doc}"
     );
+}
+
+#[test]
+fn vacuum_takes_the_lock_refuses_a_missing_database_and_goes_on_past_a_failing_one() {
+    let Some(env) = Env::new() else { return };
+    env.pg.psql("CREATE DATABASE shop; CREATE DATABASE broken");
+    // A database that does not exist is bad input, said before anything
+    // is done.
+    let out = env
+        .tool()
+        .args(["pg", "vacuum", "nosuch", "shop"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: there is no database nosuch; nothing changed\n",
+    );
+    let out = env
+        .tool()
+        .args(["pg", "vacuum", "template0"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the database template0 takes no connections; nothing changed\n",
+    );
+    // One that fails on the way (here: its connections refused) is named,
+    // and the others are still done.
+    let hba = env.pg.data_dir.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+    std::fs::write(&hba, format!("local broken postgres reject\n{rules}")).expect("write");
+    env.pg.psql("SELECT pg_reload_conf()");
+    for _ in 0..100 {
+        if !env.pg.psql_output("broken", "SELECT 1").status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = env
+        .tool()
+        .args(["pg", "vacuum", "broken", "shop", "--json"])
+        .fails_with(1);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let (broken, shop) = (&doc["databases"][0], &doc["databases"][1]);
+    assert_eq!(broken["database"], "broken");
+    assert_eq!(broken["tables"], 0);
+    let why = broken["failed"][0].as_str().expect("a failure");
+    assert!(
+        why.contains("database \"broken\"") && why.ends_with("(28000)"),
+        "{why}"
+    );
+    assert_eq!(shop["database"], "shop");
+    assert_eq!(shop["failed"], serde_json::json!([]));
+    assert!(shop["tables"].as_u64() > Some(0), "{doc}");
+    assert_eq!(shop["vacuumed"], shop["tables"]);
+
+    // Vacuum runs under the state lock as the mutating subcommands do: a
+    // held lock is exit 75, and a dry run waits for it when its file is
+    // there.
+    let lock_file = env.state().join("pysk-db.lock");
+    let held =
+        pysk_common::lock::Lock::acquire(&lock_file, std::time::Duration::ZERO).expect("the lock");
+    for args in [&["pg", "vacuum", "shop"][..], &["pg", "setup"][..]] {
+        let out = env.tool().args(args).fails_with(75);
+        assert!(
+            pysk_tests::stderr(&out).starts_with(&format!("pysk-db: {}", lock_file.display())),
+            "{}",
+            pysk_tests::stderr(&out)
+        );
+    }
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        drop(held);
+    });
+    let started = std::time::Instant::now();
+    env.tool()
+        .args(["pg", "vacuum", "shop", "--dry-run", "--wait", "20"])
+        .succeeds();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1400),
+        "the dry run waited for the lock"
+    );
+    release.join().expect("released");
 }
 
 /// Waits until no session is connected to `db` (up to ten seconds).
@@ -697,4 +969,138 @@ fn no_password_appears_in_any_command_line_while_the_tool_runs() {
         assert!(looks > 0, "{args:?}: the run was watched");
     }
     assert!(!env.pg.log_text().contains(secret));
+}
+
+#[test]
+fn create_hands_the_owner_no_role_it_does_not_own_and_no_superuser() {
+    let Some(env) = Env::new() else { return };
+    let pw = env.password("cust.pw", "cust secret");
+    // Names PostgreSQL keeps, and an owner named like the database, are
+    // refused before any connection.
+    let offline = |db: &str, owner: &str, expected: &str| {
+        let out = env
+            .offline()
+            .args(["pg", "create", db, "--owner", owner, "--password-file"])
+            .arg(&pw)
+            .fails_with(65);
+        assert_stderr_is(&out, &format!("pysk-db: {expected}; nothing changed\n"));
+    };
+    offline(
+        "pg_execute_server_program",
+        "cust",
+        "database \"pg_execute_server_program\": PostgreSQL keeps role names beginning with pg_ for its own",
+    );
+    offline(
+        "shop",
+        "pg_monitor",
+        "owner \"pg_monitor\": PostgreSQL keeps role names beginning with pg_ for its own",
+    );
+    offline(
+        "app",
+        "app",
+        "the owner app has the database's name: the database's role app is a NOLOGIN group role \
+         of its own, so the owner needs another name",
+    );
+    let out = env
+        .offline()
+        .args(["pg", "add-db", "app", "--owner", "app"])
+        .fails_with(65);
+    assert!(
+        pysk_tests::stderr(&out).starts_with("pysk-db: the owner app has the database's name"),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+
+    // A role named like the database that is more than a bare NOLOGIN
+    // group role is not handed to the owner.
+    env.pg.psql(
+        "CREATE ROLE admin LOGIN SUPERUSER; CREATE ROLE blog LOGIN; \
+         CREATE ROLE crm NOLOGIN CREATEDB; CREATE ROLE ops NOLOGIN; \
+         GRANT pg_read_all_data TO ops",
+    );
+    for (db, why) in [
+        ("admin", "a superuser"),
+        ("blog", "a login role"),
+        (
+            "crm",
+            "a role with CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS",
+        ),
+        ("ops", "a member of another role"),
+        ("postgres", "one of PostgreSQL's own"),
+    ] {
+        let out = env.create(db, "cust", &pw).fails_with(65);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: the role {db} exists and is {why}, not a NOLOGIN group role: \
+                 cust is not made a member of it; nothing changed\n"
+            ),
+        );
+    }
+    // Nor is a superuser made a database's owner, or given a password.
+    let out = env.create("shop", "postgres", &pw).fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role postgres is a superuser: a customer's database is not given to one; \
+         nothing changed\n",
+    );
+    assert_eq!(
+        env.pg.psql(
+            "SELECT count(*) FROM pg_roles WHERE rolname IN ('cust', 'shop'); \
+                 SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = 'postgres'"
+        ),
+        "0\nt"
+    );
+
+    // An owner that exists NOLOGIN, with this very password: it is made a
+    // login role, and its password is left alone.
+    env.pg
+        .psql("CREATE ROLE lazy NOLOGIN PASSWORD 'cust secret'");
+    let create = || env.create("lazy_db", "lazy", &pw).arg("--json");
+    let doc = |out: &std::process::Output| -> serde_json::Value {
+        serde_json::from_str(&stdout(out)).expect("JSON")
+    };
+    let step = |database: &str, what: &str, sql: &str| serde_json::json!({"action": "make", "database": database, "what": what, "sql": sql});
+    let changes = serde_json::json!([
+        step(
+            "postgres",
+            "the role lazy_db",
+            "CREATE ROLE \"lazy_db\" NOLOGIN"
+        ),
+        step("postgres", "lazy a login role", "ALTER ROLE \"lazy\" LOGIN"),
+        step(
+            "postgres",
+            "lazy a member of lazy_db",
+            "GRANT \"lazy_db\" TO \"lazy\""
+        ),
+        step(
+            "postgres",
+            "the database lazy_db",
+            "CREATE DATABASE \"lazy_db\" OWNER \"lazy\""
+        ),
+        step(
+            "lazy_db",
+            "ALL on lazy_db's schema public to lazy",
+            "GRANT ALL ON SCHEMA public TO \"lazy\""
+        ),
+    ]);
+    let mut expected = serde_json::json!({
+        "version": 1, "dry_run": true, "database": "lazy_db", "owner": "lazy", "changes": changes
+    });
+    let plan = create().arg("--dry-run").succeeds();
+    assert_eq!(doc(&plan), expected);
+    assert_eq!(
+        env.pg
+            .psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'lazy'"),
+        "f",
+        "a dry run changes nothing"
+    );
+    let out = create().succeeds();
+    expected["dry_run"] = false.into();
+    assert_eq!(doc(&out), expected);
+    assert_stderr_is(&out, "");
+    let login = env.pg.login("lazy", "cust secret", "lazy_db", "SELECT 1");
+    assert!(login.status.success(), "{login:?}");
+    expected["changes"] = serde_json::json!([]);
+    assert_eq!(doc(&create().succeeds()), expected);
 }

@@ -2,14 +2,15 @@
 //! lets the system account `postgres` in by peer authentication and
 //! refuses root, so the process takes that account's uid and gid for the
 //! connect alone — the server checks the peer once, at connect — and is
-//! root again before anything else happens. The sync client runs its
+//! root again before anything else happens. Run as that account itself,
+//! it connects as it is; run as anyone else, it is refused (exit 77). The sync client runs its
 //! runtime on the calling thread and starts no thread on a Unix socket;
 //! the switch is still done before any thread of ours starts, since
 //! glibc switches every thread of the process.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use nix::unistd::{Gid, Uid, User, setresgid, setresuid};
+use nix::unistd::{Gid, Uid, User, geteuid, setresgid, setresuid};
 
 use crate::error::DbError;
 
@@ -50,7 +51,14 @@ pub fn connect_with(
     let account = User::from_name(&target.superuser)
         .map_err(|e| unreachable(target, format!("looking up {}: {e}", target.superuser)))?
         .ok_or_else(|| unreachable(target, format!("no system account {}", target.superuser)))?;
-    let mut config = config(target, &target.socket_dir, database);
+    let euid = geteuid();
+    if euid != account.uid && !euid.is_root() {
+        return Err(DbError::NotPermitted(format!(
+            "run as root or as {}: PostgreSQL's superuser is reached through that account",
+            target.superuser
+        )));
+    }
+    let mut config = config(target, database);
     if let Some(notices) = notices {
         config.notice_callback(move |notice| {
             if let Ok(mut list) = notices.lock() {
@@ -58,16 +66,20 @@ pub fn connect_with(
             }
         });
     }
-    let connected = as_account(&account, || config.connect(postgres::NoTls))?;
+    let connected = if euid == account.uid {
+        config.connect(postgres::NoTls)
+    } else {
+        as_account(&account, || config.connect(postgres::NoTls))?
+    };
     connected.map_err(|e| unreachable(target, why(&e)))
 }
 
 /// The client's configuration: the socket only (a host name would be
 /// resolved on a thread of the client's own).
-fn config(target: &Target, dir: &Path, database: &str) -> postgres::Config {
+fn config(target: &Target, database: &str) -> postgres::Config {
     let mut config = postgres::Config::new();
     config
-        .host_path(dir)
+        .host_path(&target.socket_dir)
         .port(target.port)
         .user(&target.superuser)
         .dbname(database)

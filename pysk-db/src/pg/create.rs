@@ -3,8 +3,12 @@
 //! member of it, the database owned by the owner, ALL on its schema
 //! `public` to the owner. The password reaches the server only as a
 //! SCRAM verifier made here; a stored verifier of the same password is
-//! left alone, so a second run changes nothing. Planned from the
-//! catalogs, then shown (`--dry-run`, the verifier as `***`) or applied.
+//! left alone, so a second run changes nothing. A role named after the
+//! database that is more than such a group role (LOGIN, a superuser, any
+//! other attribute, a member of a role, one of PostgreSQL's own) is
+//! refused, since the owner would get what it may do, and so is a
+//! superuser owner. Planned from the catalogs, then shown (`--dry-run`,
+//! the verifier as `***`) or applied.
 
 use std::io::Write;
 use std::time::Duration;
@@ -15,7 +19,7 @@ use pysk_common::exit::Outcome;
 use pysk_common::report::{self, Reporter};
 
 use crate::error::DbError;
-use crate::names::{literal, pg_identifier};
+use crate::names::{pg_identifier, pg_literal};
 use crate::password::Password;
 use crate::pg::apply;
 use crate::pg::connect::{self, Target};
@@ -66,10 +70,10 @@ impl Make {
             text.push_str(&format!(" TEMPLATE {}", pg_identifier(template)));
         }
         if let Some(encoding) = &self.encoding {
-            text.push_str(&format!(" ENCODING {}", literal(encoding)));
+            text.push_str(&format!(" ENCODING {}", pg_literal(encoding)));
         }
         if let Some(locale) = &self.locale {
-            text.push_str(&format!(" LOCALE {}", literal(locale)));
+            text.push_str(&format!(" LOCALE {}", pg_literal(locale)));
         }
         text
     }
@@ -116,61 +120,171 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 
 /// The statements the catalogs call for, in order.
 fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
-    let (db, owner) = (&options.database, &options.owner);
     let mut client = connect::connect(&options.target, "postgres")?;
     let mut steps = Vec::new();
-    let mut step = |what: String, sql: String, run: String, database: &str| {
-        steps.push(Step::secret(Action::Make, Some(database), what, sql, run));
-    };
-    if !role_exists(&mut client, options, db)? {
-        let sql = format!("CREATE ROLE {} NOLOGIN", pg_identifier(db));
-        step(format!("the role {db}"), sql.clone(), sql, "postgres");
+    group_role(&mut client, options, &mut steps)?;
+    owner_role(&mut client, options, &mut steps)?;
+    if !member(&mut client, options)? {
+        let (db, owner) = (&options.database, &options.owner);
+        let sql = format!("GRANT {} TO {}", pg_identifier(db), pg_identifier(owner));
+        steps.push(make("postgres", format!("{owner} a member of {db}"), sql));
     }
-    match (
-        stored_password(&mut client, options, owner)?,
-        &options.password,
-    ) {
-        (None, None) => {
-            return Err(DbError::Conflict(format!(
-                "there is no role {owner}: pg create makes it, with a password"
-            )));
+    database(&mut client, options, &mut steps)?;
+    Ok(steps)
+}
+
+/// A step that makes something, without a secret.
+fn make(database: &str, what: String, sql: String) -> Step {
+    Step::plain(Action::Make, Some(database), what, sql)
+}
+
+/// The role named after the database: made NOLOGIN when missing; one that
+/// exists must be such a group role and nothing more, since the owner
+/// becomes a member of it and gets whatever it may do.
+fn group_role(
+    client: &mut postgres::Client,
+    options: &Options,
+    steps: &mut Vec<Step>,
+) -> Result<(), DbError> {
+    let db = &options.database;
+    match role(client, &options.target, db)? {
+        None => {
+            let sql = format!("CREATE ROLE {} NOLOGIN", pg_identifier(db));
+            steps.push(make("postgres", format!("the role {db}"), sql));
+            Ok(())
         }
-        (Some(_), None) => {}
+        Some(found) => match found.not_a_group() {
+            None => Ok(()),
+            Some(why) => Err(DbError::Conflict(format!(
+                "the role {db} exists and is {why}, not a NOLOGIN group role: \
+                 {} is not made a member of it",
+                options.owner
+            ))),
+        },
+    }
+}
+
+/// The owner: made a LOGIN role with the password when missing; one that
+/// exists gets the password when its stored verifier is not one of it,
+/// and LOGIN when it lacks it. A superuser is refused, and so is a
+/// generated password for a role that has one already.
+fn owner_role(
+    client: &mut postgres::Client,
+    options: &Options,
+    steps: &mut Vec<Step>,
+) -> Result<(), DbError> {
+    let owner = &options.owner;
+    let found = role(client, &options.target, owner)?;
+    let refuse = |why: String| Err(DbError::Conflict(why));
+    match (&found, &options.password) {
+        (None, None) => refuse(format!(
+            "there is no role {owner}: pg create makes it, with a password"
+        )),
+        (Some(role), _) if role.superuser => refuse(format!(
+            "the role {owner} is a superuser: a customer's database is not given to one"
+        )),
+        (Some(_), Some(password)) if password.generated.is_some() => refuse(format!(
+            "the role {owner} exists, but not --generate-password's file: give its \
+             password with --password-file, or use add-db"
+        )),
         (None, Some(password)) => {
             let verifier = scram::verifier(password.secret.expose().as_bytes());
             let (shown, run) = role_sql("CREATE ROLE", owner, "LOGIN PASSWORD", &verifier);
-            step(format!("the login role {owner}"), shown, run, "postgres");
+            let what = format!("the login role {owner}");
+            steps.push(Step::secret(
+                Action::Make,
+                Some("postgres"),
+                what,
+                shown,
+                run,
+            ));
+            Ok(())
         }
-        (
-            Some(_),
-            Some(Password {
-                generated: Some(_), ..
-            }),
-        ) => {
-            return Err(DbError::Conflict(format!(
-                "the role {owner} exists, but not --generate-password's file: give its \
-                 password with --password-file, or use add-db"
-            )));
+        (Some(role), password) => {
+            let password = password.as_ref().map(|p| p.secret.expose().as_bytes());
+            steps.extend(role.made_login(owner, password));
+            Ok(())
         }
-        (Some(stored), Some(password)) => {
-            let password = password.secret.expose().as_bytes();
-            if stored.as_deref().and_then(|s| scram::matches(s, password)) != Some(true) {
-                let verifier = scram::verifier(password);
-                let (shown, run) = role_sql("ALTER ROLE", owner, "LOGIN PASSWORD", &verifier);
-                step(format!("{owner}'s password"), shown, run, "postgres");
+    }
+}
+
+/// What the catalog says of a role.
+pub(crate) struct Role {
+    /// `rolcanlogin`.
+    login: bool,
+    /// `rolsuper`.
+    superuser: bool,
+    /// Any of `rolcreaterole`, `rolcreatedb`, `rolreplication`,
+    /// `rolbypassrls`.
+    privileged: bool,
+    /// One of PostgreSQL's own (an oid below `FirstNormalObjectId`).
+    predefined: bool,
+    /// A member of another role, whose rights it passes on.
+    member: bool,
+    /// `rolpassword`.
+    password: Option<String>,
+}
+
+impl Role {
+    /// Why the role is not a group role as `create` makes one, in words;
+    /// `None` when it is one.
+    pub(crate) fn not_a_group(&self) -> Option<&'static str> {
+        if self.predefined {
+            Some("one of PostgreSQL's own")
+        } else if self.superuser {
+            Some("a superuser")
+        } else if self.login {
+            Some("a login role")
+        } else if self.privileged {
+            Some("a role with CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS")
+        } else if self.member {
+            Some("a member of another role")
+        } else {
+            None
+        }
+    }
+
+    /// The step that makes this existing role `name` a login role with
+    /// `password`: none when it is one and its stored verifier is one of
+    /// the password (or no password is given).
+    fn made_login(&self, name: &str, password: Option<&[u8]>) -> Option<Step> {
+        let stored = self.password.as_deref();
+        match password {
+            Some(p) if stored.and_then(|s| scram::matches(s, p)) != Some(true) => {
+                let verifier = scram::verifier(p);
+                let (shown, run) = role_sql("ALTER ROLE", name, "LOGIN PASSWORD", &verifier);
+                let what = format!("{name}'s password");
+                Some(Step::secret(
+                    Action::Set,
+                    Some("postgres"),
+                    what,
+                    shown,
+                    run,
+                ))
             }
+            _ if !self.login => {
+                let sql = format!("ALTER ROLE {} LOGIN", pg_identifier(name));
+                Some(make("postgres", format!("{name} a login role"), sql))
+            }
+            _ => None,
         }
     }
-    if !member(&mut client, options)? {
-        let sql = format!("GRANT {} TO {}", pg_identifier(db), pg_identifier(owner));
-        step(
-            format!("{owner} a member of {db}"),
-            sql.clone(),
-            sql,
-            "postgres",
-        );
-    }
-    match database_owner(&mut client, options)? {
+}
+
+/// The database: made, owned by the owner, with ALL on its schema public
+/// to the owner; one that exists must be the owner's, and gets the grant
+/// when it lacks it.
+fn database(
+    client: &mut postgres::Client,
+    options: &Options,
+    steps: &mut Vec<Step>,
+) -> Result<(), DbError> {
+    let (db, owner) = (&options.database, &options.owner);
+    let grant = || {
+        let sql = format!("GRANT ALL ON SCHEMA public TO {}", pg_identifier(owner));
+        make(db, format!("ALL on {db}'s schema public to {owner}"), sql)
+    };
+    match database_owner(client, options)? {
         None => {
             let sql = format!(
                 "CREATE DATABASE {} OWNER {}{}",
@@ -178,14 +292,8 @@ fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
                 pg_identifier(owner),
                 options.make.clauses()
             );
-            step(format!("the database {db}"), sql.clone(), sql, "postgres");
-            let sql = format!("GRANT ALL ON SCHEMA public TO {}", pg_identifier(owner));
-            step(
-                format!("ALL on {db}'s schema public to {owner}"),
-                sql.clone(),
-                sql,
-                db,
-            );
+            steps.push(make("postgres", format!("the database {db}"), sql));
+            steps.push(grant());
         }
         Some(found) if found != *owner => {
             return Err(DbError::Conflict(format!(
@@ -196,17 +304,11 @@ fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
         Some(_) => {
             let mut in_db = connect::connect(&options.target, db)?;
             if !schema_granted(&mut in_db, options)? {
-                let sql = format!("GRANT ALL ON SCHEMA public TO {}", pg_identifier(owner));
-                step(
-                    format!("ALL on {db}'s schema public to {owner}"),
-                    sql.clone(),
-                    sql,
-                    db,
-                );
+                steps.push(grant());
             }
         }
     }
-    Ok(steps)
+    Ok(())
 }
 
 /// A role statement with its verifier: as shown (`***`) and as run.
@@ -214,36 +316,34 @@ fn role_sql(verb: &str, role: &str, clause: &str, verifier: &str) -> (String, St
     let head = format!("{verb} {} {clause}", pg_identifier(role));
     (
         format!("{head} '***'"),
-        format!("{head} {}", literal(verifier)),
+        format!("{head} {}", pg_literal(verifier)),
     )
 }
 
-/// Whether the role `name` exists.
-fn role_exists(
+/// The role `name` as the catalog has it, `None` when there is none.
+pub(crate) fn role(
     client: &mut postgres::Client,
-    options: &Options,
+    target: &Target,
     name: &str,
-) -> Result<bool, DbError> {
-    let rows = client
-        .query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
-        .map_err(|e| apply::server(&options.target, &e))?;
-    Ok(!rows.is_empty())
-}
-
-/// The stored password of the role `name`: `None` when there is no such
-/// role, `Some(None)` when it has none.
-fn stored_password(
-    client: &mut postgres::Client,
-    options: &Options,
-    name: &str,
-) -> Result<Option<Option<String>>, DbError> {
+) -> Result<Option<Role>, DbError> {
     let rows = client
         .query(
-            "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
+            "SELECT rolcanlogin, rolsuper, \
+             rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls, \
+             oid < 16384, \
+             EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = a.oid), \
+             rolpassword FROM pg_authid a WHERE rolname = $1",
             &[&name],
         )
-        .map_err(|e| apply::server(&options.target, &e))?;
-    Ok(rows.first().map(|row| row.get(0)))
+        .map_err(|e| apply::server(target, &e))?;
+    Ok(rows.first().map(|row| Role {
+        login: row.get(0),
+        superuser: row.get(1),
+        privileged: row.get(2),
+        predefined: row.get(3),
+        member: row.get(4),
+        password: row.get(5),
+    }))
 }
 
 /// Whether the owner is a member of the database's role.

@@ -12,7 +12,7 @@ use pysk_common::report::{self, Reporter};
 use pysk_common::secret::Secret;
 
 use crate::error::DbError;
-use crate::names::{literal, pg_identifier};
+use crate::names::{pg_identifier, pg_literal};
 use crate::pg::apply;
 use crate::pg::connect::{self, Target};
 use crate::pg::scram;
@@ -97,6 +97,6 @@ fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
         Some("postgres"),
         format!("{}'s password", options.user),
         format!("{head} '***'"),
-        format!("{head} {}", literal(&scram::verifier(password))),
+        format!("{head} {}", pg_literal(&scram::verifier(password))),
     )])
 }
