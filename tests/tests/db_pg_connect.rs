@@ -56,26 +56,25 @@ fn root_reaches_the_superuser_by_peer_authentication_and_is_root_again() {
         format!("{}: No such file or directory", gone.socket().display())
     );
     assert_eq!(err.exit_code(), 69);
+    // In the same test, not one beside it: the switch of ids above is the
+    // whole process's, and a child started as another account meanwhile
+    // could not drop root's privileges.
+    the_superuser_account_connects_as_it_is_and_no_one_else_but_root_does(&pg, dir.path());
 }
 
-#[test]
-fn the_superuser_account_connects_as_it_is_and_no_one_else_but_root_does() {
-    let dir = scratch();
-    let Some(pg) = Postgres::start(&dir.path().join("pg")) else {
-        return;
-    };
+fn the_superuser_account_connects_as_it_is_and_no_one_else_but_root_does(
+    pg: &Postgres,
+    dir: &std::path::Path,
+) {
     let config = |name: &str, superuser: &str| {
-        let path = dir.path().join(name);
+        let path = dir.join(name);
         write_switches(
             &path,
             &[
                 ("db_pg_socket_dir", pg.socket_dir.display().to_string()),
                 ("db_pg_port", pg.port.to_string()),
                 ("db_pg_superuser", superuser.to_owned()),
-                (
-                    "db_state_dir",
-                    dir.path().join("state").display().to_string(),
-                ),
+                ("db_state_dir", dir.join("state").display().to_string()),
             ],
         );
         path
