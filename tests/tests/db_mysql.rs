@@ -63,6 +63,7 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_or_held_lock_is_name
     // The library's connect: root over the socket, as the log shows.
     let target = Target {
         socket: db.socket.clone(),
+        timeout: std::time::Duration::from_secs(1),
     };
     let mut conn = connect(&target).expect("connected");
     let row: Option<(String, String)> = conn
@@ -72,6 +73,9 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_or_held_lock_is_name
         row,
         Some(("root@localhost".to_owned(), db.socket.display().to_string()))
     );
+    // The timeout is the handshake's: a statement may take longer.
+    let slept: Option<u8> = conn.query_first("SELECT SLEEP(2)").expect("a long query");
+    assert_eq!(slept, Some(0));
     assert!(
         db.log_text()
             .contains("Connect\troot@localhost on  using Socket"),
@@ -96,6 +100,37 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_or_held_lock_is_name
             &format!("pysk-db: {}: No such file or directory\n", gone.display()),
         );
     }
+
+    // A server that takes the connection and never answers: given up
+    // on after db_mysql_timeout, named, 69; the lock is free again.
+    let hung = env.dir.path().join("hung.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&hung).expect("a listener");
+    let hung_config = env.dir.path().join("hung");
+    write_switches(
+        &hung_config,
+        &[
+            ("db_mysql_socket", hung.display().to_string()),
+            ("db_mysql_timeout", "1".to_owned()),
+            (
+                "db_state_dir",
+                env.dir.path().join("state").display().to_string(),
+            ),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let out = tool("pysk-db")
+        .config_dir(&hung_config)
+        .args(["mysql", "setup", "--dry-run"])
+        .fails_with(69);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: {}: the server did not answer within 1 s (db_mysql_timeout)\n",
+            hung.display()
+        ),
+    );
+    drop(listener);
 
     // Another run holds the lock: a mutating run, its dry run and
     // check --optimize give up after --wait with 75; plain check takes
