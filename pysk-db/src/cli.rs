@@ -16,7 +16,8 @@ const EXIT_CODES: &[(u8, &str)] = &[
     (exit::OK, "ok"),
     (
         exit::PARTIAL,
-        "vacuum: a table the server refused; mysql check: a table that reports an error (named)",
+        "vacuum: a table the server refused; mysql check: a table that reports an error; \
+         list: a server that failed (named)",
     ),
     (exit::USAGE, "usage: a bad option"),
     (
@@ -74,7 +75,10 @@ Example:
 One line per database on stdout, tab-separated: server (postgresql or
 mariadb), name, owners (MariaDB: the accounts with ALL on it), bytes,
 sessions. A server not running here (no socket) is said on stderr and
-left out.")]
+left out. One that is there but fails (refuses the connection, a stale
+socket) is named on stderr with its socket and left out, the other still
+listed, and the run exits 1; --json has them in \"not_running\" and
+\"failed\" as {\"server\", \"socket\"} (with \"reason\" when failed).")]
     List(ListArgs),
     /// Print the effective switches (defaults included) in shell syntax
     #[command(after_help = "\
