@@ -314,7 +314,12 @@ Example:
   pysk-db mysql drop shop --dry-run
 
 The database and the account USER (default: the database's name) at every
-host it has. Nothing there: nothing to change. The server's own databases
+host it has. An account that also holds grants elsewhere (another
+database, a global privilege, a role) is kept and said (on stderr, and in
+--json's \"kept\"), its grant on the database taken back. Sessions on the database or of the user (the list of
+processes, this run's aside) refuse the drop (exit 65, nothing changed)
+unless --force, which ends them first with KILL CONNECTION (listed by
+--dry-run). Nothing there: nothing to change. The server's own databases
 and accounts are refused (exit 65).")]
     Drop(MysqlDropArgs),
     /// Check (or optimize, repair, analyze) every table
@@ -366,6 +371,9 @@ pub struct MysqlDropArgs {
     /// The account's user name (default: the database's name)
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
+    /// End the sessions on the database and of the user first
+    #[arg(long)]
+    pub force: bool,
     /// `--dry-run`.
     #[command(flatten)]
     pub dry_run: DryRunArgs,

@@ -355,6 +355,7 @@ pub fn mysql_drop(
         target: mysql_target(settings)?,
         database: database.to_owned(),
         user: user.to_owned(),
+        force: args.force,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,

@@ -621,7 +621,7 @@ fn drop_removes_the_database_and_its_accounts_once() {
     assert_eq!(
         doc,
         serde_json::json!({"version": 1, "dry_run": false, "database": "shop",
-            "user": "shop", "changes": []})
+            "user": "shop", "changes": [], "kept": []})
     );
     // The server's own are refused; hostile names too, before connecting.
     env.tool()
@@ -633,6 +633,143 @@ fn drop_removes_the_database_and_its_accounts_once() {
     }
     assert_eq!(db.mariadb("SHOW GRANTS FOR root@localhost"), ROOT_GRANTS);
     assert_eq!(db.mariadb("SHOW DATABASES LIKE 'blog'"), "blog");
+    drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(&env);
+}
+
+/// An account with grants on another database is kept (and said); the
+/// sessions on the database or of the user refuse the drop until --force
+/// ends them.
+fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &Env) {
+    let db = &env.db;
+    let pw = env.password("app.pw", "Pa55-app");
+    env.create("app1", &pw).args(["--user", "app"]).succeeds();
+    env.create("app2", &pw)
+        .args(["--user", "app", "--account-host", "localhost"])
+        .args(["--account-host", "127.0.0.1"])
+        .succeeds();
+    let kept = "pysk-db: kept the account app@localhost: it also holds grants on app1\n";
+    let out = env
+        .tool()
+        .args([
+            "mysql",
+            "drop",
+            "app2",
+            "--user",
+            "app",
+            "--dry-run",
+            "--json",
+        ])
+        .succeeds();
+    assert_stderr_is(&out, kept);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(
+        doc["kept"],
+        serde_json::json!([{"account": "app@localhost", "grants_elsewhere": ["app1"]}])
+    );
+    assert_eq!(
+        stdout(&out).matches("\"action\"").count(),
+        3,
+        "{}",
+        stdout(&out)
+    );
+    let out = env
+        .tool()
+        .args(["mysql", "drop", "app2", "--user", "app"])
+        .succeeds();
+    assert_stderr_is(
+        &out,
+        &format!(
+            "{kept}pysk-db: dropped the database app2\n\
+             pysk-db: dropped the account app@127.0.0.1\n\
+             pysk-db: revoked ALL on app2 from app@localhost\n"
+        ),
+    );
+    // The grant on app2 is gone too: a later app2 is not app's.
+    assert_eq!(
+        db.mariadb("SELECT db, user, host FROM mysql.db WHERE user = 'app'"),
+        "app1\tapp\tlocalhost"
+    );
+    let accounts = "SELECT user, host FROM mysql.user WHERE user = 'app'";
+    assert_eq!(db.mariadb(accounts), "app\tlocalhost");
+    assert_eq!(
+        db.login("app", "Pa55-app", "USE app1").status.code(),
+        Some(0)
+    );
+
+    // A session on app1 (root's) and one of app: refused, then ended.
+    let target = Target {
+        socket: db.socket.clone(),
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let mut on_db = connect(&target).expect("root");
+    on_db.query_drop("USE app1").expect("USE");
+    let mut of_user = mysql::Conn::new(
+        mysql::OptsBuilder::new()
+            .socket(Some(db.socket.to_string_lossy()))
+            .user(Some("app"))
+            .pass(Some("Pa55-app")),
+    )
+    .expect("app's session");
+    let ids = [on_db.connection_id(), of_user.connection_id()];
+    let before = db.mariadb(accounts);
+    for args in [vec!["--dry-run"], vec![]] {
+        let out = env
+            .tool()
+            .args(["mysql", "drop", "app1", "--user", "app"])
+            .args(args)
+            .fails_with(65);
+        assert_stderr_is(
+            &out,
+            "pysk-db: the database app1 and the user app have 2 session(s): \
+             --force ends them; nothing changed\n",
+        );
+    }
+    assert_eq!(db.mariadb(accounts), before);
+    let plan = env
+        .tool()
+        .args([
+            "mysql",
+            "drop",
+            "app1",
+            "--user",
+            "app",
+            "--force",
+            "--dry-run",
+        ])
+        .succeeds();
+    assert_eq!(
+        stdout(&plan),
+        format!(
+            "would end the session {0} of root on app1: KILL CONNECTION {0};\n\
+             would end the session {1} of app: KILL CONNECTION {1};\n\
+             would drop the database app1: DROP DATABASE `app1`;\n\
+             would drop the account app@localhost: DROP USER `app`@`localhost`;\n",
+            ids[0], ids[1]
+        )
+    );
+    let out = env
+        .tool()
+        .args(["mysql", "drop", "app1", "--user", "app", "--force"])
+        .succeeds();
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: ended the session {} of root on app1\n\
+             pysk-db: ended the session {} of app\n\
+             pysk-db: dropped the database app1\n\
+             pysk-db: dropped the account app@localhost\n",
+            ids[0], ids[1]
+        ),
+    );
+    assert!(
+        on_db.query_drop("SELECT 1").is_err(),
+        "root's session ended"
+    );
+    assert!(
+        of_user.query_drop("SELECT 1").is_err(),
+        "app's session ended"
+    );
+    assert_eq!(db.mariadb(accounts), "");
 }
 
 #[test]
