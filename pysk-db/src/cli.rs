@@ -303,7 +303,11 @@ Example:
 
 The account USER at each --account-host (every host it has when none is
 given) gets the hash of db_mysql_auth made here; an account whose stored
-hash is one of the same password is left alone. Refused (exit 65,
+hash is one of the same password is left alone. An account of the other
+plugin moves to db_mysql_auth's, and the plan and the report say so
+(\"…'s password, and its authentication from mysql_native_password to
+ed25519\"): a client without ed25519 (PHP's mysqlnd) then cannot log in.
+Refused (exit 65,
 nothing changed): an account that does not exist, the server's own (root,
 mysql, mariadb.sys, PUBLIC), and one that signs in otherwise than by a
 password alone (unix_socket, a chain of plugins).")]

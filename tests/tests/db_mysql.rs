@@ -568,7 +568,65 @@ fn password_sets_a_hash_leaves_the_same_one_alone_and_refuses_a_missing_account(
             db.mariadb("SELECT host, authentication_string FROM mysql.user WHERE user = 'shop'"),
             after
         );
+        password_says_when_the_plugin_changes(&env, auth, &new);
     }
+}
+
+/// With db_mysql_auth switched, the same password moves each account to
+/// the other plugin, and the plan and the report say so.
+fn password_says_when_the_plugin_changes(env: &Env, auth: &str, file: &std::path::Path) {
+    let (other, clause, install) = match auth {
+        "ed25519" => ("mysql_native_password", "IDENTIFIED BY PASSWORD '***'", ""),
+        _ => (
+            "ed25519",
+            "IDENTIFIED VIA ed25519 USING '***'",
+            "would install the ed25519 authentication plugin: INSTALL SONAME 'auth_ed25519';\n",
+        ),
+    };
+    let config = env.dir.path().join("other");
+    write_switches(
+        &config,
+        &[
+            ("db_mysql_socket", env.db.socket.display().to_string()),
+            ("db_mysql_auth", other.to_owned()),
+            (
+                "db_state_dir",
+                env.dir.path().join("state").display().to_string(),
+            ),
+        ],
+    );
+    let password = || {
+        tool("pysk-db")
+            .config_dir(&config)
+            .args(["mysql", "password", "shop", "--password-file"])
+            .arg(file)
+    };
+    let moved = format!("and its authentication from {auth} to {other}");
+    let plan = password().arg("--dry-run").succeeds();
+    assert_eq!(
+        stdout(&plan),
+        format!(
+            "{install}would set shop@10.0.0.%'s password, {moved}: \
+             ALTER USER `shop`@`10.0.0.%` {clause};\n\
+             would set shop@localhost's password, {moved}: \
+             ALTER USER `shop`@`localhost` {clause};\n"
+        )
+    );
+    let out = password().args(["--account-host", "localhost"]).succeeds();
+    let installed = if install.is_empty() {
+        ""
+    } else {
+        "pysk-db: installed the ed25519 authentication plugin\n"
+    };
+    assert_stderr_is(
+        &out,
+        &format!("{installed}pysk-db: set shop@localhost's password, {moved}\n"),
+    );
+    assert_eq!(
+        env.db
+            .mariadb("SELECT host, plugin FROM mysql.user WHERE user = 'shop' ORDER BY host"),
+        format!("10.0.0.%\t{auth}\nlocalhost\t{other}")
+    );
 }
 
 #[test]

@@ -185,11 +185,7 @@ fn accounts(conn: &mut Conn, options: &Options, steps: &mut Vec<Step>) -> Result
                 if account.holds(auth, &hash) {
                     continue;
                 }
-                (
-                    Action::Set,
-                    "ALTER USER",
-                    format!("{user}@{host}'s password"),
-                )
+                (Action::Set, "ALTER USER", account.set_what(user, auth))
             }
         };
         let account = account(user, host);
