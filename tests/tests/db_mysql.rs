@@ -309,6 +309,9 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
             ])
             .arg("--dry-run")
             .succeeds();
+        let wide = "pysk-db: the account shop@10.0.0.% may log in from every host \
+                    that matches 10.0.0.%\n";
+        assert_stderr_is(&plan, wide);
         assert_eq!(
             stdout(&plan),
             format!(
@@ -337,11 +340,13 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
             .succeeds();
         assert_stderr_is(
             &out,
-            "pysk-db: made the account shop@localhost\n\
+            &format!(
+                "{wide}pysk-db: made the account shop@localhost\n\
              pysk-db: made the account shop@10.0.0.%\n\
              pysk-db: made the database shop_db\n\
              pysk-db: made ALL on shop_db to shop@localhost\n\
-             pysk-db: made ALL on shop_db to shop@10.0.0.%\n",
+             pysk-db: made ALL on shop_db to shop@10.0.0.%\n"
+            ),
         );
         assert_eq!(
             db.mariadb(
@@ -406,7 +411,8 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
                 "user": "shop", "hosts": ["localhost"], "changes": [{
                     "action": "set",
                     "what": "shop@localhost's password",
-                    "sql": format!("ALTER USER `shop`@`localhost` {clause}")}]})
+                    "sql": format!("ALTER USER `shop`@`localhost` {clause}")}],
+                "warnings": []})
         );
         assert!(db.login("shop", "another one", "SELECT 1").status.success());
         let log = db.log_text();
@@ -468,7 +474,72 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
             "no connection"
         );
         assert_eq!(env.catalogs(), before);
+        create_checks_the_character_set_and_collation(&env, &pw);
     }
+}
+
+/// A character set or collation the server lacks, or a collation of
+/// another character set, is refused while planning (no account made); an
+/// existing database of another one is left as it is, and said.
+fn create_checks_the_character_set_and_collation(env: &Env, pw: &std::path::Path) {
+    let db = &env.db;
+    let before = env.catalogs();
+    for (args, why) in [
+        (
+            ["--charset", "latin1", "--collation", "utf8mb4_bin"],
+            "the collation utf8mb4_bin is not one of the character set latin1",
+        ),
+        (
+            ["--charset", "nosuch", "--collation", "nosuch_bin"],
+            "the server has no character set nosuch",
+        ),
+        (
+            ["--charset", "utf8mb4", "--collation", "utf8mb4_nosuch_ci"],
+            "the server has no collation utf8mb4_nosuch_ci",
+        ),
+    ] {
+        let out = env.create("enc5", pw).args(args).fails_with(65);
+        assert_stderr_is(&out, &format!("pysk-db: {why}; nothing changed\n"));
+    }
+    assert_eq!(env.catalogs(), before, "no account made");
+    env.create("enc5", pw)
+        .args(["-q", "--charset", "latin1", "--collation", "latin1_bin"])
+        .succeeds();
+    let differs = "pysk-db: the database enc5 exists with the character set latin1 and the \
+                   collation latin1_bin, not";
+    let out = env.create("enc5", pw).succeeds();
+    assert_stderr_is(
+        &out,
+        &format!(
+            "{differs} the character set utf8mb4: left as it is\n\
+             pysk-db: nothing to change: enc5 exists, with ALL to enc5 at localhost\n"
+        ),
+    );
+    let out = env
+        .create("enc5", pw)
+        .args([
+            "--charset",
+            "latin1",
+            "--collation",
+            "latin1_swedish_ci",
+            "--json",
+        ])
+        .succeeds();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let warning = format!("{differs} the collation latin1_swedish_ci: left as it is");
+    assert_eq!(doc["warnings"], serde_json::json!([warning[9..]]));
+    assert_stderr_is(&out, &format!("{warning}\n"));
+    assert_eq!(
+        db.mariadb(
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME \
+             FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'enc5'"
+        ),
+        "latin1\tlatin1_bin"
+    );
+    // MariaDB 10.10's character-set-independent collations are known.
+    env.create("enc6", pw)
+        .args(["--collation", "utf8mb4_uca1400_ai_ci", "--dry-run"])
+        .succeeds();
 }
 
 #[test]
@@ -914,6 +985,12 @@ fn check_reports_every_table_but_the_servers_own() {
         "pysk-db: OPTIMIZE TABLE rebuilds an InnoDB table whole: it needs the \
          table's size again on disk and blocks writes to it briefly at start and end\n",
     );
+    // It says nothing is wrong: -q hides it.
+    let out = env
+        .tool()
+        .args(["-q", "mysql", "check", "--optimize"])
+        .succeeds();
+    assert_stderr_is(&out, "");
     assert_eq!(
         db.mariadb("SELECT i FROM shop.hist FOR SYSTEM_TIME ALL ORDER BY i"),
         "1\n2",
