@@ -295,34 +295,19 @@ fn database(
     steps: &mut Vec<Step>,
     notes: &mut Notes,
 ) -> Result<(), DbError> {
-    let refused = |e: mysql::Error| options.target.refused(None, &e);
-    let (db, user) = (&options.database, &options.user);
+    let db = &options.database;
     let exists: Option<(String, String)> = conn
         .exec_first(
             "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME \
              FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
             (db.as_str(),),
         )
-        .map_err(refused)?;
+        .map_err(|e| options.target.refused(None, &e))?;
     if let Some((charset, collation)) = exists {
         notes
             .warnings
             .extend(differs(options, &charset, &collation));
-        let others: Vec<(String, String)> = conn
-            .exec(
-                "SELECT DISTINCT User, Host FROM mysql.db WHERE Db IN (?, ?) \
-                 AND User NOT IN ('root', 'PUBLIC', ?) ORDER BY 1, 2",
-                (grant_pattern(db), db.as_str(), user.as_str()),
-            )
-            .map_err(refused)?;
-        if others.is_empty() {
-            return Ok(());
-        }
-        let others: Vec<String> = others.iter().map(|(u, h)| format!("{u}@{h}")).collect();
-        return Err(DbError::Conflict(format!(
-            "the database {db} exists with grants to {}, not {user}'s alone",
-            others.join(", ")
-        )));
+        return not_others(conn, options);
     }
     let mut sql = format!(
         "CREATE DATABASE {} CHARACTER SET {}",
@@ -339,6 +324,27 @@ fn database(
         sql,
     ));
     Ok(())
+}
+
+/// Refuses a database that other accounts hold grants on (root and
+/// PUBLIC aside): it is someone else's.
+fn not_others(conn: &mut Conn, options: &Options) -> Result<(), DbError> {
+    let (db, user) = (&options.database, &options.user);
+    let others: Vec<(String, String)> = conn
+        .exec(
+            "SELECT DISTINCT User, Host FROM mysql.db WHERE Db IN (?, ?) \
+             AND User NOT IN ('root', 'PUBLIC', ?) ORDER BY 1, 2",
+            (grant_pattern(db), db.as_str(), user.as_str()),
+        )
+        .map_err(|e| options.target.refused(None, &e))?;
+    if others.is_empty() {
+        return Ok(());
+    }
+    let others: Vec<String> = others.iter().map(|(u, h)| format!("{u}@{h}")).collect();
+    Err(DbError::Conflict(format!(
+        "the database {db} exists with grants to {}, not {user}'s alone",
+        others.join(", ")
+    )))
 }
 
 /// What an existing database has that differs from what was asked.

@@ -128,17 +128,16 @@ fn apply(
 fn plan(conn: &mut Conn, options: &Options) -> Result<(Vec<Step>, Vec<Kept>), DbError> {
     let refused = |e: mysql::Error| options.target.refused(None, &e);
     let (db, user) = (&options.database, &options.user);
-    let mut drops = Vec::new();
-    let exists: Option<String> = conn
-        .exec_first(
-            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-            (db.as_str(),),
-        )
-        .map_err(refused)?;
-    if exists.is_some() {
+    let exists = database_exists(conn, options)?;
+    let mut drops: Vec<Step> = Vec::new();
+    if exists {
         let sql = format!("DROP DATABASE {}", mysql_identifier(db));
-        let what = format!("the database {db}");
-        drops.push(Step::plain(Action::Drop, None, what, sql));
+        drops.push(Step::plain(
+            Action::Drop,
+            None,
+            format!("the database {db}"),
+            sql,
+        ));
     }
     let hosts: Vec<String> = conn
         .exec(
@@ -172,9 +171,20 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<(Vec<Step>, Vec<Kept>), Db
         ));
         accounts = true;
     }
-    let mut steps = sessions(conn, options, exists.is_some(), accounts)?;
+    let mut steps = sessions(conn, options, exists, accounts)?;
     steps.extend(drops);
     Ok((steps, kept))
+}
+
+/// Whether the database is there.
+fn database_exists(conn: &mut Conn, options: &Options) -> Result<bool, DbError> {
+    let found: Option<String> = conn
+        .exec_first(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (options.database.as_str(),),
+        )
+        .map_err(|e| options.target.refused(None, &e))?;
+    Ok(found.is_some())
 }
 
 /// A kept account's grant on the database taken back (and its GRANT
