@@ -16,7 +16,8 @@ const EXIT_CODES: &[(u8, &str)] = &[
     (exit::OK, "ok"),
     (
         exit::PARTIAL,
-        "vacuum: a table or database that failed; mysql check: a table that reports an error (named)",
+        "vacuum: a table or database that failed; mysql check: a table that reports an error; \
+         list: a server that failed (named)",
     ),
     (exit::USAGE, "usage: a bad option"),
     (
@@ -77,7 +78,10 @@ Example:
 One line per database on stdout, tab-separated: server (postgresql or
 mariadb), name, owners (MariaDB: the accounts with ALL on it), bytes,
 sessions. A server not running here (no socket) is said on stderr and
-left out.")]
+left out. One that is there but fails (refuses the connection, a stale
+socket) is named on stderr with its socket and left out, the other still
+listed, and the run exits 1; --json has them in \"not_running\" and
+\"failed\" as {\"server\", \"socket\"} (with \"reason\" when failed).")]
     List(ListArgs),
     /// Print the effective switches (defaults included) in shell syntax
     #[command(after_help = "\
@@ -310,8 +314,13 @@ is left alone, so a second run changes nothing and says so. Refused (exit
 65, nothing changed): the server's own databases and accounts (root,
 mysql, mariadb.sys, PUBLIC); an account that signs in otherwise
 (unix_socket, a chain of plugins); a database that exists with grants to
-other accounts (root and PUBLIC aside). A bad --account-host, --charset or
---collation exits 2.")]
+other accounts (root and PUBLIC aside); a character set or collation the
+server does not have, or a collation of another character set (checked
+before anything is made). A bad --account-host, --charset or --collation
+exits 2. A database that exists with another character set or collation
+is left as it is and said (stderr, and --json's \"warnings\"). A new
+account at a host with a wildcard (% or _) is said to be open to every
+host that matches.")]
     Create(MysqlCreateArgs),
     /// Set an account's password
     #[command(after_help = "\
@@ -320,7 +329,11 @@ Example:
 
 The account USER at each --account-host (every host it has when none is
 given) gets the hash of db_mysql_auth made here; an account whose stored
-hash is one of the same password is left alone. Refused (exit 65,
+hash is one of the same password is left alone. An account of the other
+plugin moves to db_mysql_auth's, and the plan and the report say so
+(\"…'s password, and its authentication from mysql_native_password to
+ed25519\"): a client without ed25519 (PHP's mysqlnd) then cannot log in.
+Refused (exit 65,
 nothing changed): an account that does not exist, the server's own (root,
 mysql, mariadb.sys, PUBLIC), and one that signs in otherwise than by a
 password alone (unix_socket, a chain of plugins).")]
@@ -331,7 +344,12 @@ Example:
   pysk-db mysql drop shop --dry-run
 
 The database and the account USER (default: the database's name) at every
-host it has. Nothing there: nothing to change. The server's own databases
+host it has. An account that also holds grants elsewhere (another
+database, a global privilege, a role) is kept and said (on stderr, and in
+--json's \"kept\"), its grant on the database taken back. Sessions on the database or of the user (the list of
+processes, this run's aside) refuse the drop (exit 65, nothing changed)
+unless --force, which ends them first with KILL CONNECTION (listed by
+--dry-run). Nothing there: nothing to change. The server's own databases
 and accounts are refused (exit 65).")]
     Drop(MysqlDropArgs),
     /// Check (or optimize, repair, analyze) every table
@@ -383,6 +401,9 @@ pub struct MysqlDropArgs {
     /// The account's user name (default: the database's name)
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
+    /// End the sessions on the database and of the user first
+    #[arg(long)]
+    pub force: bool,
     /// `--dry-run`.
     #[command(flatten)]
     pub dry_run: DryRunArgs,

@@ -45,6 +45,11 @@ pub const SWITCHES: &[Spec] = &[
          (not PHP's mysqlnd)",
     ),
     Spec::new(
+        "db_mysql_timeout",
+        "30",
+        "seconds MariaDB may take to answer a connection before the run gives up",
+    ),
+    Spec::new(
         "db_name_pattern",
         names::DEFAULT_PATTERN,
         "the regular expression every database and account name must match",
@@ -243,6 +248,7 @@ pub fn pg_drop(settings: &Settings, args: &DropArgs) -> Result<drop::Options, Db
 pub fn mysql_target(settings: &Settings) -> Result<mysql::connect::Target, DbError> {
     Ok(mysql::connect::Target {
         socket: settings.path("db_mysql_socket", None)?,
+        timeout: settings.timeout("db_mysql_timeout", None)?,
     })
 }
 
@@ -392,6 +398,7 @@ pub fn mysql_drop(
         target: mysql_target(settings)?,
         database: database.to_owned(),
         user: user.to_owned(),
+        force: args.force,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,

@@ -63,6 +63,7 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_or_held_lock_is_name
     // The library's connect: root over the socket, as the log shows.
     let target = Target {
         socket: db.socket.clone(),
+        timeout: std::time::Duration::from_secs(1),
     };
     let mut conn = connect(&target).expect("connected");
     let row: Option<(String, String)> = conn
@@ -72,6 +73,9 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_or_held_lock_is_name
         row,
         Some(("root@localhost".to_owned(), db.socket.display().to_string()))
     );
+    // The timeout is the handshake's: a statement may take longer.
+    let slept: Option<u8> = conn.query_first("SELECT SLEEP(2)").expect("a long query");
+    assert_eq!(slept, Some(0));
     assert!(
         db.log_text()
             .contains("Connect\troot@localhost on  using Socket"),
@@ -96,6 +100,37 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_or_held_lock_is_name
             &format!("pysk-db: {}: No such file or directory\n", gone.display()),
         );
     }
+
+    // A server that takes the connection and never answers: given up
+    // on after db_mysql_timeout, named, 69; the lock is free again.
+    let hung = env.dir.path().join("hung.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&hung).expect("a listener");
+    let hung_config = env.dir.path().join("hung");
+    write_switches(
+        &hung_config,
+        &[
+            ("db_mysql_socket", hung.display().to_string()),
+            ("db_mysql_timeout", "1".to_owned()),
+            (
+                "db_state_dir",
+                env.dir.path().join("state").display().to_string(),
+            ),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let out = tool("pysk-db")
+        .config_dir(&hung_config)
+        .args(["mysql", "setup", "--dry-run"])
+        .fails_with(69);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: {}: the server did not answer within 1 s (db_mysql_timeout)\n",
+            hung.display()
+        ),
+    );
+    drop(listener);
 
     // Another run holds the lock: a mutating run, its dry run and
     // check --optimize give up after --wait with 75; plain check takes
@@ -274,6 +309,9 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
             ])
             .arg("--dry-run")
             .succeeds();
+        let wide = "pysk-db: the account shop@10.0.0.% may log in from every host \
+                    that matches 10.0.0.%\n";
+        assert_stderr_is(&plan, wide);
         assert_eq!(
             stdout(&plan),
             format!(
@@ -302,11 +340,13 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
             .succeeds();
         assert_stderr_is(
             &out,
-            "pysk-db: made the account shop@localhost\n\
+            &format!(
+                "{wide}pysk-db: made the account shop@localhost\n\
              pysk-db: made the account shop@10.0.0.%\n\
              pysk-db: made the database shop_db\n\
              pysk-db: made ALL on shop_db to shop@localhost\n\
-             pysk-db: made ALL on shop_db to shop@10.0.0.%\n",
+             pysk-db: made ALL on shop_db to shop@10.0.0.%\n"
+            ),
         );
         assert_eq!(
             db.mariadb(
@@ -371,7 +411,8 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
                 "user": "shop", "hosts": ["localhost"], "changes": [{
                     "action": "set",
                     "what": "shop@localhost's password",
-                    "sql": format!("ALTER USER `shop`@`localhost` {clause}")}]})
+                    "sql": format!("ALTER USER `shop`@`localhost` {clause}")}],
+                "warnings": []})
         );
         assert!(db.login("shop", "another one", "SELECT 1").status.success());
         let log = db.log_text();
@@ -433,7 +474,72 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
             "no connection"
         );
         assert_eq!(env.catalogs(), before);
+        create_checks_the_character_set_and_collation(&env, &pw);
     }
+}
+
+/// A character set or collation the server lacks, or a collation of
+/// another character set, is refused while planning (no account made); an
+/// existing database of another one is left as it is, and said.
+fn create_checks_the_character_set_and_collation(env: &Env, pw: &std::path::Path) {
+    let db = &env.db;
+    let before = env.catalogs();
+    for (args, why) in [
+        (
+            ["--charset", "latin1", "--collation", "utf8mb4_bin"],
+            "the collation utf8mb4_bin is not one of the character set latin1",
+        ),
+        (
+            ["--charset", "nosuch", "--collation", "nosuch_bin"],
+            "the server has no character set nosuch",
+        ),
+        (
+            ["--charset", "utf8mb4", "--collation", "utf8mb4_nosuch_ci"],
+            "the server has no collation utf8mb4_nosuch_ci",
+        ),
+    ] {
+        let out = env.create("enc5", pw).args(args).fails_with(65);
+        assert_stderr_is(&out, &format!("pysk-db: {why}; nothing changed\n"));
+    }
+    assert_eq!(env.catalogs(), before, "no account made");
+    env.create("enc5", pw)
+        .args(["-q", "--charset", "latin1", "--collation", "latin1_bin"])
+        .succeeds();
+    let differs = "pysk-db: the database enc5 exists with the character set latin1 and the \
+                   collation latin1_bin, not";
+    let out = env.create("enc5", pw).succeeds();
+    assert_stderr_is(
+        &out,
+        &format!(
+            "{differs} the character set utf8mb4: left as it is\n\
+             pysk-db: nothing to change: enc5 exists, with ALL to enc5 at localhost\n"
+        ),
+    );
+    let out = env
+        .create("enc5", pw)
+        .args([
+            "--charset",
+            "latin1",
+            "--collation",
+            "latin1_swedish_ci",
+            "--json",
+        ])
+        .succeeds();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let warning = format!("{differs} the collation latin1_swedish_ci: left as it is");
+    assert_eq!(doc["warnings"], serde_json::json!([warning[9..]]));
+    assert_stderr_is(&out, &format!("{warning}\n"));
+    assert_eq!(
+        db.mariadb(
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME \
+             FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'enc5'"
+        ),
+        "latin1\tlatin1_bin"
+    );
+    // MariaDB 10.10's character-set-independent collations are known.
+    env.create("enc6", pw)
+        .args(["--collation", "utf8mb4_uca1400_ai_ci", "--dry-run"])
+        .succeeds();
 }
 
 #[test]
@@ -533,7 +639,65 @@ fn password_sets_a_hash_leaves_the_same_one_alone_and_refuses_a_missing_account(
             db.mariadb("SELECT host, authentication_string FROM mysql.user WHERE user = 'shop'"),
             after
         );
+        password_says_when_the_plugin_changes(&env, auth, &new);
     }
+}
+
+/// With db_mysql_auth switched, the same password moves each account to
+/// the other plugin, and the plan and the report say so.
+fn password_says_when_the_plugin_changes(env: &Env, auth: &str, file: &std::path::Path) {
+    let (other, clause, install) = match auth {
+        "ed25519" => ("mysql_native_password", "IDENTIFIED BY PASSWORD '***'", ""),
+        _ => (
+            "ed25519",
+            "IDENTIFIED VIA ed25519 USING '***'",
+            "would install the ed25519 authentication plugin: INSTALL SONAME 'auth_ed25519';\n",
+        ),
+    };
+    let config = env.dir.path().join("other");
+    write_switches(
+        &config,
+        &[
+            ("db_mysql_socket", env.db.socket.display().to_string()),
+            ("db_mysql_auth", other.to_owned()),
+            (
+                "db_state_dir",
+                env.dir.path().join("state").display().to_string(),
+            ),
+        ],
+    );
+    let password = || {
+        tool("pysk-db")
+            .config_dir(&config)
+            .args(["mysql", "password", "shop", "--password-file"])
+            .arg(file)
+    };
+    let moved = format!("and its authentication from {auth} to {other}");
+    let plan = password().arg("--dry-run").succeeds();
+    assert_eq!(
+        stdout(&plan),
+        format!(
+            "{install}would set shop@10.0.0.%'s password, {moved}: \
+             ALTER USER `shop`@`10.0.0.%` {clause};\n\
+             would set shop@localhost's password, {moved}: \
+             ALTER USER `shop`@`localhost` {clause};\n"
+        )
+    );
+    let out = password().args(["--account-host", "localhost"]).succeeds();
+    let installed = if install.is_empty() {
+        ""
+    } else {
+        "pysk-db: installed the ed25519 authentication plugin\n"
+    };
+    assert_stderr_is(
+        &out,
+        &format!("{installed}pysk-db: set shop@localhost's password, {moved}\n"),
+    );
+    assert_eq!(
+        env.db
+            .mariadb("SELECT host, plugin FROM mysql.user WHERE user = 'shop' ORDER BY host"),
+        format!("10.0.0.%\t{auth}\nlocalhost\t{other}")
+    );
 }
 
 #[test]
@@ -586,7 +750,7 @@ fn drop_removes_the_database_and_its_accounts_once() {
     assert_eq!(
         doc,
         serde_json::json!({"version": 1, "dry_run": false, "database": "shop",
-            "user": "shop", "changes": []})
+            "user": "shop", "changes": [], "kept": []})
     );
     // The server's own are refused; hostile names too, before connecting.
     env.tool()
@@ -598,6 +762,143 @@ fn drop_removes_the_database_and_its_accounts_once() {
     }
     assert_eq!(db.mariadb("SHOW GRANTS FOR root@localhost"), ROOT_GRANTS);
     assert_eq!(db.mariadb("SHOW DATABASES LIKE 'blog'"), "blog");
+    drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(&env);
+}
+
+/// An account with grants on another database is kept (and said); the
+/// sessions on the database or of the user refuse the drop until --force
+/// ends them.
+fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &Env) {
+    let db = &env.db;
+    let pw = env.password("app.pw", "Pa55-app");
+    env.create("app1", &pw).args(["--user", "app"]).succeeds();
+    env.create("app2", &pw)
+        .args(["--user", "app", "--account-host", "localhost"])
+        .args(["--account-host", "127.0.0.1"])
+        .succeeds();
+    let kept = "pysk-db: kept the account app@localhost: it also holds grants on app1\n";
+    let out = env
+        .tool()
+        .args([
+            "mysql",
+            "drop",
+            "app2",
+            "--user",
+            "app",
+            "--dry-run",
+            "--json",
+        ])
+        .succeeds();
+    assert_stderr_is(&out, kept);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(
+        doc["kept"],
+        serde_json::json!([{"account": "app@localhost", "grants_elsewhere": ["app1"]}])
+    );
+    assert_eq!(
+        stdout(&out).matches("\"action\"").count(),
+        3,
+        "{}",
+        stdout(&out)
+    );
+    let out = env
+        .tool()
+        .args(["mysql", "drop", "app2", "--user", "app"])
+        .succeeds();
+    assert_stderr_is(
+        &out,
+        &format!(
+            "{kept}pysk-db: dropped the database app2\n\
+             pysk-db: dropped the account app@127.0.0.1\n\
+             pysk-db: revoked ALL on app2 from app@localhost\n"
+        ),
+    );
+    // The grant on app2 is gone too: a later app2 is not app's.
+    assert_eq!(
+        db.mariadb("SELECT db, user, host FROM mysql.db WHERE user = 'app'"),
+        "app1\tapp\tlocalhost"
+    );
+    let accounts = "SELECT user, host FROM mysql.user WHERE user = 'app'";
+    assert_eq!(db.mariadb(accounts), "app\tlocalhost");
+    assert_eq!(
+        db.login("app", "Pa55-app", "USE app1").status.code(),
+        Some(0)
+    );
+
+    // A session on app1 (root's) and one of app: refused, then ended.
+    let target = Target {
+        socket: db.socket.clone(),
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let mut on_db = connect(&target).expect("root");
+    on_db.query_drop("USE app1").expect("USE");
+    let mut of_user = mysql::Conn::new(
+        mysql::OptsBuilder::new()
+            .socket(Some(db.socket.to_string_lossy()))
+            .user(Some("app"))
+            .pass(Some("Pa55-app")),
+    )
+    .expect("app's session");
+    let ids = [on_db.connection_id(), of_user.connection_id()];
+    let before = db.mariadb(accounts);
+    for args in [vec!["--dry-run"], vec![]] {
+        let out = env
+            .tool()
+            .args(["mysql", "drop", "app1", "--user", "app"])
+            .args(args)
+            .fails_with(65);
+        assert_stderr_is(
+            &out,
+            "pysk-db: the database app1 and the user app have 2 session(s): \
+             --force ends them; nothing changed\n",
+        );
+    }
+    assert_eq!(db.mariadb(accounts), before);
+    let plan = env
+        .tool()
+        .args([
+            "mysql",
+            "drop",
+            "app1",
+            "--user",
+            "app",
+            "--force",
+            "--dry-run",
+        ])
+        .succeeds();
+    assert_eq!(
+        stdout(&plan),
+        format!(
+            "would end the session {0} of root on app1: KILL CONNECTION {0};\n\
+             would end the session {1} of app: KILL CONNECTION {1};\n\
+             would drop the database app1: DROP DATABASE `app1`;\n\
+             would drop the account app@localhost: DROP USER `app`@`localhost`;\n",
+            ids[0], ids[1]
+        )
+    );
+    let out = env
+        .tool()
+        .args(["mysql", "drop", "app1", "--user", "app", "--force"])
+        .succeeds();
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: ended the session {} of root on app1\n\
+             pysk-db: ended the session {} of app\n\
+             pysk-db: dropped the database app1\n\
+             pysk-db: dropped the account app@localhost\n",
+            ids[0], ids[1]
+        ),
+    );
+    assert!(
+        on_db.query_drop("SELECT 1").is_err(),
+        "root's session ended"
+    );
+    assert!(
+        of_user.query_drop("SELECT 1").is_err(),
+        "app's session ended"
+    );
+    assert_eq!(db.mariadb(accounts), "");
 }
 
 #[test]
@@ -684,6 +985,12 @@ fn check_reports_every_table_but_the_servers_own() {
         "pysk-db: OPTIMIZE TABLE rebuilds an InnoDB table whole: it needs the \
          table's size again on disk and blocks writes to it briefly at start and end\n",
     );
+    // It says nothing is wrong: -q hides it.
+    let out = env
+        .tool()
+        .args(["-q", "mysql", "check", "--optimize"])
+        .succeeds();
+    assert_stderr_is(&out, "");
     assert_eq!(
         db.mariadb("SELECT i FROM shop.hist FOR SYSTEM_TIME ALL ORDER BY i"),
         "1\n2",

@@ -184,7 +184,8 @@ fn weigh(
     let target = &options.target;
     let free = if options.how == How::Optimize {
         if !options.json && tables.iter().any(|t| t.2.as_deref() == Some("InnoDB")) {
-            report.warn(format_args!(
+            // Nothing is wrong: an info, which -q hides.
+            report.info(format_args!(
                 "OPTIMIZE TABLE rebuilds an InnoDB table whole: it needs the table's size \
                  again on disk and blocks writes to it briefly at start and end"
             ));

@@ -2,9 +2,15 @@
 //! through its Unix socket by `unix_socket` authentication (the server
 //! compares the client's uid with the account's name), so there is no
 //! password to read, store or leak. The client is synchronous and starts
-//! no thread.
+//! no thread. A server that takes the connection but never answers (a
+//! wedged start, a storm of connections) is given up on after
+//! `db_mysql_timeout`, so that a cron run does not hold the lock forever.
 
+use std::io::ErrorKind;
+use std::os::unix::io::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use mysql::prelude::Queryable;
 use mysql::{Conn, OptsBuilder};
@@ -19,6 +25,9 @@ use crate::plan::Step;
 pub struct Target {
     /// The server's Unix socket (`db_mysql_socket`).
     pub socket: PathBuf,
+    /// How long the server may take to answer the connection
+    /// (`db_mysql_timeout`); statements then take as long as they take.
+    pub timeout: Duration,
 }
 
 impl Target {
@@ -40,16 +49,54 @@ impl Target {
     }
 }
 
-/// A session as root, over the socket only (never TCP).
+/// A session as root, over the socket only (never TCP). The client's
+/// read and write timeouts are those of the socket, for the handshake and
+/// every statement alike, and it cannot change them later; so the read
+/// timeout is set for the handshake (and the client's own first query)
+/// and taken off the socket once the session is there, since `OPTIMIZE`
+/// or `CHECK` of a large table may rightly take hours to answer. The
+/// write timeout stays: the server takes a statement in at once unless
+/// it is wedged.
 pub fn connect(target: &Target) -> Result<Conn, DbError> {
     let opts = OptsBuilder::new()
         .socket(Some(target.socket.to_string_lossy()))
         .user(Some("root"))
-        .prefer_socket(true);
-    Conn::new(opts).map_err(|e| DbError::Unreachable {
+        .prefer_socket(true)
+        .read_timeout(Some(target.timeout))
+        .write_timeout(Some(target.timeout));
+    let unreachable = |e: &mysql::Error| DbError::Unreachable {
         server: target.name(),
-        reason: why(&e),
-    })
+        reason: if timed_out(e) {
+            format!(
+                "the server did not answer within {} s (db_mysql_timeout)",
+                target.timeout.as_secs_f64()
+            )
+        } else {
+            why(e)
+        },
+    };
+    let conn = Conn::new(opts).map_err(|e| unreachable(&e))?;
+    no_read_timeout(&conn).map_err(|e| unreachable(&mysql::Error::IoError(e)))?;
+    Ok(conn)
+}
+
+/// Whether a client error is a socket's timeout (Linux says EAGAIN).
+fn timed_out(e: &mysql::Error) -> bool {
+    let io = match e {
+        mysql::Error::IoError(io) => Some(io),
+        mysql::Error::CodecError(codec) => std::error::Error::source(codec)
+            .and_then(|cause| cause.downcast_ref::<std::io::Error>()),
+        _ => None,
+    };
+    io.is_some_and(|io| matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut))
+}
+
+/// Takes the read timeout off the session's socket.
+fn no_read_timeout(conn: &Conn) -> std::io::Result<()> {
+    // SAFETY: the descriptor is the session's open socket, which `conn`
+    // owns and keeps open for this borrow; ManuallyDrop never closes it.
+    let socket = std::mem::ManuallyDrop::new(unsafe { UnixStream::from_raw_fd(conn.as_raw_fd()) });
+    socket.set_read_timeout(None)
 }
 
 /// A client error in words: the server's message and code, else the

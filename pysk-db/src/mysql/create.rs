@@ -26,6 +26,12 @@ use crate::names::mysql_identifier;
 use crate::password::Password;
 use crate::plan::{self, Action, Step};
 
+/// The server's code for a collation it does not have.
+const UNKNOWN_COLLATION: u16 = 1273;
+
+/// The server's code for a collation of another character set.
+const COLLATION_CHARSET_MISMATCH: u16 = 1253;
+
 /// What `mysql create` is asked to do.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -64,6 +70,17 @@ struct Summary<'a> {
     user: &'a str,
     hosts: &'a [String],
     changes: &'a [Step],
+    warnings: &'a [String],
+}
+
+/// What planning found worth saying besides the steps.
+#[derive(Debug, Default)]
+struct Notes {
+    /// A database that exists other than asked (left as it is): stderr
+    /// always, and the `--json` document.
+    warnings: Vec<String>,
+    /// Accounts open to many hosts: stderr unless `-q`.
+    infos: Vec<String>,
 }
 
 /// `host` when it is a host an account may name: letters, digits and
@@ -96,7 +113,14 @@ pub fn check_charset(name: &str) -> Result<&str, String> {
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
     let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
     let mut conn = connect::connect(&options.target)?;
-    let steps = plan(&mut conn, options)?;
+    let mut notes = Notes::default();
+    let steps = plan(&mut conn, options, &mut notes)?;
+    for warning in &notes.warnings {
+        report.warn(warning);
+    }
+    for info in &notes.infos {
+        report.info(info);
+    }
     if options.dry_run {
         if !options.json {
             plan::show(&steps, out)?;
@@ -112,6 +136,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
             user: &options.user,
             hosts: &options.hosts,
             changes: &steps,
+            warnings: &notes.warnings,
         })?;
     } else if steps.is_empty() && !options.dry_run {
         report.info(format_args!(
@@ -125,9 +150,11 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 }
 
 /// The statements the catalogs call for, in order: the plugin, the
-/// accounts, the database, the grants.
-fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
+/// accounts, the database, the grants; a character set or collation the
+/// server does not have (together) refused first.
+fn plan(conn: &mut Conn, options: &Options, notes: &mut Notes) -> Result<Vec<Step>, DbError> {
     let target = &options.target;
+    charset_known(conn, options)?;
     let mut steps = Vec::new();
     if options.auth == Auth::Ed25519 && !ed25519_active(conn, target)? {
         steps.push(Step::plain(
@@ -137,8 +164,8 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
             INSTALL_ED25519.to_owned(),
         ));
     }
-    accounts(conn, options, &mut steps)?;
-    database(conn, options, &mut steps)?;
+    accounts(conn, options, &mut steps, notes)?;
+    database(conn, options, &mut steps, notes)?;
     for host in &options.hosts {
         if !has_all(conn, options, host)? {
             let (db, user) = (&options.database, &options.user);
@@ -163,17 +190,25 @@ fn account(user: &str, host: &str) -> String {
 /// one of this password; an account another way in (`unix_socket`, a
 /// chain) is refused, and so is one that exists when the password is to
 /// be generated (its applications use the one it has).
-fn accounts(conn: &mut Conn, options: &Options, steps: &mut Vec<Step>) -> Result<(), DbError> {
+fn accounts(
+    conn: &mut Conn,
+    options: &Options,
+    steps: &mut Vec<Step>,
+    notes: &mut Notes,
+) -> Result<(), DbError> {
     let (user, auth) = (&options.user, options.auth);
     let stored = password::stored(conn, &options.target, user)?;
     let hash = password::hash(auth, &options.password.secret)?;
     for host in &options.hosts {
         let (action, verb, what) = match stored.iter().find(|s| &s.host == host) {
-            None => (
-                Action::Make,
-                "CREATE USER",
-                format!("the account {user}@{host}"),
-            ),
+            None => {
+                notes.infos.extend(open_to(user, host));
+                (
+                    Action::Make,
+                    "CREATE USER",
+                    format!("the account {user}@{host}"),
+                )
+            }
             Some(_) if options.password.generated.is_some() => {
                 return Err(DbError::Conflict(format!(
                     "the account {user}@{host} exists, but not --generate-password's file: \
@@ -185,11 +220,7 @@ fn accounts(conn: &mut Conn, options: &Options, steps: &mut Vec<Step>) -> Result
                 if account.holds(auth, &hash) {
                     continue;
                 }
-                (
-                    Action::Set,
-                    "ALTER USER",
-                    format!("{user}@{host}'s password"),
-                )
+                (Action::Set, "ALTER USER", account.set_what(user, auth))
             }
         };
         let account = account(user, host);
@@ -204,34 +235,79 @@ fn accounts(conn: &mut Conn, options: &Options, steps: &mut Vec<Step>) -> Result
     Ok(())
 }
 
-/// The database made when it is not there; one that is there and that
-/// other accounts hold grants on (root and PUBLIC aside) is someone
-/// else's, and refused.
-fn database(conn: &mut Conn, options: &Options, steps: &mut Vec<Step>) -> Result<(), DbError> {
+/// The line saying that `user@host` is open to every host `host`
+/// matches, when it has a wildcard (`%` any string, `_` any character).
+fn open_to(user: &str, host: &str) -> Option<String> {
+    if host == "%" {
+        return Some(format!("the account {user}@% may log in from every host"));
+    }
+    host.contains(['%', '_']).then(|| {
+        format!("the account {user}@{host} may log in from every host that matches {host}")
+    })
+}
+
+/// Refuses a character set the server does not have, a collation it does
+/// not have, or one of another character set: the server would refuse
+/// the CREATE DATABASE after the accounts were made.
+fn charset_known(conn: &mut Conn, options: &Options) -> Result<(), DbError> {
     let refused = |e: mysql::Error| options.target.refused(None, &e);
-    let (db, user) = (&options.database, &options.user);
-    let exists: Option<String> = conn
+    let charset = options.charset.as_str();
+    let known: Option<String> = conn
         .exec_first(
-            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-            (db.as_str(),),
+            "SELECT CHARACTER_SET_NAME FROM information_schema.CHARACTER_SETS \
+             WHERE CHARACTER_SET_NAME = ?",
+            (charset,),
         )
         .map_err(refused)?;
-    if exists.is_some() {
-        let others: Vec<(String, String)> = conn
-            .exec(
-                "SELECT DISTINCT User, Host FROM mysql.db WHERE Db IN (?, ?) \
-                 AND User NOT IN ('root', 'PUBLIC', ?) ORDER BY 1, 2",
-                (grant_pattern(db), db.as_str(), user.as_str()),
-            )
-            .map_err(refused)?;
-        if others.is_empty() {
-            return Ok(());
-        }
-        let others: Vec<String> = others.iter().map(|(u, h)| format!("{u}@{h}")).collect();
+    if known.is_none() {
         return Err(DbError::Conflict(format!(
-            "the database {db} exists with grants to {}, not {user}'s alone",
-            others.join(", ")
+            "the server has no character set {charset}"
         )));
+    }
+    let Some(collation) = options.collation.as_deref() else {
+        return Ok(());
+    };
+    // The server itself judges the pair (it knows collations no catalog
+    // of every version lists, as 10.10's utf8mb4_uca1400_ai_ci); both
+    // names passed check_charset, so they are bare words.
+    let probe = format!("SELECT CONVERT('' USING {charset}) COLLATE {collation}");
+    match conn.query_drop(probe) {
+        Ok(()) => Ok(()),
+        Err(mysql::Error::MySqlError(e)) if e.code == UNKNOWN_COLLATION => Err(DbError::Conflict(
+            format!("the server has no collation {collation}"),
+        )),
+        Err(mysql::Error::MySqlError(e)) if e.code == COLLATION_CHARSET_MISMATCH => {
+            Err(DbError::Conflict(format!(
+                "the collation {collation} is not one of the character set {charset}"
+            )))
+        }
+        Err(e) => Err(refused(e)),
+    }
+}
+
+/// The database made when it is not there; one that is there and that
+/// other accounts hold grants on (root and PUBLIC aside) is someone
+/// else's, and refused; one of another character set or collation than
+/// asked is left as it is, and said.
+fn database(
+    conn: &mut Conn,
+    options: &Options,
+    steps: &mut Vec<Step>,
+    notes: &mut Notes,
+) -> Result<(), DbError> {
+    let db = &options.database;
+    let exists: Option<(String, String)> = conn
+        .exec_first(
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME \
+             FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (db.as_str(),),
+        )
+        .map_err(|e| options.target.refused(None, &e))?;
+    if let Some((charset, collation)) = exists {
+        notes
+            .warnings
+            .extend(differs(options, &charset, &collation));
+        return not_others(conn, options);
     }
     let mut sql = format!(
         "CREATE DATABASE {} CHARACTER SET {}",
@@ -248,6 +324,44 @@ fn database(conn: &mut Conn, options: &Options, steps: &mut Vec<Step>) -> Result
         sql,
     ));
     Ok(())
+}
+
+/// Refuses a database that other accounts hold grants on (root and
+/// PUBLIC aside): it is someone else's.
+fn not_others(conn: &mut Conn, options: &Options) -> Result<(), DbError> {
+    let (db, user) = (&options.database, &options.user);
+    let others: Vec<(String, String)> = conn
+        .exec(
+            "SELECT DISTINCT User, Host FROM mysql.db WHERE Db IN (?, ?) \
+             AND User NOT IN ('root', 'PUBLIC', ?) ORDER BY 1, 2",
+            (grant_pattern(db), db.as_str(), user.as_str()),
+        )
+        .map_err(|e| options.target.refused(None, &e))?;
+    if others.is_empty() {
+        return Ok(());
+    }
+    let others: Vec<String> = others.iter().map(|(u, h)| format!("{u}@{h}")).collect();
+    Err(DbError::Conflict(format!(
+        "the database {db} exists with grants to {}, not {user}'s alone",
+        others.join(", ")
+    )))
+}
+
+/// What an existing database has that differs from what was asked.
+fn differs(options: &Options, charset: &str, collation: &str) -> Option<String> {
+    let db = &options.database;
+    let asked = if charset != options.charset {
+        format!("the character set {}", options.charset)
+    } else {
+        match &options.collation {
+            Some(asked) if asked != collation => format!("the collation {asked}"),
+            _ => return None,
+        }
+    };
+    Some(format!(
+        "the database {db} exists with the character set {charset} and the collation \
+         {collation}, not {asked}: left as it is"
+    ))
 }
 
 /// Whether `user@host` holds every privilege on the database (its row of

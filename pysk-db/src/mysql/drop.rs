@@ -1,6 +1,10 @@
-//! `mysql drop DB [--user U]`: the database and the account `create` made
-//! for it (`U`, default the database's name) at every host it has; what is
-//! not there is not dropped, so a second run finds nothing to change.
+//! `mysql drop DB [--user U] [--force]`: the database and the account
+//! `create` made for it (`U`, default the database's name) at every host
+//! it has; what is not there is not dropped, so a second run finds nothing
+//! to change. An account that also holds grants elsewhere (another
+//! database, every database, a role) still serves something else: it is
+//! kept and said. Sessions on the database or of the user refuse the drop
+//! unless `--force`, which ends them first (`KILL CONNECTION`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -14,8 +18,12 @@ use pysk_common::report::{self, Reporter};
 
 use crate::error::DbError;
 use crate::mysql::connect::{self, Target};
+use crate::mysql::grant_pattern;
 use crate::names::mysql_identifier;
 use crate::plan::{self, Action, Step};
+
+/// The server's code for a session that is gone (`KILL` of an ended one).
+const NO_SUCH_THREAD: u16 = 1094;
 
 /// What `mysql drop` is asked to do.
 #[derive(Debug, Clone)]
@@ -27,6 +35,8 @@ pub struct Options {
     /// The account's user name (checked by the name rule; not a system
     /// account).
     pub user: String,
+    /// End the sessions on the database and of the user first.
+    pub force: bool,
     /// The lock file of mutating runs.
     pub lock: std::path::PathBuf,
     /// How long to wait for it.
@@ -37,6 +47,15 @@ pub struct Options {
     pub json: bool,
 }
 
+/// An account kept because it holds grants elsewhere.
+#[derive(Debug, Clone, Serialize)]
+struct Kept {
+    /// `user@host`.
+    account: String,
+    /// What else it holds grants on: databases, `*.*`, `the role R`.
+    grants_elsewhere: Vec<String>,
+}
+
 /// The `--json` document.
 #[derive(Debug, Serialize)]
 struct Summary<'a> {
@@ -44,19 +63,27 @@ struct Summary<'a> {
     database: &'a str,
     user: &'a str,
     changes: &'a [Step],
+    kept: &'a [Kept],
 }
 
 /// Plans, then shows or applies.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
     let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
     let mut conn = connect::connect(&options.target)?;
-    let steps = plan(&mut conn, options)?;
+    let (steps, kept) = plan(&mut conn, options)?;
+    for k in &kept {
+        report.warn(format_args!(
+            "kept the account {}: it also holds grants on {}",
+            k.account,
+            k.grants_elsewhere.join(", ")
+        ));
+    }
     if options.dry_run {
         if !options.json {
             plan::show(&steps, out)?;
         }
     } else {
-        connect::apply(&mut conn, &options.target, &steps, options.json, report)?;
+        apply(&mut conn, options, &steps, report)?;
     }
     if options.json {
         report::print_json(&Summary {
@@ -64,8 +91,9 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
             database: &options.database,
             user: &options.user,
             changes: &steps,
+            kept: &kept,
         })?;
-    } else if steps.is_empty() && !options.dry_run {
+    } else if steps.is_empty() && kept.is_empty() && !options.dry_run {
         report.info(format_args!(
             "nothing to change: there is no database {} nor account {}",
             options.database, options.user
@@ -74,21 +102,37 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     Ok(Outcome::Success)
 }
 
-/// The statements: the database (when there), then each account of the
-/// user (roles are not accounts and stay).
-fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
+/// Runs the steps in order; a session that ended by itself since it was
+/// planned counts as ended.
+fn apply(
+    conn: &mut Conn,
+    options: &Options,
+    steps: &[Step],
+    report: &Reporter,
+) -> Result<(), DbError> {
+    for step in steps {
+        match conn.query_drop(step.statement()) {
+            Err(mysql::Error::MySqlError(e))
+                if step.action == Action::End && e.code == NO_SUCH_THREAD => {}
+            Err(e) => return Err(options.target.refused(Some(&step.sql), &e)),
+            Ok(()) => {}
+        }
+        step.said(options.json, report);
+    }
+    Ok(())
+}
+
+/// The statements — the sessions ended, the database (when there), each
+/// account of the user (roles are not accounts and stay) that holds no
+/// grant elsewhere — and the accounts kept.
+fn plan(conn: &mut Conn, options: &Options) -> Result<(Vec<Step>, Vec<Kept>), DbError> {
     let refused = |e: mysql::Error| options.target.refused(None, &e);
     let (db, user) = (&options.database, &options.user);
-    let mut steps = Vec::new();
-    let exists: Option<String> = conn
-        .exec_first(
-            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-            (db.as_str(),),
-        )
-        .map_err(refused)?;
-    if exists.is_some() {
+    let exists = database_exists(conn, options)?;
+    let mut drops: Vec<Step> = Vec::new();
+    if exists {
         let sql = format!("DROP DATABASE {}", mysql_identifier(db));
-        steps.push(Step::plain(
+        drops.push(Step::plain(
             Action::Drop,
             None,
             format!("the database {db}"),
@@ -101,18 +145,166 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<Vec<Step>, DbError> {
             (user.as_str(),),
         )
         .map_err(refused)?;
+    let mut kept = Vec::new();
+    let mut accounts = false;
     for host in hosts {
+        let account = format!("{user}@{host}");
+        let grants_elsewhere = elsewhere(conn, options, &host)?;
+        if !grants_elsewhere.is_empty() {
+            drops.extend(revoke(conn, options, &host)?);
+            kept.push(Kept {
+                account,
+                grants_elsewhere,
+            });
+            continue;
+        }
         let sql = format!(
             "DROP USER {}@{}",
             mysql_identifier(user),
             mysql_identifier(&host)
         );
-        steps.push(Step::plain(
+        drops.push(Step::plain(
             Action::Drop,
             None,
-            format!("the account {user}@{host}"),
+            format!("the account {account}"),
             sql,
+        ));
+        accounts = true;
+    }
+    let mut steps = sessions(conn, options, exists, accounts)?;
+    steps.extend(drops);
+    Ok((steps, kept))
+}
+
+/// Whether the database is there.
+fn database_exists(conn: &mut Conn, options: &Options) -> Result<bool, DbError> {
+    let found: Option<String> = conn
+        .exec_first(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (options.database.as_str(),),
+        )
+        .map_err(|e| options.target.refused(None, &e))?;
+    Ok(found.is_some())
+}
+
+/// A kept account's grant on the database taken back (and its GRANT
+/// OPTION, which ALL does not cover): the server keeps it after `DROP
+/// DATABASE`, and it would give the account a database made later under
+/// the same name.
+fn revoke(conn: &mut Conn, options: &Options, host: &str) -> Result<Vec<Step>, DbError> {
+    let (user, db) = (options.user.as_str(), options.database.as_str());
+    let pattern = grant_pattern(db);
+    let grant_option: Option<String> = conn
+        .exec_first(
+            "SELECT Grant_priv FROM mysql.db WHERE User = ? AND Host = ? AND Db = ?",
+            (user, host, pattern.as_str()),
+        )
+        .map_err(|e| options.target.refused(None, &e))?;
+    let Some(grant_option) = grant_option else {
+        return Ok(Vec::new());
+    };
+    let on = format!(
+        "ON {}.* FROM {}@{}",
+        mysql_identifier(&pattern),
+        mysql_identifier(user),
+        mysql_identifier(host)
+    );
+    let mut steps = vec![Step::plain(
+        Action::Revoke,
+        None,
+        format!("ALL on {db} from {user}@{host}"),
+        format!("REVOKE ALL PRIVILEGES {on}"),
+    )];
+    if grant_option == "Y" {
+        let what = format!("GRANT OPTION on {db} from {user}@{host}");
+        steps.push(Step::plain(
+            Action::Revoke,
+            None,
+            what,
+            format!("REVOKE GRANT OPTION {on}"),
         ));
     }
     Ok(steps)
+}
+
+/// What `user@host` holds grants on besides the database: other
+/// databases (or their tables, columns, routines), every database
+/// (`*.*`: a global privilege beyond USAGE), roles.
+fn elsewhere(conn: &mut Conn, options: &Options, host: &str) -> Result<Vec<String>, DbError> {
+    let refused = |e: mysql::Error| options.target.refused(None, &e);
+    let (user, db) = (options.user.as_str(), options.database.as_str());
+    let pattern = grant_pattern(db);
+    let per_table = ["db", "tables_priv", "columns_priv", "procs_priv"]
+        .map(|t| {
+            format!("SELECT Db FROM mysql.{t} WHERE User = ? AND Host = ? AND Db NOT IN (?, ?)")
+        })
+        .join(" UNION ");
+    let params: Vec<&str> = [user, host, pattern.as_str(), db].repeat(4);
+    let mut found: Vec<String> = conn
+        .exec::<String, _, _>(format!("{per_table} ORDER BY 1"), params)
+        .map_err(refused)?
+        .into_iter()
+        .map(|d| d.replace("\\_", "_").replace("\\%", "%"))
+        .collect();
+    found.dedup();
+    let row: Option<mysql::Row> = conn
+        .exec_first(
+            "SELECT * FROM mysql.user WHERE User = ? AND Host = ?",
+            (user, host),
+        )
+        .map_err(refused)?;
+    if let Some(row) = row {
+        let global = row.columns_ref().iter().enumerate().any(|(i, column)| {
+            column.name_str().ends_with("_priv") && row.get::<String, _>(i).as_deref() == Some("Y")
+        });
+        if global {
+            found.push("*.*".to_owned());
+        }
+    }
+    let roles: Vec<String> = conn
+        .exec(
+            "SELECT Role FROM mysql.roles_mapping WHERE User = ? AND Host = ? ORDER BY 1",
+            (user, host),
+        )
+        .map_err(refused)?;
+    found.extend(roles.into_iter().map(|r| format!("the role {r}")));
+    Ok(found)
+}
+
+/// The sessions on the database (when it is dropped) and of the user
+/// (when an account of it is), our own aside: refused without `--force`,
+/// else each ended first.
+fn sessions(
+    conn: &mut Conn,
+    options: &Options,
+    database: bool,
+    accounts: bool,
+) -> Result<Vec<Step>, DbError> {
+    let (db, user) = (&options.database, &options.user);
+    let found: Vec<(u64, String, Option<String>)> = conn
+        .exec(
+            "SELECT ID, USER, DB FROM information_schema.PROCESSLIST \
+             WHERE ID <> CONNECTION_ID() AND ((? AND DB = ?) OR (? AND USER = ?)) ORDER BY ID",
+            (database, db.as_str(), accounts, user.as_str()),
+        )
+        .map_err(|e| options.target.refused(None, &e))?;
+    if !found.is_empty() && !options.force {
+        let whose = match (database, accounts) {
+            (true, true) => format!("the database {db} and the user {user} have"),
+            (true, false) => format!("the database {db} has"),
+            _ => format!("the user {user} has"),
+        };
+        return Err(DbError::Conflict(format!(
+            "{whose} {} session(s): --force ends them",
+            found.len()
+        )));
+    }
+    Ok(found
+        .into_iter()
+        .map(|(id, who, on)| {
+            let on = on.map(|d| format!(" on {d}")).unwrap_or_default();
+            let what = format!("the session {id} of {who}{on}");
+            Step::plain(Action::End, None, what, format!("KILL CONNECTION {id}"))
+        })
+        .collect())
 }

@@ -103,6 +103,22 @@ impl Stored {
         !self.chained && self.plugin == auth.plugin() && self.hash == hash
     }
 
+    /// What setting its password by `auth` does, in words: the plugin
+    /// too when it changes (`db_mysql_auth` is not the account's), since
+    /// a client may speak one and not the other (PHP's mysqlnd has no
+    /// ed25519).
+    pub fn set_what(&self, user: &str, auth: Auth) -> String {
+        let password = format!("{user}@{}'s password", self.host);
+        if self.plugin == auth.plugin() {
+            return password;
+        }
+        format!(
+            "{password}, and its authentication from {} to {}",
+            self.plugin,
+            auth.plugin()
+        )
+    }
+
     /// `Ok` when its password may be replaced: one plugin, a password
     /// one (`ed25519`, `mysql_native_password`). Any other way in
     /// (`unix_socket`, a chain of plugins) is the admin's, and replacing
@@ -204,12 +220,16 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<(Vec<String>, Vec<Step>), 
                 INSTALL_ED25519.to_owned(),
             ));
         }
-        let host = &account.host;
-        let account = format!("{}@{}", mysql_identifier(user), mysql_identifier(host));
+        let what = account.set_what(user, auth);
+        let account = format!(
+            "{}@{}",
+            mysql_identifier(user),
+            mysql_identifier(&account.host)
+        );
         steps.push(Step::secret(
             Action::Set,
             None,
-            format!("{user}@{host}'s password"),
+            what,
             format!("ALTER USER {account} {}", auth.clause("***")),
             format!("ALTER USER {account} {}", auth.clause(&hash)),
         ));
