@@ -34,6 +34,11 @@ pub const SWITCHES: &[Spec] = &[
         "the system account PostgreSQL's superuser is reached as (peer authentication)",
     ),
     Spec::new(
+        "db_pg_connect_timeout",
+        "10",
+        "seconds a connect to PostgreSQL may take, authentication included",
+    ),
+    Spec::new(
         "db_mysql_socket",
         "/run/mysqld/mysqld.sock",
         "MariaDB's Unix socket, reached as root (unix_socket authentication)",
@@ -92,6 +97,7 @@ fn pg_server(settings: &Settings) -> Result<Target, DbError> {
         socket_dir: settings.path("db_pg_socket_dir", None)?,
         port: settings.parsed("db_pg_port", None)?,
         superuser: settings.string("db_pg_superuser", None)?,
+        connect_timeout: settings.timeout("db_pg_connect_timeout", None)?,
     })
 }
 
@@ -138,7 +144,8 @@ fn pg_names(rule: &Rule, database: &str, owner: &str) -> Result<(String, String)
     for (what, name) in [("database", database), ("owner", owner)] {
         if name.starts_with("pg_") {
             return Err(DbError::Name(format!(
-                "{what} \"{name}\": PostgreSQL keeps role names beginning with pg_ for its own"
+                "{what} \"{}\": PostgreSQL keeps role names beginning with pg_ for its own",
+                names::shown(name)
             )));
         }
     }
@@ -266,8 +273,11 @@ pub fn mysql_setup(
     })
 }
 
-/// The options of `pg vacuum`.
+/// The options of `pg vacuum`: at least one database at a time.
 pub fn pg_vacuum(settings: &Settings, args: &VacuumArgs) -> Result<vacuum::Options, DbError> {
+    if args.jobs == 0 {
+        return Err(pysk_common::Error::option("--jobs", "\"0\": at least 1").into());
+    }
     let rule = name_rule(settings)?;
     let databases = args
         .databases

@@ -298,7 +298,7 @@ fn database(
         Some(found) if found != *owner => {
             return Err(DbError::Conflict(format!(
                 "the database {db} exists, owned by {}, not {owner}",
-                found.escape_debug()
+                crate::names::shown(&found)
             )));
         }
         Some(_) => {
