@@ -124,7 +124,11 @@ an owner that exists gets LOGIN when it lacks it.
 Refused (exit 65): a database that exists with another owner; a role named
 like the database that is more than a bare NOLOGIN group role (its members
 get what it may do); a superuser owner; an owner named like the database;
-names beginning with pg_.")]
+names beginning with pg_. An --encoding the server does not know: exit 2.
+When CREATE DATABASE (which no transaction can hold) or the grant after
+it fails, the roles and membership this run made are dropped again (exit
+69, said). A database that exists with another encoding or locale is left
+as it is, with a warning.")]
     Create(CreateArgs),
     /// Make another database for an existing owner
     #[command(after_help = "\

@@ -1111,7 +1111,8 @@ fn create_hands_the_owner_no_role_it_does_not_own_and_no_superuser() {
         ),
     ]);
     let mut expected = serde_json::json!({
-        "version": 1, "dry_run": true, "database": "lazy_db", "owner": "lazy", "changes": changes
+        "version": 1, "dry_run": true, "database": "lazy_db", "owner": "lazy", "changes": changes,
+        "warnings": []
     });
     let plan = create().arg("--dry-run").succeeds();
     assert_eq!(doc(&plan), expected);
@@ -1208,5 +1209,115 @@ fn a_server_that_accepts_and_never_answers_is_given_up_on_and_named() {
         &out,
         "pysk-db: database \"sh\\u{43e}p\": not a name this tool takes \
          (db_name_pattern ^[a-z_][a-z0-9_]{0,62}$); nothing changed\n",
+    );
+}
+
+#[test]
+fn a_create_the_server_refuses_part_way_takes_back_what_it_made() {
+    let Some(env) = Env::new() else { return };
+    let pw = env.password("x.pw", "x secret");
+    env.pg.psql("CREATE ROLE o LOGIN");
+    let memberships = |role: &str| {
+        env.pg.psql(&format!(
+            "SELECT count(*) FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member \
+             WHERE u.rolname = '{role}'"
+        ))
+    };
+    let roles = |names: &str| {
+        env.pg.psql(&format!(
+            "SELECT count(*) FROM pg_roles WHERE rolname IN ({names})"
+        ))
+    };
+    // The roles are made in one transaction, CREATE DATABASE (which no
+    // transaction can hold) then fails on a locale the server lacks: the
+    // group role and the membership are taken back.
+    let out = env
+        .tool()
+        .args([
+            "pg",
+            "add-db",
+            "x",
+            "--owner",
+            "o",
+            "--locale",
+            "xx_YY.UTF-8",
+        ])
+        .fails_with(69);
+    let socket = env.pg.socket_dir.join(format!(".s.PGSQL.{}", env.pg.port));
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: made the role x\n\
+             pysk-db: made o a member of x\n\
+             pysk-db: {}: CREATE DATABASE \"x\" OWNER \"o\" LOCALE 'xx_YY.UTF-8': invalid \
+             locale name: \"xx_YY.UTF-8\" (42809); o's membership in x, the role x made by \
+             this run were dropped again\n",
+            socket.display()
+        ),
+    );
+    assert_eq!(roles("'x'"), "0");
+    assert_eq!(memberships("o"), "0");
+    assert_eq!(roles("'o'"), "1", "the owner that was there stays");
+    // create's login role goes too.
+    let out = env
+        .create("x2", "x2_admin", &pw)
+        .args(["--locale", "xx_YY.UTF-8"])
+        .fails_with(69);
+    assert!(
+        pysk_tests::stderr(&out).ends_with(
+            "; x2_admin's membership in x2, the login role x2_admin, the role x2 made by \
+             this run were dropped again\n"
+        ),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+    assert_eq!(roles("'x2', 'x2_admin'"), "0");
+    // An encoding the server does not know is a bad option, said before
+    // anything is made.
+    let out = env
+        .create("x3", "x3_admin", &pw)
+        .args(["--encoding", "NOSUCH"])
+        .fails_with(2);
+    assert_stderr_is(
+        &out,
+        "pysk-db: --encoding: \"NOSUCH\": not an encoding this server knows\n",
+    );
+    assert_eq!(roles("'x3', 'x3_admin'"), "0");
+    // The same run, with a locale the server has, goes through: and a
+    // database that is there with another encoding or locale is left as
+    // it is, with a warning (in --json too).
+    env.create("x2", "x2_admin", &pw)
+        .args(["--locale", "C.UTF-8"])
+        .succeeds();
+    let same = env
+        .tool()
+        .args(["pg", "add-db", "x2", "--owner", "x2_admin"])
+        .args(["--encoding", "utf-8", "--locale", "C.utf8"])
+        .succeeds();
+    assert_stderr_is(
+        &same,
+        "pysk-db: nothing to change: x2 exists, owned by x2_admin\n",
+    );
+    let out = env
+        .tool()
+        .args(["pg", "add-db", "x2", "--owner", "x2_admin", "--json"])
+        .args(["--encoding", "LATIN1", "--locale", "C"])
+        .succeeds();
+    let warnings = [
+        "the database x2 exists with the encoding UTF8, not LATIN1 as --encoding asks: \
+         left as it is",
+        "the database x2 exists with the locale C.UTF-8, not C as --locale asks: left as it is",
+    ];
+    assert_stderr_is(
+        &out,
+        &format!("pysk-db: {}\npysk-db: {}\n", warnings[0], warnings[1]),
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(doc["warnings"], serde_json::json!(warnings));
+    assert_eq!(doc["changes"], serde_json::json!([]));
+    assert_eq!(
+        env.pg
+            .psql("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'x2'"),
+        "UTF8"
     );
 }
