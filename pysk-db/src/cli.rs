@@ -22,7 +22,8 @@ const EXIT_CODES: &[(u8, &str)] = &[
     (exit::USAGE, "usage: a bad option"),
     (
         exit::DATAERR,
-        "a name the name rule refuses, or a database owned by someone else; nothing changed",
+        "bad input: a name the name rule refuses, or a role, account or database that is not \
+         what the request needs (named); nothing changed",
     ),
     (
         exit::UNAVAILABLE,
@@ -127,7 +128,11 @@ an owner that exists gets LOGIN when it lacks it.
 Refused (exit 65): a database that exists with another owner; a role named
 like the database that is more than a bare NOLOGIN group role (its members
 get what it may do); a superuser owner; an owner named like the database;
-names beginning with pg_.")]
+names beginning with pg_. An --encoding the server does not know: exit 2.
+When CREATE DATABASE (which no transaction can hold) or the grant after
+it fails, the roles and membership this run made are dropped again (exit
+69, said). A database that exists with another encoding or locale is left
+as it is, with a warning.")]
     Create(CreateArgs),
     /// Make another database for an existing owner
     #[command(after_help = "\
@@ -166,7 +171,8 @@ Examples (cron, nightly):
 
 Each table is vacuumed on its own with SKIP_LOCKED and the lock_timeout of
 db_lock_timeout, so maintenance never queues behind another session's lock:
-a table held elsewhere is skipped and named. With --analyze, partitioned
+a table held elsewhere is skipped and named as a warning, which -q still
+prints (--json names each by its schema and table). With --analyze, partitioned
 tables are analyzed too. Every database but template0 (which takes no
 connections) with --all; a named database that does not exist is refused
 (exit 65), one that fails on the way is named (exit 1) and the others are
@@ -175,15 +181,12 @@ half-built indexes its stopped REINDEX leaves on a table.")]
     Vacuum(VacuumArgs),
 }
 
-/// The options of `pg vacuum`.
+/// The options of `pg vacuum`: the databases named, or `--all`.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["databases", "all"])))]
 pub struct VacuumArgs {
     /// The databases
-    #[arg(
-        value_name = "DB",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
+    #[arg(value_name = "DB")]
     pub databases: Vec<String>,
     /// Every database that takes connections
     #[arg(long)]
@@ -194,7 +197,7 @@ pub struct VacuumArgs {
     /// REINDEX each user table CONCURRENTLY too
     #[arg(long)]
     pub reindex: bool,
-    /// Databases vacuumed at once
+    /// Databases vacuumed at once (1 or more)
     #[arg(long, short = 'j', value_name = "N", default_value_t = 1)]
     pub jobs: usize,
     /// Seconds a table's lock is waited for before it is skipped

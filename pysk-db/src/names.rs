@@ -38,10 +38,28 @@ impl Rule {
         }
         Err(format!(
             "{what} \"{}\": not a name this tool takes (db_name_pattern {})",
-            name.escape_debug(),
+            shown(name),
             self.text
         ))
     }
+}
+
+/// `name` as a message shows it: printable ASCII as it is (`"` and `\`
+/// escaped), anything else as a Rust escape (`\n`, `\u{43e}`), so that a
+/// look-alike letter from another script never reads as the Latin word.
+pub fn shown(name: &str) -> String {
+    let mut text = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '"' | '\\' => {
+                text.push('\\');
+                text.push(c);
+            }
+            ' '..='~' => text.push(c),
+            _ => text.extend(c.escape_default()),
+        }
+    }
+    text
 }
 
 /// `name` as a PostgreSQL identifier: in double quotes, a quote doubled.
@@ -96,6 +114,8 @@ mod tests {
             rule.check("user", "a\"b\n").expect_err("quote"),
             "user \"a\\\"b\\n\": not a name this tool takes (db_name_pattern ^[a-z_][a-z0-9_]{0,62}$)"
         );
+        assert_eq!(shown("sh\u{43e}p"), "sh\\u{43e}p", "a Cyrillic o");
+        assert_eq!(shown("a'b\\c\0\t"), "a'b\\\\c\\u{0}\\t");
     }
 
     #[test]

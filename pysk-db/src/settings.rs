@@ -34,6 +34,12 @@ pub const SWITCHES: &[Spec] = &[
         "the system account PostgreSQL's superuser is reached as (peer authentication)",
     ),
     Spec::new(
+        "db_connect_timeout",
+        "10",
+        "seconds a server may take to answer a connection, authentication included, \
+         before the run gives up (exit 69)",
+    ),
+    Spec::new(
         "db_mysql_socket",
         "/run/mysqld/mysqld.sock",
         "MariaDB's Unix socket, reached as root (unix_socket authentication)",
@@ -43,11 +49,6 @@ pub const SWITCHES: &[Spec] = &[
         "mysql_native_password",
         "how MariaDB accounts are made: mysql_native_password (every client) or ed25519 \
          (not PHP's mysqlnd)",
-    ),
-    Spec::new(
-        "db_mysql_timeout",
-        "30",
-        "seconds MariaDB may take to answer a connection before the run gives up",
     ),
     Spec::new(
         "db_name_pattern",
@@ -97,6 +98,7 @@ fn pg_server(settings: &Settings) -> Result<Target, DbError> {
         socket_dir: settings.path("db_pg_socket_dir", None)?,
         port: settings.parsed("db_pg_port", None)?,
         superuser: settings.string("db_pg_superuser", None)?,
+        connect_timeout: settings.timeout("db_connect_timeout", None)?,
     })
 }
 
@@ -143,7 +145,8 @@ fn pg_names(rule: &Rule, database: &str, owner: &str) -> Result<(String, String)
     for (what, name) in [("database", database), ("owner", owner)] {
         if name.starts_with("pg_") {
             return Err(DbError::Name(format!(
-                "{what} \"{name}\": PostgreSQL keeps role names beginning with pg_ for its own"
+                "{what} \"{}\": PostgreSQL keeps role names beginning with pg_ for its own",
+                names::shown(name)
             )));
         }
     }
@@ -248,7 +251,7 @@ pub fn pg_drop(settings: &Settings, args: &DropArgs) -> Result<drop::Options, Db
 pub fn mysql_target(settings: &Settings) -> Result<mysql::connect::Target, DbError> {
     Ok(mysql::connect::Target {
         socket: settings.path("db_mysql_socket", None)?,
-        timeout: settings.timeout("db_mysql_timeout", None)?,
+        timeout: settings.timeout("db_connect_timeout", None)?,
     })
 }
 
@@ -272,8 +275,11 @@ pub fn mysql_setup(
     })
 }
 
-/// The options of `pg vacuum`.
+/// The options of `pg vacuum`: at least one database at a time.
 pub fn pg_vacuum(settings: &Settings, args: &VacuumArgs) -> Result<vacuum::Options, DbError> {
+    if args.jobs == 0 {
+        return Err(pysk_common::Error::option("--jobs", "\"0\": at least 1").into());
+    }
     let rule = name_rule(settings)?;
     let databases = args
         .databases

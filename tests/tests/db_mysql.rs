@@ -102,7 +102,7 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_or_held_lock_is_name
     }
 
     // A server that takes the connection and never answers: given up
-    // on after db_mysql_timeout, named, 69; the lock is free again.
+    // on after db_connect_timeout, named, 69; the lock is free again.
     let hung = env.dir.path().join("hung.sock");
     let listener = std::os::unix::net::UnixListener::bind(&hung).expect("a listener");
     let hung_config = env.dir.path().join("hung");
@@ -110,7 +110,7 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_or_held_lock_is_name
         &hung_config,
         &[
             ("db_mysql_socket", hung.display().to_string()),
-            ("db_mysql_timeout", "1".to_owned()),
+            ("db_connect_timeout", "1".to_owned()),
             (
                 "db_state_dir",
                 env.dir.path().join("state").display().to_string(),
@@ -126,7 +126,7 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_or_held_lock_is_name
     assert_stderr_is(
         &out,
         &format!(
-            "pysk-db: {}: the server did not answer within 1 s (db_mysql_timeout)\n",
+            "pysk-db: {}: no answer within 1 s (db_connect_timeout)\n",
             hung.display()
         ),
     );

@@ -704,9 +704,10 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     let shop = &doc["databases"][0];
     assert_eq!(shop["database"], "shop");
+    // Tables as objects, not SQL text a script would have to take apart.
     assert_eq!(
         shop["skipped"],
-        serde_json::json!(["\"public\".\"orders\""])
+        serde_json::json!([{"schema": "public", "table": "orders"}])
     );
     assert_eq!(shop["timed_out"], serde_json::json!([]));
     assert_eq!(shop["failed"], serde_json::json!([]));
@@ -724,6 +725,13 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
          FROM pg_stat_user_tables ORDER BY relname",
     );
     assert_eq!(analyzed.trim(), "items|t|t\norders|f|f");
+    // A quiet run still says a table it skipped: the nightly cron job's
+    // mail is how anyone learns of it. The summary line is not trouble.
+    let out = env.tool().args(["-q", "pg", "vacuum", "shop"]).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: shop: skipped, held by another session: \"public\".\"orders\"\n",
+    );
     // REINDEX CONCURRENTLY has no SKIP_LOCKED: the lock_timeout stops it,
     // and it leaves no half-built index behind.
     let out = env
@@ -745,7 +753,10 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
     assert_eq!(doc["databases"][0]["reindexed"], 0, "{doc}");
     assert_eq!(
         doc["databases"][0]["reindex_skipped"],
-        serde_json::json!(["\"public\".\"items\"", "\"public\".\"orders\""]),
+        serde_json::json!([
+            {"schema": "public", "table": "items"},
+            {"schema": "public", "table": "orders"}
+        ]),
         "{doc}"
     );
     assert_eq!(
@@ -838,6 +849,19 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
 fn vacuum_takes_the_lock_refuses_a_missing_database_and_goes_on_past_a_failing_one() {
     let Some(env) = Env::new() else { return };
     env.pg.psql("CREATE DATABASE shop; CREATE DATABASE broken");
+    // At least one database at a time; neither databases nor --all is a
+    // usage error that says --all exists.
+    let out = env
+        .offline()
+        .args(["pg", "vacuum", "shop", "--jobs", "0"])
+        .fails_with(2);
+    assert_stderr_is(&out, "pysk-db: --jobs: \"0\": at least 1\n");
+    let out = env.offline().args(["pg", "vacuum"]).fails_with(2);
+    assert!(
+        pysk_tests::stderr(&out).contains("required arguments were not provided:\n  <DB|--all>"),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
     // A database that does not exist is bad input, said before anything
     // is done.
     let out = env
@@ -876,7 +900,9 @@ fn vacuum_takes_the_lock_refuses_a_missing_database_and_goes_on_past_a_failing_o
     let (broken, shop) = (&doc["databases"][0], &doc["databases"][1]);
     assert_eq!(broken["database"], "broken");
     assert_eq!(broken["tables"], 0);
-    let why = broken["failed"][0].as_str().expect("a failure");
+    // The database's own failure names no table.
+    assert_eq!(broken["failed"][0].get("table"), None);
+    let why = broken["failed"][0]["why"].as_str().expect("a failure");
     assert!(
         why.contains("database \"broken\"") && why.ends_with("(28000)"),
         "{why}"
@@ -1085,7 +1111,8 @@ fn create_hands_the_owner_no_role_it_does_not_own_and_no_superuser() {
         ),
     ]);
     let mut expected = serde_json::json!({
-        "version": 1, "dry_run": true, "database": "lazy_db", "owner": "lazy", "changes": changes
+        "version": 1, "dry_run": true, "database": "lazy_db", "owner": "lazy", "changes": changes,
+        "warnings": []
     });
     let plan = create().arg("--dry-run").succeeds();
     assert_eq!(doc(&plan), expected);
@@ -1103,4 +1130,194 @@ fn create_hands_the_owner_no_role_it_does_not_own_and_no_superuser() {
     assert!(login.status.success(), "{login:?}");
     expected["changes"] = serde_json::json!([]);
     assert_eq!(doc(&create().succeeds()), expected);
+}
+
+#[test]
+fn a_server_that_accepts_and_never_answers_is_given_up_on_and_named() {
+    // A socket that accepts connections and never says a word, as a
+    // wedged server does: the startup exchange gets no answer.
+    let dir = scratch();
+    let socket = dir.path().join(".s.PGSQL.5999");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let config = dir.path().join("config");
+    write_switches(
+        &config,
+        &[
+            ("db_pg_socket_dir", dir.path().display().to_string()),
+            ("db_pg_port", "5999".to_owned()),
+            // Connected to as it is: the connect, not the account, is
+            // what this is about.
+            ("db_pg_superuser", "root".to_owned()),
+            ("db_connect_timeout", "1".to_owned()),
+            (
+                "db_state_dir",
+                dir.path().join("state").display().to_string(),
+            ),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let out = tool("pysk-db")
+        .config_dir(&config)
+        .args(["pg", "setup", "--dry-run"])
+        .fails_with(69);
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: {}: no answer within 1 s (db_connect_timeout)\n",
+            socket.display()
+        ),
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(1) && took < std::time::Duration::from_secs(8),
+        "{took:?}"
+    );
+    // A socket that is not there names the switches that name it.
+    let elsewhere = dir.path().join("elsewhere");
+    write_switches(
+        &elsewhere,
+        &[
+            ("db_pg_socket_dir", dir.path().display().to_string()),
+            ("db_pg_port", "5998".to_owned()),
+            ("db_pg_superuser", "root".to_owned()),
+        ],
+    );
+    let out = tool("pysk-db")
+        .config_dir(&elsewhere)
+        .args(["pg", "vacuum", "--all", "--dry-run"])
+        .fails_with(69);
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: {}: No such file or directory (db_pg_socket_dir, db_pg_port)\n",
+            dir.path().join(".s.PGSQL.5998").display()
+        ),
+    );
+    // A refused name shows a letter of another script as its code, so a
+    // look-alike never reads as the Latin word.
+    let out = tool("pysk-db")
+        .config_dir(&elsewhere)
+        .args(["pg", "drop", "sh\u{43e}p"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: database \"sh\\u{43e}p\": not a name this tool takes \
+         (db_name_pattern ^[a-z_][a-z0-9_]{0,62}$); nothing changed\n",
+    );
+}
+
+#[test]
+fn a_create_the_server_refuses_part_way_takes_back_what_it_made() {
+    let Some(env) = Env::new() else { return };
+    let pw = env.password("x.pw", "x secret");
+    env.pg.psql("CREATE ROLE o LOGIN");
+    let memberships = |role: &str| {
+        env.pg.psql(&format!(
+            "SELECT count(*) FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member \
+             WHERE u.rolname = '{role}'"
+        ))
+    };
+    let roles = |names: &str| {
+        env.pg.psql(&format!(
+            "SELECT count(*) FROM pg_roles WHERE rolname IN ({names})"
+        ))
+    };
+    // The roles are made in one transaction, CREATE DATABASE (which no
+    // transaction can hold) then fails on a locale the server lacks: the
+    // group role and the membership are taken back.
+    let out = env
+        .tool()
+        .args([
+            "pg",
+            "add-db",
+            "x",
+            "--owner",
+            "o",
+            "--locale",
+            "xx_YY.UTF-8",
+        ])
+        .fails_with(69);
+    let socket = env.pg.socket_dir.join(format!(".s.PGSQL.{}", env.pg.port));
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: made the role x\n\
+             pysk-db: made o a member of x\n\
+             pysk-db: {}: CREATE DATABASE \"x\" OWNER \"o\" LOCALE 'xx_YY.UTF-8': invalid \
+             locale name: \"xx_YY.UTF-8\" (42809); o's membership in x, the role x made by \
+             this run were dropped again\n",
+            socket.display()
+        ),
+    );
+    assert_eq!(roles("'x'"), "0");
+    assert_eq!(memberships("o"), "0");
+    assert_eq!(roles("'o'"), "1", "the owner that was there stays");
+    // create's login role goes too.
+    let out = env
+        .create("x2", "x2_admin", &pw)
+        .args(["--locale", "xx_YY.UTF-8"])
+        .fails_with(69);
+    assert!(
+        pysk_tests::stderr(&out).ends_with(
+            "; x2_admin's membership in x2, the login role x2_admin, the role x2 made by \
+             this run were dropped again\n"
+        ),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+    assert_eq!(roles("'x2', 'x2_admin'"), "0");
+    // An encoding the server does not know is a bad option, said before
+    // anything is made.
+    let out = env
+        .create("x3", "x3_admin", &pw)
+        .args(["--encoding", "NOSUCH"])
+        .fails_with(2);
+    assert_stderr_is(
+        &out,
+        "pysk-db: --encoding: \"NOSUCH\": not an encoding this server knows\n",
+    );
+    assert_eq!(roles("'x3', 'x3_admin'"), "0");
+    // The same run, with a locale the server has, goes through: and a
+    // database that is there with another encoding or locale is left as
+    // it is, with a warning (in --json too).
+    env.create("x2", "x2_admin", &pw)
+        .args(["--locale", "C.UTF-8"])
+        .succeeds();
+    let same = env
+        .tool()
+        .args(["pg", "add-db", "x2", "--owner", "x2_admin"])
+        .args(["--encoding", "utf-8", "--locale", "C.utf8"])
+        .succeeds();
+    assert_stderr_is(
+        &same,
+        "pysk-db: nothing to change: x2 exists, owned by x2_admin\n",
+    );
+    let out = env
+        .tool()
+        .args(["pg", "add-db", "x2", "--owner", "x2_admin", "--json"])
+        .args(["--encoding", "LATIN1", "--locale", "C"])
+        .succeeds();
+    let warnings = [
+        "the database x2 exists with the encoding UTF8, not LATIN1 as --encoding asks: \
+         left as it is",
+        "the database x2 exists with the locale C.UTF-8, not C as --locale asks: left as it is",
+    ];
+    assert_stderr_is(
+        &out,
+        &format!("pysk-db: {}\npysk-db: {}\n", warnings[0], warnings[1]),
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(doc["warnings"], serde_json::json!(warnings));
+    assert_eq!(doc["changes"], serde_json::json!([]));
+    assert_eq!(
+        env.pg
+            .psql("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'x2'"),
+        "UTF8"
+    );
 }

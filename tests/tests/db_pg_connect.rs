@@ -21,6 +21,7 @@ fn root_reaches_the_superuser_by_peer_authentication_and_is_root_again() {
         socket_dir: pg.socket_dir.clone(),
         port: pg.port,
         superuser: "postgres".to_owned(),
+        connect_timeout: std::time::Duration::from_secs(10),
     };
     let mut client = connect(&target, "postgres").expect("connected");
     let row = client
@@ -53,7 +54,10 @@ fn root_reaches_the_superuser_by_peer_authentication_and_is_root_again() {
     let err = connect(&gone, "postgres").err().expect("no server");
     assert_eq!(
         err.to_string(),
-        format!("{}: No such file or directory", gone.socket().display())
+        format!(
+            "{}: No such file or directory (db_pg_socket_dir, db_pg_port)",
+            gone.socket().display()
+        )
     );
     assert_eq!(err.exit_code(), 69);
     // In the same test, not one beside it: the switch of ids above is the

@@ -4,7 +4,7 @@
 //! password to read, store or leak. The client is synchronous and starts
 //! no thread. A server that takes the connection but never answers (a
 //! wedged start, a storm of connections) is given up on after
-//! `db_mysql_timeout`, so that a cron run does not hold the lock forever.
+//! `db_connect_timeout`, so that a cron run does not hold the lock forever.
 
 use std::io::ErrorKind;
 use std::os::unix::io::{AsRawFd, FromRawFd};
@@ -26,7 +26,7 @@ pub struct Target {
     /// The server's Unix socket (`db_mysql_socket`).
     pub socket: PathBuf,
     /// How long the server may take to answer the connection
-    /// (`db_mysql_timeout`); statements then take as long as they take.
+    /// (`db_connect_timeout`); statements then take as long as they take.
     pub timeout: Duration,
 }
 
@@ -68,7 +68,7 @@ pub fn connect(target: &Target) -> Result<Conn, DbError> {
         server: target.name(),
         reason: if timed_out(e) {
             format!(
-                "the server did not answer within {} s (db_mysql_timeout)",
+                "no answer within {} s (db_connect_timeout)",
                 target.timeout.as_secs_f64()
             )
         } else {

@@ -86,12 +86,37 @@ struct Summary<'a> {
     database: &'a str,
     owner: &'a str,
     changes: &'a [Step],
+    /// How a database that exists differs from what was asked of it.
+    warnings: &'a [String],
+}
+
+/// What the catalogs call for: the steps, the step that takes each back
+/// should a later one fail, and how a database that exists differs from
+/// what was asked (left as it is).
+#[derive(Default)]
+struct Plan {
+    steps: Vec<Step>,
+    undo: Vec<Option<Step>>,
+    warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Adds a step and what takes it back.
+    fn push(&mut self, step: Step, undo: Option<Step>) {
+        self.steps.push(step);
+        self.undo.push(undo);
+    }
 }
 
 /// Plans, then shows or applies.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
     let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
-    let steps = steps(options)?;
+    let Plan {
+        steps,
+        undo,
+        warnings,
+    } = plan(options)?;
+    warnings.iter().for_each(|w| report.warn(w));
     if options.dry_run {
         if !options.json {
             plan::show(&steps, out)?;
@@ -100,7 +125,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         if let Some(password) = &options.password {
             password.keep()?;
         }
-        apply::steps(&options.target, &steps, options.json, report)?;
+        apply::undoable(&options.target, &steps, &undo, options.json, report)?;
     }
     if options.json {
         report::print_json(&Summary {
@@ -108,6 +133,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
             database: &options.database,
             owner: &options.owner,
             changes: &steps,
+            warnings: &warnings,
         })?;
     } else if steps.is_empty() && !options.dry_run {
         report.info(format_args!(
@@ -118,24 +144,41 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     Ok(Outcome::Success)
 }
 
-/// The statements the catalogs call for, in order.
-fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
+/// The statements the catalogs call for, in order, with their undo.
+fn plan(options: &Options) -> Result<Plan, DbError> {
     let mut client = connect::connect(&options.target, "postgres")?;
-    let mut steps = Vec::new();
-    group_role(&mut client, options, &mut steps)?;
-    owner_role(&mut client, options, &mut steps)?;
+    let mut plan = Plan::default();
+    group_role(&mut client, options, &mut plan)?;
+    owner_role(&mut client, options, &mut plan)?;
     if !member(&mut client, options)? {
         let (db, owner) = (&options.database, &options.owner);
-        let sql = format!("GRANT {} TO {}", pg_identifier(db), pg_identifier(owner));
-        steps.push(make("postgres", format!("{owner} a member of {db}"), sql));
+        let (group, member) = (pg_identifier(db), pg_identifier(owner));
+        let revoke = Step::plain(
+            Action::Revoke,
+            Some("postgres"),
+            format!("{owner}'s membership in {db}"),
+            format!("REVOKE {group} FROM {member}"),
+        );
+        let sql = format!("GRANT {group} TO {member}");
+        plan.push(
+            make("postgres", format!("{owner} a member of {db}"), sql),
+            Some(revoke),
+        );
     }
-    database(&mut client, options, &mut steps)?;
-    Ok(steps)
+    database(&mut client, options, &mut plan)?;
+    Ok(plan)
 }
 
 /// A step that makes something, without a secret.
 fn make(database: &str, what: String, sql: String) -> Step {
     Step::plain(Action::Make, Some(database), what, sql)
+}
+
+/// The step that drops what `kind` (`ROLE`, `DATABASE`) `name` this run
+/// made, should a later step fail.
+fn drop_again(kind: &str, name: &str, what: String) -> Option<Step> {
+    let sql = format!("DROP {kind} {}", pg_identifier(name));
+    Some(Step::plain(Action::Drop, Some("postgres"), what, sql))
 }
 
 /// The role named after the database: made NOLOGIN when missing; one that
@@ -144,13 +187,14 @@ fn make(database: &str, what: String, sql: String) -> Step {
 fn group_role(
     client: &mut postgres::Client,
     options: &Options,
-    steps: &mut Vec<Step>,
+    plan: &mut Plan,
 ) -> Result<(), DbError> {
     let db = &options.database;
     match role(client, &options.target, db)? {
         None => {
             let sql = format!("CREATE ROLE {} NOLOGIN", pg_identifier(db));
-            steps.push(make("postgres", format!("the role {db}"), sql));
+            let undo = drop_again("ROLE", db, format!("the role {db}"));
+            plan.push(make("postgres", format!("the role {db}"), sql), undo);
             Ok(())
         }
         Some(found) => match found.not_a_group() {
@@ -171,7 +215,7 @@ fn group_role(
 fn owner_role(
     client: &mut postgres::Client,
     options: &Options,
-    steps: &mut Vec<Step>,
+    plan: &mut Plan,
 ) -> Result<(), DbError> {
     let owner = &options.owner;
     let found = role(client, &options.target, owner)?;
@@ -191,18 +235,16 @@ fn owner_role(
             let verifier = scram::verifier(password.secret.expose().as_bytes());
             let (shown, run) = role_sql("CREATE ROLE", owner, "LOGIN PASSWORD", &verifier);
             let what = format!("the login role {owner}");
-            steps.push(Step::secret(
-                Action::Make,
-                Some("postgres"),
-                what,
-                shown,
-                run,
-            ));
+            let undo = drop_again("ROLE", owner, what.clone());
+            let step = Step::secret(Action::Make, Some("postgres"), what, shown, run);
+            plan.push(step, undo);
             Ok(())
         }
         (Some(role), password) => {
             let password = password.as_ref().map(|p| p.secret.expose().as_bytes());
-            steps.extend(role.made_login(owner, password));
+            if let Some(step) = role.made_login(owner, password) {
+                plan.push(step, None);
+            }
             Ok(())
         }
     }
@@ -272,12 +314,14 @@ impl Role {
 }
 
 /// The database: made, owned by the owner, with ALL on its schema public
-/// to the owner; one that exists must be the owner's, and gets the grant
-/// when it lacks it.
+/// to the owner (dropped again should the grant fail); one that exists
+/// must be the owner's, gets the grant when it lacks it, and is otherwise
+/// left as it is, a warning saying how it differs from `--encoding` and
+/// `--locale`.
 fn database(
     client: &mut postgres::Client,
     options: &Options,
-    steps: &mut Vec<Step>,
+    plan: &mut Plan,
 ) -> Result<(), DbError> {
     let (db, owner) = (&options.database, &options.owner);
     let grant = || {
@@ -286,29 +330,92 @@ fn database(
     };
     match database_owner(client, options)? {
         None => {
+            known_encoding(client, options)?;
             let sql = format!(
                 "CREATE DATABASE {} OWNER {}{}",
                 pg_identifier(db),
                 pg_identifier(owner),
                 options.make.clauses()
             );
-            steps.push(make("postgres", format!("the database {db}"), sql));
-            steps.push(grant());
+            let undo = drop_again("DATABASE", db, format!("the database {db}"));
+            plan.push(make("postgres", format!("the database {db}"), sql), undo);
+            plan.push(grant(), None);
         }
         Some(found) if found != *owner => {
             return Err(DbError::Conflict(format!(
                 "the database {db} exists, owned by {}, not {owner}",
-                found.escape_debug()
+                crate::names::shown(&found)
             )));
         }
         Some(_) => {
+            plan.warnings.extend(differs(client, options)?);
             let mut in_db = connect::connect(&options.target, db)?;
             if !schema_granted(&mut in_db, options)? {
-                steps.push(grant());
+                plan.push(grant(), None);
             }
         }
     }
     Ok(())
+}
+
+/// An `--encoding` the server knows no encoding of is a bad option (exit
+/// 2), said before anything is made. `--locale` is not checked so: the
+/// server's collations are no reliable list of the locales it takes
+/// (`en_US.UTF-8` is listed as `en_US.utf8`, a locale installed later
+/// not at all), so a locale it refuses is met by taking back what the run
+/// made before.
+fn known_encoding(client: &mut postgres::Client, options: &Options) -> Result<(), DbError> {
+    let Some(encoding) = &options.make.encoding else {
+        return Ok(());
+    };
+    let row = client
+        .query_one("SELECT pg_char_to_encoding($1) >= 0", &[encoding])
+        .map_err(|e| apply::server(&options.target, &e))?;
+    if row.get(0) {
+        return Ok(());
+    }
+    Err(pysk_common::Error::option(
+        "--encoding",
+        format!("{encoding:?}: not an encoding this server knows"),
+    )
+    .into())
+}
+
+/// How the database that exists differs from `--encoding` and
+/// `--locale`, a sentence each (a locale compared without regard to case
+/// or `-`: `UTF-8` is `utf8`).
+fn differs(client: &mut postgres::Client, options: &Options) -> Result<Vec<String>, DbError> {
+    let (db, make) = (&options.database, &options.make);
+    let row = client
+        .query_one(
+            "SELECT pg_encoding_to_char(encoding)::text, encoding = pg_char_to_encoding($2),              datcollate::text, datctype::text FROM pg_database WHERE datname = $1",
+            &[db, &make.encoding.clone().unwrap_or_default()],
+        )
+        .map_err(|e| apply::server(&options.target, &e))?;
+    let (encoding, same, collate, ctype): (String, bool, String, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let mut warnings = Vec::new();
+    if let Some(asked) = make.encoding.as_ref().filter(|_| !same) {
+        warnings.push(format!(
+            "the database {db} exists with the encoding {encoding}, not {asked} as \
+             --encoding asks: left as it is"
+        ));
+    }
+    let key = |locale: &str| locale.to_lowercase().replace('-', "");
+    if let Some(asked) = &make.locale
+        && (key(asked) != key(&collate) || key(asked) != key(&ctype))
+    {
+        let found = if collate == ctype {
+            collate
+        } else {
+            format!("{collate} (LC_CTYPE {ctype})")
+        };
+        warnings.push(format!(
+            "the database {db} exists with the locale {found}, not {asked} as --locale \
+             asks: left as it is"
+        ));
+    }
+    Ok(warnings)
 }
 
 /// A role statement with its verifier: as shown (`***`) and as run.

@@ -69,17 +69,17 @@ pub struct Vacuumed {
     pub vacuumed: usize,
     /// Those skipped at once (`SKIP_LOCKED`) because another session held
     /// them.
-    pub skipped: Vec<String>,
+    pub skipped: Vec<TableName>,
     /// Those whose lock was not had within the lock timeout.
-    pub timed_out: Vec<String>,
+    pub timed_out: Vec<TableName>,
     /// Those the server refused, with why; or why the database could not
     /// be done at all.
-    pub failed: Vec<String>,
+    pub failed: Vec<Failure>,
     /// User tables reindexed (with `--reindex`).
     pub reindexed: usize,
     /// User tables not reindexed because another session held them (the
     /// half-built indexes such a stop leaves on them are dropped).
-    pub reindex_skipped: Vec<String>,
+    pub reindex_skipped: Vec<TableName>,
 }
 
 impl Vacuumed {
@@ -87,8 +87,53 @@ impl Vacuumed {
     fn failed(database: &str, why: &DbError) -> Vacuumed {
         Vacuumed {
             database: database.to_owned(),
-            failed: vec![why.to_string()],
+            failed: vec![Failure {
+                table: None,
+                why: why.to_string(),
+            }],
             ..Vacuumed::default()
+        }
+    }
+}
+
+/// A table by its schema and name: in `--json` as the two, in lines as
+/// SQL writes it (`"public"."orders"`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TableName {
+    /// Its schema.
+    pub schema: String,
+    /// Its name.
+    pub table: String,
+}
+
+impl TableName {
+    /// As SQL names it: each part quoted.
+    fn sql(&self) -> String {
+        format!(
+            "{}.{}",
+            pg_identifier(&self.schema),
+            pg_identifier(&self.table)
+        )
+    }
+}
+
+/// A failure: of a table (`schema` and `table` beside `why` in `--json`),
+/// or of the database itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// The table, when it was one table's.
+    #[serde(flatten)]
+    pub table: Option<TableName>,
+    /// Why, in the server's words.
+    pub why: String,
+}
+
+impl Failure {
+    /// A table's failure.
+    fn of(table: &TableName, why: String) -> Failure {
+        Failure {
+            table: Some(table.clone()),
+            why,
         }
     }
 }
@@ -111,20 +156,21 @@ struct Session {
     shared: bool,
 }
 
-/// A table as vacuum takes it: `schema.table` quoted, and whether it is
-/// a partitioned table (analyzed, not vacuumed).
+/// A table as vacuum takes it: its name, and whether it is a partitioned
+/// table (analyzed, not vacuumed).
 struct Table {
-    name: String,
+    name: TableName,
     partitioned: bool,
 }
 
 impl Table {
     /// The statement that does it.
     fn statement(&self, analyze: bool) -> String {
+        let name = self.name.sql();
         match (self.partitioned, analyze) {
-            (true, _) => format!("ANALYZE (SKIP_LOCKED) {}", self.name),
-            (false, true) => format!("VACUUM (SKIP_LOCKED, ANALYZE) {}", self.name),
-            (false, false) => format!("VACUUM (SKIP_LOCKED) {}", self.name),
+            (true, _) => format!("ANALYZE (SKIP_LOCKED) {name}"),
+            (false, true) => format!("VACUUM (SKIP_LOCKED, ANALYZE) {name}"),
+            (false, false) => format!("VACUUM (SKIP_LOCKED) {name}"),
         }
     }
 }
@@ -271,8 +317,13 @@ fn plan_only(
             } else {
                 "vacuum"
             };
-            writeln!(out, "would {verb} {}: {}", session.database, table.name)
-                .map_err(pysk_common::Error::Stdout)?;
+            writeln!(
+                out,
+                "would {verb} {}: {}",
+                session.database,
+                table.name.sql()
+            )
+            .map_err(pysk_common::Error::Stdout)?;
         }
     }
     Ok(Vacuumed {
@@ -326,7 +377,7 @@ fn vacuum_tables(options: &Options, session: Session) -> Result<Vacuumed, DbErro
                 Some(UNDEFINED_TABLE) => result.tables -= 1,
                 _ => result
                     .failed
-                    .push(format!("{}: {}", table.name, connect::why(&e))),
+                    .push(Failure::of(&table.name, connect::why(&e))),
             },
         }
     }
@@ -357,28 +408,32 @@ fn reindex(
         )
         .map_err(|e| apply::server(target, &e))?;
     for row in user_tables {
-        let (oid, schema, table): (u32, String, String) = (row.get(0), row.get(1), row.get(2));
-        let name = format!("{}.{}", pg_identifier(&schema), pg_identifier(&table));
-        match client.batch_execute(&format!("REINDEX TABLE CONCURRENTLY {name}")) {
+        let oid: u32 = row.get(0);
+        let name = TableName {
+            schema: row.get(1),
+            table: row.get(2),
+        };
+        match client.batch_execute(&format!("REINDEX TABLE CONCURRENTLY {}", name.sql())) {
             Ok(()) => result.reindexed += 1,
             Err(e) if e.code().is_some_and(|c| c.code() == LOCK_NOT_AVAILABLE) => {
+                drop_half_built(client, target, oid, &name, result)?;
                 result.reindex_skipped.push(name);
-                drop_half_built(client, target, oid, result)?;
             }
             Err(e) if e.code().is_some_and(|c| c.code() == UNDEFINED_TABLE) => {}
-            Err(e) => result.failed.push(format!("{name}: {}", connect::why(&e))),
+            Err(e) => result.failed.push(Failure::of(&name, connect::why(&e))),
         }
     }
     Ok(())
 }
 
 /// Drops the invalid `_ccnew` indexes a stopped REINDEX CONCURRENTLY left
-/// on the table `oid`, unless another session is building an index on it
-/// right now (its own REINDEX CONCURRENTLY's, say).
+/// on the table `oid` (`table`), unless another session is building an
+/// index on it right now (its own REINDEX CONCURRENTLY's, say).
 fn drop_half_built(
     client: &mut postgres::Client,
     target: &Target,
     oid: u32,
+    table: &TableName,
     result: &mut Vacuumed,
 ) -> Result<(), DbError> {
     let rows = client
@@ -396,7 +451,11 @@ fn drop_half_built(
         let (schema, index): (String, String) = (row.get(0), row.get(1));
         let name = format!("{}.{}", pg_identifier(&schema), pg_identifier(&index));
         if let Err(e) = client.batch_execute(&format!("DROP INDEX CONCURRENTLY {name}")) {
-            result.failed.push(format!("{name}: {}", connect::why(&e)));
+            let why = format!(
+                "its half-built index {name} not dropped: {}",
+                connect::why(&e)
+            );
+            result.failed.push(Failure::of(table, why));
         }
     }
     Ok(())
@@ -439,18 +498,19 @@ fn tables(
         .map_err(|e| apply::server(target, &e))?;
     Ok(rows
         .iter()
-        .map(|row| {
-            let (schema, table): (String, String) = (row.get(0), row.get(1));
-            Table {
-                name: format!("{}.{}", pg_identifier(&schema), pg_identifier(&table)),
-                partitioned: row.get(2),
-            }
+        .map(|row| Table {
+            name: TableName {
+                schema: row.get(0),
+                table: row.get(1),
+            },
+            partitioned: row.get(2),
         })
         .collect())
 }
 
-/// A database's outcome in lines: the count, then what was skipped or
-/// failed (a warning: it needs attention).
+/// A database's outcome in lines: the count, then what was skipped, not
+/// had in time or failed, each a warning (shown under `-q` too: a table
+/// skipped every night needs attention).
 fn say(vacuumed: &Vacuumed, report: &Reporter) {
     let db = &vacuumed.database;
     if vacuumed.failed.is_empty() || vacuumed.tables > 0 {
@@ -468,11 +528,15 @@ fn say(vacuumed: &Vacuumed, report: &Reporter) {
         (&vacuumed.timed_out, "not had within the lock timeout"),
     ] {
         if !list.is_empty() {
-            report.info(format_args!("{db}: {why}: {}", list.join(", ")));
+            let names: Vec<String> = list.iter().map(TableName::sql).collect();
+            report.warn(format_args!("{db}: {why}: {}", names.join(", ")));
         }
     }
     for failure in &vacuumed.failed {
-        report.warn(format_args!("{db}: {failure}"));
+        match &failure.table {
+            Some(table) => report.warn(format_args!("{db}: {}: {}", table.sql(), failure.why)),
+            None => report.warn(format_args!("{db}: {}", failure.why)),
+        }
     }
 }
 
