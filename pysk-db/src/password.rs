@@ -43,7 +43,9 @@ impl Password {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let tmp = dir.join(format!(".pysk-db-password.{}", std::process::id()));
+        // A name no other run can hold: a run killed before it removed
+        // its temporary file must not block the next one with that pid.
+        let tmp = dir.join(format!(".pysk-db-password.{}", random_suffix()?));
         let written = write_private(&tmp, self.secret.expose());
         let linked = written.and_then(|()| {
             fs::hard_link(&tmp, out).map_err(|e| match e.kind() {
@@ -56,6 +58,15 @@ impl Password {
         pysk_common::atomic::sync_dir(dir).map_err(write_err(dir))?;
         Ok(())
     }
+}
+
+/// Sixteen random hex digits, for a temporary file's name.
+fn random_suffix() -> Result<String, DbError> {
+    let mut bytes = [0u8; 8];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .map_err(pysk_common::error::read_err("/dev/urandom"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Writes `text` and a newline to a new file of mode 0600, synced.

@@ -294,7 +294,7 @@ pub fn pg_vacuum(settings: &Settings, args: &VacuumArgs) -> Result<vacuum::Optio
         reindex: args.reindex,
         jobs: args.jobs,
         lock_timeout: settings.timeout("db_lock_timeout", args.lock_timeout.as_deref())?,
-        lock: lock_path(settings)?,
+        lock: maintenance_lock_path(settings, "pg-vacuum")?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,
         json: args.json.json,
@@ -430,7 +430,7 @@ pub fn mysql_check(
     Ok(mysql::check::Options {
         target: mysql_target(settings)?,
         how,
-        lock: lock_path(settings)?,
+        lock: maintenance_lock_path(settings, "mysql-check")?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,
         json: args.json.json,
@@ -440,6 +440,16 @@ pub fn mysql_check(
 /// The lock file of mutating runs, in `db_state_dir`.
 fn lock_path(settings: &Settings) -> Result<std::path::PathBuf, DbError> {
     Ok(settings.path("db_state_dir", None)?.join("pysk-db.lock"))
+}
+
+/// The lock file of a maintenance run (`pg-vacuum`, `mysql-check`): one
+/// of each at a time, but never in the way of the subcommands that make,
+/// change and drop, which a night's hours of vacuum would otherwise make
+/// fail with 75.
+fn maintenance_lock_path(settings: &Settings, kind: &str) -> Result<std::path::PathBuf, DbError> {
+    Ok(settings
+        .path("db_state_dir", None)?
+        .join(format!("pysk-db-{kind}.lock")))
 }
 
 /// The options of `list`.

@@ -912,20 +912,31 @@ fn vacuum_takes_the_lock_refuses_a_missing_database_and_goes_on_past_a_failing_o
     assert!(shop["tables"].as_u64() > Some(0), "{doc}");
     assert_eq!(shop["vacuumed"], shop["tables"]);
 
-    // Vacuum runs under the state lock as the mutating subcommands do: a
-    // held lock is exit 75, and a dry run waits for it when its file is
-    // there.
-    let lock_file = env.state().join("pysk-db.lock");
+    // Vacuum runs under a lock of its own, one vacuum at a time, never in
+    // the way of the subcommands that make and drop: a held vacuum lock
+    // is exit 75 for vacuum, the other lock for setup, and a dry run
+    // waits for the vacuum lock when its file is there.
+    let changes = env.state().join("pysk-db.lock");
+    let held =
+        pysk_common::lock::Lock::acquire(&changes, std::time::Duration::ZERO).expect("the lock");
+    let out = env.tool().args(["pg", "setup"]).fails_with(75);
+    assert!(
+        pysk_tests::stderr(&out).starts_with(&format!("pysk-db: {}", changes.display())),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+    env.tool().args(["-q", "pg", "vacuum", "shop"]).succeeds();
+    drop(held);
+    let lock_file = env.state().join("pysk-db-pg-vacuum.lock");
     let held =
         pysk_common::lock::Lock::acquire(&lock_file, std::time::Duration::ZERO).expect("the lock");
-    for args in [&["pg", "vacuum", "shop"][..], &["pg", "setup"][..]] {
-        let out = env.tool().args(args).fails_with(75);
-        assert!(
-            pysk_tests::stderr(&out).starts_with(&format!("pysk-db: {}", lock_file.display())),
-            "{}",
-            pysk_tests::stderr(&out)
-        );
-    }
+    let out = env.tool().args(["pg", "vacuum", "shop"]).fails_with(75);
+    assert!(
+        pysk_tests::stderr(&out).starts_with(&format!("pysk-db: {}", lock_file.display())),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+    env.tool().args(["pg", "setup"]).succeeds();
     let release = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(1500));
         drop(held);
