@@ -500,7 +500,8 @@ pub struct CreateArgs {
     )]
     pub password_file: Option<std::path::PathBuf>,
     /// Make a password, written once to OUT (mode 0600) and never
-    /// printed; OUT must not exist yet
+    /// printed; an OUT that exists is read as the password, refused for
+    /// an owner that exists unless it is that owner's password already
     #[arg(long, value_name = "OUT", conflicts_with = "password_file")]
     pub generate_password: Option<std::path::PathBuf>,
     /// How a new database is made.

@@ -564,6 +564,28 @@ fn a_generated_password_is_written_once_and_add_db_serves_an_existing_owner() {
          password with --password-file, or use add-db; nothing changed\n",
     );
     assert!(!elsewhere.exists(), "nothing written");
+    // Nor is another provisioning's file, written by an earlier run, put
+    // on an owner that exists: only its own password passes.
+    let other = env.password("other.pw", "another customer's");
+    let refused = env
+        .tool()
+        .args([
+            "pg",
+            "create",
+            "wiki2",
+            "--owner",
+            "wiki_admin",
+            "--generate-password",
+        ])
+        .arg(&other)
+        .fails_with(65);
+    assert_stderr_is(
+        &refused,
+        "pysk-db: the role wiki_admin exists, and --generate-password's file holds another \
+         password: give its password with --password-file, or use add-db; nothing changed\n",
+    );
+    let login = env.pg.login("wiki_admin", password, "wiki", "SELECT 1");
+    assert!(login.status.success(), "the password stays: {login:?}");
 
     let out = env
         .tool()
@@ -1093,7 +1115,6 @@ fn create_hands_the_owner_no_role_it_does_not_own_and_no_superuser() {
             "the role lazy_db",
             "CREATE ROLE \"lazy_db\" NOLOGIN"
         ),
-        step("postgres", "lazy a login role", "ALTER ROLE \"lazy\" LOGIN"),
         step(
             "postgres",
             "lazy a member of lazy_db",
@@ -1109,6 +1130,8 @@ fn create_hands_the_owner_no_role_it_does_not_own_and_no_superuser() {
             "ALL on lazy_db's schema public to lazy",
             "GRANT ALL ON SCHEMA public TO \"lazy\""
         ),
+        // Last: a run that fails before leaves the owner as it was.
+        step("postgres", "lazy a login role", "ALTER ROLE \"lazy\" LOGIN"),
     ]);
     let mut expected = serde_json::json!({
         "version": 1, "dry_run": true, "database": "lazy_db", "owner": "lazy", "changes": changes,
@@ -1272,6 +1295,22 @@ fn a_create_the_server_refuses_part_way_takes_back_what_it_made() {
         pysk_tests::stderr(&out)
     );
     assert_eq!(roles("'x2', 'x2_admin'"), "0");
+    // An owner that exists, given another password: its ALTER ROLE comes
+    // last, so the failed run leaves its password as it was.
+    env.pg.psql("ALTER ROLE o PASSWORD 'o old'");
+    let out = env
+        .create("x4", "o", &pw)
+        .args(["--locale", "xx_YY.UTF-8"])
+        .fails_with(69);
+    assert!(
+        pysk_tests::stderr(&out)
+            .ends_with("; o's membership in x4, the role x4 made by this run were dropped again\n"),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+    let login = env.pg.login("o", "o old", "postgres", "SELECT 1");
+    assert!(login.status.success(), "the old password stays: {login:?}");
+    assert_eq!(roles("'x4'"), "0");
     // An encoding the server does not know is a bad option, said before
     // anything is made.
     let out = env

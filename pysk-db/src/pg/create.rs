@@ -98,6 +98,10 @@ struct Plan {
     steps: Vec<Step>,
     undo: Vec<Option<Step>>,
     warnings: Vec<String>,
+    /// The existing owner's `ALTER ROLE`, planned after everything else:
+    /// a run that fails before it leaves the owner's password and LOGIN
+    /// as they were (no undo could bring a replaced verifier back).
+    last: Option<Step>,
 }
 
 impl Plan {
@@ -115,6 +119,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         steps,
         undo,
         warnings,
+        ..
     } = plan(options)?;
     warnings.iter().for_each(|w| report.warn(w));
     if options.dry_run {
@@ -166,6 +171,9 @@ fn plan(options: &Options) -> Result<Plan, DbError> {
         );
     }
     database(&mut client, options, &mut plan)?;
+    if let Some(step) = plan.last.take() {
+        plan.push(step, None);
+    }
     Ok(plan)
 }
 
@@ -210,8 +218,10 @@ fn group_role(
 
 /// The owner: made a LOGIN role with the password when missing; one that
 /// exists gets the password when its stored verifier is not one of it,
-/// and LOGIN when it lacks it. A superuser is refused, and so is a
-/// generated password for a role that has one already.
+/// and LOGIN when it lacks it, as the plan's last step. A superuser is
+/// refused, and so is a generated password for a role that exists: a new
+/// one, and one read back from `--generate-password`'s file unless it is
+/// the role's password already (the same provisioning run again).
 fn owner_role(
     client: &mut postgres::Client,
     options: &Options,
@@ -231,6 +241,14 @@ fn owner_role(
             "the role {owner} exists, but not --generate-password's file: give its \
              password with --password-file, or use add-db"
         )),
+        (Some(role), Some(password))
+            if password.reused && !role.has_password(password.secret.expose().as_bytes()) =>
+        {
+            refuse(format!(
+                "the role {owner} exists, and --generate-password's file holds another \
+                 password: give its password with --password-file, or use add-db"
+            ))
+        }
         (None, Some(password)) => {
             let verifier = scram::verifier(password.secret.expose().as_bytes());
             let (shown, run) = role_sql("CREATE ROLE", owner, "LOGIN PASSWORD", &verifier);
@@ -242,9 +260,7 @@ fn owner_role(
         }
         (Some(role), password) => {
             let password = password.as_ref().map(|p| p.secret.expose().as_bytes());
-            if let Some(step) = role.made_login(owner, password) {
-                plan.push(step, None);
-            }
+            plan.last = role.made_login(owner, password);
             Ok(())
         }
     }
@@ -286,13 +302,18 @@ impl Role {
         }
     }
 
+    /// Whether its stored verifier is one of `password`.
+    fn has_password(&self, password: &[u8]) -> bool {
+        let stored = self.password.as_deref();
+        stored.and_then(|s| scram::matches(s, password)) == Some(true)
+    }
+
     /// The step that makes this existing role `name` a login role with
     /// `password`: none when it is one and its stored verifier is one of
     /// the password (or no password is given).
     fn made_login(&self, name: &str, password: Option<&[u8]>) -> Option<Step> {
-        let stored = self.password.as_deref();
         match password {
-            Some(p) if stored.and_then(|s| scram::matches(s, p)) != Some(true) => {
+            Some(p) if !self.has_password(p) => {
                 let verifier = scram::verifier(p);
                 let (shown, run) = role_sql("ALTER ROLE", name, "LOGIN PASSWORD", &verifier);
                 let what = format!("{name}'s password");
