@@ -124,11 +124,12 @@ of it, the database owned by the owner, ALL on its schema public to the
 owner. The password (from a file only its owner may read) reaches the
 server only as a SCRAM-SHA-256 verifier made here; a stored verifier of the
 same password is left alone, so a second run changes nothing and says so;
-an owner that exists gets LOGIN when it lacks it.
+an owner that exists gets LOGIN when it lacks it, as the last step.
 Refused (exit 65): a database that exists with another owner; a role named
 like the database that is more than a bare NOLOGIN group role (its members
-get what it may do); a superuser owner; an owner named like the database;
-names beginning with pg_. An --encoding the server does not know: exit 2.
+get what it may do); an owner that is a superuser, has CREATEROLE,
+CREATEDB, REPLICATION or BYPASSRLS, is PostgreSQL's own or has members; an
+owner named like the database; names beginning with pg_. An --encoding the server does not know: exit 2.
 When CREATE DATABASE (which no transaction can hold) or the grant after
 it fails, the roles and membership this run made are dropped again (exit
 69, said). A database that exists with another encoding or locale is left
@@ -140,8 +141,8 @@ Example:
   pysk-db pg add-db shop_test --owner shop_admin
 
 As create, for an owner that exists already; its password is left as it
-is. An owner that does not exist is refused (exit 65), as is all create
-refuses.")]
+is. An owner that does not exist, or is NOLOGIN, is refused (exit 65), as
+is all create refuses.")]
     AddDb(AddDbArgs),
     /// Set a login role's password
     #[command(after_help = "\
@@ -150,7 +151,7 @@ Example:
 
 The password reaches the server only as a SCRAM-SHA-256 verifier made
 here; when the stored verifier is one of the same password, nothing
-changes.")]
+changes. A superuser and PostgreSQL's own roles are refused (exit 65).")]
     Password(PasswordArgs),
     /// Drop a database and the group role named after it
     #[command(after_help = "\

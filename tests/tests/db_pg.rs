@@ -1092,6 +1092,57 @@ fn create_hands_the_owner_no_role_it_does_not_own_and_no_superuser() {
         "pysk-db: the role postgres is a superuser: a customer's database is not given to one; \
          nothing changed\n",
     );
+    // Nor a privileged role, nor another database's group role (its
+    // members would share the database), nor is a NOLOGIN role made a
+    // login by add-db, which sets no password.
+    env.pg.psql(
+        "CREATE ROLE mighty LOGIN CREATEROLE; CREATE ROLE team NOLOGIN; \
+         CREATE ROLE team_admin LOGIN; GRANT team TO team_admin; CREATE ROLE sleepy NOLOGIN",
+    );
+    for (owner, why) in [
+        (
+            "mighty",
+            "a role with CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS",
+        ),
+        ("team", "a group role other roles are members of"),
+    ] {
+        let out = env.create("shop", owner, &pw).fails_with(65);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: the role {owner} is {why}: a customer's database is not given to one; \
+                 nothing changed\n"
+            ),
+        );
+    }
+    let out = env
+        .tool()
+        .args(["pg", "add-db", "shop", "--owner", "sleepy"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role sleepy cannot log in (NOLOGIN): add-db does not make it a login \
+         role without a password; pg create with --password-file does; nothing changed\n",
+    );
+    // pg password puts no password on the superuser.
+    let out = env
+        .tool()
+        .args(["pg", "password", "postgres", "--password-file"])
+        .arg(&pw)
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role postgres is a superuser: its password is not set by this tool; \
+         nothing changed\n",
+    );
+    assert_eq!(
+        env.pg.psql(
+            "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_authid \
+             WHERE rolname IN ('mighty', 'team', 'sleepy') AND rolpassword IS NULL \
+             AND (NOT rolcanlogin OR rolname <> 'sleepy')"
+        ),
+        "mighty,sleepy,team"
+    );
     assert_eq!(
         env.pg.psql(
             "SELECT count(*) FROM pg_roles WHERE rolname IN ('cust', 'shop'); \

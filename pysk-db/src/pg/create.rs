@@ -218,8 +218,10 @@ fn group_role(
 
 /// The owner: made a LOGIN role with the password when missing; one that
 /// exists gets the password when its stored verifier is not one of it,
-/// and LOGIN when it lacks it, as the plan's last step. A superuser is
-/// refused, and so is a generated password for a role that exists: a new
+/// and LOGIN when it lacks it, as the plan's last step (`add-db`, with no
+/// password, refuses a NOLOGIN owner instead). A superuser, a privileged
+/// or predefined role and a group role with members are refused, and so
+/// is a generated password for a role that exists: a new
 /// one, and one read back from `--generate-password`'s file unless it is
 /// the role's password already (the same provisioning run again).
 fn owner_role(
@@ -230,12 +232,18 @@ fn owner_role(
     let owner = &options.owner;
     let found = role(client, &options.target, owner)?;
     let refuse = |why: String| Err(DbError::Conflict(why));
+    if let Some(why) = found.as_ref().and_then(Role::not_an_owner) {
+        return refuse(format!(
+            "the role {owner} is {why}: a customer's database is not given to one"
+        ));
+    }
     match (&found, &options.password) {
         (None, None) => refuse(format!(
             "there is no role {owner}: pg create makes it, with a password"
         )),
-        (Some(role), _) if role.superuser => refuse(format!(
-            "the role {owner} is a superuser: a customer's database is not given to one"
+        (Some(role), None) if !role.login => refuse(format!(
+            "the role {owner} cannot log in (NOLOGIN): add-db does not make it a login \
+             role without a password; pg create with --password-file does"
         )),
         (Some(_), Some(password)) if password.generated.is_some() => refuse(format!(
             "the role {owner} exists, but not --generate-password's file: give its \
@@ -279,6 +287,8 @@ pub(crate) struct Role {
     predefined: bool,
     /// A member of another role, whose rights it passes on.
     member: bool,
+    /// Other roles are members of it.
+    has_members: bool,
     /// `rolpassword`.
     password: Option<String>,
 }
@@ -302,8 +312,36 @@ impl Role {
         }
     }
 
+    /// Why `pg password` does not set this role's password, in words
+    /// (a superuser, one of PostgreSQL's own); `None` when it does.
+    pub(crate) fn not_for_password(&self) -> Option<&'static str> {
+        if self.superuser {
+            Some("a superuser")
+        } else if self.predefined {
+            Some("one of PostgreSQL's own")
+        } else {
+            None
+        }
+    }
+
+    /// Why the role may not own a customer's database (nor be given a
+    /// password by this tool), in words; `None` when it may.
+    pub(crate) fn not_an_owner(&self) -> Option<&'static str> {
+        if self.superuser {
+            Some("a superuser")
+        } else if self.predefined {
+            Some("one of PostgreSQL's own")
+        } else if self.privileged {
+            Some("a role with CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS")
+        } else if self.has_members {
+            Some("a group role other roles are members of")
+        } else {
+            None
+        }
+    }
+
     /// Whether its stored verifier is one of `password`.
-    fn has_password(&self, password: &[u8]) -> bool {
+    pub(crate) fn has_password(&self, password: &[u8]) -> bool {
         let stored = self.password.as_deref();
         stored.and_then(|s| scram::matches(s, password)) == Some(true)
     }
@@ -460,6 +498,7 @@ pub(crate) fn role(
              rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls, \
              oid < 16384, \
              EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = a.oid), \
+             EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.roleid = a.oid), \
              rolpassword FROM pg_authid a WHERE rolname = $1",
             &[&name],
         )
@@ -470,7 +509,8 @@ pub(crate) fn role(
         privileged: row.get(2),
         predefined: row.get(3),
         member: row.get(4),
-        password: row.get(5),
+        has_members: row.get(5),
+        password: row.get(6),
     }))
 }
 
