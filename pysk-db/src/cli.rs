@@ -161,7 +161,9 @@ Example:
 A database with connections is refused (exit 65) unless --force, which
 ends them. The owner role stays: it may own more. A role of the database's
 name that is not a bare NOLOGIN group role as create makes it (a login, a
-superuser) stays and is said. postgres, template0 and template1 are refused
+superuser) stays and is said, and so does a group role whose database is
+not there (a role made by hand: its members would lose what it carries).
+postgres, template0 and template1 are refused
 (exit 65).")]
     Drop(DropArgs),
     /// Vacuum every table, skipping those another session holds

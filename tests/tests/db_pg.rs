@@ -396,7 +396,32 @@ fn password_is_set_as_a_verifier_once_and_drop_refuses_a_busy_database() {
     assert_stderr_is(
         &out,
         "pysk-db: the role blog stays: it is a login role, not a NOLOGIN group role\n\
-         pysk-db: nothing to change: there is no database blog nor group role blog\n",
+         pysk-db: nothing to change: there is no database blog\n",
+    );
+    // A group role made by hand, with no database of its name, carries
+    // what its members were granted: it is dropped only with a database.
+    env.pg
+        .psql("CREATE ROLE readonly NOLOGIN; GRANT readonly TO boss");
+    let out = env.tool().args(["pg", "drop", "readonly"]).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role readonly stays: there is no database readonly, and a group role \
+         is dropped only with its database\n\
+         pysk-db: nothing to change: there is no database readonly\n",
+    );
+    let out = env
+        .tool()
+        .args(["pg", "drop", "readonly", "--json"])
+        .succeeds();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("JSON"),
+        serde_json::json!({"version": 1, "dry_run": false, "database": "readonly",
+                           "changes": [], "role_kept": "without its database"})
+    );
+    assert_eq!(
+        env.pg
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname = 'readonly'"),
+        "1"
     );
     let out = env.tool().args(["pg", "drop", "boss", "--json"]).succeeds();
     assert_stderr_is(&out, "");
