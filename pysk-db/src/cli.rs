@@ -180,7 +180,9 @@ tables are analyzed too. Every database but template0 (which takes no
 connections) with --all; a named database that does not exist is refused
 (exit 65), one that fails on the way is named (exit 1) and the others are
 still done. Runs under the state lock (--wait); --reindex drops the
-half-built indexes its stopped REINDEX leaves on a table.")]
+half-built indexes (_ccnew, _ccold) a stopped REINDEX leaves on a table
+and its TOAST table, this run's and earlier runs', unless another session
+is building an index there.")]
     Vacuum(VacuumArgs),
 }
 

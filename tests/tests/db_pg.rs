@@ -691,9 +691,13 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
     let Some(env) = Env::new() else { return };
     let pw = env.password("shop.pw", "shop secret");
     env.create("shop", "shop_admin", &pw).succeeds();
-    let tables = "CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE items (id int PRIMARY KEY); \
+    // items has a TOAST table, holding a value over 2 kB.
+    let tables = "CREATE TABLE orders (id int PRIMARY KEY); \
+                  CREATE TABLE items (id int PRIMARY KEY, note text); \
                   INSERT INTO orders SELECT generate_series(1, 1000); \
-                  INSERT INTO items SELECT generate_series(1, 1000);";
+                  INSERT INTO items SELECT generate_series(1, 1000); \
+                  UPDATE items SET note = (SELECT string_agg(md5(g::text), '') \
+                  FROM generate_series(1, 200) g) WHERE id = 1;";
     let made = env.pg.login("shop_admin", "shop secret", "shop", tables);
     assert!(made.status.success(), "{made:?}");
     // Another session holds orders, as a migration would.
@@ -811,17 +815,60 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
         serde_json::json!([]),
         "{doc}"
     );
+    let invalid = || {
+        env.pg.psql_in(
+            "shop",
+            "SELECT count(*), count(*) FILTER (WHERE c.relnamespace = 'pg_toast'::regnamespace) \
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid",
+        )
+    };
     assert_eq!(
-        env.pg
-            .psql_in("shop", "SELECT count(*) FROM pg_index WHERE NOT indisvalid")
-            .trim(),
-        "0"
+        env.pg.psql_in(
+            "shop",
+            "SELECT count(*) FROM pg_class WHERE oid = (SELECT reltoastrelid FROM pg_class \
+             WHERE relname = 'items') AND relpages > 0"
+        ),
+        "1",
+        "items' TOAST table holds the note"
     );
+    assert_eq!(invalid(), "0|0", "none left, on the TOAST table either");
+    // Another session's REINDEX CONCURRENTLY of items, waiting for the
+    // holder's transaction: its half-built indexes are not dropped under
+    // it.
+    let mut other = std::process::Command::new(env.pg_psql_path())
+        .args(["-X", "-q", "-h"])
+        .arg(&env.pg.socket_dir)
+        .args(["-p", &env.pg.port.to_string(), "-U", "shop_admin", "-d"])
+        .args(["shop", "-c", "REINDEX TABLE CONCURRENTLY items"])
+        .env("PGPASSWORD", "shop secret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("a session");
+    for _ in 0..100 {
+        if invalid() == "2|1" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(invalid(), "2|1", "the other session's build is under way");
+    let out = env
+        .tool()
+        .args(["pg", "vacuum", "shop", "--reindex", "--json"])
+        .args(["--lock-timeout", "1"])
+        .succeeds();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(doc["databases"][0]["reindexed"], 0, "{doc}");
+    assert_eq!(invalid(), "2|1", "another session's build is left alone");
+    // That session stopped leaves them behind: the next run drops them
+    // first, then reindexes.
     env.pg.psql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = 'shop' AND pid <> pg_backend_pid()",
     );
     let _ = holder.wait();
+    let _ = other.wait();
+    assert_eq!(invalid(), "2|1", "the stopped REINDEX left its indexes");
     // Once the session is gone, both tables are reindexed.
     wait_for_no_session(&env, "shop");
     let out = env
@@ -830,6 +877,12 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
         .succeeds();
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     assert_eq!(doc["databases"][0]["reindexed"], 2, "{doc}");
+    assert_eq!(
+        doc["databases"][0]["failed"],
+        serde_json::json!([]),
+        "{doc}"
+    );
+    assert_eq!(invalid(), "0|0", "the leftovers of the stopped run dropped");
     // A partitioned table is analyzed as a whole (VACUUM has nothing to do
     // on it: its partitions are tables of their own).
     let made = env.pg.login(
