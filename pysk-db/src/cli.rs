@@ -121,7 +121,7 @@ Example:
 
 A NOLOGIN role named after the database, the owner a LOGIN role and a member
 of it, the database owned by the owner, ALL on its schema public to the
-owner. The password (from a file only its owner may read) reaches the
+owner (when its template has one). The password (from a file only its owner may read) reaches the
 server only as a SCRAM-SHA-256 verifier made here; a stored verifier of the
 same password is left alone, so a second run changes nothing and says so;
 an owner that exists gets LOGIN when it lacks it, as the last step.

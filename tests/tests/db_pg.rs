@@ -1440,6 +1440,61 @@ fn a_create_the_server_refuses_part_way_takes_back_what_it_made() {
     let login = env.pg.login("o", "o old", "postgres", "SELECT 1");
     assert!(login.status.success(), "the old password stays: {login:?}");
     assert_eq!(roles("'x4'"), "0");
+    // A template without the schema public: there is nothing to grant on,
+    // and the database is made.
+    env.pg.psql("CREATE DATABASE bare");
+    env.pg.psql_in("bare", "DROP SCHEMA public");
+    let out = env
+        .tool()
+        .args(["pg", "add-db", "x5", "--owner", "o", "--template", "bare"])
+        .succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: made the role x5\n\
+         pysk-db: made o a member of x5\n\
+         pysk-db: made the database x5\n",
+    );
+    // A grant the new database refuses (an event trigger its template
+    // carries): the database made is dropped again, after the session in
+    // it is closed, and the roles with it.
+    env.pg.psql("CREATE DATABASE nogrant");
+    env.pg.psql_in(
+        "nogrant",
+        "CREATE FUNCTION no_grant() RETURNS event_trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'no grants here'; END $$; \
+         CREATE EVENT TRIGGER no_grant ON ddl_command_start WHEN TAG IN ('GRANT') \
+         EXECUTE FUNCTION no_grant()",
+    );
+    let out = env
+        .tool()
+        .args([
+            "pg",
+            "add-db",
+            "x6",
+            "--owner",
+            "o",
+            "--template",
+            "nogrant",
+        ])
+        .fails_with(69);
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: made the role x6\n\
+             pysk-db: made o a member of x6\n\
+             pysk-db: made the database x6\n\
+             pysk-db: {}: GRANT ALL ON SCHEMA public TO \"o\": no grants here (P0001); the \
+             database x6, o's membership in x6, the role x6 made by this run were dropped \
+             again\n",
+            socket.display()
+        ),
+    );
+    assert_eq!(
+        env.pg
+            .psql("SELECT count(*) FROM pg_database WHERE datname = 'x6'"),
+        "0"
+    );
+    assert_eq!(roles("'x6'"), "0");
     // An encoding the server does not know is a bad option, said before
     // anything is made.
     let out = env

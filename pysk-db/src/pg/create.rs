@@ -373,7 +373,8 @@ impl Role {
 }
 
 /// The database: made, owned by the owner, with ALL on its schema public
-/// to the owner (dropped again should the grant fail); one that exists
+/// to the owner when the template has one (dropped again should the
+/// grant fail); one that exists
 /// must be the owner's, gets the grant when it lacks it, and is otherwise
 /// left as it is, a warning saying how it differs from `--encoding` and
 /// `--locale`.
@@ -398,7 +399,9 @@ fn database(
             );
             let undo = drop_again("DATABASE", db, format!("the database {db}"));
             plan.push(make("postgres", format!("the database {db}"), sql), undo);
-            plan.push(grant(), None);
+            if template_has_public(client, options)? {
+                plan.push(grant(), None);
+            }
         }
         Some(found) if found != *owner => {
             return Err(DbError::Conflict(format!(
@@ -415,6 +418,32 @@ fn database(
         }
     }
     Ok(())
+}
+
+/// Whether the template a new database is copied from (`template1`
+/// unless `--template`) has the schema `public` the grant is on. One
+/// that takes no connections cannot be looked into and counts as having
+/// it (`template0` always has); a template that is not there fails
+/// `CREATE DATABASE` anyway.
+fn template_has_public(client: &mut postgres::Client, options: &Options) -> Result<bool, DbError> {
+    let template = options.make.template.as_deref().unwrap_or("template1");
+    let rows = client
+        .query(
+            "SELECT datallowconn FROM pg_database WHERE datname = $1",
+            &[&template],
+        )
+        .map_err(|e| apply::server(&options.target, &e))?;
+    if !rows.first().is_some_and(|row| row.get::<_, bool>(0)) {
+        return Ok(true);
+    }
+    let mut in_template = connect::connect(&options.target, template)?;
+    let row = in_template
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public')",
+            &[],
+        )
+        .map_err(|e| apply::server(&options.target, &e))?;
+    Ok(row.get(0))
 }
 
 /// An `--encoding` the server knows no encoding of is a bad option (exit
