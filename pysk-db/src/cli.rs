@@ -126,8 +126,9 @@ server only as a SCRAM-SHA-256 verifier made here; a stored verifier of the
 same password is left alone, so a second run changes nothing and says so;
 an owner that exists gets LOGIN when it lacks it, as the last step.
 Refused (exit 65): a database that exists with another owner; a role named
-like the database that is more than a bare NOLOGIN group role (its members
-get what it may do); an owner that is a superuser, has CREATEROLE,
+like the database that is more than a bare NOLOGIN group role, or (for an
+owner not yet its member) owns or holds anything or has members (its
+members get what it may do); an owner that is a superuser, has CREATEROLE,
 CREATEDB, REPLICATION or BYPASSRLS, is PostgreSQL's own or has members; an
 owner named like the database; names beginning with pg_. An --encoding the server does not know: exit 2.
 When CREATE DATABASE (which no transaction can hold) or the grant after

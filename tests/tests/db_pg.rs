@@ -1163,6 +1163,25 @@ fn create_hands_the_owner_no_role_it_does_not_own_and_no_superuser() {
             ),
         );
     }
+    // A bare NOLOGIN role is still not handed over when it owns or holds
+    // something, or has members already.
+    env.pg.psql(
+        "CREATE ROLE reports NOLOGIN; GRANT CONNECT ON DATABASE postgres TO reports; \
+         CREATE ROLE crew NOLOGIN; CREATE ROLE alice LOGIN; GRANT crew TO alice",
+    );
+    for (db, why) in [
+        ("reports", "owns objects or holds privileges"),
+        ("crew", "has the members alice"),
+    ] {
+        let out = env.create(db, "cust", &pw).fails_with(65);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: the role {db} exists and {why}: cust is not made a member of it; \
+                 nothing changed\n"
+            ),
+        );
+    }
     // Nor is a superuser made a database's owner, or given a password.
     let out = env.create("shop", "postgres", &pw).fails_with(65);
     assert_stderr_is(

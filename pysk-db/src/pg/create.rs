@@ -153,9 +153,10 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 fn plan(options: &Options) -> Result<Plan, DbError> {
     let mut client = connect::connect(&options.target, "postgres")?;
     let mut plan = Plan::default();
-    group_role(&mut client, options, &mut plan)?;
+    let is_member = member(&mut client, options)?;
+    group_role(&mut client, options, is_member, &mut plan)?;
     owner_role(&mut client, options, &mut plan)?;
-    if !member(&mut client, options)? {
+    if !is_member {
         let (db, owner) = (&options.database, &options.owner);
         let (group, member) = (pg_identifier(db), pg_identifier(owner));
         let revoke = Step::plain(
@@ -191,10 +192,13 @@ fn drop_again(kind: &str, name: &str, what: String) -> Option<Step> {
 
 /// The role named after the database: made NOLOGIN when missing; one that
 /// exists must be such a group role and nothing more, since the owner
-/// becomes a member of it and gets whatever it may do.
+/// becomes a member of it and gets whatever it may do: when the owner is
+/// not a member yet, it must own nothing, hold no privilege and have no
+/// other member.
 fn group_role(
     client: &mut postgres::Client,
     options: &Options,
+    is_member: bool,
     plan: &mut Plan,
 ) -> Result<(), DbError> {
     let db = &options.database;
@@ -206,7 +210,14 @@ fn group_role(
             Ok(())
         }
         Some(found) => match found.not_a_group() {
-            None => Ok(()),
+            None if is_member => Ok(()),
+            None => match in_use(client, options)? {
+                None => Ok(()),
+                Some(why) => Err(DbError::Conflict(format!(
+                    "the role {db} exists and {why}: {} is not made a member of it",
+                    options.owner
+                ))),
+            },
             Some(why) => Err(DbError::Conflict(format!(
                 "the role {db} exists and is {why}, not a NOLOGIN group role: \
                  {} is not made a member of it",
@@ -541,6 +552,30 @@ pub(crate) fn role(
         has_members: row.get(5),
         password: row.get(6),
     }))
+}
+
+/// What the existing group role named like the database carries that
+/// its new member would get, in words: what it owns or was granted (in
+/// any database: `pg_shdepend`), or its members; `None` when nothing.
+fn in_use(client: &mut postgres::Client, options: &Options) -> Result<Option<String>, DbError> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_shdepend d \
+             WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = a.oid), \
+             ARRAY(SELECT pg_get_userbyid(m.member)::text FROM pg_auth_members m \
+             WHERE m.roleid = a.oid ORDER BY 1) FROM pg_authid a WHERE rolname = $1",
+            &[&options.database],
+        )
+        .map_err(|e| apply::server(&options.target, &e))?;
+    let (holds, members): (bool, Vec<String>) = (row.get(0), row.get(1));
+    Ok(if holds {
+        Some("owns objects or holds privileges".to_owned())
+    } else if !members.is_empty() {
+        let members: Vec<String> = members.iter().map(|m| crate::names::shown(m)).collect();
+        Some(format!("has the members {}", members.join(", ")))
+    } else {
+        None
+    })
 }
 
 /// Whether the owner is a member of the database's role.
