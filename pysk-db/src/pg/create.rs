@@ -5,9 +5,11 @@
 //! SCRAM verifier made here; a stored verifier of the same password is
 //! left alone, so a second run changes nothing. A role named after the
 //! database that is more than such a group role (LOGIN, a superuser, any
-//! other attribute, a member of a role, one of PostgreSQL's own) is
-//! refused, since the owner would get what it may do, and so is a
-//! superuser owner. Planned from the catalogs, then shown (`--dry-run`,
+//! other attribute, a member of a role, one of PostgreSQL's own; for an
+//! owner not yet its member, one that owns or holds anything or has
+//! members) is refused, since the owner would get what it may do, and so
+//! is an owner that is a superuser, privileged, predefined or a group
+//! role with members. Planned from the catalogs, then shown (`--dry-run`,
 //! the verifier as `***`) or applied.
 
 use std::io::Write;
