@@ -121,14 +121,16 @@ Example:
 
 A NOLOGIN role named after the database, the owner a LOGIN role and a member
 of it, the database owned by the owner, ALL on its schema public to the
-owner. The password (from a file only its owner may read) reaches the
+owner (when its template has one). The password (from a file only its owner may read) reaches the
 server only as a SCRAM-SHA-256 verifier made here; a stored verifier of the
 same password is left alone, so a second run changes nothing and says so;
-an owner that exists gets LOGIN when it lacks it.
+an owner that exists gets LOGIN when it lacks it, as the last step.
 Refused (exit 65): a database that exists with another owner; a role named
-like the database that is more than a bare NOLOGIN group role (its members
-get what it may do); a superuser owner; an owner named like the database;
-names beginning with pg_. An --encoding the server does not know: exit 2.
+like the database that is more than a bare NOLOGIN group role, or (for an
+owner not yet its member) owns or holds anything or has members (its
+members get what it may do); an owner that is a superuser, has CREATEROLE,
+CREATEDB, REPLICATION or BYPASSRLS, is PostgreSQL's own or has members; an
+owner named like the database; names beginning with pg_. An --encoding the server does not know: exit 2.
 When CREATE DATABASE (which no transaction can hold) or the grant after
 it fails, the roles and membership this run made are dropped again (exit
 69, said). A database that exists with another encoding or locale is left
@@ -140,8 +142,8 @@ Example:
   pysk-db pg add-db shop_test --owner shop_admin
 
 As create, for an owner that exists already; its password is left as it
-is. An owner that does not exist is refused (exit 65), as is all create
-refuses.")]
+is. An owner that does not exist, or is NOLOGIN, is refused (exit 65), as
+is all create refuses.")]
     AddDb(AddDbArgs),
     /// Set a login role's password
     #[command(after_help = "\
@@ -150,7 +152,7 @@ Example:
 
 The password reaches the server only as a SCRAM-SHA-256 verifier made
 here; when the stored verifier is one of the same password, nothing
-changes.")]
+changes. A superuser and PostgreSQL's own roles are refused (exit 65).")]
     Password(PasswordArgs),
     /// Drop a database and the group role named after it
     #[command(after_help = "\
@@ -160,7 +162,9 @@ Example:
 A database with connections is refused (exit 65) unless --force, which
 ends them. The owner role stays: it may own more. A role of the database's
 name that is not a bare NOLOGIN group role as create makes it (a login, a
-superuser) stays and is said. postgres, template0 and template1 are refused
+superuser) stays and is said, and so does a group role whose database is
+not there (a role made by hand: its members would lose what it carries).
+postgres, template0 and template1 are refused
 (exit 65).")]
     Drop(DropArgs),
     /// Vacuum every table, skipping those another session holds
@@ -177,7 +181,9 @@ tables are analyzed too. Every database but template0 (which takes no
 connections) with --all; a named database that does not exist is refused
 (exit 65), one that fails on the way is named (exit 1) and the others are
 still done. Runs under the state lock (--wait); --reindex drops the
-half-built indexes its stopped REINDEX leaves on a table.")]
+half-built indexes (_ccnew, _ccold) a stopped REINDEX leaves on a table
+and its TOAST table, this run's and earlier runs', unless another session
+is building an index there.")]
     Vacuum(VacuumArgs),
 }
 
@@ -500,7 +506,8 @@ pub struct CreateArgs {
     )]
     pub password_file: Option<std::path::PathBuf>,
     /// Make a password, written once to OUT (mode 0600) and never
-    /// printed; OUT must not exist yet
+    /// printed; an OUT that exists is read as the password, refused for
+    /// an owner that exists unless it is that owner's password already
     #[arg(long, value_name = "OUT", conflicts_with = "password_file")]
     pub generate_password: Option<std::path::PathBuf>,
     /// How a new database is made.

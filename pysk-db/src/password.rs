@@ -28,6 +28,9 @@ pub struct Password {
     /// `--generate-password`'s file, to be written by [`Password::keep`]
     /// (`None` when the password was read from a file).
     pub generated: Option<PathBuf>,
+    /// Read from `--generate-password`'s file, written by an earlier run:
+    /// the password of that run's account, never to be put on another.
+    pub reused: bool,
 }
 
 impl Password {
@@ -101,6 +104,7 @@ fn generate(out: &Path) -> Result<Password, DbError> {
         return Ok(Password {
             secret: read(out)?,
             generated: None,
+            reused: true,
         });
     }
     let mut bytes = [0u8; GENERATED_BYTES];
@@ -111,6 +115,7 @@ fn generate(out: &Path) -> Result<Password, DbError> {
     Ok(Password {
         secret: Secret::from(text),
         generated: Some(out.to_owned()),
+        reused: false,
     })
 }
 
@@ -142,6 +147,7 @@ pub fn from_options(file: Option<&Path>, generate_to: Option<&Path>) -> Result<P
         (Some(file), _) => Ok(Password {
             secret: read(file)?,
             generated: None,
+            reused: false,
         }),
         (None, Some(out)) => generate(out),
         (None, None) => Err(pysk_common::Error::option(

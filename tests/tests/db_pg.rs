@@ -396,7 +396,32 @@ fn password_is_set_as_a_verifier_once_and_drop_refuses_a_busy_database() {
     assert_stderr_is(
         &out,
         "pysk-db: the role blog stays: it is a login role, not a NOLOGIN group role\n\
-         pysk-db: nothing to change: there is no database blog nor group role blog\n",
+         pysk-db: nothing to change: there is no database blog\n",
+    );
+    // A group role made by hand, with no database of its name, carries
+    // what its members were granted: it is dropped only with a database.
+    env.pg
+        .psql("CREATE ROLE readonly NOLOGIN; GRANT readonly TO boss");
+    let out = env.tool().args(["pg", "drop", "readonly"]).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role readonly stays: there is no database readonly, and a group role \
+         is dropped only with its database\n\
+         pysk-db: nothing to change: there is no database readonly\n",
+    );
+    let out = env
+        .tool()
+        .args(["pg", "drop", "readonly", "--json"])
+        .succeeds();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("JSON"),
+        serde_json::json!({"version": 1, "dry_run": false, "database": "readonly",
+                           "changes": [], "role_kept": "without its database"})
+    );
+    assert_eq!(
+        env.pg
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname = 'readonly'"),
+        "1"
     );
     let out = env.tool().args(["pg", "drop", "boss", "--json"]).succeeds();
     assert_stderr_is(&out, "");
@@ -564,6 +589,28 @@ fn a_generated_password_is_written_once_and_add_db_serves_an_existing_owner() {
          password with --password-file, or use add-db; nothing changed\n",
     );
     assert!(!elsewhere.exists(), "nothing written");
+    // Nor is another provisioning's file, written by an earlier run, put
+    // on an owner that exists: only its own password passes.
+    let other = env.password("other.pw", "another customer's");
+    let refused = env
+        .tool()
+        .args([
+            "pg",
+            "create",
+            "wiki2",
+            "--owner",
+            "wiki_admin",
+            "--generate-password",
+        ])
+        .arg(&other)
+        .fails_with(65);
+    assert_stderr_is(
+        &refused,
+        "pysk-db: the role wiki_admin exists, and --generate-password's file holds another \
+         password: give its password with --password-file, or use add-db; nothing changed\n",
+    );
+    let login = env.pg.login("wiki_admin", password, "wiki", "SELECT 1");
+    assert!(login.status.success(), "the password stays: {login:?}");
 
     let out = env
         .tool()
@@ -644,9 +691,13 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
     let Some(env) = Env::new() else { return };
     let pw = env.password("shop.pw", "shop secret");
     env.create("shop", "shop_admin", &pw).succeeds();
-    let tables = "CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE items (id int PRIMARY KEY); \
+    // items has a TOAST table, holding a value over 2 kB.
+    let tables = "CREATE TABLE orders (id int PRIMARY KEY); \
+                  CREATE TABLE items (id int PRIMARY KEY, note text); \
                   INSERT INTO orders SELECT generate_series(1, 1000); \
-                  INSERT INTO items SELECT generate_series(1, 1000);";
+                  INSERT INTO items SELECT generate_series(1, 1000); \
+                  UPDATE items SET note = (SELECT string_agg(md5(g::text), '') \
+                  FROM generate_series(1, 200) g) WHERE id = 1;";
     let made = env.pg.login("shop_admin", "shop secret", "shop", tables);
     assert!(made.status.success(), "{made:?}");
     // Another session holds orders, as a migration would.
@@ -764,17 +815,60 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
         serde_json::json!([]),
         "{doc}"
     );
+    let invalid = || {
+        env.pg.psql_in(
+            "shop",
+            "SELECT count(*), count(*) FILTER (WHERE c.relnamespace = 'pg_toast'::regnamespace) \
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid",
+        )
+    };
     assert_eq!(
-        env.pg
-            .psql_in("shop", "SELECT count(*) FROM pg_index WHERE NOT indisvalid")
-            .trim(),
-        "0"
+        env.pg.psql_in(
+            "shop",
+            "SELECT count(*) FROM pg_class WHERE oid = (SELECT reltoastrelid FROM pg_class \
+             WHERE relname = 'items') AND relpages > 0"
+        ),
+        "1",
+        "items' TOAST table holds the note"
     );
+    assert_eq!(invalid(), "0|0", "none left, on the TOAST table either");
+    // Another session's REINDEX CONCURRENTLY of items, waiting for the
+    // holder's transaction: its half-built indexes are not dropped under
+    // it.
+    let mut other = std::process::Command::new(env.pg_psql_path())
+        .args(["-X", "-q", "-h"])
+        .arg(&env.pg.socket_dir)
+        .args(["-p", &env.pg.port.to_string(), "-U", "shop_admin", "-d"])
+        .args(["shop", "-c", "REINDEX TABLE CONCURRENTLY items"])
+        .env("PGPASSWORD", "shop secret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("a session");
+    for _ in 0..100 {
+        if invalid() == "2|1" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(invalid(), "2|1", "the other session's build is under way");
+    let out = env
+        .tool()
+        .args(["pg", "vacuum", "shop", "--reindex", "--json"])
+        .args(["--lock-timeout", "1"])
+        .succeeds();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(doc["databases"][0]["reindexed"], 0, "{doc}");
+    assert_eq!(invalid(), "2|1", "another session's build is left alone");
+    // That session stopped leaves them behind: the next run drops them
+    // first, then reindexes.
     env.pg.psql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = 'shop' AND pid <> pg_backend_pid()",
     );
     let _ = holder.wait();
+    let _ = other.wait();
+    assert_eq!(invalid(), "2|1", "the stopped REINDEX left its indexes");
     // Once the session is gone, both tables are reindexed.
     wait_for_no_session(&env, "shop");
     let out = env
@@ -783,6 +877,12 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
         .succeeds();
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     assert_eq!(doc["databases"][0]["reindexed"], 2, "{doc}");
+    assert_eq!(
+        doc["databases"][0]["failed"],
+        serde_json::json!([]),
+        "{doc}"
+    );
+    assert_eq!(invalid(), "0|0", "the leftovers of the stopped run dropped");
     // A partitioned table is analyzed as a whole (VACUUM has nothing to do
     // on it: its partitions are tables of their own).
     let made = env.pg.login(
@@ -1074,12 +1174,82 @@ fn create_hands_the_owner_no_role_it_does_not_own_and_no_superuser() {
             ),
         );
     }
+    // A bare NOLOGIN role is still not handed over when it owns or holds
+    // something, or has members already.
+    env.pg.psql(
+        "CREATE ROLE reports NOLOGIN; GRANT CONNECT ON DATABASE postgres TO reports; \
+         CREATE ROLE crew NOLOGIN; CREATE ROLE alice LOGIN; GRANT crew TO alice",
+    );
+    for (db, why) in [
+        ("reports", "owns objects or holds privileges"),
+        ("crew", "has the members alice"),
+    ] {
+        let out = env.create(db, "cust", &pw).fails_with(65);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: the role {db} exists and {why}: cust is not made a member of it; \
+                 nothing changed\n"
+            ),
+        );
+    }
     // Nor is a superuser made a database's owner, or given a password.
     let out = env.create("shop", "postgres", &pw).fails_with(65);
     assert_stderr_is(
         &out,
         "pysk-db: the role postgres is a superuser: a customer's database is not given to one; \
          nothing changed\n",
+    );
+    // Nor a privileged role, nor another database's group role (its
+    // members would share the database), nor is a NOLOGIN role made a
+    // login by add-db, which sets no password.
+    env.pg.psql(
+        "CREATE ROLE mighty LOGIN CREATEROLE; CREATE ROLE team NOLOGIN; \
+         CREATE ROLE team_admin LOGIN; GRANT team TO team_admin; CREATE ROLE sleepy NOLOGIN",
+    );
+    for (owner, why) in [
+        (
+            "mighty",
+            "a role with CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS",
+        ),
+        ("team", "a group role other roles are members of"),
+    ] {
+        let out = env.create("shop", owner, &pw).fails_with(65);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: the role {owner} is {why}: a customer's database is not given to one; \
+                 nothing changed\n"
+            ),
+        );
+    }
+    let out = env
+        .tool()
+        .args(["pg", "add-db", "shop", "--owner", "sleepy"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role sleepy cannot log in (NOLOGIN): add-db does not make it a login \
+         role without a password; pg create with --password-file does; nothing changed\n",
+    );
+    // pg password puts no password on the superuser.
+    let out = env
+        .tool()
+        .args(["pg", "password", "postgres", "--password-file"])
+        .arg(&pw)
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role postgres is a superuser: its password is not set by this tool; \
+         nothing changed\n",
+    );
+    assert_eq!(
+        env.pg.psql(
+            "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_authid \
+             WHERE rolname IN ('mighty', 'team', 'sleepy') AND rolpassword IS NULL \
+             AND (NOT rolcanlogin OR rolname <> 'sleepy')"
+        ),
+        "mighty,sleepy,team"
     );
     assert_eq!(
         env.pg.psql(
@@ -1104,7 +1274,6 @@ fn create_hands_the_owner_no_role_it_does_not_own_and_no_superuser() {
             "the role lazy_db",
             "CREATE ROLE \"lazy_db\" NOLOGIN"
         ),
-        step("postgres", "lazy a login role", "ALTER ROLE \"lazy\" LOGIN"),
         step(
             "postgres",
             "lazy a member of lazy_db",
@@ -1120,6 +1289,8 @@ fn create_hands_the_owner_no_role_it_does_not_own_and_no_superuser() {
             "ALL on lazy_db's schema public to lazy",
             "GRANT ALL ON SCHEMA public TO \"lazy\""
         ),
+        // Last: a run that fails before leaves the owner as it was.
+        step("postgres", "lazy a login role", "ALTER ROLE \"lazy\" LOGIN"),
     ]);
     let mut expected = serde_json::json!({
         "version": 1, "dry_run": true, "database": "lazy_db", "owner": "lazy", "changes": changes,
@@ -1283,6 +1454,77 @@ fn a_create_the_server_refuses_part_way_takes_back_what_it_made() {
         pysk_tests::stderr(&out)
     );
     assert_eq!(roles("'x2', 'x2_admin'"), "0");
+    // An owner that exists, given another password: its ALTER ROLE comes
+    // last, so the failed run leaves its password as it was.
+    env.pg.psql("ALTER ROLE o PASSWORD 'o old'");
+    let out = env
+        .create("x4", "o", &pw)
+        .args(["--locale", "xx_YY.UTF-8"])
+        .fails_with(69);
+    assert!(
+        pysk_tests::stderr(&out)
+            .ends_with("; o's membership in x4, the role x4 made by this run were dropped again\n"),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+    let login = env.pg.login("o", "o old", "postgres", "SELECT 1");
+    assert!(login.status.success(), "the old password stays: {login:?}");
+    assert_eq!(roles("'x4'"), "0");
+    // A template without the schema public: there is nothing to grant on,
+    // and the database is made.
+    env.pg.psql("CREATE DATABASE bare");
+    env.pg.psql_in("bare", "DROP SCHEMA public");
+    let out = env
+        .tool()
+        .args(["pg", "add-db", "x5", "--owner", "o", "--template", "bare"])
+        .succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: made the role x5\n\
+         pysk-db: made o a member of x5\n\
+         pysk-db: made the database x5\n",
+    );
+    // A grant the new database refuses (an event trigger its template
+    // carries): the database made is dropped again, after the session in
+    // it is closed, and the roles with it.
+    env.pg.psql("CREATE DATABASE nogrant");
+    env.pg.psql_in(
+        "nogrant",
+        "CREATE FUNCTION no_grant() RETURNS event_trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'no grants here'; END $$; \
+         CREATE EVENT TRIGGER no_grant ON ddl_command_start WHEN TAG IN ('GRANT') \
+         EXECUTE FUNCTION no_grant()",
+    );
+    let out = env
+        .tool()
+        .args([
+            "pg",
+            "add-db",
+            "x6",
+            "--owner",
+            "o",
+            "--template",
+            "nogrant",
+        ])
+        .fails_with(69);
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: made the role x6\n\
+             pysk-db: made o a member of x6\n\
+             pysk-db: made the database x6\n\
+             pysk-db: {}: GRANT ALL ON SCHEMA public TO \"o\": no grants here (P0001); the \
+             database x6, o's membership in x6, the role x6 made by this run were dropped \
+             again\n",
+            socket.display()
+        ),
+    );
+    assert_eq!(
+        env.pg
+            .psql("SELECT count(*) FROM pg_database WHERE datname = 'x6'"),
+        "0"
+    );
+    assert_eq!(roles("'x6'"), "0");
     // An encoding the server does not know is a bad option, said before
     // anything is made.
     let out = env

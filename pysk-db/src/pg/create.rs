@@ -5,9 +5,11 @@
 //! SCRAM verifier made here; a stored verifier of the same password is
 //! left alone, so a second run changes nothing. A role named after the
 //! database that is more than such a group role (LOGIN, a superuser, any
-//! other attribute, a member of a role, one of PostgreSQL's own) is
-//! refused, since the owner would get what it may do, and so is a
-//! superuser owner. Planned from the catalogs, then shown (`--dry-run`,
+//! other attribute, a member of a role, one of PostgreSQL's own; for an
+//! owner not yet its member, one that owns or holds anything or has
+//! members) is refused, since the owner would get what it may do, and so
+//! is an owner that is a superuser, privileged, predefined or a group
+//! role with members. Planned from the catalogs, then shown (`--dry-run`,
 //! the verifier as `***`) or applied.
 
 use std::io::Write;
@@ -98,6 +100,10 @@ struct Plan {
     steps: Vec<Step>,
     undo: Vec<Option<Step>>,
     warnings: Vec<String>,
+    /// The existing owner's `ALTER ROLE`, planned after everything else:
+    /// a run that fails before it leaves the owner's password and LOGIN
+    /// as they were (no undo could bring a replaced verifier back).
+    last: Option<Step>,
 }
 
 impl Plan {
@@ -115,6 +121,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         steps,
         undo,
         warnings,
+        ..
     } = plan(options)?;
     warnings.iter().for_each(|w| report.warn(w));
     if options.dry_run {
@@ -148,9 +155,10 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 fn plan(options: &Options) -> Result<Plan, DbError> {
     let mut client = connect::connect(&options.target, "postgres")?;
     let mut plan = Plan::default();
-    group_role(&mut client, options, &mut plan)?;
+    let is_member = member(&mut client, options)?;
+    group_role(&mut client, options, is_member, &mut plan)?;
     owner_role(&mut client, options, &mut plan)?;
-    if !member(&mut client, options)? {
+    if !is_member {
         let (db, owner) = (&options.database, &options.owner);
         let (group, member) = (pg_identifier(db), pg_identifier(owner));
         let revoke = Step::plain(
@@ -166,6 +174,9 @@ fn plan(options: &Options) -> Result<Plan, DbError> {
         );
     }
     database(&mut client, options, &mut plan)?;
+    if let Some(step) = plan.last.take() {
+        plan.push(step, None);
+    }
     Ok(plan)
 }
 
@@ -183,10 +194,13 @@ fn drop_again(kind: &str, name: &str, what: String) -> Option<Step> {
 
 /// The role named after the database: made NOLOGIN when missing; one that
 /// exists must be such a group role and nothing more, since the owner
-/// becomes a member of it and gets whatever it may do.
+/// becomes a member of it and gets whatever it may do: when the owner is
+/// not a member yet, it must own nothing, hold no privilege and have no
+/// other member.
 fn group_role(
     client: &mut postgres::Client,
     options: &Options,
+    is_member: bool,
     plan: &mut Plan,
 ) -> Result<(), DbError> {
     let db = &options.database;
@@ -198,7 +212,14 @@ fn group_role(
             Ok(())
         }
         Some(found) => match found.not_a_group() {
-            None => Ok(()),
+            None if is_member => Ok(()),
+            None => match in_use(client, options)? {
+                None => Ok(()),
+                Some(why) => Err(DbError::Conflict(format!(
+                    "the role {db} exists and {why}: {} is not made a member of it",
+                    options.owner
+                ))),
+            },
             Some(why) => Err(DbError::Conflict(format!(
                 "the role {db} exists and is {why}, not a NOLOGIN group role: \
                  {} is not made a member of it",
@@ -210,8 +231,12 @@ fn group_role(
 
 /// The owner: made a LOGIN role with the password when missing; one that
 /// exists gets the password when its stored verifier is not one of it,
-/// and LOGIN when it lacks it. A superuser is refused, and so is a
-/// generated password for a role that has one already.
+/// and LOGIN when it lacks it, as the plan's last step (`add-db`, with no
+/// password, refuses a NOLOGIN owner instead). A superuser, a privileged
+/// or predefined role and a group role with members are refused, and so
+/// is a generated password for a role that exists: a new
+/// one, and one read back from `--generate-password`'s file unless it is
+/// the role's password already (the same provisioning run again).
 fn owner_role(
     client: &mut postgres::Client,
     options: &Options,
@@ -220,17 +245,31 @@ fn owner_role(
     let owner = &options.owner;
     let found = role(client, &options.target, owner)?;
     let refuse = |why: String| Err(DbError::Conflict(why));
+    if let Some(why) = found.as_ref().and_then(Role::not_an_owner) {
+        return refuse(format!(
+            "the role {owner} is {why}: a customer's database is not given to one"
+        ));
+    }
     match (&found, &options.password) {
         (None, None) => refuse(format!(
             "there is no role {owner}: pg create makes it, with a password"
         )),
-        (Some(role), _) if role.superuser => refuse(format!(
-            "the role {owner} is a superuser: a customer's database is not given to one"
+        (Some(role), None) if !role.login => refuse(format!(
+            "the role {owner} cannot log in (NOLOGIN): add-db does not make it a login \
+             role without a password; pg create with --password-file does"
         )),
         (Some(_), Some(password)) if password.generated.is_some() => refuse(format!(
             "the role {owner} exists, but not --generate-password's file: give its \
              password with --password-file, or use add-db"
         )),
+        (Some(role), Some(password))
+            if password.reused && !role.has_password(password.secret.expose().as_bytes()) =>
+        {
+            refuse(format!(
+                "the role {owner} exists, and --generate-password's file holds another \
+                 password: give its password with --password-file, or use add-db"
+            ))
+        }
         (None, Some(password)) => {
             let verifier = scram::verifier(password.secret.expose().as_bytes());
             let (shown, run) = role_sql("CREATE ROLE", owner, "LOGIN PASSWORD", &verifier);
@@ -242,9 +281,7 @@ fn owner_role(
         }
         (Some(role), password) => {
             let password = password.as_ref().map(|p| p.secret.expose().as_bytes());
-            if let Some(step) = role.made_login(owner, password) {
-                plan.push(step, None);
-            }
+            plan.last = role.made_login(owner, password);
             Ok(())
         }
     }
@@ -263,6 +300,8 @@ pub(crate) struct Role {
     predefined: bool,
     /// A member of another role, whose rights it passes on.
     member: bool,
+    /// Other roles are members of it.
+    has_members: bool,
     /// `rolpassword`.
     password: Option<String>,
 }
@@ -286,13 +325,46 @@ impl Role {
         }
     }
 
+    /// Why `pg password` does not set this role's password, in words
+    /// (a superuser, one of PostgreSQL's own); `None` when it does.
+    pub(crate) fn not_for_password(&self) -> Option<&'static str> {
+        if self.superuser {
+            Some("a superuser")
+        } else if self.predefined {
+            Some("one of PostgreSQL's own")
+        } else {
+            None
+        }
+    }
+
+    /// Why the role may not own a customer's database (nor be given a
+    /// password by this tool), in words; `None` when it may.
+    pub(crate) fn not_an_owner(&self) -> Option<&'static str> {
+        if self.superuser {
+            Some("a superuser")
+        } else if self.predefined {
+            Some("one of PostgreSQL's own")
+        } else if self.privileged {
+            Some("a role with CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS")
+        } else if self.has_members {
+            Some("a group role other roles are members of")
+        } else {
+            None
+        }
+    }
+
+    /// Whether its stored verifier is one of `password`.
+    pub(crate) fn has_password(&self, password: &[u8]) -> bool {
+        let stored = self.password.as_deref();
+        stored.and_then(|s| scram::matches(s, password)) == Some(true)
+    }
+
     /// The step that makes this existing role `name` a login role with
     /// `password`: none when it is one and its stored verifier is one of
     /// the password (or no password is given).
     fn made_login(&self, name: &str, password: Option<&[u8]>) -> Option<Step> {
-        let stored = self.password.as_deref();
         match password {
-            Some(p) if stored.and_then(|s| scram::matches(s, p)) != Some(true) => {
+            Some(p) if !self.has_password(p) => {
                 let verifier = scram::verifier(p);
                 let (shown, run) = role_sql("ALTER ROLE", name, "LOGIN PASSWORD", &verifier);
                 let what = format!("{name}'s password");
@@ -314,7 +386,8 @@ impl Role {
 }
 
 /// The database: made, owned by the owner, with ALL on its schema public
-/// to the owner (dropped again should the grant fail); one that exists
+/// to the owner when the template has one (dropped again should the
+/// grant fail); one that exists
 /// must be the owner's, gets the grant when it lacks it, and is otherwise
 /// left as it is, a warning saying how it differs from `--encoding` and
 /// `--locale`.
@@ -339,7 +412,9 @@ fn database(
             );
             let undo = drop_again("DATABASE", db, format!("the database {db}"));
             plan.push(make("postgres", format!("the database {db}"), sql), undo);
-            plan.push(grant(), None);
+            if template_has_public(client, options)? {
+                plan.push(grant(), None);
+            }
         }
         Some(found) if found != *owner => {
             return Err(DbError::Conflict(format!(
@@ -356,6 +431,32 @@ fn database(
         }
     }
     Ok(())
+}
+
+/// Whether the template a new database is copied from (`template1`
+/// unless `--template`) has the schema `public` the grant is on. One
+/// that takes no connections cannot be looked into and counts as having
+/// it (`template0` always has); a template that is not there fails
+/// `CREATE DATABASE` anyway.
+fn template_has_public(client: &mut postgres::Client, options: &Options) -> Result<bool, DbError> {
+    let template = options.make.template.as_deref().unwrap_or("template1");
+    let rows = client
+        .query(
+            "SELECT datallowconn FROM pg_database WHERE datname = $1",
+            &[&template],
+        )
+        .map_err(|e| apply::server(&options.target, &e))?;
+    if !rows.first().is_some_and(|row| row.get::<_, bool>(0)) {
+        return Ok(true);
+    }
+    let mut in_template = connect::connect(&options.target, template)?;
+    let row = in_template
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public')",
+            &[],
+        )
+        .map_err(|e| apply::server(&options.target, &e))?;
+    Ok(row.get(0))
 }
 
 /// An `--encoding` the server knows no encoding of is a bad option (exit
@@ -439,6 +540,7 @@ pub(crate) fn role(
              rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls, \
              oid < 16384, \
              EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = a.oid), \
+             EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.roleid = a.oid), \
              rolpassword FROM pg_authid a WHERE rolname = $1",
             &[&name],
         )
@@ -449,8 +551,33 @@ pub(crate) fn role(
         privileged: row.get(2),
         predefined: row.get(3),
         member: row.get(4),
-        password: row.get(5),
+        has_members: row.get(5),
+        password: row.get(6),
     }))
+}
+
+/// What the existing group role named like the database carries that
+/// its new member would get, in words: what it owns or was granted (in
+/// any database: `pg_shdepend`), or its members; `None` when nothing.
+fn in_use(client: &mut postgres::Client, options: &Options) -> Result<Option<String>, DbError> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_shdepend d \
+             WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = a.oid), \
+             ARRAY(SELECT pg_get_userbyid(m.member)::text FROM pg_auth_members m \
+             WHERE m.roleid = a.oid ORDER BY 1) FROM pg_authid a WHERE rolname = $1",
+            &[&options.database],
+        )
+        .map_err(|e| apply::server(&options.target, &e))?;
+    let (holds, members): (bool, Vec<String>) = (row.get(0), row.get(1));
+    Ok(if holds {
+        Some("owns objects or holds privileges".to_owned())
+    } else if !members.is_empty() {
+        let members: Vec<String> = members.iter().map(|m| crate::names::shown(m)).collect();
+        Some(format!("has the members {}", members.join(", ")))
+    } else {
+        None
+    })
 }
 
 /// Whether the owner is a member of the database's role.

@@ -3,7 +3,8 @@
 //! `--force`, which ends them (PostgreSQL 13's `DROP DATABASE … WITH
 //! (FORCE)`); the owner role stays, as it may own more. A role of the
 //! database's name that is not such a group role (a customer's login, a
-//! superuser) is left alone and said.
+//! superuser), or one without the database (a group role made by hand,
+//! whose members would lose what it carries), is left alone and said.
 
 use std::io::Write;
 use std::time::Duration;
@@ -54,10 +55,15 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
     let (steps, kept) = steps(options)?;
     let db = &options.database;
-    if let Some(why) = kept.filter(|_| !options.json) {
-        report.info(format_args!(
+    match kept.filter(|_| !options.json) {
+        Some(NO_DATABASE) => report.info(format_args!(
+            "the role {db} stays: there is no database {db}, and a group role is dropped \
+             only with its database"
+        )),
+        Some(why) => report.info(format_args!(
             "the role {db} stays: it is {why}, not a NOLOGIN group role"
-        ));
+        )),
+        None => {}
     }
     if options.dry_run {
         if !options.json {
@@ -74,16 +80,24 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
             role_kept: kept,
         })?;
     } else if steps.is_empty() && !options.dry_run {
+        let role = if kept.is_some() {
+            String::new()
+        } else {
+            format!(" nor group role {db}")
+        };
         report.info(format_args!(
-            "nothing to change: there is no database {db} nor group role {db}"
+            "nothing to change: there is no database {db}{role}"
         ));
     }
     Ok(Outcome::Success)
 }
 
+/// Why a group role is kept when its database is not there (`role_kept`).
+const NO_DATABASE: &str = "without its database";
+
 /// The statements: the database (when there), then its group role (when
-/// there, and one as `create` makes it); why a role of that name is not
-/// one.
+/// there with it, and one as `create` makes it); why a role of that name
+/// is kept.
 fn steps(options: &Options) -> Result<(Vec<Step>, Option<&'static str>), DbError> {
     let db = &options.database;
     let mut client = connect::connect(&options.target, "postgres")?;
@@ -114,7 +128,10 @@ fn steps(options: &Options) -> Result<(Vec<Step>, Option<&'static str>), DbError
         let what = format!("the database {db}");
         steps.push(Step::plain(Action::Drop, Some("postgres"), what, sql));
     }
-    let kept = role.as_ref().and_then(create::Role::not_a_group);
+    let kept = match role.as_ref().map(create::Role::not_a_group) {
+        Some(None) if exists == 0 => Some(NO_DATABASE),
+        found => found.flatten(),
+    };
     if role.is_some() && kept.is_none() {
         let sql = format!("DROP ROLE {}", pg_identifier(db));
         let what = format!("the role {db}");

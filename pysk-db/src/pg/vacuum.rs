@@ -389,9 +389,12 @@ fn vacuum_tables(options: &Options, session: Session) -> Result<Vacuumed, DbErro
 
 /// Each user table reindexed CONCURRENTLY (the server refuses that for
 /// system catalogs), within the session's lock_timeout: a table held
-/// elsewhere is skipped, and the invalid `_ccnew` indexes the stopped
-/// REINDEX CONCURRENTLY leaves on it — kept up to date on every write
-/// until dropped — are dropped.
+/// elsewhere is skipped, and the invalid `_ccnew`/`_ccold` indexes a
+/// stopped REINDEX CONCURRENTLY leaves on it and its TOAST table — kept
+/// up to date on every write until dropped, and skipped by every later
+/// REINDEX — are dropped, both those this run leaves and, before the
+/// table is reindexed, those of earlier runs (so a drop that failed is
+/// tried again the next time).
 fn reindex(
     client: &mut postgres::Client,
     target: &Target,
@@ -413,6 +416,7 @@ fn reindex(
             schema: row.get(1),
             table: row.get(2),
         };
+        drop_half_built(client, target, oid, &name, result)?;
         match client.batch_execute(&format!("REINDEX TABLE CONCURRENTLY {}", name.sql())) {
             Ok(()) => result.reindexed += 1,
             Err(e) if e.code().is_some_and(|c| c.code() == LOCK_NOT_AVAILABLE) => {
@@ -426,9 +430,10 @@ fn reindex(
     Ok(())
 }
 
-/// Drops the invalid `_ccnew` indexes a stopped REINDEX CONCURRENTLY left
-/// on the table `oid` (`table`), unless another session is building an
-/// index on it right now (its own REINDEX CONCURRENTLY's, say).
+/// Drops the invalid `_ccnew` and `_ccold` indexes a stopped REINDEX
+/// CONCURRENTLY left on the table `oid` (`table`) and its TOAST table,
+/// unless another session is building an index on either right now (its
+/// own REINDEX CONCURRENTLY's, say).
 fn drop_half_built(
     client: &mut postgres::Client,
     target: &Target,
@@ -441,9 +446,12 @@ fn drop_half_built(
             "SELECT n.nspname::text, c.relname::text FROM pg_index i \
              JOIN pg_class c ON c.oid = i.indexrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE i.indrelid = $1 AND NOT i.indisvalid AND c.relname LIKE '%\\_ccnew%' \
+             CROSS JOIN (SELECT $1::oid AS heap, reltoastrelid AS toast FROM pg_class \
+                         WHERE oid = $1) t \
+             WHERE i.indrelid IN (t.heap, t.toast) AND NOT i.indisvalid \
+             AND c.relname ~ '_cc(new|old)[0-9]*$' \
              AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p \
-                             WHERE p.relid = $1 AND p.pid <> pg_backend_pid())",
+                             WHERE p.relid IN (t.heap, t.toast) AND p.pid <> pg_backend_pid())",
             &[&oid],
         )
         .map_err(|e| apply::server(target, &e))?;
