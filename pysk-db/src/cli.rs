@@ -464,7 +464,8 @@ pub struct MysqlCreateArgs {
     )]
     pub password_file: Option<std::path::PathBuf>,
     /// Make a password, written once to OUT (mode 0600) and never
-    /// printed; OUT must not exist yet
+    /// printed; an existing OUT (an earlier run's) is the password, and
+    /// an account that exists must already have it
     #[arg(long, value_name = "OUT", conflicts_with = "password_file")]
     pub generate_password: Option<std::path::PathBuf>,
     /// The database's character set

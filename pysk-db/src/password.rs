@@ -28,6 +28,8 @@ pub struct Password {
     /// `--generate-password`'s file, to be written by [`Password::keep`]
     /// (`None` when the password was read from a file).
     pub generated: Option<PathBuf>,
+    /// The password was read from an existing --generate-password file (an earlier run wrote it).
+    pub reused: bool,
 }
 
 impl Password {
@@ -90,6 +92,7 @@ fn generate(out: &Path) -> Result<Password, DbError> {
         return Ok(Password {
             secret: read(out)?,
             generated: None,
+            reused: true,
         });
     }
     let mut bytes = [0u8; GENERATED_BYTES];
@@ -100,6 +103,7 @@ fn generate(out: &Path) -> Result<Password, DbError> {
     Ok(Password {
         secret: Secret::from(text),
         generated: Some(out.to_owned()),
+        reused: false,
     })
 }
 
@@ -131,6 +135,7 @@ pub fn from_options(file: Option<&Path>, generate_to: Option<&Path>) -> Result<P
         (Some(file), _) => Ok(Password {
             secret: read(file)?,
             generated: None,
+            reused: false,
         }),
         (None, Some(out)) => generate(out),
         (None, None) => Err(pysk_common::Error::option(

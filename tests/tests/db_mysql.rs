@@ -1108,6 +1108,40 @@ fn a_generated_password_is_written_once_and_an_empty_one_is_refused() {
          give its password with --password-file; nothing changed\n",
     );
     assert!(!elsewhere.exists(), "nothing written");
+    // An existing OUT is taken only when it is the account's password: a
+    // file of another password (a leftover, another site's) is refused
+    // the same way, and the account keeps its own.
+    let other = env.password("other.pw", "Other-Pa55");
+    let hashes = "SELECT host, authentication_string FROM mysql.user WHERE user = 'wiki'";
+    let before = db.mariadb(hashes);
+    let refused = env
+        .tool()
+        .args(["mysql", "create", "wiki2", "--user", "wiki"])
+        .arg("--generate-password")
+        .arg(&other)
+        .fails_with(65);
+    assert_stderr_is(
+        &refused,
+        "pysk-db: the account wiki@localhost exists with another password than \
+         --generate-password's file: give its password with --password-file; nothing changed\n",
+    );
+    assert_eq!(db.mariadb(hashes), before);
+    assert_eq!(db.mariadb("SHOW DATABASES LIKE 'wiki2'"), "");
+    let login = db.login("wiki", password, "SELECT CURRENT_USER()");
+    assert_eq!(stdout(&login), "wiki@localhost\n", "{login:?}");
+    // The same provisioning's file, for a second database: passes.
+    let second = env
+        .tool()
+        .args(["mysql", "create", "wiki2", "--user", "wiki"])
+        .arg("--generate-password")
+        .arg(&out_file)
+        .succeeds();
+    assert_stderr_is(
+        &second,
+        "pysk-db: made the database wiki2\n\
+         pysk-db: made ALL on wiki2 to wiki@localhost\n",
+    );
+    assert_eq!(db.mariadb(hashes), before);
 
     // An empty password file is no password; one with a carriage return
     // or a second line holds a password nobody could type.

@@ -189,7 +189,9 @@ fn account(user: &str, host: &str) -> String {
 /// Each account made, or its password set when its stored hash is not
 /// one of this password; an account another way in (`unix_socket`, a
 /// chain) is refused, and so is one that exists when the password is to
-/// be generated (its applications use the one it has).
+/// be generated (its applications use the one it has), or is read from
+/// `--generate-password`'s existing file and is not the account's: only
+/// the second run of the same provisioning passes.
 fn accounts(
     conn: &mut Conn,
     options: &Options,
@@ -213,6 +215,14 @@ fn accounts(
                 return Err(DbError::Conflict(format!(
                     "the account {user}@{host} exists, but not --generate-password's file: \
                      give its password with --password-file"
+                )));
+            }
+            Some(account)
+                if options.password.reused && !account.holds_password(&options.password.secret) =>
+            {
+                return Err(DbError::Conflict(format!(
+                    "the account {user}@{host} exists with another password than \
+                     --generate-password's file: give its password with --password-file"
                 )));
             }
             Some(account) => {
