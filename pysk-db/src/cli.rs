@@ -349,8 +349,11 @@ Example:
 The database and the account USER (default: the database's name) at every
 host it has. An account that also holds grants elsewhere (another
 database, a global privilege, a role) is kept and said (on stderr, and in
---json's \"kept\"), its grant on the database taken back. Sessions on the database or of the user (the list of
-processes, this run's aside) refuse the drop (exit 65, nothing changed)
+--json's \"kept\"), its grant on the database taken back. Sessions on the
+database or of the accounts dropped (the list of processes, this run's
+aside; it names a session's user, not its account: when an account of the
+user is kept, only sessions from a client host that a dropped account's
+host matches count) refuse the drop (exit 65, nothing changed)
 unless --force, which ends them first with KILL CONNECTION (listed by
 --dry-run). Nothing there: nothing to change. The server's own databases
 and accounts are refused (exit 65).")]
@@ -404,7 +407,7 @@ pub struct MysqlDropArgs {
     /// The account's user name (default: the database's name)
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
-    /// End the sessions on the database and of the user first
+    /// End the sessions on the database and of the accounts dropped first
     #[arg(long)]
     pub force: bool,
     /// `--dry-run`.

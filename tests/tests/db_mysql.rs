@@ -777,6 +777,15 @@ fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &En
         .args(["--account-host", "127.0.0.1"])
         .succeeds();
     let kept = "pysk-db: kept the account app@localhost: it also holds grants on app1\n";
+    // A session of app@localhost (the socket's), which is kept: app2's
+    // drop neither counts nor ends it.
+    let mut of_user = mysql::Conn::new(
+        mysql::OptsBuilder::new()
+            .socket(Some(db.socket.to_string_lossy()))
+            .user(Some("app"))
+            .pass(Some("Pa55-app")),
+    )
+    .expect("app's session");
     let out = env
         .tool()
         .args([
@@ -824,21 +833,21 @@ fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &En
         db.login("app", "Pa55-app", "USE app1").status.code(),
         Some(0)
     );
+    of_user
+        .query_drop("SELECT 1")
+        .expect("app@localhost's session goes on");
 
-    // A session on app1 (root's) and one of app: refused, then ended.
+    // A session on app1 (root's) and one of app@localhost, dropped now
+    // while app@127.0.0.1 (app3's) is kept: refused, then ended.
+    env.create("app3", &pw)
+        .args(["--user", "app", "--account-host", "127.0.0.1"])
+        .succeeds();
     let target = Target {
         socket: db.socket.clone(),
         timeout: std::time::Duration::from_secs(5),
     };
     let mut on_db = connect(&target).expect("root");
     on_db.query_drop("USE app1").expect("USE");
-    let mut of_user = mysql::Conn::new(
-        mysql::OptsBuilder::new()
-            .socket(Some(db.socket.to_string_lossy()))
-            .user(Some("app"))
-            .pass(Some("Pa55-app")),
-    )
-    .expect("app's session");
     let ids = [on_db.connection_id(), of_user.connection_id()];
     let before = db.mariadb(accounts);
     for args in [vec!["--dry-run"], vec![]] {
@@ -849,7 +858,7 @@ fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &En
             .fails_with(65);
         assert_stderr_is(
             &out,
-            "pysk-db: the database app1 and the user app have 2 session(s): \
+            "pysk-db: the database app1 and the account app@localhost have 2 session(s): \
              --force ends them; nothing changed\n",
         );
     }
@@ -869,8 +878,8 @@ fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &En
     assert_eq!(
         stdout(&plan),
         format!(
-            "would end the session {0} of root on app1: KILL CONNECTION {0};\n\
-             would end the session {1} of app: KILL CONNECTION {1};\n\
+            "would end the session {1} of app: KILL CONNECTION {1};\n\
+             would end the session {0} of root on app1: KILL CONNECTION {0};\n\
              would drop the database app1: DROP DATABASE `app1`;\n\
              would drop the account app@localhost: DROP USER `app`@`localhost`;\n",
             ids[0], ids[1]
@@ -883,11 +892,12 @@ fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &En
     assert_stderr_is(
         &out,
         &format!(
-            "pysk-db: ended the session {} of root on app1\n\
+            "pysk-db: kept the account app@127.0.0.1: it also holds grants on app3\n\
              pysk-db: ended the session {} of app\n\
+             pysk-db: ended the session {} of root on app1\n\
              pysk-db: dropped the database app1\n\
              pysk-db: dropped the account app@localhost\n",
-            ids[0], ids[1]
+            ids[1], ids[0]
         ),
     );
     assert!(
@@ -898,7 +908,7 @@ fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &En
         of_user.query_drop("SELECT 1").is_err(),
         "app's session ended"
     );
-    assert_eq!(db.mariadb(accounts), "");
+    assert_eq!(db.mariadb(accounts), "app\t127.0.0.1");
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //! it has; what is not there is not dropped, so a second run finds nothing
 //! to change. An account that also holds grants elsewhere (another
 //! database, every database, a role) still serves something else: it is
-//! kept and said. Sessions on the database or of the user refuse the drop
-//! unless `--force`, which ends them first (`KILL CONNECTION`).
+//! kept and said. Sessions on the database or of the accounts dropped
+//! refuse the drop unless `--force`, which ends them first (`KILL
+//! CONNECTION`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -35,7 +36,7 @@ pub struct Options {
     /// The account's user name (checked by the name rule; not a system
     /// account).
     pub user: String,
-    /// End the sessions on the database and of the user first.
+    /// End the sessions on the database and of the accounts dropped first.
     pub force: bool,
     /// The lock file of mutating runs.
     pub lock: std::path::PathBuf,
@@ -146,7 +147,7 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<(Vec<Step>, Vec<Kept>), Db
         )
         .map_err(refused)?;
     let mut kept = Vec::new();
-    let mut accounts = false;
+    let mut dropped = Vec::new();
     for host in hosts {
         let account = format!("{user}@{host}");
         let grants_elsewhere = elsewhere(conn, options, &host)?;
@@ -169,9 +170,14 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<(Vec<Step>, Vec<Kept>), Db
             format!("the account {account}"),
             sql,
         ));
-        accounts = true;
+        dropped.push(host);
     }
-    let mut steps = sessions(conn, options, exists, accounts)?;
+    let whose = Whose {
+        database: exists,
+        every: kept.is_empty(),
+        hosts: dropped,
+    };
+    let mut steps = sessions(conn, options, &whose)?;
     steps.extend(drops);
     Ok((steps, kept))
 }
@@ -271,31 +277,82 @@ fn elsewhere(conn: &mut Conn, options: &Options, host: &str) -> Result<Vec<Strin
     Ok(found)
 }
 
-/// The sessions on the database (when it is dropped) and of the user
-/// (when an account of it is), our own aside: refused without `--force`,
-/// else each ended first.
-fn sessions(
-    conn: &mut Conn,
-    options: &Options,
+/// Whose sessions a drop ends: those on the database (when it is
+/// dropped), and those of the accounts dropped.
+struct Whose {
+    /// The database is dropped.
     database: bool,
-    accounts: bool,
-) -> Result<Vec<Step>, DbError> {
+    /// Every account of the user is dropped (none kept).
+    every: bool,
+    /// The hosts of the accounts dropped.
+    hosts: Vec<String>,
+}
+
+impl Whose {
+    /// Whose sessions these are, for the refusal.
+    fn said(&self, options: &Options) -> String {
+        let (db, user) = (&options.database, &options.user);
+        let accounts = match self.hosts.as_slice() {
+            [] => None,
+            _ if self.every => Some(format!("the user {user}")),
+            [host] => Some(format!("the account {user}@{host}")),
+            hosts => Some(format!(
+                "the accounts {}",
+                hosts
+                    .iter()
+                    .map(|h| format!("{user}@{h}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
+        match (self.database, accounts) {
+            (true, Some(accounts)) => format!("the database {db} and {accounts} have"),
+            (true, None) => format!("the database {db} has"),
+            (false, Some(accounts)) if accounts.starts_with("the accounts ") => {
+                format!("{accounts} have")
+            }
+            (false, Some(accounts)) => format!("{accounts} has"),
+            (false, None) => String::new(),
+        }
+    }
+}
+
+/// The client host of a process list row (`localhost` for a socket,
+/// else the address or name without its `:port`).
+const CLIENT_HOST: &str = "IF(LOCATE(':', HOST) > 0, LEFT(HOST, CHAR_LENGTH(HOST) - \
+     CHAR_LENGTH(SUBSTRING_INDEX(HOST, ':', -1)) - 1), HOST)";
+
+/// The sessions on the database (when it is dropped) and of the accounts
+/// dropped, our own aside: refused without `--force`, else each ended
+/// first. The process list names a session's user, not the account it
+/// signed in as: when every account of the user goes, each session of
+/// the user counts; when one is kept, only a session whose client host
+/// matches a dropped account's host (its pattern, as the server matches
+/// it) does, so the kept account's sessions go on.
+fn sessions(conn: &mut Conn, options: &Options, whose: &Whose) -> Result<Vec<Step>, DbError> {
     let (db, user) = (&options.database, &options.user);
+    let mut of_user = "FALSE".to_owned();
+    let mut params: Vec<mysql::Value> = vec![whose.database.into(), db.as_str().into()];
+    if !whose.hosts.is_empty() {
+        params.push(user.as_str().into());
+        params.push(whose.every.into());
+        let hosts = vec![format!("{CLIENT_HOST} LIKE ?"); whose.hosts.len()].join(" OR ");
+        of_user = format!("USER = ? AND (? OR {hosts})");
+        params.extend(whose.hosts.iter().map(|h| h.as_str().into()));
+    }
     let found: Vec<(u64, String, Option<String>)> = conn
         .exec(
-            "SELECT ID, USER, DB FROM information_schema.PROCESSLIST \
-             WHERE ID <> CONNECTION_ID() AND ((? AND DB = ?) OR (? AND USER = ?)) ORDER BY ID",
-            (database, db.as_str(), accounts, user.as_str()),
+            format!(
+                "SELECT ID, USER, DB FROM information_schema.PROCESSLIST \
+                 WHERE ID <> CONNECTION_ID() AND ((? AND DB = ?) OR ({of_user})) ORDER BY ID"
+            ),
+            params,
         )
         .map_err(|e| options.target.refused(None, &e))?;
     if !found.is_empty() && !options.force {
-        let whose = match (database, accounts) {
-            (true, true) => format!("the database {db} and the user {user} have"),
-            (true, false) => format!("the database {db} has"),
-            _ => format!("the user {user} has"),
-        };
         return Err(DbError::Conflict(format!(
-            "{whose} {} session(s): --force ends them",
+            "{} {} session(s): --force ends them",
+            whose.said(options),
             found.len()
         )));
     }
