@@ -323,7 +323,9 @@ before anything is made). A bad --account-host, --charset or --collation
 exits 2. A database that exists with another character set or collation
 is left as it is and said (stderr, and --json's \"warnings\"). A new
 account at a host with a wildcard (% or _) is said to be open to every
-host that matches.")]
+host that matches. When the server refuses a statement after the accounts
+were made (exit 69), the accounts and the database this run made are
+dropped again, latest first, and the error says so.")]
     Create(MysqlCreateArgs),
     /// Set an account's password
     #[command(after_help = "\

@@ -475,7 +475,41 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
         );
         assert_eq!(env.catalogs(), before);
         create_checks_the_character_set_and_collation(&env, &pw);
+        create_takes_back_what_it_made_when_the_server_refuses(&env, &pw);
     }
+}
+
+/// A statement the server refuses after the accounts were made (here
+/// CREATE DATABASE, since the server may not make the database's
+/// directory in its data directory): the accounts this run made are
+/// dropped again, latest first, and said.
+fn create_takes_back_what_it_made_when_the_server_refuses(env: &Env, pw: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let db = &env.db;
+    let mode = std::fs::metadata(&db.data_dir).expect("stat").permissions();
+    std::fs::set_permissions(&db.data_dir, std::fs::Permissions::from_mode(0o555))
+        .expect("the data directory read-only");
+    let before = env.catalogs();
+    let out = env
+        .create("stray", pw)
+        .args(["--account-host", "localhost", "--account-host", "10.0.0.%"])
+        .fails_with(69);
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: the account stray@10.0.0.% may log in from every host that matches \
+             10.0.0.%\n\
+             pysk-db: made the account stray@localhost\n\
+             pysk-db: made the account stray@10.0.0.%\n\
+             pysk-db: {}: CREATE DATABASE `stray` CHARACTER SET utf8mb4: \
+             Can't create database 'stray' (errno: 13 \"Permission denied\") (1006); \
+             the account stray@10.0.0.%, the account stray@localhost made by this run \
+             were dropped again\n",
+            db.socket.display()
+        ),
+    );
+    std::fs::set_permissions(&db.data_dir, mode).expect("the data directory as it was");
+    assert_eq!(env.catalogs(), before, "nothing left behind");
 }
 
 /// A character set or collation the server lacks, or a collation of

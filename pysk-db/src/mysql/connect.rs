@@ -124,10 +124,71 @@ pub fn apply(
     json: bool,
     report: &Reporter,
 ) -> Result<(), DbError> {
-    for step in steps {
+    undoable(conn, target, steps, &[], json, report)
+}
+
+/// [`apply`], where `undo[i]` (when there is one) takes `steps[i]` back:
+/// when a statement fails, the undo steps of those done are run, latest
+/// first, and the error names what they took back (or could not).
+pub fn undoable(
+    conn: &mut Conn,
+    target: &Target,
+    steps: &[Step],
+    undo: &[Option<Step>],
+    json: bool,
+    report: &Reporter,
+) -> Result<(), DbError> {
+    let mut done = 0;
+    let result = steps.iter().try_for_each(|step| {
         conn.query_drop(step.statement())
             .map_err(|e| target.refused(Some(&step.sql), &e))?;
         step.said(json, report);
+        done += 1;
+        Ok(())
+    });
+    let Err(e) = result else {
+        return Ok(());
+    };
+    let made: Vec<&Step> = undo.iter().take(done).flatten().rev().collect();
+    if made.is_empty() {
+        return Err(e);
     }
-    Ok(())
+    let note = take_back(conn, &made);
+    Err(match e {
+        DbError::Server { server, reason } => DbError::Server {
+            server,
+            reason: format!("{reason}; {note}"),
+        },
+        other => {
+            report.warn(note);
+            other
+        }
+    })
+}
+
+/// Runs the undo steps `made` (latest first), each on its own; says what
+/// was taken back and what could not be.
+fn take_back(conn: &mut Conn, made: &[&Step]) -> String {
+    let (mut undone, mut left) = (Vec::new(), Vec::new());
+    for step in made {
+        match conn.query_drop(step.statement()) {
+            Ok(()) => undone.push(step.what.as_str()),
+            Err(e) => left.push(format!("{} ({})", step.what, why(&e))),
+        }
+    }
+    let mut note = Vec::new();
+    if !undone.is_empty() {
+        let verb = if undone.len() == 1 { "was" } else { "were" };
+        note.push(format!(
+            "{} made by this run {verb} dropped again",
+            undone.join(", ")
+        ));
+    }
+    if !left.is_empty() {
+        note.push(format!(
+            "made by this run and still there, to drop by hand: {}",
+            left.join(", ")
+        ));
+    }
+    note.join("; ")
 }

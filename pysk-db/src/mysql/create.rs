@@ -4,7 +4,8 @@
 //! statement as a checked literal (the server takes no placeholder there);
 //! a stored hash of the same password is left alone (both hashes are
 //! deterministic), so a second run changes nothing. Planned from the
-//! catalogs, then shown (`--dry-run`, the hash as `***`) or applied.
+//! catalogs, then shown (`--dry-run`, the hash as `***`) or applied; what
+//! the run made is dropped again when a later statement is refused.
 
 use std::io::Write;
 use std::time::Duration;
@@ -73,6 +74,24 @@ struct Summary<'a> {
     warnings: &'a [String],
 }
 
+/// The steps of a plan and, for each, the step that takes it back (the
+/// accounts and the database this run makes), run when a later one fails.
+#[derive(Debug, Default)]
+struct Plan {
+    /// The statements, in order.
+    steps: Vec<Step>,
+    /// `undo[i]` takes `steps[i]` back.
+    undo: Vec<Option<Step>>,
+}
+
+impl Plan {
+    /// Adds a step and what takes it back.
+    fn push(&mut self, step: Step, undo: Option<Step>) {
+        self.steps.push(step);
+        self.undo.push(undo);
+    }
+}
+
 /// What planning found worth saying besides the steps.
 #[derive(Debug, Default)]
 struct Notes {
@@ -114,7 +133,8 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
     let mut conn = connect::connect(&options.target)?;
     let mut notes = Notes::default();
-    let steps = plan(&mut conn, options, &mut notes)?;
+    let planned = plan(&mut conn, options, &mut notes)?;
+    let steps = &planned.steps;
     for warning in &notes.warnings {
         report.warn(warning);
     }
@@ -123,11 +143,12 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     }
     if options.dry_run {
         if !options.json {
-            plan::show(&steps, out)?;
+            plan::show(steps, out)?;
         }
     } else {
         options.password.keep()?;
-        connect::apply(&mut conn, &options.target, &steps, options.json, report)?;
+        let (target, undo) = (&options.target, &planned.undo);
+        connect::undoable(&mut conn, target, steps, undo, options.json, report)?;
     }
     if options.json {
         report::print_json(&Summary {
@@ -135,7 +156,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
             database: &options.database,
             user: &options.user,
             hosts: &options.hosts,
-            changes: &steps,
+            changes: steps,
             warnings: &notes.warnings,
         })?;
     } else if steps.is_empty() && !options.dry_run {
@@ -152,17 +173,18 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 /// The statements the catalogs call for, in order: the plugin, the
 /// accounts, the database, the grants; a character set or collation the
 /// server does not have (together) refused first.
-fn plan(conn: &mut Conn, options: &Options, notes: &mut Notes) -> Result<Vec<Step>, DbError> {
+fn plan(conn: &mut Conn, options: &Options, notes: &mut Notes) -> Result<Plan, DbError> {
     let target = &options.target;
     charset_known(conn, options)?;
-    let mut steps = Vec::new();
+    let mut steps = Plan::default();
     if options.auth == Auth::Ed25519 && !ed25519_active(conn, target)? {
-        steps.push(Step::plain(
+        let step = Step::plain(
             Action::Install,
             None,
             "the ed25519 authentication plugin".to_owned(),
             INSTALL_ED25519.to_owned(),
-        ));
+        );
+        steps.push(step, None);
     }
     accounts(conn, options, &mut steps, notes)?;
     database(conn, options, &mut steps, notes)?;
@@ -175,7 +197,7 @@ fn plan(conn: &mut Conn, options: &Options, notes: &mut Notes) -> Result<Vec<Ste
                 account(user, host)
             );
             let what = format!("ALL on {db} to {user}@{host}");
-            steps.push(Step::plain(Action::Make, None, what, sql));
+            steps.push(Step::plain(Action::Make, None, what, sql), None);
         }
     }
     Ok(steps)
@@ -195,7 +217,7 @@ fn account(user: &str, host: &str) -> String {
 fn accounts(
     conn: &mut Conn,
     options: &Options,
-    steps: &mut Vec<Step>,
+    steps: &mut Plan,
     notes: &mut Notes,
 ) -> Result<(), DbError> {
     let (user, auth) = (&options.user, options.auth);
@@ -233,14 +255,19 @@ fn accounts(
                 (Action::Set, "ALTER USER", account.set_what(user, auth))
             }
         };
-        let account = account(user, host);
-        steps.push(Step::secret(
+        let quoted = account(user, host);
+        let undo = (action == Action::Make).then(|| {
+            let what = format!("the account {user}@{host}");
+            Step::plain(Action::Drop, None, what, format!("DROP USER {quoted}"))
+        });
+        let step = Step::secret(
             action,
             None,
             what,
-            format!("{verb} {account} {}", auth.clause("***")),
-            format!("{verb} {account} {}", auth.clause(&hash)),
-        ));
+            format!("{verb} {quoted} {}", auth.clause("***")),
+            format!("{verb} {quoted} {}", auth.clause(&hash)),
+        );
+        steps.push(step, undo);
     }
     Ok(())
 }
@@ -302,7 +329,7 @@ fn charset_known(conn: &mut Conn, options: &Options) -> Result<(), DbError> {
 fn database(
     conn: &mut Conn,
     options: &Options,
-    steps: &mut Vec<Step>,
+    steps: &mut Plan,
     notes: &mut Notes,
 ) -> Result<(), DbError> {
     let db = &options.database;
@@ -327,12 +354,10 @@ fn database(
     if let Some(collation) = &options.collation {
         sql.push_str(&format!(" COLLATE {collation}"));
     }
-    steps.push(Step::plain(
-        Action::Make,
-        None,
-        format!("the database {db}"),
-        sql,
-    ));
+    let what = format!("the database {db}");
+    let drop = format!("DROP DATABASE {}", mysql_identifier(db));
+    let undo = Step::plain(Action::Drop, None, what.clone(), drop);
+    steps.push(Step::plain(Action::Make, None, what, sql), Some(undo));
     Ok(())
 }
 
