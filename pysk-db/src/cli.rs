@@ -317,10 +317,10 @@ is left alone, so a second run changes nothing and says so. Refused (exit
 65, nothing changed): the server's own databases and accounts (root,
 mysql, mariadb.sys, PUBLIC); an account that signs in otherwise
 (unix_socket, a chain of plugins); a database that exists with grants to
-other accounts (root and PUBLIC aside); a character set or collation the
-server does not have, or a collation of another character set (checked
-before anything is made). A bad --account-host, --charset or --collation
-exits 2. A database that exists with another character set or collation
+other accounts (root and PUBLIC aside). A bad --account-host, --charset
+or --collation exits 2, and so do a character set or collation the server
+does not have and a collation of another character set (checked before
+anything is made). A database that exists with another character set or collation
 is left as it is and said (stderr, and --json's \"warnings\"). A new
 account at a host with a wildcard (% or _) is said to be open to every
 host that matches. When the server refuses a statement after the accounts

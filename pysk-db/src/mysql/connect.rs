@@ -49,7 +49,9 @@ impl Target {
     }
 }
 
-/// A session as root, over the socket only (never TCP). The client's
+/// A session as root, over the socket only (never TCP); a socket not
+/// reached is named with its switch, the server's refusal as it says it.
+/// The client's
 /// read and write timeouts are those of the socket, for the handshake and
 /// every statement alike, and it cannot change them later; so the read
 /// timeout is set for the handshake (and the client's own first query)
@@ -71,8 +73,10 @@ pub fn connect(target: &Target) -> Result<Conn, DbError> {
                 "no answer within {} s (db_connect_timeout)",
                 target.timeout.as_secs_f64()
             )
-        } else {
+        } else if let mysql::Error::MySqlError(_) = e {
             why(e)
+        } else {
+            format!("{} (db_mysql_socket)", why(e))
         },
     };
     let conn = Conn::new(opts).map_err(|e| unreachable(&e))?;

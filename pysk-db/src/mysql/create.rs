@@ -283,9 +283,10 @@ fn open_to(user: &str, host: &str) -> Option<String> {
     })
 }
 
-/// Refuses a character set the server does not have, a collation it does
-/// not have, or one of another character set: the server would refuse
-/// the CREATE DATABASE after the accounts were made.
+/// Refuses (a bad option, exit 2) a character set the server does not
+/// have, a collation it does not have, or one of another character set:
+/// the server would refuse the CREATE DATABASE after the accounts were
+/// made.
 fn charset_known(conn: &mut Conn, options: &Options) -> Result<(), DbError> {
     let refused = |e: mysql::Error| options.target.refused(None, &e);
     let charset = options.charset.as_str();
@@ -297,9 +298,11 @@ fn charset_known(conn: &mut Conn, options: &Options) -> Result<(), DbError> {
         )
         .map_err(refused)?;
     if known.is_none() {
-        return Err(DbError::Conflict(format!(
-            "the server has no character set {charset}"
-        )));
+        return Err(bad(
+            "--charset",
+            charset,
+            "not a character set this server knows",
+        ));
     }
     let Some(collation) = options.collation.as_deref() else {
         return Ok(());
@@ -310,16 +313,23 @@ fn charset_known(conn: &mut Conn, options: &Options) -> Result<(), DbError> {
     let probe = format!("SELECT CONVERT('' USING {charset}) COLLATE {collation}");
     match conn.query_drop(probe) {
         Ok(()) => Ok(()),
-        Err(mysql::Error::MySqlError(e)) if e.code == UNKNOWN_COLLATION => Err(DbError::Conflict(
-            format!("the server has no collation {collation}"),
+        Err(mysql::Error::MySqlError(e)) if e.code == UNKNOWN_COLLATION => Err(bad(
+            "--collation",
+            collation,
+            "not a collation this server knows",
         )),
-        Err(mysql::Error::MySqlError(e)) if e.code == COLLATION_CHARSET_MISMATCH => {
-            Err(DbError::Conflict(format!(
-                "the collation {collation} is not one of the character set {charset}"
-            )))
-        }
+        Err(mysql::Error::MySqlError(e)) if e.code == COLLATION_CHARSET_MISMATCH => Err(bad(
+            "--collation",
+            collation,
+            &format!("not a collation of the character set {charset}"),
+        )),
         Err(e) => Err(refused(e)),
     }
+}
+
+/// A bad option value the server found (exit 2).
+fn bad(option: &str, value: &str, why: &str) -> DbError {
+    pysk_common::Error::option(option, format!("{value:?}: {why}")).into()
 }
 
 /// The database made when it is not there; one that is there and that
