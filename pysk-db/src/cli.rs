@@ -351,7 +351,8 @@ Example:
 The database and the account USER (default: the database's name) at every
 host it has. An account that also holds grants elsewhere (another
 database, a global privilege, a role) is kept and said (on stderr, and in
---json's \"kept\"), its grant on the database taken back. Sessions on the
+--json's \"kept\"), its grants on the database (its tables, columns and
+routines too) taken back. Sessions on the
 database or of the accounts dropped (the list of processes, this run's
 aside; it names a session's user, not its account: when an account of the
 user is kept, only sessions from a client host that a dropped account's

@@ -874,6 +874,43 @@ fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &En
         .query_drop("SELECT 1")
         .expect("app@localhost's session goes on");
 
+    // Every grant a kept account holds on the database is taken back:
+    // create's escaped pattern, a raw one by hand (which also matches
+    // appXx), table, column and routine grants.
+    env.create("app_x", &pw)
+        .args(["-q", "--user", "app"])
+        .succeeds();
+    db.mariadb(
+        "GRANT SELECT ON `app_x`.* TO app@localhost; \
+         CREATE TABLE app_x.t (i INT, j INT); \
+         GRANT INSERT ON app_x.t TO app@localhost WITH GRANT OPTION; \
+         GRANT UPDATE (j) ON app_x.t TO app@localhost; \
+         CREATE PROCEDURE app_x.p() SELECT 1; \
+         GRANT EXECUTE ON PROCEDURE app_x.p TO app@localhost",
+    );
+    let on_app_x = ["db", "tables_priv", "columns_priv", "procs_priv"]
+        .map(|t| format!("SELECT '{t}', Db FROM mysql.{t} WHERE User = 'app' AND Db LIKE 'app%x'"))
+        .join(" UNION ALL ");
+    assert_eq!(
+        db.mariadb(&on_app_x),
+        "db\tapp\\\\_x\ndb\tapp_x\ntables_priv\tapp_x\ncolumns_priv\tapp_x\nprocs_priv\tapp_x"
+    );
+    let out = env
+        .tool()
+        .args(["mysql", "drop", "app_x", "--user", "app"])
+        .succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: kept the account app@localhost: it also holds grants on app1\n\
+         pysk-db: dropped the database app_x\n\
+         pysk-db: revoked ALL on app_x from app@localhost\n\
+         pysk-db: revoked ALL on app_x (a pattern) from app@localhost\n\
+         pysk-db: revoked ALL on app_x.t from app@localhost\n\
+         pysk-db: revoked GRANT OPTION on app_x.t from app@localhost\n\
+         pysk-db: revoked ALL on procedure app_x.p from app@localhost\n",
+    );
+    assert_eq!(db.mariadb(&on_app_x), "");
+
     // A session on app1 (root's) and one of app@localhost, dropped now
     // while app@127.0.0.1 (app3's) is kept: refused, then ended.
     env.create("app3", &pw)

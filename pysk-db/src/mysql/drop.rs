@@ -193,44 +193,86 @@ fn database_exists(conn: &mut Conn, options: &Options) -> Result<bool, DbError> 
     Ok(found.is_some())
 }
 
-/// A kept account's grant on the database taken back (and its GRANT
-/// OPTION, which ALL does not cover): the server keeps it after `DROP
-/// DATABASE`, and it would give the account a database made later under
-/// the same name.
+/// A kept account's grants on the database taken back, in every form
+/// the server keeps after `DROP DATABASE` and that would give the account
+/// a database made later under the same name: `mysql.db`'s rows for the
+/// name escaped (as `create` grants it) and raw (a pattern by hand, which
+/// matches more), and its table, column and routine grants; each with
+/// its GRANT OPTION, which ALL does not cover.
 fn revoke(conn: &mut Conn, options: &Options, host: &str) -> Result<Vec<Step>, DbError> {
+    let refused = |e: mysql::Error| options.target.refused(None, &e);
     let (user, db) = (options.user.as_str(), options.database.as_str());
     let pattern = grant_pattern(db);
-    let grant_option: Option<String> = conn
-        .exec_first(
-            "SELECT Grant_priv FROM mysql.db WHERE User = ? AND Host = ? AND Db = ?",
-            (user, host, pattern.as_str()),
+    let from = format!("{}@{}", mysql_identifier(user), mysql_identifier(host));
+    let key = (user, host, pattern.as_str(), db);
+    let rows: Vec<(String, String, String)> = conn
+        .exec(
+            "SELECT Db, '', Grant_priv FROM mysql.db \
+             WHERE User = ? AND Host = ? AND Db IN (?, ?) ORDER BY Db",
+            key,
         )
-        .map_err(|e| options.target.refused(None, &e))?;
-    let Some(grant_option) = grant_option else {
-        return Ok(Vec::new());
-    };
-    let on = format!(
-        "ON {}.* FROM {}@{}",
-        mysql_identifier(&pattern),
-        mysql_identifier(user),
-        mysql_identifier(host)
-    );
+        .map_err(refused)?;
+    let mut steps = Vec::new();
+    for (on, _, grant) in rows {
+        let what = if on == pattern {
+            db.to_owned()
+        } else {
+            format!("{on} (a pattern)")
+        };
+        let at = format!("{}.*", mysql_identifier(&on));
+        steps.extend(revoke_at(&at, &what, &from, grant == "Y", options, host));
+    }
+    let objects: Vec<(String, String, String, String)> = conn
+        .exec(
+            "SELECT Db, '', Table_name, IF(FIND_IN_SET('Grant', Table_priv), 'Y', 'N') \
+             FROM mysql.tables_priv WHERE User = ? AND Host = ? AND Db IN (?, ?) UNION ALL \
+             SELECT Db, CONCAT(Routine_type, ' '), Routine_name, \
+             IF(FIND_IN_SET('Grant', Proc_priv), 'Y', 'N') \
+             FROM mysql.procs_priv WHERE User = ? AND Host = ? AND Db IN (?, ?) \
+             ORDER BY 1, 2, 3",
+            [key.0, key.1, key.2, key.3].repeat(2),
+        )
+        .map_err(refused)?;
+    // A column grant has its table's row in tables_priv, and REVOKE ALL
+    // on the table takes the columns' privileges too.
+    for (on, kind, name, grant) in objects {
+        let at = format!(
+            "{kind}{}.{}",
+            mysql_identifier(&on),
+            mysql_identifier(&name)
+        );
+        let what = format!("{}{db}.{name}", kind.to_lowercase());
+        steps.extend(revoke_at(&at, &what, &from, grant == "Y", options, host));
+    }
+    Ok(steps)
+}
+
+/// `REVOKE ALL PRIVILEGES ON at FROM from`, and `REVOKE GRANT OPTION` too
+/// when the grant carries it; `what` names `at` in words.
+fn revoke_at(
+    at: &str,
+    what: &str,
+    from: &str,
+    grant_option: bool,
+    options: &Options,
+    host: &str,
+) -> Vec<Step> {
+    let account = format!("{}@{host}", options.user);
     let mut steps = vec![Step::plain(
         Action::Revoke,
         None,
-        format!("ALL on {db} from {user}@{host}"),
-        format!("REVOKE ALL PRIVILEGES {on}"),
+        format!("ALL on {what} from {account}"),
+        format!("REVOKE ALL PRIVILEGES ON {at} FROM {from}"),
     )];
-    if grant_option == "Y" {
-        let what = format!("GRANT OPTION on {db} from {user}@{host}");
+    if grant_option {
         steps.push(Step::plain(
             Action::Revoke,
             None,
-            what,
-            format!("REVOKE GRANT OPTION {on}"),
+            format!("GRANT OPTION on {what} from {account}"),
+            format!("REVOKE GRANT OPTION ON {at} FROM {from}"),
         ));
     }
-    Ok(steps)
+    steps
 }
 
 /// What `user@host` holds grants on besides the database: other
