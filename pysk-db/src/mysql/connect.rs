@@ -7,7 +7,7 @@
 //! `db_connect_timeout`, so that a cron run does not hold the lock forever.
 
 use std::io::ErrorKind;
-use std::os::unix::io::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -98,9 +98,12 @@ fn timed_out(e: &mysql::Error) -> bool {
 /// Takes the read timeout off the session's socket.
 fn no_read_timeout(conn: &Conn) -> std::io::Result<()> {
     // SAFETY: the descriptor is the session's open socket, which `conn`
-    // owns and keeps open for this borrow; ManuallyDrop never closes it.
-    let socket = std::mem::ManuallyDrop::new(unsafe { UnixStream::from_raw_fd(conn.as_raw_fd()) });
-    socket.set_read_timeout(None)
+    // owns and keeps open while `conn` is borrowed here; the borrow
+    // claims no ownership and ends with this function.
+    let socket = unsafe { BorrowedFd::borrow_raw(conn.as_raw_fd()) };
+    // A duplicate of our own (closed when dropped) shares the socket, and
+    // with it its options.
+    UnixStream::from(socket.try_clone_to_owned()?).set_read_timeout(None)
 }
 
 /// A client error in words: the server's message and code, else the
