@@ -323,13 +323,15 @@ is left alone, so a second run changes nothing and says so. Refused (exit
 65, nothing changed): the server's own databases and accounts (root,
 mysql, mariadb.sys, PUBLIC); an account that signs in otherwise
 (unix_socket, a chain of plugins); a database that exists with grants to
-other accounts (root and PUBLIC aside); a character set or collation the
-server does not have, or a collation of another character set (checked
-before anything is made). A bad --account-host, --charset or --collation
-exits 2. A database that exists with another character set or collation
+other accounts (root and PUBLIC aside). A bad --account-host, --charset
+or --collation exits 2, and so do a character set or collation the server
+does not have and a collation of another character set (checked before
+anything is made). A database that exists with another character set or collation
 is left as it is and said (stderr, and --json's \"warnings\"). A new
 account at a host with a wildcard (% or _) is said to be open to every
-host that matches.")]
+host that matches. When the server refuses a statement after the accounts
+were made (exit 69), the accounts and the database this run made are
+dropped again, latest first, and the error says so.")]
     Create(MysqlCreateArgs),
     /// Set an account's password
     #[command(after_help = "\
@@ -355,8 +357,12 @@ Example:
 The database and the account USER (default: the database's name) at every
 host it has. An account that also holds grants elsewhere (another
 database, a global privilege, a role) is kept and said (on stderr, and in
---json's \"kept\"), its grant on the database taken back. Sessions on the database or of the user (the list of
-processes, this run's aside) refuse the drop (exit 65, nothing changed)
+--json's \"kept\"), its grants on the database (its tables, columns and
+routines too) taken back. Sessions on the
+database or of the accounts dropped (the list of processes, this run's
+aside; it names a session's user, not its account: when an account of the
+user is kept, only sessions from a client host that a dropped account's
+host matches count) refuse the drop (exit 65, nothing changed)
 unless --force, which ends them first with KILL CONNECTION (listed by
 --dry-run). Nothing there: nothing to change. The server's own databases
 and accounts are refused (exit 65).")]
@@ -410,7 +416,7 @@ pub struct MysqlDropArgs {
     /// The account's user name (default: the database's name)
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
-    /// End the sessions on the database and of the user first
+    /// End the sessions on the database and of the accounts dropped first
     #[arg(long)]
     pub force: bool,
     /// `--dry-run`.
@@ -470,7 +476,8 @@ pub struct MysqlCreateArgs {
     )]
     pub password_file: Option<std::path::PathBuf>,
     /// Make a password, written once to OUT (mode 0600) and never
-    /// printed; OUT must not exist yet
+    /// printed; an existing OUT (an earlier run's) is the password, and
+    /// an account that exists must already have it
     #[arg(long, value_name = "OUT", conflicts_with = "password_file")]
     pub generate_password: Option<std::path::PathBuf>,
     /// The database's character set

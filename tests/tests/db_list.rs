@@ -137,7 +137,7 @@ fn list_shows_both_servers_databases_and_says_which_is_not_running() {
     assert_stderr_is(
         &out,
         &format!(
-            "pysk-db: not listed: {}: Connection refused\n",
+            "pysk-db: not listed: {}: Connection refused (db_mysql_socket)\n",
             stale.display()
         ),
     );
@@ -149,6 +149,6 @@ fn list_shows_both_servers_databases_and_says_which_is_not_running() {
     assert_eq!(
         doc["failed"],
         serde_json::json!([{"server": "mariadb", "socket": stale.display().to_string(),
-            "reason": "Connection refused"}])
+            "reason": "Connection refused (db_mysql_socket)"}])
     );
 }

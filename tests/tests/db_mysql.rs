@@ -97,7 +97,10 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_or_held_lock_is_name
             .fails_with(69);
         assert_stderr_is(
             &out,
-            &format!("pysk-db: {}: No such file or directory\n", gone.display()),
+            &format!(
+                "pysk-db: {}: No such file or directory (db_mysql_socket)\n",
+                gone.display()
+            ),
         );
     }
 
@@ -480,7 +483,41 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
         );
         assert_eq!(env.catalogs(), before);
         create_checks_the_character_set_and_collation(&env, &pw);
+        create_takes_back_what_it_made_when_the_server_refuses(&env, &pw);
     }
+}
+
+/// A statement the server refuses after the accounts were made (here
+/// CREATE DATABASE, since the server may not make the database's
+/// directory in its data directory): the accounts this run made are
+/// dropped again, latest first, and said.
+fn create_takes_back_what_it_made_when_the_server_refuses(env: &Env, pw: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let db = &env.db;
+    let mode = std::fs::metadata(&db.data_dir).expect("stat").permissions();
+    std::fs::set_permissions(&db.data_dir, std::fs::Permissions::from_mode(0o555))
+        .expect("the data directory read-only");
+    let before = env.catalogs();
+    let out = env
+        .create("stray", pw)
+        .args(["--account-host", "localhost", "--account-host", "10.0.0.%"])
+        .fails_with(69);
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: the account stray@10.0.0.% may log in from every host that matches \
+             10.0.0.%\n\
+             pysk-db: made the account stray@localhost\n\
+             pysk-db: made the account stray@10.0.0.%\n\
+             pysk-db: {}: CREATE DATABASE `stray` CHARACTER SET utf8mb4: \
+             Can't create database 'stray' (errno: 13 \"Permission denied\") (1006); \
+             the account stray@10.0.0.%, the account stray@localhost made by this run \
+             were dropped again\n",
+            db.socket.display()
+        ),
+    );
+    std::fs::set_permissions(&db.data_dir, mode).expect("the data directory as it was");
+    assert_eq!(env.catalogs(), before, "nothing left behind");
 }
 
 /// A character set or collation the server lacks, or a collation of
@@ -492,19 +529,19 @@ fn create_checks_the_character_set_and_collation(env: &Env, pw: &std::path::Path
     for (args, why) in [
         (
             ["--charset", "latin1", "--collation", "utf8mb4_bin"],
-            "the collation utf8mb4_bin is not one of the character set latin1",
+            "--collation: \"utf8mb4_bin\": not a collation of the character set latin1",
         ),
         (
             ["--charset", "nosuch", "--collation", "nosuch_bin"],
-            "the server has no character set nosuch",
+            "--charset: \"nosuch\": not a character set this server knows",
         ),
         (
             ["--charset", "utf8mb4", "--collation", "utf8mb4_nosuch_ci"],
-            "the server has no collation utf8mb4_nosuch_ci",
+            "--collation: \"utf8mb4_nosuch_ci\": not a collation this server knows",
         ),
     ] {
-        let out = env.create("enc5", pw).args(args).fails_with(65);
-        assert_stderr_is(&out, &format!("pysk-db: {why}; nothing changed\n"));
+        let out = env.create("enc5", pw).args(args).fails_with(2);
+        assert_stderr_is(&out, &format!("pysk-db: {why}\n"));
     }
     assert_eq!(env.catalogs(), before, "no account made");
     env.create("enc5", pw)
@@ -782,6 +819,15 @@ fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &En
         .args(["--account-host", "127.0.0.1"])
         .succeeds();
     let kept = "pysk-db: kept the account app@localhost: it also holds grants on app1\n";
+    // A session of app@localhost (the socket's), which is kept: app2's
+    // drop neither counts nor ends it.
+    let mut of_user = mysql::Conn::new(
+        mysql::OptsBuilder::new()
+            .socket(Some(db.socket.to_string_lossy()))
+            .user(Some("app"))
+            .pass(Some("Pa55-app")),
+    )
+    .expect("app's session");
     let out = env
         .tool()
         .args([
@@ -829,21 +875,58 @@ fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &En
         db.login("app", "Pa55-app", "USE app1").status.code(),
         Some(0)
     );
+    of_user
+        .query_drop("SELECT 1")
+        .expect("app@localhost's session goes on");
 
-    // A session on app1 (root's) and one of app: refused, then ended.
+    // Every grant a kept account holds on the database is taken back:
+    // create's escaped pattern, a raw one by hand (which also matches
+    // appXx), table, column and routine grants.
+    env.create("app_x", &pw)
+        .args(["-q", "--user", "app"])
+        .succeeds();
+    db.mariadb(
+        "GRANT SELECT ON `app_x`.* TO app@localhost; \
+         CREATE TABLE app_x.t (i INT, j INT); \
+         GRANT INSERT ON app_x.t TO app@localhost WITH GRANT OPTION; \
+         GRANT UPDATE (j) ON app_x.t TO app@localhost; \
+         CREATE PROCEDURE app_x.p() SELECT 1; \
+         GRANT EXECUTE ON PROCEDURE app_x.p TO app@localhost",
+    );
+    let on_app_x = ["db", "tables_priv", "columns_priv", "procs_priv"]
+        .map(|t| format!("SELECT '{t}', Db FROM mysql.{t} WHERE User = 'app' AND Db LIKE 'app%x'"))
+        .join(" UNION ALL ");
+    assert_eq!(
+        db.mariadb(&on_app_x),
+        "db\tapp\\\\_x\ndb\tapp_x\ntables_priv\tapp_x\ncolumns_priv\tapp_x\nprocs_priv\tapp_x"
+    );
+    let out = env
+        .tool()
+        .args(["mysql", "drop", "app_x", "--user", "app"])
+        .succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: kept the account app@localhost: it also holds grants on app1\n\
+         pysk-db: dropped the database app_x\n\
+         pysk-db: revoked ALL on app_x from app@localhost\n\
+         pysk-db: revoked ALL on app_x (a pattern) from app@localhost\n\
+         pysk-db: revoked ALL on app_x.t from app@localhost\n\
+         pysk-db: revoked GRANT OPTION on app_x.t from app@localhost\n\
+         pysk-db: revoked ALL on procedure app_x.p from app@localhost\n",
+    );
+    assert_eq!(db.mariadb(&on_app_x), "");
+
+    // A session on app1 (root's) and one of app@localhost, dropped now
+    // while app@127.0.0.1 (app3's) is kept: refused, then ended.
+    env.create("app3", &pw)
+        .args(["--user", "app", "--account-host", "127.0.0.1"])
+        .succeeds();
     let target = Target {
         socket: db.socket.clone(),
         timeout: std::time::Duration::from_secs(5),
     };
     let mut on_db = connect(&target).expect("root");
     on_db.query_drop("USE app1").expect("USE");
-    let mut of_user = mysql::Conn::new(
-        mysql::OptsBuilder::new()
-            .socket(Some(db.socket.to_string_lossy()))
-            .user(Some("app"))
-            .pass(Some("Pa55-app")),
-    )
-    .expect("app's session");
     let ids = [on_db.connection_id(), of_user.connection_id()];
     let before = db.mariadb(accounts);
     for args in [vec!["--dry-run"], vec![]] {
@@ -854,7 +937,7 @@ fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &En
             .fails_with(65);
         assert_stderr_is(
             &out,
-            "pysk-db: the database app1 and the user app have 2 session(s): \
+            "pysk-db: the database app1 and the account app@localhost have 2 session(s): \
              --force ends them; nothing changed\n",
         );
     }
@@ -874,8 +957,8 @@ fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &En
     assert_eq!(
         stdout(&plan),
         format!(
-            "would end the session {0} of root on app1: KILL CONNECTION {0};\n\
-             would end the session {1} of app: KILL CONNECTION {1};\n\
+            "would end the session {1} of app: KILL CONNECTION {1};\n\
+             would end the session {0} of root on app1: KILL CONNECTION {0};\n\
              would drop the database app1: DROP DATABASE `app1`;\n\
              would drop the account app@localhost: DROP USER `app`@`localhost`;\n",
             ids[0], ids[1]
@@ -888,11 +971,12 @@ fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &En
     assert_stderr_is(
         &out,
         &format!(
-            "pysk-db: ended the session {} of root on app1\n\
+            "pysk-db: kept the account app@127.0.0.1: it also holds grants on app3\n\
              pysk-db: ended the session {} of app\n\
+             pysk-db: ended the session {} of root on app1\n\
              pysk-db: dropped the database app1\n\
              pysk-db: dropped the account app@localhost\n",
-            ids[0], ids[1]
+            ids[1], ids[0]
         ),
     );
     assert!(
@@ -903,7 +987,7 @@ fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &En
         of_user.query_drop("SELECT 1").is_err(),
         "app's session ended"
     );
-    assert_eq!(db.mariadb(accounts), "");
+    assert_eq!(db.mariadb(accounts), "app\t127.0.0.1");
 }
 
 #[test]
@@ -1113,6 +1197,40 @@ fn a_generated_password_is_written_once_and_an_empty_one_is_refused() {
          give its password with --password-file; nothing changed\n",
     );
     assert!(!elsewhere.exists(), "nothing written");
+    // An existing OUT is taken only when it is the account's password: a
+    // file of another password (a leftover, another site's) is refused
+    // the same way, and the account keeps its own.
+    let other = env.password("other.pw", "Other-Pa55");
+    let hashes = "SELECT host, authentication_string FROM mysql.user WHERE user = 'wiki'";
+    let before = db.mariadb(hashes);
+    let refused = env
+        .tool()
+        .args(["mysql", "create", "wiki2", "--user", "wiki"])
+        .arg("--generate-password")
+        .arg(&other)
+        .fails_with(65);
+    assert_stderr_is(
+        &refused,
+        "pysk-db: the account wiki@localhost exists with another password than \
+         --generate-password's file: give its password with --password-file; nothing changed\n",
+    );
+    assert_eq!(db.mariadb(hashes), before);
+    assert_eq!(db.mariadb("SHOW DATABASES LIKE 'wiki2'"), "");
+    let login = db.login("wiki", password, "SELECT CURRENT_USER()");
+    assert_eq!(stdout(&login), "wiki@localhost\n", "{login:?}");
+    // The same provisioning's file, for a second database: passes.
+    let second = env
+        .tool()
+        .args(["mysql", "create", "wiki2", "--user", "wiki"])
+        .arg("--generate-password")
+        .arg(&out_file)
+        .succeeds();
+    assert_stderr_is(
+        &second,
+        "pysk-db: made the database wiki2\n\
+         pysk-db: made ALL on wiki2 to wiki@localhost\n",
+    );
+    assert_eq!(db.mariadb(hashes), before);
 
     // An empty password file is no password; one with a carriage return
     // or a second line holds a password nobody could type.

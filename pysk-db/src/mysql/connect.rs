@@ -7,7 +7,7 @@
 //! `db_connect_timeout`, so that a cron run does not hold the lock forever.
 
 use std::io::ErrorKind;
-use std::os::unix::io::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,7 +49,9 @@ impl Target {
     }
 }
 
-/// A session as root, over the socket only (never TCP). The client's
+/// A session as root, over the socket only (never TCP); a socket not
+/// reached is named with its switch, the server's refusal as it says it.
+/// The client's
 /// read and write timeouts are those of the socket, for the handshake and
 /// every statement alike, and it cannot change them later; so the read
 /// timeout is set for the handshake (and the client's own first query)
@@ -71,8 +73,10 @@ pub fn connect(target: &Target) -> Result<Conn, DbError> {
                 "no answer within {} s (db_connect_timeout)",
                 target.timeout.as_secs_f64()
             )
-        } else {
+        } else if let mysql::Error::MySqlError(_) = e {
             why(e)
+        } else {
+            format!("{} (db_mysql_socket)", why(e))
         },
     };
     let conn = Conn::new(opts).map_err(|e| unreachable(&e))?;
@@ -94,9 +98,12 @@ fn timed_out(e: &mysql::Error) -> bool {
 /// Takes the read timeout off the session's socket.
 fn no_read_timeout(conn: &Conn) -> std::io::Result<()> {
     // SAFETY: the descriptor is the session's open socket, which `conn`
-    // owns and keeps open for this borrow; ManuallyDrop never closes it.
-    let socket = std::mem::ManuallyDrop::new(unsafe { UnixStream::from_raw_fd(conn.as_raw_fd()) });
-    socket.set_read_timeout(None)
+    // owns and keeps open while `conn` is borrowed here; the borrow
+    // claims no ownership and ends with this function.
+    let socket = unsafe { BorrowedFd::borrow_raw(conn.as_raw_fd()) };
+    // A duplicate of our own (closed when dropped) shares the socket, and
+    // with it its options.
+    UnixStream::from(socket.try_clone_to_owned()?).set_read_timeout(None)
 }
 
 /// A client error in words: the server's message and code, else the
@@ -124,10 +131,71 @@ pub fn apply(
     json: bool,
     report: &Reporter,
 ) -> Result<(), DbError> {
-    for step in steps {
+    undoable(conn, target, steps, &[], json, report)
+}
+
+/// [`apply`], where `undo[i]` (when there is one) takes `steps[i]` back:
+/// when a statement fails, the undo steps of those done are run, latest
+/// first, and the error names what they took back (or could not).
+pub fn undoable(
+    conn: &mut Conn,
+    target: &Target,
+    steps: &[Step],
+    undo: &[Option<Step>],
+    json: bool,
+    report: &Reporter,
+) -> Result<(), DbError> {
+    let mut done = 0;
+    let result = steps.iter().try_for_each(|step| {
         conn.query_drop(step.statement())
             .map_err(|e| target.refused(Some(&step.sql), &e))?;
         step.said(json, report);
+        done += 1;
+        Ok(())
+    });
+    let Err(e) = result else {
+        return Ok(());
+    };
+    let made: Vec<&Step> = undo.iter().take(done).flatten().rev().collect();
+    if made.is_empty() {
+        return Err(e);
     }
-    Ok(())
+    let note = take_back(conn, &made);
+    Err(match e {
+        DbError::Server { server, reason } => DbError::Server {
+            server,
+            reason: format!("{reason}; {note}"),
+        },
+        other => {
+            report.warn(note);
+            other
+        }
+    })
+}
+
+/// Runs the undo steps `made` (latest first), each on its own; says what
+/// was taken back and what could not be.
+fn take_back(conn: &mut Conn, made: &[&Step]) -> String {
+    let (mut undone, mut left) = (Vec::new(), Vec::new());
+    for step in made {
+        match conn.query_drop(step.statement()) {
+            Ok(()) => undone.push(step.what.as_str()),
+            Err(e) => left.push(format!("{} ({})", step.what, why(&e))),
+        }
+    }
+    let mut note = Vec::new();
+    if !undone.is_empty() {
+        let verb = if undone.len() == 1 { "was" } else { "were" };
+        note.push(format!(
+            "{} made by this run {verb} dropped again",
+            undone.join(", ")
+        ));
+    }
+    if !left.is_empty() {
+        note.push(format!(
+            "made by this run and still there, to drop by hand: {}",
+            left.join(", ")
+        ));
+    }
+    note.join("; ")
 }

@@ -4,7 +4,8 @@
 //! statement as a checked literal (the server takes no placeholder there);
 //! a stored hash of the same password is left alone (both hashes are
 //! deterministic), so a second run changes nothing. Planned from the
-//! catalogs, then shown (`--dry-run`, the hash as `***`) or applied.
+//! catalogs, then shown (`--dry-run`, the hash as `***`) or applied; what
+//! the run made is dropped again when a later statement is refused.
 
 use std::io::Write;
 use std::time::Duration;
@@ -73,6 +74,24 @@ struct Summary<'a> {
     warnings: &'a [String],
 }
 
+/// The steps of a plan and, for each, the step that takes it back (the
+/// accounts and the database this run makes), run when a later one fails.
+#[derive(Debug, Default)]
+struct Plan {
+    /// The statements, in order.
+    steps: Vec<Step>,
+    /// `undo[i]` takes `steps[i]` back.
+    undo: Vec<Option<Step>>,
+}
+
+impl Plan {
+    /// Adds a step and what takes it back.
+    fn push(&mut self, step: Step, undo: Option<Step>) {
+        self.steps.push(step);
+        self.undo.push(undo);
+    }
+}
+
 /// What planning found worth saying besides the steps.
 #[derive(Debug, Default)]
 struct Notes {
@@ -114,7 +133,8 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
     let mut conn = connect::connect(&options.target)?;
     let mut notes = Notes::default();
-    let steps = plan(&mut conn, options, &mut notes)?;
+    let planned = plan(&mut conn, options, &mut notes)?;
+    let steps = &planned.steps;
     for warning in &notes.warnings {
         report.warn(warning);
     }
@@ -123,11 +143,12 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     }
     if options.dry_run {
         if !options.json {
-            plan::show(&steps, out)?;
+            plan::show(steps, out)?;
         }
     } else {
         options.password.keep()?;
-        connect::apply(&mut conn, &options.target, &steps, options.json, report)?;
+        let (target, undo) = (&options.target, &planned.undo);
+        connect::undoable(&mut conn, target, steps, undo, options.json, report)?;
     }
     if options.json {
         report::print_json(&Summary {
@@ -135,7 +156,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
             database: &options.database,
             user: &options.user,
             hosts: &options.hosts,
-            changes: &steps,
+            changes: steps,
             warnings: &notes.warnings,
         })?;
     } else if steps.is_empty() && !options.dry_run {
@@ -152,17 +173,18 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 /// The statements the catalogs call for, in order: the plugin, the
 /// accounts, the database, the grants; a character set or collation the
 /// server does not have (together) refused first.
-fn plan(conn: &mut Conn, options: &Options, notes: &mut Notes) -> Result<Vec<Step>, DbError> {
+fn plan(conn: &mut Conn, options: &Options, notes: &mut Notes) -> Result<Plan, DbError> {
     let target = &options.target;
     charset_known(conn, options)?;
-    let mut steps = Vec::new();
+    let mut steps = Plan::default();
     if options.auth == Auth::Ed25519 && !ed25519_active(conn, target)? {
-        steps.push(Step::plain(
+        let step = Step::plain(
             Action::Install,
             None,
             "the ed25519 authentication plugin".to_owned(),
             INSTALL_ED25519.to_owned(),
-        ));
+        );
+        steps.push(step, None);
     }
     accounts(conn, options, &mut steps, notes)?;
     database(conn, options, &mut steps, notes)?;
@@ -175,7 +197,7 @@ fn plan(conn: &mut Conn, options: &Options, notes: &mut Notes) -> Result<Vec<Ste
                 account(user, host)
             );
             let what = format!("ALL on {db} to {user}@{host}");
-            steps.push(Step::plain(Action::Make, None, what, sql));
+            steps.push(Step::plain(Action::Make, None, what, sql), None);
         }
     }
     Ok(steps)
@@ -189,11 +211,13 @@ fn account(user: &str, host: &str) -> String {
 /// Each account made, or its password set when its stored hash is not
 /// one of this password; an account another way in (`unix_socket`, a
 /// chain) is refused, and so is one that exists when the password is to
-/// be generated (its applications use the one it has).
+/// be generated (its applications use the one it has), or is read from
+/// `--generate-password`'s existing file and is not the account's: only
+/// the second run of the same provisioning passes.
 fn accounts(
     conn: &mut Conn,
     options: &Options,
-    steps: &mut Vec<Step>,
+    steps: &mut Plan,
     notes: &mut Notes,
 ) -> Result<(), DbError> {
     let (user, auth) = (&options.user, options.auth);
@@ -215,6 +239,14 @@ fn accounts(
                      give its password with --password-file"
                 )));
             }
+            Some(account)
+                if options.password.reused && !account.holds_password(&options.password.secret) =>
+            {
+                return Err(DbError::Conflict(format!(
+                    "the account {user}@{host} exists with another password than \
+                     --generate-password's file: give its password with --password-file"
+                )));
+            }
             Some(account) => {
                 account.replaceable(user)?;
                 if account.holds(auth, &hash) {
@@ -223,14 +255,19 @@ fn accounts(
                 (Action::Set, "ALTER USER", account.set_what(user, auth))
             }
         };
-        let account = account(user, host);
-        steps.push(Step::secret(
+        let quoted = account(user, host);
+        let undo = (action == Action::Make).then(|| {
+            let what = format!("the account {user}@{host}");
+            Step::plain(Action::Drop, None, what, format!("DROP USER {quoted}"))
+        });
+        let step = Step::secret(
             action,
             None,
             what,
-            format!("{verb} {account} {}", auth.clause("***")),
-            format!("{verb} {account} {}", auth.clause(&hash)),
-        ));
+            format!("{verb} {quoted} {}", auth.clause("***")),
+            format!("{verb} {quoted} {}", auth.clause(&hash)),
+        );
+        steps.push(step, undo);
     }
     Ok(())
 }
@@ -246,9 +283,10 @@ fn open_to(user: &str, host: &str) -> Option<String> {
     })
 }
 
-/// Refuses a character set the server does not have, a collation it does
-/// not have, or one of another character set: the server would refuse
-/// the CREATE DATABASE after the accounts were made.
+/// Refuses (a bad option, exit 2) a character set the server does not
+/// have, a collation it does not have, or one of another character set:
+/// the server would refuse the CREATE DATABASE after the accounts were
+/// made.
 fn charset_known(conn: &mut Conn, options: &Options) -> Result<(), DbError> {
     let refused = |e: mysql::Error| options.target.refused(None, &e);
     let charset = options.charset.as_str();
@@ -260,9 +298,11 @@ fn charset_known(conn: &mut Conn, options: &Options) -> Result<(), DbError> {
         )
         .map_err(refused)?;
     if known.is_none() {
-        return Err(DbError::Conflict(format!(
-            "the server has no character set {charset}"
-        )));
+        return Err(bad(
+            "--charset",
+            charset,
+            "not a character set this server knows",
+        ));
     }
     let Some(collation) = options.collation.as_deref() else {
         return Ok(());
@@ -273,16 +313,23 @@ fn charset_known(conn: &mut Conn, options: &Options) -> Result<(), DbError> {
     let probe = format!("SELECT CONVERT('' USING {charset}) COLLATE {collation}");
     match conn.query_drop(probe) {
         Ok(()) => Ok(()),
-        Err(mysql::Error::MySqlError(e)) if e.code == UNKNOWN_COLLATION => Err(DbError::Conflict(
-            format!("the server has no collation {collation}"),
+        Err(mysql::Error::MySqlError(e)) if e.code == UNKNOWN_COLLATION => Err(bad(
+            "--collation",
+            collation,
+            "not a collation this server knows",
         )),
-        Err(mysql::Error::MySqlError(e)) if e.code == COLLATION_CHARSET_MISMATCH => {
-            Err(DbError::Conflict(format!(
-                "the collation {collation} is not one of the character set {charset}"
-            )))
-        }
+        Err(mysql::Error::MySqlError(e)) if e.code == COLLATION_CHARSET_MISMATCH => Err(bad(
+            "--collation",
+            collation,
+            &format!("not a collation of the character set {charset}"),
+        )),
         Err(e) => Err(refused(e)),
     }
+}
+
+/// A bad option value the server found (exit 2).
+fn bad(option: &str, value: &str, why: &str) -> DbError {
+    pysk_common::Error::option(option, format!("{value:?}: {why}")).into()
 }
 
 /// The database made when it is not there; one that is there and that
@@ -292,7 +339,7 @@ fn charset_known(conn: &mut Conn, options: &Options) -> Result<(), DbError> {
 fn database(
     conn: &mut Conn,
     options: &Options,
-    steps: &mut Vec<Step>,
+    steps: &mut Plan,
     notes: &mut Notes,
 ) -> Result<(), DbError> {
     let db = &options.database;
@@ -317,12 +364,10 @@ fn database(
     if let Some(collation) = &options.collation {
         sql.push_str(&format!(" COLLATE {collation}"));
     }
-    steps.push(Step::plain(
-        Action::Make,
-        None,
-        format!("the database {db}"),
-        sql,
-    ));
+    let what = format!("the database {db}");
+    let drop = format!("DROP DATABASE {}", mysql_identifier(db));
+    let undo = Step::plain(Action::Drop, None, what.clone(), drop);
+    steps.push(Step::plain(Action::Make, None, what, sql), Some(undo));
     Ok(())
 }
 

@@ -3,8 +3,9 @@
 //! it has; what is not there is not dropped, so a second run finds nothing
 //! to change. An account that also holds grants elsewhere (another
 //! database, every database, a role) still serves something else: it is
-//! kept and said. Sessions on the database or of the user refuse the drop
-//! unless `--force`, which ends them first (`KILL CONNECTION`).
+//! kept and said. Sessions on the database or of the accounts dropped
+//! refuse the drop unless `--force`, which ends them first (`KILL
+//! CONNECTION`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -35,7 +36,7 @@ pub struct Options {
     /// The account's user name (checked by the name rule; not a system
     /// account).
     pub user: String,
-    /// End the sessions on the database and of the user first.
+    /// End the sessions on the database and of the accounts dropped first.
     pub force: bool,
     /// The lock file of mutating runs.
     pub lock: std::path::PathBuf,
@@ -146,7 +147,7 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<(Vec<Step>, Vec<Kept>), Db
         )
         .map_err(refused)?;
     let mut kept = Vec::new();
-    let mut accounts = false;
+    let mut dropped = Vec::new();
     for host in hosts {
         let account = format!("{user}@{host}");
         let grants_elsewhere = elsewhere(conn, options, &host)?;
@@ -169,9 +170,14 @@ fn plan(conn: &mut Conn, options: &Options) -> Result<(Vec<Step>, Vec<Kept>), Db
             format!("the account {account}"),
             sql,
         ));
-        accounts = true;
+        dropped.push(host);
     }
-    let mut steps = sessions(conn, options, exists, accounts)?;
+    let whose = Whose {
+        database: exists,
+        every: kept.is_empty(),
+        hosts: dropped,
+    };
+    let mut steps = sessions(conn, options, &whose)?;
     steps.extend(drops);
     Ok((steps, kept))
 }
@@ -187,44 +193,86 @@ fn database_exists(conn: &mut Conn, options: &Options) -> Result<bool, DbError> 
     Ok(found.is_some())
 }
 
-/// A kept account's grant on the database taken back (and its GRANT
-/// OPTION, which ALL does not cover): the server keeps it after `DROP
-/// DATABASE`, and it would give the account a database made later under
-/// the same name.
+/// A kept account's grants on the database taken back, in every form
+/// the server keeps after `DROP DATABASE` and that would give the account
+/// a database made later under the same name: `mysql.db`'s rows for the
+/// name escaped (as `create` grants it) and raw (a pattern by hand, which
+/// matches more), and its table, column and routine grants; each with
+/// its GRANT OPTION, which ALL does not cover.
 fn revoke(conn: &mut Conn, options: &Options, host: &str) -> Result<Vec<Step>, DbError> {
+    let refused = |e: mysql::Error| options.target.refused(None, &e);
     let (user, db) = (options.user.as_str(), options.database.as_str());
     let pattern = grant_pattern(db);
-    let grant_option: Option<String> = conn
-        .exec_first(
-            "SELECT Grant_priv FROM mysql.db WHERE User = ? AND Host = ? AND Db = ?",
-            (user, host, pattern.as_str()),
+    let from = format!("{}@{}", mysql_identifier(user), mysql_identifier(host));
+    let key = (user, host, pattern.as_str(), db);
+    let rows: Vec<(String, String, String)> = conn
+        .exec(
+            "SELECT Db, '', Grant_priv FROM mysql.db \
+             WHERE User = ? AND Host = ? AND Db IN (?, ?) ORDER BY Db",
+            key,
         )
-        .map_err(|e| options.target.refused(None, &e))?;
-    let Some(grant_option) = grant_option else {
-        return Ok(Vec::new());
-    };
-    let on = format!(
-        "ON {}.* FROM {}@{}",
-        mysql_identifier(&pattern),
-        mysql_identifier(user),
-        mysql_identifier(host)
-    );
+        .map_err(refused)?;
+    let mut steps = Vec::new();
+    for (on, _, grant) in rows {
+        let what = if on == pattern {
+            db.to_owned()
+        } else {
+            format!("{on} (a pattern)")
+        };
+        let at = format!("{}.*", mysql_identifier(&on));
+        steps.extend(revoke_at(&at, &what, &from, grant == "Y", options, host));
+    }
+    let objects: Vec<(String, String, String, String)> = conn
+        .exec(
+            "SELECT Db, '', Table_name, IF(FIND_IN_SET('Grant', Table_priv), 'Y', 'N') \
+             FROM mysql.tables_priv WHERE User = ? AND Host = ? AND Db IN (?, ?) UNION ALL \
+             SELECT Db, CONCAT(Routine_type, ' '), Routine_name, \
+             IF(FIND_IN_SET('Grant', Proc_priv), 'Y', 'N') \
+             FROM mysql.procs_priv WHERE User = ? AND Host = ? AND Db IN (?, ?) \
+             ORDER BY 1, 2, 3",
+            [key.0, key.1, key.2, key.3].repeat(2),
+        )
+        .map_err(refused)?;
+    // A column grant has its table's row in tables_priv, and REVOKE ALL
+    // on the table takes the columns' privileges too.
+    for (on, kind, name, grant) in objects {
+        let at = format!(
+            "{kind}{}.{}",
+            mysql_identifier(&on),
+            mysql_identifier(&name)
+        );
+        let what = format!("{}{db}.{name}", kind.to_lowercase());
+        steps.extend(revoke_at(&at, &what, &from, grant == "Y", options, host));
+    }
+    Ok(steps)
+}
+
+/// `REVOKE ALL PRIVILEGES ON at FROM from`, and `REVOKE GRANT OPTION` too
+/// when the grant carries it; `what` names `at` in words.
+fn revoke_at(
+    at: &str,
+    what: &str,
+    from: &str,
+    grant_option: bool,
+    options: &Options,
+    host: &str,
+) -> Vec<Step> {
+    let account = format!("{}@{host}", options.user);
     let mut steps = vec![Step::plain(
         Action::Revoke,
         None,
-        format!("ALL on {db} from {user}@{host}"),
-        format!("REVOKE ALL PRIVILEGES {on}"),
+        format!("ALL on {what} from {account}"),
+        format!("REVOKE ALL PRIVILEGES ON {at} FROM {from}"),
     )];
-    if grant_option == "Y" {
-        let what = format!("GRANT OPTION on {db} from {user}@{host}");
+    if grant_option {
         steps.push(Step::plain(
             Action::Revoke,
             None,
-            what,
-            format!("REVOKE GRANT OPTION {on}"),
+            format!("GRANT OPTION on {what} from {account}"),
+            format!("REVOKE GRANT OPTION ON {at} FROM {from}"),
         ));
     }
-    Ok(steps)
+    steps
 }
 
 /// What `user@host` holds grants on besides the database: other
@@ -271,31 +319,82 @@ fn elsewhere(conn: &mut Conn, options: &Options, host: &str) -> Result<Vec<Strin
     Ok(found)
 }
 
-/// The sessions on the database (when it is dropped) and of the user
-/// (when an account of it is), our own aside: refused without `--force`,
-/// else each ended first.
-fn sessions(
-    conn: &mut Conn,
-    options: &Options,
+/// Whose sessions a drop ends: those on the database (when it is
+/// dropped), and those of the accounts dropped.
+struct Whose {
+    /// The database is dropped.
     database: bool,
-    accounts: bool,
-) -> Result<Vec<Step>, DbError> {
+    /// Every account of the user is dropped (none kept).
+    every: bool,
+    /// The hosts of the accounts dropped.
+    hosts: Vec<String>,
+}
+
+impl Whose {
+    /// Whose sessions these are, for the refusal.
+    fn said(&self, options: &Options) -> String {
+        let (db, user) = (&options.database, &options.user);
+        let accounts = match self.hosts.as_slice() {
+            [] => None,
+            _ if self.every => Some(format!("the user {user}")),
+            [host] => Some(format!("the account {user}@{host}")),
+            hosts => Some(format!(
+                "the accounts {}",
+                hosts
+                    .iter()
+                    .map(|h| format!("{user}@{h}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
+        match (self.database, accounts) {
+            (true, Some(accounts)) => format!("the database {db} and {accounts} have"),
+            (true, None) => format!("the database {db} has"),
+            (false, Some(accounts)) if accounts.starts_with("the accounts ") => {
+                format!("{accounts} have")
+            }
+            (false, Some(accounts)) => format!("{accounts} has"),
+            (false, None) => String::new(),
+        }
+    }
+}
+
+/// The client host of a process list row (`localhost` for a socket,
+/// else the address or name without its `:port`).
+const CLIENT_HOST: &str = "IF(LOCATE(':', HOST) > 0, LEFT(HOST, CHAR_LENGTH(HOST) - \
+     CHAR_LENGTH(SUBSTRING_INDEX(HOST, ':', -1)) - 1), HOST)";
+
+/// The sessions on the database (when it is dropped) and of the accounts
+/// dropped, our own aside: refused without `--force`, else each ended
+/// first. The process list names a session's user, not the account it
+/// signed in as: when every account of the user goes, each session of
+/// the user counts; when one is kept, only a session whose client host
+/// matches a dropped account's host (its pattern, as the server matches
+/// it) does, so the kept account's sessions go on.
+fn sessions(conn: &mut Conn, options: &Options, whose: &Whose) -> Result<Vec<Step>, DbError> {
     let (db, user) = (&options.database, &options.user);
+    let mut of_user = "FALSE".to_owned();
+    let mut params: Vec<mysql::Value> = vec![whose.database.into(), db.as_str().into()];
+    if !whose.hosts.is_empty() {
+        params.push(user.as_str().into());
+        params.push(whose.every.into());
+        let hosts = vec![format!("{CLIENT_HOST} LIKE ?"); whose.hosts.len()].join(" OR ");
+        of_user = format!("USER = ? AND (? OR {hosts})");
+        params.extend(whose.hosts.iter().map(|h| h.as_str().into()));
+    }
     let found: Vec<(u64, String, Option<String>)> = conn
         .exec(
-            "SELECT ID, USER, DB FROM information_schema.PROCESSLIST \
-             WHERE ID <> CONNECTION_ID() AND ((? AND DB = ?) OR (? AND USER = ?)) ORDER BY ID",
-            (database, db.as_str(), accounts, user.as_str()),
+            format!(
+                "SELECT ID, USER, DB FROM information_schema.PROCESSLIST \
+                 WHERE ID <> CONNECTION_ID() AND ((? AND DB = ?) OR ({of_user})) ORDER BY ID"
+            ),
+            params,
         )
         .map_err(|e| options.target.refused(None, &e))?;
     if !found.is_empty() && !options.force {
-        let whose = match (database, accounts) {
-            (true, true) => format!("the database {db} and the user {user} have"),
-            (true, false) => format!("the database {db} has"),
-            _ => format!("the user {user} has"),
-        };
         return Err(DbError::Conflict(format!(
-            "{whose} {} session(s): --force ends them",
+            "{} {} session(s): --force ends them",
+            whose.said(options),
             found.len()
         )));
     }

@@ -103,6 +103,14 @@ impl Stored {
         !self.chained && self.plugin == auth.plugin() && self.hash == hash
     }
 
+    /// Whether its stored hash is one of `password` by its own plugin
+    /// (a password one, alone): the account's password is `password`.
+    pub fn holds_password(&self, password: &Secret) -> bool {
+        [Auth::Ed25519, Auth::Native]
+            .iter()
+            .any(|auth| self.holds(*auth, &auth.hash(password.expose().as_bytes())))
+    }
+
     /// What setting its password by `auth` does, in words: the plugin
     /// too when it changes (`db_mysql_auth` is not the account's), since
     /// a client may speak one and not the other (PHP's mysqlnd has no
