@@ -378,7 +378,7 @@ performance_schema and sys (system-versioned tables too), one statement
 per table, each row the server reports shown (with -q only its warnings
 and errors). --optimize rebuilds an InnoDB table whole, so a table larger
 than the free space of the data directory is skipped and named.
---optimize, --repair and --analyze change tables: they run under the lock
+--optimize, --repair and --analyze change tables: they run under a lock of their own
 (--wait), and --dry-run lists the statements and the tables that would be
 skipped (sized by the server's statistics; the real run analyzes each
 InnoDB table first) and runs none. Exit 1 when a table reports an

@@ -64,7 +64,7 @@ pub const SWITCHES: &[Spec] = &[
     Spec::new(
         "db_state_dir",
         "/var/lib/pysk/db",
-        "where the lock file of mutating runs lives",
+        "where the lock files of mutating and maintenance runs live",
     ),
     Spec::new(
         "db_wait",
