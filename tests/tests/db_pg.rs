@@ -861,13 +861,18 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
     assert_eq!(doc["databases"][0]["reindexed"], 0, "{doc}");
     assert_eq!(invalid(), "2|1", "another session's build is left alone");
     // That session stopped leaves them behind: the next run drops them
-    // first, then reindexes.
+    // first, then reindexes. It is ended (and gone) before the holder, or
+    // freed by the holder's end it could finish its REINDEX first.
+    env.pg.psql(
+        "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity \
+         WHERE datname = 'shop' AND query LIKE 'REINDEX%'",
+    );
+    let _ = other.wait();
     env.pg.psql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = 'shop' AND pid <> pg_backend_pid()",
     );
     let _ = holder.wait();
-    let _ = other.wait();
     assert_eq!(invalid(), "2|1", "the stopped REINDEX left its indexes");
     // Once the session is gone, both tables are reindexed.
     wait_for_no_session(&env, "shop");
@@ -1036,7 +1041,7 @@ fn vacuum_takes_the_lock_refuses_a_missing_database_and_goes_on_past_a_failing_o
         "{}",
         pysk_tests::stderr(&out)
     );
-    env.tool().args(["pg", "setup"]).succeeds();
+    env.tool().args(["pg", "drop", "nosuch"]).succeeds();
     let release = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(1500));
         drop(held);
