@@ -38,6 +38,10 @@ use crate::error::BackupError;
 use crate::fetch::{self, Fetched};
 use crate::load::{self, Counts, Differs};
 
+/// How long a throw-away server, ready by then, may take to answer a
+/// connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a throw-away server may take to start.
 pub(crate) const BOUND: Duration = Duration::from_secs(60);
 

@@ -135,6 +135,7 @@ pub fn db_error(e: DbError) -> BackupError {
             }
         }
         DbError::Name(why) | DbError::Conflict(why) => BackupError::Name(why),
+        DbError::NotPermitted(why) => BackupError::Denied(why),
     }
 }
 
@@ -267,7 +268,11 @@ impl<'a> Connected<'a> {
             self.pg = Some(server);
         }
         if servers.mysql && self.my.is_none() {
-            let mut server = mysql::Server::connect(&options.mysql_socket, options.lock_wait)?;
+            let target = pysk_db::mysql::connect::Target {
+                socket: options.mysql_socket.clone(),
+                timeout: options.pg.connect_timeout,
+            };
+            let mut server = mysql::Server::connect(&target, options.lock_wait)?;
             self.my_dbs = server.databases()?;
             self.listed.mysql = Some(self.my_dbs.clone());
             self.my = Some(server);

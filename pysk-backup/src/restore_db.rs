@@ -160,6 +160,7 @@ impl Production {
             pg::SERVER => Ok(Production::Pg(load::pg::Server::new(opts.pg.clone())?)),
             _ => Ok(Production::My(load::mysql::Server {
                 socket: opts.mysql_socket.clone(),
+                timeout: opts.pg.connect_timeout,
             })),
         }
     }

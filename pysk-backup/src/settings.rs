@@ -97,6 +97,11 @@ pub const SWITCHES: &[Spec] = &[
         "the system account pg_dump runs as (peer authentication)",
     ),
     Spec::new(
+        "db_connect_timeout",
+        "10",
+        "seconds a database server may take to answer a connection before the run gives up (exit 69)",
+    ),
+    Spec::new(
         "db_mysql_socket",
         "/run/mysqld/mysqld.sock",
         "MariaDB's Unix socket, reached as root (unix_socket authentication)",
@@ -300,6 +305,7 @@ fn pg_target(settings: &Settings) -> Result<Target, BackupError> {
         socket_dir: settings.path("db_pg_socket_dir", None)?,
         port: settings.count("db_pg_port", None, 1u16..=u16::MAX)?,
         superuser: settings.string("db_pg_superuser", None)?,
+        connect_timeout: settings.timeout("db_connect_timeout", None)?,
     })
 }
 
@@ -376,11 +382,7 @@ pub fn dump_with(
         force: selection.force,
         shrink_percent: settings.count("backup_shrink_percent", None, 0u64..=100)?,
         lock_wait: settings.timeout("backup_lock_wait_timeout", None)?,
-        pg: Target {
-            socket_dir: settings.path("db_pg_socket_dir", None)?,
-            port: settings.count("db_pg_port", None, 1u16..=u16::MAX)?,
-            superuser: settings.string("db_pg_superuser", None)?,
-        },
+        pg: pg_target(settings)?,
         mysql_socket: settings.path("db_mysql_socket", None)?,
         dry_run,
     })

@@ -16,12 +16,14 @@ const EXIT_CODES: &[(u8, &str)] = &[
     (exit::OK, "ok"),
     (
         exit::PARTIAL,
-        "vacuum: a table the server refused; mysql check: a table that reports an error (named)",
+        "vacuum: a table or database that failed; mysql check: a table that reports an error; \
+         list: a server that failed (named)",
     ),
     (exit::USAGE, "usage: a bad option"),
     (
         exit::DATAERR,
-        "a name the name rule refuses, or a database owned by someone else; nothing changed",
+        "bad input: a name the name rule refuses, or a role, account or database that is not \
+         what the request needs (named); nothing changed",
     ),
     (
         exit::UNAVAILABLE,
@@ -40,9 +42,12 @@ const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         exit::NOPERM,
-        "a password file others may read (run chmod 600 on it)",
+        "a password file others may read (chmod 600 it); pg: run as neither root nor db_pg_superuser",
     ),
-    (exit::CONFIG, "bad configuration: a switch"),
+    (
+        exit::CONFIG,
+        "bad configuration: a switch (db_pg_superuser: no such system account)",
+    ),
 ];
 
 /// pysk-db: PostgreSQL and MariaDB setup and upkeep
@@ -74,7 +79,10 @@ Example:
 One line per database on stdout, tab-separated: server (postgresql or
 mariadb), name, owners (MariaDB: the accounts with ALL on it), bytes,
 sessions. A server not running here (no socket) is said on stderr and
-left out.")]
+left out. One that is there but fails (refuses the connection, a stale
+socket) is named on stderr with its socket and left out, the other still
+listed, and the run exits 1; --json has them in \"not_running\" and
+\"failed\" as {\"server\", \"socket\"} (with \"reason\" when failed).")]
     List(ListArgs),
     /// Print the effective switches (defaults included) in shell syntax
     #[command(after_help = "\
@@ -99,9 +107,12 @@ pub enum PgCommand {
 Example:
   pysk-db pg setup --dry-run
 
-PUBLIC keeps only CONNECT on template1 (every new database is its copy),
-and loses CREATE on the schema public of every database that still grants
-it (PostgreSQL 14 and older). A second run changes nothing and says so.")]
+PUBLIC keeps only CONNECT on template1, so no one else can put a schema
+into it for every new database to copy (a database's own grants are not
+copied: a new one grants PUBLIC CONNECT and TEMPORARY, as PostgreSQL
+always does), and loses CREATE on the schema public of every database that
+still grants it (PostgreSQL 14 and older). A second run changes nothing
+and says so.")]
     Setup(SetupArgs),
     /// Make a database with its own owner
     #[command(after_help = "\
@@ -110,10 +121,20 @@ Example:
 
 A NOLOGIN role named after the database, the owner a LOGIN role and a member
 of it, the database owned by the owner, ALL on its schema public to the
-owner. The password (from a file only its owner may read) reaches the
+owner (when its template has one). The password (from a file only its owner may read) reaches the
 server only as a SCRAM-SHA-256 verifier made here; a stored verifier of the
-same password is left alone, so a second run changes nothing and says so.
-A database that exists with another owner is refused (exit 65).")]
+same password is left alone, so a second run changes nothing and says so;
+an owner that exists gets LOGIN when it lacks it, as the last step.
+Refused (exit 65): a database that exists with another owner; a role named
+like the database that is more than a bare NOLOGIN group role, or (for an
+owner not yet its member) owns or holds anything or has members (its
+members get what it may do); an owner that is a superuser, has CREATEROLE,
+CREATEDB, REPLICATION or BYPASSRLS, is PostgreSQL's own or has members; an
+owner named like the database; names beginning with pg_. An --encoding the server does not know: exit 2.
+When CREATE DATABASE (which no transaction can hold) or the grant after
+it fails, the roles and membership this run made are dropped again (exit
+69, said). A database that exists with another encoding or locale is left
+as it is, with a warning.")]
     Create(CreateArgs),
     /// Make another database for an existing owner
     #[command(after_help = "\
@@ -121,7 +142,8 @@ Example:
   pysk-db pg add-db shop_test --owner shop_admin
 
 As create, for an owner that exists already; its password is left as it
-is. An owner that does not exist is refused (exit 65).")]
+is. An owner that does not exist, or is NOLOGIN, is refused (exit 65), as
+is all create refuses.")]
     AddDb(AddDbArgs),
     /// Set a login role's password
     #[command(after_help = "\
@@ -130,15 +152,20 @@ Example:
 
 The password reaches the server only as a SCRAM-SHA-256 verifier made
 here; when the stored verifier is one of the same password, nothing
-changes.")]
+changes. A superuser and PostgreSQL's own roles are refused (exit 65).")]
     Password(PasswordArgs),
-    /// Drop a database and the role named after it
+    /// Drop a database and the group role named after it
     #[command(after_help = "\
 Example:
   pysk-db pg drop shop --dry-run
 
 A database with connections is refused (exit 65) unless --force, which
-ends them. The owner role stays: it may own more.")]
+ends them. The owner role stays: it may own more. A role of the database's
+name that is not a bare NOLOGIN group role as create makes it (a login, a
+superuser) stays and is said, and so does a group role whose database is
+not there (a role made by hand: its members would lose what it carries).
+postgres, template0 and template1 are refused
+(exit 65).")]
     Drop(DropArgs),
     /// Vacuum every table, skipping those another session holds
     #[command(after_help = "\
@@ -148,20 +175,24 @@ Examples (cron, nightly):
 
 Each table is vacuumed on its own with SKIP_LOCKED and the lock_timeout of
 db_lock_timeout, so maintenance never queues behind another session's lock:
-a table held elsewhere is skipped and named. Every database but template0
-(which takes no connections) with --all.")]
+a table held elsewhere is skipped and named as a warning, which -q still
+prints (--json names each by its schema and table). With --analyze, partitioned
+tables are analyzed too. Every database but template0 (which takes no
+connections) with --all; a named database that does not exist is refused
+(exit 65), one that fails on the way is named (exit 1) and the others are
+still done. Runs under the state lock (--wait); --reindex drops the
+half-built indexes (_ccnew, _ccold) a stopped REINDEX leaves on a table
+and its TOAST table, this run's and earlier runs', unless another session
+is building an index there.")]
     Vacuum(VacuumArgs),
 }
 
-/// The options of `pg vacuum`.
+/// The options of `pg vacuum`: the databases named, or `--all`.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["databases", "all"])))]
 pub struct VacuumArgs {
     /// The databases
-    #[arg(
-        value_name = "DB",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
+    #[arg(value_name = "DB")]
     pub databases: Vec<String>,
     /// Every database that takes connections
     #[arg(long)]
@@ -172,7 +203,7 @@ pub struct VacuumArgs {
     /// REINDEX each user table CONCURRENTLY too
     #[arg(long)]
     pub reindex: bool,
-    /// Databases vacuumed at once
+    /// Databases vacuumed at once (1 or more)
     #[arg(long, short = 'j', value_name = "N", default_value_t = 1)]
     pub jobs: usize,
     /// Seconds a table's lock is waited for before it is skipped
@@ -185,6 +216,9 @@ pub struct VacuumArgs {
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// `CREATE DATABASE`'s options for a new database.
@@ -285,7 +319,19 @@ given; --host is the option every pysk tool has), the
 database, ALL on it to each account. The password (from a file only its
 owner may read) reaches the server only as the hash of db_mysql_auth made
 here (ed25519 or mysql_native_password); a stored hash of the same password
-is left alone, so a second run changes nothing and says so.")]
+is left alone, so a second run changes nothing and says so. Refused (exit
+65, nothing changed): the server's own databases and accounts (root,
+mysql, mariadb.sys, PUBLIC); an account that signs in otherwise
+(unix_socket, a chain of plugins); a database that exists with grants to
+other accounts (root and PUBLIC aside). A bad --account-host, --charset
+or --collation exits 2, and so do a character set or collation the server
+does not have and a collation of another character set (checked before
+anything is made). A database that exists with another character set or collation
+is left as it is and said (stderr, and --json's \"warnings\"). A new
+account at a host with a wildcard (% or _) is said to be open to every
+host that matches. When the server refuses a statement after the accounts
+were made (exit 69), the accounts and the database this run made are
+dropped again, latest first, and the error says so.")]
     Create(MysqlCreateArgs),
     /// Set an account's password
     #[command(after_help = "\
@@ -294,8 +340,14 @@ Example:
 
 The account USER at each --account-host (every host it has when none is
 given) gets the hash of db_mysql_auth made here; an account whose stored
-hash is one of the same password is left alone. An account that does not
-exist is refused (exit 65).")]
+hash is one of the same password is left alone. An account of the other
+plugin moves to db_mysql_auth's, and the plan and the report say so
+(\"…'s password, and its authentication from mysql_native_password to
+ed25519\"): a client without ed25519 (PHP's mysqlnd) then cannot log in.
+Refused (exit 65,
+nothing changed): an account that does not exist, the server's own (root,
+mysql, mariadb.sys, PUBLIC), and one that signs in otherwise than by a
+password alone (unix_socket, a chain of plugins).")]
     Password(MysqlPasswordArgs),
     /// Drop a database and the accounts made for it
     #[command(after_help = "\
@@ -303,19 +355,34 @@ Example:
   pysk-db mysql drop shop --dry-run
 
 The database and the account USER (default: the database's name) at every
-host it has. Nothing there: nothing to change.")]
+host it has. An account that also holds grants elsewhere (another
+database, a global privilege, a role) is kept and said (on stderr, and in
+--json's \"kept\"), its grants on the database (its tables, columns and
+routines too) taken back. Sessions on the
+database or of the accounts dropped (the list of processes, this run's
+aside; it names a session's user, not its account: when an account of the
+user is kept, only sessions from a client host that a dropped account's
+host matches count) refuse the drop (exit 65, nothing changed)
+unless --force, which ends them first with KILL CONNECTION (listed by
+--dry-run). Nothing there: nothing to change. The server's own databases
+and accounts are refused (exit 65).")]
     Drop(MysqlDropArgs),
     /// Check (or optimize, repair, analyze) every table
     #[command(after_help = "\
 Examples (cron, weekly):
   pysk-db -q mysql check
-  pysk-db mysql check --optimize
+  pysk-db mysql check --optimize --dry-run
 
 Every table of every database but mysql, information_schema,
-performance_schema and sys, one statement per table, each row the server
-reports shown. --optimize rebuilds an InnoDB table whole, so a table larger
-than the free space of the data directory is skipped and named. Exit 1
-when a table reports an error.")]
+performance_schema and sys (system-versioned tables too), one statement
+per table, each row the server reports shown (with -q only its warnings
+and errors). --optimize rebuilds an InnoDB table whole, so a table larger
+than the free space of the data directory is skipped and named.
+--optimize, --repair and --analyze change tables: they run under a lock of their own
+(--wait), and --dry-run lists the statements and the tables that would be
+skipped (sized by the server's statistics; the real run analyzes each
+InnoDB table first) and runs none. Exit 1 when a table reports an
+error.")]
     Check(MysqlCheckArgs),
 }
 
@@ -349,6 +416,9 @@ pub struct MysqlDropArgs {
     /// The account's user name (default: the database's name)
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
+    /// End the sessions on the database and of the accounts dropped first
+    #[arg(long)]
+    pub force: bool,
     /// `--dry-run`.
     #[command(flatten)]
     pub dry_run: DryRunArgs,
@@ -372,9 +442,15 @@ pub struct MysqlCheckArgs {
     /// ANALYZE TABLE instead of CHECK TABLE
     #[arg(long, group = "how")]
     pub analyze: bool,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// The options of `mysql create`.
@@ -400,7 +476,8 @@ pub struct MysqlCreateArgs {
     )]
     pub password_file: Option<std::path::PathBuf>,
     /// Make a password, written once to OUT (mode 0600) and never
-    /// printed; OUT must not exist yet
+    /// printed; an existing OUT (an earlier run's) is the password, and
+    /// an account that exists must already have it
     #[arg(long, value_name = "OUT", conflicts_with = "password_file")]
     pub generate_password: Option<std::path::PathBuf>,
     /// The database's character set
@@ -436,7 +513,8 @@ pub struct CreateArgs {
     )]
     pub password_file: Option<std::path::PathBuf>,
     /// Make a password, written once to OUT (mode 0600) and never
-    /// printed; OUT must not exist yet
+    /// printed; an OUT that exists is read as the password, refused for
+    /// an owner that exists unless it is that owner's password already
     #[arg(long, value_name = "OUT", conflicts_with = "password_file")]
     pub generate_password: Option<std::path::PathBuf>,
     /// How a new database is made.

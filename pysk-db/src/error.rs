@@ -25,6 +25,9 @@ pub enum DbError {
         /// The server's message and code.
         reason: String,
     },
+    /// The run lacks a permission it needs (PostgreSQL: run as root or as
+    /// the superuser's account); nothing changed.
+    NotPermitted(String),
     /// A server that cannot be reached, or refused the connection.
     Unreachable {
         /// The server, by its socket.
@@ -38,7 +41,9 @@ impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DbError::Common(e) => e.fmt(f),
-            DbError::Name(why) | DbError::Conflict(why) => write!(f, "{why}; nothing changed"),
+            DbError::Name(why) | DbError::Conflict(why) | DbError::NotPermitted(why) => {
+                write!(f, "{why}; nothing changed")
+            }
             DbError::Unreachable { server, reason } | DbError::Server { server, reason } => {
                 write!(f, "{server}: {reason}")
             }
@@ -52,6 +57,7 @@ impl std::error::Error for DbError {
             DbError::Common(e) => Some(e),
             DbError::Name(_)
             | DbError::Conflict(_)
+            | DbError::NotPermitted(_)
             | DbError::Unreachable { .. }
             | DbError::Server { .. } => None,
         }
@@ -63,6 +69,7 @@ impl ToolError for DbError {
         match self {
             DbError::Common(e) => e.exit_code(),
             DbError::Name(_) | DbError::Conflict(_) => exit::DATAERR,
+            DbError::NotPermitted(_) => exit::NOPERM,
             DbError::Unreachable { .. } | DbError::Server { .. } => exit::UNAVAILABLE,
         }
     }

@@ -2,7 +2,7 @@
 //! any connection is made, and still quoted properly in every statement,
 //! since defence in depth is the point — PostgreSQL identifiers in double
 //! quotes (a quote doubled), MariaDB identifiers in backticks (a backtick
-//! doubled), string literals in single quotes with the server's escapes.
+//! doubled), PostgreSQL string literals as libpq quotes them.
 
 use regex::Regex;
 
@@ -38,10 +38,28 @@ impl Rule {
         }
         Err(format!(
             "{what} \"{}\": not a name this tool takes (db_name_pattern {})",
-            name.escape_debug(),
+            shown(name),
             self.text
         ))
     }
+}
+
+/// `name` as a message shows it: printable ASCII as it is (`"` and `\`
+/// escaped), anything else as a Rust escape (`\n`, `\u{43e}`), so that a
+/// look-alike letter from another script never reads as the Latin word.
+pub fn shown(name: &str) -> String {
+    let mut text = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '"' | '\\' => {
+                text.push('\\');
+                text.push(c);
+            }
+            ' '..='~' => text.push(c),
+            _ => text.extend(c.escape_default()),
+        }
+    }
+    text
 }
 
 /// `name` as a PostgreSQL identifier: in double quotes, a quote doubled.
@@ -54,12 +72,13 @@ pub fn mysql_identifier(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-/// `text` as a SQL string literal for either server: in single quotes, a
-/// quote doubled; a backslash doubled too, since MariaDB reads it as an
-/// escape (and PostgreSQL, with standard_conforming_strings, as itself —
-/// so the caller must not use this for PostgreSQL values holding one).
-pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+/// `text` as a PostgreSQL string literal, as libpq's
+/// `PQescapeLiteral` writes it: in single quotes, a quote doubled; a text
+/// holding a backslash as ` E'…'` with it doubled, which means the same
+/// whatever `standard_conforming_strings` says. PostgreSQL's only:
+/// MariaDB's literals follow other rules.
+pub fn pg_literal(text: &str) -> String {
+    postgres_protocol::escape::escape_literal(text)
 }
 
 #[cfg(test)]
@@ -95,6 +114,8 @@ mod tests {
             rule.check("user", "a\"b\n").expect_err("quote"),
             "user \"a\\\"b\\n\": not a name this tool takes (db_name_pattern ^[a-z_][a-z0-9_]{0,62}$)"
         );
+        assert_eq!(shown("sh\u{43e}p"), "sh\\u{43e}p", "a Cyrillic o");
+        assert_eq!(shown("a'b\\c\0\t"), "a'b\\\\c\\u{0}\\t");
     }
 
     #[test]
@@ -105,6 +126,7 @@ mod tests {
         assert!(Rule::new("(").is_err());
         assert_eq!(pg_identifier("a\"b"), "\"a\"\"b\"");
         assert_eq!(mysql_identifier("a`b"), "`a``b`");
-        assert_eq!(literal("it's a \\ test"), "'it''s a \\\\ test'");
+        assert_eq!(pg_literal("it's"), "'it''s'");
+        assert_eq!(pg_literal("a \\ b's"), " E'a \\\\ b''s'");
     }
 }

@@ -2,7 +2,7 @@
 //! read (`--password-file`), or a new random one (`--generate-password`)
 //! made in memory and written once, mode 0600, only when the run is
 //! about to apply a plan that uses it — a run refused on the way writes
-//! nothing. The password is never printed and never put on a command
+//! nothing; once written, the file is the password of later runs. The password is never printed and never put on a command
 //! line.
 
 use std::fs::{self, OpenOptions};
@@ -25,8 +25,12 @@ const GENERATED_BYTES: usize = 18;
 pub struct Password {
     /// The password.
     pub secret: Secret,
-    /// `--generate-password`'s file, written by [`Password::keep`].
+    /// `--generate-password`'s file, to be written by [`Password::keep`]
+    /// (`None` when the password was read from a file).
     pub generated: Option<PathBuf>,
+    /// Read from `--generate-password`'s file, written by an earlier run:
+    /// the password of that run's account, never to be put on another.
+    pub reused: bool,
 }
 
 impl Password {
@@ -42,7 +46,9 @@ impl Password {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let tmp = dir.join(format!(".pysk-db-password.{}", std::process::id()));
+        // A name no other run can hold: a run killed before it removed
+        // its temporary file must not block the next one with that pid.
+        let tmp = dir.join(format!(".pysk-db-password.{}", random_suffix()?));
         let written = write_private(&tmp, self.secret.expose());
         let linked = written.and_then(|()| {
             fs::hard_link(&tmp, out).map_err(|e| match e.kind() {
@@ -55,6 +61,15 @@ impl Password {
         pysk_common::atomic::sync_dir(dir).map_err(write_err(dir))?;
         Ok(())
     }
+}
+
+/// Sixteen random hex digits, for a temporary file's name.
+fn random_suffix() -> Result<String, DbError> {
+    let mut bytes = [0u8; 8];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .map_err(pysk_common::error::read_err("/dev/urandom"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Writes `text` and a newline to a new file of mode 0600, synced.
@@ -79,13 +94,18 @@ fn exists(out: &Path) -> DbError {
     ))
 }
 
-/// A new random password for `out`, made in memory; `out` must not
-/// exist (a password is written once, and an earlier one is given back
-/// with `--password-file`).
+/// The password of `--generate-password OUT`: the one written to OUT by
+/// an earlier run when OUT exists (so a second run finds nothing to
+/// change), else a new random one made in memory, to be written by
+/// [`Password::keep`].
 fn generate(out: &Path) -> Result<Password, DbError> {
     use base64::Engine;
     if fs::symlink_metadata(out).is_ok() {
-        return Err(exists(out));
+        return Ok(Password {
+            secret: read(out)?,
+            generated: None,
+            reused: true,
+        });
     }
     let mut bytes = [0u8; GENERATED_BYTES];
     fs::File::open("/dev/urandom")
@@ -95,20 +115,29 @@ fn generate(out: &Path) -> Result<Password, DbError> {
     Ok(Password {
         secret: Secret::from(text),
         generated: Some(out.to_owned()),
+        reused: false,
     })
 }
 
-/// The password in `path`, refused when others may read the file (exit
-/// 77) or when it is empty (exit 65): an empty password is no password.
+/// The password in `path`: its one line, without the newline (spaces
+/// count). Refused when others may read the file (exit 77), and when it
+/// is empty or holds another line, a carriage return or any other
+/// control character (exit 65): such a password is a slip nobody could
+/// type.
 pub fn read(path: &Path) -> Result<Secret, DbError> {
     let password = pysk_common::secret::read_file(path)?;
-    if password.expose().is_empty() {
-        return Err(DbError::Conflict(format!(
-            "the password file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(password)
+    let text = password.expose();
+    let why = if text.is_empty() {
+        "is empty"
+    } else if text.chars().any(char::is_control) {
+        "holds a line break or another control character (one line is the password)"
+    } else {
+        return Ok(password);
+    };
+    Err(DbError::Conflict(format!(
+        "the password file {} {why}",
+        path.display()
+    )))
 }
 
 /// `--password-file`'s password, or a new one for `--generate-password`'s
@@ -118,6 +147,7 @@ pub fn from_options(file: Option<&Path>, generate_to: Option<&Path>) -> Result<P
         (Some(file), _) => Ok(Password {
             secret: read(file)?,
             generated: None,
+            reused: false,
         }),
         (None, Some(out)) => generate(out),
         (None, None) => Err(pysk_common::Error::option(

@@ -28,6 +28,8 @@ pub enum Action {
     Drop,
     /// Installs a plugin.
     Install,
+    /// Ends a session.
+    End,
 }
 
 impl Action {
@@ -39,6 +41,7 @@ impl Action {
             Action::Revoke => "revoke",
             Action::Drop => "drop",
             Action::Install => "install",
+            Action::End => "end",
         }
     }
 
@@ -50,6 +53,7 @@ impl Action {
             Action::Revoke => "revoked",
             Action::Drop => "dropped",
             Action::Install => "installed",
+            Action::End => "ended",
         }
     }
 }

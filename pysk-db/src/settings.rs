@@ -34,14 +34,21 @@ pub const SWITCHES: &[Spec] = &[
         "the system account PostgreSQL's superuser is reached as (peer authentication)",
     ),
     Spec::new(
+        "db_connect_timeout",
+        "10",
+        "seconds a server may take to answer a connection, authentication included, \
+         before the run gives up (exit 69)",
+    ),
+    Spec::new(
         "db_mysql_socket",
         "/run/mysqld/mysqld.sock",
         "MariaDB's Unix socket, reached as root (unix_socket authentication)",
     ),
     Spec::new(
         "db_mysql_auth",
-        "ed25519",
-        "how MariaDB accounts are made: ed25519 or mysql_native_password",
+        "mysql_native_password",
+        "how MariaDB accounts are made: mysql_native_password (every client) or ed25519 \
+         (not PHP's mysqlnd)",
     ),
     Spec::new(
         "db_name_pattern",
@@ -57,7 +64,7 @@ pub const SWITCHES: &[Spec] = &[
     Spec::new(
         "db_state_dir",
         "/var/lib/pysk/db",
-        "where the lock file of mutating runs lives",
+        "where the lock files of mutating and maintenance runs live",
     ),
     Spec::new(
         "db_wait",
@@ -67,12 +74,31 @@ pub const SWITCHES: &[Spec] = &[
     .option("--wait"),
 ];
 
-/// The PostgreSQL server: its socket and superuser.
+/// The PostgreSQL server: its socket and superuser, whose system account
+/// must exist (a bad `db_pg_superuser` otherwise: exit 78).
 pub fn pg_target(settings: &Settings) -> Result<Target, DbError> {
+    let target = pg_server(settings)?;
+    if let Ok(None) = nix::unistd::User::from_name(&target.superuser) {
+        return Err(settings
+            .invalid(
+                "db_pg_superuser",
+                None,
+                format!("{:?}: no system account of that name", target.superuser),
+            )
+            .into());
+    }
+    Ok(target)
+}
+
+/// The PostgreSQL server, its superuser's account not looked up: `list`
+/// says a server that is not here, and a machine without PostgreSQL may
+/// have no such account.
+fn pg_server(settings: &Settings) -> Result<Target, DbError> {
     Ok(Target {
         socket_dir: settings.path("db_pg_socket_dir", None)?,
         port: settings.parsed("db_pg_port", None)?,
         superuser: settings.string("db_pg_superuser", None)?,
+        connect_timeout: settings.timeout("db_connect_timeout", None)?,
     })
 }
 
@@ -92,14 +118,11 @@ pub fn pg_setup(settings: &Settings, args: &SetupArgs) -> Result<setup::Options,
 /// read it).
 pub fn pg_create(settings: &Settings, args: &CreateArgs) -> Result<create::Options, DbError> {
     let rule = name_rule(settings)?;
-    let database = rule
-        .check("database", &args.database)
-        .map_err(DbError::Name)?;
-    let owner = rule.check("owner", &args.owner).map_err(DbError::Name)?;
+    let (database, owner) = pg_names(&rule, &args.database, &args.owner)?;
     Ok(create::Options {
         target: pg_target(settings)?,
-        database: database.to_owned(),
-        owner: owner.to_owned(),
+        database,
+        owner,
         password: Some(crate::password::from_options(
             args.password_file.as_deref(),
             args.generate_password.as_deref(),
@@ -110,6 +133,30 @@ pub fn pg_create(settings: &Settings, args: &CreateArgs) -> Result<create::Optio
         dry_run: args.dry_run.dry_run,
         json: args.json.json,
     })
+}
+
+/// The database and owner of `pg create`/`add-db`: each by the name
+/// rule, neither beginning with `pg_` (PostgreSQL keeps those for its own
+/// roles, and the database names a role), and not the same name, since
+/// the database's role is a group role of its own.
+fn pg_names(rule: &Rule, database: &str, owner: &str) -> Result<(String, String), DbError> {
+    let database = rule.check("database", database).map_err(DbError::Name)?;
+    let owner = rule.check("owner", owner).map_err(DbError::Name)?;
+    for (what, name) in [("database", database), ("owner", owner)] {
+        if name.starts_with("pg_") {
+            return Err(DbError::Name(format!(
+                "{what} \"{}\": PostgreSQL keeps role names beginning with pg_ for its own",
+                names::shown(name)
+            )));
+        }
+    }
+    if database == owner {
+        return Err(DbError::Name(format!(
+            "the owner {owner} has the database's name: the database's role {database} is a \
+             NOLOGIN group role of its own, so the owner needs another name"
+        )));
+    }
+    Ok((database.to_owned(), owner.to_owned()))
 }
 
 /// `CREATE DATABASE`'s options: the template checked by the name rule,
@@ -146,14 +193,11 @@ fn make(rule: &Rule, args: &MakeArgs) -> Result<create::Make, DbError> {
 /// The options of `pg add-db`: `create` for an owner that exists.
 pub fn pg_add_db(settings: &Settings, args: &AddDbArgs) -> Result<create::Options, DbError> {
     let rule = name_rule(settings)?;
-    let database = rule
-        .check("database", &args.database)
-        .map_err(DbError::Name)?;
-    let owner = rule.check("owner", &args.owner).map_err(DbError::Name)?;
+    let (database, owner) = pg_names(&rule, &args.database, &args.owner)?;
     Ok(create::Options {
         target: pg_target(settings)?,
-        database: database.to_owned(),
-        owner: owner.to_owned(),
+        database,
+        owner,
         password: None,
         make: make(&rule, &args.make)?,
         lock: lock_path(settings)?,
@@ -180,12 +224,18 @@ pub fn pg_password(settings: &Settings, args: &PasswordArgs) -> Result<password:
     })
 }
 
-/// The options of `pg drop`.
+/// The options of `pg drop`: PostgreSQL's own databases refused before
+/// any connection.
 pub fn pg_drop(settings: &Settings, args: &DropArgs) -> Result<drop::Options, DbError> {
     let database = name_rule(settings)?
         .check("database", &args.database)
         .map_err(DbError::Name)?
         .to_owned();
+    if ["postgres", "template0", "template1"].contains(&database.as_str()) {
+        return Err(DbError::Name(format!(
+            "database \"{database}\": PostgreSQL's own, never dropped"
+        )));
+    }
     Ok(drop::Options {
         target: pg_target(settings)?,
         database,
@@ -201,6 +251,7 @@ pub fn pg_drop(settings: &Settings, args: &DropArgs) -> Result<drop::Options, Db
 pub fn mysql_target(settings: &Settings) -> Result<mysql::connect::Target, DbError> {
     Ok(mysql::connect::Target {
         socket: settings.path("db_mysql_socket", None)?,
+        timeout: settings.timeout("db_connect_timeout", None)?,
     })
 }
 
@@ -224,8 +275,11 @@ pub fn mysql_setup(
     })
 }
 
-/// The options of `pg vacuum`.
+/// The options of `pg vacuum`: at least one database at a time.
 pub fn pg_vacuum(settings: &Settings, args: &VacuumArgs) -> Result<vacuum::Options, DbError> {
+    if args.jobs == 0 {
+        return Err(pysk_common::Error::option("--jobs", "\"0\": at least 1").into());
+    }
     let rule = name_rule(settings)?;
     let databases = args
         .databases
@@ -240,14 +294,17 @@ pub fn pg_vacuum(settings: &Settings, args: &VacuumArgs) -> Result<vacuum::Optio
         reindex: args.reindex,
         jobs: args.jobs,
         lock_timeout: settings.timeout("db_lock_timeout", args.lock_timeout.as_deref())?,
+        lock: maintenance_lock_path(settings, "pg-vacuum")?,
+        wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,
         json: args.json.json,
     })
 }
 
-/// The options of `mysql create`: the names, hosts, character set and
-/// collation checked before any connection, the password read from its
-/// file (refused when others may read it).
+/// The options of `mysql create`: the names (no system database or
+/// account), hosts, character set and collation checked before any
+/// connection, the password read from its file (refused when others may
+/// read it).
 pub fn mysql_create(
     settings: &Settings,
     args: &MysqlCreateArgs,
@@ -256,20 +313,15 @@ pub fn mysql_create(
     let database = rule
         .check("database", &args.database)
         .map_err(DbError::Name)?;
+    let database = mysql::not_a_system_database(database)?;
     let user = rule
         .check("user", args.user.as_deref().unwrap_or(database))
         .map_err(DbError::Name)?;
-    let mut hosts = Vec::new();
-    for host in &args.hosts {
-        let host = mysql::create::check_host(host).map_err(DbError::Name)?;
-        if !hosts.iter().any(|h: &String| h == host) {
-            hosts.push(host.to_owned());
-        }
-    }
-    let charset = mysql::create::check_charset("charset", &args.charset).map_err(DbError::Name)?;
-    let collation = match &args.collation {
-        Some(c) => Some(mysql::create::check_charset("collation", c).map_err(DbError::Name)?),
-        None => None,
+    let user = mysql::not_a_system_account(user)?;
+    let charset = |option: &str, value: &str| {
+        mysql::create::check_charset(value)
+            .map(str::to_owned)
+            .map_err(|why| DbError::from(pysk_common::Error::option(option, why)))
     };
     let password = crate::password::from_options(
         args.password_file.as_deref(),
@@ -280,10 +332,13 @@ pub fn mysql_create(
         auth: mysql_auth(settings)?,
         database: database.to_owned(),
         user: user.to_owned(),
-        hosts,
+        hosts: mysql_hosts(&args.hosts)?,
         password,
-        charset: charset.to_owned(),
-        collation: collation.map(str::to_owned),
+        charset: charset("--charset", &args.charset)?,
+        collation: match &args.collation {
+            Some(c) => Some(charset("--collation", c)?),
+            None => None,
+        },
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,
@@ -291,8 +346,22 @@ pub fn mysql_create(
     })
 }
 
-/// The options of `mysql password`: the names and hosts checked before
-/// any connection, the password read from its file.
+/// `--account-host`'s values, each checked (a bad one is an option error)
+/// and each once.
+fn mysql_hosts(hosts: &[String]) -> Result<Vec<String>, DbError> {
+    let mut checked: Vec<String> = Vec::new();
+    for host in hosts {
+        let host = mysql::create::check_host(host)
+            .map_err(|why| pysk_common::Error::option("--account-host", why))?;
+        if !checked.iter().any(|h| h == host) {
+            checked.push(host.to_owned());
+        }
+    }
+    Ok(checked)
+}
+
+/// The options of `mysql password`: the name (no system account) and
+/// hosts checked before any connection, the password read from its file.
 pub fn mysql_password(
     settings: &Settings,
     args: &crate::cli::MysqlPasswordArgs,
@@ -300,13 +369,8 @@ pub fn mysql_password(
     let user = name_rule(settings)?
         .check("user", &args.user)
         .map_err(DbError::Name)?;
-    let mut hosts = Vec::new();
-    for host in &args.hosts {
-        let host = mysql::create::check_host(host).map_err(DbError::Name)?;
-        if !hosts.iter().any(|h: &String| h == host) {
-            hosts.push(host.to_owned());
-        }
-    }
+    let user = mysql::not_a_system_account(user)?;
+    let hosts = mysql_hosts(&args.hosts)?;
     let password = crate::password::read(&args.password_file)?;
     Ok(mysql::password::Options {
         target: mysql_target(settings)?,
@@ -321,7 +385,8 @@ pub fn mysql_password(
     })
 }
 
-/// The options of `mysql drop`: the names checked before any connection.
+/// The options of `mysql drop`: the names (no system database or
+/// account) checked before any connection.
 pub fn mysql_drop(
     settings: &Settings,
     args: &crate::cli::MysqlDropArgs,
@@ -330,13 +395,16 @@ pub fn mysql_drop(
     let database = rule
         .check("database", &args.database)
         .map_err(DbError::Name)?;
+    let database = mysql::not_a_system_database(database)?;
     let user = rule
         .check("user", args.user.as_deref().unwrap_or(database))
         .map_err(DbError::Name)?;
+    let user = mysql::not_a_system_account(user)?;
     Ok(mysql::drop::Options {
         target: mysql_target(settings)?,
         database: database.to_owned(),
         user: user.to_owned(),
+        force: args.force,
         lock: lock_path(settings)?,
         wait: args.wait.resolve(settings, "db_wait")?,
         dry_run: args.dry_run.dry_run,
@@ -362,6 +430,9 @@ pub fn mysql_check(
     Ok(mysql::check::Options {
         target: mysql_target(settings)?,
         how,
+        lock: maintenance_lock_path(settings, "mysql-check")?,
+        wait: args.wait.resolve(settings, "db_wait")?,
+        dry_run: args.dry_run.dry_run,
         json: args.json.json,
     })
 }
@@ -371,10 +442,20 @@ fn lock_path(settings: &Settings) -> Result<std::path::PathBuf, DbError> {
     Ok(settings.path("db_state_dir", None)?.join("pysk-db.lock"))
 }
 
+/// The lock file of a maintenance run (`pg-vacuum`, `mysql-check`): one
+/// of each at a time, but never in the way of the subcommands that make,
+/// change and drop, which a night's hours of vacuum would otherwise make
+/// fail with 75.
+fn maintenance_lock_path(settings: &Settings, kind: &str) -> Result<std::path::PathBuf, DbError> {
+    Ok(settings
+        .path("db_state_dir", None)?
+        .join(format!("pysk-db-{kind}.lock")))
+}
+
 /// The options of `list`.
 pub fn list(settings: &Settings, args: &ListArgs) -> Result<crate::list::Options, DbError> {
     Ok(crate::list::Options {
-        pg: pg_target(settings)?,
+        pg: pg_server(settings)?,
         mysql: mysql_target(settings)?,
         json: args.json.json,
     })

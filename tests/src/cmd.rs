@@ -5,9 +5,11 @@
 //! stderr when the code is not the one expected.
 
 use std::ffi::OsStr;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::bin;
 
@@ -158,4 +160,57 @@ pub fn assert_stderr(out: &Output, text: &str) {
 /// Asserts that the run's stderr is exactly `text`.
 pub fn assert_stderr_is(out: &Output, text: &str) {
     assert_eq!(stderr(out), text, "the run's stderr");
+}
+
+/// Runs `cmd` with `input` on its stdin and its output captured; fails
+/// the test when it takes longer than `bound` (the process is killed).
+pub fn run_fed(mut cmd: Command, input: &[u8], bound: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let feed = {
+        let mut pipe = child.stdin.take().expect("a piped stdin");
+        let input = input.to_vec();
+        // A program that stops reading early is not a failed feed.
+        thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        })
+    };
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the command") {
+            break status;
+        }
+        if start.elapsed() > bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} took longer than {bound:?}; stderr:\n{}",
+                String::from_utf8_lossy(&stderr.join().unwrap_or_default())
+            );
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let _ = feed.join();
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// Reads `pipe` to its end in a thread.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
 }

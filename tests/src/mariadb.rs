@@ -15,7 +15,8 @@ use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::pg::{account, reachable, run_fed};
+use crate::cmd::run_fed;
+use crate::pg::{account, reachable};
 use crate::{Ready, Server, require, secret_file};
 
 /// How long the install, the server's start or one client may take before

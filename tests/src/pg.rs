@@ -9,14 +9,15 @@
 //! assert that no plaintext password ever reached the server.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::cmd::run_fed;
 use crate::{Ready, Server, free_port, require};
 
 /// How long `initdb`, the server's start or one `psql` may take before the
@@ -197,6 +198,17 @@ impl Postgres {
         run_fed(cmd, sql.as_bytes(), BOUND)
     }
 
+    /// Makes `cmd` run as the system account `name` (no supplementary
+    /// groups) in the server's directory, which every account may read:
+    /// for a tool run as `postgres` itself, or as someone else.
+    ///
+    /// # Panics
+    /// When there is no such account.
+    pub fn run_as(&self, cmd: &mut Command, name: &str) {
+        let account = account(name).unwrap_or_else(|| panic!("no system account {name}"));
+        as_account(cmd, account, &self.home);
+    }
+
     /// `psql -X -A -t -v ON_ERROR_STOP=1` on this server's socket as
     /// `user` in `db`, reading the SQL from stdin; no `PG*` variable of
     /// the test's environment leaks in.
@@ -371,57 +383,4 @@ fn clean_env(cmd: &mut Command) {
             cmd.env_remove(key);
         }
     }
-}
-
-/// Runs `cmd` with `input` on its stdin and its output captured; fails
-/// the test when it takes longer than `bound` (the process is killed).
-pub(crate) fn run_fed(mut cmd: Command, input: &[u8], bound: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let feed = {
-        let mut pipe = child.stdin.take().expect("a piped stdin");
-        let input = input.to_vec();
-        // A program that stops reading early is not a failed feed.
-        thread::spawn(move || {
-            let _ = pipe.write_all(&input);
-        })
-    };
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the command") {
-            break status;
-        }
-        if start.elapsed() > bound {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{cmd:?} took longer than {bound:?}; stderr:\n{}",
-                String::from_utf8_lossy(&stderr.join().unwrap_or_default())
-            );
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    let _ = feed.join();
-    Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    }
-}
-
-/// Reads `pipe` to its end in a thread.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        bytes
-    })
 }

@@ -1,6 +1,7 @@
 //! `pysk-db list` against a real PostgreSQL 15 and MariaDB 10.11 at
 //! once: each server's databases with owners, sizes and sessions, and a
-//! server not running here said and left out.
+//! server not running here said and left out, and one that fails named
+//! while the other is still listed.
 
 use pysk_tests::mariadb::Mariadb;
 use pysk_tests::pg::Postgres;
@@ -94,6 +95,7 @@ fn list_shows_both_servers_databases_and_says_which_is_not_running() {
     );
     assert!(doc["databases"][1]["bytes"].as_u64().expect("bytes") > 0);
     assert_eq!(doc["not_running"], serde_json::json!([]));
+    assert_eq!(doc["failed"], serde_json::json!([]));
 
     // No MariaDB here: said, and PostgreSQL's databases still listed.
     let gone = dir.path().join("no-such.sock");
@@ -117,5 +119,36 @@ fn list_shows_both_servers_databases_and_says_which_is_not_running() {
             "postgresql shop shop_admin",
             "postgresql template1 postgres"
         ]
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&stdout(&pysk().args(["list", "--json"]).succeeds())).expect("JSON");
+    assert_eq!(
+        doc["not_running"],
+        serde_json::json!([{"server": "mariadb", "socket": gone.display().to_string()}])
+    );
+    assert_eq!(doc["failed"], serde_json::json!([]));
+
+    // A stale socket (a killed server's): named on stderr, PostgreSQL
+    // still listed, exit 1.
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).expect("a socket"));
+    switches(stale.display().to_string());
+    let out = pysk().arg("list").fails_with(1);
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: not listed: {}: Connection refused (db_mysql_socket)\n",
+            stale.display()
+        ),
+    );
+    assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
+    let out = pysk().args(["list", "--json"]).fails_with(1);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(doc["databases"].as_array().expect("databases").len(), 3);
+    assert_eq!(doc["not_running"], serde_json::json!([]));
+    assert_eq!(
+        doc["failed"],
+        serde_json::json!([{"server": "mariadb", "socket": stale.display().to_string(),
+            "reason": "Connection refused (db_mysql_socket)"}])
     );
 }

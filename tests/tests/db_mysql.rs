@@ -6,7 +6,6 @@
 
 use mysql::prelude::Queryable;
 
-use pysk_common::exit::ToolError;
 use pysk_db::mysql::connect::{Target, connect};
 use pysk_tests::mariadb::Mariadb;
 use pysk_tests::tmpfs::Tmpfs;
@@ -57,13 +56,15 @@ impl Env {
 }
 
 #[test]
-fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_is_named() {
-    let dir = scratch();
-    let Some(db) = Mariadb::start(dir.path()) else {
+fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_or_held_lock_is_named() {
+    let Some(env) = Env::new("ed25519") else {
         return;
     };
+    let db = &env.db;
+    // The library's connect: root over the socket, as the log shows.
     let target = Target {
         socket: db.socket.clone(),
+        timeout: std::time::Duration::from_secs(1),
     };
     let mut conn = connect(&target).expect("connected");
     let row: Option<(String, String)> = conn
@@ -73,6 +74,9 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_is_named() {
         row,
         Some(("root@localhost".to_owned(), db.socket.display().to_string()))
     );
+    // The timeout is the handshake's: a statement may take longer.
+    let slept: Option<u8> = conn.query_first("SELECT SLEEP(2)").expect("a long query");
+    assert_eq!(slept, Some(0));
     assert!(
         db.log_text()
             .contains("Connect\troot@localhost on  using Socket"),
@@ -80,15 +84,96 @@ fn root_reaches_mariadb_by_unix_socket_and_a_missing_socket_is_named() {
         db.log_text()
     );
 
-    let gone = Target {
-        socket: dir.path().join("no-such.sock"),
-    };
-    let err = connect(&gone).expect_err("no server");
-    assert_eq!(
-        err.to_string(),
-        format!("{}: No such file or directory", gone.socket.display())
+    // The binary: a socket that is not there is named, exit 69.
+    let gone = env.dir.path().join("no-such.sock");
+    let gone_config = env.dir.path().join("gone");
+    write_switches(
+        &gone_config,
+        &[("db_mysql_socket", gone.display().to_string())],
     );
-    assert_eq!(err.exit_code(), 69);
+    for args in [["mysql", "setup", "--dry-run"], ["-q", "mysql", "check"]] {
+        let out = tool("pysk-db")
+            .config_dir(&gone_config)
+            .args(args)
+            .fails_with(69);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: {}: No such file or directory (db_mysql_socket)\n",
+                gone.display()
+            ),
+        );
+    }
+
+    // A server that takes the connection and never answers: given up
+    // on after db_connect_timeout, named, 69; the lock is free again.
+    let hung = env.dir.path().join("hung.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&hung).expect("a listener");
+    let hung_config = env.dir.path().join("hung");
+    write_switches(
+        &hung_config,
+        &[
+            ("db_mysql_socket", hung.display().to_string()),
+            ("db_connect_timeout", "1".to_owned()),
+            (
+                "db_state_dir",
+                env.dir.path().join("state").display().to_string(),
+            ),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let out = tool("pysk-db")
+        .config_dir(&hung_config)
+        .args(["mysql", "setup", "--dry-run"])
+        .fails_with(69);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: {}: no answer within 1 s (db_connect_timeout)\n",
+            hung.display()
+        ),
+    );
+    drop(listener);
+
+    // Another run holds the lock: a mutating run and its dry run give up
+    // after --wait with 75, while check --optimize, under a lock of its
+    // own, goes ahead; a held check lock stops only another check
+    // that changes tables; plain check takes no lock.
+    let state = env.dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("the state directory");
+    let before = env.catalogs();
+    let held = |name: &str| {
+        let lock = state.join(name);
+        let holder = std::fs::File::create(&lock).expect("the lock file");
+        holder.lock().expect("the lock held");
+        (lock, holder)
+    };
+    let refused = |args: &[&str], lock: &std::path::Path| {
+        let out = env.tool().args(args).args(["--wait", "0.2"]).fails_with(75);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: {}: another run still held the lock after 0.2 s\n",
+                lock.display()
+            ),
+        );
+    };
+    let (lock, holder) = held("pysk-db.lock");
+    refused(&["mysql", "drop", "test"], &lock);
+    refused(&["mysql", "setup", "--dry-run"], &lock);
+    env.tool()
+        .args(["-q", "mysql", "check", "--optimize"])
+        .succeeds();
+    drop(holder);
+    let (lock, holder) = held("pysk-db-mysql-check.lock");
+    refused(&["mysql", "check", "--optimize"], &lock);
+    env.tool().args(["-q", "mysql", "check"]).succeeds();
+    assert_eq!(env.catalogs(), before, "nothing changed");
+    drop(holder);
+    env.tool()
+        .args(["mysql", "drop", "test", "--wait", "0.2"])
+        .succeeds();
 }
 
 /// Root's grants as `mariadb-install-db` makes them, which setup keeps.
@@ -233,6 +318,9 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
             ])
             .arg("--dry-run")
             .succeeds();
+        let wide = "pysk-db: the account shop@10.0.0.% may log in from every host \
+                    that matches 10.0.0.%\n";
+        assert_stderr_is(&plan, wide);
         assert_eq!(
             stdout(&plan),
             format!(
@@ -261,11 +349,13 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
             .succeeds();
         assert_stderr_is(
             &out,
-            "pysk-db: made the account shop@localhost\n\
+            &format!(
+                "{wide}pysk-db: made the account shop@localhost\n\
              pysk-db: made the account shop@10.0.0.%\n\
              pysk-db: made the database shop_db\n\
              pysk-db: made ALL on shop_db to shop@localhost\n\
-             pysk-db: made ALL on shop_db to shop@10.0.0.%\n",
+             pysk-db: made ALL on shop_db to shop@10.0.0.%\n"
+            ),
         );
         assert_eq!(
             db.mariadb(
@@ -330,7 +420,8 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
                 "user": "shop", "hosts": ["localhost"], "changes": [{
                     "action": "set",
                     "what": "shop@localhost's password",
-                    "sql": format!("ALTER USER `shop`@`localhost` {clause}")}]})
+                    "sql": format!("ALTER USER `shop`@`localhost` {clause}")}],
+                "warnings": []})
         );
         assert!(db.login("shop", "another one", "SELECT 1").status.success());
         let log = db.log_text();
@@ -362,9 +453,29 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
             );
         }
         for bad in ["a`b", "h' OR 1", ""] {
-            env.create("ok", &pw)
+            let out = env
+                .create("ok", &pw)
                 .args(["--account-host", bad])
-                .fails_with(65);
+                .fails_with(2);
+            assert_stderr_is(
+                &out,
+                &format!(
+                    "pysk-db: --account-host: {bad:?}: not a host this tool takes \
+                     (letters, digits and .-_%:/)\n"
+                ),
+            );
+        }
+        for (option, bad) in [
+            ("--charset", "utf8; DROP DATABASE shop_db"),
+            ("--collation", "Latin1"),
+        ] {
+            let out = env.create("ok", &pw).args([option, bad]).fails_with(2);
+            assert_stderr_is(
+                &out,
+                &format!(
+                    "pysk-db: {option}: {bad:?}: not a name this tool takes (a-z, 0-9 and _)\n"
+                ),
+            );
         }
         assert_eq!(
             db.log_text().matches("Connect\t").count(),
@@ -372,7 +483,106 @@ fn create_makes_the_accounts_and_database_and_no_password_reaches_the_log() {
             "no connection"
         );
         assert_eq!(env.catalogs(), before);
+        create_checks_the_character_set_and_collation(&env, &pw);
+        create_takes_back_what_it_made_when_the_server_refuses(&env, &pw);
     }
+}
+
+/// A statement the server refuses after the accounts were made (here
+/// CREATE DATABASE, since the server may not make the database's
+/// directory in its data directory): the accounts this run made are
+/// dropped again, latest first, and said.
+fn create_takes_back_what_it_made_when_the_server_refuses(env: &Env, pw: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let db = &env.db;
+    let mode = std::fs::metadata(&db.data_dir).expect("stat").permissions();
+    std::fs::set_permissions(&db.data_dir, std::fs::Permissions::from_mode(0o555))
+        .expect("the data directory read-only");
+    let before = env.catalogs();
+    let out = env
+        .create("stray", pw)
+        .args(["--account-host", "localhost", "--account-host", "10.0.0.%"])
+        .fails_with(69);
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: the account stray@10.0.0.% may log in from every host that matches \
+             10.0.0.%\n\
+             pysk-db: made the account stray@localhost\n\
+             pysk-db: made the account stray@10.0.0.%\n\
+             pysk-db: {}: CREATE DATABASE `stray` CHARACTER SET utf8mb4: \
+             Can't create database 'stray' (errno: 13 \"Permission denied\") (1006); \
+             the account stray@10.0.0.%, the account stray@localhost made by this run \
+             were dropped again\n",
+            db.socket.display()
+        ),
+    );
+    std::fs::set_permissions(&db.data_dir, mode).expect("the data directory as it was");
+    assert_eq!(env.catalogs(), before, "nothing left behind");
+}
+
+/// A character set or collation the server lacks, or a collation of
+/// another character set, is refused while planning (no account made); an
+/// existing database of another one is left as it is, and said.
+fn create_checks_the_character_set_and_collation(env: &Env, pw: &std::path::Path) {
+    let db = &env.db;
+    let before = env.catalogs();
+    for (args, why) in [
+        (
+            ["--charset", "latin1", "--collation", "utf8mb4_bin"],
+            "--collation: \"utf8mb4_bin\": not a collation of the character set latin1",
+        ),
+        (
+            ["--charset", "nosuch", "--collation", "nosuch_bin"],
+            "--charset: \"nosuch\": not a character set this server knows",
+        ),
+        (
+            ["--charset", "utf8mb4", "--collation", "utf8mb4_nosuch_ci"],
+            "--collation: \"utf8mb4_nosuch_ci\": not a collation this server knows",
+        ),
+    ] {
+        let out = env.create("enc5", pw).args(args).fails_with(2);
+        assert_stderr_is(&out, &format!("pysk-db: {why}\n"));
+    }
+    assert_eq!(env.catalogs(), before, "no account made");
+    env.create("enc5", pw)
+        .args(["-q", "--charset", "latin1", "--collation", "latin1_bin"])
+        .succeeds();
+    let differs = "pysk-db: the database enc5 exists with the character set latin1 and the \
+                   collation latin1_bin, not";
+    let out = env.create("enc5", pw).succeeds();
+    assert_stderr_is(
+        &out,
+        &format!(
+            "{differs} the character set utf8mb4: left as it is\n\
+             pysk-db: nothing to change: enc5 exists, with ALL to enc5 at localhost\n"
+        ),
+    );
+    let out = env
+        .create("enc5", pw)
+        .args([
+            "--charset",
+            "latin1",
+            "--collation",
+            "latin1_swedish_ci",
+            "--json",
+        ])
+        .succeeds();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let warning = format!("{differs} the collation latin1_swedish_ci: left as it is");
+    assert_eq!(doc["warnings"], serde_json::json!([warning[9..]]));
+    assert_stderr_is(&out, &format!("{warning}\n"));
+    assert_eq!(
+        db.mariadb(
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME \
+             FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'enc5'"
+        ),
+        "latin1\tlatin1_bin"
+    );
+    // MariaDB 10.10's character-set-independent collations are known.
+    env.create("enc6", pw)
+        .args(["--collation", "utf8mb4_uca1400_ai_ci", "--dry-run"])
+        .succeeds();
 }
 
 #[test]
@@ -472,7 +682,65 @@ fn password_sets_a_hash_leaves_the_same_one_alone_and_refuses_a_missing_account(
             db.mariadb("SELECT host, authentication_string FROM mysql.user WHERE user = 'shop'"),
             after
         );
+        password_says_when_the_plugin_changes(&env, auth, &new);
     }
+}
+
+/// With db_mysql_auth switched, the same password moves each account to
+/// the other plugin, and the plan and the report say so.
+fn password_says_when_the_plugin_changes(env: &Env, auth: &str, file: &std::path::Path) {
+    let (other, clause, install) = match auth {
+        "ed25519" => ("mysql_native_password", "IDENTIFIED BY PASSWORD '***'", ""),
+        _ => (
+            "ed25519",
+            "IDENTIFIED VIA ed25519 USING '***'",
+            "would install the ed25519 authentication plugin: INSTALL SONAME 'auth_ed25519';\n",
+        ),
+    };
+    let config = env.dir.path().join("other");
+    write_switches(
+        &config,
+        &[
+            ("db_mysql_socket", env.db.socket.display().to_string()),
+            ("db_mysql_auth", other.to_owned()),
+            (
+                "db_state_dir",
+                env.dir.path().join("state").display().to_string(),
+            ),
+        ],
+    );
+    let password = || {
+        tool("pysk-db")
+            .config_dir(&config)
+            .args(["mysql", "password", "shop", "--password-file"])
+            .arg(file)
+    };
+    let moved = format!("and its authentication from {auth} to {other}");
+    let plan = password().arg("--dry-run").succeeds();
+    assert_eq!(
+        stdout(&plan),
+        format!(
+            "{install}would set shop@10.0.0.%'s password, {moved}: \
+             ALTER USER `shop`@`10.0.0.%` {clause};\n\
+             would set shop@localhost's password, {moved}: \
+             ALTER USER `shop`@`localhost` {clause};\n"
+        )
+    );
+    let out = password().args(["--account-host", "localhost"]).succeeds();
+    let installed = if install.is_empty() {
+        ""
+    } else {
+        "pysk-db: installed the ed25519 authentication plugin\n"
+    };
+    assert_stderr_is(
+        &out,
+        &format!("{installed}pysk-db: set shop@localhost's password, {moved}\n"),
+    );
+    assert_eq!(
+        env.db
+            .mariadb("SELECT host, plugin FROM mysql.user WHERE user = 'shop' ORDER BY host"),
+        format!("10.0.0.%\t{auth}\nlocalhost\t{other}")
+    );
 }
 
 #[test]
@@ -525,7 +793,7 @@ fn drop_removes_the_database_and_its_accounts_once() {
     assert_eq!(
         doc,
         serde_json::json!({"version": 1, "dry_run": false, "database": "shop",
-            "user": "shop", "changes": []})
+            "user": "shop", "changes": [], "kept": []})
     );
     // The server's own are refused; hostile names too, before connecting.
     env.tool()
@@ -537,6 +805,190 @@ fn drop_removes_the_database_and_its_accounts_once() {
     }
     assert_eq!(db.mariadb("SHOW GRANTS FOR root@localhost"), ROOT_GRANTS);
     assert_eq!(db.mariadb("SHOW DATABASES LIKE 'blog'"), "blog");
+    drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(&env);
+}
+
+/// An account with grants on another database is kept (and said); the
+/// sessions on the database or of the user refuse the drop until --force
+/// ends them.
+fn drop_keeps_an_account_used_elsewhere_and_ends_sessions_only_by_force(env: &Env) {
+    let db = &env.db;
+    let pw = env.password("app.pw", "Pa55-app");
+    env.create("app1", &pw).args(["--user", "app"]).succeeds();
+    env.create("app2", &pw)
+        .args(["--user", "app", "--account-host", "localhost"])
+        .args(["--account-host", "127.0.0.1"])
+        .succeeds();
+    let kept = "pysk-db: kept the account app@localhost: it also holds grants on app1\n";
+    // A session of app@localhost (the socket's), which is kept: app2's
+    // drop neither counts nor ends it.
+    let mut of_user = mysql::Conn::new(
+        mysql::OptsBuilder::new()
+            .socket(Some(db.socket.to_string_lossy()))
+            .user(Some("app"))
+            .pass(Some("Pa55-app")),
+    )
+    .expect("app's session");
+    let out = env
+        .tool()
+        .args([
+            "mysql",
+            "drop",
+            "app2",
+            "--user",
+            "app",
+            "--dry-run",
+            "--json",
+        ])
+        .succeeds();
+    assert_stderr_is(&out, kept);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(
+        doc["kept"],
+        serde_json::json!([{"account": "app@localhost", "grants_elsewhere": ["app1"]}])
+    );
+    assert_eq!(
+        stdout(&out).matches("\"action\"").count(),
+        3,
+        "{}",
+        stdout(&out)
+    );
+    let out = env
+        .tool()
+        .args(["mysql", "drop", "app2", "--user", "app"])
+        .succeeds();
+    assert_stderr_is(
+        &out,
+        &format!(
+            "{kept}pysk-db: dropped the database app2\n\
+             pysk-db: dropped the account app@127.0.0.1\n\
+             pysk-db: revoked ALL on app2 from app@localhost\n"
+        ),
+    );
+    // The grant on app2 is gone too: a later app2 is not app's.
+    assert_eq!(
+        db.mariadb("SELECT db, user, host FROM mysql.db WHERE user = 'app'"),
+        "app1\tapp\tlocalhost"
+    );
+    let accounts = "SELECT user, host FROM mysql.user WHERE user = 'app'";
+    assert_eq!(db.mariadb(accounts), "app\tlocalhost");
+    assert_eq!(
+        db.login("app", "Pa55-app", "USE app1").status.code(),
+        Some(0)
+    );
+    of_user
+        .query_drop("SELECT 1")
+        .expect("app@localhost's session goes on");
+
+    // Every grant a kept account holds on the database is taken back:
+    // create's escaped pattern, a raw one by hand (which also matches
+    // appXx), table, column and routine grants.
+    env.create("app_x", &pw)
+        .args(["-q", "--user", "app"])
+        .succeeds();
+    db.mariadb(
+        "GRANT SELECT ON `app_x`.* TO app@localhost; \
+         CREATE TABLE app_x.t (i INT, j INT); \
+         GRANT INSERT ON app_x.t TO app@localhost WITH GRANT OPTION; \
+         GRANT UPDATE (j) ON app_x.t TO app@localhost; \
+         CREATE PROCEDURE app_x.p() SELECT 1; \
+         GRANT EXECUTE ON PROCEDURE app_x.p TO app@localhost",
+    );
+    let on_app_x = ["db", "tables_priv", "columns_priv", "procs_priv"]
+        .map(|t| format!("SELECT '{t}', Db FROM mysql.{t} WHERE User = 'app' AND Db LIKE 'app%x'"))
+        .join(" UNION ALL ");
+    assert_eq!(
+        db.mariadb(&on_app_x),
+        "db\tapp\\\\_x\ndb\tapp_x\ntables_priv\tapp_x\ncolumns_priv\tapp_x\nprocs_priv\tapp_x"
+    );
+    let out = env
+        .tool()
+        .args(["mysql", "drop", "app_x", "--user", "app"])
+        .succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: kept the account app@localhost: it also holds grants on app1\n\
+         pysk-db: dropped the database app_x\n\
+         pysk-db: revoked ALL on app_x from app@localhost\n\
+         pysk-db: revoked ALL on app_x (a pattern) from app@localhost\n\
+         pysk-db: revoked ALL on app_x.t from app@localhost\n\
+         pysk-db: revoked GRANT OPTION on app_x.t from app@localhost\n\
+         pysk-db: revoked ALL on procedure app_x.p from app@localhost\n",
+    );
+    assert_eq!(db.mariadb(&on_app_x), "");
+
+    // A session on app1 (root's) and one of app@localhost, dropped now
+    // while app@127.0.0.1 (app3's) is kept: refused, then ended.
+    env.create("app3", &pw)
+        .args(["--user", "app", "--account-host", "127.0.0.1"])
+        .succeeds();
+    let target = Target {
+        socket: db.socket.clone(),
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let mut on_db = connect(&target).expect("root");
+    on_db.query_drop("USE app1").expect("USE");
+    let ids = [on_db.connection_id(), of_user.connection_id()];
+    let before = db.mariadb(accounts);
+    for args in [vec!["--dry-run"], vec![]] {
+        let out = env
+            .tool()
+            .args(["mysql", "drop", "app1", "--user", "app"])
+            .args(args)
+            .fails_with(65);
+        assert_stderr_is(
+            &out,
+            "pysk-db: the database app1 and the account app@localhost have 2 session(s): \
+             --force ends them; nothing changed\n",
+        );
+    }
+    assert_eq!(db.mariadb(accounts), before);
+    let plan = env
+        .tool()
+        .args([
+            "mysql",
+            "drop",
+            "app1",
+            "--user",
+            "app",
+            "--force",
+            "--dry-run",
+        ])
+        .succeeds();
+    assert_eq!(
+        stdout(&plan),
+        format!(
+            "would end the session {1} of app: KILL CONNECTION {1};\n\
+             would end the session {0} of root on app1: KILL CONNECTION {0};\n\
+             would drop the database app1: DROP DATABASE `app1`;\n\
+             would drop the account app@localhost: DROP USER `app`@`localhost`;\n",
+            ids[0], ids[1]
+        )
+    );
+    let out = env
+        .tool()
+        .args(["mysql", "drop", "app1", "--user", "app", "--force"])
+        .succeeds();
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: kept the account app@127.0.0.1: it also holds grants on app3\n\
+             pysk-db: ended the session {} of app\n\
+             pysk-db: ended the session {} of root on app1\n\
+             pysk-db: dropped the database app1\n\
+             pysk-db: dropped the account app@localhost\n",
+            ids[1], ids[0]
+        ),
+    );
+    assert!(
+        on_db.query_drop("SELECT 1").is_err(),
+        "root's session ended"
+    );
+    assert!(
+        of_user.query_drop("SELECT 1").is_err(),
+        "app's session ended"
+    );
+    assert_eq!(db.mariadb(accounts), "app\t127.0.0.1");
 }
 
 #[test]
@@ -549,19 +1001,62 @@ fn check_reports_every_table_but_the_servers_own() {
         "CREATE DATABASE shop; CREATE TABLE shop.orders (i INT PRIMARY KEY) ENGINE=InnoDB; \
          INSERT INTO shop.orders VALUES (1), (2); \
          CREATE TABLE shop.`odd``name` (i INT) ENGINE=MyISAM; \
+         CREATE TABLE shop.hist (i INT) ENGINE=InnoDB WITH SYSTEM VERSIONING; \
+         INSERT INTO shop.hist VALUES (1); UPDATE shop.hist SET i = 2; \
          CREATE DATABASE blog; CREATE TABLE blog.posts (t TEXT) ENGINE=MyISAM; \
          INSERT INTO blog.posts VALUES ('x'); CREATE VIEW blog.v AS SELECT 1",
     );
     let out = env.tool().args(["mysql", "check"]).succeeds();
     assert_eq!(
         stdout(&out),
-        "blog.posts: status: OK\nshop.odd`name: status: OK\nshop.orders: status: OK\n"
+        "blog.posts: status: OK\nshop.hist: status: OK\nshop.odd`name: status: OK\n\
+         shop.orders: status: OK\n"
     );
     assert_stderr_is(&out, "");
+    // Quiet and well: nothing at all, for cron.
+    let out = env.tool().args(["-q", "mysql", "check"]).succeeds();
+    assert_eq!(stdout(&out), "");
+    assert_stderr_is(&out, "");
+
+    // A dry run lists the statements, runs none and makes no state.
+    let statements = |log: &str| {
+        ["ANALYZE TABLE", "OPTIMIZE TABLE", "REPAIR TABLE"].map(|s| log.matches(s).count())
+    };
+    let ran = statements(&db.log_text());
+    let plan = env
+        .tool()
+        .args(["mysql", "check", "--analyze", "--dry-run"])
+        .succeeds();
+    assert_eq!(
+        stdout(&plan),
+        "would analyze blog.posts: ANALYZE TABLE `blog`.`posts`;\n\
+         would analyze shop.hist: ANALYZE TABLE `shop`.`hist`;\n\
+         would analyze shop.odd`name: ANALYZE TABLE `shop`.`odd``name`;\n\
+         would analyze shop.orders: ANALYZE TABLE `shop`.`orders`;\n"
+    );
+    assert_stderr_is(&plan, "");
+    let doc: serde_json::Value = serde_json::from_str(&stdout(
+        &env.tool()
+            .args(["mysql", "check", "--optimize", "--dry-run", "--json"])
+            .succeeds(),
+    ))
+    .expect("JSON");
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["operation"], "optimize");
+    assert_eq!(
+        doc["tables"][3],
+        serde_json::json!({"database": "shop", "table": "orders", "engine": "InnoDB",
+            "messages": []})
+    );
+    assert_eq!(doc["skipped"], serde_json::json!([]));
+    assert_eq!(statements(&db.log_text()), ran, "a dry run runs none");
+    assert!(!env.dir.path().join("state").exists(), "nor makes state");
+
     let out = env.tool().args(["mysql", "check", "--analyze"]).succeeds();
     assert_eq!(
         stdout(&out),
         "blog.posts: status: Table is already up to date\n\
+         shop.hist: status: OK\n\
          shop.odd`name: status: Table is already up to date\n\
          shop.orders: status: OK\n"
     );
@@ -569,6 +1064,8 @@ fn check_reports_every_table_but_the_servers_own() {
     assert_eq!(
         stdout(&out),
         "blog.posts: status: Table is already up to date\n\
+         shop.hist: note: Table does not support optimize, doing recreate + analyze instead\n\
+         shop.hist: status: OK\n\
          shop.odd`name: status: Table is already up to date\n\
          shop.orders: note: Table does not support optimize, doing recreate + analyze instead\n\
          shop.orders: status: OK\n"
@@ -578,15 +1075,27 @@ fn check_reports_every_table_but_the_servers_own() {
         "pysk-db: OPTIMIZE TABLE rebuilds an InnoDB table whole: it needs the \
          table's size again on disk and blocks writes to it briefly at start and end\n",
     );
+    // It says nothing is wrong: -q hides it.
+    let out = env
+        .tool()
+        .args(["-q", "mysql", "check", "--optimize"])
+        .succeeds();
+    assert_stderr_is(&out, "");
+    assert_eq!(
+        db.mariadb("SELECT i FROM shop.hist FOR SYSTEM_TIME ALL ORDER BY i"),
+        "1\n2",
+        "the history kept"
+    );
     let doc: serde_json::Value = serde_json::from_str(&stdout(
         &env.tool().args(["mysql", "check", "--json"]).succeeds(),
     ))
     .expect("JSON");
+    assert_eq!(doc["dry_run"], false);
     assert_eq!(doc["operation"], "check");
     assert_eq!(doc["errors"], 0);
-    assert_eq!(doc["tables"].as_array().map(Vec::len), Some(3));
+    assert_eq!(doc["tables"].as_array().map(Vec::len), Some(4));
     assert_eq!(
-        doc["tables"][2],
+        doc["tables"][3],
         serde_json::json!({"database": "shop", "table": "orders", "engine": "InnoDB",
             "messages": [{"msg_type": "status", "msg_text": "OK"}]})
     );
@@ -603,10 +1112,23 @@ fn check_reports_every_table_but_the_servers_own() {
     let text = stdout(&out);
     assert!(text.contains("blog.posts: error: "), "{text}");
     assert!(
-        text.ends_with("shop.odd`name: status: OK\nshop.orders: status: OK\n"),
+        text.ends_with(
+            "shop.hist: status: OK\nshop.odd`name: status: OK\nshop.orders: status: OK\n"
+        ),
         "{text}"
     );
     assert_stderr_is(&out, "pysk-db: blog.posts reports an error\n");
+    // Quiet: the trouble alone.
+    let quiet = env.tool().args(["-q", "mysql", "check"]).fails_with(1);
+    // (The server says "Error" and "error" here, both trouble.)
+    let trouble: String = text
+        .lines()
+        .filter(|l| l.starts_with("blog.posts: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(trouble.contains("blog.posts: error: "), "{trouble}");
+    assert_eq!(stdout(&quiet), trouble);
+    assert_stderr_is(&quiet, "pysk-db: blog.posts reports an error\n");
 }
 
 #[test]
@@ -645,31 +1167,97 @@ fn a_generated_password_is_written_once_and_an_empty_one_is_refused() {
     let login = db.login("wiki", password, "SELECT CURRENT_USER()");
     assert_eq!(stdout(&login), "wiki@localhost\n", "{login:?}");
 
-    // Written once: a second run is told to use the file it made.
-    let again = generate().fails_with(65);
-    assert_stderr_is(
-        &again,
-        &format!(
-            "pysk-db: {} exists: give it as --password-file; nothing changed\n",
-            out_file.display()
-        ),
-    );
-    let again = env.create("wiki", &out_file).succeeds();
+    // Written once: a second run takes it as the password, and finds
+    // nothing to change; an account whose password this run would not
+    // know is refused, nothing written.
+    let again = generate().succeeds();
     assert_stderr_is(
         &again,
         "pysk-db: nothing to change: wiki exists, with ALL to wiki at localhost\n",
     );
-
-    // An empty password file is no password.
-    let empty = env.password("empty.pw", "");
-    let out = env.create("blog", &empty).fails_with(65);
-    assert_stderr_is(
-        &out,
-        &format!(
-            "pysk-db: the password file {} is empty; nothing changed\n",
-            empty.display()
-        ),
+    assert_eq!(
+        std::fs::read_to_string(&out_file).expect("the password"),
+        format!("{password}\n")
     );
+    let elsewhere = env.dir.path().join("elsewhere.pw");
+    let refused = env
+        .tool()
+        .args([
+            "mysql",
+            "create",
+            "wiki2",
+            "--user",
+            "wiki",
+            "--generate-password",
+        ])
+        .arg(&elsewhere)
+        .fails_with(65);
+    assert_stderr_is(
+        &refused,
+        "pysk-db: the account wiki@localhost exists, but not --generate-password's file: \
+         give its password with --password-file; nothing changed\n",
+    );
+    assert!(!elsewhere.exists(), "nothing written");
+    // An existing OUT is taken only when it is the account's password: a
+    // file of another password (a leftover, another site's) is refused
+    // the same way, and the account keeps its own.
+    let other = env.password("other.pw", "Other-Pa55");
+    let hashes = "SELECT host, authentication_string FROM mysql.user WHERE user = 'wiki'";
+    let before = db.mariadb(hashes);
+    let refused = env
+        .tool()
+        .args(["mysql", "create", "wiki2", "--user", "wiki"])
+        .arg("--generate-password")
+        .arg(&other)
+        .fails_with(65);
+    assert_stderr_is(
+        &refused,
+        "pysk-db: the account wiki@localhost exists with another password than \
+         --generate-password's file: give its password with --password-file; nothing changed\n",
+    );
+    assert_eq!(db.mariadb(hashes), before);
+    assert_eq!(db.mariadb("SHOW DATABASES LIKE 'wiki2'"), "");
+    let login = db.login("wiki", password, "SELECT CURRENT_USER()");
+    assert_eq!(stdout(&login), "wiki@localhost\n", "{login:?}");
+    // The same provisioning's file, for a second database: passes.
+    let second = env
+        .tool()
+        .args(["mysql", "create", "wiki2", "--user", "wiki"])
+        .arg("--generate-password")
+        .arg(&out_file)
+        .succeeds();
+    assert_stderr_is(
+        &second,
+        "pysk-db: made the database wiki2\n\
+         pysk-db: made ALL on wiki2 to wiki@localhost\n",
+    );
+    assert_eq!(db.mariadb(hashes), before);
+
+    // An empty password file is no password; one with a carriage return
+    // or a second line holds a password nobody could type.
+    for (name, content, why) in [
+        ("empty.pw", "", "is empty"),
+        (
+            "crlf.pw",
+            "secret\r\n",
+            "holds a line break or another control character (one line is the password)",
+        ),
+        (
+            "two.pw",
+            "secret\nmore\n",
+            "holds a line break or another control character (one line is the password)",
+        ),
+    ] {
+        let file = env.password(name, content);
+        let out = env.create("blog", &file).fails_with(65);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: the password file {} {why}; nothing changed\n",
+                file.display()
+            ),
+        );
+    }
     assert_eq!(db.mariadb("SHOW DATABASES LIKE 'blog'"), "");
 }
 
@@ -733,6 +1321,20 @@ fn optimize_skips_a_table_larger_than_the_free_disk_and_repair_mends_a_broken_on
     assert_eq!(doc["skipped"][0]["table"], "big");
     assert_eq!(doc["skipped"][0]["bytes"], bytes);
     assert_eq!(doc["tables"].as_array().map(Vec::len), Some(2));
+    // A dry run weighs the sizes the statistics give, which the real
+    // run has brought up to date: it names the table it would skip.
+    let plan = tool()
+        .args(["mysql", "check", "--optimize", "--dry-run"])
+        .succeeds();
+    let plan = stdout(&plan);
+    assert!(
+        plan.starts_with(&format!(
+            "would optimize shop.notes: OPTIMIZE TABLE `shop`.`notes`;\n\
+             would optimize shop.small: OPTIMIZE TABLE `shop`.`small`;\n\
+             would skip shop.big: its {bytes} bytes exceed the "
+        )),
+        "{plan}"
+    );
 
     // A MyISAM data file cut short, as a crash leaves it: check finds it,
     // repair mends it, and check finds nothing more.
@@ -764,4 +1366,164 @@ fn optimize_skips_a_table_larger_than_the_free_disk_and_repair_mends_a_broken_on
         "shop.big: status: OK\nshop.notes: status: OK\nshop.small: status: OK\n"
     );
     drop(db);
+}
+
+#[test]
+fn the_servers_accounts_other_sign_ins_and_others_databases_are_left_alone() {
+    let Some(env) = Env::new("ed25519") else {
+        return;
+    };
+    let db = &env.db;
+    env.tool().args(["mysql", "setup"]).succeeds();
+    let pw = env.password("a.pw", "Pa55-owner-a");
+    db.mariadb(
+        "CREATE USER sock@localhost IDENTIFIED VIA unix_socket; \
+         CREATE USER chain@localhost IDENTIFIED VIA mysql_native_password \
+         USING PASSWORD('old') OR unix_socket",
+    );
+    let accounts = "SELECT User, Host, Priv FROM mysql.global_priv ORDER BY User, Host; \
+                    SHOW DATABASES";
+    let before = db.mariadb(accounts);
+
+    // The server's own accounts: refused before any connection, so root
+    // keeps its unix_socket login.
+    let wide = env.dir.path().join("wide");
+    write_switches(
+        &wide,
+        &[
+            ("db_mysql_socket", db.socket.display().to_string()),
+            ("db_name_pattern", "^[A-Za-z_.]+".to_owned()),
+        ],
+    );
+    let connects = db.log_text().matches("Connect\t").count();
+    for user in ["root", "mysql", "mariadb.sys", "PUBLIC", "Root"] {
+        let password = tool("pysk-db")
+            .config_dir(&wide)
+            .args(["mysql", "password", user, "--password-file"])
+            .arg(&pw)
+            .fails_with(65);
+        let create = tool("pysk-db")
+            .config_dir(&wide)
+            .args(["mysql", "create", "cust", "--user", user, "--password-file"])
+            .arg(&pw)
+            .fails_with(65);
+        let why = format!("pysk-db: {user} is an account the server needs; nothing changed\n");
+        assert_stderr_is(&password, &why);
+        assert_stderr_is(&create, &why);
+    }
+    let out = env
+        .create("mysql", &pw)
+        .args(["--user", "cust"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: mysql is a system database of the server; nothing changed\n",
+    );
+    assert_eq!(db.log_text().matches("Connect\t").count(), connects);
+
+    // An account that signs in otherwise keeps its way in.
+    for (user, how) in [
+        ("sock", "unix_socket"),
+        ("chain", "mysql_native_password OR another plugin"),
+    ] {
+        let why = format!(
+            "pysk-db: {user}@localhost signs in by {how}, not by a password alone: \
+             left as it is; nothing changed\n"
+        );
+        let out = env
+            .tool()
+            .args(["mysql", "password", user, "--password-file"])
+            .arg(&pw)
+            .fails_with(65);
+        assert_stderr_is(&out, &why);
+        let out = env
+            .create("sockdb", &pw)
+            .args(["--user", user])
+            .fails_with(65);
+        assert_stderr_is(&out, &why);
+    }
+    assert_eq!(db.mariadb(accounts), before, "nothing changed");
+    assert_eq!(db.mariadb("SELECT 1").as_str(), "1", "root still gets in");
+
+    // Someone else's database is not handed over; one with only root's
+    // and PUBLIC's grants is taken on.
+    env.create("cust_a", &pw).succeeds();
+    let catalogs = "SELECT User, Host, Db FROM mysql.db ORDER BY 1, 2, 3; \
+                    SELECT User FROM mysql.user ORDER BY 1";
+    let before = db.mariadb(catalogs);
+    let pw_b = env.password("b.pw", "Pa55-owner-b");
+    let out = env
+        .create("cust_a", &pw_b)
+        .args(["--user", "cust_b"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the database cust_a exists with grants to cust_a@localhost, \
+         not cust_b's alone; nothing changed\n",
+    );
+    assert_eq!(db.mariadb(catalogs), before);
+    db.mariadb("CREATE DATABASE legacy; GRANT SELECT ON legacy.* TO PUBLIC");
+    let out = env.create("legacy", &pw_b).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: made the account legacy@localhost\n\
+         pysk-db: made ALL on legacy to legacy@localhost\n",
+    );
+
+    // A grant WITH GRANT OPTION is ALL still; one missing a privilege is
+    // not, and is made whole.
+    db.mariadb("GRANT ALL ON `cust\\_a`.* TO cust_a@localhost WITH GRANT OPTION");
+    let out = env.create("cust_a", &pw).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: nothing to change: cust_a exists, with ALL to cust_a at localhost\n",
+    );
+    db.mariadb("REVOKE DELETE ON `cust\\_a`.* FROM cust_a@localhost");
+    let out = env.create("cust_a", &pw).succeeds();
+    assert_stderr_is(&out, "pysk-db: made ALL on cust_a to cust_a@localhost\n");
+    assert_eq!(
+        db.mariadb(
+            "SELECT Delete_priv, Grant_priv FROM mysql.db \
+             WHERE User = 'cust_a' AND Db = 'cust\\\\_a'"
+        ),
+        "Y\tY"
+    );
+}
+
+/// Whether any process's command line holds `secret` right now.
+fn in_some_cmdline(secret: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|bytes| String::from_utf8_lossy(&bytes).contains(secret))
+    })
+}
+
+#[test]
+fn no_password_appears_in_any_command_line_while_the_tool_runs() {
+    let Some(env) = Env::new("ed25519") else {
+        return;
+    };
+    let secret = "cmdline-canary-4c8e27";
+    let pw = env.password("canary.pw", secret);
+    for args in [
+        vec!["mysql", "create", "canary", "--password-file"],
+        vec!["mysql", "password", "canary", "--password-file"],
+    ] {
+        let mut child = env.tool().args(&args).arg(&pw).spawn();
+        let mut looks = 0;
+        while child.try_wait().expect("wait").is_none() {
+            assert!(
+                !in_some_cmdline(secret),
+                "{args:?}: the password is in a command line"
+            );
+            looks += 1;
+        }
+        assert!(child.wait().expect("wait").success(), "{args:?}");
+        assert!(looks > 0, "{args:?}: the run was watched");
+    }
+    assert!(env.db.login("canary", secret, "SELECT 1").status.success());
+    assert!(!env.db.log_text().contains(secret));
 }

@@ -49,10 +49,24 @@ impl Env {
     fn state(&self) -> std::path::PathBuf {
         self.dir.path().join("state")
     }
-}
 
-fn exists(path: &Path) -> bool {
-    path.exists()
+    /// The tool with `db_pg_socket_dir` a directory that does not exist:
+    /// a run that gets as far as connecting exits 69, so 65 proves that a
+    /// refusal came before any connection.
+    fn offline(&self) -> pysk_tests::TestCommand {
+        let config = self.dir.path().join("offline");
+        write_switches(
+            &config,
+            &[
+                (
+                    "db_pg_socket_dir",
+                    self.dir.path().join("no-such-dir").display().to_string(),
+                ),
+                ("db_state_dir", self.state().display().to_string()),
+            ],
+        );
+        tool("pysk-db").config_dir(&config)
+    }
 }
 
 #[test]
@@ -78,7 +92,7 @@ fn setup_takes_back_what_everyone_was_granted_once() {
         "t",
         "a dry run changes nothing"
     );
-    assert!(!exists(&env.state()), "a dry run creates nothing");
+    assert!(!env.state().exists(), "a dry run creates nothing");
 
     let out = env.tool().args(["pg", "setup"]).succeeds();
     assert_stderr_is(
@@ -95,6 +109,31 @@ fn setup_takes_back_what_everyone_was_granted_once() {
         "f"
     );
 
+    // A database whose schema public still lets everyone create (as
+    // PostgreSQL 14 and older made every one).
+    env.pg.psql("CREATE DATABASE legacy");
+    env.pg
+        .psql_in("legacy", "GRANT CREATE ON SCHEMA public TO PUBLIC");
+    let public_creates = || {
+        env.pg.psql_in(
+            "legacy",
+            "SELECT has_schema_privilege('public', 'public', 'CREATE')",
+        )
+    };
+    assert_eq!(public_creates(), "t");
+    let plan = env.tool().args(["pg", "setup", "--dry-run"]).succeeds();
+    assert_eq!(
+        stdout(&plan),
+        "would revoke PUBLIC's CREATE on the schema public of \"legacy\": \
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC;\n"
+    );
+    let out = env.tool().args(["pg", "setup"]).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: revoked PUBLIC's CREATE on the schema public of \"legacy\"\n",
+    );
+    assert_eq!(public_creates(), "f");
+
     let again = env.tool().args(["pg", "setup"]).succeeds();
     assert_stderr_is(
         &again,
@@ -106,7 +145,7 @@ fn setup_takes_back_what_everyone_was_granted_once() {
     .expect("JSON");
     assert_eq!(
         doc,
-        serde_json::json!({"version": 1, "dry_run": false, "changes": [], "unchanged": 4})
+        serde_json::json!({"version": 1, "dry_run": false, "changes": [], "unchanged": 5})
     );
 }
 
@@ -187,11 +226,13 @@ fn create_makes_the_database_with_its_owner_and_no_password_reaches_the_log() {
     // Another password is set again, as a verifier.
     let other = env.password("shop2.pw", "another one");
     let out = env.create("shop", "shop_admin", &other).succeeds();
-    assert_stderr_is(&out, "pysk-db: made shop_admin's password\n");
+    assert_stderr_is(&out, "pysk-db: set shop_admin's password\n");
     assert!(!env.pg.log_text().contains("another one"));
 
-    // Hostile names are refused before any connection, nothing changed.
+    // Hostile names are refused before any connection (the offline
+    // switches make a connection exit 69), nothing changed.
     let roles = env.pg.psql("SELECT count(*) FROM pg_roles");
+    let pw_arg = pw.to_str().expect("a UTF-8 path");
     for bad in [
         "a\"; DROP DATABASE shop; --",
         "a`b",
@@ -199,12 +240,47 @@ fn create_makes_the_database_with_its_owner_and_no_password_reaches_the_log() {
         "../x",
         "shоp",
     ] {
-        let out = env.create(bad, "shop_admin", &pw).fails_with(65);
-        assert!(
-            pysk_tests::stderr(&out).ends_with("; nothing changed\n"),
-            "{}",
-            pysk_tests::stderr(&out)
-        );
+        for args in [
+            &[
+                "pg",
+                "create",
+                bad,
+                "--owner",
+                "shop_admin",
+                "--password-file",
+                pw_arg,
+            ][..],
+            &[
+                "pg",
+                "create",
+                "shop",
+                "--owner",
+                bad,
+                "--password-file",
+                pw_arg,
+            ],
+            &["pg", "add-db", bad, "--owner", "shop_admin"],
+            &["pg", "add-db", "shop_x", "--owner", bad],
+            &[
+                "pg",
+                "add-db",
+                "shop_x",
+                "--owner",
+                "shop_admin",
+                "--template",
+                bad,
+            ],
+            &["pg", "password", bad, "--password-file", pw_arg],
+            &["pg", "drop", bad],
+            &["pg", "vacuum", "shop", bad],
+        ] {
+            let out = env.offline().args(args).fails_with(65);
+            let err = pysk_tests::stderr(&out);
+            assert!(
+                err.ends_with("not a name this tool takes (db_name_pattern ^[a-z_][a-z0-9_]{0,62}$); nothing changed\n"),
+                "{args:?}: {err}"
+            );
+        }
     }
     assert_eq!(roles, env.pg.psql("SELECT count(*) FROM pg_roles"));
     // A database owned by someone else is not taken over.
@@ -309,7 +385,97 @@ fn password_is_set_as_a_verifier_once_and_drop_refuses_a_busy_database() {
     let again = env.tool().args(["pg", "drop", "blog"]).succeeds();
     assert_stderr_is(
         &again,
-        "pysk-db: nothing to change: there is no database blog nor role blog\n",
+        "pysk-db: nothing to change: there is no database blog nor group role blog\n",
+    );
+
+    // A customer's login named like a database is not the database's
+    // group role: it stays, and so does a superuser of that name.
+    env.pg
+        .psql("CREATE ROLE blog LOGIN; CREATE ROLE boss LOGIN SUPERUSER");
+    let out = env.tool().args(["pg", "drop", "blog"]).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role blog stays: it is a login role, not a NOLOGIN group role\n\
+         pysk-db: nothing to change: there is no database blog\n",
+    );
+    // A group role made by hand, with no database of its name, carries
+    // what its members were granted: it is dropped only with a database.
+    env.pg
+        .psql("CREATE ROLE readonly NOLOGIN; GRANT readonly TO boss");
+    let out = env.tool().args(["pg", "drop", "readonly"]).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role readonly stays: there is no database readonly, and a group role \
+         is dropped only with its database\n\
+         pysk-db: nothing to change: there is no database readonly\n",
+    );
+    let out = env
+        .tool()
+        .args(["pg", "drop", "readonly", "--json"])
+        .succeeds();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("JSON"),
+        serde_json::json!({"version": 1, "dry_run": false, "database": "readonly",
+                           "changes": [], "role_kept": "without its database"})
+    );
+    assert_eq!(
+        env.pg
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname = 'readonly'"),
+        "1"
+    );
+    let out = env.tool().args(["pg", "drop", "boss", "--json"]).succeeds();
+    assert_stderr_is(&out, "");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("JSON"),
+        serde_json::json!({"version": 1, "dry_run": false, "database": "boss",
+                           "changes": [], "role_kept": "a superuser"})
+    );
+    assert_eq!(
+        env.pg
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname IN ('blog', 'boss')"),
+        "2"
+    );
+    // PostgreSQL's own databases are refused before any connection.
+    for db in ["postgres", "template0", "template1"] {
+        let out = env.offline().args(["pg", "drop", db]).fails_with(65);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: database \"{db}\": PostgreSQL's own, never dropped; nothing changed\n"
+            ),
+        );
+    }
+    // --json: what was dropped, and the password set.
+    env.create("news", "news_admin", &first).succeeds();
+    let third = env.password("third.pw", "third secret");
+    let out = env
+        .tool()
+        .args(["pg", "password", "news_admin", "--json", "--password-file"])
+        .arg(&third)
+        .succeeds();
+    assert_stderr_is(&out, "");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("JSON"),
+        serde_json::json!({"version": 1, "dry_run": false, "user": "news_admin", "changes": [
+            {"action": "set", "database": "postgres", "what": "news_admin's password",
+             "sql": "ALTER ROLE \"news_admin\" PASSWORD '***'"}]})
+    );
+    let out = env.tool().args(["pg", "drop", "news", "--json"]).succeeds();
+    assert_stderr_is(&out, "");
+    let drop = |what: &str, sql: &str| serde_json::json!({"action": "drop", "database": "postgres", "what": what, "sql": sql});
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("JSON"),
+        serde_json::json!({"version": 1, "dry_run": false, "database": "news", "changes": [
+            drop("the database news", "DROP DATABASE \"news\""),
+            drop("the role news", "DROP ROLE \"news\""),
+        ]})
+    );
+    assert_eq!(
+        env.pg.psql(
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'news'; \
+             SELECT count(*) FROM pg_database WHERE datname = 'news'"
+        ),
+        "0\n0"
     );
 }
 
@@ -393,14 +559,58 @@ fn a_generated_password_is_written_once_and_add_db_serves_an_existing_owner() {
             "--generate-password",
         ])
         .arg(&out_file)
-        .fails_with(65);
+        .succeeds();
+    // The file written is the password of later runs: nothing to change.
     assert_stderr_is(
         &again,
-        &format!(
-            "pysk-db: {} exists: give it as --password-file; nothing changed\n",
-            out_file.display()
-        ),
+        "pysk-db: nothing to change: wiki exists, owned by wiki_admin\n",
     );
+    assert_eq!(
+        std::fs::read_to_string(&out_file).expect("the password"),
+        format!("{password}\n")
+    );
+    // An owner that exists, whose password this run would not know.
+    let elsewhere = env.dir.path().join("elsewhere.pw");
+    let refused = env
+        .tool()
+        .args([
+            "pg",
+            "create",
+            "wiki2",
+            "--owner",
+            "wiki_admin",
+            "--generate-password",
+        ])
+        .arg(&elsewhere)
+        .fails_with(65);
+    assert_stderr_is(
+        &refused,
+        "pysk-db: the role wiki_admin exists, but not --generate-password's file: give its \
+         password with --password-file, or use add-db; nothing changed\n",
+    );
+    assert!(!elsewhere.exists(), "nothing written");
+    // Nor is another provisioning's file, written by an earlier run, put
+    // on an owner that exists: only its own password passes.
+    let other = env.password("other.pw", "another customer's");
+    let refused = env
+        .tool()
+        .args([
+            "pg",
+            "create",
+            "wiki2",
+            "--owner",
+            "wiki_admin",
+            "--generate-password",
+        ])
+        .arg(&other)
+        .fails_with(65);
+    assert_stderr_is(
+        &refused,
+        "pysk-db: the role wiki_admin exists, and --generate-password's file holds another \
+         password: give its password with --password-file, or use add-db; nothing changed\n",
+    );
+    let login = env.pg.login("wiki_admin", password, "wiki", "SELECT 1");
+    assert!(login.status.success(), "the password stays: {login:?}");
 
     let out = env
         .tool()
@@ -413,6 +623,15 @@ fn a_generated_password_is_written_once_and_add_db_serves_an_existing_owner() {
          pysk-db: made the database wiki_test\n\
          pysk-db: made ALL on wiki_test's schema public to wiki_admin\n",
     );
+    let again = env
+        .tool()
+        .args(["pg", "add-db", "wiki_test", "--owner", "wiki_admin"])
+        .succeeds();
+    assert_stderr_is(
+        &again,
+        "pysk-db: nothing to change: wiki_test exists, owned by wiki_admin\n",
+    );
+    // The owner that exists kept its password.
     let login = env
         .pg
         .login("wiki_admin", password, "wiki_test", "SELECT 1");
@@ -472,9 +691,13 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
     let Some(env) = Env::new() else { return };
     let pw = env.password("shop.pw", "shop secret");
     env.create("shop", "shop_admin", &pw).succeeds();
-    let tables = "CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE items (id int PRIMARY KEY); \
+    // items has a TOAST table, holding a value over 2 kB.
+    let tables = "CREATE TABLE orders (id int PRIMARY KEY); \
+                  CREATE TABLE items (id int PRIMARY KEY, note text); \
                   INSERT INTO orders SELECT generate_series(1, 1000); \
-                  INSERT INTO items SELECT generate_series(1, 1000);";
+                  INSERT INTO items SELECT generate_series(1, 1000); \
+                  UPDATE items SET note = (SELECT string_agg(md5(g::text), '') \
+                  FROM generate_series(1, 200) g) WHERE id = 1;";
     let made = env.pg.login("shop_admin", "shop secret", "shop", tables);
     assert!(made.status.success(), "{made:?}");
     // Another session holds orders, as a migration would.
@@ -509,6 +732,9 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // A lock timeout far longer than the run may take: were the table
+    // waited for, not skipped at once, the run would last a minute and
+    // name it as timed out.
     let started = std::time::Instant::now();
     let out = env
         .tool()
@@ -519,22 +745,30 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
             "--analyze",
             "--json",
             "--lock-timeout",
-            "2",
+            "60",
         ])
         .succeeds();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "vacuum waited on the held table"
+    );
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     let shop = &doc["databases"][0];
     assert_eq!(shop["database"], "shop");
+    // Tables as objects, not SQL text a script would have to take apart.
     assert_eq!(
         shop["skipped"],
-        serde_json::json!(["\"public\".\"orders\""])
+        serde_json::json!([{"schema": "public", "table": "orders"}])
     );
+    assert_eq!(shop["timed_out"], serde_json::json!([]));
     assert_eq!(shop["failed"], serde_json::json!([]));
     let tables = shop["tables"].as_u64().expect("tables");
     assert_eq!(shop["vacuumed"].as_u64(), Some(tables - 1));
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(25),
-        "vacuum waited on the held table"
+        env.pg
+            .log_text()
+            .contains("skipping vacuum of \"orders\" --- lock not available"),
+        "SKIP_LOCKED skipped it"
     );
     let analyzed = env.pg.psql_in(
         "shop",
@@ -542,6 +776,13 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
          FROM pg_stat_user_tables ORDER BY relname",
     );
     assert_eq!(analyzed.trim(), "items|t|t\norders|f|f");
+    // A quiet run still says a table it skipped: the nightly cron job's
+    // mail is how anyone learns of it. The summary line is not trouble.
+    let out = env.tool().args(["-q", "pg", "vacuum", "shop"]).succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: shop: skipped, held by another session: \"public\".\"orders\"\n",
+    );
     // REINDEX CONCURRENTLY has no SKIP_LOCKED: the lock_timeout stops it,
     // and it leaves no half-built index behind.
     let out = env
@@ -563,7 +804,10 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
     assert_eq!(doc["databases"][0]["reindexed"], 0, "{doc}");
     assert_eq!(
         doc["databases"][0]["reindex_skipped"],
-        serde_json::json!(["\"public\".\"items\"", "\"public\".\"orders\""]),
+        serde_json::json!([
+            {"schema": "public", "table": "items"},
+            {"schema": "public", "table": "orders"}
+        ]),
         "{doc}"
     );
     assert_eq!(
@@ -571,17 +815,65 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
         serde_json::json!([]),
         "{doc}"
     );
+    let invalid = || {
+        env.pg.psql_in(
+            "shop",
+            "SELECT count(*), count(*) FILTER (WHERE c.relnamespace = 'pg_toast'::regnamespace) \
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid",
+        )
+    };
     assert_eq!(
-        env.pg
-            .psql_in("shop", "SELECT count(*) FROM pg_index WHERE NOT indisvalid")
-            .trim(),
-        "0"
+        env.pg.psql_in(
+            "shop",
+            "SELECT count(*) FROM pg_class WHERE oid = (SELECT reltoastrelid FROM pg_class \
+             WHERE relname = 'items') AND relpages > 0"
+        ),
+        "1",
+        "items' TOAST table holds the note"
     );
+    assert_eq!(invalid(), "0|0", "none left, on the TOAST table either");
+    // Another session's REINDEX CONCURRENTLY of items, waiting for the
+    // holder's transaction: its half-built indexes are not dropped under
+    // it.
+    let mut other = std::process::Command::new(env.pg_psql_path())
+        .args(["-X", "-q", "-h"])
+        .arg(&env.pg.socket_dir)
+        .args(["-p", &env.pg.port.to_string(), "-U", "shop_admin", "-d"])
+        .args(["shop", "-c", "REINDEX TABLE CONCURRENTLY items"])
+        .env("PGPASSWORD", "shop secret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("a session");
+    for _ in 0..100 {
+        if invalid() == "2|1" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(invalid(), "2|1", "the other session's build is under way");
+    let out = env
+        .tool()
+        .args(["pg", "vacuum", "shop", "--reindex", "--json"])
+        .args(["--lock-timeout", "1"])
+        .succeeds();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(doc["databases"][0]["reindexed"], 0, "{doc}");
+    assert_eq!(invalid(), "2|1", "another session's build is left alone");
+    // That session stopped leaves them behind: the next run drops them
+    // first, then reindexes. It is ended (and gone) before the holder, or
+    // freed by the holder's end it could finish its REINDEX first.
+    env.pg.psql(
+        "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity \
+         WHERE datname = 'shop' AND query LIKE 'REINDEX%'",
+    );
+    let _ = other.wait();
     env.pg.psql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = 'shop' AND pid <> pg_backend_pid()",
     );
     let _ = holder.wait();
+    assert_eq!(invalid(), "2|1", "the stopped REINDEX left its indexes");
     // Once the session is gone, both tables are reindexed.
     wait_for_no_session(&env, "shop");
     let out = env
@@ -590,6 +882,43 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
         .succeeds();
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     assert_eq!(doc["databases"][0]["reindexed"], 2, "{doc}");
+    assert_eq!(
+        doc["databases"][0]["failed"],
+        serde_json::json!([]),
+        "{doc}"
+    );
+    assert_eq!(invalid(), "0|0", "the leftovers of the stopped run dropped");
+    // A partitioned table is analyzed as a whole (VACUUM has nothing to do
+    // on it: its partitions are tables of their own).
+    let made = env.pg.login(
+        "shop_admin",
+        "shop secret",
+        "shop",
+        "CREATE TABLE events (id int) PARTITION BY RANGE (id); \
+         CREATE TABLE events_1 PARTITION OF events FOR VALUES FROM (0) TO (1000); \
+         INSERT INTO events SELECT generate_series(1, 999);",
+    );
+    assert!(made.status.success(), "{made:?}");
+    let plan = env
+        .tool()
+        .args(["pg", "vacuum", "shop", "--analyze", "--dry-run"])
+        .succeeds();
+    assert!(
+        stdout(&plan).contains("would analyze shop: \"public\".\"events\"\n")
+            && stdout(&plan).contains("would vacuum shop: \"public\".\"events_1\"\n"),
+        "{}",
+        stdout(&plan)
+    );
+    env.tool()
+        .args(["-q", "pg", "vacuum", "shop", "--analyze"])
+        .succeeds();
+    assert_eq!(
+        env.pg.psql_in(
+            "shop",
+            "SELECT count(*) > 0 FROM pg_stats WHERE tablename = 'events' AND inherited"
+        ),
+        "t"
+    );
     // Every database, two at a time, reported in their order.
     let out = env
         .tool()
@@ -619,6 +948,113 @@ fn vacuum_skips_and_names_a_table_another_session_holds_and_does_the_rest() {
             .all(|d| d["skipped"] == serde_json::json!([]) && d["vacuumed"] == d["tables"]),
         "{doc}"
     );
+}
+
+#[test]
+fn vacuum_takes_the_lock_refuses_a_missing_database_and_goes_on_past_a_failing_one() {
+    let Some(env) = Env::new() else { return };
+    env.pg.psql("CREATE DATABASE shop; CREATE DATABASE broken");
+    // At least one database at a time; neither databases nor --all is a
+    // usage error that says --all exists.
+    let out = env
+        .offline()
+        .args(["pg", "vacuum", "shop", "--jobs", "0"])
+        .fails_with(2);
+    assert_stderr_is(&out, "pysk-db: --jobs: \"0\": at least 1\n");
+    let out = env.offline().args(["pg", "vacuum"]).fails_with(2);
+    assert!(
+        pysk_tests::stderr(&out).contains("required arguments were not provided:\n  <DB|--all>"),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+    // A database that does not exist is bad input, said before anything
+    // is done.
+    let out = env
+        .tool()
+        .args(["pg", "vacuum", "nosuch", "shop"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: there is no database nosuch; nothing changed\n",
+    );
+    let out = env
+        .tool()
+        .args(["pg", "vacuum", "template0"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the database template0 takes no connections; nothing changed\n",
+    );
+    // One that fails on the way (here: its connections refused) is named,
+    // and the others are still done.
+    let hba = env.pg.data_dir.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+    std::fs::write(&hba, format!("local broken postgres reject\n{rules}")).expect("write");
+    env.pg.psql("SELECT pg_reload_conf()");
+    for _ in 0..100 {
+        if !env.pg.psql_output("broken", "SELECT 1").status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = env
+        .tool()
+        .args(["pg", "vacuum", "broken", "shop", "--json"])
+        .fails_with(1);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let (broken, shop) = (&doc["databases"][0], &doc["databases"][1]);
+    assert_eq!(broken["database"], "broken");
+    assert_eq!(broken["tables"], 0);
+    // The database's own failure names no table.
+    assert_eq!(broken["failed"][0].get("table"), None);
+    let why = broken["failed"][0]["why"].as_str().expect("a failure");
+    assert!(
+        why.contains("database \"broken\"") && why.ends_with("(28000)"),
+        "{why}"
+    );
+    assert_eq!(shop["database"], "shop");
+    assert_eq!(shop["failed"], serde_json::json!([]));
+    assert!(shop["tables"].as_u64() > Some(0), "{doc}");
+    assert_eq!(shop["vacuumed"], shop["tables"]);
+
+    // Vacuum runs under a lock of its own, one vacuum at a time, never in
+    // the way of the subcommands that make and drop: a held vacuum lock
+    // is exit 75 for vacuum, the other lock for setup, and a dry run
+    // waits for the vacuum lock when its file is there.
+    let changes = env.state().join("pysk-db.lock");
+    let held =
+        pysk_common::lock::Lock::acquire(&changes, std::time::Duration::ZERO).expect("the lock");
+    let out = env.tool().args(["pg", "setup"]).fails_with(75);
+    assert!(
+        pysk_tests::stderr(&out).starts_with(&format!("pysk-db: {}", changes.display())),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+    env.tool().args(["-q", "pg", "vacuum", "shop"]).succeeds();
+    drop(held);
+    let lock_file = env.state().join("pysk-db-pg-vacuum.lock");
+    let held =
+        pysk_common::lock::Lock::acquire(&lock_file, std::time::Duration::ZERO).expect("the lock");
+    let out = env.tool().args(["pg", "vacuum", "shop"]).fails_with(75);
+    assert!(
+        pysk_tests::stderr(&out).starts_with(&format!("pysk-db: {}", lock_file.display())),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+    env.tool().args(["pg", "drop", "nosuch"]).succeeds();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        drop(held);
+    });
+    let started = std::time::Instant::now();
+    env.tool()
+        .args(["pg", "vacuum", "shop", "--dry-run", "--wait", "20"])
+        .succeeds();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1400),
+        "the dry run waited for the lock"
+    );
+    release.join().expect("released");
 }
 
 /// Waits until no session is connected to `db` (up to ten seconds).
@@ -675,4 +1111,471 @@ fn no_password_appears_in_any_command_line_while_the_tool_runs() {
         assert!(looks > 0, "{args:?}: the run was watched");
     }
     assert!(!env.pg.log_text().contains(secret));
+}
+
+#[test]
+fn create_hands_the_owner_no_role_it_does_not_own_and_no_superuser() {
+    let Some(env) = Env::new() else { return };
+    let pw = env.password("cust.pw", "cust secret");
+    // Names PostgreSQL keeps, and an owner named like the database, are
+    // refused before any connection.
+    let offline = |db: &str, owner: &str, expected: &str| {
+        let out = env
+            .offline()
+            .args(["pg", "create", db, "--owner", owner, "--password-file"])
+            .arg(&pw)
+            .fails_with(65);
+        assert_stderr_is(&out, &format!("pysk-db: {expected}; nothing changed\n"));
+    };
+    offline(
+        "pg_execute_server_program",
+        "cust",
+        "database \"pg_execute_server_program\": PostgreSQL keeps role names beginning with pg_ for its own",
+    );
+    offline(
+        "shop",
+        "pg_monitor",
+        "owner \"pg_monitor\": PostgreSQL keeps role names beginning with pg_ for its own",
+    );
+    offline(
+        "app",
+        "app",
+        "the owner app has the database's name: the database's role app is a NOLOGIN group role \
+         of its own, so the owner needs another name",
+    );
+    let out = env
+        .offline()
+        .args(["pg", "add-db", "app", "--owner", "app"])
+        .fails_with(65);
+    assert!(
+        pysk_tests::stderr(&out).starts_with("pysk-db: the owner app has the database's name"),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+
+    // A role named like the database that is more than a bare NOLOGIN
+    // group role is not handed to the owner.
+    env.pg.psql(
+        "CREATE ROLE admin LOGIN SUPERUSER; CREATE ROLE blog LOGIN; \
+         CREATE ROLE crm NOLOGIN CREATEDB; CREATE ROLE ops NOLOGIN; \
+         GRANT pg_read_all_data TO ops",
+    );
+    for (db, why) in [
+        ("admin", "a superuser"),
+        ("blog", "a login role"),
+        (
+            "crm",
+            "a role with CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS",
+        ),
+        ("ops", "a member of another role"),
+        ("postgres", "one of PostgreSQL's own"),
+    ] {
+        let out = env.create(db, "cust", &pw).fails_with(65);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: the role {db} exists and is {why}, not a NOLOGIN group role: \
+                 cust is not made a member of it; nothing changed\n"
+            ),
+        );
+    }
+    // A bare NOLOGIN role is still not handed over when it owns or holds
+    // something, or has members already.
+    env.pg.psql(
+        "CREATE ROLE reports NOLOGIN; GRANT CONNECT ON DATABASE postgres TO reports; \
+         CREATE ROLE crew NOLOGIN; CREATE ROLE alice LOGIN; GRANT crew TO alice",
+    );
+    for (db, why) in [
+        ("reports", "owns objects or holds privileges"),
+        ("crew", "has the members alice"),
+    ] {
+        let out = env.create(db, "cust", &pw).fails_with(65);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: the role {db} exists and {why}: cust is not made a member of it; \
+                 nothing changed\n"
+            ),
+        );
+    }
+    // Nor is a superuser made a database's owner, or given a password.
+    let out = env.create("shop", "postgres", &pw).fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role postgres is a superuser: a customer's database is not given to one; \
+         nothing changed\n",
+    );
+    // Nor a privileged role, nor another database's group role (its
+    // members would share the database), nor is a NOLOGIN role made a
+    // login by add-db, which sets no password.
+    env.pg.psql(
+        "CREATE ROLE mighty LOGIN CREATEROLE; CREATE ROLE team NOLOGIN; \
+         CREATE ROLE team_admin LOGIN; GRANT team TO team_admin; CREATE ROLE sleepy NOLOGIN",
+    );
+    for (owner, why) in [
+        (
+            "mighty",
+            "a role with CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS",
+        ),
+        ("team", "a group role other roles are members of"),
+    ] {
+        let out = env.create("shop", owner, &pw).fails_with(65);
+        assert_stderr_is(
+            &out,
+            &format!(
+                "pysk-db: the role {owner} is {why}: a customer's database is not given to one; \
+                 nothing changed\n"
+            ),
+        );
+    }
+    let out = env
+        .tool()
+        .args(["pg", "add-db", "shop", "--owner", "sleepy"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role sleepy cannot log in (NOLOGIN): add-db does not make it a login \
+         role without a password; pg create with --password-file does; nothing changed\n",
+    );
+    // pg password puts no password on the superuser.
+    let out = env
+        .tool()
+        .args(["pg", "password", "postgres", "--password-file"])
+        .arg(&pw)
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: the role postgres is a superuser: its password is not set by this tool; \
+         nothing changed\n",
+    );
+    assert_eq!(
+        env.pg.psql(
+            "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_authid \
+             WHERE rolname IN ('mighty', 'team', 'sleepy') AND rolpassword IS NULL \
+             AND (NOT rolcanlogin OR rolname <> 'sleepy')"
+        ),
+        "mighty,sleepy,team"
+    );
+    assert_eq!(
+        env.pg.psql(
+            "SELECT count(*) FROM pg_roles WHERE rolname IN ('cust', 'shop'); \
+                 SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = 'postgres'"
+        ),
+        "0\nt"
+    );
+
+    // An owner that exists NOLOGIN, with this very password: it is made a
+    // login role, and its password is left alone.
+    env.pg
+        .psql("CREATE ROLE lazy NOLOGIN PASSWORD 'cust secret'");
+    let create = || env.create("lazy_db", "lazy", &pw).arg("--json");
+    let doc = |out: &std::process::Output| -> serde_json::Value {
+        serde_json::from_str(&stdout(out)).expect("JSON")
+    };
+    let step = |database: &str, what: &str, sql: &str| serde_json::json!({"action": "make", "database": database, "what": what, "sql": sql});
+    let changes = serde_json::json!([
+        step(
+            "postgres",
+            "the role lazy_db",
+            "CREATE ROLE \"lazy_db\" NOLOGIN"
+        ),
+        step(
+            "postgres",
+            "lazy a member of lazy_db",
+            "GRANT \"lazy_db\" TO \"lazy\""
+        ),
+        step(
+            "postgres",
+            "the database lazy_db",
+            "CREATE DATABASE \"lazy_db\" OWNER \"lazy\""
+        ),
+        step(
+            "lazy_db",
+            "ALL on lazy_db's schema public to lazy",
+            "GRANT ALL ON SCHEMA public TO \"lazy\""
+        ),
+        // Last: a run that fails before leaves the owner as it was.
+        step("postgres", "lazy a login role", "ALTER ROLE \"lazy\" LOGIN"),
+    ]);
+    let mut expected = serde_json::json!({
+        "version": 1, "dry_run": true, "database": "lazy_db", "owner": "lazy", "changes": changes,
+        "warnings": []
+    });
+    let plan = create().arg("--dry-run").succeeds();
+    assert_eq!(doc(&plan), expected);
+    assert_eq!(
+        env.pg
+            .psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'lazy'"),
+        "f",
+        "a dry run changes nothing"
+    );
+    let out = create().succeeds();
+    expected["dry_run"] = false.into();
+    assert_eq!(doc(&out), expected);
+    assert_stderr_is(&out, "");
+    let login = env.pg.login("lazy", "cust secret", "lazy_db", "SELECT 1");
+    assert!(login.status.success(), "{login:?}");
+    expected["changes"] = serde_json::json!([]);
+    assert_eq!(doc(&create().succeeds()), expected);
+}
+
+#[test]
+fn a_server_that_accepts_and_never_answers_is_given_up_on_and_named() {
+    // A socket that accepts connections and never says a word, as a
+    // wedged server does: the startup exchange gets no answer.
+    let dir = scratch();
+    let socket = dir.path().join(".s.PGSQL.5999");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let config = dir.path().join("config");
+    write_switches(
+        &config,
+        &[
+            ("db_pg_socket_dir", dir.path().display().to_string()),
+            ("db_pg_port", "5999".to_owned()),
+            // Connected to as it is: the connect, not the account, is
+            // what this is about.
+            ("db_pg_superuser", "root".to_owned()),
+            ("db_connect_timeout", "1".to_owned()),
+            (
+                "db_state_dir",
+                dir.path().join("state").display().to_string(),
+            ),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let out = tool("pysk-db")
+        .config_dir(&config)
+        .args(["pg", "setup", "--dry-run"])
+        .fails_with(69);
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: {}: no answer within 1 s (db_connect_timeout)\n",
+            socket.display()
+        ),
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(1) && took < std::time::Duration::from_secs(8),
+        "{took:?}"
+    );
+    // A socket that is not there names the switches that name it.
+    let elsewhere = dir.path().join("elsewhere");
+    write_switches(
+        &elsewhere,
+        &[
+            ("db_pg_socket_dir", dir.path().display().to_string()),
+            ("db_pg_port", "5998".to_owned()),
+            ("db_pg_superuser", "root".to_owned()),
+        ],
+    );
+    let out = tool("pysk-db")
+        .config_dir(&elsewhere)
+        .args(["pg", "vacuum", "--all", "--dry-run"])
+        .fails_with(69);
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: {}: No such file or directory (db_pg_socket_dir, db_pg_port)\n",
+            dir.path().join(".s.PGSQL.5998").display()
+        ),
+    );
+    // A refused name shows a letter of another script as its code, so a
+    // look-alike never reads as the Latin word.
+    let out = tool("pysk-db")
+        .config_dir(&elsewhere)
+        .args(["pg", "drop", "sh\u{43e}p"])
+        .fails_with(65);
+    assert_stderr_is(
+        &out,
+        "pysk-db: database \"sh\\u{43e}p\": not a name this tool takes \
+         (db_name_pattern ^[a-z_][a-z0-9_]{0,62}$); nothing changed\n",
+    );
+}
+
+#[test]
+fn a_create_the_server_refuses_part_way_takes_back_what_it_made() {
+    let Some(env) = Env::new() else { return };
+    let pw = env.password("x.pw", "x secret");
+    env.pg.psql("CREATE ROLE o LOGIN");
+    let memberships = |role: &str| {
+        env.pg.psql(&format!(
+            "SELECT count(*) FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member \
+             WHERE u.rolname = '{role}'"
+        ))
+    };
+    let roles = |names: &str| {
+        env.pg.psql(&format!(
+            "SELECT count(*) FROM pg_roles WHERE rolname IN ({names})"
+        ))
+    };
+    // The roles are made in one transaction, CREATE DATABASE (which no
+    // transaction can hold) then fails on a locale the server lacks: the
+    // group role and the membership are taken back.
+    let out = env
+        .tool()
+        .args([
+            "pg",
+            "add-db",
+            "x",
+            "--owner",
+            "o",
+            "--locale",
+            "xx_YY.UTF-8",
+        ])
+        .fails_with(69);
+    let socket = env.pg.socket_dir.join(format!(".s.PGSQL.{}", env.pg.port));
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: made the role x\n\
+             pysk-db: made o a member of x\n\
+             pysk-db: {}: CREATE DATABASE \"x\" OWNER \"o\" LOCALE 'xx_YY.UTF-8': invalid \
+             locale name: \"xx_YY.UTF-8\" (42809); o's membership in x, the role x made by \
+             this run were dropped again\n",
+            socket.display()
+        ),
+    );
+    assert_eq!(roles("'x'"), "0");
+    assert_eq!(memberships("o"), "0");
+    assert_eq!(roles("'o'"), "1", "the owner that was there stays");
+    // create's login role goes too.
+    let out = env
+        .create("x2", "x2_admin", &pw)
+        .args(["--locale", "xx_YY.UTF-8"])
+        .fails_with(69);
+    assert!(
+        pysk_tests::stderr(&out).ends_with(
+            "; x2_admin's membership in x2, the login role x2_admin, the role x2 made by \
+             this run were dropped again\n"
+        ),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+    assert_eq!(roles("'x2', 'x2_admin'"), "0");
+    // An owner that exists, given another password: its ALTER ROLE comes
+    // last, so the failed run leaves its password as it was.
+    env.pg.psql("ALTER ROLE o PASSWORD 'o old'");
+    let out = env
+        .create("x4", "o", &pw)
+        .args(["--locale", "xx_YY.UTF-8"])
+        .fails_with(69);
+    assert!(
+        pysk_tests::stderr(&out)
+            .ends_with("; o's membership in x4, the role x4 made by this run were dropped again\n"),
+        "{}",
+        pysk_tests::stderr(&out)
+    );
+    let login = env.pg.login("o", "o old", "postgres", "SELECT 1");
+    assert!(login.status.success(), "the old password stays: {login:?}");
+    assert_eq!(roles("'x4'"), "0");
+    // A template without the schema public: there is nothing to grant on,
+    // and the database is made.
+    env.pg.psql("CREATE DATABASE bare");
+    env.pg.psql_in("bare", "DROP SCHEMA public");
+    let out = env
+        .tool()
+        .args(["pg", "add-db", "x5", "--owner", "o", "--template", "bare"])
+        .succeeds();
+    assert_stderr_is(
+        &out,
+        "pysk-db: made the role x5\n\
+         pysk-db: made o a member of x5\n\
+         pysk-db: made the database x5\n",
+    );
+    // A grant the new database refuses (an event trigger its template
+    // carries): the database made is dropped again, after the session in
+    // it is closed, and the roles with it.
+    env.pg.psql("CREATE DATABASE nogrant");
+    env.pg.psql_in(
+        "nogrant",
+        "CREATE FUNCTION no_grant() RETURNS event_trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'no grants here'; END $$; \
+         CREATE EVENT TRIGGER no_grant ON ddl_command_start WHEN TAG IN ('GRANT') \
+         EXECUTE FUNCTION no_grant()",
+    );
+    let out = env
+        .tool()
+        .args([
+            "pg",
+            "add-db",
+            "x6",
+            "--owner",
+            "o",
+            "--template",
+            "nogrant",
+        ])
+        .fails_with(69);
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-db: made the role x6\n\
+             pysk-db: made o a member of x6\n\
+             pysk-db: made the database x6\n\
+             pysk-db: {}: GRANT ALL ON SCHEMA public TO \"o\": no grants here (P0001); the \
+             database x6, o's membership in x6, the role x6 made by this run were dropped \
+             again\n",
+            socket.display()
+        ),
+    );
+    assert_eq!(
+        env.pg
+            .psql("SELECT count(*) FROM pg_database WHERE datname = 'x6'"),
+        "0"
+    );
+    assert_eq!(roles("'x6'"), "0");
+    // An encoding the server does not know is a bad option, said before
+    // anything is made.
+    let out = env
+        .create("x3", "x3_admin", &pw)
+        .args(["--encoding", "NOSUCH"])
+        .fails_with(2);
+    assert_stderr_is(
+        &out,
+        "pysk-db: --encoding: \"NOSUCH\": not an encoding this server knows\n",
+    );
+    assert_eq!(roles("'x3', 'x3_admin'"), "0");
+    // The same run, with a locale the server has, goes through: and a
+    // database that is there with another encoding or locale is left as
+    // it is, with a warning (in --json too).
+    env.create("x2", "x2_admin", &pw)
+        .args(["--locale", "C.UTF-8"])
+        .succeeds();
+    let same = env
+        .tool()
+        .args(["pg", "add-db", "x2", "--owner", "x2_admin"])
+        .args(["--encoding", "utf-8", "--locale", "C.utf8"])
+        .succeeds();
+    assert_stderr_is(
+        &same,
+        "pysk-db: nothing to change: x2 exists, owned by x2_admin\n",
+    );
+    let out = env
+        .tool()
+        .args(["pg", "add-db", "x2", "--owner", "x2_admin", "--json"])
+        .args(["--encoding", "LATIN1", "--locale", "C"])
+        .succeeds();
+    let warnings = [
+        "the database x2 exists with the encoding UTF8, not LATIN1 as --encoding asks: \
+         left as it is",
+        "the database x2 exists with the locale C.UTF-8, not C as --locale asks: left as it is",
+    ];
+    assert_stderr_is(
+        &out,
+        &format!("pysk-db: {}\npysk-db: {}\n", warnings[0], warnings[1]),
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(doc["warnings"], serde_json::json!(warnings));
+    assert_eq!(doc["changes"], serde_json::json!([]));
+    assert_eq!(
+        env.pg
+            .psql("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'x2'"),
+        "UTF8"
+    );
 }

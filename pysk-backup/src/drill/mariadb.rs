@@ -87,7 +87,10 @@ impl Mariadb {
             reason: pysk_common::error::cause(&e),
         })?;
         let mut db = Mariadb {
-            server: Server { socket },
+            server: Server {
+                socket,
+                timeout: super::CONNECT_TIMEOUT,
+            },
             child,
             log,
         };

@@ -57,6 +57,7 @@ impl Postgres {
             socket_dir: dir.clone(),
             port: PORT,
             superuser: superuser.to_owned(),
+            connect_timeout: super::CONNECT_TIMEOUT,
         };
         let server = Server::new(target)?;
         fs::create_dir(&dir).map_err(write_err(&dir))?;

@@ -25,7 +25,7 @@ use mysql::prelude::Queryable;
 
 use pysk_common::error::{cause, write_err};
 use pysk_db::mysql::connect::{self, Target, why};
-use pysk_db::names::{literal, mysql_identifier};
+use pysk_db::names::mysql_identifier;
 
 use super::file::DumpFile;
 use super::set::{Entry, file_name};
@@ -56,17 +56,17 @@ pub struct Server {
 
 impl Server {
     /// Connects as root; our session waits at most `lock_wait` for a lock.
-    pub fn connect(socket: &Path, lock_wait: Duration) -> Result<Server, BackupError> {
-        let target = Target {
-            socket: socket.to_owned(),
-        };
-        let mut conn = connect::connect(&target).map_err(db_error)?;
+    pub fn connect(target: &Target, lock_wait: Duration) -> Result<Server, BackupError> {
+        let mut conn = connect::connect(target).map_err(db_error)?;
         let sql = format!(
             "SET SESSION lock_wait_timeout = {}",
             lock_wait.as_secs().max(1)
         );
-        conn.query_drop(sql).map_err(|e| unavailable(&target, &e))?;
-        Ok(Server { target, conn })
+        conn.query_drop(sql).map_err(|e| unavailable(target, &e))?;
+        Ok(Server {
+            target: target.clone(),
+            conn,
+        })
     }
 
     /// Every database but the system's. Names starting `#mysql50#` are
@@ -112,7 +112,7 @@ impl Server {
         for (user, host, is_role) in &accounts {
             let name = match is_role.as_str() {
                 "Y" => mysql_identifier(user),
-                _ => format!("{}@{}", literal(user), literal(host)),
+                _ => format!("{}@{}", mysql_identifier(user), mysql_identifier(host)),
             };
             if is_role == "Y" {
                 if user != "PUBLIC" {

@@ -17,6 +17,8 @@ use flate2::read::MultiGzDecoder;
 use mysql::Conn;
 use mysql::prelude::Queryable;
 
+use std::time::Duration;
+
 use pysk_db::mysql::connect::{self, Target, why};
 use pysk_db::names::mysql_identifier;
 
@@ -29,6 +31,8 @@ use crate::error::BackupError;
 pub struct Server {
     /// The server's socket.
     pub socket: PathBuf,
+    /// How long it may take to answer a connection (`db_connect_timeout`).
+    pub timeout: Duration,
 }
 
 impl Server {
@@ -40,6 +44,7 @@ impl Server {
     fn target(&self) -> Target {
         Target {
             socket: self.socket.clone(),
+            timeout: self.timeout,
         }
     }
 

@@ -1,10 +1,14 @@
 //! `mysql check [--optimize | --repair | --analyze]`: every table of every
-//! database but the server's own, one `CHECK TABLE` (or `OPTIMIZE`,
-//! `REPAIR`, `ANALYZE TABLE`) each, every row the server reports shown per
-//! table. InnoDB has no in-place OPTIMIZE: it rebuilds the whole table,
+//! database but the server's own (system-versioned ones too), one `CHECK
+//! TABLE` (or `OPTIMIZE`, `REPAIR`, `ANALYZE TABLE`) each, the rows the
+//! server reports shown per table (with `-q` only its warnings and
+//! errors). InnoDB has no in-place OPTIMIZE: it rebuilds the whole table,
 //! which needs its size again on disk, so with `--optimize` a table larger
 //! than the free space of the data directory is skipped and named rather
-//! than left to fill the disk.
+//! than left to fill the disk; a system-versioned table is rebuilt with its
+//! history kept (`system_versioning_alter_history = KEEP`). The three that change tables run under the
+//! state lock; `--dry-run` lists the statements and the skipped tables and
+//! runs none.
 
 use std::io::Write;
 use std::path::Path;
@@ -14,12 +18,13 @@ use mysql::prelude::Queryable;
 use serde::Serialize;
 
 use pysk_common::exit::Outcome;
-use pysk_common::report::{self, Reporter};
+use pysk_common::report::{self, Level, Reporter};
 
 use crate::error::DbError;
+use crate::mysql::SYSTEM_DATABASES;
 use crate::mysql::connect::{self, Target};
-use crate::mysql::drop::SYSTEM_DATABASES;
 use crate::names::mysql_identifier;
+use crate::plan;
 
 /// Which statement is run on each table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -36,6 +41,21 @@ pub enum How {
 }
 
 impl How {
+    /// Whether it changes tables (and so runs under the lock).
+    fn changes(self) -> bool {
+        self != How::Check
+    }
+
+    /// The verb of a dry run's line.
+    fn verb(self) -> &'static str {
+        match self {
+            How::Check => "check",
+            How::Optimize => "optimize",
+            How::Repair => "repair",
+            How::Analyze => "analyze",
+        }
+    }
+
     /// The statement's head.
     fn statement(self) -> &'static str {
         match self {
@@ -54,6 +74,12 @@ pub struct Options {
     pub target: Target,
     /// The statement.
     pub how: How,
+    /// The lock file of mutating runs.
+    pub lock: std::path::PathBuf,
+    /// How long to wait for it.
+    pub wait: std::time::Duration,
+    /// List the statements and skipped tables; run none.
+    pub dry_run: bool,
     /// The `--json` document instead of lines.
     pub json: bool,
 }
@@ -65,6 +91,19 @@ pub struct Message {
     pub msg_type: String,
     /// What it says.
     pub msg_text: String,
+}
+
+impl Message {
+    /// Whether it is trouble (`error` or `warning`, in any case: the
+    /// server says both `Error` and `error`), which `-q` still shows.
+    fn trouble(&self) -> bool {
+        self.is("error") || self.is("warning")
+    }
+
+    /// Whether its type is `what`, in any case.
+    fn is(&self, what: &str) -> bool {
+        self.msg_type.eq_ignore_ascii_case(what)
+    }
 }
 
 /// One table's outcome.
@@ -96,6 +135,7 @@ pub struct Skipped {
 /// The `--json` document.
 #[derive(Debug, Serialize)]
 struct Summary<'a> {
+    dry_run: bool,
     operation: How,
     tables: &'a [Checked],
     skipped: &'a [Skipped],
@@ -108,22 +148,56 @@ type Table = (String, String, Option<String>, Option<u64>);
 /// Runs the statement on every table; `Partial` (exit 1) when a table
 /// reports an error.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
+    let _lock = if options.how.changes() {
+        plan::lock(&options.lock, options.wait, options.dry_run)?
+    } else {
+        None
+    };
     let target = &options.target;
     let mut conn = connect::connect(target)?;
-    let mut tables = tables(&mut conn, target)?;
+    let tables = tables(&mut conn, target)?;
+    let (mut todo, skipped) = weigh(&mut conn, options, report, tables)?;
+    if options.dry_run {
+        return dry_run(options, out, &todo, &skipped);
+    }
+    if options.how == How::Optimize {
+        // A system-versioned table is rebuilt as any other: the rebuild
+        // changes no column, and its history rows stay as they are.
+        conn.query_drop("SET SESSION system_versioning_alter_history = KEEP")
+            .map_err(|e| target.refused(None, &e))?;
+    }
+    for checked in &mut todo {
+        checked.messages = statement(&mut conn, options.how, &checked.database, &checked.table);
+    }
+    show(options, report, out, &todo, &skipped)
+}
+
+/// The tables to run the statement on and, with `--optimize`, those
+/// larger than the free space, skipped. A dry run weighs the sizes the
+/// server's statistics give; a real one analyzes each InnoDB table first.
+fn weigh(
+    conn: &mut Conn,
+    options: &Options,
+    report: &Reporter,
+    mut tables: Vec<Table>,
+) -> Result<(Vec<Checked>, Vec<Skipped>), DbError> {
+    let target = &options.target;
     let free = if options.how == How::Optimize {
         if !options.json && tables.iter().any(|t| t.2.as_deref() == Some("InnoDB")) {
-            report.warn(format_args!(
+            // Nothing is wrong: an info, which -q hides.
+            report.info(format_args!(
                 "OPTIMIZE TABLE rebuilds an InnoDB table whole: it needs the table's size \
                  again on disk and blocks writes to it briefly at start and end"
             ));
         }
-        measure_innodb(&mut conn, target, &mut tables)?;
-        Some(free_of_datadir(&mut conn, target)?)
+        if !options.dry_run {
+            measure_innodb(conn, target, &mut tables)?;
+        }
+        Some(free_of_datadir(conn, target)?)
     } else {
         None
     };
-    let mut done = Vec::new();
+    let mut todo = Vec::new();
     let mut skipped = Vec::new();
     for (database, table, engine, bytes) in tables {
         let bytes = bytes.unwrap_or(0);
@@ -134,27 +208,83 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
                 bytes,
                 free,
             }),
-            _ => {
-                let messages = statement(&mut conn, options.how, &database, &table);
-                let engine = engine.unwrap_or_default();
-                done.push(Checked {
-                    database,
-                    table,
-                    engine,
-                    messages,
-                });
-            }
+            _ => todo.push(Checked {
+                database,
+                table,
+                engine: engine.unwrap_or_default(),
+                messages: Vec::new(),
+            }),
         }
     }
-    show(options, report, out, &done, &skipped)
+    Ok((todo, skipped))
 }
 
-/// Every base table but those of the server's own databases.
+/// A table as a statement names it.
+fn name(database: &str, table: &str) -> String {
+    format!("{}.{}", mysql_identifier(database), mysql_identifier(table))
+}
+
+/// A dry run: each statement that would run and each table that would be
+/// skipped, a line each on stdout (or the `--json` document).
+fn dry_run(
+    options: &Options,
+    out: &mut dyn Write,
+    todo: &[Checked],
+    skipped: &[Skipped],
+) -> Result<Outcome, DbError> {
+    if options.json {
+        summary(options, todo, skipped, 0)?;
+        return Ok(Outcome::Success);
+    }
+    let mut text = String::new();
+    for t in todo {
+        text.push_str(&format!(
+            "would {} {}.{}: {} {};\n",
+            options.how.verb(),
+            t.database,
+            t.table,
+            options.how.statement(),
+            name(&t.database, &t.table)
+        ));
+    }
+    for s in skipped {
+        text.push_str(&format!(
+            "would skip {}.{}: its {} bytes exceed the {} bytes free for the data directory\n",
+            s.database, s.table, s.bytes, s.free
+        ));
+    }
+    if todo.is_empty() && skipped.is_empty() {
+        text.push_str("nothing to change\n");
+    }
+    out.write_all(text.as_bytes())
+        .map_err(pysk_common::Error::Stdout)?;
+    Ok(Outcome::Success)
+}
+
+/// The `--json` document.
+fn summary(
+    options: &Options,
+    tables: &[Checked],
+    skipped: &[Skipped],
+    errors: usize,
+) -> Result<(), DbError> {
+    Ok(report::print_json(&Summary {
+        dry_run: options.dry_run,
+        operation: options.how,
+        tables,
+        skipped,
+        errors,
+    })?)
+}
+
+/// Every base table (system-versioned ones too) but those of the
+/// server's own databases.
 fn tables(conn: &mut Conn, target: &Target) -> Result<Vec<Table>, DbError> {
     conn.exec(
         format!(
             "SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE, DATA_LENGTH + INDEX_LENGTH \
-             FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+             FROM information_schema.TABLES \
+             WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') \
              AND TABLE_SCHEMA NOT IN ({}) ORDER BY TABLE_SCHEMA, TABLE_NAME",
             ["?"; SYSTEM_DATABASES.len()].join(", ")
         ),
@@ -173,8 +303,7 @@ fn measure_innodb(conn: &mut Conn, target: &Target, tables: &mut [Table]) -> Res
         if engine.as_deref() != Some("InnoDB") {
             continue;
         }
-        let name = format!("{}.{}", mysql_identifier(database), mysql_identifier(table));
-        conn.query_drop(format!("ANALYZE TABLE {name}"))
+        conn.query_drop(format!("ANALYZE TABLE {}", name(database, table)))
             .map_err(refused)?;
         *bytes = conn
             .exec_first(
@@ -199,12 +328,7 @@ fn free_of_datadir(conn: &mut Conn, target: &Target) -> Result<u64, DbError> {
 /// The rows the server reports for `how` on one table; a statement the
 /// server refuses is that table's error.
 fn statement(conn: &mut Conn, how: How, database: &str, table: &str) -> Vec<Message> {
-    let sql = format!(
-        "{} {}.{}",
-        how.statement(),
-        mysql_identifier(database),
-        mysql_identifier(table)
-    );
+    let sql = format!("{} {}", how.statement(), name(database, table));
     match conn.query::<(String, String, String, String), _>(&sql) {
         Ok(rows) => rows
             .into_iter()
@@ -217,8 +341,9 @@ fn statement(conn: &mut Conn, how: How, database: &str, table: &str) -> Vec<Mess
     }
 }
 
-/// Every table's rows on stdout (or the `--json` document), the skipped
-/// and failed tables on stderr.
+/// Every table's rows on stdout (with `-q` only warnings and errors: a
+/// quiet run that went well prints nothing), or the `--json` document;
+/// the skipped and failed tables on stderr.
 fn show(
     options: &Options,
     report: &Reporter,
@@ -228,23 +353,21 @@ fn show(
 ) -> Result<Outcome, DbError> {
     let failed: Vec<&Checked> = done
         .iter()
-        .filter(|c| c.messages.iter().any(|m| m.msg_type == "error"))
+        .filter(|c| c.messages.iter().any(|m| m.is("error")))
         .collect();
     if options.json {
-        report::print_json(&Summary {
-            operation: options.how,
-            tables: done,
-            skipped,
-            errors: failed.len(),
-        })?;
+        summary(options, done, skipped, failed.len())?;
     } else {
+        let quiet = report.level() == Level::Quiet;
         let mut text = String::new();
         for checked in done {
             for m in &checked.messages {
-                text.push_str(&format!(
-                    "{}.{}: {}: {}\n",
-                    checked.database, checked.table, m.msg_type, m.msg_text
-                ));
+                if !quiet || m.trouble() {
+                    text.push_str(&format!(
+                        "{}.{}: {}: {}\n",
+                        checked.database, checked.table, m.msg_type, m.msg_text
+                    ));
+                }
             }
         }
         out.write_all(text.as_bytes())

@@ -1,4 +1,11 @@
-//! A plan's statements run on PostgreSQL, each in its database.
+//! A plan's statements run on PostgreSQL: a database's statements in one
+//! session, those a transaction can hold in one (`BEGIN` … `COMMIT`), so
+//! a refused one leaves none of them done. `CREATE DATABASE` and `DROP
+//! DATABASE` cannot run in a transaction: when one fails, or a statement
+//! after it does, what the run made before is taken back by the undo
+//! steps its plan gave, latest first, and the error says what was.
+
+use std::ops::Range;
 
 use pysk_common::report::Reporter;
 
@@ -6,26 +13,161 @@ use crate::error::DbError;
 use crate::pg::connect::{self, Target};
 use crate::plan::Step;
 
-/// Runs each step in its database (`postgres` when it names none), in
-/// order, each said as it is done unless `json`.
+/// Runs the steps in order, each in its database (`postgres` when it
+/// names none), each said once done unless `json`.
 pub fn steps(
     target: &Target,
     steps: &[Step],
     json: bool,
     report: &Reporter,
 ) -> Result<(), DbError> {
-    for step in steps {
-        let database = step.database.as_deref().unwrap_or("postgres");
-        let mut client = connect::connect(target, database)?;
-        client
-            .batch_execute(step.statement())
-            .map_err(|e| DbError::Server {
-                server: target.socket().display().to_string(),
-                reason: format!("{}: {}", step.sql, connect::why(&e)),
-            })?;
-        step.said(json, report);
+    undoable(target, steps, &[], json, report)
+}
+
+/// [`steps`], where `undo[i]` (when there is one) takes `steps[i]` back:
+/// when a statement fails, the undo steps of those done are run, latest
+/// first, and the error names what they took back (or could not).
+pub fn undoable(
+    target: &Target,
+    steps: &[Step],
+    undo: &[Option<Step>],
+    json: bool,
+    report: &Reporter,
+) -> Result<(), DbError> {
+    let mut done = 0;
+    let Err(e) = run(target, steps, &mut done, json, report) else {
+        return Ok(());
+    };
+    let made: Vec<&Step> = undo.iter().take(done).flatten().rev().collect();
+    if made.is_empty() {
+        return Err(e);
+    }
+    let note = take_back(target, &made);
+    Err(match e {
+        DbError::Server { server, reason } => DbError::Server {
+            server,
+            reason: format!("{reason}; {note}"),
+        },
+        DbError::Unreachable { server, reason } => DbError::Unreachable {
+            server,
+            reason: format!("{reason}; {note}"),
+        },
+        other => {
+            report.warn(note);
+            other
+        }
+    })
+}
+
+/// Runs the steps unit by unit ([`units`]), a session per run of one
+/// database's steps; `done` counts the steps committed.
+fn run(
+    target: &Target,
+    steps: &[Step],
+    done: &mut usize,
+    json: bool,
+    report: &Reporter,
+) -> Result<(), DbError> {
+    let mut session: Option<(&str, postgres::Client)> = None;
+    for unit in units(steps) {
+        let database = in_database(&steps[unit.start]);
+        let client = match &mut session {
+            Some((open, client)) if *open == database => client,
+            _ => {
+                &mut session
+                    .insert((database, connect::connect(target, database)?))
+                    .1
+            }
+        };
+        let unit_steps = &steps[unit.clone()];
+        let refused = |step: &Step, e: postgres::Error| DbError::Server {
+            server: target.socket().display().to_string(),
+            reason: format!("{}: {}", step.sql, connect::why(&e)),
+        };
+        if let [step] = unit_steps
+            && alone(step)
+        {
+            client
+                .batch_execute(step.statement())
+                .map_err(|e| refused(step, e))?;
+        } else {
+            let mut transaction = client
+                .transaction()
+                .map_err(|e| refused(&steps[unit.start], e))?;
+            for step in unit_steps {
+                transaction
+                    .batch_execute(step.statement())
+                    .map_err(|e| refused(step, e))?;
+            }
+            let last = &steps[unit.end - 1];
+            transaction.commit().map_err(|e| refused(last, e))?;
+        }
+        unit_steps.iter().for_each(|step| step.said(json, report));
+        *done = unit.end;
     }
     Ok(())
+}
+
+/// The steps cut into what runs at once: a statement that cannot run in
+/// a transaction alone, else the longest run of one database's steps.
+fn units(steps: &[Step]) -> Vec<Range<usize>> {
+    let mut units: Vec<Range<usize>> = Vec::new();
+    for (n, step) in steps.iter().enumerate() {
+        match units.last_mut() {
+            Some(last)
+                if !alone(step)
+                    && !alone(&steps[last.start])
+                    && in_database(&steps[last.start]) == in_database(step) =>
+            {
+                last.end = n + 1;
+            }
+            _ => units.push(n..n + 1),
+        }
+    }
+    units
+}
+
+/// Whether PostgreSQL refuses to run the step in a transaction.
+fn alone(step: &Step) -> bool {
+    let sql = step.statement();
+    sql.starts_with("CREATE DATABASE ") || sql.starts_with("DROP DATABASE ")
+}
+
+/// The database a step runs in.
+fn in_database(step: &Step) -> &str {
+    step.database.as_deref().unwrap_or("postgres")
+}
+
+/// Runs the undo steps `made` (latest first), each on its own; says what
+/// was taken back and what could not be.
+fn take_back(target: &Target, made: &[&Step]) -> String {
+    let (mut undone, mut left) = (Vec::new(), Vec::new());
+    for step in made {
+        let result = connect::connect(target, in_database(step)).and_then(|mut client| {
+            client
+                .batch_execute(step.statement())
+                .map_err(|e| server(target, &e))
+        });
+        match result {
+            Ok(()) => undone.push(step.what.as_str()),
+            Err(e) => left.push(format!("{} ({e})", step.what)),
+        }
+    }
+    let mut note = Vec::new();
+    if !undone.is_empty() {
+        let verb = if undone.len() == 1 { "was" } else { "were" };
+        note.push(format!(
+            "{} made by this run {verb} dropped again",
+            undone.join(", ")
+        ));
+    }
+    if !left.is_empty() {
+        note.push(format!(
+            "made by this run and still there, to drop by hand: {}",
+            left.join(", ")
+        ));
+    }
+    note.join("; ")
 }
 
 /// A statement the server refused.

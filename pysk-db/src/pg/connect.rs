@@ -2,14 +2,17 @@
 //! lets the system account `postgres` in by peer authentication and
 //! refuses root, so the process takes that account's uid and gid for the
 //! connect alone — the server checks the peer once, at connect — and is
-//! root again before anything else happens. The sync client runs its
-//! runtime on the calling thread and starts no thread on a Unix socket;
-//! the switch is still done before any thread of ours starts, since
-//! glibc switches every thread of the process.
+//! root again before anything else happens. Run as that account itself,
+//! it connects as it is; run as anyone else, it is refused (exit 77). A
+//! connect runs on a short-lived thread of its own, waited for at most
+//! `db_connect_timeout`; connects are made while no other thread of
+//! ours works, since glibc switches every thread of the process.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
-use nix::unistd::{Gid, Uid, User, setresgid, setresuid};
+use nix::unistd::{Gid, Uid, User, geteuid, setresgid, setresuid};
 
 use crate::error::DbError;
 
@@ -23,6 +26,9 @@ pub struct Target {
     /// The system account the superuser is reached as (`db_pg_superuser`),
     /// also the database role.
     pub superuser: String,
+    /// How long a connect may take, authentication included
+    /// (`db_connect_timeout`); a statement has no such limit.
+    pub connect_timeout: Duration,
 }
 
 impl Target {
@@ -50,7 +56,14 @@ pub fn connect_with(
     let account = User::from_name(&target.superuser)
         .map_err(|e| unreachable(target, format!("looking up {}: {e}", target.superuser)))?
         .ok_or_else(|| unreachable(target, format!("no system account {}", target.superuser)))?;
-    let mut config = config(target, &target.socket_dir, database);
+    let euid = geteuid();
+    if euid != account.uid && !euid.is_root() {
+        return Err(DbError::NotPermitted(format!(
+            "run as root or as {}: PostgreSQL's superuser is reached through that account",
+            target.superuser
+        )));
+    }
+    let mut config = config(target, database);
     if let Some(notices) = notices {
         config.notice_callback(move |notice| {
             if let Ok(mut list) = notices.lock() {
@@ -58,16 +71,61 @@ pub fn connect_with(
             }
         });
     }
-    let connected = as_account(&account, || config.connect(postgres::NoTls))?;
-    connected.map_err(|e| unreachable(target, why(&e)))
+    if euid == account.uid {
+        within(target, config)
+    } else {
+        as_account(&account, || within(target, config))?
+    }
+}
+
+/// Connects within the target's connect timeout. The client's own
+/// `connect_timeout` bounds the socket's connect alone, not the startup
+/// and authentication exchange after it, so a server that accepts and
+/// never answers would hold the run (and its lock) forever: the connect
+/// runs on a thread of its own, left blocked on that socket when the time
+/// is up. It runs with the ids of the moment, which are the whole
+/// process's.
+fn within(target: &Target, config: postgres::Config) -> Result<postgres::Client, DbError> {
+    let (sender, answer) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("pg-connect".to_owned())
+        .spawn(move || {
+            // A send fails only when the wait is over: nobody to tell.
+            let _ = sender.send(config.connect(postgres::NoTls));
+        })
+        .map_err(|e| pysk_common::Error::Internal(format!("starting the connect's thread: {e}")))?;
+    match answer.recv_timeout(target.connect_timeout) {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(refused(target, &e)),
+        Err(RecvTimeoutError::Timeout) => Err(unreachable(
+            target,
+            format!(
+                "no answer within {} s (db_connect_timeout)",
+                target.connect_timeout.as_secs_f64()
+            ),
+        )),
+        Err(RecvTimeoutError::Disconnected) => Err(pysk_common::Error::Internal(
+            "the connect's thread ended without an answer".to_owned(),
+        )
+        .into()),
+    }
+}
+
+/// A failed connect: the server's refusal as it says it, or a socket not
+/// reached, naming the switches that name it.
+fn refused(target: &Target, e: &postgres::Error) -> DbError {
+    match e.as_db_error() {
+        Some(_) => unreachable(target, why(e)),
+        None => unreachable(target, format!("{} (db_pg_socket_dir, db_pg_port)", why(e))),
+    }
 }
 
 /// The client's configuration: the socket only (a host name would be
 /// resolved on a thread of the client's own).
-fn config(target: &Target, dir: &Path, database: &str) -> postgres::Config {
+fn config(target: &Target, database: &str) -> postgres::Config {
     let mut config = postgres::Config::new();
     config
-        .host_path(dir)
+        .host_path(&target.socket_dir)
         .port(target.port)
         .user(&target.superuser)
         .dbname(database)

@@ -1,7 +1,10 @@
-//! `pg drop DB [--force]`: a database and the NOLOGIN role named after it
-//! gone. A database with connections is refused unless `--force`, which
-//! ends them (PostgreSQL 13's `DROP DATABASE … WITH (FORCE)`); the owner
-//! role stays, as it may own more.
+//! `pg drop DB [--force]`: a database and the NOLOGIN group role named
+//! after it gone. A database with connections is refused unless
+//! `--force`, which ends them (PostgreSQL 13's `DROP DATABASE … WITH
+//! (FORCE)`); the owner role stays, as it may own more. A role of the
+//! database's name that is not such a group role (a customer's login, a
+//! superuser), or one without the database (a group role made by hand,
+//! whose members would lose what it carries), is left alone and said.
 
 use std::io::Write;
 use std::time::Duration;
@@ -13,8 +16,8 @@ use pysk_common::report::{self, Reporter};
 
 use crate::error::DbError;
 use crate::names::pg_identifier;
-use crate::pg::apply;
 use crate::pg::connect::{self, Target};
+use crate::pg::{apply, create};
 use crate::plan::{self, Action, Step};
 
 /// What `pg drop` is asked to do.
@@ -42,12 +45,26 @@ struct Summary<'a> {
     dry_run: bool,
     database: &'a str,
     changes: &'a [Step],
+    /// Why a role of the database's name is left alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role_kept: Option<&'a str>,
 }
 
 /// Plans, then shows or drops.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, DbError> {
     let _lock = plan::lock(&options.lock, options.wait, options.dry_run)?;
-    let steps = steps(options)?;
+    let (steps, kept) = steps(options)?;
+    let db = &options.database;
+    match kept.filter(|_| !options.json) {
+        Some(NO_DATABASE) => report.info(format_args!(
+            "the role {db} stays: there is no database {db}, and a group role is dropped \
+             only with its database"
+        )),
+        Some(why) => report.info(format_args!(
+            "the role {db} stays: it is {why}, not a NOLOGIN group role"
+        )),
+        None => {}
+    }
     if options.dry_run {
         if !options.json {
             plan::show(&steps, out)?;
@@ -58,20 +75,30 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     if options.json {
         report::print_json(&Summary {
             dry_run: options.dry_run,
-            database: &options.database,
+            database: db,
             changes: &steps,
+            role_kept: kept,
         })?;
     } else if steps.is_empty() && !options.dry_run {
+        let role = if kept.is_some() {
+            String::new()
+        } else {
+            format!(" nor group role {db}")
+        };
         report.info(format_args!(
-            "nothing to change: there is no database {} nor role {}",
-            options.database, options.database
+            "nothing to change: there is no database {db}{role}"
         ));
     }
     Ok(Outcome::Success)
 }
 
-/// The statements: the database (when there), then its role (when there).
-fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
+/// Why a group role is kept when its database is not there (`role_kept`).
+const NO_DATABASE: &str = "without its database";
+
+/// The statements: the database (when there), then its group role (when
+/// there with it, and one as `create` makes it); why a role of that name
+/// is kept.
+fn steps(options: &Options) -> Result<(Vec<Step>, Option<&'static str>), DbError> {
     let db = &options.database;
     let mut client = connect::connect(&options.target, "postgres")?;
     let query = |client: &mut postgres::Client, sql: &str| {
@@ -88,10 +115,7 @@ fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
         &mut client,
         "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
     )?;
-    let role = query(
-        &mut client,
-        "SELECT count(*) FROM pg_roles WHERE rolname = $1",
-    )?;
+    let role = create::role(&mut client, &options.target, db)?;
     let mut steps = Vec::new();
     if exists > 0 {
         if connections > 0 && !options.force {
@@ -101,21 +125,17 @@ fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
         }
         let force = if options.force { " WITH (FORCE)" } else { "" };
         let sql = format!("DROP DATABASE {}{force}", pg_identifier(db));
-        steps.push(Step::plain(
-            Action::Drop,
-            Some("postgres"),
-            format!("the database {db}"),
-            sql,
-        ));
+        let what = format!("the database {db}");
+        steps.push(Step::plain(Action::Drop, Some("postgres"), what, sql));
     }
-    if role > 0 {
+    let kept = match role.as_ref().map(create::Role::not_a_group) {
+        Some(None) if exists == 0 => Some(NO_DATABASE),
+        found => found.flatten(),
+    };
+    if role.is_some() && kept.is_none() {
         let sql = format!("DROP ROLE {}", pg_identifier(db));
-        steps.push(Step::plain(
-            Action::Drop,
-            Some("postgres"),
-            format!("the role {db}"),
-            sql,
-        ));
+        let what = format!("the role {db}");
+        steps.push(Step::plain(Action::Drop, Some("postgres"), what, sql));
     }
-    Ok(steps)
+    Ok((steps, kept))
 }

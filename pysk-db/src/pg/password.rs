@@ -1,6 +1,7 @@
 //! `pg password USER --password-file F`: a login role's password set as a
 //! SCRAM verifier made here, and left alone when the stored verifier is
-//! one of the same password.
+//! one of the same password. A superuser and PostgreSQL's own roles are
+//! refused (65), as `mysql password` refuses root.
 
 use std::io::Write;
 use std::time::Duration;
@@ -12,10 +13,10 @@ use pysk_common::report::{self, Reporter};
 use pysk_common::secret::Secret;
 
 use crate::error::DbError;
-use crate::names::{literal, pg_identifier};
-use crate::pg::apply;
+use crate::names::{pg_identifier, pg_literal};
 use crate::pg::connect::{self, Target};
 use crate::pg::scram;
+use crate::pg::{apply, create};
 use crate::plan::{self, Action, Step};
 
 /// What `pg password` is asked to do.
@@ -71,32 +72,29 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     Ok(Outcome::Success)
 }
 
-/// The statement, if the stored verifier is not one of the password.
+/// The statement, if the stored verifier is not one of the password; a
+/// superuser and PostgreSQL's own roles are refused, as no customer's.
 fn steps(options: &Options) -> Result<Vec<Step>, DbError> {
     let mut client = connect::connect(&options.target, "postgres")?;
-    let rows = client
-        .query(
-            "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
-            &[&options.user],
-        )
-        .map_err(|e| apply::server(&options.target, &e))?;
-    let Some(row) = rows.first() else {
-        return Err(DbError::Conflict(format!(
-            "there is no role {}",
-            options.user
-        )));
+    let user = &options.user;
+    let Some(role) = create::role(&mut client, &options.target, user)? else {
+        return Err(DbError::Conflict(format!("there is no role {user}")));
     };
-    let stored: Option<String> = row.get(0);
+    if let Some(why) = role.not_for_password() {
+        return Err(DbError::Conflict(format!(
+            "the role {user} is {why}: its password is not set by this tool"
+        )));
+    }
     let password = options.password.expose().as_bytes();
-    if stored.as_deref().and_then(|s| scram::matches(s, password)) == Some(true) {
+    if role.has_password(password) {
         return Ok(Vec::new());
     }
-    let head = format!("ALTER ROLE {} PASSWORD", pg_identifier(&options.user));
+    let head = format!("ALTER ROLE {} PASSWORD", pg_identifier(user));
     Ok(vec![Step::secret(
         Action::Set,
         Some("postgres"),
-        format!("{}'s password", options.user),
+        format!("{user}'s password"),
         format!("{head} '***'"),
-        format!("{head} {}", literal(&scram::verifier(password))),
+        format!("{head} {}", pg_literal(&scram::verifier(password))),
     )])
 }

@@ -1,7 +1,10 @@
 //! `pg setup`: what a fresh cluster grants everyone, taken back. PUBLIC
-//! keeps only CONNECT on `template1` (every new database is its copy), and
-//! loses CREATE on the schema `public` of every database that still grants
-//! it (PostgreSQL 14 and older; 15 no longer does). Planned first from the
+//! keeps only CONNECT on `template1`, so that no one else puts a schema
+//! into it for every new database to copy (a database's own grants are
+//! not copied: a new one grants PUBLIC CONNECT and TEMPORARY as
+//! PostgreSQL always does), and loses CREATE on the schema `public` of
+//! every database that still grants it (PostgreSQL 14 and older; 15 no
+//! longer does). Planned first from the
 //! catalogs, then shown (`--dry-run`) or applied; a second run finds
 //! nothing to change and says so.
 
