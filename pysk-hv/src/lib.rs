@@ -2,12 +2,16 @@
 //! each host's result told apart: ok, exit N, a signal, unreachable, host
 //! key, auth, timed out.
 //!
-//! - [`nodeset`]: node sets as pdsh and clush write them (`web[1-5]`).
+//! - [`targets`]: the hosts a command runs on, from the inventory: `-w`
+//!   node sets ([`nodeset`]), `-g` groups, `-x`, `--rerun` of the last
+//!   run's failed or unreachable hosts.
 //! - [`ssh`]: each host's ssh command line and the remote command, quoted
 //!   for the host's shell, under a remote `timeout`.
 //! - [`classify`]: how a host's run ended, from ssh's exit status, the
 //!   time it took and ssh's own log.
 
 pub mod classify;
+pub mod error;
 pub mod nodeset;
 pub mod ssh;
+pub mod targets;

@@ -1,0 +1,66 @@
+//! The one error enum of `pysk-hv`: what every tool can meet is a
+//! [`pysk_common::Error`] in [`HvError::Common`]; the rest is this tool's
+//! own. A host that fails is no error of the run: it is a class in the
+//! summary, and the run exits 1.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use pysk_common::exit::{self, ToolError};
+
+/// A failure that ends a `pysk-hv` run before any host is contacted.
+#[derive(Debug)]
+pub enum HvError {
+    /// A failure every tool can meet: reading or writing a file, stdout, a
+    /// bad setting or option, a malformed inventory, an internal fault.
+    Common(pysk_common::Error),
+    /// A command line that names no hosts.
+    Usage(String),
+    /// Names or groups the inventory does not have (`-w`, `-x`, `-g`).
+    Targets(String),
+    /// ssh could not be started at all.
+    Ssh(String),
+    /// The last run's results (`--rerun`) cannot be read as such.
+    LastRun {
+        /// The file, `last-run.json` in the state directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl fmt::Display for HvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HvError::Common(e) => e.fmt(f),
+            HvError::Usage(why) | HvError::Targets(why) | HvError::Ssh(why) => f.write_str(why),
+            HvError::LastRun { path, reason } => {
+                write!(f, "{}: not the results of a run: {reason}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for HvError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HvError::Common(e) => Some(e),
+            HvError::Usage(_) | HvError::Targets(_) | HvError::Ssh(_) | HvError::LastRun { .. } => {
+                None
+            }
+        }
+    }
+}
+
+impl ToolError for HvError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            HvError::Common(e) => e.exit_code(),
+            HvError::Usage(_) => exit::USAGE,
+            HvError::Targets(_) | HvError::LastRun { .. } => exit::DATAERR,
+            HvError::Ssh(_) => exit::UNAVAILABLE,
+        }
+    }
+}
+
+pysk_common::tool_error_basics!(HvError);
