@@ -9,9 +9,14 @@
 //!   for the host's shell, under a remote `timeout`.
 //! - [`classify`]: how a host's run ended, from ssh's exit status, the
 //!   time it took and ssh's own log.
+//! - [`fanout`]: one ssh per host, at most F at once, one writer.
+//! - [`summary`]: what a run tells: stderr lines, `--gather`, `--json`,
+//!   `last-run.json`.
 
 pub mod classify;
 pub mod error;
+pub mod fanout;
 pub mod nodeset;
 pub mod ssh;
+pub mod summary;
 pub mod targets;

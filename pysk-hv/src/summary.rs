@@ -1,0 +1,289 @@
+//! What a run tells about its hosts: a line on stderr for each host that
+//! was not ok, the counts per class and the slowest hosts; `--gather`'s
+//! grouped output; the `--json` document, which is also what
+//! `last-run.json` keeps (without the output) for `--rerun`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use pysk_common::atomic;
+use serde::Serialize;
+
+use crate::classify::{Class, NAMES};
+use crate::error::HvError;
+use crate::fanout::Outcome;
+use crate::nodeset;
+use crate::targets::LAST_RUN;
+
+/// The hosts named in the summary line as the slowest.
+const SLOWEST: usize = 3;
+
+/// The `--json` document of a run.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Always false: a dry run prints a [`Plan`].
+    pub dry_run: bool,
+    /// Each host, in inventory order.
+    pub hosts: Vec<HostResult>,
+    /// Hosts per class name, for the classes that occurred.
+    pub counts: BTreeMap<&'static str, usize>,
+}
+
+/// One host's result.
+#[derive(Debug, Serialize)]
+pub struct HostResult {
+    /// The host.
+    pub host: String,
+    /// Its class's name (`ok`, `exit`, `signal`, `unreachable`,
+    /// `host-key`, `auth`, `timed-out`).
+    pub class: &'static str,
+    /// The class in words (`exit 7`, `host key changed`, `timed out, may
+    /// still be running`).
+    pub result: String,
+    /// The exit status, for `exit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<i32>,
+    /// Seconds from the start of its ssh to its end.
+    pub duration: f64,
+    /// What ssh said about a host it did not get into.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The remote stdout (invalid UTF-8 replaced), in `--json` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    /// The remote stderr, in `--json` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+}
+
+/// The `--json` document of a dry run.
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    /// Always true.
+    pub dry_run: bool,
+    /// Each host's ssh command line.
+    pub hosts: Vec<PlannedHost>,
+}
+
+/// One host of a dry run.
+#[derive(Debug, Serialize)]
+pub struct PlannedHost {
+    /// The host.
+    pub host: String,
+    /// The ssh command line that would run.
+    pub argv: Vec<String>,
+}
+
+/// The summary of `outcomes`, with each host's output when `output`.
+pub fn summary(outcomes: &[Outcome], output: bool) -> Summary {
+    let mut counts = BTreeMap::new();
+    let hosts = outcomes
+        .iter()
+        .map(|o| {
+            *counts.entry(o.class.name()).or_insert(0) += 1;
+            let text = |bytes: &[u8]| output.then(|| String::from_utf8_lossy(bytes).into_owned());
+            HostResult {
+                host: o.host.clone(),
+                class: o.class.name(),
+                result: o.class.to_string(),
+                exit: match o.class {
+                    Class::Exit(code) => Some(code),
+                    _ => None,
+                },
+                duration: o.duration.as_secs_f64(),
+                message: o.message.clone(),
+                stdout: text(&o.stdout),
+                stderr: text(&o.stderr),
+            }
+        })
+        .collect();
+    Summary {
+        dry_run: false,
+        hosts,
+        counts,
+    }
+}
+
+/// The lines for stderr: one warning per host that was not ok, then the
+/// summary (`5 hosts: 3 ok, 1 exit, 1 unreachable; slowest: …`).
+pub fn lines(outcomes: &[Outcome]) -> (Vec<String>, String) {
+    let warnings = outcomes
+        .iter()
+        .filter(|o| o.class != Class::Ok)
+        .map(|o| match &o.message {
+            Some(said) => format!("{}: {}: {said}", o.host, o.class),
+            None => format!("{}: {}", o.host, o.class),
+        })
+        .collect();
+    let counts: Vec<String> = NAMES
+        .iter()
+        .filter_map(|name| {
+            let n = outcomes.iter().filter(|o| o.class.name() == *name).count();
+            (n > 0).then(|| format!("{n} {name}"))
+        })
+        .collect();
+    let mut slowest: Vec<&Outcome> = outcomes.iter().collect();
+    slowest.sort_by(|a, b| b.duration.cmp(&a.duration).then(a.host.cmp(&b.host)));
+    let slowest: Vec<String> = slowest
+        .iter()
+        .take(SLOWEST)
+        .map(|o| format!("{} {:.2} s", o.host, o.duration.as_secs_f64()))
+        .collect();
+    let hosts = match outcomes.len() {
+        1 => "1 host".to_owned(),
+        n => format!("{n} hosts"),
+    };
+    let info = format!(
+        "{hosts}: {}; slowest: {}",
+        counts.join(", "),
+        slowest.join(", ")
+    );
+    (warnings, info)
+}
+
+/// `--gather`: each distinct stdout once, under the hosts that gave it
+/// with the same result (as `clush -b`: the largest group first, a
+/// 15-dash line above and below the folded host names and their count);
+/// hosts without output are left out.
+pub fn gather(outcomes: &[Outcome], out: &mut dyn Write) -> io::Result<()> {
+    let mut groups: BTreeMap<(&[u8], String), Vec<String>> = BTreeMap::new();
+    for o in outcomes.iter().filter(|o| !o.stdout.is_empty()) {
+        groups
+            .entry((o.stdout.as_slice(), o.class.to_string()))
+            .or_default()
+            .push(o.host.clone());
+    }
+    let mut groups: Vec<(String, usize, &[u8])> = groups
+        .into_iter()
+        .map(|((text, _), hosts)| (nodeset::fold(&hosts), hosts.len(), text))
+        .collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let rule = "-".repeat(15);
+    for (names, count, text) in groups {
+        let header = match count {
+            1 => names,
+            n => format!("{names} ({n})"),
+        };
+        writeln!(out, "{rule}\n{header}\n{rule}")?;
+        out.write_all(text)?;
+        if !text.ends_with(b"\n") {
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()
+}
+
+/// Writes `last-run.json` into `state_dir` (made when missing), atomic
+/// and owner-only: the summary without the output.
+pub fn record(state_dir: &Path, outcomes: &[Outcome]) -> Result<(), HvError> {
+    fs::create_dir_all(state_dir).map_err(pysk_common::error::write_err(state_dir))?;
+    let text = pysk_common::report::json(&summary(outcomes, false))? + "\n";
+    let options = atomic::Options {
+        mode: Some(0o600),
+        ..atomic::Options::default()
+    };
+    atomic::replace(&state_dir.join(LAST_RUN), text.as_bytes(), options)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn outcome(host: &str, class: Class, millis: u64, stdout: &str) -> Outcome {
+        Outcome {
+            host: host.to_owned(),
+            class,
+            duration: Duration::from_millis(millis),
+            message: None,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: Vec::new(),
+        }
+    }
+
+    fn fleet() -> Vec<Outcome> {
+        let mut closed = outcome("closed", Class::Unreachable, 5, "");
+        closed.message =
+            Some("ssh: connect to host 127.0.0.1 port 60871: Connection refused".to_owned());
+        vec![
+            outcome("h1", Class::Ok, 300, "AAA\n"),
+            outcome("h2", Class::Ok, 1250, "ZZZ\n"),
+            outcome("h3", Class::Ok, 310, "MMM\n"),
+            outcome("h4", Class::Ok, 320, "MMM\n"),
+            outcome("h5", Class::Exit(3), 900, "AAA\n"),
+            outcome("h6", Class::Ok, 330, "AAA\n"),
+            outcome("h7", Class::Ok, 340, "MMM"),
+            closed,
+        ]
+    }
+
+    #[test]
+    fn the_lines_name_each_host_not_ok_and_count_the_classes() {
+        let (warnings, info) = lines(&fleet());
+        assert_eq!(
+            warnings,
+            [
+                "h5: exit 3",
+                "closed: unreachable: ssh: connect to host 127.0.0.1 port 60871: Connection refused"
+            ]
+        );
+        assert_eq!(
+            info,
+            "8 hosts: 6 ok, 1 exit, 1 unreachable; slowest: h2 1.25 s, h5 0.90 s, h7 0.34 s"
+        );
+        let (_, one) = lines(&fleet()[..1]);
+        assert_eq!(one, "1 host: 1 ok; slowest: h1 0.30 s");
+    }
+
+    #[test]
+    fn gather_groups_identical_output_and_result_largest_first() {
+        let mut out = Vec::new();
+        gather(&fleet(), &mut out).expect("writes");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "---------------\nh[1,6] (2)\n---------------\nAAA\n\
+             ---------------\nh[3-4] (2)\n---------------\nMMM\n\
+             ---------------\nh2\n---------------\nZZZ\n\
+             ---------------\nh5\n---------------\nAAA\n\
+             ---------------\nh7\n---------------\nMMM\n"
+        );
+    }
+
+    #[test]
+    fn the_json_summary_has_each_host_and_the_counts() {
+        let doc = pysk_common::report::json(&summary(&fleet()[4..5], true)).expect("json");
+        let value: serde_json::Value = serde_json::from_str(&doc).expect("parses");
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "version": 1,
+                "dry_run": false,
+                "hosts": [{
+                    "host": "h5", "class": "exit", "result": "exit 3", "exit": 3,
+                    "duration": 0.9, "stdout": "AAA\n", "stderr": ""
+                }],
+                "counts": {"exit": 1}
+            })
+        );
+    }
+
+    #[test]
+    fn the_last_run_is_written_owner_only_and_read_back_by_rerun() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        record(&state, &fleet()).expect("records");
+        let file = state.join(LAST_RUN);
+        let mode = fs::metadata(&file).expect("written").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let value: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&file).expect("reads")).expect("json");
+        assert_eq!(value["version"], 1);
+        assert_eq!(value["hosts"][4]["class"], "exit");
+        assert_eq!(value["hosts"][7]["host"], "closed");
+        assert!(value["hosts"][0].get("stdout").is_none());
+    }
+}
