@@ -9,14 +9,48 @@
 //!   for the host's shell, under a remote `timeout`.
 //! - [`classify`]: how a host's run ended, from ssh's exit status, the
 //!   time it took and ssh's own log.
-//! - [`fanout`]: one ssh per host, at most F at once, one writer.
-//! - [`summary`]: what a run tells: stderr lines, `--gather`, `--json`,
-//!   `last-run.json`.
+//! - [`exec`]: a command on every host picked, run through [`fanout`]
+//!   (one ssh per host, at most F at once, one writer), told by
+//!   [`summary`] (stderr lines, `--gather`, `--json`, `last-run.json`).
+//!
+//! The command line is in [`cli`]; [`settings`] resolves every option
+//! (command line, else switch, else default); this file only dispatches.
 
 pub mod classify;
+pub mod cli;
 pub mod error;
+pub mod exec;
 pub mod fanout;
 pub mod nodeset;
+pub mod settings;
 pub mod ssh;
 pub mod summary;
 pub mod targets;
+
+use std::io;
+
+use pysk_common::exit::Outcome;
+
+pub use cli::Cli;
+use cli::Command;
+pub use error::HvError;
+
+/// The tool's entry point: parses the command line, resolves the options,
+/// runs the subcommand.
+pub fn try_main() -> Result<Outcome, HvError> {
+    let Cli { common, command } = pysk_common::cli::parse::<Cli>(settings::SWITCHES);
+    let report = common.reporter(cli::NAME);
+    let settings = common.settings(settings::SWITCHES, &report)?;
+    let mut out = io::stdout().lock();
+    match command {
+        Command::Exec(args) => exec::run(
+            &settings::exec(&common, &settings, &args)?,
+            &report,
+            &mut out,
+        ),
+        Command::Config => {
+            common.print_config(&settings, &mut out)?;
+            Ok(Outcome::Success)
+        }
+    }
+}

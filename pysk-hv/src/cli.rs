@@ -1,0 +1,285 @@
+//! The command line of `pysk-hv`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use pysk_common::cli::{CommonArgs, DryRunArgs, JsonArgs};
+use pysk_common::exit;
+use pysk_common::settings;
+
+use crate::settings::SWITCHES;
+use crate::targets::Rerun;
+
+/// The tool's name, written once: clap, the reporter and `main` use it.
+pub const NAME: &str = env!("CARGO_PKG_NAME");
+
+/// Every exit code the tool can return, and what it means here.
+const EXIT_CODES: &[(u8, &str)] = &[
+    (exit::OK, "ok: every host ok"),
+    (
+        exit::PARTIAL,
+        "a host that was not ok (each host's class in the summary)",
+    ),
+    (exit::USAGE, "usage: a bad option, or no hosts named"),
+    (
+        exit::DATAERR,
+        "a name or group the inventory lacks (-w, -x, -g), or a last-run.json that is not one",
+    ),
+    (exit::NOINPUT, "no inventory, or no last run to --rerun"),
+    (exit::SOFTWARE, "internal error (please report it)"),
+    (exit::CANTCREAT, "the state directory cannot be written"),
+    (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
+    (exit::NOPERM, "a file that may not be read or written"),
+    (
+        exit::CONFIG,
+        "bad configuration: a switch, or a malformed inventory line (a bad port=)",
+    ),
+];
+
+/// pysk-hv: commands across the fleet over OpenSSH, each host's result
+/// told apart
+#[derive(Debug, Parser)]
+#[command(version, after_help = settings::help(SWITCHES, &exit::help(EXIT_CODES)))]
+pub struct Cli {
+    /// The options every pysk tool shares.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command on every host picked, each host's result told apart
+    #[command(after_help = "\
+Examples:
+  pysk-hv exec -w 'web[1-5],db1' -- uptime
+  pysk-hv exec -g web --timeout 60 --gather -- 'apt-get -q update && apt-get -s upgrade | grep ^Inst'
+  pysk-hv exec --rerun failed -- systemctl restart nginx
+
+The command is shell text run by sh -c on each host (quote it once for
+the local shell; pipes and ; work on the host). Output comes as
+'host: line' while it runs (the host's stderr on stderr); --gather prints
+each distinct output once under its hosts when all are done; --outdir
+writes DIR/<host>.out and DIR/<host>.err instead. stdin, when it is not a
+terminal, goes to every host whole.
+
+Each host ends as one of: ok, exit N, killed by a signal, unreachable,
+host key (changed or unknown: --accept-new records unknown keys on first
+contact), auth refused, timed out. With --timeout the command runs under
+timeout -k 5 on the host, so it ends there too; the local ssh is killed
+10 s later, and such a host is said to be 'timed out, may still be
+running'. Every host that was not ok is named on stderr, then the counts
+and the slowest hosts; the classes are kept in <hv_state_dir>/last-run.json
+for --rerun. Exit 0 only when every host was ok, else 1.")]
+    Exec(Box<ExecArgs>),
+    /// Print the effective switches (defaults included) in shell syntax
+    #[command(after_help = "\
+Example:
+  pysk-hv --host hv1.example.org config > /tmp/switches.sh")]
+    Config,
+}
+
+/// Which hosts of the inventory (`<config-dir>/hosts`) a subcommand
+/// reaches.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TargetArgs {
+    /// Hosts by name or node set: web[1-5],db1 (repeatable; every name
+    /// must be in the inventory)
+    #[arg(short = 'w', value_name = "NODESET")]
+    pub nodes: Vec<String>,
+    /// The hosts of a group, from the inventory's groups=a,b key
+    /// (repeatable, or a comma list)
+    #[arg(
+        short = 'g',
+        long = "group",
+        value_name = "GROUP",
+        value_delimiter = ','
+    )]
+    pub groups: Vec<String>,
+    /// Leave these hosts out (a node set, repeatable)
+    #[arg(short = 'x', long = "exclude", value_name = "NODESET")]
+    pub exclude: Vec<String>,
+    /// The hosts of the last run that were not ok (failed), or that were
+    /// not reached (unreachable: unreachable, host key, auth)
+    #[arg(long, value_enum, value_name = "WHICH")]
+    pub rerun: Option<Rerun>,
+}
+
+/// How each host is reached.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConnectArgs {
+    /// How many hosts at once [switch: hv_fanout]
+    #[arg(short = 'f', long, value_name = "N")]
+    pub fanout: Option<String>,
+    /// Seconds each host's connection may take [switch: hv_connect_timeout]
+    #[arg(long, value_name = "SECONDS")]
+    pub connect_timeout: Option<String>,
+    /// Seconds the command may run on each host before it is ended there;
+    /// 0: no limit [switch: hv_timeout]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<String>,
+    /// The account to log in as [switch: hv_user]
+    #[arg(short = 'l', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Accept and record the key of a host whose key is not known yet
+    /// (first contact); a changed key is refused all the same
+    #[arg(long)]
+    pub accept_new: bool,
+}
+
+/// The options of `exec`.
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// The hosts.
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// How they are reached.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Print each distinct output once, under the hosts that gave it (as
+    /// clush -b does)
+    #[arg(long)]
+    pub gather: bool,
+    /// Write each host's stdout and stderr to files in DIR instead
+    #[arg(long, value_name = "DIR")]
+    pub outdir: Option<PathBuf>,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// The command: shell text, run by sh -c on each host (after the
+    /// options, or after --)
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// `exec`'s options on a command line of their own.
+    #[derive(Debug, Parser)]
+    struct Exec {
+        #[command(flatten)]
+        args: ExecArgs,
+    }
+
+    fn exec(args: &[&str]) -> Result<ExecArgs, clap::Error> {
+        Exec::try_parse_from(std::iter::once("exec").chain(args.iter().copied())).map(|e| e.args)
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+        Exec::command().debug_assert();
+    }
+
+    #[test]
+    fn help_lists_every_exit_code_and_switch() {
+        let help = Cli::command().render_long_help().to_string();
+        for code in ["1", "2", "65", "66", "78"] {
+            assert!(help.contains(&format!("  {code:>2}  ")), "{code}: {help}");
+        }
+        for spec in SWITCHES {
+            assert!(help.contains(spec.key), "{}", spec.key);
+        }
+    }
+
+    #[test]
+    fn exec_takes_every_option_and_the_command_after_them() {
+        let args = exec(&[
+            "-w",
+            "web[1-3]",
+            "-w",
+            "db1",
+            "-g",
+            "web,db",
+            "-x",
+            "web2",
+            "--rerun",
+            "failed",
+            "-f",
+            "8",
+            "--connect-timeout",
+            "5",
+            "--timeout",
+            "60",
+            "-l",
+            "admin",
+            "--accept-new",
+            "--gather",
+            "--outdir",
+            "/tmp/out",
+            "--json",
+            "--dry-run",
+            "--",
+            "ls",
+            "-l",
+            "|",
+            "wc",
+        ])
+        .expect("parses");
+        assert_eq!(args.targets.nodes, ["web[1-3]", "db1"]);
+        assert_eq!(args.targets.groups, ["web", "db"]);
+        assert_eq!(args.targets.exclude, ["web2"]);
+        assert_eq!(args.targets.rerun, Some(Rerun::Failed));
+        assert_eq!(args.connect.fanout.as_deref(), Some("8"));
+        assert_eq!(args.connect.connect_timeout.as_deref(), Some("5"));
+        assert_eq!(args.connect.timeout.as_deref(), Some("60"));
+        assert_eq!(args.connect.user.as_deref(), Some("admin"));
+        assert!(args.connect.accept_new && args.gather && args.json.json && args.dry_run.dry_run);
+        assert_eq!(args.outdir, Some(PathBuf::from("/tmp/out")));
+        assert_eq!(args.command, ["ls", "-l", "|", "wc"]);
+    }
+
+    #[test]
+    fn exec_without_dashes_takes_the_command_from_its_first_word() {
+        let args = exec(&["-w", "a", "uptime", "-p"]).expect("parses");
+        assert_eq!(args.command, ["uptime", "-p"]);
+        assert_eq!(
+            exec(&["-w", "a", "--rerun", "unreachable", "true"])
+                .expect("parses")
+                .targets
+                .rerun,
+            Some(Rerun::Unreachable)
+        );
+        assert!(exec(&["-w", "a"]).is_err(), "no command");
+        assert!(exec(&["--rerun", "ok", "true"]).is_err(), "bad rerun");
+    }
+
+    #[test]
+    fn every_option_a_switch_beats_names_its_switch() {
+        let command = Exec::command();
+        for spec in SWITCHES {
+            let Some(option) = spec.option.and_then(|o| o.strip_prefix("--")) else {
+                continue;
+            };
+            if option == "wait" {
+                // No subcommand takes a lock yet; its help comes from
+                // `pysk_common::cli::parse`.
+                continue;
+            }
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(option))
+                .unwrap_or_else(|| panic!("--{option}"));
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            assert!(
+                help.ends_with(&format!("[switch: {}]", spec.key)),
+                "--{option}: {help}"
+            );
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! `exec`: one command on every host picked, each host's result told
+//! apart.
+//!
+//! The hosts come from [`targets`]; each gets the same remote command
+//! ([`ssh::remote_command`]) through its own ssh ([`fanout`]). Output
+//! comes as `host: line` while it runs, or grouped after it
+//! (`--gather`), or into files (`--outdir`), or inside the `--json`
+//! document. stdin, when it is not a terminal, is read once into a
+//! private file that every host's ssh opens for itself, so that each host
+//! gets all of it. The run ends with a line per host that was not ok and
+//! the counts, records each host's class in `last-run.json` for
+//! `--rerun`, and exits 0 only when every host was ok.
+
+use std::fs::{self, File};
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pysk_common::exit::Outcome;
+use pysk_common::inventory::{Host, Inventory};
+use pysk_common::report::{self, Reporter};
+
+use crate::classify::Class;
+use crate::error::HvError;
+use crate::fanout::{self, Job, Limits};
+use crate::ssh::{self, Ssh};
+use crate::summary::{self, Plan, PlannedHost};
+use crate::targets::{self, Selection};
+
+/// The options of `exec`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The inventory file.
+    pub inventory: PathBuf,
+    /// The hosts asked for.
+    pub selection: Selection,
+    /// Where `last-run.json` is kept.
+    pub state_dir: PathBuf,
+    /// How hosts are reached.
+    pub ssh: Ssh,
+    /// Hosts at once.
+    pub fanout: usize,
+    /// The remote command's time limit.
+    pub timeout: Option<Duration>,
+    /// The command's words (shell text).
+    pub command: Vec<String>,
+    /// `--gather`.
+    pub gather: bool,
+    /// `--outdir`.
+    pub outdir: Option<PathBuf>,
+    /// `--json`.
+    pub json: bool,
+    /// `--dry-run`.
+    pub dry_run: bool,
+}
+
+/// Runs `exec`; the remote output on `out` (stdout) and stderr.
+pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, HvError> {
+    let inventory = Inventory::load(&options.inventory)?;
+    let picked = targets::pick(
+        &inventory,
+        &options.inventory,
+        &options.selection,
+        &options.state_dir,
+    )?;
+    for warning in &picked.warnings {
+        report.warn(warning);
+    }
+    if picked.hosts.is_empty() {
+        report.warn("no hosts left to run on");
+        return Ok(Outcome::Success);
+    }
+    let remote = ssh::remote_command(&options.command, options.timeout);
+    if options.dry_run {
+        return dry_run(options, &picked.hosts, &remote, out);
+    }
+    let private = tempfile::Builder::new()
+        .prefix("pysk-hv.")
+        .tempdir()
+        .map_err(pysk_common::error::write_err(std::env::temp_dir()))?;
+    let stdin = spool_stdin(private.path())?;
+    let jobs = jobs(options, &picked.hosts, private.path(), &remote)?;
+    let keep = options.json || options.outdir.is_some();
+    let limits = Limits {
+        fanout: options.fanout,
+        timeout: options.timeout,
+        backstop: options.timeout.map(|t| t + ssh::KILL_AFTER + fanout::GRACE),
+        stdin: stdin.as_deref(),
+        live_stdout: !keep && !options.gather,
+        live_stderr: !keep,
+    };
+    let outcomes = fanout::run(&jobs, limits, report, out)?;
+    finish(options, &outcomes, report, out)
+}
+
+/// After the hosts: the output kept, the last run recorded, the summary.
+fn finish(
+    options: &Options,
+    outcomes: &[fanout::Outcome],
+    report: &Reporter,
+    out: &mut dyn Write,
+) -> Result<Outcome, HvError> {
+    if let Some(dir) = &options.outdir {
+        write_outdir(dir, outcomes)?;
+    }
+    if options.gather && !options.json {
+        summary::gather(outcomes, out).map_err(pysk_common::Error::Stdout)?;
+    }
+    if options.json {
+        report::print_json(&summary::summary(outcomes, options.outdir.is_none()))?;
+    } else {
+        let (warnings, info) = summary::lines(outcomes);
+        for warning in warnings {
+            report.warn(warning);
+        }
+        report.info(info);
+    }
+    // After the summary, so that a state directory that cannot be
+    // written does not hide what happened.
+    summary::record(&options.state_dir, outcomes)?;
+    Ok(if outcomes.iter().all(|o| o.class == Class::Ok) {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    })
+}
+
+/// Each host's ssh, its log in the private directory.
+fn jobs(
+    options: &Options,
+    hosts: &[Host],
+    private: &Path,
+    remote: &str,
+) -> Result<Vec<Job>, HvError> {
+    hosts
+        .iter()
+        .map(|host| {
+            let log = private.join(format!("{}.log", host.name));
+            let argv = options
+                .ssh
+                .argv(host, &log, remote)
+                .map_err(|why| pysk_common::Error::Internal(format!("{}: {why}", host.name)))?;
+            Ok(Job {
+                host: host.name.clone(),
+                argv,
+                log,
+            })
+        })
+        .collect()
+}
+
+/// `--dry-run`: each host's ssh command line on stdout (its log shown as
+/// `LOGDIR/<host>.log`), or the plan as JSON; nothing is run.
+fn dry_run(
+    options: &Options,
+    hosts: &[Host],
+    remote: &str,
+    out: &mut dyn Write,
+) -> Result<Outcome, HvError> {
+    let jobs = jobs(options, hosts, Path::new("LOGDIR"), remote)?;
+    let planned: Vec<PlannedHost> = jobs
+        .into_iter()
+        .map(|job| PlannedHost {
+            host: job.host,
+            argv: job
+                .argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        })
+        .collect();
+    if options.json {
+        report::print_json(&Plan {
+            dry_run: true,
+            hosts: planned,
+        })?;
+        return Ok(Outcome::Success);
+    }
+    for host in planned {
+        let words: Vec<String> = host.argv.iter().map(|a| shell_word(a)).collect();
+        writeln!(out, "{}: {}", host.host, words.join(" ")).map_err(pysk_common::Error::Stdout)?;
+    }
+    out.flush().map_err(pysk_common::Error::Stdout)?;
+    Ok(Outcome::Success)
+}
+
+/// `word` as the shell would need it: as it is when it holds only
+/// characters no shell treats specially, else quoted.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        ssh::quote(word)
+    }
+}
+
+/// stdin copied into `dir/stdin` when it is not a terminal, for every
+/// host's ssh to open; `None` (each ssh reads /dev/null) on a terminal.
+fn spool_stdin(dir: &Path) -> Result<Option<PathBuf>, HvError> {
+    let stdin = io::stdin();
+    if stdin.is_terminal() {
+        return Ok(None);
+    }
+    let path = dir.join("stdin");
+    let mut file = File::create(&path).map_err(pysk_common::error::write_err(&path))?;
+    io::copy(&mut stdin.lock(), &mut file).map_err(pysk_common::error::write_err(&path))?;
+    Ok(Some(path))
+}
+
+/// `--outdir`: `<host>.out` and `<host>.err` for every host, each stream
+/// as it came (empty when there was none).
+fn write_outdir(dir: &Path, outcomes: &[fanout::Outcome]) -> Result<(), HvError> {
+    fs::create_dir_all(dir).map_err(pysk_common::error::write_err(dir))?;
+    for o in outcomes {
+        for (suffix, bytes) in [("out", &o.stdout), ("err", &o.stderr)] {
+            let path = dir.join(format!("{}.{suffix}", o.host));
+            fs::write(&path, bytes).map_err(pysk_common::error::write_err(&path))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dry_run_words_are_quoted_only_when_a_shell_needs_it() {
+        assert_eq!(shell_word("ConnectTimeout=10"), "ConnectTimeout=10");
+        assert_eq!(shell_word("LOGDIR/web1.log"), "LOGDIR/web1.log");
+        assert_eq!(shell_word("sh -c 'true'"), "'sh -c '\\''true'\\'''");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("$HOME"), "'$HOME'");
+    }
+}

@@ -1,0 +1,328 @@
+//! Every switch of `pysk-hv`, with its built-in default written once in
+//! [`SWITCHES`]: the command line beats the switch, which beats the
+//! default, and each bad value is reported where it came from (the
+//! switch's file and line, or the option).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pysk_common::cli::CommonArgs;
+use pysk_common::settings::{Settings, Spec};
+
+use crate::cli::{ConnectArgs, ExecArgs, TargetArgs};
+use crate::error::HvError;
+use crate::exec;
+use crate::ssh::Ssh;
+use crate::targets::Selection;
+
+/// The most hosts at once: each ssh holds a few descriptors and about
+/// 8 MB.
+pub const MAX_FANOUT: u16 = 1024;
+
+/// The switches `pysk-hv` reads, with their built-in defaults.
+pub const SWITCHES: &[Spec] = &[
+    Spec::new(
+        "hv_state_dir",
+        "/var/lib/pysk/hv",
+        "where the last run's class of each host is kept (last-run.json, for --rerun)",
+    ),
+    Spec::new("hv_fanout", "32", "how many hosts are reached at once").option("--fanout"),
+    Spec::new(
+        "hv_connect_timeout",
+        "10",
+        "seconds each host's connection may take (ssh's ConnectTimeout, whole seconds)",
+    )
+    .option("--connect-timeout"),
+    Spec::new(
+        "hv_timeout",
+        "0",
+        "seconds a command may run on each host before it is ended there; 0: no limit",
+    )
+    .option("--timeout"),
+    Spec::new(
+        "hv_ssh_options",
+        "",
+        "further ssh options, split at blanks, given after pysk-hv's own (-F FILE, -J JUMP)",
+    ),
+    Spec::new("hv_user", "root", "the account to log in as on each host").option("--user"),
+    Spec::new(
+        "hv_vm_dir",
+        "/etc/pysk/vms",
+        "where the virtual servers' definitions are (their MAC addresses are in use)",
+    ),
+    Spec::new(
+        "hv_conf_tree",
+        "/etc/pysk/conf",
+        "the configuration tree pushed onto each host",
+    ),
+    Spec::new(
+        "hv_release",
+        "bookworm",
+        "the Debian release a new virtual server is made with",
+    ),
+    Spec::new(
+        "hv_mirror",
+        "http://deb.debian.org/debian",
+        "the package mirror a new virtual server is made from",
+    ),
+    Spec::new(
+        "hv_wait",
+        "0",
+        "seconds a run that takes the tool's lock waits for another's",
+    )
+    .option("--wait"),
+];
+
+/// The inventory: `<config-dir>/hosts`.
+pub fn inventory(common: &CommonArgs) -> PathBuf {
+    common.config_dir.join("hosts")
+}
+
+/// Where the last run's results are kept.
+pub fn state_dir(settings: &Settings) -> Result<PathBuf, HvError> {
+    Ok(settings.path("hv_state_dir", None)?)
+}
+
+/// The hosts the command line names.
+pub fn selection(args: &TargetArgs) -> Selection {
+    Selection {
+        nodes: args.nodes.clone(),
+        groups: args.groups.iter().map(|g| g.trim().to_owned()).collect(),
+        exclude: args.exclude.clone(),
+        rerun: args.rerun,
+    }
+}
+
+/// How every host is reached: connection timeout, user, host key policy,
+/// the extra ssh options.
+pub fn ssh(settings: &Settings, args: &ConnectArgs) -> Result<Ssh, HvError> {
+    Ok(Ssh {
+        connect_timeout: settings.timeout("hv_connect_timeout", args.connect_timeout.as_deref())?,
+        accept_new: args.accept_new,
+        user: settings.with("hv_user", args.user.as_deref(), user)?,
+        options: settings.with("hv_ssh_options", None, |text| {
+            Ok(text.split_ascii_whitespace().map(str::to_owned).collect())
+        })?,
+    })
+}
+
+/// A login name: not empty, no blanks, not taken for an option.
+fn user(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.starts_with('-') || text.contains(char::is_whitespace) {
+        Err("not a user name".to_owned())
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
+/// How many hosts are reached at once.
+pub fn fanout(settings: &Settings, args: &ConnectArgs) -> Result<usize, HvError> {
+    let n = settings.count::<u16>("hv_fanout", args.fanout.as_deref(), 1..=MAX_FANOUT)?;
+    Ok(usize::from(n))
+}
+
+/// How long a command may run on each host; `None`: no limit.
+pub fn timeout(settings: &Settings, args: &ConnectArgs) -> Result<Option<Duration>, HvError> {
+    let t = settings.seconds("hv_timeout", args.timeout.as_deref())?;
+    Ok((!t.is_zero()).then_some(t))
+}
+
+/// The options of `exec`.
+pub fn exec(
+    common: &CommonArgs,
+    settings: &Settings,
+    args: &ExecArgs,
+) -> Result<exec::Options, HvError> {
+    Ok(exec::Options {
+        inventory: inventory(common),
+        selection: selection(&args.targets),
+        state_dir: state_dir(settings)?,
+        ssh: ssh(settings, &args.connect)?,
+        fanout: fanout(settings, &args.connect)?,
+        timeout: timeout(settings, &args.connect)?,
+        command: args.command.clone(),
+        gather: args.gather,
+        outdir: args.outdir.clone(),
+        json: args.json.json,
+        dry_run: args.dry_run.dry_run,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::path::Path;
+
+    use clap::Parser;
+    use pysk_common::exit::ToolError;
+
+    use crate::cli::Cli;
+    use crate::targets::Rerun;
+
+    fn settings(text: &str) -> (tempfile::TempDir, CommonArgs, Settings) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("serverconfig/default");
+        fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        fs::write(&file, text).expect("write");
+        let path = dir.path().to_str().expect("utf-8").to_owned();
+        let cli = Cli::try_parse_from([
+            "pysk-hv",
+            "--host",
+            "h.example",
+            "--config-dir",
+            &path,
+            "config",
+        ])
+        .expect("parses");
+        let report = cli.common.reporter(crate::cli::NAME);
+        let settings = cli.common.settings(SWITCHES, &report).expect("settings");
+        (dir, cli.common, settings)
+    }
+
+    fn connect(fanout: &str, timeout: &str, connect_timeout: &str, user: &str) -> ConnectArgs {
+        ConnectArgs {
+            fanout: Some(fanout.to_owned()),
+            timeout: Some(timeout.to_owned()),
+            connect_timeout: Some(connect_timeout.to_owned()),
+            user: Some(user.to_owned()),
+            accept_new: true,
+        }
+    }
+
+    #[test]
+    fn with_no_configuration_every_default_applies() {
+        let (dir, common, s) = settings("");
+        let none = ConnectArgs::default();
+        assert_eq!(
+            ssh(&s, &none).expect("ssh"),
+            Ssh {
+                connect_timeout: Duration::from_secs(10),
+                accept_new: false,
+                user: "root".to_owned(),
+                options: Vec::new(),
+            }
+        );
+        assert_eq!(fanout(&s, &none).expect("fanout"), 32);
+        assert_eq!(timeout(&s, &none).expect("timeout"), None);
+        assert_eq!(state_dir(&s).expect("state"), Path::new("/var/lib/pysk/hv"));
+        assert_eq!(inventory(&common), dir.path().join("hosts"));
+        for spec in SWITCHES {
+            let value = s.string(spec.key, None).expect("a listed key");
+            assert_eq!(value, spec.default);
+        }
+    }
+
+    #[test]
+    fn switches_apply_and_options_beat_them() {
+        let (_dir, _common, s) = settings(
+            "hv_fanout=4\nhv_timeout=30\nhv_connect_timeout=2.5\nhv_user=admin\n\
+             hv_ssh_options=\"-F /etc/pysk/ssh_config  -o ProxyJump=gw\"\n\
+             hv_state_dir=/srv/hv\n",
+        );
+        let none = ConnectArgs::default();
+        let from_files = ssh(&s, &none).expect("ssh");
+        assert_eq!(from_files.connect_timeout, Duration::from_millis(2500));
+        assert_eq!(from_files.user, "admin");
+        assert_eq!(
+            from_files.options,
+            ["-F", "/etc/pysk/ssh_config", "-o", "ProxyJump=gw"]
+        );
+        assert_eq!(fanout(&s, &none).expect("fanout"), 4);
+        assert_eq!(
+            timeout(&s, &none).expect("t"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(state_dir(&s).expect("state"), Path::new("/srv/hv"));
+        let cli = connect("64", "0", "1", "ops");
+        let from_cli = ssh(&s, &cli).expect("ssh");
+        assert_eq!(from_cli.connect_timeout, Duration::from_secs(1));
+        assert_eq!(from_cli.user, "ops");
+        assert!(from_cli.accept_new);
+        assert_eq!(fanout(&s, &cli).expect("fanout"), 64);
+        assert_eq!(timeout(&s, &cli).expect("t"), None);
+    }
+
+    #[test]
+    fn bad_values_are_named_where_they_came_from() {
+        let (dir, _common, s) = settings("hv_fanout=0\nhv_user=\"a b\"\nhv_connect_timeout=0\n");
+        let file = dir.path().join("serverconfig/default");
+        let none = ConnectArgs::default();
+        let err = fanout(&s, &none).expect_err("zero");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:1: hv_fanout: \"0\": expected a whole number from 1 to 1024",
+                file.display()
+            )
+        );
+        assert_eq!(err.exit_code(), 78);
+        let err = ssh(&s, &connect("1", "0", "5", "-oProxyCommand=x")).expect_err("user");
+        assert_eq!(
+            err.to_string(),
+            "--user: \"-oProxyCommand=x\": not a user name"
+        );
+        assert_eq!(err.exit_code(), 2);
+        let err = ssh(
+            &s,
+            &ConnectArgs {
+                user: Some("root".into()),
+                ..none.clone()
+            },
+        )
+        .expect_err("connect timeout 0");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}:3: hv_connect_timeout:", file.display())),
+            "{err}"
+        );
+        let err = timeout(&s, &connect("1", "soon", "5", "root")).expect_err("timeout");
+        assert_eq!(
+            err.to_string(),
+            "--timeout: \"soon\": expected seconds from 0 to 86400"
+        );
+    }
+
+    #[test]
+    fn exec_resolves_from_the_command_line_and_the_switches() {
+        let (dir, common, s) = settings("hv_state_dir=/srv/hv\nhv_timeout=90\n");
+        let cli = Cli::try_parse_from([
+            "pysk-hv", "exec", "-w", "web[1-2]", "-g", "db", "--gather", "-f", "3", "--", "uptime",
+            "-p",
+        ])
+        .expect("parses");
+        let crate::cli::Command::Exec(args) = cli.command else {
+            panic!("exec");
+        };
+        let options = exec(&common, &s, &args).expect("options");
+        assert_eq!(options.inventory, dir.path().join("hosts"));
+        assert_eq!(options.state_dir, Path::new("/srv/hv"));
+        assert_eq!(options.selection.nodes, ["web[1-2]"]);
+        assert_eq!(options.selection.groups, ["db"]);
+        assert_eq!(options.fanout, 3);
+        assert_eq!(options.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(options.ssh.user, "root");
+        assert_eq!(options.command, ["uptime", "-p"]);
+        assert!(options.gather && !options.json && !options.dry_run);
+        assert_eq!(options.outdir, None);
+    }
+
+    #[test]
+    fn the_selection_is_the_command_lines() {
+        let args = TargetArgs {
+            nodes: vec!["web[1-2]".into()],
+            groups: vec![" db".into()],
+            exclude: vec!["web2".into()],
+            rerun: Some(Rerun::Unreachable),
+        };
+        assert_eq!(
+            selection(&args),
+            Selection {
+                nodes: vec!["web[1-2]".into()],
+                groups: vec!["db".into()],
+                exclude: vec!["web2".into()],
+                rerun: Some(Rerun::Unreachable),
+            }
+        );
+    }
+}
