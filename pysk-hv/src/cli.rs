@@ -27,6 +27,7 @@ const EXIT_CODES: &[(u8, &str)] = &[
         "a name or group the inventory lacks (-w, -x, -g), or a last-run.json that is not one",
     ),
     (exit::NOINPUT, "no inventory, or no last run to --rerun"),
+    (exit::UNAVAILABLE, "ssh cannot be started (not installed?)"),
     (exit::SOFTWARE, "internal error (please report it)"),
     (exit::CANTCREAT, "the state directory cannot be written"),
     (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
@@ -189,7 +190,7 @@ mod tests {
     #[test]
     fn help_lists_every_exit_code_and_switch() {
         let help = Cli::command().render_long_help().to_string();
-        for code in ["1", "2", "65", "66", "78"] {
+        for code in ["1", "2", "65", "66", "69", "78"] {
             assert!(help.contains(&format!("  {code:>2}  ")), "{code}: {help}");
         }
         for spec in SWITCHES {
