@@ -108,6 +108,7 @@ pub fn run(
     let (tx, rx) = mpsc::channel();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
     let mut failure = None;
+    let progress = |done: usize| format!("{done}/{} hosts", jobs.len());
     thread::scope(|scope| {
         for _ in 0..limits.fanout.min(jobs.len()) {
             let tx = tx.clone();
@@ -119,12 +120,21 @@ pub fn run(
         for message in rx {
             match message {
                 Message::Line { host, stderr, text } => {
+                    // On a terminal the progress line is cleared for the
+                    // output line and drawn again below it.
+                    let redraw = done > 0 && report.progress_allowed();
+                    if redraw {
+                        eprint!("\r\x1b[K");
+                    }
                     write_line(&jobs[host].host, stderr, &text, out, &mut failure, &stop);
+                    if redraw {
+                        report.progress(progress(done));
+                    }
                 }
                 Message::Done(index, outcome) => {
                     outcomes[index] = Some(outcome);
                     done += 1;
-                    report.progress(format!("{done}/{} hosts", jobs.len()));
+                    report.progress(progress(done));
                 }
                 Message::Failed(err) => {
                     stop.store(true, Ordering::Relaxed);
