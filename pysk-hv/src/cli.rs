@@ -66,7 +66,8 @@ the local shell; pipes and ; work on the host). Output comes as
 'host: line' while it runs (the host's stderr on stderr); --gather prints
 each distinct output once under its hosts when all are done; --outdir
 writes DIR/<host>.out and DIR/<host>.err instead. stdin, when it is not a
-terminal, goes to every host whole.
+terminal, is read to its end first and goes to every host whole (a script
+whose stdin stays open gives exec < /dev/null).
 
 Each host ends as one of: ok, exit N, killed by a signal, unreachable,
 host key (changed or unknown: --accept-new records unknown keys on first
