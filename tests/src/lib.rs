@@ -28,6 +28,7 @@ pub mod dovecot;
 pub mod http;
 pub mod mariadb;
 pub mod pg;
+pub mod sshd;
 pub mod tls;
 pub mod tmpfs;
 
@@ -330,6 +331,9 @@ pub enum Ready {
     Tcp(SocketAddr),
     /// This file exists (a pid file or socket it creates).
     File(PathBuf),
+    /// Its log holds this text (a line the server writes once it serves,
+    /// such as sshd's `Server listening on …`).
+    Log(String),
 }
 
 /// A server process started by a test in its own process group; the whole
@@ -381,6 +385,7 @@ impl Server {
                     TcpStream::connect_timeout(addr, Duration::from_millis(200)).is_ok()
                 }
                 Ready::File(path) => path.exists(),
+                Ready::Log(text) => self.log_text().contains(text.as_str()),
             };
             if is_ready {
                 return;
