@@ -26,7 +26,10 @@ const EXIT_CODES: &[(u8, &str)] = &[
         exit::DATAERR,
         "a name or group the inventory lacks (-w, -x, -g), or a last-run.json that is not one",
     ),
-    (exit::NOINPUT, "no inventory, or no last run to --rerun"),
+    (
+        exit::NOINPUT,
+        "no inventory, or no last run to --rerun, or a file of hv_vm_dir gone while read",
+    ),
     (exit::UNAVAILABLE, "ssh cannot be started (not installed?)"),
     (exit::SOFTWARE, "internal error (please report it)"),
     (exit::CANTCREAT, "the state directory cannot be written"),
@@ -78,6 +81,20 @@ running'. Every host that was not ok is named on stderr, then the counts
 and the slowest hosts; the classes are kept in <hv_state_dir>/last-run.json
 for --rerun. Exit 0 only when every host was ok, else 1.")]
     Exec(Box<ExecArgs>),
+    /// Print a locally administered unicast MAC that no virtual server's
+    /// definition uses yet
+    #[command(after_help = "\
+Examples:
+  pysk-hv mac
+  pysk-hv mac --name web7.example.org
+
+Random, or with --name the first 6 bytes of the name's SHA-256 (the same
+name, the same MAC), made locally administered and unicast. Never one
+written as mac=, macaddr= or <mac address='...'/> (in any case) in a
+regular file below hv_vm_dir; a name whose MAC is in use gives the MAC of
+NAME#1, NAME#2... instead, said on stderr. --json adds the name it came
+from and the MACs in use.")]
+    Mac(MacArgs),
     /// Print the effective switches (defaults included) in shell syntax
     #[command(after_help = "\
 Example:
@@ -164,6 +181,17 @@ pub struct ExecArgs {
         value_name = "CMD"
     )]
     pub command: Vec<String>,
+}
+
+/// The options of `mac`.
+#[derive(Debug, Clone, Args)]
+pub struct MacArgs {
+    /// Derive the MAC from this name (the virtual server's), not at random
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! - [`exec`]: a command on every host picked, run through [`fanout`]
 //!   (one ssh per host, at most F at once, one writer), told by
 //!   [`summary`] (stderr lines, `--gather`, `--json`, `last-run.json`).
+//! - [`mac`]: a locally administered MAC no virtual server uses yet.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod error;
 pub mod exec;
 pub mod fanout;
+pub mod mac;
 pub mod nodeset;
 pub mod settings;
 pub mod ssh;
@@ -48,6 +50,7 @@ pub fn try_main() -> Result<Outcome, HvError> {
             &report,
             &mut out,
         ),
+        Command::Mac(args) => mac::run(&mac::options(&settings, &args)?, &report, &mut out),
         Command::Config => {
             common.print_config(&settings, &mut out)?;
             Ok(Outcome::Success)
