@@ -21,7 +21,10 @@ const EXIT_CODES: &[(u8, &str)] = &[
         exit::PARTIAL,
         "a host that was not ok (each host's class in the summary)",
     ),
-    (exit::USAGE, "usage: a bad option, or no hosts named"),
+    (
+        exit::USAGE,
+        "usage: a bad option, no hosts named, or a copy SRC that is no file",
+    ),
     (
         exit::DATAERR,
         "a name or group the inventory lacks (-w, -x, -g), or a last-run.json that is not one",
@@ -81,6 +84,33 @@ running'. Every host that was not ok is named on stderr, then the counts
 and the slowest hosts; the classes are kept in <hv_state_dir>/last-run.json
 for --rerun. Exit 0 only when every host was ok, else 1.")]
     Exec(Box<ExecArgs>),
+    /// Copy a local file to every host picked, each host's result told
+    /// apart
+    #[command(after_help = "\
+Examples:
+  pysk-hv copy -w 'web[1-5]' nginx.conf /etc/nginx/nginx.conf
+  pysk-hv copy -g web --timeout 60 motd /etc/
+
+SRC is a regular file (a directory is refused). On each host it is
+written to a temporary file beside DEST with the permission bits of SRC
+and renamed over DEST, so DEST is the old file or the new one, never a
+part; a DEST that is a directory on the host gets SRC's name inside it.
+Each host ends classified as for exec; exit 0 only when every host was
+ok, else 1.")]
+    Copy(Box<CopyArgs>),
+    /// Fetch a file from every host picked into DIR/<host>/, each host's
+    /// result told apart
+    #[command(after_help = "\
+Examples:
+  pysk-hv fetch -g web /etc/nginx/nginx.conf /tmp/nginx
+  pysk-hv fetch --rerun failed /var/log/syslog /tmp/logs
+
+Each host's REMOTE is written to DIR/<host>/<name of REMOTE>, atomically
+and owner-only, when the host ends ok; a file the host lacks or cannot
+read is that host's failure (exit 1, with cat's message on stderr). Each
+host ends classified as for exec; exit 0 only when every host was ok,
+else 1.")]
+    Fetch(Box<FetchArgs>),
     /// Print a locally administered unicast MAC that no virtual server's
     /// definition uses yet
     #[command(after_help = "\
@@ -183,6 +213,52 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// The options of `copy`.
+#[derive(Debug, Clone, Args)]
+pub struct CopyArgs {
+    /// The hosts.
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// How they are reached.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// The local file
+    #[arg(value_name = "SRC")]
+    pub src: PathBuf,
+    /// Where it goes on each host (a file, or a directory to put it in)
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+}
+
+/// The options of `fetch`.
+#[derive(Debug, Clone, Args)]
+pub struct FetchArgs {
+    /// The hosts.
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// How they are reached.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// The file on each host
+    #[arg(value_name = "REMOTE")]
+    pub remote: String,
+    /// The local directory each host's copy goes under, in DIR/<host>/
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
 /// The options of `mac`.
 #[derive(Debug, Clone, Args)]
 pub struct MacArgs {
@@ -272,6 +348,29 @@ mod tests {
         assert!(args.connect.accept_new && args.gather && args.json.json && args.dry_run.dry_run);
         assert_eq!(args.outdir, Some(PathBuf::from("/tmp/out")));
         assert_eq!(args.command, ["ls", "-l", "|", "wc"]);
+    }
+
+    #[test]
+    fn copy_and_fetch_take_the_targets_and_two_paths() {
+        let cli = Cli::try_parse_from(["pysk-hv", "copy", "-w", "a", "--timeout", "9", "f", "/d"])
+            .expect("parses");
+        let Command::Copy(args) = cli.command else {
+            panic!("not copy");
+        };
+        assert_eq!(args.targets.nodes, ["a"]);
+        assert_eq!(args.connect.timeout.as_deref(), Some("9"));
+        assert_eq!((args.src, args.dest), (PathBuf::from("f"), "/d".to_owned()));
+        let cli = Cli::try_parse_from(["pysk-hv", "fetch", "-g", "web", "--json", "/r", "out"])
+            .expect("parses");
+        let Command::Fetch(args) = cli.command else {
+            panic!("not fetch");
+        };
+        assert!(args.json.json);
+        assert_eq!(
+            (args.remote, args.dir),
+            ("/r".to_owned(), PathBuf::from("out"))
+        );
+        assert!(Cli::try_parse_from(["pysk-hv", "copy", "-w", "a", "f"]).is_err());
     }
 
     #[test]

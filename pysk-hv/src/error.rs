@@ -14,7 +14,8 @@ pub enum HvError {
     /// A failure every tool can meet: reading or writing a file, stdout, a
     /// bad setting or option, a malformed inventory, an internal fault.
     Common(pysk_common::Error),
-    /// A command line that names no hosts.
+    /// A command line that names no hosts, or a `copy` source that is
+    /// no regular file.
     Usage(String),
     /// Names or groups the inventory does not have (`-w`, `-x`, `-g`).
     Targets(String),

@@ -94,7 +94,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 }
 
 /// After the hosts: the output kept, the last run recorded, the summary.
-fn finish(
+pub(crate) fn finish(
     options: &Options,
     outcomes: &[fanout::Outcome],
     report: &Reporter,
@@ -126,7 +126,7 @@ fn finish(
 }
 
 /// Each host's ssh, its log in the private directory.
-fn jobs(
+pub(crate) fn jobs(
     options: &Options,
     hosts: &[Host],
     private: &Path,
@@ -151,7 +151,7 @@ fn jobs(
 
 /// `--dry-run`: each host's ssh command line on stdout (its log shown as
 /// `LOGDIR/<host>.log`), or the plan as JSON; nothing is run.
-fn dry_run(
+pub(crate) fn dry_run(
     options: &Options,
     hosts: &[Host],
     remote: &str,

@@ -12,6 +12,8 @@
 //! - [`exec`]: a command on every host picked, run through [`fanout`]
 //!   (one ssh per host, at most F at once, one writer), told by
 //!   [`summary`] (stderr lines, `--gather`, `--json`, `last-run.json`).
+//! - [`transfer`]: `copy` and `fetch`, a file to or from every host
+//!   picked, as jobs of the same [`fanout`], told the same way.
 //! - [`mac`]: a locally administered MAC no virtual server uses yet.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
@@ -28,6 +30,7 @@ pub mod settings;
 pub mod ssh;
 pub mod summary;
 pub mod targets;
+pub mod transfer;
 
 use std::io;
 
@@ -47,6 +50,16 @@ pub fn try_main() -> Result<Outcome, HvError> {
     match command {
         Command::Exec(args) => exec::run(
             &settings::exec(&common, &settings, &args)?,
+            &report,
+            &mut out,
+        ),
+        Command::Copy(args) => transfer::run(
+            &settings::copy(&common, &settings, &args)?,
+            &report,
+            &mut out,
+        ),
+        Command::Fetch(args) => transfer::run(
+            &settings::fetch(&common, &settings, &args)?,
             &report,
             &mut out,
         ),

@@ -9,11 +9,12 @@ use std::time::Duration;
 use pysk_common::cli::CommonArgs;
 use pysk_common::settings::{Settings, Spec};
 
-use crate::cli::{ConnectArgs, ExecArgs, TargetArgs};
+use crate::cli::{ConnectArgs, CopyArgs, ExecArgs, FetchArgs, TargetArgs};
 use crate::error::HvError;
 use crate::exec;
 use crate::ssh::Ssh;
 use crate::targets::Selection;
+use crate::transfer::{self, Transfer};
 
 /// The most hosts at once: each ssh holds a few descriptors and about
 /// 8 MB.
@@ -145,6 +146,77 @@ pub fn exec(
         outdir: args.outdir.clone(),
         json: args.json.json,
         dry_run: args.dry_run.dry_run,
+    })
+}
+
+/// The options of `copy`.
+pub fn copy(
+    common: &CommonArgs,
+    settings: &Settings,
+    args: &CopyArgs,
+) -> Result<transfer::Options, HvError> {
+    let (targets, connect) = (&args.targets, &args.connect);
+    Ok(transfer::Options {
+        run: transfer_run(
+            common,
+            settings,
+            targets,
+            connect,
+            args.json.json,
+            args.dry_run.dry_run,
+        )?,
+        transfer: Transfer::Copy {
+            src: args.src.clone(),
+            dest: args.dest.clone(),
+        },
+    })
+}
+
+/// The options of `fetch`.
+pub fn fetch(
+    common: &CommonArgs,
+    settings: &Settings,
+    args: &FetchArgs,
+) -> Result<transfer::Options, HvError> {
+    let (targets, connect) = (&args.targets, &args.connect);
+    Ok(transfer::Options {
+        run: transfer_run(
+            common,
+            settings,
+            targets,
+            connect,
+            args.json.json,
+            args.dry_run.dry_run,
+        )?,
+        transfer: Transfer::Fetch {
+            remote: args.remote.clone(),
+            dir: args.dir.clone(),
+        },
+    })
+}
+
+/// What `copy` and `fetch` share with `exec`: hosts, ssh, fanout,
+/// timeout, state, `--json`, `--dry-run`.
+fn transfer_run(
+    common: &CommonArgs,
+    settings: &Settings,
+    targets: &TargetArgs,
+    connect: &ConnectArgs,
+    json: bool,
+    dry_run: bool,
+) -> Result<exec::Options, HvError> {
+    Ok(exec::Options {
+        inventory: inventory(common),
+        selection: selection(targets),
+        state_dir: state_dir(settings)?,
+        ssh: ssh(settings, connect)?,
+        fanout: fanout(settings, connect)?,
+        timeout: timeout(settings, connect)?,
+        command: Vec::new(),
+        gather: false,
+        outdir: None,
+        json,
+        dry_run,
     })
 }
 

@@ -1,0 +1,250 @@
+//! `copy` and `fetch`: one file to or from every host picked, as jobs of
+//! the same [`fanout`] as `exec`, with the same classes, summary,
+//! `--json`, `last-run.json` and `--dry-run`.
+//!
+//! The transport is the system's `ssh` running `cat` on the host, the file
+//! on ssh's stdin (copy) or stdout (fetch), rather than `scp` or `sftp`:
+//! one ssh per host is what `exec` already starts, classifies from its
+//! `-E` log and ends with a remote `timeout`, so a copy is told apart
+//! exactly like a command (`scp -O` would need its own log parsing, and
+//! its sink writes in place, so a host would hold half a file when the
+//! connection dies); the data goes through unchanged, byte for byte, as
+//! ssh does not touch the bytes of a session without a terminal.
+//!
+//! - copy: `cat` into a temporary file beside DEST (under `umask 077`),
+//!   `chmod` to the permission bits of SRC, `mv -f` over DEST: atomic on
+//!   the host, and removed again when a step fails. The file belongs to
+//!   the account logged in as.
+//! - fetch: `cat -- REMOTE`, its stdout kept in memory and, for each host
+//!   that ended ok, written atomically and owner-only to
+//!   `DIR/<host>/<name of REMOTE>` (so a file, not a disk image).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use pysk_common::atomic;
+use pysk_common::exit::Outcome;
+use pysk_common::inventory::Inventory;
+use pysk_common::report::Reporter;
+
+use crate::classify::Class;
+use crate::error::HvError;
+use crate::exec;
+use crate::fanout::{self, Limits};
+use crate::ssh;
+use crate::targets;
+
+/// Which way the file goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transfer {
+    /// A local file to every host.
+    Copy {
+        /// The local file.
+        src: PathBuf,
+        /// Where it goes on each host (a directory there gets SRC's name
+        /// inside it).
+        dest: String,
+    },
+    /// A file of every host into `dir/<host>/`.
+    Fetch {
+        /// The file on each host.
+        remote: String,
+        /// The local directory.
+        dir: PathBuf,
+    },
+}
+
+/// The options of `copy` and `fetch`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Hosts, ssh, fanout, timeout, state, `--json`, `--dry-run`, as for
+    /// `exec` (its command, `--gather` and `--outdir` unused).
+    pub run: exec::Options,
+    /// The file and its way.
+    pub transfer: Transfer,
+}
+
+/// Runs `copy` or `fetch`; any remote output on `out` and stderr.
+pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, HvError> {
+    let run = &options.run;
+    let (shell, stdin) = match &options.transfer {
+        Transfer::Copy { src, dest } => (copy_command(src, dest)?, Some(src.as_path())),
+        Transfer::Fetch { remote, .. } => {
+            local_name(remote)?;
+            (format!("cat -- {}", ssh::quote(remote)), None)
+        }
+    };
+    let inventory = Inventory::load(&run.inventory)?;
+    let picked = targets::pick(&inventory, &run.inventory, &run.selection, &run.state_dir)?;
+    for warning in &picked.warnings {
+        report.warn(warning);
+    }
+    if picked.hosts.is_empty() {
+        report.warn("no hosts left to run on");
+        return Ok(Outcome::Success);
+    }
+    let remote = ssh::remote_command(&[shell], run.timeout);
+    if run.dry_run {
+        return exec::dry_run(run, &picked.hosts, &remote, out);
+    }
+    let private = tempfile::Builder::new()
+        .prefix("pysk-hv.")
+        .tempdir()
+        .map_err(pysk_common::error::write_err(std::env::temp_dir()))?;
+    let jobs = exec::jobs(run, &picked.hosts, private.path(), &remote)?;
+    let limits = Limits {
+        fanout: run.fanout,
+        timeout: run.timeout,
+        backstop: run.timeout.map(|t| t + ssh::KILL_AFTER + fanout::GRACE),
+        stdin,
+        live_stdout: !run.json && stdin.is_some(),
+        live_stderr: !run.json,
+    };
+    let mut outcomes = fanout::run(&jobs, limits, report, out)?;
+    if let Transfer::Fetch { remote, dir } = &options.transfer {
+        save(dir, remote, &mut outcomes)?;
+    }
+    exec::finish(run, &outcomes, report, out)
+}
+
+/// The shell text that writes stdin to `dest` on the host, atomically,
+/// with the permission bits of `src`; `src` must be a regular file.
+fn copy_command(src: &Path, dest: &str) -> Result<String, HvError> {
+    let meta = fs::metadata(src).map_err(pysk_common::error::read_err(src))?;
+    if meta.is_dir() {
+        return Err(HvError::Usage(format!(
+            "{}: a directory (copy takes a file)",
+            src.display()
+        )));
+    }
+    if !meta.is_file() {
+        return Err(HvError::Usage(format!(
+            "{}: not a regular file",
+            src.display()
+        )));
+    }
+    // Readable now, so that no host gets an empty file for it.
+    fs::File::open(src).map_err(pysk_common::error::read_err(src))?;
+    let name = src
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| HvError::Usage(format!("{}: a file has a name", src.display())))?;
+    if dest.is_empty() {
+        return Err(HvError::Usage("DEST: empty".to_owned()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    Ok(format!(
+        "d={}; if [ -d \"$d\" ]; then d=\"${{d%/}}\"/{}; fi; t=\"$d.pysk-hv.$$\"; umask 077; \
+         if cat > \"$t\" && chmod {mode:o} \"$t\" && mv -f \"$t\" \"$d\"; then :; \
+         else rm -f \"$t\"; exit 1; fi",
+        ssh::quote(dest),
+        ssh::quote(&name)
+    ))
+}
+
+/// The name a fetched `remote` gets under `DIR/<host>/`: its last part.
+fn local_name(remote: &str) -> Result<&str, HvError> {
+    Path::new(remote)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| HvError::Usage(format!("{remote:?}: not the path of a file")))
+}
+
+/// Writes each ok host's stdout to `dir/<host>/<name>` (atomic,
+/// owner-only) and drops every host's stdout, which `--json` would
+/// otherwise show.
+fn save(dir: &Path, remote: &str, outcomes: &mut [fanout::Outcome]) -> Result<(), HvError> {
+    let name = local_name(remote)?;
+    for o in outcomes.iter_mut() {
+        let bytes = std::mem::take(&mut o.stdout);
+        if o.class != Class::Ok {
+            continue;
+        }
+        let host_dir = dir.join(&o.host);
+        fs::create_dir_all(&host_dir).map_err(pysk_common::error::write_err(&host_dir))?;
+        let options = atomic::Options {
+            mode: Some(0o600),
+            ..atomic::Options::default()
+        };
+        atomic::replace(&host_dir.join(name), &bytes, options)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    /// Runs `shell` as the host's `sh -c` would, `input` on its stdin.
+    fn sh(shell: &str, input: &[u8]) -> std::process::Output {
+        let mut child = Command::new("sh")
+            .args(["-c", shell])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("feeds");
+        child.wait_with_output().expect("ends")
+    }
+
+    #[test]
+    fn the_copy_command_writes_dest_or_into_a_directory_with_the_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("it's");
+        let bytes: Vec<u8> = (0..=255u8).collect();
+        fs::write(&src, &bytes).expect("src");
+        fs::set_permissions(&src, fs::Permissions::from_mode(0o640)).expect("chmod");
+        let dest = dir.path().join("dest file");
+        let shell = copy_command(&src, dest.to_str().expect("utf-8")).expect("command");
+        assert!(sh(&shell, &bytes).status.success());
+        assert_eq!(fs::read(&dest).expect("dest"), bytes);
+        let mode = fs::metadata(&dest).expect("dest").permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        let into = dir.path().join("sub");
+        fs::create_dir(&into).expect("mkdir");
+        let shell = copy_command(&src, &format!("{}/", into.display())).expect("command");
+        assert!(sh(&shell, b"x").status.success());
+        assert_eq!(fs::read(into.join("it's")).expect("in dir"), b"x");
+        let names: Vec<_> = fs::read_dir(dir.path()).expect("ls").collect();
+        assert_eq!(names.len(), 3, "no temporary file left: {names:?}");
+    }
+
+    #[test]
+    fn a_failed_copy_exits_1_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("src");
+        fs::write(&src, "x").expect("src");
+        let dest = dir.path().join("missing/dest");
+        let out = sh(
+            &copy_command(&src, dest.to_str().expect("utf-8")).expect("command"),
+            b"x",
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert!(!dest.parent().expect("parent").exists());
+    }
+
+    #[test]
+    fn copy_refuses_a_directory_and_a_missing_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = copy_command(dir.path(), "/tmp/x").expect_err("a directory");
+        assert!(matches!(err, HvError::Usage(_)), "{err}");
+        assert!(copy_command(&dir.path().join("nope"), "/tmp/x").is_err());
+    }
+
+    #[test]
+    fn a_fetched_file_is_named_for_the_remote_ones_last_part() {
+        assert_eq!(local_name("/etc/hosts").expect("name"), "hosts");
+        assert_eq!(local_name("conf/").expect("name"), "conf");
+        assert!(local_name("/").is_err());
+        assert!(local_name("..").is_err());
+    }
+}
