@@ -12,9 +12,12 @@
 //! ssh does not touch the bytes of a session without a terminal.
 //!
 //! - copy: `cat` into a temporary file beside DEST (under `umask 077`),
-//!   `chmod` to the permission bits of SRC, `mv -f` over DEST: atomic on
-//!   the host, and removed again when a step fails. The file belongs to
-//!   the account logged in as.
+//!   its size checked against SRC's (a connection lost midway gives `cat`
+//!   an early end of its input, not an error), `chmod` to the permission
+//!   bits of SRC, `mv -f` over DEST: atomic on the host; the temporary file is removed again when a step fails or
+//!   the shell is ended by HUP, INT, TERM or PIPE (a lost connection, the
+//!   remote `timeout`), though not by KILL. The file belongs to the
+//!   account logged in as.
 //! - fetch: `cat -- REMOTE`, its stdout kept in memory and, for each host
 //!   that ended ok, written atomically and owner-only to
 //!   `DIR/<host>/<name of REMOTE>` (so a file, not a disk image).
@@ -110,7 +113,8 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 }
 
 /// The shell text that writes stdin to `dest` on the host, atomically,
-/// with the permission bits of `src`; `src` must be a regular file.
+/// with the permission bits of `src`, and only when all of its bytes
+/// came; `src` must be a regular file.
 fn copy_command(src: &Path, dest: &str) -> Result<String, HvError> {
     let meta = fs::metadata(src).map_err(pysk_common::error::read_err(src))?;
     if meta.is_dir() {
@@ -137,10 +141,13 @@ fn copy_command(src: &Path, dest: &str) -> Result<String, HvError> {
     let mode = meta.permissions().mode() & 0o777;
     Ok(format!(
         "d={}; if [ -d \"$d\" ]; then d=\"${{d%/}}\"/{}; fi; t=\"$d.pysk-hv.$$\"; umask 077; \
-         if cat > \"$t\" && chmod {mode:o} \"$t\" && mv -f \"$t\" \"$d\"; then :; \
-         else rm -f \"$t\"; exit 1; fi",
+         trap 'rm -f \"$t\"' EXIT; trap 'exit 1' HUP INT TERM PIPE; \
+         cat > \"$t\" || exit 1; n=$(wc -c < \"$t\"); if [ $n -ne {size} ]; then \
+         echo \"$d: $n of {size} bytes came, left as it was\" >&2; exit 1; fi; \
+         chmod {mode:o} \"$t\" && mv -f \"$t\" \"$d\" || exit 1",
         ssh::quote(dest),
-        ssh::quote(&name)
+        ssh::quote(&name),
+        size = meta.len(),
     ))
 }
 
@@ -212,8 +219,8 @@ mod tests {
         let into = dir.path().join("sub");
         fs::create_dir(&into).expect("mkdir");
         let shell = copy_command(&src, &format!("{}/", into.display())).expect("command");
-        assert!(sh(&shell, b"x").status.success());
-        assert_eq!(fs::read(into.join("it's")).expect("in dir"), b"x");
+        assert!(sh(&shell, &bytes).status.success());
+        assert_eq!(fs::read(into.join("it's")).expect("in dir"), bytes);
         let names: Vec<_> = fs::read_dir(dir.path()).expect("ls").collect();
         assert_eq!(names.len(), 3, "no temporary file left: {names:?}");
     }
@@ -230,6 +237,24 @@ mod tests {
         );
         assert_eq!(out.status.code(), Some(1));
         assert!(!dest.parent().expect("parent").exists());
+    }
+
+    #[test]
+    fn a_short_copy_leaves_dest_as_it_was_and_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("src");
+        fs::write(&src, "12345").expect("src");
+        let dest = dir.path().join("dest");
+        fs::write(&dest, "old").expect("dest");
+        let shell = copy_command(&src, dest.to_str().expect("utf-8")).expect("command");
+        let out = sh(&shell, b"123");
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("{}: 3 of 5 bytes came, left as it was\n", dest.display())
+        );
+        assert_eq!(fs::read(&dest).expect("dest"), b"old");
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 2);
     }
 
     #[test]
