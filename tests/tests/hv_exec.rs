@@ -379,6 +379,44 @@ fn each_host_gives_its_lines_prefixed_and_its_class_and_exit_0_only_when_all_ran
         ]
     );
     assert_eq!(last["hosts"][1]["exit"], 7);
+    // Under --timeout too (the command then runs under timeout(1)), and
+    // a command's own 255 is not a failed connection.
+    let out = hosts
+        .hv()
+        .args([
+            "exec",
+            "-w",
+            "killed,fails",
+            "--timeout",
+            "30",
+            "--",
+            &command,
+        ])
+        .fails_with(1);
+    assert_eq!(
+        sorted_lines(&stdout(&out)),
+        ["fails: before", "killed: dying"]
+    );
+    assert_summary(
+        &stderr(&out),
+        &[
+            "fails: broken".to_owned(),
+            "pysk-hv: fails: exit 7".to_owned(),
+            "pysk-hv: killed: killed by a signal".to_owned(),
+        ],
+        "2 hosts: 1 exit, 1 signal",
+        &["killed", "fails"],
+    );
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "ok1", "--", "exit 255"])
+        .fails_with(1);
+    assert_summary(
+        &stderr(&out),
+        &["pysk-hv: ok1: exit 255".to_owned()],
+        "1 host: 1 exit",
+        &["ok1"],
+    );
 
     let out = hosts
         .hv()
@@ -495,6 +533,32 @@ fn hosts_not_reached_are_classed_by_why_and_rerun_failed_runs_exactly_them() {
         .args(["exec", "-w", "unknown", "--", "echo", "strict"])
         .succeeds();
     assert_eq!(stdout(&out), "unknown: strict\n");
+
+    // A port that takes the connection but never speaks SSH.
+    let _silent = std::net::TcpListener::bind(("127.0.0.1", hosts.fleet.port("closed")))
+        .expect("listen on the closed port");
+    let started = Instant::now();
+    let out = hosts
+        .hv()
+        .args([
+            "exec",
+            "-w",
+            "closed",
+            "--connect-timeout",
+            "1",
+            "--",
+            "true",
+        ])
+        .fails_with(1);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_summary(
+        &stderr(&out),
+        &[format!(
+            "pysk-hv: closed: unreachable: Connection to 127.0.0.1 port {closed} timed out"
+        )],
+        "1 host: 1 unreachable",
+        &["closed"],
+    );
 }
 
 #[test]
@@ -651,4 +715,61 @@ fn gather_folds_hosts_with_the_same_output_and_json_gives_each_class() {
             "counts": {"ok": 2, "exit": 2, "unreachable": 1},
         })
     );
+}
+
+#[test]
+fn a_host_that_stops_answering_is_given_up_after_the_backstop_as_maybe_running() {
+    let Some(hosts) = Hosts::start(&["hung"], 1) else {
+        return;
+    };
+    let marker = format!("{}", 8_000_000 + std::process::id());
+    let child = hosts
+        .hv()
+        .args(["exec", "-w", "hung", "--timeout", "1", "--"])
+        .arg(format!("echo started; sleep {marker}"))
+        .spawn();
+    let started = Instant::now();
+    while !marked(&hosts.fleet, &marker)
+        .iter()
+        .any(|pid| cmdline(*pid).starts_with("sleep "))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the command never started on the host"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The connection's own sshd processes stop: nothing reaches ssh any
+    // more, not even the command's end.
+    let sshd = hosts.fleet.servers()[0].pid();
+    for pid in process_tree(sshd).into_iter().skip(1) {
+        if comm(pid).starts_with("sshd") {
+            let pid = i32::try_from(pid).expect("a pid");
+            // SAFETY: kill(2) on a process below the test's own sshd.
+            unsafe { libc::kill(pid, libc::SIGSTOP) };
+        }
+    }
+    let out = child.wait_with_output().expect("wait for pysk-hv");
+    let waited = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // --timeout 1, then timeout(1)'s 5 s to KILL, then 5 s more.
+    assert!(
+        waited >= Duration::from_secs(11) && waited < Duration::from_secs(20),
+        "pysk-hv gave up after {waited:?}"
+    );
+    assert_eq!(stdout(&out), "hung: started\n");
+    assert_summary(
+        &stderr(&out),
+        &["pysk-hv: hung: timed out, may still be running".to_owned()],
+        "1 host: 1 timed-out",
+        &["hung"],
+    );
+}
+
+/// The command name of process `pid` (empty when it is gone).
+fn comm(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned()
 }
