@@ -773,3 +773,43 @@ fn comm(pid: u32) -> String {
         .trim_end()
         .to_owned()
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_run_and_the_commands_writing_to_it() {
+    let Some(hosts) = Hosts::start(&["a", "b"], 1) else {
+        return;
+    };
+    let marker = format!("{}", 9_000_000 + std::process::id());
+    let mut child = hosts
+        .hv()
+        .args(["exec", "-w", "a,b", "--", "yes", &marker])
+        .spawn();
+    let mut first = String::new();
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    std::io::BufRead::read_line(&mut reader, &mut first).expect("a line");
+    assert!(
+        ["a: ", "b: "]
+            .map(|h| format!("{h}{marker}\n"))
+            .contains(&first),
+        "{first:?}"
+    );
+    drop(reader); // as `head -n1` does
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pysk-hv still runs 20 s after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "a closed stdout ends quietly");
+    let left = marked(&hosts.fleet, &marker);
+    assert!(
+        gone(&left, Duration::from_secs(10)),
+        "still on the host: {left:?}"
+    );
+}
