@@ -428,6 +428,16 @@ fn each_host_gives_its_lines_prefixed_and_its_class_and_exit_0_only_when_all_ran
     );
     assert_summary(&stderr(&out), &[], "2 hosts: 2 ok", &["ok1", "ok2"]);
 
+    // One host at a time: the output in the inventory's order.
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "ok[1-2],fails", "-f", "1", "--", &command])
+        .fails_with(1);
+    assert_eq!(
+        stdout(&out),
+        "ok1: one\nok1: two  words\nfails: before\nok2: one\nok2: two  words\n"
+    );
+
     // Every host gets all of stdin.
     let out = hosts
         .hv()
@@ -678,6 +688,47 @@ fn gather_folds_hosts_with_the_same_output_and_json_gives_each_class() {
         ],
         "4 hosts: 2 ok, 2 exit",
         &["web1", "web2", "web3", "db1"],
+    );
+
+    let outdir = hosts.dir.path().join("out");
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "web[1-3],db1", "--outdir"])
+        .arg(&outdir)
+        .args(["--", &command])
+        .fails_with(1);
+    assert_eq!(stdout(&out), "");
+    assert_summary(
+        &stderr(&out),
+        &[
+            "pysk-hv: web2: exit 3".to_owned(),
+            "pysk-hv: web3: exit 3".to_owned(),
+        ],
+        "4 hosts: 2 ok, 2 exit",
+        &["web1", "web2", "web3", "db1"],
+    );
+    let mut files: Vec<(String, String)> = fs::read_dir(&outdir)
+        .expect("outdir")
+        .map(|e| {
+            let e = e.expect("entry");
+            let text = fs::read_to_string(e.path()).expect("read");
+            (e.file_name().to_string_lossy().into_owned(), text)
+        })
+        .collect();
+    files.sort();
+    let file = |name: &str, text: &str| (name.to_owned(), text.to_owned());
+    assert_eq!(
+        files,
+        [
+            file("db1.err", ""),
+            file("db1.out", "same\ntwo\n"),
+            file("web1.err", ""),
+            file("web1.out", "same\ntwo\n"),
+            file("web2.err", "warned\n"),
+            file("web2.out", "other\n"),
+            file("web3.err", ""),
+            file("web3.out", "same\ntwo\n"),
+        ]
     );
 
     let out = hosts
