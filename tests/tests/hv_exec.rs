@@ -769,37 +769,20 @@ fn gather_folds_hosts_with_the_same_output_and_json_gives_each_class() {
 }
 
 #[test]
-fn a_host_that_stops_answering_is_given_up_after_the_backstop_as_maybe_running() {
+fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_unreachable() {
     let Some(hosts) = Hosts::start(&["hung"], 1) else {
         return;
     };
     let marker = format!("{}", 8_000_000 + std::process::id());
+    let command = format!("echo started; sleep {marker}");
     let child = hosts
         .hv()
-        .args(["exec", "-w", "hung", "--timeout", "1", "--"])
-        .arg(format!("echo started; sleep {marker}"))
+        .args(["exec", "-w", "hung", "--timeout", "1", "--", &command])
         .spawn();
     let started = Instant::now();
-    while !marked(&hosts.fleet, &marker)
-        .iter()
-        .any(|pid| cmdline(*pid).starts_with("sleep "))
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the command never started on the host"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
     // The connection's own sshd processes stop: nothing reaches ssh any
     // more, not even the command's end.
-    let sshd = hosts.fleet.servers()[0].pid();
-    for pid in process_tree(sshd).into_iter().skip(1) {
-        if comm(pid).starts_with("sshd") {
-            let pid = i32::try_from(pid).expect("a pid");
-            // SAFETY: kill(2) on a process below the test's own sshd.
-            unsafe { libc::kill(pid, libc::SIGSTOP) };
-        }
-    }
+    signal_sessions(&hosts, &marker, libc::SIGSTOP);
     let out = child.wait_with_output().expect("wait for pysk-hv");
     let waited = started.elapsed();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -815,6 +798,56 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_as_maybe_running()
         "1 host: 1 timed-out",
         &["hung"],
     );
+
+    // A connection lost after login is no class of the command's.
+    let child = hosts
+        .hv()
+        .args(["exec", "-w", "hung", "--", &command])
+        .spawn();
+    signal_sessions(&hosts, &marker, libc::SIGKILL);
+    let out = child.wait_with_output().expect("wait for pysk-hv");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hung: started\n");
+    assert_summary(
+        &stderr(&out),
+        &[
+            // ssh's own word, on its stderr (not in its -E log).
+            "hung: Connection to 127.0.0.1 closed by remote host.".to_owned(),
+            "pysk-hv: hung: unreachable: the connection was lost after login".to_owned(),
+        ],
+        "1 host: 1 unreachable",
+        &["hung"],
+    );
+}
+
+/// Once a `sleep` with `marker` runs below the first server, sends `sig`
+/// to the server's sshd processes below its listener (those of the
+/// connections, not the sessions' commands).
+fn signal_sessions(hosts: &Hosts, marker: &str, sig: i32) {
+    let started = Instant::now();
+    let sshd = hosts.fleet.servers()[0].pid();
+    loop {
+        let tree = process_tree(sshd);
+        let running = tree.iter().any(|pid| {
+            let line = cmdline(*pid);
+            line.starts_with("sleep ") && line.contains(marker)
+        });
+        if running {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the command never started on the host"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for pid in process_tree(sshd).into_iter().skip(1) {
+        if comm(pid).starts_with("sshd") {
+            let pid = i32::try_from(pid).expect("a pid");
+            // SAFETY: kill(2) on a process below the test's own sshd.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
 }
 
 /// The command name of process `pid` (empty when it is gone).
