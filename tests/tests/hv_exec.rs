@@ -466,25 +466,30 @@ fn each_host_gives_its_lines_prefixed_and_its_class_and_exit_0_only_when_all_ran
 
 #[test]
 fn hosts_not_reached_are_classed_by_why_and_rerun_failed_runs_exactly_them() {
-    let Some(mut hosts) = Hosts::start(&["good", "changed", "unknown"], 1) else {
+    // `broken` alone on its server, where the command fails.
+    let Some(mut hosts) = Hosts::start(&["good", "broken", "changed", "unknown"], 3) else {
         return;
     };
     hosts.fleet.add_closed("closed");
     hosts.fleet.add_wrong_client_key("stranger");
     hosts.fleet.change_host_key("changed");
     hosts.fleet.forget_host_key("unknown");
-    let port = hosts.port("good");
+    let run = |word: &str| {
+        let port = hosts.port("broken");
+        format!("echo {word}; [ ${{SSH_CONNECTION##* }} != {port} ] || exit 5")
+    };
     let user = hosts.fleet.user().to_owned();
     let closed = hosts.port("closed");
     let out = hosts
         .hv()
-        .args(["exec", "-w", "good,changed,unknown,closed,stranger"])
-        .args(["--", "echo", "in"])
+        .args(["exec", "-w", "good,broken,changed,unknown,closed,stranger"])
+        .args(["--", &run("in")])
         .fails_with(1);
-    assert_eq!(stdout(&out), "good: in\n");
+    assert_eq!(sorted_lines(&stdout(&out)), ["broken: in", "good: in"]);
     let changed = format!(
-        "pysk-hv: changed: host key changed: Host key for [127.0.0.1]:{port} has changed and \
-         you have requested strict checking."
+        "pysk-hv: changed: host key changed: Host key for [127.0.0.1]:{} has changed and \
+         you have requested strict checking.",
+        hosts.port("changed")
     );
     let refused = format!(
         "pysk-hv: closed: unreachable: ssh: connect to host 127.0.0.1 port {closed}: \
@@ -496,21 +501,46 @@ fn hosts_not_reached_are_classed_by_why_and_rerun_failed_runs_exactly_them() {
     assert_summary(
         &stderr(&out),
         &[
+            "pysk-hv: broken: exit 5".to_owned(),
             changed.clone(),
             format!(
                 "pysk-hv: unknown: host key unknown: No ED25519 host key is known for \
-                 [127.0.0.1]:{port} and you have requested strict checking."
+                 [127.0.0.1]:{} and you have requested strict checking.",
+                hosts.port("unknown")
             ),
             refused.clone(),
             auth.clone(),
         ],
-        "5 hosts: 1 ok, 1 unreachable, 2 host-key, 1 auth",
-        &["good", "changed", "unknown", "closed", "stranger"],
+        "6 hosts: 1 ok, 1 exit, 1 unreachable, 2 host-key, 1 auth",
+        &["good", "broken", "changed", "unknown", "closed", "stranger"],
     );
     assert_eq!(
         fs::read_to_string(hosts.fleet.known_hosts("unknown")).expect("known_hosts"),
         ""
     );
+
+    // --rerun unreachable: those not reached, in the record's order (a
+    // dry run, which leaves the record as it is).
+    let out = hosts
+        .hv()
+        .args([
+            "exec",
+            "--rerun",
+            "unreachable",
+            "--dry-run",
+            "--json",
+            "--",
+            "true",
+        ])
+        .succeeds();
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let planned: Vec<&str> = plan["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|h| h["host"].as_str().expect("host"))
+        .collect();
+    assert_eq!(planned, ["changed", "unknown", "closed", "stranger"]);
 
     // From the first run's record: every host but the good one, and
     // --accept-new learns the unknown key but not the changed one.
@@ -522,16 +552,18 @@ fn hosts_not_reached_are_classed_by_why_and_rerun_failed_runs_exactly_them() {
             "failed",
             "--accept-new",
             "--",
-            "echo",
-            "again",
+            &run("again"),
         ])
         .fails_with(1);
-    assert_eq!(stdout(&out), "unknown: again\n");
+    assert_eq!(
+        sorted_lines(&stdout(&out)),
+        ["broken: again", "unknown: again"]
+    );
     assert_summary(
         &stderr(&out),
-        &[changed, refused, auth],
-        "4 hosts: 1 ok, 1 unreachable, 1 host-key, 1 auth",
-        &["changed", "unknown", "closed", "stranger"],
+        &["pysk-hv: broken: exit 5".to_owned(), changed, refused, auth],
+        "5 hosts: 1 ok, 1 exit, 1 unreachable, 1 host-key, 1 auth",
+        &["broken", "changed", "unknown", "closed", "stranger"],
     );
     assert_eq!(
         fs::read_to_string(hosts.fleet.known_hosts("unknown")).expect("known_hosts"),
