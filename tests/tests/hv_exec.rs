@@ -929,3 +929,30 @@ fn a_reader_that_goes_away_ends_the_run_and_the_commands_writing_to_it() {
         "still on the host: {left:?}"
     );
 }
+
+#[test]
+fn many_hosts_at_once_each_line_whole_and_each_hosts_in_order() {
+    let names: Vec<String> = (1..=24).map(|n| format!("h{n:02}")).collect();
+    let aliases: Vec<&str> = names.iter().map(String::as_str).collect();
+    let Some(hosts) = Hosts::start(&aliases, 2) else {
+        return;
+    };
+    // 300 lines of 800 bytes from each host, more than a pipe holds.
+    let command = "awk 'BEGIN { for (i = 1; i <= 300; i++) printf \"%0800d\\n\", i }'";
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "h[01-24]", "-f", "24", "--", command])
+        .succeeds();
+    let expected: Vec<String> = (1..=300).map(|i| format!("{i:0800}")).collect();
+    let text = stdout(&out);
+    for name in &names {
+        let prefix = format!("{name}: ");
+        let got: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .collect();
+        assert_eq!(got, expected, "{name}'s lines");
+    }
+    assert_eq!(text.lines().count(), 24 * 300);
+    assert_summary(&stderr(&out), &[], "24 hosts: 24 ok", &aliases);
+}
