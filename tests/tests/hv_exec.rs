@@ -225,6 +225,24 @@ fn names_the_inventory_lacks_fail_before_any_connection() {
     assert!(!Path::new(&setup.path("state")).exists());
 }
 
+#[test]
+fn a_missing_ssh_is_69_and_records_no_run() {
+    let setup = Setup::new("web1\nweb2\n");
+    let empty = setup.path("empty");
+    fs::create_dir_all(&empty).expect("mkdir");
+    let out = setup
+        .hv()
+        .env("PATH", &empty)
+        .args(["exec", "-w", "web[1-2]", "--", "true"])
+        .fails_with(69);
+    assert_eq!(stdout(&out), "");
+    assert_stderr_is(
+        &out,
+        "pysk-hv: ssh: cannot start: No such file or directory\n",
+    );
+    assert!(!setup.path("state").exists());
+}
+
 /// A fleet of test sshd whose aliases are pysk-hv's inventory (written
 /// anew before each run, so that aliases added later are in it), with
 /// pysk-hv's switches pointing at the fleet's client configuration, the
