@@ -350,9 +350,17 @@ fn each_host_gives_its_lines_prefixed_and_its_class_and_exit_0_only_when_all_ran
         (hosts.port("fails"), "echo before; echo broken >&2; exit 7"),
         (hosts.port("killed"), "echo dying; kill -9 $$"),
     ]);
+    classes_side_by_side(&hosts, &command);
+    classes_under_timeout_and_all_ok(&hosts, &command);
+    in_order_with_stdin_and_nothing_to_rerun(&hosts, &command);
+}
+
+/// ok, exit 7 and a signal in one run: each host's lines prefixed, its
+/// class on stderr and in the record, exit 1.
+fn classes_side_by_side(hosts: &Hosts, command: &str) {
     let out = hosts
         .hv()
-        .args(["exec", "-w", "ok[1-2],fails,killed", "--", &command])
+        .args(["exec", "-w", "ok[1-2],fails,killed", "--", command])
         .fails_with(1);
     assert_eq!(
         sorted_lines(&stdout(&out)),
@@ -397,6 +405,11 @@ fn each_host_gives_its_lines_prefixed_and_its_class_and_exit_0_only_when_all_ran
         ]
     );
     assert_eq!(last["hosts"][1]["exit"], 7);
+}
+
+/// A signal under `--timeout`, a command's own 255, and exit 0 when every
+/// host was ok.
+fn classes_under_timeout_and_all_ok(hosts: &Hosts, command: &str) {
     // Under --timeout too (the command then runs under timeout(1)), and
     // a command's own 255 is not a failed connection.
     let out = hosts
@@ -408,7 +421,7 @@ fn each_host_gives_its_lines_prefixed_and_its_class_and_exit_0_only_when_all_ran
             "--timeout",
             "30",
             "--",
-            &command,
+            command,
         ])
         .fails_with(1);
     assert_eq!(
@@ -438,18 +451,22 @@ fn each_host_gives_its_lines_prefixed_and_its_class_and_exit_0_only_when_all_ran
 
     let out = hosts
         .hv()
-        .args(["exec", "-w", "ok[1-2]", "--", &command])
+        .args(["exec", "-w", "ok[1-2]", "--", command])
         .succeeds();
     assert_eq!(
         sorted_lines(&stdout(&out)),
         ["ok1: one", "ok1: two  words", "ok2: one", "ok2: two  words"]
     );
     assert_summary(&stderr(&out), &[], "2 hosts: 2 ok", &["ok1", "ok2"]);
+}
 
+/// `-f 1` in the inventory's order, stdin to every host, and `--rerun
+/// failed` after a run where nothing failed.
+fn in_order_with_stdin_and_nothing_to_rerun(hosts: &Hosts, command: &str) {
     // One host at a time: the output in the inventory's order.
     let out = hosts
         .hv()
-        .args(["exec", "-w", "ok[1-2],fails", "-f", "1", "--", &command])
+        .args(["exec", "-w", "ok[1-2],fails", "-f", "1", "--", command])
         .fails_with(1);
     assert_eq!(
         stdout(&out),
@@ -492,43 +509,60 @@ fn hosts_not_reached_are_classed_by_why_and_rerun_failed_runs_exactly_them() {
     hosts.fleet.add_wrong_client_key("stranger");
     hosts.fleet.change_host_key("changed");
     hosts.fleet.forget_host_key("unknown");
-    let run = |word: &str| {
-        let port = hosts.port("broken");
-        format!("echo {word}; [ ${{SSH_CONNECTION##* }} != {port} ] || exit 5")
-    };
-    let user = hosts.fleet.user().to_owned();
-    let closed = hosts.port("closed");
+    first_run_not_reached(&hosts);
+    rerun_failed_with_accept_new(&hosts);
+    never_speaking_ssh(&hosts);
+}
+
+/// The remote command of the not-reached test: `echo WORD`, and exit 5
+/// on `broken`'s server.
+fn echo_but_broken(hosts: &Hosts, word: &str) -> String {
+    let port = hosts.port("broken");
+    format!("echo {word}; [ ${{SSH_CONNECTION##* }} != {port} ] || exit 5")
+}
+
+/// What pysk-hv says of `changed`, `closed` and `stranger`: ssh's line.
+fn not_reached_lines(hosts: &Hosts) -> Vec<String> {
+    vec![
+        format!(
+            "pysk-hv: changed: host key changed: Host key for [127.0.0.1]:{} has changed \
+             and you have requested strict checking.",
+            hosts.port("changed")
+        ),
+        format!(
+            "pysk-hv: closed: unreachable: ssh: connect to host 127.0.0.1 port {}: \
+             Connection refused",
+            hosts.port("closed")
+        ),
+        format!(
+            "pysk-hv: stranger: auth refused: {}@127.0.0.1: Permission denied (publickey).",
+            hosts.fleet.user()
+        ),
+    ]
+}
+
+/// Every class of a host not reached, with ssh's line, beside an ok and
+/// a failed host; `--rerun unreachable` would take only those not reached.
+fn first_run_not_reached(hosts: &Hosts) {
     let out = hosts
         .hv()
         .args(["exec", "-w", "good,broken,changed,unknown,closed,stranger"])
-        .args(["--", &run("in")])
+        .args(["--", &echo_but_broken(hosts, "in")])
         .fails_with(1);
     assert_eq!(sorted_lines(&stdout(&out)), ["broken: in", "good: in"]);
-    let changed = format!(
-        "pysk-hv: changed: host key changed: Host key for [127.0.0.1]:{} has changed and \
-         you have requested strict checking.",
-        hosts.port("changed")
-    );
-    let refused = format!(
-        "pysk-hv: closed: unreachable: ssh: connect to host 127.0.0.1 port {closed}: \
-         Connection refused"
-    );
-    let auth = format!(
-        "pysk-hv: stranger: auth refused: {user}@127.0.0.1: Permission denied (publickey)."
+    let mut lines = not_reached_lines(hosts);
+    lines.insert(0, "pysk-hv: broken: exit 5".to_owned());
+    lines.insert(
+        2,
+        format!(
+            "pysk-hv: unknown: host key unknown: No ED25519 host key is known for \
+             [127.0.0.1]:{} and you have requested strict checking.",
+            hosts.port("unknown")
+        ),
     );
     assert_summary(
         &stderr(&out),
-        &[
-            "pysk-hv: broken: exit 5".to_owned(),
-            changed.clone(),
-            format!(
-                "pysk-hv: unknown: host key unknown: No ED25519 host key is known for \
-                 [127.0.0.1]:{} and you have requested strict checking.",
-                hosts.port("unknown")
-            ),
-            refused.clone(),
-            auth.clone(),
-        ],
+        &lines,
         "6 hosts: 1 ok, 1 exit, 1 unreachable, 2 host-key, 1 auth",
         &["good", "broken", "changed", "unknown", "closed", "stranger"],
     );
@@ -536,20 +570,11 @@ fn hosts_not_reached_are_classed_by_why_and_rerun_failed_runs_exactly_them() {
         fs::read_to_string(hosts.fleet.known_hosts("unknown")).expect("known_hosts"),
         ""
     );
-
-    // --rerun unreachable: those not reached, in the record's order (a
-    // dry run, which leaves the record as it is).
+    // A dry run, which leaves the record as it is.
     let out = hosts
         .hv()
-        .args([
-            "exec",
-            "--rerun",
-            "unreachable",
-            "--dry-run",
-            "--json",
-            "--",
-            "true",
-        ])
+        .args(["exec", "--rerun", "unreachable", "--dry-run", "--json"])
+        .args(["--", "true"])
         .succeeds();
     let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
     let planned: Vec<&str> = plan["hosts"]
@@ -559,27 +584,25 @@ fn hosts_not_reached_are_classed_by_why_and_rerun_failed_runs_exactly_them() {
         .map(|h| h["host"].as_str().expect("host"))
         .collect();
     assert_eq!(planned, ["changed", "unknown", "closed", "stranger"]);
+}
 
-    // From the first run's record: every host but the good one, and
-    // --accept-new learns the unknown key but not the changed one.
+/// From the first run's record, every host but the good one; and
+/// `--accept-new` learns the unknown key, not the changed one.
+fn rerun_failed_with_accept_new(hosts: &Hosts) {
     let out = hosts
         .hv()
-        .args([
-            "exec",
-            "--rerun",
-            "failed",
-            "--accept-new",
-            "--",
-            &run("again"),
-        ])
+        .args(["exec", "--rerun", "failed", "--accept-new"])
+        .args(["--", &echo_but_broken(hosts, "again")])
         .fails_with(1);
     assert_eq!(
         sorted_lines(&stdout(&out)),
         ["broken: again", "unknown: again"]
     );
+    let mut lines = not_reached_lines(hosts);
+    lines.insert(0, "pysk-hv: broken: exit 5".to_owned());
     assert_summary(
         &stderr(&out),
-        &["pysk-hv: broken: exit 5".to_owned(), changed, refused, auth],
+        &lines,
         "5 hosts: 1 ok, 1 exit, 1 unreachable, 1 host-key, 1 auth",
         &["broken", "changed", "unknown", "closed", "stranger"],
     );
@@ -593,22 +616,19 @@ fn hosts_not_reached_are_classed_by_why_and_rerun_failed_runs_exactly_them() {
         .args(["exec", "-w", "unknown", "--", "echo", "strict"])
         .succeeds();
     assert_eq!(stdout(&out), "unknown: strict\n");
+}
 
-    // A port that takes the connection but never speaks SSH.
-    let _silent = std::net::TcpListener::bind(("127.0.0.1", hosts.fleet.port("closed")))
-        .expect("listen on the closed port");
+/// A port that takes the connection but never speaks SSH: unreachable
+/// after `--connect-timeout`.
+fn never_speaking_ssh(hosts: &Hosts) {
+    let closed = hosts.fleet.port("closed");
+    let _silent =
+        std::net::TcpListener::bind(("127.0.0.1", closed)).expect("listen on the closed port");
     let started = Instant::now();
     let out = hosts
         .hv()
-        .args([
-            "exec",
-            "-w",
-            "closed",
-            "--connect-timeout",
-            "1",
-            "--",
-            "true",
-        ])
+        .args(["exec", "-w", "closed", "--connect-timeout", "1"])
+        .args(["--", "true"])
         .fails_with(1);
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_summary(
@@ -644,20 +664,7 @@ fn a_command_past_its_timeout_is_timed_out_and_gone_from_the_host() {
         ]))
         .spawn();
     let started = Instant::now();
-    let running = loop {
-        let found = marked(&hosts.fleet, &marker);
-        let sleeps = found
-            .iter()
-            .filter(|pid| cmdline(**pid).starts_with("sleep "));
-        if sleeps.count() == 2 {
-            break found;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the command never started on both hosts: {found:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let running = sleeping(&hosts.fleet, &marker, 2);
     let out = child.wait_with_output().expect("wait for pysk-hv");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     // TERM after 2 s, KILL 5 s later for the one that ignores TERM.
@@ -684,6 +691,26 @@ fn a_command_past_its_timeout_is_timed_out_and_gone_from_the_host() {
         "3 hosts: 1 ok, 2 timed-out",
         &["slow", "quick", "stubborn"],
     );
+}
+
+/// Waits until `count` `sleep` processes with `marker` run below the
+/// fleet's servers; returns every process whose command line holds it.
+fn sleeping(fleet: &Fleet, marker: &str, count: usize) -> Vec<u32> {
+    let started = Instant::now();
+    loop {
+        let found = marked(fleet, marker);
+        let sleeps = found
+            .iter()
+            .filter(|pid| cmdline(**pid).starts_with("sleep "));
+        if sleeps.count() == count {
+            return found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not {count} commands started: {found:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The processes below the fleet's servers whose command line holds
@@ -716,9 +743,17 @@ fn gather_folds_hosts_with_the_same_output_and_json_gives_each_class() {
         (hosts.port("web2"), "echo other; echo warned >&2; exit 3"),
         (hosts.port("web3"), "echo same; echo two; exit 3"),
     ]);
+    gathered(&hosts, &command);
+    to_outdir(&hosts, &command);
+    as_json(&hosts, &command);
+}
+
+/// `--gather`: each distinct output once under its folded hosts, the
+/// same output with another result apart; remote stderr live.
+fn gathered(hosts: &Hosts, command: &str) {
     let out = hosts
         .hv()
-        .args(["exec", "-w", "web[1-3],db1", "--gather", "--", &command])
+        .args(["exec", "-w", "web[1-3],db1", "--gather", "--", command])
         .fails_with(1);
     // The same output with another result stays apart: web3.
     let rule = "-".repeat(15);
@@ -739,13 +774,16 @@ fn gather_folds_hosts_with_the_same_output_and_json_gives_each_class() {
         "4 hosts: 2 ok, 2 exit",
         &["web1", "web2", "web3", "db1"],
     );
+}
 
+/// `--outdir`: a `.out` and an `.err` file per host, nothing on stdout.
+fn to_outdir(hosts: &Hosts, command: &str) {
     let outdir = hosts.dir.path().join("out");
     let out = hosts
         .hv()
         .args(["exec", "-w", "web[1-3],db1", "--outdir"])
         .arg(&outdir)
-        .args(["--", &command])
+        .args(["--", command])
         .fails_with(1);
     assert_eq!(stdout(&out), "");
     assert_summary(
@@ -780,10 +818,14 @@ fn gather_folds_hosts_with_the_same_output_and_json_gives_each_class() {
             file("web3.out", "same\ntwo\n"),
         ]
     );
+}
 
+/// `--json`: one document, each host's class, result, output and what
+/// ssh said, in the inventory's order; nothing on stderr.
+fn as_json(hosts: &Hosts, command: &str) {
     let out = hosts
         .hv()
-        .args(["exec", "-w", "web[1-4],db1", "--json", "--", &command])
+        .args(["exec", "-w", "web[1-4],db1", "--json", "--", command])
         .fails_with(1);
     assert_stderr_is(&out, "");
     let mut doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
@@ -874,23 +916,8 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_un
 /// to the server's sshd processes below its listener (those of the
 /// connections, not the sessions' commands).
 fn signal_sessions(hosts: &Hosts, marker: &str, sig: i32) {
-    let started = Instant::now();
+    sleeping(&hosts.fleet, marker, 1);
     let sshd = hosts.fleet.servers()[0].pid();
-    loop {
-        let tree = process_tree(sshd);
-        let running = tree.iter().any(|pid| {
-            let line = cmdline(*pid);
-            line.starts_with("sleep ") && line.contains(marker)
-        });
-        if running {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the command never started on the host"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
     for pid in process_tree(sshd).into_iter().skip(1) {
         if comm(pid).starts_with("sshd") {
             let pid = i32::try_from(pid).expect("a pid");
