@@ -507,4 +507,37 @@ mod tests {
             "/nonexistent/ssh: cannot start: No such file or directory"
         );
     }
+
+    /// A stdout whose reader went away.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_kills_the_running_hosts_and_starts_no_more() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let started_mark = dir.path().join("started");
+        let jobs = [
+            job(dir.path(), "h1", "yes"),
+            job(dir.path(), "h2", "yes"),
+            job(
+                dir.path(),
+                "h3",
+                &format!("touch '{}'", started_mark.display()),
+            ),
+        ];
+        let started = Instant::now();
+        let err = run(&jobs, limits(2, true), &quiet(), &mut Closed).expect_err("closed");
+        assert!(pysk_common::exit::is_broken_pipe(&err), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(!started_mark.exists(), "a host started after the failure");
+    }
 }
