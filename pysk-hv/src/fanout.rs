@@ -8,7 +8,10 @@
 //! on stdout for the remote stdout, on stderr for the remote stderr, so no
 //! line is ever cut into by another. With a timeout, a host whose ssh
 //! outlives the remote `timeout` wrapper's own limit (and its KILL) by
-//! [`GRACE`] has its ssh killed here, the backstop.
+//! [`GRACE`] has its ssh killed here, the backstop. When the run fails
+//! (stdout closed, say), no further host is started and the running ones'
+//! ssh are killed, so that a command whose output never ends does not
+//! hold the run.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -194,7 +197,7 @@ fn worker(
         let Some(job) = jobs.get(index) else {
             return;
         };
-        let message = match one(index, job, limits, tx) {
+        let message = match one(index, job, limits, stop, tx) {
             Ok(outcome) => Message::Done(index, outcome),
             Err(err) => Message::Failed(err),
         };
@@ -208,6 +211,7 @@ fn one(
     index: usize,
     job: &Job,
     limits: Limits<'_>,
+    stop: &AtomicBool,
     tx: &Sender<Message>,
 ) -> Result<Outcome, HvError> {
     OpenOptions::new()
@@ -223,9 +227,9 @@ fn one(
     let (out, err, status) = thread::scope(|scope| {
         let err = scope.spawn(|| read_lines(stderr, index, true, limits.live_stderr, tx));
         let out = scope.spawn(|| read_lines(stdout, index, false, limits.live_stdout, tx));
-        // Waited for here, not after the output's end: the backstop must
-        // be able to kill an ssh whose output never ends.
-        let status = wait(&mut child, limits.backstop, started);
+        // Waited for here, not after the output's end: the backstop and
+        // a stop must be able to kill an ssh whose output never ends.
+        let status = wait(&mut child, limits.backstop, started, stop);
         let out = out.join().unwrap_or_default();
         (out, err.join().unwrap_or_default(), status)
     });
@@ -314,18 +318,22 @@ fn read_lines(
     kept
 }
 
-/// Waits for `child`; with a `backstop`, kills its session once that
-/// long has passed since `started`.
-fn wait(child: &mut Child, backstop: Option<Duration>, started: Instant) -> io::Result<ExitStatus> {
-    let Some(backstop) = backstop else {
-        return child.wait();
-    };
-    let deadline = started + backstop;
+/// Waits for `child`; kills its session once `backstop` (if any) has
+/// passed since `started`, or as soon as `stop` is set: the run is failing
+/// (its stdout is gone, say), so nobody reads this host's output any more
+/// and a command that never ends would hold the run forever.
+fn wait(
+    child: &mut Child,
+    backstop: Option<Duration>,
+    started: Instant,
+    stop: &AtomicBool,
+) -> io::Result<ExitStatus> {
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(status);
         }
-        if Instant::now() >= deadline {
+        let overdue = backstop.is_some_and(|b| started.elapsed() >= b);
+        if overdue || stop.load(Ordering::Relaxed) {
             // Not reaped yet, so the id is still ours; the session's
             // group is the ssh's own (setsid).
             if let Ok(pid) = i32::try_from(child.id()) {
@@ -498,5 +506,38 @@ mod tests {
             err.to_string(),
             "/nonexistent/ssh: cannot start: No such file or directory"
         );
+    }
+
+    /// A stdout whose reader went away.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_kills_the_running_hosts_and_starts_no_more() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let started_mark = dir.path().join("started");
+        let jobs = [
+            job(dir.path(), "h1", "yes"),
+            job(dir.path(), "h2", "yes"),
+            job(
+                dir.path(),
+                "h3",
+                &format!("touch '{}'", started_mark.display()),
+            ),
+        ];
+        let started = Instant::now();
+        let err = run(&jobs, limits(2, true), &quiet(), &mut Closed).expect_err("closed");
+        assert!(pysk_common::exit::is_broken_pipe(&err), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(!started_mark.exists(), "a host started after the failure");
     }
 }

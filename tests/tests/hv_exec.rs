@@ -1,13 +1,22 @@
-//! `pysk-hv exec` with the system's ssh where no server is needed: a
+//! `pysk-hv exec` end to end with the system's ssh. Without a server: a
 //! host whose port is closed is unreachable and named with ssh's own
 //! message, `--rerun` picks exactly it from `last-run.json`, `--dry-run`
 //! prints each host's ssh command line, and names the inventory lacks
-//! fail before any connection. (The cases that need a running sshd live
-//! with the sshd harness.)
+//! fail before any connection. Against test sshd (one fleet per test,
+//! the servers told apart by the port a session came in on): each host's
+//! lines prefixed and its class (ok, exit, signal), exit 0 only when all
+//! were ok, stdin to every host; the classes of hosts not reached
+//! (refused, host key changed or unknown, auth) with what ssh said,
+//! `--accept-new`, and `--rerun failed` running exactly the failed ones;
+//! a command past `--timeout` (even one that ignores TERM) timed out and
+//! gone from its host; `--gather` and `--json` exact.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use std::time::{Duration, Instant};
+
+use pysk_tests::sshd::{Fleet, gone, process_tree};
 use pysk_tests::{
     TempDir, assert_stderr_is, free_port, require, scratch, stderr, stdout, tool, write_switches,
 };
@@ -214,4 +223,781 @@ fn names_the_inventory_lacks_fail_before_any_connection() {
         "pysk-hv: -w: \"web[3-1]\": bad range \"3-1\": the first number is above the last\n",
     );
     assert!(!Path::new(&setup.path("state")).exists());
+}
+
+#[test]
+fn a_missing_ssh_is_69_and_records_no_run() {
+    let setup = Setup::new("web1\nweb2\n");
+    let empty = setup.path("empty");
+    fs::create_dir_all(&empty).expect("mkdir");
+    let out = setup
+        .hv()
+        .env("PATH", &empty)
+        .args(["exec", "-w", "web[1-2]", "--", "true"])
+        .fails_with(69);
+    assert_eq!(stdout(&out), "");
+    assert_stderr_is(
+        &out,
+        "pysk-hv: ssh: cannot start: No such file or directory\n",
+    );
+    assert!(!setup.path("state").exists());
+}
+
+/// A fleet of test sshd whose aliases are pysk-hv's inventory (written
+/// anew before each run, so that aliases added later are in it), with
+/// pysk-hv's switches pointing at the fleet's client configuration, the
+/// fleet's account and a state directory in the scratch dir.
+struct Hosts {
+    dir: TempDir,
+    fleet: Fleet,
+}
+
+impl Hosts {
+    /// Starts `servers` sshd with `aliases` spread over them; `None`
+    /// (outside CI) when OpenSSH is not installed.
+    fn start(aliases: &[&str], servers: usize) -> Option<Hosts> {
+        let dir = scratch();
+        let fleet = Fleet::start(&dir.path().join("fleet"), aliases, servers)?;
+        let config = dir.path().join("config");
+        fs::create_dir_all(&config).expect("mkdir");
+        write_switches(
+            &config,
+            &[
+                ("hv_ssh_options", format!("-F {}", fleet.config().display())),
+                ("hv_user", fleet.user().to_owned()),
+                (
+                    "hv_state_dir",
+                    dir.path().join("state").display().to_string(),
+                ),
+            ],
+        );
+        Some(Hosts { dir, fleet })
+    }
+
+    /// pysk-hv with the fleet's aliases, in the order added, as its
+    /// inventory.
+    fn hv(&self) -> pysk_tests::TestCommand {
+        let config = self.dir.path().join("config");
+        let inventory: String = self
+            .fleet
+            .aliases()
+            .iter()
+            .map(|a| format!("{a}\n"))
+            .collect();
+        fs::write(config.join("hosts"), inventory).expect("inventory");
+        tool("pysk-hv").config_dir(&config)
+    }
+
+    /// The last run's record, `last-run.json` in the state directory.
+    fn last_run(&self) -> serde_json::Value {
+        let path = self.dir.path().join("state/last-run.json");
+        serde_json::from_str(&fs::read_to_string(path).expect("last run")).expect("json")
+    }
+
+    /// The port of the server `alias` is on, as the remote shell sees it.
+    fn port(&self, alias: &str) -> String {
+        self.fleet.port(alias).to_string()
+    }
+}
+
+/// A remote command that tells the servers apart by the port the session
+/// came in on: `cases` is `(port, shell commands)`, the last the default.
+fn by_port(cases: &[(String, &str)]) -> String {
+    let mut text = String::from("case ${SSH_CONNECTION##* } in");
+    for (port, commands) in cases {
+        text.push_str(&format!(" {port}) {commands};;"));
+    }
+    text.push_str(" *) exit 99;; esac");
+    text
+}
+
+/// Asserts that `err` is `lines` and then the run's summary line, which
+/// starts with `counts` and names the (up to three) slowest of `hosts`
+/// with their durations.
+fn assert_summary(err: &str, lines: &[String], counts: &str, hosts: &[&str]) {
+    let all: Vec<&str> = err.lines().collect();
+    assert_eq!(all.len(), lines.len() + 1, "{err}");
+    assert_eq!(all[..lines.len()], lines[..], "{err}");
+    let last = all[lines.len()];
+    let prefix = format!("pysk-hv: {counts}; slowest: ");
+    let slowest = last
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{last:?} does not start with {prefix:?}"));
+    let named: Vec<&str> = slowest.split(", ").collect();
+    assert_eq!(named.len(), hosts.len().min(3), "{last}");
+    for item in named {
+        let (host, seconds) = item.split_once(' ').expect("host and duration");
+        assert!(hosts.contains(&host), "{host} in {last}");
+        let seconds = seconds.strip_suffix(" s").expect("seconds");
+        assert!(seconds.parse::<f64>().is_ok(), "{last}");
+    }
+}
+
+/// The lines of `text`, sorted: hosts run side by side.
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn each_host_gives_its_lines_prefixed_and_its_class_and_exit_0_only_when_all_ran_ok() {
+    let Some(hosts) = Hosts::start(&["ok1", "fails", "killed", "ok2"], 3) else {
+        return;
+    };
+    let command = by_port(&[
+        (hosts.port("ok1"), "echo one; echo 'two  words'"),
+        (hosts.port("fails"), "echo before; echo broken >&2; exit 7"),
+        (hosts.port("killed"), "echo dying; kill -9 $$"),
+    ]);
+    classes_side_by_side(&hosts, &command);
+    classes_under_timeout_and_all_ok(&hosts, &command);
+    in_order_with_stdin_and_nothing_to_rerun(&hosts, &command);
+}
+
+/// ok, exit 7 and a signal in one run: each host's lines prefixed, its
+/// class on stderr and in the record, exit 1.
+fn classes_side_by_side(hosts: &Hosts, command: &str) {
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "ok[1-2],fails,killed", "--", command])
+        .fails_with(1);
+    assert_eq!(
+        sorted_lines(&stdout(&out)),
+        [
+            "fails: before",
+            "killed: dying",
+            "ok1: one",
+            "ok1: two  words",
+            "ok2: one",
+            "ok2: two  words"
+        ]
+    );
+    assert_summary(
+        &stderr(&out),
+        &[
+            "fails: broken".to_owned(),
+            "pysk-hv: fails: exit 7".to_owned(),
+            "pysk-hv: killed: killed by a signal".to_owned(),
+        ],
+        "4 hosts: 2 ok, 1 exit, 1 signal",
+        &["ok1", "fails", "killed", "ok2"],
+    );
+    let last = hosts.last_run();
+    let classes: Vec<(&str, &str)> = last["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().expect("host"),
+                h["class"].as_str().expect("class"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        classes,
+        [
+            ("ok1", "ok"),
+            ("fails", "exit"),
+            ("killed", "signal"),
+            ("ok2", "ok")
+        ]
+    );
+    assert_eq!(last["hosts"][1]["exit"], 7);
+}
+
+/// A signal under `--timeout`, a command's own 255, and exit 0 when every
+/// host was ok.
+fn classes_under_timeout_and_all_ok(hosts: &Hosts, command: &str) {
+    // Under --timeout too (the command then runs under timeout(1)), and
+    // a command's own 255 is not a failed connection.
+    let out = hosts
+        .hv()
+        .args([
+            "exec",
+            "-w",
+            "killed,fails",
+            "--timeout",
+            "30",
+            "--",
+            command,
+        ])
+        .fails_with(1);
+    assert_eq!(
+        sorted_lines(&stdout(&out)),
+        ["fails: before", "killed: dying"]
+    );
+    assert_summary(
+        &stderr(&out),
+        &[
+            "fails: broken".to_owned(),
+            "pysk-hv: fails: exit 7".to_owned(),
+            "pysk-hv: killed: killed by a signal".to_owned(),
+        ],
+        "2 hosts: 1 exit, 1 signal",
+        &["killed", "fails"],
+    );
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "ok1", "--", "exit 255"])
+        .fails_with(1);
+    assert_summary(
+        &stderr(&out),
+        &["pysk-hv: ok1: exit 255".to_owned()],
+        "1 host: 1 exit",
+        &["ok1"],
+    );
+
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "ok[1-2]", "--", command])
+        .succeeds();
+    assert_eq!(
+        sorted_lines(&stdout(&out)),
+        ["ok1: one", "ok1: two  words", "ok2: one", "ok2: two  words"]
+    );
+    assert_summary(&stderr(&out), &[], "2 hosts: 2 ok", &["ok1", "ok2"]);
+}
+
+/// `-f 1` in the inventory's order, stdin to every host, and `--rerun
+/// failed` after a run where nothing failed.
+fn in_order_with_stdin_and_nothing_to_rerun(hosts: &Hosts, command: &str) {
+    // One host at a time: the output in the inventory's order.
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "ok[1-2],fails", "-f", "1", "--", command])
+        .fails_with(1);
+    assert_eq!(
+        stdout(&out),
+        "ok1: one\nok1: two  words\nfails: before\nok2: one\nok2: two  words\n"
+    );
+
+    // Every host gets all of stdin.
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "ok[1-2],fails", "--", "cat"])
+        .stdin("in 1\nin 2\n")
+        .succeeds();
+    assert_eq!(
+        sorted_lines(&stdout(&out)),
+        [
+            "fails: in 1",
+            "fails: in 2",
+            "ok1: in 1",
+            "ok1: in 2",
+            "ok2: in 1",
+            "ok2: in 2"
+        ]
+    );
+    // Nothing failed in the last run: nothing to run again.
+    let out = hosts
+        .hv()
+        .args(["exec", "--rerun", "failed", "--", "echo", "again"])
+        .succeeds();
+    assert_eq!(stdout(&out), "");
+    assert_stderr_is(&out, "pysk-hv: no hosts left to run on\n");
+}
+
+#[test]
+fn hosts_not_reached_are_classed_by_why_and_rerun_failed_runs_exactly_them() {
+    // `broken` alone on its server, where the command fails.
+    let Some(mut hosts) = Hosts::start(&["good", "broken", "changed", "unknown"], 3) else {
+        return;
+    };
+    hosts.fleet.add_closed("closed");
+    hosts.fleet.add_wrong_client_key("stranger");
+    hosts.fleet.change_host_key("changed");
+    hosts.fleet.forget_host_key("unknown");
+    first_run_not_reached(&hosts);
+    rerun_failed_with_accept_new(&hosts);
+    never_speaking_ssh(&hosts);
+}
+
+/// The remote command of the not-reached test: `echo WORD`, and exit 5
+/// on `broken`'s server.
+fn echo_but_broken(hosts: &Hosts, word: &str) -> String {
+    let port = hosts.port("broken");
+    format!("echo {word}; [ ${{SSH_CONNECTION##* }} != {port} ] || exit 5")
+}
+
+/// What pysk-hv says of `changed`, `closed` and `stranger`: ssh's line.
+fn not_reached_lines(hosts: &Hosts) -> Vec<String> {
+    vec![
+        format!(
+            "pysk-hv: changed: host key changed: Host key for [127.0.0.1]:{} has changed \
+             and you have requested strict checking.",
+            hosts.port("changed")
+        ),
+        format!(
+            "pysk-hv: closed: unreachable: ssh: connect to host 127.0.0.1 port {}: \
+             Connection refused",
+            hosts.port("closed")
+        ),
+        format!(
+            "pysk-hv: stranger: auth refused: {}@127.0.0.1: Permission denied (publickey).",
+            hosts.fleet.user()
+        ),
+    ]
+}
+
+/// Every class of a host not reached, with ssh's line, beside an ok and
+/// a failed host; `--rerun unreachable` would take only those not reached.
+fn first_run_not_reached(hosts: &Hosts) {
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "good,broken,changed,unknown,closed,stranger"])
+        .args(["--", &echo_but_broken(hosts, "in")])
+        .fails_with(1);
+    assert_eq!(sorted_lines(&stdout(&out)), ["broken: in", "good: in"]);
+    let mut lines = not_reached_lines(hosts);
+    lines.insert(0, "pysk-hv: broken: exit 5".to_owned());
+    lines.insert(
+        2,
+        format!(
+            "pysk-hv: unknown: host key unknown: No ED25519 host key is known for \
+             [127.0.0.1]:{} and you have requested strict checking.",
+            hosts.port("unknown")
+        ),
+    );
+    assert_summary(
+        &stderr(&out),
+        &lines,
+        "6 hosts: 1 ok, 1 exit, 1 unreachable, 2 host-key, 1 auth",
+        &["good", "broken", "changed", "unknown", "closed", "stranger"],
+    );
+    assert_eq!(
+        fs::read_to_string(hosts.fleet.known_hosts("unknown")).expect("known_hosts"),
+        ""
+    );
+    // A dry run, which leaves the record as it is.
+    let out = hosts
+        .hv()
+        .args(["exec", "--rerun", "unreachable", "--dry-run", "--json"])
+        .args(["--", "true"])
+        .succeeds();
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let planned: Vec<&str> = plan["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|h| h["host"].as_str().expect("host"))
+        .collect();
+    assert_eq!(planned, ["changed", "unknown", "closed", "stranger"]);
+}
+
+/// From the first run's record, every host but the good one; and
+/// `--accept-new` learns the unknown key, not the changed one.
+fn rerun_failed_with_accept_new(hosts: &Hosts) {
+    let out = hosts
+        .hv()
+        .args(["exec", "--rerun", "failed", "--accept-new"])
+        .args(["--", &echo_but_broken(hosts, "again")])
+        .fails_with(1);
+    assert_eq!(
+        sorted_lines(&stdout(&out)),
+        ["broken: again", "unknown: again"]
+    );
+    let mut lines = not_reached_lines(hosts);
+    lines.insert(0, "pysk-hv: broken: exit 5".to_owned());
+    assert_summary(
+        &stderr(&out),
+        &lines,
+        "5 hosts: 1 ok, 1 exit, 1 unreachable, 1 host-key, 1 auth",
+        &["broken", "changed", "unknown", "closed", "stranger"],
+    );
+    assert_eq!(
+        fs::read_to_string(hosts.fleet.known_hosts("unknown")).expect("known_hosts"),
+        format!("{}\n", hosts.fleet.servers()[0].known_hosts_line())
+    );
+    // Learnt: strict checking passes now.
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "unknown", "--", "echo", "strict"])
+        .succeeds();
+    assert_eq!(stdout(&out), "unknown: strict\n");
+}
+
+/// A port that takes the connection but never speaks SSH: unreachable
+/// after `--connect-timeout`.
+fn never_speaking_ssh(hosts: &Hosts) {
+    let closed = hosts.fleet.port("closed");
+    let _silent =
+        std::net::TcpListener::bind(("127.0.0.1", closed)).expect("listen on the closed port");
+    let started = Instant::now();
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "closed", "--connect-timeout", "1"])
+        .args(["--", "true"])
+        .fails_with(1);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_summary(
+        &stderr(&out),
+        &[format!(
+            "pysk-hv: closed: unreachable: Connection to 127.0.0.1 port {closed} timed out"
+        )],
+        "1 host: 1 unreachable",
+        &["closed"],
+    );
+}
+
+#[test]
+fn a_command_past_its_timeout_is_timed_out_and_gone_from_the_host() {
+    let Some(hosts) = Hosts::start(&["slow", "quick", "stubborn"], 3) else {
+        return;
+    };
+    // A marker no other process on the machine has in its command line.
+    let marker = format!("{}", 7_000_000 + std::process::id());
+    let child = hosts
+        .hv()
+        .args(["exec", "-w", "slow,quick,stubborn", "--timeout", "2", "--"])
+        .arg(by_port(&[
+            (hosts.port("quick"), "echo quick"),
+            (
+                hosts.port("slow"),
+                &format!("echo started; sleep {marker}; echo woke"),
+            ),
+            (
+                hosts.port("stubborn"),
+                &format!("trap '' TERM; echo deaf; sleep {marker}; echo woke"),
+            ),
+        ]))
+        .spawn();
+    let started = Instant::now();
+    let running = sleeping(&hosts.fleet, &marker, 2);
+    let out = child.wait_with_output().expect("wait for pysk-hv");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // TERM after 2 s, KILL 5 s later for the one that ignores TERM.
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "pysk-hv waited {:?}",
+        started.elapsed()
+    );
+    assert!(
+        gone(&running, Duration::from_secs(2)),
+        "still on the host after the run: {running:?}"
+    );
+    assert_eq!(marked(&hosts.fleet, &marker), Vec::<u32>::new());
+    assert_eq!(
+        sorted_lines(&stdout(&out)),
+        ["quick: quick", "slow: started", "stubborn: deaf"]
+    );
+    assert_summary(
+        &stderr(&out),
+        &[
+            "pysk-hv: slow: timed out".to_owned(),
+            "pysk-hv: stubborn: timed out".to_owned(),
+        ],
+        "3 hosts: 1 ok, 2 timed-out",
+        &["slow", "quick", "stubborn"],
+    );
+}
+
+/// Waits until `count` `sleep` processes with `marker` run below the
+/// fleet's servers; returns every process whose command line holds it.
+fn sleeping(fleet: &Fleet, marker: &str, count: usize) -> Vec<u32> {
+    let started = Instant::now();
+    loop {
+        let found = marked(fleet, marker);
+        let sleeps = found
+            .iter()
+            .filter(|pid| cmdline(**pid).starts_with("sleep "));
+        if sleeps.count() == count {
+            return found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not {count} commands started: {found:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The processes below the fleet's servers whose command line holds
+/// `marker`.
+fn marked(fleet: &Fleet, marker: &str) -> Vec<u32> {
+    fleet
+        .servers()
+        .iter()
+        .flat_map(|server| process_tree(server.pid()))
+        .filter(|pid| cmdline(*pid).contains(marker))
+        .collect()
+}
+
+/// The command line of process `pid`, its words joined by blanks (empty
+/// when it is gone).
+fn cmdline(pid: u32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+#[test]
+fn gather_folds_hosts_with_the_same_output_and_json_gives_each_class() {
+    let Some(mut hosts) = Hosts::start(&["web1", "web2", "web3", "db1"], 3) else {
+        return;
+    };
+    hosts.fleet.add_closed("web4");
+    let command = by_port(&[
+        (hosts.port("web1"), "echo same; echo two"),
+        (hosts.port("web2"), "echo other; echo warned >&2; exit 3"),
+        (hosts.port("web3"), "echo same; echo two; exit 3"),
+    ]);
+    gathered(&hosts, &command);
+    to_outdir(&hosts, &command);
+    as_json(&hosts, &command);
+}
+
+/// `--gather`: each distinct output once under its folded hosts, the
+/// same output with another result apart; remote stderr live.
+fn gathered(hosts: &Hosts, command: &str) {
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "web[1-3],db1", "--gather", "--", command])
+        .fails_with(1);
+    // The same output with another result stays apart: web3.
+    let rule = "-".repeat(15);
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "{rule}\ndb1,web1 (2)\n{rule}\nsame\ntwo\n{rule}\nweb2\n{rule}\nother\n\
+             {rule}\nweb3\n{rule}\nsame\ntwo\n"
+        )
+    );
+    assert_summary(
+        &stderr(&out),
+        &[
+            "web2: warned".to_owned(),
+            "pysk-hv: web2: exit 3".to_owned(),
+            "pysk-hv: web3: exit 3".to_owned(),
+        ],
+        "4 hosts: 2 ok, 2 exit",
+        &["web1", "web2", "web3", "db1"],
+    );
+}
+
+/// `--outdir`: a `.out` and an `.err` file per host, nothing on stdout.
+fn to_outdir(hosts: &Hosts, command: &str) {
+    let outdir = hosts.dir.path().join("out");
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "web[1-3],db1", "--outdir"])
+        .arg(&outdir)
+        .args(["--", command])
+        .fails_with(1);
+    assert_eq!(stdout(&out), "");
+    assert_summary(
+        &stderr(&out),
+        &[
+            "pysk-hv: web2: exit 3".to_owned(),
+            "pysk-hv: web3: exit 3".to_owned(),
+        ],
+        "4 hosts: 2 ok, 2 exit",
+        &["web1", "web2", "web3", "db1"],
+    );
+    let mut files: Vec<(String, String)> = fs::read_dir(&outdir)
+        .expect("outdir")
+        .map(|e| {
+            let e = e.expect("entry");
+            let text = fs::read_to_string(e.path()).expect("read");
+            (e.file_name().to_string_lossy().into_owned(), text)
+        })
+        .collect();
+    files.sort();
+    let file = |name: &str, text: &str| (name.to_owned(), text.to_owned());
+    assert_eq!(
+        files,
+        [
+            file("db1.err", ""),
+            file("db1.out", "same\ntwo\n"),
+            file("web1.err", ""),
+            file("web1.out", "same\ntwo\n"),
+            file("web2.err", "warned\n"),
+            file("web2.out", "other\n"),
+            file("web3.err", ""),
+            file("web3.out", "same\ntwo\n"),
+        ]
+    );
+}
+
+/// `--json`: one document, each host's class, result, output and what
+/// ssh said, in the inventory's order; nothing on stderr.
+fn as_json(hosts: &Hosts, command: &str) {
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "web[1-4],db1", "--json", "--", command])
+        .fails_with(1);
+    assert_stderr_is(&out, "");
+    let mut doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    for host in doc["hosts"].as_array_mut().expect("hosts") {
+        let duration = host["duration"].take();
+        assert!(duration.as_f64().is_some_and(|d| d > 0.0), "{duration}");
+    }
+    let closed = hosts.port("web4");
+    let ok = |host: &str| {
+        serde_json::json!({"host": host, "class": "ok", "result": "ok", "duration": null,
+            "stdout": "same\ntwo\n", "stderr": ""})
+    };
+    assert_eq!(
+        doc,
+        serde_json::json!({
+            "version": 1,
+            "dry_run": false,
+            "hosts": [
+                ok("web1"),
+                {"host": "web2", "class": "exit", "result": "exit 3", "exit": 3,
+                 "duration": null, "stdout": "other\n", "stderr": "warned\n"},
+                {"host": "web3", "class": "exit", "result": "exit 3", "exit": 3,
+                 "duration": null, "stdout": "same\ntwo\n", "stderr": ""},
+                ok("db1"),
+                {"host": "web4", "class": "unreachable", "result": "unreachable",
+                 "duration": null,
+                 "message": format!("ssh: connect to host 127.0.0.1 port {closed}: Connection refused"),
+                 "stdout": "", "stderr": ""},
+            ],
+            "counts": {"ok": 2, "exit": 2, "unreachable": 1},
+        })
+    );
+}
+
+#[test]
+fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_unreachable() {
+    let Some(hosts) = Hosts::start(&["hung"], 1) else {
+        return;
+    };
+    let marker = format!("{}", 8_000_000 + std::process::id());
+    let command = format!("echo started; sleep {marker}");
+    let child = hosts
+        .hv()
+        .args(["exec", "-w", "hung", "--timeout", "1", "--", &command])
+        .spawn();
+    let started = Instant::now();
+    // The connection's own sshd processes stop: nothing reaches ssh any
+    // more, not even the command's end.
+    signal_sessions(&hosts, &marker, libc::SIGSTOP);
+    let out = child.wait_with_output().expect("wait for pysk-hv");
+    let waited = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // --timeout 1, then timeout(1)'s 5 s to KILL, then 5 s more.
+    assert!(
+        waited >= Duration::from_secs(11) && waited < Duration::from_secs(20),
+        "pysk-hv gave up after {waited:?}"
+    );
+    assert_eq!(stdout(&out), "hung: started\n");
+    assert_summary(
+        &stderr(&out),
+        &["pysk-hv: hung: timed out, may still be running".to_owned()],
+        "1 host: 1 timed-out",
+        &["hung"],
+    );
+
+    // A connection lost after login is no class of the command's.
+    let child = hosts
+        .hv()
+        .args(["exec", "-w", "hung", "--", &command])
+        .spawn();
+    signal_sessions(&hosts, &marker, libc::SIGKILL);
+    let out = child.wait_with_output().expect("wait for pysk-hv");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hung: started\n");
+    assert_summary(
+        &stderr(&out),
+        &[
+            // ssh's own word, on its stderr (not in its -E log).
+            "hung: Connection to 127.0.0.1 closed by remote host.".to_owned(),
+            "pysk-hv: hung: unreachable: the connection was lost after login".to_owned(),
+        ],
+        "1 host: 1 unreachable",
+        &["hung"],
+    );
+}
+
+/// Once a `sleep` with `marker` runs below the first server, sends `sig`
+/// to the server's sshd processes below its listener (those of the
+/// connections, not the sessions' commands).
+fn signal_sessions(hosts: &Hosts, marker: &str, sig: i32) {
+    sleeping(&hosts.fleet, marker, 1);
+    let sshd = hosts.fleet.servers()[0].pid();
+    for pid in process_tree(sshd).into_iter().skip(1) {
+        if comm(pid).starts_with("sshd") {
+            let pid = i32::try_from(pid).expect("a pid");
+            // SAFETY: kill(2) on a process below the test's own sshd.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+}
+
+/// The command name of process `pid` (empty when it is gone).
+fn comm(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned()
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_run_and_the_commands_writing_to_it() {
+    let Some(hosts) = Hosts::start(&["a", "b"], 1) else {
+        return;
+    };
+    let marker = format!("{}", 9_000_000 + std::process::id());
+    let mut child = hosts
+        .hv()
+        .args(["exec", "-w", "a,b", "--", "yes", &marker])
+        .spawn();
+    let mut first = String::new();
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    std::io::BufRead::read_line(&mut reader, &mut first).expect("a line");
+    assert!(
+        ["a: ", "b: "]
+            .map(|h| format!("{h}{marker}\n"))
+            .contains(&first),
+        "{first:?}"
+    );
+    drop(reader); // as `head -n1` does
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pysk-hv still runs 20 s after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "a closed stdout ends quietly");
+    let left = marked(&hosts.fleet, &marker);
+    assert!(
+        gone(&left, Duration::from_secs(10)),
+        "still on the host: {left:?}"
+    );
+}
+
+#[test]
+fn many_hosts_at_once_each_line_whole_and_each_hosts_in_order() {
+    let names: Vec<String> = (1..=24).map(|n| format!("h{n:02}")).collect();
+    let aliases: Vec<&str> = names.iter().map(String::as_str).collect();
+    let Some(hosts) = Hosts::start(&aliases, 2) else {
+        return;
+    };
+    // 300 lines of 800 bytes from each host, more than a pipe holds.
+    let command = "awk 'BEGIN { for (i = 1; i <= 300; i++) printf \"%0800d\\n\", i }'";
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "h[01-24]", "-f", "24", "--", command])
+        .succeeds();
+    let expected: Vec<String> = (1..=300).map(|i| format!("{i:0800}")).collect();
+    let text = stdout(&out);
+    for name in &names {
+        let prefix = format!("{name}: ");
+        let got: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .collect();
+        assert_eq!(got, expected, "{name}'s lines");
+    }
+    assert_eq!(text.lines().count(), 24 * 300);
+    assert_summary(&stderr(&out), &[], "24 hosts: 24 ok", &aliases);
 }
