@@ -306,3 +306,43 @@ fn tell(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(bytes: &[u8], mode: u32) -> Entry {
+        Entry {
+            path: "/f".into(),
+            kind: Kind::File {
+                bytes: bytes.to_vec(),
+                mode,
+            },
+        }
+    }
+
+    #[test]
+    fn modes_links_and_binary_files_are_told_in_a_line() {
+        let same = Remote::File(b"a\n".to_vec(), 0o644);
+        assert_eq!(
+            diff_text("h:/f", &file(b"a\n", 0o600), &same),
+            "h:/f: mode 644 to be 600\n"
+        );
+        assert_eq!(
+            diff_text("h:/f", &file(b"\xff", 0o644), &same),
+            "Binary files h:/f differ\n"
+        );
+        let link = Entry {
+            path: "/f".into(),
+            kind: Kind::Link("/t".into()),
+        };
+        assert_eq!(
+            diff_text("h:/f", &link, &Remote::Link("/old".into())),
+            "h:/f: now a link to /old\nh:/f: to be a link to /t\n"
+        );
+        assert_eq!(
+            diff_text("h:/f", &file(b"", 0o644), &Remote::Missing),
+            "h:/f: to be an empty file\n"
+        );
+    }
+}
