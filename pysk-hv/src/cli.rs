@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use pysk_common::cli::{CommonArgs, DryRunArgs, JsonArgs};
+use pysk_common::cli::{CommonArgs, DryRunArgs, JsonArgs, WaitArgs};
 use pysk_common::exit;
 use pysk_common::settings;
 
+use crate::conf::Action;
 use crate::settings::SWITCHES;
 use crate::targets::Rerun;
 
@@ -37,10 +38,14 @@ const EXIT_CODES: &[(u8, &str)] = &[
     (exit::SOFTWARE, "internal error (please report it)"),
     (exit::CANTCREAT, "the state directory cannot be written"),
     (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
+    (
+        exit::TEMPFAIL,
+        "conf apply: another run holds the lock (see --wait)",
+    ),
     (exit::NOPERM, "a file that may not be read or written"),
     (
         exit::CONFIG,
-        "bad configuration: a switch, or a malformed inventory line (a bad port=)",
+        "bad configuration: a switch, a malformed inventory line (a bad port=), or an unknown {{key}} of the conf tree",
     ),
 ];
 
@@ -125,6 +130,28 @@ regular file below hv_vm_dir; a name whose MAC is in use gives the MAC of
 NAME#1, NAME#2... instead, said on stderr. --json adds the name it came
 from and the MACs in use.")]
     Mac(MacArgs),
+    /// Show (diff) or write (apply) the configuration tree on every host
+    /// picked, rendered with each host's switches
+    #[command(after_help = "\
+Examples:
+  pysk-hv conf diff -g web
+  pysk-hv conf apply -w 'web[1-5]' --wait 60
+  pysk-hv conf apply -w web1 --root '/tmp/try/{host}'
+
+The tree is hv_conf_tree: <tree>/etc/x goes to /etc/x on the host. A
+file ending in .in has each {{key}} replaced by the host's switch key
+(serverconfig/default, overridden by serverconfig/<host>) and loses the
+suffix; an unknown key stops the run, naming file and line, before any
+host is contacted. Links stay links (a link named x.in has its target's
+placeholders filled). Paths in serverconfig/exclude/<host> are left out
+for that host. diff prints a unified diff of every path that would change
+and 'host: N changed' or 'host: unchanged'; apply takes the tool's lock
+(--wait), writes only the changed paths, each to a temporary file beside
+it with the tree file's mode and renamed over it, and says the same.
+--root puts every path under DIR on the host ({host} is the host's
+name). Each host ends classified as for exec; exit 0 only when every host
+was ok, else 1.")]
+    Conf(Box<ConfArgs>),
     /// Print the effective switches (defaults included) in shell syntax
     #[command(after_help = "\
 Example:
@@ -257,6 +284,33 @@ pub struct FetchArgs {
     /// The local directory each host's copy goes under, in DIR/<host>/
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+}
+
+/// The options of `conf`.
+#[derive(Debug, Clone, Args)]
+pub struct ConfArgs {
+    /// diff: show what would change; apply: write it
+    #[arg(value_enum, value_name = "ACTION")]
+    pub action: Action,
+    /// The hosts.
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// How they are reached.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Put every path under DIR on the host; {host} in DIR is the host's
+    /// name
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<String>,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
 }
 
 /// The options of `mac`.
@@ -396,8 +450,8 @@ mod tests {
                 continue;
             };
             if option == "wait" {
-                // No subcommand takes a lock yet; its help comes from
-                // `pysk_common::cli::parse`.
+                // exec takes no lock; the --wait of conf apply gets its
+                // help from `pysk_common::cli::parse`.
                 continue;
             }
             let arg = command

@@ -144,6 +144,7 @@ pub(crate) fn jobs(
                 host: host.name.clone(),
                 argv,
                 log,
+                stdin: None,
             })
         })
         .collect()

@@ -46,6 +46,9 @@ pub struct Job {
     pub argv: Vec<OsString>,
     /// ssh's own log (`-E`), created (owner-only) or emptied first.
     pub log: PathBuf,
+    /// A file this host's ssh reads as its stdin instead of
+    /// [`Limits::stdin`] (each host its own input).
+    pub stdin: Option<PathBuf>,
 }
 
 /// How the jobs run.
@@ -222,7 +225,7 @@ fn one(
         .open(&job.log)
         .map_err(pysk_common::error::write_err(&job.log))?;
     let started = Instant::now();
-    let mut child = spawn(job, limits.stdin)?;
+    let mut child = spawn(job, job.stdin.as_deref().or(limits.stdin))?;
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let (out, err, status) = thread::scope(|scope| {
         let err = scope.spawn(|| read_lines(stderr, index, true, limits.live_stderr, tx));
@@ -366,6 +369,7 @@ mod tests {
                 log.clone().into(),
             ],
             log,
+            stdin: None,
         }
     }
 
@@ -500,6 +504,7 @@ mod tests {
             host: "h".to_owned(),
             argv: vec!["/nonexistent/ssh".into()],
             log: dir.path().join("h.log"),
+            stdin: None,
         }];
         let err = run(&jobs, limits(1, true), &quiet(), &mut Vec::new()).expect_err("no ssh");
         assert_eq!(

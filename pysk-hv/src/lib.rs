@@ -14,6 +14,8 @@
 //!   [`summary`] (stderr lines, `--gather`, `--json`, `last-run.json`).
 //! - [`transfer`]: `copy` and `fetch`, a file to or from every host
 //!   picked, as jobs of the same [`fanout`], told the same way.
+//! - [`conf`]: `conf diff|apply`, the configuration tree rendered with
+//!   each host's switches, compared and written, as jobs of [`fanout`].
 //! - [`mac`]: a locally administered MAC no virtual server uses yet.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
@@ -21,6 +23,7 @@
 
 pub mod classify;
 pub mod cli;
+pub mod conf;
 pub mod error;
 pub mod exec;
 pub mod fanout;
@@ -60,6 +63,11 @@ pub fn try_main() -> Result<Outcome, HvError> {
         ),
         Command::Fetch(args) => transfer::run(
             &settings::fetch(&common, &settings, &args)?,
+            &report,
+            &mut out,
+        ),
+        Command::Conf(args) => conf::run(
+            &settings::conf(&common, &settings, &args)?,
             &report,
             &mut out,
         ),

@@ -9,7 +9,8 @@ use std::time::Duration;
 use pysk_common::cli::CommonArgs;
 use pysk_common::settings::{Settings, Spec};
 
-use crate::cli::{ConnectArgs, CopyArgs, ExecArgs, FetchArgs, TargetArgs};
+use crate::cli::{ConfArgs, ConnectArgs, CopyArgs, ExecArgs, FetchArgs, TargetArgs};
+use crate::conf;
 use crate::error::HvError;
 use crate::exec;
 use crate::ssh::Ssh;
@@ -192,6 +193,30 @@ pub fn fetch(
             remote: args.remote.clone(),
             dir: args.dir.clone(),
         },
+    })
+}
+
+/// The options of `conf diff|apply`.
+pub fn conf(
+    common: &CommonArgs,
+    settings: &Settings,
+    args: &ConfArgs,
+) -> Result<conf::Options, HvError> {
+    let (targets, connect) = (&args.targets, &args.connect);
+    Ok(conf::Options {
+        run: transfer_run(
+            common,
+            settings,
+            targets,
+            connect,
+            args.json.json,
+            args.dry_run.dry_run,
+        )?,
+        action: args.action,
+        config_dir: common.config_dir.clone(),
+        tree: settings.path("hv_conf_tree", None)?,
+        root: args.root.clone().unwrap_or_default(),
+        wait: args.wait.resolve(settings, "hv_wait")?,
     })
 }
 

@@ -1,0 +1,348 @@
+//! `conf diff` and `conf apply`: the configuration tree (`hv_conf_tree`)
+//! rendered for each host with that host's switches ([`render`]), compared
+//! with what the host has, and (apply) the changed paths written there
+//! atomically ([`remote`]); as jobs of the same [`fanout`] as `exec`, with
+//! the same classes, summary, `--json` and `last-run.json`.
+//!
+//! Every host's tree is rendered before any host is contacted, so an
+//! unknown placeholder stops the run with no host touched. Each host then
+//! gets one ssh that prints the current state of its paths; `apply` takes
+//! the tool's lock (`<hv_state_dir>/pysk-hv.lock`, `--wait`) first and
+//! gives each host that has changes a second ssh, the new files on its
+//! stdin. `--root DIR` puts every path under DIR on the host (`{host}` in
+//! DIR is the host's name), for trying a tree out in scratch directories.
+
+pub mod remote;
+pub mod render;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pysk_common::exit::Outcome;
+use pysk_common::inventory::{Host, Inventory};
+use pysk_common::lock::Lock;
+use pysk_common::report::Reporter;
+use pysk_common::switches::{self, Switches};
+
+use crate::classify::Class;
+use crate::error::HvError;
+use crate::exec;
+use crate::fanout::{self, Limits};
+use crate::ssh;
+use crate::targets;
+use remote::Remote;
+use render::{Entry, Kind};
+
+/// Show the changes, or make them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Action {
+    /// Print the unified diff of every path that would change.
+    Diff,
+    /// Write the changed paths on each host.
+    Apply,
+}
+
+/// The options of `conf`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Hosts, ssh, fanout, timeout, state, `--json`, `--dry-run`, as for
+    /// `exec` (its command, `--gather` and `--outdir` unused).
+    pub run: exec::Options,
+    /// Diff or apply (`apply --dry-run` is `diff`).
+    pub action: Action,
+    /// The configuration directory (switches and excludes per host).
+    pub config_dir: PathBuf,
+    /// The configuration tree.
+    pub tree: PathBuf,
+    /// The prefix of every path on the host; `{host}` is the host's name.
+    pub root: String,
+    /// How long `apply` waits for the lock.
+    pub wait: Duration,
+}
+
+/// What both passes over the hosts share.
+struct Pass<'a> {
+    options: &'a Options,
+    hosts: &'a [Host],
+    private: &'a Path,
+    report: &'a Reporter,
+}
+
+/// One host's rendered tree and what it has now.
+struct Plan {
+    root: String,
+    entries: Vec<Entry>,
+    changed: Vec<Entry>,
+    text: String,
+}
+
+/// Runs `conf diff` or `conf apply`.
+pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, HvError> {
+    let run = &options.run;
+    let inventory = Inventory::load(&run.inventory)?;
+    let picked = targets::pick(&inventory, &run.inventory, &run.selection, &run.state_dir)?;
+    for warning in &picked.warnings {
+        report.warn(warning);
+    }
+    if picked.hosts.is_empty() {
+        report.warn("no hosts left to run on");
+        return Ok(Outcome::Success);
+    }
+    let mut plans = picked
+        .hosts
+        .iter()
+        .map(|host| plan(options, host))
+        .collect::<Result<Vec<_>, _>>()?;
+    let apply = options.action == Action::Apply && !run.dry_run;
+    // Taken after every host's tree is rendered and before any host is
+    // read, so that what apply writes is what it compared.
+    let _lock = apply
+        .then(|| Lock::acquire(&run.state_dir.join("pysk-hv.lock"), options.wait))
+        .transpose()?;
+    let private = tempfile::Builder::new()
+        .prefix("pysk-hv.")
+        .tempdir()
+        .map_err(pysk_common::error::write_err(std::env::temp_dir()))?;
+    let pass = Pass {
+        options,
+        hosts: &picked.hosts,
+        private: private.path(),
+        report,
+    };
+    let mut outcomes = read_states(&pass, &mut plans, out)?;
+    if apply {
+        write_changes(&pass, &plans, &mut outcomes, out)?;
+    }
+    tell(options, apply, &plans, &mut outcomes, out)?;
+    exec::finish(run, &outcomes, report, out)
+}
+
+/// `host`'s rendered tree; nothing compared yet.
+fn plan(options: &Options, host: &Host) -> Result<Plan, HvError> {
+    let switches = Switches::load(&options.config_dir, &host.name)?;
+    let exclude = switches::exclude(&options.config_dir, &host.name)?;
+    let entries = render::render(&options.tree, &switches, &exclude)?;
+    Ok(Plan {
+        root: options.root.replace("{host}", &host.name),
+        entries,
+        changed: Vec::new(),
+        text: String::new(),
+    })
+}
+
+/// Each host's paths read back in one ssh; the changed ones and their
+/// diff put into its plan. A host whose output cannot be read fails.
+fn read_states(
+    pass: &Pass<'_>,
+    plans: &mut [Plan],
+    out: &mut dyn Write,
+) -> Result<Vec<fanout::Outcome>, HvError> {
+    let (run, hosts, private, report) = (&pass.options.run, pass.hosts, pass.private, pass.report);
+    let mut jobs = Vec::new();
+    for (host, plan) in hosts.iter().zip(plans.iter()) {
+        let paths: Vec<String> = plan
+            .entries
+            .iter()
+            .map(|e| format!("{}{}", plan.root, e.path))
+            .collect();
+        let shell = ssh::remote_command(&[remote::read_script(&paths)], run.timeout);
+        jobs.extend(exec::jobs(
+            run,
+            std::slice::from_ref(host),
+            private,
+            &shell,
+        )?);
+    }
+    let mut outcomes = fanout::run(&jobs, limits(run), report, out)?;
+    for (o, plan) in outcomes.iter_mut().zip(plans.iter_mut()) {
+        let stdout = std::mem::take(&mut o.stdout);
+        if o.class != Class::Ok {
+            continue;
+        }
+        match remote::parse(&stdout, plan.entries.len()) {
+            Ok(states) => compare(&o.host, plan, &states),
+            Err(why) => {
+                o.class = Class::Exit(1);
+                o.stderr
+                    .extend_from_slice(format!("unreadable state: {why}\n").as_bytes());
+                report.warn(format!("{}: unreadable state: {why}", o.host));
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+/// The ssh limits of either pass: output kept, not shown.
+fn limits(run: &exec::Options) -> Limits<'static> {
+    Limits {
+        fanout: run.fanout,
+        timeout: run.timeout,
+        backstop: run.timeout.map(|t| t + ssh::KILL_AFTER + fanout::GRACE),
+        stdin: None,
+        live_stdout: false,
+        live_stderr: !run.json,
+    }
+}
+
+/// Puts into `plan` the entries that differ from `states` and their diff.
+fn compare(host: &str, plan: &mut Plan, states: &[Remote]) {
+    for (entry, state) in plan.entries.iter().zip(states) {
+        if !remote::differs(entry, state) {
+            continue;
+        }
+        let label = format!("{host}:{}{}", plan.root, entry.path);
+        plan.text.push_str(&diff_text(&label, entry, state));
+        plan.changed.push(entry.clone());
+    }
+}
+
+/// How `entry` differs from `state`, for people: a unified diff of text,
+/// else a line.
+fn diff_text(label: &str, entry: &Entry, state: &Remote) -> String {
+    let (old, old_mode) = match state {
+        Remote::File(bytes, mode) => (Some(bytes.as_slice()), Some(*mode)),
+        _ => (None, None),
+    };
+    let mut text = String::new();
+    if let Remote::Link(target) = state {
+        text.push_str(&format!("{label}: now a link to {target}\n"));
+    }
+    match &entry.kind {
+        Kind::Link(target) => text.push_str(&format!("{label}: to be a link to {target}\n")),
+        Kind::File { bytes, mode } => {
+            let old_text = old.map(std::str::from_utf8);
+            match (old_text, std::str::from_utf8(bytes)) {
+                (Some(Err(_)), _) | (_, Err(_)) => {
+                    if old != Some(bytes.as_slice()) {
+                        text.push_str(&format!("Binary files {label} differ\n"));
+                    }
+                }
+                (old_text, Ok(new)) => {
+                    let old_text = old_text.and_then(Result::ok);
+                    text.push_str(&pysk_common::diff::unified(
+                        Path::new(label),
+                        old_text,
+                        Some(new),
+                    ));
+                    if old_text.is_none() && new.is_empty() {
+                        text.push_str(&format!("{label}: to be an empty file\n"));
+                    }
+                }
+            }
+            if old_mode.is_some_and(|m| m != *mode) {
+                let old_mode = old_mode.unwrap_or_default();
+                text.push_str(&format!("{label}: mode {old_mode:o} to be {mode:o}\n"));
+            }
+        }
+    }
+    text
+}
+
+/// `apply`: one more ssh for each host that was read and has changes,
+/// its new files on stdin; its outcome replaces the read's.
+fn write_changes(
+    pass: &Pass<'_>,
+    plans: &[Plan],
+    outcomes: &mut [fanout::Outcome],
+    out: &mut dyn Write,
+) -> Result<(), HvError> {
+    let (run, hosts, private, report) = (&pass.options.run, pass.hosts, pass.private, pass.report);
+    let mut jobs = Vec::new();
+    let mut which = Vec::new();
+    for (index, (host, plan)) in hosts.iter().zip(plans).enumerate() {
+        if outcomes[index].class != Class::Ok || plan.changed.is_empty() {
+            continue;
+        }
+        let input = private.join(format!("{}.in", host.name));
+        std::fs::write(&input, remote::payload(&plan.changed))
+            .map_err(pysk_common::error::write_err(&input))?;
+        let shell = remote::write_script(&plan.changed, &plan.root);
+        let shell = ssh::remote_command(&[shell], run.timeout);
+        let mut job = exec::jobs(run, std::slice::from_ref(host), private, &shell)?;
+        for j in &mut job {
+            j.stdin = Some(input.clone());
+        }
+        jobs.extend(job);
+        which.push(index);
+    }
+    let written = fanout::run(&jobs, limits(run), report, out)?;
+    for (index, o) in which.into_iter().zip(written) {
+        outcomes[index] = o;
+    }
+    Ok(())
+}
+
+/// Per host: the diffs (diff), then `host: N changed` or `host:
+/// unchanged`; under `--json` the same text as each host's stdout.
+fn tell(
+    options: &Options,
+    applied: bool,
+    plans: &[Plan],
+    outcomes: &mut [fanout::Outcome],
+    out: &mut dyn Write,
+) -> Result<(), HvError> {
+    for (o, plan) in outcomes.iter_mut().zip(plans) {
+        o.stdout.clear();
+        if o.class != Class::Ok {
+            continue;
+        }
+        let mut text = if applied {
+            String::new()
+        } else {
+            plan.text.clone()
+        };
+        let n = plan.changed.len();
+        text.push_str(&match n {
+            0 => format!("{}: unchanged\n", o.host),
+            _ => format!("{}: {n} changed\n", o.host),
+        });
+        if options.run.json {
+            o.stdout = text.into_bytes();
+        } else {
+            out.write_all(text.as_bytes())
+                .map_err(pysk_common::Error::Stdout)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(bytes: &[u8], mode: u32) -> Entry {
+        Entry {
+            path: "/f".into(),
+            kind: Kind::File {
+                bytes: bytes.to_vec(),
+                mode,
+            },
+        }
+    }
+
+    #[test]
+    fn modes_links_and_binary_files_are_told_in_a_line() {
+        let same = Remote::File(b"a\n".to_vec(), 0o644);
+        assert_eq!(
+            diff_text("h:/f", &file(b"a\n", 0o600), &same),
+            "h:/f: mode 644 to be 600\n"
+        );
+        assert_eq!(
+            diff_text("h:/f", &file(b"\xff", 0o644), &same),
+            "Binary files h:/f differ\n"
+        );
+        let link = Entry {
+            path: "/f".into(),
+            kind: Kind::Link("/t".into()),
+        };
+        assert_eq!(
+            diff_text("h:/f", &link, &Remote::Link("/old".into())),
+            "h:/f: now a link to /old\nh:/f: to be a link to /t\n"
+        );
+        assert_eq!(
+            diff_text("h:/f", &file(b"", 0o644), &Remote::Missing),
+            "h:/f: to be an empty file\n"
+        );
+    }
+}
