@@ -14,6 +14,9 @@
 //!   [`summary`] (stderr lines, `--gather`, `--json`, `last-run.json`).
 //! - [`transfer`]: `copy` and `fetch`, a file to or from every host
 //!   picked, as jobs of the same [`fanout`], told the same way.
+//! - [`install`] and [`packages`]: packages installed with each host's
+//!   own manager, and the hosts' package sets compared, as jobs of the
+//!   same [`fanout`].
 //! - [`mac`]: a locally administered MAC no virtual server uses yet.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
@@ -24,8 +27,10 @@ pub mod cli;
 pub mod error;
 pub mod exec;
 pub mod fanout;
+pub mod install;
 pub mod mac;
 pub mod nodeset;
+pub mod packages;
 pub mod settings;
 pub mod ssh;
 pub mod summary;
@@ -60,6 +65,16 @@ pub fn try_main() -> Result<Outcome, HvError> {
         ),
         Command::Fetch(args) => transfer::run(
             &settings::fetch(&common, &settings, &args)?,
+            &report,
+            &mut out,
+        ),
+        Command::Install(args) => install::run(
+            &settings::install(&common, &settings, &args)?,
+            &report,
+            &mut out,
+        ),
+        Command::Packages(args) => packages::run(
+            &settings::packages(&common, &settings, &args)?,
             &report,
             &mut out,
         ),

@@ -9,9 +9,13 @@ use std::time::Duration;
 use pysk_common::cli::CommonArgs;
 use pysk_common::settings::{Settings, Spec};
 
-use crate::cli::{ConnectArgs, CopyArgs, ExecArgs, FetchArgs, TargetArgs};
+use crate::cli::{
+    ConnectArgs, CopyArgs, ExecArgs, FetchArgs, InstallArgs, PackagesArgs, TargetArgs,
+};
 use crate::error::HvError;
 use crate::exec;
+use crate::install;
+use crate::packages;
 use crate::ssh::Ssh;
 use crate::targets::Selection;
 use crate::transfer::{self, Transfer};
@@ -192,6 +196,46 @@ pub fn fetch(
             remote: args.remote.clone(),
             dir: args.dir.clone(),
         },
+    })
+}
+
+/// The options of `install`.
+pub fn install(
+    common: &CommonArgs,
+    settings: &Settings,
+    args: &InstallArgs,
+) -> Result<install::Options, HvError> {
+    let (targets, connect) = (&args.targets, &args.connect);
+    Ok(install::Options {
+        run: transfer_run(
+            common,
+            settings,
+            targets,
+            connect,
+            args.json.json,
+            args.dry_run.dry_run,
+        )?,
+        packages: args.packages.clone(),
+    })
+}
+
+/// The options of `packages`.
+pub fn packages(
+    common: &CommonArgs,
+    settings: &Settings,
+    args: &PackagesArgs,
+) -> Result<packages::Options, HvError> {
+    let (targets, connect) = (&args.targets, &args.connect);
+    Ok(packages::Options {
+        run: transfer_run(
+            common,
+            settings,
+            targets,
+            connect,
+            args.json.json,
+            args.dry_run.dry_run,
+        )?,
+        baseline: args.baseline.clone(),
     })
 }
 
