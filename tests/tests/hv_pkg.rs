@@ -69,8 +69,9 @@ impl Setup {
 }
 
 /// A `dpkg-query` that passes the real one's output with coreutils's
-/// version replaced, and an `apt-get` that touches `apt-get.ran` beside
-/// it and fails as apt-get does for an unknown package.
+/// version replaced, and an `apt-get` that simulates (`-s`) by naming
+/// its last word, and otherwise touches `apt-get.ran` beside it and
+/// fails as apt-get does for an unknown package.
 fn fake_programs(dir: &Path, dpkg_query: &Path) {
     fs::create_dir_all(dir).expect("mkdir");
     let scripts = [
@@ -84,7 +85,8 @@ fn fake_programs(dir: &Path, dpkg_query: &Path) {
         (
             "apt-get",
             format!(
-                "#!/bin/sh\ntouch '{}'\necho \"E: Unable to locate package $*\" >&2\nexit 100\n",
+                "#!/bin/sh\ncase \"$*\" in *' -s '*) echo \"Inst ${{*##* }}\"; exit 0;; esac\n\
+                 touch '{}'\necho \"E: Unable to locate package $*\" >&2\nexit 100\n",
                 dir.join("apt-get.ran").display()
             ),
         ),
@@ -183,6 +185,32 @@ fn a_package_present_everywhere_is_already_present_and_no_manager_runs() {
     assert_eq!(stdout(&out), expected);
     let marker = setup.path("fakebin/apt-get.ran");
     assert!(!marker.exists(), "apt-get ran on h3");
+
+    // A dry run simulates for what is missing, and installs nothing.
+    let out = setup
+        .hv()
+        .args([
+            "install",
+            "--dry-run",
+            "-w",
+            "h3",
+            "coreutils",
+            "pysk-no-such-package",
+        ])
+        .succeeds();
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "h3: coreutils: already present ({real})\n\
+             h3: pysk-no-such-package: would be installed\n"
+        )
+    );
+    assert!(
+        stderr(&out).starts_with("h3: Inst pysk-no-such-package\npysk-hv: 1 host: 1 ok;"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!marker.exists(), "apt-get installed on a dry run");
 
     // The same host does run its (fake) apt-get for a package it lacks,
     // and that host's failure shows the manager's own words.
