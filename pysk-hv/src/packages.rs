@@ -28,7 +28,7 @@ use crate::summary::Summary;
 /// The listing after [`DETECT`]: `NAME\tVERSION` per installed package.
 const LIST: &str = r#"case $m in
 apt) dpkg-query -W -f='${db:Status-Abbrev}\t${binary:Package}\t${Version}\n' | grep '^ii ' | cut -f2,3;;
-pacman) pacman -Q | tr ' ' '\t'; [ $? -le 1 ];;
+pacman) { pacman -Q || [ $? -eq 1 ]; } | tr ' ' '\t';;
 dnf) rpm -qa --qf '%{NAME}.%{ARCH}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\n';;
 esac
 "#;
