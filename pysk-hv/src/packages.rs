@@ -27,8 +27,10 @@ use crate::summary::Summary;
 
 /// The listing after [`DETECT`]: `NAME\tVERSION` per installed package.
 const LIST: &str = r#"case $m in
-apt) dpkg-query -W -f='${db:Status-Abbrev}\t${binary:Package}\t${Version}\n' | grep '^ii ' | cut -f2,3;;
-pacman) { pacman -Q || [ $? -eq 1 ]; } | tr ' ' '\t';;
+apt) s=$(dpkg-query -W -f='${db:Status-Abbrev}\t${binary:Package}\t${Version}\n') || exit
+  printf '%s\n' "$s" | grep '^ii ' | cut -f2,3;;
+pacman) s=$(pacman -Q); rc=$?; [ $rc -le 1 ] || exit $rc
+  [ -z "$s" ] || printf '%s\n' "$s" | tr ' ' '\t';;
 dnf) rpm -qa --qf '%{NAME}.%{ARCH}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\n';;
 esac
 "#;
@@ -238,6 +240,46 @@ mod tests {
             ("web2".into(), set(&common)),
             ("web3".into(), set(&common)),
         ])
+    }
+
+    /// Runs [`LIST`] for manager `m` with `dir` first in `PATH`.
+    fn list(m: &str, dir: &std::path::Path) -> std::process::Output {
+        let path = format!("{}:/usr/bin:/bin", dir.display());
+        std::process::Command::new("sh")
+            .args(["-c", &format!("m={m}\n{LIST}")])
+            .env("PATH", path)
+            .output()
+            .expect("sh runs")
+    }
+
+    #[test]
+    fn a_listing_keeps_installed_packages_and_a_failed_query_fails() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fake = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("fake");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        };
+        fake("dpkg-query", "printf 'ii \\tbash\\t5.2\\nrc \\told\\t1\\n'");
+        fake(
+            "pacman",
+            "echo 'error: could not open database' >&2; exit 2",
+        );
+        let out = list("apt", dir.path());
+        assert_eq!(
+            (out.status.code(), out.stdout.as_slice()),
+            (Some(0), &b"bash\t5.2\n"[..])
+        );
+        assert_eq!(list("pacman", dir.path()).status.code(), Some(2));
+        fake("pacman", "exit 1");
+        let out = list("pacman", dir.path());
+        assert_eq!(
+            (out.status.code(), out.stdout.as_slice()),
+            (Some(0), &b""[..])
+        );
+        fake("dpkg-query", "exit 2");
+        assert_eq!(list("apt", dir.path()).status.code(), Some(2));
     }
 
     #[test]
