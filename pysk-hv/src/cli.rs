@@ -116,6 +116,36 @@ read is that host's failure (exit 1, with cat's message on stderr). Each
 host ends classified as for exec; exit 0 only when every host was ok,
 else 1.")]
     Fetch(Box<FetchArgs>),
+    /// Install packages on every host picked with its own manager (apt,
+    /// pacman or dnf), each host's result told apart
+    #[command(after_help = "\
+Examples:
+  pysk-hv install -g web nginx
+  pysk-hv install --dry-run -w 'db[1-2]' postgresql-15
+
+Per host and package: 'installed (VERSION)', 'already present
+(VERSION)', or 'not installed' with the manager's own output on stderr.
+Only the missing packages are given to the manager, non-interactively
+(apt-get -y with the old configuration files kept, pacman --noconfirm
+--needed, dnf -y). A name that is not a package name is refused before
+any host (exit 65). --dry-run asks each host and simulates (apt-get -s,
+pacman --print, dnf --assumeno): 'would be installed'. Each host ends
+classified as for exec; exit 0 only when every host was ok, else 1.")]
+    Install(Box<InstallArgs>),
+    /// Compare the installed packages of the hosts picked: the packages
+    /// whose versions differ, hosts with identical sets grouped
+    #[command(after_help = "\
+Examples:
+  pysk-hv packages -g web
+  pysk-hv packages -w 'web[1-5]' --baseline web1
+
+One column per group of hosts with identical package sets (dpkg's ii
+packages, pacman -Q, rpm -qa), one row per package whose version differs
+between them or that some lack ('-'). With --baseline HOST, HOST's
+column comes first and a version the same as HOST's is shown as '='.
+Hosts that were not ok are left out of the matrix and named on stderr;
+exit 0 only when every host was ok, else 1.")]
+    Packages(Box<PackagesArgs>),
     /// Print a locally administered unicast MAC that no virtual server's
     /// definition uses yet
     #[command(after_help = "\
@@ -313,6 +343,47 @@ pub struct ConfArgs {
     pub dry_run: DryRunArgs,
 }
 
+/// The options of `install`.
+#[derive(Debug, Clone, Args)]
+pub struct InstallArgs {
+    /// The hosts.
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// How they are reached.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    /// The packages, as the hosts' managers name them
+    #[arg(required = true, value_name = "PKG")]
+    pub packages: Vec<String>,
+}
+
+/// The options of `packages`.
+#[derive(Debug, Clone, Args)]
+pub struct PackagesArgs {
+    /// The hosts.
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// How they are reached.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Put this host's column first and mark the versions the same as
+    /// its own
+    #[arg(long, value_name = "HOST")]
+    pub baseline: Option<String>,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--dry-run`.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+}
+
 /// The options of `mac`.
 #[derive(Debug, Clone, Args)]
 pub struct MacArgs {
@@ -425,6 +496,24 @@ mod tests {
             ("/r".to_owned(), PathBuf::from("out"))
         );
         assert!(Cli::try_parse_from(["pysk-hv", "copy", "-w", "a", "f"]).is_err());
+    }
+
+    #[test]
+    fn install_takes_packages_and_packages_a_baseline() {
+        let cli = Cli::try_parse_from(["pysk-hv", "install", "-g", "web", "--dry-run", "a", "b"])
+            .expect("parses");
+        let Command::Install(args) = cli.command else {
+            panic!("not install");
+        };
+        assert_eq!(args.packages, ["a", "b"]);
+        assert!(args.dry_run.dry_run);
+        assert!(Cli::try_parse_from(["pysk-hv", "install", "-w", "a"]).is_err());
+        let cli = Cli::try_parse_from(["pysk-hv", "packages", "-w", "a,b", "--baseline", "b"])
+            .expect("parses");
+        let Command::Packages(args) = cli.command else {
+            panic!("not packages");
+        };
+        assert_eq!(args.baseline.as_deref(), Some("b"));
     }
 
     #[test]

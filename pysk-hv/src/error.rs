@@ -21,6 +21,8 @@ pub enum HvError {
     Targets(String),
     /// ssh could not be started at all.
     Ssh(String),
+    /// A package name `install` will not send to a host.
+    Package(String),
     /// The last run's results (`--rerun`) cannot be read as such.
     LastRun {
         /// The file, `last-run.json` in the state directory.
@@ -34,7 +36,10 @@ impl fmt::Display for HvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HvError::Common(e) => e.fmt(f),
-            HvError::Usage(why) | HvError::Targets(why) | HvError::Ssh(why) => f.write_str(why),
+            HvError::Usage(why)
+            | HvError::Targets(why)
+            | HvError::Ssh(why)
+            | HvError::Package(why) => f.write_str(why),
             HvError::LastRun { path, reason } => {
                 write!(f, "{}: not the results of a run: {reason}", path.display())
             }
@@ -46,9 +51,11 @@ impl std::error::Error for HvError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             HvError::Common(e) => Some(e),
-            HvError::Usage(_) | HvError::Targets(_) | HvError::Ssh(_) | HvError::LastRun { .. } => {
-                None
-            }
+            HvError::Usage(_)
+            | HvError::Targets(_)
+            | HvError::Ssh(_)
+            | HvError::Package(_)
+            | HvError::LastRun { .. } => None,
         }
     }
 }
@@ -58,7 +65,7 @@ impl ToolError for HvError {
         match self {
             HvError::Common(e) => e.exit_code(),
             HvError::Usage(_) => exit::USAGE,
-            HvError::Targets(_) | HvError::LastRun { .. } => exit::DATAERR,
+            HvError::Targets(_) | HvError::Package(_) | HvError::LastRun { .. } => exit::DATAERR,
             HvError::Ssh(_) => exit::UNAVAILABLE,
         }
     }

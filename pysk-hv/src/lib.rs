@@ -14,6 +14,9 @@
 //!   [`summary`] (stderr lines, `--gather`, `--json`, `last-run.json`).
 //! - [`transfer`]: `copy` and `fetch`, a file to or from every host
 //!   picked, as jobs of the same [`fanout`], told the same way.
+//! - [`install`] and [`packages`]: packages installed with each host's
+//!   own manager, and the hosts' package sets compared, as jobs of the
+//!   same [`fanout`].
 //! - [`conf`]: `conf diff|apply`, the configuration tree rendered with
 //!   each host's switches, compared and written, as jobs of [`fanout`].
 //! - [`mac`]: a locally administered MAC no virtual server uses yet.
@@ -27,8 +30,10 @@ pub mod conf;
 pub mod error;
 pub mod exec;
 pub mod fanout;
+pub mod install;
 pub mod mac;
 pub mod nodeset;
+pub mod packages;
 pub mod settings;
 pub mod ssh;
 pub mod summary;
@@ -68,6 +73,16 @@ pub fn try_main() -> Result<Outcome, HvError> {
         ),
         Command::Conf(args) => conf::run(
             &settings::conf(&common, &settings, &args)?,
+            &report,
+            &mut out,
+        ),
+        Command::Install(args) => install::run(
+            &settings::install(&common, &settings, &args)?,
+            &report,
+            &mut out,
+        ),
+        Command::Packages(args) => packages::run(
+            &settings::packages(&common, &settings, &args)?,
             &report,
             &mut out,
         ),

@@ -9,10 +9,14 @@ use std::time::Duration;
 use pysk_common::cli::CommonArgs;
 use pysk_common::settings::{Settings, Spec};
 
-use crate::cli::{ConfArgs, ConnectArgs, CopyArgs, ExecArgs, FetchArgs, TargetArgs};
+use crate::cli::{
+    ConfArgs, ConnectArgs, CopyArgs, ExecArgs, FetchArgs, InstallArgs, PackagesArgs, TargetArgs,
+};
 use crate::conf;
 use crate::error::HvError;
 use crate::exec;
+use crate::install;
+use crate::packages;
 use crate::ssh::Ssh;
 use crate::targets::Selection;
 use crate::transfer::{self, Transfer};
@@ -217,6 +221,46 @@ pub fn conf(
         tree: settings.path("hv_conf_tree", None)?,
         root: args.root.clone().unwrap_or_default(),
         wait: args.wait.resolve(settings, "hv_wait")?,
+    })
+}
+
+/// The options of `install`.
+pub fn install(
+    common: &CommonArgs,
+    settings: &Settings,
+    args: &InstallArgs,
+) -> Result<install::Options, HvError> {
+    let (targets, connect) = (&args.targets, &args.connect);
+    Ok(install::Options {
+        run: transfer_run(
+            common,
+            settings,
+            targets,
+            connect,
+            args.json.json,
+            args.dry_run.dry_run,
+        )?,
+        packages: args.packages.clone(),
+    })
+}
+
+/// The options of `packages`.
+pub fn packages(
+    common: &CommonArgs,
+    settings: &Settings,
+    args: &PackagesArgs,
+) -> Result<packages::Options, HvError> {
+    let (targets, connect) = (&args.targets, &args.connect);
+    Ok(packages::Options {
+        run: transfer_run(
+            common,
+            settings,
+            targets,
+            connect,
+            args.json.json,
+            args.dry_run.dry_run,
+        )?,
+        baseline: args.baseline.clone(),
     })
 }
 

@@ -52,6 +52,13 @@ impl Sshd {
     /// When a key cannot be made, or sshd exits or is not listening within
     /// the bound; the panic shows its log.
     pub fn start(dir: &Path) -> Option<Sshd> {
+        Sshd::start_with_env(dir, "")
+    }
+
+    /// As [`Sshd::start`], with `env` (`NAME=value` words, no quotes)
+    /// added to sshd's `SetEnv`, which comes after sshd's own `PATH`: a
+    /// session's `PATH` can start with a directory of fake programs.
+    pub fn start_with_env(dir: &Path, env: &str) -> Option<Sshd> {
         let sshd = require("sshd", "openssh-server")?;
         let keygen = require("ssh-keygen", "openssh-client")?;
         fs::create_dir_all(dir).expect("create the sshd directory");
@@ -63,7 +70,7 @@ impl Sshd {
             .expect("write authorized_keys");
         let port = free_port();
         let config = dir.join("sshd_config");
-        fs::write(&config, sshd_config(dir, port)).expect("write sshd_config");
+        fs::write(&config, sshd_config(dir, port, env)).expect("write sshd_config");
         let mut cmd = Command::new(sshd);
         cmd.arg("-D").arg("-e").arg("-f").arg(&config);
         let ready = Ready::Log(format!("Server listening on 127.0.0.1 port {port}."));
@@ -119,8 +126,9 @@ impl Drop for Sshd {
 
 /// The test sshd's configuration: loopback, `port`, the keys and files in
 /// `dir`, public keys only, no PAM, root by key, and the settings the
-/// tests need (see the module's documentation).
-fn sshd_config(dir: &Path, port: u16) -> String {
+/// tests need (see the module's documentation), `env` added to `SetEnv`
+/// (sshd takes only the first `SetEnv` line).
+fn sshd_config(dir: &Path, port: u16, env: &str) -> String {
     let path = |name: &str| quoted(&dir.join(name));
     format!(
         "# pysk test sshd\n\
@@ -135,7 +143,7 @@ fn sshd_config(dir: &Path, port: u16) -> String {
          PermitRootLogin prohibit-password\n\
          StrictModes no\n\
          MaxStartups 200\n\
-         SetEnv SHLVL=1\n\
+         SetEnv SHLVL=1 {env}\n\
          Subsystem sftp internal-sftp\n\
          LogLevel VERBOSE\n",
         path("host_key"),
@@ -361,6 +369,18 @@ impl Fleet {
     /// Empties `alias`'s known_hosts: the unknown host key case.
     pub fn forget_host_key(&self, alias: &str) {
         fs::write(&self.host(alias).known_hosts, "").expect("empty a known_hosts file");
+    }
+
+    /// Adds `alias`, to a server of its own started with `env` added to
+    /// its `SetEnv` (see [`Sshd::start_with_env`]); `None` (outside CI)
+    /// when OpenSSH is not installed.
+    pub fn add_with_env(&mut self, alias: &str, env: &str) -> Option<()> {
+        let server = Sshd::start_with_env(&self.dir.join(format!("sshd-{alias}")), env)?;
+        let (port, identity) = (server.port(), server.client_key().to_owned());
+        let line = server.known_hosts_line();
+        self.servers.push(server);
+        self.add(alias, port, identity, Some(&line));
+        Some(())
     }
 
     /// Adds `alias`, to a port on 127.0.0.1 where nothing listens (free a

@@ -1,0 +1,320 @@
+//! `install PKG…`: packages installed on every host picked with the
+//! host's own manager (apt, pacman or dnf, whichever it has), run as jobs
+//! of the same [`fanout`] as `exec`, told the same way.
+//!
+//! One remote `sh -c` script per host detects the manager
+//! (`command -v apt-get`, `pacman`, `dnf`), queries each package's
+//! installed version before (`dpkg-query` `${Status}`, `pacman -Q`,
+//! `rpm -q`), installs only the missing ones, non-interactively, and
+//! queries again after. Whether a package was installed or already
+//! present is read from those two queries, not from the manager's
+//! localized messages; the script's stdout holds only its own
+//! tab-separated lines ([`BEFORE`], [`AFTER`], [`MANAGER`]), the
+//! manager's output goes to its stderr and is shown for a host that
+//! failed. Package names are checked here first, so no shell text ever
+//! reaches a host as a name. `--dry-run` queries and simulates
+//! (`apt-get -s`, `pacman -S --print`, `dnf --assumeno`) instead.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use pysk_common::exit::Outcome;
+use pysk_common::inventory::Inventory;
+use pysk_common::report::{self, Reporter};
+use serde::Serialize;
+
+use crate::classify::Class;
+use crate::error::HvError;
+use crate::exec;
+use crate::fanout::{self, Limits};
+use crate::ssh;
+use crate::summary::{self, Summary};
+use crate::targets;
+
+/// The script's line for a package's version before: `NAME\tVERSION`.
+pub const BEFORE: &str = "pysk-hv-before";
+/// The script's line for a package's version after.
+pub const AFTER: &str = "pysk-hv-after";
+/// The script's line naming the manager it found.
+pub const MANAGER: &str = "pysk-hv-manager";
+
+/// The options of `install`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Hosts, ssh, fanout, timeout, state, `--json`, `--dry-run`, as for
+    /// `exec`.
+    pub run: exec::Options,
+    /// The packages, as the hosts' managers name them.
+    pub packages: Vec<String>,
+}
+
+/// Detects the host's manager into `$m` (`apt`, `pacman` or `dnf`), or
+/// ends the script with 69; shared with `packages`.
+pub(crate) const DETECT: &str = r#"if command -v apt-get >/dev/null 2>&1; then m=apt
+elif command -v pacman >/dev/null 2>&1; then m=pacman
+elif command -v dnf >/dev/null 2>&1; then m=dnf
+else echo 'no apt-get, pacman or dnf on this host' >&2; exit 69; fi
+"#;
+
+/// The install script after [`DETECT`], `$pkgs` and `$sim` set before
+/// it; `q NAME` prints the installed version of NAME or nothing.
+const INSTALL: &str = r#"q() { case $m in
+apt) s=$(dpkg-query -W -f='${Status}\t${Version}' "$1" 2>/dev/null) || s=
+  case $s in 'install ok installed	'*) printf '%s' "${s#*	}";; esac;;
+pacman) s=$(pacman -Q "$1" 2>/dev/null) && printf '%s' "${s#* }";;
+dnf) rpm -q --qf '%{EPOCHNUM}:%{VERSION}-%{RELEASE}' "$1" 2>/dev/null | grep -v ' ';;
+esac; }
+printf 'pysk-hv-manager\t%s\n' "$m"
+missing=
+for p in $pkgs; do v=$(q "$p"); printf 'pysk-hv-before\t%s\t%s\n' "$p" "$v"
+  [ -n "$v" ] || missing="$missing $p"; done
+rc=0
+if [ -n "$missing" ]; then case $m$sim in
+apt) DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=60 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $missing >&2;;
+apt1) apt-get install -s -q $missing >&2;;
+pacman) pacman -S --noconfirm --needed $missing >&2;;
+pacman1) pacman -S --print --needed $missing >&2;;
+dnf) dnf -y install $missing >&2;;
+dnf1) dnf --assumeno install $missing >&2 || [ $? -eq 1 ];;
+esac; rc=$?; fi
+for p in $pkgs; do v=$(q "$p"); printf 'pysk-hv-after\t%s\t%s\n' "$p" "$v"
+  if [ -z "$v$sim" ] && [ $rc -eq 0 ]; then rc=1; fi; done
+exit $rc
+"#;
+
+/// Refuses a name that is not a package name of Debian, Arch or RPM
+/// (letters, digits, `+-._@`, a `:ARCH` suffix; not starting with `-`).
+pub fn check_names(names: &[String]) -> Result<(), HvError> {
+    for name in names {
+        let plain = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-._@:".contains(&b));
+        if name.is_empty() || !plain || !name.as_bytes()[0].is_ascii_alphanumeric() {
+            return Err(HvError::Package(format!("{name:?}: not a package name")));
+        }
+    }
+    Ok(())
+}
+
+/// The whole script for `names` (checked), simulating when `dry_run`.
+pub fn script(names: &[String], dry_run: bool) -> String {
+    format!(
+        "pkgs={}; sim={}\n{DETECT}{INSTALL}",
+        ssh::quote(&names.join(" ")),
+        if dry_run { "1" } else { "" }
+    )
+}
+
+/// What became of one package on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Package {
+    /// Its name.
+    pub name: String,
+    /// `installed`, `already present`, `would be installed` or `not
+    /// installed`.
+    pub state: &'static str,
+    /// The version before, if any.
+    pub before: Option<String>,
+    /// The version after, if any.
+    pub after: Option<String>,
+}
+
+/// The packages of a host's script output, in the order asked.
+pub fn parse(stdout: &[u8], dry_run: bool) -> (Option<String>, Vec<Package>) {
+    let text = String::from_utf8_lossy(stdout);
+    let mut manager = None;
+    let mut packages: Vec<Package> = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let version = |i: usize| {
+            fields
+                .get(i)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.to_string())
+        };
+        match fields[0] {
+            MANAGER => manager = version(1),
+            BEFORE => packages.push(Package {
+                name: fields.get(1).unwrap_or(&"").to_string(),
+                state: "not installed",
+                before: version(2),
+                after: None,
+            }),
+            AFTER => {
+                if let Some(p) = packages
+                    .iter_mut()
+                    .find(|p| Some(&p.name.as_str()) == fields.get(1))
+                {
+                    p.after = version(2);
+                }
+            }
+            _ => {}
+        }
+    }
+    for p in &mut packages {
+        p.state = match (&p.before, &p.after) {
+            (Some(_), _) => "already present",
+            (None, Some(_)) => "installed",
+            (None, None) if dry_run => "would be installed",
+            (None, None) => "not installed",
+        };
+    }
+    (manager, packages)
+}
+
+/// The `--json` document of `install`: the run's summary and each host's
+/// packages.
+#[derive(Debug, Serialize)]
+struct Document {
+    #[serde(flatten)]
+    summary: Summary,
+    packages: BTreeMap<String, Vec<Package>>,
+}
+
+/// Runs `install`: a line per host and package on `out`, the manager's
+/// output of each host that failed on stderr, then the summary.
+pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, HvError> {
+    check_names(&options.packages)?;
+    let run = &options.run;
+    let script = script(&options.packages, run.dry_run);
+    let Some(outcomes) = fan(run, &script, false, report, out)? else {
+        return Ok(Outcome::Success);
+    };
+    let mut doc = BTreeMap::new();
+    for o in &outcomes {
+        let (_, packages) = parse(&o.stdout, run.dry_run);
+        if !run.json {
+            for p in &packages {
+                let version = p
+                    .after
+                    .as_deref()
+                    .map(|v| format!(" ({v})"))
+                    .unwrap_or_default();
+                writeln!(out, "{}: {}: {}{version}", o.host, p.name, p.state)
+                    .map_err(pysk_common::Error::Stdout)?;
+            }
+            if o.class != Class::Ok || run.dry_run {
+                for line in String::from_utf8_lossy(&o.stderr).lines() {
+                    eprintln!("{}: {line}", o.host);
+                }
+            }
+        }
+        doc.insert(o.host.clone(), packages);
+    }
+    conclude(run, &outcomes, report, out, |summary| Document {
+        summary,
+        packages: doc,
+    })
+}
+
+/// The run's end: with `--json` the document `make` builds from the
+/// summary (the hosts' output left out), else the summary lines; the
+/// last run recorded either way.
+pub(crate) fn conclude<T: Serialize>(
+    run: &exec::Options,
+    outcomes: &[fanout::Outcome],
+    report: &Reporter,
+    out: &mut dyn Write,
+    make: impl FnOnce(Summary) -> T,
+) -> Result<Outcome, HvError> {
+    out.flush().map_err(pysk_common::Error::Stdout)?;
+    if !run.json {
+        return exec::finish(run, outcomes, report, out);
+    }
+    report::print_json(&make(summary::summary(outcomes, false)))?;
+    summary::record(&run.state_dir, outcomes)?;
+    Ok(if outcomes.iter().all(|o| o.class == Class::Ok) {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    })
+}
+
+/// Runs `script` on every host picked, every output kept; `None` when
+/// there was nothing to run: no hosts, or `plan`, when each host's ssh
+/// command line (or `--json` plan) is printed on `out` instead.
+pub(crate) fn fan(
+    run: &exec::Options,
+    script: &str,
+    plan: bool,
+    report: &Reporter,
+    out: &mut dyn Write,
+) -> Result<Option<Vec<fanout::Outcome>>, HvError> {
+    let inventory = Inventory::load(&run.inventory)?;
+    let picked = targets::pick(&inventory, &run.inventory, &run.selection, &run.state_dir)?;
+    for warning in &picked.warnings {
+        report.warn(warning);
+    }
+    if picked.hosts.is_empty() {
+        report.warn("no hosts left to run on");
+        return Ok(None);
+    }
+    let remote = ssh::remote_command(&[script.to_owned()], run.timeout);
+    if plan {
+        exec::dry_run(run, &picked.hosts, &remote, out)?;
+        return Ok(None);
+    }
+    let private = tempfile::Builder::new()
+        .prefix("pysk-hv.")
+        .tempdir()
+        .map_err(pysk_common::error::write_err(std::env::temp_dir()))?;
+    let jobs = exec::jobs(run, &picked.hosts, private.path(), &remote)?;
+    let limits = Limits {
+        fanout: run.fanout,
+        timeout: run.timeout,
+        backstop: run.timeout.map(|t| t + ssh::KILL_AFTER + fanout::GRACE),
+        stdin: None,
+        live_stdout: false,
+        live_stderr: false,
+    };
+    fanout::run(&jobs, limits, report, &mut std::io::sink()).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn package_names_of_every_manager_pass_and_shell_text_does_not() {
+        check_names(&names(&[
+            "coreutils",
+            "libc6:amd64",
+            "g++",
+            "python3.11",
+            "lib32-glibc",
+            "qt6-base@x",
+        ]))
+        .expect("names");
+        for bad in ["", "-y", "a b", "a;rm", "$(id)", "a'b", "x\n", "ä"] {
+            let err = check_names(&names(&["ok", bad])).expect_err(bad);
+            assert_eq!(err.to_string(), format!("{bad:?}: not a package name"));
+        }
+    }
+
+    #[test]
+    fn before_and_after_tell_installed_from_already_present() {
+        let out =
+            b"pysk-hv-manager\tapt\npysk-hv-before\tcoreutils\t9.1-1\npysk-hv-before\thello\t\n\
+                    pysk-hv-before\tnope\t\npysk-hv-after\tcoreutils\t9.1-1\n\
+                    pysk-hv-after\thello\t2.10-3\npysk-hv-after\tnope\t\n";
+        let (manager, packages) = parse(out, false);
+        assert_eq!(manager.as_deref(), Some("apt"));
+        let states: Vec<(&str, &str)> = packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("coreutils", "already present"),
+                ("hello", "installed"),
+                ("nope", "not installed")
+            ]
+        );
+        assert_eq!(parse(out, true).1[2].state, "would be installed");
+    }
+}

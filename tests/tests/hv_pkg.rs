@@ -1,0 +1,246 @@
+//! `pysk-hv packages` and `pysk-hv install` against OpenSSH servers
+//! started by the test. Every alias is this machine, so hosts are made to
+//! differ with a server whose sessions get a `PATH` starting with a
+//! directory of fake programs (sshd's `SetEnv`): a `dpkg-query` that
+//! reports another version of coreutils, an `apt-get` that leaves a
+//! marker and fails. Nothing is ever installed or removed here.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use pysk_tests::sshd::Fleet;
+use pysk_tests::{TempDir, require, scratch, stderr, stdout, tool, write_switches};
+
+/// The version the fake `dpkg-query` reports for coreutils.
+const FAKE: &str = "0.0-fake";
+
+struct Setup {
+    dir: TempDir,
+    _fleet: Fleet,
+}
+
+impl Setup {
+    /// h1 and h2 on one sshd, h3 (when `odd`) on one whose sessions find
+    /// the fake programs first; `None` (outside CI) without OpenSSH or
+    /// dpkg.
+    fn new(odd: bool) -> Option<Setup> {
+        let dpkg_query = require("dpkg-query", "dpkg")?;
+        require("apt-get", "apt")?;
+        let dir = scratch();
+        let fake = dir.path().join("fakebin");
+        fake_programs(&fake, &dpkg_query);
+        let hosts: &[&str] = if odd {
+            &["h1", "h2"]
+        } else {
+            &["h1", "h2", "h3"]
+        };
+        let mut fleet = Fleet::start(&dir.path().join("fleet"), hosts, 1)?;
+        if odd {
+            let path = format!("PATH={}:/usr/local/bin:/usr/bin:/bin", fake.display());
+            fleet.add_with_env("h3", &path)?;
+        }
+        let config = dir.path().join("config");
+        fs::create_dir_all(&config).expect("mkdir");
+        fs::write(config.join("hosts"), "h1\nh2\nh3\n").expect("inventory");
+        write_switches(
+            &config,
+            &[
+                ("hv_ssh_options", format!("-F {}", fleet.config().display())),
+                ("hv_user", fleet.user().to_owned()),
+                (
+                    "hv_state_dir",
+                    dir.path().join("state").display().to_string(),
+                ),
+            ],
+        );
+        Some(Setup { dir, _fleet: fleet })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn hv(&self) -> pysk_tests::TestCommand {
+        tool("pysk-hv")
+            .config_dir(&self.path("config"))
+            .env("SSH_AUTH_SOCK", "/nonexistent")
+    }
+}
+
+/// A `dpkg-query` that passes the real one's output with coreutils's
+/// version replaced, and an `apt-get` that simulates (`-s`) by naming
+/// its last word, and otherwise touches `apt-get.ran` beside it and
+/// fails as apt-get does for an unknown package.
+fn fake_programs(dir: &Path, dpkg_query: &Path) {
+    fs::create_dir_all(dir).expect("mkdir");
+    let scripts = [
+        (
+            "dpkg-query",
+            format!(
+                "#!/bin/sh\n'{}' \"$@\" | sed 's/\\tcoreutils\\t.*/\\tcoreutils\\t{FAKE}/'\n",
+                dpkg_query.display()
+            ),
+        ),
+        (
+            "apt-get",
+            format!(
+                "#!/bin/sh\ncase \"$*\" in *' -s '*) echo \"Inst ${{*##* }}\"; exit 0;; esac\n\
+                 touch '{}'\necho \"E: Unable to locate package $*\" >&2\nexit 100\n",
+                dir.join("apt-get.ran").display()
+            ),
+        ),
+    ];
+    for (name, text) in scripts {
+        let path = dir.join(name);
+        fs::write(&path, text).expect("fake program");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+}
+
+/// This machine's coreutils version, as dpkg has it.
+fn coreutils() -> String {
+    let out = std::process::Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", "coreutils"])
+        .output()
+        .expect("dpkg-query runs");
+    assert!(out.status.success(), "coreutils is installed");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn identical_hosts_make_one_column_and_no_row() {
+    let Some(setup) = Setup::new(false) else {
+        return;
+    };
+    let out = setup.hv().args(["packages", "-w", "h[1-3]"]).succeeds();
+    assert_eq!(stdout(&out), "PACKAGE  h[1-3]\n");
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("pysk-hv: 3 hosts: 3 ok; slowest: ") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
+fn one_differing_package_makes_exactly_one_row() {
+    let Some(setup) = Setup::new(true) else {
+        return;
+    };
+    let real = coreutils();
+    let out = setup.hv().args(["packages", "-w", "h[1-3]"]).succeeds();
+    let w = real.len().max("h[1-2]".len());
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "PACKAGE    {:w$}  h3\ncoreutils  {real:w$}  {FAKE}\n",
+            "h[1-2]"
+        )
+    );
+    let out = setup
+        .hv()
+        .args(["packages", "-w", "h[1-3]", "--baseline", "h1", "--json"])
+        .succeeds();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["baseline"], "h1");
+    assert_eq!(doc["groups"][0]["hosts"], serde_json::json!(["h1", "h2"]));
+    assert_eq!(doc["groups"][1]["hosts"], serde_json::json!(["h3"]));
+    assert_eq!(
+        doc["rows"],
+        serde_json::json!([{"package": "coreutils", "versions": [real, FAKE]}])
+    );
+    let out = setup
+        .hv()
+        .args(["packages", "-w", "h[1-3]", "--baseline", "h3"])
+        .succeeds();
+    let w = real.len().max("h[1-2]".len());
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "PACKAGE    h3        {:w$}\ncoreutils  {FAKE:8}  {real}\n",
+            "h[1-2]"
+        )
+        .lines()
+        .map(|l| l.trim_end().to_owned() + "\n")
+        .collect::<String>()
+    );
+}
+
+#[test]
+fn a_package_present_everywhere_is_already_present_and_no_manager_runs() {
+    let Some(setup) = Setup::new(true) else {
+        return;
+    };
+    let real = coreutils();
+    let out = setup
+        .hv()
+        .args(["install", "-w", "h[1-3]", "coreutils"])
+        .succeeds();
+    // (The fake dpkg-query changes only the listing of every package.)
+    let expected: String = ["h1", "h2", "h3"]
+        .iter()
+        .map(|h| format!("{h}: coreutils: already present ({real})\n"))
+        .collect();
+    assert_eq!(stdout(&out), expected);
+    let marker = setup.path("fakebin/apt-get.ran");
+    assert!(!marker.exists(), "apt-get ran on h3");
+
+    // A dry run simulates for what is missing, and installs nothing.
+    let out = setup
+        .hv()
+        .args([
+            "install",
+            "--dry-run",
+            "-w",
+            "h3",
+            "coreutils",
+            "pysk-no-such-package",
+        ])
+        .succeeds();
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "h3: coreutils: already present ({real})\n\
+             h3: pysk-no-such-package: would be installed\n"
+        )
+    );
+    assert!(
+        stderr(&out).starts_with("h3: Inst pysk-no-such-package\npysk-hv: 1 host: 1 ok;"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!marker.exists(), "apt-get installed on a dry run");
+
+    // The same host does run its (fake) apt-get for a package it lacks,
+    // and that host's failure shows the manager's own words.
+    let out = setup
+        .hv()
+        .args(["install", "-w", "h3", "pysk-no-such-package"])
+        .fails_with(1);
+    assert!(marker.exists(), "apt-get did not run on h3");
+    assert_eq!(stdout(&out), "h3: pysk-no-such-package: not installed\n");
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(
+            "h3: E: Unable to locate package install -y -q -o DPkg::Lock::Timeout=60 \
+             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+             pysk-no-such-package\npysk-hv: h3: exit 100\n"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_package_name_exits_65_before_any_host() {
+    let Some(setup) = Setup::new(false) else {
+        return;
+    };
+    let out = setup
+        .hv()
+        .args(["install", "-w", "h1", "coreutils", "x;reboot"])
+        .fails_with(65);
+    assert_eq!(stdout(&out), "");
+    assert_eq!(stderr(&out), "pysk-hv: \"x;reboot\": not a package name\n");
+    assert!(!setup.path("state/last-run.json").exists());
+}
