@@ -9,6 +9,7 @@ use pysk_common::exit;
 use pysk_common::settings;
 
 use crate::conf::Action;
+use crate::create::Backend;
 use crate::settings::SWITCHES;
 use crate::targets::Rerun;
 
@@ -28,7 +29,7 @@ const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         exit::DATAERR,
-        "a name or group the inventory lacks (-w, -x, -g), or a last-run.json that is not one",
+        "a name or group the inventory lacks (-w, -x, -g), a last-run.json that is not one, or a create NAME that exists",
     ),
     (
         exit::NOINPUT,
@@ -36,13 +37,19 @@ const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (exit::UNAVAILABLE, "ssh cannot be started (not installed?)"),
     (exit::SOFTWARE, "internal error (please report it)"),
-    (exit::CANTCREAT, "the state directory cannot be written"),
+    (
+        exit::CANTCREAT,
+        "the state directory cannot be written, or a step of create failed (those before it undone)",
+    ),
     (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
     (
         exit::TEMPFAIL,
         "conf apply: another run holds the lock (see --wait)",
     ),
-    (exit::NOPERM, "a file that may not be read or written"),
+    (
+        exit::NOPERM,
+        "a file that may not be read or written, or create run by another user than root",
+    ),
     (
         exit::CONFIG,
         "bad configuration: a switch, a malformed inventory line (a bad port=), or an unknown {{key}} of the conf tree",
@@ -182,6 +189,26 @@ it with the tree file's mode and renamed over it, and says the same.
 name). Each host ends classified as for exec; exit 0 only when every host
 was ok, else 1.")]
     Conf(Box<ConfArgs>),
+    /// Make a virtual server: disk, mmdebstrap, its files, the systemd
+    /// unit that starts qemu
+    #[command(after_help = "\
+Examples:
+  pysk-hv create web7 --size 10G --ram 2G --ip 192.0.2.17/24 --plan
+  pysk-hv create web7 --size 10G --ram 2048 --ip 192.0.2.17/24 --backend lvm
+
+The steps: the disk (dir: hv_vm_root/NAME; image: hv_vm_root/NAME.img,
+sparse, ext4, loop-mounted on hv_vm_root/NAME; lvm: a volume of hv_vg,
+ext4, mounted there), mmdebstrap --variant=minbase of hv_release from
+hv_mirror (a root without etc/os-release fails), then etc/hostname, the
+systemd-networkd file (--ip, hv_gateway, hv_dns), resolv.conf, hosts,
+fstab, root/.ssh/authorized_keys (hv_authorized_keys), a first-boot
+script, and hv_vm_dir/pysk-vm-NAME.service running qemu with the disk,
+--ram and the MAC derived from NAME (as mac --name gives it). --plan
+prints every step and every file it would write, exactly, and changes
+nothing. A step that fails undoes the ones before it, in reverse, each
+said on stderr (exit 73). A NAME whose disk or unit exists is refused
+(65); applying needs root (77). Sizes: 512M, 10G (a bare number is MiB).")]
+    Create(Box<CreateArgs>),
     /// Print the effective switches (defaults included) in shell syntax
     #[command(after_help = "\
 Example:
@@ -382,6 +409,29 @@ pub struct PackagesArgs {
     /// `--dry-run`.
     #[command(flatten)]
     pub dry_run: DryRunArgs,
+}
+
+/// The options of `create`.
+#[derive(Debug, Clone, Args)]
+pub struct CreateArgs {
+    /// The virtual server's name (its hostname)
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The disk's size: 10G, 512M (image, lvm; dir takes what it needs)
+    #[arg(long, value_name = "SIZE")]
+    pub size: String,
+    /// The memory: 2G, 512M, or MiB
+    #[arg(long, value_name = "SIZE")]
+    pub ram: String,
+    /// The address, A.B.C.D/N (/24 if N is left out)
+    #[arg(long, value_name = "ADDR")]
+    pub ip: String,
+    /// Print every step and every file, change nothing
+    #[arg(long)]
+    pub plan: bool,
+    /// Where the root file system lives
+    #[arg(long, value_enum, default_value = "dir")]
+    pub backend: Backend,
 }
 
 /// The options of `mac`.

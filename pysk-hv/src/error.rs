@@ -23,6 +23,12 @@ pub enum HvError {
     Ssh(String),
     /// A package name `install` will not send to a host.
     Package(String),
+    /// `create`: a NAME whose disk, root or unit is there already.
+    Exists(String),
+    /// `create`: a step that failed (the steps before it undone).
+    Step(String),
+    /// `create` run by another user than root.
+    NotRoot(String),
     /// The last run's results (`--rerun`) cannot be read as such.
     LastRun {
         /// The file, `last-run.json` in the state directory.
@@ -39,7 +45,10 @@ impl fmt::Display for HvError {
             HvError::Usage(why)
             | HvError::Targets(why)
             | HvError::Ssh(why)
-            | HvError::Package(why) => f.write_str(why),
+            | HvError::Package(why)
+            | HvError::Exists(why)
+            | HvError::Step(why)
+            | HvError::NotRoot(why) => f.write_str(why),
             HvError::LastRun { path, reason } => {
                 write!(f, "{}: not the results of a run: {reason}", path.display())
             }
@@ -55,6 +64,9 @@ impl std::error::Error for HvError {
             | HvError::Targets(_)
             | HvError::Ssh(_)
             | HvError::Package(_)
+            | HvError::Exists(_)
+            | HvError::Step(_)
+            | HvError::NotRoot(_)
             | HvError::LastRun { .. } => None,
         }
     }
@@ -67,6 +79,9 @@ impl ToolError for HvError {
             HvError::Usage(_) => exit::USAGE,
             HvError::Targets(_) | HvError::Package(_) | HvError::LastRun { .. } => exit::DATAERR,
             HvError::Ssh(_) => exit::UNAVAILABLE,
+            HvError::Exists(_) => exit::DATAERR,
+            HvError::Step(_) => exit::CANTCREAT,
+            HvError::NotRoot(_) => exit::NOPERM,
         }
     }
 }

@@ -20,6 +20,8 @@
 //! - [`conf`]: `conf diff|apply`, the configuration tree rendered with
 //!   each host's switches, compared and written, as jobs of [`fanout`].
 //! - [`mac`]: a locally administered MAC no virtual server uses yet.
+//! - [`create`]: a new virtual server as a plan of steps, each undone
+//!   when a later one fails.
 //!
 //! The command line is in [`cli`]; [`settings`] resolves every option
 //! (command line, else switch, else default); this file only dispatches.
@@ -27,6 +29,7 @@
 pub mod classify;
 pub mod cli;
 pub mod conf;
+pub mod create;
 pub mod error;
 pub mod exec;
 pub mod fanout;
@@ -83,6 +86,11 @@ pub fn try_main() -> Result<Outcome, HvError> {
         ),
         Command::Packages(args) => packages::run(
             &settings::packages(&common, &settings, &args)?,
+            &report,
+            &mut out,
+        ),
+        Command::Create(args) => create::run(
+            &create::options(&settings, &args, &report)?,
             &report,
             &mut out,
         ),

@@ -72,6 +72,36 @@ pub const SWITCHES: &[Spec] = &[
         "the package mirror a new virtual server is made from",
     ),
     Spec::new(
+        "hv_vm_root",
+        "/srv/vm",
+        "where create puts a virtual server's disk (a directory, an image file) and mount point",
+    ),
+    Spec::new(
+        "hv_vg",
+        "vg0",
+        "the LVM volume group of create --backend lvm",
+    ),
+    Spec::new(
+        "hv_gateway",
+        "",
+        "the gateway of a new virtual server; empty: none",
+    ),
+    Spec::new(
+        "hv_dns",
+        "",
+        "the name servers of a new virtual server (blanks or commas between)",
+    ),
+    Spec::new(
+        "hv_authorized_keys",
+        "",
+        "the file copied to a new virtual server's /root/.ssh/authorized_keys; empty: none",
+    ),
+    Spec::new(
+        "hv_bridge",
+        "br0",
+        "the bridge a new virtual server's network device joins",
+    ),
+    Spec::new(
         "hv_wait",
         "0",
         "seconds a run that takes the tool's lock waits for another's",
