@@ -51,6 +51,10 @@ impl Ssh {
             "LogLevel=DEBUG1".to_owned(),
             "BatchMode=yes".to_owned(),
             format!("ConnectTimeout={}", whole_seconds(self.connect_timeout)),
+            // A host that dies after login is given up after a minute
+            // instead of holding the run for ever (no timeout by default).
+            "ServerAliveInterval=15".to_owned(),
+            "ServerAliveCountMax=4".to_owned(),
             format!("StrictHostKeyChecking={strict}"),
         ] {
             argv.extend(["-o".into(), option.into()]);
@@ -271,6 +275,10 @@ mod tests {
                 "-o",
                 "ConnectTimeout=10",
                 "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=4",
+                "-o",
                 "StrictHostKeyChecking=yes",
                 "-l",
                 "root",
@@ -310,6 +318,10 @@ mod tests {
                 "BatchMode=yes",
                 "-o",
                 "ConnectTimeout=3",
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=4",
                 "-o",
                 "StrictHostKeyChecking=accept-new",
                 "-p",

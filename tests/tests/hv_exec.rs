@@ -113,7 +113,7 @@ fn a_closed_port_is_unreachable_named_with_what_ssh_said_and_rerun_picks_it() {
             stdout(&out),
             format!(
                 "closed: ssh -E LOGDIR/closed.log -o LogLevel=DEBUG1 -o BatchMode=yes \
-                 -o ConnectTimeout=10 -o StrictHostKeyChecking=yes -l root -F {} -- closed \
+                 -o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 -o StrictHostKeyChecking=yes -l root -F {} -- closed \
                  'sh -c '\\''true'\\'''\n",
                 setup.path("ssh_config").display()
             )
@@ -179,7 +179,7 @@ fn dry_run_shows_address_port_user_timeout_and_the_quoted_command() {
     let options = |host: &str, port: &str| {
         format!(
             "{host}: ssh -E LOGDIR/{host}.log -o LogLevel=DEBUG1 -o BatchMode=yes \
-             -o ConnectTimeout=10 -o StrictHostKeyChecking=accept-new {port}-l admin -F {}",
+             -o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 -o StrictHostKeyChecking=accept-new {port}-l admin -F {}",
             setup.path("ssh_config").display()
         )
     };
