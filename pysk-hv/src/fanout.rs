@@ -101,6 +101,20 @@ enum Message {
     Failed(HvError),
 }
 
+/// Raises the soft limit of open files to the hard one: every host at
+/// once holds a few pipes and its log, so a fanout of some hundreds would
+/// otherwise run out of descriptors at the usual soft limit of 1024.
+/// Left as it is when that fails: a host that then cannot start is
+/// reported as such.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
 /// Runs every job, writing live output to `out` (remote stdout) and
 /// stderr, a progress line on a terminal; the outcomes in job order.
 pub fn run(
@@ -109,6 +123,7 @@ pub fn run(
     report: &Reporter,
     out: &mut dyn Write,
 ) -> Result<Vec<Outcome>, HvError> {
+    raise_fd_limit();
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel();
