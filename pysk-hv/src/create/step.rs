@@ -4,7 +4,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::FAILPOINT;
@@ -194,7 +194,7 @@ impl Step {
     /// Undoes the step.
     pub fn undo(&self) -> Result<(), String> {
         match self {
-            Step::Mkdir(dir) => fs::remove_dir_all(dir).map_err(|e| e.to_string()),
+            Step::Mkdir(dir) => remove_unmounted(dir),
             Step::Run {
                 undo: Some(argv), ..
             } => run(argv),
@@ -202,6 +202,56 @@ impl Step {
             Step::Write(file) => fs::remove_file(&file.path).map_err(|e| e.to_string()),
         }
     }
+}
+
+/// Removes the directory `dir` made, unless a file system is still
+/// mounted at or below it (mmdebstrap's `/proc` and `/dev`, the disk
+/// itself): removing through a mount point would delete what is on it.
+fn remove_unmounted(dir: &Path) -> Result<(), String> {
+    let table = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+    match mounted_below(&table, dir) {
+        Some(point) => Err(format!(
+            "{} is still mounted: {} left in place",
+            point.display(),
+            dir.display()
+        )),
+        None => fs::remove_dir_all(dir).map_err(|e| e.to_string()),
+    }
+}
+
+/// The first mount point of a `/proc/self/mountinfo` table that is `dir`
+/// or lies below it (mount points there have blanks and such written as
+/// octal escapes, `\040`).
+fn mounted_below(table: &str, dir: &Path) -> Option<PathBuf> {
+    table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|point| PathBuf::from(unescape(point)))
+        .find(|point| point.starts_with(dir))
+}
+
+/// A mountinfo field with its `\NNN` octal escapes undone.
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
+            let text = std::str::from_utf8(d).ok()?;
+            u8::from_str_radix(text, 8).ok()
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(byte)) => {
+                out.push(byte);
+                i += 4;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Writes `file`, its directories made first.
@@ -226,5 +276,26 @@ fn run(argv: &[String]) -> Result<(), String> {
     match status.success() {
         true => Ok(()),
         false => Err(format!("{program}: {status}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &str = "\
+22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+90 22 0:50 / /srv/vm/web\\0401/proc rw shared:40 - proc proc rw
+91 22 7:0 / /srv/vm/web2 rw shared:41 - ext4 /dev/loop0 rw
+";
+
+    #[test]
+    fn a_mount_at_or_below_the_directory_is_found_escapes_undone() {
+        let below = mounted_below(TABLE, Path::new("/srv/vm/web 1"));
+        assert_eq!(below, Some(PathBuf::from("/srv/vm/web 1/proc")));
+        let at = mounted_below(TABLE, Path::new("/srv/vm/web2"));
+        assert_eq!(at, Some(PathBuf::from("/srv/vm/web2")));
+        assert_eq!(mounted_below(TABLE, Path::new("/srv/vm/web3")), None);
+        assert_eq!(mounted_below(TABLE, Path::new("/srv/vm/web")), None);
     }
 }
