@@ -112,6 +112,27 @@ impl Step {
     }
 }
 
+/// What taking back a failed run's work did, said once for both servers:
+/// the steps `undone` (dropped again) and those `left` (with why), for an
+/// admin to drop by hand.
+pub fn undo_note(undone: &[&str], left: &[String]) -> String {
+    let mut note = Vec::new();
+    if !undone.is_empty() {
+        let verb = if undone.len() == 1 { "was" } else { "were" };
+        note.push(format!(
+            "{} made by this run {verb} dropped again",
+            undone.join(", ")
+        ));
+    }
+    if !left.is_empty() {
+        note.push(format!(
+            "made by this run and still there, to drop by hand: {}",
+            left.join(", ")
+        ));
+    }
+    note.join("; ")
+}
+
 /// The state lock of a mutating run: for a dry run only where its file
 /// exists (a dry run creates nothing), else made with its directory.
 pub fn lock(path: &Path, wait: Duration, dry_run: bool) -> Result<Option<Lock>, DbError> {

@@ -878,7 +878,7 @@ fn a_name_s_worst_problem_comes_first_on_the_status_line_and_in_every_list() {
 #[test]
 fn a_reload_that_failed_after_an_install_is_critical_for_the_directory() {
     let env = Env::new();
-    let www = env.leaf(&[WWW]);
+    let www = env.inter.leaf(&[WWW], Validity::LEAF.midday());
     env.put(WWW, &www);
     let (www_date, www_days) = expiry_of(&www.cert);
     let ok = (

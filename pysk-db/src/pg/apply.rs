@@ -153,21 +153,7 @@ fn take_back(target: &Target, made: &[&Step]) -> String {
             Err(e) => left.push(format!("{} ({e})", step.what)),
         }
     }
-    let mut note = Vec::new();
-    if !undone.is_empty() {
-        let verb = if undone.len() == 1 { "was" } else { "were" };
-        note.push(format!(
-            "{} made by this run {verb} dropped again",
-            undone.join(", ")
-        ));
-    }
-    if !left.is_empty() {
-        note.push(format!(
-            "made by this run and still there, to drop by hand: {}",
-            left.join(", ")
-        ));
-    }
-    note.join("; ")
+    crate::plan::undo_note(&undone, &left)
 }
 
 /// A statement the server refused.
