@@ -30,8 +30,12 @@ pub enum Class {
     Signal,
     /// The host was not reached: connection refused or timed out, no
     /// route, a name that does not resolve, the connection closed before
-    /// login or lost after it.
+    /// login. The command never ran.
     Unreachable,
+    /// The connection was lost after login (the host went away, or stopped
+    /// answering ssh's keepalives): the command may have run, in part or
+    /// whole.
+    Lost,
     /// The host's key did not match the known one (`changed`), or none
     /// is known and strict checking is on.
     HostKey {
@@ -56,13 +60,15 @@ pub const NAMES: &[&str] = &[
     "exit",
     "signal",
     "unreachable",
+    "lost",
     "host-key",
     "auth",
     "timed-out",
 ];
 
 /// The names of the classes where the command never ran because the host
-/// was not reached or would not let us in.
+/// was not reached or would not let us in (not `lost`: there it may have
+/// run).
 pub const NOT_REACHED: &[&str] = &["unreachable", "host-key", "auth"];
 
 impl Class {
@@ -73,6 +79,7 @@ impl Class {
             Class::Exit(_) => "exit",
             Class::Signal => "signal",
             Class::Unreachable => "unreachable",
+            Class::Lost => "lost",
             Class::HostKey { .. } => "host-key",
             Class::Auth => "auth",
             Class::TimedOut { .. } => "timed-out",
@@ -87,6 +94,7 @@ impl fmt::Display for Class {
             Class::Exit(code) => write!(f, "exit {code}"),
             Class::Signal => f.write_str("killed by a signal"),
             Class::Unreachable => f.write_str("unreachable"),
+            Class::Lost => f.write_str("connection lost"),
             Class::HostKey { changed: true } => f.write_str("host key changed"),
             Class::HostKey { changed: false } => f.write_str("host key unknown"),
             Class::Auth => f.write_str("auth refused"),
@@ -111,6 +119,9 @@ struct Facts {
     exit_status: bool,
     /// The session ended with a signal (`rtype exit-signal`).
     exit_signal: bool,
+    /// After login: ssh gave up on a host that stopped answering its
+    /// keepalives (`Timeout, server … not responding.`).
+    keepalive_timeout: bool,
     /// Through a ControlMaster (DEBUG2): the master passed on 255.
     mux_exit_255: bool,
     /// Through a ControlMaster (DEBUG2): the master ended the session
@@ -159,6 +170,7 @@ impl Facts {
             }
             "debug2: Received exit status from master 255" => self.mux_exit_255 = true,
             "debug2: Control master terminated unexpectedly" => self.mux_died = true,
+            _ if is_keepalive_timeout(line) => self.keepalive_timeout = true,
             _ => {}
         }
     }
@@ -172,6 +184,11 @@ impl Facts {
             self.auth_refused = true;
         }
     }
+}
+
+/// ssh's line when a host stopped answering its keepalives.
+fn is_keepalive_timeout(line: &str) -> bool {
+    line.starts_with("Timeout, server ") && line.ends_with(" not responding.")
 }
 
 /// The class of one host's run: ssh's exit `status`, the `elapsed` time
@@ -202,6 +219,9 @@ pub fn classify(
 
 /// The class of an ssh that exited 255.
 fn after_255(facts: &Facts, overran: bool) -> Class {
+    if facts.keepalive_timeout {
+        return Class::Lost;
+    }
     if facts.exit_signal || facts.mux_died {
         // timeout's KILL after its TERM was ignored ends it by a signal.
         return if overran {
@@ -218,7 +238,7 @@ fn after_255(facts: &Facts, overran: bool) -> Class {
     if facts.logged_in {
         // Logged in, and the session ended without a word: the
         // connection was lost.
-        return Class::Unreachable;
+        return Class::Lost;
     }
     if facts.mux {
         // Through a ControlMaster, DEBUG1 says nothing more even for an
@@ -239,19 +259,36 @@ fn after_255(facts: &Facts, overran: bool) -> Class {
 /// What ssh said about a host it did not get into (`Unreachable`,
 /// `HostKey`, `Auth`): its last message before login (for a host key, the
 /// one before `Host key verification failed.`, which names the key's
-/// trouble), or that a connection was lost after login; `None` for the
-/// other classes, and when ssh said nothing.
+/// trouble); for `Lost`, that the command may have run (after ssh's
+/// keepalive line when it gave up); `None` for the other classes, and
+/// when ssh said nothing.
 pub fn message(class: Class, log: &str) -> Option<String> {
-    if !matches!(
-        class,
-        Class::Unreachable | Class::HostKey { .. } | Class::Auth
-    ) {
-        return None;
+    match class {
+        Class::Lost => Some(lost_message(log)),
+        Class::Unreachable | Class::HostKey { .. } | Class::Auth => not_in_message(class, log),
+        _ => None,
     }
+}
+
+/// The words of a `Lost` host.
+fn lost_message(log: &str) -> String {
+    const MAY_HAVE_RUN: &str = "after login; the command may have run";
+    match log
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .find(|l| is_keepalive_timeout(l))
+    {
+        Some(said) => format!("{said} ({MAY_HAVE_RUN})"),
+        None => MAY_HAVE_RUN.to_owned(),
+    }
+}
+
+/// ssh's last line before login (see [`message`]).
+fn not_in_message(class: Class, log: &str) -> Option<String> {
     let mut said: Vec<&str> = Vec::new();
     for line in log.lines().map(|l| l.trim_end_matches('\r')) {
         if line.starts_with("Authenticated to ") {
-            return Some("the connection was lost after login".to_owned());
+            break;
         }
         let noise = line.is_empty()
             || line.starts_with("debug")
@@ -325,10 +362,24 @@ mod tests {
             untimed(code(255), &after_login(EXIT_SIGNAL, "-1")),
             Class::Signal
         );
+        assert_eq!(untimed(code(255), &after_login("", "-1")), Class::Lost);
+    }
+
+    #[test]
+    fn a_host_that_stops_answering_keepalives_is_lost_even_through_a_master() {
+        let said = "Timeout, server 127.0.0.1 not responding.\n";
+        assert_eq!(untimed(code(255), &format!("{LOGIN}{said}")), Class::Lost);
+        let mux = "debug1: mux_client_request_session: master session id: 2\n";
+        assert_eq!(untimed(code(255), &format!("{mux}{said}")), Class::Lost);
         assert_eq!(
-            untimed(code(255), &after_login("", "-1")),
-            Class::Unreachable
+            message(Class::Lost, &format!("{LOGIN}{said}")).as_deref(),
+            Some(
+                "Timeout, server 127.0.0.1 not responding. (after login; the command may have \
+                 run)"
+            )
         );
+        // Not logged in: a host not reached.
+        assert_eq!(untimed(code(255), said), Class::Unreachable);
     }
 
     #[test]
@@ -464,6 +515,7 @@ Host key verification failed.
             (Class::Exit(7), "exit", "exit 7"),
             (Class::Signal, "signal", "killed by a signal"),
             (Class::Unreachable, "unreachable", "unreachable"),
+            (Class::Lost, "lost", "connection lost"),
             (
                 Class::HostKey { changed: true },
                 "host-key",
@@ -523,8 +575,8 @@ Host key verification failed.
             Some("root@127.0.0.1: Permission denied (publickey).")
         );
         assert_eq!(
-            message(Class::Unreachable, &after_login("", "-1")).as_deref(),
-            Some("the connection was lost after login")
+            message(Class::Lost, &after_login("", "-1")).as_deref(),
+            Some("after login; the command may have run")
         );
         assert_eq!(message(Class::Exit(7), refused), None);
         assert_eq!(message(Class::Unreachable, "debug1: x\n"), None);

@@ -88,7 +88,7 @@ terminal, is read to its end first and goes to every host whole (a script
 whose stdin stays open gives exec < /dev/null).
 
 Each host ends as one of: ok, exit N, killed by a signal, unreachable,
-host key (changed or unknown: --accept-new records unknown keys on first
+connection lost (after login: the command may have run), host key (changed or unknown: --accept-new records unknown keys on first
 contact), auth refused, timed out. With --timeout the command runs under
 timeout -k 5 on the host, so it ends there too; the local ssh is killed
 10 s later, and such a host is said to be 'timed out, may still be
@@ -237,7 +237,8 @@ pub struct TargetArgs {
     #[arg(short = 'x', long = "exclude", value_name = "NODESET")]
     pub exclude: Vec<String>,
     /// The hosts of the last run that were not ok (failed), or that were
-    /// not reached (unreachable: unreachable, host key, auth)
+    /// not reached, where the command never ran (unreachable: unreachable,
+    /// host key, auth; not a connection lost after login)
     #[arg(long, value_enum, value_name = "WHICH")]
     pub rerun: Option<Rerun>,
 }

@@ -36,7 +36,7 @@ pub struct Summary {
 pub struct HostResult {
     /// The host.
     pub host: String,
-    /// Its class's name (`ok`, `exit`, `signal`, `unreachable`,
+    /// Its class's name (`ok`, `exit`, `signal`, `unreachable`, `lost`,
     /// `host-key`, `auth`, `timed-out`).
     pub class: &'static str,
     /// The class in words (`exit 7`, `host key changed`, `timed out, may
@@ -145,27 +145,29 @@ pub fn lines(outcomes: &[Outcome]) -> (Vec<String>, String) {
 
 /// `--gather`: each distinct stdout once, under the hosts that gave it
 /// with the same result (as `clush -b`: the largest group first, a
-/// 15-dash line above and below the folded host names and their count);
-/// hosts without output are left out.
+/// 15-dash line above and below the folded host names and their count),
+/// a group that was not ok with its result beside its names (`web3 (exit
+/// 3)`, `web[1-2] (2, exit 3)`), so that the same output with another
+/// result stays told apart; hosts without output are left out.
 pub fn gather(outcomes: &[Outcome], out: &mut dyn Write) -> io::Result<()> {
-    let mut groups: BTreeMap<(&[u8], String), Vec<String>> = BTreeMap::new();
+    let mut groups: BTreeMap<(&[u8], String), Vec<&Outcome>> = BTreeMap::new();
     for o in outcomes.iter().filter(|o| !o.stdout.is_empty()) {
         groups
             .entry((o.stdout.as_slice(), o.class.to_string()))
             .or_default()
-            .push(o.host.clone());
+            .push(o);
     }
-    let mut groups: Vec<(String, usize, &[u8])> = groups
+    let mut groups: Vec<(String, usize, Class, &[u8])> = groups
         .into_iter()
-        .map(|((text, _), hosts)| (nodeset::fold(&hosts), hosts.len(), text))
+        .map(|((text, _), group)| {
+            let hosts: Vec<String> = group.iter().map(|o| o.host.clone()).collect();
+            (nodeset::fold(&hosts), hosts.len(), group[0].class, text)
+        })
         .collect();
     groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let rule = "-".repeat(15);
-    for (names, count, text) in groups {
-        let header = match count {
-            1 => names,
-            n => format!("{names} ({n})"),
-        };
+    for (names, count, class, text) in groups {
+        let header = header(&names, count, class);
         writeln!(out, "{rule}\n{header}\n{rule}")?;
         out.write_all(text)?;
         if !text.ends_with(b"\n") {
@@ -173,6 +175,17 @@ pub fn gather(outcomes: &[Outcome], out: &mut dyn Write) -> io::Result<()> {
         }
     }
     out.flush()
+}
+
+/// A `--gather` group's header: the folded host `names`, their `count`
+/// when more than one, and `class` when it is not ok.
+fn header(names: &str, count: usize, class: Class) -> String {
+    match (count, class) {
+        (1, Class::Ok) => names.to_owned(),
+        (n, Class::Ok) => format!("{names} ({n})"),
+        (1, class) => format!("{names} ({class})"),
+        (n, class) => format!("{names} ({n}, {class})"),
+    }
 }
 
 /// Writes `last-run.json` into `state_dir` (made when missing), atomic
@@ -216,6 +229,7 @@ mod tests {
             outcome("h5", Class::Exit(3), 900, "AAA\n"),
             outcome("h6", Class::Ok, 330, "AAA\n"),
             outcome("h7", Class::Ok, 340, "MMM"),
+            outcome("h8", Class::Exit(3), 350, "AAA\n"),
             closed,
         ]
     }
@@ -227,12 +241,13 @@ mod tests {
             warnings,
             [
                 "h5: exit 3",
+                "h8: exit 3",
                 "closed: unreachable: ssh: connect to host 127.0.0.1 port 60871: Connection refused"
             ]
         );
         assert_eq!(
             info,
-            "8 hosts: 6 ok, 1 exit, 1 unreachable; slowest: h2 1.25 s, h5 0.90 s, h7 0.34 s"
+            "9 hosts: 6 ok, 2 exit, 1 unreachable; slowest: h2 1.25 s, h5 0.90 s, h8 0.35 s"
         );
         let (_, one) = lines(&fleet()[..1]);
         assert_eq!(one, "1 host: 1 ok; slowest: h1 0.30 s");
@@ -246,8 +261,8 @@ mod tests {
             String::from_utf8(out).expect("utf-8"),
             "---------------\nh[1,6] (2)\n---------------\nAAA\n\
              ---------------\nh[3-4] (2)\n---------------\nMMM\n\
+             ---------------\nh[5,8] (2, exit 3)\n---------------\nAAA\n\
              ---------------\nh2\n---------------\nZZZ\n\
-             ---------------\nh5\n---------------\nAAA\n\
              ---------------\nh7\n---------------\nMMM\n"
         );
     }
@@ -283,7 +298,7 @@ mod tests {
             serde_json::from_str(&fs::read_to_string(&file).expect("reads")).expect("json");
         assert_eq!(value["version"], 1);
         assert_eq!(value["hosts"][4]["class"], "exit");
-        assert_eq!(value["hosts"][7]["host"], "closed");
+        assert_eq!(value["hosts"][8]["host"], "closed");
         assert!(value["hosts"][0].get("stdout").is_none());
     }
 }

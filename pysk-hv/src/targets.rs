@@ -25,9 +25,10 @@ pub const LAST_RUN: &str = "last-run.json";
 /// Which hosts of the last run `--rerun` picks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Rerun {
-    /// Every host that was not ok.
+    /// Every host that was not ok (a lost connection included).
     Failed,
-    /// The hosts not reached: unreachable, host key, auth.
+    /// The hosts not reached, where the command never ran: unreachable,
+    /// host key, auth (not a connection lost after login).
     Unreachable,
 }
 
@@ -350,7 +351,7 @@ mail
 
     const LAST: &str = r#"{"version": 1, "hosts": [
         {"host": "mail", "class": "unreachable", "duration": 0.2},
-        {"host": "web1", "class": "ok"},
+        {"host": "web1", "class": "lost"},
         {"host": "web2", "class": "exit"},
         {"host": "web10", "class": "host-key"},
         {"host": "db1", "class": "auth"},
@@ -366,7 +367,7 @@ mail
         };
         assert_eq!(
             names(rerun(Rerun::Failed), dir.path()),
-            ["web2", "web10", "db1", "mail"]
+            ["web1", "web2", "web10", "db1", "mail"]
         );
         assert_eq!(
             names(rerun(Rerun::Unreachable), dir.path()),

@@ -14,7 +14,10 @@
 //! - copy: `cat` into a temporary file beside DEST (under `umask 077`),
 //!   its size checked against SRC's (a connection lost midway gives `cat`
 //!   an early end of its input, not an error), `chmod` to the permission
-//!   bits of SRC, `mv -f` over DEST: atomic on the host; the temporary file is removed again when a step fails or
+//!   bits of SRC, `sync` (so that a power loss cannot leave an empty
+//!   file in DEST's place), `mv -f` over DEST, `sync` of DEST's
+//!   directory (so that the rename itself lasts): atomic on the host;
+//!   the temporary file is removed again when a step fails or
 //!   the shell is ended by HUP, INT, TERM or PIPE (a lost connection, the
 //!   remote `timeout`), though not by KILL. The file belongs to the
 //!   account logged in as.
@@ -144,7 +147,8 @@ fn copy_command(src: &Path, dest: &str) -> Result<String, HvError> {
          trap 'rm -f \"$t\"' EXIT; trap 'exit 1' HUP INT TERM PIPE; \
          cat > \"$t\" || exit 1; n=$(wc -c < \"$t\"); if [ $n -ne {size} ]; then \
          echo \"$d: $n of {size} bytes came, left as it was\" >&2; exit 1; fi; \
-         chmod {mode:o} \"$t\" && mv -f \"$t\" \"$d\" || exit 1",
+         chmod {mode:o} \"$t\" && sync -- \"$t\" && mv -f \"$t\" \"$d\" && \
+         sync -- \"$(dirname -- \"$d\")\" || exit 1",
         ssh::quote(dest),
         ssh::quote(&name),
         size = meta.len(),
@@ -223,6 +227,54 @@ mod tests {
         assert_eq!(fs::read(into.join("it's")).expect("in dir"), bytes);
         let names: Vec<_> = fs::read_dir(dir.path()).expect("ls").collect();
         assert_eq!(names.len(), 3, "no temporary file left: {names:?}");
+    }
+
+    #[test]
+    fn the_copy_syncs_the_file_before_the_rename_and_the_directory_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("bin");
+        fs::create_dir(&bin).expect("mkdir");
+        let log = dir.path().join("sync.log");
+        let dest = dir.path().join("dest");
+        // A sync that writes down its words and whether DEST is there yet.
+        fs::write(
+            bin.join("sync"),
+            format!(
+                "#!/bin/sh\nif [ -e '{}' ]; then w=after; else w=before; fi\n\
+                 echo \"$w $*\" >> '{}'\n",
+                dest.display(),
+                log.display()
+            ),
+        )
+        .expect("fake sync");
+        fs::set_permissions(bin.join("sync"), fs::Permissions::from_mode(0o755)).expect("chmod");
+        let src = dir.path().join("src");
+        fs::write(&src, "x").expect("src");
+        let shell = copy_command(&src, dest.to_str().expect("utf-8")).expect("command");
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("sh")
+            .args(["-c", &shell])
+            .stdin(fs::File::open(&src).expect("src"))
+            .env("PATH", path)
+            .output()
+            .expect("sh runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let said = fs::read_to_string(&log).expect("sync ran");
+        let lines: Vec<&str> = said.lines().collect();
+        assert_eq!(lines.len(), 2, "{said}");
+        let temp = lines[0]
+            .strip_prefix(&format!("before -- {}.pysk-hv.", dest.display()))
+            .unwrap_or_else(|| panic!("{said}"));
+        assert!(temp.bytes().all(|b| b.is_ascii_digit()), "{said}");
+        assert_eq!(lines[1], format!("after -- {}", dir.path().display()));
     }
 
     #[test]

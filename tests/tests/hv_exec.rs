@@ -342,25 +342,27 @@ fn sorted_lines(text: &str) -> Vec<String> {
 
 #[test]
 fn each_host_gives_its_lines_prefixed_and_its_class_and_exit_0_only_when_all_ran_ok() {
-    let Some(hosts) = Hosts::start(&["ok1", "fails", "killed", "ok2"], 3) else {
+    let Some(mut hosts) = Hosts::start(&["ok1", "fails", "killed", "ok2"], 3) else {
         return;
     };
+    hosts.fleet.add_closed("closed");
     let command = by_port(&[
         (hosts.port("ok1"), "echo one; echo 'two  words'"),
         (hosts.port("fails"), "echo before; echo broken >&2; exit 7"),
         (hosts.port("killed"), "echo dying; kill -9 $$"),
     ]);
     classes_side_by_side(&hosts, &command);
+    rerun_unreachable_takes_only_hosts_not_reached(&hosts);
     classes_under_timeout_and_all_ok(&hosts, &command);
     in_order_with_stdin_and_nothing_to_rerun(&hosts, &command);
 }
 
-/// ok, exit 7 and a signal in one run: each host's lines prefixed, its
-/// class on stderr and in the record, exit 1.
+/// ok, exit 7, a signal and a closed port in one run: each host's lines
+/// prefixed, its class on stderr and in the record, exit 1.
 fn classes_side_by_side(hosts: &Hosts, command: &str) {
     let out = hosts
         .hv()
-        .args(["exec", "-w", "ok[1-2],fails,killed", "--", command])
+        .args(["exec", "-w", "ok[1-2],fails,killed,closed", "--", command])
         .fails_with(1);
     assert_eq!(
         sorted_lines(&stdout(&out)),
@@ -379,9 +381,14 @@ fn classes_side_by_side(hosts: &Hosts, command: &str) {
             "fails: broken".to_owned(),
             "pysk-hv: fails: exit 7".to_owned(),
             "pysk-hv: killed: killed by a signal".to_owned(),
+            format!(
+                "pysk-hv: closed: unreachable: ssh: connect to host 127.0.0.1 port {}: \
+                 Connection refused",
+                hosts.port("closed")
+            ),
         ],
-        "4 hosts: 2 ok, 1 exit, 1 signal",
-        &["ok1", "fails", "killed", "ok2"],
+        "5 hosts: 2 ok, 1 exit, 1 signal, 1 unreachable",
+        &["ok1", "fails", "killed", "ok2", "closed"],
     );
     let last = hosts.last_run();
     let classes: Vec<(&str, &str)> = last["hosts"]
@@ -401,10 +408,46 @@ fn classes_side_by_side(hosts: &Hosts, command: &str) {
             ("ok1", "ok"),
             ("fails", "exit"),
             ("killed", "signal"),
-            ("ok2", "ok")
+            ("ok2", "ok"),
+            ("closed", "unreachable")
         ]
     );
     assert_eq!(last["hosts"][1]["exit"], 7);
+}
+
+/// After [`classes_side_by_side`], `--rerun failed` takes all but the ok
+/// hosts and `--rerun unreachable` only the closed one: the others ran the
+/// command.
+fn rerun_unreachable_takes_only_hosts_not_reached(hosts: &Hosts) {
+    for (which, picked) in [
+        ("failed", &["fails", "killed", "closed"][..]),
+        ("unreachable", &["closed"][..]),
+    ] {
+        let out = hosts
+            .hv()
+            .args([
+                "exec",
+                "--rerun",
+                which,
+                "--dry-run",
+                "--json",
+                "--",
+                "true",
+            ])
+            .succeeds();
+        assert_eq!(planned(&stdout(&out)), picked, "--rerun {which}");
+    }
+}
+
+/// The hosts of a `--dry-run --json` plan.
+fn planned(json: &str) -> Vec<String> {
+    let plan: serde_json::Value = serde_json::from_str(json).expect("json");
+    plan["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|h| h["host"].as_str().expect("host").to_owned())
+        .collect()
 }
 
 /// A signal under `--timeout`, a command's own 255, and exit 0 when every
@@ -576,14 +619,10 @@ fn first_run_not_reached(hosts: &Hosts) {
         .args(["exec", "--rerun", "unreachable", "--dry-run", "--json"])
         .args(["--", "true"])
         .succeeds();
-    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
-    let planned: Vec<&str> = plan["hosts"]
-        .as_array()
-        .expect("hosts")
-        .iter()
-        .map(|h| h["host"].as_str().expect("host"))
-        .collect();
-    assert_eq!(planned, ["changed", "unknown", "closed", "stranger"]);
+    assert_eq!(
+        planned(&stdout(&out)),
+        ["changed", "unknown", "closed", "stranger"]
+    );
 }
 
 /// From the first run's record, every host but the good one; and
@@ -755,13 +794,14 @@ fn gathered(hosts: &Hosts, command: &str) {
         .hv()
         .args(["exec", "-w", "web[1-3],db1", "--gather", "--", command])
         .fails_with(1);
-    // The same output with another result stays apart: web3.
+    // The same output with another result stays apart, its result named:
+    // web3.
     let rule = "-".repeat(15);
     assert_eq!(
         stdout(&out),
         format!(
-            "{rule}\ndb1,web1 (2)\n{rule}\nsame\ntwo\n{rule}\nweb2\n{rule}\nother\n\
-             {rule}\nweb3\n{rule}\nsame\ntwo\n"
+            "{rule}\ndb1,web1 (2)\n{rule}\nsame\ntwo\n{rule}\nweb2 (exit 3)\n{rule}\nother\n\
+             {rule}\nweb3 (exit 3)\n{rule}\nsame\ntwo\n"
         )
     );
     assert_summary(
@@ -861,7 +901,7 @@ fn as_json(hosts: &Hosts, command: &str) {
 }
 
 #[test]
-fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_unreachable() {
+fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_lost() {
     let Some(hosts) = Hosts::start(&["hung"], 1) else {
         return;
     };
@@ -891,7 +931,8 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_un
         &["hung"],
     );
 
-    // A connection lost after login is no class of the command's.
+    // A connection lost after login is no class of the command's, and
+    // not a host where it never ran: `--rerun unreachable` leaves it out.
     let child = hosts
         .hv()
         .args(["exec", "-w", "hung", "--", &command])
@@ -905,11 +946,18 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_un
         &[
             // ssh's own word, on its stderr (not in its -E log).
             "hung: Connection to 127.0.0.1 closed by remote host.".to_owned(),
-            "pysk-hv: hung: unreachable: the connection was lost after login".to_owned(),
+            "pysk-hv: hung: connection lost: after login; the command may have run".to_owned(),
         ],
-        "1 host: 1 unreachable",
+        "1 host: 1 lost",
         &["hung"],
     );
+    assert_eq!(hosts.last_run()["hosts"][0]["class"], "lost");
+    let out = hosts
+        .hv()
+        .args(["exec", "--rerun", "unreachable", "--", "true"])
+        .succeeds();
+    assert_eq!(stdout(&out), "");
+    assert_stderr_is(&out, "pysk-hv: no hosts left to run on\n");
 }
 
 /// Once a `sleep` with `marker` runs below the first server, sends `sig`
