@@ -4,8 +4,8 @@
 //! The hosts come from [`targets`]; each gets the same remote command
 //! ([`ssh::remote_command`]) through its own ssh ([`fanout`]). Output
 //! comes as `host: line` while it runs, or grouped after it
-//! (`--gather`), or into files (`--outdir`), or inside the `--json`
-//! document. stdin, when it is not a terminal, is read once into a
+//! (`--gather`), or straight into files as it comes (`--outdir`), or
+//! inside the `--json` document (kept up to [`fanout::KEEP`] a stream). stdin, when it is not a terminal, is read once into a
 //! private file that every host's ssh opens for itself, so that each host
 //! gets all of it. The run ends with a line per host that was not ok and
 //! the counts, records each host's class in `last-run.json` for
@@ -13,6 +13,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, IsTerminal, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -79,7 +80,10 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         .tempdir()
         .map_err(pysk_common::error::write_err(std::env::temp_dir()))?;
     let stdin = spool_stdin(private.path())?;
-    let jobs = jobs(options, &picked.hosts, private.path(), &remote)?;
+    let mut jobs = jobs(options, &picked.hosts, private.path(), &remote)?;
+    if let Some(dir) = &options.outdir {
+        to_outdir(dir, &mut jobs)?;
+    }
     let keep = options.json || options.outdir.is_some();
     let limits = Limits {
         fanout: options.fanout,
@@ -100,9 +104,6 @@ pub(crate) fn finish(
     report: &Reporter,
     out: &mut dyn Write,
 ) -> Result<Outcome, HvError> {
-    if let Some(dir) = &options.outdir {
-        write_outdir(dir, outcomes)?;
-    }
     if options.gather && !options.json {
         summary::gather(outcomes, out).map_err(pysk_common::Error::Stdout)?;
     }
@@ -145,6 +146,8 @@ pub(crate) fn jobs(
                 argv,
                 log,
                 stdin: None,
+                stdout_to: None,
+                stderr_to: None,
             })
         })
         .collect()
@@ -212,15 +215,18 @@ fn spool_stdin(dir: &Path) -> Result<Option<PathBuf>, HvError> {
     Ok(Some(path))
 }
 
-/// `--outdir`: `<host>.out` and `<host>.err` for every host, each stream
-/// as it came (empty when there was none).
-fn write_outdir(dir: &Path, outcomes: &[fanout::Outcome]) -> Result<(), HvError> {
-    fs::create_dir_all(dir).map_err(pysk_common::error::write_err(dir))?;
-    for o in outcomes {
-        for (suffix, bytes) in [("out", &o.stdout), ("err", &o.stderr)] {
-            let path = dir.join(format!("{}.{suffix}", o.host));
-            fs::write(&path, bytes).map_err(pysk_common::error::write_err(&path))?;
-        }
+/// `--outdir`: each host's stdout and stderr go straight into
+/// `<host>.out` and `<host>.err` (owner-only: output can hold secrets),
+/// in `dir`, made owner-only when missing.
+fn to_outdir(dir: &Path, jobs: &mut [Job]) -> Result<(), HvError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(pysk_common::error::write_err(dir))?;
+    for job in jobs {
+        job.stdout_to = Some(dir.join(format!("{}.out", job.host)));
+        job.stderr_to = Some(dir.join(format!("{}.err", job.host)));
     }
     Ok(())
 }

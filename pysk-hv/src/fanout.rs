@@ -3,25 +3,32 @@
 //! Workers take the next host, start its ssh in a session of its own
 //! (`setsid`: no terminal, and on a busy machine each ssh gets its own
 //! share of the CPU, as pdsh's do; killed with us through
-//! `PR_SET_PDEATHSIG`), read its stdout and stderr line by line and send
-//! the lines to the calling thread, the only one that writes: `host: line`
-//! on stdout for the remote stdout, on stderr for the remote stderr, so no
-//! line is ever cut into by another. With a timeout, a host whose ssh
-//! outlives the remote `timeout` wrapper's own limit (and its KILL) by
-//! [`GRACE`] has its ssh killed here, the backstop. When the run fails
-//! (stdout closed, say), no further host is started and the running ones'
-//! ssh are killed, so that a command whose output never ends does not
-//! hold the run.
+//! `PR_SET_PDEATHSIG`), and wait for it (blocking, in `waitid`), while two
+//! readers drain its stdout and stderr: line by line to the calling
+//! thread, the only one that writes (`host: line` on stdout for the remote
+//! stdout, on stderr for the remote stderr, so no line is ever cut into
+//! by another), or kept (at most [`KEEP`] bytes a stream, the rest counted
+//! and marked truncated), or straight into a file of the job's. One
+//! watchdog thread kills a host's ssh session (its process group) when
+//! its backstop has passed (with a timeout: the remote `timeout`
+//! wrapper's own limit and its KILL, plus [`GRACE`]) or the run stops,
+//! and only while that ssh is not yet reaped, so that a reused process id
+//! is never hit. When the run fails (stdout closed, say), no further host
+//! is started and the running ones' ssh are killed, so that a command
+//! whose output never ends does not hold the run. A host whose ssh cannot
+//! be started for want of a resource (descriptors, processes) is that
+//! host's failure; only a missing or forbidden ssh program stops the run.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -34,8 +41,26 @@ use crate::error::HvError;
 /// may still take to bring the result back before it is killed.
 pub const GRACE: Duration = Duration::from_secs(5);
 
-/// How often a worker with a deadline looks whether its ssh has ended.
-const POLL: Duration = Duration::from_millis(10);
+/// The most of one stream of one host that is kept in memory (for
+/// `--gather`, `--json` and the subcommands that read it); beyond it the
+/// stream is still read to its end, but only counted.
+pub const KEEP: usize = 1 << 20;
+
+/// The longest live line: a longer one is written in pieces of this size,
+/// so that output without newlines cannot fill the memory.
+const LINE_MAX: usize = 64 * 1024;
+
+/// Open files one running host may need at once: its two pipes and two
+/// output files, and while its ssh starts the pipes' other ends, stdin,
+/// the log and the start's own pipe.
+const FILES_PER_HOST: u64 = 10;
+
+/// Open files kept for everything else (the standard streams, the
+/// inventory, the state, the reporter).
+const FILES_RESERVED: u64 = 64;
+
+/// The stack of a thread that only moves bytes.
+const SMALL_STACK: usize = 256 * 1024;
 
 /// One host's ssh.
 #[derive(Debug, Clone)]
@@ -49,12 +74,17 @@ pub struct Job {
     /// A file this host's ssh reads as its stdin instead of
     /// [`Limits::stdin`] (each host its own input).
     pub stdin: Option<PathBuf>,
+    /// A file (created owner-only, or emptied) that the remote stdout is
+    /// written to as it comes, instead of being written live or kept.
+    pub stdout_to: Option<PathBuf>,
+    /// Likewise for the remote stderr.
+    pub stderr_to: Option<PathBuf>,
 }
 
 /// How the jobs run.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits<'a> {
-    /// Hosts at once.
+    /// Hosts at once (lowered to what the open files limit allows).
     pub fanout: usize,
     /// The remote command's time limit (for the class); `None`: none.
     pub timeout: Option<Duration>,
@@ -63,7 +93,8 @@ pub struct Limits<'a> {
     /// The file each ssh reads as its stdin (its own open of it), or
     /// `None` for /dev/null.
     pub stdin: Option<&'a Path>,
-    /// Remote stdout lines written as they come (`host: line`), else kept.
+    /// Remote stdout lines written as they come (`host: line`), else kept
+    /// (unless the job has a file for it).
     pub live_stdout: bool,
     /// Remote stderr lines written as they come, else kept.
     pub live_stderr: bool,
@@ -78,12 +109,16 @@ pub struct Outcome {
     pub class: Class,
     /// From the start of its ssh to its end.
     pub duration: Duration,
-    /// ssh's own message when the host was not reached.
+    /// ssh's own message when the host was not reached (or lost).
     pub message: Option<String>,
-    /// The remote stdout, when not written as it came.
+    /// The remote stdout, when kept (its first [`KEEP`] bytes).
     pub stdout: Vec<u8>,
-    /// The remote stderr, when not written as it came.
+    /// The remote stderr, when kept (its first [`KEEP`] bytes).
     pub stderr: Vec<u8>,
+    /// The remote stdout's size, however it went.
+    pub stdout_bytes: u64,
+    /// A kept stream was longer than [`KEEP`] and cut there.
+    pub truncated: bool,
 }
 
 /// What workers tell the writer.
@@ -97,22 +132,9 @@ enum Message {
     },
     /// A host is done.
     Done(usize, Outcome),
-    /// A host's ssh could not be started: the run stops.
+    /// ssh cannot be started at all, or an output file not written: the
+    /// run stops.
     Failed(HvError),
-}
-
-/// Raises the soft limit of open files to the hard one: every host at
-/// once holds a few pipes and its log, so a fanout of some hundreds would
-/// otherwise run out of descriptors at the usual soft limit of 1024.
-/// Left as it is when that fails: a host that then cannot start is
-/// reported as such.
-fn raise_fd_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
-        && soft < hard
-    {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
 }
 
 /// Runs every job, writing live output to `out` (remote stdout) and
@@ -123,47 +145,32 @@ pub fn run(
     report: &Reporter,
     out: &mut dyn Write,
 ) -> Result<Vec<Outcome>, HvError> {
-    raise_fd_limit();
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
+    let fanout = fanout_allowed(limits.fanout, report).min(jobs.len());
+    let watch = Watch::default();
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel();
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
-    let mut failure = None;
-    let progress = |done: usize| format!("{done}/{} hosts", jobs.len());
-    thread::scope(|scope| {
-        for _ in 0..limits.fanout.min(jobs.len()) {
-            let tx = tx.clone();
-            let (next, stop) = (&next, &stop);
-            scope.spawn(move || worker(jobs, limits, next, stop, &tx));
+    let (outcomes, failure) = thread::scope(|scope| {
+        let guard = thread::Builder::new()
+            .stack_size(SMALL_STACK)
+            .spawn_scoped(scope, || watch.guard());
+        if let Err(e) = guard {
+            return (Vec::new(), Some(cannot_start("a thread", &e)));
         }
-        drop(tx);
-        let mut done = 0;
-        for message in rx {
-            match message {
-                Message::Line { host, stderr, text } => {
-                    // On a terminal the progress line is cleared for the
-                    // output line and drawn again below it.
-                    let redraw = done > 0 && report.progress_allowed();
-                    if redraw {
-                        eprint!("\r\x1b[K");
-                    }
-                    write_line(&jobs[host].host, stderr, &text, out, &mut failure, &stop);
-                    if redraw {
-                        report.progress(progress(done));
-                    }
-                }
-                Message::Done(index, outcome) => {
-                    outcomes[index] = Some(outcome);
-                    done += 1;
-                    report.progress(progress(done));
-                }
-                Message::Failed(err) => {
-                    stop.store(true, Ordering::Relaxed);
-                    failure.get_or_insert(err);
-                }
+        for _ in 0..fanout {
+            let (worker_tx, watch, next) = (tx.clone(), &watch, &next);
+            let worker = thread::Builder::new()
+                .stack_size(SMALL_STACK)
+                .spawn_scoped(scope, move || worker(jobs, limits, next, watch, &worker_tx));
+            if let Err(e) = worker {
+                watch.stop();
+                let _ = tx.send(Message::Failed(cannot_start("a thread", &e)));
+                break;
             }
         }
-        report.progress_done();
+        drop(tx);
+        let written = write_all(rx, jobs, report, out, &watch);
+        watch.end();
+        written
     });
     if let Some(err) = failure {
         return Err(err);
@@ -176,6 +183,77 @@ pub fn run(
         })
 }
 
+/// The calling thread's part: every line written, the outcomes gathered,
+/// the progress drawn; the first failure stops the run.
+fn write_all(
+    rx: Receiver<Message>,
+    jobs: &[Job],
+    report: &Reporter,
+    out: &mut dyn Write,
+    watch: &Watch,
+) -> (Vec<Option<Outcome>>, Option<HvError>) {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
+    let mut failure = None;
+    let progress = |done: usize| format!("{done}/{} hosts", jobs.len());
+    let mut done = 0;
+    for message in rx {
+        match message {
+            Message::Line { host, stderr, text } => {
+                // On a terminal the progress line is cleared for the
+                // output line and drawn again below it.
+                let redraw = done > 0 && report.progress_allowed();
+                if redraw {
+                    eprint!("\r\x1b[K");
+                }
+                write_line(&jobs[host].host, stderr, &text, out, &mut failure, watch);
+                if redraw {
+                    report.progress(progress(done));
+                }
+            }
+            Message::Done(index, outcome) => {
+                outcomes[index] = Some(outcome);
+                done += 1;
+                report.progress(progress(done));
+            }
+            Message::Failed(err) => {
+                watch.stop();
+                failure.get_or_insert(err);
+            }
+        }
+    }
+    report.progress_done();
+    (outcomes, failure)
+}
+
+/// `requested` hosts at once, or fewer when the open files limit (raised
+/// to its hard limit first) would not hold them, said in a warning.
+fn fanout_allowed(requested: usize, report: &Reporter) -> usize {
+    let Some(limit) = raise_fd_limit() else {
+        return requested;
+    };
+    let fits = usize::try_from(limit.saturating_sub(FILES_RESERVED) / FILES_PER_HOST)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if requested > fits {
+        report.warn(format!(
+            "--fanout {requested} lowered to {fits}: at most {limit} open files (ulimit -n)"
+        ));
+        return fits;
+    }
+    requested
+}
+
+/// Raises the soft limit of open files to the hard one; the limit now in
+/// force, or `None` when it cannot be read.
+fn raise_fd_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some(hard);
+    }
+    Some(soft)
+}
+
 /// `host: text` on stdout or stderr; a failed write of stdout stops the
 /// run (a closed pipe ends it quietly, see `common::exit::run`).
 fn write_line(
@@ -184,7 +262,7 @@ fn write_line(
     text: &[u8],
     out: &mut dyn Write,
     failure: &mut Option<HvError>,
-    stop: &AtomicBool,
+    watch: &Watch,
 ) {
     let mut line = Vec::with_capacity(host.len() + 2 + text.len());
     line.extend_from_slice(host.as_bytes());
@@ -196,7 +274,7 @@ fn write_line(
     } else if failure.is_none()
         && let Err(e) = out.write_all(&line).and_then(|()| out.flush())
     {
-        stop.store(true, Ordering::Relaxed);
+        watch.stop();
         *failure = Some(pysk_common::Error::Stdout(e).into());
     }
 }
@@ -206,16 +284,16 @@ fn write_line(
 fn worker(
     jobs: &[Job],
     limits: Limits<'_>,
-    next: &AtomicUsize,
-    stop: &AtomicBool,
+    next: &std::sync::atomic::AtomicUsize,
+    watch: &Watch,
     tx: &Sender<Message>,
 ) {
-    while !stop.load(Ordering::Relaxed) {
-        let index = next.fetch_add(1, Ordering::Relaxed);
+    while !watch.stopped() {
+        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Some(job) = jobs.get(index) else {
             return;
         };
-        let message = match one(index, job, limits, stop, tx) {
+        let message = match one(index, job, limits, watch, tx) {
             Ok(outcome) => Message::Done(index, outcome),
             Err(err) => Message::Failed(err),
         };
@@ -229,32 +307,49 @@ fn one(
     index: usize,
     job: &Job,
     limits: Limits<'_>,
-    stop: &AtomicBool,
+    watch: &Watch,
     tx: &Sender<Message>,
 ) -> Result<Outcome, HvError> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&job.log)
-        .map_err(pysk_common::error::write_err(&job.log))?;
     let started = Instant::now();
-    let mut child = spawn(job, job.stdin.as_deref().or(limits.stdin))?;
+    let (mut child, sinks) = match start(index, job, limits, tx) {
+        Ok(started) => started,
+        Err(Start::Run(err)) => return Err(err),
+        Err(Start::Host(why)) => return Ok(not_started(job, started, why)),
+    };
+    let pid = child.id();
+    watch.started(pid, limits.backstop.map(|b| started + b));
+    let [out_sink, err_sink] = sinks;
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let (out, err, status) = thread::scope(|scope| {
-        let err = scope.spawn(|| read_lines(stderr, index, true, limits.live_stderr, tx));
-        let out = scope.spawn(|| read_lines(stdout, index, false, limits.live_stdout, tx));
-        // Waited for here, not after the output's end: the backstop and
-        // a stop must be able to kill an ssh whose output never ends.
-        let status = wait(&mut child, limits.backstop, started, stop);
-        let out = out.join().unwrap_or_default();
-        (out, err.join().unwrap_or_default(), status)
+    let (drained, status) = thread::scope(|scope| {
+        let readers = [
+            (
+                stdout.map(|p| Box::new(p) as Box<dyn Read + Send>),
+                out_sink,
+            ),
+            (
+                stderr.map(|p| Box::new(p) as Box<dyn Read + Send>),
+                err_sink,
+            ),
+        ]
+        .map(|(pipe, sink)| {
+            thread::Builder::new()
+                .stack_size(SMALL_STACK)
+                .spawn_scoped(scope, move || drain(pipe, sink, || watch.kill(pid)))
+        });
+        if readers.iter().any(Result::is_err) {
+            // Nobody would read what it writes.
+            watch.kill(pid);
+        }
+        let status = wait(&mut child, watch);
+        let drained = readers.map(|r| r.ok().and_then(|h| h.join().ok()));
+        (drained, status)
     });
     let status =
         status.map_err(|e| pysk_common::Error::Internal(format!("waiting for ssh: {e}")))?;
     let duration = started.elapsed();
-    let log = fs::read(&job.log).map_err(pysk_common::error::read_err(&job.log))?;
+    let [out, err] = drained.map(|d| d.unwrap_or_else(|| Ok(Drained::default())));
+    let (out, err) = (out?, err?);
+    let log = std::fs::read(&job.log).map_err(pysk_common::error::read_err(&job.log))?;
     let log = String::from_utf8_lossy(&log);
     let class = classify::classify(status, duration, limits.timeout, &log);
     Ok(Outcome {
@@ -262,22 +357,108 @@ fn one(
         class,
         duration,
         message: classify::message(class, &log),
-        stdout: out,
-        stderr: err,
+        stdout_bytes: out.bytes,
+        truncated: out.truncated || err.truncated,
+        stdout: out.kept,
+        stderr: err.kept,
     })
+}
+
+/// Why a host's ssh did not start.
+enum Start {
+    /// ssh cannot run here at all (missing, not executable), or an
+    /// output file cannot be made: the run stops.
+    Run(HvError),
+    /// This host's start failed (no descriptors or processes left):
+    /// that host's failure, in these words.
+    Host(String),
+}
+
+/// The outcome of a host whose ssh never started: unreachable, as the
+/// command never ran.
+fn not_started(job: &Job, started: Instant, why: String) -> Outcome {
+    Outcome {
+        host: job.host.clone(),
+        class: Class::Unreachable,
+        duration: started.elapsed(),
+        message: Some(why),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        stdout_bytes: 0,
+        truncated: false,
+    }
+}
+
+/// Empties the log, opens the output files and starts the ssh.
+fn start(
+    index: usize,
+    job: &Job,
+    limits: Limits<'_>,
+    tx: &Sender<Message>,
+) -> Result<(Child, [Sink; 2]), Start> {
+    private_file(&job.log).map_err(|e| {
+        Start::Host(format!(
+            "{}: {}",
+            job.log.display(),
+            pysk_common::error::cause(&e)
+        ))
+    })?;
+    let sink = |to: &Option<PathBuf>, live: bool, stderr: bool| -> Result<Sink, Start> {
+        Ok(match to {
+            Some(path) => Sink::File {
+                file: private_file(path)
+                    .map_err(|e| Start::Run(pysk_common::error::write_err(path)(e).into()))?,
+                path: path.clone(),
+                failed: None,
+            },
+            None if live => Sink::Live {
+                tx: tx.clone(),
+                host: index,
+                stderr,
+                line: Vec::new(),
+            },
+            None => Sink::Keep {
+                kept: Vec::new(),
+                truncated: false,
+            },
+        })
+    };
+    let sinks = [
+        sink(&job.stdout_to, limits.live_stdout, false)?,
+        sink(&job.stderr_to, limits.live_stderr, true)?,
+    ];
+    let child = spawn(job, job.stdin.as_deref().or(limits.stdin))?;
+    Ok((child, sinks))
+}
+
+/// `path` created owner-only or emptied (and made owner-only), for writing.
+fn private_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
 }
 
 /// Starts `job`'s ssh in a session of its own, stdin from `stdin` (its
 /// own open) or /dev/null, stdout and stderr piped.
-fn spawn(job: &Job, stdin: Option<&Path>) -> Result<Child, HvError> {
+fn spawn(job: &Job, stdin: Option<&Path>) -> Result<Child, Start> {
     let input = match stdin {
-        Some(path) => Stdio::from(File::open(path).map_err(pysk_common::error::read_err(path))?),
+        Some(path) => Stdio::from(File::open(path).map_err(|e| {
+            Start::Host(format!(
+                "{}: {}",
+                path.display(),
+                pysk_common::error::cause(&e)
+            ))
+        })?),
         None => Stdio::null(),
     };
-    let (program, args) = job
-        .argv
-        .split_first()
-        .ok_or_else(|| pysk_common::Error::Internal("an empty ssh command line".into()))?;
+    let (program, args) = job.argv.split_first().ok_or_else(|| {
+        Start::Run(pysk_common::Error::Internal("an empty ssh command line".into()).into())
+    })?;
     let mut command = Command::new(program);
     command
         .args(args)
@@ -294,75 +475,297 @@ fn spawn(job: &Job, stdin: Option<&Path>) -> Result<Child, HvError> {
         });
     }
     command.spawn().map_err(|e| {
-        HvError::Ssh(format!(
+        let said = format!(
             "{}: cannot start: {}",
             program.to_string_lossy(),
             pysk_common::error::cause(&e)
-        ))
+        );
+        match e.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => {
+                Start::Run(HvError::Ssh(said))
+            }
+            _ => Start::Host(said),
+        }
     })
 }
 
-/// Reads `pipe` to its end by lines: sent to the writer when `live`,
-/// else kept and returned.
-fn read_lines(
-    pipe: Option<impl Read>,
-    host: usize,
-    stderr: bool,
-    live: bool,
-    tx: &Sender<Message>,
-) -> Vec<u8> {
-    let mut kept = Vec::new();
-    let Some(pipe) = pipe else {
-        return kept;
-    };
-    let mut reader = BufReader::new(pipe);
-    let mut text = Vec::new();
-    // A read error ends the output like its end does: ssh's status and
-    // log still tell what happened.
-    while reader.read_until(b'\n', &mut text).unwrap_or(0) > 0 {
-        if !live {
-            kept.append(&mut text);
-            continue;
-        }
-        if !text.ends_with(b"\n") {
-            text.push(b'\n');
-        }
-        let _ = tx.send(Message::Line {
-            host,
-            stderr,
-            text: std::mem::take(&mut text),
-        });
-    }
-    kept
+/// A thread or process that could not be made, as the run's error.
+fn cannot_start(what: &str, e: &io::Error) -> HvError {
+    HvError::Ssh(format!(
+        "cannot start {what}: {}",
+        pysk_common::error::cause(e)
+    ))
 }
 
-/// Waits for `child`; kills its session once `backstop` (if any) has
-/// passed since `started`, or as soon as `stop` is set: the run is failing
-/// (its stdout is gone, say), so nobody reads this host's output any more
-/// and a command that never ends would hold the run forever.
-fn wait(
-    child: &mut Child,
-    backstop: Option<Duration>,
-    started: Instant,
-    stop: &AtomicBool,
-) -> io::Result<ExitStatus> {
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(status);
-        }
-        let overdue = backstop.is_some_and(|b| started.elapsed() >= b);
-        if overdue || stop.load(Ordering::Relaxed) {
-            // Not reaped yet, so the id is still ours; the session's
-            // group is the ssh's own (setsid).
-            if let Ok(pid) = i32::try_from(child.id()) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+/// Where one stream of a host goes.
+enum Sink {
+    /// Line by line to the writer.
+    Live {
+        tx: Sender<Message>,
+        host: usize,
+        stderr: bool,
+        /// The line so far.
+        line: Vec<u8>,
+    },
+    /// Kept, up to [`KEEP`] bytes.
+    Keep { kept: Vec<u8>, truncated: bool },
+    /// Into a file; after a failed write the rest is only read.
+    File {
+        file: File,
+        path: PathBuf,
+        failed: Option<io::Error>,
+    },
+}
+
+/// What a stream's reading left.
+#[derive(Debug, Default)]
+struct Drained {
+    /// The bytes kept.
+    kept: Vec<u8>,
+    /// More came than was kept.
+    truncated: bool,
+    /// All the bytes that came.
+    bytes: u64,
+}
+
+impl Sink {
+    /// Takes the next bytes of the stream.
+    fn take(&mut self, bytes: &[u8]) {
+        match self {
+            Sink::Live {
+                tx,
+                host,
+                stderr,
+                line,
+            } => {
+                for piece in bytes.split_inclusive(|&b| b == b'\n') {
+                    line.extend_from_slice(piece);
+                    if line.ends_with(b"\n") || line.len() >= LINE_MAX {
+                        send_line(tx, *host, *stderr, line);
+                    }
+                }
             }
-            return child.wait();
+            Sink::Keep { kept, truncated } => {
+                let room = KEEP.saturating_sub(kept.len());
+                kept.extend_from_slice(&bytes[..room.min(bytes.len())]);
+                *truncated |= bytes.len() > room;
+            }
+            Sink::File { file, failed, .. } => {
+                if failed.is_none()
+                    && let Err(e) = file.write_all(bytes)
+                {
+                    *failed = Some(e);
+                }
+            }
         }
-        thread::sleep(POLL);
+    }
+
+    /// The end of the stream: what is left.
+    fn end(self, bytes: u64) -> Result<Drained, HvError> {
+        match self {
+            Sink::Live {
+                tx,
+                host,
+                stderr,
+                mut line,
+            } => {
+                send_line(&tx, host, stderr, &mut line);
+                Ok(Drained {
+                    bytes,
+                    ..Drained::default()
+                })
+            }
+            Sink::Keep { kept, truncated } => Ok(Drained {
+                kept,
+                truncated,
+                bytes,
+            }),
+            Sink::File {
+                failed: Some(e),
+                path,
+                ..
+            } => Err(pysk_common::error::write_err(&path)(e).into()),
+            Sink::File { .. } => Ok(Drained {
+                bytes,
+                ..Drained::default()
+            }),
+        }
+    }
+}
+
+/// Sends the live `line` so far (a newline added when it has none).
+fn send_line(tx: &Sender<Message>, host: usize, stderr: bool, line: &mut Vec<u8>) {
+    if line.is_empty() {
+        return;
+    }
+    let mut text = std::mem::take(line);
+    if !text.ends_with(b"\n") {
+        text.push(b'\n');
+    }
+    // The writer only goes away when every worker is done.
+    let _ = tx.send(Message::Line { host, stderr, text });
+}
+
+/// Reads `pipe` to its end into `sink`. A read error (which a pipe does
+/// not give in practice) calls `kill`, as nobody would read what ssh still
+/// writes, and ends the reading.
+fn drain(
+    pipe: Option<Box<dyn Read + Send>>,
+    mut sink: Sink,
+    kill: impl Fn(),
+) -> Result<Drained, HvError> {
+    let mut bytes = 0u64;
+    let Some(pipe) = pipe else {
+        return sink.end(bytes);
+    };
+    let mut reader = BufReader::with_capacity(64 * 1024, pipe);
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok([]) => break,
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                kill();
+                break;
+            }
+        };
+        sink.take(chunk);
+        let n = chunk.len();
+        reader.consume(n);
+        bytes += n as u64;
+    }
+    sink.end(bytes)
+}
+
+/// Waits for `child` to end without reaping it (`waitid` with
+/// `WNOWAIT`), tells the watchdog so (it no longer kills that id), then
+/// reaps it.
+fn wait(child: &mut Child, watch: &Watch) -> io::Result<ExitStatus> {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    let pid = child.id();
+    let raw = i32::try_from(pid).map_err(io::Error::other)?;
+    loop {
+        match waitid(
+            Id::Pid(nix::unistd::Pid::from_raw(raw)),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+        ) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    watch.reaping(pid);
+    child.wait()
+}
+
+/// The running ssh and what may end them: each one's backstop, and the
+/// stop of the run.
+#[derive(Default)]
+struct Watch {
+    state: Mutex<WatchState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct WatchState {
+    /// Each ssh not yet reaped, with the instant it is killed at (none,
+    /// or killed already).
+    running: HashMap<u32, Option<Instant>>,
+    /// The run is stopping: every ssh is killed, no new host starts.
+    stopped: bool,
+    /// Every worker is done: the watchdog ends.
+    over: bool,
+}
+
+impl Watch {
+    fn lock(&self) -> MutexGuard<'_, WatchState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An ssh started, to be killed at `deadline` (if any); at once when
+    /// the run is stopping.
+    fn started(&self, pid: u32, deadline: Option<Instant>) {
+        let mut state = self.lock();
+        if state.stopped {
+            killpg(pid);
+        }
+        state.running.insert(pid, deadline);
+        self.changed.notify_all();
+    }
+
+    /// Kills `pid`'s session, when it is not reaped yet.
+    fn kill(&self, pid: u32) {
+        if self.lock().running.contains_key(&pid) {
+            killpg(pid);
+        }
+    }
+
+    /// `pid` has ended and is about to be reaped: never killed again.
+    fn reaping(&self, pid: u32) {
+        self.lock().running.remove(&pid);
+    }
+
+    /// Stops the run: every running ssh killed, no new one started.
+    fn stop(&self) {
+        let mut state = self.lock();
+        state.stopped = true;
+        for pid in state.running.keys() {
+            killpg(*pid);
+        }
+        self.changed.notify_all();
+    }
+
+    fn stopped(&self) -> bool {
+        self.lock().stopped
+    }
+
+    /// Ends the watchdog.
+    fn end(&self) {
+        self.lock().over = true;
+        self.changed.notify_all();
+    }
+
+    /// The watchdog: kills each ssh whose backstop has passed; sleeps
+    /// until the next one, or until an ssh starts or the run ends.
+    fn guard(&self) {
+        let mut state = self.lock();
+        while !state.over {
+            let now = Instant::now();
+            let mut next: Option<Instant> = None;
+            for (pid, deadline) in &mut state.running {
+                match *deadline {
+                    Some(at) if at <= now => {
+                        killpg(*pid);
+                        *deadline = None;
+                    }
+                    Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+                    None => {}
+                }
+            }
+            state = match next {
+                Some(at) => {
+                    self.changed
+                        .wait_timeout(state, at.saturating_duration_since(now))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
+        }
+    }
+}
+
+/// SIGKILL to the process group of `pid` (the session of an ssh started
+/// with `setsid`, so the group is its own).
+fn killpg(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
@@ -370,6 +773,7 @@ fn wait(
 mod tests {
     use super::*;
     use pysk_common::report::Level;
+    use std::fs;
 
     /// A job that runs `script` with sh in place of ssh; `$1` is its log.
     fn job(dir: &Path, host: &str, script: &str) -> Job {
@@ -385,6 +789,8 @@ mod tests {
             ],
             log,
             stdin: None,
+            stdout_to: None,
+            stderr_to: None,
         }
     }
 
@@ -520,11 +926,104 @@ mod tests {
             argv: vec!["/nonexistent/ssh".into()],
             log: dir.path().join("h.log"),
             stdin: None,
+            stdout_to: None,
+            stderr_to: None,
         }];
         let err = run(&jobs, limits(1, true), &quiet(), &mut Vec::new()).expect_err("no ssh");
         assert_eq!(
             err.to_string(),
             "/nonexistent/ssh: cannot start: No such file or directory"
+        );
+    }
+
+    #[test]
+    fn kept_output_stops_at_keep_but_is_read_and_counted_to_its_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let jobs = [job(
+            dir.path(),
+            "h",
+            "head -c 1500000 /dev/zero; echo e >&2",
+        )];
+        let outcomes = run(&jobs, limits(1, false), &quiet(), &mut Vec::new()).expect("runs");
+        let o = &outcomes[0];
+        assert_eq!(
+            (o.class, o.stdout.len(), o.stdout_bytes),
+            (Class::Ok, KEEP, 1_500_000)
+        );
+        assert!(o.stdout.iter().all(|&b| b == 0));
+        assert!(o.truncated);
+        assert_eq!(o.stderr, b"e\n");
+    }
+
+    #[test]
+    fn a_live_line_without_end_comes_in_pieces_of_line_max() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let jobs = [job(
+            dir.path(),
+            "h",
+            "head -c 150000 /dev/zero | tr '\\0' a",
+        )];
+        let mut out = Vec::new();
+        run(&jobs, limits(1, true), &quiet(), &mut out).expect("runs");
+        let text = String::from_utf8(out).expect("utf-8");
+        let lengths: Vec<usize> = text.lines().map(str::len).collect();
+        assert_eq!(
+            lengths,
+            [3 + LINE_MAX, 3 + LINE_MAX, 3 + 150_000 - 2 * LINE_MAX]
+        );
+    }
+
+    #[test]
+    fn output_to_files_is_exact_owner_only_and_not_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (out_file, err_file) = (dir.path().join("h.out"), dir.path().join("h.err"));
+        fs::write(&out_file, "an older and longer run's output").expect("old");
+        let mut h = job(dir.path(), "h", "printf 'a\\nb'; printf x >&2; exit 4");
+        h.stdout_to = Some(out_file.clone());
+        h.stderr_to = Some(err_file.clone());
+        let outcomes = run(&[h], limits(1, true), &quiet(), &mut Vec::new()).expect("runs");
+        let o = &outcomes[0];
+        assert_eq!((o.class, o.stdout_bytes), (Class::Exit(4), 3));
+        assert!(o.stdout.is_empty() && o.stderr.is_empty() && !o.truncated);
+        assert_eq!(fs::read(&out_file).expect("out"), b"a\nb");
+        assert_eq!(fs::read(&err_file).expect("err"), b"x");
+        for file in [out_file, err_file] {
+            let mode = fs::metadata(&file).expect("made").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        }
+    }
+
+    #[test]
+    fn an_ssh_that_starts_for_no_host_is_that_hosts_failure_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // One argument longer than Linux takes: exec gives E2BIG, as it
+        // gives EMFILE or EAGAIN when a resource runs out.
+        let mut broken = job(dir.path(), "broken", "");
+        broken.argv = vec!["sh".into(), "-c".into(), "x".repeat(200_000).into()];
+        let jobs = [broken, job(dir.path(), "fine", "echo ok")];
+        let mut out = Vec::new();
+        let outcomes = run(&jobs, limits(2, true), &quiet(), &mut out).expect("runs");
+        assert_eq!(out, b"fine: ok\n");
+        assert_eq!(
+            (outcomes[0].class, outcomes[0].message.clone()),
+            (
+                Class::Unreachable,
+                Some("sh: cannot start: Argument list too long".to_owned())
+            )
+        );
+        assert_eq!(outcomes[1].class, Class::Ok);
+    }
+
+    #[test]
+    fn without_a_backstop_a_host_is_waited_for_however_long() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let jobs = [job(dir.path(), "h", "sleep 1.2; echo late")];
+        let started = Instant::now();
+        let outcomes = run(&jobs, limits(1, false), &quiet(), &mut Vec::new()).expect("runs");
+        assert!(started.elapsed() >= Duration::from_millis(1200));
+        assert_eq!(
+            (outcomes[0].class, outcomes[0].stdout.as_slice()),
+            (Class::Ok, &b"late\n"[..])
         );
     }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::classify::{Class, NAMES};
 use crate::error::HvError;
-use crate::fanout::Outcome;
+use crate::fanout::{self, Outcome};
 use crate::nodeset;
 use crate::targets::LAST_RUN;
 
@@ -56,6 +56,10 @@ pub struct HostResult {
     /// The remote stderr, in `--json` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stderr: Option<String>,
+    /// The output kept was cut at [`fanout::KEEP`] bytes a stream (shown
+    /// only when so).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// The `--json` document of a dry run.
@@ -96,6 +100,7 @@ pub fn summary(outcomes: &[Outcome], output: bool) -> Summary {
                 message: o.message.clone(),
                 stdout: text(&o.stdout),
                 stderr: text(&o.stderr),
+                truncated: o.truncated,
             }
         })
         .collect();
@@ -106,17 +111,25 @@ pub fn summary(outcomes: &[Outcome], output: bool) -> Summary {
     }
 }
 
-/// The lines for stderr: one warning per host that was not ok, then the
-/// summary (`5 hosts: 3 ok, 1 exit, 1 unreachable; slowest: …`).
+/// The lines for stderr: one warning per host that was not ok, one per
+/// host whose output kept was cut, then the summary (`5 hosts: 3 ok, 1
+/// exit, 1 unreachable; slowest: …`).
 pub fn lines(outcomes: &[Outcome]) -> (Vec<String>, String) {
-    let warnings = outcomes
+    let not_ok = outcomes
         .iter()
         .filter(|o| o.class != Class::Ok)
         .map(|o| match &o.message {
             Some(said) => format!("{}: {}: {said}", o.host, o.class),
             None => format!("{}: {}", o.host, o.class),
-        })
-        .collect();
+        });
+    let cut = outcomes.iter().filter(|o| o.truncated).map(|o| {
+        format!(
+            "{}: output truncated: only the first {} MiB of each stream kept",
+            o.host,
+            fanout::KEEP >> 20
+        )
+    });
+    let warnings = not_ok.chain(cut).collect();
     let counts: Vec<String> = NAMES
         .iter()
         .filter_map(|name| {
@@ -214,6 +227,8 @@ mod tests {
             message: None,
             stdout: stdout.as_bytes().to_vec(),
             stderr: Vec::new(),
+            stdout_bytes: stdout.len() as u64,
+            truncated: false,
         }
     }
 
@@ -265,6 +280,20 @@ mod tests {
              ---------------\nh2\n---------------\nZZZ\n\
              ---------------\nh7\n---------------\nMMM\n"
         );
+    }
+
+    #[test]
+    fn output_cut_at_keep_is_said_and_marked_in_the_json() {
+        let mut cut = outcome("h1", Class::Ok, 10, "x");
+        cut.truncated = true;
+        let (warnings, _) = lines(std::slice::from_ref(&cut));
+        assert_eq!(
+            warnings,
+            ["h1: output truncated: only the first 1 MiB of each stream kept"]
+        );
+        let doc = pysk_common::report::json(&summary(&[cut], true)).expect("json");
+        let value: serde_json::Value = serde_json::from_str(&doc).expect("parses");
+        assert_eq!(value["hosts"][0]["truncated"], true);
     }
 
     #[test]

@@ -21,13 +21,18 @@
 //!   the shell is ended by HUP, INT, TERM or PIPE (a lost connection, the
 //!   remote `timeout`), though not by KILL. The file belongs to the
 //!   account logged in as.
-//! - fetch: `cat -- REMOTE`, its stdout kept in memory and, for each host
-//!   that ended ok, written atomically and owner-only to
-//!   `DIR/<host>/<name of REMOTE>` (so a file, not a disk image).
+//! - fetch: `cat -- REMOTE`, its stdout written as it comes into a
+//!   temporary file (owner-only) in `DIR/<host>/` (made owner-only), and
+//!   for each host that ended ok (cat's status comes after all its
+//!   bytes) renamed to `DIR/<host>/<name of REMOTE>` when it holds every
+//!   byte that came, synced before and its directory after: never held
+//!   in memory, so a log or a disk image of any size is fine. The
+//!   temporary files of the other hosts are removed, and the directories
+//!   made for them.
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use pysk_common::atomic;
@@ -99,7 +104,11 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         .prefix("pysk-hv.")
         .tempdir()
         .map_err(pysk_common::error::write_err(std::env::temp_dir()))?;
-    let jobs = exec::jobs(run, &picked.hosts, private.path(), &remote)?;
+    let mut jobs = exec::jobs(run, &picked.hosts, private.path(), &remote)?;
+    let fetching = match &options.transfer {
+        Transfer::Fetch { remote, dir } => Some(Fetching::prepare(dir, remote, &mut jobs)?),
+        Transfer::Copy { .. } => None,
+    };
     let limits = Limits {
         fanout: run.fanout,
         timeout: run.timeout,
@@ -108,11 +117,11 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         live_stdout: !run.json && stdin.is_some(),
         live_stderr: !run.json,
     };
-    let mut outcomes = fanout::run(&jobs, limits, report, out)?;
-    if let Transfer::Fetch { remote, dir } = &options.transfer {
-        save(dir, remote, &mut outcomes)?;
+    let outcomes = fanout::run(&jobs, limits, report, out);
+    if let Some(fetching) = fetching {
+        fetching.conclude(&jobs, outcomes.as_deref().unwrap_or_default())?;
     }
-    exec::finish(run, &outcomes, report, out)
+    exec::finish(run, &outcomes?, report, out)
 }
 
 /// The shell text that writes stdin to `dest` on the host, atomically,
@@ -163,24 +172,90 @@ fn local_name(remote: &str) -> Result<&str, HvError> {
         .ok_or_else(|| HvError::Usage(format!("{remote:?}: not the path of a file")))
 }
 
-/// Writes each ok host's stdout to `dir/<host>/<name>` (atomic,
-/// owner-only) and drops every host's stdout, which `--json` would
-/// otherwise show.
-fn save(dir: &Path, remote: &str, outcomes: &mut [fanout::Outcome]) -> Result<(), HvError> {
-    let name = local_name(remote)?;
-    for o in outcomes.iter_mut() {
-        let bytes = std::mem::take(&mut o.stdout);
-        if o.class != Class::Ok {
-            continue;
+/// A fetch under way: each host's stdout goes straight into a temporary
+/// file in `DIR/<host>/`, made owner-only, which becomes
+/// `DIR/<host>/<name>` when the host ended ok.
+struct Fetching {
+    /// `DIR`, and whether this run made it.
+    dir: (PathBuf, bool),
+    /// Each host's directory (in job order), whether this run made it,
+    /// and its final file.
+    hosts: Vec<(PathBuf, bool, PathBuf)>,
+}
+
+impl Fetching {
+    /// Makes `dir/<host>/` for every job (owner-only, when missing) and
+    /// points its stdout at a temporary file there.
+    fn prepare(dir: &Path, remote: &str, jobs: &mut [fanout::Job]) -> Result<Fetching, HvError> {
+        let name = local_name(remote)?;
+        let made = !dir.exists();
+        let mut hosts = Vec::with_capacity(jobs.len());
+        for job in jobs.iter_mut() {
+            let host_dir = dir.join(&job.host);
+            let host_made = !host_dir.exists();
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&host_dir)
+                .map_err(pysk_common::error::write_err(&host_dir))?;
+            job.stdout_to = Some(host_dir.join(format!(".{name}.pysk-hv.{}", std::process::id())));
+            hosts.push((host_dir.clone(), host_made, host_dir.join(name)));
         }
-        let host_dir = dir.join(&o.host);
-        fs::create_dir_all(&host_dir).map_err(pysk_common::error::write_err(&host_dir))?;
-        let options = atomic::Options {
-            mode: Some(0o600),
-            ..atomic::Options::default()
-        };
-        atomic::replace(&host_dir.join(name), &bytes, options)?;
+        Ok(Fetching {
+            dir: (dir.to_owned(), made),
+            hosts,
+        })
     }
+
+    /// Each ok host's file, when all of its bytes are in it, synced and
+    /// renamed into place (then its directory synced); every other
+    /// temporary file removed, with the directories this run made for
+    /// nothing. `outcomes` is empty when the run failed.
+    fn conclude(self, jobs: &[fanout::Job], outcomes: &[fanout::Outcome]) -> Result<(), HvError> {
+        for (index, (job, (host_dir, made, path))) in jobs.iter().zip(&self.hosts).enumerate() {
+            let Some(tmp) = &job.stdout_to else {
+                continue;
+            };
+            match outcomes.get(index) {
+                Some(o) if o.class == Class::Ok => commit(tmp, path, o.stdout_bytes)?,
+                _ => {
+                    let _ = fs::remove_file(tmp);
+                    if *made {
+                        let _ = fs::remove_dir(host_dir);
+                    }
+                }
+            }
+        }
+        if self.dir.1 {
+            // Fails, as it should, when a host's file is in it.
+            let _ = fs::remove_dir(&self.dir.0);
+        }
+        Ok(())
+    }
+}
+
+/// Puts the fetched `tmp` in place as `path` once it holds all `bytes`
+/// that came: synced, renamed, the directory synced.
+fn commit(tmp: &Path, path: &Path, bytes: u64) -> Result<(), HvError> {
+    let file = fs::File::open(tmp).map_err(pysk_common::error::read_err(tmp))?;
+    let len = file
+        .metadata()
+        .map_err(pysk_common::error::read_err(tmp))?
+        .len();
+    if len != bytes {
+        let _ = fs::remove_file(tmp);
+        return Err(
+            pysk_common::error::write_err(path)(std::io::Error::other(format!(
+                "{len} of {bytes} bytes written"
+            )))
+            .into(),
+        );
+    }
+    file.sync_all()
+        .map_err(pysk_common::error::write_err(path))?;
+    fs::rename(tmp, path).map_err(pysk_common::error::write_err(path))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    atomic::sync_dir(dir).map_err(pysk_common::error::write_err(dir))?;
     Ok(())
 }
 

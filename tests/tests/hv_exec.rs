@@ -12,6 +12,7 @@
 //! gone from its host; `--gather` and `--json` exact.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use std::time::{Duration, Instant};
@@ -785,6 +786,25 @@ fn gather_folds_hosts_with_the_same_output_and_json_gives_each_class() {
     gathered(&hosts, &command);
     to_outdir(&hosts, &command);
     as_json(&hosts, &command);
+    json_cut_at_a_mebibyte(&hosts);
+}
+
+/// Output kept for `--json` stops at 1 MiB a stream and says so; the
+/// host is still ok.
+fn json_cut_at_a_mebibyte(hosts: &Hosts) {
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "web1", "--json", "--"])
+        .arg("head -c 1100000 /dev/zero | tr '\\0' x")
+        .succeeds();
+    assert_stderr_is(&out, "");
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let host = &doc["hosts"][0];
+    assert_eq!(
+        (&host["class"], &host["truncated"]),
+        (&"ok".into(), &true.into())
+    );
+    assert_eq!(host["stdout"], "x".repeat(1 << 20));
 }
 
 /// `--gather`: each distinct output once under its folded hosts, the
@@ -818,7 +838,11 @@ fn gathered(hosts: &Hosts, command: &str) {
 
 /// `--outdir`: a `.out` and an `.err` file per host, nothing on stdout.
 fn to_outdir(hosts: &Hosts, command: &str) {
-    let outdir = hosts.dir.path().join("out");
+    let outdir = hosts.dir.path().join("out/run");
+    // A file of an earlier run, longer and readable by all, is replaced.
+    fs::create_dir_all(&outdir).expect("mkdir");
+    fs::write(outdir.join("web1.out"), "an earlier, longer output\n").expect("old");
+    fs::set_permissions(outdir.join("web1.out"), fs::Permissions::from_mode(0o644)).expect("chmod");
     let out = hosts
         .hv()
         .args(["exec", "-w", "web[1-3],db1", "--outdir"])
@@ -857,6 +881,26 @@ fn to_outdir(hosts: &Hosts, command: &str) {
             file("web3.err", ""),
             file("web3.out", "same\ntwo\n"),
         ]
+    );
+    // Output can hold secrets: owner-only.
+    for entry in fs::read_dir(&outdir).expect("outdir") {
+        let path = entry.expect("entry").path();
+        let mode = fs::metadata(&path).expect("file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
+    // A directory made for --outdir is owner-only too.
+    let made = hosts.dir.path().join("out/new");
+    hosts
+        .hv()
+        .args(["exec", "-w", "web1", "--outdir"])
+        .arg(&made)
+        .args(["--", command])
+        .succeeds();
+    let mode = fs::metadata(&made).expect("made").permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert_eq!(
+        fs::read_to_string(made.join("web1.out")).expect("out"),
+        "same\ntwo\n"
     );
 }
 
@@ -1048,4 +1092,41 @@ fn many_hosts_at_once_each_line_whole_and_each_hosts_in_order() {
     }
     assert_eq!(text.lines().count(), 24 * 300);
     assert_summary(&stderr(&out), &[], "24 hosts: 24 ok", &aliases);
+    fanout_within_the_open_files_limit(&hosts, &aliases);
+}
+
+/// With only 100 open files allowed (soft and hard), `-f 24` is lowered
+/// to what fits, with a warning, and every host still runs.
+fn fanout_within_the_open_files_limit(hosts: &Hosts, aliases: &[&str]) {
+    use std::os::unix::process::CommandExt;
+    let mut command = hosts
+        .hv()
+        .args(["exec", "-w", "h[01-24]", "-f", "24", "--", "echo", "up"])
+        .command();
+    // SAFETY: setrlimit(2) is async-signal-safe and touches no memory of
+    // the parent.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 100,
+                rlim_max: 100,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = command.output().expect("pysk-hv runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut expected: Vec<String> = aliases.iter().map(|a| format!("{a}: up")).collect();
+    expected.sort();
+    assert_eq!(sorted_lines(&stdout(&out)), expected);
+    assert_summary(
+        &stderr(&out),
+        &["pysk-hv: --fanout 24 lowered to 3: at most 100 open files (ulimit -n)".to_owned()],
+        "24 hosts: 24 ok",
+        aliases,
+    );
 }
