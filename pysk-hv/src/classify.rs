@@ -1,5 +1,5 @@
 //! What happened on one host, told from ssh's exit status, how long it
-//! took and ssh's own log (`-E FILE -o LogLevel=DEBUG1`).
+//! took and ssh's own log (`-E FILE -o LogLevel=DEBUG2`).
 //!
 //! ssh exits with the remote command's status, or 255 for its own
 //! failures, but a remote `exit 255`, a remote command killed by a signal
@@ -8,9 +8,13 @@
 //! key, authentication, the connection); after it, DEBUG1 logs which
 //! request ended the session (`rtype exit-status` or `rtype exit-signal`),
 //! or none when the connection died. Through a ControlMaster connection
-//! the client logs only `mux_client_request_session` at DEBUG1 (and at
-//! DEBUG2 `Received exit status from master` or `Control master
-//! terminated unexpectedly`). A timeout is told by our own clock, since
+//! the client logs `mux_client_request_session` at DEBUG1, and at DEBUG2
+//! `Received exit status from master N` when the command exited, or
+//! `Control master terminated unexpectedly` when it was killed by a
+//! signal (or the master's connection died: the two look alike). A
+//! master started by one of our ssh (`ControlMaster auto` with
+//! `ControlPersist`) logs into that ssh's file, but only about channels
+//! other than 0, which nothing here reads. A timeout is told by our own clock, since
 //! the remote `timeout` wrapper ends with 124 or, when it had to kill, by
 //! a signal.
 
@@ -241,8 +245,9 @@ fn after_255(facts: &Facts, overran: bool) -> Class {
         return Class::Lost;
     }
     if facts.mux {
-        // Through a ControlMaster, DEBUG1 says nothing more even for an
-        // exit 255, which is the likelier: the master is alive.
+        // Through a ControlMaster whose end the log does not tell (an
+        // ssh without DEBUG2's lines): an exit 255 is the likelier, as
+        // the master is alive.
         return Class::Exit(255);
     }
     if facts.host_key_failed {

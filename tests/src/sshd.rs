@@ -17,7 +17,9 @@
 //! client configuration: each alias has a known_hosts file of its own, so
 //! that one alias's entry can be wrong or missing while the others, on the
 //! same sshd, are right; aliases to a closed port and with a client key
-//! no sshd accepts are added on demand.
+//! no sshd accepts are added on demand. A multiplexed fleet
+//! ([`Fleet::start_multiplexed`]) has its sessions share a ControlMaster
+//! per server, stopped with the fleet.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -279,6 +281,9 @@ pub struct Fleet {
     hosts: Vec<Host>,
     config: PathBuf,
     user: String,
+    /// Sessions share a ControlMaster per server (see
+    /// [`Fleet::start_multiplexed`]).
+    multiplexed: bool,
 }
 
 impl Fleet {
@@ -308,6 +313,7 @@ impl Fleet {
             hosts: Vec::new(),
             config: dir.join("ssh_config"),
             user: current_user(),
+            multiplexed: false,
         };
         for (n, alias) in aliases.iter().enumerate() {
             let server = &fleet.servers[n % servers];
@@ -316,6 +322,54 @@ impl Fleet {
             fleet.add(alias, port, identity, Some(&line));
         }
         Some(fleet)
+    }
+
+    /// As [`Fleet::start`], with a client configuration that multiplexes,
+    /// as an admin's often does: `ControlMaster auto`, `ControlPath` in
+    /// `dir` (one master per server, as every alias of a server has the
+    /// same address, port and user), `ControlPersist 60`. The masters are
+    /// stopped (`ssh -O exit`) by [`Fleet::stop_masters`] and on drop.
+    pub fn start_multiplexed(dir: &Path, aliases: &[&str], servers: usize) -> Option<Fleet> {
+        let mut fleet = Fleet::start(dir, aliases, servers)?;
+        fleet.multiplexed = true;
+        fleet.write_config();
+        Some(fleet)
+    }
+
+    /// Stops the ControlMaster of every alias that has one; `ssh -O exit`
+    /// waits for nothing, so a master is gone once its socket is.
+    pub fn stop_masters(&self) {
+        if !self.multiplexed {
+            return;
+        }
+        for host in &self.hosts {
+            // A failure is an alias without a master (refused, say).
+            let _ = self
+                .ssh()
+                .args(["-O", "exit", &host.alias])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// The ControlMaster sockets in the fleet's directory.
+    pub fn master_sockets(&self) -> Vec<PathBuf> {
+        let mut sockets: Vec<PathBuf> = fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("cm-"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        sockets.sort();
+        sockets
     }
 
     /// The client configuration for `ssh -F` (and `hv_ssh_options`).
@@ -430,8 +484,16 @@ impl Fleet {
             identity,
             known_hosts,
         });
-        fs::write(&self.config, client_config(&self.hosts, &self.user))
-            .expect("write the client configuration");
+        self.write_config();
+    }
+
+    fn write_config(&self) {
+        let mux = self.multiplexed.then(|| self.dir.join("cm-%C"));
+        fs::write(
+            &self.config,
+            client_config(&self.hosts, &self.user, mux.as_deref()),
+        )
+        .expect("write the client configuration");
     }
 
     /// The public half of the extra key `name` in the fleet's directory,
@@ -449,10 +511,18 @@ impl Fleet {
     }
 }
 
-/// The `ssh -F` file: one block per alias, then what every alias shares.
-/// ssh takes the first value it reads for an option, so the aliases'
-/// blocks come first; options given with `-o` still win over both.
-fn client_config(hosts: &[Host], user: &str) -> String {
+impl Drop for Fleet {
+    /// Stops the ControlMasters (before the servers go, with the fields).
+    fn drop(&mut self) {
+        self.stop_masters();
+    }
+}
+
+/// The `ssh -F` file: one block per alias, then what every alias shares,
+/// multiplexed through `control_path` when given. ssh takes the first
+/// value it reads for an option, so the aliases' blocks come first;
+/// options given with `-o` still win over both.
+fn client_config(hosts: &[Host], user: &str, control_path: Option<&Path>) -> String {
     let mut text = String::from("# pysk test client configuration\n");
     for h in hosts {
         text.push_str(&format!(
@@ -464,11 +534,17 @@ fn client_config(hosts: &[Host], user: &str) -> String {
             quoted(&h.known_hosts),
         ));
     }
+    let mux = match control_path {
+        Some(path) => format!(
+            "ControlMaster auto\n    ControlPath {}\n    ControlPersist 60\n",
+            quoted(path)
+        ),
+        None => "ControlMaster no\n    ControlPath none\n".to_owned(),
+    };
     text.push_str(&format!(
         "Host *\n    User {user}\n    IdentitiesOnly yes\n    GlobalKnownHostsFile /dev/null\n    \
          BatchMode yes\n    StrictHostKeyChecking yes\n    HashKnownHosts no\n    \
-         UpdateHostKeys no\n    CheckHostIP no\n    ControlMaster no\n    ControlPath none\n    \
-         ConnectTimeout 10\n"
+         UpdateHostKeys no\n    CheckHostIP no\n    {mux}    ConnectTimeout 10\n"
     ));
     text
 }

@@ -2,7 +2,8 @@
 //! fleet alias comes back with its exact output and exit status, each way
 //! of failing to reach a host gives 255 with the line ssh logs for it
 //! (`-E`), `accept-new` learns an unknown key into the alias's own
-//! known_hosts, and a dropped fleet leaves no process behind.
+//! known_hosts, a multiplexed fleet connects once per server, and a
+//! dropped fleet leaves no process (nor master) behind.
 
 use std::path::Path;
 use std::process::{Output, Stdio};
@@ -205,6 +206,36 @@ fn aliases_spread_over_servers_each_reach_their_own() {
             "log: {log}"
         );
     }
+}
+
+#[test]
+fn a_multiplexed_fleet_shares_one_master_per_server_and_drop_stops_it() {
+    let dir = scratch();
+    let Some(fleet) = Fleet::start_multiplexed(&dir.path().join("fleet"), &["a", "b"], 1) else {
+        return;
+    };
+    for alias in ["a", "b", "a"] {
+        let (out, log) = ssh(
+            &fleet,
+            dir.path(),
+            &[],
+            alias,
+            "echo $SSH_CONNECTION | wc -w",
+        );
+        assert_eq!(code(&out), 0, "stderr: {}\nlog: {log}", stderr(&out));
+        assert_eq!(stdout(&out), "4\n");
+    }
+    let server = &fleet.servers()[0];
+    assert_eq!(
+        server.log_text().matches("Accepted publickey").count(),
+        1,
+        "{}",
+        server.log_text()
+    );
+    let sockets = fleet.master_sockets();
+    assert_eq!(sockets.len(), 1, "{sockets:?}");
+    drop(fleet);
+    assert!(!sockets[0].exists(), "the master outlived the fleet");
 }
 
 #[test]

@@ -113,7 +113,7 @@ fn a_closed_port_is_unreachable_named_with_what_ssh_said_and_rerun_picks_it() {
         assert_eq!(
             stdout(&out),
             format!(
-                "closed: ssh -E LOGDIR/closed.log -o LogLevel=DEBUG1 -o BatchMode=yes \
+                "closed: ssh -E LOGDIR/closed.log -o LogLevel=DEBUG2 -o BatchMode=yes \
                  -o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 -o StrictHostKeyChecking=yes -l root -F {} -- closed \
                  'sh -c '\\''true'\\'''\n",
                 setup.path("ssh_config").display()
@@ -179,7 +179,7 @@ fn dry_run_shows_address_port_user_timeout_and_the_quoted_command() {
         .succeeds();
     let options = |host: &str, port: &str| {
         format!(
-            "{host}: ssh -E LOGDIR/{host}.log -o LogLevel=DEBUG1 -o BatchMode=yes \
+            "{host}: ssh -E LOGDIR/{host}.log -o LogLevel=DEBUG2 -o BatchMode=yes \
              -o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 -o StrictHostKeyChecking=accept-new {port}-l admin -F {}",
             setup.path("ssh_config").display()
         )
@@ -259,6 +259,18 @@ impl Hosts {
     fn start(aliases: &[&str], servers: usize) -> Option<Hosts> {
         let dir = scratch();
         let fleet = Fleet::start(&dir.path().join("fleet"), aliases, servers)?;
+        Some(Hosts::over(dir, fleet))
+    }
+
+    /// As [`Hosts::start`], the sessions multiplexed through a
+    /// ControlMaster per server.
+    fn start_multiplexed(aliases: &[&str], servers: usize) -> Option<Hosts> {
+        let dir = scratch();
+        let fleet = Fleet::start_multiplexed(&dir.path().join("fleet"), aliases, servers)?;
+        Some(Hosts::over(dir, fleet))
+    }
+
+    fn over(dir: TempDir, fleet: Fleet) -> Hosts {
         let config = dir.path().join("config");
         fs::create_dir_all(&config).expect("mkdir");
         write_switches(
@@ -272,7 +284,7 @@ impl Hosts {
                 ),
             ],
         );
-        Some(Hosts { dir, fleet })
+        Hosts { dir, fleet }
     }
 
     /// pysk-hv with the fleet's aliases, in the order added, as its
@@ -1002,6 +1014,69 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_lo
         .succeeds();
     assert_eq!(stdout(&out), "");
     assert_stderr_is(&out, "pysk-hv: no hosts left to run on\n");
+}
+
+#[test]
+fn through_a_controlmaster_each_class_is_told_and_no_master_holds_the_run() {
+    let Some(hosts) = Hosts::start_multiplexed(&["ok", "fails", "killed"], 3) else {
+        return;
+    };
+    let command = by_port(&[
+        (hosts.port("ok"), "echo one"),
+        (hosts.port("fails"), "echo before; exit 7"),
+        (hosts.port("killed"), "echo dying; kill -9 $$"),
+    ]);
+    // The first run starts a master per server (ControlPersist 60): the
+    // run does not wait for them. The second goes through them.
+    for run in ["first", "second"] {
+        let started = Instant::now();
+        let out = hosts
+            .hv()
+            .args(["exec", "-w", "ok,fails,killed", "--", &command])
+            .fails_with(1);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{run} run took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            sorted_lines(&stdout(&out)),
+            ["fails: before", "killed: dying", "ok: one"],
+            "{run}"
+        );
+        assert_summary(
+            &stderr(&out),
+            &[
+                "pysk-hv: fails: exit 7".to_owned(),
+                "pysk-hv: killed: killed by a signal".to_owned(),
+            ],
+            "3 hosts: 1 ok, 1 exit, 1 signal",
+            &["ok", "fails", "killed"],
+        );
+        assert_eq!(hosts.fleet.master_sockets().len(), 3, "{run}");
+    }
+    // A command's own 255 through a master is no signal.
+    let out = hosts
+        .hv()
+        .args(["exec", "-w", "ok", "--", "exit 255"])
+        .fails_with(1);
+    assert_summary(
+        &stderr(&out),
+        &["pysk-hv: ok: exit 255".to_owned()],
+        "1 host: 1 exit",
+        &["ok"],
+    );
+    // One connection per server for all three runs: the masters'.
+    for server in hosts.fleet.servers() {
+        assert_eq!(
+            server.log_text().matches("Accepted publickey").count(),
+            1,
+            "{}",
+            server.log_text()
+        );
+    }
+    hosts.fleet.stop_masters();
+    assert_eq!(hosts.fleet.master_sockets(), Vec::<PathBuf>::new());
 }
 
 /// Once a `sleep` with `marker` runs below the first server, sends `sig`
