@@ -15,100 +15,76 @@ use std::fs::{self, File};
 use std::io::{self, IsTerminal, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use pysk_common::exit::Outcome;
-use pysk_common::inventory::{Host, Inventory};
+use pysk_common::inventory::Host;
 use pysk_common::report::{self, Reporter};
 
 use crate::classify::Class;
 use crate::error::HvError;
-use crate::fanout::{self, Job, Limits};
-use crate::ssh::{self, Ssh};
+use crate::fanout::{self, Job};
+use crate::run::Run;
+use crate::ssh;
 use crate::summary::{self, Plan, PlannedHost};
-use crate::targets::{self, Selection};
 
 /// The options of `exec`.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The inventory file.
-    pub inventory: PathBuf,
-    /// The hosts asked for.
-    pub selection: Selection,
-    /// Where `last-run.json` is kept.
-    pub state_dir: PathBuf,
-    /// How hosts are reached.
-    pub ssh: Ssh,
-    /// Hosts at once.
-    pub fanout: usize,
-    /// The remote command's time limit.
-    pub timeout: Option<Duration>,
+    /// Hosts, ssh, fanout, timeout, state, `--json`, `--dry-run`.
+    pub run: Run,
     /// The command's words (shell text).
     pub command: Vec<String>,
     /// `--gather`.
     pub gather: bool,
     /// `--outdir`.
     pub outdir: Option<PathBuf>,
-    /// `--json`.
-    pub json: bool,
-    /// `--dry-run`.
-    pub dry_run: bool,
 }
 
 /// Runs `exec`; the remote output on `out` (stdout) and stderr.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, HvError> {
-    let inventory = Inventory::load(&options.inventory)?;
-    let picked = targets::pick(
-        &inventory,
-        &options.inventory,
-        &options.selection,
-        &options.state_dir,
-    )?;
-    for warning in &picked.warnings {
-        report.warn(warning);
-    }
-    if picked.hosts.is_empty() {
-        report.warn("no hosts left to run on");
+    let run = &options.run;
+    let Some(prepared) = crate::run::prepare(run, report)? else {
         return Ok(Outcome::Success);
+    };
+    let remote = ssh::remote_command(&options.command, run.timeout);
+    if run.dry_run {
+        return dry_run(run, &prepared.hosts, &remote, out);
     }
-    let remote = ssh::remote_command(&options.command, options.timeout);
-    if options.dry_run {
-        return dry_run(options, &picked.hosts, &remote, out);
-    }
-    let private = tempfile::Builder::new()
-        .prefix("pysk-hv.")
-        .tempdir()
-        .map_err(pysk_common::error::write_err(std::env::temp_dir()))?;
-    let stdin = spool_stdin(private.path())?;
-    let mut jobs = jobs(options, &picked.hosts, private.path(), &remote)?;
+    let private = prepared.private.path();
+    let stdin = spool_stdin(private)?;
+    let mut jobs = jobs(run, &prepared.hosts, private, &remote)?;
     if let Some(dir) = &options.outdir {
         to_outdir(dir, &mut jobs)?;
     }
-    let keep = options.json || options.outdir.is_some();
-    let limits = Limits {
-        fanout: options.fanout,
-        timeout: options.timeout,
-        backstop: options.timeout.map(|t| t + ssh::KILL_AFTER + fanout::GRACE),
-        stdin: stdin.as_deref(),
-        live_stdout: !keep && !options.gather,
-        live_stderr: !keep,
-    };
+    let keep = run.json || options.outdir.is_some();
+    let limits = run.limits(stdin.as_deref(), !keep && !options.gather, !keep);
     let outcomes = fanout::run(&jobs, limits, report, out)?;
-    finish(options, &outcomes, report, out)
+    if options.gather && !run.json {
+        summary::gather(&outcomes, out).map_err(pysk_common::Error::Stdout)?;
+    }
+    conclude(run, &outcomes, options.outdir.is_none(), report)
 }
 
-/// After the hosts: the output kept, the last run recorded, the summary.
+/// After the hosts of any run: the summary (with each host's output in
+/// `--json`), the last run recorded, the outcome.
 pub(crate) fn finish(
-    options: &Options,
+    run: &Run,
     outcomes: &[fanout::Outcome],
     report: &Reporter,
-    out: &mut dyn Write,
 ) -> Result<Outcome, HvError> {
-    if options.gather && !options.json {
-        summary::gather(outcomes, out).map_err(pysk_common::Error::Stdout)?;
-    }
-    if options.json {
-        report::print_json(&summary::summary(outcomes, options.outdir.is_none()))?;
+    conclude(run, outcomes, true, report)
+}
+
+/// The summary (each host's output in `--json` when `output`), the last
+/// run recorded, exit 0 only when every host was ok.
+fn conclude(
+    run: &Run,
+    outcomes: &[fanout::Outcome],
+    output: bool,
+    report: &Reporter,
+) -> Result<Outcome, HvError> {
+    if run.json {
+        report::print_json(&summary::summary(outcomes, output))?;
     } else {
         let (warnings, info) = summary::lines(outcomes);
         for warning in warnings {
@@ -118,7 +94,7 @@ pub(crate) fn finish(
     }
     // After the summary, so that a state directory that cannot be
     // written does not hide what happened.
-    summary::record(&options.state_dir, outcomes)?;
+    summary::record(&run.state_dir, outcomes)?;
     Ok(if outcomes.iter().all(|o| o.class == Class::Ok) {
         Outcome::Success
     } else {
@@ -126,42 +102,18 @@ pub(crate) fn finish(
     })
 }
 
-/// Each host's ssh, its log in the private directory.
-pub(crate) fn jobs(
-    options: &Options,
-    hosts: &[Host],
-    private: &Path,
-    remote: &str,
-) -> Result<Vec<Job>, HvError> {
-    hosts
-        .iter()
-        .map(|host| {
-            let log = private.join(format!("{}.log", host.name));
-            let argv = options
-                .ssh
-                .argv(host, &log, remote)
-                .map_err(|why| pysk_common::Error::Internal(format!("{}: {why}", host.name)))?;
-            Ok(Job {
-                host: host.name.clone(),
-                argv,
-                log,
-                stdin: None,
-                stdout_to: None,
-                stderr_to: None,
-            })
-        })
-        .collect()
-}
+/// Each host's ssh (see [`crate::run::jobs`]).
+pub(crate) use crate::run::jobs;
 
 /// `--dry-run`: each host's ssh command line on stdout (its log shown as
 /// `LOGDIR/<host>.log`), or the plan as JSON; nothing is run.
 pub(crate) fn dry_run(
-    options: &Options,
+    run: &Run,
     hosts: &[Host],
     remote: &str,
     out: &mut dyn Write,
 ) -> Result<Outcome, HvError> {
-    let jobs = jobs(options, hosts, Path::new("LOGDIR"), remote)?;
+    let jobs = jobs(run, hosts, Path::new("LOGDIR"), remote)?;
     let planned: Vec<PlannedHost> = jobs
         .into_iter()
         .map(|job| PlannedHost {
@@ -173,7 +125,7 @@ pub(crate) fn dry_run(
                 .collect(),
         })
         .collect();
-    if options.json {
+    if run.json {
         report::print_json(&Plan {
             dry_run: true,
             hosts: planned,

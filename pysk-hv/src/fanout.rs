@@ -316,38 +316,11 @@ fn one(
         Err(Start::Run(err)) => return Err(err),
         Err(Start::Host(why)) => return Ok(not_started(job, started, why)),
     };
-    let pid = child.id();
-    watch.started(pid, limits.backstop.map(|b| started + b));
-    let [out_sink, err_sink] = sinks;
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let (drained, status) = thread::scope(|scope| {
-        let readers = [
-            (
-                stdout.map(|p| Box::new(p) as Box<dyn Read + Send>),
-                out_sink,
-            ),
-            (
-                stderr.map(|p| Box::new(p) as Box<dyn Read + Send>),
-                err_sink,
-            ),
-        ]
-        .map(|(pipe, sink)| {
-            thread::Builder::new()
-                .stack_size(SMALL_STACK)
-                .spawn_scoped(scope, move || drain(pipe, sink, || watch.kill(pid)))
-        });
-        if readers.iter().any(Result::is_err) {
-            // Nobody would read what it writes.
-            watch.kill(pid);
-        }
-        let status = wait(&mut child, watch);
-        let drained = readers.map(|r| r.ok().and_then(|h| h.join().ok()));
-        (drained, status)
-    });
+    watch.started(child.id(), limits.backstop.map(|b| started + b));
+    let (status, [out, err]) = follow(&mut child, sinks, watch);
     let status =
         status.map_err(|e| pysk_common::Error::Internal(format!("waiting for ssh: {e}")))?;
     let duration = started.elapsed();
-    let [out, err] = drained.map(|d| d.unwrap_or_else(|| Ok(Drained::default())));
     let (out, err) = (out?, err?);
     let log = std::fs::read(&job.log).map_err(pysk_common::error::read_err(&job.log))?;
     let log = String::from_utf8_lossy(&log);
@@ -361,6 +334,44 @@ fn one(
         truncated: out.truncated || err.truncated,
         stdout: out.kept,
         stderr: err.kept,
+    })
+}
+
+/// Drains the started `child`'s stdout and stderr into `sinks` (a
+/// reader thread each) while waiting for it; its status and what each
+/// stream left. A reader that cannot be started has the ssh killed, as
+/// nobody would read what it writes.
+fn follow(
+    child: &mut Child,
+    sinks: [Sink; 2],
+    watch: &Watch,
+) -> (io::Result<ExitStatus>, [Result<Drained, HvError>; 2]) {
+    let pid = child.id();
+    let pipes: [Option<Box<dyn Read + Send>>; 2] = [
+        child.stdout.take().map(|p| Box::new(p) as _),
+        child.stderr.take().map(|p| Box::new(p) as _),
+    ];
+    thread::scope(|scope| {
+        let mut sinks = sinks.into_iter();
+        let readers = pipes.map(|pipe| {
+            let sink = sinks.next();
+            thread::Builder::new()
+                .stack_size(SMALL_STACK)
+                .spawn_scoped(scope, move || match sink {
+                    Some(sink) => drain(pipe, sink, || watch.kill(pid)),
+                    None => Ok(Drained::default()),
+                })
+        });
+        if readers.iter().any(Result::is_err) {
+            watch.kill(pid);
+        }
+        let status = wait(child, watch);
+        let drained = readers.map(|r| {
+            r.ok()
+                .and_then(|h| h.join().ok())
+                .unwrap_or_else(|| Ok(Drained::default()))
+        });
+        (status, drained)
     })
 }
 

@@ -43,7 +43,7 @@ pub const MANAGER: &str = "pysk-hv-manager";
 pub struct Options {
     /// Hosts, ssh, fanout, timeout, state, `--json`, `--dry-run`, as for
     /// `exec`.
-    pub run: exec::Options,
+    pub run: crate::run::Run,
     /// The packages, as the hosts' managers name them.
     pub packages: Vec<String>,
 }
@@ -211,7 +211,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
 /// summary (the hosts' output left out), else the summary lines; the
 /// last run recorded either way.
 pub(crate) fn conclude<T: Serialize>(
-    run: &exec::Options,
+    run: &crate::run::Run,
     outcomes: &[fanout::Outcome],
     report: &Reporter,
     out: &mut dyn Write,
@@ -219,7 +219,7 @@ pub(crate) fn conclude<T: Serialize>(
 ) -> Result<Outcome, HvError> {
     out.flush().map_err(pysk_common::Error::Stdout)?;
     if !run.json {
-        return exec::finish(run, outcomes, report, out);
+        return exec::finish(run, outcomes, report);
     }
     report::print_json(&make(summary::summary(outcomes, false)))?;
     summary::record(&run.state_dir, outcomes)?;
@@ -234,7 +234,7 @@ pub(crate) fn conclude<T: Serialize>(
 /// there was nothing to run: no hosts, or `plan`, when each host's ssh
 /// command line (or `--json` plan) is printed on `out` instead.
 pub(crate) fn fan(
-    run: &exec::Options,
+    run: &crate::run::Run,
     script: &str,
     plan: bool,
     report: &Reporter,

@@ -1,6 +1,6 @@
 //! `pysk-hv`: commands across the fleet over the system's OpenSSH, with
-//! each host's result told apart: ok, exit N, a signal, unreachable, host
-//! key, auth, timed out.
+//! each host's result told apart: ok, exit N, a signal, unreachable,
+//! connection lost, host key, auth, timed out.
 //!
 //! - [`targets`]: the hosts a command runs on, from the inventory: `-w`
 //!   node sets ([`nodeset`]), `-g` groups, `-x`, `--rerun` of the last
@@ -9,6 +9,9 @@
 //!   for the host's shell, under a remote `timeout`.
 //! - [`classify`]: how a host's run ended, from ssh's exit status, the
 //!   time it took and ssh's own log.
+//! - [`run`]: what every subcommand that reaches hosts shares (its
+//!   [`run::Run`]) and the start of such a run: hosts picked, warned
+//!   about, a private directory for the ssh logs.
 //! - [`exec`]: a command on every host picked, run through [`fanout`]
 //!   (one ssh per host, at most F at once, one writer), told by
 //!   [`summary`] (stderr lines, `--gather`, `--json`, `last-run.json`).
@@ -37,6 +40,7 @@ pub mod install;
 pub mod mac;
 pub mod nodeset;
 pub mod packages;
+pub mod run;
 pub mod settings;
 pub mod ssh;
 pub mod summary;

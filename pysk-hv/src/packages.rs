@@ -20,7 +20,6 @@ use serde::Serialize;
 
 use crate::classify::Class;
 use crate::error::HvError;
-use crate::exec;
 use crate::install::{self, DETECT};
 use crate::nodeset;
 use crate::summary::Summary;
@@ -40,7 +39,7 @@ esac
 pub struct Options {
     /// Hosts, ssh, fanout, timeout, state, `--json`, `--dry-run`, as for
     /// `exec`.
-    pub run: exec::Options,
+    pub run: crate::run::Run,
     /// Show only the differences from this host's packages.
     pub baseline: Option<String>,
 }

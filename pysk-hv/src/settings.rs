@@ -17,6 +17,7 @@ use crate::error::HvError;
 use crate::exec;
 use crate::install;
 use crate::packages;
+use crate::run::Run;
 use crate::ssh::Ssh;
 use crate::targets::Selection;
 use crate::transfer::{self, Transfer};
@@ -170,17 +171,17 @@ pub fn exec(
     args: &ExecArgs,
 ) -> Result<exec::Options, HvError> {
     Ok(exec::Options {
-        inventory: inventory(common),
-        selection: selection(&args.targets),
-        state_dir: state_dir(settings)?,
-        ssh: ssh(settings, &args.connect)?,
-        fanout: fanout(settings, &args.connect)?,
-        timeout: timeout(settings, &args.connect)?,
+        run: run_options(
+            common,
+            settings,
+            &args.targets,
+            &args.connect,
+            args.json.json,
+            args.dry_run.dry_run,
+        )?,
         command: args.command.clone(),
         gather: args.gather,
         outdir: args.outdir.clone(),
-        json: args.json.json,
-        dry_run: args.dry_run.dry_run,
     })
 }
 
@@ -192,7 +193,7 @@ pub fn copy(
 ) -> Result<transfer::Options, HvError> {
     let (targets, connect) = (&args.targets, &args.connect);
     Ok(transfer::Options {
-        run: transfer_run(
+        run: run_options(
             common,
             settings,
             targets,
@@ -215,7 +216,7 @@ pub fn fetch(
 ) -> Result<transfer::Options, HvError> {
     let (targets, connect) = (&args.targets, &args.connect);
     Ok(transfer::Options {
-        run: transfer_run(
+        run: run_options(
             common,
             settings,
             targets,
@@ -238,7 +239,7 @@ pub fn conf(
 ) -> Result<conf::Options, HvError> {
     let (targets, connect) = (&args.targets, &args.connect);
     Ok(conf::Options {
-        run: transfer_run(
+        run: run_options(
             common,
             settings,
             targets,
@@ -262,7 +263,7 @@ pub fn install(
 ) -> Result<install::Options, HvError> {
     let (targets, connect) = (&args.targets, &args.connect);
     Ok(install::Options {
-        run: transfer_run(
+        run: run_options(
             common,
             settings,
             targets,
@@ -282,7 +283,7 @@ pub fn packages(
 ) -> Result<packages::Options, HvError> {
     let (targets, connect) = (&args.targets, &args.connect);
     Ok(packages::Options {
-        run: transfer_run(
+        run: run_options(
             common,
             settings,
             targets,
@@ -294,26 +295,23 @@ pub fn packages(
     })
 }
 
-/// What `copy` and `fetch` share with `exec`: hosts, ssh, fanout,
+/// What every subcommand that reaches hosts shares: hosts, ssh, fanout,
 /// timeout, state, `--json`, `--dry-run`.
-fn transfer_run(
+fn run_options(
     common: &CommonArgs,
     settings: &Settings,
     targets: &TargetArgs,
     connect: &ConnectArgs,
     json: bool,
     dry_run: bool,
-) -> Result<exec::Options, HvError> {
-    Ok(exec::Options {
+) -> Result<Run, HvError> {
+    Ok(Run {
         inventory: inventory(common),
         selection: selection(targets),
         state_dir: state_dir(settings)?,
         ssh: ssh(settings, connect)?,
         fanout: fanout(settings, connect)?,
         timeout: timeout(settings, connect)?,
-        command: Vec::new(),
-        gather: false,
-        outdir: None,
         json,
         dry_run,
     })
@@ -466,15 +464,16 @@ mod tests {
             panic!("exec");
         };
         let options = exec(&common, &s, &args).expect("options");
-        assert_eq!(options.inventory, dir.path().join("hosts"));
-        assert_eq!(options.state_dir, Path::new("/srv/hv"));
-        assert_eq!(options.selection.nodes, ["web[1-2]"]);
-        assert_eq!(options.selection.groups, ["db"]);
-        assert_eq!(options.fanout, 3);
-        assert_eq!(options.timeout, Some(Duration::from_secs(90)));
-        assert_eq!(options.ssh.user, "root");
+        let run = &options.run;
+        assert_eq!(run.inventory, dir.path().join("hosts"));
+        assert_eq!(run.state_dir, Path::new("/srv/hv"));
+        assert_eq!(run.selection.nodes, ["web[1-2]"]);
+        assert_eq!(run.selection.groups, ["db"]);
+        assert_eq!(run.fanout, 3);
+        assert_eq!(run.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(run.ssh.user, "root");
         assert_eq!(options.command, ["uptime", "-p"]);
-        assert!(options.gather && !options.json && !options.dry_run);
+        assert!(options.gather && !run.json && !run.dry_run);
         assert_eq!(options.outdir, None);
     }
 

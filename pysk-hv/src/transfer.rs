@@ -37,15 +37,13 @@ use std::path::{Path, PathBuf};
 
 use pysk_common::atomic;
 use pysk_common::exit::Outcome;
-use pysk_common::inventory::Inventory;
 use pysk_common::report::Reporter;
 
 use crate::classify::Class;
 use crate::error::HvError;
 use crate::exec;
-use crate::fanout::{self, Limits};
+use crate::fanout;
 use crate::ssh;
-use crate::targets;
 
 /// Which way the file goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,9 +68,8 @@ pub enum Transfer {
 /// The options of `copy` and `fetch`.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Hosts, ssh, fanout, timeout, state, `--json`, `--dry-run`, as for
-    /// `exec` (its command, `--gather` and `--outdir` unused).
-    pub run: exec::Options,
+    /// Hosts, ssh, fanout, timeout, state, `--json`, `--dry-run`.
+    pub run: crate::run::Run,
     /// The file and its way.
     pub transfer: Transfer,
 }
@@ -87,41 +84,24 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
             (format!("cat -- {}", ssh::quote(remote)), None)
         }
     };
-    let inventory = Inventory::load(&run.inventory)?;
-    let picked = targets::pick(&inventory, &run.inventory, &run.selection, &run.state_dir)?;
-    for warning in &picked.warnings {
-        report.warn(warning);
-    }
-    if picked.hosts.is_empty() {
-        report.warn("no hosts left to run on");
+    let Some(prepared) = crate::run::prepare(run, report)? else {
         return Ok(Outcome::Success);
-    }
+    };
     let remote = ssh::remote_command(&[shell], run.timeout);
     if run.dry_run {
-        return exec::dry_run(run, &picked.hosts, &remote, out);
+        return exec::dry_run(run, &prepared.hosts, &remote, out);
     }
-    let private = tempfile::Builder::new()
-        .prefix("pysk-hv.")
-        .tempdir()
-        .map_err(pysk_common::error::write_err(std::env::temp_dir()))?;
-    let mut jobs = exec::jobs(run, &picked.hosts, private.path(), &remote)?;
+    let mut jobs = exec::jobs(run, &prepared.hosts, prepared.private.path(), &remote)?;
     let fetching = match &options.transfer {
         Transfer::Fetch { remote, dir } => Some(Fetching::prepare(dir, remote, &mut jobs)?),
         Transfer::Copy { .. } => None,
     };
-    let limits = Limits {
-        fanout: run.fanout,
-        timeout: run.timeout,
-        backstop: run.timeout.map(|t| t + ssh::KILL_AFTER + fanout::GRACE),
-        stdin,
-        live_stdout: !run.json && stdin.is_some(),
-        live_stderr: !run.json,
-    };
+    let limits = run.limits(stdin, !run.json && stdin.is_some(), !run.json);
     let outcomes = fanout::run(&jobs, limits, report, out);
     if let Some(fetching) = fetching {
         fetching.conclude(&jobs, outcomes.as_deref().unwrap_or_default())?;
     }
-    exec::finish(run, &outcomes?, report, out)
+    exec::finish(run, &outcomes?, report)
 }
 
 /// The shell text that writes stdin to `dest` on the host, atomically,

@@ -48,7 +48,7 @@ pub enum Action {
 pub struct Options {
     /// Hosts, ssh, fanout, timeout, state, `--json`, `--dry-run`, as for
     /// `exec` (its command, `--gather` and `--outdir` unused).
-    pub run: exec::Options,
+    pub run: crate::run::Run,
     /// Diff or apply (`apply --dry-run` is `diff`).
     pub action: Action,
     /// The configuration directory (switches and excludes per host).
@@ -115,7 +115,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         write_changes(&pass, &plans, &mut outcomes, out)?;
     }
     tell(options, apply, &plans, &mut outcomes, out)?;
-    exec::finish(run, &outcomes, report, out)
+    exec::finish(run, &outcomes, report)
 }
 
 /// `host`'s rendered tree; nothing compared yet.
@@ -174,7 +174,7 @@ fn read_states(
 }
 
 /// The ssh limits of either pass: output kept, not shown.
-fn limits(run: &exec::Options) -> Limits<'static> {
+fn limits(run: &crate::run::Run) -> Limits<'static> {
     Limits {
         fanout: run.fanout,
         timeout: run.timeout,
