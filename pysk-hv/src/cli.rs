@@ -35,7 +35,10 @@ const EXIT_CODES: &[(u8, &str)] = &[
         exit::NOINPUT,
         "no inventory, or no last run to --rerun, or a file of hv_vm_dir gone while read",
     ),
-    (exit::UNAVAILABLE, "ssh cannot be started (not installed?)"),
+    (
+        exit::UNAVAILABLE,
+        "ssh cannot be started (not installed, or not executable)",
+    ),
     (exit::SOFTWARE, "internal error (please report it)"),
     (
         exit::CANTCREAT,

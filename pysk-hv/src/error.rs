@@ -19,7 +19,9 @@ pub enum HvError {
     Usage(String),
     /// Names or groups the inventory does not have (`-w`, `-x`, `-g`).
     Targets(String),
-    /// ssh could not be started at all.
+    /// ssh could not be started at all (missing, not executable; a host
+    /// whose ssh fails to start for want of a resource is that host's
+    /// failure, not this).
     Ssh(String),
     /// A package name `install` will not send to a host.
     Package(String),

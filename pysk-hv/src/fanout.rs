@@ -500,12 +500,13 @@ fn spawn(job: &Job, stdin: Option<&Path>) -> Result<Child, Start> {
     })
 }
 
-/// A thread or process that could not be made, as the run's error.
+/// A thread that could not be made, as the run's error.
 fn cannot_start(what: &str, e: &io::Error) -> HvError {
-    HvError::Ssh(format!(
+    pysk_common::Error::Internal(format!(
         "cannot start {what}: {}",
         pysk_common::error::cause(e)
     ))
+    .into()
 }
 
 /// Where one stream of a host goes.
