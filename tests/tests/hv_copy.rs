@@ -1,7 +1,8 @@
 //! `pysk-hv copy` and `pysk-hv fetch` against OpenSSH servers started by
 //! the test (the aliases of a [`Fleet`], all on this machine): a file of
 //! every byte value copied to every host arrives byte-exact with its mode
-//! and comes back byte-exact into `DIR/<host>/`; a closed host is
+//! and comes back byte-exact into `DIR/<host>/` (a file past what is kept
+//! in memory too); a closed host is
 //! unreachable while the others succeed; a file a host lacks is that
 //! host's failure, with cat's message.
 
@@ -159,7 +160,30 @@ fn a_file_of_every_byte_goes_to_every_host_and_comes_back_byte_exact() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{host}");
+        let mode = fs::metadata(&dir).expect("made").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{host}");
     }
+    fetch_past_what_is_kept_in_memory(&setup);
+}
+
+/// A file of 3 MiB, past the 1 MiB a stream kept in memory, comes back
+/// whole: fetch writes it as it comes.
+fn fetch_past_what_is_kept_in_memory(setup: &Setup) {
+    let big = setup.path("big");
+    let bytes: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    fs::write(&big, &bytes).expect("big");
+    let fetched = setup.path("fetched-big");
+    setup
+        .hv()
+        .args(["fetch", "-w", "h1"])
+        .arg(&big)
+        .arg(&fetched)
+        .succeeds();
+    assert_eq!(names(&fetched.join("h1")), ["big"]);
+    assert!(
+        fs::read(fetched.join("h1/big")).expect("fetched") == bytes,
+        "the fetched file differs"
+    );
 }
 
 #[test]
