@@ -27,7 +27,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -58,6 +58,11 @@ const FILES_PER_HOST: u64 = 10;
 /// Open files kept for everything else (the standard streams, the
 /// inventory, the state, the reporter).
 const FILES_RESERVED: u64 = 64;
+
+/// Messages (lines, mostly) waiting for the writer: when it falls behind
+/// (a slow reader of our stdout), the readers wait, and so do the ssh
+/// writing to them, rather than the lines piling up in memory.
+const QUEUE: usize = 256;
 
 /// The stack of a thread that only moves bytes.
 const SMALL_STACK: usize = 256 * 1024;
@@ -148,7 +153,7 @@ pub fn run(
     let fanout = fanout_allowed(limits.fanout, report).min(jobs.len());
     let watch = Watch::default();
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(QUEUE);
     let (outcomes, failure) = thread::scope(|scope| {
         let guard = thread::Builder::new()
             .stack_size(SMALL_STACK)
@@ -286,7 +291,7 @@ fn worker(
     limits: Limits<'_>,
     next: &std::sync::atomic::AtomicUsize,
     watch: &Watch,
-    tx: &Sender<Message>,
+    tx: &SyncSender<Message>,
 ) {
     while !watch.stopped() {
         let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -308,7 +313,7 @@ fn one(
     job: &Job,
     limits: Limits<'_>,
     watch: &Watch,
-    tx: &Sender<Message>,
+    tx: &SyncSender<Message>,
 ) -> Result<Outcome, HvError> {
     let started = Instant::now();
     let (mut child, sinks) = match start(index, job, limits, tx) {
@@ -405,7 +410,7 @@ fn start(
     index: usize,
     job: &Job,
     limits: Limits<'_>,
-    tx: &Sender<Message>,
+    tx: &SyncSender<Message>,
 ) -> Result<(Child, [Sink; 2]), Start> {
     private_file(&job.log).map_err(|e| {
         Start::Host(format!(
@@ -513,7 +518,7 @@ fn cannot_start(what: &str, e: &io::Error) -> HvError {
 enum Sink {
     /// Line by line to the writer.
     Live {
-        tx: Sender<Message>,
+        tx: SyncSender<Message>,
         host: usize,
         stderr: bool,
         /// The line so far.
@@ -606,7 +611,7 @@ impl Sink {
 }
 
 /// Sends the live `line` so far (a newline added when it has none).
-fn send_line(tx: &Sender<Message>, host: usize, stderr: bool, line: &mut Vec<u8>) {
+fn send_line(tx: &SyncSender<Message>, host: usize, stderr: bool, line: &mut Vec<u8>) {
     if line.is_empty() {
         return;
     }
@@ -1037,6 +1042,60 @@ mod tests {
             (outcomes[0].class, outcomes[0].stdout.as_slice()),
             (Class::Ok, &b"late\n"[..])
         );
+    }
+
+    /// A stdout that takes nothing until its gate opens.
+    struct Gated<'a> {
+        open: &'a (std::sync::Mutex<bool>, std::sync::Condvar),
+        written: Vec<u8>,
+    }
+
+    impl Write for Gated<'_> {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let (lock, opened) = self.open;
+            let mut open = lock.lock().expect("gate");
+            while !*open {
+                open = opened.wait(open).expect("gate");
+            }
+            self.written.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_writer_that_falls_behind_holds_the_hosts_back_instead_of_piling_up_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let done = dir.path().join("done");
+        // 5 MB of lines: far more than a pipe, a reader's buffer and the
+        // queue hold together.
+        let script = format!(
+            "awk 'BEGIN {{ for (i = 0; i < 5000; i++) printf \"%01000d\\n\", i }}'; touch '{}'",
+            done.display()
+        );
+        let jobs = [job(dir.path(), "h", &script)];
+        let gate = (std::sync::Mutex::new(false), std::sync::Condvar::new());
+        let mut out = Gated {
+            open: &gate,
+            written: Vec::new(),
+        };
+        let held = thread::scope(|scope| {
+            let opener = scope.spawn(|| {
+                thread::sleep(Duration::from_millis(1500));
+                let held = !done.exists();
+                *gate.0.lock().expect("gate") = true;
+                gate.1.notify_all();
+                held
+            });
+            let outcomes = run(&jobs, limits(1, true), &quiet(), &mut out).expect("runs");
+            assert_eq!(outcomes[0].class, Class::Ok);
+            opener.join().expect("opener")
+        });
+        assert!(held, "the host ran to its end while nothing was written");
+        assert_eq!(out.written.len(), 5000 * (3 + 1000 + 1));
     }
 
     /// A stdout whose reader went away.
