@@ -557,7 +557,13 @@ impl Sink {
             } => {
                 for piece in bytes.split_inclusive(|&b| b == b'\n') {
                     line.extend_from_slice(piece);
-                    if line.ends_with(b"\n") || line.len() >= LINE_MAX {
+                    // Longer than LINE_MAX without its newline: cut.
+                    while line.len() > LINE_MAX + usize::from(line.ends_with(b"\n")) {
+                        let rest = line.split_off(LINE_MAX);
+                        send_line(tx, *host, *stderr, line);
+                        *line = rest;
+                    }
+                    if line.ends_with(b"\n") {
                         send_line(tx, *host, *stderr, line);
                     }
                 }
@@ -975,18 +981,32 @@ mod tests {
     #[test]
     fn a_live_line_without_end_comes_in_pieces_of_line_max() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let jobs = [job(
-            dir.path(),
-            "h",
-            "head -c 150000 /dev/zero | tr '\\0' a",
-        )];
+        // In small writes, so that the pieces do not depend on how the
+        // pipe is read; then a line of exactly LINE_MAX, which stays whole.
+        let jobs = [
+            job(
+                dir.path(),
+                "h1",
+                "for i in $(seq 150); do head -c 1000 /dev/zero | tr '\\0' a; done",
+            ),
+            job(
+                dir.path(),
+                "h2",
+                &format!("head -c {LINE_MAX} /dev/zero | tr '\\0' b; echo"),
+            ),
+        ];
         let mut out = Vec::new();
         run(&jobs, limits(1, true), &quiet(), &mut out).expect("runs");
         let text = String::from_utf8(out).expect("utf-8");
         let lengths: Vec<usize> = text.lines().map(str::len).collect();
         assert_eq!(
             lengths,
-            [3 + LINE_MAX, 3 + LINE_MAX, 3 + 150_000 - 2 * LINE_MAX]
+            [
+                4 + LINE_MAX,
+                4 + LINE_MAX,
+                4 + 150_000 - 2 * LINE_MAX,
+                4 + LINE_MAX
+            ]
         );
     }
 
