@@ -91,7 +91,8 @@ terminal, is read to its end first and goes to every host whole (a script
 whose stdin stays open gives exec < /dev/null).
 
 Each host ends as one of: ok, exit N, killed by a signal, unreachable,
-connection lost (after login: the command may have run), host key (changed or unknown: --accept-new records unknown keys on first
+connection lost (after login: the command may have run), host key
+(changed or unknown: --accept-new records unknown keys on first
 contact), auth refused, timed out. With --timeout the command runs under
 timeout -k 5 on the host, so it ends there too; the local ssh is killed
 10 s later, and such a host is said to be 'timed out, may still be

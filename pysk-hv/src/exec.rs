@@ -5,9 +5,10 @@
 //! ([`ssh::remote_command`]) through its own ssh ([`fanout`]). Output
 //! comes as `host: line` while it runs, or grouped after it
 //! (`--gather`), or straight into files as it comes (`--outdir`), or
-//! inside the `--json` document (kept up to [`fanout::KEEP`] a stream). stdin, when it is not a terminal, is read once into a
-//! private file that every host's ssh opens for itself, so that each host
-//! gets all of it. The run ends with a line per host that was not ok and
+//! inside the `--json` document (kept up to [`fanout::KEEP`] a stream).
+//! stdin, when it is not a terminal, is read once into a private file
+//! that every host's ssh opens for itself, so that each host gets all of
+//! it. The run ends with a line per host that was not ok and
 //! the counts, records each host's class in `last-run.json` for
 //! `--rerun`, and exits 0 only when every host was ok.
 

@@ -42,8 +42,9 @@ use crate::error::HvError;
 pub const GRACE: Duration = Duration::from_secs(5);
 
 /// The most of one stream of one host that is kept in memory (for
-/// `--gather`, `--json` and the subcommands that read it); beyond it the
-/// stream is still read to its end, but only counted.
+/// `--gather`, `--json` and the subcommands that read it), unless
+/// [`Limits::keep`] says otherwise; beyond it the stream is still read
+/// to its end, but only counted.
 pub const KEEP: usize = 1 << 20;
 
 /// The longest live line: a longer one is written in pieces of this size,
@@ -98,6 +99,9 @@ pub struct Limits<'a> {
     /// The file each ssh reads as its stdin (its own open of it), or
     /// `None` for /dev/null.
     pub stdin: Option<&'a Path>,
+    /// The most of each stream kept in memory per host ([`KEEP`], or
+    /// more for a subcommand that must read all of a host's answer).
+    pub keep: usize,
     /// Remote stdout lines written as they come (`host: line`), else kept
     /// (unless the job has a file for it).
     pub live_stdout: bool,
@@ -435,6 +439,7 @@ fn start(
             },
             None => Sink::Keep {
                 kept: Vec::new(),
+                limit: limits.keep,
                 truncated: false,
             },
         })
@@ -524,8 +529,12 @@ enum Sink {
         /// The line so far.
         line: Vec<u8>,
     },
-    /// Kept, up to [`KEEP`] bytes.
-    Keep { kept: Vec<u8>, truncated: bool },
+    /// Kept, up to `limit` bytes.
+    Keep {
+        kept: Vec<u8>,
+        limit: usize,
+        truncated: bool,
+    },
     /// Into a file; after a failed write the rest is only read.
     File {
         file: File,
@@ -568,8 +577,12 @@ impl Sink {
                     }
                 }
             }
-            Sink::Keep { kept, truncated } => {
-                let room = KEEP.saturating_sub(kept.len());
+            Sink::Keep {
+                kept,
+                limit,
+                truncated,
+            } => {
+                let room = limit.saturating_sub(kept.len());
                 kept.extend_from_slice(&bytes[..room.min(bytes.len())]);
                 *truncated |= bytes.len() > room;
             }
@@ -598,7 +611,9 @@ impl Sink {
                     ..Drained::default()
                 })
             }
-            Sink::Keep { kept, truncated } => Ok(Drained {
+            Sink::Keep {
+                kept, truncated, ..
+            } => Ok(Drained {
                 kept,
                 truncated,
                 bytes,
@@ -823,6 +838,7 @@ mod tests {
             timeout: None,
             backstop: None,
             stdin: None,
+            keep: KEEP,
             live_stdout: live,
             live_stderr: live,
         }

@@ -264,6 +264,7 @@ pub(crate) fn fan(
         timeout: run.timeout,
         backstop: run.timeout.map(|t| t + ssh::KILL_AFTER + fanout::GRACE),
         stdin: None,
+        keep: fanout::KEEP,
         live_stdout: false,
         live_stderr: false,
     };

@@ -41,7 +41,8 @@ pub struct Run {
 impl Run {
     /// How the jobs of this run go: its fanout and timeout (the backstop
     /// past the remote limit), `stdin` for every ssh (`None`:
-    /// /dev/null), and which remote streams are written as they come.
+    /// /dev/null), [`fanout::KEEP`] of each stream kept, and which remote
+    /// streams are written as they come.
     pub(crate) fn limits<'a>(
         &self,
         stdin: Option<&'a Path>,
@@ -53,6 +54,7 @@ impl Run {
             timeout: self.timeout,
             backstop: self.timeout.map(|t| t + ssh::KILL_AFTER + fanout::GRACE),
             stdin,
+            keep: fanout::KEEP,
             live_stdout,
             live_stderr,
         }

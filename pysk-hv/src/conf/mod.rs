@@ -180,6 +180,7 @@ fn limits(run: &crate::run::Run) -> Limits<'static> {
         timeout: run.timeout,
         backstop: run.timeout.map(|t| t + ssh::KILL_AFTER + fanout::GRACE),
         stdin: None,
+        keep: fanout::KEEP,
         live_stdout: false,
         live_stderr: !run.json,
     }
