@@ -27,6 +27,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -156,30 +157,14 @@ pub fn run(
 ) -> Result<Vec<Outcome>, HvError> {
     let fanout = fanout_allowed(limits.fanout, report).min(jobs.len());
     let watch = Watch::default();
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::sync_channel(QUEUE);
     let (outcomes, failure) = thread::scope(|scope| {
-        let guard = thread::Builder::new()
-            .stack_size(SMALL_STACK)
-            .spawn_scoped(scope, || watch.guard());
-        if let Err(e) = guard {
-            return (Vec::new(), Some(cannot_start("a thread", &e)));
-        }
-        for _ in 0..fanout {
-            let (worker_tx, watch, next) = (tx.clone(), &watch, &next);
-            let worker = thread::Builder::new()
-                .stack_size(SMALL_STACK)
-                .spawn_scoped(scope, move || worker(jobs, limits, next, watch, &worker_tx));
-            if let Err(e) = worker {
-                watch.stop();
-                let _ = tx.send(Message::Failed(cannot_start("a thread", &e)));
-                break;
-            }
-        }
+        let started = start_threads(scope, jobs, limits, fanout, (&watch, &next), &tx);
         drop(tx);
-        let written = write_all(rx, jobs, report, out, &watch);
+        let (outcomes, failure) = write_all(rx, jobs, report, out, &watch);
         watch.end();
-        written
+        (outcomes, started.err().or(failure))
     });
     if let Some(err) = failure {
         return Err(err);
@@ -190,6 +175,34 @@ pub fn run(
         .ok_or_else(|| {
             pysk_common::Error::Internal("a host's worker ended without its outcome".into()).into()
         })
+}
+
+/// Starts the watchdog and `fanout` workers in `scope`; a thread that
+/// cannot be started stops the run (the workers started so far end
+/// their hosts).
+fn start_threads<'scope, 'env: 'scope>(
+    scope: &'scope thread::Scope<'scope, 'env>,
+    jobs: &'env [Job],
+    limits: Limits<'env>,
+    fanout: usize,
+    (watch, next): (&'env Watch, &'env AtomicUsize),
+    tx: &SyncSender<Message>,
+) -> Result<(), HvError> {
+    let small = || thread::Builder::new().stack_size(SMALL_STACK);
+    let failed = |e: io::Error| {
+        watch.stop();
+        cannot_start("a thread", &e)
+    };
+    small()
+        .spawn_scoped(scope, || watch.guard())
+        .map_err(failed)?;
+    for _ in 0..fanout {
+        let tx = tx.clone();
+        small()
+            .spawn_scoped(scope, move || worker(jobs, limits, next, watch, &tx))
+            .map_err(failed)?;
+    }
+    Ok(())
 }
 
 /// The calling thread's part: every line written, the outcomes gathered,
@@ -293,12 +306,12 @@ fn write_line(
 fn worker(
     jobs: &[Job],
     limits: Limits<'_>,
-    next: &std::sync::atomic::AtomicUsize,
+    next: &AtomicUsize,
     watch: &Watch,
     tx: &SyncSender<Message>,
 ) {
     while !watch.stopped() {
-        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let index = next.fetch_add(1, Ordering::Relaxed);
         let Some(job) = jobs.get(index) else {
             return;
         };
