@@ -1011,6 +1011,19 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_lo
     assert_eq!(hosts.last_run()["hosts"][0]["class"], "lost");
     let out = hosts
         .hv()
+        .args([
+            "exec",
+            "--rerun",
+            "failed",
+            "--dry-run",
+            "--json",
+            "--",
+            "true",
+        ])
+        .succeeds();
+    assert_eq!(planned(&stdout(&out)), ["hung"]);
+    let out = hosts
+        .hv()
         .args(["exec", "--rerun", "unreachable", "--", "true"])
         .succeeds();
     assert_eq!(stdout(&out), "");
