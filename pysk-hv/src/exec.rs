@@ -1,7 +1,7 @@
 //! `exec`: one command on every host picked, each host's result told
 //! apart.
 //!
-//! The hosts come from [`targets`]; each gets the same remote command
+//! The hosts come from [`crate::targets`]; each gets the same remote command
 //! ([`ssh::remote_command`]) through its own ssh ([`fanout`]). Output
 //! comes as `host: line` while it runs, or grouped after it
 //! (`--gather`), or straight into files as it comes (`--outdir`), or

@@ -1,10 +1,10 @@
 //! What every subcommand that reaches hosts shares: its [`Run`] (hosts,
 //! ssh, fanout, timeout, state, `--json`, `--dry-run`) and the start of
-//! such a run, [`prepare`]: the hosts picked (the inventory's, by
+//! such a run, `prepare`: the hosts picked (the inventory's, by
 //! [`targets`]), their warnings said, no hosts left a warning and nothing
 //! to do, and a private temporary directory for the ssh logs (and a
-//! spooled stdin); then [`jobs`] gives each host's ssh and
-//! [`Run::limits`] how they run.
+//! spooled stdin); then `jobs` gives each host's ssh and
+//! `Run::limits` how they run.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
