@@ -181,13 +181,20 @@ file ending in .in has each {{key}} replaced by the host's switch key
 suffix; an unknown key stops the run, naming file and line, before any
 host is contacted. Links stay links (a link named x.in has its target's
 placeholders filled). Paths in serverconfig/exclude/<host> are left out
-for that host. diff prints a unified diff of every path that would change
-and 'host: N changed' or 'host: unchanged'; apply takes the tool's lock
-(--wait), writes only the changed paths, each to a temporary file beside
-it with the tree file's mode and renamed over it, and says the same.
---root puts every path under DIR on the host ({host} is the host's
-name). Each host ends classified as for exec; exit 0 only when every host
-was ok, else 1.")]
+for that host; a FIFO, socket or device in the tree, or a name that is
+not UTF-8, stops the run. diff (and apply --dry-run) prints a unified diff
+of every path that would change and 'host: N changed' or 'host:
+unchanged'; a secret file shows only 'host:PATH: contents differ (mode
+0600, not shown)': one not world-readable in the tree, or a .in file
+filling a switch whose key has a word password, passwd, pass, secret,
+token, key, apikey, credentials or private (words split at _ - .). apply
+takes the tool's lock (--wait; diff waits for a run that holds it),
+writes only the changed paths, each to a temporary file beside it with
+the tree file's mode and the owner and group of the file it replaces,
+synced and renamed over it (missing directories are made 0755), and says
+'host: N changed' on stderr (-q hides it). --root puts every path under
+DIR on the host ({host} is the host's name). Each host ends classified as
+for exec; exit 0 only when every host was ok, else 1.")]
     Conf(Box<ConfArgs>),
     /// Make a virtual server: disk, mmdebstrap, its files, the systemd
     /// unit that starts qemu

@@ -1,23 +1,31 @@
-//! What runs on each host for `conf`: one shell script that prints the
-//! current state of every path of the rendered tree, and one that writes
-//! the changed paths from its stdin, atomically.
+//! What runs on each host for `conf`: two short fixed shell scripts, one
+//! that prints the current state of every path it reads on stdin, one that
+//! writes the entries it reads on stdin, atomically. Neither carries a
+//! path on its command line, so a tree of any size fits one `execve`
+//! argument (Linux allows 128 KiB).
 //!
-//! The state comes back as a stream of records, one a path, in order: `F
-//! <size> <mode>\n` and the file's bytes, `L\n<target>\n` for a link, `N\n`
-//! for anything else (missing, a directory). A length header, not `tar c`:
-//! a missing path is no error and needs no second round trip, the parse is
-//! a few lines, and every host has `sh`, `wc`, `stat` and `cat`.
+//! [`READ`] takes one path a line (names with a newline are refused when
+//! the tree is rendered) and answers with a stream of records, one a path,
+//! in order: `F <size> <mode>\n` and the file's bytes, `L\n<target>\n` for
+//! a link, `N\n` for anything else (missing, a directory). A length
+//! header, not `tar c`: a missing path is no error and needs no second
+//! round trip, the parse is a few lines, and every host has `sh`, `wc`,
+//! `stat` and `cat`. Blanks around the numbers (BusyBox and BSD `wc` pad)
+//! are ignored.
 //!
-//! The new files come on stdin one after another, each read with `dd
-//! bs=N count=1 iflag=fullblock` (exactly N bytes, never more, so the next
-//! file starts where this one ended) into a temporary file beside its path,
-//! its size checked, `chmod`ed; only when every file has arrived is each
-//! renamed over its path (`mv -Tf`, so a link or file replaces a link to a
-//! directory rather than going into it). A failed step, HUP, INT, TERM or
-//! PIPE removes the temporary files.
+//! [`WRITE`] takes the entries one after another ([`payload`]): `F <size>
+//! <mode>\n<path>\n` and exactly that many bytes, read with `dd bs=N
+//! count=1 iflag=fullblock` (never more, so the next header starts where
+//! the file ended), or `L\n<path>\n<target>\n`. Each goes to a temporary
+//! file beside its path (0600 until renamed), its size checked, the owner
+//! and group of an existing file there carried over (`chown`), the tree's
+//! mode set; a missing directory is made 0755. When every entry has
+//! arrived the files are synced, each temporary file is renamed over its
+//! path (`mv -Tf`, so a link or file replaces a link to a directory rather
+//! than going into it), and the directories are synced. A failed step,
+//! HUP, INT, TERM or PIPE removes the temporary files.
 
 use crate::conf::render::{Entry, Kind};
-use crate::ssh::quote;
 
 /// A path's state on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,24 +38,51 @@ pub enum Remote {
     Missing,
 }
 
-/// The shell text that prints the state of each of `paths`.
-pub fn read_script(paths: &[String]) -> String {
-    let list: Vec<String> = paths.iter().map(|p| quote(p)).collect();
-    format!(
-        "for p in {}; do if [ -L \"$p\" ]; then echo L; readlink -- \"$p\" || exit 1; \
-         elif [ -f \"$p\" ]; then echo \"F $(wc -c < \"$p\") $(stat -c %a -- \"$p\")\" && \
-         cat -- \"$p\" || exit 1; else echo N; fi; done",
-        list.join(" ")
-    )
+/// The shell text that prints the state of each path on its stdin.
+pub const READ: &str = r#"while IFS= read -r p; do if [ -L "$p" ]; then echo L; readlink -- "$p" || exit 1
+elif [ -f "$p" ]; then echo "F $(wc -c < "$p") $(stat -c %a -- "$p")" && cat -- "$p" || exit 1
+else echo N; fi; done
+"#;
+
+/// The shell text that writes the entries on its stdin ([`payload`]).
+pub const WRITE: &str = r#"umask 077; w=$(mktemp -d) || exit 1; : > "$w/t"; : > "$w/f"; : > "$w/d"
+c() { while IFS= read -r t; do rm -f -- "$t"; done < "$w/t"; rm -rf -- "$w"; }
+trap c EXIT; trap 'exit 1' HUP INT TERM PIPE
+while IFS= read -r k; do IFS= read -r p || exit 1
+t="$p.pysk-hv.$$"; d="${p%/*}"; d="${d:-/}"
+if [ ! -d "$d" ]; then (umask 022; mkdir -p -- "$d") || exit 1; fi
+printf '%s\n' "$t" >> "$w/t"; printf '%s\n' "$d" >> "$w/d"
+case $k in
+L) IFS= read -r g || exit 1; ln -s -- "$g" "$t" || exit 1;;
+*) set -- $k; n=$2
+if [ "$n" -gt 0 ]; then dd of="$t" bs="$n" count=1 iflag=fullblock 2>/dev/null; else : > "$t"; fi || exit 1
+s=$(wc -c < "$t"); [ $s -eq "$n" ] || { printf '%s: short, left as it was\n' "$p" >&2; exit 1; }
+if [ -f "$p" ] && [ ! -L "$p" ]; then chown "$(stat -c %u:%g -- "$p")" "$t" || exit 1; fi
+chmod "$3" "$t" || exit 1; printf '%s\0' "$t" >> "$w/f";;
+esac; done
+[ ! -s "$w/f" ] || xargs -0 sync -- < "$w/f" || exit 1
+while IFS= read -r t; do mv -Tf -- "$t" "${t%.pysk-hv.$$}" || exit 1; done < "$w/t"
+sort -u "$w/d" | tr '\n' '\0' | xargs -0 sync -- || exit 1
+trap - EXIT; rm -rf -- "$w"
+"#;
+
+/// What [`READ`] reads: `paths`, one a line.
+pub fn path_list(paths: &[String]) -> Vec<u8> {
+    let mut list = String::new();
+    for path in paths {
+        list.push_str(path);
+        list.push('\n');
+    }
+    list.into_bytes()
 }
 
-/// Parses what [`read_script`] printed for `count` paths.
+/// Parses what [`READ`] printed for `count` paths.
 pub fn parse(mut out: &[u8], count: usize) -> Result<Vec<Remote>, String> {
     let mut states = Vec::with_capacity(count);
     for _ in 0..count {
         let (head, rest) = line(out)?;
         out = rest;
-        let words: Vec<&str> = head.split(' ').collect();
+        let words: Vec<&str> = head.split_whitespace().collect();
         match words.as_slice() {
             ["N"] => states.push(Remote::Missing),
             ["L"] => {
@@ -88,7 +123,7 @@ fn line(out: &[u8]) -> Result<(&str, &[u8]), String> {
 /// Whether `entry` differs from the host's `state`.
 pub fn differs(entry: &Entry, state: &Remote) -> bool {
     match (&entry.kind, state) {
-        (Kind::File { bytes, mode }, Remote::File(old, old_mode)) => {
+        (Kind::File { bytes, mode, .. }, Remote::File(old, old_mode)) => {
             bytes != old || mode != old_mode
         }
         (Kind::Link(target), Remote::Link(old)) => target != old,
@@ -96,57 +131,19 @@ pub fn differs(entry: &Entry, state: &Remote) -> bool {
     }
 }
 
-/// The shell text that writes `entries` (each at `root` + its path) from
-/// stdin, which holds the files' bytes in the same order.
-pub fn write_script(entries: &[Entry], root: &str) -> String {
-    let temp = |e: &Entry| format!("{}\".pysk-hv.$$\"", quote(&format!("{root}{}", e.path)));
-    let temps: Vec<String> = entries.iter().map(temp).collect();
-    let mut script = format!(
-        "umask 077; c() {{ rm -f -- {}; }}; trap c EXIT; trap 'exit 1' HUP INT TERM PIPE; ",
-        temps.join(" ")
-    );
-    for (entry, t) in entries.iter().zip(&temps) {
-        let path = format!("{root}{}", entry.path);
-        let dir = std::path::Path::new(&path)
-            .parent()
-            .map(|d| d.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "/".to_owned());
-        script.push_str(&format!("mkdir -p -- {} || exit 1; ", quote(&dir)));
-        match &entry.kind {
-            Kind::Link(target) => {
-                script.push_str(&format!("ln -s -- {} {t} || exit 1; ", quote(target)));
-            }
-            Kind::File { bytes, mode } => {
-                let n = bytes.len();
-                if n == 0 {
-                    script.push_str(&format!(": > {t} || exit 1; "));
-                } else {
-                    script.push_str(&format!(
-                        "dd of={t} bs={n} count=1 iflag=fullblock 2>/dev/null || exit 1; "
-                    ));
-                }
-                script.push_str(&format!(
-                    "[ \"$(wc -c < {t})\" -eq {n} ] || {{ echo {} >&2; exit 1; }}; \
-                     chmod {mode:o} {t} || exit 1; ",
-                    quote(&format!("{path}: short, left as it was"))
-                ));
-            }
-        }
-    }
-    for (entry, t) in entries.iter().zip(&temps) {
-        let path = quote(&format!("{root}{}", entry.path));
-        script.push_str(&format!("mv -Tf -- {t} {path} || exit 1; "));
-    }
-    script.push_str("trap - EXIT");
-    script
-}
-
-/// The bytes [`write_script`] reads: every file's, in order.
-pub fn payload(entries: &[Entry]) -> Vec<u8> {
+/// What [`WRITE`] reads to write `entries`, each at `root` + its path.
+pub fn payload(entries: &[Entry], root: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
     for entry in entries {
-        if let Kind::File { bytes: b, .. } = &entry.kind {
-            bytes.extend_from_slice(b);
+        let path = format!("{root}{}", entry.path);
+        match &entry.kind {
+            Kind::File { bytes: b, mode, .. } => {
+                bytes.extend_from_slice(format!("F {} {mode:o}\n{path}\n", b.len()).as_bytes());
+                bytes.extend_from_slice(b);
+            }
+            Kind::Link(target) => {
+                bytes.extend_from_slice(format!("L\n{path}\n{target}\n").as_bytes());
+            }
         }
     }
     bytes
@@ -183,6 +180,7 @@ mod tests {
             kind: Kind::File {
                 bytes: bytes.to_vec(),
                 mode,
+                secret: false,
             },
         }
     }
@@ -200,7 +198,7 @@ mod tests {
                 kind: Kind::Link("/x y".into()),
             },
         ];
-        let out = sh(&write_script(&entries, root), &payload(&entries));
+        let out = sh(WRITE, &payload(&entries, root));
         assert!(
             out.status.success(),
             "{}",
@@ -215,7 +213,7 @@ mod tests {
             .iter()
             .map(|e| format!("{root}{}", e.path))
             .collect();
-        let out = sh(&read_script(&paths), b"");
+        let out = sh(READ, &path_list(&paths));
         assert!(out.status.success());
         let states = parse(&out.stdout, 4).expect("parses");
         for (entry, state) in entries.iter().zip(&states) {
@@ -226,8 +224,12 @@ mod tests {
 
     #[test]
     fn a_missing_path_reads_as_missing() {
-        let out = sh(&read_script(&["/nonexistent/x".into()]), b"");
+        let out = sh(READ, &path_list(&["/nonexistent/x".into()]));
         assert_eq!(parse(&out.stdout, 1).expect("parses"), [Remote::Missing]);
-        assert!(parse(b"F 3 644\nab", 1).is_err());
+        assert_eq!(parse(b"F 3 644\nab", 1), Err("a file cut short".to_owned()));
+        assert_eq!(
+            parse(b"F       2 644\nab", 1),
+            Ok(vec![Remote::File(b"ab".to_vec(), 0o644)])
+        );
     }
 }
