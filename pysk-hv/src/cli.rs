@@ -128,16 +128,25 @@ else 1.")]
     #[command(after_help = "\
 Examples:
   pysk-hv install -g web nginx
+  pysk-hv install --update --timeout 900 -g web nginx
   pysk-hv install --dry-run -w 'db[1-2]' postgresql-15
 
 Per host and package: 'installed (VERSION)', 'already present
-(VERSION)', or 'not installed' with the manager's own output on stderr.
-Only the missing packages are given to the manager, non-interactively
-(apt-get -y with the old configuration files kept, pacman --noconfirm
---needed, dnf -y). A name that is not a package name is refused before
-any host (exit 65). --dry-run asks each host and simulates (apt-get -s,
-pacman --print, dnf --assumeno): 'would be installed'. Each host ends
-classified as for exec; exit 0 only when every host was ok, else 1.")]
+(VERSION)', 'unknown package' (the manager knows no such name: apt-cache
+show, pacman -Si/-Sg, dnf info; the other names are still installed) or
+'not installed' with the manager's own output, on stderr (-q hides all
+but failures). Only the missing packages are given to the manager,
+non-interactively (apt-get -y with the old configuration files kept,
+pacman --noconfirm --needed, dnf -y). --update refreshes the index first
+when a package is missing: apt-get update, dnf makecache, and for pacman
+-Sy with the install done as -Su, which upgrades the whole system (Arch
+supports no partial upgrade). --timeout bounds the package manager too:
+a run cut short can leave dpkg or rpm half done; give it room. A name
+that is not a package name is refused before any host (exit 65).
+--dry-run asks each host and simulates (apt-get -s, pacman --print, dnf
+--assumeno), refreshing nothing, and prints 'would be installed' on
+stdout. Each host ends classified as for exec; exit 0 only when every
+host was ok, else 1.")]
     Install(Box<InstallArgs>),
     /// Compare the installed packages of the hosts picked: the packages
     /// whose versions differ, hosts with identical sets grouped
@@ -150,8 +159,11 @@ One column per group of hosts with identical package sets (dpkg's ii
 packages, pacman -Q, rpm -qa), one row per package whose version differs
 between them or that some lack ('-'). With --baseline HOST, HOST's
 column comes first and a version the same as HOST's is shown as '='.
-Hosts that were not ok are left out of the matrix and named on stderr;
-exit 0 only when every host was ok, else 1.")]
+HOST must be in the inventory and among the hosts picked (exit 2 before
+any host is contacted); if it ends not ok, the matrix is printed without
+a baseline. Hosts that were not ok are left out of the matrix and named
+on stderr; exit 0 only when every host was ok, else 1. No --dry-run:
+listing changes nothing.")]
     Packages(Box<PackagesArgs>),
     /// Print a locally administered unicast MAC that no virtual server's
     /// definition uses yet
@@ -392,6 +404,10 @@ pub struct InstallArgs {
     /// `--dry-run`.
     #[command(flatten)]
     pub dry_run: DryRunArgs,
+    /// Refresh the package index first (apt-get update, pacman -Sy with
+    /// -Su for the install, dnf makecache); not with --dry-run
+    #[arg(long)]
+    pub update: bool,
     /// The packages, as the hosts' managers name them
     #[arg(required = true, value_name = "PKG")]
     pub packages: Vec<String>,
@@ -413,9 +429,6 @@ pub struct PackagesArgs {
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,
-    /// `--dry-run`.
-    #[command(flatten)]
-    pub dry_run: DryRunArgs,
 }
 
 /// The options of `create`.
@@ -563,8 +576,16 @@ mod tests {
             panic!("not install");
         };
         assert_eq!(args.packages, ["a", "b"]);
-        assert!(args.dry_run.dry_run);
+        assert!(args.dry_run.dry_run && !args.update);
         assert!(Cli::try_parse_from(["pysk-hv", "install", "-w", "a"]).is_err());
+        let cli = Cli::try_parse_from(["pysk-hv", "install", "-w", "a", "--update", "p"])
+            .expect("parses");
+        let Command::Install(args) = cli.command else {
+            panic!("not install");
+        };
+        assert!(args.update && !args.dry_run.dry_run);
+        let dry = ["pysk-hv", "packages", "-w", "a", "--dry-run"];
+        assert!(Cli::try_parse_from(dry).is_err(), "listing changes nothing");
         let cli = Cli::try_parse_from(["pysk-hv", "packages", "-w", "a,b", "--baseline", "b"])
             .expect("parses");
         let Command::Packages(args) = cli.command else {

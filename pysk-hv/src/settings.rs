@@ -271,6 +271,7 @@ pub fn install(
             args.dry_run.dry_run,
         )?,
         packages: args.packages.clone(),
+        update: args.update,
     })
 }
 
@@ -282,15 +283,8 @@ pub fn packages(
 ) -> Result<packages::Options, HvError> {
     let (targets, connect) = (&args.targets, &args.connect);
     Ok(packages::Options {
-        run: transfer_run(
-            common,
-            settings,
-            targets,
-            connect,
-            args.json.json,
-            args.dry_run.dry_run,
-        )?,
-        baseline: args.baseline.clone(),
+        run: transfer_run(common, settings, targets, connect, args.json.json, false)?,
+        baseline: args.baseline.as_deref().map(str::to_ascii_lowercase),
     })
 }
 
