@@ -2,7 +2,9 @@
 //! host's own manager (apt, pacman or dnf, whichever it has), run as jobs
 //! of the same [`fanout`] as `exec`, told the same way.
 //!
-//! One remote `sh -c` script per host detects the manager
+//! One remote `sh -c` script per host, the same for every run (it reads
+//! the names from its stdin, so no list is too long for a command line),
+//! detects the manager
 //! (`command -v apt-get`, `pacman`, `dnf`), queries each package's
 //! installed version before (`dpkg-query` `${Status}`, `pacman -Q`,
 //! `rpm -q`), with `--update` refreshes the index (`apt-get update`,
@@ -122,12 +124,13 @@ pub fn check_names(names: &[String]) -> Result<(), HvError> {
     Ok(())
 }
 
-/// The whole script for `names` (checked), simulating when `dry_run`
-/// (which refreshes nothing), else refreshing the index when `update`.
-pub fn script(names: &[String], dry_run: bool, update: bool) -> String {
+/// The whole script, which reads the (checked) names from the first line
+/// of its stdin, so that no list is too long for one command line;
+/// simulating when `dry_run` (which refreshes nothing), else refreshing
+/// the index when `update`.
+pub fn script(dry_run: bool, update: bool) -> String {
     format!(
-        "pkgs={}; sim={}; upd={}\n{DETECT}{INSTALL}",
-        ssh::quote(&names.join(" ")),
+        "IFS= read -r pkgs; exec </dev/null; sim={}; upd={}\n{DETECT}{INSTALL}",
         if dry_run { "1" } else { "" },
         if update && !dry_run { "1" } else { "" }
     )
@@ -214,8 +217,9 @@ struct Document {
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, HvError> {
     check_names(&options.packages)?;
     let run = &options.run;
-    let script = script(&options.packages, run.dry_run, options.update);
-    let Some(outcomes) = fan(run, &script, false, &|_, _| Ok(()), report, out)? else {
+    let script = script(run.dry_run, options.update);
+    let names = format!("{}\n", options.packages.join(" "));
+    let Some(outcomes) = fan(run, &script, names.as_bytes(), &|_, _| Ok(()), report)? else {
         return Ok(Outcome::Success);
     };
     let mut doc = BTreeMap::new();
@@ -297,17 +301,14 @@ pub(crate) fn conclude<T: Serialize>(
 pub(crate) type HostCheck<'a> = dyn Fn(&Inventory, &[Host]) -> Result<(), HvError> + 'a;
 
 /// Runs `script` on every host picked (once `check` has passed the
-/// inventory and them),
-/// every output kept; `None` when there was nothing to run: no hosts, or
-/// `plan`, when each host's ssh command line (or `--json` plan) is printed
-/// on `out` instead.
+/// inventory and them), `input` its stdin (none when empty), every output
+/// kept; `None` when there were no hosts to run on.
 pub(crate) fn fan(
     run: &exec::Options,
     script: &str,
-    plan: bool,
+    input: &[u8],
     check: &HostCheck<'_>,
     report: &Reporter,
-    out: &mut dyn Write,
 ) -> Result<Option<Vec<fanout::Outcome>>, HvError> {
     let inventory = Inventory::load(&run.inventory)?;
     let picked = targets::pick(&inventory, &run.inventory, &run.selection, &run.state_dir)?;
@@ -320,20 +321,20 @@ pub(crate) fn fan(
         return Ok(None);
     }
     let remote = ssh::remote_command(&[script.to_owned()], run.timeout);
-    if plan {
-        exec::dry_run(run, &picked.hosts, &remote, out)?;
-        return Ok(None);
-    }
     let private = tempfile::Builder::new()
         .prefix("pysk-hv.")
         .tempdir()
         .map_err(pysk_common::error::write_err(std::env::temp_dir()))?;
+    let stdin = private.path().join("stdin");
+    if !input.is_empty() {
+        std::fs::write(&stdin, input).map_err(pysk_common::error::write_err(&stdin))?;
+    }
     let jobs = exec::jobs(run, &picked.hosts, private.path(), &remote)?;
     let limits = Limits {
         fanout: run.fanout,
         timeout: run.timeout,
         backstop: run.timeout.map(|t| t + ssh::KILL_AFTER + fanout::GRACE),
-        stdin: None,
+        stdin: (!input.is_empty()).then_some(stdin.as_path()),
         live_stdout: false,
         live_stderr: false,
     };
@@ -389,5 +390,58 @@ mod tests {
         let out = b"pysk-hv-before\tnope\t\npysk-hv-unknown\tnope\npysk-hv-after\tnope\t\n";
         assert_eq!(parse(out, false).1[0].state, "unknown package");
         assert_eq!(parse(out, true).1[0].state, "unknown package");
+    }
+
+    #[test]
+    fn on_pacman_update_is_sy_then_su_and_an_unknown_name_is_left_out() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display();
+        let pacman = format!(
+            "#!/bin/sh\necho \"pacman $*\" >> '{d}/log'\ncase $1 in\n\
+             -Q) [ \"$2\" = old ] && echo 'old 1.0-1' && exit 0\n\
+             [ \"$2\" = new ] && [ -e '{d}/new' ] && echo 'new 2.0-1' && exit 0; exit 1;;\n\
+             -Si) [ \"$2\" = new ];;\n-Su) : > '{d}/new';;\n-Sg) exit 1;;\nesac\n"
+        );
+        let fake = dir.path().join("pacman");
+        std::fs::write(&fake, pacman).expect("fake");
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", &script(false, true)])
+            .env("PATH", dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"old new nope\n").expect("names");
+        drop(stdin);
+        let out = child.wait_with_output().expect("ends");
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).as_ref()
+            ),
+            (
+                Some(1),
+                "pysk-hv-manager\tpacman\npysk-hv-before\told\t1.0-1\n\
+                 pysk-hv-before\tnew\t\npysk-hv-before\tnope\t\npysk-hv-unknown\tnope\n\
+                 pysk-hv-after\told\t1.0-1\npysk-hv-after\tnew\t2.0-1\npysk-hv-after\tnope\t\n"
+            )
+        );
+        let log = std::fs::read_to_string(dir.path().join("log")).expect("log");
+        assert_eq!(
+            log,
+            "pacman -Q old\npacman -Q new\npacman -Q nope\npacman -Sy --noconfirm\n\
+             pacman -Si new\npacman -Si nope\npacman -Sg nope\n\
+             pacman -Su --noconfirm --needed new\n\
+             pacman -Q old\npacman -Q new\npacman -Q nope\n"
+        );
+        let states: Vec<&str> = parse(&out.stdout, false)
+            .1
+            .iter()
+            .map(|p| p.state)
+            .collect();
+        assert_eq!(states, ["already present", "installed", "unknown package"]);
     }
 }

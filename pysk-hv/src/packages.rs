@@ -199,7 +199,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let baseline = options.baseline.as_deref();
     let check = |inventory: &Inventory, hosts: &[Host]| check_baseline(baseline, inventory, hosts);
     let script = format!("{DETECT}{LIST}");
-    let Some(outcomes) = install::fan(run, &script, false, &check, report, out)? else {
+    let Some(outcomes) = install::fan(run, &script, b"", &check, report)? else {
         return Ok(Outcome::Success);
     };
     let sets: Vec<(String, Set)> = outcomes
