@@ -229,7 +229,18 @@ fn apply_exits_75_while_another_run_holds_the_lock() {
     let out = setup.conf("apply").arg("--dry-run").fails_with(75);
     assert_eq!(stderr(&out), held);
     assert!(!setup.root("h1").exists() && !setup.root("h2").exists());
-    drop(lock);
+    // With --wait it runs once the holder lets go.
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        drop(lock);
+    });
+    let out = setup.conf("diff").args(["--wait", "30"]).succeeds();
+    assert!(
+        stdout(&out).ends_with("h2: 3 changed\n"),
+        "{}",
+        stdout(&out)
+    );
+    holder.join().expect("released");
     let out = setup.conf("apply").succeeds();
     assert_changed(
         &stderr(&out),

@@ -232,4 +232,34 @@ mod tests {
             Ok(vec![Remote::File(b"ab".to_vec(), 0o644)])
         );
     }
+
+    #[test]
+    fn a_cut_payload_changes_nothing_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_str().expect("utf-8");
+        fs::write(dir.path().join("old"), "old\n").expect("old");
+        let entries = vec![
+            file("/old", b"new\n", 0o644),
+            file("/d/two", b"12345", 0o644),
+        ];
+        let mut input = payload(&entries, root);
+        input.truncate(input.len() - 2);
+        let out = sh(WRITE, &input);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("{root}/d/two: short, left as it was\n")
+        );
+        assert_eq!(fs::read(dir.path().join("old")).expect("old"), b"old\n");
+        let names = |d: &std::path::Path| {
+            let mut names: Vec<String> = fs::read_dir(d)
+                .expect("ls")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(dir.path()), ["d", "old"]);
+        assert_eq!(names(&dir.path().join("d")), Vec::<String>::new());
+    }
 }
