@@ -5,25 +5,28 @@
 //! argument (Linux allows 128 KiB).
 //!
 //! [`READ`] takes one path a line (names with a newline are refused when
-//! the tree is rendered) and answers with a stream of records, one a path,
-//! in order: `F <size> <mode>\n` and the file's bytes, `L\n<target>\n` for
-//! a link, `N\n` for anything else (missing, a directory). A length
-//! header, not `tar c`: a missing path is no error and needs no second
-//! round trip, the parse is a few lines, and every host has `sh`, `wc`,
-//! `stat` and `cat`. Blanks around the numbers (BusyBox and BSD `wc` pad)
-//! are ignored.
+//! the tree is rendered) and answers with a line per path, in order: `F`
+//! for a regular file, `L\n<target>\n` for a link, `N` for anything else
+//! (missing, a directory); then a line `.`; then `<size> <mode>` for each
+//! `F`, from one `stat` over all of them; then the files' bytes, one after
+//! another, from one `cat`. A length header, not `tar c`: a missing path is
+//! no error and needs no second round trip, the parse is a few lines, and
+//! every host has `sh`, `stat` and `cat`; a few processes whatever the
+//! tree's size. Blanks around the numbers are ignored.
 //!
 //! [`WRITE`] takes the entries one after another ([`payload`]): `F <size>
 //! <mode>\n<path>\n` and exactly that many bytes, read with `dd bs=N
 //! count=1 iflag=fullblock` (never more, so the next header starts where
-//! the file ended), or `L\n<path>\n<target>\n`. Each goes to a temporary
-//! file beside its path (0600 until renamed), its size checked, the owner
-//! and group of an existing file there carried over (`chown`), the tree's
-//! mode set; a missing directory is made 0755. When every entry has
-//! arrived the files are synced, each temporary file is renamed over its
-//! path (`mv -Tf`, so a link or file replaces a link to a directory rather
-//! than going into it), and the directories are synced. A failed step,
-//! HUP, INT, TERM or PIPE removes the temporary files.
+//! the file ended), or `L\n<path>\n<target>\n`; then `E\n`, without which
+//! (the input cut short) nothing is changed. Each goes, under its own
+//! name, into a directory `.pysk-hv.<pid>` (0700) made beside its path,
+//! the owner and group of an existing file there carried over (`chown`);
+//! a missing directory is made 0755. When every entry has arrived the
+//! tree's modes are set (one `chmod` per mode), the files are synced, each
+//! directory's entries are renamed into it (`mv -t`: one rename(2) each,
+//! which replaces a link to a directory rather than going into it), and
+//! the directories are synced. A failed step, HUP, INT, TERM or PIPE
+//! removes the temporary directories.
 
 use crate::conf::render::{Entry, Kind};
 
@@ -39,30 +42,35 @@ pub enum Remote {
 }
 
 /// The shell text that prints the state of each path on its stdin.
-pub const READ: &str = r#"while IFS= read -r p; do if [ -L "$p" ]; then echo L; readlink -- "$p" || exit 1
-elif [ -f "$p" ]; then echo "F $(wc -c < "$p") $(stat -c %a -- "$p")" && cat -- "$p" || exit 1
-else echo N; fi; done
+pub const READ: &str = r#"w=$(mktemp -d) || exit 1; trap 'rm -rf -- "$w"' EXIT; : > "$w/f"
+while IFS= read -r p; do if [ -L "$p" ]; then echo L; readlink -- "$p" || exit 1
+elif [ -f "$p" ]; then echo F; printf '%s\0' "$p" >> "$w/f"; else echo N; fi; done
+echo .
+if [ -s "$w/f" ]; then xargs -0 stat -c '%s %a' -- < "$w/f" && xargs -0 cat -- < "$w/f" || exit 1; fi
 "#;
 
 /// The shell text that writes the entries on its stdin ([`payload`]).
-pub const WRITE: &str = r#"umask 077; w=$(mktemp -d) || exit 1; : > "$w/t"; : > "$w/f"; : > "$w/d"
-c() { while IFS= read -r t; do rm -f -- "$t"; done < "$w/t"; rm -rf -- "$w"; }
+pub const WRITE: &str = r#"umask 077; w=$(mktemp -d) || exit 1; : > "$w/d"; : > "$w/f"; e=
+c() { while IFS= read -r d; do rm -rf -- "$d/.pysk-hv.$$"; done < "$w/d"; rm -rf -- "$w"; }
 trap c EXIT; trap 'exit 1' HUP INT TERM PIPE
-while IFS= read -r k; do IFS= read -r p || exit 1
-t="$p.pysk-hv.$$"; d="${p%/*}"; d="${d:-/}"
-if [ ! -d "$d" ]; then (umask 022; mkdir -p -- "$d") || exit 1; fi
-printf '%s\n' "$t" >> "$w/t"; printf '%s\n' "$d" >> "$w/d"
+while IFS= read -r k; do [ "$k" != E ] || { e=1; break; }; IFS= read -r p || break
+d="${p%/*}"; d="${d:-/}"; t="$d/.pysk-hv.$$"
+if [ ! -d "$t" ]; then if [ ! -d "$d" ]; then (umask 022; mkdir -p -- "$d") || exit 1; fi
+mkdir -- "$t" || exit 1; printf '%s\n' "$d" >> "$w/d"; fi
+t="$t/${p##*/}"
 case $k in
-L) IFS= read -r g || exit 1; ln -s -- "$g" "$t" || exit 1;;
-*) set -- $k; n=$2
-if [ "$n" -gt 0 ]; then dd of="$t" bs="$n" count=1 iflag=fullblock 2>/dev/null; else : > "$t"; fi || exit 1
-s=$(wc -c < "$t"); [ $s -eq "$n" ] || { printf '%s: short, left as it was\n' "$p" >&2; exit 1; }
+L) IFS= read -r g || break; ln -s -- "$g" "$t" || exit 1;;
+*) set -- $k
+if [ "$2" -gt 0 ]; then dd of="$t" bs="$2" count=1 iflag=fullblock 2>/dev/null; else : > "$t"; fi || exit 1
 if [ -f "$p" ] && [ ! -L "$p" ]; then chown "$(stat -c %u:%g -- "$p")" "$t" || exit 1; fi
-chmod "$3" "$t" || exit 1; printf '%s\0' "$t" >> "$w/f";;
+printf '%s\0' "$t" >> "$w/m$3"; printf '%s\0' "$t" >> "$w/f";;
 esac; done
+[ -n "$e" ] || { echo 'the input ended early; nothing was changed' >&2; exit 1; }
+for m in "$w"/m*; do [ ! -e "$m" ] || xargs -0 chmod "${m##*/m}" < "$m" || exit 1; done
 [ ! -s "$w/f" ] || xargs -0 sync -- < "$w/f" || exit 1
-while IFS= read -r t; do mv -Tf -- "$t" "${t%.pysk-hv.$$}" || exit 1; done < "$w/t"
-sort -u "$w/d" | tr '\n' '\0' | xargs -0 sync -- || exit 1
+while IFS= read -r d; do find "$d/.pysk-hv.$$" -mindepth 1 -maxdepth 1 -exec mv -f -t "$d" -- {} + &&
+rmdir -- "$d/.pysk-hv.$$" || exit 1; done < "$w/d"
+tr '\n' '\0' < "$w/d" | xargs -0 sync -- || exit 1
 trap - EXIT; rm -rf -- "$w"
 "#;
 
@@ -77,37 +85,68 @@ pub fn path_list(paths: &[String]) -> Vec<u8> {
 }
 
 /// Parses what [`READ`] printed for `count` paths.
-pub fn parse(mut out: &[u8], count: usize) -> Result<Vec<Remote>, String> {
-    let mut states = Vec::with_capacity(count);
+pub fn parse(out: &[u8], count: usize) -> Result<Vec<Remote>, String> {
+    let (mut states, mut out) = kinds(out, count)?;
+    let (end, rest) = line(out)?;
+    if end != "." {
+        return Err(format!("unexpected line {end:?}"));
+    }
+    out = rest;
+    let mut sizes = Vec::new();
+    let count = states
+        .iter()
+        .filter(|s| matches!(s, Remote::File(..)))
+        .count();
     for _ in 0..count {
         let (head, rest) = line(out)?;
         out = rest;
         let words: Vec<&str> = head.split_whitespace().collect();
-        match words.as_slice() {
-            ["N"] => states.push(Remote::Missing),
-            ["L"] => {
+        let [size, mode] = words.as_slice() else {
+            return Err(format!("unexpected line {head:?}"));
+        };
+        let size: usize = size.parse().map_err(|_| format!("bad size {size:?}"))?;
+        let mode = u32::from_str_radix(mode, 8).map_err(|_| format!("bad mode {mode:?}"))?;
+        sizes.push((size, mode));
+    }
+    let mut files = Vec::new();
+    for (size, mode) in sizes {
+        if out.len() < size {
+            return Err("a file cut short".to_owned());
+        }
+        files.push(Remote::File(out[..size].to_vec(), mode));
+        out = &out[size..];
+    }
+    if !out.is_empty() {
+        return Err("more output than paths".to_owned());
+    }
+    let mut files = files.into_iter();
+    for state in &mut states {
+        if matches!(state, Remote::File(..)) {
+            *state = files.next().ok_or("a file missing")?;
+        }
+    }
+    Ok(states)
+}
+
+/// The first part of [`READ`]'s output: each path's kind (a file's
+/// contents still empty), and the rest.
+fn kinds(mut out: &[u8], count: usize) -> Result<(Vec<Remote>, &[u8]), String> {
+    let mut states = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (head, rest) = line(out)?;
+        out = rest;
+        match head {
+            "N" => states.push(Remote::Missing),
+            "F" => states.push(Remote::File(Vec::new(), 0)),
+            "L" => {
                 let (target, rest) = line(out)?;
                 out = rest;
                 states.push(Remote::Link(target.to_owned()));
             }
-            ["F", size, mode] => {
-                let size: usize = size.parse().map_err(|_| format!("bad size {size:?}"))?;
-                let mode =
-                    u32::from_str_radix(mode, 8).map_err(|_| format!("bad mode {mode:?}"))?;
-                if out.len() < size {
-                    return Err("a file cut short".to_owned());
-                }
-                states.push(Remote::File(out[..size].to_vec(), mode));
-                out = &out[size..];
-            }
             _ => return Err(format!("unexpected line {head:?}")),
         }
     }
-    if out.is_empty() {
-        Ok(states)
-    } else {
-        Err("more output than paths".to_owned())
-    }
+    Ok((states, out))
 }
 
 /// The first line of `out` (without its newline) and the rest.
@@ -146,6 +185,7 @@ pub fn payload(entries: &[Entry], root: &str) -> Vec<u8> {
             }
         }
     }
+    bytes.extend_from_slice(b"E\n");
     bytes
 }
 
@@ -226,10 +266,13 @@ mod tests {
     fn a_missing_path_reads_as_missing() {
         let out = sh(READ, &path_list(&["/nonexistent/x".into()]));
         assert_eq!(parse(&out.stdout, 1).expect("parses"), [Remote::Missing]);
-        assert_eq!(parse(b"F 3 644\nab", 1), Err("a file cut short".to_owned()));
         assert_eq!(
-            parse(b"F       2 644\nab", 1),
-            Ok(vec![Remote::File(b"ab".to_vec(), 0o644)])
+            parse(b"F\n.\n3 644\nab", 1),
+            Err("a file cut short".to_owned())
+        );
+        assert_eq!(
+            parse(b"F\nN\n.\n      2 644\nab", 2),
+            Ok(vec![Remote::File(b"ab".to_vec(), 0o644), Remote::Missing])
         );
     }
 
@@ -243,12 +286,12 @@ mod tests {
             file("/d/two", b"12345", 0o644),
         ];
         let mut input = payload(&entries, root);
-        input.truncate(input.len() - 2);
+        input.truncate(input.len() - 4);
         let out = sh(WRITE, &input);
         assert_eq!(out.status.code(), Some(1));
         assert_eq!(
             String::from_utf8_lossy(&out.stderr),
-            format!("{root}/d/two: short, left as it was\n")
+            "the input ended early; nothing was changed\n"
         );
         assert_eq!(fs::read(dir.path().join("old")).expect("old"), b"old\n");
         // Only `old` and the directory made: no temporary file in either.
