@@ -405,7 +405,7 @@ pub struct InstallArgs {
     #[command(flatten)]
     pub dry_run: DryRunArgs,
     /// Refresh the package index first (apt-get update, pacman -Sy with
-    /// -Su for the install, dnf makecache); not with --dry-run
+    /// -Su for the install, dnf makecache); a dry run refreshes nothing
     #[arg(long)]
     pub update: bool,
     /// The packages, as the hosts' managers name them

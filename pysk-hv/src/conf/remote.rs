@@ -298,4 +298,26 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 2);
         assert_eq!(fs::read_dir(dir.path().join("d")).expect("ls d").count(), 0);
     }
+
+    #[test]
+    fn a_link_to_a_directory_is_replaced_not_entered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_str().expect("utf-8");
+        fs::create_dir(dir.path().join("real")).expect("mkdir");
+        std::os::unix::fs::symlink("real", dir.path().join("conf")).expect("ln");
+        let entries = vec![file("/conf", b"now a file\n", 0o644)];
+        let out = sh(WRITE, &payload(&entries, root));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let conf = dir.path().join("conf");
+        assert!(fs::symlink_metadata(&conf).expect("stat").is_file());
+        assert_eq!(fs::read(&conf).expect("conf"), b"now a file\n");
+        assert_eq!(
+            fs::read_dir(dir.path().join("real")).expect("ls").count(),
+            0
+        );
+    }
 }
