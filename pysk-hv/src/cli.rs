@@ -203,7 +203,8 @@ token, key, apikey, credentials or private (words split at _ - .). apply
 takes the tool's lock (--wait; diff waits for a run that holds it),
 writes only the changed paths, each to a temporary file beside it with
 the tree file's mode and the owner and group of the file it replaces,
-synced and renamed over it (missing directories are made 0755), and says
+synced and renamed over it (a missing directory gets its tree mode,
+0755 above the tree), and says
 'host: N changed' on stderr (-q hides it). --root puts every path under
 DIR on the host ({host} is the host's name). Each host ends classified as
 for exec; exit 0 only when every host was ok, else 1.")]

@@ -4,7 +4,7 @@
 //! hosts' trees, rendered with different switches and excludes, land in
 //! different places. The diff is exact (a secret file's contents masked),
 //! apply writes the files byte for byte with the tree's modes and makes
-//! missing directories 0755, keeps an existing file's owner and group, a
+//! missing directories with the tree's directory modes, keeps an existing file's owner and group, a
 //! second apply changes nothing, a tree of more than 128 KiB of path names
 //! goes through, an unknown placeholder stops the run before any host, a
 //! held lock exits 75 for apply and diff alike.
@@ -54,6 +54,9 @@ impl Setup {
         fs::write(sc.join("h2"), "name=web2\nport=8080\n").expect("h2");
         fs::write(sc.join("exclude/h2"), "# kept by hand\n/etc/secret\n").expect("exclude");
         fs::create_dir_all(tree.join("etc/app")).expect("mkdir");
+        fs::set_permissions(tree.join("etc"), fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs::set_permissions(tree.join("etc/app"), fs::Permissions::from_mode(0o750))
+            .expect("chmod");
         let conf = tree.join("etc/app/app.conf.in");
         fs::write(&conf, "name={{name}}\nport={{port}}\nstay=1\n").expect("conf");
         fs::set_permissions(&conf, fs::Permissions::from_mode(0o664)).expect("chmod");
@@ -156,9 +159,15 @@ fn diff_then_apply_writes_each_hosts_tree_exactly_and_a_second_apply_changes_not
         let meta = fs::metadata(&old).expect("stat");
         assert_eq!((meta.uid(), meta.gid()), owner);
     }
-    // Made by apply: 0755 whatever the umask of the files was.
-    for dir in ["roots/h2", "roots/h2/etc", "roots/h2/etc/app"] {
-        assert_eq!(mode(&setup.path(dir)), 0o755, "{dir}");
+    // Made by apply with the tree's modes (above the tree 0755), whatever
+    // the umask of the files; h1's existing etc/app left as it was.
+    for (dir, want) in [
+        ("roots/h2", 0o755),
+        ("roots/h2/etc", 0o755),
+        ("roots/h2/etc/app", 0o750),
+        ("roots/h1/etc/app", 0o755),
+    ] {
+        assert_eq!(mode(&setup.path(dir)), want, "{dir}");
     }
     assert_eq!(mode(&setup.root("h1").join("etc/secret")), 0o600);
     let h1_etc = setup.root("h1").join("etc");

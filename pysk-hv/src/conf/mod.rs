@@ -289,7 +289,8 @@ fn write_changes(
             continue;
         }
         let input = private.join(format!("{}.in", host.name));
-        std::fs::write(&input, remote::payload(&plan.changed, &plan.root))
+        let dirs = render::dir_modes(&pass.options.tree, &plan.changed)?;
+        std::fs::write(&input, remote::payload(&dirs, &plan.changed, &plan.root))
             .map_err(pysk_common::error::write_err(&input))?;
         jobs.extend(fed(run, host, private, remote::WRITE, input)?);
         which.push(index);

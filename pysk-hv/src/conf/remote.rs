@@ -14,14 +14,17 @@
 //! every host has `sh`, `stat` and `cat`; a few processes whatever the
 //! tree's size. Blanks around the numbers are ignored.
 //!
-//! [`WRITE`] takes the entries one after another ([`payload`]): `F <size>
+//! [`WRITE`] takes the entries one after another ([`payload`]): first
+//! `D <mode>\n<path>\n` for each directory of the tree that holds them,
+//! parents first, made with that mode if missing (what lies above the
+//! tree, under `--root`, 0755); then `F <size>
 //! <mode>\n<path>\n` and exactly that many bytes, read with `dd bs=N
 //! count=1 iflag=fullblock` (never more, so the next header starts where
 //! the file ended), or `L\n<path>\n<target>\n`; then `E\n`, without which
 //! (the input cut short) nothing is changed. Each goes, under its own
 //! name, into a directory `.pysk-hv.<pid>` (0700) made beside its path,
-//! the owner and group of an existing file there carried over (`chown`);
-//! a missing directory is made 0755. When every entry has arrived the
+//! the owner and group of an existing file there carried over (`chown`).
+//! When every entry has arrived the
 //! tree's modes are set (one `chmod` per mode), the files are synced, each
 //! directory's entries are renamed into it (`mv -t`: one rename(2) each,
 //! which replaces a link to a directory rather than going into it), and
@@ -55,6 +58,8 @@ c() { while IFS= read -r d; do rm -rf -- "$d/.pysk-hv.$$"; done < "$w/d"; rm -rf
 trap c EXIT; trap 'exit 1' HUP INT TERM PIPE
 while IFS= read -r k; do [ "$k" != E ] || { e=1; break; }; IFS= read -r p || break
 d="${p%/*}"; d="${d:-/}"; t="$d/.pysk-hv.$$"
+case $k in D*) set -- $k; if [ ! -d "$p" ]; then
+(umask 022; mkdir -p -- "$d") && mkdir -m "$2" -- "$p" || exit 1; fi; continue;; esac
 if [ ! -d "$t" ]; then if [ ! -d "$d" ]; then (umask 022; mkdir -p -- "$d") || exit 1; fi
 mkdir -- "$t" || exit 1; printf '%s\n' "$d" >> "$w/d"; fi
 t="$t/${p##*/}"
@@ -170,9 +175,14 @@ pub fn differs(entry: &Entry, state: &Remote) -> bool {
     }
 }
 
-/// What [`WRITE`] reads to write `entries`, each at `root` + its path.
-pub fn payload(entries: &[Entry], root: &str) -> Vec<u8> {
+/// What [`WRITE`] reads to write `entries`, each at `root` + its path,
+/// the directories `dirs` (parents first, with the modes a missing one is
+/// made with) before them.
+pub fn payload(dirs: &[(String, u32)], entries: &[Entry], root: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
+    for (dir, mode) in dirs {
+        bytes.extend_from_slice(format!("D {mode:o}\n{root}{dir}\n").as_bytes());
+    }
     for entry in entries {
         let path = format!("{root}{}", entry.path);
         match &entry.kind {
@@ -238,12 +248,21 @@ mod tests {
                 kind: Kind::Link("/x y".into()),
             },
         ];
-        let out = sh(WRITE, &payload(&entries, root));
+        let dirs = [("/a".to_owned(), 0o750), ("/b".to_owned(), 0o700)];
+        fs::create_dir(dir.path().join("b")).expect("an existing directory");
+        let out = sh(WRITE, &payload(&dirs, &entries, root));
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let mode_of = |p: &str| {
+            fs::metadata(dir.path().join(p))
+                .expect(p)
+                .permissions()
+                .mode()
+        };
+        assert_eq!((mode_of("a") & 0o777, mode_of("b") & 0o777), (0o750, 0o755));
         let mode = fs::metadata(dir.path().join("a/one"))
             .expect("one")
             .permissions()
@@ -285,7 +304,7 @@ mod tests {
             file("/old", b"new\n", 0o644),
             file("/d/two", b"12345", 0o644),
         ];
-        let mut input = payload(&entries, root);
+        let mut input = payload(&[], &entries, root);
         input.truncate(input.len() - 4);
         let out = sh(WRITE, &input);
         assert_eq!(out.status.code(), Some(1));
@@ -306,7 +325,7 @@ mod tests {
         fs::create_dir(dir.path().join("real")).expect("mkdir");
         std::os::unix::fs::symlink("real", dir.path().join("conf")).expect("ln");
         let entries = vec![file("/conf", b"now a file\n", 0o644)];
-        let out = sh(WRITE, &payload(&entries, root));
+        let out = sh(WRITE, &payload(&[], &entries, root));
         assert!(
             out.status.success(),
             "{}",

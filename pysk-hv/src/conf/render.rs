@@ -90,6 +90,27 @@ pub fn render(
     Ok(entries)
 }
 
+/// The directories of the tree that hold `entries` (every ancestor but
+/// `/`), parents first, each with its mode in the tree: what `apply` makes
+/// a directory it has to create.
+pub fn dir_modes(tree: &Path, entries: &[Entry]) -> Result<Vec<(String, u32)>, pysk_common::Error> {
+    let mut dirs: Vec<&Path> = entries
+        .iter()
+        .flat_map(|e| Path::new(&e.path).ancestors().skip(1))
+        .filter(|d| *d != Path::new("/"))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs.into_iter()
+        .map(|dir| {
+            let in_tree = tree.join(dir.strip_prefix("/").unwrap_or(dir));
+            let meta = fs::metadata(&in_tree).map_err(pysk_common::error::read_err(&in_tree))?;
+            let path = dir.to_str().unwrap_or_default().to_owned();
+            Ok((path, meta.permissions().mode() & 0o7777))
+        })
+        .collect()
+}
+
 /// Every file and link below `dir` (directories are descended into, not
 /// listed).
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), pysk_common::Error> {
@@ -305,6 +326,27 @@ mod tests {
             ("/e", true),
         ];
         let want: Vec<(String, bool)> = want.iter().map(|(p, s)| ((*p).to_owned(), *s)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_directories_holding_entries_come_with_their_tree_modes() {
+        let (_d, s) = switches("");
+        let tree = tempfile::tempdir().expect("tree");
+        let t = tree.path();
+        fs::create_dir_all(t.join("etc/ssl/private")).expect("mkdir");
+        fs::set_permissions(t.join("etc/ssl/private"), fs::Permissions::from_mode(0o710))
+            .expect("chmod");
+        fs::write(t.join("etc/ssl/private/k"), "k").expect("write");
+        fs::write(t.join("etc/motd"), "m").expect("write");
+        let entries = render(t, &s, &[]).expect("renders");
+        let got = dir_modes(t, &entries).expect("modes");
+        let want = [
+            ("/etc", 0o755),
+            ("/etc/ssl", 0o755),
+            ("/etc/ssl/private", 0o710),
+        ];
+        let want: Vec<(String, u32)> = want.iter().map(|(p, m)| ((*p).to_owned(), *m)).collect();
         assert_eq!(got, want);
     }
 }
