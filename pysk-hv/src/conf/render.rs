@@ -331,16 +331,14 @@ mod tests {
 
     #[test]
     fn the_directories_holding_entries_come_with_their_tree_modes() {
-        let (_d, s) = switches("");
         let tree = tempfile::tempdir().expect("tree");
-        let t = tree.path();
-        fs::create_dir_all(t.join("etc/ssl/private")).expect("mkdir");
-        fs::set_permissions(t.join("etc/ssl/private"), fs::Permissions::from_mode(0o710))
-            .expect("chmod");
-        fs::write(t.join("etc/ssl/private/k"), "k").expect("write");
-        fs::write(t.join("etc/motd"), "m").expect("write");
-        let entries = render(t, &s, &[]).expect("renders");
-        let got = dir_modes(t, &entries).expect("modes");
+        let private = tree.path().join("etc/ssl/private");
+        fs::create_dir_all(&private).expect("mkdir");
+        fs::set_permissions(&private, fs::Permissions::from_mode(0o710)).expect("chmod");
+        fs::write(private.join("k"), "k").expect("write");
+        fs::write(tree.path().join("etc/motd"), "m").expect("write");
+        let entries = render(tree.path(), &switches("").1, &[]).expect("renders");
+        let got = dir_modes(tree.path(), &entries).expect("modes");
         let want = [
             ("/etc", 0o755),
             ("/etc/ssl", 0o755),
