@@ -132,16 +132,25 @@ else 1.")]
     #[command(after_help = "\
 Examples:
   pysk-hv install -g web nginx
+  pysk-hv install --update --timeout 900 -g web nginx
   pysk-hv install --dry-run -w 'db[1-2]' postgresql-15
 
 Per host and package: 'installed (VERSION)', 'already present
-(VERSION)', or 'not installed' with the manager's own output on stderr.
-Only the missing packages are given to the manager, non-interactively
-(apt-get -y with the old configuration files kept, pacman --noconfirm
---needed, dnf -y). A name that is not a package name is refused before
-any host (exit 65). --dry-run asks each host and simulates (apt-get -s,
-pacman --print, dnf --assumeno): 'would be installed'. Each host ends
-classified as for exec; exit 0 only when every host was ok, else 1.")]
+(VERSION)', 'unknown package' (the manager knows no such name: apt-cache
+show, pacman -Si/-Sg, dnf info; the other names are still installed) or
+'not installed' with the manager's own output, on stderr (-q hides all
+but failures). Only the missing packages are given to the manager,
+non-interactively (apt-get -y with the old configuration files kept,
+pacman --noconfirm --needed, dnf -y). --update refreshes the index first
+when a package is missing: apt-get update, dnf makecache, and for pacman
+-Sy with the install done as -Su, which upgrades the whole system (Arch
+supports no partial upgrade). --timeout bounds the package manager too:
+a run cut short can leave dpkg or rpm half done; give it room. A name
+that is not a package name is refused before any host (exit 65).
+--dry-run asks each host and simulates (apt-get -s, pacman --print, dnf
+--assumeno), refreshing nothing, and prints 'would be installed' on
+stdout. Each host ends classified as for exec; exit 0 only when every
+host was ok, else 1.")]
     Install(Box<InstallArgs>),
     /// Compare the installed packages of the hosts picked: the packages
     /// whose versions differ, hosts with identical sets grouped
@@ -154,8 +163,11 @@ One column per group of hosts with identical package sets (dpkg's ii
 packages, pacman -Q, rpm -qa), one row per package whose version differs
 between them or that some lack ('-'). With --baseline HOST, HOST's
 column comes first and a version the same as HOST's is shown as '='.
-Hosts that were not ok are left out of the matrix and named on stderr;
-exit 0 only when every host was ok, else 1.")]
+HOST must be in the inventory and among the hosts picked (exit 2 before
+any host is contacted); if it ends not ok, the matrix is printed without
+a baseline. Hosts that were not ok are left out of the matrix and named
+on stderr; exit 0 only when every host was ok, else 1. No --dry-run:
+listing changes nothing.")]
     Packages(Box<PackagesArgs>),
     /// Print a locally administered unicast MAC that no virtual server's
     /// definition uses yet
@@ -185,13 +197,21 @@ file ending in .in has each {{key}} replaced by the host's switch key
 suffix; an unknown key stops the run, naming file and line, before any
 host is contacted. Links stay links (a link named x.in has its target's
 placeholders filled). Paths in serverconfig/exclude/<host> are left out
-for that host. diff prints a unified diff of every path that would change
-and 'host: N changed' or 'host: unchanged'; apply takes the tool's lock
-(--wait), writes only the changed paths, each to a temporary file beside
-it with the tree file's mode and renamed over it, and says the same.
---root puts every path under DIR on the host ({host} is the host's
-name). Each host ends classified as for exec; exit 0 only when every host
-was ok, else 1.")]
+for that host; a FIFO, socket or device in the tree, or a name that is
+not UTF-8, stops the run. diff (and apply --dry-run) prints a unified diff
+of every path that would change and 'host: N changed' or 'host:
+unchanged'; a secret file shows only 'host:PATH: contents differ (mode
+0600, not shown)': one not world-readable in the tree, or a .in file
+filling a switch whose key has a word password, passwd, pass, secret,
+token, key, apikey, credentials or private (words split at _ - .). apply
+takes the tool's lock (--wait; diff waits for a run that holds it),
+writes only the changed paths, each to a temporary file beside it with
+the tree file's mode and the owner and group of the file it replaces,
+synced and renamed over it (a missing directory gets its tree mode,
+0755 above the tree), and says
+'host: N changed' on stderr (-q hides it). --root puts every path under
+DIR on the host ({host} is the host's name). Each host ends classified as
+for exec; exit 0 only when every host was ok, else 1.")]
     Conf(Box<ConfArgs>),
     /// Make a virtual server: disk, mmdebstrap, its files, the systemd
     /// unit that starts qemu
@@ -390,6 +410,10 @@ pub struct InstallArgs {
     /// `--dry-run`.
     #[command(flatten)]
     pub dry_run: DryRunArgs,
+    /// Refresh the package index first (apt-get update, pacman -Sy with
+    /// -Su for the install, dnf makecache); a dry run refreshes nothing
+    #[arg(long)]
+    pub update: bool,
     /// The packages, as the hosts' managers name them
     #[arg(required = true, value_name = "PKG")]
     pub packages: Vec<String>,
@@ -411,9 +435,6 @@ pub struct PackagesArgs {
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,
-    /// `--dry-run`.
-    #[command(flatten)]
-    pub dry_run: DryRunArgs,
 }
 
 /// The options of `create`.
@@ -561,8 +582,16 @@ mod tests {
             panic!("not install");
         };
         assert_eq!(args.packages, ["a", "b"]);
-        assert!(args.dry_run.dry_run);
+        assert!(args.dry_run.dry_run && !args.update);
         assert!(Cli::try_parse_from(["pysk-hv", "install", "-w", "a"]).is_err());
+        let cli = Cli::try_parse_from(["pysk-hv", "install", "-w", "a", "--update", "p"])
+            .expect("parses");
+        let Command::Install(args) = cli.command else {
+            panic!("not install");
+        };
+        assert!(args.update && !args.dry_run.dry_run);
+        let dry = ["pysk-hv", "packages", "-w", "a", "--dry-run"];
+        assert!(Cli::try_parse_from(dry).is_err(), "listing changes nothing");
         let cli = Cli::try_parse_from(["pysk-hv", "packages", "-w", "a,b", "--baseline", "b"])
             .expect("parses");
         let Command::Packages(args) = cli.command else {

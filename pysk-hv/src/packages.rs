@@ -8,13 +8,18 @@
 //! as `install` does and lists `NAME\tVERSION`: `dpkg-query` of the
 //! packages whose status is `ii` (`${binary:Package}`, so `:amd64` where
 //! several architectures may be installed), `pacman -Q`, `rpm -qa`
-//! (`NAME.ARCH`, `EPOCH:VERSION-RELEASE`). `--baseline HOST` keeps only
-//! the rows where a column differs from HOST's.
+//! (`NAME.ARCH`, `EPOCH:VERSION-RELEASE`). `--baseline HOST` (any case,
+//! as `-w`) must be in the inventory and among the hosts picked, checked
+//! before any host is contacted (exit 2); it puts HOST's column first and
+//! marks what equals it. A baseline host that ends not ok is warned about
+//! and the matrix printed without a baseline (the run exits 1 anyway).
+//! There is no `--dry-run`: listing changes nothing.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use pysk_common::exit::Outcome;
+use pysk_common::inventory::{Host, Inventory};
 use pysk_common::report::Reporter;
 use serde::Serialize;
 
@@ -37,10 +42,10 @@ esac
 /// The options of `packages`.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Hosts, ssh, fanout, timeout, state, `--json`, `--dry-run`, as for
-    /// `exec`.
+    /// Hosts, ssh, fanout, timeout, state, `--json`, as for `exec`
+    /// (never a dry run).
     pub run: crate::run::Run,
-    /// Show only the differences from this host's packages.
+    /// Show only the differences from this host's packages (lowercase).
     pub baseline: Option<String>,
 }
 
@@ -190,8 +195,10 @@ pub fn matrix(groups: &[Group], rows: &[Row], baseline: bool) -> String {
 /// the summary.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, HvError> {
     let run = &options.run;
-    let Some(outcomes) = install::fan(run, &format!("{DETECT}{LIST}"), run.dry_run, report, out)?
-    else {
+    let baseline = options.baseline.as_deref();
+    let check = |inventory: &Inventory, hosts: &[Host]| check_baseline(baseline, inventory, hosts);
+    let script = format!("{DETECT}{LIST}");
+    let Some(outcomes) = install::fan(run, &script, b"", &check, report)? else {
         return Ok(Outcome::Success);
     };
     let sets: Vec<(String, Set)> = outcomes
@@ -200,21 +207,50 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         .map(|o| (o.host.clone(), parse(&o.stdout)))
         .collect();
     let mut groups = group(sets);
-    if let Some(host) = &options.baseline {
-        baseline_first(&mut groups, host)?;
-    }
+    let baseline = baseline.filter(|host| {
+        let answered = baseline_first(&mut groups, host).is_ok();
+        if !answered {
+            report.warn(format!(
+                "--baseline {host}: not ok, the matrix has no baseline"
+            ));
+        }
+        answered
+    });
     let rows = rows(&groups);
     if !run.json {
-        let text = matrix(&groups, &rows, options.baseline.is_some());
+        let text = matrix(&groups, &rows, baseline.is_some());
         out.write_all(text.as_bytes())
             .map_err(pysk_common::Error::Stdout)?;
     }
     install::conclude(run, &outcomes, report, out, |summary| Document {
         summary,
-        baseline: options.baseline.clone(),
+        baseline: baseline.map(str::to_owned),
         groups,
         rows,
     })
+}
+
+/// Refuses a `baseline` the inventory lacks or that is not among the
+/// `picked` hosts.
+fn check_baseline(
+    baseline: Option<&str>,
+    inventory: &Inventory,
+    picked: &[Host],
+) -> Result<(), HvError> {
+    let Some(host) = baseline else {
+        return Ok(());
+    };
+    if inventory.get(host).is_none() {
+        return Err(HvError::Usage(format!(
+            "--baseline {host}: not in the inventory"
+        )));
+    }
+    if !picked.iter().any(|h| h.name == host) {
+        return Err(HvError::Usage(format!(
+            "--baseline {host}: not among the hosts picked"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

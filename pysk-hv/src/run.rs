@@ -64,6 +64,8 @@ impl Run {
 /// A run's hosts, and the private directory their ssh logs go to.
 #[derive(Debug)]
 pub(crate) struct Prepared {
+    /// The inventory they were picked from.
+    pub inventory: Inventory,
     /// The hosts picked, in inventory order.
     pub hosts: Vec<Host>,
     /// Owner-only, removed when dropped.
@@ -88,6 +90,7 @@ pub(crate) fn prepare(run: &Run, report: &Reporter) -> Result<Option<Prepared>, 
         .tempdir()
         .map_err(pysk_common::error::write_err(std::env::temp_dir()))?;
     Ok(Some(Prepared {
+        inventory,
         hosts: picked.hosts,
         private,
     }))

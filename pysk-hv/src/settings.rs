@@ -272,6 +272,7 @@ pub fn install(
             args.dry_run.dry_run,
         )?,
         packages: args.packages.clone(),
+        update: args.update,
     })
 }
 
@@ -283,15 +284,8 @@ pub fn packages(
 ) -> Result<packages::Options, HvError> {
     let (targets, connect) = (&args.targets, &args.connect);
     Ok(packages::Options {
-        run: run_options(
-            common,
-            settings,
-            targets,
-            connect,
-            args.json.json,
-            args.dry_run.dry_run,
-        )?,
-        baseline: args.baseline.clone(),
+        run: run_options(common, settings, targets, connect, args.json.json, false)?,
+        baseline: args.baseline.as_deref().map(str::to_ascii_lowercase),
     })
 }
 

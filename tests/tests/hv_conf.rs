@@ -2,12 +2,15 @@
 //! (two aliases of a [`Fleet`], both this machine): each alias gets a
 //! scratch root of its own through `--root DIR/{host}`, so that the two
 //! hosts' trees, rendered with different switches and excludes, land in
-//! different places. The diff is exact, apply writes the files byte for
-//! byte with the tree's modes, a second apply changes nothing, an unknown
-//! placeholder stops the run before any host, a held lock exits 75.
+//! different places. The diff is exact (a secret file's contents masked),
+//! apply writes the files byte for byte with the tree's modes and makes
+//! missing directories with the tree's directory modes, keeps an existing file's owner and group, a
+//! second apply changes nothing, a tree of more than 128 KiB of path names
+//! goes through, an unknown placeholder stops the run before any host, a
+//! held lock exits 75 for apply and diff alike.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -51,11 +54,16 @@ impl Setup {
         fs::write(sc.join("h2"), "name=web2\nport=8080\n").expect("h2");
         fs::write(sc.join("exclude/h2"), "# kept by hand\n/etc/secret\n").expect("exclude");
         fs::create_dir_all(tree.join("etc/app")).expect("mkdir");
+        fs::set_permissions(tree.join("etc"), fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs::set_permissions(tree.join("etc/app"), fs::Permissions::from_mode(0o750))
+            .expect("chmod");
         let conf = tree.join("etc/app/app.conf.in");
         fs::write(&conf, "name={{name}}\nport={{port}}\nstay=1\n").expect("conf");
-        fs::set_permissions(&conf, fs::Permissions::from_mode(0o640)).expect("chmod");
+        fs::set_permissions(&conf, fs::Permissions::from_mode(0o664)).expect("chmod");
         fs::write(tree.join("etc/motd"), "hello {{raw}}\n").expect("motd");
-        fs::write(tree.join("etc/secret"), "s3cret\n").expect("secret");
+        let secret = tree.join("etc/secret");
+        fs::write(&secret, "s3cret\n").expect("secret");
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).expect("chmod");
         std::os::unix::fs::symlink("/srv/{{name}}", tree.join("etc/current.in")).expect("ln");
         Some(Setup { dir, _fleet: fleet })
     }
@@ -95,7 +103,14 @@ fn diff_then_apply_writes_each_hosts_tree_exactly_and_a_second_apply_changes_not
     let old = setup.root("h1").join("etc/app/app.conf");
     fs::create_dir_all(old.parent().expect("parent")).expect("mkdir");
     fs::write(&old, "name=old\nport=80\nstay=1\n").expect("old");
-    fs::set_permissions(&old, fs::Permissions::from_mode(0o640)).expect("chmod");
+    fs::set_permissions(&old, fs::Permissions::from_mode(0o664)).expect("chmod");
+    // Another owner (only root can give one): apply keeps it.
+    let owner = std::os::unix::fs::chown(&old, Some(4321), Some(4322))
+        .is_ok()
+        .then_some((4321, 4322));
+    if owner.is_none() {
+        eprintln!("not root: the owner kept by apply is not checked");
+    }
     let (r1, r2) = (setup.root("h1"), setup.root("h2"));
     let (r1, r2) = (r1.display(), r2.display());
 
@@ -105,7 +120,7 @@ fn diff_then_apply_writes_each_hosts_tree_exactly_and_a_second_apply_changes_not
          @@ -1,3 +1,3 @@\n-name=old\n+name=web1\n port=80\n stay=1\n\
          h1:{r1}/etc/current: to be a link to /srv/web1\n\
          --- /dev/null\n+++ h1:{r1}/etc/motd\n@@ -0,0 +1 @@\n+hello {{{{raw}}}}\n\
-         --- /dev/null\n+++ h1:{r1}/etc/secret\n@@ -0,0 +1 @@\n+s3cret\n\
+         h1:{r1}/etc/secret: contents differ (mode 0600, not shown)\n\
          h1: 4 changed\n\
          --- /dev/null\n+++ h2:{r2}/etc/app/app.conf\n@@ -0,0 +1,3 @@\n\
          +name=web2\n+port=8080\n+stay=1\n\
@@ -121,13 +136,17 @@ fn diff_then_apply_writes_each_hosts_tree_exactly_and_a_second_apply_changes_not
     assert!(!setup.root("h2").exists(), "diff writes nothing");
 
     let out = setup.conf("apply").succeeds();
-    assert_eq!(stdout(&out), "h1: 4 changed\nh2: 3 changed\n");
+    assert_eq!(stdout(&out), "");
+    assert_changed(
+        &stderr(&out),
+        "pysk-hv: h1: 4 changed\npysk-hv: h2: 3 changed\n",
+    );
     for (host, name, port) in [("h1", "web1", "80"), ("h2", "web2", "8080")] {
         let etc = setup.root(host).join("etc");
         let conf = etc.join("app/app.conf");
         let text = format!("name={name}\nport={port}\nstay=1\n");
         assert_eq!(fs::read_to_string(&conf).expect("conf"), text, "{host}");
-        assert_eq!(mode(&conf), 0o640, "{host}");
+        assert_eq!(mode(&conf), 0o664, "{host}");
         assert_eq!(
             fs::read(etc.join("motd")).expect("motd"),
             b"hello {{raw}}\n"
@@ -136,6 +155,21 @@ fn diff_then_apply_writes_each_hosts_tree_exactly_and_a_second_apply_changes_not
         let link = fs::read_link(etc.join("current")).expect("link");
         assert_eq!(link, PathBuf::from(format!("/srv/{name}")), "{host}");
     }
+    if let Some(owner) = owner {
+        let meta = fs::metadata(&old).expect("stat");
+        assert_eq!((meta.uid(), meta.gid()), owner);
+    }
+    // Made by apply with the tree's modes (above the tree 0755), whatever
+    // the umask of the files; h1's existing etc/app left as it was.
+    for (dir, want) in [
+        ("roots/h2", 0o755),
+        ("roots/h2/etc", 0o755),
+        ("roots/h2/etc/app", 0o750),
+        ("roots/h1/etc/app", 0o755),
+    ] {
+        assert_eq!(mode(&setup.path(dir)), want, "{dir}");
+    }
+    assert_eq!(mode(&setup.root("h1").join("etc/secret")), 0o600);
     let h1_etc = setup.root("h1").join("etc");
     assert_eq!(
         fs::read(h1_etc.join("secret")).expect("secret"),
@@ -153,7 +187,12 @@ fn diff_then_apply_writes_each_hosts_tree_exactly_and_a_second_apply_changes_not
     );
 
     let out = setup.conf("apply").succeeds();
-    assert_eq!(stdout(&out), "h1: unchanged\nh2: unchanged\n");
+    assert_changed(
+        &stderr(&out),
+        "pysk-hv: h1: unchanged\npysk-hv: h2: unchanged\n",
+    );
+    let out = setup.conf("apply").arg("-q").succeeds();
+    assert_eq!((stdout(&out), stderr(&out)), (String::new(), String::new()));
     let out = setup.conf("diff").succeeds();
     assert_eq!(stdout(&out), "h1: unchanged\nh2: unchanged\n");
 }
@@ -185,13 +224,82 @@ fn apply_exits_75_while_another_run_holds_the_lock() {
     let Some(setup) = Setup::new() else {
         return;
     };
-    let lock = Lock::acquire(&setup.path("state/pysk-hv.lock"), Duration::ZERO).expect("lock");
+    let lock_file = setup.path("state/pysk-hv.lock");
+    let lock = Lock::acquire(&lock_file, Duration::ZERO).expect("lock");
+    let held = format!(
+        "pysk-hv: {}: another run holds the lock; try again later or use --wait\n",
+        lock_file.display()
+    );
     let out = setup.conf("apply").fails_with(75);
-    assert!(stderr(&out).contains("pysk-hv.lock"), "{}", stderr(&out));
+    assert_eq!(stderr(&out), held);
+    // A diff, and so a dry run, waits for a run that holds the lock.
+    let out = setup.conf("diff").fails_with(75);
+    assert_eq!(stderr(&out), held);
+    let out = setup.conf("apply").arg("--dry-run").fails_with(75);
+    assert_eq!(stderr(&out), held);
     assert!(!setup.root("h1").exists() && !setup.root("h2").exists());
-    // diff takes no lock.
-    setup.conf("diff").succeeds();
-    drop(lock);
+    // With --wait it runs once the holder lets go.
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        drop(lock);
+    });
+    let out = setup.conf("diff").args(["--wait", "30"]).succeeds();
+    assert!(
+        stdout(&out).ends_with("h2: 3 changed\n"),
+        "{}",
+        stdout(&out)
+    );
+    holder.join().expect("released");
     let out = setup.conf("apply").succeeds();
-    assert_eq!(stdout(&out), "h1: 4 changed\nh2: 3 changed\n");
+    assert_changed(
+        &stderr(&out),
+        "pysk-hv: h1: 4 changed\npysk-hv: h2: 3 changed\n",
+    );
+}
+
+#[test]
+fn a_tree_of_more_than_128_kib_of_path_names_is_applied_exactly() {
+    let Some(setup) = Setup::new() else {
+        return;
+    };
+    let many = setup.path("tree/srv/many");
+    fs::create_dir_all(&many).expect("mkdir");
+    let names: Vec<String> = (0..3000)
+        .map(|i| format!("{i:04}-{}", "a-rather-long-file-name-".repeat(2)))
+        .collect();
+    let total: usize = names.iter().map(|n| "/srv/many/".len() + n.len()).sum();
+    assert!(total > 128 * 1024, "{total} bytes of names");
+    for name in &names {
+        fs::write(many.join(name), format!("{name}\n")).expect("write");
+    }
+    let out = tool("pysk-hv")
+        .config_dir(&setup.path("config"))
+        .env("SSH_AUTH_SOCK", "/nonexistent")
+        .args(["conf", "apply", "-w", "h1", "--root"])
+        .arg(setup.root("h1"))
+        .succeeds();
+    assert_changed(&stderr(&out), "pysk-hv: h1: 3004 changed\n");
+    let written = setup.root("h1").join("srv/many");
+    let mut got: Vec<String> = fs::read_dir(&written)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, names);
+    for name in &names {
+        let text = fs::read_to_string(written.join(name)).expect("read");
+        assert_eq!(text, format!("{name}\n"));
+    }
+}
+
+/// `err` is `lines`, then the one-line summary of the run.
+fn assert_changed(err: &str, lines: &str) {
+    let rest = err.strip_prefix(lines).unwrap_or_else(|| panic!("{err}"));
+    let hosts = lines.lines().count();
+    let s = if hosts == 1 { "" } else { "s" };
+    let summary = format!("pysk-hv: {hosts} host{s}: {hosts} ok; slowest: ");
+    assert!(
+        rest.starts_with(&summary) && rest.lines().count() == 1,
+        "{err}"
+    );
 }

@@ -2,8 +2,10 @@
 //! started by the test. Every alias is this machine, so hosts are made to
 //! differ with a server whose sessions get a `PATH` starting with a
 //! directory of fake programs (sshd's `SetEnv`): a `dpkg-query` that
-//! reports another version of coreutils, an `apt-get` that leaves a
-//! marker and fails. Nothing is ever installed or removed here.
+//! reports another version of coreutils (or fails while a marker is
+//! there), an `apt-cache` that knows one more package, an `apt-get` that
+//! leaves a marker and fails, or marks an index refresh. Nothing is ever
+//! installed or removed here.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -27,9 +29,10 @@ impl Setup {
     fn new(odd: bool) -> Option<Setup> {
         let dpkg_query = require("dpkg-query", "dpkg")?;
         require("apt-get", "apt")?;
+        let apt_cache = require("apt-cache", "apt")?;
         let dir = scratch();
         let fake = dir.path().join("fakebin");
-        fake_programs(&fake, &dpkg_query);
+        fake_programs(&fake, &dpkg_query, &apt_cache);
         let hosts: &[&str] = if odd {
             &["h1", "h2"]
         } else {
@@ -69,24 +72,38 @@ impl Setup {
 }
 
 /// A `dpkg-query` that passes the real one's output with coreutils's
-/// version replaced, and an `apt-get` that simulates (`-s`) by naming
-/// its last word, and otherwise touches `apt-get.ran` beside it and
-/// fails as apt-get does for an unknown package.
-fn fake_programs(dir: &Path, dpkg_query: &Path) {
+/// version replaced (and fails while `dpkg-query.fails` is beside it), an
+/// `apt-cache` that knows `pysk-fake-known` besides what the real one
+/// knows, and an `apt-get` that simulates (`-s`) by naming its last word,
+/// touches `apt-get.update` on `update`, and otherwise touches
+/// `apt-get.ran` beside it and fails as apt-get does for an unknown
+/// package.
+fn fake_programs(dir: &Path, dpkg_query: &Path, apt_cache: &Path) {
     fs::create_dir_all(dir).expect("mkdir");
     let scripts = [
         (
             "dpkg-query",
             format!(
-                "#!/bin/sh\n'{}' \"$@\" | sed 's/\\tcoreutils\\t.*/\\tcoreutils\\t{FAKE}/'\n",
+                "#!/bin/sh\n[ ! -e '{}' ] || exit 2\n\
+                 '{}' \"$@\" | sed 's/\\tcoreutils\\t.*/\\tcoreutils\\t{FAKE}/'\n",
+                dir.join("dpkg-query.fails").display(),
                 dpkg_query.display()
+            ),
+        ),
+        (
+            "apt-cache",
+            format!(
+                "#!/bin/sh\n[ \"$2\" != pysk-fake-known ] || exit 0\nexec '{}' \"$@\"\n",
+                apt_cache.display()
             ),
         ),
         (
             "apt-get",
             format!(
-                "#!/bin/sh\ncase \"$*\" in *' -s '*) echo \"Inst ${{*##* }}\"; exit 0;; esac\n\
+                "#!/bin/sh\ncase \"$*\" in *' -s '*) echo \"Inst ${{*##* }}\"; exit 0;;\n\
+                 'update -q') touch '{}'; exit 0;; esac\n\
                  touch '{}'\necho \"E: Unable to locate package $*\" >&2\nexit 100\n",
+                dir.join("apt-get.update").display(),
                 dir.join("apt-get.ran").display()
             ),
         ),
@@ -165,6 +182,62 @@ fn one_differing_package_makes_exactly_one_row() {
         .map(|l| l.trim_end().to_owned() + "\n")
         .collect::<String>()
     );
+    // Any case, as -w.
+    let out = setup
+        .hv()
+        .args(["packages", "-w", "h[1-3]", "--baseline", "H3"])
+        .succeeds();
+    assert!(
+        stdout(&out).starts_with("PACKAGE    h3 "),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_baseline_not_picked_exits_2_before_any_host_and_one_not_ok_is_left_out() {
+    let Some(setup) = Setup::new(true) else {
+        return;
+    };
+    for (hosts, baseline, why) in [
+        ("h[1-3]", "nope", "not in the inventory"),
+        ("h[1-2]", "h3", "not among the hosts picked"),
+    ] {
+        let out = setup
+            .hv()
+            .args(["packages", "-w", hosts, "--baseline", baseline])
+            .fails_with(2);
+        assert_eq!(stdout(&out), "");
+        assert_eq!(
+            stderr(&out),
+            format!("pysk-hv: --baseline {baseline}: {why}\n")
+        );
+        assert!(!setup.path("state/last-run.json").exists(), "no host run");
+    }
+    fs::write(setup.path("fakebin/dpkg-query.fails"), "").expect("marker");
+    let out = setup
+        .hv()
+        .args(["packages", "-w", "h[1-3]", "--baseline", "h3"])
+        .fails_with(1);
+    assert_eq!(stdout(&out), "PACKAGE  h[1-2]\n");
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines[..2],
+        [
+            "pysk-hv: --baseline h3: not ok, the matrix has no baseline",
+            "pysk-hv: h3: exit 2",
+        ],
+        "{err}"
+    );
+    assert!(
+        lines[2].starts_with("pysk-hv: 3 hosts: 2 ok, 1 exit; slowest: ") && lines.len() == 3,
+        "{err}"
+    );
+    assert!(
+        setup.path("state/last-run.json").exists(),
+        "the run recorded"
+    );
 }
 
 #[test]
@@ -175,57 +248,99 @@ fn a_package_present_everywhere_is_already_present_and_no_manager_runs() {
     let real = coreutils();
     let out = setup
         .hv()
-        .args(["install", "-w", "h[1-3]", "coreutils"])
+        .args(["install", "-w", "h[1-3]", "--update", "coreutils"])
         .succeeds();
     // (The fake dpkg-query changes only the listing of every package.)
+    assert_eq!(stdout(&out), "", "what a real run did is no data");
     let expected: String = ["h1", "h2", "h3"]
         .iter()
-        .map(|h| format!("{h}: coreutils: already present ({real})\n"))
+        .map(|h| format!("pysk-hv: {h}: coreutils: already present ({real})\n"))
         .collect();
-    assert_eq!(stdout(&out), expected);
-    let marker = setup.path("fakebin/apt-get.ran");
-    assert!(!marker.exists(), "apt-get ran on h3");
-
-    // A dry run simulates for what is missing, and installs nothing.
+    let err = stderr(&out);
+    let rest = err
+        .strip_prefix(&expected)
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        rest.starts_with("pysk-hv: 3 hosts: 3 ok; slowest: "),
+        "{err}"
+    );
+    assert!(!setup.path("fakebin/apt-get.ran").exists(), "apt-get ran");
+    assert!(
+        !setup.path("fakebin/apt-get.update").exists(),
+        "nothing missing, nothing refreshed"
+    );
     let out = setup
         .hv()
-        .args([
-            "install",
-            "--dry-run",
-            "-w",
-            "h3",
-            "coreutils",
-            "pysk-no-such-package",
-        ])
+        .args(["install", "-q", "-w", "h3", "coreutils"])
+        .succeeds();
+    assert_eq!((stdout(&out), stderr(&out)), (String::new(), String::new()));
+}
+
+#[test]
+fn a_dry_run_simulates_and_an_unknown_name_is_told_per_package() {
+    let Some(setup) = Setup::new(true) else {
+        return;
+    };
+    let real = coreutils();
+    let marker = setup.path("fakebin/apt-get.ran");
+    let update = setup.path("fakebin/apt-get.update");
+    // A dry run simulates for what is missing and known, on stdout, and
+    // installs or refreshes nothing.
+    let out = setup
+        .hv()
+        .args(["install", "--dry-run", "--update", "-w", "h3"])
+        .args(["coreutils", "pysk-fake-known"])
         .succeeds();
     assert_eq!(
         stdout(&out),
         format!(
             "h3: coreutils: already present ({real})\n\
-             h3: pysk-no-such-package: would be installed\n"
+             h3: pysk-fake-known: would be installed\n"
         )
     );
+    let err = stderr(&out);
     assert!(
-        stderr(&out).starts_with("h3: Inst pysk-no-such-package\npysk-hv: 1 host: 1 ok;"),
-        "{}",
-        stderr(&out)
+        err.starts_with("pysk-hv: h3: Inst pysk-fake-known\npysk-hv: 1 host: 1 ok;"),
+        "{err}"
     );
-    assert!(!marker.exists(), "apt-get installed on a dry run");
+    assert!(
+        !marker.exists() && !update.exists(),
+        "a dry run changed the host"
+    );
 
-    // The same host does run its (fake) apt-get for a package it lacks,
-    // and that host's failure shows the manager's own words.
+    // An unknown name is told apart and never reaches apt-get, which
+    // installs the known one (and fails: the host's failure shows its own
+    // words); --update refreshed the index first.
+    let out = setup
+        .hv()
+        .args(["install", "--update", "-w", "h3"])
+        .args(["pysk-no-such-package", "pysk-fake-known"])
+        .fails_with(1);
+    assert!(update.exists(), "apt-get update did not run");
+    assert!(marker.exists(), "apt-get install did not run");
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(
+            "pysk-hv: h3: pysk-no-such-package: unknown package\n\
+             pysk-hv: h3: pysk-fake-known: not installed\n\
+             pysk-hv: h3: E: Unable to locate package install -y -q -o DPkg::Lock::Timeout=60 \
+             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+             pysk-fake-known\npysk-hv: h3: exit 100\n"
+        ),
+        "{err}"
+    );
+    // Only unknown names: no manager runs, the host fails.
+    fs::remove_file(&marker).expect("rm");
     let out = setup
         .hv()
         .args(["install", "-w", "h3", "pysk-no-such-package"])
         .fails_with(1);
-    assert!(marker.exists(), "apt-get did not run on h3");
-    assert_eq!(stdout(&out), "h3: pysk-no-such-package: not installed\n");
+    assert!(!marker.exists(), "apt-get ran for an unknown name");
     let err = stderr(&out);
     assert!(
         err.starts_with(
-            "h3: E: Unable to locate package install -y -q -o DPkg::Lock::Timeout=60 \
-             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-             pysk-no-such-package\npysk-hv: h3: exit 100\n"
+            "pysk-hv: h3: pysk-no-such-package: unknown package\npysk-hv: h3: exit 1\n"
         ),
         "{err}"
     );

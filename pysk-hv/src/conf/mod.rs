@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pysk_common::exit::Outcome;
-use pysk_common::inventory::{Host, Inventory};
+use pysk_common::inventory::Host;
 use pysk_common::lock::Lock;
 use pysk_common::report::Reporter;
 use pysk_common::switches::{self, Switches};
@@ -30,7 +30,6 @@ use crate::error::HvError;
 use crate::exec;
 use crate::fanout::{self, Limits};
 use crate::ssh;
-use crate::targets;
 use remote::Remote;
 use render::{Entry, Kind};
 
@@ -80,41 +79,34 @@ struct Plan {
 /// Runs `conf diff` or `conf apply`.
 pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<Outcome, HvError> {
     let run = &options.run;
-    let inventory = Inventory::load(&run.inventory)?;
-    let picked = targets::pick(&inventory, &run.inventory, &run.selection, &run.state_dir)?;
-    for warning in &picked.warnings {
-        report.warn(warning);
-    }
-    if picked.hosts.is_empty() {
-        report.warn("no hosts left to run on");
+    let Some(prepared) = crate::run::prepare(run, report)? else {
         return Ok(Outcome::Success);
-    }
-    let mut plans = picked
+    };
+    let mut plans = prepared
         .hosts
         .iter()
         .map(|host| plan(options, host))
         .collect::<Result<Vec<_>, _>>()?;
     let apply = options.action == Action::Apply && !run.dry_run;
     // Taken after every host's tree is rendered and before any host is
-    // read, so that what apply writes is what it compared.
-    let _lock = apply
-        .then(|| Lock::acquire(&run.state_dir.join("pysk-hv.lock"), options.wait))
-        .transpose()?;
-    let private = tempfile::Builder::new()
-        .prefix("pysk-hv.")
-        .tempdir()
-        .map_err(pysk_common::error::write_err(std::env::temp_dir()))?;
+    // read, so that what apply writes is what it compared; a diff waits
+    // for a run that holds it, creating nothing.
+    let lock_file = run.state_dir.join("pysk-hv.lock");
+    let _lock = match apply {
+        true => Some(Lock::acquire(&lock_file, options.wait)?),
+        false => Lock::existing(&lock_file, options.wait)?,
+    };
     let pass = Pass {
         options,
-        hosts: &picked.hosts,
-        private: private.path(),
+        hosts: &prepared.hosts,
+        private: prepared.private.path(),
         report,
     };
     let mut outcomes = read_states(&pass, &mut plans, out)?;
     if apply {
         write_changes(&pass, &plans, &mut outcomes, out)?;
     }
-    tell(options, apply, &plans, &mut outcomes, out)?;
+    tell(options, apply, &plans, &mut outcomes, report, out)?;
     exec::finish(run, &outcomes, report)
 }
 
@@ -146,15 +138,12 @@ fn read_states(
             .iter()
             .map(|e| format!("{}{}", plan.root, e.path))
             .collect();
-        let shell = ssh::remote_command(&[remote::read_script(&paths)], run.timeout);
-        jobs.extend(exec::jobs(
-            run,
-            std::slice::from_ref(host),
-            private,
-            &shell,
-        )?);
+        let input = private.join(format!("{}.paths", host.name));
+        std::fs::write(&input, remote::path_list(&paths))
+            .map_err(pysk_common::error::write_err(&input))?;
+        jobs.extend(fed(run, host, private, remote::READ, input)?);
     }
-    let mut outcomes = fanout::run(&jobs, limits(run), report, out)?;
+    let mut outcomes = fanout::run(&jobs, limits(run, read_keep(plans)), report, out)?;
     for (o, plan) in outcomes.iter_mut().zip(plans.iter_mut()) {
         let stdout = std::mem::take(&mut o.stdout);
         if o.class != Class::Ok {
@@ -173,17 +162,47 @@ fn read_states(
     Ok(outcomes)
 }
 
-/// The ssh limits of either pass: output kept, not shown.
-fn limits(run: &crate::run::Run) -> Limits<'static> {
-    Limits {
-        fanout: run.fanout,
-        timeout: run.timeout,
-        backstop: run.timeout.map(|t| t + ssh::KILL_AFTER + fanout::GRACE),
-        stdin: None,
-        keep: fanout::KEEP,
-        live_stdout: false,
-        live_stderr: !run.json,
+/// `host`'s job running `script` with the file `input` as its stdin.
+fn fed(
+    run: &crate::run::Run,
+    host: &Host,
+    private: &Path,
+    script: &str,
+    input: PathBuf,
+) -> Result<Vec<fanout::Job>, HvError> {
+    let shell = ssh::remote_command(&[script.to_owned()], run.timeout);
+    let mut jobs = crate::run::jobs(run, std::slice::from_ref(host), private, &shell)?;
+    for job in &mut jobs {
+        job.stdin = Some(input.clone());
     }
+    Ok(jobs)
+}
+
+/// The ssh limits of either pass: output kept, not shown, up to `keep`
+/// bytes a stream.
+fn limits(run: &crate::run::Run, keep: usize) -> Limits<'static> {
+    Limits {
+        keep,
+        ..run.limits(None, false, !run.json)
+    }
+}
+
+/// What the read pass keeps of a host's answer: the state of files as
+/// large as the tree's twice over, and at least [`fanout::KEEP`]; a host
+/// whose files are larger still fails as an unreadable state, never
+/// compared on a part.
+fn read_keep(plans: &[Plan]) -> usize {
+    let tree = |plan: &Plan| -> usize {
+        plan.entries
+            .iter()
+            .map(|e| match &e.kind {
+                Kind::File { bytes, .. } => bytes.len() + e.path.len() + 64,
+                Kind::Link(target) => target.len() + e.path.len() + 64,
+            })
+            .sum()
+    };
+    let largest = plans.iter().map(tree).max().unwrap_or(0);
+    largest.saturating_mul(2).max(fanout::KEEP)
 }
 
 /// Puts into `plan` the entries that differ from `states` and their diff.
@@ -211,7 +230,19 @@ fn diff_text(label: &str, entry: &Entry, state: &Remote) -> String {
     }
     match &entry.kind {
         Kind::Link(target) => text.push_str(&format!("{label}: to be a link to {target}\n")),
-        Kind::File { bytes, mode } => {
+        Kind::File {
+            bytes,
+            mode,
+            secret: true,
+        } => {
+            if old != Some(bytes.as_slice()) {
+                text.push_str(&format!(
+                    "{label}: contents differ (mode {mode:04o}, not shown)\n"
+                ));
+            }
+            text.push_str(&mode_change(label, old_mode, *mode));
+        }
+        Kind::File { bytes, mode, .. } => {
             let old_text = old.map(std::str::from_utf8);
             match (old_text, std::str::from_utf8(bytes)) {
                 (Some(Err(_)), _) | (_, Err(_)) => {
@@ -231,13 +262,19 @@ fn diff_text(label: &str, entry: &Entry, state: &Remote) -> String {
                     }
                 }
             }
-            if old_mode.is_some_and(|m| m != *mode) {
-                let old_mode = old_mode.unwrap_or_default();
-                text.push_str(&format!("{label}: mode {old_mode:o} to be {mode:o}\n"));
-            }
+            text.push_str(&mode_change(label, old_mode, *mode));
         }
     }
     text
+}
+
+/// The line telling that the mode of an existing file changes, if it
+/// does.
+fn mode_change(label: &str, old: Option<u32>, new: u32) -> String {
+    match old {
+        Some(old) if old != new => format!("{label}: mode {old:o} to be {new:o}\n"),
+        _ => String::new(),
+    }
 }
 
 /// `apply`: one more ssh for each host that was read and has changes,
@@ -256,18 +293,13 @@ fn write_changes(
             continue;
         }
         let input = private.join(format!("{}.in", host.name));
-        std::fs::write(&input, remote::payload(&plan.changed))
+        let dirs = render::dir_modes(&pass.options.tree, &plan.changed)?;
+        std::fs::write(&input, remote::payload(&dirs, &plan.changed, &plan.root))
             .map_err(pysk_common::error::write_err(&input))?;
-        let shell = remote::write_script(&plan.changed, &plan.root);
-        let shell = ssh::remote_command(&[shell], run.timeout);
-        let mut job = exec::jobs(run, std::slice::from_ref(host), private, &shell)?;
-        for j in &mut job {
-            j.stdin = Some(input.clone());
-        }
-        jobs.extend(job);
+        jobs.extend(fed(run, host, private, remote::WRITE, input)?);
         which.push(index);
     }
-    let written = fanout::run(&jobs, limits(run), report, out)?;
+    let written = fanout::run(&jobs, limits(run, fanout::KEEP), report, out)?;
     for (index, o) in which.into_iter().zip(written) {
         outcomes[index] = o;
     }
@@ -275,12 +307,14 @@ fn write_changes(
 }
 
 /// Per host: the diffs (diff), then `host: N changed` or `host:
-/// unchanged`; under `--json` the same text as each host's stdout.
+/// unchanged`, on `out` for a diff, through `report` for what apply did;
+/// under `--json` the same text as each host's stdout.
 fn tell(
     options: &Options,
     applied: bool,
     plans: &[Plan],
     outcomes: &mut [fanout::Outcome],
+    report: &Reporter,
     out: &mut dyn Write,
 ) -> Result<(), HvError> {
     for (o, plan) in outcomes.iter_mut().zip(plans) {
@@ -300,6 +334,8 @@ fn tell(
         });
         if options.run.json {
             o.stdout = text.into_bytes();
+        } else if applied {
+            report.info(text.trim_end());
         } else {
             out.write_all(text.as_bytes())
                 .map_err(pysk_common::Error::Stdout)?;
@@ -318,6 +354,7 @@ mod tests {
             kind: Kind::File {
                 bytes: bytes.to_vec(),
                 mode,
+                secret: false,
             },
         }
     }
@@ -345,5 +382,24 @@ mod tests {
             diff_text("h:/f", &file(b"", 0o644), &Remote::Missing),
             "h:/f: to be an empty file\n"
         );
+    }
+
+    #[test]
+    fn a_secret_files_contents_are_never_shown() {
+        let mut secret = file(b"pw=new\n", 0o600);
+        if let Kind::File { secret: s, .. } = &mut secret.kind {
+            *s = true;
+        }
+        let old = Remote::File(b"pw=old\n".to_vec(), 0o640);
+        assert_eq!(
+            diff_text("h:/f", &secret, &old),
+            "h:/f: contents differ (mode 0600, not shown)\nh:/f: mode 640 to be 600\n"
+        );
+        assert_eq!(
+            diff_text("h:/f", &secret, &Remote::Missing),
+            "h:/f: contents differ (mode 0600, not shown)\n"
+        );
+        let same = Remote::File(b"pw=new\n".to_vec(), 0o600);
+        assert_eq!(diff_text("h:/f", &secret, &same), "");
     }
 }

@@ -1,23 +1,37 @@
-//! What runs on each host for `conf`: one shell script that prints the
-//! current state of every path of the rendered tree, and one that writes
-//! the changed paths from its stdin, atomically.
+//! What runs on each host for `conf`: two short fixed shell scripts, one
+//! that prints the current state of every path it reads on stdin, one that
+//! writes the entries it reads on stdin, atomically. Neither carries a
+//! path on its command line, so a tree of any size fits one `execve`
+//! argument (Linux allows 128 KiB).
 //!
-//! The state comes back as a stream of records, one a path, in order: `F
-//! <size> <mode>\n` and the file's bytes, `L\n<target>\n` for a link, `N\n`
-//! for anything else (missing, a directory). A length header, not `tar c`:
-//! a missing path is no error and needs no second round trip, the parse is
-//! a few lines, and every host has `sh`, `wc`, `stat` and `cat`.
+//! [`READ`] takes one path a line (names with a newline are refused when
+//! the tree is rendered) and answers with a line per path, in order: `F`
+//! for a regular file, `L\n<target>\n` for a link, `N` for anything else
+//! (missing, a directory); then a line `.`; then `<size> <mode>` for each
+//! `F`, from one `stat` over all of them; then the files' bytes, one after
+//! another, from one `cat`. A length header, not `tar c`: a missing path is
+//! no error and needs no second round trip, the parse is a few lines, and
+//! every host has `sh`, `stat` and `cat`; a few processes whatever the
+//! tree's size. Blanks around the numbers are ignored.
 //!
-//! The new files come on stdin one after another, each read with `dd
-//! bs=N count=1 iflag=fullblock` (exactly N bytes, never more, so the next
-//! file starts where this one ended) into a temporary file beside its path,
-//! its size checked, `chmod`ed; only when every file has arrived is each
-//! renamed over its path (`mv -Tf`, so a link or file replaces a link to a
-//! directory rather than going into it). A failed step, HUP, INT, TERM or
-//! PIPE removes the temporary files.
+//! [`WRITE`] takes the entries one after another ([`payload`]): first
+//! `D <mode>\n<path>\n` for each directory of the tree that holds them,
+//! parents first, made with that mode if missing (what lies above the
+//! tree, under `--root`, 0755); then `F <size>
+//! <mode>\n<path>\n` and exactly that many bytes, read with `dd bs=N
+//! count=1 iflag=fullblock` (never more, so the next header starts where
+//! the file ended), or `L\n<path>\n<target>\n`; then `E\n`, without which
+//! (the input cut short) nothing is changed. Each goes, under its own
+//! name, into a directory `.pysk-hv.<pid>` (0700) made beside its path,
+//! the owner and group of an existing file there carried over (`chown`).
+//! When every entry has arrived the
+//! tree's modes are set (one `chmod` per mode), the files are synced, each
+//! directory's entries are renamed into it (`mv -t`: one rename(2) each,
+//! which replaces a link to a directory rather than going into it), and
+//! the directories are synced. A failed step, HUP, INT, TERM or PIPE
+//! removes the temporary directories.
 
 use crate::conf::render::{Entry, Kind};
-use crate::ssh::quote;
 
 /// A path's state on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,49 +44,114 @@ pub enum Remote {
     Missing,
 }
 
-/// The shell text that prints the state of each of `paths`.
-pub fn read_script(paths: &[String]) -> String {
-    let list: Vec<String> = paths.iter().map(|p| quote(p)).collect();
-    format!(
-        "for p in {}; do if [ -L \"$p\" ]; then echo L; readlink -- \"$p\" || exit 1; \
-         elif [ -f \"$p\" ]; then echo \"F $(wc -c < \"$p\") $(stat -c %a -- \"$p\")\" && \
-         cat -- \"$p\" || exit 1; else echo N; fi; done",
-        list.join(" ")
-    )
+/// The shell text that prints the state of each path on its stdin.
+pub const READ: &str = r#"w=$(mktemp -d) || exit 1; trap 'rm -rf -- "$w"' EXIT; : > "$w/f"
+while IFS= read -r p; do if [ -L "$p" ]; then echo L; readlink -- "$p" || exit 1
+elif [ -f "$p" ]; then echo F; printf '%s\0' "$p" >> "$w/f"; else echo N; fi; done
+echo .
+if [ -s "$w/f" ]; then xargs -0 stat -c '%s %a' -- < "$w/f" && xargs -0 cat -- < "$w/f" || exit 1; fi
+"#;
+
+/// The shell text that writes the entries on its stdin ([`payload`]).
+pub const WRITE: &str = r#"umask 077; w=$(mktemp -d) || exit 1; : > "$w/d"; : > "$w/f"; e=
+c() { while IFS= read -r d; do rm -rf -- "$d/.pysk-hv.$$"; done < "$w/d"; rm -rf -- "$w"; }
+trap c EXIT; trap 'exit 1' HUP INT TERM PIPE
+while IFS= read -r k; do [ "$k" != E ] || { e=1; break; }; IFS= read -r p || break
+d="${p%/*}"; d="${d:-/}"; t="$d/.pysk-hv.$$"
+case $k in D*) set -- $k; if [ ! -d "$p" ]; then
+(umask 022; mkdir -p -- "$d") && mkdir -m "$2" -- "$p" || exit 1; fi; continue;; esac
+if [ ! -d "$t" ]; then if [ ! -d "$d" ]; then (umask 022; mkdir -p -- "$d") || exit 1; fi
+mkdir -- "$t" || exit 1; printf '%s\n' "$d" >> "$w/d"; fi
+t="$t/${p##*/}"
+case $k in
+L) IFS= read -r g || break; ln -s -- "$g" "$t" || exit 1;;
+*) set -- $k
+if [ "$2" -gt 0 ]; then dd of="$t" bs="$2" count=1 iflag=fullblock 2>/dev/null; else : > "$t"; fi || exit 1
+if [ -f "$p" ] && [ ! -L "$p" ]; then chown "$(stat -c %u:%g -- "$p")" "$t" || exit 1; fi
+printf '%s\0' "$t" >> "$w/m$3"; printf '%s\0' "$t" >> "$w/f";;
+esac; done
+[ -n "$e" ] || { echo 'the input ended early; nothing was changed' >&2; exit 1; }
+for m in "$w"/m*; do [ ! -e "$m" ] || xargs -0 chmod "${m##*/m}" < "$m" || exit 1; done
+[ ! -s "$w/f" ] || xargs -0 sync -- < "$w/f" || exit 1
+while IFS= read -r d; do find "$d/.pysk-hv.$$" -mindepth 1 -maxdepth 1 -exec mv -f -t "$d" -- {} + &&
+rmdir -- "$d/.pysk-hv.$$" || exit 1; done < "$w/d"
+tr '\n' '\0' < "$w/d" | xargs -0 sync -- || exit 1
+trap - EXIT; rm -rf -- "$w"
+"#;
+
+/// What [`READ`] reads: `paths`, one a line.
+pub fn path_list(paths: &[String]) -> Vec<u8> {
+    let mut list = String::new();
+    for path in paths {
+        list.push_str(path);
+        list.push('\n');
+    }
+    list.into_bytes()
 }
 
-/// Parses what [`read_script`] printed for `count` paths.
-pub fn parse(mut out: &[u8], count: usize) -> Result<Vec<Remote>, String> {
+/// Parses what [`READ`] printed for `count` paths.
+pub fn parse(out: &[u8], count: usize) -> Result<Vec<Remote>, String> {
+    let (mut states, mut out) = kinds(out, count)?;
+    let (end, rest) = line(out)?;
+    if end != "." {
+        return Err(format!("unexpected line {end:?}"));
+    }
+    out = rest;
+    let mut sizes = Vec::new();
+    let count = states
+        .iter()
+        .filter(|s| matches!(s, Remote::File(..)))
+        .count();
+    for _ in 0..count {
+        let (head, rest) = line(out)?;
+        out = rest;
+        let words: Vec<&str> = head.split_whitespace().collect();
+        let [size, mode] = words.as_slice() else {
+            return Err(format!("unexpected line {head:?}"));
+        };
+        let size: usize = size.parse().map_err(|_| format!("bad size {size:?}"))?;
+        let mode = u32::from_str_radix(mode, 8).map_err(|_| format!("bad mode {mode:?}"))?;
+        sizes.push((size, mode));
+    }
+    let mut files = Vec::new();
+    for (size, mode) in sizes {
+        if out.len() < size {
+            return Err("a file cut short".to_owned());
+        }
+        files.push(Remote::File(out[..size].to_vec(), mode));
+        out = &out[size..];
+    }
+    if !out.is_empty() {
+        return Err("more output than paths".to_owned());
+    }
+    let mut files = files.into_iter();
+    for state in &mut states {
+        if matches!(state, Remote::File(..)) {
+            *state = files.next().ok_or("a file missing")?;
+        }
+    }
+    Ok(states)
+}
+
+/// The first part of [`READ`]'s output: each path's kind (a file's
+/// contents still empty), and the rest.
+fn kinds(mut out: &[u8], count: usize) -> Result<(Vec<Remote>, &[u8]), String> {
     let mut states = Vec::with_capacity(count);
     for _ in 0..count {
         let (head, rest) = line(out)?;
         out = rest;
-        let words: Vec<&str> = head.split(' ').collect();
-        match words.as_slice() {
-            ["N"] => states.push(Remote::Missing),
-            ["L"] => {
+        match head {
+            "N" => states.push(Remote::Missing),
+            "F" => states.push(Remote::File(Vec::new(), 0)),
+            "L" => {
                 let (target, rest) = line(out)?;
                 out = rest;
                 states.push(Remote::Link(target.to_owned()));
             }
-            ["F", size, mode] => {
-                let size: usize = size.parse().map_err(|_| format!("bad size {size:?}"))?;
-                let mode =
-                    u32::from_str_radix(mode, 8).map_err(|_| format!("bad mode {mode:?}"))?;
-                if out.len() < size {
-                    return Err("a file cut short".to_owned());
-                }
-                states.push(Remote::File(out[..size].to_vec(), mode));
-                out = &out[size..];
-            }
             _ => return Err(format!("unexpected line {head:?}")),
         }
     }
-    if out.is_empty() {
-        Ok(states)
-    } else {
-        Err("more output than paths".to_owned())
-    }
+    Ok((states, out))
 }
 
 /// The first line of `out` (without its newline) and the rest.
@@ -88,7 +167,7 @@ fn line(out: &[u8]) -> Result<(&str, &[u8]), String> {
 /// Whether `entry` differs from the host's `state`.
 pub fn differs(entry: &Entry, state: &Remote) -> bool {
     match (&entry.kind, state) {
-        (Kind::File { bytes, mode }, Remote::File(old, old_mode)) => {
+        (Kind::File { bytes, mode, .. }, Remote::File(old, old_mode)) => {
             bytes != old || mode != old_mode
         }
         (Kind::Link(target), Remote::Link(old)) => target != old,
@@ -96,59 +175,27 @@ pub fn differs(entry: &Entry, state: &Remote) -> bool {
     }
 }
 
-/// The shell text that writes `entries` (each at `root` + its path) from
-/// stdin, which holds the files' bytes in the same order.
-pub fn write_script(entries: &[Entry], root: &str) -> String {
-    let temp = |e: &Entry| format!("{}\".pysk-hv.$$\"", quote(&format!("{root}{}", e.path)));
-    let temps: Vec<String> = entries.iter().map(temp).collect();
-    let mut script = format!(
-        "umask 077; c() {{ rm -f -- {}; }}; trap c EXIT; trap 'exit 1' HUP INT TERM PIPE; ",
-        temps.join(" ")
-    );
-    for (entry, t) in entries.iter().zip(&temps) {
-        let path = format!("{root}{}", entry.path);
-        let dir = std::path::Path::new(&path)
-            .parent()
-            .map(|d| d.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "/".to_owned());
-        script.push_str(&format!("mkdir -p -- {} || exit 1; ", quote(&dir)));
-        match &entry.kind {
-            Kind::Link(target) => {
-                script.push_str(&format!("ln -s -- {} {t} || exit 1; ", quote(target)));
-            }
-            Kind::File { bytes, mode } => {
-                let n = bytes.len();
-                if n == 0 {
-                    script.push_str(&format!(": > {t} || exit 1; "));
-                } else {
-                    script.push_str(&format!(
-                        "dd of={t} bs={n} count=1 iflag=fullblock 2>/dev/null || exit 1; "
-                    ));
-                }
-                script.push_str(&format!(
-                    "[ \"$(wc -c < {t})\" -eq {n} ] || {{ echo {} >&2; exit 1; }}; \
-                     chmod {mode:o} {t} || exit 1; ",
-                    quote(&format!("{path}: short, left as it was"))
-                ));
-            }
-        }
-    }
-    for (entry, t) in entries.iter().zip(&temps) {
-        let path = quote(&format!("{root}{}", entry.path));
-        script.push_str(&format!("mv -Tf -- {t} {path} || exit 1; "));
-    }
-    script.push_str("trap - EXIT");
-    script
-}
-
-/// The bytes [`write_script`] reads: every file's, in order.
-pub fn payload(entries: &[Entry]) -> Vec<u8> {
+/// What [`WRITE`] reads to write `entries`, each at `root` + its path,
+/// the directories `dirs` (parents first, with the modes a missing one is
+/// made with) before them.
+pub fn payload(dirs: &[(String, u32)], entries: &[Entry], root: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
+    for (dir, mode) in dirs {
+        bytes.extend_from_slice(format!("D {mode:o}\n{root}{dir}\n").as_bytes());
+    }
     for entry in entries {
-        if let Kind::File { bytes: b, .. } = &entry.kind {
-            bytes.extend_from_slice(b);
+        let path = format!("{root}{}", entry.path);
+        match &entry.kind {
+            Kind::File { bytes: b, mode, .. } => {
+                bytes.extend_from_slice(format!("F {} {mode:o}\n{path}\n", b.len()).as_bytes());
+                bytes.extend_from_slice(b);
+            }
+            Kind::Link(target) => {
+                bytes.extend_from_slice(format!("L\n{path}\n{target}\n").as_bytes());
+            }
         }
     }
+    bytes.extend_from_slice(b"E\n");
     bytes
 }
 
@@ -183,6 +230,7 @@ mod tests {
             kind: Kind::File {
                 bytes: bytes.to_vec(),
                 mode,
+                secret: false,
             },
         }
     }
@@ -200,12 +248,21 @@ mod tests {
                 kind: Kind::Link("/x y".into()),
             },
         ];
-        let out = sh(&write_script(&entries, root), &payload(&entries));
+        let dirs = [("/a".to_owned(), 0o750), ("/b".to_owned(), 0o700)];
+        fs::create_dir(dir.path().join("b")).expect("an existing directory");
+        let out = sh(WRITE, &payload(&dirs, &entries, root));
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let mode_of = |p: &str| {
+            fs::metadata(dir.path().join(p))
+                .expect(p)
+                .permissions()
+                .mode()
+        };
+        assert_eq!((mode_of("a") & 0o777, mode_of("b") & 0o777), (0o750, 0o755));
         let mode = fs::metadata(dir.path().join("a/one"))
             .expect("one")
             .permissions()
@@ -215,7 +272,7 @@ mod tests {
             .iter()
             .map(|e| format!("{root}{}", e.path))
             .collect();
-        let out = sh(&read_script(&paths), b"");
+        let out = sh(READ, &path_list(&paths));
         assert!(out.status.success());
         let states = parse(&out.stdout, 4).expect("parses");
         for (entry, state) in entries.iter().zip(&states) {
@@ -226,8 +283,60 @@ mod tests {
 
     #[test]
     fn a_missing_path_reads_as_missing() {
-        let out = sh(&read_script(&["/nonexistent/x".into()]), b"");
+        let out = sh(READ, &path_list(&["/nonexistent/x".into()]));
         assert_eq!(parse(&out.stdout, 1).expect("parses"), [Remote::Missing]);
-        assert!(parse(b"F 3 644\nab", 1).is_err());
+        assert_eq!(
+            parse(b"F\n.\n3 644\nab", 1),
+            Err("a file cut short".to_owned())
+        );
+        assert_eq!(
+            parse(b"F\nN\n.\n      2 644\nab", 2),
+            Ok(vec![Remote::File(b"ab".to_vec(), 0o644), Remote::Missing])
+        );
+    }
+
+    #[test]
+    fn a_cut_payload_changes_nothing_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_str().expect("utf-8");
+        fs::write(dir.path().join("old"), "old\n").expect("old");
+        let entries = vec![
+            file("/old", b"new\n", 0o644),
+            file("/d/two", b"12345", 0o644),
+        ];
+        let mut input = payload(&[], &entries, root);
+        input.truncate(input.len() - 4);
+        let out = sh(WRITE, &input);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "the input ended early; nothing was changed\n"
+        );
+        assert_eq!(fs::read(dir.path().join("old")).expect("old"), b"old\n");
+        // Only `old` and the directory made: no temporary file in either.
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 2);
+        assert_eq!(fs::read_dir(dir.path().join("d")).expect("ls d").count(), 0);
+    }
+
+    #[test]
+    fn a_link_to_a_directory_is_replaced_not_entered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_str().expect("utf-8");
+        fs::create_dir(dir.path().join("real")).expect("mkdir");
+        std::os::unix::fs::symlink("real", dir.path().join("conf")).expect("ln");
+        let entries = vec![file("/conf", b"now a file\n", 0o644)];
+        let out = sh(WRITE, &payload(&[], &entries, root));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let conf = dir.path().join("conf");
+        assert!(fs::symlink_metadata(&conf).expect("stat").is_file());
+        assert_eq!(fs::read(&conf).expect("conf"), b"now a file\n");
+        assert_eq!(
+            fs::read_dir(dir.path().join("real")).expect("ls").count(),
+            0
+        );
     }
 }

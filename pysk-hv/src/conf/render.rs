@@ -3,12 +3,34 @@
 //! `{{key}}` placeholders filled from the host's switches and the suffix
 //! dropped, links kept as links (a link named `x.in` gets its target's
 //! placeholders filled), the host's excluded paths left out.
+//!
+//! Anything else in the tree (a FIFO, a socket, a device) is refused,
+//! naming it, as is a name or link target that is not UTF-8 or holds a
+//! newline: each path travels to the host as one line of text.
+//!
+//! A file is secret, and a diff never shows its contents, when its mode in
+//! the tree is not world-readable, or when it is a `.in` file that fills
+//! a switch whose key has a word (split at `_`, `-`, `.`) among
+//! [`SECRET_WORDS`] (`db_password`, `API_TOKEN`, `tls_key`).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use pysk_common::switches::Switches;
+
+/// The words of a switch key that make a file filled from it secret.
+pub const SECRET_WORDS: [&str; 9] = [
+    "password",
+    "passwd",
+    "pass",
+    "secret",
+    "token",
+    "key",
+    "apikey",
+    "credentials",
+    "private",
+];
 
 /// What one path of the tree becomes on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +41,8 @@ pub enum Kind {
         bytes: Vec<u8>,
         /// The permission bits of the tree's file.
         mode: u32,
+        /// Its contents are not to be shown (see the module's text).
+        secret: bool,
     },
     /// A symbolic link to this target.
     Link(String),
@@ -59,11 +83,32 @@ pub fn render(
         }
         let kind = kind(&file, templated, switches)?;
         entries.push(Entry {
-            path: path.to_string_lossy().into_owned(),
+            path: line_text(&file, path.as_os_str(), "name")?,
             kind,
         });
     }
     Ok(entries)
+}
+
+/// The directories of the tree that hold `entries` (every ancestor but
+/// `/`), parents first, each with its mode in the tree: what `apply` makes
+/// a directory it has to create.
+pub fn dir_modes(tree: &Path, entries: &[Entry]) -> Result<Vec<(String, u32)>, pysk_common::Error> {
+    let mut dirs: Vec<&Path> = entries
+        .iter()
+        .flat_map(|e| Path::new(&e.path).ancestors().skip(1))
+        .filter(|d| *d != Path::new("/"))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs.into_iter()
+        .map(|dir| {
+            let in_tree = tree.join(dir.strip_prefix("/").unwrap_or(dir));
+            let meta = fs::metadata(&in_tree).map_err(pysk_common::error::read_err(&in_tree))?;
+            let path = dir.to_str().unwrap_or_default().to_owned();
+            Ok((path, meta.permissions().mode() & 0o7777))
+        })
+        .collect()
 }
 
 /// Every file and link below `dir` (directories are descended into, not
@@ -78,8 +123,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), pysk_common::Error> {
             .map_err(pysk_common::error::read_err(&path))?;
         if kind.is_dir() {
             walk(&path, out)?;
-        } else {
+        } else if kind.is_file() || kind.is_symlink() {
             out.push(path);
+        } else {
+            return Err(config(&path, 0, "neither a file, a link nor a directory"));
         }
     }
     Ok(())
@@ -91,7 +138,7 @@ fn kind(file: &Path, templated: bool, switches: &Switches) -> Result<Kind, pysk_
     let meta = fs::symlink_metadata(file).map_err(pysk_common::error::read_err(file))?;
     if meta.file_type().is_symlink() {
         let target = fs::read_link(file).map_err(pysk_common::error::read_err(file))?;
-        let target = target.to_string_lossy().into_owned();
+        let target = line_text(file, target.as_os_str(), "link target")?;
         return Ok(Kind::Link(if templated {
             fill(&target, file, switches)?
         } else {
@@ -99,15 +146,45 @@ fn kind(file: &Path, templated: bool, switches: &Switches) -> Result<Kind, pysk_
         }));
     }
     let bytes = fs::read(file).map_err(pysk_common::error::read_err(file))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    let mut secret = mode & 0o004 == 0;
     let bytes = if templated {
         let text = String::from_utf8(bytes).map_err(|_| config(file, 0, "not valid UTF-8"))?;
+        secret |= fills_a_secret(&text);
         fill(&text, file, switches)?.into_bytes()
     } else {
         bytes
     };
     Ok(Kind::File {
         bytes,
-        mode: meta.permissions().mode() & 0o7777,
+        mode,
+        secret,
+    })
+}
+
+/// `text` (a name or link target of the tree's `file`) as a string, if it
+/// is UTF-8 without a newline.
+fn line_text(
+    file: &Path,
+    text: &std::ffi::OsStr,
+    what: &str,
+) -> Result<String, pysk_common::Error> {
+    text.to_str()
+        .filter(|t| !t.contains('\n'))
+        .map(str::to_owned)
+        .ok_or_else(|| config(file, 0, &format!("{what} not UTF-8 or with a newline")))
+}
+
+/// Whether a `{{key}}` of `text` has a word among [`SECRET_WORDS`].
+fn fills_a_secret(text: &str) -> bool {
+    text.split("{{").skip(1).any(|part| {
+        let key = part
+            .split("}}")
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        key.split(['_', '-', '.'])
+            .any(|word| SECRET_WORDS.contains(&word))
     })
 }
 
@@ -187,5 +264,87 @@ mod tests {
         assert_eq!(paths, ["/etc/app/conf", "/etc/link", "/etc/plain"]);
         assert!(matches!(&got[0].kind, Kind::File { bytes, .. } if bytes == b"n=web1\n"));
         assert_eq!(got[1].kind, Kind::Link("/srv/web1".into()));
+    }
+
+    #[test]
+    fn fifos_and_names_that_are_no_line_of_utf_8_are_refused() {
+        use std::os::unix::ffi::OsStrExt;
+        let (_d, s) = switches("");
+        let tree = tempfile::tempdir().expect("tree");
+        let fifo = tree.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let err = render(tree.path(), &s, &[]).expect_err("a fifo");
+        let want = format!(
+            "{}:0: neither a file, a link nor a directory",
+            fifo.display()
+        );
+        assert_eq!(err.to_string(), want);
+        fs::remove_file(&fifo).expect("rm");
+        for name in [&b"bad\xff"[..], b"two\nlines"] {
+            let file = tree.path().join(std::ffi::OsStr::from_bytes(name));
+            fs::write(&file, "x").expect("write");
+            let err = render(tree.path(), &s, &[]).expect_err("a bad name");
+            let want = format!("{}:0: name not UTF-8 or with a newline", file.display());
+            assert_eq!(err.to_string(), want);
+            fs::remove_file(&file).expect("rm");
+        }
+    }
+
+    #[test]
+    fn files_not_world_readable_or_filled_from_a_secret_key_are_secret() {
+        let (_d, s) = switches("db_password=pw\nAPI_TOKEN=t\nname=n\nkeyboard=de\n");
+        let tree = tempfile::tempdir().expect("tree");
+        let t = tree.path();
+        let files = [
+            ("a.in", "{{name}} {{keyboard}}", 0o644),
+            ("b.in", "{{db_password}}", 0o644),
+            ("c.in", "{{API_TOKEN}}", 0o644),
+            ("d", "{{db_password}}", 0o644),
+            ("e", "plain", 0o640),
+        ];
+        for (name, text, mode) in files {
+            fs::write(t.join(name), text).expect("write");
+            fs::set_permissions(t.join(name), fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        let got: Vec<(String, bool)> = render(t, &s, &[])
+            .expect("renders")
+            .into_iter()
+            .map(|e| match e.kind {
+                Kind::File { secret, .. } => (e.path, secret),
+                Kind::Link(_) => (e.path, true),
+            })
+            .collect();
+        let want = [
+            ("/a", false),
+            ("/b", true),
+            ("/c", true),
+            ("/d", false),
+            ("/e", true),
+        ];
+        let want: Vec<(String, bool)> = want.iter().map(|(p, s)| ((*p).to_owned(), *s)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_directories_holding_entries_come_with_their_tree_modes() {
+        let tree = tempfile::tempdir().expect("tree");
+        let private = tree.path().join("etc/ssl/private");
+        fs::create_dir_all(&private).expect("mkdir");
+        fs::set_permissions(&private, fs::Permissions::from_mode(0o710)).expect("chmod");
+        fs::write(private.join("k"), "k").expect("write");
+        fs::write(tree.path().join("etc/motd"), "m").expect("write");
+        let entries = render(tree.path(), &switches("").1, &[]).expect("renders");
+        let got = dir_modes(tree.path(), &entries).expect("modes");
+        let want = [
+            ("/etc", 0o755),
+            ("/etc/ssl", 0o755),
+            ("/etc/ssl/private", 0o710),
+        ];
+        let want: Vec<(String, u32)> = want.iter().map(|(p, m)| ((*p).to_owned(), *m)).collect();
+        assert_eq!(got, want);
     }
 }
