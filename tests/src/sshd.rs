@@ -377,6 +377,16 @@ impl Fleet {
         &self.config
     }
 
+    /// The switches that make pysk-hv reach this fleet (its ssh
+    /// configuration and user) and keep its state in `state`.
+    pub fn hv_switches(&self, state: &Path) -> Vec<(&'static str, String)> {
+        vec![
+            ("hv_ssh_options", format!("-F {}", self.config.display())),
+            ("hv_user", self.user.clone()),
+            ("hv_state_dir", state.display().to_string()),
+        ]
+    }
+
     /// The account every alias logs in as (`User`): the one running the
     /// tests, root in CI.
     pub fn user(&self) -> &str {

@@ -36,19 +36,12 @@ impl Setup {
         fs::create_dir_all(config.join("serverconfig/exclude")).expect("mkdir");
         fs::write(config.join("hosts"), HOSTS.join("\n") + "\n").expect("inventory");
         let tree = dir.path().join("tree");
-        write_switches(
-            &config,
-            &[
-                ("hv_ssh_options", format!("-F {}", fleet.config().display())),
-                ("hv_user", fleet.user().to_owned()),
-                (
-                    "hv_state_dir",
-                    dir.path().join("state").display().to_string(),
-                ),
-                ("hv_conf_tree", tree.display().to_string()),
-                ("port", "80".to_owned()),
-            ],
-        );
+        let mut switches = fleet.hv_switches(&dir.path().join("state"));
+        switches.extend([
+            ("hv_conf_tree", tree.display().to_string()),
+            ("port", "80".to_owned()),
+        ]);
+        write_switches(&config, &switches);
         let sc = config.join("serverconfig");
         fs::write(sc.join("h1"), "name=web1\n").expect("h1");
         fs::write(sc.join("h2"), "name=web2\nport=8080\n").expect("h2");

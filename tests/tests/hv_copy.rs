@@ -37,17 +37,7 @@ impl Setup {
         let config = dir.path().join("config");
         fs::create_dir_all(&config).expect("mkdir");
         fs::write(config.join("hosts"), inventory).expect("inventory");
-        write_switches(
-            &config,
-            &[
-                ("hv_ssh_options", format!("-F {}", fleet.config().display())),
-                ("hv_user", fleet.user().to_owned()),
-                (
-                    "hv_state_dir",
-                    dir.path().join("state").display().to_string(),
-                ),
-            ],
-        );
+        write_switches(&config, &fleet.hv_switches(&dir.path().join("state")));
         Some(Setup { dir, fleet })
     }
 
