@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use pysk_common::exit::Outcome;
 use pysk_common::inventory::Host;
 use pysk_common::report::{self, Reporter};
+use serde::Serialize;
 
 use crate::classify::Class;
 use crate::error::HvError;
@@ -63,7 +64,10 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     if options.gather && !run.json {
         summary::gather(&outcomes, out).map_err(pysk_common::Error::Stdout)?;
     }
-    conclude(run, &outcomes, options.outdir.is_none(), report)
+    let output = options.outdir.is_none();
+    conclude(run, &outcomes, report, || {
+        summary::summary(&outcomes, output)
+    })
 }
 
 /// After the hosts of any run: the summary (with each host's output in
@@ -73,19 +77,20 @@ pub(crate) fn finish(
     outcomes: &[fanout::Outcome],
     report: &Reporter,
 ) -> Result<Outcome, HvError> {
-    conclude(run, outcomes, true, report)
+    conclude(run, outcomes, report, || summary::summary(outcomes, true))
 }
 
-/// The summary (each host's output in `--json` when `output`), the last
-/// run recorded, exit 0 only when every host was ok.
-fn conclude(
+/// The summary lines, or with `--json` the `document` (a subcommand's
+/// own, holding the summary), the last run recorded, exit 0 only when
+/// every host was ok.
+pub(crate) fn conclude<T: Serialize>(
     run: &Run,
     outcomes: &[fanout::Outcome],
-    output: bool,
     report: &Reporter,
+    document: impl FnOnce() -> T,
 ) -> Result<Outcome, HvError> {
     if run.json {
-        report::print_json(&summary::summary(outcomes, output))?;
+        report::print_json(&document())?;
     } else {
         let (warnings, info) = summary::lines(outcomes);
         for warning in warnings {

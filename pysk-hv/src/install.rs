@@ -30,15 +30,14 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use pysk_common::exit::Outcome;
-use pysk_common::inventory::{Host, Inventory};
-use pysk_common::report::{self, Reporter};
+use pysk_common::report::Reporter;
 use serde::Serialize;
 
 use crate::classify::Class;
 use crate::error::HvError;
 use crate::exec;
 use crate::fanout;
-use crate::ssh;
+use crate::manager::{self, DETECT};
 use crate::summary::{self, Summary};
 
 /// The script's line for a package's version before: `NAME\tVERSION`.
@@ -61,14 +60,6 @@ pub struct Options {
     /// Refresh the package index before installing.
     pub update: bool,
 }
-
-/// Detects the host's manager into `$m` (`apt`, `pacman` or `dnf`), or
-/// ends the script with 69; shared with `packages`.
-pub(crate) const DETECT: &str = r#"if command -v apt-get >/dev/null 2>&1; then m=apt
-elif command -v pacman >/dev/null 2>&1; then m=pacman
-elif command -v dnf >/dev/null 2>&1; then m=dnf
-else echo 'no apt-get, pacman or dnf on this host' >&2; exit 69; fi
-"#;
 
 /// The install script after [`DETECT`], `$pkgs`, `$sim` and `$upd` set
 /// before it; `q NAME` prints the installed version of NAME or nothing,
@@ -218,7 +209,8 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let run = &options.run;
     let script = script(run.dry_run, options.update);
     let names = format!("{}\n", options.packages.join(" "));
-    let Some(outcomes) = fan(run, &script, names.as_bytes(), &|_, _| Ok(()), report)? else {
+    let Some(outcomes) = manager::fan(run, &script, names.as_bytes(), &|_, _| Ok(()), report)?
+    else {
         return Ok(Outcome::Success);
     };
     let mut doc = BTreeMap::new();
@@ -229,8 +221,9 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         }
         doc.insert(o.host.clone(), packages);
     }
-    conclude(run, &outcomes, report, out, |summary| Document {
-        summary,
+    out.flush().map_err(pysk_common::Error::Stdout)?;
+    exec::conclude(run, &outcomes, report, || Document {
+        summary: summary::summary(&outcomes, false),
         packages: doc,
     })
 }
@@ -270,58 +263,6 @@ fn tell(
         }
     }
     Ok(())
-}
-
-/// The run's end: with `--json` the document `make` builds from the
-/// summary (the hosts' output left out), else the summary lines; the
-/// last run recorded either way.
-pub(crate) fn conclude<T: Serialize>(
-    run: &crate::run::Run,
-    outcomes: &[fanout::Outcome],
-    report: &Reporter,
-    out: &mut dyn Write,
-    make: impl FnOnce(Summary) -> T,
-) -> Result<Outcome, HvError> {
-    out.flush().map_err(pysk_common::Error::Stdout)?;
-    if !run.json {
-        return exec::finish(run, outcomes, report);
-    }
-    report::print_json(&make(summary::summary(outcomes, false)))?;
-    summary::record(&run.state_dir, outcomes)?;
-    Ok(if outcomes.iter().all(|o| o.class == Class::Ok) {
-        Outcome::Success
-    } else {
-        Outcome::Partial
-    })
-}
-
-/// A check of the picked hosts (and the inventory they came from) made
-/// before any host is contacted.
-pub(crate) type HostCheck<'a> = dyn Fn(&Inventory, &[Host]) -> Result<(), HvError> + 'a;
-
-/// Runs `script` on every host picked (once `check` has passed the
-/// inventory and them), `input` its stdin (none when empty), every output
-/// kept; `None` when there were no hosts to run on.
-pub(crate) fn fan(
-    run: &crate::run::Run,
-    script: &str,
-    input: &[u8],
-    check: &HostCheck<'_>,
-    report: &Reporter,
-) -> Result<Option<Vec<fanout::Outcome>>, HvError> {
-    let Some(prepared) = crate::run::prepare(run, report)? else {
-        return Ok(None);
-    };
-    check(&prepared.inventory, &prepared.hosts)?;
-    let remote = ssh::remote_command(&[script.to_owned()], run.timeout);
-    let private = prepared.private.path();
-    let stdin = private.join("stdin");
-    if !input.is_empty() {
-        std::fs::write(&stdin, input).map_err(pysk_common::error::write_err(&stdin))?;
-    }
-    let jobs = crate::run::jobs(run, &prepared.hosts, private, &remote)?;
-    let limits = run.limits((!input.is_empty()).then_some(stdin.as_path()), false, false);
-    fanout::run(&jobs, limits, report, &mut std::io::sink()).map(Some)
 }
 
 #[cfg(test)]

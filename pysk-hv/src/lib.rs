@@ -19,7 +19,7 @@
 //!   picked, as jobs of the same [`fanout`], told the same way.
 //! - [`install`] and [`packages`]: packages installed with each host's
 //!   own manager, and the hosts' package sets compared, as jobs of the
-//!   same [`fanout`].
+//!   same [`fanout`] ([`manager`]: the manager found, the script run).
 //! - [`conf`]: `conf diff|apply`, the configuration tree rendered with
 //!   each host's switches, compared and written, as jobs of [`fanout`].
 //! - [`mac`]: a locally administered MAC no virtual server uses yet.
@@ -38,6 +38,7 @@ pub mod exec;
 pub mod fanout;
 pub mod install;
 pub mod mac;
+pub mod manager;
 pub mod nodeset;
 pub mod packages;
 pub mod run;

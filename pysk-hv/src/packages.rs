@@ -25,7 +25,8 @@ use serde::Serialize;
 
 use crate::classify::Class;
 use crate::error::HvError;
-use crate::install::{self, DETECT};
+use crate::exec;
+use crate::manager::{self, DETECT};
 use crate::nodeset;
 use crate::summary::Summary;
 
@@ -198,7 +199,7 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     let baseline = options.baseline.as_deref();
     let check = |inventory: &Inventory, hosts: &[Host]| check_baseline(baseline, inventory, hosts);
     let script = format!("{DETECT}{LIST}");
-    let Some(outcomes) = install::fan(run, &script, b"", &check, report)? else {
+    let Some(outcomes) = manager::fan(run, &script, b"", &check, report)? else {
         return Ok(Outcome::Success);
     };
     let sets: Vec<(String, Set)> = outcomes
@@ -222,8 +223,9 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         out.write_all(text.as_bytes())
             .map_err(pysk_common::Error::Stdout)?;
     }
-    install::conclude(run, &outcomes, report, out, |summary| Document {
-        summary,
+    out.flush().map_err(pysk_common::Error::Stdout)?;
+    exec::conclude(run, &outcomes, report, || Document {
+        summary: crate::summary::summary(&outcomes, false),
         baseline: baseline.map(str::to_owned),
         groups,
         rows,
