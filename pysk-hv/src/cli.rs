@@ -432,6 +432,9 @@ pub struct CreateArgs {
     /// Where the root file system lives
     #[arg(long, value_enum, default_value = "dir")]
     pub backend: Backend,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// The options of `mac`.
@@ -443,6 +446,9 @@ pub struct MacArgs {
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 #[cfg(test)]
