@@ -64,7 +64,7 @@ pub fn root_steps(o: &Options, mac: Mac) -> Vec<Step> {
         ),
     ];
     if let Some(keys) = &o.authorized_keys {
-        steps.push(Step::Mkdir(root.join("root/.ssh"), 0o700));
+        steps.push(Step::Ensure(root.join("root/.ssh"), 0o700));
         steps.push(Step::Write(File {
             step: "authorized_keys",
             path: root.join("root/.ssh/authorized_keys"),

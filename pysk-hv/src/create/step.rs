@@ -19,6 +19,9 @@ pub enum Step {
     /// Make a directory with a mode (the root of `dir`, a mount point,
     /// `root/.ssh`); undone by removing it, never across a mount.
     Mkdir(PathBuf, u32),
+    /// Make a directory when missing (the root's `root/.ssh`, which
+    /// openssh-server may have made) and give it a mode.
+    Ensure(PathBuf, u32),
     /// Run a program; `undo` is the program that reverses it, if any.
     Run {
         /// The step's name (for the failpoint).
@@ -212,7 +215,7 @@ impl Step {
     /// The step's name, as the failpoint names it.
     pub fn name(&self) -> &'static str {
         match self {
-            Step::Mkdir(..) => "mkdir",
+            Step::Mkdir(..) | Step::Ensure(..) => "mkdir",
             Step::Run { name, .. } | Step::Link { name, .. } | Step::Copy { name, .. } => name,
             Step::Bootstrap { .. } => "bootstrap",
             Step::Write(file) => file.step,
@@ -228,6 +231,7 @@ impl Step {
         let line = |words: &[String]| words.iter().map(|w| shown(w)).collect::<Vec<_>>().join(" ");
         match self {
             Step::Mkdir(dir, mode) => format!("mkdir -m {mode:04o} {}", dir.display()),
+            Step::Ensure(dir, mode) => format!("mkdir -p -m {mode:04o} {}", dir.display()),
             Step::Run { argv, .. } | Step::Bootstrap { argv, .. } | Step::Mount { argv, .. } => {
                 line(argv)
             }
@@ -271,11 +275,8 @@ impl Step {
     /// Does the step.
     pub fn apply(&self) -> Result<(), String> {
         match self {
-            Step::Mkdir(dir, mode) => DirBuilder::new()
-                .mode(*mode)
-                .create(dir)
-                .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(*mode)))
-                .map_err(|e| e.to_string()),
+            Step::Mkdir(dir, mode) => make_dir(dir, *mode, false),
+            Step::Ensure(dir, mode) => make_dir(dir, *mode, true),
             Step::Run { argv, .. } | Step::Mount { argv, .. } => run(argv),
             Step::InRoot(step) => step.apply(),
             Step::Bootstrap { argv, root } => {
@@ -306,6 +307,7 @@ impl Step {
                 undo: Some(argv), ..
             } => run(argv),
             Step::Run { undo: None, .. } | Step::Bootstrap { .. } | Step::Reload => Ok(()),
+            Step::Ensure(..) => Ok(()),
             Step::InRoot(_) => Ok(()),
             Step::Mount { root, .. } => match mount_point(root)? {
                 true => run(&argv(&["umount", &root.display().to_string()])),
@@ -316,6 +318,17 @@ impl Step {
             | Step::Copy { to: path, .. } => fs::remove_file(path).map_err(|e| e.to_string()),
         }
     }
+}
+
+/// Makes `dir` (its parents too when `existing` is allowed, a directory
+/// already there then being kept) and gives it `mode`.
+fn make_dir(dir: &Path, mode: u32, existing: bool) -> Result<(), String> {
+    DirBuilder::new()
+        .mode(mode)
+        .recursive(existing)
+        .create(dir)
+        .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(mode)))
+        .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 /// Where systemd keeps its runtime state: there only when it runs.
