@@ -643,4 +643,31 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn create_switch_values_are_checked() {
+        assert_eq!(bridge("br0"), Ok("br0".to_owned()));
+        for bad in ["", "br0 x", "br,0", "-br", "..", "abcdefghijklmnop"] {
+            assert!(bridge(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(volume_group("vg_0+a.b-c"), Ok("vg_0+a.b-c".to_owned()));
+        for bad in ["", "-vg", ".", "vg/x", "vg x"] {
+            assert!(volume_group(bad).is_err(), "{bad:?}");
+        }
+        assert!(release("bookworm-backports").is_ok());
+        assert!(release("--x").is_err());
+        assert!(mirror("http://deb.debian.org/debian").is_ok());
+        assert!(mirror("file:///srv/mirror").is_ok());
+        for bad in ["deb.debian.org", "-http://x", "http://a b", "://x"] {
+            assert!(mirror(bad).is_err(), "{bad:?}");
+        }
+        let ips = addresses("192.0.2.53, 2001:db8::1\t192.0.2.54").expect("list");
+        assert_eq!(ips.len(), 3);
+        assert_eq!(addresses(""), Ok(Vec::new()));
+        assert!(addresses("192.0.2.53 x").is_err());
+        assert!(plain_path("/srv/vm").is_ok());
+        for bad in ["srv/vm", "/srv/v m", "/srv/vm,x", "/srv/$x", "/srv/%i"] {
+            assert!(plain_path(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -199,11 +199,12 @@ fn a_create_holding_the_lock_is_waited_for() {
     fs::create_dir_all(setup.vms()).expect("mkdir");
     let lock = setup.path("state/pysk-hv.lock");
     fs::create_dir_all(setup.path("state")).expect("mkdir state");
-    // -o: the lock is flock's own, so that killing it releases it.
+    // flock holds the lock while cat waits for its stdin to close.
     let mut holder = std::process::Command::new("flock")
         .arg("-o")
         .arg(&lock)
-        .args(["sleep", "30"])
+        .arg("cat")
+        .stdin(std::process::Stdio::piped())
         .spawn()
         .expect("flock");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -214,7 +215,7 @@ fn a_create_holding_the_lock_is_waited_for() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    holder.kill().expect("kill flock");
+    drop(holder.stdin.take());
     holder.wait().expect("wait flock");
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
     assert_eq!(stdout(&out), "");
