@@ -6,7 +6,14 @@
 /// Ends the process with `abort` when the environment variable `var`
 /// names `name`; does nothing otherwise.
 pub fn reached(var: &str, name: &str) {
-    if std::env::var_os(var).is_some_and(|v| v == name) {
+    if hit(var, name) {
         std::process::abort();
     }
+}
+
+/// Whether the environment variable `var` names `name`: for a step that
+/// a test makes fail with an error (so that the tool's own undoing runs)
+/// rather than crash.
+pub fn hit(var: &str, name: &str) -> bool {
+    std::env::var_os(var).is_some_and(|v| v == name)
 }

@@ -47,7 +47,7 @@ const EXIT_CODES: &[(u8, &str)] = &[
     (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
     (
         exit::TEMPFAIL,
-        "conf apply: another run holds the lock (see --wait)",
+        "conf apply, create, mac: another run holds the lock (see --wait)",
     ),
     (
         exit::NOPERM,
@@ -179,8 +179,9 @@ Examples:
 Random, or with --name the first 6 bytes of the name's SHA-256 (the same
 name, the same MAC), made locally administered and unicast. Never one
 written as mac=, macaddr= or <mac address='...'/> (in any case) in a
-regular file below hv_vm_dir; a name whose MAC is in use gives the MAC of
-NAME#1, NAME#2... instead, said on stderr. --json adds the name it came
+regular file below hv_vm_dir and hv_unit_dir; a name whose MAC is in use
+gives the MAC of NAME#1, NAME#2... instead, said on stderr. A create
+holding the lock is waited for (--wait). --json adds the name it came
 from and the MACs in use.")]
     Mac(MacArgs),
     /// Show (diff) or write (apply) the configuration tree on every host
@@ -222,16 +223,25 @@ Examples:
 
 The steps: the disk (dir: hv_vm_root/NAME; image: hv_vm_root/NAME.img,
 sparse, ext4, loop-mounted on hv_vm_root/NAME; lvm: a volume of hv_vg,
-ext4, mounted there), mmdebstrap --variant=minbase of hv_release from
-hv_mirror (a root without etc/os-release fails), then etc/hostname, the
-systemd-networkd file (--ip, hv_gateway, hv_dns), resolv.conf, hosts,
+ext4, mounted there), mmdebstrap --variant=minbase with systemd-sysv,
+udev, linux-image-amd64, openssh-server and iproute2 of hv_release from
+hv_mirror (dir: 9p added to the initramfs; a root without
+etc/os-release fails), then etc/hostname, the systemd-networkd file
+(--ip, hv_gateway, hv_dns) and its enabling links, resolv.conf, hosts,
 fstab, root/.ssh/authorized_keys (hv_authorized_keys), a first-boot
-script, and hv_vm_dir/pysk-vm-NAME.service running qemu with the disk,
---ram and the MAC derived from NAME (as mac --name gives it). --plan
-prints every step and every file it would write, exactly, and changes
-nothing. A step that fails undoes the ones before it, in reverse, each
-said on stderr (exit 73). A NAME whose disk or unit exists is refused
-(65); applying needs root (77). Sizes: 512M, 10G (a bare number is MiB).")]
+script with its unit (new ssh host keys); image and lvm: the kernel and
+initrd copied to hv_vm_root/NAME.vmlinuz and NAME.initrd (again after a
+kernel upgrade inside), the root unmounted; last
+hv_unit_dir/pysk-vm-NAME.service running qemu with -kernel, -initrd, the
+disk, --ram and the MAC derived from NAME (as mac --name gives it),
+enabled (its link in multi-user.target.wants, daemon-reload when systemd
+runs). --plan prints every step and every file it would write, exactly,
+and changes nothing. Applying says each step on stderr; a step that
+fails undoes the ones before it, in reverse, each said (exit 73),
+unmounting first and never removing across a mount. The tool's lock
+(--wait) is held from the checks to the last step. A NAME whose disk or
+unit exists is refused (65); applying needs root (77). Sizes: 512M, 10G
+(a bare number is MiB).")]
     Create(Box<CreateArgs>),
     /// Print the effective switches (defaults included) in shell syntax
     #[command(after_help = "\
@@ -458,6 +468,9 @@ pub struct CreateArgs {
     /// Where the root file system lives
     #[arg(long, value_enum, default_value = "dir")]
     pub backend: Backend,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// The options of `mac`.
@@ -469,6 +482,9 @@ pub struct MacArgs {
     /// `--json`.
     #[command(flatten)]
     pub json: JsonArgs,
+    /// `--wait`.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 #[cfg(test)]

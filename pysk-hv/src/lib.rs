@@ -94,12 +94,10 @@ pub fn try_main() -> Result<Outcome, HvError> {
             &report,
             &mut out,
         ),
-        Command::Create(args) => create::run(
-            &create::options(&settings, &args, &report)?,
-            &report,
-            &mut out,
-        ),
-        Command::Mac(args) => mac::run(&mac::options(&settings, &args)?, &report, &mut out),
+        Command::Create(args) => {
+            create::run(&settings::create(&settings, &args)?, &report, &mut out)
+        }
+        Command::Mac(args) => mac::run(&settings::mac(&settings, &args)?, &report, &mut out),
         Command::Config => {
             common.print_config(&settings, &mut out)?;
             Ok(Outcome::Success)

@@ -1,9 +1,10 @@
 //! `pysk-hv mac`: a locally administered unicast MAC address for a new
 //! virtual server, random or derived from a name, never one the virtual
-//! servers' definitions (switch `hv_vm_dir`) already use.
+//! servers' definitions (switches `hv_vm_dir` and `hv_unit_dir`, where
+//! `create` writes its units) already use.
 //!
-//! A MAC in use is one written in any regular file below `hv_vm_dir`
-//! (symbolic links are not followed) as `mac=` or `macaddr=` (qemu
+//! A MAC in use is one written in any regular file below those
+//! directories (symbolic links are not followed) as `mac=` or `macaddr=` (qemu
 //! command lines in systemd units and monit scripts) or as libvirt's
 //! `<mac address='…'/>`, in any case. A name gives the first six bytes
 //! of its SHA-256, made locally administered and unicast; when that MAC
@@ -14,17 +15,21 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use pysk_common::error::read_err;
 use pysk_common::exit::Outcome;
+use pysk_common::lock::Lock;
 use pysk_common::report::Reporter;
-use pysk_common::settings::Settings;
 
-use crate::cli::MacArgs;
 use crate::error::HvError;
+
+/// The tool's lock file in `hv_state_dir`, held by `create` from
+/// deriving the MAC to writing the unit.
+pub const LOCK: &str = "pysk-hv.lock";
 
 /// Where random MACs come from.
 const RANDOM_SOURCE: &str = "/dev/urandom";
@@ -93,27 +98,20 @@ impl fmt::Display for Mac {
 /// The MACs in use, each with the first file that names it.
 pub type InUse = BTreeMap<Mac, PathBuf>;
 
-/// What `mac` needs.
+/// What `mac` needs (resolved in `settings::mac`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    /// The virtual servers' definitions (switch `hv_vm_dir`).
-    pub vm_dir: PathBuf,
+    /// The directories whose definitions' MACs are in use (switches
+    /// `hv_vm_dir` and `hv_unit_dir`).
+    pub dirs: Vec<PathBuf>,
     /// Derive the MAC from this name; `None`: random.
     pub name: Option<String>,
     /// `--json`.
     pub json: bool,
-}
-
-/// The options of `mac`, from the command line and the switches.
-pub fn options(settings: &Settings, args: &MacArgs) -> Result<Options, HvError> {
-    if args.name.as_deref() == Some("") {
-        return Err(pysk_common::Error::option("--name", "empty").into());
-    }
-    Ok(Options {
-        vm_dir: settings.path("hv_vm_dir", None)?,
-        name: args.name.clone(),
-        json: args.json.json,
-    })
+    /// Where the tool's lock is (switch `hv_state_dir`).
+    pub state_dir: PathBuf,
+    /// How long to wait for a `create` holding the lock.
+    pub wait: Duration,
 }
 
 /// The `--json` document of `mac`.
@@ -127,7 +125,10 @@ struct Document<'a> {
 /// Prints a MAC no definition in `hv_vm_dir` uses: derived from the
 /// name (the next `NAME#N` when taken, said on stderr), else random.
 pub fn run(options: &Options, report: &Reporter, out: &mut impl Write) -> Result<Outcome, HvError> {
-    let used = in_use(&options.vm_dir, report)?;
+    // A create holding the lock may be writing a MAC: wait for it; make
+    // no lock file, as nothing is changed here.
+    let _lock = Lock::existing(&options.state_dir.join(LOCK), options.wait)?;
+    let used = in_use(&options.dirs, report)?;
     let (mac, from) = match &options.name {
         Some(name) => {
             let (mac, from) = derive_free(name, &used)?;
@@ -191,20 +192,22 @@ pub fn random_free(used: &InUse) -> Result<Mac, HvError> {
     ))))
 }
 
-/// Every MAC the regular files below `dir` name. A `dir` that does not
-/// exist holds none (said on stderr); a file or directory below it that
-/// cannot be read is an error naming it.
-pub fn in_use(dir: &Path, report: &Reporter) -> Result<InUse, HvError> {
+/// Every MAC the regular files below `dirs` name. A directory that does
+/// not exist holds none (said on stderr); a file or directory below it
+/// that cannot be read is an error naming it.
+pub fn in_use(dirs: &[PathBuf], report: &Reporter) -> Result<InUse, HvError> {
     let mut used = InUse::new();
-    match fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            report.info(format_args!(
-                "{}: no such directory (hv_vm_dir): no MAC in use",
-                dir.display()
-            ));
+    for dir in dirs {
+        match fs::symlink_metadata(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                report.info(format_args!(
+                    "{}: no such directory: no MAC in use there",
+                    dir.display()
+                ));
+            }
+            Err(e) => return Err(read_err(dir)(e).into()),
+            Ok(_) => scan_dir(dir, &mut used)?,
         }
-        Err(e) => return Err(read_err(dir)(e).into()),
-        Ok(_) => scan_dir(dir, &mut used)?,
     }
     Ok(used)
 }
@@ -396,7 +399,7 @@ mod tests {
         fs::write(outside.path().join("c"), "mac=02:00:00:00:00:03").expect("write");
         std::os::unix::fs::symlink(outside.path().join("c"), sub.join("c.xml")).expect("link");
         let report = Reporter::new("pysk-hv", Level::Quiet);
-        let used = in_use(dir.path(), &report).expect("scan");
+        let used = in_use(&[dir.path().to_path_buf()], &report).expect("scan");
         let found: Vec<(String, PathBuf)> = used
             .iter()
             .map(|(m, p)| (m.to_string(), p.clone()))
@@ -412,7 +415,7 @@ mod tests {
             ]
         );
         assert!(
-            in_use(&dir.path().join("none"), &report)
+            in_use(&[dir.path().join("none")], &report)
                 .expect("none")
                 .is_empty()
         );
@@ -461,9 +464,11 @@ mod tests {
         fs::write(dir.path().join("vm"), format!("mac={}", Mac::derived("x"))).expect("write");
         let report = Reporter::new("pysk-hv", Level::Quiet);
         let mut options = Options {
-            vm_dir: dir.path().to_owned(),
+            dirs: vec![dir.path().to_owned()],
             name: Some("y".to_owned()),
             json: false,
+            state_dir: dir.path().join("state"),
+            wait: Duration::ZERO,
         };
         let mut out = Vec::new();
         run(&options, &report, &mut out).expect("run");

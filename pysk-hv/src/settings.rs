@@ -3,6 +3,7 @@
 //! default, and each bad value is reported where it came from (the
 //! switch's file and line, or the option).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,12 +11,17 @@ use pysk_common::cli::CommonArgs;
 use pysk_common::settings::{Settings, Spec};
 
 use crate::cli::{
-    ConfArgs, ConnectArgs, CopyArgs, ExecArgs, FetchArgs, InstallArgs, PackagesArgs, TargetArgs,
+    ConfArgs, ConnectArgs, CopyArgs, CreateArgs, ExecArgs, FetchArgs, InstallArgs, MacArgs,
+    PackagesArgs, TargetArgs,
 };
 use crate::conf;
+use crate::create::{
+    self, options::check_name, options::keys, options::parse_ip, options::parse_size,
+};
 use crate::error::HvError;
 use crate::exec;
 use crate::install;
+use crate::mac;
 use crate::packages;
 use crate::run::Run;
 use crate::ssh::Ssh;
@@ -101,6 +107,11 @@ pub const SWITCHES: &[Spec] = &[
         "hv_bridge",
         "br0",
         "the bridge a new virtual server's network device joins",
+    ),
+    Spec::new(
+        "hv_unit_dir",
+        "/etc/systemd/system",
+        "where create writes and enables a virtual server's systemd unit",
     ),
     Spec::new(
         "hv_wait",
@@ -287,6 +298,142 @@ pub fn packages(
         run: run_options(common, settings, targets, connect, args.json.json, false)?,
         baseline: args.baseline.as_deref().map(str::to_ascii_lowercase),
     })
+}
+
+/// The options of `create`; the MAC is derived later, under the lock.
+pub fn create(settings: &Settings, args: &CreateArgs) -> Result<create::Options, HvError> {
+    check_name(&args.name)?;
+    let (ip, prefix) = parse_ip(&args.ip)?;
+    Ok(create::Options {
+        name: args.name.clone(),
+        size: parse_size("--size", &args.size)?,
+        ram_mib: parse_size("--ram", &args.ram)? >> 20,
+        ip,
+        prefix,
+        plan: args.plan,
+        backend: args.backend,
+        vm_root: settings.with("hv_vm_root", None, plain_path)?,
+        vm_dir: settings.path("hv_vm_dir", None)?,
+        unit_dir: settings.with("hv_unit_dir", None, plain_path)?,
+        state_dir: state_dir(settings)?,
+        wait: args.wait.resolve(settings, "hv_wait")?,
+        vg: settings.with("hv_vg", None, volume_group)?,
+        release: settings.with("hv_release", None, release)?,
+        mirror: settings.with("hv_mirror", None, mirror)?,
+        gateway: settings.with("hv_gateway", None, |t| match t.trim() {
+            "" => Ok(None),
+            one => address(one).map(Some),
+        })?,
+        dns: settings.with("hv_dns", None, addresses)?,
+        authorized_keys: keys(settings.optional_path("hv_authorized_keys", None)?)?,
+        bridge: settings.with("hv_bridge", None, bridge)?,
+    })
+}
+
+/// The options of `mac`.
+pub fn mac(settings: &Settings, args: &MacArgs) -> Result<mac::Options, HvError> {
+    if args.name.as_deref() == Some("") {
+        return Err(pysk_common::Error::option("--name", "empty").into());
+    }
+    Ok(mac::Options {
+        dirs: vec![
+            settings.path("hv_vm_dir", None)?,
+            settings.path("hv_unit_dir", None)?,
+        ],
+        name: args.name.clone(),
+        json: args.json.json,
+        state_dir: state_dir(settings)?,
+        wait: args.wait.resolve(settings, "hv_wait")?,
+    })
+}
+
+/// `text` is made of `allowed` bytes only, is not empty, is at most
+/// `max` long and does not start with `-` (it would be read as an
+/// option).
+fn word(text: &str, max: usize, allowed: impl Fn(u8) -> bool) -> Result<String, String> {
+    if text.is_empty() || text.len() > max {
+        return Err(format!("expected 1 to {max} characters"));
+    }
+    if text.starts_with('-') {
+        return Err("must not start with '-'".to_owned());
+    }
+    match text.bytes().find(|&b| !allowed(b)) {
+        Some(b) => Err(format!("character {:?} not allowed", char::from(b))),
+        None => Ok(text.to_owned()),
+    }
+}
+
+/// An absolute path that can stand in a unit's command line and in
+/// qemu's comma-separated options as it is: no blanks, commas, quotes,
+/// `\`, `$` or `%`.
+fn plain_path(text: &str) -> Result<PathBuf, String> {
+    if !text.starts_with('/') {
+        return Err("expected an absolute path".to_owned());
+    }
+    let bad = |c: char| c.is_whitespace() || c.is_control() || ",'\"\\$%;".contains(c);
+    match text.chars().find(|&c| bad(c)) {
+        Some(c) => Err(format!(
+            "character {c:?} not allowed (the path goes into qemu's options)"
+        )),
+        None => Ok(PathBuf::from(text)),
+    }
+}
+
+/// An LVM volume group name: letters, digits, `+_.-`, not `.` or `..`.
+fn volume_group(text: &str) -> Result<String, String> {
+    if text == "." || text == ".." {
+        return Err("not a volume group name".to_owned());
+    }
+    word(text, 127, |b| {
+        b.is_ascii_alphanumeric() || b"+_.-".contains(&b)
+    })
+}
+
+/// A network interface name as Linux takes it (at most 15 bytes, not
+/// `.` or `..`), of letters, digits and `_.-` (it goes into qemu's
+/// comma-separated options and the unit's command line).
+fn bridge(text: &str) -> Result<String, String> {
+    if text == "." || text == ".." {
+        return Err("not an interface name".to_owned());
+    }
+    word(text, 15, |b| {
+        b.is_ascii_alphanumeric() || b"_.-".contains(&b)
+    })
+}
+
+/// A Debian suite or codename: letters, digits and `_.-`.
+fn release(text: &str) -> Result<String, String> {
+    word(text, 64, |b| {
+        b.is_ascii_alphanumeric() || b"_.-".contains(&b)
+    })
+}
+
+/// A mirror URL: `scheme://…` with no blanks or control characters.
+fn mirror(text: &str) -> Result<String, String> {
+    let scheme = text.split_once("://").map(|(s, _)| s);
+    let scheme_ok = scheme.is_some_and(|s| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b))
+    });
+    if !scheme_ok {
+        return Err("expected a URL such as http://deb.debian.org/debian".to_owned());
+    }
+    word(text, 4096, |b| b.is_ascii_graphic())
+}
+
+/// One IP address.
+fn address(text: &str) -> Result<IpAddr, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not one IP address"))
+}
+
+/// IP addresses separated by blanks or commas; none when empty.
+fn addresses(text: &str) -> Result<Vec<IpAddr>, String> {
+    text.split([' ', ',', '\t'])
+        .filter(|w| !w.is_empty())
+        .map(address)
+        .collect()
 }
 
 /// What every subcommand that reaches hosts shares: hosts, ssh, fanout,
@@ -488,5 +635,32 @@ mod tests {
                 rerun: Some(Rerun::Unreachable),
             }
         );
+    }
+
+    #[test]
+    fn create_switch_values_are_checked() {
+        assert_eq!(bridge("br0"), Ok("br0".to_owned()));
+        for bad in ["", "br0 x", "br,0", "-br", "..", "abcdefghijklmnop"] {
+            assert!(bridge(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(volume_group("vg_0+a.b-c"), Ok("vg_0+a.b-c".to_owned()));
+        for bad in ["", "-vg", ".", "vg/x", "vg x"] {
+            assert!(volume_group(bad).is_err(), "{bad:?}");
+        }
+        assert!(release("bookworm-backports").is_ok());
+        assert!(release("--x").is_err());
+        assert!(mirror("http://deb.debian.org/debian").is_ok());
+        assert!(mirror("file:///srv/mirror").is_ok());
+        for bad in ["deb.debian.org", "-http://x", "http://a b", "://x"] {
+            assert!(mirror(bad).is_err(), "{bad:?}");
+        }
+        let ips = addresses("192.0.2.53, 2001:db8::1\t192.0.2.54").expect("list");
+        assert_eq!(ips.len(), 3);
+        assert_eq!(addresses(""), Ok(Vec::new()));
+        assert!(addresses("192.0.2.53 x").is_err());
+        assert!(plain_path("/srv/vm").is_ok());
+        for bad in ["srv/vm", "/srv/v m", "/srv/vm,x", "/srv/$x", "/srv/%i"] {
+            assert!(plain_path(bad).is_err(), "{bad:?}");
+        }
     }
 }

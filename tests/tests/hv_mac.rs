@@ -1,9 +1,10 @@
-//! `pysk-hv mac` with a scratch `hv_vm_dir`: a name whose MAC a libvirt
-//! definition already holds (in capitals) gives way to `NAME#1`, whose
-//! MAC a qemu unit holds (`macaddr=`), so `NAME#2`'s comes out, said on
-//! stderr; `--json` names the MACs in use; a random MAC is locally
+//! `pysk-hv mac` with a scratch `hv_vm_dir` and `hv_unit_dir`: a name
+//! whose MAC a libvirt definition already holds (in capitals) gives way
+//! to `NAME#1`, whose MAC a qemu unit holds (`macaddr=`), so `NAME#2`'s
+//! comes out, said on stderr; a unit `create` wrote in `hv_unit_dir`
+//! counts too; `--json` names the MACs in use; a random MAC is locally
 //! administered, unicast and new; a `hv_vm_dir` that cannot be read is
-//! an error naming it.
+//! an error naming it; a `create` holding the lock is waited for.
 
 use std::fs;
 use std::path::PathBuf;
@@ -25,9 +26,14 @@ impl Setup {
     fn new() -> Setup {
         let dir = scratch();
         let setup = Setup { dir };
+        fs::create_dir(setup.units()).expect("mkdir units");
         write_switches(
             &setup.path("config"),
-            &[("hv_vm_dir", setup.vms().display().to_string())],
+            &[
+                ("hv_vm_dir", setup.vms().display().to_string()),
+                ("hv_unit_dir", setup.units().display().to_string()),
+                ("hv_state_dir", setup.path("state").display().to_string()),
+            ],
         );
         setup
     }
@@ -38,6 +44,10 @@ impl Setup {
 
     fn vms(&self) -> PathBuf {
         self.path("vms")
+    }
+
+    fn units(&self) -> PathBuf {
+        self.path("units")
     }
 
     /// `vms/qemu/web0.xml` holding WEB1 in capitals, and
@@ -161,4 +171,61 @@ fn an_empty_name_is_refused() {
     let setup = Setup::new();
     let out = setup.mac(&["--name", ""]).fails_with(2);
     assert!(stderr(&out).contains("--name"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_unit_in_hv_unit_dir_holds_its_mac() {
+    let setup = Setup::new();
+    fs::create_dir_all(setup.vms()).expect("mkdir");
+    fs::write(
+        setup.units().join("pysk-vm-web0.service"),
+        format!("ExecStart=qemu -device virtio-net-pci,netdev=n0,mac={WEB1}\n"),
+    )
+    .expect("unit");
+    let out = setup.mac(&["--name", "web1"]).succeeds();
+    assert_eq!(stdout(&out), format!("{WEB1_1}\n"));
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-hv: {WEB1} from web1 is in use ({}): {WEB1_1} from web1#1 instead\n",
+            setup.units().join("pysk-vm-web0.service").display()
+        ),
+    );
+}
+
+#[test]
+fn a_create_holding_the_lock_is_waited_for() {
+    let setup = Setup::new();
+    fs::create_dir_all(setup.vms()).expect("mkdir");
+    let lock = setup.path("state/pysk-hv.lock");
+    fs::create_dir_all(setup.path("state")).expect("mkdir state");
+    // flock holds the lock while cat waits for its stdin to close.
+    let mut holder = std::process::Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .arg("cat")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("flock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let out = loop {
+        let out = setup.mac(&["--name", "web1", "--wait", "0"]).output();
+        if out.status.code() == Some(75) || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    drop(holder.stdin.take());
+    holder.wait().expect("wait flock");
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-hv: {}: another run holds the lock; try again later or use --wait\n",
+            lock.display()
+        ),
+    );
+    let out = setup.mac(&["--name", "web1", "--wait", "0"]).succeeds();
+    assert_eq!(stdout(&out), format!("{WEB1}\n"));
 }

@@ -3,16 +3,15 @@
 //! whose disk or unit exists is refused (65); applying needs root (77).
 
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::ValueEnum;
 use pysk_common::error::read_err;
-use pysk_common::settings::Settings;
+use pysk_common::hostname;
 
-use crate::cli::CreateArgs;
 use crate::error::HvError;
-use crate::mac::{self, Mac};
 
 /// Where the virtual server's root file system lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -25,7 +24,7 @@ pub enum Backend {
     Lvm,
 }
 
-/// Everything `create` needs, resolved.
+/// Everything `create` needs, resolved (in `settings::create`).
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The virtual server's name (its hostname).
@@ -44,8 +43,15 @@ pub struct Options {
     pub backend: Backend,
     /// Where disks and roots go (switch `hv_vm_root`).
     pub vm_root: PathBuf,
-    /// Where the units go (switch `hv_vm_dir`).
+    /// The virtual servers' definitions, whose MACs are in use (switch
+    /// `hv_vm_dir`).
     pub vm_dir: PathBuf,
+    /// Where the systemd unit goes (switch `hv_unit_dir`).
+    pub unit_dir: PathBuf,
+    /// Where the tool's lock is (switch `hv_state_dir`).
+    pub state_dir: PathBuf,
+    /// How long to wait for the lock (`--wait`, switch `hv_wait`).
+    pub wait: Duration,
     /// The volume group of `--backend lvm` (switch `hv_vg`).
     pub vg: String,
     /// The Debian release (switch `hv_release`).
@@ -53,78 +59,27 @@ pub struct Options {
     /// The mirror (switch `hv_mirror`).
     pub mirror: String,
     /// The gateway, if any (switch `hv_gateway`).
-    pub gateway: Option<String>,
-    /// The name servers (switch `hv_dns`, split at blanks and commas).
-    pub dns: Vec<String>,
+    pub gateway: Option<IpAddr>,
+    /// The name servers (switch `hv_dns`).
+    pub dns: Vec<IpAddr>,
     /// The bytes of `/root/.ssh/authorized_keys`, if any (switch
     /// `hv_authorized_keys`, a file).
     pub authorized_keys: Option<Vec<u8>>,
     /// The bridge the network device joins (switch `hv_bridge`).
     pub bridge: String,
-    /// The MAC: derived from the name, one no definition uses yet.
-    pub mac: Mac,
 }
 
-/// Resolves and checks the options of `create`.
-pub fn options(
-    settings: &Settings,
-    args: &CreateArgs,
-    report: &pysk_common::report::Reporter,
-) -> Result<Options, HvError> {
-    check_name(&args.name)?;
-    let (ip, prefix) = parse_ip(&args.ip)?;
-    let vm_dir = settings.path("hv_vm_dir", None)?;
-    let (mac, _) = mac::derive_free(&args.name, &mac::in_use(&vm_dir, report)?)?;
-    Ok(Options {
-        name: args.name.clone(),
-        size: parse_size("--size", &args.size)?,
-        ram_mib: parse_size("--ram", &args.ram)? >> 20,
-        ip,
-        prefix,
-        plan: args.plan,
-        backend: args.backend,
-        vm_root: settings.path("hv_vm_root", None)?,
-        vm_dir,
-        vg: settings.string("hv_vg", None)?,
-        release: settings.string("hv_release", None)?,
-        mirror: settings.string("hv_mirror", None)?,
-        gateway: settings.optional_string("hv_gateway", None)?,
-        dns: words(&settings.string("hv_dns", None)?),
-        authorized_keys: keys(settings.optional_path("hv_authorized_keys", None)?)?,
-        bridge: settings.string("hv_bridge", None)?,
-        mac,
-    })
-}
-
-fn words(text: &str) -> Vec<String> {
-    text.split([' ', ',', '\t'])
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn keys(path: Option<PathBuf>) -> Result<Option<Vec<u8>>, HvError> {
+/// The bytes of the file `path` names, if any.
+pub fn keys(path: Option<PathBuf>) -> Result<Option<Vec<u8>>, HvError> {
     match path {
         None => Ok(None),
         Some(p) => Ok(Some(fs::read(&p).map_err(read_err(&p))?)),
     }
 }
 
-/// A host name: letters, digits, `-` and `.`, not starting with `-` or `.`.
-fn check_name(name: &str) -> Result<(), HvError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && !name.starts_with(['-', '.'])
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(HvError::Usage(format!(
-            "{name:?}: not a host name (letters, digits, - and .)"
-        )))
-    }
+/// A host name (`common::hostname`), or a usage error saying why not.
+pub fn check_name(name: &str) -> Result<(), HvError> {
+    hostname::check(name).map_err(|why| HvError::Usage(format!("{name:?}: not a host name: {why}")))
 }
 
 /// `A.B.C.D/N` (N 1 to 32) or `A.B.C.D` (/24).
@@ -177,16 +132,46 @@ impl Options {
 
     /// The systemd unit that starts the virtual server.
     pub fn unit(&self) -> PathBuf {
-        self.vm_dir.join(format!("pysk-vm-{}.service", self.name))
+        self.unit_dir.join(self.unit_name())
     }
 
-    /// Refuses a NAME whose disk, root or unit is there already (65).
+    /// The unit's file name.
+    pub fn unit_name(&self) -> String {
+        format!("pysk-vm-{}.service", self.name)
+    }
+
+    /// The link in `multi-user.target.wants` that enables the unit.
+    pub fn unit_link(&self) -> PathBuf {
+        self.unit_dir
+            .join("multi-user.target.wants")
+            .join(self.unit_name())
+    }
+
+    /// The kernel qemu boots (`image`, `lvm`: a copy beside the disk;
+    /// `dir`: the root's own link).
+    pub fn kernel(&self) -> PathBuf {
+        match self.backend {
+            Backend::Dir => self.root().join("vmlinuz"),
+            Backend::Image | Backend::Lvm => self.vm_root.join(format!("{}.vmlinuz", self.name)),
+        }
+    }
+
+    /// The initial RAM disk qemu boots with, as [`Options::kernel`].
+    pub fn initrd(&self) -> PathBuf {
+        match self.backend {
+            Backend::Dir => self.root().join("initrd.img"),
+            Backend::Image | Backend::Lvm => self.vm_root.join(format!("{}.initrd", self.name)),
+        }
+    }
+
+    /// Refuses a NAME whose disk, root, kernel or unit is there already
+    /// (65).
     pub fn refuse_existing(&self) -> Result<(), HvError> {
-        let mut paths = vec![self.root(), self.unit()];
+        let mut paths = vec![self.root(), self.unit(), self.unit_link()];
         match self.backend {
             Backend::Dir => {}
-            Backend::Image => paths.push(self.image()),
-            Backend::Lvm => paths.push(self.volume()),
+            Backend::Image => paths.extend([self.image(), self.kernel(), self.initrd()]),
+            Backend::Lvm => paths.extend([self.volume(), self.kernel(), self.initrd()]),
         }
         match paths.iter().find(|p| fs::symlink_metadata(p).is_ok()) {
             Some(p) => Err(HvError::Exists(format!(
@@ -238,7 +223,7 @@ mod tests {
     #[test]
     fn a_name_is_a_host_name() {
         assert!(check_name("web7.example.org").is_ok());
-        for bad in ["", "-x", ".x", "a b", "a/b", "a;b"] {
+        for bad in ["", "-x", ".x", "a b", "a/b", "a;b", "a_b"] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -1,11 +1,13 @@
 //! The steps of a plan: what each does, how it is shown, how it is
 //! undone.
 
-use std::fs;
+use std::fs::{self, DirBuilder};
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use pysk_common::{atomic, failpoint};
 
 use super::FAILPOINT;
 use super::files::File;
@@ -14,8 +16,12 @@ use super::options::{Backend, Options};
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Make a directory (the root of `dir`, a mount point).
-    Mkdir(PathBuf),
+    /// Make a directory with a mode (the root of `dir`, a mount point,
+    /// `root/.ssh`); undone by removing it, never across a mount.
+    Mkdir(PathBuf, u32),
+    /// Make a directory when missing (the root's `root/.ssh`, which
+    /// openssh-server may have made) and give it a mode.
+    Ensure(PathBuf, u32),
     /// Run a program; `undo` is the program that reverses it, if any.
     Run {
         /// The step's name (for the failpoint).
@@ -25,18 +31,50 @@ pub enum Step {
         /// What reverses it.
         undo: Option<Vec<String>>,
     },
-    /// `mmdebstrap` of the release into the root, checked for
-    /// `/etc/os-release`.
+    /// `mmdebstrap` into `root`, checked for `etc/os-release`.
     Bootstrap {
-        /// The Debian release.
-        release: String,
+        /// The program and its arguments.
+        argv: Vec<String>,
         /// Where.
         root: PathBuf,
-        /// The mirror.
-        mirror: String,
     },
-    /// Write a file.
+    /// Write a file (atomically: a temporary file renamed over it).
     Write(File),
+    /// Make the symbolic link `link` pointing to `target` (what
+    /// `systemctl enable` makes).
+    Link {
+        /// The step's name (for the failpoint).
+        name: &'static str,
+        /// The link.
+        link: PathBuf,
+        /// What it points to.
+        target: PathBuf,
+    },
+    /// Copy the file the root's link `from` (`vmlinuz`, `initrd.img`)
+    /// leads to, within the root, out of the root to `to`.
+    Copy {
+        /// The step's name (for the failpoint).
+        name: &'static str,
+        /// The root.
+        root: PathBuf,
+        /// The link or file, relative to the root.
+        from: &'static str,
+        /// Where the copy goes.
+        to: PathBuf,
+    },
+    /// `systemctl daemon-reload`, when systemd runs.
+    Reload,
+    /// Mount the disk on the root; undone by unmounting it when it is
+    /// still mounted there.
+    Mount {
+        /// The program and its arguments.
+        argv: Vec<String>,
+        /// The mount point.
+        root: PathBuf,
+    },
+    /// A step inside the new root: nothing to undo on its own, as the
+    /// root goes as a whole (the directory, or the disk).
+    InRoot(Box<Step>),
 }
 
 impl From<File> for Step {
@@ -53,67 +91,123 @@ fn argv(words: &[&str]) -> Vec<String> {
 pub fn disk(o: &Options) -> Vec<Step> {
     let root = o.root().display().to_string();
     let size = o.size.to_string();
-    let (device, mut steps) = match o.backend {
-        Backend::Dir => return vec![Step::Mkdir(o.root())],
+    let (device, create, undo) = match o.backend {
+        Backend::Dir => return vec![Step::Mkdir(o.root(), 0o755)],
         Backend::Image => {
             let image = o.image().display().to_string();
             let create = argv(&["truncate", "-s", &size, &image]);
-            let undo = Some(argv(&["rm", "-f", &image]));
-            (
-                image,
-                vec![Step::Run {
-                    name: "disk",
-                    argv: create,
-                    undo,
-                }],
-            )
+            let undo = argv(&["rm", "-f", &image]);
+            (image, create, undo)
         }
         Backend::Lvm => {
             let create = argv(&["lvcreate", "-L", &format!("{size}b"), "-n", &o.name, &o.vg]);
-            let undo = Some(argv(&["lvremove", "-f", &format!("{}/{}", o.vg, o.name)]));
-            let volume = o.volume().display().to_string();
-            (
-                volume,
-                vec![Step::Run {
-                    name: "disk",
-                    argv: create,
-                    undo,
-                }],
-            )
+            let undo = argv(&["lvremove", "-f", &format!("{}/{}", o.vg, o.name)]);
+            (o.volume().display().to_string(), create, undo)
         }
     };
-    let mkfs = argv(&["mkfs.ext4", "-q", &device]);
-    steps.push(Step::Run {
-        name: "mkfs",
-        argv: mkfs,
-        undo: None,
-    });
-    steps.push(Step::Mkdir(o.root()));
     let mount = match o.backend {
         Backend::Image => argv(&["mount", "-o", "loop", &device, &root]),
         _ => argv(&["mount", &device, &root]),
     };
-    let undo = Some(argv(&["umount", &root]));
-    steps.push(Step::Run {
-        name: "mount",
-        argv: mount,
-        undo,
-    });
-    steps
+    vec![
+        Step::Run {
+            name: "disk",
+            argv: create,
+            undo: Some(undo),
+        },
+        Step::Run {
+            name: "mkfs",
+            argv: argv(&["mkfs.ext4", "-q", &device]),
+            undo: None,
+        },
+        Step::Mkdir(o.root(), 0o755),
+        Step::Mount {
+            argv: mount,
+            root: o.root(),
+        },
+    ]
 }
 
-/// The last steps: unmount the root of `image` and `lvm`.
+/// The packages a server needs beyond `minbase`: init, udev, a kernel,
+/// sshd, `ip`.
+pub const INCLUDE: &str = "systemd-sysv,udev,linux-image-amd64,openssh-server,iproute2";
+
+/// The `dir` backend's hooks: 9p and its virtio transport into the
+/// initramfs (their dependencies, such as netfs, come with them), so
+/// that the kernel can mount the root qemu shares.
+const NINEP_HOOKS: [&str; 2] = [
+    "printf '9p\\n9pnet_virtio\\n' >>\"$1/etc/initramfs-tools/modules\"",
+    "chroot \"$1\" update-initramfs -u",
+];
+
+/// The `mmdebstrap` step of `o`.
+pub fn bootstrap(o: &Options) -> Step {
+    let root = o.root().display().to_string();
+    let mut words = argv(&["mmdebstrap", "--variant=minbase"]);
+    words.push(format!("--include={INCLUDE}"));
+    if o.backend == Backend::Dir {
+        words.extend(NINEP_HOOKS.iter().map(|h| format!("--customize-hook={h}")));
+    }
+    words.extend([o.release.clone(), root, o.mirror.clone()]);
+    Step::Bootstrap {
+        argv: words,
+        root: o.root(),
+    }
+}
+
+/// The last steps: the kernel and initramfs copied out of the root of
+/// `image` and `lvm`, which are then unmounted.
 pub fn finish(o: &Options) -> Vec<Step> {
     match o.backend {
         Backend::Dir => Vec::new(),
         Backend::Image | Backend::Lvm => {
             let root = o.root().display().to_string();
-            vec![Step::Run {
-                name: "umount",
-                argv: argv(&["umount", &root]),
-                undo: None,
-            }]
+            vec![
+                Step::Copy {
+                    name: "kernel",
+                    root: o.root(),
+                    from: "vmlinuz",
+                    to: o.kernel(),
+                },
+                Step::Copy {
+                    name: "initrd",
+                    root: o.root(),
+                    from: "initrd.img",
+                    to: o.initrd(),
+                },
+                Step::Run {
+                    name: "umount",
+                    argv: argv(&["umount", &root]),
+                    undo: None,
+                },
+            ]
         }
+    }
+}
+
+/// The host's steps: the unit, its enabling link, `daemon-reload`.
+pub fn unit(o: &Options, file: File) -> Vec<Step> {
+    vec![
+        Step::Write(file),
+        Step::Link {
+            name: "enable",
+            link: o.unit_link(),
+            target: o.unit(),
+        },
+        Step::Reload,
+    ]
+}
+
+/// `word` as the shell would need it in a command line: as it is when
+/// plain, else in single quotes.
+fn shown(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    match plain {
+        true => word.to_owned(),
+        false => crate::ssh::quote(word),
     }
 }
 
@@ -121,20 +215,35 @@ impl Step {
     /// The step's name, as the failpoint names it.
     pub fn name(&self) -> &'static str {
         match self {
-            Step::Mkdir(_) => "disk",
-            Step::Run { name, .. } => name,
+            Step::Mkdir(..) | Step::Ensure(..) => "mkdir",
+            Step::Run { name, .. } | Step::Link { name, .. } | Step::Copy { name, .. } => name,
             Step::Bootstrap { .. } => "bootstrap",
             Step::Write(file) => file.step,
+            Step::Reload => "reload",
+            Step::Mount { .. } => "mount",
+            Step::InRoot(step) => step.name(),
         }
     }
 
-    /// One line that says what the step does.
+    /// One line that says what the step does (a command line, quoted
+    /// as a shell would need it).
     pub fn title(&self) -> String {
+        let line = |words: &[String]| words.iter().map(|w| shown(w)).collect::<Vec<_>>().join(" ");
         match self {
-            Step::Mkdir(dir) => format!("mkdir {}", dir.display()),
-            Step::Run { argv, .. } => argv.join(" "),
-            Step::Bootstrap { .. } => self.bootstrap_argv().join(" "),
+            Step::Mkdir(dir, mode) => format!("mkdir -m {mode:04o} {}", dir.display()),
+            Step::Ensure(dir, mode) => format!("mkdir -p -m {mode:04o} {}", dir.display()),
+            Step::Run { argv, .. } | Step::Bootstrap { argv, .. } | Step::Mount { argv, .. } => {
+                line(argv)
+            }
+            Step::InRoot(step) => step.title(),
             Step::Write(file) => format!("write {} ({:04o})", file.path.display(), file.mode),
+            Step::Link { link, target, .. } => {
+                format!("ln -s {} {}", target.display(), link.display())
+            }
+            Step::Copy { root, from, to, .. } => {
+                format!("cp {}/{from} {} (0644)", root.display(), to.display())
+            }
+            Step::Reload => "systemctl daemon-reload (when systemd runs)".to_owned(),
         }
     }
 
@@ -142,7 +251,11 @@ impl Step {
     /// after `| `.
     pub fn show(&self, n: usize, out: &mut impl Write) -> Result<(), pysk_common::Error> {
         let mut text = format!("{n}. {}\n", self.title());
-        if let Step::Write(file) = self {
+        let inner = match self {
+            Step::InRoot(step) => step,
+            step => step,
+        };
+        if let Step::Write(file) = inner {
             for line in String::from_utf8_lossy(&file.bytes).lines() {
                 text.push_str(&format!("   | {line}\n"));
             }
@@ -151,34 +264,23 @@ impl Step {
             .map_err(pysk_common::Error::Stdout)
     }
 
-    fn bootstrap_argv(&self) -> Vec<String> {
-        let Step::Bootstrap {
-            release,
-            root,
-            mirror,
-        } = self
-        else {
-            return Vec::new();
-        };
-        let root = root.display().to_string();
-        argv(&["mmdebstrap", "--variant=minbase", release, &root, mirror])
-    }
-
     /// Fails when the failpoint names this step (tests only).
     pub fn injected(&self) -> Result<(), String> {
-        match std::env::var_os(FAILPOINT) {
-            Some(v) if v == self.name() => Err("failure injected".to_owned()),
-            _ => Ok(()),
+        match failpoint::hit(FAILPOINT, self.name()) {
+            true => Err("failure injected".to_owned()),
+            false => Ok(()),
         }
     }
 
     /// Does the step.
     pub fn apply(&self) -> Result<(), String> {
         match self {
-            Step::Mkdir(dir) => fs::create_dir(dir).map_err(|e| e.to_string()),
-            Step::Run { argv, .. } => run(argv),
-            Step::Bootstrap { root, .. } => {
-                run(&self.bootstrap_argv())?;
+            Step::Mkdir(dir, mode) => make_dir(dir, *mode, false),
+            Step::Ensure(dir, mode) => make_dir(dir, *mode, true),
+            Step::Run { argv, .. } | Step::Mount { argv, .. } => run(argv),
+            Step::InRoot(step) => step.apply(),
+            Step::Bootstrap { argv, root } => {
+                run(argv)?;
                 match root.join("etc/os-release").is_file() {
                     true => Ok(()),
                     false => Err(format!(
@@ -187,21 +289,88 @@ impl Step {
                     )),
                 }
             }
-            Step::Write(file) => write(file).map_err(|e| e.to_string()),
+            Step::Write(file) => write(file),
+            Step::Link { link, target, .. } => link_to(target, link),
+            Step::Copy { root, from, to, .. } => copy_out(root, from, to),
+            Step::Reload => match Path::new(SYSTEMD_RUNNING).is_dir() {
+                true => run(&argv(&["systemctl", "daemon-reload"])),
+                false => Ok(()),
+            },
         }
     }
 
     /// Undoes the step.
     pub fn undo(&self) -> Result<(), String> {
         match self {
-            Step::Mkdir(dir) => remove_unmounted(dir),
+            Step::Mkdir(dir, _) => remove_unmounted(dir),
             Step::Run {
                 undo: Some(argv), ..
             } => run(argv),
-            Step::Run { undo: None, .. } | Step::Bootstrap { .. } => Ok(()),
-            Step::Write(file) => fs::remove_file(&file.path).map_err(|e| e.to_string()),
+            Step::Run { undo: None, .. } | Step::Bootstrap { .. } | Step::Reload => Ok(()),
+            Step::Ensure(..) => Ok(()),
+            Step::InRoot(_) => Ok(()),
+            Step::Mount { root, .. } => match mount_point(root)? {
+                true => run(&argv(&["umount", &root.display().to_string()])),
+                false => Ok(()),
+            },
+            Step::Write(File { path, .. })
+            | Step::Link { link: path, .. }
+            | Step::Copy { to: path, .. } => fs::remove_file(path).map_err(|e| e.to_string()),
         }
     }
+}
+
+/// Makes `dir` (its parents too when `existing` is allowed, a directory
+/// already there then being kept) and gives it `mode`.
+fn make_dir(dir: &Path, mode: u32, existing: bool) -> Result<(), String> {
+    DirBuilder::new()
+        .mode(mode)
+        .recursive(existing)
+        .create(dir)
+        .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(mode)))
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Where systemd keeps its runtime state: there only when it runs.
+const SYSTEMD_RUNNING: &str = "/run/systemd/system";
+
+/// Makes the link `link` to `target`, its directory made first.
+fn link_to(target: &Path, link: &Path) -> Result<(), String> {
+    if let Some(parent) = link.parent() {
+        fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    std::os::unix::fs::symlink(target, link).map_err(|e| format!("{}: {e}", link.display()))
+}
+
+/// How many links are followed inside a root before giving up.
+const MAX_LINKS: usize = 8;
+
+/// Copies the file `root/from` leads to (its links read as the guest
+/// reads them: an absolute target is inside the root) to `to`, 0644.
+fn copy_out(root: &Path, from: &str, to: &Path) -> Result<(), String> {
+    let mut path = root.join(from);
+    for _ in 0..MAX_LINKS {
+        let meta = fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if meta.file_type().is_file() {
+            let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            return write(&File {
+                step: "copy",
+                path: to.to_path_buf(),
+                mode: 0o644,
+                bytes,
+            });
+        }
+        if !meta.file_type().is_symlink() {
+            return Err(format!("{}: not a file", path.display()));
+        }
+        let target = fs::read_link(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let base = match target.is_absolute() {
+            true => root.to_path_buf(),
+            false => path.parent().unwrap_or(root).to_path_buf(),
+        };
+        path = base.join(target.strip_prefix("/").unwrap_or(&target));
+    }
+    Err(format!("{}/{from}: too many links", root.display()))
 }
 
 /// Removes the directory `dir` made, unless a file system is still
@@ -215,19 +384,61 @@ fn remove_unmounted(dir: &Path) -> Result<(), String> {
             point.display(),
             dir.display()
         )),
-        None => fs::remove_dir_all(dir).map_err(|e| e.to_string()),
+        None => remove_tree(dir),
     }
 }
 
-/// The first mount point of a `/proc/self/mountinfo` table that is `dir`
-/// or lies below it (mount points there have blanks and such written as
-/// octal escapes, `\040`).
-fn mounted_below(table: &str, dir: &Path) -> Option<PathBuf> {
+/// Removes `dir` and all below it without leaving its file system: a
+/// directory on another device is refused, and links are removed, never
+/// followed.
+fn remove_tree(dir: &Path) -> Result<(), String> {
+    let device = fs::symlink_metadata(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .dev();
+    remove_below(dir, device)?;
+    fs::remove_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Removes what is in `dir`, all on `device`.
+fn remove_below(dir: &Path, device: u64) -> Result<(), String> {
+    let fail = |p: &Path, e: io::Error| format!("{}: {e}", p.display());
+    for entry in fs::read_dir(dir).map_err(|e| fail(dir, e))? {
+        let path = entry.map_err(|e| fail(dir, e))?.path();
+        let meta = fs::symlink_metadata(&path).map_err(|e| fail(&path, e))?;
+        if !meta.is_dir() {
+            fs::remove_file(&path).map_err(|e| fail(&path, e))?;
+        } else if meta.dev() == device {
+            remove_below(&path, device)?;
+            fs::remove_dir(&path).map_err(|e| fail(&path, e))?;
+        } else {
+            return Err(format!(
+                "{}: another file system: left in place",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a file system is mounted on `dir` itself.
+fn mount_point(dir: &Path) -> Result<bool, String> {
+    let table = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+    Ok(mount_points(&table).any(|p| p == dir))
+}
+
+/// The mount points of a `/proc/self/mountinfo` table (blanks and such
+/// are written there as octal escapes, `\040`).
+fn mount_points(table: &str) -> impl Iterator<Item = PathBuf> {
     table
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
         .map(|point| PathBuf::from(unescape(point)))
-        .find(|point| point.starts_with(dir))
+}
+
+/// The first mount point of a `/proc/self/mountinfo` table that is `dir`
+/// or lies below it.
+fn mounted_below(table: &str, dir: &Path) -> Option<PathBuf> {
+    mount_points(table).find(|point| point.starts_with(dir))
 }
 
 /// A mountinfo field with its `\NNN` octal escapes undone.
@@ -254,14 +465,18 @@ fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Writes `file`, its directories made first.
-fn write(file: &File) -> io::Result<()> {
+/// Writes `file` atomically with its mode, its directories made first.
+fn write(file: &File) -> Result<(), String> {
     if let Some(parent) = file.path.parent() {
-        fs::create_dir_all(parent)?;
+        fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
-    let _ = fs::remove_file(&file.path);
-    fs::write(&file.path, &file.bytes)?;
-    fs::set_permissions(&file.path, fs::Permissions::from_mode(file.mode))
+    let options = atomic::Options {
+        mode: Some(file.mode),
+        ..atomic::Options::default()
+    };
+    atomic::replace(&file.path, &file.bytes, options)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Runs `argv`, its output on stderr; an exit other than 0 is the error.
