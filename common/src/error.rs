@@ -39,7 +39,7 @@ pub enum Error {
     Config {
         /// The file.
         path: PathBuf,
-        /// The 1-based line number.
+        /// The 1-based line number (0: the file as a whole).
         line: usize,
         /// What is wrong with it.
         reason: String,
@@ -145,6 +145,12 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // Line 0: the file as a whole (its name or kind, not a line).
+            Error::Config {
+                path,
+                line: 0,
+                reason,
+            } => write!(f, "{}: {reason}", path.display()),
             Error::Config { path, line, reason } | Error::Inventory { path, line, reason } => {
                 write!(f, "{}:{line}: {reason}", path.display())
             }

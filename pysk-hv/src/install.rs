@@ -223,7 +223,10 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
     }
     out.flush().map_err(pysk_common::Error::Stdout)?;
     exec::conclude(run, &outcomes, report, || Document {
-        summary: summary::summary(&outcomes, false),
+        summary: Summary {
+            dry_run: run.dry_run,
+            ..summary::summary(&outcomes, true)
+        },
         packages: doc,
     })
 }

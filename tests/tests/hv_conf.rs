@@ -6,7 +6,10 @@
 //! apply writes the files byte for byte with the tree's modes and makes
 //! missing directories with the tree's directory modes, keeps an existing file's owner and group, a
 //! second apply changes nothing, a tree of more than 128 KiB of path names
-//! goes through, an unknown placeholder stops the run before any host, a
+//! goes through, a directory or file in the way is shown by diff and
+//! fails apply with nothing changed, a link to a `.in` file gets the
+//! rendered name, a world-readable secret is warned of, a dry run's JSON
+//! says so, an unknown placeholder stops the run before any host, a
 //! held lock exits 75 for apply and diff alike.
 
 use std::fs;
@@ -74,6 +77,15 @@ impl Setup {
             .arg(format!("{}/{{host}}", self.path("roots").display()))
     }
 
+    /// `pysk-hv conf apply -w h1 --root <h1's root>`.
+    fn apply_h1(&self) -> pysk_tests::TestCommand {
+        tool("pysk-hv")
+            .config_dir(&self.path("config"))
+            .env("SSH_AUTH_SOCK", "/nonexistent")
+            .args(["conf", "apply", "-w", "h1", "--root"])
+            .arg(self.root("h1"))
+    }
+
     /// Host `host`'s root.
     fn root(&self, host: &str) -> PathBuf {
         self.path("roots").join(host)
@@ -113,7 +125,7 @@ fn diff_then_apply_writes_each_hosts_tree_exactly_and_a_second_apply_changes_not
          @@ -1,3 +1,3 @@\n-name=old\n+name=web1\n port=80\n stay=1\n\
          h1:{r1}/etc/current: to be a link to /srv/web1\n\
          --- /dev/null\n+++ h1:{r1}/etc/motd\n@@ -0,0 +1 @@\n+hello {{{{raw}}}}\n\
-         h1:{r1}/etc/secret: contents differ (mode 0600, not shown)\n\
+         h1:{r1}/etc/secret: new file (mode 0600, not shown)\n\
          h1: 4 changed\n\
          --- /dev/null\n+++ h2:{r2}/etc/app/app.conf\n@@ -0,0 +1,3 @@\n\
          +name=web2\n+port=8080\n+stay=1\n\
@@ -203,7 +215,8 @@ fn an_unknown_placeholder_names_file_and_line_and_contacts_no_host() {
     assert_eq!(
         stderr(&out),
         format!(
-            "pysk-hv: {}:2: unknown switch {{{{only}}}}\n",
+            "pysk-hv: {}:2: unknown switch {{{{only}}}}: a placeholder takes a switch set in \
+             serverconfig/default or serverconfig/<host>, not a built-in default\n",
             bad.display()
         )
     );
@@ -265,12 +278,7 @@ fn a_tree_of_more_than_128_kib_of_path_names_is_applied_exactly() {
     for name in &names {
         fs::write(many.join(name), format!("{name}\n")).expect("write");
     }
-    let out = tool("pysk-hv")
-        .config_dir(&setup.path("config"))
-        .env("SSH_AUTH_SOCK", "/nonexistent")
-        .args(["conf", "apply", "-w", "h1", "--root"])
-        .arg(setup.root("h1"))
-        .succeeds();
+    let out = setup.apply_h1().succeeds();
     assert_changed(&stderr(&out), "pysk-hv: h1: 3004 changed\n");
     let written = setup.root("h1").join("srv/many");
     let mut got: Vec<String> = fs::read_dir(&written)
@@ -283,6 +291,117 @@ fn a_tree_of_more_than_128_kib_of_path_names_is_applied_exactly() {
         let text = fs::read_to_string(written.join(name)).expect("read");
         assert_eq!(text, format!("{name}\n"));
     }
+}
+
+#[test]
+fn a_directory_or_a_file_in_the_way_is_shown_by_diff_and_fails_apply_changing_nothing() {
+    let Some(setup) = Setup::new() else {
+        return;
+    };
+    // h1: a directory where the tree's last file goes; h2: a file where
+    // the directory of its first file goes.
+    fs::create_dir_all(setup.root("h1").join("etc/secret")).expect("mkdir");
+    fs::create_dir_all(setup.root("h2").join("etc")).expect("mkdir");
+    fs::write(setup.root("h2").join("etc/app"), "a file\n").expect("file");
+    let (r1, r2) = (setup.root("h1"), setup.root("h2"));
+    let (r1, r2) = (r1.display(), r2.display());
+    let out = setup.conf("diff").succeeds();
+    let expected = format!(
+        "--- /dev/null\n+++ h1:{r1}/etc/app/app.conf\n@@ -0,0 +1,3 @@\n\
+         +name=web1\n+port=80\n+stay=1\n\
+         h1:{r1}/etc/current: to be a link to /srv/web1\n\
+         --- /dev/null\n+++ h1:{r1}/etc/motd\n@@ -0,0 +1 @@\n+hello {{{{raw}}}}\n\
+         h1:{r1}/etc/secret: a directory on the host; apply will not replace it\n\
+         h1: 3 changed, 1 in the way\n\
+         h2:{r2}/etc/app/app.conf: {r2}/etc/app on the host is not a directory; \
+         apply will not replace it\n\
+         h2:{r2}/etc/current: to be a link to /srv/web2\n\
+         --- /dev/null\n+++ h2:{r2}/etc/motd\n@@ -0,0 +1 @@\n+hello {{{{raw}}}}\n\
+         h2: 2 changed, 1 in the way\n"
+    );
+    assert_eq!(stdout(&out), expected);
+
+    let out = setup.conf("apply").fails_with(1);
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    let told = format!(
+        "pysk-hv: h1:{r1}/etc/secret: a directory on the host; apply will not replace it\n\
+         pysk-hv: h1: nothing was changed\n\
+         pysk-hv: h2:{r2}/etc/app/app.conf: {r2}/etc/app on the host is not a directory; \
+         apply will not replace it\npysk-hv: h2: nothing was changed\n\
+         pysk-hv: h1: exit 1\npysk-hv: h2: exit 1\n\
+         pysk-hv: 2 hosts: 2 exit; slowest: "
+    );
+    assert!(err.starts_with(&told) && err.lines().count() == 7, "{err}");
+    let mut h1: Vec<String> = fs::read_dir(setup.root("h1").join("etc"))
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    h1.sort();
+    assert_eq!(h1, ["secret"], "nothing made on h1");
+    assert_eq!(
+        fs::read_dir(setup.root("h2").join("etc"))
+            .expect("ls")
+            .count(),
+        1
+    );
+    assert_eq!(
+        fs::read(setup.root("h2").join("etc/app")).expect("app"),
+        b"a file\n"
+    );
+}
+
+#[test]
+fn a_link_to_a_template_gets_its_rendered_name_and_a_readable_secret_is_warned_of() {
+    let Some(setup) = Setup::new() else {
+        return;
+    };
+    let tree = setup.path("tree/etc/app");
+    std::os::unix::fs::symlink("app.conf.in", tree.join("alias.conf")).expect("ln");
+    fs::write(tree.join("db.conf.in"), "pw={{db_password}}\n").expect("db");
+    fs::set_permissions(tree.join("db.conf.in"), fs::Permissions::from_mode(0o644)).expect("chmod");
+    let h1 = setup.path("config/serverconfig/h1");
+    fs::write(h1, "name=web1\ndb_password=pw-h1\n").expect("switches");
+    let out = setup.apply_h1().succeeds();
+    let r1 = setup.root("h1");
+    let err = stderr(&out);
+    let told = format!(
+        "pysk-hv: h1:{}/etc/app/db.conf: holds a secret, yet its mode 0644 \
+         lets everyone read it\npysk-hv: h1: 6 changed\npysk-hv: 1 host: 1 ok; slowest: h1 ",
+        r1.display()
+    );
+    assert!(err.starts_with(&told) && err.lines().count() == 3, "{err}");
+    let alias = fs::read_link(r1.join("etc/app/alias.conf")).expect("link");
+    assert_eq!(alias, PathBuf::from("app.conf"));
+    assert_eq!(
+        fs::read_to_string(r1.join("etc/app/alias.conf")).expect("through the link"),
+        "name=web1\nport=80\nstay=1\n"
+    );
+    assert_eq!(
+        fs::read(r1.join("etc/app/db.conf")).expect("db"),
+        b"pw=pw-h1\n"
+    );
+}
+
+#[test]
+fn json_of_apply_dry_run_says_dry_run_and_changes_nothing() {
+    let Some(setup) = Setup::new() else {
+        return;
+    };
+    let out = setup.conf("apply").args(["--dry-run", "--json"]).succeeds();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(doc["dry_run"], true, "{doc}");
+    assert_eq!(
+        doc["hosts"][1]["stdout"]
+            .as_str()
+            .map(|s| s.ends_with("h2: 3 changed\n")),
+        Some(true),
+        "{doc}"
+    );
+    assert!(!setup.root("h1").exists() && !setup.root("h2").exists());
+    let out = setup.conf("apply").arg("--json").succeeds();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(doc["dry_run"], false, "{doc}");
 }
 
 /// `err` is `lines`, then the one-line summary of the run.

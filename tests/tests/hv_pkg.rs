@@ -297,6 +297,24 @@ fn a_dry_run_simulates_and_an_unknown_name_is_told_per_package() {
         !marker.exists() && !update.exists(),
         "a dry run changed the host"
     );
+    // Its JSON says it was a dry run, and keeps each host's stdout and
+    // stderr as exec's does.
+    let out = setup
+        .hv()
+        .args(["install", "--dry-run", "--json", "-w", "h3"])
+        .args(["coreutils", "pysk-fake-known"])
+        .succeeds();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(doc["dry_run"], true, "{doc}");
+    let host = &doc["hosts"][0];
+    let script = format!(
+        "pysk-hv-manager\tapt\npysk-hv-before\tcoreutils\t{real}\n\
+         pysk-hv-before\tpysk-fake-known\t\npysk-hv-after\tcoreutils\t{real}\n\
+         pysk-hv-after\tpysk-fake-known\t\n"
+    );
+    assert_eq!(host["stdout"], script.as_str(), "{doc}");
+    assert_eq!(host["stderr"], "Inst pysk-fake-known\n", "{doc}");
+    assert_eq!(doc["packages"]["h3"][1]["state"], "would be installed");
 
     // An unknown name is told apart and never reaches apt-get, which
     // installs the known one (and fails: the host's failure shows its own

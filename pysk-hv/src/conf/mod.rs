@@ -30,6 +30,7 @@ use crate::error::HvError;
 use crate::exec;
 use crate::fanout::{self, Limits};
 use crate::ssh;
+use crate::summary::{self, Summary};
 use remote::Remote;
 use render::{Entry, Kind};
 
@@ -73,6 +74,9 @@ struct Plan {
     root: String,
     entries: Vec<Entry>,
     changed: Vec<Entry>,
+    /// The paths `apply` will not write: a directory, or something that
+    /// is no directory above them, is in the way on the host.
+    conflicts: Vec<String>,
     text: String,
 }
 
@@ -107,7 +111,16 @@ pub fn run(options: &Options, report: &Reporter, out: &mut dyn Write) -> Result<
         write_changes(&pass, &plans, &mut outcomes, out)?;
     }
     tell(options, apply, &plans, &mut outcomes, report, out)?;
-    exec::finish(run, &outcomes, report)
+    exec::conclude(run, &outcomes, report, || document(run, &outcomes))
+}
+
+/// The `--json` document: exec's, `dry_run` true for `apply --dry-run`
+/// (and `diff --dry-run`).
+fn document(run: &crate::run::Run, outcomes: &[fanout::Outcome]) -> Summary {
+    Summary {
+        dry_run: run.dry_run,
+        ..summary::summary(outcomes, true)
+    }
 }
 
 /// `host`'s rendered tree; nothing compared yet.
@@ -119,6 +132,7 @@ fn plan(options: &Options, host: &Host) -> Result<Plan, HvError> {
         root: options.root.replace("{host}", &host.name),
         entries,
         changed: Vec::new(),
+        conflicts: Vec::new(),
         text: String::new(),
     })
 }
@@ -150,7 +164,10 @@ fn read_states(
             continue;
         }
         match remote::parse(&stdout, plan.entries.len()) {
-            Ok(states) => compare(&o.host, plan, &states),
+            Ok(states) => {
+                compare(&o.host, plan, &states);
+                warn_readable_secrets(&o.host, plan, report);
+            }
             Err(why) => {
                 o.class = Class::Exit(1);
                 o.stderr
@@ -205,15 +222,51 @@ fn read_keep(plans: &[Plan]) -> usize {
     largest.saturating_mul(2).max(fanout::KEEP)
 }
 
-/// Puts into `plan` the entries that differ from `states` and their diff.
+/// Puts into `plan` the entries that differ from `states` and their
+/// diff, and the paths something on the host is in the way of.
 fn compare(host: &str, plan: &mut Plan, states: &[Remote]) {
     for (entry, state) in plan.entries.iter().zip(states) {
         if !remote::differs(entry, state) {
             continue;
         }
         let label = format!("{host}:{}{}", plan.root, entry.path);
+        if let Some(line) = conflict(&label, state) {
+            plan.text.push_str(&format!("{line}\n"));
+            plan.conflicts.push(line);
+            continue;
+        }
         plan.text.push_str(&diff_text(&label, entry, state));
         plan.changed.push(entry.clone());
+    }
+}
+
+/// Why `apply` will not write the path `label` on a host in `state`, if
+/// it will not.
+fn conflict(label: &str, state: &Remote) -> Option<String> {
+    let why = match state {
+        Remote::Dir => "a directory on the host".to_owned(),
+        Remote::Blocked(above) => format!("{above} on the host is not a directory"),
+        _ => return None,
+    };
+    Some(format!("{label}: {why}; apply will not replace it"))
+}
+
+/// A warning for each file of `plan` that holds a secret (filled from a
+/// secret key) yet is world-readable by its mode in the tree.
+fn warn_readable_secrets(host: &str, plan: &Plan, report: &Reporter) {
+    for entry in &plan.entries {
+        let Kind::File {
+            mode, secret: true, ..
+        } = entry.kind
+        else {
+            continue;
+        };
+        if mode & 0o004 != 0 {
+            report.warn(format!(
+                "{host}:{}{}: holds a secret, yet its mode {mode:04o} lets everyone read it",
+                plan.root, entry.path
+            ));
+        }
     }
 }
 
@@ -235,10 +288,12 @@ fn diff_text(label: &str, entry: &Entry, state: &Remote) -> String {
             mode,
             secret: true,
         } => {
-            if old != Some(bytes.as_slice()) {
-                text.push_str(&format!(
+            match old {
+                None => text.push_str(&format!("{label}: new file (mode {mode:04o}, not shown)\n")),
+                Some(old) if old != bytes.as_slice() => text.push_str(&format!(
                     "{label}: contents differ (mode {mode:04o}, not shown)\n"
-                ));
+                )),
+                Some(_) => {}
             }
             text.push_str(&mode_change(label, old_mode, *mode));
         }
@@ -272,7 +327,7 @@ fn diff_text(label: &str, entry: &Entry, state: &Remote) -> String {
 /// does.
 fn mode_change(label: &str, old: Option<u32>, new: u32) -> String {
     match old {
-        Some(old) if old != new => format!("{label}: mode {old:o} to be {new:o}\n"),
+        Some(old) if old != new => format!("{label}: mode {old:04o} to be {new:04o}\n"),
         _ => String::new(),
     }
 }
@@ -289,7 +344,12 @@ fn write_changes(
     let mut jobs = Vec::new();
     let mut which = Vec::new();
     for (index, (host, plan)) in hosts.iter().zip(plans).enumerate() {
-        if outcomes[index].class != Class::Ok || plan.changed.is_empty() {
+        let nothing = plan.changed.is_empty() && plan.conflicts.is_empty();
+        if outcomes[index].class != Class::Ok || nothing {
+            continue;
+        }
+        if !plan.conflicts.is_empty() {
+            refuse(&mut outcomes[index], &plan.conflicts, report);
             continue;
         }
         let input = private.join(format!("{}.in", host.name));
@@ -304,6 +364,19 @@ fn write_changes(
         outcomes[index] = o;
     }
     Ok(())
+}
+
+/// Fails a host that something is in the way on, before anything is sent
+/// to it: each path told, and that nothing was changed.
+fn refuse(o: &mut fanout::Outcome, conflicts: &[String], report: &Reporter) {
+    o.class = Class::Exit(1);
+    for line in conflicts {
+        report.warn(line);
+        o.stderr.extend_from_slice(format!("{line}\n").as_bytes());
+    }
+    let line = format!("{}: nothing was changed", o.host);
+    report.warn(&line);
+    o.stderr.extend_from_slice(b"nothing was changed\n");
 }
 
 /// Per host: the diffs (diff), then `host: N changed` or `host:
@@ -327,10 +400,11 @@ fn tell(
         } else {
             plan.text.clone()
         };
-        let n = plan.changed.len();
-        text.push_str(&match n {
-            0 => format!("{}: unchanged\n", o.host),
-            _ => format!("{}: {n} changed\n", o.host),
+        let (n, m) = (plan.changed.len(), plan.conflicts.len());
+        text.push_str(&match (n, m) {
+            (0, 0) => format!("{}: unchanged\n", o.host),
+            (_, 0) => format!("{}: {n} changed\n", o.host),
+            _ => format!("{}: {n} changed, {m} in the way\n", o.host),
         });
         if options.run.json {
             o.stdout = text.into_bytes();
@@ -364,7 +438,7 @@ mod tests {
         let same = Remote::File(b"a\n".to_vec(), 0o644);
         assert_eq!(
             diff_text("h:/f", &file(b"a\n", 0o600), &same),
-            "h:/f: mode 644 to be 600\n"
+            "h:/f: mode 0644 to be 0600\n"
         );
         assert_eq!(
             diff_text("h:/f", &file(b"\xff", 0o644), &same),
@@ -393,11 +467,11 @@ mod tests {
         let old = Remote::File(b"pw=old\n".to_vec(), 0o640);
         assert_eq!(
             diff_text("h:/f", &secret, &old),
-            "h:/f: contents differ (mode 0600, not shown)\nh:/f: mode 640 to be 600\n"
+            "h:/f: contents differ (mode 0600, not shown)\nh:/f: mode 0640 to be 0600\n"
         );
         assert_eq!(
             diff_text("h:/f", &secret, &Remote::Missing),
-            "h:/f: contents differ (mode 0600, not shown)\n"
+            "h:/f: new file (mode 0600, not shown)\n"
         );
         let same = Remote::File(b"pw=new\n".to_vec(), 0o600);
         assert_eq!(diff_text("h:/f", &secret, &same), "");

@@ -2,11 +2,16 @@
 //! `hv_conf_tree` at the path it has below the tree, `.in` files with their
 //! `{{key}}` placeholders filled from the host's switches and the suffix
 //! dropped, links kept as links (a link named `x.in` gets its target's
-//! placeholders filled), the host's excluded paths left out.
+//! placeholders filled; a link to a `.in` file of the tree points at the
+//! name that file gets, its suffix dropped), the host's excluded paths
+//! left out. A placeholder takes only a switch set in the configuration
+//! files (`serverconfig/default`, `serverconfig/<host>`), not a tool's
+//! built-in default.
 //!
 //! Anything else in the tree (a FIFO, a socket, a device) is refused,
 //! naming it, as is a name or link target that is not UTF-8 or holds a
-//! newline: each path travels to the host as one line of text.
+//! newline: each path travels to the host as one line of text. A name is
+//! told with its control characters escaped (`\n`), on one line.
 //!
 //! A file is secret, and a diff never shows its contents, when its mode in
 //! the tree is not world-readable, or when it is a `.in` file that fills
@@ -81,7 +86,7 @@ pub fn render(
         if exclude.iter().any(|x| path.starts_with(x)) {
             continue;
         }
-        let kind = kind(&file, templated, switches)?;
+        let kind = kind(tree, &file, templated, switches)?;
         entries.push(Entry {
             path: line_text(&file, path.as_os_str(), "name")?,
             kind,
@@ -134,16 +139,21 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), pysk_common::Error> {
 
 /// What the tree's `file` becomes, its placeholders filled when
 /// `templated`.
-fn kind(file: &Path, templated: bool, switches: &Switches) -> Result<Kind, pysk_common::Error> {
+fn kind(
+    tree: &Path,
+    file: &Path,
+    templated: bool,
+    switches: &Switches,
+) -> Result<Kind, pysk_common::Error> {
     let meta = fs::symlink_metadata(file).map_err(pysk_common::error::read_err(file))?;
     if meta.file_type().is_symlink() {
         let target = fs::read_link(file).map_err(pysk_common::error::read_err(file))?;
         let target = line_text(file, target.as_os_str(), "link target")?;
-        return Ok(Kind::Link(if templated {
-            fill(&target, file, switches)?
-        } else {
-            target
-        }));
+        let target = match templated {
+            true => fill(&target, file, switches)?,
+            false => target,
+        };
+        return Ok(Kind::Link(rendered_target(tree, file, target)));
     }
     let bytes = fs::read(file).map_err(pysk_common::error::read_err(file))?;
     let mode = meta.permissions().mode() & 0o7777;
@@ -160,6 +170,28 @@ fn kind(file: &Path, templated: bool, switches: &Switches) -> Result<Kind, pysk_
         mode,
         secret,
     })
+}
+
+/// `target`, of the tree's link `file`, with its `.in` dropped when it
+/// names a `.in` file of the tree: the name that file has on the host.
+fn rendered_target(tree: &Path, file: &Path, target: String) -> String {
+    let Some(bare) = target.strip_suffix(".in") else {
+        return target;
+    };
+    let pointed = match target.strip_prefix('/') {
+        Some(inside) => tree.join(inside),
+        None => file.parent().unwrap_or(tree).join(&target),
+    };
+    let template = fs::symlink_metadata(&pointed).is_ok_and(|m| m.is_file());
+    let inside = match (pointed.canonicalize(), tree.canonicalize()) {
+        (Ok(pointed), Ok(tree)) => pointed.starts_with(tree),
+        _ => false,
+    };
+    let named = !bare.is_empty() && !bare.ends_with('/');
+    match template && inside && named {
+        true => bare.to_owned(),
+        false => target,
+    }
 }
 
 /// `text` (a name or link target of the tree's `file`) as a string, if it
@@ -207,7 +239,7 @@ pub fn fill(text: &str, file: &Path, switches: &Switches) -> Result<String, pysk
         let key = &after[..end];
         let switch = switches
             .get(key)
-            .ok_or_else(|| config(file, line, &format!("unknown switch {{{{{key}}}}}")))?;
+            .ok_or_else(|| config(file, line, &unknown(key)))?;
         out.push_str(&switch.value);
         rest = &after[end + 2..];
     }
@@ -215,9 +247,33 @@ pub fn fill(text: &str, file: &Path, switches: &Switches) -> Result<String, pysk
     Ok(out)
 }
 
+/// Why the placeholder `{{key}}` cannot be filled, with a hint.
+fn unknown(key: &str) -> String {
+    let bare = key.trim();
+    if bare != key && !bare.is_empty() {
+        return format!(
+            "unknown switch {{{{{key}}}}}: no blanks inside the braces, write {{{{{bare}}}}}"
+        );
+    }
+    format!(
+        "unknown switch {{{{{key}}}}}: a placeholder takes a switch set in serverconfig/default \
+         or serverconfig/<host>, not a built-in default"
+    )
+}
+
+/// A `Config` error on the tree's `file` (line 0: the file as a whole),
+/// its name's control characters escaped so that it stays one line.
 fn config(file: &Path, line: usize, reason: &str) -> pysk_common::Error {
+    let name: String = file
+        .to_string_lossy()
+        .chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect();
     pysk_common::Error::Config {
-        path: file.to_owned(),
+        path: PathBuf::from(name),
         line,
         reason: reason.to_owned(),
     }
@@ -244,7 +300,16 @@ mod tests {
             "x1y\ntwo words\n"
         );
         let err = fill("ok\n\nz {{nope}}\n", f, &s).expect_err("unknown");
-        assert_eq!(err.to_string(), "t.in:3: unknown switch {{nope}}");
+        assert_eq!(
+            err.to_string(),
+            "t.in:3: unknown switch {{nope}}: a placeholder takes a switch set in \
+             serverconfig/default or serverconfig/<host>, not a built-in default"
+        );
+        let err = fill("{{ a }}", f, &s).expect_err("blanks");
+        assert_eq!(
+            err.to_string(),
+            "t.in:1: unknown switch {{ a }}: no blanks inside the braces, write {{a}}"
+        );
         let err = fill("a\n{{a\n}}", f, &s).expect_err("open");
         assert_eq!(err.to_string(), "t.in:2: {{ without a closing }}");
     }
@@ -259,11 +324,25 @@ mod tests {
         fs::write(t.join("etc/plain"), "{{raw}}").expect("write");
         fs::write(t.join("etc/skip"), "x").expect("write");
         std::os::unix::fs::symlink("/srv/{{name}}", t.join("etc/link.in")).expect("ln");
+        std::os::unix::fs::symlink("app/conf.in", t.join("etc/alias")).expect("ln");
+        std::os::unix::fs::symlink("/etc/app/conf.in", t.join("etc/abs")).expect("ln");
+        std::os::unix::fs::symlink("/elsewhere.in", t.join("etc/other")).expect("ln");
         let got = render(t, &s, &[PathBuf::from("/etc/skip")]).expect("renders");
         let paths: Vec<&str> = got.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, ["/etc/app/conf", "/etc/link", "/etc/plain"]);
-        assert!(matches!(&got[0].kind, Kind::File { bytes, .. } if bytes == b"n=web1\n"));
-        assert_eq!(got[1].kind, Kind::Link("/srv/web1".into()));
+        let want = [
+            "/etc/abs",
+            "/etc/alias",
+            "/etc/app/conf",
+            "/etc/link",
+            "/etc/other",
+            "/etc/plain",
+        ];
+        assert_eq!(paths, want);
+        assert!(matches!(&got[2].kind, Kind::File { bytes, .. } if bytes == b"n=web1\n"));
+        let links: Vec<&Kind> = [0, 1, 3, 4].iter().map(|&i| &got[i].kind).collect();
+        let want = ["/etc/app/conf", "app/conf", "/srv/web1", "/elsewhere.in"];
+        let want: Vec<Kind> = want.iter().map(|t| Kind::Link((*t).into())).collect();
+        assert_eq!(links, want.iter().collect::<Vec<_>>());
     }
 
     #[test]
@@ -278,17 +357,20 @@ mod tests {
             .expect("mkfifo");
         assert!(made.success());
         let err = render(tree.path(), &s, &[]).expect_err("a fifo");
-        let want = format!(
-            "{}:0: neither a file, a link nor a directory",
-            fifo.display()
-        );
+        let want = format!("{}: neither a file, a link nor a directory", fifo.display());
         assert_eq!(err.to_string(), want);
         fs::remove_file(&fifo).expect("rm");
-        for name in [&b"bad\xff"[..], b"two\nlines"] {
+        for (name, shown) in [
+            (&b"bad\xff"[..], "bad\u{fffd}"),
+            (b"two\nlines", "two\\nlines"),
+        ] {
             let file = tree.path().join(std::ffi::OsStr::from_bytes(name));
             fs::write(&file, "x").expect("write");
             let err = render(tree.path(), &s, &[]).expect_err("a bad name");
-            let want = format!("{}:0: name not UTF-8 or with a newline", file.display());
+            let want = format!(
+                "{}/{shown}: name not UTF-8 or with a newline",
+                tree.path().display()
+            );
             assert_eq!(err.to_string(), want);
             fs::remove_file(&file).expect("rm");
         }
