@@ -70,6 +70,19 @@ pub const NAMES: &[&str] = &[
     "timed-out",
 ];
 
+/// How the summary line counts the hosts of each class of [`NAMES`]
+/// (`3 ok, 2 exited non-zero`), in its order.
+pub const COUNTED: &[&str] = &[
+    "ok",
+    "exited non-zero",
+    "killed by a signal",
+    "unreachable",
+    "connection lost",
+    "host key refused",
+    "auth refused",
+    "timed out",
+];
+
 /// The names of the classes where the command never ran because the host
 /// was not reached or would not let us in (not `lost`: there it may have
 /// run).
