@@ -366,7 +366,7 @@ fn one(
         host: job.host.clone(),
         class,
         duration,
-        message: classify::message(class, &log),
+        message: classify::message(class, &log, err.last_line.as_deref()),
         stdout_bytes: out.bytes,
         truncated: out.truncated || err.truncated,
         stdout: out.kept,
@@ -580,6 +580,8 @@ struct Drained {
     truncated: bool,
     /// All the bytes that came.
     bytes: u64,
+    /// The last line that was not blank, however the stream went.
+    last_line: Option<String>,
 }
 
 impl Sink {
@@ -645,6 +647,7 @@ impl Sink {
                 kept,
                 truncated,
                 bytes,
+                last_line: None,
             }),
             Sink::File {
                 failed: Some(e),
@@ -685,6 +688,7 @@ fn drain(
         return sink.end(bytes);
     };
     let mut reader = BufReader::with_capacity(64 * 1024, pipe);
+    let mut last = LastLine::default();
     loop {
         let chunk = match reader.fill_buf() {
             Ok([]) => break,
@@ -696,11 +700,53 @@ fn drain(
             }
         };
         sink.take(chunk);
+        last.take(chunk);
         let n = chunk.len();
         reader.consume(n);
         bytes += n as u64;
     }
-    sink.end(bytes)
+    let mut drained = sink.end(bytes)?;
+    drained.last_line = last.end();
+    Ok(drained)
+}
+
+/// The last line of a stream that is not blank (its first
+/// [`LAST_LINE_MAX`] bytes), however the stream is written or kept.
+#[derive(Default)]
+struct LastLine {
+    line: Vec<u8>,
+    last: Vec<u8>,
+}
+
+/// The most of a stream's last line kept by [`LastLine`].
+const LAST_LINE_MAX: usize = 1024;
+
+impl LastLine {
+    /// Takes the next bytes of the stream.
+    fn take(&mut self, bytes: &[u8]) {
+        for piece in bytes.split_inclusive(|&b| b == b'\n') {
+            let room = LAST_LINE_MAX.saturating_sub(self.line.len());
+            self.line.extend_from_slice(&piece[..room.min(piece.len())]);
+            if piece.ends_with(b"\n") {
+                self.close();
+            }
+        }
+    }
+
+    /// A line ended: it becomes the last one unless it is blank.
+    fn close(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        if !line.trim_ascii().is_empty() {
+            self.last = line;
+        }
+    }
+
+    /// The last line, without its end.
+    fn end(mut self) -> Option<String> {
+        self.close();
+        let text = String::from_utf8_lossy(self.last.trim_ascii_end()).into_owned();
+        (!text.is_empty()).then_some(text)
+    }
 }
 
 /// Waits for `child` to end without reaping it (`waitid` with

@@ -1440,3 +1440,44 @@ fn gather_json_and_outdir_are_refused_together() {
     );
     assert!(!setup.path("state").exists());
 }
+
+#[test]
+fn through_a_jump_host_that_refuses_the_reason_is_the_jumps() {
+    if !ssh_present() {
+        return;
+    }
+    let setup = Setup::new("far 127.0.0.1\n");
+    let config = setup.path("config");
+    write_switches(
+        &config,
+        &[
+            (
+                "hv_ssh_options",
+                format!(
+                    "-F {} -J root@127.0.0.1:{}",
+                    setup.path("ssh_config").display(),
+                    setup.port
+                ),
+            ),
+            ("hv_state_dir", setup.path("state").display().to_string()),
+        ],
+    );
+    let out = setup
+        .hv()
+        .args(["exec", "-w", "far", "--", "true"])
+        .fails_with(1);
+    let refused = format!(
+        "ssh: connect to host 127.0.0.1 port {}: Connection refused",
+        setup.port
+    );
+    assert_summary(
+        &stderr(&out),
+        &[
+            // The jump's ssh writes on ssh's stderr, the host's stream.
+            format!("far: {refused}"),
+            format!("pysk-hv: far: unreachable: {refused}"),
+        ],
+        "1 host: 1 unreachable",
+        &["far"],
+    );
+}
