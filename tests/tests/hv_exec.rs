@@ -977,7 +977,7 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_lo
     let started = Instant::now();
     // The connection's own sshd processes stop: nothing reaches ssh any
     // more, not even the command's end.
-    signal_sessions(&hosts, &marker, libc::SIGSTOP);
+    let mut commands = signal_sessions(&hosts, &marker, libc::SIGSTOP);
     let out = child.wait_with_output().expect("wait for pysk-hv");
     let waited = started.elapsed();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -1000,7 +1000,7 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_lo
         .hv()
         .args(["exec", "-w", "hung", "--", &command])
         .spawn();
-    signal_sessions(&hosts, &marker, libc::SIGKILL);
+    commands.extend(signal_sessions(&hosts, &marker, libc::SIGKILL));
     let out = child.wait_with_output().expect("wait for pysk-hv");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(stdout(&out), "hung: started\n");
@@ -1037,6 +1037,12 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_lo
         &out,
         "pysk-hv: nothing to rerun: every host of the last run was reached\n",
     );
+    // The commands outlive their sessions (no terminal): ended here.
+    for pid in commands {
+        let pid = i32::try_from(pid).expect("a pid");
+        // SAFETY: kill(2) of a command this test started on its own sshd.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
 }
 
 #[test]
@@ -1104,9 +1110,9 @@ fn through_a_controlmaster_each_class_is_told_and_no_master_holds_the_run() {
 
 /// Once a `sleep` with `marker` runs below the first server, sends `sig`
 /// to the server's sshd processes below its listener (those of the
-/// connections, not the sessions' commands).
-fn signal_sessions(hosts: &Hosts, marker: &str, sig: i32) {
-    sleeping(&hosts.fleet, marker, 1);
+/// connections, not the sessions' commands); the commands' processes.
+fn signal_sessions(hosts: &Hosts, marker: &str, sig: i32) -> Vec<u32> {
+    let commands = sleeping(&hosts.fleet, marker, 1);
     let sshd = hosts.fleet.servers()[0].pid();
     for pid in process_tree(sshd).into_iter().skip(1) {
         if comm(pid).starts_with("sshd") {
@@ -1115,6 +1121,7 @@ fn signal_sessions(hosts: &Hosts, marker: &str, sig: i32) {
             unsafe { libc::kill(pid, sig) };
         }
     }
+    commands
 }
 
 /// The command name of process `pid` (empty when it is gone).
