@@ -70,6 +70,19 @@ pub const NAMES: &[&str] = &[
     "timed-out",
 ];
 
+/// How the summary line counts the hosts of each class of [`NAMES`]
+/// (`3 ok, 2 exited non-zero`), in its order.
+pub const COUNTED: &[&str] = &[
+    "ok",
+    "exited non-zero",
+    "killed by a signal",
+    "unreachable",
+    "connection lost",
+    "host key refused",
+    "auth refused",
+    "timed out",
+];
+
 /// The names of the classes where the command never ran because the host
 /// was not reached or would not let us in (not `lost`: there it may have
 /// run).
@@ -266,14 +279,29 @@ fn after_255(facts: &Facts, overran: bool) -> Class {
 /// one before `Host key verification failed.`, which names the key's
 /// trouble); for `Lost`, that the command may have run (after ssh's
 /// keepalive line when it gave up); `None` for the other classes, and
-/// when ssh said nothing.
-pub fn message(class: Class, log: &str) -> Option<String> {
+/// when ssh said nothing. Through a jump host (`-J`, a `ProxyCommand`)
+/// the log only has `Connection closed by UNKNOWN port 65535`; the
+/// reason is the proxy's, the last line of ssh's stderr (`stderr_last`),
+/// which is said instead.
+pub fn message(class: Class, log: &str, stderr_last: Option<&str>) -> Option<String> {
     match class {
         Class::Lost => Some(lost_message(log)),
-        Class::Unreachable | Class::HostKey { .. } | Class::Auth => not_in_message(class, log),
+        Class::Unreachable | Class::HostKey { .. } | Class::Auth => {
+            let said = not_in_message(class, log);
+            match (said, stderr_last) {
+                (Some(said), Some(proxy)) if said.starts_with(THROUGH_PROXY) => {
+                    Some(proxy.to_owned())
+                }
+                (said, _) => said,
+            }
+        }
         _ => None,
     }
 }
+
+/// How ssh's log ends when the connection through a proxy closed before
+/// the host was reached: the proxy has no address to name.
+const THROUGH_PROXY: &str = "Connection closed by UNKNOWN port ";
 
 /// The words of a `Lost` host.
 fn lost_message(log: &str) -> String {
@@ -377,7 +405,7 @@ mod tests {
         let mux = "debug1: mux_client_request_session: master session id: 2\n";
         assert_eq!(untimed(code(255), &format!("{mux}{said}")), Class::Lost);
         assert_eq!(
-            message(Class::Lost, &format!("{LOGIN}{said}")).as_deref(),
+            message(Class::Lost, &format!("{LOGIN}{said}"), None).as_deref(),
             Some(
                 "Timeout, server 127.0.0.1 not responding. (after login; the command may have \
                  run)"
@@ -559,13 +587,13 @@ Host key verification failed.
         let refused = "debug1: Connecting to 127.0.0.1 [127.0.0.1] port 60871.\n\
                        ssh: connect to host 127.0.0.1 port 60871: Connection refused\n";
         assert_eq!(
-            message(Class::Unreachable, refused).as_deref(),
+            message(Class::Unreachable, refused, None).as_deref(),
             Some("ssh: connect to host 127.0.0.1 port 60871: Connection refused")
         );
         let unknown = "No ED25519 host key is known for [127.0.0.1]:36503 and you have \
                        requested strict checking.\nHost key verification failed.\n";
         assert_eq!(
-            message(Class::HostKey { changed: false }, unknown).as_deref(),
+            message(Class::HostKey { changed: false }, unknown, None).as_deref(),
             Some(
                 "No ED25519 host key is known for [127.0.0.1]:36503 and you have requested \
                  strict checking."
@@ -574,16 +602,38 @@ Host key verification failed.
         assert_eq!(
             message(
                 Class::Auth,
-                "root@127.0.0.1: Permission denied (publickey).\n"
+                "root@127.0.0.1: Permission denied (publickey).\n",
+                None
             )
             .as_deref(),
             Some("root@127.0.0.1: Permission denied (publickey).")
         );
         assert_eq!(
-            message(Class::Lost, &after_login("", "-1")).as_deref(),
+            message(Class::Lost, &after_login("", "-1"), None).as_deref(),
             Some("after login; the command may have run")
         );
-        assert_eq!(message(Class::Exit(7), refused), None);
-        assert_eq!(message(Class::Unreachable, "debug1: x\n"), None);
+        assert_eq!(message(Class::Exit(7), refused, None), None);
+        assert_eq!(message(Class::Unreachable, "debug1: x\n", None), None);
+    }
+
+    #[test]
+    fn through_a_jump_host_the_message_is_the_proxys_reason() {
+        let log = "debug1: Executing proxy command: exec ssh -l root -p 22399 -W '[127.0.0.1]:22302' 127.0.0.1\n\
+                   Connection closed by UNKNOWN port 65535\n";
+        let proxy = "ssh: connect to host 127.0.0.1 port 22399: Connection refused";
+        assert_eq!(
+            message(Class::Unreachable, log, Some(proxy)).as_deref(),
+            Some(proxy)
+        );
+        assert_eq!(
+            message(Class::Unreachable, log, None).as_deref(),
+            Some("Connection closed by UNKNOWN port 65535")
+        );
+        // A host reached directly keeps the log's own reason.
+        let refused = "ssh: connect to host 127.0.0.1 port 60871: Connection refused\n";
+        assert_eq!(
+            message(Class::Unreachable, refused, Some("remote words")).as_deref(),
+            Some("ssh: connect to host 127.0.0.1 port 60871: Connection refused")
+        );
     }
 }

@@ -310,10 +310,10 @@ pub struct ExecArgs {
     pub connect: ConnectArgs,
     /// Print each distinct output once, under the hosts that gave it (as
     /// clush -b does)
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["json", "outdir"])]
     pub gather: bool,
     /// Write each host's stdout and stderr to files in DIR instead
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "json")]
     pub outdir: Option<PathBuf>,
     /// `--json`.
     #[command(flatten)]
@@ -542,10 +542,8 @@ mod tests {
             "-l",
             "admin",
             "--accept-new",
-            "--gather",
             "--outdir",
             "/tmp/out",
-            "--json",
             "--dry-run",
             "--",
             "ls",
@@ -562,9 +560,39 @@ mod tests {
         assert_eq!(args.connect.connect_timeout.as_deref(), Some("5"));
         assert_eq!(args.connect.timeout.as_deref(), Some("60"));
         assert_eq!(args.connect.user.as_deref(), Some("admin"));
-        assert!(args.connect.accept_new && args.gather && args.json.json && args.dry_run.dry_run);
+        assert!(args.connect.accept_new && args.dry_run.dry_run);
         assert_eq!(args.outdir, Some(PathBuf::from("/tmp/out")));
         assert_eq!(args.command, ["ls", "-l", "|", "wc"]);
+        let gathered = exec(&["-w", "a", "--gather", "true"]).expect("parses");
+        assert!(gathered.gather && !gathered.json.json);
+        assert!(
+            exec(&["-w", "a", "--json", "true"])
+                .expect("parses")
+                .json
+                .json
+        );
+    }
+
+    #[test]
+    fn gather_json_and_outdir_exclude_each_other() {
+        for (a, b) in [
+            (&["--gather"][..], &["--json"][..]),
+            (&["--gather"], &["--outdir", "d"]),
+            (&["--outdir", "d"], &["--json"]),
+        ] {
+            let argv: Vec<&str> = [&["pysk-hv", "exec", "-w", "a"][..], a, b, &["true"]].concat();
+            let err = Cli::try_parse_from(&argv)
+                .map(|_| ())
+                .expect_err("conflict");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{argv:?}"
+            );
+            assert_eq!(err.exit_code(), 2);
+            let text = err.to_string();
+            assert!(text.contains(a[0]) && text.contains(b[0]), "{text}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, IsTerminal, Write};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use pysk_common::exit::Outcome;
@@ -81,8 +81,8 @@ pub(crate) fn finish(
 }
 
 /// The summary lines, or with `--json` the `document` (a subcommand's
-/// own, holding the summary), the last run recorded, exit 0 only when
-/// every host was ok.
+/// own, holding the summary), the last run recorded when the run
+/// records ([`Run::record`]), exit 0 only when every host was ok.
 pub(crate) fn conclude<T: Serialize>(
     run: &Run,
     outcomes: &[fanout::Outcome],
@@ -99,8 +99,12 @@ pub(crate) fn conclude<T: Serialize>(
         report.info(info);
     }
     // After the summary, so that a state directory that cannot be
-    // written does not hide what happened.
-    summary::record(&run.state_dir, outcomes)?;
+    // written does not hide what happened; a --rerun updates the hosts it
+    // ran and keeps the others' classes.
+    if run.record {
+        let merge = run.selection.rerun.is_some();
+        summary::record(&run.state_dir, outcomes, merge)?;
+    }
     Ok(if outcomes.iter().all(|o| o.class == Class::Ok) {
         Outcome::Success
     } else {
@@ -160,7 +164,7 @@ fn shell_word(word: &str) -> String {
     }
 }
 
-/// stdin copied into `dir/stdin` when it is not a terminal, for every
+/// stdin copied into `dir/stdin` (owner-only: it may hold secrets) when it is not a terminal, for every
 /// host's ssh to open; `None` (each ssh reads /dev/null) on a terminal.
 fn spool_stdin(dir: &Path) -> Result<Option<PathBuf>, HvError> {
     let stdin = io::stdin();
@@ -168,7 +172,12 @@ fn spool_stdin(dir: &Path) -> Result<Option<PathBuf>, HvError> {
         return Ok(None);
     }
     let path = dir.join("stdin");
-    let mut file = File::create(&path).map_err(pysk_common::error::write_err(&path))?;
+    let mut file = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(pysk_common::error::write_err(&path))?;
     io::copy(&mut stdin.lock(), &mut file).map_err(pysk_common::error::write_err(&path))?;
     Ok(Some(path))
 }

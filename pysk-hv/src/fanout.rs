@@ -93,6 +93,9 @@ pub struct Job {
 pub struct Limits<'a> {
     /// Hosts at once (lowered to what the open files limit allows).
     pub fanout: usize,
+    /// Where `fanout` came from (`--fanout` or `hv_fanout`), for the
+    /// warning that lowers it.
+    pub fanout_from: &'static str,
     /// The remote command's time limit (for the class); `None`: none.
     pub timeout: Option<Duration>,
     /// When a host's ssh is killed here, from its start; `None`: never.
@@ -155,7 +158,7 @@ pub fn run(
     report: &Reporter,
     out: &mut dyn Write,
 ) -> Result<Vec<Outcome>, HvError> {
-    let fanout = fanout_allowed(limits.fanout, report).min(jobs.len());
+    let fanout = fanout_allowed(limits.fanout, limits.fanout_from, report).min(jobs.len());
     let watch = Watch::default();
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::sync_channel(QUEUE);
@@ -243,26 +246,38 @@ fn write_all(
             }
         }
     }
-    report.progress_done();
+    // Cleared, not ended: what follows (the summary) takes its place.
+    if done > 0 && report.progress_allowed() {
+        eprint!("\r\x1b[K");
+    }
     (outcomes, failure)
 }
 
-/// `requested` hosts at once, or fewer when the open files limit (raised
+/// `requested` hosts at once (given by `from`), or fewer when the open files limit (raised
 /// to its hard limit first) would not hold them, said in a warning.
-fn fanout_allowed(requested: usize, report: &Reporter) -> usize {
+fn fanout_allowed(requested: usize, from: &str, report: &Reporter) -> usize {
     let Some(limit) = raise_fd_limit() else {
         return requested;
     };
-    let fits = usize::try_from(limit.saturating_sub(FILES_RESERVED) / FILES_PER_HOST)
-        .unwrap_or(usize::MAX)
-        .max(1);
+    let fits = fits(limit);
     if requested > fits {
         report.warn(format!(
-            "--fanout {requested} lowered to {fits}: at most {limit} open files (ulimit -n)"
+            "{from} {requested} lowered to {fits}: the open files limit (ulimit -n) of {limit} \
+             holds about {FILES_PER_HOST} a host"
         ));
         return fits;
     }
     requested
+}
+
+/// The hosts `limit` open files hold at once (at least one): what it
+/// leaves past [`FILES_RESERVED`] (or a quarter of a small limit) by
+/// [`FILES_PER_HOST`].
+fn fits(limit: u64) -> usize {
+    let reserved = FILES_RESERVED.min(limit / 4);
+    usize::try_from(limit.saturating_sub(reserved) / FILES_PER_HOST)
+        .unwrap_or(usize::MAX)
+        .max(1)
 }
 
 /// Raises the soft limit of open files to the hard one; the limit now in
@@ -351,7 +366,7 @@ fn one(
         host: job.host.clone(),
         class,
         duration,
-        message: classify::message(class, &log),
+        message: classify::message(class, &log, err.last_line.as_deref()),
         stdout_bytes: out.bytes,
         truncated: out.truncated || err.truncated,
         stdout: out.kept,
@@ -565,6 +580,8 @@ struct Drained {
     truncated: bool,
     /// All the bytes that came.
     bytes: u64,
+    /// The last line that was not blank, however the stream went.
+    last_line: Option<String>,
 }
 
 impl Sink {
@@ -630,6 +647,7 @@ impl Sink {
                 kept,
                 truncated,
                 bytes,
+                last_line: None,
             }),
             Sink::File {
                 failed: Some(e),
@@ -670,6 +688,7 @@ fn drain(
         return sink.end(bytes);
     };
     let mut reader = BufReader::with_capacity(64 * 1024, pipe);
+    let mut last = LastLine::default();
     loop {
         let chunk = match reader.fill_buf() {
             Ok([]) => break,
@@ -681,11 +700,53 @@ fn drain(
             }
         };
         sink.take(chunk);
+        last.take(chunk);
         let n = chunk.len();
         reader.consume(n);
         bytes += n as u64;
     }
-    sink.end(bytes)
+    let mut drained = sink.end(bytes)?;
+    drained.last_line = last.end();
+    Ok(drained)
+}
+
+/// The last line of a stream that is not blank (its first
+/// [`LAST_LINE_MAX`] bytes), however the stream is written or kept.
+#[derive(Default)]
+struct LastLine {
+    line: Vec<u8>,
+    last: Vec<u8>,
+}
+
+/// The most of a stream's last line kept by [`LastLine`].
+const LAST_LINE_MAX: usize = 1024;
+
+impl LastLine {
+    /// Takes the next bytes of the stream.
+    fn take(&mut self, bytes: &[u8]) {
+        for piece in bytes.split_inclusive(|&b| b == b'\n') {
+            let room = LAST_LINE_MAX.saturating_sub(self.line.len());
+            self.line.extend_from_slice(&piece[..room.min(piece.len())]);
+            if piece.ends_with(b"\n") {
+                self.close();
+            }
+        }
+    }
+
+    /// A line ended: it becomes the last one unless it is blank.
+    fn close(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        if !line.trim_ascii().is_empty() {
+            self.last = line;
+        }
+    }
+
+    /// The last line, without its end.
+    fn end(mut self) -> Option<String> {
+        self.close();
+        let text = String::from_utf8_lossy(self.last.trim_ascii_end()).into_owned();
+        (!text.is_empty()).then_some(text)
+    }
 }
 
 /// Waits for `child` to end without reaping it (`waitid` with
@@ -848,6 +909,7 @@ mod tests {
     fn limits(fanout: usize, live: bool) -> Limits<'static> {
         Limits {
             fanout,
+            fanout_from: "--fanout",
             timeout: None,
             backstop: None,
             stdin: None,
@@ -859,6 +921,13 @@ mod tests {
 
     fn quiet() -> Reporter {
         Reporter::new("pysk-hv", Level::Quiet)
+    }
+
+    #[test]
+    fn the_open_files_limit_holds_about_ten_a_host() {
+        assert_eq!(fits(40), 3);
+        assert_eq!(fits(1024), 96);
+        assert_eq!(fits(5), 1);
     }
 
     #[test]

@@ -249,15 +249,20 @@ pub fn conf(
     args: &ConfArgs,
 ) -> Result<conf::Options, HvError> {
     let (targets, connect) = (&args.targets, &args.connect);
+    let run = run_options(
+        common,
+        settings,
+        targets,
+        connect,
+        args.json.json,
+        args.dry_run.dry_run,
+    )?;
     Ok(conf::Options {
-        run: run_options(
-            common,
-            settings,
-            targets,
-            connect,
-            args.json.json,
-            args.dry_run.dry_run,
-        )?,
+        // `conf diff` only reads.
+        run: Run {
+            record: run.record && args.action == conf::Action::Apply,
+            ..run
+        },
         action: args.action,
         config_dir: common.config_dir.clone(),
         tree: settings.path("hv_conf_tree", None)?,
@@ -295,7 +300,10 @@ pub fn packages(
 ) -> Result<packages::Options, HvError> {
     let (targets, connect) = (&args.targets, &args.connect);
     Ok(packages::Options {
-        run: run_options(common, settings, targets, connect, args.json.json, false)?,
+        run: Run {
+            record: false,
+            ..run_options(common, settings, targets, connect, args.json.json, false)?
+        },
         baseline: args.baseline.as_deref().map(str::to_ascii_lowercase),
     })
 }
@@ -452,9 +460,14 @@ fn run_options(
         state_dir: state_dir(settings)?,
         ssh: ssh(settings, connect)?,
         fanout: fanout(settings, connect)?,
+        fanout_from: match connect.fanout {
+            Some(_) => "--fanout",
+            None => "hv_fanout",
+        },
         timeout: timeout(settings, connect)?,
         json,
         dry_run,
+        record: !dry_run,
     })
 }
 

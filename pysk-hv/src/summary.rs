@@ -11,7 +11,7 @@ use std::path::Path;
 use pysk_common::atomic;
 use serde::Serialize;
 
-use crate::classify::{Class, NAMES};
+use crate::classify::{COUNTED, Class, NAMES};
 use crate::error::HvError;
 use crate::fanout::{self, Outcome};
 use crate::nodeset;
@@ -113,7 +113,7 @@ pub fn summary(outcomes: &[Outcome], output: bool) -> Summary {
 
 /// The lines for stderr: one warning per host that was not ok, one per
 /// host whose output kept was cut, then the summary (`5 hosts: 3 ok, 1
-/// exit, 1 unreachable; slowest: …`).
+/// exited non-zero, 1 unreachable; slowest: …`).
 pub fn lines(outcomes: &[Outcome]) -> (Vec<String>, String) {
     let not_ok = outcomes
         .iter()
@@ -132,9 +132,10 @@ pub fn lines(outcomes: &[Outcome]) -> (Vec<String>, String) {
     let warnings = not_ok.chain(cut).collect();
     let counts: Vec<String> = NAMES
         .iter()
-        .filter_map(|name| {
+        .zip(COUNTED)
+        .filter_map(|(name, words)| {
             let n = outcomes.iter().filter(|o| o.class.name() == *name).count();
-            (n > 0).then(|| format!("{n} {name}"))
+            (n > 0).then(|| format!("{n} {words}"))
         })
         .collect();
     let mut slowest: Vec<&Outcome> = outcomes.iter().collect();
@@ -202,16 +203,75 @@ fn header(names: &str, count: usize, class: Class) -> String {
 }
 
 /// Writes `last-run.json` into `state_dir` (made when missing), atomic
-/// and owner-only: the summary without the output.
-pub fn record(state_dir: &Path, outcomes: &[Outcome]) -> Result<(), HvError> {
+/// and owner-only: the summary without the output. With `merge` (a
+/// `--rerun`), the hosts of the record there that this run did not run
+/// keep their entries and place, and the counts are those of the whole.
+pub fn record(state_dir: &Path, outcomes: &[Outcome], merge: bool) -> Result<(), HvError> {
     fs::create_dir_all(state_dir).map_err(pysk_common::error::write_err(state_dir))?;
-    let text = pysk_common::report::json(&summary(outcomes, false))? + "\n";
+    let file = state_dir.join(LAST_RUN);
+    let now = summary(outcomes, false);
+    let text = if merge {
+        let hosts = merged(&file, &now.hosts)?;
+        pysk_common::report::json(&Recorded {
+            dry_run: false,
+            counts: counts(&hosts),
+            hosts,
+        })?
+    } else {
+        pysk_common::report::json(&now)?
+    } + "\n";
     let options = atomic::Options {
         mode: Some(0o600),
         ..atomic::Options::default()
     };
-    atomic::replace(&state_dir.join(LAST_RUN), text.as_bytes(), options)?;
+    atomic::replace(&file, text.as_bytes(), options)?;
     Ok(())
+}
+
+/// `last-run.json` as a merge writes it: hosts kept as they were read.
+#[derive(Serialize)]
+struct Recorded {
+    dry_run: bool,
+    hosts: Vec<serde_json::Value>,
+    counts: BTreeMap<String, usize>,
+}
+
+/// The hosts of the record in `file` (none when it is missing), each one
+/// of `now` replacing the entry of its name, the others appended.
+fn merged(file: &Path, now: &[HostResult]) -> Result<Vec<serde_json::Value>, HvError> {
+    let bad = |reason: String| HvError::LastRun {
+        path: file.to_owned(),
+        reason,
+    };
+    let mut hosts: Vec<serde_json::Value> = match fs::read_to_string(file) {
+        Ok(text) => {
+            let old: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            match old.get("hosts") {
+                Some(serde_json::Value::Array(hosts)) => hosts.clone(),
+                _ => return Err(bad("no \"hosts\" list".to_owned())),
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(pysk_common::error::read_err(file)(e).into()),
+    };
+    for host in now {
+        let value = serde_json::to_value(host).map_err(|e| bad(e.to_string()))?;
+        match hosts.iter_mut().find(|h| h["host"] == host.host.as_str()) {
+            Some(old) => *old = value,
+            None => hosts.push(value),
+        }
+    }
+    Ok(hosts)
+}
+
+/// Hosts per class name of recorded `hosts`.
+fn counts(hosts: &[serde_json::Value]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for class in hosts.iter().filter_map(|h| h["class"].as_str()) {
+        *counts.entry(class.to_owned()).or_insert(0) += 1;
+    }
+    counts
 }
 
 #[cfg(test)]
@@ -262,7 +322,7 @@ mod tests {
         );
         assert_eq!(
             info,
-            "9 hosts: 6 ok, 2 exit, 1 unreachable; slowest: h2 1.25 s, h5 0.90 s, h8 0.35 s"
+            "9 hosts: 6 ok, 2 exited non-zero, 1 unreachable; slowest: h2 1.25 s, h5 0.90 s, h8 0.35 s"
         );
         let (_, one) = lines(&fleet()[..1]);
         assert_eq!(one, "1 host: 1 ok; slowest: h1 0.30 s");
@@ -319,7 +379,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let state = dir.path().join("state");
-        record(&state, &fleet()).expect("records");
+        record(&state, &fleet(), false).expect("records");
         let file = state.join(LAST_RUN);
         let mode = fs::metadata(&file).expect("written").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -329,5 +389,44 @@ mod tests {
         assert_eq!(value["hosts"][4]["class"], "exit");
         assert_eq!(value["hosts"][8]["host"], "closed");
         assert!(value["hosts"][0].get("stdout").is_none());
+    }
+
+    #[test]
+    fn a_rerun_updates_its_hosts_and_keeps_the_others() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        record(dir.path(), &fleet(), false).expect("records");
+        let again = [
+            outcome("closed", Class::Ok, 5, ""),
+            outcome("new", Class::Exit(2), 5, ""),
+        ];
+        record(dir.path(), &again, true).expect("merges");
+        let text = fs::read_to_string(dir.path().join(LAST_RUN)).expect("reads");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let classes: Vec<(&str, &str)> = value["hosts"]
+            .as_array()
+            .expect("hosts")
+            .iter()
+            .map(|h| {
+                let s = |k: &str| h[k].as_str().expect("string");
+                (s("host"), s("class"))
+            })
+            .collect();
+        assert_eq!(
+            classes,
+            [
+                ("h1", "ok"),
+                ("h2", "ok"),
+                ("h3", "ok"),
+                ("h4", "ok"),
+                ("h5", "exit"),
+                ("h6", "ok"),
+                ("h7", "ok"),
+                ("h8", "exit"),
+                ("closed", "ok"),
+                ("new", "exit")
+            ]
+        );
+        assert_eq!(value["counts"], serde_json::json!({"ok": 7, "exit": 3}));
+        assert_eq!(value["version"], 1);
     }
 }

@@ -131,13 +131,17 @@ fn copy_command(src: &Path, dest: &str) -> Result<String, HvError> {
         return Err(HvError::Usage("DEST: empty".to_owned()));
     }
     let mode = meta.permissions().mode() & 0o777;
+    // `s` says a failure's message with DEST in place of the temporary
+    // file's name (each replacement shortens it, so the loop ends).
     Ok(format!(
         "d={}; if [ -d \"$d\" ]; then d=\"${{d%/}}\"/{}; fi; t=\"$d.pysk-hv.$$\"; umask 077; \
          trap 'rm -f \"$t\"' EXIT; trap 'exit 1' HUP INT TERM PIPE; \
-         cat > \"$t\" || exit 1; n=$(wc -c < \"$t\"); if [ $n -ne {size} ]; then \
+         s() {{ while :; do case $e in *\"$t\"*) e=\"${{e%%\"$t\"*}}$d${{e#*\"$t\"}}\";; \
+         *) break;; esac; done; printf '%s\\n' \"$e\" >&2; exit 1; }}; \
+         e=$({{ cat > \"$t\"; }} 2>&1) || s; n=$(wc -c < \"$t\"); if [ $n -ne {size} ]; then \
          echo \"$d: $n of {size} bytes came, left as it was\" >&2; exit 1; fi; \
-         chmod {mode:o} \"$t\" && sync -- \"$t\" && mv -f \"$t\" \"$d\" && \
-         sync -- \"$(dirname -- \"$d\")\" || exit 1",
+         e=$({{ chmod {mode:o} \"$t\" && sync -- \"$t\" && mv -f \"$t\" \"$d\" && \
+         sync -- \"$(dirname -- \"$d\")\"; }} 2>&1) || s",
         ssh::quote(dest),
         ssh::quote(&name),
         size = meta.len(),
@@ -282,6 +286,24 @@ mod tests {
         assert_eq!(fs::read(into.join("it's")).expect("in dir"), bytes);
         let names: Vec<_> = fs::read_dir(dir.path()).expect("ls").collect();
         assert_eq!(names.len(), 3, "no temporary file left: {names:?}");
+    }
+
+    #[test]
+    fn a_copy_that_cannot_write_names_dest_not_its_temporary_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("x.txt");
+        fs::write(&src, "x\n").expect("src");
+        let dest = dir.path().join("nodir/x.txt");
+        let shell = copy_command(&src, dest.to_str().expect("utf-8")).expect("command");
+        let out = sh(&shell, b"x\n");
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8(out.stderr).expect("utf-8");
+        // dash and bash word it differently; both name the file.
+        let named = format!("cannot create {}: ", dest.display());
+        let bash = format!("{}: No such file or directory", dest.display());
+        assert!(err.contains(&named) || err.contains(&bash), "{err}");
+        assert!(!err.contains(".pysk-hv."), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
     }
 
     #[test]

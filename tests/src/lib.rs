@@ -100,6 +100,16 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The names in `dir` (not below it), sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// The files below `dir`, recursively, as paths relative to it, sorted:
 /// what a spool holds after a run, to compare exactly.
 pub fn files_below(dir: &Path) -> Vec<String> {

@@ -8,10 +8,10 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use pysk_tests::sshd::Fleet;
-use pysk_tests::{TempDir, scratch, stderr, stdout, tool, write_switches};
+use pysk_tests::{TempDir, names_in, scratch, stderr, stdout, tool, write_switches};
 
 /// The hosts of the inventory, each an alias of the fleet.
 const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
@@ -84,16 +84,6 @@ fn source(setup: &Setup) -> (PathBuf, Vec<u8>) {
     (src, bytes)
 }
 
-/// The names in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 fn pairs(classes: &[(&str, &str)]) -> Vec<(String, String)> {
     classes
         .iter()
@@ -125,7 +115,11 @@ fn a_file_of_every_byte_goes_to_every_host_and_comes_back_byte_exact() {
     assert_eq!(fs::read(&dest).expect("copied"), bytes);
     let mode = fs::metadata(&dest).expect("copied").permissions().mode();
     assert_eq!(mode & 0o777, 0o640);
-    assert_eq!(names(&remote), ["payload.copy"], "no temporary file left");
+    assert_eq!(
+        names_in(&remote),
+        ["payload.copy"],
+        "no temporary file left"
+    );
     assert_eq!(
         setup.last_run(),
         pairs(&[("h1", "ok"), ("h2", "ok"), ("h3", "ok")])
@@ -140,10 +134,10 @@ fn a_file_of_every_byte_goes_to_every_host_and_comes_back_byte_exact() {
         .succeeds();
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
     assert_eq!(doc["counts"], serde_json::json!({"ok": 3}));
-    assert_eq!(names(&fetched), HOSTS);
+    assert_eq!(names_in(&fetched), HOSTS);
     for host in HOSTS {
         let dir = fetched.join(host);
-        assert_eq!(names(&dir), ["payload.copy"], "{host}");
+        assert_eq!(names_in(&dir), ["payload.copy"], "{host}");
         assert_eq!(fs::read(dir.join("payload.copy")).expect("fetched"), bytes);
         let mode = fs::metadata(dir.join("payload.copy"))
             .expect("fetched")
@@ -169,7 +163,7 @@ fn fetch_past_what_is_kept_in_memory(setup: &Setup) {
         .arg(&big)
         .arg(&fetched)
         .succeeds();
-    assert_eq!(names(&fetched.join("h1")), ["big"]);
+    assert_eq!(names_in(&fetched.join("h1")), ["big"]);
     assert!(
         fs::read(fetched.join("h1/big")).expect("fetched") == bytes,
         "the fetched file differs"
@@ -220,7 +214,7 @@ fn a_closed_host_is_unreachable_while_the_others_get_the_file() {
         .arg(&fetched)
         .fails_with(1);
     assert_eq!(stderr(&out).lines().next(), Some(refused.as_str()));
-    assert_eq!(names(&fetched), HOSTS, "nothing for the closed host");
+    assert_eq!(names_in(&fetched), HOSTS, "nothing for the closed host");
     for host in HOSTS {
         let file = fetched.join(host).join("payload.bin");
         assert_eq!(fs::read(file).expect("fetched"), bytes, "{host}");
@@ -252,7 +246,7 @@ fn a_file_the_host_lacks_is_that_hosts_failure_with_cats_message() {
         "{err}"
     );
     assert!(
-        lines[2].starts_with("pysk-hv: 1 host: 1 exit; slowest: h1 "),
+        lines[2].starts_with("pysk-hv: 1 host: 1 exited non-zero; slowest: h1 "),
         "{err}"
     );
     assert_eq!(lines.len(), 3, "{err}");

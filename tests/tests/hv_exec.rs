@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use pysk_tests::sshd::{Fleet, gone, process_tree};
 use pysk_tests::{
-    TempDir, assert_stderr_is, free_port, require, scratch, stderr, stdout, tool, write_switches,
+    TempDir, assert_stderr_is, free_port, names_in, require, scratch, stderr, stdout, tool,
+    write_switches,
 };
 
 /// A configuration directory with `inventory` as its hosts file, an ssh
@@ -241,7 +242,7 @@ fn a_missing_ssh_is_69_and_records_no_run() {
         &out,
         "pysk-hv: ssh: cannot start: No such file or directory\n",
     );
-    assert!(!setup.path("state").exists());
+    assert!(!setup.path("state/last-run.json").exists());
 }
 
 /// A fleet of test sshd whose aliases are pysk-hv's inventory (written
@@ -390,7 +391,7 @@ fn classes_side_by_side(hosts: &Hosts, command: &str) {
                 hosts.port("closed")
             ),
         ],
-        "5 hosts: 2 ok, 1 exit, 1 signal, 1 unreachable",
+        "5 hosts: 2 ok, 1 exited non-zero, 1 killed by a signal, 1 unreachable",
         &["ok1", "fails", "killed", "ok2", "closed"],
     );
     let last = hosts.last_run();
@@ -481,7 +482,7 @@ fn classes_under_timeout_and_all_ok(hosts: &Hosts, command: &str) {
             "pysk-hv: fails: exit 7".to_owned(),
             "pysk-hv: killed: killed by a signal".to_owned(),
         ],
-        "2 hosts: 1 exit, 1 signal",
+        "2 hosts: 1 exited non-zero, 1 killed by a signal",
         &["killed", "fails"],
     );
     let out = hosts
@@ -491,7 +492,7 @@ fn classes_under_timeout_and_all_ok(hosts: &Hosts, command: &str) {
     assert_summary(
         &stderr(&out),
         &["pysk-hv: ok1: exit 255".to_owned()],
-        "1 host: 1 exit",
+        "1 host: 1 exited non-zero",
         &["ok1"],
     );
 
@@ -542,6 +543,21 @@ fn in_order_with_stdin_and_nothing_to_rerun(hosts: &Hosts, command: &str) {
         .args(["exec", "--rerun", "failed", "--", "echo", "again"])
         .succeeds();
     assert_eq!(stdout(&out), "");
+    assert_stderr_is(
+        &out,
+        "pysk-hv: nothing to rerun: every host of the last run was ok\n",
+    );
+    // Nothing to do is no problem: -q says nothing.
+    let out = hosts
+        .hv()
+        .args(["-q", "exec", "--rerun", "failed", "--", "echo", "again"])
+        .succeeds();
+    assert_eq!((stdout(&out), stderr(&out)), (String::new(), String::new()));
+    // Hosts named and all excluded: a warning, even with -q.
+    let out = hosts
+        .hv()
+        .args(["-q", "exec", "-w", "ok1", "-x", "ok1", "--", "true"])
+        .succeeds();
     assert_stderr_is(&out, "pysk-hv: no hosts left to run on\n");
 }
 
@@ -609,7 +625,7 @@ fn first_run_not_reached(hosts: &Hosts) {
     assert_summary(
         &stderr(&out),
         &lines,
-        "6 hosts: 1 ok, 1 exit, 1 unreachable, 2 host-key, 1 auth",
+        "6 hosts: 1 ok, 1 exited non-zero, 1 unreachable, 2 host key refused, 1 auth refused",
         &["good", "broken", "changed", "unknown", "closed", "stranger"],
     );
     assert_eq!(
@@ -645,7 +661,7 @@ fn rerun_failed_with_accept_new(hosts: &Hosts) {
     assert_summary(
         &stderr(&out),
         &lines,
-        "5 hosts: 1 ok, 1 exit, 1 unreachable, 1 host-key, 1 auth",
+        "5 hosts: 1 ok, 1 exited non-zero, 1 unreachable, 1 host key refused, 1 auth refused",
         &["broken", "changed", "unknown", "closed", "stranger"],
     );
     assert_eq!(
@@ -731,7 +747,7 @@ fn a_command_past_its_timeout_is_timed_out_and_gone_from_the_host() {
             "pysk-hv: slow: timed out".to_owned(),
             "pysk-hv: stubborn: timed out".to_owned(),
         ],
-        "3 hosts: 1 ok, 2 timed-out",
+        "3 hosts: 1 ok, 2 timed out",
         &["slow", "quick", "stubborn"],
     );
 }
@@ -834,7 +850,7 @@ fn gathered(hosts: &Hosts, command: &str) {
             "pysk-hv: web2: exit 3".to_owned(),
             "pysk-hv: web3: exit 3".to_owned(),
         ],
-        "4 hosts: 2 ok, 2 exit",
+        "4 hosts: 2 ok, 2 exited non-zero",
         &["web1", "web2", "web3", "db1"],
     );
 }
@@ -859,7 +875,7 @@ fn to_outdir(hosts: &Hosts, command: &str) {
             "pysk-hv: web2: exit 3".to_owned(),
             "pysk-hv: web3: exit 3".to_owned(),
         ],
-        "4 hosts: 2 ok, 2 exit",
+        "4 hosts: 2 ok, 2 exited non-zero",
         &["web1", "web2", "web3", "db1"],
     );
     let mut files: Vec<(String, String)> = fs::read_dir(&outdir)
@@ -961,7 +977,7 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_lo
     let started = Instant::now();
     // The connection's own sshd processes stop: nothing reaches ssh any
     // more, not even the command's end.
-    signal_sessions(&hosts, &marker, libc::SIGSTOP);
+    let mut commands = signal_sessions(&hosts, &marker, libc::SIGSTOP);
     let out = child.wait_with_output().expect("wait for pysk-hv");
     let waited = started.elapsed();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -974,7 +990,7 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_lo
     assert_summary(
         &stderr(&out),
         &["pysk-hv: hung: timed out, may still be running".to_owned()],
-        "1 host: 1 timed-out",
+        "1 host: 1 timed out",
         &["hung"],
     );
 
@@ -984,7 +1000,7 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_lo
         .hv()
         .args(["exec", "-w", "hung", "--", &command])
         .spawn();
-    signal_sessions(&hosts, &marker, libc::SIGKILL);
+    commands.extend(signal_sessions(&hosts, &marker, libc::SIGKILL));
     let out = child.wait_with_output().expect("wait for pysk-hv");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(stdout(&out), "hung: started\n");
@@ -995,7 +1011,7 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_lo
             "hung: Connection to 127.0.0.1 closed by remote host.".to_owned(),
             "pysk-hv: hung: connection lost: after login; the command may have run".to_owned(),
         ],
-        "1 host: 1 lost",
+        "1 host: 1 connection lost",
         &["hung"],
     );
     assert_eq!(hosts.last_run()["hosts"][0]["class"], "lost");
@@ -1017,7 +1033,16 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_lo
         .args(["exec", "--rerun", "unreachable", "--", "true"])
         .succeeds();
     assert_eq!(stdout(&out), "");
-    assert_stderr_is(&out, "pysk-hv: no hosts left to run on\n");
+    assert_stderr_is(
+        &out,
+        "pysk-hv: nothing to rerun: every host of the last run was reached\n",
+    );
+    // The commands outlive their sessions (no terminal): ended here.
+    for pid in commands {
+        let pid = i32::try_from(pid).expect("a pid");
+        // SAFETY: kill(2) of a command this test started on its own sshd.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
 }
 
 #[test]
@@ -1054,7 +1079,7 @@ fn through_a_controlmaster_each_class_is_told_and_no_master_holds_the_run() {
                 "pysk-hv: fails: exit 7".to_owned(),
                 "pysk-hv: killed: killed by a signal".to_owned(),
             ],
-            "3 hosts: 1 ok, 1 exit, 1 signal",
+            "3 hosts: 1 ok, 1 exited non-zero, 1 killed by a signal",
             &["ok", "fails", "killed"],
         );
         assert_eq!(hosts.fleet.master_sockets().len(), 3, "{run}");
@@ -1067,7 +1092,7 @@ fn through_a_controlmaster_each_class_is_told_and_no_master_holds_the_run() {
     assert_summary(
         &stderr(&out),
         &["pysk-hv: ok: exit 255".to_owned()],
-        "1 host: 1 exit",
+        "1 host: 1 exited non-zero",
         &["ok"],
     );
     // One connection per server for all three runs: the masters'.
@@ -1085,9 +1110,9 @@ fn through_a_controlmaster_each_class_is_told_and_no_master_holds_the_run() {
 
 /// Once a `sleep` with `marker` runs below the first server, sends `sig`
 /// to the server's sshd processes below its listener (those of the
-/// connections, not the sessions' commands).
-fn signal_sessions(hosts: &Hosts, marker: &str, sig: i32) {
-    sleeping(&hosts.fleet, marker, 1);
+/// connections, not the sessions' commands); the commands' processes.
+fn signal_sessions(hosts: &Hosts, marker: &str, sig: i32) -> Vec<u32> {
+    let commands = sleeping(&hosts.fleet, marker, 1);
     let sshd = hosts.fleet.servers()[0].pid();
     for pid in process_tree(sshd).into_iter().skip(1) {
         if comm(pid).starts_with("sshd") {
@@ -1096,6 +1121,7 @@ fn signal_sessions(hosts: &Hosts, marker: &str, sig: i32) {
             unsafe { libc::kill(pid, sig) };
         }
     }
+    commands
 }
 
 /// The command name of process `pid` (empty when it is gone).
@@ -1204,8 +1230,261 @@ fn fanout_within_the_open_files_limit(hosts: &Hosts, aliases: &[&str]) {
     assert_eq!(sorted_lines(&stdout(&out)), expected);
     assert_summary(
         &stderr(&out),
-        &["pysk-hv: --fanout 24 lowered to 3: at most 100 open files (ulimit -n)".to_owned()],
+        &[
+            "pysk-hv: --fanout 24 lowered to 7: the open files limit (ulimit -n) of 100 \
+           holds about 10 a host"
+                .to_owned(),
+        ],
         "24 hosts: 24 ok",
         aliases,
+    );
+}
+
+/// The mode bits of `path`.
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).expect("stat").permissions().mode() & 0o7777
+}
+
+#[test]
+fn stdin_is_spooled_owner_only_and_stale_private_dirs_go() {
+    let Some(hosts) = Hosts::start(&["web1"], 1) else {
+        return;
+    };
+    let tmp = hosts.dir.path().join("tmp");
+    fs::create_dir_all(&tmp).expect("mkdir");
+    // Left by a run of a process that is gone, and one of a process that
+    // still runs (this test's).
+    let stale = tmp.join("pysk-hv.999999999.AbCdEf");
+    let live = tmp.join(format!("pysk-hv.{}.AbCdEf", std::process::id()));
+    for dir in [&stale, &live] {
+        fs::create_dir_all(dir).expect("mkdir");
+        fs::write(dir.join("stdin"), "old").expect("write");
+    }
+    let marker = format!("{}", 7_100_000 + std::process::id());
+    let child = hosts
+        .hv()
+        .env("TMPDIR", &tmp)
+        .args(["exec", "-w", "web1", "--"])
+        .arg(format!("cat >/dev/null; sleep 2.{marker}"))
+        .stdin("TOPSECRET-password\n")
+        .spawn();
+    let running = sleeping(&hosts.fleet, &marker, 1);
+    let names = names_in(&tmp);
+    let ours: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with(&format!("pysk-hv.{}.", child.id())))
+        .collect();
+    assert_eq!(ours.len(), 1, "{names:?}");
+    assert_eq!(names.len(), 2, "the stale one removed: {names:?}");
+    let private = tmp.join(ours[0]);
+    assert_eq!(mode(&private), 0o700);
+    assert_eq!(mode(&private.join("stdin")), 0o600);
+    assert_eq!(
+        fs::read_to_string(private.join("stdin")).expect("stdin"),
+        "TOPSECRET-password\n"
+    );
+    let out = child.wait_with_output().expect("wait for pysk-hv");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(gone(&running, Duration::from_secs(5)));
+    assert_eq!(
+        names_in(&tmp),
+        [live.file_name().expect("name").to_string_lossy()]
+    );
+}
+
+#[test]
+fn sigterm_ends_the_run_its_sessions_and_its_private_dir() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(hosts) = Hosts::start(&["web1", "web2"], 2) else {
+        return;
+    };
+    let tmp = hosts.dir.path().join("tmp");
+    fs::create_dir_all(&tmp).expect("mkdir");
+    let marker = format!("{}", 7_200_000 + std::process::id());
+    for (sig, was) in [(libc::SIGTERM, 0), (libc::SIGINT, 1)] {
+        let child = hosts
+            .hv()
+            .env("TMPDIR", &tmp)
+            .args(["exec", "-w", "web[1-2]", "--"])
+            .arg(format!("cat >/dev/null; sleep 2.{marker}"))
+            .stdin("secret\n")
+            .spawn();
+        let running = sleeping(&hosts.fleet, &marker, 2);
+        assert_eq!(names_in(&tmp).len(), 1, "the run's private dir");
+        let pid = i32::try_from(child.id()).expect("pid");
+        // SAFETY: kill(2) of the child this test started.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+        let out = child.wait_with_output().expect("wait for pysk-hv");
+        assert_eq!(out.status.signal(), Some(sig), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "");
+        assert!(names_in(&tmp).is_empty(), "{:?}", names_in(&tmp));
+        // The commands, without a terminal, run on to their end.
+        assert!(gone(&running, Duration::from_secs(10)));
+        // Nothing recorded: there was no run before.
+        assert!(
+            !hosts.dir.path().join("state/last-run.json").exists(),
+            "{was}"
+        );
+    }
+}
+
+#[test]
+fn only_runs_that_change_hosts_record_and_a_rerun_merges() {
+    let Some(hosts) = Hosts::start(&["ok", "fails", "fails2"], 3) else {
+        return;
+    };
+    let command = by_port(&[
+        (hosts.port("fails"), "exit 5"),
+        (hosts.port("fails2"), "exit 6"),
+        (hosts.port("ok"), "true"),
+    ]);
+    hosts
+        .hv()
+        .args(["exec", "-w", "ok,fails,fails2", "--", &command])
+        .fails_with(1);
+    let classes = |hosts: &Hosts| -> Vec<(String, String)> {
+        let last = hosts.last_run();
+        let list = last["hosts"].as_array().expect("hosts").clone();
+        list.iter()
+            .map(|h| (h["host"].to_string(), h["class"].to_string()))
+            .collect()
+    };
+    let first = fs::read(hosts.dir.path().join("state/last-run.json")).expect("recorded");
+    // A dry run records nothing.
+    hosts
+        .hv()
+        .args(["exec", "-w", "ok", "--dry-run", "--", "true"])
+        .succeeds();
+    assert_eq!(
+        fs::read(hosts.dir.path().join("state/last-run.json")).expect("kept"),
+        first
+    );
+    // A rerun of one of the failed hosts: its class updated, the others
+    // kept, so the other failed host is still picked.
+    let out = hosts
+        .hv()
+        .args([
+            "exec", "--rerun", "failed", "-x", "fails2", "--", "echo", "again",
+        ])
+        .succeeds();
+    assert_eq!(stdout(&out), "fails: again\n");
+    assert_eq!(
+        classes(&hosts),
+        [
+            ("\"ok\"".to_owned(), "\"ok\"".to_owned()),
+            ("\"fails\"".to_owned(), "\"ok\"".to_owned()),
+            ("\"fails2\"".to_owned(), "\"exit\"".to_owned()),
+        ]
+    );
+    assert_eq!(
+        hosts.last_run()["counts"],
+        serde_json::json!({"ok": 2, "exit": 1})
+    );
+    let out = hosts
+        .hv()
+        .args(["exec", "--rerun", "failed", "--", "echo", "again"])
+        .succeeds();
+    assert_eq!(stdout(&out), "fails2: again\n");
+    // A run without --rerun replaces the record.
+    hosts
+        .hv()
+        .args(["exec", "-w", "ok", "--", "true"])
+        .succeeds();
+    assert_eq!(
+        classes(&hosts),
+        [("\"ok\"".to_owned(), "\"ok\"".to_owned())]
+    );
+}
+
+#[test]
+fn a_state_dir_that_cannot_be_written_stops_the_run_before_any_host() {
+    if !ssh_present() {
+        return;
+    }
+    let setup = Setup::new("closed\n");
+    // A dry run creates nothing.
+    setup
+        .hv()
+        .args(["exec", "-w", "closed", "--dry-run", "--", "true"])
+        .succeeds();
+    assert!(!setup.path("state").exists());
+    // Made on the first run that records.
+    setup
+        .hv()
+        .args(["exec", "-w", "closed", "--", "true"])
+        .fails_with(1);
+    assert_eq!(mode(&setup.path("state/last-run.json")), 0o600);
+    fs::remove_dir_all(setup.path("state")).expect("rm");
+    // A file where the directory should be: 73, and the host (which
+    // would be unreachable) never tried.
+    fs::write(setup.path("state"), "").expect("file");
+    let out = setup
+        .hv()
+        .args(["exec", "-w", "closed", "--", "true"])
+        .fails_with(73);
+    assert_eq!(stdout(&out), "");
+    assert_stderr_is(
+        &out,
+        &format!(
+            "pysk-hv: {}: cannot write: File exists\n",
+            setup.path("state").display()
+        ),
+    );
+}
+
+#[test]
+fn gather_json_and_outdir_are_refused_together() {
+    let setup = Setup::new("closed\n");
+    let out = setup
+        .hv()
+        .args(["exec", "-w", "closed", "--gather", "--json", "--", "true"])
+        .fails_with(2);
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: the argument '--gather' cannot be used with '--json'"),
+        "{err}"
+    );
+    assert!(!setup.path("state").exists());
+}
+
+#[test]
+fn through_a_jump_host_that_refuses_the_reason_is_the_jumps() {
+    if !ssh_present() {
+        return;
+    }
+    let setup = Setup::new("far 127.0.0.1\n");
+    let config = setup.path("config");
+    write_switches(
+        &config,
+        &[
+            (
+                "hv_ssh_options",
+                format!(
+                    "-F {} -J root@127.0.0.1:{}",
+                    setup.path("ssh_config").display(),
+                    setup.port
+                ),
+            ),
+            ("hv_state_dir", setup.path("state").display().to_string()),
+        ],
+    );
+    let out = setup
+        .hv()
+        .args(["exec", "-w", "far", "--", "true"])
+        .fails_with(1);
+    let refused = format!(
+        "ssh: connect to host 127.0.0.1 port {}: Connection refused",
+        setup.port
+    );
+    assert_summary(
+        &stderr(&out),
+        &[
+            // The jump's ssh writes on ssh's stderr, the host's stream.
+            format!("far: {refused}"),
+            format!("pysk-hv: far: unreachable: {refused}"),
+        ],
+        "1 host: 1 unreachable",
+        &["far"],
     );
 }
