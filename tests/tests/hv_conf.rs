@@ -330,7 +330,7 @@ fn a_directory_or_a_file_in_the_way_is_shown_by_diff_and_fails_apply_changing_no
          pysk-hv: h2:{r2}/etc/app/app.conf: {r2}/etc/app on the host is not a directory; \
          apply will not replace it\npysk-hv: h2: nothing was changed\n\
          pysk-hv: h1: exit 1\npysk-hv: h2: exit 1\n\
-         pysk-hv: 2 hosts: 2 exit; slowest: "
+         pysk-hv: 2 hosts: 2 exited non-zero; slowest: "
     );
     assert!(err.starts_with(&told) && err.lines().count() == 7, "{err}");
     let mut h1: Vec<String> = fs::read_dir(setup.root("h1").join("etc"))

@@ -970,13 +970,15 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_lo
     };
     let marker = format!("{}", 8_000_000 + std::process::id());
     let command = format!("echo started; sleep {marker}");
-    let child = hosts
+    let mut child = hosts
         .hv()
         .args(["exec", "-w", "hung", "--timeout", "1", "--", &command])
         .spawn();
     let started = Instant::now();
-    // The connection's own sshd processes stop: nothing reaches ssh any
-    // more, not even the command's end.
+    // Once the command's first line has come through (sshd may still
+    // hold it otherwise), the connection's own sshd processes stop:
+    // nothing reaches ssh any more, not even the command's end.
+    assert_eq!(first_line(&mut child), "hung: started\n");
     let mut commands = signal_sessions(&hosts, &marker, libc::SIGSTOP);
     let out = child.wait_with_output().expect("wait for pysk-hv");
     let waited = started.elapsed();
@@ -986,7 +988,7 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_lo
         waited >= Duration::from_secs(11) && waited < Duration::from_secs(20),
         "pysk-hv gave up after {waited:?}"
     );
-    assert_eq!(stdout(&out), "hung: started\n");
+    assert_eq!(stdout(&out), "");
     assert_summary(
         &stderr(&out),
         &["pysk-hv: hung: timed out, may still be running".to_owned()],
@@ -996,14 +998,15 @@ fn a_host_that_stops_answering_is_given_up_after_the_backstop_and_one_lost_is_lo
 
     // A connection lost after login is no class of the command's, and
     // not a host where it never ran: `--rerun unreachable` leaves it out.
-    let child = hosts
+    let mut child = hosts
         .hv()
         .args(["exec", "-w", "hung", "--", &command])
         .spawn();
+    assert_eq!(first_line(&mut child), "hung: started\n");
     commands.extend(signal_sessions(&hosts, &marker, libc::SIGKILL));
     let out = child.wait_with_output().expect("wait for pysk-hv");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "hung: started\n");
+    assert_eq!(stdout(&out), "");
     assert_summary(
         &stderr(&out),
         &[
@@ -1122,6 +1125,21 @@ fn signal_sessions(hosts: &Hosts, marker: &str, sig: i32) -> Vec<u32> {
         }
     }
     commands
+}
+
+/// The first line `child` writes on its stdout, read byte by byte so
+/// that the rest stays in the pipe for `wait_with_output`.
+fn first_line(child: &mut std::process::Child) -> String {
+    let stdout = child.stdout.as_mut().expect("stdout piped");
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while std::io::Read::read(stdout, &mut byte).expect("read stdout") == 1 {
+        line.push(byte[0]);
+        if byte[0] == b'\n' {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&line).into_owned()
 }
 
 /// The command name of process `pid` (empty when it is gone).
