@@ -127,7 +127,9 @@ pub fn is_broken_pipe(err: &(dyn StdError + 'static)) -> bool {
 /// An error is printed as `<tool>: <error>` on stderr and exits with its
 /// [`ToolError::exit_code`]; an error caused by a closed stdout pipe (the
 /// reader, say `head`, had enough) ends the run quietly with 0, as `cat`
-/// and ripgrep do.
+/// and ripgrep do. A stdout that was closed before the start (`>&-`) is
+/// never seen here: the Rust runtime opens `/dev/null` on a closed fd 0,
+/// 1 or 2 before `main`, so such a run behaves as with `>/dev/null`.
 pub fn run<E, F>(tool: &str, try_main: F) -> ExitCode
 where
     E: ToolError + 'static,

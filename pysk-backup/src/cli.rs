@@ -34,7 +34,10 @@ const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (exit::SOFTWARE, "internal error (please report it)"),
     (exit::CANTCREAT, "a file or directory cannot be written"),
-    (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
+    (
+        exit::IOERR,
+        "an I/O error (writing stdout failed, a disk error)",
+    ),
     (
         exit::TEMPFAIL,
         "another run holds the lock, or another program the engine's repository; nothing changed",

@@ -35,7 +35,10 @@ const EXIT_CODES: &[(u8, &str)] = &[
         exit::CANTCREAT,
         "the state directory, its lock file or a generated password's file cannot be written",
     ),
-    (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
+    (
+        exit::IOERR,
+        "an I/O error (writing stdout failed, a disk error)",
+    ),
     (
         exit::TEMPFAIL,
         "another run holds the lock; nothing changed",

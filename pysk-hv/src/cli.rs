@@ -44,7 +44,10 @@ const EXIT_CODES: &[(u8, &str)] = &[
         exit::CANTCREAT,
         "the state directory cannot be written, or a step of create failed (those before it undone)",
     ),
-    (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
+    (
+        exit::IOERR,
+        "an I/O error (writing stdout failed, a disk error)",
+    ),
     (
         exit::TEMPFAIL,
         "conf apply, create, mac: another run holds the lock (see --wait)",

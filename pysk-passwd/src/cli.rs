@@ -34,7 +34,10 @@ const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (exit::SOFTWARE, "internal error (please report it)"),
     (exit::CANTCREAT, "a file cannot be written"),
-    (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
+    (
+        exit::IOERR,
+        "an I/O error (writing stdout failed, a disk error)",
+    ),
     (
         exit::TEMPFAIL,
         "the account files are locked by another program; nothing written",

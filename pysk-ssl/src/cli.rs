@@ -37,7 +37,10 @@ const EXIT_CODES: &[(u8, &str)] = &[
         exit::CANTCREAT,
         "a file cannot be written, or csr would replace a pending key (--new-key)",
     ),
-    (exit::IOERR, "an I/O error (stdout closed, a disk error)"),
+    (
+        exit::IOERR,
+        "an I/O error (writing stdout failed, a disk error)",
+    ),
     (
         exit::TEMPFAIL,
         "another run holds the lock; nothing changed",
