@@ -112,10 +112,49 @@ impl Step {
     }
 }
 
-/// What taking back a failed run's work did, said once for both servers:
-/// the steps `undone` (dropped again) and those `left` (with why), for an
-/// admin to drop by hand.
-pub fn undo_note(undone: &[&str], left: &[String]) -> String {
+/// A failed run's error `e`, after the work of its first `done` steps is
+/// taken back: the undo steps of those (`undo[i]` takes `steps[i]` back)
+/// are run latest first by `drop`, each on its own, and what they took
+/// back (or could not, with why) is put into a server's message, else said
+/// as a warning. Both servers' runs end this way.
+pub fn take_back(
+    e: DbError,
+    undo: &[Option<Step>],
+    done: usize,
+    report: &Reporter,
+    mut drop: impl FnMut(&Step) -> Result<(), String>,
+) -> DbError {
+    let made: Vec<&Step> = undo.iter().take(done).flatten().rev().collect();
+    if made.is_empty() {
+        return e;
+    }
+    let (mut undone, mut left) = (Vec::new(), Vec::new());
+    for step in made {
+        match drop(step) {
+            Ok(()) => undone.push(step.what.as_str()),
+            Err(why) => left.push(format!("{} ({why})", step.what)),
+        }
+    }
+    let note = undo_note(&undone, &left);
+    match e {
+        DbError::Server { server, reason } => DbError::Server {
+            server,
+            reason: format!("{reason}; {note}"),
+        },
+        DbError::Unreachable { server, reason } => DbError::Unreachable {
+            server,
+            reason: format!("{reason}; {note}"),
+        },
+        other => {
+            report.warn(note);
+            other
+        }
+    }
+}
+
+/// What taking back a failed run's work did: the steps `undone` (dropped
+/// again) and those `left` (with why), for an admin to drop by hand.
+fn undo_note(undone: &[&str], left: &[String]) -> String {
     let mut note = Vec::new();
     if !undone.is_empty() {
         let verb = if undone.len() == 1 { "was" } else { "were" };

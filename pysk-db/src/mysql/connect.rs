@@ -156,32 +156,7 @@ pub fn undoable(
     let Err(e) = result else {
         return Ok(());
     };
-    let made: Vec<&Step> = undo.iter().take(done).flatten().rev().collect();
-    if made.is_empty() {
-        return Err(e);
-    }
-    let note = take_back(conn, &made);
-    Err(match e {
-        DbError::Server { server, reason } => DbError::Server {
-            server,
-            reason: format!("{reason}; {note}"),
-        },
-        other => {
-            report.warn(note);
-            other
-        }
-    })
-}
-
-/// Runs the undo steps `made` (latest first), each on its own; says what
-/// was taken back and what could not be.
-fn take_back(conn: &mut Conn, made: &[&Step]) -> String {
-    let (mut undone, mut left) = (Vec::new(), Vec::new());
-    for step in made {
-        match conn.query_drop(step.statement()) {
-            Ok(()) => undone.push(step.what.as_str()),
-            Err(e) => left.push(format!("{} ({})", step.what, why(&e))),
-        }
-    }
-    crate::plan::undo_note(&undone, &left)
+    Err(crate::plan::take_back(e, undo, done, report, |step| {
+        conn.query_drop(step.statement()).map_err(|e| why(&e))
+    }))
 }

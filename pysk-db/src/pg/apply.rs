@@ -38,25 +38,15 @@ pub fn undoable(
     let Err(e) = run(target, steps, &mut done, json, report) else {
         return Ok(());
     };
-    let made: Vec<&Step> = undo.iter().take(done).flatten().rev().collect();
-    if made.is_empty() {
-        return Err(e);
-    }
-    let note = take_back(target, &made);
-    Err(match e {
-        DbError::Server { server, reason } => DbError::Server {
-            server,
-            reason: format!("{reason}; {note}"),
-        },
-        DbError::Unreachable { server, reason } => DbError::Unreachable {
-            server,
-            reason: format!("{reason}; {note}"),
-        },
-        other => {
-            report.warn(note);
-            other
-        }
-    })
+    Err(crate::plan::take_back(e, undo, done, report, |step| {
+        connect::connect(target, in_database(step))
+            .and_then(|mut client| {
+                client
+                    .batch_execute(step.statement())
+                    .map_err(|e| server(target, &e))
+            })
+            .map_err(|e| e.to_string())
+    }))
 }
 
 /// Runs the steps unit by unit ([`units`]), a session per run of one
@@ -136,24 +126,6 @@ fn alone(step: &Step) -> bool {
 /// The database a step runs in.
 fn in_database(step: &Step) -> &str {
     step.database.as_deref().unwrap_or("postgres")
-}
-
-/// Runs the undo steps `made` (latest first), each on its own; says what
-/// was taken back and what could not be.
-fn take_back(target: &Target, made: &[&Step]) -> String {
-    let (mut undone, mut left) = (Vec::new(), Vec::new());
-    for step in made {
-        let result = connect::connect(target, in_database(step)).and_then(|mut client| {
-            client
-                .batch_execute(step.statement())
-                .map_err(|e| server(target, &e))
-        });
-        match result {
-            Ok(()) => undone.push(step.what.as_str()),
-            Err(e) => left.push(format!("{} ({e})", step.what)),
-        }
-    }
-    crate::plan::undo_note(&undone, &left)
 }
 
 /// A statement the server refused.
